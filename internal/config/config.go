@@ -1,0 +1,415 @@
+// Package config loads, defaults and validates pglmon's YAML configuration.
+// Every error names the file, line, column and field it is about.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"reflect"
+	"regexp"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	Nodes      []Node     `yaml:"nodes"`
+	Probe      Probe      `yaml:"probe"`
+	Thresholds Thresholds `yaml:"thresholds"`
+	HTTP       HTTP       `yaml:"http"`
+	Repair     Repair     `yaml:"repair"`
+	Log        Log        `yaml:"log"`
+
+	path      string
+	positions map[string]position
+}
+
+// Node is one PostgreSQL database pglmon talks to.
+type Node struct {
+	// Name labels the node in output, metrics and messages.
+	Name string `yaml:"name"`
+	// DSN is a libpq connection string (keyword/value or URL) without a password.
+	DSN string `yaml:"dsn"`
+	// Password, when set, says where the password comes from.
+	Password *PasswordSource `yaml:"password"`
+}
+
+// PasswordSource names where a password is read from at connection time.
+type PasswordSource struct {
+	Env  string `yaml:"env"`
+	File string `yaml:"file"`
+}
+
+// Probe sets how often and how long nodes are probed.
+type Probe struct {
+	Interval Duration `yaml:"interval"`
+	Timeout  Duration `yaml:"timeout"`
+}
+
+// Thresholds decide when a fact becomes a finding.
+type Thresholds struct {
+	DownGrace        Duration `yaml:"down_grace"`
+	LagBytes         ByteSize `yaml:"lag_bytes"`
+	RetainedWALBytes ByteSize `yaml:"retained_wal_bytes"`
+	TableSyncGrace   Duration `yaml:"table_sync_grace"`
+}
+
+// HTTP configures the daemon's HTTP server.
+type HTTP struct {
+	Listen string `yaml:"listen"`
+}
+
+// Repair configures remedies and their policy.
+type Repair struct {
+	AuditLog           string            `yaml:"audit_log"`
+	Policy             map[string]string `yaml:"policy"`
+	MaxAttemptsPerHour int               `yaml:"max_attempts_per_hour"`
+	// VerifyTimeout bounds the wait for `replicating` after a remedy.
+	VerifyTimeout Duration `yaml:"verify_timeout"`
+}
+
+// Log configures logging.
+type Log struct {
+	Level string `yaml:"level"`
+}
+
+// Policy values.
+const (
+	PolicyAuto    = "auto"
+	PolicyApprove = "approve"
+	PolicyOff     = "off"
+)
+
+// Remedies that have a policy.
+var Remedies = []string{"restart", "recreate-origin", "enable"}
+
+// DefaultListen is the daemon's default HTTP address (postgres_exporter has 9187).
+const DefaultListen = "127.0.0.1:9198"
+
+// Default returns a configuration with every default set.
+func Default() *Config {
+	return &Config{
+		Probe: Probe{Interval: Duration(10 * time.Second), Timeout: Duration(5 * time.Second)},
+		Thresholds: Thresholds{
+			DownGrace:        Duration(30 * time.Second),
+			LagBytes:         256 << 20,
+			RetainedWALBytes: 10 << 30,
+			TableSyncGrace:   Duration(30 * time.Minute),
+		},
+		HTTP: HTTP{Listen: DefaultListen},
+		Repair: Repair{
+			AuditLog:           "/var/lib/pglmon/audit.jsonl",
+			Policy:             map[string]string{"restart": PolicyAuto, "recreate-origin": PolicyAuto, "enable": PolicyApprove},
+			MaxAttemptsPerHour: 3,
+			VerifyTimeout:      Duration(60 * time.Second),
+		},
+		Log: Log{Level: "info"},
+	}
+}
+
+// Error is a configuration error at a place in a file.
+type Error struct {
+	File         string
+	Line, Column int
+	Field        string
+	Msg          string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d:%d", e.Line, e.Column)
+	}
+	if e.Field != "" {
+		b.WriteString(": " + e.Field)
+	}
+	b.WriteString(": " + e.Msg)
+	return b.String()
+}
+
+// Errors is every problem found in one file.
+type Errors []*Error
+
+func (es Errors) Error() string {
+	s := make([]string, len(es))
+	for i, e := range es {
+		s[i] = e.Error()
+	}
+	return strings.Join(s, "\n")
+}
+
+type position struct{ line, col int }
+
+// Load reads, decodes, defaults and validates a configuration file.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(path, b)
+}
+
+// Parse decodes and validates configuration text; path is used in errors.
+func Parse(path string, b []byte) (*Config, error) {
+	cfg := Default()
+	cfg.path = path
+	cfg.positions = map[string]position{}
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&root); err != nil {
+		if errors.Is(err, errEOF) || strings.Contains(err.Error(), "EOF") {
+			return nil, Errors{{File: path, Msg: "file is empty; at least one node is needed"}}
+		}
+		return nil, Errors{{File: path, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}}
+	}
+	doc := &root
+	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
+		doc = doc.Content[0]
+	}
+	var errs Errors
+	checkKeys(doc, reflect.TypeOf(*cfg), "", cfg.positions, path, &errs)
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	if err := doc.Decode(cfg); err != nil {
+		return nil, decodeErrors(path, err)
+	}
+	if errs := cfg.validate(); len(errs) > 0 {
+		return nil, errs
+	}
+	return cfg, nil
+}
+
+var errEOF = errors.New("EOF")
+
+// Path is the file the configuration came from.
+func (c *Config) Path() string { return c.path }
+
+// Node returns the node with that name.
+func (c *Config) Node(name string) (Node, bool) {
+	for _, n := range c.Nodes {
+		if n.Name == name {
+			return n, true
+		}
+	}
+	return Node{}, false
+}
+
+// checkKeys walks the YAML tree beside the Go type, recording where each
+// field is and reporting keys the type does not have.
+func checkKeys(n *yaml.Node, t reflect.Type, path string, pos map[string]position, file string, errs *Errors) {
+	if path != "" {
+		pos[path] = position{n.Line, n.Column}
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Implements(unmarshalerType) || reflect.PointerTo(t).Implements(unmarshalerType) {
+		return
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			if n.Tag == "!!null" {
+				return
+			}
+			*errs = append(*errs, &Error{file, n.Line, n.Column, path, "must be a mapping of keys to values"})
+			return
+		}
+		fields := map[string]reflect.Type{}
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if tag := strings.Split(f.Tag.Get("yaml"), ",")[0]; tag != "" && tag != "-" {
+				fields[tag] = f.Type
+			}
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			ft, ok := fields[k.Value]
+			child := join(path, k.Value)
+			if !ok {
+				*errs = append(*errs, &Error{file, k.Line, k.Column, child, "unknown key (see config.example.yaml for the keys pglmon knows)"})
+				continue
+			}
+			pos[child] = position{k.Line, k.Column}
+			checkKeys(v, ft, child, pos, file, errs)
+			pos[child] = position{v.Line, v.Column}
+		}
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			if n.Tag == "!!null" {
+				return
+			}
+			*errs = append(*errs, &Error{file, n.Line, n.Column, path, "must be a list"})
+			return
+		}
+		for i, item := range n.Content {
+			checkKeys(item, t.Elem(), fmt.Sprintf("%s[%d]", path, i), pos, file, errs)
+		}
+	case reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			*errs = append(*errs, &Error{file, n.Line, n.Column, path, "must be a mapping of keys to values"})
+			return
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			pos[join(path, n.Content[i].Value)] = position{n.Content[i+1].Line, n.Content[i+1].Column}
+		}
+	}
+}
+
+var unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+var lineRE = regexp.MustCompile(`^line (\d+): (.*)$`)
+
+// decodeErrors turns yaml.v3's errors into Errors with positions.
+func decodeErrors(file string, err error) error {
+	var ne *nodeError
+	if errors.As(err, &ne) {
+		return Errors{{File: file, Line: ne.node.Line, Column: ne.node.Column, Msg: ne.msg}}
+	}
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		var errs Errors
+		for _, m := range te.Errors {
+			e := &Error{File: file, Msg: m}
+			if sm := lineRE.FindStringSubmatch(m); sm != nil {
+				fmt.Sscan(sm[1], &e.Line)
+				e.Column = 1
+				e.Msg = sm[2]
+			}
+			errs = append(errs, e)
+		}
+		return errs
+	}
+	return Errors{{File: file, Msg: err.Error()}}
+}
+
+func (c *Config) errorAt(field, format string, args ...any) *Error {
+	p := c.positions[field]
+	return &Error{File: c.path, Line: p.line, Column: p.col, Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+
+func (c *Config) validate() Errors {
+	var errs Errors
+	add := func(e *Error) { errs = append(errs, e) }
+	if len(c.Nodes) == 0 {
+		add(c.errorAt("nodes", "at least one node is needed"))
+	}
+	seen := map[string]bool{}
+	for i, n := range c.Nodes {
+		f := fmt.Sprintf("nodes[%d]", i)
+		switch {
+		case n.Name == "":
+			add(c.errorAt(f, "name is required"))
+		case !nameRE.MatchString(n.Name):
+			add(c.errorAt(f+".name", "%q may hold only letters, digits, '_', '.' and '-'", n.Name))
+		case seen[n.Name]:
+			add(c.errorAt(f+".name", "node %q is defined twice", n.Name))
+		}
+		seen[n.Name] = true
+		if n.DSN == "" {
+			add(c.errorAt(f, "dsn is required"))
+		} else if DSNHasPassword(n.DSN) {
+			add(c.errorAt(f+".dsn", "the dsn holds a password; remove it and use `password: {env: NAME}` or `password: {file: PATH}`"))
+		}
+		if p := n.Password; p != nil {
+			set := 0
+			for _, v := range []string{p.Env, p.File} {
+				if v != "" {
+					set++
+				}
+			}
+			if set != 1 {
+				add(c.errorAt(f+".password", "set exactly one of env or file"))
+			}
+		}
+	}
+	if c.Probe.Interval.D() < 100*time.Millisecond {
+		add(c.errorAt("probe.interval", "must be at least 100ms"))
+	}
+	if c.Probe.Timeout.D() <= 0 {
+		add(c.errorAt("probe.timeout", "must be greater than zero"))
+	} else if c.Probe.Timeout.D() > c.Probe.Interval.D() {
+		add(c.errorAt("probe.timeout", "must not be longer than probe.interval (%s)", c.Probe.Interval.D()))
+	}
+	for remedy, p := range c.Repair.Policy {
+		if !contains(Remedies, remedy) {
+			add(c.errorAt("repair.policy."+remedy, "unknown remedy %q (known: %s)", remedy, strings.Join(Remedies, ", ")))
+		}
+		if p != PolicyAuto && p != PolicyApprove && p != PolicyOff {
+			add(c.errorAt("repair.policy."+remedy, "policy %q must be auto, approve or off", p))
+		}
+	}
+	if c.Repair.MaxAttemptsPerHour < 0 {
+		add(c.errorAt("repair.max_attempts_per_hour", "must not be negative"))
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		add(c.errorAt("log.level", "%q must be debug, info, warn or error", c.Log.Level))
+	}
+	return errs
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+var kvPasswordRE = regexp.MustCompile(`(^|\s)password\s*=`)
+
+// DSNHasPassword reports whether a libpq connection string carries a password.
+func DSNHasPassword(dsn string) bool {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return true // cannot tell: refuse rather than risk printing it
+		}
+		if _, ok := u.User.Password(); ok {
+			return true
+		}
+		return u.Query().Has("password")
+	}
+	return kvPasswordRE.MatchString(dsn)
+}
+
+// ResolvePassword reads the node's password from its source; "" when none is set.
+func (n Node) ResolvePassword() (Secret, error) {
+	if n.Password == nil {
+		return "", nil
+	}
+	switch {
+	case n.Password.Env != "":
+		v, ok := os.LookupEnv(n.Password.Env)
+		if !ok {
+			return "", fmt.Errorf("node %s: environment variable %s (password.env) is not set", n.Name, n.Password.Env)
+		}
+		return Secret(v), nil
+	case n.Password.File != "":
+		b, err := os.ReadFile(n.Password.File)
+		if err != nil {
+			return "", fmt.Errorf("node %s: read password.file: %w", n.Name, err)
+		}
+		return Secret(strings.TrimRight(string(b), "\r\n")), nil
+	}
+	return "", nil
+}

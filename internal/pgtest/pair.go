@@ -1,0 +1,313 @@
+package pgtest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Main runs a test package's tests and then destroys the clusters shared by
+// them. Use it from TestMain: os.Exit(pgtest.Main(m)).
+func Main(m *testing.M) int {
+	code := m.Run()
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	for _, c := range shared.clusters {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		if err := c.Destroy(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "pgtest:", err)
+		}
+		cancel()
+	}
+	return code
+}
+
+var shared struct {
+	mu       sync.Mutex
+	clusters []*Cluster
+	err      error
+}
+
+var dbCounter atomic.Int64
+
+// Shared returns two clusters shared by the whole test package (started on
+// first use, destroyed by Main). Tests isolate themselves by database.
+func Shared(t testing.TB) (provider, subscriber *Cluster) {
+	t.Helper()
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if shared.err != nil {
+		t.Fatal(shared.err)
+	}
+	if shared.clusters == nil {
+		for range 2 {
+			c, err := StartCluster(context.Background(), Options{})
+			if err != nil {
+				shared.err = err
+				t.Fatal(err)
+			}
+			shared.clusters = append(shared.clusters, c)
+		}
+	}
+	return shared.clusters[0], shared.clusters[1]
+}
+
+// NewCluster starts a cluster owned by one test and destroyed when it ends.
+func NewCluster(t testing.TB, opt Options) *Cluster {
+	t.Helper()
+	c, err := StartCluster(context.Background(), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := c.Destroy(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+	return c
+}
+
+// DB is one database on one cluster.
+type DB struct {
+	Cluster *Cluster
+	Name    string
+}
+
+// DSN is the password-free connection string of the database.
+func (d DB) DSN() string { return d.Cluster.DSN(d.Name) }
+
+// Exec runs SQL in the database.
+func (d DB) Exec(ctx context.Context, sql string, args ...any) error {
+	if err := d.Cluster.Exec(ctx, d.Name, sql, args...); err != nil {
+		return fmt.Errorf("on %s: %s: %w", d.Name, firstLine(sql), err)
+	}
+	return nil
+}
+
+// QueryRow runs a query returning one row and scans it.
+func (d DB) QueryRow(ctx context.Context, sql string, dest []any, args ...any) error {
+	conn, err := d.Cluster.Connect(ctx, d.Name)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	return conn.QueryRow(ctx, sql, args...).Scan(dest...)
+}
+
+// Pair is a provider database and a subscriber database replicating with
+// pglogical, set up as the AWS guide does.
+type Pair struct {
+	Provider, Subscriber         DB
+	ProviderNode, SubscriberNode string
+	Subscriptions                []string // subscription names, one per table
+	Tables                       []string
+}
+
+// PairOptions shape a pair.
+type PairOptions struct {
+	// Subscriptions is how many subscriptions (each with its own replication
+	// set and table) to create; 1 when zero.
+	Subscriptions int
+	// Rows inserted into each table before subscribing.
+	Rows int
+	// Clusters to use; the package's shared clusters when nil.
+	Provider, Subscriber *Cluster
+}
+
+// NewPair creates fresh databases on the shared clusters (or the given ones),
+// replicating, and waits until every subscription is replicating.
+func NewPair(t testing.TB, opt PairOptions) *Pair {
+	t.Helper()
+	if opt.Provider == nil {
+		opt.Provider, opt.Subscriber = Shared(t)
+	}
+	p, err := SetupPair(context.Background(), opt, fmt.Sprintf("t%d_%d", os.Getpid(), dbCounter.Add(1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// SetupPair creates database db on both clusters and replicates one table per
+// subscription from the provider to the subscriber.
+func SetupPair(ctx context.Context, opt PairOptions, db string) (*Pair, error) {
+	n := max(opt.Subscriptions, 1)
+	p := &Pair{
+		Provider:       DB{opt.Provider, db},
+		Subscriber:     DB{opt.Subscriber, db},
+		ProviderNode:   "provider_" + db,
+		SubscriberNode: "subscriber_" + db,
+	}
+	for _, d := range []DB{p.Provider, p.Subscriber} {
+		if err := d.Cluster.Exec(ctx, "postgres", "CREATE DATABASE "+pgx.Identifier{db}.Sanitize()); err != nil {
+			return nil, fmt.Errorf("create database %s on port %d: %w", db, d.Cluster.Port, err)
+		}
+		if err := d.Exec(ctx, "CREATE EXTENSION pglogical"); err != nil {
+			return nil, err
+		}
+	}
+	if err := p.Provider.Exec(ctx, "SELECT pglogical.create_node(node_name := $1, dsn := $2)", p.ProviderNode, p.Provider.DSN()); err != nil {
+		return nil, err
+	}
+	if err := p.Subscriber.Exec(ctx, "SELECT pglogical.create_node(node_name := $1, dsn := $2)", p.SubscriberNode, p.Subscriber.DSN()); err != nil {
+		return nil, err
+	}
+	for i := range n {
+		table := fmt.Sprintf("items_%d", i)
+		set := fmt.Sprintf("set_%d", i)
+		sub := fmt.Sprintf("sub_%d", i)
+		ddl := fmt.Sprintf("CREATE TABLE %s (id bigint PRIMARY KEY, val text, n int)", table)
+		for _, d := range []DB{p.Provider, p.Subscriber} {
+			if err := d.Exec(ctx, ddl); err != nil {
+				return nil, err
+			}
+		}
+		if opt.Rows > 0 {
+			if err := p.Provider.Exec(ctx, fmt.Sprintf("INSERT INTO %s SELECT g, md5(g::text), g %% 100 FROM generate_series(1, $1) g", table), opt.Rows); err != nil {
+				return nil, err
+			}
+		}
+		if err := p.Provider.Exec(ctx, "SELECT pglogical.create_replication_set($1)", set); err != nil {
+			return nil, err
+		}
+		if err := p.Provider.Exec(ctx, "SELECT pglogical.replication_set_add_table($1, $2::regclass, true, NULL, NULL)", set, table); err != nil {
+			return nil, err
+		}
+		if err := p.Subscriber.Exec(ctx, `SELECT pglogical.create_subscription(subscription_name := $1, provider_dsn := $2,
+			replication_sets := ARRAY[$3], synchronize_data := true, forward_origins := '{}')`, sub, p.Provider.DSN(), set); err != nil {
+			return nil, err
+		}
+		p.Subscriptions = append(p.Subscriptions, sub)
+		p.Tables = append(p.Tables, table)
+	}
+	for _, sub := range p.Subscriptions {
+		if err := p.WaitStatus(ctx, sub, "replicating", 60*time.Second); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// Sub is the first subscription's name.
+func (p *Pair) Sub() string { return p.Subscriptions[0] }
+
+// Status returns a subscription's status from show_subscription_status().
+func (p *Pair) Status(ctx context.Context, sub string) (string, error) {
+	var status string
+	err := p.Subscriber.QueryRow(ctx, "SELECT status FROM pglogical.show_subscription_status($1)", []any{&status}, sub)
+	return status, err
+}
+
+// WaitStatus polls until the subscription's status is want, or fails at the deadline.
+func (p *Pair) WaitStatus(ctx context.Context, sub, want string, timeout time.Duration) error {
+	var last string
+	var lastErr error
+	err := Poll(ctx, timeout, func() bool {
+		last, lastErr = p.Status(ctx, sub)
+		return lastErr == nil && last == want
+	})
+	if err != nil {
+		return fmt.Errorf("subscription %s on %s: status %q (error %v), want %q after %s", sub, p.Subscriber.Name, last, lastErr, want, timeout)
+	}
+	return nil
+}
+
+// SlotName is the provider slot of a subscription, read from the catalog.
+func (p *Pair) SlotName(ctx context.Context, sub string) (string, error) {
+	var slot string
+	err := p.Subscriber.QueryRow(ctx, "SELECT sub_slot_name FROM pglogical.subscription WHERE sub_name = $1", []any{&slot}, sub)
+	return slot, err
+}
+
+// LoseOrigin drops the subscription's replication origin the way a major
+// version upgrade loses it.
+func (p *Pair) LoseOrigin(ctx context.Context, sub string) error {
+	slot, err := p.SlotName(ctx, sub)
+	if err != nil {
+		return err
+	}
+	if err := p.Subscriber.Exec(ctx, "SELECT pglogical.alter_subscription_disable($1, true)", sub); err != nil {
+		return err
+	}
+	if err := p.Subscriber.Exec(ctx, "SELECT pg_replication_origin_drop($1)", slot); err != nil {
+		return err
+	}
+	return p.Subscriber.Exec(ctx, "SELECT pglogical.alter_subscription_enable($1, true)", sub)
+}
+
+// DropSlot drops the subscription's slot on the provider (changes are lost).
+func (p *Pair) DropSlot(ctx context.Context, sub string) error {
+	slot, err := p.SlotName(ctx, sub)
+	if err != nil {
+		return err
+	}
+	if err := p.Subscriber.Exec(ctx, "SELECT pglogical.alter_subscription_disable($1, true)", sub); err != nil {
+		return err
+	}
+	// The walsender may take a moment to release the slot.
+	var dropErr error
+	if err := Poll(ctx, 30*time.Second, func() bool {
+		dropErr = p.Provider.Exec(ctx, "SELECT pg_drop_replication_slot($1)", slot)
+		return dropErr == nil
+	}); err != nil {
+		return fmt.Errorf("drop slot %s: %w", slot, dropErr)
+	}
+	return p.Subscriber.Exec(ctx, "SELECT pglogical.alter_subscription_enable($1, true)", sub)
+}
+
+// KillWalsender terminates the walsender serving the subscription's slot.
+func (p *Pair) KillWalsender(ctx context.Context, sub string) error {
+	slot, err := p.SlotName(ctx, sub)
+	if err != nil {
+		return err
+	}
+	var killed bool
+	if err := p.Provider.QueryRow(ctx, `SELECT coalesce(bool_or(pg_terminate_backend(active_pid)), false)
+		FROM pg_replication_slots WHERE slot_name = $1 AND active`, []any{&killed}, slot); err != nil {
+		return err
+	}
+	if !killed {
+		return fmt.Errorf("no active walsender for slot %s", slot)
+	}
+	return nil
+}
+
+// Disable disables the subscription.
+func (p *Pair) Disable(ctx context.Context, sub string) error {
+	return p.Subscriber.Exec(ctx, "SELECT pglogical.alter_subscription_disable($1, true)", sub)
+}
+
+// Poll calls cond until it returns true or timeout passes.
+func Poll(ctx context.Context, timeout time.Duration, cond func() bool) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if cond() {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("condition not met within %s", timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}

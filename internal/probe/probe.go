@@ -1,0 +1,269 @@
+package probe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pglmon/pglmon/internal/config"
+)
+
+// Prober probes one node, keeping one connection open between cycles.
+// It is not safe for concurrent use; ProbeAll runs one goroutine per Prober.
+type Prober struct {
+	node    config.Node
+	timeout time.Duration
+	connect ConnectFunc
+
+	conn         *pgx.Conn
+	hasPglogical bool
+	writes       atomic.Int64
+	lastWrites   int64
+}
+
+// ConnectFunc opens a connection with the prepared configuration; tests and
+// the credentials layer may replace it.
+type ConnectFunc func(ctx context.Context, cfg *pgx.ConnConfig) (*pgx.Conn, error)
+
+// NewProber returns a prober for node; timeout bounds each cycle and is also
+// the server-side statement_timeout.
+func NewProber(node config.Node, timeout time.Duration) *Prober {
+	return &Prober{node: node, timeout: timeout, connect: pgx.ConnectConfig}
+}
+
+// Node is the name of the probed node.
+func (p *Prober) Node() string { return p.node.Name }
+
+// RoundTrips is how many times the last Probe wrote to the network: with
+// pipelining each write is followed by one wait for the server.
+func (p *Prober) RoundTrips() int64 { return p.lastWrites }
+
+// Close closes the connection.
+func (p *Prober) Close(ctx context.Context) {
+	if p.conn != nil {
+		_ = p.conn.Close(ctx)
+		p.conn = nil
+	}
+}
+
+// Probe gathers one snapshot. A node that cannot be reached gives a snapshot
+// with Err set; the error never holds a password.
+func (p *Prober) Probe(ctx context.Context) Snapshot {
+	start := time.Now()
+	snap := Snapshot{Node: p.node.Name, Time: start}
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	before := p.writes.Load()
+	err := p.probe(ctx, &snap)
+	if err != nil && p.conn != nil && isMissingPglogical(err) && p.hasPglogical {
+		// The extension was dropped since the last cycle: ask again without it.
+		p.hasPglogical = false
+		snap = Snapshot{Node: p.node.Name, Time: start}
+		err = p.probe(ctx, &snap)
+	}
+	p.lastWrites = p.writes.Load() - before
+	if err != nil {
+		p.Close(context.Background())
+		snap = Snapshot{Node: p.node.Name, Time: start, Err: p.redact(ctx, err)}
+	}
+	snap.Duration = time.Since(start)
+	return snap
+}
+
+func (p *Prober) probe(ctx context.Context, snap *Snapshot) error {
+	if p.conn == nil {
+		if err := p.dial(ctx); err != nil {
+			return err
+		}
+	}
+	b := &pgx.Batch{}
+	var curLSN, version string
+	b.Queue(metaQuery).QueryRow(func(row pgx.Row) error {
+		return row.Scan(&snap.ServerVersion, &snap.Database, &snap.InRecovery, &curLSN, &version)
+	})
+	b.Queue(slotsQuery).Query(func(rows pgx.Rows) error {
+		var err error
+		snap.Slots, err = scanSlots(rows)
+		return err
+	})
+	if p.hasPglogical {
+		b.Queue(pglogicalNodeQuery).QueryRow(func(row pgx.Row) error { return row.Scan(&snap.LocalNode) })
+		b.Queue(subscriptionsQuery).Query(func(rows pgx.Rows) error {
+			var err error
+			snap.Subscriptions, err = scanSubscriptions(rows)
+			return err
+		})
+		b.Queue(tableSyncQuery).Query(func(rows pgx.Rows) error {
+			var err error
+			snap.TableSync, err = scanTableSync(rows)
+			return err
+		})
+	}
+	if err := p.conn.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("probe %s: %w", p.node.Name, err)
+	}
+	snap.CurrentLSN, _ = ParseLSN(curLSN)
+	snap.PglogicalVersion = version
+	if (version != "") != p.hasPglogical {
+		// Installed or removed since the connection was opened: the next
+		// cycle asks the right questions; this one reports what it has.
+		p.hasPglogical = version != ""
+		if p.hasPglogical {
+			return p.probe(ctx, snap)
+		}
+	}
+	return nil
+}
+
+func (p *Prober) dial(ctx context.Context) error {
+	cfg, err := p.connConfig()
+	if err != nil {
+		return err
+	}
+	conn, err := p.connect(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("connect to %s: %w", p.node.Name, err)
+	}
+	p.conn = conn
+	// Learn whether pglogical is installed; later cycles learn it from the batch.
+	var version string
+	if err := conn.QueryRow(ctx, "SELECT coalesce((SELECT extversion FROM pg_extension WHERE extname = 'pglogical'), '')").Scan(&version); err != nil {
+		return fmt.Errorf("probe %s: %w", p.node.Name, err)
+	}
+	p.hasPglogical = version != ""
+	return nil
+}
+
+// ConnConfig parses the node's DSN and adds its password and pglmon's session settings.
+func ConnConfig(node config.Node, timeout time.Duration) (*pgx.ConnConfig, error) {
+	cfg, err := pgx.ParseConfig(node.DSN)
+	if err != nil {
+		// pgx errors may quote the connection string; say only which node.
+		return nil, fmt.Errorf("node %s: invalid dsn: %s", node.Name, dsnErrorReason(err))
+	}
+	pw, err := node.ResolvePassword()
+	if err != nil {
+		return nil, err
+	}
+	if pw != "" {
+		cfg.Password = pw.Reveal()
+	}
+	if cfg.RuntimeParams == nil {
+		cfg.RuntimeParams = map[string]string{}
+	}
+	if _, ok := cfg.RuntimeParams["application_name"]; !ok {
+		cfg.RuntimeParams["application_name"] = "pglmon"
+	}
+	ms := strconv.FormatInt(max(timeout.Milliseconds(), 1), 10)
+	cfg.RuntimeParams["statement_timeout"] = ms
+	cfg.RuntimeParams["lock_timeout"] = ms
+	cfg.RuntimeParams["idle_in_transaction_session_timeout"] = "60000"
+	if cfg.ConnectTimeout == 0 || cfg.ConnectTimeout > timeout {
+		cfg.ConnectTimeout = timeout
+	}
+	return cfg, nil
+}
+
+func (p *Prober) connConfig() (*pgx.ConnConfig, error) {
+	cfg, err := ConnConfig(p.node, p.timeout)
+	if err != nil {
+		return nil, err
+	}
+	dial := cfg.DialFunc
+	cfg.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &countingConn{Conn: c, writes: &p.writes}, nil
+	}
+	return cfg, nil
+}
+
+func dsnErrorReason(err error) string {
+	var pe *pgconn.ParseConfigError
+	if errors.As(err, &pe) && pe.Unwrap() != nil {
+		return pe.Unwrap().Error()
+	}
+	return "cannot parse connection string"
+}
+
+// redact removes the node's password from an error's text, whatever produced it.
+func (p *Prober) redact(_ context.Context, err error) error {
+	pw, _ := p.node.ResolvePassword()
+	return RedactError(err, pw)
+}
+
+// RedactError returns err with every occurrence of secret replaced.
+func RedactError(err error, secret config.Secret) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	if s := secret.Reveal(); s != "" && strings.Contains(msg, s) {
+		msg = strings.ReplaceAll(msg, s, "<secret>")
+		return errors.New(msg)
+	}
+	return err
+}
+
+// countingConn counts writes so a benchmark can report round trips.
+type countingConn struct {
+	net.Conn
+	writes *atomic.Int64
+}
+
+func (c *countingConn) Write(b []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(b)
+}
+
+func isMissingPglogical(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "42P01", "3F000", "42883": // undefined table, schema, function
+			return true
+		}
+	}
+	return false
+}
+
+// ProbeAll probes every node concurrently; a slow node never holds up the others.
+func ProbeAll(ctx context.Context, probers []*Prober) []Snapshot {
+	out := make([]Snapshot, len(probers))
+	var wg sync.WaitGroup
+	for i, p := range probers {
+		wg.Go(func() { out[i] = p.Probe(ctx) })
+	}
+	wg.Wait()
+	return out
+}
+
+// ParseLSN parses "16/B374D848"; "" is 0.
+func ParseLSN(s string) (LSN, error) {
+	if s == "" {
+		return 0, nil
+	}
+	hi, lo, ok := strings.Cut(s, "/")
+	if !ok {
+		return 0, fmt.Errorf("invalid LSN %q", s)
+	}
+	h, err := strconv.ParseUint(hi, 16, 32)
+	if err != nil {
+		return 0, fmt.Errorf("invalid LSN %q", s)
+	}
+	l, err := strconv.ParseUint(lo, 16, 32)
+	if err != nil {
+		return 0, fmt.Errorf("invalid LSN %q", s)
+	}
+	return LSN(h<<32 | l), nil
+}

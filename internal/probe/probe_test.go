@@ -1,0 +1,179 @@
+package probe
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pglmon/pglmon/internal/config"
+	"github.com/pglmon/pglmon/internal/pgtest"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+func nodes(p *pgtest.Pair) (provider, subscriber config.Node) {
+	return config.Node{Name: "prov", DSN: p.Provider.DSN()}, config.Node{Name: "sub", DSN: p.Subscriber.DSN()}
+}
+
+func TestProbeHealthyPair(t *testing.T) {
+	ctx := context.Background()
+	pair := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10})
+	pn, sn := nodes(pair)
+	probers := []*Prober{NewProber(pn, 5*time.Second), NewProber(sn, 5*time.Second)}
+	snaps := ProbeAll(ctx, probers)
+	prov, sub := snaps[0], snaps[1]
+	for _, s := range snaps {
+		if s.Err != nil {
+			t.Fatalf("%s: %v", s.Node, s.Err)
+		}
+		if s.ServerVersion < 150000 || s.ServerVersion >= 160000 {
+			t.Errorf("%s: server version %d, want 15.x", s.Node, s.ServerVersion)
+		}
+		if s.PglogicalVersion == "" {
+			t.Errorf("%s: pglogical version empty", s.Node)
+		}
+	}
+	if got, want := prov.LocalNode, pair.ProviderNode; got != want {
+		t.Errorf("provider local node: got %q, want %q", got, want)
+	}
+	if got, want := len(sub.Subscriptions), 1; got != want {
+		t.Fatalf("subscriptions: got %d, want %d", got, want)
+	}
+	s := sub.Subscriptions[0]
+	slotName, _ := pair.SlotName(ctx, pair.Sub())
+	if s.Name != pair.Sub() || s.Status != StatusReplicating || !s.Enabled || !s.OriginExists || !s.WorkerRunning ||
+		s.ProviderNode != pair.ProviderNode || s.SlotName != slotName || s.SyncStatus != "r" {
+		t.Errorf("subscription: got %+v", s)
+	}
+	if len(s.ReplicationSets) != 1 || s.ReplicationSets[0] != "set_0" {
+		t.Errorf("replication sets: got %v, want [set_0]", s.ReplicationSets)
+	}
+	if !strings.HasPrefix(s.SlotName, "pgl_") {
+		t.Errorf("slot name %q, want pgl_ prefix", s.SlotName)
+	}
+	slot, ok := prov.Slot(s.SlotName)
+	if !ok {
+		t.Fatalf("slot %s not found on provider; slots: %+v", s.SlotName, prov.Slots)
+	}
+	if !slot.Active || slot.ActivePID == 0 || slot.Plugin != "pglogical_output" || slot.Type != "logical" ||
+		slot.WALStatus != "reserved" || slot.Sender == nil || slot.Sender.ApplicationName != pair.Sub() {
+		t.Errorf("slot: got %+v (sender %+v)", slot, slot.Sender)
+	}
+	if slot.ConfirmedFlushLSN == 0 || slot.RetainedBytes < 0 {
+		t.Errorf("slot LSNs: got %+v", slot)
+	}
+	// The origin advances as changes are applied.
+	if err := pair.Provider.Exec(ctx, "INSERT INTO items_0 VALUES (1000, 'x', 1)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := pgtest.Poll(ctx, 20*time.Second, func() bool {
+		snap := probers[1].Probe(ctx)
+		return snap.Err == nil && len(snap.Subscriptions) == 1 && snap.Subscriptions[0].OriginRemoteLSN > 0
+	}); err != nil {
+		t.Fatal("origin remote_lsn never advanced:", err)
+	}
+}
+
+func TestProbeOriginLostAndTableSync(t *testing.T) {
+	ctx := context.Background()
+	pair := pgtest.NewPair(t, pgtest.PairOptions{})
+	_, sn := nodes(pair)
+	p := NewProber(sn, 5*time.Second)
+	if err := pair.LoseOrigin(ctx, pair.Sub()); err != nil {
+		t.Fatal(err)
+	}
+	if err := pgtest.Poll(ctx, 20*time.Second, func() bool {
+		snap := p.Probe(ctx)
+		return snap.Err == nil && !snap.Subscriptions[0].OriginExists && snap.Subscriptions[0].Status == StatusDown
+	}); err != nil {
+		t.Fatal("origin loss not seen:", err)
+	}
+}
+
+func TestProbeWithoutPglogical(t *testing.T) {
+	ctx := context.Background()
+	prov, _ := pgtest.Shared(t)
+	snap := NewProber(config.Node{Name: "plain", DSN: prov.DSN("postgres")}, 5*time.Second).Probe(ctx)
+	if snap.Err != nil {
+		t.Fatal(snap.Err)
+	}
+	if snap.PglogicalVersion != "" || snap.Subscriptions != nil {
+		t.Errorf("got pglogical facts on a database without it: %+v", snap)
+	}
+}
+
+func TestProbeUnreachableNodeWithinTimeout(t *testing.T) {
+	ctx := context.Background()
+	timeout := 500 * time.Millisecond
+	for _, tc := range []struct{ name, dsn string }{
+		{"closed port", "host=127.0.0.1 port=1 dbname=x user=postgres sslmode=disable"},
+		// A listener that never answers: the timeout, not the OS, must end it.
+		{"silent listener", "host=127.0.0.1 port=" + silentListener(t) + " dbname=x user=postgres sslmode=disable"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("PGLMON_TEST_SECRET_PW", "plantedSecret123")
+			node := config.Node{Name: "gone", DSN: tc.dsn, Password: &config.PasswordSource{Env: "PGLMON_TEST_SECRET_PW"}}
+			start := time.Now()
+			snap := NewProber(node, timeout).Probe(ctx)
+			if snap.Err == nil {
+				t.Fatal("got no error")
+			}
+			if el := time.Since(start); el > timeout+time.Second {
+				t.Errorf("took %s, want within timeout %s", el, timeout)
+			}
+			if strings.Contains(snap.Err.Error(), "plantedSecret123") {
+				t.Errorf("error leaks the password: %v", snap.Err)
+			}
+		})
+	}
+}
+
+func silentListener(t *testing.T) string {
+	l, err := netListen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l.Addr().String()[strings.LastIndexByte(l.Addr().String(), ':')+1:]
+}
+
+func TestParseLSN(t *testing.T) {
+	for in, want := range map[string]LSN{"0/0": 0, "16/B374D848": 0x16B374D848, "": 0} {
+		got, err := ParseLSN(in)
+		if err != nil || got != want {
+			t.Errorf("%q: got %v, %v, want %v", in, got, err, want)
+		}
+		if in != "" && got.String() != in {
+			t.Errorf("%q: String() = %q", in, got.String())
+		}
+	}
+	if _, err := ParseLSN("zz"); err == nil {
+		t.Error("want error for zz")
+	}
+}
+
+// BenchmarkProbeCycle probes a pair carrying 20 subscriptions: one cycle is
+// both nodes probed concurrently.
+func BenchmarkProbeCycle(b *testing.B) {
+	ctx := context.Background()
+	pair := pgtest.NewPair(b, pgtest.PairOptions{Subscriptions: 20})
+	pn, sn := nodes(pair)
+	probers := []*Prober{NewProber(pn, 5*time.Second), NewProber(sn, 5*time.Second)}
+	ProbeAll(ctx, probers) // connect and warm the statement cache
+	b.ReportAllocs()
+	b.ResetTimer()
+	var trips int64
+	for b.Loop() {
+		for _, s := range ProbeAll(ctx, probers) {
+			if s.Err != nil {
+				b.Fatal(s.Err)
+			}
+		}
+		trips += probers[0].RoundTrips() + probers[1].RoundTrips()
+	}
+	b.ReportMetric(float64(trips)/float64(b.N)/2, "roundtrips/node/cycle")
+	snap := probers[1].Probe(ctx)
+	b.ReportMetric(float64(len(snap.Subscriptions)), "subscriptions")
+}

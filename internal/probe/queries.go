@@ -1,0 +1,53 @@
+package probe
+
+// metaQuery identifies the server. pg_current_wal_lsn() fails on a standby.
+const metaQuery = `SELECT current_setting('server_version_num')::int,
+	current_database(),
+	pg_is_in_recovery(),
+	(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text,
+	coalesce((SELECT extversion FROM pg_extension WHERE extname = 'pglogical'), '')`
+
+// slotsQuery lists the slots of this database (and physical slots, which
+// retain WAL too) with the walsender streaming from each. Slots of other
+// databases belong to other nodes.
+const slotsQuery = `WITH cur AS (
+	SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END AS lsn)
+SELECT s.slot_name::text, coalesce(s.plugin::text, ''), s.slot_type, s.active, coalesce(s.active_pid, 0),
+	coalesce(s.restart_lsn::text, ''), coalesce(s.confirmed_flush_lsn::text, ''),
+	coalesce(s.wal_status, ''), s.safe_wal_size,
+	coalesce(pg_wal_lsn_diff(cur.lsn, s.restart_lsn), 0)::bigint,
+	coalesce(pg_wal_lsn_diff(cur.lsn, coalesce(r.flush_lsn, s.confirmed_flush_lsn)), 0)::bigint,
+	r.pid IS NOT NULL, coalesce(r.application_name, ''), coalesce(r.state, ''),
+	coalesce(r.sent_lsn::text, ''), coalesce(r.write_lsn::text, ''), coalesce(r.flush_lsn::text, ''), coalesce(r.replay_lsn::text, ''),
+	extract(epoch FROM r.write_lag)::float8, extract(epoch FROM r.flush_lag)::float8, extract(epoch FROM r.replay_lag)::float8
+FROM pg_replication_slots s
+CROSS JOIN cur
+LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid
+WHERE s.database IS NULL OR s.database = current_database()
+ORDER BY s.slot_name`
+
+// pglogicalNodeQuery reads the local pglogical node name (no row before create_node).
+const pglogicalNodeQuery = `SELECT coalesce((SELECT n.node_name FROM pglogical.local_node l
+	JOIN pglogical.node n ON n.node_id = l.node_id), '')`
+
+// subscriptionsQuery lists subscriptions with status, origin and worker.
+const subscriptionsQuery = `SELECT s.sub_name::text, s.sub_enabled, coalesce(st.status, ''),
+	coalesce(n.node_name::text, ''), s.sub_slot_name::text, coalesce(s.sub_replication_sets, '{}'),
+	o.roident IS NOT NULL, coalesce(os.remote_lsn::text, ''),
+	coalesce((SELECT ls.sync_status::text FROM pglogical.local_sync_status ls
+		WHERE ls.sync_subid = s.sub_id AND ls.sync_nspname IS NULL AND ls.sync_relname IS NULL LIMIT 1), ''),
+	EXISTS (SELECT 1 FROM pg_stat_activity a
+		WHERE a.backend_type = 'pglogical apply ' || (SELECT oid FROM pg_database WHERE datname = current_database()) || ':' || s.sub_id)
+FROM pglogical.subscription s
+LEFT JOIN pglogical.node n ON n.node_id = s.sub_origin
+LEFT JOIN pglogical.show_subscription_status() st ON st.subscription_name = s.sub_name
+LEFT JOIN pg_replication_origin o ON o.roname = s.sub_slot_name
+LEFT JOIN pg_replication_origin_status os ON os.local_id = o.roident
+ORDER BY s.sub_name`
+
+// tableSyncQuery lists the table-level sync rows that are not ready.
+const tableSyncQuery = `SELECT s.sub_name::text, ls.sync_nspname::text, ls.sync_relname::text, ls.sync_status::text
+FROM pglogical.local_sync_status ls
+JOIN pglogical.subscription s ON s.sub_id = ls.sync_subid
+WHERE ls.sync_relname IS NOT NULL AND ls.sync_status <> 'r'
+ORDER BY 1, 2, 3`

@@ -1,0 +1,60 @@
+package probe
+
+import (
+	"github.com/jackc/pgx/v5"
+)
+
+func scanSlots(rows pgx.Rows) ([]Slot, error) {
+	var out []Slot
+	for rows.Next() {
+		var s Slot
+		var restart, confirmed string
+		var hasSender bool
+		var snd Sender
+		var sent, write, flush, replay string
+		if err := rows.Scan(&s.Name, &s.Plugin, &s.Type, &s.Active, &s.ActivePID, &restart, &confirmed,
+			&s.WALStatus, &s.SafeWALSize, &s.RetainedBytes, &s.LagBytes,
+			&hasSender, &snd.ApplicationName, &snd.State, &sent, &write, &flush, &replay,
+			&snd.WriteLag, &snd.FlushLag, &snd.ReplayLag); err != nil {
+			return nil, err
+		}
+		s.RestartLSN, _ = ParseLSN(restart)
+		s.ConfirmedFlushLSN, _ = ParseLSN(confirmed)
+		if hasSender {
+			snd.SentLSN, _ = ParseLSN(sent)
+			snd.WriteLSN, _ = ParseLSN(write)
+			snd.FlushLSN, _ = ParseLSN(flush)
+			snd.ReplayLSN, _ = ParseLSN(replay)
+			s.Sender = &snd
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+func scanSubscriptions(rows pgx.Rows) ([]Subscription, error) {
+	var out []Subscription
+	for rows.Next() {
+		var s Subscription
+		var remote string
+		if err := rows.Scan(&s.Name, &s.Enabled, &s.Status, &s.ProviderNode, &s.SlotName, &s.ReplicationSets,
+			&s.OriginExists, &remote, &s.SyncStatus, &s.WorkerRunning); err != nil {
+			return nil, err
+		}
+		s.OriginRemoteLSN, _ = ParseLSN(remote)
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+func scanTableSync(rows pgx.Rows) ([]TableSync, error) {
+	var out []TableSync
+	for rows.Next() {
+		var t TableSync
+		if err := rows.Scan(&t.Subscription, &t.Schema, &t.Table, &t.Status); err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}

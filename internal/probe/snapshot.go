@@ -1,0 +1,118 @@
+// Package probe gathers the replication facts of one PostgreSQL node in one
+// network round trip per cycle: slots and walsenders as a provider;
+// subscriptions, origins and sync status as a pglogical subscriber.
+package probe
+
+import (
+	"fmt"
+	"time"
+)
+
+// LSN is a PostgreSQL WAL position.
+type LSN uint64
+
+// String formats the LSN as PostgreSQL does (16/B374D848).
+func (l LSN) String() string { return fmt.Sprintf("%X/%X", uint32(l>>32), uint32(l)) }
+
+// Snapshot is everything one probe learned about one node.
+type Snapshot struct {
+	Node     string        `json:"node"`
+	Time     time.Time     `json:"time"`
+	Duration time.Duration `json:"duration_ns"`
+	// Err is set when the node could not be probed; it never holds a password.
+	Err error `json:"-"`
+
+	ServerVersion    int    `json:"server_version"`
+	Database         string `json:"database"`
+	InRecovery       bool   `json:"in_recovery"`
+	PglogicalVersion string `json:"pglogical_version,omitempty"` // "" when not installed
+	LocalNode        string `json:"local_node,omitempty"`        // pglogical node name
+	CurrentLSN       LSN    `json:"current_lsn"`
+
+	Slots         []Slot         `json:"slots"`
+	Subscriptions []Subscription `json:"subscriptions"`
+	// TableSync holds the table-level sync rows that are not ready.
+	TableSync []TableSync `json:"table_sync"`
+}
+
+// Up reports whether the node answered.
+func (s *Snapshot) Up() bool { return s.Err == nil }
+
+// Slot finds a replication slot by name.
+func (s *Snapshot) Slot(name string) (Slot, bool) {
+	for _, sl := range s.Slots {
+		if sl.Name == name {
+			return sl, true
+		}
+	}
+	return Slot{}, false
+}
+
+// Slot is one replication slot of the node's database (or a physical slot).
+type Slot struct {
+	Name              string `json:"name"`
+	Plugin            string `json:"plugin"`
+	Type              string `json:"type"`
+	Active            bool   `json:"active"`
+	ActivePID         int    `json:"active_pid,omitempty"`
+	RestartLSN        LSN    `json:"restart_lsn"`
+	ConfirmedFlushLSN LSN    `json:"confirmed_flush_lsn"`
+	// WALStatus is reserved, extended, unreserved or lost.
+	WALStatus string `json:"wal_status"`
+	// SafeWALSize is nil when max_slot_wal_keep_size is unlimited.
+	SafeWALSize   *int64 `json:"safe_wal_size,omitempty"`
+	RetainedBytes int64  `json:"retained_bytes"`
+	// LagBytes is current WAL minus what the consumer confirmed flushed.
+	LagBytes int64 `json:"lag_bytes"`
+	// Sender is the walsender streaming from the slot, when one is.
+	Sender *Sender `json:"sender,omitempty"`
+}
+
+// Sender is the pg_stat_replication row of a walsender.
+type Sender struct {
+	ApplicationName string   `json:"application_name"`
+	State           string   `json:"state"`
+	SentLSN         LSN      `json:"sent_lsn"`
+	WriteLSN        LSN      `json:"write_lsn"`
+	FlushLSN        LSN      `json:"flush_lsn"`
+	ReplayLSN       LSN      `json:"replay_lsn"`
+	WriteLag        *float64 `json:"write_lag_seconds,omitempty"`
+	FlushLag        *float64 `json:"flush_lag_seconds,omitempty"`
+	ReplayLag       *float64 `json:"replay_lag_seconds,omitempty"`
+}
+
+// Subscription is one pglogical subscription on a subscriber node.
+type Subscription struct {
+	Name    string `json:"name"`
+	Enabled bool   `json:"enabled"`
+	// Status is replicating, initializing, unknown, disabled or down.
+	Status          string   `json:"status"`
+	ProviderNode    string   `json:"provider_node"`
+	SlotName        string   `json:"slot_name"`
+	ReplicationSets []string `json:"replication_sets"`
+	OriginExists    bool     `json:"origin_exists"`
+	OriginRemoteLSN LSN      `json:"origin_remote_lsn"`
+	// SyncStatus is the subscription-level local_sync_status (i, s, d, c, w, u, y, r), "" when absent.
+	SyncStatus    string `json:"sync_status"`
+	WorkerRunning bool   `json:"worker_running"`
+}
+
+// TableSync is a table of a subscription whose sync is not ready.
+type TableSync struct {
+	Subscription string `json:"subscription"`
+	Schema       string `json:"schema"`
+	Table        string `json:"table"`
+	Status       string `json:"status"`
+}
+
+// Subscription statuses reported by pglogical.show_subscription_status().
+const (
+	StatusReplicating  = "replicating"
+	StatusInitializing = "initializing"
+	StatusUnknown      = "unknown"
+	StatusDisabled     = "disabled"
+	StatusDown         = "down"
+)
+
+// Statuses lists every status pglogical reports.
+var Statuses = []string{StatusReplicating, StatusInitializing, StatusUnknown, StatusDisabled, StatusDown}
