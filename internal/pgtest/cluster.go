@@ -247,7 +247,9 @@ func serverCredential() (*syscall.Credential, error) {
 // it, so test binaries running in parallel never pick the same port.
 func reservePort() (int, *os.File, error) {
 	for range 200 {
-		port := 20000 + rand.IntN(20000)
+		// Below the kernel's ephemeral range (32768+), where outgoing connections
+		// can hold a port that looked free.
+		port := 20000 + rand.IntN(12000)
 		f, err := os.OpenFile(filepath.Join(BaseDir, fmt.Sprintf("port-%d.lock", port)), os.O_CREATE|os.O_RDWR, 0o600)
 		if err != nil {
 			return 0, nil, fmt.Errorf("create port lock: %w", err)
@@ -294,4 +296,13 @@ func tail(s string, n int) string {
 		return s[len(s)-n:]
 	}
 	return s
+}
+
+// Existing returns the cluster kept in dir (created with Options.Dir) without
+// starting it.
+func Existing(dir string, port int) (*Cluster, error) {
+	c := &Cluster{Host: "127.0.0.1", root: dir, Dir: filepath.Join(dir, "data"), Port: port}
+	var err error
+	c.cred, err = serverCredential()
+	return c, err
 }

@@ -1,0 +1,199 @@
+// Command pglmon-demo runs two local PostgreSQL 15 clusters with pglogical
+// replicating a table, as the AWS guide sets them up, and breaks them on
+// request, so pglmon can be seen at work.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/pglmon/pglmon/internal/pgtest"
+)
+
+const (
+	providerPort   = 15432
+	subscriberPort = 15433
+	db             = "labdb"
+)
+
+var dir = filepath.Join(os.TempDir(), "pglmon-demo")
+
+const usage = `Usage: pglmon-demo COMMAND
+
+  up                start both clusters and replicate (re-creates them)
+  down              stop both clusters and remove their files
+  config            print the path of the demo's pglmon config
+  break origin      lose the replication origin (as a major-version upgrade does)
+  break slot        drop the provider's slot (changes are lost: needs a person)
+  break disable     disable the subscription
+  break walsender   kill the walsender on the provider
+  break provider    stop the provider for 10 s, then start it again
+  insert N          insert N rows on the provider
+  count             row counts on both sides
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "pglmon-demo:", err)
+		os.Exit(1)
+	}
+}
+
+func clusters() (*pgtest.Cluster, *pgtest.Cluster, error) {
+	p, err := pgtest.Existing(filepath.Join(dir, "provider"), providerPort)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := pgtest.Existing(filepath.Join(dir, "subscriber"), subscriberPort)
+	return p, s, err
+}
+
+func pair() (*pgtest.Pair, error) {
+	p, s, err := clusters()
+	if err != nil {
+		return nil, err
+	}
+	return &pgtest.Pair{Provider: pgtest.DB{Cluster: p, Name: db}, Subscriber: pgtest.DB{Cluster: s, Name: db},
+		Subscriptions: []string{"sub_0"}, Tables: []string{"items_0"}}, nil
+}
+
+func run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		return errors.New("no command")
+	}
+	switch args[0] {
+	case "up":
+		return up(ctx)
+	case "down":
+		return down(ctx)
+	case "config":
+		fmt.Println(filepath.Join(dir, "pglmon.yaml"))
+		return nil
+	case "break":
+		if len(args) != 2 {
+			return errors.New("break what? origin, slot, disable, walsender or provider")
+		}
+		return breakIt(ctx, args[1])
+	case "insert":
+		n := 100
+		if len(args) > 1 {
+			fmt.Sscan(args[1], &n)
+		}
+		p, err := pair()
+		if err != nil {
+			return err
+		}
+		return p.Provider.Exec(ctx, `INSERT INTO items_0
+			SELECT m + g, md5(g::text), g % 100 FROM (SELECT coalesce(max(id), 0) AS m FROM items_0) x, generate_series(1, $1) g`, n)
+	case "count":
+		p, err := pair()
+		if err != nil {
+			return err
+		}
+		for _, d := range []pgtest.DB{p.Provider, p.Subscriber} {
+			var n int64
+			if err := d.QueryRow(ctx, "SELECT count(*) FROM items_0", []any{&n}); err != nil {
+				return err
+			}
+			fmt.Printf("port %d: %d rows\n", d.Cluster.Port, n)
+		}
+		return nil
+	}
+	fmt.Fprint(os.Stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func up(ctx context.Context) error {
+	_ = down(ctx)
+	if err := pgtest.CheckInstalled(); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	prov, err := pgtest.StartCluster(ctx, pgtest.Options{Dir: filepath.Join(dir, "provider"), Port: providerPort})
+	if err != nil {
+		return err
+	}
+	sub, err := pgtest.StartCluster(ctx, pgtest.Options{Dir: filepath.Join(dir, "subscriber"), Port: subscriberPort})
+	if err != nil {
+		return err
+	}
+	p, err := pgtest.SetupPair(ctx, pgtest.PairOptions{Provider: prov, Subscriber: sub, Rows: 5000}, db)
+	if err != nil {
+		return err
+	}
+	cfg := fmt.Sprintf(`# pglmon demo: two local clusters, pglogical replicating items_0.
+nodes:
+  - name: provider
+    dsn: %q
+  - name: subscriber
+    dsn: %q
+probe:
+  interval: 1s
+  timeout: 1s
+thresholds:
+  down_grace: 10s
+http:
+  listen: "127.0.0.1:9198"
+repair:
+  audit_log: %s
+`, p.Provider.DSN(), p.Subscriber.DSN(), filepath.Join(dir, "audit.jsonl"))
+	if err := os.WriteFile(filepath.Join(dir, "pglmon.yaml"), []byte(cfg), 0o644); err != nil {
+		return err
+	}
+	fmt.Printf("provider   127.0.0.1:%d  psql -h 127.0.0.1 -p %d -U postgres %s\n", providerPort, providerPort, db)
+	fmt.Printf("subscriber 127.0.0.1:%d  psql -h 127.0.0.1 -p %d -U postgres %s\n", subscriberPort, subscriberPort, db)
+	fmt.Printf("subscription %s replicating table items_0 (5000 rows)\nconfig: %s\n", p.Sub(), filepath.Join(dir, "pglmon.yaml"))
+	return nil
+}
+
+func down(ctx context.Context) error {
+	p, s, err := clusters()
+	if err != nil {
+		return err
+	}
+	for _, c := range []*pgtest.Cluster{p, s} {
+		_ = c.Stop(ctx)
+	}
+	return os.RemoveAll(dir)
+}
+
+func breakIt(ctx context.Context, what string) error {
+	p, err := pair()
+	if err != nil {
+		return err
+	}
+	sub := p.Sub()
+	switch what {
+	case "origin":
+		return p.LoseOrigin(ctx, sub)
+	case "slot":
+		return p.DropSlot(ctx, sub)
+	case "disable":
+		return p.Disable(ctx, sub)
+	case "walsender":
+		return p.KillWalsender(ctx, sub)
+	case "provider":
+		if err := p.Provider.Cluster.Stop(ctx); err != nil {
+			return err
+		}
+		fmt.Println("provider stopped; starting it again in 10 s")
+		select {
+		case <-ctx.Done():
+		case <-time.After(10 * time.Second):
+		}
+		return p.Provider.Cluster.Start(context.WithoutCancel(ctx))
+	}
+	return fmt.Errorf("unknown breakage %q (origin, slot, disable, walsender, provider)", strings.TrimSpace(what))
+}

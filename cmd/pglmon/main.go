@@ -1,0 +1,183 @@
+// Command pglmon monitors, diagnoses and repairs pglogical replication.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/pglmon/pglmon/internal/config"
+)
+
+// Exit codes beyond the Nagios ones (0 ok, 1 warning, 2 critical, 3 unknown).
+const (
+	exitUsage    = 64 // EX_USAGE: bad command line
+	exitConfig   = 78 // EX_CONFIG: bad configuration file
+	exitSoftware = 70 // EX_SOFTWARE: anything else that stopped the command
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = ""
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// env is what a subcommand gets from the process.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+}
+
+type command struct {
+	name, summary string
+	run           func(ctx context.Context, e env, args []string) error
+}
+
+func commands() []command {
+	return []command{
+		{"status", "probe every node once and print the diagnosis (Nagios exit codes)", runStatus},
+		{"check-config", "validate a configuration file without connecting", runCheckConfig},
+		{"version", "print the version", runVersion},
+	}
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	e := env{stdin: stdin, stdout: stdout, stderr: stderr}
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stderr)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return exitCode(stderr, c.name, c.run(ctx, e, args[1:]))
+		}
+	}
+	fmt.Fprintf(stderr, "pglmon: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return exitUsage
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "Usage: pglmon COMMAND [flags]\n\nCommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-13s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun `pglmon COMMAND -h` for the flags of a command.")
+}
+
+// exitErr carries an exit code; a nil err with a code is a quiet exit.
+type exitErr struct {
+	code int
+	err  error
+}
+
+func (e *exitErr) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit %d", e.code)
+	}
+	return e.err.Error()
+}
+func (e *exitErr) Unwrap() error { return e.err }
+
+func usageError(format string, args ...any) error {
+	return &exitErr{exitUsage, fmt.Errorf(format, args...)}
+}
+
+func exitCode(stderr io.Writer, name string, err error) int {
+	if err == nil {
+		return 0
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	var ee *exitErr
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintf(stderr, "pglmon %s: %v\n", name, ee.err)
+		}
+		return ee.code
+	}
+	var ce config.Errors
+	if errors.As(err, &ce) {
+		fmt.Fprintln(stderr, ce.Error())
+		return exitConfig
+	}
+	fmt.Fprintf(stderr, "pglmon %s: %v\n", name, err)
+	return exitSoftware
+}
+
+// newFlags returns a flag set that reports errors as usage errors.
+func newFlags(name string, e env) *flag.FlagSet {
+	fs := flag.NewFlagSet("pglmon "+name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	return fs
+}
+
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return &exitErr{exitUsage, nil} // flag already printed the problem
+	}
+	if fs.NArg() > 0 {
+		return usageError("unexpected argument %q", fs.Arg(0))
+	}
+	return nil
+}
+
+func loadConfig(path string) (*config.Config, error) {
+	if path == "" {
+		return nil, usageError("--config FILE is required")
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		var ce config.Errors
+		if errors.As(err, &ce) {
+			return nil, err
+		}
+		return nil, &exitErr{exitConfig, err}
+	}
+	return cfg, nil
+}
+
+func runCheckConfig(ctx context.Context, e env, args []string) error {
+	fs := newFlags("check-config", e)
+	path := fs.String("config", "", "configuration file")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "%s: ok (%d nodes)\n", *path, len(cfg.Nodes))
+	return nil
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "devel"
+}
+
+func runVersion(ctx context.Context, e env, args []string) error {
+	fmt.Fprintln(e.stdout, "pglmon", buildVersion())
+	return nil
+}

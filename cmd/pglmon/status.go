@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/pglmon/pglmon/internal/config"
+	"github.com/pglmon/pglmon/internal/diagnose"
+	"github.com/pglmon/pglmon/internal/monitor"
+)
+
+func runStatus(ctx context.Context, e env, args []string) error {
+	fs := newFlags("status", e)
+	path := fs.String("config", "", "configuration file")
+	output := fs.String("output", "table", "table or json")
+	sub := fs.String("subscription", "", "only this subscription")
+	noWait := fs.Bool("no-wait", false, "report a `down` subscription at once instead of watching it for down_grace")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *output != "table" && *output != "json" {
+		return usageError("--output must be table or json, not %q", *output)
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	m := monitor.New(cfg)
+	defer m.Close(context.WithoutCancel(ctx))
+	r, err := observe(ctx, m, cfg, !*noWait)
+	if err != nil {
+		return err
+	}
+	if *sub != "" {
+		r = filterSubscription(r, *sub)
+		if len(r.Subscriptions) == 0 {
+			return &exitErr{3, fmt.Errorf("subscription %q not found on any reachable subscriber", *sub)}
+		}
+	}
+	if *output == "json" {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(r); err != nil {
+			return err
+		}
+	} else {
+		printTable(e.stdout, r)
+	}
+	return &exitErr{code: r.Health.ExitCode()}
+}
+
+// observe runs cycles until no subscription is in the `down` grace period: one
+// `down` sample may be pglogical's normal 5 s restart gap, not a failure.
+func observe(ctx context.Context, m *monitor.Monitor, cfg *config.Config, wait bool) (diagnose.Report, error) {
+	deadline := time.Now().Add(cfg.Thresholds.DownGrace.D() + cfg.Probe.Interval.D())
+	for {
+		r, _ := m.Cycle(ctx)
+		if !wait || !pendingDown(r) || time.Now().After(deadline) {
+			return r, nil
+		}
+		select {
+		case <-ctx.Done():
+			return r, ctx.Err()
+		case <-time.After(min(cfg.Probe.Interval.D(), time.Second)):
+		}
+	}
+}
+
+func pendingDown(r diagnose.Report) bool {
+	for _, s := range r.Subscriptions {
+		if _, ok := s.Finding(diagnose.CodeSubscriptionDown); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// filterSubscription keeps one subscription and the nodes it involves.
+func filterSubscription(r diagnose.Report, name string) diagnose.Report {
+	out := diagnose.Report{Time: r.Time, Health: diagnose.OK}
+	involved := map[string]bool{}
+	for _, s := range r.Subscriptions {
+		if s.Name == name {
+			out.Subscriptions = append(out.Subscriptions, s)
+			out.Health = diagnose.Worst(out.Health, s.Health)
+			involved[s.Subscriber], involved[s.Provider] = true, true
+		}
+	}
+	for _, n := range r.Nodes {
+		if involved[n.Name] {
+			out.Nodes = append(out.Nodes, n)
+			if !n.Up {
+				out.Health = diagnose.Worst(out.Health, diagnose.Critical)
+			}
+		}
+	}
+	return out
+}
+
+func printTable(w io.Writer, r diagnose.Report) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SUBSCRIPTION\tSUBSCRIBER -> PROVIDER\tSTATUS\tHEALTH\tLAG\tFINDINGS")
+	for _, s := range r.Subscriptions {
+		lag := "-"
+		if s.LagBytes != nil {
+			lag = config.FormatBytes(*s.LagBytes)
+		}
+		prov := s.Provider
+		if prov == "" {
+			prov = "?"
+		}
+		codes := make([]string, 0, len(s.Findings))
+		for _, f := range s.Findings {
+			c := f.Code
+			if f.Remedy != "" {
+				c += " (remedy: " + f.Remedy + ")"
+			} else if f.Human {
+				c += " (needs a person)"
+			}
+			codes = append(codes, c)
+		}
+		status := s.Status
+		if status == "" {
+			status = "?"
+		}
+		fmt.Fprintf(tw, "%s\t%s -> %s\t%s\t%s\t%s\t%s\n", s.Name, s.Subscriber, prov, status, s.Health, lag, strings.Join(codes, ", "))
+	}
+	tw.Flush()
+	var notes []string
+	for _, s := range r.Subscriptions {
+		for _, f := range s.Findings {
+			notes = append(notes, fmt.Sprintf("  [%s] %s: %s", f.Severity, f.Code, f.Message))
+		}
+	}
+	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, "NODE\tUP\tPGLOGICAL NODE\tERROR")
+	for _, n := range r.Nodes {
+		errText := n.Error
+		if errText == "" {
+			errText = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%t\t%s\t%s\n", n.Name, n.Up, orDash(n.PglogicalNode), errText)
+		for _, f := range n.Findings {
+			if f.Code != diagnose.CodeNodeUnreachable {
+				notes = append(notes, fmt.Sprintf("  [%s] %s: %s", f.Severity, f.Code, f.Message))
+			}
+		}
+	}
+	tw.Flush()
+	if len(notes) > 0 {
+		fmt.Fprintln(w, "\nFindings:")
+		fmt.Fprintln(w, strings.Join(notes, "\n"))
+	}
+	fmt.Fprintf(w, "\nOverall: %s\n", r.Health)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,292 @@
+package diagnose
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/pglmon/pglmon/internal/config"
+	"github.com/pglmon/pglmon/internal/probe"
+)
+
+// Input is everything a diagnosis looks at.
+type Input struct {
+	Now        time.Time
+	Thresholds config.Thresholds
+	// Snapshots holds one snapshot per configured node, in config order.
+	Snapshots []probe.Snapshot
+	History   *History
+}
+
+// Diagnose turns the latest snapshots into a report.
+func Diagnose(in Input) Report {
+	h := in.History
+	if h == nil {
+		h = NewHistory()
+	}
+	d := diagnosis{Input: in, h: h, byName: map[string]*probe.Snapshot{}}
+	for i := range in.Snapshots {
+		d.byName[in.Snapshots[i].Node] = &in.Snapshots[i]
+	}
+	r := Report{Time: in.Now, Health: OK}
+	for i := range in.Snapshots {
+		s := &in.Snapshots[i]
+		subs := s.Subscriptions
+		if !s.Up() {
+			subs = h.Known[s.Node]
+		}
+		for _, sub := range subs {
+			r.Subscriptions = append(r.Subscriptions, d.subscription(s, sub))
+		}
+	}
+	r.Nodes = d.nodes()
+	for _, s := range r.Subscriptions {
+		r.Health = Worst(r.Health, s.Health)
+	}
+	for _, n := range r.Nodes {
+		for _, f := range n.Findings {
+			r.Health = Worst(r.Health, f.Severity)
+		}
+	}
+	return r
+}
+
+type diagnosis struct {
+	Input
+	h      *History
+	byName map[string]*probe.Snapshot
+}
+
+// provider finds the configured node whose pglogical node name is name. When
+// none matches but some node is down, that node may be it: down is returned.
+func (d *diagnosis) provider(name string) (snap *probe.Snapshot, down []string) {
+	for i := range d.Snapshots {
+		s := &d.Snapshots[i]
+		local := s.LocalNode
+		if !s.Up() {
+			local = d.h.LocalNodes[s.Node]
+		}
+		if local == name && name != "" {
+			if !s.Up() {
+				return nil, []string{s.Node}
+			}
+			return s, nil
+		}
+	}
+	for i := range d.Snapshots {
+		s := &d.Snapshots[i]
+		if !s.Up() && d.h.LocalNodes[s.Node] == "" {
+			down = append(down, s.Node)
+		}
+	}
+	return nil, down
+}
+
+func (d *diagnosis) subscription(subscriber *probe.Snapshot, sub probe.Subscription) Subscription {
+	out := Subscription{
+		Name: sub.Name, Subscriber: subscriber.Node, ProviderNode: sub.ProviderNode,
+		Status: sub.Status, Enabled: sub.Enabled, SlotName: sub.SlotName, OriginExists: sub.OriginExists,
+		Findings: []Finding{},
+	}
+	add := func(f Finding) { out.Findings = append(out.Findings, f) }
+	if !subscriber.Up() {
+		out.Status = ""
+		add(Finding{Code: CodeNodeUnreachable, Severity: Unknown,
+			Message: fmt.Sprintf("subscriber %s cannot be reached: %v; the state of %s is unknown", subscriber.Node, subscriber.Err, sub.Name)})
+		out.Health = Unknown
+		return out
+	}
+	prov, downNodes := d.provider(sub.ProviderNode)
+	var slot probe.Slot
+	var slotFound bool
+	if prov != nil {
+		out.Provider = prov.Node
+		slot, slotFound = prov.Slot(sub.SlotName)
+		if slotFound {
+			lag, retained := slot.LagBytes, slot.RetainedBytes
+			out.LagBytes, out.RetainedWALBytes = &lag, &retained
+			if slot.Sender != nil && slot.Sender.ReplayLag != nil {
+				out.LagSeconds = slot.Sender.ReplayLag
+			}
+		}
+	} else if len(downNodes) == 1 {
+		out.Provider = downNodes[0]
+	}
+	key := subKey(subscriber.Node, sub.Name)
+	if t, ok := d.h.DownSince[key]; ok && sub.Status == probe.StatusDown {
+		out.DownSince = &t
+	}
+
+	switch {
+	case !sub.Enabled || sub.Status == probe.StatusDisabled:
+		add(Finding{Code: CodeSubscriptionDisabled, Severity: Warning, Remedy: RemedyEnable,
+			Message: fmt.Sprintf("subscription %s is disabled on %s; no changes are applied until it is enabled", sub.Name, subscriber.Node)})
+	case sub.Status == probe.StatusDown:
+		d.down(&out, subscriber, sub, prov, downNodes, slot, slotFound)
+	}
+	if prov == nil && len(downNodes) == 0 {
+		add(Finding{Code: CodeProviderNotConfigured, Severity: Warning,
+			Message: fmt.Sprintf("provider node %q of %s is not among the configured nodes; add it to check its slot, lag and retained WAL", sub.ProviderNode, sub.Name)})
+	}
+	if prov != nil && slotFound {
+		d.slotFindings(&out, prov, slot)
+	}
+	if sub.Status == probe.StatusInitializing || sub.Status == probe.StatusReplicating {
+		d.tableSync(&out, subscriber)
+	}
+	out.Health = OK
+	for _, f := range out.Findings {
+		out.Health = Worst(out.Health, f.Severity)
+	}
+	return out
+}
+
+var okSyncAtStart = map[string]bool{"i": true, "u": true, "r": true, "": true}
+
+// down explains a `down` subscription; the order is the order of certainty.
+func (d *diagnosis) down(out *Subscription, subscriber *probe.Snapshot, sub probe.Subscription, prov *probe.Snapshot, downNodes []string, slot probe.Slot, slotFound bool) {
+	add := func(f Finding) { out.Findings = append(out.Findings, f) }
+	if !okSyncAtStart[sub.SyncStatus] {
+		add(Finding{Code: CodeInitFailed, Severity: Critical, Human: true,
+			Message: fmt.Sprintf("subscription %s is down and its initial synchronisation stopped in a step that cannot resume (sync status %q); the subscription must be set up again", sub.Name, sub.SyncStatus)})
+		return
+	}
+	if prov == nil && len(downNodes) > 0 {
+		add(Finding{Code: CodeNodeUnreachable, Severity: Unknown,
+			Message: fmt.Sprintf("subscription %s is down and its provider (%s) cannot be reached by pglmon; its slot cannot be checked", sub.Name, strings.Join(downNodes, ", "))})
+		return
+	}
+	if prov != nil && !slotFound {
+		add(Finding{Code: CodeSlotMissing, Severity: Critical, Human: true,
+			Message: fmt.Sprintf("subscription %s is down: its slot %s does not exist on provider %s; changes made on the provider since it was dropped are lost to the subscriber (resynchronise the tables or re-create the subscription)", sub.Name, sub.SlotName, prov.Node)})
+		return
+	}
+	if slotFound && slot.WALStatus == "lost" {
+		return // slotFindings reports slot_wal_lost
+	}
+	if !sub.OriginExists {
+		evidence := "the provider's slot could not be checked"
+		remedy := ""
+		if slotFound {
+			evidence = fmt.Sprintf("provider slot %s exists (active=%t, wal_status %s, retaining %s)", slot.Name, slot.Active, slot.WALStatus, config.FormatBytes(slot.RetainedBytes))
+			remedy = RemedyRecreateOrigin
+		}
+		add(Finding{Code: CodeOriginMissing, Severity: Critical, Remedy: remedy,
+			Message: fmt.Sprintf("subscription %s is down: replication origin %s does not exist on %s (as after a major-version upgrade); %s", sub.Name, sub.SlotName, subscriber.Node, evidence)})
+		return
+	}
+	since := d.Now
+	if out.DownSince != nil {
+		since = *out.DownSince
+	}
+	dur := d.Now.Sub(since)
+	grace := d.Thresholds.DownGrace.D()
+	if dur < grace {
+		add(Finding{Code: CodeSubscriptionDown, Severity: Warning,
+			Message: fmt.Sprintf("subscription %s is down (for %s, under down_grace %s); pglogical restarts a crashed worker within about 5 s", sub.Name, dur.Round(time.Second), grace)})
+		return
+	}
+	remedy := ""
+	if slotFound {
+		remedy = RemedyRestart
+	}
+	add(Finding{Code: CodeStuckDown, Severity: Critical, Remedy: remedy,
+		Message: fmt.Sprintf("subscription %s has been down for %s (down_grace %s) with slot and origin present; pglogical backs off up to 180 s after a provider outage", sub.Name, dur.Round(time.Second), grace)})
+}
+
+func (d *diagnosis) slotFindings(out *Subscription, prov *probe.Snapshot, slot probe.Slot) {
+	add := func(f Finding) { out.Findings = append(out.Findings, f) }
+	if f, ok := d.walFinding(prov, slot); ok {
+		add(f)
+	}
+	if lim := int64(d.Thresholds.LagBytes); lim > 0 && slot.LagBytes > lim {
+		add(Finding{Code: CodeLagHigh, Severity: Warning,
+			Message: fmt.Sprintf("subscription %s lags %s behind provider %s (threshold %s)", out.Name, config.FormatBytes(slot.LagBytes), prov.Node, config.FormatBytes(lim))})
+	}
+}
+
+// walFinding reports a slot that retains too much WAL or has lost it.
+func (d *diagnosis) walFinding(prov *probe.Snapshot, slot probe.Slot) (Finding, bool) {
+	switch {
+	case slot.WALStatus == "lost":
+		return Finding{Code: CodeSlotWALLost, Severity: Critical, Human: true, Slot: slot.Name,
+			Message: fmt.Sprintf("slot %s on %s has lost WAL it needed (wal_status lost, max_slot_wal_keep_size exceeded); the subscription cannot continue and must be re-created or its tables resynchronised", slot.Name, prov.Node)}, true
+	case slot.WALStatus == "unreserved":
+		return Finding{Code: CodeWALRetainedHigh, Severity: Critical, Slot: slot.Name,
+			Message: fmt.Sprintf("slot %s on %s retains %s and is about to lose WAL (wal_status unreserved)", slot.Name, prov.Node, config.FormatBytes(slot.RetainedBytes))}, true
+	case slot.WALStatus == "extended" || (d.Thresholds.RetainedWALBytes > 0 && slot.RetainedBytes > int64(d.Thresholds.RetainedWALBytes)):
+		return Finding{Code: CodeWALRetainedHigh, Severity: Warning, Slot: slot.Name,
+			Message: fmt.Sprintf("slot %s on %s retains %s of WAL (threshold %s, wal_status %s)", slot.Name, prov.Node, config.FormatBytes(slot.RetainedBytes), d.Thresholds.RetainedWALBytes, slot.WALStatus)}, true
+	}
+	return Finding{}, false
+}
+
+func (d *diagnosis) tableSync(out *Subscription, subscriber *probe.Snapshot) {
+	grace := d.Thresholds.TableSyncGrace.D()
+	for _, t := range subscriber.TableSync {
+		if t.Subscription != out.Name {
+			continue
+		}
+		since, ok := d.h.NotReadySince[tableKey(subscriber.Node, t)]
+		if !ok {
+			since = d.Now
+		}
+		if dur := d.Now.Sub(since); dur >= grace {
+			out.Findings = append(out.Findings, Finding{Code: CodeTableSyncStalled, Severity: Warning, Human: true,
+				Message: fmt.Sprintf("table %s.%s of %s has not been ready for %s (sync status %q, table_sync_grace %s)", t.Schema, t.Table, out.Name, dur.Round(time.Second), t.Status, grace)})
+		}
+	}
+}
+
+var syncSlotRE = regexp.MustCompile(`^(.+)_[0-9a-f]{8}$`)
+
+func (d *diagnosis) nodes() []Node {
+	// Slots used by any subscription of any configured node. When a subscriber
+	// is down its last known subscriptions count, so its slots are not orphans.
+	used := map[string]bool{}
+	complete := true
+	for _, s := range d.Snapshots {
+		subs := s.Subscriptions
+		if !s.Up() {
+			subs = d.h.Known[s.Node]
+			if _, ok := d.h.Known[s.Node]; !ok {
+				complete = false
+			}
+		}
+		for _, sub := range subs {
+			used[sub.SlotName] = true
+		}
+	}
+	var out []Node
+	for _, s := range d.Snapshots {
+		n := Node{Name: s.Node, Up: s.Up(), PglogicalNode: s.LocalNode, ServerVersion: s.ServerVersion,
+			PglogicalVersion: s.PglogicalVersion, Findings: []Finding{}}
+		if !s.Up() {
+			n.Error = s.Err.Error()
+			n.PglogicalNode = d.h.LocalNodes[s.Node]
+			n.Findings = append(n.Findings, Finding{Code: CodeNodeUnreachable, Severity: Critical,
+				Message: fmt.Sprintf("pglmon cannot reach node %s: %s", s.Node, n.Error)})
+			out = append(out, n)
+			continue
+		}
+		for _, slot := range s.Slots {
+			if slot.Plugin != "pglogical_output" || slot.Active || used[slot.Name] || !complete {
+				continue
+			}
+			what := "no subscription of any configured node uses it"
+			if m := syncSlotRE.FindStringSubmatch(slot.Name); m != nil && used[m[1]] {
+				what = "it is a table-sync slot left behind by " + m[1]
+			}
+			n.Findings = append(n.Findings, Finding{Code: CodeOrphanSlot, Severity: Warning, Remedy: RemedyDropOrphanSlot, Human: true, Slot: slot.Name,
+				Message: fmt.Sprintf("slot %s on %s is inactive and %s; it retains %s of WAL", slot.Name, s.Node, what, config.FormatBytes(slot.RetainedBytes))})
+			if f, ok := d.walFinding(&s, slot); ok {
+				n.Findings = append(n.Findings, f)
+			}
+		}
+		sort.SliceStable(n.Findings, func(i, j int) bool { return n.Findings[i].Slot < n.Findings[j].Slot })
+		out = append(out, n)
+	}
+	return out
+}

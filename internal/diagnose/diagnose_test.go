@@ -1,0 +1,234 @@
+package diagnose
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/pglmon/pglmon/internal/config"
+	"github.com/pglmon/pglmon/internal/probe"
+)
+
+var t0 = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+
+var thresholds = config.Thresholds{
+	DownGrace:        config.Duration(30 * time.Second),
+	LagBytes:         256 << 20,
+	RetainedWALBytes: 10 << 30,
+	TableSyncGrace:   config.Duration(30 * time.Minute),
+}
+
+const slotName = "pgl_db_prov_sub"
+
+// world is a healthy provider/subscriber pair that each case bends.
+type world struct {
+	prov, sub probe.Snapshot
+	hist      *History
+	now       time.Time
+}
+
+func healthy() *world {
+	w := &world{now: t0, hist: NewHistory()}
+	w.prov = probe.Snapshot{Node: "p", LocalNode: "prov", Slots: []probe.Slot{{
+		Name: slotName, Plugin: "pglogical_output", Type: "logical", Active: true, WALStatus: "reserved",
+		RetainedBytes: 1 << 20, LagBytes: 1024,
+	}}}
+	w.sub = probe.Snapshot{Node: "s", LocalNode: "subn", Subscriptions: []probe.Subscription{{
+		Name: "sub", Enabled: true, Status: probe.StatusReplicating, ProviderNode: "prov", SlotName: slotName,
+		OriginExists: true, SyncStatus: "r", WorkerRunning: true,
+	}}}
+	return w
+}
+
+func (w *world) s() *probe.Subscription { return &w.sub.Subscriptions[0] }
+func (w *world) slot() *probe.Slot      { return &w.prov.Slots[0] }
+
+// downFor marks the subscription down since d before now.
+func (w *world) downFor(d time.Duration) {
+	w.s().Status = probe.StatusDown
+	w.hist.Observe([]probe.Snapshot{w.prov, w.sub}, w.now.Add(-d))
+}
+
+func (w *world) run() Report {
+	snaps := []probe.Snapshot{w.prov, w.sub}
+	w.hist.Observe(snaps, w.now)
+	return Diagnose(Input{Now: w.now, Thresholds: thresholds, Snapshots: snaps, History: w.hist})
+}
+
+func TestDiagnose(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		bend    func(w *world)
+		health  Health
+		code    string // "" means no findings at all
+		sev     Severity
+		remedy  string
+		human   bool
+		nodeErr string // expected node finding code on any node
+	}{
+		{name: "healthy", bend: func(w *world) {}, health: OK},
+		{name: "origin missing", bend: func(w *world) {
+			w.s().Status, w.s().OriginExists = probe.StatusDown, false
+			w.slot().Active = false
+		}, health: Critical, code: CodeOriginMissing, sev: Critical, remedy: RemedyRecreateOrigin},
+		{name: "down just now", bend: func(w *world) { w.s().Status = probe.StatusDown },
+			health: Warning, code: CodeSubscriptionDown, sev: Warning},
+		{name: "down just under grace", bend: func(w *world) { w.downFor(30*time.Second - time.Millisecond) },
+			health: Warning, code: CodeSubscriptionDown, sev: Warning},
+		{name: "down exactly grace", bend: func(w *world) { w.downFor(30 * time.Second) },
+			health: Critical, code: CodeStuckDown, sev: Critical, remedy: RemedyRestart},
+		{name: "down long", bend: func(w *world) { w.downFor(10 * time.Minute) },
+			health: Critical, code: CodeStuckDown, sev: Critical, remedy: RemedyRestart},
+		{name: "slot missing", bend: func(w *world) { w.s().Status = probe.StatusDown; w.prov.Slots = nil },
+			health: Critical, code: CodeSlotMissing, sev: Critical, human: true},
+		{name: "disabled", bend: func(w *world) { w.s().Status, w.s().Enabled = probe.StatusDisabled, false },
+			health: Warning, code: CodeSubscriptionDisabled, sev: Warning, remedy: RemedyEnable},
+		{name: "init failed", bend: func(w *world) { w.s().Status, w.s().SyncStatus = probe.StatusDown, "d" },
+			health: Critical, code: CodeInitFailed, sev: Critical, human: true},
+		{name: "init state i is fine", bend: func(w *world) { w.s().Status, w.s().SyncStatus = probe.StatusDown, "i" },
+			health: Warning, code: CodeSubscriptionDown, sev: Warning},
+		{name: "table sync under grace", bend: func(w *world) {
+			w.s().Status = probe.StatusInitializing
+			w.sub.TableSync = []probe.TableSync{{Subscription: "sub", Schema: "public", Table: "t", Status: "d"}}
+			w.hist.Observe([]probe.Snapshot{w.prov, w.sub}, w.now.Add(-29*time.Minute))
+		}, health: OK},
+		{name: "table sync stalled", bend: func(w *world) {
+			w.s().Status = probe.StatusInitializing
+			w.sub.TableSync = []probe.TableSync{{Subscription: "sub", Schema: "public", Table: "t", Status: "d"}}
+			w.hist.Observe([]probe.Snapshot{w.prov, w.sub}, w.now.Add(-30*time.Minute))
+		}, health: Warning, code: CodeTableSyncStalled, sev: Warning, human: true},
+		{name: "lag at threshold", bend: func(w *world) { w.slot().LagBytes = 256 << 20 }, health: OK},
+		{name: "lag over threshold", bend: func(w *world) { w.slot().LagBytes = 256<<20 + 1 },
+			health: Warning, code: CodeLagHigh, sev: Warning},
+		{name: "retained at threshold", bend: func(w *world) { w.slot().RetainedBytes = 10 << 30 }, health: OK},
+		{name: "retained over threshold", bend: func(w *world) { w.slot().RetainedBytes = 10<<30 + 1 },
+			health: Warning, code: CodeWALRetainedHigh, sev: Warning},
+		{name: "wal extended", bend: func(w *world) { w.slot().WALStatus = "extended" },
+			health: Warning, code: CodeWALRetainedHigh, sev: Warning},
+		{name: "wal unreserved", bend: func(w *world) { w.slot().WALStatus = "unreserved" },
+			health: Critical, code: CodeWALRetainedHigh, sev: Critical},
+		{name: "wal lost", bend: func(w *world) {
+			w.slot().WALStatus = "lost"
+			w.s().Status = probe.StatusDown
+		}, health: Critical, code: CodeSlotWALLost, sev: Critical, human: true},
+		{name: "provider unreachable, sub down: unknown not failure", bend: func(w *world) {
+			w.hist.Observe([]probe.Snapshot{w.prov, w.sub}, w.now.Add(-time.Minute))
+			w.prov = probe.Snapshot{Node: "p", Err: errors.New("connection refused")}
+			w.s().Status = probe.StatusDown
+		}, health: Unknown, code: CodeNodeUnreachable, sev: Unknown, nodeErr: CodeNodeUnreachable},
+		{name: "provider never seen and unreachable", bend: func(w *world) {
+			w.prov = probe.Snapshot{Node: "p", Err: errors.New("connection refused")}
+			w.s().Status = probe.StatusDown
+			w.s().OriginExists = false
+		}, health: Unknown, code: CodeNodeUnreachable, sev: Unknown, nodeErr: CodeNodeUnreachable},
+		{name: "subscriber unreachable: known subscriptions unknown", bend: func(w *world) {
+			w.hist.Observe([]probe.Snapshot{w.prov, w.sub}, w.now.Add(-time.Minute))
+			w.sub = probe.Snapshot{Node: "s", Err: errors.New("timeout")}
+		}, health: Unknown, code: CodeNodeUnreachable, sev: Unknown, nodeErr: CodeNodeUnreachable},
+		{name: "provider not configured", bend: func(w *world) { w.s().ProviderNode = "elsewhere" },
+			health: Warning, code: CodeProviderNotConfigured, sev: Warning},
+		{name: "orphan slot", bend: func(w *world) {
+			w.prov.Slots = append(w.prov.Slots, probe.Slot{Name: "pgl_db_prov_gone", Plugin: "pglogical_output", WALStatus: "reserved"})
+		}, health: OK, nodeErr: CodeOrphanSlot},
+		{name: "leftover table-sync slot", bend: func(w *world) {
+			w.prov.Slots = append(w.prov.Slots, probe.Slot{Name: slotName + "_0a1b2c3d", Plugin: "pglogical_output"})
+		}, health: OK, nodeErr: CodeOrphanSlot},
+		{name: "active sync slot is no orphan", bend: func(w *world) {
+			w.prov.Slots = append(w.prov.Slots, probe.Slot{Name: slotName + "_0a1b2c3d", Plugin: "pglogical_output", Active: true})
+		}, health: OK},
+		{name: "inactive slot of a down subscription is no orphan", bend: func(w *world) {
+			w.s().Status = probe.StatusDown
+			w.slot().Active = false
+		}, health: Warning, code: CodeSubscriptionDown, sev: Warning},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := healthy()
+			tc.bend(w)
+			r := w.run()
+			if len(r.Subscriptions) != 1 {
+				t.Fatalf("subscriptions: got %d, want 1", len(r.Subscriptions))
+			}
+			s := r.Subscriptions[0]
+			if s.Health != tc.health {
+				t.Errorf("health: got %s, want %s (findings %+v)", s.Health, tc.health, s.Findings)
+			}
+			if tc.code == "" {
+				if len(s.Findings) != 0 {
+					t.Errorf("findings: got %+v, want none", s.Findings)
+				}
+			} else {
+				f, ok := s.Finding(tc.code)
+				if !ok {
+					t.Fatalf("finding %s missing; got %+v", tc.code, s.Findings)
+				}
+				if f.Severity != tc.sev || f.Remedy != tc.remedy || f.Human != tc.human {
+					t.Errorf("finding: got severity %s remedy %q human %t, want %s %q %t", f.Severity, f.Remedy, f.Human, tc.sev, tc.remedy, tc.human)
+				}
+				if f.Message == "" {
+					t.Error("finding has no message")
+				}
+			}
+			var nodeCodes []string
+			for _, n := range r.Nodes {
+				for _, f := range n.Findings {
+					nodeCodes = append(nodeCodes, f.Code)
+				}
+			}
+			if tc.nodeErr == "" && len(nodeCodes) > 0 {
+				t.Errorf("node findings: got %v, want none", nodeCodes)
+			}
+			if tc.nodeErr != "" && (len(nodeCodes) == 0 || nodeCodes[0] != tc.nodeErr) {
+				t.Errorf("node findings: got %v, want %s", nodeCodes, tc.nodeErr)
+			}
+		})
+	}
+}
+
+func TestOrphanNotClaimedWhileASubscriberWasNeverSeen(t *testing.T) {
+	w := healthy()
+	w.prov.Slots = append(w.prov.Slots, probe.Slot{Name: "pgl_db_prov_other", Plugin: "pglogical_output"})
+	other := probe.Snapshot{Node: "s2", Err: errors.New("refused")}
+	snaps := []probe.Snapshot{w.prov, w.sub, other}
+	r := Diagnose(Input{Now: t0, Thresholds: thresholds, Snapshots: snaps, History: NewHistory()})
+	for _, n := range r.Nodes {
+		for _, f := range n.Findings {
+			if f.Code == CodeOrphanSlot {
+				t.Fatalf("orphan_slot reported while subscriber s2 was never seen: %+v", f)
+			}
+		}
+	}
+}
+
+func TestReportHealthAndExitCodes(t *testing.T) {
+	for _, tc := range []struct {
+		a, b, want Health
+	}{
+		{OK, OK, OK}, {OK, Unknown, Unknown}, {Unknown, Warning, Warning}, {Warning, Critical, Critical}, {Critical, Unknown, Critical},
+	} {
+		if got := Worst(tc.a, tc.b); got != tc.want {
+			t.Errorf("Worst(%s, %s): got %s, want %s", tc.a, tc.b, got, tc.want)
+		}
+	}
+	for h, want := range map[Health]int{OK: 0, Warning: 1, Critical: 2, Unknown: 3} {
+		if got := h.ExitCode(); got != want {
+			t.Errorf("%s: got %d, want %d", h, got, want)
+		}
+	}
+}
+
+func TestHistoryClearsRecovery(t *testing.T) {
+	w := healthy()
+	w.downFor(time.Minute)
+	if _, ok := w.hist.DownSince["s/sub"]; !ok {
+		t.Fatal("down not recorded")
+	}
+	w.s().Status = probe.StatusReplicating
+	w.run()
+	if _, ok := w.hist.DownSince["s/sub"]; ok {
+		t.Fatal("down still recorded after recovery")
+	}
+	w.hist.Forget(map[string]bool{"p": true})
+	if _, ok := w.hist.LocalNodes["s"]; ok {
+		t.Fatal("forgotten node still remembered")
+	}
+}

@@ -1,0 +1,94 @@
+package diagnose
+
+import (
+	"strings"
+	"time"
+
+	"github.com/pglmon/pglmon/internal/probe"
+)
+
+// History remembers, across cycles, what a single snapshot cannot tell: since
+// when a subscription is down, since when a table is not ready, and each
+// node's pglogical name (to map subscriptions to a provider that is down).
+type History struct {
+	DownSince     map[string]time.Time
+	NotReadySince map[string]time.Time
+	LocalNodes    map[string]string
+	// Known keeps the last subscriptions seen on each subscriber, so they are
+	// reported as unknown (not forgotten) while it is unreachable.
+	Known map[string][]probe.Subscription
+}
+
+// NewHistory returns an empty history.
+func NewHistory() *History {
+	return &History{
+		DownSince:     map[string]time.Time{},
+		NotReadySince: map[string]time.Time{},
+		LocalNodes:    map[string]string{},
+		Known:         map[string][]probe.Subscription{},
+	}
+}
+
+func subKey(subscriber, sub string) string { return subscriber + "/" + sub }
+
+func tableKey(subscriber string, t probe.TableSync) string {
+	return subscriber + "/" + t.Subscription + "/" + t.Schema + "." + t.Table
+}
+
+// Observe records the facts of one cycle. Facts of unreachable nodes are
+// kept as they were.
+func (h *History) Observe(snaps []probe.Snapshot, now time.Time) {
+	for _, s := range snaps {
+		if !s.Up() {
+			continue
+		}
+		h.LocalNodes[s.Node] = s.LocalNode
+		h.Known[s.Node] = s.Subscriptions
+		prefix := s.Node + "/"
+		down := map[string]bool{}
+		for _, sub := range s.Subscriptions {
+			if sub.Enabled && sub.Status == probe.StatusDown {
+				k := subKey(s.Node, sub.Name)
+				down[k] = true
+				if _, ok := h.DownSince[k]; !ok {
+					h.DownSince[k] = now
+				}
+			}
+		}
+		for k := range h.DownSince {
+			if strings.HasPrefix(k, prefix) && !down[k] {
+				delete(h.DownSince, k)
+			}
+		}
+		notReady := map[string]bool{}
+		for _, t := range s.TableSync {
+			k := tableKey(s.Node, t)
+			notReady[k] = true
+			if _, ok := h.NotReadySince[k]; !ok {
+				h.NotReadySince[k] = now
+			}
+		}
+		for k := range h.NotReadySince {
+			if strings.HasPrefix(k, prefix) && !notReady[k] {
+				delete(h.NotReadySince, k)
+			}
+		}
+	}
+}
+
+// Forget drops what is remembered about nodes no longer configured.
+func (h *History) Forget(keep map[string]bool) {
+	for n := range h.LocalNodes {
+		if !keep[n] {
+			delete(h.LocalNodes, n)
+			delete(h.Known, n)
+		}
+	}
+	for _, m := range []map[string]time.Time{h.DownSince, h.NotReadySince} {
+		for k := range m {
+			if node, _, _ := strings.Cut(k, "/"); !keep[node] {
+				delete(m, k)
+			}
+		}
+	}
+}

@@ -1,0 +1,159 @@
+// Package diagnose turns probe snapshots into findings: a health per
+// subscription, each finding with its evidence and the remedy that fixes it.
+// It does no I/O.
+package diagnose
+
+import (
+	"time"
+)
+
+// Health of a subscription or of the whole report.
+type Health string
+
+// Healths, with their Nagios exit codes.
+const (
+	OK       Health = "ok"
+	Warning  Health = "warning"
+	Critical Health = "critical"
+	Unknown  Health = "unknown"
+)
+
+// ExitCode is the Nagios plugin code: 0 ok, 1 warning, 2 critical, 3 unknown.
+func (h Health) ExitCode() int {
+	switch h {
+	case Warning:
+		return 1
+	case Critical:
+		return 2
+	case Unknown:
+		return 3
+	}
+	return 0
+}
+
+// Value is the metric value: 0 ok, 1 warning, 2 critical, 3 unknown.
+func (h Health) Value() float64 { return float64(h.ExitCode()) }
+
+// rank orders healths for aggregation: critical > warning > unknown > ok.
+func (h Health) rank() int {
+	switch h {
+	case Critical:
+		return 3
+	case Warning:
+		return 2
+	case Unknown:
+		return 1
+	}
+	return 0
+}
+
+// Worst returns the more serious of two healths.
+func Worst(a, b Health) Health {
+	if b.rank() > a.rank() {
+		return b
+	}
+	return a
+}
+
+// Severity of a finding; it sets the health of what it is about.
+type Severity = Health
+
+// Finding codes. They are stable: alert rules, dashboards and scripts use them.
+const (
+	CodeOriginMissing         = "origin_missing"
+	CodeStuckDown             = "stuck_down"
+	CodeSubscriptionDown      = "subscription_down"
+	CodeSlotMissing           = "slot_missing"
+	CodeSubscriptionDisabled  = "subscription_disabled"
+	CodeNodeUnreachable       = "node_unreachable"
+	CodeInitFailed            = "init_failed"
+	CodeTableSyncStalled      = "table_sync_stalled"
+	CodeLagHigh               = "lag_high"
+	CodeWALRetainedHigh       = "wal_retained_high"
+	CodeSlotWALLost           = "slot_wal_lost"
+	CodeOrphanSlot            = "orphan_slot"
+	CodeProviderNotConfigured = "provider_not_configured"
+	CodeRepairFailed          = "repair_failed"
+)
+
+// Remedy names. Only RemedyRestart, RemedyRecreateOrigin and RemedyEnable may
+// run without a person; RemedyDropOrphanSlot needs explicit confirmation.
+const (
+	RemedyRestart        = "restart"
+	RemedyRecreateOrigin = "recreate-origin"
+	RemedyEnable         = "enable"
+	RemedyDropOrphanSlot = "drop-orphan-slot"
+)
+
+// Finding is one diagnosed problem.
+type Finding struct {
+	Code     string   `json:"code"`
+	Severity Severity `json:"severity"`
+	Message  string   `json:"message"`
+	// Remedy is the pglmon remedy that fixes it, "" when none.
+	Remedy string `json:"remedy"`
+	// Human is set when only a person may decide the fix (changes may be lost).
+	Human bool `json:"human,omitempty"`
+	// Slot names the slot a node finding is about.
+	Slot string `json:"slot,omitempty"`
+}
+
+// Report is the diagnosis of every configured node and discovered subscription.
+type Report struct {
+	Time          time.Time      `json:"time"`
+	Health        Health         `json:"health"`
+	Subscriptions []Subscription `json:"subscriptions"`
+	Nodes         []Node         `json:"nodes"`
+}
+
+// Subscription is the diagnosis of one subscription.
+type Subscription struct {
+	Name       string `json:"name"`
+	Subscriber string `json:"subscriber"`
+	// Provider is the configured node providing it, "" when none matches.
+	Provider     string `json:"provider"`
+	ProviderNode string `json:"provider_node"`
+	Status       string `json:"status"`
+	Enabled      bool   `json:"enabled"`
+	Health       Health `json:"health"`
+	SlotName     string `json:"slot_name"`
+	OriginExists bool   `json:"origin_exists"`
+	// LagBytes is null when the provider's slot could not be read.
+	LagBytes         *int64     `json:"lag_bytes"`
+	LagSeconds       *float64   `json:"lag_seconds,omitempty"`
+	RetainedWALBytes *int64     `json:"retained_wal_bytes,omitempty"`
+	DownSince        *time.Time `json:"down_since,omitempty"`
+	Findings         []Finding  `json:"findings"`
+}
+
+// Finding returns the subscription's finding with that code.
+func (s *Subscription) Finding(code string) (Finding, bool) {
+	for _, f := range s.Findings {
+		if f.Code == code {
+			return f, true
+		}
+	}
+	return Finding{}, false
+}
+
+// Node is the diagnosis of one configured node.
+type Node struct {
+	Name             string    `json:"name"`
+	Up               bool      `json:"up"`
+	Error            string    `json:"error"`
+	PglogicalNode    string    `json:"pglogical_node,omitempty"`
+	ServerVersion    int       `json:"server_version,omitempty"`
+	PglogicalVersion string    `json:"pglogical_version,omitempty"`
+	Findings         []Finding `json:"findings"`
+}
+
+// Subscription finds a subscription by name (and subscriber, when not "").
+func (r *Report) Subscription(name, subscriber string) (*Subscription, bool) {
+	for i := range r.Subscriptions {
+		s := &r.Subscriptions[i]
+		if s.Name == name && (subscriber == "" || s.Subscriber == subscriber) {
+			return s, true
+		}
+	}
+	return nil, false
+}
