@@ -102,8 +102,9 @@ func (d *diagnosis) subscription(subscriber *probe.Snapshot, sub probe.Subscript
 	var slot probe.Slot
 	var slotFound bool
 	if prov != nil {
-		out.Provider = prov.Node
+		out.Provider, out.ProviderUp = prov.Node, true
 		slot, slotFound = prov.Slot(sub.SlotName)
+		out.SlotFound, out.SlotActive, out.SlotWALStatus = slotFound, slot.Active, slot.WALStatus
 		if slotFound {
 			lag, retained := slot.LagBytes, slot.RetainedBytes
 			out.LagBytes, out.RetainedWALBytes = &lag, &retained

@@ -118,6 +118,12 @@ type Subscription struct {
 	Health       Health `json:"health"`
 	SlotName     string `json:"slot_name"`
 	OriginExists bool   `json:"origin_exists"`
+	// ProviderUp, SlotFound, SlotActive and SlotWALStatus describe the
+	// provider's slot as last probed.
+	ProviderUp    bool   `json:"provider_up"`
+	SlotFound     bool   `json:"slot_found"`
+	SlotActive    bool   `json:"slot_active"`
+	SlotWALStatus string `json:"slot_wal_status,omitempty"`
 	// LagBytes is null when the provider's slot could not be read.
 	LagBytes         *int64     `json:"lag_bytes"`
 	LagSeconds       *float64   `json:"lag_seconds,omitempty"`

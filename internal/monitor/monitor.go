@@ -4,6 +4,7 @@ package monitor
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/pglmon/pglmon/internal/config"
@@ -11,8 +12,10 @@ import (
 	"github.com/pglmon/pglmon/internal/probe"
 )
 
-// Monitor owns one prober per node and the diagnosis history.
+// Monitor owns one prober per node and the diagnosis history. It is safe for
+// concurrent use: cycles run one at a time.
 type Monitor struct {
+	mu      sync.Mutex
 	cfg     *config.Config
 	probers []*probe.Prober
 	history *diagnose.History
@@ -29,6 +32,8 @@ func New(cfg *config.Config) *Monitor {
 // SetConfig switches to a new configuration, keeping the connections and
 // history of nodes whose name and settings did not change.
 func (m *Monitor) SetConfig(cfg *config.Config) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	old := map[string]*probe.Prober{}
 	oldNodes := map[string]config.Node{}
 	if m.cfg != nil {
@@ -63,10 +68,16 @@ func sameNode(a, b config.Node) bool {
 }
 
 // Config is the configuration in use.
-func (m *Monitor) Config() *config.Config { return m.cfg }
+func (m *Monitor) Config() *config.Config {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cfg
+}
 
 // Cycle probes every node concurrently and diagnoses the result.
 func (m *Monitor) Cycle(ctx context.Context) (diagnose.Report, []probe.Snapshot) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	snaps := probe.ProbeAll(ctx, m.probers)
 	now := m.now()
 	m.history.Observe(snaps, now)
@@ -74,8 +85,16 @@ func (m *Monitor) Cycle(ctx context.Context) (diagnose.Report, []probe.Snapshot)
 	return r, snaps
 }
 
+// Observe runs a cycle and returns its report.
+func (m *Monitor) Observe(ctx context.Context) diagnose.Report {
+	r, _ := m.Cycle(ctx)
+	return r
+}
+
 // RoundTrips is the total of network round trips of the last cycle.
 func (m *Monitor) RoundTrips() int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	var n int64
 	for _, p := range m.probers {
 		n += p.RoundTrips()
@@ -85,6 +104,8 @@ func (m *Monitor) RoundTrips() int64 {
 
 // Close closes every connection.
 func (m *Monitor) Close(ctx context.Context) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	for _, p := range m.probers {
 		p.Close(ctx)
 	}

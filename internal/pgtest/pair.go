@@ -311,3 +311,18 @@ func firstLine(s string) string {
 	}
 	return s
 }
+
+// ProviderOutage stops the provider cluster for d and starts it again. An
+// outage over pglogical's 5 s restart delay makes its manager back off for
+// 180 s after the provider returns.
+func ProviderOutage(ctx context.Context, p *Pair, d time.Duration) error {
+	if err := p.Provider.Cluster.Stop(ctx); err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d): // the outage's length, not synchronisation
+	}
+	return p.Provider.Cluster.Start(ctx)
+}

@@ -1,0 +1,84 @@
+package pgtest
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Writer inserts rows into a table on one database until stopped.
+type Writer struct {
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	n      int
+	err    error
+}
+
+// StartWriter inserts one row at a time into table (id, val, n), ids from
+// firstID on, until Stop.
+func StartWriter(d DB, table string, firstID int) (*Writer, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	conn, err := d.Cluster.Connect(ctx, d.Name)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	w := &Writer{cancel: cancel}
+	sql := fmt.Sprintf("INSERT INTO %s (id, val, n) VALUES ($1::bigint, md5($1::text), $1::int %% 100)", pgx.Identifier{table}.Sanitize())
+	w.wg.Go(func() {
+		defer conn.Close(context.Background())
+		for id := firstID; ctx.Err() == nil; id++ {
+			if _, err := conn.Exec(ctx, sql, id); err != nil {
+				if ctx.Err() == nil {
+					w.err = err
+				}
+				return
+			}
+			w.n++
+			select {
+			case <-ctx.Done():
+			case <-time.After(2 * time.Millisecond): // pace, not synchronisation
+			}
+		}
+	})
+	return w, nil
+}
+
+// Stop stops the writer and returns how many rows it inserted.
+func (w *Writer) Stop() (int, error) {
+	w.cancel()
+	w.wg.Wait()
+	return w.n, w.err
+}
+
+// Checksum returns a table's row count and an md5 over its rows in key order.
+func Checksum(ctx context.Context, d DB, table string) (int64, string, error) {
+	var n int64
+	var sum string
+	err := d.QueryRow(ctx, fmt.Sprintf(`SELECT count(*), coalesce(md5(string_agg(t::text, ',' ORDER BY id)), '')
+		FROM %s t`, pgx.Identifier{table}.Sanitize()), []any{&n, &sum})
+	return n, sum, err
+}
+
+// WaitConverged polls until the subscriber's copy of table equals the
+// provider's (count and checksum), or fails at the deadline.
+func (p *Pair) WaitConverged(ctx context.Context, table string, timeout time.Duration) (int64, error) {
+	var pn, sn int64
+	var ps, ss string
+	var err error
+	if perr := Poll(ctx, timeout, func() bool {
+		if pn, ps, err = Checksum(ctx, p.Provider, table); err != nil {
+			return false
+		}
+		if sn, ss, err = Checksum(ctx, p.Subscriber, table); err != nil {
+			return false
+		}
+		return pn == sn && ps == ss
+	}); perr != nil {
+		return 0, fmt.Errorf("table %s: provider %d rows (%s), subscriber %d rows (%s), last error %v", table, pn, ps, sn, ss, err)
+	}
+	return pn, nil
+}

@@ -1,0 +1,401 @@
+package repair
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/pglmon/pglmon/internal/config"
+	"github.com/pglmon/pglmon/internal/diagnose"
+	"github.com/pglmon/pglmon/internal/probe"
+)
+
+// Results of an attempt.
+const (
+	ResultSuccess = "success" // executed and replicating afterwards
+	ResultFailed  = "failed"  // a step failed, or not replicating in time
+	ResultRefused = "refused" // nothing executed: no longer needed, unsafe or locked
+	ResultDryRun  = "dry-run" // nothing executed on request
+)
+
+// Observer re-probes and re-diagnoses every node.
+type Observer interface {
+	Observe(ctx context.Context) diagnose.Report
+}
+
+// Executor runs plans safely. Its zero timeouts get defaults.
+type Executor struct {
+	Config   *config.Config
+	Observer Observer
+	Audit    *Audit
+	// StepTimeout is the statement_timeout and lock_timeout of every step.
+	StepTimeout time.Duration
+	// VerifyTimeout bounds the wait for `replicating` afterwards.
+	VerifyTimeout time.Duration
+	// Poll is how often verification re-probes.
+	Poll time.Duration
+
+	// crashAfterStep, in tests, stops right after that step as if the
+	// process died: no "finished" line, nothing undone.
+	crashAfterStep int
+}
+
+// Request asks for one remedy.
+type Request struct {
+	Remedy       string
+	Subscription string
+	// Subscriber narrows Subscription to one subscriber node ("" = any).
+	Subscriber string
+	// Node and Slot name the slot of drop-orphan-slot.
+	Node, Slot string
+	// Actor is auto, cli:<os user> or slack:<user id>.
+	Actor string
+	// Finding, when set, is the finding the remedy was chosen for: the
+	// attempt is refused when it no longer holds or calls for another remedy.
+	Finding string
+	DryRun  bool
+	// Resume continues an interrupted attempt with this audit ID.
+	Resume string
+}
+
+// Outcome is what an attempt did.
+type Outcome struct {
+	ID       string
+	Result   string
+	Reason   string
+	Plan     Plan
+	Steps    []StepResult
+	Duration time.Duration
+	// ReplicatingAfter is the time from the first step to `replicating`.
+	ReplicatingAfter time.Duration
+}
+
+// Err returns the outcome as an error, nil on success or dry run.
+func (o Outcome) Err() error {
+	if o.Result == ResultSuccess || o.Result == ResultDryRun {
+		return nil
+	}
+	return fmt.Errorf("%s %s: %s", o.Plan.Remedy, o.Result, o.Reason)
+}
+
+// ErrLocked is the reason of an attempt refused because another holds the lock.
+var ErrLocked = errors.New("another pglmon is repairing this subscription (advisory lock held)")
+
+// LockKey is the advisory lock key of a subscription on its subscriber.
+func LockKey(subscription string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("pglmon/repair/" + subscription))
+	return int64(h.Sum64())
+}
+
+func newID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Execute runs one request: plan, check, lock, re-check, steps, verify, audit.
+func (e *Executor) Execute(ctx context.Context, req Request) Outcome {
+	start := time.Now()
+	out := Outcome{ID: req.Resume}
+	if out.ID == "" {
+		out.ID = newID()
+	}
+	finish := func(result, reason string) Outcome {
+		out.Result, out.Reason, out.Duration = result, reason, time.Since(start)
+		if result != ResultDryRun && e.Audit != nil {
+			entry := e.entry(out, req, "finished")
+			if err := e.Audit.Append(entry); err != nil && out.Reason == "" {
+				out.Reason = err.Error()
+			}
+		}
+		return out
+	}
+
+	plan, sub, err := e.plan(ctx, req)
+	out.Plan = plan
+	if err != nil {
+		return finish(ResultRefused, err.Error())
+	}
+	if req.DryRun {
+		return finish(ResultDryRun, "nothing executed (--dry-run)")
+	}
+	nodeName := plan.Steps[0].Node
+	node, ok := e.Config.Node(nodeName)
+	if !ok {
+		return finish(ResultRefused, fmt.Sprintf("node %s is not configured", nodeName))
+	}
+	cfg, err := probe.ConnConfig(node, e.stepTimeout())
+	if err != nil {
+		return finish(ResultRefused, err.Error())
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		pw, _ := node.ResolvePassword()
+		return finish(ResultRefused, probe.RedactError(fmt.Errorf("connect to %s: %w", nodeName, err), pw).Error())
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+
+	// The lock is held by this connection until it closes: a crash frees it.
+	lockName := plan.Subscription
+	if lockName == "" {
+		lockName = "slot/" + plan.Slot
+	}
+	var locked bool
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", LockKey(lockName)).Scan(&locked); err != nil {
+		return finish(ResultRefused, fmt.Sprintf("take the advisory lock on %s: %v", nodeName, err))
+	}
+	if !locked {
+		return finish(ResultRefused, ErrLocked.Error())
+	}
+	// What was true before the lock may have changed while another held it.
+	if plan, sub, err = e.plan(ctx, req); err != nil {
+		return finish(ResultRefused, "after taking the lock: "+err.Error())
+	}
+	out.Plan = plan
+	if e.Audit != nil {
+		if err := e.Audit.Append(e.entry(out, req, "started")); err != nil {
+			return finish(ResultRefused, "cannot write the audit log, so nothing is run: "+err.Error())
+		}
+	}
+	stepsStart := time.Now()
+	for i, step := range plan.Steps {
+		res := e.runStep(ctx, conn, step)
+		out.Steps = append(out.Steps, res)
+		if res.Result == "failed" {
+			for _, rest := range plan.Steps[i+1:] {
+				out.Steps = append(out.Steps, StepResult{Node: rest.Node, Action: rest.Action, SQL: rest.SQL, Args: rest.Args, Result: "not-run"})
+			}
+			return finish(ResultFailed, fmt.Sprintf("step %d (%s): %s", i+1, step.Action, res.Error))
+		}
+		if e.crashAfterStep == i+1 {
+			out.Result = "crashed"
+			return out
+		}
+	}
+	if plan.WaitReplicating {
+		if err := e.verify(ctx, sub); err != nil {
+			return finish(ResultFailed, err.Error())
+		}
+		out.ReplicatingAfter = time.Since(stepsStart)
+	}
+	return finish(ResultSuccess, "")
+}
+
+// plan re-observes the nodes, builds the plan and checks that it is still
+// needed and safe.
+func (e *Executor) plan(ctx context.Context, req Request) (Plan, diagnose.Subscription, error) {
+	r := e.Observer.Observe(ctx)
+	if req.Remedy == diagnose.RemedyDropOrphanSlot {
+		return e.planDropSlot(r, req)
+	}
+	var sub *diagnose.Subscription
+	for i := range r.Subscriptions {
+		s := &r.Subscriptions[i]
+		if s.Name == req.Subscription && (req.Subscriber == "" || s.Subscriber == req.Subscriber) {
+			if sub != nil {
+				return Plan{}, diagnose.Subscription{}, fmt.Errorf("subscription %s exists on %s and %s: name the subscriber", req.Subscription, sub.Subscriber, s.Subscriber)
+			}
+			sub = s
+		}
+	}
+	if sub == nil {
+		return Plan{}, diagnose.Subscription{}, fmt.Errorf("subscription %s not found on any reachable subscriber", req.Subscription)
+	}
+	if req.Remedy == "" {
+		return Plan{}, *sub, errors.New("no remedy given")
+	}
+	plan, err := PlanFor(req.Remedy, *sub)
+	if err != nil {
+		return Plan{}, *sub, err
+	}
+	if req.Finding != "" {
+		f, ok := sub.Finding(req.Finding)
+		if !ok {
+			return plan, *sub, fmt.Errorf("finding %s no longer holds for %s (health %s)", req.Finding, sub.Name, sub.Health)
+		}
+		if f.Remedy != req.Remedy {
+			return plan, *sub, fmt.Errorf("finding %s now calls for %q, not %s", req.Finding, f.Remedy, req.Remedy)
+		}
+	}
+	return plan, *sub, safe(req, *sub)
+}
+
+// safe checks the conditions under which a remedy cannot make things worse.
+func safe(req Request, s diagnose.Subscription) error {
+	if _, ok := s.Finding(diagnose.CodeNodeUnreachable); ok {
+		return fmt.Errorf("a node of %s cannot be reached; nothing is safe to run", s.Name)
+	}
+	needSlot := func() error {
+		switch {
+		case !s.ProviderUp:
+			return fmt.Errorf("the provider of %s is not configured or not reachable, so its slot cannot be checked", s.Name)
+		case !s.SlotFound:
+			return fmt.Errorf("slot %s does not exist on provider %s: changes were lost and a person must decide (see the slot_missing plan)", s.SlotName, s.Provider)
+		case s.SlotWALStatus == "lost":
+			return fmt.Errorf("slot %s has lost WAL (wal_status lost): a person must decide", s.SlotName)
+		}
+		return nil
+	}
+	switch req.Remedy {
+	case diagnose.RemedyRestart:
+		if err := needSlot(); err != nil {
+			return err
+		}
+		if !s.OriginExists {
+			return fmt.Errorf("replication origin %s is missing: use recreate-origin", s.SlotName)
+		}
+		if !s.Enabled && req.Resume == "" {
+			return fmt.Errorf("%s is disabled, perhaps on purpose: use enable", s.Name)
+		}
+	case diagnose.RemedyRecreateOrigin:
+		if err := needSlot(); err != nil {
+			return err
+		}
+		if s.OriginExists && req.Resume == "" {
+			return fmt.Errorf("replication origin %s exists: nothing to re-create", s.SlotName)
+		}
+	case diagnose.RemedyEnable:
+		if s.Enabled && req.Resume == "" {
+			return fmt.Errorf("%s is already enabled", s.Name)
+		}
+	}
+	return nil
+}
+
+func (e *Executor) planDropSlot(r diagnose.Report, req Request) (Plan, diagnose.Subscription, error) {
+	plan := DropOrphanSlotPlan(req.Node, req.Slot)
+	for _, n := range r.Nodes {
+		if n.Name != req.Node {
+			continue
+		}
+		if !n.Up {
+			return plan, diagnose.Subscription{}, fmt.Errorf("node %s cannot be reached", req.Node)
+		}
+		for _, f := range n.Findings {
+			if f.Code == diagnose.CodeOrphanSlot && f.Slot == req.Slot {
+				return plan, diagnose.Subscription{}, nil
+			}
+		}
+		return plan, diagnose.Subscription{}, fmt.Errorf("slot %s on %s is not an orphan: it is in use, active, missing, or a configured node cannot be reached to tell", req.Slot, req.Node)
+	}
+	return plan, diagnose.Subscription{}, fmt.Errorf("node %s is not configured", req.Node)
+}
+
+func (e *Executor) runStep(ctx context.Context, conn *pgx.Conn, s Step) StepResult {
+	start := time.Now()
+	res := StepResult{Node: s.Node, Action: s.Action, SQL: s.SQL, Args: s.Args}
+	done := func(result string, err error) StepResult {
+		res.Result, res.DurationMS = result, time.Since(start).Milliseconds()
+		if err != nil {
+			res.Error = err.Error()
+		}
+		return res
+	}
+	if s.Done != "" {
+		var already bool
+		if err := conn.QueryRow(ctx, s.Done, s.Args...).Scan(&already); err != nil {
+			return done("failed", fmt.Errorf("check whether done: %w", err))
+		}
+		if already {
+			return done("skipped", nil)
+		}
+	}
+	if _, err := conn.Exec(ctx, s.SQL, s.Args...); err != nil {
+		return done("failed", err)
+	}
+	if s.Verify != "" {
+		var ok bool
+		if err := conn.QueryRow(ctx, s.Verify, s.Args...).Scan(&ok); err != nil {
+			return done("failed", fmt.Errorf("verify: %w", err))
+		}
+		if !ok {
+			return done("failed", errors.New("verification after the step failed"))
+		}
+	}
+	return done("ok", nil)
+}
+
+// verify waits, bounded, until the subscription replicates and its provider
+// slot is active.
+func (e *Executor) verify(ctx context.Context, s diagnose.Subscription) error {
+	timeout := e.VerifyTimeout
+	if timeout <= 0 {
+		timeout = 60 * time.Second
+	}
+	poll := e.Poll
+	if poll <= 0 {
+		poll = 250 * time.Millisecond
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	last := "unknown"
+	for {
+		r := e.Observer.Observe(ctx)
+		if got, ok := r.Subscription(s.Name, s.Subscriber); ok {
+			last = fmt.Sprintf("status %s, slot active %t", got.Status, got.SlotActive)
+			if got.Status == probe.StatusReplicating && got.SlotActive {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("not replicating within %s (last seen: %s)", timeout, last)
+		case <-time.After(poll):
+		}
+	}
+}
+
+func (e *Executor) stepTimeout() time.Duration {
+	if e.StepTimeout > 0 {
+		return e.StepTimeout
+	}
+	return 30 * time.Second
+}
+
+func (e *Executor) entry(o Outcome, req Request, phase string) Entry {
+	en := Entry{
+		Time: time.Now().UTC(), ID: o.ID, Phase: phase, Actor: req.Actor, Remedy: o.Plan.Remedy,
+		Subscription: o.Plan.Subscription, Subscriber: o.Plan.Subscriber, Provider: o.Plan.Provider, Slot: o.Plan.Slot,
+		Steps: o.Steps, Outcome: o.Result, Reason: o.Reason, DurationMS: o.Duration.Milliseconds(),
+		ReplicatingAfterMS: o.ReplicatingAfter.Milliseconds(),
+	}
+	if en.Remedy == "" {
+		en.Remedy = req.Remedy
+	}
+	if en.Subscription == "" {
+		en.Subscription = req.Subscription
+	}
+	if phase == "started" {
+		en.Outcome, en.Steps = "", nil
+		for _, s := range o.Plan.Steps {
+			en.Steps = append(en.Steps, StepResult{Node: s.Node, Action: s.Action, SQL: s.SQL, Args: s.Args, Result: "planned"})
+		}
+	}
+	return en
+}
+
+// Resume finishes every interrupted attempt found in the audit log (a crash
+// after `disable` must not leave a subscription disabled for good).
+func (e *Executor) Resume(ctx context.Context, actor string) ([]Outcome, error) {
+	if e.Audit == nil {
+		return nil, nil
+	}
+	pending, err := e.Audit.Unfinished()
+	if err != nil {
+		return nil, err
+	}
+	var outs []Outcome
+	for _, p := range pending {
+		outs = append(outs, e.Execute(ctx, Request{
+			Remedy: p.Remedy, Subscription: p.Subscription, Subscriber: p.Subscriber,
+			Node: p.Provider, Slot: p.Slot, Actor: actor, Resume: p.ID,
+		}))
+	}
+	return outs, nil
+}

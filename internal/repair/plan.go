@@ -1,0 +1,176 @@
+// Package repair runs remedies for diagnosed pglogical failures as plans of
+// idempotent steps, under a lock, after re-checking that they are still
+// needed and safe, verifying the outcome and writing an audit trail. It never
+// runs a step that can lose data: those remedies are written plans for a person.
+package repair
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/pglmon/pglmon/internal/diagnose"
+)
+
+// Step is one database action of a plan.
+type Step struct {
+	// Node is the configured node the step runs on.
+	Node string `json:"node"`
+	// Action says what the step does, for people.
+	Action string `json:"action"`
+	SQL    string `json:"sql"`
+	Args   []any  `json:"args"`
+	// Done is a query returning true when the step's effect is already in
+	// place (a re-run after a crash skips it).
+	Done string `json:"-"`
+	// Verify is a query that must return true after the step.
+	Verify string `json:"-"`
+}
+
+// Plan is a remedy for one subscription (or one slot).
+type Plan struct {
+	Remedy       string `json:"remedy"`
+	Subscription string `json:"subscription,omitempty"`
+	Subscriber   string `json:"subscriber,omitempty"`
+	Provider     string `json:"provider,omitempty"`
+	Slot         string `json:"slot,omitempty"`
+	Steps        []Step `json:"steps"`
+	// Human plans are never executed by pglmon: Text tells a person what to do.
+	Human bool   `json:"human,omitempty"`
+	Text  string `json:"text,omitempty"`
+	// WaitReplicating is set when the plan ends by waiting for `replicating`.
+	WaitReplicating bool `json:"wait_replicating,omitempty"`
+}
+
+const (
+	sqlDisable      = `SELECT pglogical.alter_subscription_disable($1, true)`
+	sqlEnable       = `SELECT pglogical.alter_subscription_enable($1, true)`
+	sqlIsDisabled   = `SELECT NOT sub_enabled FROM pglogical.subscription WHERE sub_name = $1`
+	sqlIsEnabled    = `SELECT sub_enabled FROM pglogical.subscription WHERE sub_name = $1`
+	sqlCreateOrigin = `SELECT pg_replication_origin_create($1)`
+	sqlOriginExists = `SELECT EXISTS (SELECT 1 FROM pg_replication_origin WHERE roname = $1)`
+	sqlDropSlot     = `SELECT pg_drop_replication_slot($1)`
+	sqlSlotAbsent   = `SELECT NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)`
+	// sqlNever makes a step run every time (a restart must really disable).
+	sqlNever = `SELECT false AND $1::text IS NULL`
+)
+
+// PlanFor builds the executable plan of remedy for a diagnosed subscription.
+func PlanFor(remedy string, s diagnose.Subscription) (Plan, error) {
+	p := Plan{Remedy: remedy, Subscription: s.Name, Subscriber: s.Subscriber, Provider: s.Provider, Slot: s.SlotName, WaitReplicating: true}
+	disable := Step{Node: s.Subscriber, Action: "disable the subscription", SQL: sqlDisable, Args: []any{s.Name}, Done: sqlIsDisabled, Verify: sqlIsDisabled}
+	enable := Step{Node: s.Subscriber, Action: "enable the subscription", SQL: sqlEnable, Args: []any{s.Name}, Done: sqlIsEnabled, Verify: sqlIsEnabled}
+	switch remedy {
+	case diagnose.RemedyRestart:
+		disable.Done = sqlNever
+		p.Steps = []Step{disable, enable}
+	case diagnose.RemedyRecreateOrigin:
+		if s.SlotName == "" {
+			return Plan{}, fmt.Errorf("subscription %s: slot name unknown", s.Name)
+		}
+		p.Steps = []Step{disable,
+			{Node: s.Subscriber, Action: "re-create the replication origin (named after the slot)", SQL: sqlCreateOrigin,
+				Args: []any{s.SlotName}, Done: sqlOriginExists, Verify: sqlOriginExists},
+			enable}
+	case diagnose.RemedyEnable:
+		p.Steps = []Step{enable}
+	default:
+		return Plan{}, fmt.Errorf("unknown remedy %q (known: restart, recreate-origin, enable, drop-orphan-slot)", remedy)
+	}
+	return p, nil
+}
+
+// DropOrphanSlotPlan drops an inactive slot on a provider. It frees retained
+// WAL; a subscriber pglmon does not know about that still uses it loses
+// changes, so it only runs with a person's explicit confirmation.
+func DropOrphanSlotPlan(node, slot string) Plan {
+	return Plan{Remedy: diagnose.RemedyDropOrphanSlot, Provider: node, Slot: slot, Steps: []Step{{
+		Node: node, Action: "drop the inactive replication slot", SQL: sqlDropSlot, Args: []any{slot},
+		Done: sqlSlotAbsent, Verify: sqlSlotAbsent,
+	}}}
+}
+
+// HumanPlan writes what a person would do about a finding pglmon must not
+// fix alone, with what it costs.
+func HumanPlan(f diagnose.Finding, s diagnose.Subscription) Plan {
+	p := Plan{Remedy: "", Subscription: s.Name, Subscriber: s.Subscriber, Provider: s.Provider, Slot: s.SlotName, Human: true}
+	q := func(v string) string { return "'" + strings.ReplaceAll(v, "'", "''") + "'" }
+	var b strings.Builder
+	switch f.Code {
+	case diagnose.CodeSlotMissing:
+		fmt.Fprintf(&b, `The provider slot %[1]s is gone. Every change made on the provider since it was dropped
+is lost to the subscriber; re-creating the slot resumes replication from now, not from then.
+Choose one:
+ a) keep the subscription, then resynchronise every table of its replication sets
+    (each table is TRUNCATED on the subscriber and copied again):
+      -- on provider %[2]s
+      SELECT pg_create_logical_replication_slot(%[3]s, 'pglogical_output');
+      -- on subscriber %[4]s
+      SELECT pglogical.alter_subscription_disable(%[5]s, true);
+      SELECT pglogical.alter_subscription_enable(%[5]s, true);
+      SELECT pglogical.alter_subscription_resynchronize_table(%[5]s, 'schema.table');  -- per table
+ b) re-create the subscription with a full copy:
+      SELECT pglogical.drop_subscription(%[5]s);
+      SELECT pglogical.create_subscription(%[5]s, '<provider dsn>', replication_sets := ...,
+             synchronize_data := true);  -- existing rows must be removed first
+Then check the data: pglmon verify --subscription %[6]s`, s.SlotName, s.Provider, q(s.SlotName), s.Subscriber, q(s.Name), s.Name)
+	case diagnose.CodeSlotWALLost:
+		fmt.Fprintf(&b, `The slot %[1]s lost WAL it needed (max_slot_wal_keep_size): the changes in it are gone.
+Re-create the subscription with a full copy, or drop and re-create the slot and resynchronise every
+table (each table is TRUNCATED on the subscriber and copied again):
+  -- on subscriber %[2]s
+  SELECT pglogical.alter_subscription_disable(%[3]s, true);
+  -- on provider %[4]s
+  SELECT pg_drop_replication_slot(%[5]s);
+  SELECT pg_create_logical_replication_slot(%[5]s, 'pglogical_output');
+  -- on subscriber %[2]s
+  SELECT pglogical.alter_subscription_enable(%[3]s, true);
+  SELECT pglogical.alter_subscription_resynchronize_table(%[3]s, 'schema.table');  -- per table
+Consider raising max_slot_wal_keep_size, and alert on wal_retained_high before it happens again.`, s.SlotName, s.Subscriber, q(s.Name), s.Provider, q(s.SlotName))
+	case diagnose.CodeInitFailed:
+		fmt.Fprintf(&b, `The initial synchronisation of %[1]s stopped in a step that cannot resume.
+Set the subscription up again (tables the copy touched may hold partial data: empty them first):
+  -- on subscriber %[2]s
+  SELECT pglogical.drop_subscription(%[3]s);
+  TRUNCATE <each table of the replication sets>;
+  SELECT pglogical.create_subscription(%[3]s, '<provider dsn>', replication_sets := ..., synchronize_data := true);`, s.Name, s.Subscriber, q(s.Name))
+	case diagnose.CodeTableSyncStalled:
+		fmt.Fprintf(&b, `A table of %[1]s has not finished its initial copy. Look in the subscriber's log for the
+table-sync worker's error (often a missing column, a constraint, or a lock). Once fixed,
+resynchronise it; this TRUNCATES the table on the subscriber and copies it again:
+  -- on subscriber %[2]s
+  SELECT pglogical.alter_subscription_resynchronize_table(%[3]s, 'schema.table');`, s.Name, s.Subscriber, q(s.Name))
+	default:
+		fmt.Fprintf(&b, "%s: %s\nNo pglmon remedy applies; read the message and the server logs.", f.Code, f.Message)
+	}
+	p.Text = b.String()
+	return p
+}
+
+// OrphanSlotText tells a person what dropping an orphan slot means.
+func OrphanSlotText(node, slot string) string {
+	return fmt.Sprintf(`Slot %[1]s on %[2]s is inactive and no configured subscription uses it; it keeps WAL on disk.
+If no subscriber anywhere (monitored by pglmon or not) uses it, drop it:
+  pglmon repair --config FILE --remedy drop-orphan-slot --node %[2]s --slot %[1]s
+A subscriber that still used it would lose every change made since (resynchronise or re-create it).`, slot, node)
+}
+
+// Render prints a plan with its SQL for people.
+func (p Plan) Render() string {
+	var b strings.Builder
+	if p.Human {
+		fmt.Fprintf(&b, "This needs a person; pglmon will not run it.\n%s\n", p.Text)
+		return b.String()
+	}
+	what := p.Subscription
+	if what == "" {
+		what = "slot " + p.Slot
+	}
+	fmt.Fprintf(&b, "Plan %s for %s:\n", p.Remedy, what)
+	for i, s := range p.Steps {
+		fmt.Fprintf(&b, "  %d. on %s: %s\n     %s;  -- $1 = %v\n", i+1, s.Node, s.Action, s.SQL, s.Args[0])
+	}
+	if p.WaitReplicating {
+		b.WriteString("  then wait until the subscription is replicating and its provider slot is active.\n")
+	}
+	return b.String()
+}

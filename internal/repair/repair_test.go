@@ -1,0 +1,306 @@
+package repair
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pglmon/pglmon/internal/config"
+	"github.com/pglmon/pglmon/internal/diagnose"
+	"github.com/pglmon/pglmon/internal/monitor"
+	"github.com/pglmon/pglmon/internal/pgtest"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+func testConfig(t testing.TB, p *pgtest.Pair, downGrace string) *config.Config {
+	t.Helper()
+	body := fmt.Sprintf("nodes:\n  - name: provider\n    dsn: %q\n  - name: subscriber\n    dsn: %q\nprobe:\n  interval: 1s\n  timeout: 1s\nthresholds:\n  down_grace: %s\n",
+		p.Provider.DSN(), p.Subscriber.DSN(), downGrace)
+	cfg, err := config.Parse("test.yaml", []byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func newExecutor(t testing.TB, cfg *config.Config) (*Executor, *monitor.Monitor) {
+	t.Helper()
+	audit, err := NewAudit(filepath.Join(t.TempDir(), "audit.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := monitor.New(cfg)
+	t.Cleanup(func() { m.Close(context.Background()) })
+	return &Executor{Config: cfg, Observer: m, Audit: audit, VerifyTimeout: 30 * time.Second, Poll: 100 * time.Millisecond}, m
+}
+
+// waitFinding polls the monitor until the subscription shows the finding.
+func waitFinding(t testing.TB, m *monitor.Monitor, sub, code string) {
+	t.Helper()
+	var last diagnose.Report
+	if err := pgtest.Poll(context.Background(), 30*time.Second, func() bool {
+		last = m.Observe(context.Background())
+		s, ok := last.Subscription(sub, "")
+		if !ok {
+			return false
+		}
+		_, ok = s.Finding(code)
+		return ok
+	}); err != nil {
+		t.Fatalf("finding %s never appeared: %+v", code, last.Subscriptions)
+	}
+}
+
+func TestRecreateOriginUnderWrites(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 1000})
+	e, m := newExecutor(t, testConfig(t, p, "30s"))
+	w, err := pgtest.StartWriter(p.Provider, p.Tables[0], 100000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	broke := time.Now()
+	if err := p.LoseOrigin(ctx, p.Sub()); err != nil {
+		t.Fatal(err)
+	}
+	waitFinding(t, m, p.Sub(), diagnose.CodeOriginMissing)
+	out := e.Execute(ctx, Request{Remedy: diagnose.RemedyRecreateOrigin, Subscription: p.Sub(), Actor: "test", Finding: diagnose.CodeOriginMissing})
+	if out.Result != ResultSuccess {
+		t.Fatalf("outcome: %s: %s (%+v)", out.Result, out.Reason, out.Steps)
+	}
+	t.Logf("origin loss: replicating %s after the break (repair took %s)", time.Since(broke).Round(time.Millisecond), out.Duration.Round(time.Millisecond))
+	n, werr := w.Stop()
+	if werr != nil {
+		t.Fatal(werr)
+	}
+	rows, err := p.WaitConverged(ctx, p.Tables[0], 60*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(1000 + n); rows != want {
+		t.Errorf("rows: got %d, want %d (1000 + %d written)", rows, want, n)
+	}
+	entries, _ := e.Audit.Entries()
+	if len(entries) != 2 || entries[0].Phase != "started" || entries[1].Outcome != ResultSuccess || len(entries[1].Steps) != 3 {
+		t.Errorf("audit: got %+v", entries)
+	}
+	for _, s := range entries[1].Steps {
+		if s.Result != "ok" {
+			t.Errorf("step %s: %s", s.Action, s.Result)
+		}
+	}
+}
+
+func TestSlotDroppedIsNeverRepaired(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{})
+	e, m := newExecutor(t, testConfig(t, p, "30s"))
+	if err := p.DropSlot(ctx, p.Sub()); err != nil {
+		t.Fatal(err)
+	}
+	waitFinding(t, m, p.Sub(), diagnose.CodeSlotMissing)
+	for _, remedy := range []string{diagnose.RemedyRestart, diagnose.RemedyRecreateOrigin} {
+		out := e.Execute(ctx, Request{Remedy: remedy, Subscription: p.Sub(), Actor: "test"})
+		if out.Result != ResultRefused || !strings.Contains(out.Reason, "does not exist on provider") {
+			t.Errorf("%s: got %s %q, want refused", remedy, out.Result, out.Reason)
+		}
+	}
+	entries, _ := e.Audit.Entries()
+	for _, en := range entries {
+		if en.Phase == "started" || len(en.Steps) > 0 {
+			t.Errorf("audit shows SQL run: %+v", en)
+		}
+	}
+	r := m.Observe(ctx)
+	s, _ := r.Subscription(p.Sub(), "")
+	f, _ := s.Finding(diagnose.CodeSlotMissing)
+	if s.Health != diagnose.Critical || f.Severity != diagnose.Critical {
+		t.Errorf("after refusal: health %s", s.Health)
+	}
+	if plan := HumanPlan(f, *s); !plan.Human || !strings.Contains(plan.Text, "TRUNCATED") || !strings.Contains(plan.Text, "pg_create_logical_replication_slot") {
+		t.Errorf("human plan: %+v", plan)
+	}
+}
+
+func TestTwoExecutorsOneRepair(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{})
+	cfg := testConfig(t, p, "30s")
+	e1, m1 := newExecutor(t, cfg)
+	e2, _ := newExecutor(t, cfg)
+	if err := p.LoseOrigin(ctx, p.Sub()); err != nil {
+		t.Fatal(err)
+	}
+	waitFinding(t, m1, p.Sub(), diagnose.CodeOriginMissing)
+	var wg sync.WaitGroup
+	outs := make([]Outcome, 2)
+	for i, e := range []*Executor{e1, e2} {
+		wg.Go(func() {
+			outs[i] = e.Execute(ctx, Request{Remedy: diagnose.RemedyRecreateOrigin, Subscription: p.Sub(), Actor: "test", Finding: diagnose.CodeOriginMissing})
+		})
+	}
+	wg.Wait()
+	executed := 0
+	for i, e := range []*Executor{e1, e2} {
+		entries, _ := e.Audit.Entries()
+		for _, en := range entries {
+			if en.Phase == "started" {
+				executed++
+			}
+		}
+		t.Logf("executor %d: %s %s", i+1, outs[i].Result, outs[i].Reason)
+	}
+	if executed != 1 {
+		t.Fatalf("repairs executed: got %d, want exactly 1 (%+v)", executed, outs)
+	}
+	if outs[0].Result != ResultSuccess && outs[1].Result != ResultSuccess {
+		t.Fatalf("no repair succeeded: %+v", outs)
+	}
+}
+
+func TestCrashAfterDisableIsFinishedByNextRun(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{})
+	cfg := testConfig(t, p, "30s")
+	e, m := newExecutor(t, cfg)
+	if err := p.LoseOrigin(ctx, p.Sub()); err != nil {
+		t.Fatal(err)
+	}
+	waitFinding(t, m, p.Sub(), diagnose.CodeOriginMissing)
+	e.crashAfterStep = 1
+	if out := e.Execute(ctx, Request{Remedy: diagnose.RemedyRecreateOrigin, Subscription: p.Sub(), Actor: "test"}); out.Result != "crashed" {
+		t.Fatalf("got %s %s", out.Result, out.Reason)
+	}
+	if err := p.WaitStatus(ctx, p.Sub(), "disabled", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// A new process, same audit log.
+	next, _ := newExecutor(t, cfg)
+	next.Audit = e.Audit
+	outs, err := next.Resume(ctx, "auto")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(outs) != 1 || outs[0].Result != ResultSuccess {
+		t.Fatalf("resume: got %+v", outs)
+	}
+	if got := outs[0].Steps[0].Result; got != "skipped" {
+		t.Errorf("disable step on resume: got %s, want skipped", got)
+	}
+	if st, _ := p.Status(ctx, p.Sub()); st != "replicating" {
+		t.Errorf("status after resume: %s", st)
+	}
+	if left, _ := e.Audit.Unfinished(); len(left) != 0 {
+		t.Errorf("unfinished after resume: %+v", left)
+	}
+}
+
+func TestDryRunChangesNothing(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{})
+	e, m := newExecutor(t, testConfig(t, p, "30s"))
+	if err := p.LoseOrigin(ctx, p.Sub()); err != nil {
+		t.Fatal(err)
+	}
+	waitFinding(t, m, p.Sub(), diagnose.CodeOriginMissing)
+	// pg_replication_origin is cluster-wide: look at this subscription's origin only.
+	catalog := func() string {
+		var s string
+		if err := p.Subscriber.QueryRow(ctx, `SELECT (SELECT string_agg(sub_name || ':' || sub_enabled || ':' || sub_slot_name, ',') FROM pglogical.subscription)
+			|| '|' || coalesce((SELECT string_agg(roname, ',') FROM pg_replication_origin o
+				JOIN pglogical.subscription s ON s.sub_slot_name = o.roname), '')`, []any{&s}); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	before := catalog()
+	out := e.Execute(ctx, Request{Remedy: diagnose.RemedyRecreateOrigin, Subscription: p.Sub(), Actor: "test", DryRun: true})
+	if out.Result != ResultDryRun || len(out.Plan.Steps) != 3 {
+		t.Fatalf("got %s %q %+v", out.Result, out.Reason, out.Plan)
+	}
+	if after := catalog(); after != before {
+		t.Errorf("catalog changed: before %q, after %q", before, after)
+	}
+	if entries, _ := e.Audit.Entries(); len(entries) != 0 {
+		t.Errorf("dry run wrote the audit log: %+v", entries)
+	}
+}
+
+func TestRestartAfterProviderOutage(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	prov := pgtest.NewCluster(t, pgtest.Options{})
+	subc := pgtest.NewCluster(t, pgtest.Options{})
+	p := pgtest.NewPair(t, pgtest.PairOptions{Provider: prov, Subscriber: subc})
+	e, m := newExecutor(t, testConfig(t, p, "2s"))
+	if err := pgtest.ProviderOutage(ctx, p, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	back := time.Now()
+	waitFinding(t, m, p.Sub(), diagnose.CodeStuckDown)
+	out := e.Execute(ctx, Request{Remedy: diagnose.RemedyRestart, Subscription: p.Sub(), Actor: "test", Finding: diagnose.CodeStuckDown})
+	if out.Result != ResultSuccess {
+		t.Fatalf("got %s %s", out.Result, out.Reason)
+	}
+	t.Logf("provider outage: replicating %s after the provider's return (restart took %s)", time.Since(back).Round(time.Millisecond), out.Duration.Round(time.Millisecond))
+}
+
+func TestRefusals(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{})
+	e, _ := newExecutor(t, testConfig(t, p, "30s"))
+	for _, tc := range []struct {
+		name string
+		req  Request
+		want string
+	}{
+		{"healthy: finding gone", Request{Remedy: "restart", Subscription: p.Sub(), Finding: diagnose.CodeStuckDown}, "no longer holds"},
+		{"origin exists", Request{Remedy: "recreate-origin", Subscription: p.Sub()}, "exists: nothing to re-create"},
+		{"already enabled", Request{Remedy: "enable", Subscription: p.Sub()}, "already enabled"},
+		{"unknown subscription", Request{Remedy: "restart", Subscription: "nope"}, "not found"},
+		{"unknown remedy", Request{Remedy: "resync", Subscription: p.Sub()}, "unknown remedy"},
+		{"slot not orphan", Request{Remedy: "drop-orphan-slot", Node: "provider", Slot: "pgl_x"}, "not an orphan"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.req.Actor = "test"
+			out := e.Execute(ctx, tc.req)
+			if out.Result != ResultRefused || !strings.Contains(out.Reason, tc.want) {
+				t.Errorf("got %s %q, want refused with %q", out.Result, out.Reason, tc.want)
+			}
+		})
+	}
+}
+
+func TestDropOrphanSlot(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{})
+	e, m := newExecutor(t, testConfig(t, p, "30s"))
+	if err := p.Provider.Exec(ctx, "SELECT pg_create_logical_replication_slot('pgl_leftover_abc', 'pglogical_output')"); err != nil {
+		t.Fatal(err)
+	}
+	r := m.Observe(ctx)
+	if len(r.Nodes[0].Findings) != 1 || r.Nodes[0].Findings[0].Code != diagnose.CodeOrphanSlot {
+		t.Fatalf("provider findings: %+v", r.Nodes[0].Findings)
+	}
+	out := e.Execute(ctx, Request{Remedy: diagnose.RemedyDropOrphanSlot, Node: "provider", Slot: "pgl_leftover_abc", Actor: "test"})
+	if out.Result != ResultSuccess {
+		t.Fatalf("got %s %s", out.Result, out.Reason)
+	}
+	var n int
+	if err := p.Provider.QueryRow(ctx, "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'pgl_leftover_abc'", []any{&n}); err != nil || n != 0 {
+		t.Fatalf("slot still there: %d %v", n, err)
+	}
+}
