@@ -45,6 +45,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"status", "probe every node once and print the diagnosis (Nagios exit codes)", runStatus},
+		{"repair", "run a remedy for a subscription: plan, confirm, execute, verify, audit", runRepair},
 		{"check-config", "validate a configuration file without connecting", runCheckConfig},
 		{"version", "print the version", runVersion},
 	}

@@ -43,7 +43,7 @@ type Entry struct {
 	Reason       string       `json:"reason,omitempty"`
 	DurationMS   int64        `json:"duration_ms"`
 	// ReplicatingAfterMS is the time from the first step to `replicating`.
-	ReplicatingAfterMS int64 `json:"replicating_after_ms,omitempty"`
+	ReplicatingAfterMS int64  `json:"replicating_after_ms,omitempty"`
 	Host               string `json:"host,omitempty"`
 	PID                int    `json:"pid,omitempty"`
 }

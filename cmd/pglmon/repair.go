@@ -1,0 +1,167 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os/user"
+	"strings"
+	"time"
+
+	"github.com/pglmon/pglmon/internal/diagnose"
+	"github.com/pglmon/pglmon/internal/monitor"
+	"github.com/pglmon/pglmon/internal/repair"
+)
+
+// Exit codes of `pglmon repair`.
+const (
+	repairOK      = 0 // replicating afterwards (or: --dry-run found the plan runnable)
+	repairRefused = 1 // nothing was executed
+	repairFailed  = 2 // executed, but a step failed or it is not replicating
+)
+
+func runRepair(ctx context.Context, e env, args []string) error {
+	fs := newFlags("repair", e)
+	path := fs.String("config", "", "configuration file")
+	subName := fs.String("subscription", "", "the subscription to repair")
+	subscriber := fs.String("subscriber", "", "the subscriber node, when the subscription name is on several")
+	remedy := fs.String("remedy", "", "restart, recreate-origin, enable or drop-orphan-slot (default: the diagnosed one)")
+	node := fs.String("node", "", "drop-orphan-slot: the provider node")
+	slot := fs.String("slot", "", "drop-orphan-slot: the slot")
+	dryRun := fs.Bool("dry-run", false, "print the plan and check it, execute nothing")
+	yes := fs.Bool("yes", false, "do not ask for confirmation")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *remedy == diagnose.RemedyDropOrphanSlot {
+		if *node == "" || *slot == "" {
+			return usageError("--remedy drop-orphan-slot needs --node and --slot")
+		}
+	} else if *subName == "" {
+		return usageError("--subscription NAME is required")
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	audit, err := repair.NewAudit(cfg.Repair.AuditLog)
+	if err != nil {
+		return &exitErr{exitConfig, err}
+	}
+	m := monitor.New(cfg)
+	defer m.Close(context.WithoutCancel(ctx))
+	ex := &repair.Executor{Config: cfg, Observer: m, Audit: audit, VerifyTimeout: cfg.Repair.VerifyTimeout.D()}
+	actor := "cli:" + osUser()
+
+	// An attempt a crash interrupted is finished first, whatever was asked.
+	pending, err := audit.Unfinished()
+	if err != nil {
+		return err
+	}
+	for _, p := range pending {
+		if p.Subscription == *subName || (p.Slot == *slot && *slot != "") {
+			fmt.Fprintf(e.stdout, "Finishing %s of %s, interrupted at %s (started by %s).\n", p.Remedy, p.Subscription, p.Time.Format(time.RFC3339), p.Actor)
+			out := ex.Execute(ctx, repair.Request{Remedy: p.Remedy, Subscription: p.Subscription, Subscriber: p.Subscriber,
+				Node: p.Provider, Slot: p.Slot, Actor: actor, Resume: p.ID})
+			return reportOutcome(e, out)
+		}
+	}
+
+	req := repair.Request{Remedy: *remedy, Subscription: *subName, Subscriber: *subscriber, Node: *node, Slot: *slot, Actor: actor}
+	if req.Remedy == "" {
+		// Use the diagnosed remedy; watch a `down` subscription for down_grace first.
+		r, err := observe(ctx, m, cfg, true)
+		if err != nil {
+			return err
+		}
+		s, ok := r.Subscription(*subName, *subscriber)
+		if !ok {
+			return &exitErr{repairRefused, fmt.Errorf("subscription %s not found on any reachable subscriber", *subName)}
+		}
+		f, human, ok := diagnosedRemedy(s)
+		if !ok {
+			fmt.Fprintf(e.stdout, "%s is %s (%s): nothing to repair.\n", s.Name, s.Health, orDash(s.Status))
+			return &exitErr{code: map[bool]int{true: repairOK, false: repairRefused}[s.Health == diagnose.OK]}
+		}
+		if human {
+			fmt.Fprint(e.stdout, repair.HumanPlan(f, *s).Render())
+			return &exitErr{code: repairRefused}
+		}
+		req.Remedy, req.Finding = f.Remedy, f.Code
+	}
+	dry := req
+	dry.DryRun = true
+	plan := ex.Execute(ctx, dry)
+	if plan.Result != repair.ResultDryRun {
+		if len(plan.Plan.Steps) > 0 {
+			fmt.Fprint(e.stdout, plan.Plan.Render())
+		}
+		return &exitErr{repairRefused, fmt.Errorf("refused: %s", plan.Reason)}
+	}
+	fmt.Fprint(e.stdout, plan.Plan.Render())
+	if *dryRun {
+		fmt.Fprintln(e.stdout, "Dry run: nothing executed; the preconditions hold.")
+		return nil
+	}
+	if !*yes && !confirm(e, "Run this plan?") {
+		return &exitErr{repairRefused, fmt.Errorf("not confirmed: nothing executed")}
+	}
+	return reportOutcome(e, ex.Execute(ctx, req))
+}
+
+// diagnosedRemedy picks the finding to act on: the first with a runnable
+// remedy, else the first that needs a person.
+func diagnosedRemedy(s *diagnose.Subscription) (diagnose.Finding, bool, bool) {
+	for _, f := range s.Findings {
+		if f.Remedy != "" && f.Remedy != diagnose.RemedyDropOrphanSlot {
+			return f, false, true
+		}
+	}
+	for _, f := range s.Findings {
+		if f.Human {
+			return f, true, true
+		}
+	}
+	return diagnose.Finding{}, false, false
+}
+
+func reportOutcome(e env, out repair.Outcome) error {
+	for i, s := range out.Steps {
+		line := fmt.Sprintf("  %d. %s on %s: %s (%d ms)", i+1, s.Action, s.Node, s.Result, s.DurationMS)
+		if s.Error != "" {
+			line += ": " + s.Error
+		}
+		fmt.Fprintln(e.stdout, line)
+	}
+	switch out.Result {
+	case repair.ResultSuccess:
+		if out.Plan.Subscription == "" {
+			fmt.Fprintf(e.stdout, "Done: %s (%s).\n", out.Plan.Remedy, out.Duration.Round(time.Millisecond))
+			return nil
+		}
+		fmt.Fprintf(e.stdout, "Repaired: %s is replicating (%s after the first step; %s in all).\n",
+			orDash(out.Plan.Subscription), out.ReplicatingAfter.Round(time.Millisecond), out.Duration.Round(time.Millisecond))
+		return nil
+	case repair.ResultRefused:
+		return &exitErr{repairRefused, fmt.Errorf("refused: %s", out.Reason)}
+	}
+	return &exitErr{repairFailed, fmt.Errorf("%s: %s", out.Result, out.Reason)}
+}
+
+func confirm(e env, question string) bool {
+	fmt.Fprintf(e.stdout, "%s [y/N] ", question)
+	line, _ := bufio.NewReader(e.stdin).ReadString('\n')
+	switch strings.ToLower(strings.TrimSpace(line)) {
+	case "y", "yes":
+		return true
+	}
+	return false
+}
+
+func osUser() string {
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return "unknown"
+}
+

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pglmon/pglmon/internal/pgtest"
+)
+
+func pglmonIn(t *testing.T, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, strings.NewReader(stdin), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func auditConfig(t *testing.T, p *pgtest.Pair) (cfg, audit string) {
+	audit = filepath.Join(t.TempDir(), "audit.jsonl")
+	return writeConfig(t, p, "repair:\n  audit_log: "+audit+"\n  verify_timeout: 30s\n"), audit
+}
+
+func TestRepairCommandOriginLost(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{})
+	cfg, audit := auditConfig(t, p)
+	if err := p.LoseOrigin(ctx, p.Sub()); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitStatus(ctx, p.Sub(), "down", 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// --dry-run: the plan and its SQL, nothing executed.
+	code, out, errOut := pglmonIn(t, "", "repair", "--config", cfg, "--subscription", p.Sub(), "--dry-run")
+	if code != 0 || !strings.Contains(out, "pg_replication_origin_create") || !strings.Contains(out, "Dry run") {
+		t.Fatalf("dry run: exit %d\n%s\n%s", code, out, errOut)
+	}
+	// Not confirmed: nothing executed.
+	code, out, _ = pglmonIn(t, "n\n", "repair", "--config", cfg, "--subscription", p.Sub())
+	if code != 1 || !strings.Contains(out, "Run this plan? [y/N]") {
+		t.Fatalf("declined: exit %d\n%s", code, out)
+	}
+	if st, _ := p.Status(ctx, p.Sub()); st != "down" {
+		t.Fatalf("status after declining: %s, want down", st)
+	}
+	code, out, errOut = pglmonIn(t, "y\n", "repair", "--config", cfg, "--subscription", p.Sub())
+	if code != 0 || !strings.Contains(out, "Repaired: sub_0 is replicating") {
+		t.Fatalf("repair: exit %d\n%s\n%s", code, out, errOut)
+	}
+	b, err := os.ReadFile(audit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	var last struct{ Actor, Remedy, Outcome string }
+	json.Unmarshal([]byte(lines[len(lines)-1]), &last)
+	if !strings.HasPrefix(last.Actor, "cli:") || last.Remedy != "recreate-origin" || last.Outcome != "success" {
+		t.Errorf("audit: got %+v from %s", last, b)
+	}
+	// Healthy now: nothing to do, exit 0.
+	if code, out, _ := pglmonIn(t, "", "repair", "--config", cfg, "--subscription", p.Sub(), "--yes"); code != 0 || !strings.Contains(out, "nothing to repair") {
+		t.Errorf("healthy: exit %d\n%s", code, out)
+	}
+}
+
+func TestRepairCommandHumanOnly(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{})
+	cfg, _ := auditConfig(t, p)
+	if err := p.DropSlot(ctx, p.Sub()); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitStatus(ctx, p.Sub(), "down", 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := pglmonIn(t, "", "repair", "--config", cfg, "--subscription", p.Sub(), "--yes")
+	if code != 1 || !strings.Contains(out, "needs a person") || !strings.Contains(out, "alter_subscription_resynchronize_table") {
+		t.Fatalf("slot missing: exit %d\n%s", code, out)
+	}
+	code, _, errOut := pglmonIn(t, "", "repair", "--config", cfg, "--subscription", p.Sub(), "--remedy", "restart", "--yes")
+	if code != 1 || !strings.Contains(errOut, "does not exist on provider") {
+		t.Fatalf("forced restart: exit %d\n%s", code, errOut)
+	}
+}
+
+func TestRepairCommandDropOrphanSlot(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{})
+	cfg, _ := auditConfig(t, p)
+	if err := p.Provider.Exec(ctx, "SELECT pg_create_logical_replication_slot('pgl_orphan_cli', 'pglogical_output')"); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, _ := pglmonIn(t, "", "repair", "--config", cfg, "--remedy", "drop-orphan-slot", "--node", "provider"); code != 64 {
+		t.Errorf("missing --slot: exit %d, want 64", code)
+	}
+	code, out, errOut := pglmonIn(t, "yes\n", "repair", "--config", cfg, "--remedy", "drop-orphan-slot", "--node", "provider", "--slot", "pgl_orphan_cli")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+}
