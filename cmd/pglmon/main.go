@@ -44,6 +44,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"run", "run the daemon: probe, diagnose, serve metrics and status, repair by policy", runDaemon},
 		{"status", "probe every node once and print the diagnosis (Nagios exit codes)", runStatus},
 		{"repair", "run a remedy for a subscription: plan, confirm, execute, verify, audit", runRepair},
 		{"check-config", "validate a configuration file without connecting", runCheckConfig},

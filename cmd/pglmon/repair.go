@@ -164,4 +164,3 @@ func osUser() string {
 	}
 	return "unknown"
 }
-

@@ -49,6 +49,8 @@ type PasswordSource struct {
 type Probe struct {
 	Interval Duration `yaml:"interval"`
 	Timeout  Duration `yaml:"timeout"`
+	// MaxBackoff caps how long a failing node waits between attempts.
+	MaxBackoff Duration `yaml:"max_backoff"`
 }
 
 // Thresholds decide when a fact becomes a finding.
@@ -94,7 +96,7 @@ const DefaultListen = "127.0.0.1:9198"
 // Default returns a configuration with every default set.
 func Default() *Config {
 	return &Config{
-		Probe: Probe{Interval: Duration(10 * time.Second), Timeout: Duration(5 * time.Second)},
+		Probe: Probe{Interval: Duration(10 * time.Second), Timeout: Duration(5 * time.Second), MaxBackoff: Duration(30 * time.Second)},
 		Thresholds: Thresholds{
 			DownGrace:        Duration(30 * time.Second),
 			LagBytes:         256 << 20,

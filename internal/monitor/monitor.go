@@ -47,11 +47,13 @@ func (m *Monitor) SetConfig(cfg *config.Config) {
 	for _, n := range cfg.Nodes {
 		keep[n.Name] = true
 		if p, ok := old[n.Name]; ok && sameNode(oldNodes[n.Name], n) && m.cfg.Probe.Timeout == cfg.Probe.Timeout {
+			p.SetBackoff(cfg.Probe.MaxBackoff.D())
 			probers = append(probers, p)
 			delete(old, n.Name)
 			continue
 		}
 		probers = append(probers, probe.NewProber(n, cfg.Probe.Timeout.D()))
+		probers[len(probers)-1].SetBackoff(cfg.Probe.MaxBackoff.D())
 	}
 	for _, p := range old {
 		p.Close(context.Background())

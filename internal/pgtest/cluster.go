@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -269,9 +270,25 @@ func reservePort() (int, *os.File, error) {
 	return 0, nil, errors.New("no free loopback port found")
 }
 
+var reapOnce sync.Once
+
 // reapStale stops clusters left behind by test processes that died without
-// cleaning up (a test binary killed by -timeout runs no cleanup).
-func reapStale() {
+// cleaning up (a test binary killed by -timeout runs no cleanup). It runs
+// once per process, under a lock shared by all test processes.
+func reapStale() { reapOnce.Do(reapStaleLocked) }
+
+func reapStaleLocked() {
+	if err := os.MkdirAll(BaseDir, 0o1777); err != nil {
+		return
+	}
+	lock, err := os.OpenFile(filepath.Join(BaseDir, "reap.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return
+	}
 	dirs, _ := filepath.Glob(filepath.Join(BaseDir, "cluster-*"))
 	for _, d := range dirs {
 		b, err := os.ReadFile(filepath.Join(d, "owner.pid"))

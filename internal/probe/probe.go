@@ -25,6 +25,11 @@ type Prober struct {
 
 	conn         *pgx.Conn
 	hasPglogical bool
+	// Backoff after failures: the last failed snapshot is returned until retryAt.
+	maxBackoff time.Duration
+	failures   int
+	retryAt    time.Time
+	lastFailed Snapshot
 	writes       atomic.Int64
 	lastWrites   int64
 }
@@ -38,6 +43,13 @@ type ConnectFunc func(ctx context.Context, cfg *pgx.ConnConfig) (*pgx.Conn, erro
 func NewProber(node config.Node, timeout time.Duration) *Prober {
 	return &Prober{node: node, timeout: timeout, connect: pgx.ConnectConfig}
 }
+
+// SetBackoff makes a failing node wait base, 2*base, 4*base ... up to max
+// between attempts; the cycles in between report the last failure again.
+func (p *Prober) SetBackoff(max time.Duration) { p.maxBackoff = max }
+
+// Failures is the number of consecutive failed probes.
+func (p *Prober) Failures() int { return p.failures }
 
 // Node is the name of the probed node.
 func (p *Prober) Node() string { return p.node.Name }
@@ -58,6 +70,12 @@ func (p *Prober) Close(ctx context.Context) {
 // with Err set; the error never holds a password.
 func (p *Prober) Probe(ctx context.Context) Snapshot {
 	start := time.Now()
+	if p.failures > 0 && start.Before(p.retryAt) {
+		s := p.lastFailed
+		s.Skipped = true
+		p.lastWrites = 0
+		return s
+	}
 	snap := Snapshot{Node: p.node.Name, Time: start}
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
@@ -70,11 +88,19 @@ func (p *Prober) Probe(ctx context.Context) Snapshot {
 		err = p.probe(ctx, &snap)
 	}
 	p.lastWrites = p.writes.Load() - before
+	snap.Duration = time.Since(start)
 	if err != nil {
 		p.Close(context.Background())
-		snap = Snapshot{Node: p.node.Name, Time: start, Err: p.redact(ctx, err)}
+		snap = Snapshot{Node: p.node.Name, Time: start, Duration: snap.Duration, Err: p.redact(ctx, err)}
+		p.failures++
+		if p.maxBackoff > 0 {
+			wait := min(p.timeout<<min(p.failures-1, 20), p.maxBackoff)
+			p.retryAt = start.Add(wait)
+		}
+		p.lastFailed = snap
+		return snap
 	}
-	snap.Duration = time.Since(start)
+	p.failures = 0
 	return snap
 }
 

@@ -21,6 +21,9 @@ type Snapshot struct {
 	Duration time.Duration `json:"duration_ns"`
 	// Err is set when the node could not be probed; it never holds a password.
 	Err error `json:"-"`
+	// Skipped is set when a failing node was not tried again this cycle
+	// (backoff): Err is the last failure.
+	Skipped bool `json:"skipped,omitempty"`
 
 	ServerVersion    int    `json:"server_version"`
 	Database         string `json:"database"`

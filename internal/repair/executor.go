@@ -43,6 +43,8 @@ type Executor struct {
 	// crashAfterStep, in tests, stops right after that step as if the
 	// process died: no "finished" line, nothing undone.
 	crashAfterStep int
+	// failStep, in tests, makes that step's SQL fail on the server.
+	failStep int
 }
 
 // Request asks for one remedy.
@@ -164,14 +166,30 @@ func (e *Executor) Execute(ctx context.Context, req Request) Outcome {
 		}
 	}
 	stepsStart := time.Now()
+	// Steps are not cancelled by a shutdown: stopping between disable and
+	// enable is worse than finishing a plan whose steps take milliseconds.
+	// Each is bounded by statement_timeout.
+	stepCtx := context.WithoutCancel(ctx)
 	for i, step := range plan.Steps {
-		res := e.runStep(ctx, conn, step)
+		if e.failStep == i+1 {
+			step.SQL, step.Done, step.Args = "SELECT 1/0 WHERE $1::text IS NOT NULL", "", step.Args[:1]
+		}
+		res := e.runStep(stepCtx, conn, step)
 		out.Steps = append(out.Steps, res)
 		if res.Result == "failed" {
 			for _, rest := range plan.Steps[i+1:] {
 				out.Steps = append(out.Steps, StepResult{Node: rest.Node, Action: rest.Action, SQL: rest.SQL, Args: rest.Args, Result: "not-run"})
 			}
-			return finish(ResultFailed, fmt.Sprintf("step %d (%s): %s", i+1, step.Action, res.Error))
+			reason := fmt.Sprintf("step %d (%s): %s", i+1, step.Action, res.Error)
+			if undo, ok := reenable(plan, i); ok {
+				// pglmon disabled the subscription and cannot finish: leave it
+				// enabled, as it found it, rather than disabled for good.
+				r := e.runStep(stepCtx, conn, undo)
+				r.Action = "compensate: " + r.Action
+				out.Steps = append(out.Steps, r)
+				reason += "; the subscription was enabled again (" + r.Result + ")"
+			}
+			return finish(ResultFailed, reason)
 		}
 		if e.crashAfterStep == i+1 {
 			out.Result = "crashed"
@@ -185,6 +203,21 @@ func (e *Executor) Execute(ctx context.Context, req Request) Outcome {
 		out.ReplicatingAfter = time.Since(stepsStart)
 	}
 	return finish(ResultSuccess, "")
+}
+
+// reenable returns the plan's enable step when a step before failed (index
+// failed) came after its disable step.
+func reenable(p Plan, failed int) (Step, bool) {
+	disabled := false
+	for i, s := range p.Steps {
+		if s.SQL == sqlDisable && i < failed {
+			disabled = true
+		}
+		if s.SQL == sqlEnable && i > failed && disabled {
+			return s, true
+		}
+	}
+	return Step{}, false
 }
 
 // plan re-observes the nodes, builds the plan and checks that it is still

@@ -304,3 +304,27 @@ func TestDropOrphanSlot(t *testing.T) {
 		t.Fatalf("slot still there: %d %v", n, err)
 	}
 }
+
+func TestFailedStepLeavesSubscriptionEnabled(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{})
+	e, m := newExecutor(t, testConfig(t, p, "30s"))
+	if err := p.LoseOrigin(ctx, p.Sub()); err != nil {
+		t.Fatal(err)
+	}
+	waitFinding(t, m, p.Sub(), diagnose.CodeOriginMissing)
+	e.failStep = 2
+	out := e.Execute(ctx, Request{Remedy: diagnose.RemedyRecreateOrigin, Subscription: p.Sub(), Actor: "test"})
+	if out.Result != ResultFailed || !strings.Contains(out.Reason, "enabled again (ok)") {
+		t.Fatalf("got %s %q", out.Result, out.Reason)
+	}
+	var enabled bool
+	if err := p.Subscriber.QueryRow(ctx, "SELECT sub_enabled FROM pglogical.subscription WHERE sub_name = $1", []any{&enabled}, p.Sub()); err != nil || !enabled {
+		t.Fatalf("subscription left disabled (enabled=%t, %v)", enabled, err)
+	}
+	plan, _ := PlanFor(diagnose.RemedyRecreateOrigin, diagnose.Subscription{Name: p.Sub(), Subscriber: "subscriber", SlotName: "x"})
+	if _, ok := reenable(plan, 0); ok {
+		t.Fatal("reenable: a failed disable needs no compensation")
+	}
+}

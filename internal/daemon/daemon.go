@@ -1,0 +1,371 @@
+// Package daemon runs pglmon as a service: it probes and diagnoses on an
+// interval, serves metrics and status over HTTP, repairs what its policy
+// allows, and speaks to systemd.
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/pglmon/pglmon/internal/config"
+	"github.com/pglmon/pglmon/internal/diagnose"
+	"github.com/pglmon/pglmon/internal/metrics"
+	"github.com/pglmon/pglmon/internal/monitor"
+	"github.com/pglmon/pglmon/internal/probe"
+	"github.com/pglmon/pglmon/internal/repair"
+	"github.com/pglmon/pglmon/internal/sdnotify"
+)
+
+// Log keys.
+const (
+	keyNode         = "node"
+	keySubscriber   = "subscriber"
+	keySubscription = "subscription"
+	keyFrom         = "from"
+	keyTo           = "to"
+	keyFindings     = "findings"
+	keyError        = "error"
+	keyFailures     = "failures"
+	keyDowntime     = "down_for"
+	keyRemedy       = "remedy"
+	keyResult       = "result"
+	keyReason       = "reason"
+	keyDuration     = "duration"
+	keyAddr         = "addr"
+	keyConfig       = "config"
+)
+
+// Options configure a daemon.
+type Options struct {
+	// ConfigPath is re-read on reload.
+	ConfigPath string
+	Config     *config.Config
+	Logger     *slog.Logger
+	Version    string
+	Notifier   *sdnotify.Notifier
+	// Reload receives a value for each SIGHUP.
+	Reload <-chan struct{}
+	// WatchdogInterval is how often to send WATCHDOG=1 while healthy (0: never).
+	WatchdogInterval time.Duration
+}
+
+// Daemon is a running pglmon service.
+type Daemon struct {
+	opts     Options
+	log      *slog.Logger
+	cfg      atomic.Pointer[config.Config]
+	mon      *monitor.Monitor
+	reg      *prometheus.Registry
+	metrics  *metrics.Set
+	listener net.Listener
+	srv      *http.Server
+	repairer *autoRepairer
+	// Notify, when set, gets every report (the Slack notifier uses it).
+	Notify func(ctx context.Context, r diagnose.Report)
+
+	latest    atomic.Pointer[diagnose.Report]
+	lastCycle atomic.Int64 // unix nanoseconds of the last completed cycle
+	ready     atomic.Bool
+
+	health map[string]diagnose.Health // by subscriber/subscription
+	nodes  map[string]*nodeLog
+}
+
+type nodeLog struct {
+	failures   int
+	since      time.Time
+	lastLogged time.Time
+	suppressed int
+}
+
+// New prepares a daemon and opens its HTTP listener.
+func New(opts Options) (*Daemon, error) {
+	if opts.Logger == nil {
+		return nil, errors.New("daemon: a logger is required")
+	}
+	if opts.Notifier == nil {
+		opts.Notifier = &sdnotify.Notifier{}
+	}
+	d := &Daemon{opts: opts, log: opts.Logger, reg: prometheus.NewRegistry(),
+		health: map[string]diagnose.Health{}, nodes: map[string]*nodeLog{}}
+	d.cfg.Store(opts.Config)
+	d.mon = monitor.New(opts.Config)
+	d.metrics = metrics.New(d.reg, opts.Version, d.Healthy)
+	audit, err := repair.NewAudit(opts.Config.Repair.AuditLog)
+	if err != nil {
+		return nil, err
+	}
+	d.repairer = &autoRepairer{d: d, audit: audit, state: map[string]*repairState{}}
+	l, err := net.Listen("tcp", opts.Config.HTTP.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s (http.listen): %w", opts.Config.HTTP.Listen, err)
+	}
+	d.listener = l
+	d.srv = &http.Server{Handler: d.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	return d, nil
+}
+
+// Addr is the address the HTTP server listens on.
+func (d *Daemon) Addr() string { return d.listener.Addr().String() }
+
+// Registry is the daemon's metrics registry.
+func (d *Daemon) Registry() *prometheus.Registry { return d.reg }
+
+// Metrics is the daemon's metric set.
+func (d *Daemon) Metrics() *metrics.Set { return d.metrics }
+
+// Monitor is the daemon's monitor (shared with repairs).
+func (d *Daemon) Monitor() *monitor.Monitor { return d.mon }
+
+// Config is the configuration in force.
+func (d *Daemon) Config() *config.Config { return d.cfg.Load() }
+
+// Latest is the last report, nil before the first cycle.
+func (d *Daemon) Latest() *diagnose.Report { return d.latest.Load() }
+
+// Healthy reports whether the loop completes cycles on time.
+func (d *Daemon) Healthy() bool {
+	last := d.lastCycle.Load()
+	if last == 0 {
+		return false
+	}
+	cfg := d.cfg.Load()
+	limit := 2*cfg.Probe.Interval.D() + cfg.Probe.Timeout.D() + time.Second
+	return time.Since(time.Unix(0, last)) < limit
+}
+
+// Run probes until ctx ends, then drains the HTTP server and returns nil.
+func (d *Daemon) Run(ctx context.Context) error {
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- d.srv.Serve(d.listener) }()
+	d.log.Info("pglmon started", keyAddr, d.Addr(), keyConfig, d.opts.ConfigPath, "version", d.opts.Version)
+
+	var wg sync.WaitGroup
+	if iv := d.opts.WatchdogInterval; iv > 0 {
+		wg.Go(func() { d.watchdog(ctx, iv) })
+	}
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return d.shutdown(&wg)
+		case err := <-serveErr:
+			return fmt.Errorf("http server: %w", err)
+		case <-d.opts.Reload:
+			d.reload()
+		case <-timer.C:
+			d.cycle(ctx)
+			if ctx.Err() != nil {
+				continue
+			}
+			if !d.ready.Swap(true) {
+				d.log.Info("first cycle complete: ready")
+				d.notify(sdnotify.Ready)
+				wg.Go(func() { d.repairer.resume(ctx) })
+			}
+			timer.Reset(jitter(d.cfg.Load().Probe.Interval.D()))
+		}
+	}
+}
+
+// jitter spreads cycles by ±10% so many pglmons do not probe in step.
+func jitter(d time.Duration) time.Duration {
+	return d + time.Duration((rand.Float64()*0.2-0.1)*float64(d))
+}
+
+func (d *Daemon) shutdown(wg *sync.WaitGroup) error {
+	d.notify(sdnotify.Stopping)
+	d.log.Info("stopping")
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+	defer cancel()
+	err := d.srv.Shutdown(ctx)
+	d.repairer.wait()
+	wg.Wait()
+	d.mon.Close(ctx)
+	if err != nil {
+		return fmt.Errorf("drain http server: %w", err)
+	}
+	return nil
+}
+
+func (d *Daemon) notify(state string) {
+	if err := d.opts.Notifier.Notify(state); err != nil {
+		d.log.Warn("systemd notification failed", keyError, err.Error())
+	}
+}
+
+func (d *Daemon) watchdog(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if d.Healthy() {
+				d.notify(sdnotify.Watchdog)
+			}
+		}
+	}
+}
+
+// cycle probes, diagnoses, repairs what policy allows and publishes.
+func (d *Daemon) cycle(ctx context.Context) {
+	r, snaps := d.mon.Cycle(ctx)
+	if ctx.Err() != nil {
+		return
+	}
+	d.logNodes(snaps)
+	d.repairer.consider(ctx, &r)
+	d.logTransitions(r)
+	d.metrics.Observe(r, snaps)
+	d.latest.Store(&r)
+	d.lastCycle.Store(time.Now().UnixNano())
+	if d.Notify != nil {
+		d.Notify(ctx, r)
+	}
+}
+
+// logNodes logs a node's failure once, then at most once a minute with a
+// count, and its recovery with the number of failures.
+func (d *Daemon) logNodes(snaps []probe.Snapshot) {
+	now := time.Now()
+	for _, s := range snaps {
+		nl := d.nodes[s.Node]
+		if nl == nil {
+			nl = &nodeLog{}
+			d.nodes[s.Node] = nl
+		}
+		if s.Up() {
+			if nl.failures > 0 {
+				d.log.Info("node reachable again", keyNode, s.Node, keyFailures, nl.failures, keyDowntime, now.Sub(nl.since).Round(time.Millisecond).String())
+			}
+			*nl = nodeLog{}
+			continue
+		}
+		if s.Skipped {
+			continue
+		}
+		nl.failures++
+		if nl.failures == 1 {
+			nl.since = now
+		}
+		if nl.failures == 1 || now.Sub(nl.lastLogged) >= time.Minute {
+			d.log.Warn("node unreachable", keyNode, s.Node, keyError, s.Err.Error(), keyFailures, nl.failures, "suppressed", nl.suppressed)
+			nl.lastLogged, nl.suppressed = now, 0
+		} else {
+			nl.suppressed++
+		}
+	}
+}
+
+// logTransitions logs each change of a subscription's health once.
+func (d *Daemon) logTransitions(r diagnose.Report) {
+	seen := map[string]bool{}
+	for _, s := range r.Subscriptions {
+		key := s.Subscriber + "/" + s.Name
+		seen[key] = true
+		prev, known := d.health[key]
+		if known && prev == s.Health || !known && s.Health == diagnose.OK {
+			d.health[key] = s.Health
+			continue
+		}
+		codes := make([]string, 0, len(s.Findings))
+		for _, f := range s.Findings {
+			codes = append(codes, f.Code)
+		}
+		from := string(prev)
+		if !known {
+			from = "new"
+		}
+		level := slog.LevelInfo
+		if s.Health == diagnose.Critical || s.Health == diagnose.Warning {
+			level = slog.LevelWarn
+		}
+		d.log.Log(context.Background(), level, "subscription health changed", keySubscriber, s.Subscriber, keySubscription, s.Name,
+			keyFrom, from, keyTo, string(s.Health), keyFindings, codes)
+		d.health[key] = s.Health
+	}
+	for key := range d.health {
+		if !seen[key] {
+			d.log.Info("subscription gone", keySubscription, key)
+			delete(d.health, key)
+		}
+	}
+}
+
+// reload re-reads the configuration; an invalid one is logged and ignored.
+func (d *Daemon) reload() {
+	d.notify(sdnotify.Reloading)
+	defer d.notify(sdnotify.Ready)
+	if d.opts.ConfigPath == "" {
+		return
+	}
+	cfg, err := config.Load(d.opts.ConfigPath)
+	if err != nil {
+		d.log.Error("reload refused: keeping the running configuration", keyConfig, d.opts.ConfigPath, keyError, err.Error())
+		return
+	}
+	old := d.cfg.Load()
+	if cfg.HTTP.Listen != old.HTTP.Listen {
+		d.log.Warn("http.listen changed: takes effect at the next restart", keyAddr, d.Addr())
+	}
+	keep := map[string]bool{}
+	for _, n := range cfg.Nodes {
+		keep[n.Name] = true
+	}
+	for _, n := range old.Nodes {
+		if !keep[n.Name] {
+			d.metrics.ForgetNode(n.Name)
+			delete(d.nodes, n.Name)
+		}
+	}
+	d.mon.SetConfig(cfg)
+	d.cfg.Store(cfg)
+	d.log.Info("configuration reloaded", keyConfig, d.opts.ConfigPath, "nodes", len(cfg.Nodes))
+}
+
+// Handler serves /metrics, /healthz, /readyz and /api/v1/status.
+func (d *Daemon) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{Registry: d.reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if d.ready.Load() && !d.Healthy() {
+			http.Error(w, "probe loop is late", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !d.ready.Load() {
+			http.Error(w, "first cycle not complete", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, _ *http.Request) {
+		r := d.latest.Load()
+		if r == nil {
+			http.Error(w, "first cycle not complete", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(r)
+	})
+	return mux
+}

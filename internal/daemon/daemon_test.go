@@ -1,0 +1,371 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pglmon/pglmon/internal/config"
+	"github.com/pglmon/pglmon/internal/diagnose"
+	"github.com/pglmon/pglmon/internal/pgtest"
+	"github.com/pglmon/pglmon/internal/repair"
+	"github.com/pglmon/pglmon/internal/sdnotify"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+// syncBuffer is a log sink safe for the daemon's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type running struct {
+	d      *Daemon
+	logs   *syncBuffer
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error
+	reload chan struct{}
+	path   string
+	audit  string
+}
+
+func (r *running) stop(t testing.TB) {
+	t.Helper()
+	r.cancel()
+	select {
+	case <-r.done:
+		if r.err != nil {
+			t.Errorf("Run: %v", r.err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("daemon did not stop within 5 s")
+	}
+}
+
+func pairConfig(p *pgtest.Pair, audit, extra string) string {
+	return fmt.Sprintf(`nodes:
+  - name: provider
+    dsn: %q
+  - name: subscriber
+    dsn: %q
+probe:
+  interval: 1s
+  timeout: 1s
+  max_backoff: 1s
+thresholds:
+  down_grace: 3s
+http:
+  listen: "127.0.0.1:0"
+repair:
+  audit_log: %s
+  verify_timeout: 30s
+%s`, p.Provider.DSN(), p.Subscriber.DSN(), audit, extra)
+}
+
+func start(t testing.TB, body string, notifier *sdnotify.Notifier) *running {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "pglmon.yaml")
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &running{logs: &syncBuffer{}, done: make(chan struct{}), reload: make(chan struct{}, 1), path: path, audit: cfg.Repair.AuditLog}
+	logger := slog.New(slog.NewJSONHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	r.d, err = New(Options{ConfigPath: path, Config: cfg, Logger: logger, Version: "test", Notifier: notifier,
+		Reload: r.reload, WatchdogInterval: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	go func() { r.err = r.d.Run(ctx); close(r.done) }()
+	t.Cleanup(func() {
+		cancel()
+		<-r.done
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", r.logs.String())
+		}
+	})
+	return r
+}
+
+func (r *running) get(t testing.TB, path string) (int, string) {
+	t.Helper()
+	resp, err := http.Get("http://" + r.d.Addr() + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func (r *running) status(t testing.TB) diagnose.Report {
+	t.Helper()
+	code, body := r.get(t, "/api/v1/status")
+	var rep diagnose.Report
+	if code == 200 {
+		if err := json.Unmarshal([]byte(body), &rep); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return rep
+}
+
+// waitMetric polls /metrics until the line matches (or, with absent, until
+// no line matches).
+func (r *running) waitMetric(t testing.TB, re string, absent bool, timeout time.Duration) time.Duration {
+	t.Helper()
+	rx := regexp.MustCompile("(?m)" + re)
+	start := time.Now()
+	var body string
+	if err := pgtest.Poll(context.Background(), timeout, func() bool {
+		_, body = r.get(t, "/metrics")
+		return rx.MatchString(body) != absent
+	}); err != nil {
+		t.Fatalf("metric %q (absent=%t) not seen within %s:\n%s", re, absent, timeout, grepLines(body, "pglmon_"))
+	}
+	return time.Since(start)
+}
+
+func grepLines(s, prefix string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.HasPrefix(l, prefix) && !strings.Contains(l, "_bucket") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func policyOff() string {
+	return "  policy:\n    restart: off\n    recreate-origin: off\n    enable: off\n"
+}
+
+func TestDaemonSeesOriginLossAndClears(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{})
+	r := start(t, pairConfig(p, filepath.Join(t.TempDir(), "a.jsonl"), policyOff()), nil)
+	if code, _ := r.get(t, "/healthz"); code != 200 {
+		t.Errorf("healthz: %d", code)
+	}
+	if err := pgtest.Poll(ctx, 10*time.Second, func() bool { c, _ := r.get(t, "/readyz"); return c == 200 }); err != nil {
+		t.Fatal("never ready")
+	}
+	r.waitMetric(t, `^pglmon_subscription_health\{subscriber="subscriber",subscription="sub_0"\} 0$`, false, 10*time.Second)
+	if err := p.LoseOrigin(ctx, p.Sub()); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitStatus(ctx, p.Sub(), "down", 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	seen := time.Now()
+	r.waitMetric(t, `^pglmon_finding\{code="origin_missing",severity="critical",subscriber="subscriber",subscription="sub_0"\} 1$`, false, 2*time.Second)
+	if err := pgtest.Poll(ctx, 2*time.Second, func() bool {
+		rep := r.status(t)
+		s, ok := rep.Subscription(p.Sub(), "")
+		return ok && s.Health == diagnose.Critical
+	}); err != nil {
+		t.Fatal("/api/v1/status not critical within interval + 1 s")
+	}
+	t.Logf("origin_missing in /metrics and /api/v1/status %s after pglogical reported down", time.Since(seen).Round(time.Millisecond))
+	r.waitMetric(t, `^pglmon_origin_present\{subscriber="subscriber",subscription="sub_0"\} 0$`, false, 2*time.Second)
+	r.waitMetric(t, `^pglmon_subscription_status\{provider="provider",status="down",subscriber="subscriber",subscription="sub_0"\} 1$`, false, 2*time.Second)
+	r.waitMetric(t, `^pglmon_slot_active\{node="provider",slot="pgl_[^"]+"\} 0$`, false, 2*time.Second)
+
+	// Fixed by a person: the finding's series disappears.
+	out := r.d.Execute(ctx, repair.Request{Remedy: "recreate-origin", Subscription: p.Sub(), Actor: "test"})
+	if out.Result != repair.ResultSuccess {
+		t.Fatalf("repair: %s %s", out.Result, out.Reason)
+	}
+	r.waitMetric(t, `^pglmon_finding\{code="origin_missing"`, true, 5*time.Second)
+	r.waitMetric(t, `^pglmon_repairs_total\{remedy="recreate-origin",result="success"\} 1$`, false, 2*time.Second)
+	if !strings.Contains(r.logs.String(), `"msg":"subscription health changed"`) {
+		t.Error("no health transition logged")
+	}
+}
+
+func TestDaemonStuckDownAfterGrace(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	prov := pgtest.NewCluster(t, pgtest.Options{})
+	subc := pgtest.NewCluster(t, pgtest.Options{})
+	p := pgtest.NewPair(t, pgtest.PairOptions{Provider: prov, Subscriber: subc})
+	r := start(t, pairConfig(p, filepath.Join(t.TempDir(), "a.jsonl"), policyOff()), nil)
+	r.waitMetric(t, `^pglmon_node_up\{node="provider"\} 1$`, false, 10*time.Second)
+	if err := prov.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// While the provider is away: node down, subscription unknown.
+	r.waitMetric(t, `^pglmon_node_up\{node="provider"\} 0$`, false, 5*time.Second)
+	r.waitMetric(t, `^pglmon_subscription_health\{subscriber="subscriber",subscription="sub_0"\} 3$`, false, 10*time.Second)
+	r.waitMetric(t, `^pglmon_finding\{code="node_unreachable",severity="critical",subscriber="provider",subscription=""\} 1$`, false, 2*time.Second)
+	outage := time.Now()
+	for time.Since(outage) < 8*time.Second {
+		time.Sleep(500 * time.Millisecond) // the outage's length, not synchronisation
+	}
+	if err := prov.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.waitMetric(t, `^pglmon_node_up\{node="provider"\} 1$`, false, 5*time.Second)
+	r.waitMetric(t, `^pglmon_finding\{code="stuck_down",severity="critical",subscriber="subscriber",subscription="sub_0"\} 1$`, false, 10*time.Second)
+	if !strings.Contains(r.logs.String(), `"msg":"node reachable again"`) {
+		t.Error("recovery not logged")
+	}
+}
+
+func TestDaemonReload(t *testing.T) {
+	t.Parallel()
+	p := pgtest.NewPair(t, pgtest.PairOptions{})
+	audit := filepath.Join(t.TempDir(), "a.jsonl")
+	r := start(t, pairConfig(p, audit, policyOff()), nil)
+	r.waitMetric(t, `^pglmon_node_up\{node="subscriber"\} 1$`, false, 10*time.Second)
+
+	// A broken config is refused and the running one kept.
+	if err := os.WriteFile(r.path, []byte("nodes:\n  - name: x\n    dsn: host=x\n    bogus: 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.reload <- struct{}{}
+	if err := pgtest.Poll(context.Background(), 5*time.Second, func() bool {
+		return strings.Contains(r.logs.String(), "reload refused")
+	}); err != nil {
+		t.Fatal("broken config not refused")
+	}
+	if !strings.Contains(r.logs.String(), "nodes[0].bogus: unknown key") {
+		t.Errorf("refusal does not name the field:\n%s", r.logs.String())
+	}
+	r.waitMetric(t, `^pglmon_node_up\{node="subscriber"\} 1$`, false, 5*time.Second)
+
+	// A good config that adds a node (another database on the provider's server).
+	body := pairConfig(p, audit, policyOff())
+	body = strings.Replace(body, "probe:", fmt.Sprintf("  - name: extra\n    dsn: %q\nprobe:", p.Provider.Cluster.DSN("postgres")), 1)
+	if err := os.WriteFile(r.path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.reload <- struct{}{}
+	r.waitMetric(t, `^pglmon_node_up\{node="extra"\} 1$`, false, 5*time.Second)
+	// And removing it again removes its series.
+	if err := os.WriteFile(r.path, []byte(pairConfig(p, audit, policyOff())), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.reload <- struct{}{}
+	r.waitMetric(t, `node="extra"`, true, 5*time.Second)
+	r.stop(t)
+}
+
+func TestDaemonNotifiesSystemd(t *testing.T) {
+	t.Parallel()
+	p := pgtest.NewPair(t, pgtest.PairOptions{})
+	sock := filepath.Join(t.TempDir(), "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var mu sync.Mutex
+	var got []string
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			got = append(got, string(buf[:n]))
+			mu.Unlock()
+		}
+	}()
+	seen := func(state string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, g := range got {
+			if g == state {
+				return true
+			}
+		}
+		return false
+	}
+	r := start(t, pairConfig(p, filepath.Join(t.TempDir(), "a.jsonl"), policyOff()), sdnotify.New(sock))
+	for _, state := range []string{sdnotify.Ready, sdnotify.Watchdog} {
+		if err := pgtest.Poll(context.Background(), 10*time.Second, func() bool { return seen(state) }); err != nil {
+			t.Fatalf("%s not sent", state)
+		}
+	}
+	r.reload <- struct{}{}
+	if err := pgtest.Poll(context.Background(), 5*time.Second, func() bool { return seen(sdnotify.Reloading) }); err != nil {
+		t.Fatal("RELOADING=1 not sent")
+	}
+	r.stop(t)
+	if err := pgtest.Poll(context.Background(), 2*time.Second, func() bool { return seen(sdnotify.Stopping) }); err != nil {
+		t.Fatal("STOPPING=1 not sent")
+	}
+}
+
+func TestDaemonSurvivesNodeRestartsAndBadAddress(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	prov := pgtest.NewCluster(t, pgtest.Options{})
+	subc := pgtest.NewCluster(t, pgtest.Options{})
+	p := pgtest.NewPair(t, pgtest.PairOptions{Provider: prov, Subscriber: subc})
+	body := pairConfig(p, filepath.Join(t.TempDir(), "a.jsonl"), policyOff())
+	body = strings.Replace(body, "probe:", "  - name: nowhere\n    dsn: \"host=127.0.0.1 port=1 dbname=x user=x sslmode=disable\"\nprobe:", 1)
+	r := start(t, body, nil)
+	r.waitMetric(t, `^pglmon_node_up\{node="nowhere"\} 0$`, false, 10*time.Second)
+	for _, c := range []struct {
+		name string
+		cl   *pgtest.Cluster
+	}{{"subscriber", subc}, {"provider", prov}} {
+		if err := c.cl.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+		r.waitMetric(t, fmt.Sprintf(`^pglmon_node_up\{node=%q\} 0$`, c.name), false, 5*time.Second)
+		if c.name == "subscriber" {
+			// Its subscription is remembered, and unknown.
+			r.waitMetric(t, `^pglmon_subscription_health\{subscriber="subscriber",subscription="sub_0"\} 3$`, false, 5*time.Second)
+		}
+		if err := c.cl.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		r.waitMetric(t, fmt.Sprintf(`^pglmon_node_up\{node=%q\} 1$`, c.name), false, 5*time.Second)
+	}
+	if code, _ := r.get(t, "/healthz"); code != 200 {
+		t.Errorf("healthz after restarts: %d", code)
+	}
+	r.waitMetric(t, `^pglmon_probe_errors_total\{node="nowhere"\} [1-9]`, false, 2*time.Second)
+	if strings.Count(r.logs.String(), `"node":"nowhere"`) > 3 {
+		t.Errorf("repeated errors of one node are not rate-limited:\n%s", r.logs.String())
+	}
+	r.stop(t)
+}

@@ -1,0 +1,199 @@
+// Package metrics exposes pglmon's view to Prometheus: a collector over the
+// last probe cycle (series of things that disappear, disappear with them) and
+// counters about pglmon itself. Nothing here queries a database.
+package metrics
+
+import (
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/pglmon/pglmon/internal/diagnose"
+	"github.com/pglmon/pglmon/internal/probe"
+)
+
+// WALStatuses are the values of pg_replication_slots.wal_status.
+var WALStatuses = []string{"reserved", "extended", "unreserved", "lost"}
+
+var (
+	descStatus = prometheus.NewDesc("pglmon_subscription_status",
+		"pglogical status of a subscription: 1 for the current status, 0 for the others.",
+		[]string{"subscriber", "subscription", "provider", "status"}, nil)
+	descHealth = prometheus.NewDesc("pglmon_subscription_health",
+		"Diagnosed health of a subscription: 0 ok, 1 warning, 2 critical, 3 unknown.",
+		[]string{"subscriber", "subscription"}, nil)
+	descFinding = prometheus.NewDesc("pglmon_finding",
+		"1 while a finding holds. Node findings (orphan_slot, node_unreachable) have subscription=\"\" and the node as subscriber.",
+		[]string{"subscriber", "subscription", "code", "severity"}, nil)
+	descOrigin = prometheus.NewDesc("pglmon_origin_present",
+		"1 when the subscription's replication origin exists on the subscriber.",
+		[]string{"subscriber", "subscription"}, nil)
+	descLagBytes = prometheus.NewDesc("pglmon_replication_lag_bytes",
+		"Provider WAL not yet confirmed flushed by the subscription.",
+		[]string{"provider", "subscription"}, nil)
+	descLagSeconds = prometheus.NewDesc("pglmon_replication_lag_seconds",
+		"Replay lag reported by the provider's walsender (pg_stat_replication.replay_lag).",
+		[]string{"provider", "subscription"}, nil)
+	descSlotActive = prometheus.NewDesc("pglmon_slot_active",
+		"1 when a walsender streams from the slot.", []string{"node", "slot"}, nil)
+	descSlotRetained = prometheus.NewDesc("pglmon_slot_retained_wal_bytes",
+		"WAL the slot holds back (current WAL position minus restart_lsn).", []string{"node", "slot"}, nil)
+	descSlotSafe = prometheus.NewDesc("pglmon_slot_safe_wal_size_bytes",
+		"WAL that can still be written before the slot loses WAL (absent when max_slot_wal_keep_size is unlimited).", []string{"node", "slot"}, nil)
+	descSlotWALStatus = prometheus.NewDesc("pglmon_slot_wal_status",
+		"1 for the slot's current wal_status, 0 for the others.", []string{"node", "slot", "wal_status"}, nil)
+	descNodeUp = prometheus.NewDesc("pglmon_node_up",
+		"1 when the last probe of the node succeeded.", []string{"node"}, nil)
+	descLastProbe = prometheus.NewDesc("pglmon_last_probe_timestamp_seconds",
+		"Unix time of the last probe of the node, successful or not.", []string{"node"}, nil)
+	descUp = prometheus.NewDesc("pglmon_up",
+		"1 while pglmon's loop completes cycles on time.", nil, nil)
+)
+
+// Set holds pglmon's metrics, registered on a registry passed in.
+type Set struct {
+	mu      sync.Mutex
+	report  *diagnose.Report
+	snaps   []probe.Snapshot
+	healthy func() bool
+
+	probeDuration  *prometheus.HistogramVec
+	probeErrors    *prometheus.CounterVec
+	repairs        *prometheus.CounterVec
+	repairDuration *prometheus.HistogramVec
+	Notifications  *prometheus.CounterVec
+}
+
+// New creates the metrics and registers them, with the Go and process
+// collectors and pglmon_build_info, on reg.
+func New(reg prometheus.Registerer, version string, healthy func() bool) *Set {
+	s := &Set{
+		healthy: healthy,
+		probeDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "pglmon_probe_duration_seconds", Help: "Time one probe of a node took.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"node"}),
+		probeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pglmon_probe_errors_total", Help: "Probes of a node that failed.",
+		}, []string{"node"}),
+		repairs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pglmon_repairs_total", Help: "Repair attempts by remedy and result (success, failed, refused).",
+		}, []string{"remedy", "result"}),
+		repairDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "pglmon_repair_duration_seconds", Help: "Time a repair attempt took, verification included.",
+			Buckets: []float64{.1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120},
+		}, []string{"remedy"}),
+		Notifications: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pglmon_notifications_total", Help: "Notifications by result (sent, retried, dropped).",
+		}, []string{"result"}),
+	}
+	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "pglmon_build_info", Help: "pglmon's version and the Go version it was built with.",
+	}, []string{"version", "goversion"})
+	buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
+	reg.MustRegister(s, s.probeDuration, s.probeErrors, s.repairs, s.repairDuration, s.Notifications, buildInfo,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return s
+}
+
+// Observe records a finished cycle.
+func (s *Set) Observe(r diagnose.Report, snaps []probe.Snapshot) {
+	for _, sn := range snaps {
+		s.probeDuration.WithLabelValues(sn.Node).Observe(sn.Duration.Seconds())
+		c := s.probeErrors.WithLabelValues(sn.Node)
+		if !sn.Up() {
+			c.Inc()
+		}
+	}
+	s.mu.Lock()
+	s.report, s.snaps = &r, snaps
+	s.mu.Unlock()
+}
+
+// ForgetNode deletes the series of a node no longer configured.
+func (s *Set) ForgetNode(node string) {
+	s.probeDuration.DeleteLabelValues(node)
+	s.probeErrors.DeleteLabelValues(node)
+}
+
+// Repair records a repair attempt.
+func (s *Set) Repair(remedy, result string, d time.Duration) {
+	s.repairs.WithLabelValues(remedy, result).Inc()
+	s.repairDuration.WithLabelValues(remedy).Observe(d.Seconds())
+}
+
+// Describe sends nothing: the collector is unchecked, its series follow the snapshot.
+func (s *Set) Describe(chan<- *prometheus.Desc) {}
+
+// Collect turns the last cycle into series.
+func (s *Set) Collect(ch chan<- prometheus.Metric) {
+	s.mu.Lock()
+	r, snaps := s.report, s.snaps
+	s.mu.Unlock()
+	up := 0.0
+	if s.healthy == nil || s.healthy() {
+		up = 1
+	}
+	ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, up)
+	if r == nil {
+		return
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	findings := map[[4]string]bool{}
+	for _, sub := range r.Subscriptions {
+		for _, st := range probe.Statuses {
+			v := 0.0
+			if sub.Status == st {
+				v = 1
+			}
+			gauge(descStatus, v, sub.Subscriber, sub.Name, sub.Provider, st)
+		}
+		gauge(descHealth, sub.Health.Value(), sub.Subscriber, sub.Name)
+		if sub.Status != "" { // known only while the subscriber answers
+			gauge(descOrigin, b2f(sub.OriginExists), sub.Subscriber, sub.Name)
+		}
+		for _, f := range sub.Findings {
+			findings[[4]string{sub.Subscriber, sub.Name, f.Code, string(f.Severity)}] = true
+		}
+		if sub.LagBytes != nil && sub.Provider != "" {
+			gauge(descLagBytes, float64(*sub.LagBytes), sub.Provider, sub.Name)
+		}
+		if sub.LagSeconds != nil && sub.Provider != "" {
+			gauge(descLagSeconds, *sub.LagSeconds, sub.Provider, sub.Name)
+		}
+	}
+	for _, n := range r.Nodes {
+		for _, f := range n.Findings {
+			findings[[4]string{n.Name, "", f.Code, string(f.Severity)}] = true
+		}
+	}
+	for k := range findings {
+		gauge(descFinding, 1, k[:]...)
+	}
+	for _, sn := range snaps {
+		gauge(descNodeUp, b2f(sn.Up()), sn.Node)
+		gauge(descLastProbe, float64(sn.Time.UnixNano())/1e9, sn.Node)
+		for _, sl := range sn.Slots {
+			gauge(descSlotActive, b2f(sl.Active), sn.Node, sl.Name)
+			gauge(descSlotRetained, float64(sl.RetainedBytes), sn.Node, sl.Name)
+			if sl.SafeWALSize != nil {
+				gauge(descSlotSafe, float64(*sl.SafeWALSize), sn.Node, sl.Name)
+			}
+			for _, ws := range WALStatuses {
+				gauge(descSlotWALStatus, b2f(sl.WALStatus == ws), sn.Node, sl.Name, ws)
+			}
+		}
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
