@@ -88,8 +88,13 @@ func (a *autoRepairer) consider(ctx context.Context, r *diagnose.Report) {
 		seen[key] = true
 		st := a.state[key]
 		if s.Health == diagnose.OK {
+			// Recovery ends an incident but not the hour's count: a
+			// subscription that keeps breaking must not be repaired forever.
 			if st != nil && !st.running {
-				delete(a.state, key)
+				st.attempts, st.failures, st.next = pruneHour(st.attempts, now), 0, time.Time{}
+				if len(st.attempts) == 0 {
+					delete(a.state, key)
+				}
 			}
 			continue
 		}

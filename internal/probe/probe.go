@@ -30,8 +30,8 @@ type Prober struct {
 	failures   int
 	retryAt    time.Time
 	lastFailed Snapshot
-	writes       atomic.Int64
-	lastWrites   int64
+	writes     atomic.Int64
+	lastWrites int64
 }
 
 // ConnectFunc opens a connection with the prepared configuration; tests and

@@ -143,3 +143,6 @@ func (a *Audit) Unfinished() ([]Entry, error) {
 	}
 	return out, nil
 }
+
+// Entries reads every entry of the audit log at path.
+func Entries(path string) ([]Entry, error) { return (&Audit{path: path}).Entries() }

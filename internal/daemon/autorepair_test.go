@@ -1,0 +1,194 @@
+package daemon
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pglmon/pglmon/internal/diagnose"
+	"github.com/pglmon/pglmon/internal/pgtest"
+	"github.com/pglmon/pglmon/internal/repair"
+)
+
+func TestAutoRepairOriginLossUnderWrites(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 1000})
+	r := start(t, pairConfig(p, filepath.Join(t.TempDir(), "a.jsonl"), ""), nil)
+	r.waitMetric(t, `^pglmon_subscription_health\{subscriber="subscriber",subscription="sub_0"\} 0$`, false, 10*time.Second)
+	w, err := pgtest.StartWriter(p.Provider, p.Tables[0], 100000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	broke := time.Now()
+	if err := p.LoseOrigin(ctx, p.Sub()); err != nil {
+		t.Fatal(err)
+	}
+	// Healed with nobody acting: replicating again, through the daemon.
+	if err := pgtest.Poll(ctx, 20*time.Second, func() bool {
+		entries, _ := repair.Entries(r.audit)
+		for _, e := range entries {
+			if e.Phase == "finished" && e.Outcome == repair.ResultSuccess {
+				return true
+			}
+		}
+		return false
+	}); err != nil {
+		t.Fatalf("no successful automatic repair:\n%s", r.logs.String())
+	}
+	if err := p.WaitStatus(ctx, p.Sub(), "replicating", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("origin loss under writes: replicating %s after the break (automatic repair, 1 s interval)", time.Since(broke).Round(time.Millisecond))
+	n, err := w.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := p.WaitConverged(ctx, p.Tables[0], 60*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(1000 + n); rows != want {
+		t.Errorf("rows: got %d, want %d", rows, want)
+	}
+	entries, _ := repair.Entries(r.audit)
+	if got := countStarted(entries); got != 1 {
+		t.Errorf("repairs executed: got %d, want 1", got)
+	}
+	if entries[0].Actor != "auto" || entries[0].Remedy != "recreate-origin" {
+		t.Errorf("audit: %+v", entries[0])
+	}
+	r.waitMetric(t, `^pglmon_repairs_total\{remedy="recreate-origin",result="success"\} 1$`, false, 3*time.Second)
+}
+
+func countStarted(entries []repair.Entry) int {
+	n := 0
+	for _, e := range entries {
+		if e.Phase == "started" {
+			n++
+		}
+	}
+	return n
+}
+
+func TestAutoRepairProviderOutage(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	prov := pgtest.NewCluster(t, pgtest.Options{})
+	subc := pgtest.NewCluster(t, pgtest.Options{})
+	p := pgtest.NewPair(t, pgtest.PairOptions{Provider: prov, Subscriber: subc})
+	r := start(t, pairConfig(p, filepath.Join(t.TempDir(), "a.jsonl"), ""), nil)
+	r.waitMetric(t, `^pglmon_node_up\{node="provider"\} 1$`, false, 10*time.Second)
+	if err := pgtest.ProviderOutage(ctx, p, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	back := time.Now()
+	if err := p.WaitStatus(ctx, p.Sub(), "replicating", 30*time.Second); err != nil {
+		t.Fatalf("%v\n%s", err, r.logs.String())
+	}
+	took := time.Since(back)
+	cfg := r.d.Config()
+	limit := cfg.Probe.Interval.D() + cfg.Thresholds.DownGrace.D() + 2*time.Second
+	t.Logf("provider outage: replicating %s after the provider's return (limit interval + down_grace + 2 s = %s; pglogical alone: 180 s)", took.Round(time.Millisecond), limit)
+	if took > limit {
+		t.Errorf("replicating %s after the return, want within %s", took, limit)
+	}
+}
+
+func TestTwoDaemonsOneRepairPerIncident(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{})
+	a := start(t, pairConfig(p, filepath.Join(t.TempDir(), "a.jsonl"), ""), nil)
+	b := start(t, pairConfig(p, filepath.Join(t.TempDir(), "b.jsonl"), ""), nil)
+	for _, r := range []*running{a, b} {
+		r.waitMetric(t, `^pglmon_subscription_health\{subscriber="subscriber",subscription="sub_0"\} 0$`, false, 10*time.Second)
+	}
+	if err := p.LoseOrigin(ctx, p.Sub()); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitStatus(ctx, p.Sub(), "down", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitStatus(ctx, p.Sub(), "replicating", 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// Let both daemons see the healed state for a few cycles.
+	for _, r := range []*running{a, b} {
+		r.waitMetric(t, `^pglmon_subscription_health\{subscriber="subscriber",subscription="sub_0"\} 0$`, false, 10*time.Second)
+	}
+	ea, _ := repair.Entries(a.audit)
+	eb, _ := repair.Entries(b.audit)
+	if got := countStarted(ea) + countStarted(eb); got != 1 {
+		t.Fatalf("repairs executed by the two daemons: got %d, want 1\nA: %+v\nB: %+v", got, ea, eb)
+	}
+}
+
+func TestAutoRepairGivesUpPastHourlyLimit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{})
+	r := start(t, pairConfig(p, filepath.Join(t.TempDir(), "a.jsonl"), "  max_attempts_per_hour: 1\n"), nil)
+	r.waitMetric(t, `^pglmon_subscription_health\{subscriber="subscriber",subscription="sub_0"\} 0$`, false, 10*time.Second)
+	for i := range 2 {
+		if err := p.LoseOrigin(ctx, p.Sub()); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			if err := p.WaitStatus(ctx, p.Sub(), "replicating", 20*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			r.waitMetric(t, `^pglmon_subscription_health\{subscriber="subscriber",subscription="sub_0"\} 0$`, false, 10*time.Second)
+		}
+	}
+	r.waitMetric(t, `^pglmon_finding\{code="repair_failed",severity="critical",subscriber="subscriber",subscription="sub_0"\} 1$`, false, 10*time.Second)
+	entries, _ := repair.Entries(r.audit)
+	if got := countStarted(entries); got != 1 {
+		t.Errorf("repairs executed: got %d, want 1 (the limit)", got)
+	}
+	// A person repairs it: the daemon resets and the finding clears.
+	if out := r.d.Execute(ctx, repair.Request{Remedy: diagnose.RemedyRecreateOrigin, Subscription: p.Sub(), Actor: "cli:test"}); out.Result != repair.ResultSuccess {
+		t.Fatalf("manual repair: %s %s", out.Result, out.Reason)
+	}
+	r.waitMetric(t, `code="repair_failed"`, true, 10*time.Second)
+}
+
+func TestDaemonFinishesInterruptedRepairAtStart(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{})
+	audit := filepath.Join(t.TempDir(), "a.jsonl")
+	// A previous pglmon disabled the subscription, wrote "started" and died.
+	slot, err := p.SlotName(ctx, p.Sub())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.LoseOrigin(ctx, p.Sub()); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Disable(ctx, p.Sub()); err != nil {
+		t.Fatal(err)
+	}
+	a, err := repair.NewAudit(audit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Append(repair.Entry{Time: time.Now(), ID: "crashed1", Phase: "started", Actor: "auto", Remedy: "recreate-origin",
+		Subscription: p.Sub(), Subscriber: "subscriber", Provider: "provider", Slot: slot}); err != nil {
+		t.Fatal(err)
+	}
+	// Policy off: only the roll-forward of the interrupted repair may act.
+	r := start(t, pairConfig(p, audit, policyOff()), nil)
+	if err := p.WaitStatus(ctx, p.Sub(), "replicating", 20*time.Second); err != nil {
+		t.Fatalf("%v\n%s", err, r.logs.String())
+	}
+	if err := pgtest.Poll(ctx, 10*time.Second, func() bool {
+		left, _ := a.Unfinished()
+		return len(left) == 0 && strings.Contains(r.logs.String(), `"actor":"auto"`)
+	}); err != nil {
+		left, _ := a.Unfinished()
+		t.Fatalf("interrupted repair not finished and logged: %+v", left)
+	}
+}
