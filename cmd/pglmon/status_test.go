@@ -14,7 +14,16 @@ import (
 	"github.com/pglmon/pglmon/internal/pgtest"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+// TestMain runs pglmon's own main when the test binary is re-executed as
+// the pglmon command (process-level tests: signals, exit codes).
+func TestMain(m *testing.M) {
+	if os.Getenv("PGLMON_TEST_AS_MAIN") == "1" {
+		os.Args = append([]string{"pglmon"}, os.Args[1:]...)
+		main()
+		return
+	}
+	os.Exit(pgtest.Main(m))
+}
 
 type statusJSON struct {
 	Health        string `json:"health"`

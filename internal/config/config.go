@@ -407,7 +407,14 @@ func (n Node) ResolvePassword() (Secret, error) {
 		}
 		return Secret(v), nil
 	case n.Password.File != "":
-		b, err := os.ReadFile(n.Password.File)
+		// ${CREDENTIALS_DIRECTORY} is where systemd's LoadCredential= puts secrets.
+		path := os.Expand(n.Password.File, func(v string) string {
+			if v == "CREDENTIALS_DIRECTORY" {
+				return os.Getenv(v)
+			}
+			return "${" + v + "}"
+		})
+		b, err := os.ReadFile(path)
 		if err != nil {
 			return "", fmt.Errorf("node %s: read password.file: %w", n.Name, err)
 		}

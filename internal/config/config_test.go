@@ -86,6 +86,7 @@ func TestResolvePassword(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("PGLMON_TEST_PW", "from-env")
+	t.Setenv("CREDENTIALS_DIRECTORY", dir)
 	for _, tc := range []struct {
 		name string
 		src  *PasswordSource
@@ -96,6 +97,7 @@ func TestResolvePassword(t *testing.T) {
 		{"env", &PasswordSource{Env: "PGLMON_TEST_PW"}, "from-env", ""},
 		{"file", &PasswordSource{File: file}, "s3cret", ""},
 		{"missing env", &PasswordSource{Env: "PGLMON_NOT_SET_X"}, "", "PGLMON_NOT_SET_X (password.env) is not set"},
+		{"systemd credential", &PasswordSource{File: "${CREDENTIALS_DIRECTORY}/pw"}, "s3cret", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := Node{Name: "n", Password: tc.src}.ResolvePassword()

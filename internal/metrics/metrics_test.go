@@ -1,0 +1,157 @@
+package metrics
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/pglmon/pglmon/internal/diagnose"
+	"github.com/pglmon/pglmon/internal/probe"
+)
+
+func report() (diagnose.Report, []probe.Snapshot) {
+	lag := int64(2048)
+	safe := int64(1 << 30)
+	secs := 0.5
+	r := diagnose.Report{Subscriptions: []diagnose.Subscription{{
+		Name: "sub_0", Subscriber: "subscriber", Provider: "provider", Status: "down", Health: diagnose.Critical,
+		LagBytes: &lag, LagSeconds: &secs, OriginExists: false,
+		Findings: []diagnose.Finding{{Code: "origin_missing", Severity: diagnose.Critical, Remedy: "recreate-origin"}},
+	}}, Nodes: []diagnose.Node{
+		{Name: "provider", Up: true, Findings: []diagnose.Finding{
+			{Code: "orphan_slot", Severity: diagnose.Warning, Slot: "a"},
+			{Code: "orphan_slot", Severity: diagnose.Warning, Slot: "b"},
+		}},
+		{Name: "subscriber", Up: true},
+	}}
+	t := time.Unix(1700000000, 0)
+	snaps := []probe.Snapshot{
+		{Node: "provider", Time: t, Slots: []probe.Slot{{Name: "pgl_s", Active: false, RetainedBytes: 4096, WALStatus: "reserved", SafeWALSize: &safe}}},
+		{Node: "subscriber", Time: t},
+	}
+	return r, snaps
+}
+
+const want = `
+# HELP pglmon_finding 1 while a finding holds. Node findings (orphan_slot, node_unreachable) have subscription="" and the node as subscriber.
+# TYPE pglmon_finding gauge
+pglmon_finding{code="orphan_slot",severity="warning",subscriber="provider",subscription=""} 1
+pglmon_finding{code="origin_missing",severity="critical",subscriber="subscriber",subscription="sub_0"} 1
+# HELP pglmon_origin_present 1 when the subscription's replication origin exists on the subscriber.
+# TYPE pglmon_origin_present gauge
+pglmon_origin_present{subscriber="subscriber",subscription="sub_0"} 0
+# HELP pglmon_replication_lag_bytes Provider WAL not yet confirmed flushed by the subscription.
+# TYPE pglmon_replication_lag_bytes gauge
+pglmon_replication_lag_bytes{provider="provider",subscription="sub_0"} 2048
+# HELP pglmon_replication_lag_seconds Replay lag reported by the provider's walsender (pg_stat_replication.replay_lag).
+# TYPE pglmon_replication_lag_seconds gauge
+pglmon_replication_lag_seconds{provider="provider",subscription="sub_0"} 0.5
+# HELP pglmon_slot_active 1 when a walsender streams from the slot.
+# TYPE pglmon_slot_active gauge
+pglmon_slot_active{node="provider",slot="pgl_s"} 0
+# HELP pglmon_slot_retained_wal_bytes WAL the slot holds back (current WAL position minus restart_lsn).
+# TYPE pglmon_slot_retained_wal_bytes gauge
+pglmon_slot_retained_wal_bytes{node="provider",slot="pgl_s"} 4096
+# HELP pglmon_slot_safe_wal_size_bytes WAL that can still be written before the slot loses WAL (absent when max_slot_wal_keep_size is unlimited).
+# TYPE pglmon_slot_safe_wal_size_bytes gauge
+pglmon_slot_safe_wal_size_bytes{node="provider",slot="pgl_s"} 1.073741824e+09
+# HELP pglmon_slot_wal_status 1 for the slot's current wal_status, 0 for the others.
+# TYPE pglmon_slot_wal_status gauge
+pglmon_slot_wal_status{node="provider",slot="pgl_s",wal_status="extended"} 0
+pglmon_slot_wal_status{node="provider",slot="pgl_s",wal_status="lost"} 0
+pglmon_slot_wal_status{node="provider",slot="pgl_s",wal_status="reserved"} 1
+pglmon_slot_wal_status{node="provider",slot="pgl_s",wal_status="unreserved"} 0
+# HELP pglmon_subscription_health Diagnosed health of a subscription: 0 ok, 1 warning, 2 critical, 3 unknown.
+# TYPE pglmon_subscription_health gauge
+pglmon_subscription_health{subscriber="subscriber",subscription="sub_0"} 2
+# HELP pglmon_subscription_status pglogical status of a subscription: 1 for the current status, 0 for the others.
+# TYPE pglmon_subscription_status gauge
+pglmon_subscription_status{provider="provider",status="disabled",subscriber="subscriber",subscription="sub_0"} 0
+pglmon_subscription_status{provider="provider",status="down",subscriber="subscriber",subscription="sub_0"} 1
+pglmon_subscription_status{provider="provider",status="initializing",subscriber="subscriber",subscription="sub_0"} 0
+pglmon_subscription_status{provider="provider",status="replicating",subscriber="subscriber",subscription="sub_0"} 0
+pglmon_subscription_status{provider="provider",status="unknown",subscriber="subscriber",subscription="sub_0"} 0
+# HELP pglmon_node_up 1 when the last probe of the node succeeded.
+# TYPE pglmon_node_up gauge
+pglmon_node_up{node="provider"} 1
+pglmon_node_up{node="subscriber"} 1
+# HELP pglmon_probe_errors_total Probes of a node that failed.
+# TYPE pglmon_probe_errors_total counter
+pglmon_probe_errors_total{node="provider"} 0
+pglmon_probe_errors_total{node="subscriber"} 0
+# HELP pglmon_up 1 while pglmon's loop completes cycles on time.
+# TYPE pglmon_up gauge
+pglmon_up 1
+`
+
+var names = []string{"pglmon_finding", "pglmon_origin_present", "pglmon_replication_lag_bytes", "pglmon_replication_lag_seconds",
+	"pglmon_slot_active", "pglmon_slot_retained_wal_bytes", "pglmon_slot_safe_wal_size_bytes", "pglmon_slot_wal_status",
+	"pglmon_subscription_health", "pglmon_subscription_status", "pglmon_node_up", "pglmon_probe_errors_total", "pglmon_up"}
+
+func TestExposition(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	s := New(reg, "v1.2.3", func() bool { return true })
+	r, snaps := report()
+	s.Observe(r, snaps)
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), names...); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := testutil.GatherAndCount(reg, "pglmon_build_info"); err != nil || n != 1 {
+		t.Fatalf("build info: %d %v", n, err)
+	}
+	if n, _ := testutil.GatherAndCount(reg, "go_goroutines", "process_resident_memory_bytes"); n < 1 {
+		t.Error("Go/process collectors missing")
+	}
+}
+
+func TestSeriesDisappearWithTheirSubject(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	s := New(reg, "v", nil)
+	r, snaps := report()
+	s.Observe(r, snaps)
+	// The subscription recovers and the orphan slots are dropped.
+	r.Subscriptions[0].Findings = nil
+	r.Subscriptions[0].Health = diagnose.OK
+	r.Nodes[0].Findings = nil
+	snaps[0].Slots = nil
+	s.Observe(r, snaps)
+	for _, name := range []string{"pglmon_finding", "pglmon_slot_active", "pglmon_slot_wal_status"} {
+		if n, err := testutil.GatherAndCount(reg, name); err != nil || n != 0 {
+			t.Errorf("%s: %d series left (%v)", name, n, err)
+		}
+	}
+	// A node removed from the config loses its counters.
+	s.ForgetNode("provider")
+	snaps = snaps[1:]
+	s.Observe(r, snaps)
+	if n, _ := testutil.GatherAndCount(reg, "pglmon_probe_errors_total"); n != 1 {
+		t.Errorf("probe_errors_total series: got %d, want 1", n)
+	}
+}
+
+func TestNoSecretsOrErrorsInLabels(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	s := New(reg, "v", nil)
+	r, snaps := report()
+	snaps[1].Err = errors.New("connect to host=db password=hunter2: refused")
+	r.Nodes[1] = diagnose.Node{Name: "subscriber", Error: snaps[1].Err.Error(),
+		Findings: []diagnose.Finding{{Code: "node_unreachable", Severity: diagnose.Critical, Message: snaps[1].Err.Error()}}}
+	s.Observe(r, snaps)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if strings.Contains(l.GetValue(), "hunter2") || strings.Contains(l.GetValue(), "refused") || strings.Contains(l.GetValue(), "/") {
+					t.Errorf("%s label %s=%q carries an error, LSN or secret", mf.GetName(), l.GetName(), l.GetValue())
+				}
+			}
+		}
+	}
+}
