@@ -14,10 +14,16 @@ build:
 deps:
 	bash scripts/install-deps.sh
 
-# Two local clusters replicating with pglogical, and pglmon watching them.
+# Two local clusters replicating with pglogical, and the pglmon daemon
+# watching (and repairing) them in the foreground. Ctrl-C stops pglmon.
 demo: deps build
 	$(DEMO) up
 	$(BIN) status --config $$($(DEMO) config) || true
+	@echo
+	@echo "pglmon is running:  metrics http://127.0.0.1:9198/metrics   status http://127.0.0.1:9198/api/v1/status"
+	@echo "In another terminal: bin/pglmon-demo break origin   (see README: The demo). Ctrl-C stops pglmon."
+	@echo
+	$(BIN) run --config $$($(DEMO) config)
 
 demo-status: build
 	$(BIN) status --config $$($(DEMO) config)
@@ -35,8 +41,10 @@ test: deps vet
 	$(GO) test -race -count=1 -timeout 25m ./...
 	@bash scripts/check-no-stray-postgres.sh
 
+# Benchmarks print their figures; they are not part of `make test`.
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 3s ./internal/probe/
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./internal/daemon/
 
 clean:
 	rm -rf bin

@@ -1,0 +1,172 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pglmon/pglmon/internal/pgtest"
+)
+
+func benchDuration(def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("PGLMON_BENCH_DURATION")); err == nil {
+		return d
+	}
+	return def
+}
+
+// BenchmarkDaemon50Subscriptions runs the pglmon binary over a pair carrying
+// 50 subscriptions at a 1 s interval (2 minutes; PGLMON_BENCH_DURATION
+// changes it) and reports its CPU use, peak RSS and /metrics scrape latency.
+// Run: go test -run '^$' -bench Daemon50 -benchtime 1x ./internal/daemon/
+func BenchmarkDaemon50Subscriptions(b *testing.B) {
+	ctx := context.Background()
+	p := pgtest.NewPair(b, pgtest.PairOptions{Subscriptions: 50})
+	dir := b.TempDir()
+	bin := filepath.Join(dir, "pglmon")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/pglmon").CombinedOutput(); err != nil {
+		b.Fatalf("build: %v\n%s", err, out)
+	}
+	cfgPath := filepath.Join(dir, "pglmon.yaml")
+	body := strings.Replace(pairConfig(p, filepath.Join(dir, "audit.jsonl"), ""), "down_grace: 3s", "down_grace: 30s", 1)
+	if err := os.WriteFile(cfgPath, []byte(body), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(bin, "run", "--config", cfgPath)
+	logs := &syncBuffer{}
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }()
+	var addr string
+	if err := pgtest.Poll(ctx, 20*time.Second, func() bool {
+		if m := regexp.MustCompile(`"addr":"([^"]+)"`).FindStringSubmatch(logs.String()); m != nil {
+			addr = m[1]
+		}
+		return addr != "" && strings.Contains(logs.String(), "first cycle complete")
+	}); err != nil {
+		b.Fatalf("not ready:\n%s", logs.String())
+	}
+	cpu0 := cpuTicks(b, cmd.Process.Pid)
+	start := time.Now()
+	var scrapes []time.Duration
+	dur := benchDuration(2 * time.Minute)
+	b.ResetTimer()
+	for time.Since(start) < dur {
+		t0 := time.Now()
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			b.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		scrapes = append(scrapes, time.Since(t0))
+		if n := strings.Count(string(body), "pglmon_subscription_health{"); n != 50 {
+			b.Fatalf("subscriptions in /metrics: got %d, want 50", n)
+		}
+		time.Sleep(time.Second) // one scrape a second, as a fast Prometheus would
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	cpu := float64(cpuTicks(b, cmd.Process.Pid)-cpu0) / 100 / elapsed.Seconds() * 100 // USER_HZ = 100
+	rss := peakRSS(b, cmd.Process.Pid)
+	slices.Sort(scrapes)
+	p50, max := scrapes[len(scrapes)/2], scrapes[len(scrapes)-1]
+	b.ReportMetric(cpu, "cpu_%")
+	b.ReportMetric(float64(rss)/1024, "peak_rss_MB")
+	b.ReportMetric(float64(p50.Microseconds())/1000, "scrape_p50_ms")
+	b.ReportMetric(float64(max.Microseconds())/1000, "scrape_max_ms")
+	fmt.Printf("daemon over 50 subscriptions, 1 s interval, %s: CPU %.2f%% of one core, peak RSS %.1f MB, scrape p50 %.2f ms, max %.2f ms (%d scrapes)\n",
+		elapsed.Round(time.Second), cpu, float64(rss)/1024, float64(p50.Microseconds())/1000, float64(max.Microseconds())/1000, len(scrapes))
+}
+
+func cpuTicks(b *testing.B, pid int) int64 {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
+	u, _ := strconv.ParseInt(f[11], 10, 64) // utime is field 14, stime 15
+	s, _ := strconv.ParseInt(f[12], 10, 64)
+	return u + s
+}
+
+func peakRSS(b *testing.B, pid int) int64 {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := regexp.MustCompile(`VmHWM:\s+(\d+) kB`).FindSubmatch(raw)
+	kb, _ := strconv.ParseInt(string(m[1]), 10, 64)
+	return kb
+}
+
+// BenchmarkTimeToReplicating measures, over 5 runs each, how long after the
+// break (origin loss) or the provider's return (10 s outage) the subscription
+// replicates again with the daemon repairing automatically at a 1 s interval.
+// PGLMON_BENCH_BASELINE=1 also measures the outage without pglmon (~3 min).
+// Run: go test -run '^$' -bench TimeToReplicating -benchtime 1x ./internal/daemon/
+func BenchmarkTimeToReplicating(b *testing.B) {
+	ctx := context.Background()
+	prov := pgtest.NewCluster(b, pgtest.Options{})
+	subc := pgtest.NewCluster(b, pgtest.Options{})
+	var origin, outage []time.Duration
+	for i := range 5 {
+		p := pgtest.NewPair(b, pgtest.PairOptions{Provider: prov, Subscriber: subc})
+		r := start(b, pairConfig(p, filepath.Join(b.TempDir(), "a.jsonl"), ""), nil)
+		r.waitMetric(b, `^pglmon_subscription_health\{subscriber="subscriber",subscription="sub_0"\} 0$`, false, 20*time.Second)
+		broke := time.Now()
+		if err := p.LoseOrigin(ctx, p.Sub()); err != nil {
+			b.Fatal(err)
+		}
+		if err := p.WaitStatus(ctx, p.Sub(), "down", 10*time.Second); err != nil {
+			b.Fatal(err)
+		}
+		if err := p.WaitStatus(ctx, p.Sub(), "replicating", 60*time.Second); err != nil {
+			b.Fatal(err)
+		}
+		origin = append(origin, time.Since(broke))
+		if err := pgtest.ProviderOutage(ctx, p, 10*time.Second); err != nil {
+			b.Fatal(err)
+		}
+		back := time.Now()
+		if err := p.WaitStatus(ctx, p.Sub(), "replicating", 240*time.Second); err != nil {
+			b.Fatal(err)
+		}
+		outage = append(outage, time.Since(back))
+		r.cancel()
+		<-r.done
+		fmt.Printf("run %d: origin loss healed %s after the break; provider outage healed %s after its return\n", i+1, origin[i].Round(time.Millisecond), outage[i].Round(time.Millisecond))
+	}
+	report := func(name string, d []time.Duration) {
+		slices.Sort(d)
+		fmt.Printf("%s: median %s, max %s over %d runs\n", name, d[len(d)/2].Round(time.Millisecond), d[len(d)-1].Round(time.Millisecond), len(d))
+		b.ReportMetric(d[len(d)/2].Seconds(), name+"_median_s")
+		b.ReportMetric(d[len(d)-1].Seconds(), name+"_max_s")
+	}
+	report("origin_loss", origin)
+	report("provider_outage", outage)
+	if os.Getenv("PGLMON_BENCH_BASELINE") == "1" {
+		p := pgtest.NewPair(b, pgtest.PairOptions{Provider: prov, Subscriber: subc})
+		if err := pgtest.ProviderOutage(ctx, p, 10*time.Second); err != nil {
+			b.Fatal(err)
+		}
+		back := time.Now()
+		if err := p.WaitStatus(ctx, p.Sub(), "replicating", 300*time.Second); err != nil {
+			b.Fatal(err)
+		}
+		fmt.Printf("without pglmon: provider outage healed by pglogical alone %s after the provider's return\n", time.Since(back).Round(time.Second))
+		b.ReportMetric(time.Since(back).Seconds(), "pglogical_alone_s")
+	}
+}
