@@ -47,6 +47,7 @@ func commands() []command {
 		{"run", "run the daemon: probe, diagnose, serve metrics and status, repair by policy", runDaemon},
 		{"status", "probe every node once and print the diagnosis (Nagios exit codes)", runStatus},
 		{"repair", "run a remedy for a subscription: plan, confirm, execute, verify, audit", runRepair},
+		{"verify", "compare the data of replicated tables on provider and subscriber", runVerify},
 		{"check-config", "validate a configuration file without connecting", runCheckConfig},
 		{"version", "print the version", runVersion},
 	}

@@ -24,6 +24,7 @@ type Config struct {
 	HTTP       HTTP       `yaml:"http"`
 	Repair     Repair     `yaml:"repair"`
 	Log        Log        `yaml:"log"`
+	Verify     Verify     `yaml:"verify"`
 
 	path      string
 	positions map[string]position
@@ -75,6 +76,19 @@ type Repair struct {
 	VerifyTimeout Duration `yaml:"verify_timeout"`
 }
 
+// Verify configures data comparison (pglmon verify and the daemon's schedule).
+type Verify struct {
+	Mode             string   `yaml:"mode"`
+	ChunkRows        int      `yaml:"chunk_rows"`
+	MaxRowsPerSecond int      `yaml:"max_rows_per_second"`
+	StatementTimeout Duration `yaml:"statement_timeout"`
+	MaxKeys          int      `yaml:"max_keys"`
+	// Every, when set, makes the daemon verify every subscription that often.
+	Every Duration `yaml:"every"`
+	// Window limits scheduled runs to a daily time range, "01:00-05:00" (local time).
+	Window string `yaml:"window"`
+}
+
 // Log configures logging.
 type Log struct {
 	Level string `yaml:"level"`
@@ -110,7 +124,8 @@ func Default() *Config {
 			MaxAttemptsPerHour: 3,
 			VerifyTimeout:      Duration(60 * time.Second),
 		},
-		Log: Log{Level: "info"},
+		Log:    Log{Level: "info"},
+		Verify: Verify{Mode: "checksum", ChunkRows: 10000, StatementTimeout: Duration(30 * time.Second), MaxKeys: 100},
 	}
 }
 
@@ -360,6 +375,23 @@ func (c *Config) validate() Errors {
 	if c.Repair.MaxAttemptsPerHour < 0 {
 		add(c.errorAt("repair.max_attempts_per_hour", "must not be negative"))
 	}
+	if c.Verify.Mode != "count" && c.Verify.Mode != "checksum" {
+		add(c.errorAt("verify.mode", "%q must be count or checksum", c.Verify.Mode))
+	}
+	if c.Verify.ChunkRows < 1 {
+		add(c.errorAt("verify.chunk_rows", "must be at least 1"))
+	}
+	if c.Verify.MaxRowsPerSecond < 0 {
+		add(c.errorAt("verify.max_rows_per_second", "must not be negative"))
+	}
+	if c.Verify.StatementTimeout.D() <= 0 {
+		add(c.errorAt("verify.statement_timeout", "must be greater than zero"))
+	}
+	if c.Verify.Window != "" {
+		if _, _, err := ParseWindow(c.Verify.Window); err != nil {
+			add(c.errorAt("verify.window", "%v", err))
+		}
+	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -421,4 +453,26 @@ func (n Node) ResolvePassword() (Secret, error) {
 		return Secret(strings.TrimRight(string(b), "\r\n")), nil
 	}
 	return "", nil
+}
+
+// ParseWindow parses a daily window "HH:MM-HH:MM" into minutes after midnight.
+func ParseWindow(s string) (from, to int, err error) {
+	var h1, m1, h2, m2 int
+	if n, _ := fmt.Sscanf(s, "%d:%d-%d:%d", &h1, &m1, &h2, &m2); n != 4 || h1 > 23 || h2 > 23 || m1 > 59 || m2 > 59 || h1 < 0 || h2 < 0 || m1 < 0 || m2 < 0 {
+		return 0, 0, fmt.Errorf("%q must look like 01:00-05:00", s)
+	}
+	return h1*60 + m1, h2*60 + m2, nil
+}
+
+// InWindow reports whether t falls in the daily window (which may wrap midnight).
+func InWindow(window string, t time.Time) bool {
+	from, to, err := ParseWindow(window)
+	if err != nil || window == "" {
+		return true
+	}
+	m := t.Hour()*60 + t.Minute()
+	if from <= to {
+		return m >= from && m < to
+	}
+	return m >= from || m < to
 }

@@ -3,6 +3,7 @@ package pgtest
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -20,6 +21,12 @@ type Writer struct {
 // StartWriter inserts one row at a time into table (id, val, n), ids from
 // firstID on, until Stop.
 func StartWriter(d DB, table string, firstID int) (*Writer, error) {
+	return StartMixedWriter(d, table, firstID, 0)
+}
+
+// StartMixedWriter is StartWriter that also updates a random existing row
+// (ids 1..updateMaxID) after each insert when updateMaxID > 0.
+func StartMixedWriter(d DB, table string, firstID, updateMaxID int) (*Writer, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	conn, err := d.Cluster.Connect(ctx, d.Name)
 	if err != nil {
@@ -28,6 +35,7 @@ func StartWriter(d DB, table string, firstID int) (*Writer, error) {
 	}
 	w := &Writer{cancel: cancel}
 	sql := fmt.Sprintf("INSERT INTO %s (id, val, n) VALUES ($1::bigint, md5($1::text), $1::int %% 100)", pgx.Identifier{table}.Sanitize())
+	update := fmt.Sprintf("UPDATE %s SET n = n + 1, val = md5(val) WHERE id = $1", pgx.Identifier{table}.Sanitize())
 	w.wg.Go(func() {
 		defer conn.Close(context.Background())
 		for id := firstID; ctx.Err() == nil; id++ {
@@ -38,6 +46,14 @@ func StartWriter(d DB, table string, firstID int) (*Writer, error) {
 				return
 			}
 			w.n++
+			if updateMaxID > 0 {
+				if _, err := conn.Exec(ctx, update, 1+rand.IntN(updateMaxID)); err != nil {
+					if ctx.Err() == nil {
+						w.err = err
+					}
+					return
+				}
+			}
 			select {
 			case <-ctx.Done():
 			case <-time.After(2 * time.Millisecond): // pace, not synchronisation

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/pglmon/pglmon/internal/config"
+	"github.com/pglmon/pglmon/internal/monitor"
+	"github.com/pglmon/pglmon/internal/verify"
+)
+
+// Exit codes of `pglmon verify`, as `pglmon status`.
+const (
+	verifyEqual   = 0
+	verifyDiffers = 2
+	verifyUnknown = 3
+)
+
+func runVerify(ctx context.Context, e env, args []string) error {
+	fs := newFlags("verify", e)
+	path := fs.String("config", "", "configuration file")
+	sub := fs.String("subscription", "", "only this subscription (default: all)")
+	table := fs.String("table", "", "only this table (schema.table or table)")
+	mode := fs.String("mode", "", "count or checksum (default: verify.mode)")
+	output := fs.String("output", "table", "table or json")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *output != "table" && *output != "json" {
+		return usageError("--output must be table or json, not %q", *output)
+	}
+	if *mode != "" && *mode != verify.ModeCount && *mode != verify.ModeChecksum {
+		return usageError("--mode must be count or checksum, not %q", *mode)
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	if *mode == "" {
+		*mode = cfg.Verify.Mode
+	}
+	m := monitor.New(cfg)
+	_, snaps := m.Cycle(ctx)
+	m.Close(context.WithoutCancel(ctx))
+	targets, err := verify.Targets(snaps, *sub)
+	if err != nil {
+		return &exitErr{verifyUnknown, err}
+	}
+	opt := verifyOptions(cfg, *mode)
+	if isTerminal(e.stderr) {
+		opt.Progress = progressBar(e.stderr)
+	}
+	var results []verify.Result
+	code := verifyEqual
+	for _, tg := range targets {
+		r := verify.Run(ctx, cfg, tg, opt, *table)
+		if opt.Progress != nil {
+			fmt.Fprint(e.stderr, "\r\033[K")
+		}
+		results = append(results, r)
+		switch {
+		case r.Error != "" || hasTableError(r):
+			code = max(code, verifyUnknown)
+		case !r.Equal:
+			code = verifyDiffers
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if code == verifyUnknown && anyDiffers(results) {
+		code = verifyDiffers // a difference found outweighs a table that could not be compared
+	}
+	if *output == "json" {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(map[string]any{"results": results}); err != nil {
+			return err
+		}
+	} else {
+		printVerify(e.stdout, results)
+	}
+	return &exitErr{code: code}
+}
+
+// verifyOptions turns the configuration into comparison options.
+func verifyOptions(cfg *config.Config, mode string) verify.Options {
+	return verify.Options{Mode: mode, ChunkRows: cfg.Verify.ChunkRows, MaxRowsPerSecond: cfg.Verify.MaxRowsPerSecond, MaxKeys: cfg.Verify.MaxKeys}
+}
+
+func hasTableError(r verify.Result) bool {
+	for _, t := range r.Tables {
+		if t.Error != "" {
+			return true
+		}
+	}
+	return false
+}
+
+func anyDiffers(rs []verify.Result) bool {
+	for _, r := range rs {
+		for _, t := range r.Tables {
+			if t.Error == "" && !t.Equal {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func printVerify(w io.Writer, results []verify.Result) {
+	for _, r := range results {
+		fmt.Fprintf(w, "Subscription %s (%s -> %s), mode %s: %d rows compared in %s, %s fetched\n",
+			r.Subscription, r.Subscriber, r.Provider, r.Mode, r.RowsChecked, r.Duration.Round(time.Millisecond), config.FormatBytes(r.BytesFetched))
+		if r.Error != "" {
+			fmt.Fprintf(w, "  error: %s\n", r.Error)
+		}
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  TABLE\tROWS\tRESULT\tDIFFERING\tTIME")
+		for _, t := range r.Tables {
+			result := "equal"
+			switch {
+			case t.Error != "":
+				result = "error: " + t.Error
+			case !t.Equal:
+				result = "differs"
+			}
+			rows := fmt.Sprint(t.RowsCompared)
+			if t.Mode == verify.ModeCount {
+				rows = fmt.Sprintf("%d / %d", t.ProviderRows, t.SubscriberRows)
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%s\n", t.Table, rows, result, t.DifferingRows, t.Duration.Round(time.Millisecond))
+		}
+		tw.Flush()
+		for _, t := range r.Tables {
+			if len(t.Keys) == 0 {
+				continue
+			}
+			var keys []string
+			for _, k := range t.Keys {
+				keys = append(keys, k.Key+" ("+k.Kind+")")
+			}
+			more := ""
+			if int64(len(t.Keys)) < t.DifferingRows {
+				more = fmt.Sprintf(" ... and %d more", t.DifferingRows-int64(len(t.Keys)))
+			}
+			fmt.Fprintf(w, "  %s keys: %s%s\n", t.Table, strings.Join(keys, ", "), more)
+		}
+		if !r.Equal && r.Error == "" {
+			fmt.Fprintf(w, "  To repair a table (TRUNCATES it on the subscriber, then copies it again; run on %s):\n", r.Subscriber)
+			fmt.Fprintf(w, "    SELECT pglogical.alter_subscription_resynchronize_table('%s', '<schema.table>');\n", r.Subscription)
+			fmt.Fprintln(w, "  or copy just the differing rows from the provider by key. pglmon never does either by itself.")
+		}
+	}
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// progressBar draws tables done, rows checked, rate and ETA on one line.
+func progressBar(w io.Writer) func(verify.Progress) {
+	last := time.Time{}
+	return func(p verify.Progress) {
+		if time.Since(last) < 200*time.Millisecond {
+			return
+		}
+		last = time.Now()
+		rate := float64(p.RowsChecked) / max(p.Elapsed.Seconds(), 0.001)
+		eta := "?"
+		if p.RowsEstimated > p.RowsChecked && rate > 0 {
+			eta = (time.Duration(float64(p.RowsEstimated-p.RowsChecked)/rate) * time.Second).Round(time.Second).String()
+		}
+		frac := 0.0
+		if p.RowsEstimated > 0 {
+			frac = min(float64(p.RowsChecked)/float64(p.RowsEstimated), 1)
+		}
+		bar := strings.Repeat("#", int(frac*20)) + strings.Repeat(".", 20-int(frac*20))
+		fmt.Fprintf(w, "\r\033[K[%s] table %d/%d %s  %d rows  %.0f rows/s  ETA %s", bar, p.TableIndex, p.Tables, p.Table, p.RowsChecked, rate, eta)
+	}
+}

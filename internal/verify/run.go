@@ -1,0 +1,179 @@
+package verify
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pglmon/pglmon/internal/config"
+	"github.com/pglmon/pglmon/internal/probe"
+)
+
+// Target is a subscription to verify.
+type Target struct {
+	Subscription string `json:"subscription"`
+	Subscriber   string `json:"subscriber"`
+	Provider     string `json:"provider"`
+	Slot         string `json:"slot"`
+	Sets         []string
+}
+
+// Result is the verification of one subscription.
+type Result struct {
+	Subscription string        `json:"subscription"`
+	Subscriber   string        `json:"subscriber"`
+	Provider     string        `json:"provider"`
+	Mode         string        `json:"mode"`
+	Equal        bool          `json:"equal"`
+	Tables       []TableResult `json:"tables"`
+	RowsChecked  int64         `json:"rows_checked"`
+	// BytesFetched is what pglmon read from both servers.
+	BytesFetched int64         `json:"bytes_fetched"`
+	Duration     time.Duration `json:"duration_ns"`
+	Error        string        `json:"error,omitempty"`
+}
+
+// Targets picks the subscriptions to verify from probe snapshots: all, or
+// the one named. A subscription's provider is the configured node whose
+// pglogical node name matches.
+func Targets(snaps []probe.Snapshot, name string) ([]Target, error) {
+	byLocal := map[string]string{}
+	for _, s := range snaps {
+		if s.Up() && s.LocalNode != "" {
+			byLocal[s.LocalNode] = s.Node
+		}
+	}
+	var out []Target
+	for _, s := range snaps {
+		for _, sub := range s.Subscriptions {
+			if name != "" && sub.Name != name {
+				continue
+			}
+			prov, ok := byLocal[sub.ProviderNode]
+			if !ok {
+				return nil, fmt.Errorf("subscription %s: its provider (pglogical node %q) is not a reachable configured node", sub.Name, sub.ProviderNode)
+			}
+			out = append(out, Target{Subscription: sub.Name, Subscriber: s.Node, Provider: prov, Slot: sub.SlotName, Sets: sub.ReplicationSets})
+		}
+	}
+	if name != "" && len(out) == 0 {
+		return nil, fmt.Errorf("subscription %q not found on any reachable subscriber", name)
+	}
+	return out, nil
+}
+
+// ByteCounter counts bytes read from connections.
+type ByteCounter struct{ n atomic.Int64 }
+
+// Bytes is the total read.
+func (b *ByteCounter) Bytes() int64 { return b.n.Load() }
+
+type countingConn struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// Connect opens a read-only connection to a node whose statements are
+// bounded by timeout, counting the bytes it reads.
+func Connect(ctx context.Context, node config.Node, timeout time.Duration, counter *ByteCounter) (*pgx.Conn, error) {
+	cfg, err := probe.ConnConfig(node, timeout)
+	if err != nil {
+		return nil, err
+	}
+	cfg.RuntimeParams["default_transaction_read_only"] = "on"
+	cfg.RuntimeParams["application_name"] = "pglmon verify"
+	cfg.ConnectTimeout = min(timeout, 10*time.Second)
+	dial := cfg.DialFunc
+	cfg.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &countingConn{Conn: c, n: &counter.n}, nil
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		pw, _ := node.ResolvePassword()
+		return nil, probe.RedactError(fmt.Errorf("connect to %s: %w", node.Name, err), pw)
+	}
+	return conn, nil
+}
+
+// Run verifies one subscription; table, when set, limits it to one table
+// (schema.table, or table in any schema).
+func Run(ctx context.Context, cfg *config.Config, tg Target, opt Options, table string) Result {
+	start := time.Now()
+	res := Result{Subscription: tg.Subscription, Subscriber: tg.Subscriber, Provider: tg.Provider, Mode: opt.Mode}
+	if res.Mode == "" {
+		res.Mode = ModeChecksum
+	}
+	fail := func(err error) Result {
+		res.Error, res.Duration = err.Error(), time.Since(start)
+		return res
+	}
+	pn, ok := cfg.Node(tg.Provider)
+	if !ok {
+		return fail(fmt.Errorf("node %s is not configured", tg.Provider))
+	}
+	sn, ok := cfg.Node(tg.Subscriber)
+	if !ok {
+		return fail(fmt.Errorf("node %s is not configured", tg.Subscriber))
+	}
+	timeout := cfg.Verify.StatementTimeout.D()
+	var counter ByteCounter
+	pc, err := Connect(ctx, pn, timeout, &counter)
+	if err != nil {
+		return fail(err)
+	}
+	defer pc.Close(context.WithoutCancel(ctx))
+	sc, err := Connect(ctx, sn, timeout, &counter)
+	if err != nil {
+		return fail(err)
+	}
+	defer sc.Close(context.WithoutCancel(ctx))
+	tables, err := SetTables(ctx, pc, tg.Sets)
+	if err != nil {
+		return fail(err)
+	}
+	if table != "" {
+		var keep []Table
+		for _, t := range tables {
+			if t.QualifiedName() == table || t.Name == table {
+				keep = append(keep, t)
+			}
+		}
+		if len(keep) == 0 {
+			return fail(fmt.Errorf("table %s is not replicated by %s", table, tg.Subscription))
+		}
+		tables = keep
+	}
+	if len(tables) == 0 {
+		return fail(ErrNoTables)
+	}
+	opt.Slot = tg.Slot
+	c := &Comparer{Provider: pc, Subscriber: sc, Opt: opt}
+	res.Tables = c.Compare(ctx, tables)
+	res.RowsChecked = c.RowsChecked()
+	res.BytesFetched = counter.Bytes()
+	res.Duration = time.Since(start)
+	res.Equal = len(res.Tables) == len(tables)
+	for _, t := range res.Tables {
+		if !t.Equal {
+			res.Equal = false
+		}
+	}
+	if ctx.Err() != nil {
+		res.Error = "interrupted"
+	}
+	return res
+}
