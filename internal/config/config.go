@@ -125,7 +125,7 @@ func Default() *Config {
 			VerifyTimeout:      Duration(60 * time.Second),
 		},
 		Log:    Log{Level: "info"},
-		Verify: Verify{Mode: "checksum", ChunkRows: 10000, StatementTimeout: Duration(30 * time.Second), MaxKeys: 100},
+		Verify: Verify{Mode: "checksum", ChunkRows: 100000, StatementTimeout: Duration(30 * time.Second), MaxKeys: 100},
 	}
 }
 

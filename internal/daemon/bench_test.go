@@ -137,6 +137,8 @@ func BenchmarkTimeToReplicating(b *testing.B) {
 			b.Fatal(err)
 		}
 		origin = append(origin, time.Since(broke))
+		// A separate incident: start from a healthy, settled subscription.
+		r.waitMetric(b, `^pglmon_subscription_health\{subscriber="subscriber",subscription="sub_0"\} 0$`, false, 60*time.Second)
 		if err := pgtest.ProviderOutage(ctx, p, 10*time.Second); err != nil {
 			b.Fatal(err)
 		}

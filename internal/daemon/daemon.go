@@ -72,6 +72,8 @@ type Daemon struct {
 	listener net.Listener
 	srv      *http.Server
 	repairer *autoRepairer
+	verifier verifier
+	bg       sync.WaitGroup // scheduled verifications
 	// Notify, when set, gets every report (the Slack notifier uses it).
 	Notify func(ctx context.Context, r diagnose.Report)
 
@@ -194,6 +196,7 @@ func (d *Daemon) shutdown(wg *sync.WaitGroup) error {
 	err := d.srv.Shutdown(ctx)
 	d.repairer.wait()
 	wg.Wait()
+	d.bg.Wait()
 	d.mon.Close(ctx)
 	if err != nil {
 		return fmt.Errorf("drain http server: %w", err)
@@ -229,6 +232,8 @@ func (d *Daemon) cycle(ctx context.Context) {
 		return
 	}
 	d.logNodes(snaps)
+	d.verifier.maybeRun(ctx, d, snaps, &d.bg)
+	d.verifier.annotate(&r)
 	d.repairer.consider(ctx, &r)
 	d.logTransitions(r)
 	d.metrics.Observe(r, snaps)

@@ -369,3 +369,30 @@ func TestDaemonSurvivesNodeRestartsAndBadAddress(t *testing.T) {
 	}
 	r.stop(t)
 }
+
+func TestDaemonScheduledVerification(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 2000})
+	if _, err := p.WaitConverged(ctx, p.Tables[0], 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Subscriber.Exec(ctx, "UPDATE items_0 SET val = 'drifted' WHERE id = 77"); err != nil {
+		t.Fatal(err)
+	}
+	r := start(t, pairConfig(p, filepath.Join(t.TempDir(), "a.jsonl"), policyOff()+"verify:\n  every: 1s\n"), nil)
+	r.waitMetric(t, `^pglmon_table_divergent_rows\{subscription="sub_0",table="public.items_0"\} 1$`, false, 20*time.Second)
+	r.waitMetric(t, `^pglmon_finding\{code="data_divergence",severity="critical",subscriber="subscriber",subscription="sub_0"\} 1$`, false, 5*time.Second)
+	r.waitMetric(t, `^pglmon_verify_rows_checked_total [1-9]`, false, 5*time.Second)
+	rep := r.status(t)
+	s, _ := rep.Subscription(p.Sub(), "")
+	if f, ok := s.Finding(diagnose.CodeDataDivergence); !ok || !strings.Contains(f.Message, "77 different") {
+		t.Errorf("finding: %+v", s.Findings)
+	}
+	// Fixed on the subscriber: the next verification clears it.
+	if err := p.Subscriber.Exec(ctx, "UPDATE items_0 SET val = md5('77') WHERE id = 77"); err != nil {
+		t.Fatal(err)
+	}
+	r.waitMetric(t, `pglmon_table_divergent_rows\{`, true, 20*time.Second)
+	r.waitMetric(t, `code="data_divergence"`, true, 5*time.Second)
+}

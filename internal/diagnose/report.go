@@ -74,6 +74,7 @@ const (
 	CodeOrphanSlot            = "orphan_slot"
 	CodeProviderNotConfigured = "provider_not_configured"
 	CodeRepairFailed          = "repair_failed"
+	CodeDataDivergence        = "data_divergence"
 )
 
 // Remedy names. Only RemedyRestart, RemedyRecreateOrigin and RemedyEnable may

@@ -49,6 +49,9 @@ var (
 		"1 when the last probe of the node succeeded.", []string{"node"}, nil)
 	descLastProbe = prometheus.NewDesc("pglmon_last_probe_timestamp_seconds",
 		"Unix time of the last probe of the node, successful or not.", []string{"node"}, nil)
+	descDivergent = prometheus.NewDesc("pglmon_table_divergent_rows",
+		"Rows that differ between provider and subscriber at the last scheduled verification.",
+		[]string{"subscription", "table"}, nil)
 	descUp = prometheus.NewDesc("pglmon_up",
 		"1 while pglmon's loop completes cycles on time.", nil, nil)
 )
@@ -65,6 +68,9 @@ type Set struct {
 	repairs        *prometheus.CounterVec
 	repairDuration *prometheus.HistogramVec
 	Notifications  *prometheus.CounterVec
+	verifyRows     prometheus.Counter
+	lastVerify     prometheus.Gauge
+	divergent      map[[2]string]int64
 }
 
 // New creates the metrics and registers them, with the Go and process
@@ -90,11 +96,17 @@ func New(reg prometheus.Registerer, version string, healthy func() bool) *Set {
 			Name: "pglmon_notifications_total", Help: "Notifications by result (sent, retried, dropped).",
 		}, []string{"result"}),
 	}
+	s.verifyRows = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "pglmon_verify_rows_checked_total", Help: "Rows compared by scheduled verifications.",
+	})
+	s.lastVerify = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "pglmon_last_verify_timestamp_seconds", Help: "Unix time the last scheduled verification finished.",
+	})
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "pglmon_build_info", Help: "pglmon's version and the Go version it was built with.",
 	}, []string{"version", "goversion"})
 	buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
-	reg.MustRegister(s, s.probeDuration, s.probeErrors, s.repairs, s.repairDuration, s.Notifications, buildInfo,
+	reg.MustRegister(s, s.probeDuration, s.probeErrors, s.repairs, s.repairDuration, s.Notifications, s.verifyRows, s.lastVerify, buildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return s
 }
@@ -125,14 +137,27 @@ func (s *Set) Repair(remedy, result string, d time.Duration) {
 	s.repairDuration.WithLabelValues(remedy).Observe(d.Seconds())
 }
 
+// Verified records a scheduled verification: rows compared and, per
+// subscription and table, the rows that differ (tables not listed are equal).
+func (s *Set) Verified(rows int64, divergent map[[2]string]int64, at time.Time) {
+	s.verifyRows.Add(float64(rows))
+	s.lastVerify.Set(float64(at.UnixNano()) / 1e9)
+	s.mu.Lock()
+	s.divergent = divergent
+	s.mu.Unlock()
+}
+
 // Describe sends nothing: the collector is unchecked, its series follow the snapshot.
 func (s *Set) Describe(chan<- *prometheus.Desc) {}
 
 // Collect turns the last cycle into series.
 func (s *Set) Collect(ch chan<- prometheus.Metric) {
 	s.mu.Lock()
-	r, snaps := s.report, s.snaps
+	r, snaps, divergent := s.report, s.snaps, s.divergent
 	s.mu.Unlock()
+	for k, n := range divergent {
+		ch <- prometheus.MustNewConstMetric(descDivergent, prometheus.GaugeValue, float64(n), k[0], k[1])
+	}
 	up := 0.0
 	if s.healthy == nil || s.healthy() {
 		up = 1

@@ -375,6 +375,12 @@ func (e *Executor) verify(ctx context.Context, s diagnose.Subscription) error {
 			if got.Status == probe.StatusReplicating && got.SlotActive {
 				return nil
 			}
+			// A node gone meanwhile is a new incident: stop waiting so the
+			// next cycle can choose its remedy, rather than hold the
+			// subscription for the whole verify_timeout.
+			if f, ok := got.Finding(diagnose.CodeNodeUnreachable); ok {
+				return fmt.Errorf("stopped verifying: %s", f.Message)
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -133,6 +133,20 @@ Set the subscription up again (tables the copy touched may hold partial data: em
   SELECT pglogical.drop_subscription(%[3]s);
   TRUNCATE <each table of the replication sets>;
   SELECT pglogical.create_subscription(%[3]s, '<provider dsn>', replication_sets := ..., synchronize_data := true);`, s.Name, s.Subscriber, q(s.Name))
+	case diagnose.CodeDataDivergence:
+		fmt.Fprintf(&b, `pglmon verify found rows that differ between provider %[1]s and subscriber %[2]s:
+%[4]s
+Choose per table:
+ a) resynchronise it; this TRUNCATES the table on the subscriber and copies it again
+    (writes to it on the subscriber are lost; the table is empty meanwhile):
+      -- on subscriber %[2]s
+      SELECT pglogical.alter_subscription_resynchronize_table(%[3]s, 'schema.table');
+ b) copy just the differing rows: list them with
+      pglmon verify --config FILE --subscription %[5]s --table schema.table --output json
+    and, on the subscriber, delete the extra keys and upsert the missing and different
+    rows from the provider (INSERT ... ON CONFLICT (key) DO UPDATE).
+Find out why first: writes made directly on the subscriber, conflict resolution
+(pglogical.conflict_resolution), or an initial copy that did not complete.`, s.Provider, s.Subscriber, q(s.Name), f.Message, s.Name)
 	case diagnose.CodeTableSyncStalled:
 		fmt.Fprintf(&b, `A table of %[1]s has not finished its initial copy. Look in the subscriber's log for the
 table-sync worker's error (often a missing column, a constraint, or a lock). Once fixed,

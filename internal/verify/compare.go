@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -97,7 +98,7 @@ func (c *Comparer) defaults() {
 		c.Opt.Mode = ModeChecksum
 	}
 	if c.Opt.ChunkRows <= 0 {
-		c.Opt.ChunkRows = 10000
+		c.Opt.ChunkRows = 100000
 	}
 	if c.Opt.LeafRows <= 0 {
 		c.Opt.LeafRows = 256
@@ -173,8 +174,25 @@ func (t Table) keyTexts() []string {
 	return out
 }
 
+// rowHash is a 64-bit hash of the replicated columns of a row: each column
+// hashed by its type's own hash function with a seed of its position (so
+// swapped values differ), values cast to the provider's types on both sides,
+// NULL hashed as a constant. Types without a hash opclass hash their text.
 func (t Table) rowHash() string {
-	return "hashtextextended(ROW(" + strings.Join(quoteAll(t.Columns), ", ") + ")::text, 0)"
+	if len(t.HashFuncs) != len(t.Columns) {
+		return "hashtextextended(ROW(" + strings.Join(quoteAll(t.Columns), ", ") + ")::text, 0)"
+	}
+	parts := make([]string, len(t.Columns))
+	for i, c := range quoteAll(t.Columns) {
+		seed := i + 1
+		switch {
+		case t.HashFuncs[i] != "" && t.ColumnTypes[i] != "":
+			parts[i] = fmt.Sprintf("coalesce(%s(%s::%s, %d), %d)", t.HashFuncs[i], c, t.ColumnTypes[i], seed, 7919*seed)
+		default:
+			parts[i] = fmt.Sprintf("coalesce(hashtextextended(%s::text, %d), %d)", c, seed, 7919*seed)
+		}
+	}
+	return "(" + strings.Join(parts, " # ") + ")"
 }
 
 // bound compares the key with bound parameters starting at $n.
@@ -342,11 +360,13 @@ func (c *Comparer) compareRange(ctx context.Context, t Table, lo, hi []string, k
 	if known != nil {
 		pa, sa = known[0], known[1]
 	} else {
-		var err error
-		if pa, err = c.aggregate(ctx, c.Provider, t, lo, hi, true); err != nil {
-			return nil, 0, err
-		}
-		if sa, err = c.aggregate(ctx, c.Subscriber, t, lo, hi, false); err != nil {
+		// Both servers hash their range at the same time.
+		var perr, serr error
+		var wg sync.WaitGroup
+		wg.Go(func() { pa, perr = c.aggregate(ctx, c.Provider, t, lo, hi, true) })
+		sa, serr = c.aggregate(ctx, c.Subscriber, t, lo, hi, false)
+		wg.Wait()
+		if err := errors.Join(perr, serr); err != nil {
 			return nil, 0, err
 		}
 	}

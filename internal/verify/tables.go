@@ -17,6 +17,9 @@ type Table struct {
 	Schema, Name string
 	// Columns are the replicated columns (pglogical's column list, or all).
 	Columns []string
+	// ColumnTypes are the provider's types of Columns; HashFuncs the extended
+	// hash function of each type's default hash opclass ("" when it has none).
+	ColumnTypes, HashFuncs []string
 	// Key and KeyTypes are the primary key's columns and their types.
 	Key, KeyTypes []string
 	// RowFilter is set when the replication set filters rows: the
@@ -53,6 +56,18 @@ JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE rs.set_name = ANY($1)
 ORDER BY 1, 2`
 
+// columnHashQuery returns, per column, its type and the extended hash
+// function (support function 2) of the type's default hash opclass.
+const columnHashQuery = `SELECT a.attname::text, format_type(a.atttypid, a.atttypmod),
+	coalesce((SELECT p.oid::regproc::text FROM pg_opclass oc
+		JOIN pg_am am ON am.oid = oc.opcmethod AND am.amname = 'hash'
+		JOIN pg_amproc ap ON ap.amprocfamily = oc.opcfamily AND ap.amprocnum = 2
+			AND ap.amproclefttype = oc.opcintype AND ap.amprocrighttype = oc.opcintype
+		JOIN pg_proc p ON p.oid = ap.amproc
+		WHERE oc.opcdefault AND oc.opcintype = a.atttypid LIMIT 1), '')
+FROM pg_attribute a
+WHERE a.attrelid = $1::regclass AND a.attname = ANY($2)`
+
 // SetTables reads the tables of replication sets from the provider.
 func SetTables(ctx context.Context, conn *pgx.Conn, sets []string) ([]Table, error) {
 	rows, err := conn.Query(ctx, setTablesQuery, sets)
@@ -73,5 +88,35 @@ func SetTables(ctx context.Context, conn *pgx.Conn, sets []string) ([]Table, err
 		seen[t.QualifiedName()] = true
 		out = append(out, t)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
+	for i := range out {
+		if err := columnHashes(ctx, conn, &out[i]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func columnHashes(ctx context.Context, conn *pgx.Conn, t *Table) error {
+	rows, err := conn.Query(ctx, columnHashQuery, t.ident(), t.Columns)
+	if err != nil {
+		return fmt.Errorf("read the column types of %s: %w", t.QualifiedName(), err)
+	}
+	defer rows.Close()
+	types, funcs := map[string]string{}, map[string]string{}
+	for rows.Next() {
+		var name, typ, fn string
+		if err := rows.Scan(&name, &typ, &fn); err != nil {
+			return err
+		}
+		types[name], funcs[name] = typ, fn
+	}
+	t.ColumnTypes, t.HashFuncs = make([]string, len(t.Columns)), make([]string, len(t.Columns))
+	for i, c := range t.Columns {
+		t.ColumnTypes[i], t.HashFuncs[i] = types[c], funcs[c]
+	}
+	return rows.Err()
 }
