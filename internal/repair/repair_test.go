@@ -84,7 +84,9 @@ func TestRecreateOriginUnderWrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := int64(1000 + n); rows != want {
+	// Equal on both sides (count and checksum) is the check; the writer's own
+	// count may miss one insert that committed as Stop cancelled it.
+	if want := int64(1000 + n); rows < want || rows > want+1 {
 		t.Errorf("rows: got %d, want %d (1000 + %d written)", rows, want, n)
 	}
 	entries, _ := e.Audit.Entries()

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/pglmon/pglmon/internal/upgrade"
+)
+
+func runUpgrade(ctx context.Context, e env, args []string) error {
+	if len(args) == 0 || (args[0] != "prepare" && args[0] != "restore") {
+		return usageError("usage: pglmon upgrade prepare --config FILE --node NAME --manifest FILE | pglmon upgrade restore --config FILE --manifest FILE")
+	}
+	sub := args[0]
+	fs := newFlags("upgrade "+sub, e)
+	path := fs.String("config", "", "configuration file")
+	manifest := fs.String("manifest", "", "the manifest file (written by prepare, read by restore)")
+	var node *string
+	var snapshot *bool
+	if sub == "prepare" {
+		node = fs.String("node", "", "the node to be upgraded")
+		snapshot = fs.Bool("snapshot", false, "take an RDS snapshot first (not available in this version)")
+	}
+	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	if *manifest == "" {
+		return usageError("--manifest FILE is required")
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	r := &upgrade.Runner{Config: cfg, Out: e.stdout}
+	if sub == "restore" {
+		return r.Restore(ctx, *manifest)
+	}
+	if *node == "" {
+		return usageError("--node NAME is required")
+	}
+	if _, ok := cfg.Node(*node); !ok {
+		return usageError("node %q is not configured", *node)
+	}
+	if *snapshot {
+		return usageError("--snapshot needs RDS support, which this version does not have yet: take the snapshot with `aws rds create-db-snapshot` first, then run prepare without --snapshot")
+	}
+	if err := r.Prepare(ctx, *node, *manifest); err != nil {
+		return fmt.Errorf("%w (re-run the same command to continue)", err)
+	}
+	return nil
+}

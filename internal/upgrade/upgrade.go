@@ -1,0 +1,502 @@
+package upgrade
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pglmon/pglmon/internal/config"
+	"github.com/pglmon/pglmon/internal/probe"
+	"github.com/pglmon/pglmon/internal/verify"
+)
+
+// Runner runs prepare and restore over the configured nodes.
+type Runner struct {
+	Config *config.Config
+	Out    io.Writer
+	// Timeout bounds each statement.
+	Timeout time.Duration
+	// stopAfterSubscriptions, in tests, stops prepare after dropping the
+	// subscriptions, as if it had been killed.
+	stopAfterSubscriptions bool
+}
+
+func (r *Runner) connect(ctx context.Context, name string) (*pgx.Conn, error) {
+	node, ok := r.Config.Node(name)
+	if !ok {
+		return nil, fmt.Errorf("node %s is not configured", name)
+	}
+	cfg, err := probe.ConnConfig(node, r.timeout())
+	if err != nil {
+		return nil, err
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		pw, _ := node.ResolvePassword()
+		return nil, probe.RedactError(fmt.Errorf("connect to %s: %w", name, err), pw)
+	}
+	return conn, nil
+}
+
+func (r *Runner) timeout() time.Duration {
+	if r.Timeout > 0 {
+		return r.Timeout
+	}
+	return 60 * time.Second
+}
+
+func (r *Runner) say(format string, args ...any) { fmt.Fprintf(r.Out, format+"\n", args...) }
+
+const (
+	localNodeQuery = `SELECT n.node_name::text, i.if_dsn FROM pglogical.local_node l
+		JOIN pglogical.node n ON n.node_id = l.node_id
+		JOIN pglogical.node_interface i ON i.if_id = l.node_local_interface`
+	setsQuery = `SELECT s.set_name::text, s.replicate_insert, s.replicate_update, s.replicate_delete, s.replicate_truncate,
+		coalesce((SELECT array_agg(t.set_reloid::regclass::text ORDER BY 1) FROM pglogical.replication_set_table t WHERE t.set_id = s.set_id), '{}')
+		FROM pglogical.replication_set s JOIN pglogical.local_node l ON l.node_id = s.set_nodeid ORDER BY 1`
+	subsQuery = `SELECT s.sub_name::text, n.node_name::text, i.if_dsn, s.sub_enabled, s.sub_slot_name::text,
+		coalesce(s.sub_replication_sets, '{}'), coalesce(s.sub_forward_origins, '{}'), s.sub_apply_delay::text,
+		coalesce((SELECT os.remote_lsn::text FROM pg_replication_origin o JOIN pg_replication_origin_status os ON os.local_id = o.roident
+			WHERE o.roname = s.sub_slot_name), '')
+		FROM pglogical.subscription s
+		JOIN pglogical.node n ON n.node_id = s.sub_origin
+		JOIN pglogical.node_interface i ON i.if_id = s.sub_origin_if ORDER BY 1`
+	slotsQuery = `SELECT slot_name::text, coalesce(plugin::text, ''), coalesce(confirmed_flush_lsn::text, '') FROM pg_replication_slots ORDER BY 1`
+	hasPglogical = `SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pglogical')`
+)
+
+// localNodes maps each configured node to its pglogical node name.
+func (r *Runner) localNodes(ctx context.Context) map[string]string {
+	out := map[string]string{}
+	for _, n := range r.Config.Nodes {
+		conn, err := r.connect(ctx, n.Name)
+		if err != nil {
+			continue
+		}
+		var name, dsn string
+		if conn.QueryRow(ctx, localNodeQuery).Scan(&name, &dsn) == nil {
+			out[n.Name] = name
+		}
+		conn.Close(ctx)
+	}
+	return out
+}
+
+// Prepare records and drops pglogical on node so it has no replication slot.
+func (r *Runner) Prepare(ctx context.Context, node, manifestPath string) error {
+	m, found, err := ReadManifest(manifestPath)
+	if err != nil {
+		return err
+	}
+	if found && m.Node != node {
+		return fmt.Errorf("manifest %s belongs to node %s, not %s", manifestPath, m.Node, node)
+	}
+	if found {
+		r.say("Continuing from manifest %s (written %s).", manifestPath, m.Created.Format(time.RFC3339))
+	} else {
+		if m, err = r.record(ctx, node); err != nil {
+			return err
+		}
+		if err := m.Write(manifestPath); err != nil {
+			return err
+		}
+		r.say("Wrote manifest %s: %d subscriptions, %d replication sets, %d slots.", manifestPath, len(m.Subscriptions), len(m.Sets), len(m.Slots))
+	}
+	r.warnWrites(ctx, m)
+	for _, s := range m.Subscriptions {
+		if err := r.dropSubscription(ctx, s); err != nil {
+			return err
+		}
+	}
+	if r.stopAfterSubscriptions {
+		return errors.New("stopped (test)")
+	}
+	conn, err := r.connect(ctx, node)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	var ext bool
+	if err := conn.QueryRow(ctx, hasPglogical).Scan(&ext); err != nil {
+		return err
+	}
+	if ext {
+		for _, n := range m.Nodes {
+			var exists bool
+			if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pglogical.node WHERE node_name = $1)", n.Name).Scan(&exists); err != nil {
+				return err
+			}
+			if exists {
+				if _, err := conn.Exec(ctx, "SELECT pglogical.drop_node($1, true)", n.Name); err != nil {
+					return fmt.Errorf("drop pglogical node %s on %s: %w", n.Name, node, err)
+				}
+				r.say("Dropped pglogical node %s on %s.", n.Name, node)
+			}
+		}
+	}
+	// Leftover pglogical slots (table-sync slots, slots whose subscriber was unreachable).
+	rows, err := conn.Query(ctx, "SELECT slot_name::text FROM pg_replication_slots WHERE plugin = 'pglogical_output' AND NOT active AND database = current_database()")
+	if err != nil {
+		return err
+	}
+	left, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	for _, s := range left {
+		if _, err := conn.Exec(ctx, "SELECT pg_drop_replication_slot($1)", s); err != nil {
+			return fmt.Errorf("drop leftover slot %s on %s: %w", s, node, err)
+		}
+		r.say("Dropped leftover slot %s on %s.", s, node)
+	}
+	var remaining []string
+	rows, err = conn.Query(ctx, "SELECT slot_name::text || ' (' || coalesce(database::text, 'physical') || ')' FROM pg_replication_slots")
+	if err != nil {
+		return err
+	}
+	if remaining, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+		return err
+	}
+	if len(remaining) > 0 {
+		return fmt.Errorf("replication slots remain on %s, and the upgrade pre-check refuses while any exists: %v (slots of other databases need their own prepare, or pg_drop_replication_slot)", node, remaining)
+	}
+	r.say("No replication slot remains on %s: ready for the major-version upgrade. Afterwards run: pglmon upgrade restore --manifest %s", node, manifestPath)
+	return nil
+}
+
+// record reads everything prepare will drop.
+func (r *Runner) record(ctx context.Context, node string) (*Manifest, error) {
+	m := &Manifest{Version: 1, Node: node, Created: time.Now().UTC()}
+	locals := r.localNodes(ctx)
+	byLocal := map[string]string{}
+	for cfgName, local := range locals {
+		byLocal[local] = cfgName
+	}
+	conn, err := r.connect(ctx, node)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(ctx)
+	var local, dsn string
+	if err := conn.QueryRow(ctx, localNodeQuery).Scan(&local, &dsn); err != nil {
+		return nil, fmt.Errorf("read the pglogical node of %s: %w", node, err)
+	}
+	clean, removed := StripPassword(dsn)
+	m.Nodes = append(m.Nodes, NodeDef{ConfigNode: node, Name: local, DSN: clean, PasswordRemoved: removed})
+	rows, err := conn.Query(ctx, setsQuery)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		s := SetDef{ConfigNode: node}
+		if err := rows.Scan(&s.Name, &s.Insert, &s.Update, &s.Delete, &s.Truncate, &s.Tables); err != nil {
+			return nil, err
+		}
+		m.Sets = append(m.Sets, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows, err = conn.Query(ctx, slotsQuery)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var s SlotDef
+		if err := rows.Scan(&s.Name, &s.Plugin, &s.ConfirmedFlushLSN); err != nil {
+			return nil, err
+		}
+		m.Slots = append(m.Slots, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	// Subscriptions of the node, and subscriptions of other nodes it provides.
+	for _, n := range r.Config.Nodes {
+		subs, err := r.subscriptions(ctx, n.Name)
+		if err != nil {
+			if n.Name == node {
+				return nil, err
+			}
+			r.say("warning: cannot read the subscriptions of %s (%v); if it subscribes to %s, drop them there by hand", n.Name, err, node)
+			continue
+		}
+		for _, s := range subs {
+			prov := byLocal[s.providerLocal]
+			if n.Name != node && prov != node {
+				continue
+			}
+			s.Subscriber, s.Provider = n.Name, prov
+			m.Subscriptions = append(m.Subscriptions, s.SubDef)
+		}
+	}
+	return m, nil
+}
+
+type subRow struct {
+	SubDef
+	providerLocal string
+}
+
+func (r *Runner) subscriptions(ctx context.Context, node string) ([]subRow, error) {
+	conn, err := r.connect(ctx, node)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(ctx)
+	var ext bool
+	if err := conn.QueryRow(ctx, hasPglogical).Scan(&ext); err != nil || !ext {
+		return nil, err
+	}
+	rows, err := conn.Query(ctx, subsQuery)
+	if err != nil {
+		return nil, fmt.Errorf("read the subscriptions of %s: %w", node, err)
+	}
+	defer rows.Close()
+	var out []subRow
+	for rows.Next() {
+		var s subRow
+		var dsn string
+		if err := rows.Scan(&s.Name, &s.providerLocal, &dsn, &s.Enabled, &s.SlotName, &s.Sets, &s.ForwardOrigins, &s.ApplyDelay, &s.OriginRemoteLSN); err != nil {
+			return nil, err
+		}
+		s.ProviderDSN, s.PasswordRemoved = StripPassword(dsn)
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+func (r *Runner) dropSubscription(ctx context.Context, s SubDef) error {
+	conn, err := r.connect(ctx, s.Subscriber)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pglogical.subscription WHERE sub_name = $1)", s.Name).Scan(&exists); err != nil {
+		return err
+	}
+	if !exists {
+		return nil
+	}
+	if _, err := conn.Exec(ctx, "SELECT pglogical.drop_subscription($1, true)", s.Name); err != nil {
+		return fmt.Errorf("drop subscription %s on %s: %w", s.Name, s.Subscriber, err)
+	}
+	r.say("Dropped subscription %s on %s (and its slot %s on %s, when reachable).", s.Name, s.Subscriber, s.SlotName, s.Provider)
+	return nil
+}
+
+// warnWrites samples the replicated tables' write counters on their provider.
+func (r *Runner) warnWrites(ctx context.Context, m *Manifest) {
+	const q = `SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::bigint FROM pg_stat_user_tables WHERE relid::regclass::text = ANY($1)`
+	for _, s := range m.Sets {
+		if len(s.Tables) == 0 {
+			continue
+		}
+		conn, err := r.connect(ctx, s.ConfigNode)
+		if err != nil {
+			return
+		}
+		var a, b int64
+		conn.QueryRow(ctx, q, s.Tables).Scan(&a)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second): // a sampling interval, not synchronisation
+		}
+		conn.Exec(ctx, "SELECT pg_stat_clear_snapshot()")
+		conn.QueryRow(ctx, q, s.Tables).Scan(&b)
+		conn.Close(ctx)
+		if b > a {
+			r.say("warning: writes are still reaching the tables of replication set %s on %s (%d in the last second); changes made from now on reach the subscribers only through the resynchronisation restore will offer", s.Name, s.ConfigNode, b-a)
+		}
+	}
+}
+
+// Restore re-creates what the manifest recorded, without copying data,
+// waits until the subscriptions replicate and compares the data.
+func (r *Runner) Restore(ctx context.Context, manifestPath string) error {
+	m, found, err := ReadManifest(manifestPath)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return fmt.Errorf("manifest %s does not exist", manifestPath)
+	}
+	for _, n := range m.Nodes {
+		if err := r.restoreNode(ctx, n); err != nil {
+			return err
+		}
+	}
+	for _, s := range m.Sets {
+		if err := r.restoreSet(ctx, s); err != nil {
+			return err
+		}
+	}
+	for _, s := range m.Subscriptions {
+		if err := r.restoreSubscription(ctx, s); err != nil {
+			return err
+		}
+	}
+	return r.compare(ctx, m)
+}
+
+func (r *Runner) withPassword(dsn string, removed bool, node string) (string, error) {
+	if !removed {
+		return dsn, nil
+	}
+	n, _ := r.Config.Node(node)
+	pw, err := n.ResolvePassword()
+	if err != nil || pw == "" {
+		return "", fmt.Errorf("the recorded connection string to %s held a password, which the manifest does not keep; configure password: for node %s", node, node)
+	}
+	return dsn + " password=" + quoteValue(pw.Reveal()), nil
+}
+
+func quoteValue(v string) string {
+	out := "'"
+	for _, c := range v {
+		if c == '\'' || c == '\\' {
+			out += "\\"
+		}
+		out += string(c)
+	}
+	return out + "'"
+}
+
+func (r *Runner) restoreNode(ctx context.Context, n NodeDef) error {
+	conn, err := r.connect(ctx, n.ConfigNode)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS pglogical"); err != nil {
+		return fmt.Errorf("create extension pglogical on %s: %w", n.ConfigNode, err)
+	}
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pglogical.local_node)").Scan(&exists); err != nil {
+		return err
+	}
+	if exists {
+		return nil
+	}
+	dsn, err := r.withPassword(n.DSN, n.PasswordRemoved, n.ConfigNode)
+	if err != nil {
+		return err
+	}
+	if _, err := conn.Exec(ctx, "SELECT pglogical.create_node(node_name := $1, dsn := $2)", n.Name, dsn); err != nil {
+		return fmt.Errorf("create pglogical node %s on %s: %w", n.Name, n.ConfigNode, err)
+	}
+	r.say("Created pglogical node %s on %s.", n.Name, n.ConfigNode)
+	return nil
+}
+
+func (r *Runner) restoreSet(ctx context.Context, s SetDef) error {
+	conn, err := r.connect(ctx, s.ConfigNode)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pglogical.replication_set WHERE set_name = $1)", s.Name).Scan(&exists); err != nil {
+		return err
+	}
+	if !exists {
+		if _, err := conn.Exec(ctx, "SELECT pglogical.create_replication_set($1, $2, $3, $4, $5)", s.Name, s.Insert, s.Update, s.Delete, s.Truncate); err != nil {
+			return fmt.Errorf("create replication set %s on %s: %w", s.Name, s.ConfigNode, err)
+		}
+	}
+	for _, t := range s.Tables {
+		var in bool
+		if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pglogical.replication_set_table rt JOIN pglogical.replication_set rs ON rs.set_id = rt.set_id
+			WHERE rs.set_name = $1 AND rt.set_reloid = $2::regclass)`, s.Name, t).Scan(&in); err != nil {
+			return fmt.Errorf("table %s of set %s on %s: %w", t, s.Name, s.ConfigNode, err)
+		}
+		if !in {
+			if _, err := conn.Exec(ctx, "SELECT pglogical.replication_set_add_table($1, $2::regclass, false)", s.Name, t); err != nil {
+				return fmt.Errorf("add %s to set %s on %s: %w", t, s.Name, s.ConfigNode, err)
+			}
+		}
+	}
+	return nil
+}
+
+func (r *Runner) restoreSubscription(ctx context.Context, s SubDef) error {
+	conn, err := r.connect(ctx, s.Subscriber)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pglogical.subscription WHERE sub_name = $1)", s.Name).Scan(&exists); err != nil {
+		return err
+	}
+	if !exists {
+		dsn, err := r.withPassword(s.ProviderDSN, s.PasswordRemoved, s.Provider)
+		if err != nil {
+			return err
+		}
+		if _, err := conn.Exec(ctx, `SELECT pglogical.create_subscription(subscription_name := $1, provider_dsn := $2,
+			replication_sets := $3, synchronize_structure := false, synchronize_data := false,
+			forward_origins := $4, apply_delay := $5::interval)`, s.Name, dsn, s.Sets, s.ForwardOrigins, s.ApplyDelay); err != nil {
+			return fmt.Errorf("create subscription %s on %s: %w", s.Name, s.Subscriber, err)
+		}
+		r.say("Created subscription %s on %s (no data copied).", s.Name, s.Subscriber)
+	}
+	if !s.Enabled {
+		_, err := conn.Exec(ctx, "SELECT pglogical.alter_subscription_disable($1, true)", s.Name)
+		return err
+	}
+	deadline := time.Now().Add(r.timeout())
+	for {
+		var status string
+		if err := conn.QueryRow(ctx, "SELECT status FROM pglogical.show_subscription_status($1)", s.Name).Scan(&status); err != nil {
+			return err
+		}
+		if status == "replicating" {
+			r.say("Subscription %s on %s is replicating.", s.Name, s.Subscriber)
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("subscription %s on %s is %s, not replicating, after %s", s.Name, s.Subscriber, status, r.timeout())
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// compare counts the rows of every replicated table on both sides and
+// offers (never runs) the resynchronisation of those that differ.
+func (r *Runner) compare(ctx context.Context, m *Manifest) error {
+	differ := 0
+	for _, s := range m.Subscriptions {
+		if !s.Enabled {
+			continue
+		}
+		tg := verify.Target{Subscription: s.Name, Subscriber: s.Subscriber, Provider: s.Provider, Sets: s.Sets, Slot: s.SlotName}
+		res := verify.Run(ctx, r.Config, tg, verify.Options{Mode: verify.ModeCount}, "")
+		if res.Error != "" {
+			r.say("warning: cannot compare %s: %s", s.Name, res.Error)
+			continue
+		}
+		for _, t := range res.Tables {
+			if t.Equal {
+				r.say("  %s: %d rows on both sides", t.Table, t.ProviderRows)
+				continue
+			}
+			differ++
+			r.say("  %s: %d rows on %s, %d on %s: it changed while replication was down. To repair it (TRUNCATES it on %s, then copies it):\n    SELECT pglogical.alter_subscription_resynchronize_table('%s', '%s');",
+				t.Table, t.ProviderRows, s.Provider, t.SubscriberRows, s.Subscriber, s.Subscriber, s.Name, t.Table)
+		}
+	}
+	if differ > 0 {
+		return fmt.Errorf("%d tables differ; pglmon ran no resynchronisation", differ)
+	}
+	return nil
+}

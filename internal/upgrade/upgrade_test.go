@@ -1,0 +1,132 @@
+package upgrade
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pglmon/pglmon/internal/config"
+	"github.com/pglmon/pglmon/internal/pgtest"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+func TestPrepareAndRestoreAroundAnUpgrade(t *testing.T) {
+	ctx := context.Background()
+	prov := pgtest.NewCluster(t, pgtest.Options{})
+	subc := pgtest.NewCluster(t, pgtest.Options{})
+	p := pgtest.NewPair(t, pgtest.PairOptions{Provider: prov, Subscriber: subc, Rows: 500, Subscriptions: 2})
+	cfg, err := config.Parse("t.yaml", []byte(fmt.Sprintf("nodes:\n  - name: provider\n    dsn: %q\n  - name: subscriber\n    dsn: %q\n",
+		p.Provider.DSN(), p.Subscriber.DSN())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifest := filepath.Join(t.TempDir(), "manifest.json")
+	var out bytes.Buffer
+	r := &Runner{Config: cfg, Out: &out, Timeout: 30 * time.Second}
+
+	// Killed after dropping the subscriptions: the re-run completes.
+	r.stopAfterSubscriptions = true
+	if err := r.Prepare(ctx, "provider", manifest); err == nil {
+		t.Fatal("want the simulated stop")
+	}
+	m, found, err := ReadManifest(manifest)
+	if err != nil || !found || len(m.Subscriptions) != 2 || len(m.Sets) < 2 || len(m.Nodes) != 1 {
+		t.Fatalf("manifest before any drop: %+v (%v)", m, err)
+	}
+	r.stopAfterSubscriptions = false
+	if err := r.Prepare(ctx, "provider", manifest); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	var slots int
+	if err := p.Provider.QueryRow(ctx, "SELECT count(*) FROM pg_replication_slots", []any{&slots}); err != nil || slots != 0 {
+		t.Fatalf("slots on the provider after prepare: %d (%v)", slots, err)
+	}
+	if !strings.Contains(out.String(), "Continuing from manifest") {
+		t.Errorf("re-run did not continue from the manifest:\n%s", out.String())
+	}
+	// Running prepare again changes nothing.
+	if err := r.Prepare(ctx, "provider", manifest); err != nil {
+		t.Fatal(err)
+	}
+
+	// The upgrade: the provider restarts.
+	if err := prov.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := prov.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := r.Restore(ctx, manifest); err != nil {
+		t.Fatalf("restore: %v\n%s", err, out.String())
+	}
+	for _, sub := range p.Subscriptions {
+		if st, _ := p.Status(ctx, sub); st != "replicating" {
+			t.Errorf("%s after restore: %s", sub, st)
+		}
+	}
+	if !strings.Contains(out.String(), "public.items_0: 500 rows on both sides") {
+		t.Errorf("restore did not compare rows:\n%s", out.String())
+	}
+	// Replication carries new rows again, without a second copy of the old ones.
+	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 VALUES (100001, 'after', 1)"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := p.WaitConverged(ctx, "items_0", 30*time.Second); err != nil || n != 501 {
+		t.Fatalf("after restore: %d rows, %v", n, err)
+	}
+	// Restore again changes nothing.
+	if err := r.Restore(ctx, manifest); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(manifest)
+	if strings.Contains(string(b), "password") && !strings.Contains(string(b), "password_removed") {
+		t.Errorf("manifest mentions a password:\n%s", b)
+	}
+}
+
+func TestRestoreReportsTablesChangedMeanwhile(t *testing.T) {
+	ctx := context.Background()
+	prov := pgtest.NewCluster(t, pgtest.Options{})
+	subc := pgtest.NewCluster(t, pgtest.Options{})
+	p := pgtest.NewPair(t, pgtest.PairOptions{Provider: prov, Subscriber: subc, Rows: 100})
+	cfg, _ := config.Parse("t.yaml", []byte(fmt.Sprintf("nodes:\n  - name: provider\n    dsn: %q\n  - name: subscriber\n    dsn: %q\n",
+		p.Provider.DSN(), p.Subscriber.DSN())))
+	manifest := filepath.Join(t.TempDir(), "m.json")
+	var out bytes.Buffer
+	r := &Runner{Config: cfg, Out: &out, Timeout: 30 * time.Second}
+	if err := r.Prepare(ctx, "provider", manifest); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 SELECT g, 'meanwhile', 1 FROM generate_series(1000, 1009) g"); err != nil {
+		t.Fatal(err)
+	}
+	err := r.Restore(ctx, manifest)
+	if err == nil || !strings.Contains(out.String(), "alter_subscription_resynchronize_table('sub_0', 'public.items_0')") {
+		t.Fatalf("want the changed table reported with its resync plan; err %v\n%s", err, out.String())
+	}
+	var n int
+	if err := p.Subscriber.QueryRow(ctx, "SELECT count(*) FROM items_0", []any{&n}); err != nil || n != 100 {
+		t.Fatalf("restore must not resynchronise by itself: %d rows (%v)", n, err)
+	}
+}
+
+func TestStripPassword(t *testing.T) {
+	for in, want := range map[string]string{
+		"host=a port=5 password=s3cret dbname=x": "host=a port=5 dbname=x",
+		"host=a password='s e\\'c' dbname=x":     "host=a dbname=x",
+		"postgres://u:s3cret@h/db?sslmode=require": "postgres://u@h/db?sslmode=require",
+		"host=a dbname=x":                          "host=a dbname=x",
+	} {
+		got, _ := StripPassword(in)
+		if strings.Join(strings.Fields(got), " ") != want {
+			t.Errorf("%q: got %q, want %q", in, got, want)
+		}
+	}
+}
