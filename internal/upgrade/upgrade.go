@@ -65,7 +65,7 @@ const (
 		FROM pglogical.subscription s
 		JOIN pglogical.node n ON n.node_id = s.sub_origin
 		JOIN pglogical.node_interface i ON i.if_id = s.sub_origin_if ORDER BY 1`
-	slotsQuery = `SELECT slot_name::text, coalesce(plugin::text, ''), coalesce(confirmed_flush_lsn::text, '') FROM pg_replication_slots ORDER BY 1`
+	slotsQuery   = `SELECT slot_name::text, coalesce(plugin::text, ''), coalesce(confirmed_flush_lsn::text, '') FROM pg_replication_slots ORDER BY 1`
 	hasPglogical = `SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pglogical')`
 )
 

@@ -119,8 +119,8 @@ func TestRestoreReportsTablesChangedMeanwhile(t *testing.T) {
 
 func TestStripPassword(t *testing.T) {
 	for in, want := range map[string]string{
-		"host=a port=5 password=s3cret dbname=x": "host=a port=5 dbname=x",
-		"host=a password='s e\\'c' dbname=x":     "host=a dbname=x",
+		"host=a port=5 password=s3cret dbname=x":   "host=a port=5 dbname=x",
+		"host=a password='s e\\'c' dbname=x":       "host=a dbname=x",
 		"postgres://u:s3cret@h/db?sslmode=require": "postgres://u@h/db?sslmode=require",
 		"host=a dbname=x":                          "host=a dbname=x",
 	} {
