@@ -133,13 +133,7 @@ func up(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cfg := fmt.Sprintf(`# pglmon demo: two local clusters, pglogical replicating items_0.
-nodes:
-  - name: provider
-    dsn: %q
-  - name: subscriber
-    dsn: %q
-probe:
+	cfg := "# pglmon demo: two local clusters, pglogical replicating items_0.\n" + p.NodesYAML() + fmt.Sprintf(`probe:
   interval: 1s
   timeout: 1s
 thresholds:
@@ -148,7 +142,7 @@ http:
   listen: "127.0.0.1:9198"
 repair:
   audit_log: %s
-`, p.Provider.DSN(), p.Subscriber.DSN(), filepath.Join(dir, "audit.jsonl"))
+`, filepath.Join(dir, "audit.jsonl"))
 	if err := os.WriteFile(filepath.Join(dir, "pglmon.yaml"), []byte(cfg), 0o644); err != nil {
 		return err
 	}

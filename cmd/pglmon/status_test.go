@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -44,17 +43,7 @@ type statusJSON struct {
 // writeConfig writes a config for the pair; extra is appended verbatim.
 func writeConfig(t *testing.T, p *pgtest.Pair, extra string) string {
 	t.Helper()
-	body := fmt.Sprintf(`nodes:
-  - name: provider
-    dsn: %q
-  - name: subscriber
-    dsn: %q
-probe:
-  interval: 1s
-  timeout: 1s
-thresholds:
-  down_grace: 3s
-%s`, p.Provider.DSN(), p.Subscriber.DSN(), extra)
+	body := p.NodesYAML() + "probe:\n  interval: 1s\n  timeout: 1s\nthresholds:\n  down_grace: 3s\n" + extra
 	path := filepath.Join(t.TempDir(), "pglmon.yaml")
 	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
 		t.Fatal(err)

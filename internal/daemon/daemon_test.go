@@ -69,12 +69,7 @@ func (r *running) stop(t testing.TB) {
 }
 
 func pairConfig(p *pgtest.Pair, audit, extra string) string {
-	return fmt.Sprintf(`nodes:
-  - name: provider
-    dsn: %q
-  - name: subscriber
-    dsn: %q
-probe:
+	return p.NodesYAML() + fmt.Sprintf(`probe:
   interval: 1s
   timeout: 1s
   max_backoff: 1s
@@ -85,7 +80,7 @@ http:
 repair:
   audit_log: %s
   verify_timeout: 30s
-%s`, p.Provider.DSN(), p.Subscriber.DSN(), audit, extra)
+%s`, audit, extra)
 }
 
 func start(t testing.TB, body string, notifier *sdnotify.Notifier) *running {

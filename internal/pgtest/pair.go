@@ -2,6 +2,7 @@ package pgtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Main runs a test package's tests and then destroys the clusters shared by
@@ -238,8 +240,17 @@ func (p *Pair) LoseOrigin(ctx context.Context, sub string) error {
 	if err := p.Subscriber.Exec(ctx, "SELECT pglogical.alter_subscription_disable($1, true)", sub); err != nil {
 		return err
 	}
-	if err := p.Subscriber.Exec(ctx, "SELECT pg_replication_origin_drop($1)", slot); err != nil {
-		return err
+	// The apply worker may still hold the origin for a moment after disable.
+	var dropErr error
+	if err := Poll(ctx, 30*time.Second, func() bool {
+		dropErr = p.Subscriber.Exec(ctx, "SELECT pg_replication_origin_drop($1)", slot)
+		var pgErr *pgconn.PgError
+		if errors.As(dropErr, &pgErr) && pgErr.Code == "42704" { // already gone
+			dropErr = nil
+		}
+		return dropErr == nil
+	}); err != nil {
+		return fmt.Errorf("drop origin %s: %w", slot, dropErr)
 	}
 	return p.Subscriber.Exec(ctx, "SELECT pglogical.alter_subscription_enable($1, true)", sub)
 }
@@ -325,4 +336,10 @@ func ProviderOutage(ctx context.Context, p *Pair, d time.Duration) error {
 	case <-time.After(d): // the outage's length, not synchronisation
 	}
 	return p.Provider.Cluster.Start(ctx)
+}
+
+// NodesYAML is the nodes: section of a pglmon configuration naming the
+// pair's databases "provider" and "subscriber".
+func (p *Pair) NodesYAML() string {
+	return fmt.Sprintf("nodes:\n  - name: provider\n    dsn: %q\n  - name: subscriber\n    dsn: %q\n", p.Provider.DSN(), p.Subscriber.DSN())
 }

@@ -2,7 +2,6 @@ package repair
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,8 +19,7 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
 func testConfig(t testing.TB, p *pgtest.Pair, downGrace string) *config.Config {
 	t.Helper()
-	body := fmt.Sprintf("nodes:\n  - name: provider\n    dsn: %q\n  - name: subscriber\n    dsn: %q\nprobe:\n  interval: 1s\n  timeout: 1s\nthresholds:\n  down_grace: %s\n",
-		p.Provider.DSN(), p.Subscriber.DSN(), downGrace)
+	body := p.NodesYAML() + "probe:\n  interval: 1s\n  timeout: 1s\nthresholds:\n  down_grace: " + downGrace + "\n"
 	cfg, err := config.Parse("test.yaml", []byte(body))
 	if err != nil {
 		t.Fatal(err)

@@ -49,6 +49,13 @@ func (r *Runner) timeout() time.Duration {
 	return 60 * time.Second
 }
 
+// exists runs a query returning one boolean.
+func exists(ctx context.Context, conn *pgx.Conn, query string, args ...any) (bool, error) {
+	var ok bool
+	err := conn.QueryRow(ctx, query, args...).Scan(&ok)
+	return ok, err
+}
+
 func (r *Runner) say(format string, args ...any) { fmt.Fprintf(r.Out, format+"\n", args...) }
 
 const (
@@ -120,17 +127,17 @@ func (r *Runner) Prepare(ctx context.Context, node, manifestPath string) error {
 		return err
 	}
 	defer conn.Close(ctx)
-	var ext bool
-	if err := conn.QueryRow(ctx, hasPglogical).Scan(&ext); err != nil {
+	ext, err := exists(ctx, conn, hasPglogical)
+	if err != nil {
 		return err
 	}
 	if ext {
 		for _, n := range m.Nodes {
-			var exists bool
-			if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pglogical.node WHERE node_name = $1)", n.Name).Scan(&exists); err != nil {
+			found, err := exists(ctx, conn, "SELECT EXISTS (SELECT 1 FROM pglogical.node WHERE node_name = $1)", n.Name)
+			if err != nil {
 				return err
 			}
-			if exists {
+			if found {
 				if _, err := conn.Exec(ctx, "SELECT pglogical.drop_node($1, true)", n.Name); err != nil {
 					return fmt.Errorf("drop pglogical node %s on %s: %w", n.Name, node, err)
 				}
@@ -276,12 +283,9 @@ func (r *Runner) dropSubscription(ctx context.Context, s SubDef) error {
 		return err
 	}
 	defer conn.Close(ctx)
-	var exists bool
-	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pglogical.subscription WHERE sub_name = $1)", s.Name).Scan(&exists); err != nil {
+	found, err := exists(ctx, conn, "SELECT EXISTS (SELECT 1 FROM pglogical.subscription WHERE sub_name = $1)", s.Name)
+	if err != nil || !found {
 		return err
-	}
-	if !exists {
-		return nil
 	}
 	if _, err := conn.Exec(ctx, "SELECT pglogical.drop_subscription($1, true)", s.Name); err != nil {
 		return fmt.Errorf("drop subscription %s on %s: %w", s.Name, s.Subscriber, err)
@@ -376,12 +380,9 @@ func (r *Runner) restoreNode(ctx context.Context, n NodeDef) error {
 	if _, err := conn.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS pglogical"); err != nil {
 		return fmt.Errorf("create extension pglogical on %s: %w", n.ConfigNode, err)
 	}
-	var exists bool
-	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pglogical.local_node)").Scan(&exists); err != nil {
+	found, err := exists(ctx, conn, "SELECT EXISTS (SELECT 1 FROM pglogical.local_node)")
+	if err != nil || found {
 		return err
-	}
-	if exists {
-		return nil
 	}
 	dsn, err := r.withPassword(n.DSN, n.PasswordRemoved, n.ConfigNode)
 	if err != nil {
@@ -400,19 +401,19 @@ func (r *Runner) restoreSet(ctx context.Context, s SetDef) error {
 		return err
 	}
 	defer conn.Close(ctx)
-	var exists bool
-	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pglogical.replication_set WHERE set_name = $1)", s.Name).Scan(&exists); err != nil {
+	found, err := exists(ctx, conn, "SELECT EXISTS (SELECT 1 FROM pglogical.replication_set WHERE set_name = $1)", s.Name)
+	if err != nil {
 		return err
 	}
-	if !exists {
+	if !found {
 		if _, err := conn.Exec(ctx, "SELECT pglogical.create_replication_set($1, $2, $3, $4, $5)", s.Name, s.Insert, s.Update, s.Delete, s.Truncate); err != nil {
 			return fmt.Errorf("create replication set %s on %s: %w", s.Name, s.ConfigNode, err)
 		}
 	}
 	for _, t := range s.Tables {
-		var in bool
-		if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pglogical.replication_set_table rt JOIN pglogical.replication_set rs ON rs.set_id = rt.set_id
-			WHERE rs.set_name = $1 AND rt.set_reloid = $2::regclass)`, s.Name, t).Scan(&in); err != nil {
+		in, err := exists(ctx, conn, `SELECT EXISTS (SELECT 1 FROM pglogical.replication_set_table rt JOIN pglogical.replication_set rs ON rs.set_id = rt.set_id
+			WHERE rs.set_name = $1 AND rt.set_reloid = $2::regclass)`, s.Name, t)
+		if err != nil {
 			return fmt.Errorf("table %s of set %s on %s: %w", t, s.Name, s.ConfigNode, err)
 		}
 		if !in {
@@ -430,11 +431,11 @@ func (r *Runner) restoreSubscription(ctx context.Context, s SubDef) error {
 		return err
 	}
 	defer conn.Close(ctx)
-	var exists bool
-	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pglogical.subscription WHERE sub_name = $1)", s.Name).Scan(&exists); err != nil {
+	found, err := exists(ctx, conn, "SELECT EXISTS (SELECT 1 FROM pglogical.subscription WHERE sub_name = $1)", s.Name)
+	if err != nil {
 		return err
 	}
-	if !exists {
+	if !found {
 		dsn, err := r.withPassword(s.ProviderDSN, s.PasswordRemoved, s.Provider)
 		if err != nil {
 			return err

@@ -3,7 +3,6 @@ package upgrade
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,8 +20,7 @@ func TestPrepareAndRestoreAroundAnUpgrade(t *testing.T) {
 	prov := pgtest.NewCluster(t, pgtest.Options{})
 	subc := pgtest.NewCluster(t, pgtest.Options{})
 	p := pgtest.NewPair(t, pgtest.PairOptions{Provider: prov, Subscriber: subc, Rows: 500, Subscriptions: 2})
-	cfg, err := config.Parse("t.yaml", []byte(fmt.Sprintf("nodes:\n  - name: provider\n    dsn: %q\n  - name: subscriber\n    dsn: %q\n",
-		p.Provider.DSN(), p.Subscriber.DSN())))
+	cfg, err := config.Parse("t.yaml", []byte(p.NodesYAML()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,8 +94,7 @@ func TestRestoreReportsTablesChangedMeanwhile(t *testing.T) {
 	prov := pgtest.NewCluster(t, pgtest.Options{})
 	subc := pgtest.NewCluster(t, pgtest.Options{})
 	p := pgtest.NewPair(t, pgtest.PairOptions{Provider: prov, Subscriber: subc, Rows: 100})
-	cfg, _ := config.Parse("t.yaml", []byte(fmt.Sprintf("nodes:\n  - name: provider\n    dsn: %q\n  - name: subscriber\n    dsn: %q\n",
-		p.Provider.DSN(), p.Subscriber.DSN())))
+	cfg, _ := config.Parse("t.yaml", []byte(p.NodesYAML()))
 	manifest := filepath.Join(t.TempDir(), "m.json")
 	var out bytes.Buffer
 	r := &Runner{Config: cfg, Out: &out, Timeout: 30 * time.Second}

@@ -2,7 +2,6 @@ package verify
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"slices"
 	"testing"
@@ -17,8 +16,7 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
 func testConfig(t testing.TB, p *pgtest.Pair) *config.Config {
 	t.Helper()
-	cfg, err := config.Parse("t.yaml", []byte(fmt.Sprintf("nodes:\n  - name: provider\n    dsn: %q\n  - name: subscriber\n    dsn: %q\n",
-		p.Provider.DSN(), p.Subscriber.DSN())))
+	cfg, err := config.Parse("t.yaml", []byte(p.NodesYAML()))
 	if err != nil {
 		t.Fatal(err)
 	}
