@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/diagnose"
@@ -69,6 +68,7 @@ type Daemon struct {
 	mon      *monitor.Monitor
 	reg      *prometheus.Registry
 	metrics  *metrics.Set
+	expo     *metrics.Cache
 	listener net.Listener
 	srv      *http.Server
 	repairer *autoRepairer
@@ -105,6 +105,7 @@ func New(opts Options) (*Daemon, error) {
 	d.cfg.Store(opts.Config)
 	d.mon = monitor.New(opts.Config)
 	d.metrics = metrics.New(d.reg, opts.Version, d.Healthy)
+	d.expo = metrics.NewCache(d.reg, d.healthLimit)
 	audit, err := repair.NewAudit(opts.Config.Repair.AuditLog)
 	if err != nil {
 		return nil, err
@@ -143,9 +144,13 @@ func (d *Daemon) Healthy() bool {
 	if last == 0 {
 		return false
 	}
+	return time.Since(time.Unix(0, last)) < d.healthLimit()
+}
+
+// healthLimit is how old the last cycle may be while the loop counts as on time.
+func (d *Daemon) healthLimit() time.Duration {
 	cfg := d.cfg.Load()
-	limit := 2*cfg.Probe.Interval.D() + cfg.Probe.Timeout.D() + time.Second
-	return time.Since(time.Unix(0, last)) < limit
+	return 2*cfg.Probe.Interval.D() + cfg.Probe.Timeout.D() + time.Second
 }
 
 // Run probes until ctx ends, then drains the HTTP server and returns nil.
@@ -239,6 +244,9 @@ func (d *Daemon) cycle(ctx context.Context) {
 	d.metrics.Observe(r, snaps)
 	d.latest.Store(&r)
 	d.lastCycle.Store(time.Now().UnixNano())
+	if err := d.expo.Render(); err != nil {
+		d.log.Error("render metrics", keyError, err.Error())
+	}
 	if d.Notify != nil {
 		d.Notify(ctx, r)
 	}
@@ -346,7 +354,7 @@ func (d *Daemon) reload() {
 // Handler serves /metrics, /healthz, /readyz and /api/v1/status.
 func (d *Daemon) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{Registry: d.reg}))
+	mux.Handle("GET /metrics", d.expo)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		if d.ready.Load() && !d.Healthy() {
 			http.Error(w, "probe loop is late", http.StatusServiceUnavailable)

@@ -1,7 +1,11 @@
 package metrics
 
 import (
+	"bytes"
+	"compress/gzip"
 	"errors"
+	"io"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -153,5 +157,47 @@ func TestNoSecretsOrErrorsInLabels(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+func TestCacheServesRenderedCopyAndGoesLiveWhenStale(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	healthy := true
+	s := New(reg, "v", func() bool { return healthy })
+	r, snaps := report()
+	s.Observe(r, snaps)
+	maxAge := time.Hour
+	c := NewCache(reg, func() time.Duration { return maxAge })
+	if err := c.Render(); err != nil {
+		t.Fatal(err)
+	}
+	get := func(enc string) string {
+		req := httptest.NewRequest("GET", "/metrics", nil)
+		req.Header.Set("Accept-Encoding", enc)
+		w := httptest.NewRecorder()
+		c.ServeHTTP(w, req)
+		body := w.Body.Bytes()
+		if w.Header().Get("Content-Encoding") == "gzip" {
+			zr, err := gzip.NewReader(bytes.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ = io.ReadAll(zr)
+		}
+		return string(body)
+	}
+	for _, enc := range []string{"gzip", "identity"} {
+		if body := get(enc); !strings.Contains(body, "pglmon_up 1") || !strings.Contains(body, `code="origin_missing"`) {
+			t.Errorf("%s: cached exposition lacks series:\n%s", enc, body)
+		}
+	}
+	// The loop stalls: the cached copy still says up, so it must not be served.
+	healthy = false
+	if body := get("identity"); !strings.Contains(body, "pglmon_up 1") {
+		t.Error("fresh cache should still be served")
+	}
+	maxAge = 0
+	if body := get("identity"); !strings.Contains(body, "pglmon_up 0") {
+		t.Errorf("stale cache served; want a live gather with pglmon_up 0:\n%s", body)
 	}
 }
