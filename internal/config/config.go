@@ -205,9 +205,6 @@ func Parse(path string, b []byte) (*Config, error) {
 
 var errEOF = errors.New("EOF")
 
-// Path is the file the configuration came from.
-func (c *Config) Path() string { return c.path }
-
 // Node returns the node with that name.
 func (c *Config) Node(name string) (Node, bool) {
 	for _, n := range c.Nodes {

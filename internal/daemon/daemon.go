@@ -74,8 +74,6 @@ type Daemon struct {
 	repairer *autoRepairer
 	verifier verifier
 	bg       sync.WaitGroup // scheduled verifications
-	// Notify, when set, gets every report (the Slack notifier uses it).
-	Notify func(ctx context.Context, r diagnose.Report)
 
 	latest    atomic.Pointer[diagnose.Report]
 	lastCycle atomic.Int64 // unix nanoseconds of the last completed cycle
@@ -123,20 +121,8 @@ func New(opts Options) (*Daemon, error) {
 // Addr is the address the HTTP server listens on.
 func (d *Daemon) Addr() string { return d.listener.Addr().String() }
 
-// Registry is the daemon's metrics registry.
-func (d *Daemon) Registry() *prometheus.Registry { return d.reg }
-
-// Metrics is the daemon's metric set.
-func (d *Daemon) Metrics() *metrics.Set { return d.metrics }
-
-// Monitor is the daemon's monitor (shared with repairs).
-func (d *Daemon) Monitor() *monitor.Monitor { return d.mon }
-
 // Config is the configuration in force.
 func (d *Daemon) Config() *config.Config { return d.cfg.Load() }
-
-// Latest is the last report, nil before the first cycle.
-func (d *Daemon) Latest() *diagnose.Report { return d.latest.Load() }
 
 // Healthy reports whether the loop completes cycles on time.
 func (d *Daemon) Healthy() bool {
@@ -246,9 +232,6 @@ func (d *Daemon) cycle(ctx context.Context) {
 	d.lastCycle.Store(time.Now().UnixNano())
 	if err := d.expo.Render(); err != nil {
 		d.log.Error("render metrics", keyError, err.Error())
-	}
-	if d.Notify != nil {
-		d.Notify(ctx, r)
 	}
 }
 

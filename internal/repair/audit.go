@@ -65,9 +65,6 @@ func NewAudit(path string) (*Audit, error) {
 	return &Audit{path: path}, nil
 }
 
-// Path is the file the log is written to.
-func (a *Audit) Path() string { return a.path }
-
 // Append writes one entry with a single write and syncs it to disk, so it
 // survives a crash right after.
 func (a *Audit) Append(e Entry) error {

@@ -160,14 +160,6 @@ resynchronise it; this TRUNCATES the table on the subscriber and copies it again
 	return p
 }
 
-// OrphanSlotText tells a person what dropping an orphan slot means.
-func OrphanSlotText(node, slot string) string {
-	return fmt.Sprintf(`Slot %[1]s on %[2]s is inactive and no configured subscription uses it; it keeps WAL on disk.
-If no subscriber anywhere (monitored by pglmon or not) uses it, drop it:
-  pglmon repair --config FILE --remedy drop-orphan-slot --node %[2]s --slot %[1]s
-A subscriber that still used it would lose every change made since (resynchronise or re-create it).`, slot, node)
-}
-
 // Render prints a plan with its SQL for people.
 func (p Plan) Render() string {
 	var b strings.Builder
