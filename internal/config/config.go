@@ -25,6 +25,7 @@ type Config struct {
 	Repair     Repair     `yaml:"repair"`
 	Log        Log        `yaml:"log"`
 	Verify     Verify     `yaml:"verify"`
+	Slack      Slack      `yaml:"slack"`
 
 	path      string
 	positions map[string]position
@@ -76,6 +77,25 @@ type Repair struct {
 	VerifyTimeout Duration `yaml:"verify_timeout"`
 }
 
+// Slack configures incident messages and their repair buttons.
+type Slack struct {
+	// APIURL is Slack's Web API base URL (settable for tests and other instances).
+	APIURL        string          `yaml:"api_url"`
+	Channel       string          `yaml:"channel"`
+	BotToken      *PasswordSource `yaml:"bot_token"`
+	SigningSecret *PasswordSource `yaml:"signing_secret"`
+	AppToken      *PasswordSource `yaml:"app_token"`
+	// Mode is http (interactions posted to /slack/interactions) or socket.
+	Mode string `yaml:"mode"`
+	// Approvers are the Slack user IDs allowed to press repair buttons.
+	Approvers []string `yaml:"approvers"`
+	// WarningQuiet delays posting a warning; critical findings post at once.
+	WarningQuiet Duration `yaml:"warning_quiet"`
+}
+
+// Enabled reports whether Slack messages are configured.
+func (s Slack) Enabled() bool { return s.Channel != "" }
+
 // Verify configures data comparison (pglmon verify and the daemon's schedule).
 type Verify struct {
 	Mode             string   `yaml:"mode"`
@@ -125,6 +145,7 @@ func Default() *Config {
 			VerifyTimeout:      Duration(60 * time.Second),
 		},
 		Log:    Log{Level: "info"},
+		Slack:  Slack{APIURL: "https://slack.com/api/", Mode: "http"},
 		Verify: Verify{Mode: "checksum", ChunkRows: 100000, StatementTimeout: Duration(30 * time.Second), MaxKeys: 100},
 	}
 }
@@ -389,6 +410,32 @@ func (c *Config) validate() Errors {
 			add(c.errorAt("verify.window", "%v", err))
 		}
 	}
+	if c.Slack.Enabled() {
+		if c.Slack.BotToken == nil {
+			add(c.errorAt("slack", "bot_token is required when slack.channel is set"))
+		}
+		switch c.Slack.Mode {
+		case "http":
+			if c.Slack.SigningSecret == nil {
+				add(c.errorAt("slack", "signing_secret is required in http mode (buttons are verified with it)"))
+			}
+		case "socket":
+			add(c.errorAt("slack.mode", "socket mode is not available in this version; use http"))
+		default:
+			add(c.errorAt("slack.mode", "%q must be http or socket", c.Slack.Mode))
+		}
+		if _, err := url.Parse(c.Slack.APIURL); err != nil || !strings.HasSuffix(c.Slack.APIURL, "/") {
+			add(c.errorAt("slack.api_url", "must be a URL ending in /"))
+		}
+		for _, src := range []struct {
+			f string
+			p *PasswordSource
+		}{{"slack.bot_token", c.Slack.BotToken}, {"slack.signing_secret", c.Slack.SigningSecret}, {"slack.app_token", c.Slack.AppToken}} {
+			if src.p != nil && (src.p.Env == "") == (src.p.File == "") {
+				add(c.errorAt(src.f, "set exactly one of env or file"))
+			}
+		}
+	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -472,4 +519,12 @@ func InWindow(window string, t time.Time) bool {
 		return m >= from && m < to
 	}
 	return m >= from || m < to
+}
+
+// Resolve reads a secret from its source.
+func (p *PasswordSource) Resolve(field string) (Secret, error) {
+	if p == nil {
+		return "", nil
+	}
+	return Node{Name: field, Password: p}.ResolvePassword()
 }

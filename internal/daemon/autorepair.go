@@ -62,6 +62,13 @@ func (d *Daemon) recordOutcome(req repair.Request, out repair.Outcome) {
 	if out.Result == repair.ResultFailed {
 		level = d.log.Error
 	}
+	if d.slack != nil && req.Actor == "auto" && len(out.Steps) > 0 {
+		text := fmt.Sprintf(":robot_face: automatic %s: %s in %s", remedy, out.Result, out.Duration.Round(time.Millisecond))
+		if out.Reason != "" {
+			text += " (" + out.Reason + ")"
+		}
+		d.slack.Event(req.Subscriber, req.Subscription, text, text)
+	}
 	level("repair attempt", keySubscription, req.Subscription, keySubscriber, req.Subscriber, keyRemedy, remedy,
 		"actor", req.Actor, keyResult, out.Result, keyReason, out.Reason, keyDuration, out.Duration.Round(time.Millisecond).String())
 }

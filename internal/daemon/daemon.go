@@ -25,6 +25,7 @@ import (
 	"github.com/pglmon/pglmon/internal/probe"
 	"github.com/pglmon/pglmon/internal/repair"
 	"github.com/pglmon/pglmon/internal/sdnotify"
+	pslack "github.com/pglmon/pglmon/internal/slack"
 )
 
 // Log keys.
@@ -73,6 +74,8 @@ type Daemon struct {
 	srv      *http.Server
 	repairer *autoRepairer
 	verifier verifier
+	slack    *pslack.Notifier
+	buttons  *pslack.Interactions
 	bg       sync.WaitGroup // scheduled verifications
 
 	latest    atomic.Pointer[diagnose.Report]
@@ -109,6 +112,23 @@ func New(opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	d.repairer = &autoRepairer{d: d, audit: audit, state: map[string]*repairState{}}
+	if sc := opts.Config.Slack; sc.Enabled() {
+		token, err := sc.BotToken.Resolve("slack.bot_token")
+		if err != nil {
+			return nil, err
+		}
+		secret, err := sc.SigningSecret.Resolve("slack.signing_secret")
+		if err != nil {
+			return nil, err
+		}
+		d.slack = pslack.NewNotifier(pslack.NewClient(sc, token), sc, func() map[string]string { return d.cfg.Load().Repair.Policy }, d.log, d.metrics.Notifications)
+		approvers := map[string]bool{}
+		for _, a := range sc.Approvers {
+			approvers[a] = true
+		}
+		d.buttons = &pslack.Interactions{Secret: secret, Approvers: approvers, Exec: d, Latest: d.latest.Load,
+			Notifier: d.slack, Audit: audit, Log: d.log, HTTP: &http.Client{Timeout: 10 * time.Second}}
+	}
 	l, err := net.Listen("tcp", opts.Config.HTTP.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s (http.listen): %w", opts.Config.HTTP.Listen, err)
@@ -146,6 +166,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.log.Info("pglmon started", keyAddr, d.Addr(), keyConfig, d.opts.ConfigPath, "version", d.opts.Version)
 
 	var wg sync.WaitGroup
+	if d.slack != nil {
+		d.buttons.Ctx = ctx
+		wg.Go(func() { d.slack.Run(ctx) })
+	}
 	if iv := d.opts.WatchdogInterval; iv > 0 {
 		wg.Go(func() { d.watchdog(ctx, iv) })
 	}
@@ -186,6 +210,9 @@ func (d *Daemon) shutdown(wg *sync.WaitGroup) error {
 	defer cancel()
 	err := d.srv.Shutdown(ctx)
 	d.repairer.wait()
+	if d.buttons != nil {
+		d.buttons.Wait()
+	}
 	wg.Wait()
 	d.bg.Wait()
 	d.mon.Close(ctx)
@@ -230,6 +257,9 @@ func (d *Daemon) cycle(ctx context.Context) {
 	d.metrics.Observe(r, snaps)
 	d.latest.Store(&r)
 	d.lastCycle.Store(time.Now().UnixNano())
+	if d.slack != nil {
+		d.slack.Observe(r)
+	}
 	if err := d.expo.Render(); err != nil {
 		d.log.Error("render metrics", keyError, err.Error())
 	}
@@ -338,6 +368,9 @@ func (d *Daemon) reload() {
 func (d *Daemon) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", d.expo)
+	if d.buttons != nil {
+		mux.Handle("POST /slack/interactions", d.buttons)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		if d.ready.Load() && !d.Healthy() {
 			http.Error(w, "probe loop is late", http.StatusServiceUnavailable)

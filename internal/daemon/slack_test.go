@@ -1,0 +1,257 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pglmon/pglmon/internal/pgtest"
+	"github.com/pglmon/pglmon/internal/repair"
+	"github.com/pglmon/pglmon/internal/slacktest"
+)
+
+const (
+	plantedToken  = "xoxb-PLANTED-token-8d1f"
+	plantedSecret = "PLANTED-signing-secret-77ab"
+)
+
+func slackConfig(fake *slacktest.Server, policy string) string {
+	return policy + fmt.Sprintf(`slack:
+  api_url: %q
+  channel: "#db"
+  bot_token: {env: PGLMON_TEST_SLACK_TOKEN}
+  signing_secret: {env: PGLMON_TEST_SLACK_SECRET}
+  approvers: [UAPPROVER]
+`, fake.APIURL())
+}
+
+// repairButton finds the value of the repair button labelled label in the posted messages.
+func repairButton(fake *slacktest.Server, label string) (value, messageTS string) {
+	for _, r := range fake.Requests() {
+		if r.Method != "chat.postMessage" && r.Method != "chat.update" {
+			continue
+		}
+		var blocks []struct {
+			Type     string
+			Elements []struct {
+				ActionID string `json:"action_id"`
+				Value    string
+				Text     struct{ Text string }
+			}
+		}
+		json.Unmarshal([]byte(r.Form.Get("blocks")), &blocks)
+		for _, b := range blocks {
+			for _, e := range b.Elements {
+				if e.ActionID == "pglmon_repair" && e.Text.Text == label {
+					value, messageTS = e.Value, r.Form.Get("ts")
+				}
+			}
+		}
+	}
+	return value, messageTS
+}
+
+func press(t *testing.T, r *running, body string, hdr http.Header) int {
+	t.Helper()
+	req, _ := http.NewRequest("POST", "http://"+r.d.Addr()+"/slack/interactions", strings.NewReader(body))
+	req.Header = hdr
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func TestSlackIncidentAndRepairButton(t *testing.T) {
+	t.Setenv("PGLMON_TEST_SLACK_TOKEN", plantedToken)
+	t.Setenv("PGLMON_TEST_SLACK_SECRET", plantedSecret)
+	ctx := context.Background()
+	fake := slacktest.New()
+	defer fake.Close()
+	p := pgtest.NewPair(t, pgtest.PairOptions{})
+	policy := "  policy:\n    restart: approve\n    recreate-origin: approve\n    enable: approve\n"
+	r := start(t, pairConfig(p, filepath.Join(t.TempDir(), "a.jsonl"), policy)+slackConfig(fake, ""), nil)
+	r.waitMetric(t, `^pglmon_subscription_health\{subscriber="subscriber",subscription="sub_0"\} 0$`, false, 10*time.Second)
+	if err := p.LoseOrigin(ctx, p.Sub()); err != nil {
+		t.Fatal(err)
+	}
+	var value, msgTS string
+	if err := pgtest.Poll(ctx, 20*time.Second, func() bool {
+		value, _ = repairButton(fake, "Recreate origin")
+		return value != ""
+	}); err != nil {
+		t.Fatalf("no message with a Recreate origin button: %+v", fake.Requests())
+	}
+	posts := 0
+	for _, q := range fake.Requests() {
+		if q.Method == "chat.postMessage" && q.Form.Get("thread_ts") == "" {
+			posts++
+			msgTS = "1700000000.000001"
+		}
+	}
+	if posts != 1 {
+		t.Errorf("incident messages: got %d, want 1", posts)
+	}
+	sign := func(body string, at time.Time) http.Header { return slacktest.Sign(plantedSecret, body, at) }
+	good := slacktest.ButtonPress("UAPPROVER", "pglmon_repair", value, msgTS, "1700000001.1", fake.ResponseURL())
+	started := func() int {
+		entries, _ := repair.Entries(r.audit)
+		return countStarted(entries)
+	}
+
+	// Rejected, nothing run.
+	for _, tc := range []struct {
+		name string
+		body string
+		hdr  http.Header
+		want int
+	}{
+		{"bad signature", good, sign(good+"x", time.Now()), 401},
+		{"timestamp 6 minutes old", good, sign(good, time.Now().Add(-6*time.Minute)), 401},
+		{"no signature", good, http.Header{}, 401},
+		{"malformed payload", "payload=%7Bnot-json", sign("payload=%7Bnot-json", time.Now()), 400},
+		{"oversized body", strings.Repeat("a", 70<<10), sign(strings.Repeat("a", 70<<10), time.Now()), 401},
+	} {
+		if got := press(t, r, tc.body, tc.hdr); got != tc.want {
+			t.Errorf("%s: status %d, want %d", tc.name, got, tc.want)
+		}
+	}
+	stranger := slacktest.ButtonPress("USTRANGER", "pglmon_repair", value, msgTS, "1700000001.2", fake.ResponseURL())
+	if got := press(t, r, stranger, sign(stranger, time.Now())); got != 200 {
+		t.Errorf("unknown user: status %d", got)
+	}
+	if err := pgtest.Poll(ctx, 5*time.Second, func() bool {
+		for _, q := range fake.Requests() {
+			if q.Method == "response" && strings.Contains(q.Body, "not an approver") {
+				return true
+			}
+		}
+		return false
+	}); err != nil {
+		t.Error("no ephemeral refusal for an unknown user")
+	}
+	if n := started(); n != 0 {
+		t.Fatalf("a rejected press ran %d repairs", n)
+	}
+	entries, _ := repair.Entries(r.audit)
+	if len(entries) == 0 || entries[len(entries)-1].Actor != "slack:USTRANGER" || entries[len(entries)-1].Outcome != "refused" {
+		t.Errorf("refusal not audited: %+v", entries)
+	}
+
+	// The approver's press runs the repair, once, even when replayed.
+	if got := press(t, r, good, sign(good, time.Now())); got != 200 {
+		t.Fatalf("approver: status %d", got)
+	}
+	press(t, r, good, sign(good, time.Now()))
+	if err := p.WaitStatus(ctx, p.Sub(), "replicating", 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := pgtest.Poll(ctx, 10*time.Second, func() bool {
+		var updated, startedReply, recovered bool
+		for _, q := range fake.Requests() {
+			updated = updated || (q.Method == "chat.update" && strings.Contains(q.Form.Get("blocks"), "recreate-origin by \\u003c@UAPPROVER\\u003e: success"))
+			startedReply = startedReply || strings.Contains(q.Form.Get("text"), "started by <@UAPPROVER>")
+			recovered = recovered || strings.Contains(q.Form.Get("text"), "recovered after")
+		}
+		return updated && startedReply && recovered
+	}); err != nil {
+		var texts []string
+		for _, q := range fake.Requests() {
+			texts = append(texts, q.Method+": "+q.Form.Get("text"))
+		}
+		t.Fatalf("message not updated with the outcome and events:\n%s", strings.Join(texts, "\n"))
+	}
+	if n := started(); n != 1 {
+		t.Errorf("repairs run: got %d, want 1 (double click / replay)", n)
+	}
+	// The button of a cleared finding runs nothing.
+	later := slacktest.ButtonPress("UAPPROVER", "pglmon_repair", value, msgTS, "1700000009.9", fake.ResponseURL())
+	press(t, r, later, sign(later, time.Now()))
+	if err := pgtest.Poll(ctx, 5*time.Second, func() bool {
+		for _, q := range fake.Requests() {
+			if q.Method == "response" && strings.Contains(q.Body, "Already healthy") {
+				return true
+			}
+		}
+		return false
+	}); err != nil {
+		t.Error("no 'already healthy' answer")
+	}
+	if n := started(); n != 1 {
+		t.Errorf("cleared finding ran a repair: %d", n)
+	}
+	// No secret in anything sent to Slack or logged. The bot token itself
+	// travels as the `token` credential field of each call, as Slack wants.
+	for _, q := range fake.Requests() {
+		content := q.Body
+		if q.Method != "response" {
+			f := q.Form
+			f.Del("token")
+			content = f.Encode()
+		}
+		for _, secret := range []string{plantedToken, plantedSecret, "password", "dbname="} {
+			if strings.Contains(content, secret) {
+				t.Errorf("%s request carries %q", q.Method, secret)
+			}
+		}
+	}
+	if strings.Contains(r.logs.String(), plantedToken) || strings.Contains(r.logs.String(), plantedSecret) {
+		t.Error("a secret reached the log")
+	}
+}
+
+func TestSlackOutageNeverDelaysRepair(t *testing.T) {
+	t.Setenv("PGLMON_TEST_SLACK_TOKEN", plantedToken)
+	t.Setenv("PGLMON_TEST_SLACK_SECRET", plantedSecret)
+	ctx := context.Background()
+	fake := slacktest.New()
+	defer fake.Close()
+	outageEnd := time.Now().Add(6 * time.Second)
+	calls := 0
+	fake.Fail = func(string) (int, int) {
+		calls++
+		switch {
+		case calls <= 2:
+			return 429, 1
+		case time.Now().Before(outageEnd):
+			return 500, 0
+		}
+		return 0, 0
+	}
+	p := pgtest.NewPair(t, pgtest.PairOptions{})
+	r := start(t, pairConfig(p, filepath.Join(t.TempDir(), "a.jsonl"), "")+slackConfig(fake, ""), nil)
+	r.waitMetric(t, `^pglmon_subscription_health\{subscriber="subscriber",subscription="sub_0"\} 0$`, false, 10*time.Second)
+	broke := time.Now()
+	if err := p.LoseOrigin(ctx, p.Sub()); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitStatus(ctx, p.Sub(), "down", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitStatus(ctx, p.Sub(), "replicating", 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	healed := time.Since(broke)
+	if time.Now().After(outageEnd) {
+		t.Errorf("healed %s after the break, only after Slack came back", healed)
+	}
+	// The messages arrive once Slack answers again.
+	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
+		for _, q := range fake.Requests() {
+			if q.Method == "chat.postMessage" && strings.Contains(q.Form.Get("text"), "automatic recreate-origin: success") {
+				return true
+			}
+		}
+		return false
+	}); err != nil {
+		t.Fatalf("messages never arrived: %+v", fake.Requests())
+	}
+	r.waitMetric(t, `^pglmon_notifications_total\{result="retried"\} [1-9]`, false, 5*time.Second)
+	t.Logf("healed %s after the break while Slack answered 429 then 500", healed.Round(time.Millisecond))
+}

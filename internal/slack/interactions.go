@@ -1,0 +1,187 @@
+package slack
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/slack-go/slack"
+
+	"github.com/pglmon/pglmon/internal/config"
+	"github.com/pglmon/pglmon/internal/diagnose"
+	"github.com/pglmon/pglmon/internal/repair"
+)
+
+// MaxBody bounds an interaction request.
+const MaxBody = 64 << 10
+
+// Executor runs a repair request (the daemon's, with its lock and audit).
+type Executor interface {
+	Execute(ctx context.Context, req repair.Request) repair.Outcome
+}
+
+// Interactions handles button presses posted by Slack to /slack/interactions.
+type Interactions struct {
+	Secret    config.Secret
+	Approvers map[string]bool
+	Exec      Executor
+	// Latest returns the last report, to refuse buttons whose finding is gone.
+	Latest   func() *diagnose.Report
+	Notifier *Notifier
+	Audit    *repair.Audit
+	Log      *slog.Logger
+	// Ctx is the daemon's context; repairs run under it, not the request's.
+	Ctx context.Context
+	// HTTP posts ephemeral replies to response_url.
+	HTTP *http.Client
+
+	mu      sync.Mutex
+	seen    map[string]time.Time // accepted presses, against replays and double clicks
+	running map[string]bool      // subscriptions with a Slack repair in flight
+	wg      sync.WaitGroup
+}
+
+// Wait waits for repairs started from Slack.
+func (h *Interactions) Wait() { h.wg.Wait() }
+
+func (h *Interactions) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
+	if err != nil {
+		http.Error(w, "request too large", http.StatusUnauthorized)
+		return
+	}
+	sv, err := slack.NewSecretsVerifier(r.Header, h.Secret.Reveal())
+	if err == nil {
+		_, _ = sv.Write(body)
+		err = sv.Ensure()
+	}
+	if err != nil {
+		h.Log.Warn("slack interaction rejected", "reason", "signature or timestamp", "remote", r.RemoteAddr)
+		http.Error(w, "invalid signature", http.StatusUnauthorized)
+		return
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		http.Error(w, "malformed", http.StatusBadRequest)
+		return
+	}
+	var cb slack.InteractionCallback
+	if err := json.Unmarshal([]byte(form.Get("payload")), &cb); err != nil || cb.Type != slack.InteractionTypeBlockActions || len(cb.ActionCallback.BlockActions) != 1 {
+		http.Error(w, "malformed", http.StatusBadRequest)
+		return
+	}
+	act := cb.ActionCallback.BlockActions[0]
+	var v ButtonValue
+	if err := json.Unmarshal([]byte(act.Value), &v); err != nil || v.Subscription == "" {
+		http.Error(w, "malformed", http.StatusBadRequest)
+		return
+	}
+	user := cb.User.ID
+	// Slack waits 3 s for the acknowledgement; everything slow happens after it.
+	w.WriteHeader(http.StatusOK)
+
+	if !h.Approvers[user] {
+		h.audit(user, v, "refused", "not an approver")
+		h.ephemeral(cb.ResponseURL, "You are not an approver of pglmon repairs; nothing was run.")
+		return
+	}
+	if act.ActionID == ActionSnooze {
+		h.Notifier.Snooze(v.Subscriber, v.Subscription, time.Hour)
+		h.Notifier.Event(v.Subscriber, v.Subscription, fmt.Sprintf("snoozed for 1h by <@%s>", user), "")
+		return
+	}
+	if act.ActionID != ActionRepair {
+		return
+	}
+	press := cb.Container.MessageTs + "/" + act.ActionTs + "/" + user + "/" + act.Value
+	h.mu.Lock()
+	if h.seen == nil {
+		h.seen, h.running = map[string]time.Time{}, map[string]bool{}
+	}
+	for k, t := range h.seen {
+		if time.Since(t) > 10*time.Minute {
+			delete(h.seen, k)
+		}
+	}
+	_, replay := h.seen[press]
+	busy := h.running[v.Subscriber+"/"+v.Subscription]
+	if !replay && !busy {
+		h.seen[press] = time.Now()
+		h.running[v.Subscriber+"/"+v.Subscription] = true
+	}
+	h.mu.Unlock()
+	if replay {
+		return
+	}
+	if busy {
+		h.ephemeral(cb.ResponseURL, "A repair of "+v.Subscription+" is already running.")
+		return
+	}
+	done := func() {
+		h.mu.Lock()
+		delete(h.running, v.Subscriber+"/"+v.Subscription)
+		h.mu.Unlock()
+	}
+	if !h.stillHolds(v) {
+		done()
+		h.ephemeral(cb.ResponseURL, fmt.Sprintf("Already healthy: %s on %s no longer shows %s; nothing was run.", v.Subscription, v.Subscriber, v.Finding))
+		return
+	}
+	h.wg.Go(func() {
+		defer done()
+		h.Notifier.Event(v.Subscriber, v.Subscription, fmt.Sprintf(":wrench: %s started by <@%s>", v.Remedy, user), "")
+		out := h.Exec.Execute(h.Ctx, repair.Request{Remedy: v.Remedy, Subscription: v.Subscription, Subscriber: v.Subscriber,
+			Actor: "slack:" + user, Finding: v.Finding})
+		text := fmt.Sprintf("%s by <@%s>: %s in %s", v.Remedy, user, out.Result, out.Duration.Round(time.Millisecond))
+		if out.Reason != "" {
+			text += " (" + out.Reason + ")"
+		}
+		h.Notifier.Event(v.Subscriber, v.Subscription, text, text)
+	})
+}
+
+func (h *Interactions) stillHolds(v ButtonValue) bool {
+	r := h.Latest()
+	if r == nil {
+		return false
+	}
+	s, ok := r.Subscription(v.Subscription, v.Subscriber)
+	if !ok {
+		return false
+	}
+	f, ok := s.Finding(v.Finding)
+	return ok && f.Remedy == v.Remedy
+}
+
+func (h *Interactions) audit(user string, v ButtonValue, outcome, reason string) {
+	if h.Audit == nil {
+		return
+	}
+	_ = h.Audit.Append(repair.Entry{Time: time.Now().UTC(), ID: "slack-" + user + "-" + fmt.Sprint(time.Now().UnixNano()), Phase: "finished",
+		Actor: "slack:" + user, Remedy: v.Remedy, Subscription: v.Subscription, Subscriber: v.Subscriber, Outcome: outcome, Reason: reason})
+}
+
+// ephemeral answers only the presser, through the interaction's response_url.
+func (h *Interactions) ephemeral(responseURL, text string) {
+	if responseURL == "" {
+		return
+	}
+	b, _ := json.Marshal(map[string]any{"response_type": "ephemeral", "replace_original": false, "text": text})
+	ctx, cancel := context.WithTimeout(h.Ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, responseURL, bytes.NewReader(b))
+	if err != nil {
+		return
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if resp, err := h.HTTP.Do(req); err == nil {
+		resp.Body.Close()
+	}
+}

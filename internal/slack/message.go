@@ -1,0 +1,121 @@
+// Package slack tells people about pglogical incidents in Slack: one message
+// per incident, updated in place, with thread replies for events, and
+// buttons that let an approver run the repair.
+package slack
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/slack-go/slack"
+
+	"github.com/pglmon/pglmon/internal/config"
+	"github.com/pglmon/pglmon/internal/diagnose"
+	"github.com/pglmon/pglmon/internal/repair"
+)
+
+// Action IDs of the buttons.
+const (
+	ActionRepair = "pglmon_repair"
+	ActionSnooze = "pglmon_snooze"
+)
+
+// ButtonValue is what a repair button carries back.
+type ButtonValue struct {
+	Subscription string `json:"s"`
+	Subscriber   string `json:"n"`
+	Remedy       string `json:"r"`
+	Finding      string `json:"f"`
+}
+
+var remedyLabels = map[string]string{
+	diagnose.RemedyRestart:        "Restart subscription",
+	diagnose.RemedyRecreateOrigin: "Recreate origin",
+	diagnose.RemedyEnable:         "Enable subscription",
+}
+
+var healthEmoji = map[diagnose.Health]string{
+	diagnose.OK: ":large_green_circle:", diagnose.Warning: ":large_yellow_circle:",
+	diagnose.Critical: ":red_circle:", diagnose.Unknown: ":white_circle:",
+}
+
+// incidentBlocks renders an incident. policy decides which remedies get a button.
+func incidentBlocks(s diagnose.Subscription, in *incident, policy map[string]string, outcome string) []slack.Block {
+	title := fmt.Sprintf("%s pglogical subscription *%s* on *%s* is *%s*", healthEmoji[s.Health], s.Name, s.Subscriber, strings.ToUpper(string(s.Health)))
+	if s.Health == diagnose.OK {
+		title = fmt.Sprintf("%s pglogical subscription *%s* on *%s* recovered after %s", healthEmoji[s.Health], s.Name, s.Subscriber, time.Since(in.since).Round(time.Second))
+	}
+	blocks := []slack.Block{slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, title, false, false), nil, nil)}
+	lag, retained := "-", "-"
+	if s.LagBytes != nil {
+		lag = config.FormatBytes(*s.LagBytes)
+	}
+	if s.RetainedWALBytes != nil {
+		retained = config.FormatBytes(*s.RetainedWALBytes)
+	}
+	provider := s.Provider
+	if provider == "" {
+		provider = "?"
+	}
+	field := func(k, v string) *slack.TextBlockObject {
+		return slack.NewTextBlockObject(slack.MarkdownType, "*"+k+"*\n"+v, false, false)
+	}
+	fields := []*slack.TextBlockObject{
+		field("Subscriber → provider", s.Subscriber+" → "+provider),
+		field("Status", orDash(s.Status)),
+		field("Lag", lag),
+		field("Retained WAL", retained),
+		field("Since", in.since.UTC().Format(time.RFC3339)),
+	}
+	if in.flaps > 0 {
+		fields = append(fields, field("Broke again", fmt.Sprintf("%d times", in.flaps)))
+	}
+	blocks = append(blocks, slack.NewSectionBlock(nil, fields, nil))
+	var buttons []slack.BlockElement
+	for _, f := range s.Findings {
+		text := fmt.Sprintf("*%s* (%s): %s", f.Code, f.Severity, f.Message)
+		blocks = append(blocks, slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, truncate(text, 2900), false, false), nil, nil))
+		label, runnable := remedyLabels[f.Remedy]
+		if runnable && (policy[f.Remedy] == config.PolicyApprove || policy[f.Remedy] == config.PolicyAuto) {
+			v, _ := json.Marshal(ButtonValue{Subscription: s.Name, Subscriber: s.Subscriber, Remedy: f.Remedy, Finding: f.Code})
+			btn := slack.NewButtonBlockElement(ActionRepair, string(v), slack.NewTextBlockObject(slack.PlainTextType, label, false, false))
+			btn.Style = slack.StylePrimary
+			btn.Confirm = slack.NewConfirmationBlockObject(
+				slack.NewTextBlockObject(slack.PlainTextType, label+"?", false, false),
+				slack.NewTextBlockObject(slack.MarkdownType, fmt.Sprintf("pglmon will run *%s* on *%s* (%s), under its lock, after re-checking that it is still needed, and report the outcome here.", f.Remedy, s.Name, s.Subscriber), false, false),
+				slack.NewTextBlockObject(slack.PlainTextType, "Run it", false, false),
+				slack.NewTextBlockObject(slack.PlainTextType, "Cancel", false, false))
+			buttons = append(buttons, btn)
+		} else if f.Human {
+			plan := repair.HumanPlan(f, s)
+			blocks = append(blocks, slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, truncate("*What a person would do:*\n```"+plan.Text+"```", 2900), false, false), nil, nil))
+		}
+	}
+	if s.Health != diagnose.OK {
+		v, _ := json.Marshal(ButtonValue{Subscription: s.Name, Subscriber: s.Subscriber})
+		buttons = append(buttons, slack.NewButtonBlockElement(ActionSnooze, string(v), slack.NewTextBlockObject(slack.PlainTextType, "Snooze 1h", false, false)))
+	}
+	if len(buttons) > 0 {
+		blocks = append(blocks, slack.NewActionBlock("pglmon_actions", buttons...))
+	}
+	if outcome != "" {
+		blocks = append(blocks, slack.NewContextBlock("pglmon_outcome", slack.NewTextBlockObject(slack.MarkdownType, truncate(outcome, 2900), false, false)))
+	}
+	return blocks
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

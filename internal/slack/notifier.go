@@ -1,0 +1,254 @@
+package slack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/slack-go/slack"
+
+	"github.com/pglmon/pglmon/internal/config"
+	"github.com/pglmon/pglmon/internal/diagnose"
+)
+
+// Poster is the part of the Slack Web API the notifier uses.
+type Poster interface {
+	PostMessageContext(ctx context.Context, channel string, options ...slack.MsgOption) (string, string, error)
+	UpdateMessageContext(ctx context.Context, channel, ts string, options ...slack.MsgOption) (string, string, string, error)
+}
+
+// incident is one message: a subscription's trouble from leaving ok to recovering.
+type incident struct {
+	ts        string // message timestamp, once posted
+	since     time.Time
+	health    diagnose.Health
+	codes     string
+	flaps     int
+	recovered time.Time // zero while open
+	pending   time.Time // a quiet warning not yet posted
+	snoozed   time.Time
+	last      diagnose.Subscription
+	outcome   string
+}
+
+type job struct {
+	key     string
+	reply   string // thread reply text; empty for a post/update of the message
+	attempt int
+}
+
+// Notifier turns reports into Slack messages. Sends go through a bounded
+// queue and one worker, so Slack being slow or down never delays probing.
+type Notifier struct {
+	api        Poster
+	channel    string
+	quiet      time.Duration
+	policy     func() map[string]string
+	log        *slog.Logger
+	counter    *prometheus.CounterVec
+	queue      chan job
+	flapWindow time.Duration
+	backoff    time.Duration
+
+	mu        sync.Mutex
+	incidents map[string]*incident
+}
+
+// QueueSize bounds the messages waiting for Slack.
+const QueueSize = 256
+
+// NewNotifier returns a notifier posting to channel through api.
+func NewNotifier(api Poster, cfg config.Slack, policy func() map[string]string, log *slog.Logger, counter *prometheus.CounterVec) *Notifier {
+	return &Notifier{api: api, channel: cfg.Channel, quiet: cfg.WarningQuiet.D(), policy: policy, log: log, counter: counter,
+		queue: make(chan job, QueueSize), flapWindow: time.Hour, backoff: time.Second, incidents: map[string]*incident{}}
+}
+
+// NewClient builds the Slack Web API client.
+func NewClient(cfg config.Slack, token config.Secret) *slack.Client {
+	return slack.New(token.Reveal(), slack.OptionAPIURL(cfg.APIURL))
+}
+
+func key(subscriber, sub string) string { return subscriber + "/" + sub }
+
+// Observe is called with every cycle's report; it never blocks.
+func (n *Notifier) Observe(r diagnose.Report) {
+	now := time.Now()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, s := range r.Subscriptions {
+		k := key(s.Subscriber, s.Name)
+		in := n.incidents[k]
+		codes := findingCodes(s)
+		if s.Health == diagnose.OK {
+			if in == nil || !in.recovered.IsZero() {
+				continue
+			}
+			if !in.pending.IsZero() { // a quiet warning that was never queued: nothing to tell
+				delete(n.incidents, k)
+				continue
+			}
+			in.recovered, in.health, in.last = now, s.Health, s
+			n.enqueue(job{key: k})
+			n.enqueue(job{key: k, reply: fmt.Sprintf(":large_green_circle: recovered after %s", now.Sub(in.since).Round(time.Second))})
+			continue
+		}
+		switch {
+		case in == nil || (!in.recovered.IsZero() && now.Sub(in.recovered) > n.flapWindow):
+			in = &incident{since: now, health: s.Health, codes: codes, last: s}
+			n.incidents[k] = in
+			if s.Health == diagnose.Warning && n.quiet > 0 {
+				in.pending = now
+				continue
+			}
+			n.enqueue(job{key: k})
+		case !in.recovered.IsZero(): // broke again soon after recovering: same message, a counter
+			in.recovered, in.flaps, in.health, in.codes, in.last = time.Time{}, in.flaps+1, s.Health, codes, s
+			n.enqueue(job{key: k})
+			n.enqueue(job{key: k, reply: fmt.Sprintf("%s broke again (%d times): %s", healthEmoji[s.Health], in.flaps, codes)})
+		default:
+			changed := in.health != s.Health || in.codes != codes
+			escalated := s.Health == diagnose.Critical && in.health != diagnose.Critical
+			in.health, in.codes, in.last = s.Health, codes, s
+			if !in.pending.IsZero() {
+				if escalated || now.Sub(in.pending) >= n.quiet {
+					in.pending = time.Time{}
+					n.enqueue(job{key: k})
+				}
+				continue
+			}
+			if changed && now.After(in.snoozed) {
+				n.enqueue(job{key: k})
+				text := fmt.Sprintf("%s now %s: %s", healthEmoji[s.Health], s.Health, codes)
+				if escalated {
+					text = ":red_circle: escalated to critical: " + codes
+				}
+				n.enqueue(job{key: k, reply: text})
+			}
+		}
+	}
+}
+
+func findingCodes(s diagnose.Subscription) string {
+	c := make([]string, len(s.Findings))
+	for i, f := range s.Findings {
+		c[i] = f.Code
+	}
+	return strings.Join(c, ", ")
+}
+
+// Event adds a thread reply (and refreshes the message) for an incident.
+func (n *Notifier) Event(subscriber, sub, text, outcome string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	k := key(subscriber, sub)
+	in := n.incidents[k]
+	if in == nil {
+		return
+	}
+	if outcome != "" {
+		in.outcome = outcome
+		n.enqueue(job{key: k})
+	}
+	n.enqueue(job{key: k, reply: text})
+}
+
+// Snooze keeps an incident's updates quiet for d.
+func (n *Notifier) Snooze(subscriber, sub string, d time.Duration) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if in := n.incidents[key(subscriber, sub)]; in != nil {
+		in.snoozed = time.Now().Add(d)
+	}
+}
+
+// enqueue never blocks: a full queue drops the job and counts it.
+func (n *Notifier) enqueue(j job) {
+	select {
+	case n.queue <- j:
+	default:
+		n.count("dropped")
+		n.log.Warn("slack queue full: message dropped", "subscription", j.key)
+	}
+}
+
+func (n *Notifier) count(result string) {
+	if n.counter != nil {
+		n.counter.WithLabelValues(result).Inc()
+	}
+}
+
+// Run sends queued messages until ctx ends, retrying with backoff and
+// honouring Slack's Retry-After.
+func (n *Notifier) Run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case j := <-n.queue:
+			for {
+				err := n.send(ctx, j)
+				if err == nil {
+					n.count("sent")
+					break
+				}
+				j.attempt++
+				wait := min(n.backoff<<min(j.attempt-1, 5), 30*time.Second)
+				var rl *slack.RateLimitedError
+				if errors.As(err, &rl) {
+					wait = rl.RetryAfter
+				}
+				if j.attempt >= 10 {
+					n.count("dropped")
+					n.log.Error("slack message dropped after retries", "subscription", j.key, "error", err.Error())
+					break
+				}
+				n.count("retried")
+				n.log.Warn("slack send failed, retrying", "subscription", j.key, "error", err.Error(), "in", wait.String())
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(wait):
+				}
+			}
+		}
+	}
+}
+
+func (n *Notifier) send(ctx context.Context, j job) error {
+	n.mu.Lock()
+	in := n.incidents[j.key]
+	if in == nil {
+		n.mu.Unlock()
+		return nil
+	}
+	s, ts, outcome := in.last, in.ts, in.outcome
+	blocks := incidentBlocks(s, in, n.policy(), outcome)
+	n.mu.Unlock()
+	text := fmt.Sprintf("pglogical subscription %s on %s is %s", s.Name, s.Subscriber, s.Health)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if j.reply != "" {
+		if ts == "" {
+			return errors.New("incident message not posted yet")
+		}
+		_, _, err := n.api.PostMessageContext(ctx, n.channel, slack.MsgOptionText(j.reply, false), slack.MsgOptionTS(ts))
+		return err
+	}
+	if ts == "" {
+		_, newTS, err := n.api.PostMessageContext(ctx, n.channel, slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...))
+		if err != nil {
+			return err
+		}
+		n.mu.Lock()
+		in.ts = newTS
+		n.mu.Unlock()
+		return nil
+	}
+	_, _, _, err := n.api.UpdateMessageContext(ctx, n.channel, ts, slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...))
+	return err
+}

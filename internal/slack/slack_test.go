@@ -1,0 +1,128 @@
+package slack
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pglmon/pglmon/internal/config"
+	"github.com/pglmon/pglmon/internal/diagnose"
+	"github.com/pglmon/pglmon/internal/repair"
+	"github.com/pglmon/pglmon/internal/slacktest"
+)
+
+// countingExecutor stands in for the daemon's executor in the HTTP-layer
+// tests; the daemon's tests press buttons against real pglogical.
+type countingExecutor struct{ n atomic.Int64 }
+
+func (c *countingExecutor) Execute(context.Context, repair.Request) repair.Outcome {
+	c.n.Add(1)
+	return repair.Outcome{Result: repair.ResultSuccess}
+}
+
+func brokenReport() *diagnose.Report {
+	return &diagnose.Report{Subscriptions: []diagnose.Subscription{{Name: "sub_0", Subscriber: "subscriber", Health: diagnose.Critical,
+		Findings: []diagnose.Finding{{Code: "origin_missing", Severity: diagnose.Critical, Remedy: "recreate-origin"}}}}}
+}
+
+const value = `{"s":"sub_0","n":"subscriber","r":"recreate-origin","f":"origin_missing"}`
+
+func newHandler(exec Executor) *Interactions {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	n := NewNotifier(nil, config.Slack{Channel: "#c"}, func() map[string]string { return nil }, log, nil)
+	return &Interactions{Secret: "s3cret", Approvers: map[string]bool{"UOK": true}, Exec: exec,
+		Latest: brokenReport, Notifier: n, Log: log, Ctx: context.Background(), HTTP: http.DefaultClient}
+}
+
+func FuzzInteractions(f *testing.F) {
+	good := slacktest.ButtonPress("UOK", ActionRepair, value, "1.1", "2.2", "")
+	f.Add(good, int64(0), true)
+	f.Add(good, int64(-400), true)
+	f.Add("payload=%7B%22type%22%3A%22block_actions%22%7D", int64(0), true)
+	f.Add("payload=", int64(0), false)
+	f.Add(strings.Repeat("x", 100), int64(0), true)
+	f.Fuzz(func(t *testing.T, body string, skew int64, sign bool) {
+		exec := &countingExecutor{}
+		h := newHandler(exec)
+		req := httptest.NewRequest("POST", "/slack/interactions", strings.NewReader(body))
+		if sign {
+			req.Header = slacktest.Sign("s3cret", body, time.Now().Add(time.Duration(skew)*time.Second))
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		h.Wait()
+		valid := sign && skew > -300 && skew < 300 && len(body) <= MaxBody
+		if !valid && w.Code != http.StatusUnauthorized {
+			t.Fatalf("unsigned, stale or oversized request answered %d", w.Code)
+		}
+		if exec.n.Load() > 0 && !valid {
+			t.Fatal("a repair ran for an invalid request")
+		}
+		if exec.n.Load() > 1 {
+			t.Fatal("one press ran more than one repair")
+		}
+	})
+}
+
+func TestFlappingGivesOneMessageWithACounter(t *testing.T) {
+	fake := slacktest.New()
+	defer fake.Close()
+	cfg := config.Slack{APIURL: fake.APIURL(), Channel: "#c"}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	n := NewNotifier(NewClient(cfg, "xoxb-test"), cfg, func() map[string]string { return map[string]string{"recreate-origin": "approve"} }, log, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go n.Run(ctx)
+	ok := &diagnose.Report{Subscriptions: []diagnose.Subscription{{Name: "sub_0", Subscriber: "subscriber", Health: diagnose.OK, Findings: []diagnose.Finding{}}}}
+	for range 5 {
+		n.Observe(*brokenReport())
+		n.Observe(*ok)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	var posts, counter int
+	for time.Now().Before(deadline) {
+		posts, counter = 0, 0
+		for _, q := range fake.Requests() {
+			if q.Method == "chat.postMessage" && q.Form.Get("thread_ts") == "" {
+				posts++
+			}
+			if strings.Contains(q.Form.Get("blocks"), "4 times") {
+				counter++
+			}
+		}
+		if counter > 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond) // polling the fake server's record
+	}
+	if posts != 1 || counter == 0 {
+		t.Fatalf("flapping: %d incident messages (want 1), counter shown %d times", posts, counter)
+	}
+}
+
+func TestQuietWarningIsNotPosted(t *testing.T) {
+	fake := slacktest.New()
+	defer fake.Close()
+	cfg := config.Slack{APIURL: fake.APIURL(), Channel: "#c", WarningQuiet: config.Duration(time.Hour)}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	n := NewNotifier(NewClient(cfg, "xoxb-test"), cfg, func() map[string]string { return nil }, log, nil)
+	warn := diagnose.Report{Subscriptions: []diagnose.Subscription{{Name: "s", Subscriber: "n", Health: diagnose.Warning,
+		Findings: []diagnose.Finding{{Code: "subscription_down", Severity: diagnose.Warning}}}}}
+	n.Observe(warn)
+	if got := len(n.queue); got != 0 {
+		t.Fatalf("a quiet warning queued %d messages", got)
+	}
+	crit := warn
+	crit.Subscriptions = []diagnose.Subscription{{Name: "s", Subscriber: "n", Health: diagnose.Critical,
+		Findings: []diagnose.Finding{{Code: "stuck_down", Severity: diagnose.Critical}}}}
+	n.Observe(crit)
+	if got := len(n.queue); got != 1 {
+		t.Fatalf("escalation queued %d messages, want 1", got)
+	}
+}

@@ -1,0 +1,115 @@
+// Package slacktest is a local server speaking the parts of Slack's Web API
+// pglmon uses (chat.postMessage, chat.update, response_url), recording every
+// request, and able to fail the way Slack does (429 with Retry-After, 500).
+package slacktest
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Request is one recorded call.
+type Request struct {
+	Method string // chat.postMessage, chat.update or response
+	Form   url.Values
+	Body   string
+	Header http.Header
+}
+
+// Server is the fake Slack.
+type Server struct {
+	*httptest.Server
+	mu       sync.Mutex
+	requests []Request
+	ts       int
+	// Fail, when set, answers instead of the normal reply (return 0 to answer normally).
+	Fail func(method string) (status int, retryAfter int)
+}
+
+// New starts a server; its API base URL is URL + "/api/".
+func New() *Server {
+	s := &Server{}
+	s.Server = httptest.NewServer(http.HandlerFunc(s.handle))
+	return s
+}
+
+// APIURL is the base URL for slack.api_url.
+func (s *Server) APIURL() string { return s.URL + "/api/" }
+
+// ResponseURL is where ephemeral answers are posted.
+func (s *Server) ResponseURL() string { return s.URL + "/response" }
+
+func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
+	b, _ := io.ReadAll(r.Body)
+	method := strings.TrimPrefix(r.URL.Path, "/api/")
+	if r.URL.Path == "/response" {
+		method = "response"
+	}
+	form, _ := url.ParseQuery(string(b))
+	if s.Fail != nil && method != "response" {
+		if status, after := s.Fail(method); status != 0 {
+			if after > 0 {
+				w.Header().Set("Retry-After", strconv.Itoa(after))
+			}
+			w.WriteHeader(status)
+			return
+		}
+	}
+	s.mu.Lock()
+	s.requests = append(s.requests, Request{Method: method, Form: form, Body: string(b), Header: r.Header.Clone()})
+	s.ts++
+	ts := fmt.Sprintf("1700000000.%06d", s.ts)
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	switch method {
+	case "chat.postMessage":
+		json.NewEncoder(w).Encode(map[string]any{"ok": true, "channel": form.Get("channel"), "ts": ts})
+	case "chat.update":
+		json.NewEncoder(w).Encode(map[string]any{"ok": true, "channel": form.Get("channel"), "ts": form.Get("ts"), "text": form.Get("text")})
+	default:
+		json.NewEncoder(w).Encode(map[string]any{"ok": true})
+	}
+}
+
+// Requests returns a copy of what was received.
+func (s *Server) Requests() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Request(nil), s.requests...)
+}
+
+// Sign signs an interaction body the way Slack does (v0, HMAC-SHA256).
+func Sign(secret, body string, at time.Time) http.Header {
+	ts := strconv.FormatInt(at.Unix(), 10)
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte("v0:" + ts + ":" + body))
+	h := http.Header{}
+	h.Set("X-Slack-Request-Timestamp", ts)
+	h.Set("X-Slack-Signature", "v0="+hex.EncodeToString(mac.Sum(nil)))
+	h.Set("Content-Type", "application/x-www-form-urlencoded")
+	return h
+}
+
+// ButtonPress is the form body Slack posts when user presses a button.
+func ButtonPress(user, actionID, value, messageTS, actionTS, responseURL string) string {
+	payload := map[string]any{
+		"type":         "block_actions",
+		"user":         map[string]any{"id": user},
+		"container":    map[string]any{"type": "message", "message_ts": messageTS},
+		"response_url": responseURL,
+		"actions":      []map[string]any{{"action_id": actionID, "block_id": "pglmon_actions", "value": value, "action_ts": actionTS, "type": "button"}},
+	}
+	b, _ := json.Marshal(payload)
+	return url.Values{"payload": {string(b)}}.Encode()
+}
