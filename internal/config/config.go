@@ -89,6 +89,8 @@ type Slack struct {
 	Mode string `yaml:"mode"`
 	// Approvers are the Slack user IDs allowed to press repair buttons.
 	Approvers []string `yaml:"approvers"`
+	// ApproverGroups are Slack user group IDs whose members may press them too.
+	ApproverGroups []string `yaml:"approver_groups"`
 	// WarningQuiet delays posting a warning; critical findings post at once.
 	WarningQuiet Duration `yaml:"warning_quiet"`
 }

@@ -126,7 +126,12 @@ func New(opts Options) (*Daemon, error) {
 		for _, a := range sc.Approvers {
 			approvers[a] = true
 		}
-		d.buttons = &pslack.Interactions{Secret: secret, Approvers: approvers, Exec: d, Latest: d.latest.Load,
+		client := pslack.NewClient(sc, token)
+		var groups *pslack.Groups
+		if len(sc.ApproverGroups) > 0 {
+			groups = &pslack.Groups{API: client, IDs: sc.ApproverGroups, TTL: 5 * time.Minute, Log: d.log}
+		}
+		d.buttons = &pslack.Interactions{Secret: secret, Approvers: approvers, Groups: groups, Exec: d, Latest: d.latest.Load,
 			Notifier: d.slack, Audit: audit, Log: d.log, HTTP: &http.Client{Timeout: 10 * time.Second}}
 	}
 	l, err := net.Listen("tcp", opts.Config.HTTP.Listen)

@@ -31,7 +31,9 @@ type Executor interface {
 type Interactions struct {
 	Secret    config.Secret
 	Approvers map[string]bool
-	Exec      Executor
+	// Groups, when set, approves members of the configured user groups.
+	Groups *Groups
+	Exec   Executor
 	// Latest returns the last report, to refuse buttons whose finding is gone.
 	Latest   func() *diagnose.Report
 	Notifier *Notifier
@@ -46,6 +48,15 @@ type Interactions struct {
 	seen    map[string]time.Time // accepted presses, against replays and double clicks
 	running map[string]bool      // subscriptions with a Slack repair in flight
 	wg      sync.WaitGroup
+}
+
+// approved reports whether user may press repair buttons: listed, or a
+// member of a listed user group.
+func (h *Interactions) approved(user string) bool {
+	if h.Approvers[user] {
+		return true
+	}
+	return h.Groups != nil && h.Groups.Member(h.Ctx, user)
 }
 
 // Wait waits for repairs started from Slack.
@@ -73,21 +84,42 @@ func (h *Interactions) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var cb slack.InteractionCallback
-	if err := json.Unmarshal([]byte(form.Get("payload")), &cb); err != nil || cb.Type != slack.InteractionTypeBlockActions || len(cb.ActionCallback.BlockActions) != 1 {
+	if err := json.Unmarshal([]byte(form.Get("payload")), &cb); err != nil {
 		http.Error(w, "malformed", http.StatusBadRequest)
 		return
 	}
-	act := cb.ActionCallback.BlockActions[0]
-	var v ButtonValue
-	if err := json.Unmarshal([]byte(act.Value), &v); err != nil || v.Subscription == "" {
+	if _, _, ok := parseButton(cb); !ok {
 		http.Error(w, "malformed", http.StatusBadRequest)
+		return
+	}
+	// Slack waits 3 s for the acknowledgement; everything slow happens after it.
+	w.WriteHeader(http.StatusOK)
+	h.Handle(cb)
+}
+
+// parseButton returns the one button press an interaction carries.
+func parseButton(cb slack.InteractionCallback) (*slack.BlockAction, ButtonValue, bool) {
+	var v ButtonValue
+	if cb.Type != slack.InteractionTypeBlockActions || len(cb.ActionCallback.BlockActions) != 1 {
+		return nil, v, false
+	}
+	act := cb.ActionCallback.BlockActions[0]
+	if err := json.Unmarshal([]byte(act.Value), &v); err != nil || v.Subscription == "" {
+		return nil, v, false
+	}
+	return act, v, true
+}
+
+// Handle acts on an authenticated interaction (from HTTP or Socket Mode),
+// after it was acknowledged; slow work runs in the background.
+func (h *Interactions) Handle(cb slack.InteractionCallback) {
+	act, v, ok := parseButton(cb)
+	if !ok {
 		return
 	}
 	user := cb.User.ID
-	// Slack waits 3 s for the acknowledgement; everything slow happens after it.
-	w.WriteHeader(http.StatusOK)
 
-	if !h.Approvers[user] {
+	if !h.approved(user) {
 		h.audit(user, v, "refused", "not an approver")
 		h.ephemeral(cb.ResponseURL, "You are not an approver of pglmon repairs; nothing was run.")
 		return

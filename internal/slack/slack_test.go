@@ -126,3 +126,27 @@ func TestQuietWarningIsNotPosted(t *testing.T) {
 		t.Fatalf("escalation queued %d messages, want 1", got)
 	}
 }
+
+func TestApproverGroups(t *testing.T) {
+	fake := slacktest.New()
+	defer fake.Close()
+	fake.Groups = map[string][]string{"SDBA": {"UGROUPIE"}}
+	exec := &countingExecutor{}
+	h := newHandler(exec)
+	cfg := config.Slack{APIURL: fake.APIURL()}
+	h.Groups = &Groups{API: NewClient(cfg, "xoxb-test"), IDs: []string{"SDBA"}, TTL: time.Minute, Log: h.Log}
+	for _, tc := range []struct {
+		user string
+		want int64
+	}{{"UOUTSIDER", 0}, {"UGROUPIE", 1}} {
+		body := slacktest.ButtonPress(tc.user, ActionRepair, value, "1.1", "2."+tc.user, "")
+		req := httptest.NewRequest("POST", "/slack/interactions", strings.NewReader(body))
+		req.Header = slacktest.Sign("s3cret", body, time.Now())
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		h.Wait()
+		if w.Code != 200 || exec.n.Load() != tc.want {
+			t.Errorf("%s: status %d, repairs %d, want %d", tc.user, w.Code, exec.n.Load(), tc.want)
+		}
+	}
+}

@@ -33,6 +33,8 @@ type Server struct {
 	mu       sync.Mutex
 	requests []Request
 	ts       int
+	// Groups are the user groups usergroups.users.list answers with.
+	Groups map[string][]string
 	// Fail, when set, answers instead of the normal reply (return 0 to answer normally).
 	Fail func(method string) (status int, retryAfter int)
 }
@@ -77,6 +79,15 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(map[string]any{"ok": true, "channel": form.Get("channel"), "ts": ts})
 	case "chat.update":
 		json.NewEncoder(w).Encode(map[string]any{"ok": true, "channel": form.Get("channel"), "ts": form.Get("ts"), "text": form.Get("text")})
+	case "usergroups.users.list":
+		s.mu.Lock()
+		users, ok := s.Groups[form.Get("usergroup")]
+		s.mu.Unlock()
+		if !ok {
+			json.NewEncoder(w).Encode(map[string]any{"ok": false, "error": "no_such_subteam"})
+			return
+		}
+		json.NewEncoder(w).Encode(map[string]any{"ok": true, "users": users})
 	default:
 		json.NewEncoder(w).Encode(map[string]any{"ok": true})
 	}
