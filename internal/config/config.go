@@ -422,7 +422,9 @@ func (c *Config) validate() Errors {
 				add(c.errorAt("slack", "signing_secret is required in http mode (buttons are verified with it)"))
 			}
 		case "socket":
-			add(c.errorAt("slack.mode", "socket mode is not available in this version; use http"))
+			if c.Slack.AppToken == nil {
+				add(c.errorAt("slack", "app_token (xapp-..., connections:write) is required in socket mode"))
+			}
 		default:
 			add(c.errorAt("slack.mode", "%q must be http or socket", c.Slack.Mode))
 		}

@@ -76,6 +76,8 @@ type Daemon struct {
 	verifier verifier
 	slack    *pslack.Notifier
 	buttons  *pslack.Interactions
+	botToken config.Secret
+	appToken config.Secret
 	bg       sync.WaitGroup // scheduled verifications
 
 	latest    atomic.Pointer[diagnose.Report]
@@ -121,6 +123,10 @@ func New(opts Options) (*Daemon, error) {
 		if err != nil {
 			return nil, err
 		}
+		if d.appToken, err = sc.AppToken.Resolve("slack.app_token"); err != nil {
+			return nil, err
+		}
+		d.botToken = token
 		d.slack = pslack.NewNotifier(pslack.NewClient(sc, token), sc, func() map[string]string { return d.cfg.Load().Repair.Policy }, d.log, d.metrics.Notifications)
 		approvers := map[string]bool{}
 		for _, a := range sc.Approvers {
@@ -174,6 +180,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if d.slack != nil {
 		d.buttons.Ctx = ctx
 		wg.Go(func() { d.slack.Run(ctx) })
+		if sc := d.cfg.Load().Slack; sc.Mode == "socket" {
+			wg.Go(func() { pslack.RunSocket(ctx, sc, d.botToken, d.appToken, d.buttons, d.log) })
+		}
 	}
 	if iv := d.opts.WatchdogInterval; iv > 0 {
 		wg.Go(func() { d.watchdog(ctx, iv) })
@@ -373,7 +382,7 @@ func (d *Daemon) reload() {
 func (d *Daemon) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", d.expo)
-	if d.buttons != nil {
+	if d.buttons != nil && d.cfg.Load().Slack.Mode == "http" {
 		mux.Handle("POST /slack/interactions", d.buttons)
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {

@@ -255,3 +255,52 @@ func TestSlackOutageNeverDelaysRepair(t *testing.T) {
 	r.waitMetric(t, `^pglmon_notifications_total\{result="retried"\} [1-9]`, false, 5*time.Second)
 	t.Logf("healed %s after the break while Slack answered 429 then 500", healed.Round(time.Millisecond))
 }
+
+func TestSlackSocketModeButton(t *testing.T) {
+	t.Setenv("PGLMON_TEST_SLACK_TOKEN", plantedToken)
+	t.Setenv("PGLMON_TEST_SLACK_APP_TOKEN", "xapp-PLANTED-app-token")
+	ctx := context.Background()
+	fake := slacktest.New()
+	defer fake.Close()
+	p := pgtest.NewPair(t, pgtest.PairOptions{})
+	policy := "  policy:\n    restart: approve\n    recreate-origin: approve\n    enable: approve\n"
+	body := pairConfig(p, filepath.Join(t.TempDir(), "a.jsonl"), policy) + fmt.Sprintf(`slack:
+  api_url: %q
+  channel: "#db"
+  mode: socket
+  bot_token: {env: PGLMON_TEST_SLACK_TOKEN}
+  app_token: {env: PGLMON_TEST_SLACK_APP_TOKEN}
+  approvers: [UAPPROVER]
+`, fake.APIURL())
+	r := start(t, body, nil)
+	if code, _ := r.get(t, "/slack/interactions"); code != http.StatusNotFound && code != http.StatusMethodNotAllowed {
+		t.Errorf("socket mode serves the HTTP interaction endpoint (status %d)", code)
+	}
+	if err := pgtest.Poll(ctx, 10*time.Second, fake.Connected); err != nil {
+		t.Fatal("pglmon never connected over socket mode")
+	}
+	r.waitMetric(t, `^pglmon_subscription_health\{subscriber="subscriber",subscription="sub_0"\} 0$`, false, 10*time.Second)
+	if err := p.LoseOrigin(ctx, p.Sub()); err != nil {
+		t.Fatal(err)
+	}
+	var value string
+	if err := pgtest.Poll(ctx, 20*time.Second, func() bool {
+		value, _ = repairButton(fake, "Recreate origin")
+		return value != ""
+	}); err != nil {
+		t.Fatal("no message with a button")
+	}
+	if err := fake.SendInteractive("env-1", slacktest.ButtonPayload("UAPPROVER", "pglmon_repair", value, "1700000000.000001", "1700000002.1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := pgtest.Poll(ctx, 5*time.Second, func() bool { return fake.Acked("env-1") }); err != nil {
+		t.Fatal("envelope not acknowledged")
+	}
+	if err := p.WaitStatus(ctx, p.Sub(), "replicating", 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := repair.Entries(r.audit)
+	if countStarted(entries) != 1 || entries[0].Actor != "slack:UAPPROVER" {
+		t.Fatalf("audit: %+v", entries)
+	}
+}

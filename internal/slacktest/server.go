@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // Request is one recorded call.
@@ -33,6 +35,9 @@ type Server struct {
 	mu       sync.Mutex
 	requests []Request
 	ts       int
+	conn    *websocket.Conn
+	connMu  sync.Mutex
+	acks    []string
 	// Groups are the user groups usergroups.users.list answers with.
 	Groups map[string][]string
 	// Fail, when set, answers instead of the normal reply (return 0 to answer normally).
@@ -53,6 +58,10 @@ func (s *Server) APIURL() string { return s.URL + "/api/" }
 func (s *Server) ResponseURL() string { return s.URL + "/response" }
 
 func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/ws" {
+		s.socket(w, r)
+		return
+	}
 	b, _ := io.ReadAll(r.Body)
 	method := strings.TrimPrefix(r.URL.Path, "/api/")
 	if r.URL.Path == "/response" {
@@ -79,6 +88,8 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(map[string]any{"ok": true, "channel": form.Get("channel"), "ts": ts})
 	case "chat.update":
 		json.NewEncoder(w).Encode(map[string]any{"ok": true, "channel": form.Get("channel"), "ts": form.Get("ts"), "text": form.Get("text")})
+	case "apps.connections.open":
+		json.NewEncoder(w).Encode(map[string]any{"ok": true, "url": "ws" + strings.TrimPrefix(s.URL, "http") + "/ws"})
 	case "usergroups.users.list":
 		s.mu.Lock()
 		users, ok := s.Groups[form.Get("usergroup")]
@@ -123,4 +134,67 @@ func ButtonPress(user, actionID, value, messageTS, actionTS, responseURL string)
 	}
 	b, _ := json.Marshal(payload)
 	return url.Values{"payload": {string(b)}}.Encode()
+}
+
+// upgrader accepts any Origin: Slack's clients send one, and this server is local to a test.
+var upgrader = websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
+
+// socket is the Socket Mode websocket: hello, then envelopes pushed by
+// SendInteractive; acknowledgements ({"envelope_id": ...}) are recorded.
+func (s *Server) socket(w http.ResponseWriter, r *http.Request) {
+	c, err := upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	s.connMu.Lock()
+	s.conn = c
+	c.WriteJSON(map[string]any{"type": "hello", "num_connections": 1, "connection_info": map[string]any{"app_id": "A1"}})
+	s.connMu.Unlock()
+	for {
+		var msg struct {
+			EnvelopeID string `json:"envelope_id"`
+		}
+		if err := c.ReadJSON(&msg); err != nil {
+			return
+		}
+		s.mu.Lock()
+		s.acks = append(s.acks, msg.EnvelopeID)
+		s.mu.Unlock()
+	}
+}
+
+// Connected reports whether a Socket Mode client is connected.
+func (s *Server) Connected() bool {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	return s.conn != nil
+}
+
+// SendInteractive pushes an interactive envelope carrying payload (JSON).
+func (s *Server) SendInteractive(envelopeID, payload string) error {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	if s.conn == nil {
+		return fmt.Errorf("no socket mode client connected")
+	}
+	return s.conn.WriteJSON(map[string]any{"envelope_id": envelopeID, "type": "interactive",
+		"payload": json.RawMessage(payload), "accepts_response_payload": false})
+}
+
+// Acked reports whether the envelope was acknowledged.
+func (s *Server) Acked(envelopeID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, a := range s.acks {
+		if a == envelopeID {
+			return true
+		}
+	}
+	return false
+}
+
+// ButtonPayload is the JSON payload of a button press (Socket Mode carries it bare).
+func ButtonPayload(user, actionID, value, messageTS, actionTS string) string {
+	form, _ := url.ParseQuery(ButtonPress(user, actionID, value, messageTS, actionTS, ""))
+	return form.Get("payload")
 }
