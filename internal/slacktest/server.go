@@ -35,9 +35,9 @@ type Server struct {
 	mu       sync.Mutex
 	requests []Request
 	ts       int
-	conn    *websocket.Conn
-	connMu  sync.Mutex
-	acks    []string
+	conn     *websocket.Conn
+	connMu   sync.Mutex
+	acks     []string
 	// Groups are the user groups usergroups.users.list answers with.
 	Groups map[string][]string
 	// Fail, when set, answers instead of the normal reply (return 0 to answer normally).
