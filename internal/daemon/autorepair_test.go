@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -81,10 +82,21 @@ func TestAutoRepairProviderOutage(t *testing.T) {
 	prov := pgtest.NewCluster(t, pgtest.Options{})
 	subc := pgtest.NewCluster(t, pgtest.Options{})
 	p := pgtest.NewPair(t, pgtest.PairOptions{Provider: prov, Subscriber: subc})
+	// The same scenario without pglmon, at the same time, on clusters of its own.
+	bareProv := pgtest.NewCluster(t, pgtest.Options{})
+	bareSub := pgtest.NewCluster(t, pgtest.Options{})
+	bare := pgtest.NewPair(t, pgtest.PairOptions{Provider: bareProv, Subscriber: bareSub})
+
 	r := start(t, pairConfig(p, filepath.Join(t.TempDir(), "a.jsonl"), ""), nil)
 	r.waitMetric(t, `^pglmon_node_up\{node="provider"\} 1$`, false, 10*time.Second)
-	if err := pgtest.ProviderOutage(ctx, p, 10*time.Second); err != nil {
-		t.Fatal(err)
+	errs := make(chan error, 2)
+	for _, pair := range []*pgtest.Pair{p, bare} {
+		go func() { errs <- pgtest.ProviderOutage(ctx, pair, 10*time.Second) }()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
 	}
 	back := time.Now()
 	if err := p.WaitStatus(ctx, p.Sub(), "replicating", 30*time.Second); err != nil {
@@ -93,10 +105,16 @@ func TestAutoRepairProviderOutage(t *testing.T) {
 	took := time.Since(back)
 	cfg := r.d.Config()
 	limit := cfg.Probe.Interval.D() + cfg.Thresholds.DownGrace.D() + 2*time.Second
-	t.Logf("provider outage: replicating %s after the provider's return (limit interval + down_grace + 2 s = %s; pglogical alone: 180 s)", took.Round(time.Millisecond), limit)
 	if took > limit {
 		t.Errorf("replicating %s after the return, want within %s", took, limit)
 	}
+	if err := bare.WaitStatus(ctx, bare.Sub(), "replicating", 240*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	alone := time.Since(back)
+	t.Logf("provider outage (10 s): with pglmon replicating %s after the provider's return (limit interval + down_grace + 2 s = %s); without pglmon %s",
+		took.Round(time.Millisecond), limit, alone.Round(time.Second))
+	fmt.Printf("provider outage: with pglmon %s, without pglmon %s after the provider's return\n", took.Round(time.Millisecond), alone.Round(time.Second))
 }
 
 func TestTwoDaemonsOneRepairPerIncident(t *testing.T) {
