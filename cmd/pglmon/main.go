@@ -48,6 +48,7 @@ func commands() []command {
 		{"status", "probe every node once and print the diagnosis (Nagios exit codes)", runStatus},
 		{"repair", "run a remedy for a subscription: plan, confirm, execute, verify, audit", runRepair},
 		{"verify", "compare the data of replicated tables on provider and subscriber", runVerify},
+		{"setup", "plan or apply the pglogical topology in the configuration, checking prerequisites first", runSetup},
 		{"upgrade", "prepare (drop pglogical, keep a manifest) and restore around a major-version upgrade", runUpgrade},
 		{"check-config", "validate a configuration file without connecting", runCheckConfig},
 		{"version", "print the version", runVersion},

@@ -77,8 +77,13 @@ func TestRepairCommandHumanOnly(t *testing.T) {
 	if err := p.DropSlot(ctx, p.Sub()); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.WaitStatus(ctx, p.Sub(), "down", 20*time.Second); err != nil {
-		t.Fatal(err)
+	// Wait until pglmon itself sees slot_missing (status can read down an
+	// instant before the new worker starts).
+	if err := pgtest.Poll(ctx, 20*time.Second, func() bool {
+		_, s := status(t, cfg, "--no-wait")
+		return len(s.Subscriptions) == 1 && len(s.Subscriptions[0].Findings) > 0 && s.Subscriptions[0].Findings[0].Code == "slot_missing"
+	}); err != nil {
+		t.Fatal("slot_missing never diagnosed")
 	}
 	code, out, _ := pglmonIn(t, "", "repair", "--config", cfg, "--subscription", p.Sub(), "--yes")
 	if code != 1 || !strings.Contains(out, "needs a person") || !strings.Contains(out, "alter_subscription_resynchronize_table") {

@@ -142,10 +142,15 @@ func TestStatusSlotDropped(t *testing.T) {
 	if err := p.DropSlot(ctx, p.Sub()); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.WaitStatus(ctx, p.Sub(), "down", 20*time.Second); err != nil {
-		t.Fatal(err)
+	cfg := writeConfig(t, p, "")
+	var code int
+	var s statusJSON
+	if err := pgtest.Poll(ctx, 20*time.Second, func() bool {
+		code, s = status(t, cfg)
+		return len(s.Subscriptions) == 1 && s.Subscriptions[0].Status == "down"
+	}); err != nil {
+		t.Fatalf("never down: %+v", s)
 	}
-	code, s := status(t, writeConfig(t, p, ""))
 	if code != 2 {
 		t.Errorf("exit: got %d, want 2", code)
 	}

@@ -26,6 +26,9 @@ type Config struct {
 	Log        Log        `yaml:"log"`
 	Verify     Verify     `yaml:"verify"`
 	Slack      Slack      `yaml:"slack"`
+	// ReplicationSets and Subscriptions describe the topology `pglmon setup` creates.
+	ReplicationSets []ReplicationSet `yaml:"replication_sets"`
+	Subscriptions   []Subscription   `yaml:"subscriptions"`
 
 	path      string
 	positions map[string]position
@@ -39,6 +42,35 @@ type Node struct {
 	DSN string `yaml:"dsn"`
 	// Password, when set, says where the password comes from.
 	Password *PasswordSource `yaml:"password"`
+	// PglogicalName is the node's pglogical node name (pglmon setup creates it).
+	PglogicalName string `yaml:"pglogical_name"`
+}
+
+// ReplicationSet is a replication set pglmon setup creates on a provider.
+type ReplicationSet struct {
+	Name string `yaml:"name"`
+	Node string `yaml:"node"`
+	// Tables are schema.table names; Schemas adds every table of each schema.
+	Tables   []string `yaml:"tables"`
+	Schemas  []string `yaml:"schemas"`
+	Insert   *bool    `yaml:"replicate_insert"`
+	Update   *bool    `yaml:"replicate_update"`
+	Delete   *bool    `yaml:"replicate_delete"`
+	Truncate *bool    `yaml:"replicate_truncate"`
+}
+
+// Flag returns a replicate_* flag, true when unset.
+func Flag(b *bool) bool { return b == nil || *b }
+
+// Subscription is a subscription pglmon setup creates on a subscriber.
+type Subscription struct {
+	Name            string   `yaml:"name"`
+	Subscriber      string   `yaml:"subscriber"`
+	Provider        string   `yaml:"provider"`
+	ReplicationSets []string `yaml:"replication_sets"`
+	SynchronizeData *bool    `yaml:"synchronize_data"`
+	ForwardOrigins  []string `yaml:"forward_origins"`
+	ApplyDelay      Duration `yaml:"apply_delay"`
 }
 
 // PasswordSource names where a password is read from at connection time.
@@ -410,6 +442,51 @@ func (c *Config) validate() Errors {
 	if c.Verify.Window != "" {
 		if _, _, err := ParseWindow(c.Verify.Window); err != nil {
 			add(c.errorAt("verify.window", "%v", err))
+		}
+	}
+	sets := map[string]string{} // set name -> node
+	for i, rs := range c.ReplicationSets {
+		f := fmt.Sprintf("replication_sets[%d]", i)
+		n, ok := c.Node(rs.Node)
+		switch {
+		case rs.Name == "":
+			add(c.errorAt(f, "name is required"))
+		case !ok:
+			add(c.errorAt(f+".node", "node %q is not configured", rs.Node))
+		case n.PglogicalName == "":
+			add(c.errorAt(f+".node", "node %q needs pglogical_name", rs.Node))
+		case sets[rs.Name] != "":
+			add(c.errorAt(f+".name", "replication set %q is defined twice", rs.Name))
+		}
+		sets[rs.Name] = rs.Node
+		if len(rs.Tables)+len(rs.Schemas) == 0 {
+			add(c.errorAt(f, "list tables or schemas"))
+		}
+	}
+	subs := map[string]bool{}
+	for i, sb := range c.Subscriptions {
+		f := fmt.Sprintf("subscriptions[%d]", i)
+		if sb.Name == "" {
+			add(c.errorAt(f, "name is required"))
+		}
+		if subs[sb.Subscriber+"/"+sb.Name] {
+			add(c.errorAt(f+".name", "subscription %q is defined twice on %s", sb.Name, sb.Subscriber))
+		}
+		subs[sb.Subscriber+"/"+sb.Name] = true
+		for _, k := range []struct{ field, node string }{{"subscriber", sb.Subscriber}, {"provider", sb.Provider}} {
+			if n, ok := c.Node(k.node); !ok {
+				add(c.errorAt(f+"."+k.field, "node %q is not configured", k.node))
+			} else if n.PglogicalName == "" {
+				add(c.errorAt(f+"."+k.field, "node %q needs pglogical_name", k.node))
+			}
+		}
+		if len(sb.ReplicationSets) == 0 {
+			add(c.errorAt(f+".replication_sets", "at least one replication set is needed"))
+		}
+		for _, set := range sb.ReplicationSets {
+			if node, ok := sets[set]; !ok || node != sb.Provider {
+				add(c.errorAt(f+".replication_sets", "replication set %q is not defined on provider %s", set, sb.Provider))
+			}
 		}
 	}
 	if c.Slack.Enabled() {

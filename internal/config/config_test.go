@@ -59,6 +59,9 @@ func TestErrorsNamePlace(t *testing.T) {
 		{"wrong type", "nodes: 3\n", "bad.yaml:1:8: nodes: must be a list"},
 		{"both password sources", "nodes:\n  - name: a\n    dsn: host=x\n    password: {env: A, file: /b}\n", "bad.yaml:4:15: nodes[0].password: set exactly one of env or file"},
 		{"syntax", "nodes: [\n", "bad.yaml: "},
+		{"subscription to unknown node", "nodes:\n  - name: a\n    dsn: host=x\n    pglogical_name: a\nreplication_sets:\n  - name: s\n    node: a\n    tables: [t]\nsubscriptions:\n  - name: x\n    subscriber: b\n    provider: a\n    replication_sets: [s]\n", "bad.yaml:11:17: subscriptions[0].subscriber: node \"b\" is not configured"},
+		{"set on another node", "nodes:\n  - name: a\n    dsn: host=x\n    pglogical_name: a\n  - name: b\n    dsn: host=y\n    pglogical_name: b\nreplication_sets:\n  - name: s\n    node: a\n    tables: [t]\nsubscriptions:\n  - name: x\n    subscriber: a\n    provider: b\n    replication_sets: [s]\n", "subscriptions[0].replication_sets: replication set \"s\" is not defined on provider b"},
+		{"topology without pglogical_name", "nodes:\n  - name: a\n    dsn: host=x\nreplication_sets:\n  - name: s\n    node: a\n    tables: [t]\n", "replication_sets[0].node: node \"a\" needs pglogical_name"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse("bad.yaml", []byte(tc.yaml))

@@ -1,0 +1,446 @@
+// Package setup creates the pglogical topology described in the
+// configuration: extension, nodes, replication sets and their tables,
+// subscriptions. It checks every prerequisite first and creates nothing
+// while one is missing; every change is skipped when already in place, so
+// apply can be re-run after a failure at any point.
+package setup
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pglmon/pglmon/internal/config"
+	"github.com/pglmon/pglmon/internal/probe"
+	"github.com/pglmon/pglmon/internal/verify"
+)
+
+// Problem is a missing prerequisite and how to fix it.
+type Problem struct {
+	Node, What, Fix string
+}
+
+// Change is one action apply would take.
+type Change struct {
+	Node string
+	What string
+	SQL  string
+	Args []any
+	// Secret, when set, is appended to the DSN argument at apply time only.
+	dsnNode *config.Node
+}
+
+// Plan is what apply would do, or why it cannot.
+type Plan struct {
+	Problems []Problem
+	Changes  []Change
+}
+
+// Runner plans and applies the topology.
+type Runner struct {
+	Config *config.Config
+	Out    io.Writer
+	// Wait bounds the wait for new subscriptions to replicate.
+	Wait time.Duration
+}
+
+func (r *Runner) connect(ctx context.Context, name string) (*pgx.Conn, error) {
+	node, _ := r.Config.Node(name)
+	cfg, err := probe.ConnConfig(node, 30*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		pw, _ := node.ResolvePassword()
+		return nil, probe.RedactError(fmt.Errorf("connect to %s: %w", name, err), pw)
+	}
+	return conn, nil
+}
+
+func one[T any](ctx context.Context, conn *pgx.Conn, sql string, args ...any) (T, error) {
+	var v T
+	err := conn.QueryRow(ctx, sql, args...).Scan(&v)
+	return v, err
+}
+
+// involved lists the configured nodes the topology uses, in config order.
+func (r *Runner) involved() []string {
+	use := map[string]bool{}
+	for _, s := range r.Config.ReplicationSets {
+		use[s.Node] = true
+	}
+	for _, s := range r.Config.Subscriptions {
+		use[s.Subscriber], use[s.Provider] = true, true
+	}
+	var out []string
+	for _, n := range r.Config.Nodes {
+		if use[n.Name] {
+			out = append(out, n.Name)
+		}
+	}
+	return out
+}
+
+// Plan checks the prerequisites and lists the changes apply would make.
+func (r *Runner) Plan(ctx context.Context) (Plan, error) {
+	var p Plan
+	conns := map[string]*pgx.Conn{}
+	defer func() {
+		for _, c := range conns {
+			c.Close(ctx)
+		}
+	}()
+	for _, n := range r.involved() {
+		c, err := r.connect(ctx, n)
+		if err != nil {
+			p.Problems = append(p.Problems, Problem{n, "cannot connect: " + err.Error(), "check the node's dsn and password"})
+			continue
+		}
+		conns[n] = c
+	}
+	if len(p.Problems) > 0 {
+		return p, nil
+	}
+	versions := map[string]string{}
+	for _, n := range r.involved() {
+		r.checkServer(ctx, conns[n], n, &p, versions)
+	}
+	if vs := uniq(versions); len(vs) > 1 {
+		p.Problems = append(p.Problems, Problem{"", fmt.Sprintf("pglogical versions differ between nodes: %v", versions), "install the same pglogical version on every node"})
+	}
+	tables := map[string][]string{} // set -> tables
+	for _, rs := range r.Config.ReplicationSets {
+		ts, err := r.expand(ctx, conns[rs.Node], rs)
+		if err != nil {
+			return p, err
+		}
+		tables[rs.Name] = ts
+		for _, t := range ts {
+			pk, err := one[bool](ctx, conns[rs.Node], "SELECT EXISTS (SELECT 1 FROM pg_index WHERE indrelid = to_regclass($1) AND indisprimary)", t)
+			if err != nil {
+				return p, err
+			}
+			if !pk {
+				p.Problems = append(p.Problems, Problem{rs.Node, "table " + t + " has no primary key", "add a primary key: pglogical needs one to replicate updates and deletes"})
+			}
+		}
+	}
+	for _, sb := range r.Config.Subscriptions {
+		for _, set := range sb.ReplicationSets {
+			for _, t := range tables[set] {
+				r.compareTable(ctx, conns[sb.Provider], conns[sb.Subscriber], sb, t, &p)
+			}
+		}
+	}
+	if len(p.Problems) > 0 {
+		return p, nil
+	}
+	return p, r.changes(ctx, conns, tables, &p)
+}
+
+const settingsQuery = `SELECT current_setting('wal_level'), current_setting('shared_preload_libraries'),
+	current_setting('max_replication_slots')::int, current_setting('max_wal_senders')::int,
+	current_setting('max_worker_processes')::int, current_setting('track_commit_timestamp'),
+	coalesce(current_setting('pglogical.conflict_resolution', true), ''),
+	coalesce((SELECT extversion FROM pg_extension WHERE extname = 'pglogical'),
+		(SELECT default_version FROM pg_available_extensions WHERE name = 'pglogical'), ''),
+	(SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+		OR (EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rds_superuser') AND pg_has_role('rds_superuser', 'member'))`
+
+func (r *Runner) checkServer(ctx context.Context, c *pgx.Conn, n string, p *Plan, versions map[string]string) {
+	var wal, preload, track, conflict, version string
+	var slots, senders, workers int
+	var privileged bool
+	if err := c.QueryRow(ctx, settingsQuery).Scan(&wal, &preload, &slots, &senders, &workers, &track, &conflict, &version, &privileged); err != nil {
+		p.Problems = append(p.Problems, Problem{n, "read settings: " + err.Error(), ""})
+		return
+	}
+	add := func(what, fix string) { p.Problems = append(p.Problems, Problem{n, what, fix}) }
+	if wal != "logical" {
+		add("wal_level is "+wal, "set wal_level = logical (RDS: rds.logical_replication = 1 in the DB parameter group) and restart")
+	}
+	if !slices.Contains(strings.Split(strings.ReplaceAll(preload, " ", ""), ","), "pglogical") {
+		add("pglogical is not in shared_preload_libraries ("+preload+")", "add pglogical to shared_preload_libraries, keeping what is there (RDS: in the DB parameter group), and restart")
+	}
+	if version == "" {
+		add("the pglogical extension is not installed on the server", "install it (Debian: postgresql-15-pglogical; RDS ships it)")
+	}
+	versions[n] = version
+	subsFrom, subsTo := 0, 0
+	for _, s := range r.Config.Subscriptions {
+		if s.Provider == n {
+			subsFrom++
+		}
+		if s.Subscriber == n {
+			subsTo++
+		}
+	}
+	if need := subsFrom + 1; slots < need {
+		add(fmt.Sprintf("max_replication_slots is %d", slots), fmt.Sprintf("set max_replication_slots to at least %d (one per subscription plus one for table sync) and restart", need))
+	}
+	if subsFrom > senders {
+		add(fmt.Sprintf("max_wal_senders is %d", senders), fmt.Sprintf("set max_wal_senders to at least %d and restart", subsFrom+1))
+	}
+	if need := 10 + 2*subsTo; subsTo > 0 && workers < need {
+		add(fmt.Sprintf("max_worker_processes is %d", workers), fmt.Sprintf("set max_worker_processes to at least %d (about 10 + 2 per subscription) and restart", need))
+	}
+	if (conflict == "last_update_wins" || conflict == "first_update_wins") && track != "on" {
+		add("pglogical.conflict_resolution = "+conflict+" needs track_commit_timestamp", "set track_commit_timestamp = on and restart")
+	}
+	if !privileged {
+		add("the role is neither superuser nor a member of rds_superuser", "connect as a superuser (RDS: a member of rds_superuser)")
+	}
+}
+
+func uniq(m map[string]string) []string {
+	var out []string
+	for _, v := range m {
+		if v != "" && !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// expand lists a set's tables as schema.table, checking they exist.
+func (r *Runner) expand(ctx context.Context, c *pgx.Conn, rs config.ReplicationSet) ([]string, error) {
+	var out []string
+	for _, t := range rs.Tables {
+		name, err := one[*string](ctx, c, `SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+			WHERE c.oid = to_regclass($1) AND c.relkind IN ('r', 'p')`, t)
+		if err != nil {
+			return nil, err
+		}
+		if name == nil {
+			return nil, fmt.Errorf("replication set %s: table %s does not exist on %s", rs.Name, t, rs.Node)
+		}
+		out = append(out, *name)
+	}
+	if len(rs.Schemas) > 0 {
+		rows, err := c.Query(ctx, "SELECT schemaname || '.' || tablename FROM pg_tables WHERE schemaname = ANY($1) ORDER BY 1", rs.Schemas)
+		if err != nil {
+			return nil, err
+		}
+		more, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, more...)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+const shapeQuery = `SELECT coalesce((SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod), ', ' ORDER BY a.attname)
+		FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped), ''),
+	coalesce((SELECT string_agg(a.attname, ', ' ORDER BY k.ord) FROM pg_index i
+		CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+		JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+		WHERE i.indrelid = to_regclass($1) AND i.indisprimary), ''),
+	to_regclass($1) IS NOT NULL`
+
+func (r *Runner) compareTable(ctx context.Context, prov, sub *pgx.Conn, sb config.Subscription, t string, p *Plan) {
+	var pc, pk, sc, sk string
+	var pe, se bool
+	prov.QueryRow(ctx, shapeQuery, t).Scan(&pc, &pk, &pe)
+	sub.QueryRow(ctx, shapeQuery, t).Scan(&sc, &sk, &se)
+	switch {
+	case !se:
+		p.Problems = append(p.Problems, Problem{sb.Subscriber, "table " + t + " does not exist", fmt.Sprintf("create it on %s with the provider's definition (pg_dump --schema-only -t %s)", sb.Subscriber, t)})
+	case pc != sc:
+		p.Problems = append(p.Problems, Problem{sb.Subscriber, fmt.Sprintf("table %s differs: provider has (%s), subscriber has (%s)", t, pc, sc), "make the columns and types the same on both sides"})
+	case pk != sk:
+		p.Problems = append(p.Problems, Problem{sb.Subscriber, fmt.Sprintf("table %s: primary key (%s) on the provider, (%s) here", t, pk, sk), "give it the same primary key on both sides"})
+	}
+}
+
+func (r *Runner) changes(ctx context.Context, conns map[string]*pgx.Conn, tables map[string][]string, p *Plan) error {
+	add := func(c Change) { p.Changes = append(p.Changes, c) }
+	for _, n := range r.involved() {
+		c := conns[n]
+		node, _ := r.Config.Node(n)
+		ext, err := one[bool](ctx, c, "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pglogical')")
+		if err != nil {
+			return err
+		}
+		if !ext {
+			add(Change{Node: n, What: "create extension pglogical", SQL: "CREATE EXTENSION IF NOT EXISTS pglogical"})
+		}
+		has := false
+		if ext {
+			if has, err = one[bool](ctx, c, "SELECT EXISTS (SELECT 1 FROM pglogical.local_node)"); err != nil {
+				return err
+			}
+		}
+		if !has {
+			add(Change{Node: n, What: "create pglogical node " + node.PglogicalName, SQL: "SELECT pglogical.create_node(node_name := $1, dsn := $2)",
+				Args: []any{node.PglogicalName, node.DSN}, dsnNode: &node})
+		}
+	}
+	for _, rs := range r.Config.ReplicationSets {
+		c := conns[rs.Node]
+		exists := false
+		if ok, _ := one[bool](ctx, c, "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pglogical')"); ok {
+			exists, _ = one[bool](ctx, c, "SELECT EXISTS (SELECT 1 FROM pglogical.replication_set WHERE set_name = $1)", rs.Name)
+		}
+		if !exists {
+			add(Change{Node: rs.Node, What: "create replication set " + rs.Name, SQL: "SELECT pglogical.create_replication_set($1, $2, $3, $4, $5)",
+				Args: []any{rs.Name, config.Flag(rs.Insert), config.Flag(rs.Update), config.Flag(rs.Delete), config.Flag(rs.Truncate)}})
+		}
+		for _, t := range tables[rs.Name] {
+			in := false
+			if exists {
+				in, _ = one[bool](ctx, c, `SELECT EXISTS (SELECT 1 FROM pglogical.replication_set_table rt JOIN pglogical.replication_set s ON s.set_id = rt.set_id
+					WHERE s.set_name = $1 AND rt.set_reloid = to_regclass($2))`, rs.Name, t)
+			}
+			if !in {
+				add(Change{Node: rs.Node, What: "add table " + t + " to " + rs.Name, SQL: "SELECT pglogical.replication_set_add_table($1, $2::regclass, false)", Args: []any{rs.Name, t}})
+			}
+		}
+	}
+	for _, sb := range r.Config.Subscriptions {
+		c := conns[sb.Subscriber]
+		exists := false
+		if ok, _ := one[bool](ctx, c, "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pglogical')"); ok {
+			exists, _ = one[bool](ctx, c, "SELECT EXISTS (SELECT 1 FROM pglogical.subscription WHERE sub_name = $1)", sb.Name)
+		}
+		if exists {
+			continue
+		}
+		prov, _ := r.Config.Node(sb.Provider)
+		origins := sb.ForwardOrigins
+		if origins == nil {
+			origins = []string{}
+		}
+		add(Change{Node: sb.Subscriber, What: fmt.Sprintf("create subscription %s from %s (sets %s, synchronize_data %t)", sb.Name, sb.Provider, strings.Join(sb.ReplicationSets, ", "), config.Flag(sb.SynchronizeData)),
+			SQL: `SELECT pglogical.create_subscription(subscription_name := $1, provider_dsn := $2, replication_sets := $3,
+				synchronize_data := $4, forward_origins := $5, apply_delay := $6::interval)`,
+			Args: []any{sb.Name, prov.DSN, sb.ReplicationSets, config.Flag(sb.SynchronizeData), origins, strconv.FormatInt(sb.ApplyDelay.D().Milliseconds(), 10) + " ms"}, dsnNode: &prov})
+	}
+	return nil
+}
+
+// Print writes the plan for people; DSNs are shown without passwords.
+func (p Plan) Print(w io.Writer) {
+	if len(p.Problems) > 0 {
+		fmt.Fprintln(w, "Missing prerequisites (nothing will be created until they are fixed):")
+		for _, pr := range p.Problems {
+			node := pr.Node
+			if node == "" {
+				node = "all nodes"
+			}
+			fmt.Fprintf(w, "  - %s: %s\n      fix: %s\n", node, pr.What, pr.Fix)
+		}
+		return
+	}
+	if len(p.Changes) == 0 {
+		fmt.Fprintln(w, "Nothing to change: the topology is in place.")
+		return
+	}
+	fmt.Fprintln(w, "Changes:")
+	for i, c := range p.Changes {
+		fmt.Fprintf(w, "  %d. on %s: %s\n", i+1, c.Node, c.What)
+	}
+}
+
+// Apply makes the plan's changes, waits for new subscriptions to replicate
+// and prints the row counts of their tables on both sides.
+func (r *Runner) Apply(ctx context.Context) error {
+	p, err := r.Plan(ctx)
+	if err != nil {
+		return err
+	}
+	p.Print(r.Out)
+	if len(p.Problems) > 0 {
+		return fmt.Errorf("%d prerequisites missing; nothing was changed", len(p.Problems))
+	}
+	var newSubs []config.Subscription
+	for _, c := range p.Changes {
+		conn, err := r.connect(ctx, c.Node)
+		if err != nil {
+			return err
+		}
+		args := append([]any(nil), c.Args...)
+		if c.dsnNode != nil {
+			// pglogical stores this DSN and connects with it: it needs the password.
+			pw, err := c.dsnNode.ResolvePassword()
+			if err != nil {
+				conn.Close(ctx)
+				return err
+			}
+			if pw != "" {
+				args[1] = c.dsnNode.DSN + " password='" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(pw.Reveal()) + "'"
+			}
+		}
+		_, err = conn.Exec(ctx, c.SQL, args...)
+		conn.Close(ctx)
+		if err != nil {
+			return fmt.Errorf("on %s: %s: %w (re-run apply to continue)", c.Node, c.What, probe.RedactError(err, mustPassword(c.dsnNode)))
+		}
+		fmt.Fprintf(r.Out, "done: on %s: %s\n", c.Node, c.What)
+		if strings.HasPrefix(c.What, "create subscription ") {
+			for _, sb := range r.Config.Subscriptions {
+				if sb.Name == c.Args[0] {
+					newSubs = append(newSubs, sb)
+				}
+			}
+		}
+	}
+	for _, sb := range newSubs {
+		if err := r.waitReplicating(ctx, sb); err != nil {
+			return err
+		}
+		tg := verify.Target{Subscription: sb.Name, Subscriber: sb.Subscriber, Provider: sb.Provider, Sets: sb.ReplicationSets}
+		res := verify.Run(ctx, r.Config, tg, verify.Options{Mode: verify.ModeCount}, "")
+		for _, t := range res.Tables {
+			fmt.Fprintf(r.Out, "  %s: %d rows on %s, %d on %s\n", t.Table, t.ProviderRows, sb.Provider, t.SubscriberRows, sb.Subscriber)
+		}
+	}
+	return nil
+}
+
+func mustPassword(n *config.Node) config.Secret {
+	if n == nil {
+		return ""
+	}
+	pw, _ := n.ResolvePassword()
+	return pw
+}
+
+func (r *Runner) waitReplicating(ctx context.Context, sb config.Subscription) error {
+	conn, err := r.connect(ctx, sb.Subscriber)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	wait := r.Wait
+	if wait <= 0 {
+		wait = 10 * time.Minute
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		status, err := one[string](ctx, conn, "SELECT status FROM pglogical.show_subscription_status($1)", sb.Name)
+		if err != nil {
+			return err
+		}
+		if status == "replicating" {
+			fmt.Fprintf(r.Out, "subscription %s on %s is replicating\n", sb.Name, sb.Subscriber)
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("subscription %s on %s is %s after %s", sb.Name, sb.Subscriber, status, wait)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,127 @@
+package setup
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pglmon/pglmon/internal/config"
+	"github.com/pglmon/pglmon/internal/pgtest"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+var dbN int
+
+// freshDBs creates an empty database on each cluster with the tables given (DDL run on both).
+func freshDBs(t *testing.T, prov, sub *pgtest.Cluster, provDDL, subDDL string) (pgtest.DB, pgtest.DB) {
+	t.Helper()
+	ctx := context.Background()
+	dbN++
+	name := fmt.Sprintf("setup_%d_%d", os.Getpid(), dbN)
+	p, s := pgtest.DB{Cluster: prov, Name: name}, pgtest.DB{Cluster: sub, Name: name}
+	for _, d := range []struct {
+		db  pgtest.DB
+		ddl string
+	}{{p, provDDL}, {s, subDDL}} {
+		if err := d.db.Cluster.Exec(ctx, "postgres", "CREATE DATABASE "+name); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.db.Exec(ctx, d.ddl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return p, s
+}
+
+func topology(t *testing.T, p, s pgtest.DB, tables string) *config.Config {
+	t.Helper()
+	body := fmt.Sprintf(`nodes:
+  - name: provider
+    dsn: %q
+    pglogical_name: prov_%s
+  - name: subscriber
+    dsn: %q
+    pglogical_name: sub_%s
+replication_sets:
+  - name: app
+    node: provider
+    tables: [%s]
+subscriptions:
+  - name: app_sub
+    subscriber: subscriber
+    provider: provider
+    replication_sets: [app]
+`, p.DSN(), p.Name, s.DSN(), s.Name, tables)
+	cfg, err := config.Parse("setup.yaml", []byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+const ddl = "CREATE TABLE orders (id bigint PRIMARY KEY, total numeric); CREATE TABLE items (id int PRIMARY KEY, name text);"
+
+func TestApplyFromEmptyToReplicatingAndAgain(t *testing.T) {
+	ctx := context.Background()
+	prov, sub := pgtest.Shared(t)
+	p, s := freshDBs(t, prov, sub, ddl+"INSERT INTO orders SELECT g, g FROM generate_series(1, 300) g;", ddl)
+	cfg := topology(t, p, s, "public.orders, public.items")
+	var out bytes.Buffer
+	r := &Runner{Config: cfg, Out: &out, Wait: time.Minute}
+	if err := r.Apply(ctx); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	for _, want := range []string{"create pglogical node prov_", "create replication set app", "add table public.orders to app",
+		"create subscription app_sub", "is replicating", "public.orders: 300 rows on provider, 300 on subscriber"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("apply output lacks %q:\n%s", want, out.String())
+		}
+	}
+	out.Reset()
+	if err := r.Apply(ctx); err != nil || !strings.Contains(out.String(), "Nothing to change") {
+		t.Fatalf("second apply: %v\n%s", err, out.String())
+	}
+	if err := p.Exec(ctx, "INSERT INTO items VALUES (1, 'x')"); err != nil {
+		t.Fatal(err)
+	}
+	pair := &pgtest.Pair{Provider: p, Subscriber: s}
+	if _, err := pair.WaitConverged(ctx, "items", 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPrerequisitesReportedAndNothingCreated(t *testing.T) {
+	ctx := context.Background()
+	prov, _ := pgtest.Shared(t)
+	plain := pgtest.NewCluster(t, pgtest.Options{NoPglogical: true})
+	p, s := freshDBs(t, prov, plain,
+		ddl+"CREATE TABLE nopk (a int); CREATE TABLE missing (id int PRIMARY KEY);",
+		"CREATE TABLE orders (id bigint PRIMARY KEY, total text); CREATE TABLE items (id int PRIMARY KEY, name text); CREATE TABLE nopk (a int);")
+	cfg := topology(t, p, s, "public.orders, public.items, public.nopk, public.missing")
+	var out bytes.Buffer
+	r := &Runner{Config: cfg, Out: &out}
+	err := r.Apply(ctx)
+	if err == nil {
+		t.Fatal("apply succeeded with missing prerequisites")
+	}
+	for _, want := range []string{
+		"subscriber: wal_level is replica", "fix: set wal_level = logical",
+		"subscriber: pglogical is not in shared_preload_libraries",
+		"table public.nopk has no primary key",
+		"table public.missing does not exist",
+		"table public.orders differs",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("plan lacks %q:\n%s", want, out.String())
+		}
+	}
+	var ext bool
+	if err := p.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pglogical')", []any{&ext}); err != nil || ext {
+		t.Errorf("something was created on the provider (extension %t, %v)", ext, err)
+	}
+}
