@@ -102,32 +102,52 @@ func TestSlotDroppedIsNeverRepaired(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	p := pgtest.NewPair(t, pgtest.PairOptions{})
-	e, m := newExecutor(t, testConfig(t, p, "30s"))
-	if err := p.DropSlot(ctx, p.Sub()); err != nil {
-		t.Fatal(err)
-	}
-	waitFinding(t, m, p.Sub(), diagnose.CodeSlotMissing)
-	for _, remedy := range []string{diagnose.RemedyRestart, diagnose.RemedyRecreateOrigin} {
-		out := e.Execute(ctx, Request{Remedy: remedy, Subscription: p.Sub(), Actor: "test"})
-		if out.Result != ResultRefused || !strings.Contains(out.Reason, "does not exist on provider") {
-			t.Errorf("%s: got %s %q, want refused", remedy, out.Result, out.Reason)
+	// pglogical sometimes gets a dropped slot back within seconds (see the
+	// issue note); break it again until the attempts run while it is gone.
+	for attempt := 1; attempt <= 5; attempt++ {
+		e, m := newExecutor(t, testConfig(t, p, "30s"))
+		if err := p.DropSlot(ctx, p.Sub()); err != nil {
+			t.Fatal(err)
 		}
-	}
-	entries, _ := e.Audit.Entries()
-	for _, en := range entries {
-		if en.Phase == "started" || len(en.Steps) > 0 {
-			t.Errorf("audit shows SQL run: %+v", en)
+		waitFinding(t, m, p.Sub(), diagnose.CodeSlotMissing)
+		caught := true
+		for _, remedy := range []string{diagnose.RemedyRestart, diagnose.RemedyRecreateOrigin} {
+			out := e.Execute(ctx, Request{Remedy: remedy, Subscription: p.Sub(), Actor: "test", Finding: diagnose.CodeSlotMissing})
+			if out.Result != ResultRefused {
+				t.Fatalf("%s: got %s %q, want refused", remedy, out.Result, out.Reason)
+			}
+			if !strings.Contains(out.Reason, "now calls for") {
+				caught = false // the finding had cleared: pglogical had the slot back
+			}
 		}
+		entries, _ := e.Audit.Entries()
+		for _, en := range entries {
+			if en.Phase == "started" || len(en.Steps) > 0 {
+				t.Fatalf("audit shows SQL run: %+v", en)
+			}
+		}
+		if !caught {
+			t.Logf("attempt %d: pglogical had the slot back", attempt)
+			continue
+		}
+		r := m.Observe(ctx)
+		s, _ := r.Subscription(p.Sub(), "")
+		if f, ok := s.Finding(diagnose.CodeSlotMissing); ok {
+			if s.Health != diagnose.Critical || f.Severity != diagnose.Critical {
+				t.Errorf("after refusal: health %s", s.Health)
+			}
+			if plan := HumanPlan(f, *s); !plan.Human || !strings.Contains(plan.Text, "TRUNCATED") || !strings.Contains(plan.Text, "pg_create_logical_replication_slot") {
+				t.Errorf("human plan: %+v", plan)
+			}
+		}
+		// Without a finding, as from the command line: still refused while the slot is gone.
+		out := e.Execute(ctx, Request{Remedy: diagnose.RemedyRecreateOrigin, Subscription: p.Sub(), Actor: "test"})
+		if out.Result != ResultRefused {
+			t.Fatalf("recreate-origin without a finding: %s %q", out.Result, out.Reason)
+		}
+		return
 	}
-	r := m.Observe(ctx)
-	s, _ := r.Subscription(p.Sub(), "")
-	f, _ := s.Finding(diagnose.CodeSlotMissing)
-	if s.Health != diagnose.Critical || f.Severity != diagnose.Critical {
-		t.Errorf("after refusal: health %s", s.Health)
-	}
-	if plan := HumanPlan(f, *s); !plan.Human || !strings.Contains(plan.Text, "TRUNCATED") || !strings.Contains(plan.Text, "pg_create_logical_replication_slot") {
-		t.Errorf("human plan: %+v", plan)
-	}
+	t.Fatal("the slot never stayed dropped")
 }
 
 func TestTwoExecutorsOneRepair(t *testing.T) {
