@@ -171,7 +171,7 @@ func breakIt(ctx context.Context, what string) error {
 	sub := p.Sub()
 	switch what {
 	case "origin":
-		return p.LoseOrigin(ctx, sub)
+		return p.LoseOriginNow(ctx, sub) // the demo's daemon may repair it at once
 	case "slot":
 		return p.DropSlot(ctx, sub)
 	case "disable":

@@ -24,7 +24,7 @@ func TestAutoRepairOriginLossUnderWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	broke := time.Now()
-	if err := p.LoseOrigin(ctx, p.Sub()); err != nil {
+	if err := p.LoseOriginNow(ctx, p.Sub()); err != nil {
 		t.Fatal(err)
 	}
 	// Healed with nobody acting: replicating again, through the daemon.
@@ -126,7 +126,7 @@ func TestTwoDaemonsOneRepairPerIncident(t *testing.T) {
 	for _, r := range []*running{a, b} {
 		r.waitMetric(t, `^pglmon_subscription_health\{subscriber="subscriber",subscription="sub_0"\} 0$`, false, 10*time.Second)
 	}
-	if err := p.LoseOrigin(ctx, p.Sub()); err != nil {
+	if err := p.LoseOriginNow(ctx, p.Sub()); err != nil {
 		t.Fatal(err)
 	}
 	if err := p.WaitStatus(ctx, p.Sub(), "down", 10*time.Second); err != nil {
@@ -162,7 +162,7 @@ func TestAutoRepairGivesUpPastHourlyLimit(t *testing.T) {
 		if i == 5 {
 			t.Fatalf("no automatic repair after %d incidents:\n%s", i, r.logs.String())
 		}
-		if err := p.LoseOrigin(ctx, p.Sub()); err != nil {
+		if err := p.LoseOriginNow(ctx, p.Sub()); err != nil {
 			t.Fatal(err)
 		}
 		if err := p.WaitStatus(ctx, p.Sub(), "replicating", 20*time.Second); err != nil {
@@ -171,7 +171,7 @@ func TestAutoRepairGivesUpPastHourlyLimit(t *testing.T) {
 		r.waitMetric(t, healthy, false, 10*time.Second)
 	}
 	// The next incident within the hour is left to a person.
-	if err := p.LoseOrigin(ctx, p.Sub()); err != nil {
+	if err := p.LoseOriginNow(ctx, p.Sub()); err != nil {
 		t.Fatal(err)
 	}
 	r.waitMetric(t, `^pglmon_finding\{code="repair_failed",severity="critical",subscriber="subscriber",subscription="sub_0"\} 1$`, false, 10*time.Second)

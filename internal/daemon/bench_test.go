@@ -127,7 +127,7 @@ func BenchmarkTimeToReplicating(b *testing.B) {
 		r := start(b, pairConfig(p, filepath.Join(b.TempDir(), "a.jsonl"), ""), nil)
 		r.waitMetric(b, `^pglmon_subscription_health\{subscriber="subscriber",subscription="sub_0"\} 0$`, false, 20*time.Second)
 		broke := time.Now()
-		if err := p.LoseOrigin(ctx, p.Sub()); err != nil {
+		if err := p.LoseOriginNow(ctx, p.Sub()); err != nil {
 			b.Fatal(err)
 		}
 		if err := p.WaitStatus(ctx, p.Sub(), "down", 10*time.Second); err != nil {

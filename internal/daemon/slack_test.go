@@ -228,7 +228,7 @@ func TestSlackOutageNeverDelaysRepair(t *testing.T) {
 	r := start(t, pairConfig(p, filepath.Join(t.TempDir(), "a.jsonl"), "")+slackConfig(fake, ""), nil)
 	r.waitMetric(t, `^pglmon_subscription_health\{subscriber="subscriber",subscription="sub_0"\} 0$`, false, 10*time.Second)
 	broke := time.Now()
-	if err := p.LoseOrigin(ctx, p.Sub()); err != nil {
+	if err := p.LoseOriginNow(ctx, p.Sub()); err != nil {
 		t.Fatal(err)
 	}
 	if err := p.WaitStatus(ctx, p.Sub(), "down", 10*time.Second); err != nil {
