@@ -1,4 +1,6 @@
 # pglmon. `make demo` and `make test` install what they need (Debian, as root).
+# Go as installed on the project's machines, when it is not on the PATH already.
+export PATH := $(PATH):/usr/local/go/bin
 GO      ?= go
 BIN     := bin/pglmon
 DEMO    := bin/pglmon-demo
