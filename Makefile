@@ -45,8 +45,8 @@ test: deps vet
 
 # Benchmarks print their figures; they are not part of `make test`.
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchtime 3s ./internal/probe/
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./internal/daemon/
+	$(GO) test -run '^$$' -bench . -benchtime 3s ./internal/probe/ ./internal/metrics/
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./internal/daemon/ ./internal/verify/
 
 clean:
 	rm -rf bin

@@ -32,7 +32,8 @@ type Change struct {
 	What string
 	SQL  string
 	Args []any
-	// Secret, when set, is appended to the DSN argument at apply time only.
+	// dsnNode, when set, is the node whose password is appended to the DSN
+	// argument at apply time only (never shown in the plan).
 	dsnNode *config.Node
 }
 
@@ -263,6 +264,7 @@ func (r *Runner) compareTable(ctx context.Context, prov, sub *pgx.Conn, sb confi
 
 func (r *Runner) changes(ctx context.Context, conns map[string]*pgx.Conn, tables map[string][]string, p *Plan) error {
 	add := func(c Change) { p.Changes = append(p.Changes, c) }
+	hasExt := map[string]bool{} // pglogical installed, per node: asked once
 	for _, n := range r.involved() {
 		c := conns[n]
 		node, _ := r.Config.Node(n)
@@ -270,6 +272,7 @@ func (r *Runner) changes(ctx context.Context, conns map[string]*pgx.Conn, tables
 		if err != nil {
 			return err
 		}
+		hasExt[n] = ext
 		if !ext {
 			add(Change{Node: n, What: "create extension pglogical", SQL: "CREATE EXTENSION IF NOT EXISTS pglogical"})
 		}
@@ -287,8 +290,11 @@ func (r *Runner) changes(ctx context.Context, conns map[string]*pgx.Conn, tables
 	for _, rs := range r.Config.ReplicationSets {
 		c := conns[rs.Node]
 		exists := false
-		if ok, _ := one[bool](ctx, c, "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pglogical')"); ok {
-			exists, _ = one[bool](ctx, c, "SELECT EXISTS (SELECT 1 FROM pglogical.replication_set WHERE set_name = $1)", rs.Name)
+		if hasExt[rs.Node] {
+			var err error
+			if exists, err = one[bool](ctx, c, "SELECT EXISTS (SELECT 1 FROM pglogical.replication_set WHERE set_name = $1)", rs.Name); err != nil {
+				return err
+			}
 		}
 		if !exists {
 			add(Change{Node: rs.Node, What: "create replication set " + rs.Name, SQL: "SELECT pglogical.create_replication_set($1, $2, $3, $4, $5)",
@@ -297,8 +303,11 @@ func (r *Runner) changes(ctx context.Context, conns map[string]*pgx.Conn, tables
 		for _, t := range tables[rs.Name] {
 			in := false
 			if exists {
-				in, _ = one[bool](ctx, c, `SELECT EXISTS (SELECT 1 FROM pglogical.replication_set_table rt JOIN pglogical.replication_set s ON s.set_id = rt.set_id
-					WHERE s.set_name = $1 AND rt.set_reloid = to_regclass($2))`, rs.Name, t)
+				var err error
+				if in, err = one[bool](ctx, c, `SELECT EXISTS (SELECT 1 FROM pglogical.replication_set_table rt JOIN pglogical.replication_set s ON s.set_id = rt.set_id
+					WHERE s.set_name = $1 AND rt.set_reloid = to_regclass($2))`, rs.Name, t); err != nil {
+					return err
+				}
 			}
 			if !in {
 				add(Change{Node: rs.Node, What: "add table " + t + " to " + rs.Name, SQL: "SELECT pglogical.replication_set_add_table($1, $2::regclass, false)", Args: []any{rs.Name, t}})
@@ -308,8 +317,11 @@ func (r *Runner) changes(ctx context.Context, conns map[string]*pgx.Conn, tables
 	for _, sb := range r.Config.Subscriptions {
 		c := conns[sb.Subscriber]
 		exists := false
-		if ok, _ := one[bool](ctx, c, "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pglogical')"); ok {
-			exists, _ = one[bool](ctx, c, "SELECT EXISTS (SELECT 1 FROM pglogical.subscription WHERE sub_name = $1)", sb.Name)
+		if hasExt[sb.Subscriber] {
+			var err error
+			if exists, err = one[bool](ctx, c, "SELECT EXISTS (SELECT 1 FROM pglogical.subscription WHERE sub_name = $1)", sb.Name); err != nil {
+				return err
+			}
 		}
 		if exists {
 			continue
