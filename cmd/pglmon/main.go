@@ -12,7 +12,9 @@ import (
 	"runtime/debug"
 	"syscall"
 
+	"github.com/pglmon/pglmon/internal/awsclient"
 	"github.com/pglmon/pglmon/internal/config"
+	"github.com/pglmon/pglmon/internal/credentials"
 )
 
 // Exit codes beyond the Nagios ones (0 ok, 1 warning, 2 critical, 3 unknown).
@@ -155,6 +157,7 @@ func loadConfig(path string) (*config.Config, error) {
 		}
 		return nil, &exitErr{exitConfig, err}
 	}
+	credentials.Attach(cfg, awsclient.Options{})
 	return cfg, nil
 }
 

@@ -4,6 +4,7 @@ package config
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net/url"
@@ -26,6 +27,8 @@ type Config struct {
 	Log        Log        `yaml:"log"`
 	Verify     Verify     `yaml:"verify"`
 	Slack      Slack      `yaml:"slack"`
+	// AWS configures the SDK for nodes on Amazon RDS and secrets in AWS.
+	AWS AWS `yaml:"aws"`
 	// ReplicationSets and Subscriptions describe the topology `pglmon setup` creates.
 	ReplicationSets []ReplicationSet `yaml:"replication_sets"`
 	Subscriptions   []Subscription   `yaml:"subscriptions"`
@@ -44,6 +47,51 @@ type Node struct {
 	Password *PasswordSource `yaml:"password"`
 	// PglogicalName is the node's pglogical node name (pglmon setup creates it).
 	PglogicalName string `yaml:"pglogical_name"`
+	// RDS names the node's Amazon RDS instance, for parameter group checks,
+	// reboots and snapshots.
+	RDS *RDSInstance `yaml:"rds"`
+}
+
+// RDSInstance is an Amazon RDS DB instance.
+type RDSInstance struct {
+	Identifier string `yaml:"identifier"`
+	// Region defaults to aws.region.
+	Region string `yaml:"region"`
+}
+
+// AWS configures the AWS SDK. Credentials come from the SDK's default chain
+// (environment, shared config files, web identity, ECS or EC2 instance role).
+type AWS struct {
+	// Region is the default region of RDS instances and secrets.
+	Region string `yaml:"region"`
+	// Profile selects a profile of the shared config files.
+	Profile string `yaml:"profile"`
+	// MaxAttempts bounds the attempts of each AWS call (throttling and
+	// server errors are retried with backoff); default 5.
+	MaxAttempts int `yaml:"max_attempts"`
+	// Endpoints override service endpoints (VPC endpoints, local test servers).
+	Endpoints AWSEndpoints `yaml:"endpoints"`
+}
+
+// AWSEndpoints are service endpoint URLs.
+type AWSEndpoints struct {
+	RDS            string `yaml:"rds"`
+	SecretsManager string `yaml:"secretsmanager"`
+}
+
+// SecretsManagerSource is a secret in AWS Secrets Manager.
+type SecretsManagerSource struct {
+	// SecretID is the secret's name or ARN.
+	SecretID string `yaml:"secret_id"`
+	// Region defaults to the ARN's region, then the node's rds.region, then aws.region.
+	Region string `yaml:"region"`
+	// Key is the JSON field holding the password (RDS-managed secrets:
+	// {"username": ..., "password": ...}); default "password". A secret that
+	// is not JSON is used whole.
+	Key string `yaml:"key"`
+	// Refresh is how long a fetched secret is reused; default 15m. An
+	// authentication failure fetches it again at once (rotation).
+	Refresh Duration `yaml:"refresh"`
 }
 
 // ReplicationSet is a replication set pglmon setup creates on a provider.
@@ -77,6 +125,52 @@ type Subscription struct {
 type PasswordSource struct {
 	Env  string `yaml:"env"`
 	File string `yaml:"file"`
+	// SecretsManager reads the password from AWS Secrets Manager.
+	SecretsManager *SecretsManagerSource `yaml:"secrets_manager"`
+	// RDSIAM generates an RDS IAM authentication token for each connection.
+	RDSIAM bool `yaml:"rds_iam"`
+
+	external ExternalSecrets
+}
+
+// ExternalSecrets fetches passwords held outside the host (AWS); package
+// credentials implements it and UseExternalSecrets attaches it.
+type ExternalSecrets interface {
+	// Password returns the node's password for a new connection.
+	Password(ctx context.Context, node Node) (Secret, error)
+	// Forget drops a cached password after an authentication failure.
+	Forget(node Node)
+}
+
+// IsExternal reports whether the source needs ExternalSecrets.
+func (p *PasswordSource) IsExternal() bool {
+	return p != nil && (p.SecretsManager != nil || p.RDSIAM)
+}
+
+// UseExternalSecrets attaches x to every node whose password is held in AWS.
+func (c *Config) UseExternalSecrets(x ExternalSecrets) {
+	for _, n := range c.Nodes {
+		if n.Password.IsExternal() {
+			n.Password.external = x
+		}
+	}
+}
+
+// NeedsAWS reports whether any node uses RDS or AWS-held passwords.
+func (c *Config) NeedsAWS() bool {
+	for _, n := range c.Nodes {
+		if n.RDS != nil || n.Password.IsExternal() {
+			return true
+		}
+	}
+	return false
+}
+
+// ForgetPassword drops a cached AWS-held password after an authentication failure.
+func (n Node) ForgetPassword() {
+	if n.Password.IsExternal() && n.Password.external != nil {
+		n.Password.external.Forget(n)
+	}
 }
 
 // Probe sets how often and how long nodes are probed.
@@ -179,6 +273,7 @@ func Default() *Config {
 			VerifyTimeout:      Duration(60 * time.Second),
 		},
 		Log:    Log{Level: "info"},
+		AWS:    AWS{MaxAttempts: 5},
 		Slack:  Slack{APIURL: "https://slack.com/api/", Mode: "http"},
 		Verify: Verify{Mode: "checksum", ChunkRows: 100000, StatementTimeout: Duration(30 * time.Second), MaxKeys: 100},
 	}
@@ -394,17 +489,35 @@ func (c *Config) validate() Errors {
 		if n.DSN == "" {
 			add(c.errorAt(f, "dsn is required"))
 		} else if DSNHasPassword(n.DSN) {
-			add(c.errorAt(f+".dsn", "the dsn holds a password; remove it and use `password: {env: NAME}` or `password: {file: PATH}`"))
+			add(c.errorAt(f+".dsn", "the dsn holds a password; remove it and use `password: {env: NAME}`, `{file: PATH}`, `{secrets_manager: {secret_id: ARN}}` or `{rds_iam: true}`"))
 		}
 		if p := n.Password; p != nil {
 			set := 0
-			for _, v := range []string{p.Env, p.File} {
-				if v != "" {
+			for _, v := range []bool{p.Env != "", p.File != "", p.SecretsManager != nil, p.RDSIAM} {
+				if v {
 					set++
 				}
 			}
 			if set != 1 {
-				add(c.errorAt(f+".password", "set exactly one of env or file"))
+				add(c.errorAt(f+".password", "set exactly one of env, file, secrets_manager or rds_iam"))
+			}
+			if sm := p.SecretsManager; sm != nil {
+				if sm.SecretID == "" {
+					add(c.errorAt(f+".password.secrets_manager", "secret_id is required"))
+				} else if c.SecretRegion(n) == "" {
+					add(c.errorAt(f+".password.secrets_manager", "no region: set secrets_manager.region, rds.region or aws.region, or use the secret's ARN"))
+				}
+			}
+			if p.RDSIAM && c.NodeRegion(n) == "" {
+				add(c.errorAt(f+".password.rds_iam", "no region for the IAM token: set rds.region or aws.region"))
+			}
+		}
+		if r := n.RDS; r != nil {
+			if r.Identifier == "" {
+				add(c.errorAt(f+".rds", "identifier is required (the DB instance identifier)"))
+			}
+			if c.NodeRegion(n) == "" {
+				add(c.errorAt(f+".rds", "no region: set rds.region or aws.region"))
 			}
 		}
 	}
@@ -517,6 +630,15 @@ func (c *Config) validate() Errors {
 			}
 		}
 	}
+	if c.AWS.MaxAttempts < 0 || c.AWS.MaxAttempts > 20 {
+		add(c.errorAt("aws.max_attempts", "must be between 1 and 20"))
+	}
+	for _, e := range [][2]string{{"aws.endpoints.rds", c.AWS.Endpoints.RDS}, {"aws.endpoints.secretsmanager", c.AWS.Endpoints.SecretsManager}} {
+		f, v := e[0], e[1]
+		if u, err := url.Parse(v); v != "" && (err != nil || u.Scheme == "" || u.Host == "") {
+			add(c.errorAt(f, "%q is not a URL (https://host[:port])", v))
+		}
+	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -553,10 +675,22 @@ func DSNHasPassword(dsn string) bool {
 
 // ResolvePassword reads the node's password from its source; "" when none is set.
 func (n Node) ResolvePassword() (Secret, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return n.ResolvePasswordContext(ctx)
+}
+
+// ResolvePasswordContext is ResolvePassword bounded by ctx (AWS calls).
+func (n Node) ResolvePasswordContext(ctx context.Context) (Secret, error) {
 	if n.Password == nil {
 		return "", nil
 	}
 	switch {
+	case n.Password.IsExternal():
+		if n.Password.external == nil {
+			return "", fmt.Errorf("node %s: the password is held in AWS, but AWS support was not set up", n.Name)
+		}
+		return n.Password.external.Password(ctx, n)
 	case n.Password.Env != "":
 		v, ok := os.LookupEnv(n.Password.Env)
 		if !ok {
@@ -608,4 +742,28 @@ func (p *PasswordSource) Resolve(field string) (Secret, error) {
 		return "", nil
 	}
 	return Node{Name: field, Password: p}.ResolvePassword()
+}
+
+// NodeRegion is the AWS region of a node: rds.region, else aws.region.
+func (c *Config) NodeRegion(n Node) string {
+	if n.RDS != nil && n.RDS.Region != "" {
+		return n.RDS.Region
+	}
+	return c.AWS.Region
+}
+
+// SecretRegion is the region of a node's Secrets Manager secret.
+func (c *Config) SecretRegion(n Node) string {
+	sm := n.Password.SecretsManager
+	if sm == nil {
+		return ""
+	}
+	if sm.Region != "" {
+		return sm.Region
+	}
+	// arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME
+	if parts := strings.SplitN(sm.SecretID, ":", 6); len(parts) == 6 && parts[0] == "arn" && parts[3] != "" {
+		return parts[3]
+	}
+	return c.NodeRegion(n)
 }

@@ -57,8 +57,15 @@ func TestErrorsNamePlace(t *testing.T) {
 		{"bad policy", "nodes:\n  - name: a\n    dsn: host=x\nrepair:\n  policy:\n    restart: always\n", "bad.yaml:6:14: repair.policy.restart: policy \"always\" must be auto, approve or off"},
 		{"timeout over interval", "nodes:\n  - name: a\n    dsn: host=x\nprobe:\n  interval: 1s\n  timeout: 2s\n", "bad.yaml:6:12: probe.timeout: must not be longer than probe.interval"},
 		{"wrong type", "nodes: 3\n", "bad.yaml:1:8: nodes: must be a list"},
-		{"both password sources", "nodes:\n  - name: a\n    dsn: host=x\n    password: {env: A, file: /b}\n", "bad.yaml:4:15: nodes[0].password: set exactly one of env or file"},
+		{"both password sources", "nodes:\n  - name: a\n    dsn: host=x\n    password: {env: A, file: /b}\n", "bad.yaml:4:15: nodes[0].password: set exactly one of env, file, secrets_manager or rds_iam"},
 		{"syntax", "nodes: [\n", "bad.yaml: "},
+		{"rds without identifier", "nodes:\n  - name: a\n    dsn: host=x\n    rds: {region: eu-west-1}\n", "bad.yaml:4:10: nodes[0].rds: identifier is required"},
+		{"rds without region", "nodes:\n  - name: a\n    dsn: host=x\n    rds: {identifier: db1}\n", "bad.yaml:4:10: nodes[0].rds: no region: set rds.region or aws.region"},
+		{"iam without region", "nodes:\n  - name: a\n    dsn: host=x\n    password: {rds_iam: true}\n", "bad.yaml:4:25: nodes[0].password.rds_iam: no region for the IAM token"},
+		{"secret without id", "aws: {region: eu-west-1}\nnodes:\n  - name: a\n    dsn: host=x\n    password:\n      secrets_manager: {region: eu-west-1}\n", "bad.yaml:6:24: nodes[0].password.secrets_manager: secret_id is required"},
+		{"secret and env", "aws: {region: eu-west-1}\nnodes:\n  - name: a\n    dsn: host=x\n    password: {env: A, secrets_manager: {secret_id: s}}\n", "nodes[0].password: set exactly one of env, file, secrets_manager or rds_iam"},
+		{"bad endpoint", "aws:\n  region: eu-west-1\n  endpoints: {rds: 'localhost'}\nnodes:\n  - name: a\n    dsn: host=x\n", "bad.yaml:3:20: aws.endpoints.rds: \"localhost\" is not a URL"},
+		{"unknown aws key", "aws:\n  regoin: eu-west-1\nnodes:\n  - name: a\n    dsn: host=x\n", "bad.yaml:2:3: aws.regoin: unknown key"},
 		{"subscription to unknown node", "nodes:\n  - name: a\n    dsn: host=x\n    pglogical_name: a\nreplication_sets:\n  - name: s\n    node: a\n    tables: [t]\nsubscriptions:\n  - name: x\n    subscriber: b\n    provider: a\n    replication_sets: [s]\n", "bad.yaml:11:17: subscriptions[0].subscriber: node \"b\" is not configured"},
 		{"set on another node", "nodes:\n  - name: a\n    dsn: host=x\n    pglogical_name: a\n  - name: b\n    dsn: host=y\n    pglogical_name: b\nreplication_sets:\n  - name: s\n    node: a\n    tables: [t]\nsubscriptions:\n  - name: x\n    subscriber: a\n    provider: b\n    replication_sets: [s]\n", "subscriptions[0].replication_sets: replication set \"s\" is not defined on provider b"},
 		{"topology without pglogical_name", "nodes:\n  - name: a\n    dsn: host=x\nreplication_sets:\n  - name: s\n    node: a\n    tables: [t]\n", "replication_sets[0].node: node \"a\" needs pglogical_name"},
@@ -139,5 +146,37 @@ func TestByteSize(t *testing.T) {
 		if err != nil || got != want {
 			t.Errorf("%s: got %d, %v, want %d", in, got, err, want)
 		}
+	}
+}
+
+func TestRegions(t *testing.T) {
+	cfg, err := Parse("ok.yaml", []byte(`aws: {region: us-east-1}
+nodes:
+  - name: a
+    dsn: host=x
+    rds: {identifier: db1, region: eu-west-1}
+    password: {secrets_manager: {secret_id: "arn:aws:secretsmanager:ap-south-1:123456789012:secret:db1-AbCdEf"}}
+  - name: b
+    dsn: host=y
+    password: {rds_iam: true}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := cfg.Nodes[0], cfg.Nodes[1]
+	if got := cfg.NodeRegion(a); got != "eu-west-1" {
+		t.Errorf("node region of a: %s", got)
+	}
+	if got := cfg.SecretRegion(a); got != "ap-south-1" {
+		t.Errorf("secret region from the ARN: %s", got)
+	}
+	if got := cfg.NodeRegion(b); got != "us-east-1" {
+		t.Errorf("node region of b falls back to aws.region: %s", got)
+	}
+	if !cfg.NeedsAWS() || cfg.AWS.MaxAttempts != 5 {
+		t.Errorf("NeedsAWS %v, max_attempts %d", cfg.NeedsAWS(), cfg.AWS.MaxAttempts)
+	}
+	if _, err := b.ResolvePassword(); err == nil || !strings.Contains(err.Error(), "node b: the password is held in AWS") {
+		t.Errorf("without AWS support attached: %v", err)
 	}
 }

@@ -18,7 +18,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pglmon/pglmon/internal/awsclient"
 	"github.com/pglmon/pglmon/internal/config"
+	"github.com/pglmon/pglmon/internal/credentials"
 	"github.com/pglmon/pglmon/internal/diagnose"
 	"github.com/pglmon/pglmon/internal/metrics"
 	"github.com/pglmon/pglmon/internal/monitor"
@@ -359,6 +361,7 @@ func (d *Daemon) reload() {
 		d.log.Error("reload refused: keeping the running configuration", keyConfig, d.opts.ConfigPath, keyError, err.Error())
 		return
 	}
+	credentials.Attach(cfg, awsclient.Options{})
 	old := d.cfg.Load()
 	if cfg.HTTP.Listen != old.HTTP.Listen {
 		d.log.Warn("http.listen changed: takes effect at the next restart", keyAddr, d.Addr())

@@ -156,6 +156,10 @@ func (p *Prober) dial(ctx context.Context) error {
 	}
 	conn, err := p.connect(ctx, cfg)
 	if err != nil {
+		if IsAuthFailure(err) {
+			// A rotated secret: fetch it again for the next attempt.
+			p.node.ForgetPassword()
+		}
 		return fmt.Errorf("connect to %s: %w", p.node.Name, err)
 	}
 	p.conn = conn
@@ -250,6 +254,13 @@ type countingConn struct {
 func (c *countingConn) Write(b []byte) (int, error) {
 	c.writes.Add(1)
 	return c.Conn.Write(b)
+}
+
+// IsAuthFailure reports whether the server refused the password (28P01) or
+// the authorization (28000).
+func IsAuthFailure(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "28P01" || pgErr.Code == "28000")
 }
 
 func isMissingPglogical(err error) bool {

@@ -1,0 +1,448 @@
+// Package awstest is a local HTTP server that speaks the wire protocols of
+// the AWS services pglmon calls: the RDS Query API (form-encoded requests,
+// XML replies) and Secrets Manager (JSON 1.1 with X-Amz-Target). Tests reach
+// it through the SDK's BaseEndpoint. It keeps state (instances, parameter
+// groups, snapshots, secrets), checks that each request is SigV4-signed for
+// the right service and region, and can throttle or fail on demand.
+package awstest
+
+import (
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// Instance is a fake DB instance.
+type Instance struct {
+	Identifier     string
+	Status         string
+	EngineVersion  string
+	ParameterGroup string
+	ApplyStatus    string
+	// rebootPolls counts describes left before a reboot completes.
+	rebootPolls int
+}
+
+// Snapshot is a fake DB snapshot.
+type Snapshot struct {
+	Identifier, Instance, Status string
+	polls                        int
+}
+
+// Server is the fake AWS endpoint.
+type Server struct {
+	URL    string
+	Region string
+
+	mu        sync.Mutex
+	instances map[string]*Instance
+	groups    map[string]map[string]string // group -> parameter -> value
+	snapshots map[string]*Snapshot
+	secrets   map[string]string
+	throttle  int
+	fail      map[string]int // action -> remaining InternalFailure replies
+	calls     []string
+	authErrs  []string
+	// RebootPolls and SnapshotPolls are how many status reads a reboot or a
+	// snapshot stays in progress for.
+	RebootPolls, SnapshotPolls int
+	// PageSize is how many parameters DescribeDBParameters returns per page.
+	PageSize int
+}
+
+// New starts a server for region; it stops when the test ends.
+func New(t testing.TB, region string) *Server {
+	s := &Server{Region: region, instances: map[string]*Instance{}, groups: map[string]map[string]string{},
+		snapshots: map[string]*Snapshot{}, secrets: map[string]string{}, fail: map[string]int{},
+		RebootPolls: 2, SnapshotPolls: 2, PageSize: 3}
+	hs := httptest.NewServer(http.HandlerFunc(s.serve))
+	t.Cleanup(hs.Close)
+	s.URL = hs.URL
+	return s
+}
+
+// AddInstance adds an available instance using parameter group group, with
+// the group's parameters (created if new; a name starting "default." is a
+// default group RDS refuses to modify).
+func (s *Server) AddInstance(id, engineVersion, group string, params map[string]string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.instances[id] = &Instance{Identifier: id, Status: "available", EngineVersion: engineVersion, ParameterGroup: group, ApplyStatus: "in-sync"}
+	if _, ok := s.groups[group]; !ok {
+		g := map[string]string{"max_connections": "100", "work_mem": "4096", "rds.force_ssl": "1", "wal_sender_timeout": "30000"}
+		for k, v := range params {
+			g[k] = v
+		}
+		s.groups[group] = g
+	}
+}
+
+// SetSecret stores a secret string under name (and its ARN).
+func (s *Server) SetSecret(name, value string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.secrets[name] = value
+	s.secrets[s.arn(name)] = value
+}
+
+func (s *Server) arn(name string) string {
+	return "arn:aws:secretsmanager:" + s.Region + ":123456789012:secret:" + name
+}
+
+// Throttle makes the next n requests fail with the service's throttling error.
+func (s *Server) Throttle(n int) { s.mu.Lock(); s.throttle = n; s.mu.Unlock() }
+
+// Fail makes the next n calls of action fail with a 500 InternalFailure.
+func (s *Server) Fail(action string, n int) { s.mu.Lock(); s.fail[action] = n; s.mu.Unlock() }
+
+// Calls lists the actions received, throttled ones included, in order.
+func (s *Server) Calls() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.calls...)
+}
+
+// Count is how many times action was called.
+func (s *Server) Count(action string) int {
+	n := 0
+	for _, c := range s.Calls() {
+		if c == action {
+			n++
+		}
+	}
+	return n
+}
+
+// AuthErrors lists requests that were not properly signed.
+func (s *Server) AuthErrors() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.authErrs...)
+}
+
+// Param returns a parameter's value in a group.
+func (s *Server) Param(group, name string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.groups[group][name]
+}
+
+// Instance returns a copy of an instance.
+func (s *Server) Instance(id string) Instance {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return *s.instances[id]
+}
+
+// Snapshot returns a copy of a snapshot, and whether it exists.
+func (s *Server) Snapshot(id string) (Snapshot, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sn, ok := s.snapshots[id]
+	if !ok {
+		return Snapshot{}, false
+	}
+	return *sn, true
+}
+
+// Authorization: AWS4-HMAC-SHA256 Credential=AKID/20261124/eu-west-1/rds/aws4_request, SignedHeaders=..., Signature=hex
+var authRE = regexp.MustCompile(`^AWS4-HMAC-SHA256 Credential=([A-Z0-9]+)/(\d{8})/([a-z0-9-]+)/([a-z]+)/aws4_request, SignedHeaders=([a-z0-9;-]+), Signature=[0-9a-f]{64}$`)
+
+func (s *Server) checkAuth(r *http.Request, service string) {
+	m := authRE.FindStringSubmatch(r.Header.Get("Authorization"))
+	switch {
+	case m == nil:
+		s.authErrs = append(s.authErrs, "unsigned or malformed Authorization header")
+	case m[3] != s.Region || m[4] != service:
+		s.authErrs = append(s.authErrs, fmt.Sprintf("signed for %s/%s, want %s/%s", m[3], m[4], s.Region, service))
+	case r.Header.Get("X-Amz-Date") == "":
+		s.authErrs = append(s.authErrs, "no X-Amz-Date")
+	}
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	if target := r.Header.Get("X-Amz-Target"); target != "" {
+		s.serveSecrets(w, r, target, body)
+		return
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil || r.Method != http.MethodPost {
+		http.Error(w, "bad request", http.StatusBadRequest)
+		return
+	}
+	s.serveRDS(w, r, form)
+}
+
+// ---- RDS Query API ----
+
+const rdsNS = "http://rds.amazonaws.com/doc/2014-10-31/"
+
+type rdsError struct {
+	XMLName xml.Name `xml:"ErrorResponse"`
+	NS      string   `xml:"xmlns,attr"`
+	Error   struct {
+		Type    string `xml:"Type"`
+		Code    string `xml:"Code"`
+		Message string `xml:"Message"`
+	} `xml:"Error"`
+	RequestID string `xml:"RequestId"`
+}
+
+func writeRDSError(w http.ResponseWriter, status int, code, msg string) {
+	e := rdsError{NS: rdsNS, RequestID: "req-err"}
+	e.Error.Type, e.Error.Code, e.Error.Message = "Sender", code, msg
+	if status >= 500 {
+		e.Error.Type = "Receiver"
+	}
+	w.Header().Set("Content-Type", "text/xml")
+	w.WriteHeader(status)
+	_ = xml.NewEncoder(w).Encode(e)
+}
+
+func (s *Server) serveRDS(w http.ResponseWriter, r *http.Request, f url.Values) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	action := f.Get("Action")
+	s.calls = append(s.calls, action)
+	s.checkAuth(r, "rds")
+	if f.Get("Version") != "2014-10-31" {
+		writeRDSError(w, 400, "InvalidParameterValue", "unsupported API version "+f.Get("Version"))
+		return
+	}
+	if s.throttle > 0 {
+		s.throttle--
+		writeRDSError(w, 400, "Throttling", "Rate exceeded")
+		return
+	}
+	if s.fail[action] > 0 {
+		s.fail[action]--
+		writeRDSError(w, 500, "InternalFailure", "An internal error occurred.")
+		return
+	}
+	var inner string
+	switch action {
+	case "DescribeDBInstances":
+		id := f.Get("DBInstanceIdentifier")
+		in, ok := s.instances[id]
+		if !ok {
+			writeRDSError(w, 404, "DBInstanceNotFound", "DBInstance "+id+" not found.")
+			return
+		}
+		if in.Status == "rebooting" {
+			if in.rebootPolls--; in.rebootPolls < 0 {
+				in.Status = "available"
+				in.ApplyStatus = "in-sync"
+			}
+		}
+		inner = fmt.Sprintf(`<DBInstances><DBInstance><DBInstanceIdentifier>%s</DBInstanceIdentifier><DBInstanceStatus>%s</DBInstanceStatus>`+
+			`<Engine>postgres</Engine><EngineVersion>%s</EngineVersion><DBParameterGroups><DBParameterGroup><DBParameterGroupName>%s</DBParameterGroupName>`+
+			`<ParameterApplyStatus>%s</ParameterApplyStatus></DBParameterGroup></DBParameterGroups></DBInstance></DBInstances>`,
+			esc(in.Identifier), esc(in.Status), esc(in.EngineVersion), esc(in.ParameterGroup), esc(in.ApplyStatus))
+	case "DescribeDBParameters":
+		name := f.Get("DBParameterGroupName")
+		g, ok := s.groups[name]
+		if !ok {
+			writeRDSError(w, 404, "DBParameterGroupNotFound", "DBParameterGroup not found: "+name)
+			return
+		}
+		names := make([]string, 0, len(g))
+		for k := range g {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		start, _ := strconv.Atoi(f.Get("Marker"))
+		end := min(start+s.PageSize, len(names))
+		var b strings.Builder
+		b.WriteString("<Parameters>")
+		for _, k := range names[start:end] {
+			fmt.Fprintf(&b, "<Parameter><ParameterName>%s</ParameterName>", esc(k))
+			if g[k] != "" {
+				fmt.Fprintf(&b, "<ParameterValue>%s</ParameterValue>", esc(g[k]))
+			}
+			b.WriteString("<ApplyType>static</ApplyType><IsModifiable>true</IsModifiable></Parameter>")
+		}
+		b.WriteString("</Parameters>")
+		if end < len(names) {
+			fmt.Fprintf(&b, "<Marker>%d</Marker>", end)
+		}
+		inner = b.String()
+	case "ModifyDBParameterGroup":
+		name := f.Get("DBParameterGroupName")
+		g, ok := s.groups[name]
+		if !ok {
+			writeRDSError(w, 404, "DBParameterGroupNotFound", "DBParameterGroup not found: "+name)
+			return
+		}
+		if strings.HasPrefix(name, "default.") {
+			writeRDSError(w, 400, "InvalidParameterValue", "The parameter group "+name+" can't be modified.")
+			return
+		}
+		for i := 1; f.Has(fmt.Sprintf("Parameters.Parameter.%d.ParameterName", i)); i++ {
+			p := fmt.Sprintf("Parameters.Parameter.%d.", i)
+			if f.Get(p+"ApplyMethod") != "pending-reboot" && f.Get(p+"ApplyMethod") != "immediate" {
+				writeRDSError(w, 400, "InvalidParameterCombination", "ApplyMethod is required")
+				return
+			}
+			if g[f.Get(p+"ParameterName")] != f.Get(p+"ParameterValue") {
+				g[f.Get(p+"ParameterName")] = f.Get(p + "ParameterValue")
+				for _, in := range s.instances {
+					if in.ParameterGroup == name {
+						in.ApplyStatus = "pending-reboot"
+					}
+				}
+			}
+		}
+		inner = "<DBParameterGroupName>" + esc(name) + "</DBParameterGroupName>"
+	case "RebootDBInstance":
+		id := f.Get("DBInstanceIdentifier")
+		in, ok := s.instances[id]
+		if !ok {
+			writeRDSError(w, 404, "DBInstanceNotFound", "DBInstance "+id+" not found.")
+			return
+		}
+		if in.Status != "available" {
+			writeRDSError(w, 400, "InvalidDBInstanceState", "DB instance is not in available state.")
+			return
+		}
+		in.Status, in.rebootPolls = "rebooting", s.RebootPolls
+		if in.ApplyStatus == "pending-reboot" {
+			in.ApplyStatus = "applying"
+		}
+		inner = fmt.Sprintf("<DBInstance><DBInstanceIdentifier>%s</DBInstanceIdentifier><DBInstanceStatus>rebooting</DBInstanceStatus></DBInstance>", esc(id))
+	case "CreateDBSnapshot":
+		id, snap := f.Get("DBInstanceIdentifier"), f.Get("DBSnapshotIdentifier")
+		if _, ok := s.instances[id]; !ok {
+			writeRDSError(w, 404, "DBInstanceNotFound", "DBInstance "+id+" not found.")
+			return
+		}
+		if !regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]{0,254}$`).MatchString(snap) || strings.Contains(snap, "--") || strings.HasSuffix(snap, "-") {
+			writeRDSError(w, 400, "InvalidParameterValue", "The parameter DBSnapshotIdentifier is not a valid identifier.")
+			return
+		}
+		if _, ok := s.snapshots[snap]; ok {
+			writeRDSError(w, 400, "DBSnapshotAlreadyExists", "Cannot create the snapshot because a snapshot with the identifier "+snap+" already exists.")
+			return
+		}
+		s.snapshots[snap] = &Snapshot{Identifier: snap, Instance: id, Status: "creating", polls: s.SnapshotPolls}
+		inner = fmt.Sprintf("<DBSnapshot><DBSnapshotIdentifier>%s</DBSnapshotIdentifier><Status>creating</Status></DBSnapshot>", esc(snap))
+	case "DescribeDBSnapshots":
+		snap := f.Get("DBSnapshotIdentifier")
+		sn, ok := s.snapshots[snap]
+		if !ok {
+			writeRDSError(w, 404, "DBSnapshotNotFound", "DBSnapshot "+snap+" not found.")
+			return
+		}
+		if sn.Status == "creating" {
+			if sn.polls--; sn.polls < 0 {
+				sn.Status = "available"
+			}
+		}
+		inner = fmt.Sprintf("<DBSnapshots><DBSnapshot><DBSnapshotIdentifier>%s</DBSnapshotIdentifier><DBInstanceIdentifier>%s</DBInstanceIdentifier><Status>%s</Status></DBSnapshot></DBSnapshots>",
+			esc(sn.Identifier), esc(sn.Instance), esc(sn.Status))
+	default:
+		writeRDSError(w, 400, "InvalidAction", "Could not find operation "+action)
+		return
+	}
+	w.Header().Set("Content-Type", "text/xml")
+	fmt.Fprintf(w, `<%sResponse xmlns="%s"><%sResult>%s</%sResult><ResponseMetadata><RequestId>req-%d</RequestId></ResponseMetadata></%sResponse>`,
+		action, rdsNS, action, inner, action, len(s.calls), action)
+}
+
+func esc(v string) string {
+	var b strings.Builder
+	_ = xml.EscapeText(&b, []byte(v))
+	return b.String()
+}
+
+// ---- Secrets Manager (JSON 1.1) ----
+
+func writeJSONError(w http.ResponseWriter, status int, typ, msg string) {
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	w.Header().Set("X-Amzn-ErrorType", typ)
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"__type": typ, "message": msg})
+}
+
+func (s *Server) serveSecrets(w http.ResponseWriter, r *http.Request, target string, body []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	action := strings.TrimPrefix(target, "secretsmanager.")
+	s.calls = append(s.calls, action)
+	s.checkAuth(r, "secretsmanager")
+	if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-amz-json-1.1") {
+		writeJSONError(w, 400, "SerializationException", "wrong content type")
+		return
+	}
+	if s.throttle > 0 {
+		s.throttle--
+		writeJSONError(w, 400, "ThrottlingException", "Rate exceeded")
+		return
+	}
+	if s.fail[action] > 0 {
+		s.fail[action]--
+		writeJSONError(w, 500, "InternalServiceError", "An error occurred on the server side.")
+		return
+	}
+	if action != "GetSecretValue" {
+		writeJSONError(w, 400, "UnknownOperationException", "unknown operation "+target)
+		return
+	}
+	var in struct{ SecretId string }
+	if err := json.Unmarshal(body, &in); err != nil || in.SecretId == "" {
+		writeJSONError(w, 400, "InvalidParameterException", "SecretId is required")
+		return
+	}
+	v, ok := s.secrets[in.SecretId]
+	if !ok {
+		writeJSONError(w, 400, "ResourceNotFoundException", "Secrets Manager can't find the specified secret.")
+		return
+	}
+	name := in.SecretId
+	if strings.HasPrefix(name, "arn:") {
+		name = name[strings.LastIndex(name, ":")+1:]
+	}
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"ARN": s.arn(name), "Name": name, "SecretString": v, "VersionId": fmt.Sprintf("v-%d", len(s.calls)),
+		"VersionStages": []string{"AWSCURRENT"}, "CreatedDate": 1.7e9,
+	})
+}
+
+// Credentials are the fake access key the tests sign with.
+const (
+	AccessKeyID     = "AKIAPGLMONTEST000001"
+	SecretAccessKey = "pglmon-test-secret-access-key-do-not-log"
+)
+
+// Env points the SDK's default credential chain at fake static keys (and
+// away from the host's own files and instance metadata) for this test, and
+// returns an `aws:` section whose endpoints are this server.
+func (s *Server) Env(t testing.TB) AWSConfig {
+	t.Setenv("AWS_ACCESS_KEY_ID", AccessKeyID)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", SecretAccessKey)
+	t.Setenv("AWS_SESSION_TOKEN", "")
+	t.Setenv("AWS_PROFILE", "")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	t.Setenv("AWS_CONFIG_FILE", "/nonexistent/pglmon-test")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/pglmon-test")
+	return AWSConfig{Region: s.Region, Endpoint: s.URL}
+}
+
+// AWSConfig is what a test puts in its configuration's `aws:` section.
+type AWSConfig struct{ Region, Endpoint string }
+
+// YAML renders the `aws:` section.
+func (a AWSConfig) YAML() string {
+	return fmt.Sprintf("aws:\n  region: %s\n  max_attempts: 3\n  endpoints:\n    rds: %s\n    secretsmanager: %s\n", a.Region, a.Endpoint, a.Endpoint)
+}

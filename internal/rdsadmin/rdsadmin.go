@@ -1,0 +1,350 @@
+// Package rdsadmin reads and changes what pglogical needs of an Amazon RDS
+// DB instance: its DB parameter group (shared_preload_libraries,
+// rds.logical_replication), reboots that apply it, and snapshots.
+package rdsadmin
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/rds"
+	"github.com/aws/aws-sdk-go-v2/service/rds/types"
+
+	"github.com/pglmon/pglmon/internal/awsclient"
+)
+
+// API is the part of the RDS client pglmon uses.
+type API interface {
+	DescribeDBInstances(context.Context, *rds.DescribeDBInstancesInput, ...func(*rds.Options)) (*rds.DescribeDBInstancesOutput, error)
+	DescribeDBParameters(context.Context, *rds.DescribeDBParametersInput, ...func(*rds.Options)) (*rds.DescribeDBParametersOutput, error)
+	ModifyDBParameterGroup(context.Context, *rds.ModifyDBParameterGroupInput, ...func(*rds.Options)) (*rds.ModifyDBParameterGroupOutput, error)
+	RebootDBInstance(context.Context, *rds.RebootDBInstanceInput, ...func(*rds.Options)) (*rds.RebootDBInstanceOutput, error)
+	CreateDBSnapshot(context.Context, *rds.CreateDBSnapshotInput, ...func(*rds.Options)) (*rds.CreateDBSnapshotOutput, error)
+	DescribeDBSnapshots(context.Context, *rds.DescribeDBSnapshotsInput, ...func(*rds.Options)) (*rds.DescribeDBSnapshotsOutput, error)
+}
+
+// Instance is what pglmon needs to know of a DB instance.
+type Instance struct {
+	Identifier     string
+	Status         string // available, rebooting, modifying, ...
+	Engine         string
+	EngineVersion  string
+	ParameterGroup string
+	// ApplyStatus is the parameter group's status on the instance:
+	// in-sync, pending-reboot or applying.
+	ApplyStatus string
+}
+
+// Default reports whether the instance uses a default parameter group,
+// which RDS does not let anyone modify.
+func (i Instance) Default() bool { return strings.HasPrefix(i.ParameterGroup, "default.") }
+
+// Client works on DB instances of one region.
+type Client struct {
+	API API
+	// Poll is the interval between status reads while waiting (default 15s).
+	Poll time.Duration
+	// Out receives progress lines while waiting; may be nil.
+	Out io.Writer
+}
+
+func (c *Client) poll() time.Duration {
+	if c.Poll > 0 {
+		return c.Poll
+	}
+	return 15 * time.Second
+}
+
+func (c *Client) say(format string, args ...any) {
+	if c.Out != nil {
+		fmt.Fprintf(c.Out, format+"\n", args...)
+	}
+}
+
+// Describe reads the instance.
+func (c *Client) Describe(ctx context.Context, id string) (Instance, error) {
+	out, err := c.API.DescribeDBInstances(ctx, &rds.DescribeDBInstancesInput{DBInstanceIdentifier: aws.String(id)})
+	if err != nil {
+		return Instance{}, awsclient.Explain("RDS instance "+id, err)
+	}
+	if len(out.DBInstances) != 1 {
+		return Instance{}, fmt.Errorf("RDS instance %s: DescribeDBInstances returned %d instances", id, len(out.DBInstances))
+	}
+	d := out.DBInstances[0]
+	in := Instance{
+		Identifier:    aws.ToString(d.DBInstanceIdentifier),
+		Status:        aws.ToString(d.DBInstanceStatus),
+		Engine:        aws.ToString(d.Engine),
+		EngineVersion: aws.ToString(d.EngineVersion),
+	}
+	if len(d.DBParameterGroups) > 0 {
+		in.ParameterGroup = aws.ToString(d.DBParameterGroups[0].DBParameterGroupName)
+		in.ApplyStatus = aws.ToString(d.DBParameterGroups[0].ParameterApplyStatus)
+	}
+	return in, nil
+}
+
+// Parameters reads the named parameters of a DB parameter group (every
+// page); a parameter without a value maps to "".
+func (c *Client) Parameters(ctx context.Context, group string, names ...string) (map[string]string, error) {
+	out := map[string]string{}
+	var marker *string
+	for {
+		page, err := c.API.DescribeDBParameters(ctx, &rds.DescribeDBParametersInput{DBParameterGroupName: aws.String(group), Marker: marker, MaxRecords: aws.Int32(100)})
+		if err != nil {
+			return nil, awsclient.Explain("RDS parameter group "+group, err)
+		}
+		for _, p := range page.Parameters {
+			if name := aws.ToString(p.ParameterName); slices.Contains(names, name) {
+				out[name] = aws.ToString(p.ParameterValue)
+			}
+		}
+		if aws.ToString(page.Marker) == "" {
+			return out, nil
+		}
+		marker = page.Marker
+	}
+}
+
+// Parameter names pglogical needs on RDS.
+const (
+	ParamPreload = "shared_preload_libraries"
+	ParamLogical = "rds.logical_replication"
+)
+
+// Check is the state of an instance's parameters for pglogical.
+type Check struct {
+	Instance Instance
+	// Preload is the group's shared_preload_libraries; Logical its rds.logical_replication.
+	Preload, Logical string
+	// Changes are the parameter values the group needs (name -> new value).
+	Changes map[string]string
+}
+
+// PendingReboot reports whether the group holds changes the instance applies only after a reboot.
+func (ch Check) PendingReboot() bool { return ch.Instance.ApplyStatus == "pending-reboot" }
+
+// Problems describes what is missing and how to fix it, in words for people.
+func (ch Check) Problems() []string {
+	var out []string
+	in := ch.Instance
+	if v, ok := ch.Changes[ParamPreload]; ok {
+		out = append(out, fmt.Sprintf("parameter group %s: shared_preload_libraries = %q lacks pglogical (needs %q)", in.ParameterGroup, ch.Preload, v))
+	}
+	if _, ok := ch.Changes[ParamLogical]; ok {
+		out = append(out, fmt.Sprintf("parameter group %s: rds.logical_replication = %q (needs 1)", in.ParameterGroup, ch.Logical))
+	}
+	if ch.PendingReboot() {
+		out = append(out, fmt.Sprintf("instance %s: parameter group %s is pending-reboot: its changes apply only after a reboot", in.Identifier, in.ParameterGroup))
+	}
+	return out
+}
+
+// Fix says how to fix the problems of a check.
+func (ch Check) Fix() string {
+	switch {
+	case len(ch.Changes) > 0 && ch.Instance.Default():
+		return DefaultGroupHowTo(ch.Instance)
+	case len(ch.Changes) > 0:
+		return "run `pglmon setup apply --rds-parameters --reboot` (or change the group yourself and reboot in a maintenance window)"
+	case ch.PendingReboot():
+		return "reboot the instance: `pglmon setup apply --reboot` (or `aws rds reboot-db-instance`) in a maintenance window"
+	}
+	return ""
+}
+
+// DefaultGroupHowTo explains how to move an instance off a default parameter group.
+func DefaultGroupHowTo(in Instance) string {
+	family := "postgres" + strings.SplitN(in.EngineVersion, ".", 2)[0]
+	return fmt.Sprintf("instance %s uses the default parameter group %s, which RDS does not allow to change. Create a custom group and attach it: "+
+		"`aws rds create-db-parameter-group --db-parameter-group-name %s-pglogical --db-parameter-group-family %s --description 'pglogical'` then "+
+		"`aws rds modify-db-instance --db-instance-identifier %s --db-parameter-group-name %s-pglogical --apply-immediately`, and run pglmon setup again",
+		in.Identifier, in.ParameterGroup, in.Identifier, family, in.Identifier, in.Identifier)
+}
+
+// CheckParameters reads the instance and its parameter group.
+func (c *Client) CheckParameters(ctx context.Context, id string) (Check, error) {
+	in, err := c.Describe(ctx, id)
+	if err != nil {
+		return Check{}, err
+	}
+	if in.ParameterGroup == "" {
+		return Check{}, fmt.Errorf("RDS instance %s has no DB parameter group", id)
+	}
+	ps, err := c.Parameters(ctx, in.ParameterGroup, ParamPreload, ParamLogical)
+	if err != nil {
+		return Check{}, err
+	}
+	ch := Check{Instance: in, Preload: ps[ParamPreload], Logical: ps[ParamLogical], Changes: map[string]string{}}
+	if v, changed := AddLibrary(ch.Preload, "pglogical"); changed {
+		ch.Changes[ParamPreload] = v
+	}
+	if ch.Logical != "1" {
+		ch.Changes[ParamLogical] = "1"
+	}
+	return ch, nil
+}
+
+// AddLibrary appends lib to a shared_preload_libraries value unless it is
+// already there; the other libraries are kept in their order.
+func AddLibrary(value, lib string) (string, bool) {
+	var libs []string
+	for _, l := range strings.Split(value, ",") {
+		l = strings.TrimSpace(strings.Trim(strings.TrimSpace(l), `"`))
+		if l == "" {
+			continue
+		}
+		if l == lib {
+			return value, false
+		}
+		libs = append(libs, l)
+	}
+	return strings.Join(append(libs, lib), ","), true
+}
+
+// ApplyParameters writes ch.Changes to the instance's custom parameter group
+// (apply method pending-reboot: both parameters are static). It refuses a
+// default group. Re-running it after success changes nothing.
+func (c *Client) ApplyParameters(ctx context.Context, ch Check) error {
+	if len(ch.Changes) == 0 {
+		return nil
+	}
+	if ch.Instance.Default() {
+		return fmt.Errorf("refusing to modify %s: %s", ch.Instance.ParameterGroup, DefaultGroupHowTo(ch.Instance))
+	}
+	var params []types.Parameter
+	for _, name := range []string{ParamPreload, ParamLogical} {
+		if v, ok := ch.Changes[name]; ok {
+			params = append(params, types.Parameter{ParameterName: aws.String(name), ParameterValue: aws.String(v), ApplyMethod: types.ApplyMethodPendingReboot})
+		}
+	}
+	if _, err := c.API.ModifyDBParameterGroup(ctx, &rds.ModifyDBParameterGroupInput{DBParameterGroupName: aws.String(ch.Instance.ParameterGroup), Parameters: params}); err != nil {
+		return awsclient.Explain("RDS parameter group "+ch.Instance.ParameterGroup, err)
+	}
+	for _, p := range params {
+		c.say("set %s = %s in parameter group %s (applies at the next reboot)", aws.ToString(p.ParameterName), aws.ToString(p.ParameterValue), ch.Instance.ParameterGroup)
+	}
+	return nil
+}
+
+// RebootAndWait reboots the instance and waits until it is available with
+// its parameter group in-sync. An instance already rebooting is only waited for.
+func (c *Client) RebootAndWait(ctx context.Context, id string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	in, err := c.Describe(ctx, id)
+	if err != nil {
+		return err
+	}
+	pending := in.ApplyStatus == "pending-reboot"
+	if in.Status != "rebooting" {
+		if in.Status != "available" {
+			return fmt.Errorf("RDS instance %s is %s, not available: not rebooting it now", id, in.Status)
+		}
+		if _, err := c.API.RebootDBInstance(ctx, &rds.RebootDBInstanceInput{DBInstanceIdentifier: aws.String(id)}); err != nil {
+			return awsclient.Explain("reboot RDS instance "+id, err)
+		}
+		c.say("rebooting RDS instance %s", id)
+	}
+	// Done once the reboot was seen (or the pending changes were applied)
+	// and the instance is available and in-sync again.
+	seen := in.Status == "rebooting"
+	return c.waitFor(ctx, id, timeout, "available with its parameter group in-sync", func(in Instance) bool {
+		if in.Status != "available" {
+			seen = true
+		}
+		return (seen || pending) && in.Status == "available" && in.ApplyStatus == "in-sync"
+	})
+}
+
+func (c *Client) waitFor(ctx context.Context, id string, timeout time.Duration, what string, done func(Instance) bool) error {
+	t := time.NewTicker(c.poll())
+	defer t.Stop()
+	last := ""
+	for {
+		in, err := c.Describe(ctx, id)
+		if err != nil && ctx.Err() == nil {
+			return err
+		}
+		if err == nil {
+			if done(in) {
+				c.say("RDS instance %s is %s", id, what)
+				return nil
+			}
+			if s := in.Status + "/" + in.ApplyStatus; s != last {
+				c.say("RDS instance %s: %s, parameter group %s", id, in.Status, in.ApplyStatus)
+				last = s
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("RDS instance %s: not %s after %s (last: %s)", id, what, timeout, last)
+		case <-t.C:
+		}
+	}
+}
+
+// SnapshotAndWait creates a manual snapshot named snapID of the instance, or
+// finds the one a previous run created, and waits until it is available.
+func (c *Client) SnapshotAndWait(ctx context.Context, id, snapID string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	status, err := c.snapshotStatus(ctx, snapID)
+	if err != nil {
+		return err
+	}
+	if status == "" {
+		_, err := c.API.CreateDBSnapshot(ctx, &rds.CreateDBSnapshotInput{DBInstanceIdentifier: aws.String(id), DBSnapshotIdentifier: aws.String(snapID),
+			Tags: []types.Tag{{Key: aws.String("created-by"), Value: aws.String("pglmon upgrade prepare")}}})
+		if err != nil && awsclient.Code(err) != "DBSnapshotAlreadyExists" {
+			return awsclient.Explain("snapshot of RDS instance "+id, err)
+		}
+		c.say("creating snapshot %s of RDS instance %s", snapID, id)
+	}
+	t := time.NewTicker(c.poll())
+	defer t.Stop()
+	for {
+		status, err := c.snapshotStatus(ctx, snapID)
+		if err != nil && ctx.Err() == nil {
+			return err
+		}
+		switch status {
+		case "available":
+			c.say("snapshot %s is available", snapID)
+			return nil
+		case "failed", "deleting", "deleted":
+			return fmt.Errorf("snapshot %s of RDS instance %s is %s", snapID, id, status)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("snapshot %s of RDS instance %s: not available after %s (last: %s)", snapID, id, timeout, status)
+		case <-t.C:
+		}
+	}
+}
+
+// snapshotStatus is the snapshot's status, or "" when it does not exist.
+func (c *Client) snapshotStatus(ctx context.Context, snapID string) (string, error) {
+	out, err := c.API.DescribeDBSnapshots(ctx, &rds.DescribeDBSnapshotsInput{DBSnapshotIdentifier: aws.String(snapID)})
+	if awsclient.Code(err) == "DBSnapshotNotFound" {
+		return "", nil
+	}
+	if err != nil {
+		return "", awsclient.Explain("RDS snapshot "+snapID, err)
+	}
+	if len(out.DBSnapshots) == 0 {
+		return "", nil
+	}
+	return aws.ToString(out.DBSnapshots[0].Status), nil
+}
+
+// SnapshotID is the name prepare gives its snapshot: letters, digits and
+// hyphens, starting with a letter, at most 255 characters.
+func SnapshotID(instance string, at time.Time) string {
+	return "pglmon-" + instance + "-" + at.UTC().Format("20060102-150405")
+}

@@ -1,0 +1,202 @@
+package rdsadmin
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pglmon/pglmon/internal/awsclient"
+	"github.com/pglmon/pglmon/internal/awstest"
+	"github.com/pglmon/pglmon/internal/config"
+)
+
+func newClient(t *testing.T, srv *awstest.Server, attempts int) (*Client, *bytes.Buffer) {
+	t.Helper()
+	a := srv.Env(t)
+	f := awsclient.New(config.AWS{Region: a.Region, MaxAttempts: attempts, Endpoints: config.AWSEndpoints{RDS: a.Endpoint}}, awsclient.Options{RetryMaxBackoff: 5 * time.Millisecond})
+	api, err := f.RDS(context.Background(), a.Region)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	return &Client{API: api, Poll: 5 * time.Millisecond, Out: &out}, &out
+}
+
+func TestParameterGroupUpdateRebootAndWait(t *testing.T) {
+	srv := awstest.New(t, "eu-west-1")
+	srv.AddInstance("db1", "15.7", "pg15-custom", map[string]string{ParamPreload: "pg_stat_statements,pg_hint_plan", ParamLogical: "0"})
+	c, out := newClient(t, srv, 3)
+	ctx := context.Background()
+
+	ch, err := c.CheckParameters(ctx, "db1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ch.Changes[ParamPreload]; got != "pg_stat_statements,pg_hint_plan,pglogical" {
+		t.Errorf("shared_preload_libraries must keep the existing libraries and add pglogical: %q", got)
+	}
+	if got := ch.Changes[ParamLogical]; got != "1" {
+		t.Errorf("rds.logical_replication: %q", got)
+	}
+	if srv.Count("DescribeDBParameters") < 2 {
+		t.Errorf("the parameters span several pages; read %d", srv.Count("DescribeDBParameters"))
+	}
+	if len(ch.Problems()) != 2 || !strings.Contains(ch.Fix(), "--rds-parameters") {
+		t.Errorf("problems %q, fix %q", ch.Problems(), ch.Fix())
+	}
+	if err := c.ApplyParameters(ctx, ch); err != nil {
+		t.Fatal(err)
+	}
+	if got := srv.Param("pg15-custom", ParamPreload); got != "pg_stat_statements,pg_hint_plan,pglogical" {
+		t.Errorf("group now has %q", got)
+	}
+	ch, err = c.CheckParameters(ctx, "db1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ch.Changes) != 0 || !ch.PendingReboot() {
+		t.Fatalf("after the update: changes %v, apply status %s", ch.Changes, ch.Instance.ApplyStatus)
+	}
+	if !strings.Contains(ch.Fix(), "--reboot") {
+		t.Errorf("fix for pending-reboot: %q", ch.Fix())
+	}
+	// Re-running the update changes nothing.
+	if err := c.ApplyParameters(ctx, ch); err != nil || srv.Count("ModifyDBParameterGroup") != 1 {
+		t.Fatalf("second apply: %v, %d modify calls", err, srv.Count("ModifyDBParameterGroup"))
+	}
+	if err := c.RebootAndWait(ctx, "db1", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if in := srv.Instance("db1"); in.Status != "available" || in.ApplyStatus != "in-sync" {
+		t.Errorf("after reboot: %+v", in)
+	}
+	if srv.Count("RebootDBInstance") != 1 {
+		t.Errorf("reboots: %d", srv.Count("RebootDBInstance"))
+	}
+	if !strings.Contains(out.String(), "rebooting") || !strings.Contains(out.String(), "in-sync") {
+		t.Errorf("progress output:\n%s", out.String())
+	}
+	if errs := srv.AuthErrors(); len(errs) > 0 {
+		t.Errorf("requests not signed for rds in eu-west-1: %v", errs)
+	}
+}
+
+func TestRebootWaitsForTheRebootToBeSeen(t *testing.T) {
+	srv := awstest.New(t, "eu-west-1")
+	srv.AddInstance("db1", "15.7", "pg15-custom", nil)
+	srv.RebootPolls = 3
+	c, _ := newClient(t, srv, 3)
+	if err := c.RebootAndWait(context.Background(), "db1", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// An in-sync instance reads "available" before and after: the wait must
+	// have read the rebooting state before calling it done.
+	if n := srv.Count("DescribeDBInstances"); n < 1+3 {
+		t.Errorf("returned after %d reads, before the reboot finished", n)
+	}
+}
+
+func TestDefaultGroupRefused(t *testing.T) {
+	srv := awstest.New(t, "eu-west-1")
+	srv.AddInstance("db1", "15.7", "default.postgres15", map[string]string{ParamPreload: "pg_stat_statements", ParamLogical: "0"})
+	c, _ := newClient(t, srv, 3)
+	ch, err := c.CheckParameters(context.Background(), "db1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.ApplyParameters(context.Background(), ch)
+	if err == nil {
+		t.Fatal("a default parameter group was modified")
+	}
+	for _, want := range []string{"default.postgres15", "create-db-parameter-group", "--db-parameter-group-family postgres15", "modify-db-instance --db-instance-identifier db1"} {
+		if !strings.Contains(err.Error(), want) || !strings.Contains(ch.Fix(), want) {
+			t.Errorf("refusal %q (fix %q) does not say %q", err, ch.Fix(), want)
+		}
+	}
+	if srv.Count("ModifyDBParameterGroup") != 0 {
+		t.Error("ModifyDBParameterGroup was called")
+	}
+}
+
+func TestThrottlingAndErrors(t *testing.T) {
+	srv := awstest.New(t, "eu-west-1")
+	srv.AddInstance("db1", "15.7", "pg15-custom", map[string]string{ParamPreload: "pglogical", ParamLogical: "1"})
+	c, _ := newClient(t, srv, 3)
+	ctx := context.Background()
+
+	srv.Throttle(2)
+	ch, err := c.CheckParameters(ctx, "db1")
+	if err != nil {
+		t.Fatalf("two throttled replies must be retried: %v", err)
+	}
+	if len(ch.Changes) != 0 || len(ch.Problems()) != 0 {
+		t.Errorf("a ready group reports %v", ch.Problems())
+	}
+	if got := srv.Calls()[:3]; got[0] != "DescribeDBInstances" || got[2] != "DescribeDBInstances" {
+		t.Errorf("calls %v", got)
+	}
+
+	srv.Fail("DescribeDBInstances", 1)
+	if _, err := c.Describe(ctx, "db1"); err != nil {
+		t.Errorf("one 500 must be retried: %v", err)
+	}
+
+	srv.Throttle(10)
+	_, err = c.Describe(ctx, "db1")
+	if err == nil || !strings.Contains(err.Error(), "RDS instance db1: Throttling: Rate exceeded (still failing after 3 attempts") {
+		t.Errorf("persistent throttling: %v", err)
+	}
+	srv.Throttle(0)
+
+	_, err = c.Describe(ctx, "nope")
+	if err == nil || err.Error() != "RDS instance nope: DBInstanceNotFound: DBInstance nope not found." {
+		t.Errorf("unknown instance: %v", err)
+	}
+	if strings.Contains(err.Error(), awstest.SecretAccessKey) || strings.Contains(err.Error(), "Signature=") {
+		t.Errorf("error leaks credentials: %v", err)
+	}
+}
+
+func TestSnapshotAndWaitIsIdempotent(t *testing.T) {
+	srv := awstest.New(t, "eu-west-1")
+	srv.AddInstance("db1", "15.7", "pg15-custom", nil)
+	c, _ := newClient(t, srv, 3)
+	id := SnapshotID("db1", time.Date(2026, 11, 24, 13, 5, 0, 0, time.UTC))
+	if id != "pglmon-db1-20261124-130500" {
+		t.Fatalf("snapshot id %q", id)
+	}
+	ctx := context.Background()
+	if err := c.SnapshotAndWait(ctx, "db1", id, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if sn, ok := srv.Snapshot(id); !ok || sn.Status != "available" || sn.Instance != "db1" {
+		t.Fatalf("snapshot %+v %v", sn, ok)
+	}
+	// A re-run (prepare continued after a crash) finds it and creates none.
+	if err := c.SnapshotAndWait(ctx, "db1", id, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if n := srv.Count("CreateDBSnapshot"); n != 1 {
+		t.Errorf("CreateDBSnapshot called %d times", n)
+	}
+	err := c.SnapshotAndWait(ctx, "nope", "pglmon-nope-1", 10*time.Second)
+	if err == nil || !strings.Contains(err.Error(), "DBInstanceNotFound") {
+		t.Errorf("snapshot of an unknown instance: %v", err)
+	}
+}
+
+func TestAddLibrary(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"", "pglogical"},
+		{"pg_stat_statements", "pg_stat_statements,pglogical"},
+		{"pg_stat_statements, pglogical", "pg_stat_statements, pglogical"},
+		{"pglogical,pg_cron", "pglogical,pg_cron"},
+		{`"pg_stat_statements", auto_explain`, "pg_stat_statements,auto_explain,pglogical"},
+	} {
+		if got, _ := AddLibrary(tc.in, "pglogical"); got != tc.want {
+			t.Errorf("AddLibrary(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
