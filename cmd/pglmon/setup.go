@@ -8,10 +8,15 @@ import (
 
 func runSetup(ctx context.Context, e env, args []string) error {
 	if len(args) == 0 || (args[0] != "plan" && args[0] != "apply") {
-		return usageError("usage: pglmon setup plan|apply --config FILE")
+		return usageError("usage: pglmon setup plan --config FILE | pglmon setup apply --config FILE [--rds-parameters] [--reboot]")
 	}
 	fs := newFlags("setup "+args[0], e)
 	path := fs.String("config", "", "configuration file (nodes with pglogical_name, replication_sets, subscriptions)")
+	var params, reboot *bool
+	if args[0] == "apply" {
+		params = fs.Bool("rds-parameters", false, "add what pglogical needs to the custom DB parameter groups of nodes with rds: (shared_preload_libraries, rds.logical_replication)")
+		reboot = fs.Bool("reboot", false, "reboot RDS instances whose parameter group is pending-reboot, and wait until they are available and in-sync")
+	}
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
@@ -24,6 +29,7 @@ func runSetup(ctx context.Context, e env, args []string) error {
 	}
 	r := &setup.Runner{Config: cfg, Out: e.stdout}
 	if args[0] == "apply" {
+		r.RDS.Parameters, r.RDS.Reboot = *params, *reboot
 		return r.Apply(ctx)
 	}
 	p, err := r.Plan(ctx)

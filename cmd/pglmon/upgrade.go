@@ -19,7 +19,7 @@ func runUpgrade(ctx context.Context, e env, args []string) error {
 	var snapshot *bool
 	if sub == "prepare" {
 		node = fs.String("node", "", "the node to be upgraded")
-		snapshot = fs.Bool("snapshot", false, "take an RDS snapshot first (not available in this version)")
+		snapshot = fs.Bool("snapshot", false, "take an RDS snapshot of the node (rds.identifier) after writing the manifest and wait until it is available, before dropping anything")
 	}
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
@@ -41,9 +41,10 @@ func runUpgrade(ctx context.Context, e env, args []string) error {
 	if _, ok := cfg.Node(*node); !ok {
 		return usageError("node %q is not configured", *node)
 	}
-	if *snapshot {
-		return usageError("--snapshot needs RDS support, which this version does not have yet: take the snapshot with `aws rds create-db-snapshot` first, then run prepare without --snapshot")
+	if n, _ := cfg.Node(*node); *snapshot && n.RDS == nil {
+		return usageError("--snapshot: node %s names no RDS instance (set rds.identifier in the configuration)", *node)
 	}
+	r.Snapshot.Take = *snapshot
 	if err := r.Prepare(ctx, *node, *manifest); err != nil {
 		return fmt.Errorf("%w (re-run the same command to continue)", err)
 	}

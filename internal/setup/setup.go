@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pglmon/pglmon/internal/awsclient"
 	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/probe"
 	"github.com/pglmon/pglmon/internal/verify"
@@ -49,6 +50,10 @@ type Runner struct {
 	Out    io.Writer
 	// Wait bounds the wait for new subscriptions to replicate.
 	Wait time.Duration
+	// RDS says what apply may do to the RDS instances of nodes with `rds:`.
+	RDS RDSOptions
+
+	aws *awsclient.Factory
 }
 
 func (r *Runner) connect(ctx context.Context, name string) (*pgx.Conn, error) {
@@ -92,21 +97,28 @@ func (r *Runner) involved() []string {
 // Plan checks the prerequisites and lists the changes apply would make.
 func (r *Runner) Plan(ctx context.Context) (Plan, error) {
 	var p Plan
+	r.checkRDS(ctx, &p)
 	conns := map[string]*pgx.Conn{}
 	defer func() {
 		for _, c := range conns {
 			c.Close(ctx)
 		}
 	}()
+	unreachable := false
 	for _, n := range r.involved() {
+		if node, _ := r.Config.Node(n); node.Password != nil && node.Password.RDSIAM {
+			p.Problems = append(p.Problems, Problem{n, "password.rds_iam: pglogical stores this node's connection string (node interface, provider_dsn) and reconnects with it long after a 15-minute IAM token has expired",
+				"for setup, give the node a password pglogical can keep (password: env, file or secrets_manager); pglmon's monitoring may use rds_iam with a second config"})
+		}
 		c, err := r.connect(ctx, n)
 		if err != nil {
 			p.Problems = append(p.Problems, Problem{n, "cannot connect: " + err.Error(), "check the node's dsn and password"})
+			unreachable = true
 			continue
 		}
 		conns[n] = c
 	}
-	if len(p.Problems) > 0 {
+	if unreachable {
 		return p, nil
 	}
 	versions := map[string]string{}
@@ -365,6 +377,11 @@ func (p Plan) Print(w io.Writer) {
 // Apply makes the plan's changes, waits for new subscriptions to replicate
 // and prints the row counts of their tables on both sides.
 func (r *Runner) Apply(ctx context.Context) error {
+	if r.RDS.Parameters || r.RDS.Reboot {
+		if err := r.applyRDS(ctx); err != nil {
+			return err
+		}
+	}
 	p, err := r.Plan(ctx)
 	if err != nil {
 		return err

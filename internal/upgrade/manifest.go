@@ -29,6 +29,16 @@ type Manifest struct {
 	Subscriptions []SubDef `json:"subscriptions"`
 	// Slots are the replication slots found on the node before dropping.
 	Slots []SlotDef `json:"slots"`
+	// Snapshot is the RDS snapshot prepare --snapshot took before dropping.
+	Snapshot *SnapshotDef `json:"snapshot,omitempty"`
+}
+
+// SnapshotDef is an RDS DB snapshot.
+type SnapshotDef struct {
+	Instance   string `json:"instance"`
+	Region     string `json:"region"`
+	Identifier string `json:"identifier"`
+	Available  bool   `json:"available"`
 }
 
 // NodeDef is a pglogical node.

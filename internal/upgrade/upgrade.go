@@ -9,8 +9,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pglmon/pglmon/internal/awsclient"
 	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/probe"
+	"github.com/pglmon/pglmon/internal/rdsadmin"
 	"github.com/pglmon/pglmon/internal/verify"
 )
 
@@ -20,6 +22,9 @@ type Runner struct {
 	Out    io.Writer
 	// Timeout bounds each statement.
 	Timeout time.Duration
+	// Snapshot makes prepare take an RDS snapshot of the node (after writing
+	// the manifest, before dropping anything) and wait until it is available.
+	Snapshot SnapshotOptions
 	// stopAfterSubscriptions, in tests, stops prepare after dropping the
 	// subscriptions, as if it had been killed.
 	stopAfterSubscriptions bool
@@ -102,6 +107,10 @@ func (r *Runner) Prepare(ctx context.Context, node, manifestPath string) error {
 	if found && m.Node != node {
 		return fmt.Errorf("manifest %s belongs to node %s, not %s", manifestPath, m.Node, node)
 	}
+	n, _ := r.Config.Node(node)
+	if r.Snapshot.Take && n.RDS == nil {
+		return fmt.Errorf("--snapshot: node %s names no RDS instance (set rds.identifier); nothing was done", node)
+	}
 	if found {
 		r.say("Continuing from manifest %s (written %s).", manifestPath, m.Created.Format(time.RFC3339))
 	} else {
@@ -112,6 +121,11 @@ func (r *Runner) Prepare(ctx context.Context, node, manifestPath string) error {
 			return err
 		}
 		r.say("Wrote manifest %s: %d subscriptions, %d replication sets, %d slots.", manifestPath, len(m.Subscriptions), len(m.Sets), len(m.Slots))
+	}
+	if r.Snapshot.Take {
+		if err := r.snapshot(ctx, n, m, manifestPath); err != nil {
+			return err
+		}
 	}
 	r.warnWrites(ctx, m)
 	for _, s := range m.Subscriptions {
@@ -500,4 +514,44 @@ func (r *Runner) compare(ctx context.Context, m *Manifest) error {
 		return fmt.Errorf("%d tables differ; pglmon ran no resynchronisation", differ)
 	}
 	return nil
+}
+
+// SnapshotOptions configure prepare's RDS snapshot.
+type SnapshotOptions struct {
+	Take bool
+	// Timeout bounds the wait for the snapshot (default 4 hours).
+	Timeout time.Duration
+	// Poll is the interval between status reads (default 15 s).
+	Poll time.Duration
+	// AWS overrides SDK settings (tests shorten retry backoff).
+	AWS awsclient.Options
+}
+
+// snapshot takes (or, on a re-run, finds) the snapshot named in the
+// manifest, recording its name before creating it and its completion after.
+func (r *Runner) snapshot(ctx context.Context, n config.Node, m *Manifest, manifestPath string) error {
+	if m.Snapshot != nil && m.Snapshot.Available {
+		r.say("Snapshot %s of %s was taken by an earlier run.", m.Snapshot.Identifier, m.Snapshot.Instance)
+		return nil
+	}
+	if m.Snapshot == nil {
+		m.Snapshot = &SnapshotDef{Instance: n.RDS.Identifier, Region: r.Config.NodeRegion(n), Identifier: rdsadmin.SnapshotID(n.RDS.Identifier, m.Created)}
+		if err := m.Write(manifestPath); err != nil {
+			return err
+		}
+	}
+	api, err := awsclient.New(r.Config.AWS, r.Snapshot.AWS).RDS(ctx, m.Snapshot.Region)
+	if err != nil {
+		return err
+	}
+	timeout := r.Snapshot.Timeout
+	if timeout <= 0 {
+		timeout = 4 * time.Hour
+	}
+	c := &rdsadmin.Client{API: api, Poll: r.Snapshot.Poll, Out: r.Out}
+	if err := c.SnapshotAndWait(ctx, m.Snapshot.Instance, m.Snapshot.Identifier, timeout); err != nil {
+		return fmt.Errorf("%w; nothing was dropped", err)
+	}
+	m.Snapshot.Available = true
+	return m.Write(manifestPath)
 }
