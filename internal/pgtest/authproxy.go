@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"sync"
 	"testing"
 
@@ -40,7 +41,7 @@ func NewAuthProxy(t testing.TB, c *Cluster, check func(user, password string) er
 			if err != nil {
 				return
 			}
-			wg.Go(func() { p.serve(conn, fmt.Sprintf("%s:%d", c.Host, c.Port)) })
+			wg.Go(func() { p.serve(conn, net.JoinHostPort(c.Host, strconv.Itoa(c.Port))) })
 		}
 	})
 	return p

@@ -179,7 +179,10 @@ func ConnConfig(node config.Node, timeout time.Duration) (*pgx.ConnConfig, error
 		// pgx errors may quote the connection string; say only which node.
 		return nil, fmt.Errorf("node %s: invalid dsn: %s", node.Name, dsnErrorReason(err))
 	}
-	pw, err := node.ResolvePassword()
+	// AWS-held passwords may need a network call: bounded like the rest.
+	pctx, cancel := context.WithTimeout(context.Background(), max(timeout, 5*time.Second))
+	defer cancel()
+	pw, err := node.ResolvePasswordContext(pctx)
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/pgtest"
 )
 
@@ -50,7 +51,7 @@ func BenchmarkVerifyMillionRows(b *testing.B) {
 	if len(one.Tables[0].Keys) != 1 || one.Tables[0].Keys[0].Key != "765432" {
 		b.Fatalf("differing keys: %v", one.Tables[0].Keys)
 	}
-	full, fullBytes, diffs := exportAndCompare(b, p)
+	full, fullBytes, diffs := exportAndCompare(b, p.Provider.DSN(), p.Subscriber.DSN())
 	b.StopTimer()
 	fmt.Printf("full comparison (COPY both sides in key order, compare): %s, %d bytes fetched, %d differing lines\n", full.Round(time.Millisecond), fullBytes, diffs)
 	fmt.Printf("pglmon found the differing row %.1fx faster than the full comparison, fetching %.4f%% of its bytes\n",
@@ -60,11 +61,34 @@ func BenchmarkVerifyMillionRows(b *testing.B) {
 	b.ReportMetric(full.Seconds(), "full_compare_s")
 	b.ReportMetric(float64(one.BytesFetched), "one_diff_bytes")
 	b.ReportMetric(float64(fullBytes), "full_compare_bytes")
+
+	// Off loopback: pglmon usually runs on another host than the two servers
+	// (RDS), so every byte of the full comparison crosses a network.
+	for _, l := range []pgtest.Link{
+		{Name: "1 Gbit/s, 0.5 ms one way", Bandwidth: 125_000_000, Delay: 500 * time.Microsecond},
+		{Name: "100 Mbit/s, 0.5 ms one way", Bandwidth: 12_500_000, Delay: 500 * time.Microsecond},
+	} {
+		ph, pp := pgtest.NewLinkProxy(b, p.Provider.Cluster, l)
+		sh, sp := pgtest.NewLinkProxy(b, p.Subscriber.Cluster, l)
+		provDSN := fmt.Sprintf("host=%s port=%d dbname=%s user=postgres sslmode=disable", ph, pp, p.Provider.Name)
+		subDSN := fmt.Sprintf("host=%s port=%d dbname=%s user=postgres sslmode=disable", sh, sp, p.Subscriber.Name)
+		lcfg, err := config.Parse("link.yaml", []byte(fmt.Sprintf("nodes:\n  - name: provider\n    dsn: %q\n  - name: subscriber\n    dsn: %q\n", provDSN, subDSN)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		r := Run(ctx, lcfg, tg, Options{Mode: ModeChecksum, ChunkRows: 100000}, "")
+		if r.Error != "" || len(r.Tables[0].Keys) != 1 {
+			b.Fatalf("over %s: %s %v", l.Name, r.Error, r.Tables[0].Keys)
+		}
+		lfull, lbytes, _ := exportAndCompare(b, provDSN, subDSN)
+		fmt.Printf("link %s: pglmon found the differing row in %s (%d bytes); full comparison %s (%d bytes): %.1fx faster\n",
+			l.Name, r.Duration.Round(time.Millisecond), r.BytesFetched, lfull.Round(time.Millisecond), lbytes, lfull.Seconds()/r.Duration.Seconds())
+	}
 }
 
 // exportAndCompare copies the table out of both servers concurrently and
 // compares the streams line by line.
-func exportAndCompare(b *testing.B, p *pgtest.Pair) (time.Duration, int64, int) {
+func exportAndCompare(b *testing.B, provDSN, subDSN string) (time.Duration, int64, int) {
 	ctx := context.Background()
 	start := time.Now()
 	type export struct {
@@ -74,9 +98,9 @@ func exportAndCompare(b *testing.B, p *pgtest.Pair) (time.Duration, int64, int) 
 	}
 	var out [2]export
 	var wg sync.WaitGroup
-	for i, d := range []pgtest.DB{p.Provider, p.Subscriber} {
+	for i, dsn := range []string{provDSN, subDSN} {
 		wg.Go(func() {
-			conn, err := pgx.Connect(ctx, d.DSN())
+			conn, err := pgx.Connect(ctx, dsn)
 			if err != nil {
 				out[i].err = err
 				return
