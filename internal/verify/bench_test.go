@@ -67,6 +67,7 @@ func BenchmarkVerifyMillionRows(b *testing.B) {
 	for _, l := range []pgtest.Link{
 		{Name: "1 Gbit/s, 0.5 ms one way", Bandwidth: 125_000_000, Delay: 500 * time.Microsecond},
 		{Name: "100 Mbit/s, 0.5 ms one way", Bandwidth: 12_500_000, Delay: 500 * time.Microsecond},
+		{Name: "25 Mbit/s, 10 ms one way", Bandwidth: 3_125_000, Delay: 10 * time.Millisecond},
 	} {
 		ph, pp := pgtest.NewLinkProxy(b, p.Provider.Cluster, l)
 		sh, sp := pgtest.NewLinkProxy(b, p.Subscriber.Cluster, l)

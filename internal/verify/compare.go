@@ -379,10 +379,13 @@ func (c *Comparer) compareRange(ctx context.Context, t Table, lo, hi []string, k
 		c.unsettled += u
 		return d, n, err
 	}
-	// Split at the middle key of the side holding more rows.
+	// Split on the side holding more rows.
 	conn, provider := c.Provider, true
 	if sa.count > pa.count {
 		conn, provider = c.Subscriber, false
+	}
+	if len(t.Key) == 1 {
+		return c.splitRange(ctx, conn, provider, t, lo, hi, n)
 	}
 	mid, err := c.boundary(ctx, conn, t, lo, n/2, provider)
 	if err != nil {
@@ -593,3 +596,91 @@ func (c *Comparer) RowsChecked() int64 { return c.rowsChecked }
 
 // ErrNoTables is returned when a subscription replicates no table.
 var ErrNoTables = errors.New("no tables to compare")
+
+// fanout is how many sub-ranges a differing range of a single-column key is
+// split into per step: two round trips per step (boundaries, then every
+// sub-range's aggregate on both servers at once) instead of three per
+// halving, so a far-away server costs few round trips.
+const fanout = 16
+
+// splitRange splits [lo, hi) into up to fanout sub-ranges of about equal
+// size on conn's side, and compares those that differ.
+func (c *Comparer) splitRange(ctx context.Context, conn *pgx.Conn, provider bool, t Table, lo, hi []string, n int64) ([]KeyDiff, int64, error) {
+	bounds, err := c.boundaries(ctx, conn, t, lo, hi, (n+fanout-1)/fanout, provider)
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(bounds) == 0 {
+		d, u, err := c.settle(ctx, t, lo, hi)
+		c.unsettled += u
+		return d, n, err
+	}
+	var pa, sa []agg
+	var perr, serr error
+	var wg sync.WaitGroup
+	wg.Go(func() { pa, perr = c.bucketAggregates(ctx, c.Provider, t, lo, hi, bounds, true) })
+	sa, serr = c.bucketAggregates(ctx, c.Subscriber, t, lo, hi, bounds, false)
+	wg.Wait()
+	if err := errors.Join(perr, serr); err != nil {
+		return nil, 0, err
+	}
+	var out []KeyDiff
+	for i := range len(bounds) + 1 {
+		if pa[i] == sa[i] {
+			continue
+		}
+		blo, bhi := lo, hi
+		if i > 0 {
+			blo = []string{bounds[i-1]}
+		}
+		if i < len(bounds) {
+			bhi = []string{bounds[i]}
+		}
+		d, _, err := c.compareRange(ctx, t, blo, bhi, &[2]agg{pa[i], sa[i]})
+		if err != nil {
+			return nil, 0, err
+		}
+		out = append(out, d...)
+	}
+	return out, n, nil
+}
+
+// boundaries returns every step-th key of [lo, hi) after the first, in key
+// order: the lower bounds of all sub-ranges but the first.
+func (c *Comparer) boundaries(ctx context.Context, conn *pgx.Conn, t Table, lo, hi []string, step int64, provider bool) ([]string, error) {
+	where, args := t.where(lo, hi, provider)
+	args = append(args, step)
+	k := t.keyList()
+	rows, err := conn.Query(ctx, fmt.Sprintf(`SELECT pglmon_k FROM (SELECT %s::text AS pglmon_k, %s AS pglmon_key, row_number() OVER (ORDER BY %s) AS pglmon_rn FROM %s%s) s
+		WHERE pglmon_rn > 1 AND (pglmon_rn - 1) %% $%d = 0 ORDER BY pglmon_key`, k, k, k, t.ident(), where, len(args)), args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// bucketAggregates returns the count and hash sum of each sub-range of
+// [lo, hi) cut at bounds (len(bounds)+1 of them), in one statement.
+func (c *Comparer) bucketAggregates(ctx context.Context, conn *pgx.Conn, t Table, lo, hi, bounds []string, provider bool) ([]agg, error) {
+	where, args := t.where(lo, hi, provider)
+	args = append(args, bounds)
+	rows, err := conn.Query(ctx, fmt.Sprintf("SELECT width_bucket(%s, $%d::text[]::%s[]) AS b, count(*), coalesce(sum(%s), 0)::text FROM %s%s GROUP BY b",
+		t.keyList(), len(args), t.KeyTypes[0], t.rowHash(), t.ident(), where), args...)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]agg, len(bounds)+1)
+	for i := range out {
+		out[i].sum = "0"
+	}
+	var b int
+	var a agg
+	_, err = pgx.ForEachRow(rows, []any{&b, &a.count, &a.sum}, func() error {
+		if b < 0 || b >= len(out) {
+			return fmt.Errorf("bucket %d out of range", b)
+		}
+		out[b] = a
+		return nil
+	})
+	return out, err
+}
