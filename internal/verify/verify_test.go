@@ -153,3 +153,37 @@ func TestTableFilterAndNoPrimaryKey(t *testing.T) {
 		t.Error("unknown subscription: no error")
 	}
 }
+
+// An integer key walked by value: gaps, negative keys, a far-away key, and
+// rows only the subscriber has below the provider's first key and above its last.
+func TestChecksumSparseIntegerKeys(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 3000})
+	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 VALUES (-7, 'neg', 1), (1000000000000, 'far', 1), (5000000000000, 'farther', 1)"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := p.WaitConverged(ctx, "items_0", 30*time.Second); err != nil || n != 3003 {
+		t.Fatalf("%d rows, %v", n, err)
+	}
+	for _, sql := range []string{
+		"INSERT INTO items_0 VALUES (-100, 'below', 1), (9000000000000000, 'above', 1)",
+		"DELETE FROM items_0 WHERE id IN (2500, 1000000000000)",
+	} {
+		if err := p.Subscriber.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := testConfig(t, p)
+	r := Run(ctx, cfg, targets(t, cfg, p.Sub())[0], Options{Mode: ModeChecksum, ChunkRows: 500, LeafRows: 16}, "")
+	if r.Error != "" || len(r.Tables) != 1 || r.Tables[0].Error != "" {
+		t.Fatalf("%+v", r)
+	}
+	want := []KeyDiff{{"-100", Extra}, {"2500", Missing}, {"1000000000000", Missing}, {"9000000000000000", Extra}}
+	if got := r.Tables[0].Keys; !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	if got := r.Tables[0].RowsCompared; got < 3003 {
+		t.Errorf("compared %d rows", got)
+	}
+}
