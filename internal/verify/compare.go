@@ -495,8 +495,12 @@ func (c *Comparer) providerLeafAt(ctx context.Context, t Table, lo, hi []string)
 	if err != nil {
 		return nil, "", err
 	}
+	// The insert position, not pg_current_wal_lsn (the write position): with
+	// synchronous_commit = off a transaction is visible before its commit
+	// record is written, and waiting for the write position would let the
+	// subscriber be read before it applied a change the snapshot saw.
 	var lsn string
-	if err := tx.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&lsn); err != nil {
+	if err := tx.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&lsn); err != nil {
 		return nil, "", err
 	}
 	return rows, lsn, tx.Commit(ctx)
@@ -529,7 +533,7 @@ func (c *Comparer) count(ctx context.Context, t Table, r *TableResult) error {
 		var lsn string
 		err = tx.QueryRow(ctx, "SELECT count(*) FROM "+t.ident()+where, args...).Scan(&p1)
 		if err == nil {
-			err = tx.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&lsn)
+			err = tx.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&lsn)
 		}
 		tx.Rollback(context.WithoutCancel(ctx))
 		if err != nil {
