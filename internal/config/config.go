@@ -511,6 +511,9 @@ func (c *Config) validate() Errors {
 			if p.RDSIAM && c.NodeRegion(n) == "" {
 				add(c.errorAt(f+".password.rds_iam", "no region for the IAM token: set rds.region or aws.region"))
 			}
+			if p.RDSIAM && sslDisabledRE.MatchString(n.DSN) {
+				add(c.errorAt(f+".dsn", "RDS IAM authentication needs SSL: remove sslmode=disable (use sslmode=verify-full with the RDS CA bundle)"))
+			}
 		}
 		if r := n.RDS; r != nil {
 			if r.Identifier == "" {
@@ -655,6 +658,8 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+var sslDisabledRE = regexp.MustCompile(`(^|\s|[?&])sslmode\s*=\s*'?disable\b`)
 
 var kvPasswordRE = regexp.MustCompile(`(^|\s)password\s*=`)
 

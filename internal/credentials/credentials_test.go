@@ -237,7 +237,7 @@ func TestIAMTokenFreshPerConnection(t *testing.T) {
   - name: db1
     dsn: %s
     password: {rds_iam: true}
-`, px.DSN("postgres")))
+`, strings.Replace(px.DSN("postgres"), "sslmode=disable", "sslmode=prefer", 1)))
 	prov := Attach(cfg, awsclient.Options{})
 	creds := &countingCreds{CredentialsProvider: credentials.NewStaticCredentialsProvider(awstest.AccessKeyID, awstest.SecretAccessKey, "")}
 	prov.Signer = creds
