@@ -367,6 +367,9 @@ func (r *Runner) withPassword(dsn string, removed bool, node string) (string, er
 		return dsn, nil
 	}
 	n, _ := r.Config.Node(node)
+	if n.Password != nil && n.Password.RDSIAM {
+		return "", fmt.Errorf("the recorded connection string to %s held a password, and node %s uses rds_iam: pglogical would keep a token that expires in 15 minutes; configure a password pglogical can keep (env, file or secrets_manager) for restore", node, node)
+	}
 	pw, err := n.ResolvePassword()
 	if err != nil || pw == "" {
 		return "", fmt.Errorf("the recorded connection string to %s held a password, which the manifest does not keep; configure password: for node %s", node, node)
