@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/rds"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
 
 	"github.com/pglmon/pglmon/internal/config"
 )
@@ -53,6 +55,8 @@ func (f *Factory) Config(ctx context.Context, region string) (aws.Config, error)
 	}
 	opts := []func(*awsconfig.LoadOptions) error{
 		awsconfig.WithRegion(region),
+		// The SDK would print its own warnings to stderr; errors reach the caller.
+		awsconfig.WithLogger(logging.Nop{}),
 		awsconfig.WithRetryer(func() aws.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
 				o.MaxAttempts = attempts
@@ -115,10 +119,14 @@ func Explain(what string, err error) error {
 		}
 		return &Error{Msg: msg, Code: api.ErrorCode(), err: err}
 	}
-	if gaveUp {
-		return &Error{Msg: fmt.Sprintf("%s: failed after %d attempts: %v", what, maxErr.Attempt, errors.Unwrap(maxErr)), err: err}
+	hint := ""
+	if strings.Contains(err.Error(), "failed to refresh cached credentials") || strings.Contains(err.Error(), "get credentials") {
+		hint = " (no AWS credentials found: set aws.profile, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, web identity, or give the host an instance or task role)"
 	}
-	return &Error{Msg: fmt.Sprintf("%s: %v", what, err), err: err}
+	if gaveUp {
+		return &Error{Msg: fmt.Sprintf("%s: failed after %d attempts: %v%s", what, maxErr.Attempt, errors.Unwrap(maxErr), hint), err: err}
+	}
+	return &Error{Msg: fmt.Sprintf("%s: %v%s", what, err, hint), err: err}
 }
 
 // Error is an explained AWS error.

@@ -18,6 +18,8 @@ func TestExplain(t *testing.T) {
 		{&retry.MaxAttemptsError{Attempt: 5, Err: api}, "RDS instance db1: Throttling: Rate exceeded (still failing after 5 attempts; try again later or raise aws.max_attempts)"},
 		{&retry.MaxAttemptsError{Attempt: 3, Err: errors.New("dial tcp: connection refused")}, "RDS instance db1: failed after 3 attempts: dial tcp: connection refused"},
 		{errors.New("no EC2 IMDS role found"), "RDS instance db1: no EC2 IMDS role found"},
+		{errors.New("get identity: get credentials: failed to refresh cached credentials, no EC2 IMDS role found"),
+			"RDS instance db1: get identity: get credentials: failed to refresh cached credentials, no EC2 IMDS role found (no AWS credentials found: set aws.profile, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, web identity, or give the host an instance or task role)"},
 	} {
 		got := Explain("RDS instance db1", tc.err)
 		if got.Error() != tc.want {
