@@ -42,6 +42,8 @@ type Change struct {
 type Plan struct {
 	Problems []Problem
 	Changes  []Change
+	// Warnings are printed with the changes; they do not stop apply.
+	Warnings []string
 }
 
 // Runner plans and applies the topology.
@@ -155,7 +157,17 @@ func (r *Runner) Plan(ctx context.Context) (Plan, error) {
 	if len(p.Problems) > 0 {
 		return p, nil
 	}
-	return p, r.changes(ctx, conns, tables, &p)
+	if err := r.changes(ctx, conns, tables, &p); err != nil {
+		return p, err
+	}
+	warned := map[string]bool{}
+	for _, c := range p.Changes {
+		if n := c.dsnNode; n != nil && n.Password != nil && n.Password.SecretsManager != nil && !warned[n.Name] {
+			warned[n.Name] = true
+			p.Warnings = append(p.Warnings, fmt.Sprintf("node %s: pglogical keeps the password from Secrets Manager in its connection string; when the secret rotates, replication from %s stops with \"password authentication failed\" until the interface is updated (pglogical.alter_node_add_interface, then alter_subscription_interface). Prefer a replication user whose password does not rotate", n.Name, n.Name))
+		}
+	}
+	return p, nil
 }
 
 const settingsQuery = `SELECT current_setting('wal_level'), current_setting('shared_preload_libraries'),
@@ -371,6 +383,9 @@ func (p Plan) Print(w io.Writer) {
 	fmt.Fprintln(w, "Changes:")
 	for i, c := range p.Changes {
 		fmt.Fprintf(w, "  %d. on %s: %s\n", i+1, c.Node, c.What)
+	}
+	for _, warn := range p.Warnings {
+		fmt.Fprintf(w, "Warning: %s\n", warn)
 	}
 }
 
