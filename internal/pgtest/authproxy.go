@@ -33,17 +33,7 @@ func NewAuthProxy(t testing.TB, c *Cluster, check func(user, password string) er
 		t.Fatal(err)
 	}
 	p := &AuthProxy{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, check: check}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Go(func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() { p.serve(conn, net.JoinHostPort(c.Host, strconv.Itoa(c.Port))) })
-		}
-	})
+	serveConns(t, ln, func(conn net.Conn) { p.serve(conn, net.JoinHostPort(c.Host, strconv.Itoa(c.Port))) })
 	return p
 }
 
@@ -127,4 +117,41 @@ func (p *AuthProxy) serve(client net.Conn, upstream string) {
 	go func() { _, _ = io.Copy(server, client); done <- struct{}{} }()
 	go func() { _, _ = io.Copy(client, server); done <- struct{}{} }()
 	<-done
+}
+
+// serveConns accepts connections on ln and serves each in a goroutine until
+// the test ends; then it closes the listener and every open connection
+// (pglogical keeps its own connections open) and waits for the goroutines.
+func serveConns(t testing.TB, ln net.Listener, serve func(net.Conn)) {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	open := map[net.Conn]bool{}
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for c := range open {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			open[conn] = true
+			mu.Unlock()
+			wg.Go(func() {
+				defer func() {
+					mu.Lock()
+					delete(open, conn)
+					mu.Unlock()
+				}()
+				serve(conn)
+			})
+		}
+	})
 }

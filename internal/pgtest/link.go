@@ -4,7 +4,6 @@ import (
 	"io"
 	"net"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 )
@@ -26,27 +25,17 @@ func NewLinkProxy(t testing.TB, c *Cluster, l Link) (host string, port int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Go(func() {
-		for {
-			client, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer client.Close()
-				server, err := net.Dial("tcp", net.JoinHostPort(c.Host, strconv.Itoa(c.Port)))
-				if err != nil {
-					return
-				}
-				defer server.Close()
-				done := make(chan struct{}, 2)
-				go func() { l.pipe(server, client); done <- struct{}{} }()
-				go func() { l.pipe(client, server); done <- struct{}{} }()
-				<-done
-			})
+	serveConns(t, ln, func(client net.Conn) {
+		defer client.Close()
+		server, err := net.Dial("tcp", net.JoinHostPort(c.Host, strconv.Itoa(c.Port)))
+		if err != nil {
+			return
 		}
+		defer server.Close()
+		done := make(chan struct{}, 2)
+		go func() { l.pipe(server, client); done <- struct{}{} }()
+		go func() { l.pipe(client, server); done <- struct{}{} }()
+		<-done
 	})
 	return "127.0.0.1", ln.Addr().(*net.TCPAddr).Port
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/pglmon/pglmon/internal/awsclient"
 	"github.com/pglmon/pglmon/internal/awstest"
 	"github.com/pglmon/pglmon/internal/config"
+	"github.com/pglmon/pglmon/internal/credentials"
 	"github.com/pglmon/pglmon/internal/pgtest"
 	"github.com/pglmon/pglmon/internal/rdsadmin"
 )
@@ -179,5 +180,69 @@ func TestRDSUnknownInstanceReported(t *testing.T) {
 	if !strings.Contains(out.String(), "provider: cannot read RDS instance prov-db: RDS instance prov-db: DBInstanceNotFound: DBInstance prov-db not found.") ||
 		strings.Contains(out.String(), "sub-db") {
 		t.Errorf("plan:\n%s", out.String())
+	}
+}
+
+// A provider whose password is in Secrets Manager and whose server asks for
+// it: pglmon connects with it, pglogical is given it (and uses it to
+// replicate), and it is never printed.
+func TestSetupWithSecretsManagerPassword(t *testing.T) {
+	ctx := context.Background()
+	srv := awstest.New(t, "eu-west-1")
+	a := srv.Env(t)
+	const pw = "Repl1cation-Secret'with\\quote"
+	srv.SetSecret("rds!prov", `{"username":"postgres","password":"Repl1cation-Secret'with\\quote"}`)
+	prov, sub := pgtest.Shared(t)
+	p, s := freshDBs(t, prov, sub, ddl+"INSERT INTO orders SELECT g, g FROM generate_series(1, 20) g;", ddl)
+	px := pgtest.NewAuthProxy(t, prov, func(_, got string) error {
+		if got != pw {
+			return fmt.Errorf("wrong password")
+		}
+		return nil
+	})
+	cfg, err := config.Parse("setup.yaml", []byte(a.YAML()+fmt.Sprintf(`nodes:
+  - name: provider
+    dsn: %q
+    pglogical_name: prov_%s
+    password: {secrets_manager: {secret_id: "rds!prov"}}
+  - name: subscriber
+    dsn: %q
+    pglogical_name: sub_%s
+replication_sets:
+  - name: app
+    node: provider
+    tables: [public.orders]
+subscriptions:
+  - name: app_sub
+    subscriber: subscriber
+    provider: provider
+    replication_sets: [app]
+`, px.DSN(p.Name), p.Name, s.DSN(), s.Name)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	credentials.Attach(cfg, awsclient.Options{RetryMaxBackoff: time.Millisecond})
+	// Before the proxy goes: stop pglogical connecting through it.
+	t.Cleanup(func() { _ = s.Exec(context.Background(), "SELECT pglogical.drop_subscription('app_sub', true)") })
+	var out bytes.Buffer
+	r := &Runner{Config: cfg, Out: &out, Wait: time.Minute}
+	if err := r.Apply(ctx); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	for _, want := range []string{"Warning: node provider: pglogical keeps the password from Secrets Manager", "public.orders: 20 rows on provider, 20 on subscriber"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "Repl1cation") {
+		t.Errorf("the password was printed:\n%s", out.String())
+	}
+	// pglogical itself authenticated through the proxy with the secret.
+	if err := p.Exec(ctx, "INSERT INTO orders VALUES (21, 21)"); err != nil {
+		t.Fatal(err)
+	}
+	pair := &pgtest.Pair{Provider: p, Subscriber: s}
+	if n, err := pair.WaitConverged(ctx, "orders", 30*time.Second); err != nil || n != 21 {
+		t.Fatalf("replication through the password-asking provider: %d rows, %v", n, err)
 	}
 }
