@@ -137,6 +137,28 @@ func (s *Server) Param(group, name string) string {
 	return s.groups[group][name]
 }
 
+// SetParam changes a parameter as a person would in the console: the
+// instances using the group become pending-reboot.
+func (s *Server) SetParam(group, name, value string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.groups[group][name] = value
+	for _, in := range s.instances {
+		if in.ParameterGroup == group {
+			in.ApplyStatus = "pending-reboot"
+		}
+	}
+}
+
+// Reboot reboots an instance as a person would (counted as a RebootDBInstance call).
+func (s *Server) Reboot(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = append(s.calls, "RebootDBInstance")
+	in := s.instances[id]
+	in.Status, in.rebootPolls = "rebooting", s.RebootPolls
+}
+
 // Instance returns a copy of an instance.
 func (s *Server) Instance(id string) Instance {
 	s.mu.Lock()

@@ -71,6 +71,9 @@ type AWS struct {
 	MaxAttempts int `yaml:"max_attempts"`
 	// Endpoints override service endpoints (VPC endpoints, local test servers).
 	Endpoints AWSEndpoints `yaml:"endpoints"`
+	// RDSCheckEvery is how often the daemon reads the parameter groups of
+	// nodes with rds: (0 turns it off); default 15m.
+	RDSCheckEvery Duration `yaml:"rds_check_every"`
 }
 
 // AWSEndpoints are service endpoint URLs.
@@ -273,7 +276,7 @@ func Default() *Config {
 			VerifyTimeout:      Duration(60 * time.Second),
 		},
 		Log:    Log{Level: "info"},
-		AWS:    AWS{MaxAttempts: 5},
+		AWS:    AWS{MaxAttempts: 5, RDSCheckEvery: Duration(15 * time.Minute)},
 		Slack:  Slack{APIURL: "https://slack.com/api/", Mode: "http"},
 		Verify: Verify{Mode: "checksum", ChunkRows: 100000, StatementTimeout: Duration(30 * time.Second), MaxKeys: 100},
 	}

@@ -130,7 +130,7 @@ func BenchmarkTimeToReplicating(b *testing.B) {
 		if err := p.LoseOriginNow(ctx, p.Sub()); err != nil {
 			b.Fatal(err)
 		}
-		if err := p.WaitStatus(ctx, p.Sub(), "down", 10*time.Second); err != nil {
+		if err := r.waitRepair(b, "recreate-origin", 20*time.Second); err != nil {
 			b.Fatal(err)
 		}
 		if err := p.WaitStatus(ctx, p.Sub(), "replicating", 60*time.Second); err != nil {

@@ -76,6 +76,7 @@ type Daemon struct {
 	srv      *http.Server
 	repairer *autoRepairer
 	verifier verifier
+	rds      rdsWatcher
 	slack    *pslack.Notifier
 	buttons  *pslack.Interactions
 	botToken config.Secret
@@ -268,6 +269,8 @@ func (d *Daemon) cycle(ctx context.Context) {
 	d.logNodes(snaps)
 	d.verifier.maybeRun(ctx, d, snaps, &d.bg)
 	d.verifier.annotate(&r)
+	d.rds.maybeRun(ctx, d, &d.bg)
+	d.rds.annotate(&r)
 	d.repairer.consider(ctx, &r)
 	d.logTransitions(r)
 	d.metrics.Observe(r, snaps)

@@ -389,3 +389,17 @@ func TestDaemonScheduledVerification(t *testing.T) {
 	r.waitMetric(t, `pglmon_table_divergent_rows\{`, true, 20*time.Second)
 	r.waitMetric(t, `code="data_divergence"`, true, 5*time.Second)
 }
+
+// waitRepair polls the audit log until a repair with remedy finished successfully.
+func (r *running) waitRepair(t testing.TB, remedy string, timeout time.Duration) error {
+	t.Helper()
+	return pgtest.Poll(context.Background(), timeout, func() bool {
+		entries, _ := repair.Entries(r.audit)
+		for _, e := range entries {
+			if e.Phase == "finished" && e.Remedy == remedy && e.Outcome == repair.ResultSuccess {
+				return true
+			}
+		}
+		return false
+	})
+}

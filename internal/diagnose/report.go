@@ -75,6 +75,9 @@ const (
 	CodeProviderNotConfigured = "provider_not_configured"
 	CodeRepairFailed          = "repair_failed"
 	CodeDataDivergence        = "data_divergence"
+	// RDS parameter group findings (daemon, nodes with rds:).
+	CodeRDSParametersMissing = "rds_parameters_missing"
+	CodeRDSPendingReboot     = "rds_pending_reboot"
 )
 
 // Remedy names. Only RemedyRestart, RemedyRecreateOrigin and RemedyEnable may

@@ -1,0 +1,105 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pglmon/pglmon/internal/awsclient"
+	"github.com/pglmon/pglmon/internal/config"
+	"github.com/pglmon/pglmon/internal/diagnose"
+	"github.com/pglmon/pglmon/internal/rdsadmin"
+)
+
+// rdsWatcher reads the DB parameter group of every node with rds: on a
+// schedule. A group that lost pglogical (or logical replication) does not
+// hurt until the next reboot, a maintenance window or a failover, and then
+// stops replication: it becomes a warning long before that.
+type rdsWatcher struct {
+	mu      sync.Mutex
+	checks  map[string]rdsadmin.Check
+	errs    map[string]string
+	last    time.Time
+	running bool
+}
+
+func (w *rdsWatcher) maybeRun(ctx context.Context, d *Daemon, wg *sync.WaitGroup) {
+	cfg := d.cfg.Load()
+	every := cfg.AWS.RDSCheckEvery.D()
+	var nodes []config.Node
+	for _, n := range cfg.Nodes {
+		if n.RDS != nil {
+			nodes = append(nodes, n)
+		}
+	}
+	w.mu.Lock()
+	due := every > 0 && len(nodes) > 0 && !w.running && time.Since(w.last) >= every
+	if due {
+		w.running = true
+	}
+	w.mu.Unlock()
+	if due {
+		wg.Go(func() { w.run(ctx, d, cfg, nodes) })
+	}
+}
+
+func (w *rdsWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nodes []config.Node) {
+	f := awsclient.New(cfg.AWS, awsclient.Options{})
+	checks, errs := map[string]rdsadmin.Check{}, map[string]string{}
+	for _, n := range nodes {
+		cctx, cancel := context.WithTimeout(ctx, time.Minute)
+		api, err := f.RDS(cctx, cfg.NodeRegion(n))
+		var ch rdsadmin.Check
+		if err == nil {
+			ch, err = (&rdsadmin.Client{API: api}).CheckParameters(cctx, n.RDS.Identifier)
+		}
+		cancel()
+		if err != nil {
+			errs[n.Name] = err.Error()
+			continue
+		}
+		checks[n.Name] = ch
+	}
+	w.mu.Lock()
+	for node, e := range errs {
+		if w.errs[node] != e {
+			d.log.Warn("cannot read the RDS parameter group", keyNode, node, keyError, e)
+		}
+	}
+	w.checks, w.errs, w.last, w.running = checks, errs, time.Now(), false
+	w.mu.Unlock()
+}
+
+// annotate adds the parameter group findings to their nodes.
+func (w *rdsWatcher) annotate(r *diagnose.Report) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i := range r.Nodes {
+		n := &r.Nodes[i]
+		ch, ok := w.checks[n.Name]
+		if !ok {
+			continue
+		}
+		in := ch.Instance
+		if len(ch.Changes) > 0 {
+			var what []string
+			if _, ok := ch.Changes[rdsadmin.ParamPreload]; ok {
+				what = append(what, fmt.Sprintf("shared_preload_libraries = %q lacks pglogical", ch.Preload))
+			}
+			if _, ok := ch.Changes[rdsadmin.ParamLogical]; ok {
+				what = append(what, fmt.Sprintf("rds.logical_replication = %q", ch.Logical))
+			}
+			n.Findings = append(n.Findings, diagnose.Finding{Code: diagnose.CodeRDSParametersMissing, Severity: diagnose.Warning, Human: true,
+				Message: fmt.Sprintf("RDS instance %s, parameter group %s: %s; replication stops at the next reboot (maintenance, failover). Fix: %s",
+					in.Identifier, in.ParameterGroup, strings.Join(what, ", "), ch.Fix())})
+			r.Health = diagnose.Worst(r.Health, diagnose.Warning)
+		}
+		if ch.PendingReboot() {
+			n.Findings = append(n.Findings, diagnose.Finding{Code: diagnose.CodeRDSPendingReboot, Severity: diagnose.Warning, Human: true,
+				Message: fmt.Sprintf("RDS instance %s: parameter group %s has changes that apply only at the next reboot; check them before a maintenance window reboots it", in.Identifier, in.ParameterGroup)})
+			r.Health = diagnose.Worst(r.Health, diagnose.Warning)
+		}
+	}
+}
