@@ -159,16 +159,6 @@ func (c *Config) UseExternalSecrets(x ExternalSecrets) {
 	}
 }
 
-// NeedsAWS reports whether any node uses RDS or AWS-held passwords.
-func (c *Config) NeedsAWS() bool {
-	for _, n := range c.Nodes {
-		if n.RDS != nil || n.Password.IsExternal() {
-			return true
-		}
-	}
-	return false
-}
-
 // ForgetPassword drops a cached AWS-held password after an authentication failure.
 func (n Node) ForgetPassword() {
 	if n.Password.IsExternal() && n.Password.external != nil {

@@ -174,8 +174,8 @@ nodes:
 	if got := cfg.NodeRegion(b); got != "us-east-1" {
 		t.Errorf("node region of b falls back to aws.region: %s", got)
 	}
-	if !cfg.NeedsAWS() || cfg.AWS.MaxAttempts != 5 {
-		t.Errorf("NeedsAWS %v, max_attempts %d", cfg.NeedsAWS(), cfg.AWS.MaxAttempts)
+	if cfg.AWS.MaxAttempts != 5 || cfg.AWS.RDSCheckEvery.D() != 15*time.Minute {
+		t.Errorf("aws defaults: max_attempts %d, rds_check_every %s", cfg.AWS.MaxAttempts, cfg.AWS.RDSCheckEvery.D())
 	}
 	if _, err := b.ResolvePassword(); err == nil || !strings.Contains(err.Error(), "node b: the password is held in AWS") {
 		t.Errorf("without AWS support attached: %v", err)

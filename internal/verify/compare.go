@@ -164,6 +164,11 @@ func quoteAll(names []string) []string {
 	return out
 }
 
+// intKey reports whether the primary key is one integer column, walked by value.
+func (t Table) intKey() bool {
+	return len(t.Key) == 1 && slices.Contains([]string{"bigint", "integer", "smallint"}, t.KeyTypes[0])
+}
+
 func (t Table) keyList() string { return strings.Join(quoteAll(t.Key), ", ") }
 
 // keyTexts selects the key columns as text under other names: an output
@@ -344,7 +349,7 @@ func (c *Comparer) checksum(ctx context.Context, t Table, r *TableResult) error 
 		}
 		defer conn.Exec(context.WithoutCancel(ctx), "RESET enable_seqscan")
 	}
-	if len(t.Key) == 1 && slices.Contains([]string{"bigint", "integer", "smallint"}, t.KeyTypes[0]) {
+	if t.intKey() {
 		return c.checksumByValue(ctx, t, r)
 	}
 	var lo []string
@@ -785,7 +790,7 @@ func (c *Comparer) checksumByValue(ctx context.Context, t Table, r *TableResult)
 // key width, with no statement; nil when the key is not an integer or the
 // range is open or narrow.
 func valueCuts(t Table, lo, hi []string) []string {
-	if lo == nil || hi == nil || !slices.Contains([]string{"bigint", "integer", "smallint"}, t.KeyTypes[0]) {
+	if lo == nil || hi == nil || !t.intKey() {
 		return nil
 	}
 	a, err1 := strconv.ParseInt(lo[0], 10, 64)
