@@ -99,6 +99,27 @@ func (s *Server) arn(name string) string {
 	return "arn:aws:secretsmanager:" + s.Region + ":123456789012:secret:" + name
 }
 
+type injection int
+
+const (
+	none injection = iota
+	throttled
+	failed
+)
+
+// injected consumes one queued throttling or failure for action (s.mu held).
+func (s *Server) injected(action string) injection {
+	switch {
+	case s.throttle > 0:
+		s.throttle--
+		return throttled
+	case s.fail[action] > 0:
+		s.fail[action]--
+		return failed
+	}
+	return none
+}
+
 // Throttle makes the next n requests fail with the service's throttling error.
 func (s *Server) Throttle(n int) { s.mu.Lock(); s.throttle = n; s.mu.Unlock() }
 
@@ -242,13 +263,11 @@ func (s *Server) serveRDS(w http.ResponseWriter, r *http.Request, f url.Values) 
 		writeRDSError(w, 400, "InvalidParameterValue", "unsupported API version "+f.Get("Version"))
 		return
 	}
-	if s.throttle > 0 {
-		s.throttle--
+	switch s.injected(action) {
+	case throttled:
 		writeRDSError(w, 400, "Throttling", "Rate exceeded")
 		return
-	}
-	if s.fail[action] > 0 {
-		s.fail[action]--
+	case failed:
 		writeRDSError(w, 500, "InternalFailure", "An internal error occurred.")
 		return
 	}
@@ -406,13 +425,11 @@ func (s *Server) serveSecrets(w http.ResponseWriter, r *http.Request, target str
 		writeJSONError(w, 400, "SerializationException", "wrong content type")
 		return
 	}
-	if s.throttle > 0 {
-		s.throttle--
+	switch s.injected(action) {
+	case throttled:
 		writeJSONError(w, 400, "ThrottlingException", "Rate exceeded")
 		return
-	}
-	if s.fail[action] > 0 {
-		s.fail[action]--
+	case failed:
 		writeJSONError(w, 500, "InternalServiceError", "An error occurred on the server side.")
 		return
 	}
