@@ -41,6 +41,23 @@ var healthEmoji = map[diagnose.Health]string{
 	diagnose.Critical: ":red_circle:", diagnose.Unknown: ":white_circle:",
 }
 
+// nodeBlocks renders a node's incident: its findings and what to do; no
+// buttons (a node finding's remedy is always a person's).
+func nodeBlocks(nd diagnose.Node, in *incident) []slack.Block {
+	title := fmt.Sprintf("%s pglmon node *%s* is *%s*", healthEmoji[in.health], nd.Name, strings.ToUpper(string(in.health)))
+	if in.health == diagnose.OK {
+		title = fmt.Sprintf("%s pglmon node *%s* recovered after %s", healthEmoji[in.health], nd.Name, time.Since(in.since).Round(time.Second))
+	}
+	blocks := []slack.Block{slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, title, false, false), nil, nil)}
+	for _, f := range nd.Findings {
+		text := fmt.Sprintf("*%s* (%s): %s", f.Code, f.Severity, f.Message)
+		blocks = append(blocks, slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, truncate(text, 2900), false, false), nil, nil))
+	}
+	blocks = append(blocks, slack.NewContextBlock("", slack.NewTextBlockObject(slack.MarkdownType,
+		fmt.Sprintf("Since %s · the daemon's /api/v1/status lists the node's findings", in.since.UTC().Format(time.RFC3339)), false, false)))
+	return blocks
+}
+
 // incidentBlocks renders an incident. policy decides which remedies get a button.
 func incidentBlocks(s diagnose.Subscription, in *incident, policy map[string]string, outcome string) []slack.Block {
 	title := fmt.Sprintf("%s pglogical subscription *%s* on *%s* is *%s*", healthEmoji[s.Health], s.Name, s.Subscriber, strings.ToUpper(string(s.Health)))

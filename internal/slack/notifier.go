@@ -33,6 +33,7 @@ type incident struct {
 	pending   time.Time // a quiet warning not yet posted
 	snoozed   time.Time
 	last      diagnose.Subscription
+	node      *diagnose.Node // set for a node's incident instead of last
 	outcome   string
 }
 
@@ -81,61 +82,86 @@ func (n *Notifier) Observe(r diagnose.Report) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, s := range r.Subscriptions {
-		k := key(s.Subscriber, s.Name)
-		in := n.incidents[k]
-		codes := findingCodes(s)
-		if s.Health == diagnose.OK {
-			if in == nil || !in.recovered.IsZero() {
-				continue
+		n.observe(now, key(s.Subscriber, s.Name), s.Health, findingCodes(s.Findings), func(in *incident) { in.last = s })
+	}
+	// Node findings (an orphan slot, an RDS parameter group that lost
+	// pglogical) get their own incident. An unreachable node is told through
+	// the subscriptions it serves.
+	for _, nd := range r.Nodes {
+		var fs []diagnose.Finding
+		health := diagnose.OK
+		for _, f := range nd.Findings {
+			if f.Code != diagnose.CodeNodeUnreachable {
+				fs = append(fs, f)
+				health = diagnose.Worst(health, f.Severity)
 			}
-			if !in.pending.IsZero() { // a quiet warning that was never queued: nothing to tell
-				delete(n.incidents, k)
-				continue
-			}
-			in.recovered, in.health, in.last = now, s.Health, s
-			n.enqueue(job{key: k})
-			n.enqueue(job{key: k, reply: fmt.Sprintf(":large_green_circle: recovered after %s", now.Sub(in.since).Round(time.Second))})
-			continue
 		}
-		switch {
-		case in == nil || (!in.recovered.IsZero() && now.Sub(in.recovered) > n.flapWindow):
-			in = &incident{since: now, health: s.Health, codes: codes, last: s}
-			n.incidents[k] = in
-			if s.Health == diagnose.Warning && n.quiet > 0 {
-				in.pending = now
-				continue
-			}
-			n.enqueue(job{key: k})
-		case !in.recovered.IsZero(): // broke again soon after recovering: same message, a counter
-			in.recovered, in.flaps, in.health, in.codes, in.last = time.Time{}, in.flaps+1, s.Health, codes, s
-			n.enqueue(job{key: k})
-			n.enqueue(job{key: k, reply: fmt.Sprintf("%s broke again (%d times): %s", healthEmoji[s.Health], in.flaps, codes)})
-		default:
-			changed := in.health != s.Health || in.codes != codes
-			escalated := s.Health == diagnose.Critical && in.health != diagnose.Critical
-			in.health, in.codes, in.last = s.Health, codes, s
-			if !in.pending.IsZero() {
-				if escalated || now.Sub(in.pending) >= n.quiet {
-					in.pending = time.Time{}
-					n.enqueue(job{key: k})
-				}
-				continue
-			}
-			if changed && now.After(in.snoozed) {
+		nd.Findings = fs
+		n.observe(now, nodeKey(nd.Name), health, findingCodes(fs), func(in *incident) { in.node = &nd })
+	}
+}
+
+func nodeKey(node string) string { return "node:" + node }
+
+// observe moves one incident along: opened, escalated or changed, flapping,
+// recovered. set stores what the message shows.
+func (n *Notifier) observe(now time.Time, k string, health diagnose.Health, codes string, set func(*incident)) {
+	in := n.incidents[k]
+	if health == diagnose.OK {
+		if in == nil || !in.recovered.IsZero() {
+			return
+		}
+		if !in.pending.IsZero() { // a quiet warning that was never queued: nothing to tell
+			delete(n.incidents, k)
+			return
+		}
+		in.recovered, in.health = now, health
+		set(in)
+		n.enqueue(job{key: k})
+		n.enqueue(job{key: k, reply: fmt.Sprintf(":large_green_circle: recovered after %s", now.Sub(in.since).Round(time.Second))})
+		return
+	}
+	switch {
+	case in == nil || (!in.recovered.IsZero() && now.Sub(in.recovered) > n.flapWindow):
+		in = &incident{since: now, health: health, codes: codes}
+		set(in)
+		n.incidents[k] = in
+		if health == diagnose.Warning && n.quiet > 0 {
+			in.pending = now
+			return
+		}
+		n.enqueue(job{key: k})
+	case !in.recovered.IsZero(): // broke again soon after recovering: same message, a counter
+		in.recovered, in.flaps, in.health, in.codes = time.Time{}, in.flaps+1, health, codes
+		set(in)
+		n.enqueue(job{key: k})
+		n.enqueue(job{key: k, reply: fmt.Sprintf("%s broke again (%d times): %s", healthEmoji[health], in.flaps, codes)})
+	default:
+		changed := in.health != health || in.codes != codes
+		escalated := health == diagnose.Critical && in.health != diagnose.Critical
+		in.health, in.codes = health, codes
+		set(in)
+		if !in.pending.IsZero() {
+			if escalated || now.Sub(in.pending) >= n.quiet {
+				in.pending = time.Time{}
 				n.enqueue(job{key: k})
-				text := fmt.Sprintf("%s now %s: %s", healthEmoji[s.Health], s.Health, codes)
-				if escalated {
-					text = ":red_circle: escalated to critical: " + codes
-				}
-				n.enqueue(job{key: k, reply: text})
 			}
+			return
+		}
+		if changed && now.After(in.snoozed) {
+			n.enqueue(job{key: k})
+			text := fmt.Sprintf("%s now %s: %s", healthEmoji[health], health, codes)
+			if escalated {
+				text = ":red_circle: escalated to critical: " + codes
+			}
+			n.enqueue(job{key: k, reply: text})
 		}
 	}
 }
 
-func findingCodes(s diagnose.Subscription) string {
-	c := make([]string, len(s.Findings))
-	for i, f := range s.Findings {
+func findingCodes(fs []diagnose.Finding) string {
+	c := make([]string, len(fs))
+	for i, f := range fs {
 		c[i] = f.Code
 	}
 	return strings.Join(c, ", ")
@@ -227,9 +253,16 @@ func (n *Notifier) send(ctx context.Context, j job) error {
 		return nil
 	}
 	s, ts, outcome := in.last, in.ts, in.outcome
-	blocks := incidentBlocks(s, in, n.policy(), outcome)
+	var blocks []slack.Block
+	var text string
+	if in.node != nil {
+		blocks = nodeBlocks(*in.node, in)
+		text = fmt.Sprintf("pglmon node %s is %s", in.node.Name, in.health)
+	} else {
+		blocks = incidentBlocks(s, in, n.policy(), outcome)
+		text = fmt.Sprintf("pglogical subscription %s on %s is %s", s.Name, s.Subscriber, s.Health)
+	}
 	n.mu.Unlock()
-	text := fmt.Sprintf("pglogical subscription %s on %s is %s", s.Name, s.Subscriber, s.Health)
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if j.reply != "" {

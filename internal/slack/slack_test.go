@@ -150,3 +150,76 @@ func TestApproverGroups(t *testing.T) {
 		}
 	}
 }
+
+// A node finding (here an RDS parameter group that lost pglogical) gets its
+// own message, and a reply when it clears; an unreachable node does not (its
+// subscriptions tell it).
+func TestNodeFindingsGetTheirOwnMessage(t *testing.T) {
+	fake := slacktest.New()
+	defer fake.Close()
+	cfg := config.Slack{APIURL: fake.APIURL(), Channel: "#c"}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	n := NewNotifier(NewClient(cfg, "xoxb-test"), cfg, func() map[string]string { return nil }, log, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go n.Run(ctx)
+	bad := diagnose.Report{Nodes: []diagnose.Node{
+		{Name: "provider", Up: true, Findings: []diagnose.Finding{{Code: diagnose.CodeRDSParametersMissing, Severity: diagnose.Warning, Human: true,
+			Message: "RDS instance prov, parameter group pg15: shared_preload_libraries lacks pglogical"}}},
+		{Name: "subscriber", Findings: []diagnose.Finding{{Code: diagnose.CodeNodeUnreachable, Severity: diagnose.Critical}}},
+	}}
+	n.Observe(bad)
+	var posts, replies []slacktest.Request
+	if err := poll(10*time.Second, func() bool {
+		for _, q := range fake.Requests() {
+			if q.Method == "chat.postMessage" {
+				return true
+			}
+		}
+		return false
+	}); err != nil {
+		t.Fatal("no message for the node finding")
+	}
+	good := diagnose.Report{Nodes: []diagnose.Node{{Name: "provider", Up: true}, {Name: "subscriber", Up: true}}}
+	n.Observe(good)
+	if err := poll(10*time.Second, func() bool {
+		posts, replies = nil, nil
+		for _, q := range fake.Requests() {
+			if q.Method != "chat.postMessage" {
+				continue
+			}
+			if q.Form.Get("thread_ts") == "" {
+				posts = append(posts, q)
+			} else {
+				replies = append(replies, q)
+			}
+		}
+		return len(posts) >= 1 && len(replies) >= 1
+	}); err != nil {
+		t.Fatalf("posts %d, replies %d", len(posts), len(replies))
+	}
+	if len(posts) != 1 || !strings.Contains(posts[0].Form.Get("text"), "pglmon node provider is warning") ||
+		!strings.Contains(posts[0].Form.Get("blocks"), "rds_parameters_missing") {
+		t.Errorf("node message: %+v", posts)
+	}
+	if !strings.Contains(replies[0].Form.Get("text"), "recovered after") {
+		t.Errorf("reply: %q", replies[0].Form.Get("text"))
+	}
+	for _, q := range fake.Requests() {
+		if strings.Contains(q.Form.Get("text"), "subscriber") {
+			t.Errorf("an unreachable node got its own message: %q", q.Form.Get("text"))
+		}
+	}
+}
+
+// poll checks cond every 20 ms until it holds or timeout passes.
+func poll(timeout time.Duration, cond func() bool) error {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return context.DeadlineExceeded
+		}
+		time.Sleep(20 * time.Millisecond) // polling the fake server's record
+	}
+	return nil
+}
