@@ -2,12 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pglmon/pglmon/internal/awstest"
 	"github.com/pglmon/pglmon/internal/pgtest"
@@ -23,15 +23,10 @@ func TestStatusWithSecretsManagerPassword(t *testing.T) {
 	srv.SetSecret("rds!db-1", `{"username":"postgres","password":"`+pw+`"}`)
 	prov, sub := pgtest.Shared(t)
 	p := pgtest.NewPair(t, pgtest.PairOptions{Provider: prov, Subscriber: sub})
-	if err := p.WaitStatus(ctx, p.Sub(), "replicating", 30e9); err != nil {
+	if err := p.WaitStatus(ctx, p.Sub(), "replicating", 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	px := pgtest.NewAuthProxy(t, prov, func(_, got string) error {
-		if got != pw {
-			return errors.New("wrong password")
-		}
-		return nil
-	})
+	px := pgtest.NewAuthProxy(t, prov, pgtest.PasswordIs(pw))
 	body := a.YAML() + fmt.Sprintf(`nodes:
   - name: provider
     dsn: %q

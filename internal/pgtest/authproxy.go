@@ -1,6 +1,7 @@
 package pgtest
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -35,6 +36,16 @@ func NewAuthProxy(t testing.TB, c *Cluster, check func(user, password string) er
 	p := &AuthProxy{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, check: check}
 	serveConns(t, ln, func(conn net.Conn) { p.serve(conn, net.JoinHostPort(c.Host, strconv.Itoa(c.Port))) })
 	return p
+}
+
+// PasswordIs is a check that accepts exactly pw.
+func PasswordIs(pw string) func(user, password string) error {
+	return func(_, got string) error {
+		if got != pw {
+			return errors.New("wrong password")
+		}
+		return nil
+	}
 }
 
 // SetCheck replaces the password check (a rotated secret, say).

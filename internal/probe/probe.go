@@ -91,7 +91,7 @@ func (p *Prober) Probe(ctx context.Context) Snapshot {
 	snap.Duration = time.Since(start)
 	if err != nil {
 		p.Close(context.Background())
-		snap = Snapshot{Node: p.node.Name, Time: start, Duration: snap.Duration, Err: p.redact(ctx, err)}
+		snap = Snapshot{Node: p.node.Name, Time: start, Duration: snap.Duration, Err: err}
 		p.failures++
 		if p.maxBackoff > 0 {
 			wait := min(p.timeout<<min(p.failures-1, 20), p.maxBackoff)
@@ -154,13 +154,9 @@ func (p *Prober) dial(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	conn, err := p.connect(ctx, cfg)
+	conn, err := openWith(ctx, p.node, cfg, p.connect)
 	if err != nil {
-		if IsAuthFailure(err) {
-			// A rotated secret: fetch it again for the next attempt.
-			p.node.ForgetPassword()
-		}
-		return fmt.Errorf("connect to %s: %w", p.node.Name, err)
+		return err
 	}
 	p.conn = conn
 	// Learn whether pglogical is installed; later cycles learn it from the batch.
@@ -205,6 +201,33 @@ func ConnConfig(node config.Node, timeout time.Duration) (*pgx.ConnConfig, error
 	return cfg, nil
 }
 
+// Connect opens a connection to node with pglmon's session settings.
+func Connect(ctx context.Context, node config.Node, timeout time.Duration) (*pgx.Conn, error) {
+	cfg, err := ConnConfig(node, timeout)
+	if err != nil {
+		return nil, err
+	}
+	return Open(ctx, node, cfg)
+}
+
+// Open connects with a prepared configuration. The error never holds the
+// password that was sent, and a refused password drops a cached secret so
+// the next connection fetches it again (rotation).
+func Open(ctx context.Context, node config.Node, cfg *pgx.ConnConfig) (*pgx.Conn, error) {
+	return openWith(ctx, node, cfg, pgx.ConnectConfig)
+}
+
+func openWith(ctx context.Context, node config.Node, cfg *pgx.ConnConfig, connect ConnectFunc) (*pgx.Conn, error) {
+	conn, err := connect(ctx, cfg)
+	if err != nil {
+		if IsAuthFailure(err) {
+			node.ForgetPassword()
+		}
+		return nil, RedactError(fmt.Errorf("connect to %s: %w", node.Name, err), config.Secret(cfg.Password))
+	}
+	return conn, nil
+}
+
 func (p *Prober) connConfig() (*pgx.ConnConfig, error) {
 	cfg, err := ConnConfig(p.node, p.timeout)
 	if err != nil {
@@ -227,12 +250,6 @@ func dsnErrorReason(err error) string {
 		return pe.Unwrap().Error()
 	}
 	return "cannot parse connection string"
-}
-
-// redact removes the node's password from an error's text, whatever produced it.
-func (p *Prober) redact(_ context.Context, err error) error {
-	pw, _ := p.node.ResolvePassword()
-	return RedactError(err, pw)
 }
 
 // RedactError returns err with every occurrence of secret replaced.

@@ -132,14 +132,9 @@ func (e *Executor) Execute(ctx context.Context, req Request) Outcome {
 	if !ok {
 		return finish(ResultRefused, fmt.Sprintf("node %s is not configured", nodeName))
 	}
-	cfg, err := probe.ConnConfig(node, e.stepTimeout())
+	conn, err := probe.Connect(ctx, node, e.stepTimeout())
 	if err != nil {
 		return finish(ResultRefused, err.Error())
-	}
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		pw, _ := node.ResolvePassword()
-		return finish(ResultRefused, probe.RedactError(fmt.Errorf("connect to %s: %w", nodeName, err), pw).Error())
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 

@@ -194,12 +194,7 @@ func TestSetupWithSecretsManagerPassword(t *testing.T) {
 	srv.SetSecret("rds!prov", `{"username":"postgres","password":"Repl1cation-Secret'with\\quote"}`)
 	prov, sub := pgtest.Shared(t)
 	p, s := freshDBs(t, prov, sub, ddl+"INSERT INTO orders SELECT g, g FROM generate_series(1, 20) g;", ddl)
-	px := pgtest.NewAuthProxy(t, prov, func(_, got string) error {
-		if got != pw {
-			return fmt.Errorf("wrong password")
-		}
-		return nil
-	})
+	px := pgtest.NewAuthProxy(t, prov, pgtest.PasswordIs(pw))
 	cfg, err := config.Parse("setup.yaml", []byte(a.YAML()+fmt.Sprintf(`nodes:
   - name: provider
     dsn: %q

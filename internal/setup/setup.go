@@ -60,16 +60,7 @@ type Runner struct {
 
 func (r *Runner) connect(ctx context.Context, name string) (*pgx.Conn, error) {
 	node, _ := r.Config.Node(name)
-	cfg, err := probe.ConnConfig(node, 30*time.Second)
-	if err != nil {
-		return nil, err
-	}
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		pw, _ := node.ResolvePassword()
-		return nil, probe.RedactError(fmt.Errorf("connect to %s: %w", name, err), pw)
-	}
-	return conn, nil
+	return probe.Connect(ctx, node, 30*time.Second)
 }
 
 func one[T any](ctx context.Context, conn *pgx.Conn, sql string, args ...any) (T, error) {

@@ -35,16 +35,7 @@ func (r *Runner) connect(ctx context.Context, name string) (*pgx.Conn, error) {
 	if !ok {
 		return nil, fmt.Errorf("node %s is not configured", name)
 	}
-	cfg, err := probe.ConnConfig(node, r.timeout())
-	if err != nil {
-		return nil, err
-	}
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		pw, _ := node.ResolvePassword()
-		return nil, probe.RedactError(fmt.Errorf("connect to %s: %w", name, err), pw)
-	}
-	return conn, nil
+	return probe.Connect(ctx, node, r.timeout())
 }
 
 func (r *Runner) timeout() time.Duration {

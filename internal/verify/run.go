@@ -101,12 +101,7 @@ func Connect(ctx context.Context, node config.Node, timeout time.Duration, count
 		}
 		return &countingConn{Conn: c, n: &counter.n}, nil
 	}
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		pw, _ := node.ResolvePassword()
-		return nil, probe.RedactError(fmt.Errorf("connect to %s: %w", node.Name, err), pw)
-	}
-	return conn, nil
+	return probe.Open(ctx, node, cfg)
 }
 
 // Run verifies one subscription; table, when set, limits it to one table
