@@ -247,8 +247,13 @@ type agg struct {
 func (c *Comparer) aggregate(ctx context.Context, conn *pgx.Conn, t Table, lo, hi []string, provider bool) (agg, error) {
 	where, args := t.where(lo, hi, provider)
 	var a agg
-	err := conn.QueryRow(ctx, "SELECT count(*), coalesce(sum("+t.rowHash()+"), 0)::text FROM "+t.ident()+where, args...).Scan(&a.count, &a.sum)
+	err := conn.QueryRow(ctx, t.aggregateSQL()+where, args...).Scan(&a.count, &a.sum)
 	return a, err
+}
+
+// aggregateSQL counts and sums the row hashes of the table, before its WHERE.
+func (t Table) aggregateSQL() string {
+	return "SELECT count(*), coalesce(sum(" + t.rowHash() + "), 0)::text FROM " + t.ident()
 }
 
 // boundary returns the key at offset n from lo (nil when there is none).
@@ -686,29 +691,29 @@ func (c *Comparer) boundaries(ctx context.Context, conn *pgx.Conn, t Table, lo, 
 }
 
 // bucketAggregates returns the count and hash sum of each sub-range of
-// [lo, hi) cut at bounds (len(bounds)+1 of them), in one statement.
+// [lo, hi) cut at bounds (len(bounds)+1 of them): one range statement each,
+// sent together in one round trip. Each reads its rows through the key's
+// index; no grouping, which costs as much per row as the hashing does.
 func (c *Comparer) bucketAggregates(ctx context.Context, conn *pgx.Conn, t Table, lo, hi, bounds []string, provider bool) ([]agg, error) {
-	where, args := t.where(lo, hi, provider)
-	args = append(args, bounds)
-	rows, err := conn.Query(ctx, fmt.Sprintf("SELECT width_bucket(%s, $%d::text[]::%s[]) AS b, count(*), coalesce(sum(%s), 0)::text FROM %s%s GROUP BY b",
-		t.keyList(), len(args), t.KeyTypes[0], t.rowHash(), t.ident(), where), args...)
-	if err != nil {
+	out := make([]agg, len(bounds)+1)
+	b := &pgx.Batch{}
+	for i := range out {
+		blo, bhi := lo, hi
+		if i > 0 {
+			blo = []string{bounds[i-1]}
+		}
+		if i < len(bounds) {
+			bhi = []string{bounds[i]}
+		}
+		where, args := t.where(blo, bhi, provider)
+		b.Queue(t.aggregateSQL()+where, args...).QueryRow(func(row pgx.Row) error {
+			return row.Scan(&out[i].count, &out[i].sum)
+		})
+	}
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
 		return nil, err
 	}
-	out := make([]agg, len(bounds)+1)
-	for i := range out {
-		out[i].sum = "0"
-	}
-	var b int
-	var a agg
-	_, err = pgx.ForEachRow(rows, []any{&b, &a.count, &a.sum}, func() error {
-		if b < 0 || b >= len(out) {
-			return fmt.Errorf("bucket %d out of range", b)
-		}
-		out[b] = a
-		return nil
-	})
-	return out, err
+	return out, nil
 }
 
 // checksumByValue walks an integer key in ranges of key values, so both
@@ -722,24 +727,40 @@ func (c *Comparer) checksumByValue(ctx context.Context, t Table, r *TableResult)
 	if err != nil {
 		return fmt.Errorf("find the first key of %s: %w", t.QualifiedName(), err)
 	}
-	sample, err := c.boundary(ctx, c.Provider, t, nil, int64(c.Opt.ChunkRows), true)
+	last, err := c.lastKey(ctx, t)
 	if err != nil {
-		return fmt.Errorf("find the first range of %s: %w", t.QualifiedName(), err)
+		return fmt.Errorf("find the last key of %s: %w", t.QualifiedName(), err)
 	}
-	if first == nil || sample == nil {
-		// At most chunk_rows rows on the provider: one open range.
-		diffs, n, err := c.compareRange(ctx, t, nil, nil, nil)
-		if err != nil {
-			return fmt.Errorf("compare %s: %w", t.QualifiedName(), err)
-		}
-		r.RowsCompared += n
-		c.addDiffs(r, diffs)
-		c.tick(ctx, n)
-		return nil
+	if first == nil || last == nil {
+		return c.oneRange(ctx, t, r)
 	}
 	lo, _ := strconv.ParseInt(first[0], 10, 64)
-	next, _ := strconv.ParseInt(sample[0], 10, 64)
-	width := max(next-lo, 1)
+	hi, _ := strconv.ParseInt(last[0], 10, 64)
+	chunk := int64(c.Opt.ChunkRows)
+	var width int64
+	if est := c.plannedRows(ctx, t); est > 0 {
+		// Half the width the planner's row estimate suggests: a wrong
+		// estimate must not make the first statement long; the width then
+		// adapts to the rows each range held.
+		span := float64(hi) - float64(lo) + 1
+		width = int64(min(span*float64(chunk)/est/2, float64(math.MaxInt64/4)))
+	} else {
+		// No statistics: the key at offset chunk_rows.
+		sample, err := c.boundary(ctx, c.Provider, t, nil, chunk, true)
+		if err != nil {
+			return fmt.Errorf("find the first range of %s: %w", t.QualifiedName(), err)
+		}
+		if sample == nil {
+			return c.oneRange(ctx, t, r)
+		}
+		next, _ := strconv.ParseInt(sample[0], 10, 64)
+		width = next - lo
+	}
+	width = max(width, 1)
+	next := lo + width
+	if lo > math.MaxInt64-width {
+		next = math.MaxInt64
+	}
 	var loKey []string // open below
 	for {
 		var hiKey []string
@@ -771,12 +792,13 @@ func (c *Comparer) checksumByValue(ctx context.Context, t Table, r *TableResult)
 			k, _ := strconv.ParseInt(more[0], 10, 64)
 			next = k
 		}
-		switch chunk := int64(c.Opt.ChunkRows); {
-		case n > 2*chunk:
-			width = max(width/2, 1)
-		case n < chunk/2 && width < math.MaxInt64/4:
-			width *= 2
+		// Aim the next range at chunk_rows rows, changing the width at most
+		// fourfold at once.
+		f := 2.0
+		if n > 0 {
+			f = min(max(float64(chunk)/float64(n), 0.25), 4)
 		}
+		width = int64(min(max(float64(width)*f, 1), float64(math.MaxInt64/4)))
 		loKey = hiKey
 		if next > math.MaxInt64-width {
 			next = math.MaxInt64
@@ -784,6 +806,45 @@ func (c *Comparer) checksumByValue(ctx context.Context, t Table, r *TableResult)
 			next += width
 		}
 	}
+}
+
+// plannedRows is the planner's estimate of the provider's rows: from the
+// statistics scaled to the table's current size, or from its size alone
+// when it was never analysed. 0 when unknown.
+func (c *Comparer) plannedRows(ctx context.Context, t Table) float64 {
+	where, args := t.where(nil, nil, true)
+	var plan []struct {
+		Plan struct {
+			Rows float64 `json:"Plan Rows"`
+		} `json:"Plan"`
+	}
+	if err := c.Provider.QueryRow(ctx, "EXPLAIN (FORMAT JSON) SELECT 1 FROM "+t.ident()+where, args...).Scan(&plan); err != nil || len(plan) == 0 {
+		return 0
+	}
+	return plan[0].Plan.Rows
+}
+
+// oneRange compares the whole table as one open range (at most chunk_rows rows).
+func (c *Comparer) oneRange(ctx context.Context, t Table, r *TableResult) error {
+	diffs, n, err := c.compareRange(ctx, t, nil, nil, nil)
+	if err != nil {
+		return fmt.Errorf("compare %s: %w", t.QualifiedName(), err)
+	}
+	r.RowsCompared += n
+	c.addDiffs(r, diffs)
+	c.tick(ctx, n)
+	return nil
+}
+
+// lastKey returns the provider's greatest key (nil when it has no rows).
+func (c *Comparer) lastKey(ctx context.Context, t Table) ([]string, error) {
+	where, args := t.where(nil, nil, true)
+	var k *string
+	err := c.Provider.QueryRow(ctx, "SELECT "+t.keyTexts()[0]+" FROM "+t.ident()+where+" ORDER BY "+t.keyList()+" DESC LIMIT 1", args...).Scan(&k)
+	if errors.Is(err, pgx.ErrNoRows) || k == nil {
+		return nil, nil
+	}
+	return []string{*k}, err
 }
 
 // valueCuts cuts a closed range of an integer key into fanout ranges of equal

@@ -92,6 +92,17 @@ func Connect(ctx context.Context, node config.Node, timeout time.Duration, count
 	}
 	cfg.RuntimeParams["default_transaction_read_only"] = "on"
 	cfg.RuntimeParams["application_name"] = "pglmon verify"
+	// One backend per server: a range statement must not take parallel
+	// workers from the application (on a busy server they also make it
+	// slower), nor spend longer compiling (JIT) than reading.
+	cfg.RuntimeParams["max_parallel_workers_per_gather"] = "0"
+	cfg.RuntimeParams["jit"] = "off"
+	// Values hashed by their text must read the same on both servers,
+	// whatever each one's defaults are.
+	for k, v := range map[string]string{"TimeZone": "UTC", "DateStyle": "ISO, YMD", "IntervalStyle": "postgres",
+		"extra_float_digits": "1", "bytea_output": "hex"} {
+		cfg.RuntimeParams[k] = v
+	}
 	cfg.ConnectTimeout = min(timeout, 10*time.Second)
 	dial := cfg.DialFunc
 	cfg.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {

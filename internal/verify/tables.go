@@ -57,14 +57,17 @@ WHERE rs.set_name = ANY($1)
 ORDER BY 1, 2`
 
 // columnHashQuery returns, per column, its type and the extended hash
-// function (support function 2) of the type's default hash opclass.
+// function (support function 2) of the type's default hash opclass, when
+// that function takes the type itself (timestamptz's takes timestamp, and a
+// cast would shift the value by the session's time zone: such types hash
+// their text, which verify sessions pin to UTC and ISO).
 const columnHashQuery = `SELECT a.attname::text, format_type(a.atttypid, a.atttypmod),
 	coalesce((SELECT p.oid::regproc::text FROM pg_opclass oc
 		JOIN pg_am am ON am.oid = oc.opcmethod AND am.amname = 'hash'
 		JOIN pg_amproc ap ON ap.amprocfamily = oc.opcfamily AND ap.amprocnum = 2
 			AND ap.amproclefttype = oc.opcintype AND ap.amprocrighttype = oc.opcintype
 		JOIN pg_proc p ON p.oid = ap.amproc
-		WHERE oc.opcdefault AND oc.opcintype = a.atttypid LIMIT 1), '')
+		WHERE oc.opcdefault AND oc.opcintype = a.atttypid AND p.proargtypes[0] = a.atttypid LIMIT 1), '')
 FROM pg_attribute a
 WHERE a.attrelid = $1::regclass AND a.attname = ANY($2)`
 
