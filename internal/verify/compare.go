@@ -93,6 +93,8 @@ type Comparer struct {
 	rowsChecked int64
 	unsettled   int64
 	progress    Progress
+	// indexOnly: both sessions have enable_seqscan off (checksum mode).
+	indexOnly bool
 }
 
 func (c *Comparer) defaults() {
@@ -286,15 +288,22 @@ type leafRow struct {
 	hash int64
 }
 
-func (c *Comparer) leaf(ctx context.Context, q interface {
-	Query(context.Context, string, ...any) (pgx.Rows, error)
-}, t Table, lo, hi []string, provider bool) ([]leafRow, error) {
-	where, args := t.where(lo, hi, provider)
-	casts := t.keyTexts()
-	rows, err := q.Query(ctx, "SELECT "+strings.Join(casts, ", ")+", "+t.rowHash()+" FROM "+t.ident()+where+" ORDER BY "+t.keyList(), args...)
+func (c *Comparer) leaf(ctx context.Context, conn *pgx.Conn, t Table, lo, hi []string, provider bool) ([]leafRow, error) {
+	sql, args := t.leafSQL(lo, hi, provider)
+	rows, err := conn.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, err
 	}
+	return collectLeaf(t, rows)
+}
+
+// leafSQL selects the key (as text) and hash of every row of [lo, hi).
+func (t Table) leafSQL(lo, hi []string, provider bool) (string, []any) {
+	where, args := t.where(lo, hi, provider)
+	return "SELECT " + strings.Join(t.keyTexts(), ", ") + ", " + t.rowHash() + " FROM " + t.ident() + where + " ORDER BY " + t.keyList(), args
+}
+
+func collectLeaf(t Table, rows pgx.Rows) ([]leafRow, error) {
 	defer rows.Close()
 	var out []leafRow
 	vals := make([]string, len(t.Key))
@@ -348,11 +357,16 @@ func (c *Comparer) checksum(ctx context.Context, t Table, r *TableResult) error 
 	// Every statement reads one key range: through the primary key's index,
 	// whatever the planner's statistics say, so none turns into a scan of
 	// the whole table (stale statistics make open-ended ranges look large).
-	for _, conn := range []*pgx.Conn{c.Provider, c.Subscriber} {
-		if _, err := conn.Exec(ctx, "SET enable_seqscan = off"); err != nil {
+	if !c.indexOnly {
+		var perr, serr error
+		var wg sync.WaitGroup
+		wg.Go(func() { _, perr = c.Provider.Exec(ctx, "SET enable_seqscan = off") })
+		_, serr = c.Subscriber.Exec(ctx, "SET enable_seqscan = off")
+		wg.Wait()
+		if err := errors.Join(perr, serr); err != nil {
 			return err
 		}
-		defer conn.Exec(context.WithoutCancel(ctx), "RESET enable_seqscan")
+		c.indexOnly = true
 	}
 	if t.intKey() {
 		return c.checksumByValue(ctx, t, r)
@@ -494,26 +508,31 @@ func stableRows(p1, p2 []leafRow) func(key string) bool {
 }
 
 // providerLeafAt reads the range in a repeatable-read snapshot and the WAL
-// position after it: every change the snapshot saw is at or before it.
+// position after it: every change the snapshot saw is at or before it. The
+// transaction is one batch: one round trip.
 func (c *Comparer) providerLeafAt(ctx context.Context, t Table, lo, hi []string) ([]leafRow, string, error) {
-	tx, err := c.Provider.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
-	if err != nil {
-		return nil, "", err
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
-	rows, err := c.leaf(ctx, tx, t, lo, hi, true)
-	if err != nil {
-		return nil, "", err
-	}
+	var rows []leafRow
+	var lsn string
+	b := &pgx.Batch{}
+	b.Queue("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+	sql, args := t.leafSQL(lo, hi, true)
+	b.Queue(sql, args...).Query(func(r pgx.Rows) error {
+		var err error
+		rows, err = collectLeaf(t, r)
+		return err
+	})
 	// The insert position, not pg_current_wal_lsn (the write position): with
 	// synchronous_commit = off a transaction is visible before its commit
 	// record is written, and waiting for the write position would let the
 	// subscriber be read before it applied a change the snapshot saw.
-	var lsn string
-	if err := tx.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&lsn); err != nil {
+	b.Queue("SELECT pg_current_wal_insert_lsn()::text").QueryRow(func(r pgx.Row) error { return r.Scan(&lsn) })
+	b.Queue("COMMIT")
+	if err := c.Provider.SendBatch(ctx, b).Close(); err != nil {
+		// A failed batch leaves the transaction aborted: end it.
+		c.Provider.Exec(context.WithoutCancel(ctx), "ROLLBACK")
 		return nil, "", err
 	}
-	return rows, lsn, tx.Commit(ctx)
+	return rows, lsn, nil
 }
 
 // waitApplied waits until the subscription's slot confirms lsn.
@@ -723,22 +742,18 @@ func (c *Comparer) bucketAggregates(ctx context.Context, conn *pgx.Conn, t Table
 // keeping ranges near chunk_rows rows however dense the keys are. The first
 // and last ranges are open, catching rows written below or above the span.
 func (c *Comparer) checksumByValue(ctx context.Context, t Table, r *TableResult) error {
-	first, err := c.boundary(ctx, c.Provider, t, nil, 0, true)
+	first, last, est, err := c.span(ctx, t)
 	if err != nil {
-		return fmt.Errorf("find the first key of %s: %w", t.QualifiedName(), err)
-	}
-	last, err := c.lastKey(ctx, t)
-	if err != nil {
-		return fmt.Errorf("find the last key of %s: %w", t.QualifiedName(), err)
+		return fmt.Errorf("find the first and last keys of %s: %w", t.QualifiedName(), err)
 	}
 	if first == nil || last == nil {
 		return c.oneRange(ctx, t, r)
 	}
-	lo, _ := strconv.ParseInt(first[0], 10, 64)
-	hi, _ := strconv.ParseInt(last[0], 10, 64)
+	lo, _ := strconv.ParseInt(*first, 10, 64)
+	hi, _ := strconv.ParseInt(*last, 10, 64)
 	chunk := int64(c.Opt.ChunkRows)
 	var width int64
-	if est := c.plannedRows(ctx, t); est > 0 {
+	if est > 0 {
 		// Half the width the planner's row estimate suggests: a wrong
 		// estimate must not make the first statement long; the width then
 		// adapts to the rows each range held.
@@ -808,20 +823,38 @@ func (c *Comparer) checksumByValue(ctx context.Context, t Table, r *TableResult)
 	}
 }
 
-// plannedRows is the planner's estimate of the provider's rows: from the
-// statistics scaled to the table's current size, or from its size alone
-// when it was never analysed. 0 when unknown.
-func (c *Comparer) plannedRows(ctx context.Context, t Table) float64 {
+// span returns the provider's first and last keys (nil without rows) and the
+// planner's estimate of its rows (from the statistics scaled to the table's
+// current size, or from its size alone when never analysed; 0 when
+// unknown), in one round trip.
+func (c *Comparer) span(ctx context.Context, t Table) (first, last *string, est float64, err error) {
 	where, args := t.where(nil, nil, true)
 	var plan []struct {
 		Plan struct {
 			Rows float64 `json:"Plan Rows"`
 		} `json:"Plan"`
 	}
-	if err := c.Provider.QueryRow(ctx, "EXPLAIN (FORMAT JSON) SELECT 1 FROM "+t.ident()+where, args...).Scan(&plan); err != nil || len(plan) == 0 {
-		return 0
+	b := &pgx.Batch{}
+	for _, dir := range []struct {
+		order string
+		dst   **string
+	}{{"", &first}, {" DESC", &last}} {
+		b.Queue("SELECT "+t.keyTexts()[0]+" FROM "+t.ident()+where+" ORDER BY "+t.keyList()+dir.order+" LIMIT 1", args...).Query(func(rows pgx.Rows) error {
+			k, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if len(k) > 0 {
+				*dir.dst = &k[0]
+			}
+			return err
+		})
 	}
-	return plan[0].Plan.Rows
+	b.Queue("EXPLAIN (FORMAT JSON) SELECT 1 FROM "+t.ident()+where, args...).QueryRow(func(row pgx.Row) error {
+		if row.Scan(&plan) == nil && len(plan) > 0 {
+			est = plan[0].Plan.Rows
+		}
+		return nil
+	})
+	err = c.Provider.SendBatch(ctx, b).Close()
+	return first, last, est, err
 }
 
 // oneRange compares the whole table as one open range (at most chunk_rows rows).
@@ -834,17 +867,6 @@ func (c *Comparer) oneRange(ctx context.Context, t Table, r *TableResult) error 
 	c.addDiffs(r, diffs)
 	c.tick(ctx, n)
 	return nil
-}
-
-// lastKey returns the provider's greatest key (nil when it has no rows).
-func (c *Comparer) lastKey(ctx context.Context, t Table) ([]string, error) {
-	where, args := t.where(nil, nil, true)
-	var k *string
-	err := c.Provider.QueryRow(ctx, "SELECT "+t.keyTexts()[0]+" FROM "+t.ident()+where+" ORDER BY "+t.keyList()+" DESC LIMIT 1", args...).Scan(&k)
-	if errors.Is(err, pgx.ErrNoRows) || k == nil {
-		return nil, nil
-	}
-	return []string{*k}, err
 }
 
 // valueCuts cuts a closed range of an integer key into fanout ranges of equal

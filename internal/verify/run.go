@@ -2,8 +2,10 @@ package verify
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -104,6 +106,9 @@ func Connect(ctx context.Context, node config.Node, timeout time.Duration, count
 		cfg.RuntimeParams[k] = v
 	}
 	cfg.ConnectTimeout = min(timeout, 10*time.Second)
+	// One round trip per statement: parse, bind and execute sent together,
+	// no separate prepare (a far-away server pays for every round trip).
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
 	dial := cfg.DialFunc
 	cfg.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := dial(ctx, network, addr)
@@ -137,16 +142,21 @@ func Run(ctx context.Context, cfg *config.Config, tg Target, opt Options, table 
 	}
 	timeout := cfg.Verify.StatementTimeout.D()
 	var counter ByteCounter
-	pc, err := Connect(ctx, pn, timeout, &counter)
-	if err != nil {
+	// Both servers at once: over a slow link, connecting is several round trips.
+	var pc, sc *pgx.Conn
+	var perr, serr error
+	var wg sync.WaitGroup
+	wg.Go(func() { pc, perr = Connect(ctx, pn, timeout, &counter) })
+	sc, serr = Connect(ctx, sn, timeout, &counter)
+	wg.Wait()
+	for _, c := range []*pgx.Conn{pc, sc} {
+		if c != nil {
+			defer c.Close(context.WithoutCancel(ctx))
+		}
+	}
+	if err := errors.Join(perr, serr); err != nil {
 		return fail(err)
 	}
-	defer pc.Close(context.WithoutCancel(ctx))
-	sc, err := Connect(ctx, sn, timeout, &counter)
-	if err != nil {
-		return fail(err)
-	}
-	defer sc.Close(context.WithoutCancel(ctx))
 	tables, err := SetTables(ctx, pc, tg.Sets)
 	if err != nil {
 		return fail(err)
