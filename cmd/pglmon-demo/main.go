@@ -35,6 +35,9 @@ const usage = `Usage: pglmon-demo COMMAND
   break disable     disable the subscription
   break walsender   kill the walsender on the provider
   break provider    stop the provider for 10 s, then start it again
+  break data        write on the subscriber directly: one row deleted, one
+                    changed, one added (replication stays "replicating";
+                    pglmon verify finds them)
   insert N          insert N rows on the provider
   count             row counts on both sides
 `
@@ -81,7 +84,7 @@ func run(ctx context.Context, args []string) error {
 		return nil
 	case "break":
 		if len(args) != 2 {
-			return errors.New("break what? origin, slot, disable, walsender or provider")
+			return errors.New("break what? origin, slot, disable, walsender, provider or data")
 		}
 		return breakIt(ctx, args[1])
 	case "insert":
@@ -188,6 +191,20 @@ func breakIt(ctx context.Context, what string) error {
 		case <-time.After(10 * time.Second):
 		}
 		return p.Provider.Cluster.Start(context.WithoutCancel(ctx))
+	case "data":
+		// What happens when someone writes on the subscriber: pglogical
+		// never sees it, and no status shows it.
+		for _, sql := range []string{
+			"DELETE FROM items_0 WHERE id = (SELECT min(id) + 17 FROM items_0)",
+			"UPDATE items_0 SET val = 'edited on the subscriber' WHERE id = (SELECT min(id) + 42 FROM items_0)",
+			"INSERT INTO items_0 SELECT max(id) + 1000000, 'only on the subscriber', 0 FROM items_0",
+		} {
+			if err := p.Subscriber.Exec(ctx, sql); err != nil {
+				return err
+			}
+		}
+		fmt.Println("subscriber rows changed directly; run: bin/pglmon verify --config " + filepath.Join(dir, "pglmon.yaml"))
+		return nil
 	}
-	return fmt.Errorf("unknown breakage %q (origin, slot, disable, walsender, provider)", strings.TrimSpace(what))
+	return fmt.Errorf("unknown breakage %q (origin, slot, disable, walsender, provider, data)", strings.TrimSpace(what))
 }

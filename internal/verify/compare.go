@@ -95,6 +95,10 @@ type Comparer struct {
 	progress    Progress
 	// indexOnly: both sessions have enable_seqscan off (checksum mode).
 	indexOnly bool
+	// walWriterGrace bounds how long a commit can stay unflushed on the provider.
+	walWriterGrace time.Duration
+	// graced is the last insert position waited out, and the target it gave.
+	graced [2]string
 }
 
 func (c *Comparer) defaults() {
@@ -535,15 +539,61 @@ func (c *Comparer) providerLeafAt(ctx context.Context, t Table, lo, hi []string)
 	return rows, lsn, nil
 }
 
-// waitApplied waits until the subscription's slot confirms lsn.
+// waitApplied waits until the subscription's slot confirms every
+// transaction the provider had committed when its insert position was lsn.
 func (c *Comparer) waitApplied(ctx context.Context, lsn string) error {
 	if c.Opt.Slot == "" {
 		return nil
 	}
-	if _, err := c.Provider.Exec(ctx, "SELECT pglogical.wait_slot_confirm_lsn($1, $2::pg_lsn)", c.Opt.Slot, lsn); err != nil {
-		return fmt.Errorf("wait for the subscriber to apply up to %s (is the subscription replicating?): %w", lsn, err)
+	target, err := c.flushedTarget(ctx, lsn)
+	if err != nil {
+		return fmt.Errorf("read the provider's WAL flush position: %w", err)
+	}
+	if _, err := c.Provider.Exec(ctx, "SELECT pglogical.wait_slot_confirm_lsn($1, $2::pg_lsn)", c.Opt.Slot, target); err != nil {
+		return fmt.Errorf("wait for the subscriber to apply up to %s (is the subscription replicating?): %w", target, err)
 	}
 	return nil
+}
+
+// flushedTarget is the position to wait for instead of the insert position
+// lsn. The walsender only decodes flushed WAL, and a quiet server may leave
+// WAL that holds no commit (a background running-transactions record)
+// unflushed for as long as nothing else is written: waiting for lsn itself
+// then lasts until the next checkpoint, or forever. Every commit record
+// before lsn is flushed within three wal_writer_delay (asynchronous commits
+// included), so after that long the flush position covers them all.
+func (c *Comparer) flushedTarget(ctx context.Context, lsn string) (string, error) {
+	if c.walWriterGrace == 0 {
+		var secs float64
+		if err := c.Provider.QueryRow(ctx, "SELECT extract(epoch FROM current_setting('wal_writer_delay')::interval)::float8").Scan(&secs); err != nil {
+			return "", err
+		}
+		c.walWriterGrace = 3*time.Duration(secs*float64(time.Second)) + 200*time.Millisecond
+	}
+	if lsn == c.graced[0] {
+		// Nothing written since the last wait: its target still holds.
+		return c.graced[1], nil
+	}
+	deadline := time.Now().Add(c.walWriterGrace)
+	for {
+		var reached bool
+		var flush string
+		if err := c.Provider.QueryRow(ctx, "SELECT pg_current_wal_flush_lsn() >= $1::pg_lsn, pg_current_wal_flush_lsn()::text", lsn).Scan(&reached, &flush); err != nil {
+			return "", err
+		}
+		if reached {
+			return lsn, nil
+		}
+		if time.Now().After(deadline) {
+			c.graced = [2]string{lsn, flush}
+			return flush, nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(20 * time.Millisecond): // polling the flush position, bounded by the deadline
+		}
+	}
 }
 
 func (c *Comparer) count(ctx context.Context, t Table, r *TableResult) error {

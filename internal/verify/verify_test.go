@@ -323,3 +323,47 @@ func TestChecksumColumnListAndRowFilter(t *testing.T) {
 		t.Errorf("count with a row filter: provider %d, subscriber %d (want 1000 and 1000)", tr.ProviderRows, tr.SubscriberRows)
 	}
 }
+
+// A quiet provider can leave WAL holding no commit (the background
+// running-transactions record) unflushed for as long as nothing else is
+// written, and the walsender only decodes flushed WAL: waiting for the slot
+// to confirm the insert position would last until the next checkpoint. Here
+// the provider sends no keepalives at all (wal_sender_timeout = 0), so such
+// a wait could only end at the statement timeout.
+func TestSettlesOnAQuietProvider(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	prov := pgtest.NewCluster(t, pgtest.Options{ExtraConf: []string{"wal_sender_timeout = 0"}})
+	subc := pgtest.NewCluster(t, pgtest.Options{})
+	p := pgtest.NewPair(t, pgtest.PairOptions{Provider: prov, Subscriber: subc, Rows: 1000})
+	if _, err := p.WaitConverged(ctx, p.Tables[0], 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Subscriber.Exec(ctx, "DELETE FROM items_0 WHERE id = 17"); err != nil {
+		t.Fatal(err)
+	}
+	// Wait for the state: inserted WAL beyond the flushed WAL, nothing
+	// writing (the background writer logs running transactions every 15 s).
+	conn, err := prov.Connect(ctx, p.Provider.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
+		var tail bool
+		return conn.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn() > pg_current_wal_flush_lsn()").Scan(&tail) == nil && tail
+	}); err != nil {
+		t.Fatalf("the provider never left unflushed WAL: %v", err)
+	}
+	cfg, err := config.Parse("t.yaml", []byte(p.NodesYAML()+"verify:\n  statement_timeout: 10s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := Run(ctx, cfg, targets(t, cfg, p.Sub())[0], Options{Mode: ModeChecksum}, "")
+	if r.Error != "" || len(r.Tables) != 1 || r.Tables[0].Error != "" {
+		t.Fatalf("%+v", r)
+	}
+	if got, want := r.Tables[0].Keys, []KeyDiff{{"17", Missing}}; !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+}
