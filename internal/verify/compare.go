@@ -362,12 +362,10 @@ func (c *Comparer) checksum(ctx context.Context, t Table, r *TableResult) error 
 	// whatever the planner's statistics say, so none turns into a scan of
 	// the whole table (stale statistics make open-ended ranges look large).
 	if !c.indexOnly {
-		var perr, serr error
-		var wg sync.WaitGroup
-		wg.Go(func() { _, perr = c.Provider.Exec(ctx, "SET enable_seqscan = off") })
-		_, serr = c.Subscriber.Exec(ctx, "SET enable_seqscan = off")
-		wg.Wait()
-		if err := errors.Join(perr, serr); err != nil {
+		set := func(conn *pgx.Conn) func() error {
+			return func() error { _, err := conn.Exec(ctx, "SET enable_seqscan = off"); return err }
+		}
+		if err := bothSides(set(c.Provider), set(c.Subscriber)); err != nil {
 			return err
 		}
 		c.indexOnly = true
@@ -403,12 +401,10 @@ func (c *Comparer) compareRange(ctx context.Context, t Table, lo, hi []string, k
 		pa, sa = known[0], known[1]
 	} else {
 		// Both servers hash their range at the same time.
-		var perr, serr error
-		var wg sync.WaitGroup
-		wg.Go(func() { pa, perr = c.aggregate(ctx, c.Provider, t, lo, hi, true) })
-		sa, serr = c.aggregate(ctx, c.Subscriber, t, lo, hi, false)
-		wg.Wait()
-		if err := errors.Join(perr, serr); err != nil {
+		err := bothSides(
+			func() (err error) { pa, err = c.aggregate(ctx, c.Provider, t, lo, hi, true); return err },
+			func() (err error) { sa, err = c.aggregate(ctx, c.Subscriber, t, lo, hi, false); return err })
+		if err != nil {
 			return nil, 0, err
 		}
 	}
@@ -694,6 +690,16 @@ func (c *Comparer) RowsChecked() int64 { return c.rowsChecked }
 // ErrNoTables is returned when a subscription replicates no table.
 var ErrNoTables = errors.New("no tables to compare")
 
+// bothSides runs the provider's and the subscriber's part at the same time.
+func bothSides(provider, subscriber func() error) error {
+	var perr error
+	var wg sync.WaitGroup
+	wg.Go(func() { perr = provider() })
+	serr := subscriber()
+	wg.Wait()
+	return errors.Join(perr, serr)
+}
+
 // fanout is how many sub-ranges a differing range of a single-column key is
 // split into per step: two round trips per step (boundaries, then every
 // sub-range's aggregate on both servers at once) instead of three per
@@ -716,12 +722,13 @@ func (c *Comparer) splitRange(ctx context.Context, conn *pgx.Conn, provider bool
 		return d, n, err
 	}
 	var pa, sa []agg
-	var perr, serr error
-	var wg sync.WaitGroup
-	wg.Go(func() { pa, perr = c.bucketAggregates(ctx, c.Provider, t, lo, hi, bounds, true) })
-	sa, serr = c.bucketAggregates(ctx, c.Subscriber, t, lo, hi, bounds, false)
-	wg.Wait()
-	if err := errors.Join(perr, serr); err != nil {
+	err := bothSides(
+		func() (err error) { pa, err = c.bucketAggregates(ctx, c.Provider, t, lo, hi, bounds, true); return err },
+		func() (err error) {
+			sa, err = c.bucketAggregates(ctx, c.Subscriber, t, lo, hi, bounds, false)
+			return err
+		})
+	if err != nil {
 		return nil, 0, err
 	}
 	var out []KeyDiff

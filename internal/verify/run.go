@@ -2,10 +2,8 @@ package verify
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -144,17 +142,15 @@ func Run(ctx context.Context, cfg *config.Config, tg Target, opt Options, table 
 	var counter ByteCounter
 	// Both servers at once: over a slow link, connecting is several round trips.
 	var pc, sc *pgx.Conn
-	var perr, serr error
-	var wg sync.WaitGroup
-	wg.Go(func() { pc, perr = Connect(ctx, pn, timeout, &counter) })
-	sc, serr = Connect(ctx, sn, timeout, &counter)
-	wg.Wait()
+	err := bothSides(
+		func() (err error) { pc, err = Connect(ctx, pn, timeout, &counter); return err },
+		func() (err error) { sc, err = Connect(ctx, sn, timeout, &counter); return err })
 	for _, c := range []*pgx.Conn{pc, sc} {
 		if c != nil {
 			defer c.Close(context.WithoutCancel(ctx))
 		}
 	}
-	if err := errors.Join(perr, serr); err != nil {
+	if err != nil {
 		return fail(err)
 	}
 	tables, err := SetTables(ctx, pc, tg.Sets)
