@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Modes.
@@ -37,6 +38,9 @@ type Options struct {
 	// Slot is the subscription's slot on the provider, waited on to let the
 	// subscriber catch up before a difference is believed.
 	Slot string
+	// StatementTimeout is the sessions' statement_timeout: ranges are sized
+	// to take a tenth of it, and a range that reaches it is narrowed.
+	StatementTimeout time.Duration
 	// Progress, when set, is called after each range.
 	Progress func(Progress)
 }
@@ -99,6 +103,13 @@ type Comparer struct {
 	walWriterGrace time.Duration
 	// graced is the last insert position waited out, and the target it gave.
 	graced [2]string
+}
+
+// timedOut reports whether err is the server's statement timeout (not a
+// cancellation of ours: Ctrl-C cancels statements with the same code).
+func (c *Comparer) timedOut(ctx context.Context, err error) bool {
+	var pe *pgconn.PgError
+	return ctx.Err() == nil && errors.As(err, &pe) && pe.Code == "57014"
 }
 
 func (c *Comparer) defaults() {
@@ -374,13 +385,30 @@ func (c *Comparer) checksum(ctx context.Context, t Table, r *TableResult) error 
 		return c.checksumByValue(ctx, t, r)
 	}
 	var lo []string
+	rows := int64(c.Opt.ChunkRows)
 	for {
-		hi, err := c.boundary(ctx, c.Provider, t, lo, int64(c.Opt.ChunkRows), true)
+		// Rows too slow to read chunk_rows of them in one statement: a
+		// quarter as many, from the same start.
+		narrow := func(err error) bool {
+			if rows > 1 && c.timedOut(ctx, err) {
+				rows = max(rows/4, 1)
+				return true
+			}
+			return false
+		}
+		hi, err := c.boundary(ctx, c.Provider, t, lo, rows, true)
 		if err != nil {
+			if narrow(err) {
+				continue
+			}
 			return fmt.Errorf("find the next range of %s: %w", t.QualifiedName(), err)
 		}
+		started := time.Now()
 		diffs, n, err := c.compareRange(ctx, t, lo, hi, nil)
 		if err != nil {
+			if hi != nil && narrow(err) {
+				continue
+			}
 			return fmt.Errorf("compare %s: %w", t.QualifiedName(), err)
 		}
 		r.RowsCompared += n
@@ -389,6 +417,7 @@ func (c *Comparer) checksum(ctx context.Context, t Table, r *TableResult) error 
 		if hi == nil {
 			return nil
 		}
+		rows = c.nextRows(rows, time.Since(started))
 		lo = hi
 	}
 }
@@ -690,6 +719,17 @@ func (c *Comparer) RowsChecked() int64 { return c.rowsChecked }
 // ErrNoTables is returned when a subscription replicates no table.
 var ErrNoTables = errors.New("no tables to compare")
 
+// nextRows sizes the next range of a key walked by row offset, from the
+// last one's rows and duration: back towards chunk_rows, but taking about a
+// tenth of the statement timeout.
+func (c *Comparer) nextRows(rows int64, took time.Duration) int64 {
+	f := min(float64(c.Opt.ChunkRows)/float64(rows), 4)
+	if aim := c.Opt.StatementTimeout / 10; aim > 0 {
+		f = min(f, max(float64(aim)/float64(max(took, time.Millisecond)), 0.25))
+	}
+	return max(int64(float64(rows)*f), 1)
+}
+
 // bothSides runs the provider's and the subscriber's part at the same time.
 func bothSides(provider, subscriber func() error) error {
 	var perr error
@@ -839,8 +879,20 @@ func (c *Comparer) checksumByValue(ctx context.Context, t Table, r *TableResult)
 		if next < math.MaxInt64-1 {
 			hiKey = []string{strconv.FormatInt(next, 10)}
 		}
+		started := time.Now()
 		diffs, n, err := c.compareRange(ctx, t, loKey, hiKey, nil)
 		if err != nil {
+			if hiKey != nil && width > 1 && c.timedOut(ctx, err) {
+				// Rows too wide for chunk_rows of them in one statement:
+				// the same start, a quarter of the width.
+				width = max(width/4, 1)
+				lower := lo
+				if loKey != nil {
+					lower, _ = strconv.ParseInt(loKey[0], 10, 64)
+				}
+				next = lower + width
+				continue
+			}
 			return fmt.Errorf("compare %s: %w", t.QualifiedName(), err)
 		}
 		r.RowsCompared += n
@@ -869,6 +921,10 @@ func (c *Comparer) checksumByValue(ctx context.Context, t Table, r *TableResult)
 		f := 2.0
 		if n > 0 {
 			f = min(max(float64(chunk)/float64(n), 0.25), 4)
+		}
+		// And at a tenth of the statement timeout, whatever the rows' width.
+		if aim := c.Opt.StatementTimeout / 10; aim > 0 {
+			f = min(f, max(float64(aim)/float64(max(time.Since(started), time.Millisecond)), 0.25))
 		}
 		width = int64(min(max(float64(width)*f, 1), float64(math.MaxInt64/4)))
 		loKey = hiKey

@@ -173,6 +173,7 @@ func Run(ctx context.Context, cfg *config.Config, tg Target, opt Options, table 
 		return fail(ErrNoTables)
 	}
 	opt.Slot = tg.Slot
+	opt.StatementTimeout = timeout
 	c := &Comparer{Provider: pc, Subscriber: sc, Opt: opt}
 	res.Tables = c.Compare(ctx, tables)
 	res.RowsChecked = c.RowsChecked()

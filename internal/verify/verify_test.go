@@ -367,3 +367,53 @@ func TestSettlesOnAQuietProvider(t *testing.T) {
 		t.Errorf("got %v, want %v", got, want)
 	}
 }
+
+// Rows so slow to read that chunk_rows of them cannot be read within the
+// statement timeout (a row filter that sleeps a millisecond per row stands
+// in for wide, TOASTed rows): ranges are narrowed until each statement fits,
+// and the comparison still names the differing key.
+func TestRangesNarrowToTheStatementTimeout(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10})
+	for _, step := range []struct {
+		db  pgtest.DB
+		sql string
+	}{
+		{p.Provider, `CREATE TABLE t_slow (id bigint PRIMARY KEY, v text)`},
+		{p.Provider, `INSERT INTO t_slow SELECT g, md5(g::text) FROM generate_series(1, 2000) g`},
+		{p.Subscriber, `CREATE TABLE t_slow (id bigint PRIMARY KEY, v text)`},
+		{p.Subscriber, `INSERT INTO t_slow SELECT g, md5(g::text) FROM generate_series(1, 2000) g`},
+		// The same with a text key, walked by row offset.
+		{p.Provider, `CREATE TABLE t_slow_text (k text PRIMARY KEY, v text)`},
+		{p.Provider, `INSERT INTO t_slow_text SELECT lpad(g::text, 5, '0'), md5(g::text) FROM generate_series(1, 2000) g`},
+		{p.Subscriber, `CREATE TABLE t_slow_text (k text PRIMARY KEY, v text)`},
+		{p.Subscriber, `INSERT INTO t_slow_text SELECT lpad(g::text, 5, '0'), md5(g::text) FROM generate_series(1, 2000) g`},
+		{p.Provider, `ANALYZE t_slow, t_slow_text`},
+		{p.Provider, `SELECT pglogical.replication_set_add_table('set_0', 't_slow', false, row_filter := $$pg_sleep(0.001) IS NOT NULL$$)`},
+		{p.Provider, `SELECT pglogical.replication_set_add_table('set_0', 't_slow_text', false, row_filter := $$pg_sleep(0.001) IS NOT NULL$$)`},
+		{p.Subscriber, `DELETE FROM t_slow WHERE id = 1777`},
+		{p.Subscriber, `DELETE FROM t_slow_text WHERE k = '01777'`},
+	} {
+		if err := step.db.Exec(ctx, step.sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, err := config.Parse("t.yaml", []byte(p.NodesYAML()+"verify:\n  statement_timeout: 400ms\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg := targets(t, cfg, p.Sub())[0]
+	for table, key := range map[string]string{"t_slow": "1777", "t_slow_text": "01777"} {
+		r := Run(ctx, cfg, tg, Options{Mode: ModeChecksum, ChunkRows: 2000}, table)
+		if r.Error != "" || len(r.Tables) != 1 || r.Tables[0].Error != "" {
+			t.Fatalf("%s: %+v", table, r)
+		}
+		if got, want := r.Tables[0].Keys, []KeyDiff{{key, Missing}}; !slices.Equal(got, want) {
+			t.Errorf("%s: got %v, want %v", table, got, want)
+		}
+		if n := r.Tables[0].RowsCompared; n < 2000 {
+			t.Errorf("%s: compared %d rows", table, n)
+		}
+	}
+}
