@@ -116,8 +116,8 @@ func anyDiffers(rs []verify.Result) bool {
 
 func printVerify(w io.Writer, results []verify.Result) {
 	for _, r := range results {
-		fmt.Fprintf(w, "Subscription %s (%s -> %s), mode %s: %d rows compared in %s, %s fetched\n",
-			r.Subscription, r.Subscriber, r.Provider, r.Mode, r.RowsChecked, r.Duration.Round(time.Millisecond), config.FormatBytes(r.BytesFetched))
+		fmt.Fprintf(w, "Subscription %s (%s -> %s), mode %s: %d rows compared in %s, %d rows and %s fetched\n",
+			r.Subscription, r.Subscriber, r.Provider, r.Mode, r.RowsChecked, r.Duration.Round(time.Millisecond), r.RowsFetched, config.FormatBytes(r.BytesFetched))
 		if r.Error != "" {
 			fmt.Fprintf(w, "  error: %s\n", r.Error)
 		}

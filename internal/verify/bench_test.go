@@ -38,8 +38,8 @@ func BenchmarkVerifyMillionRows(b *testing.B) {
 		if r.Error != "" {
 			b.Fatal(r.Error)
 		}
-		fmt.Printf("pglmon verify, %s: %s, %d rows, %d bytes fetched (%.4f%% of the table's %d bytes), differing keys %v\n",
-			label, r.Duration.Round(time.Millisecond), r.RowsChecked, r.BytesFetched, 100*float64(r.BytesFetched)/float64(tableBytes), tableBytes, r.Tables[0].Keys)
+		fmt.Printf("pglmon verify, %s: %s, %d rows compared, %d rows and %d bytes fetched (%.4f%% of the table's %d bytes), differing keys %v\n",
+			label, r.Duration.Round(time.Millisecond), r.RowsChecked, r.RowsFetched, r.BytesFetched, 100*float64(r.BytesFetched)/float64(tableBytes), tableBytes, r.Tables[0].Keys)
 		return r
 	}
 	b.ResetTimer()
@@ -51,15 +51,16 @@ func BenchmarkVerifyMillionRows(b *testing.B) {
 	if len(one.Tables[0].Keys) != 1 || one.Tables[0].Keys[0].Key != "765432" {
 		b.Fatalf("differing keys: %v", one.Tables[0].Keys)
 	}
-	full, fullBytes, diffs := exportAndCompare(b, p.Provider.DSN(), p.Subscriber.DSN())
+	full, fullBytes, fullRows, diffs := exportAndCompare(b, p.Provider.DSN(), p.Subscriber.DSN())
 	b.StopTimer()
-	fmt.Printf("full comparison (COPY both sides in key order, compare): %s, %d bytes fetched, %d differing lines\n", full.Round(time.Millisecond), fullBytes, diffs)
+	fmt.Printf("full comparison (COPY both sides in key order, compare): %s, %d rows and %d bytes fetched, %d differing lines\n", full.Round(time.Millisecond), fullRows, fullBytes, diffs)
 	fmt.Printf("pglmon found the differing row %.1fx faster than the full comparison, fetching %.4f%% of its bytes\n",
 		full.Seconds()/one.Duration.Seconds(), 100*float64(one.BytesFetched)/float64(fullBytes))
 	b.ReportMetric(equal.Duration.Seconds(), "equal_s")
 	b.ReportMetric(one.Duration.Seconds(), "one_diff_s")
 	b.ReportMetric(full.Seconds(), "full_compare_s")
 	b.ReportMetric(float64(one.BytesFetched), "one_diff_bytes")
+	b.ReportMetric(float64(one.RowsFetched), "one_diff_rows_fetched")
 	b.ReportMetric(float64(fullBytes), "full_compare_bytes")
 
 	// Off loopback: pglmon usually runs on another host than the two servers
@@ -81,15 +82,15 @@ func BenchmarkVerifyMillionRows(b *testing.B) {
 		if r.Error != "" || len(r.Tables[0].Keys) != 1 {
 			b.Fatalf("over %s: %s %v", l.Name, r.Error, r.Tables[0].Keys)
 		}
-		lfull, lbytes, _ := exportAndCompare(b, provDSN, subDSN)
+		lfull, lbytes, _, _ := exportAndCompare(b, provDSN, subDSN)
 		fmt.Printf("link %s: pglmon found the differing row in %s (%d bytes); full comparison %s (%d bytes): %.1fx faster\n",
 			l.Name, r.Duration.Round(time.Millisecond), r.BytesFetched, lfull.Round(time.Millisecond), lbytes, lfull.Seconds()/r.Duration.Seconds())
 	}
 }
 
 // exportAndCompare copies the table out of both servers concurrently and
-// compares the streams line by line.
-func exportAndCompare(b *testing.B, provDSN, subDSN string) (time.Duration, int64, int) {
+// compares the streams line by line: time, bytes, rows, differing lines.
+func exportAndCompare(b *testing.B, provDSN, subDSN string) (time.Duration, int64, int, int) {
 	ctx := context.Background()
 	start := time.Now()
 	type export struct {
@@ -133,5 +134,5 @@ func exportAndCompare(b *testing.B, provDSN, subDSN string) (time.Duration, int6
 			diffs++
 		}
 	}
-	return time.Since(start), out[0].bytes + out[1].bytes, diffs
+	return time.Since(start), out[0].bytes + out[1].bytes, len(a) + len(c), diffs
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/probe"
@@ -32,9 +33,11 @@ type Result struct {
 	Tables       []TableResult `json:"tables"`
 	RowsChecked  int64         `json:"rows_checked"`
 	// BytesFetched is what pglmon read from both servers.
-	BytesFetched int64         `json:"bytes_fetched"`
-	Duration     time.Duration `json:"duration_ns"`
-	Error        string        `json:"error,omitempty"`
+	BytesFetched int64 `json:"bytes_fetched"`
+	// RowsFetched counts the result rows pglmon received (aggregates, keys, row hashes).
+	RowsFetched int64         `json:"rows_fetched"`
+	Duration    time.Duration `json:"duration_ns"`
+	Error       string        `json:"error,omitempty"`
 }
 
 // Targets picks the subscriptions to verify from probe snapshots: all, or
@@ -66,11 +69,15 @@ func Targets(snaps []probe.Snapshot, name string) ([]Target, error) {
 	return out, nil
 }
 
-// ByteCounter counts bytes read from connections.
-type ByteCounter struct{ n atomic.Int64 }
+// Counter counts what pglmon fetched over its connections: bytes read, and
+// rows the servers returned (from each SELECT's command tag).
+type Counter struct{ bytes, rows atomic.Int64 }
 
 // Bytes is the total read.
-func (b *ByteCounter) Bytes() int64 { return b.n.Load() }
+func (c *Counter) Bytes() int64 { return c.bytes.Load() }
+
+// Rows is the total of result rows received.
+func (c *Counter) Rows() int64 { return c.rows.Load() }
 
 type countingConn struct {
 	net.Conn
@@ -83,9 +90,32 @@ func (c *countingConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// rowTracer adds the rows of every SELECT, alone or in a batch, to n.
+type rowTracer struct{ n *atomic.Int64 }
+
+func (t rowTracer) add(tag pgconn.CommandTag) {
+	if tag.Select() {
+		t.n.Add(tag.RowsAffected())
+	}
+}
+
+func (t rowTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	return ctx
+}
+func (t rowTracer) TraceQueryEnd(_ context.Context, _ *pgx.Conn, d pgx.TraceQueryEndData) {
+	t.add(d.CommandTag)
+}
+func (t rowTracer) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	return ctx
+}
+func (t rowTracer) TraceBatchQuery(_ context.Context, _ *pgx.Conn, d pgx.TraceBatchQueryData) {
+	t.add(d.CommandTag)
+}
+func (t rowTracer) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
+
 // Connect opens a read-only connection to a node whose statements are
-// bounded by timeout, counting the bytes it reads.
-func Connect(ctx context.Context, node config.Node, timeout time.Duration, counter *ByteCounter) (*pgx.Conn, error) {
+// bounded by timeout, counting the bytes and rows it reads.
+func Connect(ctx context.Context, node config.Node, timeout time.Duration, counter *Counter) (*pgx.Conn, error) {
 	cfg, err := probe.ConnConfig(node, timeout)
 	if err != nil {
 		return nil, err
@@ -113,8 +143,9 @@ func Connect(ctx context.Context, node config.Node, timeout time.Duration, count
 		if err != nil {
 			return nil, err
 		}
-		return &countingConn{Conn: c, n: &counter.n}, nil
+		return &countingConn{Conn: c, n: &counter.bytes}, nil
 	}
+	cfg.Tracer = rowTracer{&counter.rows}
 	return probe.Open(ctx, node, cfg)
 }
 
@@ -139,7 +170,7 @@ func Run(ctx context.Context, cfg *config.Config, tg Target, opt Options, table 
 		return fail(fmt.Errorf("node %s is not configured", tg.Subscriber))
 	}
 	timeout := cfg.Verify.StatementTimeout.D()
-	var counter ByteCounter
+	var counter Counter
 	// Both servers at once: over a slow link, connecting is several round trips.
 	var pc, sc *pgx.Conn
 	err := bothSides(
@@ -178,6 +209,7 @@ func Run(ctx context.Context, cfg *config.Config, tg Target, opt Options, table 
 	res.Tables = c.Compare(ctx, tables)
 	res.RowsChecked = c.RowsChecked()
 	res.BytesFetched = counter.Bytes()
+	res.RowsFetched = counter.Rows()
 	res.Duration = time.Since(start)
 	res.Equal = len(res.Tables) == len(tables)
 	for _, t := range res.Tables {
