@@ -417,7 +417,7 @@ func (c *Comparer) checksum(ctx context.Context, t Table, r *TableResult) error 
 		if hi == nil {
 			return nil
 		}
-		rows = c.nextRows(rows, time.Since(started))
+		rows = max(int64(float64(rows)*c.growth(n, time.Since(started))), 1)
 		lo = hi
 	}
 }
@@ -719,15 +719,19 @@ func (c *Comparer) RowsChecked() int64 { return c.rowsChecked }
 // ErrNoTables is returned when a subscription replicates no table.
 var ErrNoTables = errors.New("no tables to compare")
 
-// nextRows sizes the next range of a key walked by row offset, from the
-// last one's rows and duration: back towards chunk_rows, but taking about a
-// tenth of the statement timeout.
-func (c *Comparer) nextRows(rows int64, took time.Duration) int64 {
-	f := min(float64(c.Opt.ChunkRows)/float64(rows), 4)
+// growth is the factor to size the next range by, from the rows and the
+// duration of the last one: towards chunk_rows rows, at most fourfold at
+// once, and no longer than a tenth of the statement timeout whatever the
+// rows' width.
+func (c *Comparer) growth(n int64, took time.Duration) float64 {
+	f := 2.0
+	if n > 0 {
+		f = min(max(float64(c.Opt.ChunkRows)/float64(n), 0.25), 4)
+	}
 	if aim := c.Opt.StatementTimeout / 10; aim > 0 {
 		f = min(f, max(float64(aim)/float64(max(took, time.Millisecond)), 0.25))
 	}
-	return max(int64(float64(rows)*f), 1)
+	return f
 }
 
 // bothSides runs the provider's and the subscriber's part at the same time.
@@ -916,16 +920,7 @@ func (c *Comparer) checksumByValue(ctx context.Context, t Table, r *TableResult)
 			k, _ := strconv.ParseInt(more[0], 10, 64)
 			next = k
 		}
-		// Aim the next range at chunk_rows rows, changing the width at most
-		// fourfold at once.
-		f := 2.0
-		if n > 0 {
-			f = min(max(float64(chunk)/float64(n), 0.25), 4)
-		}
-		// And at a tenth of the statement timeout, whatever the rows' width.
-		if aim := c.Opt.StatementTimeout / 10; aim > 0 {
-			f = min(f, max(float64(aim)/float64(max(time.Since(started), time.Millisecond)), 0.25))
-		}
+		f := c.growth(n, time.Since(started))
 		width = int64(min(max(float64(width)*f, 1), float64(math.MaxInt64/4)))
 		loKey = hiKey
 		if next > math.MaxInt64-width {
