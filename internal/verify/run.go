@@ -130,7 +130,7 @@ func Connect(ctx context.Context, node config.Node, timeout time.Duration, count
 	// Values hashed by their text must read the same on both servers,
 	// whatever each one's defaults are.
 	for k, v := range map[string]string{"TimeZone": "UTC", "DateStyle": "ISO, YMD", "IntervalStyle": "postgres",
-		"extra_float_digits": "1", "bytea_output": "hex"} {
+		"extra_float_digits": "1", "bytea_output": "hex", "lc_monetary": "C"} {
 		cfg.RuntimeParams[k] = v
 	}
 	cfg.ConnectTimeout = min(timeout, 10*time.Second)

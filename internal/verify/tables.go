@@ -60,7 +60,9 @@ ORDER BY 1, 2`
 // function (support function 2) of the type's default hash opclass, when
 // that function takes the type itself (timestamptz's takes timestamp, and a
 // cast would shift the value by the session's time zone: such types hash
-// their text, which verify sessions pin to UTC and ISO).
+// their text, which verify sessions pin to UTC and ISO). Only opclasses of
+// the column's own type count: the polymorphic ones (enum, array, record)
+// would hash an enum label's OID, which each server assigns itself.
 const columnHashQuery = `SELECT a.attname::text, format_type(a.atttypid, a.atttypmod),
 	coalesce((SELECT p.oid::regproc::text FROM pg_opclass oc
 		JOIN pg_am am ON am.oid = oc.opcmethod AND am.amname = 'hash'

@@ -421,3 +421,51 @@ func TestRangesNarrowToTheStatementTimeout(t *testing.T) {
 		}
 	}
 }
+
+// Types whose hash depends on the server rather than the value: an enum
+// hashes its label's OID, which each server assigns itself (an array of
+// them, and a composite holding one, too): they must hash their text. Also
+// money (no hash function: its text), a quoted mixed-case table and column, and a subscriber column of
+// another integer type than the provider's.
+func TestChecksumServerDependentTypes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10})
+	for _, step := range []struct {
+		db  pgtest.DB
+		sql string
+	}{
+		{p.Provider, `CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy')`},
+		{p.Subscriber, `CREATE TYPE filler AS ENUM ('x', 'y', 'z')`}, // the labels get other OIDs
+		{p.Subscriber, `CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy')`},
+		{p.Provider, `CREATE TYPE holder AS (m mood, n int)`},
+		{p.Subscriber, `CREATE TYPE holder AS (m mood, n int)`},
+		{p.Provider, `CREATE TABLE "Mixed Case" ("Id" bigint PRIMARY KEY, "select" mood, moods mood[], h holder, price money, small bigint)`},
+		{p.Subscriber, `CREATE TABLE "Mixed Case" ("Id" bigint PRIMARY KEY, "select" mood, moods mood[], h holder, price money, small int)`},
+	} {
+		if err := step.db.Exec(ctx, step.sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	load := `INSERT INTO "Mixed Case" SELECT g, (ARRAY['sad','ok','happy'])[g % 3 + 1]::mood, ARRAY['ok','sad']::mood[],
+		ROW('happy', g)::holder, g * 1.25, g FROM generate_series(1, 1000) g`
+	for _, d := range []pgtest.DB{p.Provider, p.Subscriber} {
+		if err := d.Exec(ctx, load); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Provider.Exec(ctx, `SELECT pglogical.replication_set_add_table('set_0', '"Mixed Case"', false)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Subscriber.Exec(ctx, `UPDATE "Mixed Case" SET "select" = 'happy' WHERE "Id" = 501`); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, p)
+	r := Run(ctx, cfg, targets(t, cfg, p.Sub())[0], Options{Mode: ModeChecksum, ChunkRows: 300, LeafRows: 16}, `public.Mixed Case`)
+	if r.Error != "" || len(r.Tables) != 1 || r.Tables[0].Error != "" {
+		t.Fatalf("%+v", r)
+	}
+	if got, want := r.Tables[0].Keys, []KeyDiff{{"501", Different}}; !slices.Equal(got, want) {
+		t.Errorf("got %v (%d differing), want %v", got, r.Tables[0].DifferingRows, want)
+	}
+}
