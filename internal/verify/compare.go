@@ -69,6 +69,14 @@ type KeyDiff struct {
 	Kind string `json:"kind"`
 }
 
+// rowDiff is a KeyDiff with the row hash of the side that has the row
+// (missing: the provider's; extra: the subscriber's).
+type rowDiff struct {
+	KeyDiff
+	vals []string // the key's columns as text
+	hash int64
+}
+
 // TableResult is the comparison of one table.
 type TableResult struct {
 	Table        string `json:"table"`
@@ -99,6 +107,11 @@ type Comparer struct {
 	progress    Progress
 	// indexOnly: both sessions have enable_seqscan off (checksum mode).
 	indexOnly bool
+	// reported holds this table's differing keys when they are not one
+	// integer column (whose order can differ between the servers).
+	reported map[string]bool
+	// depth is how deep compareRange recursed.
+	depth int
 	// walWriterGrace bounds how long a commit can stay unflushed on the provider.
 	walWriterGrace time.Duration
 	// graced is the last insert position waited out, and the target it gave.
@@ -159,7 +172,10 @@ func (c *Comparer) table(ctx context.Context, t Table) TableResult {
 	case len(t.Key) == 0:
 		err = fmt.Errorf("table %s has no primary key: use --mode count", t.QualifiedName())
 	default:
-		c.unsettled = 0
+		c.unsettled, c.reported = 0, nil
+		if !t.intKey() {
+			c.reported = map[string]bool{}
+		}
 		err = c.checksum(ctx, t, &r)
 		r.Unsettled = c.unsettled
 	}
@@ -300,11 +316,11 @@ func (c *Comparer) boundary(ctx context.Context, conn *pgx.Conn, t Table, lo []s
 
 type leafRow struct {
 	key  string
+	vals []string // the key's columns as text
 	hash int64
 }
 
-func (c *Comparer) leaf(ctx context.Context, conn *pgx.Conn, t Table, lo, hi []string, provider bool) ([]leafRow, error) {
-	sql, args := t.leafSQL(lo, hi, provider)
+func (c *Comparer) leaf(ctx context.Context, conn *pgx.Conn, t Table, sql string, args []any) ([]leafRow, error) {
 	rows, err := conn.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, err
@@ -316,6 +332,35 @@ func (c *Comparer) leaf(ctx context.Context, conn *pgx.Conn, t Table, lo, hi []s
 func (t Table) leafSQL(lo, hi []string, provider bool) (string, []any) {
 	where, args := t.where(lo, hi, provider)
 	return "SELECT " + strings.Join(t.keyTexts(), ", ") + ", " + t.rowHash() + " FROM " + t.ident() + where + " ORDER BY " + t.keyList(), args
+}
+
+// keysSQL selects the key (as text) and hash of the rows with the given
+// keys (each a list of the key's columns as text), found by equality: the
+// same rows on both servers whatever order each sorts the keys in.
+func (t Table) keysSQL(keys [][]string, provider bool) (string, []any) {
+	cols := make([][]string, len(t.Key))
+	for _, k := range keys {
+		for i, v := range k {
+			cols[i] = append(cols[i], v)
+		}
+	}
+	args := make([]any, len(cols))
+	arrays := make([]string, len(cols))
+	names := make([]string, len(cols))
+	on := make([]string, len(cols))
+	for i, col := range quoteAll(t.Key) {
+		args[i] = cols[i]
+		arrays[i] = fmt.Sprintf("$%d::text[]::%s[]", i+1, t.KeyTypes[i])
+		names[i] = fmt.Sprintf("pglmon_u%d", i)
+		on[i] = fmt.Sprintf("%s = pglmon_u.%s", col, names[i])
+	}
+	where := ""
+	if provider && t.RowFilter != "" {
+		where = " WHERE (" + t.RowFilter + ")"
+	}
+	return "SELECT " + strings.Join(t.keyTexts(), ", ") + ", " + t.rowHash() + " FROM " + t.ident() +
+		" JOIN unnest(" + strings.Join(arrays, ", ") + ") AS pglmon_u(" + strings.Join(names, ", ") + ") ON " +
+		strings.Join(on, " AND ") + where + " ORDER BY " + t.keyList(), args
 }
 
 func collectLeaf(t Table, rows pgx.Rows) ([]leafRow, error) {
@@ -336,33 +381,33 @@ func collectLeaf(t Table, rows pgx.Rows) ([]leafRow, error) {
 		if len(vals) > 1 {
 			key = "(" + strings.Join(vals, ",") + ")"
 		}
-		out = append(out, leafRow{key, h})
+		out = append(out, leafRow{key, slices.Clone(vals), h})
 	}
 	return out, rows.Err()
 }
 
 // diffLeaves merges two key-ordered row lists. Keys compare by the order
 // the server returned them in, so it walks both lists by position of keys.
-func diffLeaves(p, s []leafRow) []KeyDiff {
+func diffLeaves(p, s []leafRow) []rowDiff {
 	sm := make(map[string]int64, len(s))
 	for _, r := range s {
 		sm[r.key] = r.hash
 	}
 	pm := make(map[string]bool, len(p))
-	var out []KeyDiff
+	var out []rowDiff
 	for _, r := range p {
 		pm[r.key] = true
 		h, ok := sm[r.key]
 		switch {
 		case !ok:
-			out = append(out, KeyDiff{r.key, Missing})
+			out = append(out, rowDiff{KeyDiff{r.key, Missing}, r.vals, r.hash})
 		case h != r.hash:
-			out = append(out, KeyDiff{r.key, Different})
+			out = append(out, rowDiff{KeyDiff{r.key, Different}, r.vals, 0})
 		}
 	}
 	for _, r := range s {
 		if !pm[r.key] {
-			out = append(out, KeyDiff{r.key, Extra})
+			out = append(out, rowDiff{KeyDiff{r.key, Extra}, r.vals, r.hash})
 		}
 	}
 	return out
@@ -424,7 +469,7 @@ func (c *Comparer) checksum(ctx context.Context, t Table, r *TableResult) error 
 
 // compareRange compares [lo, hi); known holds the aggregates when the caller
 // already read them. It returns the differences after settling and the rows compared.
-func (c *Comparer) compareRange(ctx context.Context, t Table, lo, hi []string, known *[2]agg) ([]KeyDiff, int64, error) {
+func (c *Comparer) compareRange(ctx context.Context, t Table, lo, hi []string, known *[2]agg) ([]rowDiff, int64, error) {
 	var pa, sa agg
 	if known != nil {
 		pa, sa = known[0], known[1]
@@ -441,7 +486,12 @@ func (c *Comparer) compareRange(ctx context.Context, t Table, lo, hi []string, k
 	if pa == sa {
 		return nil, n, nil
 	}
-	if n <= int64(c.Opt.LeafRows) {
+	// Splitting narrows a range on one server; where the servers sort the
+	// keys differently it may not narrow it on the other: compare rows
+	// once splitting stops making ranges smaller.
+	c.depth++
+	defer func() { c.depth-- }()
+	if n <= int64(c.Opt.LeafRows) || c.depth > maxDepth {
 		d, u, err := c.settle(ctx, t, lo, hi)
 		c.unsettled += u
 		return d, n, err
@@ -482,21 +532,49 @@ func (c *Comparer) compareRange(ctx context.Context, t Table, lo, hi []string, k
 // applied at least P1 by then: if S differs from it, the difference is real.
 // Rows that changed between P1 and P2 are read again, up to Retries times;
 // those still moving are counted as unsettled, never reported as differing.
-func (c *Comparer) settle(ctx context.Context, t Table, lo, hi []string) ([]KeyDiff, int64, error) {
-	var diffs []KeyDiff
+func (c *Comparer) settle(ctx context.Context, t Table, lo, hi []string) ([]rowDiff, int64, error) {
+	diffs, unstable, err := c.settleRows(ctx, t, func(provider bool) (string, []any) { return t.leafSQL(lo, hi, provider) })
+	if err != nil || t.intKey() {
+		return diffs, unstable, err
+	}
+	// Keys that are not one integer column may sort differently on the two
+	// servers (another collation, or the same one from another glibc or
+	// ICU): a row can then sit in this range on one side only. Rows missing
+	// or extra here are looked up by key on both sides before being believed.
+	var keys [][]string
+	kept := diffs[:0]
+	for _, d := range diffs {
+		if d.Kind == Different {
+			kept = append(kept, d)
+		} else {
+			keys = append(keys, d.vals)
+		}
+	}
+	if len(keys) == 0 {
+		return diffs, unstable, nil
+	}
+	byKey, u, err := c.settleRows(ctx, t, func(provider bool) (string, []any) { return t.keysSQL(keys, provider) })
+	return append(kept, byKey...), unstable + u, err
+}
+
+// settleRows does the settling for the rows query selects on each side.
+func (c *Comparer) settleRows(ctx context.Context, t Table, query func(provider bool) (string, []any)) ([]rowDiff, int64, error) {
+	var diffs []rowDiff
 	for attempt := range c.Opt.Retries {
-		p1, lsn, err := c.providerLeafAt(ctx, t, lo, hi)
+		psql, pargs := query(true)
+		p1, lsn, err := c.providerLeafAt(ctx, t, psql, pargs)
 		if err != nil {
 			return nil, 0, err
 		}
 		if err := c.waitApplied(ctx, lsn); err != nil {
 			return nil, 0, err
 		}
-		s, err := c.leaf(ctx, c.Subscriber, t, lo, hi, false)
+		ssql, sargs := query(false)
+		s, err := c.leaf(ctx, c.Subscriber, t, ssql, sargs)
 		if err != nil {
 			return nil, 0, err
 		}
-		p2, err := c.leaf(ctx, c.Provider, t, lo, hi, true)
+		p2, err := c.leaf(ctx, c.Provider, t, psql, pargs)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -539,12 +617,11 @@ func stableRows(p1, p2 []leafRow) func(key string) bool {
 // providerLeafAt reads the range in a repeatable-read snapshot and the WAL
 // position after it: every change the snapshot saw is at or before it. The
 // transaction is one batch: one round trip.
-func (c *Comparer) providerLeafAt(ctx context.Context, t Table, lo, hi []string) ([]leafRow, string, error) {
+func (c *Comparer) providerLeafAt(ctx context.Context, t Table, sql string, args []any) ([]leafRow, string, error) {
 	var rows []leafRow
 	var lsn string
 	b := &pgx.Batch{}
 	b.Queue("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-	sql, args := t.leafSQL(lo, hi, true)
 	b.Queue(sql, args...).Query(func(r pgx.Rows) error {
 		var err error
 		rows, err = collectLeaf(t, r)
@@ -685,14 +762,31 @@ func abs(n int64) int64 {
 	return n
 }
 
-func (c *Comparer) addDiffs(r *TableResult, diffs []KeyDiff) {
-	r.DifferingRows += int64(len(diffs))
+func (c *Comparer) addDiffs(r *TableResult, diffs []rowDiff) {
 	for _, d := range diffs {
+		if c.reported != nil {
+			// Ranges cut by one server's order can overlap in the other's:
+			// a row is counted once.
+			if c.reported[d.Key] {
+				continue
+			}
+			if len(c.reported) < maxReported {
+				c.reported[d.Key] = true
+			}
+		}
+		r.DifferingRows++
 		if len(r.Keys) < c.Opt.MaxKeys {
-			r.Keys = append(r.Keys, d)
+			r.Keys = append(r.Keys, d.KeyDiff)
 		}
 	}
 }
+
+// maxDepth bounds the recursion of compareRange: 16-way splits reach one
+// row of 2^64 in 16 steps, halving in 64.
+const maxDepth = 80
+
+// maxReported bounds the differing keys remembered per table to count each once.
+const maxReported = 1 << 20
 
 // tick counts rows, reports progress and paces to MaxRowsPerSecond.
 func (c *Comparer) tick(ctx context.Context, rows int64) {
@@ -752,7 +846,7 @@ const fanout = 16
 
 // splitRange splits [lo, hi) into up to fanout sub-ranges of about equal
 // size on conn's side, and compares those that differ.
-func (c *Comparer) splitRange(ctx context.Context, conn *pgx.Conn, provider bool, t Table, lo, hi []string, n int64) ([]KeyDiff, int64, error) {
+func (c *Comparer) splitRange(ctx context.Context, conn *pgx.Conn, provider bool, t Table, lo, hi []string, n int64) ([]rowDiff, int64, error) {
 	bounds := valueCuts(t, lo, hi)
 	if bounds == nil {
 		var err error
@@ -775,7 +869,7 @@ func (c *Comparer) splitRange(ctx context.Context, conn *pgx.Conn, provider bool
 	if err != nil {
 		return nil, 0, err
 	}
-	var out []KeyDiff
+	var out []rowDiff
 	for i := range len(bounds) + 1 {
 		if pa[i] == sa[i] {
 			continue
@@ -787,7 +881,17 @@ func (c *Comparer) splitRange(ctx context.Context, conn *pgx.Conn, provider bool
 		if i < len(bounds) {
 			bhi = []string{bounds[i]}
 		}
-		d, _, err := c.compareRange(ctx, t, blo, bhi, &[2]agg{pa[i], sa[i]})
+		var d []rowDiff
+		var err error
+		if max(pa[i].count, sa[i].count) >= n {
+			// Not narrower (the other server sorts these keys differently):
+			// compare its rows.
+			var u int64
+			d, u, err = c.settle(ctx, t, blo, bhi)
+			c.unsettled += u
+		} else {
+			d, _, err = c.compareRange(ctx, t, blo, bhi, &[2]agg{pa[i], sa[i]})
+		}
 		if err != nil {
 			return nil, 0, err
 		}
