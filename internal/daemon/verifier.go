@@ -56,6 +56,9 @@ func (v *verifier) run(ctx context.Context, d *Daemon, cfg *config.Config, snaps
 			d.log.Warn("scheduled verification failed", keySubscription, tg.Subscription, keyError, r.Error)
 		}
 		for _, t := range r.Tables {
+			if t.Error != "" {
+				d.log.Warn("table not verified", keySubscription, tg.Subscription, "table", t.Table, keyError, t.Error)
+			}
 			if t.Error == "" && !t.Equal {
 				key := tg.Subscriber + "/" + tg.Subscription
 				results[key] = append(results[key], t)

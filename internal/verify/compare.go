@@ -167,6 +167,8 @@ func (c *Comparer) table(ctx context.Context, t Table) TableResult {
 	r := TableResult{Table: t.QualifiedName(), Mode: c.Opt.Mode}
 	var err error
 	switch {
+	case t.SyncStatus != "":
+		err = fmt.Errorf("not compared: pglogical has not finished synchronizing it on the subscriber (sync status %s); compare it once it is ready", syncStatusName(t.SyncStatus))
 	case c.Opt.Mode == ModeCount:
 		err = c.count(ctx, t, &r)
 	case len(t.Key) == 0:

@@ -203,6 +203,16 @@ func Run(ctx context.Context, cfg *config.Config, tg Target, opt Options, table 
 	if len(tables) == 0 {
 		return fail(ErrNoTables)
 	}
+	notReady, err := syncNotReady(ctx, sc, tg.Subscription)
+	if err != nil {
+		return fail(fmt.Errorf("read the synchronization status of %s: %w", tg.Subscription, err))
+	}
+	if st, ok := notReady[""]; ok {
+		return fail(fmt.Errorf("not compared: the initial synchronization of %s is not finished (sync status %s)", tg.Subscription, syncStatusName(st)))
+	}
+	for i := range tables {
+		tables[i].SyncStatus = notReady[tables[i].QualifiedName()]
+	}
 	opt.Slot = tg.Slot
 	opt.StatementTimeout = timeout
 	c := &Comparer{Provider: pc, Subscriber: sc, Opt: opt}
@@ -221,4 +231,34 @@ func Run(ctx context.Context, cfg *config.Config, tg Target, opt Options, table 
 		res.Error = "interrupted"
 	}
 	return res
+}
+
+// syncNotReady reads, on the subscriber, the subscription's tables whose
+// pglogical synchronization is not ready (schema.table -> status; "" for
+// the subscription's own initial synchronization). Comparing them would
+// report the rows a copy has not reached yet.
+func syncNotReady(ctx context.Context, conn *pgx.Conn, sub string) (map[string]string, error) {
+	rows, err := conn.Query(ctx, `SELECT coalesce(ls.sync_nspname::text || '.' || ls.sync_relname::text, ''), ls.sync_status::text
+		FROM pglogical.local_sync_status ls JOIN pglogical.subscription s ON s.sub_id = ls.sync_subid
+		WHERE s.sub_name = $1 AND ls.sync_status <> 'r'`, sub)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	var table, status string
+	_, err = pgx.ForEachRow(rows, []any{&table, &status}, func() error {
+		out[table] = status
+		return nil
+	})
+	return out, err
+}
+
+// syncStatusName spells out pglogical's one-letter sync status.
+func syncStatusName(s string) string {
+	names := map[string]string{"i": "init", "s": "structure", "d": "data copy", "c": "constraints",
+		"w": "waiting for the apply worker", "u": "catching up", "y": "synchronized, apply catching up"}
+	if n, ok := names[s]; ok {
+		return fmt.Sprintf("%q, %s", s, n)
+	}
+	return fmt.Sprintf("%q", s)
 }

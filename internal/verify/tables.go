@@ -27,6 +27,9 @@ type Table struct {
 	RowFilter string
 	// EstimatedRows is the provider's estimate (for progress).
 	EstimatedRows int64
+	// SyncStatus is set when pglogical has not finished synchronizing the
+	// table on the subscriber: it is not compared.
+	SyncStatus string
 }
 
 // QualifiedName is schema.table as people write it.

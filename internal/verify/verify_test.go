@@ -509,3 +509,77 @@ func TestChecksumKeysSortedDifferently(t *testing.T) {
 		t.Errorf("got %v (%d differing), want %v", got, r.Tables[0].DifferingRows, want)
 	}
 }
+
+// A table pglogical is still copying holds only part of its rows: it is not
+// compared (reported as not compared, no differences), the others are.
+func TestTableStillSynchronizingIsNotCompared(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 500})
+	if _, err := p.WaitConverged(ctx, p.Tables[0], 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []pgtest.DB{p.Provider, p.Subscriber} {
+		if err := d.Exec(ctx, `CREATE TABLE t_other (id int PRIMARY KEY, v text)`); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Exec(ctx, `INSERT INTO t_other SELECT g, 'v' || g FROM generate_series(1, 300) g`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Provider.Exec(ctx, `SELECT pglogical.replication_set_add_table('set_0', 't_other', false)`); err != nil {
+		t.Fatal(err)
+	}
+	// Resynchronize items_0 while its copy is held on the provider: an
+	// exclusive lock there stops the sync worker's COPY.
+	locker, err := p.Provider.Cluster.Connect(ctx, p.Provider.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer locker.Close(context.Background())
+	tx, err := locker.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.Background())
+	if _, err := tx.Exec(ctx, "LOCK TABLE items_0 IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Subscriber.Exec(ctx, "SELECT pglogical.alter_subscription_resynchronize_table($1, 'items_0')", p.Sub()); err != nil {
+		t.Fatal(err)
+	}
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		var n int
+		err := p.Subscriber.QueryRow(ctx, "SELECT count(*) FROM pglogical.local_sync_status WHERE sync_relname = 'items_0' AND sync_status <> 'r'", []any{&n})
+		return err == nil && n == 1
+	}); err != nil {
+		t.Fatalf("items_0 never left the ready state: %v", err)
+	}
+	cfg := testConfig(t, p)
+	r := Run(ctx, cfg, targets(t, cfg, p.Sub())[0], Options{Mode: ModeChecksum}, "")
+	if r.Error != "" || len(r.Tables) != 2 {
+		t.Fatalf("%+v", r)
+	}
+	for _, tr := range r.Tables {
+		switch tr.Table {
+		case "public.items_0":
+			if !strings.Contains(tr.Error, "not finished synchronizing") || tr.DifferingRows != 0 || tr.Equal {
+				t.Errorf("items_0 while synchronizing: %+v", tr)
+			}
+		case "public.t_other":
+			if tr.Error != "" || !tr.Equal || tr.RowsCompared != 300 {
+				t.Errorf("t_other: %+v", tr)
+			}
+		}
+	}
+	// Let the copy finish: then items_0 is compared again, and equal.
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
+		r := Run(ctx, cfg, targets(t, cfg, p.Sub())[0], Options{Mode: ModeChecksum}, "items_0")
+		return r.Error == "" && len(r.Tables) == 1 && r.Tables[0].Error == "" && r.Tables[0].Equal
+	}); err != nil {
+		t.Fatalf("items_0 after its copy: %v", err)
+	}
+}
