@@ -139,6 +139,9 @@ func printVerify(w io.Writer, results []verify.Result) {
 		}
 		tw.Flush()
 		for _, t := range r.Tables {
+			if t.Note != "" {
+				fmt.Fprintf(w, "  %s: %s\n", t.Table, t.Note)
+			}
 			if len(t.Keys) == 0 {
 				continue
 			}

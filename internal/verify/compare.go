@@ -90,10 +90,14 @@ type TableResult struct {
 	DifferingRows int64 `json:"differing_rows"`
 	// Unsettled counts rows that kept changing on the provider through every
 	// re-check: not reported as differing, not proven equal either.
-	Unsettled int64         `json:"unsettled_rows,omitempty"`
-	Keys      []KeyDiff     `json:"keys,omitempty"`
-	Duration  time.Duration `json:"duration_ns"`
-	Error     string        `json:"error,omitempty"`
+	Unsettled int64 `json:"unsettled_rows,omitempty"`
+	// ExpectedRows differ only as the replication set makes them: changes it
+	// does not replicate (Note says which). Not counted as differing.
+	ExpectedRows int64         `json:"expected_rows,omitempty"`
+	Note         string        `json:"note,omitempty"`
+	Keys         []KeyDiff     `json:"keys,omitempty"`
+	Duration     time.Duration `json:"duration_ns"`
+	Error        string        `json:"error,omitempty"`
 }
 
 // Comparer compares tables between a provider and a subscriber connection.
@@ -110,6 +114,8 @@ type Comparer struct {
 	// reported holds this table's differing keys when they are not one
 	// integer column (whose order can differ between the servers).
 	reported map[string]bool
+	// replicates is the changes the current table's sets replicate.
+	replicates Changes
 	// depth is how deep compareRange recursed.
 	depth int
 	// walWriterGrace bounds how long a commit can stay unflushed on the provider.
@@ -174,7 +180,7 @@ func (c *Comparer) table(ctx context.Context, t Table) TableResult {
 	case len(t.Key) == 0:
 		err = fmt.Errorf("table %s has no primary key: use --mode count", t.QualifiedName())
 	default:
-		c.unsettled, c.reported = 0, nil
+		c.unsettled, c.reported, c.replicates = 0, nil, t.Replicates
 		if !t.intKey() {
 			c.reported = map[string]bool{}
 		}
@@ -183,6 +189,9 @@ func (c *Comparer) table(ctx context.Context, t Table) TableResult {
 	}
 	if err != nil {
 		r.Error = err.Error()
+	}
+	if r.ExpectedRows > 0 {
+		r.Note = fmt.Sprintf("%d rows differ as expected: the replication set does not replicate %s", r.ExpectedRows, t.Replicates.notReplicated())
 	}
 	r.Equal = err == nil && r.DifferingRows == 0
 	r.Duration = time.Since(start)
@@ -749,6 +758,14 @@ func (c *Comparer) count(ctx context.Context, t Table, r *TableResult) error {
 		default:
 			r.DifferingRows = sn - hi
 		}
+		kind := Missing
+		if sn > hi {
+			kind = Extra
+		}
+		if r.DifferingRows > 0 && t.Replicates.expected(kind) {
+			// Fewer rows without INSERT replicated, more without DELETE.
+			r.ExpectedRows, r.DifferingRows = r.DifferingRows, 0
+		}
 		c.tick(ctx, p2)
 		if r.DifferingRows == 0 {
 			return nil
@@ -775,6 +792,10 @@ func (c *Comparer) addDiffs(r *TableResult, diffs []rowDiff) {
 			if len(c.reported) < maxReported {
 				c.reported[d.Key] = true
 			}
+		}
+		if c.replicates.expected(d.Kind) {
+			r.ExpectedRows++
+			continue
 		}
 		r.DifferingRows++
 		if len(r.Keys) < c.Opt.MaxKeys {

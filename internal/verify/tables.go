@@ -27,9 +27,43 @@ type Table struct {
 	RowFilter string
 	// EstimatedRows is the provider's estimate (for progress).
 	EstimatedRows int64
+	// Replicates says which changes reach the subscriber: a replication set
+	// may leave out INSERT, UPDATE or DELETE (an archive keeps deleted rows).
+	Replicates Changes
 	// SyncStatus is set when pglogical has not finished synchronizing the
 	// table on the subscriber: it is not compared.
 	SyncStatus string
+}
+
+// Changes are the kinds of change a replication set replicates.
+type Changes struct{ Insert, Update, Delete bool }
+
+// expected reports whether a row differing by kind is what the
+// replication set makes it: a change it does not replicate.
+func (c Changes) expected(kind string) bool {
+	switch kind {
+	case Missing:
+		return !c.Insert
+	case Extra:
+		return !c.Delete
+	case Different:
+		return !c.Update
+	}
+	return false
+}
+
+// notReplicated names the changes left out, for messages.
+func (c Changes) notReplicated() string {
+	var out []string
+	for _, k := range []struct {
+		on   bool
+		name string
+	}{{c.Insert, "INSERT"}, {c.Update, "UPDATE"}, {c.Delete, "DELETE"}} {
+		if !k.on {
+			out = append(out, k.name)
+		}
+	}
+	return strings.Join(out, ", ")
 }
 
 // QualifiedName is schema.table as people write it.
@@ -51,7 +85,8 @@ const setTablesQuery = `SELECT n.nspname::text, c.relname::text,
 		JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
 		WHERE i.indrelid = c.oid AND i.indisprimary), '{}'),
 	coalesce(pg_get_expr(rst.set_row_filter, c.oid), ''),
-	greatest(c.reltuples, 0)::bigint
+	greatest(c.reltuples, 0)::bigint,
+	rs.replicate_insert, rs.replicate_update, rs.replicate_delete
 FROM pglogical.replication_set_table rst
 JOIN pglogical.replication_set rs ON rs.set_id = rst.set_id
 JOIN pg_class c ON c.oid = rst.set_reloid
@@ -83,17 +118,21 @@ func SetTables(ctx context.Context, conn *pgx.Conn, sets []string) ([]Table, err
 		return nil, fmt.Errorf("read the tables of replication sets %s: %w", strings.Join(sets, ", "), err)
 	}
 	defer rows.Close()
-	seen := map[string]bool{}
+	seen := map[string]int{}
 	var out []Table
 	for rows.Next() {
 		var t Table
-		if err := rows.Scan(&t.Schema, &t.Name, &t.Columns, &t.Key, &t.KeyTypes, &t.RowFilter, &t.EstimatedRows); err != nil {
+		ch := &t.Replicates
+		if err := rows.Scan(&t.Schema, &t.Name, &t.Columns, &t.Key, &t.KeyTypes, &t.RowFilter, &t.EstimatedRows, &ch.Insert, &ch.Update, &ch.Delete); err != nil {
 			return nil, err
 		}
-		if seen[t.QualifiedName()] { // a table in two sets is compared once
+		if i, ok := seen[t.QualifiedName()]; ok {
+			// A table in two sets is compared once; it gets the changes either replicates.
+			o := &out[i].Replicates
+			o.Insert, o.Update, o.Delete = o.Insert || ch.Insert, o.Update || ch.Update, o.Delete || ch.Delete
 			continue
 		}
-		seen[t.QualifiedName()] = true
+		seen[t.QualifiedName()] = len(out)
 		out = append(out, t)
 	}
 	if err := rows.Err(); err != nil {

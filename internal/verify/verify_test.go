@@ -583,3 +583,65 @@ func TestTableStillSynchronizingIsNotCompared(t *testing.T) {
 		t.Fatalf("items_0 after its copy: %v", err)
 	}
 }
+
+// A replication set that does not replicate DELETE (an archive keeps the
+// rows the provider deletes): those extra rows are expected, counted apart
+// and explained; a real difference in the same table is still reported.
+func TestSetWithoutDeletesExpectsExtraRows(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10})
+	for _, d := range []pgtest.DB{p.Provider, p.Subscriber} {
+		for _, sql := range []string{
+			`CREATE TABLE t_arch (id int PRIMARY KEY, v text)`,
+			`INSERT INTO t_arch SELECT g, 'v' || g FROM generate_series(1, 1000) g`,
+		} {
+			if err := d.Exec(ctx, sql); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, step := range []struct {
+		db  pgtest.DB
+		sql string
+	}{
+		{p.Provider, `SELECT pglogical.create_replication_set('archive', replicate_delete := false, replicate_truncate := false)`},
+		{p.Provider, `SELECT pglogical.replication_set_add_table('archive', 't_arch', false)`},
+		{p.Subscriber, `SELECT pglogical.alter_subscription_add_replication_set('` + p.Sub() + `', 'archive')`},
+	} {
+		if err := step.db.Exec(ctx, step.sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.WaitStatus(ctx, p.Sub(), "replicating", 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for _, sql := range []string{`DELETE FROM t_arch WHERE id <= 10`, `UPDATE t_arch SET v = 'replicated' WHERE id = 500`} {
+		if err := p.Provider.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		var v string
+		return p.Subscriber.QueryRow(ctx, "SELECT v FROM t_arch WHERE id = 500", []any{&v}) == nil && v == "replicated"
+	}); err != nil {
+		t.Fatalf("the update never reached the subscriber: %v", err)
+	}
+	if err := p.Subscriber.Exec(ctx, `UPDATE t_arch SET v = 'local' WHERE id = 600`); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, p)
+	tg := targets(t, cfg, p.Sub())[0]
+	r := Run(ctx, cfg, tg, Options{Mode: ModeChecksum, ChunkRows: 200, LeafRows: 16}, "t_arch")
+	if r.Error != "" || len(r.Tables) != 1 || r.Tables[0].Error != "" {
+		t.Fatalf("%+v", r)
+	}
+	tr := r.Tables[0]
+	if !slices.Equal(tr.Keys, []KeyDiff{{"600", Different}}) || tr.DifferingRows != 1 || tr.ExpectedRows != 10 || !strings.Contains(tr.Note, "DELETE") {
+		t.Errorf("checksum: keys %v, %d differing, %d expected, note %q", tr.Keys, tr.DifferingRows, tr.ExpectedRows, tr.Note)
+	}
+	r = Run(ctx, cfg, tg, Options{Mode: ModeCount}, "t_arch")
+	if tr := r.Tables[0]; !tr.Equal || tr.ExpectedRows != 10 || tr.ProviderRows != 990 || tr.SubscriberRows != 1000 {
+		t.Errorf("count: %+v", tr)
+	}
+}
