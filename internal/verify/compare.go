@@ -774,13 +774,6 @@ func (c *Comparer) count(ctx context.Context, t Table, r *TableResult) error {
 	return nil
 }
 
-func abs(n int64) int64 {
-	if n < 0 {
-		return -n
-	}
-	return n
-}
-
 func (c *Comparer) addDiffs(r *TableResult, diffs []rowDiff) {
 	for _, d := range diffs {
 		if c.reported != nil {

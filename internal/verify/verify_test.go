@@ -279,10 +279,7 @@ func TestChecksumColumnListAndRowFilter(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10})
-	for _, step := range []struct {
-		db  pgtest.DB
-		sql string
-	}{
+	runSteps(ctx, t, []step{
 		{p.Provider, `CREATE TABLE t_cols (id int PRIMARY KEY, pub text, secret text)`},
 		{p.Provider, `INSERT INTO t_cols SELECT g, 'p' || g, 's' || g FROM generate_series(1, 2000) g`},
 		{p.Subscriber, `CREATE TABLE t_cols (id int PRIMARY KEY, pub text)`},
@@ -300,11 +297,7 @@ func TestChecksumColumnListAndRowFilter(t *testing.T) {
 		{p.Subscriber, `UPDATE t_cols SET pub = 'changed' WHERE id = 10`},
 		{p.Subscriber, `DELETE FROM t_filt WHERE id = 100`},
 		{p.Subscriber, `INSERT INTO t_filt VALUES (5001, 'us', 1)`},
-	} {
-		if err := step.db.Exec(ctx, step.sql); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	cfg := testConfig(t, p)
 	tg := targets(t, cfg, p.Sub())[0]
 	want := map[string][]KeyDiff{
@@ -380,10 +373,7 @@ func TestRangesNarrowToTheStatementTimeout(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10})
-	for _, step := range []struct {
-		db  pgtest.DB
-		sql string
-	}{
+	runSteps(ctx, t, []step{
 		{p.Provider, `CREATE TABLE t_slow (id bigint PRIMARY KEY, v text)`},
 		{p.Provider, `INSERT INTO t_slow SELECT g, md5(g::text) FROM generate_series(1, 2000) g`},
 		{p.Subscriber, `CREATE TABLE t_slow (id bigint PRIMARY KEY, v text)`},
@@ -398,11 +388,7 @@ func TestRangesNarrowToTheStatementTimeout(t *testing.T) {
 		{p.Provider, `SELECT pglogical.replication_set_add_table('set_0', 't_slow_text', false, row_filter := $$pg_sleep(0.001) IS NOT NULL$$)`},
 		{p.Subscriber, `DELETE FROM t_slow WHERE id = 1777`},
 		{p.Subscriber, `DELETE FROM t_slow_text WHERE k = '01777'`},
-	} {
-		if err := step.db.Exec(ctx, step.sql); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	cfg, err := config.Parse("t.yaml", []byte(p.NodesYAML()+"verify:\n  statement_timeout: 400ms\n"))
 	if err != nil {
 		t.Fatal(err)
@@ -431,10 +417,7 @@ func TestChecksumServerDependentTypes(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10})
-	for _, step := range []struct {
-		db  pgtest.DB
-		sql string
-	}{
+	runSteps(ctx, t, []step{
 		{p.Provider, `CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy')`},
 		{p.Subscriber, `CREATE TYPE filler AS ENUM ('x', 'y', 'z')`}, // the labels get other OIDs
 		{p.Subscriber, `CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy')`},
@@ -442,11 +425,7 @@ func TestChecksumServerDependentTypes(t *testing.T) {
 		{p.Subscriber, `CREATE TYPE holder AS (m mood, n int)`},
 		{p.Provider, `CREATE TABLE "Mixed Case" ("Id" bigint PRIMARY KEY, "select" mood, moods mood[], h holder, price money, small bigint)`},
 		{p.Subscriber, `CREATE TABLE "Mixed Case" ("Id" bigint PRIMARY KEY, "select" mood, moods mood[], h holder, price money, small int)`},
-	} {
-		if err := step.db.Exec(ctx, step.sql); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	load := `INSERT INTO "Mixed Case" SELECT g, (ARRAY['sad','ok','happy'])[g % 3 + 1]::mood, ARRAY['ok','sad']::mood[],
 		ROW('happy', g)::holder, g * 1.25, g FROM generate_series(1, 1000) g`
 	for _, d := range []pgtest.DB{p.Provider, p.Subscriber} {
@@ -481,21 +460,14 @@ func TestChecksumKeysSortedDifferently(t *testing.T) {
 	// ICU sorts 'a' < 'B'; C sorts 'B' < 'a'.
 	load := `INSERT INTO t_coll SELECT CASE WHEN g % 2 = 0 THEN upper(s) ELSE s END, g
 		FROM (SELECT g, substr(md5(g::text), 1, 6) AS s FROM generate_series(1, 3000) g) x ON CONFLICT DO NOTHING`
-	for _, step := range []struct {
-		db  pgtest.DB
-		sql string
-	}{
+	runSteps(ctx, t, []step{
 		{p.Provider, `CREATE TABLE t_coll (k text COLLATE "und-x-icu" PRIMARY KEY, v int)`},
 		{p.Subscriber, `CREATE TABLE t_coll (k text COLLATE "C" PRIMARY KEY, v int)`},
 		{p.Provider, load},
 		{p.Subscriber, load},
 		{p.Provider, `SELECT pglogical.replication_set_add_table('set_0', 't_coll', false)`},
 		{p.Subscriber, `UPDATE t_coll SET v = -1 WHERE v = 1234`},
-	} {
-		if err := step.db.Exec(ctx, step.sql); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	var key string
 	if err := p.Provider.QueryRow(ctx, "SELECT k FROM t_coll WHERE v = 1234", []any{&key}); err != nil {
 		t.Fatal(err)
@@ -576,11 +548,15 @@ func TestTableStillSynchronizingIsNotCompared(t *testing.T) {
 	if err := tx.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
-		r := Run(ctx, cfg, targets(t, cfg, p.Sub())[0], Options{Mode: ModeChecksum}, "items_0")
-		return r.Error == "" && len(r.Tables) == 1 && r.Tables[0].Error == "" && r.Tables[0].Equal
+	var status string
+	if err := pgtest.Poll(ctx, 120*time.Second, func() bool {
+		return p.Subscriber.QueryRow(ctx, "SELECT sync_status::text FROM pglogical.local_sync_status WHERE sync_relname = 'items_0'", []any{&status}) == nil && status == "r"
 	}); err != nil {
-		t.Fatalf("items_0 after its copy: %v", err)
+		t.Fatalf("items_0 never became ready after its copy (sync status %q): %v", status, err)
+	}
+	r = Run(ctx, cfg, targets(t, cfg, p.Sub())[0], Options{Mode: ModeChecksum}, "items_0")
+	if r.Error != "" || len(r.Tables) != 1 || r.Tables[0].Error != "" || !r.Tables[0].Equal {
+		t.Errorf("items_0 after its copy: %+v", r)
 	}
 }
 
@@ -601,18 +577,11 @@ func TestSetWithoutDeletesExpectsExtraRows(t *testing.T) {
 			}
 		}
 	}
-	for _, step := range []struct {
-		db  pgtest.DB
-		sql string
-	}{
+	runSteps(ctx, t, []step{
 		{p.Provider, `SELECT pglogical.create_replication_set('archive', replicate_delete := false, replicate_truncate := false)`},
 		{p.Provider, `SELECT pglogical.replication_set_add_table('archive', 't_arch', false)`},
 		{p.Subscriber, `SELECT pglogical.alter_subscription_add_replication_set('` + p.Sub() + `', 'archive')`},
-	} {
-		if err := step.db.Exec(ctx, step.sql); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	if err := p.WaitStatus(ctx, p.Sub(), "replicating", 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -643,5 +612,21 @@ func TestSetWithoutDeletesExpectsExtraRows(t *testing.T) {
 	r = Run(ctx, cfg, tg, Options{Mode: ModeCount}, "t_arch")
 	if tr := r.Tables[0]; !tr.Equal || tr.ExpectedRows != 10 || tr.ProviderRows != 990 || tr.SubscriberRows != 1000 {
 		t.Errorf("count: %+v", tr)
+	}
+}
+
+// step is a statement to run on one side.
+type step struct {
+	db  pgtest.DB
+	sql string
+}
+
+// runSteps runs statements in order, failing the test at the first error.
+func runSteps(ctx context.Context, t *testing.T, steps []step) {
+	t.Helper()
+	for _, st := range steps {
+		if err := st.db.Exec(ctx, st.sql); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
