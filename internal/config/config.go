@@ -734,6 +734,21 @@ func InWindow(window string, t time.Time) bool {
 	return m >= from || m < to
 }
 
+// WindowEnd is when the daily window that t falls in (or the next one)
+// ends; false when there is no window.
+func WindowEnd(window string, t time.Time) (time.Time, bool) {
+	from, to, err := ParseWindow(window)
+	if err != nil || window == "" {
+		return time.Time{}, false
+	}
+	m := t.Hour()*60 + t.Minute()
+	end := time.Date(t.Year(), t.Month(), t.Day(), to/60, to%60, 0, 0, t.Location())
+	if (from <= to && m >= to) || (from > to && m >= from) {
+		end = time.Date(t.Year(), t.Month(), t.Day()+1, to/60, to%60, 0, 0, t.Location())
+	}
+	return end, true
+}
+
 // Resolve reads a secret from its source.
 func (p *PasswordSource) Resolve(field string) (Secret, error) {
 	if p == nil {

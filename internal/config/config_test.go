@@ -181,3 +181,25 @@ nodes:
 		t.Errorf("without AWS support attached: %v", err)
 	}
 }
+
+func TestWindowEnd(t *testing.T) {
+	at := func(h, m int) time.Time { return time.Date(2026, 3, 10, h, m, 30, 0, time.UTC) }
+	for _, c := range []struct {
+		window string
+		now    time.Time
+		want   time.Time
+	}{
+		{"01:00-05:00", at(2, 0), at(5, 0).Add(-30 * time.Second)},
+		{"01:00-05:00", at(5, 0), at(5, 0).Add(24*time.Hour - 30*time.Second)},  // past today's: tomorrow's
+		{"22:00-02:00", at(23, 0), at(2, 0).Add(24*time.Hour - 30*time.Second)}, // across midnight
+		{"22:00-02:00", at(1, 0), at(2, 0).Add(-30 * time.Second)},
+	} {
+		got, ok := WindowEnd(c.window, c.now)
+		if !ok || !got.Equal(c.want) {
+			t.Errorf("WindowEnd(%q, %s) = %s, %t; want %s", c.window, c.now, got, ok, c.want)
+		}
+	}
+	if _, ok := WindowEnd("", at(1, 0)); ok {
+		t.Error("no window: an end")
+	}
+}

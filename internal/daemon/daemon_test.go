@@ -22,6 +22,7 @@ import (
 	"github.com/pglmon/pglmon/internal/pgtest"
 	"github.com/pglmon/pglmon/internal/repair"
 	"github.com/pglmon/pglmon/internal/sdnotify"
+	"github.com/pglmon/pglmon/internal/verify"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
@@ -402,4 +403,49 @@ func (r *running) waitRepair(t testing.TB, remedy string, timeout time.Duration)
 		}
 		return false
 	})
+}
+
+// A verification still running when its window ends stops there: tables and
+// subscriptions it did not reach keep what the last verification found.
+func TestVerificationStopsAtTheEndOfItsWindow(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Subscriptions: 2, Rows: 10000})
+	for _, table := range p.Tables {
+		if _, err := p.WaitConverged(ctx, table, 60*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 10,000 rows at 2,000 rows/s: 5 s per subscription; the window ends after 1 s.
+	cfg, err := config.Parse("t.yaml", []byte(pairConfig(p, filepath.Join(t.TempDir(), "a.jsonl"), policyOff()+
+		"verify:\n  every: 1h\n  window: \"00:00-23:59\"\n  max_rows_per_second: 2000\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	d, err := New(Options{Config: cfg, Logger: slog.New(slog.NewJSONHandler(logs, nil)), Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.mon.Close(context.Background())
+	_, snaps := d.mon.Cycle(ctx)
+	earlier := subResult{subscription: "sub_0", tables: []verify.TableResult{{Table: "public.items_0", DifferingRows: 3}}}
+	other := subResult{subscription: "sub_1", tables: []verify.TableResult{{Table: "public.items_1", DifferingRows: 5}}}
+	v := &verifier{
+		results:   map[string]subResult{"subscriber/sub_0": earlier, "subscriber/sub_1": other},
+		windowEnd: func(string, time.Time) (time.Time, bool) { return time.Now().Add(time.Second), true },
+	}
+	v.run(ctx, d, cfg, snaps)
+	if !strings.Contains(logs.String(), "stopped at the end of its window") {
+		t.Errorf("no word of the window's end:\n%s", logs.String())
+	}
+	if strings.Contains(logs.String(), `"msg":"verified"`) {
+		t.Errorf("a subscription was verified to the end:\n%s", logs.String())
+	}
+	for key, want := range map[string]subResult{"subscriber/sub_0": earlier, "subscriber/sub_1": other} {
+		got := v.results[key]
+		if got.subscription != want.subscription || len(got.tables) != 1 || got.tables[0].DifferingRows != want.tables[0].DifferingRows {
+			t.Errorf("%s: %+v, want the last verification's %+v", key, got, want)
+		}
+	}
 }

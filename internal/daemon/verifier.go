@@ -18,9 +18,17 @@ import (
 // differences into data_divergence findings.
 type verifier struct {
 	mu      sync.Mutex
-	results map[string][]verify.TableResult // by subscriber/subscription: tables that differ
+	results map[string]subResult // by subscriber/subscription
 	last    time.Time
 	running bool
+	// windowEnd is config.WindowEnd (replaced in tests).
+	windowEnd func(window string, t time.Time) (time.Time, bool)
+}
+
+// subResult is what the last verification of a subscription found.
+type subResult struct {
+	subscription string
+	tables       []verify.TableResult // the tables that differ
 }
 
 // maybeRun starts a verification when one is due, in its window, and none runs.
@@ -41,31 +49,81 @@ func (v *verifier) maybeRun(ctx context.Context, d *Daemon, snaps []probe.Snapsh
 }
 
 func (v *verifier) run(ctx context.Context, d *Daemon, cfg *config.Config, snaps []probe.Snapshot) {
-	results := map[string][]verify.TableResult{}
-	divergent := map[[2]string]int64{}
+	// A window is a promise: the verification stops when it ends.
+	windowEnd := v.windowEnd
+	if windowEnd == nil {
+		windowEnd = config.WindowEnd
+	}
+	parent := ctx
+	if end, ok := windowEnd(cfg.Verify.Window, time.Now()); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, end)
+		defer cancel()
+	}
+	v.mu.Lock()
+	previous := v.results
+	v.mu.Unlock()
+	results := map[string]subResult{}
 	var rows int64
+	var unfinished []string
 	targets, err := verify.Targets(snaps, "")
 	if err != nil {
 		d.log.Warn("scheduled verification: some subscriptions cannot be verified", keyError, err.Error())
 	}
 	opt := verify.Options{Mode: cfg.Verify.Mode, ChunkRows: cfg.Verify.ChunkRows, MaxRowsPerSecond: cfg.Verify.MaxRowsPerSecond, MaxKeys: cfg.Verify.MaxKeys}
 	for _, tg := range targets {
+		key := tg.Subscriber + "/" + tg.Subscription
+		if ctx.Err() != nil {
+			// Not reached: what the last verification found still stands.
+			if prev, ok := previous[key]; ok {
+				results[key] = prev
+			}
+			unfinished = append(unfinished, tg.Subscription)
+			continue
+		}
 		r := verify.Run(ctx, cfg, tg, opt, "")
 		rows += r.RowsChecked
-		if r.Error != "" {
+		interrupted := ctx.Err() != nil
+		if r.Error != "" && !interrupted {
 			d.log.Warn("scheduled verification failed", keySubscription, tg.Subscription, keyError, r.Error)
 		}
+		sr := subResult{subscription: tg.Subscription}
+		compared := map[string]bool{}
 		for _, t := range r.Tables {
-			if t.Error != "" {
+			if t.Error != "" && !interrupted {
 				d.log.Warn("table not verified", keySubscription, tg.Subscription, "table", t.Table, keyError, t.Error)
 			}
-			if t.Error == "" && !t.Equal {
-				key := tg.Subscriber + "/" + tg.Subscription
-				results[key] = append(results[key], t)
-				divergent[[2]string{tg.Subscription, t.Table}] = t.DifferingRows
+			if t.Error == "" {
+				compared[t.Table] = true
+				if !t.Equal {
+					sr.tables = append(sr.tables, t)
+				}
 			}
 		}
-		d.log.Info("verified", keySubscription, tg.Subscription, "equal", r.Equal, "rows", r.RowsChecked, keyDuration, r.Duration.Round(time.Millisecond).String())
+		if interrupted {
+			// Tables the window left uncompared keep what the last verification found.
+			for _, t := range previous[key].tables {
+				if !compared[t.Table] {
+					sr.tables = append(sr.tables, t)
+				}
+			}
+			unfinished = append(unfinished, tg.Subscription)
+		} else {
+			d.log.Info("verified", keySubscription, tg.Subscription, "equal", r.Equal, "rows", r.RowsChecked, keyDuration, r.Duration.Round(time.Millisecond).String())
+		}
+		if len(sr.tables) > 0 {
+			results[key] = sr
+		}
+	}
+	if len(unfinished) > 0 && parent.Err() == nil {
+		d.log.Warn("scheduled verification stopped at the end of its window", "window", cfg.Verify.Window,
+			"unfinished", strings.Join(unfinished, ", "), "rows", rows)
+	}
+	divergent := map[[2]string]int64{}
+	for _, sr := range results {
+		for _, t := range sr.tables {
+			divergent[[2]string{sr.subscription, t.Table}] = t.DifferingRows
+		}
 	}
 	now := time.Now()
 	d.metrics.Verified(rows, divergent, now)
@@ -81,7 +139,7 @@ func (v *verifier) annotate(r *diagnose.Report) {
 	defer v.mu.Unlock()
 	for i := range r.Subscriptions {
 		s := &r.Subscriptions[i]
-		tables := v.results[s.Subscriber+"/"+s.Name]
+		tables := v.results[s.Subscriber+"/"+s.Name].tables
 		if len(tables) == 0 {
 			continue
 		}
