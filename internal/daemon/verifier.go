@@ -88,8 +88,9 @@ func (v *verifier) run(ctx context.Context, d *Daemon, cfg *config.Config, snaps
 			d.log.Warn("scheduled verification failed", keySubscription, tg.Subscription, keyError, r.Error)
 		}
 		sr := subResult{subscription: tg.Subscription}
-		compared := map[string]bool{}
+		compared, listed := map[string]bool{}, map[string]bool{}
 		for _, t := range r.Tables {
+			listed[t.Table] = true
 			if t.Error != "" && !interrupted {
 				d.log.Warn("table not verified", keySubscription, tg.Subscription, "table", t.Table, keyError, t.Error)
 			}
@@ -100,13 +101,15 @@ func (v *verifier) run(ctx context.Context, d *Daemon, cfg *config.Config, snaps
 				}
 			}
 		}
-		if interrupted {
-			// Tables the window left uncompared keep what the last verification found.
-			for _, t := range previous[key].tables {
-				if !compared[t.Table] {
-					sr.tables = append(sr.tables, t)
-				}
+		// Tables not compared this time (the window ended, a node was down, a
+		// table is being synchronized) keep what the last verification found:
+		// a finding is cleared by a comparison, not by its absence.
+		for _, t := range previous[key].tables {
+			if !compared[t.Table] && (r.Error != "" || listed[t.Table]) {
+				sr.tables = append(sr.tables, t)
 			}
+		}
+		if interrupted {
 			unfinished = append(unfinished, tg.Subscription)
 		} else {
 			d.log.Info("verified", keySubscription, tg.Subscription, "equal", r.Equal, "rows", r.RowsChecked, keyDuration, r.Duration.Round(time.Millisecond).String())
