@@ -429,8 +429,8 @@ func TestVerificationStopsAtTheEndOfItsWindow(t *testing.T) {
 	}
 	defer d.mon.Close(context.Background())
 	_, snaps := d.mon.Cycle(ctx)
-	earlier := subResult{subscription: "sub_0", tables: []verify.TableResult{{Table: "public.items_0", DifferingRows: 3}}}
-	other := subResult{subscription: "sub_1", tables: []verify.TableResult{{Table: "public.items_1", DifferingRows: 5}}}
+	earlier := subResult{subscriber: "subscriber", subscription: "sub_0", tables: []verify.TableResult{{Table: "public.items_0", DifferingRows: 3}}}
+	other := subResult{subscriber: "subscriber", subscription: "sub_1", tables: []verify.TableResult{{Table: "public.items_1", DifferingRows: 5}}}
 	v := &verifier{
 		results:   map[string]subResult{"subscriber/sub_0": earlier, "subscriber/sub_1": other},
 		windowEnd: func(string, time.Time) (time.Time, bool) { return time.Now().Add(time.Second), true },

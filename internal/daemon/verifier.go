@@ -27,8 +27,8 @@ type verifier struct {
 
 // subResult is what the last verification of a subscription found.
 type subResult struct {
-	subscription string
-	tables       []verify.TableResult // the tables that differ
+	subscriber, subscription string
+	tables                   []verify.TableResult // the tables that differ
 }
 
 // maybeRun starts a verification when one is due, in its window, and none runs.
@@ -87,7 +87,7 @@ func (v *verifier) run(ctx context.Context, d *Daemon, cfg *config.Config, snaps
 		if r.Error != "" && !interrupted {
 			d.log.Warn("scheduled verification failed", keySubscription, tg.Subscription, keyError, r.Error)
 		}
-		sr := subResult{subscription: tg.Subscription}
+		sr := subResult{subscriber: tg.Subscriber, subscription: tg.Subscription}
 		compared, listed := map[string]bool{}, map[string]bool{}
 		for _, t := range r.Tables {
 			listed[t.Table] = true
@@ -116,6 +116,20 @@ func (v *verifier) run(ctx context.Context, d *Daemon, cfg *config.Config, snaps
 		}
 		if len(sr.tables) > 0 {
 			results[key] = sr
+		}
+	}
+	// Subscriptions not verified at all (a provider unreachable, a subscriber
+	// down) keep their findings too; those of dropped subscriptions go.
+	targeted, down := map[string]bool{}, map[string]bool{}
+	for _, tg := range targets {
+		targeted[tg.Subscriber+"/"+tg.Subscription] = true
+	}
+	for _, sn := range snaps {
+		down[sn.Node] = !sn.Up()
+	}
+	for key, prev := range previous {
+		if !targeted[key] && (err != nil || down[prev.subscriber]) {
+			results[key] = prev
 		}
 	}
 	if len(unfinished) > 0 && parent.Err() == nil {
