@@ -449,3 +449,31 @@ func TestVerificationStopsAtTheEndOfItsWindow(t *testing.T) {
 		}
 	}
 }
+
+// A scheduled verification that cannot reach a subscription's provider
+// compares nothing: the subscription keeps its finding.
+func TestVerificationKeepsFindingsWhenItCannotCompare(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10})
+	body := pairConfig(p, filepath.Join(t.TempDir(), "a.jsonl"), policyOff()+"verify:\n  every: 1h\n")
+	// The provider unreachable: nothing listens on port 1.
+	body = strings.Replace(body, fmt.Sprintf("port=%d", p.Provider.Cluster.Port), "port=1", 1)
+	cfg, err := config.Parse("t.yaml", []byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	d, err := New(Options{Config: cfg, Logger: slog.New(slog.NewJSONHandler(logs, nil)), Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.mon.Close(context.Background())
+	_, snaps := d.mon.Cycle(ctx)
+	earlier := subResult{subscriber: "subscriber", subscription: p.Sub(), tables: []verify.TableResult{{Table: "public.items_0", DifferingRows: 3}}}
+	v := &verifier{results: map[string]subResult{"subscriber/" + p.Sub(): earlier}}
+	v.run(ctx, d, cfg, snaps)
+	if got := v.results["subscriber/"+p.Sub()]; len(got.tables) != 1 || got.tables[0].DifferingRows != 3 {
+		t.Errorf("finding after a verification that compared nothing: %+v\n%s", got, logs.String())
+	}
+}
