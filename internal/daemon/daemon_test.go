@@ -20,6 +20,7 @@ import (
 	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/diagnose"
 	"github.com/pglmon/pglmon/internal/pgtest"
+	"github.com/pglmon/pglmon/internal/probe"
 	"github.com/pglmon/pglmon/internal/repair"
 	"github.com/pglmon/pglmon/internal/sdnotify"
 	"github.com/pglmon/pglmon/internal/verify"
@@ -417,18 +418,8 @@ func TestVerificationStopsAtTheEndOfItsWindow(t *testing.T) {
 		}
 	}
 	// 10,000 rows at 2,000 rows/s: 5 s per subscription; the window ends after 1 s.
-	cfg, err := config.Parse("t.yaml", []byte(pairConfig(p, filepath.Join(t.TempDir(), "a.jsonl"), policyOff()+
-		"verify:\n  every: 1h\n  window: \"00:00-23:59\"\n  max_rows_per_second: 2000\n")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &syncBuffer{}
-	d, err := New(Options{Config: cfg, Logger: slog.New(slog.NewJSONHandler(logs, nil)), Version: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.mon.Close(context.Background())
-	_, snaps := d.mon.Cycle(ctx)
+	d, cfg, snaps, logs := notRunning(t, pairConfig(p, filepath.Join(t.TempDir(), "a.jsonl"), policyOff()+
+		"verify:\n  every: 1h\n  window: \"00:00-23:59\"\n  max_rows_per_second: 2000\n"))
 	earlier := subResult{subscriber: "subscriber", subscription: "sub_0", tables: []verify.TableResult{{Table: "public.items_0", DifferingRows: 3}}}
 	other := subResult{subscriber: "subscriber", subscription: "sub_1", tables: []verify.TableResult{{Table: "public.items_1", DifferingRows: 5}}}
 	v := &verifier{
@@ -459,6 +450,19 @@ func TestVerificationKeepsFindingsWhenItCannotCompare(t *testing.T) {
 	body := pairConfig(p, filepath.Join(t.TempDir(), "a.jsonl"), policyOff()+"verify:\n  every: 1h\n")
 	// The provider unreachable: nothing listens on port 1.
 	body = strings.Replace(body, fmt.Sprintf("port=%d", p.Provider.Cluster.Port), "port=1", 1)
+	d, cfg, snaps, logs := notRunning(t, body)
+	earlier := subResult{subscriber: "subscriber", subscription: p.Sub(), tables: []verify.TableResult{{Table: "public.items_0", DifferingRows: 3}}}
+	v := &verifier{results: map[string]subResult{"subscriber/" + p.Sub(): earlier}}
+	v.run(ctx, d, cfg, snaps)
+	if got := v.results["subscriber/"+p.Sub()]; len(got.tables) != 1 || got.tables[0].DifferingRows != 3 {
+		t.Errorf("finding after a verification that compared nothing: %+v\n%s", got, logs.String())
+	}
+}
+
+// notRunning builds a daemon from a configuration without running it, and
+// probes once: for tests that drive one of its parts directly.
+func notRunning(t *testing.T, body string) (*Daemon, *config.Config, []probe.Snapshot, *syncBuffer) {
+	t.Helper()
 	cfg, err := config.Parse("t.yaml", []byte(body))
 	if err != nil {
 		t.Fatal(err)
@@ -468,12 +472,7 @@ func TestVerificationKeepsFindingsWhenItCannotCompare(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d.mon.Close(context.Background())
-	_, snaps := d.mon.Cycle(ctx)
-	earlier := subResult{subscriber: "subscriber", subscription: p.Sub(), tables: []verify.TableResult{{Table: "public.items_0", DifferingRows: 3}}}
-	v := &verifier{results: map[string]subResult{"subscriber/" + p.Sub(): earlier}}
-	v.run(ctx, d, cfg, snaps)
-	if got := v.results["subscriber/"+p.Sub()]; len(got.tables) != 1 || got.tables[0].DifferingRows != 3 {
-		t.Errorf("finding after a verification that compared nothing: %+v\n%s", got, logs.String())
-	}
+	t.Cleanup(func() { d.mon.Close(context.Background()) })
+	_, snaps := d.mon.Cycle(context.Background())
+	return d, cfg, snaps, logs
 }

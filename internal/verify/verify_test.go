@@ -180,10 +180,7 @@ func TestChecksumSparseIntegerKeys(t *testing.T) {
 		}
 	}
 	cfg := testConfig(t, p)
-	r := Run(ctx, cfg, targets(t, cfg, p.Sub())[0], Options{Mode: ModeChecksum, ChunkRows: 500, LeafRows: 16}, "")
-	if r.Error != "" || len(r.Tables) != 1 || r.Tables[0].Error != "" {
-		t.Fatalf("%+v", r)
-	}
+	r := oneTable(t, Run(ctx, cfg, targets(t, cfg, p.Sub())[0], Options{Mode: ModeChecksum, ChunkRows: 500, LeafRows: 16}, ""))
 	want := []KeyDiff{{"-100", Extra}, {"2500", Missing}, {"1000000000000", Missing}, {"9000000000000000", Extra}}
 	if got := r.Tables[0].Keys; !slices.Equal(got, want) {
 		t.Errorf("got %v, want %v", got, want)
@@ -257,10 +254,7 @@ func TestChecksumOtherKeyTypes(t *testing.T) {
 	cfg := testConfig(t, p)
 	tg := targets(t, cfg, p.Sub())[0]
 	for tbl, keys := range want {
-		r := Run(ctx, cfg, tg, Options{Mode: ModeChecksum, ChunkRows: 500, LeafRows: 16}, tbl)
-		if r.Error != "" || len(r.Tables) != 1 || r.Tables[0].Error != "" {
-			t.Fatalf("%s: %+v", tbl, r)
-		}
+		r := oneTable(t, Run(ctx, cfg, tg, Options{Mode: ModeChecksum, ChunkRows: 500, LeafRows: 16}, tbl))
 		got := slices.Clone(r.Tables[0].Keys)
 		slices.SortFunc(got, func(a, b KeyDiff) int { return strings.Compare(a.Key, b.Key) })
 		if !slices.Equal(got, keys) {
@@ -305,10 +299,7 @@ func TestChecksumColumnListAndRowFilter(t *testing.T) {
 		"public.t_filt": {{"100", Missing}, {"5001", Extra}},
 	}
 	for tbl, keys := range want {
-		r := Run(ctx, cfg, tg, Options{Mode: ModeChecksum, ChunkRows: 300, LeafRows: 16}, tbl)
-		if r.Error != "" || len(r.Tables) != 1 || r.Tables[0].Error != "" {
-			t.Fatalf("%s: %+v", tbl, r)
-		}
+		r := oneTable(t, Run(ctx, cfg, tg, Options{Mode: ModeChecksum, ChunkRows: 300, LeafRows: 16}, tbl))
 		if got := r.Tables[0].Keys; !slices.Equal(got, keys) {
 			t.Errorf("%s: got %v, want %v", tbl, got, keys)
 		}
@@ -356,10 +347,7 @@ func TestSettlesOnAQuietProvider(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := Run(ctx, cfg, targets(t, cfg, p.Sub())[0], Options{Mode: ModeChecksum}, "")
-	if r.Error != "" || len(r.Tables) != 1 || r.Tables[0].Error != "" {
-		t.Fatalf("%+v", r)
-	}
+	r := oneTable(t, Run(ctx, cfg, targets(t, cfg, p.Sub())[0], Options{Mode: ModeChecksum}, ""))
 	if got, want := r.Tables[0].Keys, []KeyDiff{{"17", Missing}}; !slices.Equal(got, want) {
 		t.Errorf("got %v, want %v", got, want)
 	}
@@ -395,10 +383,7 @@ func TestRangesNarrowToTheStatementTimeout(t *testing.T) {
 	}
 	tg := targets(t, cfg, p.Sub())[0]
 	for table, key := range map[string]string{"t_slow": "1777", "t_slow_text": "01777"} {
-		r := Run(ctx, cfg, tg, Options{Mode: ModeChecksum, ChunkRows: 2000}, table)
-		if r.Error != "" || len(r.Tables) != 1 || r.Tables[0].Error != "" {
-			t.Fatalf("%s: %+v", table, r)
-		}
+		r := oneTable(t, Run(ctx, cfg, tg, Options{Mode: ModeChecksum, ChunkRows: 2000}, table))
 		if got, want := r.Tables[0].Keys, []KeyDiff{{key, Missing}}; !slices.Equal(got, want) {
 			t.Errorf("%s: got %v, want %v", table, got, want)
 		}
@@ -411,8 +396,8 @@ func TestRangesNarrowToTheStatementTimeout(t *testing.T) {
 // Types whose hash depends on the server rather than the value: an enum
 // hashes its label's OID, which each server assigns itself (an array of
 // them, and a composite holding one, too): they must hash their text. Also
-// money (no hash function: its text), a quoted mixed-case table and column, and a subscriber column of
-// another integer type than the provider's.
+// money (no hash function: its text), a quoted mixed-case table and column,
+// and a subscriber column of another integer type than the provider's.
 func TestChecksumServerDependentTypes(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -440,10 +425,7 @@ func TestChecksumServerDependentTypes(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := testConfig(t, p)
-	r := Run(ctx, cfg, targets(t, cfg, p.Sub())[0], Options{Mode: ModeChecksum, ChunkRows: 300, LeafRows: 16}, `public.Mixed Case`)
-	if r.Error != "" || len(r.Tables) != 1 || r.Tables[0].Error != "" {
-		t.Fatalf("%+v", r)
-	}
+	r := oneTable(t, Run(ctx, cfg, targets(t, cfg, p.Sub())[0], Options{Mode: ModeChecksum, ChunkRows: 300, LeafRows: 16}, `public.Mixed Case`))
 	if got, want := r.Tables[0].Keys, []KeyDiff{{"501", Different}}; !slices.Equal(got, want) {
 		t.Errorf("got %v (%d differing), want %v", got, r.Tables[0].DifferingRows, want)
 	}
@@ -473,10 +455,7 @@ func TestChecksumKeysSortedDifferently(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := testConfig(t, p)
-	r := Run(ctx, cfg, targets(t, cfg, p.Sub())[0], Options{Mode: ModeChecksum, ChunkRows: 200, LeafRows: 16}, "t_coll")
-	if r.Error != "" || len(r.Tables) != 1 || r.Tables[0].Error != "" {
-		t.Fatalf("%+v", r)
-	}
+	r := oneTable(t, Run(ctx, cfg, targets(t, cfg, p.Sub())[0], Options{Mode: ModeChecksum, ChunkRows: 200, LeafRows: 16}, "t_coll"))
 	if got, want := r.Tables[0].Keys, []KeyDiff{{key, Different}}; !slices.Equal(got, want) || r.Tables[0].DifferingRows != 1 {
 		t.Errorf("got %v (%d differing), want %v", got, r.Tables[0].DifferingRows, want)
 	}
@@ -601,10 +580,7 @@ func TestSetWithoutDeletesExpectsExtraRows(t *testing.T) {
 	}
 	cfg := testConfig(t, p)
 	tg := targets(t, cfg, p.Sub())[0]
-	r := Run(ctx, cfg, tg, Options{Mode: ModeChecksum, ChunkRows: 200, LeafRows: 16}, "t_arch")
-	if r.Error != "" || len(r.Tables) != 1 || r.Tables[0].Error != "" {
-		t.Fatalf("%+v", r)
-	}
+	r := oneTable(t, Run(ctx, cfg, tg, Options{Mode: ModeChecksum, ChunkRows: 200, LeafRows: 16}, "t_arch"))
 	tr := r.Tables[0]
 	if !slices.Equal(tr.Keys, []KeyDiff{{"600", Different}}) || tr.DifferingRows != 1 || tr.ExpectedRows != 10 || !strings.Contains(tr.Note, "DELETE") {
 		t.Errorf("checksum: keys %v, %d differing, %d expected, note %q", tr.Keys, tr.DifferingRows, tr.ExpectedRows, tr.Note)
@@ -613,6 +589,15 @@ func TestSetWithoutDeletesExpectsExtraRows(t *testing.T) {
 	if tr := r.Tables[0]; !tr.Equal || tr.ExpectedRows != 10 || tr.ProviderRows != 990 || tr.SubscriberRows != 1000 {
 		t.Errorf("count: %+v", tr)
 	}
+}
+
+// oneTable fails the test unless r compared exactly one table without error.
+func oneTable(t *testing.T, r Result) Result {
+	t.Helper()
+	if r.Error != "" || len(r.Tables) != 1 || r.Tables[0].Error != "" {
+		t.Fatalf("%+v", r)
+	}
+	return r
 }
 
 // step is a statement to run on one side.
