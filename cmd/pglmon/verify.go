@@ -29,8 +29,19 @@ func runVerify(ctx context.Context, e env, args []string) error {
 	table := fs.String("table", "", "only this table (schema.table or table)")
 	mode := fs.String("mode", "", "count or checksum (default: verify.mode)")
 	output := fs.String("output", "table", "table or json")
+	from := fs.String("from", "", "with --table, checksum mode: start at this key, where an interrupted run stopped (a JSON array of strings for a key of several columns)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	var fromKey []string
+	if *from != "" {
+		if *table == "" {
+			return usageError("--from needs --table: a key belongs to one table")
+		}
+		var err error
+		if fromKey, err = parseKey(*from); err != nil {
+			return usageError("--from %s: %v", *from, err)
+		}
 	}
 	if *output != "table" && *output != "json" {
 		return usageError("--output must be table or json, not %q", *output)
@@ -45,6 +56,9 @@ func runVerify(ctx context.Context, e env, args []string) error {
 	if *mode == "" {
 		*mode = cfg.Verify.Mode
 	}
+	if fromKey != nil && *mode != verify.ModeChecksum {
+		return usageError("--from works in checksum mode only (count mode counts whole tables)")
+	}
 	m := monitor.New(cfg)
 	_, snaps := m.Cycle(ctx)
 	m.Close(context.WithoutCancel(ctx))
@@ -53,6 +67,9 @@ func runVerify(ctx context.Context, e env, args []string) error {
 		return &exitErr{verifyUnknown, err}
 	}
 	opt := verifyOptions(cfg, *mode)
+	if fromKey != nil {
+		opt.Resume = map[string][]string{*table: fromKey}
+	}
 	if isTerminal(e.stderr) {
 		opt.Progress = progressBar(e.stderr)
 	}
@@ -84,9 +101,38 @@ func runVerify(ctx context.Context, e env, args []string) error {
 			return err
 		}
 	} else {
-		printVerify(e.stdout, results)
+		printVerify(e.stdout, results, *path)
 	}
 	return &exitErr{code: code}
+}
+
+// parseKey reads --from: one value, or a JSON array of the key's columns.
+func parseKey(s string) ([]string, error) {
+	if !strings.HasPrefix(s, "[") {
+		return []string{s}, nil
+	}
+	var key []string
+	if err := json.Unmarshal([]byte(s), &key); err != nil || len(key) == 0 {
+		return nil, fmt.Errorf("a key of several columns is a JSON array of strings, e.g. [\"eu\",\"42\"]")
+	}
+	return key, nil
+}
+
+// fromFlag spells key as --from takes it, quoted for a shell.
+func fromFlag(key []string) string {
+	v := key[0]
+	if len(key) > 1 || strings.HasPrefix(v, "[") {
+		b, _ := json.Marshal(key)
+		v = string(b)
+	}
+	return shellQuote(v)
+}
+
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:/") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // verifyOptions turns the configuration into comparison options.
@@ -114,7 +160,7 @@ func anyDiffers(rs []verify.Result) bool {
 	return false
 }
 
-func printVerify(w io.Writer, results []verify.Result) {
+func printVerify(w io.Writer, results []verify.Result, path string) {
 	for _, r := range results {
 		fmt.Fprintf(w, "Subscription %s (%s -> %s), mode %s: %d rows compared in %s, %d rows and %s fetched\n",
 			r.Subscription, r.Subscriber, r.Provider, r.Mode, r.RowsChecked, r.Duration.Round(time.Millisecond), r.RowsFetched, config.FormatBytes(r.BytesFetched))
@@ -154,6 +200,12 @@ func printVerify(w io.Writer, results []verify.Result) {
 				more = fmt.Sprintf(" ... and %d more", t.DifferingRows-int64(len(t.Keys)))
 			}
 			fmt.Fprintf(w, "  %s keys: %s%s\n", t.Table, strings.Join(keys, ", "), more)
+		}
+		for _, t := range r.Tables {
+			if t.ResumeFrom != nil {
+				fmt.Fprintf(w, "  %s: stopped at key %s (every key below it was compared); to go on from there:\n", t.Table, strings.Join(t.ResumeFrom, ", "))
+				fmt.Fprintf(w, "    pglmon verify --config %s --subscription %s --table %s --from %s\n", shellQuote(path), shellQuote(r.Subscription), shellQuote(t.Table), fromFlag(t.ResumeFrom))
+			}
 		}
 		if !r.Equal && r.Error == "" {
 			fmt.Fprintf(w, "  To repair a table (TRUNCATES it on the subscriber, then copies it again; run on %s):\n", r.Subscriber)

@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pglmon/pglmon/internal/pgtest"
+	"github.com/pglmon/pglmon/internal/verify"
 )
 
 func TestVerifyCommand(t *testing.T) {
@@ -54,5 +56,61 @@ func TestVerifyCommand(t *testing.T) {
 	}
 	if code, _, _ := pglmon(t, "verify", "--config", cfg, "--subscription", "nope"); code != 3 {
 		t.Errorf("unknown subscription: exit %d, want 3", code)
+	}
+}
+
+// An interrupted run prints the command that goes on from where it
+// stopped; that command (--from) compares only the keys from there.
+func TestVerifyFrom(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 3000})
+	if _, err := p.WaitConverged(ctx, p.Tables[0], 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for _, sql := range []string{"DELETE FROM items_0 WHERE id = 1000", "UPDATE items_0 SET n = -1 WHERE id = 2500"} {
+		if err := p.Subscriber.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := writeConfig(t, p, "")
+	var out strings.Builder
+	printVerify(&out, []verify.Result{{Subscription: p.Sub(), Mode: verify.ModeChecksum, Tables: []verify.TableResult{
+		{Table: "public.items_0", Error: "interrupted", RowsCompared: 1799, ResumeFrom: []string{"1800"}}}}}, cfg)
+	var command []string
+	for line := range strings.Lines(out.String()) {
+		if f := strings.Fields(line); len(f) > 2 && f[0] == "pglmon" {
+			command = f[1:]
+		}
+	}
+	if !strings.Contains(out.String(), "stopped at key 1800") || !slices.Contains(command, "--from") {
+		t.Fatalf("no command to go on with:\n%s", out.String())
+	}
+	code, stdout, stderr := pglmon(t, append(command, "--output", "json")...)
+	var res struct {
+		Results []struct {
+			Tables []struct {
+				RowsCompared int64    `json:"rows_compared"`
+				ResumedFrom  []string `json:"resumed_from"`
+				Keys         []struct{ Key, Kind string }
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatalf("%v: exit %d\n%s\n%s", command, code, stdout, stderr)
+	}
+	// Keys 1800..3000: 1201 rows, one of which differs; 1000 is not looked at.
+	tr := res.Results[0].Tables[0]
+	if code != 2 || tr.RowsCompared != 1201 || len(tr.Keys) != 1 || tr.Keys[0].Key != "2500" || !slices.Equal(tr.ResumedFrom, []string{"1800"}) {
+		t.Fatalf("%v: exit %d, %+v", command, code, res)
+	}
+	for _, bad := range [][]string{
+		{"--from", "10"}, // no --table
+		{"--table", "items_0", "--from", "10", "--mode", "count"}, // count mode
+		{"--table", "items_0", "--from", "[1,"},                   // not a JSON array
+	} {
+		if code, _, stderr := pglmon(t, append([]string{"verify", "--config", cfg}, bad...)...); code != 64 || !strings.Contains(stderr, "--from") {
+			t.Errorf("%v: exit %d, want 64\n%s", bad, code, stderr)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"strings"
@@ -228,6 +229,18 @@ type Verify struct {
 	Every Duration `yaml:"every"`
 	// Window limits scheduled runs to a daily time range, "01:00-05:00" (local time).
 	Window string `yaml:"window"`
+	// StateFile keeps the daemon's verification findings and how far an
+	// interrupted cycle got across restarts; "" puts verify-state.json
+	// next to repair.audit_log.
+	StateFile string `yaml:"state_file"`
+}
+
+// VerifyStateFile is where the daemon keeps its verification state.
+func (c *Config) VerifyStateFile() string {
+	if c.Verify.StateFile != "" {
+		return c.Verify.StateFile
+	}
+	return filepath.Join(filepath.Dir(c.Repair.AuditLog), "verify-state.json")
 }
 
 // Log configures logging.

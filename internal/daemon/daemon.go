@@ -12,6 +12,8 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -117,6 +119,20 @@ func New(opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	d.repairer = &autoRepairer{d: d, audit: audit, state: map[string]*repairState{}}
+	d.verifier.state = &stateFile{opts.Config.VerifyStateFile()}
+	if opts.Config.Verify.Every.D() > 0 {
+		if st, err := os.Stat(filepath.Dir(d.verifier.state.path)); err != nil || !st.IsDir() {
+			return nil, fmt.Errorf("verify.state_file: the directory of %s does not exist", d.verifier.state.path)
+		}
+	}
+	if st, err := d.verifier.state.load(); err != nil {
+		aside := d.verifier.state.path + ".unreadable"
+		d.log.Warn("cannot read the verification state: starting without it (moved aside)", keyError, err.Error(), "moved_to", aside)
+		_ = os.Rename(d.verifier.state.path, aside)
+	} else {
+		d.verifier.restore(st)
+		d.metrics.Verified(0, d.verifier.divergent(), st.Last)
+	}
 	if sc := opts.Config.Slack; sc.Enabled() {
 		token, err := sc.BotToken.Resolve("slack.bot_token")
 		if err != nil {

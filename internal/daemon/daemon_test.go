@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -420,8 +421,8 @@ func TestVerificationStopsAtTheEndOfItsWindow(t *testing.T) {
 	// 10,000 rows at 2,000 rows/s: 5 s per subscription; the window ends after 1 s.
 	d, cfg, snaps, logs := notRunning(t, pairConfig(p, filepath.Join(t.TempDir(), "a.jsonl"), policyOff()+
 		"verify:\n  every: 1h\n  window: \"00:00-23:59\"\n  max_rows_per_second: 2000\n"))
-	earlier := subResult{subscriber: "subscriber", subscription: "sub_0", tables: []verify.TableResult{{Table: "public.items_0", DifferingRows: 3}}}
-	other := subResult{subscriber: "subscriber", subscription: "sub_1", tables: []verify.TableResult{{Table: "public.items_1", DifferingRows: 5}}}
+	earlier := subResult{Subscriber: "subscriber", Subscription: "sub_0", Tables: []verify.TableResult{{Table: "public.items_0", DifferingRows: 3}}}
+	other := subResult{Subscriber: "subscriber", Subscription: "sub_1", Tables: []verify.TableResult{{Table: "public.items_1", DifferingRows: 5}}}
 	v := &verifier{
 		results:   map[string]subResult{"subscriber/sub_0": earlier, "subscriber/sub_1": other},
 		windowEnd: func(string, time.Time) (time.Time, bool) { return time.Now().Add(time.Second), true },
@@ -435,7 +436,7 @@ func TestVerificationStopsAtTheEndOfItsWindow(t *testing.T) {
 	}
 	for key, want := range map[string]subResult{"subscriber/sub_0": earlier, "subscriber/sub_1": other} {
 		got := v.results[key]
-		if got.subscription != want.subscription || len(got.tables) != 1 || got.tables[0].DifferingRows != want.tables[0].DifferingRows {
+		if got.Subscription != want.Subscription || len(got.Tables) != 1 || got.Tables[0].DifferingRows != want.Tables[0].DifferingRows {
 			t.Errorf("%s: %+v, want the last verification's %+v", key, got, want)
 		}
 	}
@@ -451,10 +452,10 @@ func TestVerificationKeepsFindingsWhenItCannotCompare(t *testing.T) {
 	// The provider unreachable: nothing listens on port 1.
 	body = strings.Replace(body, fmt.Sprintf("port=%d", p.Provider.Cluster.Port), "port=1", 1)
 	d, cfg, snaps, logs := notRunning(t, body)
-	earlier := subResult{subscriber: "subscriber", subscription: p.Sub(), tables: []verify.TableResult{{Table: "public.items_0", DifferingRows: 3}}}
+	earlier := subResult{Subscriber: "subscriber", Subscription: p.Sub(), Tables: []verify.TableResult{{Table: "public.items_0", DifferingRows: 3}}}
 	v := &verifier{results: map[string]subResult{"subscriber/" + p.Sub(): earlier}}
 	v.run(ctx, d, cfg, snaps)
-	if got := v.results["subscriber/"+p.Sub()]; len(got.tables) != 1 || got.tables[0].DifferingRows != 3 {
+	if got := v.results["subscriber/"+p.Sub()]; len(got.Tables) != 1 || got.Tables[0].DifferingRows != 3 {
 		t.Errorf("finding after a verification that compared nothing: %+v\n%s", got, logs.String())
 	}
 }
@@ -475,4 +476,111 @@ func notRunning(t *testing.T, body string) (*Daemon, *config.Config, []probe.Sna
 	t.Cleanup(func() { d.mon.Close(context.Background()) })
 	_, snaps := d.mon.Cycle(context.Background())
 	return d, cfg, snaps, logs
+}
+
+// A cycle longer than its window goes on in the next window from where it
+// stopped, even after a restart: no table is compared twice, none skipped,
+// and a difference found partway is a finding at once.
+func TestVerificationGoesOnInTheNextWindow(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Subscriptions: 2, Rows: 10000})
+	for _, table := range p.Tables {
+		if _, err := p.WaitConverged(ctx, table, 60*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, sql := range []string{
+		"UPDATE items_0 SET val = 'early' WHERE id = 200",
+		"UPDATE items_0 SET val = 'late' WHERE id = 9000",
+		"DELETE FROM items_1 WHERE id = 5000",
+	} {
+		if err := p.Subscriber.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	state := filepath.Join(t.TempDir(), "verify-state.json")
+	// 10,000 rows at 4,000 rows/s: 2.5 s per subscription; each window lasts 1 s.
+	body := pairConfig(p, filepath.Join(t.TempDir(), "a.jsonl"), policyOff()+
+		"verify:\n  every: 1h\n  window: \"00:00-23:59\"\n  max_rows_per_second: 4000\n  chunk_rows: 500\n  state_file: "+state+"\n")
+	d, cfg, snaps, logs := notRunning(t, body)
+	oneSecond := func(string, time.Time) (time.Time, bool) { return time.Now().Add(time.Second), true }
+	v := &verifier{windowEnd: oneSecond, state: &stateFile{state}}
+	v.run(ctx, d, cfg, snaps)
+	ps := v.cycle.Passes["subscriber/sub_0"]
+	if v.cycle == nil || ps == nil || ps.Table != "public.items_0" || len(ps.From) != 1 {
+		t.Fatalf("after the first window: cycle %+v\n%s", v.cycle, logs.String())
+	}
+	// The difference at id 200 is found in the first window and reported.
+	if got := v.results["subscriber/sub_0"]; len(got.Tables) != 1 || got.Tables[0].DifferingRows != 1 || got.Tables[0].Keys[0].Key != "200" {
+		t.Errorf("finding after the first window: %+v", got)
+	}
+	rep := diagnose.Report{Subscriptions: []diagnose.Subscription{{Name: "sub_0", Subscriber: "subscriber"}}}
+	v.annotate(&rep)
+	if f, ok := rep.Subscriptions[0].Finding(diagnose.CodeDataDivergence); !ok || !strings.Contains(f.Message, "at least 1 rows differ (compared up to key") {
+		t.Errorf("finding partway: %+v", rep.Subscriptions[0].Findings)
+	}
+	// Restarted between windows: a new daemon takes over the kept state.
+	for range 15 {
+		d2, cfg2, snaps2, _ := notRunning(t, body)
+		d2.verifier.windowEnd = oneSecond
+		if d2.verifier.cycle == nil {
+			t.Fatal("the interrupted cycle was not kept")
+		}
+		d2.verifier.run(ctx, d2, cfg2, snaps2)
+		v = &d2.verifier
+		if v.cycle == nil {
+			break
+		}
+	}
+	if v.cycle != nil {
+		t.Fatalf("the cycle did not finish in 16 windows: %+v", v.cycle)
+	}
+	want := map[string][]verify.KeyDiff{"subscriber/sub_0": {{Key: "200", Kind: verify.Different}, {Key: "9000", Kind: verify.Different}},
+		"subscriber/sub_1": {{Key: "5000", Kind: verify.Missing}}}
+	for key, keys := range want {
+		got := v.results[key]
+		if len(got.Tables) != 1 || !slices.Equal(got.Tables[0].Keys, keys) || got.Tables[0].DifferingRows != int64(len(keys)) || got.Tables[0].RowsCompared != 10000 {
+			t.Errorf("%s: %+v, want keys %v over 10000 rows", key, got, keys)
+		}
+	}
+	if v.last.IsZero() {
+		t.Error("the finished cycle has no time")
+	}
+	// The findings outlive a restart too.
+	d3, _, _, _ := notRunning(t, body)
+	if n := d3.verifier.divergent()[[2]string{"sub_1", "public.items_1"}]; n != 1 || !d3.verifier.last.Equal(v.last) || d3.verifier.cycle != nil {
+		t.Errorf("after a restart: divergent %v, last %v (want %v), cycle %+v", d3.verifier.divergent(), d3.verifier.last, v.last, d3.verifier.cycle)
+	}
+}
+
+// The verification state is written where verify.state_file says, next to
+// the audit log by default; a directory that is not there fails the start,
+// an unreadable file is moved aside.
+func TestVerifyStateFile(t *testing.T) {
+	t.Parallel()
+	p := pgtest.NewPair(t, pgtest.PairOptions{})
+	dir := t.TempDir()
+	body := pairConfig(p, filepath.Join(dir, "a.jsonl"), policyOff()+"verify:\n  every: 1h\n")
+	cfg, err := config.Parse("t.yaml", []byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.VerifyStateFile(); got != filepath.Join(dir, "verify-state.json") {
+		t.Errorf("default state file: %s", got)
+	}
+	cfg.Verify.StateFile = filepath.Join(dir, "missing", "state.json")
+	if _, err := New(Options{Config: cfg, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))}); err == nil || !strings.Contains(err.Error(), "verify.state_file") {
+		t.Errorf("state file in a missing directory: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "verify-state.json"), []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, _, _, logs := notRunning(t, body)
+	if !strings.Contains(logs.String(), "cannot read the verification state") {
+		t.Errorf("no word of the unreadable state:\n%s", logs.String())
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "verify-state.json.unreadable")); err != nil || string(b) != "{not json" {
+		t.Errorf("unreadable state not kept aside: %q %v", b, err)
+	}
 }

@@ -3,6 +3,8 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -15,29 +17,59 @@ import (
 )
 
 // verifier compares the data of every subscription on a schedule and turns
-// differences into data_divergence findings.
+// differences into data_divergence findings. A verification of every
+// subscription is a cycle; one that its window's end (or a stop of the
+// daemon) interrupts goes on from where it stopped in the next window.
 type verifier struct {
 	mu      sync.Mutex
 	results map[string]subResult // by subscriber/subscription
-	last    time.Time
+	// last is when the last cycle finished.
+	last time.Time
+	// cycle is the interrupted cycle to go on with (nil: none).
+	cycle   *cycle
 	running bool
 	// windowEnd is config.WindowEnd (replaced in tests).
 	windowEnd func(window string, t time.Time) (time.Time, bool)
+	// state persists the above across restarts (nil: not kept).
+	state *stateFile
 }
 
 // subResult is what the last verification of a subscription found.
 type subResult struct {
-	subscriber, subscription string
-	tables                   []verify.TableResult // the tables that differ
+	Subscriber   string               `json:"subscriber"`
+	Subscription string               `json:"subscription"`
+	Tables       []verify.TableResult `json:"tables"` // the tables that differ
 }
 
-// maybeRun starts a verification when one is due, in its window, and none runs.
+// cycle is a verification of every subscription, stopped partway.
+type cycle struct {
+	Mode    string    `json:"mode"`
+	Started time.Time `json:"started"`
+	// Finished holds the subscriptions verified to the end in this cycle.
+	Finished map[string]bool `json:"finished,omitempty"`
+	// Passes holds where each subscription stopped partway.
+	Passes map[string]*pass `json:"passes,omitempty"`
+}
+
+// pass is how far the verification of one subscription got.
+type pass struct {
+	// Done holds the tables compared to the end.
+	Done []string `json:"done,omitempty"`
+	// Table was being compared; every key below From was.
+	Table string   `json:"table,omitempty"`
+	From  []string `json:"from,omitempty"`
+	// Partial is what comparing Table below From found.
+	Partial *verify.TableResult `json:"partial,omitempty"`
+}
+
+// maybeRun starts a verification when one is due, in its window, and none
+// runs: every verify.every, or at once when a cycle was interrupted.
 func (v *verifier) maybeRun(ctx context.Context, d *Daemon, snaps []probe.Snapshot, wg *sync.WaitGroup) {
 	cfg := d.cfg.Load()
 	every := cfg.Verify.Every.D()
 	now := time.Now()
 	v.mu.Lock()
-	due := every > 0 && !v.running && now.Sub(v.last) >= every && config.InWindow(cfg.Verify.Window, now)
+	due := every > 0 && !v.running && (v.cycle != nil || now.Sub(v.last) >= every) && config.InWindow(cfg.Verify.Window, now)
 	if due {
 		v.running = true
 	}
@@ -60,9 +92,21 @@ func (v *verifier) run(ctx context.Context, d *Daemon, cfg *config.Config, snaps
 		ctx, cancel = context.WithDeadline(ctx, end)
 		defer cancel()
 	}
+	opt := verify.Options{Mode: cfg.Verify.Mode, ChunkRows: cfg.Verify.ChunkRows, MaxRowsPerSecond: cfg.Verify.MaxRowsPerSecond, MaxKeys: cfg.Verify.MaxKeys}
 	v.mu.Lock()
 	previous := v.results
+	cy := v.cycle
 	v.mu.Unlock()
+	if cy == nil || cy.Mode != opt.Mode {
+		cy = &cycle{Mode: opt.Mode, Started: time.Now()}
+	} else {
+		d.log.Info("scheduled verification goes on from where it stopped", "started", cy.Started.UTC().Format(time.RFC3339),
+			"verified", len(cy.Finished), "partway", len(cy.Passes))
+	}
+	next := &cycle{Mode: cy.Mode, Started: cy.Started, Finished: maps.Clone(cy.Finished), Passes: map[string]*pass{}}
+	if next.Finished == nil {
+		next.Finished = map[string]bool{}
+	}
 	results := map[string]subResult{}
 	var rows int64
 	var unfinished []string
@@ -70,51 +114,55 @@ func (v *verifier) run(ctx context.Context, d *Daemon, cfg *config.Config, snaps
 	if err != nil {
 		d.log.Warn("scheduled verification: some subscriptions cannot be verified", keyError, err.Error())
 	}
-	opt := verify.Options{Mode: cfg.Verify.Mode, ChunkRows: cfg.Verify.ChunkRows, MaxRowsPerSecond: cfg.Verify.MaxRowsPerSecond, MaxKeys: cfg.Verify.MaxKeys}
 	for _, tg := range targets {
 		key := tg.Subscriber + "/" + tg.Subscription
-		if ctx.Err() != nil {
-			// Not reached: what the last verification found still stands.
+		if next.Finished[key] || ctx.Err() != nil {
+			// Verified earlier in this cycle, or not reached: what the last
+			// verification found still stands.
 			if prev, ok := previous[key]; ok {
 				results[key] = prev
 			}
-			unfinished = append(unfinished, tg.Subscription)
+			if ps, ok := cy.Passes[key]; ok {
+				next.Passes[key] = ps
+			}
+			if !next.Finished[key] {
+				unfinished = append(unfinished, tg.Subscription)
+			}
 			continue
 		}
-		r := verify.Run(ctx, cfg, tg, opt, "")
+		ps := cy.Passes[key]
+		o := opt
+		if ps != nil {
+			o.Skip = map[string]bool{}
+			for _, t := range ps.Done {
+				o.Skip[t] = true
+			}
+			if ps.Table != "" {
+				o.Resume = map[string][]string{ps.Table: ps.From}
+			}
+		}
+		r := verify.Run(ctx, cfg, tg, o, "")
 		rows += r.RowsChecked
 		interrupted := ctx.Err() != nil
 		if r.Error != "" && !interrupted {
 			d.log.Warn("scheduled verification failed", keySubscription, tg.Subscription, keyError, r.Error)
 		}
-		sr := subResult{subscriber: tg.Subscriber, subscription: tg.Subscription}
-		compared, listed := map[string]bool{}, map[string]bool{}
-		for _, t := range r.Tables {
-			listed[t.Table] = true
-			if t.Error != "" && !interrupted {
-				d.log.Warn("table not verified", keySubscription, tg.Subscription, "table", t.Table, keyError, t.Error)
-			}
-			if t.Error == "" {
-				compared[t.Table] = true
-				if !t.Equal {
-					sr.tables = append(sr.tables, t)
-				}
-			}
-		}
-		// Tables not compared this time (the window ended, a node was down, a
-		// table is being synchronized) keep what the last verification found:
-		// a finding is cleared by a comparison, not by its absence.
-		for _, t := range previous[key].tables {
-			if !compared[t.Table] && (r.Error != "" || listed[t.Table]) {
-				sr.tables = append(sr.tables, t)
-			}
-		}
-		if interrupted {
+		sr, np := v.collect(d, tg, ps, previous[key], r, o)
+		switch {
+		case interrupted:
 			unfinished = append(unfinished, tg.Subscription)
-		} else {
-			d.log.Info("verified", keySubscription, tg.Subscription, "equal", r.Equal, "rows", r.RowsChecked, keyDuration, r.Duration.Round(time.Millisecond).String())
+			if np.Table != "" || len(np.Done) > 0 {
+				next.Passes[key] = np
+			}
+		case r.Error == "":
+			next.Finished[key] = true
+			attrs := []any{keySubscription, tg.Subscription, "equal", len(sr.Tables) == 0, "rows", r.RowsChecked, keyDuration, r.Duration.Round(time.Millisecond).String()}
+			if ps != nil {
+				attrs = append(attrs, "cycle_started", cy.Started.UTC().Format(time.RFC3339))
+			}
+			d.log.Info("verified", attrs...)
 		}
-		if len(sr.tables) > 0 {
+		if len(sr.Tables) > 0 {
 			results[key] = sr
 		}
 	}
@@ -128,25 +176,149 @@ func (v *verifier) run(ctx context.Context, d *Daemon, cfg *config.Config, snaps
 		down[sn.Node] = !sn.Up()
 	}
 	for key, prev := range previous {
-		if !targeted[key] && (err != nil || down[prev.subscriber]) {
+		if !targeted[key] && (err != nil || down[prev.Subscriber]) {
 			results[key] = prev
 		}
 	}
-	if len(unfinished) > 0 && parent.Err() == nil {
-		d.log.Warn("scheduled verification stopped at the end of its window", "window", cfg.Verify.Window,
+	stopped := len(unfinished) > 0
+	if stopped && parent.Err() == nil {
+		d.log.Warn("scheduled verification stopped at the end of its window; the next window goes on from there", "window", cfg.Verify.Window,
 			"unfinished", strings.Join(unfinished, ", "), "rows", rows)
 	}
 	divergent := map[[2]string]int64{}
 	for _, sr := range results {
-		for _, t := range sr.tables {
-			divergent[[2]string{sr.subscription, t.Table}] = t.DifferingRows
+		for _, t := range sr.Tables {
+			divergent[[2]string{sr.Subscription, t.Table}] = t.DifferingRows
 		}
 	}
 	now := time.Now()
-	d.metrics.Verified(rows, divergent, now)
 	v.mu.Lock()
-	v.results, v.last, v.running = results, now, false
+	v.results, v.running = results, false
+	var finished time.Time
+	if stopped {
+		v.cycle = next
+	} else {
+		v.cycle, v.last, finished = nil, now, now
+	}
+	saved := v.snapshot()
 	v.mu.Unlock()
+	d.metrics.Verified(rows, divergent, finished)
+	if v.state != nil {
+		if err := v.state.save(saved); err != nil {
+			d.log.Warn("cannot keep the verification state: a restart will start the cycle over and forget its findings", keyError, err.Error())
+		}
+	}
+}
+
+// collect turns one run of a subscription's verification into what it
+// found and how far it got. ps is how far earlier runs of the cycle got,
+// prev what the last verification found; o.Skip holds the tables not
+// compared now because an earlier run of the cycle compared them.
+func (v *verifier) collect(d *Daemon, tg verify.Target, ps *pass, prev subResult, r verify.Result, o verify.Options) (subResult, *pass) {
+	sr := subResult{Subscriber: tg.Subscriber, Subscription: tg.Subscription}
+	np := &pass{}
+	if ps != nil {
+		np.Done = slices.Clone(ps.Done)
+	}
+	found, listed := map[string]bool{}, maps.Clone(o.Skip)
+	if listed == nil {
+		listed = map[string]bool{}
+	}
+	for _, t := range r.Tables {
+		listed[t.Table] = true
+		if ps != nil && t.Table == ps.Table && ps.Partial != nil {
+			t = mergeTables(*ps.Partial, t, o.MaxKeys)
+		}
+		switch {
+		case t.Error == "":
+			found[t.Table] = true
+			np.Done = append(np.Done, t.Table)
+			if !t.Equal {
+				sr.Tables = append(sr.Tables, t)
+			}
+		case t.Error == "interrupted":
+			from := t.ResumeFrom
+			if from == nil && ps != nil && t.Table == ps.Table {
+				from = ps.From // stopped again before getting further
+			}
+			if from != nil {
+				np.Table, np.From = t.Table, from
+				partial := t
+				np.Partial = &partial
+			}
+			// Rows found differing so far are differences already.
+			if t.DifferingRows > 0 {
+				found[t.Table] = true
+				sr.Tables = append(sr.Tables, t)
+			}
+		default:
+			d.log.Warn("table not verified", keySubscription, tg.Subscription, "table", t.Table, keyError, t.Error)
+		}
+	}
+	// Tables not compared this time (compared earlier in the cycle, the
+	// window ended, a node was down, a table is being synchronized) keep
+	// what the last verification found: a finding is cleared by a
+	// comparison, not by its absence.
+	for _, t := range prev.Tables {
+		if !found[t.Table] && (r.Error != "" || listed[t.Table]) {
+			sr.Tables = append(sr.Tables, t)
+		}
+	}
+	return sr, np
+}
+
+// mergeTables adds what comparing a table from where an earlier run
+// stopped found to what that run found.
+func mergeTables(before, after verify.TableResult, maxKeys int) verify.TableResult {
+	m := after
+	m.RowsCompared += before.RowsCompared
+	m.DifferingRows += before.DifferingRows
+	m.Unsettled += before.Unsettled
+	m.ExpectedRows += before.ExpectedRows
+	m.Duration += before.Duration
+	m.Keys = append(slices.Clone(before.Keys), after.Keys...)
+	if maxKeys > 0 && len(m.Keys) > maxKeys {
+		m.Keys = m.Keys[:maxKeys]
+	}
+	if m.Note == "" {
+		m.Note = before.Note
+	}
+	m.ResumedFrom = before.ResumedFrom
+	m.Equal = after.Error == "" && m.DifferingRows == 0
+	return m
+}
+
+// snapshot is the verifier's state to keep; v.mu is held.
+func (v *verifier) snapshot() verifyState {
+	st := verifyState{Version: 1, Last: v.last, Cycle: v.cycle}
+	for _, k := range slices.Sorted(maps.Keys(v.results)) {
+		st.Results = append(st.Results, v.results[k])
+	}
+	return st
+}
+
+// restore takes over a kept state.
+func (v *verifier) restore(st verifyState) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.last, v.cycle = st.Last, st.Cycle
+	v.results = map[string]subResult{}
+	for _, r := range st.Results {
+		v.results[r.Subscriber+"/"+r.Subscription] = r
+	}
+}
+
+// divergent is the divergent rows per subscription and table.
+func (v *verifier) divergent() map[[2]string]int64 {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	out := map[[2]string]int64{}
+	for _, sr := range v.results {
+		for _, t := range sr.Tables {
+			out[[2]string{sr.Subscription, t.Table}] = t.DifferingRows
+		}
+	}
+	return out
 }
 
 // annotate adds a data_divergence finding to each subscription with tables
@@ -156,13 +328,16 @@ func (v *verifier) annotate(r *diagnose.Report) {
 	defer v.mu.Unlock()
 	for i := range r.Subscriptions {
 		s := &r.Subscriptions[i]
-		tables := v.results[s.Subscriber+"/"+s.Name].tables
+		tables := v.results[s.Subscriber+"/"+s.Name].Tables
 		if len(tables) == 0 {
 			continue
 		}
 		var parts []string
 		for _, t := range tables {
 			p := fmt.Sprintf("%s: %d rows differ", t.Table, t.DifferingRows)
+			if t.Error == "interrupted" {
+				p = fmt.Sprintf("%s: at least %d rows differ (compared up to key %s so far)", t.Table, t.DifferingRows, strings.Join(t.ResumeFrom, ", "))
+			}
 			if len(t.Keys) > 0 {
 				var keys []string
 				for _, k := range t.Keys[:min(len(t.Keys), 5)] {
@@ -173,9 +348,12 @@ func (v *verifier) annotate(r *diagnose.Report) {
 			parts = append(parts, p)
 		}
 		sort.Strings(parts)
+		at := ""
+		if !v.last.IsZero() {
+			at = " at " + v.last.UTC().Format(time.RFC3339)
+		}
 		s.Findings = append(s.Findings, diagnose.Finding{Code: diagnose.CodeDataDivergence, Severity: diagnose.Critical, Human: true,
-			Message: fmt.Sprintf("the last verification of %s at %s found data that differs from the provider: %s",
-				s.Name, v.last.UTC().Format(time.RFC3339), strings.Join(parts, "; "))})
+			Message: fmt.Sprintf("the last verification of %s%s found data that differs from the provider: %s", s.Name, at, strings.Join(parts, "; "))})
 		s.Health = diagnose.Worst(s.Health, diagnose.Critical)
 		r.Health = diagnose.Worst(r.Health, diagnose.Critical)
 	}

@@ -141,7 +141,9 @@ func (s *Set) Repair(remedy, result string, d time.Duration) {
 // subscription and table, the rows that differ (tables not listed are equal).
 func (s *Set) Verified(rows int64, divergent map[[2]string]int64, at time.Time) {
 	s.verifyRows.Add(float64(rows))
-	s.lastVerify.Set(float64(at.UnixNano()) / 1e9)
+	if !at.IsZero() { // zero: a verification stopped partway
+		s.lastVerify.Set(float64(at.UnixNano()) / 1e9)
+	}
 	s.mu.Lock()
 	s.divergent = divergent
 	s.mu.Unlock()

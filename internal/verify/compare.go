@@ -43,6 +43,12 @@ type Options struct {
 	StatementTimeout time.Duration
 	// Progress, when set, is called after each range.
 	Progress func(Progress)
+	// Resume starts the named tables (schema.table) at a key, the
+	// ResumeFrom of an interrupted comparison (checksum mode); rows below
+	// it are not compared.
+	Resume map[string][]string
+	// Skip leaves the named tables out (compared earlier in the same pass).
+	Skip map[string]bool
 }
 
 // Progress is reported while comparing.
@@ -98,6 +104,11 @@ type TableResult struct {
 	Keys         []KeyDiff     `json:"keys,omitempty"`
 	Duration     time.Duration `json:"duration_ns"`
 	Error        string        `json:"error,omitempty"`
+	// ResumeFrom is where an interrupted checksum comparison stopped: every
+	// key below it was compared. Options.Resume continues from there.
+	ResumeFrom []string `json:"resume_from,omitempty"`
+	// ResumedFrom is the key this comparison started at (Options.Resume).
+	ResumedFrom []string `json:"resumed_from,omitempty"`
 }
 
 // Comparer compares tables between a provider and a subscriber connection.
@@ -122,6 +133,9 @@ type Comparer struct {
 	walWriterGrace time.Duration
 	// graced is the last insert position waited out, and the target it gave.
 	graced [2]string
+	// next is where the current table's walk continues: every key below it
+	// was compared (nil: from the start).
+	next []string
 }
 
 // timedOut reports whether err is the server's statement timeout (not a
@@ -162,6 +176,9 @@ func (c *Comparer) Compare(ctx context.Context, tables []Table) []TableResult {
 		if ctx.Err() != nil {
 			break
 		}
+		if c.Opt.Skip[t.QualifiedName()] {
+			continue
+		}
 		c.progress.Table, c.progress.TableIndex = t.QualifiedName(), i+1
 		out = append(out, c.table(ctx, t))
 	}
@@ -171,6 +188,9 @@ func (c *Comparer) Compare(ctx context.Context, tables []Table) []TableResult {
 func (c *Comparer) table(ctx context.Context, t Table) TableResult {
 	start := time.Now()
 	r := TableResult{Table: t.QualifiedName(), Mode: c.Opt.Mode}
+	if c.Opt.Mode == ModeChecksum && len(t.Key) > 0 && t.SyncStatus == "" {
+		r.ResumedFrom = c.Opt.Resume[r.Table]
+	}
 	var err error
 	switch {
 	case t.SyncStatus != "":
@@ -179,15 +199,24 @@ func (c *Comparer) table(ctx context.Context, t Table) TableResult {
 		err = c.count(ctx, t, &r)
 	case len(t.Key) == 0:
 		err = fmt.Errorf("table %s has no primary key: use --mode count", t.QualifiedName())
+	case r.ResumedFrom != nil && len(r.ResumedFrom) != len(t.Key):
+		err = fmt.Errorf("cannot resume %s at %q: its primary key has %d columns (%s)", t.QualifiedName(), r.ResumedFrom, len(t.Key), strings.Join(t.Key, ", "))
 	default:
 		c.unsettled, c.reported, c.replicates = 0, nil, t.Replicates
 		if !t.intKey() {
 			c.reported = map[string]bool{}
 		}
+		c.next = nil
 		err = c.checksum(ctx, t, &r)
 		r.Unsettled = c.unsettled
+		if err != nil && ctx.Err() != nil {
+			r.ResumeFrom = c.next
+		}
 	}
-	if err != nil {
+	switch {
+	case err != nil && ctx.Err() != nil:
+		r.Error = "interrupted" // Ctrl-C, or the end of the daemon's window
+	case err != nil:
 		r.Error = err.Error()
 	}
 	if r.ExpectedRows > 0 {
@@ -440,7 +469,8 @@ func (c *Comparer) checksum(ctx context.Context, t Table, r *TableResult) error 
 	if t.intKey() {
 		return c.checksumByValue(ctx, t, r)
 	}
-	var lo []string
+	lo := r.ResumedFrom
+	c.next = lo
 	rows := int64(c.Opt.ChunkRows)
 	for {
 		// Rows too slow to read chunk_rows of them in one statement: a
@@ -474,7 +504,7 @@ func (c *Comparer) checksum(ctx context.Context, t Table, r *TableResult) error 
 			return nil
 		}
 		rows = max(int64(float64(rows)*c.growth(n, time.Since(started))), 1)
-		lo = hi
+		lo, c.next = hi, hi
 	}
 }
 
@@ -993,11 +1023,19 @@ func (c *Comparer) checksumByValue(ctx context.Context, t Table, r *TableResult)
 		width = next - lo
 	}
 	width = max(width, 1)
+	var loKey []string // open below
+	if from := r.ResumedFrom; from != nil {
+		// Continue an interrupted comparison: the rows below from were compared.
+		v, err := strconv.ParseInt(from[0], 10, 64)
+		if err != nil {
+			return fmt.Errorf("resume %s at %q: %w", t.QualifiedName(), from[0], err)
+		}
+		loKey, c.next, lo = from, from, max(lo, v)
+	}
 	next := lo + width
 	if lo > math.MaxInt64-width {
 		next = math.MaxInt64
 	}
-	var loKey []string // open below
 	for {
 		var hiKey []string
 		if next < math.MaxInt64-1 {
@@ -1032,7 +1070,7 @@ func (c *Comparer) checksumByValue(ctx context.Context, t Table, r *TableResult)
 			if err != nil {
 				return err
 			}
-			loKey = hiKey
+			loKey, c.next = hiKey, hiKey
 			if more == nil {
 				next = math.MaxInt64
 				continue
@@ -1042,7 +1080,7 @@ func (c *Comparer) checksumByValue(ctx context.Context, t Table, r *TableResult)
 		}
 		f := c.growth(n, time.Since(started))
 		width = int64(min(max(float64(width)*f, 1), float64(math.MaxInt64/4)))
-		loKey = hiKey
+		loKey, c.next = hiKey, hiKey
 		if next > math.MaxInt64-width {
 			next = math.MaxInt64
 		} else {

@@ -199,6 +199,13 @@ func Run(ctx context.Context, cfg *config.Config, tg Target, opt Options, table 
 			return fail(fmt.Errorf("table %s is not replicated by %s", table, tg.Subscription))
 		}
 		tables = keep
+		// A resume key given for the table as it was named.
+		if from, ok := opt.Resume[table]; ok {
+			opt.Resume = map[string][]string{}
+			for _, t := range keep {
+				opt.Resume[t.QualifiedName()] = from
+			}
+		}
 	}
 	if len(tables) == 0 {
 		return fail(ErrNoTables)
