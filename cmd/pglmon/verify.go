@@ -152,7 +152,8 @@ func hasTableError(r verify.Result) bool {
 func anyDiffers(rs []verify.Result) bool {
 	for _, r := range rs {
 		for _, t := range r.Tables {
-			if t.Error == "" && !t.Equal {
+			// Rows found differing before a table was interrupted differ too.
+			if (t.Error == "" && !t.Equal) || t.DifferingRows > 0 {
 				return true
 			}
 		}
@@ -172,6 +173,8 @@ func printVerify(w io.Writer, results []verify.Result, path string) {
 		for _, t := range r.Tables {
 			result := "equal"
 			switch {
+			case t.Error == "interrupted":
+				result = "interrupted"
 			case t.Error != "":
 				result = "error: " + t.Error
 			case !t.Equal:
@@ -207,7 +210,7 @@ func printVerify(w io.Writer, results []verify.Result, path string) {
 				fmt.Fprintf(w, "    pglmon verify --config %s --subscription %s --table %s --from %s\n", shellQuote(path), shellQuote(r.Subscription), shellQuote(t.Table), fromFlag(t.ResumeFrom))
 			}
 		}
-		if !r.Equal && r.Error == "" {
+		if anyDiffers([]verify.Result{r}) {
 			fmt.Fprintf(w, "  To repair a table (TRUNCATES it on the subscriber, then copies it again; run on %s):\n", r.Subscriber)
 			fmt.Fprintf(w, "    SELECT pglogical.alter_subscription_resynchronize_table('%s', '<schema.table>');\n", r.Subscription)
 			fmt.Fprintln(w, "  or copy just the differing rows from the provider by key. pglmon never does either by itself.")

@@ -76,14 +76,17 @@ func TestVerifyFrom(t *testing.T) {
 	cfg := writeConfig(t, p, "")
 	var out strings.Builder
 	printVerify(&out, []verify.Result{{Subscription: p.Sub(), Mode: verify.ModeChecksum, Tables: []verify.TableResult{
-		{Table: "public.items_0", Error: "interrupted", RowsCompared: 1799, ResumeFrom: []string{"1800"}}}}}, cfg)
+		{Table: "public.items_0", Error: "interrupted", RowsCompared: 1799, ResumeFrom: []string{"1800"},
+			DifferingRows: 1, Keys: []verify.KeyDiff{{Key: "1000", Kind: verify.Missing}}}}}}, cfg)
 	var command []string
 	for line := range strings.Lines(out.String()) {
 		if f := strings.Fields(line); len(f) > 2 && f[0] == "pglmon" {
 			command = f[1:]
 		}
 	}
-	if !strings.Contains(out.String(), "stopped at key 1800") || !slices.Contains(command, "--from") {
+	// The difference found before the stop is one: the repair plan follows.
+	if !strings.Contains(out.String(), "stopped at key 1800") || !slices.Contains(command, "--from") ||
+		!strings.Contains(out.String(), "interrupted") || !strings.Contains(out.String(), "alter_subscription_resynchronize_table") {
 		t.Fatalf("no command to go on with:\n%s", out.String())
 	}
 	code, stdout, stderr := pglmon(t, append(command, "--output", "json")...)
