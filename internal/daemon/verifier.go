@@ -114,6 +114,7 @@ func (v *verifier) run(ctx context.Context, d *Daemon, cfg *config.Config, snaps
 	if err != nil {
 		d.log.Warn("scheduled verification: some subscriptions cannot be verified", keyError, err.Error())
 	}
+	sources := verify.Sources(ctx, cfg, targets)
 	for _, tg := range targets {
 		key := tg.Subscriber + "/" + tg.Subscription
 		if next.Finished[key] || ctx.Err() != nil {
@@ -132,6 +133,7 @@ func (v *verifier) run(ctx context.Context, d *Daemon, cfg *config.Config, snaps
 		}
 		ps := cy.Passes[key]
 		o := opt
+		o.OtherSources = sources[key]
 		if ps != nil {
 			o.Skip = map[string]bool{}
 			for _, t := range ps.Done {

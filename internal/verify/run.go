@@ -2,6 +2,7 @@ package verify
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sync/atomic"
@@ -42,7 +43,9 @@ type Result struct {
 
 // Targets picks the subscriptions to verify from probe snapshots: all, or
 // the one named. A subscription's provider is the configured node whose
-// pglogical node name matches.
+// pglogical node name matches. Subscriptions whose provider is not a
+// reachable configured node are left out, each named in the error: the
+// others are still returned.
 func Targets(snaps []probe.Snapshot, name string) ([]Target, error) {
 	byLocal := map[string]string{}
 	for _, s := range snaps {
@@ -51,6 +54,7 @@ func Targets(snaps []probe.Snapshot, name string) ([]Target, error) {
 		}
 	}
 	var out []Target
+	var errs []error
 	for _, s := range snaps {
 		for _, sub := range s.Subscriptions {
 			if name != "" && sub.Name != name {
@@ -58,15 +62,16 @@ func Targets(snaps []probe.Snapshot, name string) ([]Target, error) {
 			}
 			prov, ok := byLocal[sub.ProviderNode]
 			if !ok {
-				return nil, fmt.Errorf("subscription %s: its provider (pglogical node %q) is not a reachable configured node", sub.Name, sub.ProviderNode)
+				errs = append(errs, fmt.Errorf("subscription %s: its provider (pglogical node %q) is not a reachable configured node", sub.Name, sub.ProviderNode))
+				continue
 			}
 			out = append(out, Target{Subscription: sub.Name, Subscriber: s.Node, Provider: prov, Slot: sub.SlotName, Sets: sub.ReplicationSets})
 		}
 	}
-	if name != "" && len(out) == 0 {
+	if name != "" && len(out) == 0 && len(errs) == 0 {
 		return nil, fmt.Errorf("subscription %q not found on any reachable subscriber", name)
 	}
-	return out, nil
+	return out, errors.Join(errs...)
 }
 
 // Counter counts what pglmon fetched over its connections: bytes read, and
@@ -219,6 +224,7 @@ func Run(ctx context.Context, cfg *config.Config, tg Target, opt Options, table 
 	}
 	for i := range tables {
 		tables[i].SyncStatus = notReady[tables[i].QualifiedName()]
+		tables[i].OtherSources = opt.OtherSources[tables[i].QualifiedName()]
 	}
 	opt.Slot = tg.Slot
 	opt.StatementTimeout = timeout
@@ -268,4 +274,69 @@ func syncStatusName(s string) string {
 		return fmt.Sprintf("%q, %s", s, n)
 	}
 	return fmt.Sprintf("%q", s)
+}
+
+// Sources finds the tables that several subscriptions of one subscriber
+// replicate (pglogical's data gathering: one table fed by several
+// providers), reading each provider's replication sets once. The result,
+// by subscriber/subscription, names per table the other subscriptions:
+// Options.OtherSources. Providers it cannot read are left out (verifying
+// their subscriptions fails anyway).
+func Sources(ctx context.Context, cfg *config.Config, targets []Target) map[string]map[string][]string {
+	type key struct{ subscriber, table string }
+	feeds := map[key][]string{} // subscriber and table -> subscriptions
+	tablesOf := map[string][]string{}
+	conns := map[string]*pgx.Conn{}
+	defer func() {
+		for _, c := range conns {
+			c.Close(context.WithoutCancel(ctx))
+		}
+	}()
+	var counter Counter
+	for _, tg := range targets {
+		conn, ok := conns[tg.Provider]
+		if !ok {
+			node, found := cfg.Node(tg.Provider)
+			if !found {
+				continue
+			}
+			c, err := Connect(ctx, node, cfg.Verify.StatementTimeout.D(), &counter)
+			if err != nil {
+				continue
+			}
+			conns[tg.Provider], conn = c, c
+		}
+		if conn == nil {
+			continue
+		}
+		tables, err := SetTables(ctx, conn, tg.Sets)
+		if err != nil {
+			continue
+		}
+		id := tg.Subscriber + "/" + tg.Subscription
+		for _, t := range tables {
+			k := key{tg.Subscriber, t.QualifiedName()}
+			feeds[k] = append(feeds[k], tg.Subscription)
+			tablesOf[id] = append(tablesOf[id], t.QualifiedName())
+		}
+	}
+	out := map[string]map[string][]string{}
+	for _, tg := range targets {
+		id := tg.Subscriber + "/" + tg.Subscription
+		for _, table := range tablesOf[id] {
+			var others []string
+			for _, s := range feeds[key{tg.Subscriber, table}] {
+				if s != tg.Subscription {
+					others = append(others, s)
+				}
+			}
+			if len(others) > 0 {
+				if out[id] == nil {
+					out[id] = map[string][]string{}
+				}
+				out[id][table] = others
+			}
+		}
+	}
+	return out
 }

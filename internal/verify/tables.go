@@ -33,6 +33,29 @@ type Table struct {
 	// SyncStatus is set when pglogical has not finished synchronizing the
 	// table on the subscriber: it is not compared.
 	SyncStatus string
+	// OtherSources are the other subscriptions of the subscriber that
+	// replicate the table (pglogical's data gathering): the rows their
+	// providers sent are extra here.
+	OtherSources []string
+}
+
+// expects reports whether a row differing by kind is what replication
+// makes it: a change the set does not replicate, or, in a table gathered
+// from several providers, a row another one sent.
+func (t Table) expects(kind string) bool {
+	return t.Replicates.expected(kind) || (kind == Extra && len(t.OtherSources) > 0)
+}
+
+// expectation says why rows differ as expected, for the note.
+func (t Table) expectation() string {
+	var why []string
+	if n := t.Replicates.notReplicated(); n != "" {
+		why = append(why, "the replication set does not replicate "+n)
+	}
+	if len(t.OtherSources) > 0 {
+		why = append(why, "the table is also fed by subscription "+strings.Join(t.OtherSources, ", ")+", whose rows are extra here")
+	}
+	return strings.Join(why, "; ")
 }
 
 // Changes are the kinds of change a replication set replicates.

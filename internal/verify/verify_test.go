@@ -2,6 +2,7 @@ package verify
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -691,5 +692,81 @@ func TestInterruptedComparisonResumes(t *testing.T) {
 	r = Run(ctx, cfg, tg, opt, "items_0")
 	if len(r.Tables) != 1 || !strings.Contains(r.Tables[0].Error, "primary key has 1 columns") {
 		t.Errorf("resume key of two columns: %+v", r)
+	}
+}
+
+// pglogical's data gathering: one subscriber table fed by two providers.
+// Each subscription's comparison expects the other provider's rows as extra
+// (a note names the other subscription) and still finds its own
+// provider's missing and different rows.
+func TestGatheredTableExpectsTheOtherProvidersRows(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 1000})
+	if _, err := p.WaitConverged(ctx, p.Tables[0], 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// A second provider database on the provider's cluster, its own
+	// pglogical node, the same table with other keys.
+	db2 := pgtest.DB{Cluster: p.Provider.Cluster, Name: p.Provider.Name + "_b"}
+	if err := db2.Cluster.Exec(ctx, "postgres", "CREATE DATABASE "+db2.Name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db2.Cluster.Exec(context.Background(), "postgres", "DROP DATABASE IF EXISTS "+db2.Name+" WITH (FORCE)") })
+	load := "INSERT INTO items_0 SELECT g, md5(g::text), g % 100 FROM generate_series(100001, 101000) g"
+	runSteps(ctx, t, []step{
+		{db2, "CREATE EXTENSION pglogical"},
+		{db2, "SELECT pglogical.create_node(node_name := 'provider_b_" + db2.Name + "', dsn := '" + db2.DSN() + "')"},
+		{db2, "CREATE TABLE items_0 (id bigint PRIMARY KEY, val text, n int)"},
+		{db2, load},
+		{db2, "SELECT pglogical.create_replication_set('gather')"},
+		{db2, "SELECT pglogical.replication_set_add_table('gather', 'items_0', false)"},
+		{p.Subscriber, load}, // loaded alike; replication carries later changes
+		{p.Subscriber, "SELECT pglogical.create_subscription(subscription_name := 'sub_b', provider_dsn := '" + db2.DSN() +
+			"', replication_sets := ARRAY['gather'], synchronize_data := false, forward_origins := '{}')"},
+	})
+	if err := p.WaitStatus(ctx, "sub_b", "replicating", 60*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	runSteps(ctx, t, []step{
+		{db2, "INSERT INTO items_0 VALUES (101001, 'replicated from b', 1)"},
+		{p.Subscriber, "DELETE FROM items_0 WHERE id = 17"},
+		{p.Subscriber, "UPDATE items_0 SET n = -1 WHERE id = 100500"},
+	})
+	cfg, err := config.Parse("t.yaml", []byte(p.NodesYAML()+fmt.Sprintf("  - name: provider_b\n    dsn: %q\n", db2.DSN())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := targets(t, cfg, "")
+	sources := Sources(ctx, cfg, all)
+	for _, tc := range []struct {
+		sub, other string
+		key        KeyDiff
+		extra      int64
+	}{
+		{p.Sub(), "sub_b", KeyDiff{"17", Missing}, 1001},
+		{"sub_b", p.Sub(), KeyDiff{"100500", Different}, 999},
+	} {
+		var tg Target
+		for _, x := range all {
+			if x.Subscription == tc.sub {
+				tg = x
+			}
+		}
+		opt := Options{Mode: ModeChecksum, ChunkRows: 300, LeafRows: 16, OtherSources: sources["subscriber/"+tc.sub]}
+		tr := oneTable(t, Run(ctx, cfg, tg, opt, "")).Tables[0]
+		if !slices.Equal(tr.Keys, []KeyDiff{tc.key}) || tr.DifferingRows != 1 || tr.ExpectedRows != tc.extra || !strings.Contains(tr.Note, "also fed by subscription "+tc.other) {
+			t.Errorf("%s: %+v", tc.sub, tr)
+		}
+		opt.Mode = ModeCount
+		tr = oneTable(t, Run(ctx, cfg, tg, opt, "")).Tables[0]
+		if tr.DifferingRows != 0 || tr.ExpectedRows == 0 {
+			t.Errorf("%s, count mode: %+v", tc.sub, tr)
+		}
+		// Without knowing the other source, its rows are extra: a false alarm.
+		opt = Options{Mode: ModeChecksum, ChunkRows: 300, LeafRows: 16}
+		if tr := oneTable(t, Run(ctx, cfg, tg, opt, "")).Tables[0]; tr.DifferingRows != 1+tc.extra {
+			t.Errorf("%s without the other source: %d differing rows, want %d", tc.sub, tr.DifferingRows, 1+tc.extra)
+		}
 	}
 }
