@@ -739,6 +739,14 @@ func TestGatheredTableExpectsTheOtherProvidersRows(t *testing.T) {
 	}
 	all := targets(t, cfg, "")
 	sources := Sources(ctx, cfg, all)
+	// Without provider_b configured, sub_b cannot be verified: it is named,
+	// and the other subscription is still returned.
+	m := monitor.New(testConfig(t, p))
+	_, snaps := m.Cycle(ctx)
+	m.Close(ctx)
+	if tgs, err := Targets(snaps, ""); len(tgs) != 1 || tgs[0].Subscription != p.Sub() || err == nil || !strings.Contains(err.Error(), "sub_b") {
+		t.Errorf("targets with a provider not configured: %+v, %v", tgs, err)
+	}
 	for _, tc := range []struct {
 		sub, other string
 		key        KeyDiff
