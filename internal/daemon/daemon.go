@@ -120,6 +120,7 @@ func New(opts Options) (*Daemon, error) {
 	}
 	d.repairer = &autoRepairer{d: d, audit: audit, state: map[string]*repairState{}}
 	d.verifier.state = &stateFile{opts.Config.VerifyStateFile()}
+	d.metrics.VerifyEvery(opts.Config.Verify.Every.D())
 	if opts.Config.Verify.Every.D() > 0 {
 		if st, err := os.Stat(filepath.Dir(d.verifier.state.path)); err != nil || !st.IsDir() {
 			return nil, fmt.Errorf("verify.state_file: the directory of %s does not exist", d.verifier.state.path)
@@ -397,6 +398,7 @@ func (d *Daemon) reload() {
 	}
 	d.mon.SetConfig(cfg)
 	d.cfg.Store(cfg)
+	d.metrics.VerifyEvery(cfg.Verify.Every.D())
 	d.log.Info("configuration reloaded", keyConfig, d.opts.ConfigPath, "nodes", len(cfg.Nodes))
 }
 

@@ -380,6 +380,8 @@ func TestDaemonScheduledVerification(t *testing.T) {
 	r.waitMetric(t, `^pglmon_table_divergent_rows\{subscription="sub_0",table="public.items_0"\} 1$`, false, 20*time.Second)
 	r.waitMetric(t, `^pglmon_finding\{code="data_divergence",severity="critical",subscriber="subscriber",subscription="sub_0"\} 1$`, false, 5*time.Second)
 	r.waitMetric(t, `^pglmon_verify_rows_checked_total [1-9]`, false, 5*time.Second)
+	r.waitMetric(t, `^pglmon_verify_every_seconds 1$`, false, time.Second)
+	r.waitMetric(t, `^pglmon_last_verify_timestamp_seconds [1-9]`, false, time.Second)
 	rep := r.status(t)
 	s, _ := rep.Subscription(p.Sub(), "")
 	if f, ok := s.Finding(diagnose.CodeDataDivergence); !ok || !strings.Contains(f.Message, "77 different") {

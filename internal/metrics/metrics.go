@@ -70,6 +70,7 @@ type Set struct {
 	Notifications  *prometheus.CounterVec
 	verifyRows     prometheus.Counter
 	lastVerify     prometheus.Gauge
+	verifyEvery    prometheus.Gauge
 	divergent      map[[2]string]int64
 }
 
@@ -102,11 +103,14 @@ func New(reg prometheus.Registerer, version string, healthy func() bool) *Set {
 	s.lastVerify = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "pglmon_last_verify_timestamp_seconds", Help: "Unix time the last scheduled verification finished.",
 	})
+	s.verifyEvery = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "pglmon_verify_every_seconds", Help: "verify.every: how often the daemon verifies every subscription (0: never).",
+	})
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "pglmon_build_info", Help: "pglmon's version and the Go version it was built with.",
 	}, []string{"version", "goversion"})
 	buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
-	reg.MustRegister(s, s.probeDuration, s.probeErrors, s.repairs, s.repairDuration, s.Notifications, s.verifyRows, s.lastVerify, buildInfo,
+	reg.MustRegister(s, s.probeDuration, s.probeErrors, s.repairs, s.repairDuration, s.Notifications, s.verifyRows, s.lastVerify, s.verifyEvery, buildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return s
 }
@@ -148,6 +152,9 @@ func (s *Set) Verified(rows int64, divergent map[[2]string]int64, at time.Time) 
 	s.divergent = divergent
 	s.mu.Unlock()
 }
+
+// VerifyEvery records verify.every.
+func (s *Set) VerifyEvery(every time.Duration) { s.verifyEvery.Set(every.Seconds()) }
 
 // Describe sends nothing: the collector is unchecked, its series follow the snapshot.
 func (s *Set) Describe(chan<- *prometheus.Desc) {}
