@@ -712,9 +712,6 @@ func TestGatheredTableExpectsTheOtherProvidersRows(t *testing.T) {
 	if err := db2.Cluster.Exec(ctx, "postgres", "CREATE DATABASE "+db2.Name); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		_ = db2.Cluster.Exec(context.Background(), "postgres", "DROP DATABASE IF EXISTS "+db2.Name+" WITH (FORCE)")
-	})
 	load := "INSERT INTO items_0 SELECT g, md5(g::text), g % 100 FROM generate_series(100001, 101000) g"
 	runSteps(ctx, t, []step{
 		{db2, "CREATE EXTENSION pglogical"},
