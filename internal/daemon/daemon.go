@@ -132,7 +132,7 @@ func New(opts Options) (*Daemon, error) {
 		_ = os.Rename(d.verifier.state.path, aside)
 	} else {
 		d.verifier.restore(st)
-		d.metrics.Verified(0, d.verifier.divergent(), st.Last)
+		d.metrics.Verified(0, d.verifier.divergent(), st.Complete)
 	}
 	if sc := opts.Config.Slack; sc.Enabled() {
 		token, err := sc.BotToken.Resolve("slack.bot_token")

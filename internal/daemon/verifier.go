@@ -23,8 +23,9 @@ import (
 type verifier struct {
 	mu      sync.Mutex
 	results map[string]subResult // by subscriber/subscription
-	// last is when the last cycle finished.
-	last time.Time
+	// last is when the last cycle finished; complete when the last one
+	// that verified every subscription did (pglmon_last_verify_timestamp_seconds).
+	last, complete time.Time
 	// cycle is the interrupted cycle to go on with (nil: none).
 	cycle   *cycle
 	running bool
@@ -111,6 +112,7 @@ func (v *verifier) run(ctx context.Context, d *Daemon, cfg *config.Config, snaps
 	var rows int64
 	var unfinished []string
 	targets, err := verify.Targets(snaps, "")
+	failed := err != nil // some subscription could not be verified
 	if err != nil {
 		d.log.Warn("scheduled verification: some subscriptions cannot be verified", keyError, err.Error())
 	}
@@ -147,6 +149,7 @@ func (v *verifier) run(ctx context.Context, d *Daemon, cfg *config.Config, snaps
 		rows += r.RowsChecked
 		interrupted := ctx.Err() != nil
 		if r.Error != "" && !interrupted {
+			failed = true
 			d.log.Warn("scheduled verification failed", keySubscription, tg.Subscription, keyError, r.Error)
 		}
 		sr, np := v.collect(d, tg, ps, previous[key], r, o)
@@ -196,11 +199,14 @@ func (v *verifier) run(ctx context.Context, d *Daemon, cfg *config.Config, snaps
 	now := time.Now()
 	v.mu.Lock()
 	v.results, v.running = results, false
-	var finished time.Time
+	var finished time.Time // zero unless every subscription was verified
 	if stopped {
 		v.cycle = next
 	} else {
-		v.cycle, v.last, finished = nil, now, now
+		v.cycle, v.last = nil, now
+		if !failed {
+			v.complete, finished = now, now
+		}
 	}
 	saved := v.snapshot()
 	v.mu.Unlock()
@@ -292,7 +298,7 @@ func mergeTables(before, after verify.TableResult, maxKeys int) verify.TableResu
 
 // snapshot is the verifier's state to keep; v.mu is held.
 func (v *verifier) snapshot() verifyState {
-	st := verifyState{Version: 1, Last: v.last, Cycle: v.cycle}
+	st := verifyState{Version: 1, Last: v.last, Complete: v.complete, Cycle: v.cycle}
 	for _, k := range slices.Sorted(maps.Keys(v.results)) {
 		st.Results = append(st.Results, v.results[k])
 	}
@@ -303,7 +309,7 @@ func (v *verifier) snapshot() verifyState {
 func (v *verifier) restore(st verifyState) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	v.last, v.cycle = st.Last, st.Cycle
+	v.last, v.complete, v.cycle = st.Last, st.Complete, st.Cycle
 	v.results = map[string]subResult{}
 	for _, r := range st.Results {
 		v.results[r.Subscriber+"/"+r.Subscription] = r

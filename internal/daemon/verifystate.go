@@ -13,10 +13,12 @@ import (
 // verifyState is what the verifier keeps across restarts: its findings,
 // when its last cycle finished, and how far an interrupted cycle got.
 type verifyState struct {
-	Version int         `json:"version"`
-	Last    time.Time   `json:"last_finished"`
-	Results []subResult `json:"findings,omitempty"`
-	Cycle   *cycle      `json:"cycle,omitempty"`
+	Version int       `json:"version"`
+	Last    time.Time `json:"last_finished"`
+	// Complete is when the last cycle that verified every subscription finished.
+	Complete time.Time   `json:"last_complete"`
+	Results  []subResult `json:"findings,omitempty"`
+	Cycle    *cycle      `json:"cycle,omitempty"`
 }
 
 // stateFile is a JSON file replaced whole (written aside, then renamed), so

@@ -101,7 +101,7 @@ func New(reg prometheus.Registerer, version string, healthy func() bool) *Set {
 		Name: "pglmon_verify_rows_checked_total", Help: "Rows compared by scheduled verifications.",
 	})
 	s.lastVerify = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "pglmon_last_verify_timestamp_seconds", Help: "Unix time the last scheduled verification finished.",
+		Name: "pglmon_last_verify_timestamp_seconds", Help: "Unix time the last scheduled verification cycle that verified every subscription finished.",
 	})
 	s.verifyEvery = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "pglmon_verify_every_seconds", Help: "verify.every: how often the daemon verifies every subscription (0: never).",
