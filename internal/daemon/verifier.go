@@ -190,12 +190,7 @@ func (v *verifier) run(ctx context.Context, d *Daemon, cfg *config.Config, snaps
 		d.log.Warn("scheduled verification stopped at the end of its window; the next window goes on from there", "window", cfg.Verify.Window,
 			"unfinished", strings.Join(unfinished, ", "), "rows", rows)
 	}
-	divergent := map[[2]string]int64{}
-	for _, sr := range results {
-		for _, t := range sr.Tables {
-			divergent[[2]string{sr.Subscription, t.Table}] = t.DifferingRows
-		}
-	}
+	divergent := divergentRows(results)
 	now := time.Now()
 	v.mu.Lock()
 	v.results, v.running = results, false
@@ -320,8 +315,13 @@ func (v *verifier) restore(st verifyState) {
 func (v *verifier) divergent() map[[2]string]int64 {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	return divergentRows(v.results)
+}
+
+// divergentRows is the rows that differ per subscription and table.
+func divergentRows(results map[string]subResult) map[[2]string]int64 {
 	out := map[[2]string]int64{}
-	for _, sr := range v.results {
+	for _, sr := range results {
 		for _, t := range sr.Tables {
 			out[[2]string{sr.Subscription, t.Table}] = t.DifferingRows
 		}
