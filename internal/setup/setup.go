@@ -123,7 +123,7 @@ func (r *Runner) Plan(ctx context.Context) (Plan, error) {
 	}
 	tables := map[string][]string{} // set -> tables
 	for _, rs := range r.Config.ReplicationSets {
-		ts, err := r.expand(ctx, conns[rs.Node], rs)
+		ts, err := r.expand(ctx, conns[rs.Node], rs, &p)
 		if err != nil {
 			return p, err
 		}
@@ -225,30 +225,56 @@ func uniq(m map[string]string) []string {
 	return out
 }
 
-// expand lists a set's tables as schema.table, checking they exist.
-func (r *Runner) expand(ctx context.Context, c *pgx.Conn, rs config.ReplicationSet) ([]string, error) {
+// leavesQuery lists as schema.table the plain tables among the relations
+// the first query selects and the partitions, at any depth, of the
+// partitioned ones. pglogical 2 cannot copy a partitioned table (its sync
+// worker fails with "cannot copy from partitioned table" for ever) and
+// decodes changes per partition: the partitions are what it replicates.
+const leavesQuery = `WITH RECURSIVE tree(relid) AS (
+		%s
+	UNION
+		SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.relid
+		JOIN pg_class p ON p.oid = i.inhparent AND p.relkind = 'p')
+	SELECT n.nspname || '.' || c.relname FROM tree JOIN pg_class c ON c.oid = tree.relid
+		JOIN pg_namespace n ON n.oid = c.relnamespace
+	WHERE c.relkind = 'r' ORDER BY 1`
+
+// expand lists a set's tables as schema.table, checking they exist; a
+// partitioned table stands for its partitions (said in p's warnings).
+func (r *Runner) expand(ctx context.Context, c *pgx.Conn, rs config.ReplicationSet, p *Plan) ([]string, error) {
+	leaves := func(start string, arg any) ([]string, error) {
+		rows, err := c.Query(ctx, fmt.Sprintf(leavesQuery, start), arg)
+		if err != nil {
+			return nil, err
+		}
+		return pgx.CollectRows(rows, pgx.RowTo[string])
+	}
 	var out []string
 	for _, t := range rs.Tables {
-		name, err := one[*string](ctx, c, `SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-			WHERE c.oid = to_regclass($1) AND c.relkind IN ('r', 'p')`, t)
+		ts, err := leaves(`SELECT c.oid FROM pg_class c WHERE c.oid = to_regclass($1) AND c.relkind IN ('r', 'p')`, t)
 		if err != nil {
 			return nil, err
 		}
-		if name == nil {
-			return nil, fmt.Errorf("replication set %s: table %s does not exist on %s", rs.Name, t, rs.Node)
+		if len(ts) == 0 {
+			return nil, fmt.Errorf("replication set %s: table %s does not exist on %s (or is partitioned with no partition)", rs.Name, t, rs.Node)
 		}
-		out = append(out, *name)
+		parted, err := one[bool](ctx, c, "SELECT relkind = 'p' FROM pg_class WHERE oid = to_regclass($1)", t)
+		if err != nil {
+			return nil, err
+		}
+		if parted {
+			p.Warnings = append(p.Warnings, fmt.Sprintf("%s is partitioned: replication set %s gets its partitions (%s), which pglogical replicates; a partition created later replicates once `pglmon setup apply` runs again",
+				t, rs.Name, strings.Join(ts, ", ")))
+		}
+		out = append(out, ts...)
 	}
 	if len(rs.Schemas) > 0 {
-		rows, err := c.Query(ctx, "SELECT schemaname || '.' || tablename FROM pg_tables WHERE schemaname = ANY($1) ORDER BY 1", rs.Schemas)
+		ts, err := leaves(`SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+			WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'p')`, rs.Schemas)
 		if err != nil {
 			return nil, err
 		}
-		more, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, more...)
+		out = append(out, ts...)
 	}
 	slices.Sort(out)
 	return slices.Compact(out), nil

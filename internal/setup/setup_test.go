@@ -125,3 +125,62 @@ func TestPrerequisitesReportedAndNothingCreated(t *testing.T) {
 		t.Errorf("something was created on the provider (extension %t, %v)", ext, err)
 	}
 }
+
+// partDDL: a table partitioned by region, one partition itself partitioned
+// by id (two levels), and a plain table.
+const partDDL = `CREATE TABLE parted (id bigint, region text, v int, PRIMARY KEY (region, id)) PARTITION BY LIST (region);
+CREATE TABLE parted_eu PARTITION OF parted FOR VALUES IN ('eu');
+CREATE TABLE parted_us PARTITION OF parted FOR VALUES IN ('us') PARTITION BY RANGE (id);
+CREATE TABLE parted_us_low PARTITION OF parted_us FOR VALUES FROM (MINVALUE) TO (1000);
+CREATE TABLE parted_us_high PARTITION OF parted_us FOR VALUES FROM (1000) TO (MAXVALUE);
+CREATE TABLE items (id int PRIMARY KEY, name text);`
+
+// A partitioned table named in a replication set stands for its
+// partitions: pglogical cannot copy the parent (its sync worker fails with
+// "cannot copy from partitioned table" for ever) and replicates changes per
+// partition. The same goes for a schema holding one.
+func TestPartitionedTableReplicatesItsPartitions(t *testing.T) {
+	ctx := context.Background()
+	prov, sub := pgtest.Shared(t)
+	p, s := freshDBs(t, prov, sub, partDDL+"INSERT INTO parted SELECT g, CASE WHEN g % 2 = 0 THEN 'eu' ELSE 'us' END, g FROM generate_series(1, 2000) g;", partDDL)
+	cfg := topology(t, p, s, "public.parted")
+	var out bytes.Buffer
+	r := &Runner{Config: cfg, Out: &out, Wait: time.Minute}
+	if err := r.Apply(ctx); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	for _, want := range []string{"add table public.parted_eu to app", "add table public.parted_us_low to app", "add table public.parted_us_high to app",
+		"public.parted is partitioned: replication set app gets its partitions (public.parted_eu, public.parted_us_high, public.parted_us_low)",
+		"is replicating", "public.parted_eu: 1000 rows on provider, 1000 on subscriber", "public.parted_us_high: 500 rows on provider, 500 on subscriber"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("apply output lacks %q:\n%s", want, out.String())
+		}
+	}
+	for _, parent := range []string{"public.parted ", "public.parted_us "} {
+		if strings.Contains(out.String(), "add table "+parent) {
+			t.Errorf("a partitioned table was added itself (%s):\n%s", parent, out.String())
+		}
+	}
+	// Changes to every partition replicate.
+	if err := p.Exec(ctx, "INSERT INTO parted VALUES (5000, 'us', 1), (5001, 'eu', 1)"); err != nil {
+		t.Fatal(err)
+	}
+	pair := &pgtest.Pair{Provider: p, Subscriber: s}
+	if n, err := pair.WaitConverged(ctx, "parted", 30*time.Second); err != nil || n != 2002 {
+		t.Fatalf("parted: %d rows, %v", n, err)
+	}
+	// A schema with a partitioned table: the partitions and the plain table, no parent.
+	cfg.ReplicationSets[0].Tables, cfg.ReplicationSets[0].Schemas = nil, []string{"public"}
+	out.Reset()
+	plan, err := (&Runner{Config: cfg, Out: &out}).Plan(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var changes []string
+	for _, c := range plan.Changes {
+		changes = append(changes, c.What)
+	}
+	if len(changes) != 1 || changes[0] != "add table public.items to app" {
+		t.Errorf("schema public: changes %q, want only public.items added", changes)
+	}
+}
