@@ -316,3 +316,45 @@ func TestConfigErrorsExitCodes(t *testing.T) {
 		t.Errorf("missing file: exit %d, want >= 64", code)
 	}
 }
+
+// A partitioned table put in a replication set as itself never synchronizes
+// (pglogical 2 cannot copy it): status says so at once, critical, and
+// repair prints the plan that puts its partitions in the set instead.
+func TestStatusPartitionedTableInASet(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{})
+	ddl := `CREATE TABLE parted (id bigint, region text, PRIMARY KEY (region, id)) PARTITION BY LIST (region);
+		CREATE TABLE parted_eu PARTITION OF parted FOR VALUES IN ('eu');`
+	for _, d := range []pgtest.DB{p.Provider, p.Subscriber} {
+		if err := d.Exec(ctx, ddl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Provider.Exec(ctx, "INSERT INTO parted VALUES (1, 'eu')"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Provider.Exec(ctx, "SELECT pglogical.replication_set_add_table('set_0', 'parted', true)"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, p, "")
+	var last statusJSON
+	err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		_, last = status(t, cfg)
+		for _, s := range last.Subscriptions {
+			for _, f := range s.Findings {
+				if f.Code == "partitioned_table" && f.Severity == "critical" && strings.Contains(f.Message, "public.parted") {
+					return true
+				}
+			}
+		}
+		return false
+	})
+	if err != nil {
+		t.Fatalf("no partitioned_table finding: %+v", last)
+	}
+	code, out, _ := pglmon(t, "repair", "--config", cfg, "--subscription", p.Sub())
+	if code != 1 || !strings.Contains(out, "replication_set_remove_table") || !strings.Contains(out, "pglmon setup apply") {
+		t.Errorf("repair: exit %d\n%s", code, out)
+	}
+}

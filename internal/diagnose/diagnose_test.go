@@ -97,6 +97,9 @@ func TestDiagnose(t *testing.T) {
 			w.sub.TableSync = []probe.TableSync{{Subscription: "sub", Schema: "public", Table: "t", Status: "d"}}
 			w.hist.Observe([]probe.Snapshot{w.prov, w.sub}, w.now.Add(-30*time.Minute))
 		}, health: Warning, code: CodeTableSyncStalled, sev: Warning, human: true},
+		{name: "partitioned table: no grace", bend: func(w *world) {
+			w.sub.TableSync = []probe.TableSync{{Subscription: "sub", Schema: "public", Table: "parted", Status: "d", Partitioned: true}}
+		}, health: Critical, code: CodePartitionedTable, sev: Critical, human: true},
 		{name: "lag at threshold", bend: func(w *world) { w.slot().LagBytes = 256 << 20 }, health: OK},
 		{name: "lag over threshold", bend: func(w *world) { w.slot().LagBytes = 256<<20 + 1 },
 			health: Warning, code: CodeLagHigh, sev: Warning},

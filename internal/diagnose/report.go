@@ -68,6 +68,7 @@ const (
 	CodeNodeUnreachable       = "node_unreachable"
 	CodeInitFailed            = "init_failed"
 	CodeTableSyncStalled      = "table_sync_stalled"
+	CodePartitionedTable      = "partitioned_table"
 	CodeLagHigh               = "lag_high"
 	CodeWALRetainedHigh       = "wal_retained_high"
 	CodeSlotWALLost           = "slot_wal_lost"

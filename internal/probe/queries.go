@@ -45,8 +45,11 @@ LEFT JOIN pg_replication_origin o ON o.roname = s.sub_slot_name
 LEFT JOIN pg_replication_origin_status os ON os.local_id = o.roident
 ORDER BY s.sub_name`
 
-// tableSyncQuery lists the table-level sync rows that are not ready.
-const tableSyncQuery = `SELECT s.sub_name::text, ls.sync_nspname::text, ls.sync_relname::text, ls.sync_status::text
+// tableSyncQuery lists the table-level sync rows that are not ready, and
+// whether the table is partitioned here (pglogical cannot copy one).
+const tableSyncQuery = `SELECT s.sub_name::text, ls.sync_nspname::text, ls.sync_relname::text, ls.sync_status::text,
+	coalesce((SELECT c.relkind = 'p' FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = ls.sync_nspname AND c.relname = ls.sync_relname), false)
 FROM pglogical.local_sync_status ls
 JOIN pglogical.subscription s ON s.sub_id = ls.sync_subid
 WHERE ls.sync_relname IS NOT NULL AND ls.sync_status <> 'r'

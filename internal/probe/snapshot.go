@@ -106,6 +106,8 @@ type TableSync struct {
 	Schema       string `json:"schema"`
 	Table        string `json:"table"`
 	Status       string `json:"status"`
+	// Partitioned is set when the table is partitioned on the subscriber.
+	Partitioned bool `json:"partitioned,omitempty"`
 }
 
 // Subscription statuses reported by pglogical.show_subscription_status().

@@ -147,6 +147,15 @@ Choose per table:
     rows from the provider (INSERT ... ON CONFLICT (key) DO UPDATE).
 Find out why first: writes made directly on the subscriber, conflict resolution
 (pglogical.conflict_resolution), or an initial copy that did not complete.`, s.Provider, s.Subscriber, q(s.Name), f.Message, s.Name)
+	case diagnose.CodePartitionedTable:
+		fmt.Fprintf(&b, `%[4]s.
+On provider %[1]s, take the partitioned table out of the subscription's replication set
+and put its partitions in (synchronize_data copies each one):
+  SELECT pglogical.replication_set_remove_table('<set>', 'schema.table');
+  SELECT pglogical.replication_set_add_table('<set>', 'schema.partition', true);  -- each partition
+or list the table in replication_sets of pglmon's configuration and run
+  pglmon setup apply --config FILE
+which adds the partitions. pglogical then copies them; the parent's failing sync stops.`, s.Provider, s.Subscriber, q(s.Name), f.Message)
 	case diagnose.CodeTableSyncStalled:
 		fmt.Fprintf(&b, `A table of %[1]s has not finished its initial copy. Look in the subscriber's log for the
 table-sync worker's error (often a missing column, a constraint, or a lock). Once fixed,
