@@ -34,9 +34,10 @@ type statusJSON struct {
 		}
 	}
 	Nodes []struct {
-		Name  string
-		Up    bool
-		Error string
+		Name     string
+		Up       bool
+		Error    string
+		Findings []struct{ Code, Severity, Message string }
 	}
 }
 
@@ -319,7 +320,8 @@ func TestConfigErrorsExitCodes(t *testing.T) {
 
 // A partitioned table put in a replication set as itself never synchronizes
 // (pglogical 2 cannot copy it): status says so at once, critical, and
-// repair prints the plan that puts its partitions in the set instead.
+// repair prints the plan that puts its partitions in the set instead. A
+// partition created later, in no set, is a finding on the provider.
 func TestStatusPartitionedTableInASet(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -356,5 +358,39 @@ func TestStatusPartitionedTableInASet(t *testing.T) {
 	code, out, _ := pglmon(t, "repair", "--config", cfg, "--subscription", p.Sub())
 	if code != 1 || !strings.Contains(out, "replication_set_remove_table") || !strings.Contains(out, "pglmon setup apply") {
 		t.Errorf("repair: exit %d\n%s", code, out)
+	}
+	// Fixed as the plan says; then a partition created later, in no set,
+	// is named on the provider.
+	for _, st := range []struct {
+		db  pgtest.DB
+		sql string
+	}{
+		{p.Provider, "SELECT pglogical.replication_set_remove_table('set_0', 'parted')"},
+		{p.Provider, "SELECT pglogical.replication_set_add_table('set_0', 'parted_eu', true)"},
+		{p.Subscriber, "SELECT pglogical.alter_subscription_synchronize('" + p.Sub() + "', false)"},
+		{p.Provider, "CREATE TABLE parted_us PARTITION OF parted FOR VALUES IN ('us')"},
+	} {
+		if err := st.db.Exec(ctx, st.sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err = pgtest.Poll(ctx, 30*time.Second, func() bool {
+		_, last = status(t, cfg)
+		partitioned, unreplicated := false, false
+		for _, s := range last.Subscriptions {
+			for _, f := range s.Findings {
+				partitioned = partitioned || f.Code == "partitioned_table"
+			}
+		}
+		for _, n := range last.Nodes {
+			for _, f := range n.Findings {
+				unreplicated = unreplicated || (n.Name == "provider" && f.Code == "partition_not_replicated" &&
+					strings.Contains(f.Message, "public.parted_us of public.parted") && strings.Contains(f.Message, "set_0"))
+			}
+		}
+		return !partitioned && unreplicated
+	})
+	if err != nil {
+		t.Fatalf("after the fix and a new partition: %+v", last)
 	}
 }

@@ -293,6 +293,11 @@ func (d *diagnosis) nodes() []Node {
 				n.Findings = append(n.Findings, f)
 			}
 		}
+		for _, p := range s.UnreplicatedPartitions {
+			n.Findings = append(n.Findings, Finding{Code: CodePartitionNotReplicated, Severity: Warning, Human: true,
+				Message: fmt.Sprintf("partition %s.%s of %s on %s is in no replication set while other partitions of %s are (in %s): pglogical replicates per partition, so its rows reach no subscriber; add it with pglogical.replication_set_add_table('<set>', '%s.%s', true), or run pglmon setup apply if the set lists %s",
+					p.Schema, p.Table, p.Parent, s.Node, p.Parent, p.Sets, p.Schema, p.Table, p.Parent)})
+		}
 		sort.SliceStable(n.Findings, func(i, j int) bool { return n.Findings[i].Slot < n.Findings[j].Slot })
 		out = append(out, n)
 	}

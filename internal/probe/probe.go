@@ -132,6 +132,15 @@ func (p *Prober) probe(ctx context.Context, snap *Snapshot) error {
 			snap.TableSync, err = scanTableSync(rows)
 			return err
 		})
+		b.Queue(partitionsQuery).Query(func(rows pgx.Rows) error {
+			var err error
+			snap.UnreplicatedPartitions, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Partition, error) {
+				var p Partition
+				err := row.Scan(&p.Schema, &p.Table, &p.Parent, &p.Sets)
+				return p, err
+			})
+			return err
+		})
 	}
 	if err := p.conn.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("probe %s: %w", p.node.Name, err)

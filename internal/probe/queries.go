@@ -45,6 +45,24 @@ LEFT JOIN pg_replication_origin o ON o.roname = s.sub_slot_name
 LEFT JOIN pg_replication_origin_status os ON os.local_id = o.roident
 ORDER BY s.sub_name`
 
+// partitionsQuery lists, as a provider, the partitions that are in no
+// replication set while a sibling partition (same parent) is: typically a
+// partition created after the set was set up. pglogical replicates per
+// partition, so its rows do not reach any subscriber.
+const partitionsQuery = `SELECT n.nspname::text, c.relname::text, pn.nspname::text || '.' || pc.relname::text,
+	string_agg(DISTINCT rs.set_name::text, ', ')
+FROM pglogical.replication_set_table rst
+JOIN pglogical.replication_set rs ON rs.set_id = rst.set_id
+JOIN pg_inherits i ON i.inhrelid = rst.set_reloid
+JOIN pg_class pc ON pc.oid = i.inhparent AND pc.relkind = 'p'
+JOIN pg_namespace pn ON pn.oid = pc.relnamespace
+JOIN pg_inherits sib ON sib.inhparent = i.inhparent
+JOIN pg_class c ON c.oid = sib.inhrelid AND c.relkind = 'r'
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE NOT EXISTS (SELECT 1 FROM pglogical.replication_set_table r2 WHERE r2.set_reloid = sib.inhrelid)
+GROUP BY 1, 2, 3
+ORDER BY 1, 2`
+
 // tableSyncQuery lists the table-level sync rows that are not ready, and
 // whether the table is partitioned here (pglogical cannot copy one).
 const tableSyncQuery = `SELECT s.sub_name::text, ls.sync_nspname::text, ls.sync_relname::text, ls.sync_status::text,

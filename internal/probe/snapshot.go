@@ -36,6 +36,19 @@ type Snapshot struct {
 	Subscriptions []Subscription `json:"subscriptions"`
 	// TableSync holds the table-level sync rows that are not ready.
 	TableSync []TableSync `json:"table_sync"`
+	// UnreplicatedPartitions are partitions in no replication set whose
+	// siblings are in one (as a provider).
+	UnreplicatedPartitions []Partition `json:"unreplicated_partitions,omitempty"`
+}
+
+// Partition is a partition of a partitioned table.
+type Partition struct {
+	Schema string `json:"schema"`
+	Table  string `json:"table"`
+	// Parent is the partitioned table, schema.table.
+	Parent string `json:"parent"`
+	// Sets are the replication sets its sibling partitions are in.
+	Sets string `json:"sets"`
 }
 
 // Up reports whether the node answered.

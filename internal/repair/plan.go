@@ -153,9 +153,10 @@ On provider %[1]s, take the partitioned table out of the subscription's replicat
 and put its partitions in (synchronize_data copies each one):
   SELECT pglogical.replication_set_remove_table('<set>', 'schema.table');
   SELECT pglogical.replication_set_add_table('<set>', 'schema.partition', true);  -- each partition
-or list the table in replication_sets of pglmon's configuration and run
-  pglmon setup apply --config FILE
-which adds the partitions. pglogical then copies them; the parent's failing sync stops.`, s.Provider, s.Subscriber, q(s.Name), f.Message)
+(pglmon setup apply --config FILE adds the partitions when its replication_sets list the
+table; the parent still has to be removed as above), then on subscriber %[2]s
+drop the parent's failing sync and copy what is not yet synchronized (no TRUNCATE):
+  SELECT pglogical.alter_subscription_synchronize(%[3]s, false);`, s.Provider, s.Subscriber, q(s.Name), f.Message)
 	case diagnose.CodeTableSyncStalled:
 		fmt.Fprintf(&b, `A table of %[1]s has not finished its initial copy. Look in the subscriber's log for the
 table-sync worker's error (often a missing column, a constraint, or a lock). Once fixed,

@@ -341,6 +341,14 @@ func (r *Runner) changes(ctx context.Context, conns map[string]*pgx.Conn, tables
 			add(Change{Node: rs.Node, What: "create replication set " + rs.Name, SQL: "SELECT pglogical.create_replication_set($1, $2, $3, $4, $5)",
 				Args: []any{rs.Name, config.Flag(rs.Insert), config.Flag(rs.Update), config.Flag(rs.Delete), config.Flag(rs.Truncate)}})
 		}
+		// A table added to a set that subscriptions already use is copied
+		// to them (pglogical queues a table sync), unless they were set up
+		// without data (synchronize_data: false); a new set's tables are
+		// copied by create_subscription.
+		copyData := false
+		for _, sb := range r.Config.Subscriptions {
+			copyData = copyData || (exists && slices.Contains(sb.ReplicationSets, rs.Name) && config.Flag(sb.SynchronizeData))
+		}
 		for _, t := range tables[rs.Name] {
 			in := false
 			if exists {
@@ -351,7 +359,11 @@ func (r *Runner) changes(ctx context.Context, conns map[string]*pgx.Conn, tables
 				}
 			}
 			if !in {
-				add(Change{Node: rs.Node, What: "add table " + t + " to " + rs.Name, SQL: "SELECT pglogical.replication_set_add_table($1, $2::regclass, false)", Args: []any{rs.Name, t}})
+				what := "add table " + t + " to " + rs.Name
+				if copyData {
+					what += " (its subscribers copy its rows)"
+				}
+				add(Change{Node: rs.Node, What: what, SQL: "SELECT pglogical.replication_set_add_table($1, $2::regclass, $3)", Args: []any{rs.Name, t, copyData}})
 			}
 		}
 	}

@@ -169,6 +169,21 @@ func TestPartitionedTableReplicatesItsPartitions(t *testing.T) {
 	if n, err := pair.WaitConverged(ctx, "parted", 30*time.Second); err != nil || n != 2002 {
 		t.Fatalf("parted: %d rows, %v", n, err)
 	}
+	// A partition created later, already holding rows: the next apply adds
+	// it to the set and the subscriber gets its rows, not just later changes.
+	if err := s.Exec(ctx, "CREATE TABLE parted_ap PARTITION OF parted FOR VALUES IN ('ap')"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Exec(ctx, "CREATE TABLE parted_ap PARTITION OF parted FOR VALUES IN ('ap'); INSERT INTO parted SELECT g, 'ap', g FROM generate_series(1, 300) g"); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := r.Apply(ctx); err != nil || !strings.Contains(out.String(), "add table public.parted_ap to app (its subscribers copy its rows)") {
+		t.Fatalf("apply after a new partition: %v\n%s", err, out.String())
+	}
+	if n, err := pair.WaitConverged(ctx, "parted", 30*time.Second); err != nil || n != 2302 {
+		t.Fatalf("parted after the new partition: %d rows, %v", n, err)
+	}
 	// A schema with a partitioned table: the partitions and the plain table, no parent.
 	cfg.ReplicationSets[0].Tables, cfg.ReplicationSets[0].Schemas = nil, []string{"public"}
 	out.Reset()
@@ -180,7 +195,7 @@ func TestPartitionedTableReplicatesItsPartitions(t *testing.T) {
 	for _, c := range plan.Changes {
 		changes = append(changes, c.What)
 	}
-	if len(changes) != 1 || changes[0] != "add table public.items to app" {
+	if len(changes) != 1 || changes[0] != "add table public.items to app (its subscribers copy its rows)" {
 		t.Errorf("schema public: changes %q, want only public.items added", changes)
 	}
 }
