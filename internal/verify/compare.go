@@ -201,7 +201,11 @@ func (c *Comparer) table(ctx context.Context, t Table) TableResult {
 	case c.Opt.Mode == ModeCount:
 		err = c.count(ctx, t, &r)
 	case len(t.Key) == 0:
-		err = fmt.Errorf("table %s has no primary key: use --mode count", t.QualifiedName())
+		// No key to walk or to name rows by: exact counts instead.
+		r.Mode = ModeCount
+		if err = c.count(ctx, t, &r); err == nil {
+			r.Note = "no primary key: compared by row count"
+		}
 	case r.ResumedFrom != nil && len(r.ResumedFrom) != len(t.Key):
 		err = fmt.Errorf("cannot resume %s at %q: its primary key has %d columns (%s)", t.QualifiedName(), r.ResumedFrom, len(t.Key), strings.Join(t.Key, ", "))
 	default:
@@ -223,7 +227,7 @@ func (c *Comparer) table(ctx context.Context, t Table) TableResult {
 		r.Error = err.Error()
 	}
 	if r.ExpectedRows > 0 {
-		r.Note = fmt.Sprintf("%d rows differ as expected: %s", r.ExpectedRows, t.expectation())
+		r.Note = strings.TrimPrefix(r.Note+"; ", "; ") + fmt.Sprintf("%d rows differ as expected: %s", r.ExpectedRows, t.expectation())
 	}
 	r.Equal = err == nil && r.DifferingRows == 0
 	r.Duration = time.Since(start)
