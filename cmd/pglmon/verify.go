@@ -70,7 +70,7 @@ func runVerify(ctx context.Context, e env, args []string) error {
 		// Verify the others; the exit code still says not all were.
 		fmt.Fprintf(e.stderr, "pglmon verify: %v\n", terr)
 	}
-	opt := verifyOptions(cfg, *mode)
+	opt := verify.ConfigOptions(cfg.Verify, *mode)
 	// Tables several subscriptions feed (data gathering) hold the other
 	// providers' rows too.
 	all, _ := verify.Targets(snaps, "")
@@ -147,11 +147,6 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-// verifyOptions turns the configuration into comparison options.
-func verifyOptions(cfg *config.Config, mode string) verify.Options {
-	return verify.Options{Mode: mode, ChunkRows: cfg.Verify.ChunkRows, MaxRowsPerSecond: cfg.Verify.MaxRowsPerSecond, MaxKeys: cfg.Verify.MaxKeys}
-}
-
 func hasTableError(r verify.Result) bool {
 	for _, t := range r.Tables {
 		if t.Error != "" {
@@ -179,6 +174,9 @@ func printVerify(w io.Writer, results []verify.Result, path string) {
 			r.Subscription, r.Subscriber, r.Provider, r.Mode, r.RowsChecked, r.Duration.Round(time.Millisecond), r.RowsFetched, config.FormatBytes(r.BytesFetched))
 		if r.Error != "" {
 			fmt.Fprintf(w, "  error: %s\n", r.Error)
+		}
+		if len(r.Excluded) > 0 {
+			fmt.Fprintf(w, "  not compared (verify.exclude): %s\n", strings.Join(r.Excluded, ", "))
 		}
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "  TABLE\tROWS\tRESULT\tDIFFERING\tTIME")

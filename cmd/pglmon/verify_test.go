@@ -57,6 +57,11 @@ func TestVerifyCommand(t *testing.T) {
 	if code, _, _ := pglmon(t, "verify", "--config", cfg, "--subscription", "nope"); code != 3 {
 		t.Errorf("unknown subscription: exit %d, want 3", code)
 	}
+	// verify.exclude: the differing table is left out and said so.
+	excl := writeConfig(t, p, "verify:\n  exclude: [public.items_1]\n")
+	if code, out, _ := pglmon(t, "verify", "--config", excl, "--subscription", "sub_1"); code != 0 || !strings.Contains(out, "not compared (verify.exclude): public.items_1") {
+		t.Errorf("excluded: exit %d\n%s", code, out)
+	}
 }
 
 // An interrupted run prints the command that goes on from where it

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -229,6 +230,9 @@ type Verify struct {
 	Every Duration `yaml:"every"`
 	// Window limits scheduled runs to a daily time range, "01:00-05:00" (local time).
 	Window string `yaml:"window"`
+	// Exclude leaves tables out of verification: schema.table patterns
+	// (path.Match: "audit.*", "public.log_*"), unless named with --table.
+	Exclude []string `yaml:"exclude"`
 	// StateFile keeps the daemon's verification findings and how far an
 	// interrupted cycle got across restarts; "" puts verify-state.json
 	// next to repair.audit_log.
@@ -420,7 +424,9 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, pos map[string]positio
 			return
 		}
 		for i, item := range n.Content {
-			checkKeys(item, t.Elem(), fmt.Sprintf("%s[%d]", path, i), pos, file, errs)
+			child := fmt.Sprintf("%s[%d]", path, i)
+			pos[child] = position{item.Line, item.Column}
+			checkKeys(item, t.Elem(), child, pos, file, errs)
 		}
 	case reflect.Map:
 		if n.Kind != yaml.MappingNode {
@@ -564,6 +570,11 @@ func (c *Config) validate() Errors {
 	if c.Verify.Window != "" {
 		if _, _, err := ParseWindow(c.Verify.Window); err != nil {
 			add(c.errorAt("verify.window", "%v", err))
+		}
+	}
+	for i, pat := range c.Verify.Exclude {
+		if _, err := path.Match(pat, ""); err != nil || !strings.Contains(pat, ".") {
+			add(c.errorAt(fmt.Sprintf("verify.exclude[%d]", i), "%q is not a schema.table pattern (e.g. audit.* or public.log_*)", pat))
 		}
 	}
 	sets := map[string]string{} // set name -> node

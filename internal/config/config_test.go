@@ -69,6 +69,7 @@ func TestErrorsNamePlace(t *testing.T) {
 		{"unknown aws key", "aws:\n  regoin: eu-west-1\nnodes:\n  - name: a\n    dsn: host=x\n", "bad.yaml:2:3: aws.regoin: unknown key"},
 		{"subscription to unknown node", "nodes:\n  - name: a\n    dsn: host=x\n    pglogical_name: a\nreplication_sets:\n  - name: s\n    node: a\n    tables: [t]\nsubscriptions:\n  - name: x\n    subscriber: b\n    provider: a\n    replication_sets: [s]\n", "bad.yaml:11:17: subscriptions[0].subscriber: node \"b\" is not configured"},
 		{"set on another node", "nodes:\n  - name: a\n    dsn: host=x\n    pglogical_name: a\n  - name: b\n    dsn: host=y\n    pglogical_name: b\nreplication_sets:\n  - name: s\n    node: a\n    tables: [t]\nsubscriptions:\n  - name: x\n    subscriber: a\n    provider: b\n    replication_sets: [s]\n", "subscriptions[0].replication_sets: replication set \"s\" is not defined on provider b"},
+		{"bad exclude pattern", "nodes:\n  - name: a\n    dsn: host=x\nverify:\n  exclude: [\"audit.*\", \"public.[log\"]\n", "bad.yaml:5:24: verify.exclude[1]: \"public.[log\" is not a schema.table pattern"},
 		{"topology without pglogical_name", "nodes:\n  - name: a\n    dsn: host=x\nreplication_sets:\n  - name: s\n    node: a\n    tables: [t]\n", "replication_sets[0].node: node \"a\" needs pglogical_name"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

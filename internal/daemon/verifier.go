@@ -93,7 +93,7 @@ func (v *verifier) run(ctx context.Context, d *Daemon, cfg *config.Config, snaps
 		ctx, cancel = context.WithDeadline(ctx, end)
 		defer cancel()
 	}
-	opt := verify.Options{Mode: cfg.Verify.Mode, ChunkRows: cfg.Verify.ChunkRows, MaxRowsPerSecond: cfg.Verify.MaxRowsPerSecond, MaxKeys: cfg.Verify.MaxKeys}
+	opt := verify.ConfigOptions(cfg.Verify, cfg.Verify.Mode)
 	v.mu.Lock()
 	previous := v.results
 	cy := v.cycle

@@ -49,6 +49,9 @@ type Options struct {
 	Resume map[string][]string
 	// Skip leaves the named tables out (compared earlier in the same pass).
 	Skip map[string]bool
+	// Exclude leaves out the tables matching these schema.table patterns
+	// (path.Match), unless Run is asked for one table by name.
+	Exclude []string
 	// OtherSources names, per table, the subscriber's other subscriptions
 	// that replicate it (see Sources).
 	OtherSources map[string][]string

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path"
 	"sync/atomic"
 	"time"
 
@@ -36,9 +37,11 @@ type Result struct {
 	// BytesFetched is what pglmon read from both servers.
 	BytesFetched int64 `json:"bytes_fetched"`
 	// RowsFetched counts the result rows pglmon received (aggregates, keys, row hashes).
-	RowsFetched int64         `json:"rows_fetched"`
-	Duration    time.Duration `json:"duration_ns"`
-	Error       string        `json:"error,omitempty"`
+	RowsFetched int64 `json:"rows_fetched"`
+	// Excluded are the tables verify.exclude left out.
+	Excluded []string      `json:"excluded,omitempty"`
+	Duration time.Duration `json:"duration_ns"`
+	Error    string        `json:"error,omitempty"`
 }
 
 // Targets picks the subscriptions to verify from probe snapshots: all, or
@@ -212,7 +215,23 @@ func Run(ctx context.Context, cfg *config.Config, tg Target, opt Options, table 
 			}
 		}
 	}
+	if table == "" && len(opt.Exclude) > 0 {
+		var keep []Table
+		for _, t := range tables {
+			if excluded(opt.Exclude, t.QualifiedName()) {
+				res.Excluded = append(res.Excluded, t.QualifiedName())
+			} else {
+				keep = append(keep, t)
+			}
+		}
+		tables = keep
+	}
 	if len(tables) == 0 {
+		if len(res.Excluded) > 0 {
+			// Every table excluded: nothing to compare, nothing differs.
+			res.Equal, res.Duration = true, time.Since(start)
+			return res
+		}
 		return fail(ErrNoTables)
 	}
 	notReady, err := syncNotReady(ctx, sc, tg.Subscription)
@@ -244,6 +263,21 @@ func Run(ctx context.Context, cfg *config.Config, tg Target, opt Options, table 
 		res.Error = "interrupted"
 	}
 	return res
+}
+
+// ConfigOptions are the comparison options verify's configuration sets.
+func ConfigOptions(v config.Verify, mode string) Options {
+	return Options{Mode: mode, ChunkRows: v.ChunkRows, MaxRowsPerSecond: v.MaxRowsPerSecond, MaxKeys: v.MaxKeys, Exclude: v.Exclude}
+}
+
+// excluded reports whether table (schema.table) matches a pattern.
+func excluded(patterns []string, table string) bool {
+	for _, p := range patterns {
+		if ok, _ := path.Match(p, table); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // syncNotReady reads, on the subscriber, the subscription's tables whose

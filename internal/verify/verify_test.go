@@ -155,6 +155,14 @@ func TestTableFilterAndNoPrimaryKey(t *testing.T) {
 	if r := Run(ctx, cfg, tg, Options{}, "items_0"); r.Error != "" || len(r.Tables) != 1 || !r.Equal {
 		t.Errorf("table filter: %+v", r)
 	}
+	// verify.exclude leaves tables out, unless one is asked for by name.
+	excl := Options{Exclude: []string{"public.items_*"}}
+	if r := Run(ctx, cfg, tg, excl, ""); r.Error != "" || len(r.Tables) != 0 || !slices.Equal(r.Excluded, []string{"public.items_0"}) || !r.Equal {
+		t.Errorf("excluded: %+v", r)
+	}
+	if r := Run(ctx, cfg, tg, excl, "items_0"); r.Error != "" || len(r.Tables) != 1 || r.Excluded != nil {
+		t.Errorf("excluded but named: %+v", r)
+	}
 	if _, err := Targets(nil, "missing"); err == nil {
 		t.Error("unknown subscription: no error")
 	}
