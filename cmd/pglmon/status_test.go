@@ -394,3 +394,64 @@ func TestStatusPartitionedTableInASet(t *testing.T) {
 		t.Fatalf("after the fix and a new partition: %+v", last)
 	}
 }
+
+// A column added on the provider alone (pglogical does not replicate DDL):
+// a warning while nothing has used it, then, once a change stops the
+// subscription, a critical schema_mismatch instead of stuck_down, whose
+// restart would not help; repair prints the plan; once the subscriber has
+// the column, a restart brings it back.
+func TestStatusSchemaMismatch(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10})
+	cfg := writeConfig(t, p, "")
+	if err := p.Provider.Exec(ctx, "ALTER TABLE items_0 ADD COLUMN extra text"); err != nil {
+		t.Fatal(err)
+	}
+	finding := func(s statusJSON, code string) (string, string) {
+		for _, sub := range s.Subscriptions {
+			for _, f := range sub.Findings {
+				if f.Code == code {
+					return f.Severity, f.Message
+				}
+			}
+		}
+		return "", ""
+	}
+	_, s := status(t, cfg)
+	if sev, msg := finding(s, "schema_mismatch"); sev != "warning" || !strings.Contains(msg, "public.items_0 on the subscriber lacks the provider's column(s) extra") {
+		t.Fatalf("before any change: %+v", s)
+	}
+	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 VALUES (11, 'x', 1, 'new')"); err != nil {
+		t.Fatal(err)
+	}
+	// Past down_grace (3 s): stuck_down would be diagnosed, were it not for the tables.
+	var last statusJSON
+	err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		_, last = status(t, cfg)
+		sev, _ := finding(last, "schema_mismatch")
+		return sev == "critical" && len(last.Subscriptions) == 1 && last.Subscriptions[0].Status == "down"
+	})
+	if err != nil {
+		t.Fatalf("no critical schema_mismatch: %+v", last)
+	}
+	if sev, _ := finding(last, "stuck_down"); sev != "" {
+		t.Errorf("stuck_down (remedy restart) diagnosed too: %+v", last)
+	}
+	code, out, _ := pglmon(t, "repair", "--config", cfg, "--subscription", p.Sub())
+	if code != 1 || !strings.Contains(out, "ALTER TABLE schema.table ADD COLUMN") || !strings.Contains(out, "replicate_ddl_command") {
+		t.Errorf("repair: exit %d\n%s", code, out)
+	}
+	if err := p.Subscriber.Exec(ctx, "ALTER TABLE items_0 ADD COLUMN extra text"); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := pglmon(t, "repair", "--config", cfg, "--subscription", p.Sub(), "--remedy", "restart", "--yes"); code != 0 {
+		t.Fatalf("restart after the fix: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if _, err := p.WaitConverged(ctx, "items_0", 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if code, s := status(t, cfg); code != 0 {
+		t.Errorf("after the fix: exit %d, %+v", code, s)
+	}
+}

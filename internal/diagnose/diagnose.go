@@ -18,6 +18,45 @@ type Input struct {
 	// Snapshots holds one snapshot per configured node, in config order.
 	Snapshots []probe.Snapshot
 	History   *History
+	// Schema holds, by subscriber/subscription, the replicated tables whose
+	// shape on the subscriber makes pglogical's apply fail (package drift).
+	Schema map[string][]SchemaMismatch
+}
+
+// SchemaMismatch is a replicated table whose shape on the subscriber makes
+// pglogical's apply fail.
+type SchemaMismatch struct {
+	Table string `json:"table"`
+	// Missing: the subscriber has no such table.
+	Missing bool `json:"missing,omitempty"`
+	// Columns the provider replicates that the subscriber lacks.
+	Columns []string `json:"columns,omitempty"`
+	// Required are the subscriber's own NOT NULL columns that nothing
+	// fills (no default): every replicated insert is refused.
+	Required []string `json:"required,omitempty"`
+}
+
+// String says what is wrong with the table.
+func (m SchemaMismatch) String() string {
+	if m.Missing {
+		return m.Table + " does not exist on the subscriber"
+	}
+	var parts []string
+	if len(m.Columns) > 0 {
+		parts = append(parts, "lacks the provider's column(s) "+strings.Join(m.Columns, ", "))
+	}
+	if len(m.Required) > 0 {
+		parts = append(parts, "has NOT NULL column(s) without default that the provider does not send: "+strings.Join(m.Required, ", "))
+	}
+	return m.Table + " on the subscriber " + strings.Join(parts, "; ")
+}
+
+func describe(ms []SchemaMismatch) string {
+	parts := make([]string, len(ms))
+	for i, m := range ms {
+		parts[i] = m.String()
+	}
+	return strings.Join(parts, "; ")
 }
 
 // Diagnose turns the latest snapshots into a report.
@@ -127,6 +166,10 @@ func (d *diagnosis) subscription(subscriber *probe.Snapshot, sub probe.Subscript
 	case sub.Status == probe.StatusDown:
 		d.down(&out, subscriber, sub, prov, downNodes, slot, slotFound)
 	}
+	if ms := d.Schema[key]; len(ms) > 0 && sub.Status != probe.StatusDown {
+		add(Finding{Code: CodeSchemaMismatch, Severity: Warning, Human: true,
+			Message: fmt.Sprintf("the tables of %s differ between provider and subscriber (pglogical does not replicate DDL): %s; the next change to such a table stops the subscription", sub.Name, describe(ms))})
+	}
 	if prov == nil && len(downNodes) == 0 {
 		add(Finding{Code: CodeProviderNotConfigured, Severity: Warning,
 			Message: fmt.Sprintf("provider node %q of %s is not among the configured nodes; add it to check its slot, lag and retained WAL", sub.ProviderNode, sub.Name)})
@@ -176,6 +219,11 @@ func (d *diagnosis) down(out *Subscription, subscriber *probe.Snapshot, sub prob
 		}
 		add(Finding{Code: CodeOriginMissing, Severity: Critical, Remedy: remedy,
 			Message: fmt.Sprintf("subscription %s is down: replication origin %s does not exist on %s (as after a major-version upgrade); %s", sub.Name, sub.SlotName, subscriber.Node, evidence)})
+		return
+	}
+	if ms := d.Schema[subKey(subscriber.Node, sub.Name)]; len(ms) > 0 {
+		add(Finding{Code: CodeSchemaMismatch, Severity: Critical, Human: true,
+			Message: fmt.Sprintf("subscription %s is down because the tables differ (pglogical does not replicate DDL, and restarting does not help): %s", sub.Name, describe(ms))})
 		return
 	}
 	since := d.Now

@@ -25,6 +25,7 @@ type world struct {
 	prov, sub probe.Snapshot
 	hist      *History
 	now       time.Time
+	schema    map[string][]SchemaMismatch
 }
 
 func healthy() *world {
@@ -52,7 +53,7 @@ func (w *world) downFor(d time.Duration) {
 func (w *world) run() Report {
 	snaps := []probe.Snapshot{w.prov, w.sub}
 	w.hist.Observe(snaps, w.now)
-	return Diagnose(Input{Now: w.now, Thresholds: thresholds, Snapshots: snaps, History: w.hist})
+	return Diagnose(Input{Now: w.now, Thresholds: thresholds, Snapshots: snaps, History: w.hist, Schema: w.schema})
 }
 
 func TestDiagnose(t *testing.T) {
@@ -100,6 +101,13 @@ func TestDiagnose(t *testing.T) {
 		{name: "partitioned table: no grace", bend: func(w *world) {
 			w.sub.TableSync = []probe.TableSync{{Subscription: "sub", Schema: "public", Table: "parted", Status: "d", Partitioned: true}}
 		}, health: Critical, code: CodePartitionedTable, sev: Critical, human: true},
+		{name: "schema mismatch while replicating", bend: func(w *world) {
+			w.schema = map[string][]SchemaMismatch{"s/sub": {{Table: "public.t", Columns: []string{"c"}}}}
+		}, health: Warning, code: CodeSchemaMismatch, sev: Warning, human: true},
+		{name: "schema mismatch, down long: the cause, not stuck_down", bend: func(w *world) {
+			w.downFor(10 * time.Minute)
+			w.schema = map[string][]SchemaMismatch{"s/sub": {{Table: "public.t", Missing: true}}}
+		}, health: Critical, code: CodeSchemaMismatch, sev: Critical, human: true},
 		{name: "lag at threshold", bend: func(w *world) { w.slot().LagBytes = 256 << 20 }, health: OK},
 		{name: "lag over threshold", bend: func(w *world) { w.slot().LagBytes = 256<<20 + 1 },
 			health: Warning, code: CodeLagHigh, sev: Warning},
@@ -169,6 +177,9 @@ func TestDiagnose(t *testing.T) {
 				}
 				if f.Message == "" {
 					t.Error("finding has no message")
+				}
+				if tc.code == CodeSchemaMismatch && len(s.Findings) != 1 {
+					t.Errorf("findings beside the schema mismatch: %+v", s.Findings)
 				}
 			}
 			var nodeCodes []string

@@ -69,6 +69,7 @@ const (
 	CodeInitFailed             = "init_failed"
 	CodeTableSyncStalled       = "table_sync_stalled"
 	CodePartitionedTable       = "partitioned_table"
+	CodeSchemaMismatch         = "schema_mismatch"
 	CodePartitionNotReplicated = "partition_not_replicated"
 	CodeLagHigh                = "lag_high"
 	CodeWALRetainedHigh        = "wal_retained_high"

@@ -7,8 +7,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/diagnose"
+	"github.com/pglmon/pglmon/internal/drift"
 	"github.com/pglmon/pglmon/internal/probe"
 )
 
@@ -20,11 +23,23 @@ type Monitor struct {
 	probers []*probe.Prober
 	history *diagnose.History
 	now     func() time.Time
+	// schemaChecks is the last table comparison of each subscription.
+	schemaChecks map[string]schemaCheck
+}
+
+// schemaEvery is how long a subscription's table comparison is reused
+// while its status stays the same (a change of status compares again).
+const schemaEvery = time.Minute
+
+type schemaCheck struct {
+	at     time.Time
+	status string
+	found  []diagnose.SchemaMismatch
 }
 
 // New returns a monitor for the configured nodes.
 func New(cfg *config.Config) *Monitor {
-	m := &Monitor{history: diagnose.NewHistory(), now: time.Now}
+	m := &Monitor{history: diagnose.NewHistory(), now: time.Now, schemaChecks: map[string]schemaCheck{}}
 	m.SetConfig(cfg)
 	return m
 }
@@ -83,8 +98,84 @@ func (m *Monitor) Cycle(ctx context.Context) (diagnose.Report, []probe.Snapshot)
 	snaps := probe.ProbeAll(ctx, m.probers)
 	now := m.now()
 	m.history.Observe(snaps, now)
-	r := diagnose.Diagnose(diagnose.Input{Now: now, Thresholds: m.cfg.Thresholds, Snapshots: snaps, History: m.history})
+	schema := m.schema(ctx, snaps, now)
+	r := diagnose.Diagnose(diagnose.Input{Now: now, Thresholds: m.cfg.Thresholds, Snapshots: snaps, History: m.history, Schema: schema})
 	return r, snaps
+}
+
+// schema compares the replicated tables of every subscription between its
+// provider and its subscriber (package drift), at most every schemaEvery
+// while the subscription's status stays the same. Best effort: a
+// comparison that fails leaves the subscription out.
+func (m *Monitor) schema(ctx context.Context, snaps []probe.Snapshot, now time.Time) map[string][]diagnose.SchemaMismatch {
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.Probe.Timeout.D())
+	defer cancel()
+	byLocal := map[string]config.Node{} // pglogical node name -> configured node that answered
+	for i, s := range snaps {
+		if s.Up() && s.LocalNode != "" && i < len(m.cfg.Nodes) {
+			byLocal[s.LocalNode] = m.cfg.Nodes[i]
+		}
+	}
+	conns := map[string]*pgx.Conn{}
+	defer func() {
+		for _, c := range conns {
+			c.Close(context.WithoutCancel(ctx))
+		}
+	}()
+	conn := func(n config.Node) (*pgx.Conn, error) {
+		if c, ok := conns[n.Name]; ok {
+			return c, nil
+		}
+		cfg, err := probe.ConnConfig(n, m.cfg.Probe.Timeout.D())
+		if err != nil {
+			return nil, err
+		}
+		cfg.RuntimeParams["application_name"] = "pglmon schema check"
+		c, err := probe.Open(ctx, n, cfg)
+		if err == nil {
+			conns[n.Name] = c
+		}
+		return c, err
+	}
+	out := map[string][]diagnose.SchemaMismatch{}
+	seen := map[string]bool{}
+	for i, s := range snaps {
+		if !s.Up() || i >= len(m.cfg.Nodes) {
+			continue
+		}
+		for _, sub := range s.Subscriptions {
+			key := s.Node + "/" + sub.Name
+			seen[key] = true
+			if c, ok := m.schemaChecks[key]; ok && now.Sub(c.at) < schemaEvery && c.status == sub.Status {
+				out[key] = c.found
+				continue
+			}
+			prov, ok := byLocal[sub.ProviderNode]
+			if !ok {
+				continue
+			}
+			pc, err := conn(prov)
+			if err != nil {
+				continue
+			}
+			sc, err := conn(m.cfg.Nodes[i])
+			if err != nil {
+				continue
+			}
+			found, err := drift.Check(ctx, pc, sc, sub.ReplicationSets)
+			if err != nil {
+				continue
+			}
+			m.schemaChecks[key] = schemaCheck{at: now, status: sub.Status, found: found}
+			out[key] = found
+		}
+	}
+	for k := range m.schemaChecks {
+		if !seen[k] {
+			delete(m.schemaChecks, k)
+		}
+	}
+	return out
 }
 
 // Observe runs a cycle and returns its report.

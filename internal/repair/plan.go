@@ -147,6 +147,17 @@ Choose per table:
     rows from the provider (INSERT ... ON CONFLICT (key) DO UPDATE).
 Find out why first: writes made directly on the subscriber, conflict resolution
 (pglogical.conflict_resolution), or an initial copy that did not complete.`, s.Provider, s.Subscriber, q(s.Name), f.Message, s.Name)
+	case diagnose.CodeSchemaMismatch:
+		fmt.Fprintf(&b, `%[4]s.
+Make the subscriber's tables match the provider's, on subscriber %[2]s: add each missing column with
+the provider's type (psql -c '\d+ schema.table' on provider %[1]s shows it), e.g.
+  ALTER TABLE schema.table ADD COLUMN column type;
+create a missing table from the provider's definition (pg_dump --schema-only -t schema.table), and give
+NOT NULL columns the provider does not send a default or drop the constraint. Then restart the
+subscription (pglogical retries by itself, but backs off for minutes after repeated failures):
+  pglmon repair --config FILE --subscription %[5]s --remedy restart
+Next time, change replicated tables with pglogical.replicate_ddl_command on the provider, which runs
+the DDL on the subscribers too, in order with the data.`, s.Provider, s.Subscriber, q(s.Name), f.Message, s.Name)
 	case diagnose.CodePartitionedTable:
 		fmt.Fprintf(&b, `%[4]s.
 On provider %[1]s, take the partitioned table out of the subscription's replication set

@@ -1,0 +1,96 @@
+// Package drift compares the replicated tables of a subscription between
+// its provider and its subscriber, and names what makes pglogical's apply
+// fail: pglogical does not replicate DDL, so a column added on the provider
+// alone stops the subscription at the next change to the table ("unknown
+// column name"), and restarting it does not help.
+package drift
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pglmon/pglmon/internal/diagnose"
+)
+
+// providerQuery lists the tables of the replication sets with the columns
+// they replicate (pglogical's column list, or every stored column).
+const providerQuery = `SELECT DISTINCT n.nspname::text, c.relname::text,
+	coalesce(rst.set_att_list, (SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a
+		WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''))
+FROM pglogical.replication_set_table rst
+JOIN pglogical.replication_set rs ON rs.set_id = rst.set_id
+JOIN pg_class c ON c.oid = rst.set_reloid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE rs.set_name = ANY($1)
+ORDER BY 1, 2`
+
+// subscriberQuery reads, for each table, whether it exists, its columns,
+// and its NOT NULL columns that nothing fills (no default, not identity or
+// generated): a replicated row that lacks one is refused.
+const subscriberQuery = `SELECT t.schema, t.name, c.oid IS NOT NULL,
+	coalesce((SELECT array_agg(a.attname::text) FROM pg_attribute a
+		WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '{}'),
+	coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a
+		WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attnotnull
+		AND NOT a.atthasdef AND a.attidentity = ''), '{}')
+FROM unnest($1::text[], $2::text[]) AS t(schema, name)
+LEFT JOIN pg_namespace n ON n.nspname = t.schema
+LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.name AND c.relkind IN ('r', 'p')`
+
+// Check compares the tables of the replication sets sets.
+func Check(ctx context.Context, prov, sub *pgx.Conn, sets []string) ([]diagnose.SchemaMismatch, error) {
+	rows, err := prov.Query(ctx, providerQuery, sets)
+	if err != nil {
+		return nil, fmt.Errorf("read the tables of replication sets on the provider: %w", err)
+	}
+	var schemas, names []string
+	replicated := map[string][]string{}
+	var schema, name string
+	var cols []string
+	if _, err := pgx.ForEachRow(rows, []any{&schema, &name, &cols}, func() error {
+		schemas, names = append(schemas, schema), append(names, name)
+		replicated[schema+"."+name] = slices.Clone(cols)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("read the tables of replication sets on the provider: %w", err)
+	}
+	if len(names) == 0 {
+		return nil, nil
+	}
+	rows, err = sub.Query(ctx, subscriberQuery, schemas, names)
+	if err != nil {
+		return nil, fmt.Errorf("read the replicated tables on the subscriber: %w", err)
+	}
+	var out []diagnose.SchemaMismatch
+	var exists bool
+	var have, required []string
+	_, err = pgx.ForEachRow(rows, []any{&schema, &name, &exists, &have, &required}, func() error {
+		table := schema + "." + name
+		m := diagnose.SchemaMismatch{Table: table, Missing: !exists}
+		if exists {
+			for _, c := range replicated[table] {
+				if !slices.Contains(have, c) {
+					m.Columns = append(m.Columns, c)
+				}
+			}
+			for _, c := range required {
+				if !slices.Contains(replicated[table], c) {
+					m.Required = append(m.Required, c)
+				}
+			}
+		}
+		if m.Missing || len(m.Columns) > 0 || len(m.Required) > 0 {
+			out = append(out, m)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read the replicated tables on the subscriber: %w", err)
+	}
+	slices.SortFunc(out, func(a, b diagnose.SchemaMismatch) int { return strings.Compare(a.Table, b.Table) })
+	return out, nil
+}

@@ -1,0 +1,81 @@
+package drift
+
+import (
+	"context"
+	"os"
+	"slices"
+	"testing"
+
+	"github.com/pglmon/pglmon/internal/diagnose"
+	"github.com/pglmon/pglmon/internal/pgtest"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+// Each way a subscriber's table makes pglogical's apply fail is named; what
+// does not (a column the set's column list leaves out, a subscriber column
+// with a default, a column only the subscriber has that may be NULL) is not.
+func TestCheckNamesWhatBreaksTheApply(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{})
+	steps := []struct {
+		db  pgtest.DB
+		sql string
+	}{
+		{p.Provider, "ALTER TABLE items_0 ADD COLUMN added text"},                          // provider only
+		{p.Subscriber, "ALTER TABLE items_0 ADD COLUMN local_note text"},                   // subscriber only, nullable: fine
+		{p.Subscriber, "ALTER TABLE items_0 ADD COLUMN local_flag int NOT NULL DEFAULT 0"}, // has a default: fine
+		{p.Provider, "CREATE TABLE only_here (id int PRIMARY KEY)"},
+		{p.Provider, "SELECT pglogical.replication_set_add_table('set_0', 'only_here')"},
+		{p.Provider, "CREATE TABLE strict (id int PRIMARY KEY, v text, secret text)"},
+		{p.Subscriber, "CREATE TABLE strict (id int PRIMARY KEY, v text, must int NOT NULL)"},
+		// The column list leaves secret out: the subscriber need not have it.
+		{p.Provider, "SELECT pglogical.replication_set_add_table('set_0', 'strict', false, ARRAY['id', 'v'])"},
+	}
+	for _, st := range steps {
+		if err := st.db.Exec(ctx, st.sql); err != nil {
+			t.Fatalf("%s: %v", st.sql, err)
+		}
+	}
+	pc, err := p.Provider.Cluster.Connect(ctx, p.Provider.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close(ctx)
+	sc, err := p.Subscriber.Cluster.Connect(ctx, p.Subscriber.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close(ctx)
+	got, err := Check(ctx, pc, sc, []string{"set_0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []diagnose.SchemaMismatch{
+		{Table: "public.items_0", Columns: []string{"added"}},
+		{Table: "public.only_here", Missing: true},
+		{Table: "public.strict", Required: []string{"must"}},
+	}
+	if !slices.EqualFunc(got, want, func(a, b diagnose.SchemaMismatch) bool {
+		return a.Table == b.Table && a.Missing == b.Missing && slices.Equal(a.Columns, b.Columns) && slices.Equal(a.Required, b.Required)
+	}) {
+		t.Errorf("got %+v\nwant %+v", got, want)
+	}
+	// Made to match: nothing.
+	for _, st := range []struct {
+		db  pgtest.DB
+		sql string
+	}{
+		{p.Subscriber, "ALTER TABLE items_0 ADD COLUMN added text"},
+		{p.Subscriber, "CREATE TABLE only_here (id int PRIMARY KEY)"},
+		{p.Subscriber, "ALTER TABLE strict ALTER COLUMN must SET DEFAULT 0"},
+	} {
+		if err := st.db.Exec(ctx, st.sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := Check(ctx, pc, sc, []string{"set_0"}); err != nil || len(got) != 0 {
+		t.Errorf("tables that match: %+v, %v", got, err)
+	}
+}
