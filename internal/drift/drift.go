@@ -52,8 +52,18 @@ func Check(ctx context.Context, prov, sub *pgx.Conn, sets []string) ([]diagnose.
 	var schema, name string
 	var cols []string
 	if _, err := pgx.ForEachRow(rows, []any{&schema, &name, &cols}, func() error {
-		schemas, names = append(schemas, schema), append(names, name)
-		replicated[schema+"."+name] = slices.Clone(cols)
+		table := schema + "." + name
+		prev, seen := replicated[table]
+		if !seen {
+			schemas, names = append(schemas, schema), append(names, name)
+		}
+		// In two sets with different column lists: what either replicates.
+		for _, c := range cols {
+			if !slices.Contains(prev, c) {
+				prev = append(prev, c)
+			}
+		}
+		replicated[table] = prev
 		return nil
 	}); err != nil {
 		return nil, fmt.Errorf("read the tables of replication sets on the provider: %w", err)
