@@ -33,6 +33,12 @@ type Instance struct {
 	rebootPolls int
 }
 
+type logFile struct {
+	name    string
+	written int64 // unix milliseconds
+	text    string
+}
+
 // Snapshot is a fake DB snapshot.
 type Snapshot struct {
 	Identifier, Instance, Status string
@@ -49,6 +55,7 @@ type Server struct {
 	groups    map[string]map[string]string // group -> parameter -> value
 	snapshots map[string]*Snapshot
 	secrets   map[string]string
+	logs      map[string][]logFile // instance -> its log files, oldest first
 	throttle  int
 	fail      map[string]int // action -> remaining InternalFailure replies
 	calls     []string
@@ -63,12 +70,26 @@ type Server struct {
 // New starts a server for region; it stops when the test ends.
 func New(t testing.TB, region string) *Server {
 	s := &Server{Region: region, instances: map[string]*Instance{}, groups: map[string]map[string]string{},
-		snapshots: map[string]*Snapshot{}, secrets: map[string]string{}, fail: map[string]int{},
+		snapshots: map[string]*Snapshot{}, secrets: map[string]string{}, fail: map[string]int{}, logs: map[string][]logFile{},
 		RebootPolls: 2, SnapshotPolls: 2, PageSize: 3}
 	hs := httptest.NewServer(http.HandlerFunc(s.serve))
 	t.Cleanup(hs.Close)
 	s.URL = hs.URL
 	return s
+}
+
+// SetLog makes text the content of the instance's log file name, written
+// at unix milliseconds written (added, or replaced).
+func (s *Server) SetLog(id, name string, written int64, text string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, lf := range s.logs[id] {
+		if lf.name == name {
+			s.logs[id][i] = logFile{name, written, text}
+			return
+		}
+	}
+	s.logs[id] = append(s.logs[id], logFile{name, written, text})
 }
 
 // AddInstance adds an available instance using parameter group group, with
@@ -377,6 +398,42 @@ func (s *Server) serveRDS(w http.ResponseWriter, r *http.Request, f url.Values) 
 		}
 		s.snapshots[snap] = &Snapshot{Identifier: snap, Instance: id, Status: "creating", polls: s.SnapshotPolls}
 		inner = fmt.Sprintf("<DBSnapshot><DBSnapshotIdentifier>%s</DBSnapshotIdentifier><Status>creating</Status></DBSnapshot>", esc(snap))
+	case "DescribeDBLogFiles":
+		id := f.Get("DBInstanceIdentifier")
+		if _, ok := s.instances[id]; !ok {
+			writeRDSError(w, 404, "DBInstanceNotFound", "DBInstance "+id+" not found.")
+			return
+		}
+		var b strings.Builder
+		b.WriteString("<DescribeDBLogFiles>")
+		for _, lf := range s.logs[id] {
+			fmt.Fprintf(&b, "<DescribeDBLogFilesDetails><LogFileName>%s</LogFileName><LastWritten>%d</LastWritten><Size>%d</Size></DescribeDBLogFilesDetails>",
+				esc(lf.name), lf.written, len(lf.text))
+		}
+		b.WriteString("</DescribeDBLogFiles>")
+		inner = b.String()
+	case "DownloadDBLogFilePortion":
+		id, name := f.Get("DBInstanceIdentifier"), f.Get("LogFileName")
+		var text string
+		found := false
+		for _, lf := range s.logs[id] {
+			if lf.name == name {
+				text, found = lf.text, true
+			}
+		}
+		if !found {
+			writeRDSError(w, 404, "DBLogFileNotFoundFault", "DBLogFile "+name+" not found.")
+			return
+		}
+		// Without a Marker, NumberOfLines is the last lines of the file.
+		if n, err := strconv.Atoi(f.Get("NumberOfLines")); err == nil && f.Get("Marker") == "" {
+			lines := strings.SplitAfter(text, "\n")
+			if lines[len(lines)-1] == "" {
+				lines = lines[:len(lines)-1]
+			}
+			text = strings.Join(lines[max(len(lines)-n, 0):], "")
+		}
+		inner = fmt.Sprintf("<LogFileData>%s</LogFileData><AdditionalDataPending>false</AdditionalDataPending><Marker>0:%d</Marker>", esc(text), len(text))
 	case "DescribeDBSnapshots":
 		snap := f.Get("DBSnapshotIdentifier")
 		sn, ok := s.snapshots[snap]

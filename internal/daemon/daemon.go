@@ -79,6 +79,7 @@ type Daemon struct {
 	repairer *autoRepairer
 	verifier verifier
 	rds      rdsWatcher
+	logs     logWatcher
 	slack    *pslack.Notifier
 	buttons  *pslack.Interactions
 	botToken config.Secret
@@ -288,6 +289,8 @@ func (d *Daemon) cycle(ctx context.Context) {
 	d.verifier.annotate(&r)
 	d.rds.maybeRun(ctx, d, &d.bg)
 	d.rds.annotate(&r)
+	d.logs.maybeRun(ctx, d, &r, &d.bg)
+	d.logs.annotate(&r)
 	d.repairer.consider(ctx, &r)
 	d.logTransitions(r)
 	d.metrics.Observe(r, snaps)

@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -50,5 +52,57 @@ func TestDaemonWatchesRDSParameterGroups(t *testing.T) {
 	r.waitMetric(t, `code="rds_pending_reboot"`, true, 20*time.Second)
 	if n := srv.Count("RebootDBInstance") + srv.Count("ModifyDBParameterGroup"); n != 1 {
 		t.Errorf("the daemon changed RDS: %v", srv.Calls())
+	}
+}
+
+// A subscription on RDS that is down gets the reason its apply worker wrote
+// in the subscriber's log, read through the RDS API (DownloadDBLogFilePortion;
+// the fake serves the real server's log).
+func TestDaemonReadsTheApplyErrorFromTheRDSLog(t *testing.T) {
+	ctx := context.Background()
+	srv := awstest.New(t, "eu-west-1")
+	a := srv.Env(t) // sets the environment: not parallel
+	srv.AddInstance("sub-db", "15.7", "pg15-pglogical", map[string]string{rdsadmin.ParamPreload: "pglogical", rdsadmin.ParamLogical: "1"})
+	// Clusters of its own: the log holds only this pair's workers.
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10,
+		Provider: pgtest.NewCluster(t, pgtest.Options{}), Subscriber: pgtest.NewCluster(t, pgtest.Options{})})
+	if _, err := p.WaitConverged(ctx, p.Tables[0], 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// A check only the subscriber has: the next row that fails it stops the apply.
+	if err := p.Subscriber.Exec(ctx, "ALTER TABLE items_0 ADD CONSTRAINT small_n CHECK (n < 100)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 VALUES (11, 'big', 500)"); err != nil {
+		t.Fatal(err)
+	}
+	// The subscriber is the last node: rds: goes right before probe:.
+	nodes := strings.Replace(pairConfig(p, filepath.Join(t.TempDir(), "a.jsonl"), policyOff()), "probe:", "    rds: {identifier: sub-db}\nprobe:", 1)
+	r := start(t, a.YAML()+nodes, nil)
+	var msg string
+	err := pgtest.Poll(ctx, 60*time.Second, func() bool {
+		log, err := os.ReadFile(p.Subscriber.Cluster.LogPath())
+		if err != nil {
+			return false
+		}
+		srv.SetLog("sub-db", "error/postgresql.log.2026-11-24-19", time.Now().UnixMilli(), string(log))
+		rep := r.status(t)
+		s, ok := rep.Subscription(p.Sub(), "")
+		if !ok {
+			return false
+		}
+		for _, f := range s.Findings {
+			if f.Code == diagnose.CodeStuckDown || f.Code == diagnose.CodeSubscriptionDown {
+				msg = f.Message
+			}
+		}
+		return strings.Contains(msg, `violates check constraint "small_n"`)
+	})
+	if err != nil {
+		t.Fatalf("no apply error in the finding: %q\ncalls %v", msg, srv.Calls())
+	}
+	t.Logf("finding: %s", msg)
+	if !strings.Contains(msg, "error/postgresql.log.2026-11-24-19") || !strings.Contains(msg, "CONTEXT:") {
+		t.Errorf("finding: %q", msg)
 	}
 }

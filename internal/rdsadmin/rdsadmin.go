@@ -26,6 +26,33 @@ type API interface {
 	RebootDBInstance(context.Context, *rds.RebootDBInstanceInput, ...func(*rds.Options)) (*rds.RebootDBInstanceOutput, error)
 	CreateDBSnapshot(context.Context, *rds.CreateDBSnapshotInput, ...func(*rds.Options)) (*rds.CreateDBSnapshotOutput, error)
 	DescribeDBSnapshots(context.Context, *rds.DescribeDBSnapshotsInput, ...func(*rds.Options)) (*rds.DescribeDBSnapshotsOutput, error)
+	DescribeDBLogFiles(context.Context, *rds.DescribeDBLogFilesInput, ...func(*rds.Options)) (*rds.DescribeDBLogFilesOutput, error)
+	DownloadDBLogFilePortion(context.Context, *rds.DownloadDBLogFilePortionInput, ...func(*rds.Options)) (*rds.DownloadDBLogFilePortionOutput, error)
+}
+
+// LogTail returns the name and the last lines (at most lines) of the
+// instance's most recently written PostgreSQL log file ("" when it has none).
+func (c *Client) LogTail(ctx context.Context, id string, lines int) (string, string, error) {
+	files, err := c.API.DescribeDBLogFiles(ctx, &rds.DescribeDBLogFilesInput{DBInstanceIdentifier: aws.String(id)})
+	if err != nil {
+		return "", "", awsclient.Explain("RDS instance "+id+" log files", err)
+	}
+	var name string
+	var last int64 = -1
+	for _, f := range files.DescribeDBLogFiles {
+		if w := aws.ToInt64(f.LastWritten); w > last && strings.Contains(aws.ToString(f.LogFileName), "postgresql.log") {
+			name, last = aws.ToString(f.LogFileName), w
+		}
+	}
+	if name == "" {
+		return "", "", nil
+	}
+	out, err := c.API.DownloadDBLogFilePortion(ctx, &rds.DownloadDBLogFilePortionInput{DBInstanceIdentifier: aws.String(id),
+		LogFileName: aws.String(name), NumberOfLines: aws.Int32(int32(lines))})
+	if err != nil {
+		return "", "", awsclient.Explain("RDS instance "+id+" log file "+name, err)
+	}
+	return name, aws.ToString(out.LogFileData), nil
 }
 
 // Instance is what pglmon needs to know of a DB instance.

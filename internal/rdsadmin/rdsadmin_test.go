@@ -200,3 +200,24 @@ func TestAddLibrary(t *testing.T) {
 		}
 	}
 }
+
+// LogTail reads the last lines of the most recently written PostgreSQL log.
+func TestLogTail(t *testing.T) {
+	srv := awstest.New(t, "eu-west-1")
+	srv.AddInstance("db1", "15.7", "pg15-custom", nil)
+	c, _ := newClient(t, srv, 1)
+	ctx := context.Background()
+	if name, text, err := c.LogTail(ctx, "db1", 3); err != nil || name != "" || text != "" {
+		t.Errorf("no log files: %q %q %v", name, text, err)
+	}
+	srv.SetLog("db1", "error/postgresql.log.2026-11-24-18", 1764007200000, "old 1\nold 2\n")
+	srv.SetLog("db1", "error/postgresql.log.2026-11-24-19", 1764010800000, "a\nb\nc\nd\n")
+	srv.SetLog("db1", "error/trace.log", 1764010900000, "not postgres\n")
+	name, text, err := c.LogTail(ctx, "db1", 3)
+	if err != nil || name != "error/postgresql.log.2026-11-24-19" || text != "b\nc\nd\n" {
+		t.Errorf("got %q %q %v", name, text, err)
+	}
+	if _, _, err := c.LogTail(ctx, "nope", 3); err == nil || !strings.Contains(err.Error(), "nope") {
+		t.Errorf("unknown instance: %v", err)
+	}
+}

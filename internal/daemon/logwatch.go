@@ -1,0 +1,126 @@
+package daemon
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pglmon/pglmon/internal/awsclient"
+	"github.com/pglmon/pglmon/internal/config"
+	"github.com/pglmon/pglmon/internal/diagnose"
+	"github.com/pglmon/pglmon/internal/probe"
+	"github.com/pglmon/pglmon/internal/rdsadmin"
+	"github.com/pglmon/pglmon/internal/serverlog"
+)
+
+// logEvery is how often the log of one subscriber is read while one of its
+// subscriptions is down; logLines is how much of its end.
+const (
+	logEvery = time.Minute
+	logLines = 2000
+)
+
+// logWatcher reads, for a subscriber on RDS whose subscription is down, the
+// end of its PostgreSQL log through the RDS API, and adds the apply
+// worker's last error to the subscription's finding: why it is down is
+// written there and nowhere in the catalogs.
+type logWatcher struct {
+	mu      sync.Mutex
+	errs    map[string]map[string]serverlog.WorkerError // node -> subscription -> error
+	files   map[string]string                           // node -> the log file read
+	failed  map[string]string                           // node -> why it could not be read
+	last    map[string]time.Time
+	running bool
+}
+
+// maybeRun reads the logs that are due, in the background.
+func (w *logWatcher) maybeRun(ctx context.Context, d *Daemon, r *diagnose.Report, wg *sync.WaitGroup) {
+	cfg := d.cfg.Load()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.running {
+		return
+	}
+	var due []config.Node
+	for _, s := range r.Subscriptions {
+		n, ok := cfg.Node(s.Subscriber)
+		if !ok || n.RDS == nil || s.Status != probe.StatusDown || time.Since(w.last[n.Name]) < logEvery {
+			continue
+		}
+		if w.last == nil {
+			w.last = map[string]time.Time{}
+		}
+		w.last[n.Name] = time.Now()
+		due = append(due, n)
+	}
+	if len(due) == 0 {
+		return
+	}
+	w.running = true
+	wg.Go(func() { w.run(ctx, d, cfg, due) })
+}
+
+func (w *logWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nodes []config.Node) {
+	f := awsclient.New(cfg.AWS, awsclient.Options{})
+	type read struct {
+		file string
+		errs map[string]serverlog.WorkerError
+		err  error
+	}
+	got := map[string]read{}
+	for _, n := range nodes {
+		cctx, cancel := context.WithTimeout(ctx, time.Minute)
+		api, err := f.RDS(cctx, cfg.NodeRegion(n))
+		var rd read
+		if err == nil {
+			var text string
+			rd.file, text, err = (&rdsadmin.Client{API: api}).LogTail(cctx, n.RDS.Identifier, logLines)
+			rd.errs = serverlog.WorkerErrors(text)
+		}
+		cancel()
+		rd.err = err
+		got[n.Name] = rd
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.errs == nil {
+		w.errs, w.files, w.failed = map[string]map[string]serverlog.WorkerError{}, map[string]string{}, map[string]string{}
+	}
+	for node, rd := range got {
+		if rd.err != nil {
+			if w.failed[node] != rd.err.Error() {
+				d.log.Warn("cannot read the subscriber's RDS log", keyNode, node, keyError, rd.err.Error())
+			}
+			w.failed[node] = rd.err.Error()
+			continue
+		}
+		delete(w.failed, node)
+		w.errs[node], w.files[node] = rd.errs, rd.file
+	}
+	w.running = false
+}
+
+// logFindings are the findings of a down subscription that the apply
+// worker's error explains.
+var logFindings = map[string]bool{diagnose.CodeStuckDown: true, diagnose.CodeSubscriptionDown: true,
+	diagnose.CodeInitFailed: true, diagnose.CodeSchemaMismatch: true}
+
+// annotate adds the apply worker's last error to down subscriptions' findings.
+func (w *logWatcher) annotate(r *diagnose.Report) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i := range r.Subscriptions {
+		s := &r.Subscriptions[i]
+		we, ok := w.errs[s.Subscriber][s.Name]
+		if !ok || s.Status != probe.StatusDown {
+			continue
+		}
+		for j := range s.Findings {
+			if f := &s.Findings[j]; logFindings[f.Code] {
+				f.Message = strings.TrimSuffix(f.Message, ".") + "; the last error of its apply worker in the subscriber's log (" + w.files[s.Subscriber] + "): " + we.String()
+				break
+			}
+		}
+	}
+}
