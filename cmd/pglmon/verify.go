@@ -217,7 +217,7 @@ func printVerify(w io.Writer, results []verify.Result, path string) {
 		for _, t := range r.Tables {
 			if t.ResumeFrom != nil {
 				fmt.Fprintf(w, "  %s: stopped at key %s (every key below it was compared); to go on from there:\n", t.Table, strings.Join(t.ResumeFrom, ", "))
-				fmt.Fprintf(w, "    pglmon verify --config %s --subscription %s --table %s --from %s\n", shellQuote(path), shellQuote(r.Subscription), shellQuote(t.Table), fromFlag(t.ResumeFrom))
+				fmt.Fprintf(w, "    pglmon verify --config %s --subscription %s --table %s --mode checksum --from %s\n", shellQuote(path), shellQuote(r.Subscription), shellQuote(t.Table), fromFlag(t.ResumeFrom))
 			}
 		}
 		if anyDiffers([]verify.Result{r}) {
