@@ -16,11 +16,7 @@ func TestVerifyCommand(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 3000, Subscriptions: 2})
-	for _, tbl := range p.Tables {
-		if _, err := p.WaitConverged(ctx, tbl, 30*time.Second); err != nil {
-			t.Fatal(err)
-		}
-	}
+	p.MustConverge(t, 30*time.Second)
 	cfg := writeConfig(t, p, "")
 	code, out, errOut := pglmon(t, "verify", "--config", cfg)
 	if code != 0 || !strings.Contains(out, "public.items_0") || !strings.Contains(out, "equal") {
@@ -70,9 +66,7 @@ func TestVerifyFrom(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 3000})
-	if _, err := p.WaitConverged(ctx, p.Tables[0], 30*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	p.MustConverge(t, 30*time.Second)
 	for _, sql := range []string{"DELETE FROM items_0 WHERE id = 1000", "UPDATE items_0 SET n = -1 WHERE id = 2500"} {
 		if err := p.Subscriber.Exec(ctx, sql); err != nil {
 			t.Fatal(err)

@@ -370,9 +370,7 @@ func TestDaemonScheduledVerification(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 2000})
-	if _, err := p.WaitConverged(ctx, p.Tables[0], 30*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	p.MustConverge(t, 30*time.Second)
 	if err := p.Subscriber.Exec(ctx, "UPDATE items_0 SET val = 'drifted' WHERE id = 77"); err != nil {
 		t.Fatal(err)
 	}
@@ -415,11 +413,7 @@ func TestVerificationStopsAtTheEndOfItsWindow(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	p := pgtest.NewPair(t, pgtest.PairOptions{Subscriptions: 2, Rows: 10000})
-	for _, table := range p.Tables {
-		if _, err := p.WaitConverged(ctx, table, 60*time.Second); err != nil {
-			t.Fatal(err)
-		}
-	}
+	p.MustConverge(t, 60*time.Second)
 	// 10,000 rows at 2,000 rows/s: 5 s per subscription; the window ends after 1 s.
 	d, cfg, snaps, logs := notRunning(t, pairConfig(p, filepath.Join(t.TempDir(), "a.jsonl"), policyOff()+
 		"verify:\n  every: 1h\n  window: \"00:00-23:59\"\n  max_rows_per_second: 2000\n"))
@@ -492,11 +486,7 @@ func TestVerificationGoesOnInTheNextWindow(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	p := pgtest.NewPair(t, pgtest.PairOptions{Subscriptions: 2, Rows: 10000})
-	for _, table := range p.Tables {
-		if _, err := p.WaitConverged(ctx, table, 60*time.Second); err != nil {
-			t.Fatal(err)
-		}
-	}
+	p.MustConverge(t, 60*time.Second)
 	for _, sql := range []string{
 		"UPDATE items_0 SET val = 'early' WHERE id = 200",
 		"UPDATE items_0 SET val = 'late' WHERE id = 9000",

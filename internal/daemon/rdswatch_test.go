@@ -66,9 +66,7 @@ func TestDaemonReadsTheApplyErrorFromTheRDSLog(t *testing.T) {
 	// Clusters of its own: the log holds only this pair's workers.
 	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10,
 		Provider: pgtest.NewCluster(t, pgtest.Options{}), Subscriber: pgtest.NewCluster(t, pgtest.Options{})})
-	if _, err := p.WaitConverged(ctx, p.Tables[0], 30*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	p.MustConverge(t, 30*time.Second)
 	// A check only the subscriber has: the next row that fails it stops the apply.
 	if err := p.Subscriber.Exec(ctx, "ALTER TABLE items_0 ADD CONSTRAINT small_n CHECK (n < 100)"); err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -77,6 +78,17 @@ func Checksum(ctx context.Context, d DB, table string) (int64, string, error) {
 	err := d.QueryRow(ctx, fmt.Sprintf(`SELECT count(*), coalesce(md5(string_agg(t::text, ',' ORDER BY id)), '')
 		FROM %s t`, pgx.Identifier{table}.Sanitize()), []any{&n, &sum})
 	return n, sum, err
+}
+
+// MustConverge waits until every table of the pair is the same on both
+// sides (WaitConverged), failing the test otherwise.
+func (p *Pair) MustConverge(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	for _, table := range p.Tables {
+		if _, err := p.WaitConverged(context.Background(), table, timeout); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // WaitConverged polls until the subscriber's copy of table equals the

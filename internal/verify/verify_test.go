@@ -42,11 +42,7 @@ func targets(t testing.TB, cfg *config.Config, sub string) []Target {
 func fourTables(t *testing.T) (*pgtest.Pair, *config.Config) {
 	ctx := context.Background()
 	p := pgtest.NewPair(t, pgtest.PairOptions{Subscriptions: 4, Rows: 5000})
-	for i := range 4 {
-		if _, err := p.WaitConverged(ctx, p.Tables[i], 30*time.Second); err != nil {
-			t.Fatal(err)
-		}
-	}
+	p.MustConverge(t, 30*time.Second)
 	for _, sql := range []string{
 		"DELETE FROM items_0 WHERE id = 17",
 		"INSERT INTO items_1 VALUES (999999, 'extra', 1)",
@@ -121,9 +117,7 @@ func TestNoFalseAlarmUnderWrites(t *testing.T) {
 	ctx := context.Background()
 	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10000})
 	cfg := testConfig(t, p)
-	if _, err := p.WaitConverged(ctx, p.Tables[0], 30*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	p.MustConverge(t, 30*time.Second)
 	w, err := pgtest.StartMixedWriter(p.Provider, p.Tables[0], 100000, 10000)
 	if err != nil {
 		t.Fatal(err)
@@ -350,9 +344,7 @@ func TestSettlesOnAQuietProvider(t *testing.T) {
 	prov := pgtest.NewCluster(t, pgtest.Options{ExtraConf: []string{"wal_sender_timeout = 0"}})
 	subc := pgtest.NewCluster(t, pgtest.Options{})
 	p := pgtest.NewPair(t, pgtest.PairOptions{Provider: prov, Subscriber: subc, Rows: 1000})
-	if _, err := p.WaitConverged(ctx, p.Tables[0], 30*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	p.MustConverge(t, 30*time.Second)
 	if err := p.Subscriber.Exec(ctx, "DELETE FROM items_0 WHERE id = 17"); err != nil {
 		t.Fatal(err)
 	}
@@ -493,9 +485,7 @@ func TestTableStillSynchronizingIsNotCompared(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 500})
-	if _, err := p.WaitConverged(ctx, p.Tables[0], 30*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	p.MustConverge(t, 30*time.Second)
 	for _, d := range []pgtest.DB{p.Provider, p.Subscriber} {
 		if err := d.Exec(ctx, `CREATE TABLE t_other (id int PRIMARY KEY, v text)`); err != nil {
 			t.Fatal(err)
@@ -660,9 +650,7 @@ func TestInterruptedComparisonResumes(t *testing.T) {
 			}
 		}
 	}
-	if _, err := p.WaitConverged(ctx, p.Tables[0], 30*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	p.MustConverge(t, 30*time.Second)
 	runSteps(ctx, t, []step{
 		{p.Provider, "SELECT pglogical.replication_set_add_table('set_0', 't_text', false)"},
 		{p.Subscriber, "UPDATE items_0 SET val = 'changed' WHERE id = 100"},
@@ -728,9 +716,7 @@ func TestGatheredTableExpectsTheOtherProvidersRows(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 1000})
-	if _, err := p.WaitConverged(ctx, p.Tables[0], 30*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	p.MustConverge(t, 30*time.Second)
 	// A second provider database on the provider's cluster, its own
 	// pglogical node, the same table with other keys.
 	db2 := pgtest.DB{Cluster: p.Provider.Cluster, Name: p.Provider.Name + "_b"}
