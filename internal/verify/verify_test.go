@@ -228,13 +228,7 @@ func TestChecksumOtherKeyTypes(t *testing.T) {
 		`CREATE TABLE t_comp (a int, b text, j json, v text, PRIMARY KEY (a, b))`,
 		`INSERT INTO t_comp SELECT g % 50, 'b' || g, json_build_object('g', g), 'v' || g FROM generate_series(1, 3000) g`,
 	}
-	for _, d := range []pgtest.DB{p.Provider, p.Subscriber} {
-		for _, sql := range ddl {
-			if err := d.Exec(ctx, sql); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	onBoth(ctx, t, p, ddl...)
 	// Both sides loaded alike; replication carries later changes.
 	for _, tbl := range []string{"t_text", "t_uuid", "t_comp"} {
 		if err := p.Provider.Exec(ctx, "SELECT pglogical.replication_set_add_table('set_0', $1::regclass, false)", tbl); err != nil {
@@ -431,11 +425,7 @@ func TestChecksumServerDependentTypes(t *testing.T) {
 	})
 	load := `INSERT INTO "Mixed Case" SELECT g, (ARRAY['sad','ok','happy'])[g % 3 + 1]::mood, ARRAY['ok','sad']::mood[],
 		ROW('happy', g)::holder, g * 1.25, g FROM generate_series(1, 1000) g`
-	for _, d := range []pgtest.DB{p.Provider, p.Subscriber} {
-		if err := d.Exec(ctx, load); err != nil {
-			t.Fatal(err)
-		}
-	}
+	onBoth(ctx, t, p, load)
 	if err := p.Provider.Exec(ctx, `SELECT pglogical.replication_set_add_table('set_0', '"Mixed Case"', false)`); err != nil {
 		t.Fatal(err)
 	}
@@ -486,14 +476,8 @@ func TestTableStillSynchronizingIsNotCompared(t *testing.T) {
 	ctx := context.Background()
 	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 500})
 	p.MustConverge(t, 30*time.Second)
-	for _, d := range []pgtest.DB{p.Provider, p.Subscriber} {
-		if err := d.Exec(ctx, `CREATE TABLE t_other (id int PRIMARY KEY, v text)`); err != nil {
-			t.Fatal(err)
-		}
-		if err := d.Exec(ctx, `INSERT INTO t_other SELECT g, 'v' || g FROM generate_series(1, 300) g`); err != nil {
-			t.Fatal(err)
-		}
-	}
+	onBoth(ctx, t, p, `CREATE TABLE t_other (id int PRIMARY KEY, v text)`,
+		`INSERT INTO t_other SELECT g, 'v' || g FROM generate_series(1, 300) g`)
 	if err := p.Provider.Exec(ctx, `SELECT pglogical.replication_set_add_table('set_0', 't_other', false)`); err != nil {
 		t.Fatal(err)
 	}
@@ -562,16 +546,8 @@ func TestSetWithoutDeletesExpectsExtraRows(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10})
-	for _, d := range []pgtest.DB{p.Provider, p.Subscriber} {
-		for _, sql := range []string{
-			`CREATE TABLE t_arch (id int PRIMARY KEY, v text)`,
-			`INSERT INTO t_arch SELECT g, 'v' || g FROM generate_series(1, 1000) g`,
-		} {
-			if err := d.Exec(ctx, sql); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	onBoth(ctx, t, p, `CREATE TABLE t_arch (id int PRIMARY KEY, v text)`,
+		`INSERT INTO t_arch SELECT g, 'v' || g FROM generate_series(1, 1000) g`)
 	runSteps(ctx, t, []step{
 		{p.Provider, `SELECT pglogical.create_replication_set('archive', replicate_delete := false, replicate_truncate := false)`},
 		{p.Provider, `SELECT pglogical.replication_set_add_table('archive', 't_arch', false)`},
@@ -616,6 +592,19 @@ func oneTable(t *testing.T, r Result) Result {
 	return r
 }
 
+// onBoth runs statements on the provider, then the same on the subscriber
+// (tables loaded alike before replication carries later changes).
+func onBoth(ctx context.Context, t *testing.T, p *pgtest.Pair, sqls ...string) {
+	t.Helper()
+	for _, d := range []pgtest.DB{p.Provider, p.Subscriber} {
+		for _, sql := range sqls {
+			if err := d.Exec(ctx, sql); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
 // step is a statement to run on one side.
 type step struct {
 	db  pgtest.DB
@@ -643,13 +632,7 @@ func TestInterruptedComparisonResumes(t *testing.T) {
 		`CREATE TABLE t_text (code text PRIMARY KEY, v int)`,
 		`INSERT INTO t_text SELECT 'k' || lpad(g::text, 5, '0'), g FROM generate_series(1, 4000) g`,
 	}
-	for _, d := range []pgtest.DB{p.Provider, p.Subscriber} {
-		for _, sql := range ddl {
-			if err := d.Exec(ctx, sql); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	onBoth(ctx, t, p, ddl...)
 	p.MustConverge(t, 30*time.Second)
 	runSteps(ctx, t, []step{
 		{p.Provider, "SELECT pglogical.replication_set_add_table('set_0', 't_text', false)"},
