@@ -117,7 +117,7 @@ func exportedNames(t *testing.T) map[string]bool {
 	s.Observe(diagnose.Report{
 		Subscriptions: []diagnose.Subscription{{Name: "a", Subscriber: "s", Provider: "p", Status: "down", LagBytes: &lag, LagSeconds: &secs,
 			Findings: []diagnose.Finding{{Code: "x", Severity: diagnose.Critical}}}},
-	}, []probe.Snapshot{{Node: "p", Time: time.Now(), Slots: []probe.Slot{{Name: "sl", SafeWALSize: &safe}}}})
+	}, []probe.Snapshot{{Node: "p", Time: time.Now(), Slots: []probe.Slot{{Name: "sl", SafeWALSize: &safe, XminAge: &lag, CatalogXminAge: &lag}}}})
 	s.Repair("restart", "success", time.Second)
 	s.Notifications.WithLabelValues("sent").Inc()
 	s.Verified(1, map[[2]string]int64{{"a", "public.t"}: 1}, time.Now())

@@ -455,3 +455,90 @@ func TestStatusSchemaMismatch(t *testing.T) {
 		t.Errorf("after the fix: exit %d, %+v", code, s)
 	}
 }
+
+// TestStatusSlotXminAge: a stopped subscription's slot and another tool's
+// forgotten slot hold back the provider's transaction horizon while
+// transactions go on; pglmon says so (warning, then critical) and names
+// each slot, and the subscription's finding goes once it replicates again.
+func TestStatusSlotXminAge(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{})
+	if err := p.Provider.Exec(ctx, "SELECT pg_create_logical_replication_slot('cdc_tool', 'test_decoding')"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Disable(ctx, p.Sub()); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, p, "  slot_xmin_age: 50\n  slot_xmin_age_critical: 100\n")
+	burn := func(n int) {
+		t.Helper()
+		for range n {
+			if err := p.Provider.Exec(ctx, "SELECT pg_current_xact_id()"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	slotFinding := func(s statusJSON) (sub, node string, subMsg, nodeMsg string) {
+		for _, x := range s.Subscriptions {
+			for _, f := range x.Findings {
+				if f.Code == "slot_xmin_age_high" {
+					sub, subMsg = f.Severity, f.Message
+				}
+			}
+		}
+		for _, n := range s.Nodes {
+			for _, f := range n.Findings {
+				if f.Code == "slot_xmin_age_high" && n.Name == "provider" {
+					node, nodeMsg = f.Severity, f.Message
+				}
+			}
+		}
+		return
+	}
+	if code, s := status(t, cfg); code != 1 {
+		t.Errorf("before: exit %d, want 1 (disabled only): %+v", code, s)
+	} else if sub, node, _, _ := slotFinding(s); sub != "" || node != "" {
+		t.Errorf("before any transaction: slot_xmin_age_high %q / %q", sub, node)
+	}
+	burn(60)
+	code, s := status(t, cfg)
+	sub, node, subMsg, nodeMsg := slotFinding(s)
+	if code != 1 || sub != "warning" || node != "warning" {
+		t.Errorf("after 60 transactions: exit %d, subscription %q, node %q: %+v", code, sub, node, s)
+	}
+	slot, err := p.SlotName(ctx, p.Sub())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(subMsg, "slot "+slot+" on provider holds back the transaction horizon by ") ||
+		!strings.Contains(subMsg, "(threshold 50)") || !strings.Contains(subMsg, "catalog_xmin") ||
+		!strings.Contains(subMsg, "the slot is inactive: nothing consumes it until "+p.Sub()+" replicates again") {
+		t.Errorf("subscription's finding: %s", subMsg)
+	}
+	if !strings.Contains(nodeMsg, "slot cdc_tool on provider") ||
+		!strings.Contains(nodeMsg, "inactive logical slot (plugin test_decoding) that no configured subscription uses") ||
+		!strings.Contains(nodeMsg, "pg_drop_replication_slot('cdc_tool')") {
+		t.Errorf("node finding: %s", nodeMsg)
+	}
+	burn(50)
+	code, s = status(t, cfg)
+	if sub, node, _, _ := slotFinding(s); code != 2 || sub != "critical" || node != "critical" {
+		t.Errorf("after 110 transactions: exit %d, subscription %q, node %q", code, sub, node)
+	}
+	// Replicating again, the subscription's slot moves on; cdc_tool does not.
+	if err := p.Subscriber.Exec(ctx, "SELECT pglogical.alter_subscription_enable($1, true)", p.Sub()); err != nil {
+		t.Fatal(err)
+	}
+	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
+		// A checkpoint logs the running transactions, which the decoder
+		// needs to move catalog_xmin on; a write gives it something to confirm.
+		_ = p.Provider.Exec(ctx, "CHECKPOINT")
+		_ = p.Provider.Exec(ctx, "INSERT INTO items_0 (id, val, n) SELECT coalesce(max(id), 0) + 1, 'x', 1 FROM items_0")
+		_, s = status(t, cfg)
+		sub, node, _, _ = slotFinding(s)
+		return sub == "" && node == "critical"
+	}); err != nil {
+		t.Fatalf("the subscription's finding stayed, or cdc_tool's went: subscription %q, node %q: %+v", sub, node, s)
+	}
+}

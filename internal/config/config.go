@@ -182,6 +182,11 @@ type Thresholds struct {
 	LagBytes         ByteSize `yaml:"lag_bytes"`
 	RetainedWALBytes ByteSize `yaml:"retained_wal_bytes"`
 	TableSyncGrace   Duration `yaml:"table_sync_grace"`
+	// SlotXminAge and SlotXminAgeCritical are the ages (in transactions) of
+	// a slot's xmin or catalog_xmin past which it is a warning and critical;
+	// 0 turns either off.
+	SlotXminAge         int64 `yaml:"slot_xmin_age"`
+	SlotXminAgeCritical int64 `yaml:"slot_xmin_age_critical"`
 }
 
 // HTTP configures the daemon's HTTP server.
@@ -274,6 +279,10 @@ func Default() *Config {
 			LagBytes:         256 << 20,
 			RetainedWALBytes: 10 << 30,
 			TableSyncGrace:   Duration(30 * time.Minute),
+			// PostgreSQL's default autovacuum_freeze_max_age, and about half
+			// the ~2.1 billion at which it stops assigning transaction IDs.
+			SlotXminAge:         200_000_000,
+			SlotXminAgeCritical: 1_000_000_000,
 		},
 		HTTP: HTTP{Listen: DefaultListen},
 		Repair: Repair{
@@ -551,6 +560,18 @@ func (c *Config) validate() Errors {
 		if p != PolicyAuto && p != PolicyApprove && p != PolicyOff {
 			add(c.errorAt("repair.policy."+remedy, "policy %q must be auto, approve or off", p))
 		}
+	}
+	const wraparound = 2_000_000_000 // PostgreSQL refuses new transaction IDs a little above this
+	for _, th := range []struct {
+		field string
+		v     int64
+	}{{"thresholds.slot_xmin_age", c.Thresholds.SlotXminAge}, {"thresholds.slot_xmin_age_critical", c.Thresholds.SlotXminAgeCritical}} {
+		if th.v < 0 || th.v >= wraparound {
+			add(c.errorAt(th.field, "%d must be between 0 (off) and %d transactions", th.v, wraparound-1))
+		}
+	}
+	if w, cr := c.Thresholds.SlotXminAge, c.Thresholds.SlotXminAgeCritical; w > 0 && cr > 0 && cr < w {
+		add(c.errorAt("thresholds.slot_xmin_age_critical", "%d is below thresholds.slot_xmin_age (%d)", cr, w))
 	}
 	if c.Repair.MaxAttemptsPerHour < 0 {
 		add(c.errorAt("repair.max_attempts_per_hour", "must not be negative"))

@@ -21,6 +21,9 @@ func TestExampleConfigLoads(t *testing.T) {
 	if got, want := cfg.Thresholds.LagBytes, ByteSize(256<<20); got != want {
 		t.Errorf("lag_bytes: got %d, want %d", got, want)
 	}
+	if cfg.Thresholds.SlotXminAge != 200_000_000 || cfg.Thresholds.SlotXminAgeCritical != 1_000_000_000 {
+		t.Errorf("slot_xmin_age: got %d / %d", cfg.Thresholds.SlotXminAge, cfg.Thresholds.SlotXminAgeCritical)
+	}
 	if got, want := cfg.Thresholds.TableSyncGrace.D(), 30*time.Minute; got != want {
 		t.Errorf("table_sync_grace: got %s, want %s", got, want)
 	}
@@ -50,6 +53,8 @@ func TestErrorsNamePlace(t *testing.T) {
 		{"unknown top key", "nodes:\n  - name: a\n    dsn: host=x\nprobes:\n  interval: 1s\n", "bad.yaml:4:1: probes: unknown key"},
 		{"bad duration", "nodes:\n  - name: a\n    dsn: host=x\nprobe:\n  interval: 10 seconds\n", "bad.yaml:5:13: invalid duration \"10 seconds\""},
 		{"bad size", "nodes:\n  - name: a\n    dsn: host=x\nthresholds:\n  lag_bytes: lots\n", "bad.yaml:5:14: invalid size \"lots\""},
+		{"xmin age too big", "nodes:\n  - name: a\n    dsn: host=x\nthresholds:\n  slot_xmin_age: 3000000000\n", "bad.yaml:5:18: thresholds.slot_xmin_age: 3000000000 must be between 0 (off) and 1999999999 transactions"},
+		{"xmin critical below warning", "nodes:\n  - name: a\n    dsn: host=x\nthresholds:\n  slot_xmin_age: 500_000_000\n  slot_xmin_age_critical: 400_000_000\n", "bad.yaml:6:27: thresholds.slot_xmin_age_critical: 400000000 is below thresholds.slot_xmin_age (500000000)"},
 		{"password in kv dsn", "nodes:\n  - name: a\n    dsn: host=x password=hunter2\n", "bad.yaml:3:10: nodes[0].dsn: the dsn holds a password; remove it and use `password:"},
 		{"password in url dsn", "nodes:\n  - name: a\n    dsn: postgres://u:hunter2@x/db\n", "bad.yaml:3:10: nodes[0].dsn: the dsn holds a password"},
 		{"no nodes", "probe:\n  interval: 1s\n", "bad.yaml: nodes: at least one node is needed"},

@@ -250,6 +250,13 @@ func (d *diagnosis) slotFindings(out *Subscription, prov *probe.Snapshot, slot p
 	if f, ok := d.walFinding(prov, slot); ok {
 		add(f)
 	}
+	why := "the subscription is far behind, or a long-running transaction on the provider holds the slot back"
+	if !slot.Active {
+		why = "the slot is inactive: nothing consumes it until " + out.Name + " replicates again (or is dropped, if it is gone for good)"
+	}
+	if f, ok := d.xminFinding(prov.Node, slot, why); ok {
+		add(f)
+	}
 	if lim := int64(d.Thresholds.LagBytes); lim > 0 && slot.LagBytes > lim {
 		add(Finding{Code: CodeLagHigh, Severity: Warning,
 			Message: fmt.Sprintf("subscription %s lags %s behind provider %s (threshold %s)", out.Name, config.FormatBytes(slot.LagBytes), prov.Node, config.FormatBytes(lim))})
@@ -270,6 +277,46 @@ func (d *diagnosis) walFinding(prov *probe.Snapshot, slot probe.Slot) (Finding, 
 			Message: fmt.Sprintf("slot %s on %s retains %s of WAL (threshold %s, wal_status %s)", slot.Name, prov.Node, config.FormatBytes(slot.RetainedBytes), d.Thresholds.RetainedWALBytes, slot.WALStatus)}, true
 	}
 	return Finding{}, false
+}
+
+// xminFinding reports a slot whose xmin or catalog_xmin is older than the
+// thresholds; why says what holds it back.
+func (d *diagnosis) xminFinding(node string, slot probe.Slot, why string) (Finding, bool) {
+	age, which := slot.HorizonAge()
+	sev, lim := Severity(""), int64(0)
+	switch w, c := d.Thresholds.SlotXminAge, d.Thresholds.SlotXminAgeCritical; {
+	case c > 0 && age >= c:
+		sev, lim = Critical, c
+	case w > 0 && age >= w:
+		sev, lim = Warning, w
+	default:
+		return Finding{}, false
+	}
+	held := "dead catalog rows (catalog_xmin)"
+	if which == "xmin" {
+		held = "dead rows of every table (xmin)"
+	}
+	return Finding{Code: CodeSlotXminAgeHigh, Severity: sev, Slot: slot.Name,
+		Message: fmt.Sprintf("slot %s on %s holds back the transaction horizon by %s transactions (threshold %s): VACUUM cannot remove %s or freeze past it, and PostgreSQL stops accepting writes near 2.1 billion (transaction ID wraparound); %s",
+			slot.Name, node, groupDigits(age), groupDigits(lim), held, why)}, true
+}
+
+// groupDigits writes n with thousands separators: 1,000,000.
+func groupDigits(n int64) string {
+	s := fmt.Sprint(n)
+	start := len(s) % 3
+	if n < 0 {
+		return s
+	}
+	var b strings.Builder
+	b.WriteString(s[:start])
+	for i := start; i < len(s); i += 3 {
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(s[i : i+3])
+	}
+	return b.String()
 }
 
 func (d *diagnosis) tableSync(out *Subscription, subscriber *probe.Snapshot) {
@@ -296,12 +343,29 @@ func (d *diagnosis) tableSync(out *Subscription, subscriber *probe.Snapshot) {
 	}
 }
 
+// slotUser says, for a slot no answering subscriber reports, who holds it.
+func (d *diagnosis) slotUser(slot probe.Slot, used bool) string {
+	kind := slot.Type + " slot"
+	if slot.Plugin != "" {
+		kind = fmt.Sprintf("%s slot (plugin %s)", slot.Type, slot.Plugin)
+	}
+	switch {
+	case used:
+		return "the subscriber of the subscription using it cannot be reached"
+	case slot.Active:
+		return fmt.Sprintf("it is a %s that no configured subscription uses; its consumer (walsender pid %d) is far behind or waits for a long-running transaction", kind, slot.ActivePID)
+	}
+	return fmt.Sprintf("it is an inactive %s that no configured subscription uses; if nothing needs it, drop it: SELECT pg_drop_replication_slot('%s')", kind, slot.Name)
+}
+
 var syncSlotRE = regexp.MustCompile(`^(.+)_[0-9a-f]{8}$`)
 
 func (d *diagnosis) nodes() []Node {
 	// Slots used by any subscription of any configured node. When a subscriber
 	// is down its last known subscriptions count, so its slots are not orphans.
 	used := map[string]bool{}
+	// Slots whose subscription's diagnosis reports them (its subscriber answers).
+	reported := map[string]bool{}
 	complete := true
 	for _, s := range d.Snapshots {
 		subs := s.Subscriptions
@@ -313,6 +377,7 @@ func (d *diagnosis) nodes() []Node {
 		}
 		for _, sub := range subs {
 			used[sub.SlotName] = true
+			reported[sub.SlotName] = reported[sub.SlotName] || s.Up()
 		}
 	}
 	var out []Node
@@ -328,6 +393,11 @@ func (d *diagnosis) nodes() []Node {
 			continue
 		}
 		for _, slot := range s.Slots {
+			if !reported[slot.Name] {
+				if f, ok := d.xminFinding(s.Node, slot, d.slotUser(slot, used[slot.Name])); ok {
+					n.Findings = append(n.Findings, f)
+				}
+			}
 			if slot.Plugin != "pglogical_output" || slot.Active || used[slot.Name] || !complete {
 				continue
 			}

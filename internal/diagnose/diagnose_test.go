@@ -2,6 +2,7 @@ package diagnose
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,11 +13,15 @@ import (
 var t0 = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 
 var thresholds = config.Thresholds{
-	DownGrace:        config.Duration(30 * time.Second),
-	LagBytes:         256 << 20,
-	RetainedWALBytes: 10 << 30,
-	TableSyncGrace:   config.Duration(30 * time.Minute),
+	DownGrace:           config.Duration(30 * time.Second),
+	LagBytes:            256 << 20,
+	RetainedWALBytes:    10 << 30,
+	TableSyncGrace:      config.Duration(30 * time.Minute),
+	SlotXminAge:         200_000_000,
+	SlotXminAgeCritical: 1_000_000_000,
 }
+
+func age(n int64) *int64 { return &n }
 
 const slotName = "pgl_db_prov_sub"
 
@@ -147,6 +152,19 @@ func TestDiagnose(t *testing.T) {
 		{name: "active sync slot is no orphan", bend: func(w *world) {
 			w.prov.Slots = append(w.prov.Slots, probe.Slot{Name: slotName + "_0a1b2c3d", Plugin: "pglogical_output", Active: true})
 		}, health: OK},
+		{name: "catalog_xmin age under threshold", bend: func(w *world) { w.slot().CatalogXminAge = age(199_999_999) }, health: OK},
+		{name: "catalog_xmin age at threshold", bend: func(w *world) { w.slot().CatalogXminAge = age(200_000_000) },
+			health: Warning, code: CodeSlotXminAgeHigh, sev: Warning},
+		{name: "xmin age critical", bend: func(w *world) { w.slot().XminAge, w.slot().CatalogXminAge = age(1_000_000_000), age(5) },
+			health: Critical, code: CodeSlotXminAgeHigh, sev: Critical},
+		{name: "another tool's old slot", bend: func(w *world) {
+			w.prov.Slots = append(w.prov.Slots, probe.Slot{Name: "debezium", Plugin: "pgoutput", Type: "logical", CatalogXminAge: age(300_000_000)})
+		}, health: OK, nodeErr: CodeSlotXminAgeHigh},
+		{name: "subscriber unreachable: its slot's age on the provider node", bend: func(w *world) {
+			w.hist.Observe([]probe.Snapshot{w.prov, w.sub}, w.now.Add(-time.Minute))
+			w.sub = probe.Snapshot{Node: "s", Err: errors.New("timeout")}
+			w.slot().Active, w.slot().CatalogXminAge = false, age(1_500_000_000)
+		}, health: Unknown, code: CodeNodeUnreachable, sev: Unknown, nodeErr: CodeSlotXminAgeHigh},
 		{name: "inactive slot of a down subscription is no orphan", bend: func(w *world) {
 			w.s().Status = probe.StatusDown
 			w.slot().Active = false
@@ -195,6 +213,35 @@ func TestDiagnose(t *testing.T) {
 				t.Errorf("node findings: got %v, want %s", nodeCodes, tc.nodeErr)
 			}
 		})
+	}
+}
+
+func TestSlotXminAgeSaysWhatHoldsIt(t *testing.T) {
+	w := healthy()
+	w.slot().Active, w.slot().CatalogXminAge = false, age(1_234_567_890)
+	w.prov.Slots = append(w.prov.Slots, probe.Slot{Name: "standby1", Type: "physical", XminAge: age(250_000_000)})
+	r := w.run()
+	f, ok := r.Subscriptions[0].Finding(CodeSlotXminAgeHigh)
+	want := "slot pgl_db_prov_sub on p holds back the transaction horizon by 1,234,567,890 transactions (threshold 1,000,000,000): VACUUM cannot remove dead catalog rows (catalog_xmin) or freeze past it"
+	if !ok || f.Severity != Critical || f.Slot != slotName || !strings.HasPrefix(f.Message, want) || !strings.Contains(f.Message, "the slot is inactive") {
+		t.Errorf("subscription's finding: %+v", f)
+	}
+	var node []Finding
+	for _, n := range r.Nodes {
+		node = append(node, n.Findings...)
+	}
+	if len(node) != 1 || node[0].Severity != Warning || node[0].Slot != "standby1" ||
+		!strings.Contains(node[0].Message, "dead rows of every table (xmin)") ||
+		!strings.Contains(node[0].Message, "inactive physical slot that no configured subscription uses; if nothing needs it, drop it: SELECT pg_drop_replication_slot('standby1')") {
+		t.Errorf("node findings: %+v", node)
+	}
+	for _, n := range []struct {
+		in   int64
+		want string
+	}{{0, "0"}, {999, "999"}, {1000, "1,000"}, {123456, "123,456"}, {1234567, "1,234,567"}} {
+		if got := groupDigits(n.in); got != n.want {
+			t.Errorf("groupDigits(%d) = %q, want %q", n.in, got, n.want)
+		}
 	}
 }
 

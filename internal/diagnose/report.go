@@ -74,6 +74,7 @@ const (
 	CodeLagHigh                = "lag_high"
 	CodeWALRetainedHigh        = "wal_retained_high"
 	CodeSlotWALLost            = "slot_wal_lost"
+	CodeSlotXminAgeHigh        = "slot_xmin_age_high"
 	CodeOrphanSlot             = "orphan_slot"
 	CodeProviderNotConfigured  = "provider_not_configured"
 	CodeRepairFailed           = "repair_failed"

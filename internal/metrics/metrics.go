@@ -45,6 +45,10 @@ var (
 		"WAL that can still be written before the slot loses WAL (absent when max_slot_wal_keep_size is unlimited).", []string{"node", "slot"}, nil)
 	descSlotWALStatus = prometheus.NewDesc("pglmon_slot_wal_status",
 		"1 for the slot's current wal_status, 0 for the others.", []string{"node", "slot", "wal_status"}, nil)
+	descSlotXminAge = prometheus.NewDesc("pglmon_slot_xmin_age",
+		"age(xmin) of the slot, in transactions: how far it holds back VACUUM of every table (absent when the slot has no xmin).", []string{"node", "slot"}, nil)
+	descSlotCatalogXminAge = prometheus.NewDesc("pglmon_slot_catalog_xmin_age",
+		"age(catalog_xmin) of the slot, in transactions: how far it holds back VACUUM of the catalogs and freezing (absent when the slot has none).", []string{"node", "slot"}, nil)
 	descNodeUp = prometheus.NewDesc("pglmon_node_up",
 		"1 when the last probe of the node succeeded.", []string{"node"}, nil)
 	descLastProbe = prometheus.NewDesc("pglmon_last_probe_timestamp_seconds",
@@ -220,6 +224,12 @@ func (s *Set) Collect(ch chan<- prometheus.Metric) {
 			}
 			for _, ws := range WALStatuses {
 				gauge(descSlotWALStatus, b2f(sl.WALStatus == ws), sn.Node, sl.Name, ws)
+			}
+			if sl.XminAge != nil {
+				gauge(descSlotXminAge, float64(*sl.XminAge), sn.Node, sl.Name)
+			}
+			if sl.CatalogXminAge != nil {
+				gauge(descSlotCatalogXminAge, float64(*sl.CatalogXminAge), sn.Node, sl.Name)
 			}
 		}
 	}

@@ -33,8 +33,12 @@ func report() (diagnose.Report, []probe.Snapshot) {
 		{Name: "subscriber", Up: true},
 	}}
 	t := time.Unix(1700000000, 0)
+	catalogAge, xminAge := int64(1234), int64(99)
 	snaps := []probe.Snapshot{
-		{Node: "provider", Time: t, Slots: []probe.Slot{{Name: "pgl_s", Active: false, RetainedBytes: 4096, WALStatus: "reserved", SafeWALSize: &safe}}},
+		{Node: "provider", Time: t, Slots: []probe.Slot{
+			{Name: "pgl_s", Active: false, RetainedBytes: 4096, WALStatus: "reserved", SafeWALSize: &safe, CatalogXminAge: &catalogAge},
+			{Name: "standby", Type: "physical", Active: true, WALStatus: "reserved", XminAge: &xminAge},
+		}},
 		{Node: "subscriber", Time: t},
 	}
 	return r, snaps
@@ -57,9 +61,17 @@ pglmon_replication_lag_seconds{provider="provider",subscription="sub_0"} 0.5
 # HELP pglmon_slot_active 1 when a walsender streams from the slot.
 # TYPE pglmon_slot_active gauge
 pglmon_slot_active{node="provider",slot="pgl_s"} 0
+pglmon_slot_active{node="provider",slot="standby"} 1
+# HELP pglmon_slot_catalog_xmin_age age(catalog_xmin) of the slot, in transactions: how far it holds back VACUUM of the catalogs and freezing (absent when the slot has none).
+# TYPE pglmon_slot_catalog_xmin_age gauge
+pglmon_slot_catalog_xmin_age{node="provider",slot="pgl_s"} 1234
+# HELP pglmon_slot_xmin_age age(xmin) of the slot, in transactions: how far it holds back VACUUM of every table (absent when the slot has no xmin).
+# TYPE pglmon_slot_xmin_age gauge
+pglmon_slot_xmin_age{node="provider",slot="standby"} 99
 # HELP pglmon_slot_retained_wal_bytes WAL the slot holds back (current WAL position minus restart_lsn).
 # TYPE pglmon_slot_retained_wal_bytes gauge
 pglmon_slot_retained_wal_bytes{node="provider",slot="pgl_s"} 4096
+pglmon_slot_retained_wal_bytes{node="provider",slot="standby"} 0
 # HELP pglmon_slot_safe_wal_size_bytes WAL that can still be written before the slot loses WAL (absent when max_slot_wal_keep_size is unlimited).
 # TYPE pglmon_slot_safe_wal_size_bytes gauge
 pglmon_slot_safe_wal_size_bytes{node="provider",slot="pgl_s"} 1.073741824e+09
@@ -69,6 +81,10 @@ pglmon_slot_wal_status{node="provider",slot="pgl_s",wal_status="extended"} 0
 pglmon_slot_wal_status{node="provider",slot="pgl_s",wal_status="lost"} 0
 pglmon_slot_wal_status{node="provider",slot="pgl_s",wal_status="reserved"} 1
 pglmon_slot_wal_status{node="provider",slot="pgl_s",wal_status="unreserved"} 0
+pglmon_slot_wal_status{node="provider",slot="standby",wal_status="extended"} 0
+pglmon_slot_wal_status{node="provider",slot="standby",wal_status="lost"} 0
+pglmon_slot_wal_status{node="provider",slot="standby",wal_status="reserved"} 1
+pglmon_slot_wal_status{node="provider",slot="standby",wal_status="unreserved"} 0
 # HELP pglmon_subscription_health Diagnosed health of a subscription: 0 ok, 1 warning, 2 critical, 3 unknown.
 # TYPE pglmon_subscription_health gauge
 pglmon_subscription_health{subscriber="subscriber",subscription="sub_0"} 2
@@ -94,6 +110,7 @@ pglmon_up 1
 
 var names = []string{"pglmon_finding", "pglmon_origin_present", "pglmon_replication_lag_bytes", "pglmon_replication_lag_seconds",
 	"pglmon_slot_active", "pglmon_slot_retained_wal_bytes", "pglmon_slot_safe_wal_size_bytes", "pglmon_slot_wal_status",
+	"pglmon_slot_xmin_age", "pglmon_slot_catalog_xmin_age",
 	"pglmon_subscription_health", "pglmon_subscription_status", "pglmon_node_up", "pglmon_probe_errors_total", "pglmon_up"}
 
 func TestExposition(t *testing.T) {

@@ -64,6 +64,10 @@ func TestProbeHealthyPair(t *testing.T) {
 	if slot.ConfirmedFlushLSN == 0 || slot.RetainedBytes < 0 {
 		t.Errorf("slot LSNs: got %+v", slot)
 	}
+	// A logical slot holds back the catalogs only.
+	if age, which := slot.HorizonAge(); slot.XminAge != nil || slot.CatalogXminAge == nil || which != "catalog_xmin" || age < 0 {
+		t.Errorf("slot horizon: xmin age %v, catalog_xmin age %v, HorizonAge %d %q", slot.XminAge, slot.CatalogXminAge, age, which)
+	}
 	// The origin advances as changes are applied.
 	if err := pair.Provider.Exec(ctx, "INSERT INTO items_0 VALUES (1000, 'x', 1)"); err != nil {
 		t.Fatal(err)

@@ -19,7 +19,8 @@ SELECT s.slot_name::text, coalesce(s.plugin::text, ''), s.slot_type, s.active, c
 	coalesce(pg_wal_lsn_diff(cur.lsn, coalesce(r.flush_lsn, s.confirmed_flush_lsn)), 0)::bigint,
 	r.pid IS NOT NULL, coalesce(r.application_name, ''), coalesce(r.state, ''),
 	coalesce(r.sent_lsn::text, ''), coalesce(r.write_lsn::text, ''), coalesce(r.flush_lsn::text, ''), coalesce(r.replay_lsn::text, ''),
-	extract(epoch FROM r.write_lag)::float8, extract(epoch FROM r.flush_lag)::float8, extract(epoch FROM r.replay_lag)::float8
+	extract(epoch FROM r.write_lag)::float8, extract(epoch FROM r.flush_lag)::float8, extract(epoch FROM r.replay_lag)::float8,
+	age(s.xmin)::bigint, age(s.catalog_xmin)::bigint
 FROM pg_replication_slots s
 CROSS JOIN cur
 LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid

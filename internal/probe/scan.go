@@ -15,7 +15,7 @@ func scanSlots(rows pgx.Rows) ([]Slot, error) {
 		if err := rows.Scan(&s.Name, &s.Plugin, &s.Type, &s.Active, &s.ActivePID, &restart, &confirmed,
 			&s.WALStatus, &s.SafeWALSize, &s.RetainedBytes, &s.LagBytes,
 			&hasSender, &snd.ApplicationName, &snd.State, &sent, &write, &flush, &replay,
-			&snd.WriteLag, &snd.FlushLag, &snd.ReplayLag); err != nil {
+			&snd.WriteLag, &snd.FlushLag, &snd.ReplayLag, &s.XminAge, &s.CatalogXminAge); err != nil {
 			return nil, err
 		}
 		s.RestartLSN, _ = ParseLSN(restart)

@@ -82,6 +82,26 @@ type Slot struct {
 	LagBytes int64 `json:"lag_bytes"`
 	// Sender is the walsender streaming from the slot, when one is.
 	Sender *Sender `json:"sender,omitempty"`
+	// XminAge and CatalogXminAge are age(xmin) and age(catalog_xmin), in
+	// transactions: how far the slot holds back VACUUM (all tables for xmin,
+	// the catalogs for catalog_xmin; both hold back freezing, so transaction
+	// ID wraparound). Nil when the slot has none.
+	XminAge        *int64 `json:"xmin_age,omitempty"`
+	CatalogXminAge *int64 `json:"catalog_xmin_age,omitempty"`
+}
+
+// HorizonAge is the larger of the slot's xmin and catalog_xmin ages, and
+// which of the two it is ("" when the slot has neither).
+func (s Slot) HorizonAge() (int64, string) {
+	var age int64
+	which := ""
+	if s.XminAge != nil {
+		age, which = *s.XminAge, "xmin"
+	}
+	if s.CatalogXminAge != nil && (which == "" || *s.CatalogXminAge > age) {
+		age, which = *s.CatalogXminAge, "catalog_xmin"
+	}
+	return age, which
 }
 
 // Sender is the pg_stat_replication row of a walsender.
