@@ -38,6 +38,10 @@ const usage = `Usage: pglmon-demo COMMAND
   break data        write on the subscriber directly: one row deleted, one
                     changed, one added (replication stays "replicating";
                     pglmon verify finds them)
+  break refuse      a CHECK constraint only the subscriber has, and a row on the
+                    provider that breaks it: the subscription stops on it
+                    (apply_error; pglmon does not restart it)
+  fix refuse        drop that constraint again
   insert N          insert N rows on the provider
   count             row counts on both sides
 `
@@ -84,9 +88,18 @@ func run(ctx context.Context, args []string) error {
 		return nil
 	case "break":
 		if len(args) != 2 {
-			return errors.New("break what? origin, slot, disable, walsender, provider or data")
+			return errors.New("break what? origin, slot, disable, walsender, provider, data or refuse")
 		}
 		return breakIt(ctx, args[1])
+	case "fix":
+		if len(args) != 2 || args[1] != "refuse" {
+			return errors.New("fix what? refuse")
+		}
+		p, err := pair()
+		if err != nil {
+			return err
+		}
+		return p.Subscriber.Exec(ctx, "ALTER TABLE items_0 DROP CONSTRAINT IF EXISTS demo_small_n")
 	case "insert":
 		n := 100
 		if len(args) > 1 {
@@ -136,7 +149,10 @@ func up(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cfg := "# pglmon demo: two local clusters, pglogical replicating items_0.\n" + p.NodesYAML() + fmt.Sprintf(`probe:
+	// The clusters log to a file outside their data directories (pg_ctl -l),
+	// as Debian's do: name it, so pglmon reads why a subscription is down.
+	nodes := p.NodesYAML() + fmt.Sprintf("    server_log: %q\n", sub.LogPath())
+	cfg := "# pglmon demo: two local clusters, pglogical replicating items_0.\n" + nodes + fmt.Sprintf(`probe:
   interval: 1s
   timeout: 1s
 thresholds:
@@ -205,6 +221,15 @@ func breakIt(ctx context.Context, what string) error {
 		}
 		fmt.Println("subscriber rows changed directly; run: bin/pglmon verify --config " + filepath.Join(dir, "pglmon.yaml"))
 		return nil
+	case "refuse":
+		if err := p.Subscriber.Exec(ctx, "ALTER TABLE items_0 ADD CONSTRAINT demo_small_n CHECK (n < 100) NOT VALID"); err != nil {
+			return err
+		}
+		if err := p.Provider.Exec(ctx, "INSERT INTO items_0 SELECT max(id) + 1, 'refused by the subscriber', 500 FROM items_0"); err != nil {
+			return err
+		}
+		fmt.Println("the subscriber refuses the provider's new row; see: bin/pglmon repair --config " + filepath.Join(dir, "pglmon.yaml") + " --subscription sub_0")
+		return nil
 	}
-	return fmt.Errorf("unknown breakage %q (origin, slot, disable, walsender, provider, data)", strings.TrimSpace(what))
+	return fmt.Errorf("unknown breakage %q (origin, slot, disable, walsender, provider, data, refuse)", strings.TrimSpace(what))
 }

@@ -74,6 +74,8 @@ func runRepair(ctx context.Context, e env, args []string) error {
 		if err != nil {
 			return err
 		}
+		// The apply worker's error may show that restarting cannot help.
+		explainDown(ctx, e, cfg, &r)
 		s, ok := r.Subscription(*subName, *subscriber)
 		if !ok {
 			return &exitErr{repairRefused, fmt.Errorf("subscription %s not found on any reachable subscriber", *subName)}

@@ -11,7 +11,10 @@ import (
 
 	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/diagnose"
+	"github.com/pglmon/pglmon/internal/logtail"
 	"github.com/pglmon/pglmon/internal/monitor"
+	"github.com/pglmon/pglmon/internal/probe"
+	"github.com/pglmon/pglmon/internal/serverlog"
 )
 
 func runStatus(ctx context.Context, e env, args []string) error {
@@ -36,6 +39,7 @@ func runStatus(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
+	explainDown(ctx, e, cfg, &r)
 	if *sub != "" {
 		r = filterSubscription(r, *sub)
 		if len(r.Subscriptions) == 0 {
@@ -68,6 +72,29 @@ func observe(ctx context.Context, m *monitor.Monitor, cfg *config.Config, wait b
 			return r, ctx.Err()
 		case <-time.After(min(cfg.Probe.Interval.D(), time.Second)):
 		}
+	}
+}
+
+// explainDown adds to the finding of each down subscription the last error
+// of its apply worker, read from the end of its subscriber's server log
+// (package logtail; nodes with server_log: off are not read). A log that
+// cannot be read is said on stderr.
+func explainDown(ctx context.Context, e env, cfg *config.Config, r *diagnose.Report) {
+	read := map[string]bool{}
+	for _, s := range r.Subscriptions {
+		n, ok := cfg.Node(s.Subscriber)
+		if !ok || read[n.Name] || s.Status != probe.StatusDown || n.LogSource() == config.ServerLogOff {
+			continue
+		}
+		read[n.Name] = true
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		file, text, err := logtail.Read(cctx, cfg, n)
+		cancel()
+		if err != nil {
+			fmt.Fprintf(e.stderr, "pglmon: why %s is down is not known: cannot read the server log of %s: %v\n", s.Name, n.Name, err)
+			continue
+		}
+		serverlog.Annotate(r, n.Name, file, serverlog.WorkerErrors(text))
 	}
 }
 

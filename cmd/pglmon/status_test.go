@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -463,7 +464,10 @@ func TestStatusSchemaMismatch(t *testing.T) {
 func TestStatusSlotXminAge(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	p := pgtest.NewPair(t, pgtest.PairOptions{})
+	// Clusters of its own: transaction IDs are counted per server, and other
+	// tests' transactions would age the slots too.
+	p := pgtest.NewPair(t, pgtest.PairOptions{
+		Provider: pgtest.NewCluster(t, pgtest.Options{}), Subscriber: pgtest.NewCluster(t, pgtest.Options{})})
 	if err := p.Provider.Exec(ctx, "SELECT pg_create_logical_replication_slot('cdc_tool', 'test_decoding')"); err != nil {
 		t.Fatal(err)
 	}
@@ -541,4 +545,112 @@ func TestStatusSlotXminAge(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("the subscription's finding stayed, or cdc_tool's went: subscription %q, node %q: %+v", sub, node, s)
 	}
+}
+
+// TestStatusReadsTheApplyErrorFromTheServerLog: on a self-managed
+// subscriber whose subscription is down, status reads the end of the server
+// log through SQL and says what the apply worker died of. A row the
+// subscriber refuses makes it apply_error (for a person, no restart), and
+// the plan `pglmon repair` prints skips that transaction on real pglogical.
+// server_log: off reads nothing.
+func TestStatusReadsTheApplyErrorFromTheServerLog(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	// The subscriber logs through the logging collector (as RHEL's packages
+	// and most self-managed servers do), on a cluster of its own.
+	sub := pgtest.NewCluster(t, pgtest.Options{ExtraConf: []string{"logging_collector = on", "log_directory = 'log'", "log_line_prefix = '%m [%p] '"}})
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10, Provider: pgtest.NewCluster(t, pgtest.Options{}), Subscriber: sub})
+	p.MustConverge(t, 30*time.Second)
+	if err := p.Subscriber.Exec(ctx, "ALTER TABLE items_0 ADD CONSTRAINT small_n CHECK (n < 100)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 VALUES (11, 'big', 500)"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, p, "")
+	var f struct{ Code, Severity, Message, Remedy string }
+	var stderr string
+	err := pgtest.Poll(ctx, 60*time.Second, func() bool {
+		var out string
+		_, out, stderr = pglmon(t, "status", "--config", cfg, "--output", "json", "--subscription", p.Sub())
+		var s statusJSON
+		if json.Unmarshal([]byte(out), &s) != nil || len(s.Subscriptions) != 1 || len(s.Subscriptions[0].Findings) == 0 {
+			return false
+		}
+		f = s.Subscriptions[0].Findings[0]
+		return f.Code == "apply_error"
+	})
+	if err != nil {
+		t.Fatalf("no apply_error: %+v (stderr %q)", f, stderr)
+	}
+	if f.Severity != "critical" || f.Remedy != "" || stderr != "" ||
+		!strings.Contains(f.Message, "restarting replays the same change; the last error in the subscriber's log (log/postgresql-") ||
+		!strings.Contains(f.Message, `ERROR: new row for relation "items_0" violates check constraint "small_n" (CONTEXT: apply INSERT from remote relation public.items_0`) ||
+		strings.Contains(f.Message, "DETAIL") {
+		t.Errorf("finding: %+v, stderr %q", f, stderr)
+	}
+	// repair prints the plan for a person and runs nothing.
+	code, out, _ := pglmon(t, "repair", "--config", cfg, "--subscription", p.Sub(), "--yes")
+	m := regexp.MustCompile(`pg_replication_origin_advance\('(pgl_[a-z0-9_]+)', '([0-9A-F]+/[0-9A-F]+)'::pg_lsn \+ 1\)`).FindStringSubmatch(out)
+	if code != 1 || m == nil || !strings.Contains(out, "--remedy restart") {
+		t.Fatalf("repair: exit %d\n%s", code, out)
+	}
+	// Its option b, on the real thing: the refused row is skipped, the next one arrives.
+	for _, sql := range []string{"SELECT pglogical.alter_subscription_disable($1, true)",
+		"SELECT pg_replication_origin_advance('" + m[1] + "', '" + m[2] + "'::pg_lsn + 1)", "SELECT pglogical.alter_subscription_enable($1, true)"} {
+		var args []any
+		if strings.Contains(sql, "$1") {
+			args = append(args, p.Sub())
+		}
+		if err := p.Subscriber.Exec(ctx, sql, args...); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 VALUES (12, 'small', 5)"); err != nil {
+		t.Fatal(err)
+	}
+	var n12, n11 int
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		return p.Subscriber.QueryRow(ctx, "SELECT count(*) FILTER (WHERE id = 12), count(*) FILTER (WHERE id = 11) FROM items_0", []any{&n12, &n11}) == nil && n12 == 1
+	}); err != nil || n11 != 0 {
+		t.Fatalf("after skipping: row 12 %d, row 11 %d (%v)", n12, n11, err)
+	}
+	if code, s := status(t, cfg, "--subscription", p.Sub()); code != 0 {
+		t.Errorf("after skipping: exit %d: %+v", code, s)
+	}
+	// server_log: off on the subscriber (the last node): the same failure, not explained.
+	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 VALUES (13, 'big', 700)"); err != nil {
+		t.Fatal(err)
+	}
+	body, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := filepath.Join(t.TempDir(), "off.yaml")
+	if err := os.WriteFile(off, []byte(strings.Replace(string(body), "probe:", "    server_log: \"off\"\nprobe:", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var s statusJSON
+	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
+		_, s = status(t, off, "--subscription", p.Sub())
+		_, stuck := findingOf(s, "stuck_down")
+		return stuck
+	}); err != nil {
+		t.Fatalf("server_log off: no stuck_down: %+v", s)
+	}
+	if msg, _ := findingOf(s, "stuck_down"); strings.Contains(msg, "apply worker") {
+		t.Errorf("server_log off, yet: %s", msg)
+	}
+}
+
+// findingOf returns the message of the first subscription's finding code.
+func findingOf(s statusJSON, code string) (string, bool) {
+	for _, x := range s.Subscriptions {
+		for _, f := range x.Findings {
+			if f.Code == code {
+				return f.Message, true
+			}
+		}
+	}
+	return "", false
 }

@@ -52,6 +52,25 @@ type Node struct {
 	// RDS names the node's Amazon RDS instance, for parameter group checks,
 	// reboots and snapshots.
 	RDS *RDSInstance `yaml:"rds"`
+	// ServerLog says where the daemon and status read the server log of a
+	// subscriber whose subscription is down (the apply worker's error):
+	// "auto" (the default: the RDS API for nodes with rds:, else SQL on the
+	// file the server logs to), "off", or a file path read through SQL.
+	ServerLog string `yaml:"server_log"`
+}
+
+// Server log sources.
+const (
+	ServerLogAuto = "auto"
+	ServerLogOff  = "off"
+)
+
+// LogSource returns the node's server_log: "auto", "off" or a path.
+func (n Node) LogSource() string {
+	if n.ServerLog == "" {
+		return ServerLogAuto
+	}
+	return n.ServerLog
 }
 
 // RDSInstance is an Amazon RDS DB instance.
@@ -534,6 +553,13 @@ func (c *Config) validate() Errors {
 			}
 			if p.RDSIAM && sslDisabledRE.MatchString(n.DSN) {
 				add(c.errorAt(f+".dsn", "RDS IAM authentication needs SSL: remove sslmode=disable (use sslmode=verify-full with the RDS CA bundle)"))
+			}
+		}
+		if src := n.LogSource(); src != ServerLogAuto && src != ServerLogOff {
+			if n.RDS != nil {
+				add(c.errorAt(f+".server_log", "%q: the log of an RDS instance is read through the RDS API; use auto or off", src))
+			} else if strings.ContainsAny(src, "\n\x00") {
+				add(c.errorAt(f+".server_log", "must be auto, off or a file path"))
 			}
 		}
 		if r := n.RDS; r != nil {

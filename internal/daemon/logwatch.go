@@ -2,29 +2,25 @@ package daemon
 
 import (
 	"context"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/pglmon/pglmon/internal/awsclient"
 	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/diagnose"
+	"github.com/pglmon/pglmon/internal/logtail"
 	"github.com/pglmon/pglmon/internal/probe"
-	"github.com/pglmon/pglmon/internal/rdsadmin"
 	"github.com/pglmon/pglmon/internal/serverlog"
 )
 
 // logEvery is how often the log of one subscriber is read while one of its
-// subscriptions is down; logLines is how much of its end.
-const (
-	logEvery = time.Minute
-	logLines = 2000
-)
+// subscriptions is down.
+const logEvery = time.Minute
 
-// logWatcher reads, for a subscriber on RDS whose subscription is down, the
-// end of its PostgreSQL log through the RDS API, and adds the apply
-// worker's last error to the subscription's finding: why it is down is
-// written there and nowhere in the catalogs.
+// logWatcher reads, for a subscriber whose subscription is down, the end of
+// its PostgreSQL log (package logtail: the RDS API, or SQL on a
+// self-managed server) and adds the apply worker's last error to the
+// subscription's finding: why it is down is written there and nowhere in
+// the catalogs.
 type logWatcher struct {
 	mu      sync.Mutex
 	errs    map[string]map[string]serverlog.WorkerError // node -> subscription -> error
@@ -45,7 +41,7 @@ func (w *logWatcher) maybeRun(ctx context.Context, d *Daemon, r *diagnose.Report
 	var due []config.Node
 	for _, s := range r.Subscriptions {
 		n, ok := cfg.Node(s.Subscriber)
-		if !ok || n.RDS == nil || s.Status != probe.StatusDown || time.Since(w.last[n.Name]) < logEvery {
+		if !ok || n.LogSource() == config.ServerLogOff || s.Status != probe.StatusDown || time.Since(w.last[n.Name]) < logEvery {
 			continue
 		}
 		if w.last == nil {
@@ -62,7 +58,6 @@ func (w *logWatcher) maybeRun(ctx context.Context, d *Daemon, r *diagnose.Report
 }
 
 func (w *logWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nodes []config.Node) {
-	f := awsclient.New(cfg.AWS, awsclient.Options{})
 	type read struct {
 		file string
 		errs map[string]serverlog.WorkerError
@@ -71,15 +66,11 @@ func (w *logWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nod
 	got := map[string]read{}
 	for _, n := range nodes {
 		cctx, cancel := context.WithTimeout(ctx, time.Minute)
-		api, err := f.RDS(cctx, cfg.NodeRegion(n))
 		var rd read
-		if err == nil {
-			var text string
-			rd.file, text, err = (&rdsadmin.Client{API: api}).LogTail(cctx, n.RDS.Identifier, logLines)
-			rd.errs = serverlog.WorkerErrors(text)
-		}
+		var text string
+		rd.file, text, rd.err = logtail.Read(cctx, cfg, n)
 		cancel()
-		rd.err = err
+		rd.errs = serverlog.WorkerErrors(text)
 		got[n.Name] = rd
 	}
 	w.mu.Lock()
@@ -90,7 +81,7 @@ func (w *logWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nod
 	for node, rd := range got {
 		if rd.err != nil {
 			if w.failed[node] != rd.err.Error() {
-				d.log.Warn("cannot read the subscriber's RDS log", keyNode, node, keyError, rd.err.Error())
+				d.log.Warn("cannot read the subscriber's server log", keyNode, node, keyError, rd.err.Error())
 			}
 			w.failed[node] = rd.err.Error()
 			continue
@@ -101,26 +92,11 @@ func (w *logWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nod
 	w.running = false
 }
 
-// logFindings are the findings of a down subscription that the apply
-// worker's error explains.
-var logFindings = map[string]bool{diagnose.CodeStuckDown: true, diagnose.CodeSubscriptionDown: true,
-	diagnose.CodeInitFailed: true, diagnose.CodeSchemaMismatch: true}
-
 // annotate adds the apply worker's last error to down subscriptions' findings.
 func (w *logWatcher) annotate(r *diagnose.Report) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for i := range r.Subscriptions {
-		s := &r.Subscriptions[i]
-		we, ok := w.errs[s.Subscriber][s.Name]
-		if !ok || s.Status != probe.StatusDown {
-			continue
-		}
-		for j := range s.Findings {
-			if f := &s.Findings[j]; logFindings[f.Code] {
-				f.Message = strings.TrimSuffix(f.Message, ".") + "; the last error of its apply worker in the subscriber's log (" + w.files[s.Subscriber] + "): " + we.String()
-				break
-			}
-		}
+	for node, errs := range w.errs {
+		serverlog.Annotate(r, node, w.files[node], errs)
 	}
 }

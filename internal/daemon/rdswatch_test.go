@@ -90,10 +90,11 @@ func TestDaemonReadsTheApplyErrorFromTheRDSLog(t *testing.T) {
 			return false
 		}
 		for _, f := range s.Findings {
-			if f.Code == diagnose.CodeStuckDown || f.Code == diagnose.CodeSubscriptionDown {
+			if f.Code == diagnose.CodeApplyError && f.Human && f.Remedy == "" {
 				msg = f.Message
 			}
 		}
+		// A refused row: apply_error (no restart) once past down_grace.
 		return strings.Contains(msg, `violates check constraint "small_n"`)
 	})
 	if err != nil {

@@ -62,6 +62,7 @@ type Severity = Health
 const (
 	CodeOriginMissing          = "origin_missing"
 	CodeStuckDown              = "stuck_down"
+	CodeApplyError             = "apply_error"
 	CodeSubscriptionDown       = "subscription_down"
 	CodeSlotMissing            = "slot_missing"
 	CodeSubscriptionDisabled   = "subscription_disabled"

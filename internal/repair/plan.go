@@ -6,6 +6,7 @@ package repair
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/pglmon/pglmon/internal/diagnose"
@@ -89,6 +90,10 @@ func DropOrphanSlotPlan(node, slot string) Plan {
 	}}}
 }
 
+// commitLSNRE finds, in pglogical's apply error context, the end of the
+// remote commit being applied.
+var commitLSNRE = regexp.MustCompile(`in commit before ([0-9A-F]+/[0-9A-F]+)`)
+
 // HumanPlan writes what a person would do about a finding pglmon must not
 // fix alone, with what it costs.
 func HumanPlan(f diagnose.Finding, s diagnose.Subscription) Plan {
@@ -168,6 +173,25 @@ and put its partitions in (synchronize_data copies each one):
 table; the parent still has to be removed as above), then on subscriber %[2]s
 drop the parent's failing sync and copy what is not yet synchronized (no TRUNCATE):
   SELECT pglogical.alter_subscription_synchronize(%[3]s, false);`, s.Provider, s.Subscriber, q(s.Name), f.Message)
+	case diagnose.CodeApplyError:
+		lsn := "<LSN>"
+		if m := commitLSNRE.FindStringSubmatch(f.Message); m != nil {
+			lsn = m[1]
+		}
+		fmt.Fprintf(&b, `%[4]s.
+pglogical applies the provider's transactions in commit order and retries the failing one at
+every start, so the subscription stays down until that change can be applied. Choose:
+ a) make the change applicable on subscriber %[2]s: fix what the error names (a constraint only
+    the subscriber has, a row in the way of another unique index, a column too narrow), then:
+      pglmon repair --config FILE --subscription %[5]s --remedy restart
+ b) skip that transaction: its changes never reach the subscriber (compare and copy the rows
+    afterwards). The error's CONTEXT names its commit record ("in commit before %[6]s"); the
+    provider streams from the replication origin's position on, so move it just past that:
+      -- on subscriber %[2]s
+      SELECT pglogical.alter_subscription_disable(%[3]s, true);
+      SELECT pg_replication_origin_advance(%[7]s, %[8]s::pg_lsn + 1);
+      SELECT pglogical.alter_subscription_enable(%[3]s, true);
+    then: pglmon verify --config FILE --subscription %[5]s`, s.Provider, s.Subscriber, q(s.Name), f.Message, s.Name, lsn, q(s.SlotName), q(lsn))
 	case diagnose.CodeTableSyncStalled:
 		fmt.Fprintf(&b, `A table of %[1]s has not finished its initial copy. Look in the subscriber's log for the
 table-sync worker's error (often a missing column, a constraint, or a lock). Once fixed,

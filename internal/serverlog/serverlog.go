@@ -13,8 +13,12 @@
 package serverlog
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/pglmon/pglmon/internal/diagnose"
+	"github.com/pglmon/pglmon/internal/probe"
 )
 
 // WorkerError is the last error an apply worker of a subscription exited with.
@@ -82,4 +86,46 @@ func (w WorkerError) String() string {
 		s += " (" + w.Context + ")"
 	}
 	return s
+}
+
+// explained are the findings of a down subscription that its apply
+// worker's error explains.
+var explained = map[string]bool{diagnose.CodeStuckDown: true, diagnose.CodeSubscriptionDown: true,
+	diagnose.CodeInitFailed: true, diagnose.CodeSchemaMismatch: true}
+
+// permanentRE matches errors that applying the same change again raises
+// again: the subscriber refuses the row itself.
+var permanentRE = regexp.MustCompile(`violates (check|not-null|foreign key|unique|exclusion) constraint|` +
+	`duplicate key value violates|value too long for type|invalid input syntax for|out of range|` +
+	`permission denied for|null value in column`)
+
+// Permanent reports whether restarting the subscription cannot help: the
+// worker would apply the same change and fail the same way.
+func (w WorkerError) Permanent() bool { return permanentRE.MatchString(w.Error) }
+
+// Annotate adds to the finding of each down subscription of subscriber the
+// last error of its apply worker found in the log file. A stuck_down whose
+// error is permanent becomes apply_error: restarting replays the change
+// that fails, so it is for a person, and the daemon does not try.
+func Annotate(r *diagnose.Report, subscriber, file string, errs map[string]WorkerError) {
+	for i := range r.Subscriptions {
+		s := &r.Subscriptions[i]
+		we, ok := errs[s.Name]
+		if !ok || s.Subscriber != subscriber || s.Status != probe.StatusDown {
+			continue
+		}
+		for j := range s.Findings {
+			f := &s.Findings[j]
+			if !explained[f.Code] {
+				continue
+			}
+			if f.Code == diagnose.CodeStuckDown && we.Permanent() {
+				*f = diagnose.Finding{Code: diagnose.CodeApplyError, Severity: diagnose.Critical, Human: true,
+					Message: fmt.Sprintf("subscription %s is down: its apply worker fails on a change the subscriber refuses, and restarting replays the same change; the last error in the subscriber's log (%s): %s", s.Name, file, we)}
+				break
+			}
+			f.Message = strings.TrimSuffix(f.Message, ".") + "; the last error of its apply worker in the subscriber's log (" + file + "): " + we.String()
+			break
+		}
+	}
 }

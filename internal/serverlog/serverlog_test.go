@@ -1,6 +1,12 @@
 package serverlog
 
-import "testing"
+import (
+	"strings"
+	"testing"
+
+	"github.com/pglmon/pglmon/internal/diagnose"
+	"github.com/pglmon/pglmon/internal/probe"
+)
 
 // Lines as PostgreSQL 15 with pglogical 2.4.2 wrote them when a column was
 // added on the provider alone (test harness prefix '%m [%p] '), and the same
@@ -33,5 +39,52 @@ func TestWorkerErrors(t *testing.T) {
 	// A worker that restarted and runs: its earlier error is still the last one it exited with.
 	if got := WorkerErrors("[1] LOG:  starting apply for subscription s\n[1] LOG:  apply worker [1] at slot 1 generation 2 exiting with error\n"); len(got) != 0 {
 		t.Errorf("exit without an error line: %+v", got)
+	}
+}
+
+func TestPermanentErrorsBecomeApplyError(t *testing.T) {
+	for msg, permanent := range map[string]bool{
+		`ERROR: new row for relation "items_0" violates check constraint "small_n"`:                true,
+		`ERROR: null value in column "n" of relation "items_0" violates not-null constraint`:       true,
+		`ERROR: insert or update on table "t" violates foreign key constraint "t_fk"`:              true,
+		`ERROR: value too long for type character varying(3)`:                                      true,
+		`ERROR: unknown column name extra`:                                                         false, // schema_mismatch says it
+		`ERROR: could not receive data from WAL stream: server closed the connection unexpectedly`: false,
+		`FATAL: terminating connection due to administrator command`:                               false,
+		`ERROR: replication origin "pgl_labdb_provider_sub_0" does not exist`:                      false,
+		`ERROR: could not connect to the postgresql server: connection refused`:                    false,
+	} {
+		if got := (WorkerError{Error: msg}).Permanent(); got != permanent {
+			t.Errorf("%s: permanent %t, want %t", msg, got, permanent)
+		}
+	}
+	report := func(code string) *diagnose.Report {
+		return &diagnose.Report{Subscriptions: []diagnose.Subscription{{Name: "sub_0", Subscriber: "s", Status: probe.StatusDown, Health: diagnose.Critical,
+			Findings: []diagnose.Finding{{Code: code, Severity: diagnose.Critical, Remedy: diagnose.RemedyRestart, Message: "down."}}}}}
+	}
+	refused := map[string]WorkerError{"sub_0": {Prefix: "t [1]", Error: `ERROR: new row for relation "t" violates check constraint "c"`, Context: "CONTEXT: apply INSERT"}}
+	r := report(diagnose.CodeStuckDown)
+	Annotate(r, "s", "log/x.log", refused)
+	if f := r.Subscriptions[0].Findings[0]; f.Code != diagnose.CodeApplyError || f.Remedy != "" || !f.Human || f.Severity != diagnose.Critical ||
+		!strings.HasSuffix(f.Message, `the last error in the subscriber's log (log/x.log): t [1] ERROR: new row for relation "t" violates check constraint "c" (CONTEXT: apply INSERT)`) {
+		t.Errorf("stuck_down with a refused row: %+v", f)
+	}
+	// Within down_grace the worker may be restarting anyway: told, not changed.
+	r = report(diagnose.CodeSubscriptionDown)
+	Annotate(r, "s", "log/x.log", refused)
+	if f := r.Subscriptions[0].Findings[0]; f.Code != diagnose.CodeSubscriptionDown || !strings.HasPrefix(f.Message, "down; the last error of its apply worker") {
+		t.Errorf("subscription_down: %+v", f)
+	}
+	// Another subscriber's log says nothing about this one.
+	r = report(diagnose.CodeStuckDown)
+	Annotate(r, "other", "log/x.log", refused)
+	if f := r.Subscriptions[0].Findings[0]; f.Code != diagnose.CodeStuckDown || f.Message != "down." {
+		t.Errorf("other subscriber's log: %+v", f)
+	}
+	// A transient error keeps the restart.
+	r = report(diagnose.CodeStuckDown)
+	Annotate(r, "s", "log/x.log", map[string]WorkerError{"sub_0": {Error: "ERROR: could not receive data from WAL stream"}})
+	if f := r.Subscriptions[0].Findings[0]; f.Code != diagnose.CodeStuckDown || f.Remedy != diagnose.RemedyRestart {
+		t.Errorf("transient: %+v", f)
 	}
 }
