@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pglmon/pglmon/internal/pgtest"
+	"github.com/pglmon/pglmon/internal/serverlog"
 )
 
 // TestMain runs pglmon's own main when the test binary is re-executed as
@@ -29,6 +30,7 @@ type statusJSON struct {
 	Health        string `json:"health"`
 	Subscriptions []struct {
 		Name, Subscriber, Provider, Status, Health string
+		ApplyWorker                                string `json:"apply_worker"`
 		LagBytes                                   *int64 `json:"lag_bytes"`
 		Findings                                   []struct {
 			Code, Severity, Message, Remedy string
@@ -583,6 +585,18 @@ func TestStatusReadsTheApplyErrorFromTheServerLog(t *testing.T) {
 	if err != nil {
 		t.Fatalf("no apply_error: %+v (stderr %q)", f, stderr)
 	}
+	// The postmaster's line names the worker as status does: same-named
+	// subscriptions of other databases are told apart by it.
+	_, s := status(t, cfg, "--subscription", p.Sub())
+	logs, _ := filepath.Glob(filepath.Join(sub.Dir, "log", "*.log"))
+	var text []byte
+	for _, l := range logs {
+		b, _ := os.ReadFile(l)
+		text = append(text, b...)
+	}
+	if we, ok := serverlog.WorkerErrors(string(text)).For(p.Sub(), s.Subscriptions[0].ApplyWorker); !ok || we.Worker == "" || we.Worker != s.Subscriptions[0].ApplyWorker {
+		t.Errorf("worker %q: %+v", s.Subscriptions[0].ApplyWorker, we)
+	}
 	if f.Severity != "critical" || f.Remedy != "" || stderr != "" ||
 		!strings.Contains(f.Message, "restarting replays the same change; the last error in the subscriber's log (log/postgresql-") ||
 		!strings.Contains(f.Message, `ERROR: new row for relation "items_0" violates check constraint "small_n" (CONTEXT: apply INSERT from remote relation public.items_0`) ||
@@ -630,7 +644,7 @@ func TestStatusReadsTheApplyErrorFromTheServerLog(t *testing.T) {
 	if err := os.WriteFile(off, []byte(strings.Replace(string(body), "probe:", "    server_log: \"off\"\nprobe:", 1)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var s statusJSON
+	s = statusJSON{}
 	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
 		_, s = status(t, off, "--subscription", p.Sub())
 		_, stuck := findingOf(s, "stuck_down")

@@ -23,9 +23,9 @@ const logEvery = time.Minute
 // the catalogs.
 type logWatcher struct {
 	mu      sync.Mutex
-	errs    map[string]map[string]serverlog.WorkerError // node -> subscription -> error
-	files   map[string]string                           // node -> the log file read
-	failed  map[string]string                           // node -> why it could not be read
+	errs    map[string]serverlog.Errors // node -> its apply workers' errors
+	files   map[string]string           // node -> the log file read
+	failed  map[string]string           // node -> why it could not be read
 	last    map[string]time.Time
 	running bool
 }
@@ -60,7 +60,7 @@ func (w *logWatcher) maybeRun(ctx context.Context, d *Daemon, r *diagnose.Report
 func (w *logWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nodes []config.Node) {
 	type read struct {
 		file string
-		errs map[string]serverlog.WorkerError
+		errs serverlog.Errors
 		err  error
 	}
 	got := map[string]read{}
@@ -76,7 +76,7 @@ func (w *logWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nod
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.errs == nil {
-		w.errs, w.files, w.failed = map[string]map[string]serverlog.WorkerError{}, map[string]string{}, map[string]string{}
+		w.errs, w.files, w.failed = map[string]serverlog.Errors{}, map[string]string{}, map[string]string{}
 	}
 	for node, rd := range got {
 		if rd.err != nil {

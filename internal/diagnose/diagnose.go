@@ -127,7 +127,7 @@ func (d *diagnosis) subscription(subscriber *probe.Snapshot, sub probe.Subscript
 	out := Subscription{
 		Name: sub.Name, Subscriber: subscriber.Node, ProviderNode: sub.ProviderNode,
 		Status: sub.Status, Enabled: sub.Enabled, SlotName: sub.SlotName, OriginExists: sub.OriginExists,
-		Findings: []Finding{},
+		ApplyWorker: sub.ApplyWorker, Findings: []Finding{},
 	}
 	add := func(f Finding) { out.Findings = append(out.Findings, f) }
 	if !subscriber.Up() {

@@ -127,6 +127,8 @@ type Subscription struct {
 	Health       Health `json:"health"`
 	SlotName     string `json:"slot_name"`
 	OriginExists bool   `json:"origin_exists"`
+	// ApplyWorker is "<database oid>:<subscription id>" (probe.Subscription).
+	ApplyWorker string `json:"apply_worker,omitempty"`
 	// ProviderUp, SlotFound, SlotActive and SlotWALStatus describe the
 	// provider's slot as last probed.
 	ProviderUp    bool   `json:"provider_up"`

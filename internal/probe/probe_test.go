@@ -3,6 +3,7 @@ package probe
 import (
 	"context"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -44,7 +45,7 @@ func TestProbeHealthyPair(t *testing.T) {
 	s := sub.Subscriptions[0]
 	slotName, _ := pair.SlotName(ctx, pair.Sub())
 	if s.Name != pair.Sub() || s.Status != StatusReplicating || !s.Enabled || !s.OriginExists || !s.WorkerRunning ||
-		s.ProviderNode != pair.ProviderNode || s.SlotName != slotName || s.SyncStatus != "r" {
+		s.ProviderNode != pair.ProviderNode || s.SlotName != slotName || s.SyncStatus != "r" || !regexp.MustCompile(`^[0-9]+:[0-9]+$`).MatchString(s.ApplyWorker) {
 		t.Errorf("subscription: got %+v", s)
 	}
 	if len(s.ReplicationSets) != 1 || s.ReplicationSets[0] != "set_0" {

@@ -38,7 +38,8 @@ const subscriptionsQuery = `SELECT s.sub_name::text, s.sub_enabled, coalesce(st.
 	coalesce((SELECT ls.sync_status::text FROM pglogical.local_sync_status ls
 		WHERE ls.sync_subid = s.sub_id AND ls.sync_nspname IS NULL AND ls.sync_relname IS NULL LIMIT 1), ''),
 	EXISTS (SELECT 1 FROM pg_stat_activity a
-		WHERE a.backend_type = 'pglogical apply ' || (SELECT oid FROM pg_database WHERE datname = current_database()) || ':' || s.sub_id)
+		WHERE a.backend_type = 'pglogical apply ' || (SELECT oid FROM pg_database WHERE datname = current_database()) || ':' || s.sub_id),
+	(SELECT oid FROM pg_database WHERE datname = current_database()) || ':' || s.sub_id
 FROM pglogical.subscription s
 LEFT JOIN pglogical.node n ON n.node_id = s.sub_origin
 LEFT JOIN pglogical.show_subscription_status() st ON st.subscription_name = s.sub_name

@@ -38,7 +38,7 @@ func scanSubscriptions(rows pgx.Rows) ([]Subscription, error) {
 		var s Subscription
 		var remote string
 		if err := rows.Scan(&s.Name, &s.Enabled, &s.Status, &s.ProviderNode, &s.SlotName, &s.ReplicationSets,
-			&s.OriginExists, &remote, &s.SyncStatus, &s.WorkerRunning); err != nil {
+			&s.OriginExists, &remote, &s.SyncStatus, &s.WorkerRunning, &s.ApplyWorker); err != nil {
 			return nil, err
 		}
 		s.OriginRemoteLSN, _ = ParseLSN(remote)

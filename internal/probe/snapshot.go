@@ -131,6 +131,10 @@ type Subscription struct {
 	// SyncStatus is the subscription-level local_sync_status (i, s, d, c, w, u, y, r), "" when absent.
 	SyncStatus    string `json:"sync_status"`
 	WorkerRunning bool   `json:"worker_running"`
+	// ApplyWorker is "<database oid>:<subscription id>", which names its apply
+	// worker ("pglogical apply 16385:3871614535") in pg_stat_activity and in
+	// the postmaster's log lines.
+	ApplyWorker string `json:"apply_worker"`
 }
 
 // TableSync is a table of a subscription whose sync is not ready.

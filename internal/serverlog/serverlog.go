@@ -25,10 +25,30 @@ import (
 type WorkerError struct {
 	Subscription string `json:"subscription"`
 	PID          string `json:"pid"`
+	// Worker is "<database oid>:<subscription id>" from the postmaster's
+	// line on the worker's exit, "" when that line is not in the text.
+	Worker string `json:"worker,omitempty"`
 	// Prefix is the log line's prefix (its time, as the server wrote it).
 	Prefix  string `json:"prefix"`
 	Error   string `json:"error"`
 	Context string `json:"context,omitempty"`
+}
+
+// Errors are the apply workers' errors found in a log, oldest first.
+type Errors []WorkerError
+
+// For returns the last error of the subscription's apply worker. worker is
+// the subscription's "<database oid>:<subscription id>" ("" when unknown):
+// it tells apart same-named subscriptions of two databases on one server,
+// whose workers write the same start line.
+func (es Errors) For(name, worker string) (WorkerError, bool) {
+	for i := len(es) - 1; i >= 0; i-- {
+		e := es[i]
+		if e.Subscription == name && (worker == "" || e.Worker == "" || e.Worker == worker) {
+			return e, true
+		}
+	}
+	return WorkerError{}, false
 }
 
 var (
@@ -36,21 +56,30 @@ var (
 	levelRE = regexp.MustCompile(`^(.*?)\b(LOG|ERROR|FATAL|CONTEXT|DETAIL|HINT|STATEMENT|WARNING):\s+(.*)$`)
 	startRE = regexp.MustCompile(`^starting apply for subscription (.+)$`)
 	exitRE  = regexp.MustCompile(`^apply worker \[(\d+)\] .*exiting with error`)
+	// The postmaster's line, after the worker's own.
+	bgExitRE = regexp.MustCompile(`^background worker "pglogical apply (\d+:\d+)" \(PID (\d+)\) exited`)
 )
 
-// WorkerErrors returns, by subscription, the last error of its apply
-// workers that exited with one. Workers whose start line is not in text
-// are left out (their subscription is unknown).
-func WorkerErrors(text string) map[string]WorkerError {
+// WorkerErrors returns the last error of each apply worker that exited with
+// one. Workers whose start line is not in text are left out (their
+// subscription is unknown).
+func WorkerErrors(text string) Errors {
 	subOf := map[string]string{}        // pid -> subscription
 	pending := map[string]WorkerError{} // pid -> its last error so far
-	out := map[string]WorkerError{}
+	exited := map[string]int{}          // pid -> its entry in out
+	var out Errors
 	for _, line := range strings.Split(text, "\n") {
 		m := levelRE.FindStringSubmatch(strings.TrimRight(line, "\r"))
 		if m == nil {
 			continue
 		}
 		prefix, level, msg := m[1], m[2], m[3]
+		if b := bgExitRE.FindStringSubmatch(msg); b != nil && level == "LOG" {
+			if i, ok := exited[b[2]]; ok {
+				out[i].Worker = b[1]
+			}
+			continue
+		}
 		p := pidRE.FindStringSubmatch(prefix)
 		if p == nil {
 			continue
@@ -61,10 +90,12 @@ func WorkerErrors(text string) map[string]WorkerError {
 			if s := startRE.FindStringSubmatch(msg); s != nil {
 				subOf[pid] = s[1]
 				delete(pending, pid)
+				delete(exited, pid)
 			} else if e := exitRE.FindStringSubmatch(msg); e != nil && e[1] == pid {
 				if we, ok := pending[pid]; ok && subOf[pid] != "" {
 					we.Subscription = subOf[pid]
-					out[we.Subscription] = we
+					exited[pid] = len(out)
+					out = append(out, we)
 				}
 			}
 		case "ERROR", "FATAL":
@@ -107,10 +138,10 @@ func (w WorkerError) Permanent() bool { return permanentRE.MatchString(w.Error) 
 // last error of its apply worker found in the log file. A stuck_down whose
 // error is permanent becomes apply_error: restarting replays the change
 // that fails, so it is for a person, and the daemon does not try.
-func Annotate(r *diagnose.Report, subscriber, file string, errs map[string]WorkerError) {
+func Annotate(r *diagnose.Report, subscriber, file string, errs Errors) {
 	for i := range r.Subscriptions {
 		s := &r.Subscriptions[i]
-		we, ok := errs[s.Name]
+		we, ok := errs.For(s.Name, s.ApplyWorker)
 		if !ok || s.Subscriber != subscriber || s.Status != probe.StatusDown {
 			continue
 		}

@@ -30,7 +30,7 @@ func TestWorkerErrors(t *testing.T) {
 `,
 	} {
 		got := WorkerErrors(text)
-		we, ok := got["sub_0"]
+		we, ok := got.For("sub_0", "")
 		if len(got) != 1 || !ok || we.Error != "ERROR: unknown column name extra" || we.PID != "12848" ||
 			we.Context == "" || we.Prefix == "" {
 			t.Errorf("%s: %+v", name, got)
@@ -62,7 +62,7 @@ func TestPermanentErrorsBecomeApplyError(t *testing.T) {
 		return &diagnose.Report{Subscriptions: []diagnose.Subscription{{Name: "sub_0", Subscriber: "s", Status: probe.StatusDown, Health: diagnose.Critical,
 			Findings: []diagnose.Finding{{Code: code, Severity: diagnose.Critical, Remedy: diagnose.RemedyRestart, Message: "down."}}}}}
 	}
-	refused := map[string]WorkerError{"sub_0": {Prefix: "t [1]", Error: `ERROR: new row for relation "t" violates check constraint "c"`, Context: "CONTEXT: apply INSERT"}}
+	refused := Errors{{Subscription: "sub_0", Prefix: "t [1]", Error: `ERROR: new row for relation "t" violates check constraint "c"`, Context: "CONTEXT: apply INSERT"}}
 	r := report(diagnose.CodeStuckDown)
 	Annotate(r, "s", "log/x.log", refused)
 	if f := r.Subscriptions[0].Findings[0]; f.Code != diagnose.CodeApplyError || f.Remedy != "" || !f.Human || f.Severity != diagnose.Critical ||
@@ -83,8 +83,33 @@ func TestPermanentErrorsBecomeApplyError(t *testing.T) {
 	}
 	// A transient error keeps the restart.
 	r = report(diagnose.CodeStuckDown)
-	Annotate(r, "s", "log/x.log", map[string]WorkerError{"sub_0": {Error: "ERROR: could not receive data from WAL stream"}})
+	Annotate(r, "s", "log/x.log", Errors{{Subscription: "sub_0", Error: "ERROR: could not receive data from WAL stream"}})
 	if f := r.Subscriptions[0].Findings[0]; f.Code != diagnose.CodeStuckDown || f.Remedy != diagnose.RemedyRestart {
 		t.Errorf("transient: %+v", f)
+	}
+}
+
+// Two databases on one subscriber, each with a subscription sub_0: their
+// workers write the same start line; the postmaster's exit line names each
+// worker's "<database oid>:<subscription id>".
+func TestSameNamedSubscriptionsOfTwoDatabases(t *testing.T) {
+	text := `2026-11-24 19:00:17.846 UTC [100] LOG:  starting apply for subscription sub_0
+2026-11-24 19:00:17.850 UTC [200] LOG:  starting apply for subscription sub_0
+2026-11-24 19:00:18.057 UTC [100] ERROR:  new row for relation "t" violates check constraint "a"
+2026-11-24 19:00:18.057 UTC [100] LOG:  apply worker [100] at slot 1 generation 1 exiting with error
+2026-11-24 19:00:18.060 UTC [1] LOG:  background worker "pglogical apply 16385:111" (PID 100) exited with exit code 1
+2026-11-24 19:00:19.000 UTC [200] ERROR:  could not receive data from WAL stream: server closed the connection unexpectedly
+2026-11-24 19:00:19.001 UTC [200] LOG:  apply worker [200] at slot 2 generation 1 exiting with error
+2026-11-24 19:00:19.002 UTC [1] LOG:  background worker "pglogical apply 16386:111" (PID 200) exited with exit code 1
+`
+	errs := WorkerErrors(text)
+	for worker, want := range map[string]string{"16385:111": `check constraint "a"`, "16386:111": "WAL stream", "": "WAL stream"} {
+		we, ok := errs.For("sub_0", worker)
+		if !ok || !strings.Contains(we.Error, want) || (worker != "" && we.Worker != worker) {
+			t.Errorf("worker %q: %+v, want %s", worker, we, want)
+		}
+	}
+	if we, ok := errs.For("sub_0", "16387:5"); ok {
+		t.Errorf("a third database's sub_0 got %+v", we)
 	}
 }

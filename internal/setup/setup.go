@@ -46,6 +46,10 @@ type Plan struct {
 	Warnings []string
 }
 
+// replicaIdentitySQL: the table ($1) has the index pglogical finds rows by.
+const replicaIdentitySQL = `SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+	WHERE i.indrelid = to_regclass($1) AND ((c.relreplident = 'd' AND i.indisprimary) OR (c.relreplident = 'i' AND i.indisreplident)))`
+
 // Runner plans and applies the topology.
 type Runner struct {
 	Config *config.Config
@@ -128,13 +132,21 @@ func (r *Runner) Plan(ctx context.Context) (Plan, error) {
 			return p, err
 		}
 		tables[rs.Name] = ts
+		// pglogical's own rule (replication_set_add_table): a set that
+		// replicates UPDATE or DELETE needs each table's replica identity
+		// index, its primary key or REPLICA IDENTITY USING INDEX; an
+		// insert-only set takes any table.
+		if !config.Flag(rs.Update) && !config.Flag(rs.Delete) {
+			continue
+		}
 		for _, t := range ts {
-			pk, err := one[bool](ctx, conns[rs.Node], "SELECT EXISTS (SELECT 1 FROM pg_index WHERE indrelid = to_regclass($1) AND indisprimary)", t)
+			ident, err := one[bool](ctx, conns[rs.Node], replicaIdentitySQL, t)
 			if err != nil {
 				return p, err
 			}
-			if !pk {
-				p.Problems = append(p.Problems, Problem{rs.Node, "table " + t + " has no primary key", "add a primary key: pglogical needs one to replicate updates and deletes"})
+			if !ident {
+				p.Problems = append(p.Problems, Problem{rs.Node, "table " + t + " has no primary key (nor REPLICA IDENTITY USING INDEX), and set " + rs.Name + " replicates updates or deletes",
+					"add a primary key (pglogical finds the subscriber's row by it), or make the set insert-only (replicate_update: false, replicate_delete: false)"})
 			}
 		}
 	}
@@ -285,7 +297,8 @@ const shapeQuery = `SELECT coalesce((SELECT string_agg(a.attname || ' ' || forma
 	coalesce((SELECT string_agg(a.attname, ', ' ORDER BY k.ord) FROM pg_index i
 		CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
 		JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-		WHERE i.indrelid = to_regclass($1) AND i.indisprimary), ''),
+		JOIN pg_class c ON c.oid = i.indrelid
+		WHERE i.indrelid = to_regclass($1) AND ((c.relreplident = 'd' AND i.indisprimary) OR (c.relreplident = 'i' AND i.indisreplident))), ''),
 	to_regclass($1) IS NOT NULL`
 
 func (r *Runner) compareTable(ctx context.Context, prov, sub *pgx.Conn, sb config.Subscription, t string, p *Plan) {
@@ -299,7 +312,8 @@ func (r *Runner) compareTable(ctx context.Context, prov, sub *pgx.Conn, sb confi
 	case pc != sc:
 		p.Problems = append(p.Problems, Problem{sb.Subscriber, fmt.Sprintf("table %s differs: provider has (%s), subscriber has (%s)", t, pc, sc), "make the columns and types the same on both sides"})
 	case pk != sk:
-		p.Problems = append(p.Problems, Problem{sb.Subscriber, fmt.Sprintf("table %s: primary key (%s) on the provider, (%s) here", t, pk, sk), "give it the same primary key on both sides"})
+		p.Problems = append(p.Problems, Problem{sb.Subscriber, fmt.Sprintf("table %s: the key pglogical finds rows by (primary key, or REPLICA IDENTITY USING INDEX) is (%s) on the provider, (%s) here", t, pk, sk),
+			"give it the same primary key (or replica identity index) on both sides: the subscriber finds the rows of updates and deletes by it"})
 	}
 }
 

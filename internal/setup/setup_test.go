@@ -199,3 +199,71 @@ func TestPartitionedTableReplicatesItsPartitions(t *testing.T) {
 		t.Errorf("schema public: changes %q, want only public.items added", changes)
 	}
 }
+
+// pglogical's rule for tables without primary key: an insert-only set takes
+// them (an append-only log table), a set replicating updates or deletes
+// needs the key pglogical finds rows by, which REPLICA IDENTITY USING INDEX
+// can give instead of a primary key.
+func TestTablesWithoutPrimaryKey(t *testing.T) {
+	ctx := context.Background()
+	prov, sub := pgtest.Shared(t)
+	const tables = `CREATE TABLE events (at timestamptz NOT NULL DEFAULT now(), msg text);
+CREATE TABLE keyed (code text NOT NULL, v int); CREATE UNIQUE INDEX keyed_code ON keyed (code);
+ALTER TABLE keyed REPLICA IDENTITY USING INDEX keyed_code;`
+	p, s := freshDBs(t, prov, sub, tables+"INSERT INTO events (msg) SELECT 'e' || g FROM generate_series(1, 50) g; INSERT INTO keyed VALUES ('a', 1), ('b', 2);", tables)
+	body := fmt.Sprintf(`nodes:
+  - name: provider
+    dsn: %[1]q
+    pglogical_name: prov_%[3]s
+  - name: subscriber
+    dsn: %[2]q
+    pglogical_name: sub_%[3]s
+replication_sets:
+  - name: log
+    node: provider
+    tables: [public.events]
+    replicate_update: false
+    replicate_delete: false
+  - name: full
+    node: provider
+    tables: [public.keyed]
+subscriptions:
+  - name: app_sub
+    subscriber: subscriber
+    provider: provider
+    replication_sets: [log, full]
+`, p.DSN(), s.DSN(), p.Name)
+	cfg, err := config.Parse("setup.yaml", []byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	r := &Runner{Config: cfg, Out: &out, Wait: time.Minute}
+	if err := r.Apply(ctx); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if err := p.Exec(ctx, "INSERT INTO events (msg) VALUES ('later'); UPDATE keyed SET v = 20 WHERE code = 'b'"); err != nil {
+		t.Fatal(err)
+	}
+	var n, v int
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		return s.QueryRow(ctx, "SELECT (SELECT count(*) FROM events), (SELECT v FROM keyed WHERE code = 'b')", []any{&n, &v}) == nil && n == 51 && v == 20
+	}); err != nil {
+		t.Fatalf("subscriber: %d events (want 51), keyed b = %d (want 20)", n, v)
+	}
+	// The same log table in a set that replicates deletes: refused, with the way out.
+	cfg.ReplicationSets[0].Delete = nil
+	out.Reset()
+	plan, err := (&Runner{Config: cfg, Out: &out}).Plan(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msgs []string
+	for _, pr := range plan.Problems {
+		msgs = append(msgs, pr.What+"; fix: "+pr.Fix)
+	}
+	if len(plan.Problems) != 1 || !strings.Contains(msgs[0], "table public.events has no primary key (nor REPLICA IDENTITY USING INDEX), and set log replicates updates or deletes") ||
+		!strings.Contains(msgs[0], "replicate_update: false, replicate_delete: false") {
+		t.Errorf("problems: %v", msgs)
+	}
+}

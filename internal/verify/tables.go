@@ -102,11 +102,11 @@ const setTablesQuery = `SELECT n.nspname::text, c.relname::text,
 	coalesce((SELECT array_agg(a.attname::text ORDER BY k.ord) FROM pg_index i
 		CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
 		JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
-		WHERE i.indrelid = c.oid AND i.indisprimary), '{}'),
+		WHERE i.indrelid = c.oid AND ((c.relreplident = 'd' AND i.indisprimary) OR (c.relreplident = 'i' AND i.indisreplident))), '{}'),
 	coalesce((SELECT array_agg(format_type(a.atttypid, a.atttypmod) ORDER BY k.ord) FROM pg_index i
 		CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
 		JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
-		WHERE i.indrelid = c.oid AND i.indisprimary), '{}'),
+		WHERE i.indrelid = c.oid AND ((c.relreplident = 'd' AND i.indisprimary) OR (c.relreplident = 'i' AND i.indisreplident))), '{}'),
 	coalesce(pg_get_expr(rst.set_row_filter, c.oid), ''),
 	greatest(c.reltuples, 0)::bigint,
 	rs.replicate_insert, rs.replicate_update, rs.replicate_delete

@@ -177,6 +177,23 @@ func TestTableFilterAndNoPrimaryKey(t *testing.T) {
 	if tr.Mode != ModeCount || tr.ProviderRows != 50 || tr.SubscriberRows != 49 || tr.DifferingRows != 1 || tr.Equal || tr.Note != "no primary key: compared by row count" {
 		t.Errorf("table without primary key: %+v", tr)
 	}
+	// A table keyed by REPLICA IDENTITY USING INDEX instead (what pglogical
+	// finds rows by): walked by that index, the differing row named.
+	keyed := "CREATE TABLE keyed (code text NOT NULL, v int); CREATE UNIQUE INDEX keyed_code ON keyed (code); " +
+		"ALTER TABLE keyed REPLICA IDENTITY USING INDEX keyed_code; INSERT INTO keyed SELECT 'k' || g, g FROM generate_series(1, 40) g"
+	runSteps(ctx, t, []step{
+		{p.Provider, keyed},
+		{p.Subscriber, keyed},
+		{p.Subscriber, "UPDATE keyed SET v = -1 WHERE code = 'k17'"},
+		{p.Provider, "SELECT pglogical.create_replication_set('keyed_set')"},
+		{p.Provider, "SELECT pglogical.replication_set_add_table('keyed_set', 'keyed')"},
+		{p.Subscriber, "SELECT pglogical.alter_subscription_add_replication_set('" + p.Sub() + "', 'keyed_set')"},
+	})
+	tg = targets(t, cfg, p.Sub())[0]
+	tr = oneTable(t, Run(ctx, cfg, tg, Options{Mode: ModeChecksum}, "keyed")).Tables[0]
+	if tr.Mode != ModeChecksum || tr.DifferingRows != 1 || len(tr.Keys) != 1 || tr.Keys[0] != (KeyDiff{"k17", Different}) {
+		t.Errorf("table keyed by its replica identity index: %+v", tr)
+	}
 }
 
 // An integer key walked by value: gaps, negative keys, a far-away key, and
