@@ -668,3 +668,53 @@ func findingOf(s statusJSON, code string) (string, bool) {
 	}
 	return "", false
 }
+
+// TestStatusSequenceMissingOnTheSubscriber: a sequence added to a set that
+// the subscriber lacks stops the subscription with pglogical's cryptic
+// "could not open relation with OID 0" (checked on pglogical 2.4); status
+// names the sequence (schema_mismatch, no restart), and once it exists a
+// restart brings replication back.
+func TestStatusSequenceMissingOnTheSubscriber(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 5})
+	for _, sql := range []string{"CREATE SEQUENCE order_no", "SELECT nextval('order_no') FROM generate_series(1, 50)",
+		"SELECT pglogical.replication_set_add_sequence('set_0', 'order_no', true)"} {
+		if err := p.Provider.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := writeConfig(t, p, "")
+	var s statusJSON
+	var msg string
+	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
+		_, s = status(t, cfg, "--subscription", p.Sub())
+		var ok bool
+		msg, ok = findingOf(s, "schema_mismatch")
+		return ok && len(s.Subscriptions) == 1 && s.Subscriptions[0].Status == "down"
+	}); err != nil {
+		t.Fatalf("no schema_mismatch while down: %+v", s)
+	}
+	expect(t, s, p.Sub(), "critical", "schema_mismatch", "critical", "")
+	if !strings.Contains(msg, "sequence public.order_no does not exist on the subscriber") {
+		t.Errorf("finding: %s", msg)
+	}
+	if _, stuck := findingOf(s, "stuck_down"); stuck {
+		t.Errorf("stuck_down beside the cause: %+v", s)
+	}
+	if err := p.Subscriber.Exec(ctx, "CREATE SEQUENCE order_no"); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := pglmon(t, "repair", "--config", cfg, "--subscription", p.Sub(), "--remedy", "restart", "--yes"); code != 0 {
+		t.Fatalf("restart: exit %d\n%s\n%s", code, out, errOut)
+	}
+	var v int64
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		return p.Subscriber.QueryRow(ctx, "SELECT coalesce((SELECT last_value FROM pg_sequences WHERE sequencename = 'order_no'), 0)", []any{&v}) == nil && v >= 50
+	}); err != nil {
+		t.Fatalf("the sequence was never copied (%d)", v)
+	}
+	if code, s := status(t, cfg, "--subscription", p.Sub()); code != 0 {
+		t.Errorf("after: exit %d %+v", code, s)
+	}
+}

@@ -220,10 +220,55 @@ func printVerify(w io.Writer, results []verify.Result, path string) {
 				fmt.Fprintf(w, "    pglmon verify --config %s --subscription %s --table %s --mode checksum --from %s\n", shellQuote(path), shellQuote(r.Subscription), shellQuote(t.Table), fromFlag(t.ResumeFrom))
 			}
 		}
+		printSequences(w, r)
 		if anyDiffers([]verify.Result{r}) {
 			fmt.Fprintf(w, "  To repair a table (TRUNCATES it on the subscriber, then copies it again; run on %s):\n", r.Subscriber)
 			fmt.Fprintf(w, "    SELECT pglogical.alter_subscription_resynchronize_table('%s', '<schema.table>');\n", r.Subscription)
 			fmt.Fprintln(w, "  or copy just the differing rows from the provider by key. pglmon never does either by itself.")
+		}
+	}
+}
+
+// printSequences lists the sequences that are not ok, and what to do.
+func printSequences(w io.Writer, r verify.Result) {
+	if r.SequenceError != "" {
+		fmt.Fprintf(w, "  sequences not compared: %s\n", r.SequenceError)
+	}
+	if len(r.Sequences) == 0 {
+		return
+	}
+	val := func(v *int64) string {
+		if v == nil {
+			return "-"
+		}
+		return fmt.Sprint(*v)
+	}
+	ok := 0
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  SEQUENCE\tPROVIDER\tSUBSCRIBER\tRESULT")
+	for _, s := range r.Sequences {
+		if s.Result == verify.SeqOK {
+			ok++
+			continue
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", s.Sequence, val(s.Provider), val(s.Subscriber), s.Result)
+	}
+	if ok == len(r.Sequences) {
+		fmt.Fprintf(w, "  sequences: %d, none behind the provider\n", ok)
+		return
+	}
+	tw.Flush()
+	if ok > 0 {
+		fmt.Fprintf(w, "  (%d more sequences ok)\n", ok)
+	}
+	for _, s := range r.Sequences {
+		switch s.Result {
+		case verify.SeqBehind:
+			fmt.Fprintf(w, "  %s is behind on the subscriber (pglogical copies sequences only now and then): it would hand out values the provider used. Before the subscriber takes writes, on %s: SELECT pglogical.synchronize_sequence('%s');\n", s.Sequence, r.Provider, s.Sequence)
+		case verify.SeqMissing:
+			fmt.Fprintf(w, "  %s is in a replication set of %s but does not exist on %s: create it there (pglogical's next copy of it stops the subscription).\n", s.Sequence, r.Subscription, r.Subscriber)
+		case verify.SeqNotReplicated:
+			fmt.Fprintf(w, "  %s gives %s its values but is in no replication set of %s: the subscriber's copy never moves. On %s: SELECT pglogical.replication_set_add_sequence('<set>', '%s', true);\n", s.Sequence, s.Table, r.Subscription, r.Provider, s.Sequence)
 		}
 	}
 }

@@ -116,3 +116,29 @@ func TestVerifyFrom(t *testing.T) {
 		}
 	}
 }
+
+func TestPrintSequences(t *testing.T) {
+	v := func(n int64) *int64 { return &n }
+	var b strings.Builder
+	printSequences(&b, verify.Result{Subscription: "sub", Subscriber: "s", Provider: "p", Sequences: []verify.SequenceResult{
+		{Sequence: "public.a", Provider: v(10), Subscriber: v(1010), Result: verify.SeqOK},
+		{Sequence: "public.b", Provider: v(2010), Subscriber: v(1010), Result: verify.SeqBehind},
+		{Sequence: "public.t_id_seq", Provider: v(2), Result: verify.SeqNotReplicated, Table: "public.t"},
+	}})
+	for _, want := range []string{
+		"public.b         2010      1010        behind",
+		"public.t_id_seq  2         -           not_replicated",
+		"(1 more sequences ok)",
+		"on p: SELECT pglogical.synchronize_sequence('public.b');",
+		"public.t_id_seq gives public.t its values but is in no replication set of sub",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, b.String())
+		}
+	}
+	b.Reset()
+	printSequences(&b, verify.Result{Sequences: []verify.SequenceResult{{Sequence: "public.a", Result: verify.SeqOK}}})
+	if b.String() != "  sequences: 1, none behind the provider\n" {
+		t.Errorf("all ok: %q", b.String())
+	}
+}

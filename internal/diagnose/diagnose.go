@@ -34,10 +34,15 @@ type SchemaMismatch struct {
 	// Required are the subscriber's own NOT NULL columns that nothing
 	// fills (no default): every replicated insert is refused.
 	Required []string `json:"required,omitempty"`
+	// Sequence: Table names a sequence of the sets (Missing on the subscriber).
+	Sequence bool `json:"sequence,omitempty"`
 }
 
 // String says what is wrong with the table.
 func (m SchemaMismatch) String() string {
+	if m.Sequence {
+		return "sequence " + m.Table + " does not exist on the subscriber (pglogical's copy of it stops the subscription: \"could not open relation with OID 0\")"
+	}
 	if m.Missing {
 		return m.Table + " does not exist on the subscriber"
 	}

@@ -32,6 +32,9 @@ func TestCheckNamesWhatBreaksTheApply(t *testing.T) {
 		{p.Subscriber, "CREATE TABLE strict (id int PRIMARY KEY, v text, must int NOT NULL)"},
 		// The column list leaves secret out: the subscriber need not have it.
 		{p.Provider, "SELECT pglogical.replication_set_add_table('set_0', 'strict', false, ARRAY['id', 'v'])"},
+		// A sequence of the set the subscriber lacks (not copied now: the copy would stop the subscription).
+		{p.Provider, "CREATE SEQUENCE only_seq"},
+		{p.Provider, "SELECT pglogical.replication_set_add_sequence('set_0', 'only_seq', false)"},
 	}
 	for _, st := range steps {
 		if err := st.db.Exec(ctx, st.sql); err != nil {
@@ -55,10 +58,11 @@ func TestCheckNamesWhatBreaksTheApply(t *testing.T) {
 	want := []diagnose.SchemaMismatch{
 		{Table: "public.items_0", Columns: []string{"added"}},
 		{Table: "public.only_here", Missing: true},
+		{Table: "public.only_seq", Missing: true, Sequence: true},
 		{Table: "public.strict", Required: []string{"must"}},
 	}
 	if !slices.EqualFunc(got, want, func(a, b diagnose.SchemaMismatch) bool {
-		return a.Table == b.Table && a.Missing == b.Missing && slices.Equal(a.Columns, b.Columns) && slices.Equal(a.Required, b.Required)
+		return a.Table == b.Table && a.Missing == b.Missing && a.Sequence == b.Sequence && slices.Equal(a.Columns, b.Columns) && slices.Equal(a.Required, b.Required)
 	}) {
 		t.Errorf("got %+v\nwant %+v", got, want)
 	}
@@ -70,6 +74,7 @@ func TestCheckNamesWhatBreaksTheApply(t *testing.T) {
 		{p.Subscriber, "ALTER TABLE items_0 ADD COLUMN added text"},
 		{p.Subscriber, "CREATE TABLE only_here (id int PRIMARY KEY)"},
 		{p.Subscriber, "ALTER TABLE strict ALTER COLUMN must SET DEFAULT 0"},
+		{p.Subscriber, "CREATE SEQUENCE only_seq"},
 	} {
 		if err := st.db.Exec(ctx, st.sql); err != nil {
 			t.Fatal(err)

@@ -39,9 +39,13 @@ type Result struct {
 	// RowsFetched counts the result rows pglmon received (aggregates, keys, row hashes).
 	RowsFetched int64 `json:"rows_fetched"`
 	// Excluded are the tables verify.exclude left out.
-	Excluded []string      `json:"excluded,omitempty"`
-	Duration time.Duration `json:"duration_ns"`
-	Error    string        `json:"error,omitempty"`
+	Excluded []string `json:"excluded,omitempty"`
+	// Sequences compares the subscription's sequences (whole-subscription
+	// runs only). They do not make the result differ: see SeqBehind.
+	Sequences     []SequenceResult `json:"sequences,omitempty"`
+	SequenceError string           `json:"sequence_error,omitempty"`
+	Duration      time.Duration    `json:"duration_ns"`
+	Error         string           `json:"error,omitempty"`
 }
 
 // Targets picks the subscriptions to verify from probe snapshots: all, or
@@ -196,6 +200,7 @@ func Run(ctx context.Context, cfg *config.Config, tg Target, opt Options, table 
 	if err != nil {
 		return fail(err)
 	}
+	replicated := tables
 	if table != "" {
 		var keep []Table
 		for _, t := range tables {
@@ -261,6 +266,12 @@ func Run(ctx context.Context, cfg *config.Config, tg Target, opt Options, table 
 	}
 	if ctx.Err() != nil {
 		res.Error = "interrupted"
+		return res
+	}
+	if table == "" {
+		if res.Sequences, err = Sequences(ctx, pc, sc, tg.Sets, replicated); err != nil {
+			res.SequenceError = err.Error()
+		}
 	}
 	return res
 }

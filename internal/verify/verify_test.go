@@ -788,3 +788,67 @@ func TestGatheredTableExpectsTheOtherProvidersRows(t *testing.T) {
 		}
 	}
 }
+
+// Sequences on real pglogical: one synchronized (ok), one behind, and a
+// serial column's sequence in no set. They are reported, and do not make
+// the subscription differ. (One in a set but absent on the subscriber stops
+// the subscription at pglogical's next copy: TestStatusSequenceMissingOnTheSubscriber.)
+func TestSequences(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10})
+	onBoth(ctx, t, p, "CREATE SEQUENCE synced", "CREATE SEQUENCE lagging", "CREATE TABLE notes (id serial PRIMARY KEY, t text)")
+	runSteps(ctx, t, []step{
+		{p.Provider, "SELECT pglogical.create_replication_set('seqs')"},
+		{p.Provider, "SELECT pglogical.replication_set_add_sequence('seqs', s, true) FROM unnest(ARRAY['synced', 'lagging']) s"},
+		{p.Provider, "SELECT pglogical.replication_set_add_table('seqs', 'notes', true)"},
+		{p.Subscriber, "SELECT pglogical.alter_subscription_add_replication_set('" + p.Sub() + "', 'seqs')"},
+		{p.Provider, "SELECT nextval(s) FROM unnest(ARRAY['synced', 'lagging']) s, generate_series(1, 10)"},
+		{p.Provider, "SELECT nextval('notes_id_seq') FROM generate_series(1, 2)"},
+	})
+	cfg := testConfig(t, p)
+	tg := targets(t, cfg, p.Sub())[0]
+	// Copy them, until the copy arrives: the apply worker takes the new set
+	// only after it reconnects, and a copy sent before is not for it.
+	var v int64
+	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
+		if err := p.Provider.Exec(ctx, "SELECT pglogical.synchronize_sequence(s) FROM unnest(ARRAY['synced', 'lagging']) s"); err != nil {
+			t.Fatal(err)
+		}
+		return p.Subscriber.QueryRow(ctx, "SELECT coalesce((SELECT last_value FROM pg_sequences WHERE sequencename = 'synced'), 0)", []any{&v}) == nil && v >= 10
+	}); err != nil {
+		t.Fatalf("synced never copied (%d)", v)
+	}
+	for attempt := 1; ; attempt++ {
+		// Behind, as between two of pglogical's periodic copies.
+		if err := p.Subscriber.Exec(ctx, "SELECT setval('lagging', 3)"); err != nil {
+			t.Fatal(err)
+		}
+		r := Run(ctx, cfg, tg, Options{Mode: ModeChecksum}, "")
+		got := map[string]SequenceResult{}
+		for _, s := range r.Sequences {
+			got[s.Sequence] = s
+		}
+		if lag := got["public.lagging"]; lag.Result != SeqBehind {
+			var now int64
+			if p.Subscriber.QueryRow(ctx, "SELECT last_value FROM lagging", []any{&now}) == nil && now != 3 && attempt < 3 {
+				continue // pglogical's periodic copy came in between: set it back
+			}
+			t.Errorf("lagging: %+v", lag)
+		}
+		if r.Error != "" || !r.Equal || r.SequenceError != "" || len(r.Sequences) != 3 {
+			t.Fatalf("result: %+v", r)
+		}
+		if s := got["public.synced"]; s.Result != SeqOK || s.Provider == nil || *s.Provider != 10 || s.Subscriber == nil || *s.Subscriber < 10 {
+			t.Errorf("synced: %+v", s)
+		}
+		if s := got["public.notes_id_seq"]; s.Result != SeqNotReplicated || s.Table != "public.notes" || s.Provider == nil || *s.Provider != 2 {
+			t.Errorf("notes_id_seq: %+v", s)
+		}
+		break
+	}
+	// One table named: its rows only, no sequences.
+	if r := Run(ctx, cfg, tg, Options{Mode: ModeChecksum}, "notes"); r.Error != "" || r.Sequences != nil {
+		t.Errorf("--table: %+v", r)
+	}
+}

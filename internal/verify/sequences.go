@@ -1,0 +1,140 @@
+package verify
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Sequence results. pglogical copies a sequence's state to the subscriber
+// only now and then (pglogical.synchronize_sequence, and periodically, each
+// time setting it ahead of the provider by a margin), so a subscriber's
+// sequence may be behind between two copies; that matters the day the
+// subscriber takes the writes (a switchover, the end of an upgrade), when
+// it hands out values the provider already used: duplicate keys.
+const (
+	SeqOK            = "ok"
+	SeqBehind        = "behind"         // the subscriber's value is below the provider's
+	SeqMissing       = "missing"        // in a replication set, absent on the subscriber
+	SeqNotReplicated = "not_replicated" // owned by a replicated table's column, in none of the subscription's sets
+)
+
+// SequenceResult compares one sequence on both sides.
+type SequenceResult struct {
+	Sequence string `json:"sequence"`
+	// Provider and Subscriber are last_value; nil before the first nextval
+	// (or, for Subscriber, when the sequence is absent).
+	Provider   *int64 `json:"provider_value"`
+	Subscriber *int64 `json:"subscriber_value"`
+	Result     string `json:"result"`
+	// Table is, for a sequence not replicated, the replicated table whose
+	// column takes its values.
+	Table string `json:"table,omitempty"`
+}
+
+// setSequencesSQL lists, on the provider, the sequences in the sets ($1)
+// and the sequences owned by a column of the replicated tables ($2, as
+// schema.name unquoted) that are in none of them, with the owning table.
+const setSequencesSQL = `WITH inset AS (
+	SELECT DISTINCT rss.set_seqoid AS oid FROM pglogical.replication_set_seq rss
+	JOIN pglogical.replication_set rs ON rs.set_id = rss.set_id WHERE rs.set_name = ANY($1))
+SELECT format('%I.%I', n.nspname, c.relname), '' FROM inset JOIN pg_class c ON c.oid = inset.oid
+	JOIN pg_namespace n ON n.oid = c.relnamespace
+UNION ALL
+SELECT DISTINCT format('%I.%I', sn.nspname, s.relname), format('%I.%I', tn.nspname, t.relname)
+FROM pg_depend d
+JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+JOIN pg_namespace sn ON sn.oid = s.relnamespace
+JOIN pg_class t ON t.oid = d.refobjid
+JOIN pg_namespace tn ON tn.oid = t.relnamespace
+WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+	AND tn.nspname || '.' || t.relname = ANY($2) AND s.oid NOT IN (SELECT oid FROM inset)
+ORDER BY 1`
+
+// sequenceValuesSQL reads last_value and the direction of the sequences
+// named ($1, schema.name as format('%I.%I') writes them) that exist.
+const sequenceValuesSQL = `SELECT format('%I.%I', schemaname, sequencename), last_value, increment_by > 0
+FROM pg_sequences WHERE format('%I.%I', schemaname, sequencename) = ANY($1)`
+
+// Sequences compares the sequences of the subscription's replication sets
+// on both sides, and names the sequences its tables' columns take values
+// from that no set of it replicates.
+func Sequences(ctx context.Context, pc, sc *pgx.Conn, sets []string, tables []Table) ([]SequenceResult, error) {
+	names := make([]string, len(tables))
+	for i, t := range tables {
+		names[i] = t.QualifiedName()
+	}
+	var out []SequenceResult
+	var seqs []string
+	var seq, table string
+	rows, err := pc.Query(ctx, setSequencesSQL, sets, names)
+	if err != nil {
+		return nil, fmt.Errorf("list the sequences of the replication sets: %w", err)
+	}
+	if _, err := pgx.ForEachRow(rows, []any{&seq, &table}, func() error {
+		out = append(out, SequenceResult{Sequence: seq, Table: table})
+		seqs = append(seqs, seq)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("list the sequences of the replication sets: %w", err)
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	type value struct {
+		v      *int64
+		rising bool
+	}
+	read := func(conn *pgx.Conn) (map[string]value, error) {
+		rows, err := conn.Query(ctx, sequenceValuesSQL, seqs)
+		if err != nil {
+			return nil, err
+		}
+		got := map[string]value{}
+		var v value
+		_, err = pgx.ForEachRow(rows, []any{&seq, &v.v, &v.rising}, func() error {
+			got[seq] = v
+			v = value{}
+			return nil
+		})
+		return got, err
+	}
+	var pv, sv map[string]value
+	if err := bothSides(
+		func() (err error) { pv, err = read(pc); return err },
+		func() (err error) { sv, err = read(sc); return err }); err != nil {
+		return nil, fmt.Errorf("read the sequences: %w", err)
+	}
+	for i := range out {
+		r := &out[i]
+		p := pv[r.Sequence]
+		s, onSub := sv[r.Sequence]
+		r.Provider, r.Subscriber = p.v, s.v
+		switch {
+		case r.Table != "":
+			r.Result = SeqNotReplicated
+		case !onSub:
+			r.Result = SeqMissing
+		case behind(p.v, s.v, p.rising):
+			r.Result = SeqBehind
+		default:
+			r.Result = SeqOK
+		}
+	}
+	return out, nil
+}
+
+// behind reports whether the subscriber's value would hand out values the
+// provider already used.
+func behind(p, s *int64, rising bool) bool {
+	switch {
+	case p == nil:
+		return false // never used on the provider
+	case s == nil:
+		return true
+	case rising:
+		return *s < *p
+	}
+	return *s > *p
+}
