@@ -25,7 +25,8 @@ func runRepair(ctx context.Context, e env, args []string) error {
 	path := fs.String("config", "", "configuration file")
 	subName := fs.String("subscription", "", "the subscription to repair")
 	subscriber := fs.String("subscriber", "", "the subscriber node, when the subscription name is on several")
-	remedy := fs.String("remedy", "", "restart, recreate-origin, enable or drop-orphan-slot (default: the diagnosed one)")
+	remedy := fs.String("remedy", "", "restart, recreate-origin, enable, drop-orphan-slot or skip-transaction (default: the diagnosed one)")
+	lsn := fs.String("lsn", "", "skip-transaction: the commit LSN of the transaction to skip (the \"commit before\" of the apply worker's error)")
 	node := fs.String("node", "", "drop-orphan-slot: the provider node")
 	slot := fs.String("slot", "", "drop-orphan-slot: the slot")
 	dryRun := fs.Bool("dry-run", false, "print the plan and check it, execute nothing")
@@ -39,6 +40,9 @@ func runRepair(ctx context.Context, e env, args []string) error {
 		}
 	} else if *subName == "" {
 		return usageError("--subscription NAME is required")
+	}
+	if (*remedy == diagnose.RemedySkipTransaction) != (*lsn != "") {
+		return usageError("--remedy skip-transaction and --lsn go together")
 	}
 	cfg, err := loadConfig(*path)
 	if err != nil {
@@ -62,12 +66,12 @@ func runRepair(ctx context.Context, e env, args []string) error {
 		if p.Subscription == *subName || (p.Slot == *slot && *slot != "") {
 			fmt.Fprintf(e.stdout, "Finishing %s of %s, interrupted at %s (started by %s).\n", p.Remedy, p.Subscription, p.Time.Format(time.RFC3339), p.Actor)
 			out := ex.Execute(ctx, repair.Request{Remedy: p.Remedy, Subscription: p.Subscription, Subscriber: p.Subscriber,
-				Node: p.Provider, Slot: p.Slot, Actor: actor, Resume: p.ID})
+				Node: p.Provider, Slot: p.Slot, LSN: p.LSN, Actor: actor, Resume: p.ID})
 			return reportOutcome(e, out)
 		}
 	}
 
-	req := repair.Request{Remedy: *remedy, Subscription: *subName, Subscriber: *subscriber, Node: *node, Slot: *slot, Actor: actor}
+	req := repair.Request{Remedy: *remedy, Subscription: *subName, Subscriber: *subscriber, Node: *node, Slot: *slot, LSN: *lsn, Actor: actor}
 	if req.Remedy == "" {
 		// Use the diagnosed remedy; watch a `down` subscription for down_grace first.
 		r, err := observe(ctx, m, cfg, true)
@@ -90,6 +94,22 @@ func runRepair(ctx context.Context, e env, args []string) error {
 			return &exitErr{code: repairRefused}
 		}
 		req.Remedy, req.Finding = f.Remedy, f.Code
+	}
+	if req.Remedy == diagnose.RemedySkipTransaction {
+		// Skipping the wrong transaction loses it for nothing: when the
+		// subscriber's log names the failing one, it must be that one.
+		r, err := observe(ctx, m, cfg, true)
+		if err != nil {
+			return err
+		}
+		explainDown(ctx, e, cfg, &r)
+		if s, ok := r.Subscription(*subName, *subscriber); ok {
+			if f, ok := s.Finding(diagnose.CodeApplyError); ok {
+				if at := repair.CommitLSN(f); at != "" && at != *lsn {
+					return &exitErr{repairRefused, fmt.Errorf("refused: the transaction %s fails on is the one in commit %s (its subscriber's log), not %s", s.Name, at, *lsn)}
+				}
+			}
+		}
 	}
 	dry := req
 	dry.DryRun = true

@@ -48,7 +48,13 @@ type statusJSON struct {
 func writeConfig(t *testing.T, p *pgtest.Pair, extra string) string {
 	t.Helper()
 	body := p.NodesYAML() + "probe:\n  interval: 1s\n  timeout: 1s\nthresholds:\n  down_grace: 3s\n" + extra
-	path := filepath.Join(t.TempDir(), "pglmon.yaml")
+	dir := t.TempDir()
+	if !strings.Contains(extra, "repair:") {
+		// Never the default /var/lib/pglmon/audit.jsonl: another test's
+		// unfinished attempt there would be "finished" by this one's repair.
+		body += "repair:\n  audit_log: " + filepath.Join(dir, "audit.jsonl") + "\n"
+	}
+	path := filepath.Join(dir, "pglmon.yaml")
 	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -606,19 +612,22 @@ func TestStatusReadsTheApplyErrorFromTheServerLog(t *testing.T) {
 	// repair prints the plan for a person and runs nothing.
 	code, out, _ := pglmon(t, "repair", "--config", cfg, "--subscription", p.Sub(), "--yes")
 	m := regexp.MustCompile(`pg_replication_origin_advance\('(pgl_[a-z0-9_]+)', '([0-9A-F]+/[0-9A-F]+)'::pg_lsn \+ 1\)`).FindStringSubmatch(out)
-	if code != 1 || m == nil || !strings.Contains(out, "--remedy restart") {
+	if code != 1 || m == nil || !strings.Contains(out, "--remedy restart") || !strings.Contains(out, "--remedy skip-transaction --lsn "+m[2]) {
 		t.Fatalf("repair: exit %d\n%s", code, out)
 	}
-	// Its option b, on the real thing: the refused row is skipped, the next one arrives.
-	for _, sql := range []string{"SELECT pglogical.alter_subscription_disable($1, true)",
-		"SELECT pg_replication_origin_advance('" + m[1] + "', '" + m[2] + "'::pg_lsn + 1)", "SELECT pglogical.alter_subscription_enable($1, true)"} {
-		var args []any
-		if strings.Contains(sql, "$1") {
-			args = append(args, p.Sub())
-		}
-		if err := p.Subscriber.Exec(ctx, sql, args...); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
+	// Its option b, run by pglmon: refused for another transaction than the
+	// one the log names, then done, and the audit log says so.
+	code, out, errOut := pglmon(t, "repair", "--config", cfg, "--subscription", p.Sub(), "--remedy", "skip-transaction", "--lsn", "FF/0", "--yes")
+	if code != 1 || !strings.Contains(errOut, "is the one in commit "+m[2]) {
+		t.Fatalf("skip with the wrong LSN: exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, errOut = pglmon(t, "repair", "--config", cfg, "--subscription", p.Sub(), "--remedy", "skip-transaction", "--lsn", m[2], "--yes")
+	if code != 0 || !strings.Contains(out, "move the replication origin just past the transaction's commit "+m[2]+" on subscriber: ok") || !strings.Contains(out, "Repaired: "+p.Sub()+" is replicating") {
+		t.Fatalf("skip-transaction: exit %d\n%s\n%s", code, out, errOut)
+	}
+	audit, err := os.ReadFile(filepath.Join(filepath.Dir(cfg), "audit.jsonl"))
+	if err != nil || !strings.Contains(string(audit), `"remedy":"skip-transaction"`) || !strings.Contains(string(audit), `"lsn":"`+m[2]+`"`) || !strings.Contains(string(audit), `"outcome":"success"`) {
+		t.Errorf("audit: %v\n%s", err, audit)
 	}
 	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 VALUES (12, 'small', 5)"); err != nil {
 		t.Fatal(err)

@@ -134,6 +134,9 @@ func (d *diagnosis) subscription(subscriber *probe.Snapshot, sub probe.Subscript
 		Status: sub.Status, Enabled: sub.Enabled, SlotName: sub.SlotName, OriginExists: sub.OriginExists,
 		ApplyWorker: sub.ApplyWorker, Findings: []Finding{},
 	}
+	if sub.OriginExists && sub.OriginRemoteLSN > 0 {
+		out.OriginRemoteLSN = sub.OriginRemoteLSN.String()
+	}
 	add := func(f Finding) { out.Findings = append(out.Findings, f) }
 	if !subscriber.Up() {
 		out.Status = ""

@@ -92,6 +92,10 @@ const (
 	RemedyRecreateOrigin = "recreate-origin"
 	RemedyEnable         = "enable"
 	RemedyDropOrphanSlot = "drop-orphan-slot"
+	// RemedySkipTransaction skips the one transaction an apply_error's
+	// worker fails on: its changes never reach the subscriber. Only a person
+	// runs it (pglmon repair --remedy skip-transaction --lsn), never a policy.
+	RemedySkipTransaction = "skip-transaction"
 )
 
 // Finding is one diagnosed problem.
@@ -129,6 +133,9 @@ type Subscription struct {
 	OriginExists bool   `json:"origin_exists"`
 	// ApplyWorker is "<database oid>:<subscription id>" (probe.Subscription).
 	ApplyWorker string `json:"apply_worker,omitempty"`
+	// OriginRemoteLSN is how far the subscriber has applied the provider's
+	// WAL (its replication origin's remote_lsn; "" when it has none).
+	OriginRemoteLSN string `json:"origin_remote_lsn,omitempty"`
 	// ProviderUp, SlotFound, SlotActive and SlotWALStatus describe the
 	// provider's slot as last probed.
 	ProviderUp    bool   `json:"provider_up"`

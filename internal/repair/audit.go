@@ -29,19 +29,21 @@ type StepResult struct {
 // attempt that is refused writes one "finished" line. A "started" line with no
 // "finished" line is a repair interrupted by a crash, finished by the next run.
 type Entry struct {
-	Time         time.Time    `json:"time"`
-	ID           string       `json:"id"`
-	Phase        string       `json:"phase"`
-	Actor        string       `json:"actor"`
-	Remedy       string       `json:"remedy"`
-	Subscription string       `json:"subscription,omitempty"`
-	Subscriber   string       `json:"subscriber,omitempty"`
-	Provider     string       `json:"provider,omitempty"`
-	Slot         string       `json:"slot,omitempty"`
-	Steps        []StepResult `json:"steps,omitempty"`
-	Outcome      string       `json:"outcome,omitempty"`
-	Reason       string       `json:"reason,omitempty"`
-	DurationMS   int64        `json:"duration_ms"`
+	Time         time.Time `json:"time"`
+	ID           string    `json:"id"`
+	Phase        string    `json:"phase"`
+	Actor        string    `json:"actor"`
+	Remedy       string    `json:"remedy"`
+	Subscription string    `json:"subscription,omitempty"`
+	Subscriber   string    `json:"subscriber,omitempty"`
+	Provider     string    `json:"provider,omitempty"`
+	Slot         string    `json:"slot,omitempty"`
+	// LSN is skip-transaction's commit LSN.
+	LSN        string       `json:"lsn,omitempty"`
+	Steps      []StepResult `json:"steps,omitempty"`
+	Outcome    string       `json:"outcome,omitempty"`
+	Reason     string       `json:"reason,omitempty"`
+	DurationMS int64        `json:"duration_ms"`
 	// ReplicatingAfterMS is the time from the first step to `replicating`.
 	ReplicatingAfterMS int64  `json:"replicating_after_ms,omitempty"`
 	Host               string `json:"host,omitempty"`

@@ -55,6 +55,8 @@ type Request struct {
 	Subscriber string
 	// Node and Slot name the slot of drop-orphan-slot.
 	Node, Slot string
+	// LSN is, for skip-transaction, the commit LSN of the transaction to skip.
+	LSN string
 	// Actor is auto, cli:<os user> or slack:<user id>.
 	Actor string
 	// Finding, when set, is the finding the remedy was chosen for: the
@@ -238,6 +240,10 @@ func (e *Executor) plan(ctx context.Context, req Request) (Plan, diagnose.Subscr
 	if req.Remedy == "" {
 		return Plan{}, *sub, errors.New("no remedy given")
 	}
+	if req.Remedy == diagnose.RemedySkipTransaction {
+		plan := SkipTransactionPlan(*sub, req.LSN)
+		return plan, *sub, safeSkip(req, *sub)
+	}
 	plan, err := PlanFor(req.Remedy, *sub)
 	if err != nil {
 		return Plan{}, *sub, err
@@ -296,6 +302,42 @@ func safe(req Request, s diagnose.Subscription) error {
 	return nil
 }
 
+// safeSkip checks skip-transaction: the subscription is stopped by that
+// transaction, the LSN is ahead of what the subscriber applied, and, when
+// the subscriber's log told pglmon which transaction fails, it is that one.
+func safeSkip(req Request, s diagnose.Subscription) error {
+	if _, ok := s.Finding(diagnose.CodeNodeUnreachable); ok {
+		return fmt.Errorf("a node of %s cannot be reached; nothing is safe to run", s.Name)
+	}
+	want, err := probe.ParseLSN(req.LSN)
+	if err != nil || req.LSN == "" {
+		return fmt.Errorf("--lsn %q is not an LSN (like 0/1972DB0: the \"commit before\" of the apply worker's error)", req.LSN)
+	}
+	switch {
+	case !s.ProviderUp || !s.SlotFound:
+		return fmt.Errorf("the provider slot of %s cannot be checked or is missing: a person must decide", s.Name)
+	case !s.OriginExists:
+		return fmt.Errorf("replication origin %s is missing: use recreate-origin", s.SlotName)
+	case s.ApplyWorker == "":
+		return fmt.Errorf("the apply worker of %s is unknown", s.Name)
+	}
+	if req.Resume != "" {
+		return nil // started already: finish it
+	}
+	if s.Status == probe.StatusReplicating {
+		return fmt.Errorf("%s is replicating: no transaction stops it", s.Name)
+	}
+	if have, err := probe.ParseLSN(s.OriginRemoteLSN); err == nil && s.OriginRemoteLSN != "" && want < have {
+		return fmt.Errorf("the subscriber has applied up to %s, past %s: moving its origin back would replay transactions", s.OriginRemoteLSN, req.LSN)
+	}
+	if f, ok := s.Finding(diagnose.CodeApplyError); ok {
+		if at := CommitLSN(f); at != "" && at != req.LSN {
+			return fmt.Errorf("the transaction %s fails on is the one in commit %s (its subscriber's log), not %s", s.Name, at, req.LSN)
+		}
+	}
+	return nil
+}
+
 func (e *Executor) planDropSlot(r diagnose.Report, req Request) (Plan, diagnose.Subscription, error) {
 	plan := DropOrphanSlotPlan(req.Node, req.Slot)
 	for _, n := range r.Nodes {
@@ -324,6 +366,25 @@ func (e *Executor) runStep(ctx context.Context, conn *pgx.Conn, s Step) StepResu
 			res.Error = err.Error()
 		}
 		return res
+	}
+	if s.WaitFor != "" {
+		for {
+			var ready bool
+			if err := conn.QueryRow(ctx, s.WaitFor, s.Args...).Scan(&ready); err != nil {
+				return done("failed", fmt.Errorf("wait: %w", err))
+			}
+			if ready {
+				break
+			}
+			if time.Since(start) > e.stepTimeout() {
+				return done("failed", fmt.Errorf("still not ready after %s", e.stepTimeout()))
+			}
+			select {
+			case <-ctx.Done():
+				return done("failed", ctx.Err())
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
 	}
 	if s.Done != "" {
 		var already bool
@@ -396,7 +457,7 @@ func (e *Executor) entry(o Outcome, req Request, phase string) Entry {
 	en := Entry{
 		Time: time.Now().UTC(), ID: o.ID, Phase: phase, Actor: req.Actor, Remedy: o.Plan.Remedy,
 		Subscription: o.Plan.Subscription, Subscriber: o.Plan.Subscriber, Provider: o.Plan.Provider, Slot: o.Plan.Slot,
-		Steps: o.Steps, Outcome: o.Result, Reason: o.Reason, DurationMS: o.Duration.Milliseconds(),
+		LSN: req.LSN, Steps: o.Steps, Outcome: o.Result, Reason: o.Reason, DurationMS: o.Duration.Milliseconds(),
 		ReplicatingAfterMS: o.ReplicatingAfter.Milliseconds(),
 	}
 	if en.Remedy == "" {
@@ -428,7 +489,7 @@ func (e *Executor) Resume(ctx context.Context, actor string) ([]Outcome, error) 
 	for _, p := range pending {
 		outs = append(outs, e.Execute(ctx, Request{
 			Remedy: p.Remedy, Subscription: p.Subscription, Subscriber: p.Subscriber,
-			Node: p.Provider, Slot: p.Slot, Actor: actor, Resume: p.ID,
+			Node: p.Provider, Slot: p.Slot, LSN: p.LSN, Actor: actor, Resume: p.ID,
 		}))
 	}
 	return outs, nil

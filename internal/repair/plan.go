@@ -25,6 +25,9 @@ type Step struct {
 	Done string `json:"-"`
 	// Verify is a query that must return true after the step.
 	Verify string `json:"-"`
+	// WaitFor, when set, is a query polled until it returns true before the
+	// step runs (bounded by the step timeout).
+	WaitFor string `json:"-"`
 }
 
 // Plan is a remedy for one subscription (or one slot).
@@ -78,6 +81,42 @@ func PlanFor(remedy string, s diagnose.Subscription) (Plan, error) {
 		return Plan{}, fmt.Errorf("unknown remedy %q (known: restart, recreate-origin, enable, drop-orphan-slot)", remedy)
 	}
 	return p, nil
+}
+
+// Queries of skip-transaction; each takes (origin, LSN, apply worker).
+const (
+	sqlAdvanceOrigin = `SELECT pg_replication_origin_advance($1, $2::pg_lsn + 1) WHERE $3::text IS NOT NULL`
+	sqlOriginPast    = `SELECT coalesce((SELECT s.remote_lsn > $2::pg_lsn FROM pg_replication_origin o
+		JOIN pg_replication_origin_status s ON s.local_id = o.roident WHERE o.roname = $1), false) AND $3::text IS NOT NULL`
+	sqlWorkerStopped = `SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE backend_type = 'pglogical apply ' || $3)
+		AND $1::text IS NOT NULL AND $2::text IS NOT NULL`
+)
+
+// SkipTransactionPlan skips the provider transaction whose commit record is
+// at lsn: with the subscription disabled and its apply worker gone, its
+// replication origin is moved one byte past that commit, so the provider
+// streams from the next transaction on (checked on pglogical 2.4: to the
+// commit's own LSN replays it). The transaction's changes never reach the
+// subscriber: only a person asks for this.
+func SkipTransactionPlan(s diagnose.Subscription, lsn string) Plan {
+	p := Plan{Remedy: diagnose.RemedySkipTransaction, Subscription: s.Name, Subscriber: s.Subscriber, Provider: s.Provider, Slot: s.SlotName, WaitReplicating: true}
+	args := []any{s.SlotName, lsn, s.ApplyWorker}
+	p.Steps = []Step{
+		{Node: s.Subscriber, Action: "disable the subscription", SQL: sqlDisable, Args: []any{s.Name}, Done: sqlIsDisabled, Verify: sqlIsDisabled},
+		{Node: s.Subscriber, Action: "move the replication origin just past the transaction's commit " + lsn, SQL: sqlAdvanceOrigin, Args: args,
+			Done: sqlOriginPast, Verify: sqlOriginPast, WaitFor: sqlWorkerStopped},
+		{Node: s.Subscriber, Action: "enable the subscription", SQL: sqlEnable, Args: []any{s.Name}, Done: sqlIsEnabled, Verify: sqlIsEnabled},
+	}
+	return p
+}
+
+// CommitLSN is the LSN of the commit an apply_error's transaction fails
+// in, read from its message ("" when not there).
+func CommitLSN(f diagnose.Finding) string {
+	if m := commitLSNRE.FindStringSubmatch(f.Message); m != nil {
+		return m[1]
+	}
+	return ""
 }
 
 // DropOrphanSlotPlan drops an inactive slot on a provider. It frees retained
@@ -174,9 +213,9 @@ table; the parent still has to be removed as above), then on subscriber %[2]s
 drop the parent's failing sync and copy what is not yet synchronized (no TRUNCATE):
   SELECT pglogical.alter_subscription_synchronize(%[3]s, false);`, s.Provider, s.Subscriber, q(s.Name), f.Message)
 	case diagnose.CodeApplyError:
-		lsn := "<LSN>"
-		if m := commitLSNRE.FindStringSubmatch(f.Message); m != nil {
-			lsn = m[1]
+		lsn := CommitLSN(f)
+		if lsn == "" {
+			lsn = "<LSN>"
 		}
 		fmt.Fprintf(&b, `%[4]s.
 pglogical applies the provider's transactions in commit order and retries the failing one at
@@ -191,6 +230,8 @@ every start, so the subscription stays down until that change can be applied. Ch
       SELECT pglogical.alter_subscription_disable(%[3]s, true);
       SELECT pg_replication_origin_advance(%[7]s, %[8]s::pg_lsn + 1);
       SELECT pglogical.alter_subscription_enable(%[3]s, true);
+    which pglmon runs (with its lock, checks and audit) when asked:
+      pglmon repair --config FILE --subscription %[5]s --remedy skip-transaction --lsn %[6]s
     then: pglmon verify --config FILE --subscription %[5]s`, s.Provider, s.Subscriber, q(s.Name), f.Message, s.Name, lsn, q(s.SlotName), q(lsn))
 	case diagnose.CodeTableSyncStalled:
 		fmt.Fprintf(&b, `A table of %[1]s has not finished its initial copy. Look in the subscriber's log for the

@@ -13,6 +13,7 @@ import (
 	"github.com/pglmon/pglmon/internal/diagnose"
 	"github.com/pglmon/pglmon/internal/monitor"
 	"github.com/pglmon/pglmon/internal/pgtest"
+	"github.com/pglmon/pglmon/internal/probe"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
@@ -365,5 +366,44 @@ func TestFailedStepLeavesSubscriptionEnabled(t *testing.T) {
 	plan, _ := PlanFor(diagnose.RemedyRecreateOrigin, diagnose.Subscription{Name: p.Sub(), Subscriber: "subscriber", SlotName: "x"})
 	if _, ok := reenable(plan, 0); ok {
 		t.Fatal("reenable: a failed disable needs no compensation")
+	}
+}
+
+func TestSkipTransactionPreconditions(t *testing.T) {
+	down := diagnose.Subscription{Name: "sub", Subscriber: "s", Provider: "p", Status: probe.StatusDown, Enabled: true,
+		ProviderUp: true, SlotFound: true, OriginExists: true, SlotName: "pgl_x", ApplyWorker: "16384:7", OriginRemoteLSN: "0/1972CE8",
+		Findings: []diagnose.Finding{{Code: diagnose.CodeApplyError, Message: "... (CONTEXT: apply INSERT from remote relation public.t in commit before 0/1972DB0, xid 731 ...)"}}}
+	for _, tc := range []struct {
+		name, lsn string
+		bend      func(s *diagnose.Subscription)
+		resume    bool
+		want      string // "" = allowed
+	}{
+		{name: "the failing transaction", lsn: "0/1972DB0"},
+		{name: "not an LSN", lsn: "latest", want: "is not an LSN"},
+		{name: "another transaction than the log names", lsn: "0/1972F00", want: "is the one in commit 0/1972DB0"},
+		{name: "behind what was applied", lsn: "0/100", want: "moving its origin back would replay"},
+		{name: "replicating", lsn: "0/1972DB0", bend: func(s *diagnose.Subscription) { s.Status = probe.StatusReplicating }, want: "is replicating"},
+		{name: "slot gone", lsn: "0/1972DB0", bend: func(s *diagnose.Subscription) { s.SlotFound = false }, want: "a person must decide"},
+		{name: "origin gone", lsn: "0/1972DB0", bend: func(s *diagnose.Subscription) { s.OriginExists = false }, want: "use recreate-origin"},
+		{name: "no log read: the person's LSN", lsn: "0/1972F00", bend: func(s *diagnose.Subscription) { s.Findings = nil }},
+		{name: "resuming after a crash, replicating by then", lsn: "0/1972DB0", resume: true, bend: func(s *diagnose.Subscription) { s.Status = probe.StatusDisabled }},
+	} {
+		s := down
+		if tc.bend != nil {
+			tc.bend(&s)
+		}
+		req := Request{Remedy: diagnose.RemedySkipTransaction, Subscription: "sub", LSN: tc.lsn}
+		if tc.resume {
+			req.Resume = "abc"
+		}
+		err := safeSkip(req, s)
+		if (err == nil) != (tc.want == "") || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+	p := SkipTransactionPlan(down, "0/1972DB0")
+	if len(p.Steps) != 3 || p.Steps[1].WaitFor == "" || p.Steps[1].Done == "" || !p.WaitReplicating || p.Remedy != diagnose.RemedySkipTransaction {
+		t.Errorf("plan: %+v", p)
 	}
 }

@@ -92,9 +92,10 @@ func Sequences(ctx context.Context, pc, sc *pgx.Conn, sets []string, tables []Ta
 			return nil, err
 		}
 		got := map[string]value{}
+		var name string // each side its own: both read at once
 		var v value
-		_, err = pgx.ForEachRow(rows, []any{&seq, &v.v, &v.rising}, func() error {
-			got[seq] = v
+		_, err = pgx.ForEachRow(rows, []any{&name, &v.v, &v.rising}, func() error {
+			got[name] = v
 			v = value{}
 			return nil
 		})
