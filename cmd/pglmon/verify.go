@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/pglmon/pglmon/internal/config"
+	"github.com/pglmon/pglmon/internal/logtail"
 	"github.com/pglmon/pglmon/internal/monitor"
+	"github.com/pglmon/pglmon/internal/serverlog"
 	"github.com/pglmon/pglmon/internal/verify"
 )
 
@@ -106,6 +108,9 @@ func runVerify(ctx context.Context, e env, args []string) error {
 	if code == verifyUnknown && anyDiffers(results) {
 		code = verifyDiffers // a difference found outweighs a table that could not be compared
 	}
+	if anyDiffers(results) {
+		addConflicts(ctx, e, cfg, results)
+	}
 	if *output == "json" {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
@@ -116,6 +121,61 @@ func runVerify(ctx context.Context, e env, args []string) error {
 		printVerify(e.stdout, results, *path)
 	}
 	return &exitErr{code: code}
+}
+
+// maxConflicts is how many of a table's conflicts are kept.
+const maxConflicts = 20
+
+// addConflicts adds to each table that differs the conflicts pglogical
+// logged on it (resolving them by itself can leave the tables different):
+// one read of the end of each such subscriber's server log (package
+// logtail). A log that cannot be read is said on stderr.
+func addConflicts(ctx context.Context, e env, cfg *config.Config, results []verify.Result) {
+	type read struct {
+		file      string
+		conflicts []serverlog.Conflict
+		ok        bool
+	}
+	logs := map[string]read{}
+	for i := range results {
+		r := &results[i]
+		for j := range r.Tables {
+			t := &r.Tables[j]
+			if t.Equal || t.Error != "" {
+				continue
+			}
+			rd, seen := logs[r.Subscriber]
+			if !seen {
+				n, ok := cfg.Node(r.Subscriber)
+				if ok && n.LogSource() != config.ServerLogOff {
+					cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+					file, text, err := logtail.Read(cctx, cfg, n)
+					cancel()
+					if err != nil {
+						fmt.Fprintf(e.stderr, "pglmon: the conflicts pglogical logged are not known: cannot read the server log of %s: %v\n", n.Name, err)
+					} else {
+						rd = read{file: file, conflicts: serverlog.Conflicts(text), ok: true}
+					}
+				}
+				logs[r.Subscriber] = rd
+			}
+			if !rd.ok {
+				continue
+			}
+			for _, c := range rd.conflicts {
+				if c.Table == t.Table {
+					t.ConflictsLogged++
+					t.Conflicts = append(t.Conflicts, c)
+				}
+			}
+			if len(t.Conflicts) > maxConflicts {
+				t.Conflicts = t.Conflicts[len(t.Conflicts)-maxConflicts:]
+			}
+			if t.ConflictsLogged > 0 {
+				t.ConflictLog = rd.file
+			}
+		}
+	}
 }
 
 // parseKey reads --from: one value, or a JSON array of the key's columns.
@@ -213,6 +273,15 @@ func printVerify(w io.Writer, results []verify.Result, path string) {
 				more = fmt.Sprintf(" ... and %d more", t.DifferingRows-int64(len(t.Keys)))
 			}
 			fmt.Fprintf(w, "  %s keys: %s%s\n", t.Table, strings.Join(keys, ", "), more)
+		}
+		for _, t := range r.Tables {
+			if t.ConflictsLogged == 0 {
+				continue
+			}
+			fmt.Fprintf(w, "  %s: pglogical resolved %d conflicts on it by itself (the end of the subscriber's log, %s), which can leave the tables different; the last:\n", t.Table, t.ConflictsLogged, t.ConflictLog)
+			for _, c := range t.Conflicts[max(len(t.Conflicts)-3, 0):] {
+				fmt.Fprintf(w, "    %s\n", c)
+			}
 		}
 		for _, t := range r.Tables {
 			if t.ResumeFrom != nil {

@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -140,5 +143,64 @@ func TestPrintSequences(t *testing.T) {
 	printSequences(&b, verify.Result{Sequences: []verify.SequenceResult{{Sequence: "public.a", Result: verify.SeqOK}}})
 	if b.String() != "  sequences: 1, none behind the provider\n" {
 		t.Errorf("all ok: %q", b.String())
+	}
+}
+
+// A change pglogical skipped by itself (an UPDATE of a row someone deleted
+// on the subscriber) is the difference verify finds, and verify shows the
+// conflict the subscriber's log recorded for that table.
+func TestVerifyShowsTheConflictsBehindADifference(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	sub := pgtest.NewCluster(t, pgtest.Options{})
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 20, Provider: pgtest.NewCluster(t, pgtest.Options{}), Subscriber: sub})
+	p.MustConverge(t, 30*time.Second)
+	if err := p.Subscriber.Exec(ctx, "DELETE FROM items_0 WHERE id = 5"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Provider.Exec(ctx, "UPDATE items_0 SET val = 'changed' WHERE id = 5"); err != nil {
+		t.Fatal(err)
+	}
+	// The subscriber logs to a file outside its data directory (pg_ctl -l): named.
+	body, err := os.ReadFile(writeConfig(t, p, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(t.TempDir(), "pglmon.yaml")
+	if err := os.WriteFile(cfg, []byte(strings.Replace(string(body), "probe:", fmt.Sprintf("    server_log: %q\nprobe:", sub.LogPath()), 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out string
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		var code int
+		code, out, _ = pglmon(t, "verify", "--config", cfg, "--output", "json")
+		return code == 2 && strings.Contains(out, `"conflicts_logged"`)
+	}); err != nil {
+		t.Fatalf("no difference with its conflict:\n%s", out)
+	}
+	var got struct {
+		Results []struct {
+			Tables []struct {
+				Table           string
+				Keys            []verify.KeyDiff
+				ConflictsLogged int `json:"conflicts_logged"`
+				Conflicts       []struct{ Op, Table, Found, Resolution string }
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatal(err)
+	}
+	tb := got.Results[0].Tables[0]
+	if len(tb.Keys) != 1 || tb.Keys[0] != (verify.KeyDiff{Key: "5", Kind: verify.Missing}) || tb.ConflictsLogged != 1 ||
+		tb.Conflicts[0].Op != "UPDATE" || tb.Conflicts[0].Found != "tuple not found" || tb.Conflicts[0].Resolution != "skip" || tb.Conflicts[0].Table != "public.items_0" {
+		t.Errorf("table: %+v", tb)
+	}
+	if strings.Contains(out, "changed") {
+		t.Errorf("row values in the output:\n%s", out)
+	}
+	code, text, _ := pglmon(t, "verify", "--config", cfg)
+	if code != 2 || !strings.Contains(text, "public.items_0: pglogical resolved 1 conflicts on it by itself") || !strings.Contains(text, "remote UPDATE (tuple not found), resolution skip") {
+		t.Errorf("exit %d:\n%s", code, text)
 	}
 }

@@ -160,3 +160,46 @@ func Annotate(r *diagnose.Report, subscriber, file string, errs Errors) {
 		}
 	}
 }
+
+// Conflict is a conflict pglogical resolved by itself while applying, as
+// its LOG line says (pglogical.conflict_log_level, LOG by default). Its
+// DETAIL line, which quotes both rows, is never read.
+type Conflict struct {
+	// Prefix is the line's prefix (its time, as the server wrote it).
+	Prefix string `json:"prefix"`
+	// Op is the remote change: INSERT, UPDATE or DELETE.
+	Op    string `json:"op"`
+	Table string `json:"table"`
+	// What pglogical found: e.g. "local index items_0_pkey" (the row was
+	// there already) or "tuple not found" (it was not).
+	Found      string `json:"found"`
+	Resolution string `json:"resolution"`
+}
+
+// String is the conflict as one line.
+func (c Conflict) String() string {
+	return fmt.Sprintf("%s remote %s (%s), resolution %s", c.Prefix, c.Op, c.Found, c.Resolution)
+}
+
+var conflictRE = regexp.MustCompile(`^CONFLICT: remote (INSERT|UPDATE|DELETE) on relation (\S+)\s*(.*?)\. Resolution: (\w+)\.?$`)
+
+// Conflicts returns the conflicts logged in text, oldest first.
+func Conflicts(text string) []Conflict {
+	var out []Conflict
+	for _, line := range strings.Split(text, "\n") {
+		m := levelRE.FindStringSubmatch(strings.TrimRight(line, "\r"))
+		if m == nil || m[2] != "LOG" {
+			continue
+		}
+		c := conflictRE.FindStringSubmatch(m[3])
+		if c == nil {
+			continue
+		}
+		found := strings.TrimSpace(c[3])
+		if i, j := strings.LastIndex(found, "("), strings.LastIndex(found, ")"); i >= 0 && j > i {
+			found = found[i+1 : j]
+		}
+		out = append(out, Conflict{Prefix: strings.TrimSpace(m[1]), Op: c[1], Table: c[2], Found: found, Resolution: c[4]})
+	}
+	return out
+}

@@ -113,3 +113,34 @@ func TestSameNamedSubscriptionsOfTwoDatabases(t *testing.T) {
 		t.Errorf("a third database's sub_0 got %+v", we)
 	}
 }
+
+// Lines pglogical 2.4.2 wrote (pglogical.conflict_log_level LOG), with
+// their DETAIL lines, which quote rows and are not read.
+func TestConflicts(t *testing.T) {
+	text := `2026-11-24 21:00:02.281 UTC [29278] LOG:  CONFLICT: remote INSERT on relation public.items_0 (local index items_0_pkey). Resolution: apply_remote.
+2026-11-24 21:00:02.281 UTC [29278] DETAIL:  existing local tuple {id[int8]:900001 val[text]:sub n[int4]:1} xid=788,origin=0,timestamp=2026-11-24 21:00:02.035305+00; remote tuple {id[int8]:900001 val[text]:prov n[int4]:2} in xact origin=1,timestamp=2026-11-24 21:00:02.079384+00,commit_lsn=0/1A80060
+2026-11-24 21:00:02.281 UTC [29278] LOG:  CONFLICT: remote UPDATE on relation public.items_0 replica identity index items_0_pkey (tuple not found). Resolution: skip.
+2026-11-24 21:00:02.281 UTC [29278] DETAIL:  remote tuple {id[int8]:10 val[text]:u n[int4]:10} in xact origin=1,timestamp=2026-11-24 21:00:02.170913+00,commit_lsn=0/1A80168
+2026-11-24 21:00:03 UTC::@:[3001]:LOG:  CONFLICT: remote DELETE on relation "Odd".t replica identity index t_pkey (tuple not found). Resolution: skip.
+2026-11-24 21:00:04.000 UTC [29278] LOG:  checkpoint complete
+`
+	got := Conflicts(text)
+	want := []Conflict{
+		{Prefix: "2026-11-24 21:00:02.281 UTC [29278]", Op: "INSERT", Table: "public.items_0", Found: "local index items_0_pkey", Resolution: "apply_remote"},
+		{Prefix: "2026-11-24 21:00:02.281 UTC [29278]", Op: "UPDATE", Table: "public.items_0", Found: "tuple not found", Resolution: "skip"},
+		{Prefix: "2026-11-24 21:00:03 UTC::@:[3001]:", Op: "DELETE", Table: `"Odd".t`, Found: "tuple not found", Resolution: "skip"},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %+v", got)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("%d: got %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	for _, c := range got {
+		if strings.Contains(c.String(), "900001") {
+			t.Errorf("row values in %s", c)
+		}
+	}
+}

@@ -13,6 +13,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pglmon/pglmon/internal/serverlog"
 )
 
 // Modes.
@@ -115,6 +117,12 @@ type TableResult struct {
 	ResumeFrom []string `json:"resume_from,omitempty"`
 	// ResumedFrom is the key this comparison started at (Options.Resume).
 	ResumedFrom []string `json:"resumed_from,omitempty"`
+	// Conflicts are, for a table that differs, the last conflicts pglogical
+	// resolved on it by itself, found in the end of the subscriber's log
+	// (filled by the command line); ConflictsLogged counts them all.
+	Conflicts       []serverlog.Conflict `json:"conflicts,omitempty"`
+	ConflictsLogged int                  `json:"conflicts_logged,omitempty"`
+	ConflictLog     string               `json:"conflict_log,omitempty"`
 }
 
 // Comparer compares tables between a provider and a subscriber connection.
