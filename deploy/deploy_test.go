@@ -120,6 +120,7 @@ func exportedNames(t *testing.T) map[string]bool {
 	}, []probe.Snapshot{{Node: "p", Time: time.Now(), Slots: []probe.Slot{{Name: "sl", SafeWALSize: &safe, XminAge: &lag, CatalogXminAge: &lag}}}})
 	s.Repair("restart", "success", time.Second)
 	s.Notifications.WithLabelValues("sent").Inc()
+	s.Conflicts("s", "public.t", "UPDATE", "skip", 1)
 	s.Verified(1, map[[2]string]int64{{"a", "public.t"}: 1}, time.Now())
 	mfs, err := reg.Gather()
 	if err != nil {

@@ -63,28 +63,40 @@ type Options struct {
 	Reload <-chan struct{}
 	// WatchdogInterval is how often to send WATCHDOG=1 while healthy (0: never).
 	WatchdogInterval time.Duration
+	// LogEvery is how often a subscriber's server log is read, for a down
+	// subscription's error and for conflicts (0: once a minute).
+	LogEvery time.Duration
+}
+
+// logEvery is Options.LogEvery or its default.
+func (d *Daemon) logEvery() time.Duration {
+	if d.opts.LogEvery > 0 {
+		return d.opts.LogEvery
+	}
+	return time.Minute
 }
 
 // Daemon is a running pglmon service.
 type Daemon struct {
-	opts     Options
-	log      *slog.Logger
-	cfg      atomic.Pointer[config.Config]
-	mon      *monitor.Monitor
-	reg      *prometheus.Registry
-	metrics  *metrics.Set
-	expo     *metrics.Cache
-	listener net.Listener
-	srv      *http.Server
-	repairer *autoRepairer
-	verifier verifier
-	rds      rdsWatcher
-	logs     logWatcher
-	slack    *pslack.Notifier
-	buttons  *pslack.Interactions
-	botToken config.Secret
-	appToken config.Secret
-	bg       sync.WaitGroup // scheduled verifications
+	opts      Options
+	log       *slog.Logger
+	cfg       atomic.Pointer[config.Config]
+	mon       *monitor.Monitor
+	reg       *prometheus.Registry
+	metrics   *metrics.Set
+	expo      *metrics.Cache
+	listener  net.Listener
+	srv       *http.Server
+	repairer  *autoRepairer
+	verifier  verifier
+	rds       rdsWatcher
+	logs      logWatcher
+	conflicts conflictWatcher
+	slack     *pslack.Notifier
+	buttons   *pslack.Interactions
+	botToken  config.Secret
+	appToken  config.Secret
+	bg        sync.WaitGroup // scheduled verifications
 
 	latest    atomic.Pointer[diagnose.Report]
 	lastCycle atomic.Int64 // unix nanoseconds of the last completed cycle
@@ -291,6 +303,8 @@ func (d *Daemon) cycle(ctx context.Context) {
 	d.rds.annotate(&r)
 	d.logs.maybeRun(ctx, d, &r, &d.bg)
 	d.logs.annotate(&r)
+	d.conflicts.maybeRun(ctx, d, &r, &d.bg)
+	d.conflicts.annotate(&r)
 	d.repairer.consider(ctx, &r)
 	d.logTransitions(r)
 	d.metrics.Observe(r, snaps)

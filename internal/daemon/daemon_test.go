@@ -88,6 +88,12 @@ repair:
 
 func start(t testing.TB, body string, notifier *sdnotify.Notifier) *running {
 	t.Helper()
+	return startEvery(t, body, notifier, 0)
+}
+
+// startEvery starts a daemon that reads server logs every logEvery (0: the default).
+func startEvery(t testing.TB, body string, notifier *sdnotify.Notifier, logEvery time.Duration) *running {
+	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "pglmon.yaml")
 	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
@@ -100,7 +106,7 @@ func start(t testing.TB, body string, notifier *sdnotify.Notifier) *running {
 	r := &running{logs: &syncBuffer{}, done: make(chan struct{}), reload: make(chan struct{}, 1), path: path, audit: cfg.Repair.AuditLog}
 	logger := slog.New(slog.NewJSONHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	r.d, err = New(Options{ConfigPath: path, Config: cfg, Logger: logger, Version: "test", Notifier: notifier,
-		Reload: r.reload, WatchdogInterval: 200 * time.Millisecond})
+		Reload: r.reload, WatchdogInterval: 200 * time.Millisecond, LogEvery: logEvery})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,10 +12,6 @@ import (
 	"github.com/pglmon/pglmon/internal/serverlog"
 )
 
-// logEvery is how often the log of one subscriber is read while one of its
-// subscriptions is down.
-const logEvery = time.Minute
-
 // logWatcher reads, for a subscriber whose subscription is down, the end of
 // its PostgreSQL log (package logtail: the RDS API, or SQL on a
 // self-managed server) and adds the apply worker's last error to the
@@ -41,7 +37,7 @@ func (w *logWatcher) maybeRun(ctx context.Context, d *Daemon, r *diagnose.Report
 	var due []config.Node
 	for _, s := range r.Subscriptions {
 		n, ok := cfg.Node(s.Subscriber)
-		if !ok || n.LogSource() == config.ServerLogOff || s.Status != probe.StatusDown || time.Since(w.last[n.Name]) < logEvery {
+		if !ok || n.LogSource() == config.ServerLogOff || s.Status != probe.StatusDown || time.Since(w.last[n.Name]) < d.logEvery() {
 			continue
 		}
 		if w.last == nil {

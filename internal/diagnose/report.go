@@ -76,6 +76,7 @@ const (
 	CodeWALRetainedHigh        = "wal_retained_high"
 	CodeSlotWALLost            = "slot_wal_lost"
 	CodeSlotXminAgeHigh        = "slot_xmin_age_high"
+	CodeApplyConflicts         = "apply_conflicts"
 	CodeOrphanSlot             = "orphan_slot"
 	CodeProviderNotConfigured  = "provider_not_configured"
 	CodeRepairFailed           = "repair_failed"

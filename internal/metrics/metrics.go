@@ -75,6 +75,7 @@ type Set struct {
 	verifyRows     prometheus.Counter
 	lastVerify     prometheus.Gauge
 	verifyEvery    prometheus.Gauge
+	conflicts      *prometheus.CounterVec
 	divergent      map[[2]string]int64
 }
 
@@ -110,11 +111,15 @@ func New(reg prometheus.Registerer, version string, healthy func() bool) *Set {
 	s.verifyEvery = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "pglmon_verify_every_seconds", Help: "verify.every: how often the daemon verifies every subscription (0: never).",
 	})
+	s.conflicts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pglmon_apply_conflicts_total",
+		Help: "Conflicts pglogical resolved by itself while applying, as the subscriber's log records them (a lower bound: read once a minute).",
+	}, []string{"subscriber", "table", "op", "resolution"})
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "pglmon_build_info", Help: "pglmon's version and the Go version it was built with.",
 	}, []string{"version", "goversion"})
 	buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
-	reg.MustRegister(s, s.probeDuration, s.probeErrors, s.repairs, s.repairDuration, s.Notifications, s.verifyRows, s.lastVerify, s.verifyEvery, buildInfo,
+	reg.MustRegister(s, s.probeDuration, s.probeErrors, s.repairs, s.repairDuration, s.Notifications, s.verifyRows, s.lastVerify, s.verifyEvery, s.conflicts, buildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return s
 }
@@ -155,6 +160,11 @@ func (s *Set) Verified(rows int64, divergent map[[2]string]int64, at time.Time) 
 	s.mu.Lock()
 	s.divergent = divergent
 	s.mu.Unlock()
+}
+
+// Conflicts records n conflicts pglogical resolved on a subscriber's table.
+func (s *Set) Conflicts(subscriber, table, op, resolution string, n int) {
+	s.conflicts.WithLabelValues(subscriber, table, op, resolution).Add(float64(n))
 }
 
 // VerifyEvery records verify.every.
