@@ -42,6 +42,9 @@ const usage = `Usage: pglmon-demo COMMAND
                     provider that breaks it: the subscription stops on it
                     (apply_error; pglmon does not restart it)
   fix refuse        drop that constraint again
+  break conflict    delete a row on the subscriber, then update it on the
+                    provider: pglogical skips the update by itself (a conflict
+                    in the log; apply_conflicts within a minute)
   insert N          insert N rows on the provider
   count             row counts on both sides
 `
@@ -88,7 +91,7 @@ func run(ctx context.Context, args []string) error {
 		return nil
 	case "break":
 		if len(args) != 2 {
-			return errors.New("break what? origin, slot, disable, walsender, provider, data or refuse")
+			return errors.New("break what? origin, slot, disable, walsender, provider, data, refuse or conflict")
 		}
 		return breakIt(ctx, args[1])
 	case "fix":
@@ -230,6 +233,15 @@ func breakIt(ctx context.Context, what string) error {
 		}
 		fmt.Println("the subscriber refuses the provider's new row; see: bin/pglmon repair --config " + filepath.Join(dir, "pglmon.yaml") + " --subscription sub_0")
 		return nil
+	case "conflict":
+		if err := p.Subscriber.Exec(ctx, "DELETE FROM items_0 WHERE id = (SELECT min(id) + 7 FROM items_0)"); err != nil {
+			return err
+		}
+		if err := p.Provider.Exec(ctx, "UPDATE items_0 SET val = 'updated on the provider' WHERE id = (SELECT min(id) + 7 FROM items_0)"); err != nil {
+			return err
+		}
+		fmt.Println("pglogical will skip that update (the row is gone on the subscriber); watch for apply_conflicts, then run: bin/pglmon verify --config " + filepath.Join(dir, "pglmon.yaml"))
+		return nil
 	}
-	return fmt.Errorf("unknown breakage %q (origin, slot, disable, walsender, provider, data, refuse)", strings.TrimSpace(what))
+	return fmt.Errorf("unknown breakage %q (origin, slot, disable, walsender, provider, data, refuse, conflict)", strings.TrimSpace(what))
 }
