@@ -78,25 +78,24 @@ func (d *Daemon) logEvery() time.Duration {
 
 // Daemon is a running pglmon service.
 type Daemon struct {
-	opts      Options
-	log       *slog.Logger
-	cfg       atomic.Pointer[config.Config]
-	mon       *monitor.Monitor
-	reg       *prometheus.Registry
-	metrics   *metrics.Set
-	expo      *metrics.Cache
-	listener  net.Listener
-	srv       *http.Server
-	repairer  *autoRepairer
-	verifier  verifier
-	rds       rdsWatcher
-	logs      logWatcher
-	conflicts conflictWatcher
-	slack     *pslack.Notifier
-	buttons   *pslack.Interactions
-	botToken  config.Secret
-	appToken  config.Secret
-	bg        sync.WaitGroup // scheduled verifications
+	opts     Options
+	log      *slog.Logger
+	cfg      atomic.Pointer[config.Config]
+	mon      *monitor.Monitor
+	reg      *prometheus.Registry
+	metrics  *metrics.Set
+	expo     *metrics.Cache
+	listener net.Listener
+	srv      *http.Server
+	repairer *autoRepairer
+	verifier verifier
+	rds      rdsWatcher
+	logs     logWatcher
+	slack    *pslack.Notifier
+	buttons  *pslack.Interactions
+	botToken config.Secret
+	appToken config.Secret
+	bg       sync.WaitGroup // scheduled verifications
 
 	latest    atomic.Pointer[diagnose.Report]
 	lastCycle atomic.Int64 // unix nanoseconds of the last completed cycle
@@ -303,8 +302,6 @@ func (d *Daemon) cycle(ctx context.Context) {
 	d.rds.annotate(&r)
 	d.logs.maybeRun(ctx, d, &r, &d.bg)
 	d.logs.annotate(&r)
-	d.conflicts.maybeRun(ctx, d, &r, &d.bg)
-	d.conflicts.annotate(&r)
 	d.repairer.consider(ctx, &r)
 	d.logTransitions(r)
 	d.metrics.Observe(r, snaps)

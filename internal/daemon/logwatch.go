@@ -2,6 +2,9 @@ package daemon
 
 import (
 	"context"
+	"fmt"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -12,18 +15,34 @@ import (
 	"github.com/pglmon/pglmon/internal/serverlog"
 )
 
-// logWatcher reads, for a subscriber whose subscription is down, the end of
-// its PostgreSQL log (package logtail: the RDS API, or SQL on a
-// self-managed server) and adds the apply worker's last error to the
-// subscription's finding: why it is down is written there and nowhere in
-// the catalogs.
+// conflictWindow is how long a conflict keeps the node's finding.
+const conflictWindow = time.Hour
+
+// logWatcher reads the end of each subscriber's PostgreSQL log (package
+// logtail: the RDS API, or SQL on a self-managed server) once a minute
+// (Options.LogEvery), and at once when one of its subscriptions has gone
+// down since the last read. From it:
+//   - the apply worker's last error goes into a down subscription's
+//     finding: why it is down is written there and nowhere in the catalogs;
+//   - the conflicts pglogical resolved by itself are counted (each can leave
+//     the tables different). The first read of a node is the baseline: what
+//     it holds was there before pglmon looked. A line is counted once however
+//     many reads see it: the same line (its prefix holds time and PID) is
+//     counted again only when it occurs more often than in the reads before.
 type logWatcher struct {
 	mu      sync.Mutex
-	errs    map[string]serverlog.Errors // node -> its apply workers' errors
-	files   map[string]string           // node -> the log file read
-	failed  map[string]string           // node -> why it could not be read
-	last    map[string]time.Time
+	errs    map[string]serverlog.Errors           // node -> its apply workers' errors
+	files   map[string]string                     // node -> the log file read
+	failed  map[string]string                     // node -> why it could not be read
+	seen    map[string]map[serverlog.Conflict]int // node -> conflict line -> occurrences
+	recent  map[string][]countedConflict          // node -> counted within conflictWindow
+	last    map[string]time.Time                  // node -> when its log was last read
 	running bool
+}
+
+type countedConflict struct {
+	serverlog.Conflict
+	at time.Time
 }
 
 // maybeRun reads the logs that are due, in the background.
@@ -34,16 +53,22 @@ func (w *logWatcher) maybeRun(ctx context.Context, d *Daemon, r *diagnose.Report
 	if w.running {
 		return
 	}
+	if w.last == nil {
+		w.last = map[string]time.Time{}
+	}
 	var due []config.Node
+	added := map[string]bool{}
 	for _, s := range r.Subscriptions {
 		n, ok := cfg.Node(s.Subscriber)
-		if !ok || n.LogSource() == config.ServerLogOff || s.Status != probe.StatusDown || time.Since(w.last[n.Name]) < d.logEvery() {
+		if !ok || added[n.Name] || n.LogSource() == config.ServerLogOff {
 			continue
 		}
-		if w.last == nil {
-			w.last = map[string]time.Time{}
+		last := w.last[n.Name]
+		wentDown := s.Status == probe.StatusDown && s.DownSince != nil && last.Before(*s.DownSince)
+		if time.Since(last) < d.logEvery() && !wentDown {
+			continue
 		}
-		w.last[n.Name] = time.Now()
+		w.last[n.Name], added[n.Name] = time.Now(), true
 		due = append(due, n)
 	}
 	if len(due) == 0 {
@@ -55,9 +80,10 @@ func (w *logWatcher) maybeRun(ctx context.Context, d *Daemon, r *diagnose.Report
 
 func (w *logWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nodes []config.Node) {
 	type read struct {
-		file string
-		errs serverlog.Errors
-		err  error
+		file      string
+		errs      serverlog.Errors
+		conflicts []serverlog.Conflict
+		err       error
 	}
 	got := map[string]read{}
 	for _, n := range nodes {
@@ -66,13 +92,15 @@ func (w *logWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nod
 		var text string
 		rd.file, text, rd.err = logtail.Read(cctx, cfg, n)
 		cancel()
-		rd.errs = serverlog.WorkerErrors(text)
+		rd.errs, rd.conflicts = serverlog.WorkerErrors(text), serverlog.Conflicts(text)
 		got[n.Name] = rd
 	}
+	now := time.Now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.errs == nil {
 		w.errs, w.files, w.failed = map[string]serverlog.Errors{}, map[string]string{}, map[string]string{}
+		w.seen, w.recent = map[string]map[serverlog.Conflict]int{}, map[string][]countedConflict{}
 	}
 	for node, rd := range got {
 		if rd.err != nil {
@@ -84,15 +112,72 @@ func (w *logWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nod
 		}
 		delete(w.failed, node)
 		w.errs[node], w.files[node] = rd.errs, rd.file
+		added, baseline := w.count(d, node, rd.conflicts, now)
+		d.log.Debug("server log read", keyNode, node, "conflicts_in_tail", len(rd.conflicts), "conflicts_new", added, "baseline", baseline)
 	}
 	w.running = false
 }
 
-// annotate adds the apply worker's last error to down subscriptions' findings.
+// count counts the conflicts of a read that were not counted before, and
+// says whether this read was the node's first (the baseline, not counted).
+func (w *logWatcher) count(d *Daemon, node string, conflicts []serverlog.Conflict, now time.Time) (int, bool) {
+	counts := map[serverlog.Conflict]int{}
+	for _, c := range conflicts {
+		counts[c]++
+	}
+	before, baseline := w.seen[node], w.seen[node] == nil
+	added := 0
+	for c, n := range counts {
+		if extra := n - before[c]; extra > 0 && !baseline {
+			d.metrics.Conflicts(node, c.Table, c.Op, c.Resolution, extra)
+			for range extra {
+				w.recent[node] = append(w.recent[node], countedConflict{c, now})
+			}
+			added += extra
+		}
+		counts[c] = max(n, before[c])
+	}
+	// Lines no longer in the tail will not come back: forget them.
+	w.seen[node] = counts
+	return added, baseline
+}
+
+// annotate adds the apply worker's last error to down subscriptions'
+// findings, and to each subscriber that logged conflicts within
+// conflictWindow a finding that says which.
 func (w *logWatcher) annotate(r *diagnose.Report) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.errs == nil {
+		return // nothing read yet
+	}
 	for node, errs := range w.errs {
 		serverlog.Annotate(r, node, w.files[node], errs)
+	}
+	for i := range r.Nodes {
+		n := &r.Nodes[i]
+		var keep []countedConflict
+		for _, c := range w.recent[n.Name] {
+			if time.Since(c.at) < conflictWindow {
+				keep = append(keep, c)
+			}
+		}
+		w.recent[n.Name] = keep
+		if len(keep) == 0 {
+			continue
+		}
+		kinds := map[string]int{}
+		for _, c := range keep {
+			kinds[fmt.Sprintf("%s: remote %s (%s), resolution %s", c.Table, c.Op, c.Found, c.Resolution)]++
+		}
+		var parts []string
+		for k, count := range kinds {
+			parts = append(parts, fmt.Sprintf("%dx %s", count, k))
+		}
+		sort.Strings(parts)
+		n.Findings = append(n.Findings, diagnose.Finding{Code: diagnose.CodeApplyConflicts, Severity: diagnose.Warning, Human: true,
+			Message: fmt.Sprintf("pglogical resolved %d conflicts by itself on %s in the last hour (its log): %s; each can leave the tables different (writes made on the subscriber, or another origin): run pglmon verify",
+				len(keep), n.Name, strings.Join(parts, "; "))})
+		r.Health = diagnose.Worst(r.Health, diagnose.Warning)
 	}
 }
