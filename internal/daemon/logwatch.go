@@ -60,7 +60,8 @@ func (w *logWatcher) maybeRun(ctx context.Context, d *Daemon, r *diagnose.Report
 	added := map[string]bool{}
 	for _, s := range r.Subscriptions {
 		n, ok := cfg.Node(s.Subscriber)
-		if !ok || added[n.Name] || n.LogSource() == config.ServerLogOff {
+		// Status "": the subscriber does not answer; its log can wait.
+		if !ok || added[n.Name] || n.LogSource() == config.ServerLogOff || s.Status == "" {
 			continue
 		}
 		last := w.last[n.Name]
