@@ -180,13 +180,14 @@ const settingsQuery = `SELECT current_setting('wal_level'), current_setting('sha
 	coalesce((SELECT extversion FROM pg_extension WHERE extname = 'pglogical'),
 		(SELECT default_version FROM pg_available_extensions WHERE name = 'pglogical'), ''),
 	(SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
-		OR (EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rds_superuser') AND pg_has_role('rds_superuser', 'member'))`
+		OR (EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rds_superuser') AND pg_has_role('rds_superuser', 'member')),
+	current_setting('max_slot_wal_keep_size')`
 
 func (r *Runner) checkServer(ctx context.Context, c *pgx.Conn, n string, p *Plan, versions map[string]string) {
-	var wal, preload, track, conflict, version string
+	var wal, preload, track, conflict, version, keep string
 	var slots, senders, workers int
 	var privileged bool
-	if err := c.QueryRow(ctx, settingsQuery).Scan(&wal, &preload, &slots, &senders, &workers, &track, &conflict, &version, &privileged); err != nil {
+	if err := c.QueryRow(ctx, settingsQuery).Scan(&wal, &preload, &slots, &senders, &workers, &track, &conflict, &version, &privileged, &keep); err != nil {
 		p.Problems = append(p.Problems, Problem{n, "read settings: " + err.Error(), ""})
 		return
 	}
@@ -224,6 +225,11 @@ func (r *Runner) checkServer(ctx context.Context, c *pgx.Conn, n string, p *Plan
 	}
 	if !privileged {
 		add("the role is neither superuser nor a member of rds_superuser", "connect as a superuser (RDS: a member of rds_superuser)")
+	}
+	if subsFrom > 0 && keep == "-1" {
+		p.Warnings = append(p.Warnings, fmt.Sprintf("node %s: max_slot_wal_keep_size is -1 (unlimited): a subscription that stops consuming makes its slot keep WAL until the disk is full "+
+			"(pglmon warns at thresholds.retained_wal_bytes). A limit trades a full disk for a lost slot (slot_wal_lost: the subscription must be re-created or its tables resynchronised); "+
+			"choose one, e.g. max_slot_wal_keep_size = 50GB, below the free space (RDS: in the DB parameter group, no restart)", n))
 	}
 }
 

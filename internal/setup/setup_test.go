@@ -77,10 +77,15 @@ func TestApplyFromEmptyToReplicatingAndAgain(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	for _, want := range []string{"create pglogical node prov_", "create replication set app", "add table public.orders to app",
-		"create subscription app_sub", "is replicating", "public.orders: 300 rows on provider, 300 on subscriber"} {
+		"create subscription app_sub", "is replicating", "public.orders: 300 rows on provider, 300 on subscriber",
+		// The test clusters keep PostgreSQL's default: unlimited.
+		"node provider: max_slot_wal_keep_size is -1 (unlimited)"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("apply output lacks %q:\n%s", want, out.String())
 		}
+	}
+	if strings.Contains(out.String(), "node subscriber: max_slot_wal_keep_size") {
+		t.Errorf("a subscriber warned about its slots:\n%s", out.String())
 	}
 	out.Reset()
 	if err := r.Apply(ctx); err != nil || !strings.Contains(out.String(), "Nothing to change") {
