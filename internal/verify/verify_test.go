@@ -809,15 +809,18 @@ func TestSequences(t *testing.T) {
 	cfg := testConfig(t, p)
 	tg := targets(t, cfg, p.Sub())[0]
 	// Copy them, until the copy arrives: the apply worker takes the new set
-	// only after it reconnects, and a copy sent before is not for it.
+	// only after it reconnects, and a copy sent before is not for it. Wait
+	// for the set's table (notes) to be synchronized too, or it is not compared.
 	var v int64
+	var ready bool
 	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
 		if err := p.Provider.Exec(ctx, "SELECT pglogical.synchronize_sequence(s) FROM unnest(ARRAY['synced', 'lagging']) s"); err != nil {
 			t.Fatal(err)
 		}
-		return p.Subscriber.QueryRow(ctx, "SELECT coalesce((SELECT last_value FROM pg_sequences WHERE sequencename = 'synced'), 0)", []any{&v}) == nil && v >= 10
+		return p.Subscriber.QueryRow(ctx, `SELECT coalesce((SELECT last_value FROM pg_sequences WHERE sequencename = 'synced'), 0),
+			NOT EXISTS (SELECT 1 FROM pglogical.local_sync_status WHERE sync_status <> 'r')`, []any{&v, &ready}) == nil && v >= 10 && ready
 	}); err != nil {
-		t.Fatalf("synced never copied (%d)", v)
+		t.Fatalf("synced never copied (%d), or a table never synchronized (%t)", v, ready)
 	}
 	for attempt := 1; ; attempt++ {
 		// Behind, as between two of pglogical's periodic copies.
