@@ -105,9 +105,7 @@ func runRepair(ctx context.Context, e env, args []string) error {
 		explainDown(ctx, e, cfg, &r)
 		if s, ok := r.Subscription(*subName, *subscriber); ok {
 			if f, ok := s.Finding(diagnose.CodeApplyError); ok {
-				if at := repair.CommitLSN(f); at != "" && at != *lsn {
-					return &exitErr{repairRefused, fmt.Errorf("refused: the transaction %s fails on is the one in commit %s (its subscriber's log), not %s", s.Name, at, *lsn)}
-				}
+				req.FailingLSN = repair.CommitLSN(f)
 			}
 		}
 	}

@@ -82,20 +82,32 @@ func observe(ctx context.Context, m *monitor.Monitor, cfg *config.Config, wait b
 func explainDown(ctx context.Context, e env, cfg *config.Config, r *diagnose.Report) {
 	read := map[string]bool{}
 	for _, s := range r.Subscriptions {
-		n, ok := cfg.Node(s.Subscriber)
-		if !ok || read[n.Name] || s.Status != probe.StatusDown || n.LogSource() == config.ServerLogOff {
+		if read[s.Subscriber] || s.Status != probe.StatusDown {
 			continue
 		}
-		read[n.Name] = true
-		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		file, text, err := logtail.Read(cctx, cfg, n)
-		cancel()
-		if err != nil {
-			fmt.Fprintf(e.stderr, "pglmon: why %s is down is not known: cannot read the server log of %s: %v\n", s.Name, n.Name, err)
-			continue
+		read[s.Subscriber] = true
+		if file, text, ok := readServerLog(ctx, e, cfg, s.Subscriber, "why "+s.Name+" is down"); ok {
+			serverlog.Annotate(r, s.Subscriber, file, serverlog.WorkerErrors(text))
 		}
-		serverlog.Annotate(r, n.Name, file, serverlog.WorkerErrors(text))
 	}
+}
+
+// readServerLog reads the end of a node's server log (package logtail).
+// Not ok when the node's server_log is off, or the log cannot be read,
+// which is said on stderr: what is not known, and why.
+func readServerLog(ctx context.Context, e env, cfg *config.Config, node, what string) (file, text string, ok bool) {
+	n, found := cfg.Node(node)
+	if !found || n.LogSource() == config.ServerLogOff {
+		return "", "", false
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	file, text, err := logtail.Read(ctx, cfg, n)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "pglmon: %s is not known: cannot read the server log of %s: %v\n", what, n.Name, err)
+		return "", "", false
+	}
+	return file, text, true
 }
 
 func pendingDown(r diagnose.Report) bool {

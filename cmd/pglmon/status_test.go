@@ -474,8 +474,7 @@ func TestStatusSlotXminAge(t *testing.T) {
 	ctx := context.Background()
 	// Clusters of its own: transaction IDs are counted per server, and other
 	// tests' transactions would age the slots too.
-	p := pgtest.NewPair(t, pgtest.PairOptions{
-		Provider: pgtest.NewCluster(t, pgtest.Options{}), Subscriber: pgtest.NewCluster(t, pgtest.Options{})})
+	p := pgtest.NewPair(t, pgtest.PairOptions{Own: true})
 	if err := p.Provider.Exec(ctx, "SELECT pg_create_logical_replication_slot('cdc_tool', 'test_decoding')"); err != nil {
 		t.Fatal(err)
 	}
@@ -566,8 +565,8 @@ func TestStatusReadsTheApplyErrorFromTheServerLog(t *testing.T) {
 	ctx := context.Background()
 	// The subscriber logs through the logging collector (as RHEL's packages
 	// and most self-managed servers do), on a cluster of its own.
-	sub := pgtest.NewCluster(t, pgtest.Options{ExtraConf: []string{"logging_collector = on", "log_directory = 'log'", "log_line_prefix = '%m [%p] '"}})
-	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10, Provider: pgtest.NewCluster(t, pgtest.Options{}), Subscriber: sub})
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10, Own: true, SubscriberConf: pgtest.LogCollector})
+	sub := p.Subscriber.Cluster
 	p.MustConverge(t, 30*time.Second)
 	if err := p.Subscriber.Exec(ctx, "ALTER TABLE items_0 ADD CONSTRAINT small_n CHECK (n < 100)"); err != nil {
 		t.Fatal(err)

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/pglmon/pglmon/internal/config"
-	"github.com/pglmon/pglmon/internal/logtail"
 	"github.com/pglmon/pglmon/internal/monitor"
 	"github.com/pglmon/pglmon/internal/serverlog"
 	"github.com/pglmon/pglmon/internal/verify"
@@ -146,16 +145,8 @@ func addConflicts(ctx context.Context, e env, cfg *config.Config, results []veri
 			}
 			rd, seen := logs[r.Subscriber]
 			if !seen {
-				n, ok := cfg.Node(r.Subscriber)
-				if ok && n.LogSource() != config.ServerLogOff {
-					cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-					file, text, err := logtail.Read(cctx, cfg, n)
-					cancel()
-					if err != nil {
-						fmt.Fprintf(e.stderr, "pglmon: the conflicts pglogical logged are not known: cannot read the server log of %s: %v\n", n.Name, err)
-					} else {
-						rd = read{file: file, conflicts: serverlog.Conflicts(text), ok: true}
-					}
+				if file, text, ok := readServerLog(ctx, e, cfg, r.Subscriber, "the conflicts pglogical logged"); ok {
+					rd = read{file: file, conflicts: serverlog.Conflicts(text), ok: true}
 				}
 				logs[r.Subscriber] = rd
 			}

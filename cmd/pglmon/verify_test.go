@@ -152,8 +152,8 @@ func TestPrintSequences(t *testing.T) {
 func TestVerifyShowsTheConflictsBehindADifference(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	sub := pgtest.NewCluster(t, pgtest.Options{})
-	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 20, Provider: pgtest.NewCluster(t, pgtest.Options{}), Subscriber: sub})
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 20, Own: true})
+	sub := p.Subscriber.Cluster
 	p.MustConverge(t, 30*time.Second)
 	if err := p.Subscriber.Exec(ctx, "DELETE FROM items_0 WHERE id = 5"); err != nil {
 		t.Fatal(err)

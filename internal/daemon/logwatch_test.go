@@ -21,8 +21,7 @@ import (
 func TestDaemonDoesNotRestartARefusedChange(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	sub := pgtest.NewCluster(t, pgtest.Options{ExtraConf: []string{"logging_collector = on", "log_directory = 'log'", "log_line_prefix = '%m [%p] '"}})
-	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10, Provider: pgtest.NewCluster(t, pgtest.Options{}), Subscriber: sub})
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10, Own: true, SubscriberConf: pgtest.LogCollector})
 	p.MustConverge(t, 30*time.Second)
 	// (Not a unique index: pglogical resolves those as conflicts and stays up.)
 	if err := p.Subscriber.Exec(ctx, "ALTER TABLE items_0 ALTER COLUMN n SET NOT NULL"); err != nil {
@@ -69,8 +68,8 @@ func TestDaemonDoesNotRestartARefusedChange(t *testing.T) {
 func TestDaemonCountsApplyConflicts(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	sub := pgtest.NewCluster(t, pgtest.Options{})
-	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 20, Provider: pgtest.NewCluster(t, pgtest.Options{}), Subscriber: sub})
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 20, Own: true})
+	sub := p.Subscriber.Cluster
 	p.MustConverge(t, 30*time.Second)
 	conflict := func(id int) {
 		t.Helper()

@@ -64,8 +64,7 @@ func TestDaemonReadsTheApplyErrorFromTheRDSLog(t *testing.T) {
 	a := srv.Env(t) // sets the environment: not parallel
 	srv.AddInstance("sub-db", "15.7", "pg15-pglogical", map[string]string{rdsadmin.ParamPreload: "pglogical", rdsadmin.ParamLogical: "1"})
 	// Clusters of its own: the log holds only this pair's workers.
-	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10,
-		Provider: pgtest.NewCluster(t, pgtest.Options{}), Subscriber: pgtest.NewCluster(t, pgtest.Options{})})
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10, Own: true})
 	p.MustConverge(t, 30*time.Second)
 	// A check only the subscriber has: the next row that fails it stops the apply.
 	if err := p.Subscriber.Exec(ctx, "ALTER TABLE items_0 ADD CONSTRAINT small_n CHECK (n < 100)"); err != nil {

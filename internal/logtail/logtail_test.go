@@ -46,7 +46,7 @@ func readUntil(t *testing.T, n config.Node, marker string) (file, text string) {
 
 func TestReadsTheLoggingCollectorsFile(t *testing.T) {
 	t.Parallel()
-	c := pgtest.NewCluster(t, pgtest.Options{ExtraConf: []string{"logging_collector = on", "log_directory = 'log'", "log_line_prefix = '%m [%p] '"}})
+	c := pgtest.NewCluster(t, pgtest.Options{ExtraConf: pgtest.LogCollector})
 	marker := logLine(t, c, "auto")
 	file, text := readUntil(t, node(c, "postgres", ""), marker)
 	if !strings.HasPrefix(file, "log/postgresql-") {

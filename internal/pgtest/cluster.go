@@ -42,6 +42,11 @@ type Cluster struct {
 	cred     *syscall.Credential
 }
 
+// LogCollector makes a cluster log through the logging collector, to
+// log/ in its data directory, with Debian's line prefix (as RHEL's packages
+// and most self-managed servers log).
+var LogCollector = []string{"logging_collector = on", "log_directory = 'log'", "log_line_prefix = '%m [%p] '"}
+
 // Options tune a new cluster.
 type Options struct {
 	// Dir, when set, is used instead of a fresh directory under BaseDir and is

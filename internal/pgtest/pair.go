@@ -123,13 +123,21 @@ type PairOptions struct {
 	Rows int
 	// Clusters to use; the package's shared clusters when nil.
 	Provider, Subscriber *Cluster
+	// Own starts two clusters for this pair alone (the subscriber with
+	// SubscriberConf): for tests that read a server's log or count its
+	// transaction IDs, which other tests' databases would share.
+	Own            bool
+	SubscriberConf []string
 }
 
 // NewPair creates fresh databases on the shared clusters (or the given ones),
 // replicating, and waits until every subscription is replicating.
 func NewPair(t testing.TB, opt PairOptions) *Pair {
 	t.Helper()
-	if opt.Provider == nil {
+	switch {
+	case opt.Own:
+		opt.Provider, opt.Subscriber = NewCluster(t, Options{}), NewCluster(t, Options{ExtraConf: opt.SubscriberConf})
+	case opt.Provider == nil:
 		opt.Provider, opt.Subscriber = Shared(t)
 	}
 	p, err := SetupPair(context.Background(), opt, fmt.Sprintf("t%d_%d", os.Getpid(), dbCounter.Add(1)))

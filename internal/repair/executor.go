@@ -55,8 +55,10 @@ type Request struct {
 	Subscriber string
 	// Node and Slot name the slot of drop-orphan-slot.
 	Node, Slot string
-	// LSN is, for skip-transaction, the commit LSN of the transaction to skip.
-	LSN string
+	// LSN is, for skip-transaction, the commit LSN of the transaction to skip;
+	// FailingLSN, when known (the subscriber's log, read by the caller), the
+	// commit LSN of the transaction the apply worker fails on: LSN must be it.
+	LSN, FailingLSN string
 	// Actor is auto, cli:<os user> or slack:<user id>.
 	Actor string
 	// Finding, when set, is the finding the remedy was chosen for: the
@@ -330,10 +332,8 @@ func safeSkip(req Request, s diagnose.Subscription) error {
 	if have, err := probe.ParseLSN(s.OriginRemoteLSN); err == nil && s.OriginRemoteLSN != "" && want < have {
 		return fmt.Errorf("the subscriber has applied up to %s, past %s: moving its origin back would replay transactions", s.OriginRemoteLSN, req.LSN)
 	}
-	if f, ok := s.Finding(diagnose.CodeApplyError); ok {
-		if at := CommitLSN(f); at != "" && at != req.LSN {
-			return fmt.Errorf("the transaction %s fails on is the one in commit %s (its subscriber's log), not %s", s.Name, at, req.LSN)
-		}
+	if req.FailingLSN != "" && req.FailingLSN != req.LSN {
+		return fmt.Errorf("the transaction %s fails on is the one in commit %s (its subscriber's log), not %s", s.Name, req.FailingLSN, req.LSN)
 	}
 	return nil
 }

@@ -371,12 +371,13 @@ func TestFailedStepLeavesSubscriptionEnabled(t *testing.T) {
 
 func TestSkipTransactionPreconditions(t *testing.T) {
 	down := diagnose.Subscription{Name: "sub", Subscriber: "s", Provider: "p", Status: probe.StatusDown, Enabled: true,
-		ProviderUp: true, SlotFound: true, OriginExists: true, SlotName: "pgl_x", ApplyWorker: "16384:7", OriginRemoteLSN: "0/1972CE8",
-		Findings: []diagnose.Finding{{Code: diagnose.CodeApplyError, Message: "... (CONTEXT: apply INSERT from remote relation public.t in commit before 0/1972DB0, xid 731 ...)"}}}
+		ProviderUp: true, SlotFound: true, OriginExists: true, SlotName: "pgl_x", ApplyWorker: "16384:7", OriginRemoteLSN: "0/1972CE8"}
+	logged := diagnose.Finding{Code: diagnose.CodeApplyError, Message: "... (CONTEXT: apply INSERT from remote relation public.t in commit before 0/1972DB0, xid 731 ...)"}
 	for _, tc := range []struct {
 		name, lsn string
 		bend      func(s *diagnose.Subscription)
 		resume    bool
+		noLog     bool
 		want      string // "" = allowed
 	}{
 		{name: "the failing transaction", lsn: "0/1972DB0"},
@@ -386,7 +387,7 @@ func TestSkipTransactionPreconditions(t *testing.T) {
 		{name: "replicating", lsn: "0/1972DB0", bend: func(s *diagnose.Subscription) { s.Status = probe.StatusReplicating }, want: "is replicating"},
 		{name: "slot gone", lsn: "0/1972DB0", bend: func(s *diagnose.Subscription) { s.SlotFound = false }, want: "a person must decide"},
 		{name: "origin gone", lsn: "0/1972DB0", bend: func(s *diagnose.Subscription) { s.OriginExists = false }, want: "use recreate-origin"},
-		{name: "no log read: the person's LSN", lsn: "0/1972F00", bend: func(s *diagnose.Subscription) { s.Findings = nil }},
+		{name: "no log read: the person's LSN", lsn: "0/1972F00", noLog: true},
 		{name: "resuming after a crash, replicating by then", lsn: "0/1972DB0", resume: true, bend: func(s *diagnose.Subscription) { s.Status = probe.StatusDisabled }},
 	} {
 		s := down
@@ -394,6 +395,9 @@ func TestSkipTransactionPreconditions(t *testing.T) {
 			tc.bend(&s)
 		}
 		req := Request{Remedy: diagnose.RemedySkipTransaction, Subscription: "sub", LSN: tc.lsn}
+		if !tc.noLog {
+			req.FailingLSN = CommitLSN(logged) // as pglmon repair reads it
+		}
 		if tc.resume {
 			req.Resume = "abc"
 		}
