@@ -115,7 +115,7 @@ func exportedNames(t *testing.T) map[string]bool {
 	s := metrics.New(reg, "v", func() bool { return true })
 	lag, safe, secs := int64(1), int64(1), 1.0
 	s.Observe(diagnose.Report{
-		Subscriptions: []diagnose.Subscription{{Name: "a", Subscriber: "s", Provider: "p", Status: "down", LagBytes: &lag, LagSeconds: &secs,
+		Subscriptions: []diagnose.Subscription{{Name: "a", Subscriber: "s", Provider: "p", Status: "down", LagBytes: &lag, LagSeconds: &secs, LockWait: &probe.LockWait{Seconds: &secs},
 			Findings: []diagnose.Finding{{Code: "x", Severity: diagnose.Critical}}}},
 	}, []probe.Snapshot{{Node: "p", Time: time.Now(), Slots: []probe.Slot{{Name: "sl", SafeWALSize: &safe, XminAge: &lag, CatalogXminAge: &lag}}}})
 	s.Repair("restart", "success", time.Second)

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/pglmon/pglmon/internal/pgtest"
 )
 
@@ -45,6 +47,10 @@ const usage = `Usage: pglmon-demo COMMAND
   break conflict    delete a row on the subscriber, then update it on the
                     provider: pglogical skips the update by itself (a conflict
                     in the log; apply_conflicts within a minute)
+  break lock        hold a row open in a transaction on the subscriber for
+                    90 s while the provider changes it: the apply worker
+                    waits, still "replicating" (apply_blocked after 10 s);
+                    Ctrl-C lets go early
   insert N          insert N rows on the provider
   count             row counts on both sides
 `
@@ -91,7 +97,7 @@ func run(ctx context.Context, args []string) error {
 		return nil
 	case "break":
 		if len(args) != 2 {
-			return errors.New("break what? origin, slot, disable, walsender, provider, data, refuse or conflict")
+			return errors.New("break what? origin, slot, disable, walsender, provider, data, refuse, conflict or lock")
 		}
 		return breakIt(ctx, args[1])
 	case "fix":
@@ -160,6 +166,7 @@ func up(ctx context.Context) error {
   timeout: 1s
 thresholds:
   down_grace: 10s
+  apply_blocked: 10s
 http:
   listen: "127.0.0.1:9198"
 repair:
@@ -242,6 +249,39 @@ func breakIt(ctx context.Context, what string) error {
 		}
 		fmt.Println("pglogical will skip that update (the row is gone on the subscriber); watch for apply_conflicts, then run: bin/pglmon verify --config " + filepath.Join(dir, "pglmon.yaml"))
 		return nil
+	case "lock":
+		return holdLock(ctx, p)
 	}
-	return fmt.Errorf("unknown breakage %q (origin, slot, disable, walsender, provider, data, refuse, conflict)", strings.TrimSpace(what))
+	return fmt.Errorf("unknown breakage %q (origin, slot, disable, walsender, provider, data, refuse, conflict, lock)", strings.TrimSpace(what))
+}
+
+// holdLock does what a forgotten "BEGIN; UPDATE ..." in someone's psql does
+// on a subscriber: the apply worker waits for the row, and nothing of the
+// subscription is applied until the transaction ends (here after 90 s, or
+// at Ctrl-C).
+func holdLock(ctx context.Context, p *pgtest.Pair) error {
+	conn, err := pgx.Connect(ctx, p.Subscriber.DSN()+" application_name=pglmon-demo")
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var pid int
+	if err := conn.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		return err
+	}
+	const row = "(SELECT min(id) + 3 FROM items_0)"
+	if _, err := conn.Exec(ctx, "BEGIN; UPDATE items_0 SET val = 'held on the subscriber' WHERE id = "+row); err != nil {
+		return err
+	}
+	if err := p.Provider.Exec(ctx, "UPDATE items_0 SET val = 'updated on the provider' WHERE id = "+row); err != nil {
+		return err
+	}
+	fmt.Printf("subscriber session pid %d holds a row the provider changed; the apply worker waits for it (apply_blocked after 10 s).\nreleasing in 90 s (Ctrl-C: now); meanwhile: bin/pglmon status --config %s\n", pid, filepath.Join(dir, "pglmon.yaml"))
+	select {
+	case <-ctx.Done():
+	case <-time.After(90 * time.Second): // the demo's lock lasts this long on purpose
+	}
+	_, err = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+	fmt.Println("released: the subscription applies again")
+	return err
 }

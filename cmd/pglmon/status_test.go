@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/pglmon/pglmon/internal/pgtest"
 	"github.com/pglmon/pglmon/internal/serverlog"
@@ -724,5 +727,145 @@ func TestStatusSequenceMissingOnTheSubscriber(t *testing.T) {
 	}
 	if code, s := status(t, cfg, "--subscription", p.Sub()); code != 0 {
 		t.Errorf("after: exit %d %+v", code, s)
+	}
+}
+
+// TestStatusApplyBlockedByASessionOnTheSubscriber: a session on the
+// subscriber holds a row lock; an ALTER-like LOCK TABLE queues behind it;
+// the apply worker queues behind both when a provider change arrives.
+// status names the session at the head of the queue (not the one directly
+// in the worker's way), then the next one when the first lets go, and
+// clears once the change is applied.
+func TestStatusApplyBlockedByASessionOnTheSubscriber(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10})
+	p.MustConverge(t, time.Minute)
+	cfg := writeConfig(t, p, "  apply_blocked: 1s\n  apply_blocked_critical: 1h\n")
+	session := func() (*pgx.Conn, int) {
+		t.Helper()
+		c, err := pgx.Connect(ctx, p.Subscriber.DSN())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close(context.Background()) })
+		var pid int
+		if err := c.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+			t.Fatal(err)
+		}
+		return c, pid
+	}
+	holder, holderPID := session()
+	if _, err := holder.Exec(ctx, "BEGIN; UPDATE items_0 SET val = 'held' WHERE id = 1"); err != nil {
+		t.Fatal(err)
+	}
+	locker, lockerPID := session()
+	locked := make(chan error, 1)
+	go func() {
+		_, err := locker.Exec(ctx, "BEGIN; LOCK TABLE items_0 IN ACCESS EXCLUSIVE MODE")
+		locked <- err
+	}()
+	waiting := func(pid int) bool {
+		var n int
+		err := p.Subscriber.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'Lock'", []any{&n}, pid)
+		return err == nil && n == 1
+	}
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool { return waiting(lockerPID) }); err != nil {
+		t.Fatal("LOCK TABLE did not queue behind the open transaction")
+	}
+	if err := p.Provider.Exec(ctx, "UPDATE items_0 SET val = 'from the provider' WHERE id = 2"); err != nil {
+		t.Fatal(err)
+	}
+	blocked := func(want string) (int, string) {
+		t.Helper()
+		var code int
+		var msg string
+		if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
+			var s statusJSON
+			code, s = status(t, cfg)
+			for _, sub := range s.Subscriptions {
+				for _, f := range sub.Findings {
+					if f.Code == "apply_blocked" {
+						msg = f.Message
+						return strings.Contains(msg, want)
+					}
+				}
+			}
+			return false
+		}); err != nil {
+			t.Fatalf("no apply_blocked finding with %q; last: %q", want, msg)
+		}
+		return code, msg
+	}
+	code, msg := blocked(fmt.Sprintf("held by pid %d (", holderPID))
+	for _, want := range []string{
+		"the apply worker of " + p.Sub() + " (pid ", "for a table lock (on public.items_0) on subscriber",
+		"idle in transaction for ", fmt.Sprintf("(through the waiting session(s) %d, queued behind it)", lockerPID),
+		fmt.Sprintf("a person runs on subscriber: SELECT pg_terminate_backend(%d)", holderPID),
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("message lacks %q:\n%s", want, msg)
+		}
+	}
+	if code != 1 {
+		t.Errorf("exit %d, want 1 (warning)", code)
+	}
+	// repair prints what a person does; it runs nothing.
+	code, out, _ := pglmon(t, "repair", "--config", cfg, "--subscription", p.Sub())
+	if code != 1 || !strings.Contains(out, fmt.Sprintf("FROM pg_stat_activity WHERE pid IN (%d);", holderPID)) ||
+		!strings.Contains(out, "restarting\nit would not help") || !strings.Contains(out, "idle_in_transaction_session_timeout") {
+		t.Errorf("repair: exit %d\n%s", code, out)
+	}
+	// JSON carries the facts for tools.
+	_, out, _ = pglmon(t, "status", "--config", cfg, "--output", "json")
+	var raw struct {
+		Subscriptions []struct {
+			LockWait *struct {
+				PID       int    `json:"pid"`
+				WaitEvent string `json:"wait_event"`
+				Blockers  []struct {
+					PID     int  `json:"pid"`
+					Depth   int  `json:"depth"`
+					Waiting bool `json:"waiting"`
+				} `json:"blockers"`
+			} `json:"lock_wait"`
+		} `json:"subscriptions"`
+	}
+	if err := json.Unmarshal([]byte(out), &raw); err != nil || len(raw.Subscriptions) != 1 || raw.Subscriptions[0].LockWait == nil {
+		t.Fatalf("lock_wait missing from JSON (%v): %s", err, out)
+	}
+	lw := raw.Subscriptions[0].LockWait
+	if lw.WaitEvent != "relation" || len(lw.Blockers) != 2 || lw.Blockers[0].PID != lockerPID || !lw.Blockers[0].Waiting ||
+		lw.Blockers[1].PID != holderPID || lw.Blockers[1].Depth != 2 || lw.Blockers[1].Waiting {
+		t.Errorf("lock_wait: %+v", lw)
+	}
+
+	// The holder lets go: LOCK TABLE gets its lock and is now the head.
+	if _, err := holder.Exec(ctx, "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-locked; err != nil {
+		t.Fatal(err)
+	}
+	blocked(fmt.Sprintf("held by pid %d (", lockerPID))
+	if _, err := locker.Exec(ctx, "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
+		var val string
+		if p.Subscriber.QueryRow(ctx, "SELECT val FROM items_0 WHERE id = 2", []any{&val}) != nil || val != "from the provider" {
+			return false
+		}
+		code, s := status(t, cfg)
+		for _, sub := range s.Subscriptions {
+			for _, f := range sub.Findings {
+				if f.Code == "apply_blocked" {
+					return false
+				}
+			}
+		}
+		return code == 0
+	}); err != nil {
+		t.Fatal("the change did not arrive, or apply_blocked stayed, after both sessions ended")
 	}
 }

@@ -206,6 +206,11 @@ type Thresholds struct {
 	// 0 turns either off.
 	SlotXminAge         int64 `yaml:"slot_xmin_age"`
 	SlotXminAgeCritical int64 `yaml:"slot_xmin_age_critical"`
+	// ApplyBlocked and ApplyBlockedCritical are how long a subscription's
+	// apply worker may wait for a lock a session on the subscriber holds
+	// before it is a warning and critical; 0 turns either off.
+	ApplyBlocked         Duration `yaml:"apply_blocked"`
+	ApplyBlockedCritical Duration `yaml:"apply_blocked_critical"`
 }
 
 // HTTP configures the daemon's HTTP server.
@@ -302,6 +307,11 @@ func Default() *Config {
 			// the ~2.1 billion at which it stops assigning transaction IDs.
 			SlotXminAge:         200_000_000,
 			SlotXminAgeCritical: 1_000_000_000,
+			// A minute is longer than any lock a healthy application holds
+			// on a replicated row; a quarter of an hour of nothing applied
+			// is an outage for most readers of the subscriber.
+			ApplyBlocked:         Duration(time.Minute),
+			ApplyBlockedCritical: Duration(15 * time.Minute),
 		},
 		HTTP: HTTP{Listen: DefaultListen},
 		Repair: Repair{
@@ -598,6 +608,9 @@ func (c *Config) validate() Errors {
 	}
 	if w, cr := c.Thresholds.SlotXminAge, c.Thresholds.SlotXminAgeCritical; w > 0 && cr > 0 && cr < w {
 		add(c.errorAt("thresholds.slot_xmin_age_critical", "%d is below thresholds.slot_xmin_age (%d)", cr, w))
+	}
+	if w, cr := c.Thresholds.ApplyBlocked.D(), c.Thresholds.ApplyBlockedCritical.D(); w > 0 && cr > 0 && cr < w {
+		add(c.errorAt("thresholds.apply_blocked_critical", "%s is below thresholds.apply_blocked (%s)", cr, w))
 	}
 	if c.Repair.MaxAttemptsPerHour < 0 {
 		add(c.errorAt("repair.max_attempts_per_hour", "must not be negative"))

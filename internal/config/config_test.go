@@ -24,6 +24,9 @@ func TestExampleConfigLoads(t *testing.T) {
 	if cfg.Thresholds.SlotXminAge != 200_000_000 || cfg.Thresholds.SlotXminAgeCritical != 1_000_000_000 {
 		t.Errorf("slot_xmin_age: got %d / %d", cfg.Thresholds.SlotXminAge, cfg.Thresholds.SlotXminAgeCritical)
 	}
+	if cfg.Thresholds.ApplyBlocked.D() != time.Minute || cfg.Thresholds.ApplyBlockedCritical.D() != 15*time.Minute {
+		t.Errorf("apply_blocked: got %s / %s", cfg.Thresholds.ApplyBlocked.D(), cfg.Thresholds.ApplyBlockedCritical.D())
+	}
 	if got, want := cfg.Thresholds.TableSyncGrace.D(), 30*time.Minute; got != want {
 		t.Errorf("table_sync_grace: got %s, want %s", got, want)
 	}
@@ -54,6 +57,8 @@ func TestErrorsNamePlace(t *testing.T) {
 		{"bad duration", "nodes:\n  - name: a\n    dsn: host=x\nprobe:\n  interval: 10 seconds\n", "bad.yaml:5:13: invalid duration \"10 seconds\""},
 		{"bad size", "nodes:\n  - name: a\n    dsn: host=x\nthresholds:\n  lag_bytes: lots\n", "bad.yaml:5:14: invalid size \"lots\""},
 		{"xmin age too big", "nodes:\n  - name: a\n    dsn: host=x\nthresholds:\n  slot_xmin_age: 3000000000\n", "bad.yaml:5:18: thresholds.slot_xmin_age: 3000000000 must be between 0 (off) and 1999999999 transactions"},
+		{"apply_blocked critical below warning", "nodes:\n  - name: a\n    dsn: host=x\nthresholds:\n  apply_blocked: 10m\n  apply_blocked_critical: 5m\n", "bad.yaml:6:27: thresholds.apply_blocked_critical: 5m0s is below thresholds.apply_blocked (10m0s)"},
+		{"apply_blocked negative", "nodes:\n  - name: a\n    dsn: host=x\nthresholds:\n  apply_blocked: -1m\n", "bad.yaml:5:18: invalid duration"},
 		{"xmin critical below warning", "nodes:\n  - name: a\n    dsn: host=x\nthresholds:\n  slot_xmin_age: 500_000_000\n  slot_xmin_age_critical: 400_000_000\n", "bad.yaml:6:27: thresholds.slot_xmin_age_critical: 400000000 is below thresholds.slot_xmin_age (500000000)"},
 		{"server_log path on rds", "aws:\n  region: eu-west-1\nnodes:\n  - name: a\n    dsn: host=x\n    rds: {identifier: db1}\n    server_log: /var/log/pg.log\n", "bad.yaml:7:17: nodes[0].server_log: \"/var/log/pg.log\": the log of an RDS instance is read through the RDS API; use auto or off"},
 		{"password in kv dsn", "nodes:\n  - name: a\n    dsn: host=x password=hunter2\n", "bad.yaml:3:10: nodes[0].dsn: the dsn holds a password; remove it and use `password:"},

@@ -132,7 +132,7 @@ func (d *diagnosis) subscription(subscriber *probe.Snapshot, sub probe.Subscript
 	out := Subscription{
 		Name: sub.Name, Subscriber: subscriber.Node, ProviderNode: sub.ProviderNode,
 		Status: sub.Status, Enabled: sub.Enabled, SlotName: sub.SlotName, OriginExists: sub.OriginExists,
-		ApplyWorker: sub.ApplyWorker, Findings: []Finding{},
+		ApplyWorker: sub.ApplyWorker, LockWait: sub.LockWait, Findings: []Finding{},
 	}
 	if sub.OriginExists && sub.OriginRemoteLSN > 0 {
 		out.OriginRemoteLSN = sub.OriginRemoteLSN.String()
@@ -187,6 +187,9 @@ func (d *diagnosis) subscription(subscriber *probe.Snapshot, sub probe.Subscript
 	}
 	if sub.Status == probe.StatusInitializing || sub.Status == probe.StatusReplicating {
 		d.tableSync(&out, subscriber)
+		if f, ok := d.lockFinding(subscriber.Node, sub); ok {
+			add(f)
+		}
 	}
 	out.Health = OK
 	for _, f := range out.Findings {
@@ -307,6 +310,99 @@ func (d *diagnosis) xminFinding(node string, slot probe.Slot, why string) (Findi
 	return Finding{Code: CodeSlotXminAgeHigh, Severity: sev, Slot: slot.Name,
 		Message: fmt.Sprintf("slot %s on %s holds back the transaction horizon by %s transactions (threshold %s): VACUUM cannot remove %s or freeze past it, and PostgreSQL stops accepting writes near 2.1 billion (transaction ID wraparound); %s",
 			slot.Name, node, groupDigits(age), groupDigits(lim), held, why)}, true
+}
+
+// lockFinding reports an apply worker that has waited for a lock longer
+// than thresholds.apply_blocked: a session on the subscriber holds a row or
+// table the worker must change. Only a person may end that session (it may
+// be a migration, or someone's unsaved work): no remedy.
+func (d *diagnosis) lockFinding(node string, sub probe.Subscription) (Finding, bool) {
+	w := sub.LockWait
+	if w == nil {
+		return Finding{}, false
+	}
+	waited, known := w.Waited()
+	if !known {
+		return Finding{}, false
+	}
+	dur := time.Duration(waited * float64(time.Second))
+	sev, lim := Severity(""), time.Duration(0)
+	switch wl, cl := d.Thresholds.ApplyBlocked.D(), d.Thresholds.ApplyBlockedCritical.D(); {
+	case cl > 0 && dur >= cl:
+		sev, lim = Critical, cl
+	case wl > 0 && dur >= wl:
+		sev, lim = Warning, wl
+	default:
+		return Finding{}, false
+	}
+	what := "a lock"
+	switch w.WaitEvent {
+	case "transactionid", "tuple":
+		what = "a row another transaction changed"
+	case "relation":
+		what = "a table lock"
+	}
+	if len(w.Tables) > 0 {
+		what += " (on " + strings.Join(w.Tables, ", ") + ")"
+	}
+	since := "for " + dur.Round(time.Second).String()
+	if w.Seconds == nil {
+		since = "for up to " + dur.Round(time.Second).String() + " (the age of the transaction in its way)"
+	}
+	heads := w.Heads()
+	var who []string
+	for _, b := range heads {
+		who = append(who, describeBlocker(b))
+	}
+	chain := ""
+	if len(heads) > 0 && heads[0].Depth > 1 {
+		var mid []string
+		for _, b := range w.Blockers {
+			if b.Waiting {
+				mid = append(mid, fmt.Sprint(b.PID))
+			}
+		}
+		chain = fmt.Sprintf(" (through the waiting session(s) %s, queued behind it)", strings.Join(mid, ", "))
+	}
+	var pids []string
+	for _, b := range heads {
+		pids = append(pids, fmt.Sprintf("SELECT pg_terminate_backend(%d)", b.PID))
+	}
+	return Finding{Code: CodeApplyBlocked, Severity: sev, Human: true,
+		Message: fmt.Sprintf("the apply worker of %s (pid %d) has waited %s (threshold %s) for %s on %s, held by %s%s: nothing of %s is applied until it lets go (lag grows, the provider keeps WAL); if ending it is safe, a person runs on %s: %s (rolls back its open transaction)",
+			sub.Name, w.PID, since, lim, what, node, strings.Join(who, "; "), chain, sub.Name, node, strings.Join(pids, "; "))}, true
+}
+
+// describeBlocker says who a blocking session is, without its query (which
+// can hold data).
+func describeBlocker(b probe.Blocker) string {
+	var parts []string
+	if b.User != "" {
+		parts = append(parts, "user "+b.User)
+	}
+	if b.Application != "" {
+		parts = append(parts, "application "+b.Application)
+	}
+	if b.ClientAddr != "" {
+		parts = append(parts, "from "+b.ClientAddr)
+	}
+	if b.BackendType != "" && b.BackendType != "client backend" {
+		parts = append(parts, b.BackendType)
+	}
+	if b.State != "" {
+		st := b.State
+		if b.StateSeconds != nil {
+			st += " for " + time.Duration(*b.StateSeconds*float64(time.Second)).Round(time.Second).String()
+		}
+		parts = append(parts, st)
+	}
+	if b.XactSeconds != nil {
+		parts = append(parts, "transaction open "+time.Duration(*b.XactSeconds*float64(time.Second)).Round(time.Second).String())
+	}
+	if len(parts) == 0 {
+		return fmt.Sprintf("pid %d", b.PID)
+	}
+	return fmt.Sprintf("pid %d (%s)", b.PID, strings.Join(parts, ", "))
 }
 
 // groupDigits writes n with thousands separators: 1,000,000.

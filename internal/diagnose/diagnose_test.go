@@ -13,12 +13,14 @@ import (
 var t0 = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 
 var thresholds = config.Thresholds{
-	DownGrace:           config.Duration(30 * time.Second),
-	LagBytes:            256 << 20,
-	RetainedWALBytes:    10 << 30,
-	TableSyncGrace:      config.Duration(30 * time.Minute),
-	SlotXminAge:         200_000_000,
-	SlotXminAgeCritical: 1_000_000_000,
+	DownGrace:            config.Duration(30 * time.Second),
+	LagBytes:             256 << 20,
+	RetainedWALBytes:     10 << 30,
+	TableSyncGrace:       config.Duration(30 * time.Minute),
+	SlotXminAge:          200_000_000,
+	SlotXminAgeCritical:  1_000_000_000,
+	ApplyBlocked:         config.Duration(time.Minute),
+	ApplyBlockedCritical: config.Duration(15 * time.Minute),
 }
 
 func age(n int64) *int64 { return &n }
@@ -242,6 +244,52 @@ func TestSlotXminAgeSaysWhatHoldsIt(t *testing.T) {
 		if got := groupDigits(n.in); got != n.want {
 			t.Errorf("groupDigits(%d) = %q, want %q", n.in, got, n.want)
 		}
+	}
+}
+
+func secs(f float64) *float64 { return &f }
+
+func TestApplyBlockedNamesTheSessionAtTheHead(t *testing.T) {
+	w := healthy()
+	// The worker waits behind an ALTER TABLE (pid 20, itself waiting) that
+	// queues behind an idle transaction (pid 10).
+	w.s().LockWait = &probe.LockWait{PID: 7, WaitEvent: "relation", Seconds: secs(125), Tables: []string{"public.items"},
+		Blockers: []probe.Blocker{
+			{PID: 20, Depth: 1, User: "deploy", Application: "migrate", State: "active", BackendType: "client backend", Waiting: true, XactSeconds: secs(130)},
+			{PID: 10, Depth: 2, User: "alice", Application: "psql", ClientAddr: "10.0.0.5", State: "idle in transaction", BackendType: "client backend", XactSeconds: secs(600), StateSeconds: secs(590)},
+		}}
+	r := w.run()
+	f, ok := r.Subscriptions[0].Finding(CodeApplyBlocked)
+	want := "the apply worker of sub (pid 7) has waited for 2m5s (threshold 1m0s) for a table lock (on public.items) on s, held by pid 10 (user alice, application psql, from 10.0.0.5, idle in transaction for 9m50s, transaction open 10m0s) (through the waiting session(s) 20, queued behind it): nothing of sub is applied until it lets go"
+	if !ok || f.Severity != Warning || !f.Human || f.Remedy != "" || !strings.HasPrefix(f.Message, want) ||
+		!strings.HasSuffix(f.Message, "a person runs on s: SELECT pg_terminate_backend(10) (rolls back its open transaction)") {
+		t.Fatalf("finding: %+v", f)
+	}
+	if r.Subscriptions[0].Health != Warning || r.Subscriptions[0].LockWait == nil {
+		t.Errorf("health %s, lock_wait %v", r.Subscriptions[0].Health, r.Subscriptions[0].LockWait)
+	}
+
+	w.s().LockWait.Seconds = secs(16 * 60)
+	if f, _ := w.run().Subscriptions[0].Finding(CodeApplyBlocked); f.Severity != Critical {
+		t.Errorf("16 minutes: %+v", f)
+	}
+	// A short wait is how locks work: nothing to say.
+	w.s().LockWait.Seconds = secs(59)
+	if f, ok := w.run().Subscriptions[0].Finding(CodeApplyBlocked); ok {
+		t.Errorf("59 s: %+v", f)
+	}
+	// PostgreSQL 13 has no waitstart: the youngest transaction blocking the
+	// worker directly bounds the wait.
+	w.s().LockWait = &probe.LockWait{PID: 7, WaitEvent: "transactionid",
+		Blockers: []probe.Blocker{{PID: 10, Depth: 1, State: "idle in transaction", XactSeconds: secs(90)}}}
+	f, ok = w.run().Subscriptions[0].Finding(CodeApplyBlocked)
+	if !ok || f.Severity != Warning || !strings.Contains(f.Message, "has waited for up to 1m30s (the age of the transaction in its way) (threshold 1m0s) for a row another transaction changed on s, held by pid 10 (idle in transaction, transaction open 1m30s)") {
+		t.Errorf("without waitstart: %+v", f)
+	}
+	// A disabled subscription applies nothing anyway: its own finding says so.
+	w.s().Enabled, w.s().Status = false, probe.StatusDisabled
+	if f, ok := w.run().Subscriptions[0].Finding(CodeApplyBlocked); ok {
+		t.Errorf("disabled: %+v", f)
 	}
 }
 

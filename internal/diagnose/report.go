@@ -5,6 +5,8 @@ package diagnose
 
 import (
 	"time"
+
+	"github.com/pglmon/pglmon/internal/probe"
 )
 
 // Health of a subscription or of the whole report.
@@ -63,6 +65,7 @@ const (
 	CodeOriginMissing          = "origin_missing"
 	CodeStuckDown              = "stuck_down"
 	CodeApplyError             = "apply_error"
+	CodeApplyBlocked           = "apply_blocked"
 	CodeSubscriptionDown       = "subscription_down"
 	CodeSlotMissing            = "slot_missing"
 	CodeSubscriptionDisabled   = "subscription_disabled"
@@ -148,7 +151,10 @@ type Subscription struct {
 	LagSeconds       *float64   `json:"lag_seconds,omitempty"`
 	RetainedWALBytes *int64     `json:"retained_wal_bytes,omitempty"`
 	DownSince        *time.Time `json:"down_since,omitempty"`
-	Findings         []Finding  `json:"findings"`
+	// LockWait is set while its apply worker waits for a lock on the
+	// subscriber, with the sessions in its way.
+	LockWait *probe.LockWait `json:"lock_wait,omitempty"`
+	Findings []Finding       `json:"findings"`
 }
 
 // Finding returns the subscription's finding with that code.

@@ -49,6 +49,9 @@ var (
 		"age(xmin) of the slot, in transactions: how far it holds back VACUUM of every table (absent when the slot has no xmin).", []string{"node", "slot"}, nil)
 	descSlotCatalogXminAge = prometheus.NewDesc("pglmon_slot_catalog_xmin_age",
 		"age(catalog_xmin) of the slot, in transactions: how far it holds back VACUUM of the catalogs and freezing (absent when the slot has none).", []string{"node", "slot"}, nil)
+	descLockWait = prometheus.NewDesc("pglmon_apply_lock_wait_seconds",
+		"How long the subscription's apply worker has waited for a lock a session on the subscriber holds (0 when it does not wait; on PostgreSQL 13 and older, the age of the transaction in its way).",
+		[]string{"subscriber", "subscription"}, nil)
 	descNodeUp = prometheus.NewDesc("pglmon_node_up",
 		"1 when the last probe of the node succeeded.", []string{"node"}, nil)
 	descLastProbe = prometheus.NewDesc("pglmon_last_probe_timestamp_seconds",
@@ -204,6 +207,11 @@ func (s *Set) Collect(ch chan<- prometheus.Metric) {
 		gauge(descHealth, sub.Health.Value(), sub.Subscriber, sub.Name)
 		if sub.Status != "" { // known only while the subscriber answers
 			gauge(descOrigin, b2f(sub.OriginExists), sub.Subscriber, sub.Name)
+			waited := 0.0
+			if sub.LockWait != nil {
+				waited, _ = sub.LockWait.Waited()
+			}
+			gauge(descLockWait, waited, sub.Subscriber, sub.Name)
 		}
 		for _, f := range sub.Findings {
 			findings[[4]string{sub.Subscriber, sub.Name, f.Code, string(f.Severity)}] = true

@@ -20,10 +20,10 @@ import (
 func report() (diagnose.Report, []probe.Snapshot) {
 	lag := int64(2048)
 	safe := int64(1 << 30)
-	secs := 0.5
+	secs, waited := 0.5, 42.5
 	r := diagnose.Report{Subscriptions: []diagnose.Subscription{{
 		Name: "sub_0", Subscriber: "subscriber", Provider: "provider", Status: "down", Health: diagnose.Critical,
-		LagBytes: &lag, LagSeconds: &secs, OriginExists: false,
+		LagBytes: &lag, LagSeconds: &secs, OriginExists: false, LockWait: &probe.LockWait{PID: 7, Seconds: &waited},
 		Findings: []diagnose.Finding{{Code: "origin_missing", Severity: diagnose.Critical, Remedy: "recreate-origin"}},
 	}}, Nodes: []diagnose.Node{
 		{Name: "provider", Up: true, Findings: []diagnose.Finding{
@@ -45,6 +45,9 @@ func report() (diagnose.Report, []probe.Snapshot) {
 }
 
 const want = `
+# HELP pglmon_apply_lock_wait_seconds How long the subscription's apply worker has waited for a lock a session on the subscriber holds (0 when it does not wait; on PostgreSQL 13 and older, the age of the transaction in its way).
+# TYPE pglmon_apply_lock_wait_seconds gauge
+pglmon_apply_lock_wait_seconds{subscriber="subscriber",subscription="sub_0"} 42.5
 # HELP pglmon_finding 1 while a finding holds. Node findings (orphan_slot, node_unreachable) have subscription="" and the node as subscriber.
 # TYPE pglmon_finding gauge
 pglmon_finding{code="orphan_slot",severity="warning",subscriber="provider",subscription=""} 1
@@ -108,7 +111,7 @@ pglmon_probe_errors_total{node="subscriber"} 0
 pglmon_up 1
 `
 
-var names = []string{"pglmon_finding", "pglmon_origin_present", "pglmon_replication_lag_bytes", "pglmon_replication_lag_seconds",
+var names = []string{"pglmon_apply_lock_wait_seconds", "pglmon_finding", "pglmon_origin_present", "pglmon_replication_lag_bytes", "pglmon_replication_lag_seconds",
 	"pglmon_slot_active", "pglmon_slot_retained_wal_bytes", "pglmon_slot_safe_wal_size_bytes", "pglmon_slot_wal_status",
 	"pglmon_slot_xmin_age", "pglmon_slot_catalog_xmin_age",
 	"pglmon_subscription_health", "pglmon_subscription_status", "pglmon_node_up", "pglmon_probe_errors_total", "pglmon_up"}

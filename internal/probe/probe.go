@@ -112,6 +112,7 @@ func (p *Prober) probe(ctx context.Context, snap *Snapshot) error {
 	}
 	b := &pgx.Batch{}
 	var curLSN, version string
+	var waits map[string]*LockWait
 	b.Queue(metaQuery).QueryRow(func(row pgx.Row) error {
 		return row.Scan(&snap.ServerVersion, &snap.Database, &snap.InRecovery, &curLSN, &version)
 	})
@@ -125,6 +126,11 @@ func (p *Prober) probe(ctx context.Context, snap *Snapshot) error {
 		b.Queue(subscriptionsQuery).Query(func(rows pgx.Rows) error {
 			var err error
 			snap.Subscriptions, err = scanSubscriptions(rows)
+			return err
+		})
+		b.Queue(lockWaitsQuery).Query(func(rows pgx.Rows) error {
+			var err error
+			waits, err = scanLockWaits(rows)
 			return err
 		})
 		b.Queue(tableSyncQuery).Query(func(rows pgx.Rows) error {
@@ -147,6 +153,9 @@ func (p *Prober) probe(ctx context.Context, snap *Snapshot) error {
 	}
 	snap.CurrentLSN, _ = ParseLSN(curLSN)
 	snap.PglogicalVersion = version
+	for i, s := range snap.Subscriptions {
+		snap.Subscriptions[i].LockWait = waits[s.ApplyWorker]
+	}
 	if (version != "") != p.hasPglogical {
 		// Installed or removed since the connection was opened: the next
 		// cycle asks the right questions; this one reports what it has.

@@ -74,3 +74,32 @@ FROM pglogical.local_sync_status ls
 JOIN pglogical.subscription s ON s.sub_id = ls.sync_subid
 WHERE ls.sync_relname IS NOT NULL AND ls.sync_status <> 'r'
 ORDER BY 1, 2, 3`
+
+// lockWaitsQuery lists the apply workers of this database that wait for a
+// lock, with the sessions in their way: those blocking a worker, and those
+// blocking them (a lock queue: an ALTER TABLE waiting behind a long
+// transaction blocks the worker as much as the transaction does), four deep
+// at most. pg_blocking_pids is called for waiting workers only.
+// pg_locks.waitstart exists from PostgreSQL 14 on; read through to_jsonb it
+// is NULL before. A blocker's query text is not read: it can hold data.
+const lockWaitsQuery = `WITH RECURSIVE w(worker, pid, depth) AS (
+	SELECT a.pid, b.pid, 1
+	FROM pg_stat_activity a, unnest(pg_blocking_pids(a.pid)) b(pid)
+	WHERE a.backend_type LIKE 'pglogical apply %' AND a.datname = current_database() AND a.wait_event_type = 'Lock'
+  UNION
+	SELECT w.worker, b.pid, w.depth + 1 FROM w, unnest(pg_blocking_pids(w.pid)) b(pid) WHERE w.depth < 4
+)
+SELECT substr(a.backend_type, length('pglogical apply ') + 1), a.pid, coalesce(a.wait_event, ''),
+	extract(epoch FROM now() - (SELECT min((to_jsonb(l) ->> 'waitstart')::timestamptz)
+		FROM pg_locks l WHERE l.pid = a.pid AND NOT l.granted))::float8,
+	coalesce((SELECT array_agg(DISTINCT n.nspname::text || '.' || c.relname::text)
+		FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE l.pid = a.pid AND l.locktype = 'relation' AND c.relkind IN ('r', 'p')
+			AND n.nspname NOT IN ('pg_catalog', 'pglogical')), '{}'),
+	w.pid, w.depth, coalesce(b.usename::text, ''), coalesce(b.application_name, ''), coalesce(host(b.client_addr), ''),
+	coalesce(b.state, ''), coalesce(b.backend_type, ''), coalesce(b.wait_event_type = 'Lock', false),
+	extract(epoch FROM now() - b.xact_start)::float8, extract(epoch FROM now() - b.state_change)::float8
+FROM w
+JOIN pg_stat_activity a ON a.pid = w.worker
+LEFT JOIN pg_stat_activity b ON b.pid = w.pid
+ORDER BY a.pid, w.depth, w.pid`

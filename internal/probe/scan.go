@@ -58,3 +58,34 @@ func scanTableSync(rows pgx.Rows) ([]TableSync, error) {
 	}
 	return out, rows.Err()
 }
+
+// scanLockWaits reads lockWaitsQuery: the waiting apply workers by their
+// "<database oid>:<subscription id>", each blocker once (at its least depth).
+func scanLockWaits(rows pgx.Rows) (map[string]*LockWait, error) {
+	out := map[string]*LockWait{}
+	type key struct {
+		worker string
+		pid    int
+	}
+	seen := map[key]bool{}
+	for rows.Next() {
+		var worker string
+		var w LockWait
+		var b Blocker
+		if err := rows.Scan(&worker, &w.PID, &w.WaitEvent, &w.Seconds, &w.Tables,
+			&b.PID, &b.Depth, &b.User, &b.Application, &b.ClientAddr, &b.State, &b.BackendType, &b.Waiting,
+			&b.XactSeconds, &b.StateSeconds); err != nil {
+			return nil, err
+		}
+		cur := out[worker]
+		if cur == nil {
+			cur = &w
+			out[worker] = cur
+		}
+		if k := (key{worker, b.PID}); !seen[k] {
+			seen[k] = true
+			cur.Blockers = append(cur.Blockers, b)
+		}
+	}
+	return out, rows.Err()
+}

@@ -135,6 +135,80 @@ type Subscription struct {
 	// worker ("pglogical apply 16385:3871614535") in pg_stat_activity and in
 	// the postmaster's log lines.
 	ApplyWorker string `json:"apply_worker"`
+	// LockWait is set while the apply worker waits for a lock that a
+	// session on the subscriber holds.
+	LockWait *LockWait `json:"lock_wait,omitempty"`
+}
+
+// LockWait is an apply worker waiting for a lock: a session on the
+// subscriber holds a row or a table the worker must change, and nothing of
+// the subscription is applied until that session lets go.
+type LockWait struct {
+	PID int `json:"pid"`
+	// WaitEvent is what it waits for (pg_stat_activity.wait_event):
+	// transactionid or tuple for a row another transaction changed,
+	// relation for a table lock (LOCK TABLE, ALTER TABLE, VACUUM FULL).
+	WaitEvent string `json:"wait_event"`
+	// Seconds is how long it has waited (pg_locks.waitstart, PostgreSQL 14
+	// and later); nil when the server does not say.
+	Seconds *float64 `json:"seconds,omitempty"`
+	// Tables are the tables the worker holds or waits for a lock on: the
+	// one it is changing is among them.
+	Tables []string `json:"tables,omitempty"`
+	// Blockers are the sessions in its way: those blocking it directly
+	// (depth 1), and those blocking them in turn.
+	Blockers []Blocker `json:"blockers"`
+}
+
+// Blocker is a session that holds what an apply worker waits for.
+type Blocker struct {
+	PID int `json:"pid"`
+	// Depth is 1 for a session blocking the worker itself, 2 for one
+	// blocking a depth-1 session, and so on.
+	Depth       int    `json:"depth"`
+	User        string `json:"user"`
+	Application string `json:"application_name"`
+	ClientAddr  string `json:"client_addr,omitempty"`
+	// State is pg_stat_activity.state: active, idle in transaction, ...
+	State       string `json:"state"`
+	BackendType string `json:"backend_type"`
+	// Waiting is set when it waits for a lock itself.
+	Waiting bool `json:"waiting"`
+	// XactSeconds is the age of its open transaction, StateSeconds how
+	// long it has been in State.
+	XactSeconds  *float64 `json:"xact_seconds,omitempty"`
+	StateSeconds *float64 `json:"state_seconds,omitempty"`
+}
+
+// Heads are the blockers at the head of the chain: those that do not wait
+// for a lock themselves (all of them when every one waits: a deadlock
+// PostgreSQL is about to break).
+func (w *LockWait) Heads() []Blocker {
+	var out []Blocker
+	for _, b := range w.Blockers {
+		if !b.Waiting {
+			out = append(out, b)
+		}
+	}
+	if len(out) == 0 {
+		return w.Blockers
+	}
+	return out
+}
+
+// Waited is how long the worker has waited: Seconds, or on a server that
+// does not say, the age of the youngest transaction blocking it directly
+// (the wait cannot be older); ok is false when neither is known.
+func (w *LockWait) Waited() (secs float64, ok bool) {
+	if w.Seconds != nil {
+		return *w.Seconds, true
+	}
+	for _, b := range w.Blockers {
+		if b.Depth == 1 && b.XactSeconds != nil && (!ok || *b.XactSeconds < secs) {
+			secs, ok = *b.XactSeconds, true
+		}
+	}
+	return secs, ok
 }
 
 // TableSync is a table of a subscription whose sync is not ready.

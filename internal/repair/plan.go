@@ -233,6 +233,30 @@ every start, so the subscription stays down until that change can be applied. Ch
     which pglmon runs (with its lock, checks and audit) when asked:
       pglmon repair --config FILE --subscription %[5]s --remedy skip-transaction --lsn %[6]s
     then: pglmon verify --config FILE --subscription %[5]s`, s.Provider, s.Subscriber, q(s.Name), f.Message, s.Name, lsn, q(s.SlotName), q(lsn))
+	case diagnose.CodeApplyBlocked:
+		pids := "<pid>"
+		if w := s.LockWait; w != nil {
+			var ps []string
+			for _, bl := range w.Heads() {
+				ps = append(ps, fmt.Sprint(bl.PID))
+			}
+			if len(ps) > 0 {
+				pids = strings.Join(ps, ", ")
+			}
+		}
+		fmt.Fprintf(&b, `%[3]s.
+The subscription itself is fine: it goes on by itself the moment the lock is released; restarting
+it would not help (the new worker waits for the same lock). On subscriber %[1]s:
+ 1) see what the session does (its query can hold data: this is for you, not for pglmon):
+      SELECT pid, usename, application_name, client_addr, state, now() - xact_start AS in_transaction, query
+      FROM pg_stat_activity WHERE pid IN (%[4]s);
+ 2) ask its owner to commit or roll back; or, if losing its open transaction is acceptable:
+      SELECT pg_cancel_backend(pid);     -- cancels its current statement (enough for a long statement)
+      SELECT pg_terminate_backend(pid);  -- ends the session, rolling back its transaction
+ 3) watch the subscription catch up: pglmon status --config FILE --subscription %[2]s
+To prevent it: set idle_in_transaction_session_timeout for the roles that write on the subscriber,
+lock_timeout for migrations, and change replicated tables with pglogical.replicate_ddl_command on
+the provider.`, s.Subscriber, s.Name, f.Message, pids)
 	case diagnose.CodeTableSyncStalled:
 		fmt.Fprintf(&b, `A table of %[1]s has not finished its initial copy. Look in the subscriber's log for the
 table-sync worker's error (often a missing column, a constraint, or a lock). Once fixed,
