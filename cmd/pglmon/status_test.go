@@ -869,3 +869,72 @@ func TestStatusApplyBlockedByASessionOnTheSubscriber(t *testing.T) {
 		t.Fatal("the change did not arrive, or apply_blocked stayed, after both sessions ended")
 	}
 }
+
+// TestStatusRetainedWALHeldByAnOpenTransaction: on real pglogical, a
+// transaction left open on the provider keeps the slot's restart_lsn where
+// it began while the subscriber keeps up; wal_retained_high names it, and
+// clears once it ends.
+func TestStatusRetainedWALHeldByAnOpenTransaction(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	// Clusters of its own: the oldest transaction of a shared provider
+	// could be another test's.
+	p := pgtest.NewPair(t, pgtest.PairOptions{Own: true, Rows: 10})
+	cfg := writeConfig(t, p, "  retained_wal_bytes: 1MiB\n")
+	holder, err := pgx.Connect(ctx, p.Provider.DSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close(context.Background())
+	var pid int
+	if err := holder.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := holder.Exec(ctx, "BEGIN; INSERT INTO items_0 VALUES (-1, 'left open', 1)"); err != nil {
+		t.Fatal(err)
+	}
+	retained := func() (string, bool) {
+		_, s := status(t, cfg)
+		for _, sub := range s.Subscriptions {
+			for _, f := range sub.Findings {
+				if f.Code == "wal_retained_high" {
+					return f.Message, true
+				}
+			}
+		}
+		return "", false
+	}
+	next := 100
+	write := func() {
+		// Committed changes the subscriber applies and confirms: its lag
+		// stays small while the WAL behind the open transaction grows.
+		_ = p.Provider.Exec(ctx, "INSERT INTO items_0 SELECT g, md5(g::text), 1 FROM generate_series($1::int, $1::int + 4999) g", next)
+		next += 5000
+	}
+	want := fmt.Sprintf("but the oldest open transaction on provider holds the WAL written since it began: pid %d (database %s, user postgres", pid, p.Provider.Name)
+	var msg string
+	// The transaction counts once it is a minute old (younger ones are how databases work).
+	if err := pgtest.Poll(ctx, 150*time.Second, func() bool {
+		write()
+		msg, _ = retained()
+		return strings.Contains(msg, want)
+	}); err != nil {
+		t.Fatalf("wal_retained_high does not name the open transaction; last: %q", msg)
+	}
+	if !strings.Contains(msg, fmt.Sprintf("SELECT pg_terminate_backend(%d)", pid)) || !strings.Contains(msg, "idle in transaction for ") {
+		t.Errorf("message: %s", msg)
+	}
+	if _, err := holder.Exec(ctx, "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
+		// A checkpoint logs the running transactions, from which the
+		// decoder moves restart_lsn on; a write gives it something to confirm.
+		_ = p.Provider.Exec(ctx, "CHECKPOINT")
+		write()
+		_, held := retained()
+		return !held
+	}); err != nil {
+		t.Fatal("wal_retained_high stayed after the transaction ended")
+	}
+}

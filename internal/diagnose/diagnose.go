@@ -262,6 +262,11 @@ func (d *diagnosis) slotFindings(out *Subscription, prov *probe.Snapshot, slot p
 		add(f)
 	}
 	why := "the subscription is far behind, or a long-running transaction on the provider holds the slot back"
+	if x := prov.OldestXact; slot.Active && x != nil {
+		if age, _ := slot.HorizonAge(); x.XidAge >= age {
+			why = "it is held by the oldest open transaction on " + prov.Node + ": " + describeXact(*x) + "; " + endXact(*x)
+		}
+	}
 	if !slot.Active {
 		why = "the slot is inactive: nothing consumes it until " + out.Name + " replicates again (or is dropped, if it is gone for good)"
 	}
@@ -285,9 +290,51 @@ func (d *diagnosis) walFinding(prov *probe.Snapshot, slot probe.Slot) (Finding, 
 			Message: fmt.Sprintf("slot %s on %s retains %s and is about to lose WAL (wal_status unreserved)", slot.Name, prov.Node, config.FormatBytes(slot.RetainedBytes))}, true
 	case slot.WALStatus == "extended" || (d.Thresholds.RetainedWALBytes > 0 && slot.RetainedBytes > int64(d.Thresholds.RetainedWALBytes)):
 		return Finding{Code: CodeWALRetainedHigh, Severity: Warning, Slot: slot.Name,
-			Message: fmt.Sprintf("slot %s on %s retains %s of WAL (threshold %s, wal_status %s)", slot.Name, prov.Node, config.FormatBytes(slot.RetainedBytes), d.Thresholds.RetainedWALBytes, slot.WALStatus)}, true
+			Message: fmt.Sprintf("slot %s on %s retains %s of WAL (threshold %s, wal_status %s)%s", slot.Name, prov.Node, config.FormatBytes(slot.RetainedBytes), d.Thresholds.RetainedWALBytes, slot.WALStatus, heldOpen(prov, slot))}, true
 	}
 	return Finding{}, false
+}
+
+// heldOpen says, for an active slot that retains much more WAL than its
+// consumer lags, which open transaction holds it: a logical slot cannot
+// release WAL written since the oldest running transaction began, however
+// far its consumer has confirmed. "" when that is not the picture.
+func heldOpen(prov *probe.Snapshot, slot probe.Slot) string {
+	x := prov.OldestXact
+	if !slot.Active || x == nil || x.Seconds < 60 || slot.LagBytes*2 > slot.RetainedBytes {
+		return ""
+	}
+	return fmt.Sprintf("; the subscriber keeps up (lag %s), but the oldest open transaction on %s holds the WAL written since it began: %s; %s",
+		config.FormatBytes(slot.LagBytes), prov.Node, describeXact(*x), endXact(*x))
+}
+
+// describeXact says whose an open transaction is, without its query.
+func describeXact(x probe.Xact) string {
+	age := time.Duration(x.Seconds * float64(time.Second)).Round(time.Second)
+	if x.State == "prepared" {
+		return fmt.Sprintf("prepared transaction %q (database %s, owner %s) prepared %s ago", x.GID, x.Database, x.User, age)
+	}
+	parts := []string{"database " + x.Database, "user " + x.User}
+	if x.Application != "" {
+		parts = append(parts, "application "+x.Application)
+	}
+	if x.ClientAddr != "" {
+		parts = append(parts, "from "+x.ClientAddr)
+	}
+	st := x.State
+	if x.StateSeconds != nil {
+		st += " for " + time.Duration(*x.StateSeconds*float64(time.Second)).Round(time.Second).String()
+	}
+	parts = append(parts, st)
+	return fmt.Sprintf("pid %d (%s), transaction open %s", x.PID, strings.Join(parts, ", "), age)
+}
+
+// endXact is what a person runs to end an open transaction, and its cost.
+func endXact(x probe.Xact) string {
+	if x.State == "prepared" {
+		return fmt.Sprintf("a person commits or rolls it back (COMMIT PREPARED / ROLLBACK PREPARED '%s', in database %s) once its owner says which", strings.ReplaceAll(x.GID, "'", "''"), x.Database)
+	}
+	return fmt.Sprintf("it releases when it ends; a person may end it: SELECT pg_terminate_backend(%d) (rolls back its open transaction)", x.PID)
 }
 
 // xminFinding reports a slot whose xmin or catalog_xmin is older than the

@@ -293,6 +293,42 @@ func TestApplyBlockedNamesTheSessionAtTheHead(t *testing.T) {
 	}
 }
 
+func TestRetainedWALNamesTheOpenTransactionHoldingIt(t *testing.T) {
+	w := healthy()
+	w.slot().RetainedBytes, w.slot().LagBytes = 20<<30, 4096
+	w.prov.OldestXact = &probe.Xact{PID: 42, Database: "app", User: "batch", Application: "nightly", ClientAddr: "10.0.0.9",
+		State: "idle in transaction", Seconds: 7200, StateSeconds: secs(7000), XidAge: 900}
+	f, ok := w.run().Subscriptions[0].Finding(CodeWALRetainedHigh)
+	want := "slot pgl_db_prov_sub on p retains 20.0 GiB of WAL (threshold 10.0 GiB, wal_status reserved); the subscriber keeps up (lag 4.0 KiB), but the oldest open transaction on p holds the WAL written since it began: pid 42 (database app, user batch, application nightly, from 10.0.0.9, idle in transaction for 1h56m40s), transaction open 2h0m0s; it releases when it ends; a person may end it: SELECT pg_terminate_backend(42) (rolls back its open transaction)"
+	if !ok || f.Message != want {
+		t.Errorf("got  %q\nwant %q", f.Message, want)
+	}
+	// A forgotten prepared transaction outlives every session.
+	w.prov.OldestXact = &probe.Xact{GID: "tx'1", Database: "app", User: "batch", State: "prepared", Seconds: 86400, XidAge: 900}
+	f, _ = w.run().Subscriptions[0].Finding(CodeWALRetainedHigh)
+	if !strings.Contains(f.Message, `prepared transaction "tx'1" (database app, owner batch) prepared 24h0m0s ago; a person commits or rolls it back (COMMIT PREPARED / ROLLBACK PREPARED 'tx''1', in database app)`) {
+		t.Errorf("prepared: %s", f.Message)
+	}
+	// The subscriber far behind: lag explains the retention, not the transaction.
+	w.slot().LagBytes = 19 << 30
+	if f, _ := w.run().Subscriptions[0].Finding(CodeWALRetainedHigh); strings.Contains(f.Message, "oldest open transaction") {
+		t.Errorf("lagging: %s", f.Message)
+	}
+	// A young transaction is how databases work.
+	w.slot().LagBytes = 4096
+	w.prov.OldestXact = &probe.Xact{PID: 42, State: "active", Seconds: 5, XidAge: 3}
+	if f, _ := w.run().Subscriptions[0].Finding(CodeWALRetainedHigh); strings.Contains(f.Message, "oldest open transaction") {
+		t.Errorf("5 s old: %s", f.Message)
+	}
+	// The catalog horizon: the same transaction, when it is older than the slot's catalog_xmin.
+	w.slot().CatalogXminAge = age(250_000_000)
+	w.prov.OldestXact = &probe.Xact{PID: 42, Database: "app", User: "batch", State: "idle in transaction", Seconds: 90000, XidAge: 250_000_001}
+	f, _ = w.run().Subscriptions[0].Finding(CodeSlotXminAgeHigh)
+	if !strings.Contains(f.Message, "it is held by the oldest open transaction on p: pid 42 (database app, user batch, idle in transaction), transaction open 25h0m0s; it releases when it ends") {
+		t.Errorf("xmin: %s", f.Message)
+	}
+}
+
 func TestOrphanNotClaimedWhileASubscriberWasNeverSeen(t *testing.T) {
 	w := healthy()
 	w.prov.Slots = append(w.prov.Slots, probe.Slot{Name: "pgl_db_prov_other", Plugin: "pglogical_output"})

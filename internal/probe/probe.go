@@ -121,6 +121,17 @@ func (p *Prober) probe(ctx context.Context, snap *Snapshot) error {
 		snap.Slots, err = scanSlots(rows)
 		return err
 	})
+	b.Queue(oldestXactQuery).Query(func(rows pgx.Rows) error {
+		xs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Xact, error) {
+			var x Xact
+			err := row.Scan(&x.PID, &x.GID, &x.Database, &x.User, &x.Application, &x.ClientAddr, &x.State, &x.Seconds, &x.StateSeconds, &x.XidAge)
+			return x, err
+		})
+		if len(xs) > 0 {
+			snap.OldestXact = &xs[0]
+		}
+		return err
+	})
 	if p.hasPglogical {
 		b.Queue(pglogicalNodeQuery).QueryRow(func(row pgx.Row) error { return row.Scan(&snap.LocalNode) })
 		b.Queue(subscriptionsQuery).Query(func(rows pgx.Rows) error {

@@ -27,6 +27,21 @@ LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid
 WHERE s.database IS NULL OR s.database = current_database()
 ORDER BY s.slot_name`
 
+// oldestXactQuery finds the oldest transaction holding a transaction ID on
+// the server, a session's or a prepared one, by the age of that ID. Its
+// query text is not read: it can hold data.
+const oldestXactQuery = `SELECT pid, gid, datname, usename, application_name, client_addr, state, secs, state_secs, xid_age FROM (
+	SELECT a.pid, '' AS gid, coalesce(a.datname::text, '') AS datname, coalesce(a.usename::text, '') AS usename,
+		coalesce(a.application_name, '') AS application_name, coalesce(host(a.client_addr), '') AS client_addr,
+		coalesce(a.state, '') AS state, coalesce(extract(epoch FROM now() - a.xact_start), 0)::float8 AS secs,
+		extract(epoch FROM now() - a.state_change)::float8 AS state_secs, age(a.backend_xid)::bigint AS xid_age
+	FROM pg_stat_activity a WHERE a.backend_xid IS NOT NULL
+  UNION ALL
+	SELECT 0, p.gid, p.database::text, p.owner::text, '', '', 'prepared',
+		extract(epoch FROM now() - p.prepared)::float8, NULL, age(p.transaction)::bigint
+	FROM pg_prepared_xacts p
+) x ORDER BY xid_age DESC LIMIT 1`
+
 // pglogicalNodeQuery reads the local pglogical node name (no row before create_node).
 const pglogicalNodeQuery = `SELECT coalesce((SELECT n.node_name FROM pglogical.local_node l
 	JOIN pglogical.node n ON n.node_id = l.node_id), '')`

@@ -39,6 +39,28 @@ type Snapshot struct {
 	// UnreplicatedPartitions are partitions in no replication set whose
 	// siblings are in one (as a provider).
 	UnreplicatedPartitions []Partition `json:"unreplicated_partitions,omitempty"`
+	// OldestXact is the server's oldest transaction holding a transaction
+	// ID, in any database, prepared ones included; nil when none. While it
+	// is open no logical slot can release WAL written since it began.
+	OldestXact *Xact `json:"oldest_xact,omitempty"`
+}
+
+// Xact is an open transaction: a session's, or a prepared one (PID 0,
+// with its GID), which outlives any session until committed or rolled back.
+type Xact struct {
+	PID         int    `json:"pid,omitempty"`
+	GID         string `json:"gid,omitempty"`
+	Database    string `json:"database"`
+	User        string `json:"user"`
+	Application string `json:"application_name,omitempty"`
+	ClientAddr  string `json:"client_addr,omitempty"`
+	// State is the session's pg_stat_activity.state, or "prepared".
+	State string `json:"state"`
+	// Seconds is its age (since the session's transaction started, or
+	// since it was prepared); XidAge its transaction ID's age.
+	Seconds      float64  `json:"seconds"`
+	StateSeconds *float64 `json:"state_seconds,omitempty"`
+	XidAge       int64    `json:"xid_age"`
 }
 
 // Partition is a partition of a partitioned table.
