@@ -425,15 +425,39 @@ func (s *Server) serveRDS(w http.ResponseWriter, r *http.Request, f url.Values) 
 			writeRDSError(w, 404, "DBLogFileNotFoundFault", "DBLogFile "+name+" not found.")
 			return
 		}
-		// Without a Marker, NumberOfLines is the last lines of the file.
-		if n, err := strconv.Atoi(f.Get("NumberOfLines")); err == nil && f.Get("Marker") == "" {
+		// Markers are "0:<byte offset>"; the one after a portion is where it
+		// ended. Without a Marker, NumberOfLines is the last lines of the
+		// file (and the Marker its end); with one, the lines after it.
+		n, nerr := strconv.Atoi(f.Get("NumberOfLines"))
+		size, pending := len(text), false
+		switch m := f.Get("Marker"); {
+		case m == "" && nerr == nil:
 			lines := strings.SplitAfter(text, "\n")
 			if lines[len(lines)-1] == "" {
 				lines = lines[:len(lines)-1]
 			}
 			text = strings.Join(lines[max(len(lines)-n, 0):], "")
+		case m != "":
+			from := 0
+			if off, ok := strings.CutPrefix(m, "0:"); ok {
+				from, _ = strconv.Atoi(off)
+			} else if m != "0" {
+				writeRDSError(w, 400, "InvalidParameterValue", "Invalid marker "+m)
+				return
+			}
+			text = text[min(from, len(text)):]
+			if nerr == nil {
+				lines := strings.SplitAfter(text, "\n")
+				if lines[len(lines)-1] == "" {
+					lines = lines[:len(lines)-1]
+				}
+				if len(lines) > n {
+					text, pending = strings.Join(lines[:n], ""), true
+				}
+			}
+			size = from + len(text)
 		}
-		inner = fmt.Sprintf("<LogFileData>%s</LogFileData><AdditionalDataPending>false</AdditionalDataPending><Marker>0:%d</Marker>", esc(text), len(text))
+		inner = fmt.Sprintf("<LogFileData>%s</LogFileData><AdditionalDataPending>%t</AdditionalDataPending><Marker>0:%d</Marker>", esc(text), pending, size)
 	case "DescribeDBSnapshots":
 		snap := f.Get("DBSnapshotIdentifier")
 		sn, ok := s.snapshots[snap]

@@ -25,19 +25,19 @@ const conflictWindow = time.Hour
 //   - the apply worker's last error goes into a down subscription's
 //     finding: why it is down is written there and nowhere in the catalogs;
 //   - the conflicts pglogical resolved by itself are counted (each can leave
-//     the tables different). The first read of a node is the baseline: what
-//     it holds was there before pglmon looked. A line is counted once however
-//     many reads see it: the same line (its prefix holds time and PID) is
-//     counted again only when it occurs more often than in the reads before.
+//     the tables different), from what the log gained since the last read
+//     (logtail.Follower): every line once, however fast the log grows. The
+//     first read of a node is the baseline: what the log held then was
+//     there before pglmon looked.
 type logWatcher struct {
-	mu      sync.Mutex
-	errs    map[string]serverlog.Errors           // node -> its apply workers' errors
-	files   map[string]string                     // node -> the log file read
-	failed  map[string]string                     // node -> why it could not be read
-	seen    map[string]map[serverlog.Conflict]int // node -> conflict line -> occurrences
-	recent  map[string][]countedConflict          // node -> counted within conflictWindow
-	last    map[string]time.Time                  // node -> when its log was last read
-	running bool
+	mu       sync.Mutex
+	follower logtail.Follower             // used by one run at a time
+	errs     map[string]serverlog.Errors  // node -> its apply workers' errors
+	files    map[string]string            // node -> the log file read
+	failed   map[string]string            // node -> why it could not be read
+	recent   map[string][]countedConflict // node -> counted within conflictWindow
+	last     map[string]time.Time         // node -> when its log was last read
+	running  bool
 }
 
 type countedConflict struct {
@@ -81,7 +81,7 @@ func (w *logWatcher) maybeRun(ctx context.Context, d *Daemon, r *diagnose.Report
 
 func (w *logWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nodes []config.Node) {
 	type read struct {
-		file      string
+		chunk     logtail.Chunk
 		errs      serverlog.Errors
 		conflicts []serverlog.Conflict
 		err       error
@@ -90,10 +90,9 @@ func (w *logWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nod
 	for _, n := range nodes {
 		cctx, cancel := context.WithTimeout(ctx, time.Minute)
 		var rd read
-		var text string
-		rd.file, text, rd.err = logtail.Read(cctx, cfg, n)
+		rd.chunk, rd.err = w.follower.Follow(cctx, cfg, n)
 		cancel()
-		rd.errs, rd.conflicts = serverlog.WorkerErrors(text), serverlog.Conflicts(text)
+		rd.errs, rd.conflicts = serverlog.WorkerErrors(rd.chunk.Tail), serverlog.Conflicts(rd.chunk.New)
 		got[n.Name] = rd
 	}
 	now := time.Now()
@@ -101,7 +100,7 @@ func (w *logWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nod
 	defer w.mu.Unlock()
 	if w.errs == nil {
 		w.errs, w.files, w.failed = map[string]serverlog.Errors{}, map[string]string{}, map[string]string{}
-		w.seen, w.recent = map[string]map[serverlog.Conflict]int{}, map[string][]countedConflict{}
+		w.recent = map[string][]countedConflict{}
 	}
 	for node, rd := range got {
 		if rd.err != nil {
@@ -112,35 +111,18 @@ func (w *logWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nod
 			continue
 		}
 		delete(w.failed, node)
-		w.errs[node], w.files[node] = rd.errs, rd.file
-		added, baseline := w.count(d, node, rd.conflicts, now)
-		d.log.Debug("server log read", keyNode, node, "conflicts_in_tail", len(rd.conflicts), "conflicts_new", added, "baseline", baseline)
+		w.errs[node], w.files[node] = rd.errs, rd.chunk.File
+		if rd.chunk.Skipped {
+			d.log.Warn("the subscriber's server log grew faster than pglmon reads it: conflicts in the part skipped are not counted",
+				keyNode, node, "file", rd.chunk.File, "max_bytes_per_read", logtail.MaxFollow)
+		}
+		for _, c := range rd.conflicts {
+			d.metrics.Conflicts(node, c.Table, c.Op, c.Resolution, 1)
+			w.recent[node] = append(w.recent[node], countedConflict{c, now})
+		}
+		d.log.Debug("server log read", keyNode, node, "file", rd.chunk.File, "bytes_new", len(rd.chunk.New), "conflicts_new", len(rd.conflicts), "baseline", rd.chunk.Baseline)
 	}
 	w.running = false
-}
-
-// count counts the conflicts of a read that were not counted before, and
-// says whether this read was the node's first (the baseline, not counted).
-func (w *logWatcher) count(d *Daemon, node string, conflicts []serverlog.Conflict, now time.Time) (int, bool) {
-	counts := map[serverlog.Conflict]int{}
-	for _, c := range conflicts {
-		counts[c]++
-	}
-	before, baseline := w.seen[node], w.seen[node] == nil
-	added := 0
-	for c, n := range counts {
-		if extra := n - before[c]; extra > 0 && !baseline {
-			d.metrics.Conflicts(node, c.Table, c.Op, c.Resolution, extra)
-			for range extra {
-				w.recent[node] = append(w.recent[node], countedConflict{c, now})
-			}
-			added += extra
-		}
-		counts[c] = max(n, before[c])
-	}
-	// Lines no longer in the tail will not come back: forget them.
-	w.seen[node] = counts
-	return added, baseline
 }
 
 // annotate adds the apply worker's last error to down subscriptions'

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -64,7 +65,8 @@ func TestDaemonDoesNotRestartARefusedChange(t *testing.T) {
 
 // Conflicts pglogical resolves by itself are counted from the subscriber's
 // log (what was logged before the daemon started is not), shown as a node
-// finding, and each line counted once however many reads see it.
+// finding, and each line counted once however many reads see it, and
+// however much the log grew between two reads.
 func TestDaemonCountsApplyConflicts(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -90,7 +92,7 @@ func TestDaemonCountsApplyConflicts(t *testing.T) {
 	metric := `pglmon_apply_conflicts_total\{op="UPDATE",resolution="skip",subscriber="subscriber",table="public.items_0"\} `
 	// The baseline read (it holds the first conflict), then two more conflicts.
 	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
-		return strings.Contains(r.logs.String(), `"msg":"server log read","node":"subscriber","conflicts_in_tail":1,"conflicts_new":0,"baseline":true`)
+		return regexp.MustCompile(`"msg":"server log read","node":"subscriber","file":"[^"]+","bytes_new":0,"conflicts_new":0,"baseline":true`).MatchString(r.logs.String())
 	}); err != nil {
 		t.Fatalf("no baseline read:\n%s", r.logs.String())
 	}
@@ -122,6 +124,16 @@ func TestDaemonCountsApplyConflicts(t *testing.T) {
 		t.Fatal("the daemon stopped cycling")
 	}
 	r.waitMetric(t, metric+"2$", false, time.Second)
+	// A conflict, then more log than a tail holds (600 KiB) before the next
+	// read: it is counted all the same.
+	conflict(6)
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool { return strings.Count(readLog(t, sub), "CONFLICT: remote UPDATE") == 4 }); err != nil {
+		t.Fatal("the conflict was never logged")
+	}
+	if err := sub.Exec(ctx, "postgres", "DO $$ BEGIN FOR i IN 1..60 LOOP RAISE LOG 'noise %', repeat('x', 10000); END LOOP; END $$"); err != nil {
+		t.Fatal(err)
+	}
+	r.waitMetric(t, metric+"3$", false, 30*time.Second)
 }
 
 func readLog(t *testing.T, c *pgtest.Cluster) string {

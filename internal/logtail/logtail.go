@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -114,4 +115,228 @@ func explain(n config.Node, what string, err error) error {
 		return fmt.Errorf("%s on %s: %s; %s, or set server_log: off", what, n.Name, pe.Message, Grants)
 	}
 	return fmt.Errorf("%s on %s: %w", what, n.Name, err)
+}
+
+// MaxFollow bounds what one Follow takes of what a log gained since the
+// last: past it, the oldest part is skipped.
+const MaxFollow = 16 << 20
+
+// Follower reads, node by node, what a server log gained since its last
+// read, so that every line is seen once however fast the log grows (up to
+// MaxFollow a read). Not safe for concurrent use.
+type Follower struct {
+	// Max is what one Follow reads at most of what a log gained (0: MaxFollow).
+	Max int64
+	pos map[string]position
+}
+
+func (f *Follower) max() int64 {
+	if f.Max > 0 {
+		return f.Max
+	}
+	return MaxFollow
+}
+
+type position struct {
+	file   string
+	offset int64  // SQL: the byte after the last whole line read
+	marker string // RDS: the Marker after the last portion read
+}
+
+// Chunk is one Follow of a node's log.
+type Chunk struct {
+	File string
+	// Tail is the end of the log, as Read returns it.
+	Tail string
+	// New holds the whole lines written since the previous Follow of the
+	// node; nothing on the first (Baseline), which only finds the end.
+	New      string
+	Baseline bool
+	// Skipped is set when part of what the log gained was not read: more
+	// than MaxFollow, a rotated file already gone, or a file truncated.
+	Skipped bool
+}
+
+// Forget drops what the follower knows of a node: its next Follow is a
+// baseline again.
+func (f *Follower) Forget(node string) { delete(f.pos, node) }
+
+// Follow reads the node's log: its tail and what it gained since the
+// node's last Follow. A failed read keeps the position.
+func (f *Follower) Follow(ctx context.Context, cfg *config.Config, n config.Node) (Chunk, error) {
+	if f.pos == nil {
+		f.pos = map[string]position{}
+	}
+	prev, known := f.pos[n.Name]
+	var c Chunk
+	var next position
+	var err error
+	src := n.LogSource()
+	switch {
+	case src == config.ServerLogOff:
+		return Chunk{}, ErrOff
+	case n.RDS != nil:
+		c, next, err = f.followRDS(ctx, cfg, n, prev, known)
+	default:
+		c, next, err = f.followSQL(ctx, cfg, n, prev, known)
+	}
+	if err != nil {
+		return c, err
+	}
+	c.Baseline = !known
+	f.pos[n.Name] = next
+	return c, nil
+}
+
+func (f *Follower) followRDS(ctx context.Context, cfg *config.Config, n config.Node, prev position, known bool) (Chunk, position, error) {
+	api, err := awsclient.New(cfg.AWS, awsclient.Options{}).RDS(ctx, cfg.NodeRegion(n))
+	if err != nil {
+		return Chunk{}, prev, err
+	}
+	rc := &rdsadmin.Client{API: api}
+	id := n.RDS.Identifier
+	name, tail, end, err := rc.LogTailMarker(ctx, id, Lines)
+	if err != nil || name == "" {
+		return Chunk{}, prev, err
+	}
+	c := Chunk{File: name, Tail: tail}
+	next := position{file: name, marker: end}
+	if !known {
+		return c, next, nil
+	}
+	var parts []string
+	if prev.file != name && prev.file != "" {
+		// Rotated: the rest of the previous file, then the new one from its start.
+		rest, _, more, err := rc.LogSince(ctx, id, prev.file, prev.marker, Lines, int(f.max()))
+		if err != nil {
+			c.Skipped = true // gone (RDS keeps files for rds.log_retention_period)
+		}
+		c.Skipped = c.Skipped || more
+		parts = append(parts, rest)
+		prev.marker = "0"
+	}
+	text, after, more, err := rc.LogSince(ctx, id, name, prev.marker, Lines, int(f.max()))
+	if err != nil {
+		return Chunk{}, prev, err
+	}
+	if more {
+		// Too much to read: skip to the end the tail read found.
+		c.Skipped = true
+	} else {
+		next.marker = after
+	}
+	c.New = strings.Join(append(parts, text), "")
+	return c, next, nil
+}
+
+func (f *Follower) followSQL(ctx context.Context, cfg *config.Config, n config.Node, prev position, known bool) (Chunk, position, error) {
+	conn, err := probe.Connect(ctx, n, max(cfg.Probe.Timeout.D(), 10*time.Second))
+	if err != nil {
+		return Chunk{}, prev, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	path := n.LogSource()
+	if path == config.ServerLogAuto {
+		if path, err = current(ctx, conn); err != nil {
+			return Chunk{}, prev, explain(n, "find the server log file", err)
+		}
+	}
+	c := Chunk{File: path}
+	fail := func(err error) (Chunk, position, error) {
+		return Chunk{}, prev, explain(n, "read the server log "+path, err)
+	}
+	size, err := fileSize(ctx, conn, path)
+	if err != nil {
+		return fail(err)
+	}
+	if size < 0 {
+		return fail(errors.New("no such file on the server"))
+	}
+	tailStart := max(size-Bytes, 0)
+	raw, err := readRange(ctx, conn, path, tailStart, size-tailStart)
+	if err != nil {
+		return fail(err)
+	}
+	c.Tail = string(raw)
+	if tailStart > 0 {
+		c.Tail = string(fromLine(raw))
+	}
+	end := func(start int64, b []byte) int64 { return start + int64(bytes.LastIndexByte(b, '\n')+1) }
+	next := position{file: path, offset: end(tailStart, raw)}
+	if !known {
+		return c, next, nil
+	}
+	// read returns the whole lines of [from, to) of file, f.max() at most
+	// (the newest), and where the last one ends.
+	read := func(file string, from, to int64) ([]byte, int64, error) {
+		if to-from > f.max() {
+			from, c.Skipped = to-f.max(), true
+			b, err := readRange(ctx, conn, file, from, to-from)
+			b = fromLine(b)
+			return b[:bytes.LastIndexByte(b, '\n')+1], end(to-int64(len(b)), b), err
+		}
+		var b []byte
+		if file == path && from >= tailStart {
+			b = raw[from-tailStart : to-tailStart]
+		} else if b, err = readRange(ctx, conn, file, from, to-from); err != nil {
+			return nil, from, err
+		}
+		return b[:bytes.LastIndexByte(b, '\n')+1], end(from, b), nil
+	}
+	var gained []byte
+	switch {
+	case prev.file == path && size >= prev.offset:
+		b, off, err := read(path, prev.offset, size)
+		if err != nil {
+			return fail(err)
+		}
+		gained, next.offset = b, off
+	default:
+		if prev.file != path {
+			// Rotated: the rest of the previous file, if it is still there.
+			if old, err := fileSize(ctx, conn, prev.file); err != nil || old < prev.offset {
+				c.Skipped = true
+			} else if b, _, err := read(prev.file, prev.offset, old); err == nil {
+				gained = b
+			} else {
+				c.Skipped = true
+			}
+		} else {
+			c.Skipped = true // the same name, shorter: truncated and written anew
+		}
+		b, off, err := read(path, 0, size)
+		if err != nil {
+			return fail(err)
+		}
+		gained, next.offset = append(gained, b...), off
+	}
+	c.New = string(gained)
+	return c, next, nil
+}
+
+// fromLine drops what precedes the first line start of b (b starts inside a line).
+func fromLine(b []byte) []byte {
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		return b[i+1:]
+	}
+	return b[:0]
+}
+
+// fileSize is the size of file on the server, -1 when it does not exist.
+func fileSize(ctx context.Context, conn *pgx.Conn, file string) (int64, error) {
+	var size *int64
+	if err := conn.QueryRow(ctx, "SELECT (pg_stat_file($1, true)).size", file).Scan(&size); err != nil {
+		return 0, err
+	}
+	if size == nil {
+		return -1, nil
+	}
+	return *size, nil
+}
+
+// readRange reads n bytes of file from offset.
+func readRange(ctx context.Context, conn *pgx.Conn, file string, offset, n int64) ([]byte, error) {
+	var b []byte
+	err := conn.QueryRow(ctx, "SELECT pg_read_binary_file($1, $2, $3)", file, offset, n).Scan(&b)
+	return b, err
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pglmon/pglmon/internal/awstest"
 	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/pgtest"
 )
@@ -120,5 +121,141 @@ func TestTailStartsAtALine(t *testing.T) {
 	}
 	if at == 0 || whole[at-1] != '\n' || !strings.HasSuffix(text, "\n") {
 		t.Errorf("the tail does not start at a line (at %d): %q", at, text)
+	}
+}
+
+// burst logs n lines of about 10 KB each, then marker, in one statement.
+func burst(t *testing.T, c *pgtest.Cluster, n int, marker string) {
+	t.Helper()
+	sql := fmt.Sprintf("DO $$ BEGIN FOR i IN 1..%d LOOP RAISE LOG 'pglmon-burst %%', repeat('x', 10000); END LOOP; RAISE LOG '%s'; END $$", n, marker)
+	if err := c.Exec(context.Background(), "postgres", sql); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// followUntil follows until the text gained holds marker, and returns all of
+// it (the collector writes asynchronously).
+func followUntil(t *testing.T, f *Follower, n config.Node, marker string) (string, []Chunk) {
+	t.Helper()
+	var all strings.Builder
+	var chunks []Chunk
+	if err := pgtest.Poll(context.Background(), 20*time.Second, func() bool {
+		c, err := f.Follow(context.Background(), config.Default(), n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all.WriteString(c.New)
+		chunks = append(chunks, c)
+		return strings.Contains(all.String(), marker)
+	}); err != nil {
+		t.Fatalf("never followed up to %s: %d bytes gained", marker, all.Len())
+	}
+	return all.String(), chunks
+}
+
+// Following reads every line once: more than the tail between two reads,
+// across a rotation, and says when it skipped some.
+func TestFollowReadsEveryLineOnce(t *testing.T) {
+	t.Parallel()
+	c := pgtest.NewCluster(t, pgtest.Options{ExtraConf: pgtest.LogCollector})
+	n := node(c, "postgres", "")
+	before := logLine(t, c, "before")
+	readUntil(t, n, before)
+	var f Follower
+	first, err := f.Follow(context.Background(), config.Default(), n)
+	if err != nil || !first.Baseline || first.New != "" || !strings.Contains(first.Tail, before) {
+		t.Fatalf("first follow: baseline %v, new %q, err %v", first.Baseline, first.New, err)
+	}
+	// A line, then 60 lines of 10 KB (more than the 512 KiB tail), then another.
+	early := logLine(t, c, "early")
+	late := "pglmon-logtail-late-" + fmt.Sprint(time.Now().UnixNano())
+	burst(t, c, 60, late)
+	got, chunks := followUntil(t, &f, n, late)
+	if strings.Count(got, "LOG:  "+early) != 1 || strings.Count(got, "LOG:  "+late) != 1 || strings.Contains(got, before) || strings.Count(got, "LOG:  pglmon-burst") != 60 {
+		t.Errorf("gained: early %d, late %d, before %d, burst lines %d", strings.Count(got, "LOG:  "+early), strings.Count(got, "LOG:  "+late), strings.Count(got, "LOG:  "+before), strings.Count(got, "LOG:  pglmon-burst"))
+	}
+	last := chunks[len(chunks)-1]
+	if strings.Contains(last.Tail, early) || !strings.Contains(last.Tail, late) || last.Skipped || last.Baseline {
+		t.Errorf("the tail reaches back to the early line, or misses the late one, or skipped %v", last.Skipped)
+	}
+	for _, ch := range chunks {
+		if ch.New != "" && !strings.HasSuffix(ch.New, "\n") {
+			t.Errorf("a read ends inside a line: %q", ch.New[max(len(ch.New)-80, 0):])
+		}
+	}
+	// Rotation: the end of the old file, then the new one.
+	beforeRotation := logLine(t, c, "before-rotation")
+	fileBefore := last.File
+	if err := pgtest.Poll(context.Background(), 20*time.Second, func() bool {
+		if err := c.Exec(context.Background(), "postgres", "SELECT pg_rotate_logfile()"); err != nil {
+			t.Fatal(err)
+		}
+		cur, _, err := Read(context.Background(), config.Default(), n)
+		return err == nil && cur != fileBefore
+	}); err != nil {
+		t.Fatal("the log never rotated")
+	}
+	afterRotation := logLine(t, c, "after-rotation")
+	got, chunks = followUntil(t, &f, n, afterRotation)
+	if strings.Count(got, "LOG:  "+beforeRotation) != 1 || strings.Count(got, "LOG:  "+afterRotation) != 1 || chunks[len(chunks)-1].File == fileBefore {
+		t.Errorf("across the rotation: before %d, after %d, file %s:\n%s", strings.Count(got, "LOG:  "+beforeRotation), strings.Count(got, "LOG:  "+afterRotation), chunks[len(chunks)-1].File, got)
+	}
+	for _, ch := range chunks {
+		if ch.Skipped {
+			t.Error("skipped across a rotation whose old file is still there")
+		}
+	}
+	// More than Max since the last read: the newest part, and Skipped.
+	small := Follower{Max: 64 << 10}
+	if _, err := small.Follow(context.Background(), config.Default(), n); err != nil {
+		t.Fatal(err)
+	}
+	end := "pglmon-logtail-end-" + fmt.Sprint(time.Now().UnixNano())
+	burst(t, c, 20, end)
+	got, chunks = followUntil(t, &small, n, end)
+	skipped := false
+	for _, ch := range chunks {
+		skipped = skipped || ch.Skipped
+	}
+	if !skipped || strings.Count(got, "LOG:  pglmon-burst") >= 20 {
+		t.Errorf("over Max: skipped %v, %d of 20 burst lines read", skipped, strings.Count(got, "LOG:  pglmon-burst"))
+	}
+}
+
+// Following an RDS instance's log through the API: the Marker after each
+// read is where the next starts, across an hourly file change.
+func TestFollowRDS(t *testing.T) {
+	srv := awstest.New(t, "eu-west-1")
+	a := srv.Env(t) // sets the environment: not parallel
+	srv.AddInstance("db1", "15.7", "pg15-custom", nil)
+	cfg, err := config.Parse("rds.yaml", []byte(a.YAML()+"nodes:\n  - name: n\n    dsn: host=db1.example\n    rds: {identifier: db1}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := cfg.Nodes[0]
+	const h18, h19 = "error/postgresql.log.2026-11-24-18", "error/postgresql.log.2026-11-24-19"
+	srv.SetLog("db1", h18, 1000, "old 1\nold 2\n")
+	var f Follower
+	ctx := context.Background()
+	c, err := f.Follow(ctx, cfg, n)
+	if err != nil || !c.Baseline || c.New != "" || c.Tail != "old 1\nold 2\n" || c.File != h18 {
+		t.Fatalf("baseline: %+v %v", c, err)
+	}
+	srv.SetLog("db1", h18, 2000, "old 1\nold 2\nold 3\n")
+	if c, err = f.Follow(ctx, cfg, n); err != nil || c.Baseline || c.New != "old 3\n" {
+		t.Errorf("new line: %+v %v", c, err)
+	}
+	if c, err = f.Follow(ctx, cfg, n); err != nil || c.New != "" {
+		t.Errorf("nothing new: %+v %v", c, err)
+	}
+	// The hour turns: the rest of the old file, then the new one.
+	srv.SetLog("db1", h18, 3000, "old 1\nold 2\nold 3\nold 4\n")
+	srv.SetLog("db1", h19, 4000, "new 1\nnew 2\n")
+	if c, err = f.Follow(ctx, cfg, n); err != nil || c.New != "old 4\nnew 1\nnew 2\n" || c.File != h19 || c.Skipped {
+		t.Errorf("rotation: %+v %v", c, err)
+	}
+	srv.SetLog("db1", h19, 5000, "new 1\nnew 2\nnew 3\n")
+	if c, err = f.Follow(ctx, cfg, n); err != nil || c.New != "new 3\n" {
+		t.Errorf("after the rotation: %+v %v", c, err)
 	}
 }

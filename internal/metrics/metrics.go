@@ -116,7 +116,7 @@ func New(reg prometheus.Registerer, version string, healthy func() bool) *Set {
 	})
 	s.conflicts = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pglmon_apply_conflicts_total",
-		Help: "Conflicts pglogical resolved by itself while applying, as the subscriber's log records them (a lower bound: read once a minute).",
+		Help: "Conflicts pglogical resolved by itself while applying, as the subscriber's log records them (every line read once; see the daemon's warnings for parts skipped).",
 	}, []string{"subscriber", "table", "op", "resolution"})
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "pglmon_build_info", Help: "pglmon's version and the Go version it was built with.",

@@ -33,9 +33,30 @@ type API interface {
 // LogTail returns the name and the last lines (at most lines) of the
 // instance's most recently written PostgreSQL log file ("" when it has none).
 func (c *Client) LogTail(ctx context.Context, id string, lines int) (string, string, error) {
+	name, text, _, err := c.LogTailMarker(ctx, id, lines)
+	return name, text, err
+}
+
+// LogTailMarker is LogTail with the Marker after the lines: where a later
+// LogSince of the same file starts.
+func (c *Client) LogTailMarker(ctx context.Context, id string, lines int) (name, text, marker string, err error) {
+	if name, err = c.LogFile(ctx, id); err != nil || name == "" {
+		return name, "", "", err
+	}
+	out, err := c.API.DownloadDBLogFilePortion(ctx, &rds.DownloadDBLogFilePortionInput{DBInstanceIdentifier: aws.String(id),
+		LogFileName: aws.String(name), NumberOfLines: aws.Int32(int32(lines))})
+	if err != nil {
+		return "", "", "", awsclient.Explain("RDS instance "+id+" log file "+name, err)
+	}
+	return name, aws.ToString(out.LogFileData), aws.ToString(out.Marker), nil
+}
+
+// LogFile names the instance's most recently written PostgreSQL log file
+// ("" when it has none).
+func (c *Client) LogFile(ctx context.Context, id string) (string, error) {
 	files, err := c.API.DescribeDBLogFiles(ctx, &rds.DescribeDBLogFilesInput{DBInstanceIdentifier: aws.String(id)})
 	if err != nil {
-		return "", "", awsclient.Explain("RDS instance "+id+" log files", err)
+		return "", awsclient.Explain("RDS instance "+id+" log files", err)
 	}
 	var name string
 	var last int64 = -1
@@ -44,15 +65,33 @@ func (c *Client) LogTail(ctx context.Context, id string, lines int) (string, str
 			name, last = aws.ToString(f.LogFileName), w
 		}
 	}
-	if name == "" {
-		return "", "", nil
+	return name, nil
+}
+
+// LogSince reads file from marker ("0": its start) to its end, in portions
+// of lines, at most max bytes: the text, the Marker to go on from, and
+// whether more was left unread (past max).
+func (c *Client) LogSince(ctx context.Context, id, file, marker string, lines, max int) (text, next string, more bool, err error) {
+	var b strings.Builder
+	next = marker
+	for {
+		out, err := c.API.DownloadDBLogFilePortion(ctx, &rds.DownloadDBLogFilePortionInput{DBInstanceIdentifier: aws.String(id),
+			LogFileName: aws.String(file), Marker: aws.String(next), NumberOfLines: aws.Int32(int32(lines))})
+		if err != nil {
+			return b.String(), next, false, awsclient.Explain("RDS instance "+id+" log file "+file, err)
+		}
+		b.WriteString(aws.ToString(out.LogFileData))
+		if m := aws.ToString(out.Marker); m != "" {
+			next = m
+		}
+		pending := aws.ToBool(out.AdditionalDataPending)
+		if !pending || aws.ToString(out.LogFileData) == "" {
+			return b.String(), next, false, nil
+		}
+		if b.Len() >= max {
+			return b.String(), next, true, nil
+		}
 	}
-	out, err := c.API.DownloadDBLogFilePortion(ctx, &rds.DownloadDBLogFilePortionInput{DBInstanceIdentifier: aws.String(id),
-		LogFileName: aws.String(name), NumberOfLines: aws.Int32(int32(lines))})
-	if err != nil {
-		return "", "", awsclient.Explain("RDS instance "+id+" log file "+name, err)
-	}
-	return name, aws.ToString(out.LogFileData), nil
 }
 
 // Instance is what pglmon needs to know of a DB instance.

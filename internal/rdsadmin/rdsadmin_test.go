@@ -221,3 +221,33 @@ func TestLogTail(t *testing.T) {
 		t.Errorf("unknown instance: %v", err)
 	}
 }
+
+// Following a log: the Marker after the tail is where the next read starts;
+// reads page through NumberOfLines at a time, up to max bytes.
+func TestLogSince(t *testing.T) {
+	srv := awstest.New(t, "eu-west-1")
+	srv.AddInstance("db1", "15.7", "pg15-custom", nil)
+	c, _ := newClient(t, srv, 1)
+	ctx := context.Background()
+	const file = "error/postgresql.log.2026-11-24-19"
+	srv.SetLog("db1", file, 1764010800000, "a\nb\nc\n")
+	name, tail, marker, err := c.LogTailMarker(ctx, "db1", 2)
+	if err != nil || name != file || tail != "b\nc\n" || marker == "" {
+		t.Fatalf("tail: %q %q %q %v", name, tail, marker, err)
+	}
+	if text, next, more, err := c.LogSince(ctx, "db1", file, marker, 2, 1<<20); err != nil || text != "" || more || next != marker {
+		t.Errorf("nothing new: %q %q %v %v", text, next, more, err)
+	}
+	srv.SetLog("db1", file, 1764010860000, "a\nb\nc\nd\ne\nf\ng\n")
+	text, next, more, err := c.LogSince(ctx, "db1", file, marker, 2, 1<<20)
+	if err != nil || text != "d\ne\nf\ng\n" || more {
+		t.Errorf("new lines, two per portion: %q %v %v", text, more, err)
+	}
+	srv.SetLog("db1", file, 1764010920000, "a\nb\nc\nd\ne\nf\ng\nh\ni\nj\nk\n")
+	if text, _, more, err := c.LogSince(ctx, "db1", file, next, 1, 4); err != nil || text != "h\ni\n" || !more {
+		t.Errorf("bounded: %q %v %v", text, more, err)
+	}
+	if text, _, _, err := c.LogSince(ctx, "db1", file, "0", 100, 1<<20); err != nil || !strings.HasPrefix(text, "a\nb\n") {
+		t.Errorf("from the start: %q %v", text, err)
+	}
+}
