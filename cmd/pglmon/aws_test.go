@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -66,5 +67,74 @@ func TestSnapshotNeedsAnRDSNode(t *testing.T) {
 	code, _, errOut := pglmon(t, "upgrade", "prepare", "--config", path, "--node", "db", "--manifest", filepath.Join(t.TempDir(), "m.json"), "--snapshot")
 	if code != exitUsage || !strings.Contains(errOut, "--snapshot: node db names no RDS instance (set rds.identifier") {
 		t.Errorf("exit %d: %s", code, errOut)
+	}
+}
+
+// A node with rds: that does not answer: status says what RDS reports of
+// the instance (the reason is there, not in the connection error).
+func TestStatusSaysWhatRDSReportsOfAnUnreachableNode(t *testing.T) {
+	srv := awstest.New(t, "eu-west-1")
+	a := srv.Env(t) // sets the environment: not parallel
+	srv.AddInstance("prov-db", "15.7", "pg15-pglogical", nil)
+	srv.SetStatus("prov-db", "storage-full")
+	prov, sub := pgtest.Shared(t)
+	p := pgtest.NewPair(t, pgtest.PairOptions{Provider: prov, Subscriber: sub})
+	body := a.YAML() + fmt.Sprintf(`nodes:
+  - name: provider
+    dsn: "host=127.0.0.1 port=1 dbname=%s user=postgres sslmode=disable"
+    rds: {identifier: %%s}
+  - name: subscriber
+    dsn: %q
+probe:
+  interval: 1s
+  timeout: 1s
+`, p.Provider.Name, p.Subscriber.DSN())
+	write := func(id string) string {
+		path := filepath.Join(t.TempDir(), "pglmon.yaml")
+		if err := os.WriteFile(path, []byte(fmt.Sprintf(body, id)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	path := write("prov-db")
+	node := func(out string) (status, msg string) {
+		var s struct {
+			Nodes []struct {
+				Name      string
+				RDSStatus string `json:"rds_status"`
+				Findings  []struct{ Code, Message string }
+			}
+		}
+		if err := json.Unmarshal([]byte(out), &s); err != nil {
+			t.Fatalf("not JSON: %v\n%s", err, out)
+		}
+		for _, n := range s.Nodes {
+			if n.Name == "provider" {
+				for _, f := range n.Findings {
+					if f.Code == "node_unreachable" {
+						msg = f.Message
+					}
+				}
+				return n.RDSStatus, msg
+			}
+		}
+		return "", ""
+	}
+	code, out, errOut := pglmon(t, "status", "--config", path, "--no-wait", "--output", "json")
+	st, msg := node(out)
+	if code != 2 || st != "storage-full" || !strings.Contains(msg, "pglmon cannot reach node provider: ") ||
+		!strings.Contains(msg, "; RDS reports instance prov-db as storage-full") || !strings.Contains(msg, "--allocated-storage") {
+		t.Errorf("storage-full: exit %d, rds_status %q, message %q\n%s", code, st, msg, errOut)
+	}
+	srv.SetStatus("prov-db", "modifying")
+	_, out, _ = pglmon(t, "status", "--config", path, "--no-wait", "--output", "json")
+	if st, msg := node(out); st != "modifying" || !strings.Contains(msg, "as modifying: it answers again when that ends") {
+		t.Errorf("modifying: %q %q", st, msg)
+	}
+	// An instance RDS does not know: said on stderr, the rest as before.
+	code, out, errOut = pglmon(t, "status", "--config", write("no-such-db"), "--no-wait", "--output", "json")
+	if st, msg := node(out); code != 2 || st != "" || strings.Contains(msg, "RDS reports") ||
+		!strings.Contains(errOut, "why provider cannot be reached is not known: cannot read its RDS status") || !strings.Contains(errOut, "no-such-db") {
+		t.Errorf("unknown instance: exit %d %q %q\n%s", code, st, msg, errOut)
 	}
 }

@@ -9,11 +9,13 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/pglmon/pglmon/internal/awsclient"
 	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/diagnose"
 	"github.com/pglmon/pglmon/internal/logtail"
 	"github.com/pglmon/pglmon/internal/monitor"
 	"github.com/pglmon/pglmon/internal/probe"
+	"github.com/pglmon/pglmon/internal/rdsadmin"
 	"github.com/pglmon/pglmon/internal/serverlog"
 )
 
@@ -40,6 +42,7 @@ func runStatus(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	explainDown(ctx, e, cfg, &r)
+	explainUnreachable(ctx, e, cfg, &r)
 	if *sub != "" {
 		r = filterSubscription(r, *sub)
 		if len(r.Subscriptions) == 0 {
@@ -89,6 +92,30 @@ func explainDown(ctx context.Context, e env, cfg *config.Config, r *diagnose.Rep
 		if file, text, ok := readServerLog(ctx, e, cfg, s.Subscriber, "why "+s.Name+" is down"); ok {
 			serverlog.Annotate(r, s.Subscriber, file, serverlog.WorkerErrors(text))
 		}
+	}
+}
+
+// explainUnreachable adds, for each node with rds: that pglmon cannot
+// reach, what RDS says of the instance (storage-full, rebooting, ...). A
+// status that cannot be read is said on stderr.
+func explainUnreachable(ctx context.Context, e env, cfg *config.Config, r *diagnose.Report) {
+	for _, rn := range r.Nodes {
+		n, ok := cfg.Node(rn.Name)
+		if rn.Up || !ok || n.RDS == nil {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		api, err := awsclient.New(cfg.AWS, awsclient.Options{}).RDS(cctx, cfg.NodeRegion(n))
+		var in rdsadmin.Instance
+		if err == nil {
+			in, err = (&rdsadmin.Client{API: api}).Describe(cctx, n.RDS.Identifier)
+		}
+		cancel()
+		if err != nil {
+			fmt.Fprintf(e.stderr, "pglmon: why %s cannot be reached is not known: cannot read its RDS status: %v\n", n.Name, err)
+			continue
+		}
+		r.ExplainUnreachable(n.Name, in.Status, in.Unreachable())
 	}
 }
 

@@ -201,6 +201,13 @@ func (s *Server) Reboot(id string) {
 	in.Status, in.rebootPolls = "rebooting", s.RebootPolls
 }
 
+// SetStatus sets an instance's status as RDS would (storage-full, stopped, ...).
+func (s *Server) SetStatus(id, status string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.instances[id].Status = status
+}
+
 // Instance returns a copy of an instance.
 func (s *Server) Instance(id string) Instance {
 	s.mu.Lock()

@@ -90,6 +90,7 @@ type Daemon struct {
 	repairer *autoRepairer
 	verifier verifier
 	rds      rdsWatcher
+	rdsState rdsStatusWatcher
 	logs     logWatcher
 	slack    *pslack.Notifier
 	buttons  *pslack.Interactions
@@ -300,6 +301,8 @@ func (d *Daemon) cycle(ctx context.Context) {
 	d.verifier.annotate(&r)
 	d.rds.maybeRun(ctx, d, &d.bg)
 	d.rds.annotate(&r)
+	d.rdsState.maybeRun(ctx, d, snaps, &d.bg)
+	d.rdsState.annotate(&r)
 	d.logs.maybeRun(ctx, d, &r, &d.bg)
 	d.logs.annotate(&r)
 	d.repairer.consider(ctx, &r)

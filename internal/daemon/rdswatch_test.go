@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -102,5 +103,49 @@ func TestDaemonReadsTheApplyErrorFromTheRDSLog(t *testing.T) {
 	t.Logf("finding: %s", msg)
 	if !strings.Contains(msg, "error/postgresql.log.2026-11-24-19") || !strings.Contains(msg, "CONTEXT:") {
 		t.Errorf("finding: %q", msg)
+	}
+}
+
+// A provider on RDS that stops answering: the daemon reads what RDS says of
+// it (storage-full: the disk an inactive slot filled) into the finding, and
+// reads it again once a minute, not every cycle.
+func TestDaemonSaysWhatRDSReportsOfAnUnreachableNode(t *testing.T) {
+	ctx := context.Background()
+	srv := awstest.New(t, "eu-west-1")
+	a := srv.Env(t) // sets the environment: not parallel
+	srv.AddInstance("prov-db", "15.7", "pg15-pglogical", map[string]string{rdsadmin.ParamPreload: "pglogical", rdsadmin.ParamLogical: "1"})
+	srv.SetStatus("prov-db", "storage-full")
+	p := pgtest.NewPair(t, pgtest.PairOptions{})
+	rest := pairConfig(p, filepath.Join(t.TempDir(), "a.jsonl"), policyOff())
+	nodes := fmt.Sprintf("nodes:\n  - name: provider\n    dsn: \"host=127.0.0.1 port=1 dbname=%s user=postgres sslmode=disable\"\n    rds: {identifier: prov-db}\n  - name: subscriber\n    dsn: %q\n",
+		p.Provider.Name, p.Subscriber.DSN())
+	r := start(t, a.YAML()+nodes+rest[strings.Index(rest, "probe:"):], nil)
+	var msg string
+	var node diagnose.Node
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		for _, n := range r.status(t).Nodes {
+			for _, f := range n.Findings {
+				if n.Name == "provider" && f.Code == diagnose.CodeNodeUnreachable {
+					msg, node = f.Message, n
+				}
+			}
+		}
+		return strings.Contains(msg, "RDS reports instance prov-db as storage-full")
+	}); err != nil {
+		t.Fatalf("the finding does not say what RDS reports: %q", msg)
+	}
+	if node.RDSStatus != "storage-full" || !strings.Contains(msg, "replication slot retaining WAL") || !strings.Contains(msg, "--allocated-storage") {
+		t.Errorf("node: %+v", node)
+	}
+	if !strings.Contains(r.logs.String(), `"msg":"RDS status of an unreachable node","node":"provider","instance":"prov-db","rds_status":"storage-full"`) {
+		t.Errorf("not logged:\n%s", r.logs.String())
+	}
+	calls := srv.Count("DescribeDBInstances")
+	seen := r.status(t).Time
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool { return r.status(t).Time.Sub(seen) >= 3*time.Second }); err != nil {
+		t.Fatal("the daemon stopped cycling")
+	}
+	if n := srv.Count("DescribeDBInstances"); n != calls {
+		t.Errorf("DescribeDBInstances called %d more times within 3 cycles (once a minute is enough)", n-calls)
 	}
 }

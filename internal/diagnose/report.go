@@ -169,13 +169,16 @@ func (s *Subscription) Finding(code string) (Finding, bool) {
 
 // Node is the diagnosis of one configured node.
 type Node struct {
-	Name             string    `json:"name"`
-	Up               bool      `json:"up"`
-	Error            string    `json:"error"`
-	PglogicalNode    string    `json:"pglogical_node,omitempty"`
-	ServerVersion    int       `json:"server_version,omitempty"`
-	PglogicalVersion string    `json:"pglogical_version,omitempty"`
-	Findings         []Finding `json:"findings"`
+	Name             string `json:"name"`
+	Up               bool   `json:"up"`
+	Error            string `json:"error"`
+	PglogicalNode    string `json:"pglogical_node,omitempty"`
+	ServerVersion    int    `json:"server_version,omitempty"`
+	PglogicalVersion string `json:"pglogical_version,omitempty"`
+	// RDSStatus is the RDS instance status of an unreachable node with rds:
+	// (storage-full, rebooting, stopped, ...), when read.
+	RDSStatus string    `json:"rds_status,omitempty"`
+	Findings  []Finding `json:"findings"`
 }
 
 // Subscription finds a subscription by name (and subscriber, when not "").
@@ -187,4 +190,28 @@ func (r *Report) Subscription(name, subscriber string) (*Subscription, bool) {
 		}
 	}
 	return nil, false
+}
+
+// ExplainUnreachable adds why to the node_unreachable findings about node
+// (the node's own, and those of the subscriptions it is the subscriber of),
+// and records its RDS status.
+func (r *Report) ExplainUnreachable(node, rdsStatus, why string) {
+	add := func(fs []Finding) {
+		for i := range fs {
+			if fs[i].Code == CodeNodeUnreachable {
+				fs[i].Message += "; " + why
+			}
+		}
+	}
+	for i := range r.Nodes {
+		if r.Nodes[i].Name == node && !r.Nodes[i].Up {
+			r.Nodes[i].RDSStatus = rdsStatus
+			add(r.Nodes[i].Findings)
+		}
+	}
+	for i := range r.Subscriptions {
+		if r.Subscriptions[i].Subscriber == node {
+			add(r.Subscriptions[i].Findings)
+		}
+	}
 }

@@ -414,3 +414,24 @@ func (c *Client) snapshotStatus(ctx context.Context, snapID string) (string, err
 func SnapshotID(instance string, at time.Time) string {
 	return "pglmon-" + instance + "-" + at.UTC().Format("20060102-150405")
 }
+
+// Unreachable says what the instance's RDS status means for a node pglmon
+// cannot reach: why, and what to do.
+func (i Instance) Unreachable() string {
+	id := i.Identifier
+	switch i.Status {
+	case "storage-full":
+		return fmt.Sprintf("RDS reports instance %s as storage-full: it used all its allocated storage and PostgreSQL stopped. With pglogical the usual cause is a replication slot retaining WAL (a subscription inactive or far behind). Give it room first: aws rds modify-db-instance --db-instance-identifier %s --allocated-storage <more GiB> --apply-immediately; then get the slot's subscription replicating, or drop a slot nothing needs", id, id)
+	case "stopped", "stopping":
+		return fmt.Sprintf("RDS reports instance %s as %s (RDS starts a stopped instance by itself after 7 days): aws rds start-db-instance --db-instance-identifier %s", id, i.Status, id)
+	case "rebooting", "starting", "modifying", "upgrading", "maintenance", "renaming", "storage-optimization", "configuring-enhanced-monitoring", "configuring-log-exports", "resetting-master-credentials":
+		return fmt.Sprintf("RDS reports instance %s as %s: it answers again when that ends", id, i.Status)
+	case "incompatible-parameters":
+		return fmt.Sprintf("RDS reports instance %s as incompatible-parameters: its parameter group %s holds a value it cannot start with (a memory setting too large, a library shared_preload_libraries names that does not exist): fix the group, then reboot", id, i.ParameterGroup)
+	case "available":
+		return fmt.Sprintf("RDS reports instance %s as available: what fails is between pglmon and it (network, security group, DNS, credentials, max_connections)", id)
+	case "":
+		return ""
+	}
+	return fmt.Sprintf("RDS reports instance %s as %s; its events say more: aws rds describe-events --source-type db-instance --source-identifier %s", id, i.Status, id)
+}
