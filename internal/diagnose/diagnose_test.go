@@ -344,6 +344,34 @@ func TestOrphanNotClaimedWhileASubscriberWasNeverSeen(t *testing.T) {
 	}
 }
 
+func TestExplainUnreachableReachesTheSubscriptionsItStops(t *testing.T) {
+	w := healthy()
+	w.prov.Err = errors.New("connection refused")
+	w.s().Status = probe.StatusDown
+	r := w.run()
+	r.ExplainUnreachable("p", "storage-full", "RDS reports instance db as storage-full")
+	var node Node
+	for _, n := range r.Nodes {
+		if n.Name == "p" {
+			node = n
+		}
+	}
+	if node.RDSStatus != "storage-full" || len(node.Findings) != 1 || !strings.HasSuffix(node.Findings[0].Message, "; RDS reports instance db as storage-full") {
+		t.Errorf("node: %+v", node)
+	}
+	f, ok := r.Subscriptions[0].Finding(CodeNodeUnreachable)
+	if !ok || !strings.HasSuffix(f.Message, "cannot be reached by pglmon; its slot cannot be checked; RDS reports instance db as storage-full") {
+		t.Errorf("subscription: %+v", r.Subscriptions[0].Findings)
+	}
+	// A node that answers is left alone.
+	r.ExplainUnreachable("s", "available", "x")
+	for _, n := range r.Nodes {
+		if n.Name == "s" && n.RDSStatus != "" {
+			t.Errorf("reachable node annotated: %+v", n)
+		}
+	}
+}
+
 func TestReportHealthAndExitCodes(t *testing.T) {
 	for _, tc := range []struct {
 		a, b, want Health

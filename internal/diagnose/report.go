@@ -193,8 +193,8 @@ func (r *Report) Subscription(name, subscriber string) (*Subscription, bool) {
 }
 
 // ExplainUnreachable adds why to the node_unreachable findings about node
-// (the node's own, and those of the subscriptions it is the subscriber of),
-// and records its RDS status.
+// (the node's own, and those of the subscriptions it is the subscriber or
+// the unreachable provider of), and records its RDS status.
 func (r *Report) ExplainUnreachable(node, rdsStatus, why string) {
 	add := func(fs []Finding) {
 		for i := range fs {
@@ -210,7 +210,7 @@ func (r *Report) ExplainUnreachable(node, rdsStatus, why string) {
 		}
 	}
 	for i := range r.Subscriptions {
-		if r.Subscriptions[i].Subscriber == node {
+		if s := r.Subscriptions[i]; s.Subscriber == node || (s.Provider == node && !s.ProviderUp) {
 			add(r.Subscriptions[i].Findings)
 		}
 	}
