@@ -30,6 +30,7 @@ func runVerify(ctx context.Context, e env, args []string) error {
 	table := fs.String("table", "", "only this table (schema.table or table)")
 	mode := fs.String("mode", "", "count or checksum (default: verify.mode)")
 	output := fs.String("output", "table", "table or json")
+	parallel := fs.Int("parallel", 0, "tables compared at once, each over its own connections (default: verify.parallel)")
 	from := fs.String("from", "", "with --table, checksum mode: start at this key, where an interrupted run stopped (a JSON array of strings for a key of several columns)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -46,6 +47,9 @@ func runVerify(ctx context.Context, e env, args []string) error {
 	}
 	if *output != "table" && *output != "json" {
 		return usageError("--output must be table or json, not %q", *output)
+	}
+	if *parallel < 0 || *parallel > config.MaxVerifyParallel {
+		return usageError("--parallel must be between 1 and %d, not %d", config.MaxVerifyParallel, *parallel)
 	}
 	if *mode != "" && *mode != verify.ModeCount && *mode != verify.ModeChecksum {
 		return usageError("--mode must be count or checksum, not %q", *mode)
@@ -72,6 +76,9 @@ func runVerify(ctx context.Context, e env, args []string) error {
 		fmt.Fprintf(e.stderr, "pglmon verify: %v\n", terr)
 	}
 	opt := verify.ConfigOptions(cfg.Verify, *mode)
+	if *parallel > 0 {
+		opt.Parallel = *parallel
+	}
 	// Tables several subscriptions feed (data gathering) hold the other
 	// providers' rows too.
 	all, _ := verify.Targets(snaps, "")

@@ -255,6 +255,9 @@ type Verify struct {
 	MaxRowsPerSecond int      `yaml:"max_rows_per_second"`
 	StatementTimeout Duration `yaml:"statement_timeout"`
 	MaxKeys          int      `yaml:"max_keys"`
+	// Parallel is how many tables are compared at once, each over its own
+	// connection to the provider and to the subscriber.
+	Parallel int `yaml:"parallel"`
 	// Every, when set, makes the daemon verify every subscription that often.
 	Every Duration `yaml:"every"`
 	// Window limits scheduled runs to a daily time range, "01:00-05:00" (local time).
@@ -267,6 +270,10 @@ type Verify struct {
 	// next to repair.audit_log.
 	StateFile string `yaml:"state_file"`
 }
+
+// MaxVerifyParallel bounds verify.parallel: each table compared at once
+// holds a connection to both servers.
+const MaxVerifyParallel = 16
 
 // VerifyStateFile is where the daemon keeps its verification state.
 func (c *Config) VerifyStateFile() string {
@@ -323,7 +330,7 @@ func Default() *Config {
 		Log:    Log{Level: "info"},
 		AWS:    AWS{MaxAttempts: 5, RDSCheckEvery: Duration(15 * time.Minute)},
 		Slack:  Slack{APIURL: "https://slack.com/api/", Mode: "http"},
-		Verify: Verify{Mode: "checksum", ChunkRows: 100000, StatementTimeout: Duration(30 * time.Second), MaxKeys: 100},
+		Verify: Verify{Mode: "checksum", ChunkRows: 100000, StatementTimeout: Duration(30 * time.Second), MaxKeys: 100, Parallel: 1},
 	}
 }
 
@@ -623,6 +630,9 @@ func (c *Config) validate() Errors {
 	}
 	if c.Verify.MaxRowsPerSecond < 0 {
 		add(c.errorAt("verify.max_rows_per_second", "must not be negative"))
+	}
+	if c.Verify.Parallel < 1 || c.Verify.Parallel > MaxVerifyParallel {
+		add(c.errorAt("verify.parallel", "%d must be between 1 and %d", c.Verify.Parallel, MaxVerifyParallel))
 	}
 	if c.Verify.StatementTimeout.D() <= 0 {
 		add(c.errorAt("verify.statement_timeout", "must be greater than zero"))

@@ -59,6 +59,7 @@ func TestErrorsNamePlace(t *testing.T) {
 		{"xmin age too big", "nodes:\n  - name: a\n    dsn: host=x\nthresholds:\n  slot_xmin_age: 3000000000\n", "bad.yaml:5:18: thresholds.slot_xmin_age: 3000000000 must be between 0 (off) and 1999999999 transactions"},
 		{"apply_blocked critical below warning", "nodes:\n  - name: a\n    dsn: host=x\nthresholds:\n  apply_blocked: 10m\n  apply_blocked_critical: 5m\n", "bad.yaml:6:27: thresholds.apply_blocked_critical: 5m0s is below thresholds.apply_blocked (10m0s)"},
 		{"apply_blocked negative", "nodes:\n  - name: a\n    dsn: host=x\nthresholds:\n  apply_blocked: -1m\n", "bad.yaml:5:18: invalid duration"},
+		{"verify.parallel zero", "nodes:\n  - name: a\n    dsn: host=x\nverify:\n  parallel: 0\n", "bad.yaml:5:13: verify.parallel: 0 must be between 1 and 16"},
 		{"xmin critical below warning", "nodes:\n  - name: a\n    dsn: host=x\nthresholds:\n  slot_xmin_age: 500_000_000\n  slot_xmin_age_critical: 400_000_000\n", "bad.yaml:6:27: thresholds.slot_xmin_age_critical: 400000000 is below thresholds.slot_xmin_age (500000000)"},
 		{"server_log path on rds", "aws:\n  region: eu-west-1\nnodes:\n  - name: a\n    dsn: host=x\n    rds: {identifier: db1}\n    server_log: /var/log/pg.log\n", "bad.yaml:7:17: nodes[0].server_log: \"/var/log/pg.log\": the log of an RDS instance is read through the RDS API; use auto or off"},
 		{"password in kv dsn", "nodes:\n  - name: a\n    dsn: host=x password=hunter2\n", "bad.yaml:3:10: nodes[0].dsn: the dsn holds a password; remove it and use `password:"},

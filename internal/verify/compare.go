@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -30,8 +31,11 @@ type Options struct {
 	ChunkRows int
 	// LeafRows: ranges at most this large are compared row by row.
 	LeafRows int
-	// MaxRowsPerSecond paces the reads (0: no limit).
+	// MaxRowsPerSecond paces the reads (0: no limit), of all tables
+	// compared at once together.
 	MaxRowsPerSecond int
+	// Parallel is how many tables Run compares at once (0 or 1: one).
+	Parallel int
 	// MaxKeys caps the keys reported per table (the total is always counted).
 	MaxKeys int
 	// Retries is how many times a difference is re-checked after the
@@ -130,10 +134,9 @@ type Comparer struct {
 	Provider, Subscriber *pgx.Conn
 	Opt                  Options
 
-	start       time.Time
-	rowsChecked int64
-	unsettled   int64
-	progress    Progress
+	// run is shared by the comparers of one run: rate limit and progress.
+	run       *pace
+	unsettled int64
 	// indexOnly: both sessions have enable_seqscan off (checksum mode).
 	indexOnly bool
 	// reported holds this table's differing keys when they are not one
@@ -179,24 +182,88 @@ func (c *Comparer) defaults() {
 
 // Compare compares every table and returns one result per table.
 func (c *Comparer) Compare(ctx context.Context, tables []Table) []TableResult {
-	c.defaults()
-	c.start = time.Now()
-	c.progress = Progress{Tables: len(tables)}
+	return CompareAll(ctx, []*Comparer{c}, tables)
+}
+
+// CompareAll compares the tables with several comparers at once (each its
+// own pair of connections), one table each at a time, largest first, under
+// one rate limit; results are in the order of tables. With one comparer
+// the tables go in their order.
+func CompareAll(ctx context.Context, cs []*Comparer, tables []Table) []TableResult {
+	run := &pace{start: time.Now(), progress: Progress{Tables: len(tables)}}
 	for _, t := range tables {
-		c.progress.RowsEstimated += t.EstimatedRows
+		run.progress.RowsEstimated += t.EstimatedRows
 	}
+	order := make([]int, len(tables))
+	for i := range order {
+		order[i] = i
+	}
+	if len(cs) > 1 {
+		slices.SortStableFunc(order, func(a, b int) int { return cmpDesc(tables[a].EstimatedRows, tables[b].EstimatedRows) })
+	}
+	results := make([]*TableResult, len(tables))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for _, c := range cs {
+		c.defaults()
+		c.run = run
+		if run.report == nil {
+			run.report, run.limit = c.Opt.Progress, c.Opt.MaxRowsPerSecond
+		}
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				k := int(next.Add(1)) - 1
+				if k >= len(order) {
+					return
+				}
+				t := tables[order[k]]
+				if c.Opt.Skip[t.QualifiedName()] {
+					continue
+				}
+				run.begin(t.QualifiedName())
+				r := c.table(ctx, t)
+				results[order[k]] = &r
+			}
+		})
+	}
+	wg.Wait()
 	out := make([]TableResult, 0, len(tables))
-	for i, t := range tables {
-		if ctx.Err() != nil {
-			break
+	for _, r := range results {
+		if r != nil {
+			out = append(out, *r)
 		}
-		if c.Opt.Skip[t.QualifiedName()] {
-			continue
-		}
-		c.progress.Table, c.progress.TableIndex = t.QualifiedName(), i+1
-		out = append(out, c.table(ctx, t))
 	}
 	return out
+}
+
+func cmpDesc(a, b int64) int {
+	switch {
+	case a > b:
+		return -1
+	case a < b:
+		return 1
+	}
+	return 0
+}
+
+// pace counts the rows of a run, reports progress and paces the reads of
+// all its comparers to one limit.
+type pace struct {
+	mu       sync.Mutex
+	start    time.Time
+	rows     int64
+	started  int
+	progress Progress
+	report   func(Progress)
+	limit    int
+}
+
+// begin notes that a table's comparison starts.
+func (p *pace) begin(table string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.started++
+	p.progress.Table, p.progress.TableIndex = table, p.started
 }
 
 func (c *Comparer) table(ctx context.Context, t Table) TableResult {
@@ -853,27 +920,40 @@ const maxDepth = 80
 // maxReported bounds the differing keys remembered per table to count each once.
 const maxReported = 1 << 20
 
-// tick counts rows, reports progress and paces to MaxRowsPerSecond.
+// tick counts rows, reports progress and paces to MaxRowsPerSecond (over
+// all the comparers of the run).
 func (c *Comparer) tick(ctx context.Context, rows int64) {
-	c.rowsChecked += rows
-	c.progress.RowsChecked = c.rowsChecked
-	c.progress.Elapsed = time.Since(c.start)
-	if c.Opt.Progress != nil {
-		c.Opt.Progress(c.progress)
+	p := c.run
+	p.mu.Lock()
+	p.rows += rows
+	p.progress.RowsChecked = p.rows
+	p.progress.Elapsed = time.Since(p.start)
+	if p.report != nil {
+		p.report(p.progress)
 	}
-	if c.Opt.MaxRowsPerSecond > 0 {
-		due := time.Duration(float64(c.rowsChecked) / float64(c.Opt.MaxRowsPerSecond) * float64(time.Second))
-		if wait := due - time.Since(c.start); wait > 0 {
-			select {
-			case <-ctx.Done():
-			case <-time.After(wait): // pacing to the rate limit
-			}
+	var wait time.Duration
+	if p.limit > 0 {
+		due := time.Duration(float64(p.rows) / float64(p.limit) * float64(time.Second))
+		wait = due - time.Since(p.start)
+	}
+	p.mu.Unlock()
+	if wait > 0 {
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait): // pacing to the rate limit
 		}
 	}
 }
 
-// RowsChecked is the total rows compared so far.
-func (c *Comparer) RowsChecked() int64 { return c.rowsChecked }
+// RowsChecked is the total rows compared so far (by every comparer of its run).
+func (c *Comparer) RowsChecked() int64 {
+	if c.run == nil {
+		return 0
+	}
+	c.run.mu.Lock()
+	defer c.run.mu.Unlock()
+	return c.run.rows
+}
 
 // ErrNoTables is returned when a subscription replicates no table.
 var ErrNoTables = errors.New("no tables to compare")

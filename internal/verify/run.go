@@ -252,9 +252,25 @@ func Run(ctx context.Context, cfg *config.Config, tg Target, opt Options, table 
 	}
 	opt.Slot = tg.Slot
 	opt.StatementTimeout = timeout
-	c := &Comparer{Provider: pc, Subscriber: sc, Opt: opt}
-	res.Tables = c.Compare(ctx, tables)
-	res.RowsChecked = c.RowsChecked()
+	cs := []*Comparer{{Provider: pc, Subscriber: sc, Opt: opt}}
+	// More pairs of connections for the tables compared at once.
+	for i := 1; i < min(opt.Parallel, len(tables)) && ctx.Err() == nil; i++ {
+		var p2, s2 *pgx.Conn
+		err := bothSides(
+			func() (err error) { p2, err = Connect(ctx, pn, timeout, &counter); return err },
+			func() (err error) { s2, err = Connect(ctx, sn, timeout, &counter); return err })
+		for _, c := range []*pgx.Conn{p2, s2} {
+			if c != nil {
+				defer c.Close(context.WithoutCancel(ctx))
+			}
+		}
+		if err != nil {
+			return fail(fmt.Errorf("open connection pair %d of %d (verify.parallel): %w", i+1, opt.Parallel, err))
+		}
+		cs = append(cs, &Comparer{Provider: p2, Subscriber: s2, Opt: opt})
+	}
+	res.Tables = CompareAll(ctx, cs, tables)
+	res.RowsChecked = cs[0].RowsChecked()
 	res.BytesFetched = counter.Bytes()
 	res.RowsFetched = counter.Rows()
 	res.Duration = time.Since(start)
@@ -278,7 +294,7 @@ func Run(ctx context.Context, cfg *config.Config, tg Target, opt Options, table 
 
 // ConfigOptions are the comparison options verify's configuration sets.
 func ConfigOptions(v config.Verify, mode string) Options {
-	return Options{Mode: mode, ChunkRows: v.ChunkRows, MaxRowsPerSecond: v.MaxRowsPerSecond, MaxKeys: v.MaxKeys, Exclude: v.Exclude}
+	return Options{Mode: mode, ChunkRows: v.ChunkRows, MaxRowsPerSecond: v.MaxRowsPerSecond, MaxKeys: v.MaxKeys, Exclude: v.Exclude, Parallel: v.Parallel}
 }
 
 // excluded reports whether table (schema.table) matches a pattern.

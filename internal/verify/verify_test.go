@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,7 +19,10 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
 func testConfig(t testing.TB, p *pgtest.Pair) *config.Config {
 	t.Helper()
-	cfg, err := config.Parse("t.yaml", []byte(p.NodesYAML()))
+	// Every walsender of the shared provider decodes all its WAL, the other
+	// tests' too: under load a subscription can take longer than the default
+	// 30 s to confirm a position (waiting for it is one statement).
+	cfg, err := config.Parse("t.yaml", []byte(p.NodesYAML()+"verify:\n  statement_timeout: 90s\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -853,5 +857,76 @@ func TestSequences(t *testing.T) {
 	// One table named: its rows only, no sequences.
 	if r := Run(ctx, cfg, tg, Options{Mode: ModeChecksum}, "notes"); r.Error != "" || r.Sequences != nil {
 		t.Errorf("--table: %+v", r)
+	}
+}
+
+// verify.parallel compares several tables of a subscription at once, each
+// over its own pair of connections, with the same results as one at a time
+// and under one rate limit for them all.
+func TestParallelTablesSameResults(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10})
+	var steps []step
+	for _, tb := range []string{"pa", "pb", "pc"} {
+		ddl := fmt.Sprintf("CREATE TABLE %s (id bigint PRIMARY KEY, v text)", tb)
+		steps = append(steps, step{p.Provider, ddl}, step{p.Subscriber, ddl},
+			step{p.Provider, fmt.Sprintf("INSERT INTO %s SELECT g, md5(g::text) FROM generate_series(1, 3000) g", tb)},
+			step{p.Provider, fmt.Sprintf("SELECT pglogical.replication_set_add_table('set_0', '%s', true)", tb)})
+	}
+	runSteps(ctx, t, steps)
+	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
+		var n int
+		err := p.Subscriber.QueryRow(ctx, `SELECT (SELECT count(*) FROM pa) + (SELECT count(*) FROM pb) + (SELECT count(*) FROM pc)
+			+ (SELECT count(*) FROM pglogical.local_sync_status WHERE sync_status <> 'r')`, []any{&n})
+		return err == nil && n == 9000
+	}); err != nil {
+		t.Fatal("the tables never synchronized")
+	}
+	runSteps(ctx, t, []step{
+		{p.Subscriber, "DELETE FROM pa WHERE id = 17"},
+		{p.Subscriber, "INSERT INTO pb VALUES (999999, 'extra')"},
+		{p.Subscriber, "UPDATE pc SET v = 'changed' WHERE id = 2024"},
+	})
+	cfg := testConfig(t, p)
+	tg := targets(t, cfg, p.Sub())[0]
+	serial := Run(ctx, cfg, tg, Options{Mode: ModeChecksum, ChunkRows: 500}, "")
+	// While it runs, count pglmon's sessions on the provider.
+	var mu sync.Mutex
+	most := 0
+	opt := Options{Mode: ModeChecksum, ChunkRows: 500, Parallel: 3, MaxRowsPerSecond: 15000, Progress: func(Progress) {
+		var n int
+		if p.Provider.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pglmon verify' AND datname = current_database()", []any{&n}) == nil {
+			mu.Lock()
+			most = max(most, n)
+			mu.Unlock()
+		}
+	}}
+	par := Run(ctx, cfg, tg, opt, "")
+	summary := func(r Result) []string {
+		var out []string
+		for _, tr := range r.Tables {
+			out = append(out, fmt.Sprintf("%s equal=%t rows=%d keys=%v err=%q", tr.Table, tr.Equal, tr.RowsCompared, tr.Keys, tr.Error))
+		}
+		return out
+	}
+	want := []string{
+		"public.items_0 equal=true rows=10 keys=[] err=\"\"",
+		"public.pa equal=false rows=3000 keys=[{17 missing}] err=\"\"",
+		"public.pb equal=false rows=3001 keys=[{999999 extra}] err=\"\"",
+		"public.pc equal=false rows=3000 keys=[{2024 different}] err=\"\"",
+	}
+	if got := summary(serial); !slices.Equal(got, want) {
+		t.Errorf("one at a time:\n%s", strings.Join(got, "\n"))
+	}
+	if got := summary(par); !slices.Equal(got, want) || par.Error != "" || par.RowsChecked != serial.RowsChecked {
+		t.Errorf("three at a time (error %q, rows %d vs %d):\n%s", par.Error, par.RowsChecked, serial.RowsChecked, strings.Join(got, "\n"))
+	}
+	if most != 3 {
+		t.Errorf("at most %d pglmon sessions on the provider at once, want 3", most)
+	}
+	// One limit for all three: 9,010 rows at 15,000 a second take 0.6 s at least.
+	if floor := time.Duration(float64(par.RowsChecked) / 15000 * float64(time.Second)); par.Duration < floor {
+		t.Errorf("%d rows in %s: faster than max_rows_per_second allows (%s)", par.RowsChecked, par.Duration, floor)
 	}
 }
