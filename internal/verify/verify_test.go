@@ -875,13 +875,16 @@ func TestParallelTablesSameResults(t *testing.T) {
 			step{p.Provider, fmt.Sprintf("SELECT pglogical.replication_set_add_table('set_0', '%s', true)", tb)})
 	}
 	runSteps(ctx, t, steps)
-	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
+	// pglogical copies one table at a time; under a loaded CI box that can
+	// take a while.
+	var state string
+	if err := pgtest.Poll(ctx, 180*time.Second, func() bool {
 		var n int
-		err := p.Subscriber.QueryRow(ctx, `SELECT (SELECT count(*) FROM pa) + (SELECT count(*) FROM pb) + (SELECT count(*) FROM pc)
-			+ (SELECT count(*) FROM pglogical.local_sync_status WHERE sync_status <> 'r')`, []any{&n})
-		return err == nil && n == 9000
+		err := p.Subscriber.QueryRow(ctx, `SELECT (SELECT count(*) FROM pa) + (SELECT count(*) FROM pb) + (SELECT count(*) FROM pc),
+			coalesce((SELECT string_agg(coalesce(sync_relname::text, '(subscription)') || '=' || sync_status::text, ', ') FROM pglogical.local_sync_status), '')`, []any{&n, &state})
+		return err == nil && n == 9000 && !strings.ContainsAny(strings.ReplaceAll(state, "=r", ""), "=")
 	}); err != nil {
-		t.Fatal("the tables never synchronized")
+		t.Fatalf("the tables never synchronized: %s", state)
 	}
 	runSteps(ctx, t, []step{
 		{p.Subscriber, "DELETE FROM pa WHERE id = 17"},
