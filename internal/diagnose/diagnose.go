@@ -301,32 +301,23 @@ func (d *diagnosis) walFinding(prov *probe.Snapshot, slot probe.Slot) (Finding, 
 // far its consumer has confirmed. "" when that is not the picture.
 func heldOpen(prov *probe.Snapshot, slot probe.Slot) string {
 	x := prov.OldestXact
-	if !slot.Active || x == nil || x.Seconds < 60 || slot.LagBytes*2 > slot.RetainedBytes {
+	if !slot.Active || x == nil || x.XactSeconds == nil || *x.XactSeconds < 60 || slot.LagBytes*2 > slot.RetainedBytes {
 		return ""
 	}
 	return fmt.Sprintf("; the subscriber keeps up (lag %s), but the oldest open transaction on %s holds the WAL written since it began: %s; %s",
 		config.FormatBytes(slot.LagBytes), prov.Node, describeXact(*x), endXact(*x))
 }
 
-// describeXact says whose an open transaction is, without its query.
+// describeXact says whose an open transaction is.
 func describeXact(x probe.Xact) string {
-	age := time.Duration(x.Seconds * float64(time.Second)).Round(time.Second)
 	if x.State == "prepared" {
-		return fmt.Sprintf("prepared transaction %q (database %s, owner %s) prepared %s ago", x.GID, x.Database, x.User, age)
+		age := ""
+		if x.XactSeconds != nil {
+			age = " prepared " + seconds(*x.XactSeconds) + " ago"
+		}
+		return fmt.Sprintf("prepared transaction %q (database %s, owner %s)%s", x.GID, x.Database, x.User, age)
 	}
-	parts := []string{"database " + x.Database, "user " + x.User}
-	if x.Application != "" {
-		parts = append(parts, "application "+x.Application)
-	}
-	if x.ClientAddr != "" {
-		parts = append(parts, "from "+x.ClientAddr)
-	}
-	st := x.State
-	if x.StateSeconds != nil {
-		st += " for " + time.Duration(*x.StateSeconds*float64(time.Second)).Round(time.Second).String()
-	}
-	parts = append(parts, st)
-	return fmt.Sprintf("pid %d (%s), transaction open %s", x.PID, strings.Join(parts, ", "), age)
+	return describeSession(x.Session, "database "+x.Database)
 }
 
 // endXact is what a person runs to end an open transaction, and its cost.
@@ -420,36 +411,46 @@ func (d *diagnosis) lockFinding(node string, sub probe.Subscription) (Finding, b
 			sub.Name, w.PID, since, lim, what, node, strings.Join(who, "; "), chain, sub.Name, node, strings.Join(pids, "; "))}, true
 }
 
-// describeBlocker says who a blocking session is, without its query (which
-// can hold data).
-func describeBlocker(b probe.Blocker) string {
-	var parts []string
-	if b.User != "" {
-		parts = append(parts, "user "+b.User)
+// describeSession says who a session is (first goes before the rest),
+// without its query (which can hold data).
+func describeSession(s probe.Session, first ...string) string {
+	parts := first
+	if s.User != "" {
+		parts = append(parts, "user "+s.User)
 	}
-	if b.Application != "" {
-		parts = append(parts, "application "+b.Application)
+	if s.Application != "" {
+		parts = append(parts, "application "+s.Application)
 	}
-	if b.ClientAddr != "" {
-		parts = append(parts, "from "+b.ClientAddr)
+	if s.ClientAddr != "" {
+		parts = append(parts, "from "+s.ClientAddr)
 	}
-	if b.BackendType != "" && b.BackendType != "client backend" {
-		parts = append(parts, b.BackendType)
-	}
-	if b.State != "" {
-		st := b.State
-		if b.StateSeconds != nil {
-			st += " for " + time.Duration(*b.StateSeconds*float64(time.Second)).Round(time.Second).String()
+	if s.State != "" {
+		st := s.State
+		if s.StateSeconds != nil {
+			st += " for " + seconds(*s.StateSeconds)
 		}
 		parts = append(parts, st)
 	}
-	if b.XactSeconds != nil {
-		parts = append(parts, "transaction open "+time.Duration(*b.XactSeconds*float64(time.Second)).Round(time.Second).String())
+	if s.XactSeconds != nil {
+		parts = append(parts, "transaction open "+seconds(*s.XactSeconds))
 	}
 	if len(parts) == 0 {
-		return fmt.Sprintf("pid %d", b.PID)
+		return fmt.Sprintf("pid %d", s.PID)
 	}
-	return fmt.Sprintf("pid %d (%s)", b.PID, strings.Join(parts, ", "))
+	return fmt.Sprintf("pid %d (%s)", s.PID, strings.Join(parts, ", "))
+}
+
+// describeBlocker says who a blocking session is.
+func describeBlocker(b probe.Blocker) string {
+	if b.BackendType != "" && b.BackendType != "client backend" {
+		return describeSession(b.Session, b.BackendType)
+	}
+	return describeSession(b.Session)
+}
+
+// seconds writes a duration in seconds rounded to the second: 2m5s.
+func seconds(s float64) string {
+	return time.Duration(s * float64(time.Second)).Round(time.Second).String()
 }
 
 // groupDigits writes n with thousands separators: 1,000,000.

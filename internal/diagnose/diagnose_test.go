@@ -255,8 +255,8 @@ func TestApplyBlockedNamesTheSessionAtTheHead(t *testing.T) {
 	// queues behind an idle transaction (pid 10).
 	w.s().LockWait = &probe.LockWait{PID: 7, WaitEvent: "relation", Seconds: secs(125), Tables: []string{"public.items"},
 		Blockers: []probe.Blocker{
-			{PID: 20, Depth: 1, User: "deploy", Application: "migrate", State: "active", BackendType: "client backend", Waiting: true, XactSeconds: secs(130)},
-			{PID: 10, Depth: 2, User: "alice", Application: "psql", ClientAddr: "10.0.0.5", State: "idle in transaction", BackendType: "client backend", XactSeconds: secs(600), StateSeconds: secs(590)},
+			{Session: probe.Session{PID: 20, User: "deploy", Application: "migrate", State: "active", XactSeconds: secs(130)}, Depth: 1, BackendType: "client backend", Waiting: true},
+			{Session: probe.Session{PID: 10, User: "alice", Application: "psql", ClientAddr: "10.0.0.5", State: "idle in transaction", XactSeconds: secs(600), StateSeconds: secs(590)}, Depth: 2, BackendType: "client backend"},
 		}}
 	r := w.run()
 	f, ok := r.Subscriptions[0].Finding(CodeApplyBlocked)
@@ -281,7 +281,7 @@ func TestApplyBlockedNamesTheSessionAtTheHead(t *testing.T) {
 	// PostgreSQL 13 has no waitstart: the youngest transaction blocking the
 	// worker directly bounds the wait.
 	w.s().LockWait = &probe.LockWait{PID: 7, WaitEvent: "transactionid",
-		Blockers: []probe.Blocker{{PID: 10, Depth: 1, State: "idle in transaction", XactSeconds: secs(90)}}}
+		Blockers: []probe.Blocker{{Session: probe.Session{PID: 10, State: "idle in transaction", XactSeconds: secs(90)}, Depth: 1}}}
 	f, ok = w.run().Subscriptions[0].Finding(CodeApplyBlocked)
 	if !ok || f.Severity != Warning || !strings.Contains(f.Message, "has waited for up to 1m30s (the age of the transaction in its way) (threshold 1m0s) for a row another transaction changed on s, held by pid 10 (idle in transaction, transaction open 1m30s)") {
 		t.Errorf("without waitstart: %+v", f)
@@ -296,15 +296,15 @@ func TestApplyBlockedNamesTheSessionAtTheHead(t *testing.T) {
 func TestRetainedWALNamesTheOpenTransactionHoldingIt(t *testing.T) {
 	w := healthy()
 	w.slot().RetainedBytes, w.slot().LagBytes = 20<<30, 4096
-	w.prov.OldestXact = &probe.Xact{PID: 42, Database: "app", User: "batch", Application: "nightly", ClientAddr: "10.0.0.9",
-		State: "idle in transaction", Seconds: 7200, StateSeconds: secs(7000), XidAge: 900}
+	w.prov.OldestXact = &probe.Xact{Session: probe.Session{PID: 42, User: "batch", Application: "nightly", ClientAddr: "10.0.0.9",
+		State: "idle in transaction", XactSeconds: secs(7200), StateSeconds: secs(7000)}, Database: "app", XidAge: 900}
 	f, ok := w.run().Subscriptions[0].Finding(CodeWALRetainedHigh)
-	want := "slot pgl_db_prov_sub on p retains 20.0 GiB of WAL (threshold 10.0 GiB, wal_status reserved); the subscriber keeps up (lag 4.0 KiB), but the oldest open transaction on p holds the WAL written since it began: pid 42 (database app, user batch, application nightly, from 10.0.0.9, idle in transaction for 1h56m40s), transaction open 2h0m0s; it releases when it ends; a person may end it: SELECT pg_terminate_backend(42) (rolls back its open transaction)"
+	want := "slot pgl_db_prov_sub on p retains 20.0 GiB of WAL (threshold 10.0 GiB, wal_status reserved); the subscriber keeps up (lag 4.0 KiB), but the oldest open transaction on p holds the WAL written since it began: pid 42 (database app, user batch, application nightly, from 10.0.0.9, idle in transaction for 1h56m40s, transaction open 2h0m0s); it releases when it ends; a person may end it: SELECT pg_terminate_backend(42) (rolls back its open transaction)"
 	if !ok || f.Message != want {
 		t.Errorf("got  %q\nwant %q", f.Message, want)
 	}
 	// A forgotten prepared transaction outlives every session.
-	w.prov.OldestXact = &probe.Xact{GID: "tx'1", Database: "app", User: "batch", State: "prepared", Seconds: 86400, XidAge: 900}
+	w.prov.OldestXact = &probe.Xact{Session: probe.Session{User: "batch", State: "prepared", XactSeconds: secs(86400)}, GID: "tx'1", Database: "app", XidAge: 900}
 	f, _ = w.run().Subscriptions[0].Finding(CodeWALRetainedHigh)
 	if !strings.Contains(f.Message, `prepared transaction "tx'1" (database app, owner batch) prepared 24h0m0s ago; a person commits or rolls it back (COMMIT PREPARED / ROLLBACK PREPARED 'tx''1', in database app)`) {
 		t.Errorf("prepared: %s", f.Message)
@@ -316,15 +316,15 @@ func TestRetainedWALNamesTheOpenTransactionHoldingIt(t *testing.T) {
 	}
 	// A young transaction is how databases work.
 	w.slot().LagBytes = 4096
-	w.prov.OldestXact = &probe.Xact{PID: 42, State: "active", Seconds: 5, XidAge: 3}
+	w.prov.OldestXact = &probe.Xact{Session: probe.Session{PID: 42, State: "active", XactSeconds: secs(5)}, XidAge: 3}
 	if f, _ := w.run().Subscriptions[0].Finding(CodeWALRetainedHigh); strings.Contains(f.Message, "oldest open transaction") {
 		t.Errorf("5 s old: %s", f.Message)
 	}
 	// The catalog horizon: the same transaction, when it is older than the slot's catalog_xmin.
 	w.slot().CatalogXminAge = age(250_000_000)
-	w.prov.OldestXact = &probe.Xact{PID: 42, Database: "app", User: "batch", State: "idle in transaction", Seconds: 90000, XidAge: 250_000_001}
+	w.prov.OldestXact = &probe.Xact{Session: probe.Session{PID: 42, User: "batch", State: "idle in transaction", XactSeconds: secs(90000)}, Database: "app", XidAge: 250_000_001}
 	f, _ = w.run().Subscriptions[0].Finding(CodeSlotXminAgeHigh)
-	if !strings.Contains(f.Message, "it is held by the oldest open transaction on p: pid 42 (database app, user batch, idle in transaction), transaction open 25h0m0s; it releases when it ends") {
+	if !strings.Contains(f.Message, "it is held by the oldest open transaction on p: pid 42 (database app, user batch, idle in transaction, transaction open 25h0m0s); it releases when it ends") {
 		t.Errorf("xmin: %s", f.Message)
 	}
 }

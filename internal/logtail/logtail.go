@@ -35,33 +35,9 @@ var ErrOff = errors.New("server_log is off")
 // Read returns the name of the node's current log file and its last part
 // (from a line's start).
 func Read(ctx context.Context, cfg *config.Config, n config.Node) (file, text string, err error) {
-	src := n.LogSource()
-	switch {
-	case src == config.ServerLogOff:
-		return "", "", ErrOff
-	case n.RDS != nil:
-		api, err := awsclient.New(cfg.AWS, awsclient.Options{}).RDS(ctx, cfg.NodeRegion(n))
-		if err != nil {
-			return "", "", err
-		}
-		return (&rdsadmin.Client{API: api}).LogTail(ctx, n.RDS.Identifier, Lines)
-	}
-	conn, err := probe.Connect(ctx, n, max(cfg.Probe.Timeout.D(), 10*time.Second))
-	if err != nil {
-		return "", "", err
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	path := src
-	if src == config.ServerLogAuto {
-		if path, err = current(ctx, conn); err != nil {
-			return "", "", explain(n, "find the server log file", err)
-		}
-	}
-	text, err = tail(ctx, conn, path, Bytes)
-	if err != nil {
-		return path, "", explain(n, "read the server log "+path, err)
-	}
-	return path, text, nil
+	var f Follower
+	c, err := f.Follow(ctx, cfg, n)
+	return c.File, c.Tail, err
 }
 
 // currentSQL names the file the server writes its log to: the logging
@@ -82,27 +58,35 @@ func current(ctx context.Context, conn *pgx.Conn) (string, error) {
 	return *path, nil
 }
 
-// tailSQL reads the last $2 bytes of file $1 (NULLs when it does not exist).
+// tailSQL reads the last $2 bytes of file $1, and its size (NULLs when it
+// does not exist).
 const tailSQL = `SELECT s.size, CASE WHEN s.size IS NOT NULL
 	THEN pg_read_binary_file($1, greatest(s.size - $2, 0), least(s.size, $2)) END
 FROM pg_stat_file($1, true) s`
 
+// tailBytes reads the last n bytes of file as they are (the first line may
+// be cut) and the file's size.
+func tailBytes(ctx context.Context, conn *pgx.Conn, path string, n int64) (raw []byte, size int64, err error) {
+	var sz *int64
+	if err := conn.QueryRow(ctx, tailSQL, path, n).Scan(&sz, &raw); err != nil {
+		return nil, 0, err
+	}
+	if sz == nil {
+		return nil, 0, errors.New("no such file on the server")
+	}
+	return raw, *sz, nil
+}
+
+// tail reads the end of file, at most n bytes, from a line's start.
 func tail(ctx context.Context, conn *pgx.Conn, path string, n int64) (string, error) {
-	var size *int64
-	var b []byte
-	if err := conn.QueryRow(ctx, tailSQL, path, n).Scan(&size, &b); err != nil {
+	raw, size, err := tailBytes(ctx, conn, path, n)
+	if err != nil {
 		return "", err
 	}
-	if size == nil {
-		return "", errors.New("no such file on the server")
+	if size > n {
+		raw = fromLine(raw)
 	}
-	if *size > n {
-		// Started inside a line: drop its end.
-		if i := bytes.IndexByte(b, '\n'); i >= 0 {
-			b = b[i+1:]
-		}
-	}
-	return string(b), nil
+	return string(raw), nil
 }
 
 // Grants is what a role that is not a superuser needs to read the log.
@@ -195,7 +179,7 @@ func (f *Follower) followRDS(ctx context.Context, cfg *config.Config, n config.N
 	}
 	rc := &rdsadmin.Client{API: api}
 	id := n.RDS.Identifier
-	name, tail, end, err := rc.LogTailMarker(ctx, id, Lines)
+	name, tail, end, err := rc.LogTail(ctx, id, Lines)
 	if err != nil || name == "" {
 		return Chunk{}, prev, err
 	}
@@ -245,18 +229,11 @@ func (f *Follower) followSQL(ctx context.Context, cfg *config.Config, n config.N
 	fail := func(err error) (Chunk, position, error) {
 		return Chunk{}, prev, explain(n, "read the server log "+path, err)
 	}
-	size, err := fileSize(ctx, conn, path)
+	raw, size, err := tailBytes(ctx, conn, path, Bytes)
 	if err != nil {
 		return fail(err)
 	}
-	if size < 0 {
-		return fail(errors.New("no such file on the server"))
-	}
-	tailStart := max(size-Bytes, 0)
-	raw, err := readRange(ctx, conn, path, tailStart, size-tailStart)
-	if err != nil {
-		return fail(err)
-	}
+	tailStart := size - int64(len(raw))
 	c.Tail = string(raw)
 	if tailStart > 0 {
 		c.Tail = string(fromLine(raw))

@@ -124,7 +124,7 @@ func (p *Prober) probe(ctx context.Context, snap *Snapshot) error {
 	b.Queue(oldestXactQuery).Query(func(rows pgx.Rows) error {
 		xs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Xact, error) {
 			var x Xact
-			err := row.Scan(&x.PID, &x.GID, &x.Database, &x.User, &x.Application, &x.ClientAddr, &x.State, &x.Seconds, &x.StateSeconds, &x.XidAge)
+			err := row.Scan(&x.PID, &x.GID, &x.Database, &x.User, &x.Application, &x.ClientAddr, &x.State, &x.XactSeconds, &x.StateSeconds, &x.XidAge)
 			return x, err
 		})
 		if len(xs) > 0 {

@@ -46,21 +46,29 @@ type Snapshot struct {
 }
 
 // Xact is an open transaction: a session's, or a prepared one (PID 0,
-// with its GID), which outlives any session until committed or rolled back.
+// State "prepared", with its GID), which outlives any session until
+// committed or rolled back. Its XactSeconds counts since it was prepared.
 type Xact struct {
+	Session
+	GID      string `json:"gid,omitempty"`
+	Database string `json:"database"`
+	// XidAge is its transaction ID's age.
+	XidAge int64 `json:"xid_age"`
+}
+
+// Session is who a server process is, as pg_stat_activity says; never its
+// query, which can hold data.
+type Session struct {
 	PID         int    `json:"pid,omitempty"`
-	GID         string `json:"gid,omitempty"`
-	Database    string `json:"database"`
 	User        string `json:"user"`
 	Application string `json:"application_name,omitempty"`
 	ClientAddr  string `json:"client_addr,omitempty"`
-	// State is the session's pg_stat_activity.state, or "prepared".
+	// State is pg_stat_activity.state: active, idle in transaction, ...
 	State string `json:"state"`
-	// Seconds is its age (since the session's transaction started, or
-	// since it was prepared); XidAge its transaction ID's age.
-	Seconds      float64  `json:"seconds"`
+	// StateSeconds is how long it has been in State, XactSeconds the age
+	// of its open transaction.
 	StateSeconds *float64 `json:"state_seconds,omitempty"`
-	XidAge       int64    `json:"xid_age"`
+	XactSeconds  *float64 `json:"xact_seconds,omitempty"`
 }
 
 // Partition is a partition of a partitioned table.
@@ -184,22 +192,13 @@ type LockWait struct {
 
 // Blocker is a session that holds what an apply worker waits for.
 type Blocker struct {
-	PID int `json:"pid"`
+	Session
 	// Depth is 1 for a session blocking the worker itself, 2 for one
 	// blocking a depth-1 session, and so on.
 	Depth       int    `json:"depth"`
-	User        string `json:"user"`
-	Application string `json:"application_name"`
-	ClientAddr  string `json:"client_addr,omitempty"`
-	// State is pg_stat_activity.state: active, idle in transaction, ...
-	State       string `json:"state"`
 	BackendType string `json:"backend_type"`
 	// Waiting is set when it waits for a lock itself.
 	Waiting bool `json:"waiting"`
-	// XactSeconds is the age of its open transaction, StateSeconds how
-	// long it has been in State.
-	XactSeconds  *float64 `json:"xact_seconds,omitempty"`
-	StateSeconds *float64 `json:"state_seconds,omitempty"`
 }
 
 // Heads are the blockers at the head of the chain: those that do not wait

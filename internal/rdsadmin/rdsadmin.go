@@ -31,15 +31,9 @@ type API interface {
 }
 
 // LogTail returns the name and the last lines (at most lines) of the
-// instance's most recently written PostgreSQL log file ("" when it has none).
-func (c *Client) LogTail(ctx context.Context, id string, lines int) (string, string, error) {
-	name, text, _, err := c.LogTailMarker(ctx, id, lines)
-	return name, text, err
-}
-
-// LogTailMarker is LogTail with the Marker after the lines: where a later
-// LogSince of the same file starts.
-func (c *Client) LogTailMarker(ctx context.Context, id string, lines int) (name, text, marker string, err error) {
+// instance's most recently written PostgreSQL log file ("" when it has
+// none), and the Marker after them: where a later LogSince of the file starts.
+func (c *Client) LogTail(ctx context.Context, id string, lines int) (name, text, marker string, err error) {
 	if name, err = c.LogFile(ctx, id); err != nil || name == "" {
 		return name, "", "", err
 	}

@@ -207,17 +207,17 @@ func TestLogTail(t *testing.T) {
 	srv.AddInstance("db1", "15.7", "pg15-custom", nil)
 	c, _ := newClient(t, srv, 1)
 	ctx := context.Background()
-	if name, text, err := c.LogTail(ctx, "db1", 3); err != nil || name != "" || text != "" {
+	if name, text, _, err := c.LogTail(ctx, "db1", 3); err != nil || name != "" || text != "" {
 		t.Errorf("no log files: %q %q %v", name, text, err)
 	}
 	srv.SetLog("db1", "error/postgresql.log.2026-11-24-18", 1764007200000, "old 1\nold 2\n")
 	srv.SetLog("db1", "error/postgresql.log.2026-11-24-19", 1764010800000, "a\nb\nc\nd\n")
 	srv.SetLog("db1", "error/trace.log", 1764010900000, "not postgres\n")
-	name, text, err := c.LogTail(ctx, "db1", 3)
+	name, text, _, err := c.LogTail(ctx, "db1", 3)
 	if err != nil || name != "error/postgresql.log.2026-11-24-19" || text != "b\nc\nd\n" {
 		t.Errorf("got %q %q %v", name, text, err)
 	}
-	if _, _, err := c.LogTail(ctx, "nope", 3); err == nil || !strings.Contains(err.Error(), "nope") {
+	if _, _, _, err := c.LogTail(ctx, "nope", 3); err == nil || !strings.Contains(err.Error(), "nope") {
 		t.Errorf("unknown instance: %v", err)
 	}
 }
@@ -231,7 +231,7 @@ func TestLogSince(t *testing.T) {
 	ctx := context.Background()
 	const file = "error/postgresql.log.2026-11-24-19"
 	srv.SetLog("db1", file, 1764010800000, "a\nb\nc\n")
-	name, tail, marker, err := c.LogTailMarker(ctx, "db1", 2)
+	name, tail, marker, err := c.LogTail(ctx, "db1", 2)
 	if err != nil || name != file || tail != "b\nc\n" || marker == "" {
 		t.Fatalf("tail: %q %q %q %v", name, tail, marker, err)
 	}
