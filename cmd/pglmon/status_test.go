@@ -938,3 +938,82 @@ func TestStatusRetainedWALHeldByAnOpenTransaction(t *testing.T) {
 		t.Fatal("wal_retained_high stayed after the transaction ended")
 	}
 }
+
+// TestStatusLeastPrivilegeRole: the watching-only role README gives
+// (pg_monitor and a few grants) probes every node, and sees an apply worker
+// blocked by a session on the subscriber; one without pg_read_all_stats
+// still sees the worker blocked and by which pid.
+func TestStatusLeastPrivilegeRole(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10})
+	p.MustConverge(t, time.Minute)
+	// Roles are per cluster, and the clusters are shared: names of this test's own.
+	watcher, bare := p.Provider.Name+"_watch", p.Provider.Name+"_bare"
+	grants := func(role string) string {
+		return fmt.Sprintf(`GRANT USAGE ON SCHEMA pglogical TO %[1]s;
+GRANT SELECT ON ALL TABLES IN SCHEMA pglogical TO %[1]s;
+GRANT SELECT ON pg_replication_origin, pg_replication_origin_status TO %[1]s;
+GRANT EXECUTE ON FUNCTION pg_show_replication_origin_status() TO %[1]s;`, role)
+	}
+	for _, d := range []pgtest.DB{p.Provider, p.Subscriber} {
+		if err := d.Exec(ctx, fmt.Sprintf("CREATE ROLE %s LOGIN IN ROLE pg_monitor; CREATE ROLE %s LOGIN; %s %s", watcher, bare, grants(watcher), grants(bare))); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = d.Exec(context.Background(), fmt.Sprintf("DROP OWNED BY %[1]s; DROP ROLE %[1]s; DROP OWNED BY %[2]s; DROP ROLE %[2]s", watcher, bare))
+		})
+	}
+	as := func(role string) string {
+		cfg := writeConfig(t, p, "  apply_blocked: 1s\n")
+		b, err := os.ReadFile(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(cfg, []byte(strings.ReplaceAll(string(b), "user=postgres", "user="+role)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	for _, role := range []string{watcher, bare} {
+		if code, s := status(t, as(role)); code != 0 || len(s.Subscriptions) != 1 || s.Subscriptions[0].Status != "replicating" {
+			t.Fatalf("%s: exit %d: %+v", role, code, s)
+		}
+	}
+	holder, err := pgx.Connect(ctx, p.Subscriber.DSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close(context.Background())
+	var pid int
+	if err := holder.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := holder.Exec(ctx, "BEGIN; UPDATE items_0 SET val = 'held' WHERE id = 1"); err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Exec(context.Background(), "ROLLBACK")
+	if err := p.Provider.Exec(ctx, "UPDATE items_0 SET val = 'from the provider' WHERE id = 1"); err != nil {
+		t.Fatal(err)
+	}
+	for role, want := range map[string]string{
+		watcher: fmt.Sprintf("held by pid %d (user postgres, from ", pid),
+		bare:    fmt.Sprintf("held by pid %d (user postgres): nothing of", pid),
+	} {
+		cfg := as(role)
+		var msg string
+		if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
+			_, s := status(t, cfg)
+			for _, sub := range s.Subscriptions {
+				for _, f := range sub.Findings {
+					if f.Code == "apply_blocked" {
+						msg = f.Message
+					}
+				}
+			}
+			return strings.Contains(msg, want)
+		}); err != nil {
+			t.Errorf("%s: no apply_blocked with %q; last: %q", role, want, msg)
+		}
+	}
+}

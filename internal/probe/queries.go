@@ -53,7 +53,8 @@ const subscriptionsQuery = `SELECT s.sub_name::text, s.sub_enabled, coalesce(st.
 	coalesce((SELECT ls.sync_status::text FROM pglogical.local_sync_status ls
 		WHERE ls.sync_subid = s.sub_id AND ls.sync_nspname IS NULL AND ls.sync_relname IS NULL LIMIT 1), ''),
 	EXISTS (SELECT 1 FROM pg_stat_activity a
-		WHERE a.backend_type = 'pglogical apply ' || (SELECT oid FROM pg_database WHERE datname = current_database()) || ':' || s.sub_id),
+		WHERE 'pglogical apply ' || (SELECT oid FROM pg_database WHERE datname = current_database()) || ':' || s.sub_id
+			IN (a.backend_type, a.application_name)),
 	(SELECT oid FROM pg_database WHERE datname = current_database()) || ':' || s.sub_id
 FROM pglogical.subscription s
 LEFT JOIN pglogical.node n ON n.node_id = s.sub_origin
@@ -94,27 +95,33 @@ ORDER BY 1, 2, 3`
 // lock, with the sessions in their way: those blocking a worker, and those
 // blocking them (a lock queue: an ALTER TABLE waiting behind a long
 // transaction blocks the worker as much as the transaction does), four deep
-// at most. pg_blocking_pids is called for waiting workers only.
-// pg_locks.waitstart exists from PostgreSQL 14 on; read through to_jsonb it
-// is NULL before. A blocker's query text is not read: it can hold data.
-const lockWaitsQuery = `WITH RECURSIVE w(worker, pid, depth) AS (
-	SELECT a.pid, b.pid, 1
-	FROM pg_stat_activity a, unnest(pg_blocking_pids(a.pid)) b(pid)
-	WHERE a.backend_type LIKE 'pglogical apply %' AND a.datname = current_database() AND a.wait_event_type = 'Lock'
+// at most. The wait is read from pg_locks, which every role may read
+// (pg_stat_activity hides wait events and backend types from roles without
+// pg_read_all_stats; pglogical names its workers in application_name too);
+// pg_blocking_pids is called for waiting workers only. pg_locks.waitstart
+// exists from PostgreSQL 14 on; read through to_jsonb it is NULL before. A
+// blocker's query text is not read: it can hold data.
+const lockWaitsQuery = `WITH RECURSIVE waiting AS (
+	SELECT a.pid, substr(coalesce(a.backend_type, a.application_name), length('pglogical apply ') + 1) AS worker,
+		min(l.locktype) AS locktype, min((to_jsonb(l) ->> 'waitstart')::timestamptz) AS since
+	FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid AND NOT l.granted
+	WHERE coalesce(a.backend_type, a.application_name) LIKE 'pglogical apply %' AND a.datname = current_database()
+	GROUP BY 1, 2
+), w(worker, pid, depth) AS (
+	SELECT waiting.pid, b.pid, 1 FROM waiting, unnest(pg_blocking_pids(waiting.pid)) b(pid)
   UNION
 	SELECT w.worker, b.pid, w.depth + 1 FROM w, unnest(pg_blocking_pids(w.pid)) b(pid) WHERE w.depth < 4
 )
-SELECT substr(a.backend_type, length('pglogical apply ') + 1), a.pid, coalesce(a.wait_event, ''),
-	extract(epoch FROM now() - (SELECT min((to_jsonb(l) ->> 'waitstart')::timestamptz)
-		FROM pg_locks l WHERE l.pid = a.pid AND NOT l.granted))::float8,
+SELECT x.worker, x.pid, x.locktype, extract(epoch FROM now() - x.since)::float8,
 	coalesce((SELECT array_agg(DISTINCT n.nspname::text || '.' || c.relname::text)
 		FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE l.pid = a.pid AND l.locktype = 'relation' AND c.relkind IN ('r', 'p')
+		WHERE l.pid = x.pid AND l.locktype = 'relation' AND c.relkind IN ('r', 'p')
 			AND n.nspname NOT IN ('pg_catalog', 'pglogical')), '{}'),
 	w.pid, w.depth, coalesce(b.usename::text, ''), coalesce(b.application_name, ''), coalesce(host(b.client_addr), ''),
-	coalesce(b.state, ''), coalesce(b.backend_type, ''), coalesce(b.wait_event_type = 'Lock', false),
+	coalesce(b.state, ''), coalesce(b.backend_type, ''),
+	EXISTS (SELECT 1 FROM pg_locks bl WHERE bl.pid = w.pid AND NOT bl.granted),
 	extract(epoch FROM now() - b.xact_start)::float8, extract(epoch FROM now() - b.state_change)::float8
 FROM w
-JOIN pg_stat_activity a ON a.pid = w.worker
+JOIN waiting x ON x.pid = w.worker
 LEFT JOIN pg_stat_activity b ON b.pid = w.pid
-ORDER BY a.pid, w.depth, w.pid`
+ORDER BY x.pid, w.depth, w.pid`

@@ -175,7 +175,7 @@ type Subscription struct {
 // the subscription is applied until that session lets go.
 type LockWait struct {
 	PID int `json:"pid"`
-	// WaitEvent is what it waits for (pg_stat_activity.wait_event):
+	// WaitEvent is the kind of lock it waits for (pg_locks.locktype):
 	// transactionid or tuple for a row another transaction changed,
 	// relation for a table lock (LOCK TABLE, ALTER TABLE, VACUUM FULL).
 	WaitEvent string `json:"wait_event"`
