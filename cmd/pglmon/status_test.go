@@ -730,6 +730,29 @@ func TestStatusSequenceMissingOnTheSubscriber(t *testing.T) {
 	}
 }
 
+// hold opens a session to dsn, runs sql in it (BEGIN; ... to keep a
+// transaction open) and returns it with its backend's pid; closed at the
+// end of the test.
+func hold(t *testing.T, dsn, sql string) (*pgx.Conn, int) {
+	t.Helper()
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
+	var pid int
+	if err := c.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	if sql != "" {
+		if _, err := c.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c, pid
+}
+
 // TestStatusApplyBlockedByASessionOnTheSubscriber: a session on the
 // subscriber holds a row lock; an ALTER-like LOCK TABLE queues behind it;
 // the apply worker queues behind both when a provider change arrives.
@@ -742,24 +765,8 @@ func TestStatusApplyBlockedByASessionOnTheSubscriber(t *testing.T) {
 	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10})
 	p.MustConverge(t, time.Minute)
 	cfg := writeConfig(t, p, "  apply_blocked: 1s\n  apply_blocked_critical: 1h\n")
-	session := func() (*pgx.Conn, int) {
-		t.Helper()
-		c, err := pgx.Connect(ctx, p.Subscriber.DSN())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close(context.Background()) })
-		var pid int
-		if err := c.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
-			t.Fatal(err)
-		}
-		return c, pid
-	}
-	holder, holderPID := session()
-	if _, err := holder.Exec(ctx, "BEGIN; UPDATE items_0 SET val = 'held' WHERE id = 1"); err != nil {
-		t.Fatal(err)
-	}
-	locker, lockerPID := session()
+	holder, holderPID := hold(t, p.Subscriber.DSN(), "BEGIN; UPDATE items_0 SET val = 'held' WHERE id = 1")
+	locker, lockerPID := hold(t, p.Subscriber.DSN(), "")
 	locked := make(chan error, 1)
 	go func() {
 		_, err := locker.Exec(ctx, "BEGIN; LOCK TABLE items_0 IN ACCESS EXCLUSIVE MODE")
@@ -881,18 +888,7 @@ func TestStatusRetainedWALHeldByAnOpenTransaction(t *testing.T) {
 	// could be another test's.
 	p := pgtest.NewPair(t, pgtest.PairOptions{Own: true, Rows: 10})
 	cfg := writeConfig(t, p, "  retained_wal_bytes: 1MiB\n")
-	holder, err := pgx.Connect(ctx, p.Provider.DSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer holder.Close(context.Background())
-	var pid int
-	if err := holder.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := holder.Exec(ctx, "BEGIN; INSERT INTO items_0 VALUES (-1, 'left open', 1)"); err != nil {
-		t.Fatal(err)
-	}
+	holder, pid := hold(t, p.Provider.DSN(), "BEGIN; INSERT INTO items_0 VALUES (-1, 'left open', 1)")
 	retained := func() (string, bool) {
 		_, s := status(t, cfg)
 		for _, sub := range s.Subscriptions {
@@ -980,18 +976,7 @@ GRANT EXECUTE ON FUNCTION pg_show_replication_origin_status() TO %[1]s;`, role)
 			t.Fatalf("%s: exit %d: %+v", role, code, s)
 		}
 	}
-	holder, err := pgx.Connect(ctx, p.Subscriber.DSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer holder.Close(context.Background())
-	var pid int
-	if err := holder.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := holder.Exec(ctx, "BEGIN; UPDATE items_0 SET val = 'held' WHERE id = 1"); err != nil {
-		t.Fatal(err)
-	}
+	holder, pid := hold(t, p.Subscriber.DSN(), "BEGIN; UPDATE items_0 SET val = 'held' WHERE id = 1")
 	defer holder.Exec(context.Background(), "ROLLBACK")
 	if err := p.Provider.Exec(ctx, "UPDATE items_0 SET val = 'from the provider' WHERE id = 1"); err != nil {
 		t.Fatal(err)

@@ -332,13 +332,8 @@ func endXact(x probe.Xact) string {
 // thresholds; why says what holds it back.
 func (d *diagnosis) xminFinding(node string, slot probe.Slot, why string) (Finding, bool) {
 	age, which := slot.HorizonAge()
-	sev, lim := Severity(""), int64(0)
-	switch w, c := d.Thresholds.SlotXminAge, d.Thresholds.SlotXminAgeCritical; {
-	case c > 0 && age >= c:
-		sev, lim = Critical, c
-	case w > 0 && age >= w:
-		sev, lim = Warning, w
-	default:
+	sev, lim, ok := level(age, d.Thresholds.SlotXminAge, d.Thresholds.SlotXminAgeCritical)
+	if !ok {
 		return Finding{}, false
 	}
 	held := "dead catalog rows (catalog_xmin)"
@@ -364,13 +359,8 @@ func (d *diagnosis) lockFinding(node string, sub probe.Subscription) (Finding, b
 		return Finding{}, false
 	}
 	dur := time.Duration(waited * float64(time.Second))
-	sev, lim := Severity(""), time.Duration(0)
-	switch wl, cl := d.Thresholds.ApplyBlocked.D(), d.Thresholds.ApplyBlockedCritical.D(); {
-	case cl > 0 && dur >= cl:
-		sev, lim = Critical, cl
-	case wl > 0 && dur >= wl:
-		sev, lim = Warning, wl
-	default:
+	sev, lim, ok := level(dur, d.Thresholds.ApplyBlocked.D(), d.Thresholds.ApplyBlockedCritical.D())
+	if !ok {
 		return Finding{}, false
 	}
 	what := "a lock"
@@ -451,6 +441,18 @@ func describeBlocker(b probe.Blocker) string {
 // seconds writes a duration in seconds rounded to the second: 2m5s.
 func seconds(s float64) string {
 	return time.Duration(s * float64(time.Second)).Round(time.Second).String()
+}
+
+// level grades v against a warning and a critical threshold (0 turns one
+// off): the severity and the threshold passed, ok false below both.
+func level[T int64 | time.Duration](v, warning, critical T) (sev Severity, limit T, ok bool) {
+	switch {
+	case critical > 0 && v >= critical:
+		return Critical, critical, true
+	case warning > 0 && v >= warning:
+		return Warning, warning, true
+	}
+	return "", 0, false
 }
 
 // groupDigits writes n with thousands separators: 1,000,000.
