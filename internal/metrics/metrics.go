@@ -52,6 +52,9 @@ var (
 	descLockWait = prometheus.NewDesc("pglmon_apply_lock_wait_seconds",
 		"How long the subscription's apply worker has waited for a lock a session on the subscriber holds (0 when it does not wait; on PostgreSQL 13 and older, the age of the transaction in its way).",
 		[]string{"subscriber", "subscription"}, nil)
+	descOldestXact = prometheus.NewDesc("pglmon_oldest_xact_age_seconds",
+		"Age of the node's oldest transaction holding a transaction ID (a session's or a prepared one), any database: while it is open no logical slot releases WAL written since it began (absent when none, or when pglmon's role lacks pg_read_all_stats).",
+		[]string{"node"}, nil)
 	descNodeUp = prometheus.NewDesc("pglmon_node_up",
 		"1 when the last probe of the node succeeded.", []string{"node"}, nil)
 	descLastProbe = prometheus.NewDesc("pglmon_last_probe_timestamp_seconds",
@@ -234,6 +237,9 @@ func (s *Set) Collect(ch chan<- prometheus.Metric) {
 	for _, sn := range snaps {
 		gauge(descNodeUp, b2f(sn.Up()), sn.Node)
 		gauge(descLastProbe, float64(sn.Time.UnixNano())/1e9, sn.Node)
+		if x := sn.OldestXact; x != nil && x.XactSeconds != nil {
+			gauge(descOldestXact, *x.XactSeconds, sn.Node)
+		}
 		for _, sl := range sn.Slots {
 			gauge(descSlotActive, b2f(sl.Active), sn.Node, sl.Name)
 			gauge(descSlotRetained, float64(sl.RetainedBytes), sn.Node, sl.Name)

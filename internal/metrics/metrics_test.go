@@ -20,7 +20,7 @@ import (
 func report() (diagnose.Report, []probe.Snapshot) {
 	lag := int64(2048)
 	safe := int64(1 << 30)
-	secs, waited := 0.5, 42.5
+	secs, waited, xact := 0.5, 42.5, 7200.0
 	r := diagnose.Report{Subscriptions: []diagnose.Subscription{{
 		Name: "sub_0", Subscriber: "subscriber", Provider: "provider", Status: "down", Health: diagnose.Critical,
 		LagBytes: &lag, LagSeconds: &secs, OriginExists: false, LockWait: &probe.LockWait{PID: 7, Seconds: &waited},
@@ -39,7 +39,7 @@ func report() (diagnose.Report, []probe.Snapshot) {
 			{Name: "pgl_s", Active: false, RetainedBytes: 4096, WALStatus: "reserved", SafeWALSize: &safe, CatalogXminAge: &catalogAge},
 			{Name: "standby", Type: "physical", Active: true, WALStatus: "reserved", XminAge: &xminAge},
 		}},
-		{Node: "subscriber", Time: t},
+		{Node: "subscriber", Time: t, OldestXact: &probe.Xact{Session: probe.Session{PID: 42, XactSeconds: &xact}}},
 	}
 	return r, snaps
 }
@@ -52,6 +52,9 @@ pglmon_apply_lock_wait_seconds{subscriber="subscriber",subscription="sub_0"} 42.
 # TYPE pglmon_finding gauge
 pglmon_finding{code="orphan_slot",severity="warning",subscriber="provider",subscription=""} 1
 pglmon_finding{code="origin_missing",severity="critical",subscriber="subscriber",subscription="sub_0"} 1
+# HELP pglmon_oldest_xact_age_seconds Age of the node's oldest transaction holding a transaction ID (a session's or a prepared one), any database: while it is open no logical slot releases WAL written since it began (absent when none, or when pglmon's role lacks pg_read_all_stats).
+# TYPE pglmon_oldest_xact_age_seconds gauge
+pglmon_oldest_xact_age_seconds{node="subscriber"} 7200
 # HELP pglmon_origin_present 1 when the subscription's replication origin exists on the subscriber.
 # TYPE pglmon_origin_present gauge
 pglmon_origin_present{subscriber="subscriber",subscription="sub_0"} 0
@@ -111,7 +114,7 @@ pglmon_probe_errors_total{node="subscriber"} 0
 pglmon_up 1
 `
 
-var names = []string{"pglmon_apply_lock_wait_seconds", "pglmon_finding", "pglmon_origin_present", "pglmon_replication_lag_bytes", "pglmon_replication_lag_seconds",
+var names = []string{"pglmon_apply_lock_wait_seconds", "pglmon_oldest_xact_age_seconds", "pglmon_finding", "pglmon_origin_present", "pglmon_replication_lag_bytes", "pglmon_replication_lag_seconds",
 	"pglmon_slot_active", "pglmon_slot_retained_wal_bytes", "pglmon_slot_safe_wal_size_bytes", "pglmon_slot_wal_status",
 	"pglmon_slot_xmin_age", "pglmon_slot_catalog_xmin_age",
 	"pglmon_subscription_health", "pglmon_subscription_status", "pglmon_node_up", "pglmon_probe_errors_total", "pglmon_up"}
