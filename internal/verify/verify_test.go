@@ -574,7 +574,7 @@ func TestSetWithoutDeletesExpectsExtraRows(t *testing.T) {
 		{p.Provider, `SELECT pglogical.replication_set_add_table('archive', 't_arch', false)`},
 		{p.Subscriber, `SELECT pglogical.alter_subscription_add_replication_set('` + p.Sub() + `', 'archive')`},
 	})
-	if err := p.WaitStatus(ctx, p.Sub(), "replicating", 30*time.Second); err != nil {
+	if err := p.WaitStatus(ctx, p.Sub(), "replicating", 90*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	for _, sql := range []string{`DELETE FROM t_arch WHERE id <= 10`, `UPDATE t_arch SET v = 'replicated' WHERE id = 500`} {
