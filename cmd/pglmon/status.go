@@ -105,10 +105,10 @@ func explainUnreachable(ctx context.Context, e env, cfg *config.Config, r *diagn
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		api, err := awsclient.New(cfg.AWS, awsclient.Options{}).RDS(cctx, cfg.NodeRegion(n))
+		rc, err := rdsadmin.ForNode(cctx, awsclient.New(cfg.AWS, awsclient.Options{}), cfg, n)
 		var in rdsadmin.Instance
 		if err == nil {
-			in, err = (&rdsadmin.Client{API: api}).Describe(cctx, n.RDS.Identifier)
+			in, err = rc.Describe(cctx, n.RDS.Identifier)
 		}
 		cancel()
 		if err != nil {

@@ -66,10 +66,10 @@ func (w *rdsStatusWatcher) run(ctx context.Context, d *Daemon, cfg *config.Confi
 	f := awsclient.New(cfg.AWS, awsclient.Options{})
 	for _, n := range nodes {
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		api, err := f.RDS(cctx, cfg.NodeRegion(n))
+		rc, err := rdsadmin.ForNode(cctx, f, cfg, n)
 		var in rdsadmin.Instance
 		if err == nil {
-			in, err = (&rdsadmin.Client{API: api}).Describe(cctx, n.RDS.Identifier)
+			in, err = rc.Describe(cctx, n.RDS.Identifier)
 		}
 		cancel()
 		if err != nil {

@@ -50,10 +50,10 @@ func (w *rdsWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nod
 	checks, errs := map[string]rdsadmin.Check{}, map[string]string{}
 	for _, n := range nodes {
 		cctx, cancel := context.WithTimeout(ctx, time.Minute)
-		api, err := f.RDS(cctx, cfg.NodeRegion(n))
+		rc, err := rdsadmin.ForNode(cctx, f, cfg, n)
 		var ch rdsadmin.Check
 		if err == nil {
-			ch, err = (&rdsadmin.Client{API: api}).CheckParameters(cctx, n.RDS.Identifier)
+			ch, err = rc.CheckParameters(cctx, n.RDS.Identifier)
 		}
 		cancel()
 		if err != nil {

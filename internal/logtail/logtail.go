@@ -173,11 +173,10 @@ func (f *Follower) Follow(ctx context.Context, cfg *config.Config, n config.Node
 }
 
 func (f *Follower) followRDS(ctx context.Context, cfg *config.Config, n config.Node, prev position, known bool) (Chunk, position, error) {
-	api, err := awsclient.New(cfg.AWS, awsclient.Options{}).RDS(ctx, cfg.NodeRegion(n))
+	rc, err := rdsadmin.ForNode(ctx, awsclient.New(cfg.AWS, awsclient.Options{}), cfg, n)
 	if err != nil {
 		return Chunk{}, prev, err
 	}
-	rc := &rdsadmin.Client{API: api}
 	id := n.RDS.Identifier
 	name, tail, end, err := rc.LogTail(ctx, id, Lines)
 	if err != nil || name == "" {

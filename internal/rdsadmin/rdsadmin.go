@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/rds/types"
 
 	"github.com/pglmon/pglmon/internal/awsclient"
+	"github.com/pglmon/pglmon/internal/config"
 )
 
 // API is the part of the RDS client pglmon uses.
@@ -86,6 +87,16 @@ func (c *Client) LogSince(ctx context.Context, id, file, marker string, lines, m
 			return b.String(), next, true, nil
 		}
 	}
+}
+
+// ForNode returns a client for the region of node n (which has rds:),
+// from factory f.
+func ForNode(ctx context.Context, f *awsclient.Factory, cfg *config.Config, n config.Node) (*Client, error) {
+	api, err := f.RDS(ctx, cfg.NodeRegion(n))
+	if err != nil {
+		return nil, err
+	}
+	return &Client{API: api}, nil
 }
 
 // Instance is what pglmon needs to know of a DB instance.

@@ -29,11 +29,12 @@ func (r *Runner) rdsClient(ctx context.Context, n config.Node) (*rdsadmin.Client
 	if r.aws == nil {
 		r.aws = awsclient.New(r.Config.AWS, r.RDS.AWS)
 	}
-	api, err := r.aws.RDS(ctx, r.Config.NodeRegion(n))
+	c, err := rdsadmin.ForNode(ctx, r.aws, r.Config, n)
 	if err != nil {
 		return nil, err
 	}
-	return &rdsadmin.Client{API: api, Poll: r.RDS.Poll, Out: r.Out}, nil
+	c.Poll, c.Out = r.RDS.Poll, r.Out
+	return c, nil
 }
 
 // rdsNodes lists the involved nodes that name an RDS instance.

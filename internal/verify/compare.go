@@ -190,7 +190,8 @@ func (c *Comparer) Compare(ctx context.Context, tables []Table) []TableResult {
 // one rate limit; results are in the order of tables. With one comparer
 // the tables go in their order.
 func CompareAll(ctx context.Context, cs []*Comparer, tables []Table) []TableResult {
-	run := &pace{start: time.Now(), progress: Progress{Tables: len(tables)}}
+	// The comparers of a run share their options.
+	run := &pace{start: time.Now(), progress: Progress{Tables: len(tables)}, report: cs[0].Opt.Progress, limit: cs[0].Opt.MaxRowsPerSecond}
 	for _, t := range tables {
 		run.progress.RowsEstimated += t.EstimatedRows
 	}
@@ -207,9 +208,6 @@ func CompareAll(ctx context.Context, cs []*Comparer, tables []Table) []TableResu
 	for _, c := range cs {
 		c.defaults()
 		c.run = run
-		if run.report == nil {
-			run.report, run.limit = c.Opt.Progress, c.Opt.MaxRowsPerSecond
-		}
 		wg.Go(func() {
 			for ctx.Err() == nil {
 				k := int(next.Add(1)) - 1
