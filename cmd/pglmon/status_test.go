@@ -901,11 +901,17 @@ func TestStatusRetainedWALHeldByAnOpenTransaction(t *testing.T) {
 		return "", false
 	}
 	next := 100
+	var wrote time.Time
 	write := func() {
 		// Committed changes the subscriber applies and confirms: its lag
 		// stays small while the WAL behind the open transaction grows.
+		// Twice a second is plenty (each is ~0.5 MB of WAL on a box other
+		// tests share).
+		if time.Since(wrote) < 500*time.Millisecond {
+			return
+		}
 		_ = p.Provider.Exec(ctx, "INSERT INTO items_0 SELECT g, md5(g::text), 1 FROM generate_series($1::int, $1::int + 4999) g", next)
-		next += 5000
+		next, wrote = next+5000, time.Now()
 	}
 	want := fmt.Sprintf("but the oldest open transaction on provider holds the WAL written since it began: pid %d (database %s, user postgres", pid, p.Provider.Name)
 	var msg string

@@ -815,11 +815,17 @@ func TestSequences(t *testing.T) {
 	// Copy them, until the copy arrives: the apply worker takes the new set
 	// only after it reconnects, and a copy sent before is not for it. Wait
 	// for the set's table (notes) to be synchronized too, or it is not compared.
+	// One copy a second: each is a message every walsender of the shared
+	// provider decodes (at Poll's pace it was 20 a second, load on all tests).
 	var v int64
 	var ready bool
-	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
-		if err := p.Provider.Exec(ctx, "SELECT pglogical.synchronize_sequence(s) FROM unnest(ARRAY['synced', 'lagging']) s"); err != nil {
-			t.Fatal(err)
+	var copied time.Time
+	if err := pgtest.Poll(ctx, 180*time.Second, func() bool {
+		if time.Since(copied) >= time.Second {
+			if err := p.Provider.Exec(ctx, "SELECT pglogical.synchronize_sequence(s) FROM unnest(ARRAY['synced', 'lagging']) s"); err != nil {
+				t.Fatal(err)
+			}
+			copied = time.Now()
 		}
 		return p.Subscriber.QueryRow(ctx, `SELECT coalesce((SELECT last_value FROM pg_sequences WHERE sequencename = 'synced'), 0),
 			NOT EXISTS (SELECT 1 FROM pglogical.local_sync_status WHERE sync_status <> 'r')`, []any{&v, &ready}) == nil && v >= 10 && ready
