@@ -1008,3 +1008,104 @@ GRANT EXECUTE ON FUNCTION pg_show_replication_origin_status() TO %[1]s;`, role)
 		}
 	}
 }
+
+// TestStatusSlotHeldByACopyOfTheSubscriber: a copy of the subscriber's files
+// (a restored snapshot) started on another server runs the same
+// subscription and takes the provider's slot, so the subscriber stays down
+// with "replication slot ... is active". pglmon says who holds the slot and
+// what it costs, and offers no restart; once the copy's subscription is
+// disabled the subscriber replicates again, and verify names the rows the
+// copy consumed: they never reach the subscriber.
+func TestStatusSlotHeldByACopyOfTheSubscriber(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Own: true, Rows: 10, SubscriberConf: pgtest.LogCollector})
+	p.MustConverge(t, 30*time.Second)
+	slot, err := p.SlotName(ctx, p.Sub())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Subscriber.Cluster.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	copyOf := pgtest.NewClone(t, p.Subscriber.Cluster)
+	var holder int
+	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
+		_ = p.Provider.QueryRow(ctx, "SELECT coalesce(active_pid, 0) FROM pg_replication_slots WHERE slot_name = $1", []any{&holder}, slot)
+		return holder != 0
+	}); err != nil {
+		t.Fatal("the copy's subscription never took the slot")
+	}
+	if err := p.Subscriber.Cluster.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Changes the copy applies and confirms: lost to the subscriber.
+	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 SELECT g, 'consumed by the copy', 1 FROM generate_series(1001, 1010) g"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, p, "")
+	var f struct{ Code, Severity, Message, Remedy string }
+	var code int
+	if err := pgtest.Poll(ctx, 90*time.Second, func() bool {
+		var s statusJSON
+		code, s = status(t, cfg, "--subscription", p.Sub())
+		if len(s.Subscriptions) != 1 || len(s.Subscriptions[0].Findings) == 0 {
+			return false
+		}
+		f = s.Subscriptions[0].Findings[0]
+		return f.Code == "slot_in_use" && strings.Contains(f.Message, "The slot is confirmed up to")
+	}); err != nil {
+		t.Fatalf("no slot_in_use with the loss: last %+v", f)
+	}
+	for _, want := range []string{
+		fmt.Sprintf("another process holds its slot %s on provider", slot),
+		fmt.Sprintf(`walsender pid %d (application_name %q, from 127.0.0.1 port `, holder, p.Sub()),
+		"most likely a copy of subscriber",
+		fmt.Sprintf("SELECT pglogical.alter_subscription_disable('%s', true)", p.Sub()),
+		"past what " + p.Sub() + " has applied",
+		// The subscriber's own log says the same, and the finding quotes it.
+		fmt.Sprintf(`is active for PID %d`, holder),
+	} {
+		if !strings.Contains(f.Message, want) {
+			t.Errorf("missing %q in %s", want, f.Message)
+		}
+	}
+	if code != 2 || f.Severity != "critical" || f.Remedy != "" {
+		t.Errorf("exit %d, finding %+v", code, f)
+	}
+	rc, out, _ := pglmonIn(t, "", "repair", "--config", cfg, "--subscription", p.Sub(), "--yes")
+	if rc != 1 || !strings.Contains(out, "needs a person") || !strings.Contains(out, "WITHOUT dropping it") {
+		t.Errorf("repair: exit %d\n%s", rc, out)
+	}
+	rc, _, errOut := pglmonIn(t, "", "repair", "--config", cfg, "--subscription", p.Sub(), "--remedy", "restart", "--yes")
+	if rc != 1 || !strings.Contains(errOut, "refused") {
+		t.Errorf("forced restart: exit %d\n%s", rc, errOut)
+	}
+
+	// What the plan says to do: disable the copy's subscription.
+	if err := copyOf.Exec(ctx, p.Subscriber.Name, "SELECT pglogical.alter_subscription_disable($1, true)", p.Sub()); err != nil {
+		t.Fatal(err)
+	}
+	if err := pgtest.Poll(ctx, 120*time.Second, func() bool {
+		code, _ = status(t, cfg, "--subscription", p.Sub(), "--no-wait")
+		return code == 0
+	}); err != nil {
+		t.Fatal("the subscriber never got its slot back")
+	}
+	rc, out, errOut = pglmon(t, "verify", "--config", cfg, "--subscription", p.Sub(), "--output", "json")
+	var res struct {
+		Results []struct {
+			Tables []struct {
+				DifferingRows int64 `json:"differing_rows"`
+				Keys          []struct{ Key, Kind string }
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil || rc != 2 || len(res.Results) != 1 {
+		t.Fatalf("verify: exit %d %v\n%s\n%s", rc, err, out, errOut)
+	}
+	tb := res.Results[0].Tables[0]
+	if tb.DifferingRows != 10 || len(tb.Keys) != 10 || tb.Keys[0].Key != "1001" || tb.Keys[0].Kind != "missing" {
+		t.Errorf("verify: %+v", tb)
+	}
+}

@@ -248,12 +248,90 @@ func (d *diagnosis) down(out *Subscription, subscriber *probe.Snapshot, sub prob
 			Message: fmt.Sprintf("subscription %s is down (for %s, under down_grace %s); pglogical restarts a crashed worker within about 5 s", sub.Name, dur.Round(time.Second), grace)})
 		return
 	}
+	if f, ok := slotInUse(subscriber.Node, sub, prov, slot, grace); ok {
+		add(f)
+		return
+	}
 	remedy := ""
 	if slotFound {
 		remedy = RemedyRestart
 	}
 	add(Finding{Code: CodeStuckDown, Severity: Critical, Remedy: remedy,
 		Message: fmt.Sprintf("subscription %s has been down for %s (down_grace %s) with slot and origin present; pglogical backs off up to 180 s after a provider outage", sub.Name, dur.Round(time.Second), grace)})
+}
+
+// staleReply is how long a walsender's consumer may stay silent before it
+// is probably gone: a live pglogical apply worker replies every few seconds
+// (seen: at most ~7 s apart on an idle provider), and the walsender drops a
+// silent one after wal_sender_timeout (60 s by default).
+const staleReply = 30 * time.Second
+
+// slotInUse explains a down subscription whose slot another process streams
+// from. A slot has one consumer at a time: pglogical's worker fails with
+// "replication slot ... is active for PID n" until that process lets go, so
+// restarting the subscription cannot help. A walsender connected for less
+// than the grace may be the subscription's own worker, reconnecting.
+func slotInUse(subscriber string, sub probe.Subscription, prov *probe.Snapshot, slot probe.Slot, grace time.Duration) (Finding, bool) {
+	if prov == nil || !slot.Active || slot.ActivePID == 0 {
+		return Finding{}, false
+	}
+	snd := slot.Sender
+	if snd != nil && snd.ConnectedSeconds != nil && *snd.ConnectedSeconds < grace.Seconds() {
+		return Finding{}, false
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "subscription %s is down because another process holds its slot %s on %s (a slot has one consumer at a time; the worker on %s fails with \"replication slot ... is active for PID %d\", and restarting the subscription cannot help): ",
+		sub.Name, slot.Name, prov.Node, subscriber, slot.ActivePID)
+	if snd == nil {
+		fmt.Fprintf(&b, "pid %d, which is not a walsender pglmon can see (a session reading the slot with pg_logical_slot_get_changes, or a walsender hidden from this role); see it in pg_stat_activity on %s and end it there once its owner agrees: SELECT pg_terminate_backend(%d)",
+			slot.ActivePID, prov.Node, slot.ActivePID)
+	} else {
+		b.WriteString(describeSender(*snd))
+		switch {
+		case snd.ReplySeconds == nil || *snd.ReplySeconds >= staleReply.Seconds():
+			fmt.Fprintf(&b, ". Its consumer last replied %s: probably a connection left behind by the worker of %s itself, after a network failure or a crash of %s's host; the walsender ends after %s's wal_sender_timeout (never, if that is 0). A person can end it now, on %s: SELECT pg_terminate_backend(%d) (nothing is at its other end)",
+				replyAge(snd), sub.Name, subscriber, prov.Node, prov.Node, snd.PID)
+		case snd.ApplicationName == sub.Name:
+			fmt.Fprintf(&b, ". Its consumer is alive and is a pglogical subscription named %s: most likely a copy of %s (a restored snapshot, a promoted replica, a cloned volume) running the same subscription. Every change the copy confirms leaves the slot and is lost to %s. On the copy%s run SELECT pglogical.alter_subscription_disable('%s', true) (never pglogical.drop_subscription there: it drops this slot on %s); %s takes its slot back within seconds. Ending the walsender alone does not help: the copy reconnects",
+				sub.Name, subscriber, sub.Name, fromAddr(snd), strings.ReplaceAll(sub.Name, "'", "''"), prov.Node, sub.Name)
+		default:
+			fmt.Fprintf(&b, ". Its consumer is alive and is not a pglogical subscription of this name: another tool streams from this slot (pg_recvlogical, a change-data-capture connector) and every change it confirms is lost to %s. Stop that consumer%s; %s takes its slot back within seconds",
+				sub.Name, fromAddr(snd), sub.Name)
+		}
+	}
+	if sub.OriginRemoteLSN != 0 && slot.ConfirmedFlushLSN > sub.OriginRemoteLSN {
+		fmt.Fprintf(&b, ". The slot is confirmed up to %s, %s past what %s has applied (its origin is at %s): changes committed on %s in that WAL were consumed by the other process, not applied on %s; once %s replicates again, compare the tables (pglmon verify --subscription %s) and resynchronise those that differ",
+			slot.ConfirmedFlushLSN, config.FormatBytes(int64(slot.ConfirmedFlushLSN-sub.OriginRemoteLSN)), sub.Name, sub.OriginRemoteLSN, prov.Node, subscriber, sub.Name, sub.Name)
+	}
+	return Finding{Code: CodeSlotInUse, Severity: Critical, Human: true, Slot: slot.Name, Message: b.String()}, true
+}
+
+// describeSender says which walsender a slot's consumer is connected to.
+func describeSender(s probe.Sender) string {
+	parts := []string{fmt.Sprintf("application_name %q", s.ApplicationName)}
+	if s.ClientAddr != "" {
+		parts = append(parts, fmt.Sprintf("from %s port %d", s.ClientAddr, s.ClientPort))
+	}
+	if s.ConnectedSeconds != nil {
+		parts = append(parts, "connected for "+seconds(*s.ConnectedSeconds))
+	}
+	parts = append(parts, "last reply "+replyAge(&s))
+	return fmt.Sprintf("walsender pid %d (%s)", s.PID, strings.Join(parts, ", "))
+}
+
+func replyAge(s *probe.Sender) string {
+	if s.ReplySeconds == nil {
+		return "never"
+	}
+	return seconds(*s.ReplySeconds) + " ago"
+}
+
+// fromAddr names where a consumer connects from, for a sentence.
+func fromAddr(s *probe.Sender) string {
+	if s.ClientAddr == "" {
+		return ""
+	}
+	return " (it connects from " + s.ClientAddr + ")"
 }
 
 func (d *diagnosis) slotFindings(out *Subscription, prov *probe.Snapshot, slot probe.Slot) {

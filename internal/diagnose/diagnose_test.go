@@ -405,3 +405,78 @@ func TestHistoryClearsRecovery(t *testing.T) {
 		t.Fatal("forgotten node still remembered")
 	}
 }
+
+func TestSlotInUseSaysWhoHoldsIt(t *testing.T) {
+	held := func(snd *probe.Sender) *world {
+		w := healthy()
+		w.downFor(10 * time.Minute)
+		w.slot().Active, w.slot().ActivePID, w.slot().Sender = true, 4242, snd
+		w.s().OriginRemoteLSN, w.slot().ConfirmedFlushLSN = 0x1000000, 0x1000000
+		return w
+	}
+	finding := func(t *testing.T, w *world) Finding {
+		t.Helper()
+		r := w.run()
+		f, ok := r.Subscriptions[0].Finding(CodeSlotInUse)
+		if !ok {
+			t.Fatalf("no slot_in_use: %+v", r.Subscriptions[0].Findings)
+		}
+		if f.Severity != Critical || !f.Human || f.Remedy != "" {
+			t.Errorf("slot_in_use: %+v", f)
+		}
+		if _, stuck := r.Subscriptions[0].Finding(CodeStuckDown); stuck {
+			t.Errorf("stuck_down (restart) offered too: %+v", r.Subscriptions[0].Findings)
+		}
+		return f
+	}
+	clone := &probe.Sender{PID: 4242, ApplicationName: "sub", ClientAddr: "10.0.0.7", ClientPort: 51598,
+		ConnectedSeconds: secs(900), ReplySeconds: secs(4)}
+
+	t.Run("a copy of the subscriber", func(t *testing.T) {
+		w := held(clone)
+		w.slot().ConfirmedFlushLSN = 0x1000000 + 3<<20
+		f := finding(t, w)
+		for _, want := range []string{
+			`subscription sub is down because another process holds its slot pgl_db_prov_sub on p`,
+			`"replication slot ... is active for PID 4242"`,
+			`walsender pid 4242 (application_name "sub", from 10.0.0.7 port 51598, connected for 15m0s, last reply 4s ago)`,
+			`most likely a copy of s (a restored snapshot, a promoted replica, a cloned volume)`,
+			`On the copy (it connects from 10.0.0.7) run SELECT pglogical.alter_subscription_disable('sub', true) (never pglogical.drop_subscription there: it drops this slot on p)`,
+			`The slot is confirmed up to 0/1300000, 3.0 MiB past what sub has applied (its origin is at 0/1000000)`,
+			`pglmon verify --subscription sub`,
+		} {
+			if !strings.Contains(f.Message, want) {
+				t.Errorf("missing %q in\n%s", want, f.Message)
+			}
+		}
+	})
+	t.Run("a walsender whose consumer is gone", func(t *testing.T) {
+		stale := *clone
+		stale.ReplySeconds = secs(45)
+		f := finding(t, held(&stale))
+		if !strings.Contains(f.Message, "Its consumer last replied 45s ago: probably a connection left behind by the worker of sub itself") ||
+			!strings.Contains(f.Message, "on p: SELECT pg_terminate_backend(4242)") || strings.Contains(f.Message, "confirmed up to") {
+			t.Errorf("stale: %s", f.Message)
+		}
+	})
+	t.Run("another tool", func(t *testing.T) {
+		other := *clone
+		other.ApplicationName = "debezium"
+		if f := finding(t, held(&other)); !strings.Contains(f.Message, "is not a pglogical subscription of this name: another tool streams from this slot") {
+			t.Errorf("other tool: %s", f.Message)
+		}
+	})
+	t.Run("not a walsender", func(t *testing.T) {
+		if f := finding(t, held(nil)); !strings.Contains(f.Message, "pid 4242, which is not a walsender pglmon can see") {
+			t.Errorf("no sender: %s", f.Message)
+		}
+	})
+	t.Run("its own worker, reconnecting", func(t *testing.T) {
+		young := *clone
+		young.ConnectedSeconds = secs(2)
+		r := held(&young).run()
+		if _, ok := r.Subscriptions[0].Finding(CodeStuckDown); !ok {
+			t.Errorf("a walsender connected 2 s ago: got %+v, want stuck_down", r.Subscriptions[0].Findings)
+		}
+	})
+}

@@ -64,6 +64,7 @@ type Severity = Health
 const (
 	CodeOriginMissing          = "origin_missing"
 	CodeStuckDown              = "stuck_down"
+	CodeSlotInUse              = "slot_in_use"
 	CodeApplyError             = "apply_error"
 	CodeApplyBlocked           = "apply_blocked"
 	CodeSubscriptionDown       = "subscription_down"

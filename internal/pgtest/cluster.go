@@ -328,3 +328,50 @@ func Existing(dir string, port int) (*Cluster, error) {
 	c.cred, err = serverCredential()
 	return c, err
 }
+
+// Clone copies the files of a stopped cluster to a new one and starts the
+// copy on its own port, as a storage snapshot restored on another host (an
+// RDS snapshot restore, a cloned volume) starts: with the same databases,
+// pglogical nodes and subscriptions. The source stays stopped.
+func Clone(ctx context.Context, src *Cluster) (*Cluster, error) {
+	if _, err := os.Stat(filepath.Join(src.Dir, "postmaster.pid")); err == nil {
+		return nil, fmt.Errorf("clone the cluster on port %d: it is running (stop it first)", src.Port)
+	}
+	c := &Cluster{Host: "127.0.0.1", cred: src.cred}
+	var err error
+	if c.root, err = os.MkdirTemp(BaseDir, "cluster-"); err != nil {
+		return nil, fmt.Errorf("create cluster directory: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(c.root, "owner.pid"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		return nil, fmt.Errorf("write owner pid: %w", err)
+	}
+	if err := c.chown(c.root); err != nil {
+		return nil, err
+	}
+	c.Dir = filepath.Join(c.root, "data")
+	if c.Port, c.portLock, err = reservePort(); err != nil {
+		c.cleanup()
+		return nil, err
+	}
+	if out, err := c.run(ctx, "cp", "-a", src.Dir, c.Dir); err != nil {
+		c.cleanup()
+		return nil, fmt.Errorf("copy the cluster on port %d: %w: %s", src.Port, err, out)
+	}
+	auto := filepath.Join(c.Dir, "postgresql.auto.conf")
+	conf, err := os.ReadFile(auto)
+	if err != nil {
+		c.cleanup()
+		return nil, fmt.Errorf("read the copy's postgresql.auto.conf: %w", err)
+	}
+	// The last setting of a name wins: the copy's own port and socket.
+	conf = append(conf, fmt.Sprintf("port = %d\nunix_socket_directories = '%s'\n", c.Port, c.root)...)
+	if err := os.WriteFile(auto, conf, 0o600); err != nil {
+		c.cleanup()
+		return nil, fmt.Errorf("write the copy's postgresql.auto.conf: %w", err)
+	}
+	if err := c.Start(ctx); err != nil {
+		c.cleanup()
+		return nil, err
+	}
+	return c, nil
+}

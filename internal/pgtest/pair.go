@@ -405,3 +405,21 @@ func ProviderOutage(ctx context.Context, p *Pair, d time.Duration) error {
 func (p *Pair) NodesYAML() string {
 	return fmt.Sprintf("nodes:\n  - name: provider\n    dsn: %q\n  - name: subscriber\n    dsn: %q\n", p.Provider.DSN(), p.Subscriber.DSN())
 }
+
+// NewClone clones a stopped cluster (Clone) for one test; the copy is
+// destroyed when the test ends.
+func NewClone(t testing.TB, src *Cluster) *Cluster {
+	t.Helper()
+	c, err := Clone(context.Background(), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := c.Destroy(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+	return c
+}

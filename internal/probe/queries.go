@@ -20,7 +20,9 @@ SELECT s.slot_name::text, coalesce(s.plugin::text, ''), s.slot_type, s.active, c
 	r.pid IS NOT NULL, coalesce(r.application_name, ''), coalesce(r.state, ''),
 	coalesce(r.sent_lsn::text, ''), coalesce(r.write_lsn::text, ''), coalesce(r.flush_lsn::text, ''), coalesce(r.replay_lsn::text, ''),
 	extract(epoch FROM r.write_lag)::float8, extract(epoch FROM r.flush_lag)::float8, extract(epoch FROM r.replay_lag)::float8,
-	age(s.xmin)::bigint, age(s.catalog_xmin)::bigint
+	age(s.xmin)::bigint, age(s.catalog_xmin)::bigint,
+	coalesce(host(r.client_addr), ''), coalesce(r.client_port, 0),
+	extract(epoch FROM now() - r.backend_start)::float8, extract(epoch FROM now() - r.reply_time)::float8
 FROM pg_replication_slots s
 CROSS JOIN cur
 LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid

@@ -15,7 +15,8 @@ func scanSlots(rows pgx.Rows) ([]Slot, error) {
 		if err := rows.Scan(&s.Name, &s.Plugin, &s.Type, &s.Active, &s.ActivePID, &restart, &confirmed,
 			&s.WALStatus, &s.SafeWALSize, &s.RetainedBytes, &s.LagBytes,
 			&hasSender, &snd.ApplicationName, &snd.State, &sent, &write, &flush, &replay,
-			&snd.WriteLag, &snd.FlushLag, &snd.ReplayLag, &s.XminAge, &s.CatalogXminAge); err != nil {
+			&snd.WriteLag, &snd.FlushLag, &snd.ReplayLag, &s.XminAge, &s.CatalogXminAge,
+			&snd.ClientAddr, &snd.ClientPort, &snd.ConnectedSeconds, &snd.ReplySeconds); err != nil {
 			return nil, err
 		}
 		s.RestartLSN, _ = ParseLSN(restart)
@@ -25,6 +26,7 @@ func scanSlots(rows pgx.Rows) ([]Slot, error) {
 			snd.WriteLSN, _ = ParseLSN(write)
 			snd.FlushLSN, _ = ParseLSN(flush)
 			snd.ReplayLSN, _ = ParseLSN(replay)
+			snd.PID = s.ActivePID
 			s.Sender = &snd
 		}
 		out = append(out, s)

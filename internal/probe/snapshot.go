@@ -136,15 +136,25 @@ func (s Slot) HorizonAge() (int64, string) {
 
 // Sender is the pg_stat_replication row of a walsender.
 type Sender struct {
-	ApplicationName string   `json:"application_name"`
-	State           string   `json:"state"`
-	SentLSN         LSN      `json:"sent_lsn"`
-	WriteLSN        LSN      `json:"write_lsn"`
-	FlushLSN        LSN      `json:"flush_lsn"`
-	ReplayLSN       LSN      `json:"replay_lsn"`
-	WriteLag        *float64 `json:"write_lag_seconds,omitempty"`
-	FlushLag        *float64 `json:"flush_lag_seconds,omitempty"`
-	ReplayLag       *float64 `json:"replay_lag_seconds,omitempty"`
+	PID             int    `json:"pid"`
+	ApplicationName string `json:"application_name"`
+	// ClientAddr and ClientPort are where its consumer connects from ("" and
+	// 0 over a Unix socket, or when the role may not see them).
+	ClientAddr string `json:"client_addr,omitempty"`
+	ClientPort int    `json:"client_port,omitempty"`
+	// ConnectedSeconds is how long the walsender has been connected.
+	ConnectedSeconds *float64 `json:"connected_seconds,omitempty"`
+	// ReplySeconds is how long ago its consumer last replied (reply_time):
+	// a live pglogical subscriber replies at least every ~10 s.
+	ReplySeconds *float64 `json:"reply_seconds,omitempty"`
+	State        string   `json:"state"`
+	SentLSN      LSN      `json:"sent_lsn"`
+	WriteLSN     LSN      `json:"write_lsn"`
+	FlushLSN     LSN      `json:"flush_lsn"`
+	ReplayLSN    LSN      `json:"replay_lsn"`
+	WriteLag     *float64 `json:"write_lag_seconds,omitempty"`
+	FlushLag     *float64 `json:"flush_lag_seconds,omitempty"`
+	ReplayLag    *float64 `json:"replay_lag_seconds,omitempty"`
 }
 
 // Subscription is one pglogical subscription on a subscriber node.

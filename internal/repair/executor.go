@@ -286,6 +286,9 @@ func safe(req Request, s diagnose.Subscription) error {
 		if !s.OriginExists {
 			return fmt.Errorf("replication origin %s is missing: use recreate-origin", s.SlotName)
 		}
+		if _, held := s.Finding(diagnose.CodeSlotInUse); held || (s.Status == probe.StatusDown && s.SlotActive && req.Resume == "") {
+			return fmt.Errorf("slot %s on %s is in use by another process while %s is down: a restarted worker fails the same way (see the slot_in_use plan: pglmon repair --subscription %s)", s.SlotName, s.Provider, s.Name, s.Name)
+		}
 		if !s.Enabled && req.Resume == "" {
 			return fmt.Errorf("%s is disabled, perhaps on purpose: use enable", s.Name)
 		}

@@ -257,6 +257,24 @@ it would not help (the new worker waits for the same lock). On subscriber %[1]s:
 To prevent it: set idle_in_transaction_session_timeout for the roles that write on the subscriber,
 lock_timeout for migrations, and change replicated tables with pglogical.replicate_ddl_command on
 the provider.`, s.Subscriber, s.Name, f.Message, pids)
+	case diagnose.CodeSlotInUse:
+		fmt.Fprintf(&b, `%[4]s.
+Only one process can stream from a slot; restarting %[5]s would not help (its new worker fails the
+same way). On provider %[1]s, see who holds it:
+  SELECT s.active_pid, r.application_name, r.client_addr, r.backend_start, r.reply_time
+  FROM pg_replication_slots s LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid
+  WHERE s.slot_name = %[6]s;
+ a) a copy of subscriber %[2]s (restored snapshot, promoted replica, cloned volume) replicating
+    with the same subscription: on that copy, stop it WITHOUT dropping it (drop_subscription
+    would drop the slot on the provider, and %[5]s with it):
+      SELECT pglogical.alter_subscription_disable(%[3]s, true);
+ b) another tool (pg_recvlogical, a CDC connector): stop it, and give it a slot of its own.
+ c) a walsender whose consumer is gone (no reply for a long time): end it on provider %[1]s:
+      SELECT pg_terminate_backend(<active_pid>);
+%[5]s takes its slot back within seconds (watch: pglmon status --config FILE --subscription %[5]s).
+Whatever the other process confirmed while it held the slot was not applied on %[2]s:
+  pglmon verify --config FILE --subscription %[5]s
+and resynchronise the tables that differ (pglmon repair prints how for data_divergence).`, s.Provider, s.Subscriber, q(s.Name), f.Message, s.Name, q(s.SlotName))
 	case diagnose.CodeTableSyncStalled:
 		fmt.Fprintf(&b, `A table of %[1]s has not finished its initial copy. Look in the subscriber's log for the
 table-sync worker's error (often a missing column, a constraint, or a lock). Once fixed,

@@ -124,7 +124,7 @@ func (w WorkerError) String() string {
 
 // explained are the findings of a down subscription that its apply
 // worker's error explains.
-var explained = map[string]bool{diagnose.CodeStuckDown: true, diagnose.CodeSubscriptionDown: true,
+var explained = map[string]bool{diagnose.CodeStuckDown: true, diagnose.CodeSubscriptionDown: true, diagnose.CodeSlotInUse: true,
 	diagnose.CodeInitFailed: true, diagnose.CodeSchemaMismatch: true}
 
 // permanentRE matches errors that applying the same change again raises
