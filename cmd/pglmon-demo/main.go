@@ -22,6 +22,7 @@ import (
 const (
 	providerPort   = 15432
 	subscriberPort = 15433
+	copyPort       = 15434
 	db             = "labdb"
 )
 
@@ -51,6 +52,13 @@ const usage = `Usage: pglmon-demo COMMAND
                     90 s while the provider changes it: the apply worker
                     waits, still "replicating" (apply_blocked after 10 s);
                     Ctrl-C lets go early
+  break copy        start a copy of the subscriber's files on port 15434 (as a
+                    restored snapshot or a promoted replica would): it runs the
+                    same subscription and takes the provider's slot, the
+                    subscriber stays down, and the 10 rows then inserted reach
+                    the copy only (slot_in_use; pglmon does not restart it)
+  fix copy          what slot_in_use says to do: disable the copy's
+                    subscription (not drop it), then stop and remove the copy
   insert N          insert N rows on the provider
   count             row counts on both sides
 `
@@ -97,12 +105,15 @@ func run(ctx context.Context, args []string) error {
 		return nil
 	case "break":
 		if len(args) != 2 {
-			return errors.New("break what? origin, slot, disable, walsender, provider, data, refuse, conflict or lock")
+			return errors.New("break what? origin, slot, disable, walsender, provider, data, refuse, conflict, lock or copy")
 		}
 		return breakIt(ctx, args[1])
 	case "fix":
-		if len(args) != 2 || args[1] != "refuse" {
-			return errors.New("fix what? refuse")
+		if len(args) != 2 || (args[1] != "refuse" && args[1] != "copy") {
+			return errors.New("fix what? refuse or copy")
+		}
+		if args[1] == "copy" {
+			return fixCopy(ctx)
 		}
 		p, err := pair()
 		if err != nil {
@@ -186,7 +197,11 @@ func down(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, c := range []*pgtest.Cluster{p, s} {
+	cp, err := pgtest.Existing(filepath.Join(dir, "copy"), copyPort)
+	if err != nil {
+		return err
+	}
+	for _, c := range []*pgtest.Cluster{p, s, cp} {
 		_ = c.Stop(ctx)
 	}
 	return os.RemoveAll(dir)
@@ -251,8 +266,74 @@ func breakIt(ctx context.Context, what string) error {
 		return nil
 	case "lock":
 		return holdLock(ctx, p)
+	case "copy":
+		return startCopy(ctx, p)
 	}
-	return fmt.Errorf("unknown breakage %q (origin, slot, disable, walsender, provider, data, refuse, conflict, lock)", strings.TrimSpace(what))
+	return fmt.Errorf("unknown breakage %q (origin, slot, disable, walsender, provider, data, refuse, conflict, lock, copy)", strings.TrimSpace(what))
+}
+
+// startCopy does what restoring a snapshot of the subscriber on another
+// server does: the copy starts with the same pglogical subscription and
+// streams from the provider's slot, and whichever connects first keeps it.
+// The subscriber is stopped while the copy starts, so the copy wins.
+func startCopy(ctx context.Context, p *pgtest.Pair) error {
+	copyDir := filepath.Join(dir, "copy")
+	if _, err := os.Stat(copyDir); err == nil {
+		return errors.New("a copy is running already (bin/pglmon-demo fix copy removes it)")
+	}
+	slot, err := p.SlotName(ctx, p.Sub())
+	if err != nil {
+		return err
+	}
+	if err := p.Subscriber.Cluster.Stop(ctx); err != nil {
+		return err
+	}
+	// Whatever happens next, the subscriber runs again.
+	defer p.Subscriber.Cluster.Start(context.WithoutCancel(ctx))
+	if _, err := pgtest.Clone(ctx, p.Subscriber.Cluster, pgtest.Options{Dir: copyDir, Port: copyPort}); err != nil {
+		return err
+	}
+	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
+		var active bool
+		_ = p.Provider.QueryRow(ctx, "SELECT active FROM pg_replication_slots WHERE slot_name = $1", []any{&active}, slot)
+		return active
+	}); err != nil {
+		return errors.New("the copy's subscription did not take the slot within 60 s")
+	}
+	if err := p.Subscriber.Cluster.Start(ctx); err != nil {
+		return err
+	}
+	if err := p.Provider.Exec(ctx, `INSERT INTO items_0
+		SELECT m + g, 'reached the copy only', 0 FROM (SELECT coalesce(max(id), 0) AS m FROM items_0) x, generate_series(1, 10) g`); err != nil {
+		return err
+	}
+	fmt.Printf("a copy of the subscriber runs on port %d and holds slot %s; the subscriber is down, and 10 new rows reached the copy only.\nsee: bin/pglmon status --config %s   (slot_in_use once down_grace has passed)\nthen: bin/pglmon-demo fix copy\n",
+		copyPort, slot, filepath.Join(dir, "pglmon.yaml"))
+	return nil
+}
+
+// fixCopy disables the copy's subscription, as slot_in_use says (dropping
+// it would drop the provider's slot), then stops and removes the copy.
+func fixCopy(ctx context.Context) error {
+	copyDir := filepath.Join(dir, "copy")
+	cp, err := pgtest.Existing(copyDir, copyPort)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(copyDir); err != nil {
+		return errors.New("no copy is running (bin/pglmon-demo break copy starts one)")
+	}
+	if err := cp.Exec(ctx, db, "SELECT pglogical.alter_subscription_disable('sub_0', true)"); err != nil {
+		return err
+	}
+	if err := cp.Stop(ctx); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(copyDir); err != nil {
+		return err
+	}
+	fmt.Printf("the copy's subscription is disabled and the copy removed; the subscriber takes its slot back within ~20 s.\nthe rows the copy consumed never reach it: bin/pglmon verify --config %s\n", filepath.Join(dir, "pglmon.yaml"))
+	return nil
 }
 
 // holdLock does what a forgotten "BEGIN; UPDATE ..." in someone's psql does

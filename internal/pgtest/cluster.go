@@ -72,12 +72,9 @@ func CheckInstalled() error {
 	return nil
 }
 
-// StartCluster initialises and starts a new cluster.
-func StartCluster(ctx context.Context, opt Options) (*Cluster, error) {
-	if err := CheckInstalled(); err != nil {
-		return nil, err
-	}
-	reapStale()
+// newCluster makes the directory of a new cluster (opt.Dir, or a fresh one
+// under BaseDir) and picks its port (opt.Port, or a free one).
+func newCluster(opt Options) (*Cluster, error) {
 	c := &Cluster{Host: "127.0.0.1"}
 	var err error
 	if c.cred, err = serverCredential(); err != nil {
@@ -97,15 +94,31 @@ func StartCluster(ctx context.Context, opt Options) (*Cluster, error) {
 		}
 	}
 	if err := os.WriteFile(filepath.Join(c.root, "owner.pid"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		c.cleanup()
 		return nil, fmt.Errorf("write owner pid: %w", err)
 	}
 	if err := c.chown(c.root); err != nil {
+		c.cleanup()
 		return nil, err
 	}
 	c.Dir = filepath.Join(c.root, "data")
 	if opt.Port != 0 {
 		c.Port = opt.Port
 	} else if c.Port, c.portLock, err = reservePort(); err != nil {
+		c.cleanup()
+		return nil, err
+	}
+	return c, nil
+}
+
+// StartCluster initialises and starts a new cluster.
+func StartCluster(ctx context.Context, opt Options) (*Cluster, error) {
+	if err := CheckInstalled(); err != nil {
+		return nil, err
+	}
+	reapStale()
+	c, err := newCluster(opt)
+	if err != nil {
 		return nil, err
 	}
 	if _, err := os.Stat(filepath.Join(c.Dir, "PG_VERSION")); err != nil {
@@ -329,28 +342,17 @@ func Existing(dir string, port int) (*Cluster, error) {
 	return c, err
 }
 
-// Clone copies the files of a stopped cluster to a new one and starts the
-// copy on its own port, as a storage snapshot restored on another host (an
-// RDS snapshot restore, a cloned volume) starts: with the same databases,
-// pglogical nodes and subscriptions. The source stays stopped.
-func Clone(ctx context.Context, src *Cluster) (*Cluster, error) {
+// Clone copies the files of a stopped cluster to a new one (opt.Dir and
+// opt.Port as for StartCluster; ExtraConf is not used) and starts the copy,
+// as a storage snapshot restored on another host (an RDS snapshot restore, a
+// cloned volume) starts: with the same databases, pglogical nodes and
+// subscriptions. The source stays stopped.
+func Clone(ctx context.Context, src *Cluster, opt Options) (*Cluster, error) {
 	if _, err := os.Stat(filepath.Join(src.Dir, "postmaster.pid")); err == nil {
 		return nil, fmt.Errorf("clone the cluster on port %d: it is running (stop it first)", src.Port)
 	}
-	c := &Cluster{Host: "127.0.0.1", cred: src.cred}
-	var err error
-	if c.root, err = os.MkdirTemp(BaseDir, "cluster-"); err != nil {
-		return nil, fmt.Errorf("create cluster directory: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(c.root, "owner.pid"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
-		return nil, fmt.Errorf("write owner pid: %w", err)
-	}
-	if err := c.chown(c.root); err != nil {
-		return nil, err
-	}
-	c.Dir = filepath.Join(c.root, "data")
-	if c.Port, c.portLock, err = reservePort(); err != nil {
-		c.cleanup()
+	c, err := newCluster(opt)
+	if err != nil {
 		return nil, err
 	}
 	if out, err := c.run(ctx, "cp", "-a", src.Dir, c.Dir); err != nil {

@@ -410,7 +410,7 @@ func (p *Pair) NodesYAML() string {
 // destroyed when the test ends.
 func NewClone(t testing.TB, src *Cluster) *Cluster {
 	t.Helper()
-	c, err := Clone(context.Background(), src)
+	c, err := Clone(context.Background(), src, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -115,12 +115,17 @@ func WorkerErrors(text string) Errors {
 
 // String is the error as one line.
 func (w WorkerError) String() string {
-	s := w.Prefix + " " + w.Error
+	s := w.Prefix + " " + startReplicationRE.ReplaceAllString(w.Error, "$1 (...)")
 	if w.Context != "" {
 		s += " (" + w.Context + ")"
 	}
 	return s
 }
+
+// startReplicationRE matches the option list of the START_REPLICATION
+// command pglogical quotes when the provider refuses it: two dozen protocol
+// options that say nothing about why.
+var startReplicationRE = regexp.MustCompile(`(START_REPLICATION SLOT "[^"]*" LOGICAL [0-9A-F]+/[0-9A-F]+) \([^)]*\)`)
 
 // explained are the findings of a down subscription that its apply
 // worker's error explains.

@@ -144,3 +144,23 @@ func TestConflicts(t *testing.T) {
 		}
 	}
 }
+
+// The slot held by another process, as pglogical 2.4.2 logged it on PG15:
+// the refused command's two dozen options are left out of the quote.
+func TestSlotActiveErrorQuotedShort(t *testing.T) {
+	text := `2026-11-25 00:32:22.876 UTC [17295] LOG:  starting apply for subscription sub_0
+2026-11-25 00:32:22.880 UTC [17295] FATAL:  could not send replication command "START_REPLICATION SLOT "pgl_t17176_1_provider3e1ff5e_sub_0" LOGICAL 0/1972CF0 (expected_encoding 'UTF8', min_proto_version '1', "binary.bigendian" '0', "hooks.setup_function" 'pglogical.pglogical_hooks_setup', "pglogical.forward_origins" '', "pglogical.replication_set_names" 'set_0', pglogical_apply_pid '17295')": ERROR:  replication slot "pgl_t17176_1_provider3e1ff5e_sub_0" is active for PID 17280
+	
+	, sqlstate: 55006
+2026-11-25 00:32:22.880 UTC [17295] LOG:  apply worker [17295] at slot 1 generation 1 exiting with error
+`
+	we, ok := WorkerErrors(text).For("sub_0", "")
+	if !ok {
+		t.Fatal("no error found")
+	}
+	got := we.String()
+	if !strings.Contains(got, `could not send replication command "START_REPLICATION SLOT "pgl_t17176_1_provider3e1ff5e_sub_0" LOGICAL 0/1972CF0 (...)": ERROR:  replication slot "pgl_t17176_1_provider3e1ff5e_sub_0" is active for PID 17280`) ||
+		strings.Contains(got, "expected_encoding") {
+		t.Errorf("got %q", got)
+	}
+}
