@@ -134,17 +134,61 @@ type PairOptions struct {
 // replicating, and waits until every subscription is replicating.
 func NewPair(t testing.TB, opt PairOptions) *Pair {
 	t.Helper()
+	shared := false
 	switch {
 	case opt.Own:
 		opt.Provider, opt.Subscriber = NewCluster(t, Options{}), NewCluster(t, Options{ExtraConf: opt.SubscriberConf})
 	case opt.Provider == nil:
 		opt.Provider, opt.Subscriber = Shared(t)
+		shared = true
 	}
 	p, err := SetupPair(context.Background(), opt, fmt.Sprintf("t%d_%d", os.Getpid(), dbCounter.Add(1)))
 	if err != nil {
 		t.Fatal(err)
 	}
+	if shared {
+		t.Cleanup(func() {
+			if err := p.release(); err != nil {
+				t.Logf("pair %s not released (its workers stay until the package ends): %v", p.Provider.Name, err)
+			}
+		})
+	}
 	return p
+}
+
+// release drops the pair's subscriptions, and with them their slots on the
+// provider, when its test ends: on the shared clusters every finished
+// test's apply workers and walsenders would otherwise run until the package
+// ends, each walsender decoding all the provider's WAL, later tests' too.
+// The databases stay (dropping one waits for pglogical's manager to leave it).
+func (p *Pair) release() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := p.Subscriber.Cluster.Connect(ctx, p.Subscriber.Name)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	rows, err := conn.Query(ctx, "SELECT sub_name::text FROM pglogical.subscription")
+	if err != nil {
+		return err
+	}
+	subs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, sub := range subs {
+		if _, err := conn.Exec(ctx, "SELECT pglogical.drop_subscription($1, true)", sub); err != nil {
+			errs = append(errs, fmt.Errorf("drop subscription %s: %w", sub, err))
+		}
+	}
+	// Slots a test made itself, or whose drop could not reach the provider.
+	if err := p.Provider.Cluster.Exec(ctx, "postgres", `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+		WHERE database = $1 AND NOT active`, p.Provider.Name); err != nil {
+		errs = append(errs, fmt.Errorf("drop the provider's slots: %w", err))
+	}
+	return errors.Join(errs...)
 }
 
 // SetupPair creates database db on both clusters and replicates one table per
