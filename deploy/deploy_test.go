@@ -117,7 +117,7 @@ func exportedNames(t *testing.T) map[string]bool {
 	s.Observe(diagnose.Report{
 		Subscriptions: []diagnose.Subscription{{Name: "a", Subscriber: "s", Provider: "p", Status: "down", LagBytes: &lag, LagSeconds: &secs, LockWait: &probe.LockWait{Seconds: &secs},
 			Findings: []diagnose.Finding{{Code: "x", Severity: diagnose.Critical}}}},
-	}, []probe.Snapshot{{Node: "p", Time: time.Now(), Slots: []probe.Slot{{Name: "sl", SafeWALSize: &safe, XminAge: &lag, CatalogXminAge: &lag}},
+	}, []probe.Snapshot{{Node: "p", Time: time.Now(), Slots: []probe.Slot{{Name: "sl", SafeWALSize: &safe, XminAge: &lag, CatalogXminAge: &lag, Decoding: &probe.Decoding{}}},
 		OldestXact: &probe.Xact{Session: probe.Session{XactSeconds: &secs}}}})
 	s.Repair("restart", "success", time.Second)
 	s.Notifications.WithLabelValues("sent").Inc()

@@ -49,6 +49,15 @@ var (
 		"age(xmin) of the slot, in transactions: how far it holds back VACUUM of every table (absent when the slot has no xmin).", []string{"node", "slot"}, nil)
 	descSlotCatalogXminAge = prometheus.NewDesc("pglmon_slot_catalog_xmin_age",
 		"age(catalog_xmin) of the slot, in transactions: how far it holds back VACUUM of the catalogs and freezing (absent when the slot has none).", []string{"node", "slot"}, nil)
+	descSpillBytes = prometheus.NewDesc("pglmon_slot_spill_bytes_total",
+		"Bytes logical decoding of the slot spilled to disk on the provider (pg_stat_replication_slots.spill_bytes, PostgreSQL 14+): transactions larger than logical_decoding_work_mem. Reset with pg_stat_reset_replication_slot.",
+		[]string{"node", "slot"}, nil)
+	descSpillTxns = prometheus.NewDesc("pglmon_slot_spill_txns_total",
+		"Transactions logical decoding of the slot spilled to disk (spill_txns, PostgreSQL 14+).", []string{"node", "slot"}, nil)
+	descDecodedBytes = prometheus.NewDesc("pglmon_slot_decoded_bytes_total",
+		"Bytes of changes logical decoding of the slot sent to its output plugin (total_bytes, PostgreSQL 14+).", []string{"node", "slot"}, nil)
+	descDecodedTxns = prometheus.NewDesc("pglmon_slot_decoded_txns_total",
+		"Transactions logical decoding of the slot sent to its output plugin (total_txns, PostgreSQL 14+).", []string{"node", "slot"}, nil)
 	descLockWait = prometheus.NewDesc("pglmon_apply_lock_wait_seconds",
 		"How long the subscription's apply worker has waited for a lock a session on the subscriber holds (0 when it does not wait; on PostgreSQL 13 and older, the age of the transaction in its way).",
 		[]string{"subscriber", "subscription"}, nil)
@@ -198,6 +207,11 @@ func (s *Set) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
+	// The server's own counters, passed on as counters (they fall to 0 when
+	// reset there, which rate() takes for a counter reset).
+	counter := func(d *prometheus.Desc, v int64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
 	findings := map[[4]string]bool{}
 	for _, sub := range r.Subscriptions {
 		for _, st := range probe.Statuses {
@@ -254,6 +268,12 @@ func (s *Set) Collect(ch chan<- prometheus.Metric) {
 			}
 			if sl.CatalogXminAge != nil {
 				gauge(descSlotCatalogXminAge, float64(*sl.CatalogXminAge), sn.Node, sl.Name)
+			}
+			if d := sl.Decoding; d != nil {
+				counter(descSpillBytes, d.SpillBytes, sn.Node, sl.Name)
+				counter(descSpillTxns, d.SpillTxns, sn.Node, sl.Name)
+				counter(descDecodedBytes, d.TotalBytes, sn.Node, sl.Name)
+				counter(descDecodedTxns, d.TotalTxns, sn.Node, sl.Name)
 			}
 		}
 	}

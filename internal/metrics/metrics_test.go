@@ -36,7 +36,8 @@ func report() (diagnose.Report, []probe.Snapshot) {
 	catalogAge, xminAge := int64(1234), int64(99)
 	snaps := []probe.Snapshot{
 		{Node: "provider", Time: t, Slots: []probe.Slot{
-			{Name: "pgl_s", Active: false, RetainedBytes: 4096, WALStatus: "reserved", SafeWALSize: &safe, CatalogXminAge: &catalogAge},
+			{Name: "pgl_s", Active: false, RetainedBytes: 4096, WALStatus: "reserved", SafeWALSize: &safe, CatalogXminAge: &catalogAge,
+				Decoding: &probe.Decoding{SpillTxns: 2, SpillCount: 7, SpillBytes: 300 << 20, TotalTxns: 1000, TotalBytes: 900 << 20}},
 			{Name: "standby", Type: "physical", Active: true, WALStatus: "reserved", XminAge: &xminAge},
 		}},
 		{Node: "subscriber", Time: t, OldestXact: &probe.Xact{Session: probe.Session{PID: 42, XactSeconds: &xact}}},
@@ -101,6 +102,18 @@ pglmon_subscription_status{provider="provider",status="down",subscriber="subscri
 pglmon_subscription_status{provider="provider",status="initializing",subscriber="subscriber",subscription="sub_0"} 0
 pglmon_subscription_status{provider="provider",status="replicating",subscriber="subscriber",subscription="sub_0"} 0
 pglmon_subscription_status{provider="provider",status="unknown",subscriber="subscriber",subscription="sub_0"} 0
+# HELP pglmon_slot_spill_bytes_total Bytes logical decoding of the slot spilled to disk on the provider (pg_stat_replication_slots.spill_bytes, PostgreSQL 14+): transactions larger than logical_decoding_work_mem. Reset with pg_stat_reset_replication_slot.
+# TYPE pglmon_slot_spill_bytes_total counter
+pglmon_slot_spill_bytes_total{node="provider",slot="pgl_s"} 3.145728e+08
+# HELP pglmon_slot_spill_txns_total Transactions logical decoding of the slot spilled to disk (spill_txns, PostgreSQL 14+).
+# TYPE pglmon_slot_spill_txns_total counter
+pglmon_slot_spill_txns_total{node="provider",slot="pgl_s"} 2
+# HELP pglmon_slot_decoded_bytes_total Bytes of changes logical decoding of the slot sent to its output plugin (total_bytes, PostgreSQL 14+).
+# TYPE pglmon_slot_decoded_bytes_total counter
+pglmon_slot_decoded_bytes_total{node="provider",slot="pgl_s"} 9.437184e+08
+# HELP pglmon_slot_decoded_txns_total Transactions logical decoding of the slot sent to its output plugin (total_txns, PostgreSQL 14+).
+# TYPE pglmon_slot_decoded_txns_total counter
+pglmon_slot_decoded_txns_total{node="provider",slot="pgl_s"} 1000
 # HELP pglmon_node_up 1 when the last probe of the node succeeded.
 # TYPE pglmon_node_up gauge
 pglmon_node_up{node="provider"} 1
@@ -117,6 +130,7 @@ pglmon_up 1
 var names = []string{"pglmon_apply_lock_wait_seconds", "pglmon_oldest_xact_age_seconds", "pglmon_finding", "pglmon_origin_present", "pglmon_replication_lag_bytes", "pglmon_replication_lag_seconds",
 	"pglmon_slot_active", "pglmon_slot_retained_wal_bytes", "pglmon_slot_safe_wal_size_bytes", "pglmon_slot_wal_status",
 	"pglmon_slot_xmin_age", "pglmon_slot_catalog_xmin_age",
+	"pglmon_slot_spill_bytes_total", "pglmon_slot_spill_txns_total", "pglmon_slot_decoded_bytes_total", "pglmon_slot_decoded_txns_total",
 	"pglmon_subscription_health", "pglmon_subscription_status", "pglmon_node_up", "pglmon_probe_errors_total", "pglmon_up"}
 
 func TestExposition(t *testing.T) {

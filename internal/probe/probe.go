@@ -25,6 +25,8 @@ type Prober struct {
 
 	conn         *pgx.Conn
 	hasPglogical bool
+	// slotStats: the server has pg_stat_replication_slots (PostgreSQL 14+).
+	slotStats bool
 	// Backoff after failures: the last failed snapshot is returned until retryAt.
 	maxBackoff time.Duration
 	failures   int
@@ -121,6 +123,24 @@ func (p *Prober) probe(ctx context.Context, snap *Snapshot) error {
 		snap.Slots, err = scanSlots(rows)
 		return err
 	})
+	if p.slotStats {
+		b.Queue(slotStatsQuery).Query(func(rows pgx.Rows) error {
+			stats, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (slotStats, error) {
+				var st slotStats
+				err := row.Scan(&st.slot, &st.s.SpillTxns, &st.s.SpillCount, &st.s.SpillBytes, &st.s.TotalTxns, &st.s.TotalBytes)
+				return st, err
+			})
+			for _, st := range stats {
+				for i := range snap.Slots {
+					if snap.Slots[i].Name == st.slot {
+						d := st.s
+						snap.Slots[i].Decoding = &d
+					}
+				}
+			}
+			return err
+		})
+	}
 	b.Queue(oldestXactQuery).Query(func(rows pgx.Rows) error {
 		xs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Xact, error) {
 			var x Xact
@@ -194,7 +214,27 @@ func (p *Prober) dial(ctx context.Context) error {
 		return fmt.Errorf("probe %s: %w", p.node.Name, err)
 	}
 	p.hasPglogical = version != ""
+	p.slotStats = serverMajor(conn.PgConn().ParameterStatus("server_version")) >= 14
 	return nil
+}
+
+// slotStats is a row of slotStatsQuery.
+type slotStats struct {
+	slot string
+	s    Decoding
+}
+
+// serverMajor is the major version in a server_version parameter ("15.2
+// (Debian 15.2-1.pgdg110+1)"), 0 when unreadable.
+func serverMajor(v string) int {
+	n := 0
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			break
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n
 }
 
 // ConnConfig parses the node's DSN and adds its password and pglmon's session settings.

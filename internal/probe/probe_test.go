@@ -62,6 +62,13 @@ func TestProbeHealthyPair(t *testing.T) {
 		slot.WALStatus != "reserved" || slot.Sender == nil || slot.Sender.ApplicationName != pair.Sub() {
 		t.Errorf("slot: got %+v (sender %+v)", slot, slot.Sender)
 	}
+	if snd := slot.Sender; snd == nil || snd.PID != slot.ActivePID || snd.ClientAddr != "127.0.0.1" || snd.ClientPort == 0 ||
+		snd.ConnectedSeconds == nil || *snd.ConnectedSeconds < 0 {
+		t.Errorf("sender: got %+v", slot.Sender)
+	}
+	if slot.Decoding == nil || slot.Decoding.TotalTxns < 0 {
+		t.Errorf("decoding statistics: got %+v", slot.Decoding)
+	}
 	if slot.ConfirmedFlushLSN == 0 || slot.RetainedBytes < 0 {
 		t.Errorf("slot LSNs: got %+v", slot)
 	}
@@ -78,6 +85,48 @@ func TestProbeHealthyPair(t *testing.T) {
 		return snap.Err == nil && len(snap.Subscriptions) == 1 && snap.Subscriptions[0].OriginRemoteLSN > 0
 	}); err != nil {
 		t.Fatal("origin remote_lsn never advanced:", err)
+	}
+}
+
+// A transaction larger than logical_decoding_work_mem is spilled to disk by
+// the walsender decoding it: the probe reads the slot's counters.
+func TestProbeSpilledTransaction(t *testing.T) {
+	ctx := context.Background()
+	// Own clusters: the setting applies to every walsender of the provider.
+	pair := pgtest.NewPair(t, pgtest.PairOptions{Own: true})
+	if err := pair.Provider.Exec(ctx, "ALTER SYSTEM SET logical_decoding_work_mem = '64kB'"); err != nil {
+		t.Fatal(err)
+	}
+	if err := pair.Provider.Exec(ctx, "SELECT pg_reload_conf()"); err != nil {
+		t.Fatal(err)
+	}
+	pn, _ := nodes(pair)
+	p := NewProber(pn, 5*time.Second)
+	slotName, _ := pair.SlotName(ctx, pair.Sub())
+	decoding := func() *Decoding {
+		snap := p.Probe(ctx)
+		if sl, ok := snap.Slot(slotName); ok {
+			return sl.Decoding
+		}
+		return nil
+	}
+	before := decoding()
+	if before == nil || before.SpillBytes != 0 {
+		t.Fatalf("before: %+v", before)
+	}
+	if err := pair.Provider.Exec(ctx, "INSERT INTO items_0 SELECT g, md5(g::text), 1 FROM generate_series(1, 20000) g"); err != nil {
+		t.Fatal(err)
+	}
+	var d *Decoding
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		d = decoding()
+		// Spills count while decoding; the totals once the commit is sent.
+		return d != nil && d.SpillBytes > 1<<20 && d.TotalTxns > 0
+	}); err != nil {
+		t.Fatalf("no spilled transaction decoded: %+v", d)
+	}
+	if d.SpillTxns < 1 || d.TotalBytes < d.SpillBytes/2 {
+		t.Errorf("decoding: %+v", d)
 	}
 }
 

@@ -29,6 +29,13 @@ LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid
 WHERE s.database IS NULL OR s.database = current_database()
 ORDER BY s.slot_name`
 
+// slotStatsQuery reads the logical decoding counters of this database's
+// slots (PostgreSQL 14+; queued after slotsQuery, whose slots it fills in).
+const slotStatsQuery = `SELECT st.slot_name::text, st.spill_txns, st.spill_count, st.spill_bytes, st.total_txns, st.total_bytes
+FROM pg_stat_replication_slots st
+JOIN pg_replication_slots s ON s.slot_name = st.slot_name
+WHERE s.database = current_database()`
+
 // oldestXactQuery finds the oldest transaction holding a transaction ID on
 // the server, a session's or a prepared one, by the age of that ID. Its
 // query text is not read: it can hold data.

@@ -118,6 +118,22 @@ type Slot struct {
 	// ID wraparound). Nil when the slot has none.
 	XminAge        *int64 `json:"xmin_age,omitempty"`
 	CatalogXminAge *int64 `json:"catalog_xmin_age,omitempty"`
+	// Decoding is the slot's pg_stat_replication_slots row (PostgreSQL
+	// 14+, logical slots of this database); nil when not read.
+	Decoding *Decoding `json:"decoding,omitempty"`
+}
+
+// Decoding counts what logical decoding of a slot did since its statistics
+// were last reset. A transaction whose changes exceed
+// logical_decoding_work_mem is spilled to files under pg_replslot on the
+// provider and read back at its commit: spilling is disk I/O and space on
+// the provider, and a slower subscription.
+type Decoding struct {
+	SpillTxns  int64 `json:"spill_txns"`
+	SpillCount int64 `json:"spill_count"`
+	SpillBytes int64 `json:"spill_bytes"`
+	TotalTxns  int64 `json:"total_txns"`
+	TotalBytes int64 `json:"total_bytes"`
 }
 
 // HorizonAge is the larger of the slot's xmin and catalog_xmin ages, and
