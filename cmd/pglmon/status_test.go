@@ -955,6 +955,8 @@ func TestStatusLeastPrivilegeRole(t *testing.T) {
 	grants := func(role string) string {
 		return fmt.Sprintf(`GRANT USAGE ON SCHEMA pglogical TO %[1]s;
 GRANT SELECT ON ALL TABLES IN SCHEMA pglogical TO %[1]s;
+REVOKE SELECT ON pglogical.node_interface FROM %[1]s;
+GRANT SELECT (if_id, if_name, if_nodeid) ON pglogical.node_interface TO %[1]s;
 GRANT SELECT ON pg_replication_origin, pg_replication_origin_status TO %[1]s;
 GRANT EXECUTE ON FUNCTION pg_show_replication_origin_status() TO %[1]s;`, role)
 	}
@@ -978,9 +980,26 @@ GRANT EXECUTE ON FUNCTION pg_show_replication_origin_status() TO %[1]s;`, role)
 		return cfg
 	}
 	for _, role := range []string{watcher, bare} {
-		if code, s := status(t, as(role)); code != 0 || len(s.Subscriptions) != 1 || s.Subscriptions[0].Status != "replicating" {
-			t.Fatalf("%s: exit %d: %+v", role, code, s)
+		code, out, errOut := pglmon(t, "status", "--config", as(role), "--output", "json")
+		var s struct {
+			Subscriptions []struct {
+				Status            string
+				ProviderInterface string `json:"provider_interface"`
+				ProviderConninfo  string `json:"provider_conninfo"`
+			}
 		}
+		if err := json.Unmarshal([]byte(out), &s); err != nil || code != 0 || len(s.Subscriptions) != 1 || s.Subscriptions[0].Status != "replicating" {
+			t.Fatalf("%s: exit %d: %s\n%s", role, code, out, errOut)
+		}
+		// The interface's name, not its connection string (the role may not read it).
+		if sub := s.Subscriptions[0]; sub.ProviderInterface == "" || sub.ProviderConninfo != "" {
+			t.Errorf("%s: interface %q, conninfo %q", role, sub.ProviderInterface, sub.ProviderConninfo)
+		}
+	}
+	// A superuser reads where it connects.
+	_, out, _ := pglmon(t, "status", "--config", writeConfig(t, p, ""), "--output", "json")
+	if want := fmt.Sprintf(`"provider_conninfo": "host=%s port=%d dbname=%s user=postgres sslmode=disable"`, p.Provider.Cluster.Host, p.Provider.Cluster.Port, p.Provider.Name); !strings.Contains(out, want) {
+		t.Errorf("superuser: no %s in\n%s", want, out)
 	}
 	holder, pid := hold(t, p.Subscriber.DSN(), "BEGIN; UPDATE items_0 SET val = 'held' WHERE id = 1")
 	defer holder.Exec(context.Background(), "ROLLBACK")
@@ -1107,5 +1126,114 @@ func TestStatusSlotHeldByACopyOfTheSubscriber(t *testing.T) {
 	tb := res.Results[0].Tables[0]
 	if tb.DifferingRows != 10 || len(tb.Keys) != 10 || tb.Keys[0].Key != "1001" || tb.Keys[0].Kind != "missing" {
 		t.Errorf("verify: %+v", tb)
+	}
+}
+
+// TestStatusProviderPasswordRotated: the provider's replication role gets a
+// new password (a rotation) while the subscription's connection string in
+// pglogical.node_interface keeps the old one. Nothing happens until the
+// apply worker reconnects; then it cannot log in, and a restart would fail
+// the same way. pglmon says so (provider_connection_failed, never showing a
+// password), and the plan it prints brings the subscription back.
+func TestStatusProviderPasswordRotated(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Own: true, Rows: 10, SubscriberConf: pgtest.LogCollector})
+	prov := p.Provider.Cluster
+	if err := p.Provider.Exec(ctx, "CREATE ROLE repl LOGIN SUPERUSER REPLICATION PASSWORD 'old-Secret-1'"); err != nil {
+		t.Fatal(err)
+	}
+	hba := filepath.Join(prov.Dir, "pg_hba.conf")
+	b, err := os.ReadFile(hba)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = append([]byte("host all repl 127.0.0.1/32 scram-sha-256\nhost replication repl 127.0.0.1/32 scram-sha-256\n"), b...)
+	if err := os.WriteFile(hba, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Provider.Exec(ctx, "SELECT pg_reload_conf()"); err != nil {
+		t.Fatal(err)
+	}
+	conninfo := fmt.Sprintf("host=127.0.0.1 port=%d dbname=%s user=repl", prov.Port, p.Provider.Name)
+	useInterface := func(name, password string) {
+		t.Helper()
+		if err := p.Subscriber.Exec(ctx, "SELECT pglogical.alter_node_add_interface($1, $2, $3)", p.ProviderNode, name, conninfo+" password="+password); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Subscriber.Exec(ctx, "SELECT pglogical.alter_subscription_interface($1, $2)", p.Sub(), name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	useInterface("pw_if", "old-Secret-1")
+	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
+		var user string
+		_ = p.Provider.QueryRow(ctx, "SELECT coalesce(max(usename), '') FROM pg_stat_replication WHERE application_name = $1", []any{&user}, p.Sub())
+		return user == "repl"
+	}); err != nil {
+		t.Fatal("the subscription never connected as repl")
+	}
+	if err := p.Provider.Exec(ctx, "ALTER ROLE repl PASSWORD 'new-Secret-2'"); err != nil {
+		t.Fatal(err)
+	}
+	// The rotation shows at the next connection: a network blip, a restart
+	// of the subscriber, or of the subscription, as here (pglogical's own
+	// retry after a killed walsender may be minutes away).
+	if err := p.Subscriber.Exec(ctx, "SELECT pglogical.alter_subscription_disable($1, true)", p.Sub()); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Subscriber.Exec(ctx, "SELECT pglogical.alter_subscription_enable($1, true)", p.Sub()); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, p, "")
+	var f struct{ Code, Severity, Message, Remedy string }
+	var out, errOut string
+	if err := pgtest.Poll(ctx, 90*time.Second, func() bool {
+		_, out, errOut = pglmon(t, "status", "--config", cfg, "--output", "json", "--subscription", p.Sub())
+		var s statusJSON
+		if json.Unmarshal([]byte(out), &s) != nil || len(s.Subscriptions) != 1 || len(s.Subscriptions[0].Findings) == 0 {
+			return false
+		}
+		f = s.Subscriptions[0].Findings[0]
+		return f.Code == "provider_connection_failed"
+	}); err != nil {
+		t.Fatalf("no provider_connection_failed: last %+v\n%s", f, errOut)
+	}
+	if f.Severity != "critical" || f.Remedy != "" ||
+		!strings.Contains(f.Message, fmt.Sprintf("through interface pw_if (%s): the provider refuses the password", conninfo)) ||
+		!strings.Contains(f.Message, `password authentication failed for user "repl"`) {
+		t.Errorf("finding: %+v", f)
+	}
+	code, table, tableErr := pglmon(t, "status", "--config", cfg)
+	rc, plan, planErr := pglmonIn(t, "", "repair", "--config", cfg, "--subscription", p.Sub(), "--yes")
+	for _, o := range []string{out, errOut, table, tableErr, plan, planErr} {
+		// pglogical itself logs the connection string, password and all, in a DETAIL line.
+		if strings.Contains(o, "Secret") {
+			t.Errorf("a password is shown:\n%s", o)
+		}
+	}
+	if code != 2 || !strings.Contains(table, "provider_connection_failed") {
+		t.Errorf("table: exit %d\n%s", code, table)
+	}
+	wantPlan := fmt.Sprintf("SELECT pglogical.alter_node_add_interface('%s', 'pw_if_new', '%s password=<current password>');", p.ProviderNode, conninfo)
+	if rc != 1 || !strings.Contains(plan, wantPlan) || !strings.Contains(plan, fmt.Sprintf("SELECT pglogical.alter_subscription_interface('%s', 'pw_if_new');", p.Sub())) {
+		t.Errorf("repair: exit %d\n%s", rc, plan)
+	}
+	// The plan, with the current password: replicating again, nothing lost.
+	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 VALUES (500, 'written while it could not log in', 1)"); err != nil {
+		t.Fatal(err)
+	}
+	useInterface("pw_if_new", "new-Secret-2")
+	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
+		code, _ := status(t, cfg, "--subscription", p.Sub(), "--no-wait")
+		return code == 0
+	}); err != nil {
+		t.Fatal("not replicating on the new interface")
+	}
+	if err := p.Subscriber.Exec(ctx, "SELECT pglogical.alter_node_drop_interface($1, 'pw_if')", p.ProviderNode); err != nil {
+		t.Errorf("drop the old interface: %v", err)
+	}
+	if _, err := p.WaitConverged(ctx, p.Tables[0], 30*time.Second); err != nil {
+		t.Error(err)
 	}
 }

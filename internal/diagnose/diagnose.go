@@ -133,6 +133,7 @@ func (d *diagnosis) subscription(subscriber *probe.Snapshot, sub probe.Subscript
 		Name: sub.Name, Subscriber: subscriber.Node, ProviderNode: sub.ProviderNode,
 		Status: sub.Status, Enabled: sub.Enabled, SlotName: sub.SlotName, OriginExists: sub.OriginExists,
 		ApplyWorker: sub.ApplyWorker, LockWait: sub.LockWait, Findings: []Finding{},
+		ProviderInterface: sub.ProviderInterface, ProviderConninfo: sub.ProviderConninfo,
 	}
 	if sub.OriginExists && sub.OriginRemoteLSN > 0 {
 		out.OriginRemoteLSN = sub.OriginRemoteLSN.String()

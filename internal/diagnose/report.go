@@ -65,6 +65,7 @@ const (
 	CodeOriginMissing          = "origin_missing"
 	CodeStuckDown              = "stuck_down"
 	CodeSlotInUse              = "slot_in_use"
+	CodeProviderConnectFailed  = "provider_connection_failed"
 	CodeApplyError             = "apply_error"
 	CodeApplyBlocked           = "apply_blocked"
 	CodeSubscriptionDown       = "subscription_down"
@@ -138,6 +139,10 @@ type Subscription struct {
 	OriginExists bool   `json:"origin_exists"`
 	// ApplyWorker is "<database oid>:<subscription id>" (probe.Subscription).
 	ApplyWorker string `json:"apply_worker,omitempty"`
+	// ProviderInterface and ProviderConninfo are how its apply worker
+	// connects to the provider (probe.Subscription; no password).
+	ProviderInterface string `json:"provider_interface,omitempty"`
+	ProviderConninfo  string `json:"provider_conninfo,omitempty"`
 	// OriginRemoteLSN is how far the subscriber has applied the provider's
 	// WAL (its replication origin's remote_lsn; "" when it has none).
 	OriginRemoteLSN string `json:"origin_remote_lsn,omitempty"`

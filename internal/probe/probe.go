@@ -27,6 +27,8 @@ type Prober struct {
 	hasPglogical bool
 	// slotStats: the server has pg_stat_replication_slots (PostgreSQL 14+).
 	slotStats bool
+	// readDSN: the role may read pglogical.node_interface.if_dsn.
+	readDSN bool
 	// Backoff after failures: the last failed snapshot is returned until retryAt.
 	maxBackoff time.Duration
 	failures   int
@@ -154,7 +156,11 @@ func (p *Prober) probe(ctx context.Context, snap *Snapshot) error {
 	})
 	if p.hasPglogical {
 		b.Queue(pglogicalNodeQuery).QueryRow(func(row pgx.Row) error { return row.Scan(&snap.LocalNode) })
-		b.Queue(subscriptionsQuery).Query(func(rows pgx.Rows) error {
+		q := subscriptionsQuery
+		if !p.readDSN {
+			q = strings.Replace(q, subscriptionDSN, "''", 1)
+		}
+		b.Queue(q).Query(func(rows pgx.Rows) error {
 			var err error
 			snap.Subscriptions, err = scanSubscriptions(rows)
 			return err
@@ -190,7 +196,9 @@ func (p *Prober) probe(ctx context.Context, snap *Snapshot) error {
 	if (version != "") != p.hasPglogical {
 		// Installed or removed since the connection was opened: the next
 		// cycle asks the right questions; this one reports what it has.
-		p.hasPglogical = version != ""
+		if err := p.learnPglogical(ctx); err != nil {
+			return fmt.Errorf("probe %s: %w", p.node.Name, err)
+		}
 		if p.hasPglogical {
 			return p.probe(ctx, snap)
 		}
@@ -209,12 +217,22 @@ func (p *Prober) dial(ctx context.Context) error {
 	}
 	p.conn = conn
 	// Learn whether pglogical is installed; later cycles learn it from the batch.
-	var version string
-	if err := conn.QueryRow(ctx, "SELECT coalesce((SELECT extversion FROM pg_extension WHERE extname = 'pglogical'), '')").Scan(&version); err != nil {
+	if err := p.learnPglogical(ctx); err != nil {
 		return fmt.Errorf("probe %s: %w", p.node.Name, err)
 	}
-	p.hasPglogical = version != ""
 	p.slotStats = serverMajor(conn.PgConn().ParameterStatus("server_version")) >= 14
+	return nil
+}
+
+// learnPglogical reads whether pglogical is installed, and whether this
+// role may read the connection strings of its interfaces (a watching role
+// need not: they may hold passwords).
+func (p *Prober) learnPglogical(ctx context.Context) error {
+	var version string
+	if err := p.conn.QueryRow(ctx, learnPglogicalQuery).Scan(&version, &p.readDSN); err != nil {
+		return err
+	}
+	p.hasPglogical = version != ""
 	return nil
 }
 

@@ -55,6 +55,17 @@ const oldestXactQuery = `SELECT pid, gid, datname, usename, application_name, cl
 const pglogicalNodeQuery = `SELECT coalesce((SELECT n.node_name FROM pglogical.local_node l
 	JOIN pglogical.node n ON n.node_id = l.node_id), '')`
 
+// learnPglogicalQuery: pglogical's version ("" when not installed), and
+// whether this role may read the interfaces' connection strings.
+const learnPglogicalQuery = `SELECT coalesce((SELECT extversion FROM pg_extension WHERE extname = 'pglogical'), ''),
+	coalesce((SELECT has_column_privilege(c.oid, 'if_dsn', 'SELECT') FROM pg_class c
+		JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'pglogical' AND c.relname = 'node_interface'), false)`
+
+// subscriptionDSN is the column of subscriptionsQuery that reads the
+// connection string (which may hold a password), replaced by ” for a role
+// that may not read it.
+const subscriptionDSN = "coalesce(ni.if_dsn, '')"
+
 // subscriptionsQuery lists subscriptions with status, origin and worker.
 const subscriptionsQuery = `SELECT s.sub_name::text, s.sub_enabled, coalesce(st.status, ''),
 	coalesce(n.node_name::text, ''), s.sub_slot_name::text, coalesce(s.sub_replication_sets, '{}'),
@@ -64,9 +75,11 @@ const subscriptionsQuery = `SELECT s.sub_name::text, s.sub_enabled, coalesce(st.
 	EXISTS (SELECT 1 FROM pg_stat_activity a
 		WHERE 'pglogical apply ' || (SELECT oid FROM pg_database WHERE datname = current_database()) || ':' || s.sub_id
 			IN (a.backend_type, a.application_name)),
-	(SELECT oid FROM pg_database WHERE datname = current_database()) || ':' || s.sub_id
+	(SELECT oid FROM pg_database WHERE datname = current_database()) || ':' || s.sub_id,
+	coalesce(ni.if_name::text, ''), coalesce(ni.if_dsn, '')
 FROM pglogical.subscription s
 LEFT JOIN pglogical.node n ON n.node_id = s.sub_origin
+LEFT JOIN pglogical.node_interface ni ON ni.if_id = s.sub_origin_if
 LEFT JOIN pglogical.show_subscription_status() st ON st.subscription_name = s.sub_name
 LEFT JOIN pg_replication_origin o ON o.roname = s.sub_slot_name
 LEFT JOIN pg_replication_origin_status os ON os.local_id = o.roident

@@ -38,11 +38,13 @@ func scanSubscriptions(rows pgx.Rows) ([]Subscription, error) {
 	var out []Subscription
 	for rows.Next() {
 		var s Subscription
-		var remote string
+		var remote, dsn string
 		if err := rows.Scan(&s.Name, &s.Enabled, &s.Status, &s.ProviderNode, &s.SlotName, &s.ReplicationSets,
-			&s.OriginExists, &remote, &s.SyncStatus, &s.WorkerRunning, &s.ApplyWorker); err != nil {
+			&s.OriginExists, &remote, &s.SyncStatus, &s.WorkerRunning, &s.ApplyWorker, &s.ProviderInterface, &dsn); err != nil {
 			return nil, err
 		}
+		// The stored connection string may hold a password: only where it goes is kept.
+		s.ProviderConninfo = SafeConninfo(dsn)
 		s.OriginRemoteLSN, _ = ParseLSN(remote)
 		out = append(out, s)
 	}

@@ -191,6 +191,12 @@ type Subscription struct {
 	// worker ("pglogical apply 16385:3871614535") in pg_stat_activity and in
 	// the postmaster's log lines.
 	ApplyWorker string `json:"apply_worker"`
+	// ProviderInterface is the pglogical interface (of the provider node)
+	// the subscription connects through, and ProviderConninfo where its
+	// connection string goes: host, port, dbname, user and sslmode only
+	// (SafeConninfo), never its password.
+	ProviderInterface string `json:"provider_interface,omitempty"`
+	ProviderConninfo  string `json:"provider_conninfo,omitempty"`
 	// LockWait is set while the apply worker waits for a lock that a
 	// session on the subscriber holds.
 	LockWait *LockWait `json:"lock_wait,omitempty"`

@@ -275,6 +275,30 @@ same way). On provider %[1]s, see who holds it:
 Whatever the other process confirmed while it held the slot was not applied on %[2]s:
   pglmon verify --config FILE --subscription %[5]s
 and resynchronise the tables that differ (pglmon repair prints how for data_divergence).`, s.Provider, s.Subscriber, q(s.Name), f.Message, s.Name, q(s.SlotName))
+	case diagnose.CodeProviderConnectFailed:
+		iface := s.ProviderInterface
+		if iface == "" {
+			iface = "<interface>"
+		}
+		conninfo := s.ProviderConninfo
+		if conninfo == "" {
+			conninfo = "host=... port=... dbname=... user=..."
+		}
+		fmt.Fprintf(&b, `%[4]s.
+Fix the cause on the provider or on the way to it (pg_hba.conf, the role, DNS, security group),
+or give the subscription a corrected connection string. It lives on subscriber %[2]s, in
+pglogical.node_interface (interface %[5]s of provider node %[6]s); pglogical cannot edit one, so
+add another and move the subscription to it:
+  -- on subscriber %[2]s; the password is stored in the catalog (superusers can read it)
+  SELECT pglogical.alter_node_add_interface(%[7]s, %[8]s, '%[9]s password=<current password>');
+  SELECT pglogical.alter_subscription_interface(%[3]s, %[8]s);  -- the worker restarts on it
+  -- once it replicates (pglmon status --config FILE --subscription %[1]s), take the old one out:
+  SELECT pglogical.alter_node_drop_interface(%[7]s, %[10]s);
+After fixing it on the provider's side instead, skip pglogical's backoff (up to 180 s) with:
+  pglmon repair --config FILE --subscription %[1]s --remedy restart
+Nothing is lost meanwhile: the provider's slot keeps the changes (watch its retained WAL).
+A password rotation must update this connection string too; the rotation job can run the same calls.`,
+			s.Name, s.Subscriber, q(s.Name), f.Message, iface, s.ProviderNode, q(s.ProviderNode), q(iface+"_new"), strings.ReplaceAll(conninfo, "'", "''"), q(iface))
 	case diagnose.CodeTableSyncStalled:
 		fmt.Fprintf(&b, `A table of %[1]s has not finished its initial copy. Look in the subscriber's log for the
 table-sync worker's error (often a missing column, a constraint, or a lock). Once fixed,

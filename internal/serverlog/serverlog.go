@@ -127,6 +127,67 @@ func (w WorkerError) String() string {
 // options that say nothing about why.
 var startReplicationRE = regexp.MustCompile(`(START_REPLICATION SLOT "[^"]*" LOGICAL [0-9A-F]+/[0-9A-F]+) \([^)]*\)`)
 
+// connectCauses say what an apply worker's failure to connect to its
+// provider means, by the libpq error it quotes ("could not connect to the
+// postgresql server [in replication mode]: ... failed: FATAL: ..."). The
+// permanent ones last until a person changes something: restarting the
+// subscription cannot help.
+var connectCauses = []struct {
+	re        *regexp.Regexp
+	cause     string
+	permanent bool
+}{
+	{regexp.MustCompile(`password authentication failed|no password supplied|PAM authentication failed|authentication failed for user`),
+		"the provider refuses the password in the subscription's connection string: the role's password was changed (rotated) since the subscription was set up", true},
+	{regexp.MustCompile(`no pg_hba\.conf entry`),
+		"the provider's pg_hba.conf has no entry for the subscriber's address, role and database (for the replication connection, an entry for the \"replication\" database); on RDS with rds.force_ssl=1, a connection without SSL", true},
+	{regexp.MustCompile(`could not translate host name`),
+		"the provider's host name in the subscription's connection string does not resolve on the subscriber: an endpoint renamed or deleted (a restored or replaced instance has a new one)", true},
+	{regexp.MustCompile(`role "[^"]*" does not exist|database "[^"]*" does not exist|is not permitted to log in|must be superuser or replication role|permission denied to start WAL sender`),
+		"the role or database in the subscription's connection string does not exist on the provider, or the role may not log in or replicate", true},
+	{regexp.MustCompile(`SSL off|SSL is not enabled|server does not support SSL|SSL required|requires SSL|SSL connection is required|certificate verify failed|sslmode`),
+		"the SSL settings of the subscription's connection string (sslmode) and of the provider disagree", true},
+	{regexp.MustCompile(`number of requested standby connections exceeds max_wal_senders|too many connections|remaining connection slots are reserved|sorry, too many clients`),
+		"the provider has no connection left for it (max_wal_senders or max_connections is used up); see what holds them before raising the setting", false},
+	{regexp.MustCompile(`Connection refused|timeout expired|timed out|No route to host|Network is unreachable|server closed the connection unexpectedly|the database system is (starting up|shutting down|in recovery mode)`),
+		"the provider's address did not answer the subscriber (the provider restarting, or the network path from the subscriber: security group, firewall, route)", false},
+}
+
+var connectRE = regexp.MustCompile(`could not connect to the postgresql server`)
+
+// ConnectFailure says whether the error is the worker failing to connect to
+// its provider, why, and whether that lasts until a person acts.
+func (w WorkerError) ConnectFailure() (cause string, permanent, ok bool) {
+	if !connectRE.MatchString(w.Error) {
+		return "", false, false
+	}
+	for _, c := range connectCauses {
+		if c.re.MatchString(w.Error) {
+			return c.cause, c.permanent, true
+		}
+	}
+	return "the connection failed; the quoted error says why", false, true
+}
+
+// connectFinding replaces a stuck_down whose worker cannot log in to its
+// provider: a restart would fail the same way.
+func connectFinding(s diagnose.Subscription, file string, we WorkerError, cause string) diagnose.Finding {
+	via := ""
+	if s.ProviderConninfo != "" {
+		via = fmt.Sprintf(" through interface %s (%s)", s.ProviderInterface, s.ProviderConninfo)
+	}
+	return diagnose.Finding{Code: diagnose.CodeProviderConnectFailed, Severity: diagnose.Critical, Human: true,
+		Message: fmt.Sprintf("subscription %s is down: its apply worker cannot connect to provider %s%s: %s. Restarting does not help until that is fixed (pglogical retries by itself, backing off up to 180 s; pglmon itself reaches the provider). The error in the subscriber's log (%s): %s",
+			s.Name, orUnknown(s.Provider), via, cause, file, we)}
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "(not configured)"
+	}
+	return s
+}
+
 // explained are the findings of a down subscription that its apply
 // worker's error explains.
 var explained = map[string]bool{diagnose.CodeStuckDown: true, diagnose.CodeSubscriptionDown: true, diagnose.CodeSlotInUse: true,
@@ -157,6 +218,14 @@ func Annotate(r *diagnose.Report, subscriber, file string, errs Errors) {
 			f := &s.Findings[j]
 			if !explained[f.Code] {
 				continue
+			}
+			if cause, permanent, ok := we.ConnectFailure(); ok {
+				if f.Code == diagnose.CodeStuckDown && permanent {
+					*f = connectFinding(*s, file, we, cause)
+					break
+				}
+				f.Message = strings.TrimSuffix(f.Message, ".") + "; its apply worker cannot connect to the provider (" + cause + "); the last error in the subscriber's log (" + file + "): " + we.String()
+				break
 			}
 			if f.Code == diagnose.CodeStuckDown && we.Permanent() {
 				*f = diagnose.Finding{Code: diagnose.CodeApplyError, Severity: diagnose.Critical, Human: true,

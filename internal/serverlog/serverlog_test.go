@@ -164,3 +164,49 @@ func TestSlotActiveErrorQuotedShort(t *testing.T) {
 		t.Errorf("got %q", got)
 	}
 }
+
+// The apply worker cannot connect to its provider: the errors as pglogical
+// 2.4.2 on PG15 logs them (password rotation checked on a real server).
+func TestConnectFailures(t *testing.T) {
+	const pre = `ERROR: could not connect to the postgresql server in replication mode: connection to server at "10.0.0.5", port 5432 failed: `
+	for msg, want := range map[string]struct {
+		permanent bool
+		cause     string
+	}{
+		pre + `FATAL:  password authentication failed for user "repl"`:                                                                                {true, "rotated"},
+		pre + `FATAL:  no pg_hba.conf entry for host "10.0.0.9", user "repl", database "app", no encryption`:                                          {true, "pg_hba.conf"},
+		`ERROR: could not connect to the postgresql server: could not translate host name "old-db.example.com" to address: Name or service not known`: {true, "does not resolve"},
+		pre + `FATAL:  role "repl" does not exist`:                                                                                                    {true, "does not exist"},
+		pre + `FATAL:  number of requested standby connections exceeds max_wal_senders (currently 10)`:                                                {false, "max_wal_senders"},
+		pre + `Connection refused`:                        {false, "did not answer"},
+		pre + `server closed the connection unexpectedly`: {false, "did not answer"},
+	} {
+		cause, permanent, ok := WorkerError{Error: msg}.ConnectFailure()
+		if !ok || permanent != want.permanent || !strings.Contains(cause, want.cause) {
+			t.Errorf("%s: got %t %t %q", msg, ok, permanent, cause)
+		}
+	}
+	if _, _, ok := (WorkerError{Error: "ERROR: data stream ended"}).ConnectFailure(); ok {
+		t.Error("data stream ended is not a connection failure")
+	}
+
+	report := func() *diagnose.Report {
+		return &diagnose.Report{Subscriptions: []diagnose.Subscription{{Name: "sub_0", Subscriber: "s", Provider: "p", Status: probe.StatusDown,
+			Health: diagnose.Critical, ProviderInterface: "pw_if", ProviderConninfo: "host=10.0.0.5 port=5432 dbname=app user=repl",
+			Findings: []diagnose.Finding{{Code: diagnose.CodeStuckDown, Severity: diagnose.Critical, Remedy: diagnose.RemedyRestart, Message: "down."}}}}}
+	}
+	r := report()
+	Annotate(r, "s", "log/x.log", Errors{{Subscription: "sub_0", Prefix: "t [1]", Error: pre + `FATAL:  password authentication failed for user "repl"`}})
+	f := r.Subscriptions[0].Findings[0]
+	if f.Code != diagnose.CodeProviderConnectFailed || f.Remedy != "" || !f.Human || f.Severity != diagnose.Critical ||
+		!strings.Contains(f.Message, "subscription sub_0 is down: its apply worker cannot connect to provider p through interface pw_if (host=10.0.0.5 port=5432 dbname=app user=repl): the provider refuses the password") ||
+		!strings.HasSuffix(f.Message, `(log/x.log): t [1] `+pre+`FATAL:  password authentication failed for user "repl"`) {
+		t.Errorf("rotated password: %+v", f)
+	}
+	// Refused connections after a provider restart: pglogical's backoff, which a restart ends.
+	r = report()
+	Annotate(r, "s", "log/x.log", Errors{{Subscription: "sub_0", Error: pre + "Connection refused"}})
+	if f := r.Subscriptions[0].Findings[0]; f.Code != diagnose.CodeStuckDown || f.Remedy != diagnose.RemedyRestart || !strings.Contains(f.Message, "cannot connect to the provider (the provider's address did not answer") {
+		t.Errorf("connection refused: %+v", f)
+	}
+}

@@ -1,0 +1,98 @@
+package probe
+
+import (
+	"net/url"
+	"strings"
+)
+
+// conninfoKept are the connection-string keywords SafeConninfo keeps: where
+// and as whom a connection goes, nothing secret.
+var conninfoKept = []string{"host", "hostaddr", "port", "dbname", "user", "sslmode"}
+
+// SafeConninfo returns, of a libpq connection string (keyword/value or
+// URI), only where and as whom it connects ("host=... port=... dbname=...
+// user=... sslmode=..."): never its password or any other keyword. "" when
+// it cannot be read; its text never appears in an error.
+func SafeConninfo(dsn string) string {
+	vals, ok := parseConninfo(dsn)
+	if !ok {
+		return ""
+	}
+	var parts []string
+	for _, k := range conninfoKept {
+		if v, found := vals[k]; found && v != "" {
+			if strings.ContainsAny(v, ` '\`) {
+				v = "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
+			}
+			parts = append(parts, k+"="+v)
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+func parseConninfo(dsn string) (map[string]string, bool) {
+	vals := map[string]string{}
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return nil, false
+		}
+		vals["host"], vals["port"] = u.Hostname(), u.Port()
+		vals["dbname"] = strings.TrimPrefix(u.Path, "/")
+		if u.User != nil {
+			vals["user"] = u.User.Username()
+		}
+		for k, v := range u.Query() {
+			if len(v) > 0 && k != "password" {
+				vals[k] = v[0]
+			}
+		}
+		return vals, true
+	}
+	s := dsn
+	for {
+		s = strings.TrimLeft(s, " \t\n\r")
+		if s == "" {
+			return vals, true
+		}
+		eq := strings.IndexByte(s, '=')
+		if eq <= 0 {
+			return nil, false
+		}
+		key := strings.TrimSpace(s[:eq])
+		s = strings.TrimLeft(s[eq+1:], " \t\n\r")
+		var val strings.Builder
+		if strings.HasPrefix(s, "'") {
+			s = s[1:]
+			closed := false
+			for len(s) > 0 {
+				c := s[0]
+				s = s[1:]
+				if c == '\\' && len(s) > 0 {
+					val.WriteByte(s[0])
+					s = s[1:]
+					continue
+				}
+				if c == '\'' {
+					closed = true
+					break
+				}
+				val.WriteByte(c)
+			}
+			if !closed {
+				return nil, false
+			}
+		} else {
+			for len(s) > 0 && !strings.ContainsRune(" \t\n\r", rune(s[0])) {
+				c := s[0]
+				s = s[1:]
+				if c == '\\' && len(s) > 0 {
+					c = s[0]
+					s = s[1:]
+				}
+				val.WriteByte(c)
+			}
+		}
+		vals[key] = val.String()
+	}
+}

@@ -1,0 +1,29 @@
+package probe
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestSafeConninfo(t *testing.T) {
+	for dsn, want := range map[string]string{
+		"host=10.0.0.5 port=5432 dbname=app user=repl password=s3cret":                     "host=10.0.0.5 port=5432 dbname=app user=repl",
+		"  host = db.example.com  password = 's3 cr\\'et'  dbname='my db' sslmode=require": "host=db.example.com dbname='my db' sslmode=require",
+		"password=s3cret host=h connect_timeout=5 application_name=x":                      "host=h",
+		"postgres://repl:s3cret@db.example.com:5433/app?sslmode=verify-full&password=x2":   "host=db.example.com port=5433 dbname=app user=repl sslmode=verify-full",
+		"postgresql://db.example.com/app":                                                  "host=db.example.com dbname=app",
+		"host=h password='unterminated":                                                    "",
+		"garbage":                                                                          "",
+		"":                                                                                 "",
+	} {
+		got := SafeConninfo(dsn)
+		if got != want {
+			t.Errorf("%q: got %q, want %q", dsn, got, want)
+		}
+		for _, secret := range []string{"s3cret", "cr'et", "x2", "unterminated"} {
+			if strings.Contains(got, secret) {
+				t.Errorf("%q: %q shows a secret", dsn, got)
+			}
+		}
+	}
+}
