@@ -118,7 +118,8 @@ func exportedNames(t *testing.T) map[string]bool {
 		Subscriptions: []diagnose.Subscription{{Name: "a", Subscriber: "s", Provider: "p", Status: "down", LagBytes: &lag, LagSeconds: &secs, LockWait: &probe.LockWait{Seconds: &secs},
 			Findings: []diagnose.Finding{{Code: "x", Severity: diagnose.Critical}}}},
 	}, []probe.Snapshot{{Node: "p", Time: time.Now(), Slots: []probe.Slot{{Name: "sl", SafeWALSize: &safe, XminAge: &lag, CatalogXminAge: &lag, Decoding: &probe.Decoding{}}},
-		OldestXact: &probe.Xact{Session: probe.Session{XactSeconds: &secs}}}})
+		OldestXact: &probe.Xact{Session: probe.Session{XactSeconds: &secs}},
+		TableSync:  []probe.TableSync{{Subscription: "a", Schema: "public", Table: "t", CopiedRows: &lag, CopiedBytes: &lag}}}})
 	s.Repair("restart", "success", time.Second)
 	s.Notifications.WithLabelValues("sent").Inc()
 	s.Conflicts("s", "public.t", "UPDATE", "skip", 1)

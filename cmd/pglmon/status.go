@@ -218,6 +218,24 @@ func printTable(w io.Writer, r diagnose.Report) {
 		}
 	}
 	tw.Flush()
+	var syncing []string
+	for _, s := range r.Subscriptions {
+		for _, t := range s.TablesNotReady {
+			line := fmt.Sprintf("  %s: %s.%s, sync status %q", s.Name, t.Schema, t.Table, t.Status)
+			if t.CopiedRows != nil {
+				line += fmt.Sprintf(", copying: %d rows", *t.CopiedRows)
+				if t.CopiedBytes != nil {
+					line += ", " + config.FormatBytes(*t.CopiedBytes)
+				}
+				line += " so far"
+			}
+			syncing = append(syncing, line)
+		}
+	}
+	if len(syncing) > 0 {
+		fmt.Fprintln(w, "\nTables not ready:")
+		fmt.Fprintln(w, strings.Join(syncing, "\n"))
+	}
 	if len(notes) > 0 {
 		fmt.Fprintln(w, "\nFindings:")
 		fmt.Fprintln(w, strings.Join(notes, "\n"))

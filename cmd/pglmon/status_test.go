@@ -14,7 +14,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pglmon/pglmon/internal/diagnose"
 	"github.com/pglmon/pglmon/internal/pgtest"
+	"github.com/pglmon/pglmon/internal/probe"
 	"github.com/pglmon/pglmon/internal/serverlog"
 )
 
@@ -1235,5 +1237,20 @@ func TestStatusProviderPasswordRotated(t *testing.T) {
 	}
 	if _, err := p.WaitConverged(ctx, p.Tables[0], 30*time.Second); err != nil {
 		t.Error(err)
+	}
+}
+
+func TestPrintTableShowsTablesNotReady(t *testing.T) {
+	rows, size := int64(3400000), int64(250<<20)
+	r := diagnose.Report{Health: diagnose.OK, Subscriptions: []diagnose.Subscription{{Name: "sub_0", Subscriber: "s", Provider: "p",
+		Status: "initializing", Health: diagnose.OK, TablesNotReady: []probe.TableSync{
+			{Subscription: "sub_0", Schema: "public", Table: "big", Status: "d", CopiedRows: &rows, CopiedBytes: &size},
+			{Subscription: "sub_0", Schema: "public", Table: "next", Status: "i"}}}}}
+	var b bytes.Buffer
+	printTable(&b, r)
+	for _, want := range []string{"Tables not ready:\n  sub_0: public.big, sync status \"d\", copying: 3400000 rows, 250.0 MiB so far\n  sub_0: public.next, sync status \"i\"\n"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("missing %q in\n%s", want, b.String())
+		}
 	}
 }

@@ -558,6 +558,7 @@ func (d *diagnosis) tableSync(out *Subscription, subscriber *probe.Snapshot) {
 		if t.Subscription != out.Name {
 			continue
 		}
+		out.TablesNotReady = append(out.TablesNotReady, t)
 		if t.Partitioned {
 			// Never finishes: no grace to wait out.
 			out.Findings = append(out.Findings, Finding{Code: CodePartitionedTable, Severity: Critical, Human: true,
@@ -565,13 +566,29 @@ func (d *diagnosis) tableSync(out *Subscription, subscriber *probe.Snapshot) {
 					t.Schema, t.Table, out.Name, t.Status)})
 			continue
 		}
-		since, ok := d.h.NotReadySince[tableKey(subscriber.Node, t)]
+		key := tableKey(subscriber.Node, t)
+		since, ok := d.h.NotReadySince[key]
 		if !ok {
 			since = d.Now
 		}
-		if dur := d.Now.Sub(since); dur >= grace {
+		dur := d.Now.Sub(since)
+		copying := ""
+		if m, ok := d.h.Copied[key]; ok {
+			// A copy that moves is not stalled, however long it takes:
+			// the grace runs from its last move.
+			still := d.Now.Sub(m.Since)
+			if still < grace {
+				continue
+			}
+			if t.CopiedRows != nil {
+				copying = fmt.Sprintf("; its copy has not moved for %s (%s rows copied)", still.Round(time.Second), groupDigits(m.Rows))
+			} else {
+				copying = fmt.Sprintf("; its copy (%s rows) last moved %s ago", groupDigits(m.Rows), still.Round(time.Second))
+			}
+		}
+		if dur >= grace {
 			out.Findings = append(out.Findings, Finding{Code: CodeTableSyncStalled, Severity: Warning, Human: true,
-				Message: fmt.Sprintf("table %s.%s of %s has not been ready for %s (sync status %q, table_sync_grace %s)", t.Schema, t.Table, out.Name, dur.Round(time.Second), t.Status, grace)})
+				Message: fmt.Sprintf("table %s.%s of %s has not been ready for %s (sync status %q, table_sync_grace %s)%s", t.Schema, t.Table, out.Name, dur.Round(time.Second), t.Status, grace, copying)})
 		}
 	}
 }

@@ -480,3 +480,62 @@ func TestSlotInUseSaysWhoHoldsIt(t *testing.T) {
 		}
 	})
 }
+
+// A big table's initial copy takes longer than table_sync_grace: it is not
+// stalled while its copied rows grow, and is once they stop.
+func TestTableSyncStalledOnlyWhenTheCopyStopsMoving(t *testing.T) {
+	w := healthy()
+	w.s().Status = probe.StatusInitializing
+	rows := func(n int64) {
+		w.sub.TableSync = []probe.TableSync{{Subscription: "sub", Schema: "public", Table: "big", Status: "d", CopiedRows: &n}}
+	}
+	start := w.now
+	for i := range int64(8) { // 8 x 10 min = 80 min of copying, past the 30 min grace
+		rows(1 + i*1_000_000)
+		w.now = start.Add(time.Duration(i) * 10 * time.Minute)
+		if f, ok := w.run().Subscriptions[0].Finding(CodeTableSyncStalled); ok {
+			t.Fatalf("at %s, while the copy moves: %s", w.now.Sub(start), f.Message)
+		}
+	}
+	// The rows stop growing: stalled once the grace has passed since the last change.
+	last := w.now
+	w.now = last.Add(29 * time.Minute)
+	if _, ok := w.run().Subscriptions[0].Finding(CodeTableSyncStalled); ok {
+		t.Fatal("stalled before the grace")
+	}
+	w.now = last.Add(31 * time.Minute)
+	f, ok := w.run().Subscriptions[0].Finding(CodeTableSyncStalled)
+	if !ok || !strings.Contains(f.Message, "has not been ready for 1h41m0s") || !strings.Contains(f.Message, "its copy has not moved for 31m0s (7,000,001 rows copied)") {
+		t.Fatalf("stalled copy: %+v", f)
+	}
+	// The copy ended and the table waits in another state: measured from the copy's last move.
+	w.sub.TableSync[0].CopiedRows, w.sub.TableSync[0].Status = nil, "y"
+	w.now = last.Add(10 * time.Minute)
+	if f, ok := w.run().Subscriptions[0].Finding(CodeTableSyncStalled); ok {
+		t.Fatalf("10 min after the copy: %s", f.Message)
+	}
+	w.now = last.Add(40 * time.Minute)
+	if f, ok := w.run().Subscriptions[0].Finding(CodeTableSyncStalled); !ok || !strings.Contains(f.Message, `(sync status "y", table_sync_grace 30m0s); its copy (7,000,001 rows) last moved 40m0s ago`) {
+		t.Fatalf("after the copy: %+v", f)
+	}
+	// Without copy progress (PostgreSQL 13, or a role that cannot see it): the time since not ready, as before.
+	w2 := healthy()
+	w2.s().Status = probe.StatusInitializing
+	w2.sub.TableSync = []probe.TableSync{{Subscription: "sub", Schema: "public", Table: "t", Status: "d"}}
+	w2.hist.Observe([]probe.Snapshot{w2.prov, w2.sub}, w2.now.Add(-31*time.Minute))
+	if f, ok := w2.run().Subscriptions[0].Finding(CodeTableSyncStalled); !ok || strings.Contains(f.Message, "copy") {
+		t.Fatalf("no progress known: %+v", f)
+	}
+}
+
+func TestTablesNotReadyInTheReport(t *testing.T) {
+	w := healthy()
+	w.s().Status = probe.StatusInitializing
+	n := int64(5)
+	w.sub.TableSync = []probe.TableSync{{Subscription: "sub", Schema: "public", Table: "big", Status: "d", CopiedRows: &n},
+		{Subscription: "other", Schema: "public", Table: "x", Status: "i"}}
+	got := w.run().Subscriptions[0].TablesNotReady
+	if len(got) != 1 || got[0].Table != "big" || got[0].CopiedRows == nil || *got[0].CopiedRows != 5 {
+		t.Errorf("tables not ready: %+v", got)
+	}
+}

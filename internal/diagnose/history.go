@@ -17,6 +17,15 @@ type History struct {
 	// Known keeps the last subscriptions seen on each subscriber, so they are
 	// reported as unknown (not forgotten) while it is unreachable.
 	Known map[string][]probe.Subscription
+	// Copied is, per table not ready, how many rows its running copy had
+	// and since when (a copy that moves is not stalled, however long).
+	Copied map[string]CopyMark
+}
+
+// CopyMark is a table copy's rows, and when they last changed.
+type CopyMark struct {
+	Rows  int64
+	Since time.Time
 }
 
 // NewHistory returns an empty history.
@@ -26,6 +35,7 @@ func NewHistory() *History {
 		NotReadySince: map[string]time.Time{},
 		LocalNodes:    map[string]string{},
 		Known:         map[string][]probe.Subscription{},
+		Copied:        map[string]CopyMark{},
 	}
 }
 
@@ -67,10 +77,16 @@ func (h *History) Observe(snaps []probe.Snapshot, now time.Time) {
 			if _, ok := h.NotReadySince[k]; !ok {
 				h.NotReadySince[k] = now
 			}
+			if t.CopiedRows != nil {
+				if m, ok := h.Copied[k]; !ok || m.Rows != *t.CopiedRows {
+					h.Copied[k] = CopyMark{Rows: *t.CopiedRows, Since: now}
+				}
+			}
 		}
 		for k := range h.NotReadySince {
 			if strings.HasPrefix(k, prefix) && !notReady[k] {
 				delete(h.NotReadySince, k)
+				delete(h.Copied, k)
 			}
 		}
 	}
@@ -89,6 +105,11 @@ func (h *History) Forget(keep map[string]bool) {
 			if node, _, _ := strings.Cut(k, "/"); !keep[node] {
 				delete(m, k)
 			}
+		}
+	}
+	for k := range h.Copied {
+		if node, _, _ := strings.Cut(k, "/"); !keep[node] {
+			delete(h.Copied, k)
 		}
 	}
 }

@@ -160,7 +160,10 @@ type Subscription struct {
 	// LockWait is set while its apply worker waits for a lock on the
 	// subscriber, with the sessions in its way.
 	LockWait *probe.LockWait `json:"lock_wait,omitempty"`
-	Findings []Finding       `json:"findings"`
+	// TablesNotReady are its tables whose initial copy (or
+	// resynchronisation) has not finished, with the running copy's progress.
+	TablesNotReady []probe.TableSync `json:"tables_not_ready,omitempty"`
+	Findings       []Finding         `json:"findings"`
 }
 
 // Finding returns the subscription's finding with that code.

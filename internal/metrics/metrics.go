@@ -58,6 +58,12 @@ var (
 		"Bytes of changes logical decoding of the slot sent to its output plugin (total_bytes, PostgreSQL 14+).", []string{"node", "slot"}, nil)
 	descDecodedTxns = prometheus.NewDesc("pglmon_slot_decoded_txns_total",
 		"Transactions logical decoding of the slot sent to its output plugin (total_txns, PostgreSQL 14+).", []string{"node", "slot"}, nil)
+	descCopiedRows = prometheus.NewDesc("pglmon_table_sync_copied_rows",
+		"Rows the running initial copy (or resynchronisation) of a table has copied so far (pg_stat_progress_copy on the subscriber, PostgreSQL 14+; absent when no copy runs).",
+		[]string{"subscriber", "subscription", "table"}, nil)
+	descCopiedBytes = prometheus.NewDesc("pglmon_table_sync_copied_bytes",
+		"Bytes the running initial copy of a table has copied so far (absent when no copy runs).",
+		[]string{"subscriber", "subscription", "table"}, nil)
 	descLockWait = prometheus.NewDesc("pglmon_apply_lock_wait_seconds",
 		"How long the subscription's apply worker has waited for a lock a session on the subscriber holds (0 when it does not wait; on PostgreSQL 13 and older, the age of the transaction in its way).",
 		[]string{"subscriber", "subscription"}, nil)
@@ -253,6 +259,15 @@ func (s *Set) Collect(ch chan<- prometheus.Metric) {
 		gauge(descLastProbe, float64(sn.Time.UnixNano())/1e9, sn.Node)
 		if x := sn.OldestXact; x != nil && x.XactSeconds != nil {
 			gauge(descOldestXact, *x.XactSeconds, sn.Node)
+		}
+		for _, ts := range sn.TableSync {
+			table := ts.Schema + "." + ts.Table
+			if ts.CopiedRows != nil {
+				gauge(descCopiedRows, float64(*ts.CopiedRows), sn.Node, ts.Subscription, table)
+			}
+			if ts.CopiedBytes != nil {
+				gauge(descCopiedBytes, float64(*ts.CopiedBytes), sn.Node, ts.Subscription, table)
+			}
 		}
 		for _, sl := range sn.Slots {
 			gauge(descSlotActive, b2f(sl.Active), sn.Node, sl.Name)

@@ -34,13 +34,15 @@ func report() (diagnose.Report, []probe.Snapshot) {
 	}}
 	t := time.Unix(1700000000, 0)
 	catalogAge, xminAge := int64(1234), int64(99)
+	copiedRows, copiedBytes := int64(250000), int64(20<<20)
 	snaps := []probe.Snapshot{
 		{Node: "provider", Time: t, Slots: []probe.Slot{
 			{Name: "pgl_s", Active: false, RetainedBytes: 4096, WALStatus: "reserved", SafeWALSize: &safe, CatalogXminAge: &catalogAge,
 				Decoding: &probe.Decoding{SpillTxns: 2, SpillCount: 7, SpillBytes: 300 << 20, TotalTxns: 1000, TotalBytes: 900 << 20}},
 			{Name: "standby", Type: "physical", Active: true, WALStatus: "reserved", XminAge: &xminAge},
 		}},
-		{Node: "subscriber", Time: t, OldestXact: &probe.Xact{Session: probe.Session{PID: 42, XactSeconds: &xact}}},
+		{Node: "subscriber", Time: t, OldestXact: &probe.Xact{Session: probe.Session{PID: 42, XactSeconds: &xact}},
+			TableSync: []probe.TableSync{{Subscription: "sub_0", Schema: "public", Table: "big", Status: "d", CopiedRows: &copiedRows, CopiedBytes: &copiedBytes}}},
 	}
 	return r, snaps
 }
@@ -114,6 +116,12 @@ pglmon_slot_decoded_bytes_total{node="provider",slot="pgl_s"} 9.437184e+08
 # HELP pglmon_slot_decoded_txns_total Transactions logical decoding of the slot sent to its output plugin (total_txns, PostgreSQL 14+).
 # TYPE pglmon_slot_decoded_txns_total counter
 pglmon_slot_decoded_txns_total{node="provider",slot="pgl_s"} 1000
+# HELP pglmon_table_sync_copied_rows Rows the running initial copy (or resynchronisation) of a table has copied so far (pg_stat_progress_copy on the subscriber, PostgreSQL 14+; absent when no copy runs).
+# TYPE pglmon_table_sync_copied_rows gauge
+pglmon_table_sync_copied_rows{subscriber="subscriber",subscription="sub_0",table="public.big"} 250000
+# HELP pglmon_table_sync_copied_bytes Bytes the running initial copy of a table has copied so far (absent when no copy runs).
+# TYPE pglmon_table_sync_copied_bytes gauge
+pglmon_table_sync_copied_bytes{subscriber="subscriber",subscription="sub_0",table="public.big"} 2.097152e+07
 # HELP pglmon_node_up 1 when the last probe of the node succeeded.
 # TYPE pglmon_node_up gauge
 pglmon_node_up{node="provider"} 1
@@ -130,6 +138,7 @@ pglmon_up 1
 var names = []string{"pglmon_apply_lock_wait_seconds", "pglmon_oldest_xact_age_seconds", "pglmon_finding", "pglmon_origin_present", "pglmon_replication_lag_bytes", "pglmon_replication_lag_seconds",
 	"pglmon_slot_active", "pglmon_slot_retained_wal_bytes", "pglmon_slot_safe_wal_size_bytes", "pglmon_slot_wal_status",
 	"pglmon_slot_xmin_age", "pglmon_slot_catalog_xmin_age",
+	"pglmon_table_sync_copied_rows", "pglmon_table_sync_copied_bytes",
 	"pglmon_slot_spill_bytes_total", "pglmon_slot_spill_txns_total", "pglmon_slot_decoded_bytes_total", "pglmon_slot_decoded_txns_total",
 	"pglmon_subscription_health", "pglmon_subscription_status", "pglmon_node_up", "pglmon_probe_errors_total", "pglmon_up"}
 

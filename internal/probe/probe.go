@@ -25,8 +25,9 @@ type Prober struct {
 
 	conn         *pgx.Conn
 	hasPglogical bool
-	// slotStats: the server has pg_stat_replication_slots (PostgreSQL 14+).
-	slotStats bool
+	// pg14: the server has pg_stat_replication_slots and
+	// pg_stat_progress_copy (PostgreSQL 14+).
+	pg14 bool
 	// readDSN: the role may read pglogical.node_interface.if_dsn.
 	readDSN bool
 	// Backoff after failures: the last failed snapshot is returned until retryAt.
@@ -125,7 +126,7 @@ func (p *Prober) probe(ctx context.Context, snap *Snapshot) error {
 		snap.Slots, err = scanSlots(rows)
 		return err
 	})
-	if p.slotStats {
+	if p.pg14 {
 		b.Queue(slotStatsQuery).Query(func(rows pgx.Rows) error {
 			stats, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (slotStats, error) {
 				var st slotStats
@@ -170,7 +171,11 @@ func (p *Prober) probe(ctx context.Context, snap *Snapshot) error {
 			waits, err = scanLockWaits(rows)
 			return err
 		})
-		b.Queue(tableSyncQuery).Query(func(rows pgx.Rows) error {
+		q = tableSyncQuery
+		if !p.pg14 {
+			q = strings.Replace(q, copyProgressPG14, copyProgressNone, 1)
+		}
+		b.Queue(q).Query(func(rows pgx.Rows) error {
 			var err error
 			snap.TableSync, err = scanTableSync(rows)
 			return err
@@ -220,7 +225,7 @@ func (p *Prober) dial(ctx context.Context) error {
 	if err := p.learnPglogical(ctx); err != nil {
 		return fmt.Errorf("probe %s: %w", p.node.Name, err)
 	}
-	p.slotStats = serverMajor(conn.PgConn().ParameterStatus("server_version")) >= 14
+	p.pg14 = serverMajor(conn.PgConn().ParameterStatus("server_version")) >= 14
 	return nil
 }
 

@@ -130,6 +130,54 @@ func TestProbeSpilledTransaction(t *testing.T) {
 	}
 }
 
+// pglogical's sync worker copies a table added to a set: the subscriber's
+// probe shows how far the copy has come while it runs.
+func TestProbeTableCopyProgress(t *testing.T) {
+	ctx := context.Background()
+	// Own clusters: the million rows are WAL every walsender of a shared provider would decode.
+	pair := pgtest.NewPair(t, pgtest.PairOptions{Own: true})
+	for _, d := range []pgtest.DB{pair.Provider, pair.Subscriber} {
+		if err := d.Exec(ctx, "CREATE TABLE big (id bigint PRIMARY KEY, val text, n int)"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pair.Provider.Exec(ctx, "INSERT INTO big SELECT g, md5(g::text), g % 100 FROM generate_series(1, 1000000) g"); err != nil {
+		t.Fatal(err)
+	}
+	_, sn := nodes(pair)
+	p := NewProber(sn, 5*time.Second)
+	if err := pair.Provider.Exec(ctx, "SELECT pglogical.replication_set_add_table('set_0', 'big', true)"); err != nil {
+		t.Fatal(err)
+	}
+	var seen []int64
+	if err := pgtest.Poll(ctx, 120*time.Second, func() bool {
+		snap := p.Probe(ctx)
+		if snap.Err != nil {
+			t.Fatal(snap.Err)
+		}
+		copying := false
+		for _, ts := range snap.TableSync {
+			if ts.Table == "big" {
+				copying = true
+				if ts.CopiedRows != nil && *ts.CopiedRows > 0 && (ts.CopiedBytes == nil || *ts.CopiedBytes <= 0) {
+					t.Errorf("rows %d but bytes %v", *ts.CopiedRows, ts.CopiedBytes)
+				}
+				if ts.CopiedRows != nil {
+					seen = append(seen, *ts.CopiedRows)
+				}
+			}
+		}
+		// Ready: no longer listed.
+		return !copying && len(snap.TableSync) == 0 && len(seen) > 0
+	}); err != nil {
+		t.Fatalf("copy progress: seen %v", seen)
+	}
+	if len(seen) == 0 || seen[len(seen)-1] <= 0 || seen[len(seen)-1] > 1000000 {
+		t.Errorf("copied rows seen: %v", seen)
+	}
+	t.Logf("copied rows seen while the copy ran: %v", seen)
+}
+
 func TestProbeOriginLostAndTableSync(t *testing.T) {
 	ctx := context.Background()
 	pair := pgtest.NewPair(t, pgtest.PairOptions{})

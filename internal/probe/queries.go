@@ -103,15 +103,30 @@ WHERE NOT EXISTS (SELECT 1 FROM pglogical.replication_set_table r2 WHERE r2.set_
 GROUP BY 1, 2, 3
 ORDER BY 1, 2`
 
-// tableSyncQuery lists the table-level sync rows that are not ready, and
-// whether the table is partitioned here (pglogical cannot copy one).
+// tableSyncQuery lists the table-level sync rows that are not ready,
+// whether the table is partitioned here (pglogical cannot copy one), and
+// how far a copy into it has come (pglogical's sync worker COPYs the
+// provider's rows in through a local connection).
 const tableSyncQuery = `SELECT s.sub_name::text, ls.sync_nspname::text, ls.sync_relname::text, ls.sync_status::text,
 	coalesce((SELECT c.relkind = 'p' FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE n.nspname = ls.sync_nspname AND c.relname = ls.sync_relname), false)
+		WHERE n.nspname = ls.sync_nspname AND c.relname = ls.sync_relname), false),
+	cp.tuples, cp.bytes
 FROM pglogical.local_sync_status ls
 JOIN pglogical.subscription s ON s.sub_id = ls.sync_subid
+` + copyProgressPG14 + `
 WHERE ls.sync_relname IS NOT NULL AND ls.sync_status <> 'r'
 ORDER BY 1, 2, 3`
+
+// copyProgressPG14 reads pg_stat_progress_copy (PostgreSQL 14+; a role
+// without pg_read_all_stats sees its own sessions' only, so none);
+// copyProgressNone stands in for it on older servers.
+const (
+	copyProgressPG14 = `LEFT JOIN LATERAL (SELECT sum(p.tuples_processed)::bigint AS tuples, sum(p.bytes_processed)::bigint AS bytes
+	FROM pg_stat_progress_copy p JOIN pg_class c ON c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace
+	WHERE p.command = 'COPY FROM' AND p.datname = current_database() AND n.nspname = ls.sync_nspname AND c.relname = ls.sync_relname
+	HAVING count(*) > 0) cp ON true`
+	copyProgressNone = `CROSS JOIN (SELECT NULL::bigint AS tuples, NULL::bigint AS bytes) cp`
+)
 
 // lockWaitsQuery lists the apply workers of this database that wait for a
 // lock, with the sessions in their way: those blocking a worker, and those

@@ -55,7 +55,7 @@ func scanTableSync(rows pgx.Rows) ([]TableSync, error) {
 	var out []TableSync
 	for rows.Next() {
 		var t TableSync
-		if err := rows.Scan(&t.Subscription, &t.Schema, &t.Table, &t.Status, &t.Partitioned); err != nil {
+		if err := rows.Scan(&t.Subscription, &t.Schema, &t.Table, &t.Status, &t.Partitioned, &t.CopiedRows, &t.CopiedBytes); err != nil {
 			return nil, err
 		}
 		out = append(out, t)

@@ -272,6 +272,10 @@ type TableSync struct {
 	Status       string `json:"status"`
 	// Partitioned is set when the table is partitioned on the subscriber.
 	Partitioned bool `json:"partitioned,omitempty"`
+	// CopiedRows and CopiedBytes are how far the copy into the table has
+	// come while one runs (pg_stat_progress_copy, PostgreSQL 14+).
+	CopiedRows  *int64 `json:"copied_rows,omitempty"`
+	CopiedBytes *int64 `json:"copied_bytes,omitempty"`
 }
 
 // Subscription statuses reported by pglogical.show_subscription_status().
