@@ -214,7 +214,10 @@ func (d *diagnosis) down(out *Subscription, subscriber *probe.Snapshot, sub prob
 			Message: fmt.Sprintf("subscription %s is down and its provider (%s) cannot be reached by pglmon; its slot cannot be checked", sub.Name, strings.Join(downNodes, ", "))})
 		return
 	}
-	if prov != nil && !slotFound {
+	// A subscription that never started (sync status i) has no slot yet:
+	// its apply worker creates it when the initial synchronisation begins.
+	notStarted := sub.SyncStatus == "i" && !slotFound
+	if prov != nil && !slotFound && !notStarted {
 		add(Finding{Code: CodeSlotMissing, Severity: Critical, Human: true,
 			Message: fmt.Sprintf("subscription %s is down: its slot %s does not exist on provider %s; changes made on the provider since it was dropped are lost to the subscriber (resynchronise the tables or re-create the subscription)", sub.Name, sub.SlotName, prov.Node)})
 		return
@@ -222,7 +225,7 @@ func (d *diagnosis) down(out *Subscription, subscriber *probe.Snapshot, sub prob
 	if slotFound && slot.WALStatus == "lost" {
 		return // slotFindings reports slot_wal_lost
 	}
-	if !sub.OriginExists {
+	if !sub.OriginExists && !notStarted {
 		evidence := "the provider's slot could not be checked"
 		remedy := ""
 		if slotFound {
@@ -249,8 +252,19 @@ func (d *diagnosis) down(out *Subscription, subscriber *probe.Snapshot, sub prob
 			Message: fmt.Sprintf("subscription %s is down (for %s, under down_grace %s); pglogical restarts a crashed worker within about 5 s", sub.Name, dur.Round(time.Second), grace)})
 		return
 	}
+	if w := subscriber.Workers; w != nil && w.Max > 0 && w.InUse+subscriber.WorkersNeeded() > w.Max {
+		add(Finding{Code: CodeWorkerSlotsExhausted, Severity: Critical, Human: true,
+			Message: fmt.Sprintf("subscription %s is down and %s has no background worker slot left to start its apply worker in (%s; %d more needed by pglogical on this database; its manager logs \"worker registration failed, you might want to increase max_worker_processes setting\"); restarting it cannot help: %s",
+				sub.Name, subscriber.Node, describeWorkers(*w), subscriber.WorkersNeeded(), raiseWorkers(*w))})
+		return
+	}
 	if f, ok := slotInUse(subscriber.Node, sub, prov, slot, grace); ok {
 		add(f)
+		return
+	}
+	if notStarted {
+		add(Finding{Code: CodeStuckDown, Severity: Critical,
+			Message: fmt.Sprintf("subscription %s has been down for %s (down_grace %s) and has never started: its initial synchronisation has not begun (sync status i), and its slot on %s is created when it does; the subscriber's log says why its apply worker does not start", sub.Name, dur.Round(time.Second), grace, prov.Node)})
 		return
 	}
 	remedy := ""
@@ -305,6 +319,16 @@ func slotInUse(subscriber string, sub probe.Subscription, prov *probe.Snapshot, 
 			slot.ConfirmedFlushLSN, config.FormatBytes(int64(slot.ConfirmedFlushLSN-sub.OriginRemoteLSN)), sub.Name, sub.OriginRemoteLSN, prov.Node, subscriber, sub.Name, sub.Name)
 	}
 	return Finding{Code: CodeSlotInUse, Severity: Critical, Human: true, Slot: slot.Name, Message: b.String()}, true
+}
+
+// describeWorkers says what holds a server's background worker slots.
+func describeWorkers(w probe.Workers) string {
+	return fmt.Sprintf("%d of max_worker_processes %d in use: %d pglogical, %d parallel query, %d other", w.InUse, w.Max, w.Pglogical, w.Parallel, w.InUse-w.Pglogical-w.Parallel)
+}
+
+// raiseWorkers is the remedy for a server out of background worker slots.
+func raiseWorkers(w probe.Workers) string {
+	return fmt.Sprintf("raise max_worker_processes above %d (pglogical needs 1 supervisor, 1 manager per database with pglogical, 1 per subscription and 1 per table being copied; parallel queries take up to max_parallel_workers more) and restart PostgreSQL (RDS: the parameter group, then a reboot)", w.Max)
 }
 
 // describeSender says which walsender a slot's consumer is connected to.
@@ -660,6 +684,11 @@ func (d *diagnosis) nodes() []Node {
 			if f, ok := d.walFinding(&s, slot); ok {
 				n.Findings = append(n.Findings, f)
 			}
+		}
+		if w := s.Workers; w != nil && w.Max > 0 && w.InUse-w.Parallel+s.WorkersNeeded() >= w.Max && len(s.Subscriptions) > 0 {
+			n.Findings = append(n.Findings, Finding{Code: CodeWorkerSlotsExhausted, Severity: Warning, Human: true,
+				Message: fmt.Sprintf("%s has no background worker slot left, parallel queries aside (%s): a pglogical worker that exits (a crash, a provider outage, a restart) cannot start again, nor can a table resynchronisation or a new subscription; %s",
+					s.Node, describeWorkers(*w), raiseWorkers(*w))})
 		}
 		for _, p := range s.UnreplicatedPartitions {
 			n.Findings = append(n.Findings, Finding{Code: CodePartitionNotReplicated, Severity: Warning, Human: true,

@@ -539,3 +539,72 @@ func TestTablesNotReadyInTheReport(t *testing.T) {
 		t.Errorf("tables not ready: %+v", got)
 	}
 }
+
+func TestWorkerSlotsExhausted(t *testing.T) {
+	w := healthy()
+	w.sub.PglogicalVersion = "2.4.2"
+	w.sub.Workers = &probe.Workers{InUse: 5, Pglogical: 4, Parallel: 0, Max: 5, ManagerRunning: true}
+	r := w.run()
+	var node Node
+	for _, n := range r.Nodes {
+		if n.Name == "s" {
+			node = n
+		}
+	}
+	if len(node.Findings) != 1 || node.Findings[0].Code != CodeWorkerSlotsExhausted || node.Findings[0].Severity != Warning ||
+		!strings.Contains(node.Findings[0].Message, "s has no background worker slot left, parallel queries aside (5 of max_worker_processes 5 in use: 4 pglogical, 0 parallel query, 1 other)") {
+		t.Errorf("node: %+v", node.Findings)
+	}
+	// Parallel queries come and go: not counted against the node.
+	w.sub.Workers = &probe.Workers{InUse: 5, Pglogical: 3, Parallel: 2, Max: 5, ManagerRunning: true}
+	for _, n := range w.run().Nodes {
+		if len(n.Findings) != 0 {
+			t.Errorf("with parallel workers: %+v", n.Findings)
+		}
+	}
+	// A subscription down while no slot is left: the cause, not stuck_down.
+	// Its manager exits each time it cannot start the worker, freeing its
+	// slot for a moment: the workers pglogical lacks count too.
+	w.s().WorkerRunning = false
+	w.sub.Workers = &probe.Workers{InUse: 4, Pglogical: 3, Max: 5}
+	w.downFor(10 * time.Minute)
+	sub := w.run().Subscriptions[0]
+	f, ok := sub.Finding(CodeWorkerSlotsExhausted)
+	if !ok || f.Severity != Critical || !f.Human || f.Remedy != "" || !strings.Contains(f.Message, "raise max_worker_processes above 5") {
+		t.Errorf("down: %+v", sub.Findings)
+	}
+	if _, stuck := sub.Finding(CodeStuckDown); stuck {
+		t.Errorf("stuck_down too: %+v", sub.Findings)
+	}
+	// A free slot: stuck_down as before.
+	w.sub.Workers = &probe.Workers{InUse: 3, Pglogical: 2, Max: 5, ManagerRunning: true}
+	if _, stuck := w.run().Subscriptions[0].Finding(CodeStuckDown); !stuck {
+		t.Error("free slot: no stuck_down")
+	}
+}
+
+// A subscription created but never started has neither slot nor origin yet:
+// nothing is lost, so not slot_missing or origin_missing.
+func TestNeverStartedSubscriptionIsNotSlotMissing(t *testing.T) {
+	created := func() *world {
+		w := healthy()
+		w.prov.Slots = nil
+		w.s().SyncStatus, w.s().OriginExists, w.s().WorkerRunning = "i", false, false
+		w.s().Status = probe.StatusDown
+		return w
+	}
+	if f := created().run().Subscriptions[0].Findings; len(f) != 1 || f[0].Code != CodeSubscriptionDown {
+		t.Errorf("just created: %+v", f)
+	}
+	w := created()
+	w.downFor(5 * time.Minute)
+	f := w.run().Subscriptions[0].Findings
+	if len(f) != 1 || f[0].Code != CodeStuckDown || f[0].Remedy != "" || !strings.Contains(f[0].Message, "has never started: its initial synchronisation has not begun (sync status i)") {
+		t.Errorf("never started: %+v", f)
+	}
+	// Once it ran (sync status r), a missing slot is lost changes.
+	w.s().SyncStatus = "r"
+	if f := w.run().Subscriptions[0].Findings; len(f) != 1 || f[0].Code != CodeSlotMissing {
+		t.Errorf("started, slot gone: %+v", f)
+	}
+}

@@ -66,6 +66,7 @@ const (
 	CodeStuckDown              = "stuck_down"
 	CodeSlotInUse              = "slot_in_use"
 	CodeProviderConnectFailed  = "provider_connection_failed"
+	CodeWorkerSlotsExhausted   = "worker_slots_exhausted"
 	CodeApplyError             = "apply_error"
 	CodeApplyBlocked           = "apply_blocked"
 	CodeSubscriptionDown       = "subscription_down"

@@ -58,6 +58,11 @@ var (
 		"Bytes of changes logical decoding of the slot sent to its output plugin (total_bytes, PostgreSQL 14+).", []string{"node", "slot"}, nil)
 	descDecodedTxns = prometheus.NewDesc("pglmon_slot_decoded_txns_total",
 		"Transactions logical decoding of the slot sent to its output plugin (total_txns, PostgreSQL 14+).", []string{"node", "slot"}, nil)
+	descWorkers = prometheus.NewDesc("pglmon_background_workers",
+		"Background workers running on the node (pglogical's, parallel query's, others'), which max_worker_processes bounds (absent when pglmon's role cannot see every process's type).",
+		[]string{"node"}, nil)
+	descMaxWorkers = prometheus.NewDesc("pglmon_max_worker_processes",
+		"The node's max_worker_processes (absent with pglmon_background_workers).", []string{"node"}, nil)
 	descCopiedRows = prometheus.NewDesc("pglmon_table_sync_copied_rows",
 		"Rows the running initial copy (or resynchronisation) of a table has copied so far (pg_stat_progress_copy on the subscriber, PostgreSQL 14+; absent when no copy runs).",
 		[]string{"subscriber", "subscription", "table"}, nil)
@@ -259,6 +264,10 @@ func (s *Set) Collect(ch chan<- prometheus.Metric) {
 		gauge(descLastProbe, float64(sn.Time.UnixNano())/1e9, sn.Node)
 		if x := sn.OldestXact; x != nil && x.XactSeconds != nil {
 			gauge(descOldestXact, *x.XactSeconds, sn.Node)
+		}
+		if w := sn.Workers; w != nil {
+			gauge(descWorkers, float64(w.InUse), sn.Node)
+			gauge(descMaxWorkers, float64(w.Max), sn.Node)
 		}
 		for _, ts := range sn.TableSync {
 			table := ts.Schema + "." + ts.Table

@@ -42,7 +42,8 @@ func report() (diagnose.Report, []probe.Snapshot) {
 			{Name: "standby", Type: "physical", Active: true, WALStatus: "reserved", XminAge: &xminAge},
 		}},
 		{Node: "subscriber", Time: t, OldestXact: &probe.Xact{Session: probe.Session{PID: 42, XactSeconds: &xact}},
-			TableSync: []probe.TableSync{{Subscription: "sub_0", Schema: "public", Table: "big", Status: "d", CopiedRows: &copiedRows, CopiedBytes: &copiedBytes}}},
+			TableSync: []probe.TableSync{{Subscription: "sub_0", Schema: "public", Table: "big", Status: "d", CopiedRows: &copiedRows, CopiedBytes: &copiedBytes}},
+			Workers:   &probe.Workers{InUse: 7, Pglogical: 5, Max: 8}},
 	}
 	return r, snaps
 }
@@ -122,6 +123,12 @@ pglmon_table_sync_copied_rows{subscriber="subscriber",subscription="sub_0",table
 # HELP pglmon_table_sync_copied_bytes Bytes the running initial copy of a table has copied so far (absent when no copy runs).
 # TYPE pglmon_table_sync_copied_bytes gauge
 pglmon_table_sync_copied_bytes{subscriber="subscriber",subscription="sub_0",table="public.big"} 2.097152e+07
+# HELP pglmon_background_workers Background workers running on the node (pglogical's, parallel query's, others'), which max_worker_processes bounds (absent when pglmon's role cannot see every process's type).
+# TYPE pglmon_background_workers gauge
+pglmon_background_workers{node="subscriber"} 7
+# HELP pglmon_max_worker_processes The node's max_worker_processes (absent with pglmon_background_workers).
+# TYPE pglmon_max_worker_processes gauge
+pglmon_max_worker_processes{node="subscriber"} 8
 # HELP pglmon_node_up 1 when the last probe of the node succeeded.
 # TYPE pglmon_node_up gauge
 pglmon_node_up{node="provider"} 1
@@ -138,7 +145,7 @@ pglmon_up 1
 var names = []string{"pglmon_apply_lock_wait_seconds", "pglmon_oldest_xact_age_seconds", "pglmon_finding", "pglmon_origin_present", "pglmon_replication_lag_bytes", "pglmon_replication_lag_seconds",
 	"pglmon_slot_active", "pglmon_slot_retained_wal_bytes", "pglmon_slot_safe_wal_size_bytes", "pglmon_slot_wal_status",
 	"pglmon_slot_xmin_age", "pglmon_slot_catalog_xmin_age",
-	"pglmon_table_sync_copied_rows", "pglmon_table_sync_copied_bytes",
+	"pglmon_table_sync_copied_rows", "pglmon_table_sync_copied_bytes", "pglmon_background_workers", "pglmon_max_worker_processes",
 	"pglmon_slot_spill_bytes_total", "pglmon_slot_spill_txns_total", "pglmon_slot_decoded_bytes_total", "pglmon_slot_decoded_txns_total",
 	"pglmon_subscription_health", "pglmon_subscription_status", "pglmon_node_up", "pglmon_probe_errors_total", "pglmon_up"}
 

@@ -144,6 +144,18 @@ func (p *Prober) probe(ctx context.Context, snap *Snapshot) error {
 			return err
 		})
 	}
+	b.Queue(workersQuery).QueryRow(func(row pgx.Row) error {
+		var w Workers
+		var inUse *int
+		if err := row.Scan(&inUse, &w.Pglogical, &w.Parallel, &w.Max, &w.ManagerRunning); err != nil {
+			return err
+		}
+		if inUse != nil {
+			w.InUse = *inUse
+			snap.Workers = &w
+		}
+		return nil
+	})
 	b.Queue(oldestXactQuery).Query(func(rows pgx.Rows) error {
 		xs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Xact, error) {
 			var x Xact

@@ -36,6 +36,21 @@ FROM pg_stat_replication_slots st
 JOIN pg_replication_slots s ON s.slot_name = st.slot_name
 WHERE s.database = current_database()`
 
+// workersQuery counts the background workers running on the server (every
+// pg_stat_activity row that is not one of PostgreSQL's own fixed processes
+// or a client: pglogical's supervisor, managers, apply and sync workers,
+// parallel query workers, the logical replication launcher...) against
+// max_worker_processes, with pglogical's and parallel ones apart. Without
+// pg_read_all_stats other users' rows hide their type: then unknown (NULL).
+const workersQuery = `SELECT CASE WHEN bool_and(backend_type IS NOT NULL) THEN count(*) FILTER (WHERE backend_type NOT IN
+		('autovacuum launcher', 'autovacuum worker', 'background writer', 'client backend', 'checkpointer',
+		 'archiver', 'startup', 'walreceiver', 'walsender', 'walwriter', 'standalone backend')) END::int,
+	count(*) FILTER (WHERE backend_type LIKE 'pglogical %')::int,
+	count(*) FILTER (WHERE backend_type = 'parallel worker')::int,
+	current_setting('max_worker_processes')::int,
+	coalesce(bool_or(backend_type = 'pglogical manager ' || (SELECT oid FROM pg_database WHERE datname = current_database())), false)
+FROM pg_stat_activity`
+
 // oldestXactQuery finds the oldest transaction holding a transaction ID on
 // the server, a session's or a prepared one, by the age of that ID. Its
 // query text is not read: it can hold data.

@@ -43,6 +43,44 @@ type Snapshot struct {
 	// ID, in any database, prepared ones included; nil when none. While it
 	// is open no logical slot can release WAL written since it began.
 	OldestXact *Xact `json:"oldest_xact,omitempty"`
+	// Workers counts the server's background workers against
+	// max_worker_processes; nil when this role cannot see them all.
+	Workers *Workers `json:"workers,omitempty"`
+}
+
+// Workers are the background workers of a server. pglogical starts one
+// per subscription (apply), one per table being copied (sync), one per
+// database with pglogical (manager) and a supervisor; parallel queries and
+// PostgreSQL's own logical replication take slots from the same
+// max_worker_processes. When none is left, a worker that exits cannot
+// start again ("worker registration failed").
+type Workers struct {
+	InUse     int `json:"in_use"`
+	Pglogical int `json:"pglogical"`
+	Parallel  int `json:"parallel"`
+	Max       int `json:"max_worker_processes"`
+	// ManagerRunning: pglogical's manager of this database runs. It exits
+	// when it cannot start a worker, and its supervisor starts it again.
+	ManagerRunning bool `json:"manager_running"`
+}
+
+// WorkersNeeded is how many more workers pglogical needs on this database to run
+// what it should: its manager, and an apply worker for each enabled
+// subscription that has none.
+func (s *Snapshot) WorkersNeeded() int {
+	if s.Workers == nil || s.PglogicalVersion == "" {
+		return 0
+	}
+	n := 0
+	if !s.Workers.ManagerRunning {
+		n++
+	}
+	for _, sub := range s.Subscriptions {
+		if sub.Enabled && !sub.WorkerRunning {
+			n++
+		}
+	}
+	return n
 }
 
 // Xact is an open transaction: a session's, or a prepared one (PID 0,
