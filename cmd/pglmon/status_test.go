@@ -1255,39 +1255,35 @@ func TestPrintTableShowsTablesNotReady(t *testing.T) {
 	}
 }
 
-// TestStatusNoWorkerSlotForANewSubscription: a subscriber whose
-// max_worker_processes is used up by pglogical cannot start the apply worker
-// of one more subscription. pglmon names the cause (not stuck_down), warns on
-// the node before that, and clears once the setting is raised.
-func TestStatusNoWorkerSlotForANewSubscription(t *testing.T) {
+// TestStatusNoWorkerSlotForTheApplyWorker: a subscriber restarted with a
+// max_worker_processes that pglogical's supervisor, its manager and
+// PostgreSQL's logical replication launcher use up cannot start the apply
+// worker. pglmon names the cause (not stuck_down, whose restart cannot
+// help), on the subscription and on the node, and clears once the setting
+// is raised.
+func TestStatusNoWorkerSlotForTheApplyWorker(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	// 5 slots: the logical replication launcher, pglogical's supervisor and
-	// manager, and sub_0's apply worker leave one, which sub_1 takes.
-	p := pgtest.NewPair(t, pgtest.PairOptions{Own: true, Rows: 10, SubscriberConf: []string{"max_worker_processes = 5"}})
-	subscribe := func(i int) {
-		t.Helper()
-		table, set, sub := fmt.Sprintf("items_%d", i), fmt.Sprintf("set_%d", i), fmt.Sprintf("sub_%d", i)
-		for _, d := range []pgtest.DB{p.Provider, p.Subscriber} {
-			if err := d.Exec(ctx, fmt.Sprintf("CREATE TABLE %s (id bigint PRIMARY KEY, val text, n int)", table)); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := p.Provider.Exec(ctx, "SELECT pglogical.create_replication_set($1)", set); err != nil {
-			t.Fatal(err)
-		}
-		if err := p.Provider.Exec(ctx, "SELECT pglogical.replication_set_add_table($1, $2::regclass, true)", set, table); err != nil {
-			t.Fatal(err)
-		}
-		if err := p.Subscriber.Exec(ctx, "SELECT pglogical.create_subscription(subscription_name := $1, provider_dsn := $2, replication_sets := ARRAY[$3])", sub, p.Provider.DSN(), set); err != nil {
-			t.Fatal(err)
-		}
-	}
-	subscribe(1)
-	if err := p.WaitStatus(ctx, "sub_1", "replicating", 60*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	p := pgtest.NewPair(t, pgtest.PairOptions{Own: true, Rows: 10})
 	cfg := writeConfig(t, p, "")
+	// What the subscriber runs, said when the test fails.
+	processes := func() string {
+		var acts string
+		_ = p.Subscriber.QueryRow(ctx, "SELECT string_agg(coalesce(backend_type, '?') || ' ' || pid, ', ') FROM pg_stat_activity", []any{&acts})
+		return "processes on the subscriber: " + acts
+	}
+	restartWith := func(n int) {
+		t.Helper()
+		if err := p.Subscriber.Exec(ctx, fmt.Sprintf("ALTER SYSTEM SET max_worker_processes = %d", n)); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Subscriber.Cluster.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Subscriber.Cluster.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
 	nodeFinding := func(s statusJSON) string {
 		for _, n := range s.Nodes {
 			for _, f := range n.Findings {
@@ -1298,44 +1294,38 @@ func TestStatusNoWorkerSlotForANewSubscription(t *testing.T) {
 		}
 		return ""
 	}
+	restartWith(3)
 	var s statusJSON
-	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
-		_, s = status(t, cfg)
-		return strings.Contains(nodeFinding(s), "(5 of max_worker_processes 5 in use: 4 pglogical, 0 parallel query, 1 other)")
-	}); err != nil {
-		_, out, _ := pglmon(t, "status", "--config", cfg, "--output", "json")
-		t.Fatalf("no node warning with every slot in use: %+v\n%s", s.Nodes, out)
-	}
-	subscribe(2)
+	var code int
 	var f struct{ Code, Severity, Message, Remedy string }
-	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
-		_, s = status(t, cfg, "--subscription", "sub_2")
+	if err := pgtest.Poll(ctx, 90*time.Second, func() bool {
+		code, s = status(t, cfg)
 		if len(s.Subscriptions) != 1 || len(s.Subscriptions[0].Findings) == 0 {
 			return false
 		}
 		f = s.Subscriptions[0].Findings[0]
-		return f.Code == "worker_slots_exhausted"
+		return f.Code == "worker_slots_exhausted" && nodeFinding(s) != ""
 	}); err != nil {
-		t.Fatalf("sub_2: last %+v", s.Subscriptions)
+		t.Fatalf("no worker_slots_exhausted: last %+v\n%s", s, processes())
 	}
-	if f.Severity != "critical" || f.Remedy != "" || !strings.Contains(f.Message, "subscription sub_2 is down and subscriber has no background worker slot left") {
-		t.Errorf("sub_2: %+v", f)
+	if code != 2 || f.Severity != "critical" || f.Remedy != "" ||
+		!strings.Contains(f.Message, fmt.Sprintf("subscription %s is down and subscriber has no background worker slot left to start its apply worker in (", p.Sub())) ||
+		!strings.Contains(f.Message, "of max_worker_processes 3 in use") || !strings.Contains(f.Message, "raise max_worker_processes above 3") {
+		t.Errorf("exit %d, finding %+v", code, f)
+	}
+	if msg := nodeFinding(s); !strings.Contains(msg, "subscriber has no background worker slot left, parallel queries aside (") {
+		t.Errorf("node: %s", msg)
+	}
+	if rc, plan, _ := pglmonIn(t, "", "repair", "--config", cfg, "--subscription", p.Sub(), "--yes"); rc != 1 ||
+		!strings.Contains(plan, "ALTER SYSTEM SET max_worker_processes = <more>") || !strings.Contains(plan, "ParameterName=max_worker_processes") {
+		t.Errorf("repair: exit %d\n%s", rc, plan)
 	}
 	// What the finding says to do.
-	if err := p.Subscriber.Exec(ctx, "ALTER SYSTEM SET max_worker_processes = 8"); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Subscriber.Cluster.Stop(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Subscriber.Cluster.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	restartWith(8)
 	if err := pgtest.Poll(ctx, 90*time.Second, func() bool {
-		var code int
 		code, s = status(t, cfg)
 		return code == 0 && nodeFinding(s) == ""
 	}); err != nil {
-		t.Fatalf("not healthy after raising max_worker_processes: %+v", s)
+		t.Fatalf("not healthy after raising max_worker_processes: %+v\n%s", s, processes())
 	}
 }

@@ -254,8 +254,8 @@ func (d *diagnosis) down(out *Subscription, subscriber *probe.Snapshot, sub prob
 	}
 	if w := subscriber.Workers; w != nil && w.Max > 0 && w.InUse+subscriber.WorkersNeeded() > w.Max {
 		add(Finding{Code: CodeWorkerSlotsExhausted, Severity: Critical, Human: true,
-			Message: fmt.Sprintf("subscription %s is down and %s has no background worker slot left to start its apply worker in (%s; %d more needed by pglogical on this database; its manager logs \"worker registration failed, you might want to increase max_worker_processes setting\"); restarting it cannot help: %s",
-				sub.Name, subscriber.Node, describeWorkers(*w), subscriber.WorkersNeeded(), raiseWorkers(*w))})
+			Message: fmt.Sprintf("subscription %s is down and %s has no background worker slot left to start its apply worker in (%s; pglogical's manager logs \"worker registration failed, you might want to increase max_worker_processes setting\"); restarting it cannot help: %s",
+				sub.Name, subscriber.Node, describeWorkers(*w, subscriber.WorkersNeeded()), raiseWorkers(*w))})
 		return
 	}
 	if f, ok := slotInUse(subscriber.Node, sub, prov, slot, grace); ok {
@@ -322,8 +322,12 @@ func slotInUse(subscriber string, sub probe.Subscription, prov *probe.Snapshot, 
 }
 
 // describeWorkers says what holds a server's background worker slots.
-func describeWorkers(w probe.Workers) string {
-	return fmt.Sprintf("%d of max_worker_processes %d in use: %d pglogical, %d parallel query, %d other", w.InUse, w.Max, w.Pglogical, w.Parallel, w.InUse-w.Pglogical-w.Parallel)
+func describeWorkers(w probe.Workers, needed int) string {
+	s := fmt.Sprintf("%d of max_worker_processes %d in use: %d pglogical, %d parallel query, %d other", w.InUse, w.Max, w.Pglogical, w.Parallel, w.InUse-w.Pglogical-w.Parallel)
+	if needed > 0 {
+		s += fmt.Sprintf("; and %d more that pglogical needs here and cannot start (its supervisor, its manager, apply workers)", needed)
+	}
+	return s
 }
 
 // raiseWorkers is the remedy for a server out of background worker slots.
@@ -688,7 +692,7 @@ func (d *diagnosis) nodes() []Node {
 		if w := s.Workers; w != nil && w.Max > 0 && w.InUse-w.Parallel+s.WorkersNeeded() >= w.Max && len(s.Subscriptions) > 0 {
 			n.Findings = append(n.Findings, Finding{Code: CodeWorkerSlotsExhausted, Severity: Warning, Human: true,
 				Message: fmt.Sprintf("%s has no background worker slot left, parallel queries aside (%s): a pglogical worker that exits (a crash, a provider outage, a restart) cannot start again, nor can a table resynchronisation or a new subscription; %s",
-					s.Node, describeWorkers(*w), raiseWorkers(*w))})
+					s.Node, describeWorkers(*w, s.WorkersNeeded()), raiseWorkers(*w))})
 		}
 		for _, p := range s.UnreplicatedPartitions {
 			n.Findings = append(n.Findings, Finding{Code: CodePartitionNotReplicated, Severity: Warning, Human: true,

@@ -543,7 +543,7 @@ func TestTablesNotReadyInTheReport(t *testing.T) {
 func TestWorkerSlotsExhausted(t *testing.T) {
 	w := healthy()
 	w.sub.PglogicalVersion = "2.4.2"
-	w.sub.Workers = &probe.Workers{InUse: 5, Pglogical: 4, Parallel: 0, Max: 5, ManagerRunning: true}
+	w.sub.Workers = &probe.Workers{InUse: 5, Pglogical: 4, Parallel: 0, Max: 5, ManagerRunning: true, SupervisorRunning: true}
 	r := w.run()
 	var node Node
 	for _, n := range r.Nodes {
@@ -556,7 +556,7 @@ func TestWorkerSlotsExhausted(t *testing.T) {
 		t.Errorf("node: %+v", node.Findings)
 	}
 	// Parallel queries come and go: not counted against the node.
-	w.sub.Workers = &probe.Workers{InUse: 5, Pglogical: 3, Parallel: 2, Max: 5, ManagerRunning: true}
+	w.sub.Workers = &probe.Workers{InUse: 5, Pglogical: 3, Parallel: 2, Max: 5, ManagerRunning: true, SupervisorRunning: true}
 	for _, n := range w.run().Nodes {
 		if len(n.Findings) != 0 {
 			t.Errorf("with parallel workers: %+v", n.Findings)
@@ -566,7 +566,7 @@ func TestWorkerSlotsExhausted(t *testing.T) {
 	// Its manager exits each time it cannot start the worker, freeing its
 	// slot for a moment: the workers pglogical lacks count too.
 	w.s().WorkerRunning = false
-	w.sub.Workers = &probe.Workers{InUse: 4, Pglogical: 3, Max: 5}
+	w.sub.Workers = &probe.Workers{InUse: 4, Pglogical: 3, Max: 5, SupervisorRunning: true}
 	w.downFor(10 * time.Minute)
 	sub := w.run().Subscriptions[0]
 	f, ok := sub.Finding(CodeWorkerSlotsExhausted)
@@ -577,7 +577,7 @@ func TestWorkerSlotsExhausted(t *testing.T) {
 		t.Errorf("stuck_down too: %+v", sub.Findings)
 	}
 	// A free slot: stuck_down as before.
-	w.sub.Workers = &probe.Workers{InUse: 3, Pglogical: 2, Max: 5, ManagerRunning: true}
+	w.sub.Workers = &probe.Workers{InUse: 3, Pglogical: 2, Max: 5, ManagerRunning: true, SupervisorRunning: true}
 	if _, stuck := w.run().Subscriptions[0].Finding(CodeStuckDown); !stuck {
 		t.Error("free slot: no stuck_down")
 	}

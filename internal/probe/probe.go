@@ -147,7 +147,7 @@ func (p *Prober) probe(ctx context.Context, snap *Snapshot) error {
 	b.Queue(workersQuery).QueryRow(func(row pgx.Row) error {
 		var w Workers
 		var inUse *int
-		if err := row.Scan(&inUse, &w.Pglogical, &w.Parallel, &w.Max, &w.ManagerRunning); err != nil {
+		if err := row.Scan(&inUse, &w.Pglogical, &w.Parallel, &w.Max, &w.ManagerRunning, &w.SupervisorRunning); err != nil {
 			return err
 		}
 		if inUse != nil {

@@ -48,7 +48,8 @@ const workersQuery = `SELECT CASE WHEN bool_and(backend_type IS NOT NULL) THEN c
 	count(*) FILTER (WHERE backend_type LIKE 'pglogical %')::int,
 	count(*) FILTER (WHERE backend_type = 'parallel worker')::int,
 	current_setting('max_worker_processes')::int,
-	coalesce(bool_or(backend_type = 'pglogical manager ' || (SELECT oid FROM pg_database WHERE datname = current_database())), false)
+	coalesce(bool_or(backend_type = 'pglogical manager ' || (SELECT oid FROM pg_database WHERE datname = current_database())), false),
+	coalesce(bool_or(backend_type = 'pglogical supervisor'), false)
 FROM pg_stat_activity`
 
 // oldestXactQuery finds the oldest transaction holding a transaction ID on

@@ -59,20 +59,26 @@ type Workers struct {
 	Pglogical int `json:"pglogical"`
 	Parallel  int `json:"parallel"`
 	Max       int `json:"max_worker_processes"`
-	// ManagerRunning: pglogical's manager of this database runs. It exits
-	// when it cannot start a worker, and its supervisor starts it again.
-	ManagerRunning bool `json:"manager_running"`
+	// ManagerRunning: pglogical's manager of this database runs; and
+	// SupervisorRunning, its supervisor. Each exits when it cannot start a
+	// worker (a manager, an apply worker) and is started again moments
+	// later, freeing its own slot meanwhile.
+	ManagerRunning    bool `json:"manager_running"`
+	SupervisorRunning bool `json:"supervisor_running"`
 }
 
 // WorkersNeeded is how many more workers pglogical needs on this database to run
-// what it should: its manager, and an apply worker for each enabled
-// subscription that has none.
+// what it should: its supervisor, its manager, and an apply worker for each
+// enabled subscription that has none.
 func (s *Snapshot) WorkersNeeded() int {
 	if s.Workers == nil || s.PglogicalVersion == "" {
 		return 0
 	}
 	n := 0
 	if !s.Workers.ManagerRunning {
+		n++
+	}
+	if !s.Workers.SupervisorRunning {
 		n++
 	}
 	for _, sub := range s.Subscriptions {

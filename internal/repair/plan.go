@@ -299,6 +299,19 @@ After fixing it on the provider's side instead, skip pglogical's backoff (up to 
 Nothing is lost meanwhile: the provider's slot keeps the changes (watch its retained WAL).
 A password rotation must update this connection string too; the rotation job can run the same calls.`,
 			s.Name, s.Subscriber, q(s.Name), f.Message, iface, s.ProviderNode, q(s.ProviderNode), q(iface+"_new"), strings.ReplaceAll(conninfo, "'", "''"), q(iface))
+	case diagnose.CodeWorkerSlotsExhausted:
+		fmt.Fprintf(&b, `%[2]s.
+max_worker_processes takes effect at a server start only. On subscriber %[1]s:
+  self-managed:  ALTER SYSTEM SET max_worker_processes = <more>;  then restart PostgreSQL
+                 (systemctl restart postgresql@15-main, or pg_ctl restart)
+  RDS:           aws rds modify-db-parameter-group --db-parameter-group-name <group> \
+                   --parameters ParameterName=max_worker_processes,ParameterValue=<more>,ApplyMethod=pending-reboot
+                 aws rds reboot-db-instance --db-instance-identifier <instance>
+Size it: 1 for pglogical's supervisor, 1 manager per database with pglogical, 1 per subscription,
+1 per table copied at once (resynchronisations), PostgreSQL's logical replication launcher, any
+other extension's workers, plus max_parallel_workers for parallel queries.
+While the subscription is down its provider's slot keeps the changes (watch its retained WAL);
+it replicates again once the server is up with the new setting (pglmon status --config FILE).`, s.Subscriber, f.Message)
 	case diagnose.CodeTableSyncStalled:
 		fmt.Fprintf(&b, `A table of %[1]s has not finished its initial copy. Look in the subscriber's log for the
 table-sync worker's error (often a missing column, a constraint, or a lock). Once fixed,
