@@ -59,6 +59,11 @@ const usage = `Usage: pglmon-demo COMMAND
                     the copy only (slot_in_use; pglmon does not restart it)
   fix copy          what slot_in_use says to do: disable the copy's
                     subscription (not drop it), then stop and remove the copy
+  break password    the subscription connects as a role with a password, which
+                    is then rotated on the provider; at its next connection the
+                    apply worker cannot log in (provider_connection_failed)
+  fix password      what its plan says: a new pglogical interface with the new
+                    password, the subscription moved to it, the old one dropped
   insert N          insert N rows on the provider
   count             row counts on both sides
 `
@@ -105,15 +110,18 @@ func run(ctx context.Context, args []string) error {
 		return nil
 	case "break":
 		if len(args) != 2 {
-			return errors.New("break what? origin, slot, disable, walsender, provider, data, refuse, conflict, lock or copy")
+			return errors.New("break what? origin, slot, disable, walsender, provider, data, refuse, conflict, lock, copy or password")
 		}
 		return breakIt(ctx, args[1])
 	case "fix":
-		if len(args) != 2 || (args[1] != "refuse" && args[1] != "copy") {
-			return errors.New("fix what? refuse or copy")
+		if len(args) != 2 || (args[1] != "refuse" && args[1] != "copy" && args[1] != "password") {
+			return errors.New("fix what? refuse, copy or password")
 		}
-		if args[1] == "copy" {
+		switch args[1] {
+		case "copy":
 			return fixCopy(ctx)
+		case "password":
+			return fixPassword(ctx)
 		}
 		p, err := pair()
 		if err != nil {
@@ -268,8 +276,10 @@ func breakIt(ctx context.Context, what string) error {
 		return holdLock(ctx, p)
 	case "copy":
 		return startCopy(ctx, p)
+	case "password":
+		return rotatePassword(ctx, p)
 	}
-	return fmt.Errorf("unknown breakage %q (origin, slot, disable, walsender, provider, data, refuse, conflict, lock, copy)", strings.TrimSpace(what))
+	return fmt.Errorf("unknown breakage %q (origin, slot, disable, walsender, provider, data, refuse, conflict, lock, copy, password)", strings.TrimSpace(what))
 }
 
 // startCopy does what restoring a snapshot of the subscriber on another
@@ -365,4 +375,107 @@ func holdLock(ctx context.Context, p *pgtest.Pair) error {
 	_, err = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
 	fmt.Println("released: the subscription applies again")
 	return err
+}
+
+// The demo's replication role, and the passwords it has before and after
+// the rotation (demo secrets, nothing else uses them).
+const (
+	replRole    = "demo_repl"
+	oldPassword = "demo-old-password"
+	newPassword = "demo-new-password"
+)
+
+// rotatePassword moves the subscription to a connection string with a
+// password, then changes that password on the provider, as a rotation job
+// does, and makes the subscription reconnect.
+func rotatePassword(ctx context.Context, p *pgtest.Pair) error {
+	prov := p.Provider.Cluster
+	if err := p.Provider.Exec(ctx, fmt.Sprintf(`DO $$BEGIN
+		IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '%[1]s') THEN CREATE ROLE %[1]s LOGIN SUPERUSER REPLICATION; END IF;
+		END$$; ALTER ROLE %[1]s PASSWORD '%[2]s'`, replRole, oldPassword)); err != nil {
+		return err
+	}
+	hba := filepath.Join(prov.Dir, "pg_hba.conf")
+	b, err := os.ReadFile(hba)
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(string(b), replRole) {
+		b = append([]byte(fmt.Sprintf("host all %[1]s 127.0.0.1/32 scram-sha-256\nhost replication %[1]s 127.0.0.1/32 scram-sha-256\n", replRole)), b...)
+		if err := os.WriteFile(hba, b, 0o600); err != nil {
+			return err
+		}
+	}
+	if err := p.Provider.Exec(ctx, "SELECT pg_reload_conf()"); err != nil {
+		return err
+	}
+	iface := fmt.Sprintf("demo_pw_%d", time.Now().Unix())
+	if err := useInterface(ctx, p, iface, oldPassword); err != nil {
+		return err
+	}
+	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
+		var user string
+		_ = p.Provider.QueryRow(ctx, "SELECT coalesce(max(usename), '') FROM pg_stat_replication WHERE application_name = 'sub_0'", []any{&user})
+		return user == replRole
+	}); err != nil {
+		return errors.New("the subscription did not connect as " + replRole + " within 60 s")
+	}
+	if err := p.Provider.Exec(ctx, fmt.Sprintf("ALTER ROLE %s PASSWORD '%s'", replRole, newPassword)); err != nil {
+		return err
+	}
+	// The rotation shows at the next connection: here, a restart of the subscription.
+	for _, sql := range []string{"SELECT pglogical.alter_subscription_disable('sub_0', true)", "SELECT pglogical.alter_subscription_enable('sub_0', true)"} {
+		if err := p.Subscriber.Exec(ctx, sql); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("sub_0 now connects as %s through interface %s; its password was changed on the provider and the subscription reconnected: it cannot log in.\nsee: bin/pglmon status --config %s   (provider_connection_failed once down_grace has passed)\nplan: bin/pglmon repair --config %[3]s --subscription sub_0\nthen: bin/pglmon-demo fix password\n",
+		replRole, iface, filepath.Join(dir, "pglmon.yaml"))
+	return nil
+}
+
+// fixPassword does what provider_connection_failed's plan says: a new
+// interface with the current password, the subscription moved to it, the
+// old interfaces (and the old password with them) dropped.
+func fixPassword(ctx context.Context) error {
+	p, err := pair()
+	if err != nil {
+		return err
+	}
+	iface := fmt.Sprintf("demo_pw_%d", time.Now().Unix())
+	if err := useInterface(ctx, p, iface, newPassword); err != nil {
+		return err
+	}
+	node, err := providerNode(ctx, p)
+	if err != nil {
+		return err
+	}
+	if err := p.Subscriber.Exec(ctx, `SELECT pglogical.alter_node_drop_interface($1, i.if_name) FROM pglogical.node_interface i
+		JOIN pglogical.node n ON n.node_id = i.if_nodeid
+		WHERE n.node_name = $1 AND i.if_name LIKE 'demo\_pw\_%' AND i.if_name <> $2`, node, iface); err != nil {
+		return err
+	}
+	fmt.Printf("sub_0 connects through %s with the new password; the old interface is dropped. It replicates within seconds: bin/pglmon status --config %s\n", iface, filepath.Join(dir, "pglmon.yaml"))
+	return nil
+}
+
+// useInterface adds a pglogical interface for the provider node with the
+// demo role's password and moves sub_0 to it.
+func useInterface(ctx context.Context, p *pgtest.Pair, iface, password string) error {
+	node, err := providerNode(ctx, p)
+	if err != nil {
+		return err
+	}
+	dsn := fmt.Sprintf("host=127.0.0.1 port=%d dbname=%s user=%s password=%s", p.Provider.Cluster.Port, p.Provider.Name, replRole, password)
+	if err := p.Subscriber.Exec(ctx, "SELECT pglogical.alter_node_add_interface($1, $2, $3)", node, iface, dsn); err != nil {
+		return err
+	}
+	return p.Subscriber.Exec(ctx, "SELECT pglogical.alter_subscription_interface('sub_0', $1)", iface)
+}
+
+func providerNode(ctx context.Context, p *pgtest.Pair) (string, error) {
+	var node string
+	err := p.Subscriber.QueryRow(ctx, `SELECT n.node_name::text FROM pglogical.subscription s
+		JOIN pglogical.node n ON n.node_id = s.sub_origin WHERE s.sub_name = 'sub_0'`, []any{&node})
+	return node, err
 }
