@@ -65,6 +65,12 @@ func Shared(t testing.TB) (provider, subscriber *Cluster) {
 func NewCluster(t testing.TB, opt Options) *Cluster {
 	t.Helper()
 	c, err := StartCluster(context.Background(), opt)
+	return ownedBy(t, c, err)
+}
+
+// ownedBy makes a cluster the test's: destroyed when it ends.
+func ownedBy(t testing.TB, c *Cluster, err error) *Cluster {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -455,15 +461,5 @@ func (p *Pair) NodesYAML() string {
 func NewClone(t testing.TB, src *Cluster) *Cluster {
 	t.Helper()
 	c, err := Clone(context.Background(), src, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := c.Destroy(ctx); err != nil {
-			t.Error(err)
-		}
-	})
-	return c
+	return ownedBy(t, c, err)
 }

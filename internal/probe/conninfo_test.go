@@ -27,3 +27,14 @@ func TestSafeConninfo(t *testing.T) {
 		}
 	}
 }
+
+// The query variants for restricted roles and older servers leave out what
+// they cannot read.
+func TestQueryVariants(t *testing.T) {
+	if !strings.Contains(subscriptionsQuery, "if_dsn") || strings.Contains(subscriptionsQueryNoDSN, "if_dsn") {
+		t.Error("subscriptionsQueryNoDSN still reads if_dsn")
+	}
+	if !strings.Contains(tableSyncQuery, "pg_stat_progress_copy") || strings.Contains(tableSyncQueryPG13, "pg_stat_progress_copy") {
+		t.Error("tableSyncQueryPG13 still reads pg_stat_progress_copy")
+	}
+}

@@ -171,7 +171,7 @@ func (p *Prober) probe(ctx context.Context, snap *Snapshot) error {
 		b.Queue(pglogicalNodeQuery).QueryRow(func(row pgx.Row) error { return row.Scan(&snap.LocalNode) })
 		q := subscriptionsQuery
 		if !p.readDSN {
-			q = strings.Replace(q, subscriptionDSN, "''", 1)
+			q = subscriptionsQueryNoDSN
 		}
 		b.Queue(q).Query(func(rows pgx.Rows) error {
 			var err error
@@ -185,7 +185,7 @@ func (p *Prober) probe(ctx context.Context, snap *Snapshot) error {
 		})
 		q = tableSyncQuery
 		if !p.pg14 {
-			q = strings.Replace(q, copyProgressPG14, copyProgressNone, 1)
+			q = tableSyncQueryPG13
 		}
 		b.Queue(q).Query(func(rows pgx.Rows) error {
 			var err error

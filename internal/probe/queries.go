@@ -1,5 +1,7 @@
 package probe
 
+import "strings"
+
 // metaQuery identifies the server. pg_current_wal_lsn() fails on a standby.
 const metaQuery = `SELECT current_setting('server_version_num')::int,
 	current_database(),
@@ -77,10 +79,9 @@ const learnPglogicalQuery = `SELECT coalesce((SELECT extversion FROM pg_extensio
 	coalesce((SELECT has_column_privilege(c.oid, 'if_dsn', 'SELECT') FROM pg_class c
 		JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'pglogical' AND c.relname = 'node_interface'), false)`
 
-// subscriptionDSN is the column of subscriptionsQuery that reads the
-// connection string (which may hold a password), replaced by ” for a role
-// that may not read it.
-const subscriptionDSN = "coalesce(ni.if_dsn, '')"
+// subscriptionsQueryNoDSN is subscriptionsQuery for a role that may not
+// read the interfaces' connection strings (which may hold a password).
+var subscriptionsQueryNoDSN = strings.Replace(subscriptionsQuery, "coalesce(ni.if_dsn, '')", "''", 1)
 
 // subscriptionsQuery lists subscriptions with status, origin and worker.
 const subscriptionsQuery = `SELECT s.sub_name::text, s.sub_enabled, coalesce(st.status, ''),
@@ -132,6 +133,9 @@ JOIN pglogical.subscription s ON s.sub_id = ls.sync_subid
 ` + copyProgressPG14 + `
 WHERE ls.sync_relname IS NOT NULL AND ls.sync_status <> 'r'
 ORDER BY 1, 2, 3`
+
+// tableSyncQueryPG13 is tableSyncQuery for servers without pg_stat_progress_copy.
+var tableSyncQueryPG13 = strings.Replace(tableSyncQuery, copyProgressPG14, copyProgressNone, 1)
 
 // copyProgressPG14 reads pg_stat_progress_copy (PostgreSQL 14+; a role
 // without pg_read_all_stats sees its own sessions' only, so none);
