@@ -691,7 +691,7 @@ func (d *diagnosis) nodes() []Node {
 		}
 		if w := s.Workers; w != nil && w.Max > 0 && w.InUse-w.Parallel+s.WorkersNeeded() >= w.Max && len(s.Subscriptions) > 0 {
 			n.Findings = append(n.Findings, Finding{Code: CodeWorkerSlotsExhausted, Severity: Warning, Human: true,
-				Message: fmt.Sprintf("%s has no background worker slot left, parallel queries aside (%s): a pglogical worker that exits (a crash, a provider outage, a restart) cannot start again, nor can a table resynchronisation or a new subscription; %s",
+				Message: fmt.Sprintf("%s has no background worker slot left, parallel queries aside (%s): a table resynchronisation or a new subscription cannot start, and a pglogical worker that exits (a crash, a provider outage) can lose its slot to a parallel query or another worker before it is started again; %s",
 					s.Node, describeWorkers(*w, s.WorkersNeeded()), raiseWorkers(*w))})
 		}
 		for _, p := range s.UnreplicatedPartitions {
