@@ -131,6 +131,36 @@ func TestStatusHealthy(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "subscriber -> provider") || !strings.Contains(out, "replicating") {
 		t.Errorf("table output (exit %d):\n%s", code, out)
 	}
+	// The nodes' slots (with their walsender and decoding counters) and workers.
+	_, out, _ = pglmon(t, "status", "--config", writeConfig(t, p, ""), "--output", "json")
+	var nodes struct {
+		Nodes []struct {
+			Name  string
+			Slots []struct {
+				Name   string
+				Sender *struct {
+					ClientAddr string `json:"client_addr"`
+				}
+				Decoding *struct {
+					TotalTxns int64 `json:"total_txns"`
+				}
+			}
+			Workers *struct{ Pglogical int }
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &nodes); err != nil || len(nodes.Nodes) != 2 {
+		t.Fatalf("json: %v\n%s", err, out)
+	}
+	slot, _ := p.SlotName(context.Background(), p.Sub())
+	found := false
+	for _, sl := range nodes.Nodes[0].Slots {
+		if sl.Name == slot {
+			found = sl.Sender != nil && sl.Sender.ClientAddr == "127.0.0.1" && sl.Decoding != nil
+		}
+	}
+	if !found || nodes.Nodes[1].Workers == nil || nodes.Nodes[1].Workers.Pglogical < 3 {
+		t.Errorf("nodes in JSON: %+v", nodes)
+	}
 }
 
 func TestStatusOriginLost(t *testing.T) {

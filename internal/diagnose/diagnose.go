@@ -661,7 +661,7 @@ func (d *diagnosis) nodes() []Node {
 	var out []Node
 	for _, s := range d.Snapshots {
 		n := Node{Name: s.Node, Up: s.Up(), PglogicalNode: s.LocalNode, ServerVersion: s.ServerVersion,
-			PglogicalVersion: s.PglogicalVersion, Findings: []Finding{}}
+			PglogicalVersion: s.PglogicalVersion, Slots: s.Slots, Workers: s.Workers, Findings: []Finding{}}
 		if !s.Up() {
 			n.Error = s.Err.Error()
 			n.PglogicalNode = d.h.LocalNodes[s.Node]

@@ -187,8 +187,13 @@ type Node struct {
 	PglogicalVersion string `json:"pglogical_version,omitempty"`
 	// RDSStatus is the RDS instance status of an unreachable node with rds:
 	// (storage-full, rebooting, stopped, ...), when read.
-	RDSStatus string    `json:"rds_status,omitempty"`
-	Findings  []Finding `json:"findings"`
+	RDSStatus string `json:"rds_status,omitempty"`
+	// Slots are the node's replication slots as last probed (with the
+	// walsender streaming from each and its decoding counters).
+	Slots []probe.Slot `json:"slots,omitempty"`
+	// Workers are its background workers against max_worker_processes.
+	Workers  *probe.Workers `json:"workers,omitempty"`
+	Findings []Finding      `json:"findings"`
 }
 
 // Subscription finds a subscription by name (and subscriber, when not "").
