@@ -1359,3 +1359,54 @@ func TestStatusNoWorkerSlotForTheApplyWorker(t *testing.T) {
 		t.Fatalf("not healthy after raising max_worker_processes: %+v\n%s", s, processes())
 	}
 }
+
+// TestStatusReplicationCapacityLow: a provider restarted with
+// max_replication_slots = 2 has one slot left beside its subscription's:
+// the next subscription fits, a resynchronisation of two tables would not.
+func TestStatusReplicationCapacityLow(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Own: true, Rows: 10})
+	cfg := writeConfig(t, p, "")
+	restartWith := func(n int) {
+		t.Helper()
+		if err := p.Provider.Exec(ctx, fmt.Sprintf("ALTER SYSTEM SET max_replication_slots = %d", n)); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Provider.Cluster.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Provider.Cluster.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	finding := func() string {
+		_, s := status(t, cfg, "--no-wait")
+		for _, n := range s.Nodes {
+			for _, f := range n.Findings {
+				if n.Name == "provider" && f.Code == "replication_capacity_low" {
+					return f.Severity + ": " + f.Message
+				}
+			}
+		}
+		return ""
+	}
+	if f := finding(); f != "" {
+		t.Fatalf("128 slots: %s", f)
+	}
+	restartWith(2)
+	var f string
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		f = finding()
+		return f != ""
+	}); err != nil {
+		t.Fatal("no replication_capacity_low with one slot left")
+	}
+	if !strings.HasPrefix(f, "warning: provider provider has 1 of max_replication_slots 2 left (1 in use, every database's):") {
+		t.Errorf("finding: %s", f)
+	}
+	restartWith(10)
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool { return finding() == "" }); err != nil {
+		t.Fatalf("still reported with 10 slots: %s", finding())
+	}
+}

@@ -3,6 +3,7 @@ package diagnose
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -319,6 +320,29 @@ func slotInUse(subscriber string, sub probe.Subscription, prov *probe.Snapshot, 
 			slot.ConfirmedFlushLSN, config.FormatBytes(int64(slot.ConfirmedFlushLSN-sub.OriginRemoteLSN)), sub.Name, sub.OriginRemoteLSN, prov.Node, subscriber, sub.Name, sub.Name)
 	}
 	return Finding{Code: CodeSlotInUse, Severity: Critical, Human: true, Slot: slot.Name, Message: b.String()}, true
+}
+
+// capacityFinding warns on a provider (a node with a pglogical slot) with
+// at most one replication slot or walsender left: pglogical needs one of
+// each per subscription, and one more of each per table it copies at once.
+func capacityFinding(s *probe.Snapshot) (Finding, bool) {
+	c := s.Capacity
+	if c == nil || !slices.ContainsFunc(s.Slots, func(sl probe.Slot) bool { return sl.Plugin == "pglogical_output" }) {
+		return Finding{}, false
+	}
+	var low []string
+	if left := c.MaxSlots - c.Slots; left <= 1 {
+		low = append(low, fmt.Sprintf("%d of max_replication_slots %d left (%d in use, every database's)", max(left, 0), c.MaxSlots, c.Slots))
+	}
+	if left := c.MaxSenders - c.Senders; left <= 1 {
+		low = append(low, fmt.Sprintf("%d of max_wal_senders %d left (%d in use, standbys' too)", max(left, 0), c.MaxSenders, c.Senders))
+	}
+	if len(low) == 0 {
+		return Finding{}, false
+	}
+	return Finding{Code: CodeReplicationCapacityLow, Severity: Warning, Human: true,
+		Message: fmt.Sprintf("provider %s has %s: pglogical needs a slot and a walsender per subscription and one more of each per table it copies at once (an initial copy, a resynchronisation), which then fails with \"all replication slots are in use\" or \"number of requested standby connections exceeds max_wal_senders\"; raise the setting (a restart; RDS: the parameter group, then a reboot), or drop slots nothing uses (orphan_slot)",
+			s.Node, strings.Join(low, " and "))}, true
 }
 
 // describeWorkers says what holds a server's background worker slots.
@@ -661,7 +685,7 @@ func (d *diagnosis) nodes() []Node {
 	var out []Node
 	for _, s := range d.Snapshots {
 		n := Node{Name: s.Node, Up: s.Up(), PglogicalNode: s.LocalNode, ServerVersion: s.ServerVersion,
-			PglogicalVersion: s.PglogicalVersion, Slots: s.Slots, Workers: s.Workers, Findings: []Finding{}}
+			PglogicalVersion: s.PglogicalVersion, Slots: s.Slots, Workers: s.Workers, Capacity: s.Capacity, Findings: []Finding{}}
 		if !s.Up() {
 			n.Error = s.Err.Error()
 			n.PglogicalNode = d.h.LocalNodes[s.Node]
@@ -693,6 +717,9 @@ func (d *diagnosis) nodes() []Node {
 			n.Findings = append(n.Findings, Finding{Code: CodeWorkerSlotsExhausted, Severity: Warning, Human: true,
 				Message: fmt.Sprintf("%s has no background worker slot left, parallel queries aside (%s): a table resynchronisation or a new subscription cannot start, and a pglogical worker that exits (a crash, a provider outage) can lose its slot to a parallel query or another worker before it is started again; %s",
 					s.Node, describeWorkers(*w, s.WorkersNeeded()), raiseWorkers(*w))})
+		}
+		if f, ok := capacityFinding(&s); ok {
+			n.Findings = append(n.Findings, f)
 		}
 		for _, p := range s.UnreplicatedPartitions {
 			n.Findings = append(n.Findings, Finding{Code: CodePartitionNotReplicated, Severity: Warning, Human: true,

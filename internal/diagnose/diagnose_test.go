@@ -608,3 +608,31 @@ func TestNeverStartedSubscriptionIsNotSlotMissing(t *testing.T) {
 		t.Errorf("started, slot gone: %+v", f)
 	}
 }
+
+func TestReplicationCapacityLow(t *testing.T) {
+	w := healthy()
+	finding := func() (Finding, bool) {
+		for _, n := range w.run().Nodes {
+			for _, f := range n.Findings {
+				if n.Name == "p" && f.Code == CodeReplicationCapacityLow {
+					return f, true
+				}
+			}
+		}
+		return Finding{}, false
+	}
+	w.prov.Capacity = &probe.Capacity{Slots: 8, MaxSlots: 10, Senders: 3, MaxSenders: 10}
+	if f, ok := finding(); ok {
+		t.Errorf("2 slots left: %+v", f)
+	}
+	w.prov.Capacity = &probe.Capacity{Slots: 9, MaxSlots: 10, Senders: 10, MaxSenders: 10}
+	f, ok := finding()
+	if !ok || f.Severity != Warning || !strings.Contains(f.Message, "provider p has 1 of max_replication_slots 10 left (9 in use, every database's) and 0 of max_wal_senders 10 left (10 in use, standbys' too)") {
+		t.Errorf("low: %+v", f)
+	}
+	// A node without pglogical slots is no provider.
+	w.prov.Slots[0].Plugin = "test_decoding"
+	if f, ok := finding(); ok {
+		t.Errorf("no pglogical slot: %+v", f)
+	}
+}

@@ -67,6 +67,7 @@ const (
 	CodeSlotInUse              = "slot_in_use"
 	CodeProviderConnectFailed  = "provider_connection_failed"
 	CodeWorkerSlotsExhausted   = "worker_slots_exhausted"
+	CodeReplicationCapacityLow = "replication_capacity_low"
 	CodeApplyError             = "apply_error"
 	CodeApplyBlocked           = "apply_blocked"
 	CodeSubscriptionDown       = "subscription_down"
@@ -192,8 +193,10 @@ type Node struct {
 	// walsender streaming from each and its decoding counters).
 	Slots []probe.Slot `json:"slots,omitempty"`
 	// Workers are its background workers against max_worker_processes.
-	Workers  *probe.Workers `json:"workers,omitempty"`
-	Findings []Finding      `json:"findings"`
+	Workers *probe.Workers `json:"workers,omitempty"`
+	// Capacity is its replication slots and walsenders against their limits.
+	Capacity *probe.Capacity `json:"capacity,omitempty"`
+	Findings []Finding       `json:"findings"`
 }
 
 // Subscription finds a subscription by name (and subscriber, when not "").

@@ -63,6 +63,14 @@ var (
 		[]string{"node"}, nil)
 	descMaxWorkers = prometheus.NewDesc("pglmon_max_worker_processes",
 		"The node's max_worker_processes (absent with pglmon_background_workers).", []string{"node"}, nil)
+	descReplSlots = prometheus.NewDesc("pglmon_replication_slots",
+		"Replication slots on the node, every database's (max_replication_slots bounds them).", []string{"node"}, nil)
+	descMaxReplSlots = prometheus.NewDesc("pglmon_max_replication_slots",
+		"The node's max_replication_slots.", []string{"node"}, nil)
+	descWALSenders = prometheus.NewDesc("pglmon_wal_senders",
+		"Walsenders running on the node, standbys' too (max_wal_senders bounds them).", []string{"node"}, nil)
+	descMaxWALSenders = prometheus.NewDesc("pglmon_max_wal_senders",
+		"The node's max_wal_senders.", []string{"node"}, nil)
 	descCopiedRows = prometheus.NewDesc("pglmon_table_sync_copied_rows",
 		"Rows the running initial copy (or resynchronisation) of a table has copied so far (pg_stat_progress_copy on the subscriber, PostgreSQL 14+; absent when no copy runs).",
 		[]string{"subscriber", "subscription", "table"}, nil)
@@ -264,6 +272,12 @@ func (s *Set) Collect(ch chan<- prometheus.Metric) {
 		gauge(descLastProbe, float64(sn.Time.UnixNano())/1e9, sn.Node)
 		if x := sn.OldestXact; x != nil && x.XactSeconds != nil {
 			gauge(descOldestXact, *x.XactSeconds, sn.Node)
+		}
+		if c := sn.Capacity; c != nil {
+			gauge(descReplSlots, float64(c.Slots), sn.Node)
+			gauge(descMaxReplSlots, float64(c.MaxSlots), sn.Node)
+			gauge(descWALSenders, float64(c.Senders), sn.Node)
+			gauge(descMaxWALSenders, float64(c.MaxSenders), sn.Node)
 		}
 		if w := sn.Workers; w != nil {
 			gauge(descWorkers, float64(w.InUse), sn.Node)

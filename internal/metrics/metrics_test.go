@@ -36,7 +36,7 @@ func report() (diagnose.Report, []probe.Snapshot) {
 	catalogAge, xminAge := int64(1234), int64(99)
 	copiedRows, copiedBytes := int64(250000), int64(20<<20)
 	snaps := []probe.Snapshot{
-		{Node: "provider", Time: t, Slots: []probe.Slot{
+		{Node: "provider", Time: t, Capacity: &probe.Capacity{Slots: 3, MaxSlots: 10, Senders: 2, MaxSenders: 10}, Slots: []probe.Slot{
 			{Name: "pgl_s", Active: false, RetainedBytes: 4096, WALStatus: "reserved", SafeWALSize: &safe, CatalogXminAge: &catalogAge,
 				Decoding: &probe.Decoding{SpillTxns: 2, SpillCount: 7, SpillBytes: 300 << 20, TotalTxns: 1000, TotalBytes: 900 << 20}},
 			{Name: "standby", Type: "physical", Active: true, WALStatus: "reserved", XminAge: &xminAge},
@@ -129,6 +129,18 @@ pglmon_background_workers{node="subscriber"} 7
 # HELP pglmon_max_worker_processes The node's max_worker_processes (absent with pglmon_background_workers).
 # TYPE pglmon_max_worker_processes gauge
 pglmon_max_worker_processes{node="subscriber"} 8
+# HELP pglmon_replication_slots Replication slots on the node, every database's (max_replication_slots bounds them).
+# TYPE pglmon_replication_slots gauge
+pglmon_replication_slots{node="provider"} 3
+# HELP pglmon_max_replication_slots The node's max_replication_slots.
+# TYPE pglmon_max_replication_slots gauge
+pglmon_max_replication_slots{node="provider"} 10
+# HELP pglmon_wal_senders Walsenders running on the node, standbys' too (max_wal_senders bounds them).
+# TYPE pglmon_wal_senders gauge
+pglmon_wal_senders{node="provider"} 2
+# HELP pglmon_max_wal_senders The node's max_wal_senders.
+# TYPE pglmon_max_wal_senders gauge
+pglmon_max_wal_senders{node="provider"} 10
 # HELP pglmon_node_up 1 when the last probe of the node succeeded.
 # TYPE pglmon_node_up gauge
 pglmon_node_up{node="provider"} 1
@@ -146,6 +158,7 @@ var names = []string{"pglmon_apply_lock_wait_seconds", "pglmon_oldest_xact_age_s
 	"pglmon_slot_active", "pglmon_slot_retained_wal_bytes", "pglmon_slot_safe_wal_size_bytes", "pglmon_slot_wal_status",
 	"pglmon_slot_xmin_age", "pglmon_slot_catalog_xmin_age",
 	"pglmon_table_sync_copied_rows", "pglmon_table_sync_copied_bytes", "pglmon_background_workers", "pglmon_max_worker_processes",
+	"pglmon_replication_slots", "pglmon_max_replication_slots", "pglmon_wal_senders", "pglmon_max_wal_senders",
 	"pglmon_slot_spill_bytes_total", "pglmon_slot_spill_txns_total", "pglmon_slot_decoded_bytes_total", "pglmon_slot_decoded_txns_total",
 	"pglmon_subscription_health", "pglmon_subscription_status", "pglmon_node_up", "pglmon_probe_errors_total", "pglmon_up"}
 

@@ -144,6 +144,14 @@ func (p *Prober) probe(ctx context.Context, snap *Snapshot) error {
 			return err
 		})
 	}
+	b.Queue(capacityQuery).QueryRow(func(row pgx.Row) error {
+		var c Capacity
+		if err := row.Scan(&c.Slots, &c.MaxSlots, &c.Senders, &c.MaxSenders); err != nil {
+			return err
+		}
+		snap.Capacity = &c
+		return nil
+	})
 	b.Queue(workersQuery).QueryRow(func(row pgx.Row) error {
 		var w Workers
 		var inUse *int

@@ -54,6 +54,11 @@ const workersQuery = `SELECT CASE WHEN bool_and(backend_type IS NOT NULL) THEN c
 	coalesce(bool_or(backend_type = 'pglogical supervisor'), false)
 FROM pg_stat_activity`
 
+// capacityQuery counts the server's replication slots (every database's)
+// and walsenders against their limits.
+const capacityQuery = `SELECT (SELECT count(*) FROM pg_replication_slots)::int, current_setting('max_replication_slots')::int,
+	(SELECT count(*) FROM pg_stat_replication)::int, current_setting('max_wal_senders')::int`
+
 // oldestXactQuery finds the oldest transaction holding a transaction ID on
 // the server, a session's or a prepared one, by the age of that ID. Its
 // query text is not read: it can hold data.

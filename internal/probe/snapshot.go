@@ -46,6 +46,20 @@ type Snapshot struct {
 	// Workers counts the server's background workers against
 	// max_worker_processes; nil when this role cannot see them all.
 	Workers *Workers `json:"workers,omitempty"`
+	// Capacity counts the server's replication slots and walsenders
+	// against max_replication_slots and max_wal_senders.
+	Capacity *Capacity `json:"capacity,omitempty"`
+}
+
+// Capacity is what a provider has left for replication. Every subscription
+// holds a slot and a walsender, and pglogical makes a temporary slot (and
+// a walsender) per table it copies: an initial copy or a resynchronisation
+// of several tables needs several at once.
+type Capacity struct {
+	Slots      int `json:"replication_slots"`
+	MaxSlots   int `json:"max_replication_slots"`
+	Senders    int `json:"wal_senders"`
+	MaxSenders int `json:"max_wal_senders"`
 }
 
 // Workers are the background workers of a server. pglogical starts one
