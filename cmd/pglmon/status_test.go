@@ -1302,18 +1302,7 @@ func TestStatusNoWorkerSlotForTheApplyWorker(t *testing.T) {
 		_ = p.Subscriber.QueryRow(ctx, "SELECT string_agg(coalesce(backend_type, '?') || ' ' || pid, ', ') FROM pg_stat_activity", []any{&acts})
 		return "processes on the subscriber: " + acts
 	}
-	restartWith := func(n int) {
-		t.Helper()
-		if err := p.Subscriber.Exec(ctx, fmt.Sprintf("ALTER SYSTEM SET max_worker_processes = %d", n)); err != nil {
-			t.Fatal(err)
-		}
-		if err := p.Subscriber.Cluster.Stop(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if err := p.Subscriber.Cluster.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	restartWith := func(n int) { t.Helper(); restartWithSetting(t, p.Subscriber, "max_worker_processes", n) }
 	nodeFinding := func(s statusJSON) string {
 		for _, n := range s.Nodes {
 			for _, f := range n.Findings {
@@ -1368,18 +1357,7 @@ func TestStatusReplicationCapacityLow(t *testing.T) {
 	ctx := context.Background()
 	p := pgtest.NewPair(t, pgtest.PairOptions{Own: true, Rows: 10})
 	cfg := writeConfig(t, p, "")
-	restartWith := func(n int) {
-		t.Helper()
-		if err := p.Provider.Exec(ctx, fmt.Sprintf("ALTER SYSTEM SET max_replication_slots = %d", n)); err != nil {
-			t.Fatal(err)
-		}
-		if err := p.Provider.Cluster.Stop(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if err := p.Provider.Cluster.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	restartWith := func(n int) { t.Helper(); restartWithSetting(t, p.Provider, "max_replication_slots", n) }
 	finding := func() string {
 		_, s := status(t, cfg, "--no-wait")
 		for _, n := range s.Nodes {
@@ -1408,5 +1386,21 @@ func TestStatusReplicationCapacityLow(t *testing.T) {
 	restartWith(10)
 	if err := pgtest.Poll(ctx, 30*time.Second, func() bool { return finding() == "" }); err != nil {
 		t.Fatalf("still reported with 10 slots: %s", finding())
+	}
+}
+
+// restartWithSetting sets a server setting that takes effect at a start
+// (ALTER SYSTEM) and restarts the database's cluster.
+func restartWithSetting(t *testing.T, d pgtest.DB, name string, value int) {
+	t.Helper()
+	ctx := context.Background()
+	if err := d.Exec(ctx, fmt.Sprintf("ALTER SYSTEM SET %s = %d", name, value)); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Cluster.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Cluster.Start(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
