@@ -114,20 +114,21 @@ func run(ctx context.Context, args []string) error {
 		}
 		return breakIt(ctx, args[1])
 	case "fix":
-		if len(args) != 2 || (args[1] != "refuse" && args[1] != "copy" && args[1] != "password") {
-			return errors.New("fix what? refuse, copy or password")
+		if len(args) == 2 {
+			switch args[1] {
+			case "refuse":
+				p, err := pair()
+				if err != nil {
+					return err
+				}
+				return p.Subscriber.Exec(ctx, "ALTER TABLE items_0 DROP CONSTRAINT IF EXISTS demo_small_n")
+			case "copy":
+				return fixCopy(ctx)
+			case "password":
+				return fixPassword(ctx)
+			}
 		}
-		switch args[1] {
-		case "copy":
-			return fixCopy(ctx)
-		case "password":
-			return fixPassword(ctx)
-		}
-		p, err := pair()
-		if err != nil {
-			return err
-		}
-		return p.Subscriber.Exec(ctx, "ALTER TABLE items_0 DROP CONSTRAINT IF EXISTS demo_small_n")
+		return errors.New("fix what? refuse, copy or password")
 	case "insert":
 		n := 100
 		if len(args) > 1 {

@@ -172,9 +172,14 @@ func (w WorkerError) ConnectFailure() (cause string, permanent, ok bool) {
 // connectFinding replaces a stuck_down whose worker cannot log in to its
 // provider: a restart would fail the same way.
 func connectFinding(s diagnose.Subscription, file string, we WorkerError, cause string) diagnose.Finding {
+	// The conninfo is empty for a role that may not read it: the
+	// interface's name still says which connection string to replace.
 	via := ""
+	if s.ProviderInterface != "" {
+		via = " through interface " + s.ProviderInterface
+	}
 	if s.ProviderConninfo != "" {
-		via = fmt.Sprintf(" through interface %s (%s)", s.ProviderInterface, s.ProviderConninfo)
+		via += " (" + s.ProviderConninfo + ")"
 	}
 	return diagnose.Finding{Code: diagnose.CodeProviderConnectFailed, Severity: diagnose.Critical, Human: true,
 		Message: fmt.Sprintf("subscription %s is down: its apply worker cannot connect to provider %s%s: %s. Restarting does not help until that is fixed (pglogical retries by itself, backing off up to 180 s; pglmon itself reaches the provider). The error in the subscriber's log (%s): %s",

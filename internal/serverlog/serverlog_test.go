@@ -203,6 +203,13 @@ func TestConnectFailures(t *testing.T) {
 		!strings.HasSuffix(f.Message, `(log/x.log): t [1] `+pre+`FATAL:  password authentication failed for user "repl"`) {
 		t.Errorf("rotated password: %+v", f)
 	}
+	// A role that may not read the connection string: the interface is still named.
+	r = report()
+	r.Subscriptions[0].ProviderConninfo = ""
+	Annotate(r, "s", "log/x.log", Errors{{Subscription: "sub_0", Error: pre + `FATAL:  password authentication failed for user "repl"`}})
+	if f := r.Subscriptions[0].Findings[0]; !strings.Contains(f.Message, "cannot connect to provider p through interface pw_if: the provider refuses") {
+		t.Errorf("without conninfo: %+v", f)
+	}
 	// Refused connections after a provider restart: pglogical's backoff, which a restart ends.
 	r = report()
 	Annotate(r, "s", "log/x.log", Errors{{Subscription: "sub_0", Error: pre + "Connection refused"}})
