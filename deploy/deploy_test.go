@@ -18,6 +18,7 @@ import (
 	"github.com/pglmon/pglmon/internal/diagnose"
 	"github.com/pglmon/pglmon/internal/metrics"
 	"github.com/pglmon/pglmon/internal/probe"
+	"github.com/pglmon/pglmon/internal/rdsstorage"
 )
 
 func tool(t *testing.T, name, pkg string) string {
@@ -117,6 +118,7 @@ func exportedNames(t *testing.T) map[string]bool {
 	s.Observe(diagnose.Report{
 		Subscriptions: []diagnose.Subscription{{Name: "a", Subscriber: "s", Provider: "p", Status: "down", LagBytes: &lag, LagSeconds: &secs, LockWait: &probe.LockWait{Seconds: &secs},
 			Findings: []diagnose.Finding{{Code: "x", Severity: diagnose.Critical}}}},
+		Nodes: []diagnose.Node{{Name: "p", Storage: &rdsstorage.Reading{FreeBytes: 1, AllocatedBytes: 2}}},
 	}, []probe.Snapshot{{Node: "p", Time: time.Now(), Slots: []probe.Slot{{Name: "sl", SafeWALSize: &safe, XminAge: &lag, CatalogXminAge: &lag, Decoding: &probe.Decoding{}}},
 		OldestXact: &probe.Xact{Session: probe.Session{XactSeconds: &secs}},
 		TableSync:  []probe.TableSync{{Subscription: "a", Schema: "public", Table: "t", CopiedRows: &lag, CopiedBytes: &lag}}}})

@@ -77,6 +77,13 @@ func TestStatusSaysWhatRDSReportsOfAnUnreachableNode(t *testing.T) {
 	a := srv.Env(t) // sets the environment: not parallel
 	srv.AddInstance("prov-db", "15.7", "pg15-pglogical", nil)
 	srv.SetStatus("prov-db", "storage-full")
+	// What filled it: CloudWatch's FreeStorageSpace fell to 100 MiB.
+	var free []awstest.Datapoint
+	for i := 30; i >= 1; i-- {
+		free = append(free, awstest.Datapoint{At: time.Now().Add(-time.Duration(i) * time.Minute), Value: float64(int64(i) << 30)})
+	}
+	free[len(free)-1].Value = 100 << 20
+	srv.SetMetric("prov-db", "FreeStorageSpace", free)
 	prov, sub := pgtest.Shared(t)
 	p := pgtest.NewPair(t, pgtest.PairOptions{Provider: prov, Subscriber: sub})
 	body := a.YAML() + fmt.Sprintf(`nodes:
@@ -97,12 +104,16 @@ probe:
 		return path
 	}
 	path := write("prov-db")
+	var storage []string // storage_low findings: severity and message
 	node := func(out string) (status, msg string) {
 		var s struct {
 			Nodes []struct {
 				Name      string
 				RDSStatus string `json:"rds_status"`
-				Findings  []struct{ Code, Message string }
+				Findings  []struct{ Code, Severity, Message string }
+				Storage   *struct {
+					FreeBytes float64 `json:"free_bytes"`
+				}
 			}
 		}
 		if err := json.Unmarshal([]byte(out), &s); err != nil {
@@ -110,9 +121,13 @@ probe:
 		}
 		for _, n := range s.Nodes {
 			if n.Name == "provider" {
+				storage = nil
 				for _, f := range n.Findings {
 					if f.Code == "node_unreachable" {
 						msg = f.Message
+					}
+					if f.Code == "storage_low" && n.Storage != nil && n.Storage.FreeBytes == 100<<20 {
+						storage = append(storage, f.Severity, f.Message)
 					}
 				}
 				return n.RDSStatus, msg
@@ -125,6 +140,9 @@ probe:
 	if code != 2 || st != "storage-full" || !strings.Contains(msg, "pglmon cannot reach node provider: ") ||
 		!strings.Contains(msg, "; RDS reports instance prov-db as storage-full") || !strings.Contains(msg, "--allocated-storage") {
 		t.Errorf("storage-full: exit %d, rds_status %q, message %q\n%s", code, st, msg, errOut)
+	}
+	if len(storage) != 2 || storage[0] != "critical" || !strings.Contains(storage[1], "RDS instance prov-db has 100.0 MiB free of 100.0 GiB (0.1%") {
+		t.Errorf("storage_low: %q\n%s", storage, errOut)
 	}
 	srv.SetStatus("prov-db", "modifying")
 	_, out, _ = pglmon(t, "status", "--config", path, "--no-wait", "--output", "json")

@@ -16,6 +16,7 @@ import (
 	"github.com/pglmon/pglmon/internal/monitor"
 	"github.com/pglmon/pglmon/internal/probe"
 	"github.com/pglmon/pglmon/internal/rdsadmin"
+	"github.com/pglmon/pglmon/internal/rdsstorage"
 	"github.com/pglmon/pglmon/internal/serverlog"
 )
 
@@ -43,6 +44,7 @@ func runStatus(ctx context.Context, e env, args []string) error {
 	}
 	explainDown(ctx, e, cfg, &r)
 	explainUnreachable(ctx, e, cfg, &r)
+	readStorage(ctx, e, cfg, &r)
 	if *sub != "" {
 		r = filterSubscription(r, *sub)
 		if len(r.Subscriptions) == 0 {
@@ -116,6 +118,33 @@ func explainUnreachable(ctx context.Context, e env, cfg *config.Config, r *diagn
 			continue
 		}
 		r.ExplainUnreachable(n.Name, in.Status, in.Unreachable())
+	}
+}
+
+// readStorage adds, for each node with rds:, its free storage as CloudWatch
+// reports it, and storage_low when it is low (aws.storage_check_every 0
+// turns it off). A reading that fails is said on stderr.
+func readStorage(ctx context.Context, e env, cfg *config.Config, r *diagnose.Report) {
+	if cfg.AWS.StorageCheckEvery.D() <= 0 {
+		return
+	}
+	var f *awsclient.Factory
+	for _, rn := range r.Nodes {
+		n, ok := cfg.Node(rn.Name)
+		if !ok || n.RDS == nil {
+			continue
+		}
+		if f == nil {
+			f = awsclient.New(cfg.AWS, awsclient.Options{})
+		}
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		st, err := rdsstorage.ReadNode(cctx, f, cfg, n, time.Now())
+		cancel()
+		if err != nil {
+			fmt.Fprintf(e.stderr, "pglmon: the free storage of %s is not known: %v\n", n.Name, err)
+			continue
+		}
+		r.AddStorage(n.Name, st, cfg.Thresholds)
 	}
 }
 

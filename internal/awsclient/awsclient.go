@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/rds"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/smithy-go"
@@ -99,6 +100,19 @@ func (f *Factory) SecretsManager(ctx context.Context, region string) (*secretsma
 	return secretsmanager.NewFromConfig(c, func(o *secretsmanager.Options) {
 		if f.cfg.Endpoints.SecretsManager != "" {
 			o.BaseEndpoint = aws.String(f.cfg.Endpoints.SecretsManager)
+		}
+	}), nil
+}
+
+// CloudWatch returns a CloudWatch client for region.
+func (f *Factory) CloudWatch(ctx context.Context, region string) (*cloudwatch.Client, error) {
+	c, err := f.Config(ctx, region)
+	if err != nil {
+		return nil, err
+	}
+	return cloudwatch.NewFromConfig(c, func(o *cloudwatch.Options) {
+		if f.cfg.Endpoints.CloudWatch != "" {
+			o.BaseEndpoint = aws.String(f.cfg.Endpoints.CloudWatch)
 		}
 	}), nil
 }

@@ -1,8 +1,9 @@
 // Package awstest is a local HTTP server that speaks the wire protocols of
 // the AWS services pglmon calls: the RDS Query API (form-encoded requests,
-// XML replies) and Secrets Manager (JSON 1.1 with X-Amz-Target). Tests reach
+// XML replies), Secrets Manager (JSON 1.1 with X-Amz-Target) and CloudWatch
+// (Smithy RPC v2 CBOR, cloudwatch.go). Tests reach
 // it through the SDK's BaseEndpoint. It keeps state (instances, parameter
-// groups, snapshots, secrets), checks that each request is SigV4-signed for
+// groups, snapshots, secrets, metrics), checks that each request is SigV4-signed for
 // the right service and region, and can throttle or fail on demand.
 package awstest
 
@@ -29,6 +30,9 @@ type Instance struct {
 	EngineVersion  string
 	ParameterGroup string
 	ApplyStatus    string
+	// AllocatedGiB and MaxAllocatedGiB are its storage and the storage
+	// autoscaling limit (0: off); AddInstance allocates 100 GiB.
+	AllocatedGiB, MaxAllocatedGiB int
 	// rebootPolls counts describes left before a reboot completes.
 	rebootPolls int
 }
@@ -55,11 +59,14 @@ type Server struct {
 	groups    map[string]map[string]string // group -> parameter -> value
 	snapshots map[string]*Snapshot
 	secrets   map[string]string
-	logs      map[string][]logFile // instance -> its log files, oldest first
-	throttle  int
-	fail      map[string]int // action -> remaining InternalFailure replies
-	calls     []string
-	authErrs  []string
+	logs      map[string][]logFile   // instance -> its log files, oldest first
+	metrics   map[string][]Datapoint // "namespace/metric/instance" -> datapoints, oldest first
+	// metricQueries describes each GetMetricData query received.
+	metricQueries []string
+	throttle      int
+	fail          map[string]int // action -> remaining InternalFailure replies
+	calls         []string
+	authErrs      []string
 	// RebootPolls and SnapshotPolls are how many status reads a reboot or a
 	// snapshot stays in progress for.
 	RebootPolls, SnapshotPolls int
@@ -70,7 +77,7 @@ type Server struct {
 // New starts a server for region; it stops when the test ends.
 func New(t testing.TB, region string) *Server {
 	s := &Server{Region: region, instances: map[string]*Instance{}, groups: map[string]map[string]string{},
-		snapshots: map[string]*Snapshot{}, secrets: map[string]string{}, fail: map[string]int{}, logs: map[string][]logFile{},
+		snapshots: map[string]*Snapshot{}, secrets: map[string]string{}, fail: map[string]int{}, logs: map[string][]logFile{}, metrics: map[string][]Datapoint{},
 		RebootPolls: 2, SnapshotPolls: 2, PageSize: 3}
 	hs := httptest.NewServer(http.HandlerFunc(s.serve))
 	t.Cleanup(hs.Close)
@@ -98,7 +105,7 @@ func (s *Server) SetLog(id, name string, written int64, text string) {
 func (s *Server) AddInstance(id, engineVersion, group string, params map[string]string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.instances[id] = &Instance{Identifier: id, Status: "available", EngineVersion: engineVersion, ParameterGroup: group, ApplyStatus: "in-sync"}
+	s.instances[id] = &Instance{Identifier: id, Status: "available", EngineVersion: engineVersion, ParameterGroup: group, ApplyStatus: "in-sync", AllocatedGiB: 100}
 	if _, ok := s.groups[group]; !ok {
 		g := map[string]string{"max_connections": "100", "work_mem": "4096", "rds.force_ssl": "1", "wal_sender_timeout": "30000"}
 		for k, v := range params {
@@ -201,6 +208,13 @@ func (s *Server) Reboot(id string) {
 	in.Status, in.rebootPolls = "rebooting", s.RebootPolls
 }
 
+// SetStorage sets an instance's allocated storage and autoscaling limit (GiB).
+func (s *Server) SetStorage(id string, allocated, maxAllocated int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.instances[id].AllocatedGiB, s.instances[id].MaxAllocatedGiB = allocated, maxAllocated
+}
+
 // SetStatus sets an instance's status as RDS would (storage-full, stopped, ...).
 func (s *Server) SetStatus(id, status string) {
 	s.mu.Lock()
@@ -243,6 +257,10 @@ func (s *Server) checkAuth(r *http.Request, service string) {
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
+	if strings.HasPrefix(r.URL.Path, "/service/") {
+		s.serveRPCv2(w, r, body)
+		return
+	}
 	if target := r.Header.Get("X-Amz-Target"); target != "" {
 		s.serveSecrets(w, r, target, body)
 		return
@@ -308,6 +326,10 @@ func (s *Server) serveRDS(w http.ResponseWriter, r *http.Request, f url.Values) 
 			writeRDSError(w, 404, "DBInstanceNotFound", "DBInstance "+id+" not found.")
 			return
 		}
+		storage := fmt.Sprintf("<AllocatedStorage>%d</AllocatedStorage>", in.AllocatedGiB)
+		if in.MaxAllocatedGiB > 0 {
+			storage += fmt.Sprintf("<MaxAllocatedStorage>%d</MaxAllocatedStorage>", in.MaxAllocatedGiB)
+		}
 		if in.Status == "rebooting" {
 			if in.rebootPolls--; in.rebootPolls < 0 {
 				in.Status = "available"
@@ -315,7 +337,7 @@ func (s *Server) serveRDS(w http.ResponseWriter, r *http.Request, f url.Values) 
 			}
 		}
 		inner = fmt.Sprintf(`<DBInstances><DBInstance><DBInstanceIdentifier>%s</DBInstanceIdentifier><DBInstanceStatus>%s</DBInstanceStatus>`+
-			`<Engine>postgres</Engine><EngineVersion>%s</EngineVersion><DBParameterGroups><DBParameterGroup><DBParameterGroupName>%s</DBParameterGroupName>`+
+			`<Engine>postgres</Engine><EngineVersion>%s</EngineVersion>`+storage+`<DBParameterGroups><DBParameterGroup><DBParameterGroupName>%s</DBParameterGroupName>`+
 			`<ParameterApplyStatus>%s</ParameterApplyStatus></DBParameterGroup></DBParameterGroups></DBInstance></DBInstances>`,
 			esc(in.Identifier), esc(in.Status), esc(in.EngineVersion), esc(in.ParameterGroup), esc(in.ApplyStatus))
 	case "DescribeDBParameters":
@@ -571,5 +593,5 @@ type AWSConfig struct{ Region, Endpoint string }
 
 // YAML renders the `aws:` section.
 func (a AWSConfig) YAML() string {
-	return fmt.Sprintf("aws:\n  region: %s\n  max_attempts: 3\n  endpoints:\n    rds: %s\n    secretsmanager: %s\n", a.Region, a.Endpoint, a.Endpoint)
+	return fmt.Sprintf("aws:\n  region: %s\n  max_attempts: 3\n  endpoints:\n    rds: %s\n    secretsmanager: %s\n    cloudwatch: %s\n", a.Region, a.Endpoint, a.Endpoint, a.Endpoint)
 }

@@ -95,12 +95,16 @@ type AWS struct {
 	// RDSCheckEvery is how often the daemon reads the parameter groups of
 	// nodes with rds: (0 turns it off); default 15m.
 	RDSCheckEvery Duration `yaml:"rds_check_every"`
+	// StorageCheckEvery is how often the daemon reads the free storage of
+	// nodes with rds: from CloudWatch (0 turns it off); default 5m.
+	StorageCheckEvery Duration `yaml:"storage_check_every"`
 }
 
 // AWSEndpoints are service endpoint URLs.
 type AWSEndpoints struct {
 	RDS            string `yaml:"rds"`
 	SecretsManager string `yaml:"secretsmanager"`
+	CloudWatch     string `yaml:"cloudwatch"`
 }
 
 // SecretsManagerSource is a secret in AWS Secrets Manager.
@@ -211,6 +215,13 @@ type Thresholds struct {
 	// before it is a warning and critical; 0 turns either off.
 	ApplyBlocked         Duration `yaml:"apply_blocked"`
 	ApplyBlockedCritical Duration `yaml:"apply_blocked_critical"`
+	// StorageFreePercent is the free storage, in percent of the allocated
+	// storage, under which an RDS node is warned of (critical under half of
+	// it); 0 turns it off.
+	StorageFreePercent float64 `yaml:"storage_free_percent"`
+	// StorageFullWithin warns when, at the last hour's rate, an RDS node's
+	// storage runs out within it (critical within a quarter of it); 0 turns it off.
+	StorageFullWithin Duration `yaml:"storage_full_within"`
 }
 
 // HTTP configures the daemon's HTTP server.
@@ -319,6 +330,8 @@ func Default() *Config {
 			// is an outage for most readers of the subscriber.
 			ApplyBlocked:         Duration(time.Minute),
 			ApplyBlockedCritical: Duration(15 * time.Minute),
+			StorageFreePercent:   10,
+			StorageFullWithin:    Duration(12 * time.Hour),
 		},
 		HTTP: HTTP{Listen: DefaultListen},
 		Repair: Repair{
@@ -328,7 +341,7 @@ func Default() *Config {
 			VerifyTimeout:      Duration(60 * time.Second),
 		},
 		Log:    Log{Level: "info"},
-		AWS:    AWS{MaxAttempts: 5, RDSCheckEvery: Duration(15 * time.Minute)},
+		AWS:    AWS{MaxAttempts: 5, RDSCheckEvery: Duration(15 * time.Minute), StorageCheckEvery: Duration(5 * time.Minute)},
 		Slack:  Slack{APIURL: "https://slack.com/api/", Mode: "http"},
 		Verify: Verify{Mode: "checksum", ChunkRows: 100000, StatementTimeout: Duration(30 * time.Second), MaxKeys: 100, Parallel: 1},
 	}
@@ -619,6 +632,9 @@ func (c *Config) validate() Errors {
 	if w, cr := c.Thresholds.ApplyBlocked.D(), c.Thresholds.ApplyBlockedCritical.D(); w > 0 && cr > 0 && cr < w {
 		add(c.errorAt("thresholds.apply_blocked_critical", "%s is below thresholds.apply_blocked (%s)", cr, w))
 	}
+	if v := c.Thresholds.StorageFreePercent; v < 0 || v >= 100 {
+		add(c.errorAt("thresholds.storage_free_percent", "%g must be between 0 (off) and 100", v))
+	}
 	if c.Repair.MaxAttemptsPerHour < 0 {
 		add(c.errorAt("repair.max_attempts_per_hour", "must not be negative"))
 	}
@@ -723,7 +739,7 @@ func (c *Config) validate() Errors {
 	if c.AWS.MaxAttempts < 0 || c.AWS.MaxAttempts > 20 {
 		add(c.errorAt("aws.max_attempts", "must be between 1 and 20"))
 	}
-	for _, e := range [][2]string{{"aws.endpoints.rds", c.AWS.Endpoints.RDS}, {"aws.endpoints.secretsmanager", c.AWS.Endpoints.SecretsManager}} {
+	for _, e := range [][2]string{{"aws.endpoints.rds", c.AWS.Endpoints.RDS}, {"aws.endpoints.secretsmanager", c.AWS.Endpoints.SecretsManager}, {"aws.endpoints.cloudwatch", c.AWS.Endpoints.CloudWatch}} {
 		f, v := e[0], e[1]
 		if u, err := url.Parse(v); v != "" && (err != nil || u.Scheme == "" || u.Host == "") {
 			add(c.errorAt(f, "%q is not a URL (https://host[:port])", v))

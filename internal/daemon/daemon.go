@@ -91,6 +91,7 @@ type Daemon struct {
 	verifier verifier
 	rds      rdsWatcher
 	rdsState rdsStatusWatcher
+	storage  storageWatcher
 	logs     logWatcher
 	slack    *pslack.Notifier
 	buttons  *pslack.Interactions
@@ -303,6 +304,8 @@ func (d *Daemon) cycle(ctx context.Context) {
 	d.rds.annotate(&r)
 	d.rdsState.maybeRun(ctx, d, snaps, &d.bg)
 	d.rdsState.annotate(&r)
+	d.storage.maybeRun(ctx, d, &d.bg)
+	d.storage.annotate(&r, d.cfg.Load().Thresholds)
 	d.logs.maybeRun(ctx, d, &r, &d.bg)
 	d.logs.annotate(&r)
 	d.repairer.consider(ctx, &r)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pglmon/pglmon/internal/probe"
+	"github.com/pglmon/pglmon/internal/rdsstorage"
 )
 
 // Health of a subscription or of the whole report.
@@ -91,6 +92,9 @@ const (
 	// RDS parameter group findings (daemon, nodes with rds:).
 	CodeRDSParametersMissing = "rds_parameters_missing"
 	CodeRDSPendingReboot     = "rds_pending_reboot"
+	// CodeStorageLow: an RDS node's free storage is low or runs out soon
+	// (daemon, CloudWatch FreeStorageSpace).
+	CodeStorageLow = "storage_low"
 )
 
 // Remedy names. Only RemedyRestart, RemedyRecreateOrigin and RemedyEnable may
@@ -196,7 +200,10 @@ type Node struct {
 	Workers *probe.Workers `json:"workers,omitempty"`
 	// Capacity is its replication slots and walsenders against their limits.
 	Capacity *probe.Capacity `json:"capacity,omitempty"`
-	Findings []Finding       `json:"findings"`
+	// Storage is the RDS instance's free storage as last read (daemon,
+	// nodes with rds:).
+	Storage  *rdsstorage.Reading `json:"storage,omitempty"`
+	Findings []Finding           `json:"findings"`
 }
 
 // Subscription finds a subscription by name (and subscriber, when not "").

@@ -63,6 +63,10 @@ var (
 		[]string{"node"}, nil)
 	descMaxWorkers = prometheus.NewDesc("pglmon_max_worker_processes",
 		"The node's max_worker_processes (absent with pglmon_background_workers).", []string{"node"}, nil)
+	descFreeStorage = prometheus.NewDesc("pglmon_rds_free_storage_bytes",
+		"Free storage of the node's RDS instance (CloudWatch FreeStorageSpace, the last minute's minimum; daemon, nodes with rds:).", []string{"node"}, nil)
+	descAllocatedStorage = prometheus.NewDesc("pglmon_rds_allocated_storage_bytes",
+		"Storage allocated to the node's RDS instance.", []string{"node"}, nil)
 	descReplSlots = prometheus.NewDesc("pglmon_replication_slots",
 		"Replication slots on the node, every database's (max_replication_slots bounds them).", []string{"node"}, nil)
 	descMaxReplSlots = prometheus.NewDesc("pglmon_max_replication_slots",
@@ -262,6 +266,10 @@ func (s *Set) Collect(ch chan<- prometheus.Metric) {
 	for _, n := range r.Nodes {
 		for _, f := range n.Findings {
 			findings[[4]string{n.Name, "", f.Code, string(f.Severity)}] = true
+		}
+		if st := n.Storage; st != nil {
+			gauge(descFreeStorage, st.FreeBytes, n.Name)
+			gauge(descAllocatedStorage, float64(st.AllocatedBytes), n.Name)
 		}
 	}
 	for k := range findings {

@@ -109,6 +109,9 @@ type Instance struct {
 	// ApplyStatus is the parameter group's status on the instance:
 	// in-sync, pending-reboot or applying.
 	ApplyStatus string
+	// AllocatedGiB is the instance's storage; MaxAllocatedGiB the limit
+	// storage autoscaling may grow it to (0: autoscaling off).
+	AllocatedGiB, MaxAllocatedGiB int64
 }
 
 // Default reports whether the instance uses a default parameter group,
@@ -152,6 +155,10 @@ func (c *Client) Describe(ctx context.Context, id string) (Instance, error) {
 		Status:        aws.ToString(d.DBInstanceStatus),
 		Engine:        aws.ToString(d.Engine),
 		EngineVersion: aws.ToString(d.EngineVersion),
+		AllocatedGiB:  int64(aws.ToInt32(d.AllocatedStorage)),
+	}
+	if m := int64(aws.ToInt32(d.MaxAllocatedStorage)); m > in.AllocatedGiB {
+		in.MaxAllocatedGiB = m
 	}
 	if len(d.DBParameterGroups) > 0 {
 		in.ParameterGroup = aws.ToString(d.DBParameterGroups[0].DBParameterGroupName)
