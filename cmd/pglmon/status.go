@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -140,6 +141,9 @@ func readStorage(ctx context.Context, e env, cfg *config.Config, r *diagnose.Rep
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		st, err := rdsstorage.ReadNode(cctx, f, cfg, n, time.Now())
 		cancel()
+		if errors.Is(err, rdsstorage.ErrAurora) {
+			continue
+		}
 		if err != nil {
 			fmt.Fprintf(e.stderr, "pglmon: the free storage of %s is not known: %v\n", n.Name, err)
 			continue

@@ -27,6 +27,7 @@ import (
 type Instance struct {
 	Identifier     string
 	Status         string
+	Engine         string // postgres (AddInstance) or aurora-postgresql
 	EngineVersion  string
 	ParameterGroup string
 	ApplyStatus    string
@@ -105,7 +106,7 @@ func (s *Server) SetLog(id, name string, written int64, text string) {
 func (s *Server) AddInstance(id, engineVersion, group string, params map[string]string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.instances[id] = &Instance{Identifier: id, Status: "available", EngineVersion: engineVersion, ParameterGroup: group, ApplyStatus: "in-sync", AllocatedGiB: 100}
+	s.instances[id] = &Instance{Identifier: id, Status: "available", Engine: "postgres", EngineVersion: engineVersion, ParameterGroup: group, ApplyStatus: "in-sync", AllocatedGiB: 100}
 	if _, ok := s.groups[group]; !ok {
 		g := map[string]string{"max_connections": "100", "work_mem": "4096", "rds.force_ssl": "1", "wal_sender_timeout": "30000"}
 		for k, v := range params {
@@ -206,6 +207,13 @@ func (s *Server) Reboot(id string) {
 	s.calls = append(s.calls, "RebootDBInstance")
 	in := s.instances[id]
 	in.Status, in.rebootPolls = "rebooting", s.RebootPolls
+}
+
+// SetEngine sets an instance's engine (aurora-postgresql: an Aurora instance).
+func (s *Server) SetEngine(id, engine string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.instances[id].Engine = engine
 }
 
 // SetStorage sets an instance's allocated storage and autoscaling limit (GiB).
@@ -337,9 +345,9 @@ func (s *Server) serveRDS(w http.ResponseWriter, r *http.Request, f url.Values) 
 			}
 		}
 		inner = fmt.Sprintf(`<DBInstances><DBInstance><DBInstanceIdentifier>%s</DBInstanceIdentifier><DBInstanceStatus>%s</DBInstanceStatus>`+
-			`<Engine>postgres</Engine><EngineVersion>%s</EngineVersion>`+storage+`<DBParameterGroups><DBParameterGroup><DBParameterGroupName>%s</DBParameterGroupName>`+
+			`<Engine>%s</Engine><EngineVersion>%s</EngineVersion>`+storage+`<DBParameterGroups><DBParameterGroup><DBParameterGroupName>%s</DBParameterGroupName>`+
 			`<ParameterApplyStatus>%s</ParameterApplyStatus></DBParameterGroup></DBParameterGroups></DBInstance></DBInstances>`,
-			esc(in.Identifier), esc(in.Status), esc(in.EngineVersion), esc(in.ParameterGroup), esc(in.ApplyStatus))
+			esc(in.Identifier), esc(in.Status), esc(in.Engine), esc(in.EngineVersion), esc(in.ParameterGroup), esc(in.ApplyStatus))
 	case "DescribeDBParameters":
 		name := f.Get("DBParameterGroupName")
 		g, ok := s.groups[name]

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -53,6 +54,9 @@ func (w *storageWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config,
 		cctx, cancel := context.WithTimeout(ctx, time.Minute)
 		r, err := rdsstorage.ReadNode(cctx, f, cfg, n, time.Now())
 		cancel()
+		if errors.Is(err, rdsstorage.ErrAurora) {
+			continue
+		}
 		if err != nil {
 			errs[n.Name] = err.Error()
 			continue

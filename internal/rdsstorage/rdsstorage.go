@@ -6,8 +6,10 @@ package rdsstorage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -147,6 +149,10 @@ func Read(ctx context.Context, cw API, id string, allocated, maxAllocated int64,
 	return r, nil
 }
 
+// ErrAurora is ReadNode's error for an Aurora instance: its cluster volume
+// grows by itself (to 128 TiB) and has no FreeStorageSpace; callers skip it.
+var ErrAurora = errors.New("an Aurora instance: its cluster volume grows by itself")
+
 // ReadNode reads the storage of node n (which has rds:): its allocated
 // storage from RDS (DescribeDBInstances), its free storage from CloudWatch.
 func ReadNode(ctx context.Context, f *awsclient.Factory, cfg *config.Config, n config.Node, now time.Time) (Reading, error) {
@@ -157,6 +163,9 @@ func ReadNode(ctx context.Context, f *awsclient.Factory, cfg *config.Config, n c
 	in, err := rc.Describe(ctx, n.RDS.Identifier)
 	if err != nil {
 		return Reading{}, err
+	}
+	if strings.HasPrefix(in.Engine, "aurora") {
+		return Reading{}, ErrAurora
 	}
 	cw, err := f.CloudWatch(ctx, cfg.NodeRegion(n))
 	if err != nil {

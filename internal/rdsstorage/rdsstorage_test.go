@@ -2,6 +2,7 @@ package rdsstorage
 
 import (
 	"context"
+	"errors"
 	"math"
 	"strings"
 	"testing"
@@ -106,5 +107,39 @@ func TestReadFreeStorageAndTrend(t *testing.T) {
 	_, err = Read(context.Background(), cw, "prov-db", 100, 0, now)
 	if err == nil || !strings.Contains(err.Error(), "RDS instance prov-db") || !strings.Contains(err.Error(), "InternalServiceError") {
 		t.Errorf("failing service: %v", err)
+	}
+}
+
+// ReadNode takes the allocated storage (and the autoscaling limit) from
+// DescribeDBInstances, and skips Aurora, whose volume grows by itself.
+func TestReadNode(t *testing.T) {
+	srv := awstest.New(t, "eu-west-1")
+	a := srv.Env(t)
+	cfg, err := config.Parse("pglmon.yaml", []byte(a.YAML()+"nodes:\n  - name: p\n    dsn: host=x\n    rds: {identifier: prov-db}\n  - name: au\n    dsn: host=y\n    rds: {identifier: aurora-1}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.AddInstance("prov-db", "15.7", "pg15", nil)
+	srv.SetStorage("prov-db", 500, 1000)
+	srv.AddInstance("aurora-1", "15.7", "aurora15", nil)
+	srv.SetEngine("aurora-1", "aurora-postgresql")
+	now := time.Now()
+	srv.SetMetric("prov-db", "FreeStorageSpace", falling(now, 20, 400*gib, 0))
+	f := awsclient.New(cfg.AWS, awsclient.Options{})
+	p, _ := cfg.Node("p")
+	r, err := ReadNode(context.Background(), f, cfg, p, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.AllocatedBytes != 500*gib || r.MaxAllocatedBytes != 1000*gib || r.FreeBytes != 400*gib || r.Instance != "prov-db" {
+		t.Errorf("reading: %+v", r)
+	}
+	au, _ := cfg.Node("au")
+	calls := srv.Count("GetMetricData")
+	if _, err := ReadNode(context.Background(), f, cfg, au, now); !errors.Is(err, ErrAurora) {
+		t.Errorf("aurora: %v", err)
+	}
+	if srv.Count("GetMetricData") != calls {
+		t.Error("CloudWatch was asked about an Aurora instance")
 	}
 }
