@@ -3,6 +3,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,10 +12,13 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	"text/tabwriter"
+	"time"
 
 	"github.com/pglmon/pglmon/internal/awsclient"
 	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/credentials"
+	"github.com/pglmon/pglmon/internal/preflight"
 )
 
 // Exit codes beyond the Nagios ones (0 ok, 1 warning, 2 critical, 3 unknown).
@@ -52,7 +56,7 @@ func commands() []command {
 		{"verify", "compare the data of replicated tables on provider and subscriber", runVerify},
 		{"setup", "plan or apply the pglogical topology in the configuration, checking prerequisites first", runSetup},
 		{"upgrade", "prepare (drop pglogical, keep a manifest) and restore around a major-version upgrade", runUpgrade},
-		{"check-config", "validate a configuration file without connecting", runCheckConfig},
+		{"check-config", "validate a configuration file (--connect: and what pglmon can do on each node)", runCheckConfig},
 		{"version", "print the version", runVersion},
 	}
 }
@@ -164,14 +168,54 @@ func loadConfig(path string) (*config.Config, error) {
 func runCheckConfig(ctx context.Context, e env, args []string) error {
 	fs := newFlags("check-config", e)
 	path := fs.String("config", "", "configuration file")
+	connect := fs.Bool("connect", false, "also connect to every node (and AWS for nodes with rds:) and say what pglmon can do there")
+	output := fs.String("output", "table", "with --connect: table or json")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *output != "table" && *output != "json" {
+		return usageError("--output must be table or json")
 	}
 	cfg, err := loadConfig(*path)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "%s: ok (%d nodes)\n", *path, len(cfg.Nodes))
+	if !*connect {
+		fmt.Fprintf(e.stdout, "%s: ok (%d nodes)\n", *path, len(cfg.Nodes))
+		return nil
+	}
+	checks := preflight.Run(ctx, cfg, cfg.Probe.Timeout.D()+10*time.Second)
+	if *output == "json" {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(map[string]any{"config": *path, "result": preflight.Worst(checks), "checks": checks}); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(e.stdout, "%s: ok (%d nodes)\n\n", *path, len(cfg.Nodes))
+		tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "NODE\tRESULT\tCHECK\tDETAIL")
+		warns, errs := 0, 0
+		for _, c := range checks {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.Node, c.Level, c.Check, c.Detail)
+			switch c.Level {
+			case preflight.Warn:
+				warns++
+			case preflight.Error:
+				errs++
+			}
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "\n%d warnings, %d errors\n", warns, errs)
+	}
+	switch preflight.Worst(checks) {
+	case preflight.Error:
+		return &exitErr{code: 2}
+	case preflight.Warn:
+		return &exitErr{code: 1}
+	}
 	return nil
 }
 

@@ -70,6 +70,9 @@ func (s *Server) serveRPCv2(w http.ResponseWriter, r *http.Request, body []byte)
 	case failed:
 		writeCBORError(w, 500, "InternalServiceError", "An internal error occurred.")
 		return
+	case denied:
+		writeCBORError(w, 403, "AccessDenied", "User: arn:aws:iam::123456789012:user/pglmon is not authorized to perform: cloudwatch:"+op)
+		return
 	}
 	if op != "GetMetricData" {
 		writeCBORError(w, 400, "UnknownOperationException", op+" is not served by this fake")

@@ -65,7 +65,8 @@ type Server struct {
 	// metricQueries describes each GetMetricData query received.
 	metricQueries []string
 	throttle      int
-	fail          map[string]int // action -> remaining InternalFailure replies
+	fail          map[string]int  // action -> remaining InternalFailure replies
+	deny          map[string]bool // actions the credentials may not call
 	calls         []string
 	authErrs      []string
 	// RebootPolls and SnapshotPolls are how many status reads a reboot or a
@@ -78,7 +79,7 @@ type Server struct {
 // New starts a server for region; it stops when the test ends.
 func New(t testing.TB, region string) *Server {
 	s := &Server{Region: region, instances: map[string]*Instance{}, groups: map[string]map[string]string{},
-		snapshots: map[string]*Snapshot{}, secrets: map[string]string{}, fail: map[string]int{}, logs: map[string][]logFile{}, metrics: map[string][]Datapoint{},
+		snapshots: map[string]*Snapshot{}, secrets: map[string]string{}, fail: map[string]int{}, deny: map[string]bool{}, logs: map[string][]logFile{}, metrics: map[string][]Datapoint{},
 		RebootPolls: 2, SnapshotPolls: 2, PageSize: 3}
 	hs := httptest.NewServer(http.HandlerFunc(s.serve))
 	t.Cleanup(hs.Close)
@@ -134,11 +135,14 @@ const (
 	none injection = iota
 	throttled
 	failed
+	denied
 )
 
 // injected consumes one queued throttling or failure for action (s.mu held).
 func (s *Server) injected(action string) injection {
 	switch {
+	case s.deny[action]:
+		return denied
 	case s.throttle > 0:
 		s.throttle--
 		return throttled
@@ -148,6 +152,9 @@ func (s *Server) injected(action string) injection {
 	}
 	return none
 }
+
+// Deny makes every call of action fail as IAM refuses it (AccessDenied).
+func (s *Server) Deny(action string) { s.mu.Lock(); s.deny[action] = true; s.mu.Unlock() }
 
 // Throttle makes the next n requests fail with the service's throttling error.
 func (s *Server) Throttle(n int) { s.mu.Lock(); s.throttle = n; s.mu.Unlock() }
@@ -323,6 +330,9 @@ func (s *Server) serveRDS(w http.ResponseWriter, r *http.Request, f url.Values) 
 		return
 	case failed:
 		writeRDSError(w, 500, "InternalFailure", "An internal error occurred.")
+		return
+	case denied:
+		writeRDSError(w, 403, "AccessDenied", "User: arn:aws:iam::123456789012:user/pglmon is not authorized to perform: rds:"+action)
 		return
 	}
 	var inner string
@@ -549,6 +559,9 @@ func (s *Server) serveSecrets(w http.ResponseWriter, r *http.Request, target str
 		return
 	case failed:
 		writeJSONError(w, 500, "InternalServiceError", "An error occurred on the server side.")
+		return
+	case denied:
+		writeJSONError(w, 400, "AccessDeniedException", "User: arn:aws:iam::123456789012:user/pglmon is not authorized to perform: secretsmanager:"+action)
 		return
 	}
 	if action != "GetSecretValue" {

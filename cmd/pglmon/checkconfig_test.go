@@ -1,0 +1,179 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pglmon/pglmon/internal/awstest"
+	"github.com/pglmon/pglmon/internal/pgtest"
+	"github.com/pglmon/pglmon/internal/rdsadmin"
+)
+
+type preflightJSON struct {
+	Result string
+	Checks []struct{ Node, Check, Level, Detail string }
+}
+
+func checkConnect(t *testing.T, cfg string) (int, preflightJSON, string) {
+	t.Helper()
+	code, out, errOut := pglmon(t, "check-config", "--config", cfg, "--connect", "--output", "json")
+	var p preflightJSON
+	if err := json.Unmarshal([]byte(out), &p); err != nil {
+		t.Fatalf("exit %d, not JSON: %v\n%s\n%s", code, err, out, errOut)
+	}
+	return code, p, out
+}
+
+// check returns the level and detail of a node's check ("" when absent).
+func (p preflightJSON) check(node, check string) (string, string) {
+	for _, c := range p.Checks {
+		if c.Node == node && c.Check == check {
+			return c.Level, c.Detail
+		}
+	}
+	return "", ""
+}
+
+// check-config --connect says, per node, what pglmon can do with its
+// configuration: a superuser can do everything (exit 0); a watching-only role
+// without pg_monitor while repairs are on gets the two warnings (exit 1); a
+// node that does not answer is an error (exit 2) and the others are still
+// checked. Nothing is changed anywhere.
+func TestCheckConfigConnect(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10})
+	p.MustConverge(t, time.Minute)
+	noLog := func(path string) string {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := strings.ReplaceAll(string(b), "sslmode=disable\"\n", "sslmode=disable\"\n    server_log: off\n")
+		if !strings.Contains(body, "server_log: off") {
+			t.Fatalf("no dsn line to add server_log to:\n%s", body)
+		}
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+
+	// A superuser, server logs off: everything ok.
+	code, res, out := checkConnect(t, noLog(writeConfig(t, p, "")))
+	if code != 0 || res.Result != "ok" {
+		t.Errorf("superuser: exit %d, result %s\n%s", code, res.Result, out)
+	}
+	for _, node := range []string{"provider", "subscriber"} {
+		if l, d := res.check(node, "connect"); l != "ok" || !strings.Contains(d, "as postgres to database "+p.Provider.Name) || !strings.Contains(d, "PostgreSQL 15") || !strings.Contains(d, "pglogical 2.") {
+			t.Errorf("%s connect: %s %q", node, l, d)
+		}
+		if l, d := res.check(node, "privileges"); l != "ok" || !strings.Contains(d, "is a superuser") {
+			t.Errorf("%s privileges: %s %q", node, l, d)
+		}
+	}
+	if l, d := res.check("subscriber", "probe"); l != "ok" || !strings.Contains(d, "1 subscriptions") {
+		t.Errorf("subscriber probe: %s %q", l, d)
+	}
+
+	// A role with the README's grants but without pg_monitor, while the
+	// default repair policies are on.
+	role := p.Provider.Name + "_pre"
+	for _, d := range []pgtest.DB{p.Provider, p.Subscriber} {
+		if err := d.Exec(ctx, fmt.Sprintf(`CREATE ROLE %[1]s LOGIN; GRANT USAGE ON SCHEMA pglogical TO %[1]s;
+GRANT SELECT ON ALL TABLES IN SCHEMA pglogical TO %[1]s; REVOKE SELECT ON pglogical.node_interface FROM %[1]s;
+GRANT SELECT (if_id, if_name, if_nodeid) ON pglogical.node_interface TO %[1]s;
+GRANT SELECT ON pg_replication_origin, pg_replication_origin_status TO %[1]s;
+GRANT EXECUTE ON FUNCTION pg_show_replication_origin_status() TO %[1]s;`, role)); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = d.Exec(context.Background(), fmt.Sprintf("DROP OWNED BY %[1]s; DROP ROLE %[1]s", role)) })
+	}
+	path := noLog(writeConfig(t, p, ""))
+	b, _ := os.ReadFile(path)
+	if err := os.WriteFile(path, []byte(strings.ReplaceAll(string(b), "user=postgres", "user="+role)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, res, out = checkConnect(t, path)
+	if code != 1 || res.Result != "warn" {
+		t.Errorf("watching role: exit %d, result %s\n%s", code, res.Result, out)
+	}
+	if l, d := res.check("subscriber", "probe"); l != "ok" {
+		t.Errorf("watching role probe: %s %q", l, d)
+	}
+	if l, d := res.check("subscriber", "privileges"); l != "warn" || !strings.Contains(d, "repair.policy restart=auto, recreate-origin=auto, enable=approve") {
+		t.Errorf("watching role privileges: %s %q", l, d)
+	}
+	if l, d := res.check("provider", "pg_read_all_stats"); l != "warn" || !strings.Contains(d, "GRANT pg_monitor TO "+role) {
+		t.Errorf("watching role pg_read_all_stats: %s %q", l, d)
+	}
+	// The table form says the same, with the counts.
+	code, text, _ := pglmon(t, "check-config", "--config", path, "--connect")
+	t.Logf("check-config --connect as %s:\n%s", role, text)
+	if code != 1 || !strings.Contains(text, "NODE") || !strings.Contains(text, "4 warnings, 0 errors") {
+		t.Errorf("table: exit %d\n%s", code, text)
+	}
+
+	// A node that does not answer: an error, and the other node is checked.
+	path = writeConfig(t, p, "")
+	b, _ = os.ReadFile(path)
+	body := strings.Replace(string(b), fmt.Sprintf("port=%d", p.Provider.Cluster.Port), "port=1", 1)
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, res, out = checkConnect(t, path)
+	if l, _ := res.check("provider", "connect"); code != 2 || res.Result != "error" || l != "error" {
+		t.Errorf("unreachable provider: exit %d, %s, connect %s\n%s", code, res.Result, l, out)
+	}
+	if l, _ := res.check("subscriber", "probe"); l != "ok" {
+		t.Errorf("the subscriber was not checked:\n%s", out)
+	}
+}
+
+// For a node with rds:, check-config --connect makes each AWS call pglmon
+// makes and names the permission a refused one needs.
+func TestCheckConfigConnectRDS(t *testing.T) {
+	srv := awstest.New(t, "eu-west-1")
+	a := srv.Env(t) // sets the environment: not parallel
+	srv.AddInstance("prov-db", "15.7", "pg15-pglogical", map[string]string{rdsadmin.ParamPreload: "pg_stat_statements", rdsadmin.ParamLogical: "1"})
+	srv.SetLog("prov-db", "error/postgresql.log.2026-11-25-03", time.Now().UnixMilli(), "LOG:  database system is ready\n")
+	srv.Deny("GetMetricData")
+	prov, sub := pgtest.Shared(t)
+	p := pgtest.NewPair(t, pgtest.PairOptions{Provider: prov, Subscriber: sub})
+	path := filepath.Join(t.TempDir(), "pglmon.yaml")
+	body := a.YAML() + fmt.Sprintf("nodes:\n  - name: provider\n    dsn: %q\n    rds: {identifier: prov-db}\n  - name: subscriber\n    dsn: %q\n    server_log: off\n", p.Provider.DSN(), p.Subscriber.DSN())
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, res, out := checkConnect(t, path)
+	if code != 1 {
+		t.Errorf("exit %d\n%s", code, out)
+	}
+	_, text, _ := pglmon(t, "check-config", "--config", path, "--connect")
+	t.Logf("check-config --connect with rds::\n%s", text)
+	for _, c := range []struct{ check, level, says string }{
+		{"rds", "ok", "instance prov-db: postgres 15.7, available, parameter group pg15-pglogical"},
+		{"rds parameters", "warn", `shared_preload_libraries = "pg_stat_statements" lacks pglogical`},
+		{"server log", "ok", "error/postgresql.log.2026-11-25-03"},
+		{"rds storage", "warn", "AccessDenied"},
+		{"rds storage", "warn", "cloudwatch:GetMetricData: storage_low is off"},
+	} {
+		if l, d := res.check("provider", c.check); l != c.level || !strings.Contains(d, c.says) {
+			t.Errorf("%s: %s %q, want %s with %q", c.check, l, d, c.level, c.says)
+		}
+	}
+	if errs := srv.AuthErrors(); len(errs) != 0 {
+		t.Errorf("signing: %v", errs)
+	}
+	for _, call := range srv.Calls() {
+		if strings.HasPrefix(call, "Modify") || strings.HasPrefix(call, "Reboot") || strings.HasPrefix(call, "Create") {
+			t.Errorf("check-config changed RDS: %v", srv.Calls())
+		}
+	}
+}

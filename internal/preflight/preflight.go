@@ -1,0 +1,226 @@
+// Package preflight checks, before pglmon is deployed, what it will be able
+// to do with its configuration: that every node answers with its
+// credentials, that the probe works there, which of pglmon's features the
+// role's privileges leave out (and what to grant), whether the server log
+// can be read, and, for nodes on RDS, which AWS calls the credentials may
+// make. It changes nothing anywhere.
+package preflight
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/pglmon/pglmon/internal/awsclient"
+	"github.com/pglmon/pglmon/internal/config"
+	"github.com/pglmon/pglmon/internal/logtail"
+	"github.com/pglmon/pglmon/internal/probe"
+	"github.com/pglmon/pglmon/internal/rdsadmin"
+	"github.com/pglmon/pglmon/internal/rdsstorage"
+)
+
+// Level is how a check ended.
+type Level string
+
+// Levels, from best to worst.
+const (
+	OK    Level = "ok"
+	Warn  Level = "warn"  // pglmon works with less: a feature is off or blind
+	Error Level = "error" // pglmon cannot watch the node
+)
+
+func (l Level) rank() int {
+	switch l {
+	case Error:
+		return 2
+	case Warn:
+		return 1
+	}
+	return 0
+}
+
+// Check is one thing checked on a node.
+type Check struct {
+	Node   string `json:"node"`
+	Check  string `json:"check"`
+	Level  Level  `json:"level"`
+	Detail string `json:"detail"`
+}
+
+// Worst is the worst level of checks (OK when none).
+func Worst(checks []Check) Level {
+	w := OK
+	for _, c := range checks {
+		if c.Level.rank() > w.rank() {
+			w = c.Level
+		}
+	}
+	return w
+}
+
+// Run checks every configured node, one after the other, each within
+// timeout per step.
+func Run(ctx context.Context, cfg *config.Config, timeout time.Duration) []Check {
+	var out []Check
+	f := awsclient.New(cfg.AWS, awsclient.Options{})
+	for _, n := range cfg.Nodes {
+		out = append(out, node(ctx, cfg, n, timeout)...)
+		if n.RDS != nil {
+			out = append(out, rds(ctx, f, cfg, n, timeout)...)
+		}
+	}
+	return out
+}
+
+// facts is what one query tells of the role and the server.
+type facts struct {
+	user, version     string
+	superuser         bool
+	rdsSuperuser      *bool // nil: not RDS (no rds_superuser role)
+	readAllStats      bool
+	pglogical         *string
+	walLevel          string
+	inRecovery        bool
+	database          string
+	originStatusGrant bool
+}
+
+const factsQuery = `SELECT current_user, current_setting('server_version'), current_database(),
+  (SELECT rolsuper FROM pg_roles WHERE rolname = current_user),
+  (SELECT pg_has_role(current_user, oid, 'member') FROM pg_roles WHERE rolname = 'rds_superuser'),
+  pg_has_role(current_user, 'pg_read_all_stats', 'member'),
+  (SELECT extversion FROM pg_extension WHERE extname = 'pglogical'),
+  current_setting('wal_level'), pg_is_in_recovery(),
+  has_function_privilege('pg_show_replication_origin_status()', 'EXECUTE')`
+
+func node(ctx context.Context, cfg *config.Config, n config.Node, timeout time.Duration) []Check {
+	var out []Check
+	add := func(check string, l Level, format string, args ...any) {
+		out = append(out, Check{Node: n.Name, Check: check, Level: l, Detail: fmt.Sprintf(format, args...)})
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	conn, err := probe.Connect(cctx, n, timeout)
+	if err != nil {
+		add("connect", Error, "%v", err)
+		return out
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var fa facts
+	if err := conn.QueryRow(cctx, factsQuery).Scan(&fa.user, &fa.version, &fa.database, &fa.superuser, &fa.rdsSuperuser,
+		&fa.readAllStats, &fa.pglogical, &fa.walLevel, &fa.inRecovery, &fa.originStatusGrant); err != nil {
+		add("connect", Error, "connected, but cannot read the server's settings: %v", err)
+		return out
+	}
+	ext := "pglogical not installed"
+	if fa.pglogical != nil {
+		ext = "pglogical " + *fa.pglogical
+	}
+	add("connect", OK, "as %s to database %s: PostgreSQL %s, %s", fa.user, fa.database, strings.Fields(fa.version)[0], ext)
+
+	pr := probe.NewProber(n, timeout)
+	snap := pr.Probe(ctx)
+	pr.Close(context.WithoutCancel(ctx))
+	if snap.Err != nil {
+		add("probe", Error, "%v", snap.Err)
+	} else {
+		role := "no pglogical node"
+		if snap.LocalNode != "" {
+			role = "pglogical node " + snap.LocalNode
+		}
+		add("probe", OK, "%s, %d subscriptions, %d replication slots", role, len(snap.Subscriptions), len(snap.Slots))
+	}
+	if fa.pglogical == nil {
+		add("pglogical", Warn, "the pglogical extension is not installed in database %s: nothing to watch here until it is (pglmon setup apply creates it)", fa.database)
+	}
+	if fa.inRecovery {
+		add("recovery", Warn, "the server is a standby (in recovery): pglogical runs on primaries; point the node's dsn at the primary (RDS: the instance endpoint, not a read replica)")
+	}
+
+	admin := fa.superuser || (fa.rdsSuperuser != nil && *fa.rdsSuperuser)
+	var active []string
+	for _, r := range config.Remedies {
+		if p := cfg.Repair.Policy[r]; p == config.PolicyAuto || p == config.PolicyApprove {
+			active = append(active, r+"="+p)
+		}
+	}
+	switch {
+	case admin:
+		kind := "a superuser"
+		if !fa.superuser {
+			kind = "a member of rds_superuser"
+		}
+		add("privileges", OK, "%s is %s: status, repairs, setup and upgrade can run", fa.user, kind)
+	case len(active) > 0:
+		add("privileges", Warn, "%s is not a superuser (nor rds_superuser): the daemon's repairs (repair.policy %s) will fail; connect as one, or set those policies to off for a watching-only role", fa.user, strings.Join(active, ", "))
+	default:
+		add("privileges", OK, "%s is a watching-only role and every repair policy is off: status and the daemon can run; repair, setup and upgrade need a superuser", fa.user)
+	}
+	if !admin && !fa.readAllStats {
+		add("pg_read_all_stats", Warn, "%s lacks pg_read_all_stats (GRANT pg_monitor TO %s): pglmon cannot count background workers (worker_slots_exhausted), show copy progress, name the session blocking an apply worker nor the open transaction holding a slot's WAL", fa.user, fa.user)
+	}
+	if !admin && !fa.originStatusGrant {
+		add("replication origins", Warn, "%s may not execute pg_show_replication_origin_status(): GRANT EXECUTE ON FUNCTION pg_show_replication_origin_status() TO %s", fa.user, fa.user)
+	}
+
+	switch n.LogSource() {
+	case config.ServerLogOff:
+		add("server log", OK, "not read (server_log: off): a down subscription's finding will not quote its worker's error")
+	default:
+		lctx, lcancel := context.WithTimeout(ctx, timeout)
+		file, _, err := logtail.Read(lctx, cfg, n)
+		lcancel()
+		if err != nil {
+			add("server log", Warn, "%v", err)
+		} else {
+			add("server log", OK, "readable: %s", file)
+		}
+	}
+	return out
+}
+
+// rds checks the AWS calls pglmon makes for a node with rds: (its log is
+// read through the RDS API by the "server log" check).
+func rds(ctx context.Context, f *awsclient.Factory, cfg *config.Config, n config.Node, timeout time.Duration) []Check {
+	var out []Check
+	add := func(check string, l Level, format string, args ...any) {
+		out = append(out, Check{Node: n.Name, Check: check, Level: l, Detail: fmt.Sprintf(format, args...)})
+	}
+	id := n.RDS.Identifier
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	rc, err := rdsadmin.ForNode(cctx, f, cfg, n)
+	if err != nil {
+		add("rds", Error, "%v", err)
+		return out
+	}
+	in, err := rc.Describe(cctx, id)
+	if err != nil {
+		add("rds", Error, "%v (rds:DescribeDBInstances: the RDS status of an unreachable node and the storage are unknown)", err)
+		return out
+	}
+	add("rds", OK, "instance %s: %s %s, %s, parameter group %s", id, in.Engine, in.EngineVersion, in.Status, in.ParameterGroup)
+	if cfg.AWS.RDSCheckEvery.D() > 0 {
+		if ch, err := rc.CheckParameters(cctx, id); err != nil {
+			add("rds parameters", Warn, "%v (rds:DescribeDBParameters: rds_parameters_missing cannot be checked)", err)
+		} else if p := ch.Problems(); len(p) > 0 {
+			add("rds parameters", Warn, "%s (fix: pglmon setup apply --rds-parameters --reboot, in a maintenance window)", strings.Join(p, "; "))
+		} else {
+			add("rds parameters", OK, "parameter group %s has pglogical and rds.logical_replication", in.ParameterGroup)
+		}
+	}
+	if cfg.AWS.StorageCheckEvery.D() > 0 {
+		st, err := rdsstorage.ReadNode(cctx, f, cfg, n, time.Now())
+		switch {
+		case errors.Is(err, rdsstorage.ErrAurora):
+			add("rds storage", OK, "Aurora: the cluster volume grows by itself; not watched")
+		case err != nil:
+			add("rds storage", Warn, "%v (cloudwatch:GetMetricData: storage_low is off)", err)
+		default:
+			add("rds storage", OK, "%s free of %s (%.1f%%)", config.FormatBytes(int64(st.FreeBytes)), config.FormatBytes(st.AllocatedBytes), st.FreePercent())
+		}
+	}
+	return out
+}
