@@ -208,7 +208,7 @@ func runCheckConfig(ctx context.Context, e env, args []string) error {
 		if err := tw.Flush(); err != nil {
 			return err
 		}
-		fmt.Fprintf(e.stdout, "\n%d warnings, %d errors\n", warns, errs)
+		fmt.Fprintf(e.stdout, "\n%s, %s\n", plural(warns, "warning"), plural(errs, "error"))
 	}
 	switch preflight.Worst(checks) {
 	case preflight.Error:
@@ -217,6 +217,14 @@ func runCheckConfig(ctx context.Context, e env, args []string) error {
 		return &exitErr{code: 1}
 	}
 	return nil
+}
+
+// plural says "1 warning", "2 warnings".
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
 
 func buildVersion() string {

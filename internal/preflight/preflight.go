@@ -165,8 +165,10 @@ func node(ctx context.Context, cfg *config.Config, n config.Node, timeout time.D
 		add("replication origins", Warn, "%s may not execute pg_show_replication_origin_status(): GRANT EXECUTE ON FUNCTION pg_show_replication_origin_status() TO %s", fa.user, fa.user)
 	}
 
-	switch n.LogSource() {
-	case config.ServerLogOff:
+	switch {
+	case snap.Err == nil && len(snap.Subscriptions) == 0:
+		add("server log", OK, "not needed: no subscriptions here (pglmon reads a subscriber's log for its workers' errors and conflicts)")
+	case n.LogSource() == config.ServerLogOff:
 		add("server log", OK, "not read (server_log: off): a down subscription's finding will not quote its worker's error")
 	default:
 		lctx, lcancel := context.WithTimeout(ctx, timeout)
