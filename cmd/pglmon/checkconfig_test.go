@@ -81,6 +81,9 @@ func TestCheckConfigConnect(t *testing.T) {
 	if l, d := res.check("subscriber", "probe"); l != "ok" || !strings.Contains(d, "1 subscriptions") {
 		t.Errorf("subscriber probe: %s %q", l, d)
 	}
+	if l, d := res.check("subscriber", "verify "+p.Sub()); l != "ok" || !strings.Contains(d, "can read the 1 table of replication sets") {
+		t.Errorf("verify: %s %q", l, d)
+	}
 
 	// A role with the README's grants but without pg_monitor, while the
 	// default repair policies are on.
@@ -113,10 +116,14 @@ GRANT EXECUTE ON FUNCTION pg_show_replication_origin_status() TO %[1]s;`, role))
 	if l, d := res.check("provider", "pg_read_all_stats"); l != "warn" || !strings.Contains(d, "GRANT pg_monitor TO "+role) {
 		t.Errorf("watching role pg_read_all_stats: %s %q", l, d)
 	}
+	// verify needs SELECT on the replicated tables, which the README's grants leave out.
+	if l, d := res.check("subscriber", "verify "+p.Sub()); l != "warn" || !strings.Contains(d, `provider "public"."items_0", subscriber "public"."items_0"`) {
+		t.Errorf("watching role verify: %s %q", l, d)
+	}
 	// The table form says the same, with the counts.
 	code, text, _ := pglmon(t, "check-config", "--config", path, "--connect")
 	t.Logf("check-config --connect as %s:\n%s", role, text)
-	if code != 1 || !strings.Contains(text, "NODE") || !strings.Contains(text, "4 warnings, 0 errors") {
+	if code != 1 || !strings.Contains(text, "NODE") || !strings.Contains(text, "5 warnings, 0 errors") {
 		t.Errorf("table: exit %d\n%s", code, text)
 	}
 

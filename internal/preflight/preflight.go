@@ -13,12 +13,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/pglmon/pglmon/internal/awsclient"
 	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/logtail"
 	"github.com/pglmon/pglmon/internal/probe"
 	"github.com/pglmon/pglmon/internal/rdsadmin"
 	"github.com/pglmon/pglmon/internal/rdsstorage"
+	"github.com/pglmon/pglmon/internal/verify"
 )
 
 // Level is how a check ended.
@@ -64,14 +67,89 @@ func Worst(checks []Check) Level {
 // timeout per step.
 func Run(ctx context.Context, cfg *config.Config, timeout time.Duration) []Check {
 	var out []Check
+	var snaps []probe.Snapshot
 	f := awsclient.New(cfg.AWS, awsclient.Options{})
 	for _, n := range cfg.Nodes {
-		out = append(out, node(ctx, cfg, n, timeout)...)
+		checks, snap := node(ctx, cfg, n, timeout)
+		out = append(out, checks...)
+		snaps = append(snaps, snap)
 		if n.RDS != nil {
 			out = append(out, rds(ctx, f, cfg, n, timeout)...)
 		}
 	}
+	return append(out, verifiable(ctx, cfg, snaps, timeout)...)
+}
+
+// verifiable checks that the role may read, on both sides, every table
+// pglmon verify compares for each subscription.
+func verifiable(ctx context.Context, cfg *config.Config, snaps []probe.Snapshot, timeout time.Duration) []Check {
+	targets, _ := verify.Targets(snaps, "") // subscriptions without a reachable provider: said by status
+	var out []Check
+	for _, tg := range targets {
+		add := func(l Level, format string, args ...any) {
+			out = append(out, Check{Node: tg.Subscriber, Check: "verify " + tg.Subscription, Level: l, Detail: fmt.Sprintf(format, args...)})
+		}
+		cctx, cancel := context.WithTimeout(ctx, timeout)
+		missing, n, err := unreadable(cctx, cfg, tg)
+		cancel()
+		switch {
+		case err != nil:
+			add(Warn, "cannot list what pglmon verify compares: %v", err)
+		case len(missing) > 0:
+			add(Warn, "pglmon verify (and verify.every) cannot read %s: GRANT SELECT on them to the role", strings.Join(missing, ", "))
+		default:
+			tables := fmt.Sprintf("%d tables", n)
+			if n == 1 {
+				tables = "1 table"
+			}
+			add(OK, "pglmon verify can read the %s of replication sets %s on both sides", tables, strings.Join(tg.Sets, ", "))
+		}
+	}
 	return out
+}
+
+// unreadable lists the tables of tg's sets the role may not SELECT from
+// ("provider: t" / "subscriber: t"), and how many tables the sets hold.
+func unreadable(ctx context.Context, cfg *config.Config, tg verify.Target) ([]string, int, error) {
+	pn, _ := cfg.Node(tg.Provider)
+	sn, _ := cfg.Node(tg.Subscriber)
+	pc, err := probe.Connect(ctx, pn, time.Minute)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer pc.Close(context.WithoutCancel(ctx))
+	tables, err := verify.SetTables(ctx, pc, tg.Sets)
+	if err != nil {
+		return nil, 0, err
+	}
+	names := make([]string, len(tables))
+	for i, t := range tables {
+		names[i] = pgx.Identifier{t.Schema, t.Name}.Sanitize()
+	}
+	sc, err := probe.Connect(ctx, sn, time.Minute)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer sc.Close(context.WithoutCancel(ctx))
+	var missing []string
+	for _, side := range []struct {
+		name string
+		conn *pgx.Conn
+	}{{"provider", pc}, {"subscriber", sc}} {
+		rows, err := side.conn.Query(ctx, `SELECT t FROM unnest($1::text[]) t
+WHERE to_regclass(t) IS NOT NULL AND NOT has_table_privilege(to_regclass(t), 'SELECT')`, names)
+		if err != nil {
+			return nil, 0, err
+		}
+		got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return nil, 0, err
+		}
+		for _, t := range got {
+			missing = append(missing, side.name+" "+t)
+		}
+	}
+	return missing, len(tables), nil
 }
 
 // facts is what one query tells of the role and the server.
@@ -95,8 +173,9 @@ const factsQuery = `SELECT current_user, current_setting('server_version'), curr
   current_setting('wal_level'), pg_is_in_recovery(),
   has_function_privilege('pg_show_replication_origin_status()', 'EXECUTE')`
 
-func node(ctx context.Context, cfg *config.Config, n config.Node, timeout time.Duration) []Check {
+func node(ctx context.Context, cfg *config.Config, n config.Node, timeout time.Duration) ([]Check, probe.Snapshot) {
 	var out []Check
+	snap := probe.Snapshot{Node: n.Name, Err: errors.New("not probed")}
 	add := func(check string, l Level, format string, args ...any) {
 		out = append(out, Check{Node: n.Name, Check: check, Level: l, Detail: fmt.Sprintf(format, args...)})
 	}
@@ -105,14 +184,14 @@ func node(ctx context.Context, cfg *config.Config, n config.Node, timeout time.D
 	conn, err := probe.Connect(cctx, n, timeout)
 	if err != nil {
 		add("connect", Error, "%v", err)
-		return out
+		return out, snap
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	var fa facts
 	if err := conn.QueryRow(cctx, factsQuery).Scan(&fa.user, &fa.version, &fa.database, &fa.superuser, &fa.rdsSuperuser,
 		&fa.readAllStats, &fa.pglogical, &fa.walLevel, &fa.inRecovery, &fa.originStatusGrant); err != nil {
 		add("connect", Error, "connected, but cannot read the server's settings: %v", err)
-		return out
+		return out, snap
 	}
 	ext := "pglogical not installed"
 	if fa.pglogical != nil {
@@ -121,7 +200,7 @@ func node(ctx context.Context, cfg *config.Config, n config.Node, timeout time.D
 	add("connect", OK, "as %s to database %s: PostgreSQL %s, %s", fa.user, fa.database, strings.Fields(fa.version)[0], ext)
 
 	pr := probe.NewProber(n, timeout)
-	snap := pr.Probe(ctx)
+	snap = pr.Probe(ctx)
 	pr.Close(context.WithoutCancel(ctx))
 	if snap.Err != nil {
 		add("probe", Error, "%v", snap.Err)
@@ -180,7 +259,7 @@ func node(ctx context.Context, cfg *config.Config, n config.Node, timeout time.D
 			add("server log", OK, "readable: %s", file)
 		}
 	}
-	return out
+	return out, snap
 }
 
 // rds checks the AWS calls pglmon makes for a node with rds: (its log is
