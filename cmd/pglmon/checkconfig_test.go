@@ -13,6 +13,7 @@ import (
 	"github.com/pglmon/pglmon/internal/awstest"
 	"github.com/pglmon/pglmon/internal/pgtest"
 	"github.com/pglmon/pglmon/internal/rdsadmin"
+	"github.com/pglmon/pglmon/internal/slacktest"
 )
 
 type preflightJSON struct {
@@ -181,6 +182,62 @@ func TestCheckConfigConnectRDS(t *testing.T) {
 	for _, call := range srv.Calls() {
 		if strings.HasPrefix(call, "Modify") || strings.HasPrefix(call, "Reboot") || strings.HasPrefix(call, "Create") {
 			t.Errorf("check-config changed RDS: %v", srv.Calls())
+		}
+	}
+}
+
+// check-config --connect tries the Slack tokens (auth.test; Socket Mode's
+// apps.connections.open), posts nothing, and never prints a token.
+func TestCheckConfigConnectSlack(t *testing.T) {
+	fake := slacktest.New()
+	defer fake.Close()
+	fake.BotToken, fake.AppToken = "xoxb-good-bot-token", "xapp-good-app-token"
+	dir := t.TempDir()
+	write := func(mode, extra string) string {
+		path := filepath.Join(dir, mode+".yaml")
+		body := fmt.Sprintf("nodes:\n  - name: db\n    dsn: \"host=127.0.0.1 port=1 dbname=x user=postgres sslmode=disable\"\nslack:\n  api_url: %q\n  channel: \"#db\"\n  mode: %s\n  bot_token: {env: PGLMON_TEST_SLACK_TOKEN}\n%s", fake.APIURL(), mode, extra)
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	httpCfg := write("http", "  signing_secret: {env: PGLMON_TEST_SLACK_SECRET}\n")
+	socketCfg := write("socket", "  app_token: {env: PGLMON_TEST_SLACK_APP_TOKEN}\n")
+	t.Setenv("PGLMON_TEST_SLACK_SECRET", "the-signing-secret")
+	for _, c := range []struct {
+		name, cfg, bot, app string
+		want                map[string]string // check -> level
+	}{
+		{"http, good token", httpCfg, "xoxb-good-bot-token", "", map[string]string{"bot token": "ok", "signing secret": "ok"}},
+		{"http, revoked token", httpCfg, "xoxb-revoked-bot-token", "", map[string]string{"bot token": "error", "signing secret": "ok"}},
+		{"socket, good tokens", socketCfg, "xoxb-good-bot-token", "xapp-good-app-token", map[string]string{"bot token": "ok", "app token": "ok"}},
+		{"socket, wrong app token", socketCfg, "xoxb-good-bot-token", "xapp-other-app-token", map[string]string{"bot token": "ok", "app token": "error"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Setenv("PGLMON_TEST_SLACK_TOKEN", c.bot)
+			t.Setenv("PGLMON_TEST_SLACK_APP_TOKEN", c.app)
+			_, res, out := checkConnect(t, c.cfg)
+			for check, level := range c.want {
+				if l, d := res.check("(slack)", check); l != level {
+					t.Errorf("%s: %s %q, want %s", check, l, d, level)
+				}
+			}
+			if l, d := res.check("(slack)", "bot token"); l == "ok" && !strings.Contains(d, "bot pglmon of workspace pglmon test; messages go to #db") {
+				t.Errorf("bot token: %q", d)
+			}
+			if l, d := res.check("(slack)", "bot token"); l == "error" && !strings.Contains(d, "invalid_auth") {
+				t.Errorf("bot token: %q", d)
+			}
+			for _, secret := range []string{c.bot, c.app, "the-signing-secret"} {
+				if secret != "" && strings.Contains(out, secret) {
+					t.Errorf("output holds a secret %q:\n%s", secret, out)
+				}
+			}
+		})
+	}
+	for _, r := range fake.Requests() {
+		if strings.HasPrefix(r.Method, "chat.") {
+			t.Errorf("check-config posted to Slack: %s", r.Method)
 		}
 	}
 }

@@ -799,15 +799,24 @@ func (n Node) ResolvePasswordContext(ctx context.Context) (Secret, error) {
 			return "", fmt.Errorf("node %s: the password is held in AWS, but AWS support was not set up", n.Name)
 		}
 		return n.Password.external.Password(ctx, n)
-	case n.Password.Env != "":
-		v, ok := os.LookupEnv(n.Password.Env)
+	default:
+		return n.Password.local("node "+n.Name, "password.")
+	}
+}
+
+// local reads a secret from the environment or a file; who and field
+// name it in errors ("node x", "password.").
+func (p *PasswordSource) local(who, field string) (Secret, error) {
+	switch {
+	case p.Env != "":
+		v, ok := os.LookupEnv(p.Env)
 		if !ok {
-			return "", fmt.Errorf("node %s: environment variable %s (password.env) is not set", n.Name, n.Password.Env)
+			return "", fmt.Errorf("%s: environment variable %s (%senv) is not set", who, p.Env, field)
 		}
 		return Secret(v), nil
-	case n.Password.File != "":
+	case p.File != "":
 		// ${CREDENTIALS_DIRECTORY} is where systemd's LoadCredential= puts secrets.
-		path := os.Expand(n.Password.File, func(v string) string {
+		path := os.Expand(p.File, func(v string) string {
 			if v == "CREDENTIALS_DIRECTORY" {
 				return os.Getenv(v)
 			}
@@ -815,7 +824,7 @@ func (n Node) ResolvePasswordContext(ctx context.Context) (Secret, error) {
 		})
 		b, err := os.ReadFile(path)
 		if err != nil {
-			return "", fmt.Errorf("node %s: read password.file: %w", n.Name, err)
+			return "", fmt.Errorf("%s: read %sfile: %w", who, field, err)
 		}
 		return Secret(strings.TrimRight(string(b), "\r\n")), nil
 	}
@@ -864,7 +873,7 @@ func (p *PasswordSource) Resolve(field string) (Secret, error) {
 	if p == nil {
 		return "", nil
 	}
-	return Node{Name: field, Password: p}.ResolvePassword()
+	return p.local(field, field+".")
 }
 
 // NodeRegion is the AWS region of a node: rds.region, else aws.region.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/slack-go/slack"
 
 	"github.com/pglmon/pglmon/internal/awsclient"
 	"github.com/pglmon/pglmon/internal/config"
@@ -21,6 +22,7 @@ import (
 	"github.com/pglmon/pglmon/internal/probe"
 	"github.com/pglmon/pglmon/internal/rdsadmin"
 	"github.com/pglmon/pglmon/internal/rdsstorage"
+	pslack "github.com/pglmon/pglmon/internal/slack"
 	"github.com/pglmon/pglmon/internal/verify"
 )
 
@@ -77,7 +79,58 @@ func Run(ctx context.Context, cfg *config.Config, timeout time.Duration) []Check
 			out = append(out, rds(ctx, f, cfg, n, timeout)...)
 		}
 	}
-	return append(out, verifiable(ctx, cfg, snaps, timeout)...)
+	out = append(out, verifiable(ctx, cfg, snaps, timeout)...)
+	return append(out, slackChecks(ctx, cfg, timeout)...)
+}
+
+// slackChecks checks the Slack tokens: the bot token with auth.test, the
+// app token (socket mode) by opening a Socket Mode connection URL, and that
+// the signing secret (HTTP mode) can be read. Nothing is posted. Whether
+// the bot is in slack.channel is not checked: that needs a scope
+// (channels:read) pglmon does not ask for.
+func slackChecks(ctx context.Context, cfg *config.Config, timeout time.Duration) []Check {
+	sc := cfg.Slack
+	if !sc.Enabled() {
+		return nil
+	}
+	var out []Check
+	add := func(check string, l Level, format string, args ...any) {
+		out = append(out, Check{Node: "(slack)", Check: check, Level: l, Detail: fmt.Sprintf(format, args...)})
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	bot, err := sc.BotToken.Resolve("slack.bot_token")
+	if err != nil {
+		add("bot token", Error, "%v", err)
+		return out
+	}
+	at, err := pslack.NewClient(sc, bot).AuthTestContext(ctx)
+	if err != nil {
+		add("bot token", Error, "auth.test: %v: no message can be sent", err)
+	} else {
+		add("bot token", OK, "valid: bot %s of workspace %s; messages go to %s (the bot must be in that channel: /invite @%s)", at.User, at.Team, sc.Channel, at.User)
+	}
+	switch sc.Mode {
+	case "socket":
+		app, err := sc.AppToken.Resolve("slack.app_token")
+		if err != nil {
+			add("app token", Error, "%v", err)
+			break
+		}
+		api := slack.New(bot.Reveal(), slack.OptionAPIURL(sc.APIURL), slack.OptionAppLevelToken(app.Reveal()))
+		if _, _, err := api.StartSocketModeContext(ctx); err != nil {
+			add("app token", Error, "apps.connections.open: %v: buttons cannot reach pglmon (the app token needs connections:write, and the app socket mode)", err)
+		} else {
+			add("app token", OK, "valid: Socket Mode connects")
+		}
+	default:
+		if _, err := sc.SigningSecret.Resolve("slack.signing_secret"); err != nil {
+			add("signing secret", Error, "%v", err)
+		} else {
+			add("signing secret", OK, "readable; Slack must reach pglmon's /slack/interactions (the app's request URL) for the buttons")
+		}
+	}
+	return out
 }
 
 // verifiable checks that the role may read, on both sides, every table

@@ -1,5 +1,6 @@
 // Package slacktest is a local server speaking the parts of Slack's Web API
-// pglmon uses (chat.postMessage, chat.update, response_url), recording every
+// pglmon uses (chat.postMessage, chat.update, response_url, auth.test,
+// apps.connections.open, usergroups.users.list), recording every
 // request, and able to fail the way Slack does (429 with Retry-After, 500).
 package slacktest
 
@@ -42,6 +43,9 @@ type Server struct {
 	Groups map[string][]string
 	// Fail, when set, answers instead of the normal reply (return 0 to answer normally).
 	Fail func(method string) (status int, retryAfter int)
+	// BotToken and AppToken, when set, are the only tokens auth.test and
+	// apps.connections.open accept (else: invalid_auth).
+	BotToken, AppToken string
 }
 
 // New starts a server; its API base URL is URL + "/api/".
@@ -88,7 +92,17 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(map[string]any{"ok": true, "channel": form.Get("channel"), "ts": ts})
 	case "chat.update":
 		json.NewEncoder(w).Encode(map[string]any{"ok": true, "channel": form.Get("channel"), "ts": form.Get("ts"), "text": form.Get("text")})
+	case "auth.test":
+		if s.BotToken != "" && token(r, form) != s.BotToken {
+			json.NewEncoder(w).Encode(map[string]any{"ok": false, "error": "invalid_auth"})
+			return
+		}
+		json.NewEncoder(w).Encode(map[string]any{"ok": true, "url": "https://pglmon-test.slack.com/", "team": "pglmon test", "user": "pglmon", "team_id": "T0TEST", "user_id": "U0PGLMON", "bot_id": "B0PGLMON"})
 	case "apps.connections.open":
+		if s.AppToken != "" && token(r, form) != s.AppToken {
+			json.NewEncoder(w).Encode(map[string]any{"ok": false, "error": "invalid_auth"})
+			return
+		}
 		json.NewEncoder(w).Encode(map[string]any{"ok": true, "url": "ws" + strings.TrimPrefix(s.URL, "http") + "/ws"})
 	case "usergroups.users.list":
 		s.mu.Lock()
@@ -102,6 +116,14 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 	default:
 		json.NewEncoder(w).Encode(map[string]any{"ok": true})
 	}
+}
+
+// token is the request's token: its Authorization bearer, else its form's token.
+func token(r *http.Request, form url.Values) string {
+	if t, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		return t
+	}
+	return form.Get("token")
 }
 
 // Requests returns a copy of what was received.
