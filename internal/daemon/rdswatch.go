@@ -18,27 +18,47 @@ import (
 // hurt until the next reboot, a maintenance window or a failover, and then
 // stops replication: it becomes a warning long before that.
 type rdsWatcher struct {
-	mu      sync.Mutex
-	checks  map[string]rdsadmin.Check
-	errs    map[string]string
-	last    time.Time
-	running bool
+	mu     sync.Mutex
+	checks map[string]rdsadmin.Check
+	errs   map[string]string
+	period period
 }
 
-func (w *rdsWatcher) maybeRun(ctx context.Context, d *Daemon, wg *sync.WaitGroup) {
-	cfg := d.cfg.Load()
-	every := cfg.AWS.RDSCheckEvery.D()
+// rdsNodes are the configured nodes with rds:.
+func rdsNodes(cfg *config.Config) []config.Node {
 	var nodes []config.Node
 	for _, n := range cfg.Nodes {
 		if n.RDS != nil {
 			nodes = append(nodes, n)
 		}
 	}
-	w.mu.Lock()
-	due := every > 0 && len(nodes) > 0 && !w.running && time.Since(w.last) >= every
-	if due {
-		w.running = true
+	return nodes
+}
+
+// period runs a job at most once per interval, never twice at once; its
+// owner's lock guards it.
+type period struct {
+	last    time.Time
+	running bool
+}
+
+// start reports whether a run is due, and if so marks it running.
+func (p *period) start(every time.Duration) bool {
+	if every <= 0 || p.running || time.Since(p.last) < every {
+		return false
 	}
+	p.running = true
+	return true
+}
+
+// finish marks the run over.
+func (p *period) finish() { p.last, p.running = time.Now(), false }
+
+func (w *rdsWatcher) maybeRun(ctx context.Context, d *Daemon, wg *sync.WaitGroup) {
+	cfg := d.cfg.Load()
+	nodes := rdsNodes(cfg)
+	w.mu.Lock()
+	due := len(nodes) > 0 && w.period.start(cfg.AWS.RDSCheckEvery.D())
 	w.mu.Unlock()
 	if due {
 		wg.Go(func() { w.run(ctx, d, cfg, nodes) })
@@ -68,7 +88,8 @@ func (w *rdsWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nod
 			d.log.Warn("cannot read the RDS parameter group", keyNode, node, keyError, e)
 		}
 	}
-	w.checks, w.errs, w.last, w.running = checks, errs, time.Now(), false
+	w.checks, w.errs = checks, errs
+	w.period.finish()
 	w.mu.Unlock()
 }
 

@@ -23,24 +23,15 @@ type storageWatcher struct {
 	readings map[string]rdsstorage.Reading // node -> last reading
 	read     map[string]time.Time          // node -> when it was read
 	errs     map[string]string
-	last     time.Time
-	running  bool
+	period   period
 }
 
 func (w *storageWatcher) maybeRun(ctx context.Context, d *Daemon, wg *sync.WaitGroup) {
 	cfg := d.cfg.Load()
 	every := cfg.AWS.StorageCheckEvery.D()
-	var nodes []config.Node
-	for _, n := range cfg.Nodes {
-		if n.RDS != nil {
-			nodes = append(nodes, n)
-		}
-	}
+	nodes := rdsNodes(cfg)
 	w.mu.Lock()
-	due := every > 0 && len(nodes) > 0 && !w.running && time.Since(w.last) >= every
-	if due {
-		w.running = true
-	}
+	due := len(nodes) > 0 && w.period.start(every)
 	w.mu.Unlock()
 	if due {
 		wg.Go(func() { w.run(ctx, d, cfg, nodes, every) })
@@ -88,7 +79,8 @@ func (w *storageWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config,
 			delete(w.read, node)
 		}
 	}
-	w.errs, w.last, w.running = errs, now, false
+	w.errs = errs
+	w.period.finish()
 }
 
 func configured(cfg *config.Config, node string) bool {
