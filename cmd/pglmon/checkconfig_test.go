@@ -99,11 +99,15 @@ GRANT EXECUTE ON FUNCTION pg_show_replication_origin_status() TO %[1]s;`, role))
 		}
 		t.Cleanup(func() { _ = d.Exec(context.Background(), fmt.Sprintf("DROP OWNED BY %[1]s; DROP ROLE %[1]s", role)) })
 	}
-	path := noLog(writeConfig(t, p, ""))
-	b, _ := os.ReadFile(path)
-	if err := os.WriteFile(path, []byte(strings.ReplaceAll(string(b), "user=postgres", "user="+role)), 0o600); err != nil {
-		t.Fatal(err)
+	as := func(extra string) string {
+		path := noLog(writeConfig(t, p, extra))
+		b, _ := os.ReadFile(path)
+		if err := os.WriteFile(path, []byte(strings.ReplaceAll(string(b), "user=postgres", "user="+role)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
 	}
+	path := as("")
 	code, res, out = checkConnect(t, path)
 	if code != 1 || res.Result != "warn" {
 		t.Errorf("watching role: exit %d, result %s\n%s", code, res.Result, out)
@@ -121,6 +125,11 @@ GRANT EXECUTE ON FUNCTION pg_show_replication_origin_status() TO %[1]s;`, role))
 	if l, d := res.check("subscriber", "verify "+p.Sub()); l != "warn" || !strings.Contains(d, `provider "public"."items_0", subscriber "public"."items_0"`) {
 		t.Errorf("watching role verify: %s %q", l, d)
 	}
+	// A table verify.exclude leaves out is not asked for.
+	_, res, _ = checkConnect(t, as("verify:\n  exclude: [public.items_*]\n"))
+	if l, d := res.check("subscriber", "verify "+p.Sub()); l != "ok" || !strings.Contains(d, "the 0 tables") {
+		t.Errorf("excluded table: %s %q", l, d)
+	}
 	// The table form says the same, with the counts.
 	code, text, _ := pglmon(t, "check-config", "--config", path, "--connect")
 	t.Logf("check-config --connect as %s:\n%s", role, text)
@@ -130,7 +139,7 @@ GRANT EXECUTE ON FUNCTION pg_show_replication_origin_status() TO %[1]s;`, role))
 
 	// A node that does not answer: an error, and the other node is checked.
 	path = writeConfig(t, p, "")
-	b, _ = os.ReadFile(path)
+	b, _ := os.ReadFile(path)
 	body := strings.Replace(string(b), fmt.Sprintf("port=%d", p.Provider.Cluster.Port), "port=1", 1)
 	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
 		t.Fatal(err)

@@ -119,7 +119,7 @@ func slackChecks(ctx context.Context, cfg *config.Config, timeout time.Duration)
 		}
 		api := slack.New(bot.Reveal(), slack.OptionAPIURL(sc.APIURL), slack.OptionAppLevelToken(app.Reveal()))
 		if _, _, err := api.StartSocketModeContext(ctx); err != nil {
-			add("app token", Error, "apps.connections.open: %v: buttons cannot reach pglmon (the app token needs connections:write, and the app socket mode)", err)
+			add("app token", Error, "apps.connections.open: %v: buttons cannot reach pglmon (the app-level token needs connections:write, and the app Socket Mode turned on)", err)
 		} else {
 			add("app token", OK, "valid: Socket Mode connects")
 		}
@@ -161,8 +161,9 @@ func verifiable(ctx context.Context, cfg *config.Config, snaps []probe.Snapshot,
 	return out
 }
 
-// unreadable lists the tables of tg's sets the role may not SELECT from
-// ("provider: t" / "subscriber: t"), and how many tables the sets hold.
+// unreadable lists the tables of tg's sets (verify.exclude left out) the
+// role may not SELECT from ("provider t", "subscriber t"), and how many
+// tables it looked at.
 func unreadable(ctx context.Context, cfg *config.Config, tg verify.Target) ([]string, int, error) {
 	pn, _ := cfg.Node(tg.Provider)
 	sn, _ := cfg.Node(tg.Subscriber)
@@ -175,9 +176,11 @@ func unreadable(ctx context.Context, cfg *config.Config, tg verify.Target) ([]st
 	if err != nil {
 		return nil, 0, err
 	}
-	names := make([]string, len(tables))
-	for i, t := range tables {
-		names[i] = pgx.Identifier{t.Schema, t.Name}.Sanitize()
+	var names []string
+	for _, t := range tables {
+		if !verify.Excluded(cfg.Verify.Exclude, t.QualifiedName()) {
+			names = append(names, pgx.Identifier{t.Schema, t.Name}.Sanitize())
+		}
 	}
 	sc, err := probe.Connect(ctx, sn, time.Minute)
 	if err != nil {
@@ -202,7 +205,7 @@ WHERE to_regclass(t) IS NOT NULL AND NOT has_table_privilege(to_regclass(t), 'SE
 			missing = append(missing, side.name+" "+t)
 		}
 	}
-	return missing, len(tables), nil
+	return missing, len(names), nil
 }
 
 // facts is what one query tells of the role and the server.

@@ -223,7 +223,7 @@ func Run(ctx context.Context, cfg *config.Config, tg Target, opt Options, table 
 	if table == "" && len(opt.Exclude) > 0 {
 		var keep []Table
 		for _, t := range tables {
-			if excluded(opt.Exclude, t.QualifiedName()) {
+			if Excluded(opt.Exclude, t.QualifiedName()) {
 				res.Excluded = append(res.Excluded, t.QualifiedName())
 			} else {
 				keep = append(keep, t)
@@ -297,8 +297,8 @@ func ConfigOptions(v config.Verify, mode string) Options {
 	return Options{Mode: mode, ChunkRows: v.ChunkRows, MaxRowsPerSecond: v.MaxRowsPerSecond, MaxKeys: v.MaxKeys, Exclude: v.Exclude, Parallel: v.Parallel}
 }
 
-// excluded reports whether table (schema.table) matches a pattern.
-func excluded(patterns []string, table string) bool {
+// Excluded reports whether table (schema.table) matches a verify.exclude pattern.
+func Excluded(patterns []string, table string) bool {
 	for _, p := range patterns {
 		if ok, _ := path.Match(p, table); ok {
 			return true
