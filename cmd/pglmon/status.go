@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -237,13 +238,27 @@ func printTable(w io.Writer, r diagnose.Report) {
 		}
 	}
 	fmt.Fprintln(tw)
-	fmt.Fprintln(tw, "NODE\tUP\tPGLOGICAL NODE\tERROR")
+	// A STORAGE column when a node's RDS storage was read.
+	storage := slices.ContainsFunc(r.Nodes, func(n diagnose.Node) bool { return n.Storage != nil })
+	if storage {
+		fmt.Fprintln(tw, "NODE\tUP\tPGLOGICAL NODE\tSTORAGE\tERROR")
+	} else {
+		fmt.Fprintln(tw, "NODE\tUP\tPGLOGICAL NODE\tERROR")
+	}
 	for _, n := range r.Nodes {
 		errText := n.Error
 		if errText == "" {
 			errText = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%t\t%s\t%s\n", n.Name, n.Up, orDash(n.PglogicalNode), errText)
+		if storage {
+			free := "-"
+			if st := n.Storage; st != nil {
+				free = fmt.Sprintf("%s free of %s (%.0f%%)", config.FormatBytes(int64(st.FreeBytes)), config.FormatBytes(st.AllocatedBytes), st.FreePercent())
+			}
+			fmt.Fprintf(tw, "%s\t%t\t%s\t%s\t%s\n", n.Name, n.Up, orDash(n.PglogicalNode), free, errText)
+		} else {
+			fmt.Fprintf(tw, "%s\t%t\t%s\t%s\n", n.Name, n.Up, orDash(n.PglogicalNode), errText)
+		}
 		for _, f := range n.Findings {
 			if f.Code != diagnose.CodeNodeUnreachable {
 				notes = append(notes, fmt.Sprintf("  [%s] %s: %s", f.Severity, f.Code, f.Message))

@@ -17,6 +17,7 @@ import (
 	"github.com/pglmon/pglmon/internal/diagnose"
 	"github.com/pglmon/pglmon/internal/pgtest"
 	"github.com/pglmon/pglmon/internal/probe"
+	"github.com/pglmon/pglmon/internal/rdsstorage"
 	"github.com/pglmon/pglmon/internal/serverlog"
 )
 
@@ -1282,6 +1283,27 @@ func TestPrintTableShowsTablesNotReady(t *testing.T) {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("missing %q in\n%s", want, b.String())
 		}
+	}
+}
+
+// The node table has a STORAGE column only when an RDS node's storage was read.
+func TestPrintTableShowsRDSStorage(t *testing.T) {
+	r := diagnose.Report{Health: diagnose.OK, Nodes: []diagnose.Node{
+		{Name: "provider", Up: true, PglogicalNode: "prov", Storage: &rdsstorage.Reading{Instance: "prov-db", FreeBytes: 20 << 30, AllocatedBytes: 100 << 30}},
+		{Name: "subscriber", Up: true, PglogicalNode: "sub"}}}
+	var b bytes.Buffer
+	printTable(&b, r)
+	for _, want := range []string{"NODE        UP    PGLOGICAL NODE  STORAGE                           ERROR\n",
+		"provider    true  prov            20.0 GiB free of 100.0 GiB (20%)  -\n", "subscriber  true  sub             -                                 -\n"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("missing %q in\n%s", want, b.String())
+		}
+	}
+	r.Nodes[0].Storage = nil
+	b.Reset()
+	printTable(&b, r)
+	if strings.Contains(b.String(), "STORAGE") {
+		t.Errorf("a STORAGE column without readings:\n%s", b.String())
 	}
 }
 
