@@ -219,6 +219,7 @@ type facts struct {
 	inRecovery        bool
 	database          string
 	originStatusGrant bool
+	lcMessages        string
 }
 
 const factsQuery = `SELECT current_user, current_setting('server_version'), current_database(),
@@ -227,7 +228,8 @@ const factsQuery = `SELECT current_user, current_setting('server_version'), curr
   pg_has_role(current_user, 'pg_read_all_stats', 'member'),
   (SELECT extversion FROM pg_extension WHERE extname = 'pglogical'),
   current_setting('wal_level'), pg_is_in_recovery(),
-  has_function_privilege('pg_show_replication_origin_status()', 'EXECUTE')`
+  has_function_privilege('pg_show_replication_origin_status()', 'EXECUTE'),
+  current_setting('lc_messages')`
 
 func node(ctx context.Context, cfg *config.Config, n config.Node, timeout time.Duration) ([]Check, probe.Snapshot) {
 	var out []Check
@@ -245,7 +247,7 @@ func node(ctx context.Context, cfg *config.Config, n config.Node, timeout time.D
 	defer conn.Close(context.WithoutCancel(ctx))
 	var fa facts
 	if err := conn.QueryRow(cctx, factsQuery).Scan(&fa.user, &fa.version, &fa.database, &fa.superuser, &fa.rdsSuperuser,
-		&fa.readAllStats, &fa.pglogical, &fa.walLevel, &fa.inRecovery, &fa.originStatusGrant); err != nil {
+		&fa.readAllStats, &fa.pglogical, &fa.walLevel, &fa.inRecovery, &fa.originStatusGrant, &fa.lcMessages); err != nil {
 		add("connect", Error, "connected, but cannot read the server's settings: %v", err)
 		return out, snap
 	}
@@ -314,8 +316,18 @@ func node(ctx context.Context, cfg *config.Config, n config.Node, timeout time.D
 		} else {
 			add("server log", OK, "readable: %s", file)
 		}
+		if !englishMessages(fa.lcMessages) {
+			add("lc_messages", Warn, "lc_messages is %q: pglmon recognises the log's apply errors and conflicts by their English text; set lc_messages = 'C' on this server (RDS: the parameter group; it takes effect without a restart)", fa.lcMessages)
+		}
 	}
 	return out, snap
+}
+
+// englishMessages reports whether lc_messages gives the server's messages in
+// English ("" is the server's environment, normally C here).
+func englishMessages(lc string) bool {
+	l := strings.ToLower(lc)
+	return l == "" || l == "c" || l == "posix" || strings.HasPrefix(l, "c.") || strings.HasPrefix(l, "en")
 }
 
 // rds checks the AWS calls pglmon makes for a node with rds: (its log is
