@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -125,31 +126,42 @@ func explainUnreachable(ctx context.Context, e env, cfg *config.Config, r *diagn
 
 // readStorage adds, for each node with rds:, its free storage as CloudWatch
 // reports it, and storage_low when it is low (aws.storage_check_every 0
-// turns it off). A reading that fails is said on stderr.
+// turns it off). The nodes are read at once, each within 15 s, so a slow
+// AWS never holds status up for long; a reading that fails is said on stderr.
 func readStorage(ctx context.Context, e env, cfg *config.Config, r *diagnose.Report) {
 	if cfg.AWS.StorageCheckEvery.D() <= 0 {
 		return
 	}
-	var f *awsclient.Factory
+	f := awsclient.New(cfg.AWS, awsclient.Options{})
+	type reading struct {
+		st  rdsstorage.Reading
+		err error
+	}
+	got := map[string]*reading{}
+	var wg sync.WaitGroup
 	for _, rn := range r.Nodes {
 		n, ok := cfg.Node(rn.Name)
 		if !ok || n.RDS == nil {
 			continue
 		}
-		if f == nil {
-			f = awsclient.New(cfg.AWS, awsclient.Options{})
+		rd := &reading{}
+		got[n.Name] = rd
+		wg.Go(func() {
+			cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+			defer cancel()
+			rd.st, rd.err = rdsstorage.ReadNode(cctx, f, cfg, n, time.Now())
+		})
+	}
+	wg.Wait()
+	for _, rn := range r.Nodes {
+		rd, ok := got[rn.Name]
+		switch {
+		case !ok || errors.Is(rd.err, rdsstorage.ErrAurora):
+		case rd.err != nil:
+			fmt.Fprintf(e.stderr, "pglmon: the free storage of %s is not known: %v\n", rn.Name, rd.err)
+		default:
+			r.AddStorage(rn.Name, rd.st, cfg.Thresholds)
 		}
-		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		st, err := rdsstorage.ReadNode(cctx, f, cfg, n, time.Now())
-		cancel()
-		if errors.Is(err, rdsstorage.ErrAurora) {
-			continue
-		}
-		if err != nil {
-			fmt.Fprintf(e.stderr, "pglmon: the free storage of %s is not known: %v\n", n.Name, err)
-			continue
-		}
-		r.AddStorage(n.Name, st, cfg.Thresholds)
 	}
 }
 
