@@ -98,6 +98,11 @@ func storageFinding(n *Node, subs []Subscription, st rdsstorage.Reading, th conf
 				}
 			}
 		}
+		for _, f := range n.Findings {
+			if f.Code == CodeOrphanSlot && f.Slot == sl.Name {
+				d += fmt.Sprintf("; an orphan: pglmon repair --remedy drop-orphan-slot --node %s --slot %s", n.Name, sl.Name)
+			}
+		}
 		held = append(held, d+")")
 	}
 	remedy := "add storage (aws rds modify-db-instance --db-instance-identifier " + st.Instance + " --allocated-storage <GiB> --apply-immediately, or turn on storage autoscaling) or free space"

@@ -17,7 +17,8 @@ func storageReport() *Report {
 		Nodes: []Node{{Name: "provider", Up: true, Slots: []probe.Slot{
 			{Name: "pgl_db_provider_sub", Plugin: "pglogical_output", RetainedBytes: 60 * gib},
 			{Name: "pgl_db_provider_other", Plugin: "pglogical_output", Active: true, RetainedBytes: 10 << 20},
-		}}, {Name: "subscriber", Up: true}},
+			{Name: "pgl_db_provider_sub_1a2b3c4d", Plugin: "pglogical_output", RetainedBytes: 5 << 20},
+		}, Findings: []Finding{{Code: CodeOrphanSlot, Severity: Warning, Slot: "pgl_db_provider_sub_1a2b3c4d"}}}, {Name: "subscriber", Up: true}},
 		Subscriptions: []Subscription{{Name: "sub", Subscriber: "subscriber", Provider: "provider", SlotName: "pgl_db_provider_sub", Status: "down", Enabled: true}},
 	}
 }
@@ -34,7 +35,8 @@ func TestStorageLow(t *testing.T) {
 		{"plenty and steady", rdsstorage.Reading{FreeBytes: 50 * gib, AllocatedBytes: 100 * gib}, "", nil, nil},
 		{"plenty, falling slowly", rdsstorage.Reading{FreeBytes: 50 * gib, AllocatedBytes: 100 * gib, FallingBytesPerHour: 2 * gib}, "", nil, nil},
 		{"under 10%", rdsstorage.Reading{FreeBytes: 8 * gib, AllocatedBytes: 100 * gib}, Warning,
-			[]string{"8.0 GiB free of 100.0 GiB (8.0%", "under thresholds.storage_free_percent 10%", "pgl_db_provider_sub (inactive, 60.0 GiB; subscription sub on subscriber, down)", "Replication slots hold back 60.0 GiB of WAL (65% of the 92.0 GiB in use)", "pgl_db_provider_other (active, 10.0 MiB)", "storage-full"}, []string{"runs out"}},
+			[]string{"8.0 GiB free of 100.0 GiB (8.0%", "under thresholds.storage_free_percent 10%", "pgl_db_provider_sub (inactive, 60.0 GiB; subscription sub on subscriber, down)", "Replication slots hold back 60.0 GiB of WAL (65% of the 92.0 GiB in use)", "pgl_db_provider_other (active, 10.0 MiB)",
+				"pgl_db_provider_sub_1a2b3c4d (inactive, 5.0 MiB; an orphan: pglmon repair --remedy drop-orphan-slot --node provider --slot pgl_db_provider_sub_1a2b3c4d)", "storage-full"}, []string{"runs out"}},
 		{"under 5%", rdsstorage.Reading{FreeBytes: 4 * gib, AllocatedBytes: 100 * gib}, Critical, []string{"4.0%"}, nil},
 		{"runs out within 12h", rdsstorage.Reading{FreeBytes: 50 * gib, AllocatedBytes: 100 * gib, FallingBytesPerHour: 5 * gib}, Warning,
 			[]string{"at the last hour's rate (5.0 GiB/h) it runs out in about 10h0m0s", "drop_subscription"}, []string{"storage_free_percent"}},
@@ -91,7 +93,7 @@ func TestStorageLow(t *testing.T) {
 	// Both rules off.
 	r := storageReport()
 	r.AddStorage("provider", rdsstorage.Reading{Instance: "prov-db", FreeBytes: 1, AllocatedBytes: 100 * gib, FallingBytesPerHour: gib}, config.Thresholds{})
-	if len(r.Nodes[0].Findings) != 0 {
+	if len(r.Nodes[0].Findings) != 1 { // the orphan_slot it had
 		t.Errorf("thresholds off: %v", r.Nodes[0].Findings)
 	}
 }
