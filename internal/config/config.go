@@ -309,6 +309,11 @@ const (
 // Remedies that have a policy.
 var Remedies = []string{"restart", "recreate-origin", "enable"}
 
+// RemedyDropOrphanSlot may also have a policy, approve or off (the
+// default): approve puts a button on Slack's orphan_slot messages that an
+// approver presses; it never runs automatically.
+const RemedyDropOrphanSlot = "drop-orphan-slot"
+
 // DefaultListen is the daemon's default HTTP address (postgres_exporter has 9187).
 const DefaultListen = "127.0.0.1:9198"
 
@@ -610,8 +615,14 @@ func (c *Config) validate() Errors {
 		add(c.errorAt("probe.timeout", "must not be longer than probe.interval (%s)", c.Probe.Interval.D()))
 	}
 	for remedy, p := range c.Repair.Policy {
+		if remedy == RemedyDropOrphanSlot {
+			if p != PolicyApprove && p != PolicyOff {
+				add(c.errorAt("repair.policy."+remedy, "policy %q: dropping a slot is never automatic; approve (a Slack button for approvers) or off", p))
+			}
+			continue
+		}
 		if !contains(Remedies, remedy) {
-			add(c.errorAt("repair.policy."+remedy, "unknown remedy %q (known: %s)", remedy, strings.Join(Remedies, ", ")))
+			add(c.errorAt("repair.policy."+remedy, "unknown remedy %q (known: %s)", remedy, strings.Join(append(Remedies[:len(Remedies):len(Remedies)], RemedyDropOrphanSlot), ", ")))
 		}
 		if p != PolicyAuto && p != PolicyApprove && p != PolicyOff {
 			add(c.errorAt("repair.policy."+remedy, "policy %q must be auto, approve or off", p))

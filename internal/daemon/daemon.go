@@ -172,6 +172,7 @@ func New(opts Options) (*Daemon, error) {
 			groups = &pslack.Groups{API: client, IDs: sc.ApproverGroups, TTL: 5 * time.Minute, Log: d.log}
 		}
 		d.buttons = &pslack.Interactions{Secret: secret, Approvers: approvers, Groups: groups, Exec: d, Latest: d.latest.Load,
+			Policy:   func() map[string]string { return d.cfg.Load().Repair.Policy },
 			Notifier: d.slack, Audit: audit, Log: d.log, HTTP: &http.Client{Timeout: 10 * time.Second}}
 	}
 	l, err := net.Listen("tcp", opts.Config.HTTP.Listen)

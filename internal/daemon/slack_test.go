@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -321,5 +322,131 @@ func TestSlackSocketModeButton(t *testing.T) {
 	entries, _ := repair.Entries(r.audit)
 	if countStarted(entries) != 1 || entries[0].Actor != "slack:UAPPROVER" {
 		t.Fatalf("audit: %+v", entries)
+	}
+}
+
+// With repair.policy.drop-orphan-slot: approve, the node message of an
+// orphan slot has a "Drop slot" button; an approver's press drops that slot
+// (re-checked, locked, audited) and nothing else, and the thread says so.
+// A press after the policy went back to off is refused.
+func TestSlackDropOrphanSlotButton(t *testing.T) {
+	t.Setenv("PGLMON_TEST_SLACK_TOKEN", plantedToken)
+	t.Setenv("PGLMON_TEST_SLACK_SECRET", plantedSecret)
+	ctx := context.Background()
+	fake := slacktest.New()
+	defer fake.Close()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10})
+	p.MustConverge(t, time.Minute)
+	slot := "pgl_" + p.Provider.Name + "_orphan"
+	if err := p.Provider.Exec(ctx, "SELECT pg_create_logical_replication_slot($1, 'pglogical_output')", slot); err != nil {
+		t.Fatal(err)
+	}
+	exists := func(name string) bool {
+		var n int
+		if err := p.Provider.QueryRow(ctx, "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1", []any{&n}, name); err != nil {
+			t.Fatal(err)
+		}
+		return n == 1
+	}
+	t.Cleanup(func() {
+		_ = p.Provider.Exec(context.Background(), "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", slot)
+	})
+	policy := "  policy:\n    restart: off\n    recreate-origin: off\n    enable: off\n    drop-orphan-slot: approve\n"
+	cfgBody := pairConfig(p, filepath.Join(t.TempDir(), "a.jsonl"), policy) + slackConfig(fake, "")
+	r := start(t, cfgBody, nil)
+	var value, msgTS string
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		value, msgTS = repairButton(fake, "Drop slot "+slot)
+		return value != ""
+	}); err != nil {
+		t.Fatalf("no Drop slot button: %+v", fake.Requests())
+	}
+	var v struct{ D, L, R, F string }
+	if err := json.Unmarshal([]byte(value), &v); err != nil || v.D != "provider" || v.L != slot || v.R != "drop-orphan-slot" || v.F != "orphan_slot" {
+		t.Fatalf("button value %s", value)
+	}
+	if msgTS == "" {
+		msgTS = "1700000000.000001"
+	}
+	sign := func(body string) http.Header { return slacktest.Sign(plantedSecret, body, time.Now()) }
+
+	// A stranger's press does nothing.
+	stranger := slacktest.ButtonPress("USTRANGER", "pglmon_repair", value, msgTS, "1700000002.1", fake.ResponseURL())
+	if got := press(t, r, stranger, sign(stranger)); got != 200 {
+		t.Fatalf("stranger: status %d", got)
+	}
+	// The approver's press drops it.
+	good := slacktest.ButtonPress("UAPPROVER", "pglmon_repair", value, msgTS, "1700000002.2", fake.ResponseURL())
+	if got := press(t, r, good, sign(good)); got != 200 {
+		t.Fatalf("approver: status %d", got)
+	}
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool { return !exists(slot) }); err != nil {
+		t.Fatal("the orphan slot is still there")
+	}
+	subSlot, err := p.SlotName(ctx, p.Sub())
+	if err != nil || !exists(subSlot) {
+		t.Fatalf("the subscription's own slot %q is gone: %v", subSlot, err)
+	}
+	if err := pgtest.Poll(ctx, 20*time.Second, func() bool {
+		for _, q := range fake.Requests() {
+			if q.Method == "chat.postMessage" && strings.Contains(q.Form.Get("text"), "drop-orphan-slot by <@UAPPROVER>: success") {
+				return true
+			}
+		}
+		return false
+	}); err != nil {
+		t.Errorf("no thread reply with the outcome: %+v", fake.Requests())
+	}
+	entries, _ := repair.Entries(r.audit)
+	var ran, refused bool
+	for _, e := range entries {
+		if e.Phase == "finished" && e.Remedy == "drop-orphan-slot" && e.Slot == slot && e.Actor == "slack:UAPPROVER" && e.Outcome == repair.ResultSuccess {
+			ran = true
+		}
+		if e.Actor == "slack:USTRANGER" && e.Outcome == "refused" {
+			refused = true
+		}
+	}
+	if !ran || !refused {
+		t.Errorf("audit: approver's drop %v, stranger refused %v: %+v", ran, refused, entries)
+	}
+
+	// Another orphan, then the policy goes back to off: the old button is refused.
+	second := slot + "2"
+	if err := p.Provider.Exec(ctx, "SELECT pg_create_logical_replication_slot($1, 'pglogical_output')", second); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = p.Provider.Exec(context.Background(), "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", second)
+	})
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		value, _ = repairButton(fake, "Drop slot "+second)
+		return value != ""
+	}); err != nil {
+		t.Fatalf("no Drop slot button for the second orphan: %+v", fake.Requests())
+	}
+	if err := os.WriteFile(r.path, []byte(strings.Replace(cfgBody, "drop-orphan-slot: approve", "drop-orphan-slot: off", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.reload <- struct{}{}
+	if err := pgtest.Poll(ctx, 10*time.Second, func() bool { return strings.Contains(r.logs.String(), "configuration reloaded") }); err != nil {
+		t.Fatal("the configuration was not reloaded")
+	}
+	late := slacktest.ButtonPress("UAPPROVER", "pglmon_repair", value, msgTS, "1700000002.3", fake.ResponseURL())
+	if got := press(t, r, late, sign(late)); got != 200 {
+		t.Fatalf("late press: status %d", got)
+	}
+	if err := pgtest.Poll(ctx, 20*time.Second, func() bool {
+		for _, q := range fake.Requests() {
+			if q.Method == "response" && strings.Contains(q.Body, "repair.policy.drop-orphan-slot is") {
+				return true
+			}
+		}
+		return false
+	}); err != nil {
+		t.Fatalf("no refusal after the policy went off: %+v", fake.Requests())
+	}
+	if !exists(second) {
+		t.Error("the second orphan was dropped although the policy is off")
 	}
 }

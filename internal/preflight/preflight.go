@@ -278,7 +278,7 @@ func node(ctx context.Context, cfg *config.Config, n config.Node, timeout time.D
 
 	admin := fa.superuser || (fa.rdsSuperuser != nil && *fa.rdsSuperuser)
 	var active []string
-	for _, r := range config.Remedies {
+	for _, r := range append(config.Remedies[:len(config.Remedies):len(config.Remedies)], config.RemedyDropOrphanSlot) {
 		if p := cfg.Repair.Policy[r]; p == config.PolicyAuto || p == config.PolicyApprove {
 			active = append(active, r+"="+p)
 		}

@@ -35,7 +35,10 @@ type Interactions struct {
 	Groups *Groups
 	Exec   Executor
 	// Latest returns the last report, to refuse buttons whose finding is gone.
-	Latest   func() *diagnose.Report
+	Latest func() *diagnose.Report
+	// Policy returns repair.policy now: a button whose remedy's policy was
+	// turned off since its message was posted is refused.
+	Policy   func() map[string]string
 	Notifier *Notifier
 	Audit    *repair.Audit
 	Log      *slog.Logger
@@ -104,7 +107,7 @@ func parseButton(cb slack.InteractionCallback) (*slack.BlockAction, ButtonValue,
 		return nil, v, false
 	}
 	act := cb.ActionCallback.BlockActions[0]
-	if err := json.Unmarshal([]byte(act.Value), &v); err != nil || v.Subscription == "" {
+	if err := json.Unmarshal([]byte(act.Value), &v); err != nil || (v.Subscription == "" && (v.Node == "" || v.Slot == "")) {
 		return nil, v, false
 	}
 	return act, v, true
@@ -124,13 +127,20 @@ func (h *Interactions) Handle(cb slack.InteractionCallback) {
 		h.ephemeral(cb.ResponseURL, "You are not an approver of pglmon repairs; nothing was run.")
 		return
 	}
-	if act.ActionID == ActionSnooze {
+	if act.ActionID == ActionSnooze && v.Node == "" {
 		h.Notifier.Snooze(v.Subscriber, v.Subscription, time.Hour)
 		h.Notifier.Event(v.Subscriber, v.Subscription, fmt.Sprintf("snoozed for 1h by <@%s>", user), "")
 		return
 	}
 	if act.ActionID != ActionRepair {
 		return
+	}
+	if h.Policy != nil {
+		if p := h.Policy()[v.Remedy]; p != config.PolicyApprove && p != config.PolicyAuto {
+			h.audit(user, v, "refused", "repair.policy."+v.Remedy+" is not approve")
+			h.ephemeral(cb.ResponseURL, fmt.Sprintf("repair.policy.%s is %q now, not approve: nothing was run.", v.Remedy, p))
+			return
+		}
 	}
 	press := cb.Container.MessageTs + "/" + act.ActionTs + "/" + user + "/" + act.Value
 	h.mu.Lock()
@@ -143,45 +153,62 @@ func (h *Interactions) Handle(cb slack.InteractionCallback) {
 		}
 	}
 	_, replay := h.seen[press]
-	busy := h.running[v.Subscriber+"/"+v.Subscription]
+	busy := h.running[v.target()]
 	if !replay && !busy {
 		h.seen[press] = time.Now()
-		h.running[v.Subscriber+"/"+v.Subscription] = true
+		h.running[v.target()] = true
 	}
 	h.mu.Unlock()
 	if replay {
 		return
 	}
 	if busy {
-		h.ephemeral(cb.ResponseURL, "A repair of "+v.Subscription+" is already running.")
+		h.ephemeral(cb.ResponseURL, "A repair of "+v.target()+" is already running.")
 		return
 	}
 	done := func() {
 		h.mu.Lock()
-		delete(h.running, v.Subscriber+"/"+v.Subscription)
+		delete(h.running, v.target())
 		h.mu.Unlock()
 	}
 	if !h.stillHolds(v) {
 		done()
-		h.ephemeral(cb.ResponseURL, fmt.Sprintf("Already healthy: %s on %s no longer shows %s; nothing was run.", v.Subscription, v.Subscriber, v.Finding))
+		h.ephemeral(cb.ResponseURL, fmt.Sprintf("Already healthy: %s no longer shows %s; nothing was run.", v.target(), v.Finding))
 		return
+	}
+	event := func(text, outcome string) {
+		if v.Node != "" {
+			h.Notifier.NodeEvent(v.Node, text, outcome)
+		} else {
+			h.Notifier.Event(v.Subscriber, v.Subscription, text, outcome)
+		}
 	}
 	h.wg.Go(func() {
 		defer done()
-		h.Notifier.Event(v.Subscriber, v.Subscription, fmt.Sprintf(":wrench: %s started by <@%s>", v.Remedy, user), "")
+		event(fmt.Sprintf(":wrench: %s started by <@%s>", v.Remedy, user), "")
 		out := h.Exec.Execute(h.Ctx, repair.Request{Remedy: v.Remedy, Subscription: v.Subscription, Subscriber: v.Subscriber,
-			Actor: "slack:" + user, Finding: v.Finding})
+			Node: v.Node, Slot: v.Slot, Actor: "slack:" + user, Finding: v.Finding})
 		text := fmt.Sprintf("%s by <@%s>: %s in %s", v.Remedy, user, out.Result, out.Duration.Round(time.Millisecond))
 		if out.Reason != "" {
 			text += " (" + out.Reason + ")"
 		}
-		h.Notifier.Event(v.Subscriber, v.Subscription, text, text)
+		event(text, text)
 	})
 }
 
 func (h *Interactions) stillHolds(v ButtonValue) bool {
 	r := h.Latest()
 	if r == nil {
+		return false
+	}
+	if v.Node != "" {
+		for _, n := range r.Nodes {
+			for _, f := range n.Findings {
+				if n.Name == v.Node && f.Code == v.Finding && f.Slot == v.Slot && f.Remedy == v.Remedy {
+					return true
+				}
+			}
+		}
 		return false
 	}
 	s, ok := r.Subscription(v.Subscription, v.Subscriber)
@@ -197,7 +224,8 @@ func (h *Interactions) audit(user string, v ButtonValue, outcome, reason string)
 		return
 	}
 	_ = h.Audit.Append(repair.Entry{Time: time.Now().UTC(), ID: "slack-" + user + "-" + fmt.Sprint(time.Now().UnixNano()), Phase: "finished",
-		Actor: "slack:" + user, Remedy: v.Remedy, Subscription: v.Subscription, Subscriber: v.Subscriber, Outcome: outcome, Reason: reason})
+		Actor: "slack:" + user, Remedy: v.Remedy, Subscription: v.Subscription, Subscriber: v.Subscriber, Provider: v.Node, Slot: v.Slot,
+		Outcome: outcome, Reason: reason})
 }
 
 // ephemeral answers only the presser, through the interaction's response_url.

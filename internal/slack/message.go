@@ -22,12 +22,23 @@ const (
 	ActionSnooze = "pglmon_snooze"
 )
 
-// ButtonValue is what a repair button carries back.
+// ButtonValue is what a repair button carries back: a subscription's, or
+// (drop-orphan-slot) a node's slot.
 type ButtonValue struct {
-	Subscription string `json:"s"`
-	Subscriber   string `json:"n"`
+	Subscription string `json:"s,omitempty"`
+	Subscriber   string `json:"n,omitempty"`
+	Node         string `json:"d,omitempty"`
+	Slot         string `json:"l,omitempty"`
 	Remedy       string `json:"r"`
 	Finding      string `json:"f"`
+}
+
+// target names what a button acts on.
+func (v ButtonValue) target() string {
+	if v.Node != "" {
+		return "slot " + v.Slot + " on " + v.Node
+	}
+	return v.Subscription + " on " + v.Subscriber
 }
 
 var remedyLabels = map[string]string{
@@ -41,20 +52,40 @@ var healthEmoji = map[diagnose.Health]string{
 	diagnose.Critical: ":red_circle:", diagnose.Unknown: ":white_circle:",
 }
 
-// nodeBlocks renders a node's incident: its findings and what to do; no
-// buttons (a node finding's remedy is always a person's).
-func nodeBlocks(nd diagnose.Node, in *incident) []slack.Block {
+// nodeBlocks renders a node's incident: its findings and what to do. An
+// orphan slot gets a "Drop slot" button when repair.policy.drop-orphan-slot
+// is approve; the other node findings' remedies are a person's, outside Slack.
+func nodeBlocks(nd diagnose.Node, in *incident, policy map[string]string, outcome string) []slack.Block {
 	title := fmt.Sprintf("%s pglmon node *%s* is *%s*", healthEmoji[in.health], nd.Name, strings.ToUpper(string(in.health)))
 	if in.health == diagnose.OK {
 		title = fmt.Sprintf("%s pglmon node *%s* recovered after %s", healthEmoji[in.health], nd.Name, time.Since(in.since).Round(time.Second))
 	}
 	blocks := []slack.Block{slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, title, false, false), nil, nil)}
+	var buttons []slack.BlockElement
 	for _, f := range nd.Findings {
 		text := fmt.Sprintf("*%s* (%s): %s", f.Code, f.Severity, f.Message)
 		blocks = append(blocks, slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, truncate(text, 2900), false, false), nil, nil))
+		if f.Code == diagnose.CodeOrphanSlot && f.Remedy == diagnose.RemedyDropOrphanSlot && f.Slot != "" && policy[f.Remedy] == config.PolicyApprove && len(buttons) < 5 {
+			v, _ := json.Marshal(ButtonValue{Node: nd.Name, Slot: f.Slot, Remedy: f.Remedy, Finding: f.Code})
+			btn := slack.NewButtonBlockElement(ActionRepair, string(v), slack.NewTextBlockObject(slack.PlainTextType, truncate("Drop slot "+f.Slot, 75), false, false))
+			btn.Style = slack.StyleDanger
+			btn.Confirm = slack.NewConfirmationBlockObject(
+				slack.NewTextBlockObject(slack.PlainTextType, "Drop this replication slot?", false, false),
+				slack.NewTextBlockObject(slack.MarkdownType, truncate(fmt.Sprintf("pglmon will drop slot *%s* on *%s* (`pg_drop_replication_slot`), under its lock, after re-checking that it is inactive and that no subscription on a configured node uses it. The WAL it holds is freed. A subscriber pglmon does not watch that still uses this slot would lose its changes and need a new initial copy.", f.Slot, nd.Name), 300), false, false),
+				slack.NewTextBlockObject(slack.PlainTextType, "Drop it", false, false),
+				slack.NewTextBlockObject(slack.PlainTextType, "Cancel", false, false))
+			btn.Confirm.Style = slack.StyleDanger
+			buttons = append(buttons, btn)
+		}
 	}
 	blocks = append(blocks, slack.NewContextBlock("", slack.NewTextBlockObject(slack.MarkdownType,
 		fmt.Sprintf("Since %s · the daemon's /api/v1/status lists the node's findings", in.since.UTC().Format(time.RFC3339)), false, false)))
+	if len(buttons) > 0 {
+		blocks = append(blocks, slack.NewActionBlock("pglmon_actions", buttons...))
+	}
+	if outcome != "" {
+		blocks = append(blocks, slack.NewContextBlock("pglmon_outcome", slack.NewTextBlockObject(slack.MarkdownType, truncate(outcome, 2900), false, false)))
+	}
 	return blocks
 }
 

@@ -97,7 +97,16 @@ func (n *Notifier) Observe(r diagnose.Report) {
 			}
 		}
 		nd.Findings = fs
-		n.observe(now, nodeKey(nd.Name), health, findingCodes(fs), func(in *incident) { in.node = &nd })
+		// The slot is part of what a node finding is: another orphan slot
+		// is a change (its message gets that slot's button).
+		codes := make([]string, len(fs))
+		for i, f := range fs {
+			codes[i] = f.Code
+			if f.Slot != "" {
+				codes[i] += " " + f.Slot
+			}
+		}
+		n.observe(now, nodeKey(nd.Name), health, strings.Join(codes, ", "), func(in *incident) { in.node = &nd })
 	}
 }
 
@@ -167,11 +176,18 @@ func findingCodes(fs []diagnose.Finding) string {
 	return strings.Join(c, ", ")
 }
 
-// Event adds a thread reply (and refreshes the message) for an incident.
+// Event adds a thread reply (and refreshes the message) for a
+// subscription's incident.
 func (n *Notifier) Event(subscriber, sub, text, outcome string) {
+	n.event(key(subscriber, sub), text, outcome)
+}
+
+// NodeEvent adds a thread reply (and refreshes the message) for a node's incident.
+func (n *Notifier) NodeEvent(node, text, outcome string) { n.event(nodeKey(node), text, outcome) }
+
+func (n *Notifier) event(k, text, outcome string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	k := key(subscriber, sub)
 	in := n.incidents[k]
 	if in == nil {
 		return
@@ -256,7 +272,7 @@ func (n *Notifier) send(ctx context.Context, j job) error {
 	var blocks []slack.Block
 	var text string
 	if in.node != nil {
-		blocks = nodeBlocks(*in.node, in)
+		blocks = nodeBlocks(*in.node, in, n.policy(), outcome)
 		text = fmt.Sprintf("pglmon node %s is %s", in.node.Name, in.health)
 	} else {
 		blocks = incidentBlocks(s, in, n.policy(), outcome)

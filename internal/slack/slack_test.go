@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slack-go/slack"
+
 	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/diagnose"
 	"github.com/pglmon/pglmon/internal/repair"
@@ -222,4 +224,35 @@ func poll(timeout time.Duration, cond func() bool) error {
 		time.Sleep(20 * time.Millisecond) // polling the fake server's record
 	}
 	return nil
+}
+
+// An orphan slot's node message has a "Drop slot" button only when
+// repair.policy.drop-orphan-slot is approve; other node findings never do.
+func TestDropSlotButtonOnlyWhenApproved(t *testing.T) {
+	nd := diagnose.Node{Name: "provider", Findings: []diagnose.Finding{
+		{Code: diagnose.CodeOrphanSlot, Severity: diagnose.Warning, Remedy: diagnose.RemedyDropOrphanSlot, Human: true, Slot: "pgl_db_x"},
+		{Code: diagnose.CodeStorageLow, Severity: diagnose.Critical, Human: true}}}
+	in := &incident{since: time.Now(), health: diagnose.Critical}
+	buttons := func(policy map[string]string) []string {
+		var out []string
+		for _, b := range nodeBlocks(nd, in, policy, "") {
+			if a, ok := b.(*slack.ActionBlock); ok {
+				for _, e := range a.Elements.ElementSet {
+					if btn, ok := e.(*slack.ButtonBlockElement); ok {
+						out = append(out, btn.Text.Text+" "+btn.Value)
+					}
+				}
+			}
+		}
+		return out
+	}
+	for _, p := range []map[string]string{nil, {"restart": "auto"}, {"drop-orphan-slot": "off"}} {
+		if got := buttons(p); len(got) != 0 {
+			t.Errorf("policy %v: buttons %q", p, got)
+		}
+	}
+	got := buttons(map[string]string{"drop-orphan-slot": "approve"})
+	if want := `Drop slot pgl_db_x {"d":"provider","l":"pgl_db_x","r":"drop-orphan-slot","f":"orphan_slot"}`; len(got) != 1 || got[0] != want {
+		t.Errorf("approve: buttons %q, want %q", got, want)
+	}
 }
