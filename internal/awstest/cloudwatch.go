@@ -63,15 +63,7 @@ func (s *Server) serveRPCv2(w http.ResponseWriter, r *http.Request, body []byte)
 		writeCBORError(w, 400, "InvalidParameterValue", "not an rpc-v2-cbor request")
 		return
 	}
-	switch s.injected(op) {
-	case throttled:
-		writeCBORError(w, 400, "Throttling", "Rate exceeded")
-		return
-	case failed:
-		writeCBORError(w, 500, "InternalServiceError", "An internal error occurred.")
-		return
-	case denied:
-		writeCBORError(w, 403, "AccessDenied", "User: arn:aws:iam::123456789012:user/pglmon is not authorized to perform: cloudwatch:"+op)
+	if s.failInjected(op, cloudWatchErrors, func(status int, code, msg string) { writeCBORError(w, status, code, msg) }) {
 		return
 	}
 	if op != "GetMetricData" {

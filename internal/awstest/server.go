@@ -156,6 +156,37 @@ func (s *Server) injected(action string) injection {
 // Deny makes every call of action fail as IAM refuses it (AccessDenied).
 func (s *Server) Deny(action string) { s.mu.Lock(); s.deny[action] = true; s.mu.Unlock() }
 
+// serviceErrors are how a service says it throttles, fails or denies.
+type serviceErrors struct {
+	throttle, internal, internalMsg string
+	deny                            string
+	denyStatus                      int
+	iam                             string // the IAM action prefix
+}
+
+var (
+	rdsErrors        = serviceErrors{"Throttling", "InternalFailure", "An internal error occurred.", "AccessDenied", 403, "rds"}
+	secretsErrors    = serviceErrors{"ThrottlingException", "InternalServiceError", "An error occurred on the server side.", "AccessDeniedException", 400, "secretsmanager"}
+	cloudWatchErrors = serviceErrors{"Throttling", "InternalServiceError", "An internal error occurred.", "AccessDenied", 403, "cloudwatch"}
+)
+
+// failInjected answers with the throttling, failure or denial queued for
+// action, in the service's words through write; it reports whether it did
+// (s.mu held).
+func (s *Server) failInjected(action string, e serviceErrors, write func(status int, code, msg string)) bool {
+	switch s.injected(action) {
+	case throttled:
+		write(400, e.throttle, "Rate exceeded")
+	case failed:
+		write(500, e.internal, e.internalMsg)
+	case denied:
+		write(e.denyStatus, e.deny, "User: arn:aws:iam::123456789012:user/pglmon is not authorized to perform: "+e.iam+":"+action)
+	default:
+		return false
+	}
+	return true
+}
+
 // Throttle makes the next n requests fail with the service's throttling error.
 func (s *Server) Throttle(n int) { s.mu.Lock(); s.throttle = n; s.mu.Unlock() }
 
@@ -324,15 +355,7 @@ func (s *Server) serveRDS(w http.ResponseWriter, r *http.Request, f url.Values) 
 		writeRDSError(w, 400, "InvalidParameterValue", "unsupported API version "+f.Get("Version"))
 		return
 	}
-	switch s.injected(action) {
-	case throttled:
-		writeRDSError(w, 400, "Throttling", "Rate exceeded")
-		return
-	case failed:
-		writeRDSError(w, 500, "InternalFailure", "An internal error occurred.")
-		return
-	case denied:
-		writeRDSError(w, 403, "AccessDenied", "User: arn:aws:iam::123456789012:user/pglmon is not authorized to perform: rds:"+action)
+	if s.failInjected(action, rdsErrors, func(status int, code, msg string) { writeRDSError(w, status, code, msg) }) {
 		return
 	}
 	var inner string
@@ -553,15 +576,7 @@ func (s *Server) serveSecrets(w http.ResponseWriter, r *http.Request, target str
 		writeJSONError(w, 400, "SerializationException", "wrong content type")
 		return
 	}
-	switch s.injected(action) {
-	case throttled:
-		writeJSONError(w, 400, "ThrottlingException", "Rate exceeded")
-		return
-	case failed:
-		writeJSONError(w, 500, "InternalServiceError", "An error occurred on the server side.")
-		return
-	case denied:
-		writeJSONError(w, 400, "AccessDeniedException", "User: arn:aws:iam::123456789012:user/pglmon is not authorized to perform: secretsmanager:"+action)
+	if s.failInjected(action, secretsErrors, func(status int, code, msg string) { writeJSONError(w, status, code, msg) }) {
 		return
 	}
 	if action != "GetSecretValue" {
