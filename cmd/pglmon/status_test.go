@@ -1426,3 +1426,37 @@ func restartWithSetting(t *testing.T, d pgtest.DB, name string, value int) {
 		t.Fatal(err)
 	}
 }
+
+// TestStatusApplyDelayOverWalSenderTimeout: a subscription whose
+// apply_delay is not shorter than its provider's wal_sender_timeout does
+// not answer its walsender while it holds a transaction back; the provider
+// ends the walsender and the subscription goes down around each delayed
+// transaction. pglmon names the cause while it still replicates.
+func TestStatusApplyDelayOverWalSenderTimeout(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Own: true, Rows: 10, ApplyDelay: 3 * time.Second, ProviderConf: []string{"wal_sender_timeout = 2s"}})
+	cfg := writeConfig(t, p, "")
+	_, s := status(t, cfg, "--no-wait")
+	msg, ok := findingOf(s, "apply_delay_timeout")
+	if !ok || !strings.Contains(msg, "sub_0 has apply_delay 3s, not shorter than wal_sender_timeout 2s on its provider provider") {
+		t.Fatalf("finding: %q (%v)\n%+v", msg, ok, s)
+	}
+	// What the finding says happens: a delayed transaction, the provider
+	// ends the silent walsender, and the row still arrives afterwards.
+	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 VALUES (1000, 'delayed', 1)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
+		log, _ := os.ReadFile(p.Provider.Cluster.LogPath())
+		return strings.Contains(string(log), "terminating walsender process due to replication timeout")
+	}); err != nil {
+		t.Error("the provider never ended the walsender of the delayed subscription")
+	}
+	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
+		var n int
+		return p.Subscriber.QueryRow(ctx, "SELECT count(*) FROM items_0 WHERE id = 1000", []any{&n}) == nil && n == 1
+	}); err != nil {
+		t.Error("the delayed row never arrived")
+	}
+}

@@ -134,7 +134,7 @@ func (d *diagnosis) subscription(subscriber *probe.Snapshot, sub probe.Subscript
 		Name: sub.Name, Subscriber: subscriber.Node, ProviderNode: sub.ProviderNode,
 		Status: sub.Status, Enabled: sub.Enabled, SlotName: sub.SlotName, OriginExists: sub.OriginExists,
 		ApplyWorker: sub.ApplyWorker, LockWait: sub.LockWait, Findings: []Finding{},
-		ProviderInterface: sub.ProviderInterface, ProviderConninfo: sub.ProviderConninfo,
+		ProviderInterface: sub.ProviderInterface, ProviderConninfo: sub.ProviderConninfo, ApplyDelaySeconds: sub.ApplyDelaySeconds,
 	}
 	if sub.OriginExists && sub.OriginRemoteLSN > 0 {
 		out.OriginRemoteLSN = sub.OriginRemoteLSN.String()
@@ -186,6 +186,9 @@ func (d *diagnosis) subscription(subscriber *probe.Snapshot, sub probe.Subscript
 	}
 	if prov != nil && slotFound {
 		d.slotFindings(&out, prov, slot)
+	}
+	if f, ok := applyDelayFinding(sub, prov); ok {
+		add(f)
 	}
 	if sub.Status == probe.StatusInitializing || sub.Status == probe.StatusReplicating {
 		d.tableSync(&out, subscriber)
@@ -320,6 +323,26 @@ func slotInUse(subscriber string, sub probe.Subscription, prov *probe.Snapshot, 
 			slot.ConfirmedFlushLSN, config.FormatBytes(int64(slot.ConfirmedFlushLSN-sub.OriginRemoteLSN)), sub.Name, sub.OriginRemoteLSN, prov.Node, subscriber, sub.Name, sub.Name)
 	}
 	return Finding{Code: CodeSlotInUse, Severity: Critical, Human: true, Slot: slot.Name, Message: b.String()}, true
+}
+
+// applyDelayFinding warns when a subscription's apply_delay is at least its
+// provider's wal_sender_timeout. While pglogical holds a transaction back it
+// does not answer its walsender, which the provider ends once
+// wal_sender_timeout passes without an answer; the subscription goes down
+// and starts again around every delayed transaction (seen with pglogical
+// 2.4.2: apply_delay 90s, wal_sender_timeout 1min).
+func applyDelayFinding(sub probe.Subscription, prov *probe.Snapshot) (Finding, bool) {
+	if sub.ApplyDelaySeconds <= 0 || prov == nil || prov.Capacity == nil || prov.Capacity.SenderTimeoutMS <= 0 {
+		return Finding{}, false
+	}
+	delay := time.Duration(sub.ApplyDelaySeconds * float64(time.Second))
+	timeout := time.Duration(prov.Capacity.SenderTimeoutMS) * time.Millisecond
+	if delay < timeout {
+		return Finding{}, false
+	}
+	return Finding{Code: CodeApplyDelayTimeout, Severity: Warning, Human: true,
+		Message: fmt.Sprintf("%s has apply_delay %s, not shorter than wal_sender_timeout %s on its provider %s: while pglogical holds a transaction back it does not answer its walsender, which the provider ends when wal_sender_timeout passes (its log: \"terminating walsender process due to replication timeout\"); the subscription then goes down and starts again around every delayed transaction, and falls behind. Raise wal_sender_timeout on the provider above the delay, or 0 (a reload; RDS: the parameter group, no reboot), or use a shorter apply_delay",
+			sub.Name, delay, timeout, prov.Node)}, true
 }
 
 // capacityFinding warns on a provider (a node with a pglogical slot) with

@@ -636,3 +636,27 @@ func TestReplicationCapacityLow(t *testing.T) {
 		t.Errorf("no pglogical slot: %+v", f)
 	}
 }
+
+func TestApplyDelayNotShorterThanWalSenderTimeout(t *testing.T) {
+	finding := func(delay float64, timeoutMS int) (Finding, bool) {
+		w := healthy()
+		w.s().ApplyDelaySeconds = delay
+		w.prov.Capacity = &probe.Capacity{Slots: 1, MaxSlots: 10, Senders: 1, MaxSenders: 10, SenderTimeoutMS: timeoutMS}
+		r := w.run()
+		s, _ := r.Subscription("sub", "")
+		return s.Finding(CodeApplyDelayTimeout)
+	}
+	for _, c := range []struct {
+		delay   float64
+		timeout int
+	}{{0, 60000}, {30, 60000}, {3600, 0}} {
+		if f, ok := finding(c.delay, c.timeout); ok {
+			t.Errorf("apply_delay %gs, wal_sender_timeout %dms: %s", c.delay, c.timeout, f.Message)
+		}
+	}
+	f, ok := finding(90, 60000)
+	if !ok || f.Severity != Warning || !f.Human || f.Remedy != "" ||
+		!strings.Contains(f.Message, "sub has apply_delay 1m30s, not shorter than wal_sender_timeout 1m0s on its provider p") {
+		t.Errorf("90s over 1min: %+v", f)
+	}
+}

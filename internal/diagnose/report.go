@@ -71,6 +71,7 @@ const (
 	CodeReplicationCapacityLow = "replication_capacity_low"
 	CodeApplyError             = "apply_error"
 	CodeApplyBlocked           = "apply_blocked"
+	CodeApplyDelayTimeout      = "apply_delay_timeout"
 	CodeSubscriptionDown       = "subscription_down"
 	CodeSlotMissing            = "slot_missing"
 	CodeSubscriptionDisabled   = "subscription_disabled"
@@ -149,6 +150,8 @@ type Subscription struct {
 	// connects to the provider (probe.Subscription; no password).
 	ProviderInterface string `json:"provider_interface,omitempty"`
 	ProviderConninfo  string `json:"provider_conninfo,omitempty"`
+	// ApplyDelaySeconds is its apply_delay (0: none).
+	ApplyDelaySeconds float64 `json:"apply_delay_seconds,omitempty"`
 	// OriginRemoteLSN is how far the subscriber has applied the provider's
 	// WAL (its replication origin's remote_lsn; "" when it has none).
 	OriginRemoteLSN string `json:"origin_remote_lsn,omitempty"`

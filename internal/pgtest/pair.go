@@ -134,6 +134,10 @@ type PairOptions struct {
 	// transaction IDs, which other tests' databases would share.
 	Own            bool
 	SubscriberConf []string
+	// ProviderConf is extra configuration of the provider Own starts.
+	ProviderConf []string
+	// ApplyDelay is each subscription's apply_delay (0: none).
+	ApplyDelay time.Duration
 }
 
 // NewPair creates fresh databases on the shared clusters (or the given ones),
@@ -143,7 +147,7 @@ func NewPair(t testing.TB, opt PairOptions) *Pair {
 	shared := false
 	switch {
 	case opt.Own:
-		opt.Provider, opt.Subscriber = NewCluster(t, Options{}), NewCluster(t, Options{ExtraConf: opt.SubscriberConf})
+		opt.Provider, opt.Subscriber = NewCluster(t, Options{ExtraConf: opt.ProviderConf}), NewCluster(t, Options{ExtraConf: opt.SubscriberConf})
 	case opt.Provider == nil:
 		opt.Provider, opt.Subscriber = Shared(t)
 		shared = true
@@ -243,7 +247,8 @@ func SetupPair(ctx context.Context, opt PairOptions, db string) (*Pair, error) {
 			return nil, err
 		}
 		if err := p.Subscriber.Exec(ctx, `SELECT pglogical.create_subscription(subscription_name := $1, provider_dsn := $2,
-			replication_sets := ARRAY[$3], synchronize_data := true, forward_origins := '{}')`, sub, p.Provider.DSN(), set); err != nil {
+			replication_sets := ARRAY[$3], synchronize_data := true, forward_origins := '{}', apply_delay := $4::interval)`,
+			sub, p.Provider.DSN(), set, fmt.Sprintf("%d ms", opt.ApplyDelay.Milliseconds())); err != nil {
 			return nil, err
 		}
 		p.Subscriptions = append(p.Subscriptions, sub)

@@ -146,7 +146,7 @@ func (p *Prober) probe(ctx context.Context, snap *Snapshot) error {
 	}
 	b.Queue(capacityQuery).QueryRow(func(row pgx.Row) error {
 		var c Capacity
-		if err := row.Scan(&c.Slots, &c.MaxSlots, &c.Senders, &c.MaxSenders); err != nil {
+		if err := row.Scan(&c.Slots, &c.MaxSlots, &c.Senders, &c.MaxSenders, &c.SenderTimeoutMS); err != nil {
 			return err
 		}
 		snap.Capacity = &c

@@ -57,7 +57,8 @@ FROM pg_stat_activity`
 // capacityQuery counts the server's replication slots (every database's)
 // and walsenders against their limits.
 const capacityQuery = `SELECT (SELECT count(*) FROM pg_replication_slots)::int, current_setting('max_replication_slots')::int,
-	(SELECT count(*) FROM pg_stat_replication)::int, current_setting('max_wal_senders')::int`
+	(SELECT count(*) FROM pg_stat_replication)::int, current_setting('max_wal_senders')::int,
+	(SELECT setting::int FROM pg_settings WHERE name = 'wal_sender_timeout')`
 
 // oldestXactQuery finds the oldest transaction holding a transaction ID on
 // the server, a session's or a prepared one, by the age of that ID. Its
@@ -98,7 +99,8 @@ const subscriptionsQuery = `SELECT s.sub_name::text, s.sub_enabled, coalesce(st.
 		WHERE 'pglogical apply ' || (SELECT oid FROM pg_database WHERE datname = current_database()) || ':' || s.sub_id
 			IN (a.backend_type, a.application_name)),
 	(SELECT oid FROM pg_database WHERE datname = current_database()) || ':' || s.sub_id,
-	coalesce(ni.if_name::text, ''), coalesce(ni.if_dsn, '')
+	coalesce(ni.if_name::text, ''), coalesce(ni.if_dsn, ''),
+	coalesce(extract(epoch FROM s.sub_apply_delay), 0)::float8
 FROM pglogical.subscription s
 LEFT JOIN pglogical.node n ON n.node_id = s.sub_origin
 LEFT JOIN pglogical.node_interface ni ON ni.if_id = s.sub_origin_if

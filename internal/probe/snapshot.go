@@ -60,6 +60,9 @@ type Capacity struct {
 	MaxSlots   int `json:"max_replication_slots"`
 	Senders    int `json:"wal_senders"`
 	MaxSenders int `json:"max_wal_senders"`
+	// SenderTimeoutMS is the server's wal_sender_timeout (0: none): a
+	// walsender whose consumer has not answered for that long is ended.
+	SenderTimeoutMS int `json:"wal_sender_timeout_ms"`
 }
 
 // Workers are the background workers of a server. pglogical starts one
@@ -255,6 +258,8 @@ type Subscription struct {
 	// (SafeConninfo), never its password.
 	ProviderInterface string `json:"provider_interface,omitempty"`
 	ProviderConninfo  string `json:"provider_conninfo,omitempty"`
+	// ApplyDelaySeconds is the subscription's apply_delay (0: none).
+	ApplyDelaySeconds float64 `json:"apply_delay_seconds,omitempty"`
 	// LockWait is set while the apply worker waits for a lock that a
 	// session on the subscriber holds.
 	LockWait *LockWait `json:"lock_wait,omitempty"`
