@@ -44,6 +44,9 @@ type Options struct {
 	// Slot is the subscription's slot on the provider, waited on to let the
 	// subscriber catch up before a difference is believed.
 	Slot string
+	// ApplyDelay is the subscription's apply_delay: that wait lasts at least
+	// as long, so it may take that much more than StatementTimeout.
+	ApplyDelay time.Duration
 	// StatementTimeout is the sessions' statement_timeout: ranges are sized
 	// to take a tenth of it, and a range that reaches it is narrowed.
 	StatementTimeout time.Duration
@@ -774,6 +777,14 @@ func (c *Comparer) waitApplied(ctx context.Context, lsn string) error {
 	target, err := c.flushedTarget(ctx, lsn)
 	if err != nil {
 		return fmt.Errorf("read the provider's WAL flush position: %w", err)
+	}
+	if d, st := c.Opt.ApplyDelay, c.Opt.StatementTimeout; d > 0 && st > 0 {
+		// A delayed subscription confirms a change apply_delay after its
+		// commit at the earliest: this one statement may take that long.
+		if _, err := c.Provider.Exec(ctx, fmt.Sprintf("SET statement_timeout = %d", (d+st).Milliseconds())); err != nil {
+			return err
+		}
+		defer c.Provider.Exec(context.WithoutCancel(ctx), fmt.Sprintf("SET statement_timeout = %d", st.Milliseconds()))
 	}
 	if _, err := c.Provider.Exec(ctx, "SELECT pglogical.wait_slot_confirm_lsn($1, $2::pg_lsn)", c.Opt.Slot, target); err != nil {
 		return fmt.Errorf("wait for the subscriber to apply up to %s (is the subscription replicating?): %w", target, err)

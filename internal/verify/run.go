@@ -23,6 +23,9 @@ type Target struct {
 	Provider     string `json:"provider"`
 	Slot         string `json:"slot"`
 	Sets         []string
+	// ApplyDelay is the subscription's apply_delay: the subscriber applies
+	// a change that long after its commit at the earliest.
+	ApplyDelay time.Duration `json:"-"`
 }
 
 // Result is the verification of one subscription.
@@ -72,7 +75,8 @@ func Targets(snaps []probe.Snapshot, name string) ([]Target, error) {
 				errs = append(errs, fmt.Errorf("subscription %s: its provider (pglogical node %q) is not a reachable configured node", sub.Name, sub.ProviderNode))
 				continue
 			}
-			out = append(out, Target{Subscription: sub.Name, Subscriber: s.Node, Provider: prov, Slot: sub.SlotName, Sets: sub.ReplicationSets})
+			out = append(out, Target{Subscription: sub.Name, Subscriber: s.Node, Provider: prov, Slot: sub.SlotName, Sets: sub.ReplicationSets,
+				ApplyDelay: time.Duration(sub.ApplyDelaySeconds * float64(time.Second))})
 		}
 	}
 	if name != "" && len(out) == 0 && len(errs) == 0 {
@@ -251,6 +255,7 @@ func Run(ctx context.Context, cfg *config.Config, tg Target, opt Options, table 
 		tables[i].OtherSources = opt.OtherSources[tables[i].QualifiedName()]
 	}
 	opt.Slot = tg.Slot
+	opt.ApplyDelay = tg.ApplyDelay
 	opt.StatementTimeout = timeout
 	cs := []*Comparer{{Provider: pc, Subscriber: sc, Opt: opt}}
 	// More pairs of connections for the tables compared at once.
