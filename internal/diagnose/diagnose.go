@@ -428,8 +428,11 @@ func (d *diagnosis) slotFindings(out *Subscription, prov *probe.Snapshot, slot p
 		add(f)
 	}
 	if lim := int64(d.Thresholds.LagBytes); lim > 0 && slot.LagBytes > lim {
-		add(Finding{Code: CodeLagHigh, Severity: Warning,
-			Message: fmt.Sprintf("subscription %s lags %s behind provider %s (threshold %s)", out.Name, config.FormatBytes(slot.LagBytes), prov.Node, config.FormatBytes(lim))})
+		msg := fmt.Sprintf("subscription %s lags %s behind provider %s (threshold %s)", out.Name, config.FormatBytes(slot.LagBytes), prov.Node, config.FormatBytes(lim))
+		if d := out.ApplyDelaySeconds; d > 0 {
+			msg += fmt.Sprintf("; its apply_delay of %s holds every change back on purpose, so the lag includes what the provider writes in that time (raise thresholds.lag_bytes if that is expected)", time.Duration(d*float64(time.Second)))
+		}
+		add(Finding{Code: CodeLagHigh, Severity: Warning, Message: msg})
 	}
 }
 

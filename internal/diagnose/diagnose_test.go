@@ -660,3 +660,15 @@ func TestApplyDelayNotShorterThanWalSenderTimeout(t *testing.T) {
 		t.Errorf("90s over 1min: %+v", f)
 	}
 }
+
+func TestLagHighNamesTheApplyDelay(t *testing.T) {
+	w := healthy()
+	w.slot().LagBytes = 1 << 30
+	w.s().ApplyDelaySeconds = 3600
+	r := w.run()
+	s, _ := r.Subscription("sub", "")
+	f, ok := s.Finding(CodeLagHigh)
+	if !ok || !strings.Contains(f.Message, "its apply_delay of 1h0m0s holds every change back on purpose") {
+		t.Errorf("lag_high: %+v", f)
+	}
+}
