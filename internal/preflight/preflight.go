@@ -54,6 +54,13 @@ type Check struct {
 	Detail string `json:"detail"`
 }
 
+// adder returns a function that appends a check about node to out.
+func adder(out *[]Check, node string) func(check string, l Level, format string, args ...any) {
+	return func(check string, l Level, format string, args ...any) {
+		*out = append(*out, Check{Node: node, Check: check, Level: l, Detail: fmt.Sprintf(format, args...)})
+	}
+}
+
 // Worst is the worst level of checks (OK when none).
 func Worst(checks []Check) Level {
 	w := OK
@@ -94,9 +101,7 @@ func slackChecks(ctx context.Context, cfg *config.Config, timeout time.Duration)
 		return nil
 	}
 	var out []Check
-	add := func(check string, l Level, format string, args ...any) {
-		out = append(out, Check{Node: "(slack)", Check: check, Level: l, Detail: fmt.Sprintf(format, args...)})
-	}
+	add := adder(&out, "(slack)")
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	bot, err := sc.BotToken.Resolve("slack.bot_token")
@@ -139,23 +144,21 @@ func verifiable(ctx context.Context, cfg *config.Config, snaps []probe.Snapshot,
 	targets, _ := verify.Targets(snaps, "") // subscriptions without a reachable provider: said by status
 	var out []Check
 	for _, tg := range targets {
-		add := func(l Level, format string, args ...any) {
-			out = append(out, Check{Node: tg.Subscriber, Check: "verify " + tg.Subscription, Level: l, Detail: fmt.Sprintf(format, args...)})
-		}
+		add, check := adder(&out, tg.Subscriber), "verify "+tg.Subscription
 		cctx, cancel := context.WithTimeout(ctx, timeout)
 		missing, n, err := unreadable(cctx, cfg, tg)
 		cancel()
 		switch {
 		case err != nil:
-			add(Warn, "cannot list what pglmon verify compares: %v", err)
+			add(check, Warn, "cannot list what pglmon verify compares: %v", err)
 		case len(missing) > 0:
-			add(Warn, "pglmon verify (and verify.every) cannot read %s: GRANT SELECT on them to the role", strings.Join(missing, ", "))
+			add(check, Warn, "pglmon verify (and verify.every) cannot read %s: GRANT SELECT on them to the role", strings.Join(missing, ", "))
 		default:
 			tables := fmt.Sprintf("%d tables", n)
 			if n == 1 {
 				tables = "1 table"
 			}
-			add(OK, "pglmon verify can read the %s of replication sets %s on both sides", tables, strings.Join(tg.Sets, ", "))
+			add(check, OK, "pglmon verify can read the %s of replication sets %s on both sides", tables, strings.Join(tg.Sets, ", "))
 		}
 	}
 	return out
@@ -215,7 +218,6 @@ type facts struct {
 	rdsSuperuser      *bool // nil: not RDS (no rds_superuser role)
 	readAllStats      bool
 	pglogical         *string
-	walLevel          string
 	inRecovery        bool
 	database          string
 	originStatusGrant bool
@@ -227,16 +229,14 @@ const factsQuery = `SELECT current_user, current_setting('server_version'), curr
   (SELECT pg_has_role(current_user, oid, 'member') FROM pg_roles WHERE rolname = 'rds_superuser'),
   pg_has_role(current_user, 'pg_read_all_stats', 'member'),
   (SELECT extversion FROM pg_extension WHERE extname = 'pglogical'),
-  current_setting('wal_level'), pg_is_in_recovery(),
+  pg_is_in_recovery(),
   has_function_privilege('pg_show_replication_origin_status()', 'EXECUTE'),
   current_setting('lc_messages')`
 
 func node(ctx context.Context, cfg *config.Config, n config.Node, timeout time.Duration) ([]Check, probe.Snapshot) {
 	var out []Check
 	snap := probe.Snapshot{Node: n.Name, Err: errors.New("not probed")}
-	add := func(check string, l Level, format string, args ...any) {
-		out = append(out, Check{Node: n.Name, Check: check, Level: l, Detail: fmt.Sprintf(format, args...)})
-	}
+	add := adder(&out, n.Name)
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	conn, err := probe.Connect(cctx, n, timeout)
@@ -247,7 +247,7 @@ func node(ctx context.Context, cfg *config.Config, n config.Node, timeout time.D
 	defer conn.Close(context.WithoutCancel(ctx))
 	var fa facts
 	if err := conn.QueryRow(cctx, factsQuery).Scan(&fa.user, &fa.version, &fa.database, &fa.superuser, &fa.rdsSuperuser,
-		&fa.readAllStats, &fa.pglogical, &fa.walLevel, &fa.inRecovery, &fa.originStatusGrant, &fa.lcMessages); err != nil {
+		&fa.readAllStats, &fa.pglogical, &fa.inRecovery, &fa.originStatusGrant, &fa.lcMessages); err != nil {
 		add("connect", Error, "connected, but cannot read the server's settings: %v", err)
 		return out, snap
 	}
@@ -334,9 +334,7 @@ func englishMessages(lc string) bool {
 // read through the RDS API by the "server log" check).
 func rds(ctx context.Context, f *awsclient.Factory, cfg *config.Config, n config.Node, timeout time.Duration) []Check {
 	var out []Check
-	add := func(check string, l Level, format string, args ...any) {
-		out = append(out, Check{Node: n.Name, Check: check, Level: l, Detail: fmt.Sprintf(format, args...)})
-	}
+	add := adder(&out, n.Name)
 	id := n.RDS.Identifier
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
