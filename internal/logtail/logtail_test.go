@@ -127,7 +127,7 @@ func TestTailStartsAtALine(t *testing.T) {
 // burst logs n lines of about 10 KB each, then marker, in one statement.
 func burst(t *testing.T, c *pgtest.Cluster, n int, marker string) {
 	t.Helper()
-	sql := fmt.Sprintf("DO $$ BEGIN FOR i IN 1..%d LOOP RAISE LOG 'pglmon-burst %%', repeat('x', 10000); END LOOP; RAISE LOG '%s'; END $$", n, marker)
+	sql := fmt.Sprintf("DO $$ BEGIN FOR i IN 1..%d LOOP RAISE LOG 'pglmon-burst %% %%', i, repeat('x', 10000); END LOOP; RAISE LOG '%s'; END $$", n, marker)
 	if err := c.Exec(context.Background(), "postgres", sql); err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +172,17 @@ func TestFollowReadsEveryLineOnce(t *testing.T) {
 	burst(t, c, 60, late)
 	got, chunks := followUntil(t, &f, n, late)
 	if strings.Count(got, "LOG:  "+early) != 1 || strings.Count(got, "LOG:  "+late) != 1 || strings.Contains(got, before) || strings.Count(got, "LOG:  pglmon-burst") != 60 {
-		t.Errorf("gained: early %d, late %d, before %d, burst lines %d", strings.Count(got, "LOG:  "+early), strings.Count(got, "LOG:  "+late), strings.Count(got, "LOG:  "+before), strings.Count(got, "LOG:  pglmon-burst"))
+		var missing []int
+		for i := 1; i <= 60; i++ {
+			if !strings.Contains(got, fmt.Sprintf("LOG:  pglmon-burst %d x", i)) {
+				missing = append(missing, i)
+			}
+		}
+		var ends []string
+		for _, ch := range chunks {
+			ends = append(ends, fmt.Sprintf("%d bytes, skipped %v", len(ch.New), ch.Skipped))
+		}
+		t.Errorf("gained: early %d, late %d, before %d, burst lines %d (missing %v); reads: %v", strings.Count(got, "LOG:  "+early), strings.Count(got, "LOG:  "+late), strings.Count(got, "LOG:  "+before), strings.Count(got, "LOG:  pglmon-burst"), missing, ends)
 	}
 	last := chunks[len(chunks)-1]
 	if strings.Contains(last.Tail, early) || !strings.Contains(last.Tail, late) || last.Skipped || last.Baseline {
