@@ -126,6 +126,7 @@ func exportedNames(t *testing.T) map[string]bool {
 	s.Notifications.WithLabelValues("sent").Inc()
 	s.Conflicts("s", "public.t", "UPDATE", "skip", 1)
 	s.Verified(1, map[[2]string]int64{{"a", "public.t"}: 1}, time.Now())
+	metrics.TLSCertificateExpiry(reg, time.Now)
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)

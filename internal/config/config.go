@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"path"
@@ -227,6 +228,33 @@ type Thresholds struct {
 // HTTP configures the daemon's HTTP server.
 type HTTP struct {
 	Listen string `yaml:"listen"`
+	// TLS serves HTTPS when its cert_file is set.
+	TLS HTTPTLS `yaml:"tls"`
+	// BearerToken, when set, is what a request for /metrics or
+	// /api/v1/status must carry ("Authorization: Bearer <token>").
+	BearerToken *PasswordSource `yaml:"bearer_token"`
+}
+
+// HTTPTLS names the PEM files of the daemon's certificate, re-read when
+// they change, and of the CA whose client certificates it requires.
+type HTTPTLS struct {
+	CertFile     string `yaml:"cert_file"`
+	KeyFile      string `yaml:"key_file"`
+	ClientCAFile string `yaml:"client_ca_file"`
+}
+
+// Enabled reports whether the daemon serves HTTPS.
+func (t HTTPTLS) Enabled() bool { return t.CertFile != "" }
+
+// ExpandPath expands ${CREDENTIALS_DIRECTORY} (where systemd's
+// LoadCredential= puts files) in a configured path; nothing else.
+func ExpandPath(path string) string {
+	return os.Expand(path, func(v string) string {
+		if v == "CREDENTIALS_DIRECTORY" {
+			return os.Getenv(v)
+		}
+		return "${" + v + "}"
+	})
 }
 
 // Repair configures remedies and their policy.
@@ -747,6 +775,17 @@ func (c *Config) validate() Errors {
 			}
 		}
 	}
+	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
+		add(c.errorAt("http.listen", "%q must be host:port, e.g. 127.0.0.1:9198 or :9198", c.HTTP.Listen))
+	}
+	if t := c.HTTP.TLS; (t.CertFile == "") != (t.KeyFile == "") {
+		add(c.errorAt("http.tls", "set both cert_file and key_file (PEM), or neither"))
+	} else if t.ClientCAFile != "" && t.CertFile == "" {
+		add(c.errorAt("http.tls.client_ca_file", "needs cert_file and key_file: client certificates are asked for over HTTPS only"))
+	}
+	if p := c.HTTP.BearerToken; p != nil && ((p.Env == "") == (p.File == "") || p.IsExternal()) {
+		add(c.errorAt("http.bearer_token", "set exactly one of env or file"))
+	}
 	if c.AWS.MaxAttempts < 0 || c.AWS.MaxAttempts > 20 {
 		add(c.errorAt("aws.max_attempts", "must be between 1 and 20"))
 	}
@@ -826,14 +865,7 @@ func (p *PasswordSource) local(who, field string) (Secret, error) {
 		}
 		return Secret(v), nil
 	case p.File != "":
-		// ${CREDENTIALS_DIRECTORY} is where systemd's LoadCredential= puts secrets.
-		path := os.Expand(p.File, func(v string) string {
-			if v == "CREDENTIALS_DIRECTORY" {
-				return os.Getenv(v)
-			}
-			return "${" + v + "}"
-		})
-		b, err := os.ReadFile(path)
+		b, err := os.ReadFile(ExpandPath(p.File))
 		if err != nil {
 			return "", fmt.Errorf("%s: read %sfile: %w", who, field, err)
 		}

@@ -86,6 +86,11 @@ func TestErrorsNamePlace(t *testing.T) {
 		{"subscription to unknown node", "nodes:\n  - name: a\n    dsn: host=x\n    pglogical_name: a\nreplication_sets:\n  - name: s\n    node: a\n    tables: [t]\nsubscriptions:\n  - name: x\n    subscriber: b\n    provider: a\n    replication_sets: [s]\n", "bad.yaml:11:17: subscriptions[0].subscriber: node \"b\" is not configured"},
 		{"set on another node", "nodes:\n  - name: a\n    dsn: host=x\n    pglogical_name: a\n  - name: b\n    dsn: host=y\n    pglogical_name: b\nreplication_sets:\n  - name: s\n    node: a\n    tables: [t]\nsubscriptions:\n  - name: x\n    subscriber: a\n    provider: b\n    replication_sets: [s]\n", "subscriptions[0].replication_sets: replication set \"s\" is not defined on provider b"},
 		{"bad exclude pattern", "nodes:\n  - name: a\n    dsn: host=x\nverify:\n  exclude: [\"audit.*\", \"public.[log\"]\n", "bad.yaml:5:24: verify.exclude[1]: \"public.[log\" is not a schema.table pattern"},
+		{"tls key without cert", "nodes:\n  - name: a\n    dsn: host=x\nhttp:\n  tls:\n    key_file: /etc/pglmon/tls.key\n", "bad.yaml:6:5: http.tls: set both cert_file and key_file (PEM), or neither"},
+		{"client ca without tls", "nodes:\n  - name: a\n    dsn: host=x\nhttp:\n  tls:\n    client_ca_file: /etc/pglmon/ca.pem\n", "bad.yaml:6:21: http.tls.client_ca_file: needs cert_file and key_file"},
+		{"bearer token from two places", "nodes:\n  - name: a\n    dsn: host=x\nhttp:\n  bearer_token: {env: T, file: /t}\n", "bad.yaml:5:17: http.bearer_token: set exactly one of env or file"},
+		{"bearer token from AWS", "nodes:\n  - name: a\n    dsn: host=x\nhttp:\n  bearer_token: {rds_iam: true}\n", "http.bearer_token: set exactly one of env or file"},
+		{"listen without port", "nodes:\n  - name: a\n    dsn: host=x\nhttp:\n  listen: 0.0.0.0\n", "bad.yaml:5:11: http.listen: \"0.0.0.0\" must be host:port"},
 		{"topology without pglogical_name", "nodes:\n  - name: a\n    dsn: host=x\nreplication_sets:\n  - name: s\n    node: a\n    tables: [t]\n", "replication_sets[0].node: node \"a\" needs pglogical_name"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

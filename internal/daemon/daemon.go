@@ -5,6 +5,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +25,7 @@ import (
 	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/credentials"
 	"github.com/pglmon/pglmon/internal/diagnose"
+	"github.com/pglmon/pglmon/internal/httpsec"
 	"github.com/pglmon/pglmon/internal/metrics"
 	"github.com/pglmon/pglmon/internal/monitor"
 	"github.com/pglmon/pglmon/internal/probe"
@@ -97,7 +99,10 @@ type Daemon struct {
 	buttons  *pslack.Interactions
 	botToken config.Secret
 	appToken config.Secret
-	bg       sync.WaitGroup // scheduled verifications
+	// httpToken is http.bearer_token, read again at each reload.
+	httpToken atomic.Pointer[config.Secret]
+	tlsCert   *httpsec.Certificate // nil: plain HTTP
+	bg        sync.WaitGroup       // scheduled verifications
 
 	latest    atomic.Pointer[diagnose.Report]
 	lastCycle atomic.Int64 // unix nanoseconds of the last completed cycle
@@ -175,12 +180,28 @@ func New(opts Options) (*Daemon, error) {
 			Policy:   func() map[string]string { return d.cfg.Load().Repair.Policy },
 			Notifier: d.slack, Audit: audit, Log: d.log, HTTP: &http.Client{Timeout: 10 * time.Second}}
 	}
-	l, err := net.Listen("tcp", opts.Config.HTTP.Listen)
+	hc := opts.Config.HTTP
+	token, err := hc.BearerToken.Resolve("http.bearer_token")
 	if err != nil {
-		return nil, fmt.Errorf("listen on %s (http.listen): %w", opts.Config.HTTP.Listen, err)
+		return nil, err
+	}
+	d.httpToken.Store(&token)
+	var tlsConfig *tls.Config
+	if hc.TLS.Enabled() {
+		if d.tlsCert, err = httpsec.LoadCertificate(hc.TLS, d.log); err != nil {
+			return nil, err
+		}
+		if tlsConfig, err = httpsec.ServerConfig(hc.TLS, d.tlsCert); err != nil {
+			return nil, err
+		}
+		metrics.TLSCertificateExpiry(d.reg, d.tlsCert.NotAfter)
+	}
+	l, err := net.Listen("tcp", hc.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s (http.listen): %w", hc.Listen, err)
 	}
 	d.listener = l
-	d.srv = &http.Server{Handler: d.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	d.srv = &http.Server{Handler: d.Handler(), ReadHeaderTimeout: 5 * time.Second, TLSConfig: tlsConfig}
 	return d, nil
 }
 
@@ -208,8 +229,15 @@ func (d *Daemon) healthLimit() time.Duration {
 // Run probes until ctx ends, then drains the HTTP server and returns nil.
 func (d *Daemon) Run(ctx context.Context) error {
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- d.srv.Serve(d.listener) }()
-	d.log.Info("pglmon started", keyAddr, d.Addr(), keyConfig, d.opts.ConfigPath, "version", d.opts.Version)
+	go func() {
+		if d.tlsCert != nil {
+			serveErr <- d.srv.ServeTLS(d.listener, "", "")
+			return
+		}
+		serveErr <- d.srv.Serve(d.listener)
+	}()
+	d.log.Info("pglmon started", keyAddr, d.Addr(), "scheme", d.Scheme(), keyConfig, d.opts.ConfigPath, "version", d.opts.Version)
+	d.warnIfOpen()
 
 	var wg sync.WaitGroup
 	if d.slack != nil {
@@ -407,6 +435,14 @@ func (d *Daemon) reload() {
 	if cfg.HTTP.Listen != old.HTTP.Listen {
 		d.log.Warn("http.listen changed: takes effect at the next restart", keyAddr, d.Addr())
 	}
+	if cfg.HTTP.TLS != old.HTTP.TLS {
+		d.log.Warn("http.tls changed: takes effect at the next restart (a renewed certificate in the same files is read without one)", keyAddr, d.Addr())
+	}
+	token, err := cfg.HTTP.BearerToken.Resolve("http.bearer_token")
+	if err != nil {
+		d.log.Error("reload refused: keeping the running configuration", keyConfig, d.opts.ConfigPath, keyError, err.Error())
+		return
+	}
 	keep := map[string]bool{}
 	for _, n := range cfg.Nodes {
 		keep[n.Name] = true
@@ -419,12 +455,38 @@ func (d *Daemon) reload() {
 	}
 	d.mon.SetConfig(cfg)
 	d.cfg.Store(cfg)
+	d.httpToken.Store(&token)
 	d.metrics.VerifyEvery(cfg.Verify.Every.D())
 	d.log.Info("configuration reloaded", keyConfig, d.opts.ConfigPath, "nodes", len(cfg.Nodes))
 }
 
-// Handler serves /metrics, /healthz, /readyz and /api/v1/status.
+// Scheme is how the HTTP server is reached: http, or https with http.tls.
+func (d *Daemon) Scheme() string {
+	if d.tlsCert != nil {
+		return "https"
+	}
+	return "http"
+}
+
+// warnIfOpen says when what the server shows can be read by anyone who
+// reaches a port open beyond this host.
+func (d *Daemon) warnIfOpen() {
+	host, _, _ := net.SplitHostPort(d.cfg.Load().HTTP.Listen)
+	if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) || d.httpToken.Load().Reveal() != "" {
+		return
+	}
+	d.log.Warn("http.listen is reachable from other hosts and http.bearer_token is not set: anyone who reaches it reads /metrics and /api/v1/status (node names, findings)", keyAddr, d.Addr())
+}
+
+// Handler serves /metrics, /healthz, /readyz, /api/v1/status and
+// /slack/interactions; with http.bearer_token, /metrics and /api/v1/status
+// need it (health checks stay open, and Slack signs its requests).
 func (d *Daemon) Handler() http.Handler {
+	token := func() config.Secret { return *d.httpToken.Load() }
+	return httpsec.Guard(d.routes(), token, "/healthz", "/readyz", "/slack/interactions")
+}
+
+func (d *Daemon) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", d.expo)
 	if d.buttons != nil && d.cfg.Load().Slack.Mode == "http" {

@@ -162,6 +162,15 @@ func New(reg prometheus.Registerer, version string, healthy func() bool) *Set {
 	return s
 }
 
+// TLSCertificateExpiry registers pglmon_http_tls_certificate_expiry_timestamp_seconds:
+// when the certificate the daemon's HTTPS server presents expires.
+func TLSCertificateExpiry(reg prometheus.Registerer, notAfter func() time.Time) {
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "pglmon_http_tls_certificate_expiry_timestamp_seconds",
+		Help: "Unix time the certificate of pglmon's HTTPS server (http.tls.cert_file, re-read when it changes) expires.",
+	}, func() float64 { return float64(notAfter().Unix()) }))
+}
+
 // Observe records a finished cycle.
 func (s *Set) Observe(r diagnose.Report, snaps []probe.Snapshot) {
 	for _, sn := range snaps {

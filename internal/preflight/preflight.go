@@ -3,13 +3,16 @@
 // credentials, that the probe works there, which of pglmon's features the
 // role's privileges leave out (and what to grant), whether the server log
 // can be read, and, for nodes on RDS, which AWS calls the credentials may
-// make. It changes nothing anywhere.
+// make; and what the daemon's HTTP server needs to start. It changes
+// nothing anywhere.
 package preflight
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
 	"strings"
 	"time"
 
@@ -18,6 +21,7 @@ import (
 
 	"github.com/pglmon/pglmon/internal/awsclient"
 	"github.com/pglmon/pglmon/internal/config"
+	"github.com/pglmon/pglmon/internal/httpsec"
 	"github.com/pglmon/pglmon/internal/logtail"
 	"github.com/pglmon/pglmon/internal/probe"
 	"github.com/pglmon/pglmon/internal/rdsadmin"
@@ -87,7 +91,60 @@ func Run(ctx context.Context, cfg *config.Config, timeout time.Duration) []Check
 		}
 	}
 	out = append(out, verifiable(ctx, cfg, snaps, timeout)...)
+	out = append(out, httpChecks(cfg)...)
 	return append(out, slackChecks(ctx, cfg, timeout)...)
+}
+
+// CertificateWarning is how long before its expiry a certificate is warned of.
+const CertificateWarning = 14 * 24 * time.Hour
+
+// httpChecks checks what the daemon's HTTP server needs to start: its
+// certificate and key (and when they expire), the client CA, the bearer
+// token; and says when what it serves is open beyond this host.
+func httpChecks(cfg *config.Config) []Check {
+	var out []Check
+	add := adder(&out, "(http)")
+	hc := cfg.HTTP
+	token, err := hc.BearerToken.Resolve("http.bearer_token")
+	switch {
+	case err != nil:
+		add("bearer token", Error, "%v: the daemon will not start", err)
+	case token.Reveal() != "":
+		add("bearer token", OK, "readable; /metrics and /api/v1/status need it (Prometheus: authorization.credentials_file)")
+	default:
+		host, _, _ := net.SplitHostPort(hc.Listen)
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			add("bearer token", Warn, "http.listen %s is reachable from other hosts and http.bearer_token is not set: anyone who reaches it reads /metrics and /api/v1/status", hc.Listen)
+		}
+	}
+	if !hc.TLS.Enabled() {
+		return out
+	}
+	cert, err := httpsec.LoadCertificate(hc.TLS, slog.New(slog.DiscardHandler))
+	if err != nil {
+		add("tls certificate", Error, "%v: the daemon will not start", err)
+		return out
+	}
+	if _, err := httpsec.ServerConfig(hc.TLS, cert); err != nil {
+		add("tls client ca", Error, "%v: the daemon will not start", err)
+	} else if hc.TLS.ClientCAFile != "" {
+		add("tls client ca", OK, "clients must present a certificate signed by %s", hc.TLS.ClientCAFile)
+	}
+	leaf := cert.Leaf()
+	names := append([]string{}, leaf.DNSNames...)
+	for _, ip := range leaf.IPAddresses {
+		names = append(names, ip.String())
+	}
+	what := fmt.Sprintf("%s, issued by %s, for %s, expires %s", leaf.Subject, leaf.Issuer, strings.Join(names, ", "), leaf.NotAfter.UTC().Format(time.RFC3339))
+	switch left := time.Until(leaf.NotAfter); {
+	case left <= 0:
+		add("tls certificate", Error, "%s: expired; clients refuse it (write the renewed one over the same files: no restart needed)", what)
+	case left < CertificateWarning:
+		add("tls certificate", Warn, "%s: expires in %s (write the renewed one over the same files: no restart needed)", what, left.Round(time.Hour))
+	default:
+		add("tls certificate", OK, "%s", what)
+	}
+	return out
 }
 
 // slackChecks checks the Slack tokens: the bot token with auth.test, the
