@@ -201,7 +201,10 @@ func New(opts Options) (*Daemon, error) {
 		return nil, fmt.Errorf("listen on %s (http.listen): %w", hc.Listen, err)
 	}
 	d.listener = l
-	d.srv = &http.Server{Handler: d.Handler(), ReadHeaderTimeout: 5 * time.Second, TLSConfig: tlsConfig}
+	// The server's own messages (a failed TLS handshake: a client without
+	// the CA, or plain HTTP to the HTTPS port) go to the JSON log.
+	d.srv = &http.Server{Handler: d.Handler(), ReadHeaderTimeout: 5 * time.Second, TLSConfig: tlsConfig,
+		ErrorLog: slog.NewLogLogger(d.log.With("component", "http").Handler(), slog.LevelInfo)}
 	return d, nil
 }
 

@@ -34,7 +34,7 @@ func TestHTTPChecks(t *testing.T) {
 		{"open with token", "listen: \":9198\"\n  bearer_token: {env: PGLMON_TEST_HTTP_TOKEN}", []string{"bearer token: ok: readable"}},
 		{"token not set", "listen: \":9198\"\n  bearer_token: {env: PGLMON_TEST_NO_SUCH}", []string{"bearer token: error: http.bearer_token: environment variable PGLMON_TEST_NO_SUCH"}},
 		{"good certificate", fmt.Sprintf("tls: {cert_file: %s, key_file: %s}", goodC, goodK), []string{"tls certificate: ok: CN=good, issued by CN=test, for localhost, 127.0.0.1, expires"}},
-		{"expires soon", fmt.Sprintf("tls: {cert_file: %s, key_file: %s}", soonC, soonK), []string{"tls certificate: warn: CN=soon", "expires in 1"}},
+		{"expires soon", fmt.Sprintf("tls: {cert_file: %s, key_file: %s}", soonC, soonK), []string{"tls certificate: warn: CN=soon", "expires in 5 days"}},
 		{"expired", fmt.Sprintf("tls: {cert_file: %s, key_file: %s}", pastC, pastK), []string{"tls certificate: error: CN=past", "expired"}},
 		{"key of another", fmt.Sprintf("tls: {cert_file: %s, key_file: %s}", goodC, soonK), []string{"tls certificate: error: http.tls: cert_file", "the daemon will not start"}},
 		{"client ca", fmt.Sprintf("tls: {cert_file: %s, key_file: %s, client_ca_file: %s}", goodC, goodK, ca.File), []string{"tls client ca: ok: clients must present", "tls certificate: ok"}},

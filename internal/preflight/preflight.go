@@ -98,6 +98,14 @@ func Run(ctx context.Context, cfg *config.Config, timeout time.Duration) []Check
 // CertificateWarning is how long before its expiry a certificate is warned of.
 const CertificateWarning = 14 * 24 * time.Hour
 
+// days says how long d is in days, or hours under two days.
+func days(d time.Duration) string {
+	if d < 48*time.Hour {
+		return fmt.Sprintf("%.0f hours", d.Hours())
+	}
+	return fmt.Sprintf("%.0f days", d.Hours()/24)
+}
+
 // httpChecks checks what the daemon's HTTP server needs to start: its
 // certificate and key (and when they expire), the client CA, the bearer
 // token; and says when what it serves is open beyond this host.
@@ -140,7 +148,7 @@ func httpChecks(cfg *config.Config) []Check {
 	case left <= 0:
 		add("tls certificate", Error, "%s: expired; clients refuse it (write the renewed one over the same files: no restart needed)", what)
 	case left < CertificateWarning:
-		add("tls certificate", Warn, "%s: expires in %s (write the renewed one over the same files: no restart needed)", what, left.Round(time.Hour))
+		add("tls certificate", Warn, "%s: expires in %s (write the renewed one over the same files: no restart needed)", what, days(left))
 	default:
 		add("tls certificate", OK, "%s", what)
 	}
