@@ -16,6 +16,7 @@ import (
 	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/diagnose"
 	"github.com/pglmon/pglmon/internal/logtail"
+	"github.com/pglmon/pglmon/internal/maintenance"
 	"github.com/pglmon/pglmon/internal/monitor"
 	"github.com/pglmon/pglmon/internal/probe"
 	"github.com/pglmon/pglmon/internal/rdsadmin"
@@ -48,6 +49,11 @@ func runStatus(ctx context.Context, e env, args []string) error {
 	explainDown(ctx, e, cfg, &r)
 	explainUnreachable(ctx, e, cfg, &r)
 	readStorage(ctx, e, cfg, &r)
+	if ws, err := maintenance.Load(cfg.MaintenanceFile()); err != nil {
+		fmt.Fprintf(e.stderr, "pglmon status: %v\n", err)
+	} else {
+		r.MarkMaintenance(maintenance.ActiveAt(ws, time.Now()))
+	}
 	if *sub != "" {
 		r = filterSubscription(r, *sub)
 		if len(r.Subscriptions) == 0 {
@@ -291,6 +297,17 @@ func printTable(w io.Writer, r diagnose.Report) {
 			}
 			syncing = append(syncing, line)
 		}
+	}
+	var maint []string
+	for _, n := range r.Nodes {
+		if m := n.Maintenance; m != nil {
+			maint = append(maint, fmt.Sprintf("  %s until %s (%s left), by %s: %s", n.Name, m.Until.Format(time.RFC3339),
+				left(m.Until), m.By, m.Reason))
+		}
+	}
+	if len(maint) > 0 {
+		fmt.Fprintln(w, "\nUnder maintenance (the daemon does not repair their subscriptions nor post them to Slack; `pglmon maintenance end` ends it):")
+		fmt.Fprintln(w, strings.Join(maint, "\n"))
 	}
 	if len(syncing) > 0 {
 		fmt.Fprintln(w, "\nTables not ready:")

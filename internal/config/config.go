@@ -29,7 +29,9 @@ type Config struct {
 	Repair     Repair     `yaml:"repair"`
 	Log        Log        `yaml:"log"`
 	Verify     Verify     `yaml:"verify"`
-	Slack      Slack      `yaml:"slack"`
+	// Maintenance is where `pglmon maintenance` records planned work.
+	Maintenance Maintenance `yaml:"maintenance"`
+	Slack       Slack       `yaml:"slack"`
 	// AWS configures the SDK for nodes on Amazon RDS and secrets in AWS.
 	AWS AWS `yaml:"aws"`
 	// ReplicationSets and Subscriptions describe the topology `pglmon setup` creates.
@@ -322,6 +324,23 @@ func (c *Config) VerifyStateFile() string {
 	return filepath.Join(filepath.Dir(c.Repair.AuditLog), "verify-state.json")
 }
 
+// Maintenance configures maintenance windows: nodes under planned work,
+// whose subscriptions the daemon neither repairs nor posts to Slack.
+type Maintenance struct {
+	// File holds the windows; "" puts maintenance.json next to repair.audit_log.
+	File string `yaml:"file"`
+	// MaxDuration bounds one window, so a forgotten one ends by itself.
+	MaxDuration Duration `yaml:"max_duration"`
+}
+
+// MaintenanceFile is where maintenance windows are kept.
+func (c *Config) MaintenanceFile() string {
+	if c.Maintenance.File != "" {
+		return c.Maintenance.File
+	}
+	return filepath.Join(filepath.Dir(c.Repair.AuditLog), "maintenance.json")
+}
+
 // Log configures logging.
 type Log struct {
 	Level string `yaml:"level"`
@@ -366,7 +385,8 @@ func Default() *Config {
 			StorageFreePercent:   10,
 			StorageFullWithin:    Duration(12 * time.Hour),
 		},
-		HTTP: HTTP{Listen: DefaultListen},
+		HTTP:        HTTP{Listen: DefaultListen},
+		Maintenance: Maintenance{MaxDuration: Duration(72 * time.Hour)},
 		Repair: Repair{
 			AuditLog:           "/var/lib/pglmon/audit.jsonl",
 			Policy:             map[string]string{"restart": PolicyAuto, "recreate-origin": PolicyAuto, "enable": PolicyApprove},
@@ -774,6 +794,9 @@ func (c *Config) validate() Errors {
 				add(c.errorAt(src.f, "set exactly one of env or file"))
 			}
 		}
+	}
+	if c.Maintenance.MaxDuration <= 0 {
+		add(c.errorAt("maintenance.max_duration", "must be more than 0"))
 	}
 	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
 		add(c.errorAt("http.listen", "%q must be host:port, e.g. 127.0.0.1:9198 or :9198", c.HTTP.Listen))

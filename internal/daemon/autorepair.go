@@ -122,7 +122,7 @@ func (a *autoRepairer) consider(ctx context.Context, r *diagnose.Report) {
 			r.Health = diagnose.Worst(r.Health, diagnose.Critical)
 			continue
 		}
-		if !ok || st.running || now.Before(st.next) || ctx.Err() != nil {
+		if !ok || st.running || now.Before(st.next) || ctx.Err() != nil || s.Maintenance != nil {
 			continue
 		}
 		st.running = true

@@ -95,6 +95,7 @@ type Daemon struct {
 	rdsState rdsStatusWatcher
 	storage  storageWatcher
 	logs     logWatcher
+	maint    maintenanceWatch
 	slack    *pslack.Notifier
 	buttons  *pslack.Interactions
 	botToken config.Secret
@@ -340,6 +341,7 @@ func (d *Daemon) cycle(ctx context.Context) {
 	d.storage.annotate(&r, d.cfg.Load().Thresholds)
 	d.logs.maybeRun(ctx, d, &r, &d.bg)
 	d.logs.annotate(&r)
+	d.maint.annotate(d, &r)
 	d.repairer.consider(ctx, &r)
 	d.logTransitions(r)
 	d.metrics.Observe(r, snaps)

@@ -6,6 +6,7 @@ package diagnose
 import (
 	"time"
 
+	"github.com/pglmon/pglmon/internal/maintenance"
 	"github.com/pglmon/pglmon/internal/probe"
 	"github.com/pglmon/pglmon/internal/rdsstorage"
 )
@@ -152,6 +153,9 @@ type Subscription struct {
 	ProviderConninfo  string `json:"provider_conninfo,omitempty"`
 	// ApplyDelaySeconds is its apply_delay (0: none).
 	ApplyDelaySeconds float64 `json:"apply_delay_seconds,omitempty"`
+	// Maintenance is the maintenance window of its subscriber or provider
+	// node, while one holds: no automatic repair, no Slack message.
+	Maintenance *maintenance.Window `json:"maintenance,omitempty"`
 	// OriginRemoteLSN is how far the subscriber has applied the provider's
 	// WAL (its replication origin's remote_lsn; "" when it has none).
 	OriginRemoteLSN string `json:"origin_remote_lsn,omitempty"`
@@ -205,8 +209,31 @@ type Node struct {
 	Capacity *probe.Capacity `json:"capacity,omitempty"`
 	// Storage is the RDS instance's free storage as last read (daemon,
 	// nodes with rds:).
-	Storage  *rdsstorage.Reading `json:"storage,omitempty"`
-	Findings []Finding           `json:"findings"`
+	Storage *rdsstorage.Reading `json:"storage,omitempty"`
+	// Maintenance is the node's maintenance window, while one holds.
+	Maintenance *maintenance.Window `json:"maintenance,omitempty"`
+	Findings    []Finding           `json:"findings"`
+}
+
+// MarkMaintenance records the windows that hold (by node) on the nodes and
+// on the subscriptions whose subscriber or configured provider they cover.
+func (r *Report) MarkMaintenance(active map[string]maintenance.Window) {
+	get := func(node string) *maintenance.Window {
+		if w, ok := active[node]; ok && node != "" {
+			return &w
+		}
+		return nil
+	}
+	for i := range r.Nodes {
+		r.Nodes[i].Maintenance = get(r.Nodes[i].Name)
+	}
+	for i := range r.Subscriptions {
+		s := &r.Subscriptions[i]
+		s.Maintenance = get(s.Subscriber)
+		if s.Maintenance == nil {
+			s.Maintenance = get(s.Provider)
+		}
+	}
 }
 
 // Subscription finds a subscription by name (and subscriber, when not "").

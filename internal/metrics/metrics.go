@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/pglmon/pglmon/internal/diagnose"
+	"github.com/pglmon/pglmon/internal/maintenance"
 	"github.com/pglmon/pglmon/internal/probe"
 )
 
@@ -115,6 +116,7 @@ type Set struct {
 	verifyEvery    prometheus.Gauge
 	conflicts      *prometheus.CounterVec
 	divergent      map[[2]string]int64
+	maintenance    *prometheus.GaugeVec
 }
 
 // New creates the metrics and registers them, with the Go and process
@@ -153,13 +155,25 @@ func New(reg prometheus.Registerer, version string, healthy func() bool) *Set {
 		Name: "pglmon_apply_conflicts_total",
 		Help: "Conflicts pglogical resolved by itself while applying, as the subscriber's log records them (every line read once; see the daemon's warnings for parts skipped).",
 	}, []string{"subscriber", "table", "op", "resolution"})
+	s.maintenance = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "pglmon_maintenance_until_timestamp_seconds",
+		Help: "Unix time a node's maintenance window ends, while one holds (pglmon maintenance): no automatic repair or Slack message for its subscriptions.",
+	}, []string{"node"})
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "pglmon_build_info", Help: "pglmon's version and the Go version it was built with.",
 	}, []string{"version", "goversion"})
 	buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
-	reg.MustRegister(s, s.probeDuration, s.probeErrors, s.repairs, s.repairDuration, s.Notifications, s.verifyRows, s.lastVerify, s.verifyEvery, s.conflicts, buildInfo,
+	reg.MustRegister(s, s.probeDuration, s.probeErrors, s.repairs, s.repairDuration, s.Notifications, s.verifyRows, s.lastVerify, s.verifyEvery, s.conflicts, s.maintenance, buildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return s
+}
+
+// Maintenance sets the nodes under maintenance, and when each window ends.
+func (s *Set) Maintenance(active map[string]maintenance.Window) {
+	s.maintenance.Reset()
+	for node, w := range active {
+		s.maintenance.WithLabelValues(node).Set(float64(w.Until.Unix()))
+	}
 }
 
 // TLSCertificateExpiry registers pglmon_http_tls_certificate_expiry_timestamp_seconds:

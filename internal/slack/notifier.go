@@ -81,13 +81,21 @@ func (n *Notifier) Observe(r diagnose.Report) {
 	now := time.Now()
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	// Under maintenance, nothing moves: no new message, no update, no
+	// recovery; what still holds when it ends is told then.
 	for _, s := range r.Subscriptions {
+		if s.Maintenance != nil {
+			continue
+		}
 		n.observe(now, key(s.Subscriber, s.Name), s.Health, findingCodes(s.Findings), func(in *incident) { in.last = s })
 	}
 	// Node findings (an orphan slot, an RDS parameter group that lost
 	// pglogical) get their own incident. An unreachable node is told through
 	// the subscriptions it serves.
 	for _, nd := range r.Nodes {
+		if nd.Maintenance != nil {
+			continue
+		}
 		var fs []diagnose.Finding
 		health := diagnose.OK
 		for _, f := range nd.Findings {

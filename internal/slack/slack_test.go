@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/diagnose"
+	"github.com/pglmon/pglmon/internal/maintenance"
 	"github.com/pglmon/pglmon/internal/repair"
 	"github.com/pglmon/pglmon/internal/slacktest"
 )
@@ -254,5 +256,46 @@ func TestDropSlotButtonOnlyWhenApproved(t *testing.T) {
 	got := buttons(map[string]string{"drop-orphan-slot": "approve"})
 	if want := `Drop slot pgl_db_x {"d":"provider","l":"pgl_db_x","r":"drop-orphan-slot","f":"orphan_slot"}`; len(got) != 1 || got[0] != want {
 		t.Errorf("approve: buttons %q, want %q", got, want)
+	}
+}
+
+// Under a maintenance window nothing is posted, updated or recovered;
+// when it ends, what holds then is told.
+func TestMaintenanceHoldsMessages(t *testing.T) {
+	cfg := config.Slack{APIURL: "http://127.0.0.1:1/", Channel: "#c"}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	n := NewNotifier(NewClient(cfg, "xoxb-test"), cfg, func() map[string]string { return nil }, log, nil)
+	w := &maintenance.Window{Node: "subscriber", Until: time.Now().Add(time.Hour), Reason: "upgrade"}
+	under := func(r diagnose.Report) diagnose.Report {
+		r.Subscriptions, r.Nodes = slices.Clone(r.Subscriptions), slices.Clone(r.Nodes)
+		for i := range r.Subscriptions {
+			r.Subscriptions[i].Maintenance = w
+		}
+		for i := range r.Nodes {
+			r.Nodes[i].Maintenance = w
+		}
+		return r
+	}
+	broken := *brokenReport()
+	broken.Nodes = []diagnose.Node{{Name: "subscriber", Findings: []diagnose.Finding{{Code: "orphan_slot", Severity: diagnose.Warning, Slot: "s1"}}}}
+	n.Observe(under(broken))
+	if got := len(n.queue); got != 0 {
+		t.Fatalf("under maintenance, %d messages queued", got)
+	}
+	// Maintenance over, still broken: told (the subscription, and the node's finding).
+	n.Observe(broken)
+	if got := len(n.queue); got != 2 {
+		t.Fatalf("after the window, %d messages queued, want 2", got)
+	}
+	// Healed under a new window: no recovery until it ends.
+	ok := diagnose.Report{Subscriptions: []diagnose.Subscription{{Name: "sub_0", Subscriber: "subscriber", Health: diagnose.OK, Findings: []diagnose.Finding{}}},
+		Nodes: []diagnose.Node{{Name: "subscriber"}}}
+	n.Observe(under(ok))
+	if got := len(n.queue); got != 2 {
+		t.Fatalf("a recovery under maintenance queued %d more", got-2)
+	}
+	n.Observe(ok)
+	if got := len(n.queue); got <= 2 {
+		t.Fatal("the recovery was not told after the window")
 	}
 }

@@ -1,0 +1,183 @@
+// Package maintenance keeps maintenance windows: nodes under planned work
+// (a major-version upgrade, a parameter change and reboot) until a time,
+// with a reason and who declared them, in a JSON file that `pglmon
+// maintenance` writes and the daemon and `pglmon status` read. While a node
+// is in one, the daemon neither repairs the subscriptions it serves or
+// subscribes nor posts them to Slack; it still probes, diagnoses, logs and
+// exports everything.
+package maintenance
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"time"
+)
+
+// Window is one node's maintenance.
+type Window struct {
+	Node   string    `json:"node"`
+	Since  time.Time `json:"since"`
+	Until  time.Time `json:"until"`
+	Reason string    `json:"reason"`
+	// By is who declared it: user@host.
+	By string `json:"by"`
+}
+
+// Active reports whether the window holds at t.
+func (w Window) Active(t time.Time) bool { return !t.Before(w.Since) && t.Before(w.Until) }
+
+type file struct {
+	Windows []Window `json:"windows"`
+}
+
+// Load reads the windows in path; a file that does not exist holds none.
+// An error names the file.
+func Load(path string) ([]Window, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the maintenance file %s: %w", path, err)
+	}
+	var f file
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("the maintenance file %s is not pglmon's JSON: %w", path, err)
+	}
+	return f.Windows, nil
+}
+
+// ActiveAt returns the windows that hold at t, by node.
+func ActiveAt(ws []Window, t time.Time) map[string]Window {
+	out := map[string]Window{}
+	for _, w := range ws {
+		if w.Active(t) {
+			out[w.Node] = w
+		}
+	}
+	return out
+}
+
+// Declarer is who runs this process, as user@host.
+func Declarer() string {
+	name := "unknown"
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	if s := os.Getenv("SUDO_USER"); s != "" {
+		name = s
+	}
+	host, _ := os.Hostname()
+	return name + "@" + host
+}
+
+// Update changes the windows in path under an exclusive lock: change gets
+// the windows still active at now (expired ones are dropped) and returns
+// the new list. The file is replaced atomically, readable by the daemon
+// (mode 0644; its content is no secret) and, when written by root, owned
+// by the owner of its directory (the service's user).
+func Update(path string, now time.Time, change func([]Window) ([]Window, error)) ([]Window, error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create the directory of the maintenance file: %w", err)
+	}
+	lock, err := os.OpenFile(path+".lock", os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock the maintenance file: %w", err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return nil, fmt.Errorf("lock the maintenance file: %w", err)
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	ws, err := Load(path)
+	if err != nil {
+		return nil, err
+	}
+	ws = slices.DeleteFunc(ws, func(w Window) bool { return !now.Before(w.Until) })
+	if ws, err = change(ws); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(ws, func(a, b Window) int {
+		if a.Node < b.Node {
+			return -1
+		}
+		if a.Node > b.Node {
+			return 1
+		}
+		return 0
+	})
+	b, err := json.MarshalIndent(file{Windows: ws}, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	tmp, err := os.CreateTemp(dir, ".maintenance-*.json")
+	if err != nil {
+		return nil, fmt.Errorf("write the maintenance file: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.Write(append(b, '\n'))
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o644)
+	}
+	if err == nil && os.Geteuid() == 0 {
+		if fi, serr := os.Stat(dir); serr == nil {
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+				err = os.Chown(tmp.Name(), int(st.Uid), int(st.Gid))
+			}
+		}
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("write the maintenance file %s: %w", path, err)
+	}
+	return ws, nil
+}
+
+// Watcher follows the maintenance file for the daemon: it reads the file
+// again only when it changed, and keeps the last good content when it
+// cannot be read.
+type Watcher struct {
+	Path string
+
+	stamp   string
+	windows []Window
+	err     error
+}
+
+// Windows returns the windows in the file, reading it again when its size
+// or modification time changed (changed); err is set (once per change)
+// when it could not be read, the previous windows then being kept.
+func (w *Watcher) Windows() (ws []Window, changed bool, err error) {
+	stamp := "absent"
+	if fi, serr := os.Stat(w.Path); serr == nil {
+		stamp = fmt.Sprint(fi.Size(), fi.ModTime().UnixNano())
+	} else if !errors.Is(serr, fs.ErrNotExist) {
+		stamp = "error " + serr.Error()
+	}
+	if stamp == w.stamp {
+		return w.windows, false, nil
+	}
+	w.stamp = stamp
+	got, err := Load(w.Path)
+	if err != nil {
+		return w.windows, true, err
+	}
+	w.windows = got
+	return got, true, nil
+}
