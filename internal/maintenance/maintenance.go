@@ -18,6 +18,8 @@ import (
 	"slices"
 	"syscall"
 	"time"
+
+	"github.com/pglmon/pglmon/internal/atomicfile"
 )
 
 // Window is one node's maintenance.
@@ -118,32 +120,21 @@ func Update(path string, now time.Time, change func([]Window) ([]Window, error))
 	if err != nil {
 		return nil, err
 	}
-	tmp, err := os.CreateTemp(dir, ".maintenance-*.json")
-	if err != nil {
-		return nil, fmt.Errorf("write the maintenance file: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(append(b, '\n'))
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp.Name(), 0o644)
-	}
-	if err == nil && os.Geteuid() == 0 {
-		if fi, serr := os.Stat(dir); serr == nil {
-			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-				err = os.Chown(tmp.Name(), int(st.Uid), int(st.Gid))
-			}
+	// Root writes the file for the service's user: the directory's owner.
+	chown := func(tmp string) error {
+		if os.Geteuid() != 0 {
+			return nil
 		}
+		fi, err := os.Stat(dir)
+		if err != nil {
+			return err
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			return os.Chown(tmp, int(st.Uid), int(st.Gid))
+		}
+		return nil
 	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
+	if err := atomicfile.Write(path, append(b, '\n'), 0o644, chown); err != nil {
 		return nil, fmt.Errorf("write the maintenance file %s: %w", path, err)
 	}
 	return ws, nil
