@@ -476,8 +476,7 @@ func (d *Daemon) Scheme() string {
 // warnIfOpen says when what the server shows can be read by anyone who
 // reaches a port open beyond this host.
 func (d *Daemon) warnIfOpen() {
-	host, _, _ := net.SplitHostPort(d.cfg.Load().HTTP.Listen)
-	if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) || d.httpToken.Load().Reveal() != "" {
+	if !httpsec.BeyondLoopback(d.cfg.Load().HTTP.Listen) || d.httpToken.Load().Reveal() != "" {
 		return
 	}
 	d.log.Warn("http.listen is reachable from other hosts and http.bearer_token is not set: anyone who reaches it reads /metrics and /api/v1/status (node names, findings)", keyAddr, d.Addr())

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"strings"
 	"time"
 
@@ -119,11 +118,8 @@ func httpChecks(cfg *config.Config) []Check {
 		add("bearer token", Error, "%v: the daemon will not start", err)
 	case token.Reveal() != "":
 		add("bearer token", OK, "readable; /metrics and /api/v1/status need it (Prometheus: authorization.credentials_file)")
-	default:
-		host, _, _ := net.SplitHostPort(hc.Listen)
-		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-			add("bearer token", Warn, "http.listen %s is reachable from other hosts and http.bearer_token is not set: anyone who reaches it reads /metrics and /api/v1/status", hc.Listen)
-		}
+	case httpsec.BeyondLoopback(hc.Listen):
+		add("bearer token", Warn, "http.listen %s is reachable from other hosts and http.bearer_token is not set: anyone who reaches it reads /metrics and /api/v1/status", hc.Listen)
 	}
 	if !hc.TLS.Enabled() {
 		return out
