@@ -2,12 +2,14 @@ package preflight
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pglmon/pglmon/internal/config"
+	"github.com/pglmon/pglmon/internal/maintenance"
 	"github.com/pglmon/pglmon/internal/tlstest"
 )
 
@@ -62,5 +64,37 @@ func TestHTTPChecks(t *testing.T) {
 				t.Error("the token is in a check")
 			}
 		})
+	}
+}
+
+// A window in force is a warning (automation is off for the node); a file
+// that cannot be read is one too.
+func TestMaintenanceChecks(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := config.Parse("t.yaml", []byte("nodes:\n  - name: a\n    dsn: host=x\nrepair:\n  audit_log: "+dir+"/audit.jsonl\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if got := maintenanceChecks(cfg, now); len(got) != 0 {
+		t.Errorf("no file: %+v", got)
+	}
+	if _, err := maintenance.Update(cfg.MaintenanceFile(), now, func(ws []maintenance.Window) ([]maintenance.Window, error) {
+		return append(ws, maintenance.Window{Node: "a", Since: now, Until: now.Add(time.Hour), Reason: "upgrade", By: "u@h"}), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got := maintenanceChecks(cfg, now)
+	if len(got) != 1 || got[0].Level != Warn || !strings.Contains(got[0].Detail, "a is under maintenance until") || !strings.Contains(got[0].Detail, "upgrade") {
+		t.Errorf("a window: %+v", got)
+	}
+	if got := maintenanceChecks(cfg, now.Add(2*time.Hour)); len(got) != 0 {
+		t.Errorf("an expired window: %+v", got)
+	}
+	if err := os.WriteFile(cfg.MaintenanceFile(), []byte("{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := maintenanceChecks(cfg, now); len(got) != 1 || got[0].Level != Warn || !strings.Contains(got[0].Detail, "maintenance.json") {
+		t.Errorf("a broken file: %+v", got)
 	}
 }

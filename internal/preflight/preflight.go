@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/httpsec"
 	"github.com/pglmon/pglmon/internal/logtail"
+	"github.com/pglmon/pglmon/internal/maintenance"
 	"github.com/pglmon/pglmon/internal/probe"
 	"github.com/pglmon/pglmon/internal/rdsadmin"
 	"github.com/pglmon/pglmon/internal/rdsstorage"
@@ -91,7 +93,34 @@ func Run(ctx context.Context, cfg *config.Config, timeout time.Duration) []Check
 	}
 	out = append(out, verifiable(ctx, cfg, snaps, timeout)...)
 	out = append(out, httpChecks(cfg)...)
+	out = append(out, maintenanceChecks(cfg, time.Now())...)
 	return append(out, slackChecks(ctx, cfg, timeout)...)
+}
+
+// maintenanceChecks says which nodes are under a maintenance window (the
+// daemon neither repairs nor posts their subscriptions), and whether the
+// file can be read.
+func maintenanceChecks(cfg *config.Config, now time.Time) []Check {
+	var out []Check
+	add := adder(&out, "(maintenance)")
+	file := cfg.MaintenanceFile()
+	ws, err := maintenance.Load(file)
+	if err != nil {
+		add("maintenance", Warn, "%v: the daemon keeps the windows it last read", err)
+		return out
+	}
+	act := maintenance.ActiveAt(ws, now)
+	nodes := make([]string, 0, len(act))
+	for n := range act {
+		nodes = append(nodes, n)
+	}
+	slices.Sort(nodes)
+	for _, n := range nodes {
+		w := act[n]
+		add("maintenance", Warn, "%s is under maintenance until %s (by %s: %s): no automatic repair or Slack message for its subscriptions; `pglmon maintenance end --node %s` ends it",
+			n, w.Until.Format(time.RFC3339), w.By, w.Reason, n)
+	}
+	return out
 }
 
 // CertificateWarning is how long before its expiry a certificate is warned of.
