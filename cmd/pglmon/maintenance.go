@@ -95,12 +95,12 @@ func runMaintenance(ctx context.Context, e env, args []string) error {
 		fmt.Fprintf(e.stdout, "maintenance ended for %s: automatic repair and Slack messages resume at the daemon's next cycle (%s)\n", strings.Join(ended, ", "), file)
 		return nil
 	}
-	max := cfg.Maintenance.MaxDuration.D()
+	limit := cfg.Maintenance.MaxDuration.D()
 	switch {
 	case *dur <= 0:
 		return usageError("--for DURATION is required, e.g. --for 2h")
-	case *dur > max:
-		return usageError("--for %s is longer than maintenance.max_duration (%s): a forgotten window would keep automatic repair off; extend it later with another start", *dur, max)
+	case *dur > limit:
+		return usageError("--for %s is longer than maintenance.max_duration (%s): a forgotten window would keep automatic repair off; extend it later with another start", *dur, limit)
 	case strings.TrimSpace(*reason) == "":
 		return usageError("--reason TEXT is required: it tells the others why repairs and Slack messages stopped")
 	}

@@ -20,7 +20,7 @@ func (m *maintenanceWatch) annotate(d *Daemon, r *diagnose.Report) {
 	if m.w.Path != path {
 		m.w = maintenance.Watcher{Path: path}
 	}
-	ws, _, err := m.w.Windows()
+	ws, err := m.w.Windows()
 	if err != nil {
 		d.log.Error("maintenance file unreadable: keeping the windows last read", keyError, err.Error())
 	}

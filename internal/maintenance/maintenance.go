@@ -8,6 +8,7 @@
 package maintenance
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -107,15 +108,7 @@ func Update(path string, now time.Time, change func([]Window) ([]Window, error))
 	if ws, err = change(ws); err != nil {
 		return nil, err
 	}
-	slices.SortFunc(ws, func(a, b Window) int {
-		if a.Node < b.Node {
-			return -1
-		}
-		if a.Node > b.Node {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(ws, func(a, b Window) int { return cmp.Compare(a.Node, b.Node) })
 	b, err := json.MarshalIndent(file{Windows: ws}, "", "  ")
 	if err != nil {
 		return nil, err
@@ -148,13 +141,12 @@ type Watcher struct {
 
 	stamp   string
 	windows []Window
-	err     error
 }
 
 // Windows returns the windows in the file, reading it again when its size
-// or modification time changed (changed); err is set (once per change)
-// when it could not be read, the previous windows then being kept.
-func (w *Watcher) Windows() (ws []Window, changed bool, err error) {
+// or modification time changed; err is set (once per change) when it could
+// not be read, the previous windows then being kept.
+func (w *Watcher) Windows() ([]Window, error) {
 	stamp := "absent"
 	if fi, serr := os.Stat(w.Path); serr == nil {
 		stamp = fmt.Sprint(fi.Size(), fi.ModTime().UnixNano())
@@ -162,13 +154,13 @@ func (w *Watcher) Windows() (ws []Window, changed bool, err error) {
 		stamp = "error " + serr.Error()
 	}
 	if stamp == w.stamp {
-		return w.windows, false, nil
+		return w.windows, nil
 	}
 	w.stamp = stamp
 	got, err := Load(w.Path)
 	if err != nil {
-		return w.windows, true, err
+		return w.windows, err
 	}
 	w.windows = got
-	return got, true, nil
+	return got, nil
 }
