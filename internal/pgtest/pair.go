@@ -286,6 +286,19 @@ func (p *Pair) WaitStatus(ctx context.Context, sub, want string, timeout time.Du
 	return nil
 }
 
+// MustStream waits until every pglogical slot on the provider has confirmed
+// the provider's current WAL position (pglogical.wait_slot_confirm_lsn):
+// after a change that restarts an apply worker (alter_subscription_add_replication_set),
+// the subscription streams again. Under load that restart has taken over 90 s.
+func (p *Pair) MustStream(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := p.Provider.Exec(ctx, "SELECT pglogical.wait_slot_confirm_lsn(NULL, NULL)"); err != nil {
+		t.Fatalf("the subscriptions did not stream within %s: %v", timeout, err)
+	}
+}
+
 // SlotName is the provider slot of a subscription, read from the catalog.
 func (p *Pair) SlotName(ctx context.Context, sub string) (string, error) {
 	var slot string

@@ -176,6 +176,7 @@ func TestTableFilterAndNoPrimaryKey(t *testing.T) {
 		{p.Provider, "SELECT pglogical.replication_set_add_table('inserts', 'nopk')"},
 		{p.Subscriber, "SELECT pglogical.alter_subscription_add_replication_set('" + p.Sub() + "', 'inserts')"},
 	})
+	p.MustStream(t, 3*time.Minute)
 	tg = targets(t, cfg, p.Sub())[0] // now with the set
 	tr := oneTable(t, Run(ctx, cfg, tg, Options{Mode: ModeChecksum}, "nopk")).Tables[0]
 	if tr.Mode != ModeCount || tr.ProviderRows != 50 || tr.SubscriberRows != 49 || tr.DifferingRows != 1 || tr.Equal || tr.Note != "no primary key: compared by row count" {
@@ -193,6 +194,7 @@ func TestTableFilterAndNoPrimaryKey(t *testing.T) {
 		{p.Provider, "SELECT pglogical.replication_set_add_table('keyed_set', 'keyed')"},
 		{p.Subscriber, "SELECT pglogical.alter_subscription_add_replication_set('" + p.Sub() + "', 'keyed_set')"},
 	})
+	p.MustStream(t, 3*time.Minute)
 	tg = targets(t, cfg, p.Sub())[0]
 	tr = oneTable(t, Run(ctx, cfg, tg, Options{Mode: ModeChecksum}, "keyed")).Tables[0]
 	if tr.Mode != ModeChecksum || tr.DifferingRows != 1 || len(tr.Keys) != 1 || tr.Keys[0] != (KeyDiff{"k17", Different}) {
