@@ -20,6 +20,7 @@ deps:
 # watching (and repairing) them in the foreground. Ctrl-C stops pglmon.
 demo: deps build
 	$(DEMO) up
+	$(BIN) heartbeat install --config $$($(DEMO) config)
 	$(BIN) status --config $$($(DEMO) config) || true
 	@echo
 	@echo "pglmon is running:  metrics http://127.0.0.1:9198/metrics   status http://127.0.0.1:9198/api/v1/status"

@@ -116,7 +116,7 @@ func exportedNames(t *testing.T) map[string]bool {
 	s := metrics.New(reg, "v", func() bool { return true })
 	lag, safe, secs := int64(1), int64(1), 1.0
 	s.Observe(diagnose.Report{
-		Subscriptions: []diagnose.Subscription{{Name: "a", Subscriber: "s", Provider: "p", Status: "down", LagBytes: &lag, LagSeconds: &secs, LockWait: &probe.LockWait{Seconds: &secs},
+		Subscriptions: []diagnose.Subscription{{Name: "a", Subscriber: "s", Provider: "p", Status: "down", LagBytes: &lag, LagSeconds: &secs, ReplicationDelaySeconds: &secs, LockWait: &probe.LockWait{Seconds: &secs},
 			Findings: []diagnose.Finding{{Code: "x", Severity: diagnose.Critical}}}},
 		Nodes: []diagnose.Node{{Name: "p", Storage: &rdsstorage.Reading{FreeBytes: 1, AllocatedBytes: 2}}},
 	}, []probe.Snapshot{{Node: "p", Time: time.Now(), Slots: []probe.Slot{{Name: "sl", SafeWALSize: &safe, XminAge: &lag, CatalogXminAge: &lag, Decoding: &probe.Decoding{}}},
@@ -125,6 +125,7 @@ func exportedNames(t *testing.T) map[string]bool {
 	s.Repair("restart", "success", time.Second)
 	s.Notifications.WithLabelValues("sent").Inc()
 	s.Conflicts("s", "public.t", "UPDATE", "skip", 1)
+	s.Heartbeat("p", false)
 	s.Verified(1, map[[2]string]int64{{"a", "public.t"}: 1}, time.Now())
 	metrics.TLSCertificateExpiry(reg, time.Now)
 	mfs, err := reg.Gather()

@@ -187,6 +187,8 @@ func up(ctx context.Context) error {
 thresholds:
   down_grace: 10s
   apply_blocked: 10s
+  replication_delay: 20s
+  replication_delay_critical: 2m
 http:
   listen: "127.0.0.1:9198"
 repair:

@@ -56,6 +56,7 @@ func commands() []command {
 		{"verify", "compare the data of replicated tables on provider and subscriber", runVerify},
 		{"setup", "plan or apply the pglogical topology in the configuration, checking prerequisites first", runSetup},
 		{"upgrade", "prepare (drop pglogical, keep a manifest) and restore around a major-version upgrade", runUpgrade},
+		{"heartbeat", "install or remove the heartbeats that measure how far behind each subscriber's data is, in seconds", runHeartbeat},
 		{"maintenance", "start, end or list maintenance windows: nodes whose subscriptions the daemon does not repair or post", runMaintenance},
 		{"check-config", "validate a configuration file (--connect: and what pglmon can do on each node)", runCheckConfig},
 		{"version", "print the version", runVersion},

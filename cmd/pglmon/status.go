@@ -222,11 +222,24 @@ func filterSubscription(r diagnose.Report, name string) diagnose.Report {
 
 func printTable(w io.Writer, r diagnose.Report) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SUBSCRIPTION\tSUBSCRIBER -> PROVIDER\tSTATUS\tHEALTH\tLAG\tFINDINGS")
+	// DELAY, by pglmon's heartbeats, once any subscription has them.
+	delays := slices.ContainsFunc(r.Subscriptions, func(s diagnose.Subscription) bool { return s.ReplicationDelaySeconds != nil })
+	if delays {
+		fmt.Fprintln(tw, "SUBSCRIPTION\tSUBSCRIBER -> PROVIDER\tSTATUS\tHEALTH\tLAG\tDELAY\tFINDINGS")
+	} else {
+		fmt.Fprintln(tw, "SUBSCRIPTION\tSUBSCRIBER -> PROVIDER\tSTATUS\tHEALTH\tLAG\tFINDINGS")
+	}
 	for _, s := range r.Subscriptions {
 		lag := "-"
 		if s.LagBytes != nil {
 			lag = config.FormatBytes(*s.LagBytes)
+		}
+		if delays {
+			delay := "-"
+			if d := s.ReplicationDelaySeconds; d != nil {
+				delay = time.Duration(*d * float64(time.Second)).Round(time.Second).String()
+			}
+			lag += "\t" + delay
 		}
 		prov := s.Provider
 		if prov == "" {

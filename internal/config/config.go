@@ -218,6 +218,12 @@ type Thresholds struct {
 	// before it is a warning and critical; 0 turns either off.
 	ApplyBlocked         Duration `yaml:"apply_blocked"`
 	ApplyBlockedCritical Duration `yaml:"apply_blocked_critical"`
+	// ReplicationDelay and ReplicationDelayCritical are how far behind its
+	// provider a subscriber's data may be, as pglmon's heartbeats measure
+	// it (pglmon heartbeat install), before it is a warning and critical;
+	// 0 turns either off.
+	ReplicationDelay         Duration `yaml:"replication_delay"`
+	ReplicationDelayCritical Duration `yaml:"replication_delay_critical"`
 	// StorageFreePercent is the free storage, in percent of the allocated
 	// storage, under which an RDS node is warned of (critical under half of
 	// it); 0 turns it off.
@@ -380,10 +386,12 @@ func Default() *Config {
 			// A minute is longer than any lock a healthy application holds
 			// on a replicated row; a quarter of an hour of nothing applied
 			// is an outage for most readers of the subscriber.
-			ApplyBlocked:         Duration(time.Minute),
-			ApplyBlockedCritical: Duration(15 * time.Minute),
-			StorageFreePercent:   10,
-			StorageFullWithin:    Duration(12 * time.Hour),
+			ApplyBlocked:             Duration(time.Minute),
+			ApplyBlockedCritical:     Duration(15 * time.Minute),
+			ReplicationDelay:         Duration(5 * time.Minute),
+			ReplicationDelayCritical: Duration(30 * time.Minute),
+			StorageFreePercent:       10,
+			StorageFullWithin:        Duration(12 * time.Hour),
 		},
 		HTTP:        HTTP{Listen: DefaultListen},
 		Maintenance: Maintenance{MaxDuration: Duration(72 * time.Hour)},
@@ -690,6 +698,9 @@ func (c *Config) validate() Errors {
 	}
 	if w, cr := c.Thresholds.ApplyBlocked.D(), c.Thresholds.ApplyBlockedCritical.D(); w > 0 && cr > 0 && cr < w {
 		add(c.errorAt("thresholds.apply_blocked_critical", "%s is below thresholds.apply_blocked (%s)", cr, w))
+	}
+	if w, cr := c.Thresholds.ReplicationDelay.D(), c.Thresholds.ReplicationDelayCritical.D(); w > 0 && cr > 0 && cr < w {
+		add(c.errorAt("thresholds.replication_delay_critical", "%s is below thresholds.replication_delay (%s)", cr, w))
 	}
 	if v := c.Thresholds.StorageFreePercent; v < 0 || v >= 100 {
 		add(c.errorAt("thresholds.storage_free_percent", "%g must be between 0 (off) and 100", v))

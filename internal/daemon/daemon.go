@@ -96,6 +96,7 @@ type Daemon struct {
 	storage  storageWatcher
 	logs     logWatcher
 	maint    maintenanceWatch
+	beats    heartbeats
 	slack    *pslack.Notifier
 	buttons  *pslack.Interactions
 	botToken config.Secret
@@ -297,6 +298,7 @@ func (d *Daemon) shutdown(wg *sync.WaitGroup) error {
 	wg.Wait()
 	d.bg.Wait()
 	d.mon.Close(ctx)
+	d.beats.close(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("drain http server: %w", err)
 	}
@@ -342,6 +344,7 @@ func (d *Daemon) cycle(ctx context.Context) {
 	d.logs.maybeRun(ctx, d, &r, &d.bg)
 	d.logs.annotate(&r)
 	d.maint.annotate(d, &r)
+	d.beats.run(ctx, d, snaps, &r)
 	d.repairer.consider(ctx, &r)
 	d.logTransitions(r)
 	d.metrics.Observe(r, snaps)
@@ -459,6 +462,7 @@ func (d *Daemon) reload() {
 		}
 	}
 	d.mon.SetConfig(cfg)
+	d.beats.close(context.Background(), nil) // reopened with the new settings
 	d.cfg.Store(cfg)
 	d.httpToken.Store(&token)
 	d.metrics.VerifyEvery(cfg.Verify.Every.D())

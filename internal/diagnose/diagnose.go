@@ -190,6 +190,9 @@ func (d *diagnosis) subscription(subscriber *probe.Snapshot, sub probe.Subscript
 	if f, ok := applyDelayFinding(sub, prov); ok {
 		add(f)
 	}
+	if f, ok := d.delay(&out, subscriber, sub, prov); ok {
+		add(f)
+	}
 	if sub.Status == probe.StatusInitializing || sub.Status == probe.StatusReplicating {
 		d.tableSync(&out, subscriber)
 		if f, ok := d.lockFinding(subscriber.Node, sub); ok {
@@ -556,6 +559,65 @@ func (d *diagnosis) lockFinding(node string, sub probe.Subscription) (Finding, b
 	return Finding{Code: CodeApplyBlocked, Severity: sev, Human: true,
 		Message: fmt.Sprintf("the apply worker of %s (pid %d) has waited %s (threshold %s) for %s on %s, held by %s%s: nothing of %s is applied until it lets go (lag grows, the provider keeps WAL); if ending it is safe, a person runs on %s: %s (rolls back its open transaction)",
 			sub.Name, w.PID, since, lim, what, node, strings.Join(who, "; "), chain, sub.Name, node, strings.Join(pids, "; "))}, true
+}
+
+// delay measures how far behind its provider the subscriber's data is by
+// pglmon's heartbeats (package heartbeat), for a subscription of the
+// pglmon_heartbeat set whose provider writes them, and grades it against
+// thresholds.replication_delay. Every heartbeat written has arrived: 0.
+// Otherwise the provider's clock now less the newest one applied (the
+// oldest one the provider keeps, when none arrived): an upper bound, by at
+// most the time between two heartbeats. Both times are the provider's, so
+// the servers' clocks need not agree.
+func (d *diagnosis) delay(out *Subscription, subscriber *probe.Snapshot, sub probe.Subscription, prov *probe.Snapshot) (Finding, bool) {
+	if prov == nil || prov.Heartbeat == nil || !prov.Heartbeat.Provides || !slices.Contains(sub.ReplicationSets, probe.HeartbeatSet) {
+		return Finding{}, false
+	}
+	own, ok := prov.Heartbeat.Nodes[sub.ProviderNode]
+	if !ok {
+		return Finding{}, false // nothing written yet
+	}
+	var applied time.Time
+	if subscriber.Heartbeat != nil {
+		applied = subscriber.Heartbeat.Nodes[sub.ProviderNode].Newest
+	}
+	delay := 0.0
+	if applied.Before(own.Newest) {
+		from := applied
+		if from.IsZero() {
+			from = own.Oldest
+		}
+		// The provider's clock when the subscriber was read.
+		now := prov.Heartbeat.Clock.Add(subscriber.Time.Sub(prov.Time))
+		delay = max(now.Sub(from).Seconds(), 0)
+	}
+	out.ReplicationDelaySeconds = &delay
+	if !applied.IsZero() {
+		out.HeartbeatApplied = &applied
+	}
+	dur := time.Duration(delay * float64(time.Second))
+	sev, lim, ok := level(dur, d.Thresholds.ReplicationDelay.D(), d.Thresholds.ReplicationDelayCritical.D())
+	if !ok {
+		return Finding{}, false
+	}
+	what := "the newest heartbeat it has applied was written on " + prov.Node + " " + dur.Round(time.Second).String() + " ago"
+	if applied.IsZero() {
+		what = "none of the heartbeats written on " + prov.Node + " (the oldest " + dur.Round(time.Second).String() + " ago) has arrived"
+	}
+	why := ""
+	switch {
+	case sub.Status != probe.StatusReplicating:
+		why = "; it is " + sub.Status
+	case sub.LockWait != nil:
+		why = "; its apply worker waits for a lock (apply_blocked)"
+	case sub.ApplyDelaySeconds > 0:
+		why = fmt.Sprintf("; its apply_delay (%s) is part of this", seconds(sub.ApplyDelaySeconds))
+	default:
+		why = "; it says replicating: it applies more slowly than the provider writes (see its lag), or it is still receiving or applying a large transaction"
+	}
+	return Finding{Code: CodeReplicationDelayHigh, Severity: sev,
+		Message: fmt.Sprintf("the data of %s on %s is %s behind provider %s (threshold %s): %s%s",
+			sub.Name, subscriber.Node, dur.Round(time.Second), prov.Node, lim, what, why)}, true
 }
 
 // describeSession says who a session is (first goes before the rest),

@@ -2,6 +2,7 @@ package diagnose
 
 import (
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -670,5 +671,76 @@ func TestLagHighNamesTheApplyDelay(t *testing.T) {
 	f, ok := s.Finding(CodeLagHigh)
 	if !ok || !strings.Contains(f.Message, "its apply_delay of 1h0m0s holds every change back on purpose") {
 		t.Errorf("lag_high: %+v", f)
+	}
+}
+
+// The delay comes from the provider's clock alone: the provider's clock is
+// an hour off pglmon's and the subscriber's here, and the delay is still
+// what the provider's heartbeats say.
+func TestReplicationDelayFromHeartbeats(t *testing.T) {
+	provClock := t0.Add(time.Hour) // the provider's clock, an hour ahead
+	delay := func(bend func(w *world)) (*Subscription, Report) {
+		w := healthy()
+		w.s().ReplicationSets = []string{"default", probe.HeartbeatSet}
+		w.prov.Time, w.sub.Time = t0, t0.Add(400*time.Millisecond) // the subscriber read 0.4 s later
+		w.prov.Heartbeat = &probe.Heartbeat{Clock: provClock, Provides: true, Nodes: map[string]probe.HeartbeatSpan{
+			"prov": {Oldest: provClock.Add(-time.Hour), Newest: provClock.Add(-10 * time.Second)},
+		}}
+		w.sub.Heartbeat = &probe.Heartbeat{Clock: t0, Nodes: map[string]probe.HeartbeatSpan{
+			"prov": {Oldest: provClock.Add(-time.Hour), Newest: provClock.Add(-10 * time.Second)},
+		}}
+		bend(w)
+		th := thresholds
+		th.ReplicationDelay, th.ReplicationDelayCritical = config.Duration(5*time.Minute), config.Duration(30*time.Minute)
+		r := Diagnose(Input{Now: w.now, Thresholds: th, Snapshots: []probe.Snapshot{w.prov, w.sub}, History: w.hist})
+		s, _ := r.Subscription("sub", "")
+		return s, r
+	}
+	applied := func(w *world, ago time.Duration) {
+		w.sub.Heartbeat.Nodes["prov"] = probe.HeartbeatSpan{Oldest: provClock.Add(-time.Hour), Newest: provClock.Add(-ago)}
+	}
+	for _, c := range []struct {
+		name     string
+		bend     func(w *world)
+		delay    float64 // -1: not measured
+		sev      Severity
+		contains string
+	}{
+		{"every heartbeat applied", func(*world) {}, 0, "", ""},
+		{"behind 10 minutes", func(w *world) { applied(w, 10*time.Minute) }, 600.4, Warning,
+			"the data of sub on s is 10m0s behind provider p (threshold 5m0s): the newest heartbeat it has applied was written on p 10m0s ago; it says replicating"},
+		{"behind 40 minutes, disabled", func(w *world) { applied(w, 40*time.Minute); w.s().Status = probe.StatusDisabled }, 2400.4, Critical,
+			"(threshold 30m0s)"},
+		{"none arrived: from the oldest kept", func(w *world) { w.sub.Heartbeat = nil }, 3600.4, Critical,
+			"none of the heartbeats written on p (the oldest 1h0m0s ago) has arrived"},
+		{"with an apply_delay", func(w *world) { applied(w, 6*time.Minute); w.s().ApplyDelaySeconds = 300 }, 360.4, Warning,
+			"its apply_delay (5m0s) is part of this"},
+		{"not in the set", func(w *world) { w.s().ReplicationSets = []string{"default"} }, -1, "", ""},
+		{"provider does not write them", func(w *world) { w.prov.Heartbeat.Provides = false }, -1, "", ""},
+		{"no heartbeat written yet", func(w *world) { w.prov.Heartbeat.Nodes = map[string]probe.HeartbeatSpan{} }, -1, "", ""},
+		{"provider not configured", func(w *world) { w.s().ProviderNode = "elsewhere" }, -1, "", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, _ := delay(c.bend)
+			if c.delay < 0 {
+				if s.ReplicationDelaySeconds != nil {
+					t.Errorf("delay %v, want none", *s.ReplicationDelaySeconds)
+				}
+				return
+			}
+			if s.ReplicationDelaySeconds == nil || math.Abs(*s.ReplicationDelaySeconds-c.delay) > 1e-6 {
+				t.Fatalf("delay %v, want %v", s.ReplicationDelaySeconds, c.delay)
+			}
+			f, ok := s.Finding(CodeReplicationDelayHigh)
+			if c.sev == "" {
+				if ok {
+					t.Errorf("finding %+v", f)
+				}
+				return
+			}
+			if !ok || f.Severity != c.sev || !strings.Contains(f.Message, c.contains) {
+				t.Errorf("finding %+v, want %s with %q", f, c.sev, c.contains)
+			}
+		})
 	}
 }

@@ -83,6 +83,7 @@ const (
 	CodeSchemaMismatch         = "schema_mismatch"
 	CodePartitionNotReplicated = "partition_not_replicated"
 	CodeLagHigh                = "lag_high"
+	CodeReplicationDelayHigh   = "replication_delay_high"
 	CodeWALRetainedHigh        = "wal_retained_high"
 	CodeSlotWALLost            = "slot_wal_lost"
 	CodeSlotXminAgeHigh        = "slot_xmin_age_high"
@@ -166,8 +167,15 @@ type Subscription struct {
 	SlotActive    bool   `json:"slot_active"`
 	SlotWALStatus string `json:"slot_wal_status,omitempty"`
 	// LagBytes is null when the provider's slot could not be read.
-	LagBytes         *int64     `json:"lag_bytes"`
-	LagSeconds       *float64   `json:"lag_seconds,omitempty"`
+	LagBytes   *int64   `json:"lag_bytes"`
+	LagSeconds *float64 `json:"lag_seconds,omitempty"`
+	// ReplicationDelaySeconds is how far behind its provider the
+	// subscriber's data is, by pglmon's heartbeats (nil without them):
+	// 0 while every heartbeat written has arrived.
+	ReplicationDelaySeconds *float64 `json:"replication_delay_seconds,omitempty"`
+	// HeartbeatApplied is the provider's time stamp on the newest heartbeat
+	// the subscriber has applied.
+	HeartbeatApplied *time.Time `json:"heartbeat_applied,omitempty"`
 	RetainedWALBytes *int64     `json:"retained_wal_bytes,omitempty"`
 	DownSince        *time.Time `json:"down_since,omitempty"`
 	// LockWait is set while its apply worker waits for a lock on the

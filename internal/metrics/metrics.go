@@ -35,6 +35,9 @@ var (
 	descLagBytes = prometheus.NewDesc("pglmon_replication_lag_bytes",
 		"Provider WAL not yet confirmed flushed by the subscription.",
 		[]string{"provider", "subscription"}, nil)
+	descDelay = prometheus.NewDesc("pglmon_replication_delay_seconds",
+		"How far behind its provider the subscriber's data is, by pglmon's heartbeats (pglmon heartbeat install): 0 while every heartbeat written has arrived.",
+		[]string{"provider", "subscription"}, nil)
 	descLagSeconds = prometheus.NewDesc("pglmon_replication_lag_seconds",
 		"Replay lag reported by the provider's walsender (pg_stat_replication.replay_lag).",
 		[]string{"provider", "subscription"}, nil)
@@ -117,6 +120,7 @@ type Set struct {
 	conflicts      *prometheus.CounterVec
 	divergent      map[[2]string]int64
 	maintenance    *prometheus.GaugeVec
+	heartbeats     *prometheus.CounterVec
 }
 
 // New creates the metrics and registers them, with the Go and process
@@ -159,11 +163,15 @@ func New(reg prometheus.Registerer, version string, healthy func() bool) *Set {
 		Name: "pglmon_maintenance_until_timestamp_seconds",
 		Help: "Unix time a node's maintenance window ends, while one holds (pglmon maintenance): no automatic repair or Slack message for its subscriptions.",
 	}, []string{"node"})
+	s.heartbeats = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pglmon_heartbeat_writes_total",
+		Help: "Heartbeats the daemon wrote on a provider, by result (ok, error).",
+	}, []string{"node", "result"})
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "pglmon_build_info", Help: "pglmon's version and the Go version it was built with.",
 	}, []string{"version", "goversion"})
 	buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
-	reg.MustRegister(s, s.probeDuration, s.probeErrors, s.repairs, s.repairDuration, s.Notifications, s.verifyRows, s.lastVerify, s.verifyEvery, s.conflicts, s.maintenance, buildInfo,
+	reg.MustRegister(s, s.probeDuration, s.probeErrors, s.repairs, s.repairDuration, s.Notifications, s.verifyRows, s.lastVerify, s.verifyEvery, s.conflicts, s.maintenance, s.heartbeats, buildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return s
 }
@@ -203,6 +211,16 @@ func (s *Set) Observe(r diagnose.Report, snaps []probe.Snapshot) {
 func (s *Set) ForgetNode(node string) {
 	s.probeDuration.DeleteLabelValues(node)
 	s.probeErrors.DeleteLabelValues(node)
+	s.heartbeats.DeletePartialMatch(prometheus.Labels{"node": node})
+}
+
+// Heartbeat records a heartbeat written on node, or an attempt that failed.
+func (s *Set) Heartbeat(node string, ok bool) {
+	result := "ok"
+	if !ok {
+		result = "error"
+	}
+	s.heartbeats.WithLabelValues(node, result).Inc()
 }
 
 // Repair records a repair attempt.
@@ -284,6 +302,9 @@ func (s *Set) Collect(ch chan<- prometheus.Metric) {
 		}
 		if sub.LagSeconds != nil && sub.Provider != "" {
 			gauge(descLagSeconds, *sub.LagSeconds, sub.Provider, sub.Name)
+		}
+		if sub.ReplicationDelaySeconds != nil && sub.Provider != "" {
+			gauge(descDelay, *sub.ReplicationDelaySeconds, sub.Provider, sub.Name)
 		}
 	}
 	for _, n := range r.Nodes {

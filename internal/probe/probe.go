@@ -25,6 +25,8 @@ type Prober struct {
 
 	conn         *pgx.Conn
 	hasPglogical bool
+	// hasHeartbeat: pglmon.heartbeat exists (package heartbeat).
+	hasHeartbeat bool
 	// pg14: the server has pg_stat_replication_slots and
 	// pg_stat_progress_copy (PostgreSQL 14+).
 	pg14 bool
@@ -86,9 +88,10 @@ func (p *Prober) Probe(ctx context.Context) Snapshot {
 	defer cancel()
 	before := p.writes.Load()
 	err := p.probe(ctx, &snap)
-	if err != nil && p.conn != nil && isMissingPglogical(err) && p.hasPglogical {
-		// The extension was dropped since the last cycle: ask again without it.
-		p.hasPglogical = false
+	if err != nil && p.conn != nil && isMissingPglogical(err) && (p.hasPglogical || p.hasHeartbeat) {
+		// The extension or the heartbeat table was dropped since the last
+		// cycle: ask again without them (the batch says what is there).
+		p.hasPglogical, p.hasHeartbeat = false, false
 		snap = Snapshot{Node: p.node.Name, Time: start}
 		err = p.probe(ctx, &snap)
 	}
@@ -117,10 +120,28 @@ func (p *Prober) probe(ctx context.Context, snap *Snapshot) error {
 	}
 	b := &pgx.Batch{}
 	var curLSN, version string
+	var hbTable bool
+	var clock time.Time
 	var waits map[string]*LockWait
 	b.Queue(metaQuery).QueryRow(func(row pgx.Row) error {
-		return row.Scan(&snap.ServerVersion, &snap.Database, &snap.InRecovery, &curLSN, &version)
+		return row.Scan(&snap.ServerVersion, &snap.Database, &snap.InRecovery, &curLSN, &version, &hbTable, &clock)
 	})
+	var hb *Heartbeat
+	if p.hasHeartbeat {
+		hb = &Heartbeat{Nodes: map[string]HeartbeatSpan{}}
+		b.Queue(heartbeatQuery).Query(func(rows pgx.Rows) error {
+			var node string
+			var span HeartbeatSpan
+			_, err := pgx.ForEachRow(rows, []any{&node, &span.Oldest, &span.Newest}, func() error {
+				hb.Nodes[node] = span
+				return nil
+			})
+			return err
+		})
+		if p.hasPglogical {
+			b.Queue(heartbeatSetQuery).QueryRow(func(row pgx.Row) error { return row.Scan(&hb.Provides) })
+		}
+	}
 	b.Queue(slotsQuery).Query(func(rows pgx.Rows) error {
 		var err error
 		snap.Slots, err = scanSlots(rows)
@@ -215,16 +236,25 @@ func (p *Prober) probe(ctx context.Context, snap *Snapshot) error {
 	}
 	snap.CurrentLSN, _ = ParseLSN(curLSN)
 	snap.PglogicalVersion = version
+	if hb != nil {
+		hb.Clock = clock
+		snap.Heartbeat = hb
+	}
 	for i, s := range snap.Subscriptions {
 		snap.Subscriptions[i].LockWait = waits[s.ApplyWorker]
 	}
-	if (version != "") != p.hasPglogical {
-		// Installed or removed since the connection was opened: the next
-		// cycle asks the right questions; this one reports what it has.
-		if err := p.learnPglogical(ctx); err != nil {
-			return fmt.Errorf("probe %s: %w", p.node.Name, err)
+	if (version != "") != p.hasPglogical || hbTable != p.hasHeartbeat {
+		// pglogical or the heartbeat table was installed or removed since
+		// the connection was opened: ask again for what is now there.
+		added := hbTable && !p.hasHeartbeat
+		p.hasHeartbeat = hbTable
+		if (version != "") != p.hasPglogical {
+			if err := p.learnPglogical(ctx); err != nil {
+				return fmt.Errorf("probe %s: %w", p.node.Name, err)
+			}
+			added = added || p.hasPglogical
 		}
-		if p.hasPglogical {
+		if added {
 			return p.probe(ctx, snap)
 		}
 	}

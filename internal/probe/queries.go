@@ -7,7 +7,29 @@ const metaQuery = `SELECT current_setting('server_version_num')::int,
 	current_database(),
 	pg_is_in_recovery(),
 	(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text,
-	coalesce((SELECT extversion FROM pg_extension WHERE extname = 'pglogical'), '')`
+	coalesce((SELECT extversion FROM pg_extension WHERE extname = 'pglogical'), ''),
+	to_regclass('pglmon.heartbeat') IS NOT NULL,
+	clock_timestamp()`
+
+// HeartbeatTable and HeartbeatSet are where pglmon writes its heartbeats
+// (package heartbeat): a table of pglmon's own on every node, in a
+// replication set of its own on each provider that every subscription of
+// the provider subscribes to.
+const (
+	HeartbeatTable = "pglmon.heartbeat"
+	HeartbeatSet   = "pglmon_heartbeat"
+)
+
+// heartbeatQuery reads, per pglogical node name, the oldest and newest
+// heartbeat pglmon.heartbeat holds: a provider's own, a subscriber's as
+// applied from each provider. Queued only while the table exists.
+const heartbeatQuery = `SELECT node, min(ts), max(ts) FROM pglmon.heartbeat GROUP BY node`
+
+// heartbeatSetQuery: the table is in this node's pglmon_heartbeat set, so
+// pglmon writes heartbeats here for its subscribers.
+const heartbeatSetQuery = `SELECT EXISTS (SELECT 1 FROM pglogical.replication_set_table t
+	JOIN pglogical.replication_set s ON s.set_id = t.set_id
+	WHERE s.set_name = 'pglmon_heartbeat' AND t.set_reloid = to_regclass('pglmon.heartbeat'))`
 
 // slotsQuery lists the slots of this database (and physical slots, which
 // retain WAL too) with the walsender streaming from each. Slots of other

@@ -49,6 +49,31 @@ type Snapshot struct {
 	// Capacity counts the server's replication slots and walsenders
 	// against max_replication_slots and max_wal_senders.
 	Capacity *Capacity `json:"capacity,omitempty"`
+	// Heartbeat is what pglmon.heartbeat holds here (package heartbeat);
+	// nil without the table.
+	Heartbeat *Heartbeat `json:"heartbeat,omitempty"`
+}
+
+// Heartbeat is the content of a node's pglmon.heartbeat. pglmon writes a
+// row stamped with a provider's clock into the provider's table every
+// cycle; its subscribers apply it like any change, so the newest row a
+// subscriber holds from a provider says up to when it has applied that
+// provider's changes.
+type Heartbeat struct {
+	// Clock is the server's clock (clock_timestamp()) when it was probed.
+	Clock time.Time `json:"clock"`
+	// Provides: the table is in this node's pglmon_heartbeat replication
+	// set, so pglmon writes heartbeats here.
+	Provides bool `json:"provides"`
+	// Nodes holds, by pglogical node name, the oldest and newest heartbeat
+	// kept: a provider's own, a subscriber's as applied from each provider.
+	Nodes map[string]HeartbeatSpan `json:"nodes"`
+}
+
+// HeartbeatSpan is the oldest and newest heartbeat of one node in a table.
+type HeartbeatSpan struct {
+	Oldest time.Time `json:"oldest"`
+	Newest time.Time `json:"newest"`
 }
 
 // Capacity is what a provider has left for replication. Every subscription

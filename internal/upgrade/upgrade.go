@@ -301,7 +301,9 @@ func (r *Runner) dropSubscription(ctx context.Context, s SubDef) error {
 
 // warnWrites samples the replicated tables' write counters on their provider.
 func (r *Runner) warnWrites(ctx context.Context, m *Manifest) {
-	const q = `SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::bigint FROM pg_stat_user_tables WHERE relid::regclass::text = ANY($1)`
+	// pglmon's own heartbeats (package heartbeat) are not the application's writes.
+	const q = `SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::bigint FROM pg_stat_user_tables
+	WHERE relid::regclass::text = ANY($1) AND relid IS DISTINCT FROM to_regclass('pglmon.heartbeat')`
 	for _, s := range m.Sets {
 		if len(s.Tables) == 0 {
 			continue

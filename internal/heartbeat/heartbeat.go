@@ -1,0 +1,532 @@
+// Package heartbeat measures how far behind its provider each subscriber's
+// data is, in seconds, whether or not the application writes: pglmon writes
+// a row stamped with the provider's clock into pglmon.heartbeat on each
+// provider every cycle, in a replication set of its own (pglmon_heartbeat,
+// inserts only) that each subscription of the provider subscribes to; the
+// newest row a subscriber has applied says how far it has come (package
+// diagnose grades it). Install and Remove set that up and take it away, one
+// idempotent step at a time; Writer writes and prunes for the daemon.
+package heartbeat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pglmon/pglmon/internal/config"
+	"github.com/pglmon/pglmon/internal/probe"
+)
+
+// The SQL of the steps. Each step has a query saying whether its effect is
+// already in place, so a run after a crash at any point completes the rest.
+const (
+	tableExistsSQL = `SELECT to_regclass('pglmon.heartbeat') IS NOT NULL`
+	createTableSQL = `CREATE SCHEMA IF NOT EXISTS pglmon;
+CREATE TABLE IF NOT EXISTS pglmon.heartbeat (node text NOT NULL, ts timestamptz NOT NULL, PRIMARY KEY (node, ts))`
+	setExistsSQL = `SELECT EXISTS (SELECT 1 FROM pglogical.replication_set WHERE set_name = 'pglmon_heartbeat')`
+	// Inserts only: pglmon prunes each node's table itself, and no update
+	// or delete can meet a row the other side lacks (a conflict).
+	createSetSQL = `SELECT pglogical.create_replication_set('pglmon_heartbeat',
+	replicate_insert := true, replicate_update := false, replicate_delete := false, replicate_truncate := false)`
+	tableInSetSQL = `SELECT EXISTS (SELECT 1 FROM pglogical.replication_set_table t
+	JOIN pglogical.replication_set s ON s.set_id = t.set_id
+	WHERE s.set_name = 'pglmon_heartbeat' AND t.set_reloid = to_regclass('pglmon.heartbeat'))`
+	addTableSQL   = `SELECT pglogical.replication_set_add_table('pglmon_heartbeat', 'pglmon.heartbeat', synchronize_data := false)`
+	subHasSetSQL  = `SELECT coalesce((SELECT 'pglmon_heartbeat' = ANY(sub_replication_sets) FROM pglogical.subscription WHERE sub_name = $1), false)`
+	subAddSetSQL  = `SELECT pglogical.alter_subscription_add_replication_set($1, 'pglmon_heartbeat')`
+	subDropSetSQL = `SELECT pglogical.alter_subscription_remove_replication_set($1, 'pglmon_heartbeat')`
+	dropSetSQL    = `SELECT pglogical.drop_replication_set('pglmon_heartbeat')`
+	// The schema goes only when nothing else is in it.
+	dropTableSQL = `DROP TABLE IF EXISTS pglmon.heartbeat;
+DO $$ BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'pglmon')
+		AND EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'pglmon') THEN
+		DROP SCHEMA pglmon;
+	END IF;
+END $$`
+
+	writeSQL = `INSERT INTO pglmon.heartbeat (node, ts) VALUES ($1, clock_timestamp()) RETURNING ts`
+	// pruneSQL drops rows older than $1 seconds, keeping each node's newest:
+	// it is what the delay is measured from while nothing arrives.
+	pruneSQL = `DELETE FROM pglmon.heartbeat h WHERE h.ts < now() - make_interval(secs => $1)
+	AND h.ts < (SELECT max(m.ts) FROM pglmon.heartbeat m WHERE m.node = h.node)`
+)
+
+// Keep is how long heartbeats are kept (each node's newest always is).
+const Keep = time.Hour
+
+// Step is one change on one node; it is skipped when its effect is there.
+type Step struct {
+	Node string `json:"node"`
+	What string `json:"what"`
+	SQL  string `json:"sql"`
+	Args []any  `json:"args,omitempty"`
+	done string
+	// undone inverts done: the step removes something.
+	undone bool
+}
+
+// Target is a subscription whose provider and subscriber are both
+// configured nodes.
+type Target struct {
+	Subscription string `json:"subscription"`
+	Subscriber   string `json:"subscriber"`
+	Provider     string `json:"provider"`
+	// ProviderNode is the provider's pglogical node name, which its
+	// heartbeats carry.
+	ProviderNode string `json:"provider_node"`
+}
+
+// Plan is what Install or Remove would change.
+type Plan struct {
+	Steps   []Step   `json:"steps"`
+	Targets []Target `json:"subscriptions"`
+	// Notes say what is left out, and why.
+	Notes []string `json:"notes,omitempty"`
+}
+
+// Print writes the plan for a person.
+func (p Plan) Print(w io.Writer) {
+	for _, n := range p.Notes {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
+	if len(p.Steps) == 0 {
+		fmt.Fprintln(w, "Nothing to change.")
+		return
+	}
+	for i, s := range p.Steps {
+		fmt.Fprintf(w, "%d. on %s: %s\n     %s\n", i+1, s.Node, s.What, strings.ReplaceAll(s.SQL, "\n", "\n     "))
+		if len(s.Args) > 0 {
+			fmt.Fprintf(w, "     args: %v\n", s.Args)
+		}
+	}
+}
+
+// world is every configured node's snapshot, for planning.
+type world struct {
+	cfg   *config.Config
+	snaps map[string]probe.Snapshot
+	// byLocal maps a pglogical node name to the configured node.
+	byLocal map[string]string
+}
+
+// look probes every configured node once. A node that cannot be reached
+// stops the plan: nothing is changed on a topology half seen.
+func look(ctx context.Context, cfg *config.Config) (world, error) {
+	w := world{cfg: cfg, snaps: map[string]probe.Snapshot{}, byLocal: map[string]string{}}
+	probers := make([]*probe.Prober, len(cfg.Nodes))
+	for i, n := range cfg.Nodes {
+		probers[i] = probe.NewProber(n, cfg.Probe.Timeout.D())
+	}
+	snaps := probe.ProbeAll(ctx, probers)
+	for _, p := range probers {
+		p.Close(context.WithoutCancel(ctx))
+	}
+	for _, s := range snaps {
+		if !s.Up() {
+			return w, fmt.Errorf("node %s cannot be reached: %v; nothing was changed", s.Node, s.Err)
+		}
+		w.snaps[s.Node] = s
+		if s.LocalNode != "" {
+			w.byLocal[s.LocalNode] = s.Node
+		}
+	}
+	return w, nil
+}
+
+// subscriptions lists the subscriptions between configured nodes (in the
+// order of the configuration) and notes the others.
+func (w world) subscriptions(notes *[]string) []Target {
+	var out []Target
+	for _, n := range w.cfg.Nodes {
+		for _, sub := range w.snaps[n.Name].Subscriptions {
+			prov, ok := w.byLocal[sub.ProviderNode]
+			if !ok {
+				*notes = append(*notes, fmt.Sprintf("subscription %s on %s is left out: its provider node %q is not a configured node, and its set must exist there first", sub.Name, n.Name, sub.ProviderNode))
+				continue
+			}
+			out = append(out, Target{Subscription: sub.Name, Subscriber: n.Name, Provider: prov, ProviderNode: sub.ProviderNode})
+		}
+	}
+	return out
+}
+
+func (w world) sub(t Target) probe.Subscription {
+	for _, s := range w.snaps[t.Subscriber].Subscriptions {
+		if s.Name == t.Subscription {
+			return s
+		}
+	}
+	return probe.Subscription{}
+}
+
+// PlanInstall plans the heartbeat for every subscription between configured
+// nodes: the table on each node involved, the set (with the table) on each
+// provider, then the set in each subscription. In that order any prefix of
+// the steps is harmless: a subscription given a set its provider lacks
+// stops ("replication set pglmon_heartbeat not found") and pglogical's
+// back-off keeps it down for up to 3 minutes after the set appears.
+func PlanInstall(ctx context.Context, cfg *config.Config) (Plan, error) {
+	w, err := look(ctx, cfg)
+	if err != nil {
+		return Plan{}, err
+	}
+	var p Plan
+	p.Targets = w.subscriptions(&p.Notes)
+	if len(p.Targets) == 0 {
+		return p, errors.New("no subscription has both its provider and its subscriber among the configured nodes: nothing to measure")
+	}
+	var nodes, providers []string
+	for _, n := range cfg.Nodes {
+		for _, t := range p.Targets {
+			if t.Provider == n.Name && !slices.Contains(providers, n.Name) {
+				providers = append(providers, n.Name)
+			}
+			if (t.Provider == n.Name || t.Subscriber == n.Name) && !slices.Contains(nodes, n.Name) {
+				nodes = append(nodes, n.Name)
+			}
+		}
+	}
+	for _, n := range nodes {
+		if w.snaps[n].Heartbeat == nil {
+			p.Steps = append(p.Steps, Step{Node: n, What: "create the table pglmon.heartbeat", SQL: createTableSQL, done: tableExistsSQL})
+		}
+	}
+	for _, n := range providers {
+		if hb := w.snaps[n].Heartbeat; hb == nil || !hb.Provides {
+			p.Steps = append(p.Steps,
+				Step{Node: n, What: "create the replication set pglmon_heartbeat (inserts only)", SQL: createSetSQL, done: setExistsSQL},
+				Step{Node: n, What: "add pglmon.heartbeat to the set pglmon_heartbeat (no data copied)", SQL: addTableSQL, done: tableInSetSQL})
+		}
+	}
+	for _, t := range p.Targets {
+		if !slices.Contains(w.sub(t).ReplicationSets, probe.HeartbeatSet) {
+			p.Steps = append(p.Steps, Step{Node: t.Subscriber,
+				What: fmt.Sprintf("subscribe %s to the set pglmon_heartbeat of %s (its apply worker restarts, within seconds)", t.Subscription, t.Provider),
+				SQL:  subAddSetSQL, Args: []any{t.Subscription}, done: subHasSetSQL})
+		}
+	}
+	return p, nil
+}
+
+// PlanRemove plans taking the heartbeat away: the set out of each
+// subscription between configured nodes, then each provider's set, then
+// the tables. A provider's set stays while a pglogical slot there belongs
+// to no subscription pglmon sees (an unconfigured subscriber may use the
+// set: dropping it would stop that subscription), and so does a
+// subscriber's table while one of its subscriptions still has the set.
+func PlanRemove(ctx context.Context, cfg *config.Config) (Plan, error) {
+	w, err := look(ctx, cfg)
+	if err != nil {
+		return Plan{}, err
+	}
+	var p Plan
+	p.Targets = w.subscriptions(&p.Notes)
+	known := map[string]bool{} // provider/slot of every subscription seen
+	for _, n := range cfg.Nodes {
+		for _, sub := range w.snaps[n.Name].Subscriptions {
+			if prov, ok := w.byLocal[sub.ProviderNode]; ok {
+				known[prov+"/"+sub.SlotName] = true
+			}
+		}
+	}
+	stillSubscribed := map[string]bool{} // subscriber nodes keeping the set
+	for _, n := range cfg.Nodes {
+		for _, sub := range w.snaps[n.Name].Subscriptions {
+			if _, ok := w.byLocal[sub.ProviderNode]; !ok && slices.Contains(sub.ReplicationSets, probe.HeartbeatSet) {
+				stillSubscribed[n.Name] = true
+			}
+		}
+	}
+	for _, t := range p.Targets {
+		if slices.Contains(w.sub(t).ReplicationSets, probe.HeartbeatSet) {
+			p.Steps = append(p.Steps, Step{Node: t.Subscriber,
+				What: fmt.Sprintf("unsubscribe %s from the set pglmon_heartbeat (its apply worker restarts, within seconds)", t.Subscription),
+				SQL:  subDropSetSQL, Args: []any{t.Subscription}, done: subHasSetSQL, undone: true})
+		}
+	}
+	keepTable := map[string]bool{}
+	for _, n := range cfg.Nodes {
+		s := w.snaps[n.Name]
+		if s.Heartbeat == nil || !s.Heartbeat.Provides {
+			continue
+		}
+		var unknown []string
+		for _, sl := range s.Slots {
+			if sl.Plugin == "pglogical_output" && !known[n.Name+"/"+sl.Name] {
+				unknown = append(unknown, sl.Name)
+			}
+		}
+		if len(unknown) > 0 {
+			keepTable[n.Name] = true
+			p.Notes = append(p.Notes, fmt.Sprintf("the set pglmon_heartbeat stays on %s: its pglogical slot(s) %s belong to no subscription of a configured node, which may subscribe to the set (dropping it would stop them); remove the set from those subscriptions, then run this again",
+				n.Name, strings.Join(unknown, ", ")))
+			continue
+		}
+		p.Steps = append(p.Steps, Step{Node: n.Name, What: "drop the replication set pglmon_heartbeat", SQL: dropSetSQL, done: setExistsSQL, undone: true})
+	}
+	for _, n := range cfg.Nodes {
+		if w.snaps[n.Name].Heartbeat == nil || keepTable[n.Name] {
+			continue
+		}
+		if stillSubscribed[n.Name] {
+			p.Notes = append(p.Notes, fmt.Sprintf("the table pglmon.heartbeat stays on %s: a subscription there from a node that is not configured still has the set pglmon_heartbeat", n.Name))
+			continue
+		}
+		p.Steps = append(p.Steps, Step{Node: n.Name, What: "drop the table pglmon.heartbeat (and the schema pglmon when empty)", SQL: dropTableSQL, done: tableExistsSQL, undone: true})
+	}
+	return p, nil
+}
+
+// Apply runs the steps in order, each only when its effect is not already
+// in place, saying what it does. It stops at the first failure: what was
+// done stays done, and running the same plan again completes it.
+func Apply(ctx context.Context, cfg *config.Config, p Plan, out io.Writer) error {
+	conns := map[string]*pgx.Conn{}
+	defer func() {
+		for _, c := range conns {
+			c.Close(context.WithoutCancel(ctx))
+		}
+	}()
+	for i, s := range p.Steps {
+		c, ok := conns[s.Node]
+		if !ok {
+			n, _ := cfg.Node(s.Node)
+			var err error
+			if c, err = connect(ctx, n, cfg.Probe.Timeout.D()); err != nil {
+				return fmt.Errorf("step %d, %s on %s: %w", i+1, s.What, s.Node, err)
+			}
+			conns[s.Node] = c
+		}
+		var args []any
+		if strings.Contains(s.done, "$1") {
+			args = s.Args
+		}
+		var there bool
+		if err := c.QueryRow(ctx, s.done, args...).Scan(&there); err != nil {
+			return fmt.Errorf("step %d, %s on %s: check whether it is done: %w", i+1, s.What, s.Node, err)
+		}
+		if there != s.undone {
+			fmt.Fprintf(out, "%d. on %s: %s: already done\n", i+1, s.Node, s.What)
+			continue
+		}
+		start := time.Now()
+		if _, err := c.Exec(ctx, s.SQL, s.Args...); err != nil {
+			return fmt.Errorf("step %d, %s on %s: %w (what was done before stays; run the same command again to complete it)", i+1, s.What, s.Node, err)
+		}
+		fmt.Fprintf(out, "%d. on %s: %s: done (%s)\n", i+1, s.Node, s.What, time.Since(start).Round(time.Millisecond))
+	}
+	return nil
+}
+
+// connect opens a connection for heartbeat work.
+func connect(ctx context.Context, n config.Node, timeout time.Duration) (*pgx.Conn, error) {
+	cc, err := probe.ConnConfig(n, timeout)
+	if err != nil {
+		return nil, err
+	}
+	cc.RuntimeParams["application_name"] = "pglmon heartbeat"
+	return probe.Open(ctx, n, cc)
+}
+
+// Arrival is how a first heartbeat reached one subscription.
+type Arrival struct {
+	Target
+	// After is how long it took; 0 when it did not arrive in time.
+	After time.Duration `json:"after_ns"`
+	OK    bool          `json:"ok"`
+}
+
+// Check writes one heartbeat on each provider of the targets and waits,
+// polling every poll, until each subscriber has applied it or timeout.
+func Check(ctx context.Context, cfg *config.Config, targets []Target, timeout, poll time.Duration) ([]Arrival, error) {
+	conns := map[string]*pgx.Conn{}
+	defer func() {
+		for _, c := range conns {
+			c.Close(context.WithoutCancel(ctx))
+		}
+	}()
+	conn := func(node string) (*pgx.Conn, error) {
+		if c, ok := conns[node]; ok {
+			return c, nil
+		}
+		n, _ := cfg.Node(node)
+		c, err := connect(ctx, n, cfg.Probe.Timeout.D())
+		if err != nil {
+			return nil, fmt.Errorf("node %s: %w", node, err)
+		}
+		conns[node] = c
+		return c, nil
+	}
+	written := map[string]time.Time{}
+	start := time.Now()
+	for _, t := range targets {
+		if _, ok := written[t.Provider]; ok {
+			continue
+		}
+		c, err := conn(t.Provider)
+		if err != nil {
+			return nil, err
+		}
+		var ts time.Time
+		if err := c.QueryRow(ctx, writeSQL, t.ProviderNode).Scan(&ts); err != nil {
+			return nil, fmt.Errorf("write a heartbeat on %s: %w", t.Provider, err)
+		}
+		written[t.Provider] = ts
+	}
+	out := make([]Arrival, len(targets))
+	for i, t := range targets {
+		out[i].Target = t
+	}
+	deadline := start.Add(timeout)
+	for {
+		waiting := 0
+		for i := range out {
+			if out[i].OK {
+				continue
+			}
+			c, err := conn(out[i].Subscriber)
+			if err != nil {
+				return nil, err
+			}
+			var arrived bool
+			if err := c.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pglmon.heartbeat WHERE node = $1 AND ts >= $2)`,
+				out[i].ProviderNode, written[out[i].Provider]).Scan(&arrived); err != nil {
+				return nil, fmt.Errorf("read the heartbeats on %s: %w", out[i].Subscriber, err)
+			}
+			if arrived {
+				out[i].OK, out[i].After = true, time.Since(start)
+			} else {
+				waiting++
+			}
+		}
+		if waiting == 0 || !time.Now().Before(deadline) {
+			return out, nil
+		}
+		select {
+		case <-ctx.Done():
+			return out, ctx.Err()
+		case <-time.After(poll):
+		}
+	}
+}
+
+// Writer writes the daemon's heartbeats: one connection per node, kept
+// between cycles, and a prune of each node's table every PruneEvery. It is
+// safe for concurrent use across nodes.
+type Writer struct {
+	// PruneEvery is how often each node's table is pruned (default 10m).
+	PruneEvery time.Duration
+
+	mu    sync.Mutex
+	nodes map[string]*nodeWriter
+}
+
+type nodeWriter struct {
+	mu     sync.Mutex
+	conn   *pgx.Conn
+	pruned time.Time
+}
+
+func (w *Writer) node(name string) *nodeWriter {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.nodes == nil {
+		w.nodes = map[string]*nodeWriter{}
+	}
+	nw, ok := w.nodes[name]
+	if !ok {
+		nw = &nodeWriter{}
+		w.nodes[name] = nw
+	}
+	return nw
+}
+
+// Write inserts a heartbeat of the pglogical node local into n's table,
+// stamped with n's clock, and returns the stamp.
+func (w *Writer) Write(ctx context.Context, n config.Node, local string, timeout time.Duration) (time.Time, error) {
+	var ts time.Time
+	err := w.with(ctx, n, timeout, func(c *pgx.Conn) error {
+		return c.QueryRow(ctx, writeSQL, local).Scan(&ts)
+	})
+	if err != nil {
+		return ts, fmt.Errorf("write a heartbeat on %s: %w", n.Name, err)
+	}
+	return ts, nil
+}
+
+// Prune deletes n's heartbeats older than Keep (each node's newest stays),
+// at most once every PruneEvery; it reports the rows deleted.
+func (w *Writer) Prune(ctx context.Context, n config.Node, timeout time.Duration) (int64, error) {
+	every := w.PruneEvery
+	if every <= 0 {
+		every = 10 * time.Minute
+	}
+	nw := w.node(n.Name)
+	nw.mu.Lock()
+	due := time.Since(nw.pruned) >= every
+	nw.mu.Unlock()
+	if !due {
+		return 0, nil
+	}
+	var deleted int64
+	err := w.with(ctx, n, timeout, func(c *pgx.Conn) error {
+		tag, err := c.Exec(ctx, pruneSQL, Keep.Seconds())
+		deleted = tag.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("prune the heartbeats on %s: %w", n.Name, err)
+	}
+	nw.mu.Lock()
+	nw.pruned = time.Now()
+	nw.mu.Unlock()
+	return deleted, nil
+}
+
+// with runs f on n's connection, opening it when needed and closing it
+// after an error (the next call opens a new one).
+func (w *Writer) with(ctx context.Context, n config.Node, timeout time.Duration, f func(*pgx.Conn) error) error {
+	nw := w.node(n.Name)
+	nw.mu.Lock()
+	defer nw.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if nw.conn == nil {
+		c, err := connect(ctx, n, timeout)
+		if err != nil {
+			return err
+		}
+		nw.conn = c
+	}
+	if err := f(nw.conn); err != nil {
+		nw.conn.Close(context.WithoutCancel(ctx))
+		nw.conn = nil
+		return err
+	}
+	return nil
+}
+
+// Close closes every connection, or only those of nodes not in keep.
+func (w *Writer) Close(ctx context.Context, keep map[string]bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for name, nw := range w.nodes {
+		if keep[name] {
+			continue
+		}
+		nw.mu.Lock()
+		if nw.conn != nil {
+			nw.conn.Close(ctx)
+		}
+		nw.mu.Unlock()
+		delete(w.nodes, name)
+	}
+}

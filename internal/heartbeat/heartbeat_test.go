@@ -1,0 +1,272 @@
+package heartbeat
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pglmon/pglmon/internal/config"
+	"github.com/pglmon/pglmon/internal/diagnose"
+	"github.com/pglmon/pglmon/internal/monitor"
+	"github.com/pglmon/pglmon/internal/pgtest"
+	"github.com/pglmon/pglmon/internal/probe"
+	"github.com/pglmon/pglmon/internal/verify"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+func pairConfig(t *testing.T, p *pgtest.Pair, extra string) *config.Config {
+	t.Helper()
+	cfg, err := config.Parse("pglmon.yaml", []byte(p.NodesYAML()+"probe:\n  timeout: 5s\n"+extra))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func whats(p Plan) []string {
+	var out []string
+	for _, s := range p.Steps {
+		out = append(out, s.Node+": "+s.What)
+	}
+	return out
+}
+
+// The delay of a subscription as one monitor cycle diagnoses it.
+func delayOf(t *testing.T, m *monitor.Monitor) (diagnose.Subscription, bool) {
+	t.Helper()
+	r, _ := m.Cycle(context.Background())
+	s, ok := r.Subscription("sub_0", "subscriber")
+	if !ok {
+		return diagnose.Subscription{}, false
+	}
+	return *s, s.ReplicationDelaySeconds != nil
+}
+
+// Install on a real pair, step by step as after a crash; a heartbeat
+// arrives; the subscription stopped, the delay grows into a finding;
+// started again, it falls to 0; remove takes everything away and the
+// subscription still replicates.
+func TestInstallMeasureRemove(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10})
+	cfg := pairConfig(t, p, "thresholds:\n  replication_delay: 2s\n  replication_delay_critical: 1h\n")
+
+	plan, err := PlanInstall(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"provider: create the table pglmon.heartbeat",
+		"subscriber: create the table pglmon.heartbeat",
+		"provider: create the replication set pglmon_heartbeat (inserts only)",
+		"provider: add pglmon.heartbeat to the set pglmon_heartbeat (no data copied)",
+		"subscriber: subscribe sub_0 to the set pglmon_heartbeat of provider (its apply worker restarts, within seconds)",
+	}
+	if got := whats(plan); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("install plan:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if len(plan.Targets) != 1 || plan.Targets[0] != (Target{Subscription: "sub_0", Subscriber: "subscriber", Provider: "provider", ProviderNode: p.ProviderNode}) {
+		t.Fatalf("targets %+v", plan.Targets)
+	}
+	// A run cut short after the provider's set: nothing breaks, and the
+	// next plan has only what is left (the set and its table go together in
+	// a plan; the set's step is then found done).
+	partial := plan
+	partial.Steps = plan.Steps[:3]
+	var out bytes.Buffer
+	if err := Apply(ctx, cfg, partial, &out); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitStatus(ctx, p.Sub(), "replicating", 10*time.Second); err != nil {
+		t.Fatalf("after part of the install: %v", err)
+	}
+	rest, err := PlanInstall(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := whats(rest); strings.Join(got, "\n") != strings.Join(want[2:], "\n") {
+		t.Fatalf("plan after a partial install:\n%s", strings.Join(got, "\n"))
+	}
+	// The whole first plan again: the done steps are skipped.
+	out.Reset()
+	if err := Apply(ctx, cfg, plan, &out); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(out.String(), ": already done"); n != 3 {
+		t.Errorf("%d steps skipped, want 3:\n%s", n, out.String())
+	}
+	arr, err := Check(ctx, cfg, plan.Targets, time.Minute, 100*time.Millisecond)
+	if err != nil || len(arr) != 1 || !arr[0].OK {
+		t.Fatalf("first heartbeat: %+v, %v", arr, err)
+	}
+	if again, err := PlanInstall(ctx, cfg); err != nil || len(again.Steps) != 0 {
+		t.Fatalf("install again: %v, %v", whats(again), err)
+	}
+
+	// The daemon's writer: every heartbeat arrived, so the delay is 0.
+	m := monitor.New(cfg)
+	defer m.Close(ctx)
+	var w Writer
+	defer w.Close(ctx, nil)
+	prov, _ := cfg.Node("provider")
+	write := func() {
+		t.Helper()
+		if _, err := w.Write(ctx, prov, p.ProviderNode, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write()
+	var s diagnose.Subscription
+	if err := pgtest.Poll(ctx, 20*time.Second, func() bool {
+		var ok bool
+		s, ok = delayOf(t, m)
+		return ok && *s.ReplicationDelaySeconds == 0 && s.HeartbeatApplied != nil
+	}); err != nil {
+		t.Fatalf("delay with every heartbeat applied: %+v", s)
+	}
+
+	// Stopped: heartbeats still written, none applied; the delay grows past
+	// the 2 s threshold.
+	if err := p.Disable(ctx, p.Sub()); err != nil {
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		write()
+		var ok bool
+		s, ok = delayOf(t, m)
+		_, found := s.Finding(diagnose.CodeReplicationDelayHigh)
+		return ok && found
+	}); err != nil {
+		t.Fatalf("no replication_delay_high while disabled: %+v", s)
+	}
+	f, _ := s.Finding(diagnose.CodeReplicationDelayHigh)
+	if d := *s.ReplicationDelaySeconds; d < 2 || d > time.Since(stopped).Seconds()+5 {
+		t.Errorf("delay %.1f s, %.1f s after the subscription stopped", d, time.Since(stopped).Seconds())
+	}
+	if f.Severity != diagnose.Warning || !strings.Contains(f.Message, "behind provider provider (threshold 2s)") || !strings.Contains(f.Message, "it is disabled") {
+		t.Errorf("finding %+v", f)
+	}
+	// The table on the provider keeps growing, verify leaves it out.
+	res := verify.Run(ctx, cfg, verify.Target{Subscription: p.Sub(), Subscriber: "subscriber", Provider: "provider",
+		Sets: []string{"set_0", probe.HeartbeatSet}}, verify.Options{Mode: verify.ModeCount}, "")
+	if res.Error != "" || len(res.Tables) != 1 || res.Tables[0].Table != "public."+p.Tables[0] {
+		t.Errorf("verify compared %+v (%s), want only %s", res.Tables, res.Error, p.Tables[0])
+	}
+
+	// Started again: everything written arrives, the delay is 0.
+	if err := p.Subscriber.Exec(ctx, "SELECT pglogical.alter_subscription_enable($1, true)", p.Sub()); err != nil {
+		t.Fatal(err)
+	}
+	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
+		var ok bool
+		s, ok = delayOf(t, m)
+		return ok && *s.ReplicationDelaySeconds == 0 && len(s.Findings) == 0
+	}); err != nil {
+		t.Fatalf("delay after the subscription started again: %+v", s)
+	}
+
+	// Pruning keeps each node's newest heartbeat.
+	if err := p.Provider.Exec(ctx, "INSERT INTO pglmon.heartbeat VALUES ('old', now() - interval '3 hours'), ('old', now() - interval '2 hours')"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := w.Prune(ctx, prov, 5*time.Second); err != nil || n != 1 {
+		t.Errorf("pruned %d rows (%v), want the older of the two old ones", n, err)
+	}
+	if n, err := w.Prune(ctx, prov, 5*time.Second); err != nil || n != 0 {
+		t.Errorf("a second prune at once: %d, %v (want none: it runs every PruneEvery)", n, err)
+	}
+
+	// Remove: the set out of the subscription, the set, the tables.
+	rm, err := PlanRemove(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantRm := []string{
+		"subscriber: unsubscribe sub_0 from the set pglmon_heartbeat (its apply worker restarts, within seconds)",
+		"provider: drop the replication set pglmon_heartbeat",
+		"provider: drop the table pglmon.heartbeat (and the schema pglmon when empty)",
+		"subscriber: drop the table pglmon.heartbeat (and the schema pglmon when empty)",
+	}
+	if got := whats(rm); strings.Join(got, "\n") != strings.Join(wantRm, "\n") {
+		t.Fatalf("remove plan:\n%s", strings.Join(got, "\n"))
+	}
+	if err := Apply(ctx, cfg, rm, &out); err != nil {
+		t.Fatal(err)
+	}
+	if err := Apply(ctx, cfg, rm, &out); err != nil {
+		t.Fatalf("remove again: %v", err)
+	}
+	if again, err := PlanRemove(ctx, cfg); err != nil || len(again.Steps) != 0 {
+		t.Fatalf("remove plan after remove: %v, %v", whats(again), err)
+	}
+	for _, db := range []pgtest.DB{p.Provider, p.Subscriber} {
+		var schema bool
+		if err := db.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'pglmon')", []any{&schema}); err != nil || schema {
+			t.Errorf("%s: schema pglmon still there (%v)", db.Name, err)
+		}
+	}
+	if err := p.Provider.Exec(ctx, "INSERT INTO "+p.Tables[0]+" (id, val, n) VALUES (100001, 'after', 1)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
+		var n int
+		return p.Subscriber.QueryRow(ctx, "SELECT count(*) FROM "+p.Tables[0]+" WHERE id = 100001", []any{&n}) == nil && n == 1
+	}); err != nil {
+		t.Fatal("the subscription does not replicate after remove")
+	}
+	// The probe, which read the table, finds it gone and carries on.
+	r, snaps := m.Cycle(ctx)
+	for _, sn := range snaps {
+		if !sn.Up() || sn.Heartbeat != nil {
+			t.Errorf("probe of %s after remove: %v, heartbeat %+v", sn.Node, sn.Err, sn.Heartbeat)
+		}
+	}
+	if r.Subscriptions[0].ReplicationDelaySeconds != nil {
+		t.Errorf("a delay after remove: %v", *r.Subscriptions[0].ReplicationDelaySeconds)
+	}
+}
+
+// A pglogical slot of a subscriber pglmon does not watch may use the set:
+// remove leaves that provider's set and table alone. A node that cannot be
+// reached stops the plan before anything changes.
+func TestRemoveKeepsASetOthersMayUse(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{})
+	cfg := pairConfig(t, p, "")
+	plan, err := PlanInstall(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Apply(ctx, cfg, plan, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Provider.Exec(ctx, "SELECT pg_create_logical_replication_slot('pgl_other_subscriber', 'pglogical_output')"); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Provider.Exec(ctx, "SELECT pg_drop_replication_slot('pgl_other_subscriber')")
+	rm, err := PlanRemove(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range rm.Steps {
+		if s.Node == "provider" {
+			t.Errorf("a step on the provider: %s", s.What)
+		}
+	}
+	if len(rm.Notes) != 1 || !strings.Contains(rm.Notes[0], "the set pglmon_heartbeat stays on provider: its pglogical slot(s) pgl_other_subscriber belong to no subscription of a configured node") {
+		t.Errorf("notes %q", rm.Notes)
+	}
+
+	bad := pairConfig(t, p, "")
+	bad.Nodes[1].DSN = "host=127.0.0.1 port=1 dbname=x user=postgres sslmode=disable connect_timeout=2"
+	if _, err := PlanInstall(ctx, bad); err == nil || !strings.Contains(err.Error(), "node subscriber cannot be reached") || !strings.Contains(err.Error(), "nothing was changed") {
+		t.Errorf("unreachable node: %v", err)
+	}
+}
