@@ -1,12 +1,18 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/diagnose"
+	"github.com/pglmon/pglmon/internal/heartbeat"
 	"github.com/pglmon/pglmon/internal/pgtest"
 )
 
@@ -50,6 +56,68 @@ func TestHeartbeatCommand(t *testing.T) {
 	s, ok := rep.Subscription("sub_0", "subscriber")
 	if !ok || s.ReplicationDelaySeconds == nil || s.HeartbeatApplied == nil {
 		t.Errorf("status JSON without the delay: %s", out)
+	}
+
+	// check-config --connect: who provides and who receives; a role with
+	// the README's watching grants but not its heartbeat grants is warned
+	// of, one with them is not.
+	_, res, raw := checkConnect(t, cfg)
+	if l, d := res.check("provider", "heartbeat"); l != "ok" || !strings.Contains(d, "provides heartbeats") {
+		t.Errorf("provider heartbeat check: %s %q\n%s", l, d, raw)
+	}
+	if l, d := res.check("subscriber", "heartbeat"); l != "ok" || !strings.Contains(d, "receives heartbeats") {
+		t.Errorf("subscriber heartbeat check: %s %q", l, d)
+	}
+	role := p.Provider.Name + "_hb"
+	for _, d := range []pgtest.DB{p.Provider, p.Subscriber} {
+		if err := d.Exec(t.Context(), fmt.Sprintf(`CREATE ROLE %[1]s LOGIN IN ROLE pg_monitor; GRANT USAGE ON SCHEMA pglogical TO %[1]s;
+GRANT SELECT ON ALL TABLES IN SCHEMA pglogical TO %[1]s; REVOKE SELECT ON pglogical.node_interface FROM %[1]s;
+GRANT SELECT (if_id, if_name, if_nodeid) ON pglogical.node_interface TO %[1]s;
+GRANT SELECT ON pg_replication_origin, pg_replication_origin_status TO %[1]s;
+GRANT EXECUTE ON FUNCTION pg_show_replication_origin_status() TO %[1]s;`, role)); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = d.Exec(context.Background(), fmt.Sprintf("DROP OWNED BY %[1]s; DROP ROLE %[1]s", role)) })
+	}
+	b, _ := os.ReadFile(cfg)
+	asRole := filepath.Join(t.TempDir(), "role.yaml")
+	if err := os.WriteFile(asRole, []byte(strings.ReplaceAll(string(b), "user=postgres", "user="+role)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, res, _ = checkConnect(t, asRole)
+	if l, d := res.check("provider", "heartbeat"); l != "warn" || !strings.Contains(d, "GRANT SELECT, INSERT, DELETE ON pglmon.heartbeat TO "+role) {
+		t.Errorf("a role without the grants: %s %q", l, d)
+	}
+	// Without them the probe does not read the table, and still works.
+	_, out, _ = pglmon(t, "status", "--config", asRole, "--output", "json")
+	if strings.Contains(out, diagnose.CodeNodeUnreachable) || strings.Contains(out, "replication_delay_seconds") {
+		t.Errorf("status as a role without the heartbeat grants:\n%s", out)
+	}
+	for _, d := range []pgtest.DB{p.Provider, p.Subscriber} {
+		if err := d.Exec(t.Context(), fmt.Sprintf("GRANT USAGE ON SCHEMA pglmon TO %[1]s; GRANT SELECT, INSERT, DELETE ON pglmon.heartbeat TO %[1]s", role)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, res, _ = checkConnect(t, asRole)
+	if l, d := res.check("provider", "heartbeat"); l != "ok" {
+		t.Errorf("a role with the README's grants: %s %q", l, d)
+	}
+	// ... and with them it writes and prunes as the daemon does.
+	rc, err := config.Load(asRole)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w heartbeat.Writer
+	defer w.Close(context.Background(), nil)
+	for _, n := range rc.Nodes {
+		if n.Name == "provider" {
+			if _, err := w.Write(t.Context(), n, p.ProviderNode, 5*time.Second); err != nil {
+				t.Errorf("write as %s: %v", role, err)
+			}
+		}
+		if _, err := w.Prune(t.Context(), n, 5*time.Second); err != nil {
+			t.Errorf("prune on %s as %s: %v", n.Name, role, err)
+		}
 	}
 
 	code, out, errOut = pglmon(t, "heartbeat", "remove", "--config", cfg)

@@ -344,8 +344,12 @@ type Arrival struct {
 	OK    bool          `json:"ok"`
 }
 
-// Check writes one heartbeat on each provider of the targets and waits,
-// polling every poll, until each subscriber has applied it or timeout.
+// Check writes a heartbeat on each provider of the targets and waits,
+// polling every poll, until each subscriber has applied one written since,
+// or timeout. It writes again every second while some have not: a
+// heartbeat written while a subscription's apply worker restarts (adding a
+// set makes it), before the new worker asks for the new set, can be decoded
+// for the old worker, whose sets lack it, and never arrive.
 func Check(ctx context.Context, cfg *config.Config, targets []Target, timeout, poll time.Duration) ([]Arrival, error) {
 	conns := map[string]*pgx.Conn{}
 	defer func() {
@@ -365,28 +369,42 @@ func Check(ctx context.Context, cfg *config.Config, targets []Target, timeout, p
 		conns[node] = c
 		return c, nil
 	}
-	written := map[string]time.Time{}
-	start := time.Now()
-	for _, t := range targets {
-		if _, ok := written[t.Provider]; ok {
-			continue
-		}
-		c, err := conn(t.Provider)
-		if err != nil {
-			return nil, err
-		}
-		var ts time.Time
-		if err := c.QueryRow(ctx, writeSQL, t.ProviderNode).Scan(&ts); err != nil {
-			return nil, fmt.Errorf("write a heartbeat on %s: %w", t.Provider, err)
-		}
-		written[t.Provider] = ts
-	}
 	out := make([]Arrival, len(targets))
 	for i, t := range targets {
 		out[i].Target = t
 	}
+	first := map[string]time.Time{} // provider -> its first heartbeat's stamp
+	write := func() error {
+		done := map[string]bool{}
+		for _, a := range out {
+			if a.OK || done[a.Provider] {
+				continue
+			}
+			done[a.Provider] = true
+			c, err := conn(a.Provider)
+			if err != nil {
+				return err
+			}
+			var ts time.Time
+			if err := c.QueryRow(ctx, writeSQL, a.ProviderNode).Scan(&ts); err != nil {
+				return fmt.Errorf("write a heartbeat on %s: %w", a.Provider, err)
+			}
+			if _, ok := first[a.Provider]; !ok {
+				first[a.Provider] = ts
+			}
+		}
+		return nil
+	}
+	start := time.Now()
 	deadline := start.Add(timeout)
+	var wrote time.Time
 	for {
+		if time.Since(wrote) >= time.Second {
+			if err := write(); err != nil {
+				return nil, err
+			}
+			wrote = time.Now()
+		}
 		waiting := 0
 		for i := range out {
 			if out[i].OK {
@@ -398,7 +416,7 @@ func Check(ctx context.Context, cfg *config.Config, targets []Target, timeout, p
 			}
 			var arrived bool
 			if err := c.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pglmon.heartbeat WHERE node = $1 AND ts >= $2)`,
-				out[i].ProviderNode, written[out[i].Provider]).Scan(&arrived); err != nil {
+				out[i].ProviderNode, first[out[i].Provider]).Scan(&arrived); err != nil {
 				return nil, fmt.Errorf("read the heartbeats on %s: %w", out[i].Subscriber, err)
 			}
 			if arrived {

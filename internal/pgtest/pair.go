@@ -189,6 +189,24 @@ func (p *Pair) release() error {
 	}
 	var errs []error
 	for _, sub := range subs {
+		// Disabled first, its apply worker gone: pglogical 2.4.2 can freeze
+		// every pglogical call on the server when drop_subscription meets an
+		// apply worker moving a table's copy to catch-up (the worker holds
+		// pglogical's shared lock while updating a sync status row the drop
+		// has locked). Seen once here: a whole package's tests hung.
+		if _, err := conn.Exec(ctx, "SELECT pglogical.alter_subscription_disable($1, true)", sub); err != nil {
+			errs = append(errs, fmt.Errorf("disable subscription %s: %w", sub, err))
+			continue
+		}
+		if err := Poll(ctx, 20*time.Second, func() bool {
+			var running bool
+			return conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity a JOIN pglogical.subscription s
+				ON a.backend_type = 'pglogical apply ' || (SELECT oid FROM pg_database WHERE datname = current_database()) || ':' || s.sub_id
+				WHERE s.sub_name = $1)`, sub).Scan(&running) == nil && !running
+		}); err != nil {
+			errs = append(errs, fmt.Errorf("subscription %s: its apply worker still runs after it was disabled; not dropped", sub))
+			continue
+		}
 		if _, err := conn.Exec(ctx, "SELECT pglogical.drop_subscription($1, true)", sub); err != nil {
 			errs = append(errs, fmt.Errorf("drop subscription %s: %w", sub, err))
 		}

@@ -312,6 +312,10 @@ type facts struct {
 	database          string
 	originStatusGrant bool
 	lcMessages        string
+	// heartbeatGrant: the role may read, write and prune pglmon.heartbeat
+	// (nil: no such table). Read from the catalog: to_regclass does not
+	// see a table in a schema the role may not use.
+	heartbeatGrant *bool
 }
 
 const factsQuery = `SELECT current_user, current_setting('server_version'), current_database(),
@@ -321,7 +325,10 @@ const factsQuery = `SELECT current_user, current_setting('server_version'), curr
   (SELECT extversion FROM pg_extension WHERE extname = 'pglogical'),
   pg_is_in_recovery(),
   has_function_privilege('pg_show_replication_origin_status()', 'EXECUTE'),
-  current_setting('lc_messages')`
+  current_setting('lc_messages'),
+  (SELECT has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT')
+	AND has_table_privilege(c.oid, 'INSERT') AND has_table_privilege(c.oid, 'DELETE')
+	FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'pglmon' AND c.relname = 'heartbeat')`
 
 func node(ctx context.Context, cfg *config.Config, n config.Node, timeout time.Duration) ([]Check, probe.Snapshot) {
 	var out []Check
@@ -337,7 +344,7 @@ func node(ctx context.Context, cfg *config.Config, n config.Node, timeout time.D
 	defer conn.Close(context.WithoutCancel(ctx))
 	var fa facts
 	if err := conn.QueryRow(cctx, factsQuery).Scan(&fa.user, &fa.version, &fa.database, &fa.superuser, &fa.rdsSuperuser,
-		&fa.readAllStats, &fa.pglogical, &fa.inRecovery, &fa.originStatusGrant, &fa.lcMessages); err != nil {
+		&fa.readAllStats, &fa.pglogical, &fa.inRecovery, &fa.originStatusGrant, &fa.lcMessages, &fa.heartbeatGrant); err != nil {
 		add("connect", Error, "connected, but cannot read the server's settings: %v", err)
 		return out, snap
 	}
@@ -392,6 +399,18 @@ func node(ctx context.Context, cfg *config.Config, n config.Node, timeout time.D
 		add("replication origins", Warn, "%s may not execute pg_show_replication_origin_status(): GRANT EXECUTE ON FUNCTION pg_show_replication_origin_status() TO %s", fa.user, fa.user)
 	}
 
+	if g := fa.heartbeatGrant; g != nil {
+		what := "receives heartbeats (prunes them every 10 minutes)"
+		if snap.Heartbeat != nil && snap.Heartbeat.Provides {
+			what = "provides heartbeats (the daemon writes one each cycle)"
+		}
+		if *g {
+			add("heartbeat", OK, "pglmon.heartbeat: %s", what)
+		} else {
+			add("heartbeat", Warn, "%s may not read, write and prune pglmon.heartbeat, which %s: replication_delay is not measured; GRANT USAGE ON SCHEMA pglmon TO %s; GRANT SELECT, INSERT, DELETE ON pglmon.heartbeat TO %s",
+				fa.user, what, fa.user, fa.user)
+		}
+	}
 	switch {
 	case snap.Err == nil && len(snap.Subscriptions) == 0:
 		add("server log", OK, "not needed: no subscriptions here (pglmon reads a subscriber's log for its workers' errors and conflicts)")

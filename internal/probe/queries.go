@@ -8,7 +8,8 @@ const metaQuery = `SELECT current_setting('server_version_num')::int,
 	pg_is_in_recovery(),
 	(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text,
 	coalesce((SELECT extversion FROM pg_extension WHERE extname = 'pglogical'), ''),
-	to_regclass('pglmon.heartbeat') IS NOT NULL,
+	coalesce((SELECT has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT') FROM pg_class c
+		JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'pglmon' AND c.relname = 'heartbeat'), false),
 	clock_timestamp()`
 
 // HeartbeatTable and HeartbeatSet are where pglmon writes its heartbeats
@@ -22,7 +23,10 @@ const (
 
 // heartbeatQuery reads, per pglogical node name, the oldest and newest
 // heartbeat pglmon.heartbeat holds: a provider's own, a subscriber's as
-// applied from each provider. Queued only while the table exists.
+// applied from each provider. Queued only while the table exists and the
+// role may read it (metaQuery, from the catalog: to_regclass raises an
+// error for a schema the role may not use): a missing grant must not fail
+// the probe.
 const heartbeatQuery = `SELECT node, min(ts), max(ts) FROM pglmon.heartbeat GROUP BY node`
 
 // heartbeatSetQuery: the table is in this node's pglmon_heartbeat set, so

@@ -282,6 +282,30 @@ func (r *Runner) subscriptions(ctx context.Context, node string) ([]subRow, erro
 	return out, rows.Err()
 }
 
+// applyRunningQuery: the apply worker of the subscription $1 runs.
+const applyRunningQuery = `SELECT EXISTS (SELECT 1 FROM pg_stat_activity a JOIN pglogical.subscription s
+	ON a.backend_type = 'pglogical apply ' || (SELECT oid FROM pg_database WHERE datname = current_database()) || ':' || s.sub_id
+	WHERE s.sub_name = $1)`
+
+// waitApplyStopped polls until the subscription's apply worker has exited.
+func waitApplyStopped(ctx context.Context, conn *pgx.Conn, sub string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		running, err := exists(ctx, conn, applyRunningQuery, sub)
+		if err != nil || !running {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("its apply worker still runs %s after it was disabled", timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
 func (r *Runner) dropSubscription(ctx context.Context, s SubDef) error {
 	conn, err := r.connect(ctx, s.Subscriber)
 	if err != nil {
@@ -291,6 +315,18 @@ func (r *Runner) dropSubscription(ctx context.Context, s SubDef) error {
 	found, err := exists(ctx, conn, "SELECT EXISTS (SELECT 1 FROM pglogical.subscription WHERE sub_name = $1)", s.Name)
 	if err != nil || !found {
 		return err
+	}
+	// pglogical 2.4.2 can freeze every pglogical call on the subscriber when
+	// drop_subscription runs while the subscription's apply worker moves a
+	// table's copy to catch-up: the worker holds pglogical's shared lock
+	// while it updates the table's sync status, which the drop has locked,
+	// and the drop then waits for that lock (seen in pglmon's tests). With
+	// the subscription disabled and its apply worker gone, it cannot.
+	if _, err := conn.Exec(ctx, "SELECT pglogical.alter_subscription_disable($1, true)", s.Name); err != nil {
+		return fmt.Errorf("disable subscription %s on %s before dropping it: %w", s.Name, s.Subscriber, err)
+	}
+	if err := waitApplyStopped(ctx, conn, s.Name, 30*time.Second); err != nil {
+		return fmt.Errorf("subscription %s on %s: %w; nothing was dropped, run prepare again", s.Name, s.Subscriber, err)
 	}
 	if _, err := conn.Exec(ctx, "SELECT pglogical.drop_subscription($1, true)", s.Name); err != nil {
 		return fmt.Errorf("drop subscription %s on %s: %w", s.Name, s.Subscriber, err)
@@ -303,7 +339,7 @@ func (r *Runner) dropSubscription(ctx context.Context, s SubDef) error {
 func (r *Runner) warnWrites(ctx context.Context, m *Manifest) {
 	// pglmon's own heartbeats (package heartbeat) are not the application's writes.
 	const q = `SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::bigint FROM pg_stat_user_tables
-	WHERE relid::regclass::text = ANY($1) AND relid IS DISTINCT FROM to_regclass('pglmon.heartbeat')`
+	WHERE relid::regclass::text = ANY($1) AND relid::regclass::text <> 'pglmon.heartbeat'`
 	for _, s := range m.Sets {
 		if len(s.Tables) == 0 {
 			continue

@@ -116,7 +116,7 @@ JOIN pg_class c ON c.oid = rst.set_reloid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE rs.set_name = ANY($1)
 	-- pglmon's own heartbeats (package heartbeat) differ by design: each side prunes its own
-	AND c.oid IS DISTINCT FROM to_regclass('pglmon.heartbeat')
+	AND NOT (n.nspname = 'pglmon' AND c.relname = 'heartbeat')
 ORDER BY 1, 2`
 
 // columnHashQuery returns, per column, its type and the extended hash
