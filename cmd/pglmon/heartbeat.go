@@ -22,7 +22,7 @@ func runHeartbeat(ctx context.Context, e env, args []string) error {
 	dry := fs.Bool("dry-run", false, "print the plan, change nothing")
 	var wait *time.Duration
 	if sub == "install" {
-		wait = fs.Duration("wait", time.Minute, "how long to wait for the first heartbeat to reach every subscriber")
+		wait = fs.Duration("wait", 4*time.Minute, "how long to wait for a heartbeat to reach every subscriber (a subscription's apply worker restarts once; under load pglogical has taken over 90 s)")
 	}
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err

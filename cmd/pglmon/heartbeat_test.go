@@ -124,7 +124,7 @@ GRANT EXECUTE ON FUNCTION pg_show_replication_origin_status() TO %[1]s;`, role))
 	if code != 0 || strings.Count(out, ": done (") != 4 {
 		t.Fatalf("remove: exit %d\n%s%s", code, out, errOut)
 	}
-	if err := p.WaitStatus(t.Context(), p.Sub(), "replicating", 30*time.Second); err != nil {
+	if err := p.WaitStatus(t.Context(), p.Sub(), "replicating", 4*time.Minute); err != nil {
 		t.Error(err)
 	}
 	code, out, _ = pglmon(t, "status", "--config", cfg)

@@ -117,6 +117,12 @@ func (w *logWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nod
 				keyNode, node, "file", rd.chunk.File, "max_bytes_per_read", logtail.MaxFollow)
 		}
 		for _, c := range rd.conflicts {
+			if c.Table == probe.HeartbeatTable {
+				// pglmon's own heartbeats: a transaction replayed once
+				// (after recreate-origin) inserts one again, which
+				// pglogical resolves. Not the application's data.
+				continue
+			}
 			d.metrics.Conflicts(node, c.Table, c.Op, c.Resolution, 1)
 			w.recent[node] = append(w.recent[node], countedConflict{c, now})
 		}

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -10,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/diagnose"
+	"github.com/pglmon/pglmon/internal/heartbeat"
 	"github.com/pglmon/pglmon/internal/pgtest"
 	"github.com/pglmon/pglmon/internal/repair"
 )
@@ -134,6 +137,38 @@ func TestDaemonCountsApplyConflicts(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.waitMetric(t, metric+"3$", false, 30*time.Second)
+
+	// A conflict on pglmon's own heartbeat table (as a transaction replayed
+	// after recreate-origin makes) is not the application's: not counted.
+	cfg, err := config.Parse("pglmon.yaml", []byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := heartbeat.PlanInstall(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := heartbeat.Apply(ctx, cfg, plan, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if arr, err := heartbeat.Check(ctx, cfg, plan.Targets, 4*time.Minute, 100*time.Millisecond); err != nil || !arr[0].OK {
+		t.Fatalf("heartbeat: %+v %v", arr, err)
+	}
+	const row = "INSERT INTO pglmon.heartbeat VALUES ('replayed', '2026-01-01 00:00:00+00')"
+	if err := p.Subscriber.Exec(ctx, row); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Provider.Exec(ctx, row); err != nil {
+		t.Fatal(err)
+	}
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		return strings.Contains(readLog(t, sub), "CONFLICT: remote INSERT on relation pglmon.heartbeat")
+	}); err != nil {
+		t.Fatal("the heartbeat conflict was never logged")
+	}
+	conflict(7)
+	r.waitMetric(t, metric+"4$", false, 30*time.Second)
+	r.waitMetric(t, `pglmon_apply_conflicts_total\{[^}]*table="pglmon.heartbeat"`, true, time.Second)
 }
 
 func readLog(t *testing.T, c *pgtest.Cluster) string {

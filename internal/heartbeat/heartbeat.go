@@ -289,21 +289,12 @@ func PlanRemove(ctx context.Context, cfg *config.Config) (Plan, error) {
 // in place, saying what it does. It stops at the first failure: what was
 // done stays done, and running the same plan again completes it.
 func Apply(ctx context.Context, cfg *config.Config, p Plan, out io.Writer) error {
-	conns := map[string]*pgx.Conn{}
-	defer func() {
-		for _, c := range conns {
-			c.Close(context.WithoutCancel(ctx))
-		}
-	}()
+	cs := conns{cfg: cfg}
+	defer cs.close(ctx)
 	for i, s := range p.Steps {
-		c, ok := conns[s.Node]
-		if !ok {
-			n, _ := cfg.Node(s.Node)
-			var err error
-			if c, err = connect(ctx, n, cfg.Probe.Timeout.D()); err != nil {
-				return fmt.Errorf("step %d, %s on %s: %w", i+1, s.What, s.Node, err)
-			}
-			conns[s.Node] = c
+		c, err := cs.get(ctx, s.Node)
+		if err != nil {
+			return fmt.Errorf("step %d, %s: %w", i+1, s.What, err)
 		}
 		var args []any
 		if strings.Contains(s.done, "$1") {
@@ -324,6 +315,34 @@ func Apply(ctx context.Context, cfg *config.Config, p Plan, out io.Writer) error
 		fmt.Fprintf(out, "%d. on %s: %s: done (%s)\n", i+1, s.Node, s.What, time.Since(start).Round(time.Millisecond))
 	}
 	return nil
+}
+
+// conns keeps one connection per node for the steps of a command.
+type conns struct {
+	cfg *config.Config
+	m   map[string]*pgx.Conn
+}
+
+func (cs *conns) get(ctx context.Context, node string) (*pgx.Conn, error) {
+	if c, ok := cs.m[node]; ok {
+		return c, nil
+	}
+	n, _ := cs.cfg.Node(node)
+	c, err := connect(ctx, n, cs.cfg.Probe.Timeout.D())
+	if err != nil {
+		return nil, fmt.Errorf("node %s: %w", node, err)
+	}
+	if cs.m == nil {
+		cs.m = map[string]*pgx.Conn{}
+	}
+	cs.m[node] = c
+	return c, nil
+}
+
+func (cs *conns) close(ctx context.Context) {
+	for _, c := range cs.m {
+		c.Close(context.WithoutCancel(ctx))
+	}
 }
 
 // connect opens a connection for heartbeat work.
@@ -351,24 +370,8 @@ type Arrival struct {
 // set makes it), before the new worker asks for the new set, can be decoded
 // for the old worker, whose sets lack it, and never arrive.
 func Check(ctx context.Context, cfg *config.Config, targets []Target, timeout, poll time.Duration) ([]Arrival, error) {
-	conns := map[string]*pgx.Conn{}
-	defer func() {
-		for _, c := range conns {
-			c.Close(context.WithoutCancel(ctx))
-		}
-	}()
-	conn := func(node string) (*pgx.Conn, error) {
-		if c, ok := conns[node]; ok {
-			return c, nil
-		}
-		n, _ := cfg.Node(node)
-		c, err := connect(ctx, n, cfg.Probe.Timeout.D())
-		if err != nil {
-			return nil, fmt.Errorf("node %s: %w", node, err)
-		}
-		conns[node] = c
-		return c, nil
-	}
+	cs := conns{cfg: cfg}
+	defer cs.close(ctx)
 	out := make([]Arrival, len(targets))
 	for i, t := range targets {
 		out[i].Target = t
@@ -381,7 +384,7 @@ func Check(ctx context.Context, cfg *config.Config, targets []Target, timeout, p
 				continue
 			}
 			done[a.Provider] = true
-			c, err := conn(a.Provider)
+			c, err := cs.get(ctx, a.Provider)
 			if err != nil {
 				return err
 			}
@@ -410,7 +413,7 @@ func Check(ctx context.Context, cfg *config.Config, targets []Target, timeout, p
 			if out[i].OK {
 				continue
 			}
-			c, err := conn(out[i].Subscriber)
+			c, err := cs.get(ctx, out[i].Subscriber)
 			if err != nil {
 				return nil, err
 			}

@@ -3,6 +3,7 @@ package heartbeat
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -100,7 +101,7 @@ func TestInstallMeasureRemove(t *testing.T) {
 	if n := strings.Count(out.String(), ": already done"); n != 3 {
 		t.Errorf("%d steps skipped, want 3:\n%s", n, out.String())
 	}
-	arr, err := Check(ctx, cfg, plan.Targets, time.Minute, 100*time.Millisecond)
+	arr, err := Check(ctx, cfg, plan.Targets, 4*time.Minute, 100*time.Millisecond)
 	if err != nil || len(arr) != 1 || !arr[0].OK {
 		t.Fatalf("first heartbeat: %+v, %v", arr, err)
 	}
@@ -163,7 +164,7 @@ func TestInstallMeasureRemove(t *testing.T) {
 	if err := p.Subscriber.Exec(ctx, "SELECT pglogical.alter_subscription_enable($1, true)", p.Sub()); err != nil {
 		t.Fatal(err)
 	}
-	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
+	if err := pgtest.Poll(ctx, 4*time.Minute, func() bool {
 		var ok bool
 		s, ok = delayOf(t, m)
 		return ok && *s.ReplicationDelaySeconds == 0 && len(s.Findings) == 0
@@ -182,7 +183,8 @@ func TestInstallMeasureRemove(t *testing.T) {
 		t.Errorf("a second prune at once: %d, %v (want none: it runs every PruneEvery)", n, err)
 	}
 
-	// Remove: the set out of the subscription, the set, the tables.
+	// Remove: the set out of the subscription, the set, the tables. Its
+	// apply worker restarts (under load pglogical has taken over 90 s).
 	rm, err := PlanRemove(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -214,11 +216,12 @@ func TestInstallMeasureRemove(t *testing.T) {
 	if err := p.Provider.Exec(ctx, "INSERT INTO "+p.Tables[0]+" (id, val, n) VALUES (100001, 'after', 1)"); err != nil {
 		t.Fatal(err)
 	}
-	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
+	if err := pgtest.Poll(ctx, 4*time.Minute, func() bool {
 		var n int
 		return p.Subscriber.QueryRow(ctx, "SELECT count(*) FROM "+p.Tables[0]+" WHERE id = 100001", []any{&n}) == nil && n == 1
 	}); err != nil {
-		t.Fatal("the subscription does not replicate after remove")
+		st, _ := p.Status(ctx, p.Sub())
+		t.Fatalf("the subscription does not replicate after remove (status %s)\n%s", st, logTails(t, p))
 	}
 	// The probe, which read the table, finds it gone and carries on.
 	r, snaps := m.Cycle(ctx)
@@ -230,6 +233,21 @@ func TestInstallMeasureRemove(t *testing.T) {
 	if r.Subscriptions[0].ReplicationDelaySeconds != nil {
 		t.Errorf("a delay after remove: %v", *r.Subscriptions[0].ReplicationDelaySeconds)
 	}
+}
+
+// logTails is the end of both servers' logs, for a failure's message.
+func logTails(t *testing.T, p *pgtest.Pair) string {
+	var b strings.Builder
+	for _, c := range []*pgtest.Cluster{p.Provider.Cluster, p.Subscriber.Cluster} {
+		body, err := os.ReadFile(c.LogPath())
+		if err != nil {
+			t.Log(err)
+			continue
+		}
+		lines := strings.Split(strings.TrimSpace(string(body)), "\n")
+		fmt.Fprintf(&b, "--- %s\n%s\n", c.LogPath(), strings.Join(lines[max(len(lines)-60, 0):], "\n"))
+	}
+	return b.String()
 }
 
 // A pglogical slot of a subscriber pglmon does not watch may use the set:

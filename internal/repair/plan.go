@@ -153,6 +153,7 @@ Choose one:
       SELECT pglogical.alter_subscription_enable(%[5]s, true);
       SELECT pglogical.alter_subscription_resynchronize_table(%[5]s, 'schema.table');  -- per table
  b) re-create the subscription with a full copy:
+      SELECT pglogical.alter_subscription_disable(%[5]s, true);  -- first, and wait until its apply worker is gone
       SELECT pglogical.drop_subscription(%[5]s);
       SELECT pglogical.create_subscription(%[5]s, '<provider dsn>', replication_sets := ...,
              synchronize_data := true);  -- existing rows must be removed first
@@ -174,6 +175,7 @@ Consider raising max_slot_wal_keep_size, and alert on wal_retained_high before i
 		fmt.Fprintf(&b, `The initial synchronisation of %[1]s stopped in a step that cannot resume.
 Set the subscription up again (tables the copy touched may hold partial data: empty them first):
   -- on subscriber %[2]s
+  SELECT pglogical.alter_subscription_disable(%[3]s, true);  -- first, and wait until its apply worker is gone
   SELECT pglogical.drop_subscription(%[3]s);
   TRUNCATE <each table of the replication sets>;
   SELECT pglogical.create_subscription(%[3]s, '<provider dsn>', replication_sets := ..., synchronize_data := true);`, s.Name, s.Subscriber, q(s.Name))
