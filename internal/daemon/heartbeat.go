@@ -71,7 +71,7 @@ func (h *heartbeats) logged(d *Daemon, node string, err error) {
 	}
 	nl.failures++
 	if nl.failures == 1 || now.Sub(nl.lastLogged) >= time.Minute {
-		d.log.Warn("heartbeat write failed: replication_delay is not measured for this provider's subscriptions (the role needs INSERT and DELETE on pglmon.heartbeat)",
+		d.log.Warn("heartbeat write failed: replication_delay of this provider's subscriptions is not measured (if permission is denied: GRANT SELECT, INSERT, DELETE ON pglmon.heartbeat and USAGE ON SCHEMA pglmon)",
 			keyNode, node, keyError, err.Error(), keyFailures, nl.failures, "suppressed", nl.suppressed)
 		nl.lastLogged, nl.suppressed = now, 0
 	} else {

@@ -588,7 +588,11 @@ func (d *diagnosis) delay(out *Subscription, subscriber *probe.Snapshot, sub pro
 			from = own.Oldest
 		}
 		// The provider's clock when the subscriber was read.
-		now := prov.Heartbeat.Clock.Add(subscriber.Time.Sub(prov.Time))
+		readAt := subscriber.Time
+		if subscriber.Heartbeat != nil {
+			readAt = subscriber.Heartbeat.ReadAt
+		}
+		now := prov.Heartbeat.Clock.Add(readAt.Sub(prov.Heartbeat.ReadAt))
 		delay = max(now.Sub(from).Seconds(), 0)
 	}
 	out.ReplicationDelaySeconds = &delay

@@ -682,11 +682,12 @@ func TestReplicationDelayFromHeartbeats(t *testing.T) {
 	delay := func(bend func(w *world)) (*Subscription, Report) {
 		w := healthy()
 		w.s().ReplicationSets = []string{"default", probe.HeartbeatSet}
-		w.prov.Time, w.sub.Time = t0, t0.Add(400*time.Millisecond) // the subscriber read 0.4 s later
-		w.prov.Heartbeat = &probe.Heartbeat{Clock: provClock, Provides: true, Nodes: map[string]probe.HeartbeatSpan{
+		// The subscriber read 0.4 s after the provider (pglmon's clock).
+		w.prov.Time, w.sub.Time = t0.Add(-time.Second), t0.Add(400*time.Millisecond)
+		w.prov.Heartbeat = &probe.Heartbeat{Clock: provClock, ReadAt: t0, Provides: true, Nodes: map[string]probe.HeartbeatSpan{
 			"prov": {Oldest: provClock.Add(-time.Hour), Newest: provClock.Add(-10 * time.Second)},
 		}}
-		w.sub.Heartbeat = &probe.Heartbeat{Clock: t0, Nodes: map[string]probe.HeartbeatSpan{
+		w.sub.Heartbeat = &probe.Heartbeat{Clock: t0, ReadAt: t0.Add(400 * time.Millisecond), Nodes: map[string]probe.HeartbeatSpan{
 			"prov": {Oldest: provClock.Add(-time.Hour), Newest: provClock.Add(-10 * time.Second)},
 		}}
 		bend(w)

@@ -231,13 +231,14 @@ func (p *Prober) probe(ctx context.Context, snap *Snapshot) error {
 			return err
 		})
 	}
+	sent := time.Now()
 	if err := p.conn.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("probe %s: %w", p.node.Name, err)
 	}
 	snap.CurrentLSN, _ = ParseLSN(curLSN)
 	snap.PglogicalVersion = version
 	if hb != nil {
-		hb.Clock = clock
+		hb.Clock, hb.ReadAt = clock, sent
 		snap.Heartbeat = hb
 	}
 	for i, s := range snap.Subscriptions {

@@ -60,8 +60,10 @@ type Snapshot struct {
 // subscriber holds from a provider says up to when it has applied that
 // provider's changes.
 type Heartbeat struct {
-	// Clock is the server's clock (clock_timestamp()) when it was probed.
-	Clock time.Time `json:"clock"`
+	// Clock is the server's clock (clock_timestamp()) when it was probed,
+	// and ReadAt pglmon's just before it asked (after connecting).
+	Clock  time.Time `json:"clock"`
+	ReadAt time.Time `json:"read_at"`
 	// Provides: the table is in this node's pglmon_heartbeat replication
 	// set, so pglmon writes heartbeats here.
 	Provides bool `json:"provides"`
