@@ -390,16 +390,47 @@ func TestReportHealthAndExitCodes(t *testing.T) {
 	}
 }
 
+// A crash loop is one outage: pglogical starts a failed apply worker again
+// every ~5 s and it says replicating for a second or so before it fails
+// again. Only FlapWindow out of down ends the outage.
 func TestHistoryClearsRecovery(t *testing.T) {
 	w := healthy()
 	w.downFor(time.Minute)
 	if _, ok := w.hist.DownSince["s/sub"]; !ok {
 		t.Fatal("down not recorded")
 	}
+	finding := func() string {
+		r := w.run()
+		s, _ := r.Subscription("sub", "")
+		if len(s.Findings) == 0 {
+			return ""
+		}
+		return s.Findings[0].Code
+	}
+	// The worker starts again (replicating), then fails again 5 s later:
+	// still the outage of a minute ago, past down_grace at once.
 	w.s().Status = probe.StatusReplicating
+	if got := finding(); got != "" {
+		t.Errorf("replicating: %s", got)
+	}
+	w.now = w.now.Add(5 * time.Second)
+	w.s().Status = probe.StatusDown
+	if got := finding(); got != CodeStuckDown {
+		t.Errorf("down again 5 s after a start: %s, want %s (the same outage)", got, CodeStuckDown)
+	}
+	// Replicating for the whole window: the outage is over, and a new one
+	// starts under the grace.
+	w.s().Status = probe.StatusReplicating
+	w.run()
+	w.now = w.now.Add(FlapWindow)
 	w.run()
 	if _, ok := w.hist.DownSince["s/sub"]; ok {
 		t.Fatal("down still recorded after recovery")
+	}
+	w.now = w.now.Add(time.Second)
+	w.s().Status = probe.StatusDown
+	if got := finding(); got != CodeSubscriptionDown {
+		t.Errorf("down after a recovery: %s, want %s", got, CodeSubscriptionDown)
 	}
 	w.hist.Forget(map[string]bool{"p": true})
 	if _, ok := w.hist.LocalNodes["s"]; ok {

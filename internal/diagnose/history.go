@@ -11,7 +11,11 @@ import (
 // when a subscription is down, since when a table is not ready, and each
 // node's pglogical name (to map subscriptions to a provider that is down).
 type History struct {
-	DownSince     map[string]time.Time
+	DownSince map[string]time.Time
+	// UpSince is when a subscription that was down stopped being so, while
+	// its DownSince is kept: for FlapWindow, a subscription down again
+	// continues the same outage.
+	UpSince       map[string]time.Time
 	NotReadySince map[string]time.Time
 	LocalNodes    map[string]string
 	// Known keeps the last subscriptions seen on each subscriber, so they are
@@ -21,6 +25,15 @@ type History struct {
 	// and since when (a copy that moves is not stalled, however long).
 	Copied map[string]CopyMark
 }
+
+// FlapWindow is how long a subscription must stay out of `down` before its
+// outage is over. pglogical starts a crashed apply worker again about 5 s
+// after the crash, and a worker that fails on the same change says
+// `replicating` for a second or so before it crashes again: without the
+// window each of those samples would start a new outage, under down_grace,
+// and a crash loop would hardly ever be diagnosed past it (apply_error,
+// stuck_down).
+const FlapWindow = 15 * time.Second
 
 // CopyMark is a table copy's rows, and when they last changed.
 type CopyMark struct {
@@ -32,6 +45,7 @@ type CopyMark struct {
 func NewHistory() *History {
 	return &History{
 		DownSince:     map[string]time.Time{},
+		UpSince:       map[string]time.Time{},
 		NotReadySince: map[string]time.Time{},
 		LocalNodes:    map[string]string{},
 		Known:         map[string][]probe.Subscription{},
@@ -63,11 +77,21 @@ func (h *History) Observe(snaps []probe.Snapshot, now time.Time) {
 				if _, ok := h.DownSince[k]; !ok {
 					h.DownSince[k] = now
 				}
+				delete(h.UpSince, k)
 			}
 		}
 		for k := range h.DownSince {
-			if strings.HasPrefix(k, prefix) && !down[k] {
+			if !strings.HasPrefix(k, prefix) || down[k] {
+				continue
+			}
+			up, ok := h.UpSince[k]
+			if !ok {
+				h.UpSince[k] = now
+				continue
+			}
+			if now.Sub(up) >= FlapWindow {
 				delete(h.DownSince, k)
+				delete(h.UpSince, k)
 			}
 		}
 		notReady := map[string]bool{}
@@ -100,7 +124,7 @@ func (h *History) Forget(keep map[string]bool) {
 			delete(h.Known, n)
 		}
 	}
-	for _, m := range []map[string]time.Time{h.DownSince, h.NotReadySince} {
+	for _, m := range []map[string]time.Time{h.DownSince, h.UpSince, h.NotReadySince} {
 		for k := range m {
 			if node, _, _ := strings.Cut(k, "/"); !keep[node] {
 				delete(m, k)
