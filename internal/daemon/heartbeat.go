@@ -12,8 +12,8 @@ import (
 
 // heartbeats writes a heartbeat after each cycle on every node whose
 // pglmon.heartbeat is in its pglmon_heartbeat set (pglmon heartbeat
-// install), except a node under maintenance, and prunes every node's table
-// now and then. The next cycle reads how far each subscriber has come.
+// install), except a node under maintenance or a standby (read-only), and
+// prunes every node's table now and then. The next cycle reads how far each subscriber has come.
 type heartbeats struct {
 	w heartbeat.Writer
 	// failing counts a node's consecutive failed writes, for the log.
@@ -31,7 +31,7 @@ func (h *heartbeats) run(ctx context.Context, d *Daemon, snaps []probe.Snapshot,
 	var wg sync.WaitGroup
 	for _, s := range snaps {
 		n, ok := cfg.Node(s.Node)
-		if !ok || !s.Up() || s.Heartbeat == nil || under[s.Node] {
+		if !ok || !s.Up() || s.Heartbeat == nil || s.InRecovery || under[s.Node] {
 			continue
 		}
 		wg.Go(func() {

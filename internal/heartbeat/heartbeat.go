@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/probe"
@@ -38,11 +39,11 @@ CREATE TABLE IF NOT EXISTS pglmon.heartbeat (node text NOT NULL, ts timestamptz 
 	tableInSetSQL = `SELECT EXISTS (SELECT 1 FROM pglogical.replication_set_table t
 	JOIN pglogical.replication_set s ON s.set_id = t.set_id
 	WHERE s.set_name = 'pglmon_heartbeat' AND t.set_reloid = to_regclass('pglmon.heartbeat'))`
-	addTableSQL   = `SELECT pglogical.replication_set_add_table('pglmon_heartbeat', 'pglmon.heartbeat', synchronize_data := false)`
-	subHasSetSQL  = `SELECT coalesce((SELECT 'pglmon_heartbeat' = ANY(sub_replication_sets) FROM pglogical.subscription WHERE sub_name = $1), false)`
-	subAddSetSQL  = `SELECT pglogical.alter_subscription_add_replication_set($1, 'pglmon_heartbeat')`
-	subDropSetSQL = `SELECT pglogical.alter_subscription_remove_replication_set($1, 'pglmon_heartbeat')`
-	dropSetSQL    = `SELECT pglogical.drop_replication_set('pglmon_heartbeat')`
+	addTableSQL    = `SELECT pglogical.replication_set_add_table('pglmon_heartbeat', 'pglmon.heartbeat', synchronize_data := false)`
+	subHasSetSQL   = `SELECT coalesce((SELECT 'pglmon_heartbeat' = ANY(sub_replication_sets) FROM pglogical.subscription WHERE sub_name = $1), false)`
+	subAddSetSQL   = `SELECT pglogical.alter_subscription_add_replication_set($1, 'pglmon_heartbeat')`
+	subDropSetSQL  = `SELECT pglogical.alter_subscription_remove_replication_set($1, 'pglmon_heartbeat')`
+	removeTableSQL = `SELECT pglogical.replication_set_remove_table('pglmon_heartbeat', 'pglmon.heartbeat')`
 	// The schema goes only when nothing else is in it.
 	dropTableSQL = `DROP TABLE IF EXISTS pglmon.heartbeat;
 DO $$ BEGIN
@@ -82,6 +83,10 @@ type Target struct {
 	// ProviderNode is the provider's pglogical node name, which its
 	// heartbeats carry.
 	ProviderNode string `json:"provider_node"`
+	// Slot is the subscription's slot on the provider.
+	Slot string `json:"slot"`
+	// Enabled: the subscription is enabled (a disabled one gets nothing).
+	Enabled bool `json:"enabled"`
 }
 
 // Plan is what Install or Remove would change.
@@ -152,7 +157,7 @@ func (w world) subscriptions(notes *[]string) []Target {
 				*notes = append(*notes, fmt.Sprintf("subscription %s on %s is left out: its provider node %q is not a configured node, and its set must exist there first", sub.Name, n.Name, sub.ProviderNode))
 				continue
 			}
-			out = append(out, Target{Subscription: sub.Name, Subscriber: n.Name, Provider: prov, ProviderNode: sub.ProviderNode})
+			out = append(out, Target{Subscription: sub.Name, Subscriber: n.Name, Provider: prov, ProviderNode: sub.ProviderNode, Slot: sub.SlotName, Enabled: sub.Enabled})
 		}
 	}
 	return out
@@ -217,27 +222,21 @@ func PlanInstall(ctx context.Context, cfg *config.Config) (Plan, error) {
 }
 
 // PlanRemove plans taking the heartbeat away: the set out of each
-// subscription between configured nodes, then each provider's set, then
-// the tables. A provider's set stays while a pglogical slot there belongs
-// to no subscription pglmon sees (an unconfigured subscriber may use the
-// set: dropping it would stop that subscription), and so does a
-// subscriber's table while one of its subscriptions still has the set.
+// subscription between configured nodes that has it (its Targets), the
+// table out of each provider's set, then the tables. The set itself stays,
+// empty: pglogical 2.4.2 stops for good a subscription that streams with a
+// set of that name from before a drop of it (its walsender fails with
+// "replication set ... used by this connection was deleted" at every
+// start), as a later install would make it. A subscriber keeps its table
+// while a subscription there from a node that is not configured still has
+// the set (its provider may still send heartbeats).
 func PlanRemove(ctx context.Context, cfg *config.Config) (Plan, error) {
 	w, err := look(ctx, cfg)
 	if err != nil {
 		return Plan{}, err
 	}
 	var p Plan
-	p.Targets = w.subscriptions(&p.Notes)
-	known := map[string]bool{} // provider/slot of every subscription seen
-	for _, n := range cfg.Nodes {
-		for _, sub := range w.snaps[n.Name].Subscriptions {
-			if prov, ok := w.byLocal[sub.ProviderNode]; ok {
-				known[prov+"/"+sub.SlotName] = true
-			}
-		}
-	}
-	stillSubscribed := map[string]bool{} // subscriber nodes keeping the set
+	stillSubscribed := map[string]bool{} // subscriber nodes keeping the table
 	for _, n := range cfg.Nodes {
 		for _, sub := range w.snaps[n.Name].Subscriptions {
 			if _, ok := w.byLocal[sub.ProviderNode]; !ok && slices.Contains(sub.ReplicationSets, probe.HeartbeatSet) {
@@ -245,35 +244,22 @@ func PlanRemove(ctx context.Context, cfg *config.Config) (Plan, error) {
 			}
 		}
 	}
-	for _, t := range p.Targets {
+	for _, t := range w.subscriptions(&p.Notes) {
 		if slices.Contains(w.sub(t).ReplicationSets, probe.HeartbeatSet) {
+			p.Targets = append(p.Targets, t)
 			p.Steps = append(p.Steps, Step{Node: t.Subscriber,
 				What: fmt.Sprintf("unsubscribe %s from the set pglmon_heartbeat (its apply worker restarts, within seconds)", t.Subscription),
 				SQL:  subDropSetSQL, Args: []any{t.Subscription}, done: subHasSetSQL, undone: true})
 		}
 	}
-	keepTable := map[string]bool{}
 	for _, n := range cfg.Nodes {
-		s := w.snaps[n.Name]
-		if s.Heartbeat == nil || !s.Heartbeat.Provides {
-			continue
+		if hb := w.snaps[n.Name].Heartbeat; hb != nil && hb.Provides {
+			p.Steps = append(p.Steps, Step{Node: n.Name, What: "take pglmon.heartbeat out of the set pglmon_heartbeat (the set stays, empty)",
+				SQL: removeTableSQL, done: tableInSetSQL, undone: true})
 		}
-		var unknown []string
-		for _, sl := range s.Slots {
-			if sl.Plugin == "pglogical_output" && !known[n.Name+"/"+sl.Name] {
-				unknown = append(unknown, sl.Name)
-			}
-		}
-		if len(unknown) > 0 {
-			keepTable[n.Name] = true
-			p.Notes = append(p.Notes, fmt.Sprintf("the set pglmon_heartbeat stays on %s: its pglogical slot(s) %s belong to no subscription of a configured node, which may subscribe to the set (dropping it would stop them); remove the set from those subscriptions, then run this again",
-				n.Name, strings.Join(unknown, ", ")))
-			continue
-		}
-		p.Steps = append(p.Steps, Step{Node: n.Name, What: "drop the replication set pglmon_heartbeat", SQL: dropSetSQL, done: setExistsSQL, undone: true})
 	}
 	for _, n := range cfg.Nodes {
-		if w.snaps[n.Name].Heartbeat == nil || keepTable[n.Name] {
+		if w.snaps[n.Name].Heartbeat == nil {
 			continue
 		}
 		if stillSubscribed[n.Name] {
@@ -437,6 +423,45 @@ func Check(ctx context.Context, cfg *config.Config, targets []Target, timeout, p
 		case <-time.After(poll):
 		}
 	}
+}
+
+// Streaming waits, up to timeout, until each target's slot has confirmed a
+// message written into its provider's WAL after it was asked: the
+// subscription's new apply worker streams (after remove, whose set change
+// restarts it; the old one may have confirmed everything before).
+func Streaming(ctx context.Context, cfg *config.Config, targets []Target, timeout time.Duration) ([]Arrival, error) {
+	cs := conns{cfg: cfg}
+	defer cs.close(ctx)
+	start := time.Now()
+	out := make([]Arrival, len(targets))
+	for i, t := range targets {
+		out[i].Target = t
+		c, err := cs.get(ctx, t.Provider)
+		if err != nil {
+			return out, err
+		}
+		left := time.Until(start.Add(timeout))
+		if left <= 0 {
+			continue
+		}
+		// One statement may wait that long; the connection's own timeout
+		// is the probe's.
+		b := &pgx.Batch{}
+		b.Queue(fmt.Sprintf("SET statement_timeout = %d", left.Milliseconds()))
+		b.Queue("SELECT pglogical.wait_slot_confirm_lsn($1, pg_logical_emit_message(false, 'pglmon', 'stream check'))", t.Slot)
+		b.Queue(fmt.Sprintf("SET statement_timeout = %d", cfg.Probe.Timeout.D().Milliseconds()))
+		err = c.SendBatch(ctx, b).Close()
+		if err == nil {
+			out[i].OK, out[i].After = true, time.Since(start)
+			continue
+		}
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "57014" { // not a statement timeout
+			return out, fmt.Errorf("wait for slot %s on %s: %w", t.Slot, t.Provider, err)
+		}
+		c.Exec(ctx, fmt.Sprintf("SET statement_timeout = %d", cfg.Probe.Timeout.D().Milliseconds()))
+	}
+	return out, nil
 }
 
 // Writer writes the daemon's heartbeats: one connection per node, kept
