@@ -1,9 +1,9 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -36,17 +36,7 @@ repair:
   policy:
     enable: off
 `, filepath.Join(t.TempDir(), "audit.jsonl"))
-	cfg, err := config.Parse("pglmon.yaml", []byte(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	plan, err := heartbeat.PlanInstall(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := heartbeat.Apply(ctx, cfg, plan, &bytes.Buffer{}); err != nil {
-		t.Fatal(err)
-	}
+	installHeartbeat(t, body)
 	r := start(t, body, nil)
 	r.waitMetric(t, `^pglmon_heartbeat_writes_total\{node="provider",result="ok"\} [1-9]`, false, 20*time.Second)
 	// The subscription's apply worker restarts once after install (under
@@ -82,4 +72,22 @@ repair:
 	}
 	r.waitMetric(t, `^pglmon_replication_delay_seconds\{provider="provider",subscription="sub_0"\} 0$`, false, 4*time.Minute)
 	r.waitMetric(t, `^pglmon_finding\{code="replication_delay_high"`, true, 10*time.Second)
+}
+
+// installHeartbeat runs pglmon heartbeat install's steps for the
+// configuration body and returns its configuration and plan.
+func installHeartbeat(t *testing.T, body string) (*config.Config, heartbeat.Plan) {
+	t.Helper()
+	cfg, err := config.Parse("pglmon.yaml", []byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := heartbeat.PlanInstall(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := heartbeat.Apply(context.Background(), cfg, plan, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	return cfg, plan
 }

@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/diagnose"
 	"github.com/pglmon/pglmon/internal/heartbeat"
 	"github.com/pglmon/pglmon/internal/pgtest"
@@ -151,17 +149,7 @@ func TestDaemonCountsApplyConflicts(t *testing.T) {
 
 	// A conflict on pglmon's own heartbeat table (as a transaction replayed
 	// after recreate-origin makes) is not the application's: not counted.
-	cfg, err := config.Parse("pglmon.yaml", []byte(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	plan, err := heartbeat.PlanInstall(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := heartbeat.Apply(ctx, cfg, plan, io.Discard); err != nil {
-		t.Fatal(err)
-	}
+	cfg, plan := installHeartbeat(t, body)
 	if arr, err := heartbeat.Check(ctx, cfg, plan.Targets, 4*time.Minute, 100*time.Millisecond); err != nil || !arr[0].OK {
 		t.Fatalf("heartbeat: %+v %v", arr, err)
 	}
