@@ -175,6 +175,12 @@ func (d *diagnosis) subscription(subscriber *probe.Snapshot, sub probe.Subscript
 			Message: fmt.Sprintf("subscription %s is disabled on %s; no changes are applied until it is enabled", sub.Name, subscriber.Node)})
 	case sub.Status == probe.StatusDown:
 		d.down(&out, subscriber, sub, prov, downNodes, slot, slotFound)
+	case sub.Status == probe.StatusReplicating && !sub.OriginExists && sub.SyncStatus == "r":
+		// A synchronised subscription cannot apply without its origin:
+		// pglogical says replicating for about a second each time it
+		// starts the apply worker again, which then fails on the missing
+		// origin. That sample is the crash loop, not a recovery.
+		d.down(&out, subscriber, sub, prov, downNodes, slot, slotFound)
 	}
 	if ms := d.Schema[key]; len(ms) > 0 && sub.Status != probe.StatusDown {
 		add(Finding{Code: CodeSchemaMismatch, Severity: Warning, Human: true,

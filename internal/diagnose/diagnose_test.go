@@ -80,6 +80,10 @@ func TestDiagnose(t *testing.T) {
 			w.s().Status, w.s().OriginExists = probe.StatusDown, false
 			w.slot().Active = false
 		}, health: Critical, code: CodeOriginMissing, sev: Critical, remedy: RemedyRecreateOrigin},
+		{name: "origin missing, sampled in the crash loop's replicating second", bend: func(w *world) {
+			w.s().OriginExists = false
+			w.slot().Active = true
+		}, health: Critical, code: CodeOriginMissing, sev: Critical, remedy: RemedyRecreateOrigin},
 		{name: "down just now", bend: func(w *world) { w.s().Status = probe.StatusDown },
 			health: Warning, code: CodeSubscriptionDown, sev: Warning},
 		{name: "down just under grace", bend: func(w *world) { w.downFor(30*time.Second - time.Millisecond) },

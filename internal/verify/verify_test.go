@@ -876,24 +876,16 @@ func TestParallelTablesSameResults(t *testing.T) {
 	ctx := context.Background()
 	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10})
 	var steps []step
+	// The same rows on both sides, no copy by pglogical: its table sync is
+	// not what this test is about, and on a loaded box a copy has stayed in
+	// catch-up (sync status u) for minutes.
 	for _, tb := range []string{"pa", "pb", "pc"} {
 		ddl := fmt.Sprintf("CREATE TABLE %s (id bigint PRIMARY KEY, v text)", tb)
-		steps = append(steps, step{p.Provider, ddl}, step{p.Subscriber, ddl},
-			step{p.Provider, fmt.Sprintf("INSERT INTO %s SELECT g, md5(g::text) FROM generate_series(1, 3000) g", tb)},
-			step{p.Provider, fmt.Sprintf("SELECT pglogical.replication_set_add_table('set_0', '%s', true)", tb)})
+		fill := fmt.Sprintf("INSERT INTO %s SELECT g, md5(g::text) FROM generate_series(1, 3000) g", tb)
+		steps = append(steps, step{p.Provider, ddl}, step{p.Subscriber, ddl}, step{p.Provider, fill}, step{p.Subscriber, fill},
+			step{p.Provider, fmt.Sprintf("SELECT pglogical.replication_set_add_table('set_0', '%s', false)", tb)})
 	}
 	runSteps(ctx, t, steps)
-	// pglogical copies one table at a time; under a loaded CI box that can
-	// take a while.
-	var state string
-	if err := pgtest.Poll(ctx, 180*time.Second, func() bool {
-		var n int
-		err := p.Subscriber.QueryRow(ctx, `SELECT (SELECT count(*) FROM pa) + (SELECT count(*) FROM pb) + (SELECT count(*) FROM pc),
-			coalesce((SELECT string_agg(coalesce(sync_relname::text, '(subscription)') || '=' || sync_status::text, ', ') FROM pglogical.local_sync_status), '')`, []any{&n, &state})
-		return err == nil && n == 9000 && !strings.ContainsAny(strings.ReplaceAll(state, "=r", ""), "=")
-	}); err != nil {
-		t.Fatalf("the tables never synchronized: %s", state)
-	}
 	runSteps(ctx, t, []step{
 		{p.Subscriber, "DELETE FROM pa WHERE id = 17"},
 		{p.Subscriber, "INSERT INTO pb VALUES (999999, 'extra')"},
