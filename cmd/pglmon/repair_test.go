@@ -67,6 +67,25 @@ func TestRepairCommandOriginLost(t *testing.T) {
 	if code, out, _ := pglmonIn(t, "", "repair", "--config", cfg, "--subscription", p.Sub(), "--yes"); code != 0 || !strings.Contains(out, "nothing to repair") {
 		t.Errorf("healthy: exit %d\n%s", code, out)
 	}
+	// pglmon audit tells the attempt from the log the repair wrote.
+	code, a, errOut := auditOutput(t, "--config", cfg, "--subscription", p.Sub())
+	if code != 0 || len(a.Attempts) == 0 {
+		t.Fatalf("audit: exit %d, %+v, %s", code, a, errOut)
+	}
+	got := a.Attempts[len(a.Attempts)-1]
+	if got.Remedy != "recreate-origin" || got.Outcome != "success" || !strings.HasPrefix(got.Actor, "cli:") || len(got.Steps) != 3 || got.Finished == nil {
+		t.Errorf("audit: last attempt %+v", got)
+	}
+	for _, s := range got.Steps {
+		if s.Result != "ok" && s.Result != "skipped" {
+			t.Errorf("audit: step %+v", s)
+		}
+	}
+	code, out, _ = pglmon(t, "audit", "--config", cfg, "--id", got.ID[:6])
+	if code != 0 || !strings.Contains(out, "pg_replication_origin_create") || !strings.Contains(out, "outcome:   success") {
+		t.Errorf("audit --id: exit %d\n%s", code, out)
+	}
+	t.Logf("pglmon audit --id:\n%s", out)
 }
 
 func TestRepairCommandHumanOnly(t *testing.T) {

@@ -1,11 +1,9 @@
 package repair
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -93,26 +91,11 @@ func (a *Audit) Append(e Entry) error {
 	return f.Sync()
 }
 
-// Entries reads every entry of the log.
+// Entries reads every entry of the log; lines that are not entries (see
+// ReadLog) are left out.
 func (a *Audit) Entries() ([]Entry, error) {
-	f, err := os.Open(a.path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read audit log: %w", err)
-	}
-	defer f.Close()
-	var out []Entry
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
-	for sc.Scan() {
-		var e Entry
-		if json.Unmarshal(sc.Bytes(), &e) == nil {
-			out = append(out, e)
-		}
-	}
-	return out, sc.Err()
+	entries, _, err := ReadLog(a.path)
+	return entries, err
 }
 
 // Unfinished returns the repairs that started and never finished.
