@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pglmon/pglmon/internal/diagnose"
 	"github.com/pglmon/pglmon/internal/pgtest"
 	"github.com/pglmon/pglmon/internal/repair"
 	"github.com/pglmon/pglmon/internal/slacktest"
@@ -155,7 +156,9 @@ func TestSlackIncidentAndRepairButton(t *testing.T) {
 	if err := p.WaitStatus(ctx, p.Sub(), "replicating", 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if err := pgtest.Poll(ctx, 10*time.Second, func() bool {
+	// The recovery is told once the subscription has been ok for
+	// diagnose.FlapWindow.
+	if err := pgtest.Poll(ctx, diagnose.FlapWindow+30*time.Second, func() bool {
 		var updated, startedReply, recovered bool
 		for _, q := range fake.Requests() {
 			updated = updated || (q.Method == "chat.update" && strings.Contains(q.Form.Get("blocks"), "recreate-origin by \\u003c@UAPPROVER\\u003e: success"))

@@ -58,7 +58,7 @@ var healthEmoji = map[diagnose.Health]string{
 func nodeBlocks(nd diagnose.Node, in *incident, policy map[string]string, outcome string) []slack.Block {
 	title := fmt.Sprintf("%s pglmon node *%s* is *%s*", healthEmoji[in.health], nd.Name, strings.ToUpper(string(in.health)))
 	if in.health == diagnose.OK {
-		title = fmt.Sprintf("%s pglmon node *%s* recovered after %s", healthEmoji[in.health], nd.Name, time.Since(in.since).Round(time.Second))
+		title = fmt.Sprintf("%s pglmon node *%s* recovered after %s", healthEmoji[in.health], nd.Name, in.downFor())
 	}
 	blocks := []slack.Block{slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, title, false, false), nil, nil)}
 	var buttons []slack.BlockElement
@@ -93,7 +93,7 @@ func nodeBlocks(nd diagnose.Node, in *incident, policy map[string]string, outcom
 func incidentBlocks(s diagnose.Subscription, in *incident, policy map[string]string, outcome string) []slack.Block {
 	title := fmt.Sprintf("%s pglogical subscription *%s* on *%s* is *%s*", healthEmoji[s.Health], s.Name, s.Subscriber, strings.ToUpper(string(s.Health)))
 	if s.Health == diagnose.OK {
-		title = fmt.Sprintf("%s pglogical subscription *%s* on *%s* recovered after %s", healthEmoji[s.Health], s.Name, s.Subscriber, time.Since(in.since).Round(time.Second))
+		title = fmt.Sprintf("%s pglogical subscription *%s* on *%s* recovered after %s", healthEmoji[s.Health], s.Name, s.Subscriber, in.downFor())
 	}
 	blocks := []slack.Block{slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, title, false, false), nil, nil)}
 	lag, retained := "-", "-"

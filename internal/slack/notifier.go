@@ -30,11 +30,21 @@ type incident struct {
 	codes     string
 	flaps     int
 	recovered time.Time // zero while open
+	okSince   time.Time // ok again, not yet for settle: the recovery is not told yet
 	pending   time.Time // a quiet warning not yet posted
 	snoozed   time.Time
 	last      diagnose.Subscription
 	node      *diagnose.Node // set for a node's incident instead of last
 	outcome   string
+}
+
+// downFor is how long the incident lasted (so far, while it is open).
+func (in *incident) downFor() time.Duration {
+	end := time.Now()
+	if !in.recovered.IsZero() {
+		end = in.recovered
+	}
+	return end.Sub(in.since).Round(time.Second)
 }
 
 type job struct {
@@ -54,7 +64,11 @@ type Notifier struct {
 	counter    *prometheus.CounterVec
 	queue      chan job
 	flapWindow time.Duration
-	backoff    time.Duration
+	// settle is how long a subscription must stay ok before its recovery
+	// is told: in a crash loop pglogical says replicating for about a
+	// second each time it starts the apply worker again.
+	settle  time.Duration
+	backoff time.Duration
 
 	mu        sync.Mutex
 	incidents map[string]*incident
@@ -66,7 +80,7 @@ const QueueSize = 256
 // NewNotifier returns a notifier posting to channel through api.
 func NewNotifier(api Poster, cfg config.Slack, policy func() map[string]string, log *slog.Logger, counter *prometheus.CounterVec) *Notifier {
 	return &Notifier{api: api, channel: cfg.Channel, quiet: cfg.WarningQuiet.D(), policy: policy, log: log, counter: counter,
-		queue: make(chan job, QueueSize), flapWindow: time.Hour, backoff: time.Second, incidents: map[string]*incident{}}
+		queue: make(chan job, QueueSize), flapWindow: time.Hour, settle: diagnose.FlapWindow, backoff: time.Second, incidents: map[string]*incident{}}
 }
 
 // NewClient builds the Slack Web API client.
@@ -77,8 +91,9 @@ func NewClient(cfg config.Slack, token config.Secret) *slack.Client {
 func key(subscriber, sub string) string { return subscriber + "/" + sub }
 
 // Observe is called with every cycle's report; it never blocks.
-func (n *Notifier) Observe(r diagnose.Report) {
-	now := time.Now()
+func (n *Notifier) Observe(r diagnose.Report) { n.observeAt(time.Now(), r) }
+
+func (n *Notifier) observeAt(now time.Time, r diagnose.Report) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	// Under maintenance, nothing moves: no new message, no update, no
@@ -132,11 +147,20 @@ func (n *Notifier) observe(now time.Time, k string, health diagnose.Health, code
 			delete(n.incidents, k)
 			return
 		}
-		in.recovered, in.health = now, health
+		if in.okSince.IsZero() {
+			in.okSince = now
+		}
+		if now.Sub(in.okSince) < n.settle {
+			return
+		}
+		in.recovered, in.health, in.okSince = in.okSince, health, time.Time{}
 		set(in)
 		n.enqueue(job{key: k})
-		n.enqueue(job{key: k, reply: fmt.Sprintf(":large_green_circle: recovered after %s", now.Sub(in.since).Round(time.Second))})
+		n.enqueue(job{key: k, reply: fmt.Sprintf(":large_green_circle: recovered after %s", in.downFor())})
 		return
+	}
+	if in != nil {
+		in.okSince = time.Time{} // not ok for long: the same incident goes on
 	}
 	switch {
 	case in == nil || (!in.recovered.IsZero() && now.Sub(in.recovered) > n.flapWindow):

@@ -80,6 +80,7 @@ func TestFlappingGivesOneMessageWithACounter(t *testing.T) {
 	cfg := config.Slack{APIURL: fake.APIURL(), Channel: "#c"}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	n := NewNotifier(NewClient(cfg, "xoxb-test"), cfg, func() map[string]string { return map[string]string{"recreate-origin": "approve"} }, log, nil)
+	n.settle = 0 // each ok is a recovery here; TestCrashLoopIsOneIncident has the settling
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go n.Run(ctx)
@@ -107,6 +108,53 @@ func TestFlappingGivesOneMessageWithACounter(t *testing.T) {
 	}
 	if posts != 1 || counter == 0 {
 		t.Fatalf("flapping: %d incident messages (want 1), counter shown %d times", posts, counter)
+	}
+}
+
+// In a crash loop pglogical says replicating for about a second each time
+// it starts the apply worker again. A cycle that lands in that second is
+// not a recovery: the recovery is told once the subscription has stayed ok
+// for settle, and says how long the incident lasted until it was ok.
+func TestCrashLoopIsOneIncident(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg := config.Slack{Channel: "#c"}
+	n := NewNotifier(nil, cfg, func() map[string]string { return nil }, log, nil)
+	ok := diagnose.Report{Subscriptions: []diagnose.Subscription{{Name: "sub_0", Subscriber: "subscriber", Health: diagnose.OK, Findings: []diagnose.Finding{}}}}
+	start := time.Now()
+	at := func(s int) time.Time { return start.Add(time.Duration(s) * time.Second) }
+	n.observeAt(at(0), *brokenReport())
+	if got := len(n.queue); got != 1 {
+		t.Fatalf("the incident queued %d messages, want 1", got)
+	}
+	// Ok for a cycle, every other cycle, for two minutes: nothing to tell.
+	for s := 10; s < 120; s += 20 {
+		n.observeAt(at(s), ok)
+		n.observeAt(at(s+10), *brokenReport())
+	}
+	if got := len(n.queue); got != 1 {
+		t.Fatalf("the crash loop queued %d more messages", got-1)
+	}
+	// Ok for good: told once ok for settle, not at the first ok cycle.
+	n.observeAt(at(130), ok)
+	if got := len(n.queue); got != 1 {
+		t.Fatalf("the first ok cycle queued %d messages", got-1)
+	}
+	n.observeAt(at(140), ok)
+	if got := len(n.queue); got != 1 {
+		t.Fatalf("ok for 10 s (settle %s) queued %d messages", n.settle, got-1)
+	}
+	n.observeAt(at(150), ok)
+	if got := len(n.queue); got != 3 {
+		t.Fatalf("ok for 20 s queued %d messages, want an update and a reply", got-1)
+	}
+	<-n.queue
+	<-n.queue
+	if reply := (<-n.queue).reply; reply != ":large_green_circle: recovered after 2m10s" {
+		t.Errorf("reply: %q", reply)
+	}
+	n.observeAt(at(160), ok)
+	if got := len(n.queue); got != 0 {
+		t.Errorf("after the recovery, %d more messages", got)
 	}
 }
 
@@ -164,6 +212,7 @@ func TestNodeFindingsGetTheirOwnMessage(t *testing.T) {
 	cfg := config.Slack{APIURL: fake.APIURL(), Channel: "#c"}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	n := NewNotifier(NewClient(cfg, "xoxb-test"), cfg, func() map[string]string { return nil }, log, nil)
+	n.settle = 0
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go n.Run(ctx)
@@ -265,6 +314,7 @@ func TestMaintenanceHoldsMessages(t *testing.T) {
 	cfg := config.Slack{APIURL: "http://127.0.0.1:1/", Channel: "#c"}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	n := NewNotifier(NewClient(cfg, "xoxb-test"), cfg, func() map[string]string { return nil }, log, nil)
+	n.settle = 0
 	w := &maintenance.Window{Node: "subscriber", Until: time.Now().Add(time.Hour), Reason: "upgrade"}
 	under := func(r diagnose.Report) diagnose.Report {
 		r.Subscriptions, r.Nodes = slices.Clone(r.Subscriptions), slices.Clone(r.Nodes)
