@@ -73,7 +73,9 @@ func runStatus(ctx context.Context, e env, args []string) error {
 }
 
 // observe runs cycles until no subscription is in the `down` grace period: one
-// `down` sample may be pglogical's normal 5 s restart gap, not a failure.
+// `down` sample may be pglogical's normal 5 s restart gap, not a failure. A
+// `replicating` subscription whose slot does not stream is watched the same
+// way: its worker may be connecting, or hanging (not_streaming).
 func observe(ctx context.Context, m *monitor.Monitor, cfg *config.Config, wait bool) (diagnose.Report, error) {
 	deadline := time.Now().Add(cfg.Thresholds.DownGrace.D() + cfg.Probe.Interval.D())
 	for {
@@ -96,7 +98,8 @@ func observe(ctx context.Context, m *monitor.Monitor, cfg *config.Config, wait b
 func explainDown(ctx context.Context, e env, cfg *config.Config, r *diagnose.Report) {
 	read := map[string]bool{}
 	for _, s := range r.Subscriptions {
-		if read[s.Subscriber] || s.Status != probe.StatusDown {
+		_, hangs := s.Finding(diagnose.CodeNotStreaming)
+		if read[s.Subscriber] || (s.Status != probe.StatusDown && !hangs) {
 			continue
 		}
 		read[s.Subscriber] = true
@@ -192,6 +195,11 @@ func readServerLog(ctx context.Context, e env, cfg *config.Config, node, what st
 func pendingDown(r diagnose.Report) bool {
 	for _, s := range r.Subscriptions {
 		if _, ok := s.Finding(diagnose.CodeSubscriptionDown); ok {
+			return true
+		}
+		// Replicating, but its slot does not stream (yet): a worker that
+		// is connecting, or one whose connection hangs (not_streaming).
+		if _, ok := s.Finding(diagnose.CodeNotStreaming); !ok && s.Status == probe.StatusReplicating && s.NotStreamingSince != nil {
 			return true
 		}
 	}

@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -1482,5 +1484,87 @@ func TestStatusApplyDelayOverWalSenderTimeout(t *testing.T) {
 		return p.Subscriber.QueryRow(ctx, "SELECT count(*) FROM items_0 WHERE id = 1000", []any{&n}) == nil && n == 1
 	}); err != nil {
 		t.Error("the delayed row never arrived")
+	}
+}
+
+// TestStatusConnectionHangs: the subscription's connection to its provider
+// hangs (here a server that accepts and never answers; in production a
+// security group dropping packets, a stale address). pglogical says
+// replicating while the worker waits (~30 s), down for ~5 s, and again:
+// nothing streams. pglmon says not_streaming, and replicating again once
+// the path is back.
+func TestStatusConnectionHangs(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10})
+	hole, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var held []net.Conn
+	go func() {
+		for {
+			c, err := hole.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	closeHole := func() {
+		hole.Close()
+		mu.Lock()
+		for _, c := range held {
+			c.Close()
+		}
+		held = nil
+		mu.Unlock()
+	}
+	t.Cleanup(closeHole)
+	var original string
+	if err := p.Subscriber.QueryRow(ctx, `SELECT i.if_name::text FROM pglogical.subscription s
+		JOIN pglogical.node_interface i ON i.if_id = s.sub_origin_if WHERE s.sub_name = $1`, []any{&original}, p.Sub()); err != nil {
+		t.Fatal(err)
+	}
+	conninfo := fmt.Sprintf("host=127.0.0.1 port=%d dbname=%s user=postgres", hole.Addr().(*net.TCPAddr).Port, p.Provider.Name)
+	if err := p.Subscriber.Exec(ctx, "SELECT pglogical.alter_node_add_interface($1, 'hole', $2)", p.ProviderNode, conninfo); err != nil {
+		t.Fatal(err)
+	}
+	// The worker restarts on it.
+	if err := p.Subscriber.Exec(ctx, "SELECT pglogical.alter_subscription_interface($1, 'hole')", p.Sub()); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, p, "")
+	var s statusJSON
+	var code int
+	if err := pgtest.Poll(ctx, 90*time.Second, func() bool {
+		code, s = status(t, cfg, "--subscription", p.Sub())
+		return len(s.Subscriptions) == 1 && len(s.Subscriptions[0].Findings) > 0 && s.Subscriptions[0].Findings[0].Code == "not_streaming"
+	}); err != nil {
+		t.Fatalf("no not_streaming: last %+v", s.Subscriptions)
+	}
+	f := s.Subscriptions[0].Findings[0]
+	if code != 2 || f.Severity != "critical" || f.Remedy != "" ||
+		!strings.Contains(f.Message, "has not streamed from its slot") || !strings.Contains(f.Message, "through interface hole ("+conninfo) {
+		t.Errorf("exit %d, finding %+v", code, f)
+	}
+	t.Logf("status %s: %s", s.Subscriptions[0].Status, f.Message)
+	rc, plan, _ := pglmonIn(t, "", "repair", "--config", cfg, "--subscription", p.Sub(), "--yes")
+	if rc != 1 || !strings.Contains(plan, `psql "`+conninfo+` connect_timeout=5" -c 'SELECT 1'`) {
+		t.Errorf("repair: exit %d\n%s", rc, plan)
+	}
+	// The path is back: replicating, and pglmon says so.
+	if err := p.Subscriber.Exec(ctx, "SELECT pglogical.alter_subscription_interface($1, $2)", p.Sub(), original); err != nil {
+		t.Fatal(err)
+	}
+	closeHole()
+	if err := pgtest.Poll(ctx, 90*time.Second, func() bool {
+		code, _ := status(t, cfg, "--subscription", p.Sub(), "--no-wait")
+		return code == 0
+	}); err != nil {
+		t.Fatal("not healthy once the connection is back")
 	}
 }

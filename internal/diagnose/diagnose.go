@@ -168,6 +168,15 @@ func (d *diagnosis) subscription(subscriber *probe.Snapshot, sub probe.Subscript
 	if t, ok := d.h.DownSince[key]; ok && sub.Status == probe.StatusDown {
 		out.DownSince = &t
 	}
+	if q, ok := d.h.Quiet[key]; ok && sub.Enabled && slotFound && !slot.Active {
+		t := q.Since
+		if a := sub.WorkerAgeSeconds; a != nil && sub.Status == probe.StatusReplicating {
+			if started := d.Now.Add(-time.Duration(*a * float64(time.Second))); started.Before(t) {
+				t = started
+			}
+		}
+		out.NotStreamingSince = &t
+	}
 
 	switch {
 	case !sub.Enabled || sub.Status == probe.StatusDisabled:
@@ -181,6 +190,10 @@ func (d *diagnosis) subscription(subscriber *probe.Snapshot, sub probe.Subscript
 		// starts the apply worker again, which then fails on the missing
 		// origin. That sample is the crash loop, not a recovery.
 		d.down(&out, subscriber, sub, prov, downNodes, slot, slotFound)
+	case sub.Status == probe.StatusReplicating:
+		if f, ok := d.notStreaming(&out, sub, prov, slot); ok {
+			add(f)
+		}
 	}
 	if ms := d.Schema[key]; len(ms) > 0 && sub.Status != probe.StatusDown {
 		add(Finding{Code: CodeSchemaMismatch, Severity: Warning, Human: true,
@@ -254,6 +267,10 @@ func (d *diagnosis) down(out *Subscription, subscriber *probe.Snapshot, sub prob
 			Message: fmt.Sprintf("subscription %s is down because the tables differ (pglogical does not replicate DDL, and restarting does not help): %s", sub.Name, describe(ms))})
 		return
 	}
+	if f, ok := d.notStreaming(out, sub, prov, slot); ok {
+		add(f) // between two of its worker's hung connection attempts
+		return
+	}
 	since := d.Now
 	if out.DownSince != nil {
 		since = *out.DownSince
@@ -286,6 +303,41 @@ func (d *diagnosis) down(out *Subscription, subscriber *probe.Snapshot, sub prob
 	}
 	add(Finding{Code: CodeStuckDown, Severity: Critical, Remedy: remedy,
 		Message: fmt.Sprintf("subscription %s has been down for %s (down_grace %s) with slot and origin present; pglogical backs off up to 180 s after a provider outage", sub.Name, dur.Round(time.Second), grace)})
+}
+
+// notStreaming explains a subscription whose apply worker runs without
+// streaming: nothing has streamed from its slot for down_grace, and in that
+// time a worker has run for FlapWindow or longer without connecting
+// (History.Quiet; its age needs pg_read_all_stats). pglogical says replicating all the while the worker
+// waits for its connection, and down for the ~5 s between attempts; a
+// restart hangs the same way.
+func (d *diagnosis) notStreaming(out *Subscription, sub probe.Subscription, prov *probe.Snapshot, slot probe.Slot) (Finding, bool) {
+	q, ok := d.h.Quiet[subKey(out.Subscriber, sub.Name)]
+	grace := d.Thresholds.DownGrace.D()
+	if !ok || prov == nil || slot.Active || !q.Hung() {
+		return Finding{}, false
+	}
+	// The worker's age also bounds the time: it has not streamed since it
+	// started (an apply worker exits when its connection drops).
+	quiet := max(d.Now.Sub(q.Since), q.Longest)
+	if sub.Status == probe.StatusReplicating && sub.WorkerAgeSeconds != nil {
+		quiet = max(quiet, time.Duration(*sub.WorkerAgeSeconds*float64(time.Second)))
+	}
+	if quiet < grace {
+		return Finding{}, false
+	}
+	via := ""
+	if sub.ProviderInterface != "" {
+		via = " through interface " + sub.ProviderInterface
+	}
+	if sub.ProviderConninfo != "" {
+		via += " (" + sub.ProviderConninfo + ")"
+	}
+	return Finding{Code: CodeNotStreaming, Severity: Critical, Human: true,
+		Message: fmt.Sprintf("subscription %s (status %s) has not streamed from its slot %s on provider %s for %s (down_grace %s): its apply worker has run for up to %s at a time without connecting%s, and pglogical starts it again each time the attempt times out. "+
+			"The connection hangs on the way to the provider: packets dropped by a firewall, security group or network ACL, a route or a cached DNS answer leading to an old address of the provider (a replaced endpoint), or a server that accepts connections and never answers. "+
+			"pglmon itself reaches the provider; restarting the subscription hangs the same way. The slot keeps the provider's changes meanwhile (retaining %s)",
+			sub.Name, sub.Status, slot.Name, prov.Node, quiet.Round(time.Second), grace, q.Longest.Round(time.Second), via, config.FormatBytes(slot.RetainedBytes))}, true
 }
 
 // staleReply is how long a walsender's consumer may stay silent before it

@@ -780,3 +780,96 @@ func TestReplicationDelayFromHeartbeats(t *testing.T) {
 		})
 	}
 }
+
+// not_streaming: pglogical says replicating while the apply worker waits
+// for a connection that hangs (packets dropped, a server that never
+// answers): measured with pglogical 2.4.2, ~30 s replicating with the slot
+// inactive, ~5 s down, again. Each case is a run of samples 10 s apart
+// (status, slot active, the apply worker's age in seconds or -1 when not
+// running or not visible) and the finding code wanted after each one.
+func TestNotStreaming(t *testing.T) {
+	const (
+		R = probe.StatusReplicating
+		D = probe.StatusDown
+	)
+	type sample struct {
+		status string
+		active bool
+		age    float64
+		want   string // a finding code, "" for none
+	}
+	for _, tc := range []struct {
+		name    string
+		samples []sample
+	}{
+		{"connection hangs: the worker runs and never streams", []sample{
+			{R, true, 100, ""},
+			{R, false, 1, ""},                // quiet 0 s
+			{R, false, 11, ""},               // the worker has run 11 s without connecting
+			{R, false, 21, ""},               // 21 s: hung, but under down_grace
+			{R, false, 31, CodeNotStreaming}, // 31 s
+			{D, false, -1, CodeNotStreaming}, // between two attempts: the same incident
+			{R, false, 4, CodeNotStreaming},  // the next attempt
+			{R, true, 14, ""},                // the network is back: it streams
+		}},
+		{"one sample tells it: a worker 40 s old whose slot is inactive", []sample{
+			{R, false, 40, CodeNotStreaming},
+		}},
+		{"normal start: connected at the next sample", []sample{
+			{R, false, 0.2, ""}, {R, true, 10, ""}, {R, true, 20, ""},
+		}},
+		{"crash loop: replicating a moment at each start, never for long", []sample{
+			{D, false, -1, CodeSubscriptionDown},
+			{R, false, 0.5, ""},           // the crash loop's replicating second
+			{R, false, 0.8, ""},           // another worker's second
+			{D, false, -1, CodeStuckDown}, // down since the first sample (FlapWindow): 30 s
+			{R, false, 0.3, ""},
+			{D, false, -1, CodeStuckDown},
+			{R, false, 0.6, ""},
+			{D, false, -1, CodeStuckDown},
+		}},
+		{"walsender killed, then pglogical's 180 s backoff: stuck_down, not not_streaming", []sample{
+			{R, false, 2, ""}, {D, false, -1, CodeSubscriptionDown}, {D, false, -1, CodeSubscriptionDown}, {D, false, -1, CodeSubscriptionDown},
+			{D, false, -1, CodeStuckDown}, {D, false, -1, CodeStuckDown},
+		}},
+		{"worker's age not visible (no pg_read_all_stats): not said", []sample{
+			{R, false, -1, ""}, {R, false, -1, ""}, {R, false, -1, ""}, {R, false, -1, ""}, {R, false, -1, ""},
+		}},
+		{"disabled ends the period", []sample{
+			{R, false, 1, ""}, {R, false, 11, ""}, {R, false, 21, ""},
+			{probe.StatusDisabled, false, -1, CodeSubscriptionDisabled},
+			{R, false, 1, ""}, {R, false, 11, ""}, {R, false, 21, ""}, // hung, 21 s: under grace
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := healthy()
+			for i, smp := range tc.samples {
+				w.now = t0.Add(time.Duration(i) * 10 * time.Second)
+				w.s().Status, w.s().Enabled, w.slot().Active = smp.status, smp.status != probe.StatusDisabled, smp.active
+				w.s().WorkerAgeSeconds = nil
+				if smp.age >= 0 {
+					w.s().WorkerAgeSeconds = &smp.age
+				}
+				r := w.run()
+				s := r.Subscriptions[0]
+				var codes []string
+				for _, f := range s.Findings {
+					codes = append(codes, f.Code)
+				}
+				got := strings.Join(codes, ",")
+				if got != smp.want {
+					t.Fatalf("sample %d (%s, active %t, age %v): findings %q, want %q", i, smp.status, smp.active, smp.age, got, smp.want)
+				}
+				if got == CodeNotStreaming {
+					f := s.Findings[0]
+					if f.Severity != Critical || !f.Human || f.Remedy != "" || !strings.Contains(f.Message, "has not streamed from its slot "+slotName+" on provider p") {
+						t.Errorf("finding: %+v", f)
+					}
+					if s.NotStreamingSince == nil || w.now.Sub(*s.NotStreamingSince) < 30*time.Second {
+						t.Errorf("not_streaming_since: got %v at %v", s.NotStreamingSince, w.now)
+					}
+				}
+			}
+		})
+	}
+}

@@ -24,7 +24,29 @@ type History struct {
 	// Copied is, per table not ready, how many rows its running copy had
 	// and since when (a copy that moves is not stalled, however long).
 	Copied map[string]CopyMark
+	// Quiet is, per enabled subscription whose provider slot pglmon sees
+	// inactive, since when nothing streams from it (see Quiet).
+	Quiet map[string]Quiet
 }
+
+// Quiet is a period in which nothing streams from a subscription's slot on
+// its provider, whatever pglogical's status says. pglogical says
+// `replicating` as long as the apply worker process runs, also while it
+// waits to connect: a connection that hangs (packets dropped on the way, a
+// provider that accepts and never answers) looks like replication until
+// it times out, then the worker is started again and hangs again.
+type Quiet struct {
+	Since time.Time
+	// Longest is the oldest age seen of an apply worker saying replicating
+	// with the slot inactive in this period (a running worker streams
+	// from its slot once connected; it exits when the connection drops).
+	Longest time.Duration
+}
+
+// Hung reports whether, in this period, an apply worker has run for
+// FlapWindow or longer without streaming: a worker that can connect does
+// within a second or two, and a crash loop's worker dies within one.
+func (q Quiet) Hung() bool { return q.Longest >= FlapWindow }
 
 // FlapWindow is how long a subscription must stay out of `down` before its
 // outage is over. pglogical starts a crashed apply worker again about 5 s
@@ -50,6 +72,7 @@ func NewHistory() *History {
 		LocalNodes:    map[string]string{},
 		Known:         map[string][]probe.Subscription{},
 		Copied:        map[string]CopyMark{},
+		Quiet:         map[string]Quiet{},
 	}
 }
 
@@ -66,6 +89,7 @@ func (h *History) Observe(snaps []probe.Snapshot, now time.Time) {
 		if !s.Up() {
 			continue
 		}
+		h.observeQuiet(s, snaps, now)
 		h.LocalNodes[s.Node] = s.LocalNode
 		h.Known[s.Node] = s.Subscriptions
 		prefix := s.Node + "/"
@@ -124,6 +148,11 @@ func (h *History) Forget(keep map[string]bool) {
 			delete(h.Known, n)
 		}
 	}
+	for k := range h.Quiet {
+		if node, _, _ := strings.Cut(k, "/"); !keep[node] {
+			delete(h.Quiet, k)
+		}
+	}
 	for _, m := range []map[string]time.Time{h.DownSince, h.UpSince, h.NotReadySince} {
 		for k := range m {
 			if node, _, _ := strings.Cut(k, "/"); !keep[node] {
@@ -134,6 +163,50 @@ func (h *History) Forget(keep map[string]bool) {
 	for k := range h.Copied {
 		if node, _, _ := strings.Cut(k, "/"); !keep[node] {
 			delete(h.Copied, k)
+		}
+	}
+}
+
+// observeQuiet follows, for each subscription of subscriber s, whether its
+// slot streams. A period goes on while the provider cannot be seen (nothing
+// is known then) and ends when the slot is seen active, the slot is gone
+// (slot_missing tells that) or the subscription is disabled.
+func (h *History) observeQuiet(s probe.Snapshot, snaps []probe.Snapshot, now time.Time) {
+	prefix := s.Node + "/"
+	seen := map[string]bool{}
+	for _, sub := range s.Subscriptions {
+		k := subKey(s.Node, sub.Name)
+		seen[k] = true
+		if !sub.Enabled || sub.Status == probe.StatusDisabled {
+			delete(h.Quiet, k)
+			continue
+		}
+		var prov *probe.Snapshot
+		for i := range snaps {
+			if snaps[i].Up() && snaps[i].LocalNode == sub.ProviderNode && sub.ProviderNode != "" {
+				prov = &snaps[i]
+			}
+		}
+		if prov == nil {
+			continue // unknown: keep what was
+		}
+		slot, ok := prov.Slot(sub.SlotName)
+		if !ok || slot.Active {
+			delete(h.Quiet, k)
+			continue
+		}
+		q, ok := h.Quiet[k]
+		if !ok {
+			q = Quiet{Since: now}
+		}
+		if sub.Status == probe.StatusReplicating && sub.WorkerAgeSeconds != nil {
+			q.Longest = max(q.Longest, time.Duration(*sub.WorkerAgeSeconds*float64(time.Second)))
+		}
+		h.Quiet[k] = q
+	}
+	for k := range h.Quiet {
+		if strings.HasPrefix(k, prefix) && !seen[k] {
+			delete(h.Quiet, k)
 		}
 	}
 }

@@ -66,6 +66,7 @@ type Severity = Health
 const (
 	CodeOriginMissing          = "origin_missing"
 	CodeStuckDown              = "stuck_down"
+	CodeNotStreaming           = "not_streaming"
 	CodeSlotInUse              = "slot_in_use"
 	CodeProviderConnectFailed  = "provider_connection_failed"
 	CodeWorkerSlotsExhausted   = "worker_slots_exhausted"
@@ -178,6 +179,10 @@ type Subscription struct {
 	HeartbeatApplied *time.Time `json:"heartbeat_applied,omitempty"`
 	RetainedWALBytes *int64     `json:"retained_wal_bytes,omitempty"`
 	DownSince        *time.Time `json:"down_since,omitempty"`
+	// NotStreamingSince is when pglmon last saw its provider slot active,
+	// while the subscription is enabled and the slot inactive (see
+	// History.Quiet), whatever the status says.
+	NotStreamingSince *time.Time `json:"not_streaming_since,omitempty"`
 	// LockWait is set while its apply worker waits for a lock on the
 	// subscriber, with the sessions in its way.
 	LockWait *probe.LockWait `json:"lock_wait,omitempty"`

@@ -393,7 +393,7 @@ func node(ctx context.Context, cfg *config.Config, n config.Node, timeout time.D
 		add("privileges", OK, "%s is a watching-only role and every repair policy is off: status and the daemon can run; repair, setup and upgrade need a superuser", fa.user)
 	}
 	if !admin && !fa.readAllStats {
-		add("pg_read_all_stats", Warn, "%s lacks pg_read_all_stats (GRANT pg_monitor TO %s): pglmon cannot count background workers (worker_slots_exhausted), show copy progress, name the session blocking an apply worker nor the open transaction holding a slot's WAL", fa.user, fa.user)
+		add("pg_read_all_stats", Warn, "%s lacks pg_read_all_stats (GRANT pg_monitor TO %s): pglmon cannot count background workers (worker_slots_exhausted), show copy progress, name the session blocking an apply worker or the open transaction holding a slot's WAL, nor tell a subscription whose connection hangs (not_streaming)", fa.user, fa.user)
 	}
 	if !admin && !fa.originStatusGrant {
 		add("replication origins", Warn, "%s may not execute pg_show_replication_origin_status(): GRANT EXECUTE ON FUNCTION pg_show_replication_origin_status() TO %s", fa.user, fa.user)

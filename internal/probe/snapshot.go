@@ -279,6 +279,9 @@ type Subscription struct {
 	// worker ("pglogical apply 16385:3871614535") in pg_stat_activity and in
 	// the postmaster's log lines.
 	ApplyWorker string `json:"apply_worker"`
+	// WorkerAgeSeconds is how long its apply worker has run (nil when it
+	// does not, or when the role may not see its start: pg_read_all_stats).
+	WorkerAgeSeconds *float64 `json:"worker_age_seconds,omitempty"`
 	// ProviderInterface is the pglogical interface (of the provider node)
 	// the subscription connects through, and ProviderConninfo where its
 	// connection string goes: host, port, dbname, user and sslmode only

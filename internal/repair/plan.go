@@ -301,6 +301,27 @@ After fixing it on the provider's side instead, skip pglogical's backoff (up to 
 Nothing is lost meanwhile: the provider's slot keeps the changes (watch its retained WAL).
 A password rotation must update this connection string too; the rotation job can run the same calls.`,
 			s.Name, s.Subscriber, q(s.Name), f.Message, iface, s.ProviderNode, q(s.ProviderNode), q(iface+"_new"), strings.ReplaceAll(conninfo, "'", "''"), q(iface))
+	case diagnose.CodeNotStreaming:
+		conninfo := s.ProviderConninfo
+		if conninfo == "" {
+			conninfo = "host=... port=... dbname=... user=..."
+		}
+		fmt.Fprintf(&b, `%[4]s.
+pglogical counts a subscription as replicating while its apply worker runs, also while that
+worker waits for a connection that never completes; restarting it waits the same way. Find
+where the connection stops, from the subscriber's host (%[2]s), with the connection string
+of its interface:
+  psql "%[5]s connect_timeout=5" -c 'SELECT 1'
+ - it times out: packets are dropped on the way. Check the provider's security group or
+   firewall (the subscriber's address must reach the port), network ACLs and routes, and
+   whether the host name resolves to the provider's current address on the subscriber
+   (a replaced instance or endpoint keeps its name, not its address).
+ - it answers: the apply worker connects elsewhere or with other settings; compare the
+   interface's connection string with the provider's address (pglogical.node_interface on
+   %[2]s) and see the subscriber's log for the worker's errors.
+Nothing is lost meanwhile: provider %[1]s keeps the changes in the slot (watch its retained
+WAL). Once the path is open, pglogical connects at its next attempt, or at once with:
+  pglmon repair --config FILE --subscription %[3]s --remedy restart`, s.Provider, s.Subscriber, s.Name, f.Message, strings.ReplaceAll(conninfo, `"`, `\"`))
 	case diagnose.CodeWorkerSlotsExhausted:
 		fmt.Fprintf(&b, `%[2]s.
 max_worker_processes takes effect at a server start only. On subscriber %[1]s:

@@ -196,7 +196,7 @@ func orUnknown(s string) string {
 // explained are the findings of a down subscription that its apply
 // worker's error explains.
 var explained = map[string]bool{diagnose.CodeStuckDown: true, diagnose.CodeSubscriptionDown: true, diagnose.CodeSlotInUse: true,
-	diagnose.CodeInitFailed: true, diagnose.CodeSchemaMismatch: true}
+	diagnose.CodeInitFailed: true, diagnose.CodeSchemaMismatch: true, diagnose.CodeNotStreaming: true}
 
 // permanentRE matches errors that applying the same change again raises
 // again: the subscriber refuses the row itself.
@@ -216,7 +216,8 @@ func Annotate(r *diagnose.Report, subscriber, file string, errs Errors) {
 	for i := range r.Subscriptions {
 		s := &r.Subscriptions[i]
 		we, ok := errs.For(s.Name, s.ApplyWorker)
-		if !ok || s.Subscriber != subscriber || s.Status != probe.StatusDown {
+		_, hangs := s.Finding(diagnose.CodeNotStreaming)
+		if !ok || s.Subscriber != subscriber || (s.Status != probe.StatusDown && !hangs) {
 			continue
 		}
 		for j := range s.Findings {
