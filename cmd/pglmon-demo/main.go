@@ -7,10 +7,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -23,6 +25,7 @@ const (
 	providerPort   = 15432
 	subscriberPort = 15433
 	copyPort       = 15434
+	holePort       = 15439 // break hang: accepts connections and never answers
 	db             = "labdb"
 )
 
@@ -48,6 +51,10 @@ const usage = `Usage: pglmon-demo COMMAND
   break conflict    delete a row on the subscriber, then update it on the
                     provider: pglogical skips the update by itself (a conflict
                     in the log; apply_conflicts within a minute)
+  break hang        for 3 minutes, move the subscription to a connection string
+                    whose server accepts and never answers (as when a security
+                    group drops packets): pglogical says "replicating" while its
+                    worker waits, nothing streams (not_streaming); Ctrl-C ends it
   break lock        hold a row open in a transaction on the subscriber for
                     90 s while the provider changes it: the apply worker
                     waits, still "replicating" (apply_blocked after 10 s);
@@ -110,7 +117,7 @@ func run(ctx context.Context, args []string) error {
 		return nil
 	case "break":
 		if len(args) != 2 {
-			return errors.New("break what? origin, slot, disable, walsender, provider, data, refuse, conflict, lock, copy or password")
+			return errors.New("break what? origin, slot, disable, walsender, provider, data, refuse, conflict, lock, hang, copy or password")
 		}
 		return breakIt(ctx, args[1])
 	case "fix":
@@ -277,12 +284,14 @@ func breakIt(ctx context.Context, what string) error {
 		return nil
 	case "lock":
 		return holdLock(ctx, p)
+	case "hang":
+		return hangConnection(ctx, p)
 	case "copy":
 		return startCopy(ctx, p)
 	case "password":
 		return rotatePassword(ctx, p)
 	}
-	return fmt.Errorf("unknown breakage %q (origin, slot, disable, walsender, provider, data, refuse, conflict, lock, copy, password)", strings.TrimSpace(what))
+	return fmt.Errorf("unknown breakage %q (origin, slot, disable, walsender, provider, data, refuse, conflict, lock, hang, copy, password)", strings.TrimSpace(what))
 }
 
 // startCopy does what restoring a snapshot of the subscriber on another
@@ -378,6 +387,73 @@ func holdLock(ctx context.Context, p *pgtest.Pair) error {
 	_, err = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
 	fmt.Println("released: the subscription applies again")
 	return err
+}
+
+// hangConnection does what a security group that starts dropping packets
+// does to a subscription: its apply worker's connection never completes.
+// A local port accepts the connection and never answers; sub_0 moves to an
+// interface pointing there for 3 minutes (or until Ctrl-C), then back.
+func hangConnection(ctx context.Context, p *pgtest.Pair) error {
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", holePort))
+	if err != nil {
+		return err
+	}
+	var mu sync.Mutex
+	var held []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range held {
+			c.Close()
+		}
+		mu.Unlock()
+	}()
+	node, err := providerNode(ctx, p)
+	if err != nil {
+		return err
+	}
+	var original string
+	if err := p.Subscriber.QueryRow(ctx, `SELECT i.if_name::text FROM pglogical.subscription s
+		JOIN pglogical.node_interface i ON i.if_id = s.sub_origin_if WHERE s.sub_name = 'sub_0'`, []any{&original}); err != nil {
+		return err
+	}
+	if original == "demo_hang" {
+		return errors.New("sub_0 already uses interface demo_hang: is another break hang running?")
+	}
+	_ = p.Subscriber.Exec(ctx, "SELECT pglogical.alter_node_drop_interface($1, 'demo_hang')", node) // left by a killed run
+	dsn := fmt.Sprintf("host=127.0.0.1 port=%d dbname=%s user=postgres", holePort, p.Provider.Name)
+	if err := p.Subscriber.Exec(ctx, "SELECT pglogical.alter_node_add_interface($1, 'demo_hang', $2)", node, dsn); err != nil {
+		return err
+	}
+	if err := p.Subscriber.Exec(ctx, "SELECT pglogical.alter_subscription_interface('sub_0', 'demo_hang')"); err != nil {
+		return err
+	}
+	fmt.Printf("sub_0 now connects to 127.0.0.1:%d, which accepts and never answers: pglogical says \"replicating\" while its worker waits (~30 s), then \"down\", and again; nothing streams.\n"+
+		"see: bin/pglmon status --config %s   (not_streaming after ~15 s)\nplan: bin/pglmon repair --config %[2]s --subscription sub_0\nback to interface %s in 3 minutes (Ctrl-C: now)\n", holePort, filepath.Join(dir, "pglmon.yaml"), original)
+	select {
+	case <-ctx.Done():
+	case <-time.After(3 * time.Minute): // the demo's outage lasts this long on purpose
+	}
+	bg := context.WithoutCancel(ctx)
+	if err := p.Subscriber.Exec(bg, "SELECT pglogical.alter_subscription_interface('sub_0', $1)", original); err != nil {
+		return err
+	}
+	if err := p.Subscriber.Exec(bg, "SELECT pglogical.alter_node_drop_interface($1, 'demo_hang')", node); err != nil {
+		return err
+	}
+	fmt.Printf("sub_0 connects through %s again: it streams within seconds, nothing lost\n", original)
+	return nil
 }
 
 // The demo's replication role, and the passwords it has before and after
