@@ -77,9 +77,16 @@ func runStatus(ctx context.Context, e env, args []string) error {
 // `replicating` subscription whose slot does not stream is watched the same
 // way: its worker may be connecting, or hanging (not_streaming).
 func observe(ctx context.Context, m *monitor.Monitor, cfg *config.Config, wait bool) (diagnose.Report, error) {
-	deadline := time.Now().Add(cfg.Thresholds.DownGrace.D() + cfg.Probe.Interval.D())
+	start := time.Now()
+	deadline := start.Add(cfg.Thresholds.DownGrace.D() + cfg.Probe.Interval.D())
 	for {
 		r, _ := m.Cycle(ctx)
+		if pendingNotStreaming(r) {
+			// A hanging connection shows once a worker has waited
+			// FlapWindow; the one now running may have just started
+			// (pglogical starts one ~5 s after the last timed out).
+			deadline = maxTime(deadline, start.Add(diagnose.FlapWindow+5*time.Second+cfg.Probe.Interval.D()))
+		}
 		if !wait || !pendingDown(r) || time.Now().After(deadline) {
 			return r, nil
 		}
@@ -197,13 +204,27 @@ func pendingDown(r diagnose.Report) bool {
 		if _, ok := s.Finding(diagnose.CodeSubscriptionDown); ok {
 			return true
 		}
-		// Replicating, but its slot does not stream (yet): a worker that
-		// is connecting, or one whose connection hangs (not_streaming).
+	}
+	return pendingNotStreaming(r)
+}
+
+// pendingNotStreaming: a replicating subscription whose slot does not
+// stream (yet), without not_streaming: a worker that is connecting, or one
+// whose connection hangs.
+func pendingNotStreaming(r diagnose.Report) bool {
+	for _, s := range r.Subscriptions {
 		if _, ok := s.Finding(diagnose.CodeNotStreaming); !ok && s.Status == probe.StatusReplicating && s.NotStreamingSince != nil {
 			return true
 		}
 	}
 	return false
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // filterSubscription keeps one subscription and the nodes it involves.

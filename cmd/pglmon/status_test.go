@@ -1552,6 +1552,15 @@ func TestStatusConnectionHangs(t *testing.T) {
 		t.Errorf("exit %d, finding %+v", code, f)
 	}
 	t.Logf("status %s: %s", s.Subscriptions[0].Status, f.Message)
+	// Once it hangs, one status says so whatever the phase of pglogical's
+	// cycle: at a worker's start it watches until a worker has waited 15 s.
+	for range 2 {
+		start := time.Now()
+		_, s = status(t, cfg, "--subscription", p.Sub())
+		if len(s.Subscriptions) != 1 || len(s.Subscriptions[0].Findings) == 0 || s.Subscriptions[0].Findings[0].Code != "not_streaming" {
+			t.Errorf("one status, after %s: %+v", time.Since(start).Round(time.Second), s.Subscriptions)
+		}
+	}
 	rc, plan, _ := pglmonIn(t, "", "repair", "--config", cfg, "--subscription", p.Sub(), "--yes")
 	if rc != 1 || !strings.Contains(plan, `psql "`+conninfo+` connect_timeout=5" -c 'SELECT 1'`) {
 		t.Errorf("repair: exit %d\n%s", rc, plan)
