@@ -169,7 +169,11 @@ func printAttempts(w io.Writer, file string, attempts []repair.Attempt) error {
 			parts = append(parts, fmt.Sprintf("%d %s", count[o], o))
 		}
 	}
-	fmt.Fprintf(w, "\n%d attempts: %s. Details: pglmon audit --config FILE --id ID\n", len(attempts), strings.Join(parts, ", "))
+	noun := "attempts"
+	if len(attempts) == 1 {
+		noun = "attempt"
+	}
+	fmt.Fprintf(w, "\n%d %s: %s. Details: pglmon audit --config FILE --id ID\n", len(attempts), noun, strings.Join(parts, ", "))
 	return nil
 }
 
