@@ -288,6 +288,10 @@ func printTable(w io.Writer, r diagnose.Report) {
 		if status == "" {
 			status = "?"
 		}
+		if _, ok := s.Finding(diagnose.CodeNotStreaming); ok {
+			// pglogical's word for it is misleading: say what is true.
+			status += " (not streaming)"
+		}
 		fmt.Fprintf(tw, "%s\t%s -> %s\t%s\t%s\t%s\t%s\n", s.Name, s.Subscriber, prov, status, s.Health, lag, strings.Join(codes, ", "))
 	}
 	tw.Flush()

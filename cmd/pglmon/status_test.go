@@ -1561,6 +1561,9 @@ func TestStatusConnectionHangs(t *testing.T) {
 			t.Errorf("one status, after %s: %+v", time.Since(start).Round(time.Second), s.Subscriptions)
 		}
 	}
+	if _, table, _ := pglmon(t, "status", "--config", cfg, "--subscription", p.Sub()); !regexp.MustCompile(`(replicating|down) \(not streaming\)\s+critical`).MatchString(table) {
+		t.Errorf("table:\n%s", table)
+	}
 	rc, plan, _ := pglmonIn(t, "", "repair", "--config", cfg, "--subscription", p.Sub(), "--yes")
 	if rc != 1 || !strings.Contains(plan, `psql "`+conninfo+` connect_timeout=5" -c 'SELECT 1'`) {
 		t.Errorf("repair: exit %d\n%s", rc, plan)
