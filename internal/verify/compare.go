@@ -786,10 +786,29 @@ func (c *Comparer) waitApplied(ctx context.Context, lsn string) error {
 		}
 		defer c.Provider.Exec(context.WithoutCancel(ctx), fmt.Sprintf("SET statement_timeout = %d", st.Milliseconds()))
 	}
-	if _, err := c.Provider.Exec(ctx, "SELECT pglogical.wait_slot_confirm_lsn($1, $2::pg_lsn)", c.Opt.Slot, target); err != nil {
-		return fmt.Errorf("wait for the subscriber to apply up to %s (is the subscription replicating?): %w", target, err)
+	// A wait that times out is not a range too wide to read: narrowing
+	// would not shorten it. While the slot streams the subscriber is only
+	// slow, and it gets a second wait; then the error ends the table (it
+	// wraps no server error, so no caller narrows the range for it).
+	for attempt := 1; ; attempt++ {
+		_, err := c.Provider.Exec(ctx, "SELECT pglogical.wait_slot_confirm_lsn($1, $2::pg_lsn)", c.Opt.Slot, target)
+		if err == nil {
+			return nil
+		}
+		if !c.timedOut(ctx, err) {
+			return fmt.Errorf("wait for the subscriber to apply up to %s: %w", target, err)
+		}
+		var active *bool
+		if c.Provider.QueryRow(ctx, "SELECT active FROM pg_replication_slots WHERE slot_name = $1", c.Opt.Slot).Scan(&active) != nil || active == nil {
+			return fmt.Errorf("wait for the subscriber to apply up to %s: slot %s is not on the provider (pglmon status)", target, c.Opt.Slot)
+		}
+		if !*active {
+			return fmt.Errorf("wait for the subscriber to apply up to %s: nothing streams from slot %s on the provider, so a difference cannot be told from a change still on its way (pglmon status says why the subscription does not stream)", target, c.Opt.Slot)
+		}
+		if attempt == 2 {
+			return fmt.Errorf("wait for the subscriber to apply up to %s: slot %s streams but did not confirm it within two statement timeouts (verify.statement_timeout); the subscriber lags (pglmon status)", target, c.Opt.Slot)
+		}
 	}
-	return nil
 }
 
 // flushedTarget is the position to wait for instead of the insert position

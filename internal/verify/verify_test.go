@@ -965,3 +965,30 @@ func TestDelayedSubscriptionSettles(t *testing.T) {
 		t.Errorf("got %v, want %v", got, want)
 	}
 }
+
+// A subscription that does not stream (here disabled) cannot settle a
+// difference: verify says so, naming the slot, instead of guessing.
+func TestNotStreamingSaysSo(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10})
+	if err := p.Disable(ctx, p.Sub()); err != nil {
+		t.Fatal(err)
+	}
+	runSteps(ctx, t, []step{{p.Provider, "INSERT INTO items_0 VALUES (1000, 'not yet on the subscriber', 1)"}})
+	cfg, err := config.Parse("t.yaml", []byte(p.NodesYAML()+"verify:\n  statement_timeout: 2s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg := targets(t, cfg, p.Sub())[0]
+	start := time.Now()
+	r := Run(ctx, cfg, tg, Options{Mode: ModeChecksum, ChunkRows: 500}, "")
+	msg := r.Error
+	for _, tr := range r.Tables {
+		msg += " " + tr.Error
+	}
+	slot, _ := p.SlotName(ctx, p.Sub())
+	if !strings.Contains(msg, "nothing streams from slot "+slot+" on the provider") {
+		t.Errorf("after %s: %+v", time.Since(start).Round(time.Second), r)
+	}
+}
