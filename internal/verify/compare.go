@@ -1163,6 +1163,9 @@ func (c *Comparer) checksumByValue(ctx context.Context, t Table, r *TableResult)
 	if lo > math.MaxInt64-width {
 		next = math.MaxInt64
 	}
+	// gapEnd is, after an empty range, the provider's next key, where the
+	// current range's rows begin (math.MinInt64: no gap).
+	gapEnd := int64(math.MinInt64)
 	for {
 		var hiKey []string
 		if next < math.MaxInt64-1 {
@@ -1173,13 +1176,21 @@ func (c *Comparer) checksumByValue(ctx context.Context, t Table, r *TableResult)
 		if err != nil {
 			if hiKey != nil && width > 1 && c.timedOut(ctx, err) {
 				// Rows too wide for chunk_rows of them in one statement:
-				// the same start, a quarter of the width.
+				// the same start, a quarter of the width. After a gap the
+				// width counts from the gap's end: counted from its start
+				// the range would fall in the gap, whose jump would widen
+				// it over the same rows again, for ever.
 				width = max(width/4, 1)
 				lower := lo
 				if loKey != nil {
 					lower, _ = strconv.ParseInt(loKey[0], 10, 64)
 				}
-				next = lower + width
+				next = max(lower, gapEnd)
+				if next > math.MaxInt64-width {
+					next = math.MaxInt64
+				} else {
+					next += width
+				}
 				continue
 			}
 			return fmt.Errorf("compare %s: %w", t.QualifiedName(), err)
@@ -1203,7 +1214,9 @@ func (c *Comparer) checksumByValue(ctx context.Context, t Table, r *TableResult)
 				continue
 			}
 			k, _ := strconv.ParseInt(more[0], 10, 64)
-			next = k
+			next, gapEnd = k, k
+		} else {
+			gapEnd = math.MinInt64
 		}
 		f := c.growth(n, time.Since(started))
 		width = int64(min(max(float64(width)*f, 1), float64(math.MaxInt64/4)))

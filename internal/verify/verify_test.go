@@ -992,3 +992,54 @@ func TestNotStreamingSaysSo(t *testing.T) {
 		t.Errorf("after %s: %+v", time.Since(start).Round(time.Second), r)
 	}
 }
+
+// A row a server cannot read within statement_timeout, after a gap in the
+// keys: narrowing used to put the range in the gap, the gap's jump widened
+// it back over the row, for ever. Now the range narrows from the gap's end
+// down to that row, and the table ends with the server's error. The slow
+// row: a row-level security policy on the subscriber that sleeps on it,
+// for pglmon's own role there (the apply worker, a superuser, is not
+// subject to it).
+func TestSlowRowAfterGapEnds(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10})
+	role := "verifier_" + p.Subscriber.Name
+	var steps []step
+	for _, d := range []pgtest.DB{p.Provider, p.Subscriber} {
+		steps = append(steps, step{d, `CREATE TABLE t_gap (id bigint PRIMARY KEY, v text)`},
+			step{d, `INSERT INTO t_gap SELECT g, md5(g::text) FROM generate_series(1, 50) g UNION ALL SELECT 1000000, 'far'`})
+	}
+	steps = append(steps, step{p.Provider, `ANALYZE t_gap`},
+		step{p.Provider, `SELECT pglogical.replication_set_add_table('set_0', 't_gap', false)`},
+		step{p.Subscriber, `CREATE ROLE ` + role + ` LOGIN`},
+		step{p.Subscriber, `GRANT pg_read_all_data, pg_monitor TO ` + role},
+		step{p.Subscriber, `GRANT SELECT ON pg_replication_origin, pg_replication_origin_status TO ` + role},
+		step{p.Subscriber, `GRANT EXECUTE ON FUNCTION pg_show_replication_origin_status() TO ` + role},
+		step{p.Subscriber, `ALTER TABLE t_gap ENABLE ROW LEVEL SECURITY`},
+		step{p.Subscriber, `CREATE POLICY slow ON t_gap FOR SELECT USING (CASE WHEN id = 1000000 THEN pg_sleep(5) IS NOT NULL ELSE true END)`})
+	t.Cleanup(func() {
+		p.Subscriber.Exec(context.Background(), "DROP OWNED BY "+role)
+		p.Subscriber.Exec(context.Background(), "DROP ROLE IF EXISTS "+role)
+	})
+	runSteps(ctx, t, steps)
+	nodes := fmt.Sprintf("nodes:\n  - name: provider\n    dsn: %q\n  - name: subscriber\n    dsn: %q\n", p.Provider.DSN(),
+		strings.Replace(p.Subscriber.DSN(), "user=postgres", "user="+role, 1))
+	if !strings.Contains(nodes, "user="+role) {
+		t.Fatalf("no role in %s", nodes)
+	}
+	cfg, err := config.Parse("t.yaml", []byte(nodes+"verify:\n  statement_timeout: 2s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg := targets(t, cfg, p.Sub())[0]
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	r := Run(cctx, cfg, tg, Options{Mode: ModeChecksum, ChunkRows: 10}, "t_gap")
+	if cctx.Err() != nil {
+		t.Fatal("verify did not end within 2 minutes")
+	}
+	if len(r.Tables) != 1 || !strings.Contains(r.Tables[0].Error, "statement timeout") || r.Tables[0].RowsCompared != 50 {
+		t.Errorf("got %+v", r.Tables)
+	}
+}
