@@ -38,8 +38,10 @@ type statusJSON struct {
 	Health        string `json:"health"`
 	Subscriptions []struct {
 		Name, Subscriber, Provider, Status, Health string
-		ApplyWorker                                string `json:"apply_worker"`
-		LagBytes                                   *int64 `json:"lag_bytes"`
+		ApplyWorker                                string   `json:"apply_worker"`
+		LagBytes                                   *int64   `json:"lag_bytes"`
+		WorkerAgeSeconds                           *float64 `json:"worker_age_seconds"`
+		NotStreamingSince                          *string  `json:"not_streaming_since"`
 		Findings                                   []struct {
 			Code, Severity, Message, Remedy string
 		}
@@ -1547,6 +1549,9 @@ func TestStatusConnectionHangs(t *testing.T) {
 		t.Fatalf("no not_streaming: last %+v", s.Subscriptions)
 	}
 	f := s.Subscriptions[0].Findings[0]
+	if sj := s.Subscriptions[0]; sj.NotStreamingSince == nil || (sj.Status == "replicating" && sj.WorkerAgeSeconds == nil) {
+		t.Errorf("JSON: not_streaming_since %v, worker_age_seconds %v", sj.NotStreamingSince, sj.WorkerAgeSeconds)
+	}
 	if code != 2 || f.Severity != "critical" || f.Remedy != "" ||
 		!strings.Contains(f.Message, "has not streamed from its slot") || !strings.Contains(f.Message, "through interface hole ("+conninfo) {
 		t.Errorf("exit %d, finding %+v", code, f)

@@ -183,6 +183,9 @@ type Subscription struct {
 	// while the subscription is enabled and the slot inactive (see
 	// History.Quiet), whatever the status says.
 	NotStreamingSince *time.Time `json:"not_streaming_since,omitempty"`
+	// WorkerAgeSeconds is how long its apply worker has run (absent when
+	// none runs, or without pg_read_all_stats).
+	WorkerAgeSeconds *float64 `json:"worker_age_seconds,omitempty"`
 	// LockWait is set while its apply worker waits for a lock on the
 	// subscriber, with the sessions in its way.
 	LockWait *probe.LockWait `json:"lock_wait,omitempty"`
