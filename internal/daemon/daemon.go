@@ -51,6 +51,8 @@ const (
 	keyDuration     = "duration"
 	keyAddr         = "addr"
 	keyConfig       = "config"
+	keyUnhealthyFor = "unhealthy_for"
+	keyBlips        = "brief_recoveries"
 )
 
 // Options configure a daemon.
@@ -110,7 +112,7 @@ type Daemon struct {
 	lastCycle atomic.Int64 // unix nanoseconds of the last completed cycle
 	ready     atomic.Bool
 
-	health map[string]diagnose.Health // by subscriber/subscription
+	health *transitions
 	nodes  map[string]*nodeLog
 }
 
@@ -130,7 +132,7 @@ func New(opts Options) (*Daemon, error) {
 		opts.Notifier = &sdnotify.Notifier{}
 	}
 	d := &Daemon{opts: opts, log: opts.Logger, reg: prometheus.NewRegistry(),
-		health: map[string]diagnose.Health{}, nodes: map[string]*nodeLog{}}
+		health: newTransitions(diagnose.FlapWindow), nodes: map[string]*nodeLog{}}
 	d.cfg.Store(opts.Config)
 	d.mon = monitor.New(opts.Config)
 	d.metrics = metrics.New(d.reg, opts.Version, d.Healthy)
@@ -391,38 +393,27 @@ func (d *Daemon) logNodes(snaps []probe.Snapshot) {
 	}
 }
 
-// logTransitions logs each change of a subscription's health once.
+// logTransitions logs each change of a subscription's health once; a
+// recovery once it has held for diagnose.FlapWindow (transitions).
 func (d *Daemon) logTransitions(r diagnose.Report) {
-	seen := map[string]bool{}
-	for _, s := range r.Subscriptions {
-		key := s.Subscriber + "/" + s.Name
-		seen[key] = true
-		prev, known := d.health[key]
-		if known && prev == s.Health || !known && s.Health == diagnose.OK {
-			d.health[key] = s.Health
-			continue
-		}
-		codes := make([]string, 0, len(s.Findings))
-		for _, f := range s.Findings {
-			codes = append(codes, f.Code)
-		}
-		from := string(prev)
-		if !known {
-			from = "new"
-		}
+	changes, gone := d.health.observe(time.Now(), r)
+	for _, c := range changes {
 		level := slog.LevelInfo
-		if s.Health == diagnose.Critical || s.Health == diagnose.Warning {
+		if c.To == diagnose.Critical || c.To == diagnose.Warning {
 			level = slog.LevelWarn
 		}
-		d.log.Log(context.Background(), level, "subscription health changed", keySubscriber, s.Subscriber, keySubscription, s.Name,
-			keyFrom, from, keyTo, string(s.Health), keyFindings, codes)
-		d.health[key] = s.Health
-	}
-	for key := range d.health {
-		if !seen[key] {
-			d.log.Info("subscription gone", keySubscription, key)
-			delete(d.health, key)
+		attrs := []any{keySubscriber, c.Subscriber, keySubscription, c.Subscription,
+			keyFrom, c.From, keyTo, string(c.To), keyFindings, c.Findings}
+		if c.For > 0 {
+			attrs = append(attrs, keyUnhealthyFor, c.For.Round(time.Second).String())
 		}
+		if c.Blips > 0 {
+			attrs = append(attrs, keyBlips, c.Blips)
+		}
+		d.log.Log(context.Background(), level, "subscription health changed", attrs...)
+	}
+	for _, key := range gone {
+		d.log.Info("subscription gone", keySubscription, key)
 	}
 }
 

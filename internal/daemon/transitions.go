@@ -1,0 +1,94 @@
+package daemon
+
+import (
+	"time"
+
+	"github.com/pglmon/pglmon/internal/diagnose"
+)
+
+// transition is one change of a subscription's health worth logging.
+type transition struct {
+	Subscriber, Subscription string
+	From                     string // "new" for a subscription first seen unhealthy
+	To                       diagnose.Health
+	Findings                 []string
+	// Blips counts the returns to ok shorter than the settle time since
+	// the last logged change (a crash loop's replicating second).
+	Blips int
+	// For is, on a recovery, how long the subscription was unhealthy:
+	// from the logged change to the first ok sample.
+	For time.Duration
+}
+
+// transitions decides which health changes the daemon logs. A change for
+// the worse is logged at once; a recovery only once the subscription has
+// stayed ok for settle: in a crash loop pglogical says `replicating` for a
+// second at every start, and a sample in that second must not log a
+// recovery and a new failure each time (Slack and the alert rules smooth
+// the same second).
+type transitions struct {
+	settle time.Duration
+	subs   map[string]*subHealth // by subscriber/subscription
+}
+
+type subHealth struct {
+	logged  diagnose.Health
+	since   time.Time // when the logged health was logged
+	okSince time.Time // first ok sample of a recovery not yet logged
+	blips   int
+}
+
+func newTransitions(settle time.Duration) *transitions {
+	return &transitions{settle: settle, subs: map[string]*subHealth{}}
+}
+
+// observe takes one cycle's report and returns the changes to log, and the
+// subscriptions gone from the report (subscriber/subscription).
+func (t *transitions) observe(now time.Time, r diagnose.Report) ([]transition, []string) {
+	var out []transition
+	seen := map[string]bool{}
+	for _, s := range r.Subscriptions {
+		key := s.Subscriber + "/" + s.Name
+		seen[key] = true
+		codes := make([]string, 0, len(s.Findings))
+		for _, f := range s.Findings {
+			codes = append(codes, f.Code)
+		}
+		h, known := t.subs[key]
+		switch {
+		case !known:
+			t.subs[key] = &subHealth{logged: s.Health, since: now}
+			if s.Health != diagnose.OK {
+				out = append(out, transition{Subscriber: s.Subscriber, Subscription: s.Name, From: "new", To: s.Health, Findings: codes})
+			}
+		case s.Health == h.logged:
+			if !h.okSince.IsZero() {
+				// Back to the logged health before the recovery settled.
+				h.blips++
+				h.okSince = time.Time{}
+			}
+		case s.Health == diagnose.OK:
+			if h.okSince.IsZero() {
+				h.okSince = now
+			}
+			if now.Sub(h.okSince) < t.settle {
+				continue
+			}
+			out = append(out, transition{Subscriber: s.Subscriber, Subscription: s.Name, From: string(h.logged), To: s.Health,
+				Findings: codes, Blips: h.blips, For: h.okSince.Sub(h.since)})
+			*h = subHealth{logged: s.Health, since: now}
+		default:
+			out = append(out, transition{Subscriber: s.Subscriber, Subscription: s.Name, From: string(h.logged), To: s.Health,
+				Findings: codes, Blips: h.blips})
+			*h = subHealth{logged: s.Health, since: now}
+		}
+	}
+	var gone []string
+	for key := range t.subs {
+		if !seen[key] {
+			gone = append(gone, key)
+			delete(t.subs, key)
+		}
+	}
+	return out, gone
+}

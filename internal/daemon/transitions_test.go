@@ -1,0 +1,89 @@
+package daemon
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pglmon/pglmon/internal/diagnose"
+)
+
+// TestTransitionsCrashLoop feeds the health a crash loop gives, sampled
+// every 5 s: critical, with an ok sample now and then (pglogical's
+// replicating second at a worker's start). One change is logged for the
+// failure and one for the recovery, once ok has held for the settle time.
+func TestTransitionsCrashLoop(t *testing.T) {
+	const settle = 15 * time.Second
+	tr := newTransitions(settle)
+	t0 := time.Date(2026, 12, 3, 8, 0, 0, 0, time.UTC)
+	// o ok, c critical, w warning, - absent; one sample per 5 s.
+	samples := "ooocccocccoccccooocoooo-o"
+	var log []string
+	for i, ch := range samples {
+		now := t0.Add(time.Duration(i) * 5 * time.Second)
+		var r diagnose.Report
+		switch ch {
+		case 'o':
+			r.Subscriptions = []diagnose.Subscription{{Subscriber: "s", Name: "sub", Health: diagnose.OK}}
+		case 'c':
+			r.Subscriptions = []diagnose.Subscription{{Subscriber: "s", Name: "sub", Health: diagnose.Critical,
+				Findings: []diagnose.Finding{{Code: "apply_error"}}}}
+		}
+		changes, gone := tr.observe(now, r)
+		for _, c := range changes {
+			log = append(log, fmt.Sprintf("%d %s->%s %v blips=%d for=%s", i, c.From, c.To, c.Findings, c.Blips, c.For))
+		}
+		for _, g := range gone {
+			log = append(log, fmt.Sprintf("%d gone %s", i, g))
+		}
+	}
+	want := []string{
+		"3 ok->critical [apply_error] blips=0 for=0s",
+		// ok at 6 and 10 lasted one sample; 15-17 lasted 10 s; 19-22 held 15 s.
+		"22 critical->ok [] blips=3 for=1m20s",
+		"23 gone s/sub",
+	}
+	if strings.Join(log, "\n") != strings.Join(want, "\n") {
+		t.Errorf("logged:\n%s\nwant:\n%s", strings.Join(log, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestTransitionsOtherChanges(t *testing.T) {
+	tr := newTransitions(15 * time.Second)
+	t0 := time.Date(2026, 12, 3, 8, 0, 0, 0, time.UTC)
+	report := func(h diagnose.Health) diagnose.Report {
+		return diagnose.Report{Subscriptions: []diagnose.Subscription{{Subscriber: "s", Name: "sub", Health: h}}}
+	}
+	step := func(sec int, h diagnose.Health) string {
+		changes, _ := tr.observe(t0.Add(time.Duration(sec)*time.Second), report(h))
+		var out []string
+		for _, c := range changes {
+			out = append(out, c.From+"->"+string(c.To))
+		}
+		return strings.Join(out, ",")
+	}
+	for _, c := range []struct {
+		sec  int
+		h    diagnose.Health
+		want string
+	}{
+		{0, diagnose.Warning, "new->warning"}, // first seen unhealthy
+		{5, diagnose.Critical, "warning->critical"},
+		{10, diagnose.Warning, "critical->warning"}, // better, still unhealthy: at once
+		{15, diagnose.OK, ""},
+		{20, diagnose.Critical, "warning->critical"}, // worse than logged during a pending recovery
+		{25, diagnose.OK, ""},
+		{40, diagnose.OK, "critical->ok"},
+		{45, diagnose.OK, ""},
+	} {
+		if got := step(c.sec, c.h); got != c.want {
+			t.Errorf("at %d s, %s: logged %q, want %q", c.sec, c.h, got, c.want)
+		}
+	}
+	// First seen ok: nothing logged.
+	tr2 := newTransitions(15 * time.Second)
+	if changes, _ := tr2.observe(t0, report(diagnose.OK)); len(changes) != 0 {
+		t.Errorf("new ok subscription logged: %v", changes)
+	}
+}
