@@ -128,7 +128,11 @@ func run(ctx context.Context, args []string) error {
 				if err != nil {
 					return err
 				}
-				return p.Subscriber.Exec(ctx, "ALTER TABLE items_0 DROP CONSTRAINT IF EXISTS demo_small_n")
+				if err := p.Subscriber.Exec(ctx, "ALTER TABLE items_0 DROP CONSTRAINT IF EXISTS demo_small_n"); err != nil {
+					return err
+				}
+				fmt.Printf("the constraint is dropped. pglogical starts the apply worker again by itself, after up to 180 s\n(its backoff after repeated failures); now, as the repair plan says:\n  bin/pglmon repair --config %s --subscription sub_0 --remedy restart\n", filepath.Join(dir, "pglmon.yaml"))
+				return nil
 			case "copy":
 				return fixCopy(ctx)
 			case "password":

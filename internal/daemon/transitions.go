@@ -16,7 +16,7 @@ type transition struct {
 	// the last logged change (a crash loop's replicating second).
 	Blips int
 	// For is, on a recovery, how long the subscription was unhealthy:
-	// from the logged change to the first ok sample.
+	// from the change that took it out of ok to the first ok sample.
 	For time.Duration
 }
 
@@ -32,10 +32,10 @@ type transitions struct {
 }
 
 type subHealth struct {
-	logged  diagnose.Health
-	since   time.Time // when the logged health was logged
-	okSince time.Time // first ok sample of a recovery not yet logged
-	blips   int
+	logged   diagnose.Health
+	badSince time.Time // when it left ok (zero while ok)
+	okSince  time.Time // first ok sample of a recovery not yet logged
+	blips    int
 }
 
 func newTransitions(settle time.Duration) *transitions {
@@ -57,8 +57,9 @@ func (t *transitions) observe(now time.Time, r diagnose.Report) ([]transition, [
 		h, known := t.subs[key]
 		switch {
 		case !known:
-			t.subs[key] = &subHealth{logged: s.Health, since: now}
+			t.subs[key] = &subHealth{logged: s.Health}
 			if s.Health != diagnose.OK {
+				t.subs[key].badSince = now
 				out = append(out, transition{Subscriber: s.Subscriber, Subscription: s.Name, From: "new", To: s.Health, Findings: codes})
 			}
 		case s.Health == h.logged:
@@ -75,12 +76,16 @@ func (t *transitions) observe(now time.Time, r diagnose.Report) ([]transition, [
 				continue
 			}
 			out = append(out, transition{Subscriber: s.Subscriber, Subscription: s.Name, From: string(h.logged), To: s.Health,
-				Findings: codes, Blips: h.blips, For: h.okSince.Sub(h.since)})
-			*h = subHealth{logged: s.Health, since: now}
+				Findings: codes, Blips: h.blips, For: h.okSince.Sub(h.badSince)})
+			*h = subHealth{logged: s.Health}
 		default:
 			out = append(out, transition{Subscriber: s.Subscriber, Subscription: s.Name, From: string(h.logged), To: s.Health,
 				Findings: codes, Blips: h.blips})
-			*h = subHealth{logged: s.Health, since: now}
+			bad := h.badSince
+			if h.logged == diagnose.OK {
+				bad = now
+			}
+			*h = subHealth{logged: s.Health, badSince: bad}
 		}
 	}
 	var gone []string

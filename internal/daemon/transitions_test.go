@@ -59,7 +59,11 @@ func TestTransitionsOtherChanges(t *testing.T) {
 		changes, _ := tr.observe(t0.Add(time.Duration(sec)*time.Second), report(h))
 		var out []string
 		for _, c := range changes {
-			out = append(out, c.From+"->"+string(c.To))
+			s := c.From + "->" + string(c.To)
+			if c.For > 0 {
+				s += " for " + c.For.String()
+			}
+			out = append(out, s)
 		}
 		return strings.Join(out, ",")
 	}
@@ -74,8 +78,13 @@ func TestTransitionsOtherChanges(t *testing.T) {
 		{15, diagnose.OK, ""},
 		{20, diagnose.Critical, "warning->critical"}, // worse than logged during a pending recovery
 		{25, diagnose.OK, ""},
-		{40, diagnose.OK, "critical->ok"},
+		{40, diagnose.OK, "critical->ok for 25s"}, // unhealthy from 0 s to the first ok at 25 s
 		{45, diagnose.OK, ""},
+		{50, diagnose.Warning, "ok->warning"},
+		{55, diagnose.Critical, "warning->critical"},
+		{60, diagnose.OK, ""},
+		{75, diagnose.OK, "critical->ok for 10s"}, // from the warning at 50 s
+
 	} {
 		if got := step(c.sec, c.h); got != c.want {
 			t.Errorf("at %d s, %s: logged %q, want %q", c.sec, c.h, got, c.want)
