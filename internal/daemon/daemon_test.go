@@ -215,8 +215,13 @@ func TestDaemonSeesOriginLossAndClears(t *testing.T) {
 	}
 	r.waitMetric(t, `^pglmon_finding\{code="origin_missing"`, true, 5*time.Second)
 	r.waitMetric(t, `^pglmon_repairs_total\{remedy="recreate-origin",result="success"\} 1$`, false, 2*time.Second)
-	if !strings.Contains(r.logs.String(), `"msg":"subscription health changed"`) {
-		t.Error("no health transition logged")
+	if !strings.Contains(r.logs.String(), `"from":"ok","to":"critical","findings":["origin_missing"]`) {
+		t.Errorf("the failure was not logged:\n%s", r.logs.String())
+	}
+	// The recovery is logged once ok has held for diagnose.FlapWindow.
+	recovered := regexp.MustCompile(`"msg":"subscription health changed".*"from":"critical","to":"ok".*"unhealthy_for":"[0-9]`)
+	if err := pgtest.Poll(ctx, diagnose.FlapWindow+10*time.Second, func() bool { return recovered.MatchString(r.logs.String()) }); err != nil {
+		t.Errorf("no recovery logged within %s:\n%s", diagnose.FlapWindow+10*time.Second, r.logs.String())
 	}
 }
 
