@@ -16,6 +16,7 @@ import (
 	"github.com/pglmon/pglmon/internal/diagnose"
 	"github.com/pglmon/pglmon/internal/pgtest"
 	"github.com/pglmon/pglmon/internal/repair"
+	slackpkg "github.com/pglmon/pglmon/internal/slack"
 	"github.com/pglmon/pglmon/internal/slacktest"
 )
 
@@ -451,5 +452,75 @@ func TestSlackDropOrphanSlotButton(t *testing.T) {
 	}
 	if !exists(second) {
 		t.Error("the second orphan was dropped although the policy is off")
+	}
+}
+
+// A refused change: apply_error is for a person, so the daemon restarts
+// nothing, and the message carries the plan and a "Restart (cause fixed)"
+// button. Once the person has fixed the cause, the button restarts the
+// subscription at once instead of after pglogical's backoff, and the row
+// arrives.
+func TestSlackRestartAfterFixButton(t *testing.T) {
+	t.Setenv("PGLMON_TEST_SLACK_TOKEN", plantedToken)
+	t.Setenv("PGLMON_TEST_SLACK_SECRET", plantedSecret)
+	ctx := context.Background()
+	fake := slacktest.New()
+	defer fake.Close()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10, Own: true, SubscriberConf: pgtest.LogCollector})
+	p.MustConverge(t, 30*time.Second)
+	if err := p.Subscriber.Exec(ctx, "ALTER TABLE items_0 ALTER COLUMN n SET NOT NULL"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 VALUES (11, 'no n', NULL)"); err != nil {
+		t.Fatal(err)
+	}
+	policy := "  policy:\n    restart: approve\n"
+	r := start(t, pairConfig(p, filepath.Join(t.TempDir(), "a.jsonl"), policy)+slackConfig(fake, ""), nil)
+	var value, msgTS string
+	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
+		value, msgTS = repairButton(fake, slackpkg.AfterFixLabel)
+		return value != ""
+	}); err != nil {
+		t.Fatalf("no message with a %q button: %+v", slackpkg.AfterFixLabel, fake.Requests())
+	}
+	if !strings.Contains(value, `"f":"apply_error"`) || !strings.Contains(value, `"r":"restart"`) {
+		t.Errorf("button value %s", value)
+	}
+	if msgTS == "" {
+		msgTS = "1700000000.000001"
+	}
+	// The person fixes the cause, then presses.
+	if err := p.Subscriber.Exec(ctx, "ALTER TABLE items_0 ALTER COLUMN n DROP NOT NULL"); err != nil {
+		t.Fatal(err)
+	}
+	good := slacktest.ButtonPress("UAPPROVER", "pglmon_repair", value, msgTS, "1700000003.1", fake.ResponseURL())
+	if got := press(t, r, good, slacktest.Sign(plantedSecret, good, time.Now())); got != 200 {
+		t.Fatalf("approver: status %d", got)
+	}
+	var entries []repair.Entry
+	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
+		entries, _ = repair.Entries(r.audit)
+		for _, e := range entries {
+			if e.Phase == "finished" && e.Remedy == diagnose.RemedyRestart && e.Actor == "slack:UAPPROVER" {
+				return true
+			}
+		}
+		return false
+	}); err != nil {
+		t.Fatalf("no restart finished: %+v", entries)
+	}
+	for _, e := range entries {
+		if e.Phase == "finished" && e.Actor == "slack:UAPPROVER" && e.Outcome != "success" {
+			t.Errorf("restart: %s %s", e.Outcome, e.Reason)
+		}
+		if e.Actor == "auto" {
+			t.Errorf("the daemon repaired by itself: %+v", e)
+		}
+	}
+	var n int
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		return p.Subscriber.QueryRow(ctx, "SELECT count(*) FROM items_0 WHERE id = 11", []any{&n}) == nil && n == 1
+	}); err != nil {
+		t.Error("the refused row never arrived after the restart")
 	}
 }

@@ -195,6 +195,26 @@ type Subscription struct {
 	Findings       []Finding         `json:"findings"`
 }
 
+// AfterFix is the remedy a person runs once they have removed the cause a
+// finding for a person names ("" when none): an apply worker that failed
+// on a refused change, or waited for a connection that never completed,
+// is tried again at once instead of after pglogical's own backoff (up to
+// 180 s). Harmless when the cause remains (the new worker fails or waits
+// the same way), but only a person knows when it is gone: never automatic.
+func (f Finding) AfterFix() string {
+	switch f.Code {
+	case CodeApplyError, CodeNotStreaming:
+		return RemedyRestart
+	}
+	return ""
+}
+
+// Accepts reports whether remedy answers the finding: its own remedy, or
+// the one a person runs after fixing its cause (AfterFix).
+func (f Finding) Accepts(remedy string) bool {
+	return remedy != "" && (f.Remedy == remedy || f.AfterFix() == remedy)
+}
+
 // Finding returns the subscription's finding with that code.
 func (s *Subscription) Finding(code string) (Finding, bool) {
 	for _, f := range s.Findings {

@@ -250,7 +250,11 @@ func (e *Executor) plan(ctx context.Context, req Request) (Plan, diagnose.Subscr
 	if err != nil {
 		return Plan{}, *sub, err
 	}
-	if req.Finding != "" {
+	// A remedy a person runs after fixing a finding's cause is not checked
+	// against the finding: it may come from what only the daemon reads (the
+	// subscriber's log), and the person asserts the cause is gone; the
+	// safety checks below still hold.
+	if req.Finding != "" && (diagnose.Finding{Code: req.Finding}).AfterFix() != req.Remedy {
 		f, ok := sub.Finding(req.Finding)
 		if !ok {
 			return plan, *sub, fmt.Errorf("finding %s no longer holds for %s (health %s)", req.Finding, sub.Name, sub.Health)

@@ -216,7 +216,7 @@ func (h *Interactions) stillHolds(v ButtonValue) bool {
 		return false
 	}
 	f, ok := s.Finding(v.Finding)
-	return ok && f.Remedy == v.Remedy
+	return ok && f.Accepts(v.Remedy)
 }
 
 func (h *Interactions) audit(user string, v ButtonValue, outcome, reason string) {

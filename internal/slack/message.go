@@ -41,6 +41,10 @@ func (v ButtonValue) target() string {
 	return v.Subscription + " on " + v.Subscriber
 }
 
+// AfterFixLabel is the button of a finding for a person whose cause, once
+// fixed, a restart puts behind (diagnose.Finding.AfterFix).
+const AfterFixLabel = "Restart (cause fixed)"
+
 var remedyLabels = map[string]string{
 	diagnose.RemedyRestart:        "Restart subscription",
 	diagnose.RemedyRecreateOrigin: "Recreate origin",
@@ -139,6 +143,9 @@ func incidentBlocks(s diagnose.Subscription, in *incident, policy map[string]str
 		} else if f.Human {
 			plan := repair.HumanPlan(f, s)
 			blocks = append(blocks, slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, truncate("*What a person would do:*\n```"+plan.Text+"```", 2900), false, false), nil, nil))
+			if r := f.AfterFix(); r != "" && (policy[r] == config.PolicyApprove || policy[r] == config.PolicyAuto) {
+				buttons = append(buttons, afterFixButton(s, f, r))
+			}
 		}
 	}
 	if s.Health != diagnose.OK {
@@ -152,6 +159,20 @@ func incidentBlocks(s diagnose.Subscription, in *incident, policy map[string]str
 		blocks = append(blocks, slack.NewContextBlock("pglmon_outcome", slack.NewTextBlockObject(slack.MarkdownType, truncate(outcome, 2900), false, false)))
 	}
 	return blocks
+}
+
+// afterFixButton runs remedy once a person says the cause of f is gone:
+// never the primary style, and its confirmation says what it cannot do.
+func afterFixButton(s diagnose.Subscription, f diagnose.Finding, remedy string) *slack.ButtonBlockElement {
+	label := AfterFixLabel
+	v, _ := json.Marshal(ButtonValue{Subscription: s.Name, Subscriber: s.Subscriber, Remedy: remedy, Finding: f.Code})
+	btn := slack.NewButtonBlockElement(ActionRepair, string(v), slack.NewTextBlockObject(slack.PlainTextType, label, false, false))
+	btn.Confirm = slack.NewConfirmationBlockObject(
+		slack.NewTextBlockObject(slack.PlainTextType, "Is the cause fixed?", false, false),
+		slack.NewTextBlockObject(slack.MarkdownType, truncate(fmt.Sprintf("Only once the cause of *%s* is fixed: pglmon runs *%s* on *%s* (%s) under its lock, and pglogical tries again now, not after its backoff (up to 180 s). If the cause remains, it fails or waits the same way; nothing is lost.", f.Code, remedy, s.Name, s.Subscriber), 300), false, false),
+		slack.NewTextBlockObject(slack.PlainTextType, "It is fixed: restart", false, false),
+		slack.NewTextBlockObject(slack.PlainTextType, "Cancel", false, false))
+	return btn
 }
 
 func truncate(s string, n int) string {

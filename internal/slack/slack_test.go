@@ -349,3 +349,57 @@ func TestMaintenanceHoldsMessages(t *testing.T) {
 		t.Fatal("the recovery was not told after the window")
 	}
 }
+
+// A finding for a person whose cause a restart puts behind once fixed
+// (apply_error, not_streaming) gets a "Restart (cause fixed)" button beside
+// its plan when repair.policy.restart allows a button; other findings for
+// a person (slot_missing) get none.
+func TestRestartAfterFixButton(t *testing.T) {
+	sub := func(f diagnose.Finding) diagnose.Subscription {
+		return diagnose.Subscription{Name: "sub_0", Subscriber: "subscriber", Provider: "provider", Health: diagnose.Critical,
+			Status: "down", Enabled: true, SlotName: "pgl_x", Findings: []diagnose.Finding{f}}
+	}
+	in := &incident{since: time.Now(), health: diagnose.Critical}
+	render := func(s diagnose.Subscription, policy map[string]string) (buttons []string, text string) {
+		for _, b := range incidentBlocks(s, in, policy, "") {
+			switch b := b.(type) {
+			case *slack.ActionBlock:
+				for _, e := range b.Elements.ElementSet {
+					if btn, ok := e.(*slack.ButtonBlockElement); ok && btn.ActionID == ActionRepair {
+						buttons = append(buttons, btn.Text.Text+" "+btn.Value)
+						if btn.Confirm == nil || !strings.Contains(btn.Confirm.Text.Text, "Only once the cause of") || len(btn.Confirm.Text.Text) > 300 {
+							t.Errorf("confirmation: %+v", btn.Confirm)
+						}
+					}
+				}
+			case *slack.SectionBlock:
+				if b.Text != nil {
+					text += b.Text.Text + "\n"
+				}
+			}
+		}
+		return buttons, text
+	}
+	for _, code := range []string{diagnose.CodeApplyError, diagnose.CodeNotStreaming} {
+		s := sub(diagnose.Finding{Code: code, Severity: diagnose.Critical, Human: true, Message: "m"})
+		got, text := render(s, map[string]string{"restart": "approve"})
+		want := `Restart (cause fixed) {"s":"sub_0","n":"subscriber","r":"restart","f":"` + code + `"}`
+		if len(got) != 1 || got[0] != want {
+			t.Errorf("%s, restart approve: buttons %q, want %q", code, got, want)
+		}
+		if !strings.Contains(text, "What a person would do") {
+			t.Errorf("%s: the plan is not shown beside the button", code)
+		}
+		if got, _ := render(s, map[string]string{"restart": "auto"}); len(got) != 1 {
+			t.Errorf("%s, restart auto: buttons %q", code, got)
+		}
+		for _, p := range []map[string]string{nil, {"restart": "off"}, {"enable": "approve"}} {
+			if got, _ := render(s, p); len(got) != 0 {
+				t.Errorf("%s, policy %v: buttons %q", code, p, got)
+			}
+		}
+	}
+	if got, _ := render(sub(diagnose.Finding{Code: diagnose.CodeSlotMissing, Severity: diagnose.Critical, Human: true}), map[string]string{"restart": "approve"}); len(got) != 0 {
+		t.Errorf("slot_missing: buttons %q", got)
+	}
+}
