@@ -50,17 +50,22 @@ func (t *transitions) observe(now time.Time, r diagnose.Report) ([]transition, [
 	for _, s := range r.Subscriptions {
 		key := s.Subscriber + "/" + s.Name
 		seen[key] = true
-		codes := make([]string, 0, len(s.Findings))
-		for _, f := range s.Findings {
-			codes = append(codes, f.Code)
+		log := func(from string, h subHealth, unhealthy time.Duration) {
+			codes := make([]string, 0, len(s.Findings))
+			for _, f := range s.Findings {
+				codes = append(codes, f.Code)
+			}
+			out = append(out, transition{Subscriber: s.Subscriber, Subscription: s.Name, From: from, To: s.Health,
+				Findings: codes, Blips: h.blips, For: unhealthy})
 		}
 		h, known := t.subs[key]
 		switch {
 		case !known:
-			t.subs[key] = &subHealth{logged: s.Health}
+			h = &subHealth{logged: s.Health}
+			t.subs[key] = h
 			if s.Health != diagnose.OK {
-				t.subs[key].badSince = now
-				out = append(out, transition{Subscriber: s.Subscriber, Subscription: s.Name, From: "new", To: s.Health, Findings: codes})
+				h.badSince = now
+				log("new", *h, 0)
 			}
 		case s.Health == h.logged:
 			if !h.okSince.IsZero() {
@@ -72,15 +77,12 @@ func (t *transitions) observe(now time.Time, r diagnose.Report) ([]transition, [
 			if h.okSince.IsZero() {
 				h.okSince = now
 			}
-			if now.Sub(h.okSince) < t.settle {
-				continue
+			if now.Sub(h.okSince) >= t.settle {
+				log(string(h.logged), *h, h.okSince.Sub(h.badSince))
+				*h = subHealth{logged: s.Health}
 			}
-			out = append(out, transition{Subscriber: s.Subscriber, Subscription: s.Name, From: string(h.logged), To: s.Health,
-				Findings: codes, Blips: h.blips, For: h.okSince.Sub(h.badSince)})
-			*h = subHealth{logged: s.Health}
 		default:
-			out = append(out, transition{Subscriber: s.Subscriber, Subscription: s.Name, From: string(h.logged), To: s.Health,
-				Findings: codes, Blips: h.blips})
+			log(string(h.logged), *h, 0)
 			bad := h.badSince
 			if h.logged == diagnose.OK {
 				bad = now

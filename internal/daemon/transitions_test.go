@@ -17,7 +17,7 @@ func TestTransitionsCrashLoop(t *testing.T) {
 	const settle = 15 * time.Second
 	tr := newTransitions(settle)
 	t0 := time.Date(2026, 12, 3, 8, 0, 0, 0, time.UTC)
-	// o ok, c critical, w warning, - absent; one sample per 5 s.
+	// o ok, c critical, - absent; one sample per 5 s.
 	samples := "ooocccocccoccccooocoooo-o"
 	var log []string
 	for i, ch := range samples {

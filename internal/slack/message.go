@@ -164,9 +164,8 @@ func incidentBlocks(s diagnose.Subscription, in *incident, policy map[string]str
 // afterFixButton runs remedy once a person says the cause of f is gone:
 // never the primary style, and its confirmation says what it cannot do.
 func afterFixButton(s diagnose.Subscription, f diagnose.Finding, remedy string) *slack.ButtonBlockElement {
-	label := AfterFixLabel
 	v, _ := json.Marshal(ButtonValue{Subscription: s.Name, Subscriber: s.Subscriber, Remedy: remedy, Finding: f.Code})
-	btn := slack.NewButtonBlockElement(ActionRepair, string(v), slack.NewTextBlockObject(slack.PlainTextType, label, false, false))
+	btn := slack.NewButtonBlockElement(ActionRepair, string(v), slack.NewTextBlockObject(slack.PlainTextType, AfterFixLabel, false, false))
 	btn.Confirm = slack.NewConfirmationBlockObject(
 		slack.NewTextBlockObject(slack.PlainTextType, "Is the cause fixed?", false, false),
 		slack.NewTextBlockObject(slack.MarkdownType, truncate(fmt.Sprintf("Only once the cause of *%s* is fixed: pglmon runs *%s* on *%s* (%s) under its lock, and pglogical tries again now, not after its backoff (up to 180 s). If the cause remains, it fails or waits the same way; nothing is lost.", f.Code, remedy, s.Name, s.Subscriber), 300), false, false),
