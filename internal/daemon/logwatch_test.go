@@ -16,6 +16,28 @@ import (
 	"github.com/pglmon/pglmon/internal/repair"
 )
 
+// refusedRow starts a pair (its own clusters, the subscriber logging to
+// files) whose subscriber refuses a row the provider accepts: a NOT NULL only
+// the subscriber has (not a unique index: pglogical resolves those as
+// conflicts and stays up). fix drops that constraint.
+func refusedRow(t *testing.T) (p *pgtest.Pair, fix func()) {
+	t.Helper()
+	ctx := context.Background()
+	p = pgtest.NewPair(t, pgtest.PairOptions{Rows: 10, Own: true, SubscriberConf: pgtest.LogCollector})
+	p.MustConverge(t, 30*time.Second)
+	if err := p.Subscriber.Exec(ctx, "ALTER TABLE items_0 ALTER COLUMN n SET NOT NULL"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 VALUES (11, 'no n', NULL)"); err != nil {
+		t.Fatal(err)
+	}
+	return p, func() {
+		if err := p.Subscriber.Exec(ctx, "ALTER TABLE items_0 ALTER COLUMN n DROP NOT NULL"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // A self-managed subscriber whose apply worker dies on a row the subscriber
 // refuses: with the default policy (restart: auto) the daemon reads why from
 // the server log (SQL), reports apply_error and restarts nothing, since the
@@ -23,16 +45,7 @@ import (
 func TestDaemonDoesNotRestartARefusedChange(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10, Own: true, SubscriberConf: pgtest.LogCollector})
-	p.MustConverge(t, 30*time.Second)
-	// (Not a unique index: pglogical resolves those as conflicts and stays up.)
-	if err := p.Subscriber.Exec(ctx, "ALTER TABLE items_0 ALTER COLUMN n SET NOT NULL"); err != nil {
-		t.Fatal(err)
-	}
-	// A row the provider accepts and the subscriber's own NOT NULL refuses.
-	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 VALUES (11, 'no n', NULL)"); err != nil {
-		t.Fatal(err)
-	}
+	p, _ := refusedRow(t)
 	audit := filepath.Join(t.TempDir(), "a.jsonl")
 	r := start(t, pairConfig(p, audit, ""), nil) // default policy: restart auto
 	var f diagnose.Finding

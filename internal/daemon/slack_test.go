@@ -73,12 +73,21 @@ func press(t *testing.T, r *running, body string, hdr http.Header) int {
 	return resp.StatusCode
 }
 
-func TestSlackIncidentAndRepairButton(t *testing.T) {
+// newSlack starts a local Slack server for a daemon configured by
+// slackConfig, with the planted bot token and signing secret in its
+// environment.
+func newSlack(t *testing.T) *slacktest.Server {
+	t.Helper()
 	t.Setenv("PGLMON_TEST_SLACK_TOKEN", plantedToken)
 	t.Setenv("PGLMON_TEST_SLACK_SECRET", plantedSecret)
-	ctx := context.Background()
 	fake := slacktest.New()
-	defer fake.Close()
+	t.Cleanup(fake.Close)
+	return fake
+}
+
+func TestSlackIncidentAndRepairButton(t *testing.T) {
+	ctx := context.Background()
+	fake := newSlack(t)
 	p := pgtest.NewPair(t, pgtest.PairOptions{})
 	policy := "  policy:\n    restart: approve\n    recreate-origin: approve\n    enable: approve\n"
 	r := start(t, pairConfig(p, filepath.Join(t.TempDir(), "a.jsonl"), policy)+slackConfig(fake, ""), nil)
@@ -217,11 +226,8 @@ func TestSlackIncidentAndRepairButton(t *testing.T) {
 // has finished and the subscription replicates again: the repair cannot
 // have waited for Slack. The messages arrive once Slack answers again.
 func TestSlackOutageNeverDelaysRepair(t *testing.T) {
-	t.Setenv("PGLMON_TEST_SLACK_TOKEN", plantedToken)
-	t.Setenv("PGLMON_TEST_SLACK_SECRET", plantedSecret)
 	ctx := context.Background()
-	fake := slacktest.New()
-	defer fake.Close()
+	fake := newSlack(t)
 	var down atomic.Bool
 	var mu sync.Mutex
 	calls, failed := 0, 0
@@ -334,11 +340,8 @@ func TestSlackSocketModeButton(t *testing.T) {
 // (re-checked, locked, audited) and nothing else, and the thread says so.
 // A press after the policy went back to off is refused.
 func TestSlackDropOrphanSlotButton(t *testing.T) {
-	t.Setenv("PGLMON_TEST_SLACK_TOKEN", plantedToken)
-	t.Setenv("PGLMON_TEST_SLACK_SECRET", plantedSecret)
 	ctx := context.Background()
-	fake := slacktest.New()
-	defer fake.Close()
+	fake := newSlack(t)
 	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10})
 	p.MustConverge(t, time.Minute)
 	slot := "pgl_" + p.Provider.Name + "_orphan"
@@ -461,19 +464,9 @@ func TestSlackDropOrphanSlotButton(t *testing.T) {
 // subscription at once instead of after pglogical's backoff, and the row
 // arrives.
 func TestSlackRestartAfterFixButton(t *testing.T) {
-	t.Setenv("PGLMON_TEST_SLACK_TOKEN", plantedToken)
-	t.Setenv("PGLMON_TEST_SLACK_SECRET", plantedSecret)
 	ctx := context.Background()
-	fake := slacktest.New()
-	defer fake.Close()
-	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10, Own: true, SubscriberConf: pgtest.LogCollector})
-	p.MustConverge(t, 30*time.Second)
-	if err := p.Subscriber.Exec(ctx, "ALTER TABLE items_0 ALTER COLUMN n SET NOT NULL"); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 VALUES (11, 'no n', NULL)"); err != nil {
-		t.Fatal(err)
-	}
+	fake := newSlack(t)
+	p, fix := refusedRow(t)
 	policy := "  policy:\n    restart: approve\n"
 	r := start(t, pairConfig(p, filepath.Join(t.TempDir(), "a.jsonl"), policy)+slackConfig(fake, ""), nil)
 	var value, msgTS string
@@ -490,9 +483,7 @@ func TestSlackRestartAfterFixButton(t *testing.T) {
 		msgTS = "1700000000.000001"
 	}
 	// The person fixes the cause, then presses.
-	if err := p.Subscriber.Exec(ctx, "ALTER TABLE items_0 ALTER COLUMN n DROP NOT NULL"); err != nil {
-		t.Fatal(err)
-	}
+	fix()
 	good := slacktest.ButtonPress("UAPPROVER", "pglmon_repair", value, msgTS, "1700000003.1", fake.ResponseURL())
 	if got := press(t, r, good, slacktest.Sign(plantedSecret, good, time.Now())); got != 200 {
 		t.Fatalf("approver: status %d", got)
