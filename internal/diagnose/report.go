@@ -196,14 +196,15 @@ type Subscription struct {
 }
 
 // AfterFix is the remedy a person runs once they have removed the cause a
-// finding for a person names ("" when none): an apply worker that failed
-// on a refused change, or waited for a connection that never completed,
-// is tried again at once instead of after pglogical's own backoff (up to
-// 180 s). Harmless when the cause remains (the new worker fails or waits
-// the same way), but only a person knows when it is gone: never automatic.
+// finding for a person names ("" when none), the last step of its plan: an
+// apply worker that failed on a refused change or a missing column, could
+// not log in, or waited for a connection that never completed, is tried
+// again at once instead of after pglogical's own backoff (up to 180 s).
+// Harmless when the cause remains (the new worker fails or waits the same
+// way), but only a person knows when it is gone: never automatic.
 func (f Finding) AfterFix() string {
 	switch f.Code {
-	case CodeApplyError, CodeNotStreaming:
+	case CodeApplyError, CodeSchemaMismatch, CodeProviderConnectFailed, CodeNotStreaming:
 		return RemedyRestart
 	}
 	return ""

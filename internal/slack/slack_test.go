@@ -350,8 +350,9 @@ func TestMaintenanceHoldsMessages(t *testing.T) {
 	}
 }
 
-// A finding for a person whose cause a restart puts behind once fixed
-// (apply_error, not_streaming) gets a "Restart (cause fixed)" button beside
+// A finding for a person whose plan ends in a restart once the cause is
+// fixed (apply_error, schema_mismatch, provider_connection_failed,
+// not_streaming) gets a "Restart (cause fixed)" button beside
 // its plan when repair.policy.restart allows a button; other findings for
 // a person (slot_missing) get none.
 func TestRestartAfterFixButton(t *testing.T) {
@@ -380,7 +381,7 @@ func TestRestartAfterFixButton(t *testing.T) {
 		}
 		return buttons, text
 	}
-	for _, code := range []string{diagnose.CodeApplyError, diagnose.CodeNotStreaming} {
+	for _, code := range []string{diagnose.CodeApplyError, diagnose.CodeSchemaMismatch, diagnose.CodeProviderConnectFailed, diagnose.CodeNotStreaming} {
 		s := sub(diagnose.Finding{Code: code, Severity: diagnose.Critical, Human: true, Message: "m"})
 		got, text := render(s, map[string]string{"restart": "approve"})
 		want := `Restart (cause fixed) {"s":"sub_0","n":"subscriber","r":"restart","f":"` + code + `"}`
@@ -399,7 +400,9 @@ func TestRestartAfterFixButton(t *testing.T) {
 			}
 		}
 	}
-	if got, _ := render(sub(diagnose.Finding{Code: diagnose.CodeSlotMissing, Severity: diagnose.Critical, Human: true}), map[string]string{"restart": "approve"}); len(got) != 0 {
-		t.Errorf("slot_missing: buttons %q", got)
+	for _, code := range []string{diagnose.CodeSlotMissing, diagnose.CodeSlotInUse, diagnose.CodeApplyBlocked} {
+		if got, _ := render(sub(diagnose.Finding{Code: code, Severity: diagnose.Critical, Human: true}), map[string]string{"restart": "approve"}); len(got) != 0 {
+			t.Errorf("%s: buttons %q", code, got)
+		}
 	}
 }
