@@ -143,7 +143,9 @@ func incidentBlocks(s diagnose.Subscription, in *incident, policy map[string]str
 		} else if f.Human {
 			plan := repair.HumanPlan(f, s)
 			blocks = append(blocks, slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, truncate("*What a person would do:*\n```"+plan.Text+"```", 2900), false, false), nil, nil))
-			if r := f.AfterFix(); r != "" && (policy[r] == config.PolicyApprove || policy[r] == config.PolicyAuto) {
+			// Critical: the subscription is stopped by the cause (a
+			// schema_mismatch warning has not stopped it yet).
+			if r := f.AfterFix(); r != "" && f.Severity == diagnose.Critical && (policy[r] == config.PolicyApprove || policy[r] == config.PolicyAuto) {
 				buttons = append(buttons, afterFixButton(s, f, r))
 			}
 		}

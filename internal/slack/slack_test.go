@@ -400,6 +400,10 @@ func TestRestartAfterFixButton(t *testing.T) {
 			}
 		}
 	}
+	// A schema_mismatch that has not stopped the subscription yet is a warning: no restart to offer.
+	if got, _ := render(sub(diagnose.Finding{Code: diagnose.CodeSchemaMismatch, Severity: diagnose.Warning, Human: true}), map[string]string{"restart": "approve"}); len(got) != 0 {
+		t.Errorf("schema_mismatch warning: buttons %q", got)
+	}
 	for _, code := range []string{diagnose.CodeSlotMissing, diagnose.CodeSlotInUse, diagnose.CodeApplyBlocked} {
 		if got, _ := render(sub(diagnose.Finding{Code: code, Severity: diagnose.Critical, Human: true}), map[string]string{"restart": "approve"}); len(got) != 0 {
 			t.Errorf("%s: buttons %q", code, got)
