@@ -7,12 +7,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -398,38 +396,17 @@ func holdLock(ctx context.Context, p *pgtest.Pair) error {
 // A local port accepts the connection and never answers; sub_0 moves to an
 // interface pointing there for 3 minutes (or until Ctrl-C), then back.
 func hangConnection(ctx context.Context, p *pgtest.Pair) error {
-	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", holePort))
+	hole, err := pgtest.NewBlackHole(fmt.Sprintf("127.0.0.1:%d", holePort))
 	if err != nil {
 		return err
 	}
-	var mu sync.Mutex
-	var held []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			held = append(held, c)
-			mu.Unlock()
-		}
-	}()
-	defer func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range held {
-			c.Close()
-		}
-		mu.Unlock()
-	}()
+	defer hole.Close()
 	node, err := providerNode(ctx, p)
 	if err != nil {
 		return err
 	}
-	var original string
-	if err := p.Subscriber.QueryRow(ctx, `SELECT i.if_name::text FROM pglogical.subscription s
-		JOIN pglogical.node_interface i ON i.if_id = s.sub_origin_if WHERE s.sub_name = 'sub_0'`, []any{&original}); err != nil {
+	original, err := p.SubscriptionInterface(ctx, "sub_0")
+	if err != nil {
 		return err
 	}
 	if original == "demo_hang" {

@@ -5,12 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -1499,39 +1497,16 @@ func TestStatusConnectionHangs(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10})
-	hole, err := net.Listen("tcp", "127.0.0.1:0")
+	hole, err := pgtest.NewBlackHole("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	var held []net.Conn
-	go func() {
-		for {
-			c, err := hole.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			held = append(held, c)
-			mu.Unlock()
-		}
-	}()
-	closeHole := func() {
-		hole.Close()
-		mu.Lock()
-		for _, c := range held {
-			c.Close()
-		}
-		held = nil
-		mu.Unlock()
-	}
-	t.Cleanup(closeHole)
-	var original string
-	if err := p.Subscriber.QueryRow(ctx, `SELECT i.if_name::text FROM pglogical.subscription s
-		JOIN pglogical.node_interface i ON i.if_id = s.sub_origin_if WHERE s.sub_name = $1`, []any{&original}, p.Sub()); err != nil {
+	t.Cleanup(hole.Close)
+	original, err := p.SubscriptionInterface(ctx, p.Sub())
+	if err != nil {
 		t.Fatal(err)
 	}
-	conninfo := fmt.Sprintf("host=127.0.0.1 port=%d dbname=%s user=postgres", hole.Addr().(*net.TCPAddr).Port, p.Provider.Name)
+	conninfo := fmt.Sprintf("host=127.0.0.1 port=%d dbname=%s user=postgres", hole.Port(), p.Provider.Name)
 	if err := p.Subscriber.Exec(ctx, "SELECT pglogical.alter_node_add_interface($1, 'hole', $2)", p.ProviderNode, conninfo); err != nil {
 		t.Fatal(err)
 	}
@@ -1577,7 +1552,7 @@ func TestStatusConnectionHangs(t *testing.T) {
 	if err := p.Subscriber.Exec(ctx, "SELECT pglogical.alter_subscription_interface($1, $2)", p.Sub(), original); err != nil {
 		t.Fatal(err)
 	}
-	closeHole()
+	hole.Close()
 	if err := pgtest.Poll(ctx, 90*time.Second, func() bool {
 		code, _ := status(t, cfg, "--subscription", p.Sub(), "--no-wait")
 		return code == 0
