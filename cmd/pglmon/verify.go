@@ -29,6 +29,7 @@ func runVerify(ctx context.Context, e env, args []string) error {
 	sub := fs.String("subscription", "", "only this subscription (default: all)")
 	table := fs.String("table", "", "only this table (schema.table or table)")
 	mode := fs.String("mode", "", "count or checksum (default: verify.mode)")
+	scan := fs.String("scan", "", "checksum mode: auto, index or pages, how rows are read (default: verify.scan)")
 	output := fs.String("output", "table", "table or json")
 	parallel := fs.Int("parallel", 0, "tables compared at once, each over its own connections (default: verify.parallel)")
 	from := fs.String("from", "", "with --table, checksum mode: start at this key, where an interrupted run stopped (a JSON array of strings for a key of several columns)")
@@ -54,6 +55,9 @@ func runVerify(ctx context.Context, e env, args []string) error {
 	if *mode != "" && *mode != verify.ModeCount && *mode != verify.ModeChecksum {
 		return usageError("--mode must be count or checksum, not %q", *mode)
 	}
+	if *scan != "" && *scan != verify.ScanAuto && *scan != verify.ScanIndex && *scan != verify.ScanPages {
+		return usageError("--scan must be auto, index or pages, not %q", *scan)
+	}
 	cfg, err := loadConfig(*path)
 	if err != nil {
 		return err
@@ -78,6 +82,9 @@ func runVerify(ctx context.Context, e env, args []string) error {
 	opt := verify.ConfigOptions(cfg.Verify, *mode)
 	if *parallel > 0 {
 		opt.Parallel = *parallel
+	}
+	if *scan != "" {
+		opt.Scan = *scan
 	}
 	// Tables several subscriptions feed (data gathering) hold the other
 	// providers' rows too.

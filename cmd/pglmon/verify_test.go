@@ -50,8 +50,16 @@ func TestVerifyCommand(t *testing.T) {
 	if code != 2 || !strings.Contains(out, "3000 / 2999") || !strings.Contains(out, "alter_subscription_resynchronize_table") {
 		t.Fatalf("count: exit %d\n%s", code, out)
 	}
+	// Read in page order when told: the same row, and the JSON says how.
+	code, out, _ = pglmon(t, "verify", "--config", cfg, "--subscription", "sub_1", "--scan", "pages", "--output", "json")
+	if code != 2 || !strings.Contains(out, `"scan": "pages"`) || !strings.Contains(out, `"key": "2024"`) {
+		t.Fatalf("--scan pages: exit %d\n%s", code, out)
+	}
 	if code, _, _ := pglmon(t, "verify", "--config", cfg, "--mode", "sha"); code != 64 {
 		t.Errorf("bad mode: exit %d, want 64", code)
+	}
+	if code, _, stderr := pglmon(t, "verify", "--config", cfg, "--scan", "seq"); code != 64 || !strings.Contains(stderr, "--scan") {
+		t.Errorf("bad scan: exit %d, want 64: %s", code, stderr)
 	}
 	if code, _, _ := pglmon(t, "verify", "--config", cfg, "--subscription", "nope"); code != 3 {
 		t.Errorf("unknown subscription: exit %d, want 3", code)

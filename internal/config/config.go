@@ -297,8 +297,10 @@ func (s Slack) Enabled() bool { return s.Channel != "" }
 
 // Verify configures data comparison (pglmon verify and the daemon's schedule).
 type Verify struct {
-	Mode             string   `yaml:"mode"`
-	ChunkRows        int      `yaml:"chunk_rows"`
+	Mode      string `yaml:"mode"`
+	ChunkRows int    `yaml:"chunk_rows"`
+	// Scan is how checksum mode reads rows: auto, index or pages.
+	Scan             string   `yaml:"scan"`
 	MaxRowsPerSecond int      `yaml:"max_rows_per_second"`
 	StatementTimeout Duration `yaml:"statement_timeout"`
 	MaxKeys          int      `yaml:"max_keys"`
@@ -404,7 +406,7 @@ func Default() *Config {
 		Log:    Log{Level: "info"},
 		AWS:    AWS{MaxAttempts: 5, RDSCheckEvery: Duration(15 * time.Minute), StorageCheckEvery: Duration(5 * time.Minute)},
 		Slack:  Slack{APIURL: "https://slack.com/api/", Mode: "http"},
-		Verify: Verify{Mode: "checksum", ChunkRows: 100000, StatementTimeout: Duration(30 * time.Second), MaxKeys: 100, Parallel: 1},
+		Verify: Verify{Mode: "checksum", Scan: "auto", ChunkRows: 100000, StatementTimeout: Duration(30 * time.Second), MaxKeys: 100, Parallel: 1},
 	}
 }
 
@@ -710,6 +712,9 @@ func (c *Config) validate() Errors {
 	}
 	if c.Verify.Mode != "count" && c.Verify.Mode != "checksum" {
 		add(c.errorAt("verify.mode", "%q must be count or checksum", c.Verify.Mode))
+	}
+	if c.Verify.Scan != "auto" && c.Verify.Scan != "index" && c.Verify.Scan != "pages" {
+		add(c.errorAt("verify.scan", "%q must be auto, index or pages", c.Verify.Scan))
 	}
 	if c.Verify.ChunkRows < 1 {
 		add(c.errorAt("verify.chunk_rows", "must be at least 1"))

@@ -59,6 +59,7 @@ func TestErrorsNamePlace(t *testing.T) {
 		{"xmin age too big", "nodes:\n  - name: a\n    dsn: host=x\nthresholds:\n  slot_xmin_age: 3000000000\n", "bad.yaml:5:18: thresholds.slot_xmin_age: 3000000000 must be between 0 (off) and 1999999999 transactions"},
 		{"apply_blocked critical below warning", "nodes:\n  - name: a\n    dsn: host=x\nthresholds:\n  apply_blocked: 10m\n  apply_blocked_critical: 5m\n", "bad.yaml:6:27: thresholds.apply_blocked_critical: 5m0s is below thresholds.apply_blocked (10m0s)"},
 		{"apply_blocked negative", "nodes:\n  - name: a\n    dsn: host=x\nthresholds:\n  apply_blocked: -1m\n", "bad.yaml:5:18: invalid duration"},
+		{"verify.scan unknown", "nodes:\n  - name: a\n    dsn: host=x\nverify:\n  scan: seq\n", "bad.yaml:5:9: verify.scan: \"seq\" must be auto, index or pages"},
 		{"verify.parallel zero", "nodes:\n  - name: a\n    dsn: host=x\nverify:\n  parallel: 0\n", "bad.yaml:5:13: verify.parallel: 0 must be between 1 and 16"},
 		{"storage percent out of range", "nodes:\n  - name: a\n    dsn: host=x\nthresholds:\n  storage_free_percent: 150\n", "bad.yaml:5:25: thresholds.storage_free_percent: 150 must be between 0 (off) and 100"},
 		{"storage forecast negative", "nodes:\n  - name: a\n    dsn: host=x\nthresholds:\n  storage_full_within: -1h\n", "bad.yaml:5:24: invalid duration \"-1h\""},

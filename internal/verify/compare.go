@@ -38,6 +38,8 @@ type Options struct {
 	Parallel int
 	// MaxKeys caps the keys reported per table (the total is always counted).
 	MaxKeys int
+	// Scan is how checksum mode reads rows: ScanAuto (""), ScanIndex or ScanPages.
+	Scan string
 	// Retries is how many times a difference is re-checked after the
 	// subscriber caught up, before it is reported.
 	Retries int
@@ -100,8 +102,11 @@ type rowDiff struct {
 
 // TableResult is the comparison of one table.
 type TableResult struct {
-	Table        string `json:"table"`
-	Mode         string `json:"mode"`
+	Table string `json:"table"`
+	Mode  string `json:"mode"`
+	// Scan is how checksum mode read the rows: "index" (ranges of keys
+	// through the key's index) or "pages" (each server's pages in order).
+	Scan         string `json:"scan,omitempty"`
 	Equal        bool   `json:"equal"`
 	RowsCompared int64  `json:"rows_compared"`
 	// ProviderRows and SubscriberRows are the exact counts (count mode).
@@ -552,6 +557,11 @@ func (c *Comparer) checksum(ctx context.Context, t Table, r *TableResult) error 
 		}
 		c.indexOnly = true
 	}
+	if ok, info := c.usePages(ctx, t, r); ok {
+		r.Scan = ScanPages
+		return c.checksumByPages(ctx, t, r, info)
+	}
+	r.Scan = ScanIndex
 	if t.intKey() {
 		return c.checksumByValue(ctx, t, r)
 	}

@@ -299,7 +299,7 @@ func Run(ctx context.Context, cfg *config.Config, tg Target, opt Options, table 
 
 // ConfigOptions are the comparison options verify's configuration sets.
 func ConfigOptions(v config.Verify, mode string) Options {
-	return Options{Mode: mode, ChunkRows: v.ChunkRows, MaxRowsPerSecond: v.MaxRowsPerSecond, MaxKeys: v.MaxKeys, Exclude: v.Exclude, Parallel: v.Parallel}
+	return Options{Mode: mode, ChunkRows: v.ChunkRows, MaxRowsPerSecond: v.MaxRowsPerSecond, MaxKeys: v.MaxKeys, Exclude: v.Exclude, Parallel: v.Parallel, Scan: v.Scan}
 }
 
 // Excluded reports whether table (schema.table) matches a verify.exclude pattern.

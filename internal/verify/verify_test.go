@@ -128,10 +128,11 @@ func TestNoFalseAlarmUnderWrites(t *testing.T) {
 	}
 	defer w.Stop()
 	tg := targets(t, cfg, p.Sub())
-	for _, mode := range []string{ModeChecksum, ModeCount} {
-		r := Run(ctx, cfg, tg[0], Options{Mode: mode, ChunkRows: 5000}, "")
-		if r.Error != "" || !r.Equal {
-			t.Errorf("%s under writes: got %+v", mode, r.Tables)
+	for _, opt := range []Options{{Mode: ModeChecksum}, {Mode: ModeChecksum, Scan: ScanPages}, {Mode: ModeCount}} {
+		opt.ChunkRows = 5000
+		r := Run(ctx, cfg, tg[0], opt, "")
+		if r.Error != "" || !r.Equal || (opt.Scan != "" && (len(r.Tables) != 1 || r.Tables[0].Scan != opt.Scan)) {
+			t.Errorf("%s (scan %q) under writes: got %+v", opt.Mode, opt.Scan, r.Tables)
 		}
 	}
 	n, err := w.Stop()
@@ -336,9 +337,11 @@ func TestChecksumColumnListAndRowFilter(t *testing.T) {
 		"public.t_filt": {{"100", Missing}, {"5001", Extra}},
 	}
 	for tbl, keys := range want {
-		r := oneTable(t, Run(ctx, cfg, tg, Options{Mode: ModeChecksum, ChunkRows: 300, LeafRows: 16}, tbl))
-		if got := r.Tables[0].Keys; !slices.Equal(got, keys) {
-			t.Errorf("%s: got %v, want %v", tbl, got, keys)
+		for _, scan := range []string{ScanIndex, ScanPages} {
+			r := oneTable(t, Run(ctx, cfg, tg, Options{Mode: ModeChecksum, ChunkRows: 300, LeafRows: 16, Scan: scan}, tbl))
+			if got := r.Tables[0].Keys; !slices.Equal(got, keys) || r.Tables[0].Scan != scan {
+				t.Errorf("%s, scan %s: got %v (read by %s), want %v", tbl, scan, got, r.Tables[0].Scan, keys)
+			}
 		}
 	}
 	// Counts: the provider's 1000 'eu' rows against the subscriber's 999
@@ -417,13 +420,19 @@ func TestRangesNarrowToTheStatementTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	tg := targets(t, cfg, p.Sub())[0]
-	for table, key := range map[string]string{"t_slow": "1777", "t_slow_text": "01777"} {
-		r := oneTable(t, Run(ctx, cfg, tg, Options{Mode: ModeChecksum, ChunkRows: 2000}, table))
-		if got, want := r.Tables[0].Keys, []KeyDiff{{key, Missing}}; !slices.Equal(got, want) {
-			t.Errorf("%s: got %v, want %v", table, got, want)
+	for _, tc := range []struct{ table, key, scan string }{
+		{"t_slow", "1777", ""}, {"t_slow_text", "01777", ""},
+		// In page order: ranges of pages narrow the same way, and so does the
+		// comparison of a key range whose sums differ (here the whole table:
+		// 2,000 rows are one range).
+		{"t_slow", "1777", ScanPages},
+	} {
+		r := oneTable(t, Run(ctx, cfg, tg, Options{Mode: ModeChecksum, ChunkRows: 2000, Scan: tc.scan}, tc.table))
+		if got, want := r.Tables[0].Keys, []KeyDiff{{tc.key, Missing}}; !slices.Equal(got, want) {
+			t.Errorf("%s, scan %q: got %v, want %v", tc.table, tc.scan, got, want)
 		}
 		if n := r.Tables[0].RowsCompared; n < 2000 {
-			t.Errorf("%s: compared %d rows", table, n)
+			t.Errorf("%s, scan %q: compared %d rows", tc.table, tc.scan, n)
 		}
 	}
 }
@@ -1041,5 +1050,92 @@ func TestSlowRowAfterGapEnds(t *testing.T) {
 	}
 	if len(r.Tables) != 1 || !strings.Contains(r.Tables[0].Error, "statement timeout") || r.Tables[0].RowsCompared != 50 {
 		t.Errorf("got %+v", r.Tables)
+	}
+}
+
+// Tables whose rows lie in no order of their key (loaded in random order,
+// each server its own) are read in page order; a table in key order, or one
+// told to, through the index. Both name exactly the differing keys, a row
+// below every key the provider has included. Stopped while reading pages,
+// the comparison goes on in key order from the lowest key either side has.
+func TestPageOrderScan(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10})
+	onBoth(ctx, t, p,
+		`CREATE TABLE t_scat (id bigint PRIMARY KEY, val text, n int)`,
+		`INSERT INTO t_scat SELECT g, md5(g::text), g % 100 FROM generate_series(1, 20000) g ORDER BY random()`,
+		`CREATE TABLE t_uscat (id uuid PRIMARY KEY, v int)`,
+		`INSERT INTO t_uscat SELECT md5(g::text)::uuid, g FROM generate_series(1, 20000) g`,
+		`CREATE TABLE t_seq (id bigint PRIMARY KEY, val text)`,
+		`INSERT INTO t_seq SELECT g, md5(g::text) FROM generate_series(1, 20000) g`,
+		`ANALYZE t_scat, t_uscat, t_seq`)
+	var steps []step
+	for _, tbl := range []string{"t_scat", "t_uscat", "t_seq"} {
+		steps = append(steps, step{p.Provider, "SELECT pglogical.replication_set_add_table('set_0', '" + tbl + "', false)"})
+	}
+	steps = append(steps,
+		step{p.Subscriber, "DELETE FROM t_scat WHERE id = 17"},
+		step{p.Subscriber, "INSERT INTO t_scat VALUES (999999, 'extra', 1), (-5, 'below every key', 1)"},
+		step{p.Subscriber, "UPDATE t_scat SET val = 'changed' WHERE id = 4242"},
+		step{p.Subscriber, "UPDATE t_uscat SET v = -1 WHERE v = 1500"},
+		step{p.Subscriber, "UPDATE t_seq SET val = 'changed' WHERE id = 777"})
+	runSteps(ctx, t, steps)
+	var uuid1500 string
+	if err := p.Provider.QueryRow(ctx, "SELECT md5('1500')::uuid::text", []any{&uuid1500}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, p)
+	tg := targets(t, cfg, p.Sub())[0]
+	scat := []KeyDiff{{"-5", Extra}, {"17", Missing}, {"4242", Different}, {"999999", Extra}}
+	for _, tc := range []struct {
+		table, scan, want string
+		keys              []KeyDiff
+	}{
+		{"public.t_scat", "", ScanPages, scat},
+		{"public.t_scat", ScanIndex, ScanIndex, scat},
+		{"public.t_uscat", ScanAuto, ScanPages, []KeyDiff{{uuid1500, Different}}},
+		{"public.t_seq", "", ScanIndex, []KeyDiff{{"777", Different}}},
+		{"public.t_seq", ScanPages, ScanPages, []KeyDiff{{"777", Different}}},
+		{"public.items_0", ScanPages, ScanPages, nil},
+	} {
+		r := oneTable(t, Run(ctx, cfg, tg, Options{Mode: ModeChecksum, ChunkRows: 2000, LeafRows: 16, Scan: tc.scan}, tc.table))
+		tr := r.Tables[0]
+		got := slices.Clone(tr.Keys)
+		slices.SortFunc(got, func(a, b KeyDiff) int { return strings.Compare(a.Key, b.Key) })
+		if tr.Scan != tc.want || !slices.Equal(got, tc.keys) || tr.DifferingRows != int64(len(tc.keys)) {
+			t.Errorf("%s, scan %q: read by %s, keys %v (%d differing); want %s, %v", tc.table, tc.scan, tr.Scan, got, tr.DifferingRows, tc.want, tc.keys)
+		}
+		if rows := int64(20000); tc.table != "public.items_0" && (tr.RowsCompared < rows || tr.RowsCompared > rows+2) {
+			t.Errorf("%s, scan %q: compared %d rows", tc.table, tc.scan, tr.RowsCompared)
+		}
+		// Sums per range of keys and the leaves' row hashes: a small part of the rows.
+		if r.RowsFetched <= 0 || r.RowsFetched > max(tr.RowsCompared/4, 100) {
+			t.Errorf("%s, scan %q: %d rows fetched to compare %d", tc.table, tc.scan, r.RowsFetched, tr.RowsCompared)
+		}
+	}
+
+	stop, cancel := context.WithCancel(ctx)
+	defer cancel()
+	opt := Options{Mode: ModeChecksum, ChunkRows: 2000, LeafRows: 16, Progress: func(pr Progress) {
+		if pr.RowsChecked >= 4000 {
+			cancel()
+		}
+	}}
+	first := Run(stop, cfg, tg, opt, "t_scat")
+	cancel()
+	if first.Error != "interrupted" || len(first.Tables) != 1 {
+		t.Fatalf("interrupted run: %+v", first)
+	}
+	ft := first.Tables[0]
+	if ft.Scan != ScanPages || !slices.Equal(ft.ResumeFrom, []string{"-5"}) || len(ft.Keys) != 0 {
+		t.Fatalf("interrupted while reading pages: %+v", ft)
+	}
+	opt = Options{Mode: ModeChecksum, ChunkRows: 2000, LeafRows: 16, Resume: map[string][]string{"public.t_scat": ft.ResumeFrom}}
+	second := oneTable(t, Run(ctx, cfg, tg, opt, "t_scat")).Tables[0]
+	got := slices.Clone(second.Keys)
+	slices.SortFunc(got, func(a, b KeyDiff) int { return strings.Compare(a.Key, b.Key) })
+	if second.Scan != ScanIndex || !slices.Equal(got, scat) || second.RowsCompared != 20001 {
+		t.Errorf("resumed at %v: read by %s, keys %v, %d rows compared; want index, %v, 20001", ft.ResumeFrom, second.Scan, got, second.RowsCompared, scat)
 	}
 }

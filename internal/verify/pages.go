@@ -1,0 +1,364 @@
+package verify
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"math"
+	"math/big"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Scans: how checksum mode reads a table's rows.
+const (
+	// ScanAuto reads in page order a table whose rows lie in no particular
+	// order of their key, in key order any other.
+	ScanAuto = "auto"
+	// ScanIndex reads every range of keys through the key's index.
+	ScanIndex = "index"
+	// ScanPages reads every table it can in page order.
+	ScanPages = "pages"
+)
+
+// lowCorrelation: a key whose pg_stats correlation is below this (in
+// absolute value) on either server has its rows scattered over the table,
+// so reading a range of keys through the index reads pages at random.
+const lowCorrelation = 0.9
+
+// pageBuckets is how many key ranges a page-order scan sums rows into (at
+// most): each statement returns at most one row per range.
+const pageBuckets = 1000
+
+// relInfo is what one server says of a table, to choose how to read it.
+type relInfo struct {
+	version  int
+	kind     string
+	corr     *float64 // pg_stats correlation of the key; nil: not analysed
+	pages    int64    // the table's size in pages now
+	tuples   float64  // pg_class.reltuples
+	relpages int64    // pg_class.relpages
+}
+
+const relInfoQuery = `SELECT current_setting('server_version_num')::int, c.relkind::text,
+	(SELECT s.correlation::float8 FROM pg_stats s WHERE s.schemaname = $1 AND s.tablename = $2 AND s.attname = $3 ORDER BY s.inherited LIMIT 1),
+	pg_relation_size(c.oid) / current_setting('block_size')::bigint, c.reltuples::float8, c.relpages::bigint
+FROM pg_class c WHERE c.oid = $4::regclass`
+
+func readRelInfo(ctx context.Context, conn *pgx.Conn, t Table) (relInfo, error) {
+	var ri relInfo
+	err := conn.QueryRow(ctx, relInfoQuery, t.Schema, t.Name, t.Key[0], t.ident()).Scan(&ri.version, &ri.kind, &ri.corr, &ri.pages, &ri.tuples, &ri.relpages)
+	return ri, err
+}
+
+// pageKey reports whether the key can be summed by ranges in page order:
+// one column of a type both servers sort alike, whatever their collations.
+func (t Table) pageKey() bool {
+	return len(t.Key) == 1 && slices.Contains([]string{"bigint", "integer", "smallint", "uuid"}, t.KeyTypes[0])
+}
+
+// usePages decides whether the table is read in page order, and returns
+// what each server said of it. Page order needs PostgreSQL 14+ (TID range
+// scans) on both servers, a plain table and a key pageKey accepts; auto
+// takes it only for a table of at least two chunks whose key is scattered
+// on either server. A table resumed at a key is read in key order.
+func (c *Comparer) usePages(ctx context.Context, t Table, r *TableResult) (bool, [2]relInfo) {
+	var info [2]relInfo
+	if c.Opt.Scan == ScanIndex || r.ResumedFrom != nil || !t.pageKey() {
+		return false, info
+	}
+	err := bothSides(
+		func() (err error) { info[0], err = readRelInfo(ctx, c.Provider, t); return err },
+		func() (err error) { info[1], err = readRelInfo(ctx, c.Subscriber, t); return err })
+	if err != nil {
+		return false, info // key order, which reports any error of its own
+	}
+	for _, ri := range info {
+		if ri.version < 140000 || ri.kind != "r" {
+			return false, info
+		}
+	}
+	if c.Opt.Scan == ScanPages {
+		return true, info
+	}
+	scattered := func(ri relInfo) bool { return ri.corr != nil && math.Abs(*ri.corr) < lowCorrelation }
+	return t.EstimatedRows >= 2*int64(c.Opt.ChunkRows) && (scattered(info[0]) || scattered(info[1])), info
+}
+
+// bucketSum is the rows of one key range found by a page-order scan.
+type bucketSum struct {
+	count int64
+	sum   big.Int
+}
+
+// checksumByPages reads both servers' copies once each in page order (TID
+// range scans, chunk_rows rows a statement, sized like key ranges), summing
+// row hashes into key ranges cut at keys sampled from the provider. Key
+// ranges whose sums differ are then compared as key order compares a range:
+// both servers at once, bisected, settled, so a row written while the pages
+// were read never counts as a difference. Each server reads its pages
+// sequentially, where reading a scattered key's ranges through its index
+// would read every page once per range.
+func (c *Comparer) checksumByPages(ctx context.Context, t Table, r *TableResult, info [2]relInfo) error {
+	// The lowest and highest keys on either server: stopped before the key
+	// ranges are compared, the comparison goes on in key order from the
+	// lowest; a key range too slow to compare in one statement is cut
+	// between them.
+	var ends [2][2][]string // [server][lowest, highest]
+	edge := func(conn *pgx.Conn, out *[2][]string) error {
+		for i, dir := range []string{"", " DESC"} {
+			k, err := collectKey(ctx, conn, "SELECT "+t.keyTexts()[0]+" FROM "+t.ident()+" ORDER BY "+t.keyList()+dir+" LIMIT 1")
+			if err != nil {
+				return err
+			}
+			out[i] = k
+		}
+		return nil
+	}
+	if err := bothSides(func() error { return edge(c.Provider, &ends[0]) }, func() error { return edge(c.Subscriber, &ends[1]) }); err != nil {
+		return fmt.Errorf("find the first and last keys of %s: %w", t.QualifiedName(), err)
+	}
+	var lowest, highest *big.Int
+	for _, e := range ends {
+		if len(e[0]) == 0 {
+			continue // no rows on this server
+		}
+		lo, hi := keyValue(t, e[0][0]), keyValue(t, e[1][0])
+		if lowest == nil || lo.Cmp(lowest) < 0 {
+			lowest, c.next = lo, e[0][:1]
+		}
+		if highest == nil || hi.Cmp(highest) > 0 {
+			highest = hi
+		}
+	}
+	bounds, err := c.sampleBounds(ctx, t)
+	if err != nil {
+		return fmt.Errorf("sample the keys of %s: %w", t.QualifiedName(), err)
+	}
+	var sums [2]map[int]*bucketSum
+	err = bothSides(
+		func() (err error) { sums[0], err = c.scanPages(ctx, c.Provider, true, t, bounds, info[0]); return err },
+		func() (err error) {
+			sums[1], err = c.scanPages(ctx, c.Subscriber, false, t, bounds, info[1])
+			return err
+		})
+	if err != nil {
+		return fmt.Errorf("read %s in page order: %w", t.QualifiedName(), err)
+	}
+	ids := slices.Sorted(maps.Keys(sums[0]))
+	for id := range sums[1] {
+		if sums[0][id] == nil {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		p, s := sums[0][id], sums[1][id]
+		if p != nil && s != nil && p.count == s.count && p.sum.Cmp(&s.sum) == 0 {
+			r.RowsCompared += p.count
+			continue
+		}
+		// Bucket id holds the keys in [bounds[id-1], bounds[id]).
+		var lo, hi []string
+		if id > 0 {
+			lo = []string{bounds[id-1]}
+			c.next = lo
+		}
+		if id < len(bounds) {
+			hi = []string{bounds[id]}
+		}
+		if err := c.compareSpan(ctx, t, lo, hi, lowest, highest, r); err != nil {
+			return fmt.Errorf("compare %s: %w", t.QualifiedName(), err)
+		}
+	}
+	return nil
+}
+
+// compareSpan compares the key range [lo, hi) as key order compares a
+// range. One too slow to read within the statement timeout is cut into up
+// to 16 ranges of equal key width (an open end counts from the lowest or
+// highest key either server holds), each compared the same way.
+func (c *Comparer) compareSpan(ctx context.Context, t Table, lo, hi []string, lowest, highest *big.Int, r *TableResult) error {
+	diffs, n, err := c.compareRange(ctx, t, lo, hi, nil)
+	if err == nil {
+		r.RowsCompared += n
+		c.addDiffs(r, diffs)
+		return nil
+	}
+	if !c.timedOut(ctx, err) || lowest == nil {
+		return err
+	}
+	a, b := lowest, highest
+	if lo != nil {
+		a = keyValue(t, lo[0])
+	}
+	if hi != nil {
+		b = keyValue(t, hi[0])
+	}
+	cuts := spanCuts(a, b)
+	if len(cuts) == 0 {
+		return err // one key: the row cannot be read within the timeout
+	}
+	for i := range len(cuts) + 1 {
+		slo, shi := lo, hi
+		if i > 0 {
+			slo = []string{keyText(t, cuts[i-1])}
+			c.next = slo
+		}
+		if i < len(cuts) {
+			shi = []string{keyText(t, cuts[i])}
+		}
+		if err := c.compareSpan(ctx, t, slo, shi, lowest, highest, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// spanCuts cuts (a, b) at up to 15 values strictly between them, evenly.
+func spanCuts(a, b *big.Int) []*big.Int {
+	width := new(big.Int).Sub(b, a)
+	if width.Cmp(big.NewInt(2)) < 0 {
+		return nil
+	}
+	step := new(big.Int).Quo(width, big.NewInt(16))
+	if step.Sign() == 0 {
+		step.SetInt64(1)
+	}
+	var out []*big.Int
+	for v := new(big.Int).Add(a, step); v.Cmp(b) < 0 && len(out) < 15; v = new(big.Int).Add(v, step) {
+		out = append(out, v)
+	}
+	return out
+}
+
+// keyValue is a pageKey key's value as a number (a uuid's 128 bits).
+func keyValue(t Table, key string) *big.Int {
+	v := new(big.Int)
+	if t.intKey() {
+		v.SetString(key, 10)
+	} else {
+		v.SetString(strings.ReplaceAll(key, "-", ""), 16)
+	}
+	return v
+}
+
+// keyText is keyValue's inverse.
+func keyText(t Table, v *big.Int) string {
+	if t.intKey() {
+		return v.String()
+	}
+	h := fmt.Sprintf("%032x", v)
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// collectKey returns the keys a query selects as text.
+func collectKey(ctx context.Context, conn *pgx.Conn, sql string) ([]string, error) {
+	rows, err := conn.Query(ctx, sql)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// sampleBounds cuts the provider's keys into up to pageBuckets ranges of
+// about equal rows, from a sample of its pages (TABLESAMPLE SYSTEM): the
+// lower bounds of every range but the first, in key order.
+func (c *Comparer) sampleBounds(ctx context.Context, t Table) ([]string, error) {
+	// Ranges of at least 16 leaves, so few are compared once their sums differ.
+	per := max(int64(16*c.Opt.LeafRows), t.EstimatedRows/pageBuckets)
+	n := t.EstimatedRows / per
+	if n < 2 {
+		return nil, nil
+	}
+	const every = 16 // sampled keys per range
+	pct := min(100, 100*float64(every*n)/float64(t.EstimatedRows))
+	rows, err := c.Provider.Query(ctx, fmt.Sprintf(`SELECT pglmon_k FROM (SELECT %s::text AS pglmon_k, %s AS pglmon_key, row_number() OVER (ORDER BY %s) AS pglmon_rn
+		FROM %s TABLESAMPLE SYSTEM ($1::float8)) s WHERE pglmon_rn %% %d = 0 ORDER BY pglmon_key`, t.keyList(), t.keyList(), t.keyList(), t.ident(), every), pct)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// bucketRow is one key range's part of a range of pages.
+type bucketRow struct {
+	ID    int
+	Count int64
+	Sum   string
+}
+
+// scanPages reads one server's copy in ranges of pages, the last one open
+// (pages added meanwhile are read too), and sums each key range's rows.
+func (c *Comparer) scanPages(ctx context.Context, conn *pgx.Conn, provider bool, t Table, bounds []string, ri relInfo) (map[int]*bucketSum, error) {
+	bucket := "0"
+	var args []any
+	if len(bounds) > 0 {
+		bucket = fmt.Sprintf("width_bucket(%s, $1::%s[])", t.keyList(), t.KeyTypes[0])
+		args = append(args, "{"+strings.Join(bounds, ",")+"}")
+	}
+	perPage := 100.0
+	if ri.relpages > 0 && ri.tuples > 0 {
+		perPage = ri.tuples / float64(ri.relpages)
+	}
+	// Half the pages chunk_rows rows take, as key order starts at half its width.
+	width := max(int64(float64(c.Opt.ChunkRows)/perPage/2), 1)
+	out := map[int]*bucketSum{}
+	for page := int64(0); ; {
+		last := page+width >= ri.pages
+		conds := []string{fmt.Sprintf("ctid >= '(%d,0)'::tid", page)}
+		if !last {
+			conds = append(conds, fmt.Sprintf("ctid < '(%d,0)'::tid", page+width))
+		}
+		if provider && t.RowFilter != "" {
+			conds = append(conds, "("+t.RowFilter+")")
+		}
+		sql := fmt.Sprintf("SELECT %s, count(*), coalesce(sum(%s), 0)::text FROM %s WHERE %s GROUP BY 1",
+			bucket, t.rowHash(), t.ident(), strings.Join(conds, " AND "))
+		started := time.Now()
+		rows, err := conn.Query(ctx, sql, args...)
+		var got []bucketRow
+		if err == nil {
+			got, err = pgx.CollectRows(rows, pgx.RowToStructByPos[bucketRow])
+		}
+		if err != nil {
+			if width > 1 && c.timedOut(ctx, err) {
+				// Rows too slow to read so many pages in one statement: a
+				// quarter as many, from the same page. A partly read range
+				// left nothing behind: the statement failed as a whole.
+				width = max(width/4, 1)
+				continue
+			}
+			return nil, err
+		}
+		var n int64
+		for _, g := range got {
+			v, ok := new(big.Int).SetString(g.Sum, 10)
+			if !ok {
+				return nil, fmt.Errorf("hash sum %q is not an integer", g.Sum)
+			}
+			b := out[g.ID]
+			if b == nil {
+				b = &bucketSum{}
+				out[g.ID] = b
+			}
+			b.count += g.Count
+			b.sum.Add(&b.sum, v)
+			n += g.Count
+		}
+		// Each server's rows count half: the two read the same rows.
+		half := n / 2
+		if provider {
+			half = n - n/2
+		}
+		c.tick(ctx, half)
+		if last {
+			return out, nil
+		}
+		page += width
+		width = int64(min(max(float64(width)*c.growth(n, time.Since(started)), 1), float64(math.MaxInt32)))
+	}
+}
