@@ -297,10 +297,9 @@ func (s Slack) Enabled() bool { return s.Channel != "" }
 
 // Verify configures data comparison (pglmon verify and the daemon's schedule).
 type Verify struct {
-	Mode      string `yaml:"mode"`
-	ChunkRows int    `yaml:"chunk_rows"`
-	// Scan is how checksum mode reads rows: auto, index or pages.
-	Scan             string   `yaml:"scan"`
+	Mode             string   `yaml:"mode"`
+	ChunkRows        int      `yaml:"chunk_rows"`
+	Scan             string   `yaml:"scan"` // how checksum mode reads rows: auto, index or pages
 	MaxRowsPerSecond int      `yaml:"max_rows_per_second"`
 	StatementTimeout Duration `yaml:"statement_timeout"`
 	MaxKeys          int      `yaml:"max_keys"`

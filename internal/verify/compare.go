@@ -102,11 +102,9 @@ type rowDiff struct {
 
 // TableResult is the comparison of one table.
 type TableResult struct {
-	Table string `json:"table"`
-	Mode  string `json:"mode"`
-	// Scan is how checksum mode read the rows: "index" (ranges of keys
-	// through the key's index) or "pages" (each server's pages in order).
-	Scan         string `json:"scan,omitempty"`
+	Table        string `json:"table"`
+	Mode         string `json:"mode"`
+	Scan         string `json:"scan,omitempty"` // checksum mode: ScanIndex or ScanPages, as read
 	Equal        bool   `json:"equal"`
 	RowsCompared int64  `json:"rows_compared"`
 	// ProviderRows and SubscriberRows are the exact counts (count mode).
