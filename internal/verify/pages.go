@@ -41,16 +41,22 @@ type relInfo struct {
 	pages    int64    // the table's size in pages now
 	tuples   float64  // pg_class.reltuples
 	relpages int64    // pg_class.relpages
+	// lowest and highest are its lowest and highest keys (nil: no rows).
+	lowest, highest *string
 }
 
-const relInfoQuery = `SELECT current_setting('server_version_num')::int, c.relkind::text,
-	(SELECT s.correlation::float8 FROM pg_stats s WHERE s.schemaname = $1 AND s.tablename = $2 AND s.attname = $3 ORDER BY s.inherited LIMIT 1),
-	pg_relation_size(c.oid) / current_setting('block_size')::bigint, c.reltuples::float8, c.relpages::bigint
-FROM pg_class c WHERE c.oid = $4::regclass`
-
+// readRelInfo asks one server about a table, in one statement.
 func readRelInfo(ctx context.Context, conn *pgx.Conn, t Table) (relInfo, error) {
+	edge := func(dir string) string {
+		// keyTexts names the text otherwise: ORDER BY would sort it as text.
+		return "(SELECT " + t.keyTexts()[0] + " FROM " + t.ident() + " ORDER BY " + t.keyList() + dir + " LIMIT 1)"
+	}
+	sql := `SELECT current_setting('server_version_num')::int, c.relkind::text,
+	(SELECT s.correlation::float8 FROM pg_stats s WHERE s.schemaname = $1 AND s.tablename = $2 AND s.attname = $3 ORDER BY s.inherited LIMIT 1),
+	pg_relation_size(c.oid) / current_setting('block_size')::bigint, c.reltuples::float8, c.relpages::bigint, ` + edge("") + ", " + edge(" DESC") + `
+FROM pg_class c WHERE c.oid = $4::regclass`
 	var ri relInfo
-	err := conn.QueryRow(ctx, relInfoQuery, t.Schema, t.Name, t.Key[0], t.ident()).Scan(&ri.version, &ri.kind, &ri.corr, &ri.pages, &ri.tuples, &ri.relpages)
+	err := conn.QueryRow(ctx, sql, t.Schema, t.Name, t.Key[0], t.ident()).Scan(&ri.version, &ri.kind, &ri.corr, &ri.pages, &ri.tuples, &ri.relpages, &ri.lowest, &ri.highest)
 	return ri, err
 }
 
@@ -107,28 +113,14 @@ func (c *Comparer) checksumByPages(ctx context.Context, t Table, r *TableResult,
 	// ranges are compared, the comparison goes on in key order from the
 	// lowest; a key range too slow to compare in one statement is cut
 	// between them.
-	var ends [2][2][]string // [server][lowest, highest]
-	edge := func(conn *pgx.Conn, out *[2][]string) error {
-		for i, dir := range []string{"", " DESC"} {
-			k, err := collectKey(ctx, conn, "SELECT "+t.keyTexts()[0]+" FROM "+t.ident()+" ORDER BY "+t.keyList()+dir+" LIMIT 1")
-			if err != nil {
-				return err
-			}
-			out[i] = k
-		}
-		return nil
-	}
-	if err := bothSides(func() error { return edge(c.Provider, &ends[0]) }, func() error { return edge(c.Subscriber, &ends[1]) }); err != nil {
-		return fmt.Errorf("find the first and last keys of %s: %w", t.QualifiedName(), err)
-	}
 	var lowest, highest *big.Int
-	for _, e := range ends {
-		if len(e[0]) == 0 {
+	for _, ri := range info {
+		if ri.lowest == nil || ri.highest == nil {
 			continue // no rows on this server
 		}
-		lo, hi := keyValue(t, e[0][0]), keyValue(t, e[1][0])
+		lo, hi := keyValue(t, *ri.lowest), keyValue(t, *ri.highest)
 		if lowest == nil || lo.Cmp(lowest) < 0 {
-			lowest, c.next = lo, e[0][:1]
+			lowest, c.next = lo, []string{*ri.lowest}
 		}
 		if highest == nil || hi.Cmp(highest) > 0 {
 			highest = hi
@@ -253,15 +245,6 @@ func keyText(t Table, v *big.Int) string {
 	}
 	h := fmt.Sprintf("%032x", v)
 	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
-}
-
-// collectKey returns the keys a query selects as text.
-func collectKey(ctx context.Context, conn *pgx.Conn, sql string) ([]string, error) {
-	rows, err := conn.Query(ctx, sql)
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
 // sampleBounds cuts the provider's keys into up to pageBuckets ranges of
