@@ -139,11 +139,12 @@ func exportAndCompare(b *testing.B, provDSN, subDSN string) (time.Duration, int6
 	return time.Since(start), out[0].bytes + out[1].bytes, len(a) + len(c), diffs
 }
 
-// BenchmarkVerifyScatteredRows compares a 1,000,000-row table whose rows lie
+// BenchmarkVerifyScatteredRows compares 1,000,000-row tables whose rows lie
 // in no order of their key on either server (loaded in random order, as a
 // table updated for years or keyed by random UUIDs), one row differing:
 // read through the key's index (verify.scan: index) and in page order
-// (auto, which picks it for such a table).
+// (auto, which picks it for such a table). One table is keyed by a bigint,
+// the other by (tenant, id), the rows of its 1,000 tenants all over it.
 // Run: go test -run '^$' -bench ScatteredRows -benchtime 1x -timeout 20m ./internal/verify/
 func BenchmarkVerifyScatteredRows(b *testing.B) {
 	ctx := context.Background()
@@ -154,22 +155,27 @@ func BenchmarkVerifyScatteredRows(b *testing.B) {
 		for _, sql := range []string{
 			"CREATE TABLE scattered (id bigint PRIMARY KEY, val text, n int)",
 			"INSERT INTO scattered SELECT g, md5(g::text), g % 100 FROM generate_series(1, 1000000) g ORDER BY random()",
-			"VACUUM ANALYZE scattered",
+			"CREATE TABLE scattered_tenant (tenant int, id bigint, val text, n int, PRIMARY KEY (tenant, id))",
+			"INSERT INTO scattered_tenant SELECT g % 1000, g, md5(g::text), g % 100 FROM generate_series(1, 1000000) g ORDER BY random()",
+			"VACUUM ANALYZE scattered, scattered_tenant",
 		} {
 			if err := d.Exec(ctx, sql); err != nil {
 				b.Fatal(err)
 			}
 		}
 	}
-	if err := p.Provider.Exec(ctx, "SELECT pglogical.replication_set_add_table('set_0', 'scattered', false)"); err != nil {
-		b.Fatal(err)
+	for _, sql := range []string{
+		"SELECT pglogical.replication_set_add_table('set_0', 'scattered', false)",
+		"SELECT pglogical.replication_set_add_table('set_0', 'scattered_tenant', false)",
+	} {
+		if err := p.Provider.Exec(ctx, sql); err != nil {
+			b.Fatal(err)
+		}
 	}
 	if err := p.Subscriber.Exec(ctx, "UPDATE scattered SET val = 'different' WHERE id = 765432"); err != nil {
 		b.Fatal(err)
 	}
-	var tableBytes int64
-	var corr float64
-	if err := p.Provider.QueryRow(ctx, "SELECT pg_table_size('scattered'), (SELECT correlation FROM pg_stats WHERE tablename = 'scattered' AND attname = 'id')", []any{&tableBytes, &corr}); err != nil {
+	if err := p.Subscriber.Exec(ctx, "UPDATE scattered_tenant SET val = 'different' WHERE id = 765432"); err != nil {
 		b.Fatal(err)
 	}
 	cfg := testConfig(b, p)
@@ -179,24 +185,34 @@ func BenchmarkVerifyScatteredRows(b *testing.B) {
 	// clusters' 32 MB of shared buffers, as a table larger than memory is.
 	cold := os.Getenv("PGLMON_BENCH_DROP_CACHES") == "1"
 	b.ResetTimer()
-	for _, scan := range []string{ScanIndex, ScanAuto, ScanIndex, ScanAuto} {
-		cache := "warm cache"
-		if cold {
-			cache = "page cache dropped"
-			if err := exec.Command("sync").Run(); err != nil {
-				b.Fatal(err)
-			}
-			if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("1"), 0); err != nil {
-				b.Fatal(err)
-			}
+	for _, tc := range []struct{ table, lead, key string }{
+		{"scattered", "id", "765432"},
+		{"scattered_tenant", "tenant", "(432,765432)"},
+	} {
+		var tableBytes int64
+		var corr float64
+		if err := p.Provider.QueryRow(ctx, "SELECT pg_table_size($1::text::regclass), (SELECT correlation FROM pg_stats WHERE tablename = $1::text AND attname = $2::text)", []any{&tableBytes, &corr}, tc.table, tc.lead); err != nil {
+			b.Fatal(err)
 		}
-		r := Run(ctx, cfg, tg, Options{Mode: ModeChecksum, ChunkRows: 100000, Scan: scan}, "scattered")
-		if r.Error != "" || len(r.Tables) != 1 || r.Tables[0].Error != "" || len(r.Tables[0].Keys) != 1 || r.Tables[0].Keys[0].Key != "765432" {
-			b.Fatalf("scan %s: %+v", scan, r)
+		for _, scan := range []string{ScanIndex, ScanAuto, ScanIndex, ScanAuto} {
+			cache := "warm cache"
+			if cold {
+				cache = "page cache dropped"
+				if err := exec.Command("sync").Run(); err != nil {
+					b.Fatal(err)
+				}
+				if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("1"), 0); err != nil {
+					b.Fatal(err)
+				}
+			}
+			r := Run(ctx, cfg, tg, Options{Mode: ModeChecksum, ChunkRows: 100000, Scan: scan}, tc.table)
+			if r.Error != "" || len(r.Tables) != 1 || r.Tables[0].Error != "" || len(r.Tables[0].Keys) != 1 || r.Tables[0].Keys[0].Key != tc.key {
+				b.Fatalf("%s, scan %s: %+v", tc.table, scan, r)
+			}
+			fmt.Printf("pglmon verify %s, %s, correlation of %s %.3f, scan %s (read by %s): %s, %d rows compared, %d rows and %d bytes fetched (%.4f%% of the table's %d bytes)\n",
+				tc.table, cache, tc.lead, corr, scan, r.Tables[0].Scan, r.Duration.Round(time.Millisecond), r.RowsChecked, r.RowsFetched, r.BytesFetched,
+				100*float64(r.BytesFetched)/float64(tableBytes), tableBytes)
+			b.ReportMetric(r.Duration.Seconds(), tc.table+"_"+r.Tables[0].Scan+"_s")
 		}
-		fmt.Printf("pglmon verify, %s, key correlation %.3f, scan %s (read by %s): %s, %d rows compared, %d rows and %d bytes fetched (%.4f%% of the table's %d bytes)\n",
-			cache, corr, scan, r.Tables[0].Scan, r.Duration.Round(time.Millisecond), r.RowsChecked, r.RowsFetched, r.BytesFetched,
-			100*float64(r.BytesFetched)/float64(tableBytes), tableBytes)
-		b.ReportMetric(r.Duration.Seconds(), r.Tables[0].Scan+"_s")
 	}
 }

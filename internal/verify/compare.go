@@ -288,8 +288,10 @@ func (c *Comparer) table(ctx context.Context, t Table) TableResult {
 		if err = c.count(ctx, t, &r); err == nil {
 			r.Note = "no primary key: compared by row count"
 		}
-	case r.ResumedFrom != nil && len(r.ResumedFrom) != len(t.Key):
-		err = fmt.Errorf("cannot resume %s at %q: its primary key has %d columns (%s)", t.QualifiedName(), r.ResumedFrom, len(t.Key), strings.Join(t.Key, ", "))
+	case r.ResumedFrom != nil && (len(r.ResumedFrom) == 0 || len(r.ResumedFrom) > len(t.Key)):
+		// A key, or its leading columns (where a page-order read of a
+		// composite key stopped): rows from there on.
+		err = fmt.Errorf("cannot resume %s at %q: its primary key has %d columns (%s); give its value or the values of its leading columns", t.QualifiedName(), r.ResumedFrom, len(t.Key), strings.Join(t.Key, ", "))
 	default:
 		c.unsettled, c.reported, c.current = 0, nil, t
 		if !t.intKey() {
@@ -364,30 +366,35 @@ func (t Table) rowHash() string {
 	return "(" + strings.Join(parts, " # ") + ")"
 }
 
-// bound compares the key with bound parameters starting at $n.
-func (t Table) bound(op string, n int) string {
-	params := make([]string, len(t.Key))
-	for i, typ := range t.KeyTypes {
+// bound compares the key's first cols columns (all of them, or a leading
+// part: a key range cut by its first column alone) with bound parameters
+// starting at $n. Keys whose leading columns are at least v are the keys
+// at least (v, lowest of the rest); below v, below (v, lowest of the rest).
+func (t Table) bound(op string, n, cols int) string {
+	params := make([]string, cols)
+	for i, typ := range t.KeyTypes[:cols] {
 		params[i] = fmt.Sprintf("$%d::%s", n+i, typ)
 	}
-	if len(t.Key) == 1 {
-		return t.keyList() + " " + op + " " + params[0]
+	names := strings.Join(quoteAll(t.Key[:cols]), ", ")
+	if cols == 1 {
+		return names + " " + op + " " + params[0]
 	}
-	return "(" + t.keyList() + ") " + op + " (" + strings.Join(params, ", ") + ")"
+	return "(" + names + ") " + op + " (" + strings.Join(params, ", ") + ")"
 }
 
 // where builds the range condition [lo, hi) and its arguments; nil is open.
+// A bound may hold fewer values than the key has columns: its leading ones.
 func (t Table) where(lo, hi []string, provider bool) (string, []any) {
 	var conds []string
 	var args []any
 	if lo != nil {
-		conds = append(conds, t.bound(">=", len(args)+1))
+		conds = append(conds, t.bound(">=", len(args)+1, len(lo)))
 		for _, v := range lo {
 			args = append(args, v)
 		}
 	}
 	if hi != nil {
-		conds = append(conds, t.bound("<", len(args)+1))
+		conds = append(conds, t.bound("<", len(args)+1, len(hi)))
 		for _, v := range hi {
 			args = append(args, v)
 		}
@@ -418,9 +425,9 @@ func (t Table) aggregateSQL() string {
 	return "SELECT count(*), coalesce(sum(" + t.rowHash() + "), 0)::text FROM " + t.ident()
 }
 
-// boundary returns the key at offset n from lo (nil when there is none).
-func (c *Comparer) boundary(ctx context.Context, conn *pgx.Conn, t Table, lo []string, n int64, provider bool) ([]string, error) {
-	where, args := t.where(lo, nil, provider)
+// boundary returns the key at offset n from lo, below hi (nil when there is none).
+func (c *Comparer) boundary(ctx context.Context, conn *pgx.Conn, t Table, lo, hi []string, n int64, provider bool) ([]string, error) {
+	where, args := t.where(lo, hi, provider)
 	casts := t.keyTexts()
 	args = append(args, n)
 	rows, err := conn.Query(ctx, fmt.Sprintf("SELECT %s FROM %s%s ORDER BY %s OFFSET $%d LIMIT 1",
@@ -563,8 +570,16 @@ func (c *Comparer) checksum(ctx context.Context, t Table, r *TableResult) error 
 	if t.intKey() {
 		return c.checksumByValue(ctx, t, r)
 	}
-	lo := r.ResumedFrom
-	c.next = lo
+	return c.walk(ctx, t, r.ResumedFrom, nil, r)
+}
+
+// walk compares [lo, hi) in key order, one range of about chunk_rows of the
+// provider's rows after another, each ending at the key found at that
+// offset on the provider.
+func (c *Comparer) walk(ctx context.Context, t Table, lo, hi []string, r *TableResult) error {
+	if lo != nil {
+		c.next = lo
+	}
 	rows := int64(c.Opt.ChunkRows)
 	for {
 		// Rows too slow to read chunk_rows of them in one statement: a
@@ -576,17 +591,20 @@ func (c *Comparer) checksum(ctx context.Context, t Table, r *TableResult) error 
 			}
 			return false
 		}
-		hi, err := c.boundary(ctx, c.Provider, t, lo, rows, true)
+		end, err := c.boundary(ctx, c.Provider, t, lo, hi, rows, true)
 		if err != nil {
 			if narrow(err) {
 				continue
 			}
 			return fmt.Errorf("find the next range of %s: %w", t.QualifiedName(), err)
 		}
+		if end == nil {
+			end = hi // the rest of [lo, hi): fewer than rows rows on the provider
+		}
 		started := time.Now()
-		diffs, n, err := c.compareRange(ctx, t, lo, hi, nil)
+		diffs, n, err := c.compareRange(ctx, t, lo, end, nil)
 		if err != nil {
-			if hi != nil && narrow(err) {
+			if end != nil && narrow(err) {
 				continue
 			}
 			return fmt.Errorf("compare %s: %w", t.QualifiedName(), err)
@@ -594,11 +612,11 @@ func (c *Comparer) checksum(ctx context.Context, t Table, r *TableResult) error 
 		r.RowsCompared += n
 		c.addDiffs(r, diffs)
 		c.tick(ctx, n)
-		if hi == nil {
+		if slices.Equal(end, hi) {
 			return nil
 		}
 		rows = max(int64(float64(rows)*c.growth(n, time.Since(started))), 1)
-		lo, c.next = hi, hi
+		lo, c.next = end, end
 	}
 }
 
@@ -639,7 +657,7 @@ func (c *Comparer) compareRange(ctx context.Context, t Table, lo, hi []string, k
 	if len(t.Key) == 1 {
 		return c.splitRange(ctx, conn, provider, t, lo, hi, n)
 	}
-	mid, err := c.boundary(ctx, conn, t, lo, n/2, provider)
+	mid, err := c.boundary(ctx, conn, t, lo, hi, n/2, provider)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -1147,7 +1165,7 @@ func (c *Comparer) checksumByValue(ctx context.Context, t Table, r *TableResult)
 		width = int64(min(span*float64(chunk)/est/2, float64(math.MaxInt64/4)))
 	} else {
 		// No statistics: the key at offset chunk_rows.
-		sample, err := c.boundary(ctx, c.Provider, t, nil, chunk, true)
+		sample, err := c.boundary(ctx, c.Provider, t, nil, nil, chunk, true)
 		if err != nil {
 			return fmt.Errorf("find the first range of %s: %w", t.QualifiedName(), err)
 		}
@@ -1212,7 +1230,7 @@ func (c *Comparer) checksumByValue(ctx context.Context, t Table, r *TableResult)
 		if n == 0 {
 			// A gap in the keys, or the end: jump to the provider's next key,
 			// or finish with one open range.
-			more, err := c.boundary(ctx, c.Provider, t, hiKey, 0, true)
+			more, err := c.boundary(ctx, c.Provider, t, hiKey, nil, 0, true)
 			if err != nil {
 				return err
 			}

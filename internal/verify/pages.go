@@ -49,7 +49,7 @@ type relInfo struct {
 func readRelInfo(ctx context.Context, conn *pgx.Conn, t Table) (relInfo, error) {
 	edge := func(dir string) string {
 		// keyTexts names the text otherwise: ORDER BY would sort it as text.
-		return "(SELECT " + t.keyTexts()[0] + " FROM " + t.ident() + " ORDER BY " + t.keyList() + dir + " LIMIT 1)"
+		return "(SELECT " + t.keyTexts()[0] + " FROM " + t.ident() + " ORDER BY " + t.lead() + dir + " LIMIT 1)"
 	}
 	sql := `SELECT current_setting('server_version_num')::int, c.relkind::text,
 	(SELECT s.correlation::float8 FROM pg_stats s WHERE s.schemaname = $1 AND s.tablename = $2 AND s.attname = $3 ORDER BY s.inherited LIMIT 1),
@@ -61,10 +61,20 @@ FROM pg_class c WHERE c.oid = $4::regclass`
 }
 
 // pageKey reports whether the key can be summed by ranges in page order:
-// one column of a type both servers sort alike, whatever their collations.
+// its first column (the key, or the leading column of a composite key) of a
+// type both servers sort alike, whatever their collations. Key ranges are
+// then ranges of that column's values.
 func (t Table) pageKey() bool {
-	return len(t.Key) == 1 && slices.Contains([]string{"bigint", "integer", "smallint", "uuid"}, t.KeyTypes[0])
+	return len(t.Key) > 0 && slices.Contains([]string{"bigint", "integer", "smallint", "uuid"}, t.KeyTypes[0])
 }
+
+// leadInt reports whether the key's first column is an integer.
+func (t Table) leadInt() bool {
+	return slices.Contains([]string{"bigint", "integer", "smallint"}, t.KeyTypes[0])
+}
+
+// lead is the key's first column, quoted.
+func (t Table) lead() string { return quoteAll(t.Key[:1])[0] }
 
 // usePages decides whether the table is read in page order, and returns
 // what each server said of it. Page order needs PostgreSQL 14+ (TID range
@@ -162,7 +172,13 @@ func (c *Comparer) checksumByPages(ctx context.Context, t Table, r *TableResult,
 		if id < len(bounds) {
 			hi = []string{bounds[id]}
 		}
-		if err := c.compareSpan(ctx, t, lo, hi, lowest, highest, r); err != nil {
+		var rows int64
+		for _, b := range []*bucketSum{p, s} {
+			if b != nil {
+				rows = max(rows, b.count)
+			}
+		}
+		if err := c.compareSpan(ctx, t, lo, hi, lowest, highest, rows, r); err != nil {
 			return fmt.Errorf("compare %s: %w", t.QualifiedName(), err)
 		}
 	}
@@ -172,8 +188,15 @@ func (c *Comparer) checksumByPages(ctx context.Context, t Table, r *TableResult,
 // compareSpan compares the key range [lo, hi) as key order compares a
 // range. One too slow to read within the statement timeout is cut into up
 // to 16 ranges of equal key width (an open end counts from the lowest or
-// highest key either server holds), each compared the same way.
-func (c *Comparer) compareSpan(ctx context.Context, t Table, lo, hi []string, lowest, highest *big.Int, r *TableResult) error {
+// highest key either server holds), each compared the same way. For a
+// composite key lo and hi are values of its first column: a range that
+// holds more than chunk_rows rows (rows, the most either server's pages
+// held; 0 when not known), or one value of it too slow for one statement,
+// is compared in key order, chunk_rows rows at a time.
+func (c *Comparer) compareSpan(ctx context.Context, t Table, lo, hi []string, lowest, highest *big.Int, rows int64, r *TableResult) error {
+	if len(t.Key) > 1 && rows > int64(c.Opt.ChunkRows) {
+		return c.walk(ctx, t, lo, hi, r)
+	}
 	diffs, n, err := c.compareRange(ctx, t, lo, hi, nil)
 	if err == nil {
 		r.RowsCompared += n
@@ -192,6 +215,9 @@ func (c *Comparer) compareSpan(ctx context.Context, t Table, lo, hi []string, lo
 	}
 	cuts := spanCuts(a, b)
 	if len(cuts) == 0 {
+		if len(t.Key) > 1 {
+			return c.walk(ctx, t, lo, hi, r) // one leading value: its rows a few at a time
+		}
 		return err // one key: the row cannot be read within the timeout
 	}
 	for i := range len(cuts) + 1 {
@@ -203,7 +229,7 @@ func (c *Comparer) compareSpan(ctx context.Context, t Table, lo, hi []string, lo
 		if i < len(cuts) {
 			shi = []string{keyText(t, cuts[i])}
 		}
-		if err := c.compareSpan(ctx, t, slo, shi, lowest, highest, r); err != nil {
+		if err := c.compareSpan(ctx, t, slo, shi, lowest, highest, 0, r); err != nil {
 			return err
 		}
 	}
@@ -227,10 +253,11 @@ func spanCuts(a, b *big.Int) []*big.Int {
 	return out
 }
 
-// keyValue is a pageKey key's value as a number (a uuid's 128 bits).
+// keyValue is the value of a pageKey key's first column as a number (a
+// uuid's 128 bits).
 func keyValue(t Table, key string) *big.Int {
 	v := new(big.Int)
-	if t.intKey() {
+	if t.leadInt() {
 		v.SetString(key, 10)
 	} else {
 		v.SetString(strings.ReplaceAll(key, "-", ""), 16)
@@ -240,7 +267,7 @@ func keyValue(t Table, key string) *big.Int {
 
 // keyText is keyValue's inverse.
 func keyText(t Table, v *big.Int) string {
-	if t.intKey() {
+	if t.leadInt() {
 		return v.String()
 	}
 	h := fmt.Sprintf("%032x", v)
@@ -249,7 +276,9 @@ func keyText(t Table, v *big.Int) string {
 
 // sampleBounds cuts the provider's keys into up to pageBuckets ranges of
 // about equal rows, from a sample of its pages (TABLESAMPLE SYSTEM): the
-// lower bounds of every range but the first, in key order.
+// lower bounds of every range but the first, in key order. They are values
+// of the key's first column, each once: a value that many rows share (a
+// composite key's leading column) makes a range of more rows.
 func (c *Comparer) sampleBounds(ctx context.Context, t Table) ([]string, error) {
 	// Ranges of at least 16 leaves, so few are compared once their sums differ.
 	per := max(int64(16*c.Opt.LeafRows), t.EstimatedRows/pageBuckets)
@@ -260,11 +289,13 @@ func (c *Comparer) sampleBounds(ctx context.Context, t Table) ([]string, error) 
 	const every = 16 // sampled keys per range
 	pct := min(100, 100*float64(every*n)/float64(t.EstimatedRows))
 	rows, err := c.Provider.Query(ctx, fmt.Sprintf(`SELECT pglmon_k FROM (SELECT %s::text AS pglmon_k, %s AS pglmon_key, row_number() OVER (ORDER BY %s) AS pglmon_rn
-		FROM %s TABLESAMPLE SYSTEM ($1::float8)) s WHERE pglmon_rn %% %d = 0 ORDER BY pglmon_key`, t.keyList(), t.keyList(), t.keyList(), t.ident(), every), pct)
+		FROM %s TABLESAMPLE SYSTEM ($1::float8)) s WHERE pglmon_rn %% %d = 0 ORDER BY pglmon_key`, t.lead(), t.lead(), t.lead(), t.ident(), every), pct)
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, pgx.RowTo[string])
+	bounds, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	// In order, so a value sampled again follows itself (its text is canonical).
+	return slices.Compact(bounds), err
 }
 
 // bucketRow is one key range's part of a range of pages.
@@ -280,7 +311,7 @@ func (c *Comparer) scanPages(ctx context.Context, conn *pgx.Conn, provider bool,
 	bucket := "0"
 	var args []any
 	if len(bounds) > 0 {
-		bucket = fmt.Sprintf("width_bucket(%s, $1::%s[])", t.keyList(), t.KeyTypes[0])
+		bucket = fmt.Sprintf("width_bucket(%s, $1::%s[])", t.lead(), t.KeyTypes[0])
 		args = append(args, "{"+strings.Join(bounds, ",")+"}")
 	}
 	perPage := 100.0
