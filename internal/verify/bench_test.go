@@ -144,7 +144,9 @@ func exportAndCompare(b *testing.B, provDSN, subDSN string) (time.Duration, int6
 // table updated for years or keyed by random UUIDs), one row differing:
 // read through the key's index (verify.scan: index) and in page order
 // (auto, which picks it for such a table). One table is keyed by a bigint,
-// the other by (tenant, id), the rows of its 1,000 tenants all over it.
+// one by (tenant, id), the rows of its 1,000 tenants all over it; a third
+// like it holds its rows in key order (auto reads a composite key in page
+// order even so: key order costs a statement more per range).
 // Run: go test -run '^$' -bench ScatteredRows -benchtime 1x -timeout 20m ./internal/verify/
 func BenchmarkVerifyScatteredRows(b *testing.B) {
 	ctx := context.Background()
@@ -157,7 +159,9 @@ func BenchmarkVerifyScatteredRows(b *testing.B) {
 			"INSERT INTO scattered SELECT g, md5(g::text), g % 100 FROM generate_series(1, 1000000) g ORDER BY random()",
 			"CREATE TABLE scattered_tenant (tenant int, id bigint, val text, n int, PRIMARY KEY (tenant, id))",
 			"INSERT INTO scattered_tenant SELECT g % 1000, g, md5(g::text), g % 100 FROM generate_series(1, 1000000) g ORDER BY random()",
-			"VACUUM ANALYZE scattered, scattered_tenant",
+			"CREATE TABLE ordered_tenant (tenant int, id bigint, val text, n int, PRIMARY KEY (tenant, id))",
+			"INSERT INTO ordered_tenant SELECT g % 1000, g, md5(g::text), g % 100 FROM generate_series(1, 1000000) g ORDER BY g % 1000, g",
+			"VACUUM ANALYZE scattered, scattered_tenant, ordered_tenant",
 		} {
 			if err := d.Exec(ctx, sql); err != nil {
 				b.Fatal(err)
@@ -167,6 +171,7 @@ func BenchmarkVerifyScatteredRows(b *testing.B) {
 	for _, sql := range []string{
 		"SELECT pglogical.replication_set_add_table('set_0', 'scattered', false)",
 		"SELECT pglogical.replication_set_add_table('set_0', 'scattered_tenant', false)",
+		"SELECT pglogical.replication_set_add_table('set_0', 'ordered_tenant', false)",
 	} {
 		if err := p.Provider.Exec(ctx, sql); err != nil {
 			b.Fatal(err)
@@ -176,6 +181,9 @@ func BenchmarkVerifyScatteredRows(b *testing.B) {
 		b.Fatal(err)
 	}
 	if err := p.Subscriber.Exec(ctx, "UPDATE scattered_tenant SET val = 'different' WHERE id = 765432"); err != nil {
+		b.Fatal(err)
+	}
+	if err := p.Subscriber.Exec(ctx, "UPDATE ordered_tenant SET val = 'different' WHERE id = 765432"); err != nil {
 		b.Fatal(err)
 	}
 	cfg := testConfig(b, p)
@@ -188,6 +196,7 @@ func BenchmarkVerifyScatteredRows(b *testing.B) {
 	for _, tc := range []struct{ table, lead, key string }{
 		{"scattered", "id", "765432"},
 		{"scattered_tenant", "tenant", "(432,765432)"},
+		{"ordered_tenant", "tenant", "(432,765432)"},
 	} {
 		var tableBytes int64
 		var corr float64

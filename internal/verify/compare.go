@@ -1261,11 +1261,7 @@ func (c *Comparer) checksumByValue(ctx context.Context, t Table, r *TableResult)
 // unknown), in one round trip.
 func (c *Comparer) span(ctx context.Context, t Table) (first, last *string, est float64, err error) {
 	where, args := t.where(nil, nil, true)
-	var plan []struct {
-		Plan struct {
-			Rows float64 `json:"Plan Rows"`
-		} `json:"Plan"`
-	}
+	var plan plan
 	b := &pgx.Batch{}
 	for _, dir := range []struct {
 		order string
@@ -1280,13 +1276,28 @@ func (c *Comparer) span(ctx context.Context, t Table) (first, last *string, est 
 		})
 	}
 	b.Queue("EXPLAIN (FORMAT JSON) SELECT 1 FROM "+t.ident()+where, args...).QueryRow(func(row pgx.Row) error {
-		if row.Scan(&plan) == nil && len(plan) > 0 {
-			est = plan[0].Plan.Rows
+		if row.Scan(&plan) == nil {
+			est = plan.rows()
 		}
 		return nil
 	})
 	err = c.Provider.SendBatch(ctx, b).Close()
 	return first, last, est, err
+}
+
+// plan is the output of EXPLAIN (FORMAT JSON).
+type plan []struct {
+	Plan struct {
+		Rows float64 `json:"Plan Rows"`
+	} `json:"Plan"`
+}
+
+// rows is the planner's estimate of the rows the statement returns (0: none).
+func (p plan) rows() float64 {
+	if len(p) == 0 {
+		return 0
+	}
+	return p[0].Plan.Rows
 }
 
 // oneRange compares the whole table as one open range (at most chunk_rows rows).

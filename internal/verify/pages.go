@@ -8,6 +8,7 @@ import (
 	"math/big"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -45,6 +46,19 @@ type relInfo struct {
 	lowest, highest *string
 }
 
+// rows estimates the table's rows now, as the planner does: the rows per
+// page its statistics last counted times its pages now (a table that grew
+// since holds more). Negative: never counted (not vacuumed nor analysed).
+func (ri relInfo) rows() float64 {
+	if ri.relpages > 0 && ri.tuples >= 0 {
+		return ri.tuples / float64(ri.relpages) * float64(ri.pages)
+	}
+	if ri.tuples == 0 {
+		return 0
+	}
+	return -1
+}
+
 // readRelInfo asks one server about a table, in one statement.
 func readRelInfo(ctx context.Context, conn *pgx.Conn, t Table) (relInfo, error) {
 	edge := func(dir string) string {
@@ -80,7 +94,10 @@ func (t Table) lead() string { return quoteAll(t.Key[:1])[0] }
 // what each server said of it. Page order needs PostgreSQL 14+ (TID range
 // scans) on both servers, a plain table and a key pageKey accepts; auto
 // takes it only for a table of at least two chunks whose key is scattered
-// on either server. A table resumed at a key is read in key order.
+// on either server, or whose key has several columns (read in key order, it
+// costs a statement more per range to find where each range ends: slower
+// in page order even where its rows lie in key order). A table resumed at
+// a key is read in key order.
 func (c *Comparer) usePages(ctx context.Context, t Table, r *TableResult) (bool, [2]relInfo) {
 	var info [2]relInfo
 	if c.Opt.Scan == ScanIndex || r.ResumedFrom != nil || !t.pageKey() {
@@ -101,7 +118,7 @@ func (c *Comparer) usePages(ctx context.Context, t Table, r *TableResult) (bool,
 		return true, info
 	}
 	scattered := func(ri relInfo) bool { return ri.corr != nil && math.Abs(*ri.corr) < lowCorrelation }
-	return t.EstimatedRows >= 2*int64(c.Opt.ChunkRows) && (scattered(info[0]) || scattered(info[1])), info
+	return info[0].rows() >= 2*float64(c.Opt.ChunkRows) && (len(t.Key) > 1 || scattered(info[0]) || scattered(info[1])), info
 }
 
 // bucketSum is the rows of one key range found by a page-order scan.
@@ -136,15 +153,19 @@ func (c *Comparer) checksumByPages(ctx context.Context, t Table, r *TableResult,
 			highest = hi
 		}
 	}
-	bounds, err := c.sampleBounds(ctx, t)
+	bounds, err := c.sampleBounds(ctx, t, info[0])
 	if err != nil {
 		return fmt.Errorf("sample the keys of %s: %w", t.QualifiedName(), err)
 	}
 	var sums [2]map[int]*bucketSum
+	var read atomic.Int64 // rows both servers read so far
 	err = bothSides(
-		func() (err error) { sums[0], err = c.scanPages(ctx, c.Provider, true, t, bounds, info[0]); return err },
 		func() (err error) {
-			sums[1], err = c.scanPages(ctx, c.Subscriber, false, t, bounds, info[1])
+			sums[0], err = c.scanPages(ctx, c.Provider, true, t, bounds, info[0], &read)
+			return err
+		},
+		func() (err error) {
+			sums[1], err = c.scanPages(ctx, c.Subscriber, false, t, bounds, info[1], &read)
 			return err
 		})
 	if err != nil {
@@ -279,15 +300,23 @@ func keyText(t Table, v *big.Int) string {
 // lower bounds of every range but the first, in key order. They are values
 // of the key's first column, each once: a value that many rows share (a
 // composite key's leading column) makes a range of more rows.
-func (c *Comparer) sampleBounds(ctx context.Context, t Table) ([]string, error) {
+func (c *Comparer) sampleBounds(ctx context.Context, t Table, ri relInfo) ([]string, error) {
+	est := ri.rows()
+	if est < 0 {
+		// Never counted: the planner's guess from its pages and row width.
+		var err error
+		if est, err = c.planRows(ctx, t); err != nil {
+			return nil, err
+		}
+	}
 	// Ranges of at least 16 leaves, so few are compared once their sums differ.
-	per := max(int64(16*c.Opt.LeafRows), t.EstimatedRows/pageBuckets)
-	n := t.EstimatedRows / per
+	per := max(float64(16*c.Opt.LeafRows), est/pageBuckets)
+	n := math.Floor(est / per)
 	if n < 2 {
 		return nil, nil
 	}
 	const every = 16 // sampled keys per range
-	pct := min(100, 100*float64(every*n)/float64(t.EstimatedRows))
+	pct := min(100, 100*every*n/est)
 	rows, err := c.Provider.Query(ctx, fmt.Sprintf(`SELECT pglmon_k FROM (SELECT %s::text AS pglmon_k, %s AS pglmon_key, row_number() OVER (ORDER BY %s) AS pglmon_rn
 		FROM %s TABLESAMPLE SYSTEM ($1::float8)) s WHERE pglmon_rn %% %d = 0 ORDER BY pglmon_key`, t.lead(), t.lead(), t.lead(), t.ident(), every), pct)
 	if err != nil {
@@ -296,6 +325,13 @@ func (c *Comparer) sampleBounds(ctx context.Context, t Table) ([]string, error) 
 	bounds, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	// In order, so a value sampled again follows itself (its text is canonical).
 	return slices.Compact(bounds), err
+}
+
+// planRows is the planner's estimate of the provider's rows in the table.
+func (c *Comparer) planRows(ctx context.Context, t Table) (float64, error) {
+	var p plan
+	err := c.Provider.QueryRow(ctx, "EXPLAIN (FORMAT JSON) SELECT 1 FROM "+t.ident()).Scan(&p)
+	return p.rows(), err
 }
 
 // bucketRow is one key range's part of a range of pages.
@@ -307,7 +343,7 @@ type bucketRow struct {
 
 // scanPages reads one server's copy in ranges of pages, the last one open
 // (pages added meanwhile are read too), and sums each key range's rows.
-func (c *Comparer) scanPages(ctx context.Context, conn *pgx.Conn, provider bool, t Table, bounds []string, ri relInfo) (map[int]*bucketSum, error) {
+func (c *Comparer) scanPages(ctx context.Context, conn *pgx.Conn, provider bool, t Table, bounds []string, ri relInfo, read *atomic.Int64) (map[int]*bucketSum, error) {
 	bucket := "0"
 	var args []any
 	if len(bounds) > 0 {
@@ -363,12 +399,10 @@ func (c *Comparer) scanPages(ctx context.Context, conn *pgx.Conn, provider bool,
 			b.sum.Add(&b.sum, v)
 			n += g.Count
 		}
-		// Each server's rows count half: the two read the same rows.
-		half := n / 2
-		if provider {
-			half = n - n/2
-		}
-		c.tick(ctx, half)
+		// Each server's rows count half: the two read the same rows (half
+		// of the total so far, less the half counted before: no rounding lost).
+		after := read.Add(n)
+		c.tick(ctx, after/2-(after-n)/2)
 		if last {
 			return out, nil
 		}

@@ -1085,9 +1085,15 @@ func TestPageOrderScan(t *testing.T) {
 		// chunk_rows share one value of the column key ranges are cut by.
 		`CREATE TABLE t_comp (tenant int, id bigint, val text, PRIMARY KEY (tenant, id))`,
 		`INSERT INTO t_comp SELECT CASE WHEN g <= 8000 THEN 1 ELSE g % 50 + 2 END, g, md5(g::text) FROM generate_series(1, 20000) g ORDER BY random()`,
-		`ANALYZE t_scat, t_uscat, t_seq, t_comp`)
+		// The same in key order: auto reads it in page order too.
+		`CREATE TABLE t_comp_seq (tenant int, id bigint, val text, PRIMARY KEY (tenant, id))`,
+		`INSERT INTO t_comp_seq SELECT g % 50, g, md5(g::text) FROM generate_series(1, 20000) g ORDER BY g % 50, g`,
+		`ANALYZE t_scat, t_uscat, t_seq, t_comp, t_comp_seq`,
+		// Never vacuumed nor analysed: no statistics to cut its key ranges by.
+		`CREATE TABLE t_fresh (id bigint PRIMARY KEY, val text) WITH (autovacuum_enabled = false)`,
+		`INSERT INTO t_fresh SELECT g, md5(g::text) FROM generate_series(1, 20000) g ORDER BY random()`)
 	var steps []step
-	for _, tbl := range []string{"t_scat", "t_uscat", "t_seq", "t_comp"} {
+	for _, tbl := range []string{"t_scat", "t_uscat", "t_seq", "t_comp", "t_comp_seq", "t_fresh"} {
 		steps = append(steps, step{p.Provider, "SELECT pglogical.replication_set_add_table('set_0', '" + tbl + "', false)"})
 	}
 	steps = append(steps,
@@ -1098,7 +1104,9 @@ func TestPageOrderScan(t *testing.T) {
 		step{p.Subscriber, "UPDATE t_seq SET val = 'changed' WHERE id = 777"},
 		step{p.Subscriber, "DELETE FROM t_comp WHERE (tenant, id) IN ((1, 17), (1, 7999))"},
 		step{p.Subscriber, "INSERT INTO t_comp VALUES (3, 999999, 'extra'), (0, 5, 'below every key')"},
-		step{p.Subscriber, "UPDATE t_comp SET val = 'changed' WHERE id = 4242"})
+		step{p.Subscriber, "UPDATE t_comp SET val = 'changed' WHERE id = 4242"},
+		step{p.Subscriber, "UPDATE t_comp_seq SET val = 'changed' WHERE id = 4242"},
+		step{p.Subscriber, "UPDATE t_fresh SET val = 'changed' WHERE id = 4242"})
 	runSteps(ctx, t, steps)
 	var uuid1500 string
 	if err := p.Provider.QueryRow(ctx, "SELECT md5('1500')::uuid::text", []any{&uuid1500}); err != nil {
@@ -1120,6 +1128,9 @@ func TestPageOrderScan(t *testing.T) {
 		{"public.items_0", ScanPages, ScanPages, nil},
 		{"public.t_comp", ScanAuto, ScanPages, comp},
 		{"public.t_comp", ScanIndex, ScanIndex, comp},
+		{"public.t_comp_seq", ScanAuto, ScanPages, []KeyDiff{{"(42,4242)", Different}}},
+		{"public.t_fresh", ScanAuto, ScanIndex, []KeyDiff{{"4242", Different}}},
+		{"public.t_fresh", ScanPages, ScanPages, []KeyDiff{{"4242", Different}}},
 	} {
 		r := oneTable(t, Run(ctx, cfg, tg, Options{Mode: ModeChecksum, ChunkRows: 2000, LeafRows: 16, Scan: tc.scan}, tc.table))
 		tr := r.Tables[0]
@@ -1134,6 +1145,32 @@ func TestPageOrderScan(t *testing.T) {
 		// Sums per range of keys and the leaves' row hashes: a small part of the rows.
 		if r.RowsFetched <= 0 || r.RowsFetched > max(tr.RowsCompared/4, 100) {
 			t.Errorf("%s, scan %q: %d rows fetched to compare %d", tc.table, tc.scan, r.RowsFetched, tr.RowsCompared)
+		}
+	}
+
+	// Without statistics the planner's estimate of its rows (from its pages)
+	// cuts the key ranges: about 20,000 / (16 leaves of 16 rows).
+	conn, err := Connect(ctx, cfg.Nodes[0], time.Minute, &Counter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	tables, err := SetTables(ctx, conn, []string{"set_0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tbl := range tables {
+		if tbl.Name != "t_fresh" {
+			continue
+		}
+		ri, err := readRelInfo(ctx, conn, tbl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := &Comparer{Provider: conn, Opt: Options{LeafRows: 16, ChunkRows: 2000}}
+		bounds, err := c.sampleBounds(ctx, tbl, ri)
+		if err != nil || ri.rows() >= 0 || len(bounds) < 20 || len(bounds) > 200 {
+			t.Errorf("t_fresh never analysed (%.0f rows estimated): %d key ranges cut (%v)", ri.rows(), len(bounds), err)
 		}
 	}
 
