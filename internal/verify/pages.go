@@ -157,30 +157,18 @@ func (c *Comparer) checksumByPages(ctx context.Context, t Table, r *TableResult,
 	if err != nil {
 		return fmt.Errorf("sample the keys of %s: %w", t.QualifiedName(), err)
 	}
-	var sums [2]map[int]*bucketSum
-	var read atomic.Int64 // rows both servers read so far
-	err = bothSides(
-		func() (err error) {
-			sums[0], err = c.scanPages(ctx, c.Provider, true, t, bounds, info[0], &read)
-			return err
-		},
-		func() (err error) {
-			sums[1], err = c.scanPages(ctx, c.Subscriber, false, t, bounds, info[1], &read)
-			return err
-		})
+	bucket, args := "0", []any(nil)
+	if len(bounds) > 0 {
+		bucket = fmt.Sprintf("width_bucket(%s, $1::%s[])", t.lead(), t.KeyTypes[0])
+		args = append(args, "{"+strings.Join(bounds, ",")+"}")
+	}
+	sums, err := c.sumBuckets(ctx, t, bucket, args, info)
 	if err != nil {
-		return fmt.Errorf("read %s in page order: %w", t.QualifiedName(), err)
+		return err
 	}
-	ids := slices.Sorted(maps.Keys(sums[0]))
-	for id := range sums[1] {
-		if sums[0][id] == nil {
-			ids = append(ids, id)
-		}
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
-		p, s := sums[0][id], sums[1][id]
-		if p != nil && s != nil && p.count == s.count && p.sum.Cmp(&s.sum) == 0 {
+	for _, id := range sums.ids() {
+		p := sums[0][id]
+		if sums.equal(id) {
 			r.RowsCompared += p.count
 			continue
 		}
@@ -193,17 +181,63 @@ func (c *Comparer) checksumByPages(ctx context.Context, t Table, r *TableResult,
 		if id < len(bounds) {
 			hi = []string{bounds[id]}
 		}
-		var rows int64
-		for _, b := range []*bucketSum{p, s} {
-			if b != nil {
-				rows = max(rows, b.count)
-			}
-		}
-		if err := c.compareSpan(ctx, t, lo, hi, lowest, highest, rows, r); err != nil {
+		if err := c.compareSpan(ctx, t, lo, hi, lowest, highest, sums.rows(id), r); err != nil {
 			return fmt.Errorf("compare %s: %w", t.QualifiedName(), err)
 		}
 	}
 	return nil
+}
+
+// bucketSums are each server's sums per bucket (provider, subscriber).
+type bucketSums [2]map[int]*bucketSum
+
+// sumBuckets reads both servers' copies at once in page order, summing each
+// bucket's rows.
+func (c *Comparer) sumBuckets(ctx context.Context, t Table, bucket string, args []any, info [2]relInfo) (bucketSums, error) {
+	var sums bucketSums
+	var read atomic.Int64 // rows both servers read so far
+	err := bothSides(
+		func() (err error) {
+			sums[0], err = c.scanPages(ctx, c.Provider, true, t, bucket, args, info[0], &read)
+			return err
+		},
+		func() (err error) {
+			sums[1], err = c.scanPages(ctx, c.Subscriber, false, t, bucket, args, info[1], &read)
+			return err
+		})
+	if err != nil {
+		return sums, fmt.Errorf("read %s in page order: %w", t.QualifiedName(), err)
+	}
+	return sums, nil
+}
+
+// ids are the buckets either server holds rows in, in order.
+func (s bucketSums) ids() []int {
+	ids := slices.Collect(maps.Keys(s[0]))
+	for id := range s[1] {
+		if s[0][id] == nil {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// equal reports whether both servers hold the same rows in bucket id.
+func (s bucketSums) equal(id int) bool {
+	p, q := s[0][id], s[1][id]
+	return p != nil && q != nil && p.count == q.count && p.sum.Cmp(&q.sum) == 0
+}
+
+// rows is the most rows either server holds in bucket id.
+func (s bucketSums) rows(id int) int64 {
+	var n int64
+	for _, b := range []*bucketSum{s[0][id], s[1][id]} {
+		if b != nil {
+			n = max(n, b.count)
+		}
+	}
+	return n
 }
 
 // compareSpan compares the key range [lo, hi) as key order compares a
@@ -341,54 +375,25 @@ type bucketRow struct {
 	Sum   string
 }
 
-// scanPages reads one server's copy in ranges of pages, the last one open
-// (pages added meanwhile are read too), and sums each key range's rows.
-func (c *Comparer) scanPages(ctx context.Context, conn *pgx.Conn, provider bool, t Table, bounds []string, ri relInfo, read *atomic.Int64) (map[int]*bucketSum, error) {
-	bucket := "0"
-	var args []any
-	if len(bounds) > 0 {
-		bucket = fmt.Sprintf("width_bucket(%s, $1::%s[])", t.lead(), t.KeyTypes[0])
-		args = append(args, "{"+strings.Join(bounds, ",")+"}")
-	}
-	perPage := 100.0
-	if ri.relpages > 0 && ri.tuples > 0 {
-		perPage = ri.tuples / float64(ri.relpages)
-	}
-	// Half the pages chunk_rows rows take, as key order starts at half its width.
-	width := max(int64(float64(c.Opt.ChunkRows)/perPage/2), 1)
+// scanPages reads one server's copy in page order and sums each bucket's
+// rows (bucket: an expression of the row, with its arguments args).
+func (c *Comparer) scanPages(ctx context.Context, conn *pgx.Conn, provider bool, t Table, bucket string, args []any, ri relInfo, read *atomic.Int64) (map[int]*bucketSum, error) {
 	out := map[int]*bucketSum{}
-	for page := int64(0); ; {
-		last := page+width >= ri.pages
-		conds := []string{fmt.Sprintf("ctid >= '(%d,0)'::tid", page)}
-		if !last {
-			conds = append(conds, fmt.Sprintf("ctid < '(%d,0)'::tid", page+width))
-		}
-		if provider && t.RowFilter != "" {
-			conds = append(conds, "("+t.RowFilter+")")
-		}
-		sql := fmt.Sprintf("SELECT %s, count(*), coalesce(sum(%s), 0)::text FROM %s WHERE %s GROUP BY 1",
-			bucket, t.rowHash(), t.ident(), strings.Join(conds, " AND "))
-		started := time.Now()
-		rows, err := conn.Query(ctx, sql, args...)
-		var got []bucketRow
-		if err == nil {
-			got, err = pgx.CollectRows(rows, pgx.RowToStructByPos[bucketRow])
-		}
+	err := c.pageRanges(ctx, conn, provider, t, ri, func(where string) (int64, error) {
+		rows, err := conn.Query(ctx, fmt.Sprintf("SELECT %s, count(*), coalesce(sum(%s), 0)::text FROM %s WHERE %s GROUP BY 1",
+			bucket, t.rowHash(), t.ident(), where), args...)
 		if err != nil {
-			if width > 1 && c.timedOut(ctx, err) {
-				// Rows too slow to read so many pages in one statement: a
-				// quarter as many, from the same page. A partly read range
-				// left nothing behind: the statement failed as a whole.
-				width = max(width/4, 1)
-				continue
-			}
-			return nil, err
+			return 0, err
+		}
+		got, err := pgx.CollectRows(rows, pgx.RowToStructByPos[bucketRow])
+		if err != nil {
+			return 0, err
 		}
 		var n int64
 		for _, g := range got {
 			v, ok := new(big.Int).SetString(g.Sum, 10)
 			if !ok {
-				return nil, fmt.Errorf("hash sum %q is not an integer", g.Sum)
+				return 0, fmt.Errorf("hash sum %q is not an integer", g.Sum)
 			}
 			b := out[g.ID]
 			if b == nil {
@@ -403,8 +408,47 @@ func (c *Comparer) scanPages(ctx context.Context, conn *pgx.Conn, provider bool,
 		// of the total so far, less the half counted before: no rounding lost).
 		after := read.Add(n)
 		c.tick(ctx, after/2-(after-n)/2)
+		return n, nil
+	})
+	return out, err
+}
+
+// pageRanges reads one server's copy of the table in ranges of pages, the
+// last one open (pages added meanwhile are read too): read runs one
+// statement over the rows where selects (a range of pages, and the row
+// filter on the provider) and returns how many it read. Ranges are sized to
+// about chunk_rows rows and a tenth of the statement timeout, as key ranges
+// are, and narrowed to a quarter when one reaches the timeout; a statement
+// that fails leaves nothing behind, so read keeps only what succeeded.
+func (c *Comparer) pageRanges(ctx context.Context, conn *pgx.Conn, provider bool, t Table, ri relInfo, read func(where string) (int64, error)) error {
+	perPage := 100.0
+	if ri.relpages > 0 && ri.tuples > 0 {
+		perPage = ri.tuples / float64(ri.relpages)
+	}
+	// Half the pages chunk_rows rows take, as key order starts at half its width.
+	width := max(int64(float64(c.Opt.ChunkRows)/perPage/2), 1)
+	for page := int64(0); ; {
+		last := page+width >= ri.pages
+		conds := []string{fmt.Sprintf("ctid >= '(%d,0)'::tid", page)}
+		if !last {
+			conds = append(conds, fmt.Sprintf("ctid < '(%d,0)'::tid", page+width))
+		}
+		if provider && t.RowFilter != "" {
+			conds = append(conds, "("+t.RowFilter+")")
+		}
+		started := time.Now()
+		n, err := read(strings.Join(conds, " AND "))
+		if err != nil {
+			if width > 1 && c.timedOut(ctx, err) {
+				// Rows too slow to read so many pages in one statement: a
+				// quarter as many, from the same page.
+				width = max(width/4, 1)
+				continue
+			}
+			return err
+		}
 		if last {
-			return out, nil
+			return nil
 		}
 		page += width
 		width = int64(min(max(float64(width)*c.growth(n, time.Since(started)), 1), float64(math.MaxInt32)))
