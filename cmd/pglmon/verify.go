@@ -289,9 +289,13 @@ func printVerify(w io.Writer, results []verify.Result, path string) {
 			}
 		}
 		for _, t := range r.Tables {
-			if t.ResumeFrom != nil {
+			switch {
+			case t.ResumeFrom != nil:
 				fmt.Fprintf(w, "  %s: stopped at key %s (every key below it was compared); to go on from there:\n", t.Table, strings.Join(t.ResumeFrom, ", "))
 				fmt.Fprintf(w, "    pglmon verify --config %s --subscription %s --table %s --mode checksum --from %s\n", shellQuote(path), shellQuote(r.Subscription), shellQuote(t.Table), fromFlag(t.ResumeFrom))
+			case t.Error == "interrupted" && t.Scan == verify.ScanPages:
+				fmt.Fprintf(w, "  %s: stopped while reading it in page order, by a hash of its key: no key below which every row was compared; to compare it in key order, which a later stop can resume:\n", t.Table)
+				fmt.Fprintf(w, "    pglmon verify --config %s --subscription %s --table %s --mode checksum --scan index\n", shellQuote(path), shellQuote(r.Subscription), shellQuote(t.Table))
 			}
 		}
 		printSequences(w, r)

@@ -117,6 +117,29 @@ func TestVerifyFrom(t *testing.T) {
 	if code != 2 || tr.RowsCompared != 1201 || len(tr.Keys) != 1 || tr.Keys[0].Key != "2500" || !slices.Equal(tr.ResumedFrom, []string{"1800"}) {
 		t.Fatalf("%v: exit %d, %+v", command, code, res)
 	}
+
+	// Stopped in page order by a hash of a text key: no key to go on from;
+	// the command printed compares the table in key order from the start.
+	out.Reset()
+	printVerify(&out, []verify.Result{{Subscription: p.Sub(), Mode: verify.ModeChecksum, Tables: []verify.TableResult{
+		{Table: "public.items_0", Error: "interrupted", Scan: verify.ScanPages, RowsCompared: 1200}}}}, cfg)
+	command = nil
+	for line := range strings.Lines(out.String()) {
+		if f := strings.Fields(line); len(f) > 2 && f[0] == "pglmon" {
+			command = f[1:]
+		}
+	}
+	if !strings.Contains(out.String(), "no key below which every row was compared") || !slices.Contains(command, "index") || slices.Contains(command, "--from") {
+		t.Fatalf("no key-order command after a page-order stop:\n%s", out.String())
+	}
+	code, stdout, stderr = pglmon(t, append(command, "--output", "json")...)
+	res.Results = nil
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatalf("%v: exit %d\n%s\n%s", command, code, stdout, stderr)
+	}
+	if tr := res.Results[0].Tables[0]; code != 2 || tr.RowsCompared != 3000 || len(tr.Keys) != 2 {
+		t.Fatalf("%v: exit %d, %+v", command, code, res)
+	}
 	for _, bad := range [][]string{
 		{"--from", "10"}, // no --table
 		{"--table", "items_0", "--from", "10", "--mode", "count"}, // count mode

@@ -589,6 +589,58 @@ func TestVerificationGoesOnInTheNextWindow(t *testing.T) {
 	}
 }
 
+// A window that ends while a table with a text key is read in page order
+// (by a hash of its key: no key below which every row was compared) leaves
+// the table to the next window, which reads it in key order from the start
+// and finds its difference.
+func TestVerificationGoesOnInKeyOrderAfterAPageOrderStop(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10})
+	for _, db := range []pgtest.DB{p.Provider, p.Subscriber} {
+		for _, sql := range []string{
+			"CREATE TABLE t_text (k text PRIMARY KEY, v int)",
+			"INSERT INTO t_text SELECT md5(g::text), g FROM generate_series(1, 10000) g",
+			"ANALYZE t_text",
+		} {
+			if err := db.Exec(ctx, sql); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := p.Provider.Exec(ctx, "SELECT pglogical.replication_set_add_table('set_0', 't_text', false)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Subscriber.Exec(ctx, "UPDATE t_text SET v = -1 WHERE k = md5('77')"); err != nil {
+		t.Fatal(err)
+	}
+	var key string
+	if err := p.Provider.QueryRow(ctx, "SELECT md5('77')", []any{&key}); err != nil {
+		t.Fatal(err)
+	}
+	// 10,000 rows at 2,000 rows/s: 5 s; the first window ends after 1 s.
+	body := pairConfig(p, filepath.Join(t.TempDir(), "a.jsonl"), policyOff()+
+		"verify:\n  every: 1h\n  window: \"00:00-23:59\"\n  max_rows_per_second: 2000\n  chunk_rows: 1000\n  scan: pages\n")
+	d, cfg, snaps, logs := notRunning(t, body)
+	end := time.Second
+	v := &verifier{windowEnd: func(string, time.Time) (time.Time, bool) { return time.Now().Add(end), true }}
+	v.run(ctx, d, cfg, snaps)
+	if v.cycle == nil {
+		t.Fatalf("the cycle finished in one window\n%s", logs.String())
+	}
+	ps := v.cycle.Passes["subscriber/"+p.Sub()]
+	if ps == nil || ps.Table != "public.t_text" || !ps.KeyOrder || ps.From != nil || ps.Partial != nil {
+		t.Fatalf("after a window ended in page order: cycle %+v, pass %+v\n%s", v.cycle, ps, logs.String())
+	}
+	end = time.Minute
+	v.run(ctx, d, cfg, snaps)
+	got := v.results["subscriber/"+p.Sub()]
+	if v.cycle != nil || len(got.Tables) != 1 || got.Tables[0].Scan != verify.ScanIndex || got.Tables[0].RowsCompared != 10000 ||
+		!slices.Equal(got.Tables[0].Keys, []verify.KeyDiff{{Key: key, Kind: verify.Different}}) {
+		t.Errorf("the next window: cycle %+v, results %+v\n%s", v.cycle, got, logs.String())
+	}
+}
+
 // The verification state is written where verify.state_file says, next to
 // the audit log by default; a directory that is not there fails the start,
 // an unreadable file is moved aside.

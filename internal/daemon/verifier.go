@@ -59,6 +59,9 @@ type pass struct {
 	// Table was being compared; every key below From was.
 	Table string   `json:"table,omitempty"`
 	From  []string `json:"from,omitempty"`
+	// KeyOrder: Table stopped in page order with no key to go on from, and
+	// is compared again from the start in key order (which can be resumed).
+	KeyOrder bool `json:"key_order,omitempty"`
 	// Partial is what comparing Table below From found.
 	Partial *verify.TableResult `json:"partial,omitempty"`
 }
@@ -143,6 +146,9 @@ func (v *verifier) run(ctx context.Context, d *Daemon, cfg *config.Config, snaps
 			}
 			if ps.Table != "" {
 				o.Resume = map[string][]string{ps.Table: ps.From}
+			}
+			if ps.KeyOrder {
+				o.KeyOrder = map[string]bool{ps.Table: true}
 			}
 		}
 		r := verify.Run(ctx, cfg, tg, o, "")
@@ -240,12 +246,18 @@ func (v *verifier) collect(d *Daemon, tg verify.Target, ps *pass, prev subResult
 				sr.Tables = append(sr.Tables, t)
 			}
 		case t.Error == "interrupted":
-			from := t.ResumeFrom
+			from, keyOrder := t.ResumeFrom, false
 			if from == nil && ps != nil && t.Table == ps.Table {
-				from = ps.From // stopped again before getting further
+				from, keyOrder = ps.From, ps.KeyOrder // stopped again before getting further
+			}
+			if from == nil && t.Scan == verify.ScanPages {
+				// Read by a hash of its key: no key below which every row was compared.
+				keyOrder = true
+			}
+			if from != nil || keyOrder {
+				np.Table, np.From, np.KeyOrder = t.Table, from, keyOrder
 			}
 			if from != nil {
-				np.Table, np.From = t.Table, from
 				partial := t
 				np.Partial = &partial
 			}

@@ -146,7 +146,8 @@ func exportAndCompare(b *testing.B, provDSN, subDSN string) (time.Duration, int6
 // (auto, which picks it for such a table). One table is keyed by a bigint,
 // one by (tenant, id), the rows of its 1,000 tenants all over it; a third
 // like it holds its rows in key order (auto reads a composite key in page
-// order even so: key order costs a statement more per range).
+// order even so: key order costs a statement more per range). The last is
+// keyed by md5 text, read in page order by a hash of its key.
 // Run: go test -run '^$' -bench ScatteredRows -benchtime 1x -timeout 20m ./internal/verify/
 func BenchmarkVerifyScatteredRows(b *testing.B) {
 	ctx := context.Background()
@@ -161,7 +162,9 @@ func BenchmarkVerifyScatteredRows(b *testing.B) {
 			"INSERT INTO scattered_tenant SELECT g % 1000, g, md5(g::text), g % 100 FROM generate_series(1, 1000000) g ORDER BY random()",
 			"CREATE TABLE ordered_tenant (tenant int, id bigint, val text, n int, PRIMARY KEY (tenant, id))",
 			"INSERT INTO ordered_tenant SELECT g % 1000, g, md5(g::text), g % 100 FROM generate_series(1, 1000000) g ORDER BY g % 1000, g",
-			"VACUUM ANALYZE scattered, scattered_tenant, ordered_tenant",
+			"CREATE TABLE scattered_text (k text PRIMARY KEY, val text, n int)",
+			"INSERT INTO scattered_text SELECT md5(g::text), md5(g::text), g % 100 FROM generate_series(1, 1000000) g",
+			"VACUUM ANALYZE scattered, scattered_tenant, ordered_tenant, scattered_text",
 		} {
 			if err := d.Exec(ctx, sql); err != nil {
 				b.Fatal(err)
@@ -172,6 +175,7 @@ func BenchmarkVerifyScatteredRows(b *testing.B) {
 		"SELECT pglogical.replication_set_add_table('set_0', 'scattered', false)",
 		"SELECT pglogical.replication_set_add_table('set_0', 'scattered_tenant', false)",
 		"SELECT pglogical.replication_set_add_table('set_0', 'ordered_tenant', false)",
+		"SELECT pglogical.replication_set_add_table('set_0', 'scattered_text', false)",
 	} {
 		if err := p.Provider.Exec(ctx, sql); err != nil {
 			b.Fatal(err)
@@ -186,6 +190,9 @@ func BenchmarkVerifyScatteredRows(b *testing.B) {
 	if err := p.Subscriber.Exec(ctx, "UPDATE ordered_tenant SET val = 'different' WHERE id = 765432"); err != nil {
 		b.Fatal(err)
 	}
+	if err := p.Subscriber.Exec(ctx, "UPDATE scattered_text SET val = 'different' WHERE k = md5('765432')"); err != nil {
+		b.Fatal(err)
+	}
 	cfg := testConfig(b, p)
 	tg := targets(b, cfg, p.Sub())[0]
 	// With PGLMON_BENCH_DROP_CACHES=1 (as root) each run starts with the
@@ -197,6 +204,7 @@ func BenchmarkVerifyScatteredRows(b *testing.B) {
 		{"scattered", "id", "765432"},
 		{"scattered_tenant", "tenant", "(432,765432)"},
 		{"ordered_tenant", "tenant", "(432,765432)"},
+		{"scattered_text", "k", "a009d1b6599be4dd7aff23fc3630b093"},
 	} {
 		var tableBytes int64
 		var corr float64

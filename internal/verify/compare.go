@@ -58,6 +58,10 @@ type Options struct {
 	// ResumeFrom of an interrupted comparison (checksum mode); rows below
 	// it are not compared.
 	Resume map[string][]string
+	// KeyOrder names tables (schema.table) read in key order whatever Scan
+	// says: a comparison that stopped in page order with no key to resume
+	// at goes on this way, which a later stop does not lose.
+	KeyOrder map[string]bool
 	// Skip leaves the named tables out (compared earlier in the same pass).
 	Skip map[string]bool
 	// Exclude leaves out the tables matching these schema.table patterns
@@ -260,6 +264,9 @@ type pace struct {
 	progress Progress
 	report   func(Progress)
 	limit    int
+	// reread is rows read again (a page-order read narrowing the buckets
+	// that differ): paced, not counted as checked.
+	reread int64
 }
 
 // begin notes that a table's comparison starts.
@@ -976,10 +983,18 @@ const maxReported = 1 << 20
 
 // tick counts rows, reports progress and paces to MaxRowsPerSecond (over
 // all the comparers of the run).
-func (c *Comparer) tick(ctx context.Context, rows int64) {
+func (c *Comparer) tick(ctx context.Context, rows int64) { c.account(ctx, rows, 0) }
+
+// reread paces rows read again (not checked again): the rate limit counts
+// them, the progress does not.
+func (c *Comparer) reread(ctx context.Context, rows int64) { c.account(ctx, 0, rows) }
+
+// account counts rows checked and rows read again, and paces both.
+func (c *Comparer) account(ctx context.Context, rows, reread int64) {
 	p := c.run
 	p.mu.Lock()
 	p.rows += rows
+	p.reread += reread
 	p.progress.RowsChecked = p.rows
 	p.progress.Elapsed = time.Since(p.start)
 	if p.report != nil {
@@ -987,7 +1002,7 @@ func (c *Comparer) tick(ctx context.Context, rows int64) {
 	}
 	var wait time.Duration
 	if p.limit > 0 {
-		due := time.Duration(float64(p.rows) / float64(p.limit) * float64(time.Second))
+		due := time.Duration(float64(p.rows+p.reread) / float64(p.limit) * float64(time.Second))
 		wait = due - time.Since(p.start)
 	}
 	p.mu.Unlock()

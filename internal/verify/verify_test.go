@@ -2,11 +2,13 @@ package verify
 
 import (
 	"context"
+	"crypto/md5"
 	"fmt"
 	"os"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -506,9 +508,13 @@ func TestChecksumKeysSortedDifferently(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := testConfig(t, p)
-	r := oneTable(t, Run(ctx, cfg, targets(t, cfg, p.Sub())[0], Options{Mode: ModeChecksum, ChunkRows: 200, LeafRows: 16}, "t_coll"))
-	if got, want := r.Tables[0].Keys, []KeyDiff{{key, Different}}; !slices.Equal(got, want) || r.Tables[0].DifferingRows != 1 {
-		t.Errorf("got %v (%d differing), want %v", got, r.Tables[0].DifferingRows, want)
+	// In key order, and in page order by a hash of the key's bytes.
+	for _, scan := range []string{ScanIndex, ScanPages} {
+		r := oneTable(t, Run(ctx, cfg, targets(t, cfg, p.Sub())[0], Options{Mode: ModeChecksum, ChunkRows: 200, LeafRows: 16, Scan: scan}, "t_coll"))
+		tr := r.Tables[0]
+		if got, want := tr.Keys, []KeyDiff{{key, Different}}; tr.Scan != scan || !slices.Equal(got, want) || tr.DifferingRows != 1 || tr.RowsCompared < 2900 {
+			t.Errorf("scan %s: read by %s, got %v (%d differing, %d compared), want %v", scan, tr.Scan, got, tr.DifferingRows, tr.RowsCompared, want)
+		}
 	}
 }
 
@@ -1205,3 +1211,139 @@ func TestPageOrderScan(t *testing.T) {
 		}
 	}
 }
+
+// Keys the two servers may sort differently (text, under each one's
+// collation; composite keys led by text) are read in page order by a hash of
+// the key's text: exact keys named, in agreement with key order; under a
+// writer, no false alarm; too many differing rows, key order; stopped
+// partway, no resume key, and key order on request finds every difference.
+func TestKeyHashPageOrder(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10})
+	onBoth(ctx, t, p,
+		`CREATE TABLE t_text (k text PRIMARY KEY, v text, n int)`,
+		`INSERT INTO t_text SELECT md5(g::text), 'v' || g, g FROM generate_series(1, 20000) g`,
+		`CREATE TABLE t_text_comp (region text, id bigint, v text, PRIMARY KEY (region, id))`,
+		`INSERT INTO t_text_comp SELECT (ARRAY['eu', 'us', 'ap'])[g % 3 + 1], g, 'v' || g FROM generate_series(1, 20000) g`,
+		`CREATE TABLE t_text_many (k text PRIMARY KEY, n int)`,
+		`INSERT INTO t_text_many SELECT md5(g::text), g FROM generate_series(1, 20000) g`,
+		`ANALYZE t_text, t_text_comp, t_text_many`)
+	var steps []step
+	for _, tbl := range []string{"t_text", "t_text_comp", "t_text_many"} {
+		steps = append(steps, step{p.Provider, "SELECT pglogical.replication_set_add_table('set_0', '" + tbl + "', false)"})
+	}
+	steps = append(steps,
+		step{p.Subscriber, "DELETE FROM t_text WHERE n = 17"},
+		step{p.Subscriber, "INSERT INTO t_text VALUES ('extra', 'x', 0), ('', 'empty key', 0)"},
+		step{p.Subscriber, "UPDATE t_text SET v = 'changed' WHERE n = 4242"},
+		step{p.Subscriber, "DELETE FROM t_text_comp WHERE id = 17"},
+		step{p.Subscriber, "INSERT INTO t_text_comp VALUES ('xx', 5, 'extra')"},
+		step{p.Subscriber, "UPDATE t_text_comp SET v = 'changed' WHERE id = 4242"},
+		// A third of the rows: more than 4 x chunk_rows differ.
+		step{p.Subscriber, "DELETE FROM t_text_many WHERE n % 3 = 0"})
+	runSteps(ctx, t, steps)
+	text := []KeyDiff{{"", Extra}, {md5sum("17"), Missing}, {md5sum("4242"), Different}, {"extra", Extra}}
+	slices.SortFunc(text, func(a, b KeyDiff) int { return strings.Compare(a.Key, b.Key) })
+	comp := []KeyDiff{{"(ap,17)", Missing}, {"(eu,4242)", Different}, {"(xx,5)", Extra}}
+	cfg := testConfig(t, p)
+	tg := targets(t, cfg, p.Sub())[0]
+	for _, tc := range []struct {
+		table, scan, want string
+		keys              []KeyDiff
+	}{
+		{"public.t_text", ScanAuto, ScanPages, text},
+		{"public.t_text", ScanIndex, ScanIndex, text},
+		{"public.t_text_comp", ScanAuto, ScanPages, comp},
+		{"public.t_text_comp", ScanIndex, ScanIndex, comp},
+	} {
+		r := oneTable(t, Run(ctx, cfg, tg, Options{Mode: ModeChecksum, ChunkRows: 5000, LeafRows: 16, Scan: tc.scan}, tc.table))
+		tr := r.Tables[0]
+		got := slices.Clone(tr.Keys)
+		slices.SortFunc(got, func(a, b KeyDiff) int { return strings.Compare(a.Key, b.Key) })
+		if tr.Scan != tc.want || !slices.Equal(got, tc.keys) || tr.DifferingRows != int64(len(tc.keys)) {
+			t.Errorf("%s, scan %q: read by %s, keys %v (%d differing); want %s, %v", tc.table, tc.scan, tr.Scan, got, tr.DifferingRows, tc.want, tc.keys)
+		}
+		if tr.RowsCompared < 19999 || tr.RowsCompared > 20002 {
+			t.Errorf("%s, scan %q: compared %d rows", tc.table, tc.scan, tr.RowsCompared)
+		}
+		if r.RowsFetched <= 0 || r.RowsFetched > max(tr.RowsCompared/4, 100) {
+			t.Errorf("%s, scan %q: %d rows fetched to compare %d", tc.table, tc.scan, r.RowsFetched, tr.RowsCompared)
+		}
+	}
+
+	// 6,666 rows missing: compared in key order after the page read.
+	r := oneTable(t, Run(ctx, cfg, tg, Options{Mode: ModeChecksum, ChunkRows: 1000, LeafRows: 16, MaxKeys: 10}, "t_text_many"))
+	if tr := r.Tables[0]; tr.Scan != ScanIndex || tr.DifferingRows != 6666 || tr.RowsCompared != 20000 {
+		t.Errorf("t_text_many: read by %s, %d differing, %d rows compared; want index, 6666, 20000", tr.Scan, tr.DifferingRows, tr.RowsCompared)
+	}
+
+	// Stopped while reading pages: no key to resume at; read in key order
+	// (the daemon's next window), every difference is found.
+	stop, cancel := context.WithCancel(ctx)
+	opt := Options{Mode: ModeChecksum, ChunkRows: 2000, LeafRows: 16, Progress: func(pr Progress) {
+		if pr.RowsChecked >= 4000 {
+			cancel()
+		}
+	}}
+	first := Run(stop, cfg, tg, opt, "t_text")
+	cancel()
+	if len(first.Tables) != 1 || first.Tables[0].Error != "interrupted" || first.Tables[0].Scan != ScanPages || first.Tables[0].ResumeFrom != nil {
+		t.Fatalf("interrupted while reading pages: %+v", first)
+	}
+	opt = Options{Mode: ModeChecksum, ChunkRows: 2000, LeafRows: 16, KeyOrder: map[string]bool{"public.t_text": true}}
+	second := oneTable(t, Run(ctx, cfg, tg, opt, "t_text")).Tables[0]
+	got := slices.Clone(second.Keys)
+	slices.SortFunc(got, func(a, b KeyDiff) int { return strings.Compare(a.Key, b.Key) })
+	if second.Scan != ScanIndex || !slices.Equal(got, text) {
+		t.Errorf("in key order after the stop: read by %s, keys %v; want index, %v", second.Scan, got, text)
+	}
+
+	// Under a writer inserting and updating rows of t_text_comp on the
+	// provider, its differences are still exactly the three.
+	wctx, wstop := context.WithCancel(ctx)
+	conn, err := p.Provider.Cluster.Connect(ctx, p.Provider.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var writes atomic.Int64
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		// Paced, as an application writes: a few hundred rows a second.
+		tick := time.NewTicker(2 * time.Millisecond)
+		defer tick.Stop()
+		for i := 100000; wctx.Err() == nil; i++ {
+			if _, err := conn.Exec(wctx, "INSERT INTO t_text_comp VALUES ('us', $1::bigint, 'new')", i); err != nil {
+				return
+			}
+			// Rows 10001-20000 only: the differing rows stay as they are.
+			if _, err := conn.Exec(wctx, "UPDATE t_text_comp SET v = v || '.' WHERE id = $1::bigint", 10001+i%10000); err != nil {
+				return
+			}
+			writes.Add(1)
+			select {
+			case <-wctx.Done():
+			case <-tick.C:
+			}
+		}
+	})
+	for range 3 {
+		st := time.Now()
+		r := oneTable(t, Run(ctx, cfg, tg, Options{Mode: ModeChecksum, ChunkRows: 2000, LeafRows: 16}, "t_text_comp"))
+		t.Logf("under writes: %v, %d rows fetched, %d compared", time.Since(st), r.RowsFetched, r.Tables[0].RowsCompared)
+		got := slices.Clone(r.Tables[0].Keys)
+		slices.SortFunc(got, func(a, b KeyDiff) int { return strings.Compare(a.Key, b.Key) })
+		if r.Tables[0].Scan != ScanPages || !slices.Equal(got, comp) {
+			t.Errorf("under writes: read by %s, keys %v; want pages, %v", r.Tables[0].Scan, got, comp)
+		}
+	}
+	wstop()
+	wg.Wait()
+	if writes.Load() == 0 {
+		t.Fatal("the writer wrote nothing")
+	}
+	t.Logf("%d rows inserted and as many updated during the comparisons", writes.Load())
+}
+
+func md5sum(s string) string { return fmt.Sprintf("%x", md5.Sum([]byte(s))) }
