@@ -1034,6 +1034,16 @@ func (c *Comparer) tick(ctx context.Context, rows int64) { c.account(ctx, rows, 
 // them, the progress does not.
 func (c *Comparer) reread(ctx context.Context, rows int64) { c.account(ctx, 0, rows) }
 
+// uncount moves rows counted as checked to the rows read again: they are
+// to be checked another way.
+func (c *Comparer) uncount(rows int64) {
+	p := c.run
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.rows -= rows
+	p.reread += rows
+}
+
 // account counts rows checked and rows read again, and paces both.
 func (c *Comparer) account(ctx context.Context, rows, reread int64) {
 	p := c.run

@@ -236,6 +236,13 @@ func (c *Comparer) checksumByKeyHash(ctx context.Context, t Table, r *TableResul
 	if err != nil {
 		return err
 	}
+	// The rows the first read counted as checked (half of both servers').
+	var counted int64
+	for _, side := range sums {
+		for _, b := range side {
+			counted += b.count
+		}
+	}
 	limit, base := 4*int64(c.Opt.ChunkRows), r.RowsCompared
 	var differ []int
 	var before int64 = math.MaxInt64
@@ -260,8 +267,10 @@ func (c *Comparer) checksumByKeyHash(ctx context.Context, t Table, r *TableResul
 		if differing > before/2 || bits >= maxHashBits {
 			// Differences all over the table: compared row by row in key
 			// order (which reads no more than reading them would).
+			// Their first read was a read, not a check: key order counts them.
 			r.RowsCompared = base
 			r.Scan = ScanIndex
+			c.uncount(counted / 2)
 			return c.walk(ctx, t, nil, nil, r)
 		}
 		// Finer buckets of about a leaf each, at most maxHashSums of them.
