@@ -162,6 +162,8 @@ type Comparer struct {
 	graced [2]string
 	// noOrigin: the subscriber's replication origins are not readable.
 	noOrigin bool
+	// again: walk compares rows a page-order read counted as checked.
+	again bool
 	// next is where the current table's walk continues: every key below it
 	// was compared (nil: from the start).
 	next []string
@@ -620,7 +622,11 @@ func (c *Comparer) walk(ctx context.Context, t Table, lo, hi []string, r *TableR
 		}
 		r.RowsCompared += n
 		c.addDiffs(r, diffs)
-		c.tick(ctx, n)
+		if c.again {
+			c.reread(ctx, n)
+		} else {
+			c.tick(ctx, n)
+		}
 		if slices.Equal(end, hi) {
 			return nil
 		}

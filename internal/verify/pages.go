@@ -409,7 +409,7 @@ func (s bucketSums) rows(id int) int64 {
 // is compared in key order, chunk_rows rows at a time.
 func (c *Comparer) compareSpan(ctx context.Context, t Table, lo, hi []string, lowest, highest *big.Int, rows int64, r *TableResult) error {
 	if len(t.Key) > 1 && rows > int64(c.Opt.ChunkRows) {
-		return c.walk(ctx, t, lo, hi, r)
+		return c.rewalk(ctx, t, lo, hi, r)
 	}
 	diffs, n, err := c.compareRange(ctx, t, lo, hi, nil)
 	if err == nil {
@@ -430,7 +430,7 @@ func (c *Comparer) compareSpan(ctx context.Context, t Table, lo, hi []string, lo
 	cuts := spanCuts(a, b)
 	if len(cuts) == 0 {
 		if len(t.Key) > 1 {
-			return c.walk(ctx, t, lo, hi, r) // one leading value: its rows a few at a time
+			return c.rewalk(ctx, t, lo, hi, r) // one leading value: its rows a few at a time
 		}
 		return err // one key: the row cannot be read within the timeout
 	}
@@ -448,6 +448,14 @@ func (c *Comparer) compareSpan(ctx context.Context, t Table, lo, hi []string, lo
 		}
 	}
 	return nil
+}
+
+// rewalk walks [lo, hi) in key order, its rows paced but not counted as
+// checked again: the page-order read that summed them counted them.
+func (c *Comparer) rewalk(ctx context.Context, t Table, lo, hi []string, r *TableResult) error {
+	c.again = true
+	defer func() { c.again = false }()
+	return c.walk(ctx, t, lo, hi, r)
 }
 
 // spanCuts cuts (a, b) at up to 15 values strictly between them, evenly.
