@@ -232,6 +232,9 @@ func (c *Comparer) checksumByKeyHash(ctx context.Context, t Table, r *TableResul
 		bits++
 	}
 	bucketOf := func(bits int) string { return fmt.Sprintf("(%s & %d)", hash, int64(1)<<bits-1) }
+	// in selects the rows of the buckets ids (an array constant: the server
+	// hashes it to test a row, where a parameter it searches row by row).
+	in := func(bits int, ids []int) string { return bucketOf(bits) + " = ANY(" + intArray(ids) + ")" }
 	sums, err := c.sumBuckets(ctx, t, bucketOf(bits), "", nil, info)
 	if err != nil {
 		return err
@@ -266,8 +269,7 @@ func (c *Comparer) checksumByKeyHash(ctx context.Context, t Table, r *TableResul
 		}
 		if differing > before/2 || bits >= maxHashBits {
 			// Differences all over the table: compared row by row in key
-			// order (which reads no more than reading them would).
-			// Their first read was a read, not a check: key order counts them.
+			// order, which counts the rows the first read counted.
 			r.RowsCompared = base
 			r.Scan = ScanIndex
 			c.uncount(counted / 2)
@@ -278,14 +280,14 @@ func (c *Comparer) checksumByKeyHash(ctx context.Context, t Table, r *TableResul
 		for more < 1<<(maxHashBits-bits) && len(differ)<<(more+1) <= maxHashSums && differing>>(more+1) >= int64(len(differ)*c.Opt.LeafRows) {
 			more++
 		}
-		filter := bucketOf(bits) + " = ANY(" + intArray(differ) + ")"
+		filter := in(bits, differ)
 		before, bits = differing, bits+more
 		if sums, err = c.sumBuckets(ctx, t, bucketOf(bits), filter, nil, info); err != nil {
 			return err
 		}
 	}
 	var rows [2][]leafRow
-	filter := bucketOf(bits) + " = ANY(" + intArray(differ) + ")"
+	filter := in(bits, differ)
 	read := func(conn *pgx.Conn, provider bool, ri relInfo, out *[]leafRow) func() error {
 		return func() error {
 			return c.pageRanges(ctx, conn, provider, t, ri, true, func(where string) (int64, error) {
@@ -328,8 +330,7 @@ const (
 	maxHashSums = 1 << 16
 )
 
-// intArray is ids as an array constant: the server hashes a constant array
-// to test a row against it (a parameter it would search row by row).
+// intArray is ids as an array constant.
 func intArray(ids []int) string {
 	s := make([]string, len(ids))
 	for i, id := range ids {
