@@ -248,9 +248,9 @@ func (c *Comparer) checksumByKeyHash(ctx context.Context, t Table, r *TableResul
 	}
 	limit, base := 4*int64(c.Opt.ChunkRows), r.RowsCompared
 	var differ []int
-	var before int64 = math.MaxInt64
+	var differing, before int64 = 0, math.MaxInt64
 	for {
-		var differing int64
+		differing = 0
 		differ = differ[:0]
 		for _, id := range sums.ids() {
 			if sums.equal(id) {
@@ -264,7 +264,6 @@ func (c *Comparer) checksumByKeyHash(ctx context.Context, t Table, r *TableResul
 			return nil
 		}
 		if differing <= limit {
-			r.RowsCompared += differing
 			break
 		}
 		if differing > before/2 || bits >= maxHashBits {
@@ -320,6 +319,7 @@ func (c *Comparer) checksumByKeyHash(ctx context.Context, t Table, r *TableResul
 		c.unsettled += u
 		c.addDiffs(r, diffs)
 	}
+	r.RowsCompared += differing // compared once every differing key is settled
 	return nil
 }
 
