@@ -162,6 +162,9 @@ type Comparer struct {
 	graced [2]string
 	// noOrigin: the subscriber's replication origins are not readable.
 	noOrigin bool
+	// pending are the small ranges a bisection ended in, to settle
+	// together (nil: no bisection under way).
+	pending [][2][]string
 	// again: walk compares rows a page-order read counted as checked.
 	again bool
 	// next is where the current table's walk continues: every key below it
@@ -475,6 +478,28 @@ func (c *Comparer) leaf(ctx context.Context, conn *pgx.Conn, t Table, sql string
 	return collectLeaf(t, rows)
 }
 
+// leaves reads the rows each query selects, in one round trip.
+func (c *Comparer) leaves(ctx context.Context, conn *pgx.Conn, t Table, qs []query) ([][]leafRow, error) {
+	rows := make([][]leafRow, len(qs))
+	b := &pgx.Batch{}
+	queueLeaves(b, t, qs, rows)
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		return nil, err
+	}
+	return rows, nil
+}
+
+// queueLeaves queues the queries, the rows of query i to go to rows[i].
+func queueLeaves(b *pgx.Batch, t Table, qs []query, rows [][]leafRow) {
+	for i, q := range qs {
+		b.Queue(q.sql, q.args...).Query(func(r pgx.Rows) error {
+			var err error
+			rows[i], err = collectLeaf(t, r)
+			return err
+		})
+	}
+}
+
 // leafSQL selects the key (as text) and hash of every row of [lo, hi).
 func (t Table) leafSQL(lo, hi []string, provider bool) (string, []any) {
 	where, args := t.where(lo, hi, provider)
@@ -636,8 +661,37 @@ func (c *Comparer) walk(ctx context.Context, t Table, lo, hi []string, r *TableR
 }
 
 // compareRange compares [lo, hi); known holds the aggregates when the caller
-// already read them. It returns the differences after settling and the rows compared.
+// already read them. It returns the differences after settling and the rows
+// compared. The small ranges the bisection ends in are settled together,
+// settleBatch at a time: one wait for the subscriber each, not one a range.
 func (c *Comparer) compareRange(ctx context.Context, t Table, lo, hi []string, known *[2]agg) ([]rowDiff, int64, error) {
+	if c.pending != nil {
+		return c.narrowRange(ctx, t, lo, hi, known) // within a bisection
+	}
+	c.pending = [][2][]string{}
+	diffs, n, err := c.narrowRange(ctx, t, lo, hi, known)
+	pending := c.pending
+	c.pending = nil
+	if err != nil {
+		return nil, 0, err
+	}
+	for batch := range slices.Chunk(pending, settleBatch) {
+		d, u, err := c.settleRanges(ctx, t, batch)
+		if err != nil {
+			return nil, 0, err
+		}
+		c.unsettled += u
+		diffs = append(diffs, d...)
+	}
+	return diffs, n, nil
+}
+
+// settleBatch is how many small ranges are settled together at most.
+const settleBatch = 32
+
+// narrowRange compares [lo, hi) as compareRange does, leaving the small
+// ranges it ends in to be settled.
+func (c *Comparer) narrowRange(ctx context.Context, t Table, lo, hi []string, known *[2]agg) ([]rowDiff, int64, error) {
 	var pa, sa agg
 	if known != nil {
 		pa, sa = known[0], known[1]
@@ -700,8 +754,27 @@ func (c *Comparer) compareRange(ctx context.Context, t Table, lo, hi []string, k
 // applied at least P1 by then: if S differs from it, the difference is real.
 // Rows that changed between P1 and P2 are read again, up to Retries times;
 // those still moving are counted as unsettled, never reported as differing.
+//
+// Within a bisection the range is kept for compareRange to settle with the
+// others it ends in.
 func (c *Comparer) settle(ctx context.Context, t Table, lo, hi []string) ([]rowDiff, int64, error) {
-	diffs, unstable, err := c.settleRows(ctx, t, func(provider bool) (string, []any) { return t.leafSQL(lo, hi, provider) })
+	if c.pending != nil {
+		c.pending = append(c.pending, [2][]string{lo, hi})
+		return nil, 0, nil
+	}
+	return c.settleRanges(ctx, t, [][2][]string{{lo, hi}})
+}
+
+// settleRanges settles the rows of the ranges together: one snapshot of the
+// provider, one wait, one read of the subscriber and one of the provider again.
+func (c *Comparer) settleRanges(ctx context.Context, t Table, ranges [][2][]string) ([]rowDiff, int64, error) {
+	diffs, unstable, err := c.settleRows(ctx, t, func(provider bool) []query {
+		qs := make([]query, len(ranges))
+		for i, r := range ranges {
+			qs[i].sql, qs[i].args = t.leafSQL(r[0], r[1], provider)
+		}
+		return qs
+	})
 	if err != nil || t.intKey() {
 		return diffs, unstable, err
 	}
@@ -721,47 +794,85 @@ func (c *Comparer) settle(ctx context.Context, t Table, lo, hi []string) ([]rowD
 	if len(keys) == 0 {
 		return diffs, unstable, nil
 	}
-	byKey, u, err := c.settleRows(ctx, t, func(provider bool) (string, []any) { return t.keysSQL(keys, provider) })
+	byKey, u, err := c.settleRows(ctx, t, t.byKeys(keys))
 	return append(kept, byKey...), unstable + u, err
 }
 
-// settleRows does the settling for the rows query selects on each side.
-func (c *Comparer) settleRows(ctx context.Context, t Table, query func(provider bool) (string, []any)) ([]rowDiff, int64, error) {
-	var diffs []rowDiff
-	for attempt := range c.Opt.Retries {
-		psql, pargs := query(true)
-		p1, lsn, err := c.providerLeafAt(ctx, t, psql, pargs)
+// query is one statement and its arguments.
+type query struct {
+	sql  string
+	args []any
+}
+
+// byKeys selects, on either server, the rows with the given keys (keysSQL).
+func (t Table) byKeys(keys [][]string) func(provider bool) []query {
+	return func(provider bool) []query {
+		sql, args := t.keysSQL(keys, provider)
+		return []query{{sql, args}}
+	}
+}
+
+// settleRows does the settling for the rows the queries select on each
+// side, each query's rows apart (its differences in its order); a query
+// whose rows kept changing is read again, up to Retries times in all.
+func (c *Comparer) settleRows(ctx context.Context, t Table, queries func(provider bool) []query) ([]rowDiff, int64, error) {
+	pq, sq := queries(true), queries(false)
+	found := make([][]rowDiff, len(pq))
+	unstable := make([]int64, len(pq))
+	todo := make([]int, len(pq))
+	for i := range todo {
+		todo[i] = i
+	}
+	pick := func(qs []query) []query {
+		out := make([]query, len(todo))
+		for j, i := range todo {
+			out[j] = qs[i]
+		}
+		return out
+	}
+	for range c.Opt.Retries {
+		p1, lsn, err := c.providerLeafAt(ctx, t, pick(pq))
 		if err != nil {
 			return nil, 0, err
 		}
 		if err := c.waitApplied(ctx, lsn); err != nil {
 			return nil, 0, err
 		}
-		ssql, sargs := query(false)
-		s, err := c.leaf(ctx, c.Subscriber, t, ssql, sargs)
+		s, err := c.leaves(ctx, c.Subscriber, t, pick(sq))
 		if err != nil {
 			return nil, 0, err
 		}
-		p2, err := c.leaf(ctx, c.Provider, t, psql, pargs)
+		p2, err := c.leaves(ctx, c.Provider, t, pick(pq))
 		if err != nil {
 			return nil, 0, err
 		}
-		stable := stableRows(p1, p2)
-		var unstable int64
-		diffs = diffs[:0]
-		for _, d := range diffLeaves(p1, s) {
-			if stable(d.Key) {
-				diffs = append(diffs, d)
-			} else {
-				unstable++
+		var again []int
+		for j, i := range todo {
+			stable := stableRows(p1[j], p2[j])
+			found[i], unstable[i] = nil, 0
+			for _, d := range diffLeaves(p1[j], s[j]) {
+				if stable(d.Key) {
+					found[i] = append(found[i], d)
+				} else {
+					unstable[i]++
+				}
+			}
+			if unstable[i] > 0 {
+				again = append(again, i)
 			}
 		}
-		// Rows that appeared on the provider after P1 and are on the subscriber already.
-		if unstable == 0 || attempt == c.Opt.Retries-1 {
-			return diffs, unstable, nil
+		if len(again) == 0 {
+			break
 		}
+		todo = again
 	}
-	return diffs, 0, nil
+	var diffs []rowDiff
+	var moving int64
+	for i := range found {
+		diffs = append(diffs, found[i]...)
+		moving += unstable[i]
+	}
+	return diffs, moving, nil
 }
 
 // stableRows reports, for a key, whether its provider row was the same in
@@ -782,19 +893,15 @@ func stableRows(p1, p2 []leafRow) func(key string) bool {
 	}
 }
 
-// providerLeafAt reads the range in a repeatable-read snapshot and the WAL
-// position after it: every change the snapshot saw is at or before it. The
-// transaction is one batch: one round trip.
-func (c *Comparer) providerLeafAt(ctx context.Context, t Table, sql string, args []any) ([]leafRow, string, error) {
-	var rows []leafRow
+// providerLeafAt reads the queries' rows in a repeatable-read snapshot and
+// the WAL position after it: every change the snapshot saw is at or before
+// it. The transaction is one batch: one round trip.
+func (c *Comparer) providerLeafAt(ctx context.Context, t Table, qs []query) ([][]leafRow, string, error) {
+	rows := make([][]leafRow, len(qs))
 	var lsn string
 	b := &pgx.Batch{}
 	b.Queue("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-	b.Queue(sql, args...).Query(func(r pgx.Rows) error {
-		var err error
-		rows, err = collectLeaf(t, r)
-		return err
-	})
+	queueLeaves(b, t, qs, rows)
 	// The insert position, not pg_current_wal_lsn (the write position): with
 	// synchronous_commit = off a transaction is visible before its commit
 	// record is written, and waiting for the write position would let the

@@ -312,7 +312,7 @@ func (c *Comparer) checksumByKeyHash(ctx context.Context, t Table, r *TableResul
 		}
 	}
 	for chunk := range slices.Chunk(keys, max(c.Opt.LeafRows, 1)*16) {
-		diffs, u, err := c.settleRows(ctx, t, func(provider bool) (string, []any) { return t.keysSQL(chunk, provider) })
+		diffs, u, err := c.settleRows(ctx, t, t.byKeys(chunk))
 		if err != nil {
 			return fmt.Errorf("compare %s: %w", t.QualifiedName(), err)
 		}
