@@ -295,8 +295,7 @@ func TestChecksumOtherKeyTypes(t *testing.T) {
 	tg := targets(t, cfg, p.Sub())[0]
 	for tbl, keys := range want {
 		r := oneTable(t, Run(ctx, cfg, tg, Options{Mode: ModeChecksum, ChunkRows: 500, LeafRows: 16}, tbl))
-		got := slices.Clone(r.Tables[0].Keys)
-		slices.SortFunc(got, func(a, b KeyDiff) int { return strings.Compare(a.Key, b.Key) })
+		got := sortedKeys(r.Tables[0].Keys)
 		if !slices.Equal(got, keys) {
 			t.Errorf("%s: got %v, want %v", tbl, got, keys)
 		}
@@ -1140,8 +1139,7 @@ func TestPageOrderScan(t *testing.T) {
 	} {
 		r := oneTable(t, Run(ctx, cfg, tg, Options{Mode: ModeChecksum, ChunkRows: 2000, LeafRows: 16, Scan: tc.scan}, tc.table))
 		tr := r.Tables[0]
-		got := slices.Clone(tr.Keys)
-		slices.SortFunc(got, func(a, b KeyDiff) int { return strings.Compare(a.Key, b.Key) })
+		got := sortedKeys(tr.Keys)
 		if tr.Scan != tc.want || !slices.Equal(got, tc.keys) || tr.DifferingRows != int64(len(tc.keys)) {
 			t.Errorf("%s, scan %q: read by %s, keys %v (%d differing); want %s, %v", tc.table, tc.scan, tr.Scan, got, tr.DifferingRows, tc.want, tc.keys)
 		}
@@ -1206,8 +1204,7 @@ func TestPageOrderScan(t *testing.T) {
 		}
 		opt = Options{Mode: ModeChecksum, ChunkRows: 2000, LeafRows: 16, Resume: map[string][]string{tc.table: ft.ResumeFrom}}
 		second := oneTable(t, Run(ctx, cfg, tg, opt, tc.table)).Tables[0]
-		got := slices.Clone(second.Keys)
-		slices.SortFunc(got, func(a, b KeyDiff) int { return strings.Compare(a.Key, b.Key) })
+		got := sortedKeys(second.Keys)
 		if second.Scan != ScanIndex || !slices.Equal(got, tc.keys) || second.RowsCompared != 20001 {
 			t.Errorf("%s, resumed at %v: read by %s, keys %v, %d rows compared; want index, %v, 20001", tc.table, ft.ResumeFrom, second.Scan, got, second.RowsCompared, tc.keys)
 		}
@@ -1245,8 +1242,7 @@ func TestKeyHashPageOrder(t *testing.T) {
 		// A third of the rows: more than 4 x chunk_rows differ.
 		step{p.Subscriber, "DELETE FROM t_text_many WHERE n % 3 = 0"})
 	runSteps(ctx, t, steps)
-	text := []KeyDiff{{"", Extra}, {md5sum("17"), Missing}, {md5sum("4242"), Different}, {"extra", Extra}}
-	slices.SortFunc(text, func(a, b KeyDiff) int { return strings.Compare(a.Key, b.Key) })
+	text := sortedKeys([]KeyDiff{{"", Extra}, {md5sum("17"), Missing}, {md5sum("4242"), Different}, {"extra", Extra}})
 	comp := []KeyDiff{{"(ap,17)", Missing}, {"(eu,4242)", Different}, {"(xx,5)", Extra}}
 	cfg := testConfig(t, p)
 	tg := targets(t, cfg, p.Sub())[0]
@@ -1261,8 +1257,7 @@ func TestKeyHashPageOrder(t *testing.T) {
 	} {
 		r := oneTable(t, Run(ctx, cfg, tg, Options{Mode: ModeChecksum, ChunkRows: 5000, LeafRows: 16, Scan: tc.scan}, tc.table))
 		tr := r.Tables[0]
-		got := slices.Clone(tr.Keys)
-		slices.SortFunc(got, func(a, b KeyDiff) int { return strings.Compare(a.Key, b.Key) })
+		got := sortedKeys(tr.Keys)
 		if tr.Scan != tc.want || !slices.Equal(got, tc.keys) || tr.DifferingRows != int64(len(tc.keys)) {
 			t.Errorf("%s, scan %q: read by %s, keys %v (%d differing); want %s, %v", tc.table, tc.scan, tr.Scan, got, tr.DifferingRows, tc.want, tc.keys)
 		}
@@ -1296,8 +1291,7 @@ func TestKeyHashPageOrder(t *testing.T) {
 	}
 	opt = Options{Mode: ModeChecksum, ChunkRows: 2000, LeafRows: 16, KeyOrder: map[string]bool{"public.t_text": true}}
 	second := oneTable(t, Run(ctx, cfg, tg, opt, "t_text")).Tables[0]
-	got := slices.Clone(second.Keys)
-	slices.SortFunc(got, func(a, b KeyDiff) int { return strings.Compare(a.Key, b.Key) })
+	got := sortedKeys(second.Keys)
 	if second.Scan != ScanIndex || !slices.Equal(got, text) {
 		t.Errorf("in key order after the stop: read by %s, keys %v; want index, %v", second.Scan, got, text)
 	}
@@ -1335,8 +1329,7 @@ func TestKeyHashPageOrder(t *testing.T) {
 		st := time.Now()
 		r := oneTable(t, Run(ctx, cfg, tg, Options{Mode: ModeChecksum, ChunkRows: 2000, LeafRows: 16}, "t_text_comp"))
 		t.Logf("under writes: %v, %d rows fetched, %d compared", time.Since(st), r.RowsFetched, r.Tables[0].RowsCompared)
-		got := slices.Clone(r.Tables[0].Keys)
-		slices.SortFunc(got, func(a, b KeyDiff) int { return strings.Compare(a.Key, b.Key) })
+		got := sortedKeys(r.Tables[0].Keys)
 		if r.Tables[0].Scan != ScanPages || !slices.Equal(got, comp) {
 			t.Errorf("under writes: read by %s, keys %v; want pages, %v", r.Tables[0].Scan, got, comp)
 		}
@@ -1350,3 +1343,11 @@ func TestKeyHashPageOrder(t *testing.T) {
 }
 
 func md5sum(s string) string { return fmt.Sprintf("%x", md5.Sum([]byte(s))) }
+
+// sortedKeys is a copy of keys in the order of their text, for keys a
+// comparison may name in another order (text keys, page order).
+func sortedKeys(keys []KeyDiff) []KeyDiff {
+	out := slices.Clone(keys)
+	slices.SortFunc(out, func(a, b KeyDiff) int { return strings.Compare(a.Key, b.Key) })
+	return out
+}
