@@ -233,3 +233,61 @@ func BenchmarkVerifyScatteredRows(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkVerifyNoKey compares a 1,000,000-row table without a primary key
+// (an insert-only set's) by its rows' contents, one row changed on the
+// subscriber, and by count, which cannot see that change.
+// Run: go test -run '^$' -bench NoKey -benchtime 1x -timeout 20m ./internal/verify/
+func BenchmarkVerifyNoKey(b *testing.B) {
+	ctx := context.Background()
+	prov := pgtest.NewCluster(b, pgtest.Options{})
+	subc := pgtest.NewCluster(b, pgtest.Options{})
+	p := pgtest.NewPair(b, pgtest.PairOptions{Provider: prov, Subscriber: subc, Rows: 10})
+	for _, d := range []pgtest.DB{p.Provider, p.Subscriber} {
+		for _, sql := range []string{
+			"CREATE TABLE events (at bigint, kind int, note text)",
+			"INSERT INTO events SELECT g, g % 100, md5(g::text) FROM generate_series(1, 1000000) g",
+			"VACUUM ANALYZE events",
+		} {
+			if err := d.Exec(ctx, sql); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	for _, st := range []struct {
+		db  pgtest.DB
+		sql string
+	}{
+		{p.Provider, "SELECT pglogical.create_replication_set('inserts', replicate_update := false, replicate_delete := false)"},
+		{p.Provider, "SELECT pglogical.replication_set_add_table('inserts', 'events', false)"},
+		{p.Subscriber, "SELECT pglogical.alter_subscription_add_replication_set('" + p.Sub() + "', 'inserts')"},
+		{p.Subscriber, "UPDATE events SET note = 'different' WHERE at = 765432"},
+	} {
+		if err := st.db.Exec(ctx, st.sql); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// Streaming again after the set was added (its apply worker restarts).
+	p.MustStream(b, 3*time.Minute)
+	var tableBytes int64
+	if err := p.Provider.QueryRow(ctx, "SELECT pg_table_size('events')", []any{&tableBytes}); err != nil {
+		b.Fatal(err)
+	}
+	cfg := testConfig(b, p)
+	tg := targets(b, cfg, p.Sub())[0]
+	b.ResetTimer()
+	for _, mode := range []string{ModeChecksum, ModeCount, ModeChecksum, ModeCount} {
+		r := Run(ctx, cfg, tg, Options{Mode: mode, ChunkRows: 100000}, "events")
+		if r.Error != "" || len(r.Tables) != 1 || r.Tables[0].Error != "" {
+			b.Fatalf("mode %s: %+v", mode, r)
+		}
+		tr := r.Tables[0]
+		if mode == ModeChecksum && (len(tr.Keys) != 1 || tr.Keys[0].Key != "(765432,32,"+md5sum("765432")+")") {
+			b.Fatalf("mode %s: keys %v", mode, tr.Keys)
+		}
+		fmt.Printf("pglmon verify events (no primary key), mode %s: %s, %d rows compared, %d differing %v, %d expected, %d rows and %d bytes fetched (%.4f%% of the table's %d bytes)\n",
+			mode, r.Duration.Round(time.Millisecond), tr.RowsCompared, tr.DifferingRows, tr.Keys, tr.ExpectedRows, r.RowsFetched, r.BytesFetched,
+			100*float64(r.BytesFetched)/float64(tableBytes), tableBytes)
+		b.ReportMetric(r.Duration.Seconds(), mode+"_s")
+	}
+}

@@ -297,10 +297,18 @@ func (c *Comparer) table(ctx context.Context, t Table) TableResult {
 	case c.Opt.Mode == ModeCount:
 		err = c.count(ctx, t, &r)
 	case len(t.Key) == 0:
-		// No key to walk or to name rows by: exact counts instead.
+		// No key to walk or to name rows by: rows named by their contents,
+		// or exact counts where pages cannot be read in ranges.
+		if ok, info := c.rowsInPages(ctx, t); ok {
+			r.Scan = ScanRows
+			c.unsettled, c.reported, c.current, c.next = 0, nil, t, nil
+			err = c.checksumRows(ctx, t, &r, info)
+			r.Unsettled = c.unsettled
+			break
+		}
 		r.Mode = ModeCount
 		if err = c.count(ctx, t, &r); err == nil {
-			r.Note = "no primary key: compared by row count"
+			r.Note = "no primary key: compared by row count (PostgreSQL 13 or older, or not a plain table)"
 		}
 	case r.ResumedFrom != nil && (len(r.ResumedFrom) == 0 || len(r.ResumedFrom) > len(t.Key)):
 		// A key, or its leading columns (where a page-order read of a

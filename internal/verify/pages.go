@@ -63,15 +63,22 @@ func (ri relInfo) rows() float64 {
 // readRelInfo asks one server about a table, in one statement.
 func readRelInfo(ctx context.Context, conn *pgx.Conn, t Table) (relInfo, error) {
 	edge := func(dir string) string {
+		if len(t.Key) == 0 {
+			return "NULL::text"
+		}
 		// keyTexts names the text otherwise: ORDER BY would sort it as text.
 		return "(SELECT " + t.keyTexts()[0] + " FROM " + t.ident() + " ORDER BY " + t.lead() + dir + " LIMIT 1)"
+	}
+	attname := ""
+	if len(t.Key) > 0 {
+		attname = t.Key[0]
 	}
 	sql := `SELECT current_setting('server_version_num')::int, c.relkind::text,
 	(SELECT s.correlation::float8 FROM pg_stats s WHERE s.schemaname = $1 AND s.tablename = $2 AND s.attname = $3 ORDER BY s.inherited LIMIT 1),
 	pg_relation_size(c.oid) / current_setting('block_size')::bigint, c.reltuples::float8, c.relpages::bigint, ` + edge("") + ", " + edge(" DESC") + `
 FROM pg_class c WHERE c.oid = $4::regclass`
 	var ri relInfo
-	err := conn.QueryRow(ctx, sql, t.Schema, t.Name, t.Key[0], t.ident()).Scan(&ri.version, &ri.kind, &ri.corr, &ri.pages, &ri.tuples, &ri.relpages, &ri.lowest, &ri.highest)
+	err := conn.QueryRow(ctx, sql, t.Schema, t.Name, attname, t.ident()).Scan(&ri.version, &ri.kind, &ri.corr, &ri.pages, &ri.tuples, &ri.relpages, &ri.lowest, &ri.highest)
 	return ri, err
 }
 
@@ -212,86 +219,25 @@ func (c *Comparer) checksumByPages(ctx context.Context, t Table, r *TableResult,
 // table has no resume_from, and its comparison starts again (the daemon's
 // next window reads it in key order, which it can resume).
 func (c *Comparer) checksumByKeyHash(ctx context.Context, t Table, r *TableResult, info [2]relInfo) error {
-	est := info[0].rows()
-	if est < 0 {
-		var err error
-		if est, err = c.planRows(ctx, t); err != nil {
-			return fmt.Errorf("estimate the rows of %s: %w", t.QualifiedName(), err)
-		}
-	}
-	hash := fmt.Sprintf("hashtextextended(%s COLLATE \"C\", 0)", t.keyTextExpr())
-	// A power of two of buckets (up to 1,024), each of at least a leaf.
-	// Each statement, about chunk_rows rows, returns a sum for every bucket
-	// (a hash puts some of each in every page); a differing bucket's rows
-	// are read: about the square root of chunk_rows buckets fetch the
-	// fewest bytes for one differing row (1,000,000 rows, chunk_rows
-	// 100,000: 256 buckets fetched 0.79 % of the table's bytes, 128 1.17 %).
-	most := math.Min(math.Sqrt(float64(c.Opt.ChunkRows)), est/float64(max(c.Opt.LeafRows, 1)))
-	bits := 0
-	for bits < 10 && float64(int64(2)<<bits) <= most {
-		bits++
-	}
-	bucketOf := func(bits int) string { return fmt.Sprintf("(%s & %d)", hash, int64(1)<<bits-1) }
-	// in selects the rows of the buckets ids (an array constant: the server
-	// hashes it to test a row, where a parameter it searches row by row).
-	in := func(bits int, ids []int) string { return bucketOf(bits) + " = ANY(" + intArray(ids) + ")" }
-	sums, err := c.sumBuckets(ctx, t, bucketOf(bits), "", nil, info)
-	if err != nil {
+	base := r.RowsCompared
+	n, err := c.narrowBuckets(ctx, t, r, info, fmt.Sprintf("hashtextextended(%s COLLATE \"C\", 0)", t.keyTextExpr()), false)
+	if err != nil || n.filter == "" {
 		return err
 	}
-	// The rows the first read counted as checked (half of both servers').
-	var counted int64
-	for _, side := range sums {
-		for _, b := range side {
-			counted += b.count
-		}
-	}
-	limit, base := 4*int64(c.Opt.ChunkRows), r.RowsCompared
-	var differ []int
-	var differing, before int64 = 0, math.MaxInt64
-	for {
-		differing = 0
-		differ = differ[:0]
-		for _, id := range sums.ids() {
-			if sums.equal(id) {
-				r.RowsCompared += sums.rows(id)
-			} else {
-				differ = append(differ, id)
-				differing += sums.rows(id)
-			}
-		}
-		if len(differ) == 0 {
-			return nil
-		}
-		if differing <= limit {
-			break
-		}
-		if differing > before/2 || bits >= maxHashBits {
-			// Differences all over the table: compared row by row in key
-			// order, which counts the rows the first read counted.
-			r.RowsCompared = base
-			r.Scan = ScanIndex
-			c.uncount(counted / 2)
-			return c.walk(ctx, t, nil, nil, r)
-		}
-		// Finer buckets of about a leaf each, at most maxHashSums of them.
-		more := 1
-		for more < 1<<(maxHashBits-bits) && len(differ)<<(more+1) <= maxHashSums && differing>>(more+1) >= int64(len(differ)*c.Opt.LeafRows) {
-			more++
-		}
-		filter := in(bits, differ)
-		before, bits = differing, bits+more
-		if sums, err = c.sumBuckets(ctx, t, bucketOf(bits), filter, nil, info); err != nil {
-			return err
-		}
+	if n.spread {
+		// Differences all over the table: compared row by row in key
+		// order, which counts the rows the first read counted.
+		r.RowsCompared = base
+		r.Scan = ScanIndex
+		c.uncount(n.counted / 2)
+		return c.walk(ctx, t, nil, nil, r)
 	}
 	var rows [2][]leafRow
-	filter := in(bits, differ)
 	read := func(conn *pgx.Conn, provider bool, ri relInfo, out *[]leafRow) func() error {
 		return func() error {
 			return c.pageRanges(ctx, conn, provider, t, ri, true, func(where string) (int64, error) {
 				got, err := c.leaf(ctx, conn, t, "SELECT "+strings.Join(t.keyTexts(), ", ")+", "+t.rowHash()+" FROM "+t.ident()+
-					" WHERE "+where+" AND "+filter, nil)
+					" WHERE "+where+" AND "+n.filter, nil)
 				*out = append(*out, got...)
 				return int64(len(got)), err
 			})
@@ -299,7 +245,7 @@ func (c *Comparer) checksumByKeyHash(ctx context.Context, t Table, r *TableResul
 	}
 	err = bothSides(read(c.Provider, true, info[0], &rows[0]), read(c.Subscriber, false, info[1], &rows[1]))
 	if err != nil {
-		return fmt.Errorf("read the rows of %d differing key buckets of %s in page order: %w", len(differ), t.QualifiedName(), err)
+		return fmt.Errorf("read the rows of %d differing key buckets of %s in page order: %w", n.buckets, t.QualifiedName(), err)
 	}
 	// A row read twice on one server (moved by an update while its pages
 	// were read) is one key; which copy does not matter: settling reads it again.
@@ -319,8 +265,128 @@ func (c *Comparer) checksumByKeyHash(ctx context.Context, t Table, r *TableResul
 		c.unsettled += u
 		c.addDiffs(r, diffs)
 	}
-	r.RowsCompared += differing // compared once every differing key is settled
+	r.RowsCompared += n.rows // compared once every differing key is settled
 	return nil
+}
+
+// narrowed is what narrowBuckets found.
+type narrowed struct {
+	// filter selects the rows of the differing buckets ("": none differ).
+	filter string
+	// buckets is how many differ; rows the most rows either server holds
+	// in them.
+	buckets int
+	rows    int64
+	// spread: a narrowing read did not halve the differing rows (a
+	// difference all over the table).
+	spread bool
+	// counted is the rows the first read counted as checked (both servers').
+	counted int64
+	// skipped is the rows of differing buckets left out (sample).
+	skipped int64
+}
+
+// narrowBuckets reads both servers' copies in page order, summing rows into
+// a power of two of buckets by hash (an int8 expression of the row), adds
+// the rows of buckets whose sums are equal to r.RowsCompared, and reads the
+// rows of the differing ones again into finer buckets (more bits of the
+// same hash) until they hold at most 4 x chunk_rows rows. A read that does
+// not halve them stops it (spread), unless sample: then it goes on with
+// only the first differing buckets holding at most that many rows (at
+// least one bucket), the others' rows skipped; and with sample it narrows
+// on, while that halves them, to about a leaf of rows per bucket (their
+// rows are then read three times, not once).
+func (c *Comparer) narrowBuckets(ctx context.Context, t Table, r *TableResult, info [2]relInfo, hash string, sample bool) (narrowed, error) {
+	var n narrowed
+	est := info[0].rows()
+	if est < 0 {
+		var err error
+		if est, err = c.planRows(ctx, t); err != nil {
+			return n, fmt.Errorf("estimate the rows of %s: %w", t.QualifiedName(), err)
+		}
+	}
+	// A power of two of buckets (up to 1,024), each of at least a leaf.
+	// Each statement, about chunk_rows rows, returns a sum for every bucket
+	// (a hash puts some of each in every page); a differing bucket's rows
+	// are read: about the square root of chunk_rows buckets fetch the
+	// fewest bytes for one differing row (1,000,000 rows, chunk_rows
+	// 100,000: 256 buckets fetched 0.79 % of the table's bytes, 128 1.17 %).
+	most := math.Min(math.Sqrt(float64(c.Opt.ChunkRows)), est/float64(max(c.Opt.LeafRows, 1)))
+	bits := 0
+	for bits < 10 && float64(int64(2)<<bits) <= most {
+		bits++
+	}
+	bucketOf := func(bits int) string { return fmt.Sprintf("(%s & %d)", hash, int64(1)<<bits-1) }
+	// in selects the rows of the buckets ids (an array constant: the server
+	// hashes it to test a row, where a parameter it searches row by row).
+	in := func(bits int, ids []int) string { return bucketOf(bits) + " = ANY(" + intArray(ids) + ")" }
+	sums, err := c.sumBuckets(ctx, t, bucketOf(bits), "", nil, info)
+	if err != nil {
+		return n, err
+	}
+	for _, side := range sums {
+		for _, b := range side {
+			n.counted += b.count
+		}
+	}
+	limit := 4 * int64(c.Opt.ChunkRows)
+	var differ []int
+	var before int64 = math.MaxInt64
+	for {
+		n.rows = 0
+		differ = differ[:0]
+		for _, id := range sums.ids() {
+			if sums.equal(id) {
+				r.RowsCompared += sums.rows(id)
+			} else {
+				differ = append(differ, id)
+				n.rows += sums.rows(id)
+			}
+		}
+		if len(differ) == 0 {
+			return n, nil
+		}
+		// Sampling (no key): rows are settled by reading them three times
+		// (the key-hash mode settles by key), so narrowed to about a leaf
+		// per bucket as long as that halves them.
+		fine := !sample || n.rows <= int64(4*len(differ)*max(c.Opt.LeafRows, 1))
+		if n.rows <= limit && (fine || n.rows > before/2) {
+			break
+		}
+		if n.rows > before/2 || bits >= maxHashBits {
+			if !sample || bits >= maxHashBits {
+				n.spread = true
+				break
+			}
+			// The first buckets, the rest skipped.
+			var kept int64
+			for i, id := range differ {
+				if i > 0 && kept+sums.rows(id) > limit {
+					for _, rest := range differ[i:] {
+						n.skipped += sums.rows(rest)
+					}
+					differ = differ[:i]
+					break
+				}
+				kept += sums.rows(id)
+			}
+			if n.rows = kept; kept <= limit {
+				break
+			}
+		}
+		// Finer buckets of about a leaf each, at most maxHashSums of them.
+		more := 1
+		for more < 1<<(maxHashBits-bits) && len(differ)<<(more+1) <= maxHashSums && n.rows>>(more+1) >= int64(len(differ)*c.Opt.LeafRows) {
+			more++
+		}
+		filter := in(bits, differ)
+		before, bits = n.rows, bits+more
+		if sums, err = c.sumBuckets(ctx, t, bucketOf(bits), filter, nil, info); err != nil {
+			return n, err
+		}
+	}
+	n.filter, n.buckets = in(bits, differ), len(differ)
+	return n, nil
 }
 
 // Bounds of the key-hash buckets: hash bits used, and bucket sums one
