@@ -303,6 +303,17 @@ func printVerify(w io.Writer, results []verify.Result, path string) {
 			fmt.Fprintf(w, "  To repair a table (TRUNCATES it on the subscriber, then copies it again; run on %s):\n", r.Subscriber)
 			fmt.Fprintf(w, "    SELECT pglogical.alter_subscription_resynchronize_table('%s', '<schema.table>');\n", r.Subscription)
 			fmt.Fprintln(w, "  or copy just the differing rows from the provider by key. pglmon never does either by itself.")
+			for _, t := range r.Tables {
+				if t.Equal || t.Error != "" {
+					continue
+				}
+				if t.ExpectedRows > 0 {
+					fmt.Fprintf(w, "  %s: resynchronising it also undoes the %d rows that differ as expected (what its replication sets leave out): copy the differing rows instead to keep them.\n", t.Table, t.ExpectedRows)
+				}
+				if t.Scan == verify.ScanRows {
+					fmt.Fprintf(w, "  %s has no primary key: its rows are named by their contents (\"#n\": the n-th copy of a row); to copy just them, insert the missing rows on %s and delete one copy of each extra row.\n", t.Table, r.Subscriber)
+				}
+			}
 		}
 	}
 }

@@ -177,6 +177,34 @@ func TestPrintSequences(t *testing.T) {
 	}
 }
 
+// What to do about a table that differs where resynchronising it is not
+// the whole answer: rows that differ as expected, a table without key.
+func TestPrintVerifyRepairAdvice(t *testing.T) {
+	var b strings.Builder
+	printVerify(&b, []verify.Result{{Subscription: "sub", Subscriber: "s", Provider: "p", Tables: []verify.TableResult{
+		{Table: "public.archive", Mode: verify.ModeChecksum, Scan: verify.ScanIndex, DifferingRows: 1, ExpectedRows: 40, Keys: []verify.KeyDiff{{Key: "7", Kind: verify.Missing}}},
+		{Table: "public.events", Mode: verify.ModeChecksum, Scan: verify.ScanRows, DifferingRows: 1, Keys: []verify.KeyDiff{{Key: "(5,dup,) #3", Kind: verify.Missing}}},
+		{Table: "public.same", Mode: verify.ModeChecksum, Scan: verify.ScanRows, Equal: true, ExpectedRows: 3},
+	}}}, "c.yaml")
+	out := b.String()
+	for _, want := range []string{
+		"SELECT pglogical.alter_subscription_resynchronize_table('sub', '<schema.table>');",
+		"public.archive: resynchronising it also undoes the 40 rows that differ as expected",
+		"public.events keys: (5,dup,) #3 (missing)",
+		"public.events has no primary key: its rows are named by their contents",
+		"insert the missing rows on s and delete one copy of each extra row",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	for _, not := range []string{"public.same has no primary key", "public.events: resynchronising", "public.same: resynchronising"} {
+		if strings.Contains(out, not) {
+			t.Errorf("output has %q:\n%s", not, out)
+		}
+	}
+}
+
 // A change pglogical skipped by itself (an UPDATE of a row someone deleted
 // on the subscriber) is the difference verify finds, and verify shows the
 // conflict the subscriber's log recorded for that table.

@@ -190,7 +190,11 @@ Choose per table:
  b) copy just the differing rows: list them with
       pglmon verify --config FILE --subscription %[5]s --table schema.table --output json
     and, on the subscriber, delete the extra keys and upsert the missing and different
-    rows from the provider (INSERT ... ON CONFLICT (key) DO UPDATE).
+    rows from the provider (INSERT ... ON CONFLICT (key) DO UPDATE); a table without
+    primary key has its rows named by their contents: insert the missing ones and delete
+    one copy of each extra one.
+A table whose replication set leaves out DELETE (an archive) or INSERT or UPDATE keeps rows
+that differ as expected: resynchronising it undoes them; copy the differing rows instead.
 Find out why first: writes made directly on the subscriber, conflict resolution
 (pglogical.conflict_resolution), or an initial copy that did not complete.`, s.Provider, s.Subscriber, q(s.Name), f.Message, s.Name)
 	case diagnose.CodeSchemaMismatch:
