@@ -160,8 +160,9 @@ type Comparer struct {
 	walWriterGrace time.Duration
 	// graced is the last insert position waited out, and the target it gave.
 	graced [2]string
-	// noOrigin: the subscriber's replication origins are not readable.
-	noOrigin bool
+	// noOrigin: the subscriber's replication origins are not readable;
+	// noWorker: nor is its apply worker's transaction.
+	noOrigin, noWorker bool
 	// pending are the small ranges a bisection ended in, to settle
 	// together (nil: no bisection under way).
 	pending [][2][]string
@@ -974,29 +975,29 @@ func (c *Comparer) waitApplied(ctx context.Context, lsn string) error {
 // every transaction committed before target: the subscription's origin on
 // the subscriber (named as its slot) has applied a commit after it (commits
 // apply in order; strictly after, as the origin moves just before the
-// commit it records turns visible), or the slot confirms it. pglogical's
-// wait_slot_confirm_lsn looks once a second: under writes every range that
-// differs for a moment waited a second for it (measured: 1.0 s a wait,
-// where the origin passes the position within milliseconds). A quiet
-// provider commits nothing after target, and a delayed subscription
-// applies it later: after the second, the wait is pglogical's.
+// commit it records turns visible), or has reached it and the apply worker
+// was then in no transaction (so that commit is visible: a quiet provider's
+// last commit ends at target, and nothing commits after it), or the slot
+// confirms it. pglogical's wait_slot_confirm_lsn looks once a second: under
+// writes every range that differs for a moment waited a second for it
+// (measured: 1.0 s a wait, where the origin passes the position within
+// milliseconds); on a quiet provider the slot confirmed the last commit
+// only after more than a second. A delayed subscription applies target
+// later: after the second, the wait is pglogical's.
 func (c *Comparer) appliedSoon(ctx context.Context, target string) bool {
 	deadline := time.Now().Add(time.Second)
 	for {
-		var origin, slot *bool
-		if !c.noOrigin {
-			err := c.Subscriber.QueryRow(ctx, "SELECT max(remote_lsn) > $2::pg_lsn FROM pg_replication_origin_status WHERE external_id = $1", c.Opt.Slot, target).Scan(&origin)
-			if err != nil {
-				if ctx.Err() != nil {
-					return false
-				}
-				c.noOrigin = true // not readable by this role: the slot alone
-			}
+		if c.originApplied(ctx, target) {
+			return true
 		}
+		if ctx.Err() != nil {
+			return false
+		}
+		var slot *bool
 		if err := c.Provider.QueryRow(ctx, "SELECT confirmed_flush_lsn >= $2::pg_lsn FROM pg_replication_slots WHERE slot_name = $1", c.Opt.Slot, target).Scan(&slot); err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return false // the wait says why
 		}
-		if (origin != nil && *origin) || (slot != nil && *slot) {
+		if slot != nil && *slot {
 			return true
 		}
 		if time.Now().After(deadline) {
@@ -1008,6 +1009,48 @@ func (c *Comparer) appliedSoon(ctx context.Context, target string) bool {
 		case <-time.After(5 * time.Millisecond): // polling both positions, bounded by the deadline
 		}
 	}
+}
+
+// originApplied reports whether the subscription's origin on the
+// subscriber shows every commit before target applied and visible: a commit
+// after it applied, or target reached and the apply worker in no
+// transaction since.
+func (c *Comparer) originApplied(ctx context.Context, target string) bool {
+	if c.noOrigin {
+		return false
+	}
+	var past, reached *bool
+	err := c.Subscriber.QueryRow(ctx, "SELECT max(remote_lsn) > $2::pg_lsn, max(remote_lsn) >= $2::pg_lsn FROM pg_replication_origin_status WHERE external_id = $1", c.Opt.Slot, target).Scan(&past, &reached)
+	if err != nil {
+		if ctx.Err() == nil {
+			c.noOrigin = true // not readable by this role: the slot alone
+		}
+		return false
+	}
+	return (past != nil && *past) || (reached != nil && *reached && c.workerIdle(ctx))
+}
+
+// workerIdle reports whether the subscription's apply worker is in no
+// transaction now (read after its origin reached a position: the commit
+// that moved it there has turned visible). False when the worker is not
+// running, or its transaction is not visible to this role (then never
+// asked again).
+func (c *Comparer) workerIdle(ctx context.Context) bool {
+	if c.noWorker {
+		return false
+	}
+	var idle bool
+	err := c.Subscriber.QueryRow(ctx, `SELECT count(*) = 1 AND bool_and(a.backend_xid IS NULL)
+FROM pg_stat_activity a JOIN pglogical.subscription s
+  ON a.backend_type = 'pglogical apply ' || (SELECT oid FROM pg_database WHERE datname = current_database()) || ':' || s.sub_id
+WHERE s.sub_slot_name = $1 AND a.state IS NOT NULL`, c.Opt.Slot).Scan(&idle)
+	if err != nil {
+		if ctx.Err() == nil {
+			c.noWorker = true
+		}
+		return false
+	}
+	return idle
 }
 
 // flushedTarget is the position to wait for instead of the insert position

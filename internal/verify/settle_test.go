@@ -1,0 +1,86 @@
+package verify
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/pglmon/pglmon/internal/pgtest"
+)
+
+// On a quiet provider the last commit ends at the insert position a settle
+// waits for, and no commit follows it: the subscription's origin reaching
+// that position, with the apply worker in no transaction, is enough (the
+// slot confirmed it only after more than a second). While the apply worker
+// is inside a transaction (here waiting for a row lock on the subscriber,
+// having inserted a row),
+// reaching it is not: that worker may not have made the commit visible.
+func TestOriginReachedOnAQuietProvider(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 100})
+	p.MustConverge(t, 30*time.Second)
+	slot, err := p.SlotName(ctx, p.Sub())
+	if err != nil {
+		t.Fatal(err)
+	}
+	prov, err := p.Provider.Cluster.Connect(ctx, p.Provider.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prov.Close(ctx)
+	sub, err := p.Subscriber.Cluster.Connect(ctx, p.Subscriber.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close(ctx)
+	c := &Comparer{Provider: prov, Subscriber: sub, Opt: Options{Slot: slot}}
+
+	// One commit, then the position after it.
+	var target string
+	if _, err := prov.Exec(ctx, "INSERT INTO items_0 VALUES (100001, 'last', 1)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := prov.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&target); err != nil {
+		t.Fatal(err)
+	}
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		var n int
+		return sub.QueryRow(ctx, "SELECT count(*) FROM items_0 WHERE id = 100001").Scan(&n) == nil && n == 1
+	}); err != nil {
+		t.Fatalf("the row never arrived: %v", err)
+	}
+	if !c.originApplied(ctx, target) {
+		t.Errorf("origin at the provider's last commit %s, apply worker idle: not taken as applied", target)
+	}
+
+	// The apply worker inside a transaction: reaching target is not enough.
+	lock, err := p.Subscriber.Cluster.Connect(ctx, p.Subscriber.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close(ctx)
+	if _, err := lock.Exec(ctx, "BEGIN; SELECT * FROM items_0 WHERE id = 5 FOR UPDATE"); err != nil {
+		t.Fatal(err)
+	}
+	// An insert first: the worker has a transaction id when it waits.
+	if _, err := prov.Exec(ctx, "BEGIN; INSERT INTO items_0 VALUES (100002, 'first', 1); UPDATE items_0 SET val = 'locked out' WHERE id = 5; COMMIT"); err != nil {
+		t.Fatal(err)
+	}
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		var waiting bool
+		return sub.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE backend_type LIKE 'pglogical apply %' AND wait_event_type = 'Lock' AND backend_xid IS NOT NULL)").Scan(&waiting) == nil && waiting
+	}); err != nil {
+		t.Fatalf("the apply worker never waited for the lock: %v", err)
+	}
+	if c.originApplied(ctx, target) {
+		t.Error("origin at target while the apply worker is in a transaction: taken as applied")
+	}
+	if _, err := lock.Exec(ctx, "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	// Once that commit is applied, the origin is past target.
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool { return c.originApplied(ctx, target) }); err != nil {
+		t.Errorf("origin past target: not taken as applied: %v", err)
+	}
+}
