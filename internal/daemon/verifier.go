@@ -358,7 +358,12 @@ func (v *verifier) annotate(r *diagnose.Report) {
 			if t.Error == "interrupted" {
 				p = fmt.Sprintf("%s: at least %d rows differ (compared up to key %s so far)", t.Table, t.DifferingRows, strings.Join(t.ResumeFrom, ", "))
 			}
-			if len(t.Keys) > 0 {
+			switch {
+			case t.Scan == verify.ScanRows:
+				// A table without key names rows by their contents: not
+				// spread to Slack and logs (pglmon verify --table shows them).
+				p += fmt.Sprintf(" (rows named by their contents: pglmon verify --table %s)", t.Table)
+			case len(t.Keys) > 0:
 				var keys []string
 				for _, k := range t.Keys[:min(len(t.Keys), 5)] {
 					keys = append(keys, k.Key+" "+k.Kind)
