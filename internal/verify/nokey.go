@@ -77,10 +77,11 @@ func (t Table) rowText() string {
 // settleRowsInPages reads the rows filter selects on the provider (page
 // order), then its WAL insert position (every change that read saw is at or
 // before it), waits until the subscriber applied that, reads the rows there
-// and on the provider again. A row (one copy of it) the subscriber holds
-// and the provider does not, or the reverse, differs when both provider
-// reads agree on it; rows whose copies changed between them are read again,
-// up to Retries times in all, and then counted as unsettled.
+// and, unless they are the same, on the provider again. A row (one copy of
+// it) the subscriber holds and the provider does not, or the reverse,
+// differs when both provider reads agree on it; rows whose copies changed
+// between them are read again, up to Retries times in all, and then counted
+// as unsettled.
 func (c *Comparer) settleRowsInPages(ctx context.Context, t Table, info [2]relInfo, filter string) ([]rowDiff, int64, error) {
 	read := func(conn *pgx.Conn, provider bool, ri relInfo, filter string) ([]leafRow, error) {
 		copies := map[string]int{}
@@ -128,6 +129,11 @@ func (c *Comparer) settleRowsInPages(ctx context.Context, t Table, info [2]relIn
 		s, err := read(c.Subscriber, false, info[1], filter)
 		if err != nil {
 			return nil, 0, err
+		}
+		if len(diffLeaves(p1, s)) == 0 {
+			// The subscriber holds what the provider did: nothing to confirm.
+			unstable = 0
+			break
 		}
 		p2, err := read(c.Provider, true, info[0], filter)
 		if err != nil {
