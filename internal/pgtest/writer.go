@@ -28,6 +28,37 @@ func StartWriter(d DB, table string, firstID int) (*Writer, error) {
 // StartMixedWriter is StartWriter that also updates a random existing row
 // (ids 1..updateMaxID) after each insert when updateMaxID > 0.
 func StartMixedWriter(d DB, table string, firstID, updateMaxID int) (*Writer, error) {
+	sql := fmt.Sprintf("INSERT INTO %s (id, val, n) VALUES ($1::bigint, md5($1::text), $1::int %% 100)", pgx.Identifier{table}.Sanitize())
+	update := fmt.Sprintf("UPDATE %s SET n = n + 1, val = md5(val) WHERE id = $1", pgx.Identifier{table}.Sanitize())
+	return start(d, firstID, func(ctx context.Context, conn *pgx.Conn, id int) error {
+		if _, err := conn.Exec(ctx, sql, id); err != nil {
+			return err
+		}
+		if updateMaxID > 0 {
+			_, err := conn.Exec(ctx, update, 1+rand.IntN(updateMaxID))
+			return err
+		}
+		return nil
+	})
+}
+
+// StartStatements runs the statements one after another, each given the
+// step's number (first, first+1, ...) as $1, a few hundred steps a second as
+// an application writes, until Stop (which returns the steps done).
+func StartStatements(d DB, first int, sqls ...string) (*Writer, error) {
+	return start(d, first, func(ctx context.Context, conn *pgx.Conn, id int) error {
+		for _, sql := range sqls {
+			if _, err := conn.Exec(ctx, sql, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// start runs step with id = first, first+1, ... on a connection of its own
+// until Stop, pacing the steps; the first error ends it.
+func start(d DB, first int, step func(ctx context.Context, conn *pgx.Conn, id int) error) (*Writer, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	conn, err := d.Cluster.Connect(ctx, d.Name)
 	if err != nil {
@@ -35,26 +66,16 @@ func StartMixedWriter(d DB, table string, firstID, updateMaxID int) (*Writer, er
 		return nil, err
 	}
 	w := &Writer{cancel: cancel}
-	sql := fmt.Sprintf("INSERT INTO %s (id, val, n) VALUES ($1::bigint, md5($1::text), $1::int %% 100)", pgx.Identifier{table}.Sanitize())
-	update := fmt.Sprintf("UPDATE %s SET n = n + 1, val = md5(val) WHERE id = $1", pgx.Identifier{table}.Sanitize())
 	w.wg.Go(func() {
 		defer conn.Close(context.Background())
-		for id := firstID; ctx.Err() == nil; id++ {
-			if _, err := conn.Exec(ctx, sql, id); err != nil {
+		for id := first; ctx.Err() == nil; id++ {
+			if err := step(ctx, conn, id); err != nil {
 				if ctx.Err() == nil {
 					w.err = err
 				}
 				return
 			}
 			w.n++
-			if updateMaxID > 0 {
-				if _, err := conn.Exec(ctx, update, 1+rand.IntN(updateMaxID)); err != nil {
-					if ctx.Err() == nil {
-						w.err = err
-					}
-					return
-				}
-			}
 			select {
 			case <-ctx.Done():
 			case <-time.After(2 * time.Millisecond): // pace, not synchronisation

@@ -4,8 +4,6 @@ import (
 	"context"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -89,32 +87,13 @@ func TestNoPrimaryKeyComparedByRows(t *testing.T) {
 	}
 
 	// Under a writer inserting rows on the provider, still exactly the three.
-	wctx, wstop := context.WithCancel(ctx)
-	conn, err := p.Provider.Cluster.Connect(ctx, p.Provider.Name)
+	w, err := pgtest.StartStatements(p.Provider, 100000,
+		"INSERT INTO events VALUES ($1::int, 'new', 'w')",
+		"INSERT INTO events_same VALUES ($1::int, 'w')")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close(ctx)
-	var writes atomic.Int64
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		// Paced, as an application writes: a few hundred rows a second.
-		tick := time.NewTicker(2 * time.Millisecond)
-		defer tick.Stop()
-		for i := 100000; wctx.Err() == nil; i++ {
-			if _, err := conn.Exec(wctx, "INSERT INTO events VALUES ($1::int, 'new', 'w')", i); err != nil {
-				return
-			}
-			if _, err := conn.Exec(wctx, "INSERT INTO events_same VALUES ($1::int, 'w')", i); err != nil {
-				return
-			}
-			writes.Add(1)
-			select {
-			case <-wctx.Done():
-			case <-tick.C:
-			}
-		}
-	})
+	defer w.Stop()
 	for i := range 3 {
 		st := time.Now()
 		r := oneTable(t, Run(ctx, cfg, tg, Options{Mode: ModeChecksum, ChunkRows: 2000, LeafRows: 16}, "events"))
@@ -129,10 +108,9 @@ func TestNoPrimaryKeyComparedByRows(t *testing.T) {
 			t.Errorf("events_same under writes: %+v", same)
 		}
 	}
-	wstop()
-	wg.Wait()
-	if writes.Load() == 0 {
-		t.Fatal("the writer wrote nothing")
+	writes, err := w.Stop()
+	if err != nil || writes == 0 {
+		t.Fatalf("the writer wrote %d rows: %v", writes, err)
 	}
-	t.Logf("%d rows inserted during the comparisons", writes.Load())
+	t.Logf("%d rows inserted during the comparisons", writes)
 }

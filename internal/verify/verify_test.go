@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -1297,34 +1296,15 @@ func TestKeyHashPageOrder(t *testing.T) {
 	}
 
 	// Under a writer inserting and updating rows of t_text_comp on the
-	// provider, its differences are still exactly the three.
-	wctx, wstop := context.WithCancel(ctx)
-	conn, err := p.Provider.Cluster.Connect(ctx, p.Provider.Name)
+	// provider, its differences are still exactly the three (rows
+	// 10001-20000 updated only: the differing rows stay as they are).
+	w, err := pgtest.StartStatements(p.Provider, 100000,
+		"INSERT INTO t_text_comp VALUES ('us', $1::bigint, 'new')",
+		"UPDATE t_text_comp SET v = v || '.' WHERE id = 10001 + $1::bigint % 10000")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close(ctx)
-	var writes atomic.Int64
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		// Paced, as an application writes: a few hundred rows a second.
-		tick := time.NewTicker(2 * time.Millisecond)
-		defer tick.Stop()
-		for i := 100000; wctx.Err() == nil; i++ {
-			if _, err := conn.Exec(wctx, "INSERT INTO t_text_comp VALUES ('us', $1::bigint, 'new')", i); err != nil {
-				return
-			}
-			// Rows 10001-20000 only: the differing rows stay as they are.
-			if _, err := conn.Exec(wctx, "UPDATE t_text_comp SET v = v || '.' WHERE id = $1::bigint", 10001+i%10000); err != nil {
-				return
-			}
-			writes.Add(1)
-			select {
-			case <-wctx.Done():
-			case <-tick.C:
-			}
-		}
-	})
+	defer w.Stop()
 	for range 3 {
 		st := time.Now()
 		r := oneTable(t, Run(ctx, cfg, tg, Options{Mode: ModeChecksum, ChunkRows: 2000, LeafRows: 16}, "t_text_comp"))
@@ -1334,12 +1314,11 @@ func TestKeyHashPageOrder(t *testing.T) {
 			t.Errorf("under writes: read by %s, keys %v; want pages, %v", r.Tables[0].Scan, got, comp)
 		}
 	}
-	wstop()
-	wg.Wait()
-	if writes.Load() == 0 {
-		t.Fatal("the writer wrote nothing")
+	writes, err := w.Stop()
+	if err != nil || writes == 0 {
+		t.Fatalf("the writer wrote %d rows: %v", writes, err)
 	}
-	t.Logf("%d rows inserted and as many updated during the comparisons", writes.Load())
+	t.Logf("%d rows inserted and as many updated during the comparisons", writes)
 }
 
 func md5sum(s string) string { return fmt.Sprintf("%x", md5.Sum([]byte(s))) }
