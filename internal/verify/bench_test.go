@@ -154,45 +154,26 @@ func BenchmarkVerifyScatteredRows(b *testing.B) {
 	prov := pgtest.NewCluster(b, pgtest.Options{})
 	subc := pgtest.NewCluster(b, pgtest.Options{})
 	p := pgtest.NewPair(b, pgtest.PairOptions{Provider: prov, Subscriber: subc, Rows: 10})
-	for _, d := range []pgtest.DB{p.Provider, p.Subscriber} {
-		for _, sql := range []string{
-			"CREATE TABLE scattered (id bigint PRIMARY KEY, val text, n int)",
-			"INSERT INTO scattered SELECT g, md5(g::text), g % 100 FROM generate_series(1, 1000000) g ORDER BY random()",
-			"CREATE TABLE scattered_tenant (tenant int, id bigint, val text, n int, PRIMARY KEY (tenant, id))",
-			"INSERT INTO scattered_tenant SELECT g % 1000, g, md5(g::text), g % 100 FROM generate_series(1, 1000000) g ORDER BY random()",
-			"CREATE TABLE ordered_tenant (tenant int, id bigint, val text, n int, PRIMARY KEY (tenant, id))",
-			"INSERT INTO ordered_tenant SELECT g % 1000, g, md5(g::text), g % 100 FROM generate_series(1, 1000000) g ORDER BY g % 1000, g",
-			"CREATE TABLE scattered_text (k text PRIMARY KEY, val text, n int)",
-			"INSERT INTO scattered_text SELECT md5(g::text), md5(g::text), g % 100 FROM generate_series(1, 1000000) g",
-			"VACUUM ANALYZE scattered, scattered_tenant, ordered_tenant, scattered_text",
-		} {
-			if err := d.Exec(ctx, sql); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
-	for _, sql := range []string{
-		"SELECT pglogical.replication_set_add_table('set_0', 'scattered', false)",
-		"SELECT pglogical.replication_set_add_table('set_0', 'scattered_tenant', false)",
-		"SELECT pglogical.replication_set_add_table('set_0', 'ordered_tenant', false)",
-		"SELECT pglogical.replication_set_add_table('set_0', 'scattered_text', false)",
-	} {
-		if err := p.Provider.Exec(ctx, sql); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := p.Subscriber.Exec(ctx, "UPDATE scattered SET val = 'different' WHERE id = 765432"); err != nil {
-		b.Fatal(err)
-	}
-	if err := p.Subscriber.Exec(ctx, "UPDATE scattered_tenant SET val = 'different' WHERE id = 765432"); err != nil {
-		b.Fatal(err)
-	}
-	if err := p.Subscriber.Exec(ctx, "UPDATE ordered_tenant SET val = 'different' WHERE id = 765432"); err != nil {
-		b.Fatal(err)
-	}
-	if err := p.Subscriber.Exec(ctx, "UPDATE scattered_text SET val = 'different' WHERE k = md5('765432')"); err != nil {
-		b.Fatal(err)
-	}
+	onBoth(ctx, b, p,
+		"CREATE TABLE scattered (id bigint PRIMARY KEY, val text, n int)",
+		"INSERT INTO scattered SELECT g, md5(g::text), g % 100 FROM generate_series(1, 1000000) g ORDER BY random()",
+		"CREATE TABLE scattered_tenant (tenant int, id bigint, val text, n int, PRIMARY KEY (tenant, id))",
+		"INSERT INTO scattered_tenant SELECT g % 1000, g, md5(g::text), g % 100 FROM generate_series(1, 1000000) g ORDER BY random()",
+		"CREATE TABLE ordered_tenant (tenant int, id bigint, val text, n int, PRIMARY KEY (tenant, id))",
+		"INSERT INTO ordered_tenant SELECT g % 1000, g, md5(g::text), g % 100 FROM generate_series(1, 1000000) g ORDER BY g % 1000, g",
+		"CREATE TABLE scattered_text (k text PRIMARY KEY, val text, n int)",
+		"INSERT INTO scattered_text SELECT md5(g::text), md5(g::text), g % 100 FROM generate_series(1, 1000000) g",
+		"VACUUM ANALYZE scattered, scattered_tenant, ordered_tenant, scattered_text")
+	runSteps(ctx, b, []step{
+		{p.Provider, "SELECT pglogical.replication_set_add_table('set_0', 'scattered', false)"},
+		{p.Provider, "SELECT pglogical.replication_set_add_table('set_0', 'scattered_tenant', false)"},
+		{p.Provider, "SELECT pglogical.replication_set_add_table('set_0', 'ordered_tenant', false)"},
+		{p.Provider, "SELECT pglogical.replication_set_add_table('set_0', 'scattered_text', false)"},
+		{p.Subscriber, "UPDATE scattered SET val = 'different' WHERE id = 765432"},
+		{p.Subscriber, "UPDATE scattered_tenant SET val = 'different' WHERE id = 765432"},
+		{p.Subscriber, "UPDATE ordered_tenant SET val = 'different' WHERE id = 765432"},
+		{p.Subscriber, "UPDATE scattered_text SET val = 'different' WHERE k = md5('765432')"},
+	})
 	cfg := testConfig(b, p)
 	tg := targets(b, cfg, p.Sub())[0]
 	// With PGLMON_BENCH_DROP_CACHES=1 (as root) each run starts with the
@@ -243,30 +224,16 @@ func BenchmarkVerifyNoKey(b *testing.B) {
 	prov := pgtest.NewCluster(b, pgtest.Options{})
 	subc := pgtest.NewCluster(b, pgtest.Options{})
 	p := pgtest.NewPair(b, pgtest.PairOptions{Provider: prov, Subscriber: subc, Rows: 10})
-	for _, d := range []pgtest.DB{p.Provider, p.Subscriber} {
-		for _, sql := range []string{
-			"CREATE TABLE events (at bigint, kind int, note text)",
-			"INSERT INTO events SELECT g, g % 100, md5(g::text) FROM generate_series(1, 1000000) g",
-			"VACUUM ANALYZE events",
-		} {
-			if err := d.Exec(ctx, sql); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
-	for _, st := range []struct {
-		db  pgtest.DB
-		sql string
-	}{
+	onBoth(ctx, b, p,
+		"CREATE TABLE events (at bigint, kind int, note text)",
+		"INSERT INTO events SELECT g, g % 100, md5(g::text) FROM generate_series(1, 1000000) g",
+		"VACUUM ANALYZE events")
+	runSteps(ctx, b, []step{
 		{p.Provider, "SELECT pglogical.create_replication_set('inserts', replicate_update := false, replicate_delete := false)"},
 		{p.Provider, "SELECT pglogical.replication_set_add_table('inserts', 'events', false)"},
 		{p.Subscriber, "SELECT pglogical.alter_subscription_add_replication_set('" + p.Sub() + "', 'inserts')"},
 		{p.Subscriber, "UPDATE events SET note = 'different' WHERE at = 765432"},
-	} {
-		if err := st.db.Exec(ctx, st.sql); err != nil {
-			b.Fatal(err)
-		}
-	}
+	})
 	// Streaming again after the set was added (its apply worker restarts).
 	p.MustStream(b, 3*time.Minute)
 	var tableBytes int64

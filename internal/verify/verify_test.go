@@ -641,7 +641,7 @@ func oneTable(t *testing.T, r Result) Result {
 
 // onBoth runs statements on the provider, then the same on the subscriber
 // (tables loaded alike before replication carries later changes).
-func onBoth(ctx context.Context, t *testing.T, p *pgtest.Pair, sqls ...string) {
+func onBoth(ctx context.Context, t testing.TB, p *pgtest.Pair, sqls ...string) {
 	t.Helper()
 	for _, d := range []pgtest.DB{p.Provider, p.Subscriber} {
 		for _, sql := range sqls {
@@ -659,7 +659,7 @@ type step struct {
 }
 
 // runSteps runs statements in order, failing the test at the first error.
-func runSteps(ctx context.Context, t *testing.T, steps []step) {
+func runSteps(ctx context.Context, t testing.TB, steps []step) {
 	t.Helper()
 	for _, st := range steps {
 		if err := st.db.Exec(ctx, st.sql); err != nil {
