@@ -100,11 +100,12 @@ func (c *Comparer) settleRowsInPages(ctx context.Context, t Table, info [2]relIn
 					return 0, err
 				}
 				copies[text]++
-				key := text
+				nth := ""
 				if k := copies[text]; k > 1 {
-					key = fmt.Sprintf("%s #%d", text, k)
+					nth = fmt.Sprintf(" #%d", k)
 				}
-				out = append(out, leafRow{key: key, vals: []string{key}, hash: h})
+				// The key is the whole text; vals its text and copy, to print.
+				out = append(out, leafRow{key: text + nth, vals: []string{text, nth}, hash: h})
 				n++
 			}
 			return n, rows.Err()
@@ -130,7 +131,8 @@ func (c *Comparer) settleRowsInPages(ctx context.Context, t Table, info [2]relIn
 		if err != nil {
 			return nil, 0, err
 		}
-		if len(diffLeaves(p1, s)) == 0 {
+		differ := diffLeaves(p1, s)
+		if len(differ) == 0 {
 			// The subscriber holds what the provider did: nothing to confirm.
 			unstable = 0
 			break
@@ -142,7 +144,7 @@ func (c *Comparer) settleRowsInPages(ctx context.Context, t Table, info [2]relIn
 		stable := stableRows(p1, p2)
 		var again []int
 		unstable = 0
-		for _, d := range diffLeaves(p1, s) {
+		for _, d := range differ {
 			switch {
 			case !stable(d.Key):
 				unstable++
@@ -159,22 +161,16 @@ func (c *Comparer) settleRowsInPages(ctx context.Context, t Table, info [2]relIn
 		// elsewhere in the buckets would keep changing them).
 		filter += " AND " + t.rowHash() + " = ANY(" + intArray(again) + ")"
 	}
-	for i := range diffs {
-		diffs[i].Key = shortRow(diffs[i].Key)
+	for i, d := range diffs {
+		diffs[i].Key = shortRow(d.vals[0]) + d.vals[1]
 	}
 	return diffs, unstable, nil
 }
 
-// shortRow cuts a row's text to maxRowText characters, keeping its copy
-// number.
-func shortRow(key string) string {
-	if utf8.RuneCountInString(key) <= maxRowText {
-		return key
+// shortRow cuts a row's text to maxRowText characters.
+func shortRow(text string) string {
+	if utf8.RuneCountInString(text) <= maxRowText {
+		return text
 	}
-	suffix := ""
-	if i := strings.LastIndex(key, " #"); i > 0 && strings.HasSuffix(key[:i], ")") {
-		suffix = key[i:]
-	}
-	runes := []rune(key)
-	return string(runes[:maxRowText]) + "..." + suffix
+	return string([]rune(text)[:maxRowText]) + "..."
 }

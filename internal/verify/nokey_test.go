@@ -12,11 +12,12 @@ import (
 
 // A table without a primary key (an insert-only set's) is compared by its
 // rows' contents in checksum mode: a row deleted or changed on the
-// subscriber is named by its text, one copy of a row held three times
-// missing is named as that copy, rows the subscriber has more of are
-// expected (the set replicates no DELETE); under a writer inserting rows on
-// the provider nothing else is reported, and an equal table stays equal; rows missing all over a table are
-// named for a part of it, the rest counted as left out.
+// subscriber is named by its text (a long one by its first 200 characters),
+// one copy of a row held three times missing is named as that copy, rows
+// the subscriber has more of are expected (the set replicates no DELETE);
+// under a writer inserting rows on the provider nothing else is reported,
+// and an equal table stays equal; rows missing all over a table are named
+// for a part of it, the rest counted as left out.
 func TestNoPrimaryKeyComparedByRows(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -25,6 +26,7 @@ func TestNoPrimaryKeyComparedByRows(t *testing.T) {
 		`CREATE TABLE events (at int, kind text, note text)`,
 		`INSERT INTO events SELECT g, 'k' || g % 7, 'n' || g FROM generate_series(1, 20000) g`,
 		`INSERT INTO events SELECT 5, 'dup', NULL FROM generate_series(1, 3)`,
+		`INSERT INTO events VALUES (99998, 'long', repeat('x', 300))`,
 		`CREATE TABLE events_same (at int, note text)`,
 		`INSERT INTO events_same SELECT g, 'n' || g FROM generate_series(1, 20000) g`,
 		`CREATE TABLE events_many (at int, note text)`,
@@ -40,13 +42,16 @@ func TestNoPrimaryKeyComparedByRows(t *testing.T) {
 	p.MustStream(t, 3*time.Minute)
 	runSteps(ctx, t, []step{
 		{p.Subscriber, "DELETE FROM events WHERE at = 17"},
+		{p.Subscriber, "DELETE FROM events WHERE at = 99998"},
 		{p.Subscriber, "DELETE FROM events WHERE ctid = (SELECT ctid FROM events WHERE kind = 'dup' LIMIT 1)"},
 		{p.Subscriber, "UPDATE events SET note = 'changed' WHERE at = 4242"},
 		{p.Subscriber, "INSERT INTO events VALUES (99999, 'sub', 'only here')"},
 		// A third of the rows: more than 4 x chunk_rows differ.
 		{p.Subscriber, "DELETE FROM events_many WHERE at % 3 = 0"},
 	})
-	want := []KeyDiff{{"(17,k3,n17)", Missing}, {"(4242,k0,n4242)", Missing}, {"(5,dup,) #3", Missing}}
+	// A long row is named by its first 200 characters.
+	long := ("(99998,long," + strings.Repeat("x", 300) + ")")[:200] + "..."
+	want := sortedKeys([]KeyDiff{{"(17,k3,n17)", Missing}, {"(4242,k0,n4242)", Missing}, {"(5,dup,) #3", Missing}, {long, Missing}})
 	cfg := testConfig(t, p)
 	tg := targets(t, cfg, p.Sub())[0]
 	check := func(label string, r Result) {
@@ -55,10 +60,10 @@ func TestNoPrimaryKeyComparedByRows(t *testing.T) {
 		got := sortedKeys(tr.Keys)
 		// The changed row's new text and the subscriber's own row are extra:
 		// expected, the set replicating no DELETE.
-		if tr.Mode != ModeChecksum || tr.Scan != ScanRows || !slices.Equal(got, want) || tr.DifferingRows != 3 || tr.ExpectedRows != 2 || tr.Equal {
-			t.Errorf("%s: mode %s, read by %s, keys %v (%d differing, %d expected); want checksum, rows, %v (3, 2)", label, tr.Mode, tr.Scan, got, tr.DifferingRows, tr.ExpectedRows, want)
+		if tr.Mode != ModeChecksum || tr.Scan != ScanRows || !slices.Equal(got, want) || tr.DifferingRows != 4 || tr.ExpectedRows != 2 || tr.Equal {
+			t.Errorf("%s: mode %s, read by %s, keys %v (%d differing, %d expected); want checksum, rows, %v (4, 2)", label, tr.Mode, tr.Scan, got, tr.DifferingRows, tr.ExpectedRows, want)
 		}
-		if tr.RowsCompared < 20003 {
+		if tr.RowsCompared < 20004 {
 			t.Errorf("%s: compared %d rows", label, tr.RowsCompared)
 		}
 	}
@@ -70,7 +75,7 @@ func TestNoPrimaryKeyComparedByRows(t *testing.T) {
 	// --scan index has no key to read by: the same.
 	check("events, scan index", oneTable(t, Run(ctx, cfg, tg, Options{Mode: ModeChecksum, ChunkRows: 5000, LeafRows: 16, Scan: ScanIndex}, "events")))
 	// Count mode counts.
-	if tr := oneTable(t, Run(ctx, cfg, tg, Options{Mode: ModeCount}, "events")).Tables[0]; tr.Mode != ModeCount || tr.ProviderRows != 20003 || tr.SubscriberRows != 20002 || tr.DifferingRows != 1 {
+	if tr := oneTable(t, Run(ctx, cfg, tg, Options{Mode: ModeCount}, "events")).Tables[0]; tr.Mode != ModeCount || tr.ProviderRows != 20004 || tr.SubscriberRows != 20002 || tr.DifferingRows != 2 {
 		t.Errorf("events, count mode: %+v", tr)
 	}
 
@@ -86,7 +91,7 @@ func TestNoPrimaryKeyComparedByRows(t *testing.T) {
 		}
 	}
 
-	// Under a writer inserting rows on the provider, still exactly the three.
+	// Under a writer inserting rows on the provider, still exactly the four.
 	w, err := pgtest.StartStatements(p.Provider, 100000,
 		"INSERT INTO events VALUES ($1::int, 'new', 'w')",
 		"INSERT INTO events_same VALUES ($1::int, 'w')")
