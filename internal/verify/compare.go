@@ -976,8 +976,8 @@ func (c *Comparer) waitApplied(ctx context.Context, lsn string) error {
 // the subscriber (named as its slot) has applied a commit after it (commits
 // apply in order; strictly after, as the origin moves just before the
 // commit it records turns visible), or has reached it and the apply worker
-// was then in no transaction (so that commit is visible: a quiet provider's
-// last commit ends at target, and nothing commits after it), or the slot
+// then held no transaction id (so that commit is visible: a quiet
+// provider's last commit ends at target, and nothing commits after it), or the slot
 // confirms it. pglogical's wait_slot_confirm_lsn looks once a second: under
 // writes every range that differs for a moment waited a second for it
 // (measured: 1.0 s a wait, where the origin passes the position within
@@ -1013,8 +1013,8 @@ func (c *Comparer) appliedSoon(ctx context.Context, target string) bool {
 
 // originApplied reports whether the subscription's origin on the
 // subscriber shows every commit before target applied and visible: a commit
-// after it applied, or target reached and the apply worker in no
-// transaction since.
+// after it applied, or target reached and the apply worker holding no
+// transaction id since.
 func (c *Comparer) originApplied(ctx context.Context, target string) bool {
 	if c.noOrigin {
 		return false
@@ -1030,11 +1030,13 @@ func (c *Comparer) originApplied(ctx context.Context, target string) bool {
 	return (past != nil && *past) || (reached != nil && *reached && c.workerIdle(ctx))
 }
 
-// workerIdle reports whether the subscription's apply worker is in no
-// transaction now (read after its origin reached a position: the commit
-// that moved it there has turned visible). False when the worker is not
-// running, or its transaction is not visible to this role (then never
-// asked again).
+// workerIdle reports whether the subscription's apply worker holds no
+// transaction id now. Read after its origin reached a position, that says
+// the commit which moved it there has turned visible (the id is cleared
+// then; a later transaction that wrote nothing yet has none). False when
+// the worker is not running or this role cannot see its session
+// (pg_read_all_stats); a role that cannot read these catalogs is not asked
+// again.
 func (c *Comparer) workerIdle(ctx context.Context) bool {
 	if c.noWorker {
 		return false
