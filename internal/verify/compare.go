@@ -910,12 +910,16 @@ func (c *Comparer) providerLeafAt(ctx context.Context, t Table, qs []query) ([][
 	var lsn string
 	b := &pgx.Batch{}
 	b.Queue("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-	queueLeaves(b, t, qs, rows)
 	// The insert position, not pg_current_wal_lsn (the write position): with
 	// synchronous_commit = off a transaction is visible before its commit
 	// record is written, and waiting for the write position would let the
-	// subscriber be read before it applied a change the snapshot saw.
+	// subscriber be read before it applied a change the snapshot saw. Read
+	// first: that statement takes the snapshot, so every commit it sees ends
+	// at or before the position; read after the rows, it would also count
+	// the WAL those reads write (pruning the pages they visit), past the
+	// last commit, where a quiet provider's origin never goes.
 	b.Queue("SELECT pg_current_wal_insert_lsn()::text").QueryRow(func(r pgx.Row) error { return r.Scan(&lsn) })
+	queueLeaves(b, t, qs, rows)
 	b.Queue("COMMIT")
 	if err := c.Provider.SendBatch(ctx, b).Close(); err != nil {
 		// A failed batch leaves the transaction aborted: end it.
@@ -1110,9 +1114,10 @@ func (c *Comparer) count(ctx context.Context, t Table, r *TableResult) error {
 		}
 		var p1 int64
 		var lsn string
-		err = tx.QueryRow(ctx, "SELECT count(*) FROM "+t.ident()+where, args...).Scan(&p1)
+		// The position first, as providerLeafAt reads it.
+		err = tx.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&lsn)
 		if err == nil {
-			err = tx.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&lsn)
+			err = tx.QueryRow(ctx, "SELECT count(*) FROM "+t.ident()+where, args...).Scan(&p1)
 		}
 		tx.Rollback(context.WithoutCancel(ctx))
 		if err != nil {

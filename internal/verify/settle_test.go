@@ -84,3 +84,46 @@ func TestOriginReachedOnAQuietProvider(t *testing.T) {
 		t.Errorf("origin past target: not taken as applied: %v", err)
 	}
 }
+
+// The position a settle waits for is read before the provider's rows: every
+// commit the snapshot sees ends at or before it, and the WAL the reads
+// themselves write (pruning pages of dead rows) is not waited for (on a
+// quiet provider nothing would commit past it, and the origin would not
+// reach it).
+func TestSettlePositionBeforeTheReads(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 5000})
+	p.MustConverge(t, 30*time.Second)
+	prov, err := p.Provider.Cluster.Connect(ctx, p.Provider.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prov.Close(ctx)
+	// Dead rows on every page (no vacuum to remove them first).
+	for _, sql := range []string{"ALTER TABLE items_0 SET (autovacuum_enabled = false)", "UPDATE items_0 SET n = n + 1", "UPDATE items_0 SET n = n + 1"} {
+		if _, err := prov.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var before, after string
+	if err := prov.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&before); err != nil {
+		t.Fatal(err)
+	}
+	c := &Comparer{Provider: prov}
+	tbl := Table{Key: []string{"id"}}
+	_, lsn, err := c.providerLeafAt(ctx, tbl, []query{{"SELECT id::text, 0::bigint FROM items_0", nil}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wrote, past bool
+	if err := prov.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text, pg_current_wal_insert_lsn() > $1::pg_lsn, $2::pg_lsn < pg_current_wal_insert_lsn()", before, lsn).Scan(&after, &wrote, &past); err != nil {
+		t.Fatal(err)
+	}
+	if !wrote {
+		t.Fatalf("reading the rows wrote no WAL (%s before, %s after): nothing tested", before, after)
+	}
+	if !past {
+		t.Errorf("position %s is not before the WAL the reads wrote (%s before them, %s after)", lsn, before, after)
+	}
+}
