@@ -13,6 +13,7 @@ import (
 	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/monitor"
 	"github.com/pglmon/pglmon/internal/serverlog"
+	"github.com/pglmon/pglmon/internal/shellword"
 	"github.com/pglmon/pglmon/internal/verify"
 )
 
@@ -202,14 +203,7 @@ func fromFlag(key []string) string {
 		b, _ := json.Marshal(key)
 		v = string(b)
 	}
-	return shellQuote(v)
-}
-
-func shellQuote(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:/") == "" {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+	return shellword.Quote(v)
 }
 
 func hasTableError(r verify.Result) bool {
@@ -292,10 +286,10 @@ func printVerify(w io.Writer, results []verify.Result, path string) {
 			switch {
 			case t.ResumeFrom != nil:
 				fmt.Fprintf(w, "  %s: stopped at key %s (every key below it was compared); to go on from there:\n", t.Table, strings.Join(t.ResumeFrom, ", "))
-				fmt.Fprintf(w, "    pglmon verify --config %s --subscription %s --table %s --mode checksum --from %s\n", shellQuote(path), shellQuote(r.Subscription), shellQuote(t.Table), fromFlag(t.ResumeFrom))
+				fmt.Fprintf(w, "    pglmon verify --config %s --subscription %s --table %s --mode checksum --from %s\n", shellword.Quote(path), shellword.Quote(r.Subscription), shellword.Quote(t.Table), fromFlag(t.ResumeFrom))
 			case t.Error == "interrupted" && t.Scan == verify.ScanPages:
 				fmt.Fprintf(w, "  %s: stopped while reading it in page order, by a hash of its key: no key below which every row was compared; to compare it in key order, which a later stop can resume:\n", t.Table)
-				fmt.Fprintf(w, "    pglmon verify --config %s --subscription %s --table %s --mode checksum --scan index\n", shellQuote(path), shellQuote(r.Subscription), shellQuote(t.Table))
+				fmt.Fprintf(w, "    pglmon verify --config %s --subscription %s --table %s --mode checksum --scan index\n", shellword.Quote(path), shellword.Quote(r.Subscription), shellword.Quote(t.Table))
 			}
 		}
 		printSequences(w, r)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/probe"
+	"github.com/pglmon/pglmon/internal/shellword"
 )
 
 // Input is everything a diagnosis looks at.
@@ -382,7 +383,7 @@ func slotInUse(subscriber string, sub probe.Subscription, prov *probe.Snapshot, 
 	}
 	if sub.OriginRemoteLSN != 0 && slot.ConfirmedFlushLSN > sub.OriginRemoteLSN {
 		fmt.Fprintf(&b, ". The slot is confirmed up to %s, %s past what %s has applied (its origin is at %s): changes committed on %s in that WAL were consumed by the other process, not applied on %s; once %s replicates again, compare the tables (pglmon verify --subscription %s) and resynchronise those that differ",
-			slot.ConfirmedFlushLSN, config.FormatBytes(int64(slot.ConfirmedFlushLSN-sub.OriginRemoteLSN)), sub.Name, sub.OriginRemoteLSN, prov.Node, subscriber, sub.Name, sub.Name)
+			slot.ConfirmedFlushLSN, config.FormatBytes(int64(slot.ConfirmedFlushLSN-sub.OriginRemoteLSN)), sub.Name, sub.OriginRemoteLSN, prov.Node, subscriber, sub.Name, shellword.Quote(sub.Name))
 	}
 	return Finding{Code: CodeSlotInUse, Severity: Critical, Human: true, Slot: slot.Name, Message: b.String()}, true
 }

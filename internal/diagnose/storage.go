@@ -9,6 +9,7 @@ import (
 	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/probe"
 	"github.com/pglmon/pglmon/internal/rdsstorage"
+	"github.com/pglmon/pglmon/internal/shellword"
 )
 
 // AddStorage records the storage reading of node (an RDS instance) and adds
@@ -100,7 +101,7 @@ func storageFinding(n *Node, subs []Subscription, st rdsstorage.Reading, th conf
 		}
 		for _, f := range n.Findings {
 			if f.Code == CodeOrphanSlot && f.Slot == sl.Name {
-				d += fmt.Sprintf("; an orphan: pglmon repair --remedy drop-orphan-slot --node %s --slot %s", n.Name, sl.Name)
+				d += fmt.Sprintf("; an orphan: pglmon repair --remedy drop-orphan-slot --node %s --slot %s", shellword.Quote(n.Name), shellword.Quote(sl.Name))
 			}
 		}
 		held = append(held, d+")")

@@ -27,6 +27,7 @@ import (
 	"github.com/pglmon/pglmon/internal/probe"
 	"github.com/pglmon/pglmon/internal/rdsadmin"
 	"github.com/pglmon/pglmon/internal/rdsstorage"
+	"github.com/pglmon/pglmon/internal/shellword"
 	pslack "github.com/pglmon/pglmon/internal/slack"
 	"github.com/pglmon/pglmon/internal/verify"
 )
@@ -118,7 +119,7 @@ func maintenanceChecks(cfg *config.Config, now time.Time) []Check {
 	for _, n := range nodes {
 		w := act[n]
 		add("maintenance", Warn, "%s is under maintenance until %s (by %s: %s): no automatic repair or Slack message for its subscriptions; `pglmon maintenance end --node %s` ends it",
-			n, w.Until.Format(time.RFC3339), w.By, w.Reason, n)
+			n, w.Until.Format(time.RFC3339), w.By, w.Reason, shellword.Quote(n))
 	}
 	return out
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/diagnose"
 	"github.com/pglmon/pglmon/internal/probe"
+	"github.com/pglmon/pglmon/internal/shellword"
 )
 
 // Results of an attempt.
@@ -291,7 +292,7 @@ func safe(req Request, s diagnose.Subscription) error {
 			return fmt.Errorf("replication origin %s is missing: use recreate-origin", s.SlotName)
 		}
 		if _, held := s.Finding(diagnose.CodeSlotInUse); held || (s.Status == probe.StatusDown && s.SlotActive && req.Resume == "") {
-			return fmt.Errorf("slot %s on %s is in use by another process while %s is down: a restarted worker fails the same way (see the slot_in_use plan: pglmon repair --subscription %s)", s.SlotName, s.Provider, s.Name, s.Name)
+			return fmt.Errorf("slot %s on %s is in use by another process while %s is down: a restarted worker fails the same way (see the slot_in_use plan: pglmon repair --subscription %s)", s.SlotName, s.Provider, s.Name, shellword.Quote(s.Name))
 		}
 		if !s.Enabled && req.Resume == "" {
 			return fmt.Errorf("%s is disabled, perhaps on purpose: use enable", s.Name)

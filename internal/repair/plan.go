@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/pglmon/pglmon/internal/diagnose"
+	"github.com/pglmon/pglmon/internal/shellword"
 )
 
 // Step is one database action of a plan.
@@ -138,6 +139,7 @@ var commitLSNRE = regexp.MustCompile(`in commit before ([0-9A-F]+/[0-9A-F]+)`)
 func HumanPlan(f diagnose.Finding, s diagnose.Subscription) Plan {
 	p := Plan{Remedy: "", Subscription: s.Name, Subscriber: s.Subscriber, Provider: s.Provider, Slot: s.SlotName, Human: true}
 	q := func(v string) string { return "'" + strings.ReplaceAll(v, "'", "''") + "'" }
+	sh := shellword.Quote // a word of a pglmon or psql command line
 	var b strings.Builder
 	switch f.Code {
 	case diagnose.CodeSlotMissing:
@@ -157,7 +159,7 @@ Choose one:
       SELECT pglogical.drop_subscription(%[5]s);
       SELECT pglogical.create_subscription(%[5]s, '<provider dsn>', replication_sets := ...,
              synchronize_data := true);  -- existing rows must be removed first
-Then check the data: pglmon verify --subscription %[6]s`, s.SlotName, s.Provider, q(s.SlotName), s.Subscriber, q(s.Name), s.Name)
+Then check the data: pglmon verify --config FILE --subscription %[6]s`, s.SlotName, s.Provider, q(s.SlotName), s.Subscriber, q(s.Name), sh(s.Name))
 	case diagnose.CodeSlotWALLost:
 		fmt.Fprintf(&b, `The slot %[1]s lost WAL it needed (max_slot_wal_keep_size): the changes in it are gone.
 Re-create the subscription with a full copy, or drop and re-create the slot and resynchronise every
@@ -196,7 +198,7 @@ Choose per table:
 A table whose replication set leaves out DELETE (an archive) or INSERT or UPDATE keeps rows
 that differ as expected: resynchronising it undoes them; copy the differing rows instead.
 Find out why first: writes made directly on the subscriber, conflict resolution
-(pglogical.conflict_resolution), or an initial copy that did not complete.`, s.Provider, s.Subscriber, q(s.Name), f.Message, s.Name)
+(pglogical.conflict_resolution), or an initial copy that did not complete.`, s.Provider, s.Subscriber, q(s.Name), f.Message, sh(s.Name))
 	case diagnose.CodeSchemaMismatch:
 		fmt.Fprintf(&b, `%[4]s.
 Make the subscriber's tables match the provider's, on subscriber %[2]s: add each missing column with
@@ -207,7 +209,7 @@ NOT NULL columns the provider does not send a default or drop the constraint. Th
 subscription (pglogical retries by itself, but backs off for minutes after repeated failures):
   pglmon repair --config FILE --subscription %[5]s --remedy restart
 Next time, change replicated tables with pglogical.replicate_ddl_command on the provider, which runs
-the DDL on the subscribers too, in order with the data.`, s.Provider, s.Subscriber, q(s.Name), f.Message, s.Name)
+the DDL on the subscribers too, in order with the data.`, s.Provider, s.Subscriber, q(s.Name), f.Message, sh(s.Name))
 	case diagnose.CodePartitionedTable:
 		fmt.Fprintf(&b, `%[4]s.
 On provider %[1]s, take the partitioned table out of the subscription's replication set
@@ -238,7 +240,7 @@ every start, so the subscription stays down until that change can be applied. Ch
       SELECT pglogical.alter_subscription_enable(%[3]s, true);
     which pglmon runs (with its lock, checks and audit) when asked:
       pglmon repair --config FILE --subscription %[5]s --remedy skip-transaction --lsn %[6]s
-    then: pglmon verify --config FILE --subscription %[5]s`, s.Provider, s.Subscriber, q(s.Name), f.Message, s.Name, lsn, q(s.SlotName), q(lsn))
+    then: pglmon verify --config FILE --subscription %[5]s`, s.Provider, s.Subscriber, q(s.Name), f.Message, sh(s.Name), lsn, q(s.SlotName), q(lsn))
 	case diagnose.CodeApplyBlocked:
 		pids := "<pid>"
 		if w := s.LockWait; w != nil {
@@ -259,10 +261,10 @@ it would not help (the new worker waits for the same lock). On subscriber %[1]s:
  2) ask its owner to commit or roll back; or, if losing its open transaction is acceptable:
       SELECT pg_cancel_backend(pid);     -- cancels its current statement (enough for a long statement)
       SELECT pg_terminate_backend(pid);  -- ends the session, rolling back its transaction
- 3) watch the subscription catch up: pglmon status --config FILE --subscription %[2]s
+ 3) watch the subscription catch up: pglmon status --config FILE --subscription %[5]s
 To prevent it: set idle_in_transaction_session_timeout for the roles that write on the subscriber,
 lock_timeout for migrations, and change replicated tables with pglogical.replicate_ddl_command on
-the provider.`, s.Subscriber, s.Name, f.Message, pids)
+the provider.`, s.Subscriber, s.Name, f.Message, pids, sh(s.Name))
 	case diagnose.CodeSlotInUse:
 		fmt.Fprintf(&b, `%[4]s.
 Only one process can stream from a slot; restarting %[5]s would not help (its new worker fails the
@@ -277,10 +279,10 @@ same way). On provider %[1]s, see who holds it:
  b) another tool (pg_recvlogical, a CDC connector): stop it, and give it a slot of its own.
  c) a walsender whose consumer is gone (no reply for a long time): end it on provider %[1]s:
       SELECT pg_terminate_backend(<active_pid>);
-%[5]s takes its slot back within seconds (watch: pglmon status --config FILE --subscription %[5]s).
+%[5]s takes its slot back within seconds (watch: pglmon status --config FILE --subscription %[7]s).
 Whatever the other process confirmed while it held the slot was not applied on %[2]s:
-  pglmon verify --config FILE --subscription %[5]s
-and resynchronise the tables that differ (pglmon repair prints how for data_divergence).`, s.Provider, s.Subscriber, q(s.Name), f.Message, s.Name, q(s.SlotName))
+  pglmon verify --config FILE --subscription %[7]s
+and resynchronise the tables that differ (pglmon repair prints how for data_divergence).`, s.Provider, s.Subscriber, q(s.Name), f.Message, s.Name, q(s.SlotName), sh(s.Name))
 	case diagnose.CodeProviderConnectFailed:
 		iface := s.ProviderInterface
 		if iface == "" {
@@ -304,7 +306,7 @@ After fixing it on the provider's side instead, skip pglogical's backoff (up to 
   pglmon repair --config FILE --subscription %[1]s --remedy restart
 Nothing is lost meanwhile: the provider's slot keeps the changes (watch its retained WAL).
 A password rotation must update this connection string too; the rotation job can run the same calls.`,
-			s.Name, s.Subscriber, q(s.Name), f.Message, iface, s.ProviderNode, q(s.ProviderNode), q(iface+"_new"), strings.ReplaceAll(conninfo, "'", "''"), q(iface))
+			sh(s.Name), s.Subscriber, q(s.Name), f.Message, iface, s.ProviderNode, q(s.ProviderNode), q(iface+"_new"), strings.ReplaceAll(conninfo, "'", "''"), q(iface))
 	case diagnose.CodeNotStreaming:
 		conninfo := s.ProviderConninfo
 		if conninfo == "" {
@@ -315,7 +317,7 @@ pglogical counts a subscription as replicating while its apply worker runs, also
 worker waits for a connection that never completes; restarting it waits the same way. Find
 where the connection stops, from the subscriber's host (%[2]s), with the connection string
 of its interface:
-  psql "%[5]s connect_timeout=5" -c 'SELECT 1'
+  psql %[5]s -c 'SELECT 1'
  - it times out: packets are dropped on the way. Check the provider's security group or
    firewall (the subscriber's address must reach the port), network ACLs and routes, and
    whether the host name resolves to the provider's current address on the subscriber
@@ -325,7 +327,7 @@ of its interface:
    %[2]s) and see the subscriber's log for the worker's errors.
 Nothing is lost meanwhile: provider %[1]s keeps the changes in the slot (watch its retained
 WAL). Once the path is open, pglogical connects at its next attempt, or at once with:
-  pglmon repair --config FILE --subscription %[3]s --remedy restart`, s.Provider, s.Subscriber, s.Name, f.Message, strings.ReplaceAll(conninfo, `"`, `\"`))
+  pglmon repair --config FILE --subscription %[3]s --remedy restart`, s.Provider, s.Subscriber, sh(s.Name), f.Message, sh(conninfo+" connect_timeout=5"))
 	case diagnose.CodeWorkerSlotsExhausted:
 		fmt.Fprintf(&b, `%[2]s.
 max_worker_processes takes effect at a server start only. On subscriber %[1]s:

@@ -1,6 +1,7 @@
 package repair
 
 import (
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -19,12 +20,77 @@ func TestDataDivergencePlan(t *testing.T) {
 	for _, want := range []string{
 		"public.orders: 3 rows differ",
 		"SELECT pglogical.alter_subscription_resynchronize_table('sub_o''1', 'schema.table');",
-		"pglmon verify --config FILE --subscription sub_o'1 --table schema.table --output json",
+		`pglmon verify --config FILE --subscription 'sub_o'\''1' --table schema.table --output json`,
 		"a table without\n    primary key has its rows named by their contents",
 		"resynchronising it undoes them; copy the differing rows instead",
 	} {
 		if !strings.Contains(p.Text, want) {
 			t.Errorf("plan lacks %q:\n%s", want, p.Text)
 		}
+	}
+}
+
+// Every pglmon and psql command line a plan prints is one a person can paste
+// into a shell: a subscription named with a quote, a space and a $, and a
+// connection string with a quoted value, reach the command as one argument
+// each, unchanged (run by a real bash, the commands replaced by functions
+// that print their arguments).
+func TestPlanCommandLinesQuoteNames(t *testing.T) {
+	name := "it's $sub 0"
+	conninfo := "host=db.example port=5432 dbname=app user=rep application_name='a b'"
+	s := diagnose.Subscription{Name: name, Subscriber: "sub", Provider: "prov", SlotName: "pgl_app_prov_it_s", ProviderConninfo: conninfo, ProviderInterface: "prov_if", ProviderNode: "prov"}
+	checked := 0
+	for _, code := range []string{diagnose.CodeSlotMissing, diagnose.CodeDataDivergence, diagnose.CodeSchemaMismatch,
+		diagnose.CodeApplyError, diagnose.CodeApplyBlocked, diagnose.CodeSlotInUse, diagnose.CodeProviderConnectFailed,
+		diagnose.CodeNotStreaming} {
+		p := HumanPlan(diagnose.Finding{Code: code, Message: "m (CONTEXT: apply INSERT in commit before 0/1972DB0)", Human: true}, s)
+		var lines []string
+		for _, l := range strings.Split(p.Text, "\n") {
+			i := strings.Index(l, "pglmon ")
+			if j := strings.Index(l, "psql "); i < 0 || (j >= 0 && j < i) {
+				i = j
+			}
+			if i < 0 {
+				continue
+			}
+			line := l[i:]
+			if strings.Contains(l[:i], "(") {
+				// A command in parentheses: "(watch: pglmon status ...)."
+				line = line[:strings.LastIndex(line, ")")]
+			}
+			if strings.Contains(line, "--subscription") || strings.HasPrefix(line, "psql \"") || strings.HasPrefix(line, "psql '") {
+				lines = append(lines, line)
+			}
+		}
+		if len(lines) == 0 {
+			t.Errorf("%s: no command line naming the subscription:\n%s", code, p.Text)
+		}
+		for _, line := range lines {
+			script := `pglmon() { printf '%s\0' "$@"; }; psql() { printf '%s\0' "$@"; }; sub=X; ` + line
+			out, err := exec.Command("bash", "-c", script).Output()
+			if err != nil {
+				t.Fatalf("%s: %s: %v", code, line, err)
+			}
+			args := strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00")
+			want := name
+			flag := "--subscription"
+			if strings.HasPrefix(line, "psql") {
+				want, flag = conninfo+" connect_timeout=5", ""
+			}
+			i := 0
+			if flag != "" {
+				for i < len(args) && args[i] != flag {
+					i++
+				}
+				i++
+			}
+			if i >= len(args) || args[i] != want {
+				t.Errorf("%s: %s\n  reaches the command as %q, want %q after %q", code, line, args, want, flag)
+			}
+			checked++
+		}
+	}
+	if checked < 10 {
+		t.Errorf("%d command lines checked", checked)
 	}
 }

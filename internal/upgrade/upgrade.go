@@ -13,6 +13,7 @@ import (
 	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/probe"
 	"github.com/pglmon/pglmon/internal/rdsadmin"
+	"github.com/pglmon/pglmon/internal/shellword"
 	"github.com/pglmon/pglmon/internal/verify"
 )
 
@@ -176,7 +177,7 @@ func (r *Runner) Prepare(ctx context.Context, node, manifestPath string) error {
 	if len(remaining) > 0 {
 		return fmt.Errorf("replication slots remain on %s, and the upgrade pre-check refuses while any exists: %v (slots of other databases need their own prepare, or pg_drop_replication_slot)", node, remaining)
 	}
-	r.say("No replication slot remains on %s: ready for the major-version upgrade. Afterwards run: pglmon upgrade restore --manifest %s", node, manifestPath)
+	r.say("No replication slot remains on %s: ready for the major-version upgrade. Afterwards run: pglmon upgrade restore --manifest %s", node, shellword.Quote(manifestPath))
 	return nil
 }
 
