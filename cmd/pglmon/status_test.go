@@ -1560,3 +1560,144 @@ func TestStatusConnectionHangs(t *testing.T) {
 		t.Fatal("not healthy once the connection is back")
 	}
 }
+
+// TestStatusDropDatabaseWaitsForPglogical: on PostgreSQL 15 DROP DATABASE
+// waits until every process of the server accepts its ProcSignalBarrier,
+// which pglogical before 2.4.6 never does in its supervisor and apply
+// workers: the statement waits for ever. pglmon names it
+// (signal_barrier_stuck) with the processes to end; ending them as the
+// finding says lets the DROP finish, the subscription replicates again,
+// and the supervisor, which pglogical does not start again, is reported
+// (supervisor_not_running). With a fixed pglogical the DROP just finishes.
+func TestStatusDropDatabaseWaitsForPglogical(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Own: true, Rows: 10})
+	cfg := writeConfig(t, p, "  signal_barrier_wait: 2s\n")
+	sc := p.Subscriber.Cluster
+	nodeFinding := func(code string) string {
+		_, s := status(t, cfg, "--no-wait")
+		for _, n := range s.Nodes {
+			for _, f := range n.Findings {
+				if n.Name == "subscriber" && f.Code == code {
+					return f.Severity + ": " + f.Message
+				}
+			}
+		}
+		return ""
+	}
+	pids := func(typ string) []int {
+		var out []int
+		if err := p.Subscriber.QueryRow(ctx, "SELECT coalesce(array_agg(pid ORDER BY pid), '{}') FROM pg_stat_activity WHERE backend_type LIKE $1", []any{&out}, typ); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	var version string
+	if err := p.Subscriber.QueryRow(ctx, "SELECT extversion FROM pg_extension WHERE extname = 'pglogical'", []any{&version}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sc.Exec(ctx, "postgres", "CREATE DATABASE scratch"); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- sc.Exec(ctx, "postgres", "DROP DATABASE scratch") }()
+	if !strings.HasPrefix(version, "2.4.") || version >= "2.4.6" && len(version) == 5 {
+		// A pglogical that accepts the barrier: the DROP finishes.
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("pglogical %s: DROP DATABASE still waits after 30 s", version)
+		}
+		if f := nodeFinding("signal_barrier_stuck"); f != "" {
+			t.Errorf("pglogical %s: %s", version, f)
+		}
+		return
+	}
+	supervisor, apply := pids("pglogical supervisor"), pids("pglogical apply%")
+	if len(supervisor) != 1 || len(apply) != 1 {
+		t.Fatalf("supervisor %v, apply workers %v", supervisor, apply)
+	}
+	var f string
+	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
+		f = nodeFinding("signal_barrier_stuck")
+		return f != ""
+	}); err != nil {
+		t.Fatalf("no signal_barrier_stuck while DROP DATABASE waits (pglogical %s)", version)
+	}
+	for _, want := range []string{
+		"warning: DROP DATABASE scratch, run by pid ",
+		"for every process of subscriber to accept a ProcSignalBarrier",
+		"pglogical " + version + " runs here: before 2.4.6 its supervisor and apply workers never accept one",
+		"Do not cancel a DROP DATABASE",
+		fmt.Sprintf("SELECT pg_terminate_backend(pid) FROM unnest('{%d}'::int[]) pid;", apply[0]),
+		fmt.Sprintf("SELECT pg_terminate_backend(%d);", supervisor[0]),
+	} {
+		if !strings.Contains(f, want) {
+			t.Errorf("finding lacks %q:\n%s", want, f)
+		}
+	}
+	// What the finding says, in its order. The apply worker first: often
+	// its restart has the supervisor accept the barrier, and the DROP
+	// finishes; else the log names the supervisor, and ending it does.
+	waitingFor := fmt.Sprintf("still waiting for backend with PID %d to accept ProcSignalBarrier", supervisor[0])
+	logged := func() int { b, _ := os.ReadFile(sc.LogPath()); return strings.Count(string(b), waitingFor) }
+	before := logged()
+	if err := p.Subscriber.Exec(ctx, "SELECT pg_terminate_backend($1)", apply[0]); err != nil {
+		t.Fatal(err)
+	}
+	var finished, named bool
+	var dropErr error
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		select {
+		case dropErr = <-done:
+			finished = true
+			return true
+		default:
+		}
+		named = logged() > before
+		return named
+	}); err != nil {
+		b, _ := os.ReadFile(sc.LogPath())
+		t.Fatalf("DROP DATABASE still waits 30 s after the apply worker was ended, and the log does not name the supervisor:\n%s", b[max(0, len(b)-3000):])
+	}
+	if dropErr != nil {
+		t.Fatal(dropErr)
+	}
+	t.Logf("after ending the apply worker: DROP finished %t, the log names the supervisor %t", finished, named)
+	// Ended (because the log named it, or to see what pglmon says then),
+	// the supervisor is not started again.
+	if err := p.Subscriber.Exec(ctx, "SELECT pg_terminate_backend($1)", supervisor[0]); err != nil {
+		t.Fatal(err)
+	}
+	if !finished {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("DROP DATABASE still waits after its pglogical processes were ended")
+		}
+	}
+	// Nothing lost: the apply worker was started again and replicates.
+	if err := p.Provider.Exec(ctx, "INSERT INTO "+p.Tables[0]+" SELECT g, 'after', 0 FROM generate_series(1001, 1010) g"); err != nil {
+		t.Fatal(err)
+	}
+	p.MustConverge(t, time.Minute)
+	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
+		f = nodeFinding("supervisor_not_running")
+		return f != "" && nodeFinding("signal_barrier_stuck") == ""
+	}); err != nil {
+		t.Fatalf("after the DROP: supervisor_not_running %q, signal_barrier_stuck %q", f, nodeFinding("signal_barrier_stuck"))
+	}
+	if !strings.HasPrefix(f, "warning: pglogical's supervisor is not running on subscriber (the server has run for ") || !strings.Contains(f, "Restart PostgreSQL at a quiet time") {
+		t.Errorf("supervisor_not_running: %s", f)
+	}
+	if len(pids("pglogical supervisor")) != 0 {
+		t.Error("pglogical started its supervisor again: the finding's claim no longer holds")
+	}
+}

@@ -218,6 +218,10 @@ type Thresholds struct {
 	// before it is a warning and critical; 0 turns either off.
 	ApplyBlocked         Duration `yaml:"apply_blocked"`
 	ApplyBlockedCritical Duration `yaml:"apply_blocked_critical"`
+	// SignalBarrierWait is how long a statement (DROP DATABASE ...) may
+	// wait for every server process to accept a ProcSignalBarrier before it
+	// is a warning (signal_barrier_stuck); 0 turns it off.
+	SignalBarrierWait Duration `yaml:"signal_barrier_wait"`
 	// ReplicationDelay and ReplicationDelayCritical are how far behind its
 	// provider a subscriber's data may be, as pglmon's heartbeats measure
 	// it (pglmon heartbeat install), before it is a warning and critical;
@@ -387,8 +391,11 @@ func Default() *Config {
 			// A minute is longer than any lock a healthy application holds
 			// on a replicated row; a quarter of an hour of nothing applied
 			// is an outage for most readers of the subscriber.
-			ApplyBlocked:             Duration(time.Minute),
-			ApplyBlockedCritical:     Duration(15 * time.Minute),
+			ApplyBlocked:         Duration(time.Minute),
+			ApplyBlockedCritical: Duration(15 * time.Minute),
+			// Every process accepts a barrier within milliseconds when it
+			// checks for interrupts at all.
+			SignalBarrierWait:        Duration(30 * time.Second),
 			ReplicationDelay:         Duration(5 * time.Minute),
 			ReplicationDelayCritical: Duration(30 * time.Minute),
 			StorageFreePercent:       10,

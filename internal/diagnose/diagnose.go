@@ -837,7 +837,7 @@ func (d *diagnosis) nodes() []Node {
 	var out []Node
 	for _, s := range d.Snapshots {
 		n := Node{Name: s.Node, Up: s.Up(), PglogicalNode: s.LocalNode, ServerVersion: s.ServerVersion,
-			PglogicalVersion: s.PglogicalVersion, Slots: s.Slots, Workers: s.Workers, Capacity: s.Capacity, Findings: []Finding{}}
+			PglogicalVersion: s.PglogicalVersion, Slots: s.Slots, Workers: s.Workers, Capacity: s.Capacity, BarrierWaits: s.BarrierWaits, Findings: []Finding{}}
 		if !s.Up() {
 			n.Error = s.Err.Error()
 			n.PglogicalNode = d.h.LocalNodes[s.Node]
@@ -871,6 +871,12 @@ func (d *diagnosis) nodes() []Node {
 					s.Node, describeWorkers(*w, s.WorkersNeeded()), raiseWorkers(*w))})
 		}
 		if f, ok := capacityFinding(&s); ok {
+			n.Findings = append(n.Findings, f)
+		}
+		if f, ok := d.barrierFinding(&s); ok {
+			n.Findings = append(n.Findings, f)
+		}
+		if f, ok := supervisorFinding(&s); ok {
 			n.Findings = append(n.Findings, f)
 		}
 		for _, p := range s.UnreplicatedPartitions {

@@ -22,6 +22,7 @@ var thresholds = config.Thresholds{
 	SlotXminAgeCritical:  1_000_000_000,
 	ApplyBlocked:         config.Duration(time.Minute),
 	ApplyBlockedCritical: config.Duration(15 * time.Minute),
+	SignalBarrierWait:    config.Duration(30 * time.Second),
 }
 
 func age(n int64) *int64 { return &n }

@@ -93,6 +93,12 @@ const (
 	CodeProviderNotConfigured  = "provider_not_configured"
 	CodeRepairFailed           = "repair_failed"
 	CodeDataDivergence         = "data_divergence"
+	// CodeSignalBarrierStuck: a DROP DATABASE (...) waits for ever for
+	// pglogical's workers to accept its ProcSignalBarrier (node).
+	CodeSignalBarrierStuck = "signal_barrier_stuck"
+	// CodeSupervisorNotRunning: pglogical is preloaded but its supervisor
+	// does not run (node).
+	CodeSupervisorNotRunning = "supervisor_not_running"
 	// RDS parameter group findings (daemon, nodes with rds:).
 	CodeRDSParametersMissing = "rds_parameters_missing"
 	CodeRDSPendingReboot     = "rds_pending_reboot"
@@ -244,6 +250,9 @@ type Node struct {
 	Workers *probe.Workers `json:"workers,omitempty"`
 	// Capacity is its replication slots and walsenders against their limits.
 	Capacity *probe.Capacity `json:"capacity,omitempty"`
+	// BarrierWaits are the sessions waiting for every process to accept a
+	// ProcSignalBarrier (signal_barrier_stuck).
+	BarrierWaits []probe.BarrierWait `json:"barrier_waits,omitempty"`
 	// Storage is the RDS instance's free storage as last read (daemon,
 	// nodes with rds:).
 	Storage *rdsstorage.Reading `json:"storage,omitempty"`

@@ -176,7 +176,7 @@ func (p *Prober) probe(ctx context.Context, snap *Snapshot) error {
 	b.Queue(workersQuery).QueryRow(func(row pgx.Row) error {
 		var w Workers
 		var inUse *int
-		if err := row.Scan(&inUse, &w.Pglogical, &w.Parallel, &w.Max, &w.ManagerRunning, &w.SupervisorRunning); err != nil {
+		if err := row.Scan(&inUse, &w.Pglogical, &w.Parallel, &w.Max, &w.ManagerRunning, &w.SupervisorRunning, &w.Preloaded, &w.UptimeSeconds); err != nil {
 			return err
 		}
 		if inUse != nil {
@@ -194,6 +194,20 @@ func (p *Prober) probe(ctx context.Context, snap *Snapshot) error {
 		if len(xs) > 0 {
 			snap.OldestXact = &xs[0]
 		}
+		return err
+	})
+	b.Queue(barrierWaitsQuery).Query(func(rows pgx.Rows) error {
+		var err error
+		snap.BarrierWaits, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (BarrierWait, error) {
+			var w BarrierWait
+			var pids []int32
+			var types []string
+			err := row.Scan(&w.PID, &w.User, &w.Application, &w.ClientAddr, &w.State, &w.Seconds, &w.Statement, &pids, &types)
+			for i := range min(len(pids), len(types)) {
+				w.Pglogical = append(w.Pglogical, Process{PID: int(pids[i]), Type: types[i]})
+			}
+			return w, err
+		})
 		return err
 	})
 	if p.hasPglogical {

@@ -70,6 +70,9 @@ WHERE s.database = current_database()`
 // parallel query workers, the logical replication launcher...) against
 // max_worker_processes, with pglogical's and parallel ones apart. Without
 // pg_read_all_stats other users' rows hide their type: then unknown (NULL).
+// Whether pglogical is preloaded is read from pg_settings, which hides the
+// setting from a role without pg_read_all_settings (false then), where
+// current_setting would fail the whole probe.
 const workersQuery = `SELECT CASE WHEN bool_and(backend_type IS NOT NULL) THEN count(*) FILTER (WHERE backend_type NOT IN
 		('autovacuum launcher', 'autovacuum worker', 'background writer', 'client backend', 'checkpointer',
 		 'archiver', 'startup', 'walreceiver', 'walsender', 'walwriter', 'standalone backend')) END::int,
@@ -77,7 +80,9 @@ const workersQuery = `SELECT CASE WHEN bool_and(backend_type IS NOT NULL) THEN c
 	count(*) FILTER (WHERE backend_type = 'parallel worker')::int,
 	current_setting('max_worker_processes')::int,
 	coalesce(bool_or(backend_type = 'pglogical manager ' || (SELECT oid FROM pg_database WHERE datname = current_database())), false),
-	coalesce(bool_or(backend_type = 'pglogical supervisor'), false)
+	coalesce(bool_or(backend_type = 'pglogical supervisor'), false),
+	coalesce((SELECT setting ~ '(^|[\s,])"?pglogical"?($|[\s,])' FROM pg_settings WHERE name = 'shared_preload_libraries'), false),
+	extract(epoch FROM now() - pg_postmaster_start_time())::float8
 FROM pg_stat_activity`
 
 // capacityQuery counts the server's replication slots (every database's)
@@ -100,6 +105,20 @@ const oldestXactQuery = `SELECT pid, gid, datname, usename, application_name, cl
 		extract(epoch FROM now() - p.prepared)::float8, NULL, age(p.transaction)::bigint
 	FROM pg_prepared_xacts p
 ) x ORDER BY xid_age DESC LIMIT 1`
+
+// barrierWaitsQuery finds the sessions waiting for every process to accept
+// a ProcSignalBarrier, with pglogical's processes started before each
+// statement (those it may wait for). Of the statement's text only its
+// command and object are read ("DROP DATABASE scratch"), never more.
+const barrierWaitsQuery = `SELECT a.pid, coalesce(a.usename::text, ''), coalesce(a.application_name, ''), coalesce(host(a.client_addr), ''),
+	coalesce(a.state, ''), coalesce(extract(epoch FROM now() - a.query_start), 0)::float8,
+	coalesce(substring(a.query FROM '(?i)^\s*((?:drop|alter)\s+(?:database|tablespace)\s+(?:if\s+exists\s+)?(?:"[^"]{1,63}"|[^\s;]{1,63}))'), ''),
+	coalesce(p.pids, '{}'), coalesce(p.types, '{}')
+FROM pg_stat_activity a
+LEFT JOIN LATERAL (SELECT array_agg(w.pid ORDER BY w.pid) AS pids, array_agg(w.backend_type::text ORDER BY w.pid) AS types
+	FROM pg_stat_activity w WHERE w.backend_type LIKE 'pglogical %' AND w.backend_start <= a.query_start) p ON true
+WHERE a.wait_event_type = 'IPC' AND a.wait_event = 'ProcSignalBarrier'
+ORDER BY a.query_start`
 
 // pglogicalNodeQuery reads the local pglogical node name (no row before create_node).
 const pglogicalNodeQuery = `SELECT coalesce((SELECT n.node_name FROM pglogical.local_node l

@@ -43,6 +43,9 @@ type Snapshot struct {
 	// ID, in any database, prepared ones included; nil when none. While it
 	// is open no logical slot can release WAL written since it began.
 	OldestXact *Xact `json:"oldest_xact,omitempty"`
+	// BarrierWaits are the sessions waiting for every server process to
+	// accept a ProcSignalBarrier, longest first.
+	BarrierWaits []BarrierWait `json:"barrier_waits,omitempty"`
 	// Workers counts the server's background workers against
 	// max_worker_processes; nil when this role cannot see them all.
 	Workers *Workers `json:"workers,omitempty"`
@@ -109,6 +112,10 @@ type Workers struct {
 	// later, freeing its own slot meanwhile.
 	ManagerRunning    bool `json:"manager_running"`
 	SupervisorRunning bool `json:"supervisor_running"`
+	// Preloaded: pglogical is in shared_preload_libraries, so a supervisor
+	// should run. UptimeSeconds is how long the server has run.
+	Preloaded     bool    `json:"pglogical_preloaded"`
+	UptimeSeconds float64 `json:"server_uptime_seconds"`
 }
 
 // WorkersNeeded is how many more workers pglogical needs on this database to run
@@ -167,6 +174,31 @@ type Partition struct {
 	Parent string `json:"parent"`
 	// Sets are the replication sets its sibling partitions are in.
 	Sets string `json:"sets"`
+}
+
+// BarrierWait is a session waiting until every process of the server has
+// accepted a ProcSignalBarrier: DROP DATABASE, DROP TABLESPACE and ALTER
+// DATABASE SET TABLESPACE wait so on PostgreSQL 15+, normally for
+// milliseconds. A background worker whose loop never checks for interrupts
+// never accepts it, and the statement waits for ever: pglogical before
+// 2.4.6 (its supervisor and apply workers, measured with 2.4.2).
+type BarrierWait struct {
+	Session
+	// Statement is the start of the waiting statement ("DROP DATABASE
+	// scratch"): its command and object only, never more of its text;
+	// empty when this role cannot see it.
+	Statement string `json:"statement,omitempty"`
+	// Seconds is how long the statement has run.
+	Seconds float64 `json:"seconds"`
+	// Pglogical are pglogical's processes that started before the
+	// statement: those it may wait for (one started later need not accept).
+	Pglogical []Process `json:"pglogical_processes,omitempty"`
+}
+
+// Process is a server process: its PID and pg_stat_activity.backend_type.
+type Process struct {
+	PID  int    `json:"pid"`
+	Type string `json:"type"`
 }
 
 // Up reports whether the node answered.
