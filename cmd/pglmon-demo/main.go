@@ -69,6 +69,9 @@ const usage = `Usage: pglmon-demo COMMAND
                     apply worker cannot log in (provider_connection_failed)
   fix password      what its plan says: a new pglogical interface with the new
                     password, the subscription moved to it, the old one dropped
+  break dropdb      create and drop a scratch database on the subscriber: with
+                    pglogical before 2.4.6 the DROP often waits for ever for
+                    pglogical's workers (signal_barrier_stuck after 10 s)
   insert N          insert N rows on the provider
   count             row counts on both sides
 `
@@ -115,7 +118,7 @@ func run(ctx context.Context, args []string) error {
 		return nil
 	case "break":
 		if len(args) != 2 {
-			return errors.New("break what? origin, slot, disable, walsender, provider, data, refuse, conflict, lock, hang, copy or password")
+			return errors.New("break what? origin, slot, disable, walsender, provider, data, refuse, conflict, lock, hang, copy, password or dropdb")
 		}
 		return breakIt(ctx, args[1])
 	case "fix":
@@ -196,6 +199,7 @@ func up(ctx context.Context) error {
 thresholds:
   down_grace: 10s
   apply_blocked: 10s
+  signal_barrier_wait: 10s
   replication_delay: 20s
   replication_delay_critical: 2m
 http:
@@ -292,8 +296,10 @@ func breakIt(ctx context.Context, what string) error {
 		return startCopy(ctx, p)
 	case "password":
 		return rotatePassword(ctx, p)
+	case "dropdb":
+		return dropDatabase(ctx, p)
 	}
-	return fmt.Errorf("unknown breakage %q (origin, slot, disable, walsender, provider, data, refuse, conflict, lock, hang, copy, password)", strings.TrimSpace(what))
+	return fmt.Errorf("unknown breakage %q (origin, slot, disable, walsender, provider, data, refuse, conflict, lock, hang, copy, password, dropdb)", strings.TrimSpace(what))
 }
 
 // startCopy does what restoring a snapshot of the subscriber on another
@@ -358,6 +364,41 @@ func fixCopy(ctx context.Context) error {
 	}
 	fmt.Printf("the copy's subscription is disabled and the copy removed; the subscriber takes its slot back within ~20 s.\nthe rows the copy consumed never reach it: bin/pglmon verify --config %s\n", filepath.Join(dir, "pglmon.yaml"))
 	return nil
+}
+
+// dropDatabase does what a job that creates and drops a scratch database
+// does on a subscriber running pglogical before 2.4.6 on PostgreSQL 15: the
+// DROP DATABASE waits until every process accepts its ProcSignalBarrier,
+// which pglogical's apply worker and supervisor do only when something
+// wakes them, often never (signal_barrier_stuck). The DROP is never
+// cancelled from here (a cancelled DROP DATABASE leaves the database
+// invalid): Ctrl-C leaves it waiting on the server.
+func dropDatabase(ctx context.Context, p *pgtest.Pair) error {
+	c := p.Subscriber.Cluster
+	name := fmt.Sprintf("demo_scratch_%d", time.Now().Unix())
+	if err := c.Exec(ctx, "postgres", "CREATE DATABASE "+name); err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Exec(context.WithoutCancel(ctx), "postgres", "DROP DATABASE "+name) }()
+	select {
+	case err := <-done:
+		if err == nil {
+			fmt.Printf("DROP DATABASE %s finished at once: pglogical's workers happened to accept its barrier (they do when something wakes them); try again in a minute\n", name)
+		}
+		return err
+	case <-time.After(2 * time.Second):
+	}
+	fmt.Printf("DROP DATABASE %s waits on the subscriber for pglogical's workers (signal_barrier_stuck after 10 s):\n  bin/pglmon status --config %s\nend what the finding names, in its order, and this returns (Ctrl-C leaves the DROP waiting on the server)\n", name, filepath.Join(dir, "pglmon.yaml"))
+	select {
+	case err := <-done:
+		if err == nil {
+			fmt.Printf("DROP DATABASE %s finished\n", name)
+		}
+		return err
+	case <-ctx.Done():
+		return nil
+	}
 }
 
 // holdLock does what a forgotten "BEGIN; UPDATE ..." in someone's psql does

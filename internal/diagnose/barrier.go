@@ -58,14 +58,14 @@ func (d *diagnosis) barrierFinding(s *probe.Snapshot) (Finding, bool) {
 		}
 	}
 	if olderThan(s.PglogicalVersion, barrierFixed) {
-		fmt.Fprintf(&b, ". pglogical %s runs here: before %s its supervisor and apply workers never accept one, so the statement waits for ever", s.PglogicalVersion, barrierFixed)
+		fmt.Fprintf(&b, ". pglogical %s runs here: before %s its supervisor and apply workers accept one only when something else wakes them, so the statement can wait for ever", s.PglogicalVersion, barrierFixed)
 	}
 	if supervisor == 0 && len(apply) == 0 && len(other) == 0 {
 		b.WriteString(". No pglogical process it may wait for runs here: the server log names the process (\"still waiting for backend with PID n to accept ProcSignalBarrier\", every 5 s)")
 		return Finding{Code: CodeSignalBarrierStuck, Severity: Warning, Human: true, Message: b.String()}, true
 	}
 	if w.Statement == "" || strings.HasPrefix(strings.ToUpper(w.Statement), "DROP DATABASE") {
-		b.WriteString(". Do not cancel a DROP DATABASE: PostgreSQL 15.4+ has already marked the database invalid, and cancelled it leaves the database unusable (\"cannot connect to invalid database\") until dropped again, which waits the same way")
+		b.WriteString(". Do not cancel a DROP DATABASE: PostgreSQL 15.4+ has already marked the database invalid, and cancelling the statement leaves it unusable (\"cannot connect to invalid database\") until dropped again, which waits the same way")
 	}
 	b.WriteString(". Let it finish by ending the pglogical processes it waits for (the server log names one at a time: \"still waiting for backend with PID n to accept ProcSignalBarrier\")")
 	if len(apply) > 0 {
