@@ -170,7 +170,9 @@ func NewPair(t testing.TB, opt PairOptions) *Pair {
 // provider, when its test ends: on the shared clusters every finished
 // test's apply workers and walsenders would otherwise run until the package
 // ends, each walsender decoding all the provider's WAL, later tests' too.
-// The databases stay (dropping one waits for pglogical's manager to leave it).
+// The databases stay: on PostgreSQL 15 a DROP DATABASE waits until every
+// process accepts its ProcSignalBarrier, which pglogical 2.4.2's supervisor
+// and apply workers may never do (the finding signal_barrier_stuck).
 func (p *Pair) release() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
