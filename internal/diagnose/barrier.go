@@ -16,9 +16,9 @@ const barrierFixed = "2.4.6"
 // thresholds.signal_barrier_wait for every process of the server to accept
 // its ProcSignalBarrier: PostgreSQL 15+ makes DROP DATABASE, DROP
 // TABLESPACE and ALTER DATABASE SET TABLESPACE wait so, and a pglogical
-// before 2.4.6 never accepts one in its supervisor or apply workers
-// (measured with 2.4.2: its manager does), so the statement waits for
-// ever. The finding names the session, pglogical's processes that can hold
+// before 2.4.6 accepts one in its supervisor or apply workers only when
+// something else wakes them (measured with 2.4.2; its manager accepts it),
+// so the statement can wait for ever. The finding names the session, pglogical's processes that can hold
 // it, and what ending each costs; cancelling the statement is worse.
 func (d *diagnosis) barrierFinding(s *probe.Snapshot) (Finding, bool) {
 	limit := d.Thresholds.SignalBarrierWait.D()
@@ -57,7 +57,7 @@ func (d *diagnosis) barrierFinding(s *probe.Snapshot) (Finding, bool) {
 			other = append(other, fmt.Sprintf("%s (pid %d)", p.Type, p.PID))
 		}
 	}
-	if olderThan(s.PglogicalVersion, barrierFixed) {
+	if IgnoresBarriers(s.PglogicalVersion) {
 		fmt.Fprintf(&b, ". pglogical %s runs here: before %s its supervisor and apply workers accept one only when something else wakes them, so the statement can wait for ever", s.PglogicalVersion, barrierFixed)
 	}
 	if supervisor == 0 && len(apply) == 0 && len(other) == 0 {
@@ -84,7 +84,7 @@ func (d *diagnosis) barrierFinding(s *probe.Snapshot) (Finding, bool) {
 	if len(other) > 0 {
 		fmt.Fprintf(&b, "; it may also wait for %s", strings.Join(other, ", "))
 	}
-	if olderThan(s.PglogicalVersion, barrierFixed) {
+	if IgnoresBarriers(s.PglogicalVersion) {
 		fmt.Fprintf(&b, ". pglogical %s or later ends this (on RDS it comes with the engine's minor version: ALTER EXTENSION pglogical UPDATE after the upgrade)", barrierFixed)
 	}
 	return Finding{Code: CodeSignalBarrierStuck, Severity: Warning, Human: true, Message: b.String()}, true
@@ -115,6 +115,11 @@ func supervisorFinding(s *probe.Snapshot) (Finding, bool) {
 // supervisorGrace is how long after the server's start a missing
 // supervisor is not yet a finding.
 const supervisorGrace = 15 * time.Second
+
+// IgnoresBarriers reports whether pglogical version v is one whose
+// supervisor and apply workers do not accept a ProcSignalBarrier by
+// themselves (before 2.4.6).
+func IgnoresBarriers(v string) bool { return olderThan(v, barrierFixed) }
 
 // olderThan reports whether pglogical version v ("2.4.2") is below want;
 // false when v is empty or unreadable.
