@@ -1545,7 +1545,7 @@ func TestStatusConnectionHangs(t *testing.T) {
 		t.Errorf("table:\n%s", table)
 	}
 	rc, plan, _ := pglmonIn(t, "", "repair", "--config", cfg, "--subscription", p.Sub(), "--yes")
-	if rc != 1 || !strings.Contains(plan, `psql "`+conninfo+` connect_timeout=5" -c 'SELECT 1'`) {
+	if rc != 1 || !strings.Contains(plan, `psql '`+conninfo+` connect_timeout=5' -c 'SELECT 1'`) {
 		t.Errorf("repair: exit %d\n%s", rc, plan)
 	}
 	// The path is back: replicating, and pglmon says so.
