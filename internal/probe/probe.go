@@ -32,6 +32,9 @@ type Prober struct {
 	pg14 bool
 	// readDSN: the role may read pglogical.node_interface.if_dsn.
 	readDSN bool
+	// preloaded: pglogical is in shared_preload_libraries (as far as
+	// this role may see).
+	preloaded bool
 	// Backoff after failures: the last failed snapshot is returned until retryAt.
 	maxBackoff time.Duration
 	failures   int
@@ -176,9 +179,10 @@ func (p *Prober) probe(ctx context.Context, snap *Snapshot) error {
 	b.Queue(workersQuery).QueryRow(func(row pgx.Row) error {
 		var w Workers
 		var inUse *int
-		if err := row.Scan(&inUse, &w.Pglogical, &w.Parallel, &w.Max, &w.ManagerRunning, &w.SupervisorRunning, &w.Preloaded, &w.UptimeSeconds); err != nil {
+		if err := row.Scan(&inUse, &w.Pglogical, &w.Parallel, &w.Max, &w.ManagerRunning, &w.SupervisorRunning, &w.UptimeSeconds); err != nil {
 			return err
 		}
+		w.Preloaded = p.preloaded
 		if inUse != nil {
 			w.InUse = *inUse
 			snap.Workers = &w
@@ -299,7 +303,7 @@ func (p *Prober) dial(ctx context.Context) error {
 // need not: they may hold passwords).
 func (p *Prober) learnPglogical(ctx context.Context) error {
 	var version string
-	if err := p.conn.QueryRow(ctx, learnPglogicalQuery).Scan(&version, &p.readDSN); err != nil {
+	if err := p.conn.QueryRow(ctx, learnPglogicalQuery).Scan(&version, &p.readDSN, &p.preloaded); err != nil {
 		return err
 	}
 	p.hasPglogical = version != ""

@@ -70,9 +70,6 @@ WHERE s.database = current_database()`
 // parallel query workers, the logical replication launcher...) against
 // max_worker_processes, with pglogical's and parallel ones apart. Without
 // pg_read_all_stats other users' rows hide their type: then unknown (NULL).
-// Whether pglogical is preloaded is read from pg_settings, which hides the
-// setting from a role without pg_read_all_settings (false then), where
-// current_setting would fail the whole probe.
 const workersQuery = `SELECT CASE WHEN bool_and(backend_type IS NOT NULL) THEN count(*) FILTER (WHERE backend_type NOT IN
 		('autovacuum launcher', 'autovacuum worker', 'background writer', 'client backend', 'checkpointer',
 		 'archiver', 'startup', 'walreceiver', 'walsender', 'walwriter', 'standalone backend')) END::int,
@@ -81,7 +78,6 @@ const workersQuery = `SELECT CASE WHEN bool_and(backend_type IS NOT NULL) THEN c
 	current_setting('max_worker_processes')::int,
 	coalesce(bool_or(backend_type = 'pglogical manager ' || (SELECT oid FROM pg_database WHERE datname = current_database())), false),
 	coalesce(bool_or(backend_type = 'pglogical supervisor'), false),
-	coalesce((SELECT setting ~ '(^|[\s,])"?pglogical"?($|[\s,])' FROM pg_settings WHERE name = 'shared_preload_libraries'), false),
 	extract(epoch FROM now() - pg_postmaster_start_time())::float8
 FROM pg_stat_activity`
 
@@ -124,11 +120,16 @@ ORDER BY a.query_start`
 const pglogicalNodeQuery = `SELECT coalesce((SELECT n.node_name FROM pglogical.local_node l
 	JOIN pglogical.node n ON n.node_id = l.node_id), '')`
 
-// learnPglogicalQuery: pglogical's version ("" when not installed), and
-// whether this role may read the interfaces' connection strings.
+// learnPglogicalQuery: pglogical's version ("" when not installed),
+// whether this role may read the interfaces' connection strings, and
+// whether pglogical is in shared_preload_libraries (set at a server start
+// only, which ends the connection). That is read from pg_settings, which
+// hides it from a role without pg_read_all_settings (false then), where
+// current_setting would fail.
 const learnPglogicalQuery = `SELECT coalesce((SELECT extversion FROM pg_extension WHERE extname = 'pglogical'), ''),
 	coalesce((SELECT has_column_privilege(c.oid, 'if_dsn', 'SELECT') FROM pg_class c
-		JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'pglogical' AND c.relname = 'node_interface'), false)`
+		JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'pglogical' AND c.relname = 'node_interface'), false),
+	coalesce((SELECT setting ~ '(^|[\s,])"?pglogical"?($|[\s,])' FROM pg_settings WHERE name = 'shared_preload_libraries'), false)`
 
 // subscriptionsQueryNoDSN is subscriptionsQuery for a role that may not
 // read the interfaces' connection strings (which may hold a password).
