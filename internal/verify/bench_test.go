@@ -23,9 +23,7 @@ import (
 // Run: go test -run '^$' -bench MillionRows -benchtime 1x -timeout 20m ./internal/verify/
 func BenchmarkVerifyMillionRows(b *testing.B) {
 	ctx := context.Background()
-	prov := pgtest.NewCluster(b, pgtest.Options{})
-	subc := pgtest.NewCluster(b, pgtest.Options{})
-	p := pgtest.NewPair(b, pgtest.PairOptions{Provider: prov, Subscriber: subc, Rows: 1_000_000})
+	p := pgtest.NewPair(b, pgtest.PairOptions{Own: true, Rows: 1_000_000})
 	if _, err := p.WaitConverged(ctx, p.Tables[0], 5*time.Minute); err != nil {
 		b.Fatal(err)
 	}
@@ -151,9 +149,7 @@ func exportAndCompare(b *testing.B, provDSN, subDSN string) (time.Duration, int6
 // Run: go test -run '^$' -bench ScatteredRows -benchtime 1x -timeout 20m ./internal/verify/
 func BenchmarkVerifyScatteredRows(b *testing.B) {
 	ctx := context.Background()
-	prov := pgtest.NewCluster(b, pgtest.Options{})
-	subc := pgtest.NewCluster(b, pgtest.Options{})
-	p := pgtest.NewPair(b, pgtest.PairOptions{Provider: prov, Subscriber: subc, Rows: 10})
+	p := pgtest.NewPair(b, pgtest.PairOptions{Own: true, Rows: 10})
 	onBoth(ctx, b, p,
 		"CREATE TABLE scattered (id bigint PRIMARY KEY, val text, n int)",
 		"INSERT INTO scattered SELECT g, md5(g::text), g % 100 FROM generate_series(1, 1000000) g ORDER BY random()",
@@ -221,9 +217,7 @@ func BenchmarkVerifyScatteredRows(b *testing.B) {
 // Run: go test -run '^$' -bench NoKey -benchtime 1x -timeout 20m ./internal/verify/
 func BenchmarkVerifyNoKey(b *testing.B) {
 	ctx := context.Background()
-	prov := pgtest.NewCluster(b, pgtest.Options{})
-	subc := pgtest.NewCluster(b, pgtest.Options{})
-	p := pgtest.NewPair(b, pgtest.PairOptions{Provider: prov, Subscriber: subc, Rows: 10})
+	p := pgtest.NewPair(b, pgtest.PairOptions{Own: true, Rows: 10})
 	onBoth(ctx, b, p,
 		"CREATE TABLE events (at bigint, kind int, note text)",
 		"INSERT INTO events SELECT g, g % 100, md5(g::text) FROM generate_series(1, 1000000) g",
