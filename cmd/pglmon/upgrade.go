@@ -2,30 +2,46 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 
 	"github.com/pglmon/pglmon/internal/upgrade"
 )
 
+const upgradeUsage = "usage: pglmon upgrade check --config FILE --node NAME [--output table|json] | pglmon upgrade prepare --config FILE --node NAME --manifest FILE [--snapshot] [--skip-check] | pglmon upgrade restore --config FILE --manifest FILE"
+
 func runUpgrade(ctx context.Context, e env, args []string) error {
-	if len(args) == 0 || (args[0] != "prepare" && args[0] != "restore") {
-		return usageError("usage: pglmon upgrade prepare --config FILE --node NAME --manifest FILE | pglmon upgrade restore --config FILE --manifest FILE")
+	if len(args) == 0 || (args[0] != "prepare" && args[0] != "restore" && args[0] != "check") {
+		return usageError(upgradeUsage)
 	}
 	sub := args[0]
 	fs := newFlags("upgrade "+sub, e)
 	path := fs.String("config", "", "configuration file")
-	manifest := fs.String("manifest", "", "the manifest file (written by prepare, read by restore)")
-	var node *string
-	var snapshot *bool
-	if sub == "prepare" {
+	var manifest, node, output *string
+	var snapshot, skipCheck *bool
+	if sub != "check" {
+		manifest = fs.String("manifest", "", "the manifest file (written by prepare, read by restore)")
+	}
+	if sub != "restore" {
 		node = fs.String("node", "", "the node to be upgraded")
+	}
+	switch sub {
+	case "prepare":
 		snapshot = fs.Bool("snapshot", false, "take an RDS snapshot of the node (rds.identifier) after writing the manifest and wait until it is available, before dropping anything")
+		skipCheck = fs.Bool("skip-check", false, "go on even when the upgrade would be refused for something prepare cannot remove (invalid databases, prepared transactions, other logical slots, reg* columns)")
+	case "check":
+		output = fs.String("output", "table", "table or json")
 	}
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
-	if *manifest == "" {
+	if manifest != nil && *manifest == "" {
 		return usageError("--manifest FILE is required")
+	}
+	if output != nil && *output != "table" && *output != "json" {
+		return usageError("--output must be table or json, not %q", *output)
 	}
 	cfg, err := loadConfig(*path)
 	if err != nil {
@@ -38,15 +54,76 @@ func runUpgrade(ctx context.Context, e env, args []string) error {
 	if *node == "" {
 		return usageError("--node NAME is required")
 	}
-	if _, ok := cfg.Node(*node); !ok {
+	n, ok := cfg.Node(*node)
+	if !ok {
 		return usageError("node %q is not configured", *node)
 	}
-	if n, _ := cfg.Node(*node); *snapshot && n.RDS == nil {
+	if sub == "check" {
+		return upgradeCheck(ctx, e, r, *node, *output)
+	}
+	if *snapshot && n.RDS == nil {
 		return usageError("--snapshot: node %s names no RDS instance (set rds.identifier in the configuration)", *node)
 	}
 	r.Snapshot.Take = *snapshot
+	r.SkipCheck = *skipCheck
 	if err := r.Prepare(ctx, *node, *manifest); err != nil {
+		var nr *upgrade.NotReadyError
+		if errors.As(err, &nr) {
+			return &exitErr{2, err}
+		}
 		return fmt.Errorf("%w (re-run the same command to continue)", err)
 	}
 	return nil
+}
+
+// upgradeCheck prints what would stop the node's upgrade. Exit codes as
+// status: 0 ready, 1 warnings only, 2 the upgrade would be refused, 3 the
+// node could not be checked.
+func upgradeCheck(ctx context.Context, e env, r *upgrade.Runner, node, output string) error {
+	res, err := r.Check(ctx, node)
+	if err != nil {
+		return &exitErr{3, err}
+	}
+	if output == "json" {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(res); err != nil {
+			return err
+		}
+	} else {
+		printReadiness(e.stdout, res)
+	}
+	switch {
+	case !res.Ready:
+		return &exitErr{code: 2}
+	case len(res.Problems) > 0:
+		return &exitErr{code: 1}
+	}
+	return nil
+}
+
+func printReadiness(w io.Writer, res *upgrade.Readiness) {
+	fmt.Fprintf(w, "Node %s: major-version upgrade pre-check\n", res.Node)
+	if len(res.PrepareDrops) > 0 {
+		fmt.Fprintln(w, "upgrade prepare would drop (and restore re-create):")
+		for _, d := range res.PrepareDrops {
+			fmt.Fprintf(w, "  %s\n", d)
+		}
+	}
+	blocking := 0
+	for _, p := range res.Problems {
+		label := "WARNING"
+		if p.Blocking {
+			label, blocking = "REFUSED", blocking+1
+		}
+		fmt.Fprintf(w, "%-8s %s: %s\n         fix: %s\n", label, p.Kind, p.Message, p.Fix)
+	}
+	switch {
+	case blocking > 0:
+		fmt.Fprintf(w, "Not ready: %d problem(s) would make the upgrade refuse, which prepare does not remove; prepare refuses until they are fixed.\n", blocking)
+	case len(res.Problems) > 0:
+		fmt.Fprintln(w, "Ready once prepare has run, with the warnings above.")
+	default:
+		fmt.Fprintln(w, "Ready once prepare has run: nothing else found that the upgrade would refuse.")
+	}
 }

@@ -1,5 +1,5 @@
 // Package upgrade takes pglogical apart around a major-version upgrade of
-// one node (the RDS pre-check refuses while any replication slot exists) and
+// one node (the RDS pre-check refuses while any logical replication slot exists) and
 // puts it back afterwards without copying data again. Everything it drops is
 // first written to a manifest; every step can be re-run after a crash.
 package upgrade

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -26,6 +27,9 @@ type Runner struct {
 	// Snapshot makes prepare take an RDS snapshot of the node (after writing
 	// the manifest, before dropping anything) and wait until it is available.
 	Snapshot SnapshotOptions
+	// SkipCheck lets prepare go on when the upgrade would be refused for
+	// something it cannot remove (it says what instead).
+	SkipCheck bool
 	// stopAfterSubscriptions, in tests, stops prepare after dropping the
 	// subscriptions, as if it had been killed.
 	stopAfterSubscriptions bool
@@ -105,10 +109,13 @@ func (r *Runner) Prepare(ctx context.Context, node, manifestPath string) error {
 	}
 	if found {
 		r.say("Continuing from manifest %s (written %s).", manifestPath, m.Created.Format(time.RFC3339))
-	} else {
-		if m, err = r.record(ctx, node); err != nil {
-			return err
-		}
+	} else if m, err = r.record(ctx, node); err != nil {
+		return err
+	}
+	if err := r.precheck(ctx, node, m, found); err != nil {
+		return err
+	}
+	if !found {
 		if err := m.Write(manifestPath); err != nil {
 			return err
 		}
@@ -166,20 +173,65 @@ func (r *Runner) Prepare(ctx context.Context, node, manifestPath string) error {
 		}
 		r.say("Dropped leftover slot %s on %s.", s, node)
 	}
-	var remaining []string
-	rows, err = conn.Query(ctx, "SELECT slot_name::text || ' (' || coalesce(database::text, 'physical') || ')' FROM pg_replication_slots")
+	// PostgreSQL 17's pg_upgrade carries logical slots across (once their
+	// consumer has confirmed all WAL): there only pglogical's must go.
+	remaining, err := strings1(ctx, conn, `SELECT slot_name::text || ' (' || database::text || ', ' || plugin::text || ')' FROM pg_replication_slots
+		WHERE slot_type = 'logical' AND (current_setting('server_version_num')::int < 170000 OR plugin = 'pglogical_output') ORDER BY 1`)
 	if err != nil {
 		return err
 	}
-	if remaining, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+	if len(remaining) > 0 {
+		return fmt.Errorf("logical replication slots remain on %s, and the upgrade pre-check refuses while any exists: %v (slots of other databases need their own prepare, or pg_drop_replication_slot; pglmon upgrade check says whose they are)", node, remaining)
+	}
+	physical, err := strings1(ctx, conn, "SELECT slot_name::text FROM pg_replication_slots WHERE slot_type = 'physical' ORDER BY 1")
+	if err != nil {
 		return err
 	}
-	if len(remaining) > 0 {
-		return fmt.Errorf("replication slots remain on %s, and the upgrade pre-check refuses while any exists: %v (slots of other databases need their own prepare, or pg_drop_replication_slot)", node, remaining)
+	if len(physical) > 0 {
+		r.say("Physical slots stay on %s: %v (the pre-check does not ask about them; pg_upgrade does not carry them across, so a standby that streams from one needs it re-created afterwards).", node, physical)
 	}
-	r.say("No replication slot remains on %s: ready for the major-version upgrade. Afterwards run: pglmon upgrade restore --manifest %s", node, shellword.Quote(manifestPath))
+	r.say("No logical replication slot remains on %s: ready for the major-version upgrade. Afterwards run: pglmon upgrade restore --manifest %s", node, shellword.Quote(manifestPath))
 	return nil
 }
+
+// precheck refuses, before prepare drops anything (more), while something
+// prepare cannot remove would make the upgrade refuse: replication would
+// be taken apart for an upgrade that cannot run.
+func (r *Runner) precheck(ctx context.Context, node string, m *Manifest, resumed bool) error {
+	problems, _, err := r.problems(ctx, node, m)
+	if err != nil {
+		return err
+	}
+	var blocking []string
+	for _, p := range problems {
+		if p.Blocking {
+			blocking = append(blocking, p.Message+"; fix: "+p.Fix)
+			continue
+		}
+		r.say("warning: %s; %s", p.Message, p.Fix)
+	}
+	if len(blocking) == 0 {
+		return nil
+	}
+	if r.SkipCheck {
+		for _, b := range blocking {
+			r.say("warning (--skip-check): %s", b)
+		}
+		return nil
+	}
+	done := "nothing was dropped"
+	if resumed {
+		done = "nothing more was dropped"
+	}
+	return &NotReadyError{fmt.Sprintf("the major-version upgrade of %s would be refused, and prepare cannot remove why (%s; fix them and run prepare again, or pass --skip-check to take replication apart anyway):\n  - %s",
+		node, done, strings.Join(blocking, "\n  - "))}
+}
+
+// NotReadyError is prepare's refusal: the upgrade would be refused for
+// something prepare cannot remove.
+type NotReadyError struct{ msg string }
+
+func (e *NotReadyError) Error() string { return e.msg }
 
 // record reads everything prepare will drop.
 func (r *Runner) record(ctx context.Context, node string) (*Manifest, error) {

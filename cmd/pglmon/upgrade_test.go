@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pglmon/pglmon/internal/pgtest"
+)
+
+// upgrade check names a slot that would stop the upgrade (exit 2, JSON and
+// text), and prepare refuses with exit 2, leaving replication as it was.
+func TestUpgradeCheckAndPrepareRefusal(t *testing.T) {
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10})
+	cfg := writeConfig(t, p, "")
+	slot := "etl_" + p.Provider.Name
+	if err := p.Provider.Exec(ctx, "SELECT pg_create_logical_replication_slot($1, 'test_decoding')", slot); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := pglmon(t, "upgrade", "check", "--config", cfg, "--node", "provider", "--output", "json")
+	var res struct {
+		Node     string `json:"node"`
+		Ready    bool   `json:"ready"`
+		Problems []struct {
+			Kind, Object, Database, Message, Fix string
+			Blocking                             bool
+		} `json:"problems"`
+		PrepareDrops []string `json:"prepare_drops"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("upgrade check --output json (exit %d): %v\n%s\n%s", code, err, out, errOut)
+	}
+	found := false
+	for _, pr := range res.Problems {
+		if pr.Kind == "replication_slot" && pr.Object == slot {
+			found = pr.Blocking && pr.Database == p.Provider.Name && strings.Contains(pr.Fix, "pg_drop_replication_slot('"+slot+"')")
+		}
+	}
+	if code != 2 || res.Ready || res.Node != "provider" || !found || len(res.PrepareDrops) == 0 {
+		t.Fatalf("upgrade check: exit %d, %+v", code, res)
+	}
+	code, out, _ = pglmon(t, "upgrade", "check", "--config", cfg, "--node", "provider")
+	if code != 2 || !strings.Contains(out, "REFUSED  replication_slot: logical slot "+slot) || !strings.Contains(out, "Not ready") {
+		t.Errorf("upgrade check text (exit %d):\n%s", code, out)
+	}
+	code, _, errOut = pglmon(t, "upgrade", "prepare", "--config", cfg, "--node", "provider", "--manifest", filepath.Join(t.TempDir(), "m.json"))
+	if code != 2 || !strings.Contains(errOut, "nothing was dropped") || strings.Contains(errOut, "re-run the same command") {
+		t.Errorf("prepare: exit %d\n%s", code, errOut)
+	}
+	if st, err := p.Status(ctx, "sub_0"); err != nil || st != "replicating" {
+		t.Fatalf("after the refusal sub_0 is %q (%v)", st, err)
+	}
+	if code, _, errOut := pglmon(t, "upgrade", "check", "--config", cfg); code != exitUsage || !strings.Contains(errOut, "--node") {
+		t.Errorf("upgrade check without --node: exit %d %s", code, errOut)
+	}
+}
