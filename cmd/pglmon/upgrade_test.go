@@ -57,3 +57,47 @@ func TestUpgradeCheckAndPrepareRefusal(t *testing.T) {
 		t.Errorf("upgrade check without --node: exit %d %s", code, errOut)
 	}
 }
+
+// A database an interrupted DROP DATABASE left invalid: status warns with
+// the statement that finishes it, and upgrade check says the upgrade would
+// be refused. (Marked invalid through the catalog, as PostgreSQL's own
+// tests do: cancelling a real DROP DATABASE needs it to wait first, which
+// only some pglogical versions make it do.)
+func TestInvalidDatabaseReported(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Own: true, Rows: 10})
+	cfg := writeConfig(t, p, "")
+	sc := p.Subscriber.Cluster
+	if err := sc.Exec(ctx, "postgres", "CREATE DATABASE scratch"); err != nil {
+		t.Fatal(err)
+	}
+	if err := sc.Exec(ctx, "postgres", "UPDATE pg_database SET datconnlimit = -2 WHERE datname = 'scratch'"); err != nil {
+		t.Fatal(err)
+	}
+	finding := func() (int, string) {
+		code, s := status(t, cfg, "--no-wait")
+		for _, n := range s.Nodes {
+			for _, f := range n.Findings {
+				if n.Name == "subscriber" && f.Code == "invalid_database" {
+					return code, f.Severity + ": " + f.Message
+				}
+			}
+		}
+		return code, ""
+	}
+	code, f := finding()
+	if code != 1 || !strings.HasPrefix(f, "warning: database scratch on subscriber is invalid") || !strings.Contains(f, `DROP DATABASE "scratch";`) {
+		t.Fatalf("status: exit %d, %q", code, f)
+	}
+	code, out, _ := pglmon(t, "upgrade", "check", "--config", cfg, "--node", "subscriber")
+	if code != 2 || !strings.Contains(out, "REFUSED  invalid_database: database scratch is invalid") {
+		t.Errorf("upgrade check: exit %d\n%s", code, out)
+	}
+	if err := sc.Exec(ctx, "postgres", "UPDATE pg_database SET datconnlimit = -1 WHERE datname = 'scratch'"); err != nil {
+		t.Fatal(err)
+	}
+	if code, f := finding(); code != 0 || f != "" {
+		t.Errorf("valid again: exit %d, %q", code, f)
+	}
+}

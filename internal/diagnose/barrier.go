@@ -112,6 +112,29 @@ func supervisorFinding(s *probe.Snapshot) (Finding, bool) {
 	return Finding{Code: CodeSupervisorNotRunning, Severity: Warning, Human: true, Message: msg}, true
 }
 
+// invalidDatabaseFinding reports the databases an interrupted DROP
+// DATABASE left invalid: what a cancelled DROP waiting on pglogical's
+// workers (signal_barrier_stuck) leaves behind.
+func invalidDatabaseFinding(s *probe.Snapshot) (Finding, bool) {
+	if len(s.InvalidDatabases) == 0 {
+		return Finding{}, false
+	}
+	what := "database " + s.InvalidDatabases[0] + " on " + s.Node + " is"
+	if len(s.InvalidDatabases) > 1 {
+		what = "databases " + strings.Join(s.InvalidDatabases, ", ") + " on " + s.Node + " are"
+	}
+	var drops []string
+	for _, d := range s.InvalidDatabases {
+		drops = append(drops, `DROP DATABASE "`+strings.ReplaceAll(d, `"`, `""`)+`";`)
+	}
+	msg := fmt.Sprintf("%s invalid (datconnlimit -2): a DROP DATABASE was interrupted (cancelled, its session ended or the server stopped) after PostgreSQL had begun removing it. Nobody can connect to it (\"cannot connect to invalid database\"), pg_dump and pg_dumpall skip it, and a major-version upgrade refuses while it exists (pglmon upgrade check). Finish the drop: %s",
+		what, strings.Join(drops, " "))
+	if IgnoresBarriers(s.PglogicalVersion) {
+		msg += fmt.Sprintf(" With pglogical %s (before %s) it can wait for pglogical's workers again: signal_barrier_stuck then says which to end; do not cancel it", s.PglogicalVersion, barrierFixed)
+	}
+	return Finding{Code: CodeInvalidDatabase, Severity: Warning, Human: true, Message: msg}, true
+}
+
 // supervisorGrace is how long after the server's start a missing
 // supervisor is not yet a finding.
 const supervisorGrace = 15 * time.Second

@@ -126,3 +126,25 @@ func TestOlderThan(t *testing.T) {
 		}
 	}
 }
+
+// A database a cancelled DROP DATABASE left invalid is a warning with the
+// statement that finishes it, and pglogical's part when its version has it.
+func TestInvalidDatabase(t *testing.T) {
+	w := healthy()
+	if f, ok := nodeFinding(w.run(), "s", CodeInvalidDatabase); ok {
+		t.Fatalf("healthy: %+v", f)
+	}
+	w.sub.PglogicalVersion = "2.4.2"
+	w.sub.InvalidDatabases = []string{"scratch"}
+	f, ok := nodeFinding(w.run(), "s", CodeInvalidDatabase)
+	if !ok || f.Severity != Warning || !f.Human || !strings.Contains(f.Message, "database scratch on s is invalid") ||
+		!strings.Contains(f.Message, `Finish the drop: DROP DATABASE "scratch";`) || !strings.Contains(f.Message, "With pglogical 2.4.2 (before 2.4.6)") {
+		t.Errorf("one invalid database: %+v", f)
+	}
+	w.sub.PglogicalVersion = "2.4.6"
+	w.sub.InvalidDatabases = []string{"a", `we"ird`}
+	f, _ = nodeFinding(w.run(), "s", CodeInvalidDatabase)
+	if !strings.Contains(f.Message, `databases a, we"ird on s are invalid`) || !strings.Contains(f.Message, `DROP DATABASE "a"; DROP DATABASE "we""ird";`) || strings.Contains(f.Message, "pglogical 2.4.6") {
+		t.Errorf("two invalid databases, fixed pglogical: %+v", f)
+	}
+}

@@ -879,6 +879,9 @@ func (d *diagnosis) nodes() []Node {
 		if f, ok := supervisorFinding(&s); ok {
 			n.Findings = append(n.Findings, f)
 		}
+		if f, ok := invalidDatabaseFinding(&s); ok {
+			n.Findings = append(n.Findings, f)
+		}
 		for _, p := range s.UnreplicatedPartitions {
 			n.Findings = append(n.Findings, Finding{Code: CodePartitionNotReplicated, Severity: Warning, Human: true,
 				Message: fmt.Sprintf("partition %s.%s of %s on %s is in no replication set while other partitions of %s are (in %s): pglogical replicates per partition, so its rows reach no subscriber; add it with pglogical.replication_set_add_table('<set>', '%s.%s', true), or run pglmon setup apply if the set lists %s",

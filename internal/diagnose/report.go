@@ -99,6 +99,9 @@ const (
 	// CodeSupervisorNotRunning: pglogical is preloaded but its supervisor
 	// does not run (node).
 	CodeSupervisorNotRunning = "supervisor_not_running"
+	// CodeInvalidDatabase: a DROP DATABASE was interrupted and left its
+	// database invalid (node).
+	CodeInvalidDatabase = "invalid_database"
 	// RDS parameter group findings (daemon, nodes with rds:).
 	CodeRDSParametersMissing = "rds_parameters_missing"
 	CodeRDSPendingReboot     = "rds_pending_reboot"

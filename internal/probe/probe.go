@@ -168,6 +168,7 @@ func (p *Prober) probe(ctx context.Context, snap *Snapshot) error {
 			return err
 		})
 	}
+	b.Queue(invalidDatabasesQuery).QueryRow(func(row pgx.Row) error { return row.Scan(&snap.InvalidDatabases) })
 	b.Queue(capacityQuery).QueryRow(func(row pgx.Row) error {
 		var c Capacity
 		if err := row.Scan(&c.Slots, &c.MaxSlots, &c.Senders, &c.MaxSenders, &c.SenderTimeoutMS); err != nil {

@@ -116,6 +116,11 @@ LEFT JOIN LATERAL (SELECT array_agg(w.pid ORDER BY w.pid) AS pids, array_agg(w.b
 WHERE a.wait_event_type = 'IPC' AND a.wait_event = 'ProcSignalBarrier'
 ORDER BY a.query_start`
 
+// invalidDatabasesQuery: the databases an interrupted DROP DATABASE left
+// invalid (PostgreSQL marks them before removing their files: 15.4, 14.9,
+// 13.12, 12.16, 11.21 and later).
+const invalidDatabasesQuery = `SELECT coalesce(array_agg(datname::text ORDER BY datname), '{}') FROM pg_database WHERE datconnlimit = -2`
+
 // pglogicalNodeQuery reads the local pglogical node name (no row before create_node).
 const pglogicalNodeQuery = `SELECT coalesce((SELECT n.node_name FROM pglogical.local_node l
 	JOIN pglogical.node n ON n.node_id = l.node_id), '')`

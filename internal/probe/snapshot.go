@@ -46,6 +46,9 @@ type Snapshot struct {
 	// BarrierWaits are the sessions waiting for every server process to
 	// accept a ProcSignalBarrier, longest first.
 	BarrierWaits []BarrierWait `json:"barrier_waits,omitempty"`
+	// InvalidDatabases are the server's databases an interrupted DROP
+	// DATABASE left invalid (datconnlimit -2, PostgreSQL 15.4, 14.9 ...).
+	InvalidDatabases []string `json:"invalid_databases,omitempty"`
 	// Workers counts the server's background workers against
 	// max_worker_processes; nil when this role cannot see them all.
 	Workers *Workers `json:"workers,omitempty"`
