@@ -503,8 +503,12 @@ func (d *diagnosis) slotFindings(out *Subscription, prov *probe.Snapshot, slot p
 func (d *diagnosis) walFinding(prov *probe.Snapshot, slot probe.Slot) (Finding, bool) {
 	switch {
 	case slot.WALStatus == "lost":
+		after := "the subscription cannot continue and must be re-created or its tables resynchronised"
+		if slot.Plugin != "pglogical_output" {
+			after = "its consumer cannot continue from it and must start again from a new slot"
+		}
 		return Finding{Code: CodeSlotWALLost, Severity: Critical, Human: true, Slot: slot.Name,
-			Message: fmt.Sprintf("slot %s on %s has lost WAL it needed (wal_status lost, max_slot_wal_keep_size exceeded); the subscription cannot continue and must be re-created or its tables resynchronised", slot.Name, prov.Node)}, true
+			Message: fmt.Sprintf("slot %s on %s has lost WAL it needed (wal_status lost, max_slot_wal_keep_size exceeded); %s", slot.Name, prov.Node, after)}, true
 	case slot.WALStatus == "unreserved":
 		return Finding{Code: CodeWALRetainedHigh, Severity: Critical, Slot: slot.Name,
 			Message: fmt.Sprintf("slot %s on %s retains %s and is about to lose WAL (wal_status unreserved)", slot.Name, prov.Node, config.FormatBytes(slot.RetainedBytes))}, true
@@ -847,12 +851,20 @@ func (d *diagnosis) nodes() []Node {
 			continue
 		}
 		for _, slot := range s.Slots {
+			orphan := slot.Plugin == "pglogical_output" && !slot.Active && !used[slot.Name] && complete
 			if !reported[slot.Name] {
 				if f, ok := d.xminFinding(s.Node, slot, d.slotUser(slot, used[slot.Name])); ok {
 					n.Findings = append(n.Findings, f)
 				}
+				// A slot no reachable subscription reports (another tool's,
+				// a standby's, one whose subscriber is down) fills the disk
+				// just the same; an orphan's WAL is said with it below.
+				if f, ok := d.walFinding(&s, slot); ok && !orphan {
+					f.Message += "; " + d.slotUser(slot, used[slot.Name])
+					n.Findings = append(n.Findings, f)
+				}
 			}
-			if slot.Plugin != "pglogical_output" || slot.Active || used[slot.Name] || !complete {
+			if !orphan {
 				continue
 			}
 			what := "no subscription of any configured node uses it"
