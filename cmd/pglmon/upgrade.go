@@ -118,12 +118,16 @@ func printReadiness(w io.Writer, res *upgrade.Readiness) {
 		}
 		fmt.Fprintf(w, "%-8s %s: %s\n         fix: %s\n", label, p.Kind, p.Message, p.Fix)
 	}
+	ready := "Ready"
+	if len(res.PrepareDrops) > 0 {
+		ready = "Ready once prepare has run"
+	}
 	switch {
 	case blocking > 0:
 		fmt.Fprintf(w, "Not ready: %d problem(s) would make the upgrade refuse, which prepare does not remove; prepare refuses until they are fixed.\n", blocking)
 	case len(res.Problems) > 0:
-		fmt.Fprintln(w, "Ready once prepare has run, with the warnings above.")
+		fmt.Fprintf(w, "%s, with the warnings above.\n", ready)
 	default:
-		fmt.Fprintln(w, "Ready once prepare has run: nothing else found that the upgrade would refuse.")
+		fmt.Fprintf(w, "%s: nothing found that the upgrade would refuse.\n", ready)
 	}
 }

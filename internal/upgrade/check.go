@@ -39,9 +39,17 @@ type Readiness struct {
 // Check reads, without changing anything, what would stop the upgrade of
 // node and what prepare would drop.
 func (r *Runner) Check(ctx context.Context, node string) (*Readiness, error) {
-	m, err := r.record(ctx, node)
+	local, err := r.hasLocalNode(ctx, node)
 	if err != nil {
 		return nil, err
+	}
+	// Without a pglogical node (never set up, or prepare has run) there is
+	// nothing for prepare to drop; the rest is checked all the same.
+	m := &Manifest{Node: node}
+	if local {
+		if m, err = r.record(ctx, node); err != nil {
+			return nil, err
+		}
 	}
 	problems, leftovers, err := r.problems(ctx, node, m)
 	if err != nil {
@@ -63,6 +71,20 @@ func (r *Runner) Check(ctx context.Context, node string) (*Readiness, error) {
 		out.PrepareDrops = append(out.PrepareDrops, fmt.Sprintf("leftover slot %s on %s", s, node))
 	}
 	return out, nil
+}
+
+// hasLocalNode reports whether node has pglogical with a local node.
+func (r *Runner) hasLocalNode(ctx context.Context, node string) (bool, error) {
+	conn, err := r.connect(ctx, node)
+	if err != nil {
+		return false, err
+	}
+	defer conn.Close(ctx)
+	ext, err := exists(ctx, conn, hasPglogical)
+	if err != nil || !ext {
+		return false, err
+	}
+	return exists(ctx, conn, "SELECT EXISTS (SELECT 1 FROM pglogical.local_node)")
 }
 
 const (
@@ -263,7 +285,7 @@ func (r *Runner) regColumns(ctx context.Context, node string, conn *pgx.Conn) ([
 			if c, err = probe.Open(ctx, n, cfg); err != nil {
 				out = append(out, Problem{Kind: "database_not_checked", Object: db, Database: db,
 					Message: fmt.Sprintf("database %s was not checked for reg* columns: %v", db, err),
-					Fix:     fmt.Sprintf("grant CONNECT on database %s to pglmon's role, or check it by hand (the query is in pglmon's README)", ident(db))})
+					Fix:     fmt.Sprintf("let pglmon's role connect to it (GRANT CONNECT ON DATABASE %s, if that is what is missing), or check it by hand for columns of the types pglmon's README lists under upgrade check", ident(db))})
 				continue
 			}
 		}

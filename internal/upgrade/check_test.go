@@ -148,6 +148,10 @@ func TestPrepareRefusesWhatTheUpgradeWouldRefuse(t *testing.T) {
 	if !strings.Contains(out.String(), "Physical slots stay on provider: [standby]") {
 		t.Errorf("prepare did not say the physical slot stays:\n%s", out.String())
 	}
+	// Checked again after prepare (no pglogical node left): ready, nothing to drop.
+	if res, err = r.Check(ctx, "provider"); err != nil || !res.Ready || len(res.Problems) != 0 || len(res.PrepareDrops) != 0 {
+		t.Fatalf("check after prepare: %+v (%v)", res, err)
+	}
 }
 
 // --skip-check: prepare says what the upgrade would refuse and goes on.
