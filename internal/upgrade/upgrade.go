@@ -188,7 +188,7 @@ func (r *Runner) Prepare(ctx context.Context, node, manifestPath string) error {
 		return err
 	}
 	if len(physical) > 0 {
-		r.say("Physical slots stay on %s: %v (the pre-check does not ask about them; pg_upgrade does not carry them across, so a standby that streams from one needs it re-created afterwards).", node, physical)
+		r.say("Physical slots stay on %s: %v (the RDS pre-check, as AWS documents it, asks about logical slots only; pg_upgrade does not carry them across, so a standby that streams from one needs it re-created afterwards).", node, physical)
 	}
 	r.say("No logical replication slot remains on %s: ready for the major-version upgrade. Afterwards run: pglmon upgrade restore --manifest %s", node, shellword.Quote(manifestPath))
 	return nil
