@@ -21,6 +21,7 @@ func runAudit(ctx context.Context, e env, args []string) error {
 	path := fs.String("config", "", "configuration file (its repair.audit_log is read)")
 	since := fs.String("since", "", "only attempts started since then: a duration back from now (90m, 24h, 7d) or a time (2026-12-01, 2026-12-01T08:00:00Z)")
 	sub := fs.String("subscription", "", "only this subscription's attempts (or, for drop-orphan-slot, this slot's)")
+	node := fs.String("node", "", "only attempts on this node: an upgrade prepare or restore of it, or a repair of one of its subscriptions")
 	id := fs.String("id", "", "one attempt in detail, with its steps and their SQL (an ID or a unique prefix of one)")
 	output := fs.String("output", "table", "table or json")
 	if err := parseFlags(fs, args); err != nil {
@@ -54,7 +55,8 @@ func runAudit(ctx context.Context, e env, args []string) error {
 		fmt.Fprintf(e.stderr, "pglmon: audit log %s: %v; skipped\n", file, b)
 	}
 	attempts := slices.DeleteFunc(repair.Attempts(entries), func(a repair.Attempt) bool {
-		return a.Started.Before(from) || (*sub != "" && a.Subscription != *sub && a.Slot != *sub)
+		return a.Started.Before(from) || (*sub != "" && a.Subscription != *sub && a.Slot != *sub) ||
+			(*node != "" && a.Node != *node && a.Subscriber != *node)
 	})
 	if *id != "" {
 		a, err := findAttempt(attempts, *id)
@@ -123,8 +125,11 @@ func findAttempt(attempts []repair.Attempt, id string) (repair.Attempt, error) {
 
 // target names what an attempt acted on: the subscription, or the slot.
 func target(a repair.Attempt) string {
-	if a.Subscription == "" && a.Slot != "" {
+	switch {
+	case a.Subscription == "" && a.Slot != "":
 		return "slot " + a.Slot + " on " + a.Provider
+	case a.Subscription == "" && a.Node != "":
+		return "node " + a.Node
 	}
 	return a.Subscription
 }
@@ -138,7 +143,12 @@ func took(a repair.Attempt) string {
 
 func reason(a repair.Attempt) string {
 	r := a.Reason
-	if a.Outcome == repair.OutcomeInterrupted {
+	switch {
+	case a.Outcome == repair.OutcomeInterrupted && a.Remedy == repair.RemedyUpgradePrepare:
+		r = "pglmon stopped in the middle of it; running the same pglmon upgrade prepare again (its --manifest) continues it"
+	case a.Outcome == repair.OutcomeInterrupted && a.Remedy == repair.RemedyUpgradeRestore:
+		r = "pglmon stopped in the middle of it; running pglmon upgrade restore again completes it"
+	case a.Outcome == repair.OutcomeInterrupted:
 		r = "pglmon stopped in the middle of it; the next pglmon run or pglmon repair of " + target(a) + " finishes it"
 	}
 	if len(a.ResumedBy) > 0 {

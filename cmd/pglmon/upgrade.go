@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/pglmon/pglmon/internal/repair"
 	"github.com/pglmon/pglmon/internal/upgrade"
 )
 
@@ -47,7 +48,13 @@ func runUpgrade(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	r := &upgrade.Runner{Config: cfg, Out: e.stdout}
+	r := &upgrade.Runner{Config: cfg, Out: e.stdout, Actor: "cli:" + osUser()}
+	if sub != "check" && cfg.Repair.AuditLog != "" {
+		// prepare and restore are recorded beside the repairs (pglmon audit).
+		if r.Audit, err = repair.NewAudit(cfg.Repair.AuditLog); err != nil {
+			return &exitErr{exitConfig, err}
+		}
+	}
 	if sub == "restore" {
 		return r.Restore(ctx, *manifest)
 	}

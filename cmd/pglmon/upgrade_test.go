@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -52,6 +53,11 @@ func TestUpgradeCheckAndPrepareRefusal(t *testing.T) {
 	}
 	if st, err := p.Status(ctx, "sub_0"); err != nil || st != "replicating" {
 		t.Fatalf("after the refusal sub_0 is %q (%v)", st, err)
+	}
+	// The refusal is in the audit log, with whose and why.
+	code, out, _ = pglmon(t, "audit", "--config", cfg, "--node", "provider")
+	if code != 0 || !regexp.MustCompile(`cli:\S+\s+upgrade-prepare\s+node provider\s+refused\s+\S+\s+the major-version upgrade of provider would be refused`).MatchString(out) {
+		t.Errorf("audit after the refusal (exit %d):\n%s", code, out)
 	}
 	if code, _, errOut := pglmon(t, "upgrade", "check", "--config", cfg); code != exitUsage || !strings.Contains(errOut, "--node") {
 		t.Errorf("upgrade check without --node: exit %d %s", code, errOut)

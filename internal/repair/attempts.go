@@ -27,6 +27,7 @@ type Attempt struct {
 	Provider     string `json:"provider,omitempty"`
 	Slot         string `json:"slot,omitempty"`
 	LSN          string `json:"lsn,omitempty"`
+	Node         string `json:"node,omitempty"`
 	// Started is the time of the first line; Finished of the "finished"
 	// line (nil while interrupted).
 	Started  time.Time  `json:"started"`
@@ -98,7 +99,7 @@ func Attempts(entries []Entry) []Attempt {
 		a, ok := byID[e.ID]
 		if !ok {
 			a = &Attempt{ID: e.ID, Actor: e.Actor, Remedy: e.Remedy, Subscription: e.Subscription, Subscriber: e.Subscriber,
-				Provider: e.Provider, Slot: e.Slot, LSN: e.LSN, Started: e.Time, Outcome: OutcomeInterrupted, Host: e.Host}
+				Provider: e.Provider, Slot: e.Slot, LSN: e.LSN, Node: e.Node, Started: e.Time, Outcome: OutcomeInterrupted, Host: e.Host}
 			byID[e.ID] = a
 			order = append(order, e.ID)
 		}

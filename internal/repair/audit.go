@@ -37,7 +37,9 @@ type Entry struct {
 	Provider     string    `json:"provider,omitempty"`
 	Slot         string    `json:"slot,omitempty"`
 	// LSN is skip-transaction's commit LSN.
-	LSN        string       `json:"lsn,omitempty"`
+	LSN string `json:"lsn,omitempty"`
+	// Node is the node an upgrade prepare or restore worked on.
+	Node       string       `json:"node,omitempty"`
 	Steps      []StepResult `json:"steps,omitempty"`
 	Outcome    string       `json:"outcome,omitempty"`
 	Reason     string       `json:"reason,omitempty"`
@@ -107,6 +109,9 @@ func (a *Audit) Unfinished() ([]Entry, error) {
 	started := map[string]Entry{}
 	var order []string
 	for _, e := range entries {
+		if !Resumable(e.Remedy) {
+			continue
+		}
 		switch e.Phase {
 		case "started":
 			if _, ok := started[e.ID]; !ok {
@@ -124,6 +129,19 @@ func (a *Audit) Unfinished() ([]Entry, error) {
 		}
 	}
 	return out, nil
+}
+
+// The upgrade's attempts, audited beside the repairs.
+const (
+	RemedyUpgradePrepare = "upgrade-prepare"
+	RemedyUpgradeRestore = "upgrade-restore"
+)
+
+// Resumable reports whether an interrupted attempt of remedy is finished by
+// the next pglmon run or repair; an upgrade's is continued by running the
+// same upgrade command again.
+func Resumable(remedy string) bool {
+	return remedy != RemedyUpgradePrepare && remedy != RemedyUpgradeRestore
 }
 
 // Entries reads every entry of the audit log at path.

@@ -30,6 +30,8 @@ type Manifest struct {
 	Subscriptions []SubDef `json:"subscriptions"`
 	// Slots are the replication slots found on the node before dropping.
 	Slots []SlotDef `json:"slots"`
+	// AuditID is prepare's attempt in the audit log, continued by a re-run.
+	AuditID string `json:"audit_id,omitempty"`
 	// Snapshot is the RDS snapshot prepare --snapshot took before dropping.
 	Snapshot *SnapshotDef `json:"snapshot,omitempty"`
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/probe"
 	"github.com/pglmon/pglmon/internal/rdsadmin"
+	"github.com/pglmon/pglmon/internal/repair"
 	"github.com/pglmon/pglmon/internal/shellword"
 	"github.com/pglmon/pglmon/internal/verify"
 )
@@ -27,6 +28,12 @@ type Runner struct {
 	// Snapshot makes prepare take an RDS snapshot of the node (after writing
 	// the manifest, before dropping anything) and wait until it is available.
 	Snapshot SnapshotOptions
+	// Audit, when set, records each prepare and restore, with every
+	// statement that changed a database, beside the repairs; Actor is who ran it.
+	Audit *repair.Audit
+	Actor string
+	// current is the attempt being recorded.
+	current *attempt
 	// SkipCheck lets prepare go on when the upgrade would be refused for
 	// something it cannot remove (it says what instead).
 	SkipCheck bool
@@ -113,14 +120,30 @@ func (r *Runner) Prepare(ctx context.Context, node, manifestPath string) error {
 		return err
 	}
 	if err := r.precheck(ctx, node, m, found); err != nil {
+		var nr *NotReadyError
+		if errors.As(err, &nr) {
+			r.refuse(repair.RemedyUpgradePrepare, node, err.Error())
+		}
 		return err
 	}
 	if !found {
+		m.AuditID = newAttemptID()
 		if err := m.Write(manifestPath); err != nil {
 			return err
 		}
 		r.say("Wrote manifest %s: %d subscriptions, %d replication sets, %d slots.", manifestPath, len(m.Subscriptions), len(m.Sets), len(m.Slots))
 	}
+	// A re-run continues the attempt the manifest names.
+	if err := r.begin(repair.RemedyUpgradePrepare, node, m.AuditID); err != nil {
+		return fmt.Errorf("cannot write the audit log, so nothing is dropped: %w", err)
+	}
+	return r.end(r.takeApart(ctx, n, m, manifestPath))
+}
+
+// takeApart is prepare's part that drops: the snapshot first when asked,
+// then the subscriptions, the node and leftover slots.
+func (r *Runner) takeApart(ctx context.Context, n config.Node, m *Manifest, manifestPath string) error {
+	node := n.Name
 	if r.Snapshot.Take {
 		if err := r.snapshot(ctx, n, m, manifestPath); err != nil {
 			return err
@@ -151,7 +174,7 @@ func (r *Runner) Prepare(ctx context.Context, node, manifestPath string) error {
 				return err
 			}
 			if found {
-				if _, err := conn.Exec(ctx, "SELECT pglogical.drop_node($1, true)", n.Name); err != nil {
+				if err := r.exec(ctx, conn, node, "drop pglogical node", "SELECT pglogical.drop_node($1, true)", n.Name); err != nil {
 					return fmt.Errorf("drop pglogical node %s on %s: %w", n.Name, node, err)
 				}
 				r.say("Dropped pglogical node %s on %s.", n.Name, node)
@@ -168,7 +191,7 @@ func (r *Runner) Prepare(ctx context.Context, node, manifestPath string) error {
 		return err
 	}
 	for _, s := range left {
-		if _, err := conn.Exec(ctx, "SELECT pg_drop_replication_slot($1)", s); err != nil {
+		if err := r.exec(ctx, conn, node, "drop leftover slot", "SELECT pg_drop_replication_slot($1)", s); err != nil {
 			return fmt.Errorf("drop leftover slot %s on %s: %w", s, node, err)
 		}
 		r.say("Dropped leftover slot %s on %s.", s, node)
@@ -375,13 +398,13 @@ func (r *Runner) dropSubscription(ctx context.Context, s SubDef) error {
 	// while it updates the table's sync status, which the drop has locked,
 	// and the drop then waits for that lock (seen in pglmon's tests). With
 	// the subscription disabled and its apply worker gone, it cannot.
-	if _, err := conn.Exec(ctx, "SELECT pglogical.alter_subscription_disable($1, true)", s.Name); err != nil {
+	if err := r.exec(ctx, conn, s.Subscriber, "disable subscription", "SELECT pglogical.alter_subscription_disable($1, true)", s.Name); err != nil {
 		return fmt.Errorf("disable subscription %s on %s before dropping it: %w", s.Name, s.Subscriber, err)
 	}
 	if err := waitApplyStopped(ctx, conn, s.Name, 30*time.Second); err != nil {
 		return fmt.Errorf("subscription %s on %s: %w; nothing was dropped, run prepare again", s.Name, s.Subscriber, err)
 	}
-	if _, err := conn.Exec(ctx, "SELECT pglogical.drop_subscription($1, true)", s.Name); err != nil {
+	if err := r.exec(ctx, conn, s.Subscriber, "drop subscription", "SELECT pglogical.drop_subscription($1, true)", s.Name); err != nil {
 		return fmt.Errorf("drop subscription %s on %s: %w", s.Name, s.Subscriber, err)
 	}
 	r.say("Dropped subscription %s on %s (and its slot %s on %s, when reachable).", s.Name, s.Subscriber, s.SlotName, s.Provider)
@@ -426,6 +449,15 @@ func (r *Runner) Restore(ctx context.Context, manifestPath string) error {
 	if !found {
 		return fmt.Errorf("manifest %s does not exist", manifestPath)
 	}
+	if err := r.begin(repair.RemedyUpgradeRestore, m.Node, ""); err != nil {
+		return fmt.Errorf("cannot write the audit log, so nothing is created: %w", err)
+	}
+	return r.end(r.putBack(ctx, m))
+}
+
+// putBack is restore's part that creates: nodes, sets, subscriptions, then
+// the comparison.
+func (r *Runner) putBack(ctx context.Context, m *Manifest) error {
 	for _, n := range m.Nodes {
 		if err := r.restoreNode(ctx, n); err != nil {
 			return err
@@ -476,8 +508,14 @@ func (r *Runner) restoreNode(ctx context.Context, n NodeDef) error {
 		return err
 	}
 	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS pglogical"); err != nil {
-		return fmt.Errorf("create extension pglogical on %s: %w", n.ConfigNode, err)
+	ext, err := exists(ctx, conn, hasPglogical)
+	if err != nil {
+		return err
+	}
+	if !ext {
+		if err := r.exec(ctx, conn, n.ConfigNode, "create extension", "CREATE EXTENSION IF NOT EXISTS pglogical"); err != nil {
+			return fmt.Errorf("create extension pglogical on %s: %w", n.ConfigNode, err)
+		}
 	}
 	found, err := exists(ctx, conn, "SELECT EXISTS (SELECT 1 FROM pglogical.local_node)")
 	if err != nil || found {
@@ -487,7 +525,7 @@ func (r *Runner) restoreNode(ctx context.Context, n NodeDef) error {
 	if err != nil {
 		return err
 	}
-	if _, err := conn.Exec(ctx, "SELECT pglogical.create_node(node_name := $1, dsn := $2)", n.Name, dsn); err != nil {
+	if err := r.exec(ctx, conn, n.ConfigNode, "create pglogical node", "SELECT pglogical.create_node(node_name := $1, dsn := $2)", n.Name, dsn); err != nil {
 		return fmt.Errorf("create pglogical node %s on %s: %w", n.Name, n.ConfigNode, err)
 	}
 	r.say("Created pglogical node %s on %s.", n.Name, n.ConfigNode)
@@ -505,7 +543,7 @@ func (r *Runner) restoreSet(ctx context.Context, s SetDef) error {
 		return err
 	}
 	if !found {
-		if _, err := conn.Exec(ctx, "SELECT pglogical.create_replication_set($1, $2, $3, $4, $5)", s.Name, s.Insert, s.Update, s.Delete, s.Truncate); err != nil {
+		if err := r.exec(ctx, conn, s.ConfigNode, "create replication set", "SELECT pglogical.create_replication_set($1, $2, $3, $4, $5)", s.Name, s.Insert, s.Update, s.Delete, s.Truncate); err != nil {
 			return fmt.Errorf("create replication set %s on %s: %w", s.Name, s.ConfigNode, err)
 		}
 	}
@@ -516,7 +554,7 @@ func (r *Runner) restoreSet(ctx context.Context, s SetDef) error {
 			return fmt.Errorf("table %s of set %s on %s: %w", t, s.Name, s.ConfigNode, err)
 		}
 		if !in {
-			if _, err := conn.Exec(ctx, "SELECT pglogical.replication_set_add_table($1, $2::regclass, false)", s.Name, t); err != nil {
+			if err := r.exec(ctx, conn, s.ConfigNode, "add table to replication set", "SELECT pglogical.replication_set_add_table($1, $2::regclass, false)", s.Name, t); err != nil {
 				return fmt.Errorf("add %s to set %s on %s: %w", t, s.Name, s.ConfigNode, err)
 			}
 		}
@@ -539,7 +577,7 @@ func (r *Runner) restoreSubscription(ctx context.Context, s SubDef) error {
 		if err != nil {
 			return err
 		}
-		if _, err := conn.Exec(ctx, `SELECT pglogical.create_subscription(subscription_name := $1, provider_dsn := $2,
+		if err := r.exec(ctx, conn, s.Subscriber, "create subscription", `SELECT pglogical.create_subscription(subscription_name := $1, provider_dsn := $2,
 			replication_sets := $3, synchronize_structure := false, synchronize_data := false,
 			forward_origins := $4, apply_delay := $5::interval)`, s.Name, dsn, s.Sets, s.ForwardOrigins, s.ApplyDelay); err != nil {
 			return fmt.Errorf("create subscription %s on %s: %w", s.Name, s.Subscriber, err)
@@ -547,8 +585,7 @@ func (r *Runner) restoreSubscription(ctx context.Context, s SubDef) error {
 		r.say("Created subscription %s on %s (no data copied).", s.Name, s.Subscriber)
 	}
 	if !s.Enabled {
-		_, err := conn.Exec(ctx, "SELECT pglogical.alter_subscription_disable($1, true)", s.Name)
-		return err
+		return r.exec(ctx, conn, s.Subscriber, "disable subscription (as it was)", "SELECT pglogical.alter_subscription_disable($1, true)", s.Name)
 	}
 	deadline := time.Now().Add(r.timeout())
 	for {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/pgtest"
+	"github.com/pglmon/pglmon/internal/repair"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
@@ -26,7 +27,12 @@ func TestPrepareAndRestoreAroundAnUpgrade(t *testing.T) {
 	}
 	manifest := filepath.Join(t.TempDir(), "manifest.json")
 	var out bytes.Buffer
-	r := &Runner{Config: cfg, Out: &out, Timeout: 30 * time.Second}
+	auditPath := filepath.Join(t.TempDir(), "audit.jsonl")
+	audit, err := repair.NewAudit(auditPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Runner{Config: cfg, Out: &out, Timeout: 30 * time.Second, Audit: audit, Actor: "cli:test"}
 
 	// Killed after dropping the subscriptions: the re-run completes.
 	r.stopAfterSubscriptions = true
@@ -83,6 +89,43 @@ func TestPrepareAndRestoreAroundAnUpgrade(t *testing.T) {
 	if err := r.Restore(ctx, manifest); err != nil {
 		t.Fatal(err)
 	}
+
+	// The audit log: one prepare (stopped, continued by the re-runs under
+	// its ID), two restores, each statement that changed a database.
+	entries, bad, err := repair.ReadLog(auditPath)
+	if err != nil || len(bad) > 0 {
+		t.Fatalf("audit log: %v %v", err, bad)
+	}
+	attempts := repair.Attempts(entries)
+	if len(attempts) != 3 {
+		t.Fatalf("want 3 attempts, got %+v", attempts)
+	}
+	prep, rest := attempts[0], attempts[1]
+	if prep.Remedy != repair.RemedyUpgradePrepare || prep.Node != "provider" || prep.Actor != "cli:test" || prep.Outcome != repair.ResultSuccess ||
+		len(prep.ResumedBy) != 2 || m.AuditID != prep.ID {
+		t.Errorf("prepare attempt: %+v (manifest's audit ID %s)", prep, m.AuditID)
+	}
+	if !hasStep(prep.Steps, "drop pglogical node", p.ProviderNode) {
+		t.Errorf("prepare's steps: %+v", prep.Steps)
+	}
+	if rest.Remedy != repair.RemedyUpgradeRestore || rest.Outcome != repair.ResultSuccess || !hasStep(rest.Steps, "create subscription", "sub_1") ||
+		!hasStep(rest.Steps, "create pglogical node", p.ProviderNode) || attempts[2].Remedy != repair.RemedyUpgradeRestore || len(attempts[2].Steps) != 0 {
+		t.Errorf("restore attempts: %+v\n%+v", rest, attempts[2])
+	}
+	// The first run's steps (the dropped subscriptions) were in its own
+	// finished line, before the re-run continued the attempt.
+	drops := 0
+	for _, e := range entries {
+		if e.ID == prep.ID && hasStep(e.Steps, "drop subscription", "sub_0") && hasStep(e.Steps, "disable subscription", "sub_0") {
+			drops++
+		}
+	}
+	if drops != 1 {
+		t.Errorf("the dropped subscriptions are not audited once: %d lines\n%+v", drops, entries)
+	}
+	if pending, _ := audit.Unfinished(); len(pending) != 0 {
+		t.Errorf("an upgrade's attempt must never be resumed as a repair: %+v", pending)
+	}
 	b, _ := os.ReadFile(manifest)
 	if strings.Contains(string(b), "password") && !strings.Contains(string(b), "password_removed") {
 		t.Errorf("manifest mentions a password:\n%s", b)
@@ -111,6 +154,28 @@ func TestRestoreReportsTablesChangedMeanwhile(t *testing.T) {
 	var n int
 	if err := p.Subscriber.QueryRow(ctx, "SELECT count(*) FROM items_0", []any{&n}); err != nil || n != 100 {
 		t.Fatalf("restore must not resynchronise by itself: %d rows (%v)", n, err)
+	}
+}
+
+func hasStep(steps []repair.StepResult, action string, arg any) bool {
+	for _, s := range steps {
+		if s.Action == action && s.Result == "ok" && len(s.Args) > 0 && s.Args[0] == arg {
+			return true
+		}
+	}
+	return false
+}
+
+// Statement arguments are audited without any connection string's password.
+func TestAuditedArgsHoldNoPassword(t *testing.T) {
+	got := redactArgs([]any{"sub_0", "host=p dbname=d password='s3cret'", []string{"set"}, "postgres://u:s3cret@h/db"})
+	for _, a := range got {
+		if s, ok := a.(string); ok && strings.Contains(s, "s3cret") {
+			t.Errorf("password in audited args: %q", got)
+		}
+	}
+	if got[0] != "sub_0" || got[1] == "" {
+		t.Errorf("args changed beyond the password: %q", got)
 	}
 }
 
