@@ -130,6 +130,8 @@ func target(a repair.Attempt) string {
 		return "slot " + a.Slot + " on " + a.Provider
 	case a.Subscription == "" && a.Node != "":
 		return "node " + a.Node
+	case a.Remedy == repair.RemedySetupApply:
+		return "topology"
 	}
 	return a.Subscription
 }
@@ -148,6 +150,8 @@ func reason(a repair.Attempt) string {
 		r = "pglmon stopped in the middle of it; running the same pglmon upgrade prepare again (its --manifest) continues it"
 	case a.Outcome == repair.OutcomeInterrupted && a.Remedy == repair.RemedyUpgradeRestore:
 		r = "pglmon stopped in the middle of it; running pglmon upgrade restore again completes it"
+	case a.Outcome == repair.OutcomeInterrupted && a.Remedy == repair.RemedySetupApply:
+		r = "pglmon stopped in the middle of it; running pglmon setup apply again completes it"
 	case a.Outcome == repair.OutcomeInterrupted:
 		r = "pglmon stopped in the middle of it; the next pglmon run or pglmon repair of " + target(a) + " finishes it"
 	}
@@ -227,8 +231,10 @@ func printAttempt(w io.Writer, a repair.Attempt) {
 			fmt.Fprintf(w, " (%d ms)", s.DurationMS)
 		}
 		fmt.Fprintln(w)
-		args, _ := json.Marshal(s.Args)
-		fmt.Fprintf(w, "       %s  %s\n", s.SQL, args)
+		if s.SQL != "" {
+			args, _ := json.Marshal(s.Args)
+			fmt.Fprintf(w, "       %s  %s\n", s.SQL, args)
+		}
 		if s.Error != "" {
 			fmt.Fprintf(w, "       error: %s\n", s.Error)
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 
+	"github.com/pglmon/pglmon/internal/repair"
 	"github.com/pglmon/pglmon/internal/setup"
 )
 
@@ -30,6 +31,13 @@ func runSetup(ctx context.Context, e env, args []string) error {
 	r := &setup.Runner{Config: cfg, Out: e.stdout}
 	if args[0] == "apply" {
 		r.RDS.Parameters, r.RDS.Reboot = *params, *reboot
+		r.Actor = "cli:" + osUser()
+		if cfg.Repair.AuditLog != "" {
+			// What apply changes is recorded beside the repairs (pglmon audit).
+			if r.Audit, err = repair.NewAudit(cfg.Repair.AuditLog); err != nil {
+				return &exitErr{exitConfig, err}
+			}
+		}
 		return r.Apply(ctx)
 	}
 	p, err := r.Plan(ctx)

@@ -131,18 +131,5 @@ func (a *Audit) Unfinished() ([]Entry, error) {
 	return out, nil
 }
 
-// The upgrade's attempts, audited beside the repairs.
-const (
-	RemedyUpgradePrepare = "upgrade-prepare"
-	RemedyUpgradeRestore = "upgrade-restore"
-)
-
-// Resumable reports whether an interrupted attempt of remedy is finished by
-// the next pglmon run or repair; an upgrade's is continued by running the
-// same upgrade command again.
-func Resumable(remedy string) bool {
-	return remedy != RemedyUpgradePrepare && remedy != RemedyUpgradeRestore
-}
-
 // Entries reads every entry of the audit log at path.
 func Entries(path string) ([]Entry, error) { return (&Audit{path: path}).Entries() }

@@ -87,7 +87,13 @@ func (r *Runner) applyRDS(ctx context.Context) error {
 			return fmt.Errorf("node %s: %w", n.Name, err)
 		}
 		if len(ch.Changes) > 0 && r.RDS.Parameters {
-			if err := c.ApplyParameters(ctx, ch); err != nil {
+			if err := r.beginOnce(); err != nil {
+				return err
+			}
+			start := time.Now()
+			err := c.ApplyParameters(ctx, ch)
+			r.rdsStep(n.Name, "modify parameter group "+ch.Instance.ParameterGroup+" of instance "+id+fmt.Sprintf(" %v", ch.Changes), start, err)
+			if err != nil {
 				return fmt.Errorf("node %s: %w", n.Name, err)
 			}
 			if ch, err = c.CheckParameters(ctx, id); err != nil {
@@ -101,7 +107,13 @@ func (r *Runner) applyRDS(ctx context.Context) error {
 			waiting = append(waiting, fmt.Sprintf("%s (instance %s)", n.Name, id))
 			continue
 		}
-		if err := c.RebootAndWait(ctx, id, timeout); err != nil {
+		if err := r.beginOnce(); err != nil {
+			return err
+		}
+		start := time.Now()
+		err = c.RebootAndWait(ctx, id, timeout)
+		r.rdsStep(n.Name, "reboot instance "+id+" and wait until it is available", start, err)
+		if err != nil {
 			return fmt.Errorf("node %s: %w", n.Name, err)
 		}
 	}
@@ -109,4 +121,13 @@ func (r *Runner) applyRDS(ctx context.Context) error {
 		return fmt.Errorf("the parameter groups of %v wait for a reboot: re-run with --reboot, or reboot in a maintenance window and run apply again; nothing else was changed", waiting)
 	}
 	return nil
+}
+
+// rdsStep records an RDS API action as a step of the audited attempt.
+func (r *Runner) rdsStep(node, action string, start time.Time, err error) {
+	var msg string
+	if err != nil {
+		msg = err.Error()
+	}
+	r.run.Step(node, action, "", nil, time.Since(start), msg)
 }

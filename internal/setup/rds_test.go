@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/pglmon/pglmon/internal/credentials"
 	"github.com/pglmon/pglmon/internal/pgtest"
 	"github.com/pglmon/pglmon/internal/rdsadmin"
+	"github.com/pglmon/pglmon/internal/repair"
 )
 
 // rdsTopology is topology() with both nodes on (fake) RDS instances.
@@ -65,7 +67,13 @@ func TestRDSParametersRebootThenSetup(t *testing.T) {
 	p, s := freshDBs(t, prov, sub, ddl+"INSERT INTO orders SELECT g, g FROM generate_series(1, 50) g;", ddl)
 	cfg := rdsTopology(t, srv, p, s)
 	var out bytes.Buffer
-	r := &Runner{Config: cfg, Out: &out, Wait: time.Minute, RDS: RDSOptions{Poll: 5 * time.Millisecond, AWS: awsclient.Options{RetryMaxBackoff: time.Millisecond}}}
+	auditPath := filepath.Join(t.TempDir(), "audit.jsonl")
+	audit, err := repair.NewAudit(auditPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Runner{Config: cfg, Out: &out, Wait: time.Minute, RDS: RDSOptions{Poll: 5 * time.Millisecond, AWS: awsclient.Options{RetryMaxBackoff: time.Millisecond}},
+		Audit: audit, Actor: "cli:test"}
 
 	// plan: the group's problems, with the fix.
 	plan, err := r.Plan(ctx)
@@ -134,6 +142,31 @@ func TestRDSParametersRebootThenSetup(t *testing.T) {
 	}
 	if errs := srv.AuthErrors(); len(errs) > 0 {
 		t.Error(errs)
+	}
+
+	// The audit log: the refused apply, the one stopped before the reboot
+	// with its parameter change, the one that rebooted and created; the
+	// last apply changed nothing and is not there.
+	entries, _, err := repair.ReadLog(auditPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	attempts := repair.Attempts(entries)
+	var got []string
+	for _, a := range attempts {
+		line := a.Remedy + " " + a.Outcome + ":"
+		for _, s := range a.Steps {
+			line += " [" + s.Node + " " + strings.SplitN(s.Action, " ", 3)[0] + " " + strings.SplitN(s.Action, " ", 3)[1] + "]"
+		}
+		got = append(got, line)
+	}
+	want := []string{
+		"setup-apply refused:",
+		"setup-apply failed: [provider modify parameter]",
+		"setup-apply success: [provider reboot instance] [subscriber reboot instance] [provider create extension] [provider create pglogical] [subscriber create extension] [subscriber create pglogical] [provider create replication] [provider add table] [subscriber create subscription]",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") || attempts[1].Reason == "" || attempts[0].Actor != "cli:test" {
+		t.Errorf("audited attempts:\n%s\nwant:\n%s\n%+v", strings.Join(got, "\n"), strings.Join(want, "\n"), attempts)
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/pglmon/pglmon/internal/awsclient"
 	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/probe"
+	"github.com/pglmon/pglmon/internal/repair"
 	"github.com/pglmon/pglmon/internal/verify"
 )
 
@@ -58,6 +59,12 @@ type Runner struct {
 	Wait time.Duration
 	// RDS says what apply may do to the RDS instances of nodes with `rds:`.
 	RDS RDSOptions
+	// Audit, when set, records each apply that changes something (or is
+	// refused), with every change, beside the repairs; Actor is who ran it.
+	Audit *repair.Audit
+	Actor string
+
+	run *repair.Run
 
 	aws *awsclient.Factory
 }
@@ -440,7 +447,20 @@ func (p Plan) Print(w io.Writer) {
 
 // Apply makes the plan's changes, waits for new subscriptions to replicate
 // and prints the row counts of their tables on both sides.
-func (r *Runner) Apply(ctx context.Context) error {
+func (r *Runner) Apply(ctx context.Context) (err error) {
+	defer func() {
+		if r.run == nil {
+			return
+		}
+		var reason string
+		if err != nil {
+			reason = err.Error()
+		}
+		if werr := r.run.End(reason); werr != nil && err == nil {
+			err = werr
+		}
+		r.run = nil
+	}()
 	if r.RDS.Parameters || r.RDS.Reboot {
 		if err := r.applyRDS(ctx); err != nil {
 			return err
@@ -452,7 +472,11 @@ func (r *Runner) Apply(ctx context.Context) error {
 	}
 	p.Print(r.Out)
 	if len(p.Problems) > 0 {
-		return fmt.Errorf("%d prerequisites missing; nothing was changed", len(p.Problems))
+		err := fmt.Errorf("%d prerequisites missing; nothing was changed", len(p.Problems))
+		if r.run == nil {
+			r.Audit.Refused(r.Actor, repair.RemedySetupApply, "", err.Error())
+		}
+		return err
 	}
 	var newSubs []config.Subscription
 	for _, c := range p.Changes {
@@ -472,11 +496,20 @@ func (r *Runner) Apply(ctx context.Context) error {
 				args[1] = c.dsnNode.DSN + " password='" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(pw.Reveal()) + "'"
 			}
 		}
+		if err := r.beginOnce(); err != nil {
+			conn.Close(ctx)
+			return err
+		}
+		start := time.Now()
 		_, err = conn.Exec(ctx, c.SQL, args...)
 		conn.Close(ctx)
 		if err != nil {
-			return fmt.Errorf("on %s: %s: %w (re-run apply to continue)", c.Node, c.What, probe.RedactError(err, mustPassword(c.dsnNode)))
+			err = fmt.Errorf("on %s: %s: %w (re-run apply to continue)", c.Node, c.What, probe.RedactError(err, mustPassword(c.dsnNode)))
+			r.run.Step(c.Node, c.What, c.SQL, c.Args, time.Since(start), err.Error())
+			return err
 		}
+		// c.Args never hold the password (the configured DSNs cannot).
+		r.run.Step(c.Node, c.What, c.SQL, c.Args, time.Since(start), "")
 		fmt.Fprintf(r.Out, "done: on %s: %s\n", c.Node, c.What)
 		if strings.HasPrefix(c.What, "create subscription ") {
 			for _, sb := range r.Config.Subscriptions {
@@ -496,6 +529,20 @@ func (r *Runner) Apply(ctx context.Context) error {
 			fmt.Fprintf(r.Out, "  %s: %d rows on %s, %d on %s\n", t.Table, t.ProviderRows, sb.Provider, t.SubscriberRows, sb.Subscriber)
 		}
 	}
+	return nil
+}
+
+// beginOnce starts the audited attempt at apply's first change: an apply
+// that changes nothing is not recorded.
+func (r *Runner) beginOnce() error {
+	if r.run != nil {
+		return nil
+	}
+	run, err := r.Audit.Begin("", r.Actor, repair.RemedySetupApply, "")
+	if err != nil {
+		return fmt.Errorf("cannot write the audit log, so nothing is changed: %w", err)
+	}
+	r.run = run
 	return nil
 }
 

@@ -33,7 +33,7 @@ type Runner struct {
 	Audit *repair.Audit
 	Actor string
 	// current is the attempt being recorded.
-	current *attempt
+	current *repair.Run
 	// SkipCheck lets prepare go on when the upgrade would be refused for
 	// something it cannot remove (it says what instead).
 	SkipCheck bool
@@ -122,12 +122,12 @@ func (r *Runner) Prepare(ctx context.Context, node, manifestPath string) error {
 	if err := r.precheck(ctx, node, m, found); err != nil {
 		var nr *NotReadyError
 		if errors.As(err, &nr) {
-			r.refuse(repair.RemedyUpgradePrepare, node, err.Error())
+			r.Audit.Refused(r.Actor, repair.RemedyUpgradePrepare, node, err.Error())
 		}
 		return err
 	}
 	if !found {
-		m.AuditID = newAttemptID()
+		m.AuditID = repair.NewID()
 		if err := m.Write(manifestPath); err != nil {
 			return err
 		}
