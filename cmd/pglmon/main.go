@@ -53,7 +53,7 @@ func commands() []command {
 		{"run", "run the daemon: probe, diagnose, serve metrics and status, repair by policy", runDaemon},
 		{"status", "probe every node once and print the diagnosis (Nagios exit codes)", runStatus},
 		{"repair", "run a remedy for a subscription: plan, confirm, execute, verify, audit", runRepair},
-		{"audit", "list the repair attempts of the audit log (who ran what, on which subscription, and how it ended)", runAudit},
+		{"audit", "list the attempts of the audit log: repairs, setup apply, upgrade prepare and restore (who ran what, on what, and how it ended)", runAudit},
 		{"verify", "compare the data of replicated tables on provider and subscriber", runVerify},
 		{"setup", "plan or apply the pglogical topology in the configuration, checking prerequisites first", runSetup},
 		{"upgrade", "prepare (drop pglogical, keep a manifest) and restore around a major-version upgrade", runUpgrade},
