@@ -47,6 +47,7 @@ func runStatus(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	explainDown(ctx, e, cfg, &r)
+	explainBarrier(ctx, e, cfg, &r)
 	explainUnreachable(ctx, e, cfg, &r)
 	readStorage(ctx, e, cfg, &r)
 	if ws, err := maintenance.Load(cfg.MaintenanceFile()); err != nil {
@@ -112,6 +113,24 @@ func explainDown(ctx context.Context, e env, cfg *config.Config, r *diagnose.Rep
 		read[s.Subscriber] = true
 		if file, text, ok := readServerLog(ctx, e, cfg, s.Subscriber, "why "+s.Name+" is down"); ok {
 			serverlog.Annotate(r, s.Subscriber, file, serverlog.WorkerErrors(text))
+		}
+	}
+}
+
+// explainBarrier adds to each signal_barrier_stuck finding the process the
+// node's server log names as the one the statement waits for.
+func explainBarrier(ctx context.Context, e env, cfg *config.Config, r *diagnose.Report) {
+	for _, n := range r.Nodes {
+		for _, f := range n.Findings {
+			if f.Code != diagnose.CodeSignalBarrierStuck {
+				continue
+			}
+			if file, text, ok := readServerLog(ctx, e, cfg, n.Name, "which process "+n.Name+"'s waiting statement waits for"); ok {
+				if h, found := serverlog.LastBarrierHolder(text); found {
+					serverlog.AnnotateBarrier(r, n.Name, file, h)
+				}
+			}
+			break
 		}
 	}
 }

@@ -1575,6 +1575,18 @@ func TestStatusDropDatabaseWaitsForPglogical(t *testing.T) {
 	p := pgtest.NewPair(t, pgtest.PairOptions{Own: true, Rows: 10})
 	cfg := writeConfig(t, p, "  signal_barrier_wait: 2s\n")
 	sc := p.Subscriber.Cluster
+	// The subscriber's log is its stderr file (no logging collector): named.
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dsnLine := fmt.Sprintf("dsn: %q\n", p.Subscriber.DSN())
+	if !strings.Contains(string(b), dsnLine) {
+		t.Fatalf("no subscriber dsn line in\n%s", b)
+	}
+	if err := os.WriteFile(cfg, []byte(strings.Replace(string(b), dsnLine, dsnLine+"    server_log: "+sc.LogPath()+"\n", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	nodeFinding := func(code string) string {
 		_, s := status(t, cfg, "--no-wait")
 		for _, n := range s.Nodes {
@@ -1639,6 +1651,20 @@ func TestStatusDropDatabaseWaitsForPglogical(t *testing.T) {
 		if !strings.Contains(f, want) {
 			t.Errorf("finding lacks %q:\n%s", want, f)
 		}
+	}
+	// The server log names the process the DROP waits for (every 5 s):
+	// status reads it and says which of pglogical's it is.
+	namedRE := regexp.MustCompile(`The server log \(\S+\) names the process it waits for now: the pglogical (supervisor|apply \S+) \(pid (\d+)\)`)
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		f = nodeFinding("signal_barrier_stuck")
+		return namedRE.MatchString(f)
+	}); err != nil {
+		t.Fatalf("the finding does not name the process the log names:\n%s", f)
+	}
+	m := namedRE.FindStringSubmatch(f)
+	t.Logf("the finding names the pglogical %s (pid %s)", m[1], m[2])
+	if m[2] != fmt.Sprint(supervisor[0]) && m[2] != fmt.Sprint(apply[0]) {
+		t.Errorf("the finding names pid %s, neither the supervisor %d nor the apply worker %d", m[2], supervisor[0], apply[0])
 	}
 	// What the finding says, in its order. The apply worker first: often
 	// its restart has the supervisor accept the barrier, and the DROP

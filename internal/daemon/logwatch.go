@@ -31,12 +31,13 @@ const conflictWindow = time.Hour
 //     there before pglmon looked.
 type logWatcher struct {
 	mu       sync.Mutex
-	follower logtail.Follower             // used by one run at a time
-	errs     map[string]serverlog.Errors  // node -> its apply workers' errors
-	files    map[string]string            // node -> the log file read
-	failed   map[string]string            // node -> why it could not be read
-	recent   map[string][]countedConflict // node -> counted within conflictWindow
-	last     map[string]time.Time         // node -> when its log was last read
+	follower logtail.Follower                   // used by one run at a time
+	errs     map[string]serverlog.Errors        // node -> its apply workers' errors
+	barrier  map[string]serverlog.BarrierHolder // node -> the process its waiting statement waits for
+	files    map[string]string                  // node -> the log file read
+	failed   map[string]string                  // node -> why it could not be read
+	recent   map[string][]countedConflict       // node -> counted within conflictWindow
+	last     map[string]time.Time               // node -> when its log was last read
 	running  bool
 }
 
@@ -72,6 +73,17 @@ func (w *logWatcher) maybeRun(ctx context.Context, d *Daemon, r *diagnose.Report
 		w.last[n.Name], added[n.Name] = time.Now(), true
 		due = append(due, n)
 	}
+	// A node where a statement waits for a ProcSignalBarrier: its log names
+	// the process it waits for (provider or subscriber).
+	for _, rn := range r.Nodes {
+		n, ok := cfg.Node(rn.Name)
+		if !ok || added[n.Name] || n.LogSource() == config.ServerLogOff || !hasFinding(rn, diagnose.CodeSignalBarrierStuck) ||
+			time.Since(w.last[n.Name]) < d.logEvery() {
+			continue
+		}
+		w.last[n.Name], added[n.Name] = time.Now(), true
+		due = append(due, n)
+	}
 	if len(due) == 0 {
 		return
 	}
@@ -84,6 +96,8 @@ func (w *logWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nod
 		chunk     logtail.Chunk
 		errs      serverlog.Errors
 		conflicts []serverlog.Conflict
+		barrier   serverlog.BarrierHolder
+		waits     bool
 		err       error
 	}
 	got := map[string]read{}
@@ -93,6 +107,7 @@ func (w *logWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nod
 		rd.chunk, rd.err = w.follower.Follow(cctx, cfg, n)
 		cancel()
 		rd.errs, rd.conflicts = serverlog.WorkerErrors(rd.chunk.Tail), serverlog.Conflicts(rd.chunk.New)
+		rd.barrier, rd.waits = serverlog.LastBarrierHolder(rd.chunk.Tail)
 		got[n.Name] = rd
 	}
 	now := time.Now()
@@ -100,18 +115,22 @@ func (w *logWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nod
 	defer w.mu.Unlock()
 	if w.errs == nil {
 		w.errs, w.files, w.failed = map[string]serverlog.Errors{}, map[string]string{}, map[string]string{}
-		w.recent = map[string][]countedConflict{}
+		w.recent, w.barrier = map[string][]countedConflict{}, map[string]serverlog.BarrierHolder{}
 	}
 	for node, rd := range got {
 		if rd.err != nil {
 			if w.failed[node] != rd.err.Error() {
-				d.log.Warn("cannot read the subscriber's server log", keyNode, node, keyError, rd.err.Error())
+				d.log.Warn("cannot read the node's server log", keyNode, node, keyError, rd.err.Error())
 			}
 			w.failed[node] = rd.err.Error()
 			continue
 		}
 		delete(w.failed, node)
 		w.errs[node], w.files[node] = rd.errs, rd.chunk.File
+		delete(w.barrier, node)
+		if rd.waits {
+			w.barrier[node] = rd.barrier
+		}
 		if rd.chunk.Skipped {
 			d.log.Warn("the subscriber's server log grew faster than pglmon reads it: conflicts in the part skipped are not counted",
 				keyNode, node, "file", rd.chunk.File, "max_bytes_per_read", logtail.MaxFollow)
@@ -143,6 +162,9 @@ func (w *logWatcher) annotate(r *diagnose.Report) {
 	for node, errs := range w.errs {
 		serverlog.Annotate(r, node, w.files[node], errs)
 	}
+	for node, h := range w.barrier {
+		serverlog.AnnotateBarrier(r, node, w.files[node], h)
+	}
 	for i := range r.Nodes {
 		n := &r.Nodes[i]
 		var keep []countedConflict
@@ -169,4 +191,13 @@ func (w *logWatcher) annotate(r *diagnose.Report) {
 				len(keep), n.Name, strings.Join(parts, "; "))})
 		r.Health = diagnose.Worst(r.Health, diagnose.Warning)
 	}
+}
+
+func hasFinding(n diagnose.Node, code string) bool {
+	for _, f := range n.Findings {
+		if f.Code == code {
+			return true
+		}
+	}
+	return false
 }

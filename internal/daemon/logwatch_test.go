@@ -191,3 +191,49 @@ func readLog(t *testing.T, c *pgtest.Cluster) string {
 	}
 	return string(b)
 }
+
+// A DROP DATABASE waiting on pglogical's workers (pglogical before 2.4.6):
+// the daemon's signal_barrier_stuck names the process the server log says
+// it waits for.
+func TestDaemonNamesTheProcessADropDatabaseWaitsFor(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10, Own: true, SubscriberConf: pgtest.LogCollector})
+	var version string
+	if err := p.Subscriber.QueryRow(ctx, "SELECT extversion FROM pg_extension WHERE extname = 'pglogical'", []any{&version}); err != nil {
+		t.Fatal(err)
+	}
+	if !diagnose.IgnoresBarriers(version) {
+		t.Skipf("pglogical %s accepts the barrier: nothing waits", version)
+	}
+	body := strings.Replace(pairConfig(p, filepath.Join(t.TempDir(), "a.jsonl"), ""), "  down_grace: 3s\n", "  down_grace: 3s\n  signal_barrier_wait: 2s\n", 1)
+	r := startEvery(t, body, nil, 2*time.Second)
+	sc := p.Subscriber.Cluster
+	if err := sc.Exec(ctx, "postgres", "CREATE DATABASE scratch"); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- sc.Exec(ctx, "postgres", "DROP DATABASE scratch") }()
+	named := regexp.MustCompile(`names the process it waits for now: the pglogical (supervisor|apply \S+) \(pid (\d+)\)`)
+	var msg string
+	err := pgtest.Poll(ctx, 60*time.Second, func() bool {
+		for _, n := range r.status(t).Nodes {
+			for _, f := range n.Findings {
+				if n.Name == "subscriber" && f.Code == diagnose.CodeSignalBarrierStuck {
+					msg = f.Message
+				}
+			}
+		}
+		return named.MatchString(msg)
+	})
+	// Let the DROP finish either way: the processes it may wait for end.
+	_ = p.Subscriber.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type LIKE 'pglogical apply%' OR backend_type = 'pglogical supervisor'")
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Error("DROP DATABASE still waits after pglogical's apply worker and supervisor were ended")
+	}
+	if err != nil {
+		t.Fatalf("signal_barrier_stuck does not name the process the log names: %q", msg)
+	}
+}
