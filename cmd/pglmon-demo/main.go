@@ -191,8 +191,11 @@ func up(ctx context.Context) error {
 		return err
 	}
 	// The clusters log to a file outside their data directories (pg_ctl -l),
-	// as Debian's do: name it, so pglmon reads why a subscription is down.
-	nodes := p.NodesYAML() + fmt.Sprintf("    server_log: %q\n", sub.LogPath())
+	// as Debian's do: name them, so pglmon reads why a subscription is down
+	// (and what a DROP DATABASE waits for, on either node).
+	provDSN := fmt.Sprintf("    dsn: %q\n", p.Provider.DSN())
+	nodes := strings.Replace(p.NodesYAML(), provDSN, provDSN+fmt.Sprintf("    server_log: %q\n", prov.LogPath()), 1) +
+		fmt.Sprintf("    server_log: %q\n", sub.LogPath())
 	cfg := "# pglmon demo: two local clusters, pglogical replicating items_0.\n" + nodes + fmt.Sprintf(`probe:
   interval: 1s
   timeout: 1s
