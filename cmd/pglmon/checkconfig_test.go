@@ -177,7 +177,7 @@ func TestCheckConfigConnectRDS(t *testing.T) {
 	for _, c := range []struct{ check, level, says string }{
 		{"rds", "ok", "instance prov-db: postgres 15.7, available, parameter group pg15-pglogical"},
 		{"rds parameters", "warn", `shared_preload_libraries = "pg_stat_statements" lacks pglogical`},
-		{"server log", "ok", "not needed: no subscriptions here"},
+		{"server log", "ok", "readable: error/postgresql.log.2026-11-25-03 (no subscriptions here: read only to name the process a waiting DROP DATABASE waits for)"},
 		{"rds storage", "warn", "AccessDenied"},
 		{"rds storage", "warn", "cloudwatch:GetMetricData: storage_low is off"},
 	} {

@@ -413,10 +413,19 @@ func node(ctx context.Context, cfg *config.Config, n config.Node, timeout time.D
 		}
 	}
 	switch {
-	case snap.Err == nil && len(snap.Subscriptions) == 0:
-		add("server log", OK, "not needed: no subscriptions here (pglmon reads a subscriber's log for its workers' errors and conflicts)")
 	case n.LogSource() == config.ServerLogOff:
 		add("server log", OK, "not read (server_log: off): a down subscription's finding will not quote its worker's error")
+	case snap.Err == nil && len(snap.Subscriptions) == 0:
+		// Read only to name the process a waiting DROP DATABASE waits for:
+		// not being able to is no warning.
+		lctx, lcancel := context.WithTimeout(ctx, timeout)
+		file, _, err := logtail.Read(lctx, cfg, n)
+		lcancel()
+		if err != nil {
+			add("server log", OK, "no subscriptions here, so only signal_barrier_stuck would read it (to name the process a waiting DROP DATABASE waits for; it lists the candidates instead): not readable: %v", err)
+		} else {
+			add("server log", OK, "readable: %s (no subscriptions here: read only to name the process a waiting DROP DATABASE waits for)", file)
+		}
 	default:
 		lctx, lcancel := context.WithTimeout(ctx, timeout)
 		file, _, err := logtail.Read(lctx, cfg, n)
