@@ -261,7 +261,44 @@ func (r *Runner) problems(ctx context.Context, node string, m *Manifest) (proble
 	if err != nil {
 		return nil, nil, err
 	}
-	return append(problems, cols...), leftovers, nil
+	return append(append(problems, cols...), r.restorePasswords(m)...), leftovers, nil
+}
+
+// restorePasswords says, before anything is dropped, which connection
+// strings restore will not be able to give pglogical back: the manifest
+// keeps none of their passwords, so restore takes them from the
+// configuration, and found missing only then, replication stays down.
+func (r *Runner) restorePasswords(m *Manifest) []Problem {
+	var out []Problem
+	seen := map[string]bool{}
+	check := func(node, what string) {
+		if seen[node+what] {
+			return
+		}
+		seen[node+what] = true
+		if node == "" {
+			out = append(out, Problem{Kind: "restore_password", Object: what,
+				Message: fmt.Sprintf("restore could not re-create %s: its connection string held a password, which the manifest does not keep, and its provider is not a configured node", what),
+				Fix:     "add the provider to the configuration's nodes, with its password:, before running prepare"})
+			return
+		}
+		if _, err := r.withPassword("", true, node); err != nil {
+			out = append(out, Problem{Kind: "restore_password", Object: node,
+				Message: fmt.Sprintf("restore could not re-create %s: %v", what, err),
+				Fix:     fmt.Sprintf("configure a password pglogical can keep for node %s (password: env, file or secrets_manager; not rds_iam) before running restore", node)})
+		}
+	}
+	for _, n := range m.Nodes {
+		if n.PasswordRemoved {
+			check(n.ConfigNode, "pglogical node "+n.Name+"'s interface")
+		}
+	}
+	for _, s := range m.Subscriptions {
+		if s.PasswordRemoved {
+			check(s.Provider, "subscription "+s.Name+"'s connection to its provider")
+		}
+	}
+	return out
 }
 
 // regColumns looks for reg* columns in every database of the server pglmon

@@ -178,3 +178,37 @@ func TestPrepareSkipCheck(t *testing.T) {
 		t.Fatalf("slots after prepare --skip-check: %d (%v)", slots, err)
 	}
 }
+
+// A connection string pglogical keeps with a password: the manifest keeps
+// none, so restore needs the node's password from the configuration;
+// check says so before anything is dropped, and not once it is configured.
+func TestCheckSaysRestoreNeedsAPassword(t *testing.T) {
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Own: true, Rows: 10})
+	// (The test clusters trust loopback: the password is kept, not checked.)
+	if err := p.Subscriber.Exec(ctx, "UPDATE pglogical.node_interface SET if_dsn = if_dsn || ' password=s3cret' WHERE if_nodeid = (SELECT sub_origin FROM pglogical.subscription)"); err != nil {
+		t.Fatal(err)
+	}
+	check := func(yaml string) []Problem {
+		t.Helper()
+		cfg, err := config.Parse("t.yaml", []byte(yaml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := (&Runner{Config: cfg, Out: &bytes.Buffer{}, Timeout: 30 * time.Second}).Check(ctx, "provider")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Problems
+	}
+	got := check(p.NodesYAML())
+	if len(got) != 1 || got[0].Kind != "restore_password" || got[0].Blocking || got[0].Object != "provider" ||
+		!strings.Contains(got[0].Message, "restore could not re-create subscription sub_0's connection to its provider") || strings.Contains(got[0].Message, "s3cret") {
+		t.Fatalf("problems: %+v", got)
+	}
+	t.Setenv("PGLMON_TEST_PROVIDER_PASSWORD", "s3cret")
+	withPassword := strings.Replace(p.NodesYAML(), "  - name: subscriber\n", "    password: {env: PGLMON_TEST_PROVIDER_PASSWORD}\n  - name: subscriber\n", 1)
+	if got := check(withPassword); len(got) != 0 {
+		t.Errorf("with the provider's password configured: %+v", got)
+	}
+}
