@@ -59,6 +59,13 @@ func TestUpgradeCheckAndPrepareRefusal(t *testing.T) {
 	if code != 0 || !regexp.MustCompile(`cli:\S+\s+upgrade-prepare\s+node provider\s+refused\s+\S+\s+the major-version upgrade of provider would be refused`).MatchString(out) {
 		t.Errorf("audit after the refusal (exit %d):\n%s", code, out)
 	}
+	// Fixed: ready, and the JSON's lists are empty lists, not null.
+	if err := p.Provider.Exec(ctx, "SELECT pg_drop_replication_slot($1)", slot); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, _ = pglmon(t, "upgrade", "check", "--config", cfg, "--node", "subscriber", "--output", "json"); code > 1 || !strings.Contains(out, `"problems": [`) {
+		t.Errorf("upgrade check of the subscriber (exit %d):\n%s", code, out)
+	}
 	if code, _, errOut := pglmon(t, "upgrade", "check", "--config", cfg); code != exitUsage || !strings.Contains(errOut, "--node") {
 		t.Errorf("upgrade check without --node: exit %d %s", code, errOut)
 	}

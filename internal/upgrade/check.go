@@ -55,7 +55,8 @@ func (r *Runner) Check(ctx context.Context, node string) (*Readiness, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := &Readiness{Node: node, Ready: true, Problems: problems}
+	// Empty lists, not null, in the JSON.
+	out := &Readiness{Node: node, Ready: true, Problems: append([]Problem{}, problems...), PrepareDrops: []string{}}
 	for _, p := range problems {
 		if p.Blocking {
 			out.Ready = false
