@@ -412,32 +412,29 @@ func node(ctx context.Context, cfg *config.Config, n config.Node, timeout time.D
 				fa.user, what, fa.user, fa.user)
 		}
 	}
-	switch {
-	case n.LogSource() == config.ServerLogOff:
+	if n.LogSource() == config.ServerLogOff {
 		add("server log", OK, "not read (server_log: off): a down subscription's finding will not quote its worker's error")
-	case snap.Err == nil && len(snap.Subscriptions) == 0:
+		return out, snap
+	}
+	lctx, lcancel := context.WithTimeout(ctx, timeout)
+	file, _, err := logtail.Read(lctx, cfg, n)
+	lcancel()
+	switch {
+	case snap.Err == nil && len(snap.Subscriptions) == 0 && err != nil:
 		// Read only to name the process a waiting DROP DATABASE waits for:
 		// not being able to is no warning.
-		lctx, lcancel := context.WithTimeout(ctx, timeout)
-		file, _, err := logtail.Read(lctx, cfg, n)
-		lcancel()
-		if err != nil {
-			add("server log", OK, "no subscriptions here, so only signal_barrier_stuck would read it (to name the process a waiting DROP DATABASE waits for; it lists the candidates instead): not readable: %v", err)
-		} else {
-			add("server log", OK, "readable: %s (no subscriptions here: read only to name the process a waiting DROP DATABASE waits for)", file)
-		}
+		add("server log", OK, "no subscriptions here, so only signal_barrier_stuck would read it (to name the process a waiting DROP DATABASE waits for; it lists the candidates instead): not readable: %v", err)
+		return out, snap
+	case snap.Err == nil && len(snap.Subscriptions) == 0:
+		add("server log", OK, "readable: %s (no subscriptions here: read only to name the process a waiting DROP DATABASE waits for)", file)
+		return out, snap
+	case err != nil:
+		add("server log", Warn, "%v", err)
 	default:
-		lctx, lcancel := context.WithTimeout(ctx, timeout)
-		file, _, err := logtail.Read(lctx, cfg, n)
-		lcancel()
-		if err != nil {
-			add("server log", Warn, "%v", err)
-		} else {
-			add("server log", OK, "readable: %s", file)
-		}
-		if !englishMessages(fa.lcMessages) {
-			add("lc_messages", Warn, "lc_messages is %q: pglmon recognises the log's apply errors and conflicts by their English text; set lc_messages = 'C' on this server (RDS: the parameter group; it takes effect without a restart)", fa.lcMessages)
-		}
+		add("server log", OK, "readable: %s", file)
+	}
+	if !englishMessages(fa.lcMessages) {
+		add("lc_messages", Warn, "lc_messages is %q: pglmon recognises the log's apply errors and conflicts by their English text; set lc_messages = 'C' on this server (RDS: the parameter group; it takes effect without a restart)", fa.lcMessages)
 	}
 	return out, snap
 }

@@ -2,8 +2,6 @@ package repair
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -100,18 +98,12 @@ func LockKey(subscription string) int64 {
 	return int64(h.Sum64())
 }
 
-func newID() string {
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 // Execute runs one request: plan, check, lock, re-check, steps, verify, audit.
 func (e *Executor) Execute(ctx context.Context, req Request) Outcome {
 	start := time.Now()
 	out := Outcome{ID: req.Resume}
 	if out.ID == "" {
-		out.ID = newID()
+		out.ID = NewID()
 	}
 	finish := func(result, reason string) Outcome {
 		out.Result, out.Reason, out.Duration = result, reason, time.Since(start)
