@@ -70,6 +70,45 @@ func TestSnapshotNeedsAnRDSNode(t *testing.T) {
 	}
 }
 
+func TestUpgradeTargetNeedsAnRDSNode(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "pglmon.yaml")
+	if err := os.WriteFile(path, []byte("nodes:\n  - name: db\n    dsn: host=127.0.0.1 port=1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := pglmon(t, "upgrade", "check", "--config", path, "--node", "db", "--target-version", "16.4")
+	if code != exitUsage || !strings.Contains(errOut, "--target-version/--target-parameter-group: node db names no RDS instance") {
+		t.Errorf("exit %d: %s", code, errOut)
+	}
+}
+
+// upgrade check --target-version --target-parameter-group, through the
+// command and the SDK's default credential chain: RDS's answers as
+// problems, exit 2 while the new group would not load pglogical.
+func TestUpgradeCheckAsksRDS(t *testing.T) {
+	srv := awstest.New(t, "eu-west-1")
+	a := srv.Env(t) // sets the environment: not parallel
+	srv.AddInstance("prov-db", "15.7", "pg15-pglogical", nil)
+	srv.SetUpgradeTargets("15.7", "16.4")
+	srv.SetOrderable("16.4", "db.r6g.large")
+	srv.AddParameterGroup("pg16", "postgres16", map[string]string{"rds.logical_replication": "1"})
+	// Clusters of its own: other tests' slots on shared ones would be problems too.
+	p := pgtest.NewPair(t, pgtest.PairOptions{Own: true, Rows: 5})
+	path := filepath.Join(t.TempDir(), "pglmon.yaml")
+	y := a.YAML() + strings.Replace(p.NodesYAML(), "  - name: subscriber\n", "    rds: {identifier: prov-db}\n  - name: subscriber\n", 1)
+	if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"upgrade", "check", "--config", path, "--node", "provider", "--target-version", "16.4", "--target-parameter-group", "pg16"}
+	code, out, errOut := pglmon(t, args...)
+	if code != 2 || !strings.Contains(out, "REFUSED  target_parameter_group: parameter group pg16: shared_preload_libraries = \"\" lacks pglogical") {
+		t.Fatalf("exit %d:\n%s\n%s", code, out, errOut)
+	}
+	srv.SetParam("pg16", "shared_preload_libraries", "pglogical")
+	if code, out, errOut = pglmon(t, args...); code != 0 || !strings.Contains(out, "Ready once prepare has run: nothing found") {
+		t.Fatalf("exit %d:\n%s\n%s", code, out, errOut)
+	}
+}
+
 // A node with rds: that does not answer: status says what RDS reports of
 // the instance (the reason is there, not in the connection error).
 func TestStatusSaysWhatRDSReportsOfAnUnreachableNode(t *testing.T) {

@@ -11,7 +11,7 @@ import (
 	"github.com/pglmon/pglmon/internal/upgrade"
 )
 
-const upgradeUsage = "usage: pglmon upgrade check --config FILE --node NAME [--output table|json] | pglmon upgrade prepare --config FILE --node NAME --manifest FILE [--snapshot] [--skip-check] | pglmon upgrade restore --config FILE --manifest FILE"
+const upgradeUsage = "usage: pglmon upgrade check --config FILE --node NAME [--target-version V] [--target-parameter-group G] [--output table|json] | pglmon upgrade prepare --config FILE --node NAME --manifest FILE [--target-version V] [--target-parameter-group G] [--snapshot] [--skip-check] | pglmon upgrade restore --config FILE --manifest FILE"
 
 func runUpgrade(ctx context.Context, e env, args []string) error {
 	if len(args) == 0 || (args[0] != "prepare" && args[0] != "restore" && args[0] != "check") {
@@ -20,13 +20,15 @@ func runUpgrade(ctx context.Context, e env, args []string) error {
 	sub := args[0]
 	fs := newFlags("upgrade "+sub, e)
 	path := fs.String("config", "", "configuration file")
-	var manifest, node, output *string
+	var manifest, node, output, targetVersion, targetGroup *string
 	var snapshot, skipCheck *bool
 	if sub != "check" {
 		manifest = fs.String("manifest", "", "the manifest file (written by prepare, read by restore)")
 	}
 	if sub != "restore" {
 		node = fs.String("node", "", "the node to be upgraded")
+		targetVersion = fs.String("target-version", "", "RDS: the engine version the instance is upgraded to (16.4); the check asks RDS for the upgrade path and the instance class")
+		targetGroup = fs.String("target-parameter-group", "", "RDS: the DB parameter group the upgraded instance will use; the check asks RDS for its family and pglogical's parameters")
 	}
 	switch sub {
 	case "prepare":
@@ -65,6 +67,10 @@ func runUpgrade(ctx context.Context, e env, args []string) error {
 	if !ok {
 		return usageError("node %q is not configured", *node)
 	}
+	if (*targetVersion != "" || *targetGroup != "") && n.RDS == nil {
+		return usageError("--target-version/--target-parameter-group: node %s names no RDS instance (set rds.identifier in the configuration)", *node)
+	}
+	r.Target = upgrade.TargetOptions{Version: *targetVersion, ParameterGroup: *targetGroup}
 	if sub == "check" {
 		return upgradeCheck(ctx, e, r, *node, *output)
 	}

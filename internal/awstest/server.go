@@ -31,6 +31,8 @@ type Instance struct {
 	EngineVersion  string
 	ParameterGroup string
 	ApplyStatus    string
+	// Class is its instance class; AddInstance makes it db.r6g.large.
+	Class string
 	// AllocatedGiB and MaxAllocatedGiB are its storage and the storage
 	// autoscaling limit (0: off); AddInstance allocates 100 GiB.
 	AllocatedGiB, MaxAllocatedGiB int
@@ -58,6 +60,11 @@ type Server struct {
 	mu        sync.Mutex
 	instances map[string]*Instance
 	groups    map[string]map[string]string // group -> parameter -> value
+	families  map[string]string            // group -> its DBParameterGroupFamily
+	// upgrades: engine version -> the versions RDS upgrades it to;
+	// orderable: engine version -> the instance classes offered with it.
+	upgrades  map[string][]string
+	orderable map[string][]string
 	snapshots map[string]*Snapshot
 	secrets   map[string]string
 	logs      map[string][]logFile   // instance -> its log files, oldest first
@@ -79,6 +86,7 @@ type Server struct {
 // New starts a server for region; it stops when the test ends.
 func New(t testing.TB, region string) *Server {
 	s := &Server{Region: region, instances: map[string]*Instance{}, groups: map[string]map[string]string{},
+		families: map[string]string{}, upgrades: map[string][]string{}, orderable: map[string][]string{},
 		snapshots: map[string]*Snapshot{}, secrets: map[string]string{}, fail: map[string]int{}, deny: map[string]bool{}, logs: map[string][]logFile{}, metrics: map[string][]Datapoint{},
 		RebootPolls: 2, SnapshotPolls: 2, PageSize: 3}
 	hs := httptest.NewServer(http.HandlerFunc(s.serve))
@@ -107,14 +115,49 @@ func (s *Server) SetLog(id, name string, written int64, text string) {
 func (s *Server) AddInstance(id, engineVersion, group string, params map[string]string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.instances[id] = &Instance{Identifier: id, Status: "available", Engine: "postgres", EngineVersion: engineVersion, ParameterGroup: group, ApplyStatus: "in-sync", AllocatedGiB: 100}
+	s.instances[id] = &Instance{Identifier: id, Status: "available", Engine: "postgres", EngineVersion: engineVersion, ParameterGroup: group, ApplyStatus: "in-sync", Class: "db.r6g.large", AllocatedGiB: 100}
 	if _, ok := s.groups[group]; !ok {
-		g := map[string]string{"max_connections": "100", "work_mem": "4096", "rds.force_ssl": "1", "wal_sender_timeout": "30000"}
-		for k, v := range params {
-			g[k] = v
-		}
-		s.groups[group] = g
+		s.addGroup(group, Family(engineVersion), params)
 	}
+}
+
+// Family is the DB parameter group family of a PostgreSQL engine version
+// (16.4 -> postgres16).
+func Family(engineVersion string) string {
+	return "postgres" + strings.SplitN(engineVersion, ".", 2)[0]
+}
+
+func (s *Server) addGroup(name, family string, params map[string]string) {
+	g := map[string]string{"max_connections": "100", "work_mem": "4096", "rds.force_ssl": "1", "wal_sender_timeout": "30000"}
+	for k, v := range params {
+		g[k] = v
+	}
+	s.groups[name] = g
+	s.families[name] = family
+}
+
+// AddParameterGroup adds (or replaces) a DB parameter group of family with
+// these parameters besides a few of RDS's defaults.
+func (s *Server) AddParameterGroup(name, family string, params map[string]string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.addGroup(name, family, params)
+}
+
+// SetUpgradeTargets makes RDS offer upgrades from engine version from to
+// each of to (DescribeDBEngineVersions' ValidUpgradeTarget).
+func (s *Server) SetUpgradeTargets(from string, to ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.upgrades[from] = to
+}
+
+// SetOrderable makes RDS offer these instance classes with engine version
+// version (DescribeOrderableDBInstanceOptions).
+func (s *Server) SetOrderable(version string, classes ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.orderable[version] = classes
 }
 
 // SetSecret stores a secret string under name (and its ARN).
@@ -378,9 +421,42 @@ func (s *Server) serveRDS(w http.ResponseWriter, r *http.Request, f url.Values) 
 			}
 		}
 		inner = fmt.Sprintf(`<DBInstances><DBInstance><DBInstanceIdentifier>%s</DBInstanceIdentifier><DBInstanceStatus>%s</DBInstanceStatus>`+
-			`<Engine>%s</Engine><EngineVersion>%s</EngineVersion>`+storage+`<DBParameterGroups><DBParameterGroup><DBParameterGroupName>%s</DBParameterGroupName>`+
+			`<Engine>%s</Engine><EngineVersion>%s</EngineVersion><DBInstanceClass>%s</DBInstanceClass>`+storage+`<DBParameterGroups><DBParameterGroup><DBParameterGroupName>%s</DBParameterGroupName>`+
 			`<ParameterApplyStatus>%s</ParameterApplyStatus></DBParameterGroup></DBParameterGroups></DBInstance></DBInstances>`,
-			esc(in.Identifier), esc(in.Status), esc(in.Engine), esc(in.EngineVersion), esc(in.ParameterGroup), esc(in.ApplyStatus))
+			esc(in.Identifier), esc(in.Status), esc(in.Engine), esc(in.EngineVersion), esc(in.Class), esc(in.ParameterGroup), esc(in.ApplyStatus))
+	case "DescribeDBParameterGroups":
+		name := f.Get("DBParameterGroupName")
+		if _, ok := s.groups[name]; !ok {
+			writeRDSError(w, 404, "DBParameterGroupNotFound", "DBParameterGroup not found: "+name)
+			return
+		}
+		inner = fmt.Sprintf("<DBParameterGroups><DBParameterGroup><DBParameterGroupName>%s</DBParameterGroupName><DBParameterGroupFamily>%s</DBParameterGroupFamily>"+
+			"<Description>test</Description></DBParameterGroup></DBParameterGroups>", esc(name), esc(s.families[name]))
+	case "DescribeDBEngineVersions":
+		// As RDS: an engine version it does not know gives an empty list.
+		var b strings.Builder
+		b.WriteString("<DBEngineVersions>")
+		if v := f.Get("EngineVersion"); f.Get("Engine") == "postgres" && (s.upgrades[v] != nil || s.orderable[v] != nil) {
+			fmt.Fprintf(&b, "<DBEngineVersion><Engine>postgres</Engine><EngineVersion>%s</EngineVersion><DBParameterGroupFamily>%s</DBParameterGroupFamily><ValidUpgradeTarget>", esc(v), Family(v))
+			for _, t := range s.upgrades[v] {
+				fmt.Fprintf(&b, "<UpgradeTarget><Engine>postgres</Engine><EngineVersion>%s</EngineVersion><IsMajorVersionUpgrade>%t</IsMajorVersionUpgrade><AutoUpgrade>false</AutoUpgrade></UpgradeTarget>",
+					esc(t), Family(t) != Family(v))
+			}
+			b.WriteString("</ValidUpgradeTarget></DBEngineVersion>")
+		}
+		b.WriteString("</DBEngineVersions>")
+		inner = b.String()
+	case "DescribeOrderableDBInstanceOptions":
+		var b strings.Builder
+		b.WriteString("<OrderableDBInstanceOptions>")
+		for _, c := range s.orderable[f.Get("EngineVersion")] {
+			if want := f.Get("DBInstanceClass"); f.Get("Engine") == "postgres" && (want == "" || want == c) {
+				fmt.Fprintf(&b, "<OrderableDBInstanceOption><Engine>postgres</Engine><EngineVersion>%s</EngineVersion><DBInstanceClass>%s</DBInstanceClass></OrderableDBInstanceOption>",
+					esc(f.Get("EngineVersion")), esc(c))
+			}
+		}
+		b.WriteString("</OrderableDBInstanceOptions>")
+		inner = b.String()
 	case "DescribeDBParameters":
 		name := f.Get("DBParameterGroupName")
 		g, ok := s.groups[name]

@@ -5,6 +5,7 @@ package rdsadmin
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -23,6 +24,9 @@ import (
 type API interface {
 	DescribeDBInstances(context.Context, *rds.DescribeDBInstancesInput, ...func(*rds.Options)) (*rds.DescribeDBInstancesOutput, error)
 	DescribeDBParameters(context.Context, *rds.DescribeDBParametersInput, ...func(*rds.Options)) (*rds.DescribeDBParametersOutput, error)
+	DescribeDBParameterGroups(context.Context, *rds.DescribeDBParameterGroupsInput, ...func(*rds.Options)) (*rds.DescribeDBParameterGroupsOutput, error)
+	DescribeDBEngineVersions(context.Context, *rds.DescribeDBEngineVersionsInput, ...func(*rds.Options)) (*rds.DescribeDBEngineVersionsOutput, error)
+	DescribeOrderableDBInstanceOptions(context.Context, *rds.DescribeOrderableDBInstanceOptionsInput, ...func(*rds.Options)) (*rds.DescribeOrderableDBInstanceOptionsOutput, error)
 	ModifyDBParameterGroup(context.Context, *rds.ModifyDBParameterGroupInput, ...func(*rds.Options)) (*rds.ModifyDBParameterGroupOutput, error)
 	RebootDBInstance(context.Context, *rds.RebootDBInstanceInput, ...func(*rds.Options)) (*rds.RebootDBInstanceOutput, error)
 	CreateDBSnapshot(context.Context, *rds.CreateDBSnapshotInput, ...func(*rds.Options)) (*rds.CreateDBSnapshotOutput, error)
@@ -101,10 +105,12 @@ func ForNode(ctx context.Context, f *awsclient.Factory, cfg *config.Config, n co
 
 // Instance is what pglmon needs to know of a DB instance.
 type Instance struct {
-	Identifier     string
-	Status         string // available, rebooting, modifying, ...
-	Engine         string
-	EngineVersion  string
+	Identifier    string
+	Status        string // available, rebooting, modifying, ...
+	Engine        string
+	EngineVersion string
+	// Class is the instance class (db.r6g.large).
+	Class          string
 	ParameterGroup string
 	// ApplyStatus is the parameter group's status on the instance:
 	// in-sync, pending-reboot or applying.
@@ -155,6 +161,7 @@ func (c *Client) Describe(ctx context.Context, id string) (Instance, error) {
 		Status:        aws.ToString(d.DBInstanceStatus),
 		Engine:        aws.ToString(d.Engine),
 		EngineVersion: aws.ToString(d.EngineVersion),
+		Class:         aws.ToString(d.DBInstanceClass),
 		AllocatedGiB:  int64(aws.ToInt32(d.AllocatedStorage)),
 	}
 	if m := int64(aws.ToInt32(d.MaxAllocatedStorage)); m > in.AllocatedGiB {
@@ -187,6 +194,63 @@ func (c *Client) Parameters(ctx context.Context, group string, names ...string) 
 		}
 		marker = page.Marker
 	}
+}
+
+// GroupFamily returns the family of a DB parameter group (postgres16);
+// found is false when RDS has no group of that name.
+func (c *Client) GroupFamily(ctx context.Context, group string) (family string, found bool, err error) {
+	out, err := c.API.DescribeDBParameterGroups(ctx, &rds.DescribeDBParameterGroupsInput{DBParameterGroupName: aws.String(group)})
+	var nf *types.DBParameterGroupNotFoundFault
+	switch {
+	case errors.As(err, &nf):
+		return "", false, nil
+	case err != nil:
+		return "", false, awsclient.Explain("RDS parameter group "+group, err)
+	case len(out.DBParameterGroups) != 1:
+		return "", false, fmt.Errorf("RDS parameter group %s: DescribeDBParameterGroups returned %d groups", group, len(out.DBParameterGroups))
+	}
+	return aws.ToString(out.DBParameterGroups[0].DBParameterGroupFamily), true, nil
+}
+
+// UpgradeTarget is an engine version RDS upgrades another to.
+type UpgradeTarget struct {
+	Version string
+	Major   bool
+}
+
+// UpgradeTargets lists the engine versions RDS upgrades engine version
+// to; known is false when RDS does not list the version at all.
+func (c *Client) UpgradeTargets(ctx context.Context, engine, version string) (targets []UpgradeTarget, known bool, err error) {
+	out, err := c.API.DescribeDBEngineVersions(ctx, &rds.DescribeDBEngineVersionsInput{Engine: aws.String(engine), EngineVersion: aws.String(version)})
+	if err != nil {
+		return nil, false, awsclient.Explain("RDS engine version "+engine+" "+version, err)
+	}
+	for _, v := range out.DBEngineVersions {
+		if aws.ToString(v.EngineVersion) != version {
+			continue
+		}
+		known = true
+		for _, t := range v.ValidUpgradeTarget {
+			targets = append(targets, UpgradeTarget{Version: aws.ToString(t.EngineVersion), Major: aws.ToBool(t.IsMajorVersionUpgrade)})
+		}
+	}
+	return targets, known, nil
+}
+
+// Orderable reports whether RDS offers instance class with engine version
+// (in the client's region).
+func (c *Client) Orderable(ctx context.Context, engine, version, class string) (bool, error) {
+	out, err := c.API.DescribeOrderableDBInstanceOptions(ctx, &rds.DescribeOrderableDBInstanceOptionsInput{
+		Engine: aws.String(engine), EngineVersion: aws.String(version), DBInstanceClass: aws.String(class), MaxRecords: aws.Int32(20)})
+	if err != nil {
+		return false, awsclient.Explain("RDS orderable instance options for "+engine+" "+version, err)
+	}
+	for _, o := range out.OrderableDBInstanceOptions {
+		if aws.ToString(o.DBInstanceClass) == class {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // Parameter names pglogical needs on RDS.

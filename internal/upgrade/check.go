@@ -3,6 +3,7 @@ package upgrade
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -15,7 +16,8 @@ import (
 type Problem struct {
 	// Kind: replication_slot, invalid_database, database_disallows_connections,
 	// template_database, prepared_transaction, reg_type_column,
-	// database_not_checked.
+	// extension_outdated, database_not_checked, restore_password,
+	// target_version, target_parameter_group, instance_class.
 	Kind     string `json:"kind"`
 	Object   string `json:"object"`
 	Database string `json:"database,omitempty"`
@@ -118,7 +120,39 @@ const (
 		WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
 			AND (t.oid IN (SELECT oid FROM regs) OR t.typelem IN (SELECT oid FROM regs) OR t.typbasetype IN (SELECT oid FROM regs))
 		ORDER BY 1, 2`
+	// Extensions whose installed version is not the one this server's
+	// files install by default: an ALTER EXTENSION UPDATE not run after a
+	// minor-version upgrade brought newer files.
+	outdatedExtensionsQuery = `SELECT e.extname::text, e.extversion, a.default_version
+		FROM pg_extension e JOIN pg_available_extensions a ON a.name = e.extname
+		WHERE a.default_version IS NOT NULL AND e.extversion <> a.default_version
+		ORDER BY 1`
 )
+
+// postgisFamily are the extensions AWS names as the most common reason its
+// major-version pre-check refuses: PostGIS and those that depend on it,
+// when not updated to the version the current engine offers.
+var postgisFamily = []string{"postgis", "postgis_raster", "postgis_topology", "postgis_tiger_geocoder",
+	"postgis_sfcgal", "address_standardizer", "address_standardizer_data_us"}
+
+// extensionProblem is an extension of db installed at a version other
+// than the server's default.
+func extensionProblem(db, name, installed, def string) Problem {
+	p := Problem{Kind: "extension_outdated", Object: name, Database: db,
+		Message: fmt.Sprintf("extension %s in database %s is at version %s; this server's files install %s", name, db, installed, def),
+		Fix:     fmt.Sprintf("connected to database %s: ALTER EXTENSION %s UPDATE; (the upgrade does not update extensions; check what the new version changes first)", db, ident(name))}
+	switch {
+	case slices.Contains(postgisFamily, name):
+		p.Blocking = true
+		p.Message += ": the RDS pre-check refuses PostGIS and the extensions that depend on it at a version older than the engine offers"
+		p.Fix = fmt.Sprintf("connected to database %s: SELECT postgis_extensions_upgrade(); (PostGIS 2.5+; before that, ALTER EXTENSION ... UPDATE for each PostGIS extension), then check again", db)
+	case name == "pglogical":
+		p.Message += ": pglogical's library is the newer one already, its SQL objects are not (on PostgreSQL 15, pglogical before 2.4.6 can make a DROP DATABASE wait for ever: signal_barrier_stuck)"
+	default:
+		p.Message += ": the upgrade keeps it at that version, and AWS asks for extensions to be current before a major-version upgrade"
+	}
+	return p
+}
 
 // problems lists what stops the upgrade of node, given the manifest m of
 // what prepare drops; leftovers are the inactive pglogical slots prepare
@@ -258,11 +292,20 @@ func (r *Runner) problems(ctx context.Context, node string, m *Manifest) (proble
 	if err := rows.Err(); err != nil {
 		return nil, nil, err
 	}
-	cols, err := r.regColumns(ctx, node, conn)
+	each, err := r.eachDatabase(ctx, node, conn)
 	if err != nil {
 		return nil, nil, err
 	}
-	return append(append(problems, cols...), r.restorePasswords(m)...), leftovers, nil
+	problems = append(problems, each...)
+	if r.Target.set() {
+		n, _ := r.Config.Node(node)
+		target, err := r.targetProblems(ctx, n)
+		if err != nil {
+			return nil, nil, err
+		}
+		problems = append(problems, target...)
+	}
+	return append(problems, r.restorePasswords(m)...), leftovers, nil
 }
 
 // restorePasswords says, before anything is dropped, which connection
@@ -302,10 +345,10 @@ func (r *Runner) restorePasswords(m *Manifest) []Problem {
 	return out
 }
 
-// regColumns looks for reg* columns in every database of the server pglmon
-// can connect to (pg_upgrade checks them all); a database it cannot reach
-// is said, not skipped silently.
-func (r *Runner) regColumns(ctx context.Context, node string, conn *pgx.Conn) ([]Problem, error) {
+// eachDatabase looks for reg* columns and outdated extensions in every
+// database of the server pglmon can connect to (pg_upgrade checks them
+// all); a database it cannot reach is said, not skipped silently.
+func (r *Runner) eachDatabase(ctx context.Context, node string, conn *pgx.Conn) ([]Problem, error) {
 	dbs, err := strings1(ctx, conn, checkedDatabasesQuery)
 	if err != nil {
 		return nil, err
@@ -345,14 +388,35 @@ func (r *Runner) regColumns(ctx context.Context, node string, conn *pgx.Conn) ([
 				Fix:     fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s TYPE text USING %s::text; (in database %s; or drop the column)", table, column, column, db)})
 		}
 		err = rows.Err()
+		if err == nil {
+			var exts []Problem
+			exts, err = outdatedExtensions(ctx, c, db)
+			out = append(out, exts...)
+		}
 		if c != conn {
 			c.Close(ctx)
 		}
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("database %s on %s: %w", db, node, err)
 		}
 	}
 	return out, nil
+}
+
+// outdatedExtensions lists the extensions of the database conn is connected
+// to whose installed version is not the server's default.
+func outdatedExtensions(ctx context.Context, conn *pgx.Conn, db string) ([]Problem, error) {
+	rows, err := conn.Query(ctx, outdatedExtensionsQuery)
+	if err != nil {
+		return nil, fmt.Errorf("read its extensions: %w", err)
+	}
+	var out []Problem
+	var name, installed, def string
+	_, err = pgx.ForEachRow(rows, []any{&name, &installed, &def}, func() error {
+		out = append(out, extensionProblem(db, name, installed, def))
+		return nil
+	})
+	return out, err
 }
 
 const pglogicalPlugin = "pglogical_output"

@@ -52,6 +52,8 @@ func TestPrepareRefusesWhatTheUpgradeWouldRefuse(t *testing.T) {
 		{"postgres", "ALTER DATABASE closed ALLOW_CONNECTIONS false"},
 		{"postgres", "CREATE DATABASE other"},
 		{"other", "CREATE TABLE acl (id int, f regproc, g regclass, h regoperator[])"},
+		// An extension left at an older version than the server's files offer.
+		{"other", "CREATE EXTENSION hstore VERSION '1.4'"},
 		// Another database's pglogical slot: that node's own prepare drops it.
 		{"other", "SELECT pg_create_logical_replication_slot('pgl_other', 'pglogical_output')"},
 	} {
@@ -84,6 +86,7 @@ func TestPrepareRefusesWhatTheUpgradeWouldRefuse(t *testing.T) {
 	slices.Sort(got)
 	want := []string{
 		"database_disallows_connections closed blocking",
+		"extension_outdated hstore warning",
 		"invalid_database gone blocking",
 		"prepared_transaction batch'7 blocking",
 		"reg_type_column public.acl.f blocking",
@@ -97,6 +100,9 @@ func TestPrepareRefusesWhatTheUpgradeWouldRefuse(t *testing.T) {
 	for _, pr := range res.Problems {
 		if pr.Kind == "prepared_transaction" && !strings.Contains(pr.Fix, "ROLLBACK PREPARED 'batch''7'") {
 			t.Errorf("prepared transaction's fix: %s", pr.Fix)
+		}
+		if pr.Kind == "extension_outdated" && (pr.Database != "other" || !strings.Contains(pr.Message, "version 1.4; this server's files install 1.8") || !strings.Contains(pr.Fix, `ALTER EXTENSION "hstore" UPDATE`)) {
+			t.Errorf("outdated extension: %+v", pr)
 		}
 	}
 
@@ -123,6 +129,7 @@ func TestPrepareRefusesWhatTheUpgradeWouldRefuse(t *testing.T) {
 		{"postgres", "UPDATE pg_database SET datconnlimit = -1 WHERE datname = 'gone'"},
 		{"postgres", "ALTER DATABASE closed ALLOW_CONNECTIONS true"},
 		{"other", "ALTER TABLE acl ALTER COLUMN f TYPE text USING f::text, ALTER COLUMN h TYPE text USING h::text"},
+		{"other", "ALTER EXTENSION hstore UPDATE"},
 	} {
 		if err := prov.Exec(ctx, step.db, step.sql); err != nil {
 			t.Fatalf("%s: %v", step.sql, err)
@@ -210,5 +217,25 @@ func TestCheckSaysRestoreNeedsAPassword(t *testing.T) {
 	withPassword := strings.Replace(p.NodesYAML(), "  - name: subscriber\n", "    password: {env: PGLMON_TEST_PROVIDER_PASSWORD}\n  - name: subscriber\n", 1)
 	if got := check(withPassword); len(got) != 0 {
 		t.Errorf("with the provider's password configured: %+v", got)
+	}
+}
+
+// PostGIS and its kin left behind refuse the upgrade; other extensions are
+// a warning, pglogical's with what its old SQL objects mean.
+func TestExtensionProblem(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		blocking bool
+		says     string
+	}{
+		{"postgis", true, "postgis_extensions_upgrade()"},
+		{"address_standardizer_data_us", true, "RDS pre-check refuses PostGIS"},
+		{"pglogical", false, "before 2.4.6"},
+		{"hstore", false, "keeps it at that version"},
+	} {
+		p := extensionProblem("app", c.name, "1.0", "2.0")
+		if p.Blocking != c.blocking || !strings.Contains(p.Message+p.Fix, c.says) || p.Kind != "extension_outdated" || p.Database != "app" {
+			t.Errorf("%s: %+v", c.name, p)
+		}
 	}
 }

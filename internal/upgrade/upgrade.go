@@ -28,6 +28,10 @@ type Runner struct {
 	// Snapshot makes prepare take an RDS snapshot of the node (after writing
 	// the manifest, before dropping anything) and wait until it is available.
 	Snapshot SnapshotOptions
+	// Target, when set, has check (and prepare's check) ask RDS about the
+	// upgrade to it: the version's upgrade path, the instance class, the
+	// new parameter group.
+	Target TargetOptions
 	// Audit, when set, records each prepare and restore, with every
 	// statement that changed a database, beside the repairs; Actor is who ran it.
 	Audit *repair.Audit
