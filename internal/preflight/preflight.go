@@ -21,6 +21,7 @@ import (
 
 	"github.com/pglmon/pglmon/internal/awsclient"
 	"github.com/pglmon/pglmon/internal/config"
+	"github.com/pglmon/pglmon/internal/diagnose"
 	"github.com/pglmon/pglmon/internal/httpsec"
 	"github.com/pglmon/pglmon/internal/logtail"
 	"github.com/pglmon/pglmon/internal/maintenance"
@@ -366,6 +367,21 @@ func node(ctx context.Context, cfg *config.Config, n config.Node, timeout time.D
 			role = "pglogical node " + snap.LocalNode
 		}
 		add("probe", OK, "%s, %d subscriptions, %d replication slots", role, len(snap.Subscriptions), len(snap.Slots))
+	}
+	// The library's version (what the server runs), not the extension's SQL
+	// objects' (extversion), which lags it until ALTER EXTENSION UPDATE.
+	var lib string
+	if fa.pglogical != nil && snap.Err == nil && snap.ServerVersion >= 150000 {
+		if err := conn.QueryRow(cctx, "SELECT pglogical.pglogical_version()").Scan(&lib); err != nil {
+			add("pglogical version", Warn, "cannot read pglogical's library version (pglogical.pglogical_version()): %v", err)
+		}
+	}
+	switch {
+	case lib == "":
+	case diagnose.IgnoresBarriers(lib):
+		add("pglogical version", Warn, "pglogical %s on PostgreSQL %d: its supervisor and apply workers do not accept a ProcSignalBarrier by themselves (fixed in 2.4.6), so a DROP DATABASE, DROP TABLESPACE or ALTER DATABASE SET TABLESPACE on this server can wait for ever; pglmon reports it (signal_barrier_stuck, with the process to end) but cannot prevent it: upgrade pglogical to 2.4.6+ (RDS: it comes with a newer engine minor version), and never cancel a waiting DROP DATABASE", lib, snap.ServerVersion/10000)
+	default:
+		add("pglogical version", OK, "pglogical %s accepts ProcSignalBarriers (a DROP DATABASE does not wait for its workers)", lib)
 	}
 	if fa.pglogical == nil {
 		add("pglogical", Warn, "the pglogical extension is not installed in database %s: nothing to watch here until it is (pglmon setup apply creates it)", fa.database)
