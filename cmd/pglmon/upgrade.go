@@ -58,7 +58,12 @@ func runUpgrade(ctx context.Context, e env, args []string) error {
 		}
 	}
 	if sub == "restore" {
-		return r.Restore(ctx, *manifest)
+		err := r.Restore(ctx, *manifest)
+		var nr *upgrade.NotReadyError
+		if errors.As(err, &nr) {
+			return &exitErr{2, err}
+		}
+		return err
 	}
 	if *node == "" {
 		return usageError("--node NAME is required")

@@ -191,24 +191,6 @@ const settingsQuery = `SELECT current_setting('wal_level'), current_setting('sha
 	current_setting('max_slot_wal_keep_size')`
 
 func (r *Runner) checkServer(ctx context.Context, c *pgx.Conn, n string, p *Plan, versions map[string]string) {
-	var wal, preload, track, conflict, version, keep string
-	var slots, senders, workers int
-	var privileged bool
-	if err := c.QueryRow(ctx, settingsQuery).Scan(&wal, &preload, &slots, &senders, &workers, &track, &conflict, &version, &privileged, &keep); err != nil {
-		p.Problems = append(p.Problems, Problem{n, "read settings: " + err.Error(), ""})
-		return
-	}
-	add := func(what, fix string) { p.Problems = append(p.Problems, Problem{n, what, fix}) }
-	if wal != "logical" {
-		add("wal_level is "+wal, "set wal_level = logical (RDS: rds.logical_replication = 1 in the DB parameter group) and restart")
-	}
-	if !slices.Contains(strings.Split(strings.ReplaceAll(preload, " ", ""), ","), "pglogical") {
-		add("pglogical is not in shared_preload_libraries ("+preload+")", "add pglogical to shared_preload_libraries, keeping what is there (RDS: in the DB parameter group), and restart")
-	}
-	if version == "" {
-		add("the pglogical extension is not installed on the server", "install it (Debian: postgresql-15-pglogical; RDS ships it)")
-	}
-	versions[n] = version
 	subsFrom, subsTo := 0, 0
 	for _, s := range r.Config.Subscriptions {
 		if s.Provider == n {
@@ -217,6 +199,38 @@ func (r *Runner) checkServer(ctx context.Context, c *pgx.Conn, n string, p *Plan
 		if s.Subscriber == n {
 			subsTo++
 		}
+	}
+	problems, warnings, version, err := Prerequisites(ctx, c, n, subsFrom, subsTo)
+	if err != nil {
+		p.Problems = append(p.Problems, Problem{n, "read settings: " + err.Error(), ""})
+		return
+	}
+	p.Problems = append(p.Problems, problems...)
+	p.Warnings = append(p.Warnings, warnings...)
+	versions[n] = version
+}
+
+// Prerequisites reads what pglogical needs of the server c is connected to
+// (node n), which is to provide subsFrom subscriptions and receive subsTo:
+// what is missing with its fix, warnings, and the pglogical version
+// installed (else available; "" when neither). It changes nothing;
+// upgrade restore asks it too, after the upgrade, before creating anything.
+func Prerequisites(ctx context.Context, c *pgx.Conn, n string, subsFrom, subsTo int) (problems []Problem, warnings []string, version string, err error) {
+	var wal, preload, track, conflict, keep string
+	var slots, senders, workers int
+	var privileged bool
+	if err := c.QueryRow(ctx, settingsQuery).Scan(&wal, &preload, &slots, &senders, &workers, &track, &conflict, &version, &privileged, &keep); err != nil {
+		return nil, nil, "", err
+	}
+	add := func(what, fix string) { problems = append(problems, Problem{n, what, fix}) }
+	if wal != "logical" {
+		add("wal_level is "+wal, "set wal_level = logical (RDS: rds.logical_replication = 1 in the DB parameter group) and restart")
+	}
+	if !slices.Contains(strings.Split(strings.ReplaceAll(preload, " ", ""), ","), "pglogical") {
+		add("pglogical is not in shared_preload_libraries ("+preload+")", "add pglogical to shared_preload_libraries, keeping what is there (RDS: in the DB parameter group), and restart")
+	}
+	if version == "" {
+		add("the pglogical extension is not installed on the server", "install it (Debian: postgresql-15-pglogical; RDS ships it)")
 	}
 	if need := subsFrom + 1; slots < need {
 		add(fmt.Sprintf("max_replication_slots is %d", slots), fmt.Sprintf("set max_replication_slots to at least %d (one per subscription plus one for table sync) and restart", need))
@@ -234,10 +248,11 @@ func (r *Runner) checkServer(ctx context.Context, c *pgx.Conn, n string, p *Plan
 		add("the role is neither superuser nor a member of rds_superuser", "connect as a superuser (RDS: a member of rds_superuser)")
 	}
 	if subsFrom > 0 && keep == "-1" {
-		p.Warnings = append(p.Warnings, fmt.Sprintf("node %s: max_slot_wal_keep_size is -1 (unlimited): a subscription that stops consuming makes its slot keep WAL until the disk is full "+
+		warnings = append(warnings, fmt.Sprintf("node %s: max_slot_wal_keep_size is -1 (unlimited): a subscription that stops consuming makes its slot keep WAL until the disk is full "+
 			"(pglmon warns at thresholds.retained_wal_bytes). A limit trades a full disk for a lost slot (slot_wal_lost: the subscription must be re-created or its tables resynchronised); "+
 			"choose one, e.g. max_slot_wal_keep_size = 50GB, below the free space (RDS: in the DB parameter group, no restart)", n))
 	}
+	return problems, warnings, version, nil
 }
 
 func uniq(m map[string]string) []string {

@@ -15,6 +15,7 @@ import (
 	"github.com/pglmon/pglmon/internal/probe"
 	"github.com/pglmon/pglmon/internal/rdsadmin"
 	"github.com/pglmon/pglmon/internal/repair"
+	"github.com/pglmon/pglmon/internal/setup"
 	"github.com/pglmon/pglmon/internal/shellword"
 	"github.com/pglmon/pglmon/internal/verify"
 )
@@ -453,10 +454,66 @@ func (r *Runner) Restore(ctx context.Context, manifestPath string) error {
 	if !found {
 		return fmt.Errorf("manifest %s does not exist", manifestPath)
 	}
+	if err := r.restoreCheck(ctx, m); err != nil {
+		var nr *NotReadyError
+		if errors.As(err, &nr) {
+			r.Audit.Refused(r.Actor, repair.RemedyUpgradeRestore, m.Node, err.Error())
+		}
+		return err
+	}
 	if err := r.begin(repair.RemedyUpgradeRestore, m.Node, ""); err != nil {
 		return fmt.Errorf("cannot write the audit log, so nothing is created: %w", err)
 	}
 	return r.end(r.putBack(ctx, m))
+}
+
+// restoreCheck asks each node restore creates something on, or subscribes
+// from, whether pglogical can run there now, before anything is created:
+// after an upgrade the new parameter group or configuration may not load
+// pglogical or allow logical decoding, which would otherwise be found
+// halfway through, as a raw error of the first statement that needs it.
+func (r *Runner) restoreCheck(ctx context.Context, m *Manifest) error {
+	from, to := map[string]int{}, map[string]int{}
+	var nodes []string
+	seen := map[string]bool{}
+	note := func(n string) {
+		if n != "" && !seen[n] {
+			seen[n] = true
+			nodes = append(nodes, n)
+		}
+	}
+	for _, n := range m.Nodes {
+		note(n.ConfigNode)
+	}
+	for _, s := range m.Sets {
+		note(s.ConfigNode)
+	}
+	for _, s := range m.Subscriptions {
+		note(s.Subscriber)
+		note(s.Provider)
+		from[s.Provider]++
+		to[s.Subscriber]++
+	}
+	var missing []string
+	for _, n := range nodes {
+		conn, err := r.connect(ctx, n)
+		if err != nil {
+			return fmt.Errorf("%w; restore created nothing", err)
+		}
+		problems, _, _, err := setup.Prerequisites(ctx, conn, n, from[n], to[n])
+		conn.Close(ctx)
+		if err != nil {
+			return fmt.Errorf("read the settings of %s: %w; restore created nothing", n, err)
+		}
+		for _, p := range problems {
+			missing = append(missing, fmt.Sprintf("%s: %s; fix: %s", p.Node, p.What, p.Fix))
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return &NotReadyError{fmt.Sprintf("pglogical cannot run yet where restore would put it back (restore created nothing; fix these, then run restore again):\n  - %s",
+		strings.Join(missing, "\n  - "))}
 }
 
 // putBack is restore's part that creates: nodes, sets, subscriptions, then

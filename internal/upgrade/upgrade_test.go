@@ -3,6 +3,7 @@ package upgrade
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,13 +60,35 @@ func TestPrepareAndRestoreAroundAnUpgrade(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The upgrade: the provider restarts.
-	if err := prov.Stop(ctx); err != nil {
-		t.Fatal(err)
+	// The upgrade: the provider restarts, first with the settings a new
+	// default parameter group would give it (no pglogical, no logical
+	// decoding): restore refuses before creating anything.
+	restart := func(settings ...string) {
+		t.Helper()
+		for _, sql := range settings {
+			if err := prov.Exec(ctx, "postgres", sql); err != nil {
+				t.Fatalf("%s: %v", sql, err)
+			}
+		}
+		if err := prov.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := prov.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := prov.Start(ctx); err != nil {
-		t.Fatal(err)
+	restart("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'", "ALTER SYSTEM SET wal_level = replica")
+	err = r.Restore(ctx, manifest)
+	var nr *NotReadyError
+	if !errors.As(err, &nr) || !strings.Contains(err.Error(), "restore created nothing") || !strings.Contains(err.Error(), "provider: wal_level is replica") ||
+		!strings.Contains(err.Error(), "provider: pglogical is not in shared_preload_libraries") || strings.Contains(err.Error(), "subscriber:") {
+		t.Fatalf("restore onto a provider without pglogical: want a refusal naming both settings, got %v", err)
 	}
+	var nodes int
+	if err := p.Provider.QueryRow(ctx, "SELECT count(*) FROM pglogical.node", []any{&nodes}); err != nil || nodes != 0 {
+		t.Fatalf("the refused restore created %d pglogical nodes (%v)", nodes, err)
+	}
+	restart("ALTER SYSTEM SET shared_preload_libraries = 'pglogical'", "ALTER SYSTEM SET wal_level = logical")
 	out.Reset()
 	if err := r.Restore(ctx, manifest); err != nil {
 		t.Fatalf("restore: %v\n%s", err, out.String())
@@ -91,15 +114,20 @@ func TestPrepareAndRestoreAroundAnUpgrade(t *testing.T) {
 	}
 
 	// The audit log: one prepare (stopped, continued by the re-runs under
-	// its ID), two restores, each statement that changed a database.
+	// its ID), a refused restore, two restores, each statement that changed
+	// a database.
 	entries, bad, err := repair.ReadLog(auditPath)
 	if err != nil || len(bad) > 0 {
 		t.Fatalf("audit log: %v %v", err, bad)
 	}
 	attempts := repair.Attempts(entries)
-	if len(attempts) != 3 {
-		t.Fatalf("want 3 attempts, got %+v", attempts)
+	if len(attempts) != 4 {
+		t.Fatalf("want 4 attempts, got %+v", attempts)
 	}
+	if a := attempts[1]; a.Remedy != repair.RemedyUpgradeRestore || a.Outcome != repair.ResultRefused || !strings.Contains(a.Reason, "wal_level is replica") {
+		t.Errorf("the refused restore's attempt: %+v", a)
+	}
+	attempts = append(attempts[:1], attempts[2:]...)
 	prep, rest := attempts[0], attempts[1]
 	if prep.Remedy != repair.RemedyUpgradePrepare || prep.Node != "provider" || prep.Actor != "cli:test" || prep.Outcome != repair.ResultSuccess ||
 		len(prep.ResumedBy) != 2 || m.AuditID != prep.ID {
