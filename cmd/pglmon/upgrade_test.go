@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -68,5 +70,37 @@ func TestUpgradeCheckAndPrepareRefusal(t *testing.T) {
 	}
 	if code, _, errOut := pglmon(t, "upgrade", "check", "--config", cfg); code != exitUsage || !strings.Contains(errOut, "--node") {
 		t.Errorf("upgrade check without --node: exit %d %s", code, errOut)
+	}
+}
+
+// restore onto a server where pglogical cannot run (no preload, wal_level
+// replica: what a new default parameter group gives): exit 2, the settings
+// named, nothing created.
+func TestUpgradeRestoreRefusesWithoutPglogical(t *testing.T) {
+	ctx := context.Background()
+	c := pgtest.NewCluster(t, pgtest.Options{NoPglogical: true})
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "pglmon.yaml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("nodes:\n  - name: db\n    dsn: %q\n", c.DSN("postgres"))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	manifest := filepath.Join(dir, "m.json")
+	m := `{"version": 1, "node": "db", "created": "2026-12-04T10:00:00Z", "nodes": [{"config_node": "db", "name": "db_node", "dsn": "host=127.0.0.1 dbname=postgres"}],
+		"replication_sets": [], "subscriptions": [], "slots": []}`
+	if err := os.WriteFile(manifest, []byte(m), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := pglmon(t, "upgrade", "restore", "--config", cfg, "--manifest", manifest)
+	if code != 2 || !strings.Contains(errOut, "restore created nothing") || !strings.Contains(errOut, "db: wal_level is replica") || !strings.Contains(errOut, "db: pglogical is not in shared_preload_libraries") {
+		t.Fatalf("exit %d:\n%s", code, errOut)
+	}
+	var ext bool
+	conn, err := c.Connect(ctx, "postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pglogical')").Scan(&ext); err != nil || ext {
+		t.Fatalf("the refused restore created the extension (%v)", err)
 	}
 }
