@@ -218,6 +218,36 @@ func TestCheckSaysRestoreNeedsAPassword(t *testing.T) {
 	if got := check(withPassword); len(got) != 0 {
 		t.Errorf("with the provider's password configured: %+v", got)
 	}
+
+	// prepare goes on (a warning); restore without the password refuses
+	// before creating anything; with it, restore runs.
+	runner := func(yaml string) *Runner {
+		t.Helper()
+		cfg, err := config.Parse("t.yaml", []byte(yaml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &Runner{Config: cfg, Out: &bytes.Buffer{}, Timeout: 30 * time.Second}
+	}
+	manifest := filepath.Join(t.TempDir(), "m.json")
+	if err := runner(p.NodesYAML()).Prepare(ctx, "provider", manifest); err != nil {
+		t.Fatal(err)
+	}
+	err := runner(p.NodesYAML()).Restore(ctx, manifest)
+	var nr *NotReadyError
+	if !errors.As(err, &nr) || !strings.Contains(err.Error(), "restore could not re-create subscription sub_0's connection to its provider") || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("restore without the password: want a refusal, got %v", err)
+	}
+	var nodes int
+	if err := p.Provider.QueryRow(ctx, "SELECT count(*) FROM pglogical.node", []any{&nodes}); err != nil || nodes != 0 {
+		t.Fatalf("the refused restore created %d pglogical nodes (%v)", nodes, err)
+	}
+	if err := runner(withPassword).Restore(ctx, manifest); err != nil {
+		t.Fatalf("restore with the password: %v", err)
+	}
+	if st, err := p.Status(ctx, "sub_0"); err != nil || st != "replicating" {
+		t.Fatalf("after restore sub_0 is %q (%v)", st, err)
+	}
 }
 
 // PostGIS and its kin left behind refuse the upgrade; other extensions are

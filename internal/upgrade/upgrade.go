@@ -495,6 +495,11 @@ func (r *Runner) restoreCheck(ctx context.Context, m *Manifest) error {
 		to[s.Subscriber]++
 	}
 	var missing []string
+	// A password the manifest does not keep and the configuration does
+	// not give would otherwise stop restore after the node is back.
+	for _, p := range r.restorePasswords(m) {
+		missing = append(missing, fmt.Sprintf("%s; fix: %s", p.Message, p.Fix))
+	}
 	for _, n := range nodes {
 		conn, err := r.connect(ctx, n)
 		if err != nil {
