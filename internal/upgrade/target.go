@@ -47,6 +47,9 @@ func (r *Runner) targetProblems(ctx context.Context, n config.Node) ([]Problem, 
 	if err != nil {
 		return nil, err
 	}
+	if in.Engine != "postgres" {
+		return nil, fmt.Errorf("--target-version/--target-parameter-group: instance %s runs %s: an Aurora cluster is upgraded as a whole, with DB cluster parameter groups, which pglmon does not check; the rest of the check needs no target", id, in.Engine)
+	}
 	var out []Problem
 	add := func(p Problem) { out = append(out, p) }
 	family := ""

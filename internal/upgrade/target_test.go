@@ -93,6 +93,13 @@ func TestCheckAsksRDSAboutTheTarget(t *testing.T) {
 		t.Fatalf("after the refusal sub_0 is %q (%v)", st, err)
 	}
 
+	// Aurora upgrades per cluster: not checked, said.
+	srv.SetEngine("prov-db", "aurora-postgresql")
+	if _, err := r.Check(ctx, "provider"); err == nil || !strings.Contains(err.Error(), "instance prov-db runs aurora-postgresql") {
+		t.Fatalf("an Aurora instance: %v", err)
+	}
+	srv.SetEngine("prov-db", "postgres")
+
 	// An AWS error is the check's failure, not a problem found.
 	srv.Deny("DescribeDBEngineVersions")
 	if _, err := r.Check(ctx, "provider"); err == nil || !strings.Contains(err.Error(), "RDS engine version postgres 15.7") {
