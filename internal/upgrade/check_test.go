@@ -15,6 +15,16 @@ import (
 	"github.com/pglmon/pglmon/internal/pgtest"
 )
 
+// kinds lists a readiness's problems as "kind object blocking|warning", sorted.
+func kinds(res *Readiness) []string {
+	var out []string
+	for _, p := range res.Problems {
+		out = append(out, strings.Join([]string{p.Kind, p.Object, map[bool]string{true: "blocking", false: "warning"}[p.Blocking]}, " "))
+	}
+	slices.Sort(out)
+	return out
+}
+
 // A real provider holding each thing the RDS pre-check or pg_upgrade
 // refuses: upgrade check names each, prepare refuses and drops nothing;
 // once they are fixed, prepare runs.
@@ -76,14 +86,12 @@ func TestPrepareRefusesWhatTheUpgradeWouldRefuse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got []string
 	for _, pr := range res.Problems {
-		got = append(got, strings.Join([]string{pr.Kind, pr.Object, map[bool]string{true: "blocking", false: "warning"}[pr.Blocking]}, " "))
 		if pr.Message == "" || pr.Fix == "" {
 			t.Errorf("problem without message or fix: %+v", pr)
 		}
 	}
-	slices.Sort(got)
+	got := kinds(res)
 	want := []string{
 		"database_disallows_connections closed blocking",
 		"extension_outdated hstore warning",

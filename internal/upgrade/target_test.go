@@ -13,16 +13,6 @@ import (
 	"github.com/pglmon/pglmon/internal/pgtest"
 )
 
-// kinds lists a readiness's problems as "kind object blocking|warning".
-func kinds(res *Readiness) []string {
-	var out []string
-	for _, p := range res.Problems {
-		out = append(out, strings.Join([]string{p.Kind, p.Object, map[bool]string{true: "blocking", false: "warning"}[p.Blocking]}, " "))
-	}
-	slices.Sort(out)
-	return out
-}
-
 // check --target-version/--target-parameter-group asks RDS (the local
 // server speaking its Query API) about the upgrade path, the instance
 // class and the new parameter group; prepare refuses on what it finds
