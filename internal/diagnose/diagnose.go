@@ -23,6 +23,22 @@ type Input struct {
 	// Schema holds, by subscriber/subscription, the replicated tables whose
 	// shape on the subscriber makes pglogical's apply fail (package drift).
 	Schema map[string][]SchemaMismatch
+	// Unreplicated holds, by node, the tables the configuration's
+	// replication sets stand for that the node's sets do not hold (package
+	// topology).
+	Unreplicated map[string][]UnreplicatedTable
+}
+
+// UnreplicatedTable is a table a replication set of the configuration
+// stands for (listed in tables:, in a schema of schemas:, or a partition of
+// either) that the set on its node does not hold.
+type UnreplicatedTable struct {
+	Set string `json:"set"`
+	// Table is schema.table, quoted where SQL needs it.
+	Table string `json:"table"`
+	// Schema and Relname are the names unquoted.
+	Schema  string `json:"-"`
+	Relname string `json:"-"`
 }
 
 // SchemaMismatch is a replicated table whose shape on the subscriber makes
@@ -894,7 +910,17 @@ func (d *diagnosis) nodes() []Node {
 		if f, ok := invalidDatabaseFinding(&s); ok {
 			n.Findings = append(n.Findings, f)
 		}
+		declared := map[string]bool{}
+		for _, t := range d.Unreplicated[s.Node] {
+			declared[t.Schema+"."+t.Relname] = true
+			n.Findings = append(n.Findings, Finding{Code: CodeTableNotReplicated, Severity: Warning, Human: true,
+				Message: fmt.Sprintf("table %s on %s is not in replication set %s, which the configuration says holds it (its tables or schemas, or a partition of one): its changes reach no subscriber of the set; pglmon setup apply adds it and copies its rows to the set's subscribers (or pglogical.replication_set_add_table('%s', '%s', true))",
+					t.Table, s.Node, t.Set, t.Set, strings.ReplaceAll(t.Table, "'", "''"))})
+		}
 		for _, p := range s.UnreplicatedPartitions {
+			if declared[p.Schema+"."+p.Table] {
+				continue // said above, with the set that should hold it
+			}
 			n.Findings = append(n.Findings, Finding{Code: CodePartitionNotReplicated, Severity: Warning, Human: true,
 				Message: fmt.Sprintf("partition %s.%s of %s on %s is in no replication set while other partitions of %s are (in %s): pglogical replicates per partition, so its rows reach no subscriber; add it with pglogical.replication_set_add_table('<set>', '%s.%s', true), or run pglmon setup apply if the set lists %s",
 					p.Schema, p.Table, p.Parent, s.Node, p.Parent, p.Sets, p.Schema, p.Table, p.Parent)})

@@ -4,6 +4,7 @@ package monitor
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/pglmon/pglmon/internal/diagnose"
 	"github.com/pglmon/pglmon/internal/drift"
 	"github.com/pglmon/pglmon/internal/probe"
+	"github.com/pglmon/pglmon/internal/topology"
 )
 
 // Monitor owns one prober per node and the diagnosis history. It is safe for
@@ -25,6 +27,15 @@ type Monitor struct {
 	now     func() time.Time
 	// schemaChecks is the last table comparison of each subscription.
 	schemaChecks map[string]schemaCheck
+	// setChecks is the last comparison of each node's declared and held
+	// replication sets.
+	setChecks map[string]setCheck
+}
+
+type setCheck struct {
+	at    time.Time
+	sets  []config.ReplicationSet
+	found []diagnose.UnreplicatedTable
 }
 
 // schemaEvery is how long a subscription's table comparison is reused
@@ -39,7 +50,7 @@ type schemaCheck struct {
 
 // New returns a monitor for the configured nodes.
 func New(cfg *config.Config) *Monitor {
-	m := &Monitor{history: diagnose.NewHistory(), now: time.Now, schemaChecks: map[string]schemaCheck{}}
+	m := &Monitor{history: diagnose.NewHistory(), now: time.Now, schemaChecks: map[string]schemaCheck{}, setChecks: map[string]setCheck{}}
 	m.SetConfig(cfg)
 	return m
 }
@@ -98,45 +109,103 @@ func (m *Monitor) Cycle(ctx context.Context) (diagnose.Report, []probe.Snapshot)
 	snaps := probe.ProbeAll(ctx, m.probers)
 	now := m.now()
 	m.history.Observe(snaps, now)
-	schema := m.schema(ctx, snaps, now)
-	r := diagnose.Diagnose(diagnose.Input{Now: now, Thresholds: m.cfg.Thresholds, Snapshots: snaps, History: m.history, Schema: schema})
+	cctx, cancel := context.WithTimeout(ctx, m.cfg.Probe.Timeout.D())
+	defer cancel()
+	cs := &conns{timeout: m.cfg.Probe.Timeout.D(), open: map[string]*pgx.Conn{}}
+	defer cs.close(cctx)
+	schema := m.schema(cctx, cs, snaps, now)
+	unreplicated := m.unreplicated(cctx, cs, snaps, now)
+	r := diagnose.Diagnose(diagnose.Input{Now: now, Thresholds: m.cfg.Thresholds, Snapshots: snaps, History: m.history,
+		Schema: schema, Unreplicated: unreplicated})
 	return r, snaps
+}
+
+// unreplicated lists, for every node the configuration's replication sets
+// are on, the tables those sets stand for that pglogical's sets there do
+// not hold (package topology), read again at most every schemaEvery. Best
+// effort: a node that cannot be read keeps its last answer.
+func (m *Monitor) unreplicated(ctx context.Context, cs *conns, snaps []probe.Snapshot, now time.Time) map[string][]diagnose.UnreplicatedTable {
+	out := map[string][]diagnose.UnreplicatedTable{}
+	for i, s := range snaps {
+		if i >= len(m.cfg.Nodes) {
+			continue
+		}
+		var sets []config.ReplicationSet
+		for _, rs := range m.cfg.ReplicationSets {
+			if rs.Node == s.Node {
+				sets = append(sets, rs)
+			}
+		}
+		last, ok := m.setChecks[s.Node]
+		switch {
+		case len(sets) == 0 || !s.Up() || s.LocalNode == "":
+			delete(m.setChecks, s.Node)
+			continue
+		case ok && now.Sub(last.at) < schemaEvery && slices.EqualFunc(last.sets, sets, sameSet):
+			out[s.Node] = last.found
+			continue
+		}
+		c, err := cs.get(ctx, m.cfg.Nodes[i])
+		if err == nil {
+			var found []diagnose.UnreplicatedTable
+			if found, err = topology.Missing(ctx, c, sets); err == nil {
+				m.setChecks[s.Node] = setCheck{at: now, sets: sets, found: found}
+				out[s.Node] = found
+				continue
+			}
+		}
+		if ok {
+			out[s.Node] = last.found
+		}
+	}
+	return out
+}
+
+func sameSet(a, b config.ReplicationSet) bool {
+	return a.Name == b.Name && slices.Equal(a.Tables, b.Tables) && slices.Equal(a.Schemas, b.Schemas)
+}
+
+// conns opens, at most once per cycle, the extra connections the table
+// checks use (never the probe's own, which stays a single pipelined batch).
+type conns struct {
+	timeout time.Duration
+	open    map[string]*pgx.Conn
+}
+
+func (cs *conns) get(ctx context.Context, n config.Node) (*pgx.Conn, error) {
+	if c, ok := cs.open[n.Name]; ok {
+		return c, nil
+	}
+	cfg, err := probe.ConnConfig(n, cs.timeout)
+	if err != nil {
+		return nil, err
+	}
+	cfg.RuntimeParams["application_name"] = "pglmon schema check"
+	c, err := probe.Open(ctx, n, cfg)
+	if err == nil {
+		cs.open[n.Name] = c
+	}
+	return c, err
+}
+
+func (cs *conns) close(ctx context.Context) {
+	for _, c := range cs.open {
+		c.Close(context.WithoutCancel(ctx))
+	}
 }
 
 // schema compares the replicated tables of every subscription between its
 // provider and its subscriber (package drift), at most every schemaEvery
 // while the subscription's status stays the same. Best effort: a
 // comparison that fails leaves the subscription out.
-func (m *Monitor) schema(ctx context.Context, snaps []probe.Snapshot, now time.Time) map[string][]diagnose.SchemaMismatch {
-	ctx, cancel := context.WithTimeout(ctx, m.cfg.Probe.Timeout.D())
-	defer cancel()
+func (m *Monitor) schema(ctx context.Context, cs *conns, snaps []probe.Snapshot, now time.Time) map[string][]diagnose.SchemaMismatch {
 	byLocal := map[string]config.Node{} // pglogical node name -> configured node that answered
 	for i, s := range snaps {
 		if s.Up() && s.LocalNode != "" && i < len(m.cfg.Nodes) {
 			byLocal[s.LocalNode] = m.cfg.Nodes[i]
 		}
 	}
-	conns := map[string]*pgx.Conn{}
-	defer func() {
-		for _, c := range conns {
-			c.Close(context.WithoutCancel(ctx))
-		}
-	}()
-	conn := func(n config.Node) (*pgx.Conn, error) {
-		if c, ok := conns[n.Name]; ok {
-			return c, nil
-		}
-		cfg, err := probe.ConnConfig(n, m.cfg.Probe.Timeout.D())
-		if err != nil {
-			return nil, err
-		}
-		cfg.RuntimeParams["application_name"] = "pglmon schema check"
-		c, err := probe.Open(ctx, n, cfg)
-		if err == nil {
-			conns[n.Name] = c
-		}
-		return c, err
-	}
+	conn := func(n config.Node) (*pgx.Conn, error) { return cs.get(ctx, n) }
 	out := map[string][]diagnose.SchemaMismatch{}
 	seen := map[string]bool{}
 	for i, s := range snaps {

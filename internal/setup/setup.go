@@ -20,6 +20,7 @@ import (
 	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/probe"
 	"github.com/pglmon/pglmon/internal/repair"
+	"github.com/pglmon/pglmon/internal/topology"
 	"github.com/pglmon/pglmon/internal/verify"
 )
 
@@ -265,56 +266,51 @@ func uniq(m map[string]string) []string {
 	return out
 }
 
-// leavesQuery lists as schema.table the plain tables among the relations
-// the first query selects and the partitions, at any depth, of the
-// partitioned ones. pglogical 2 cannot copy a partitioned table (its sync
-// worker fails with "cannot copy from partitioned table" for ever) and
-// decodes changes per partition: the partitions are what it replicates.
-const leavesQuery = `WITH RECURSIVE tree(relid) AS (
-		%s
-	UNION
-		SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.relid
-		JOIN pg_class p ON p.oid = i.inhparent AND p.relkind = 'p')
-	SELECT n.nspname || '.' || c.relname FROM tree JOIN pg_class c ON c.oid = tree.relid
-		JOIN pg_namespace n ON n.oid = c.relnamespace
-	WHERE c.relkind = 'r' ORDER BY 1`
-
 // expand lists a set's tables as schema.table, checking they exist; a
-// partitioned table stands for its partitions (said in p's warnings).
+// partitioned table stands for its partitions (said in p's warnings). A
+// table pglogical cannot replicate (UNLOGGED) is a problem when the set
+// lists it, and left out, with a warning, when it comes with a schema or a
+// partitioned table.
 func (r *Runner) expand(ctx context.Context, c *pgx.Conn, rs config.ReplicationSet, p *Plan) ([]string, error) {
-	leaves := func(start string, arg any) ([]string, error) {
-		rows, err := c.Query(ctx, fmt.Sprintf(leavesQuery, start), arg)
-		if err != nil {
-			return nil, err
-		}
-		return pgx.CollectRows(rows, pgx.RowTo[string])
-	}
 	var out []string
-	for _, t := range rs.Tables {
-		ts, err := leaves(`SELECT c.oid FROM pg_class c WHERE c.oid = to_regclass($1) AND c.relkind IN ('r', 'p')`, t)
+	keep := func(ts []topology.Table, why string) {
+		for _, t := range ts {
+			if t.Unlogged {
+				p.Warnings = append(p.Warnings, fmt.Sprintf("%s is UNLOGGED and left out of replication set %s (%s): pglogical cannot replicate it (ALTER TABLE %s SET LOGGED, then run apply again, to replicate it)", t.Name, rs.Name, why, t.Name))
+				continue
+			}
+			out = append(out, t.Name)
+		}
+	}
+	for _, name := range rs.Tables {
+		ts, parted, err := topology.OfTable(ctx, c, name)
 		if err != nil {
 			return nil, err
 		}
-		if len(ts) == 0 {
-			return nil, fmt.Errorf("replication set %s: table %s does not exist on %s (or is partitioned with no partition)", rs.Name, t, rs.Node)
-		}
-		parted, err := one[bool](ctx, c, "SELECT relkind = 'p' FROM pg_class WHERE oid = to_regclass($1)", t)
-		if err != nil {
-			return nil, err
-		}
-		if parted {
+		switch {
+		case len(ts) == 0:
+			return nil, fmt.Errorf("replication set %s: table %s does not exist on %s (or is partitioned with no partition)", rs.Name, name, rs.Node)
+		case parted:
+			names := make([]string, len(ts))
+			for i, t := range ts {
+				names[i] = t.Name
+			}
 			p.Warnings = append(p.Warnings, fmt.Sprintf("%s is partitioned: replication set %s gets its partitions (%s), which pglogical replicates; a partition created later replicates once `pglmon setup apply` runs again",
-				t, rs.Name, strings.Join(ts, ", ")))
+				name, rs.Name, strings.Join(names, ", ")))
+			keep(ts, "a partition of "+name)
+		case ts[0].Unlogged:
+			p.Problems = append(p.Problems, Problem{rs.Node, "table " + ts[0].Name + " of replication set " + rs.Name + " is UNLOGGED: pglogical cannot replicate it (replication_set_add_table refuses UNLOGGED and TEMP tables)",
+				fmt.Sprintf("ALTER TABLE %s SET LOGGED on %s, or remove it from the set's tables", ts[0].Name, rs.Node)})
+		default:
+			out = append(out, ts[0].Name)
 		}
-		out = append(out, ts...)
 	}
 	if len(rs.Schemas) > 0 {
-		ts, err := leaves(`SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-			WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'p')`, rs.Schemas)
+		ts, err := topology.OfSchemas(ctx, c, rs.Schemas)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, ts...)
+		keep(ts, "schemas "+strings.Join(rs.Schemas, ", "))
 	}
 	slices.Sort(out)
 	return slices.Compact(out), nil
@@ -449,9 +445,9 @@ func (p Plan) Print(w io.Writer) {
 	}
 	if len(p.Changes) == 0 {
 		fmt.Fprintln(w, "Nothing to change: the topology is in place.")
-		return
+	} else {
+		fmt.Fprintln(w, "Changes:")
 	}
-	fmt.Fprintln(w, "Changes:")
 	for i, c := range p.Changes {
 		fmt.Fprintf(w, "  %d. on %s: %s\n", i+1, c.Node, c.What)
 	}

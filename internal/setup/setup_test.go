@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/pglmon/pglmon/internal/config"
+	"github.com/pglmon/pglmon/internal/diagnose"
+	"github.com/pglmon/pglmon/internal/monitor"
 	"github.com/pglmon/pglmon/internal/pgtest"
 )
 
@@ -38,7 +40,7 @@ func freshDBs(t *testing.T, prov, sub *pgtest.Cluster, provDDL, subDDL string) (
 	return p, s
 }
 
-func topology(t *testing.T, p, s pgtest.DB, tables string) *config.Config {
+func topologyConfig(t *testing.T, p, s pgtest.DB, tables string) *config.Config {
 	t.Helper()
 	body := fmt.Sprintf(`nodes:
   - name: provider
@@ -70,7 +72,7 @@ func TestApplyFromEmptyToReplicatingAndAgain(t *testing.T) {
 	ctx := context.Background()
 	prov, sub := pgtest.Shared(t)
 	p, s := freshDBs(t, prov, sub, ddl+"INSERT INTO orders SELECT g, g FROM generate_series(1, 300) g;", ddl)
-	cfg := topology(t, p, s, "public.orders, public.items")
+	cfg := topologyConfig(t, p, s, "public.orders, public.items")
 	var out bytes.Buffer
 	r := &Runner{Config: cfg, Out: &out, Wait: time.Minute}
 	if err := r.Apply(ctx); err != nil {
@@ -107,7 +109,7 @@ func TestPrerequisitesReportedAndNothingCreated(t *testing.T) {
 	p, s := freshDBs(t, prov, plain,
 		ddl+"CREATE TABLE nopk (a int); CREATE TABLE missing (id int PRIMARY KEY);",
 		"CREATE TABLE orders (id bigint PRIMARY KEY, total text); CREATE TABLE items (id int PRIMARY KEY, name text); CREATE TABLE nopk (a int);")
-	cfg := topology(t, p, s, "public.orders, public.items, public.nopk, public.missing")
+	cfg := topologyConfig(t, p, s, "public.orders, public.items, public.nopk, public.missing")
 	var out bytes.Buffer
 	r := &Runner{Config: cfg, Out: &out}
 	err := r.Apply(ctx)
@@ -148,7 +150,7 @@ func TestPartitionedTableReplicatesItsPartitions(t *testing.T) {
 	ctx := context.Background()
 	prov, sub := pgtest.Shared(t)
 	p, s := freshDBs(t, prov, sub, partDDL+"INSERT INTO parted SELECT g, CASE WHEN g % 2 = 0 THEN 'eu' ELSE 'us' END, g FROM generate_series(1, 2000) g;", partDDL)
-	cfg := topology(t, p, s, "public.parted")
+	cfg := topologyConfig(t, p, s, "public.parted")
 	var out bytes.Buffer
 	r := &Runner{Config: cfg, Out: &out, Wait: time.Minute}
 	if err := r.Apply(ctx); err != nil {
@@ -182,12 +184,20 @@ func TestPartitionedTableReplicatesItsPartitions(t *testing.T) {
 	if err := p.Exec(ctx, "CREATE TABLE parted_ap PARTITION OF parted FOR VALUES IN ('ap'); INSERT INTO parted SELECT g, 'ap', g FROM generate_series(1, 300) g"); err != nil {
 		t.Fatal(err)
 	}
+	// Until then the monitor says so, once, with the set that should hold it
+	// (not also as a partition in no set).
+	if got := unreplicated(t, cfg); len(got) != 1 || !strings.HasPrefix(got[0], "provider table_not_replicated: table public.parted_ap on provider is not in replication set app") {
+		t.Errorf("a partition created after apply: %q", got)
+	}
 	out.Reset()
 	if err := r.Apply(ctx); err != nil || !strings.Contains(out.String(), "add table public.parted_ap to app (its subscribers copy its rows)") {
 		t.Fatalf("apply after a new partition: %v\n%s", err, out.String())
 	}
 	if n, err := pair.WaitConverged(ctx, "parted", 30*time.Second); err != nil || n != 2302 {
 		t.Fatalf("parted after the new partition: %d rows, %v", n, err)
+	}
+	if got := unreplicated(t, cfg); len(got) != 0 {
+		t.Errorf("after the partition was added: %q", got)
 	}
 	// A schema with a partitioned table: the partitions and the plain table, no parent.
 	cfg.ReplicationSets[0].Tables, cfg.ReplicationSets[0].Schemas = nil, []string{"public"}
@@ -270,5 +280,103 @@ subscriptions:
 	if len(plan.Problems) != 1 || !strings.Contains(msgs[0], "table public.events has no primary key (nor REPLICA IDENTITY USING INDEX), and set log replicates updates or deletes") ||
 		!strings.Contains(msgs[0], "replicate_update: false, replicate_delete: false") {
 		t.Errorf("problems: %v", msgs)
+	}
+}
+
+// unreplicated runs one monitor cycle and returns the provider's
+// table_not_replicated and partition_not_replicated findings.
+func unreplicated(t *testing.T, cfg *config.Config) []string {
+	t.Helper()
+	ctx := context.Background()
+	m := monitor.New(cfg)
+	defer m.Close(ctx)
+	r := m.Observe(ctx)
+	var out []string
+	for _, n := range r.Nodes {
+		if !n.Up {
+			t.Fatalf("node %s: %s", n.Name, n.Error)
+		}
+		for _, f := range n.Findings {
+			if f.Code == diagnose.CodeTableNotReplicated || f.Code == diagnose.CodePartitionNotReplicated {
+				out = append(out, n.Name+" "+f.Code+": "+f.Message)
+			}
+		}
+	}
+	return out
+}
+
+// A schema's UNLOGGED table, which pglogical refuses, is left out of the set
+// (a listed one is a problem), and a table created in the schema after
+// apply is reported by the monitor until the next apply adds it.
+func TestUnloggedAndLateTables(t *testing.T) {
+	ctx := context.Background()
+	prov, sub := pgtest.Shared(t)
+	const tables = `CREATE TABLE orders (id bigint PRIMARY KEY, total numeric);
+		CREATE UNLOGGED TABLE scratch (id int PRIMARY KEY);`
+	p, s := freshDBs(t, prov, sub, tables+"INSERT INTO orders SELECT g, g FROM generate_series(1, 100) g;", tables)
+	listed := topologyConfig(t, p, s, "public.orders, public.scratch")
+	var out bytes.Buffer
+	plan, err := (&Runner{Config: listed, Out: &out}).Plan(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan.Print(&out)
+	if len(plan.Problems) != 1 || !strings.Contains(out.String(), "table public.scratch of replication set app is UNLOGGED") ||
+		!strings.Contains(out.String(), "fix: ALTER TABLE public.scratch SET LOGGED on provider") {
+		t.Fatalf("a listed UNLOGGED table: %d problems\n%s", len(plan.Problems), out.String())
+	}
+	if err := (&Runner{Config: listed, Out: &out}).Apply(ctx); err == nil {
+		t.Fatal("apply went on with an UNLOGGED table listed")
+	}
+	var n int
+	if err := p.QueryRow(ctx, "SELECT count(*) FROM pg_extension WHERE extname = 'pglogical'", []any{&n}); err != nil || n != 0 {
+		t.Fatalf("refused apply created the extension (%d, %v)", n, err)
+	}
+
+	cfg := topologyConfig(t, p, s, "public.orders")
+	cfg.ReplicationSets[0].Tables, cfg.ReplicationSets[0].Schemas = nil, []string{"public"}
+	out.Reset()
+	r := &Runner{Config: cfg, Out: &out, Wait: time.Minute}
+	if err := r.Apply(ctx); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	for _, want := range []string{"add table public.orders to app", "public.orders: 100 rows on provider, 100 on subscriber",
+		"Warning: public.scratch is UNLOGGED and left out of replication set app (schemas public): pglogical cannot replicate it"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("apply output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if got := unreplicated(t, cfg); len(got) != 0 {
+		t.Errorf("after apply: %q", got)
+	}
+
+	// Created after apply, holding rows: in the schema, not in the set.
+	const late = `CREATE TABLE "Late" (id int PRIMARY KEY, v text);`
+	if err := s.Exec(ctx, late); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Exec(ctx, late+`INSERT INTO "Late" SELECT g, 'x' FROM generate_series(1, 40) g;`); err != nil {
+		t.Fatal(err)
+	}
+	got := unreplicated(t, cfg)
+	if len(got) != 1 || !strings.HasPrefix(got[0], `provider table_not_replicated: table public."Late" on provider is not in replication set app`) ||
+		!strings.Contains(got[0], `pglogical.replication_set_add_table('app', 'public."Late"', true)`) {
+		t.Fatalf("a table created after apply: %q", got)
+	}
+	// Listed by name too: said once.
+	cfg.ReplicationSets[0].Tables = []string{`public."Late"`}
+	if got := unreplicated(t, cfg); len(got) != 1 {
+		t.Errorf("listed and in the schema: %q", got)
+	}
+	out.Reset()
+	if err := r.Apply(ctx); err != nil || !strings.Contains(out.String(), `add table public."Late" to app (its subscribers copy its rows)`) {
+		t.Fatalf("apply after a new table: %v\n%s", err, out.String())
+	}
+	pair := &pgtest.Pair{Provider: p, Subscriber: s}
+	if n, err := pair.WaitConverged(ctx, "Late", 30*time.Second); err != nil || n != 40 {
+		t.Fatalf(`"Late": %d rows, %v`, n, err)
+	}
+	if got := unreplicated(t, cfg); len(got) != 0 {
+		t.Errorf("after the second apply: %q", got)
 	}
 }
