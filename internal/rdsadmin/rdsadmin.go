@@ -67,6 +67,34 @@ func (c *Client) LogFile(ctx context.Context, id string) (string, error) {
 	return name, nil
 }
 
+// LogFileInfo is one of an instance's log files.
+type LogFileInfo struct {
+	Name string
+	// Written is when it was last written.
+	Written time.Time
+	Size    int64
+}
+
+// UpgradeLogs lists the log files a major-version upgrade leaves on the
+// instance: pg_upgrade's (RDS names its pre-check log
+// error/pg_upgrade_precheck.log.<time>) and the error/*.txt detail files
+// some of its checks write, newest first.
+func (c *Client) UpgradeLogs(ctx context.Context, id string) ([]LogFileInfo, error) {
+	files, err := c.API.DescribeDBLogFiles(ctx, &rds.DescribeDBLogFilesInput{DBInstanceIdentifier: aws.String(id)})
+	if err != nil {
+		return nil, awsclient.Explain("RDS instance "+id+" log files", err)
+	}
+	var out []LogFileInfo
+	for _, f := range files.DescribeDBLogFiles {
+		name := aws.ToString(f.LogFileName)
+		if strings.Contains(name, "pg_upgrade") || (strings.HasPrefix(name, "error/") && strings.Contains(name, ".txt")) {
+			out = append(out, LogFileInfo{Name: name, Written: time.UnixMilli(aws.ToInt64(f.LastWritten)).UTC(), Size: aws.ToInt64(f.Size)})
+		}
+	}
+	slices.SortFunc(out, func(a, b LogFileInfo) int { return b.Written.Compare(a.Written) })
+	return out, nil
+}
+
 // LogSince reads file from marker ("0": its start) to its end, in portions
 // of lines, at most max bytes: the text, the Marker to go on from, and
 // whether more was left unread (past max).

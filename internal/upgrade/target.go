@@ -3,7 +3,9 @@ package upgrade
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/pglmon/pglmon/internal/awsclient"
 	"github.com/pglmon/pglmon/internal/config"
@@ -50,7 +52,7 @@ func (r *Runner) targetProblems(ctx context.Context, n config.Node) ([]Problem, 
 	if in.Engine != "postgres" {
 		return nil, fmt.Errorf("--target-version/--target-parameter-group: instance %s runs %s: an Aurora cluster is upgraded as a whole, with DB cluster parameter groups, which pglmon does not check; the rest of the check needs no target", id, in.Engine)
 	}
-	var out []Problem
+	out := precheckLog(ctx, c, id)
 	add := func(p Problem) { out = append(out, p) }
 	family := ""
 	if v := r.Target.Version; v != "" {
@@ -161,4 +163,63 @@ func (r *Runner) targetProblems(ctx context.Context, n config.Node) ([]Problem, 
 		Message: fmt.Sprintf("parameter group %s: %s: the upgraded instance would start without pglogical's replication, and restore could not re-create it", g, strings.Join(missing, ", ")),
 		Fix:     fix})
 	return out, nil
+}
+
+// precheckLogLines is how many lines of RDS's pre-check log a problem quotes.
+const precheckLogLines = 12
+
+// precheckLog reads RDS's own log of an upgrade its pre-check refused
+// (error/pg_upgrade_precheck.log.<time>, kept for the instance's
+// rds.log_retention_period, 3 days by default): what RDS said then, beside
+// what this check finds now. It reports, never refuses: what still holds is
+// what the other problems say.
+func precheckLog(ctx context.Context, c *rdsadmin.Client, id string) []Problem {
+	unread := func(err error) []Problem {
+		return []Problem{{Kind: "rds_precheck_log", Object: id,
+			Message: fmt.Sprintf("RDS's logs of earlier upgrade attempts of instance %s were not read: %v", id, err),
+			Fix:     "grant rds:DescribeDBLogFiles and rds:DownloadDBLogFilePortion to read what RDS's pre-check said of a refused upgrade"}}
+	}
+	files, err := c.UpgradeLogs(ctx, id)
+	if err != nil {
+		return unread(err)
+	}
+	i := slices.IndexFunc(files, func(f rdsadmin.LogFileInfo) bool { return strings.Contains(f.Name, "pg_upgrade_precheck") })
+	if i < 0 {
+		return nil
+	}
+	pre := files[i]
+	text, _, more, err := c.LogSince(ctx, id, pre.Name, "0", 1000, 64<<10)
+	if err != nil {
+		return unread(err)
+	}
+	var said []string
+	for _, l := range strings.Split(text, "\n") {
+		l = strings.TrimSpace(l)
+		if strings.Trim(l, "-=*# ") == "" {
+			continue
+		}
+		if len(said) == precheckLogLines {
+			more = true
+			break
+		}
+		if len(l) > 300 {
+			l = l[:300] + "..."
+		}
+		said = append(said, l)
+	}
+	msg := fmt.Sprintf("RDS's pre-check log of instance %s (%s, written %s) says: %s", id, pre.Name, pre.Written.Format(time.RFC3339), strings.Join(said, " | "))
+	if more {
+		msg += " | ..."
+	}
+	var others []string
+	for _, f := range files {
+		if d := f.Written.Sub(pre.Written); f.Name != pre.Name && d < time.Hour && d > -time.Hour {
+			others = append(others, f.Name)
+		}
+	}
+	if len(others) > 0 {
+		msg += "; the same attempt wrote " + strings.Join(others, ", ")
+	}
+	return []Problem{{Kind: "rds_precheck_log", Object: pre.Name, Message: msg,
+		Fix: fmt.Sprintf("the problems listed here are what still holds; the whole log: aws rds download-db-log-file-portion --db-instance-identifier %s --log-file-name %s --starting-token 0 --output text", id, pre.Name)}}
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pglmon/pglmon/internal/awstest"
 	"github.com/pglmon/pglmon/internal/pgtest"
@@ -72,9 +73,39 @@ func TestCheckAsksRDSAboutTheTarget(t *testing.T) {
 		t.Fatalf("with a group that loads pglogical: %+v (%v)", res, err)
 	}
 
+	// RDS refused an earlier attempt: what its pre-check log said is quoted
+	// (a warning: what still holds is what the check finds now), with the
+	// other files of that attempt; the server's own log is not one.
+	at := time.Date(2026, 12, 4, 14, 10, 2, 0, time.UTC)
+	srv.SetLog("prov-db", "error/postgresql.log.2026-12-04-14", at.UnixMilli(), "2026-12-04 14:10:01 UTC::@:[812]:LOG:  checkpoint starting\n")
+	srv.SetLog("prov-db", "error/pg_upgrade_precheck.log.2026-12-04-14:10", at.UnixMilli(),
+		"------------------------------------------------------------------\nUpgrade could not be run on Fri Dec  4 14:10:02 2026\n"+
+			"------------------------------------------------------------------\n\nThe instance could not be upgraded from 15.7 to 16.4 for the following reasons.\n\n"+
+			"*There are logical replication slots in the instance. Drop them and try again.\n")
+	srv.SetLog("prov-db", "error/pg_upgrade_internal.log.2026-12-04-14:10", at.Add(time.Second).UnixMilli(), "pg_upgrade run on Fri Dec  4 14:10:01 2026\n")
+	srv.SetLog("prov-db", "error/pg_upgrade_internal.log.2026-11-20-09:00", at.Add(-14*24*time.Hour).UnixMilli(), "an older attempt\n")
+	res, err := r.Check(ctx, "provider")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := kinds(res); !res.Ready || !slices.Equal(got, []string{"rds_precheck_log error/pg_upgrade_precheck.log.2026-12-04-14:10 warning"}) {
+		t.Fatalf("with RDS's pre-check log: ready %t, %q", res.Ready, got)
+	}
+	want := "RDS's pre-check log of instance prov-db (error/pg_upgrade_precheck.log.2026-12-04-14:10, written 2026-12-04T14:10:02Z) says: " +
+		"Upgrade could not be run on Fri Dec  4 14:10:02 2026 | The instance could not be upgraded from 15.7 to 16.4 for the following reasons. | " +
+		"*There are logical replication slots in the instance. Drop them and try again.; the same attempt wrote error/pg_upgrade_internal.log.2026-12-04-14:10"
+	if pr := res.Problems[0]; pr.Message != want || !strings.Contains(pr.Fix, "--log-file-name error/pg_upgrade_precheck.log.2026-12-04-14:10 --starting-token 0") {
+		t.Fatalf("pre-check log problem:\n%s\nwant\n%s\nfix %s", pr.Message, want, pr.Fix)
+	}
+	// Not allowed to read the logs: said, not an error.
+	srv.Deny("DescribeDBLogFiles")
+	if res, err := r.Check(ctx, "provider"); err != nil || len(res.Problems) != 1 || !strings.Contains(res.Problems[0].Message, "were not read") {
+		t.Fatalf("logs denied: %+v (%v)", res, err)
+	}
+
 	// prepare with a target RDS refuses: refused before anything is dropped.
 	r.Target.Version = "16.1"
-	err := r.Prepare(ctx, "provider", filepath.Join(t.TempDir(), "m.json"))
+	err = r.Prepare(ctx, "provider", filepath.Join(t.TempDir(), "m.json"))
 	var nr *NotReadyError
 	if !errors.As(err, &nr) || !strings.Contains(err.Error(), "RDS offers no upgrade") {
 		t.Fatalf("prepare to 16.1: want a refusal, got %v", err)
