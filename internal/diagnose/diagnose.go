@@ -27,6 +27,10 @@ type Input struct {
 	// replication sets stand for that the node's sets do not hold (package
 	// topology).
 	Unreplicated map[string][]UnreplicatedTable
+	// Declared are the subscriptions the configuration describes (its
+	// subscriptions:, which pglmon setup creates): one its reachable
+	// subscriber does not have is reported (subscription_missing).
+	Declared []config.Subscription
 }
 
 // UnreplicatedTable is a table a replication set of the configuration
@@ -103,6 +107,7 @@ func Diagnose(in Input) Report {
 			r.Subscriptions = append(r.Subscriptions, d.subscription(s, sub))
 		}
 	}
+	r.Subscriptions = append(r.Subscriptions, d.missing()...)
 	r.Nodes = d.nodes()
 	for _, s := range r.Subscriptions {
 		r.Health = Worst(r.Health, s.Health)
@@ -119,6 +124,29 @@ type diagnosis struct {
 	Input
 	h      *History
 	byName map[string]*probe.Snapshot
+}
+
+// missing reports the declared subscriptions that their subscriber, up
+// and probed, does not have: dropped by hand or by an interrupted upgrade,
+// lost with a restored snapshot, or never created. Without this, a dropped
+// subscription would simply vanish from the report, and its alerts resolve.
+func (d *diagnosis) missing() []Subscription {
+	var out []Subscription
+	for _, sb := range d.Declared {
+		s := d.byName[sb.Subscriber]
+		if s == nil || !s.Up() || slices.ContainsFunc(s.Subscriptions, func(x probe.Subscription) bool { return x.Name == sb.Name }) {
+			continue
+		}
+		where := "no pglogical node"
+		if s.LocalNode != "" {
+			where = "pglogical node " + s.LocalNode
+		}
+		out = append(out, Subscription{Name: sb.Name, Subscriber: sb.Subscriber, Provider: sb.Provider, Status: StatusMissing, Health: Critical,
+			Findings: []Finding{{Code: CodeSubscriptionMissing, Severity: Critical, Human: true,
+				Message: fmt.Sprintf("subscription %s, which the configuration describes (from %s, sets %s), does not exist on %s (%s): nothing of those sets replicates to it (dropped by hand or by upgrade prepare, lost with a restored snapshot, or never created); after upgrade prepare, pglmon upgrade restore puts it back without copying data; otherwise pglmon setup plan shows how setup apply would create it",
+					sb.Name, sb.Provider, strings.Join(sb.ReplicationSets, ", "), sb.Subscriber, where)}}})
+	}
+	return out
 }
 
 // provider finds the configured node whose pglogical node name is name. When

@@ -83,6 +83,9 @@ const (
 	CodePartitionedTable       = "partitioned_table"
 	CodeSchemaMismatch         = "schema_mismatch"
 	CodePartitionNotReplicated = "partition_not_replicated"
+	// CodeSubscriptionMissing: a subscription the configuration describes
+	// does not exist on its subscriber.
+	CodeSubscriptionMissing = "subscription_missing"
 	// CodeTableNotReplicated: a table a configured replication set stands
 	// for is not in the set on its node (node).
 	CodeTableNotReplicated    = "table_not_replicated"
@@ -112,6 +115,10 @@ const (
 	// (daemon, CloudWatch FreeStorageSpace).
 	CodeStorageLow = "storage_low"
 )
+
+// StatusMissing is the status of a subscription the configuration
+// describes that its subscriber does not have (pglogical has none for it).
+const StatusMissing = "missing"
 
 // Remedy names. Only RemedyRestart, RemedyRecreateOrigin and RemedyEnable may
 // run without a person; RemedyDropOrphanSlot needs explicit confirmation.

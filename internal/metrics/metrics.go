@@ -286,7 +286,8 @@ func (s *Set) Collect(ch chan<- prometheus.Metric) {
 			gauge(descStatus, v, sub.Subscriber, sub.Name, sub.Provider, st)
 		}
 		gauge(descHealth, sub.Health.Value(), sub.Subscriber, sub.Name)
-		if sub.Status != "" { // known only while the subscriber answers
+		// Known only while the subscriber answers, and has the subscription.
+		if sub.Status != "" && sub.Status != diagnose.StatusMissing {
 			gauge(descOrigin, b2f(sub.OriginExists), sub.Subscriber, sub.Name)
 			waited := 0.0
 			if sub.LockWait != nil {

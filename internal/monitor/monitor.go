@@ -116,7 +116,7 @@ func (m *Monitor) Cycle(ctx context.Context) (diagnose.Report, []probe.Snapshot)
 	schema := m.schema(cctx, cs, snaps, now)
 	unreplicated := m.unreplicated(cctx, cs, snaps, now)
 	r := diagnose.Diagnose(diagnose.Input{Now: now, Thresholds: m.cfg.Thresholds, Snapshots: snaps, History: m.history,
-		Schema: schema, Unreplicated: unreplicated})
+		Schema: schema, Unreplicated: unreplicated, Declared: m.cfg.Subscriptions})
 	return r, snaps
 }
 

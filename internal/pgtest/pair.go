@@ -191,27 +191,7 @@ func (p *Pair) release() error {
 	}
 	var errs []error
 	for _, sub := range subs {
-		// Disabled first, its apply worker gone: pglogical 2.4.2 can freeze
-		// every pglogical call on the server when drop_subscription meets an
-		// apply worker moving a table's copy to catch-up (the worker holds
-		// pglogical's shared lock while updating a sync status row the drop
-		// has locked). Seen once here: a whole package's tests hung.
-		if _, err := conn.Exec(ctx, "SELECT pglogical.alter_subscription_disable($1, true)", sub); err != nil {
-			errs = append(errs, fmt.Errorf("disable subscription %s: %w", sub, err))
-			continue
-		}
-		if err := Poll(ctx, 20*time.Second, func() bool {
-			var running bool
-			return conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity a JOIN pglogical.subscription s
-				ON a.backend_type = 'pglogical apply ' || (SELECT oid FROM pg_database WHERE datname = current_database()) || ':' || s.sub_id
-				WHERE s.sub_name = $1)`, sub).Scan(&running) == nil && !running
-		}); err != nil {
-			errs = append(errs, fmt.Errorf("subscription %s: its apply worker still runs after it was disabled; not dropped", sub))
-			continue
-		}
-		if _, err := conn.Exec(ctx, "SELECT pglogical.drop_subscription($1, true)", sub); err != nil {
-			errs = append(errs, fmt.Errorf("drop subscription %s: %w", sub, err))
-		}
+		errs = append(errs, dropSubscription(ctx, conn, sub))
 	}
 	// Slots a test made itself, or whose drop could not reach the provider.
 	if err := p.Provider.Cluster.Exec(ctx, "postgres", `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
@@ -219,6 +199,41 @@ func (p *Pair) release() error {
 		errs = append(errs, fmt.Errorf("drop the provider's slots: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// DropSubscription drops the subscriber's subscription sub the careful way
+// (see dropSubscription), with its slot on the provider.
+func (p *Pair) DropSubscription(ctx context.Context, sub string) error {
+	conn, err := p.Subscriber.Cluster.Connect(ctx, p.Subscriber.Name)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	return dropSubscription(ctx, conn, sub)
+}
+
+// dropSubscription disables sub first and waits until its apply worker is
+// gone: pglogical 2.4.2 can freeze every pglogical call on the server when
+// drop_subscription meets an apply worker moving a table's copy to
+// catch-up (the worker holds pglogical's shared lock while updating a sync
+// status row the drop has locked). Seen once here: a whole package's tests
+// hung.
+func dropSubscription(ctx context.Context, conn *pgx.Conn, sub string) error {
+	if _, err := conn.Exec(ctx, "SELECT pglogical.alter_subscription_disable($1, true)", sub); err != nil {
+		return fmt.Errorf("disable subscription %s: %w", sub, err)
+	}
+	if err := Poll(ctx, 20*time.Second, func() bool {
+		var running bool
+		return conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity a JOIN pglogical.subscription s
+			ON a.backend_type = 'pglogical apply ' || (SELECT oid FROM pg_database WHERE datname = current_database()) || ':' || s.sub_id
+			WHERE s.sub_name = $1)`, sub).Scan(&running) == nil && !running
+	}); err != nil {
+		return fmt.Errorf("subscription %s: its apply worker still runs after it was disabled; not dropped", sub)
+	}
+	if _, err := conn.Exec(ctx, "SELECT pglogical.drop_subscription($1, true)", sub); err != nil {
+		return fmt.Errorf("drop subscription %s: %w", sub, err)
+	}
+	return nil
 }
 
 // SetupPair creates database db on both clusters and replicates one table per

@@ -199,6 +199,24 @@ A table whose replication set leaves out DELETE (an archive) or INSERT or UPDATE
 that differ as expected: resynchronising it undoes them; copy the differing rows instead.
 Find out why first: writes made directly on the subscriber, conflict resolution
 (pglogical.conflict_resolution), or an initial copy that did not complete.`, s.Provider, s.Subscriber, q(s.Name), f.Message, sh(s.Name))
+	case diagnose.CodeSubscriptionMissing:
+		fmt.Fprintf(&b, `%[3]s.
+Choose:
+ a) it was taken apart for a major-version upgrade (pglmon upgrade prepare): put it back, without
+    copying data, from the manifest prepare wrote:
+      pglmon upgrade restore --config FILE --manifest <manifest>
+ b) otherwise create it again as the configuration describes it:
+      pglmon setup plan --config FILE     # shows the create_subscription apply would run
+      pglmon setup apply --config FILE
+    With synchronize_data (the default) pglogical copies every table of its sets again; its copy
+    fails on rows already there and still marks the table ready (pglogical 2.4.2), so setup plan
+    refuses until those tables are empty on subscriber %[2]s (TRUNCATE them). Or set
+    synchronize_data: false for it, then resynchronise the tables that changed while it was gone
+    (each TRUNCATED on the subscriber and copied again):
+      SELECT pglogical.alter_subscription_resynchronize_table(%[4]s, 'schema.table');
+    and compare: pglmon verify --config FILE --subscription %[5]s
+ c) it was dropped on purpose: remove it from the configuration's subscriptions.
+A slot it left on provider %[1]s retains WAL until dropped (orphan_slot).`, s.Provider, s.Subscriber, f.Message, q(s.Name), sh(s.Name))
 	case diagnose.CodeSchemaMismatch:
 		fmt.Fprintf(&b, `%[4]s.
 Make the subscriber's tables match the provider's, on subscriber %[2]s: add each missing column with

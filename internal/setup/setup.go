@@ -165,6 +165,9 @@ func (r *Runner) Plan(ctx context.Context) (Plan, error) {
 			}
 		}
 	}
+	if err := r.checkCopies(ctx, conns, tables, &p); err != nil {
+		return p, err
+	}
 	if len(p.Problems) > 0 {
 		return p, nil
 	}
@@ -314,6 +317,68 @@ func (r *Runner) expand(ctx context.Context, c *pgx.Conn, rs config.ReplicationS
 	}
 	slices.Sort(out)
 	return slices.Compact(out), nil
+}
+
+// hasPglogical: the pglogical extension is installed in the database.
+const hasPglogicalSQL = "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pglogical')"
+
+// checkCopies refuses a copy pglogical would get wrong: apply makes
+// pglogical copy a table to a subscriber when it creates a subscription
+// with synchronize_data, or adds a table to a set such a subscription
+// already uses. Checked on pglogical 2.4.2: when the subscriber's table
+// already holds rows, the COPY fails (duplicate key) and pglogical still
+// marks the table ready ("finished sync of table"), so the provider's rows
+// never arrive, and nothing but the data says so (a table without key gets
+// its rows twice instead).
+func (r *Runner) checkCopies(ctx context.Context, conns map[string]*pgx.Conn, tables map[string][]string, p *Plan) error {
+	for _, sb := range r.Config.Subscriptions {
+		if !config.Flag(sb.SynchronizeData) {
+			continue
+		}
+		prov, sub := conns[sb.Provider], conns[sb.Subscriber]
+		exists, err := one[bool](ctx, sub, hasPglogicalSQL)
+		if err != nil {
+			return err
+		}
+		if exists {
+			if exists, err = one[bool](ctx, sub, "SELECT EXISTS (SELECT 1 FROM pglogical.subscription WHERE sub_name = $1)", sb.Name); err != nil {
+				return err
+			}
+		}
+		provExt, err := one[bool](ctx, prov, hasPglogicalSQL)
+		if err != nil {
+			return err
+		}
+		for _, set := range sb.ReplicationSets {
+			for _, t := range tables[set] {
+				copied := !exists || !provExt
+				if !copied {
+					in, err := one[bool](ctx, prov, `SELECT NOT EXISTS (SELECT 1 FROM pglogical.replication_set_table rt JOIN pglogical.replication_set s ON s.set_id = rt.set_id
+						WHERE s.set_name = $1 AND rt.set_reloid = to_regclass($2))`, set, t)
+					if err != nil {
+						return err
+					}
+					copied = in
+				}
+				if !copied {
+					continue
+				}
+				var rows bool
+				if err := sub.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", t).Scan(&rows); err != nil || !rows {
+					continue // compareTable says it is missing
+				}
+				if err := sub.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+t+")").Scan(&rows); err != nil {
+					return fmt.Errorf("read table %s on %s: %w", t, sb.Subscriber, err)
+				}
+				if rows {
+					p.Problems = append(p.Problems, Problem{sb.Subscriber,
+						fmt.Sprintf("table %s already holds rows here, and apply would have pglogical copy it for subscription %s (synchronize_data): pglogical's copy fails on rows already there (duplicate key) yet marks the table ready, so the provider's rows that differ never arrive (a table without key gets them twice)", t, sb.Name),
+						fmt.Sprintf("if the provider's rows are the ones to keep, empty it here first (TRUNCATE %s); to keep the subscriber's, set synchronize_data: false for %s and bring the table in line yourself (pglmon verify shows where it differs once it replicates)", t, sb.Name)})
+				}
+			}
+		}
+	}
+	return nil
 }
 
 const shapeQuery = `SELECT coalesce((SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod), ', ' ORDER BY a.attname)

@@ -13,6 +13,7 @@ import (
 	"github.com/pglmon/pglmon/internal/diagnose"
 	"github.com/pglmon/pglmon/internal/monitor"
 	"github.com/pglmon/pglmon/internal/pgtest"
+	"github.com/pglmon/pglmon/internal/repair"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
@@ -378,5 +379,130 @@ func TestUnloggedAndLateTables(t *testing.T) {
 	}
 	if got := unreplicated(t, cfg); len(got) != 0 {
 		t.Errorf("after the second apply: %q", got)
+	}
+}
+
+// pglogical 2.4.2 copies a table onto the subscriber's rows, fails (duplicate
+// key) and still marks the table ready: the provider's other rows never
+// arrive. So apply refuses a copy onto a table that holds rows.
+func TestCopyOntoRowsRefused(t *testing.T) {
+	ctx := context.Background()
+	prov, sub := pgtest.Shared(t)
+	const tables = `CREATE TABLE orders (id bigint PRIMARY KEY, total numeric);
+		CREATE TABLE t2 (id int PRIMARY KEY, v text); CREATE TABLE t3 (id int PRIMARY KEY, v text);`
+	const rows = `INSERT INTO orders SELECT g, g FROM generate_series(1, 50) g;
+		INSERT INTO t2 SELECT g, 'a' FROM generate_series(1, 20) g; INSERT INTO t3 SELECT g, 'a' FROM generate_series(1, 20) g;`
+	p, s := freshDBs(t, prov, sub, tables+rows+"INSERT INTO orders VALUES (51, 51); INSERT INTO t2 VALUES (21, 'new'); INSERT INTO t3 VALUES (21, 'new');", tables+rows)
+	cfg := topologyConfig(t, p, s, "public.orders")
+	var out bytes.Buffer
+	r := &Runner{Config: cfg, Out: &out, Wait: time.Minute}
+	plan, err := r.Plan(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan.Print(&out)
+	if len(plan.Problems) != 1 || !strings.Contains(out.String(), "subscriber: table public.orders already holds rows here, and apply would have pglogical copy it for subscription app_sub") ||
+		!strings.Contains(out.String(), "fix: if the provider's rows are the ones to keep, empty it here first (TRUNCATE public.orders)") {
+		t.Fatalf("a new subscription copying onto rows:\n%s", out.String())
+	}
+	if err := s.Exec(ctx, "TRUNCATE orders"); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := r.Apply(ctx); err != nil || !strings.Contains(out.String(), "public.orders: 51 rows on provider, 51 on subscriber") {
+		t.Fatalf("apply after TRUNCATE: %v\n%s", err, out.String())
+	}
+
+	// What the check is for, on real pglogical: t2 added to the set (with
+	// its copy) behind pglmon's back is marked ready without row 21.
+	if err := p.Exec(ctx, "SELECT pglogical.replication_set_add_table('app', 'public.t2', true)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		var st string
+		err := s.QueryRow(ctx, "SELECT coalesce((SELECT sync_status FROM pglogical.local_sync_status WHERE sync_relname = 't2'), '')::text", []any{&st})
+		return err == nil && st == "r"
+	}); err != nil {
+		t.Fatalf("t2's sync never ready: %v", err)
+	}
+	var n int
+	if err := s.QueryRow(ctx, "SELECT count(*) FROM t2", []any{&n}); err != nil || n != 20 {
+		t.Fatalf("t2 on the subscriber after pglogical's copy: %d rows (%v); pglogical 2.4.2 leaves the 20 it had: revisit checkCopies", n, err)
+	}
+
+	// A table added to the set of an existing subscription is copied too.
+	cfg.ReplicationSets[0].Tables = []string{"public.orders", "public.t2", "public.t3"}
+	plan, err = r.Plan(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Problems) != 1 || !strings.Contains(plan.Problems[0].What, "table public.t3 already holds rows here") {
+		t.Fatalf("a table added with its copy onto rows: %+v", plan.Problems)
+	}
+	// Without the copy it is added as it is.
+	f := false
+	cfg.Subscriptions[0].SynchronizeData = &f
+	out.Reset()
+	if err := r.Apply(ctx); err != nil || !strings.Contains(out.String(), "add table public.t3 to app\n") {
+		t.Fatalf("apply without the copy: %v\n%s", err, out.String())
+	}
+}
+
+// A subscription the configuration describes that its subscriber no longer
+// has is reported (it does not simply vanish from the report), with the
+// plan; setup apply re-creates it once its tables are empty.
+func TestDroppedSubscriptionReported(t *testing.T) {
+	ctx := context.Background()
+	prov, sub := pgtest.Shared(t)
+	p, s := freshDBs(t, prov, sub, ddl+"INSERT INTO orders SELECT g, g FROM generate_series(1, 30) g;", ddl)
+	cfg := topologyConfig(t, p, s, "public.orders, public.items")
+	var out bytes.Buffer
+	r := &Runner{Config: cfg, Out: &out, Wait: time.Minute}
+	if err := r.Apply(ctx); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	missing := func() (diagnose.Subscription, bool) {
+		m := monitor.New(cfg)
+		defer m.Close(ctx)
+		for _, sb := range m.Observe(ctx).Subscriptions {
+			if sb.Name == "app_sub" {
+				return sb, sb.Status == diagnose.StatusMissing
+			}
+		}
+		t.Fatal("app_sub is not in the report")
+		return diagnose.Subscription{}, false
+	}
+	if sb, gone := missing(); gone || sb.Health != diagnose.OK {
+		t.Fatalf("replicating app_sub: %+v", sb)
+	}
+	pair := &pgtest.Pair{Provider: p, Subscriber: s}
+	if err := pair.DropSubscription(ctx, "app_sub"); err != nil {
+		t.Fatal(err)
+	}
+	sb, gone := missing()
+	f, ok := sb.Finding(diagnose.CodeSubscriptionMissing)
+	if !gone || sb.Health != diagnose.Critical || !ok || !f.Human || sb.Provider != "provider" ||
+		!strings.HasPrefix(f.Message, "subscription app_sub, which the configuration describes (from provider, sets app), does not exist on subscriber (pglogical node sub_") {
+		t.Fatalf("dropped app_sub: %+v", sb)
+	}
+	if plan := repair.HumanPlan(f, sb); !strings.Contains(plan.Text, "pglmon setup apply --config FILE") || !strings.Contains(plan.Text, "pglmon upgrade restore") {
+		t.Errorf("plan for a missing subscription:\n%s", plan.Text)
+	}
+	// Its tables hold rows: apply refuses the copy until they are emptied.
+	if plan, err := r.Plan(ctx); err != nil || len(plan.Problems) != 1 || !strings.Contains(plan.Problems[0].What, "table public.orders already holds rows") {
+		t.Fatalf("plan to re-create app_sub: %+v (%v)", plan.Problems, err)
+	}
+	if err := p.Exec(ctx, "INSERT INTO orders VALUES (31, 31)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Exec(ctx, "TRUNCATE orders"); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := r.Apply(ctx); err != nil || !strings.Contains(out.String(), "public.orders: 31 rows on provider, 31 on subscriber") {
+		t.Fatalf("re-create app_sub: %v\n%s", err, out.String())
+	}
+	if sb, gone := missing(); gone || sb.Health != diagnose.OK {
+		t.Fatalf("re-created app_sub: %+v", sb)
 	}
 }
