@@ -28,7 +28,10 @@ const conflictWindow = time.Hour
 //     the tables different), from what the log gained since the last read
 //     (logtail.Follower): every line once, however fast the log grows. The
 //     first read of a node is the baseline: what the log held then was
-//     there before pglmon looked.
+//     there before pglmon looked;
+//   - the table copies of pglogical's table sync whose COPY failed although
+//     pglogical marked the table ready (serverlog.Copy): held as a finding
+//     of the subscription until the table is copied again.
 type logWatcher struct {
 	mu       sync.Mutex
 	follower logtail.Follower                   // used by one run at a time
@@ -37,8 +40,12 @@ type logWatcher struct {
 	files    map[string]string                  // node -> the log file read
 	failed   map[string]string                  // node -> why it could not be read
 	recent   map[string][]countedConflict       // node -> counted within conflictWindow
-	last     map[string]time.Time               // node -> when its log was last read
-	running  bool
+	// copies holds, by node and "subscription/table", the last table copy
+	// of pglogical's table sync read: a failed one is a finding until the
+	// table is copied again (see serverlog.Copy).
+	copies  map[string]map[string]serverlog.Copy
+	last    map[string]time.Time // node -> when its log was last read
+	running bool
 }
 
 type countedConflict struct {
@@ -96,6 +103,7 @@ func (w *logWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nod
 		chunk     logtail.Chunk
 		errs      serverlog.Errors
 		conflicts []serverlog.Conflict
+		copies    []serverlog.Copy
 		barrier   serverlog.BarrierHolder
 		waits     bool
 		err       error
@@ -108,6 +116,10 @@ func (w *logWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nod
 		cancel()
 		rd.errs, rd.conflicts = serverlog.WorkerErrors(rd.chunk.Tail), serverlog.Conflicts(rd.chunk.New)
 		rd.barrier, rd.waits = serverlog.LastBarrierHolder(rd.chunk.Tail)
+		// What the log gained, then its tail (a copy whose start line came
+		// before the last read; the baseline's past): each copy's last
+		// state wins, so reading one twice changes nothing.
+		rd.copies = append(serverlog.Copies(rd.chunk.New), serverlog.Copies(rd.chunk.Tail)...)
 		got[n.Name] = rd
 	}
 	now := time.Now()
@@ -116,6 +128,7 @@ func (w *logWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nod
 	if w.errs == nil {
 		w.errs, w.files, w.failed = map[string]serverlog.Errors{}, map[string]string{}, map[string]string{}
 		w.recent, w.barrier = map[string][]countedConflict{}, map[string]serverlog.BarrierHolder{}
+		w.copies = map[string]map[string]serverlog.Copy{}
 	}
 	for node, rd := range got {
 		if rd.err != nil {
@@ -145,6 +158,21 @@ func (w *logWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nod
 			d.metrics.Conflicts(node, c.Table, c.Op, c.Resolution, 1)
 			w.recent[node] = append(w.recent[node], countedConflict{c, now})
 		}
+		if w.copies[node] == nil {
+			w.copies[node] = map[string]serverlog.Copy{}
+		}
+		for _, c := range rd.copies {
+			key := c.Subscription + "/" + c.Table
+			prev, seen := w.copies[node][key]
+			if seen && c.Prefix < prev.Prefix {
+				continue // an older copy of the table, read again
+			}
+			w.copies[node][key] = c
+			if c.Failed() && (!seen || !prev.Failed()) {
+				d.log.Warn("pglogical's copy of a table failed and pglogical marked it ready", keyNode, node, "subscription", c.Subscription,
+					"table", c.Table, keyError, c.Error, "at", c.Prefix)
+			}
+		}
 		d.log.Debug("server log read", keyNode, node, "file", rd.chunk.File, "bytes_new", len(rd.chunk.New), "conflicts_new", len(rd.conflicts), "baseline", rd.chunk.Baseline)
 	}
 	w.running = false
@@ -164,6 +192,27 @@ func (w *logWatcher) annotate(r *diagnose.Report) {
 	}
 	for node, h := range w.barrier {
 		serverlog.AnnotateBarrier(r, node, w.files[node], h)
+	}
+	for i := range r.Subscriptions {
+		s := &r.Subscriptions[i]
+		var tables []string
+		for key, c := range w.copies[s.Subscriber] {
+			if c.Subscription == s.Name && c.Failed() {
+				tables = append(tables, key)
+			}
+		}
+		if len(tables) == 0 || s.Status == diagnose.StatusMissing {
+			continue
+		}
+		sort.Strings(tables)
+		for _, key := range tables {
+			c := w.copies[s.Subscriber][key]
+			s.Findings = append(s.Findings, diagnose.Finding{Code: diagnose.CodeTableCopyFailed, Severity: diagnose.Critical, Human: true,
+				Message: fmt.Sprintf("pglogical's copy of table %s for subscription %s failed (%s, the subscriber's log %s at %s), yet pglogical marked the table ready and replicates later changes: the provider's rows that were not there before are missing on the subscriber, and changes to them fail or are skipped (pglogical 2.4.2 does this when the table already holds rows); resynchronise it (TRUNCATEs it on the subscriber, then copies): SELECT pglogical.alter_subscription_resynchronize_table('%s', '%s'); then pglmon verify",
+					c.Table, s.Name, c.Error, w.files[s.Subscriber], c.Prefix, strings.ReplaceAll(s.Name, "'", "''"), strings.ReplaceAll(c.Table, "'", "''"))})
+		}
+		s.Health = diagnose.Worst(s.Health, diagnose.Critical)
+		r.Health = diagnose.Worst(r.Health, diagnose.Critical)
 	}
 	for i := range r.Nodes {
 		n := &r.Nodes[i]

@@ -183,6 +183,65 @@ func TestDaemonCountsApplyConflicts(t *testing.T) {
 	r.waitMetric(t, `pglmon_apply_conflicts_total\{[^}]*table="pglmon.heartbeat"`, true, time.Second)
 }
 
+// pglogical 2.4.2 copies a table added to a set onto the subscriber's
+// rows, fails (duplicate key) and marks it ready all the same: the daemon
+// reads that from the subscriber's log and holds a critical
+// table_copy_failed on the subscription until the table is copied again.
+func TestDaemonFindsAFailedTableCopy(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 5, Own: true})
+	sub := p.Subscriber.Cluster
+	p.MustConverge(t, 30*time.Second)
+	const t2 = "CREATE TABLE t2 (id int PRIMARY KEY, v text); INSERT INTO t2 SELECT g, 'a' FROM generate_series(1, 20) g;"
+	if err := p.Subscriber.Exec(ctx, t2); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Provider.Exec(ctx, t2+"INSERT INTO t2 VALUES (21, 'only on the provider')"); err != nil {
+		t.Fatal(err)
+	}
+	body := strings.Replace(pairConfig(p, filepath.Join(t.TempDir(), "a.jsonl"), policyOff()), "probe:", fmt.Sprintf("    server_log: %q\nprobe:", sub.LogPath()), 1)
+	r := startEvery(t, body, nil, time.Second)
+	if err := p.Provider.Exec(ctx, "SELECT pglogical.replication_set_add_table('set_0', 'public.t2', true)"); err != nil {
+		t.Fatal(err)
+	}
+	finding := func() (diagnose.Finding, bool) {
+		rep := r.status(t)
+		s, ok := rep.Subscription(p.Sub(), "")
+		if !ok {
+			return diagnose.Finding{}, false
+		}
+		return s.Finding(diagnose.CodeTableCopyFailed)
+	}
+	var f diagnose.Finding
+	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
+		var ok bool
+		f, ok = finding()
+		return ok
+	}); err != nil {
+		t.Fatalf("no table_copy_failed; log:\n%s", r.logs.String())
+	}
+	if f.Severity != diagnose.Critical || !f.Human || !strings.Contains(f.Message, "pglogical's copy of table public.t2 for subscription "+p.Sub()+" failed (ERROR: duplicate key value violates unique constraint \"t2_pkey\"") ||
+		!strings.Contains(f.Message, "SELECT pglogical.alter_subscription_resynchronize_table('"+p.Sub()+"', 'public.t2')") || strings.Contains(f.Message, "only on the provider") {
+		t.Errorf("finding: %+v", f)
+	}
+	var st string
+	if err := p.Subscriber.QueryRow(ctx, "SELECT sync_status::text FROM pglogical.local_sync_status WHERE sync_relname = 't2'", []any{&st}); err != nil || st != "r" {
+		t.Errorf("t2's sync status %q (%v): pglogical no longer marks a failed copy ready?", st, err)
+	}
+	r.waitMetric(t, `pglmon_finding\{code="table_copy_failed",severity="critical",subscriber="subscriber",subscription="`+p.Sub()+`"\} 1`, false, 30*time.Second)
+	// The fix its message names: the table is copied again, and the finding goes.
+	if err := p.Subscriber.Exec(ctx, "SELECT pglogical.alter_subscription_resynchronize_table($1, 'public.t2')", p.Sub()); err != nil {
+		t.Fatal(err)
+	}
+	if err := pgtest.Poll(ctx, 60*time.Second, func() bool { _, ok := finding(); return !ok }); err != nil {
+		t.Fatalf("table_copy_failed stayed after the resynchronisation: %+v", f)
+	}
+	if n, err := p.WaitConverged(ctx, "t2", 30*time.Second); err != nil || n != 21 {
+		t.Fatalf("t2 after the resynchronisation: %d rows, %v", n, err)
+	}
+}
+
 func readLog(t *testing.T, c *pgtest.Cluster) string {
 	t.Helper()
 	b, err := os.ReadFile(c.LogPath())

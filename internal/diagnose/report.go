@@ -83,6 +83,9 @@ const (
 	CodePartitionedTable       = "partitioned_table"
 	CodeSchemaMismatch         = "schema_mismatch"
 	CodePartitionNotReplicated = "partition_not_replicated"
+	// CodeTableCopyFailed: pglogical's table sync COPY failed, yet the
+	// table was marked ready (daemon, from the subscriber's log).
+	CodeTableCopyFailed = "table_copy_failed"
 	// CodeSubscriptionMissing: a subscription the configuration describes
 	// does not exist on its subscriber.
 	CodeSubscriptionMissing = "subscription_missing"
