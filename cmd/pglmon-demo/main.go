@@ -49,6 +49,11 @@ const usage = `Usage: pglmon-demo COMMAND
   break conflict    delete a row on the subscriber, then update it on the
                     provider: pglogical skips the update by itself (a conflict
                     in the log; apply_conflicts within a minute)
+  break sync        create a table on both sides with the same 20 rows, one more
+                    row on the provider, and add it to the replication set with
+                    its copy: pglogical's COPY fails on the rows already there
+                    and marks the table ready all the same (table_copy_failed
+                    within a minute; the 21st row never arrives)
   break hang        for 3 minutes, move the subscription to a connection string
                     whose server accepts and never answers (as when a security
                     group drops packets): pglogical says "replicating" while its
@@ -291,6 +296,19 @@ func breakIt(ctx context.Context, what string) error {
 		}
 		fmt.Println("pglogical will skip that update (the row is gone on the subscriber); watch for apply_conflicts, then run: bin/pglmon verify --config " + filepath.Join(dir, "pglmon.yaml"))
 		return nil
+	case "sync":
+		const table = "CREATE TABLE IF NOT EXISTS demo_sync (id int PRIMARY KEY, v text); INSERT INTO demo_sync SELECT g, 'on both' FROM generate_series(1, 20) g ON CONFLICT DO NOTHING;"
+		if err := p.Subscriber.Exec(ctx, table); err != nil {
+			return err
+		}
+		if err := p.Provider.Exec(ctx, table+"INSERT INTO demo_sync VALUES (21, 'only on the provider') ON CONFLICT DO NOTHING"); err != nil {
+			return err
+		}
+		if err := p.Provider.Exec(ctx, "SELECT pglogical.replication_set_add_table('set_0', 'public.demo_sync', true)"); err != nil {
+			return err
+		}
+		fmt.Println("pglogical copies demo_sync onto the subscriber's rows, fails, and marks it ready; watch for table_copy_failed")
+		return nil
 	case "lock":
 		return holdLock(ctx, p)
 	case "hang":
@@ -302,7 +320,7 @@ func breakIt(ctx context.Context, what string) error {
 	case "dropdb":
 		return dropDatabase(ctx, p)
 	}
-	return fmt.Errorf("unknown breakage %q (origin, slot, disable, walsender, provider, data, refuse, conflict, lock, hang, copy, password, dropdb)", strings.TrimSpace(what))
+	return fmt.Errorf("unknown breakage %q (origin, slot, disable, walsender, provider, data, refuse, conflict, sync, lock, hang, copy, password, dropdb)", strings.TrimSpace(what))
 }
 
 // startCopy does what restoring a snapshot of the subscriber on another
