@@ -344,7 +344,7 @@ func (d *Daemon) cycle(ctx context.Context) {
 	d.storage.maybeRun(ctx, d, &d.bg)
 	d.storage.annotate(&r, d.cfg.Load().Thresholds)
 	d.logs.maybeRun(ctx, d, &r, &d.bg)
-	d.logs.annotate(&r)
+	d.logs.annotate(&r, d.verifier.equalSince)
 	d.maint.annotate(d, &r)
 	d.beats.run(ctx, d, snaps, &r)
 	d.repairer.consider(ctx, &r)

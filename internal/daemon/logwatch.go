@@ -43,9 +43,15 @@ type logWatcher struct {
 	// copies holds, by node and "subscription/table", the last table copy
 	// of pglogical's table sync read: a failed one is a finding until the
 	// table is copied again (see serverlog.Copy).
-	copies  map[string]map[string]serverlog.Copy
+	copies  map[string]map[string]heldCopy
 	last    map[string]time.Time // node -> when its log was last read
 	running bool
+}
+
+// heldCopy is a table copy read from the log, and when pglmon read it.
+type heldCopy struct {
+	serverlog.Copy
+	seen time.Time
 }
 
 type countedConflict struct {
@@ -128,7 +134,7 @@ func (w *logWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nod
 	if w.errs == nil {
 		w.errs, w.files, w.failed = map[string]serverlog.Errors{}, map[string]string{}, map[string]string{}
 		w.recent, w.barrier = map[string][]countedConflict{}, map[string]serverlog.BarrierHolder{}
-		w.copies = map[string]map[string]serverlog.Copy{}
+		w.copies = map[string]map[string]heldCopy{}
 	}
 	for node, rd := range got {
 		if rd.err != nil {
@@ -159,7 +165,7 @@ func (w *logWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nod
 			w.recent[node] = append(w.recent[node], countedConflict{c, now})
 		}
 		if w.copies[node] == nil {
-			w.copies[node] = map[string]serverlog.Copy{}
+			w.copies[node] = map[string]heldCopy{}
 		}
 		for _, c := range rd.copies {
 			key := c.Subscription + "/" + c.Table
@@ -167,7 +173,10 @@ func (w *logWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nod
 			if seen && c.Prefix < prev.Prefix {
 				continue // an older copy of the table, read again
 			}
-			w.copies[node][key] = c
+			if seen && c.Prefix == prev.Prefix {
+				continue // the same copy, read again
+			}
+			w.copies[node][key] = heldCopy{c, now}
 			if c.Failed() && (!seen || !prev.Failed()) {
 				d.log.Warn("pglogical's copy of a table failed and pglogical marked it ready", keyNode, node, "subscription", c.Subscription,
 					"table", c.Table, keyError, c.Error, "at", c.Prefix)
@@ -179,9 +188,11 @@ func (w *logWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nod
 }
 
 // annotate adds the apply worker's last error to down subscriptions'
-// findings, and to each subscriber that logged conflicts within
-// conflictWindow a finding that says which.
-func (w *logWatcher) annotate(r *diagnose.Report) {
+// findings, a table_copy_failed to a subscription for each of its tables
+// whose last copy failed (unless a verification that started since found
+// the table equal: equalSince, which may be nil), and to each subscriber
+// that logged conflicts within conflictWindow a finding that says which.
+func (w *logWatcher) annotate(r *diagnose.Report, equalSince func(subscriber, subscription, table string) time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.errs == nil {
@@ -197,9 +208,13 @@ func (w *logWatcher) annotate(r *diagnose.Report) {
 		s := &r.Subscriptions[i]
 		var tables []string
 		for key, c := range w.copies[s.Subscriber] {
-			if c.Subscription == s.Name && c.Failed() {
-				tables = append(tables, key)
+			if c.Subscription != s.Name || !c.Failed() {
+				continue
 			}
+			if equalSince != nil && equalSince(s.Subscriber, s.Name, c.Table).After(c.seen) {
+				continue // the rows were put right since, and verified
+			}
+			tables = append(tables, key)
 		}
 		if len(tables) == 0 || s.Status == diagnose.StatusMissing {
 			continue

@@ -34,6 +34,17 @@ type verifier struct {
 	windowEnd func(window string, t time.Time) (time.Time, bool)
 	// state persists the above across restarts (nil: not kept).
 	state *stateFile
+	// equal holds, by subscriber/subscription/table, when the last
+	// verification that found the table equal started.
+	equal map[string]time.Time
+}
+
+// equalSince reports when the last verification that found the table
+// equal started (zero: none did).
+func (v *verifier) equalSince(subscriber, subscription, table string) time.Time {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.equal[subscriber+"/"+subscription+"/"+table]
 }
 
 // subResult is what the last verification of a subscription found.
@@ -152,8 +163,19 @@ func (v *verifier) run(ctx context.Context, d *Daemon, cfg *config.Config, snaps
 				o.KeyOrder = map[string]bool{ps.Table: true}
 			}
 		}
+		started := time.Now()
 		r := verify.Run(ctx, cfg, tg, o, "")
 		rows += r.RowsChecked
+		v.mu.Lock()
+		for _, t := range r.Tables {
+			if t.Error == "" && t.Equal {
+				if v.equal == nil {
+					v.equal = map[string]time.Time{}
+				}
+				v.equal[key+"/"+t.Table] = started
+			}
+		}
+		v.mu.Unlock()
 		interrupted := ctx.Err() != nil
 		if r.Error != "" && !interrupted {
 			failed = true

@@ -199,6 +199,16 @@ A table whose replication set leaves out DELETE (an archive) or INSERT or UPDATE
 that differ as expected: resynchronising it undoes them; copy the differing rows instead.
 Find out why first: writes made directly on the subscriber, conflict resolution
 (pglogical.conflict_resolution), or an initial copy that did not complete.`, s.Provider, s.Subscriber, q(s.Name), f.Message, sh(s.Name))
+	case diagnose.CodeTableCopyFailed:
+		fmt.Fprintf(&b, `%[3]s.
+Choose, on subscriber %[2]s:
+ a) copy the table again: pglogical TRUNCATEs it on the subscriber first (rows written only there are
+    lost; the table is empty meanwhile), so this copy does not meet rows already there:
+      SELECT pglogical.alter_subscription_resynchronize_table(%[4]s, 'schema.table');
+ b) keep the subscriber's rows and copy only the missing and different ones: list them with
+      pglmon verify --config FILE --subscription %[5]s --table schema.table --output json
+    then upsert them from the provider (INSERT ... ON CONFLICT (key) DO UPDATE).
+The finding clears when pglogical next copies the table (a).`, s.Provider, s.Subscriber, f.Message, q(s.Name), sh(s.Name))
 	case diagnose.CodeSubscriptionMissing:
 		fmt.Fprintf(&b, `%[3]s.
 Choose:
