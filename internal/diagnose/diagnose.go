@@ -107,6 +107,7 @@ func Diagnose(in Input) Report {
 			r.Subscriptions = append(r.Subscriptions, d.subscription(s, sub))
 		}
 	}
+	d.setsDiffer(r.Subscriptions)
 	r.Subscriptions = append(r.Subscriptions, d.missing()...)
 	r.Nodes = d.nodes()
 	for _, s := range r.Subscriptions {
@@ -124,6 +125,49 @@ type diagnosis struct {
 	Input
 	h      *History
 	byName map[string]*probe.Snapshot
+}
+
+// setsDiffer adds subscription_sets_differ to each declared subscription
+// whose replication sets are not the ones the configuration gives it.
+func (d *diagnosis) setsDiffer(subs []Subscription) {
+	for _, sb := range d.Declared {
+		s := d.byName[sb.Subscriber]
+		if s == nil || !s.Up() {
+			continue
+		}
+		i := slices.IndexFunc(s.Subscriptions, func(x probe.Subscription) bool { return x.Name == sb.Name })
+		j := slices.IndexFunc(subs, func(x Subscription) bool { return x.Subscriber == sb.Subscriber && x.Name == sb.Name })
+		if i < 0 || j < 0 {
+			continue
+		}
+		var lacks, extra []string
+		for _, set := range sb.ReplicationSets {
+			if !slices.Contains(s.Subscriptions[i].ReplicationSets, set) {
+				lacks = append(lacks, set)
+			}
+		}
+		for _, set := range s.Subscriptions[i].ReplicationSets {
+			if !slices.Contains(sb.ReplicationSets, set) {
+				extra = append(extra, set)
+			}
+		}
+		if len(lacks)+len(extra) == 0 {
+			continue
+		}
+		var says []string
+		if len(lacks) > 0 {
+			says = append(says, fmt.Sprintf("the tables of %s reach it from no set of its own (pglmon setup apply adds them: alter_subscription_add_replication_set, then alter_subscription_synchronize to copy their rows unless synchronize_data is false)", strings.Join(lacks, ", ")))
+		}
+		if len(extra) > 0 {
+			q := strings.ReplaceAll(sb.Name, "'", "''")
+			says = append(says, fmt.Sprintf("it also replicates %s, which the configuration does not list for it (pglmon does not take a set away: pglogical.alter_subscription_remove_replication_set('%s', '<set>'), or list it)", strings.Join(extra, ", "), q))
+		}
+		sub := &subs[j]
+		sub.Findings = append(sub.Findings, Finding{Code: CodeSubscriptionSetsDiffer, Severity: Warning, Human: true,
+			Message: fmt.Sprintf("subscription %s on %s replicates sets %s; the configuration says %s: %s",
+				sb.Name, sb.Subscriber, strings.Join(s.Subscriptions[i].ReplicationSets, ", "), strings.Join(sb.ReplicationSets, ", "), strings.Join(says, "; "))})
+		sub.Health = Worst(sub.Health, Warning)
+	}
 }
 
 // missing reports the declared subscriptions that their subscriber, up

@@ -86,6 +86,9 @@ const (
 	// CodeTableCopyFailed: pglogical's table sync COPY failed, yet the
 	// table was marked ready (daemon, from the subscriber's log).
 	CodeTableCopyFailed = "table_copy_failed"
+	// CodeSubscriptionSetsDiffer: a subscription the configuration
+	// describes replicates other replication sets than it says.
+	CodeSubscriptionSetsDiffer = "subscription_sets_differ"
 	// CodeSubscriptionMissing: a subscription the configuration describes
 	// does not exist on its subscriber.
 	CodeSubscriptionMissing = "subscription_missing"

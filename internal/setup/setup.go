@@ -7,6 +7,7 @@ package setup
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -336,22 +337,18 @@ func (r *Runner) checkCopies(ctx context.Context, conns map[string]*pgx.Conn, ta
 			continue
 		}
 		prov, sub := conns[sb.Provider], conns[sb.Subscriber]
-		exists, err := one[bool](ctx, sub, hasPglogicalSQL)
+		have, err := subscriptionSets(ctx, sub, sb.Name)
 		if err != nil {
 			return err
 		}
-		if exists {
-			if exists, err = one[bool](ctx, sub, "SELECT EXISTS (SELECT 1 FROM pglogical.subscription WHERE sub_name = $1)", sb.Name); err != nil {
-				return err
-			}
-		}
+		exists := have != nil
 		provExt, err := one[bool](ctx, prov, hasPglogicalSQL)
 		if err != nil {
 			return err
 		}
 		for _, set := range sb.ReplicationSets {
 			for _, t := range tables[set] {
-				copied := !exists || !provExt
+				copied := !exists || !provExt || !slices.Contains(have, set)
 				if !copied {
 					in, err := one[bool](ctx, prov, `SELECT NOT EXISTS (SELECT 1 FROM pglogical.replication_set_table rt JOIN pglogical.replication_set s ON s.set_id = rt.set_id
 						WHERE s.set_name = $1 AND rt.set_reloid = to_regclass($2))`, set, t)
@@ -480,6 +477,9 @@ func (r *Runner) changes(ctx context.Context, conns map[string]*pgx.Conn, tables
 			}
 		}
 		if exists {
+			if err := r.addSets(ctx, c, sb, p); err != nil {
+				return err
+			}
 			continue
 		}
 		prov, _ := r.Config.Node(sb.Provider)
@@ -491,6 +491,55 @@ func (r *Runner) changes(ctx context.Context, conns map[string]*pgx.Conn, tables
 			SQL: `SELECT pglogical.create_subscription(subscription_name := $1, provider_dsn := $2, replication_sets := $3,
 				synchronize_data := $4, forward_origins := $5, apply_delay := $6::interval)`,
 			Args: []any{sb.Name, prov.DSN, sb.ReplicationSets, config.Flag(sb.SynchronizeData), origins, strconv.FormatInt(sb.ApplyDelay.D().Milliseconds(), 10) + " ms"}, dsnNode: &prov})
+	}
+	return nil
+}
+
+// subscriptionSets are the replication sets of subscription name on the
+// subscriber c is connected to (nil: no such subscription, or no pglogical).
+func subscriptionSets(ctx context.Context, c *pgx.Conn, name string) ([]string, error) {
+	ext, err := one[bool](ctx, c, hasPglogicalSQL)
+	if err != nil || !ext {
+		return nil, err
+	}
+	var sets []string
+	err = c.QueryRow(ctx, "SELECT sub_replication_sets::text[] FROM pglogical.subscription WHERE sub_name = $1", name).Scan(&sets)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	return sets, err
+}
+
+// addSets adds to an existing subscription the sets the configuration
+// gives it that it lacks, and has pglogical copy their tables (unless
+// synchronize_data is false). A set it has beyond those is said, never
+// taken away: that would stop replicating tables someone may rely on.
+func (r *Runner) addSets(ctx context.Context, c *pgx.Conn, sb config.Subscription, p *Plan) error {
+	have, err := subscriptionSets(ctx, c, sb.Name)
+	if err != nil {
+		return err
+	}
+	added := false
+	for _, set := range sb.ReplicationSets {
+		if slices.Contains(have, set) {
+			continue
+		}
+		added = true
+		p.Changes = append(p.Changes, Change{Node: sb.Subscriber, What: fmt.Sprintf("add replication set %s to subscription %s", set, sb.Name),
+			SQL: "SELECT pglogical.alter_subscription_add_replication_set($1, $2)", Args: []any{sb.Name, set}})
+	}
+	if added && config.Flag(sb.SynchronizeData) {
+		// Copies every table of the subscription's sets not yet synchronized
+		// (without TRUNCATE: checkCopies refused tables holding rows);
+		// run again, it finds none left.
+		p.Changes = append(p.Changes, Change{Node: sb.Subscriber, What: fmt.Sprintf("copy the tables of the added sets to subscription %s", sb.Name),
+			SQL: "SELECT pglogical.alter_subscription_synchronize($1, false)", Args: []any{sb.Name}})
+	}
+	for _, set := range have {
+		if !slices.Contains(sb.ReplicationSets, set) {
+			p.Warnings = append(p.Warnings, fmt.Sprintf("subscription %s on %s also replicates set %s, which the configuration does not list for it; pglmon does not take a set away (pglogical.alter_subscription_remove_replication_set('%s', '%s'))",
+				sb.Name, sb.Subscriber, set, sb.Name, set))
+		}
 	}
 	return nil
 }
@@ -587,6 +636,9 @@ func (r *Runner) Apply(ctx context.Context) (err error) {
 		// c.Args never hold the password (the configured DSNs cannot).
 		r.run.Step(c.Node, c.What, c.SQL, c.Args, time.Since(start), "")
 		fmt.Fprintf(r.Out, "done: on %s: %s\n", c.Node, c.What)
+		if strings.HasPrefix(c.What, "copy the tables of the added sets ") {
+			fmt.Fprintf(r.Out, "  pglogical copies them in the background: pglmon status --subscription %s shows each table until it is ready (tables_not_ready)\n", c.Args[0])
+		}
 		if strings.HasPrefix(c.What, "create subscription ") {
 			for _, sb := range r.Config.Subscriptions {
 				if sb.Name == c.Args[0] {

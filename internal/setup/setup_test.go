@@ -506,3 +506,77 @@ func TestDroppedSubscriptionReported(t *testing.T) {
 		t.Fatalf("re-created app_sub: %+v", sb)
 	}
 }
+
+// A set the configuration adds to an existing subscription: the monitor
+// reports the difference, apply adds the set and copies its tables; a set
+// the subscription has beyond the configuration's is said, not removed.
+func TestSetAddedToASubscription(t *testing.T) {
+	ctx := context.Background()
+	prov, sub := pgtest.Shared(t)
+	p, s := freshDBs(t, prov, sub, ddl+"INSERT INTO orders SELECT g, g FROM generate_series(1, 10) g; INSERT INTO items SELECT g, 'i' FROM generate_series(1, 15) g;", ddl)
+	cfg := topologyConfig(t, p, s, "public.orders")
+	cfg.ReplicationSets = append(cfg.ReplicationSets, config.ReplicationSet{Name: "extra", Node: "provider", Tables: []string{"public.items"}})
+	var out bytes.Buffer
+	r := &Runner{Config: cfg, Out: &out, Wait: time.Minute}
+	if err := r.Apply(ctx); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	differ := func() []string {
+		m := monitor.New(cfg)
+		defer m.Close(ctx)
+		rep := m.Observe(ctx)
+		var got []string
+		for _, sb := range rep.Subscriptions {
+			if f, ok := sb.Finding(diagnose.CodeSubscriptionSetsDiffer); ok && sb.Name == "app_sub" {
+				got = append(got, f.Message)
+			}
+		}
+		return got
+	}
+	if got := differ(); len(got) != 0 {
+		t.Fatalf("as configured: %q", got)
+	}
+	cfg.Subscriptions[0].ReplicationSets = []string{"app", "extra"}
+	if got := differ(); len(got) != 1 || !strings.HasPrefix(got[0], "subscription app_sub on subscriber replicates sets app; the configuration says app, extra: the tables of extra reach it from no set of its own") {
+		t.Fatalf("a set added in the configuration: %q", got)
+	}
+	// Its tables are copied: not onto rows already there.
+	if err := s.Exec(ctx, "INSERT INTO items VALUES (1, 'i')"); err != nil {
+		t.Fatal(err)
+	}
+	if plan, err := r.Plan(ctx); err != nil || len(plan.Problems) != 1 || !strings.Contains(plan.Problems[0].What, "table public.items already holds rows here") {
+		t.Fatalf("adding a set onto rows: %+v (%v)", plan.Problems, err)
+	}
+	if err := s.Exec(ctx, "DELETE FROM items"); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := r.Apply(ctx); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	for _, want := range []string{"done: on subscriber: add replication set extra to subscription app_sub", "done: on subscriber: copy the tables of the added sets to subscription app_sub"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("apply output lacks %q:\n%s", want, out.String())
+		}
+	}
+	pair := &pgtest.Pair{Provider: p, Subscriber: s}
+	if n, err := pair.WaitConverged(ctx, "items", 30*time.Second); err != nil || n != 15 {
+		t.Fatalf("items after the set was added: %d rows, %v", n, err)
+	}
+	if got := differ(); len(got) != 0 {
+		t.Fatalf("after apply: %q", got)
+	}
+	out.Reset()
+	if err := r.Apply(ctx); err != nil || !strings.Contains(out.String(), "Nothing to change") {
+		t.Fatalf("apply again: %v\n%s", err, out.String())
+	}
+	// Taken out of the configuration: said, left in place.
+	cfg.Subscriptions[0].ReplicationSets = []string{"app"}
+	if got := differ(); len(got) != 1 || !strings.Contains(got[0], "it also replicates extra, which the configuration does not list for it") {
+		t.Fatalf("a set taken out of the configuration: %q", got)
+	}
+	plan, err := r.Plan(ctx)
+	if err != nil || len(plan.Changes) != 0 || len(plan.Warnings) == 0 || !strings.Contains(strings.Join(plan.Warnings, "\n"), "also replicates set extra") {
+		t.Fatalf("plan: %+v (%v)", plan, err)
+	}
+}
