@@ -170,11 +170,8 @@ func (w *logWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nod
 		for _, c := range rd.copies {
 			key := c.Subscription + "/" + c.Table
 			prev, seen := w.copies[node][key]
-			if seen && c.Prefix < prev.Prefix {
-				continue // an older copy of the table, read again
-			}
-			if seen && c.Prefix == prev.Prefix {
-				continue // the same copy, read again
+			if seen && c.Prefix <= prev.Prefix {
+				continue // this copy, or an older one, read again
 			}
 			w.copies[node][key] = heldCopy{c, now}
 			if c.Failed() && (!seen || !prev.Failed()) {

@@ -249,8 +249,11 @@ func TestDaemonFindsAFailedTableCopy(t *testing.T) {
 	if err := p.Subscriber.Exec(ctx, "SELECT pglogical.alter_subscription_resynchronize_table($1, 'public.t2')", p.Sub()); err != nil {
 		t.Fatal(err)
 	}
-	if err := pgtest.Poll(ctx, 60*time.Second, func() bool { _, ok := finding(); return !ok }); err != nil {
-		t.Fatalf("table_copy_failed stayed after the resynchronisation: %+v", f)
+	if err := pgtest.Poll(ctx, 120*time.Second, func() bool { _, ok := finding(); return !ok }); err != nil {
+		var st string
+		_ = p.Subscriber.QueryRow(ctx, "SELECT coalesce(string_agg(sync_relname || ' ' || sync_status, ', '), '') FROM pglogical.local_sync_status", []any{&st})
+		log := readLog(t, p.Subscriber.Cluster)
+		t.Fatalf("table_copy_failed stayed after the resynchronisation: %+v\nsync status: %s\nsubscriber log (end):\n%s", f, st, log[max(0, len(log)-4000):])
 	}
 	if n, err := p.WaitConverged(ctx, "t2", 30*time.Second); err != nil || n != 21 {
 		t.Fatalf("t2 after the resynchronisation: %d rows, %v", n, err)

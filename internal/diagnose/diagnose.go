@@ -107,8 +107,7 @@ func Diagnose(in Input) Report {
 			r.Subscriptions = append(r.Subscriptions, d.subscription(s, sub))
 		}
 	}
-	d.setsDiffer(r.Subscriptions)
-	r.Subscriptions = append(r.Subscriptions, d.missing()...)
+	r.Subscriptions = append(r.Subscriptions, d.declared(r.Subscriptions)...)
 	r.Nodes = d.nodes()
 	for _, s := range r.Subscriptions {
 		r.Health = Worst(r.Health, s.Health)
@@ -127,70 +126,71 @@ type diagnosis struct {
 	byName map[string]*probe.Snapshot
 }
 
-// setsDiffer adds subscription_sets_differ to each declared subscription
-// whose replication sets are not the ones the configuration gives it.
-func (d *diagnosis) setsDiffer(subs []Subscription) {
+// declared compares the subscriptions the configuration describes with
+// those their subscribers (up and probed) have: one with other replication
+// sets than it says gets subscription_sets_differ among subs; one the
+// subscriber does not have (dropped by hand or by an interrupted upgrade,
+// lost with a restored snapshot, or never created) is returned, with
+// subscription_missing. Without that, a dropped subscription would simply
+// vanish from the report, and its alerts resolve.
+func (d *diagnosis) declared(subs []Subscription) (missing []Subscription) {
 	for _, sb := range d.Declared {
 		s := d.byName[sb.Subscriber]
 		if s == nil || !s.Up() {
 			continue
 		}
 		i := slices.IndexFunc(s.Subscriptions, func(x probe.Subscription) bool { return x.Name == sb.Name })
-		j := slices.IndexFunc(subs, func(x Subscription) bool { return x.Subscriber == sb.Subscriber && x.Name == sb.Name })
-		if i < 0 || j < 0 {
+		if i < 0 {
+			missing = append(missing, missingSubscription(sb, s))
 			continue
 		}
-		var lacks, extra []string
-		for _, set := range sb.ReplicationSets {
-			if !slices.Contains(s.Subscriptions[i].ReplicationSets, set) {
-				lacks = append(lacks, set)
-			}
+		if j := slices.IndexFunc(subs, func(x Subscription) bool { return x.Subscriber == sb.Subscriber && x.Name == sb.Name }); j >= 0 {
+			setsDiffer(&subs[j], sb, s.Subscriptions[i].ReplicationSets)
 		}
-		for _, set := range s.Subscriptions[i].ReplicationSets {
-			if !slices.Contains(sb.ReplicationSets, set) {
-				extra = append(extra, set)
-			}
-		}
-		if len(lacks)+len(extra) == 0 {
-			continue
-		}
-		var says []string
-		if len(lacks) > 0 {
-			says = append(says, fmt.Sprintf("the tables of %s reach it from no set of its own (pglmon setup apply adds them: alter_subscription_add_replication_set, then alter_subscription_synchronize to copy their rows unless synchronize_data is false)", strings.Join(lacks, ", ")))
-		}
-		if len(extra) > 0 {
-			q := strings.ReplaceAll(sb.Name, "'", "''")
-			says = append(says, fmt.Sprintf("it also replicates %s, which the configuration does not list for it (pglmon does not take a set away: pglogical.alter_subscription_remove_replication_set('%s', '<set>'), or list it)", strings.Join(extra, ", "), q))
-		}
-		sub := &subs[j]
-		sub.Findings = append(sub.Findings, Finding{Code: CodeSubscriptionSetsDiffer, Severity: Warning, Human: true,
-			Message: fmt.Sprintf("subscription %s on %s replicates sets %s; the configuration says %s: %s",
-				sb.Name, sb.Subscriber, strings.Join(s.Subscriptions[i].ReplicationSets, ", "), strings.Join(sb.ReplicationSets, ", "), strings.Join(says, "; "))})
-		sub.Health = Worst(sub.Health, Warning)
 	}
+	return missing
 }
 
-// missing reports the declared subscriptions that their subscriber, up
-// and probed, does not have: dropped by hand or by an interrupted upgrade,
-// lost with a restored snapshot, or never created. Without this, a dropped
-// subscription would simply vanish from the report, and its alerts resolve.
-func (d *diagnosis) missing() []Subscription {
-	var out []Subscription
-	for _, sb := range d.Declared {
-		s := d.byName[sb.Subscriber]
-		if s == nil || !s.Up() || slices.ContainsFunc(s.Subscriptions, func(x probe.Subscription) bool { return x.Name == sb.Name }) {
-			continue
-		}
-		where := "no pglogical node"
-		if s.LocalNode != "" {
-			where = "pglogical node " + s.LocalNode
-		}
-		out = append(out, Subscription{Name: sb.Name, Subscriber: sb.Subscriber, Provider: sb.Provider, Status: StatusMissing, Health: Critical,
-			Findings: []Finding{{Code: CodeSubscriptionMissing, Severity: Critical, Human: true,
-				Message: fmt.Sprintf("subscription %s, which the configuration describes (from %s, sets %s), does not exist on %s (%s): nothing of those sets replicates to it (dropped by hand or by upgrade prepare, lost with a restored snapshot, or never created); after upgrade prepare, pglmon upgrade restore puts it back without copying data; otherwise pglmon setup plan shows how setup apply would create it",
-					sb.Name, sb.Provider, strings.Join(sb.ReplicationSets, ", "), sb.Subscriber, where)}}})
+func missingSubscription(sb config.Subscription, s *probe.Snapshot) Subscription {
+	where := "no pglogical node"
+	if s.LocalNode != "" {
+		where = "pglogical node " + s.LocalNode
 	}
-	return out
+	return Subscription{Name: sb.Name, Subscriber: sb.Subscriber, Provider: sb.Provider, Status: StatusMissing, Health: Critical,
+		Findings: []Finding{{Code: CodeSubscriptionMissing, Severity: Critical, Human: true,
+			Message: fmt.Sprintf("subscription %s, which the configuration describes (from %s, sets %s), does not exist on %s (%s): nothing of those sets replicates to it (dropped by hand or by upgrade prepare, lost with a restored snapshot, or never created); after upgrade prepare, pglmon upgrade restore puts it back without copying data; otherwise pglmon setup plan shows how setup apply would create it",
+				sb.Name, sb.Provider, strings.Join(sb.ReplicationSets, ", "), sb.Subscriber, where)}}}
+}
+
+// setsDiffer adds subscription_sets_differ to sub, which replicates sets
+// have, when they are not those the configuration gives it (sb).
+func setsDiffer(sub *Subscription, sb config.Subscription, have []string) {
+	var lacks, extra []string
+	for _, set := range sb.ReplicationSets {
+		if !slices.Contains(have, set) {
+			lacks = append(lacks, set)
+		}
+	}
+	for _, set := range have {
+		if !slices.Contains(sb.ReplicationSets, set) {
+			extra = append(extra, set)
+		}
+	}
+	if len(lacks)+len(extra) == 0 {
+		return
+	}
+	var says []string
+	if len(lacks) > 0 {
+		says = append(says, fmt.Sprintf("the tables of %s reach it from no set of its own (pglmon setup apply adds them: alter_subscription_add_replication_set, then alter_subscription_synchronize to copy their rows unless synchronize_data is false)", strings.Join(lacks, ", ")))
+	}
+	if len(extra) > 0 {
+		says = append(says, fmt.Sprintf("it also replicates %s, which the configuration does not list for it (pglmon does not take a set away: pglogical.alter_subscription_remove_replication_set('%s', '<set>'), or list it)",
+			strings.Join(extra, ", "), strings.ReplaceAll(sb.Name, "'", "''")))
+	}
+	sub.Findings = append(sub.Findings, Finding{Code: CodeSubscriptionSetsDiffer, Severity: Warning, Human: true,
+		Message: fmt.Sprintf("subscription %s on %s replicates sets %s; the configuration says %s: %s",
+			sb.Name, sb.Subscriber, strings.Join(have, ", "), strings.Join(sb.ReplicationSets, ", "), strings.Join(says, "; "))})
+	sub.Health = Worst(sub.Health, Warning)
 }
 
 // provider finds the configured node whose pglogical node name is name. When

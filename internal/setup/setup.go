@@ -320,7 +320,7 @@ func (r *Runner) expand(ctx context.Context, c *pgx.Conn, rs config.ReplicationS
 	return slices.Compact(out), nil
 }
 
-// hasPglogical: the pglogical extension is installed in the database.
+// hasPglogicalSQL: the pglogical extension is installed in the database.
 const hasPglogicalSQL = "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pglogical')"
 
 // checkCopies refuses a copy pglogical would get wrong: apply makes
@@ -329,8 +329,8 @@ const hasPglogicalSQL = "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname
 // already uses. Checked on pglogical 2.4.2: when the subscriber's table
 // already holds rows, the COPY fails (duplicate key) and pglogical still
 // marks the table ready ("finished sync of table"), so the provider's rows
-// never arrive, and nothing but the data says so (a table without key gets
-// its rows twice instead).
+// never arrive, and nothing but the data says so (a table without key
+// would get its rows twice instead: nothing stops that COPY).
 func (r *Runner) checkCopies(ctx context.Context, conns map[string]*pgx.Conn, tables map[string][]string, p *Plan) error {
 	for _, sb := range r.Config.Subscriptions {
 		if !config.Flag(sb.SynchronizeData) {
@@ -409,7 +409,7 @@ func (r *Runner) changes(ctx context.Context, conns map[string]*pgx.Conn, tables
 	for _, n := range r.involved() {
 		c := conns[n]
 		node, _ := r.Config.Node(n)
-		ext, err := one[bool](ctx, c, "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pglogical')")
+		ext, err := one[bool](ctx, c, hasPglogicalSQL)
 		if err != nil {
 			return err
 		}

@@ -67,6 +67,18 @@ subscriptions:
 	return cfg
 }
 
+// applied runs setup apply for cfg, failing the test on an error; the
+// runner and its output are for the test's next steps.
+func applied(t *testing.T, cfg *config.Config) (*Runner, *bytes.Buffer) {
+	t.Helper()
+	out := &bytes.Buffer{}
+	r := &Runner{Config: cfg, Out: out, Wait: time.Minute}
+	if err := r.Apply(context.Background()); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	return r, out
+}
+
 const ddl = "CREATE TABLE orders (id bigint PRIMARY KEY, total numeric); CREATE TABLE items (id int PRIMARY KEY, name text);"
 
 func TestApplyFromEmptyToReplicatingAndAgain(t *testing.T) {
@@ -74,11 +86,7 @@ func TestApplyFromEmptyToReplicatingAndAgain(t *testing.T) {
 	prov, sub := pgtest.Shared(t)
 	p, s := freshDBs(t, prov, sub, ddl+"INSERT INTO orders SELECT g, g FROM generate_series(1, 300) g;", ddl)
 	cfg := topologyConfig(t, p, s, "public.orders, public.items")
-	var out bytes.Buffer
-	r := &Runner{Config: cfg, Out: &out, Wait: time.Minute}
-	if err := r.Apply(ctx); err != nil {
-		t.Fatalf("%v\n%s", err, out.String())
-	}
+	r, out := applied(t, cfg)
 	for _, want := range []string{"create pglogical node prov_", "create replication set app", "add table public.orders to app",
 		"create subscription app_sub", "is replicating", "public.orders: 300 rows on provider, 300 on subscriber",
 		// The test clusters keep PostgreSQL's default: unlimited.
@@ -152,11 +160,7 @@ func TestPartitionedTableReplicatesItsPartitions(t *testing.T) {
 	prov, sub := pgtest.Shared(t)
 	p, s := freshDBs(t, prov, sub, partDDL+"INSERT INTO parted SELECT g, CASE WHEN g % 2 = 0 THEN 'eu' ELSE 'us' END, g FROM generate_series(1, 2000) g;", partDDL)
 	cfg := topologyConfig(t, p, s, "public.parted")
-	var out bytes.Buffer
-	r := &Runner{Config: cfg, Out: &out, Wait: time.Minute}
-	if err := r.Apply(ctx); err != nil {
-		t.Fatalf("%v\n%s", err, out.String())
-	}
+	r, out := applied(t, cfg)
 	for _, want := range []string{"add table public.parted_eu to app", "add table public.parted_us_low to app", "add table public.parted_us_high to app",
 		"public.parted is partitioned: replication set app gets its partitions (public.parted_eu, public.parted_us_high, public.parted_us_low)",
 		"is replicating", "public.parted_eu: 1000 rows on provider, 1000 on subscriber", "public.parted_us_high: 500 rows on provider, 500 on subscriber"} {
@@ -203,7 +207,7 @@ func TestPartitionedTableReplicatesItsPartitions(t *testing.T) {
 	// A schema with a partitioned table: the partitions and the plain table, no parent.
 	cfg.ReplicationSets[0].Tables, cfg.ReplicationSets[0].Schemas = nil, []string{"public"}
 	out.Reset()
-	plan, err := (&Runner{Config: cfg, Out: &out}).Plan(ctx)
+	plan, err := (&Runner{Config: cfg, Out: out}).Plan(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,11 +257,7 @@ subscriptions:
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out bytes.Buffer
-	r := &Runner{Config: cfg, Out: &out, Wait: time.Minute}
-	if err := r.Apply(ctx); err != nil {
-		t.Fatalf("%v\n%s", err, out.String())
-	}
+	_, out := applied(t, cfg)
 	if err := p.Exec(ctx, "INSERT INTO events (msg) VALUES ('later'); UPDATE keyed SET v = 20 WHERE code = 'b'"); err != nil {
 		t.Fatal(err)
 	}
@@ -270,7 +270,7 @@ subscriptions:
 	// The same log table in a set that replicates deletes: refused, with the way out.
 	cfg.ReplicationSets[0].Delete = nil
 	out.Reset()
-	plan, err := (&Runner{Config: cfg, Out: &out}).Plan(ctx)
+	plan, err := (&Runner{Config: cfg, Out: out}).Plan(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,16 +284,21 @@ subscriptions:
 	}
 }
 
-// unreplicated runs one monitor cycle and returns the provider's
-// table_not_replicated and partition_not_replicated findings.
-func unreplicated(t *testing.T, cfg *config.Config) []string {
+// observe runs one monitor cycle (status, the daemon) over cfg.
+func observe(t *testing.T, cfg *config.Config) diagnose.Report {
 	t.Helper()
 	ctx := context.Background()
 	m := monitor.New(cfg)
 	defer m.Close(ctx)
-	r := m.Observe(ctx)
+	return m.Observe(ctx)
+}
+
+// unreplicated runs one monitor cycle and returns the provider's
+// table_not_replicated and partition_not_replicated findings.
+func unreplicated(t *testing.T, cfg *config.Config) []string {
+	t.Helper()
 	var out []string
-	for _, n := range r.Nodes {
+	for _, n := range observe(t, cfg).Nodes {
 		if !n.Up {
 			t.Fatalf("node %s: %s", n.Name, n.Error)
 		}
@@ -456,15 +461,9 @@ func TestDroppedSubscriptionReported(t *testing.T) {
 	prov, sub := pgtest.Shared(t)
 	p, s := freshDBs(t, prov, sub, ddl+"INSERT INTO orders SELECT g, g FROM generate_series(1, 30) g;", ddl)
 	cfg := topologyConfig(t, p, s, "public.orders, public.items")
-	var out bytes.Buffer
-	r := &Runner{Config: cfg, Out: &out, Wait: time.Minute}
-	if err := r.Apply(ctx); err != nil {
-		t.Fatalf("%v\n%s", err, out.String())
-	}
+	r, out := applied(t, cfg)
 	missing := func() (diagnose.Subscription, bool) {
-		m := monitor.New(cfg)
-		defer m.Close(ctx)
-		for _, sb := range m.Observe(ctx).Subscriptions {
+		for _, sb := range observe(t, cfg).Subscriptions {
 			if sb.Name == "app_sub" {
 				return sb, sb.Status == diagnose.StatusMissing
 			}
@@ -516,17 +515,10 @@ func TestSetAddedToASubscription(t *testing.T) {
 	p, s := freshDBs(t, prov, sub, ddl+"INSERT INTO orders SELECT g, g FROM generate_series(1, 10) g; INSERT INTO items SELECT g, 'i' FROM generate_series(1, 15) g;", ddl)
 	cfg := topologyConfig(t, p, s, "public.orders")
 	cfg.ReplicationSets = append(cfg.ReplicationSets, config.ReplicationSet{Name: "extra", Node: "provider", Tables: []string{"public.items"}})
-	var out bytes.Buffer
-	r := &Runner{Config: cfg, Out: &out, Wait: time.Minute}
-	if err := r.Apply(ctx); err != nil {
-		t.Fatalf("%v\n%s", err, out.String())
-	}
+	r, out := applied(t, cfg)
 	differ := func() []string {
-		m := monitor.New(cfg)
-		defer m.Close(ctx)
-		rep := m.Observe(ctx)
 		var got []string
-		for _, sb := range rep.Subscriptions {
+		for _, sb := range observe(t, cfg).Subscriptions {
 			if f, ok := sb.Finding(diagnose.CodeSubscriptionSetsDiffer); ok && sb.Name == "app_sub" {
 				got = append(got, f.Message)
 			}
