@@ -72,7 +72,6 @@ type LogFileInfo struct {
 	Name string
 	// Written is when it was last written.
 	Written time.Time
-	Size    int64
 }
 
 // UpgradeLogs lists the log files a major-version upgrade leaves on the
@@ -88,7 +87,7 @@ func (c *Client) UpgradeLogs(ctx context.Context, id string) ([]LogFileInfo, err
 	for _, f := range files.DescribeDBLogFiles {
 		name := aws.ToString(f.LogFileName)
 		if strings.Contains(name, "pg_upgrade") || (strings.HasPrefix(name, "error/") && strings.Contains(name, ".txt")) {
-			out = append(out, LogFileInfo{Name: name, Written: time.UnixMilli(aws.ToInt64(f.LastWritten)).UTC(), Size: aws.ToInt64(f.Size)})
+			out = append(out, LogFileInfo{Name: name, Written: time.UnixMilli(aws.ToInt64(f.LastWritten)).UTC()})
 		}
 	}
 	slices.SortFunc(out, func(a, b LogFileInfo) int { return b.Written.Compare(a.Written) })
