@@ -79,7 +79,8 @@ type Server struct {
 	// RebootPolls and SnapshotPolls are how many status reads a reboot or a
 	// snapshot stays in progress for.
 	RebootPolls, SnapshotPolls int
-	// PageSize is how many parameters DescribeDBParameters returns per page.
+	// PageSize is how many parameters DescribeDBParameters, and log files
+	// DescribeDBLogFiles without MaxRecords, return per page.
 	PageSize int
 }
 
@@ -550,13 +551,40 @@ func (s *Server) serveRDS(w http.ResponseWriter, r *http.Request, f url.Values) 
 			writeRDSError(w, 404, "DBInstanceNotFound", "DBInstance "+id+" not found.")
 			return
 		}
+		// The filters and the paging of the API reference: FilenameContains,
+		// FileLastWritten (ms), FileSize; at most MaxRecords (default: the
+		// server's PageSize) a page, the Marker naming where the next starts.
+		var match []logFile
+		since, _ := strconv.ParseInt(f.Get("FileLastWritten"), 10, 64)
+		larger, _ := strconv.Atoi(f.Get("FileSize"))
+		for _, lf := range s.logs[id] {
+			if strings.Contains(lf.name, f.Get("FilenameContains")) && lf.written >= since && len(lf.text) >= larger {
+				match = append(match, lf)
+			}
+		}
+		max, start := s.PageSize, 0
+		if m, err := strconv.Atoi(f.Get("MaxRecords")); err == nil && m > 0 {
+			max = m
+		}
+		if m := f.Get("Marker"); m != "" {
+			n, err := strconv.Atoi(strings.TrimPrefix(m, "page-"))
+			if err != nil || n < 0 || n > len(match) {
+				writeRDSError(w, 400, "InvalidParameterValue", "The parameter Marker is not valid.")
+				return
+			}
+			start = n
+		}
+		end := min(start+max, len(match))
 		var b strings.Builder
 		b.WriteString("<DescribeDBLogFiles>")
-		for _, lf := range s.logs[id] {
+		for _, lf := range match[start:end] {
 			fmt.Fprintf(&b, "<DescribeDBLogFilesDetails><LogFileName>%s</LogFileName><LastWritten>%d</LastWritten><Size>%d</Size></DescribeDBLogFilesDetails>",
 				esc(lf.name), lf.written, len(lf.text))
 		}
 		b.WriteString("</DescribeDBLogFiles>")
+		if end < len(match) {
+			fmt.Fprintf(&b, "<Marker>page-%d</Marker>", end)
+		}
 		inner = b.String()
 	case "DownloadDBLogFilePortion":
 		id, name := f.Get("DBInstanceIdentifier"), f.Get("LogFileName")

@@ -53,18 +53,37 @@ func (c *Client) LogTail(ctx context.Context, id string, lines int) (name, text,
 // LogFile names the instance's most recently written PostgreSQL log file
 // ("" when it has none).
 func (c *Client) LogFile(ctx context.Context, id string) (string, error) {
-	files, err := c.API.DescribeDBLogFiles(ctx, &rds.DescribeDBLogFilesInput{DBInstanceIdentifier: aws.String(id)})
+	files, err := c.logFiles(ctx, id, "postgresql.log")
 	if err != nil {
-		return "", awsclient.Explain("RDS instance "+id+" log files", err)
+		return "", err
 	}
 	var name string
 	var last int64 = -1
-	for _, f := range files.DescribeDBLogFiles {
+	for _, f := range files {
 		if w := aws.ToInt64(f.LastWritten); w > last && strings.Contains(aws.ToString(f.LogFileName), "postgresql.log") {
 			name, last = aws.ToString(f.LogFileName), w
 		}
 	}
 	return name, nil
+}
+
+// logFiles lists the instance's log files whose names contain contains
+// ("": all), every page of them: an instance keeping a week of hourly logs
+// has more than one page holds.
+func (c *Client) logFiles(ctx context.Context, id, contains string) ([]types.DescribeDBLogFilesDetails, error) {
+	in := &rds.DescribeDBLogFilesInput{DBInstanceIdentifier: aws.String(id)}
+	if contains != "" {
+		in.FilenameContains = aws.String(contains)
+	}
+	var all []types.DescribeDBLogFilesDetails
+	for pages := rds.NewDescribeDBLogFilesPaginator(c.API, in); pages.HasMorePages(); {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return nil, awsclient.Explain("RDS instance "+id+" log files", err)
+		}
+		all = append(all, page.DescribeDBLogFiles...)
+	}
+	return all, nil
 }
 
 // LogFileInfo is one of an instance's log files.
@@ -79,12 +98,12 @@ type LogFileInfo struct {
 // error/pg_upgrade_precheck.log.<time>) and the error/*.txt detail files
 // some of its checks write, newest first.
 func (c *Client) UpgradeLogs(ctx context.Context, id string) ([]LogFileInfo, error) {
-	files, err := c.API.DescribeDBLogFiles(ctx, &rds.DescribeDBLogFilesInput{DBInstanceIdentifier: aws.String(id)})
+	files, err := c.logFiles(ctx, id, "")
 	if err != nil {
-		return nil, awsclient.Explain("RDS instance "+id+" log files", err)
+		return nil, err
 	}
 	var out []LogFileInfo
-	for _, f := range files.DescribeDBLogFiles {
+	for _, f := range files {
 		name := aws.ToString(f.LogFileName)
 		if strings.Contains(name, "pg_upgrade") || (strings.HasPrefix(name, "error/") && strings.Contains(name, ".txt")) {
 			out = append(out, LogFileInfo{Name: name, Written: time.UnixMilli(aws.ToInt64(f.LastWritten)).UTC()})

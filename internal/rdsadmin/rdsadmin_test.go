@@ -251,3 +251,33 @@ func TestLogSince(t *testing.T) {
 		t.Errorf("from the start: %q %v", text, err)
 	}
 }
+
+// An instance keeping a week of hourly logs lists them over several pages
+// of DescribeDBLogFiles: the newest log and the pre-check log are found on
+// the last one.
+func TestLogFilesPaged(t *testing.T) {
+	srv := awstest.New(t, "eu-west-1")
+	srv.AddInstance("db1", "15.7", "pg15-custom", nil)
+	srv.PageSize = 100 // RDS's default MaxRecords
+	c, _ := newClient(t, srv, 1)
+	ctx := context.Background()
+	start := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
+	var newest string
+	for h := range 7 * 24 {
+		at := start.Add(time.Duration(h) * time.Hour)
+		newest = "error/postgresql.log." + at.Format("2006-01-02-15")
+		srv.SetLog("db1", newest, at.UnixMilli(), "LOG:  checkpoint starting\n")
+		srv.SetLog("db1", "error/trace-"+at.Format("2006-01-02-15")+".txt", at.UnixMilli(), "x\n")
+	}
+	srv.SetLog("db1", "error/pg_upgrade_precheck.log.2026-12-03-23:10", start.Add(7*24*time.Hour).UnixMilli(), "Upgrade could not be run\n")
+	if name, err := c.LogFile(ctx, "db1"); err != nil || name != newest {
+		t.Errorf("newest PostgreSQL log: %q (%v), want %q", name, err, newest)
+	}
+	logs, err := c.UpgradeLogs(ctx, "db1")
+	if err != nil || len(logs) != 7*24+1 || logs[0].Name != "error/pg_upgrade_precheck.log.2026-12-03-23:10" {
+		t.Fatalf("upgrade logs: %d (%v), first %+v", len(logs), err, logs[:min(1, len(logs))])
+	}
+	if got := srv.Count("DescribeDBLogFiles"); got < 3 {
+		t.Errorf("DescribeDBLogFiles called %d times: the pages were not followed", got)
+	}
+}
