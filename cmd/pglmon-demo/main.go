@@ -54,6 +54,12 @@ const usage = `Usage: pglmon-demo COMMAND
                     its copy: pglogical's COPY fails on the rows already there
                     and marks the table ready all the same (table_copy_failed
                     within a minute; the 21st row never arrives)
+  break firstcopy   set sub_0 up again by hand with its copy, its tables emptied
+                    on the subscriber but for a new demo_first, which holds one
+                    of the provider's 21 rows: that COPY fails, pglogical rolls
+                    the whole copy back (items_0 is left empty) and marks it all
+                    ready (initial_copy_failed within a minute; its plan copies
+                    every table again)
   break hang        for 3 minutes, move the subscription to a connection string
                     whose server accepts and never answers (as when a security
                     group drops packets): pglogical says "replicating" while its
@@ -309,6 +315,8 @@ func breakIt(ctx context.Context, what string) error {
 		}
 		fmt.Println("pglogical copies demo_sync onto the subscriber's rows, fails, and marks it ready; watch for table_copy_failed")
 		return nil
+	case "firstcopy":
+		return failFirstCopy(ctx, p)
 	case "lock":
 		return holdLock(ctx, p)
 	case "hang":
@@ -320,7 +328,21 @@ func breakIt(ctx context.Context, what string) error {
 	case "dropdb":
 		return dropDatabase(ctx, p)
 	}
-	return fmt.Errorf("unknown breakage %q (origin, slot, disable, walsender, provider, data, refuse, conflict, sync, lock, hang, copy, password, dropdb)", strings.TrimSpace(what))
+	return fmt.Errorf("unknown breakage %q (origin, slot, disable, walsender, provider, data, refuse, conflict, sync, firstcopy, lock, hang, copy, password, dropdb)", strings.TrimSpace(what))
+}
+
+// failFirstCopy sets the subscription up again as someone might by hand,
+// every table of its sets emptied on the subscriber but a new demo_first
+// (pgtest.Pair.FailFirstCopy): the whole copy rolls back unnoticed.
+func failFirstCopy(ctx context.Context, p *pgtest.Pair) error {
+	tables, err := p.FailFirstCopy(ctx, p.Sub(), "demo_first")
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%s set up again with its copy onto emptied %s and a demo_first holding one row: the copy failed and rolled back, "+
+		"yet pglogical says replicating; watch for initial_copy_failed, then: bin/pglmon repair --config %s --subscription %s\n",
+		p.Sub(), strings.Join(tables, ", "), filepath.Join(dir, "pglmon.yaml"), p.Sub())
+	return nil
 }
 
 // startCopy does what restoring a snapshot of the subscriber on another

@@ -8,9 +8,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/diagnose"
 	"github.com/pglmon/pglmon/internal/monitor"
 	"github.com/pglmon/pglmon/internal/repair"
+	"github.com/pglmon/pglmon/internal/serverlog"
+	"github.com/pglmon/pglmon/internal/shellword"
 )
 
 // Exit codes of `pglmon repair`.
@@ -85,6 +88,9 @@ func runRepair(ctx context.Context, e env, args []string) error {
 			return &exitErr{repairRefused, fmt.Errorf("subscription %s not found on any reachable subscriber", *subName)}
 		}
 		f, human, ok := diagnosedRemedy(s)
+		if !ok && failedCopies(ctx, e, cfg, s) {
+			f, human, ok = diagnosedRemedy(s)
+		}
 		if !ok {
 			fmt.Fprintf(e.stdout, "%s is %s (%s): nothing to repair.\n", s.Name, s.Health, orDash(s.Status))
 			return &exitErr{code: map[bool]int{true: repairOK, false: repairRefused}[s.Health == diagnose.OK]}
@@ -131,6 +137,30 @@ func runRepair(ctx context.Context, e env, args []string) error {
 
 // diagnosedRemedy picks the finding to act on: the first with a runnable
 // remedy, else the first that needs a person.
+// failedCopies adds to s, which nothing else ails, the failed copies of
+// it that the end of its subscriber's log holds (serverlog.Standing): the
+// daemon holds them as findings (table_copy_failed, initial_copy_failed);
+// a probe cannot see them. Whether its rows were put right since, the log
+// does not tell: said, with how to find out.
+func failedCopies(ctx context.Context, e env, cfg *config.Config, s *diagnose.Subscription) bool {
+	file, text, ok := readServerLog(ctx, e, cfg, s.Subscriber, "whether a copy of "+s.Name+" failed")
+	if !ok {
+		return false
+	}
+	found := false
+	for _, c := range serverlog.Standing(serverlog.Copies(text)) {
+		if c.Subscription == s.Name {
+			s.Findings = append(s.Findings, c.Finding(file))
+			found = true
+		}
+	}
+	if found {
+		fmt.Fprintf(e.stdout, "%s replicates, but the subscriber's log (%s) shows a copy of it that failed; if its rows were put right since, "+
+			"pglmon verify --subscription %s says so.\n", s.Name, file, shellword.Quote(s.Name))
+	}
+	return found
+}
+
 func diagnosedRemedy(s *diagnose.Subscription) (diagnose.Finding, bool, bool) {
 	for _, f := range s.Findings {
 		if f.Remedy != "" && f.Remedy != diagnose.RemedyDropOrphanSlot {

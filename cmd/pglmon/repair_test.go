@@ -140,3 +140,49 @@ func TestRepairCommandDropOrphanSlot(t *testing.T) {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 	}
 }
+
+// A failed first copy (pglogical rolls it back whole and marks it ready)
+// shows in no catalog: pglmon repair finds it at the end of the
+// subscriber's log and prints its plan; once that plan has copied the
+// tables again, there is nothing to repair.
+func TestRepairCommandReadsAFailedCopyFromTheLog(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10, Own: true, SubscriberConf: pgtest.LogCollector})
+	p.MustConverge(t, 30*time.Second)
+	cfg := writeConfig(t, p, "")
+	if _, err := p.FailFirstCopy(ctx, p.Sub(), "t2"); err != nil {
+		t.Fatal(err)
+	}
+	var code int
+	var out, errOut string
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		code, out, errOut = pglmonIn(t, "", "repair", "--config", cfg, "--subscription", p.Sub(), "--yes")
+		return strings.Contains(out, "needs a person")
+	}); err != nil {
+		t.Fatalf("no failed copy found: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if code != 1 || !strings.Contains(out, "pglogical's first copy of subscription "+p.Sub()+" failed at table public.t2 (ERROR: duplicate key") ||
+		!strings.Contains(out, "shows a copy of it that failed") {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	i, j := strings.Index(out, "SELECT pglogical.alter_subscription_resynchronize_table"), strings.Index(out, "IS NOT NULL;")
+	if i < 0 || j < i {
+		t.Fatalf("no resynchronisation in the plan:\n%s", out)
+	}
+	if err := p.Subscriber.Exec(ctx, out[i:j+len("IS NOT NULL")]); err != nil {
+		t.Fatal(err)
+	}
+	if err := pgtest.Poll(ctx, 120*time.Second, func() bool {
+		_ = p.Provider.Exec(ctx, "UPDATE items_0 SET n = n + 1 WHERE id = 1")
+		code, out, _ = pglmonIn(t, "", "repair", "--config", cfg, "--subscription", p.Sub(), "--yes")
+		return code == 0 && strings.Contains(out, "nothing to repair")
+	}); err != nil {
+		t.Fatalf("after the plan's resynchronisation: exit %d\n%s", code, out)
+	}
+	for table, want := range map[string]int64{"items_0": 10, "t2": 21} {
+		if n, err := p.WaitConverged(ctx, table, 60*time.Second); err != nil || n != want {
+			t.Errorf("%s: %d rows, %v", table, n, err)
+		}
+	}
+}

@@ -3,8 +3,11 @@ package daemon
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pglmon/pglmon/internal/diagnose"
+	"github.com/pglmon/pglmon/internal/probe"
+	"github.com/pglmon/pglmon/internal/serverlog"
 	"github.com/pglmon/pglmon/internal/verify"
 )
 
@@ -29,5 +32,81 @@ func TestDataDivergenceKeepsRowContentsOut(t *testing.T) {
 	}
 	if strings.Contains(f.Message, "alice@example.com") {
 		t.Errorf("a row's contents in the finding: %s", f.Message)
+	}
+}
+
+// A failed first copy: its own finding while the subscription replicates;
+// the cause of init_failed when that copy failed loudly; gone once the
+// subscription initialises again, or is verified equal as a whole after
+// pglmon read the failure.
+func TestFailedFirstCopyAnnotated(t *testing.T) {
+	read := time.Now()
+	failed := serverlog.Copy{Subscription: "sub_0", Table: "public.cc", Prefix: "2026-12-04 17:38:57.534 UTC [10566]", Initial: true,
+		Error: `ERROR: duplicate key value violates unique constraint "cc_pkey"`}
+	watcher := func() *logWatcher {
+		return &logWatcher{errs: map[string]serverlog.Errors{}, files: map[string]string{"subscriber": "/var/log/pg.log"},
+			copies: map[string]map[string]heldCopy{"subscriber": {failed.Key(): {failed, read}}}}
+	}
+	report := func(status string, findings ...diagnose.Finding) diagnose.Report {
+		return diagnose.Report{Time: read.Add(time.Second), Subscriptions: []diagnose.Subscription{{Name: "sub_0", Subscriber: "subscriber", Status: status, Findings: findings}}}
+	}
+	never := func(string, string, string) time.Time { return time.Time{} }
+
+	w := watcher()
+	rep := report("replicating")
+	w.annotate(&rep, never)
+	f, ok := rep.Subscriptions[0].Finding(diagnose.CodeInitialCopyFailed)
+	if !ok || f.Severity != diagnose.Critical || !f.Human || rep.Health != diagnose.Critical ||
+		!strings.HasPrefix(f.Message, `pglogical's first copy of subscription sub_0 failed at table public.cc (ERROR: duplicate key value violates unique constraint "cc_pkey", the subscriber's log /var/log/pg.log at 2026-12-04 17:38:57.534 UTC [10566])`) {
+		t.Fatalf("replicating: %+v", rep)
+	}
+	if _, ok := rep.Subscriptions[0].Finding(diagnose.CodeTableCopyFailed); ok {
+		t.Error("also a table_copy_failed")
+	}
+
+	// Loud: down with init_failed, which names the cause.
+	rep = report("down", diagnose.Finding{Code: diagnose.CodeInitFailed, Message: "subscription sub_0 is down"})
+	w.annotate(&rep, never)
+	if len(rep.Subscriptions[0].Findings) != 1 || !strings.Contains(rep.Subscriptions[0].Findings[0].Message, "; the cause: pglogical's first copy of subscription sub_0 failed at table public.cc") {
+		t.Fatalf("init_failed: %+v", rep.Subscriptions[0].Findings)
+	}
+
+	// Verified equal as a whole before the failure was read: held; after: gone.
+	verified := func(at time.Time) func(string, string, string) time.Time {
+		return func(subscriber, sub, table string) time.Time {
+			if subscriber == "subscriber" && sub == "sub_0" && table == "" {
+				return at
+			}
+			return time.Time{}
+		}
+	}
+	rep = report("replicating")
+	w.annotate(&rep, verified(read.Add(-time.Minute)))
+	if _, ok := rep.Subscriptions[0].Finding(diagnose.CodeInitialCopyFailed); !ok {
+		t.Fatal("gone after a verification older than the failure")
+	}
+	w.annotate(&rep, verified(read.Add(time.Minute)))
+	rep = report("replicating")
+	w.annotate(&rep, never)
+	if _, ok := rep.Subscriptions[0].Finding(diagnose.CodeInitialCopyFailed); ok {
+		t.Fatal("held after the subscription was verified equal")
+	}
+
+	// Initialising again (set up anew), seen after the failure was read.
+	w = watcher()
+	rep = report(probe.StatusInitializing)
+	rep.Time = read.Add(-time.Second) // a report probed before the read changes nothing
+	w.annotate(&rep, never)
+	rep = report("replicating")
+	w.annotate(&rep, never)
+	if _, ok := rep.Subscriptions[0].Finding(diagnose.CodeInitialCopyFailed); !ok {
+		t.Fatal("gone after an older report said initializing")
+	}
+	rep = report(probe.StatusInitializing)
+	w.annotate(&rep, never)
+	rep = report("replicating")
+	w.annotate(&rep, never)
+	if _, ok := rep.Subscriptions[0].Finding(diagnose.CodeInitialCopyFailed); ok {
+		t.Fatal("held after the subscription initialised again")
 	}
 }

@@ -31,7 +31,10 @@ const conflictWindow = time.Hour
 //     there before pglmon looked;
 //   - the table copies of pglogical's table sync whose COPY failed although
 //     pglogical marked the table ready (serverlog.Copy): held as a finding
-//     of the subscription until the table is copied again.
+//     of the subscription until the table is copied again;
+//   - the failed first copy of a subscription (serverlog.Copy.Initial),
+//     which pglogical rolls back whole and marks ready: held until the
+//     subscription initialises again or is verified equal.
 type logWatcher struct {
 	mu       sync.Mutex
 	follower logtail.Follower                   // used by one run at a time
@@ -42,7 +45,8 @@ type logWatcher struct {
 	recent   map[string][]countedConflict       // node -> counted within conflictWindow
 	// copies holds, by node and "subscription/table", the last table copy
 	// of pglogical's table sync read: a failed one is a finding until the
-	// table is copied again (see serverlog.Copy).
+	// table is copied again (see serverlog.Copy); under "subscription/" the
+	// failed first copy of the subscription.
 	copies  map[string]map[string]heldCopy
 	last    map[string]time.Time // node -> when its log was last read
 	running bool
@@ -168,13 +172,16 @@ func (w *logWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nod
 			w.copies[node] = map[string]heldCopy{}
 		}
 		for _, c := range rd.copies {
-			key := c.Subscription + "/" + c.Table
+			key := c.Key()
 			prev, seen := w.copies[node][key]
 			if seen && c.Prefix <= prev.Prefix {
 				continue // this copy, or an older one, read again
 			}
 			w.copies[node][key] = heldCopy{c, now}
-			if c.Failed() && (!seen || !prev.Failed()) {
+			if c.Initial {
+				d.log.Warn("pglogical's first copy of a subscription failed: none of it committed, and pglogical marked every table ready", keyNode, node,
+					"subscription", c.Subscription, "table", c.Table, keyError, c.Error, "at", c.Prefix)
+			} else if c.Failed() && (!seen || !prev.Failed()) {
 				d.log.Warn("pglogical's copy of a table failed and pglogical marked it ready", keyNode, node, "subscription", c.Subscription,
 					"table", c.Table, keyError, c.Error, "at", c.Prefix)
 			}
@@ -203,9 +210,10 @@ func (w *logWatcher) annotate(r *diagnose.Report, equalSince func(subscriber, su
 	}
 	for i := range r.Subscriptions {
 		s := &r.Subscriptions[i]
+		w.annotateInitial(r, s, equalSince)
 		var tables []string
 		for key, c := range w.copies[s.Subscriber] {
-			if c.Subscription != s.Name || !c.Failed() {
+			if c.Subscription != s.Name || !c.Failed() || c.Initial {
 				continue
 			}
 			if equalSince != nil && equalSince(s.Subscriber, s.Name, c.Table).After(c.seen) {
@@ -218,10 +226,7 @@ func (w *logWatcher) annotate(r *diagnose.Report, equalSince func(subscriber, su
 		}
 		sort.Strings(tables)
 		for _, key := range tables {
-			c := w.copies[s.Subscriber][key]
-			s.Findings = append(s.Findings, diagnose.Finding{Code: diagnose.CodeTableCopyFailed, Severity: diagnose.Critical, Human: true,
-				Message: fmt.Sprintf("pglogical's copy of table %s for subscription %s failed (%s, the subscriber's log %s at %s), yet pglogical marked the table ready and replicates later changes: the provider's rows that were not there before are missing on the subscriber, and changes to them fail or are skipped (pglogical 2.4.2 does this when the table already holds rows); resynchronise it (TRUNCATEs it on the subscriber, then copies): SELECT pglogical.alter_subscription_resynchronize_table('%s', '%s'); then pglmon verify",
-					c.Table, s.Name, c.Error, w.files[s.Subscriber], c.Prefix, strings.ReplaceAll(s.Name, "'", "''"), strings.ReplaceAll(c.Table, "'", "''"))})
+			s.Findings = append(s.Findings, w.copies[s.Subscriber][key].Finding(w.files[s.Subscriber]))
 		}
 		s.Health = diagnose.Worst(s.Health, diagnose.Critical)
 		r.Health = diagnose.Worst(r.Health, diagnose.Critical)
@@ -252,6 +257,37 @@ func (w *logWatcher) annotate(r *diagnose.Report, equalSince func(subscriber, su
 				len(keep), n.Name, strings.Join(parts, "; "))})
 		r.Health = diagnose.Worst(r.Health, diagnose.Warning)
 	}
+}
+
+// annotateInitial reports the failed first copy of subscription s, held
+// until pglmon sees it initialise again (set up anew: a new first copy,
+// whose failure would be read anew), the table whose COPY failed copied
+// again by a table sync (the remedy resynchronises every table at once), or
+// a verification that started after pglmon read the failure finds every
+// table of it equal. When that copy
+// failed loudly (the subscription is down with init_failed), it names the
+// cause in that finding instead.
+func (w *logWatcher) annotateInitial(r *diagnose.Report, s *diagnose.Subscription, equalSince func(subscriber, subscription, table string) time.Time) {
+	key := s.Name + "/"
+	c, ok := w.copies[s.Subscriber][key]
+	if !ok || s.Status == diagnose.StatusMissing {
+		return
+	}
+	again, copied := w.copies[s.Subscriber][s.Name+"/"+c.Table]
+	copied = copied && !again.Failed() && again.Prefix > c.Prefix
+	if copied || (s.Status == probe.StatusInitializing && r.Time.After(c.seen)) || (equalSince != nil && equalSince(s.Subscriber, s.Name, "").After(c.seen)) {
+		delete(w.copies[s.Subscriber], key)
+		return
+	}
+	for j := range s.Findings {
+		if f := &s.Findings[j]; f.Code == diagnose.CodeInitFailed {
+			f.Message += "; the cause: " + c.Cause(w.files[s.Subscriber])
+			return
+		}
+	}
+	s.Findings = append(s.Findings, c.Finding(w.files[s.Subscriber]))
+	s.Health = diagnose.Worst(s.Health, diagnose.Critical)
+	r.Health = diagnose.Worst(r.Health, diagnose.Critical)
 }
 
 func hasFinding(n diagnose.Node, code string) bool {

@@ -281,13 +281,102 @@ func TestDaemonClearsAFailedCopyOnceVerified(t *testing.T) {
 	if _, ok := finding(); !ok {
 		t.Fatal("table_copy_failed went while t2 still differs")
 	}
+	// Cycles that find t2 different do not count the subscription equal
+	// (one before t2 joined the set may have): two more cycles end, the
+	// second started after t2 was seen differing.
+	seen := time.Now()
+	lastCycle := func() time.Time { r.d.verifier.mu.Lock(); defer r.d.verifier.mu.Unlock(); return r.d.verifier.last }
+	var first time.Time
+	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
+		if first.IsZero() && lastCycle().After(seen) {
+			first = lastCycle()
+		}
+		return !first.IsZero() && lastCycle().After(first)
+	}); err != nil {
+		t.Fatal("no two verifications ended")
+	}
+	if at := r.d.verifier.equalSince("subscriber", p.Sub(), ""); !at.Before(seen) {
+		t.Fatalf("the subscription counts as verified equal since %s while t2 differs", at)
+	}
 	if err := p.Subscriber.Exec(ctx, "INSERT INTO t2 VALUES (21, 'only on the provider')"); err != nil {
 		t.Fatal(err)
 	}
 	if err := pgtest.Poll(ctx, 60*time.Second, func() bool { _, ok := finding(); return !ok }); err != nil {
 		t.Fatalf("table_copy_failed stayed after t2 was verified equal:\n%s", r.logs.String())
 	}
+	// Every table equal: the subscription as a whole (what clears a failed first copy).
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool { return !r.d.verifier.equalSince("subscriber", p.Sub(), "").IsZero() }); err != nil {
+		t.Fatal("the subscription is not counted as verified equal")
+	}
 	r.waitMetric(t, `^pglmon_table_divergent_rows\{subscription="`+p.Sub()+`",table="public.t2"\} 1$`, true, 30*time.Second)
+}
+
+// pglogical 2.4.2 copies every table of a new subscription in one
+// transaction on the subscriber: when the last table's COPY meets a row
+// already there, that transaction rolls back, and pglogical marks the
+// subscription and each table ready all the same. The daemon reads that
+// from the log and holds a critical initial_copy_failed until the tables
+// are copied again, as its plan says.
+func TestDaemonFindsAFailedFirstCopy(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 5, Own: true})
+	p.MustConverge(t, 30*time.Second)
+	body := strings.Replace(pairConfig(p, filepath.Join(t.TempDir(), "a.jsonl"), policyOff()), "probe:", fmt.Sprintf("    server_log: %q\nprobe:", p.Subscriber.Cluster.LogPath()), 1)
+	r := startEvery(t, body, nil, time.Second)
+	if _, err := p.FailFirstCopy(ctx, p.Sub(), "t2"); err != nil {
+		t.Fatal(err)
+	}
+	// pglogical's side of it: replicating, items_0 ready and empty.
+	var rows int
+	if err := p.Subscriber.QueryRow(ctx, "SELECT count(*) FROM items_0", []any{&rows}); err != nil || rows != 0 {
+		t.Errorf("items_0 holds %d rows (%v) after the failed first copy: pglogical no longer rolls it back?", rows, err)
+	}
+	finding := func() (diagnose.Finding, bool) {
+		rep := r.status(t)
+		s, ok := rep.Subscription(p.Sub(), "")
+		if !ok {
+			return diagnose.Finding{}, false
+		}
+		return s.Finding(diagnose.CodeInitialCopyFailed)
+	}
+	var f diagnose.Finding
+	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
+		var ok bool
+		f, ok = finding()
+		return ok
+	}); err != nil {
+		t.Fatalf("no initial_copy_failed; log:\n%s", r.logs.String())
+	}
+	if f.Severity != diagnose.Critical || !f.Human || !strings.Contains(f.Message, "pglogical's first copy of subscription "+p.Sub()+" failed at table public.t2 (ERROR: duplicate key value violates unique constraint \"t2_pkey\"") ||
+		strings.Contains(f.Message, "only on the subscriber") {
+		t.Errorf("finding: %+v", f)
+	}
+	r.waitMetric(t, `pglmon_finding\{code="initial_copy_failed",severity="critical",subscriber="subscriber",subscription="`+p.Sub()+`"\} 1`, false, 30*time.Second)
+	// The plan's remedy (a), as it prints it: every table copied again.
+	plan := repair.HumanPlan(f, diagnose.Subscription{Name: p.Sub(), Subscriber: "subscriber"}).Text
+	i, j := strings.Index(plan, "SELECT pglogical.alter_subscription_resynchronize_table"), strings.Index(plan, "IS NOT NULL;")
+	if i < 0 || j < i {
+		t.Fatalf("plan:\n%s", plan)
+	}
+	if err := p.Subscriber.Exec(ctx, plan[i:j+len("IS NOT NULL")]); err != nil {
+		t.Fatalf("the plan's resynchronisation: %v\n%s", err, plan[i:j])
+	}
+	if err := pgtest.Poll(ctx, 120*time.Second, func() bool {
+		if err := p.Provider.Exec(ctx, "UPDATE items_0 SET n = n + 1 WHERE id = 1"); err != nil {
+			t.Log(err)
+		}
+		_, ok := finding()
+		return !ok
+	}); err != nil {
+		log := readLog(t, p.Subscriber.Cluster)
+		t.Fatalf("initial_copy_failed stayed after the resynchronisation: %+v\nsubscriber log (end):\n%s", f, log[max(0, len(log)-4000):])
+	}
+	for table, want := range map[string]int64{"items_0": 5, "t2": 21} {
+		if n, err := p.WaitConverged(ctx, table, 60*time.Second); err != nil || n != want {
+			t.Errorf("%s after the resynchronisation: %d rows, %v", table, n, err)
+		}
+	}
 }
 
 func readLog(t *testing.T, c *pgtest.Cluster) string {

@@ -35,12 +35,14 @@ type verifier struct {
 	// state persists the above across restarts (nil: not kept).
 	state *stateFile
 	// equal holds, by subscriber/subscription/table, when the last
-	// verification that found the table equal started.
+	// verification that found the table equal started; by
+	// subscriber/subscription/ (no table), when the last that found every
+	// table of the subscription equal did.
 	equal map[string]time.Time
 }
 
 // equalSince reports when the last verification that found the table
-// equal started (zero: none did).
+// equal started (zero: none did); table "": every table of the subscription.
 func (v *verifier) equalSince(subscriber, subscription, table string) time.Time {
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -190,6 +192,16 @@ func (v *verifier) run(ctx context.Context, d *Daemon, cfg *config.Config, snaps
 			}
 		case r.Error == "":
 			next.Finished[key] = true
+			if len(sr.Tables) == 0 && !slices.ContainsFunc(r.Tables, func(t verify.TableResult) bool { return t.Error != "" }) {
+				// Every table equal: the subscription as a whole, since
+				// the cycle began (an earlier run of it compared the rest).
+				v.mu.Lock()
+				if v.equal == nil {
+					v.equal = map[string]time.Time{}
+				}
+				v.equal[key+"/"] = cy.Started
+				v.mu.Unlock()
+			}
 			attrs := []any{keySubscription, tg.Subscription, "equal", len(sr.Tables) == 0, "rows", r.RowsChecked, keyDuration, r.Duration.Round(time.Millisecond).String()}
 			if ps != nil {
 				attrs = append(attrs, "cycle_started", cy.Started.UTC().Format(time.RFC3339))

@@ -86,6 +86,10 @@ const (
 	// CodeTableCopyFailed: pglogical's table sync COPY failed, yet the
 	// table was marked ready (daemon, from the subscriber's log).
 	CodeTableCopyFailed = "table_copy_failed"
+	// CodeInitialCopyFailed: the first copy of a subscription failed, was
+	// rolled back whole, and pglogical marked it ready (daemon, from the
+	// subscriber's log).
+	CodeInitialCopyFailed = "initial_copy_failed"
 	// CodeSubscriptionSetsDiffer: a subscription the configuration
 	// describes replicates other replication sets than it says.
 	CodeSubscriptionSetsDiffer = "subscription_sets_differ"

@@ -209,6 +209,20 @@ Choose, on subscriber %[2]s:
       pglmon verify --config FILE --subscription %[5]s --table schema.table --output json
     then upsert them from the provider (INSERT ... ON CONFLICT (key) DO UPDATE).
 The finding clears when pglogical next copies the table (a).`, s.Provider, s.Subscriber, f.Message, q(s.Name), sh(s.Name))
+	case diagnose.CodeInitialCopyFailed:
+		fmt.Fprintf(&b, `%[3]s.
+Choose, on subscriber %[2]s:
+ a) copy every table of the subscription again: pglogical TRUNCATEs each on the subscriber first (rows
+    written only there, such as those the failed COPY met, are lost; each table is empty meanwhile):
+      SELECT pglogical.alter_subscription_resynchronize_table(%[4]s, format('%%I.%%I', sync_nspname, sync_relname)::regclass)
+        FROM pglogical.local_sync_status
+       WHERE sync_subid = (SELECT sub_id FROM pglogical.subscription WHERE sub_name = %[4]s) AND sync_relname IS NOT NULL;
+ b) keep the subscriber's rows and copy only what is missing: list the differing rows with
+      pglmon verify --config FILE --subscription %[5]s --output json
+    then upsert them from the provider (INSERT ... ON CONFLICT (key) DO UPDATE).
+The finding clears when pglogical next copies the table whose COPY failed (a), when the subscription
+initialises again (set up anew), or when the daemon's scheduled verification (verify.every) finds
+every table of it equal (b).`, s.Provider, s.Subscriber, f.Message, q(s.Name), sh(s.Name))
 	case diagnose.CodeSubscriptionMissing:
 		fmt.Fprintf(&b, `%[3]s.
 Choose:

@@ -1,8 +1,11 @@
 package serverlog
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/pglmon/pglmon/internal/diagnose"
 )
 
 // Copy is the end of one table copy of pglogical's table sync, as the
@@ -17,6 +20,24 @@ import (
 //	[12813] LOG:  finished sync of table public.t2 for subscriber sub_0
 //
 // (the COPY runs in a backend of its own, hence another PID).
+//
+// The first copy of create_subscription(synchronize_data := true) runs in
+// the apply worker, which logs no such lines, and copies every table of the
+// subscription's sets in one transaction on the subscriber. A COPY that
+// fails there aborts that transaction: pglogical commits it (a rollback),
+// so none of the tables copied before keep their rows either. When the
+// failing table is the last one, nothing else fails: pglogical marks the
+// subscription and every table ready and says replicating (checked on
+// 2.4.2; when a later table's COPY follows, it fails with "current
+// transaction is aborted", the apply worker exits with "table copy failed",
+// and the subscription is down with init_failed):
+//
+//	[10558] LOG:  starting apply for subscription sub_0
+//	[10566] ERROR:  duplicate key value violates unique constraint "cc_pkey"
+//	[10566] STATEMENT:  COPY "public"."cc" ("id","v") FROM stdin
+//
+// Such a copy is an Initial one, of the subscription whose apply worker
+// started last before it.
 type Copy struct {
 	Subscription string `json:"subscription"`
 	// Table is schema.table, without quotes.
@@ -25,10 +46,63 @@ type Copy struct {
 	Prefix string `json:"prefix"`
 	// Error is the COPY's error ("" when it did not fail).
 	Error string `json:"error,omitempty"`
+	// Initial marks the failed first copy of a subscription (Table is the
+	// table whose COPY failed first; Prefix that COPY's line prefix).
+	Initial bool `json:"initial,omitempty"`
 }
 
 // Failed reports whether the COPY failed.
 func (c Copy) Failed() bool { return c.Error != "" }
+
+// Key is where a copy stands among others (Standing): "subscription/table",
+// "subscription/" for a first copy.
+func (c Copy) Key() string {
+	if c.Initial {
+		return c.Subscription + "/"
+	}
+	return c.Subscription + "/" + c.Table
+}
+
+// Cause says what failed, and where the log (file) says so.
+func (c Copy) Cause(file string) string {
+	if c.Initial {
+		return fmt.Sprintf("pglogical's first copy of subscription %s failed at table %s (%s, the subscriber's log %s at %s)", c.Subscription, c.Table, c.Error, file, c.Prefix)
+	}
+	return fmt.Sprintf("pglogical's copy of table %s for subscription %s failed (%s, the subscriber's log %s at %s)", c.Table, c.Subscription, c.Error, file, c.Prefix)
+}
+
+// Finding is the failed copy's finding, read from the log file:
+// table_copy_failed, or initial_copy_failed for a first copy.
+func (c Copy) Finding(file string) diagnose.Finding {
+	if c.Initial {
+		return diagnose.Finding{Code: diagnose.CodeInitialCopyFailed, Severity: diagnose.Critical, Human: true,
+			Message: c.Cause(file) + ", yet pglogical marked the subscription and every table ready and replicates later changes: it copies all tables in one transaction on the subscriber, which that failure rolled back, so no table of the subscription holds the provider's rows from before it was created (changes to them fail or are skipped); resynchronise every table of it (each is TRUNCATEd on the subscriber, then copied; rows written only there are lost), or empty the tables and set the subscription up again; then pglmon verify"}
+	}
+	return diagnose.Finding{Code: diagnose.CodeTableCopyFailed, Severity: diagnose.Critical, Human: true,
+		Message: c.Cause(file) + fmt.Sprintf(", yet pglogical marked the table ready and replicates later changes: the provider's rows that were not there before are missing on the subscriber, and changes to them fail or are skipped (pglogical 2.4.2 does this when the table already holds rows); resynchronise it (TRUNCATEs it on the subscriber, then copies): SELECT pglogical.alter_subscription_resynchronize_table('%s', '%s'); then pglmon verify",
+			strings.ReplaceAll(c.Subscription, "'", "''"), strings.ReplaceAll(c.Table, "'", "''"))}
+}
+
+// Standing returns, of copies (oldest first, as Copies returns them), the
+// failures that still stand as far as they tell, by Key: each table's last
+// copy when it failed, and each subscription's last failed first copy
+// unless the table whose COPY failed was copied since (the remedy copies
+// every table again).
+func Standing(copies []Copy) map[string]Copy {
+	last := map[string]Copy{}
+	for _, c := range copies {
+		last[c.Key()] = c
+	}
+	out := map[string]Copy{}
+	for key, c := range last {
+		again, copied := last[c.Subscription+"/"+c.Table]
+		if !c.Failed() || (c.Initial && copied && !again.Failed() && again.Prefix > c.Prefix) {
+			continue
+		}
+		out[key] = c
+	}
+	return out
+}
 
 var (
 	syncStartRE = regexp.MustCompile(`^starting sync of table (\S+) for subscriber (.+)$`)
@@ -43,12 +117,18 @@ func unquote(name string) string { return strings.ReplaceAll(name, `"`, "") }
 // Copies returns the table copies that finished in text, oldest first: a
 // failed COPY of the table between the sync worker's start and finish
 // lines makes its Copy failed. A copy whose start line is not in text is
-// left out. (The first copy of create_subscription(synchronize_data) runs
-// in the apply worker, which logs no such lines: not seen here.)
+// left out. A failed pglogical COPY of a table no sync worker copies is the
+// failed first copy of the subscription whose apply worker started last
+// (one Copy for each start of it: the aborted COPYs after the first are
+// not copies of their own).
 func Copies(text string) []Copy {
 	type open struct{ sub, table, err string }
 	running := map[string]*open{}  // sync worker pid -> its copy
 	pending := map[string]string{} // pid -> its last ERROR, until its STATEMENT
+	// The subscription whose apply worker started last, and whether its
+	// first copy was seen failing already.
+	var applying string
+	var initialFailed bool
 	var out []Copy
 	for _, line := range strings.Split(text, "\n") {
 		m := levelRE.FindStringSubmatch(strings.TrimRight(line, "\r"))
@@ -62,7 +142,9 @@ func Copies(text string) []Copy {
 		pid, level, msg := p[1], m[2], m[3]
 		switch level {
 		case "LOG":
-			if s := syncStartRE.FindStringSubmatch(msg); s != nil {
+			if s := startRE.FindStringSubmatch(msg); s != nil {
+				applying, initialFailed = s[1], false
+			} else if s := syncStartRE.FindStringSubmatch(msg); s != nil {
 				running[pid] = &open{sub: s[2], table: unquote(s[1])}
 			} else if s := syncEndRE.FindStringSubmatch(msg); s != nil {
 				if o, ok := running[pid]; ok && o.table == unquote(s[1]) && o.sub == s[2] {
@@ -79,11 +161,18 @@ func Copies(text string) []Copy {
 			if !ok || c == nil {
 				continue
 			}
-			table := unquote(c[1])
+			table, synced := unquote(c[1]), false
 			for _, o := range running {
-				if o.table == table && o.err == "" {
-					o.err = e
+				if o.table == table {
+					synced = true
+					if o.err == "" {
+						o.err = e
+					}
 				}
+			}
+			if !synced && applying != "" && !initialFailed {
+				initialFailed = true
+				out = append(out, Copy{Subscription: applying, Table: table, Prefix: strings.TrimSpace(m[1]), Error: e, Initial: true})
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package serverlog
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -34,5 +35,71 @@ func TestCopies(t *testing.T) {
 	}
 	if !want[0].Failed() || want[1].Failed() {
 		t.Error("Failed")
+	}
+}
+
+// The first copy of create_subscription(synchronize_data := true), as
+// pglogical 2.4.2 and PostgreSQL 15 logged it on a subscriber: the last
+// table's COPY failing (quiet: the subscription replicates, every table
+// ready, none of the copy committed), then, set up again, a COPY failing
+// before another table's (the apply worker exits, init_failed).
+const initialCopyLog = `2026-12-04 17:38:57.336 UTC [10556] LOG:  manager worker [10556] at slot 1 generation 17 detaching cleanly
+2026-12-04 17:38:57.339 UTC [10558] LOG:  starting apply for subscription sub_0
+2026-12-04 17:38:57.385 UTC [10561] LOG:  manager worker [10561] at slot 1 generation 18 detaching cleanly
+2026-12-04 17:38:57.534 UTC [10566] ERROR:  duplicate key value violates unique constraint "cc_pkey"
+2026-12-04 17:38:57.534 UTC [10566] DETAIL:  Key (id)=(5) already exists.
+2026-12-04 17:38:57.534 UTC [10566] CONTEXT:  COPY cc, line 5
+2026-12-04 17:38:57.534 UTC [10566] STATEMENT:  COPY "public"."cc" ("id","v") FROM stdin
+2026-12-04 17:39:10.001 UTC [10600] ERROR:  duplicate key value violates unique constraint "orders_pkey"
+2026-12-04 17:39:10.001 UTC [10600] STATEMENT:  COPY public.orders (id, v) FROM stdin;
+2026-12-04 17:40:26.208 UTC [10417] LOG:  starting apply for subscription sub_1
+2026-12-04 17:40:26.368 UTC [10424] ERROR:  duplicate key value violates unique constraint "cb_pkey"
+2026-12-04 17:40:26.368 UTC [10424] DETAIL:  Key (id)=(5) already exists.
+2026-12-04 17:40:26.368 UTC [10424] CONTEXT:  COPY cb, line 5
+2026-12-04 17:40:26.368 UTC [10424] STATEMENT:  COPY "public"."cb" ("id","v") FROM stdin
+2026-12-04 17:40:26.368 UTC [10424] ERROR:  current transaction is aborted, commands ignored until end of transaction block
+2026-12-04 17:40:26.368 UTC [10424] STATEMENT:  COPY "public"."cc" ("id","v") FROM stdin
+2026-12-04 17:40:26.389 UTC [10417] ERROR:  table copy failed
+2026-12-04 17:40:26.389 UTC [10417] DETAIL:  Query 'COPY "public"."cc" ("id","v") FROM stdin': 
+2026-12-04 17:40:26.389 UTC [10417] LOG:  apply worker [10417] at slot 2 generation 4 exiting with error
+2026-12-04 17:40:31.843 UTC [10443] LOG:  starting apply for subscription sub_1
+2026-12-04 17:40:31.843 UTC [10443] ERROR:  subscriber sub_1 initialization failed during nonrecoverable step (d), please try the setup again
+`
+
+func TestInitialCopies(t *testing.T) {
+	want := []Copy{
+		{Subscription: "sub_0", Table: "public.cc", Prefix: "2026-12-04 17:38:57.534 UTC [10566]", Initial: true,
+			Error: `ERROR: duplicate key value violates unique constraint "cc_pkey"`},
+		// An application's COPY (pg_dump's form) is not pglogical's; the
+		// aborted COPY after the first failure is not a copy of its own.
+		{Subscription: "sub_1", Table: "public.cb", Prefix: "2026-12-04 17:40:26.368 UTC [10424]", Initial: true,
+			Error: `ERROR: duplicate key value violates unique constraint "cb_pkey"`},
+	}
+	if got := Copies(initialCopyLog); !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %+v\nwant %+v", got, want)
+	}
+	// A table sync's failed COPY stays the table's, not an initial copy.
+	if got := Copies("[1] LOG:  starting apply for subscription sub_0\n" + copyLog); len(got) != 2 || got[0].Initial {
+		t.Fatalf("with a table sync: %+v", got)
+	}
+}
+
+// What stands of a log's copies: a table's last copy when it failed; a
+// failed first copy until the table whose COPY failed is copied again.
+func TestStanding(t *testing.T) {
+	resync := `2026-12-04 17:50:00.000 UTC [11000] LOG:  starting sync of table public.cc for subscriber sub_0
+2026-12-04 17:50:01.000 UTC [11000] LOG:  finished sync of table public.cc for subscriber sub_0
+`
+	got := Standing(Copies(copyLog + initialCopyLog))
+	if len(got) != 3 || !got["sub_0/public.t2"].Failed() || !got["sub_0/"].Initial || got["sub_1/"].Table != "public.cb" {
+		t.Fatalf("before: %+v", got)
+	}
+	got = Standing(Copies(copyLog + initialCopyLog + resync))
+	if _, ok := got["sub_0/"]; ok || len(got) != 2 {
+		t.Fatalf("after cc was copied again: %+v", got)
+	}
+	f := got["sub_1/"].Finding("/var/log/pg.log")
+	if f.Code != "initial_copy_failed" || !strings.HasPrefix(f.Message, "pglogical's first copy of subscription sub_1 failed at table public.cb (ERROR: duplicate key") {
+		t.Errorf("finding: %+v", f)
 	}
 }
