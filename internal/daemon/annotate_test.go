@@ -45,7 +45,7 @@ func TestFailedFirstCopyAnnotated(t *testing.T) {
 		Error: `ERROR: duplicate key value violates unique constraint "cc_pkey"`}
 	watcher := func() *logWatcher {
 		return &logWatcher{errs: map[string]serverlog.Errors{}, files: map[string]string{"subscriber": "/var/log/pg.log"},
-			copies: map[string]map[string]heldCopy{"subscriber": {failed.Key(): {failed, read}}}}
+			copies: map[string]map[string]heldCopy{"subscriber": {failed.Key(): {Copy: failed, seen: read}}}}
 	}
 	report := func(status string, findings ...diagnose.Finding) diagnose.Report {
 		return diagnose.Report{Time: read.Add(time.Second), Subscriptions: []diagnose.Subscription{{Name: "sub_0", Subscriber: "subscriber", Status: status, Findings: findings}}}
@@ -108,5 +108,24 @@ func TestFailedFirstCopyAnnotated(t *testing.T) {
 	w.annotate(&rep, never)
 	if _, ok := rep.Subscriptions[0].Finding(diagnose.CodeInitialCopyFailed); ok {
 		t.Fatal("held after the subscription initialised again")
+	}
+	// The log's tail, read again, does not bring it back; a new failure does.
+	if _, _, fresh := w.hold("subscriber", failed, time.Now()); fresh {
+		t.Fatal("the same failure read again is news")
+	}
+	w.annotate(&rep, never)
+	if _, ok := rep.Subscriptions[0].Finding(diagnose.CodeInitialCopyFailed); ok {
+		t.Fatal("back after the log was read again")
+	}
+	again := failed
+	again.Prefix = "2026-12-04 18:02:11.010 UTC [12001]"
+	if _, _, fresh := w.hold("subscriber", again, time.Now()); !fresh {
+		t.Fatal("a later failure is not news")
+	}
+	rep = report("replicating")
+	rep.Time = time.Now().Add(time.Second)
+	w.annotate(&rep, never)
+	if f, ok := rep.Subscriptions[0].Finding(diagnose.CodeInitialCopyFailed); !ok || !strings.Contains(f.Message, "[12001]") {
+		t.Fatalf("a later failure: %+v", rep.Subscriptions[0].Findings)
 	}
 }

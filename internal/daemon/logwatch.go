@@ -56,6 +56,9 @@ type logWatcher struct {
 type heldCopy struct {
 	serverlog.Copy
 	seen time.Time
+	// cleared: a failed first copy put right since (kept, not deleted: the
+	// log's tail, read again, would bring it back as new).
+	cleared bool
 }
 
 type countedConflict struct {
@@ -168,16 +171,11 @@ func (w *logWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nod
 			d.metrics.Conflicts(node, c.Table, c.Op, c.Resolution, 1)
 			w.recent[node] = append(w.recent[node], countedConflict{c, now})
 		}
-		if w.copies[node] == nil {
-			w.copies[node] = map[string]heldCopy{}
-		}
 		for _, c := range rd.copies {
-			key := c.Key()
-			prev, seen := w.copies[node][key]
-			if seen && c.Prefix <= prev.Prefix {
-				continue // this copy, or an older one, read again
+			prev, seen, fresh := w.hold(node, c, now)
+			if !fresh {
+				continue
 			}
-			w.copies[node][key] = heldCopy{c, now}
 			if c.Initial {
 				d.log.Warn("pglogical's first copy of a subscription failed: none of it committed, and pglogical marked every table ready", keyNode, node,
 					"subscription", c.Subscription, "table", c.Table, keyError, c.Error, "at", c.Prefix)
@@ -189,6 +187,20 @@ func (w *logWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nod
 		d.log.Debug("server log read", keyNode, node, "file", rd.chunk.File, "bytes_new", len(rd.chunk.New), "conflicts_new", len(rd.conflicts), "baseline", rd.chunk.Baseline)
 	}
 	w.running = false
+}
+
+// hold keeps copy c, read from node's log at now, unless it or a later
+// copy of its Key was read before (fresh false): the previous one, if any.
+func (w *logWatcher) hold(node string, c serverlog.Copy, now time.Time) (prev heldCopy, seen, fresh bool) {
+	if w.copies[node] == nil {
+		w.copies[node] = map[string]heldCopy{}
+	}
+	prev, seen = w.copies[node][c.Key()]
+	if seen && c.Prefix <= prev.Prefix {
+		return prev, seen, false // this copy, or an older one, read again
+	}
+	w.copies[node][c.Key()] = heldCopy{Copy: c, seen: now}
+	return prev, seen, true
 }
 
 // annotate adds the apply worker's last error to down subscriptions'
@@ -264,19 +276,19 @@ func (w *logWatcher) annotate(r *diagnose.Report, equalSince func(subscriber, su
 // whose failure would be read anew), the table whose COPY failed copied
 // again by a table sync (the remedy resynchronises every table at once), or
 // a verification that started after pglmon read the failure finds every
-// table of it equal. When that copy
-// failed loudly (the subscription is down with init_failed), it names the
-// cause in that finding instead.
+// table of it equal. When that copy failed loudly (the subscription is down
+// with init_failed), it names the cause in that finding instead.
 func (w *logWatcher) annotateInitial(r *diagnose.Report, s *diagnose.Subscription, equalSince func(subscriber, subscription, table string) time.Time) {
 	key := s.Name + "/"
 	c, ok := w.copies[s.Subscriber][key]
-	if !ok || s.Status == diagnose.StatusMissing {
+	if !ok || c.cleared || s.Status == diagnose.StatusMissing {
 		return
 	}
 	again, copied := w.copies[s.Subscriber][s.Name+"/"+c.Table]
 	copied = copied && !again.Failed() && again.Prefix > c.Prefix
 	if copied || (s.Status == probe.StatusInitializing && r.Time.After(c.seen)) || (equalSince != nil && equalSince(s.Subscriber, s.Name, "").After(c.seen)) {
-		delete(w.copies[s.Subscriber], key)
+		c.cleared = true
+		w.copies[s.Subscriber][key] = c
 		return
 	}
 	for j := range s.Findings {

@@ -3,6 +3,7 @@ package serverlog
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/pglmon/pglmon/internal/diagnose"
@@ -119,16 +120,17 @@ func unquote(name string) string { return strings.ReplaceAll(name, `"`, "") }
 // lines makes its Copy failed. A copy whose start line is not in text is
 // left out. A failed pglogical COPY of a table no sync worker copies is the
 // failed first copy of the subscription whose apply worker started last
-// (one Copy for each start of it: the aborted COPYs after the first are
-// not copies of their own).
+// (the aborted COPYs after it, in the same backend, are not copies of
+// their own), unless a sync worker then logs that it finished that table:
+// its start came before text, and the COPY was its own.
 func Copies(text string) []Copy {
 	type open struct{ sub, table, err string }
 	running := map[string]*open{}  // sync worker pid -> its copy
 	pending := map[string]string{} // pid -> its last ERROR, until its STATEMENT
-	// The subscription whose apply worker started last, and whether its
-	// first copy was seen failing already.
-	var applying string
-	var initialFailed bool
+	// applying is the subscription whose apply worker started last;
+	// copying, by PID, the backends whose COPY of a first copy failed: the
+	// COPYs after it there fail in its aborted transaction.
+	applying, copying := "", map[string]bool{}
 	var out []Copy
 	for _, line := range strings.Split(text, "\n") {
 		m := levelRE.FindStringSubmatch(strings.TrimRight(line, "\r"))
@@ -143,14 +145,19 @@ func Copies(text string) []Copy {
 		switch level {
 		case "LOG":
 			if s := startRE.FindStringSubmatch(msg); s != nil {
-				applying, initialFailed = s[1], false
+				applying = s[1]
 			} else if s := syncStartRE.FindStringSubmatch(msg); s != nil {
 				running[pid] = &open{sub: s[2], table: unquote(s[1])}
 			} else if s := syncEndRE.FindStringSubmatch(msg); s != nil {
-				if o, ok := running[pid]; ok && o.table == unquote(s[1]) && o.sub == s[2] {
+				table := unquote(s[1])
+				if o, ok := running[pid]; ok && o.table == table && o.sub == s[2] {
 					out = append(out, Copy{Subscription: o.sub, Table: o.table, Prefix: strings.TrimSpace(m[1]), Error: o.err})
 				}
 				delete(running, pid)
+				// A failed COPY of the table taken for a first copy was the
+				// sync's own when its start came before text (and a first
+				// copy that failed there is put right by this one).
+				out = slices.DeleteFunc(out, func(c Copy) bool { return c.Initial && c.Table == table })
 			}
 		case "ERROR", "FATAL":
 			pending[pid] = level + ": " + msg
@@ -170,8 +177,8 @@ func Copies(text string) []Copy {
 					}
 				}
 			}
-			if !synced && applying != "" && !initialFailed {
-				initialFailed = true
+			if !synced && applying != "" && !copying[pid] {
+				copying[pid] = true
 				out = append(out, Copy{Subscription: applying, Table: table, Prefix: strings.TrimSpace(m[1]), Error: e, Initial: true})
 			}
 		}

@@ -78,9 +78,14 @@ func TestInitialCopies(t *testing.T) {
 	if got := Copies(initialCopyLog); !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %+v\nwant %+v", got, want)
 	}
-	// A table sync's failed COPY stays the table's, not an initial copy.
+	// A table sync's failed COPY stays the table's, not an initial copy;
+	// also when the sync's start came before the text read.
 	if got := Copies("[1] LOG:  starting apply for subscription sub_0\n" + copyLog); len(got) != 2 || got[0].Initial {
 		t.Fatalf("with a table sync: %+v", got)
+	}
+	syncStartedBefore := copyLog[strings.Index(copyLog, "\n")+1:]
+	if got := Copies("[1] LOG:  starting apply for subscription sub_9\n" + syncStartedBefore); len(got) != 1 || got[0].Table != "public.Late" {
+		t.Fatalf("a table sync started before the text: %+v", got)
 	}
 }
 

@@ -330,7 +330,9 @@ const hasPglogicalSQL = "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname
 // already holds rows, the COPY fails (duplicate key) and pglogical still
 // marks the table ready ("finished sync of table"), so the provider's rows
 // never arrive, and nothing but the data says so (a table without key
-// would get its rows twice instead: nothing stops that COPY).
+// would get its rows twice instead: nothing stops that COPY). A new
+// subscription's first copy is one transaction for all its tables: one
+// such failure rolls back every table's copy.
 func (r *Runner) checkCopies(ctx context.Context, conns map[string]*pgx.Conn, tables map[string][]string, p *Plan) error {
 	for _, sb := range r.Config.Subscriptions {
 		if !config.Flag(sb.SynchronizeData) {
@@ -368,8 +370,12 @@ func (r *Runner) checkCopies(ctx context.Context, conns map[string]*pgx.Conn, ta
 					return fmt.Errorf("read table %s on %s: %w", t, sb.Subscriber, err)
 				}
 				if rows {
+					whole := ""
+					if !exists {
+						whole = "; a new subscription's first copy takes every table in one transaction, which that failure rolls back: no table of it would get the provider's rows"
+					}
 					p.Problems = append(p.Problems, Problem{sb.Subscriber,
-						fmt.Sprintf("table %s already holds rows here, and apply would have pglogical copy it for subscription %s (synchronize_data): pglogical's copy fails on rows already there (duplicate key) yet marks the table ready, so the provider's rows that differ never arrive (a table without key gets them twice)", t, sb.Name),
+						fmt.Sprintf("table %s already holds rows here, and apply would have pglogical copy it for subscription %s (synchronize_data): pglogical's copy fails on rows already there (duplicate key) yet marks the table ready, so the provider's rows that differ never arrive (a table without key gets them twice)%s", t, sb.Name, whole),
 						fmt.Sprintf("if the provider's rows are the ones to keep, empty it here first (TRUNCATE %s); to keep the subscriber's, set synchronize_data: false for %s and bring the table in line yourself (pglmon verify shows where it differs once it replicates)", t, sb.Name)})
 				}
 			}
