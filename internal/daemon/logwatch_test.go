@@ -112,7 +112,7 @@ func TestDaemonCountsApplyConflicts(t *testing.T) {
 	if err := pgtest.Poll(ctx, 30*time.Second, func() bool { return strings.Count(readLog(t, sub), "CONFLICT: remote UPDATE") == 1 }); err != nil {
 		t.Fatal("the first conflict was never logged")
 	}
-	body := strings.Replace(pairConfig(p, filepath.Join(t.TempDir(), "a.jsonl"), policyOff()), "probe:", fmt.Sprintf("    server_log: %q\nprobe:", sub.LogPath()), 1)
+	body := logConfig(t, p, "")
 	r := startEvery(t, body, nil, time.Second)
 	metric := `pglmon_apply_conflicts_total\{op="UPDATE",resolution="skip",subscriber="subscriber",table="public.items_0"\} `
 	// The baseline read (it holds the first conflict), then two more conflicts.
@@ -192,7 +192,6 @@ func failedCopy(t *testing.T, extra string) (*pgtest.Pair, *running, diagnose.Fi
 	t.Helper()
 	ctx := context.Background()
 	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 5, Own: true})
-	sub := p.Subscriber.Cluster
 	p.MustConverge(t, 30*time.Second)
 	const t2 = "CREATE TABLE t2 (id int PRIMARY KEY, v text); INSERT INTO t2 SELECT g, 'a' FROM generate_series(1, 20) g;"
 	if err := p.Subscriber.Exec(ctx, t2); err != nil {
@@ -201,27 +200,11 @@ func failedCopy(t *testing.T, extra string) (*pgtest.Pair, *running, diagnose.Fi
 	if err := p.Provider.Exec(ctx, t2+"INSERT INTO t2 VALUES (21, 'only on the provider')"); err != nil {
 		t.Fatal(err)
 	}
-	body := strings.Replace(pairConfig(p, filepath.Join(t.TempDir(), "a.jsonl"), policyOff()+extra), "probe:", fmt.Sprintf("    server_log: %q\nprobe:", sub.LogPath()), 1)
-	r := startEvery(t, body, nil, time.Second)
+	r := logDaemon(t, p, extra)
 	if err := p.Provider.Exec(ctx, "SELECT pglogical.replication_set_add_table('set_0', 'public.t2', true)"); err != nil {
 		t.Fatal(err)
 	}
-	finding := func() (diagnose.Finding, bool) {
-		rep := r.status(t)
-		s, ok := rep.Subscription(p.Sub(), "")
-		if !ok {
-			return diagnose.Finding{}, false
-		}
-		return s.Finding(diagnose.CodeTableCopyFailed)
-	}
-	var f diagnose.Finding
-	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
-		var ok bool
-		f, ok = finding()
-		return ok
-	}); err != nil {
-		t.Fatalf("no table_copy_failed; log:\n%s", r.logs.String())
-	}
+	f, finding := r.waitFinding(t, p.Sub(), diagnose.CodeTableCopyFailed)
 	return p, r, f, finding
 }
 
@@ -322,8 +305,7 @@ func TestDaemonFindsAFailedFirstCopy(t *testing.T) {
 	ctx := context.Background()
 	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 5, Own: true})
 	p.MustConverge(t, 30*time.Second)
-	body := strings.Replace(pairConfig(p, filepath.Join(t.TempDir(), "a.jsonl"), policyOff()), "probe:", fmt.Sprintf("    server_log: %q\nprobe:", p.Subscriber.Cluster.LogPath()), 1)
-	r := startEvery(t, body, nil, time.Second)
+	r := logDaemon(t, p, "")
 	if _, err := p.FailFirstCopy(ctx, p.Sub(), "t2"); err != nil {
 		t.Fatal(err)
 	}
@@ -332,22 +314,7 @@ func TestDaemonFindsAFailedFirstCopy(t *testing.T) {
 	if err := p.Subscriber.QueryRow(ctx, "SELECT count(*) FROM items_0", []any{&rows}); err != nil || rows != 0 {
 		t.Errorf("items_0 holds %d rows (%v) after the failed first copy: pglogical no longer rolls it back?", rows, err)
 	}
-	finding := func() (diagnose.Finding, bool) {
-		rep := r.status(t)
-		s, ok := rep.Subscription(p.Sub(), "")
-		if !ok {
-			return diagnose.Finding{}, false
-		}
-		return s.Finding(diagnose.CodeInitialCopyFailed)
-	}
-	var f diagnose.Finding
-	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
-		var ok bool
-		f, ok = finding()
-		return ok
-	}); err != nil {
-		t.Fatalf("no initial_copy_failed; log:\n%s", r.logs.String())
-	}
+	f, finding := r.waitFinding(t, p.Sub(), diagnose.CodeInitialCopyFailed)
 	if f.Severity != diagnose.Critical || !f.Human || !strings.Contains(f.Message, "pglogical's first copy of subscription "+p.Sub()+" failed at table public.t2 (ERROR: duplicate key value violates unique constraint \"t2_pkey\"") ||
 		strings.Contains(f.Message, "only on the subscriber") {
 		t.Errorf("finding: %+v", f)
@@ -377,6 +344,42 @@ func TestDaemonFindsAFailedFirstCopy(t *testing.T) {
 			t.Errorf("%s after the resynchronisation: %d rows, %v", table, n, err)
 		}
 	}
+}
+
+// logConfig is the configuration (extra added) of a daemon over pair p
+// that reads the subscriber's server log.
+func logConfig(t *testing.T, p *pgtest.Pair, extra string) string {
+	return strings.Replace(pairConfig(p, filepath.Join(t.TempDir(), "a.jsonl"), policyOff()+extra), "probe:",
+		fmt.Sprintf("    server_log: %q\nprobe:", p.Subscriber.Cluster.LogPath()), 1)
+}
+
+// logDaemon starts a daemon with logConfig, probing every second.
+func logDaemon(t *testing.T, p *pgtest.Pair, extra string) *running {
+	t.Helper()
+	return startEvery(t, logConfig(t, p, extra), nil, time.Second)
+}
+
+// waitFinding waits (60 s) until the daemon reports finding code on
+// subscription sub, and returns it with what reads it again.
+func (r *running) waitFinding(t *testing.T, sub, code string) (diagnose.Finding, func() (diagnose.Finding, bool)) {
+	t.Helper()
+	finding := func() (diagnose.Finding, bool) {
+		rep := r.status(t)
+		s, ok := rep.Subscription(sub, "")
+		if !ok {
+			return diagnose.Finding{}, false
+		}
+		return s.Finding(code)
+	}
+	var f diagnose.Finding
+	if err := pgtest.Poll(context.Background(), 60*time.Second, func() bool {
+		var ok bool
+		f, ok = finding()
+		return ok
+	}); err != nil {
+		t.Fatalf("no %s; log:\n%s", code, r.logs.String())
+	}
+	return f, finding
 }
 
 func readLog(t *testing.T, c *pgtest.Cluster) string {
