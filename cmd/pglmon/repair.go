@@ -135,8 +135,6 @@ func runRepair(ctx context.Context, e env, args []string) error {
 	return reportOutcome(e, ex.Execute(ctx, req))
 }
 
-// diagnosedRemedy picks the finding to act on: the first with a runnable
-// remedy, else the first that needs a person.
 // failedCopies adds to s, which nothing else ails, the failed copies of
 // it that the end of its subscriber's log holds (serverlog.Standing): the
 // daemon holds them as findings (table_copy_failed, initial_copy_failed);
@@ -161,6 +159,8 @@ func failedCopies(ctx context.Context, e env, cfg *config.Config, s *diagnose.Su
 	return found
 }
 
+// diagnosedRemedy picks the finding to act on: the first with a runnable
+// remedy, else the first that needs a person.
 func diagnosedRemedy(s *diagnose.Subscription) (diagnose.Finding, bool, bool) {
 	for _, f := range s.Findings {
 		if f.Remedy != "" && f.Remedy != diagnose.RemedyDropOrphanSlot {

@@ -87,20 +87,15 @@ func (c Copy) Finding(file string) diagnose.Finding {
 // Standing returns, of copies (oldest first, as Copies returns them), the
 // failures that still stand as far as they tell, by Key: each table's last
 // copy when it failed, and each subscription's last failed first copy
-// unless the table whose COPY failed was copied since (the remedy copies
-// every table again).
+// (which Copies leaves out once the table whose COPY failed is copied again).
 func Standing(copies []Copy) map[string]Copy {
-	last := map[string]Copy{}
-	for _, c := range copies {
-		last[c.Key()] = c
-	}
 	out := map[string]Copy{}
-	for key, c := range last {
-		again, copied := last[c.Subscription+"/"+c.Table]
-		if !c.Failed() || (c.Initial && copied && !again.Failed() && again.Prefix > c.Prefix) {
-			continue
+	for _, c := range copies {
+		if c.Failed() {
+			out[c.Key()] = c
+		} else {
+			delete(out, c.Key())
 		}
-		out[key] = c
 	}
 	return out
 }
