@@ -336,6 +336,9 @@ func breakIt(ctx context.Context, what string) error {
 // (pgtest.Pair.FailFirstCopy): the whole copy rolls back unnoticed.
 func failFirstCopy(ctx context.Context, p *pgtest.Pair) error {
 	tables, err := p.FailFirstCopy(ctx, p.Sub(), "demo_first")
+	if err == nil {
+		err = p.WaitStatus(ctx, p.Sub(), "replicating", time.Minute)
+	}
 	if err != nil {
 		return err
 	}

@@ -154,6 +154,9 @@ func TestRepairCommandReadsAFailedCopyFromTheLog(t *testing.T) {
 	if _, err := p.FailFirstCopy(ctx, p.Sub(), "t2"); err != nil {
 		t.Fatal(err)
 	}
+	if err := p.WaitStatus(ctx, p.Sub(), "replicating", time.Minute); err != nil {
+		t.Fatal(err)
+	}
 	var code int
 	var out, errOut string
 	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {

@@ -309,6 +309,9 @@ func TestDaemonFindsAFailedFirstCopy(t *testing.T) {
 	if _, err := p.FailFirstCopy(ctx, p.Sub(), "t2"); err != nil {
 		t.Fatal(err)
 	}
+	if err := p.WaitStatus(ctx, p.Sub(), "replicating", time.Minute); err != nil {
+		t.Fatal(err)
+	}
 	// pglogical's side of it: replicating, items_0 ready and empty.
 	var rows int
 	if err := p.Subscriber.QueryRow(ctx, "SELECT count(*) FROM items_0", []any{&rows}); err != nil || rows != 0 {
@@ -343,6 +346,33 @@ func TestDaemonFindsAFailedFirstCopy(t *testing.T) {
 		if n, err := p.WaitConverged(ctx, table, 60*time.Second); err != nil || n != want {
 			t.Errorf("%s after the resynchronisation: %d rows, %v", table, n, err)
 		}
+	}
+}
+
+// When a table is copied after the one whose COPY failed, its COPY fails
+// in the aborted transaction, the apply worker exits ("table copy failed")
+// and the subscription is down for good: init_failed, which names the
+// first failed COPY as its cause (the later ones are not causes).
+func TestDaemonNamesTheCauseOfAFailedInitialisation(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 5, Own: true})
+	p.MustConverge(t, 30*time.Second)
+	r := logDaemon(t, p, "")
+	if _, err := p.FailFirstCopy(ctx, p.Sub(), "t2", "t3"); err != nil {
+		t.Fatal(err)
+	}
+	f, finding := r.waitFinding(t, p.Sub(), diagnose.CodeInitFailed)
+	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
+		f, _ = finding()
+		return strings.Contains(f.Message, "; the cause: pglogical's first copy of subscription "+p.Sub()+" failed at table public.t2 (ERROR: duplicate key value violates unique constraint \"t2_pkey\"")
+	}); err != nil {
+		t.Fatalf("init_failed without its cause: %+v\n%s", f, r.logs.String())
+	}
+	rep := r.status(t)
+	s, _ := rep.Subscription(p.Sub(), "")
+	if _, ok := s.Finding(diagnose.CodeInitialCopyFailed); ok || strings.Contains(f.Message, "public.t3") {
+		t.Errorf("findings: %+v", s.Findings)
 	}
 }
 

@@ -213,29 +213,34 @@ func (p *Pair) DropSubscription(ctx context.Context, sub string) error {
 }
 
 // FailFirstCopy sets subscription sub up again by hand with its copy
-// (synchronize_data), as pglogical 2.4.2 rolls back whole and marks ready
-// all the same: table (created on both sides if missing, 21 rows on the
-// provider; on the subscriber one of them, with other contents) is added to
-// sub's first replication set, copied after its other tables, which are
-// emptied on the subscriber. The COPY of table fails (duplicate key), the
-// copy's transaction rolls back, and sub replicates with every table ready
-// and none of the provider's earlier rows. It returns the tables emptied.
-func (p *Pair) FailFirstCopy(ctx context.Context, sub, table string) ([]string, error) {
+// (synchronize_data), which pglogical 2.4.2 rolls back whole: table
+// (created on both sides if missing, 21 rows on the provider; on the
+// subscriber one of them, with other contents) is added to sub's first
+// replication set, so it is copied after the set's other tables, which are
+// emptied on the subscriber. Its COPY fails (duplicate key) and the copy's
+// transaction rolls back; sub then replicates with every table ready and
+// none of the provider's earlier rows. Each table of after (created and
+// added the same way, empty on the subscriber) is copied after it: its COPY
+// fails in the aborted transaction, and sub goes down (init_failed).
+// It returns the tables emptied.
+func (p *Pair) FailFirstCopy(ctx context.Context, sub, table string, after ...string) ([]string, error) {
 	var sets []string
 	if err := p.Subscriber.QueryRow(ctx, "SELECT sub_replication_sets FROM pglogical.subscription WHERE sub_name = $1", []any{&sets}, sub); err != nil {
 		return nil, fmt.Errorf("subscription %s: %w", sub, err)
 	}
-	ident := pgx.Identifier{table}.Sanitize()
-	create := "CREATE TABLE IF NOT EXISTS " + ident + " (id int PRIMARY KEY, v text);"
-	if err := p.Provider.Exec(ctx, create+"INSERT INTO "+ident+" SELECT g, 'from the provider' FROM generate_series(1, 21) g ON CONFLICT DO NOTHING"); err != nil {
-		return nil, err
-	}
-	if err := p.Provider.Exec(ctx, `SELECT pglogical.replication_set_add_table($1, $2::regclass, false)
-		WHERE NOT EXISTS (SELECT 1 FROM pglogical.tables WHERE set_name = $1 AND nspname = 'public' AND relname = $3)`, sets[0], "public."+ident, table); err != nil {
-		return nil, err
-	}
-	if err := p.Subscriber.Exec(ctx, create); err != nil {
-		return nil, err
+	for _, t := range append([]string{table}, after...) {
+		ident := pgx.Identifier{t}.Sanitize()
+		create := "CREATE TABLE IF NOT EXISTS " + ident + " (id int PRIMARY KEY, v text);"
+		if err := p.Provider.Exec(ctx, create+"INSERT INTO "+ident+" SELECT g, 'from the provider' FROM generate_series(1, 21) g ON CONFLICT DO NOTHING"); err != nil {
+			return nil, err
+		}
+		if err := p.Provider.Exec(ctx, `SELECT pglogical.replication_set_add_table($1, $2::regclass, false)
+			WHERE NOT EXISTS (SELECT 1 FROM pglogical.tables WHERE set_name = $1 AND nspname = 'public' AND relname = $3)`, sets[0], "public."+ident, t); err != nil {
+			return nil, err
+		}
+		if err := p.Subscriber.Exec(ctx, create); err != nil {
+			return nil, err
+		}
 	}
 	if err := p.DropSubscription(ctx, sub); err != nil {
 		return nil, err
@@ -245,6 +250,7 @@ func (p *Pair) FailFirstCopy(ctx context.Context, sub, table string) ([]string, 
 		WHERE set_name = ANY($1) AND (nspname, relname) <> ('public', $2)`, []any{&tables}, sets, table); err != nil {
 		return nil, err
 	}
+	ident := pgx.Identifier{table}.Sanitize()
 	for _, t := range append(tables, ident) {
 		if err := p.Subscriber.Exec(ctx, "TRUNCATE "+t); err != nil {
 			return nil, err
@@ -253,11 +259,8 @@ func (p *Pair) FailFirstCopy(ctx context.Context, sub, table string) ([]string, 
 	if err := p.Subscriber.Exec(ctx, "INSERT INTO "+ident+" VALUES (5, 'only on the subscriber')"); err != nil {
 		return nil, err
 	}
-	if err := p.Subscriber.Exec(ctx, `SELECT pglogical.create_subscription(subscription_name := $1, provider_dsn := $2,
-		replication_sets := $3, synchronize_data := true, forward_origins := '{}')`, sub, p.Provider.DSN(), sets); err != nil {
-		return nil, err
-	}
-	return tables, p.WaitStatus(ctx, sub, "replicating", 60*time.Second)
+	return tables, p.Subscriber.Exec(ctx, `SELECT pglogical.create_subscription(subscription_name := $1, provider_dsn := $2,
+		replication_sets := $3, synchronize_data := true, forward_origins := '{}')`, sub, p.Provider.DSN(), sets)
 }
 
 // dropSubscription disables sub first and waits until its apply worker is
