@@ -236,13 +236,7 @@ func TestDaemonFindsAFailedTableCopy(t *testing.T) {
 	// its start for a minute (cause not found; after its copy pglogical's
 	// sync worker waits for the apply worker, which an idle provider may
 	// not wake): the provider keeps writing meanwhile, as in production.
-	if err := pgtest.Poll(ctx, 120*time.Second, func() bool {
-		if err := p.Provider.Exec(ctx, "UPDATE items_0 SET n = n + 1 WHERE id = 1"); err != nil {
-			t.Log(err)
-		}
-		_, ok := finding()
-		return !ok
-	}); err != nil {
+	if err := untilGone(p, finding); err != nil {
 		var st string
 		_ = p.Subscriber.QueryRow(ctx, "SELECT coalesce(string_agg(sync_relname || ' ' || sync_status, ', '), '') FROM pglogical.local_sync_status", []any{&st})
 		log := readLog(t, p.Subscriber.Cluster)
@@ -332,13 +326,7 @@ func TestDaemonFindsAFailedFirstCopy(t *testing.T) {
 	if err := p.Subscriber.Exec(ctx, plan[i:j+len("IS NOT NULL")]); err != nil {
 		t.Fatalf("the plan's resynchronisation: %v\n%s", err, plan[i:j])
 	}
-	if err := pgtest.Poll(ctx, 120*time.Second, func() bool {
-		if err := p.Provider.Exec(ctx, "UPDATE items_0 SET n = n + 1 WHERE id = 1"); err != nil {
-			t.Log(err)
-		}
-		_, ok := finding()
-		return !ok
-	}); err != nil {
+	if err := untilGone(p, finding); err != nil {
 		log := readLog(t, p.Subscriber.Cluster)
 		t.Fatalf("initial_copy_failed stayed after the resynchronisation: %+v\nsubscriber log (end):\n%s", f, log[max(0, len(log)-4000):])
 	}
@@ -374,6 +362,19 @@ func TestDaemonNamesTheCauseOfAFailedInitialisation(t *testing.T) {
 	if _, ok := s.Finding(diagnose.CodeInitialCopyFailed); ok || strings.Contains(f.Message, "public.t3") {
 		t.Errorf("findings: %+v", s.Findings)
 	}
+}
+
+// untilGone waits (120 s) until finding no longer finds it, the provider
+// writing meanwhile (as in production: pglogical's sync worker, once its
+// copy is done, waits for the apply worker, which an idle provider may not
+// wake).
+func untilGone(p *pgtest.Pair, finding func() (diagnose.Finding, bool)) error {
+	ctx := context.Background()
+	return pgtest.Poll(ctx, 120*time.Second, func() bool {
+		_ = p.Provider.Exec(ctx, "UPDATE items_0 SET n = n + 1 WHERE id = 1")
+		_, ok := finding()
+		return !ok
+	})
 }
 
 // logConfig is the configuration (extra added) of a daemon over pair p
