@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pglmon/pglmon/internal/pgtest"
+	"github.com/pglmon/pglmon/internal/repair"
 )
 
 func pglmonIn(t *testing.T, stdin string, args ...string) (int, string, string) {
@@ -169,11 +170,11 @@ func TestRepairCommandReadsAFailedCopyFromTheLog(t *testing.T) {
 		!strings.Contains(out, "shows a copy of it that failed") {
 		t.Fatalf("exit %d\n%s", code, out)
 	}
-	i, j := strings.Index(out, "SELECT pglogical.alter_subscription_resynchronize_table"), strings.Index(out, "IS NOT NULL;")
-	if i < 0 || j < i {
+	resync := repair.ResynchronizeAllSQL(p.Sub())
+	if !strings.Contains(out, resync+";") {
 		t.Fatalf("no resynchronisation in the plan:\n%s", out)
 	}
-	if err := p.Subscriber.Exec(ctx, out[i:j+len("IS NOT NULL")]); err != nil {
+	if err := p.Subscriber.Exec(ctx, resync); err != nil {
 		t.Fatal(err)
 	}
 	if err := pgtest.Poll(ctx, 120*time.Second, func() bool {

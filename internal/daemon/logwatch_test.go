@@ -318,13 +318,12 @@ func TestDaemonFindsAFailedFirstCopy(t *testing.T) {
 	}
 	r.waitMetric(t, `pglmon_finding\{code="initial_copy_failed",severity="critical",subscriber="subscriber",subscription="`+p.Sub()+`"\} 1`, false, 30*time.Second)
 	// The plan's remedy (a), as it prints it: every table copied again.
-	plan := repair.HumanPlan(f, diagnose.Subscription{Name: p.Sub(), Subscriber: "subscriber"}).Text
-	i, j := strings.Index(plan, "SELECT pglogical.alter_subscription_resynchronize_table"), strings.Index(plan, "IS NOT NULL;")
-	if i < 0 || j < i {
+	plan, resync := repair.HumanPlan(f, diagnose.Subscription{Name: p.Sub(), Subscriber: "subscriber"}).Text, repair.ResynchronizeAllSQL(p.Sub())
+	if !strings.Contains(plan, resync+";") {
 		t.Fatalf("plan:\n%s", plan)
 	}
-	if err := p.Subscriber.Exec(ctx, plan[i:j+len("IS NOT NULL")]); err != nil {
-		t.Fatalf("the plan's resynchronisation: %v\n%s", err, plan[i:j])
+	if err := p.Subscriber.Exec(ctx, resync); err != nil {
+		t.Fatalf("the plan's resynchronisation: %v\n%s", err, resync)
 	}
 	if err := untilGone(p, finding); err != nil {
 		log := readLog(t, p.Subscriber.Cluster)

@@ -134,6 +134,16 @@ func DropOrphanSlotPlan(node, slot string) Plan {
 // remote commit being applied.
 var commitLSNRE = regexp.MustCompile(`in commit before ([0-9A-F]+/[0-9A-F]+)`)
 
+// ResynchronizeAllSQL is the statement, run on the subscriber, that has
+// pglogical copy every table of subscription sub again (each TRUNCATEd
+// there first): the remedy of a failed first copy.
+func ResynchronizeAllSQL(sub string) string {
+	q := "'" + strings.ReplaceAll(sub, "'", "''") + "'"
+	return `SELECT pglogical.alter_subscription_resynchronize_table(` + q + `, format('%I.%I', sync_nspname, sync_relname)::regclass)
+        FROM pglogical.local_sync_status
+       WHERE sync_subid = (SELECT sub_id FROM pglogical.subscription WHERE sub_name = ` + q + `) AND sync_relname IS NOT NULL`
+}
+
 // HumanPlan writes what a person would do about a finding pglmon must not
 // fix alone, with what it costs.
 func HumanPlan(f diagnose.Finding, s diagnose.Subscription) Plan {
@@ -214,15 +224,13 @@ The finding clears when pglogical next copies the table (a).`, s.Provider, s.Sub
 Choose, on subscriber %[2]s:
  a) copy every table of the subscription again: pglogical TRUNCATEs each on the subscriber first (rows
     written only there, such as those the failed COPY met, are lost; each table is empty meanwhile):
-      SELECT pglogical.alter_subscription_resynchronize_table(%[4]s, format('%%I.%%I', sync_nspname, sync_relname)::regclass)
-        FROM pglogical.local_sync_status
-       WHERE sync_subid = (SELECT sub_id FROM pglogical.subscription WHERE sub_name = %[4]s) AND sync_relname IS NOT NULL;
+      %[4]s;
  b) keep the subscriber's rows and copy only what is missing: list the differing rows with
       pglmon verify --config FILE --subscription %[5]s --output json
     then upsert them from the provider (INSERT ... ON CONFLICT (key) DO UPDATE).
 The finding clears when pglogical next copies the table whose COPY failed (a), when the subscription
 initialises again (set up anew), or when the daemon's scheduled verification (verify.every) finds
-every table of it equal (b).`, s.Provider, s.Subscriber, f.Message, q(s.Name), sh(s.Name))
+every table of it equal (b).`, s.Provider, s.Subscriber, f.Message, ResynchronizeAllSQL(s.Name), sh(s.Name))
 	case diagnose.CodeSubscriptionMissing:
 		fmt.Fprintf(&b, `%[3]s.
 Choose:
