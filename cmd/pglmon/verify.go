@@ -14,6 +14,7 @@ import (
 	"github.com/pglmon/pglmon/internal/monitor"
 	"github.com/pglmon/pglmon/internal/serverlog"
 	"github.com/pglmon/pglmon/internal/shellword"
+	"github.com/pglmon/pglmon/internal/verified"
 	"github.com/pglmon/pglmon/internal/verify"
 )
 
@@ -98,14 +99,17 @@ func runVerify(ctx context.Context, e env, args []string) error {
 		opt.Progress = progressBar(e.stderr)
 	}
 	var results []verify.Result
+	var equal []verified.Entry
 	code := verifyEqual
 	for _, tg := range targets {
 		opt.OtherSources = sources[tg.Subscriber+"/"+tg.Subscription]
+		started := time.Now()
 		r := verify.Run(ctx, cfg, tg, opt, *table)
 		if opt.Progress != nil {
 			fmt.Fprint(e.stderr, "\r\033[K")
 		}
 		results = append(results, r)
+		equal = append(equal, verified.Entries(r, started, *table == "" && fromKey == nil)...)
 		switch {
 		case r.Error != "" || hasTableError(r):
 			code = max(code, verifyUnknown)
@@ -124,6 +128,11 @@ func runVerify(ctx context.Context, e env, args []string) error {
 	}
 	if anyDiffers(results) {
 		addConflicts(ctx, e, cfg, results)
+	}
+	// The daemon clears what stands until the rows are put right (a failed
+	// table copy, a data_divergence) with what was found equal.
+	if err := verified.Record(cfg.VerifiedFile(), equal); err != nil {
+		fmt.Fprintf(e.stderr, "pglmon verify: the daemon will not learn what this run found equal (it keeps its findings until a verification of its own): %v\n", err)
 	}
 	if *output == "json" {
 		enc := json.NewEncoder(e.stdout)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pglmon/pglmon/internal/pgtest"
+	"github.com/pglmon/pglmon/internal/verified"
 	"github.com/pglmon/pglmon/internal/verify"
 )
 
@@ -24,6 +25,22 @@ func TestVerifyCommand(t *testing.T) {
 	code, out, errOut := pglmon(t, "verify", "--config", cfg)
 	if code != 0 || !strings.Contains(out, "public.items_0") || !strings.Contains(out, "equal") {
 		t.Fatalf("equal: exit %d\n%s\n%s", code, out, errOut)
+	}
+	// What it found equal, for the daemon (verified.json beside the audit log).
+	handFile := filepath.Join(filepath.Dir(cfg), "verified.json")
+	hand := func() map[string]time.Time {
+		w := verified.Watcher{Path: handFile}
+		got, err := w.Since()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	equalAt := hand()
+	for _, key := range []string{"subscriber/sub_0/", "subscriber/sub_0/public.items_0", "subscriber/sub_1/", "subscriber/sub_1/public.items_1"} {
+		if equalAt[key].IsZero() {
+			t.Errorf("%s not recorded as equal: %v", key, equalAt)
+		}
 	}
 	if err := p.Subscriber.Exec(ctx, "DELETE FROM items_1 WHERE id = 2024"); err != nil {
 		t.Fatal(err)
@@ -45,6 +62,18 @@ func TestVerifyCommand(t *testing.T) {
 	}
 	if code != 2 || len(res.Results) != 1 || res.Results[0].Equal || res.Results[0].Tables[0].Keys[0].Key != "2024" || res.Results[0].Tables[0].Keys[0].Kind != "missing" {
 		t.Fatalf("one missing row: exit %d, %+v", code, res)
+	}
+	if now := hand(); !now["subscriber/sub_1/public.items_1"].Equal(equalAt["subscriber/sub_1/public.items_1"]) || !now["subscriber/sub_1/"].Equal(equalAt["subscriber/sub_1/"]) {
+		t.Errorf("a table found different is recorded as equal anew: %v", now)
+	}
+	// Where the file cannot be written: said on stderr, the exit code is the comparison's.
+	blocker := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	unwritable := writeConfig(t, p, "repair:\n  audit_log: "+filepath.Join(blocker, "audit.jsonl")+"\n")
+	if code, _, stderr := pglmon(t, "verify", "--config", unwritable, "--subscription", "sub_0"); code != 0 || !strings.Contains(stderr, "the daemon will not learn what this run found equal") {
+		t.Errorf("unwritable verified.json: exit %d: %s", code, stderr)
 	}
 	code, out, _ = pglmon(t, "verify", "--config", cfg, "--subscription", "sub_1", "--mode", "count")
 	if code != 2 || !strings.Contains(out, "3000 / 2999") || !strings.Contains(out, "alter_subscription_resynchronize_table") {

@@ -335,6 +335,19 @@ func (c *Config) VerifyStateFile() string {
 	return filepath.Join(filepath.Dir(c.Repair.AuditLog), "verify-state.json")
 }
 
+// LogStateFile is where the daemon keeps what it read from the servers'
+// logs that stands until put right (failed table copies), next to
+// repair.audit_log.
+func (c *Config) LogStateFile() string {
+	return filepath.Join(filepath.Dir(c.Repair.AuditLog), "server-log-state.json")
+}
+
+// VerifiedFile is where `pglmon verify` records the tables it found equal,
+// for the daemon, next to repair.audit_log.
+func (c *Config) VerifiedFile() string {
+	return filepath.Join(filepath.Dir(c.Repair.AuditLog), "verified.json")
+}
+
 // Maintenance configures maintenance windows: nodes under planned work,
 // whose subscriptions the daemon neither repairs nor posts to Slack.
 type Maintenance struct {

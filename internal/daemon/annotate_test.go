@@ -1,6 +1,9 @@
 package daemon
 
 import (
+	"io"
+	"log/slog"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -127,5 +130,89 @@ func TestFailedFirstCopyAnnotated(t *testing.T) {
 	w.annotate(&rep, never)
 	if f, ok := rep.Subscriptions[0].Finding(diagnose.CodeInitialCopyFailed); !ok || !strings.Contains(f.Message, "[12001]") {
 		t.Fatalf("a later failure: %+v", rep.Subscriptions[0].Findings)
+	}
+}
+
+// What the log watcher read is kept in its state file: a restarted daemon,
+// reading the log's tail again, neither brings back a failed first copy
+// put right since (the subscription initialised again) nor forgets one
+// that still stands.
+func TestHeldCopiesKeptAcrossRestarts(t *testing.T) {
+	read := time.Now().Add(-time.Hour)
+	first := serverlog.Copy{Subscription: "sub_0", Table: "public.cc", Prefix: "2026-12-04 17:38:57.534 UTC [10566]", Initial: true, Error: "ERROR: duplicate key"}
+	other := serverlog.Copy{Subscription: "sub_1", Table: "public.dd", Prefix: "2026-12-04 17:40:00.000 UTC [10600]", Initial: true, Error: "ERROR: duplicate key"}
+	path := filepath.Join(t.TempDir(), "server-log-state.json")
+	d := &Daemon{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	fresh := func() *logWatcher {
+		w := &logWatcher{state: path, errs: map[string]serverlog.Errors{}, files: map[string]string{"subscriber": "pg.log"}}
+		st, err := loadState[logState](path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.restore(st)
+		return w
+	}
+	report := func(at time.Time, status string) diagnose.Report {
+		return diagnose.Report{Time: at, Subscriptions: []diagnose.Subscription{
+			{Name: "sub_0", Subscriber: "subscriber", Status: status}, {Name: "sub_1", Subscriber: "subscriber", Status: "replicating"}}}
+	}
+	never := func(string, string, string) time.Time { return time.Time{} }
+
+	w := fresh()
+	for _, c := range []serverlog.Copy{first, other} {
+		w.hold("subscriber", c, read)
+	}
+	rep := report(read.Add(time.Second), probe.StatusInitializing) // sub_0 set up anew
+	w.annotate(&rep, never)
+	w.keep(d)
+
+	w = fresh()
+	for _, c := range []serverlog.Copy{first, other} { // the tail, read again
+		if _, _, news := w.hold("subscriber", c, time.Now()); news {
+			t.Errorf("%s read again after a restart is news", c.Key())
+		}
+	}
+	rep = report(time.Now(), "replicating")
+	w.annotate(&rep, never)
+	if _, ok := rep.Subscriptions[0].Finding(diagnose.CodeInitialCopyFailed); ok {
+		t.Error("sub_0's failed first copy, put right before the restart, is back")
+	}
+	if _, ok := rep.Subscriptions[1].Finding(diagnose.CodeInitialCopyFailed); !ok {
+		t.Error("sub_1's failed first copy is forgotten")
+	}
+	// Verified equal after it was read (before the restart): gone.
+	w.annotate(&rep, func(_, sub, table string) time.Time {
+		if sub == "sub_1" && table == "" {
+			return read.Add(time.Minute)
+		}
+		return time.Time{}
+	})
+	w.keep(d)
+	rep = report(time.Now(), "replicating")
+	fresh().annotate(&rep, never)
+	if f := append(rep.Subscriptions[0].Findings, rep.Subscriptions[1].Findings...); len(f) > 0 {
+		t.Errorf("after the second restart: %+v", f)
+	}
+}
+
+// The verifier keeps when it found tables equal: what clears a failed
+// table copy after a restart.
+func TestEqualSinceKeptAcrossRestarts(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "verify-state.json")
+	at := time.Date(2026, 12, 4, 3, 0, 0, 0, time.UTC)
+	v := &verifier{equal: map[string]time.Time{"subscriber/sub_0/public.t2": at, "subscriber/sub_0/": at}}
+	if err := (&stateFile{path}).save(v.snapshot()); err != nil {
+		t.Fatal(err)
+	}
+	st, err := (&stateFile{path}).load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var again verifier
+	again.restore(st)
+	for _, table := range []string{"public.t2", ""} {
+		if got := again.equalSince("subscriber", "sub_0", table); !got.Equal(at) {
+			t.Errorf("equal since %q: %s after a restart, want %s", table, got, at)
+		}
 	}
 }

@@ -150,12 +150,16 @@ func New(opts Options) (*Daemon, error) {
 		}
 	}
 	if st, err := d.verifier.state.load(); err != nil {
-		aside := d.verifier.state.path + ".unreadable"
-		d.log.Warn("cannot read the verification state: starting without it (moved aside)", keyError, err.Error(), "moved_to", aside)
-		_ = os.Rename(d.verifier.state.path, aside)
+		d.setAside("verification", d.verifier.state.path, err)
 	} else {
 		d.verifier.restore(st)
 		d.metrics.Verified(0, d.verifier.divergent(), st.Complete)
+	}
+	d.logs.state = opts.Config.LogStateFile()
+	if st, err := loadState[logState](d.logs.state); err != nil {
+		d.setAside("server log", d.logs.state, err)
+	} else {
+		d.logs.restore(st)
 	}
 	if sc := opts.Config.Slack; sc.Enabled() {
 		token, err := sc.BotToken.Resolve("slack.bot_token")
@@ -328,6 +332,14 @@ func (d *Daemon) watchdog(ctx context.Context, every time.Duration) {
 	}
 }
 
+// setAside moves an unreadable state file aside: the daemon starts
+// without what it held.
+func (d *Daemon) setAside(what, path string, err error) {
+	aside := path + ".unreadable"
+	d.log.Warn("cannot read the "+what+" state: starting without it (moved aside)", keyError, err.Error(), "moved_to", aside)
+	_ = os.Rename(path, aside)
+}
+
 // cycle probes, diagnoses, repairs what policy allows and publishes.
 func (d *Daemon) cycle(ctx context.Context) {
 	r, snaps := d.mon.Cycle(ctx)
@@ -336,6 +348,7 @@ func (d *Daemon) cycle(ctx context.Context) {
 	}
 	d.logNodes(snaps)
 	d.verifier.maybeRun(ctx, d, snaps, &d.bg)
+	d.verifier.absorb(d)
 	d.verifier.annotate(&r)
 	d.rds.maybeRun(ctx, d, &d.bg)
 	d.rds.annotate(&r)
@@ -345,6 +358,7 @@ func (d *Daemon) cycle(ctx context.Context) {
 	d.storage.annotate(&r, d.cfg.Load().Thresholds)
 	d.logs.maybeRun(ctx, d, &r, &d.bg)
 	d.logs.annotate(&r, d.verifier.equalSince)
+	d.logs.keep(d)
 	d.maint.annotate(d, &r)
 	d.beats.run(ctx, d, snaps, &r)
 	d.repairer.consider(ctx, &r)

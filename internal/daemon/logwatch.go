@@ -3,6 +3,8 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -35,6 +37,10 @@ const conflictWindow = time.Hour
 //   - the failed first copy of a subscription (serverlog.Copy.Initial),
 //     which pglogical rolls back whole and marks ready: held until the
 //     subscription initialises again or is verified equal.
+//
+// The copies read are kept in a state file (config.LogStateFile): a
+// restarted daemon reads the log's tail again, and without them would take
+// a failure put right since for a new one.
 type logWatcher struct {
 	mu       sync.Mutex
 	follower logtail.Follower                   // used by one run at a time
@@ -50,6 +56,64 @@ type logWatcher struct {
 	copies  map[string]map[string]heldCopy
 	last    map[string]time.Time // node -> when its log was last read
 	running bool
+	// state is the file the copies are kept in ("": not kept); dirty when
+	// they changed since they were last kept.
+	state   string
+	dirty   bool
+	keepErr string // why they could not be kept, last time
+}
+
+// logState is what the log watcher keeps across restarts.
+type logState struct {
+	Version int        `json:"version"`
+	Copies  []keptCopy `json:"copies,omitempty"`
+}
+
+func (s logState) version() int { return s.Version }
+
+// keptCopy is a heldCopy as the state file holds it.
+type keptCopy struct {
+	Node string `json:"node"`
+	serverlog.Copy
+	Seen    time.Time `json:"seen"`
+	Cleared bool      `json:"cleared,omitempty"`
+}
+
+// restore takes over the copies of a kept state.
+func (w *logWatcher) restore(st logState) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.copies = map[string]map[string]heldCopy{}
+	for _, k := range st.Copies {
+		if w.copies[k.Node] == nil {
+			w.copies[k.Node] = map[string]heldCopy{}
+		}
+		w.copies[k.Node][k.Key()] = heldCopy{Copy: k.Copy, seen: k.Seen, cleared: k.Cleared}
+	}
+}
+
+// keep writes the copies to the state file when they changed.
+func (w *logWatcher) keep(d *Daemon) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.dirty || w.state == "" {
+		return
+	}
+	st := logState{Version: 1}
+	for _, node := range slices.Sorted(maps.Keys(w.copies)) {
+		for _, key := range slices.Sorted(maps.Keys(w.copies[node])) {
+			c := w.copies[node][key]
+			st.Copies = append(st.Copies, keptCopy{Node: node, Copy: c.Copy, Seen: c.seen, Cleared: c.cleared})
+		}
+	}
+	if err := saveState(w.state, st); err != nil {
+		if w.keepErr != err.Error() { // once, not every cycle
+			d.log.Warn("cannot keep the failed table copies read from the server logs: a restart will report those put right since again", "file", w.state, keyError, err.Error())
+		}
+		w.keepErr = err.Error()
+		return
+	}
+	w.dirty, w.keepErr = false, ""
 }
 
 // heldCopy is a table copy read from the log, and when pglmon read it.
@@ -141,7 +205,9 @@ func (w *logWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nod
 	if w.errs == nil {
 		w.errs, w.files, w.failed = map[string]serverlog.Errors{}, map[string]string{}, map[string]string{}
 		w.recent, w.barrier = map[string][]countedConflict{}, map[string]serverlog.BarrierHolder{}
-		w.copies = map[string]map[string]heldCopy{}
+	}
+	if w.copies == nil {
+		w.copies = map[string]map[string]heldCopy{} // unless restored
 	}
 	for node, rd := range got {
 		if rd.err != nil {
@@ -200,6 +266,7 @@ func (w *logWatcher) hold(node string, c serverlog.Copy, now time.Time) (prev he
 		return prev, seen, false // this copy, or an older one, read again
 	}
 	w.copies[node][c.Key()] = heldCopy{Copy: c, seen: now}
+	w.dirty = true
 	return prev, seen, true
 }
 
@@ -289,6 +356,7 @@ func (w *logWatcher) annotateInitial(r *diagnose.Report, s *diagnose.Subscriptio
 	if copied || (s.Status == probe.StatusInitializing && r.Time.After(c.seen)) || (equalSince != nil && equalSince(s.Subscriber, s.Name, "").After(c.seen)) {
 		c.cleared = true
 		w.copies[s.Subscriber][key] = c
+		w.dirty = true
 		return
 	}
 	for j := range s.Findings {

@@ -286,6 +286,36 @@ func TestDaemonClearsAFailedCopyOnceVerified(t *testing.T) {
 		t.Fatal("the subscription is not counted as verified equal")
 	}
 	r.waitMetric(t, `^pglmon_table_divergent_rows\{subscription="`+p.Sub()+`",table="public.t2"\} 1$`, true, 30*time.Second)
+
+	// A restarted daemon reads the failed copy in the log's tail again: it
+	// is not news (kept in server-log-state.json, and when the table was
+	// verified equal in verify-state.json), with no verification to clear
+	// it this time.
+	body, err := os.ReadFile(r.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.stop(t)
+	r = startEvery(t, strings.Replace(string(body), "verify:\n  every: 1s\n", "", 1), nil, time.Second)
+	var read time.Time
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		r.d.logs.mu.Lock()
+		defer r.d.logs.mu.Unlock()
+		if r.d.logs.files["subscriber"] == "" || r.d.logs.running {
+			return false
+		}
+		read = time.Now()
+		return true
+	}); err != nil {
+		t.Fatal("the restarted daemon did not read the log")
+	}
+	var rep diagnose.Report
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool { rep = r.status(t); return rep.Time.After(read) }); err != nil {
+		t.Fatal("no report after the log was read")
+	}
+	if s, _ := rep.Subscription(p.Sub(), ""); len(s.Findings) > 0 {
+		t.Fatalf("the restarted daemon reports the copy put right before: %+v", s.Findings)
+	}
 }
 
 // pglogical 2.4.2 copies every table of a new subscription in one

@@ -14,6 +14,7 @@ import (
 	"github.com/pglmon/pglmon/internal/diagnose"
 	"github.com/pglmon/pglmon/internal/probe"
 	"github.com/pglmon/pglmon/internal/shellword"
+	"github.com/pglmon/pglmon/internal/verified"
 	"github.com/pglmon/pglmon/internal/verify"
 )
 
@@ -39,14 +40,83 @@ type verifier struct {
 	// subscriber/subscription/ (no table), when the last that found every
 	// table of the subscription equal did.
 	equal map[string]time.Time
+	// byHand is the same for verifications run by hand (`pglmon verify`),
+	// read from hand.
+	byHand map[string]time.Time
+	hand   verified.Watcher
 }
 
 // equalSince reports when the last verification that found the table
-// equal started (zero: none did); table "": every table of the subscription.
+// equal started, scheduled or run by hand (zero: none did); table "": every
+// table of the subscription.
 func (v *verifier) equalSince(subscriber, subscription, table string) time.Time {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	return v.equal[subscriber+"/"+subscription+"/"+table]
+	key := subscriber + "/" + subscription + "/" + table
+	if h := v.byHand[key]; h.After(v.equal[key]) {
+		return h
+	}
+	return v.equal[key]
+}
+
+// absorb reads what verifications run by hand found equal (package
+// verified), which the next equalSince answers with; a table found equal
+// by one that started after the last scheduled verification found it
+// different no longer differs.
+func (v *verifier) absorb(d *Daemon) {
+	path := d.cfg.Load().VerifiedFile()
+	v.mu.Lock()
+	if v.hand.Path != path {
+		v.hand = verified.Watcher{Path: path}
+	}
+	since, err := v.hand.Since()
+	if err != nil {
+		d.log.Warn("cannot read what verifications run by hand found: keeping what was read before", "file", path, keyError, err.Error())
+	}
+	v.byHand = since
+	changed := v.supersede(d, v.results)
+	var saved verifyState
+	if changed {
+		saved = v.snapshot()
+	}
+	divergent := divergentRows(v.results)
+	v.mu.Unlock()
+	if !changed {
+		return
+	}
+	d.metrics.Verified(0, divergent, time.Time{})
+	if v.state != nil {
+		if err := v.state.save(saved); err != nil {
+			d.log.Warn("cannot keep the verification state: a restart will bring back the data_divergence findings cleared by hand", keyError, err.Error())
+		}
+	}
+}
+
+// supersede removes from results the tables that a verification run by
+// hand found equal after the one that found them different started;
+// v.mu is held.
+func (v *verifier) supersede(d *Daemon, results map[string]subResult) (changed bool) {
+	for key, sr := range results {
+		kept := slices.DeleteFunc(slices.Clone(sr.Tables), func(t verify.TableResult) bool {
+			at := v.byHand[key+"/"+t.Table]
+			if !at.After(sr.At) {
+				return false
+			}
+			d.log.Info("a verification run by hand found the table equal: its data_divergence is cleared", keySubscription, sr.Subscription,
+				"table", t.Table, "verified_at", at.UTC().Format(time.RFC3339))
+			return true
+		})
+		if len(kept) == len(sr.Tables) {
+			continue
+		}
+		changed = true
+		if sr.Tables = kept; len(kept) == 0 {
+			delete(results, key)
+		} else {
+			results[key] = sr
+		}
+	}
+	return changed
 }
 
 // subResult is what the last verification of a subscription found.
@@ -54,6 +124,9 @@ type subResult struct {
 	Subscriber   string               `json:"subscriber"`
 	Subscription string               `json:"subscription"`
 	Tables       []verify.TableResult `json:"tables"` // the tables that differ
+	// At is when that verification started (zero in a state kept by an
+	// older pglmon).
+	At time.Time `json:"at,omitzero"`
 }
 
 // cycle is a verification of every subscription, stopped partway.
@@ -184,6 +257,7 @@ func (v *verifier) run(ctx context.Context, d *Daemon, cfg *config.Config, snaps
 			d.log.Warn("scheduled verification failed", keySubscription, tg.Subscription, keyError, r.Error)
 		}
 		sr, np := v.collect(d, tg, ps, previous[key], r, o)
+		sr.At = started
 		switch {
 		case interrupted:
 			unfinished = append(unfinished, tg.Subscription)
@@ -231,9 +305,10 @@ func (v *verifier) run(ctx context.Context, d *Daemon, cfg *config.Config, snaps
 		d.log.Warn("scheduled verification stopped at the end of its window; the next window goes on from there", "window", cfg.Verify.Window,
 			"unfinished", strings.Join(unfinished, ", "), "rows", rows)
 	}
-	divergent := divergentRows(results)
 	now := time.Now()
 	v.mu.Lock()
+	v.supersede(d, results)
+	divergent := divergentRows(results)
 	v.results, v.running = results, false
 	var finished time.Time // zero unless every subscription was verified
 	if stopped {
@@ -340,7 +415,7 @@ func mergeTables(before, after verify.TableResult, maxKeys int) verify.TableResu
 
 // snapshot is the verifier's state to keep; v.mu is held.
 func (v *verifier) snapshot() verifyState {
-	st := verifyState{Version: 1, Last: v.last, Complete: v.complete, Cycle: v.cycle}
+	st := verifyState{Version: 1, Last: v.last, Complete: v.complete, Cycle: v.cycle, Equal: maps.Clone(v.equal)}
 	for _, k := range slices.Sorted(maps.Keys(v.results)) {
 		st.Results = append(st.Results, v.results[k])
 	}
@@ -351,7 +426,7 @@ func (v *verifier) snapshot() verifyState {
 func (v *verifier) restore(st verifyState) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	v.last, v.complete, v.cycle = st.Last, st.Complete, st.Cycle
+	v.last, v.complete, v.cycle, v.equal = st.Last, st.Complete, st.Cycle, st.Equal
 	v.results = map[string]subResult{}
 	for _, r := range st.Results {
 		v.results[r.Subscriber+"/"+r.Subscription] = r

@@ -15,9 +15,7 @@ import (
 	"io/fs"
 	"os"
 	"os/user"
-	"path/filepath"
 	"slices"
-	"syscall"
 	"time"
 
 	"github.com/pglmon/pglmon/internal/atomicfile"
@@ -87,48 +85,22 @@ func Declarer() string {
 // (mode 0644; its content is no secret) and, when written by root, owned
 // by the owner of its directory (the service's user).
 func Update(path string, now time.Time, change func([]Window) ([]Window, error)) ([]Window, error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("create the directory of the maintenance file: %w", err)
-	}
-	lock, err := os.OpenFile(path+".lock", os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("lock the maintenance file: %w", err)
-	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return nil, fmt.Errorf("lock the maintenance file: %w", err)
-	}
-	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
-	ws, err := Load(path)
-	if err != nil {
-		return nil, err
-	}
-	ws = slices.DeleteFunc(ws, func(w Window) bool { return !now.Before(w.Until) })
-	if ws, err = change(ws); err != nil {
-		return nil, err
-	}
-	slices.SortFunc(ws, func(a, b Window) int { return cmp.Compare(a.Node, b.Node) })
-	b, err := json.MarshalIndent(file{Windows: ws}, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	// Root writes the file for the service's user: the directory's owner.
-	chown := func(tmp string) error {
-		if os.Geteuid() != 0 {
-			return nil
+	var ws []Window
+	err := atomicfile.Update(path, func([]byte) ([]byte, error) {
+		var err error
+		if ws, err = Load(path); err != nil {
+			return nil, err
 		}
-		fi, err := os.Stat(dir)
-		if err != nil {
-			return err
+		ws = slices.DeleteFunc(ws, func(w Window) bool { return !now.Before(w.Until) })
+		if ws, err = change(ws); err != nil {
+			return nil, err
 		}
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-			return os.Chown(tmp, int(st.Uid), int(st.Gid))
-		}
-		return nil
-	}
-	if err := atomicfile.Write(path, append(b, '\n'), 0o644, chown); err != nil {
-		return nil, fmt.Errorf("write the maintenance file %s: %w", path, err)
+		slices.SortFunc(ws, func(a, b Window) int { return cmp.Compare(a.Node, b.Node) })
+		b, err := json.MarshalIndent(file{Windows: ws}, "", "  ")
+		return append(b, '\n'), err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("update the maintenance file %s: %w", path, err)
 	}
 	return ws, nil
 }
@@ -139,24 +111,18 @@ func Update(path string, now time.Time, change func([]Window) ([]Window, error))
 type Watcher struct {
 	Path string
 
-	stamp   string
+	file    atomicfile.Watcher
 	windows []Window
 }
 
-// Windows returns the windows in the file, reading it again when its size
-// or modification time changed; err is set (once per change) when it could
-// not be read, the previous windows then being kept.
+// Windows returns the windows in the file, reading it again when it
+// changed; err is set (once per change) when it could not be read, the
+// previous windows then being kept.
 func (w *Watcher) Windows() ([]Window, error) {
-	stamp := "absent"
-	if fi, serr := os.Stat(w.Path); serr == nil {
-		stamp = fmt.Sprint(fi.Size(), fi.ModTime().UnixNano())
-	} else if !errors.Is(serr, fs.ErrNotExist) {
-		stamp = "error " + serr.Error()
-	}
-	if stamp == w.stamp {
+	w.file.Path = w.Path
+	if !w.file.Changed() {
 		return w.windows, nil
 	}
-	w.stamp = stamp
 	got, err := Load(w.Path)
 	if err != nil {
 		return w.windows, err
