@@ -303,14 +303,7 @@ func breakIt(ctx context.Context, what string) error {
 		fmt.Println("pglogical will skip that update (the row is gone on the subscriber); watch for apply_conflicts, then run: bin/pglmon verify --config " + filepath.Join(dir, "pglmon.yaml"))
 		return nil
 	case "sync":
-		const table = "CREATE TABLE IF NOT EXISTS demo_sync (id int PRIMARY KEY, v text); INSERT INTO demo_sync SELECT g, 'on both' FROM generate_series(1, 20) g ON CONFLICT DO NOTHING;"
-		if err := p.Subscriber.Exec(ctx, table); err != nil {
-			return err
-		}
-		if err := p.Provider.Exec(ctx, table+"INSERT INTO demo_sync VALUES (21, 'only on the provider') ON CONFLICT DO NOTHING"); err != nil {
-			return err
-		}
-		if err := p.Provider.Exec(ctx, "SELECT pglogical.replication_set_add_table('set_0', 'public.demo_sync', true)"); err != nil {
+		if err := p.FailTableCopy(ctx, "demo_sync"); err != nil {
 			return err
 		}
 		fmt.Println("pglogical copies demo_sync onto the subscriber's rows, fails, and marks it ready; watch for table_copy_failed")

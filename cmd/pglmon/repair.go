@@ -14,6 +14,7 @@ import (
 	"github.com/pglmon/pglmon/internal/repair"
 	"github.com/pglmon/pglmon/internal/serverlog"
 	"github.com/pglmon/pglmon/internal/shellword"
+	"github.com/pglmon/pglmon/internal/verified"
 )
 
 // Exit codes of `pglmon repair`.
@@ -139,24 +140,52 @@ func runRepair(ctx context.Context, e env, args []string) error {
 // it that the end of its subscriber's log holds (serverlog.Standing): the
 // daemon holds them as findings (table_copy_failed, initial_copy_failed);
 // a probe cannot see them. Whether its rows were put right since, the log
-// does not tell: said, with how to find out.
+// does not tell: a pglmon verify run by hand after the failure that found
+// them equal does (verified.json); otherwise said, with how to find out.
 func failedCopies(ctx context.Context, e env, cfg *config.Config, s *diagnose.Subscription) bool {
 	file, text, ok := readServerLog(ctx, e, cfg, s.Subscriber, "whether a copy of "+s.Name+" failed")
 	if !ok {
 		return false
 	}
+	// What pglmon verify, run by hand since, found equal (package verified).
+	w := verified.Watcher{Path: cfg.VerifiedFile()}
+	equal, err := w.Since()
+	if err != nil {
+		fmt.Fprintf(e.stderr, "pglmon repair: %v\n", err)
+	}
 	found := false
 	for _, c := range serverlog.Standing(serverlog.Copies(text)) {
-		if c.Subscription == s.Name {
-			s.Findings = append(s.Findings, c.Finding(file))
-			found = true
+		if c.Subscription != s.Name {
+			continue
 		}
+		if at, ok := putRight(c, equal[s.Subscriber+"/"+s.Name+"/"], equal[s.Subscriber+"/"+s.Name+"/"+c.Table]); ok {
+			fmt.Fprintf(e.stdout, "The subscriber's log (%s) shows a copy of %s that failed (%s at %s); a pglmon verify started after it, at %s, found it equal.\n",
+				file, c.Table, c.Error, c.Prefix, at.UTC().Format(time.RFC3339))
+			continue
+		}
+		s.Findings = append(s.Findings, c.Finding(file))
+		found = true
 	}
 	if found {
 		fmt.Fprintf(e.stdout, "%s replicates, but the subscriber's log (%s) shows a copy of it that failed; if its rows were put right since, "+
-			"pglmon verify --subscription %s says so.\n", s.Name, file, shellword.Quote(s.Name))
+			"pglmon verify --subscription %s says so (and this command then prints no plan for it).\n", s.Name, file, shellword.Quote(s.Name))
 	}
 	return found
+}
+
+// putRight reports whether a verification run by hand that started after
+// the failed copy c (as its log line's time says, when it says so
+// unambiguously) found what it left wrong equal: the whole subscription
+// (whole), or for a table's copy that table (table); and when it started.
+func putRight(c serverlog.Copy, whole, table time.Time) (time.Time, bool) {
+	failed, ok := serverlog.PrefixTime(c.Prefix)
+	if !ok {
+		return time.Time{}, false
+	}
+	if !c.Initial && table.After(whole) {
+		whole = table
+	}
+	return whole, whole.After(failed)
 }
 
 // diagnosedRemedy picks the finding to act on: the first with a runnable

@@ -190,3 +190,45 @@ func TestRepairCommandReadsAFailedCopyFromTheLog(t *testing.T) {
 		}
 	}
 }
+
+// A failed table copy put right by hand: once pglmon verify, run after
+// the failure, finds the table equal, repair no longer prints its plan;
+// before, that verification finds the table different and changes nothing.
+func TestRepairCommandTakesAVerificationByHand(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10, Own: true, SubscriberConf: pgtest.LogCollector})
+	p.MustConverge(t, 30*time.Second)
+	cfg := writeConfig(t, p, "")
+	if err := p.FailTableCopy(ctx, "t2"); err != nil {
+		t.Fatal(err)
+	}
+	var code int
+	var out, errOut string
+	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
+		code, out, errOut = pglmonIn(t, "", "repair", "--config", cfg, "--subscription", p.Sub(), "--yes")
+		return strings.Contains(out, "needs a person")
+	}); err != nil {
+		t.Fatalf("no failed copy found: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if code != 1 || !strings.Contains(out, "pglogical's copy of table public.t2 for subscription "+p.Sub()+" failed") {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	if code, out, _ := pglmon(t, "verify", "--config", cfg, "--subscription", p.Sub()); code != 2 {
+		t.Fatalf("t2 still lacks its 21st row: verify exit %d\n%s", code, out)
+	}
+	if code, out, _ := pglmonIn(t, "", "repair", "--config", cfg, "--subscription", p.Sub(), "--yes"); code != 1 || !strings.Contains(out, "needs a person") {
+		t.Fatalf("after a verification that found t2 different: exit %d\n%s", code, out)
+	}
+	if err := p.Subscriber.Exec(ctx, "INSERT INTO t2 VALUES (21, 'only on the provider')"); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, _ := pglmon(t, "verify", "--config", cfg, "--subscription", p.Sub()); code != 0 {
+		t.Fatalf("t2 put right: verify exit %d\n%s", code, out)
+	}
+	code, out, errOut = pglmonIn(t, "", "repair", "--config", cfg, "--subscription", p.Sub(), "--yes")
+	if code != 0 || !strings.Contains(out, "nothing to repair") || !strings.Contains(out, "shows a copy of public.t2 that failed") ||
+		!strings.Contains(out, "a pglmon verify started after it, at ") {
+		t.Fatalf("after the row was put right and verified: exit %d\n%s\n%s", code, out, errOut)
+	}
+}

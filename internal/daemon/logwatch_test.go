@@ -193,15 +193,8 @@ func failedCopy(t *testing.T, extra string) (*pgtest.Pair, *running, diagnose.Fi
 	ctx := context.Background()
 	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 5, Own: true})
 	p.MustConverge(t, 30*time.Second)
-	const t2 = "CREATE TABLE t2 (id int PRIMARY KEY, v text); INSERT INTO t2 SELECT g, 'a' FROM generate_series(1, 20) g;"
-	if err := p.Subscriber.Exec(ctx, t2); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Provider.Exec(ctx, t2+"INSERT INTO t2 VALUES (21, 'only on the provider')"); err != nil {
-		t.Fatal(err)
-	}
 	r := logDaemon(t, p, extra)
-	if err := p.Provider.Exec(ctx, "SELECT pglogical.replication_set_add_table('set_0', 'public.t2', true)"); err != nil {
+	if err := p.FailTableCopy(ctx, "t2"); err != nil {
 		t.Fatal(err)
 	}
 	f, finding := r.waitFinding(t, p.Sub(), diagnose.CodeTableCopyFailed)

@@ -212,6 +212,23 @@ func (p *Pair) DropSubscription(ctx context.Context, sub string) error {
 	return dropSubscription(ctx, conn, sub)
 }
 
+// FailTableCopy creates table on both servers with the same 20 rows, and
+// a 21st ('only on the provider') on the provider, then adds it to set_0
+// with its copy: pglogical 2.4.2's COPY fails on the rows already there
+// (duplicate key), and it marks the table ready all the same.
+func (p *Pair) FailTableCopy(ctx context.Context, table string) error {
+	ident := pgx.Identifier{table}.Sanitize()
+	create := "CREATE TABLE IF NOT EXISTS " + ident + " (id int PRIMARY KEY, v text); INSERT INTO " + ident +
+		" SELECT g, 'on both' FROM generate_series(1, 20) g ON CONFLICT DO NOTHING;"
+	if err := p.Subscriber.Exec(ctx, create); err != nil {
+		return err
+	}
+	if err := p.Provider.Exec(ctx, create+"INSERT INTO "+ident+" VALUES (21, 'only on the provider') ON CONFLICT DO NOTHING"); err != nil {
+		return err
+	}
+	return p.Provider.Exec(ctx, "SELECT pglogical.replication_set_add_table('set_0', $1::regclass, true)", "public."+ident)
+}
+
 // FailFirstCopy sets subscription sub up again by hand with its copy
 // (synchronize_data), which pglogical 2.4.2 rolls back whole: table
 // (created on both sides if missing, 21 rows on the provider; on the
