@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -74,6 +75,15 @@ func TestVerifyCommand(t *testing.T) {
 	unwritable := writeConfig(t, p, "repair:\n  audit_log: "+filepath.Join(blocker, "audit.jsonl")+"\n")
 	if code, _, stderr := pglmon(t, "verify", "--config", unwritable, "--subscription", "sub_0"); code != 0 || !strings.Contains(stderr, "the daemon will not learn what this run found equal") {
 		t.Errorf("unwritable verified.json: exit %d: %s", code, stderr)
+	}
+	// A host without the daemon's state directory: nothing to tell, nothing said or created.
+	nowhere := filepath.Join(t.TempDir(), "no-daemon-here")
+	elsewhere := writeConfig(t, p, "repair:\n  audit_log: "+filepath.Join(nowhere, "audit.jsonl")+"\n")
+	if code, _, stderr := pglmon(t, "verify", "--config", elsewhere, "--subscription", "sub_0"); code != 0 || stderr != "" {
+		t.Errorf("no state directory: exit %d: %s", code, stderr)
+	}
+	if _, err := os.Stat(nowhere); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the state directory was created: %v", err)
 	}
 	code, out, _ = pglmon(t, "verify", "--config", cfg, "--subscription", "sub_1", "--mode", "count")
 	if code != 2 || !strings.Contains(out, "3000 / 2999") || !strings.Contains(out, "alter_subscription_resynchronize_table") {
