@@ -52,11 +52,7 @@ func byHand(t *testing.T, r *running, p *pgtest.Pair) []string {
 func TestDaemonTakesAVerificationByHand(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 2000})
-	p.MustConverge(t, 30*time.Second)
-	if err := p.Subscriber.Exec(ctx, "UPDATE items_0 SET val = 'drifted' WHERE id = 77"); err != nil {
-		t.Fatal(err)
-	}
+	p, fix := driftedRow(t)
 	audit := filepath.Join(t.TempDir(), "a.jsonl")
 	r := start(t, pairConfig(p, audit, policyOff()+"verify:\n  every: 1h\n"), nil)
 	series := `^pglmon_table_divergent_rows\{subscription="` + p.Sub() + `",table="public.items_0"\} 1$`
@@ -79,9 +75,7 @@ func TestDaemonTakesAVerificationByHand(t *testing.T) {
 		t.Fatal("data_divergence went after a verification by hand that found the row different")
 	}
 
-	if err := p.Subscriber.Exec(ctx, "UPDATE items_0 SET val = md5('77') WHERE id = 77"); err != nil {
-		t.Fatal(err)
-	}
+	fix()
 	if keys := byHand(t, r, p); !slices.Contains(keys, "subscriber/"+p.Sub()+"/public.items_0") {
 		t.Fatalf("not recorded as equal: %v", keys)
 	}

@@ -396,14 +396,26 @@ func TestDaemonSurvivesNodeRestartsAndBadAddress(t *testing.T) {
 	r.stop(t)
 }
 
-func TestDaemonScheduledVerification(t *testing.T) {
-	t.Parallel()
+// driftedRow is a pair (items_0: 2,000 rows) whose subscriber's row 77
+// differs, and what puts it right.
+func driftedRow(t *testing.T) (p *pgtest.Pair, fix func()) {
+	t.Helper()
 	ctx := context.Background()
-	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 2000})
+	p = pgtest.NewPair(t, pgtest.PairOptions{Rows: 2000})
 	p.MustConverge(t, 30*time.Second)
 	if err := p.Subscriber.Exec(ctx, "UPDATE items_0 SET val = 'drifted' WHERE id = 77"); err != nil {
 		t.Fatal(err)
 	}
+	return p, func() {
+		if err := p.Subscriber.Exec(ctx, "UPDATE items_0 SET val = md5('77') WHERE id = 77"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestDaemonScheduledVerification(t *testing.T) {
+	t.Parallel()
+	p, fix := driftedRow(t)
 	r := start(t, pairConfig(p, filepath.Join(t.TempDir(), "a.jsonl"), policyOff()+"verify:\n  every: 1s\n"), nil)
 	r.waitMetric(t, `^pglmon_table_divergent_rows\{subscription="sub_0",table="public.items_0"\} 1$`, false, 20*time.Second)
 	r.waitMetric(t, `^pglmon_finding\{code="data_divergence",severity="critical",subscriber="subscriber",subscription="sub_0"\} 1$`, false, 5*time.Second)
@@ -416,9 +428,7 @@ func TestDaemonScheduledVerification(t *testing.T) {
 		t.Errorf("finding: %+v", s.Findings)
 	}
 	// Fixed on the subscriber: the next verification clears it.
-	if err := p.Subscriber.Exec(ctx, "UPDATE items_0 SET val = md5('77') WHERE id = 77"); err != nil {
-		t.Fatal(err)
-	}
+	fix()
 	r.waitMetric(t, `pglmon_table_divergent_rows\{`, true, 20*time.Second)
 	r.waitMetric(t, `code="data_divergence"`, true, 5*time.Second)
 }
