@@ -216,11 +216,15 @@ func (s *Set) ForgetNode(node string) {
 
 // Heartbeat records a heartbeat written on node, or an attempt that failed.
 func (s *Set) Heartbeat(node string, ok bool) {
-	result := "ok"
-	if !ok {
-		result = "error"
+	// Both series exist from the first attempt on, the other at 0: a
+	// series born with its count hides that count from increase(), which
+	// PglmonHeartbeatWritesFailing reads.
+	okc, errc := s.heartbeats.WithLabelValues(node, "ok"), s.heartbeats.WithLabelValues(node, "error")
+	if ok {
+		okc.Inc()
+	} else {
+		errc.Inc()
 	}
-	s.heartbeats.WithLabelValues(node, result).Inc()
 }
 
 // Repair records a repair attempt.

@@ -267,3 +267,30 @@ func TestCacheServesRenderedCopyAndGoesLiveWhenStale(t *testing.T) {
 		t.Errorf("stale cache served; want a live gather with pglmon_up 0:\n%s", body)
 	}
 }
+
+// The first failed heartbeat is visible to increase() (the alert on failing
+// heartbeat writes): its series exists at 0 from the first attempt on.
+func TestHeartbeatSeriesBornAtZero(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	s := New(reg, "v", nil)
+	s.Heartbeat("provider", true)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() == "pglmon_heartbeat_writes_total" {
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "result" {
+						got[l.GetValue()] = m.GetCounter().GetValue()
+					}
+				}
+			}
+		}
+	}
+	if v, ok := got["error"]; !ok || v != 0 || got["ok"] != 1 {
+		t.Errorf("heartbeat series after one written: %v, want error 0 and ok 1", got)
+	}
+}
