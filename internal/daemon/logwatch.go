@@ -61,12 +61,19 @@ type logWatcher struct {
 	state   string
 	dirty   bool
 	keepErr string // why they could not be kept, last time
+	// positions is the follower's, as the last run left them (the
+	// follower itself is used outside mu).
+	positions map[string]logtail.Position
 }
 
 // logState is what the log watcher keeps across restarts.
 type logState struct {
 	Version int        `json:"version"`
 	Copies  []keptCopy `json:"copies,omitempty"`
+	// Positions is where the last read of each node's log ended: a
+	// restarted daemon reads on from there (what the log gained while it
+	// was stopped: conflicts, failed copies), not from a new baseline.
+	Positions map[string]logtail.Position `json:"positions,omitempty"`
 }
 
 func (s logState) version() int { return s.Version }
@@ -79,10 +86,12 @@ type keptCopy struct {
 	Cleared bool      `json:"cleared,omitempty"`
 }
 
-// restore takes over the copies of a kept state.
+// restore takes over the copies and log positions of a kept state.
 func (w *logWatcher) restore(st logState) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.follower.Resume(st.Positions)
+	w.positions = st.Positions
 	w.copies = map[string]map[string]heldCopy{}
 	for _, k := range st.Copies {
 		if w.copies[k.Node] == nil {
@@ -99,7 +108,7 @@ func (w *logWatcher) keep(d *Daemon) {
 	if !w.dirty || w.state == "" {
 		return
 	}
-	st := logState{Version: 1}
+	st := logState{Version: 1, Positions: w.positions}
 	for _, node := range slices.Sorted(maps.Keys(w.copies)) {
 		for _, key := range slices.Sorted(maps.Keys(w.copies[node])) {
 			c := w.copies[node][key]
@@ -209,6 +218,9 @@ func (w *logWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nod
 	if w.copies == nil {
 		w.copies = map[string]map[string]heldCopy{} // unless restored
 	}
+	if pos := w.follower.Positions(); !maps.Equal(pos, w.positions) {
+		w.positions, w.dirty = pos, true
+	}
 	for node, rd := range got {
 		if rd.err != nil {
 			if w.failed[node] != rd.err.Error() {
@@ -222,6 +234,9 @@ func (w *logWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nod
 		delete(w.barrier, node)
 		if rd.waits {
 			w.barrier[node] = rd.barrier
+		}
+		if rd.chunk.Resumed {
+			d.log.Info("server log read from where pglmon stopped reading it", keyNode, node, "file", rd.chunk.File, "bytes_new", len(rd.chunk.New))
 		}
 		if rd.chunk.Skipped {
 			d.log.Warn("the subscriber's server log grew faster than pglmon reads it: conflicts in the part skipped are not counted",
@@ -332,7 +347,7 @@ func (w *logWatcher) annotate(r *diagnose.Report, equalSince func(subscriber, su
 		}
 		sort.Strings(parts)
 		n.Findings = append(n.Findings, diagnose.Finding{Code: diagnose.CodeApplyConflicts, Severity: diagnose.Warning, Human: true,
-			Message: fmt.Sprintf("pglogical resolved %d conflicts by itself on %s in the last hour (its log): %s; each can leave the tables different (writes made on the subscriber, or another origin): run pglmon verify",
+			Message: fmt.Sprintf("pglogical resolved %d conflicts by itself on %s (read from its log in the last hour): %s; each can leave the tables different (writes made on the subscriber, or another origin): run pglmon verify",
 				len(keep), n.Name, strings.Join(parts, "; "))})
 		r.Health = diagnose.Worst(r.Health, diagnose.Warning)
 	}

@@ -139,7 +139,7 @@ func TestDaemonCountsApplyConflicts(t *testing.T) {
 	}); err != nil {
 		t.Fatal("no apply_conflicts finding")
 	}
-	if f.Severity != diagnose.Warning || !strings.Contains(f.Message, "pglogical resolved 2 conflicts by itself on subscriber in the last hour") ||
+	if f.Severity != diagnose.Warning || !strings.Contains(f.Message, "pglogical resolved 2 conflicts by itself on subscriber (read from its log in the last hour)") ||
 		!strings.Contains(f.Message, "2x public.items_0: remote UPDATE (tuple not found), resolution skip") || strings.Contains(f.Message, "changed") {
 		t.Errorf("finding: %+v", f)
 	}
@@ -181,6 +181,25 @@ func TestDaemonCountsApplyConflicts(t *testing.T) {
 	conflict(7)
 	r.waitMetric(t, metric+"4$", false, 30*time.Second)
 	r.waitMetric(t, `pglmon_apply_conflicts_total\{[^}]*table="pglmon.heartbeat"`, true, time.Second)
+
+	// A conflict while the daemon is stopped: started again, it reads on
+	// from where it stopped (server-log-state.json), and counts that one
+	// once and none of those counted before.
+	r.stop(t)
+	conflict(8)
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool { return strings.Count(readLog(t, sub), "CONFLICT: remote UPDATE") == 6 }); err != nil {
+		t.Fatal("the conflict was never logged")
+	}
+	r = startEvery(t, body, nil, time.Second)
+	r.waitMetric(t, metric+"1$", false, 30*time.Second)
+	if !strings.Contains(r.logs.String(), `"msg":"server log read from where pglmon stopped reading it","node":"subscriber"`) {
+		t.Errorf("the restarted daemon does not say it read on:\n%s", r.logs.String())
+	}
+	seen = r.status(t).Time
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool { return r.status(t).Time.Sub(seen) >= 3*time.Second }); err != nil {
+		t.Fatal("the daemon stopped cycling")
+	}
+	r.waitMetric(t, metric+"1$", false, time.Second)
 }
 
 // failedCopy starts a daemon (config extra added) over a pair whose

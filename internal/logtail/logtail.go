@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -111,7 +112,24 @@ const MaxFollow = 16 << 20
 type Follower struct {
 	// Max is what one Follow reads at most of what a log gained (0: MaxFollow).
 	Max int64
-	pos map[string]position
+	pos map[string]Position
+	// resumed holds the nodes whose Position came from Resume, until
+	// their next Follow.
+	resumed map[string]bool
+}
+
+// Positions returns where the last Follow of each node ended: what a
+// daemon keeps across restarts.
+func (f *Follower) Positions() map[string]Position { return maps.Clone(f.pos) }
+
+// Resume takes over positions kept by an earlier Follower (Positions): the
+// next Follow of such a node is no baseline, but reads what its log gained
+// since (Chunk.Resumed), as if the same Follower had gone on.
+func (f *Follower) Resume(pos map[string]Position) {
+	f.pos, f.resumed = maps.Clone(pos), map[string]bool{}
+	for node := range pos {
+		f.resumed[node] = true
+	}
 }
 
 func (f *Follower) max() int64 {
@@ -121,10 +139,11 @@ func (f *Follower) max() int64 {
 	return MaxFollow
 }
 
-type position struct {
-	file   string
-	offset int64  // SQL: the byte after the last whole line read
-	marker string // RDS: the Marker after the last portion read
+// Position is where a Follow of a node's log ended.
+type Position struct {
+	File   string `json:"file"`
+	Offset int64  `json:"offset,omitempty"` // SQL: the byte after the last whole line read
+	Marker string `json:"marker,omitempty"` // RDS: the Marker after the last portion read
 }
 
 // Chunk is one Follow of a node's log.
@@ -136,6 +155,9 @@ type Chunk struct {
 	// node; nothing on the first (Baseline), which only finds the end.
 	New      string
 	Baseline bool
+	// Resumed is set on the first Follow from a Position taken over with
+	// Resume: New holds what the log gained while no Follower read it.
+	Resumed bool
 	// Skipped is set when part of what the log gained was not read: more
 	// than MaxFollow, a rotated file already gone, or a file truncated.
 	Skipped bool
@@ -143,17 +165,20 @@ type Chunk struct {
 
 // Forget drops what the follower knows of a node: its next Follow is a
 // baseline again.
-func (f *Follower) Forget(node string) { delete(f.pos, node) }
+func (f *Follower) Forget(node string) {
+	delete(f.pos, node)
+	delete(f.resumed, node)
+}
 
 // Follow reads the node's log: its tail and what it gained since the
 // node's last Follow. A failed read keeps the position.
 func (f *Follower) Follow(ctx context.Context, cfg *config.Config, n config.Node) (Chunk, error) {
 	if f.pos == nil {
-		f.pos = map[string]position{}
+		f.pos = map[string]Position{}
 	}
 	prev, known := f.pos[n.Name]
 	var c Chunk
-	var next position
+	var next Position
 	var err error
 	src := n.LogSource()
 	switch {
@@ -167,12 +192,13 @@ func (f *Follower) Follow(ctx context.Context, cfg *config.Config, n config.Node
 	if err != nil {
 		return c, err
 	}
-	c.Baseline = !known
+	c.Baseline, c.Resumed = !known, f.resumed[n.Name]
+	delete(f.resumed, n.Name)
 	f.pos[n.Name] = next
 	return c, nil
 }
 
-func (f *Follower) followRDS(ctx context.Context, cfg *config.Config, n config.Node, prev position, known bool) (Chunk, position, error) {
+func (f *Follower) followRDS(ctx context.Context, cfg *config.Config, n config.Node, prev Position, known bool) (Chunk, Position, error) {
 	rc, err := rdsadmin.ForNode(ctx, awsclient.New(cfg.AWS, awsclient.Options{}), cfg, n)
 	if err != nil {
 		return Chunk{}, prev, err
@@ -183,22 +209,22 @@ func (f *Follower) followRDS(ctx context.Context, cfg *config.Config, n config.N
 		return Chunk{}, prev, err
 	}
 	c := Chunk{File: name, Tail: tail}
-	next := position{file: name, marker: end}
+	next := Position{File: name, Marker: end}
 	if !known {
 		return c, next, nil
 	}
 	var parts []string
-	if prev.file != name && prev.file != "" {
+	if prev.File != name && prev.File != "" {
 		// Rotated: the rest of the previous file, then the new one from its start.
-		rest, _, more, err := rc.LogSince(ctx, id, prev.file, prev.marker, Lines, int(f.max()))
+		rest, _, more, err := rc.LogSince(ctx, id, prev.File, prev.Marker, Lines, int(f.max()))
 		if err != nil {
 			c.Skipped = true // gone (RDS keeps files for rds.log_retention_period)
 		}
 		c.Skipped = c.Skipped || more
 		parts = append(parts, rest)
-		prev.marker = "0"
+		prev.Marker = "0"
 	}
-	text, after, more, err := rc.LogSince(ctx, id, name, prev.marker, Lines, int(f.max()))
+	text, after, more, err := rc.LogSince(ctx, id, name, prev.Marker, Lines, int(f.max()))
 	if err != nil {
 		return Chunk{}, prev, err
 	}
@@ -206,13 +232,13 @@ func (f *Follower) followRDS(ctx context.Context, cfg *config.Config, n config.N
 		// Too much to read: skip to the end the tail read found.
 		c.Skipped = true
 	} else {
-		next.marker = after
+		next.Marker = after
 	}
 	c.New = strings.Join(append(parts, text), "")
 	return c, next, nil
 }
 
-func (f *Follower) followSQL(ctx context.Context, cfg *config.Config, n config.Node, prev position, known bool) (Chunk, position, error) {
+func (f *Follower) followSQL(ctx context.Context, cfg *config.Config, n config.Node, prev Position, known bool) (Chunk, Position, error) {
 	conn, err := probe.Connect(ctx, n, max(cfg.Probe.Timeout.D(), 10*time.Second))
 	if err != nil {
 		return Chunk{}, prev, err
@@ -225,7 +251,7 @@ func (f *Follower) followSQL(ctx context.Context, cfg *config.Config, n config.N
 		}
 	}
 	c := Chunk{File: path}
-	fail := func(err error) (Chunk, position, error) {
+	fail := func(err error) (Chunk, Position, error) {
 		return Chunk{}, prev, explain(n, "read the server log "+path, err)
 	}
 	raw, size, err := tailBytes(ctx, conn, path, Bytes)
@@ -238,7 +264,7 @@ func (f *Follower) followSQL(ctx context.Context, cfg *config.Config, n config.N
 		c.Tail = string(fromLine(raw))
 	}
 	end := func(start int64, b []byte) int64 { return start + int64(bytes.LastIndexByte(b, '\n')+1) }
-	next := position{file: path, offset: end(tailStart, raw)}
+	next := Position{File: path, Offset: end(tailStart, raw)}
 	if !known {
 		return c, next, nil
 	}
@@ -261,18 +287,18 @@ func (f *Follower) followSQL(ctx context.Context, cfg *config.Config, n config.N
 	}
 	var gained []byte
 	switch {
-	case prev.file == path && size >= prev.offset:
-		b, off, err := read(path, prev.offset, size)
+	case prev.File == path && size >= prev.Offset:
+		b, off, err := read(path, prev.Offset, size)
 		if err != nil {
 			return fail(err)
 		}
-		gained, next.offset = b, off
+		gained, next.Offset = b, off
 	default:
-		if prev.file != path {
+		if prev.File != path {
 			// Rotated: the rest of the previous file, if it is still there.
-			if old, err := fileSize(ctx, conn, prev.file); err != nil || old < prev.offset {
+			if old, err := fileSize(ctx, conn, prev.File); err != nil || old < prev.Offset {
 				c.Skipped = true
-			} else if b, _, err := read(prev.file, prev.offset, old); err == nil {
+			} else if b, _, err := read(prev.File, prev.Offset, old); err == nil {
 				gained = b
 			} else {
 				c.Skipped = true
@@ -284,7 +310,7 @@ func (f *Follower) followSQL(ctx context.Context, cfg *config.Config, n config.N
 		if err != nil {
 			return fail(err)
 		}
-		gained, next.offset = append(gained, b...), off
+		gained, next.Offset = append(gained, b...), off
 	}
 	c.New = string(gained)
 	return c, next, nil

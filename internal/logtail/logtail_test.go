@@ -2,6 +2,7 @@ package logtail
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -267,5 +268,24 @@ func TestFollowRDS(t *testing.T) {
 	srv.SetLog("db1", h19, 5000, "new 1\nnew 2\nnew 3\n")
 	if c, err = f.Follow(ctx, cfg, n); err != nil || c.New != "new 3\n" {
 		t.Errorf("after the rotation: %+v %v", c, err)
+	}
+	// A daemon restarted: another Follower, from the positions kept (as
+	// JSON), reads what the log gained meanwhile, no baseline.
+	b, err := json.Marshal(f.Positions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept map[string]Position
+	if err := json.Unmarshal(b, &kept); err != nil {
+		t.Fatal(err)
+	}
+	srv.SetLog("db1", h19, 6000, "new 1\nnew 2\nnew 3\nwhile stopped\n")
+	var g Follower
+	g.Resume(kept)
+	if c, err = g.Follow(ctx, cfg, n); err != nil || c.Baseline || !c.Resumed || c.New != "while stopped\n" {
+		t.Errorf("resumed: %+v %v (kept %s)", c, err, b)
+	}
+	if c, err = g.Follow(ctx, cfg, n); err != nil || c.Resumed || c.New != "" {
+		t.Errorf("after the resumed read: %+v %v", c, err)
 	}
 }
