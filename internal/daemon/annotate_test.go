@@ -216,3 +216,31 @@ func TestEqualSinceKeptAcrossRestarts(t *testing.T) {
 		}
 	}
 }
+
+// The conflicts read within the hour are kept: a restarted daemon holds
+// the node's apply_conflicts finding for the rest of that hour (it does not
+// read those lines again: it reads on from where it stopped).
+func TestConflictsKeptAcrossRestarts(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "server-log-state.json")
+	d := &Daemon{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	c := serverlog.Conflict{Prefix: "2026-12-04 21:00:02.281 UTC [29278]", Op: "UPDATE", Table: "public.items_0", Found: "tuple not found", Resolution: "skip"}
+	w := &logWatcher{state: path, dirty: true, errs: map[string]serverlog.Errors{}, recent: map[string][]countedConflict{
+		"subscriber": {{c, time.Now().Add(-10 * time.Minute)}, {c, time.Now().Add(-2 * time.Hour)}}}}
+	w.keep(d)
+
+	st, err := loadState[logState](path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := &logWatcher{errs: map[string]serverlog.Errors{}}
+	again.restore(st)
+	rep := diagnose.Report{Nodes: []diagnose.Node{{Name: "subscriber"}}}
+	again.annotate(&rep, nil)
+	if len(rep.Nodes[0].Findings) != 1 {
+		t.Fatalf("after a restart: %+v", rep.Nodes[0].Findings)
+	}
+	if f := rep.Nodes[0].Findings[0]; f.Code != diagnose.CodeApplyConflicts || !strings.Contains(f.Message, "pglogical resolved 1 conflicts by itself on subscriber") ||
+		!strings.Contains(f.Message, "1x public.items_0: remote UPDATE (tuple not found), resolution skip") {
+		t.Errorf("after a restart: %+v", rep.Nodes[0].Findings)
+	}
+}

@@ -74,6 +74,16 @@ type logState struct {
 	// restarted daemon reads on from there (what the log gained while it
 	// was stopped: conflicts, failed copies), not from a new baseline.
 	Positions map[string]logtail.Position `json:"positions,omitempty"`
+	// Conflicts are those read within conflictWindow: the node's
+	// apply_conflicts finding holds its hour across a restart.
+	Conflicts []keptConflict `json:"conflicts,omitempty"`
+}
+
+// keptConflict is a countedConflict as the state file holds it.
+type keptConflict struct {
+	Node string `json:"node"`
+	serverlog.Conflict
+	At time.Time `json:"at"`
 }
 
 func (s logState) version() int { return s.Version }
@@ -99,6 +109,10 @@ func (w *logWatcher) restore(st logState) {
 		}
 		w.copies[k.Node][k.Key()] = heldCopy{Copy: k.Copy, seen: k.Seen, cleared: k.Cleared}
 	}
+	w.recent = map[string][]countedConflict{}
+	for _, k := range st.Conflicts {
+		w.recent[k.Node] = append(w.recent[k.Node], countedConflict{k.Conflict, k.At})
+	}
 }
 
 // keep writes the copies to the state file when they changed.
@@ -109,6 +123,13 @@ func (w *logWatcher) keep(d *Daemon) {
 		return
 	}
 	st := logState{Version: 1, Positions: w.positions}
+	for _, node := range slices.Sorted(maps.Keys(w.recent)) {
+		for _, c := range w.recent[node] {
+			if time.Since(c.at) < conflictWindow {
+				st.Conflicts = append(st.Conflicts, keptConflict{Node: node, Conflict: c.Conflict, At: c.at})
+			}
+		}
+	}
 	for _, node := range slices.Sorted(maps.Keys(w.copies)) {
 		for _, key := range slices.Sorted(maps.Keys(w.copies[node])) {
 			c := w.copies[node][key]
@@ -213,10 +234,13 @@ func (w *logWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nod
 	defer w.mu.Unlock()
 	if w.errs == nil {
 		w.errs, w.files, w.failed = map[string]serverlog.Errors{}, map[string]string{}, map[string]string{}
-		w.recent, w.barrier = map[string][]countedConflict{}, map[string]serverlog.BarrierHolder{}
+		w.barrier = map[string]serverlog.BarrierHolder{}
 	}
-	if w.copies == nil {
-		w.copies = map[string]map[string]heldCopy{} // unless restored
+	if w.copies == nil { // unless restored
+		w.copies = map[string]map[string]heldCopy{}
+	}
+	if w.recent == nil {
+		w.recent = map[string][]countedConflict{}
 	}
 	if pos := w.follower.Positions(); !maps.Equal(pos, w.positions) {
 		w.positions, w.dirty = pos, true
@@ -251,6 +275,7 @@ func (w *logWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nod
 			}
 			d.metrics.Conflicts(node, c.Table, c.Op, c.Resolution, 1)
 			w.recent[node] = append(w.recent[node], countedConflict{c, now})
+			w.dirty = true
 		}
 		for _, c := range rd.copies {
 			prev, seen, fresh := w.hold(node, c, now)
