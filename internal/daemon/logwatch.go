@@ -30,7 +30,8 @@ const conflictWindow = time.Hour
 //     the tables different), from what the log gained since the last read
 //     (logtail.Follower): every line once, however fast the log grows. The
 //     first read of a node is the baseline: what the log held then was
-//     there before pglmon looked;
+//     there before pglmon looked (a restarted daemon reads on from where
+//     it stopped instead);
 //   - the table copies of pglogical's table sync whose COPY failed although
 //     pglogical marked the table ready (serverlog.Copy): held as a finding
 //     of the subscription until the table is copied again;
@@ -38,9 +39,11 @@ const conflictWindow = time.Hour
 //     which pglogical rolls back whole and marks ready: held until the
 //     subscription initialises again or is verified equal.
 //
-// The copies read are kept in a state file (config.LogStateFile): a
-// restarted daemon reads the log's tail again, and without them would take
-// a failure put right since for a new one.
+// The copies read, where each read ended and the conflicts of the last hour
+// are kept in a state file (config.LogStateFile): a restarted daemon reads
+// the log's tail again, and without them would take a failure put right
+// since for a new one, count nothing logged while it was stopped, and drop
+// the hour's conflicts.
 type logWatcher struct {
 	mu       sync.Mutex
 	follower logtail.Follower                   // used by one run at a time
@@ -115,7 +118,7 @@ func (w *logWatcher) restore(st logState) {
 	}
 }
 
-// keep writes the copies to the state file when they changed.
+// keep writes what the watcher keeps to the state file when it changed.
 func (w *logWatcher) keep(d *Daemon) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
