@@ -336,8 +336,8 @@ func (c *Config) VerifyStateFile() string {
 }
 
 // LogStateFile is where the daemon keeps what it read from the servers'
-// logs that stands until put right (failed table copies), next to
-// repair.audit_log.
+// logs (failed table copies, the hour's conflicts, where each read ended),
+// next to repair.audit_log.
 func (c *Config) LogStateFile() string {
 	return filepath.Join(filepath.Dir(c.Repair.AuditLog), "server-log-state.json")
 }
