@@ -158,14 +158,7 @@ func TestRepairCommandReadsAFailedCopyFromTheLog(t *testing.T) {
 	if err := p.WaitStatus(ctx, p.Sub(), "replicating", time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	var code int
-	var out, errOut string
-	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
-		code, out, errOut = pglmonIn(t, "", "repair", "--config", cfg, "--subscription", p.Sub(), "--yes")
-		return strings.Contains(out, "needs a person")
-	}); err != nil {
-		t.Fatalf("no failed copy found: exit %d\n%s\n%s", code, out, errOut)
-	}
+	code, out := repairPlan(t, cfg, p.Sub(), 30*time.Second)
 	if code != 1 || !strings.Contains(out, "pglogical's first copy of subscription "+p.Sub()+" failed at table public.t2 (ERROR: duplicate key") ||
 		!strings.Contains(out, "shows a copy of it that failed") {
 		t.Fatalf("exit %d\n%s", code, out)
@@ -203,14 +196,7 @@ func TestRepairCommandTakesAVerificationByHand(t *testing.T) {
 	if err := p.FailTableCopy(ctx, "t2"); err != nil {
 		t.Fatal(err)
 	}
-	var code int
-	var out, errOut string
-	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
-		code, out, errOut = pglmonIn(t, "", "repair", "--config", cfg, "--subscription", p.Sub(), "--yes")
-		return strings.Contains(out, "needs a person")
-	}); err != nil {
-		t.Fatalf("no failed copy found: exit %d\n%s\n%s", code, out, errOut)
-	}
+	code, out := repairPlan(t, cfg, p.Sub(), 60*time.Second)
 	if code != 1 || !strings.Contains(out, "pglogical's copy of table public.t2 for subscription "+p.Sub()+" failed") {
 		t.Fatalf("exit %d\n%s", code, out)
 	}
@@ -226,9 +212,24 @@ func TestRepairCommandTakesAVerificationByHand(t *testing.T) {
 	if code, out, _ := pglmon(t, "verify", "--config", cfg, "--subscription", p.Sub()); code != 0 {
 		t.Fatalf("t2 put right: verify exit %d\n%s", code, out)
 	}
-	code, out, errOut = pglmonIn(t, "", "repair", "--config", cfg, "--subscription", p.Sub(), "--yes")
+	code, out, errOut := pglmonIn(t, "", "repair", "--config", cfg, "--subscription", p.Sub(), "--yes")
 	if code != 0 || !strings.Contains(out, "nothing to repair") || !strings.Contains(out, "shows a copy of public.t2 that failed") ||
 		!strings.Contains(out, "a pglmon verify started after it, at ") {
 		t.Fatalf("after the row was put right and verified: exit %d\n%s\n%s", code, out, errOut)
 	}
+}
+
+// repairPlan runs pglmon repair --subscription sub until it prints a plan
+// for a person (the failed copy read from the log), within timeout.
+func repairPlan(t *testing.T, cfg, sub string, timeout time.Duration) (int, string) {
+	t.Helper()
+	var code int
+	var out, errOut string
+	if err := pgtest.Poll(context.Background(), timeout, func() bool {
+		code, out, errOut = pglmonIn(t, "", "repair", "--config", cfg, "--subscription", sub, "--yes")
+		return strings.Contains(out, "needs a person")
+	}); err != nil {
+		t.Fatalf("no failed copy found: exit %d\n%s\n%s", code, out, errOut)
+	}
+	return code, out
 }

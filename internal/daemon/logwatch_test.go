@@ -330,6 +330,20 @@ func TestDaemonClearsAFailedCopyOnceVerified(t *testing.T) {
 	}
 }
 
+// failedFirstCopy starts a daemon reading the subscriber's log over a pair
+// whose subscription is then set up again with a first copy that fails at
+// table t2 (pgtest.Pair.FailFirstCopy), the tables of after copied after it.
+func failedFirstCopy(t *testing.T, after ...string) (*pgtest.Pair, *running) {
+	t.Helper()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 5, Own: true})
+	p.MustConverge(t, 30*time.Second)
+	r := logDaemon(t, p, "")
+	if _, err := p.FailFirstCopy(context.Background(), p.Sub(), "t2", after...); err != nil {
+		t.Fatal(err)
+	}
+	return p, r
+}
+
 // pglogical 2.4.2 copies every table of a new subscription in one
 // transaction on the subscriber: when the last table's COPY meets a row
 // already there, that transaction rolls back, and pglogical marks the
@@ -339,12 +353,7 @@ func TestDaemonClearsAFailedCopyOnceVerified(t *testing.T) {
 func TestDaemonFindsAFailedFirstCopy(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 5, Own: true})
-	p.MustConverge(t, 30*time.Second)
-	r := logDaemon(t, p, "")
-	if _, err := p.FailFirstCopy(ctx, p.Sub(), "t2"); err != nil {
-		t.Fatal(err)
-	}
+	p, r := failedFirstCopy(t)
 	if err := p.WaitStatus(ctx, p.Sub(), "replicating", time.Minute); err != nil {
 		t.Fatal(err)
 	}
@@ -385,12 +394,7 @@ func TestDaemonFindsAFailedFirstCopy(t *testing.T) {
 func TestDaemonNamesTheCauseOfAFailedInitialisation(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 5, Own: true})
-	p.MustConverge(t, 30*time.Second)
-	r := logDaemon(t, p, "")
-	if _, err := p.FailFirstCopy(ctx, p.Sub(), "t2", "t3"); err != nil {
-		t.Fatal(err)
-	}
+	p, r := failedFirstCopy(t, "t3")
 	f, finding := r.waitFinding(t, p.Sub(), diagnose.CodeInitFailed)
 	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
 		f, _ = finding()
