@@ -399,22 +399,26 @@ func TestRangesNarrowToTheStatementTimeout(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10})
+	// Rows of 320 bytes: about 22 to a page, so that one page (~25 ms of
+	// sleeping) fits the timeout many times over on a loaded machine, while
+	// 2,000 rows (2 s) do not. (At ~118 rows a page, a page took over 400 ms
+	// once in CI, and no narrower range was left.)
 	runSteps(ctx, t, []step{
 		{p.Provider, `CREATE TABLE t_slow (id bigint PRIMARY KEY, v text)`},
-		{p.Provider, `INSERT INTO t_slow SELECT g, md5(g::text) FROM generate_series(1, 2000) g`},
+		{p.Provider, `INSERT INTO t_slow SELECT g, repeat(md5(g::text), 10) FROM generate_series(1, 2000) g`},
 		{p.Subscriber, `CREATE TABLE t_slow (id bigint PRIMARY KEY, v text)`},
-		{p.Subscriber, `INSERT INTO t_slow SELECT g, md5(g::text) FROM generate_series(1, 2000) g`},
+		{p.Subscriber, `INSERT INTO t_slow SELECT g, repeat(md5(g::text), 10) FROM generate_series(1, 2000) g`},
 		// The same with a text key, walked by row offset.
 		{p.Provider, `CREATE TABLE t_slow_text (k text PRIMARY KEY, v text)`},
-		{p.Provider, `INSERT INTO t_slow_text SELECT lpad(g::text, 5, '0'), md5(g::text) FROM generate_series(1, 2000) g`},
+		{p.Provider, `INSERT INTO t_slow_text SELECT lpad(g::text, 5, '0'), repeat(md5(g::text), 10) FROM generate_series(1, 2000) g`},
 		{p.Subscriber, `CREATE TABLE t_slow_text (k text PRIMARY KEY, v text)`},
-		{p.Subscriber, `INSERT INTO t_slow_text SELECT lpad(g::text, 5, '0'), md5(g::text) FROM generate_series(1, 2000) g`},
+		{p.Subscriber, `INSERT INTO t_slow_text SELECT lpad(g::text, 5, '0'), repeat(md5(g::text), 10) FROM generate_series(1, 2000) g`},
 		// A composite key whose leading column has one value: key ranges of
 		// that column cannot be cut any narrower.
 		{p.Provider, `CREATE TABLE t_slow_comp (g int, id bigint, v text, PRIMARY KEY (g, id))`},
-		{p.Provider, `INSERT INTO t_slow_comp SELECT 1, g, md5(g::text) FROM generate_series(1, 2000) g`},
+		{p.Provider, `INSERT INTO t_slow_comp SELECT 1, g, repeat(md5(g::text), 10) FROM generate_series(1, 2000) g`},
 		{p.Subscriber, `CREATE TABLE t_slow_comp (g int, id bigint, v text, PRIMARY KEY (g, id))`},
-		{p.Subscriber, `INSERT INTO t_slow_comp SELECT 1, g, md5(g::text) FROM generate_series(1, 2000) g`},
+		{p.Subscriber, `INSERT INTO t_slow_comp SELECT 1, g, repeat(md5(g::text), 10) FROM generate_series(1, 2000) g`},
 		{p.Provider, `ANALYZE t_slow, t_slow_text, t_slow_comp`},
 		{p.Provider, `SELECT pglogical.replication_set_add_table('set_0', 't_slow', false, row_filter := $$pg_sleep(0.001) IS NOT NULL$$)`},
 		{p.Provider, `SELECT pglogical.replication_set_add_table('set_0', 't_slow_text', false, row_filter := $$pg_sleep(0.001) IS NOT NULL$$)`},
