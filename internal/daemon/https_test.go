@@ -167,8 +167,10 @@ func TestDaemonWarnsOfAnOpenListener(t *testing.T) {
 	p := pgtest.NewPair(t, pgtest.PairOptions{})
 	body := strings.Replace(pairConfig(p, filepath.Join(t.TempDir(), "a.jsonl"), policyOff()), `"127.0.0.1:0"`, `":0"`, 1)
 	r := start(t, body, nil)
-	if err := pgtest.Poll(context.Background(), 10*time.Second, func() bool { return strings.Contains(r.logs.String(), "pglmon started") }); err != nil {
-		t.Fatal("never started")
+	// The warning follows the start line: wait for the first cycle, which
+	// comes after both.
+	if err := pgtest.Poll(context.Background(), 10*time.Second, func() bool { return strings.Contains(r.logs.String(), "first cycle complete") }); err != nil {
+		t.Fatalf("never ready:\n%s", r.logs.String())
 	}
 	if !strings.Contains(r.logs.String(), "http.bearer_token is not set") {
 		t.Errorf("no warning for :0 without a token:\n%s", r.logs.String())
