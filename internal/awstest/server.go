@@ -16,6 +16,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -94,6 +95,14 @@ func New(t testing.TB, region string) *Server {
 	t.Cleanup(hs.Close)
 	s.URL = hs.URL
 	return s
+}
+
+// RemoveLog deletes the instance's log file name, as RDS does past
+// rds.log_retention_period.
+func (s *Server) RemoveLog(id, name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.logs[id] = slices.DeleteFunc(s.logs[id], func(lf logFile) bool { return lf.name == name })
 }
 
 // SetLog makes text the content of the instance's log file name, written

@@ -265,9 +265,9 @@ func (w *logWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nod
 		if rd.chunk.Resumed {
 			d.log.Info("server log read from where pglmon stopped reading it", keyNode, node, "file", rd.chunk.File, "bytes_new", len(rd.chunk.New))
 		}
-		if rd.chunk.Skipped {
-			d.log.Warn("the subscriber's server log grew faster than pglmon reads it: conflicts in the part skipped are not counted",
-				keyNode, node, "file", rd.chunk.File, "max_bytes_per_read", logtail.MaxFollow)
+		if rd.chunk.Skipped != "" {
+			d.log.Warn("part of the server log written since the last read was not read: conflicts and failed table copies in it are not seen",
+				keyNode, node, "file", rd.chunk.File, "why", rd.chunk.Skipped)
 		}
 		for _, c := range rd.conflicts {
 			if c.Table == probe.HeartbeatTable {

@@ -11,7 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"strings"
+	"path"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -152,15 +153,25 @@ type Chunk struct {
 	// Tail is the end of the log, as Read returns it.
 	Tail string
 	// New holds the whole lines written since the previous Follow of the
-	// node; nothing on the first (Baseline), which only finds the end.
+	// node, across rotations (the rest of the file read last time, the
+	// files written since, the current one); nothing on the first
+	// (Baseline), which only finds the end.
 	New      string
 	Baseline bool
 	// Resumed is set on the first Follow from a Position taken over with
 	// Resume: New holds what the log gained while no Follower read it.
 	Resumed bool
-	// Skipped is set when part of what the log gained was not read: more
-	// than MaxFollow, a rotated file already gone, or a file truncated.
-	Skipped bool
+	// Skipped says why part of what the log gained was not read ("": all
+	// of it was): more than MaxFollow, a rotated file already gone, a file
+	// truncated in place, log files that could not be listed.
+	Skipped string
+}
+
+// skip records why part of the log was not read (the first reason stands).
+func (c *Chunk) skip(format string, args ...any) {
+	if c.Skipped == "" {
+		c.Skipped = fmt.Sprintf(format, args...)
+	}
 }
 
 // Forget drops what the follower knows of a node: its next Follow is a
@@ -177,10 +188,16 @@ func (f *Follower) Follow(ctx context.Context, cfg *config.Config, n config.Node
 		f.pos = map[string]Position{}
 	}
 	prev, known := f.pos[n.Name]
+	src := n.LogSource()
+	if known && src != config.ServerLogAuto && src != config.ServerLogOff && n.RDS == nil && prev.File != src {
+		// server_log names another file than the one read last (the
+		// configuration changed): a new log, not a rotation of the old.
+		known = false
+		delete(f.resumed, n.Name)
+	}
 	var c Chunk
 	var next Position
 	var err error
-	src := n.LogSource()
 	switch {
 	case src == config.ServerLogOff:
 		return Chunk{}, ErrOff
@@ -198,6 +215,70 @@ func (f *Follower) Follow(ctx context.Context, cfg *config.Config, n config.Node
 	return c, nil
 }
 
+// logFile is one of a server's log files as a listing shows it.
+type logFile struct {
+	name    string
+	size    int64
+	written time.Time
+}
+
+// between returns the files of list (oldest first: by when each was last
+// written, then by name) written after prev and before cur: those a
+// follower that last read prev has not read, cur aside. When prev is no
+// longer listed, the files before cur whose names sort after prev's (the
+// default names, postgresql-%Y-%m-%d_%H%M%S.log and RDS's
+// postgresql.log.<hour>, sort by time), and gone is set.
+func between(list []logFile, prev, cur string) (files []logFile, gone bool) {
+	c := slices.IndexFunc(list, func(f logFile) bool { return f.name == cur })
+	if c < 0 {
+		c = len(list)
+	}
+	p := slices.IndexFunc(list, func(f logFile) bool { return f.name == prev })
+	if p < 0 {
+		for _, f := range list[:c] {
+			if f.name > prev {
+				files = append(files, f)
+			}
+		}
+		return files, true
+	}
+	if p >= c {
+		return nil, false
+	}
+	return list[p+1 : c], false
+}
+
+// part is a file of what a log gained since the last read, in order.
+type part struct {
+	file string
+	// read reads the file's new lines, at most limit bytes of them (the
+	// newest where it can), and says whether some were left out.
+	read func(limit int64) (text []byte, cut bool, err error)
+}
+
+// gather reads parts (oldest first) within f.max() bytes in all, newest
+// first: past the bound, the oldest are what is left out. The last part is
+// the current file, whose error is returned; another's is a skipped part.
+func (f *Follower) gather(c *Chunk, parts []part) ([]byte, error) {
+	texts := make([][]byte, len(parts))
+	left := f.max()
+	for i := len(parts) - 1; i >= 0; i-- {
+		b, cut, err := parts[i].read(left)
+		if err != nil {
+			if i == len(parts)-1 {
+				return nil, err
+			}
+			c.skip("%s could not be read: %v", parts[i].file, err)
+			continue
+		}
+		if cut {
+			c.skip("more than %d KiB written since the last read", f.max()>>10)
+		}
+		texts[i], left = b, max(left-int64(len(b)), 0)
+	}
+	return bytes.Join(texts, nil), nil
+}
+
 func (f *Follower) followRDS(ctx context.Context, cfg *config.Config, n config.Node, prev Position, known bool) (Chunk, Position, error) {
 	rc, err := rdsadmin.ForNode(ctx, awsclient.New(cfg.AWS, awsclient.Options{}), cfg, n)
 	if err != nil {
@@ -213,29 +294,88 @@ func (f *Follower) followRDS(ctx context.Context, cfg *config.Config, n config.N
 	if !known {
 		return c, next, nil
 	}
-	var parts []string
-	if prev.File != name && prev.File != "" {
-		// Rotated: the rest of the previous file, then the new one from its start.
-		rest, _, more, err := rc.LogSince(ctx, id, prev.File, prev.Marker, Lines, int(f.max()))
-		if err != nil {
-			c.Skipped = true // gone (RDS keeps files for rds.log_retention_period)
-		}
-		c.Skipped = c.Skipped || more
-		parts = append(parts, rest)
-		prev.Marker = "0"
+	// since reads file from marker, up to limit bytes (from its start:
+	// a Marker only goes forward).
+	since := func(file, marker string, current bool) part {
+		return part{file, func(limit int64) ([]byte, bool, error) {
+			if limit <= 0 {
+				return nil, true, nil
+			}
+			text, after, more, err := rc.LogSince(ctx, id, file, marker, Lines, int(limit))
+			if err != nil {
+				return nil, false, err
+			}
+			if current && !more {
+				next.Marker = after // else: skip to the end the tail read found
+			}
+			b, cut := []byte(text), more
+			if int64(len(b)) > limit { // a portion is 2,000 lines: the newest of them
+				b, cut = fromLine(b[int64(len(b))-limit-1:]), true
+			}
+			return b, cut, nil
+		}}
 	}
-	text, after, more, err := rc.LogSince(ctx, id, name, prev.Marker, Lines, int(f.max()))
+	var parts []part
+	from := prev.Marker
+	if prev.File != name && prev.File != "" {
+		// Rotated: the rest of the previous file, the files written since,
+		// then the new one from its start.
+		list, err := rc.ServerLogs(ctx, id)
+		if err != nil {
+			c.skip("the instance's log files could not be listed: %v", err)
+		}
+		files := make([]logFile, len(list))
+		for i, l := range list {
+			files[i] = logFile{l.Name, l.Size, l.Written}
+		}
+		mid, gone := between(files, prev.File, name)
+		if gone {
+			// RDS keeps files for rds.log_retention_period.
+			c.skip("%s, where the last read ended, is gone", prev.File)
+		} else {
+			parts = append(parts, since(prev.File, prev.Marker, false))
+		}
+		for _, m := range mid {
+			parts = append(parts, since(m.name, "0", false))
+		}
+		from = "0"
+	}
+	parts = append(parts, since(name, from, true))
+	gained, err := f.gather(&c, parts)
 	if err != nil {
 		return Chunk{}, prev, err
 	}
-	if more {
-		// Too much to read: skip to the end the tail read found.
-		c.Skipped = true
-	} else {
-		next.Marker = after
-	}
-	c.New = strings.Join(append(parts, text), "")
+	c.New = string(gained)
 	return c, next, nil
+}
+
+// logDirSQL lists the server's log directory (pg_monitor may).
+const logDirSQL = `SELECT name, size, modification FROM pg_ls_logdir() ORDER BY modification, name`
+
+// logDir lists the files of the server's log directory like file (its
+// extension: .log, not .csv or .json), oldest first.
+func logDir(ctx context.Context, conn *pgx.Conn, file string) ([]logFile, error) {
+	rows, err := conn.Query(ctx, logDirSQL)
+	if err != nil {
+		return nil, err
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (logFile, error) {
+		var l logFile
+		err := r.Scan(&l.name, &l.size, &l.written)
+		return l, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	dir := path.Dir(file)
+	out := list[:0]
+	for _, l := range list {
+		if path.Ext(l.name) == path.Ext(file) {
+			l.name = path.Join(dir, l.name)
+			out = append(out, l)
+		}
+	}
+	return out, nil
 }
 
 func (f *Follower) followSQL(ctx context.Context, cfg *config.Config, n config.Node, prev Position, known bool) (Chunk, Position, error) {
@@ -244,17 +384,18 @@ func (f *Follower) followSQL(ctx context.Context, cfg *config.Config, n config.N
 		return Chunk{}, prev, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	path := n.LogSource()
-	if path == config.ServerLogAuto {
-		if path, err = current(ctx, conn); err != nil {
+	file := n.LogSource()
+	auto := file == config.ServerLogAuto
+	if auto {
+		if file, err = current(ctx, conn); err != nil {
 			return Chunk{}, prev, explain(n, "find the server log file", err)
 		}
 	}
-	c := Chunk{File: path}
+	c := Chunk{File: file}
 	fail := func(err error) (Chunk, Position, error) {
-		return Chunk{}, prev, explain(n, "read the server log "+path, err)
+		return Chunk{}, prev, explain(n, "read the server log "+file, err)
 	}
-	raw, size, err := tailBytes(ctx, conn, path, Bytes)
+	raw, size, err := tailBytes(ctx, conn, file, Bytes)
 	if err != nil {
 		return fail(err)
 	}
@@ -264,53 +405,70 @@ func (f *Follower) followSQL(ctx context.Context, cfg *config.Config, n config.N
 		c.Tail = string(fromLine(raw))
 	}
 	end := func(start int64, b []byte) int64 { return start + int64(bytes.LastIndexByte(b, '\n')+1) }
-	next := Position{File: path, Offset: end(tailStart, raw)}
+	next := Position{File: file, Offset: end(tailStart, raw)}
 	if !known {
 		return c, next, nil
 	}
-	// read returns the whole lines of [from, to) of file, f.max() at most
-	// (the newest), and where the last one ends.
-	read := func(file string, from, to int64) ([]byte, int64, error) {
-		if to-from > f.max() {
-			from, c.Skipped = to-f.max(), true
-			b, err := readRange(ctx, conn, file, from, to-from)
-			b = fromLine(b)
-			return b[:bytes.LastIndexByte(b, '\n')+1], end(to-int64(len(b)), b), err
-		}
-		var b []byte
-		if file == path && from >= tailStart {
-			b = raw[from-tailStart : to-tailStart]
-		} else if b, err = readRange(ctx, conn, file, from, to-from); err != nil {
-			return nil, from, err
-		}
-		return b[:bytes.LastIndexByte(b, '\n')+1], end(from, b), nil
-	}
-	var gained []byte
-	switch {
-	case prev.File == path && size >= prev.Offset:
-		b, off, err := read(path, prev.Offset, size)
-		if err != nil {
-			return fail(err)
-		}
-		gained, next.Offset = b, off
-	default:
-		if prev.File != path {
-			// Rotated: the rest of the previous file, if it is still there.
-			if old, err := fileSize(ctx, conn, prev.File); err != nil || old < prev.Offset {
-				c.Skipped = true
-			} else if b, _, err := read(prev.File, prev.Offset, old); err == nil {
-				gained = b
-			} else {
-				c.Skipped = true
+	// span is the whole lines of [from, to) of name: the newest of them
+	// when more than limit bytes.
+	span := func(name string, from, to int64) part {
+		return part{name, func(limit int64) ([]byte, bool, error) {
+			cut := to-from > limit
+			if cut {
+				from = to - max(limit, 0)
 			}
+			var b []byte
+			if name == file && from >= tailStart {
+				b = raw[from-tailStart : to-tailStart]
+			} else {
+				var err error
+				if b, err = readRange(ctx, conn, name, from, to-from); err != nil {
+					return nil, false, err
+				}
+			}
+			if cut { // from a line's start
+				rest := fromLine(b)
+				from, b = from+int64(len(b)-len(rest)), rest
+			}
+			b = b[:bytes.LastIndexByte(b, '\n')+1]
+			if name == file {
+				next.Offset = from + int64(len(b))
+			}
+			return b, cut, nil
+		}}
+	}
+	var parts []part
+	from := prev.Offset
+	switch {
+	case prev.File == file && size >= prev.Offset:
+	case prev.File == file:
+		c.skip("%s was truncated in place and written anew", file)
+		from = 0
+	default:
+		// Rotated: the rest of the previous file, if it is still there,
+		// the files written since (the logging collector's directory),
+		// then the new one from its start.
+		if old, err := fileSize(ctx, conn, prev.File); err != nil || old < prev.Offset {
+			c.skip("%s, where the last read ended, is gone or shorter", prev.File)
 		} else {
-			c.Skipped = true // the same name, shorter: truncated and written anew
+			parts = append(parts, span(prev.File, prev.Offset, old))
 		}
-		b, off, err := read(path, 0, size)
-		if err != nil {
-			return fail(err)
+		if auto && path.Dir(prev.File) == path.Dir(file) {
+			list, err := logDir(ctx, conn, file)
+			if err != nil {
+				c.skip("the log directory could not be listed (pg_ls_logdir, which pg_monitor may call): %v", err)
+			}
+			mid, _ := between(list, prev.File, file)
+			for _, m := range mid {
+				parts = append(parts, span(m.name, 0, m.size))
+			}
 		}
-		gained, next.Offset = append(gained, b...), off
+		from = 0
+	}
+	parts = append(parts, span(file, from, size))
+	gained, err := f.gather(&c, parts)
+	if err != nil {
+		return fail(err)
 	}
 	c.New = string(gained)
 	return c, next, nil

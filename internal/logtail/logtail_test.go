@@ -181,13 +181,13 @@ func TestFollowReadsEveryLineOnce(t *testing.T) {
 		}
 		var ends []string
 		for _, ch := range chunks {
-			ends = append(ends, fmt.Sprintf("%d bytes, skipped %v", len(ch.New), ch.Skipped))
+			ends = append(ends, fmt.Sprintf("%d bytes, skipped %q", len(ch.New), ch.Skipped))
 		}
 		t.Errorf("gained: early %d, late %d, before %d, burst lines %d (missing %v); reads: %v", strings.Count(got, "LOG:  "+early), strings.Count(got, "LOG:  "+late), strings.Count(got, "LOG:  "+before), strings.Count(got, "LOG:  pglmon-burst"), missing, ends)
 	}
 	last := chunks[len(chunks)-1]
-	if strings.Contains(last.Tail, early) || !strings.Contains(last.Tail, late) || last.Skipped || last.Baseline {
-		t.Errorf("the tail reaches back to the early line, or misses the late one, or skipped %v", last.Skipped)
+	if strings.Contains(last.Tail, early) || !strings.Contains(last.Tail, late) || last.Skipped != "" || last.Baseline {
+		t.Errorf("the tail reaches back to the early line, or misses the late one, or skipped %q", last.Skipped)
 	}
 	for _, ch := range chunks {
 		if ch.New != "" && !strings.HasSuffix(ch.New, "\n") {
@@ -212,8 +212,8 @@ func TestFollowReadsEveryLineOnce(t *testing.T) {
 		t.Errorf("across the rotation: before %d, after %d, file %s:\n%s", strings.Count(got, "LOG:  "+beforeRotation), strings.Count(got, "LOG:  "+afterRotation), chunks[len(chunks)-1].File, got)
 	}
 	for _, ch := range chunks {
-		if ch.Skipped {
-			t.Error("skipped across a rotation whose old file is still there")
+		if ch.Skipped != "" {
+			t.Errorf("skipped across a rotation whose old file is still there: %s", ch.Skipped)
 		}
 	}
 	// More than Max since the last read: the newest part, and Skipped.
@@ -224,12 +224,124 @@ func TestFollowReadsEveryLineOnce(t *testing.T) {
 	end := "pglmon-logtail-end-" + fmt.Sprint(time.Now().UnixNano())
 	burst(t, c, 20, end)
 	got, chunks = followUntil(t, &small, n, end)
-	skipped := false
+	skipped := ""
 	for _, ch := range chunks {
-		skipped = skipped || ch.Skipped
+		skipped += ch.Skipped
 	}
-	if !skipped || strings.Count(got, "LOG:  pglmon-burst") >= 20 {
-		t.Errorf("over Max: skipped %v, %d of 20 burst lines read", skipped, strings.Count(got, "LOG:  pglmon-burst"))
+	if !strings.Contains(skipped, "more than 64 KiB written since the last read") || strings.Count(got, "LOG:  pglmon-burst") >= 20 {
+		t.Errorf("over Max: skipped %q, %d of 20 burst lines read", skipped, strings.Count(got, "LOG:  pglmon-burst"))
+	}
+}
+
+// rotate rotates the server's log and waits for the new file, which it
+// returns (the names are to the second: a rotation in the second of the
+// last one goes on writing the same file, so it rotates again).
+func rotate(t *testing.T, c *pgtest.Cluster, n config.Node, from string) string {
+	t.Helper()
+	var cur string
+	if err := pgtest.Poll(context.Background(), 20*time.Second, func() bool {
+		if err := c.Exec(context.Background(), "postgres", "SELECT pg_rotate_logfile()"); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		cur, _, err = Read(context.Background(), config.Default(), n)
+		return err == nil && cur != from
+	}); err != nil {
+		t.Fatalf("the log never rotated from %s", from)
+	}
+	return cur
+}
+
+// Several rotations between two reads (a daemon stopped for hours, a log
+// rotated by size): the files between the one read last and the current
+// one are read too, each line once, and nothing is said to be skipped.
+func TestFollowReadsTheFilesBetweenRotations(t *testing.T) {
+	t.Parallel()
+	c := pgtest.NewCluster(t, pgtest.Options{ExtraConf: pgtest.LogCollector})
+	// pglmon's role as the README makes it: pg_monitor (which may list the
+	// log directory) and the grants to read the log.
+	grant := strings.Replace(strings.SplitN(Grants, " (", 2)[0], "<pglmon's role>", "watcher", 1)
+	if err := c.Exec(context.Background(), "postgres", "CREATE ROLE watcher LOGIN IN ROLE pg_monitor; "+grant); err != nil {
+		t.Fatal(err)
+	}
+	n := node(c, "watcher", "")
+	readUntil(t, n, logLine(t, c, "before"))
+	var f Follower
+	first, err := f.Follow(context.Background(), config.Default(), n)
+	if err != nil || !first.Baseline {
+		t.Fatalf("baseline: %+v %v", first, err)
+	}
+	file, files := first.File, []string{first.File}
+	var lines []string
+	for i := range 3 {
+		lines = append(lines, logLine(t, c, fmt.Sprintf("rotation-%d", i)))
+		file = rotate(t, c, n, file)
+		files = append(files, file)
+	}
+	lines = append(lines, logLine(t, c, "last"))
+	got, chunks := followUntil(t, &f, n, lines[len(lines)-1])
+	for _, l := range lines {
+		if k := strings.Count(got, "LOG:  "+l); k != 1 {
+			t.Errorf("%s read %d times (files %v)", l, k, files)
+		}
+	}
+	for _, ch := range chunks {
+		if ch.Skipped != "" {
+			t.Errorf("skipped: %s", ch.Skipped)
+		}
+		if !strings.HasSuffix(ch.New, "\n") && ch.New != "" {
+			t.Error("a read ends inside a line")
+		}
+	}
+	// The same with the files between larger than Max: the newest part
+	// is read, and the oldest is said to be skipped.
+	small := Follower{Max: 64 << 10}
+	if _, err := small.Follow(context.Background(), config.Default(), n); err != nil {
+		t.Fatal(err)
+	}
+	oldest := logLine(t, c, "oldest")
+	burst(t, c, 20, "pglmon-logtail-burst-end")
+	file = rotate(t, c, n, file)
+	newest := logLine(t, c, "newest")
+	got, chunks = followUntil(t, &small, n, newest)
+	skipped := ""
+	for _, ch := range chunks {
+		skipped += ch.Skipped
+	}
+	if strings.Contains(got, oldest) || !strings.Contains(skipped, "more than 64 KiB written since the last read") {
+		t.Errorf("over Max across a rotation: oldest line read %v, skipped %q", strings.Contains(got, oldest), skipped)
+	}
+	// A role without pg_monitor cannot list the directory: it reads the
+	// rest of the old file and the new one, and says what it could not.
+	plain := strings.Replace(grant, "watcher", "plain", 1)
+	if err := c.Exec(context.Background(), "postgres", "CREATE ROLE plain LOGIN; "+plain); err != nil {
+		t.Fatal(err)
+	}
+	var p Follower
+	pn := node(c, "plain", "")
+	if _, err := p.Follow(context.Background(), config.Default(), pn); err != nil {
+		t.Fatal(err)
+	}
+	rotate(t, c, n, file)
+	last := logLine(t, c, "unlisted")
+	_, chunks = followUntil(t, &p, pn, last)
+	if s := chunks[0].Skipped; !strings.Contains(s, "the log directory could not be listed (pg_ls_logdir, which pg_monitor may call): ERROR: permission denied") {
+		t.Errorf("without pg_monitor: skipped %q", s)
+	}
+}
+
+// server_log set to another file (a configuration changed while the daemon
+// was stopped): a new baseline, not the old file's rest.
+func TestFollowANewServerLogIsABaseline(t *testing.T) {
+	t.Parallel()
+	c := pgtest.NewCluster(t, pgtest.Options{ExtraConf: pgtest.LogCollector})
+	auto := node(c, "postgres", "")
+	file, _ := readUntil(t, auto, logLine(t, c, "before"))
+	var f Follower
+	f.Resume(map[string]Position{"n": {File: "log/gone.log", Offset: 10}})
+	ch, err := f.Follow(context.Background(), config.Default(), node(c, "postgres", file))
+	if err != nil || !ch.Baseline || ch.Resumed || ch.New != "" || ch.Skipped != "" {
+		t.Errorf("another file named: %+v %v", ch, err)
 	}
 }
 
@@ -262,7 +374,7 @@ func TestFollowRDS(t *testing.T) {
 	// The hour turns: the rest of the old file, then the new one.
 	srv.SetLog("db1", h18, 3000, "old 1\nold 2\nold 3\nold 4\n")
 	srv.SetLog("db1", h19, 4000, "new 1\nnew 2\n")
-	if c, err = f.Follow(ctx, cfg, n); err != nil || c.New != "old 4\nnew 1\nnew 2\n" || c.File != h19 || c.Skipped {
+	if c, err = f.Follow(ctx, cfg, n); err != nil || c.New != "old 4\nnew 1\nnew 2\n" || c.File != h19 || c.Skipped != "" {
 		t.Errorf("rotation: %+v %v", c, err)
 	}
 	srv.SetLog("db1", h19, 5000, "new 1\nnew 2\nnew 3\n")
@@ -287,5 +399,32 @@ func TestFollowRDS(t *testing.T) {
 	}
 	if c, err = g.Follow(ctx, cfg, n); err != nil || c.Resumed || c.New != "" {
 		t.Errorf("after the resumed read: %+v %v", c, err)
+	}
+	// Three hours between two reads (a daemon stopped): the rest of the
+	// file read last, the two hours between, the current one.
+	const h20, h21, h22 = "error/postgresql.log.2026-11-24-20", "error/postgresql.log.2026-11-24-21", "error/postgresql.log.2026-11-24-22"
+	srv.SetLog("db1", h19, 7000, "new 1\nnew 2\nnew 3\nwhile stopped\nlast of 19\n")
+	srv.SetLog("db1", h20, 8000, "hour 20\n")
+	srv.SetLog("db1", h21, 9000, "hour 21\n")
+	srv.SetLog("db1", h22, 10000, "hour 22\n")
+	if c, err = g.Follow(ctx, cfg, n); err != nil || c.New != "last of 19\nhour 20\nhour 21\nhour 22\n" || c.File != h22 || c.Skipped != "" {
+		t.Errorf("hours between: %+v %v", c, err)
+	}
+	// The file read last gone (rds.log_retention_period): the files after
+	// it, and said.
+	const h23, h24 = "error/postgresql.log.2026-11-24-23", "error/postgresql.log.2026-11-25-00"
+	srv.SetLog("db1", h23, 11000, "hour 23\n")
+	srv.SetLog("db1", h24, 12000, "hour 0\n")
+	srv.RemoveLog("db1", h22)
+	if c, err = g.Follow(ctx, cfg, n); err != nil || c.New != "hour 23\nhour 0\n" || !strings.Contains(c.Skipped, h22+", where the last read ended, is gone") {
+		t.Errorf("the last file gone: %+v %v", c, err)
+	}
+	// More than Max in all: the newest hours are read.
+	small := Follower{Max: 10}
+	small.Resume(g.Positions())
+	srv.SetLog("db1", "error/postgresql.log.2026-11-25-01", 13000, "hour 1 is long\n")
+	srv.SetLog("db1", "error/postgresql.log.2026-11-25-02", 14000, "hour 2\n")
+	if c, err = small.Follow(ctx, cfg, n); err != nil || c.New != "hour 2\n" || !strings.Contains(c.Skipped, "written since the last read") {
+		t.Errorf("over Max: %+v %v", c, err)
 	}
 }

@@ -91,6 +91,30 @@ type LogFileInfo struct {
 	Name string
 	// Written is when it was last written.
 	Written time.Time
+	Size    int64
+}
+
+// ServerLogs lists the instance's PostgreSQL log files
+// (error/postgresql.log.<hour>), oldest first: by when each was last
+// written, then by name.
+func (c *Client) ServerLogs(ctx context.Context, id string) ([]LogFileInfo, error) {
+	files, err := c.logFiles(ctx, id, "postgresql.log")
+	if err != nil {
+		return nil, err
+	}
+	var out []LogFileInfo
+	for _, f := range files {
+		if name := aws.ToString(f.LogFileName); strings.Contains(name, "postgresql.log") {
+			out = append(out, LogFileInfo{Name: name, Written: time.UnixMilli(aws.ToInt64(f.LastWritten)).UTC(), Size: aws.ToInt64(f.Size)})
+		}
+	}
+	slices.SortFunc(out, func(a, b LogFileInfo) int {
+		if c := a.Written.Compare(b.Written); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	return out, nil
 }
 
 // UpgradeLogs lists the log files a major-version upgrade leaves on the
@@ -106,7 +130,7 @@ func (c *Client) UpgradeLogs(ctx context.Context, id string) ([]LogFileInfo, err
 	for _, f := range files {
 		name := aws.ToString(f.LogFileName)
 		if strings.Contains(name, "pg_upgrade") || (strings.HasPrefix(name, "error/") && strings.Contains(name, ".txt")) {
-			out = append(out, LogFileInfo{Name: name, Written: time.UnixMilli(aws.ToInt64(f.LastWritten)).UTC()})
+			out = append(out, LogFileInfo{Name: name, Written: time.UnixMilli(aws.ToInt64(f.LastWritten)).UTC(), Size: aws.ToInt64(f.Size)})
 		}
 	}
 	slices.SortFunc(out, func(a, b LogFileInfo) int { return b.Written.Compare(a.Written) })
