@@ -8,6 +8,7 @@ package logtail
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"maps"
@@ -144,6 +145,12 @@ func (f *Follower) max() int64 {
 type Position struct {
 	File   string `json:"file"`
 	Offset int64  `json:"offset,omitempty"` // SQL: the byte after the last whole line read
+	// Mark (SQL) fingerprints the bytes before Offset (markLen at most):
+	// the next read goes on at Offset only in a file that holds them there,
+	// which tells a file truncated and written anew, or replaced, from one
+	// that grew, and finds the copy logrotate's copytruncate made. A hash:
+	// a log line may hold what the state file should not.
+	Mark   string `json:"mark,omitempty"`
 	Marker string `json:"marker,omitempty"` // RDS: the Marker after the last portion read
 }
 
@@ -406,7 +413,29 @@ func (f *Follower) followSQL(ctx context.Context, cfg *config.Config, n config.N
 	}
 	end := func(start int64, b []byte) int64 { return start + int64(bytes.LastIndexByte(b, '\n')+1) }
 	next := Position{File: file, Offset: end(tailStart, raw)}
+	// markAt is the Mark of name at off, from the tail when it holds it.
+	markAt := func(name string, off int64) (string, error) {
+		n := min(off, markLen)
+		if name == file && off-n >= tailStart && off <= size {
+			return mark(raw[off-n-tailStart : off-tailStart]), nil
+		}
+		b, err := readRange(ctx, conn, name, off-n, n)
+		if err != nil || int64(len(b)) < n {
+			return "", err
+		}
+		return mark(b), nil
+	}
+	// holds: name holds at off what the last read ended on (assumed of a
+	// position kept without a Mark).
+	holds := func(name string, off int64) bool {
+		if prev.Mark == "" {
+			return true
+		}
+		m, err := markAt(name, off)
+		return err == nil && m == prev.Mark
+	}
 	if !known {
+		next.Mark, _ = markAt(file, next.Offset)
 		return c, next, nil
 	}
 	// span is the whole lines of [from, to) of name: the newest of them
@@ -440,16 +469,25 @@ func (f *Follower) followSQL(ctx context.Context, cfg *config.Config, n config.N
 	var parts []part
 	from := prev.Offset
 	switch {
-	case prev.File == file && size >= prev.Offset:
+	case prev.File == file && size >= prev.Offset && holds(file, prev.Offset):
 	case prev.File == file:
-		c.skip("%s was truncated in place and written anew", file)
+		// Truncated in place and written anew: by logrotate's copytruncate
+		// (Debian's /var/log/postgresql), which copied it to file.1 first
+		// (delaycompress keeps that one as it is for a rotation), or by
+		// log_truncate_on_rotation. The rest, from the copy if it is one.
 		from = 0
+		rotated := file + ".1"
+		if old, err := fileSize(ctx, conn, rotated); err == nil && prev.Mark != "" && old >= prev.Offset && holds(rotated, prev.Offset) {
+			parts = append(parts, span(rotated, prev.Offset, old))
+		} else {
+			c.skip("%s was truncated in place and written anew, and no %s holds where the last read ended", file, path.Base(rotated))
+		}
 	default:
 		// Rotated: the rest of the previous file, if it is still there,
 		// the files written since (the logging collector's directory),
 		// then the new one from its start.
-		if old, err := fileSize(ctx, conn, prev.File); err != nil || old < prev.Offset {
-			c.skip("%s, where the last read ended, is gone or shorter", prev.File)
+		if old, err := fileSize(ctx, conn, prev.File); err != nil || old < prev.Offset || !holds(prev.File, prev.Offset) {
+			c.skip("%s, where the last read ended, is gone, shorter or written anew", prev.File)
 		} else {
 			parts = append(parts, span(prev.File, prev.Offset, old))
 		}
@@ -471,7 +509,17 @@ func (f *Follower) followSQL(ctx context.Context, cfg *config.Config, n config.N
 		return fail(err)
 	}
 	c.New = string(gained)
+	next.Mark, _ = markAt(file, next.Offset)
 	return c, next, nil
+}
+
+// markLen is how many bytes before its Offset a Position's Mark hashes.
+const markLen = 256
+
+// mark fingerprints b: its length and the start of its SHA-256.
+func mark(b []byte) string {
+	h := sha256.Sum256(b)
+	return fmt.Sprintf("%d:%x", len(b), h[:8])
 }
 
 // fromLine drops what precedes the first line start of b (b starts inside a line).

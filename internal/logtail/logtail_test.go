@@ -330,6 +330,74 @@ func TestFollowReadsTheFilesBetweenRotations(t *testing.T) {
 	}
 }
 
+// inFile waits until the file holds marker (the server writes its
+// output asynchronously to pglmon's reads).
+func inFile(t *testing.T, file, marker string) {
+	t.Helper()
+	if err := pgtest.Poll(context.Background(), 20*time.Second, func() bool {
+		b, err := os.ReadFile(file)
+		return err == nil && strings.Contains(string(b), marker)
+	}); err != nil {
+		t.Fatalf("%s never held %s", file, marker)
+	}
+}
+
+// Debian's logrotate rotates /var/log/postgresql with copytruncate: the
+// file is copied to .1, then truncated, and the server writes on at its
+// start. The lines between the last read and the copy are read from the
+// copy; a file truncated with no copy, even written past the old offset
+// since, is read from its start, and the part lost is said.
+func TestFollowFindsLogrotatesCopy(t *testing.T) {
+	t.Parallel()
+	c := pgtest.NewCluster(t, pgtest.Options{})
+	file := c.LogPath()
+	n := node(c, "postgres", file)
+	inFile(t, file, logLine(t, c, "start"))
+	var f Follower
+	if _, err := f.Follow(context.Background(), config.Default(), n); err != nil {
+		t.Fatal(err)
+	}
+	copytruncate := func(copy bool) {
+		t.Helper()
+		if copy {
+			b, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(file+".1", b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.Truncate(file, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := logLine(t, c, "before-copy")
+	inFile(t, file, before)
+	copytruncate(true)
+	after := logLine(t, c, "after-copy")
+	got, chunks := followUntil(t, &f, n, after)
+	if strings.Count(got, "LOG:  "+before) != 1 || strings.Count(got, "LOG:  "+after) != 1 {
+		t.Errorf("across copytruncate: before %d, after %d:\n%s", strings.Count(got, "LOG:  "+before), strings.Count(got, "LOG:  "+after), got)
+	}
+	for _, ch := range chunks {
+		if ch.Skipped != "" {
+			t.Errorf("skipped across copytruncate: %s", ch.Skipped)
+		}
+	}
+	// Truncated with no copy of what was written since (.1 is the copy
+	// of before), then written past where the last read ended.
+	lost := logLine(t, c, "lost")
+	inFile(t, file, lost)
+	copytruncate(false)
+	regrown := "pglmon-logtail-regrown-" + fmt.Sprint(time.Now().UnixNano())
+	burst(t, c, 5, regrown)
+	got, chunks = followUntil(t, &f, n, regrown)
+	if strings.Contains(got, lost) || strings.Count(got, "LOG:  pglmon-burst") != 5 || !strings.Contains(chunks[0].Skipped, "server.log was truncated in place and written anew, and no server.log.1 holds where the last read ended") {
+		t.Errorf("truncated, no copy: lost line read %v, %d of 5 burst lines, skipped %q", strings.Contains(got, lost), strings.Count(got, "LOG:  pglmon-burst"), chunks[0].Skipped)
+	}
+}
+
 // server_log set to another file (a configuration changed while the daemon
 // was stopped): a new baseline, not the old file's rest.
 func TestFollowANewServerLogIsABaseline(t *testing.T) {
