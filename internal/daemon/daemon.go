@@ -303,6 +303,9 @@ func (d *Daemon) shutdown(wg *sync.WaitGroup) error {
 	}
 	wg.Wait()
 	d.bg.Wait()
+	// A log read that ended after the last cycle: where it ended, and what
+	// it found, are kept too, or the next start reads (and counts) it again.
+	d.logs.keep(d)
 	d.mon.Close(ctx)
 	d.beats.close(ctx, nil)
 	if err != nil {

@@ -11,7 +11,7 @@ import (
 
 // barrierRE is the line PostgreSQL 15+ writes every 5 s while a statement
 // waits for a process to accept its ProcSignalBarrier.
-var barrierRE = regexp.MustCompile(`(?m)^(.*?)LOG:\s+still waiting for backend with PID (\d+) to accept ProcSignalBarrier\s*$`)
+var barrierRE = regexp.MustCompile(`^(.*?)LOG:\s+still waiting for backend with PID (\d+) to accept ProcSignalBarrier\s*$`)
 
 // BarrierHolder is the process the last such line of a log names.
 type BarrierHolder struct {
@@ -23,16 +23,25 @@ type BarrierHolder struct {
 // LastBarrierHolder returns the process the last "still waiting for backend
 // with PID n to accept ProcSignalBarrier" line of text names.
 func LastBarrierHolder(text string) (BarrierHolder, bool) {
-	m := barrierRE.FindAllStringSubmatch(text, -1)
-	if len(m) == 0 {
-		return BarrierHolder{}, false
+	// The lines that name the barrier, from the last (most logs have none).
+	const named = " to accept ProcSignalBarrier"
+	for end := len(text); ; {
+		i := strings.LastIndex(text[:end], named)
+		if i < 0 {
+			return BarrierHolder{}, false
+		}
+		start := strings.LastIndexByte(text[:i], '\n') + 1
+		line := text[start:]
+		if j := strings.IndexByte(line, '\n'); j >= 0 {
+			line = line[:j]
+		}
+		if m := barrierRE.FindStringSubmatch(line); m != nil {
+			if pid, err := strconv.Atoi(m[2]); err == nil {
+				return BarrierHolder{PID: pid, Prefix: strings.TrimSpace(m[1])}, true
+			}
+		}
+		end = start
 	}
-	last := m[len(m)-1]
-	pid, err := strconv.Atoi(last[2])
-	if err != nil {
-		return BarrierHolder{}, false
-	}
-	return BarrierHolder{PID: pid, Prefix: strings.TrimSpace(last[1])}, true
 }
 
 // AnnotateBarrier adds to node's signal_barrier_stuck finding the process

@@ -127,16 +127,16 @@ func Copies(text string) []Copy {
 	// COPYs after it there fail in its aborted transaction.
 	applying, copying := "", map[string]bool{}
 	var out []Copy
-	for _, line := range strings.Split(text, "\n") {
-		m := levelRE.FindStringSubmatch(strings.TrimRight(line, "\r"))
-		if m == nil {
-			continue
+	for line := range strings.SplitSeq(text, "\n") {
+		prefix, level, msg, ok := splitLine(line)
+		if !ok || level == "LOG" && !strings.HasPrefix(msg, "starting ") && !strings.HasPrefix(msg, "finished sync ") {
+			continue // none of the lines below
 		}
-		p := pidRE.FindStringSubmatch(m[1])
+		p := pidRE.FindStringSubmatch(prefix)
 		if p == nil {
 			continue
 		}
-		pid, level, msg := p[1], m[2], m[3]
+		pid := p[1]
 		switch level {
 		case "LOG":
 			if s := startRE.FindStringSubmatch(msg); s != nil {
@@ -146,7 +146,7 @@ func Copies(text string) []Copy {
 			} else if s := syncEndRE.FindStringSubmatch(msg); s != nil {
 				table := unquote(s[1])
 				if o, ok := running[pid]; ok && o.table == table && o.sub == s[2] {
-					out = append(out, Copy{Subscription: o.sub, Table: o.table, Prefix: strings.TrimSpace(m[1]), Error: o.err})
+					out = append(out, Copy{Subscription: o.sub, Table: o.table, Prefix: strings.TrimSpace(prefix), Error: o.err})
 				}
 				delete(running, pid)
 				// A failed COPY of the table taken for a first copy was the
@@ -174,7 +174,7 @@ func Copies(text string) []Copy {
 			}
 			if !synced && applying != "" && !copying[pid] {
 				copying[pid] = true
-				out = append(out, Copy{Subscription: applying, Table: table, Prefix: strings.TrimSpace(m[1]), Error: e, Initial: true})
+				out = append(out, Copy{Subscription: applying, Table: table, Prefix: strings.TrimSpace(prefix), Error: e, Initial: true})
 			}
 		}
 	}

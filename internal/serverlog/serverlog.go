@@ -54,9 +54,46 @@ func (es Errors) For(name, worker string) (WorkerError, bool) {
 	return WorkerError{}, false
 }
 
+// splitLine cuts a log line at its level ("... [pid] LOG:  message"): the
+// prefix before it, the level, and the message after the colon and the
+// space that follow it. It finds the first level word (a whole word:
+// LOG, ERROR, FATAL, CONTEXT, DETAIL, HINT, STATEMENT or WARNING) followed
+// by a colon and white space; ok is false when the line has none.
+// Hand-written: a regular expression took most of the time of reading a
+// log tail (BenchmarkParseTail).
+func splitLine(line string) (prefix, level, msg string, ok bool) {
+	line = strings.TrimRight(line, "\r")
+	for i := 0; ; {
+		j := strings.IndexByte(line[i:], ':')
+		if j < 0 {
+			return "", "", "", false
+		}
+		colon := i + j
+		i = colon + 1
+		start := colon
+		for start > 0 && isWordByte(line[start-1]) {
+			start--
+		}
+		switch line[start:colon] {
+		case "LOG", "ERROR", "FATAL", "CONTEXT", "DETAIL", "HINT", "STATEMENT", "WARNING":
+		default:
+			continue
+		}
+		rest := line[colon+1:]
+		body := strings.TrimLeft(rest, " \t\f\r") // \s
+		if len(body) == len(rest) {
+			continue // no white space after the colon
+		}
+		return line[:start], line[start:colon], body, true
+	}
+}
+
+func isWordByte(c byte) bool {
+	return c == '_' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+}
+
 var (
 	pidRE   = regexp.MustCompile(`\[(\d+)\]`)
-	levelRE = regexp.MustCompile(`^(.*?)\b(LOG|ERROR|FATAL|CONTEXT|DETAIL|HINT|STATEMENT|WARNING):\s+(.*)$`)
 	startRE = regexp.MustCompile(`^starting apply for subscription (.+)$`)
 	exitRE  = regexp.MustCompile(`^apply worker \[(\d+)\] .*exiting with error`)
 	// The postmaster's line, after the worker's own.
@@ -71,12 +108,15 @@ func WorkerErrors(text string) Errors {
 	pending := map[string]WorkerError{} // pid -> its last error so far
 	exited := map[string]int{}          // pid -> its entry in out
 	var out Errors
-	for _, line := range strings.Split(text, "\n") {
-		m := levelRE.FindStringSubmatch(strings.TrimRight(line, "\r"))
-		if m == nil {
+	for line := range strings.SplitSeq(text, "\n") {
+		prefix, level, msg, ok := splitLine(line)
+		if !ok {
 			continue
 		}
-		prefix, level, msg := m[1], m[2], m[3]
+		if !strings.HasPrefix(msg, "background worker \"pglogical apply ") && !strings.HasPrefix(msg, "starting apply ") && !strings.HasPrefix(msg, "apply worker [") &&
+			level != "ERROR" && level != "FATAL" && level != "CONTEXT" {
+			continue // none of the lines below
+		}
 		if b := bgExitRE.FindStringSubmatch(msg); b != nil && level == "LOG" {
 			if i, ok := exited[b[2]]; ok {
 				out[i].Worker = b[1]
@@ -269,12 +309,15 @@ var conflictRE = regexp.MustCompile(`^CONFLICT: remote (INSERT|UPDATE|DELETE) on
 // Conflicts returns the conflicts logged in text, oldest first.
 func Conflicts(text string) []Conflict {
 	var out []Conflict
-	for _, line := range strings.Split(text, "\n") {
-		m := levelRE.FindStringSubmatch(strings.TrimRight(line, "\r"))
-		if m == nil || m[2] != "LOG" {
+	for line := range strings.SplitSeq(text, "\n") {
+		if !strings.Contains(line, "CONFLICT: remote ") {
 			continue
 		}
-		c := conflictRE.FindStringSubmatch(m[3])
+		prefix, level, msg, ok := splitLine(line)
+		if !ok || level != "LOG" {
+			continue
+		}
+		c := conflictRE.FindStringSubmatch(msg)
 		if c == nil {
 			continue
 		}
@@ -282,7 +325,7 @@ func Conflicts(text string) []Conflict {
 		if i, j := strings.LastIndex(found, "("), strings.LastIndex(found, ")"); i >= 0 && j > i {
 			found = found[i+1 : j]
 		}
-		out = append(out, Conflict{Prefix: strings.TrimSpace(m[1]), Op: c[1], Table: c[2], Found: found, Resolution: c[4]})
+		out = append(out, Conflict{Prefix: strings.TrimSpace(prefix), Op: c[1], Table: c[2], Found: found, Resolution: c[4]})
 	}
 	return out
 }

@@ -1,6 +1,7 @@
 package serverlog
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 
@@ -215,5 +216,49 @@ func TestConnectFailures(t *testing.T) {
 	Annotate(r, "s", "log/x.log", Errors{{Subscription: "sub_0", Error: pre + "Connection refused"}})
 	if f := r.Subscriptions[0].Findings[0]; f.Code != diagnose.CodeStuckDown || f.Remedy != diagnose.RemedyRestart || !strings.Contains(f.Message, "cannot connect to the provider (the provider's address did not answer") {
 		t.Errorf("connection refused: %+v", f)
+	}
+}
+
+// splitLine cuts a line where the regular expression it replaced did.
+func TestSplitLine(t *testing.T) {
+	re := regexp.MustCompile(`^(.*?)\b(LOG|ERROR|FATAL|CONTEXT|DETAIL|HINT|STATEMENT|WARNING):\s+(.*)$`)
+	for _, line := range []string{
+		"2026-11-24 19:00:17.846 UTC [12848] LOG:  starting apply for subscription sub_0",
+		"2026-11-24 19:00:17 UTC:10.0.0.9(5432):app@db:[12850]:ERROR:  relation \"nope\" does not exist",
+		"2026-11-24 19:00:17 UTC::@:[12848]:LOG:  x LOG:  y",
+		"[1] XLOG:  not a level",
+		"[1] _LOG:  not a level",
+		"[1] LOG:no space",
+		"[1] LOG:no space, then ERROR:\ta tab",
+		"[1] LOG:",
+		"[1] LOG: ",
+		"[1] LOG: \r",
+		"[1] STATEMENT:  COPY \"public\".\"t\" (\"a\") FROM stdin\r",
+		"LOG:  at the start",
+		"é LOG:  after a non-ASCII byte",
+		"éLOG:  right after a non-ASCII byte",
+		"9LOG:  after a digit",
+		"[1] HINT:\f form feed",
+		"no level here: at all",
+		"",
+		":::",
+	} {
+		prefix, level, msg, ok := splitLine(line)
+		m := re.FindStringSubmatch(strings.TrimRight(line, "\r"))
+		if (m != nil) != ok || m != nil && (m[1] != prefix || m[2] != level || m[3] != msg) {
+			t.Errorf("%q: got %q %q %q %v, the expression %q", line, prefix, level, msg, ok, m)
+		}
+	}
+}
+
+// The barrier's last line is found among lines that only mention it.
+func TestLastBarrierHolderSkipsOtherMentions(t *testing.T) {
+	text := "2026-11-24 19:00:17.846 UTC [5] LOG:  still waiting for backend with PID 42 to accept ProcSignalBarrier\n" +
+		"2026-11-24 19:00:18.000 UTC [6] STATEMENT:  SELECT 'still waiting for backend with PID 7 to accept ProcSignalBarrier'\n"
+	if h, ok := LastBarrierHolder(text); !ok || h.PID != 42 || h.Prefix != "2026-11-24 19:00:17.846 UTC [5]" {
+		t.Errorf("got %+v %v", h, ok)
+	}
+	if _, ok := LastBarrierHolder(text[strings.IndexByte(text, '\n')+1:]); ok {
+		t.Error("a statement that quotes the line is taken for it")
 	}
 }
