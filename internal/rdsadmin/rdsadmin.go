@@ -51,20 +51,13 @@ func (c *Client) LogTail(ctx context.Context, id string, lines int) (name, text,
 }
 
 // LogFile names the instance's most recently written PostgreSQL log file
-// ("" when it has none).
+// ("" when it has none): the last of ServerLogs.
 func (c *Client) LogFile(ctx context.Context, id string) (string, error) {
-	files, err := c.logFiles(ctx, id, "postgresql.log")
-	if err != nil {
+	files, err := c.ServerLogs(ctx, id)
+	if err != nil || len(files) == 0 {
 		return "", err
 	}
-	var name string
-	var last int64 = -1
-	for _, f := range files {
-		if w := aws.ToInt64(f.LastWritten); w > last && strings.Contains(aws.ToString(f.LogFileName), "postgresql.log") {
-			name, last = aws.ToString(f.LogFileName), w
-		}
-	}
-	return name, nil
+	return files[len(files)-1].Name, nil
 }
 
 // logFiles lists the instance's log files whose names contain contains
@@ -98,23 +91,14 @@ type LogFileInfo struct {
 // (error/postgresql.log.<hour>), oldest first: by when each was last
 // written, then by name.
 func (c *Client) ServerLogs(ctx context.Context, id string) ([]LogFileInfo, error) {
-	files, err := c.logFiles(ctx, id, "postgresql.log")
-	if err != nil {
-		return nil, err
-	}
-	var out []LogFileInfo
-	for _, f := range files {
-		if name := aws.ToString(f.LogFileName); strings.Contains(name, "postgresql.log") {
-			out = append(out, LogFileInfo{Name: name, Written: time.UnixMilli(aws.ToInt64(f.LastWritten)).UTC(), Size: aws.ToInt64(f.Size)})
-		}
-	}
+	out, err := c.logInfos(ctx, id, "postgresql.log", func(name string) bool { return strings.Contains(name, "postgresql.log") })
 	slices.SortFunc(out, func(a, b LogFileInfo) int {
 		if c := a.Written.Compare(b.Written); c != 0 {
 			return c
 		}
 		return strings.Compare(a.Name, b.Name)
 	})
-	return out, nil
+	return out, err
 }
 
 // UpgradeLogs lists the log files a major-version upgrade leaves on the
@@ -122,18 +106,26 @@ func (c *Client) ServerLogs(ctx context.Context, id string) ([]LogFileInfo, erro
 // error/pg_upgrade_precheck.log.<time>) and the error/*.txt detail files
 // some of its checks write, newest first.
 func (c *Client) UpgradeLogs(ctx context.Context, id string) ([]LogFileInfo, error) {
-	files, err := c.logFiles(ctx, id, "")
+	out, err := c.logInfos(ctx, id, "", func(name string) bool {
+		return strings.Contains(name, "pg_upgrade") || (strings.HasPrefix(name, "error/") && strings.Contains(name, ".txt"))
+	})
+	slices.SortFunc(out, func(a, b LogFileInfo) int { return b.Written.Compare(a.Written) })
+	return out, err
+}
+
+// logInfos lists the instance's log files whose names contain contains
+// and that keep accepts.
+func (c *Client) logInfos(ctx context.Context, id, contains string, keep func(name string) bool) ([]LogFileInfo, error) {
+	files, err := c.logFiles(ctx, id, contains)
 	if err != nil {
 		return nil, err
 	}
 	var out []LogFileInfo
 	for _, f := range files {
-		name := aws.ToString(f.LogFileName)
-		if strings.Contains(name, "pg_upgrade") || (strings.HasPrefix(name, "error/") && strings.Contains(name, ".txt")) {
+		if name := aws.ToString(f.LogFileName); keep(name) {
 			out = append(out, LogFileInfo{Name: name, Written: time.UnixMilli(aws.ToInt64(f.LastWritten)).UTC(), Size: aws.ToInt64(f.Size)})
 		}
 	}
-	slices.SortFunc(out, func(a, b LogFileInfo) int { return b.Written.Compare(a.Written) })
 	return out, nil
 }
 
