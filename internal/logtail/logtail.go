@@ -442,9 +442,12 @@ func (f *Follower) followSQL(ctx context.Context, cfg *config.Config, n config.N
 	// when more than limit bytes.
 	span := func(name string, from, to int64) part {
 		return part{name, func(limit int64) ([]byte, bool, error) {
+			if limit <= 0 {
+				return nil, to > from, nil
+			}
 			cut := to-from > limit
 			if cut {
-				from = to - max(limit, 0)
+				from = to - limit
 			}
 			var b []byte
 			if name == file && from >= tailStart {
