@@ -12,6 +12,7 @@ import (
 
 	"github.com/pglmon/pglmon/internal/awstest"
 	"github.com/pglmon/pglmon/internal/diagnose"
+	"github.com/pglmon/pglmon/internal/logtail"
 	"github.com/pglmon/pglmon/internal/pgtest"
 	"github.com/pglmon/pglmon/internal/rdsadmin"
 	"github.com/pglmon/pglmon/internal/slacktest"
@@ -113,16 +114,7 @@ func TestCheckConfigConnect(t *testing.T) {
 	// A role with the README's grants but without pg_monitor, while the
 	// default repair policies are on.
 	role := p.Provider.Name + "_pre"
-	for _, d := range []pgtest.DB{p.Provider, p.Subscriber} {
-		if err := d.Exec(ctx, fmt.Sprintf(`CREATE ROLE %[1]s LOGIN; GRANT USAGE ON SCHEMA pglogical TO %[1]s;
-GRANT SELECT ON ALL TABLES IN SCHEMA pglogical TO %[1]s; REVOKE SELECT ON pglogical.node_interface FROM %[1]s;
-GRANT SELECT (if_id, if_name, if_nodeid) ON pglogical.node_interface TO %[1]s;
-GRANT SELECT ON pg_replication_origin, pg_replication_origin_status TO %[1]s;
-GRANT EXECUTE ON FUNCTION pg_show_replication_origin_status() TO %[1]s;`, role)); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = d.Exec(context.Background(), fmt.Sprintf("DROP OWNED BY %[1]s; DROP ROLE %[1]s", role)) })
-	}
+	watchingRole(t, role, "", p.Provider, p.Subscriber)
 	as := func(extra string) string {
 		path := noLog(writeConfig(t, p, extra))
 		b, _ := os.ReadFile(path)
@@ -174,6 +166,51 @@ GRANT EXECUTE ON FUNCTION pg_show_replication_origin_status() TO %[1]s;`, role))
 	}
 	if l, _ := res.check("subscriber", "probe"); l != "ok" {
 		t.Errorf("the subscriber was not checked:\n%s", out)
+	}
+}
+
+// watchingRole creates role on each database with the README's grants to
+// watch pglogical (no pg_monitor) and extra, and drops it at the end.
+func watchingRole(t *testing.T, role, extra string, dbs ...pgtest.DB) {
+	t.Helper()
+	for _, d := range dbs {
+		if err := d.Exec(context.Background(), fmt.Sprintf(`CREATE ROLE %[1]s LOGIN; GRANT USAGE ON SCHEMA pglogical TO %[1]s;
+GRANT SELECT ON ALL TABLES IN SCHEMA pglogical TO %[1]s; REVOKE SELECT ON pglogical.node_interface FROM %[1]s;
+GRANT SELECT (if_id, if_name, if_nodeid) ON pglogical.node_interface TO %[1]s;
+GRANT SELECT ON pg_replication_origin, pg_replication_origin_status TO %[1]s;
+GRANT EXECUTE ON FUNCTION pg_show_replication_origin_status() TO %[1]s;`, role)+extra); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = d.Exec(context.Background(), fmt.Sprintf("DROP OWNED BY %[1]s; DROP ROLE %[1]s", role)) })
+	}
+}
+
+// A subscriber logging through the logging collector: check-config says
+// when pglmon's role may read the log but not list the collector's
+// directory, which following the log across rotations needs.
+func TestCheckConfigConnectLogDirectory(t *testing.T) {
+	t.Parallel()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10, Own: true, SubscriberConf: pgtest.LogCollector})
+	role := "logreader"
+	grants := strings.Replace(strings.SplitN(logtail.Grants, " (", 2)[0], "<pglmon's role>", role, 1)
+	watchingRole(t, role, "; "+grants, p.Provider, p.Subscriber)
+	path := writeConfig(t, p, "")
+	b, _ := os.ReadFile(path)
+	body := strings.Replace(string(b), "user=postgres", "user="+role, -1)
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, res, out := checkConnect(t, path)
+	if l, d := res.check("subscriber", "server log"); l != "warn" || !strings.Contains(d, "readable: log/postgresql-") ||
+		!strings.Contains(d, role+" may not list the log directory (pg_ls_logdir: ERROR: permission denied for function pg_ls_logdir") || !strings.Contains(d, "GRANT pg_monitor TO "+role) {
+		t.Errorf("without pg_monitor: %s %q\n%s", l, d, out)
+	}
+	if err := p.Subscriber.Exec(context.Background(), "GRANT pg_monitor TO "+role); err != nil {
+		t.Fatal(err)
+	}
+	_, res, out = checkConnect(t, path)
+	if l, d := res.check("subscriber", "server log"); l != "ok" || !strings.HasPrefix(d, "readable: log/postgresql-") {
+		t.Errorf("with pg_monitor: %s %q\n%s", l, d, out)
 	}
 }
 

@@ -104,6 +104,27 @@ func explain(n config.Node, what string, err error) error {
 	return fmt.Errorf("%s on %s: %w", what, n.Name, err)
 }
 
+// ListRotated checks that pglmon's role may list the logging collector's
+// directory (pg_ls_logdir, which pg_monitor may call): a Follower needs it
+// to read the files a log rotated through between two reads. nil too when
+// the node's log is no collector's (RDS, a server_log path, no collector).
+func ListRotated(ctx context.Context, cfg *config.Config, n config.Node) error {
+	if n.RDS != nil || n.LogSource() != config.ServerLogAuto {
+		return nil
+	}
+	conn, err := probe.Connect(ctx, n, max(cfg.Probe.Timeout.D(), 10*time.Second))
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var collector bool
+	if err := conn.QueryRow(ctx, "SELECT pg_current_logfile('stderr') IS NOT NULL").Scan(&collector); err != nil || !collector {
+		return err
+	}
+	_, err = conn.Exec(ctx, "SELECT FROM pg_ls_logdir() LIMIT 1")
+	return err
+}
+
 // MaxFollow bounds what one Follow takes of what a log gained since the
 // last: past it, the oldest part is skipped.
 const MaxFollow = 16 << 20

@@ -447,7 +447,15 @@ func node(ctx context.Context, cfg *config.Config, n config.Node, timeout time.D
 	case err != nil:
 		add("server log", Warn, "%v", err)
 	default:
-		add("server log", OK, "readable: %s", file)
+		lctx, lcancel := context.WithTimeout(ctx, timeout)
+		err := logtail.ListRotated(lctx, cfg, n)
+		lcancel()
+		if err != nil {
+			add("server log", Warn, "readable: %s, but %s may not list the log directory (pg_ls_logdir: %v): the files the log rotates through between two reads are not read, and the conflicts and failed copies in them not seen; GRANT pg_monitor TO %s",
+				file, fa.user, err, fa.user)
+		} else {
+			add("server log", OK, "readable: %s", file)
+		}
 	}
 	if !englishMessages(fa.lcMessages) {
 		add("lc_messages", Warn, "lc_messages is %q: pglmon recognises the log's apply errors and conflicts by their English text; set lc_messages = 'C' on this server (RDS: the parameter group; it takes effect without a restart)", fa.lcMessages)
