@@ -313,8 +313,15 @@ func (f *Follower) followRDS(ctx context.Context, cfg *config.Config, n config.N
 		return Chunk{}, prev, err
 	}
 	id := n.RDS.Identifier
-	name, tail, end, err := rc.LogTail(ctx, id, Lines)
-	if err != nil || name == "" {
+	// One listing: the file written last is the one followed, and those
+	// before it are the ones a rotation passed.
+	list, err := rc.ServerLogs(ctx, id)
+	if err != nil || len(list) == 0 {
+		return Chunk{}, prev, err
+	}
+	name := list[len(list)-1].Name
+	tail, end, err := rc.FileTail(ctx, id, name, Lines)
+	if err != nil {
 		return Chunk{}, prev, err
 	}
 	c := Chunk{File: name, Tail: tail}
@@ -348,10 +355,6 @@ func (f *Follower) followRDS(ctx context.Context, cfg *config.Config, n config.N
 	if prev.File != name && prev.File != "" {
 		// Rotated: the rest of the previous file, the files written since,
 		// then the new one from its start.
-		list, err := rc.ServerLogs(ctx, id)
-		if err != nil {
-			c.skip("the instance's log files could not be listed: %v", err)
-		}
 		files := make([]logFile, len(list))
 		for i, l := range list {
 			files[i] = logFile{l.Name, l.Size, l.Written}

@@ -42,12 +42,19 @@ func (c *Client) LogTail(ctx context.Context, id string, lines int) (name, text,
 	if name, err = c.LogFile(ctx, id); err != nil || name == "" {
 		return name, "", "", err
 	}
+	text, marker, err = c.FileTail(ctx, id, name, lines)
+	return name, text, marker, err
+}
+
+// FileTail returns the last lines (at most lines) of the instance's log
+// file name, and the Marker after them.
+func (c *Client) FileTail(ctx context.Context, id, name string, lines int) (text, marker string, err error) {
 	out, err := c.API.DownloadDBLogFilePortion(ctx, &rds.DownloadDBLogFilePortionInput{DBInstanceIdentifier: aws.String(id),
 		LogFileName: aws.String(name), NumberOfLines: aws.Int32(int32(lines))})
 	if err != nil {
-		return "", "", "", awsclient.Explain("RDS instance "+id+" log file "+name, err)
+		return "", "", awsclient.Explain("RDS instance "+id+" log file "+name, err)
 	}
-	return name, aws.ToString(out.LogFileData), aws.ToString(out.Marker), nil
+	return aws.ToString(out.LogFileData), aws.ToString(out.Marker), nil
 }
 
 // LogFile names the instance's most recently written PostgreSQL log file
