@@ -8,12 +8,18 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pglmon/pglmon/internal/atomicfile"
 	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/monitor"
+	"github.com/pglmon/pglmon/internal/probe"
+	"github.com/pglmon/pglmon/internal/rowcopy"
 	"github.com/pglmon/pglmon/internal/serverlog"
 	"github.com/pglmon/pglmon/internal/shellword"
 	"github.com/pglmon/pglmon/internal/verified"
@@ -37,8 +43,19 @@ func runVerify(ctx context.Context, e env, args []string) error {
 	output := fs.String("output", "table", "table or json")
 	parallel := fs.Int("parallel", 0, "tables compared at once, each over its own connections (default: verify.parallel)")
 	from := fs.String("from", "", "with --table, checksum mode: start at this key, where an interrupted run stopped (a JSON array of strings for a key of several columns)")
+	copyScript := fs.String("copy-script", "", "write to this file the psql script that copies the differing rows from the provider to the subscriber (for a person to read and run; pglmon never runs it)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *copyScript != "" {
+		abs, err := filepath.Abs(*copyScript)
+		if err != nil {
+			return usageError("--copy-script %s: %v", *copyScript, err)
+		}
+		if strings.ContainsAny(abs, "'\\\n\r") {
+			return usageError("--copy-script %q: the script names its CSV files after it in psql's \\copy, which cannot take a quote, a backslash or a line break", *copyScript)
+		}
+		*copyScript = abs
 	}
 	var fromKey []string
 	if *from != "" {
@@ -131,6 +148,15 @@ func runVerify(ctx context.Context, e env, args []string) error {
 	if anyDiffers(results) {
 		addConflicts(ctx, e, cfg, results)
 	}
+	var script *rowcopy.Script
+	if *copyScript != "" {
+		s, err := writeCopyScript(cfg, results, *copyScript)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "pglmon verify: --copy-script: %v\n", err)
+		} else {
+			script = &s
+		}
+	}
 	// The daemon clears what stands until the rows are put right (a failed
 	// table copy, a data_divergence) with what was found equal; on a host
 	// without the daemon's state directory there is no daemon to tell.
@@ -142,11 +168,16 @@ func runVerify(ctx context.Context, e env, args []string) error {
 	if *output == "json" {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(map[string]any{"results": results}); err != nil {
+		out := map[string]any{"results": results}
+		if script != nil {
+			out["copy_script"] = copyScriptJSON(*script, *copyScript)
+		}
+		if err := enc.Encode(out); err != nil {
 			return err
 		}
 	} else {
-		printVerify(e.stdout, results, *path)
+		printVerify(e.stdout, results, *path, *copyScript != "")
+		printCopyScript(e.stdout, script, *copyScript, *path)
 	}
 	return &exitErr{code: code}
 }
@@ -231,17 +262,18 @@ func hasTableError(r verify.Result) bool {
 
 func anyDiffers(rs []verify.Result) bool {
 	for _, r := range rs {
-		for _, t := range r.Tables {
-			// Rows found differing before a table was interrupted differ too.
-			if (t.Error == "" && !t.Equal) || t.DifferingRows > 0 {
-				return true
-			}
+		if slices.ContainsFunc(r.Tables, differs) {
+			return true
 		}
 	}
 	return false
 }
 
-func printVerify(w io.Writer, results []verify.Result, path string) {
+// differs reports whether a table was found differing; rows found differing
+// before it was interrupted differ too.
+func differs(t verify.TableResult) bool { return (t.Error == "" && !t.Equal) || t.DifferingRows > 0 }
+
+func printVerify(w io.Writer, results []verify.Result, path string, scripted bool) {
 	for _, r := range results {
 		fmt.Fprintf(w, "Subscription %s (%s -> %s), mode %s: %d rows compared in %s, %d rows and %s fetched\n",
 			r.Subscription, r.Subscriber, r.Provider, r.Mode, r.RowsChecked, r.Duration.Round(time.Millisecond), r.RowsFetched, config.FormatBytes(r.BytesFetched))
@@ -308,9 +340,19 @@ func printVerify(w io.Writer, results []verify.Result, path string) {
 		}
 		printSequences(w, r)
 		if anyDiffers([]verify.Result{r}) {
-			fmt.Fprintf(w, "  To repair a table (TRUNCATES it on the subscriber, then copies it again; run on %s):\n", r.Subscriber)
-			fmt.Fprintf(w, "    SELECT pglogical.alter_subscription_resynchronize_table('%s', '<schema.table>');\n", r.Subscription)
-			fmt.Fprintln(w, "  or copy just the differing rows from the provider by key. pglmon never does either by itself.")
+			fmt.Fprintf(w, "  To repair a table, resynchronise it (TRUNCATES it on the subscriber, then copies it again; run on %s):\n", r.Subscriber)
+			for _, t := range r.Tables {
+				if differs(t) {
+					fmt.Fprintf(w, "    SELECT pglogical.alter_subscription_resynchronize_table(%s, %s);\n", sqlLiteral(r.Subscription), sqlLiteral(regclassName(t)))
+				}
+			}
+			if scripted {
+				fmt.Fprintln(w, "  or copy just the differing rows from the provider (the script below). pglmon never does either by itself.")
+			} else {
+				fmt.Fprintf(w, "  or copy just the differing rows from the provider: --copy-script FILE writes the psql script that does it, e.g.\n")
+				fmt.Fprintf(w, "    pglmon verify --config %s --subscription %s --copy-script rows.psql\n", shellword.Quote(path), shellword.Quote(r.Subscription))
+				fmt.Fprintln(w, "  pglmon never does either by itself.")
+			}
 			for _, t := range r.Tables {
 				if t.Equal || t.Error != "" {
 					continue
@@ -399,4 +441,76 @@ func progressBar(w io.Writer) func(verify.Progress) {
 		bar := strings.Repeat("#", int(frac*20)) + strings.Repeat(".", 20-int(frac*20))
 		fmt.Fprintf(w, "\r\033[K[%s] table %d/%d %s  %d rows  %.0f rows/s  ETA %s", bar, p.TableIndex, p.Tables, p.Table, p.RowsChecked, rate, eta)
 	}
+}
+
+// sqlLiteral is s as an SQL string constant.
+func sqlLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// regclassName is a table's name as a regclass reads it: schema and table
+// double-quoted where they need it (capitals, spaces, dots ...).
+func regclassName(t verify.TableResult) string {
+	if t.Spec.Name == "" {
+		return t.Table
+	}
+	parts := []string{t.Spec.Schema, t.Spec.Name}
+	for i, p := range parts {
+		if p == "" || strings.Trim(p, "abcdefghijklmnopqrstuvwxyz0123456789_$") != "" || strings.ContainsAny(p[:1], "0123456789$") {
+			parts[i] = pgx.Identifier{p}.Sanitize()
+		}
+	}
+	return strings.Join(parts, ".")
+}
+
+// writeCopyScript writes the psql script that copies the differing rows
+// (package rowcopy) to path, readable by its owner only: it names keys.
+// Nothing is written when no row can be copied by key.
+func writeCopyScript(cfg *config.Config, results []verify.Result, path string) (rowcopy.Script, error) {
+	var subs []rowcopy.Subscription
+	for _, r := range results {
+		node := func(name string) rowcopy.Node {
+			n, _ := cfg.Node(name)
+			return rowcopy.Node{Name: name, Conninfo: probe.ClientConninfo(n.DSN)}
+		}
+		subs = append(subs, rowcopy.Subscription{Name: r.Subscription, Provider: node(r.Provider), Subscriber: node(r.Subscriber), Tables: r.Tables})
+	}
+	s, err := rowcopy.Build(subs, path, time.Now(), buildVersion())
+	if err != nil || len(s.Tables) == 0 {
+		return s, err
+	}
+	return s, atomicfile.Write(path, []byte(s.Text), 0o600, nil)
+}
+
+// copyScriptJSON is what --output json says of the script.
+func copyScriptJSON(s rowcopy.Script, path string) map[string]any {
+	out := map[string]any{"tables": s.Tables, "rows": s.Rows, "partial": s.Partial, "left_out": s.Left}
+	if len(s.Tables) > 0 {
+		out["path"] = path
+		out["run"] = copyScriptCommand(s, path)
+	}
+	return out
+}
+
+func copyScriptCommand(s rowcopy.Script, path string) string {
+	return "psql -X -d " + shellword.Quote(s.Connect.Conninfo) + " -f " + shellword.Quote(path)
+}
+
+// printCopyScript says what the script written for --copy-script copies,
+// what it leaves out, and how to run it.
+func printCopyScript(w io.Writer, s *rowcopy.Script, path, config string) {
+	if s == nil {
+		return
+	}
+	for _, l := range s.Left {
+		fmt.Fprintf(w, "Not in the copy script: %s\n", l)
+	}
+	if len(s.Tables) == 0 {
+		fmt.Fprintf(w, "No differing row to copy by key: %s not written.\n", path)
+		return
+	}
+	fmt.Fprintf(w, "Wrote %s: it copies the %d differing rows listed, of %s, from the provider to the subscriber. Read it, then run:\n", path, s.Rows, strings.Join(s.Tables, ", "))
+	fmt.Fprintf(w, "  %s\n", copyScriptCommand(*s, path))
+	for _, p := range s.Partial {
+		fmt.Fprintf(w, "  only part of a table (verify.max_keys): %s; run pglmon verify again afterwards for the rest\n", p)
+	}
+	fmt.Fprintf(w, "then check: pglmon verify --config %s\n", shellword.Quote(config))
 }

@@ -126,11 +126,11 @@ func TestVerifyFrom(t *testing.T) {
 	var out strings.Builder
 	printVerify(&out, []verify.Result{{Subscription: p.Sub(), Mode: verify.ModeChecksum, Tables: []verify.TableResult{
 		{Table: "public.items_0", Error: "interrupted", RowsCompared: 1799, ResumeFrom: []string{"1800"},
-			DifferingRows: 1, Keys: []verify.KeyDiff{{Key: "1000", Kind: verify.Missing}}}}}}, cfg)
+			DifferingRows: 1, Keys: []verify.KeyDiff{{Key: "1000", Kind: verify.Missing}}}}}}, cfg, false)
 	var command []string
 	for line := range strings.Lines(out.String()) {
-		if f := strings.Fields(line); len(f) > 2 && f[0] == "pglmon" {
-			command = f[1:]
+		if f := strings.Fields(line); len(f) > 2 && f[0] == "pglmon" && command == nil {
+			command = f[1:] // the first: the one that goes on (the copy script's comes later)
 		}
 	}
 	// The difference found before the stop is one: the repair plan follows.
@@ -161,11 +161,11 @@ func TestVerifyFrom(t *testing.T) {
 	// the command printed compares the table in key order from the start.
 	out.Reset()
 	printVerify(&out, []verify.Result{{Subscription: p.Sub(), Mode: verify.ModeChecksum, Tables: []verify.TableResult{
-		{Table: "public.items_0", Error: "interrupted", Scan: verify.ScanPages, RowsCompared: 1200}}}}, cfg)
+		{Table: "public.items_0", Error: "interrupted", Scan: verify.ScanPages, RowsCompared: 1200}}}}, cfg, false)
 	command = nil
 	for line := range strings.Lines(out.String()) {
-		if f := strings.Fields(line); len(f) > 2 && f[0] == "pglmon" {
-			command = f[1:]
+		if f := strings.Fields(line); len(f) > 2 && f[0] == "pglmon" && command == nil {
+			command = f[1:] // the first: the one that goes on (the copy script's comes later)
 		}
 	}
 	if !strings.Contains(out.String(), "no key below which every row was compared") || !slices.Contains(command, "index") || slices.Contains(command, "--from") {
@@ -224,10 +224,11 @@ func TestPrintVerifyRepairAdvice(t *testing.T) {
 		{Table: "public.archive", Mode: verify.ModeChecksum, Scan: verify.ScanIndex, DifferingRows: 1, ExpectedRows: 40, Keys: []verify.KeyDiff{{Key: "7", Kind: verify.Missing}}},
 		{Table: "public.events", Mode: verify.ModeChecksum, Scan: verify.ScanRows, DifferingRows: 1, Keys: []verify.KeyDiff{{Key: "(5,dup,) #3", Kind: verify.Missing}}},
 		{Table: "public.same", Mode: verify.ModeChecksum, Scan: verify.ScanRows, Equal: true, ExpectedRows: 3},
-	}}}, "c.yaml")
+	}}}, "c.yaml", false)
 	out := b.String()
 	for _, want := range []string{
-		"SELECT pglogical.alter_subscription_resynchronize_table('sub', '<schema.table>');",
+		"SELECT pglogical.alter_subscription_resynchronize_table('sub', 'public.archive');",
+		"--copy-script FILE writes the psql script that does it",
 		"public.archive: resynchronising it also undoes the 40 rows that differ as expected",
 		"public.events keys: (5,dup,) #3 (missing)",
 		"public.events has no primary key: its rows are named by their contents",
@@ -300,5 +301,20 @@ func TestVerifyShowsTheConflictsBehindADifference(t *testing.T) {
 	code, text, _ := pglmon(t, "verify", "--config", cfg)
 	if code != 2 || !strings.Contains(text, "public.items_0: pglogical resolved 1 conflicts on it by itself") || !strings.Contains(text, "remote UPDATE (tuple not found), resolution skip") {
 		t.Errorf("exit %d:\n%s", code, text)
+	}
+}
+
+// The resynchronisation printed names the table as a regclass reads it.
+func TestRegclassName(t *testing.T) {
+	for _, c := range []struct{ schema, name, want string }{
+		{"public", "items_0", "public.items_0"},
+		{"public", "order", "public.order"},
+		{"Sales", "Q1 totals", `"Sales"."Q1 totals"`},
+		{"app", "2026_log", `app."2026_log"`},
+		{"app", `we"ird.name`, `app."we""ird.name"`},
+	} {
+		if got := regclassName(verify.TableResult{Spec: verify.Table{Schema: c.schema, Name: c.name}}); got != c.want {
+			t.Errorf("%s.%s: got %s, want %s", c.schema, c.name, got, c.want)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package probe
 
 import (
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -13,13 +14,26 @@ var conninfoKept = []string{"host", "hostaddr", "port", "dbname", "user", "sslmo
 // URI), only where and as whom it connects ("host=... port=... dbname=...
 // user=... sslmode=..."): never its password or any other keyword. "" when
 // it cannot be read; its text never appears in an error.
-func SafeConninfo(dsn string) string {
+func SafeConninfo(dsn string) string { return keepConninfo(dsn, conninfoKept) }
+
+// clientConninfoKept adds to conninfoKept what a client such as psql needs
+// to connect as pglmon does: the TLS files and timeouts, still no secret
+// (sslpassword and passfile are left out with the password).
+var clientConninfoKept = append(slices.Clone(conninfoKept), "sslrootcert", "sslcert", "sslkey", "sslcrl",
+	"sslcompression", "sslsni", "connect_timeout", "target_session_attrs", "gssencmode", "krbsrvname")
+
+// ClientConninfo returns what SafeConninfo does and the TLS files and
+// timeouts besides: a connection string for psql, which asks for the
+// password (or reads ~/.pgpass). "" when it cannot be read.
+func ClientConninfo(dsn string) string { return keepConninfo(dsn, clientConninfoKept) }
+
+func keepConninfo(dsn string, kept []string) string {
 	vals, ok := parseConninfo(dsn)
 	if !ok {
 		return ""
 	}
 	var parts []string
-	for _, k := range conninfoKept {
+	for _, k := range kept {
 		if v, found := vals[k]; found && v != "" {
 			if strings.ContainsAny(v, ` '\`) {
 				v = "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"

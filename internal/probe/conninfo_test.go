@@ -38,3 +38,23 @@ func TestQueryVariants(t *testing.T) {
 		t.Error("tableSyncQueryPG13 still reads pg_stat_progress_copy")
 	}
 }
+
+// ClientConninfo keeps what psql needs to connect as pglmon does (the TLS
+// files), never a secret.
+func TestClientConninfo(t *testing.T) {
+	for dsn, want := range map[string]string{
+		"host=h dbname=app user=u password=s3cret sslmode=verify-full sslrootcert=/etc/pglmon/ca.pem sslpassword=x2 passfile=/root/.pgpass": "host=h dbname=app user=u sslmode=verify-full sslrootcert=/etc/pglmon/ca.pem",
+		"postgres://u:s3cret@h:5433/app?sslcert=/c.pem&sslkey=/k.pem&connect_timeout=5":                                                     "host=h port=5433 dbname=app user=u sslcert=/c.pem sslkey=/k.pem connect_timeout=5",
+		"garbage": "",
+	} {
+		got := ClientConninfo(dsn)
+		if got != want {
+			t.Errorf("%q: got %q, want %q", dsn, got, want)
+		}
+		for _, secret := range []string{"s3cret", "x2", ".pgpass"} {
+			if strings.Contains(got, secret) {
+				t.Errorf("%q: %q shows a secret", dsn, got)
+			}
+		}
+	}
+}

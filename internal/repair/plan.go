@@ -199,12 +199,12 @@ Choose per table:
     (writes to it on the subscriber are lost; the table is empty meanwhile):
       -- on subscriber %[2]s
       SELECT pglogical.alter_subscription_resynchronize_table(%[3]s, 'schema.table');
- b) copy just the differing rows: list them with
-      pglmon verify --config FILE --subscription %[5]s --table schema.table --output json
-    and, on the subscriber, delete the extra keys and upsert the missing and different
-    rows from the provider (INSERT ... ON CONFLICT (key) DO UPDATE); a table without
-    primary key has its rows named by their contents: insert the missing ones and delete
-    one copy of each extra one.
+ b) copy just the differing rows: this writes the psql script that does it (it reads them
+    from the provider when it runs, deletes the extra keys on the subscriber and upserts
+    the missing and different rows there, in one transaction); read it, then run it as it says:
+      pglmon verify --config FILE --subscription %[5]s --table schema.table --copy-script rows.psql
+    A table without primary key has its rows named by their contents: insert the missing
+    ones and delete one copy of each extra one by hand.
 A table whose replication set leaves out DELETE (an archive) or INSERT or UPDATE keeps rows
 that differ as expected: resynchronising it undoes them; copy the differing rows instead.
 Find out why first: writes made directly on the subscriber, conflict resolution
@@ -215,9 +215,9 @@ Choose, on subscriber %[2]s:
  a) copy the table again: pglogical TRUNCATEs it on the subscriber first (rows written only there are
     lost; the table is empty meanwhile), so this copy does not meet rows already there:
       SELECT pglogical.alter_subscription_resynchronize_table(%[4]s, 'schema.table');
- b) keep the subscriber's rows and copy only the missing and different ones: list them with
-      pglmon verify --config FILE --subscription %[5]s --table schema.table --output json
-    then upsert them from the provider (INSERT ... ON CONFLICT (key) DO UPDATE).
+ b) keep the subscriber's rows and copy only the missing and different ones: this writes the
+    psql script that does it (read it, then run it as it says):
+      pglmon verify --config FILE --subscription %[5]s --table schema.table --copy-script rows.psql
 The finding clears when pglogical next copies the table (a).`, s.Provider, s.Subscriber, f.Message, q(s.Name), sh(s.Name))
 	case diagnose.CodeInitialCopyFailed:
 		fmt.Fprintf(&b, `%[3]s.
@@ -225,9 +225,9 @@ Choose, on subscriber %[2]s:
  a) copy every table of the subscription again: pglogical TRUNCATEs each on the subscriber first (rows
     written only there, such as those the failed COPY met, are lost; each table is empty meanwhile):
       %[4]s;
- b) keep the subscriber's rows and copy only what is missing: list the differing rows with
-      pglmon verify --config FILE --subscription %[5]s --output json
-    then upsert them from the provider (INSERT ... ON CONFLICT (key) DO UPDATE).
+ b) keep the subscriber's rows and copy only what is missing: this writes the psql script
+    that does it (read it, then run it as it says):
+      pglmon verify --config FILE --subscription %[5]s --copy-script rows.psql
 The finding clears when pglogical next copies the table whose COPY failed (a), when the subscription
 initialises again (set up anew), or when the daemon's scheduled verification (verify.every) finds
 every table of it equal (b).`, s.Provider, s.Subscriber, f.Message, ResynchronizeAllSQL(s.Name), sh(s.Name))

@@ -20,8 +20,8 @@ func TestDataDivergencePlan(t *testing.T) {
 	for _, want := range []string{
 		"public.orders: 3 rows differ",
 		"SELECT pglogical.alter_subscription_resynchronize_table('sub_o''1', 'schema.table');",
-		`pglmon verify --config FILE --subscription 'sub_o'\''1' --table schema.table --output json`,
-		"a table without\n    primary key has its rows named by their contents",
+		`pglmon verify --config FILE --subscription 'sub_o'\''1' --table schema.table --copy-script rows.psql`,
+		"A table without primary key has its rows named by their contents",
 		"resynchronising it undoes them; copy the differing rows instead",
 	} {
 		if !strings.Contains(p.Text, want) {

@@ -121,11 +121,18 @@ type TableResult struct {
 	Unsettled int64 `json:"unsettled_rows,omitempty"`
 	// ExpectedRows differ only as the replication set makes them: changes it
 	// does not replicate (Note says which). Not counted as differing.
-	ExpectedRows int64         `json:"expected_rows,omitempty"`
-	Note         string        `json:"note,omitempty"`
-	Keys         []KeyDiff     `json:"keys,omitempty"`
-	Duration     time.Duration `json:"duration_ns"`
-	Error        string        `json:"error,omitempty"`
+	ExpectedRows int64     `json:"expected_rows,omitempty"`
+	Note         string    `json:"note,omitempty"`
+	Keys         []KeyDiff `json:"keys,omitempty"`
+	// KeyValues holds, beside each of Keys, its key's columns as text (as
+	// the verify sessions print them: UTC, ISO); nil for a table without
+	// primary key, whose rows are named by their contents.
+	KeyValues [][]string `json:"-"`
+	// Spec is what was compared: the replicated columns, the key, the row
+	// filter (for the script that copies the differing rows, rowcopy).
+	Spec     Table         `json:"-"`
+	Duration time.Duration `json:"duration_ns"`
+	Error    string        `json:"error,omitempty"`
 	// ResumeFrom is where an interrupted checksum comparison stopped: every
 	// key below it was compared. Options.Resume continues from there.
 	ResumeFrom []string `json:"resume_from,omitempty"`
@@ -287,7 +294,7 @@ func (p *pace) begin(table string) {
 
 func (c *Comparer) table(ctx context.Context, t Table) TableResult {
 	start := time.Now()
-	r := TableResult{Table: t.QualifiedName(), Mode: c.Opt.Mode}
+	r := TableResult{Table: t.QualifiedName(), Mode: c.Opt.Mode, Spec: t}
 	if c.Opt.Mode == ModeChecksum && len(t.Key) > 0 && t.SyncStatus == "" {
 		r.ResumedFrom = c.Opt.Resume[r.Table]
 	}
@@ -1186,6 +1193,7 @@ func (c *Comparer) addDiffs(r *TableResult, diffs []rowDiff) {
 		r.DifferingRows++
 		if len(r.Keys) < c.Opt.MaxKeys {
 			r.Keys = append(r.Keys, d.KeyDiff)
+			r.KeyValues = append(r.KeyValues, d.vals)
 		}
 	}
 }

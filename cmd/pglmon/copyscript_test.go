@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pglmon/pglmon/internal/pgtest"
+)
+
+// verify --copy-script writes the psql script that copies just the
+// differing rows; run as printed, it makes the tables equal and keeps what
+// only the subscriber has (a column of its own, the other rows). Keys of
+// several columns holding quotes, a backslash, a comma and a line break;
+// a row the provider changes after the verification is copied as it is
+// when the script runs. Run twice, it changes nothing more.
+func TestVerifyCopyScriptMakesTheTablesEqual(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 200})
+	p.MustConverge(t, 30*time.Second)
+	const odd = "o'brien, \"x\" \\y"
+	for _, sql := range []string{
+		`CREATE TABLE acct (tenant text, id int, balance numeric, seen timestamptz, PRIMARY KEY (tenant, id))`,
+		`INSERT INTO acct SELECT t, g, g * 1.5, '2026-01-01 00:00:00+00'::timestamptz + g * interval '1 hour'
+			FROM unnest(ARRAY['eu', 'us', 'multi` + "\n" + `line', $$` + odd + `$$]) t, generate_series(1, 50) g`,
+	} {
+		if err := p.Provider.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Subscriber.Exec(ctx, strings.Replace(sql, "seen timestamptz,", "seen timestamptz, local_note text DEFAULT 'sub',", 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, st := range []struct {
+		db  pgtest.DB
+		sql string
+	}{
+		{p.Provider, "SELECT pglogical.replication_set_add_table('set_0', 'acct', false)"},
+		{p.Subscriber, "UPDATE acct SET local_note = 'keep me' WHERE tenant = 'eu' AND id = 7"},
+		{p.Subscriber, "UPDATE acct SET balance = -1 WHERE tenant = 'eu' AND id = 7"},
+		{p.Subscriber, "DELETE FROM acct WHERE tenant = $$" + odd + "$$ AND id = 3"},
+		{p.Subscriber, "DELETE FROM acct WHERE tenant = 'multi\nline' AND id = 4"},
+		{p.Subscriber, "INSERT INTO acct VALUES ('us', 1000, 0, now(), 'only here')"},
+		{p.Subscriber, "DELETE FROM items_0 WHERE id = 17"},
+	} {
+		if err := st.db.Exec(ctx, st.sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := writeConfig(t, p, "")
+	script := filepath.Join(t.TempDir(), "rows.psql")
+	code, out, errOut := pglmon(t, "verify", "--config", cfg, "--copy-script", script, "--output", "json")
+	var res struct {
+		Results []struct {
+			Tables []struct {
+				Table         string
+				DifferingRows int64 `json:"differing_rows"`
+			}
+		}
+		CopyScript struct {
+			Path   string
+			Run    string
+			Tables []string
+			Rows   int
+		} `json:"copy_script"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("json: %v\n%s\n%s", err, out, errOut)
+	}
+	if code != 2 || res.CopyScript.Path != script || res.CopyScript.Rows != 5 || len(res.CopyScript.Tables) != 2 {
+		t.Fatalf("exit %d, copy_script %+v\n%s\n%s", code, res.CopyScript, out, errOut)
+	}
+	if fi, err := os.Stat(script); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("script: %v %v", fi, err)
+	}
+	// The provider changes a differing row after the verification: the
+	// script copies the row as it is then.
+	if err := p.Provider.Exec(ctx, "UPDATE acct SET balance = 999 WHERE tenant = 'multi\nline' AND id = 4"); err != nil {
+		t.Fatal(err)
+	}
+	runScript := func() string {
+		t.Helper()
+		cmd := exec.Command("sh", "-c", res.CopyScript.Run)
+		cmd.Env = append(os.Environ(), "PATH="+pgtest.BinDir+":"+os.Getenv("PATH"))
+		got, err := cmd.CombinedOutput()
+		if err != nil {
+			body, _ := os.ReadFile(script)
+			t.Fatalf("%s: %v\n%s\nscript:\n%s", res.CopyScript.Run, err, got, body)
+		}
+		return string(got)
+	}
+	psqlOut := runScript()
+	if !strings.Contains(psqlOut, "COMMIT") {
+		t.Errorf("psql output:\n%s", psqlOut)
+	}
+	if matches, _ := filepath.Glob(script + ".*.csv"); len(matches) != 0 {
+		t.Errorf("CSV files left: %v", matches)
+	}
+	equal := func(when string) {
+		t.Helper()
+		// The provider's last change reaches the subscriber by replication
+		// too: verify waits for it.
+		if code, out, errOut := pglmon(t, "verify", "--config", cfg); code != 0 {
+			t.Fatalf("%s: verify exit %d\n%s\n%s", when, code, out, errOut)
+		}
+		var note, balance string
+		if err := p.Subscriber.QueryRow(ctx, "SELECT local_note, balance::text FROM acct WHERE tenant = 'eu' AND id = 7", []any{&note, &balance}); err != nil {
+			t.Fatal(err)
+		}
+		if note != "keep me" || balance != "10.5" {
+			t.Errorf("%s: the different row: local_note %q, balance %s; want the subscriber's note kept and the provider's 10.5", when, note, balance)
+		}
+		if err := p.Subscriber.QueryRow(ctx, "SELECT balance::text FROM acct WHERE tenant = 'multi\nline' AND id = 4", []any{&balance}); err != nil || balance != "999" {
+			t.Errorf("%s: the row changed after the verification: %s %v", when, balance, err)
+		}
+	}
+	equal("after the script")
+	runScript()
+	equal("after the script ran again")
+}

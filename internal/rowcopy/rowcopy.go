@@ -1,0 +1,349 @@
+// Package rowcopy writes the psql script that copies the rows pglmon verify
+// found differing from a subscription's provider to its subscriber: the
+// remedy that keeps the rest of the table, where resynchronising it would
+// truncate it first. It is for a person to read and run; pglmon never runs
+// it.
+//
+// The script reads the rows from the provider when it runs, not when it
+// was written (never the rows' contents in the script itself): on the
+// provider, a \copy of the rows with the listed keys into a CSV file; on
+// the subscriber, in one transaction, the listed keys the provider no longer
+// has deleted and the provider's rows upserted by key, replicated columns
+// only. Every statement is safe to run again: a second run finds the rows
+// already equal and writes them the same.
+package rowcopy
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pglmon/pglmon/internal/shellword"
+	"github.com/pglmon/pglmon/internal/verify"
+)
+
+// Node is where the script connects: a node's name in the configuration
+// and its connection string without password (probe.ClientConninfo).
+type Node struct{ Name, Conninfo string }
+
+// Subscription is one verified subscription and what differed in it.
+type Subscription struct {
+	Name                 string
+	Provider, Subscriber Node
+	Tables               []verify.TableResult
+}
+
+// Script is a written script and what it covers.
+type Script struct {
+	Text string
+	// Tables lists the tables whose differing rows it copies
+	// (subscription/schema.table), Rows how many keys it names.
+	Tables []string
+	Rows   int
+	// Partial names the tables with more differing rows than verify listed
+	// (verify.max_keys): the script copies the listed ones only.
+	Partial []string
+	// Left names, with why, the differing tables it does not copy.
+	Left []string
+	// Files are the CSV files it writes while it runs (removed at its end).
+	Files []string
+	// Connect is the first node the script connects to: psql needs a
+	// connection to start with (psql -d).
+	Connect Node
+}
+
+// sessionSettings make values read as text on one server read back the
+// same on the other (the settings of verify's own sessions), and string
+// literals mean what they say.
+const sessionSettings = `SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; ` +
+	`SET extra_float_digits = 1; SET bytea_output = 'hex'; SET lc_monetary = 'C'; SET standard_conforming_strings = on;`
+
+// settings sets up a session: sessionSettings and extra, quietly.
+func settings(extra string) string {
+	return "\\set QUIET on\n" + sessionSettings + "\n" + extra + "\n\\set QUIET off\n"
+}
+
+// Build writes the script for the subscriptions' differing tables, to be
+// kept at path: an absolute path, which names the CSV files the script
+// writes while it runs (path.1.csv, ...; psql's \copy would read a
+// relative name from where psql runs). It holds no quote, backslash or
+// line break (\copy takes its file name as written).
+func Build(subs []Subscription, path string, written time.Time, version string) (Script, error) {
+	if strings.ContainsAny(path, "'\\\n\r") {
+		return Script{}, fmt.Errorf("%q: a path holding a quote, a backslash or a line break cannot be named in psql's \\copy", path)
+	}
+	var s Script
+	var body strings.Builder
+	vars := map[string]string{} // psql variable -> conninfo
+	var order []string
+	variable := func(n Node) string {
+		v := psqlVariable(n.Name)
+		for other, ok := vars[v]; ok && other != n.Conninfo; other, ok = vars[v] {
+			v += "_"
+		}
+		if _, ok := vars[v]; !ok {
+			vars[v] = n.Conninfo
+			order = append(order, v)
+		}
+		return v
+	}
+	file := 0
+	for _, sub := range subs {
+		var tables []table
+		for _, t := range sub.Tables {
+			tb, why := eligible(t)
+			if why != "" {
+				s.Left = append(s.Left, sub.Name+"/"+t.Table+": "+why)
+				continue
+			}
+			if tb.keys == nil {
+				continue // equal
+			}
+			file++
+			tb.csv = fmt.Sprintf("%s.%d.csv", path, file)
+			tables = append(tables, tb)
+			s.Tables = append(s.Tables, sub.Name+"/"+t.Table)
+			s.Rows += len(tb.keys)
+			s.Files = append(s.Files, tb.csv)
+			if int64(len(t.Keys)) < t.DifferingRows {
+				s.Partial = append(s.Partial, fmt.Sprintf("%s/%s: %d of its %d differing rows", sub.Name, t.Table, len(t.Keys), t.DifferingRows))
+			}
+		}
+		if len(tables) == 0 {
+			continue
+		}
+		if s.Connect.Name == "" {
+			s.Connect = sub.Provider
+		}
+		pv, sv := variable(sub.Provider), variable(sub.Subscriber)
+		fmt.Fprintf(&body, "\n-- Subscription %s: read the rows from provider %s.\n", sub.Name, sub.Provider.Name)
+		fmt.Fprintf(&body, "\\connect :%s\n%s", pv, settings("SET default_transaction_read_only = on;"))
+		for _, t := range tables {
+			fmt.Fprintf(&body, "-- %s: %s\n%s\n%s\n", t.name, t.summary(), t.createFile(), t.copyOut())
+		}
+		fmt.Fprintf(&body, "\n-- Write them on subscriber %s, every table in one transaction: the keys the provider\n", sub.Subscriber.Name)
+		fmt.Fprintf(&body, "-- no longer has deleted, the provider's rows inserted or updated by key (replicated columns only).\n")
+		fmt.Fprintf(&body, "\\connect :%s\n%sBEGIN;\n", sv, settings("SET lock_timeout = '30s';"))
+		for i, t := range tables {
+			fmt.Fprintf(&body, "-- %s\n%s", t.name, t.copyIn(fmt.Sprintf("pglmon_rows_%d", i+1)))
+		}
+		body.WriteString("COMMIT;\n")
+	}
+	if len(s.Tables) == 0 {
+		return s, nil
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "-- Written by pglmon %s (pglmon verify --copy-script) at %s.\n", version, written.UTC().Format(time.RFC3339))
+	b.WriteString(`-- Copies the rows pglmon verify found differing from the provider to the subscriber:
+--   ` + strings.Join(s.Tables, "\n--   ") + `
+-- Read it before running it. It reads the provider's rows when it runs, and on the subscriber,
+-- in one transaction, deletes the listed keys the provider no longer has and inserts or
+-- updates the others with the provider's values (the columns the replication set replicates;
+-- the subscriber's other columns are kept). The writes fire the subscriber's ordinary triggers
+-- and foreign-key checks, as a local write does (pglogical's apply does not). A row the
+-- provider changes while the script runs can be written with its older values: run
+-- pglmon verify again afterwards; it should find the tables equal.
+-- Passwords are not in this file: psql asks for them, or reads ~/.pgpass. To connect otherwise
+-- (another role, one that may write on the subscriber), set the variables below, e.g.
+--   psql -X -v ` + order[len(order)-1] + `='host=... dbname=... user=...' ...
+-- Run:
+--   psql -X -d ` + shellword.Quote(s.Connect.Conninfo) + ` -f ` + shellword.Quote(path) + `
+-- While it runs it keeps the rows in ` + strings.Join(s.Files, ", ") + `
+-- (readable by you only; removed at its end, left there if it stops on an error: remove them then).
+\set ON_ERROR_STOP on
+`)
+	for _, v := range order {
+		fmt.Fprintf(&b, "\\if :{?%s}\n\\else\n\\set %s %s\n\\endif\n", v, v, psqlArg(vars[v]))
+	}
+	b.WriteString(body.String())
+	b.WriteString("\n\\! rm -f --")
+	for _, f := range s.Files {
+		b.WriteString(" " + shellword.Quote(f))
+	}
+	b.WriteString("\n\\echo 'Done: now run pglmon verify again; it should find the tables equal.'\n")
+	s.Text = b.String()
+	return s, nil
+}
+
+// table is one differing table as the script copies it.
+type table struct {
+	name   string // schema.table
+	ident  string // quoted
+	cols   []string
+	key    []string // quoted key columns
+	filter string
+	keys   [][]string
+	kinds  map[string]int
+	csv    string
+}
+
+// eligible returns the table to copy, or why its differing rows cannot
+// be copied by key; a table found equal returns neither.
+func eligible(t verify.TableResult) (table, string) {
+	if t.Equal || (t.DifferingRows == 0 && len(t.Keys) == 0) {
+		return table{}, ""
+	}
+	spec := t.Spec
+	switch {
+	case t.Mode == verify.ModeCount:
+		return table{}, "count mode names no rows: run pglmon verify --mode checksum for the keys"
+	case t.Scan == verify.ScanRows || len(spec.Key) == 0:
+		return table{}, "it has no primary key: its rows are named by their contents; insert the missing ones and delete one copy of each extra one by hand"
+	case len(t.Keys) == 0 || len(t.KeyValues) != len(t.Keys):
+		return table{}, "no differing key was listed"
+	}
+	tb := table{
+		name:   spec.QualifiedName(),
+		ident:  pgx.Identifier{spec.Schema, spec.Name}.Sanitize(),
+		cols:   quote(spec.Columns),
+		key:    quote(spec.Key),
+		filter: spec.RowFilter,
+		kinds:  map[string]int{},
+	}
+	for i, vals := range t.KeyValues {
+		if len(vals) != len(spec.Key) {
+			return table{}, fmt.Sprintf("key %s does not have the %d columns of its primary key", t.Keys[i].Key, len(spec.Key))
+		}
+		tb.keys = append(tb.keys, vals)
+		tb.kinds[t.Keys[i].Kind]++
+	}
+	if strings.ContainsAny(tb.copyOut(), "\n\r") {
+		return table{}, "its row filter or a column name spans lines, which psql's \\copy cannot take"
+	}
+	return tb, ""
+}
+
+func (t table) summary() string {
+	var parts []string
+	for _, k := range []string{verify.Missing, verify.Different, verify.Extra} {
+		if n := t.kinds[k]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, k))
+		}
+	}
+	return strings.Join(parts, ", ") + " (as pglmon verify found them)"
+}
+
+// keyList is the key columns, in parentheses when there are several.
+func (t table) keyList(prefix string) string {
+	cols := make([]string, len(t.key))
+	for i, k := range t.key {
+		cols[i] = prefix + k
+	}
+	if len(cols) == 1 {
+		return cols[0]
+	}
+	return "(" + strings.Join(cols, ", ") + ")"
+}
+
+// inKeys is the condition "the key is one of those listed", its columns
+// qualified by prefix: literals the server reads as each column's own
+// type, on either side.
+func (t table) inKeys(prefix string) string {
+	items := make([]string, len(t.keys))
+	for i, vals := range t.keys {
+		lits := make([]string, len(vals))
+		for j, v := range vals {
+			lits[j] = literal(v)
+		}
+		items[i] = strings.Join(lits, ", ")
+		if len(lits) > 1 {
+			items[i] = "(" + items[i] + ")"
+		}
+	}
+	return t.keyList(prefix) + " IN (" + strings.Join(items, ", ") + ")"
+}
+
+// copyOut is the provider's \copy of the listed rows it has (and its
+// replication set sends: the row filter) into the CSV file.
+func (t table) copyOut() string {
+	where := t.inKeys("")
+	if t.filter != "" {
+		where += " AND (" + t.filter + ")"
+	}
+	return fmt.Sprintf(`\copy (SELECT %s FROM %s WHERE %s) TO '%s' WITH (FORMAT csv)`, strings.Join(t.cols, ", "), t.ident, where, t.csv)
+}
+
+// createFile creates the CSV file readable by its owner only, before
+// \copy writes the provider's rows in it (psql keeps the mode of a file
+// it writes over).
+func (t table) createFile() string { return `\! umask 077 && : > ` + shellword.Quote(t.csv) }
+
+// copyIn loads the CSV file into a temporary table on the subscriber, then
+// deletes the listed keys the provider did not send and upserts its rows.
+func (t table) copyIn(tmp string) string {
+	var b strings.Builder
+	cols := strings.Join(t.cols, ", ")
+	fmt.Fprintf(&b, "CREATE TEMPORARY TABLE %s ON COMMIT DROP AS SELECT %s FROM %s WITH NO DATA;\n", tmp, cols, t.ident)
+	fmt.Fprintf(&b, "\\copy %s FROM '%s' WITH (FORMAT csv)\n", tmp, t.csv)
+	fmt.Fprintf(&b, "DELETE FROM %s AS t WHERE %s AND NOT EXISTS (SELECT FROM %s AS p WHERE %s = %s);\n",
+		t.ident, t.inKeys("t."), tmp, t.keyList("p."), t.keyList("t."))
+	var set []string
+	for _, c := range t.cols {
+		if !slices.Contains(t.key, c) {
+			set = append(set, c+" = EXCLUDED."+c)
+		}
+	}
+	action := "NOTHING"
+	if len(set) > 0 {
+		action = "UPDATE SET " + strings.Join(set, ", ")
+	}
+	fmt.Fprintf(&b, "INSERT INTO %s AS t (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s ON CONFLICT (%s) DO %s;\n",
+		t.ident, cols, cols, tmp, strings.Join(t.key, ", "), action)
+	return b.String()
+}
+
+func quote(names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = pgx.Identifier{n}.Sanitize()
+	}
+	return out
+}
+
+// literal is s as an escape string constant, E'...': the same value
+// whatever standard_conforming_strings says, and on one line (a line
+// break, or any control character, written as \xNN).
+func literal(s string) string {
+	var b strings.Builder
+	b.WriteString("E'")
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\\':
+			b.WriteString(`\\`)
+		case c == '\'':
+			b.WriteString(`''`)
+		case c < 0x20 || c == 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteString("'")
+	return b.String()
+}
+
+// psqlVariable names the variable holding a node's connection string:
+// node_ and the node's name, in the letters, digits and underscores a psql
+// variable may hold.
+func psqlVariable(node string) string {
+	var b strings.Builder
+	b.WriteString("node_")
+	for _, r := range node {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '_':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	return b.String()
+}
+
+// psqlArg quotes a meta-command argument for psql: in single quotes, a
+// quote doubled, a backslash escaped (psql reads C-like escapes there).
+func psqlArg(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `''`).Replace(s) + "'"
+}

@@ -1,0 +1,108 @@
+package rowcopy
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pglmon/pglmon/internal/verify"
+)
+
+// The script that really copies rows is run against real pglogical in
+// cmd/pglmon (TestVerifyCopyScriptMakesTheTablesEqual); these tests cover
+// what it leaves out and how it writes names and values.
+
+// keyed is a table of key id found differing: key, kind, key, kind ...
+func keyed(table string, keys ...string) verify.TableResult {
+	r := verify.TableResult{Table: "public." + table, Mode: verify.ModeChecksum, Scan: verify.ScanIndex,
+		Spec: verify.Table{Schema: "public", Name: table, Columns: []string{"id", "val"}, Key: []string{"id"}, KeyTypes: []string{"integer"}}}
+	for i := 0; i+1 < len(keys); i += 2 {
+		k, kind := keys[i], keys[i+1]
+		r.Keys = append(r.Keys, verify.KeyDiff{Key: k, Kind: kind})
+		r.KeyValues = append(r.KeyValues, []string{k})
+		r.DifferingRows++
+	}
+	return r
+}
+
+func TestLiteralStaysOneValueOnOneLine(t *testing.T) {
+	for in, want := range map[string]string{
+		"42":              `E'42'`,
+		`o'brien`:         `E'o''brien'`,
+		`back\slash`:      `E'back\\slash'`,
+		"two\nlines\r\t.": `E'two\x0alines\x0d\x09.'`,
+		"naïve":           `E'naïve'`,
+	} {
+		if got := literal(in); got != want {
+			t.Errorf("%q: got %s, want %s", in, got, want)
+		}
+	}
+}
+
+func TestBuild(t *testing.T) {
+	prov := Node{"provider", "host=p dbname=app user=u"}
+	sub := Node{"sub-1.eu", "host=s dbname=app user=u sslrootcert='/etc/my ca.pem'"}
+	partial := keyed("big", "5", verify.Missing)
+	partial.DifferingRows = 300
+	count := verify.TableResult{Table: "public.counted", Mode: verify.ModeCount, DifferingRows: 2, ProviderRows: 10, SubscriberRows: 8}
+	nokey := verify.TableResult{Table: "public.events", Mode: verify.ModeChecksum, Scan: verify.ScanRows, DifferingRows: 1,
+		Keys: []verify.KeyDiff{{Key: "(5,x)", Kind: verify.Missing}}, KeyValues: [][]string{nil}}
+	equal := verify.TableResult{Table: "public.same", Mode: verify.ModeChecksum, Equal: true}
+	s, err := Build([]Subscription{
+		{Name: "sub_a", Provider: prov, Subscriber: sub, Tables: []verify.TableResult{keyed("items", "1", verify.Missing, "2", verify.Extra), partial, count, nokey, equal}},
+		{Name: "sub_b", Provider: prov, Subscriber: sub, Tables: []verify.TableResult{equal}},
+	}, "/var/tmp/rows.psql", time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC), "v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(s.Tables, " ") != "sub_a/public.items sub_a/public.big" || s.Rows != 3 || len(s.Files) != 2 || s.Connect != prov {
+		t.Errorf("tables %v, rows %d, files %v, connect %v", s.Tables, s.Rows, s.Files, s.Connect)
+	}
+	if len(s.Partial) != 1 || !strings.Contains(s.Partial[0], "1 of its 300") {
+		t.Errorf("partial: %v", s.Partial)
+	}
+	if len(s.Left) != 2 || !strings.Contains(s.Left[0], "public.counted: count mode") || !strings.Contains(s.Left[1], "public.events: it has no primary key") {
+		t.Errorf("left: %v", s.Left)
+	}
+	for _, want := range []string{
+		"\\set node_sub_1_eu 'host=s dbname=app user=u sslrootcert=''/etc/my ca.pem'''\n",
+		"\\connect :node_provider\n",
+		`"id" IN (E'1', E'2')`,
+		`\copy pglmon_rows_2 FROM '/var/tmp/rows.psql.2.csv' WITH (FORMAT csv)`,
+		"\\! umask 077 && : > /var/tmp/rows.psql.1.csv\n",
+		`ON CONFLICT ("id") DO UPDATE SET "val" = EXCLUDED."val";`,
+		"\\! rm -f -- /var/tmp/rows.psql.1.csv /var/tmp/rows.psql.2.csv\n",
+	} {
+		if !strings.Contains(s.Text, want) {
+			t.Errorf("script lacks %q:\n%s", want, s.Text)
+		}
+	}
+	if n := strings.Count(s.Text, "\\set node_provider "); n != 1 {
+		t.Errorf("node_provider set %d times", n)
+	}
+
+	// Nothing to copy by key: no script.
+	if s, err := Build([]Subscription{{Name: "x", Provider: prov, Subscriber: sub, Tables: []verify.TableResult{equal, count}}}, "/tmp/r.psql", time.Now(), "v1"); err != nil || s.Text != "" || len(s.Left) != 1 {
+		t.Errorf("nothing to copy: %+v %v", s, err)
+	}
+	// A path \copy cannot name.
+	if _, err := Build(nil, "/tmp/it's.psql", time.Now(), "v1"); err == nil {
+		t.Error("a quote in the path is taken")
+	}
+}
+
+// Two nodes whose names read the same as psql variables keep one each.
+func TestVariablesOfLikeNamedNodes(t *testing.T) {
+	tables := []verify.TableResult{keyed("items", "1", verify.Missing)}
+	s, err := Build([]Subscription{
+		{Name: "a", Provider: Node{"db-1", "host=one"}, Subscriber: Node{"db.1", "host=two"}, Tables: tables},
+	}, "/tmp/r.psql", time.Now(), "v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"\\set node_db_1 'host=one'", "\\set node_db_1_ 'host=two'", "\\connect :node_db_1\n", "\\connect :node_db_1_\n"} {
+		if !strings.Contains(s.Text, want) {
+			t.Errorf("script lacks %q:\n%s", want, s.Text)
+		}
+	}
+}
