@@ -1727,3 +1727,42 @@ func TestStatusDropDatabaseWaitsForPglogical(t *testing.T) {
 		t.Error("pglogical started its supervisor again: the finding's claim no longer holds")
 	}
 }
+
+// A subscriber logging in csvlog or jsonlog only: status quotes the apply
+// worker's error from that file as from a stderr log.
+func TestStatusReadsTheApplyErrorFromACSVOrJSONLog(t *testing.T) {
+	t.Parallel()
+	for _, format := range []string{"csvlog", "jsonlog"} {
+		t.Run(format, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10, Own: true,
+				SubscriberConf: []string{"logging_collector = on", "log_directory = 'log'", "log_destination = '" + format + "'"}})
+			p.MustConverge(t, 30*time.Second)
+			if err := p.Subscriber.Exec(ctx, "ALTER TABLE items_0 ADD CONSTRAINT small_n CHECK (n < 100)"); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.Provider.Exec(ctx, "INSERT INTO items_0 VALUES (11, 'big', 500)"); err != nil {
+				t.Fatal(err)
+			}
+			cfg := writeConfig(t, p, "")
+			var f struct{ Code, Severity, Message, Remedy string }
+			if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
+				_, s := status(t, cfg, "--subscription", p.Sub())
+				if len(s.Subscriptions) != 1 || len(s.Subscriptions[0].Findings) == 0 {
+					return false
+				}
+				f = s.Subscriptions[0].Findings[0]
+				return f.Code == "apply_error"
+			}); err != nil {
+				t.Fatalf("no apply_error: %+v", f)
+			}
+			ext := map[string]string{"csvlog": ".csv", "jsonlog": ".json"}[format]
+			if !regexp.MustCompile(`the subscriber's log \(log/postgresql-[0-9_-]+\`+ext+`\)`).MatchString(f.Message) ||
+				!strings.Contains(f.Message, `ERROR: new row for relation "items_0" violates check constraint "small_n" (CONTEXT: apply INSERT from remote relation public.items_0`) ||
+				strings.Contains(f.Message, "Failing row") {
+				t.Errorf("finding: %+v", f)
+			}
+		})
+	}
+}

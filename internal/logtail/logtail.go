@@ -23,6 +23,7 @@ import (
 	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/probe"
 	"github.com/pglmon/pglmon/internal/rdsadmin"
+	"github.com/pglmon/pglmon/internal/serverlog"
 )
 
 // How much of the end of a log is read: lines through the RDS API, bytes
@@ -44,9 +45,11 @@ func Read(ctx context.Context, cfg *config.Config, n config.Node) (file, text st
 }
 
 // currentSQL names the file the server writes its log to: the logging
-// collector's (relative to the data directory), or, without a collector, the
-// file Debian's pg_ctlcluster sends a cluster's output to.
-const currentSQL = `SELECT coalesce(pg_current_logfile('stderr'),
+// collector's (relative to the data directory; its stderr file, else its
+// csvlog or jsonlog one), or, without a collector, the file Debian's
+// pg_ctlcluster sends a cluster's output to.
+const currentSQL = `SELECT coalesce(pg_current_logfile('stderr'), pg_current_logfile('csvlog'),
+	CASE WHEN current_setting('server_version_num')::int >= 150000 THEN pg_current_logfile('jsonlog') END,
 	CASE WHEN current_setting('cluster_name') ~ '^[0-9]+/[A-Za-z0-9_.-]+$'
 	THEN '/var/log/postgresql/postgresql-' || replace(current_setting('cluster_name'), '/', '-') || '.log' END)`
 
@@ -56,7 +59,7 @@ func current(ctx context.Context, conn *pgx.Conn) (string, error) {
 		return "", err
 	}
 	if path == nil {
-		return "", errors.New("the server has no log file pglmon can find (logging_collector is off, or log_destination lacks stderr): set the node's server_log to the file's path, or to off")
+		return "", errors.New("the server has no log file pglmon can find (logging_collector is off, or log_destination has none of stderr, csvlog, jsonlog): set the node's server_log to the file's path, or to off")
 	}
 	return *path, nil
 }
@@ -118,7 +121,7 @@ func ListRotated(ctx context.Context, cfg *config.Config, n config.Node) error {
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	var collector bool
-	if err := conn.QueryRow(ctx, "SELECT pg_current_logfile('stderr') IS NOT NULL").Scan(&collector); err != nil || !collector {
+	if err := conn.QueryRow(ctx, "SELECT pg_current_logfile() IS NOT NULL").Scan(&collector); err != nil || !collector {
 		return err
 	}
 	_, err = conn.Exec(ctx, "SELECT FROM pg_ls_logdir() LIMIT 1")
@@ -236,6 +239,10 @@ func (f *Follower) Follow(ctx context.Context, cfg *config.Config, n config.Node
 	}
 	if err != nil {
 		return c, err
+	}
+	if format := serverlog.FormatOf(c.File); format != serverlog.Stderr {
+		// csvlog and jsonlog records read as the lines stderr would hold.
+		c.Tail, c.New = serverlog.AsLines(format, c.Tail), serverlog.AsLines(format, c.New)
 	}
 	c.Baseline, c.Resumed = !known, f.resumed[n.Name]
 	delete(f.resumed, n.Name)

@@ -13,6 +13,7 @@ import (
 	"github.com/pglmon/pglmon/internal/awstest"
 	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/pgtest"
+	"github.com/pglmon/pglmon/internal/serverlog"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
@@ -494,5 +495,55 @@ func TestFollowRDS(t *testing.T) {
 	srv.SetLog("db1", "error/postgresql.log.2026-11-25-02", 14000, "hour 2\n")
 	if c, err = small.Follow(ctx, cfg, n); err != nil || c.New != "hour 2\n" || !strings.Contains(c.Skipped, "written since the last read") {
 		t.Errorf("over Max: %+v %v", c, err)
+	}
+}
+
+// A server logging in csvlog or jsonlog only (log_destination) is read from
+// that file: its records as the lines a stderr log holds, every one once
+// across reads (a message over several lines, with quotes and commas, too),
+// and across a rotation.
+func TestFollowsACSVOrJSONLog(t *testing.T) {
+	t.Parallel()
+	for _, format := range []string{serverlog.CSVLog, serverlog.JSONLog} {
+		t.Run(format, func(t *testing.T) {
+			t.Parallel()
+			c := pgtest.NewCluster(t, pgtest.Options{ExtraConf: []string{"logging_collector = on", "log_directory = 'log'", "log_destination = '" + format + "'"}})
+			n := node(c, "postgres", "")
+			before := logLine(t, c, "before")
+			file, text := readUntil(t, n, before)
+			if serverlog.FormatOf(file) != format || !strings.Contains(text, "] LOG:  "+before+"\n") {
+				t.Fatalf("file %q, text:\n%s", file, text)
+			}
+			var f Follower
+			if _, err := f.Follow(context.Background(), config.Default(), n); err != nil {
+				t.Fatal(err)
+			}
+			odd := fmt.Sprintf("pglmon-odd-%d", time.Now().UnixNano())
+			if err := c.Exec(context.Background(), "postgres", fmt.Sprintf(`DO $$ BEGIN RAISE LOG '%%', '%s "quoted", with commas,' || chr(10) || 'next line'; END $$`, odd)); err != nil {
+				t.Fatal(err)
+			}
+			late := "pglmon-logtail-late-" + fmt.Sprint(time.Now().UnixNano())
+			burst(t, c, 60, late) // more than one tail between two reads
+			got, _ := followUntil(t, &f, n, late)
+			if strings.Count(got, "] LOG:  "+odd+` "quoted", with commas,`+"\n\tnext line\n") != 1 || strings.Count(got, "LOG:  pglmon-burst") != 60 || strings.Contains(got, before) {
+				t.Errorf("gained: odd %d, burst lines %d, before %d", strings.Count(got, odd), strings.Count(got, "LOG:  pglmon-burst"), strings.Count(got, before))
+			}
+			// Rotation: the rest of the old file, then the new one.
+			beforeRotation := logLine(t, c, "before-rotation")
+			if err := pgtest.Poll(context.Background(), 20*time.Second, func() bool {
+				if err := c.Exec(context.Background(), "postgres", "SELECT pg_rotate_logfile()"); err != nil {
+					t.Fatal(err)
+				}
+				cur, _, err := Read(context.Background(), config.Default(), n)
+				return err == nil && cur != file
+			}); err != nil {
+				t.Fatal("the log never rotated")
+			}
+			after := logLine(t, c, "after-rotation")
+			got, chunks := followUntil(t, &f, n, after)
+			if strings.Contains(got, late) || strings.Count(got, "LOG:  "+beforeRotation) != 1 || strings.Count(got, "LOG:  "+after) != 1 || serverlog.FormatOf(chunks[len(chunks)-1].File) != format {
+				t.Errorf("across the rotation:\n%s", got)
+			}
+		})
 	}
 }

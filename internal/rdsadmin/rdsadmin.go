@@ -96,9 +96,12 @@ type LogFileInfo struct {
 
 // ServerLogs lists the instance's PostgreSQL log files
 // (error/postgresql.log.<hour>), oldest first: by when each was last
-// written, then by name.
+// written, then by name. Not the .csv files RDS writes beside them with
+// log_destination = csvlog: the same messages, in another format.
 func (c *Client) ServerLogs(ctx context.Context, id string) ([]LogFileInfo, error) {
-	out, err := c.logInfos(ctx, id, "postgresql.log", func(name string) bool { return strings.Contains(name, "postgresql.log") })
+	out, err := c.logInfos(ctx, id, "postgresql.log", func(name string) bool {
+		return strings.Contains(name, "postgresql.log") && !strings.HasSuffix(name, ".csv") && !strings.HasSuffix(name, ".json")
+	})
 	slices.SortFunc(out, func(a, b LogFileInfo) int {
 		if c := a.Written.Compare(b.Written); c != 0 {
 			return c

@@ -206,7 +206,8 @@ func TestAddLibrary(t *testing.T) {
 	}
 }
 
-// LogTail reads the last lines of the most recently written PostgreSQL log.
+// LogTail reads the last lines of the most recently written PostgreSQL log
+// (stderr's: not the csvlog file beside it).
 func TestLogTail(t *testing.T) {
 	srv := awstest.New(t, "eu-west-1")
 	srv.AddInstance("db1", "15.7", "pg15-custom", nil)
@@ -218,6 +219,8 @@ func TestLogTail(t *testing.T) {
 	srv.SetLog("db1", "error/postgresql.log.2026-11-24-18", 1764007200000, "old 1\nold 2\n")
 	srv.SetLog("db1", "error/postgresql.log.2026-11-24-19", 1764010800000, "a\nb\nc\nd\n")
 	srv.SetLog("db1", "error/trace.log", 1764010900000, "not postgres\n")
+	// log_destination = csvlog: RDS writes the messages again beside it.
+	srv.SetLog("db1", "error/postgresql.log.2026-11-24-19.csv", 1764010900000, "2026-11-24 19:00:00.000 UTC,,,1,,x,1,,,,0,LOG,00000,\"d\",,,,,,,,,\n")
 	name, text, _, err := c.LogTail(ctx, "db1", 3)
 	if err != nil || name != "error/postgresql.log.2026-11-24-19" || text != "b\nc\nd\n" {
 		t.Errorf("got %q %q %v", name, text, err)

@@ -34,3 +34,33 @@ func BenchmarkParseTail(b *testing.B) {
 		Conflicts(text)
 	}
 }
+
+// Turning a 512 KiB csvlog tail (the same messages as tailText's) into the
+// lines the parsers read.
+// go test -run '^$' -bench AsLines -benchmem ./internal/serverlog/
+func BenchmarkCSVLogAsLines(b *testing.B) {
+	var buf strings.Builder
+	for i := 0; buf.Len() < 512<<10; i++ {
+		fmt.Fprintf(&buf, "2026-12-04 23:56:10.%03d UTC,,,%d,,6753a1b0.1092,1,,2026-12-04 23:00:00 UTC,3/0,0,LOG,00000,\"checkpoint starting: time\",,,,,,,,,\"\",\"checkpointer\",,0\n", i%1000, 1000+i)
+		fmt.Fprintf(&buf, "2026-12-04 23:56:10.%03d UTC,\"app\",\"db\",%d,\"10.0.0.1:5000\",6753a1b0.1092,1,\"SELECT\",2026-12-04 23:00:00 UTC,3/0,0,LOG,00000,\"duration: 1.2 ms  statement: SELECT '%s'\",,,,,,,,,\"psql\",\"client backend\",,0\n", i%1000, 1000+i, strings.Repeat("x", 2000))
+	}
+	text := buf.String()
+	b.SetBytes(int64(len(text)))
+	for b.Loop() {
+		AsLines(CSVLog, text)
+	}
+}
+
+// The same for jsonlog.
+func BenchmarkJSONLogAsLines(b *testing.B) {
+	var buf strings.Builder
+	for i := 0; buf.Len() < 512<<10; i++ {
+		fmt.Fprintf(&buf, `{"timestamp":"2026-12-04 23:56:10.%03d UTC","pid":%d,"error_severity":"LOG","message":"checkpoint starting: time","backend_type":"checkpointer"}`+"\n", i%1000, 1000+i)
+		fmt.Fprintf(&buf, `{"timestamp":"2026-12-04 23:56:10.%03d UTC","user":"app","dbname":"db","pid":%d,"error_severity":"LOG","message":"duration: 1.2 ms  statement: SELECT '%s'","backend_type":"client backend"}`+"\n", i%1000, 1000+i, strings.Repeat("x", 2000))
+	}
+	text := buf.String()
+	b.SetBytes(int64(len(text)))
+	for b.Loop() {
+		AsLines(JSONLog, text)
+	}
+}

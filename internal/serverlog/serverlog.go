@@ -10,6 +10,7 @@
 //
 // Lines are matched by the process ID in brackets that log_line_prefix
 // holds by default on RDS ("%t:%r:%u@%d:[%p]:") and in most setups ("[%p]").
+// A csvlog or jsonlog file's records are read as such lines (AsLines).
 // It also reads the conflicts pglogical resolves by itself:
 //
 //	LOG:  CONFLICT: remote UPDATE on relation public.items_0 replica identity index items_0_pkey (tuple not found). Resolution: skip.
