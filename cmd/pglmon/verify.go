@@ -176,7 +176,7 @@ func runVerify(ctx context.Context, e env, args []string) error {
 			return err
 		}
 	} else {
-		printVerify(e.stdout, results, *path, *copyScript != "")
+		printVerify(e.stdout, results, *path, script != nil && len(script.Tables) > 0)
 		printCopyScript(e.stdout, script, *copyScript, *path)
 	}
 	return &exitErr{code: code}

@@ -92,6 +92,14 @@ func Build(subs []Subscription, path string, written time.Time, version string) 
 	}
 	file := 0
 	for _, sub := range subs {
+		if sub.Provider.Conninfo == "" || sub.Subscriber.Conninfo == "" {
+			for _, t := range sub.Tables {
+				if tb, why := eligible(t); why != "" || tb.keys != nil {
+					s.Left = append(s.Left, sub.Name+"/"+t.Table+": no connection string of its provider or subscriber to write in the script")
+				}
+			}
+			continue
+		}
 		var tables []table
 		for _, t := range sub.Tables {
 			tb, why := eligible(t)

@@ -85,6 +85,10 @@ func TestBuild(t *testing.T) {
 	if s, err := Build([]Subscription{{Name: "x", Provider: prov, Subscriber: sub, Tables: []verify.TableResult{equal, count}}}, "/tmp/r.psql", time.Now(), "v1"); err != nil || s.Text != "" || len(s.Left) != 1 {
 		t.Errorf("nothing to copy: %+v %v", s, err)
 	}
+	// A node without a connection string: left out, never an empty \connect.
+	if s, err := Build([]Subscription{{Name: "x", Provider: prov, Subscriber: Node{Name: "s"}, Tables: []verify.TableResult{keyed("items", "1", verify.Missing), equal}}}, "/tmp/r.psql", time.Now(), "v1"); err != nil || s.Text != "" || len(s.Left) != 1 {
+		t.Errorf("no conninfo: %+v %v", s, err)
+	}
 	// A path \copy cannot name.
 	if _, err := Build(nil, "/tmp/it's.psql", time.Now(), "v1"); err == nil {
 		t.Error("a quote in the path is taken")
