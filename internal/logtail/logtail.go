@@ -507,14 +507,14 @@ func (f *Follower) followSQL(ctx context.Context, cfg *config.Config, n config.N
 	case prev.File == file:
 		// Truncated in place and written anew: by logrotate's copytruncate
 		// (Debian's /var/log/postgresql), which copied it to file.1 first
-		// (delaycompress keeps that one as it is for a rotation), or by
+		// (delaycompress keeps that one as it is for a rotation; else
+		// file.1.gz; with dateext file-YYYYMMDD), or by
 		// log_truncate_on_rotation. The rest, from the copy if it is one.
 		from = 0
-		rotated := file + ".1"
-		if old, err := fileSize(ctx, conn, rotated); err == nil && prev.Mark != "" && old >= prev.Offset && holds(rotated, prev.Offset) {
-			parts = append(parts, span(rotated, prev.Offset, old))
+		if p, ok, why := f.rotatedCopy(ctx, conn, file, prev, span, holds); ok {
+			parts = append(parts, p)
 		} else {
-			c.skip("%s was truncated in place and written anew, and no %s holds where the last read ended", file, path.Base(rotated))
+			c.skip("%s was truncated in place and written anew, and %s", file, why)
 		}
 	default:
 		// Rotated: the rest of the previous file, if it is still there,

@@ -1,11 +1,14 @@
 package logtail
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -394,7 +397,7 @@ func TestFollowFindsLogrotatesCopy(t *testing.T) {
 	regrown := "pglmon-logtail-regrown-" + fmt.Sprint(time.Now().UnixNano())
 	burst(t, c, 5, regrown)
 	got, chunks = followUntil(t, &f, n, regrown)
-	if strings.Contains(got, lost) || strings.Count(got, "LOG:  pglmon-burst") != 5 || !strings.Contains(chunks[0].Skipped, "server.log was truncated in place and written anew, and no server.log.1 holds where the last read ended") {
+	if strings.Contains(got, lost) || strings.Count(got, "LOG:  pglmon-burst") != 5 || !strings.Contains(chunks[0].Skipped, "server.log was truncated in place and written anew, and no copy of it (server.log.1, or dated: -YYYYMMDD, compressed or not) holds where the last read ended") {
 		t.Errorf("truncated, no copy: lost line read %v, %d of 5 burst lines, skipped %q", strings.Contains(got, lost), strings.Count(got, "LOG:  pglmon-burst"), chunks[0].Skipped)
 	}
 }
@@ -545,5 +548,55 @@ func TestFollowsACSVOrJSONLog(t *testing.T) {
 				t.Errorf("across the rotation:\n%s", got)
 			}
 		})
+	}
+}
+
+// logrotate's other copies: compressed at once (no delaycompress), or
+// dated (dateext), compressed or not. Each is found by where the last read
+// ended, and read on from there.
+func TestFollowFindsACompressedOrDatedCopy(t *testing.T) {
+	t.Parallel()
+	c := pgtest.NewCluster(t, pgtest.Options{})
+	file := c.LogPath()
+	n := node(c, "postgres", file)
+	inFile(t, file, logLine(t, c, "start"))
+	var f Follower
+	if _, err := f.Follow(context.Background(), config.Default(), n); err != nil {
+		t.Fatal(err)
+	}
+	today := time.Now().UTC().Format("20060102")
+	for _, name := range []string{file + ".1.gz", file + "-" + today, file + "-" + today + ".gz"} {
+		before := logLine(t, c, "before-copy")
+		inFile(t, file, before)
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasSuffix(name, ".gz") {
+			var z bytes.Buffer
+			zw := gzip.NewWriter(&z)
+			zw.Write(b)
+			zw.Close()
+			b = z.Bytes()
+		}
+		if err := os.WriteFile(name, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Truncate(file, 0); err != nil {
+			t.Fatal(err)
+		}
+		after := logLine(t, c, "after-copy")
+		got, chunks := followUntil(t, &f, n, after)
+		if strings.Count(got, "LOG:  "+before) != 1 || strings.Count(got, "LOG:  "+after) != 1 {
+			t.Errorf("%s: before %d, after %d:\n%s", filepath.Base(name), strings.Count(got, "LOG:  "+before), strings.Count(got, "LOG:  "+after), got)
+		}
+		for _, ch := range chunks {
+			if ch.Skipped != "" {
+				t.Errorf("%s: skipped: %s", filepath.Base(name), ch.Skipped)
+			}
+		}
+		if err := os.Remove(name); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
