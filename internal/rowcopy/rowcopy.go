@@ -127,16 +127,16 @@ func Build(subs []Subscription, path string, written time.Time, version string) 
 			s.Connect = sub.Provider
 		}
 		pv, sv := variable(sub.Provider), variable(sub.Subscriber)
-		fmt.Fprintf(&body, "\n-- Subscription %s: read the rows from provider %s.\n", sub.Name, sub.Provider.Name)
+		fmt.Fprintf(&body, "\n-- Subscription %s: read the rows from provider %s.\n", comment(sub.Name), comment(sub.Provider.Name))
 		fmt.Fprintf(&body, "\\connect :%s\n%s", pv, settings("SET default_transaction_read_only = on;"))
 		for _, t := range tables {
-			fmt.Fprintf(&body, "-- %s: %s\n%s\n%s\n", t.name, t.summary(), t.createFile(), t.copyOut())
+			fmt.Fprintf(&body, "-- %s: %s\n%s\n%s\n", comment(t.name), t.summary(), t.createFile(), t.copyOut())
 		}
-		fmt.Fprintf(&body, "\n-- Write them on subscriber %s, every table in one transaction: the keys the provider\n", sub.Subscriber.Name)
+		fmt.Fprintf(&body, "\n-- Write them on subscriber %s, every table in one transaction: the keys the provider\n", comment(sub.Subscriber.Name))
 		fmt.Fprintf(&body, "-- no longer has deleted, the provider's rows inserted or updated by key (replicated columns only).\n")
 		fmt.Fprintf(&body, "\\connect :%s\n%sBEGIN;\n", sv, settings("SET lock_timeout = '30s';"))
 		for i, t := range tables {
-			fmt.Fprintf(&body, "-- %s\n%s", t.name, t.copyIn(fmt.Sprintf("pglmon_rows_%d", i+1)))
+			fmt.Fprintf(&body, "-- %s\n%s", comment(t.name), t.copyIn(fmt.Sprintf("pglmon_rows_%d", i+1)))
 		}
 		body.WriteString("COMMIT;\n")
 	}
@@ -146,7 +146,7 @@ func Build(subs []Subscription, path string, written time.Time, version string) 
 	var b strings.Builder
 	fmt.Fprintf(&b, "-- Written by pglmon %s (pglmon verify --copy-script) at %s.\n", version, written.UTC().Format(time.RFC3339))
 	b.WriteString(`-- Copies the rows pglmon verify found differing from the provider to the subscriber:
---   ` + strings.Join(s.Tables, "\n--   ") + `
+--   ` + comment(strings.Join(s.Tables, ", ")) + `
 -- Read it before running it. It reads the provider's rows when it runs, and on the subscriber,
 -- in one transaction, deletes the listed keys the provider no longer has and inserts or
 -- updates the others with the provider's values (the columns the replication set replicates;
@@ -158,7 +158,7 @@ func Build(subs []Subscription, path string, written time.Time, version string) 
 -- (another role, one that may write on the subscriber), set the variables below, e.g.
 --   psql -X -v ` + order[len(order)-1] + `='host=... dbname=... user=...' ...
 -- Run:
---   psql -X -d ` + shellword.Quote(s.Connect.Conninfo) + ` -f ` + shellword.Quote(path) + `
+--   ` + comment("psql -X -d "+shellword.Quote(s.Connect.Conninfo)+" -f "+shellword.Quote(path)) + `
 -- While it runs it keeps the rows in ` + strings.Join(s.Files, ", ") + `
 -- (readable by you only; removed at its end, left there if it stops on an error: remove them then).
 \set ON_ERROR_STOP on
@@ -333,6 +333,17 @@ func literal(s string) string {
 	return b.String()
 }
 
+// comment is s for a -- comment of the script: on one line (a name with a
+// line break in it must not end the comment and be read as SQL).
+func comment(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
 // psqlVariable names the variable holding a node's connection string:
 // node_ and the node's name, in the letters, digits and underscores a psql
 // variable may hold.
@@ -351,7 +362,8 @@ func psqlVariable(node string) string {
 }
 
 // psqlArg quotes a meta-command argument for psql: in single quotes, a
-// quote doubled, a backslash escaped (psql reads C-like escapes there).
+// quote doubled, a backslash and a line break escaped (psql reads C-like
+// escapes there), on one line.
 func psqlArg(s string) string {
-	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `''`).Replace(s) + "'"
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `''`, "\n", `\n`, "\r", `\r`).Replace(s) + "'"
 }

@@ -110,3 +110,24 @@ func TestVariablesOfLikeNamedNodes(t *testing.T) {
 		}
 	}
 }
+
+// Names from the catalogs and the configuration stay inside the script's
+// comments and quotes: a line break in one never starts a line of SQL.
+func TestNamesCannotBreakOutOfTheScript(t *testing.T) {
+	evil := "x\nDROP TABLE important;"
+	tables := []verify.TableResult{keyed("items", "1", verify.Missing)}
+	s, err := Build([]Subscription{
+		{Name: evil, Provider: Node{evil, "host=one application_name='" + evil + "'"}, Subscriber: Node{"s", "host=two"}, Tables: tables},
+	}, "/tmp/r.psql", time.Now(), "v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(s.Text) {
+		if strings.HasPrefix(line, "DROP") {
+			t.Errorf("a name broke out:\n%s", s.Text)
+		}
+	}
+	if !strings.Contains(s.Text, `application_name=''x\nDROP TABLE important;'''`) {
+		t.Errorf("the connection string is not kept whole:\n%s", s.Text)
+	}
+}
