@@ -53,6 +53,12 @@ const currentSQL = `SELECT coalesce(pg_current_logfile('stderr'), pg_current_log
 	CASE WHEN current_setting('cluster_name') ~ '^[0-9]+/[A-Za-z0-9_.-]+$'
 	THEN '/var/log/postgresql/postgresql-' || replace(current_setting('cluster_name'), '/', '-') || '.log' END)`
 
+// collectorSQL says whether the logging collector writes a log pglmon
+// reads (pg_current_logfile(text): what Grants grants, not the form
+// without argument).
+const collectorSQL = `SELECT coalesce(pg_current_logfile('stderr'), pg_current_logfile('csvlog'),
+	CASE WHEN current_setting('server_version_num')::int >= 150000 THEN pg_current_logfile('jsonlog') END) IS NOT NULL`
+
 func current(ctx context.Context, conn *pgx.Conn) (string, error) {
 	var path *string
 	if err := conn.QueryRow(ctx, currentSQL).Scan(&path); err != nil {
@@ -121,7 +127,7 @@ func ListRotated(ctx context.Context, cfg *config.Config, n config.Node) error {
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	var collector bool
-	if err := conn.QueryRow(ctx, "SELECT pg_current_logfile() IS NOT NULL").Scan(&collector); err != nil || !collector {
+	if err := conn.QueryRow(ctx, collectorSQL).Scan(&collector); err != nil || !collector {
 		return err
 	}
 	_, err = conn.Exec(ctx, "SELECT FROM pg_ls_logdir() LIMIT 1")
