@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -123,4 +124,78 @@ func TestVerifyCopyScriptMakesTheTablesEqual(t *testing.T) {
 	equal("after the script")
 	runScript()
 	equal("after the script ran again")
+}
+
+// BenchmarkCopyScriptVsResync puts right 100 rows differing in a
+// 1,000,000-row table two ways: verify --copy-script and the script it
+// writes, run with psql; and pglogical's resynchronisation (TRUNCATE, then
+// COPY of the whole table), until the table is ready and equal again.
+// Run: go test -run '^$' -bench CopyScriptVsResync -benchtime 1x -timeout 20m ./cmd/pglmon/
+func BenchmarkCopyScriptVsResync(b *testing.B) {
+	ctx := context.Background()
+	p := pgtest.NewPair(b, pgtest.PairOptions{Own: true, Rows: 1_000_000})
+	if _, err := p.WaitConverged(ctx, p.Tables[0], 5*time.Minute); err != nil {
+		b.Fatal(err)
+	}
+	dir := b.TempDir()
+	cfg := filepath.Join(dir, "pglmon.yaml")
+	if err := os.WriteFile(cfg, []byte(p.NodesYAML()+"repair:\n  audit_log: "+filepath.Join(dir, "audit.jsonl")+"\n"), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	pglmon := func(args ...string) (int, string) {
+		var out, errb strings.Builder
+		code := run(ctx, args, strings.NewReader(""), &out, &errb)
+		return code, out.String() + errb.String()
+	}
+	breakRows := func() {
+		for _, sql := range []string{
+			"DELETE FROM items_0 WHERE id % 25000 = 1",                                         // 40 missing
+			"UPDATE items_0 SET val = 'changed' WHERE id % 25000 = 2",                          // 40 different
+			"INSERT INTO items_0 SELECT 2000000 + g, 'extra', g FROM generate_series(1, 20) g", // 20 extra
+		} {
+			if err := p.Subscriber.Exec(ctx, sql); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	equal := func(what string) {
+		if code, out := pglmon("verify", "--config", cfg); code != 0 {
+			b.Fatalf("%s: verify exit %d\n%s", what, code, out)
+		}
+	}
+	b.ResetTimer()
+	breakRows()
+	script := filepath.Join(dir, "rows.psql")
+	start := time.Now()
+	if code, out := pglmon("verify", "--config", cfg, "--copy-script", script); code != 2 || !strings.Contains(out, "copies the 100 differing rows") {
+		b.Fatalf("verify: exit %d\n%s", code, out)
+	}
+	found := time.Since(start)
+	start = time.Now()
+	cmd := exec.Command(pgtest.BinDir+"/psql", "-X", "-q", "-d", p.Provider.DSN(), "-f", script)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("psql: %v\n%s", err, out)
+	}
+	copied := time.Since(start)
+	equal("after the script")
+
+	breakRows()
+	start = time.Now()
+	if err := p.Subscriber.Exec(ctx, "SELECT pglogical.alter_subscription_resynchronize_table($1, 'items_0')", p.Sub()); err != nil {
+		b.Fatal(err)
+	}
+	if err := pgtest.Poll(ctx, 10*time.Minute, func() bool {
+		var ready bool
+		return p.Subscriber.QueryRow(ctx, "SELECT coalesce(bool_and(sync_status = 'r'), false) FROM pglogical.local_sync_status WHERE sync_relname = 'items_0'", []any{&ready}) == nil && ready
+	}); err != nil {
+		b.Fatal("the resynchronisation never finished")
+	}
+	resynced := time.Since(start)
+	b.StopTimer()
+	equal("after the resynchronisation")
+	fmt.Printf("100 differing rows of 1,000,000: verify --copy-script %s, the script (psql) %s; resynchronisation until ready %s (%.0fx the script)\n",
+		found.Round(time.Millisecond), copied.Round(time.Millisecond), resynced.Round(time.Millisecond), resynced.Seconds()/copied.Seconds())
+	b.ReportMetric(found.Seconds(), "verify_s")
+	b.ReportMetric(copied.Seconds(), "script_s")
+	b.ReportMetric(resynced.Seconds(), "resync_s")
 }
