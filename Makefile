@@ -46,8 +46,8 @@ test: deps vet
 
 # Benchmarks print their figures; they are not part of `make test`.
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchtime 3s ./internal/probe/ ./internal/metrics/
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./internal/daemon/ ./internal/verify/
+	$(GO) test -run '^$$' -bench . -benchtime 3s ./internal/probe/ ./internal/metrics/ ./internal/serverlog/
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./internal/daemon/ ./internal/verify/ ./cmd/pglmon/
 
 clean:
 	rm -rf bin
