@@ -630,12 +630,7 @@ func TestStatusReadsTheApplyErrorFromTheServerLog(t *testing.T) {
 	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10, Own: true, SubscriberConf: pgtest.LogCollector})
 	sub := p.Subscriber.Cluster
 	p.MustConverge(t, 30*time.Second)
-	if err := p.Subscriber.Exec(ctx, "ALTER TABLE items_0 ADD CONSTRAINT small_n CHECK (n < 100)"); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 VALUES (11, 'big', 500)"); err != nil {
-		t.Fatal(err)
-	}
+	refuseARow(ctx, t, p)
 	cfg := writeConfig(t, p, "")
 	var f struct{ Code, Severity, Message, Remedy string }
 	var stderr string
@@ -1739,12 +1734,7 @@ func TestStatusReadsTheApplyErrorFromACSVOrJSONLog(t *testing.T) {
 			p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10, Own: true,
 				SubscriberConf: []string{"logging_collector = on", "log_directory = 'log'", "log_destination = '" + format + "'"}})
 			p.MustConverge(t, 30*time.Second)
-			if err := p.Subscriber.Exec(ctx, "ALTER TABLE items_0 ADD CONSTRAINT small_n CHECK (n < 100)"); err != nil {
-				t.Fatal(err)
-			}
-			if err := p.Provider.Exec(ctx, "INSERT INTO items_0 VALUES (11, 'big', 500)"); err != nil {
-				t.Fatal(err)
-			}
+			refuseARow(ctx, t, p)
 			cfg := writeConfig(t, p, "")
 			var f struct{ Code, Severity, Message, Remedy string }
 			if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
@@ -1764,5 +1754,17 @@ func TestStatusReadsTheApplyErrorFromACSVOrJSONLog(t *testing.T) {
 				t.Errorf("finding: %+v", f)
 			}
 		})
+	}
+}
+
+// refuseARow gives the subscriber a CHECK the provider lacks, then the
+// provider a row that breaks it: the apply worker fails on it (apply_error).
+func refuseARow(ctx context.Context, t *testing.T, p *pgtest.Pair) {
+	t.Helper()
+	if err := p.Subscriber.Exec(ctx, "ALTER TABLE items_0 ADD CONSTRAINT small_n CHECK (n < 100)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 VALUES (11, 'big', 500)"); err != nil {
+		t.Fatal(err)
 	}
 }

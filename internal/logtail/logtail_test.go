@@ -201,15 +201,7 @@ func TestFollowReadsEveryLineOnce(t *testing.T) {
 	// Rotation: the end of the old file, then the new one.
 	beforeRotation := logLine(t, c, "before-rotation")
 	fileBefore := last.File
-	if err := pgtest.Poll(context.Background(), 20*time.Second, func() bool {
-		if err := c.Exec(context.Background(), "postgres", "SELECT pg_rotate_logfile()"); err != nil {
-			t.Fatal(err)
-		}
-		cur, _, err := Read(context.Background(), config.Default(), n)
-		return err == nil && cur != fileBefore
-	}); err != nil {
-		t.Fatal("the log never rotated")
-	}
+	rotate(t, c, n, fileBefore)
 	afterRotation := logLine(t, c, "after-rotation")
 	got, chunks = followUntil(t, &f, n, afterRotation)
 	if strings.Count(got, "LOG:  "+beforeRotation) != 1 || strings.Count(got, "LOG:  "+afterRotation) != 1 || chunks[len(chunks)-1].File == fileBefore {
@@ -533,15 +525,7 @@ func TestFollowsACSVOrJSONLog(t *testing.T) {
 			}
 			// Rotation: the rest of the old file, then the new one.
 			beforeRotation := logLine(t, c, "before-rotation")
-			if err := pgtest.Poll(context.Background(), 20*time.Second, func() bool {
-				if err := c.Exec(context.Background(), "postgres", "SELECT pg_rotate_logfile()"); err != nil {
-					t.Fatal(err)
-				}
-				cur, _, err := Read(context.Background(), config.Default(), n)
-				return err == nil && cur != file
-			}); err != nil {
-				t.Fatal("the log never rotated")
-			}
+			rotate(t, c, n, file)
 			after := logLine(t, c, "after-rotation")
 			got, chunks := followUntil(t, &f, n, after)
 			if strings.Contains(got, late) || strings.Count(got, "LOG:  "+beforeRotation) != 1 || strings.Count(got, "LOG:  "+after) != 1 || serverlog.FormatOf(chunks[len(chunks)-1].File) != format {
