@@ -341,8 +341,9 @@ func inFile(t *testing.T, file, marker string) {
 // Debian's logrotate rotates /var/log/postgresql with copytruncate: the
 // file is copied to .1, then truncated, and the server writes on at its
 // start. The lines between the last read and the copy are read from the
-// copy; a file truncated with no copy, even written past the old offset
-// since, is read from its start, and the part lost is said.
+// copy (.1, or logrotate's other names: .1.gz, -YYYYMMDD[.gz]); a file
+// truncated with no copy, even written past the old offset since, is read
+// from its start, and the part lost is said.
 func TestFollowFindsLogrotatesCopy(t *testing.T) {
 	t.Parallel()
 	c := pgtest.NewCluster(t, pgtest.Options{})
@@ -353,14 +354,23 @@ func TestFollowFindsLogrotatesCopy(t *testing.T) {
 	if _, err := f.Follow(context.Background(), config.Default(), n); err != nil {
 		t.Fatal(err)
 	}
-	copytruncate := func(copy bool) {
+	// copytruncate copies the file to name (gzipped for .gz; "": no copy),
+	// then truncates it.
+	copytruncate := func(name string) {
 		t.Helper()
-		if copy {
+		if name != "" {
 			b, err := os.ReadFile(file)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := os.WriteFile(file+".1", b, 0o644); err != nil {
+			if strings.HasSuffix(name, ".gz") {
+				var z bytes.Buffer
+				zw := gzip.NewWriter(&z)
+				zw.Write(b)
+				zw.Close()
+				b = z.Bytes()
+			}
+			if err := os.WriteFile(name, b, 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -368,27 +378,38 @@ func TestFollowFindsLogrotatesCopy(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	before := logLine(t, c, "before-copy")
-	inFile(t, file, before)
-	copytruncate(true)
-	after := logLine(t, c, "after-copy")
-	got, chunks := followUntil(t, &f, n, after)
-	if strings.Count(got, "LOG:  "+before) != 1 || strings.Count(got, "LOG:  "+after) != 1 {
-		t.Errorf("across copytruncate: before %d, after %d:\n%s", strings.Count(got, "LOG:  "+before), strings.Count(got, "LOG:  "+after), got)
-	}
-	for _, ch := range chunks {
-		if ch.Skipped != "" {
-			t.Errorf("skipped across copytruncate: %s", ch.Skipped)
+	// Debian's .1, then logrotate's other names: compressed at once (no
+	// delaycompress), dated (dateext), compressed or not. Each is found by
+	// where the last read ended (the .1 of before no longer holds it).
+	today := time.Now().UTC().Format("20060102")
+	for _, name := range []string{file + ".1", file + ".1.gz", file + "-" + today, file + "-" + today + ".gz"} {
+		before := logLine(t, c, "before-copy")
+		inFile(t, file, before)
+		copytruncate(name)
+		after := logLine(t, c, "after-copy")
+		got, chunks := followUntil(t, &f, n, after)
+		if strings.Count(got, "LOG:  "+before) != 1 || strings.Count(got, "LOG:  "+after) != 1 {
+			t.Errorf("across copytruncate to %s: before %d, after %d:\n%s", filepath.Base(name), strings.Count(got, "LOG:  "+before), strings.Count(got, "LOG:  "+after), got)
+		}
+		for _, ch := range chunks {
+			if ch.Skipped != "" {
+				t.Errorf("skipped across copytruncate to %s: %s", filepath.Base(name), ch.Skipped)
+			}
+		}
+		if name != file+".1" {
+			if err := os.Remove(name); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	// Truncated with no copy of what was written since (.1 is the copy
 	// of before), then written past where the last read ended.
 	lost := logLine(t, c, "lost")
 	inFile(t, file, lost)
-	copytruncate(false)
+	copytruncate("")
 	regrown := "pglmon-logtail-regrown-" + fmt.Sprint(time.Now().UnixNano())
 	burst(t, c, 5, regrown)
-	got, chunks = followUntil(t, &f, n, regrown)
+	got, chunks := followUntil(t, &f, n, regrown)
 	if strings.Contains(got, lost) || strings.Count(got, "LOG:  pglmon-burst") != 5 || !strings.Contains(chunks[0].Skipped, "server.log was truncated in place and written anew, and no copy of it (server.log.1, or dated: -YYYYMMDD, compressed or not) holds where the last read ended") {
 		t.Errorf("truncated, no copy: lost line read %v, %d of 5 burst lines, skipped %q", strings.Contains(got, lost), strings.Count(got, "LOG:  pglmon-burst"), chunks[0].Skipped)
 	}
@@ -532,55 +553,5 @@ func TestFollowsACSVOrJSONLog(t *testing.T) {
 				t.Errorf("across the rotation:\n%s", got)
 			}
 		})
-	}
-}
-
-// logrotate's other copies: compressed at once (no delaycompress), or
-// dated (dateext), compressed or not. Each is found by where the last read
-// ended, and read on from there.
-func TestFollowFindsACompressedOrDatedCopy(t *testing.T) {
-	t.Parallel()
-	c := pgtest.NewCluster(t, pgtest.Options{})
-	file := c.LogPath()
-	n := node(c, "postgres", file)
-	inFile(t, file, logLine(t, c, "start"))
-	var f Follower
-	if _, err := f.Follow(context.Background(), config.Default(), n); err != nil {
-		t.Fatal(err)
-	}
-	today := time.Now().UTC().Format("20060102")
-	for _, name := range []string{file + ".1.gz", file + "-" + today, file + "-" + today + ".gz"} {
-		before := logLine(t, c, "before-copy")
-		inFile(t, file, before)
-		b, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if strings.HasSuffix(name, ".gz") {
-			var z bytes.Buffer
-			zw := gzip.NewWriter(&z)
-			zw.Write(b)
-			zw.Close()
-			b = z.Bytes()
-		}
-		if err := os.WriteFile(name, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Truncate(file, 0); err != nil {
-			t.Fatal(err)
-		}
-		after := logLine(t, c, "after-copy")
-		got, chunks := followUntil(t, &f, n, after)
-		if strings.Count(got, "LOG:  "+before) != 1 || strings.Count(got, "LOG:  "+after) != 1 {
-			t.Errorf("%s: before %d, after %d:\n%s", filepath.Base(name), strings.Count(got, "LOG:  "+before), strings.Count(got, "LOG:  "+after), got)
-		}
-		for _, ch := range chunks {
-			if ch.Skipped != "" {
-				t.Errorf("%s: skipped: %s", filepath.Base(name), ch.Skipped)
-			}
-		}
-		if err := os.Remove(name); err != nil {
-			t.Fatal(err)
-		}
 	}
 }
