@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -124,6 +125,15 @@ func TestVerifyCopyScriptMakesTheTablesEqual(t *testing.T) {
 	equal("after the script")
 	runScript()
 	equal("after the script ran again")
+	// Nothing differs: no script is written, and the JSON says so.
+	none := filepath.Join(t.TempDir(), "none.psql")
+	code, out, errOut = pglmon(t, "verify", "--config", cfg, "--copy-script", none, "--output", "json")
+	if code != 0 || !strings.Contains(out, `"tables": []`) || strings.Contains(out, `"run"`) {
+		t.Errorf("nothing to copy: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if _, err := os.Stat(none); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a script was written with nothing to copy: %v", err)
+	}
 }
 
 // BenchmarkCopyScriptVsResync puts right 100 rows differing in a

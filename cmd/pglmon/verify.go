@@ -480,9 +480,11 @@ func writeCopyScript(cfg *config.Config, results []verify.Result, path string) (
 	return s, atomicfile.Write(path, []byte(s.Text), 0o600, nil)
 }
 
-// copyScriptJSON is what --output json says of the script.
+// copyScriptJSON is what --output json says of the script: path and run
+// only when one was written.
 func copyScriptJSON(s rowcopy.Script, path string) map[string]any {
-	out := map[string]any{"tables": s.Tables, "rows": s.Rows, "partial": s.Partial, "left_out": s.Left}
+	list := func(l []string) []string { return append([]string{}, l...) } // [], never null
+	out := map[string]any{"tables": list(s.Tables), "rows": s.Rows, "partial": list(s.Partial), "left_out": list(s.Left)}
 	if len(s.Tables) > 0 {
 		out["path"] = path
 		out["run"] = copyScriptCommand(s, path)
