@@ -50,6 +50,11 @@ func TestVerifyCopyScriptMakesTheTablesEqual(t *testing.T) {
 		{p.Subscriber, "DELETE FROM acct WHERE tenant = 'multi\nline' AND id = 4"},
 		{p.Subscriber, "INSERT INTO acct VALUES ('us', 1000, 0, now(), 'only here')"},
 		{p.Subscriber, "DELETE FROM items_0 WHERE id = 17"},
+		// Local writes to acct are counted by an ordinary trigger, which
+		// pglogical's apply (and the script with -v as_apply=1) does not fire.
+		{p.Subscriber, "CREATE TABLE acct_writes (n int)"},
+		{p.Subscriber, "CREATE FUNCTION count_write() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO acct_writes VALUES (1); RETURN NULL; END $$"},
+		{p.Subscriber, "CREATE TRIGGER count_writes AFTER INSERT OR UPDATE OR DELETE ON acct FOR EACH ROW EXECUTE FUNCTION count_write()"},
 	} {
 		if err := st.db.Exec(ctx, st.sql); err != nil {
 			t.Fatal(err)
@@ -86,9 +91,9 @@ func TestVerifyCopyScriptMakesTheTablesEqual(t *testing.T) {
 	if err := p.Provider.Exec(ctx, "UPDATE acct SET balance = 999 WHERE tenant = 'multi\nline' AND id = 4"); err != nil {
 		t.Fatal(err)
 	}
-	runScript := func() string {
+	runScript := func(flags string) string {
 		t.Helper()
-		cmd := exec.Command("sh", "-c", res.CopyScript.Run)
+		cmd := exec.Command("sh", "-c", res.CopyScript.Run+flags)
 		cmd.Env = append(os.Environ(), "PATH="+pgtest.BinDir+":"+os.Getenv("PATH"))
 		got, err := cmd.CombinedOutput()
 		if err != nil {
@@ -97,7 +102,7 @@ func TestVerifyCopyScriptMakesTheTablesEqual(t *testing.T) {
 		}
 		return string(got)
 	}
-	psqlOut := runScript()
+	psqlOut := runScript("")
 	if !strings.Contains(psqlOut, "COMMIT") {
 		t.Errorf("psql output:\n%s", psqlOut)
 	}
@@ -123,8 +128,25 @@ func TestVerifyCopyScriptMakesTheTablesEqual(t *testing.T) {
 		}
 	}
 	equal("after the script")
-	runScript()
+	writes := func() (n int) {
+		t.Helper()
+		if err := p.Subscriber.QueryRow(ctx, "SELECT count(*) FROM acct_writes", []any{&n}); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	// The script's writes are local ones: the trigger counted them (one
+	// delete, three upserts at least).
+	first := writes()
+	if first < 4 {
+		t.Errorf("the trigger counted %d writes of the script", first)
+	}
+	// Run again as pglogical's apply writes: no trigger fires.
+	runScript(" -v as_apply=1")
 	equal("after the script ran again")
+	if n := writes(); n != first {
+		t.Errorf("with as_apply the trigger fired: %d writes counted, %d before", n, first)
+	}
 	// Nothing differs: no script is written, and the JSON says so.
 	none := filepath.Join(t.TempDir(), "none.psql")
 	code, out, errOut = pglmon(t, "verify", "--config", cfg, "--copy-script", none, "--output", "json")

@@ -61,6 +61,12 @@ type Script struct {
 const sessionSettings = `SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; ` +
 	`SET extra_float_digits = 1; SET bytea_output = 'hex'; SET lc_monetary = 'C'; SET standard_conforming_strings = on;`
 
+// asApply makes the subscriber's session write as pglogical's apply worker
+// does, when the person running the script sets as_apply: no ordinary
+// triggers, no foreign-key checks (session_replication_role = replica,
+// which only a superuser or RDS's rds_superuser may set).
+const asApply = "\\if :{?as_apply}\n\\set QUIET on\nSET session_replication_role = replica;\n\\set QUIET off\n\\endif\n"
+
 // settings sets up a session: sessionSettings and extra, quietly.
 func settings(extra string) string {
 	return "\\set QUIET on\n" + sessionSettings + "\n" + extra + "\n\\set QUIET off\n"
@@ -134,7 +140,7 @@ func Build(subs []Subscription, path string, written time.Time, version string) 
 		}
 		fmt.Fprintf(&body, "\n-- Write them on subscriber %s, every table in one transaction: the keys the provider\n", comment(sub.Subscriber.Name))
 		fmt.Fprintf(&body, "-- no longer has deleted, the provider's rows inserted or updated by key (replicated columns only).\n")
-		fmt.Fprintf(&body, "\\connect :%s\n%sBEGIN;\n", sv, settings("SET lock_timeout = '30s';"))
+		fmt.Fprintf(&body, "\\connect :%s\n%s%sBEGIN;\n", sv, settings("SET lock_timeout = '30s';"), asApply)
 		for i, t := range tables {
 			fmt.Fprintf(&body, "-- %s\n%s", comment(t.name), t.copyIn(fmt.Sprintf("pglmon_rows_%d", i+1)))
 		}
@@ -151,9 +157,11 @@ func Build(subs []Subscription, path string, written time.Time, version string) 
 -- in one transaction, deletes the listed keys the provider no longer has and inserts or
 -- updates the others with the provider's values (the columns the replication set replicates;
 -- the subscriber's other columns are kept). The writes fire the subscriber's ordinary triggers
--- and foreign-key checks, as a local write does (pglogical's apply does not). A row the
--- provider changes while the script runs can be written with its older values: run
--- pglmon verify again afterwards; it should find the tables equal.
+-- and foreign-key checks, as a local write does; pglogical's apply does not: to write as it
+-- does (session_replication_role = replica, which a superuser or rds_superuser may set), add
+-- -v as_apply=1 to the command below. A row the provider changes while the script runs can be
+-- written with its older values: run pglmon verify again afterwards; it should find the
+-- tables equal.
 -- Passwords are not in this file: psql asks for them, or reads ~/.pgpass. To connect otherwise
 -- (another role, one that may write on the subscriber), set the variables below, e.g.
 --   psql -X -v ` + order[len(order)-1] + `='host=... dbname=... user=...' ...
