@@ -465,12 +465,12 @@ func regclassName(t verify.TableResult) string {
 // (package rowcopy) to path, readable by its owner only: it names keys.
 // Nothing is written when no row can be copied by key.
 func writeCopyScript(cfg *config.Config, results []verify.Result, path string) (rowcopy.Script, error) {
+	node := func(name string) rowcopy.Node {
+		n, _ := cfg.Node(name) // not configured: no DSN, and rowcopy leaves it out
+		return rowcopy.Node{Name: name, Conninfo: probe.ClientConninfo(n.DSN)}
+	}
 	var subs []rowcopy.Subscription
 	for _, r := range results {
-		node := func(name string) rowcopy.Node {
-			n, _ := cfg.Node(name)
-			return rowcopy.Node{Name: name, Conninfo: probe.ClientConninfo(n.DSN)}
-		}
 		subs = append(subs, rowcopy.Subscription{Name: r.Subscription, Provider: node(r.Provider), Subscriber: node(r.Subscriber), Tables: r.Tables})
 	}
 	s, err := rowcopy.Build(subs, path, time.Now(), buildVersion())
