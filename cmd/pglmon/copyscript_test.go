@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -230,4 +231,93 @@ func BenchmarkCopyScriptVsResync(b *testing.B) {
 	b.ReportMetric(found.Seconds(), "verify_s")
 	b.ReportMetric(copied.Seconds(), "script_s")
 	b.ReportMetric(resynced.Seconds(), "resync_s")
+}
+
+// A row the provider changes while the script copies it can reach the
+// subscriber (by replication) before the script writes there, and the
+// script then puts its older values back. The script reads the provider's
+// rows again at its end and says so, exiting with an error; run again, it
+// copies the rows as they are. The script is held between its read and its
+// write by the subscriber's connection, which a proxy holds open until the
+// provider's change has been applied.
+func TestCopyScriptSaysWhenTheProviderChangedARowWhileItCopied(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 50})
+	p.MustConverge(t, 30*time.Second)
+	for _, sql := range []string{"DELETE FROM items_0 WHERE id = 17", "UPDATE items_0 SET val = 'subscriber' WHERE id = 18"} {
+		if err := p.Subscriber.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := writeConfig(t, p, "")
+	script := filepath.Join(t.TempDir(), "rows.psql")
+	if code, out, errOut := pglmon(t, "verify", "--config", cfg, "--copy-script", script); code != 2 || !strings.Contains(out, "copies the 2 differing rows") {
+		t.Fatalf("verify: exit %d\n%s\n%s", code, out, errOut)
+	}
+	reached, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	px := pgtest.NewAuthProxy(t, p.Subscriber.Cluster, func(string, string) error {
+		once.Do(func() { close(reached) })
+		<-release
+		return nil
+	})
+	psql := func(extra ...string) (string, error) {
+		args := append([]string{"-X", "-d", p.Provider.DSN(), "-f", script}, extra...)
+		cmd := exec.CommandContext(ctx, pgtest.BinDir+"/psql", args...)
+		cmd.Env = append(os.Environ(), "PGPASSWORD=any")
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	type result struct {
+		out string
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, err := psql("-v", "node_subscriber="+px.DSN(p.Subscriber.Name))
+		done <- result{out, err}
+	}()
+	select {
+	case <-reached:
+	case r := <-done:
+		t.Fatalf("the script ended before it connected to the subscriber: %v\n%s", r.err, r.out)
+	case <-time.After(60 * time.Second):
+		t.Fatal("the script never connected to the subscriber")
+	}
+	// The script has read the provider's rows; the provider changes one
+	// and pglogical applies the change before the script writes.
+	if err := p.Provider.Exec(ctx, "UPDATE items_0 SET val = 'changed meanwhile' WHERE id = 18"); err != nil {
+		t.Fatal(err)
+	}
+	val := func() (v string) {
+		if err := p.Subscriber.QueryRow(ctx, "SELECT val FROM items_0 WHERE id = 18", []any{&v}); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool { return val() == "changed meanwhile" }); err != nil {
+		t.Fatal("the provider's change never reached the subscriber")
+	}
+	close(release)
+	r := <-done
+	var exit *exec.ExitError
+	if !errors.As(r.err, &exit) || exit.ExitCode() != 3 ||
+		!strings.Contains(r.out, "public.items_0 (subscription "+p.Sub()+"): the provider changed rows of it while the script copied them") ||
+		!strings.Contains(r.out, "run the script again") {
+		t.Fatalf("psql: %v\n%s", r.err, r.out)
+	}
+	if v := val(); v == "changed meanwhile" {
+		t.Fatalf("the script did not write the row it read before the change (%q): this test no longer sees the race", v)
+	}
+	if matches, _ := filepath.Glob(script + ".*.csv"); len(matches) != 0 {
+		t.Errorf("CSV files left: %v", matches)
+	}
+	// Run again, as it says: the rows as they are now, and a clean exit.
+	if out, err := psql(); err != nil || !strings.Contains(out, "Done: now run pglmon verify again") {
+		t.Fatalf("second run: %v\n%s", err, out)
+	}
+	if code, out, errOut := pglmon(t, "verify", "--config", cfg); code != 0 || val() != "changed meanwhile" {
+		t.Fatalf("after the second run: verify exit %d, val %q\n%s\n%s", code, val(), out, errOut)
+	}
 }

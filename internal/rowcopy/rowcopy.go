@@ -117,6 +117,7 @@ func Build(subs []Subscription, path string, written time.Time, version string) 
 				continue // equal
 			}
 			file++
+			tb.n = file
 			tb.csv = fmt.Sprintf("%s.%d.csv", path, file)
 			tables = append(tables, tb)
 			s.Tables = append(s.Tables, sub.Name+"/"+t.Table)
@@ -134,10 +135,11 @@ func Build(subs []Subscription, path string, written time.Time, version string) 
 		}
 		pv, sv := variable(sub.Provider), variable(sub.Subscriber)
 		fmt.Fprintf(&body, "\n-- Subscription %s: read the rows from provider %s.\n", comment(sub.Name), comment(sub.Provider.Name))
-		fmt.Fprintf(&body, "\\connect :%s\n%s", pv, settings("SET default_transaction_read_only = on;"))
+		fmt.Fprintf(&body, "\\connect :%s\n%sBEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n", pv, settings("SET default_transaction_read_only = on;"))
 		for _, t := range tables {
-			fmt.Fprintf(&body, "-- %s: %s\n%s\n%s\n", comment(t.name), t.summary(), t.createFile(), t.copyOut())
+			fmt.Fprintf(&body, "-- %s: %s\n%s\n%s\nSELECT %s AS %s \\gset\n", comment(t.name), t.summary(), t.createFile(), t.copyOut(), t.digest(), t.readVar())
 		}
+		body.WriteString("COMMIT;\n")
 		fmt.Fprintf(&body, "\n-- Write them on subscriber %s, every table in one transaction: the keys the provider\n", comment(sub.Subscriber.Name))
 		fmt.Fprintf(&body, "-- no longer has deleted, the provider's rows inserted or updated by key (replicated columns only).\n")
 		fmt.Fprintf(&body, "\\connect :%s\n%s%sBEGIN;\n", sv, settings("SET lock_timeout = '30s';"), asApply)
@@ -145,6 +147,13 @@ func Build(subs []Subscription, path string, written time.Time, version string) 
 			fmt.Fprintf(&body, "-- %s\n%s", comment(t.name), t.copyIn(fmt.Sprintf("pglmon_rows_%d", i+1)))
 		}
 		body.WriteString("COMMIT;\n")
+		fmt.Fprintf(&body, "\n-- Read the rows on provider %s again: one it changed while the script copied it may have\n", comment(sub.Provider.Name))
+		body.WriteString("-- reached the subscriber before the script's write, which then put its older values back.\n")
+		fmt.Fprintf(&body, "\\connect :%s\n%s", pv, settings("SET default_transaction_read_only = on;"))
+		for _, t := range tables {
+			fmt.Fprintf(&body, "SELECT %s IS DISTINCT FROM :'%s' AS pglmon_changed \\gset\n\\if :pglmon_changed\n\\warn %s\n\\set pglmon_rows_changed on\n\\endif\n",
+				t.digest(), t.readVar(), psqlArg(fmt.Sprintf("%s (subscription %s): the provider changed rows of it while the script copied them", t.name, sub.Name)))
+		}
 	}
 	if len(s.Tables) == 0 {
 		return s, nil
@@ -159,9 +168,10 @@ func Build(subs []Subscription, path string, written time.Time, version string) 
 -- the subscriber's other columns are kept). The writes fire the subscriber's ordinary triggers
 -- and foreign-key checks, as a local write does; pglogical's apply does not: to write as it
 -- does (session_replication_role = replica, which a superuser or rds_superuser may set), add
--- -v as_apply=1 to the command below. A row the provider changes while the script runs can be
--- written with its older values: run pglmon verify again afterwards; it should find the
--- tables equal.
+-- -v as_apply=1 to the command below. At its end it reads the provider's rows again: if the
+-- provider changed one of them while the script copied it, the subscriber may hold its older
+-- values; the script then says which table and ends with an error (psql exits with 3): run it
+-- again. Afterwards run pglmon verify again; it should find the tables equal.
 -- Passwords are not in this file: psql asks for them, or reads ~/.pgpass. To connect otherwise
 -- (another role, one that may write on the subscriber), set the variables below, e.g.
 --   psql -X -v ` + order[len(order)-1] + `='host=... dbname=... user=...' ...
@@ -179,7 +189,9 @@ func Build(subs []Subscription, path string, written time.Time, version string) 
 	for _, f := range s.Files {
 		b.WriteString(" " + shellword.Quote(f))
 	}
-	b.WriteString("\n\\echo 'Done: now run pglmon verify again; it should find the tables equal.'\n")
+	b.WriteString("\n\\if :{?pglmon_rows_changed}\n" +
+		"DO $$ BEGIN RAISE EXCEPTION 'rows changed on the provider while this script copied them (see above): the subscriber may hold their older values; run the script again'; END $$;\n" +
+		"\\else\n\\echo 'Done: now run pglmon verify again; it should find the tables equal.'\n\\endif\n")
 	s.Text = b.String()
 	return s, nil
 }
@@ -194,6 +206,7 @@ type table struct {
 	keys   [][]string
 	kinds  map[string]int
 	csv    string
+	n      int // the table's number in the script: its CSV file's and psql variable's
 }
 
 // eligible returns the table to copy, or why its differing rows cannot
@@ -272,15 +285,29 @@ func (t table) inKeys(prefix string) string {
 	return t.keyList(prefix) + " IN (" + strings.Join(items, ", ") + ")"
 }
 
-// copyOut is the provider's \copy of the listed rows it has (and its
-// replication set sends: the row filter) into the CSV file.
-func (t table) copyOut() string {
+// rows selects the listed rows the provider has (and its replication set
+// sends: the row filter), replicated columns only.
+func (t table) rows() string {
 	where := t.inKeys("")
 	if t.filter != "" {
 		where += " AND (" + t.filter + ")"
 	}
-	return fmt.Sprintf(`\copy (SELECT %s FROM %s WHERE %s) TO '%s' WITH (FORMAT csv)`, strings.Join(t.cols, ", "), t.ident, where, t.csv)
+	return fmt.Sprintf("SELECT %s FROM %s WHERE %s", strings.Join(t.cols, ", "), t.ident, where)
 }
+
+// copyOut is the provider's \copy of its listed rows into the CSV file.
+func (t table) copyOut() string {
+	return fmt.Sprintf(`\copy (%s) TO '%s' WITH (FORMAT csv)`, t.rows(), t.csv)
+}
+
+// digest is an MD5 of the provider's listed rows (a scalar subquery), to
+// tell whether they changed between the script's copy and its end.
+func (t table) digest() string {
+	return "(SELECT md5(coalesce(string_agg(r::text, E'\\n' ORDER BY r::text COLLATE \"C\"), '')) FROM (" + t.rows() + ") AS r)"
+}
+
+// readVar is the psql variable holding the digest of the rows copied.
+func (t table) readVar() string { return fmt.Sprintf("pglmon_read_%d", t.n) }
 
 // createFile creates the CSV file readable by its owner only, before
 // \copy writes the provider's rows in it (psql keeps the mode of a file

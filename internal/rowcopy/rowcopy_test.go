@@ -72,6 +72,10 @@ func TestBuild(t *testing.T) {
 		"\\! umask 077 && : > /var/tmp/rows.psql.1.csv\n",
 		`ON CONFLICT ("id") DO UPDATE SET "val" = EXCLUDED."val";`,
 		"\\! rm -f -- /var/tmp/rows.psql.1.csv /var/tmp/rows.psql.2.csv\n",
+		"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n",
+		") AS r) AS pglmon_read_2 \\gset\n",
+		") AS r) IS DISTINCT FROM :'pglmon_read_2' AS pglmon_changed \\gset\n",
+		"\\warn 'public.big (subscription sub_a): the provider changed rows of it while the script copied them'\n",
 	} {
 		if !strings.Contains(s.Text, want) {
 			t.Errorf("script lacks %q:\n%s", want, s.Text)
