@@ -128,8 +128,9 @@ func (h *Interactions) Handle(cb slack.InteractionCallback) {
 		return
 	}
 	if act.ActionID == ActionSnooze && v.Node == "" {
-		h.Notifier.Snooze(v.Subscriber, v.Subscription, time.Hour)
-		h.Notifier.Event(v.Subscriber, v.Subscription, fmt.Sprintf("snoozed for 1h by <@%s>", user), "")
+		if !h.Notifier.Snooze(v.Subscriber, v.Subscription, user, SnoozeFor) {
+			h.ephemeral(cb.ResponseURL, "The incident of "+v.target()+" is over: nothing to snooze.")
+		}
 		return
 	}
 	if act.ActionID != ActionRepair {

@@ -22,6 +22,9 @@ const (
 	ActionSnooze = "pglmon_snooze"
 )
 
+// SnoozeFor is how long the "Snooze 1h" button holds an incident's replies.
+const SnoozeFor = time.Hour
+
 // ButtonValue is what a repair button carries back: a subscription's, or
 // (drop-orphan-slot) a node's slot.
 type ButtonValue struct {
@@ -120,6 +123,9 @@ func incidentBlocks(s diagnose.Subscription, in *incident, policy map[string]str
 		field("Lag", lag),
 		field("Retained WAL", retained),
 		field("Since", in.since.UTC().Format(time.RFC3339)),
+	}
+	if in.snoozed.After(time.Now()) {
+		fields = append(fields, field("Snoozed", fmt.Sprintf("until %s by <@%s>", in.snoozed.UTC().Format("15:04 UTC"), in.snoozedBy)))
 	}
 	if in.flaps > 0 {
 		fields = append(fields, field("Broke again", fmt.Sprintf("%d times", in.flaps)))

@@ -32,7 +32,8 @@ type incident struct {
 	recovered time.Time // zero while open
 	okSince   time.Time // ok again, not yet for settle: the recovery is not told yet
 	pending   time.Time // a quiet warning not yet posted
-	snoozed   time.Time
+	snoozed   time.Time // replies held until then (the message is still kept current)
+	snoozedBy string    // the Slack user who snoozed it
 	last      diagnose.Subscription
 	node      *diagnose.Node // set for a node's incident instead of last
 	outcome   string
@@ -189,14 +190,24 @@ func (n *Notifier) observe(now time.Time, k string, health diagnose.Health, code
 			}
 			return
 		}
-		if changed && now.After(in.snoozed) {
-			n.enqueue(job{key: k})
-			text := fmt.Sprintf("%s now %s: %s", healthEmoji[health], health, codes)
-			if escalated {
-				text = ":red_circle: escalated to critical: " + codes
-			}
-			n.enqueue(job{key: k, reply: text})
+		if !changed {
+			return
 		}
+		// Snoozed, the message is still updated in place (which notifies
+		// nobody); the replies, which notify the thread, wait. Escalating
+		// to critical ends the snooze: it is what a person must hear.
+		if escalated {
+			in.snoozed, in.snoozedBy = time.Time{}, ""
+		}
+		n.enqueue(job{key: k})
+		if now.Before(in.snoozed) {
+			return
+		}
+		text := fmt.Sprintf("%s now %s: %s", healthEmoji[health], health, codes)
+		if escalated {
+			text = ":red_circle: escalated to critical: " + codes
+		}
+		n.enqueue(job{key: k, reply: text})
 	}
 }
 
@@ -231,13 +242,26 @@ func (n *Notifier) event(k, text, outcome string) {
 	n.enqueue(job{key: k, reply: text})
 }
 
-// Snooze keeps an incident's updates quiet for d.
-func (n *Notifier) Snooze(subscriber, sub string, d time.Duration) {
+// Snooze holds the thread replies of a subscription's open incident for d
+// (its message is still kept current; escalating to critical ends the
+// snooze), on behalf of Slack user user. It returns false when the
+// subscription has no open incident.
+func (n *Notifier) Snooze(subscriber, sub, user string, d time.Duration) bool {
+	return n.snoozeAt(time.Now(), key(subscriber, sub), user, d)
+}
+
+func (n *Notifier) snoozeAt(now time.Time, k, user string, d time.Duration) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if in := n.incidents[key(subscriber, sub)]; in != nil {
-		in.snoozed = time.Now().Add(d)
+	in := n.incidents[k]
+	if in == nil || !in.recovered.IsZero() || !in.okSince.IsZero() {
+		return false
 	}
+	in.snoozed, in.snoozedBy = now.Add(d), user
+	n.enqueue(job{key: k})
+	n.enqueue(job{key: k, reply: fmt.Sprintf(":zzz: snoozed by <@%s> until %s: changes update the message without a reply here, unless it escalates to critical",
+		user, in.snoozed.UTC().Format("15:04 UTC"))})
+	return true
 }
 
 // enqueue never blocks: a full queue drops the job and counts it.

@@ -410,3 +410,101 @@ func TestRestartAfterFixButton(t *testing.T) {
 		}
 	}
 }
+
+// "Snooze 1h", pressed by an approver: the thread is told until when and by
+// whom, and so is the message. Changes then update the message in place
+// (which notifies nobody) without a thread reply, until the incident
+// escalates to critical, which ends the snooze. Pressed by someone else, or
+// once the incident is over, it does nothing.
+func TestSnoozeHoldsRepliesUntilCritical(t *testing.T) {
+	h := newHandler(&countingExecutor{})
+	n := h.Notifier
+	report := func(health diagnose.Health, code string) diagnose.Report {
+		return diagnose.Report{Subscriptions: []diagnose.Subscription{{Name: "sub_0", Subscriber: "subscriber", Health: health,
+			Findings: []diagnose.Finding{{Code: code, Severity: diagnose.Severity(health)}}}}}
+	}
+	// drain returns the jobs queued since the last call: replies, and how
+	// many message posts or updates.
+	drain := func() (replies []string, updates int) {
+		for {
+			select {
+			case j := <-n.queue:
+				if j.reply != "" {
+					replies = append(replies, j.reply)
+				} else {
+					updates++
+				}
+			default:
+				return replies, updates
+			}
+		}
+	}
+	press := func(user string) {
+		body := slacktest.ButtonPress(user, ActionSnooze, `{"s":"sub_0","n":"subscriber"}`, "1.1", "2."+user, "")
+		req := httptest.NewRequest("POST", "/slack/interactions", strings.NewReader(body))
+		req.Header = slacktest.Sign("s3cret", body, time.Now())
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		h.Wait()
+		if w.Code != http.StatusOK {
+			t.Fatalf("button press answered %d", w.Code)
+		}
+	}
+	now := time.Now()
+	n.observeAt(now, report(diagnose.Warning, "lag_high"))
+	if replies, updates := drain(); updates != 1 || len(replies) != 0 {
+		t.Fatalf("the incident: %d posts, replies %q", updates, replies)
+	}
+	press("UNOBODY")
+	if replies, updates := drain(); updates+len(replies) != 0 {
+		t.Fatalf("a snooze by someone not an approver: %d updates, replies %q", updates, replies)
+	}
+	press("UOK")
+	replies, updates := drain()
+	if updates != 1 || len(replies) != 1 || !strings.HasPrefix(replies[0], ":zzz: snoozed by <@UOK> until ") {
+		t.Fatalf("snoozed: %d updates, replies %q", updates, replies)
+	}
+	in := n.incidents[key("subscriber", "sub_0")]
+	var shown bool
+	for _, b := range incidentBlocks(in.last, in, nil, "") {
+		if s, ok := b.(*slack.SectionBlock); ok {
+			for _, f := range s.Fields {
+				shown = shown || strings.HasPrefix(f.Text, "*Snoozed*\nuntil ") && strings.HasSuffix(f.Text, " by <@UOK>")
+			}
+		}
+	}
+	if !shown {
+		t.Error("the message does not say it is snoozed")
+	}
+	n.observeAt(now.Add(time.Minute), report(diagnose.Warning, "wal_retained_high"))
+	if replies, updates := drain(); updates != 1 || len(replies) != 0 {
+		t.Fatalf("a change while snoozed: %d updates, replies %q", updates, replies)
+	}
+	n.observeAt(now.Add(2*time.Minute), report(diagnose.Critical, "slot_missing"))
+	if replies, updates := drain(); updates != 1 || len(replies) != 1 || !strings.Contains(replies[0], "escalated to critical") {
+		t.Fatalf("escalated while snoozed: %d updates, replies %q", updates, replies)
+	}
+	n.observeAt(now.Add(3*time.Minute), report(diagnose.Critical, "origin_missing"))
+	if replies, _ := drain(); len(replies) != 1 {
+		t.Fatalf("the escalation did not end the snooze: replies %q", replies)
+	}
+	// A snooze ends by itself after its hour.
+	if !n.snoozeAt(now.Add(4*time.Minute), key("subscriber", "sub_0"), "UOK", SnoozeFor) {
+		t.Fatal("snooze refused")
+	}
+	drain()
+	n.observeAt(now.Add(4*time.Minute+SnoozeFor+time.Second), report(diagnose.Critical, "slot_missing"))
+	if replies, _ := drain(); len(replies) != 1 {
+		t.Fatalf("a change after the snooze ended: replies %q", replies)
+	}
+	// The incident is over: nothing to snooze.
+	n.settle = 0
+	n.observeAt(now.Add(2*time.Hour), diagnose.Report{Subscriptions: []diagnose.Subscription{{Name: "sub_0", Subscriber: "subscriber", Health: diagnose.OK}}})
+	drain()
+	if n.snoozeAt(now.Add(2*time.Hour), key("subscriber", "sub_0"), "UOK", SnoozeFor) {
+		t.Error("a recovered incident was snoozed")
+	}
+	if replies, updates := drain(); updates+len(replies) != 0 {
+		t.Errorf("snoozing a recovered incident: %d updates, replies %q", updates, replies)
+	}
+}
