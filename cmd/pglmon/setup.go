@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 
 	"github.com/pglmon/pglmon/internal/repair"
 	"github.com/pglmon/pglmon/internal/setup"
@@ -38,7 +39,12 @@ func runSetup(ctx context.Context, e env, args []string) error {
 				return &exitErr{exitConfig, err}
 			}
 		}
-		return r.Apply(ctx)
+		if err := r.Apply(ctx); errors.Is(err, setup.ErrPrerequisitesMissing) {
+			return &exitErr{2, err}
+		} else if err != nil {
+			return err
+		}
+		return nil
 	}
 	p, err := r.Plan(ctx)
 	if err != nil {

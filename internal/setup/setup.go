@@ -576,6 +576,10 @@ func (p Plan) Print(w io.Writer) {
 	}
 }
 
+// ErrPrerequisitesMissing is what Apply returns, wrapped, when the plan
+// has problems: it changed nothing.
+var ErrPrerequisitesMissing = errors.New("prerequisites missing")
+
 // Apply makes the plan's changes, waits for new subscriptions to replicate
 // and prints the row counts of their tables on both sides.
 func (r *Runner) Apply(ctx context.Context) (err error) {
@@ -603,7 +607,7 @@ func (r *Runner) Apply(ctx context.Context) (err error) {
 	}
 	p.Print(r.Out)
 	if len(p.Problems) > 0 {
-		err := fmt.Errorf("%d prerequisites missing; nothing was changed", len(p.Problems))
+		err := fmt.Errorf("%d %w; nothing was changed", len(p.Problems), ErrPrerequisitesMissing)
 		if r.run == nil {
 			r.Audit.Refused(r.Actor, repair.RemedySetupApply, "", err.Error())
 		}
