@@ -432,7 +432,7 @@ func progressBar(w io.Writer) func(verify.Progress) {
 		rate := float64(p.RowsChecked) / max(p.Elapsed.Seconds(), 0.001)
 		eta := "?"
 		if p.RowsEstimated > p.RowsChecked && rate > 0 {
-			eta = (time.Duration(float64(p.RowsEstimated-p.RowsChecked)/rate) * time.Second).Round(time.Second).String()
+			eta = time.Duration(float64(p.RowsEstimated-p.RowsChecked) / rate * float64(time.Second)).Round(time.Second).String()
 		}
 		frac := 0.0
 		if p.RowsEstimated > 0 {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,8 +10,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/pglmon/pglmon/internal/pgtest"
 	"github.com/pglmon/pglmon/internal/verified"
@@ -317,4 +321,93 @@ func TestRegclassName(t *testing.T) {
 			t.Errorf("%s.%s: got %s, want %s", c.schema, c.name, got, c.want)
 		}
 	}
+}
+
+func TestProgressBar(t *testing.T) {
+	var b strings.Builder
+	draw := progressBar(&b)
+	draw(verify.Progress{Table: "public.items_0", TableIndex: 1, Tables: 2, RowsChecked: 500, RowsEstimated: 2000, Elapsed: 2 * time.Second})
+	if want := "\r\033[K[#####...............] table 1/2 public.items_0  500 rows  250 rows/s  ETA 6s"; b.String() != want {
+		t.Errorf("got  %q\nwant %q", b.String(), want)
+	}
+	// Redrawn at most five times a second.
+	b.Reset()
+	draw(verify.Progress{Table: "public.items_1", TableIndex: 2, Tables: 2, RowsChecked: 600, RowsEstimated: 2000, Elapsed: 2 * time.Second})
+	if b.Len() != 0 {
+		t.Errorf("redrawn at once: %q", b.String())
+	}
+	// More rows than the estimate: a full bar and no ETA.
+	b.Reset()
+	progressBar(&b)(verify.Progress{Table: "t", TableIndex: 1, Tables: 1, RowsChecked: 3000, RowsEstimated: 2000, Elapsed: time.Second})
+	if !strings.Contains(b.String(), "[####################] table 1/1 t  3000 rows  3000 rows/s  ETA ?") {
+		t.Errorf("over the estimate: %q", b.String())
+	}
+}
+
+// On a terminal (a pseudo-terminal here), verify draws its progress bar on
+// standard error and clears it before printing the results; elsewhere
+// (TestVerifyCommand's buffers, a pipe, a file) it draws nothing.
+func TestVerifyDrawsProgressOnATerminal(t *testing.T) {
+	t.Parallel()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 2000})
+	p.MustConverge(t, 30*time.Second)
+	cfg := writeConfig(t, p, "")
+	master, tty := openPTY(t)
+	var mu sync.Mutex
+	var got []byte
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := master.Read(buf)
+			mu.Lock()
+			got = append(got, buf[:n]...)
+			mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	var out bytes.Buffer
+	if code := run(context.Background(), []string{"verify", "--config", cfg}, strings.NewReader(""), &out, tty); code != 0 {
+		t.Fatalf("verify: exit %d\n%s", code, out.String())
+	}
+	var screen string
+	if err := pgtest.Poll(context.Background(), 10*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		screen = string(got)
+		return strings.HasSuffix(screen, "\r\033[K") && strings.Count(screen, "\r\033[K") >= 2
+	}); err != nil {
+		t.Fatalf("the terminal got %q", screen)
+	}
+	if !strings.HasPrefix(screen, "\r\033[K[") || !strings.Contains(screen, "] table 1/1 public.items_0  ") || !strings.Contains(screen, " rows/s  ETA ") {
+		t.Errorf("the terminal got %q", screen)
+	}
+	if strings.Contains(out.String(), "\033[") || !strings.Contains(out.String(), "equal") {
+		t.Errorf("standard output:\n%q", out.String())
+	}
+}
+
+// openPTY opens a pseudo-terminal: its master side, and the terminal a
+// program writes to.
+func openPTY(t *testing.T) (master, tty *os.File) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
+	if err != nil {
+		t.Fatalf("no pseudo-terminal: %v", err)
+	}
+	t.Cleanup(func() { m.Close() })
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return m, s
 }
