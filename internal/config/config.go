@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"gopkg.in/yaml.v3"
 )
 
@@ -642,6 +643,8 @@ func (c *Config) validate() Errors {
 			add(c.errorAt(f, "dsn is required"))
 		} else if DSNHasPassword(n.DSN) {
 			add(c.errorAt(f+".dsn", "the dsn holds a password; remove it and use `password: {env: NAME}`, `{file: PATH}`, `{secrets_manager: {secret_id: ARN}}` or `{rds_iam: true}`"))
+		} else if why := dsnSyntax(n.DSN); why != "" {
+			add(c.errorAt(f+".dsn", "not a connection string pglmon can use: %s", why))
 		}
 		if p := n.Password; p != nil {
 			set := 0
@@ -873,6 +876,33 @@ func contains(list []string, s string) bool {
 var sslDisabledRE = regexp.MustCompile(`(^|\s|[?&])sslmode\s*=\s*'?disable\b`)
 
 var kvPasswordRE = regexp.MustCompile(`(^|\s)password\s*=`)
+
+// DSNReason is why pgx could not parse a connection string, from its
+// error, without the connection string that error quotes.
+func DSNReason(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, "`: "); strings.HasPrefix(msg, "cannot parse `") && i >= 0 {
+		return msg[i+len("`: "):]
+	}
+	return "cannot parse the connection string"
+}
+
+// dsnSyntax is what is wrong with a connection string pgx cannot parse (a
+// port that is not a number, an unterminated quote, an unknown sslmode),
+// "" when it parses. Files it names (TLS certificates and keys, a service
+// file) may be readable only where and when pglmon runs: failing to read
+// them is not a problem of the configuration.
+func dsnSyntax(dsn string) string {
+	_, err := pgconn.ParseConfig(dsn)
+	if err == nil {
+		return ""
+	}
+	why := DSNReason(err)
+	if strings.Contains(why, "(unable to ") || strings.HasPrefix(why, "failed to read service") {
+		return ""
+	}
+	return why
+}
 
 // DSNHasPassword reports whether a libpq connection string carries a password.
 func DSNHasPassword(dsn string) bool {

@@ -69,6 +69,10 @@ func TestErrorsNamePlace(t *testing.T) {
 		{"server_log path on rds", "aws:\n  region: eu-west-1\nnodes:\n  - name: a\n    dsn: host=x\n    rds: {identifier: db1}\n    server_log: /var/log/pg.log\n", "bad.yaml:7:17: nodes[0].server_log: \"/var/log/pg.log\": the log of an RDS instance is read through the RDS API; use auto or off"},
 		{"password in kv dsn", "nodes:\n  - name: a\n    dsn: host=x password=hunter2\n", "bad.yaml:3:10: nodes[0].dsn: the dsn holds a password; remove it and use `password:"},
 		{"password in url dsn", "nodes:\n  - name: a\n    dsn: postgres://u:hunter2@x/db\n", "bad.yaml:3:10: nodes[0].dsn: the dsn holds a password"},
+		{"dsn port not a number", "nodes:\n  - name: a\n    dsn: host=x port=54e2\n", "bad.yaml:3:10: nodes[0].dsn: not a connection string pglmon can use: invalid port"},
+		{"dsn url port out of range", "nodes:\n  - name: a\n    dsn: postgres://u@x:99999/db\n", "bad.yaml:3:10: nodes[0].dsn: not a connection string pglmon can use: invalid port"},
+		{"dsn unterminated quote", "nodes:\n  - name: a\n    dsn: host=x dbname='app\n", "bad.yaml:3:10: nodes[0].dsn: not a connection string pglmon can use: failed to parse as keyword/value (unterminated quoted string"},
+		{"dsn sslmode unknown", "nodes:\n  - name: a\n    dsn: host=x sslmode=verify_full\n", "bad.yaml:3:10: nodes[0].dsn: not a connection string pglmon can use: failed to configure TLS (sslmode is invalid)"},
 		{"no nodes", "probe:\n  interval: 1s\n", "bad.yaml: nodes: at least one node is needed"},
 		{"duplicate node", "nodes:\n  - name: a\n    dsn: host=x\n  - name: a\n    dsn: host=y\n", "bad.yaml:4:11: nodes[1].name: node \"a\" is defined twice"},
 		{"bad policy", "nodes:\n  - name: a\n    dsn: host=x\nrepair:\n  policy:\n    restart: always\n", "bad.yaml:6:14: repair.policy.restart: policy \"always\" must be auto, approve or off"},
@@ -224,5 +228,22 @@ func TestWindowEnd(t *testing.T) {
 	}
 	if _, ok := WindowEnd("", at(1, 0)); ok {
 		t.Error("no window: an end")
+	}
+}
+
+// A connection string is checked when the configuration is read, except
+// for the files it names (TLS certificates and keys, a service file): they
+// may be readable only where and when pglmon runs (systemd's
+// LoadCredential=, another user).
+func TestDSNNamingFilesReadLaterIsAccepted(t *testing.T) {
+	for _, dsn := range []string{
+		"host=x sslmode=verify-full sslrootcert=/nonexistent/ca.pem",
+		"host=x sslmode=require sslcert=/nonexistent/c.pem sslkey=/nonexistent/c.key",
+		"service=not_in_any_service_file",
+		"postgres://pglmon@x:5432/app?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem",
+	} {
+		if _, err := Parse("ok.yaml", []byte("nodes:\n  - name: a\n    dsn: '"+dsn+"'\n")); err != nil {
+			t.Errorf("%s: %v", dsn, err)
+		}
 	}
 }

@@ -335,7 +335,7 @@ func ConnConfig(node config.Node, timeout time.Duration) (*pgx.ConnConfig, error
 	cfg, err := pgx.ParseConfig(node.DSN)
 	if err != nil {
 		// pgx errors may quote the connection string; say only which node.
-		return nil, fmt.Errorf("node %s: invalid dsn: %s", node.Name, dsnErrorReason(err))
+		return nil, fmt.Errorf("node %s: invalid dsn: %s", node.Name, config.DSNReason(err))
 	}
 	// AWS-held passwords may need a network call: bounded like the rest.
 	pctx, cancel := context.WithTimeout(context.Background(), max(timeout, 5*time.Second))
@@ -404,14 +404,6 @@ func (p *Prober) connConfig() (*pgx.ConnConfig, error) {
 		return &countingConn{Conn: c, writes: &p.writes}, nil
 	}
 	return cfg, nil
-}
-
-func dsnErrorReason(err error) string {
-	var pe *pgconn.ParseConfigError
-	if errors.As(err, &pe) && pe.Unwrap() != nil {
-		return pe.Unwrap().Error()
-	}
-	return "cannot parse connection string"
 }
 
 // RedactError returns err with every occurrence of secret replaced.
