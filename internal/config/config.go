@@ -962,14 +962,24 @@ func (p *PasswordSource) local(who, field string) (Secret, error) {
 	return "", nil
 }
 
-// ParseWindow parses a daily window "HH:MM-HH:MM" into minutes after midnight.
+// ParseWindow parses a daily window "HH:MM-HH:MM" into minutes after
+// midnight; one that ends before it starts wraps midnight.
 func ParseWindow(s string) (from, to int, err error) {
 	var h1, m1, h2, m2 int
-	if n, _ := fmt.Sscanf(s, "%d:%d-%d:%d", &h1, &m1, &h2, &m2); n != 4 || h1 > 23 || h2 > 23 || m1 > 59 || m2 > 59 || h1 < 0 || h2 < 0 || m1 < 0 || m2 < 0 {
+	if !windowRE.MatchString(s) {
 		return 0, 0, fmt.Errorf("%q must look like 01:00-05:00", s)
+	}
+	fmt.Sscanf(s, "%d:%d-%d:%d", &h1, &m1, &h2, &m2)
+	if h1 > 23 || h2 > 23 || m1 > 59 || m2 > 59 {
+		return 0, 0, fmt.Errorf("%q must look like 01:00-05:00 (hours 00-23, minutes 00-59)", s)
+	}
+	if h1 == h2 && m1 == m2 {
+		return 0, 0, fmt.Errorf("%q starts and ends at the same time: an empty window (leave it out for any time)", s)
 	}
 	return h1*60 + m1, h2*60 + m2, nil
 }
+
+var windowRE = regexp.MustCompile(`^\d\d:\d\d-\d\d:\d\d$`)
 
 // InWindow reports whether t falls in the daily window (which may wrap midnight).
 func InWindow(window string, t time.Time) bool {
@@ -987,13 +997,14 @@ func InWindow(window string, t time.Time) bool {
 // WindowEnd is when the daily window that t falls in (or the next one)
 // ends; false when there is no window.
 func WindowEnd(window string, t time.Time) (time.Time, bool) {
-	from, to, err := ParseWindow(window)
+	_, to, err := ParseWindow(window)
 	if err != nil || window == "" {
 		return time.Time{}, false
 	}
-	m := t.Hour()*60 + t.Minute()
+	// Before today's end, the window ends today (one wrapping midnight
+	// started yesterday); from then on, the next one ends tomorrow.
 	end := time.Date(t.Year(), t.Month(), t.Day(), to/60, to%60, 0, 0, t.Location())
-	if (from <= to && m >= to) || (from > to && m >= from) {
+	if t.Hour()*60+t.Minute() >= to {
 		end = time.Date(t.Year(), t.Month(), t.Day()+1, to/60, to%60, 0, 0, t.Location())
 	}
 	return end, true

@@ -220,6 +220,8 @@ func TestWindowEnd(t *testing.T) {
 		{"01:00-05:00", at(5, 0), at(5, 0).Add(24*time.Hour - 30*time.Second)},  // past today's: tomorrow's
 		{"22:00-02:00", at(23, 0), at(2, 0).Add(24*time.Hour - 30*time.Second)}, // across midnight
 		{"22:00-02:00", at(1, 0), at(2, 0).Add(-30 * time.Second)},
+		{"22:00-02:00", at(3, 0), at(2, 0).Add(24*time.Hour - 30*time.Second)}, // between two: the next one's
+		{"01:00-05:00", at(0, 10), at(5, 0).Add(-30 * time.Second)},            // before today's: today's
 	} {
 		got, ok := WindowEnd(c.window, c.now)
 		if !ok || !got.Equal(c.want) {
@@ -228,6 +230,35 @@ func TestWindowEnd(t *testing.T) {
 	}
 	if _, ok := WindowEnd("", at(1, 0)); ok {
 		t.Error("no window: an end")
+	}
+}
+
+func TestInWindow(t *testing.T) {
+	at := func(h, m int) time.Time { return time.Date(2026, 3, 10, h, m, 30, 0, time.UTC) }
+	for _, c := range []struct {
+		window string
+		now    time.Time
+		want   bool
+	}{
+		{"", at(12, 0), true},
+		{"01:00-05:00", at(0, 59), false},
+		{"01:00-05:00", at(1, 0), true},
+		{"01:00-05:00", at(4, 59), true},
+		{"01:00-05:00", at(5, 0), false},
+		{"22:00-02:00", at(21, 59), false},
+		{"22:00-02:00", at(22, 0), true},
+		{"22:00-02:00", at(0, 0), true},
+		{"22:00-02:00", at(1, 59), true},
+		{"22:00-02:00", at(2, 0), false},
+	} {
+		if got := InWindow(c.window, c.now); got != c.want {
+			t.Errorf("InWindow(%q, %s) = %t", c.window, c.now.Format("15:04"), got)
+		}
+	}
+	for _, bad := range []string{"1:00-5:00", "01:00-05:00 ", "01:00-05:00x", "24:00-05:00", "01:60-05:00", "03:00-03:00", "01:00"} {
+		if _, _, err := ParseWindow(bad); err == nil {
+			t.Errorf("ParseWindow(%q): no error", bad)
+		}
 	}
 }
 

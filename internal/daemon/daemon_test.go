@@ -463,7 +463,7 @@ func TestVerificationStopsAtTheEndOfItsWindow(t *testing.T) {
 		results:   map[string]subResult{"subscriber/sub_0": earlier, "subscriber/sub_1": other},
 		windowEnd: func(string, time.Time) (time.Time, bool) { return time.Now().Add(time.Second), true },
 	}
-	v.run(ctx, d, cfg, snaps)
+	v.run(ctx, d, cfg, snaps, time.Now())
 	if !strings.Contains(logs.String(), "stopped at the end of its window") {
 		t.Errorf("no word of the window's end:\n%s", logs.String())
 	}
@@ -490,7 +490,7 @@ func TestVerificationKeepsFindingsWhenItCannotCompare(t *testing.T) {
 	d, cfg, snaps, logs := notRunning(t, body)
 	earlier := subResult{Subscriber: "subscriber", Subscription: p.Sub(), Tables: []verify.TableResult{{Table: "public.items_0", DifferingRows: 3}}}
 	v := &verifier{results: map[string]subResult{"subscriber/" + p.Sub(): earlier}}
-	v.run(ctx, d, cfg, snaps)
+	v.run(ctx, d, cfg, snaps, time.Now())
 	if got := v.results["subscriber/"+p.Sub()]; len(got.Tables) != 1 || got.Tables[0].DifferingRows != 3 {
 		t.Errorf("finding after a verification that compared nothing: %+v\n%s", got, logs.String())
 	}
@@ -547,7 +547,7 @@ func TestVerificationGoesOnInTheNextWindow(t *testing.T) {
 	// spend a whole window connecting).
 	var ps *pass
 	for i := 0; i < 10 && ps == nil; i++ {
-		v.run(ctx, d, cfg, snaps)
+		v.run(ctx, d, cfg, snaps, time.Now())
 		if v.cycle == nil {
 			t.Fatalf("the cycle finished in one window: nothing to go on with\n%s", logs.String())
 		}
@@ -572,7 +572,7 @@ func TestVerificationGoesOnInTheNextWindow(t *testing.T) {
 		if d2.verifier.cycle == nil {
 			t.Fatal("the interrupted cycle was not kept")
 		}
-		d2.verifier.run(ctx, d2, cfg2, snaps2)
+		d2.verifier.run(ctx, d2, cfg2, snaps2, time.Now())
 		v = &d2.verifier
 		if v.cycle == nil {
 			break
@@ -634,7 +634,7 @@ func TestVerificationGoesOnInKeyOrderAfterAPageOrderStop(t *testing.T) {
 	d, cfg, snaps, logs := notRunning(t, body)
 	end := time.Second
 	v := &verifier{windowEnd: func(string, time.Time) (time.Time, bool) { return time.Now().Add(end), true }}
-	v.run(ctx, d, cfg, snaps)
+	v.run(ctx, d, cfg, snaps, time.Now())
 	if v.cycle == nil {
 		t.Fatalf("the cycle finished in one window\n%s", logs.String())
 	}
@@ -643,7 +643,7 @@ func TestVerificationGoesOnInKeyOrderAfterAPageOrderStop(t *testing.T) {
 		t.Fatalf("after a window ended in page order: cycle %+v, pass %+v\n%s", v.cycle, ps, logs.String())
 	}
 	end = time.Minute
-	v.run(ctx, d, cfg, snaps)
+	v.run(ctx, d, cfg, snaps, time.Now())
 	got := v.results["subscriber/"+p.Sub()]
 	if v.cycle != nil || len(got.Tables) != 1 || got.Tables[0].Scan != verify.ScanIndex || got.Tables[0].RowsCompared != 10000 ||
 		!slices.Equal(got.Tables[0].Keys, []verify.KeyDiff{{Key: key, Kind: verify.Different}}) {

@@ -168,17 +168,19 @@ func (v *verifier) maybeRun(ctx context.Context, d *Daemon, snaps []probe.Snapsh
 	if !due {
 		return
 	}
-	wg.Go(func() { v.run(ctx, d, cfg, snaps) })
+	wg.Go(func() { v.run(ctx, d, cfg, snaps, now) })
 }
 
-func (v *verifier) run(ctx context.Context, d *Daemon, cfg *config.Config, snaps []probe.Snapshot) {
+// run verifies; due is when it was found due, in its window (the window is
+// the one open then: a moment later it may have ended).
+func (v *verifier) run(ctx context.Context, d *Daemon, cfg *config.Config, snaps []probe.Snapshot, due time.Time) {
 	// A window is a promise: the verification stops when it ends.
 	windowEnd := v.windowEnd
 	if windowEnd == nil {
 		windowEnd = config.WindowEnd
 	}
 	parent := ctx
-	if end, ok := windowEnd(cfg.Verify.Window, time.Now()); ok {
+	if end, ok := windowEnd(cfg.Verify.Window, due); ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadline(ctx, end)
 		defer cancel()
