@@ -205,11 +205,6 @@ func (c *Comparer) defaults() {
 	}
 }
 
-// Compare compares every table and returns one result per table.
-func (c *Comparer) Compare(ctx context.Context, tables []Table) []TableResult {
-	return CompareAll(ctx, []*Comparer{c}, tables)
-}
-
 // CompareAll compares the tables with several comparers at once (each its
 // own pair of connections), one table each at a time, largest first, under
 // one rate limit; results are in the order of tables. With one comparer
