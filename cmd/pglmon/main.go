@@ -73,6 +73,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 		return 0
 	}
+	if args[0] == "--version" || args[0] == "-version" {
+		args[0] = "version"
+	}
 	for _, c := range commands() {
 		if c.name == args[0] {
 			return exitCode(stderr, c.name, c.run(ctx, e, args[1:]))

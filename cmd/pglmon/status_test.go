@@ -384,6 +384,14 @@ func TestConfigErrorsExitCodes(t *testing.T) {
 	if code, _, _ := pglmon(t, "frobnicate"); code != 64 {
 		t.Errorf("unknown command: exit %d, want 64", code)
 	}
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		if code, out, errOut := pglmon(t, args...); code != 0 || !strings.HasPrefix(out, "pglmon ") || errOut != "" {
+			t.Errorf("%v: exit %d, %q %q", args, code, out, errOut)
+		}
+	}
+	if code, _, errOut := pglmon(t, "--help"); code != 0 || !strings.Contains(errOut, "Usage: pglmon COMMAND") {
+		t.Errorf("--help: exit %d, %q", code, errOut)
+	}
 	if code, _, _ := pglmon(t, "check-config", "--config", "config.example.yaml.missing"); code < 64 {
 		t.Errorf("missing file: exit %d, want >= 64", code)
 	}
