@@ -80,14 +80,6 @@ type Outcome struct {
 	ReplicatingAfter time.Duration
 }
 
-// Err returns the outcome as an error, nil on success or dry run.
-func (o Outcome) Err() error {
-	if o.Result == ResultSuccess || o.Result == ResultDryRun {
-		return nil
-	}
-	return fmt.Errorf("%s %s: %s", o.Plan.Remedy, o.Result, o.Reason)
-}
-
 // ErrLocked is the reason of an attempt refused because another holds the lock.
 var ErrLocked = errors.New("another pglmon is repairing this subscription (advisory lock held)")
 
