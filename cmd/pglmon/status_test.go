@@ -361,7 +361,7 @@ func TestConfigErrorsExitCodes(t *testing.T) {
 		code             int
 	}{
 		{"unknown key", "nodes:\n  - name: a\n    dsn: host=x\n    colour: red\n", ":4:5: nodes[0].colour: unknown key", 78},
-		{"bad duration", "nodes:\n  - name: a\n    dsn: host=x\nprobe:\n  interval: soon\n", ":5:13: invalid duration", 78},
+		{"bad duration", "nodes:\n  - name: a\n    dsn: host=x\nprobe:\n  interval: soon\n", ":5:13: probe.interval: invalid duration", 78},
 		{"password in dsn", "nodes:\n  - name: a\n    dsn: host=x password=hunter2\n", ":3:10: nodes[0].dsn: the dsn holds a password", 78},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -496,7 +497,7 @@ func Parse(path string, b []byte) (*Config, error) {
 		return nil, errs
 	}
 	if err := doc.Decode(cfg); err != nil {
-		return nil, decodeErrors(path, err)
+		return nil, decodeErrors(path, err, cfg.positions)
 	}
 	if errs := cfg.validate(); len(errs) > 0 {
 		return nil, errs
@@ -577,7 +578,35 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, pos map[string]positio
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			pos[join(path, n.Content[i].Value)] = position{n.Content[i+1].Line, n.Content[i+1].Column}
 		}
+	default:
+		// A value yaml cannot read as the field's type: said here, with
+		// the field's name and place (yaml's own error has neither).
+		if want := scalarWords[t.Kind()]; want != "" && n.Decode(reflect.New(t).Interface()) != nil {
+			*errs = append(*errs, &Error{file, n.Line, n.Column, path, "must be " + want + ", not " + describeNode(n)})
+		}
 	}
+}
+
+// scalarWords says what a value of each scalar kind looks like.
+var scalarWords = map[reflect.Kind]string{
+	reflect.Bool: "true or false", reflect.String: "a string",
+	reflect.Int: "an integer", reflect.Int8: "an integer", reflect.Int16: "an integer", reflect.Int32: "an integer", reflect.Int64: "an integer",
+	reflect.Uint: "a whole number (0 or more)", reflect.Uint8: "a whole number (0 or more)", reflect.Uint16: "a whole number (0 or more)",
+	reflect.Uint32: "a whole number (0 or more)", reflect.Uint64: "a whole number (0 or more)",
+	reflect.Float32: "a number", reflect.Float64: "a number",
+}
+
+// describeNode names what a YAML value is, for an error.
+func describeNode(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.AliasNode:
+		return "an alias"
+	}
+	return strconv.Quote(n.Value)
 }
 
 var unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
@@ -591,11 +620,19 @@ func join(path, key string) string {
 
 var lineRE = regexp.MustCompile(`^line (\d+): (.*)$`)
 
-// decodeErrors turns yaml.v3's errors into Errors with positions.
-func decodeErrors(file string, err error) error {
+// decodeErrors turns yaml.v3's errors into Errors with positions, and
+// the field at that position (pos: where checkKeys found each field).
+func decodeErrors(file string, err error, pos map[string]position) error {
 	var ne *nodeError
 	if errors.As(err, &ne) {
-		return Errors{{File: file, Line: ne.node.Line, Column: ne.node.Column, Msg: ne.msg}}
+		e := &Error{File: file, Line: ne.node.Line, Column: ne.node.Column, Msg: ne.msg}
+		for field, p := range pos {
+			// The deepest field there: a list item and its only value share a place.
+			if p == (position{ne.node.Line, ne.node.Column}) && len(field) > len(e.Field) {
+				e.Field = field
+			}
+		}
+		return Errors{e}
 	}
 	var te *yaml.TypeError
 	if errors.As(err, &te) {

@@ -14,6 +14,9 @@ type Duration time.Duration
 
 // UnmarshalYAML parses a Go duration string.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return &nodeError{n, "must be a duration (a number with a unit, such as 10s, 5m or 1h), not " + describeNode(n)}
+	}
 	v, err := time.ParseDuration(n.Value)
 	if err != nil || v < 0 {
 		return &nodeError{n, fmt.Sprintf("invalid duration %q (use a number with a unit, such as 10s, 5m or 1h)", n.Value)}
@@ -60,6 +63,9 @@ func ParseByteSize(s string) (ByteSize, error) {
 
 // UnmarshalYAML parses a size with an optional unit.
 func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return &nodeError{n, "must be a size (a number with a unit, such as 256MiB or 10GiB), not " + describeNode(n)}
+	}
 	v, err := ParseByteSize(n.Value)
 	if err != nil {
 		return &nodeError{n, fmt.Sprintf("invalid size %q (use a number with a unit, such as 256MiB or 10GiB)", n.Value)}
