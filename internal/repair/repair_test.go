@@ -411,3 +411,49 @@ func TestSkipTransactionPreconditions(t *testing.T) {
 		t.Errorf("plan: %+v", p)
 	}
 }
+
+// A repair takes an advisory lock on the node it changes, keyed by the
+// subscription (by the slot for drop-orphan-slot): while another session
+// holds it (another pglmon repairing, a person's pglmon repair) the attempt
+// is refused, audited, and changes nothing; once it is let go, the repair runs.
+func TestARepairHeldElsewhereIsRefused(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{})
+	e, m := newExecutor(t, testConfig(t, p, "30s"))
+	if err := p.LoseOrigin(ctx, p.Sub()); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Provider.Exec(ctx, "SELECT pg_create_logical_replication_slot('pgl_leftover_lock', 'pglogical_output')"); err != nil {
+		t.Fatal(err)
+	}
+	waitFinding(t, m, p.Sub(), diagnose.CodeOriginMissing)
+	for _, tc := range []struct {
+		db   pgtest.DB
+		lock string
+		req  Request
+	}{
+		{p.Subscriber, p.Sub(), Request{Remedy: diagnose.RemedyRecreateOrigin, Subscription: p.Sub(), Actor: "test", Finding: diagnose.CodeOriginMissing}},
+		{p.Provider, "slot/pgl_leftover_lock", Request{Remedy: diagnose.RemedyDropOrphanSlot, Node: "provider", Slot: "pgl_leftover_lock", Actor: "test"}},
+	} {
+		holder, err := tc.db.Cluster.Connect(ctx, tc.db.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := holder.Exec(ctx, "SELECT pg_advisory_lock($1)", LockKey(tc.lock)); err != nil {
+			t.Fatal(err)
+		}
+		out := e.Execute(ctx, tc.req)
+		if out.Result != ResultRefused || out.Reason != ErrLocked.Error() {
+			t.Errorf("%s under another's lock: %s %s", tc.req.Remedy, out.Result, out.Reason)
+		}
+		entries, _ := e.Audit.Entries()
+		if last := entries[len(entries)-1]; last.Outcome != ResultRefused || last.Reason != ErrLocked.Error() || last.Remedy != tc.req.Remedy {
+			t.Errorf("%s: audited as %+v", tc.req.Remedy, last)
+		}
+		holder.Close(ctx)
+		if out := e.Execute(ctx, tc.req); out.Result != ResultSuccess {
+			t.Errorf("%s once the lock was let go: %s %s", tc.req.Remedy, out.Result, out.Reason)
+		}
+	}
+}
