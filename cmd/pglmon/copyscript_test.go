@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -319,5 +320,74 @@ func TestCopyScriptSaysWhenTheProviderChangedARowWhileItCopied(t *testing.T) {
 	}
 	if code, out, errOut := pglmon(t, "verify", "--config", cfg); code != 0 || val() != "changed meanwhile" {
 		t.Fatalf("after the second run: verify exit %d, val %q\n%s\n%s", code, val(), out, errOut)
+	}
+}
+
+// A table without primary key (in an insert-only set, as pglogical allows)
+// has its rows named by their contents; the script makes the subscriber
+// hold as many copies of each missing row as the provider does (reading
+// back a row whose text holds a comma, a quote, a NULL and a line break),
+// and keeps the rows only the subscriber has (expected there: the set
+// replicates no DELETE). Run twice, it inserts nothing more.
+func TestCopyScriptPutsBackTheRowsOfATableWithoutKey(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10})
+	for _, db := range []pgtest.DB{p.Provider, p.Subscriber} {
+		if err := db.Exec(ctx, `CREATE TABLE events (at int, kind text, note text);
+			INSERT INTO events SELECT g, 'k' || g % 7, 'n' || g FROM generate_series(1, 2000) g;
+			INSERT INTO events SELECT 5, 'dup', NULL FROM generate_series(1, 3);
+			INSERT INTO events VALUES (7, 'odd', E'a, "quoted" \\ line\nbreak')`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, st := range []struct {
+		db  pgtest.DB
+		sql string
+	}{
+		{p.Provider, "SELECT pglogical.create_replication_set('inserts', replicate_update := false, replicate_delete := false)"},
+		{p.Provider, "SELECT pglogical.replication_set_add_table('inserts', 'events', false)"},
+		{p.Subscriber, "SELECT pglogical.alter_subscription_add_replication_set('" + p.Sub() + "', 'inserts')"},
+	} {
+		if err := st.db.Exec(ctx, st.sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.MustStream(t, 3*time.Minute)
+	for _, sql := range []string{
+		"DELETE FROM events WHERE at = 17",
+		"DELETE FROM events WHERE kind = 'odd'",
+		"DELETE FROM events WHERE ctid IN (SELECT ctid FROM events WHERE kind = 'dup' LIMIT 2)",
+		"INSERT INTO events VALUES (99999, 'sub', 'only here')",
+	} {
+		if err := p.Subscriber.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := writeConfig(t, p, "")
+	script := filepath.Join(t.TempDir(), "rows.psql")
+	code, out, errOut := pglmon(t, "verify", "--config", cfg, "--table", "public.events", "--copy-script", script)
+	if code != 2 || !strings.Contains(out, "it copies the 4 differing rows listed, of "+p.Sub()+"/public.events") {
+		t.Fatalf("verify: exit %d\n%s\n%s", code, out, errOut)
+	}
+	count := func(where string) (n int) {
+		t.Helper()
+		if err := p.Subscriber.QueryRow(ctx, "SELECT count(*) FROM events WHERE "+where, []any{&n}); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for run := 1; run <= 2; run++ {
+		cmd := exec.Command(pgtest.BinDir+"/psql", "-X", "-d", p.Provider.DSN(), "-f", script)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("run %d: %v\n%s", run, err, out)
+		}
+		if code, out, errOut := pglmon(t, "verify", "--config", cfg, "--table", "public.events"); code != 0 {
+			t.Fatalf("run %d: verify exit %d\n%s\n%s", run, code, out, errOut)
+		}
+		got := []int{count("at = 17"), count("kind = 'dup'"), count("kind = 'odd' AND note = E'a, \"quoted\" \\\\ line\\nbreak'"), count("at = 99999"), count("true")}
+		if want := []int{1, 3, 1, 1, 2005}; !slices.Equal(got, want) {
+			t.Errorf("run %d: copies of row 17, dup, odd, the subscriber's own, all: %v, want %v", run, got, want)
+		}
 	}
 }

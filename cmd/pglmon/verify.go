@@ -361,7 +361,7 @@ func printVerify(w io.Writer, results []verify.Result, path string, scripted boo
 					fmt.Fprintf(w, "  %s: resynchronising it also undoes the %d rows that differ as expected (what its replication sets leave out): copy the differing rows instead to keep them.\n", t.Table, t.ExpectedRows)
 				}
 				if t.Scan == verify.ScanRows {
-					fmt.Fprintf(w, "  %s has no primary key: its rows are named by their contents (\"#n\": the n-th copy of a row); to copy just them, insert the missing rows on %s and delete one copy of each extra row.\n", t.Table, r.Subscriber)
+					fmt.Fprintf(w, "  %s has no primary key: its rows are named by their contents (\"#n\": the n-th copy of a row); the copy script gives %s as many copies of each listed row as the provider has.\n", t.Table, r.Subscriber)
 				}
 			}
 		}

@@ -203,8 +203,8 @@ Choose per table:
     from the provider when it runs, deletes the extra keys on the subscriber and upserts
     the missing and different rows there, in one transaction); read it, then run it as it says:
       pglmon verify --config FILE --subscription %[5]s --table schema.table --copy-script rows.psql
-    A table without primary key has its rows named by their contents: insert the missing
-    ones and delete one copy of each extra one by hand.
+    A table without primary key has its rows named by their contents: the script gives the
+    subscriber as many copies of each listed row as the provider has.
 A table whose replication set leaves out DELETE (an archive) or INSERT or UPDATE keeps rows
 that differ as expected: resynchronising it undoes them; copy the differing rows instead.
 Find out why first: writes made directly on the subscriber, conflict resolution

@@ -5,12 +5,15 @@
 // it.
 //
 // The script reads the rows from the provider when it runs, not when it
-// was written (never the rows' contents in the script itself): on the
+// was written (it holds the rows' keys, not their other columns): on the
 // provider, a \copy of the rows with the listed keys into a CSV file; on
 // the subscriber, in one transaction, the listed keys the provider no longer
 // has deleted and the provider's rows upserted by key, replicated columns
-// only. Every statement is safe to run again: a second run finds the rows
-// already equal and writes them the same.
+// only. A table without primary key has its rows named by their contents,
+// which are then in the script: the provider's count of copies of each is
+// read, and the subscriber given as many. Every statement is safe to run
+// again: a second run finds the rows already equal and writes them the same
+// (or, without key, nothing).
 package rowcopy
 
 import (
@@ -121,7 +124,7 @@ func Build(subs []Subscription, path string, written time.Time, version string) 
 			tb.csv = fmt.Sprintf("%s.%d.csv", path, file)
 			tables = append(tables, tb)
 			s.Tables = append(s.Tables, sub.Name+"/"+t.Table)
-			s.Rows += len(tb.keys)
+			s.Rows += len(t.Keys)
 			s.Files = append(s.Files, tb.csv)
 			if int64(len(t.Keys)) < t.DifferingRows {
 				s.Partial = append(s.Partial, fmt.Sprintf("%s/%s: %d of its %d differing rows", sub.Name, t.Table, len(t.Keys), t.DifferingRows))
@@ -207,6 +210,11 @@ type table struct {
 	kinds  map[string]int
 	csv    string
 	n      int // the table's number in the script: its CSV file's and psql variable's
+	// rowText, for a table without primary key, is verify's text of a row
+	// (its replicated columns cast to the provider's types): what names its
+	// rows; keys are then one text each, and kind says what verify found.
+	rowText string
+	kind    []string
 }
 
 // eligible returns the table to copy, or why its differing rows cannot
@@ -219,8 +227,6 @@ func eligible(t verify.TableResult) (table, string) {
 	switch {
 	case t.Mode == verify.ModeCount:
 		return table{}, "count mode names no rows: run pglmon verify --mode checksum for the keys"
-	case t.Scan == verify.ScanRows || len(spec.Key) == 0:
-		return table{}, "it has no primary key: its rows are named by their contents; insert the missing ones and delete one copy of each extra one by hand"
 	case len(t.Keys) == 0 || len(t.KeyValues) != len(t.Keys):
 		return table{}, "no differing key was listed"
 	}
@@ -231,6 +237,9 @@ func eligible(t verify.TableResult) (table, string) {
 		key:    quote(spec.Key),
 		filter: spec.RowFilter,
 		kinds:  map[string]int{},
+	}
+	if t.Scan == verify.ScanRows || len(spec.Key) == 0 {
+		return keyless(t, tb)
 	}
 	for i, vals := range t.KeyValues {
 		if len(vals) != len(spec.Key) {
@@ -243,6 +252,54 @@ func eligible(t verify.TableResult) (table, string) {
 		return table{}, "its row filter or a column name spans lines, which psql's \\copy cannot take"
 	}
 	return tb, ""
+}
+
+// keyless is a table without primary key, whose rows verify named by
+// their contents (its text and which copy of it): the script makes the
+// subscriber hold as many copies of each listed row as the provider does,
+// inserting the missing ones and deleting the extra ones verify listed
+// (in an insert-only set extra rows are expected, and not listed).
+func keyless(t verify.TableResult, tb table) (table, string) {
+	spec := t.Spec
+	if len(spec.ColumnTypes) != len(spec.Columns) || slices.Contains(spec.ColumnTypes, "") {
+		return table{}, "its rows are named by their contents, and the provider's column types are not known to read them back"
+	}
+	cols := make([]string, len(tb.cols))
+	for i, c := range tb.cols {
+		cols[i] = c + "::" + spec.ColumnTypes[i]
+	}
+	tb.rowText = "ROW(" + strings.Join(cols, ", ") + ")::text"
+	seen := map[string]bool{}
+	for i, vals := range t.KeyValues {
+		if len(vals) == 0 {
+			return table{}, fmt.Sprintf("row %s was not read whole", t.Keys[i].Key)
+		}
+		tb.kinds[t.Keys[i].Kind]++
+		if !seen[vals[0]] {
+			seen[vals[0]] = true
+			tb.keys = append(tb.keys, []string{vals[0]})
+			tb.kind = append(tb.kind, t.Keys[i].Kind)
+		}
+	}
+	if strings.ContainsAny(tb.copyOut(), "\n\r") {
+		return table{}, "its row filter or a column name spans lines, which psql's \\copy cannot take"
+	}
+	return tb, ""
+}
+
+// texts lists, as a VALUES list, the rows of the given kind (all when
+// kind is ""); "" when there is none.
+func (t table) texts(kind string) string {
+	var items []string
+	for i, k := range t.keys {
+		if kind == "" || t.kind[i] == kind {
+			items = append(items, "("+literal(k[0])+")")
+		}
+	}
+	if len(items) == 0 {
+		return ""
+	}
+	return "VALUES " + strings.Join(items, ", ")
 }
 
 func (t table) summary() string {
@@ -286,8 +343,18 @@ func (t table) inKeys(prefix string) string {
 }
 
 // rows selects the listed rows the provider has (and its replication set
-// sends: the row filter), replicated columns only.
+// sends: the row filter), replicated columns only; for a table without
+// primary key, the text of each listed row and how many copies of it the
+// provider has.
 func (t table) rows() string {
+	if t.rowText != "" {
+		filter := ""
+		if t.filter != "" {
+			filter = " WHERE (" + t.filter + ")"
+		}
+		return fmt.Sprintf("SELECT row_text, count(*) FROM (SELECT %s AS row_text FROM %s%s) AS r WHERE row_text IN (%s) GROUP BY row_text",
+			t.rowText, t.ident, filter, t.texts(""))
+	}
 	where := t.inKeys("")
 	if t.filter != "" {
 		where += " AND (" + t.filter + ")"
@@ -317,6 +384,9 @@ func (t table) createFile() string { return `\! umask 077 && : > ` + shellword.Q
 // copyIn loads the CSV file into a temporary table on the subscriber, then
 // deletes the listed keys the provider did not send and upserts its rows.
 func (t table) copyIn(tmp string) string {
+	if t.rowText != "" {
+		return t.copiesIn(tmp)
+	}
 	var b strings.Builder
 	cols := strings.Join(t.cols, ", ")
 	fmt.Fprintf(&b, "CREATE TEMPORARY TABLE %s ON COMMIT DROP AS SELECT %s FROM %s WITH NO DATA;\n", tmp, cols, t.ident)
@@ -335,6 +405,32 @@ func (t table) copyIn(tmp string) string {
 	}
 	fmt.Fprintf(&b, "INSERT INTO %s AS t (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s ON CONFLICT (%s) DO %s;\n",
 		t.ident, cols, cols, tmp, strings.Join(t.key, ", "), action)
+	return b.String()
+}
+
+// copiesIn loads the provider's copy counts of the listed rows of a table
+// without primary key into a temporary table, then inserts the copies the
+// subscriber lacks of the rows verify found missing and deletes those it
+// has too many of, of the rows verify found extra. A row's text is read
+// back into its columns through a temporary table of the replicated
+// columns (its row type).
+func (t table) copiesIn(tmp string) string {
+	var b strings.Builder
+	cols := strings.Join(t.cols, ", ")
+	fmt.Fprintf(&b, "CREATE TEMPORARY TABLE %s (row_text text, copies bigint) ON COMMIT DROP;\n", tmp)
+	fmt.Fprintf(&b, "\\copy %s FROM '%s' WITH (FORMAT csv)\n", tmp, t.csv)
+	if missing := t.texts(verify.Missing); missing != "" {
+		fmt.Fprintf(&b, "CREATE TEMPORARY TABLE %s_shape ON COMMIT DROP AS SELECT %s FROM %s WITH NO DATA;\n", tmp, cols, t.ident)
+		fmt.Fprintf(&b, "INSERT INTO %s (%s) SELECT (w.row_text::%s_shape).* FROM (%s) AS w(row_text) JOIN %s AS p USING (row_text)"+
+			" LEFT JOIN (SELECT %s AS row_text, count(*) AS n FROM %s WHERE %s IN (%s) GROUP BY 1) AS h USING (row_text)"+
+			" CROSS JOIN LATERAL generate_series(1, p.copies - coalesce(h.n, 0));\n",
+			t.ident, cols, tmp, missing, tmp, t.rowText, t.ident, t.rowText, missing)
+	}
+	if extra := t.texts(verify.Extra); extra != "" {
+		fmt.Fprintf(&b, "DELETE FROM %s WHERE ctid IN (SELECT s.ctid FROM (SELECT ctid, %s AS row_text, row_number() OVER (PARTITION BY %s) AS n FROM %s WHERE %s IN (%s)) AS s"+
+			" LEFT JOIN %s AS p USING (row_text) WHERE s.n > coalesce(p.copies, 0));\n",
+			t.ident, t.rowText, t.rowText, t.ident, t.rowText, extra, tmp)
+	}
 	return b.String()
 }
 

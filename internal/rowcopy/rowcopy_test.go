@@ -45,23 +45,28 @@ func TestBuild(t *testing.T) {
 	partial := keyed("big", "5", verify.Missing)
 	partial.DifferingRows = 300
 	count := verify.TableResult{Table: "public.counted", Mode: verify.ModeCount, DifferingRows: 2, ProviderRows: 10, SubscriberRows: 8}
-	nokey := verify.TableResult{Table: "public.events", Mode: verify.ModeChecksum, Scan: verify.ScanRows, DifferingRows: 1,
-		Keys: []verify.KeyDiff{{Key: "(5,x)", Kind: verify.Missing}}, KeyValues: [][]string{nil}}
+	nokey := verify.TableResult{Table: "public.events", Mode: verify.ModeChecksum, Scan: verify.ScanRows, DifferingRows: 3,
+		Spec:      verify.Table{Schema: "public", Name: "events", Columns: []string{"at", "note"}, ColumnTypes: []string{"integer", "text"}},
+		Keys:      []verify.KeyDiff{{Key: "(5,x)", Kind: verify.Missing}, {Key: "(5,x) #2", Kind: verify.Missing}, {Key: "(6,y)", Kind: verify.Extra}},
+		KeyValues: [][]string{{"(5,x)", ""}, {"(5,x)", " #2"}, {"(6,y)", ""}}}
+	untyped := verify.TableResult{Table: "public.old", Mode: verify.ModeChecksum, Scan: verify.ScanRows, DifferingRows: 1,
+		Spec: verify.Table{Schema: "public", Name: "old", Columns: []string{"at"}},
+		Keys: []verify.KeyDiff{{Key: "(5)", Kind: verify.Missing}}, KeyValues: [][]string{{"(5)", ""}}}
 	equal := verify.TableResult{Table: "public.same", Mode: verify.ModeChecksum, Equal: true}
 	s, err := Build([]Subscription{
-		{Name: "sub_a", Provider: prov, Subscriber: sub, Tables: []verify.TableResult{keyed("items", "1", verify.Missing, "2", verify.Extra), partial, count, nokey, equal}},
+		{Name: "sub_a", Provider: prov, Subscriber: sub, Tables: []verify.TableResult{keyed("items", "1", verify.Missing, "2", verify.Extra), partial, count, nokey, untyped, equal}},
 		{Name: "sub_b", Provider: prov, Subscriber: sub, Tables: []verify.TableResult{equal}},
 	}, "/var/tmp/rows.psql", time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC), "v1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(s.Tables, " ") != "sub_a/public.items sub_a/public.big" || s.Rows != 3 || len(s.Files) != 2 || s.Connect != prov {
+	if strings.Join(s.Tables, " ") != "sub_a/public.items sub_a/public.big sub_a/public.events" || s.Rows != 6 || len(s.Files) != 3 || s.Connect != prov {
 		t.Errorf("tables %v, rows %d, files %v, connect %v", s.Tables, s.Rows, s.Files, s.Connect)
 	}
 	if len(s.Partial) != 1 || !strings.Contains(s.Partial[0], "1 of its 300") {
 		t.Errorf("partial: %v", s.Partial)
 	}
-	if len(s.Left) != 2 || !strings.Contains(s.Left[0], "public.counted: count mode") || !strings.Contains(s.Left[1], "public.events: it has no primary key") {
+	if len(s.Left) != 2 || !strings.Contains(s.Left[0], "public.counted: count mode") || !strings.Contains(s.Left[1], "public.old: its rows are named by their contents, and the provider's column types are not known") {
 		t.Errorf("left: %v", s.Left)
 	}
 	for _, want := range []string{
@@ -71,7 +76,11 @@ func TestBuild(t *testing.T) {
 		`\copy pglmon_rows_2 FROM '/var/tmp/rows.psql.2.csv' WITH (FORMAT csv)`,
 		"\\! umask 077 && : > /var/tmp/rows.psql.1.csv\n",
 		`ON CONFLICT ("id") DO UPDATE SET "val" = EXCLUDED."val";`,
-		"\\! rm -f -- /var/tmp/rows.psql.1.csv /var/tmp/rows.psql.2.csv\n",
+		"\\! rm -f -- /var/tmp/rows.psql.1.csv /var/tmp/rows.psql.2.csv /var/tmp/rows.psql.3.csv\n",
+		// The table without key: copies counted on the provider, each listed row once.
+		`\copy (SELECT row_text, count(*) FROM (SELECT ROW("at"::integer, "note"::text)::text AS row_text FROM "public"."events") AS r WHERE row_text IN (VALUES (E'(5,x)'), (E'(6,y)')) GROUP BY row_text) TO '/var/tmp/rows.psql.3.csv'`,
+		`CROSS JOIN LATERAL generate_series(1, p.copies - coalesce(h.n, 0));`,
+		`FROM "public"."events" WHERE ROW("at"::integer, "note"::text)::text IN (VALUES (E'(6,y)'))) AS s LEFT JOIN pglmon_rows_3 AS p USING (row_text) WHERE s.n > coalesce(p.copies, 0));`,
 		"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n",
 		") AS r) AS pglmon_read_2 \\gset\n",
 		") AS r) IS DISTINCT FROM :'pglmon_read_2' AS pglmon_changed \\gset\n",
