@@ -613,10 +613,14 @@ func TestWorkerSlotsExhausted(t *testing.T) {
 	if _, stuck := sub.Finding(CodeStuckDown); stuck {
 		t.Errorf("stuck_down too: %+v", sub.Findings)
 	}
-	// A free slot: stuck_down as before.
-	w.sub.Workers = &probe.Workers{InUse: 3, Pglogical: 2, Max: 5, ManagerRunning: true, SupervisorRunning: true}
-	if _, stuck := w.run().Subscriptions[0].Finding(CodeStuckDown); !stuck {
-		t.Error("free slot: no stuck_down")
+	// A free slot: stuck_down as before; and with exactly the one slot its
+	// apply worker needs still free.
+	for _, inUse := range []int{3, 4} {
+		w.sub.Workers = &probe.Workers{InUse: inUse, Pglogical: inUse - 1, Max: 5, ManagerRunning: true, SupervisorRunning: true}
+		sub := w.run().Subscriptions[0]
+		if _, stuck := sub.Finding(CodeStuckDown); !stuck {
+			t.Errorf("%d of 5 slots in use: %+v", inUse, sub.Findings)
+		}
 	}
 }
 
