@@ -206,8 +206,7 @@ func BenchmarkCopyScriptVsResync(b *testing.B) {
 	}
 	found := time.Since(start)
 	start = time.Now()
-	cmd := exec.Command(pgtest.BinDir+"/psql", "-X", "-q", "-d", p.Provider.DSN(), "-f", script)
-	if out, err := cmd.CombinedOutput(); err != nil {
+	if out, err := psqlScript(p.Provider.DSN(), script, "-q"); err != nil {
 		b.Fatalf("psql: %v\n%s", err, out)
 	}
 	copied := time.Since(start)
@@ -263,20 +262,15 @@ func TestCopyScriptSaysWhenTheProviderChangedARowWhileItCopied(t *testing.T) {
 		<-release
 		return nil
 	})
-	psql := func(extra ...string) (string, error) {
-		args := append([]string{"-X", "-d", p.Provider.DSN(), "-f", script}, extra...)
-		cmd := exec.CommandContext(ctx, pgtest.BinDir+"/psql", args...)
-		cmd.Env = append(os.Environ(), "PGPASSWORD=any")
-		out, err := cmd.CombinedOutput()
-		return string(out), err
-	}
+	psql := func(extra ...string) (string, error) { return psqlScript(p.Provider.DSN(), script, extra...) }
 	type result struct {
 		out string
 		err error
 	}
 	done := make(chan result, 1)
 	go func() {
-		out, err := psql("-v", "node_subscriber="+px.DSN(p.Subscriber.Name))
+		// The proxy asks for a password: any will do.
+		out, err := psql("-v", "node_subscriber="+px.DSN(p.Subscriber.Name)+" password=any")
 		done <- result{out, err}
 	}()
 	select {
@@ -378,8 +372,7 @@ func TestCopyScriptPutsBackTheRowsOfATableWithoutKey(t *testing.T) {
 		return n
 	}
 	for run := 1; run <= 2; run++ {
-		cmd := exec.Command(pgtest.BinDir+"/psql", "-X", "-d", p.Provider.DSN(), "-f", script)
-		if out, err := cmd.CombinedOutput(); err != nil {
+		if out, err := psqlScript(p.Provider.DSN(), script); err != nil {
 			t.Fatalf("run %d: %v\n%s", run, err, out)
 		}
 		if code, out, errOut := pglmon(t, "verify", "--config", cfg, "--table", "public.events"); code != 0 {
@@ -390,4 +383,11 @@ func TestCopyScriptPutsBackTheRowsOfATableWithoutKey(t *testing.T) {
 			t.Errorf("run %d: copies of row 17, dup, odd, the subscriber's own, all: %v, want %v", run, got, want)
 		}
 	}
+}
+
+// psqlScript runs a copy script with the test clusters' psql, connecting
+// first to dsn, and returns what psql printed.
+func psqlScript(dsn, script string, extra ...string) (string, error) {
+	out, err := exec.Command(pgtest.BinDir+"/psql", append([]string{"-X", "-d", dsn, "-f", script}, extra...)...).CombinedOutput()
+	return string(out), err
 }
