@@ -39,6 +39,16 @@ func newExecutor(t testing.TB, cfg *config.Config) (*Executor, *monitor.Monitor)
 	return &Executor{Config: cfg, Observer: m, Audit: audit, VerifyTimeout: 30 * time.Second, Poll: 100 * time.Millisecond}, m
 }
 
+// loseOrigin drops the subscription's replication origin and waits until
+// the monitor reports origin_missing.
+func loseOrigin(t testing.TB, p *pgtest.Pair, m *monitor.Monitor) {
+	t.Helper()
+	if err := p.LoseOrigin(context.Background(), p.Sub()); err != nil {
+		t.Fatal(err)
+	}
+	waitFinding(t, m, p.Sub(), diagnose.CodeOriginMissing)
+}
+
 // waitFinding polls the monitor until the subscription shows the finding.
 func waitFinding(t testing.TB, m *monitor.Monitor, sub, code string) {
 	t.Helper()
@@ -72,10 +82,7 @@ func TestRecreateOriginUnderWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	broke := time.Now()
-	if err := p.LoseOrigin(ctx, p.Sub()); err != nil {
-		t.Fatal(err)
-	}
-	waitFinding(t, m, p.Sub(), diagnose.CodeOriginMissing)
+	loseOrigin(t, p, m)
 	out := e.Execute(ctx, Request{Remedy: diagnose.RemedyRecreateOrigin, Subscription: p.Sub(), Actor: "test", Finding: diagnose.CodeOriginMissing})
 	if out.Result != ResultSuccess {
 		t.Fatalf("outcome: %s: %s (%+v)", out.Result, out.Reason, out.Steps)
@@ -164,10 +171,7 @@ func TestTwoExecutorsOneRepair(t *testing.T) {
 	cfg := testConfig(t, p, "30s")
 	e1, m1 := newExecutor(t, cfg)
 	e2, _ := newExecutor(t, cfg)
-	if err := p.LoseOrigin(ctx, p.Sub()); err != nil {
-		t.Fatal(err)
-	}
-	waitFinding(t, m1, p.Sub(), diagnose.CodeOriginMissing)
+	loseOrigin(t, p, m1)
 	var wg sync.WaitGroup
 	outs := make([]Outcome, 2)
 	for i, e := range []*Executor{e1, e2} {
@@ -200,10 +204,7 @@ func TestCrashAfterDisableIsFinishedByNextRun(t *testing.T) {
 	p := pgtest.NewPair(t, pgtest.PairOptions{})
 	cfg := testConfig(t, p, "30s")
 	e, m := newExecutor(t, cfg)
-	if err := p.LoseOrigin(ctx, p.Sub()); err != nil {
-		t.Fatal(err)
-	}
-	waitFinding(t, m, p.Sub(), diagnose.CodeOriginMissing)
+	loseOrigin(t, p, m)
 	e.crashAfterStep = 1
 	if out := e.Execute(ctx, Request{Remedy: diagnose.RemedyRecreateOrigin, Subscription: p.Sub(), Actor: "test"}); out.Result != "crashed" {
 		t.Fatalf("got %s %s", out.Result, out.Reason)
@@ -237,10 +238,7 @@ func TestDryRunChangesNothing(t *testing.T) {
 	ctx := context.Background()
 	p := pgtest.NewPair(t, pgtest.PairOptions{})
 	e, m := newExecutor(t, testConfig(t, p, "30s"))
-	if err := p.LoseOrigin(ctx, p.Sub()); err != nil {
-		t.Fatal(err)
-	}
-	waitFinding(t, m, p.Sub(), diagnose.CodeOriginMissing)
+	loseOrigin(t, p, m)
 	// pg_replication_origin is cluster-wide: look at this subscription's origin only.
 	catalog := func() string {
 		var s string
@@ -350,10 +348,7 @@ func TestFailedStepLeavesSubscriptionEnabled(t *testing.T) {
 	ctx := context.Background()
 	p := pgtest.NewPair(t, pgtest.PairOptions{})
 	e, m := newExecutor(t, testConfig(t, p, "30s"))
-	if err := p.LoseOrigin(ctx, p.Sub()); err != nil {
-		t.Fatal(err)
-	}
-	waitFinding(t, m, p.Sub(), diagnose.CodeOriginMissing)
+	loseOrigin(t, p, m)
 	e.failStep = 2
 	out := e.Execute(ctx, Request{Remedy: diagnose.RemedyRecreateOrigin, Subscription: p.Sub(), Actor: "test"})
 	if out.Result != ResultFailed || !strings.Contains(out.Reason, "enabled again (ok)") {
@@ -421,13 +416,10 @@ func TestARepairHeldElsewhereIsRefused(t *testing.T) {
 	ctx := context.Background()
 	p := pgtest.NewPair(t, pgtest.PairOptions{})
 	e, m := newExecutor(t, testConfig(t, p, "30s"))
-	if err := p.LoseOrigin(ctx, p.Sub()); err != nil {
-		t.Fatal(err)
-	}
 	if err := p.Provider.Exec(ctx, "SELECT pg_create_logical_replication_slot('pgl_leftover_lock', 'pglogical_output')"); err != nil {
 		t.Fatal(err)
 	}
-	waitFinding(t, m, p.Sub(), diagnose.CodeOriginMissing)
+	loseOrigin(t, p, m)
 	for _, tc := range []struct {
 		db   pgtest.DB
 		lock string
