@@ -81,7 +81,7 @@ type Outcome struct {
 }
 
 // ErrLocked is the reason of an attempt refused because another holds the lock.
-var ErrLocked = errors.New("another pglmon is repairing this subscription (advisory lock held)")
+var ErrLocked = errors.New("another pglmon is repairing it (advisory lock held)")
 
 // LockKey is the advisory lock key of a subscription on its subscriber.
 func LockKey(subscription string) int64 {
@@ -137,7 +137,11 @@ func (e *Executor) Execute(ctx context.Context, req Request) Outcome {
 		return finish(ResultRefused, fmt.Sprintf("take the advisory lock on %s: %v", nodeName, err))
 	}
 	if !locked {
-		return finish(ResultRefused, ErrLocked.Error())
+		what := "subscription " + plan.Subscription
+		if plan.Subscription == "" {
+			what = "slot " + plan.Slot
+		}
+		return finish(ResultRefused, what+": "+ErrLocked.Error())
 	}
 	// What was true before the lock may have changed while another held it.
 	if plan, sub, err = e.plan(ctx, req); err != nil {

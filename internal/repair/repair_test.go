@@ -421,12 +421,12 @@ func TestARepairHeldElsewhereIsRefused(t *testing.T) {
 	}
 	loseOrigin(t, p, m)
 	for _, tc := range []struct {
-		db   pgtest.DB
-		lock string
-		req  Request
+		db         pgtest.DB
+		lock, what string
+		req        Request
 	}{
-		{p.Subscriber, p.Sub(), Request{Remedy: diagnose.RemedyRecreateOrigin, Subscription: p.Sub(), Actor: "test", Finding: diagnose.CodeOriginMissing}},
-		{p.Provider, "slot/pgl_leftover_lock", Request{Remedy: diagnose.RemedyDropOrphanSlot, Node: "provider", Slot: "pgl_leftover_lock", Actor: "test"}},
+		{p.Subscriber, p.Sub(), "subscription " + p.Sub(), Request{Remedy: diagnose.RemedyRecreateOrigin, Subscription: p.Sub(), Actor: "test", Finding: diagnose.CodeOriginMissing}},
+		{p.Provider, "slot/pgl_leftover_lock", "slot pgl_leftover_lock", Request{Remedy: diagnose.RemedyDropOrphanSlot, Node: "provider", Slot: "pgl_leftover_lock", Actor: "test"}},
 	} {
 		holder, err := tc.db.Cluster.Connect(ctx, tc.db.Name)
 		if err != nil {
@@ -436,11 +436,11 @@ func TestARepairHeldElsewhereIsRefused(t *testing.T) {
 			t.Fatal(err)
 		}
 		out := e.Execute(ctx, tc.req)
-		if out.Result != ResultRefused || out.Reason != ErrLocked.Error() {
+		if want := tc.what + ": " + ErrLocked.Error(); out.Result != ResultRefused || out.Reason != want {
 			t.Errorf("%s under another's lock: %s %s", tc.req.Remedy, out.Result, out.Reason)
 		}
 		entries, _ := e.Audit.Entries()
-		if last := entries[len(entries)-1]; last.Outcome != ResultRefused || last.Reason != ErrLocked.Error() || last.Remedy != tc.req.Remedy {
+		if last := entries[len(entries)-1]; last.Outcome != ResultRefused || !strings.HasSuffix(last.Reason, ErrLocked.Error()) || last.Remedy != tc.req.Remedy {
 			t.Errorf("%s: audited as %+v", tc.req.Remedy, last)
 		}
 		holder.Close(ctx)
