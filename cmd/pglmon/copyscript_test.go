@@ -385,6 +385,71 @@ func TestCopyScriptPutsBackTheRowsOfATableWithoutKey(t *testing.T) {
 	}
 }
 
+// A replicated column the subscriber generates ALWAYS AS IDENTITY can only
+// be updated to DEFAULT, and inserted into with OVERRIDING SYSTEM VALUE:
+// the script makes such a column BY DEFAULT for its upsert and ALWAYS
+// again before it commits; a table without key gets its missing row with
+// the provider's value. The subscriber's tables keep GENERATED ALWAYS.
+func TestCopyScriptWritesAColumnTheSubscriberGeneratesAlways(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10})
+	for _, db := range []pgtest.DB{p.Provider, p.Subscriber} {
+		if err := db.Exec(ctx, `CREATE TABLE tickets (id int PRIMARY KEY, n bigint GENERATED ALWAYS AS IDENTITY, val text);
+			INSERT INTO tickets OVERRIDING SYSTEM VALUE SELECT g, 100 + g, 'v' || g FROM generate_series(1, 20) g;
+			CREATE TABLE ticket_log (n bigint GENERATED ALWAYS AS IDENTITY, msg text);
+			INSERT INTO ticket_log OVERRIDING SYSTEM VALUE SELECT 100 + g, 'm' || g FROM generate_series(1, 20) g`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, st := range []struct {
+		db  pgtest.DB
+		sql string
+	}{
+		{p.Provider, "SELECT pglogical.replication_set_add_table('set_0', 'tickets', false)"},
+		{p.Provider, "SELECT pglogical.create_replication_set('inserts', replicate_update := false, replicate_delete := false)"},
+		{p.Provider, "SELECT pglogical.replication_set_add_table('inserts', 'ticket_log', false)"},
+		{p.Subscriber, "SELECT pglogical.alter_subscription_add_replication_set('" + p.Sub() + "', 'inserts')"},
+	} {
+		if err := st.db.Exec(ctx, st.sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.MustStream(t, 3*time.Minute)
+	for _, sql := range []string{
+		"UPDATE tickets SET n = DEFAULT, val = 'local' WHERE id = 5", // different, in n too
+		"DELETE FROM tickets WHERE id = 6",                           // missing
+		"DELETE FROM ticket_log WHERE msg = 'm7'",                    // missing, no key
+	} {
+		if err := p.Subscriber.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := writeConfig(t, p, "")
+	script := filepath.Join(t.TempDir(), "rows.psql")
+	code, out, errOut := pglmon(t, "verify", "--config", cfg, "--copy-script", script)
+	if code != 2 || !strings.Contains(out, "it copies the 3 differing rows") {
+		t.Fatalf("verify: exit %d\n%s\n%s", code, out, errOut)
+	}
+	for run := 1; run <= 2; run++ {
+		if out, err := psqlScript(p.Provider.DSN(), script); err != nil {
+			body, _ := os.ReadFile(script)
+			t.Fatalf("run %d: %v\n%s\nscript:\n%s", run, err, out, body)
+		}
+		if code, out, errOut := pglmon(t, "verify", "--config", cfg); code != 0 {
+			t.Fatalf("run %d: verify exit %d\n%s\n%s", run, code, out, errOut)
+		}
+		var identity string
+		if err := p.Subscriber.QueryRow(ctx, `SELECT string_agg(attrelid::regclass || '.' || attname || ' ' || attidentity::text, ', ' ORDER BY attrelid::regclass::text)
+			FROM pg_attribute WHERE attrelid IN ('tickets'::regclass, 'ticket_log'::regclass) AND attname = 'n'`, []any{&identity}); err != nil {
+			t.Fatal(err)
+		}
+		if identity != "ticket_log.n a, tickets.n a" {
+			t.Errorf("run %d: identity columns after the script: %s, want both GENERATED ALWAYS (a)", run, identity)
+		}
+	}
+}
+
 // psqlScript runs a copy script with the test clusters' psql, connecting
 // first to dsn, and returns what psql printed.
 func psqlScript(dsn, script string, extra ...string) (string, error) {

@@ -204,6 +204,7 @@ type table struct {
 	name   string // schema.table
 	ident  string // quoted
 	cols   []string
+	names  []string // cols unquoted
 	key    []string // quoted key columns
 	filter string
 	keys   [][]string
@@ -234,6 +235,7 @@ func eligible(t verify.TableResult) (table, string) {
 		name:   spec.QualifiedName(),
 		ident:  pgx.Identifier{spec.Schema, spec.Name}.Sanitize(),
 		cols:   quote(spec.Columns),
+		names:  spec.Columns,
 		key:    quote(spec.Key),
 		filter: spec.RowFilter,
 		kinds:  map[string]int{},
@@ -393,18 +395,33 @@ func (t table) copyIn(tmp string) string {
 	fmt.Fprintf(&b, "\\copy %s FROM '%s' WITH (FORMAT csv)\n", tmp, t.csv)
 	fmt.Fprintf(&b, "DELETE FROM %s AS t WHERE %s AND NOT EXISTS (SELECT FROM %s AS p WHERE %s = %s);\n",
 		t.ident, t.inKeys("t."), tmp, t.keyList("p."), t.keyList("t."))
-	var set []string
-	for _, c := range t.cols {
+	var set, names []string
+	for i, c := range t.cols {
 		if !slices.Contains(t.key, c) {
 			set = append(set, c+" = EXCLUDED."+c)
+			names = append(names, literal(t.names[i]))
 		}
 	}
-	action := "NOTHING"
-	if len(set) > 0 {
-		action = "UPDATE SET " + strings.Join(set, ", ")
+	if len(set) == 0 {
+		fmt.Fprintf(&b, "INSERT INTO %s AS t (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s ON CONFLICT (%s) DO NOTHING;\n",
+			t.ident, cols, cols, tmp, strings.Join(t.key, ", "))
+		return b.String()
 	}
-	fmt.Fprintf(&b, "INSERT INTO %s AS t (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s ON CONFLICT (%s) DO %s;\n",
-		t.ident, cols, cols, tmp, strings.Join(t.key, ", "), action)
+	// A column the subscriber generates ALWAYS AS IDENTITY can only be
+	// updated to DEFAULT: the columns of the update that are such are made
+	// BY DEFAULT for the upsert and ALWAYS again before COMMIT (a rollback
+	// undoes both).
+	always := tmp + "_always"
+	b.WriteString("-- (a column the subscriber generates ALWAYS AS IDENTITY is made BY DEFAULT for the upsert, ALWAYS again after it)\n")
+	fmt.Fprintf(&b, "CREATE TEMPORARY TABLE %s ON COMMIT DROP AS SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attidentity = 'a' AND attname IN (%s);\n",
+		always, literal(t.ident), strings.Join(names, ", "))
+	alter := func(to string) string {
+		return fmt.Sprintf("SELECT format('ALTER TABLE %%s ALTER COLUMN %%I SET GENERATED %s', %s::regclass, attname) FROM %s \\gexec\n", to, literal(t.ident), always)
+	}
+	b.WriteString(alter("BY DEFAULT"))
+	fmt.Fprintf(&b, "INSERT INTO %s AS t (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s ON CONFLICT (%s) DO UPDATE SET %s;\n",
+		t.ident, cols, cols, tmp, strings.Join(t.key, ", "), strings.Join(set, ", "))
+	b.WriteString(alter("ALWAYS"))
 	return b.String()
 }
 
@@ -421,7 +438,7 @@ func (t table) copiesIn(tmp string) string {
 	fmt.Fprintf(&b, "\\copy %s FROM '%s' WITH (FORMAT csv)\n", tmp, t.csv)
 	if missing := t.texts(verify.Missing); missing != "" {
 		fmt.Fprintf(&b, "CREATE TEMPORARY TABLE %s_shape ON COMMIT DROP AS SELECT %s FROM %s WITH NO DATA;\n", tmp, cols, t.ident)
-		fmt.Fprintf(&b, "INSERT INTO %s (%s) SELECT (w.row_text::%s_shape).* FROM (%s) AS w(row_text) JOIN %s AS p USING (row_text)"+
+		fmt.Fprintf(&b, "INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT (w.row_text::%s_shape).* FROM (%s) AS w(row_text) JOIN %s AS p USING (row_text)"+
 			" LEFT JOIN (SELECT %s AS row_text, count(*) AS n FROM %s WHERE %s IN (%s) GROUP BY 1) AS h USING (row_text)"+
 			" CROSS JOIN LATERAL generate_series(1, p.copies - coalesce(h.n, 0));\n",
 			t.ident, cols, tmp, missing, tmp, t.rowText, t.ident, t.rowText, missing)
