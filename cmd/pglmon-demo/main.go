@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -19,15 +20,38 @@ import (
 	"github.com/pglmon/pglmon/internal/pgtest"
 )
 
-const (
-	providerPort   = 15432
-	subscriberPort = 15433
-	copyPort       = 15434
-	holePort       = 15439 // break hang: accepts connections and never answers
-	db             = "labdb"
+const db = "labdb"
+
+// Where the demo runs: its directory, its ports and the daemon's listen
+// address; PGLMON_DEMO_DIR, PGLMON_DEMO_PORT (the provider's: the others
+// follow it) and PGLMON_DEMO_LISTEN move them, to run a second demo beside
+// the first or to test it.
+var (
+	dir            = envOr("PGLMON_DEMO_DIR", filepath.Join(os.TempDir(), "pglmon-demo"))
+	providerPort   = basePort()
+	subscriberPort = providerPort + 1
+	copyPort       = providerPort + 2
+	holePort       = providerPort + 7 // break hang: accepts connections and never answers
+	listen         = envOr("PGLMON_DEMO_LISTEN", "127.0.0.1:9198")
 )
 
-var dir = filepath.Join(os.TempDir(), "pglmon-demo")
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// basePort is the provider's port: PGLMON_DEMO_PORT, or 15432.
+func basePort() int {
+	v := envOr("PGLMON_DEMO_PORT", "15432")
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 65535-7 {
+		fmt.Fprintf(os.Stderr, "pglmon-demo: PGLMON_DEMO_PORT=%q is not a port number (1-65528: the demo uses it and the 7 above it)\n", v)
+		os.Exit(2)
+	}
+	return n
+}
 
 const usage = `Usage: pglmon-demo COMMAND
 
@@ -85,6 +109,11 @@ const usage = `Usage: pglmon-demo COMMAND
                     pglogical's workers (signal_barrier_stuck after 10 s)
   insert N          insert N rows on the provider
   count             row counts on both sides
+
+Environment: PGLMON_DEMO_DIR (default $TMPDIR/pglmon-demo), PGLMON_DEMO_PORT
+(the provider's port, default 15432; the subscriber's is the next, and the
+demo may use the 7 above it), PGLMON_DEMO_LISTEN (the daemon's, default
+127.0.0.1:9198). Set them alike for every command of one demo.
 `
 
 func main() {
@@ -217,10 +246,10 @@ thresholds:
   replication_delay: 20s
   replication_delay_critical: 2m
 http:
-  listen: "127.0.0.1:9198"
+  listen: %q
 repair:
   audit_log: %s
-`, filepath.Join(dir, "audit.jsonl"))
+`, listen, filepath.Join(dir, "audit.jsonl"))
 	if err := os.WriteFile(filepath.Join(dir, "pglmon.yaml"), []byte(cfg), 0o644); err != nil {
 		return err
 	}

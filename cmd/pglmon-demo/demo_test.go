@@ -1,0 +1,226 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pglmon/pglmon/internal/pgtest"
+)
+
+// `make demo`, README's first command, as a user runs it: it installs what
+// it needs, builds, starts the two clusters replicating and the daemon in
+// the foreground, which then repairs a lost origin (break origin) and reads
+// what break data did through pglmon verify; Ctrl-C stops the daemon and
+// `pglmon-demo down` removes everything. On ports and in a directory of
+// its own (PGLMON_DEMO_*), so a demo running here is left alone.
+func TestMakeDemo(t *testing.T) {
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Fatal("make is not installed: run scripts/install-deps.sh (as root)")
+	}
+	ctx := context.Background()
+	if err := os.MkdirAll(pgtest.BaseDir, 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	// Under the harness's directory, which the postgres user may enter (a
+	// test's own temporary directory is its owner's only).
+	base, err := os.MkdirTemp(pgtest.BaseDir, "demo-")
+	if err == nil {
+		err = os.Chmod(base, 0o755)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	demoDir := filepath.Join(base, "demo")
+	bin := t.TempDir()
+	pglmon, demo := filepath.Join(bin, "pglmon"), filepath.Join(bin, "pglmon-demo")
+	listen := freeAddr(t)
+	env := append(os.Environ(), "PGLMON_DEMO_DIR="+demoDir, fmt.Sprintf("PGLMON_DEMO_PORT=%d", freePorts(t, 8)), "PGLMON_DEMO_LISTEN="+listen)
+	command := func(name string, args ...string) *exec.Cmd {
+		cmd := exec.Command(name, args...)
+		cmd.Env = env
+		return cmd
+	}
+
+	var out syncBuffer
+	mk := command("make", "-C", "../..", "demo", "BIN="+pglmon, "DEMO="+demo)
+	mk.Stdout, mk.Stderr = &out, &out
+	mk.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its own group, as a terminal's job
+	if err := mk.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- mk.Wait() }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-mk.Process.Pid, syscall.SIGKILL)
+		if got, err := command(demo, "down").CombinedOutput(); err != nil {
+			t.Errorf("pglmon-demo down: %v\n%s", err, got)
+		}
+		os.RemoveAll(base)
+	})
+	cfg := filepath.Join(demoDir, "pglmon.yaml")
+
+	// The daemon answers once the demo is up, and says the subscription
+	// replicates (the status make demo printed before it said so too).
+	status := func() (s struct {
+		Health        string
+		Subscriptions []struct{ Name, Status, Health string }
+	}) {
+		resp, err := http.Get("http://" + listen + "/api/v1/status")
+		if err != nil {
+			return s
+		}
+		defer resp.Body.Close()
+		_ = json.NewDecoder(resp.Body).Decode(&s)
+		return s
+	}
+	healthy := func() bool {
+		s := status()
+		return s.Health == "ok" && len(s.Subscriptions) == 1 && s.Subscriptions[0].Status == "replicating"
+	}
+	waitFor := func(what string, timeout time.Duration, cond func() bool) {
+		t.Helper()
+		if err := pgtest.Poll(ctx, timeout, func() bool {
+			select {
+			case err := <-exited:
+				t.Fatalf("make demo ended (%v) while waiting for %s:\n%s", err, what, out.String())
+			default:
+			}
+			return cond()
+		}); err != nil {
+			t.Fatalf("%s: not within %s; make demo printed:\n%s", what, timeout, out.String())
+		}
+	}
+	// Installing, building (both binaries, not in the race-built cache) and
+	// starting two clusters.
+	waitFor("the daemon reporting sub_0 replicating", 8*time.Minute, healthy)
+	if printed := out.String(); !strings.Contains(printed, "subscription sub_0 replicating table items_0") || !strings.Contains(printed, "sub_0") {
+		t.Errorf("make demo printed:\n%s", printed)
+	}
+
+	// break origin: the daemon recreates it.
+	if got, err := command(demo, "break", "origin").CombinedOutput(); err != nil {
+		t.Fatalf("break origin: %v\n%s", err, got)
+	}
+	repaired := func() bool {
+		f, err := os.Open(filepath.Join(demoDir, "audit.jsonl"))
+		if err != nil {
+			return false
+		}
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			var e struct{ Phase, Remedy, Outcome string }
+			if json.Unmarshal(sc.Bytes(), &e) == nil && e.Phase == "finished" && e.Remedy == "recreate-origin" && e.Outcome == "success" {
+				return true
+			}
+		}
+		return false
+	}
+	waitFor("a successful recreate-origin in the audit log", 2*time.Minute, repaired)
+	waitFor("sub_0 replicating again", time.Minute, healthy)
+	if printed := out.String(); !strings.Contains(printed, "origin_missing") {
+		t.Errorf("the daemon's log does not name origin_missing:\n%s", printed)
+	}
+
+	// break data: still replicating, and verify names the three rows.
+	if got, err := command(demo, "break", "data").CombinedOutput(); err != nil {
+		t.Fatalf("break data: %v\n%s", err, got)
+	}
+	got, err := command(pglmon, "verify", "--config", cfg).CombinedOutput()
+	if code := exitCode(err); code != 2 || !strings.Contains(string(got), "(missing)") || !strings.Contains(string(got), "(different)") || !strings.Contains(string(got), "(extra)") {
+		t.Errorf("verify after break data: exit %d (want 2, the three differing rows named)\n%s", code, got)
+	}
+
+	// Ctrl-C stops the daemon (make with it); down removes the demo.
+	if err := syscall.Kill(-mk.Process.Pid, syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-exited:
+	case <-time.After(time.Minute):
+		t.Fatalf("make demo still running a minute after Ctrl-C:\n%s", out.String())
+	}
+	if got, err := command(demo, "down").CombinedOutput(); err != nil {
+		t.Fatalf("pglmon-demo down: %v\n%s", err, got)
+	}
+	if _, err := os.Stat(demoDir); !os.IsNotExist(err) {
+		t.Errorf("after down, %s: %v", demoDir, err)
+	}
+}
+
+// freePorts returns the first of n consecutive loopback ports nothing
+// listens on, between the test harness's ports (20000-32000) and the
+// kernel's ephemeral ones.
+func freePorts(t *testing.T, n int) int {
+	t.Helper()
+	for range 100 {
+		base := 32000 + rand.IntN(700)
+		free := true
+		for p := base; p < base+n && free; p++ {
+			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+			if err != nil {
+				free = false
+				continue
+			}
+			l.Close()
+		}
+		if free {
+			return base
+		}
+	}
+	t.Fatal("no free loopback ports")
+	return 0
+}
+
+// freeAddr is a loopback address nothing listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func exitCode(err error) int {
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
+}
+
+// syncBuffer is a bytes.Buffer that make's output and the test share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
