@@ -333,6 +333,14 @@ func TestDropOrphanSlot(t *testing.T) {
 	if len(r.Nodes[0].Findings) != 1 || r.Nodes[0].Findings[0].Code != diagnose.CodeOrphanSlot {
 		t.Fatalf("provider findings: %+v", r.Nodes[0].Findings)
 	}
+	// The subscription's own slot is refused, though the node has an orphan.
+	var own string
+	if err := p.Provider.QueryRow(ctx, "SELECT slot_name FROM pg_replication_slots WHERE slot_name <> 'pgl_leftover_abc'", []any{&own}); err != nil {
+		t.Fatal(err)
+	}
+	if out := e.Execute(ctx, Request{Remedy: diagnose.RemedyDropOrphanSlot, Node: "provider", Slot: own, Actor: "test"}); out.Result != ResultRefused || !strings.Contains(out.Reason, "not an orphan") {
+		t.Fatalf("dropping the subscription's slot %s: got %s %q, want refused", own, out.Result, out.Reason)
+	}
 	out := e.Execute(ctx, Request{Remedy: diagnose.RemedyDropOrphanSlot, Node: "provider", Slot: "pgl_leftover_abc", Actor: "test"})
 	if out.Result != ResultSuccess {
 		t.Fatalf("got %s %s", out.Result, out.Reason)
