@@ -119,6 +119,7 @@ func runVerify(ctx context.Context, e env, args []string) error {
 	}
 	var results []verify.Result
 	var equal []verified.Entry
+	var others []string // subscriptions that do not replicate --table
 	code := verifyEqual
 	for _, tg := range targets {
 		opt.OtherSources = sources[tg.Subscriber+"/"+tg.Subscription]
@@ -126,6 +127,11 @@ func runVerify(ctx context.Context, e env, args []string) error {
 		r := verify.Run(ctx, cfg, tg, opt, *table)
 		if opt.Progress != nil {
 			fmt.Fprint(e.stderr, "\r\033[K")
+		}
+		if r.NotReplicated && *sub == "" {
+			// --table alone: the subscriptions that replicate it.
+			others = append(others, tg.Subscription)
+			continue
 		}
 		results = append(results, r)
 		equal = append(equal, verified.Entries(r, started, *table == "" && fromKey == nil)...)
@@ -138,6 +144,9 @@ func runVerify(ctx context.Context, e env, args []string) error {
 		if ctx.Err() != nil {
 			break
 		}
+	}
+	if len(results) == 0 && len(others) > 0 && ctx.Err() == nil {
+		return &exitErr{verifyUnknown, fmt.Errorf("table %s is not replicated by any subscription (%s)", *table, strings.Join(others, ", "))}
 	}
 	if terr != nil {
 		code = max(code, verifyUnknown)

@@ -47,6 +47,16 @@ func TestVerifyCommand(t *testing.T) {
 			t.Errorf("%s not recorded as equal: %v", key, equalAt)
 		}
 	}
+	// --table alone: the subscription that replicates it, not an error for the other.
+	if code, out, errOut := pglmon(t, "verify", "--config", cfg, "--table", "items_0"); code != 0 || !strings.Contains(out, "public.items_0") || strings.Contains(out, "sub_1") {
+		t.Errorf("--table items_0 of two subscriptions: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if code, _, errOut := pglmon(t, "verify", "--config", cfg, "--table", "nope"); code != 3 || !strings.Contains(errOut, "table nope is not replicated by any subscription (sub_0, sub_1)") {
+		t.Errorf("--table nope: exit %d\n%s", code, errOut)
+	}
+	if code, out, _ := pglmon(t, "verify", "--config", cfg, "--subscription", "sub_1", "--table", "items_0"); code != 3 || !strings.Contains(out, "table items_0 is not replicated by sub_1") {
+		t.Errorf("--subscription sub_1 --table items_0: exit %d\n%s", code, out)
+	}
 	if err := p.Subscriber.Exec(ctx, "DELETE FROM items_1 WHERE id = 2024"); err != nil {
 		t.Fatal(err)
 	}

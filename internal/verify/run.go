@@ -49,6 +49,9 @@ type Result struct {
 	SequenceError string           `json:"sequence_error,omitempty"`
 	Duration      time.Duration    `json:"duration_ns"`
 	Error         string           `json:"error,omitempty"`
+	// NotReplicated says that the table Run was limited to is not in the
+	// subscription's replication sets (Error says so too).
+	NotReplicated bool `json:"-"`
 }
 
 // Targets picks the subscriptions to verify from probe snapshots: all, or
@@ -213,6 +216,7 @@ func Run(ctx context.Context, cfg *config.Config, tg Target, opt Options, table 
 			}
 		}
 		if len(keep) == 0 {
+			res.NotReplicated = true
 			return fail(fmt.Errorf("table %s is not replicated by %s", table, tg.Subscription))
 		}
 		tables = keep
