@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -110,6 +111,19 @@ func (e *exitErr) Unwrap() error { return e.err }
 
 func usageError(format string, args ...any) error {
 	return &exitErr{exitUsage, fmt.Errorf(format, args...)}
+}
+
+// unknownNode is the usage error for a flag naming a node the
+// configuration does not have ("" when it has it).
+func unknownNode(cfg *config.Config, flag, name string) error {
+	if _, ok := cfg.Node(name); ok {
+		return nil
+	}
+	var names []string
+	for _, n := range cfg.Nodes {
+		names = append(names, n.Name)
+	}
+	return usageError("%s %s: no such node in the configuration (nodes: %s)", flag, name, strings.Join(names, ", "))
 }
 
 func exitCode(stderr io.Writer, name string, err error) int {

@@ -136,8 +136,8 @@ func maintenanceNodes(cfg *config.Config, nodes []string, all bool) ([]string, e
 		return nil, usageError("--node NAME (or --all) is required")
 	}
 	for _, n := range nodes {
-		if !slices.Contains(names, n) {
-			return nil, usageError("--node %s: no such node in the configuration (nodes: %s)", n, strings.Join(names, ", "))
+		if err := unknownNode(cfg, "--node", n); err != nil {
+			return nil, err
 		}
 	}
 	return nodes, nil

@@ -52,6 +52,13 @@ func runRepair(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
+	for _, f := range []struct{ flag, name string }{{"--subscriber", *subscriber}, {"--node", *node}} {
+		if f.name != "" {
+			if err := unknownNode(cfg, f.flag, f.name); err != nil {
+				return err
+			}
+		}
+	}
 	audit, err := repair.NewAudit(cfg.Repair.AuditLog)
 	if err != nil {
 		return &exitErr{exitConfig, err}

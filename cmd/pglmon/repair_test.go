@@ -136,6 +136,12 @@ func TestRepairCommandDropOrphanSlot(t *testing.T) {
 	if code, _, _ := pglmonIn(t, "", "repair", "--config", cfg, "--remedy", "drop-orphan-slot", "--node", "provider"); code != 64 {
 		t.Errorf("missing --slot: exit %d, want 64", code)
 	}
+	for _, args := range [][]string{{"--remedy", "drop-orphan-slot", "--node", "nosuch", "--slot", "pgl_orphan_cli"}, {"--subscription", p.Sub(), "--subscriber", "nosuch"}} {
+		code, _, errOut := pglmonIn(t, "", append([]string{"repair", "--config", cfg}, args...)...)
+		if code != 64 || !strings.Contains(errOut, "nosuch: no such node in the configuration (nodes: provider, subscriber)") {
+			t.Errorf("%v: exit %d, want 64 naming the node: %s", args, code, errOut)
+		}
+	}
 	code, out, errOut := pglmonIn(t, "yes\n", "repair", "--config", cfg, "--remedy", "drop-orphan-slot", "--node", "provider", "--slot", "pgl_orphan_cli")
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)

@@ -68,10 +68,10 @@ func runUpgrade(ctx context.Context, e env, args []string) error {
 	if *node == "" {
 		return usageError("--node NAME is required")
 	}
-	n, ok := cfg.Node(*node)
-	if !ok {
-		return usageError("node %q is not configured", *node)
+	if err := unknownNode(cfg, "--node", *node); err != nil {
+		return err
 	}
+	n, _ := cfg.Node(*node)
 	if (*targetVersion != "" || *targetGroup != "") && n.RDS == nil {
 		return usageError("--target-version/--target-parameter-group: node %s names no RDS instance (set rds.identifier in the configuration)", *node)
 	}

@@ -71,6 +71,9 @@ func TestUpgradeCheckAndPrepareRefusal(t *testing.T) {
 	if code, _, errOut := pglmon(t, "upgrade", "check", "--config", cfg); code != exitUsage || !strings.Contains(errOut, "--node") {
 		t.Errorf("upgrade check without --node: exit %d %s", code, errOut)
 	}
+	if code, _, errOut := pglmon(t, "upgrade", "check", "--config", cfg, "--node", "nosuch"); code != exitUsage || !strings.Contains(errOut, "--node nosuch: no such node in the configuration") {
+		t.Errorf("upgrade check --node nosuch: exit %d %s", code, errOut)
+	}
 }
 
 // restore onto a server where pglogical cannot run (no preload, wal_level
