@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -797,7 +798,7 @@ func (c *Config) validate() Errors {
 			add(c.errorAt(fmt.Sprintf("verify.exclude[%d]", i), "%q is not a schema.table pattern (e.g. audit.* or public.log_*)", pat))
 		}
 	}
-	sets := map[string]string{} // set name -> node
+	sets := map[string]bool{} // node/set: pglogical's set names are per node
 	for i, rs := range c.ReplicationSets {
 		f := fmt.Sprintf("replication_sets[%d]", i)
 		n, ok := c.Node(rs.Node)
@@ -808,10 +809,10 @@ func (c *Config) validate() Errors {
 			add(c.errorAt(f+".node", "node %q is not configured", rs.Node))
 		case n.PglogicalName == "":
 			add(c.errorAt(f+".node", "node %q needs pglogical_name", rs.Node))
-		case sets[rs.Name] != "":
-			add(c.errorAt(f+".name", "replication set %q is defined twice", rs.Name))
+		case sets[rs.Node+"/"+rs.Name]:
+			add(c.errorAt(f+".name", "replication set %q is defined twice on %s", rs.Name, rs.Node))
 		}
-		sets[rs.Name] = rs.Node
+		sets[rs.Node+"/"+rs.Name] = true
 		if len(rs.Tables)+len(rs.Schemas) == 0 {
 			add(c.errorAt(f, "list tables or schemas"))
 		}
@@ -836,10 +837,19 @@ func (c *Config) validate() Errors {
 		if len(sb.ReplicationSets) == 0 {
 			add(c.errorAt(f+".replication_sets", "at least one replication set is needed"))
 		}
-		for _, set := range sb.ReplicationSets {
-			if node, ok := sets[set]; !ok || node != sb.Provider {
+		for j, set := range sb.ReplicationSets {
+			switch {
+			case !sets[sb.Provider+"/"+set]:
 				add(c.errorAt(f+".replication_sets", "replication set %q is not defined on provider %s", set, sb.Provider))
+			case slices.Contains(sb.ReplicationSets[:j], set):
+				add(c.errorAt(f+".replication_sets", "replication set %q is listed twice", set))
 			}
+		}
+		// pglogical takes any names here, and its provider then refuses
+		// the subscription's every connection (measured with 2.4.2: `Only
+		// "all" is allowed in forward origin name list at the moment`).
+		if len(sb.ForwardOrigins) > 1 || (len(sb.ForwardOrigins) == 1 && sb.ForwardOrigins[0] != "all") {
+			add(c.errorAt(f+".forward_origins", "%q: pglogical forwards all origins ([all]) or none ([]), nothing else (its provider refuses the connection)", sb.ForwardOrigins))
 		}
 	}
 	if c.Slack.Enabled() {

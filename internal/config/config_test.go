@@ -101,6 +101,9 @@ func TestErrorsNamePlace(t *testing.T) {
 		{"bearer token from two places", "nodes:\n  - name: a\n    dsn: host=x\nhttp:\n  bearer_token: {env: T, file: /t}\n", "bad.yaml:5:17: http.bearer_token: set exactly one of env or file"},
 		{"bearer token from AWS", "nodes:\n  - name: a\n    dsn: host=x\nhttp:\n  bearer_token: {rds_iam: true}\n", "http.bearer_token: set exactly one of env or file"},
 		{"listen without port", "nodes:\n  - name: a\n    dsn: host=x\nhttp:\n  listen: 0.0.0.0\n", "bad.yaml:5:11: http.listen: \"0.0.0.0\" must be host:port"},
+		{"set defined twice on a node", "nodes:\n  - name: a\n    dsn: host=x\n    pglogical_name: a\n  - name: b\n    dsn: host=y\n    pglogical_name: b\nreplication_sets:\n  - name: s\n    node: a\n    tables: [t]\n  - name: s\n    node: a\n    tables: [u]\n", "bad.yaml:12:11: replication_sets[1].name: replication set \"s\" is defined twice on a"},
+		{"set listed twice", "nodes:\n  - name: a\n    dsn: host=x\n    pglogical_name: a\n  - name: b\n    dsn: host=y\n    pglogical_name: b\nreplication_sets:\n  - name: s\n    node: a\n    tables: [t]\nsubscriptions:\n  - name: x\n    subscriber: b\n    provider: a\n    replication_sets: [s, s]\n", "bad.yaml:16:23: subscriptions[0].replication_sets: replication set \"s\" is listed twice"},
+		{"forward_origins other than all", "nodes:\n  - name: a\n    dsn: host=x\n    pglogical_name: a\n  - name: b\n    dsn: host=y\n    pglogical_name: b\nreplication_sets:\n  - name: s\n    node: a\n    tables: [t]\nsubscriptions:\n  - name: x\n    subscriber: b\n    provider: a\n    replication_sets: [s]\n    forward_origins: [all, node_c]\n", "bad.yaml:17:22: subscriptions[0].forward_origins: [\"all\" \"node_c\"]: pglogical forwards all origins ([all]) or none ([]), nothing else"},
 		{"topology without pglogical_name", "nodes:\n  - name: a\n    dsn: host=x\nreplication_sets:\n  - name: s\n    node: a\n    tables: [t]\n", "replication_sets[0].node: node \"a\" needs pglogical_name"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -281,5 +284,16 @@ func TestDSNNamingFilesReadLaterIsAccepted(t *testing.T) {
 		if _, err := Parse("ok.yaml", []byte("nodes:\n  - name: a\n    dsn: '"+dsn+"'\n")); err != nil {
 			t.Errorf("%s: %v", dsn, err)
 		}
+	}
+}
+
+// pglogical's replication set names are per node: the same name on two
+// providers is two sets, each subscription taking its provider's.
+func TestSetNamesArePerNode(t *testing.T) {
+	body := "nodes:\n  - {name: a, dsn: host=x, pglogical_name: a}\n  - {name: b, dsn: host=y, pglogical_name: b}\n  - {name: c, dsn: host=z, pglogical_name: c}\n" +
+		"replication_sets:\n  - {name: app, node: a, tables: [t]}\n  - {name: app, node: b, tables: [u]}\n" +
+		"subscriptions:\n  - {name: from_a, subscriber: c, provider: a, replication_sets: [app], forward_origins: [all]}\n  - {name: from_b, subscriber: c, provider: b, replication_sets: [app], forward_origins: []}\n"
+	if _, err := Parse("sets.yaml", []byte(body)); err != nil {
+		t.Fatal(err)
 	}
 }

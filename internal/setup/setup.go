@@ -82,6 +82,10 @@ func one[T any](ctx context.Context, conn *pgx.Conn, sql string, args ...any) (T
 	return v, err
 }
 
+// setKey names a replication set of a node: pglogical's set names are
+// per node (every node has its own "default").
+func setKey(node, set string) string { return node + "/" + set }
+
 // involved lists the configured nodes the topology uses, in config order.
 func (r *Runner) involved() []string {
 	use := map[string]bool{}
@@ -134,13 +138,13 @@ func (r *Runner) Plan(ctx context.Context) (Plan, error) {
 	if vs := uniq(versions); len(vs) > 1 {
 		p.Problems = append(p.Problems, Problem{"", fmt.Sprintf("pglogical versions differ between nodes: %v", versions), "install the same pglogical version on every node"})
 	}
-	tables := map[string][]string{} // set -> tables
+	tables := map[string][]string{} // setKey(node, set) -> tables
 	for _, rs := range r.Config.ReplicationSets {
 		ts, err := r.expand(ctx, conns[rs.Node], rs, &p)
 		if err != nil {
 			return p, err
 		}
-		tables[rs.Name] = ts
+		tables[setKey(rs.Node, rs.Name)] = ts
 		// pglogical's own rule (replication_set_add_table): a set that
 		// replicates UPDATE or DELETE needs each table's replica identity
 		// index, its primary key or REPLICA IDENTITY USING INDEX; an
@@ -161,7 +165,7 @@ func (r *Runner) Plan(ctx context.Context) (Plan, error) {
 	}
 	for _, sb := range r.Config.Subscriptions {
 		for _, set := range sb.ReplicationSets {
-			for _, t := range tables[set] {
+			for _, t := range tables[setKey(sb.Provider, set)] {
 				r.compareTable(ctx, conns[sb.Provider], conns[sb.Subscriber], sb, t, &p)
 			}
 		}
@@ -349,7 +353,7 @@ func (r *Runner) checkCopies(ctx context.Context, conns map[string]*pgx.Conn, ta
 			return err
 		}
 		for _, set := range sb.ReplicationSets {
-			for _, t := range tables[set] {
+			for _, t := range tables[setKey(sb.Provider, set)] {
 				copied := !exists || !provExt || !slices.Contains(have, set)
 				if !copied {
 					in, err := one[bool](ctx, prov, `SELECT NOT EXISTS (SELECT 1 FROM pglogical.replication_set_table rt JOIN pglogical.replication_set s ON s.set_id = rt.set_id
@@ -453,9 +457,9 @@ func (r *Runner) changes(ctx context.Context, conns map[string]*pgx.Conn, tables
 		// copied by create_subscription.
 		copyData := false
 		for _, sb := range r.Config.Subscriptions {
-			copyData = copyData || (exists && slices.Contains(sb.ReplicationSets, rs.Name) && config.Flag(sb.SynchronizeData))
+			copyData = copyData || (exists && sb.Provider == rs.Node && slices.Contains(sb.ReplicationSets, rs.Name) && config.Flag(sb.SynchronizeData))
 		}
-		for _, t := range tables[rs.Name] {
+		for _, t := range tables[setKey(rs.Node, rs.Name)] {
 			in := false
 			if exists {
 				var err error

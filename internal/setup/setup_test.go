@@ -573,3 +573,61 @@ func TestSetAddedToASubscription(t *testing.T) {
 		t.Fatalf("plan: %+v (%v)", plan, err)
 	}
 }
+
+// pglogical's replication set names are per node: two providers (two
+// databases, as in data gathering) each with a set "app" feed one
+// subscriber, each subscription its own provider's tables only.
+func TestSameSetNameOnTwoProviders(t *testing.T) {
+	ctx := context.Background()
+	prov, sub := pgtest.Shared(t)
+	const both = "CREATE TABLE orders (id bigint PRIMARY KEY, total numeric); CREATE TABLE items (id int PRIMARY KEY, name text);"
+	pa, s := freshDBs(t, prov, sub, both+"INSERT INTO orders SELECT g, g FROM generate_series(1, 30) g;", both)
+	pb := pgtest.DB{Cluster: prov, Name: pa.Name + "_b"}
+	if err := prov.Exec(ctx, "postgres", "CREATE DATABASE "+pb.Name); err != nil {
+		t.Fatal(err)
+	}
+	if err := pb.Exec(ctx, both+"INSERT INTO items SELECT g, 'i' FROM generate_series(1, 20) g;"); err != nil {
+		t.Fatal(err)
+	}
+	body := fmt.Sprintf(`nodes:
+  - {name: provider_a, dsn: %[1]q, pglogical_name: pa_%[4]s}
+  - {name: provider_b, dsn: %[2]q, pglogical_name: pb_%[4]s}
+  - {name: subscriber, dsn: %[3]q, pglogical_name: sub_%[4]s}
+replication_sets:
+  - {name: app, node: provider_a, tables: [public.orders]}
+  - {name: app, node: provider_b, tables: [public.items]}
+subscriptions:
+  - {name: from_a, subscriber: subscriber, provider: provider_a, replication_sets: [app]}
+  - {name: from_b, subscriber: subscriber, provider: provider_b, replication_sets: [app]}
+`, pa.DSN(), pb.DSN(), s.DSN(), pa.Name)
+	cfg, err := config.Parse("setup.yaml", []byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, out := applied(t, cfg)
+	for _, want := range []string{"on provider_a: add table public.orders to app", "on provider_b: add table public.items to app",
+		"create subscription from_a", "create subscription from_b"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("apply output lacks %q:\n%s", want, out.String())
+		}
+	}
+	for _, wrong := range []string{"on provider_a: add table public.items", "on provider_b: add table public.orders"} {
+		if strings.Contains(out.String(), wrong) {
+			t.Errorf("apply output has %q:\n%s", wrong, out.String())
+		}
+	}
+	for _, c := range []struct {
+		p     pgtest.DB
+		table string
+		rows  int64
+	}{{pa, "orders", 30}, {pb, "items", 20}} {
+		pair := &pgtest.Pair{Provider: c.p, Subscriber: s}
+		if n, err := pair.WaitConverged(ctx, c.table, 30*time.Second); err != nil || n != c.rows {
+			t.Errorf("%s on the subscriber: %d rows, %v", c.table, n, err)
+		}
+	}
+	out.Reset()
+	if err := r.Apply(ctx); err != nil || !strings.Contains(out.String(), "Nothing to change") {
+		t.Fatalf("apply again: %v\n%s", err, out.String())
+	}
+}
