@@ -104,7 +104,8 @@ func runRepair(ctx context.Context, e env, args []string) error {
 			return &exitErr{code: map[bool]int{true: repairOK, false: repairRefused}[s.Health == diagnose.OK]}
 		}
 		if human {
-			fmt.Fprint(e.stdout, repair.HumanPlan(f, *s).Render())
+			// The commands it names, with this configuration's path.
+			fmt.Fprint(e.stdout, strings.ReplaceAll(repair.HumanPlan(f, *s).Render(), "--config FILE", "--config "+shellword.Quote(*path)))
 			return &exitErr{code: repairRefused}
 		}
 		req.Remedy, req.Finding = f.Remedy, f.Code

@@ -676,8 +676,9 @@ func TestStatusReadsTheApplyErrorFromTheServerLog(t *testing.T) {
 	// repair prints the plan for a person and runs nothing.
 	code, out, _ := pglmon(t, "repair", "--config", cfg, "--subscription", p.Sub(), "--yes")
 	m := regexp.MustCompile(`pg_replication_origin_advance\('(pgl_[a-z0-9_]+)', '([0-9A-F]+/[0-9A-F]+)'::pg_lsn \+ 1\)`).FindStringSubmatch(out)
-	if code != 1 || m == nil || !strings.Contains(out, "--remedy restart") || !strings.Contains(out, "--remedy skip-transaction --lsn "+m[2]) {
-		t.Fatalf("repair: exit %d\n%s", code, out)
+	if code != 1 || m == nil || !strings.Contains(out, "--remedy restart") || !strings.Contains(out, "--remedy skip-transaction --lsn "+m[2]) ||
+		!strings.Contains(out, "pglmon repair --config "+cfg+" --subscription "+p.Sub()+" --remedy restart") || strings.Contains(out, "--config FILE") {
+		t.Fatalf("repair (the commands with this configuration's path): exit %d\n%s", code, out)
 	}
 	// Its option b, run by pglmon: refused for another transaction than the
 	// one the log names, then done, and the audit log says so.
