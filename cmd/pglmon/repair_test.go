@@ -114,8 +114,16 @@ func TestRepairCommandHumanOnly(t *testing.T) {
 			t.Logf("attempt %d: pglogical had the slot back before repair ran", attempt)
 			continue
 		}
-		if code != 1 || !strings.Contains(out, "needs a person") || !strings.Contains(out, "alter_subscription_resynchronize_table") {
+		if code != 1 || !strings.Contains(out, "needs a person") || !strings.Contains(out, "replication_sets := ARRAY['set_0']") {
 			t.Fatalf("slot missing: exit %d\n%s", code, out)
+		}
+		// The query it gives, run on the provider, prints the
+		// resynchronisation of each table of the subscription's sets.
+		query := out[strings.Index(out, "SELECT format("):]
+		query = query[:strings.Index(query, "ORDER BY 1;")+len("ORDER BY 1;")]
+		var stmt string
+		if err := p.Provider.QueryRow(ctx, query, []any{&stmt}); err != nil || stmt != "SELECT pglogical.alter_subscription_resynchronize_table('"+p.Sub()+"', 'public.items_0');" {
+			t.Fatalf("the plan's query on the provider: %q, %v\n%s", stmt, err, query)
 		}
 		code, _, errOut := pglmonIn(t, "", "repair", "--config", cfg, "--subscription", p.Sub(), "--remedy", "recreate-origin", "--yes")
 		if code != 1 || !strings.Contains(errOut, "refused") {

@@ -182,6 +182,8 @@ type Subscription struct {
 	// connects to the provider (probe.Subscription; no password).
 	ProviderInterface string `json:"provider_interface,omitempty"`
 	ProviderConninfo  string `json:"provider_conninfo,omitempty"`
+	// ReplicationSets are the provider's sets it subscribes to.
+	ReplicationSets []string `json:"replication_sets,omitempty"`
 	// ApplyDelaySeconds is its apply_delay (0: none).
 	ApplyDelaySeconds float64 `json:"apply_delay_seconds,omitempty"`
 	// Maintenance is the maintenance window of its subscriber or provider

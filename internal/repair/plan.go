@@ -163,13 +163,14 @@ Choose one:
       -- on subscriber %[4]s
       SELECT pglogical.alter_subscription_disable(%[5]s, true);
       SELECT pglogical.alter_subscription_enable(%[5]s, true);
-      SELECT pglogical.alter_subscription_resynchronize_table(%[5]s, 'schema.table');  -- per table
+%[7]s
  b) re-create the subscription with a full copy:
       SELECT pglogical.alter_subscription_disable(%[5]s, true);  -- first, and wait until its apply worker is gone
       SELECT pglogical.drop_subscription(%[5]s);
-      SELECT pglogical.create_subscription(%[5]s, '<provider dsn>', replication_sets := ...,
+      SELECT pglogical.create_subscription(%[5]s, %[8]s, replication_sets := %[9]s,
              synchronize_data := true);  -- existing rows must be removed first
-Then check the data: pglmon verify --config FILE --subscription %[6]s`, s.SlotName, s.Provider, q(s.SlotName), s.Subscriber, q(s.Name), sh(s.Name))
+Then check the data: pglmon verify --config FILE --subscription %[6]s`, s.SlotName, s.Provider, q(s.SlotName), s.Subscriber, q(s.Name), sh(s.Name),
+			resyncEach(s, "      "), providerDSN(s), setArray(s))
 	case diagnose.CodeSlotWALLost:
 		fmt.Fprintf(&b, `The slot %[1]s lost WAL it needed (max_slot_wal_keep_size): the changes in it are gone.
 Re-create the subscription with a full copy, or drop and re-create the slot and resynchronise every
@@ -181,8 +182,9 @@ table (each table is TRUNCATED on the subscriber and copied again):
   SELECT pg_create_logical_replication_slot(%[5]s, 'pglogical_output');
   -- on subscriber %[2]s
   SELECT pglogical.alter_subscription_enable(%[3]s, true);
-  SELECT pglogical.alter_subscription_resynchronize_table(%[3]s, 'schema.table');  -- per table
-Consider raising max_slot_wal_keep_size, and alert on wal_retained_high before it happens again.`, s.SlotName, s.Subscriber, q(s.Name), s.Provider, q(s.SlotName))
+%[6]s
+Consider raising max_slot_wal_keep_size, and alert on wal_retained_high before it happens again.`, s.SlotName, s.Subscriber, q(s.Name), s.Provider, q(s.SlotName),
+			resyncEach(s, "  "))
 	case diagnose.CodeInitFailed:
 		fmt.Fprintf(&b, `The initial synchronisation of %[1]s stopped in a step that cannot resume.
 Set the subscription up again (tables the copy touched may hold partial data: empty them first):
@@ -190,7 +192,8 @@ Set the subscription up again (tables the copy touched may hold partial data: em
   SELECT pglogical.alter_subscription_disable(%[3]s, true);  -- first, and wait until its apply worker is gone
   SELECT pglogical.drop_subscription(%[3]s);
   TRUNCATE <each table of the replication sets>;
-  SELECT pglogical.create_subscription(%[3]s, '<provider dsn>', replication_sets := ..., synchronize_data := true);`, s.Name, s.Subscriber, q(s.Name))
+  SELECT pglogical.create_subscription(%[3]s, %[4]s, replication_sets := %[5]s, synchronize_data := true);`, s.Name, s.Subscriber, q(s.Name),
+			providerDSN(s), setArray(s))
 	case diagnose.CodeDataDivergence:
 		fmt.Fprintf(&b, `pglmon verify found rows that differ between provider %[1]s and subscriber %[2]s:
 %[4]s
@@ -423,4 +426,47 @@ func (p Plan) Render() string {
 		b.WriteString("  then wait until the subscription is replicating and its provider slot is active.\n")
 	}
 	return b.String()
+}
+
+// sqlText is v as an SQL string literal.
+func sqlText(v string) string { return "'" + strings.ReplaceAll(v, "'", "''") + "'" }
+
+// setArray is the subscription's replication sets as an SQL array, for
+// create_subscription; a placeholder when they are not known.
+func setArray(s diagnose.Subscription) string {
+	if len(s.ReplicationSets) == 0 {
+		return "ARRAY[<its sets>]"
+	}
+	items := make([]string, len(s.ReplicationSets))
+	for i, set := range s.ReplicationSets {
+		items[i] = sqlText(set)
+	}
+	return "ARRAY[" + strings.Join(items, ", ") + "]"
+}
+
+// providerDSN is the connection string the subscription connects to its
+// provider with (without its password), for create_subscription.
+func providerDSN(s diagnose.Subscription) string {
+	if s.ProviderConninfo == "" {
+		return "'<provider dsn>'"
+	}
+	return sqlText(s.ProviderConninfo) + " /* add its password if it needs one */"
+}
+
+// resyncEach is the query, run on the provider, that prints the
+// resynchronisation of each table of the subscription's sets, to run on
+// the subscriber; each line indented by indent.
+func resyncEach(s diagnose.Subscription, indent string) string {
+	if len(s.ReplicationSets) == 0 {
+		return indent + "SELECT pglogical.alter_subscription_resynchronize_table(" + sqlText(s.Name) + ", 'schema.table');  -- per table"
+	}
+	sets := make([]string, len(s.ReplicationSets))
+	for i, set := range s.ReplicationSets {
+		sets[i] = sqlText(set)
+	}
+	return indent + "-- then each table of its sets: on provider " + s.Provider + ", this prints the statements to run on subscriber " + s.Subscriber + ":\n" +
+		indent + "SELECT format('SELECT pglogical.alter_subscription_resynchronize_table(%L, %L);', " + sqlText(s.Name) + ", format('%I.%I', n.nspname, c.relname))\n" +
+		indent + "  FROM pglogical.replication_set_table rt JOIN pglogical.replication_set rs ON rs.set_id = rt.set_id\n" +
+		indent + "  JOIN pg_class c ON c.oid = rt.set_reloid JOIN pg_namespace n ON n.oid = c.relnamespace\n" +
+		indent + "  WHERE rs.set_nodeid = (SELECT node_id FROM pglogical.local_node) AND rs.set_name IN (" + strings.Join(sets, ", ") + ") ORDER BY 1;"
 }
