@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/slack-go/slack"
 
@@ -148,7 +149,7 @@ func incidentBlocks(s diagnose.Subscription, in *incident, policy map[string]str
 			buttons = append(buttons, btn)
 		} else if f.Human {
 			plan := repair.HumanPlan(f, s)
-			blocks = append(blocks, slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, truncate("*What a person would do:*\n```"+plan.Text+"```", 2900), false, false), nil, nil))
+			blocks = append(blocks, slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, "*What a person would do:*\n```"+truncate(plan.Text, 2860)+"```", false, false), nil, nil))
 			// Critical: the subscription is stopped by the cause (a
 			// schema_mismatch warning has not stopped it yet).
 			if r := f.AfterFix(); r != "" && f.Severity == diagnose.Critical && (policy[r] == config.PolicyApprove || policy[r] == config.PolicyAuto) {
@@ -186,7 +187,11 @@ func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	return s[:n-3] + "..."
+	cut := n - 3
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut-- // not in the middle of a character
+	}
+	return s[:cut] + "..."
 }
 
 func orDash(s string) string {

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/slack-go/slack"
 
@@ -506,5 +507,32 @@ func TestSnoozeHoldsRepliesUntilCritical(t *testing.T) {
 	}
 	if replies, updates := drain(); updates+len(replies) != 0 {
 		t.Errorf("snoozing a recovered incident: %d updates, replies %q", updates, replies)
+	}
+}
+
+// A plan longer than a Slack section holds is cut inside its code block,
+// which still closes, and never in the middle of a character.
+func TestLongPlanIsCutInsideItsCodeBlock(t *testing.T) {
+	s := diagnose.Subscription{Name: "sub_é", Subscriber: "subscriber", Provider: "provider", Health: diagnose.Critical, Status: "down", SlotName: "pgl_x",
+		Findings: []diagnose.Finding{{Code: diagnose.CodeApplyError, Severity: diagnose.Critical, Human: true, Message: strings.Repeat("é", 3000)}}}
+	found := false
+	for _, b := range incidentBlocks(s, &incident{since: time.Now(), health: diagnose.Critical}, nil, "") {
+		sb, ok := b.(*slack.SectionBlock)
+		if !ok || sb.Text == nil {
+			continue
+		}
+		text := sb.Text.Text
+		if len(text) > 3000 || !utf8.ValidString(text) {
+			t.Errorf("section of %d bytes, valid UTF-8 %t", len(text), utf8.ValidString(text))
+		}
+		if strings.HasPrefix(text, "*What a person would do:*") {
+			found = true
+			if !strings.HasSuffix(text, "...```") || strings.Count(text, "```") != 2 {
+				t.Errorf("the plan's code block, cut: ...%s", text[len(text)-20:])
+			}
+		}
+	}
+	if !found {
+		t.Fatal("no plan shown")
 	}
 }
