@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -55,7 +53,7 @@ func TestMakeDemo(t *testing.T) {
 		return cmd
 	}
 
-	var out syncBuffer
+	var out pgtest.SyncBuffer
 	mk := command("make", "-C", "../..", "demo", "BIN="+pglmon, "DEMO="+demo)
 	mk.Stdout, mk.Stderr = &out, &out
 	mk.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its own group, as a terminal's job
@@ -205,22 +203,4 @@ func exitCode(err error) int {
 		return -1
 	}
 	return 0
-}
-
-// syncBuffer is a bytes.Buffer that make's output and the test share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net/http"
@@ -10,30 +9,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/pglmon/pglmon/internal/pgtest"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestRunProcessSignals runs `pglmon run` as a real process: SIGHUP reloads,
 // SIGTERM exits 0 within 5 s.
@@ -44,7 +25,7 @@ func TestRunProcessSignals(t *testing.T) {
 	cfg := writeConfig(t, p, "http:\n  listen: \"127.0.0.1:0\"\nrepair:\n  audit_log: "+filepath.Join(t.TempDir(), "a.jsonl")+"\n")
 	cmd := exec.Command(os.Args[0], "run", "--config", cfg)
 	cmd.Env = append(os.Environ(), "PGLMON_TEST_AS_MAIN=1")
-	var logs lockedBuffer
+	var logs pgtest.SyncBuffer
 	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -43,7 +43,7 @@ func BenchmarkDaemon50Subscriptions(b *testing.B) {
 		b.Fatal(err)
 	}
 	cmd := exec.Command(bin, "run", "--config", cfgPath)
-	logs := &syncBuffer{}
+	logs := &pgtest.SyncBuffer{}
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -29,27 +28,9 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
-// syncBuffer is a log sink safe for the daemon's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type running struct {
 	d      *Daemon
-	logs   *syncBuffer
+	logs   *pgtest.SyncBuffer
 	cancel context.CancelFunc
 	done   chan struct{}
 	err    error
@@ -103,7 +84,7 @@ func startEvery(t testing.TB, body string, notifier *sdnotify.Notifier, logEvery
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &running{logs: &syncBuffer{}, done: make(chan struct{}), reload: make(chan struct{}, 1), path: path, audit: cfg.Repair.AuditLog}
+	r := &running{logs: &pgtest.SyncBuffer{}, done: make(chan struct{}), reload: make(chan struct{}, 1), path: path, audit: cfg.Repair.AuditLog}
 	logger := slog.New(slog.NewJSONHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	r.d, err = New(Options{ConfigPath: path, Config: cfg, Logger: logger, Version: "test", Notifier: notifier,
 		Reload: r.reload, WatchdogInterval: 200 * time.Millisecond, LogEvery: logEvery})
@@ -503,13 +484,13 @@ func TestVerificationKeepsFindingsWhenItCannotCompare(t *testing.T) {
 
 // notRunning builds a daemon from a configuration without running it, and
 // probes once: for tests that drive one of its parts directly.
-func notRunning(t *testing.T, body string) (*Daemon, *config.Config, []probe.Snapshot, *syncBuffer) {
+func notRunning(t *testing.T, body string) (*Daemon, *config.Config, []probe.Snapshot, *pgtest.SyncBuffer) {
 	t.Helper()
 	cfg, err := config.Parse("t.yaml", []byte(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &pgtest.SyncBuffer{}
 	d, err := New(Options{Config: cfg, Logger: slog.New(slog.NewJSONHandler(logs, nil)), Version: "test"})
 	if err != nil {
 		t.Fatal(err)
