@@ -138,7 +138,7 @@ var commitLSNRE = regexp.MustCompile(`in commit before ([0-9A-F]+/[0-9A-F]+)`)
 // pglogical copy every table of subscription sub again (each TRUNCATEd
 // there first): the remedy of a failed first copy.
 func ResynchronizeAllSQL(sub string) string {
-	q := "'" + strings.ReplaceAll(sub, "'", "''") + "'"
+	q := sqlText(sub)
 	return `SELECT pglogical.alter_subscription_resynchronize_table(` + q + `, format('%I.%I', sync_nspname, sync_relname)::regclass)
         FROM pglogical.local_sync_status
        WHERE sync_subid = (SELECT sub_id FROM pglogical.subscription WHERE sub_name = ` + q + `) AND sync_relname IS NOT NULL`
@@ -148,7 +148,7 @@ func ResynchronizeAllSQL(sub string) string {
 // fix alone, with what it costs.
 func HumanPlan(f diagnose.Finding, s diagnose.Subscription) Plan {
 	p := Plan{Remedy: "", Subscription: s.Name, Subscriber: s.Subscriber, Provider: s.Provider, Slot: s.SlotName, Human: true}
-	q := func(v string) string { return "'" + strings.ReplaceAll(v, "'", "''") + "'" }
+	q := sqlText
 	sh := shellword.Quote // a word of a pglmon or psql command line
 	var b strings.Builder
 	switch f.Code {
