@@ -171,6 +171,8 @@ func setsDiffer(sub *Subscription, sb config.Subscription, have []string) {
 			lacks = append(lacks, set)
 		}
 	}
+	// pglmon heartbeat install adds its own set to every subscription.
+	have = slices.DeleteFunc(slices.Clone(have), func(set string) bool { return set == probe.HeartbeatSet })
 	for _, set := range have {
 		if !slices.Contains(sb.ReplicationSets, set) {
 			extra = append(extra, set)

@@ -546,7 +546,7 @@ func (r *Runner) addSets(ctx context.Context, c *pgx.Conn, sb config.Subscriptio
 			SQL: "SELECT pglogical.alter_subscription_synchronize($1, false)", Args: []any{sb.Name}})
 	}
 	for _, set := range have {
-		if !slices.Contains(sb.ReplicationSets, set) {
+		if !slices.Contains(sb.ReplicationSets, set) && set != probe.HeartbeatSet { // pglmon heartbeat install's
 			p.Warnings = append(p.Warnings, fmt.Sprintf("subscription %s on %s also replicates set %s, which the configuration does not list for it; pglmon does not take a set away (pglogical.alter_subscription_remove_replication_set('%s', '%s'))",
 				sb.Name, sb.Subscriber, set, sb.Name, set))
 		}

@@ -526,8 +526,18 @@ func TestSetAddedToASubscription(t *testing.T) {
 		}
 		return got
 	}
+	// The set pglmon heartbeat install adds to every subscription is pglmon's own: not said.
+	if err := p.Exec(ctx, "SELECT pglogical.create_replication_set('pglmon_heartbeat')"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Exec(ctx, "SELECT pglogical.alter_subscription_add_replication_set('app_sub', 'pglmon_heartbeat')"); err != nil {
+		t.Fatal(err)
+	}
 	if got := differ(); len(got) != 0 {
 		t.Fatalf("as configured: %q", got)
+	}
+	if plan, err := r.Plan(ctx); err != nil || strings.Contains(strings.Join(plan.Warnings, "\n"), "pglmon_heartbeat") {
+		t.Fatalf("plan with the heartbeat set: %q (%v)", plan.Warnings, err)
 	}
 	cfg.Subscriptions[0].ReplicationSets = []string{"app", "extra"}
 	if got := differ(); len(got) != 1 || !strings.HasPrefix(got[0], "subscription app_sub on subscriber replicates sets app; the configuration says app, extra: the tables of extra reach it from no set of its own") {
