@@ -170,6 +170,7 @@ func (r *Runner) Plan(ctx context.Context) (Plan, error) {
 			}
 		}
 	}
+	p.Warnings = append(p.Warnings, r.unforwarded(tables)...)
 	if err := r.checkCopies(ctx, conns, tables, &p); err != nil {
 		return p, err
 	}
@@ -725,4 +726,50 @@ func (r *Runner) waitReplicating(ctx context.Context, sb config.Subscription) er
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
+}
+
+// unforwarded warns of a cascade that does not cascade: a subscription
+// whose provider receives some of its tables from another subscription,
+// while it forwards no changes of other origins (forward_origins: [], the
+// configuration's default): what reaches the provider by replication never
+// reaches its subscriber (seen with pglogical 2.4.2: the middle node held
+// the rows, the last one none, and both subscriptions said replicating).
+// Not for changes that would go back to their origin (replication both
+// ways, where [] is what stops a loop), nor where the subscriber also
+// subscribes to their origin directly (a mesh).
+func (r *Runner) unforwarded(tables map[string][]string) []string {
+	of := func(sb config.Subscription) []string {
+		var ts []string
+		for _, set := range sb.ReplicationSets {
+			ts = append(ts, tables[setKey(sb.Provider, set)]...)
+		}
+		return ts
+	}
+	var out []string
+	for _, down := range r.Config.Subscriptions {
+		if slices.Contains(down.ForwardOrigins, "all") {
+			continue
+		}
+		for _, up := range r.Config.Subscriptions {
+			// Back where they came from (both ways), or there directly (a mesh): not lost.
+			direct := slices.ContainsFunc(r.Config.Subscriptions, func(sb config.Subscription) bool {
+				return sb.Subscriber == down.Subscriber && sb.Provider == up.Provider
+			})
+			if up.Subscriber != down.Provider || up.Provider == down.Subscriber || direct {
+				continue
+			}
+			var both []string
+			received := of(up)
+			for _, t := range of(down) {
+				if slices.Contains(received, t) && !slices.Contains(both, t) {
+					both = append(both, t)
+				}
+			}
+			if len(both) > 0 {
+				out = append(out, fmt.Sprintf("subscription %s: its provider %s receives %s from %s (subscription %s), and %s forwards no changes of other origins (forward_origins: []): those changes never reach %s; set forward_origins: [all] for %s if they should",
+					down.Name, down.Provider, strings.Join(both, ", "), up.Provider, up.Name, down.Name, down.Subscriber, down.Name))
+			}
+		}
+	}
+	return out
 }

@@ -641,3 +641,86 @@ subscriptions:
 		t.Fatalf("apply again: %v\n%s", err, out.String())
 	}
 }
+
+// A cascade a -> b -> c of one table: with forward_origins [] (the
+// default) what b receives from a never reaches c, and plan says so; with
+// [all] for c's subscription it does, and plan says nothing.
+func TestCascadeNeedsForwardOrigins(t *testing.T) {
+	ctx := context.Background()
+	prov, sub := pgtest.Shared(t)
+	const table = "CREATE TABLE orders (id bigint PRIMARY KEY, total numeric);"
+	a, b := freshDBs(t, prov, sub, table, table)
+	c := pgtest.DB{Cluster: prov, Name: a.Name + "_c"}
+	if err := prov.Exec(ctx, "postgres", "CREATE DATABASE "+c.Name); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Exec(ctx, table); err != nil {
+		t.Fatal(err)
+	}
+	topology := func(forward string) *config.Config {
+		body := fmt.Sprintf(`nodes:
+  - {name: a, dsn: %[1]q, pglogical_name: a_%[4]s}
+  - {name: b, dsn: %[2]q, pglogical_name: b_%[4]s}
+  - {name: c, dsn: %[3]q, pglogical_name: c_%[4]s}
+replication_sets:
+  - {name: app, node: a, tables: [public.orders]}
+  - {name: app, node: b, tables: [public.orders]}
+subscriptions:
+  - {name: b_from_a, subscriber: b, provider: a, replication_sets: [app]}
+  - {name: c_from_b, subscriber: c, provider: b, replication_sets: [app], forward_origins: %[5]s}
+`, a.DSN(), b.DSN(), c.DSN(), a.Name, forward)
+		cfg, err := configParse(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	plan, err := (&Runner{Config: topology("[]"), Out: &bytes.Buffer{}}).Plan(ctx)
+	if want := "subscription c_from_b: its provider b receives public.orders from a (subscription b_from_a), and c_from_b forwards no changes of other origins (forward_origins: []): those changes never reach c; set forward_origins: [all]"; err != nil || !strings.Contains(strings.Join(plan.Warnings, "\n"), want) {
+		t.Fatalf("plan of the cascade without forwarding: %q (%v)", plan.Warnings, err)
+	}
+	t.Cleanup(func() {
+		for _, s := range []struct {
+			db   pgtest.DB
+			name string
+		}{{c, "c_from_b"}, {b, "b_from_a"}} {
+			p := &pgtest.Pair{Provider: a, Subscriber: s.db}
+			_ = p.DropSubscription(context.Background(), s.name)
+		}
+	})
+	_, out := applied(t, topology("[all]"))
+	if strings.Contains(out.String(), "forwards no changes") {
+		t.Errorf("warned with forward_origins [all]:\n%s", out.String())
+	}
+	if err := a.Exec(ctx, "INSERT INTO orders SELECT g, g FROM generate_series(1, 10) g"); err != nil {
+		t.Fatal(err)
+	}
+	pair := &pgtest.Pair{Provider: a, Subscriber: c}
+	if n, err := pair.WaitConverged(ctx, "orders", 30*time.Second); err != nil || n != 10 {
+		t.Fatalf("a's rows on c: %d, %v", n, err)
+	}
+}
+
+// Changes that would go back where they came from (replication both ways)
+// or that reach the subscriber directly (a mesh) are not said to be lost.
+func TestUnforwardedIsNotSaidForBothWaysOrAMesh(t *testing.T) {
+	nodes := "nodes:\n  - {name: a, dsn: host=a, pglogical_name: a}\n  - {name: b, dsn: host=b, pglogical_name: b}\n  - {name: c, dsn: host=c, pglogical_name: c}\n"
+	sets := "replication_sets:\n  - {name: s, node: a, tables: [t]}\n  - {name: s, node: b, tables: [t]}\n  - {name: s, node: c, tables: [t]}\n"
+	tables := map[string][]string{"a/s": {"public.t"}, "b/s": {"public.t"}, "c/s": {"public.t"}}
+	for _, tc := range []struct{ name, subs string }{
+		{"both ways", "  - {name: b_a, subscriber: b, provider: a, replication_sets: [s]}\n  - {name: a_b, subscriber: a, provider: b, replication_sets: [s]}\n"},
+		{"mesh", "  - {name: b_a, subscriber: b, provider: a, replication_sets: [s]}\n  - {name: c_b, subscriber: c, provider: b, replication_sets: [s]}\n  - {name: c_a, subscriber: c, provider: a, replication_sets: [s]}\n"},
+	} {
+		cfg, err := configParse(nodes + sets + "subscriptions:\n" + tc.subs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := (&Runner{Config: cfg}).unforwarded(tables); len(got) != 0 {
+			t.Errorf("%s: %q", tc.name, got)
+		}
+	}
+}
+
+func configParse(body string) (*config.Config, error) {
+	return config.Parse("setup.yaml", []byte(body))
+}
