@@ -60,7 +60,7 @@ func runUpgrade(ctx context.Context, e env, args []string) error {
 	if sub == "restore" {
 		err := r.Restore(ctx, *manifest)
 		var nr *upgrade.NotReadyError
-		if errors.As(err, &nr) {
+		if errors.As(err, &nr) || errors.Is(err, upgrade.ErrTablesDiffer) {
 			return &exitErr{2, err}
 		}
 		return err

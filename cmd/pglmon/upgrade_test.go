@@ -107,3 +107,27 @@ func TestUpgradeRestoreRefusesWithoutPglogical(t *testing.T) {
 		t.Fatalf("the refused restore created the extension (%v)", err)
 	}
 }
+
+// A table that changed while replication was down (prepare, then rows
+// written on the provider): restore replicates again, names the table, and
+// exits 2, as verify does for a difference (not 70, a software error).
+func TestUpgradeRestoreExitsTwoWhenATableDiffers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 20})
+	cfg := writeConfig(t, p, "")
+	manifest := filepath.Join(t.TempDir(), "manifest.json")
+	if code, out, errOut := pglmon(t, "upgrade", "prepare", "--config", cfg, "--node", "subscriber", "--manifest", manifest); code != 0 {
+		t.Fatalf("prepare: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 VALUES (100001, 'while down', 1)"); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := pglmon(t, "upgrade", "restore", "--config", cfg, "--manifest", manifest)
+	if code != 2 || !strings.Contains(out, "public.items_0: 21 rows on provider, 20 on subscriber") || !strings.Contains(errOut, "restored, but row counts differ: 1 table differs") {
+		t.Fatalf("restore: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if st, _ := p.Status(ctx, p.Sub()); st != "replicating" {
+		t.Errorf("after restore: %s", st)
+	}
+}

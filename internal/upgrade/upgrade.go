@@ -259,6 +259,10 @@ func (r *Runner) precheck(ctx context.Context, node string, m *Manifest, resumed
 // something prepare cannot remove.
 type NotReadyError struct{ msg string }
 
+// ErrTablesDiffer is restore's error when replication runs again but a
+// table's row counts differ (changed while replication was down).
+var ErrTablesDiffer = errors.New("restored, but row counts differ")
+
 func (e *NotReadyError) Error() string { return e.msg }
 
 // record reads everything prepare will drop.
@@ -699,7 +703,11 @@ func (r *Runner) compare(ctx context.Context, m *Manifest) error {
 		}
 	}
 	if differ > 0 {
-		return fmt.Errorf("%d tables differ; pglmon ran no resynchronisation", differ)
+		what := "tables differ"
+		if differ == 1 {
+			what = "table differs"
+		}
+		return fmt.Errorf("%w: %d %s; pglmon ran no resynchronisation", ErrTablesDiffer, differ, what)
 	}
 	return nil
 }
