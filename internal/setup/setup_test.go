@@ -41,6 +41,19 @@ func freshDBs(t *testing.T, prov, sub *pgtest.Cluster, provDDL, subDDL string) (
 	return p, s
 }
 
+// anotherDB creates one more database on cluster c, with ddl run in it.
+func anotherDB(t *testing.T, c *pgtest.Cluster, name, ddl string) pgtest.DB {
+	t.Helper()
+	db := pgtest.DB{Cluster: c, Name: name}
+	if err := c.Exec(context.Background(), "postgres", "CREATE DATABASE "+name); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Exec(context.Background(), ddl); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
 func topologyConfig(t *testing.T, p, s pgtest.DB, tables string) *config.Config {
 	t.Helper()
 	body := fmt.Sprintf(`nodes:
@@ -592,13 +605,7 @@ func TestSameSetNameOnTwoProviders(t *testing.T) {
 	prov, sub := pgtest.Shared(t)
 	const both = "CREATE TABLE orders (id bigint PRIMARY KEY, total numeric); CREATE TABLE items (id int PRIMARY KEY, name text);"
 	pa, s := freshDBs(t, prov, sub, both+"INSERT INTO orders SELECT g, g FROM generate_series(1, 30) g;", both)
-	pb := pgtest.DB{Cluster: prov, Name: pa.Name + "_b"}
-	if err := prov.Exec(ctx, "postgres", "CREATE DATABASE "+pb.Name); err != nil {
-		t.Fatal(err)
-	}
-	if err := pb.Exec(ctx, both+"INSERT INTO items SELECT g, 'i' FROM generate_series(1, 20) g;"); err != nil {
-		t.Fatal(err)
-	}
+	pb := anotherDB(t, prov, pa.Name+"_b", both+"INSERT INTO items SELECT g, 'i' FROM generate_series(1, 20) g;")
 	body := fmt.Sprintf(`nodes:
   - {name: provider_a, dsn: %[1]q, pglogical_name: pa_%[4]s}
   - {name: provider_b, dsn: %[2]q, pglogical_name: pb_%[4]s}
@@ -650,13 +657,7 @@ func TestCascadeNeedsForwardOrigins(t *testing.T) {
 	prov, sub := pgtest.Shared(t)
 	const table = "CREATE TABLE orders (id bigint PRIMARY KEY, total numeric);"
 	a, b := freshDBs(t, prov, sub, table, table)
-	c := pgtest.DB{Cluster: prov, Name: a.Name + "_c"}
-	if err := prov.Exec(ctx, "postgres", "CREATE DATABASE "+c.Name); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Exec(ctx, table); err != nil {
-		t.Fatal(err)
-	}
+	c := anotherDB(t, prov, a.Name+"_c", table)
 	topology := func(forward string) *config.Config {
 		body := fmt.Sprintf(`nodes:
   - {name: a, dsn: %[1]q, pglogical_name: a_%[4]s}
