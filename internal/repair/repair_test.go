@@ -457,3 +457,44 @@ func TestARepairHeldElsewhereIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// A step whose statement returns without doing its work fails on its check
+// afterwards, and the repair stops there: here the subscriber's sessions find
+// a pg_replication_origin_create that creates nothing (a schema before
+// pg_catalog in the search path, set in the node's connection string).
+func TestStepWithoutEffectFailsItsCheck(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{})
+	if err := p.Subscriber.Exec(ctx, `CREATE SCHEMA shadow;
+		CREATE FUNCTION shadow.pg_replication_origin_create(text) RETURNS oid LANGUAGE sql AS 'SELECT 0::oid'`); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, p, "30s")
+	for i := range cfg.Nodes {
+		if cfg.Nodes[i].Name == "subscriber" {
+			cfg.Nodes[i].DSN += " options='-csearch_path=shadow,pg_catalog'"
+		}
+	}
+	e, m := newExecutor(t, cfg)
+	loseOrigin(t, p, m)
+	out := e.Execute(ctx, Request{Remedy: diagnose.RemedyRecreateOrigin, Subscription: p.Sub(), Actor: "test"})
+	if out.Result != ResultFailed || !strings.Contains(out.Reason, "verification after the step failed") {
+		t.Fatalf("got %s %q", out.Result, out.Reason)
+	}
+	var results []string
+	for _, s := range out.Steps {
+		results = append(results, s.Action+": "+s.Result)
+	}
+	if got := strings.Join(results, "; "); !strings.Contains(got, "re-create the replication origin (named after the slot): failed") || !strings.Contains(got, "enable the subscription: ok") {
+		t.Fatalf("steps: %s", got)
+	}
+	var enabled, origin bool
+	if err := p.Subscriber.QueryRow(ctx, `SELECT sub_enabled, EXISTS (SELECT 1 FROM pg_catalog.pg_replication_origin WHERE roname = $2)
+		FROM pglogical.subscription WHERE sub_name = $1`, []any{&enabled, &origin}, p.Sub(), out.Steps[1].Args[0]); err != nil {
+		t.Fatal(err)
+	}
+	if !enabled || origin {
+		t.Fatalf("subscription enabled %t, origin created %t: want enabled, not created", enabled, origin)
+	}
+}
