@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pglmon/pglmon/internal/awsclient"
 	"github.com/pglmon/pglmon/internal/config"
@@ -203,7 +204,11 @@ func precheckLog(ctx context.Context, c *rdsadmin.Client, id string) []Problem {
 			break
 		}
 		if len(l) > 300 {
-			l = l[:300] + "..."
+			cut := 300
+			for cut > 0 && !utf8.RuneStart(l[cut]) {
+				cut-- // not in the middle of a character
+			}
+			l = l[:cut] + "..."
 		}
 		said = append(said, l)
 	}

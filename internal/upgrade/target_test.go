@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pglmon/pglmon/internal/awstest"
 	"github.com/pglmon/pglmon/internal/pgtest"
@@ -96,6 +97,13 @@ func TestCheckAsksRDSAboutTheTarget(t *testing.T) {
 		"*There are logical replication slots in the instance. Drop them and try again.; the same attempt wrote error/pg_upgrade_internal.log.2026-12-04-14:10"
 	if pr := res.Problems[0]; pr.Message != want || !strings.Contains(pr.Fix, "--log-file-name error/pg_upgrade_precheck.log.2026-12-04-14:10 --starting-token 0") {
 		t.Fatalf("pre-check log problem:\n%s\nwant\n%s\nfix %s", pr.Message, want, pr.Fix)
+	}
+	// A long line is cut, never in the middle of a character.
+	long := strings.Repeat("x", 299) + strings.Repeat("é", 40)
+	srv.SetLog("prov-db", "error/pg_upgrade_precheck.log.2026-12-04-14:10", at.UnixMilli(), long+"\n")
+	if res, err := r.Check(ctx, "provider"); err != nil || len(res.Problems) != 1 || !utf8.ValidString(res.Problems[0].Message) ||
+		!strings.Contains(res.Problems[0].Message, "says: "+strings.Repeat("x", 299)+"...") {
+		t.Fatalf("long line: %+v (%v)", res, err)
 	}
 	// Not allowed to read the logs: said, not an error.
 	srv.Deny("DescribeDBLogFiles")
