@@ -13,11 +13,12 @@ import (
 	"github.com/pglmon/pglmon/internal/maintenance"
 )
 
-// nodeList is a repeatable --node flag.
-type nodeList []string
+// nameList is a repeatable flag (--node, --table) whose values may each
+// hold several names, comma-separated.
+type nameList []string
 
-func (n *nodeList) String() string { return strings.Join(*n, ",") }
-func (n *nodeList) Set(v string) error {
+func (n *nameList) String() string { return strings.Join(*n, ",") }
+func (n *nameList) Set(v string) error {
 	for _, s := range strings.Split(v, ",") {
 		if s = strings.TrimSpace(s); s != "" {
 			*n = append(*n, s)
@@ -36,7 +37,7 @@ func runMaintenance(ctx context.Context, e env, args []string) error {
 	sub := args[0]
 	fs := newFlags("maintenance "+sub, e)
 	path := fs.String("config", "", "configuration file")
-	var nodes nodeList
+	var nodes nameList
 	var all *bool
 	var dur *time.Duration
 	var reason, output *string

@@ -37,7 +37,8 @@ func runVerify(ctx context.Context, e env, args []string) error {
 	fs := newFlags("verify", e)
 	path := fs.String("config", "", "configuration file")
 	sub := fs.String("subscription", "", "only this subscription (default: all)")
-	table := fs.String("table", "", "only this table (schema.table or table)")
+	var tables nameList
+	fs.Var(&tables, "table", "only this table (schema.table, table, or a pattern: public.orders_*); repeat it, or separate names with commas, for several")
 	mode := fs.String("mode", "", "count or checksum (default: verify.mode)")
 	scan := fs.String("scan", "", "checksum mode: auto, index or pages, how rows are read (default: verify.scan)")
 	output := fs.String("output", "table", "table or json")
@@ -59,8 +60,8 @@ func runVerify(ctx context.Context, e env, args []string) error {
 	}
 	var fromKey []string
 	if *from != "" {
-		if *table == "" {
-			return usageError("--from needs --table: a key belongs to one table")
+		if len(tables) != 1 || strings.ContainsAny(tables[0], "*?[") {
+			return usageError("--from needs one --table, not a pattern: a key belongs to one table")
 		}
 		var err error
 		if fromKey, err = parseKey(*from); err != nil {
@@ -112,19 +113,19 @@ func runVerify(ctx context.Context, e env, args []string) error {
 	all, _ := verify.Targets(snaps, "")
 	sources := verify.Sources(ctx, cfg, all)
 	if fromKey != nil {
-		opt.Resume = map[string][]string{*table: fromKey}
+		opt.Resume = map[string][]string{tables[0]: fromKey}
 	}
 	if isTerminal(e.stderr) {
 		opt.Progress = progressBar(e.stderr)
 	}
 	var results []verify.Result
 	var equal []verified.Entry
-	var others []string // subscriptions that do not replicate --table
+	var others []string // subscriptions that replicate none of --table
 	code := verifyEqual
 	for _, tg := range targets {
 		opt.OtherSources = sources[tg.Subscriber+"/"+tg.Subscription]
 		started := time.Now()
-		r := verify.Run(ctx, cfg, tg, opt, *table)
+		r := verify.Run(ctx, cfg, tg, opt, tables...)
 		if opt.Progress != nil {
 			fmt.Fprint(e.stderr, "\r\033[K")
 		}
@@ -134,7 +135,7 @@ func runVerify(ctx context.Context, e env, args []string) error {
 			continue
 		}
 		results = append(results, r)
-		equal = append(equal, verified.Entries(r, started, *table == "" && fromKey == nil)...)
+		equal = append(equal, verified.Entries(r, started, len(tables) == 0 && fromKey == nil)...)
 		switch {
 		case r.Error != "" || hasTableError(r):
 			code = max(code, verifyUnknown)
@@ -146,7 +147,18 @@ func runVerify(ctx context.Context, e env, args []string) error {
 		}
 	}
 	if len(results) == 0 && len(others) > 0 && ctx.Err() == nil {
-		return &exitErr{verifyUnknown, fmt.Errorf("table %s is not replicated by any subscription (%s)", *table, strings.Join(others, ", "))}
+		return &exitErr{verifyUnknown, errors.New(verify.NotReplicatedBy(tables, others...))}
+	}
+	// A --table that picks no table anywhere is an error (with
+	// --subscription: not in that subscription), the others compared.
+	if missing := notReplicatedAnywhere(tables, results); len(missing) > 0 && ctx.Err() == nil {
+		compared := others
+		for _, r := range results {
+			compared = append(compared, r.Subscription)
+		}
+		slices.Sort(compared)
+		fmt.Fprintf(e.stderr, "pglmon verify: %s\n", verify.NotReplicatedBy(missing, compared...))
+		code = max(code, verifyUnknown)
 	}
 	if terr != nil {
 		code = max(code, verifyUnknown)
@@ -189,6 +201,28 @@ func runVerify(ctx context.Context, e env, args []string) error {
 		printCopyScript(e.stdout, script, *copyScript, *path)
 	}
 	return &exitErr{code: code}
+}
+
+// notReplicatedAnywhere are the --table names that pick no table in any
+// subscription compared. A result that picked none of them is left out (its
+// error says so), and so is a name a result could not look for (it failed
+// before it listed its tables: its error says why).
+func notReplicatedAnywhere(names []string, results []verify.Result) []string {
+	var out []string
+	for _, name := range names {
+		looked, found := false, false
+		for _, r := range results {
+			if r.NotReplicated {
+				continue
+			}
+			looked = true
+			found = found || !slices.Contains(r.NotReplicatedTables, name)
+		}
+		if looked && !found {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 // maxConflicts is how many of a table's conflicts are kept.

@@ -57,6 +57,29 @@ func TestVerifyCommand(t *testing.T) {
 	if code, out, _ := pglmon(t, "verify", "--config", cfg, "--subscription", "sub_1", "--table", "items_0"); code != 3 || !strings.Contains(out, "table items_0 is not replicated by sub_1") {
 		t.Errorf("--subscription sub_1 --table items_0: exit %d\n%s", code, out)
 	}
+	// Several tables: repeated, comma-separated or a pattern.
+	for _, args := range [][]string{{"--table", "items_0", "--table", "public.items_1"}, {"--table", "items_1,items_0"}, {"--table", "public.items_*"}, {"--table", "items_?"}} {
+		code, out, errOut := pglmon(t, append([]string{"verify", "--config", cfg}, args...)...)
+		if code != 0 || !strings.Contains(out, "public.items_0") || !strings.Contains(out, "public.items_1") || errOut != "" {
+			t.Errorf("%q: exit %d\n%s\n%s", args, code, out, errOut)
+		}
+	}
+	// A name that picks nothing is an error; the others are compared.
+	if code, out, errOut := pglmon(t, "verify", "--config", cfg, "--table", "items_0", "--table", "nope"); code != 3 || !strings.Contains(out, "public.items_0") ||
+		!strings.Contains(errOut, "table nope is not replicated by any subscription (sub_0, sub_1)") {
+		t.Errorf("--table items_0 --table nope: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if code, out, errOut := pglmon(t, "verify", "--config", cfg, "--subscription", "sub_1", "--table", "items_1,items_0", "--output", "json"); code != 3 ||
+		!strings.Contains(out, `"not_replicated_tables": [`) || !strings.Contains(errOut, "table items_0 is not replicated by sub_1") || !strings.Contains(out, `"public.items_1"`) {
+		t.Errorf("--subscription sub_1 --table items_1,items_0: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if code, _, errOut := pglmon(t, "verify", "--config", cfg, "--table", "nope,nix"); code != 3 || !strings.Contains(errOut, "tables nope, nix are not replicated by any subscription") {
+		t.Errorf("--table nope,nix: exit %d\n%s", code, errOut)
+	}
+	if code, _, errOut := pglmon(t, "verify", "--config", cfg, "--table", "items_*", "--from", "5"); code != 64 || !strings.Contains(errOut, "--from needs one --table, not a pattern") {
+		t.Errorf("--from with a pattern: exit %d\n%s", code, errOut)
+	}
+	equalAt = hand() // as the runs by table left it
 	if err := p.Subscriber.Exec(ctx, "DELETE FROM items_1 WHERE id = 2024"); err != nil {
 		t.Fatal(err)
 	}

@@ -241,7 +241,7 @@ func (v *verifier) run(ctx context.Context, d *Daemon, cfg *config.Config, snaps
 			}
 		}
 		started := time.Now()
-		r := verify.Run(ctx, cfg, tg, o, "")
+		r := verify.Run(ctx, cfg, tg, o)
 		rows += r.RowsChecked
 		v.mu.Lock()
 		for _, t := range r.Tables {

@@ -667,7 +667,7 @@ func (r *Runner) Apply(ctx context.Context) (err error) {
 			return err
 		}
 		tg := verify.Target{Subscription: sb.Name, Subscriber: sb.Subscriber, Provider: sb.Provider, Sets: sb.ReplicationSets}
-		res := verify.Run(ctx, r.Config, tg, verify.Options{Mode: verify.ModeCount}, "")
+		res := verify.Run(ctx, r.Config, tg, verify.Options{Mode: verify.ModeCount})
 		for _, t := range res.Tables {
 			fmt.Fprintf(r.Out, "  %s: %d rows on %s, %d on %s\n", t.Table, t.ProviderRows, sb.Provider, t.SubscriberRows, sb.Subscriber)
 		}

@@ -687,7 +687,7 @@ func (r *Runner) compare(ctx context.Context, m *Manifest) error {
 			continue
 		}
 		tg := verify.Target{Subscription: s.Name, Subscriber: s.Subscriber, Provider: s.Provider, Sets: s.Sets, Slot: s.SlotName}
-		res := verify.Run(ctx, r.Config, tg, verify.Options{Mode: verify.ModeCount}, "")
+		res := verify.Run(ctx, r.Config, tg, verify.Options{Mode: verify.ModeCount})
 		if res.Error != "" {
 			r.say("warning: cannot compare %s: %s", s.Name, res.Error)
 			continue

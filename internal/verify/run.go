@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"path"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -49,9 +51,25 @@ type Result struct {
 	SequenceError string           `json:"sequence_error,omitempty"`
 	Duration      time.Duration    `json:"duration_ns"`
 	Error         string           `json:"error,omitempty"`
-	// NotReplicated says that the table Run was limited to is not in the
-	// subscription's replication sets (Error says so too).
+	// NotReplicated says that none of the tables Run was limited to is in
+	// the subscription's replication sets (Error says so too).
 	NotReplicated bool `json:"-"`
+	// NotReplicatedTables are the names Run was limited to that pick no
+	// table of the subscription's replication sets.
+	NotReplicatedTables []string `json:"not_replicated_tables,omitempty"`
+}
+
+// NotReplicatedBy says that the tables names pick are not replicated by
+// the subscriptions.
+func NotReplicatedBy(names []string, subscriptions ...string) string {
+	what := "table " + names[0] + " is"
+	if len(names) > 1 {
+		what = "tables " + strings.Join(names, ", ") + " are"
+	}
+	if len(subscriptions) == 1 {
+		return what + " not replicated by " + subscriptions[0]
+	}
+	return what + " not replicated by any subscription (" + strings.Join(subscriptions, ", ") + ")"
 }
 
 // Targets picks the subscriptions to verify from probe snapshots: all, or
@@ -168,9 +186,9 @@ func Connect(ctx context.Context, node config.Node, timeout time.Duration, count
 	return probe.Open(ctx, node, cfg)
 }
 
-// Run verifies one subscription; table, when set, limits it to one table
-// (schema.table, or table in any schema).
-func Run(ctx context.Context, cfg *config.Config, tg Target, opt Options, table string) Result {
+// Run verifies one subscription; only, when set, limits it to the tables
+// those names pick (see Table.Matches).
+func Run(ctx context.Context, cfg *config.Config, tg Target, opt Options, only ...string) Result {
 	start := time.Now()
 	res := Result{Subscription: tg.Subscription, Subscriber: tg.Subscriber, Provider: tg.Provider, Mode: opt.Mode}
 	if res.Mode == "" {
@@ -208,27 +226,40 @@ func Run(ctx context.Context, cfg *config.Config, tg Target, opt Options, table 
 		return fail(err)
 	}
 	replicated := tables
-	if table != "" {
+	only = slices.DeleteFunc(slices.Clone(only), func(name string) bool { return name == "" })
+	if len(only) > 0 {
 		var keep []Table
 		for _, t := range tables {
-			if t.QualifiedName() == table || t.Name == table {
+			if slices.ContainsFunc(only, t.Matches) {
 				keep = append(keep, t)
+			}
+		}
+		for _, name := range only {
+			if !slices.ContainsFunc(keep, func(t Table) bool { return t.Matches(name) }) {
+				res.NotReplicatedTables = append(res.NotReplicatedTables, name)
 			}
 		}
 		if len(keep) == 0 {
 			res.NotReplicated = true
-			return fail(fmt.Errorf("table %s is not replicated by %s", table, tg.Subscription))
+			return fail(errors.New(NotReplicatedBy(only, tg.Subscription)))
 		}
 		tables = keep
 		// A resume key given for the table as it was named.
-		if from, ok := opt.Resume[table]; ok {
-			opt.Resume = map[string][]string{}
-			for _, t := range keep {
-				opt.Resume[t.QualifiedName()] = from
+		for _, name := range only {
+			from, ok := opt.Resume[name]
+			if !ok {
+				continue
 			}
+			resume := map[string][]string{}
+			for _, t := range keep {
+				if t.Matches(name) {
+					resume[t.QualifiedName()] = from
+				}
+			}
+			opt.Resume = resume
 		}
 	}
-	if table == "" && len(opt.Exclude) > 0 {
+	if len(only) == 0 && len(opt.Exclude) > 0 {
 		var keep []Table
 		for _, t := range tables {
 			if Excluded(opt.Exclude, t.QualifiedName()) {
@@ -293,7 +324,7 @@ func Run(ctx context.Context, cfg *config.Config, tg Target, opt Options, table 
 		res.Error = "interrupted"
 		return res
 	}
-	if table == "" {
+	if len(only) == 0 {
 		if res.Sequences, err = Sequences(ctx, pc, sc, tg.Sets, replicated); err != nil {
 			res.SequenceError = err.Error()
 		}

@@ -7,6 +7,7 @@ package verify
 import (
 	"context"
 	"fmt"
+	"path"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -91,6 +92,20 @@ func (c Changes) notReplicated() string {
 
 // QualifiedName is schema.table as people write it.
 func (t Table) QualifiedName() string { return t.Schema + "." + t.Name }
+
+// Matches reports whether name picks the table: schema.table, table (in any
+// schema), or a shell pattern of either (public.orders_*, orders_202?).
+func (t Table) Matches(name string) bool {
+	q := t.QualifiedName()
+	if name == q || name == t.Name {
+		return true
+	}
+	if ok, _ := path.Match(name, q); ok {
+		return true
+	}
+	ok, _ := path.Match(name, t.Name)
+	return ok && !strings.Contains(name, ".")
+}
 
 func (t Table) ident() string { return pgx.Identifier{t.Schema, t.Name}.Sanitize() }
 
