@@ -98,6 +98,9 @@ func TestAuditReadsTheLog(t *testing.T) {
 
 	// The table: one line per attempt, the interrupted one says what happens next.
 	code, out, _ := pglmon(t, "audit", "--config", cfg)
+	if code != 0 {
+		t.Errorf("audit: exit %d", code)
+	}
 	for _, want := range []string{"STARTED", "slot pgl_gone on prov", "resumed by auto", "the next pglmon run or pglmon repair of sub_b finishes it",
 		"5 attempts: 3 success, 1 refused, 1 interrupted"} {
 		if !strings.Contains(out, want) {

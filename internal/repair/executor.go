@@ -108,7 +108,7 @@ func (e *Executor) Execute(ctx context.Context, req Request) Outcome {
 		return out
 	}
 
-	plan, sub, err := e.plan(ctx, req)
+	plan, _, err := e.plan(ctx, req)
 	out.Plan = plan
 	if err != nil {
 		return finish(ResultRefused, err.Error())
@@ -144,7 +144,8 @@ func (e *Executor) Execute(ctx context.Context, req Request) Outcome {
 		return finish(ResultRefused, what+": "+ErrLocked.Error())
 	}
 	// What was true before the lock may have changed while another held it.
-	if plan, sub, err = e.plan(ctx, req); err != nil {
+	plan, sub, err := e.plan(ctx, req)
+	if err != nil {
 		return finish(ResultRefused, "after taking the lock: "+err.Error())
 	}
 	out.Plan = plan

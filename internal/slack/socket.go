@@ -58,9 +58,8 @@ func RunSocket(ctx context.Context, cfg config.Slack, botToken, appToken config.
 		if ctx.Err() != nil {
 			return
 		}
-		if err != nil {
-			log.Warn("slack socket mode disconnected; reconnecting", "error", err.Error(), "in", wait.String())
-		}
+		// RunContext returns only with an error.
+		log.Warn("slack socket mode disconnected; reconnecting", "error", err.Error(), "in", wait.String())
 		select {
 		case <-ctx.Done():
 			return
