@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -21,9 +22,25 @@ import (
 // few columns) equal, then with one differing row, against the full
 // comparison: exporting both sides (COPY, key order) and comparing them.
 // Run: go test -run '^$' -bench MillionRows -benchtime 1x -timeout 20m ./internal/verify/
+// PGLMON_BENCH_CONF adds settings to both servers' configuration, separated
+// by semicolons: 'shared_buffers = 256MB; huge_pages = on' (huge pages need
+// vm.nr_hugepages, as root: echo 400 > /proc/sys/vm/nr_hugepages).
 func BenchmarkVerifyMillionRows(b *testing.B) {
 	ctx := context.Background()
-	p := pgtest.NewPair(b, pgtest.PairOptions{Own: true, Rows: 1_000_000})
+	var conf []string
+	for _, c := range strings.Split(os.Getenv("PGLMON_BENCH_CONF"), ";") {
+		if c = strings.TrimSpace(c); c != "" {
+			conf = append(conf, c)
+		}
+	}
+	p := pgtest.NewPair(b, pgtest.PairOptions{Own: true, Rows: 1_000_000, ProviderConf: conf, SubscriberConf: conf})
+	if len(conf) > 0 {
+		var sb, hp string
+		if err := p.Provider.QueryRow(ctx, "SELECT current_setting('shared_buffers'), current_setting('huge_pages')", []any{&sb, &hp}); err != nil {
+			b.Fatal(err)
+		}
+		fmt.Printf("servers with %s: shared_buffers %s, huge_pages %s\n", strings.Join(conf, "; "), sb, hp)
+	}
 	if _, err := p.WaitConverged(ctx, p.Tables[0], 5*time.Minute); err != nil {
 		b.Fatal(err)
 	}
