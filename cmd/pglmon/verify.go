@@ -38,7 +38,7 @@ func runVerify(ctx context.Context, e env, args []string) error {
 	path := fs.String("config", "", "configuration file")
 	sub := fs.String("subscription", "", "only this subscription (default: all)")
 	var tables nameList
-	fs.Var(&tables, "table", "only this table (schema.table, table, or a pattern: public.orders_*); repeat it, or separate names with commas, for several")
+	fs.Var(&tables, "table", "only this table (schema.table, table, a pattern: public.orders_*, or a partitioned table: its partitions); repeat it, or separate names with commas, for several")
 	mode := fs.String("mode", "", "count or checksum (default: verify.mode)")
 	scan := fs.String("scan", "", "checksum mode: auto, index or pages, how rows are read (default: verify.scan)")
 	output := fs.String("output", "table", "table or json")

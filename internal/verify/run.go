@@ -228,14 +228,28 @@ func Run(ctx context.Context, cfg *config.Config, tg Target, opt Options, only .
 	replicated := tables
 	only = slices.DeleteFunc(slices.Clone(only), func(name string) bool { return name == "" })
 	if len(only) > 0 {
+		// A partitioned table's name picks its partitions: pglogical
+		// replicates those, not the parent.
+		parts := map[string]map[string]bool{}
+		for _, name := range only {
+			if strings.ContainsAny(name, "*?[") || slices.ContainsFunc(tables, func(t Table) bool { return t.Matches(name) }) {
+				continue
+			}
+			leaves, err := partitionsOf(ctx, pc, name)
+			if err != nil {
+				return fail(fmt.Errorf("read the partitions of %s: %w", name, err))
+			}
+			parts[name] = leaves
+		}
+		picks := func(name string, t Table) bool { return t.Matches(name) || parts[name][t.QualifiedName()] }
 		var keep []Table
 		for _, t := range tables {
-			if slices.ContainsFunc(only, t.Matches) {
+			if slices.ContainsFunc(only, func(name string) bool { return picks(name, t) }) {
 				keep = append(keep, t)
 			}
 		}
 		for _, name := range only {
-			if !slices.ContainsFunc(keep, func(t Table) bool { return t.Matches(name) }) {
+			if !slices.ContainsFunc(keep, func(t Table) bool { return picks(name, t) }) {
 				res.NotReplicatedTables = append(res.NotReplicatedTables, name)
 			}
 		}
@@ -252,7 +266,7 @@ func Run(ctx context.Context, cfg *config.Config, tg Target, opt Options, only .
 			}
 			resume := map[string][]string{}
 			for _, t := range keep {
-				if t.Matches(name) {
+				if picks(name, t) {
 					resume[t.QualifiedName()] = from
 				}
 			}
@@ -330,6 +344,30 @@ func Run(ctx context.Context, cfg *config.Config, tg Target, opt Options, only .
 		}
 	}
 	return res
+}
+
+// partitionsOf is, on the provider, the leaf partitions (schema.table) of
+// the partitioned table name (schema.table, or table in the search path);
+// none when name is not a partitioned table there.
+func partitionsOf(ctx context.Context, conn *pgx.Conn, name string) (map[string]bool, error) {
+	rows, err := conn.Query(ctx, `SELECT n.nspname::text || '.' || c.relname::text
+FROM pg_partition_tree(to_regclass(CASE WHEN strpos($1, '.') > 0
+	THEN quote_ident(split_part($1, '.', 1)) || '.' || quote_ident(substr($1, strpos($1, '.') + 1))
+	ELSE quote_ident($1) END)) p
+JOIN pg_class c ON c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE p.isleaf AND p.level > 0`, name)
+	if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) && pe.Code == "42883" {
+		return nil, nil // PostgreSQL 11 and older: no pg_partition_tree
+	}
+	if err != nil {
+		return nil, err
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	out := map[string]bool{}
+	for _, n := range names {
+		out[n] = true
+	}
+	return out, err
 }
 
 // ConfigOptions are the comparison options verify's configuration sets.
