@@ -95,6 +95,9 @@ func runVerify(ctx context.Context, e env, args []string) error {
 	m.Close(context.WithoutCancel(ctx))
 	targets, terr := verify.Targets(snaps, *sub)
 	if len(targets) == 0 {
+		if terr == nil {
+			terr = errors.New("no subscription on the reachable subscribers: nothing to verify (pglmon status)")
+		}
 		return &exitErr{verifyUnknown, terr}
 	}
 	if terr != nil {

@@ -57,6 +57,14 @@ func TestVerifyCommand(t *testing.T) {
 	if code, out, _ := pglmon(t, "verify", "--config", cfg, "--subscription", "sub_1", "--table", "items_0"); code != 3 || !strings.Contains(out, "table items_0 is not replicated by sub_1") {
 		t.Errorf("--subscription sub_1 --table items_0: exit %d\n%s", code, out)
 	}
+	// A configuration whose nodes hold no subscription: said, exit 3.
+	provOnly := filepath.Join(t.TempDir(), "prov.yaml")
+	if err := os.WriteFile(provOnly, []byte(fmt.Sprintf("nodes:\n  - name: provider\n    dsn: %q\n", p.Provider.DSN())), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := pglmon(t, "verify", "--config", provOnly); code != 3 || out != "" || !strings.Contains(errOut, "no subscription on the reachable subscribers: nothing to verify") {
+		t.Errorf("no subscription: exit %d\n%s\n%s", code, out, errOut)
+	}
 	// Several tables: repeated, comma-separated or a pattern.
 	for _, args := range [][]string{{"--table", "items_0", "--table", "public.items_1"}, {"--table", "items_1,items_0"}, {"--table", "public.items_*"}, {"--table", "items_?"}} {
 		code, out, errOut := pglmon(t, append([]string{"verify", "--config", cfg}, args...)...)

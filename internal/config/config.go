@@ -659,6 +659,9 @@ func (c *Config) errorAt(field, format string, args ...any) *Error {
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 
+// subNameRE is what pglogical accepts as a subscription name.
+var subNameRE = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
+
 func (c *Config) validate() Errors {
 	var errs Errors
 	add := func(e *Error) { errs = append(errs, e) }
@@ -816,12 +819,21 @@ func (c *Config) validate() Errors {
 		if len(rs.Tables)+len(rs.Schemas) == 0 {
 			add(c.errorAt(f, "list tables or schemas"))
 		}
+		for j, tbl := range rs.Tables {
+			if err := checkTableName(tbl); err != nil {
+				add(c.errorAt(fmt.Sprintf("%s.tables[%d]", f, j), "%q %v", tbl, err))
+			}
+		}
 	}
 	subs := map[string]bool{}
 	for i, sb := range c.Subscriptions {
 		f := fmt.Sprintf("subscriptions[%d]", i)
-		if sb.Name == "" {
+		switch {
+		case sb.Name == "":
 			add(c.errorAt(f, "name is required"))
+		case !subNameRE.MatchString(sb.Name):
+			// pglogical 2.4.2's create_subscription refuses any other.
+			add(c.errorAt(f+".name", "%q: pglogical takes only lower case letters, digits and _ in a subscription name, at most 63 of them", sb.Name))
 		}
 		if subs[sb.Subscriber+"/"+sb.Name] {
 			add(c.errorAt(f+".name", "subscription %q is defined twice on %s", sb.Name, sb.Subscriber))

@@ -104,6 +104,10 @@ func TestErrorsNamePlace(t *testing.T) {
 		{"set defined twice on a node", "nodes:\n  - name: a\n    dsn: host=x\n    pglogical_name: a\n  - name: b\n    dsn: host=y\n    pglogical_name: b\nreplication_sets:\n  - name: s\n    node: a\n    tables: [t]\n  - name: s\n    node: a\n    tables: [u]\n", "bad.yaml:12:11: replication_sets[1].name: replication set \"s\" is defined twice on a"},
 		{"set listed twice", "nodes:\n  - name: a\n    dsn: host=x\n    pglogical_name: a\n  - name: b\n    dsn: host=y\n    pglogical_name: b\nreplication_sets:\n  - name: s\n    node: a\n    tables: [t]\nsubscriptions:\n  - name: x\n    subscriber: b\n    provider: a\n    replication_sets: [s, s]\n", "bad.yaml:16:23: subscriptions[0].replication_sets: replication set \"s\" is listed twice"},
 		{"forward_origins other than all", "nodes:\n  - name: a\n    dsn: host=x\n    pglogical_name: a\n  - name: b\n    dsn: host=y\n    pglogical_name: b\nreplication_sets:\n  - name: s\n    node: a\n    tables: [t]\nsubscriptions:\n  - name: x\n    subscriber: b\n    provider: a\n    replication_sets: [s]\n    forward_origins: [all, node_c]\n", "bad.yaml:17:22: subscriptions[0].forward_origins: [\"all\" \"node_c\"]: pglogical forwards all origins ([all]) or none ([]), nothing else"},
+		{"subscription name pglogical refuses", "nodes:\n  - name: a\n    dsn: host=x\n    pglogical_name: a\n  - name: b\n    dsn: host=y\n    pglogical_name: b\nreplication_sets:\n  - name: s\n    node: a\n    tables: [t]\nsubscriptions:\n  - name: Sub-One\n    subscriber: b\n    provider: a\n    replication_sets: [s]\n", "bad.yaml:13:11: subscriptions[0].name: \"Sub-One\": pglogical takes only lower case letters, digits and _ in a subscription name, at most 63 of them"},
+		{"table name with a space", "nodes:\n  - name: a\n    dsn: host=x\n    pglogical_name: a\nreplication_sets:\n  - name: s\n    node: a\n    tables: [public.orders, 'Sales.Order Lines']\n", "bad.yaml:8:29: replication_sets[0].tables[1]: \"Sales.Order Lines\" is not a table name as SQL writes it: quote a name that has spaces or other characters in double quotes (\"Sales\".\"Order Lines\")"},
+		{"table name in three parts", "nodes:\n  - name: a\n    dsn: host=x\n    pglogical_name: a\nreplication_sets:\n  - name: s\n    node: a\n    tables: [db.public.orders]\n", "replication_sets[0].tables[0]: \"db.public.orders\" has more than two parts: write schema.table"},
+		{"table name quote not closed", "nodes:\n  - name: a\n    dsn: host=x\n    pglogical_name: a\nreplication_sets:\n  - name: s\n    node: a\n    tables: ['public.\"Orders']\n", "replication_sets[0].tables[0]: \"public.\\\"Orders\" has a double quote that is not closed"},
 		{"topology without pglogical_name", "nodes:\n  - name: a\n    dsn: host=x\nreplication_sets:\n  - name: s\n    node: a\n    tables: [t]\n", "replication_sets[0].node: node \"a\" needs pglogical_name"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -295,5 +299,23 @@ func TestSetNamesArePerNode(t *testing.T) {
 		"subscriptions:\n  - {name: from_a, subscriber: c, provider: a, replication_sets: [app], forward_origins: [all]}\n  - {name: from_b, subscriber: c, provider: b, replication_sets: [app], forward_origins: []}\n"
 	if _, err := Parse("sets.yaml", []byte(body)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestTableNames(t *testing.T) {
+	for _, ok := range []string{"orders", "public.orders", `"Sales"."Order Lines"`, `public."Mixed""Quote"`, "public.MixedCase", "ünï.cödé", "s$1._x", ` public . orders `} {
+		if err := checkTableName(ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "Sales.Order Lines", "a.b.c", `"open`, "1abc", `x.""`, "public.", ".orders", "$x", "a-b"} {
+		if checkTableName(bad) == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+	for name, want := range map[string]bool{"public.MixedCase": true, `public."MixedCase"`: false, "public.orders": false, `"Sales".Orders`: true} {
+		if FoldsCapitals(name) != want {
+			t.Errorf("FoldsCapitals(%q) = %t", name, !want)
+		}
 	}
 }

@@ -229,6 +229,10 @@ func (e *Executor) plan(ctx context.Context, req Request) (Plan, diagnose.Subscr
 	if sub == nil {
 		return Plan{}, diagnose.Subscription{}, fmt.Errorf("subscription %s not found on any reachable subscriber", req.Subscription)
 	}
+	if sub.Status == diagnose.StatusMissing && req.Remedy != "" {
+		// Described by the configuration only: nothing to run a remedy on.
+		return Plan{}, *sub, fmt.Errorf("subscription %s does not exist on %s (subscription_missing): nothing to repair; pglmon setup plan shows how setup apply would create it (pglmon upgrade restore, after upgrade prepare)", sub.Name, sub.Subscriber)
+	}
 	if req.Remedy == "" {
 		return Plan{}, *sub, errors.New("no remedy given")
 	}

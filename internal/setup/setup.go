@@ -298,7 +298,11 @@ func (r *Runner) expand(ctx context.Context, c *pgx.Conn, rs config.ReplicationS
 		}
 		switch {
 		case len(ts) == 0:
-			return nil, fmt.Errorf("replication set %s: table %s does not exist on %s (or is partitioned with no partition)", rs.Name, name, rs.Node)
+			fix := fmt.Sprintf("create it on %s, or remove it from the set's tables", rs.Node)
+			if config.FoldsCapitals(name) {
+				fix = "SQL reads capitals outside double quotes as lower case: write a mixed-case name in double quotes (public.\"MixedCase\"); or " + fix
+			}
+			p.Problems = append(p.Problems, Problem{rs.Node, "table " + name + " of replication set " + rs.Name + " does not exist (or is partitioned with no partition)", fix})
 		case parted:
 			names := make([]string, len(ts))
 			for i, t := range ts {

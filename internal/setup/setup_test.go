@@ -352,6 +352,25 @@ func TestUnloggedAndLateTables(t *testing.T) {
 		t.Fatalf("refused apply created the extension (%d, %v)", n, err)
 	}
 
+	// A listed table that does not exist (here: capitals SQL folds) is a
+	// problem with its fix, found with the others; nothing is created.
+	missing := topologyConfig(t, p, s, `public.orders, public.Late, public."Nope"`)
+	out.Reset()
+	plan, err = (&Runner{Config: missing, Out: &out}).Plan(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan.Print(&out)
+	for _, want := range []string{"table public.Late of replication set app does not exist", `write a mixed-case name in double quotes (public."MixedCase")`,
+		`table public."Nope" of replication set app does not exist`, "fix: create it on provider, or remove it from the set's tables"} {
+		if !strings.Contains(out.String(), want) || len(plan.Problems) != 2 {
+			t.Errorf("listed tables that do not exist: %d problems, lacks %q\n%s", len(plan.Problems), want, out.String())
+		}
+	}
+	if err := (&Runner{Config: missing, Out: &out}).Apply(ctx); err == nil {
+		t.Fatal("apply went on with a table that does not exist")
+	}
+
 	cfg := topologyConfig(t, p, s, "public.orders")
 	cfg.ReplicationSets[0].Tables, cfg.ReplicationSets[0].Schemas = nil, []string{"public"}
 	out.Reset()
@@ -500,6 +519,14 @@ func TestDroppedSubscriptionReported(t *testing.T) {
 	}
 	if plan := repair.HumanPlan(f, sb); !strings.Contains(plan.Text, "pglmon setup apply --config FILE") || !strings.Contains(plan.Text, "pglmon upgrade restore") {
 		t.Errorf("plan for a missing subscription:\n%s", plan.Text)
+	}
+	// No remedy runs on a subscription that does not exist.
+	m := monitor.New(cfg)
+	defer m.Close(ctx)
+	ex := &repair.Executor{Config: cfg, Observer: m}
+	if out := ex.Execute(ctx, repair.Request{Remedy: diagnose.RemedyRestart, Subscription: "app_sub", Actor: "test", DryRun: true}); out.Result != repair.ResultRefused ||
+		out.Reason != "subscription app_sub does not exist on subscriber (subscription_missing): nothing to repair; pglmon setup plan shows how setup apply would create it (pglmon upgrade restore, after upgrade prepare)" {
+		t.Errorf("restart of a missing subscription: %s %q", out.Result, out.Reason)
 	}
 	// Its tables hold rows: apply refuses the copy until they are emptied.
 	if plan, err := r.Plan(ctx); err != nil || len(plan.Problems) != 1 || !strings.Contains(plan.Problems[0].What, "table public.orders already holds rows") {
