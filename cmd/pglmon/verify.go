@@ -13,11 +13,10 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/pglmon/pglmon/internal/atomicfile"
 	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/monitor"
+	"github.com/pglmon/pglmon/internal/pgident"
 	"github.com/pglmon/pglmon/internal/probe"
 	"github.com/pglmon/pglmon/internal/rowcopy"
 	"github.com/pglmon/pglmon/internal/serverlog"
@@ -389,7 +388,7 @@ func printVerify(w io.Writer, results []verify.Result, path string, scripted boo
 			fmt.Fprintf(w, "  To repair a table, resynchronise it (TRUNCATES it on the subscriber, then copies it again; run on %s):\n", r.Subscriber)
 			for _, t := range r.Tables {
 				if differs(t) {
-					fmt.Fprintf(w, "    SELECT pglogical.alter_subscription_resynchronize_table(%s, %s);\n", sqlLiteral(r.Subscription), sqlLiteral(regclassName(t)))
+					fmt.Fprintf(w, "    SELECT pglogical.alter_subscription_resynchronize_table(%s, %s);\n", pgident.Literal(r.Subscription), pgident.Literal(regclassName(t)))
 				}
 			}
 			if scripted {
@@ -489,22 +488,13 @@ func progressBar(w io.Writer) func(verify.Progress) {
 	}
 }
 
-// sqlLiteral is s as an SQL string constant.
-func sqlLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
-
 // regclassName is a table's name as a regclass reads it: schema and table
 // double-quoted where they need it (capitals, spaces, dots ...).
 func regclassName(t verify.TableResult) string {
 	if t.Spec.Name == "" {
 		return t.Table
 	}
-	parts := []string{t.Spec.Schema, t.Spec.Name}
-	for i, p := range parts {
-		if p == "" || strings.Trim(p, "abcdefghijklmnopqrstuvwxyz0123456789_$") != "" || strings.ContainsAny(p[:1], "0123456789$") {
-			parts[i] = pgx.Identifier{p}.Sanitize()
-		}
-	}
-	return strings.Join(parts, ".")
+	return t.Spec.Regclass()
 }
 
 // writeCopyScript writes the psql script that copies the differing rows

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/pglmon/pglmon/internal/diagnose"
+	"github.com/pglmon/pglmon/internal/pgident"
 )
 
 // Copy is the end of one table copy of pglogical's table sync, as the
@@ -80,8 +81,8 @@ func (c Copy) Finding(file string) diagnose.Finding {
 			Message: c.Cause(file) + ", yet pglogical marked the subscription and every table ready and replicates later changes: it copies all tables in one transaction on the subscriber, which that failure rolled back, so no table of the subscription holds the provider's rows from before it was created (changes to them fail or are skipped); resynchronise every table of it (each is TRUNCATEd on the subscriber, then copied; rows written only there are lost), or empty the tables and set the subscription up again; then pglmon verify"}
 	}
 	return diagnose.Finding{Code: diagnose.CodeTableCopyFailed, Severity: diagnose.Critical, Human: true,
-		Message: c.Cause(file) + fmt.Sprintf(", yet pglogical marked the table ready and replicates later changes: the provider's rows that were not there before are missing on the subscriber, and changes to them fail or are skipped (pglogical 2.4.2 does this when the table already holds rows); resynchronise it (TRUNCATEs it on the subscriber, then copies): SELECT pglogical.alter_subscription_resynchronize_table('%s', '%s'); then pglmon verify",
-			strings.ReplaceAll(c.Subscription, "'", "''"), strings.ReplaceAll(c.Table, "'", "''"))}
+		Message: c.Cause(file) + fmt.Sprintf(", yet pglogical marked the table ready and replicates later changes: the provider's rows that were not there before are missing on the subscriber, and changes to them fail or are skipped (pglogical 2.4.2 does this when the table already holds rows); resynchronise it (TRUNCATEs it on the subscriber, then copies): SELECT pglogical.alter_subscription_resynchronize_table(%s, %s); then pglmon verify",
+			pgident.Literal(c.Subscription), pgident.Literal(pgident.RegclassOf(c.Table)))}
 }
 
 // Standing returns, of copies (oldest first, as Copies returns them), the

@@ -108,3 +108,12 @@ func TestStanding(t *testing.T) {
 		t.Errorf("finding: %+v", f)
 	}
 }
+
+// The resynchronisation a failed copy's finding prints names the table as
+// a regclass reads it (pglogical logs it without quotes).
+func TestCopyFindingQuotesTheTable(t *testing.T) {
+	f := Copy{Subscription: "sub_o'1", Table: "Sales.OrderLines", Error: "duplicate key"}.Finding("postgresql.log")
+	if want := `SELECT pglogical.alter_subscription_resynchronize_table('sub_o''1', '"Sales"."OrderLines"')`; !strings.Contains(f.Message, want) {
+		t.Errorf("message lacks %s:\n%s", want, f.Message)
+	}
+}

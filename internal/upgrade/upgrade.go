@@ -12,6 +12,7 @@ import (
 
 	"github.com/pglmon/pglmon/internal/awsclient"
 	"github.com/pglmon/pglmon/internal/config"
+	"github.com/pglmon/pglmon/internal/pgident"
 	"github.com/pglmon/pglmon/internal/probe"
 	"github.com/pglmon/pglmon/internal/rdsadmin"
 	"github.com/pglmon/pglmon/internal/repair"
@@ -698,8 +699,8 @@ func (r *Runner) compare(ctx context.Context, m *Manifest) error {
 				continue
 			}
 			differ++
-			r.say("  %s: %d rows on %s, %d on %s: it changed while replication was down. To repair it (TRUNCATES it on %s, then copies it):\n    SELECT pglogical.alter_subscription_resynchronize_table('%s', '%s');",
-				t.Table, t.ProviderRows, s.Provider, t.SubscriberRows, s.Subscriber, s.Subscriber, s.Name, t.Table)
+			r.say("  %s: %d rows on %s, %d on %s: it changed while replication was down. To repair it (TRUNCATES it on %s, then copies it):\n    SELECT pglogical.alter_subscription_resynchronize_table(%s, %s);",
+				t.Table, t.ProviderRows, s.Provider, t.SubscriberRows, s.Subscriber, s.Subscriber, pgident.Literal(s.Name), pgident.Literal(t.Spec.Regclass()))
 		}
 	}
 	if differ > 0 {

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pglmon/pglmon/internal/pgident"
 )
 
 // Table is a replicated table and what is compared of it.
@@ -92,6 +94,10 @@ func (c Changes) notReplicated() string {
 
 // QualifiedName is schema.table as people write it.
 func (t Table) QualifiedName() string { return t.Schema + "." + t.Name }
+
+// Regclass is the table's name as a regclass reads it (quoted where SQL
+// needs it), for statements printed for a person.
+func (t Table) Regclass() string { return pgident.Regclass(t.Schema, t.Name) }
 
 // Matches reports whether name picks the table: schema.table, table (in any
 // schema), or a shell pattern of either (public.orders_*, orders_202?).
