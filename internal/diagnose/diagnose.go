@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pglmon/pglmon/internal/config"
+	"github.com/pglmon/pglmon/internal/pgident"
 	"github.com/pglmon/pglmon/internal/probe"
 	"github.com/pglmon/pglmon/internal/shellword"
 )
@@ -988,8 +989,8 @@ func (d *diagnosis) nodes() []Node {
 		for _, t := range d.Unreplicated[s.Node] {
 			declared[t.Schema+"."+t.Relname] = true
 			n.Findings = append(n.Findings, Finding{Code: CodeTableNotReplicated, Severity: Warning, Human: true,
-				Message: fmt.Sprintf("table %s on %s is not in replication set %s, which the configuration says holds it (its tables or schemas, or a partition of one): its changes reach no subscriber of the set; pglmon setup apply adds it and copies its rows to the set's subscribers (or pglogical.replication_set_add_table('%s', '%s', true))",
-					t.Table, s.Node, t.Set, t.Set, strings.ReplaceAll(t.Table, "'", "''"))})
+				Message: fmt.Sprintf("table %s on %s is not in replication set %s, which the configuration says holds it (its tables or schemas, or a partition of one): its changes reach no subscriber of the set; pglmon setup apply adds it and copies its rows to the set's subscribers (or pglogical.replication_set_add_table(%s, %s, true))",
+					t.Table, s.Node, t.Set, pgident.Literal(t.Set), pgident.Literal(t.Table))})
 		}
 		for _, p := range s.UnreplicatedPartitions {
 			if declared[p.Schema+"."+p.Table] {

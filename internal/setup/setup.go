@@ -19,6 +19,7 @@ import (
 
 	"github.com/pglmon/pglmon/internal/awsclient"
 	"github.com/pglmon/pglmon/internal/config"
+	"github.com/pglmon/pglmon/internal/pgident"
 	"github.com/pglmon/pglmon/internal/probe"
 	"github.com/pglmon/pglmon/internal/repair"
 	"github.com/pglmon/pglmon/internal/topology"
@@ -552,8 +553,8 @@ func (r *Runner) addSets(ctx context.Context, c *pgx.Conn, sb config.Subscriptio
 	}
 	for _, set := range have {
 		if !slices.Contains(sb.ReplicationSets, set) && set != probe.HeartbeatSet { // pglmon heartbeat install's
-			p.Warnings = append(p.Warnings, fmt.Sprintf("subscription %s on %s also replicates set %s, which the configuration does not list for it; pglmon does not take a set away (pglogical.alter_subscription_remove_replication_set('%s', '%s'))",
-				sb.Name, sb.Subscriber, set, sb.Name, set))
+			p.Warnings = append(p.Warnings, fmt.Sprintf("subscription %s on %s also replicates set %s, which the configuration does not list for it; pglmon does not take a set away (pglogical.alter_subscription_remove_replication_set(%s, %s))",
+				sb.Name, sb.Subscriber, set, pgident.Literal(sb.Name), pgident.Literal(set)))
 		}
 	}
 	return nil
