@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/pglmon/pglmon/internal/diagnose"
+	"github.com/pglmon/pglmon/internal/pgident"
 	"github.com/pglmon/pglmon/internal/shellword"
 )
 
@@ -138,7 +139,7 @@ var commitLSNRE = regexp.MustCompile(`in commit before ([0-9A-F]+/[0-9A-F]+)`)
 // pglogical copy every table of subscription sub again (each TRUNCATEd
 // there first): the remedy of a failed first copy.
 func ResynchronizeAllSQL(sub string) string {
-	q := sqlText(sub)
+	q := pgident.Literal(sub)
 	return `SELECT pglogical.alter_subscription_resynchronize_table(` + q + `, format('%I.%I', sync_nspname, sync_relname)::regclass)
         FROM pglogical.local_sync_status
        WHERE sync_subid = (SELECT sub_id FROM pglogical.subscription WHERE sub_name = ` + q + `) AND sync_relname IS NOT NULL`
@@ -148,7 +149,7 @@ func ResynchronizeAllSQL(sub string) string {
 // fix alone, with what it costs.
 func HumanPlan(f diagnose.Finding, s diagnose.Subscription) Plan {
 	p := Plan{Remedy: "", Subscription: s.Name, Subscriber: s.Subscriber, Provider: s.Provider, Slot: s.SlotName, Human: true}
-	q := sqlText
+	q := pgident.Literal
 	sh := shellword.Quote // a word of a pglmon or psql command line
 	var b strings.Builder
 	switch f.Code {
@@ -428,9 +429,6 @@ func (p Plan) Render() string {
 	return b.String()
 }
 
-// sqlText is v as an SQL string literal.
-func sqlText(v string) string { return "'" + strings.ReplaceAll(v, "'", "''") + "'" }
-
 // setArray is the subscription's replication sets as an SQL array, for
 // create_subscription; a placeholder when they are not known.
 func setArray(s diagnose.Subscription) string {
@@ -439,7 +437,7 @@ func setArray(s diagnose.Subscription) string {
 	}
 	items := make([]string, len(s.ReplicationSets))
 	for i, set := range s.ReplicationSets {
-		items[i] = sqlText(set)
+		items[i] = pgident.Literal(set)
 	}
 	return "ARRAY[" + strings.Join(items, ", ") + "]"
 }
@@ -450,7 +448,7 @@ func providerDSN(s diagnose.Subscription) string {
 	if s.ProviderConninfo == "" {
 		return "'<provider dsn>'"
 	}
-	return sqlText(s.ProviderConninfo) + " /* add its password if it needs one */"
+	return pgident.Literal(s.ProviderConninfo) + " /* add its password if it needs one */"
 }
 
 // resyncEach is the query, run on the provider, that prints the
@@ -458,14 +456,14 @@ func providerDSN(s diagnose.Subscription) string {
 // the subscriber; each line indented by indent.
 func resyncEach(s diagnose.Subscription, indent string) string {
 	if len(s.ReplicationSets) == 0 {
-		return indent + "SELECT pglogical.alter_subscription_resynchronize_table(" + sqlText(s.Name) + ", 'schema.table');  -- per table"
+		return indent + "SELECT pglogical.alter_subscription_resynchronize_table(" + pgident.Literal(s.Name) + ", 'schema.table');  -- per table"
 	}
 	sets := make([]string, len(s.ReplicationSets))
 	for i, set := range s.ReplicationSets {
-		sets[i] = sqlText(set)
+		sets[i] = pgident.Literal(set)
 	}
 	return indent + "-- then each table of its sets: on provider " + s.Provider + ", this prints the statements to run on subscriber " + s.Subscriber + ":\n" +
-		indent + "SELECT format('SELECT pglogical.alter_subscription_resynchronize_table(%L, %L);', " + sqlText(s.Name) + ", format('%I.%I', n.nspname, c.relname))\n" +
+		indent + "SELECT format('SELECT pglogical.alter_subscription_resynchronize_table(%L, %L);', " + pgident.Literal(s.Name) + ", format('%I.%I', n.nspname, c.relname))\n" +
 		indent + "  FROM pglogical.replication_set_table rt JOIN pglogical.replication_set rs ON rs.set_id = rt.set_id\n" +
 		indent + "  JOIN pg_class c ON c.oid = rt.set_reloid JOIN pg_namespace n ON n.oid = c.relnamespace\n" +
 		indent + "  WHERE rs.set_nodeid = (SELECT node_id FROM pglogical.local_node) AND rs.set_name IN (" + strings.Join(sets, ", ") + ") ORDER BY 1;"

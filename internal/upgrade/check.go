@@ -4,10 +4,10 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pglmon/pglmon/internal/pgident"
 	"github.com/pglmon/pglmon/internal/probe"
 )
 
@@ -225,7 +225,7 @@ func (r *Runner) problems(ctx context.Context, node string, m *Manifest) (proble
 		default:
 			add(Problem{Kind: "replication_slot", Object: s.name, Database: s.db, Blocking: true,
 				Message: fmt.Sprintf("logical slot %s (plugin %s, database %s, %s) is not pglogical's, and the upgrade's pre-check refuses while any logical slot exists", s.name, s.plugin, s.db, used),
-				Fix:     fmt.Sprintf("find what reads it; once it no longer needs the slot: SELECT pg_drop_replication_slot(%s); (its consumer must start again from a new slot after the upgrade)", literal(s.name))})
+				Fix:     fmt.Sprintf("find what reads it; once it no longer needs the slot: SELECT pg_drop_replication_slot(%s); (its consumer must start again from a new slot after the upgrade)", pgident.Literal(s.name))})
 		}
 	}
 
@@ -286,8 +286,8 @@ func (r *Runner) problems(ctx context.Context, node string, m *Manifest) (proble
 			return nil, nil, err
 		}
 		add(Problem{Kind: "prepared_transaction", Object: gid, Database: db, Blocking: true,
-			Message: fmt.Sprintf("prepared transaction %s (database %s, owner %s) has waited %ds for its COMMIT PREPARED: the upgrade's pre-check refuses while any exists, and it holds its locks and the xmin horizon meanwhile", literal(gid), db, owner, age),
-			Fix:     fmt.Sprintf("connected to database %s, once you know what its application meant: COMMIT PREPARED %s; or ROLLBACK PREPARED %s;", db, literal(gid), literal(gid))})
+			Message: fmt.Sprintf("prepared transaction %s (database %s, owner %s) has waited %ds for its COMMIT PREPARED: the upgrade's pre-check refuses while any exists, and it holds its locks and the xmin horizon meanwhile", pgident.Literal(gid), db, owner, age),
+			Fix:     fmt.Sprintf("connected to database %s, once you know what its application meant: COMMIT PREPARED %s; or ROLLBACK PREPARED %s;", db, pgident.Literal(gid), pgident.Literal(gid))})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, nil, err
@@ -429,9 +429,6 @@ func strings1(ctx context.Context, conn *pgx.Conn, query string) ([]string, erro
 	}
 	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
-
-// literal quotes s as an SQL string literal.
-func literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // ident quotes s as an SQL identifier.
 func ident(s string) string { return pgx.Identifier{s}.Sanitize() }
