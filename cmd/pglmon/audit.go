@@ -39,7 +39,7 @@ func runAudit(ctx context.Context, e env, args []string) error {
 		}
 		from = t
 	}
-	cfg, err := loadConfig(*path)
+	cfg, err := loadConfig(path)
 	if err != nil {
 		return err
 	}

@@ -169,11 +169,24 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
-func loadConfig(path string) (*config.Config, error) {
-	if path == "" {
-		return nil, usageError("--config FILE is required")
+// defaultConfig is the configuration read when neither --config nor
+// PGLMON_CONFIG names one: where the systemd unit's is.
+var defaultConfig = "/etc/pglmon/pglmon.yaml"
+
+// loadConfig reads the configuration *path names; without --config, the
+// one PGLMON_CONFIG names, else defaultConfig when it exists. *path is set
+// to the file read, for the commands a plan prints.
+func loadConfig(path *string) (*config.Config, error) {
+	if *path == "" {
+		*path = os.Getenv("PGLMON_CONFIG")
 	}
-	cfg, err := config.Load(path)
+	if *path == "" {
+		if _, err := os.Stat(defaultConfig); err != nil {
+			return nil, usageError("--config FILE is required (or PGLMON_CONFIG; %s does not exist)", defaultConfig)
+		}
+		*path = defaultConfig
+	}
+	cfg, err := config.Load(*path)
 	if err != nil {
 		var ce config.Errors
 		if errors.As(err, &ce) {
@@ -196,7 +209,7 @@ func runCheckConfig(ctx context.Context, e env, args []string) error {
 	if *output != "table" && *output != "json" {
 		return usageError("--output must be table or json")
 	}
-	cfg, err := loadConfig(*path)
+	cfg, err := loadConfig(path)
 	if err != nil {
 		return err
 	}

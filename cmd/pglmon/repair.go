@@ -48,7 +48,7 @@ func runRepair(ctx context.Context, e env, args []string) error {
 	if (*remedy == diagnose.RemedySkipTransaction) != (*lsn != "") {
 		return usageError("--remedy skip-transaction and --lsn go together")
 	}
-	cfg, err := loadConfig(*path)
+	cfg, err := loadConfig(path)
 	if err != nil {
 		return err
 	}

@@ -36,7 +36,7 @@ func runStatus(ctx context.Context, e env, args []string) error {
 	if *output != "table" && *output != "json" {
 		return usageError("--output must be table or json, not %q", *output)
 	}
-	cfg, err := loadConfig(*path)
+	cfg, err := loadConfig(path)
 	if err != nil {
 		return err
 	}

@@ -46,7 +46,7 @@ func runUpgrade(ctx context.Context, e env, args []string) error {
 	if output != nil && *output != "table" && *output != "json" {
 		return usageError("--output must be table or json, not %q", *output)
 	}
-	cfg, err := loadConfig(*path)
+	cfg, err := loadConfig(path)
 	if err != nil {
 		return err
 	}

@@ -79,7 +79,7 @@ func runVerify(ctx context.Context, e env, args []string) error {
 	if *scan != "" && *scan != verify.ScanAuto && *scan != verify.ScanIndex && *scan != verify.ScanPages {
 		return usageError("--scan must be auto, index or pages, not %q", *scan)
 	}
-	cfg, err := loadConfig(*path)
+	cfg, err := loadConfig(path)
 	if err != nil {
 		return err
 	}
