@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pglmon/pglmon/internal/config"
+	"github.com/pglmon/pglmon/internal/pgident"
 	"github.com/pglmon/pglmon/internal/probe"
 )
 
@@ -351,11 +352,9 @@ func Run(ctx context.Context, cfg *config.Config, tg Target, opt Options, only .
 // none when name is not a partitioned table there.
 func partitionsOf(ctx context.Context, conn *pgx.Conn, name string) (map[string]bool, error) {
 	rows, err := conn.Query(ctx, `SELECT n.nspname::text || '.' || c.relname::text
-FROM pg_partition_tree(to_regclass(CASE WHEN strpos($1, '.') > 0
-	THEN quote_ident(split_part($1, '.', 1)) || '.' || quote_ident(substr($1, strpos($1, '.') + 1))
-	ELSE quote_ident($1) END)) p
+FROM pg_partition_tree(to_regclass($1)) p
 JOIN pg_class c ON c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE p.isleaf AND p.level > 0`, name)
+WHERE p.isleaf AND p.level > 0`, pgident.RegclassOf(name))
 	if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) && pe.Code == "42883" {
 		return nil, nil // PostgreSQL 11 and older: no pg_partition_tree
 	}
