@@ -102,14 +102,33 @@ func Standing(copies []Copy) map[string]Copy {
 }
 
 var (
-	syncStartRE = regexp.MustCompile(`^starting sync of table (\S+) for subscriber (.+)$`)
-	syncEndRE   = regexp.MustCompile(`^finished sync of table (\S+) for subscriber (.+)$`)
+	// The table as pglogical 2.4.2 writes it here: schema.table unquoted,
+	// spaces and all (measured); subscription names have no space.
+	syncStartRE = regexp.MustCompile(`^starting sync of table (.+) for subscriber (\S+)$`)
+	syncEndRE   = regexp.MustCompile(`^finished sync of table (.+) for subscriber (\S+)$`)
 	// pglogical's own COPY statement: every name quoted, a column list, stdin.
 	copyStmtRE = regexp.MustCompile(`^COPY ("(?:[^"]|"")+"\."(?:[^"]|"")+") \(.*\) FROM stdin$`)
 )
 
-// unquote turns schema.table as either log line writes it into one form.
-func unquote(name string) string { return strings.ReplaceAll(name, `"`, "") }
+// unquote turns schema.table as SQL writes it (a part in double quotes
+// where it needs them, "" for a quote inside) into the names themselves,
+// as the sync lines write them.
+func unquote(qualified string) string {
+	var b strings.Builder
+	quoted := false
+	for i := 0; i < len(qualified); i++ {
+		switch c := qualified[i]; {
+		case c == '"' && quoted && i+1 < len(qualified) && qualified[i+1] == '"':
+			b.WriteByte('"')
+			i++
+		case c == '"':
+			quoted = !quoted
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
 
 // Copies returns the table copies that finished in text, oldest first: a
 // failed COPY of the table between the sync worker's start and finish

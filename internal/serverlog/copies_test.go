@@ -117,3 +117,22 @@ func TestCopyFindingQuotesTheTable(t *testing.T) {
 		t.Errorf("message lacks %s:\n%s", want, f.Message)
 	}
 }
+
+// A table whose name has capitals and a space, as pglogical 2.4.2 logs its
+// copy (measured): the sync lines unquoted, its COPY quoted.
+func TestCopyOfANameWithASpace(t *testing.T) {
+	text := `2026-12-04 15:13:04.100 UTC [12960] LOG:  starting sync of table Sales.New Tab for subscriber sub_0
+2026-12-04 15:13:04.200 UTC [12961] ERROR:  duplicate key value violates unique constraint "New Tab_pkey"
+2026-12-04 15:13:04.200 UTC [12961] CONTEXT:  COPY New Tab, line 1
+2026-12-04 15:13:04.200 UTC [12961] STATEMENT:  COPY "Sales"."New Tab" ("id") FROM stdin
+2026-12-04 15:13:05.000 UTC [12960] LOG:  finished sync of table Sales.New Tab for subscriber sub_0
+`
+	want := []Copy{{Subscription: "sub_0", Table: "Sales.New Tab", Prefix: "2026-12-04 15:13:05.000 UTC [12960]",
+		Error: `ERROR: duplicate key value violates unique constraint "New Tab_pkey"`}}
+	if got := Copies(text); !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %+v\nwant %+v", got, want)
+	}
+	if got := unquote(`"we""ird"."x y"`); got != `we"ird.x y` {
+		t.Errorf("unquote: %s", got)
+	}
+}

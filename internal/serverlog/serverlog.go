@@ -305,7 +305,9 @@ func (c Conflict) String() string {
 	return fmt.Sprintf("%s remote %s (%s), resolution %s", c.Prefix, c.Op, c.Found, c.Resolution)
 }
 
-var conflictRE = regexp.MustCompile(`^CONFLICT: remote (INSERT|UPDATE|DELETE) on relation (\S+)\s*(.*?)\. Resolution: (\w+)\.?$`)
+// The relation as SQL writes it: schema.table, a part in double quotes
+// where it needs them ("Sales"."Order Lines").
+var conflictRE = regexp.MustCompile(`^CONFLICT: remote (INSERT|UPDATE|DELETE) on relation ((?:"(?:[^"]|"")+"|[^\s."]+)\.(?:"(?:[^"]|"")+"|[^\s."]+))\s*(.*?)\. Resolution: (\w+)\.?$`)
 
 // Conflicts returns the conflicts logged in text, oldest first.
 func Conflicts(text string) []Conflict {
@@ -326,7 +328,7 @@ func Conflicts(text string) []Conflict {
 		if i, j := strings.LastIndex(found, "("), strings.LastIndex(found, ")"); i >= 0 && j > i {
 			found = found[i+1 : j]
 		}
-		out = append(out, Conflict{Prefix: strings.TrimSpace(prefix), Op: c[1], Table: c[2], Found: found, Resolution: c[4]})
+		out = append(out, Conflict{Prefix: strings.TrimSpace(prefix), Op: c[1], Table: unquote(c[2]), Found: found, Resolution: c[4]})
 	}
 	return out
 }
