@@ -6,6 +6,8 @@ import (
 	"unicode"
 )
 
+var errNotSQL = errors.New("is not a table name as SQL writes it: quote a name that has spaces or other characters in double quotes (\"Sales\".\"Order Lines\")")
+
 // checkTableName reports what is wrong with a table name as SQL (and
 // pglogical's regclass arguments) read it: [schema.]table, each part a
 // plain identifier (folded to lower case) or one in double quotes ("" for a
@@ -28,7 +30,7 @@ func checkTableName(name string) error {
 			break
 		}
 		if rest[0] != '.' {
-			return errors.New("is not a table name as SQL writes it: quote a name that has spaces or other characters in double quotes (\"Sales\".\"Order Lines\")")
+			return errNotSQL
 		}
 		rest = rest[1:]
 	}
@@ -63,7 +65,7 @@ func identifier(s string) (string, error) {
 		end = len(s)
 	}
 	if end == 0 || unicode.IsDigit(rune(s[0])) || s[0] == '$' {
-		return "", errors.New("is not a table name as SQL writes it: quote a name that has spaces or other characters in double quotes (\"Sales\".\"Order Lines\")")
+		return "", errNotSQL
 	}
 	return s[end:], nil
 }
