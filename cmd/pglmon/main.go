@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+	_ "time/tzdata" // log_timezone's rules on a host without /usr/share/zoneinfo
 
 	"github.com/pglmon/pglmon/internal/awsclient"
 	"github.com/pglmon/pglmon/internal/config"

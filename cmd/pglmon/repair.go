@@ -151,10 +151,11 @@ func runRepair(ctx context.Context, e env, args []string) error {
 // does not tell: a pglmon verify run by hand after the failure that found
 // them equal does (verified.json); otherwise said, with how to find out.
 func failedCopies(ctx context.Context, e env, cfg *config.Config, s *diagnose.Subscription) bool {
-	file, text, ok := readServerLog(ctx, e, cfg, s.Subscriber, "whether a copy of "+s.Name+" failed")
+	lg, ok := readServerLog(ctx, e, cfg, s.Subscriber, "whether a copy of "+s.Name+" failed")
 	if !ok {
 		return false
 	}
+	file := lg.File
 	// What pglmon verify, run by hand since, found equal (package verified).
 	w := verified.Watcher{Path: cfg.VerifiedFile()}
 	equal, err := w.Since()
@@ -162,11 +163,11 @@ func failedCopies(ctx context.Context, e env, cfg *config.Config, s *diagnose.Su
 		fmt.Fprintf(e.stderr, "pglmon repair: %v\n", err)
 	}
 	found := false
-	for _, c := range serverlog.Standing(serverlog.Copies(text)) {
+	for _, c := range serverlog.Standing(serverlog.Copies(lg.Tail)) {
 		if c.Subscription != s.Name {
 			continue
 		}
-		if at, ok := putRight(c, equal[s.Subscriber+"/"+s.Name+"/"], equal[s.Subscriber+"/"+s.Name+"/"+c.Table]); ok {
+		if at, ok := putRight(c, lg.Zone, equal[s.Subscriber+"/"+s.Name+"/"], equal[s.Subscriber+"/"+s.Name+"/"+c.Table]); ok {
 			fmt.Fprintf(e.stdout, "The subscriber's log (%s) shows a copy of %s that failed (%s at %s); a pglmon verify started after it, at %s, found it equal.\n",
 				file, c.Table, c.Error, c.Prefix, at.UTC().Format(time.RFC3339))
 			continue
@@ -182,11 +183,12 @@ func failedCopies(ctx context.Context, e env, cfg *config.Config, s *diagnose.Su
 }
 
 // putRight reports whether a verification run by hand that started after
-// the failed copy c (as its log line's time says, when it says so
-// unambiguously) found what it left wrong equal: the whole subscription
-// (whole), or for a table's copy that table (table); and when it started.
-func putRight(c serverlog.Copy, whole, table time.Time) (time.Time, bool) {
-	failed, ok := serverlog.PrefixTime(c.Prefix)
+// the failed copy c (as its log line's time says, in the server's
+// log_timezone zone, when it says so unambiguously) found what it left
+// wrong equal: the whole subscription (whole), or for a table's copy that
+// table (table); and when it started.
+func putRight(c serverlog.Copy, zone *time.Location, whole, table time.Time) (time.Time, bool) {
+	failed, ok := serverlog.PrefixTime(c.Prefix, zone)
 	if !ok {
 		return time.Time{}, false
 	}

@@ -201,10 +201,13 @@ func TestRepairCommandReadsAFailedCopyFromTheLog(t *testing.T) {
 // A failed table copy put right by hand: once pglmon verify, run after
 // the failure, finds the table equal, repair no longer prints its plan;
 // before, that verification finds the table different and changes nothing.
+// The subscriber logs in its local time (log_timezone Europe/Berlin, as a
+// self-managed server in Germany does): CET in the lines, read in that zone.
 func TestRepairCommandTakesAVerificationByHand(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10, Own: true, SubscriberConf: pgtest.LogCollector})
+	conf := append([]string{"log_timezone = 'Europe/Berlin'"}, pgtest.LogCollector...)
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10, Own: true, SubscriberConf: conf})
 	p.MustConverge(t, 30*time.Second)
 	cfg := writeConfig(t, p, "")
 	if err := p.FailTableCopy(ctx, "t2"); err != nil {

@@ -111,8 +111,8 @@ func explainDown(ctx context.Context, e env, cfg *config.Config, r *diagnose.Rep
 			continue
 		}
 		read[s.Subscriber] = true
-		if file, text, ok := readServerLog(ctx, e, cfg, s.Subscriber, "why "+s.Name+" is down"); ok {
-			serverlog.Annotate(r, s.Subscriber, file, serverlog.WorkerErrors(text))
+		if c, ok := readServerLog(ctx, e, cfg, s.Subscriber, "why "+s.Name+" is down"); ok {
+			serverlog.Annotate(r, s.Subscriber, c.File, serverlog.WorkerErrors(c.Tail))
 		}
 	}
 }
@@ -125,9 +125,9 @@ func explainBarrier(ctx context.Context, e env, cfg *config.Config, r *diagnose.
 			if f.Code != diagnose.CodeSignalBarrierStuck {
 				continue
 			}
-			if file, text, ok := readServerLog(ctx, e, cfg, n.Name, "which process "+n.Name+"'s waiting statement waits for"); ok {
-				if h, found := serverlog.LastBarrierHolder(text); found {
-					serverlog.AnnotateBarrier(r, n.Name, file, h)
+			if c, ok := readServerLog(ctx, e, cfg, n.Name, "which process "+n.Name+"'s waiting statement waits for"); ok {
+				if h, found := serverlog.LastBarrierHolder(c.Tail); found {
+					serverlog.AnnotateBarrier(r, n.Name, c.File, h)
 				}
 			}
 			break
@@ -203,19 +203,19 @@ func readStorage(ctx context.Context, e env, cfg *config.Config, r *diagnose.Rep
 // readServerLog reads the end of a node's server log (package logtail).
 // Not ok when the node's server_log is off, or the log cannot be read,
 // which is said on stderr: what is not known, and why.
-func readServerLog(ctx context.Context, e env, cfg *config.Config, node, what string) (file, text string, ok bool) {
+func readServerLog(ctx context.Context, e env, cfg *config.Config, node, what string) (logtail.Chunk, bool) {
 	n, found := cfg.Node(node)
 	if !found || n.LogSource() == config.ServerLogOff {
-		return "", "", false
+		return logtail.Chunk{}, false
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	file, text, err := logtail.Read(ctx, cfg, n)
+	c, err := logtail.Read(ctx, cfg, n)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "pglmon: %s is not known: cannot read the server log of %s: %v\n", what, n.Name, err)
-		return "", "", false
+		return logtail.Chunk{}, false
 	}
-	return file, text, true
+	return c, true
 }
 
 func pendingDown(r diagnose.Report) bool {

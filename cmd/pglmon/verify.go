@@ -250,8 +250,8 @@ func addConflicts(ctx context.Context, e env, cfg *config.Config, results []veri
 			}
 			rd, seen := logs[r.Subscriber]
 			if !seen {
-				if file, text, ok := readServerLog(ctx, e, cfg, r.Subscriber, "the conflicts pglogical logged"); ok {
-					rd = read{file: file, conflicts: serverlog.Conflicts(text), ok: true}
+				if c, ok := readServerLog(ctx, e, cfg, r.Subscriber, "the conflicts pglogical logged"); ok {
+					rd = read{file: c.File, conflicts: serverlog.Conflicts(c.Tail), ok: true}
 				}
 				logs[r.Subscriber] = rd
 			}

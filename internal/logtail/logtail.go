@@ -36,12 +36,19 @@ const (
 // ErrOff is returned for a node whose server_log is off.
 var ErrOff = errors.New("server_log is off")
 
-// Read returns the name of the node's current log file and its last part
-// (from a line's start).
-func Read(ctx context.Context, cfg *config.Config, n config.Node) (file, text string, err error) {
+// Read returns the node's current log file, its last part (from a line's
+// start: Tail) and the zone its lines' times are in.
+func Read(ctx context.Context, cfg *config.Config, n config.Node) (Chunk, error) {
 	var f Follower
 	c, err := f.Follow(ctx, cfg, n)
-	return c.File, c.Tail, err
+	if err == nil && n.RDS != nil {
+		// Read through the RDS API: the zone is asked of the server.
+		if conn, cerr := probe.Connect(ctx, n, max(cfg.Probe.Timeout.D(), 10*time.Second)); cerr == nil {
+			c.Zone = logZone(ctx, conn)
+			conn.Close(context.WithoutCancel(ctx))
+		}
+	}
+	return c, err
 }
 
 // currentSQL names the file the server writes its log to: the logging
@@ -68,6 +75,20 @@ func current(ctx context.Context, conn *pgx.Conn) (string, error) {
 		return "", errors.New("the server has no log file pglmon can find (logging_collector is off, or log_destination has none of stderr, csvlog, jsonlog): set the node's server_log to the file's path, or to off")
 	}
 	return *path, nil
+}
+
+// logZone is the server's log_timezone (nil: not known to Go, such as a
+// POSIX rule without a zoneinfo file of its name).
+func logZone(ctx context.Context, conn *pgx.Conn) *time.Location {
+	var name string
+	if conn.QueryRow(ctx, "SELECT current_setting('log_timezone')").Scan(&name) != nil {
+		return nil
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return nil
+	}
+	return loc
 }
 
 // tailSQL reads the last $2 bytes of file $1, and its size (NULLs when it
@@ -189,6 +210,11 @@ type Chunk struct {
 	File string
 	// Tail is the end of the log, as Read returns it.
 	Tail string
+	// Zone is the server's log_timezone, in which the times of its lines
+	// are written (serverlog.PrefixTime); nil when not known (a zone Go has
+	// no rules for; an RDS node's Follow, whose logs say UTC by default;
+	// Read asks it).
+	Zone *time.Location
 	// New holds the whole lines written since the previous Follow of the
 	// node, across rotations (the rest of the file read last time, the
 	// files written since, the current one); nothing on the first
@@ -435,7 +461,7 @@ func (f *Follower) followSQL(ctx context.Context, cfg *config.Config, n config.N
 			return Chunk{}, prev, explain(n, "find the server log file", err)
 		}
 	}
-	c := Chunk{File: file}
+	c := Chunk{File: file, Zone: logZone(ctx, conn)}
 	fail := func(err error) (Chunk, Position, error) {
 		return Chunk{}, prev, explain(n, "read the server log "+file, err)
 	}

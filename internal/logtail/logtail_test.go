@@ -39,37 +39,65 @@ func logLine(t *testing.T, c *pgtest.Cluster, what string) string {
 // collector writes asynchronously).
 func readUntil(t *testing.T, n config.Node, marker string) (file, text string) {
 	t.Helper()
-	cfg := config.Default()
-	var err error
-	if perr := pgtest.Poll(context.Background(), 20*time.Second, func() bool {
-		file, text, err = Read(context.Background(), cfg, n)
-		return err == nil && strings.Contains(text, marker)
-	}); perr != nil {
-		t.Fatalf("log never held %s: file %q, err %v, %d bytes read", marker, file, err, len(text))
-	}
-	return file, text
+	c := readChunkUntil(t, n, marker)
+	return c.File, c.Tail
 }
 
+func readChunkUntil(t *testing.T, n config.Node, marker string) Chunk {
+	t.Helper()
+	cfg := config.Default()
+	var c Chunk
+	var err error
+	if perr := pgtest.Poll(context.Background(), 20*time.Second, func() bool {
+		c, err = Read(context.Background(), cfg, n)
+		return err == nil && strings.Contains(c.Tail, marker)
+	}); perr != nil {
+		t.Fatalf("log never held %s: file %q, err %v, %d bytes read", marker, c.File, err, len(c.Tail))
+	}
+	return c
+}
+
+// The server's log_timezone here has abbreviations (CET, CEST), which it
+// writes in each line's time: Read says which zone that is, so the time
+// is read.
 func TestReadsTheLoggingCollectorsFile(t *testing.T) {
 	t.Parallel()
-	c := pgtest.NewCluster(t, pgtest.Options{ExtraConf: pgtest.LogCollector})
+	c := pgtest.NewCluster(t, pgtest.Options{ExtraConf: append([]string{"log_timezone = 'Europe/Berlin'"}, pgtest.LogCollector...)})
+	before := time.Now().Truncate(time.Millisecond)
 	marker := logLine(t, c, "auto")
-	file, text := readUntil(t, node(c, "postgres", ""), marker)
+	chunk := readChunkUntil(t, node(c, "postgres", ""), marker)
+	file, text := chunk.File, chunk.Tail
 	if !strings.HasPrefix(file, "log/postgresql-") {
 		t.Errorf("file: %q", file)
 	}
 	if !strings.Contains(text, "] LOG:  "+marker) {
 		t.Errorf("the line as the server wrote it is not in the text:\n%s", text)
 	}
+	if chunk.Zone == nil || chunk.Zone.String() != "Europe/Berlin" {
+		t.Fatalf("zone: %v", chunk.Zone)
+	}
+	var line string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, marker) {
+			line = l
+		}
+	}
+	at, ok := serverlog.PrefixTime(line, chunk.Zone)
+	if abbr, _ := before.In(chunk.Zone).Zone(); !ok || at.Before(before) || time.Since(at) > time.Minute || !strings.Contains(line, " "+abbr+" ") {
+		t.Errorf("time of %q: %s %v (written after %s)", line, at, ok, before)
+	}
+	if _, ok := serverlog.PrefixTime(line, nil); ok {
+		t.Errorf("%q read without its zone", line)
+	}
 	// Off: nothing is read.
-	if _, _, err := Read(context.Background(), config.Default(), node(c, "postgres", "off")); !errors.Is(err, ErrOff) {
+	if _, err := Read(context.Background(), config.Default(), node(c, "postgres", "off")); !errors.Is(err, ErrOff) {
 		t.Errorf("server_log off: %v", err)
 	}
 	// A role without the grants gets told what to grant.
 	if err := c.Exec(context.Background(), "postgres", "CREATE ROLE nobody LOGIN"); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err := Read(context.Background(), config.Default(), node(c, "nobody", ""))
+	_, err := Read(context.Background(), config.Default(), node(c, "nobody", ""))
 	if err == nil || !strings.Contains(err.Error(), "permission denied") || !strings.Contains(err.Error(), Grants) {
 		t.Errorf("unprivileged: %v", err)
 	}
@@ -92,11 +120,11 @@ func TestReadsAFileByPathAndFindsDebiansFile(t *testing.T) {
 		t.Errorf("file: %q", file)
 	}
 	// auto, without a collector: Debian's file for the cluster's name.
-	_, _, err := Read(context.Background(), config.Default(), node(c, "postgres", ""))
+	_, err := Read(context.Background(), config.Default(), node(c, "postgres", ""))
 	if err == nil || !strings.Contains(err.Error(), "read the server log /var/log/postgresql/postgresql-15-pglmontest.log on n: no such file on the server") {
 		t.Errorf("auto without a collector: %v", err)
 	}
-	if _, _, err := Read(context.Background(), config.Default(), node(c, "postgres", "/nonexistent/pg.log")); err == nil || !strings.Contains(err.Error(), "/nonexistent/pg.log") {
+	if _, err := Read(context.Background(), config.Default(), node(c, "postgres", "/nonexistent/pg.log")); err == nil || !strings.Contains(err.Error(), "/nonexistent/pg.log") {
 		t.Errorf("missing file: %v", err)
 	}
 }
@@ -240,7 +268,9 @@ func rotate(t *testing.T, c *pgtest.Cluster, n config.Node, from string) string 
 			t.Fatal(err)
 		}
 		var err error
-		cur, _, err = Read(context.Background(), config.Default(), n)
+		var chunk Chunk
+		chunk, err = Read(context.Background(), config.Default(), n)
+		cur = chunk.File
 		return err == nil && cur != from
 	}); err != nil {
 		t.Fatalf("the log never rotated from %s", from)

@@ -433,8 +433,9 @@ func node(ctx context.Context, cfg *config.Config, n config.Node, timeout time.D
 		return out, snap
 	}
 	lctx, lcancel := context.WithTimeout(ctx, timeout)
-	file, _, err := logtail.Read(lctx, cfg, n)
+	chunk, err := logtail.Read(lctx, cfg, n)
 	lcancel()
+	file := chunk.File
 	switch {
 	case snap.Err == nil && len(snap.Subscriptions) == 0 && err != nil:
 		// Read only to name the process a waiting DROP DATABASE waits for:
