@@ -24,6 +24,9 @@ type Input struct {
 	// Schema holds, by subscriber/subscription, the replicated tables whose
 	// shape on the subscriber makes pglogical's apply fail (package drift).
 	Schema map[string][]SchemaMismatch
+	// LeftSets holds, by subscriber/subscription, the tables pglogical
+	// copied for it that none of its sets holds any more (package drift).
+	LeftSets map[string][]string
 	// Unreplicated holds, by node, the tables the configuration's
 	// replication sets stand for that the node's sets do not hold (package
 	// topology).
@@ -77,6 +80,26 @@ func (m SchemaMismatch) String() string {
 		parts = append(parts, "has NOT NULL column(s) without default that the provider does not send: "+strings.Join(m.Required, ", "))
 	}
 	return m.Table + " on the subscriber " + strings.Join(parts, "; ")
+}
+
+// listTables says "table t" or "tables t1, t2" (schema.table given
+// unquoted, said as SQL reads it).
+func listTables(ts []string) string {
+	names := make([]string, len(ts))
+	for i, t := range ts {
+		names[i] = pgident.RegclassOf(t)
+	}
+	if len(ts) == 1 {
+		return "table " + names[0]
+	}
+	return "tables " + strings.Join(names, ", ")
+}
+
+func plural(ts []string, one, more string) string {
+	if len(ts) == 1 {
+		return one
+	}
+	return more
 }
 
 func describe(ms []SchemaMismatch) string {
@@ -291,6 +314,16 @@ func (d *diagnosis) subscription(subscriber *probe.Snapshot, sub probe.Subscript
 	if ms := d.Schema[key]; len(ms) > 0 && sub.Status != probe.StatusDown {
 		add(Finding{Code: CodeSchemaMismatch, Severity: Warning, Human: true,
 			Message: fmt.Sprintf("the tables of %s differ between provider and subscriber (pglogical does not replicate DDL): %s; the next change to such a table stops the subscription", sub.Name, describe(ms))})
+	}
+	if left := d.LeftSets[key]; len(left) > 0 {
+		out.TablesLeftSets = left
+		provider := out.Provider
+		if provider == "" {
+			provider = sub.ProviderNode
+		}
+		add(Finding{Code: CodeTableLeftSet, Severity: Warning, Human: true,
+			Message: fmt.Sprintf("%s copied by %s to %s %s in none of its replication sets (%s) on %s any more (taken out with replication_set_remove_table, dropped there, or a set taken from the subscription); pglogical still says %s, but no change made there since reaches %s, whose copy grows stale",
+				listTables(left), sub.Name, subscriber.Node, plural(left, "is", "are"), strings.Join(sub.ReplicationSets, ", "), provider, plural(left, "it replicates", "they replicate"), subscriber.Node)})
 	}
 	if prov == nil && len(downNodes) == 0 {
 		add(Finding{Code: CodeProviderNotConfigured, Severity: Warning,

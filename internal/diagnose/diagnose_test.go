@@ -3,6 +3,7 @@ package diagnose
 import (
 	"errors"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -35,6 +36,7 @@ type world struct {
 	hist      *History
 	now       time.Time
 	schema    map[string][]SchemaMismatch
+	left      map[string][]string
 }
 
 func healthy() *world {
@@ -62,7 +64,7 @@ func (w *world) downFor(d time.Duration) {
 func (w *world) run() Report {
 	snaps := []probe.Snapshot{w.prov, w.sub}
 	w.hist.Observe(snaps, w.now)
-	return Diagnose(Input{Now: w.now, Thresholds: thresholds, Snapshots: snaps, History: w.hist, Schema: w.schema})
+	return Diagnose(Input{Now: w.now, Thresholds: thresholds, Snapshots: snaps, History: w.hist, Schema: w.schema, LeftSets: w.left})
 }
 
 func TestDiagnose(t *testing.T) {
@@ -121,6 +123,9 @@ func TestDiagnose(t *testing.T) {
 			w.downFor(10 * time.Minute)
 			w.schema = map[string][]SchemaMismatch{"s/sub": {{Table: "public.t", Missing: true}}}
 		}, health: Critical, code: CodeSchemaMismatch, sev: Critical, human: true},
+		{name: "table left the sets", bend: func(w *world) {
+			w.left = map[string][]string{"s/sub": {"public.t"}}
+		}, health: Warning, code: CodeTableLeftSet, sev: Warning, human: true},
 		{name: "lag at threshold", bend: func(w *world) { w.slot().LagBytes = 256 << 20 }, health: OK},
 		{name: "lag over threshold", bend: func(w *world) { w.slot().LagBytes = 256<<20 + 1 },
 			health: Warning, code: CodeLagHigh, sev: Warning},
@@ -876,5 +881,19 @@ func TestNotStreaming(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// table_left_set names the tables as SQL reads them, in a sentence that
+// agrees with their number, and lists them raw in the JSON.
+func TestTableLeftSetMessage(t *testing.T) {
+	w := healthy()
+	w.s().ReplicationSets = []string{"app", "pglmon_heartbeat"}
+	w.left = map[string][]string{"s/sub": {"Sales.Order Lines", "public.t"}}
+	s := w.run().Subscriptions[0]
+	want := `tables "Sales"."Order Lines", public.t copied by sub to s are in none of its replication sets (app, pglmon_heartbeat) on p any more`
+	if len(s.Findings) != 1 || !strings.HasPrefix(s.Findings[0].Message, want) || !strings.Contains(s.Findings[0].Message, "pglogical still says they replicate") ||
+		!slices.Equal(s.TablesLeftSets, []string{"Sales.Order Lines", "public.t"}) {
+		t.Errorf("%+v", s)
 	}
 }

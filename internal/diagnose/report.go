@@ -99,6 +99,10 @@ const (
 	// CodeTableNotReplicated: a table a configured replication set stands
 	// for is not in the set on its node (node).
 	CodeTableNotReplicated    = "table_not_replicated"
+	// CodeTableLeftSet: a table pglogical copied for a subscription is in
+	// none of its sets on the provider any more; pglogical still says it
+	// replicates, but its changes no longer arrive.
+	CodeTableLeftSet = "table_left_set"
 	CodeLagHigh               = "lag_high"
 	CodeReplicationDelayHigh  = "replication_delay_high"
 	CodeWALRetainedHigh       = "wal_retained_high"
@@ -184,6 +188,11 @@ type Subscription struct {
 	ProviderConninfo  string `json:"provider_conninfo,omitempty"`
 	// ReplicationSets are the provider's sets it subscribes to.
 	ReplicationSets []string `json:"replication_sets,omitempty"`
+	// TablesLeftSets are the tables pglogical copied to the subscriber for
+	// it that none of its sets holds on the provider any more
+	// (table_left_set): schema.table unquoted, as pglmon verify --table
+	// takes it.
+	TablesLeftSets []string `json:"tables_left_sets,omitempty"`
 	// ApplyDelaySeconds is its apply_delay (0: none).
 	ApplyDelaySeconds float64 `json:"apply_delay_seconds,omitempty"`
 	// Maintenance is the maintenance window of its subscriber or provider

@@ -84,3 +84,70 @@ func TestCheckNamesWhatBreaksTheApply(t *testing.T) {
 		t.Errorf("tables that match: %+v, %v", got, err)
 	}
 }
+
+// A table pglogical copied leaves the subscription's sets on the provider
+// (replication_set_remove_table) or with its set (the subscription's
+// alter_subscription_remove_replication_set): pglogical still says it
+// replicates; LeftSets names it, for that subscription only, until it is
+// in a set of the subscription again or gone from the subscriber.
+func TestLeftSetsNamesATableNoSetHolds(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10, Subscriptions: 2})
+	pc, err := p.Provider.Cluster.Connect(ctx, p.Provider.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close(ctx)
+	sc, err := p.Subscriber.Cluster.Connect(ctx, p.Subscriber.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close(ctx)
+	left := func(sub string) []string {
+		t.Helper()
+		var sets []string
+		if err := sc.QueryRow(ctx, "SELECT replication_sets FROM pglogical.show_subscription_status($1)", sub).Scan(&sets); err != nil {
+			t.Fatal(err)
+		}
+		got, err := LeftSets(ctx, pc, sc, sub, sets)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	check := func(when string, want0, want1 []string) {
+		t.Helper()
+		if got := left("sub_0"); !slices.Equal(got, want0) {
+			t.Errorf("%s: sub_0 %v, want %v", when, got, want0)
+		}
+		if got := left("sub_1"); !slices.Equal(got, want1) {
+			t.Errorf("%s: sub_1 %v, want %v", when, got, want1)
+		}
+	}
+	check("replicating", nil, nil)
+	var status string
+	for _, st := range []struct {
+		db   pgtest.DB
+		sql  string
+		want []string
+	}{
+		{p.Provider, "SELECT pglogical.replication_set_remove_table('set_0', 'items_0')", []string{"public.items_0"}},
+		{p.Provider, "SELECT pglogical.replication_set_add_table('set_0', 'items_0', true)", nil},
+		{p.Subscriber, "SELECT pglogical.alter_subscription_remove_replication_set('sub_0', 'set_0')", []string{"public.items_0"}},
+		{p.Subscriber, "SELECT pglogical.alter_subscription_add_replication_set('sub_0', 'set_0')", nil},
+		{p.Provider, "SELECT pglogical.replication_set_remove_table('set_0', 'items_0')", []string{"public.items_0"}},
+		{p.Subscriber, "DROP TABLE items_0", nil},
+	} {
+		if err := st.db.Exec(ctx, st.sql); err != nil {
+			t.Fatalf("%s: %v", st.sql, err)
+		}
+		check(st.sql, st.want, nil)
+		if st.want != nil {
+			// What pglogical says of it meanwhile.
+			if err := sc.QueryRow(ctx, "SELECT status FROM pglogical.show_subscription_table('sub_0', 'items_0')").Scan(&status); err != nil || status != "replicating" {
+				t.Errorf("%s: show_subscription_table says %q, %v", st.sql, status, err)
+			}
+		}
+	}
+}

@@ -39,13 +39,15 @@ type setCheck struct {
 }
 
 // schemaEvery is how long a subscription's table comparison is reused
-// while its status stays the same (a change of status compares again).
+// while its status and sets stay the same (a change compares again).
 const schemaEvery = time.Minute
 
 type schemaCheck struct {
 	at     time.Time
 	status string
+	sets   []string
 	found  []diagnose.SchemaMismatch
+	left   []string
 }
 
 // New returns a monitor for the configured nodes.
@@ -113,10 +115,10 @@ func (m *Monitor) Cycle(ctx context.Context) (diagnose.Report, []probe.Snapshot)
 	defer cancel()
 	cs := &conns{timeout: m.cfg.Probe.Timeout.D(), open: map[string]*pgx.Conn{}}
 	defer cs.close(cctx)
-	schema := m.schema(cctx, cs, snaps, now)
+	schema, left := m.schema(cctx, cs, snaps, now)
 	unreplicated := m.unreplicated(cctx, cs, snaps, now)
 	r := diagnose.Diagnose(diagnose.Input{Now: now, Thresholds: m.cfg.Thresholds, Snapshots: snaps, History: m.history,
-		Schema: schema, Unreplicated: unreplicated, Declared: m.cfg.Subscriptions})
+		Schema: schema, LeftSets: left, Unreplicated: unreplicated, Declared: m.cfg.Subscriptions})
 	return r, snaps
 }
 
@@ -195,10 +197,11 @@ func (cs *conns) close(ctx context.Context) {
 }
 
 // schema compares the replicated tables of every subscription between its
-// provider and its subscriber (package drift), at most every schemaEvery
-// while the subscription's status stays the same. Best effort: a
-// comparison that fails leaves the subscription out.
-func (m *Monitor) schema(ctx context.Context, cs *conns, snaps []probe.Snapshot, now time.Time) map[string][]diagnose.SchemaMismatch {
+// provider and its subscriber (package drift), and names the tables
+// pglogical copied that left its sets (drift.LeftSets), at most every
+// schemaEvery while the subscription's status and sets stay the same. Best
+// effort: a comparison that fails leaves the subscription out.
+func (m *Monitor) schema(ctx context.Context, cs *conns, snaps []probe.Snapshot, now time.Time) (map[string][]diagnose.SchemaMismatch, map[string][]string) {
 	byLocal := map[string]config.Node{} // pglogical node name -> configured node that answered
 	for i, s := range snaps {
 		if s.Up() && s.LocalNode != "" && i < len(m.cfg.Nodes) {
@@ -207,6 +210,7 @@ func (m *Monitor) schema(ctx context.Context, cs *conns, snaps []probe.Snapshot,
 	}
 	conn := func(n config.Node) (*pgx.Conn, error) { return cs.get(ctx, n) }
 	out := map[string][]diagnose.SchemaMismatch{}
+	left := map[string][]string{}
 	seen := map[string]bool{}
 	for i, s := range snaps {
 		if !s.Up() || i >= len(m.cfg.Nodes) {
@@ -215,8 +219,8 @@ func (m *Monitor) schema(ctx context.Context, cs *conns, snaps []probe.Snapshot,
 		for _, sub := range s.Subscriptions {
 			key := s.Node + "/" + sub.Name
 			seen[key] = true
-			if c, ok := m.schemaChecks[key]; ok && now.Sub(c.at) < schemaEvery && c.status == sub.Status {
-				out[key] = c.found
+			if c, ok := m.schemaChecks[key]; ok && now.Sub(c.at) < schemaEvery && c.status == sub.Status && slices.Equal(c.sets, sub.ReplicationSets) {
+				out[key], left[key] = c.found, c.left
 				continue
 			}
 			prov, ok := byLocal[sub.ProviderNode]
@@ -235,8 +239,12 @@ func (m *Monitor) schema(ctx context.Context, cs *conns, snaps []probe.Snapshot,
 			if err != nil {
 				continue
 			}
-			m.schemaChecks[key] = schemaCheck{at: now, status: sub.Status, found: found}
-			out[key] = found
+			gone, err := drift.LeftSets(ctx, pc, sc, sub.Name, sub.ReplicationSets)
+			if err != nil {
+				continue
+			}
+			m.schemaChecks[key] = schemaCheck{at: now, status: sub.Status, sets: slices.Clone(sub.ReplicationSets), found: found, left: gone}
+			out[key], left[key] = found, gone
 		}
 	}
 	for k := range m.schemaChecks {
@@ -244,7 +252,7 @@ func (m *Monitor) schema(ctx context.Context, cs *conns, snaps []probe.Snapshot,
 			delete(m.schemaChecks, k)
 		}
 	}
-	return out
+	return out, left
 }
 
 // Observe runs a cycle and returns its report.

@@ -264,6 +264,37 @@ subscription (pglogical retries by itself, but backs off for minutes after repea
   pglmon repair --config FILE --subscription %[5]s --remedy restart
 Next time, change replicated tables with pglogical.replicate_ddl_command on the provider, which runs
 the DDL on the subscribers too, in order with the data.`, s.Provider, s.Subscriber, q(s.Name), f.Message, sh(s.Name))
+	case diagnose.CodeTableLeftSet:
+		// One of its sets that can hold a table of rows: not the heartbeat's
+		// (inserts only), pglogical's DDL queue or its insert-only default.
+		set := "'<set>'"
+		for _, rs := range s.ReplicationSets {
+			if rs != "pglmon_heartbeat" && rs != "ddl_sql" && rs != "default_insert_only" {
+				set = q(rs)
+				break
+			}
+		}
+		var put, copyAll, copyRows strings.Builder
+		for _, t := range s.TablesLeftSets {
+			rel := q(pgident.RegclassOf(t))
+			fmt.Fprintf(&put, "      SELECT pglogical.replication_set_add_table(%s, %s, synchronize_data := false);\n", set, rel)
+			fmt.Fprintf(&copyAll, "      SELECT pglogical.alter_subscription_resynchronize_table(%s, %s);\n", q(s.Name), rel)
+			fmt.Fprintf(&copyRows, "      pglmon verify --config FILE --subscription %s --table %s --copy-script rows.psql\n", sh(s.Name), sh(t))
+		}
+		fmt.Fprintf(&b, `%[3]s.
+pglogical keeps the sync status of a table it copied, so putting such a table back copies nothing
+(replication_set_add_table with synchronize_data := true and alter_subscription_add_replication_set
+leave it as it is on the subscriber, measured with pglogical 2.4.2): the changes made while it was
+out stay missing until copied. Choose per table:
+ a) replicate it again: on provider %[1]s put it back in a set of the subscription
+%[4]s    (or, if its set was taken from the subscription, give it back on subscriber %[2]s:
+      SELECT pglogical.alter_subscription_add_replication_set(%[5]s, '<set>');)
+    then copy what it missed, on subscriber %[2]s: the whole table (pglogical TRUNCATEs it there
+    first; the table is empty meanwhile)
+%[6]s    or only the rows that differ (writes the psql script that does it; read it, then run it):
+%[7]s    Then: pglmon verify --config FILE --subscription %[8]s
+ b) it was taken out on purpose: its copy on subscriber %[2]s no longer changes; drop it there once
+    nothing needs it (the finding ends with it).`, s.Provider, s.Subscriber, f.Message, put.String(), q(s.Name), copyAll.String(), copyRows.String(), sh(s.Name))
 	case diagnose.CodePartitionedTable:
 		fmt.Fprintf(&b, `%[4]s.
 On provider %[1]s, take the partitioned table out of the subscription's replication set

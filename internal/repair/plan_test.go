@@ -30,6 +30,31 @@ func TestDataDivergencePlan(t *testing.T) {
 	}
 }
 
+// table_left_set's plan names each table as SQL reads it in the SQL and as
+// verify's --table takes it on the command line, and puts it back in a set
+// of the subscription that holds tables of rows.
+func TestTableLeftSetPlan(t *testing.T) {
+	f := diagnose.Finding{Code: diagnose.CodeTableLeftSet, Message: "m", Human: true}
+	s := diagnose.Subscription{Name: "sub_1", Subscriber: "sub", Provider: "prov", ReplicationSets: []string{"pglmon_heartbeat", "app"},
+		TablesLeftSets: []string{"Sales.Order Lines", "public.t"}}
+	p := HumanPlan(f, s)
+	for _, want := range []string{
+		`SELECT pglogical.replication_set_add_table('app', '"Sales"."Order Lines"', synchronize_data := false);`,
+		`SELECT pglogical.replication_set_add_table('app', 'public.t', synchronize_data := false);`,
+		`SELECT pglogical.alter_subscription_resynchronize_table('sub_1', '"Sales"."Order Lines"');`,
+		`pglmon verify --config FILE --subscription sub_1 --table 'Sales.Order Lines' --copy-script rows.psql`,
+		`pglmon verify --config FILE --subscription sub_1 --table public.t --copy-script rows.psql`,
+	} {
+		if !strings.Contains(p.Text, want) {
+			t.Errorf("plan lacks %q:\n%s", want, p.Text)
+		}
+	}
+	s.ReplicationSets = []string{"pglmon_heartbeat", "ddl_sql"}
+	if p := HumanPlan(f, s); !strings.Contains(p.Text, `replication_set_add_table('<set>', 'public.t'`) {
+		t.Errorf("no set of rows: %s", p.Text)
+	}
+}
+
 // Every pglmon and psql command line a plan prints is one a person can paste
 // into a shell: a subscription named with a quote, a space and a $, and a
 // connection string with a quoted value, reach the command as one argument
@@ -42,7 +67,7 @@ func TestPlanCommandLinesQuoteNames(t *testing.T) {
 	checked := 0
 	for _, code := range []string{diagnose.CodeSlotMissing, diagnose.CodeDataDivergence, diagnose.CodeSchemaMismatch,
 		diagnose.CodeApplyError, diagnose.CodeApplyBlocked, diagnose.CodeSlotInUse, diagnose.CodeProviderConnectFailed,
-		diagnose.CodeNotStreaming} {
+		diagnose.CodeNotStreaming, diagnose.CodeTableLeftSet} {
 		p := HumanPlan(diagnose.Finding{Code: code, Message: "m (CONTEXT: apply INSERT in commit before 0/1972DB0)", Human: true}, s)
 		var lines []string
 		for _, l := range strings.Split(p.Text, "\n") {
