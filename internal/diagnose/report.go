@@ -98,11 +98,11 @@ const (
 	CodeSubscriptionMissing = "subscription_missing"
 	// CodeTableNotReplicated: a table a configured replication set stands
 	// for is not in the set on its node (node).
-	CodeTableNotReplicated    = "table_not_replicated"
+	CodeTableNotReplicated = "table_not_replicated"
 	// CodeTableLeftSet: a table pglogical copied for a subscription is in
 	// none of its sets on the provider any more; pglogical still says it
 	// replicates, but its changes no longer arrive.
-	CodeTableLeftSet = "table_left_set"
+	CodeTableLeftSet          = "table_left_set"
 	CodeLagHigh               = "lag_high"
 	CodeReplicationDelayHigh  = "replication_delay_high"
 	CodeWALRetainedHigh       = "wal_retained_high"
