@@ -168,41 +168,63 @@ JOIN pg_class c ON c.oid = rst.set_reloid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE rs.set_name = ANY($1)`
 
-// LeftSets names (schema.table, unquoted, as verify's --table takes it) the tables pglogical copied to
-// the subscriber for subscription, and still there, that none of its
-// replication sets (sets) holds on the provider any more: taken out of a
-// set (replication_set_remove_table, which a table dropped on the provider
-// is too) or with a set taken from the subscription. pglogical still says
-// such a table is replicating (show_subscription_table), but none of its
-// changes reach the subscriber. Measured on pglogical 2.4.2: putting it
-// back (replication_set_add_table with synchronize_data, or
-// alter_subscription_add_replication_set) does not copy it again, so the
-// changes made meanwhile stay missing. A table put in a set without
-// synchronize_data has no sync status, and is not seen here.
-func LeftSets(ctx context.Context, prov, sub *pgx.Conn, subscription string, sets []string) ([]string, error) {
-	rows, err := prov.Query(ctx, setTablesQuery, sets)
+// Relation is a table by its schema and name, unquoted.
+type Relation struct{ Schema, Name string }
+
+// String is schema.name unquoted, as verify's --table takes it.
+func (r Relation) String() string { return r.Schema + "." + r.Name }
+
+// LeftSets names the tables pglogical copied to the subscriber for
+// subscription, and still there, that none of its replication sets (sets)
+// holds on the provider any more: taken out of a set
+// (replication_set_remove_table, which DROP TABLE ... CASCADE on the
+// provider does too) or with a set taken from the subscription. pglogical
+// still says such a table is replicating (show_subscription_table), but
+// none of its changes reach the subscriber. Measured on pglogical 2.4.2:
+// putting it back (replication_set_add_table with synchronize_data, or
+// alter_subscription_add_replication_set and alter_subscription_synchronize)
+// does not copy it again while its sync status is kept, so the changes made
+// meanwhile stay missing. A table put in a set without synchronize_data has
+// no sync status, and is not seen here.
+func LeftSets(ctx context.Context, prov, sub *pgx.Conn, subscription string, sets []string) ([]Relation, error) {
+	in, err := SetTables(ctx, prov, sets)
 	if err != nil {
-		return nil, fmt.Errorf("read the tables of replication sets on the provider: %w", err)
+		return nil, err
 	}
 	schemas, names := []string{}, []string{}
-	var schema, name string
-	if _, err := pgx.ForEachRow(rows, []any{&schema, &name}, func() error {
-		schemas, names = append(schemas, schema), append(names, name)
-		return nil
-	}); err != nil {
-		return nil, fmt.Errorf("read the tables of replication sets on the provider: %w", err)
+	for _, r := range in {
+		schemas, names = append(schemas, r.Schema), append(names, r.Name)
 	}
-	rows, err = sub.Query(ctx, leftQuery, subscription, schemas, names)
+	rows, err := sub.Query(ctx, leftQuery, subscription, schemas, names)
 	if err != nil {
 		return nil, fmt.Errorf("read the tables pglogical copied to the subscriber: %w", err)
 	}
-	var out []string
-	_, err = pgx.ForEachRow(rows, []any{&schema, &name}, func() error {
-		out = append(out, schema+"."+name)
-		return nil
-	})
+	out, err := relations(rows)
 	if err != nil {
 		return nil, fmt.Errorf("read the tables pglogical copied to the subscriber: %w", err)
 	}
 	return out, nil
+}
+
+// SetTables lists the tables the replication sets hold on the provider.
+func SetTables(ctx context.Context, prov *pgx.Conn, sets []string) ([]Relation, error) {
+	rows, err := prov.Query(ctx, setTablesQuery, sets)
+	if err != nil {
+		return nil, fmt.Errorf("read the tables of replication sets on the provider: %w", err)
+	}
+	out, err := relations(rows)
+	if err != nil {
+		return nil, fmt.Errorf("read the tables of replication sets on the provider: %w", err)
+	}
+	return out, nil
+}
+
+func relations(rows pgx.Rows) ([]Relation, error) {
+	var out []Relation
+	var r Relation
+	_, err := pgx.ForEachRow(rows, []any{&r.Schema, &r.Name}, func() error {
+		out = append(out, r)
+		return nil
+	})
+	return out, err
 }

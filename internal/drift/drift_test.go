@@ -114,7 +114,11 @@ func TestLeftSetsNamesATableNoSetHolds(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return got
+		var names []string
+		for _, r := range got {
+			names = append(names, r.String())
+		}
+		return names
 	}
 	check := func(when string, want0, want1 []string) {
 		t.Helper()

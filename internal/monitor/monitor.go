@@ -239,9 +239,13 @@ func (m *Monitor) schema(ctx context.Context, cs *conns, snaps []probe.Snapshot,
 			if err != nil {
 				continue
 			}
-			gone, err := drift.LeftSets(ctx, pc, sc, sub.Name, sub.ReplicationSets)
+			rels, err := drift.LeftSets(ctx, pc, sc, sub.Name, sub.ReplicationSets)
 			if err != nil {
 				continue
+			}
+			var gone []string
+			for _, r := range rels {
+				gone = append(gone, r.String())
 			}
 			m.schemaChecks[key] = schemaCheck{at: now, status: sub.Status, sets: slices.Clone(sub.ReplicationSets), found: found, left: gone}
 			out[key], left[key] = found, gone

@@ -293,6 +293,9 @@ out stay missing until copied. Choose per table:
     first; the table is empty meanwhile)
 %[6]s    or only the rows that differ (writes the psql script that does it; read it, then run it):
 %[7]s    Then: pglmon verify --config FILE --subscription %[8]s
+    With the table in the configuration's replication_sets, setup does it: pglmon setup plan
+    asks for the table to be emptied on the subscriber, then pglmon setup apply puts it back
+    and copies it.
  b) it was taken out on purpose: its copy on subscriber %[2]s no longer changes; drop it there once
     nothing needs it (the finding ends with it).`, s.Provider, s.Subscriber, f.Message, put.String(), q(s.Name), copyAll.String(), copyRows.String(), sh(s.Name))
 	case diagnose.CodePartitionedTable:

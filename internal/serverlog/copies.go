@@ -8,6 +8,7 @@ import (
 
 	"github.com/pglmon/pglmon/internal/diagnose"
 	"github.com/pglmon/pglmon/internal/pgident"
+	"github.com/pglmon/pglmon/internal/probe"
 )
 
 // Copy is the end of one table copy of pglogical's table sync, as the
@@ -165,7 +166,13 @@ func Copies(text string) []Copy {
 				running[pid] = &open{sub: s[2], table: unquote(s[1])}
 			} else if s := syncEndRE.FindStringSubmatch(msg); s != nil {
 				table := unquote(s[1])
-				if o, ok := running[pid]; ok && o.table == table && o.sub == s[2] {
+				// pglmon's heartbeat table is not the application's data: a
+				// subscription given its set (heartbeat install) has no sync
+				// status of it, so alter_subscription_synchronize, as setup
+				// apply runs when it adds a set, copies it again, onto the
+				// heartbeats already there (duplicate key, measured). That
+				// copy failing loses nothing: new heartbeats still arrive.
+				if o, ok := running[pid]; ok && o.table == table && o.sub == s[2] && table != probe.HeartbeatTable {
 					out = append(out, Copy{Subscription: o.sub, Table: o.table, Prefix: strings.TrimSpace(prefix), Error: o.err})
 				}
 				delete(running, pid)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/pglmon/pglmon/internal/awsclient"
 	"github.com/pglmon/pglmon/internal/config"
+	"github.com/pglmon/pglmon/internal/drift"
 	"github.com/pglmon/pglmon/internal/pgident"
 	"github.com/pglmon/pglmon/internal/probe"
 	"github.com/pglmon/pglmon/internal/repair"
@@ -358,9 +359,24 @@ func (r *Runner) checkCopies(ctx context.Context, conns map[string]*pgx.Conn, ta
 		if err != nil {
 			return err
 		}
+		// Tables it replicates already, through a set it has: pglogical
+		// copies them to it no more, whatever set they are added to.
+		var replicated []drift.Relation
+		if exists && provExt {
+			if replicated, err = drift.SetTables(ctx, prov, have); err != nil {
+				return err
+			}
+		}
 		for _, set := range sb.ReplicationSets {
 			for _, t := range tables[setKey(sb.Provider, set)] {
 				copied := !exists || !provExt || !slices.Contains(have, set)
+				if copied && len(replicated) > 0 {
+					rel, ok, err := relationOf(ctx, prov, t)
+					if err != nil {
+						return err
+					}
+					copied = !ok || !slices.Contains(replicated, rel)
+				}
 				if !copied {
 					in, err := one[bool](ctx, prov, `SELECT NOT EXISTS (SELECT 1 FROM pglogical.replication_set_table rt JOIN pglogical.replication_set s ON s.set_id = rt.set_id
 						WHERE s.set_name = $1 AND rt.set_reloid = to_regclass($2))`, set, t)
@@ -421,6 +437,7 @@ func (r *Runner) compareTable(ctx context.Context, prov, sub *pgx.Conn, sb confi
 
 func (r *Runner) changes(ctx context.Context, conns map[string]*pgx.Conn, tables map[string][]string, p *Plan) error {
 	add := func(c Change) { p.Changes = append(p.Changes, c) }
+	left := &leftSets{conns: conns}
 	hasExt := map[string]bool{} // pglogical installed, per node: asked once
 	for _, n := range r.involved() {
 		c := conns[n]
@@ -475,6 +492,9 @@ func (r *Runner) changes(ctx context.Context, conns map[string]*pgx.Conn, tables
 				}
 			}
 			if !in {
+				if err := r.forgetBeforeAdd(ctx, left, rs, t, copyData, p); err != nil {
+					return err
+				}
 				what := "add table " + t + " to " + rs.Name
 				if copyData {
 					what += " (its subscribers copy its rows)"
@@ -493,7 +513,7 @@ func (r *Runner) changes(ctx context.Context, conns map[string]*pgx.Conn, tables
 			}
 		}
 		if exists {
-			if err := r.addSets(ctx, c, sb, p); err != nil {
+			if err := r.addSets(ctx, conns, tables, left, sb, p); err != nil {
 				return err
 			}
 			continue
@@ -511,6 +531,50 @@ func (r *Runner) changes(ctx context.Context, conns map[string]*pgx.Conn, tables
 	return nil
 }
 
+// forgetBeforeAdd plans, before table t is added to set rs with its copy
+// (copyData), the forgetting of the sync status each subscription of the
+// set kept from copying t before it left its sets; or says that t comes
+// back without the changes it missed, to a subscription that copies
+// nothing.
+func (r *Runner) forgetBeforeAdd(ctx context.Context, left *leftSets, rs config.ReplicationSet, t string, copyData bool, p *Plan) error {
+	for _, sb := range r.Config.Subscriptions {
+		if sb.Provider != rs.Node || !slices.Contains(sb.ReplicationSets, rs.Name) {
+			continue
+		}
+		gone, err := left.of(ctx, sb)
+		if err != nil {
+			return err
+		}
+		if len(gone) == 0 {
+			continue
+		}
+		rel, ok, err := relationOf(ctx, left.conns[sb.Subscriber], t)
+		if err != nil {
+			return err
+		}
+		if !ok || !gone[rel] {
+			continue
+		}
+		if pr, err := busy(ctx, left.conns[sb.Subscriber], sb, rel); err != nil || pr != nil {
+			if pr != nil {
+				p.Problems = append(p.Problems, *pr)
+			}
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		if !copyData || !config.Flag(sb.SynchronizeData) {
+			p.Warnings = append(p.Warnings, missedWarning(sb, []drift.Relation{rel}))
+			continue
+		}
+		p.Changes = append(p.Changes, Change{Node: sb.Subscriber,
+			What: fmt.Sprintf("forget pglogical's sync status of %s for subscription %s (it copied the table before the table left its sets; kept, pglogical would not copy it again)", t, sb.Name),
+			SQL:  forgetSyncSQL, Args: []any{sb.Name, t}})
+	}
+	return nil
+}
+
 // subscriptionSets are the replication sets of subscription name on the
 // subscriber c is connected to (nil: no such subscription, or no pglogical).
 func subscriptionSets(ctx context.Context, c *pgx.Conn, name string) ([]string, error) {
@@ -519,7 +583,7 @@ func subscriptionSets(ctx context.Context, c *pgx.Conn, name string) ([]string, 
 		return nil, err
 	}
 	var sets []string
-	err = c.QueryRow(ctx, "SELECT sub_replication_sets::text[] FROM pglogical.subscription WHERE sub_name = $1", name).Scan(&sets)
+	err = c.QueryRow(ctx, "SELECT coalesce(sub_replication_sets::text[], '{}') FROM pglogical.subscription WHERE sub_name = $1", name).Scan(&sets)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
@@ -528,28 +592,67 @@ func subscriptionSets(ctx context.Context, c *pgx.Conn, name string) ([]string, 
 
 // addSets adds to an existing subscription the sets the configuration
 // gives it that it lacks, and has pglogical copy their tables (unless
-// synchronize_data is false). A set it has beyond those is said, never
-// taken away: that would stop replicating tables someone may rely on.
-func (r *Runner) addSets(ctx context.Context, c *pgx.Conn, sb config.Subscription, p *Plan) error {
-	have, err := subscriptionSets(ctx, c, sb.Name)
+// synchronize_data is false): in one transaction, so that a crash cannot
+// leave the sets added and their tables never copied (a re-run would find
+// nothing to add). A table pglogical copied for the subscription before it
+// left its sets has its sync status forgotten in that transaction too, or
+// pglogical would not copy it again (see leftsets.go). A set it has beyond
+// those is said, never taken away: that would stop replicating tables
+// someone may rely on.
+func (r *Runner) addSets(ctx context.Context, conns map[string]*pgx.Conn, tables map[string][]string, left *leftSets, sb config.Subscription, p *Plan) error {
+	have, err := subscriptionSets(ctx, conns[sb.Subscriber], sb.Name)
 	if err != nil {
 		return err
 	}
-	added := false
+	var added, configured []string
 	for _, set := range sb.ReplicationSets {
-		if slices.Contains(have, set) {
-			continue
+		if !slices.Contains(have, set) {
+			added = append(added, set)
+			configured = append(configured, tables[setKey(sb.Provider, set)]...)
 		}
-		added = true
-		p.Changes = append(p.Changes, Change{Node: sb.Subscriber, What: fmt.Sprintf("add replication set %s to subscription %s", set, sb.Name),
-			SQL: "SELECT pglogical.alter_subscription_add_replication_set($1, $2)", Args: []any{sb.Name, set}})
 	}
-	if added && config.Flag(sb.SynchronizeData) {
-		// Copies every table of the subscription's sets not yet synchronized
-		// (without TRUNCATE: checkCopies refused tables holding rows);
-		// run again, it finds none left.
-		p.Changes = append(p.Changes, Change{Node: sb.Subscriber, What: fmt.Sprintf("copy the tables of the added sets to subscription %s", sb.Name),
-			SQL: "SELECT pglogical.alter_subscription_synchronize($1, false)", Args: []any{sb.Name}})
+	if len(added) > 0 {
+		gone, err := left.of(ctx, sb)
+		if err != nil {
+			return err
+		}
+		back, err := returning(ctx, conns[sb.Provider], added, configured, gone)
+		if err != nil {
+			return err
+		}
+		for _, rel := range back {
+			pr, err := busy(ctx, conns[sb.Subscriber], sb, rel)
+			if err != nil {
+				return err
+			}
+			if pr != nil {
+				p.Problems = append(p.Problems, *pr)
+			}
+		}
+		if !config.Flag(sb.SynchronizeData) {
+			for _, set := range added {
+				p.Changes = append(p.Changes, Change{Node: sb.Subscriber, What: fmt.Sprintf("add replication set %s to subscription %s", set, sb.Name),
+					SQL: "SELECT pglogical.alter_subscription_add_replication_set($1, $2)", Args: []any{sb.Name, set}})
+			}
+			if len(back) > 0 {
+				p.Warnings = append(p.Warnings, missedWarning(sb, back))
+			}
+		} else {
+			var stmts []string
+			what := fmt.Sprintf("add replication set %s to subscription %s and copy the tables not yet synchronized (without TRUNCATE), in one transaction", strings.Join(added, ", "), sb.Name)
+			if len(back) > 0 {
+				stmts = append(stmts, forgetManySQL(sb.Name, back))
+				what += fmt.Sprintf("; first forgets pglogical's sync status of %s, copied before it left the subscription's sets, so that it is copied again", names(back))
+			}
+			for _, set := range added {
+				stmts = append(stmts, "SELECT pglogical.alter_subscription_add_replication_set("+pgident.Literal(sb.Name)+", "+pgident.Literal(set)+")")
+			}
+			// Copies every table of the subscription's sets not yet
+			// synchronized (checkCopies refused tables holding rows).
+			stmts = append(stmts, "SELECT pglogical.alter_subscription_synchronize("+pgident.Literal(sb.Name)+", false)")
+			// No parameters: one simple-protocol query, one transaction.
+			p.Changes = append(p.Changes, Change{Node: sb.Subscriber, What: what, SQL: strings.Join(stmts, ";\n")})
+		}
 	}
 	for _, set := range have {
 		if !slices.Contains(sb.ReplicationSets, set) && set != probe.HeartbeatSet { // pglmon heartbeat install's

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -597,13 +598,14 @@ func TestSetAddedToASubscription(t *testing.T) {
 	if err := r.Apply(ctx); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
-	for _, want := range []string{"done: on subscriber: add replication set extra to subscription app_sub", "done: on subscriber: copy the tables of the added sets to subscription app_sub"} {
+	for _, want := range []string{"done: on subscriber: add replication set extra to subscription app_sub and copy the tables not yet synchronized (without TRUNCATE), in one transaction\n"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("apply output lacks %q:\n%s", want, out.String())
 		}
 	}
 	pair := &pgtest.Pair{Provider: p, Subscriber: s}
 	if n, err := pair.WaitConverged(ctx, "items", 30*time.Second); err != nil || n != 15 {
+		logSyncState(t, s)
 		t.Fatalf("items after the set was added: %d rows, %v", n, err)
 	}
 	if got := differ(); len(got) != 0 {
@@ -751,4 +753,217 @@ func TestUnforwardedIsNotSaidForBothWaysOrAMesh(t *testing.T) {
 
 func configParse(body string) (*config.Config, error) {
 	return config.Parse("setup.yaml", []byte(body))
+}
+
+// leftSet is the subscription's table_left_set tables in one monitor cycle.
+func leftSet(t *testing.T, cfg *config.Config, sub string) []string {
+	t.Helper()
+	for _, sb := range observe(t, cfg).Subscriptions {
+		if sb.Name == sub {
+			return sb.TablesLeftSets
+		}
+	}
+	t.Fatalf("%s is not in the report", sub)
+	return nil
+}
+
+// A table taken out of its set by hand (table_left_set, and
+// table_not_replicated against the configuration) comes back through
+// setup apply with the rows it missed: pglogical keeps its sync status and
+// would copy nothing, so apply forgets it first. A re-run after apply
+// stopped between the two puts it back all the same.
+func TestTableThatLeftItsSetComesBackCopied(t *testing.T) {
+	ctx := context.Background()
+	prov, sub := pgtest.Shared(t)
+	p, s := freshDBs(t, prov, sub, ddl+"INSERT INTO orders SELECT g, g FROM generate_series(1, 20) g;", ddl)
+	cfg := topologyConfig(t, p, s, "public.orders, public.items")
+	r, out := applied(t, cfg)
+	pair := &pgtest.Pair{Provider: p, Subscriber: s}
+	for round, crash := range []bool{false, true} {
+		if err := p.Exec(ctx, "SELECT pglogical.replication_set_remove_table('app', 'public.orders')"); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Exec(ctx, "INSERT INTO orders VALUES ($1, 0)", 100+round); err != nil {
+			t.Fatal(err)
+		}
+		if got := leftSet(t, cfg, "app_sub"); !slices.Equal(got, []string{"public.orders"}) {
+			t.Fatalf("round %d: left the set: %v", round, got)
+		}
+		// Its copy holds the rows it had: refused until emptied.
+		if plan, err := r.Plan(ctx); err != nil || len(plan.Problems) != 1 || !strings.Contains(plan.Problems[0].What, "table public.orders already holds rows here") {
+			t.Fatalf("round %d: plan: %+v (%v)", round, plan.Problems, err)
+		}
+		if err := s.Exec(ctx, "TRUNCATE orders"); err != nil {
+			t.Fatal(err)
+		}
+		plan, err := r.Plan(ctx)
+		if err != nil || len(plan.Problems) != 0 || len(plan.Changes) != 2 ||
+			plan.Changes[0].Node != "subscriber" || !strings.HasPrefix(plan.Changes[0].What, "forget pglogical's sync status of public.orders for subscription app_sub") ||
+			plan.Changes[1].What != "add table public.orders to app (its subscribers copy its rows)" {
+			t.Fatalf("round %d: plan: %+v (%v)", round, plan, err)
+		}
+		if crash {
+			// Apply stopped after its first change.
+			if err := s.Exec(ctx, plan.Changes[0].SQL, plan.Changes[0].Args...); err != nil {
+				t.Fatal(err)
+			}
+			if again, err := r.Plan(ctx); err != nil || len(again.Changes) != 1 || again.Changes[0].What != plan.Changes[1].What {
+				t.Fatalf("plan after a crash: %+v (%v)", again, err)
+			}
+		}
+		out.Reset()
+		if err := r.Apply(ctx); err != nil {
+			t.Fatalf("round %d: %v\n%s", round, err, out.String())
+		}
+		if n, err := pair.WaitConverged(ctx, "orders", 60*time.Second); err != nil || n != int64(21+round) {
+			t.Fatalf("round %d: orders after apply: %d rows, %v", round, n, err)
+		}
+		// The copy ends after the rows are there: the next round waits for it.
+		if err := waitSyncStatus(ctx, s, "orders", "r", 60*time.Second); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		if got := leftSet(t, cfg, "app_sub"); len(got) != 0 {
+			t.Fatalf("round %d: after apply: %v", round, got)
+		}
+	}
+	// Without the copy (synchronize_data: false): put back, and said to lack what it missed.
+	if err := p.Exec(ctx, "SELECT pglogical.replication_set_remove_table('app', 'public.items')"); err != nil {
+		t.Fatal(err)
+	}
+	f := false
+	cfg.Subscriptions[0].SynchronizeData = &f
+	out.Reset()
+	if err := r.Apply(ctx); err != nil || !strings.Contains(out.String(), "add table public.items to app\n") ||
+		!strings.Contains(out.String(), "pglogical copied public.items to subscription app_sub before it left the subscription's sets; put back without a copy (synchronize_data: false), it lacks the changes made meanwhile") {
+		t.Fatalf("without the copy: %v\n%s", err, out.String())
+	}
+}
+
+// A set taken from the subscription by hand comes back through setup
+// apply, its tables copied again (their sync status forgotten in the same
+// transaction that adds the set and copies).
+func TestSetTakenFromTheSubscriptionComesBackCopied(t *testing.T) {
+	ctx := context.Background()
+	prov, sub := pgtest.Shared(t)
+	p, s := freshDBs(t, prov, sub, ddl+"INSERT INTO orders SELECT g, g FROM generate_series(1, 20) g; INSERT INTO items SELECT g, 'i' FROM generate_series(1, 5) g;", ddl)
+	cfg := topologyConfig(t, p, s, "public.orders, public.items")
+	r, out := applied(t, cfg)
+	if err := s.Exec(ctx, "SELECT pglogical.alter_subscription_remove_replication_set('app_sub', 'app')"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Exec(ctx, "INSERT INTO orders VALUES (21, 21); INSERT INTO items VALUES (6, 'i')"); err != nil {
+		t.Fatal(err)
+	}
+	if got := leftSet(t, cfg, "app_sub"); !slices.Equal(got, []string{"public.items", "public.orders"}) {
+		t.Fatalf("left with the set: %v", got)
+	}
+	if err := s.Exec(ctx, "TRUNCATE orders, items"); err != nil {
+		t.Fatal(err)
+	}
+	plan, err := r.Plan(ctx)
+	if err != nil || len(plan.Problems) != 0 || len(plan.Changes) != 1 ||
+		plan.Changes[0].What != "add replication set app to subscription app_sub and copy the tables not yet synchronized (without TRUNCATE), in one transaction; first forgets pglogical's sync status of public.items, public.orders, copied before it left the subscription's sets, so that it is copied again" {
+		t.Fatalf("plan: %+v (%v)", plan, err)
+	}
+	out.Reset()
+	if err := r.Apply(ctx); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	pair := &pgtest.Pair{Provider: p, Subscriber: s}
+	for table, want := range map[string]int64{"orders": 21, "items": 6} {
+		if n, err := pair.WaitConverged(ctx, table, 60*time.Second); err != nil || n != want {
+			logSyncState(t, s)
+			t.Errorf("%s after apply: %d rows, %v\n%s", table, n, err, out.String())
+		}
+	}
+}
+
+// waitSyncStatus polls the subscriber's sync status of table until it is want.
+func waitSyncStatus(ctx context.Context, s pgtest.DB, table, want string, timeout time.Duration) error {
+	var st string
+	if err := pgtest.Poll(ctx, timeout, func() bool {
+		err := s.QueryRow(ctx, "SELECT coalesce((SELECT sync_status FROM pglogical.local_sync_status WHERE sync_relname = $1), '')::text", []any{&st}, table)
+		return err == nil && st == want
+	}); err != nil {
+		return fmt.Errorf("sync status of %s: %q, want %q", table, st, want)
+	}
+	return nil
+}
+
+// A table taken out of its set while pglogical still copies it (its COPY
+// waits for a lock on the subscriber here): forgetting its sync status
+// would race the sync worker, which marks the next copy ready when it ends;
+// the plan refuses until the copy is done, then puts the table back.
+func TestTableThatLeftItsSetMidCopyWaits(t *testing.T) {
+	ctx := context.Background()
+	prov, sub := pgtest.Shared(t)
+	p, s := freshDBs(t, prov, sub, ddl+"INSERT INTO items SELECT g, 'i' FROM generate_series(1, 5) g;", ddl)
+	cfg := topologyConfig(t, p, s, "public.orders")
+	r, out := applied(t, cfg)
+	lock, err := s.Cluster.Connect(ctx, s.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close(ctx)
+	if _, err := lock.Exec(ctx, "BEGIN; LOCK TABLE items IN SHARE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Exec(ctx, "SELECT pglogical.replication_set_add_table('app', 'public.items', true)"); err != nil {
+		t.Fatal(err)
+	}
+	var st string
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		err := s.QueryRow(ctx, "SELECT coalesce((SELECT sync_status FROM pglogical.local_sync_status WHERE sync_relname = 'items'), 'r')::text", []any{&st})
+		return err == nil && st != "r"
+	}); err != nil {
+		t.Fatalf("items' copy never started: %q", st)
+	}
+	if err := p.Exec(ctx, "SELECT pglogical.replication_set_remove_table('app', 'public.items')"); err != nil {
+		t.Fatal(err)
+	}
+	cfg.ReplicationSets[0].Tables = []string{"public.orders", "public.items"}
+	plan, err := r.Plan(ctx)
+	if err != nil || len(plan.Problems) != 1 || !strings.HasPrefix(plan.Problems[0].What, "pglogical's copy of public.items for subscription app_sub is under way (sync status ") {
+		t.Fatalf("mid-copy: %+v (%v)", plan, err)
+	}
+	if _, err := lock.Exec(ctx, "COMMIT"); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitSyncStatus(ctx, s, "items", "r", 60*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Exec(ctx, "TRUNCATE items"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Exec(ctx, "INSERT INTO items VALUES (6, 'i')"); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := r.Apply(ctx); err != nil || !strings.Contains(out.String(), "forget pglogical's sync status of public.items for subscription app_sub") {
+		t.Fatalf("after the copy: %v\n%s", err, out.String())
+	}
+	pair := &pgtest.Pair{Provider: p, Subscriber: s}
+	if n, err := pair.WaitConverged(ctx, "items", 60*time.Second); err != nil || n != 6 {
+		t.Fatalf("items: %d rows, %v", n, err)
+	}
+}
+
+// logSyncState logs, for a copy that did not arrive, the subscriber's sync
+// statuses, its processes and its subscriptions' sets.
+func logSyncState(t *testing.T, s pgtest.DB) {
+	t.Helper()
+	ctx := context.Background()
+	for _, q := range []string{
+		"SELECT string_agg(format('%s.%s %s %s', sync_nspname, sync_relname, sync_status, sync_statuslsn), '; ') FROM pglogical.local_sync_status",
+		"SELECT string_agg(format('%s %s %s %s', pid, backend_type, wait_event, backend_start), '; ') FROM pg_stat_activity WHERE datname = current_database()",
+		"SELECT string_agg(format('%s %s %s', sub_name, sub_replication_sets, sub_enabled), '; ') FROM pglogical.subscription",
+	} {
+		var out *string
+		err := s.QueryRow(ctx, q, []any{&out})
+		if out != nil {
+			t.Logf("%s: %s", q, *out)
+		} else {
+			t.Logf("%s: %v", q, err)
+		}
+	}
 }
