@@ -23,6 +23,7 @@ import (
 	"github.com/pglmon/pglmon/internal/pgident"
 	"github.com/pglmon/pglmon/internal/probe"
 	"github.com/pglmon/pglmon/internal/repair"
+	"github.com/pglmon/pglmon/internal/shellword"
 	"github.com/pglmon/pglmon/internal/topology"
 	"github.com/pglmon/pglmon/internal/verify"
 )
@@ -41,6 +42,10 @@ type Change struct {
 	// dsnNode, when set, is the node whose password is appended to the DSN
 	// argument at apply time only (never shown in the plan).
 	dsnNode *config.Node
+	// restarts names the subscription whose apply worker pglogical ends
+	// when the change commits (alter_subscription_add_replication_set):
+	// apply waits for the next one (see waitApply).
+	restarts string
 }
 
 // Plan is what apply would do, or why it cannot.
@@ -575,6 +580,54 @@ func (r *Runner) forgetBeforeAdd(ctx context.Context, left *leftSets, rs config.
 	return nil
 }
 
+// applyStartedSQL: subscription $1 has an apply worker started at $2 or
+// later; and whether it is enabled.
+const applyStartedSQL = `SELECT EXISTS (SELECT 1 FROM pg_stat_activity a JOIN pglogical.subscription s
+	ON a.backend_type = 'pglogical apply ' || (SELECT oid FROM pg_database WHERE datname = current_database()) || ':' || s.sub_id
+	WHERE s.sub_name = $1 AND a.backend_start >= $2),
+	coalesce((SELECT sub_enabled FROM pglogical.subscription WHERE sub_name = $1), false)`
+
+// waitApply waits until subscription sub, when enabled, has an apply
+// worker started since (the change that ended the last one committed after
+// it). pglogical ends the apply worker when a set is added and wakes its
+// manager at that commit; the manager can find the old worker still
+// exiting and start none until its next round, minutes later (measured: no
+// apply worker, the added set's tables not copied after 30 s). A second
+// signal once the old worker is gone starts the new one:
+// alter_subscription_enable on the enabled subscription, which changes
+// nothing else.
+func (r *Runner) waitApply(ctx context.Context, conn *pgx.Conn, sub string, since time.Time) error {
+	wait := r.Wait
+	if wait <= 0 {
+		wait = time.Minute
+	}
+	deadline := time.Now().Add(wait)
+	next := time.Now().Add(2 * time.Second)
+	for {
+		var up, enabled bool
+		if err := conn.QueryRow(ctx, applyStartedSQL, sub, since).Scan(&up, &enabled); err != nil {
+			return err
+		}
+		if up || !enabled {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the apply worker of subscription %s did not start again within %s: pglogical copies the added sets' tables once it runs (pglmon status --subscription %s)", sub, wait, shellword.Quote(sub))
+		}
+		if time.Now().After(next) {
+			if _, err := conn.Exec(ctx, "SELECT pglogical.alter_subscription_enable(sub_name) FROM pglogical.subscription WHERE sub_name = $1 AND sub_enabled", sub); err != nil {
+				return err
+			}
+			next = time.Now().Add(5 * time.Second)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
 // subscriptionSets are the replication sets of subscription name on the
 // subscriber c is connected to (nil: no such subscription, or no pglogical).
 func subscriptionSets(ctx context.Context, c *pgx.Conn, name string) ([]string, error) {
@@ -632,7 +685,7 @@ func (r *Runner) addSets(ctx context.Context, conns map[string]*pgx.Conn, tables
 		if !config.Flag(sb.SynchronizeData) {
 			for _, set := range added {
 				p.Changes = append(p.Changes, Change{Node: sb.Subscriber, What: fmt.Sprintf("add replication set %s to subscription %s", set, sb.Name),
-					SQL: "SELECT pglogical.alter_subscription_add_replication_set($1, $2)", Args: []any{sb.Name, set}})
+					SQL: "SELECT pglogical.alter_subscription_add_replication_set($1, $2)", Args: []any{sb.Name, set}, restarts: sb.Name})
 			}
 			if len(back) > 0 {
 				p.Warnings = append(p.Warnings, missedWarning(sb, back))
@@ -651,7 +704,7 @@ func (r *Runner) addSets(ctx context.Context, conns map[string]*pgx.Conn, tables
 			// synchronized (checkCopies refused tables holding rows).
 			stmts = append(stmts, "SELECT pglogical.alter_subscription_synchronize("+pgident.Literal(sb.Name)+", false)")
 			// No parameters: one simple-protocol query, one transaction.
-			p.Changes = append(p.Changes, Change{Node: sb.Subscriber, What: what, SQL: strings.Join(stmts, ";\n")})
+			p.Changes = append(p.Changes, Change{Node: sb.Subscriber, What: what, SQL: strings.Join(stmts, ";\n"), restarts: sb.Name})
 		}
 	}
 	for _, set := range have {
@@ -749,7 +802,17 @@ func (r *Runner) Apply(ctx context.Context) (err error) {
 			return err
 		}
 		start := time.Now()
+		var since time.Time
+		if c.restarts != "" {
+			if err := conn.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&since); err != nil {
+				conn.Close(ctx)
+				return fmt.Errorf("on %s: %w", c.Node, err)
+			}
+		}
 		_, err = conn.Exec(ctx, c.SQL, args...)
+		if err == nil && c.restarts != "" {
+			err = r.waitApply(ctx, conn, c.restarts, since)
+		}
 		conn.Close(ctx)
 		if err != nil {
 			err = fmt.Errorf("on %s: %s: %w (re-run apply to continue)", c.Node, c.What, probe.RedactError(err, mustPassword(c.dsnNode)))
@@ -759,8 +822,8 @@ func (r *Runner) Apply(ctx context.Context) (err error) {
 		// c.Args never hold the password (the configured DSNs cannot).
 		r.run.Step(c.Node, c.What, c.SQL, c.Args, time.Since(start), "")
 		fmt.Fprintf(r.Out, "done: on %s: %s\n", c.Node, c.What)
-		if strings.HasPrefix(c.What, "copy the tables of the added sets ") {
-			fmt.Fprintf(r.Out, "  pglogical copies them in the background: pglmon status --subscription %s shows each table until it is ready (tables_not_ready)\n", c.Args[0])
+		if c.restarts != "" && strings.Contains(c.What, " and copy the tables ") {
+			fmt.Fprintf(r.Out, "  pglogical copies them in the background: pglmon status --subscription %s shows each table until it is ready (tables_not_ready)\n", shellword.Quote(c.restarts))
 		}
 		if strings.HasPrefix(c.What, "create subscription ") {
 			for _, sb := range r.Config.Subscriptions {

@@ -967,3 +967,45 @@ func logSyncState(t *testing.T, s pgtest.DB) {
 		}
 	}
 }
+
+// waitApply waits for an apply worker started after the given time; with
+// none coming (nothing ended the running one here), it has the manager
+// start one (alter_subscription_enable on the enabled subscription), as
+// when the manager missed the end of the old one. A disabled subscription
+// is not waited for, nor enabled.
+func TestWaitApplyWakesTheManager(t *testing.T) {
+	ctx := context.Background()
+	prov, sub := pgtest.Shared(t)
+	p, s := freshDBs(t, prov, sub, ddl, ddl)
+	cfg := topologyConfig(t, p, s, "public.orders")
+	r, _ := applied(t, cfg)
+	conn, err := s.Cluster.Connect(ctx, s.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var since time.Time
+	if err := conn.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&since); err != nil {
+		t.Fatal(err)
+	}
+	r.Wait = 30 * time.Second
+	if err := r.waitApply(ctx, conn, "app_sub", since); err != nil {
+		t.Fatal(err)
+	}
+	var up, enabled bool
+	if err := conn.QueryRow(ctx, applyStartedSQL, "app_sub", since).Scan(&up, &enabled); err != nil || !up || !enabled {
+		t.Fatalf("after waitApply: worker started since %v, enabled %v (%v)", up, enabled, err)
+	}
+	if _, err := conn.Exec(ctx, "SELECT pglogical.alter_subscription_disable('app_sub', true)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&since); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.waitApply(ctx, conn, "app_sub", since); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.QueryRow(ctx, "SELECT sub_enabled FROM pglogical.subscription WHERE sub_name = 'app_sub'").Scan(&enabled); err != nil || enabled {
+		t.Fatalf("a disabled subscription was enabled: %v (%v)", enabled, err)
+	}
+}
