@@ -70,6 +70,11 @@ const usage = `Usage: pglmon-demo COMMAND
                     provider that breaks it: the subscription stops on it
                     (apply_error; pglmon does not restart it)
   fix refuse        drop that constraint again
+  break leftset     take items_0 out of the replication set on the provider (as a
+                    runbook does before an ALTER, forgetting to put it back) and
+                    insert 5 rows: pglogical still says "replicating" for it
+                    (table_left_set within a minute; bin/pglmon repair prints
+                    how to put it back and copy what it missed)
   break conflict    delete a row on the subscriber, then update it on the
                     provider: pglogical skips the update by itself (a conflict
                     in the log; apply_conflicts within a minute)
@@ -321,6 +326,15 @@ func breakIt(ctx context.Context, what string) error {
 			return err
 		}
 		fmt.Println("the subscriber refuses the provider's new row; see: bin/pglmon repair --config " + filepath.Join(dir, "pglmon.yaml") + " --subscription sub_0")
+		return nil
+	case "leftset":
+		if err := p.Provider.Exec(ctx, "SELECT pglogical.replication_set_remove_table('set_0', 'public.items_0')"); err != nil {
+			return err
+		}
+		if err := p.Provider.Exec(ctx, "INSERT INTO items_0 SELECT max(id) + g, 'while out of the set', 0 FROM items_0, generate_series(1, 5) g GROUP BY g"); err != nil {
+			return err
+		}
+		fmt.Println("items_0 is in no replication set of sub_0 now, and 5 new rows never reach the subscriber; watch for table_left_set, then run: bin/pglmon repair --config " + filepath.Join(dir, "pglmon.yaml") + " --subscription sub_0")
 		return nil
 	case "conflict":
 		if err := p.Subscriber.Exec(ctx, "DELETE FROM items_0 WHERE id = (SELECT min(id) + 7 FROM items_0)"); err != nil {
