@@ -43,9 +43,26 @@ LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.name AND c.relk
 
 // Check compares the tables of the replication sets sets.
 func Check(ctx context.Context, prov, sub *pgx.Conn, sets []string) ([]diagnose.SchemaMismatch, error) {
+	out, _, _, err := check(ctx, prov, sub, sets)
+	return out, err
+}
+
+// CheckSubscription is Check and LeftSets for subscription, reading the
+// tables of its sets on the provider once.
+func CheckSubscription(ctx context.Context, prov, sub *pgx.Conn, subscription string, sets []string) ([]diagnose.SchemaMismatch, []Relation, error) {
+	out, schemas, names, err := check(ctx, prov, sub, sets)
+	if err != nil {
+		return nil, nil, err
+	}
+	left, err := leftOf(ctx, sub, subscription, schemas, names)
+	return out, left, err
+}
+
+// check is Check, with the tables of the sets (schemas and names).
+func check(ctx context.Context, prov, sub *pgx.Conn, sets []string) ([]diagnose.SchemaMismatch, []string, []string, error) {
 	rows, err := prov.Query(ctx, providerQuery, sets)
 	if err != nil {
-		return nil, fmt.Errorf("read the tables of replication sets on the provider: %w", err)
+		return nil, nil, nil, fmt.Errorf("read the tables of replication sets on the provider: %w", err)
 	}
 	var schemas, names []string
 	replicated := map[string][]string{}
@@ -66,15 +83,15 @@ func Check(ctx context.Context, prov, sub *pgx.Conn, sets []string) ([]diagnose.
 		replicated[table] = prev
 		return nil
 	}); err != nil {
-		return nil, fmt.Errorf("read the tables of replication sets on the provider: %w", err)
+		return nil, nil, nil, fmt.Errorf("read the tables of replication sets on the provider: %w", err)
 	}
 	out, err := missingSequences(ctx, prov, sub, sets)
 	if err != nil || len(names) == 0 {
-		return out, err
+		return out, schemas, names, err
 	}
 	rows, err = sub.Query(ctx, subscriberQuery, schemas, names)
 	if err != nil {
-		return nil, fmt.Errorf("read the replicated tables on the subscriber: %w", err)
+		return nil, nil, nil, fmt.Errorf("read the replicated tables on the subscriber: %w", err)
 	}
 	var exists bool
 	var have, required []string
@@ -99,10 +116,10 @@ func Check(ctx context.Context, prov, sub *pgx.Conn, sets []string) ([]diagnose.
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read the replicated tables on the subscriber: %w", err)
+		return nil, nil, nil, fmt.Errorf("read the replicated tables on the subscriber: %w", err)
 	}
 	slices.SortFunc(out, func(a, b diagnose.SchemaMismatch) int { return strings.Compare(a.Table, b.Table) })
-	return out, nil
+	return out, schemas, names, nil
 }
 
 // sequencesQuery lists the sequences of the replication sets ($1).
@@ -194,6 +211,14 @@ func LeftSets(ctx context.Context, prov, sub *pgx.Conn, subscription string, set
 	schemas, names := []string{}, []string{}
 	for _, r := range in {
 		schemas, names = append(schemas, r.Schema), append(names, r.Name)
+	}
+	return leftOf(ctx, sub, subscription, schemas, names)
+}
+
+// leftOf is LeftSets given the tables of the sets (schemas and names).
+func leftOf(ctx context.Context, sub *pgx.Conn, subscription string, schemas, names []string) ([]Relation, error) {
+	if schemas == nil {
+		schemas, names = []string{}, []string{}
 	}
 	rows, err := sub.Query(ctx, leftQuery, subscription, schemas, names)
 	if err != nil {

@@ -6,11 +6,30 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/pglmon/pglmon/internal/diagnose"
 	"github.com/pglmon/pglmon/internal/pgtest"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+// connect opens a connection to each side of the pair, closed with the test.
+func connect(t *testing.T, p *pgtest.Pair) (prov, sub *pgx.Conn) {
+	t.Helper()
+	ctx := context.Background()
+	prov, err := p.Provider.Cluster.Connect(ctx, p.Provider.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { prov.Close(ctx) })
+	sub, err = p.Subscriber.Cluster.Connect(ctx, p.Subscriber.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sub.Close(ctx) })
+	return prov, sub
+}
 
 // Each way a subscriber's table makes pglogical's apply fail is named; what
 // does not (a column the set's column list leaves out, a subscriber column
@@ -41,16 +60,7 @@ func TestCheckNamesWhatBreaksTheApply(t *testing.T) {
 			t.Fatalf("%s: %v", st.sql, err)
 		}
 	}
-	pc, err := p.Provider.Cluster.Connect(ctx, p.Provider.Name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close(ctx)
-	sc, err := p.Subscriber.Cluster.Connect(ctx, p.Subscriber.Name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sc.Close(ctx)
+	pc, sc := connect(t, p)
 	got, err := Check(ctx, pc, sc, []string{"set_0"})
 	if err != nil {
 		t.Fatal(err)
@@ -94,16 +104,7 @@ func TestLeftSetsNamesATableNoSetHolds(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10, Subscriptions: 2})
-	pc, err := p.Provider.Cluster.Connect(ctx, p.Provider.Name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close(ctx)
-	sc, err := p.Subscriber.Cluster.Connect(ctx, p.Subscriber.Name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sc.Close(ctx)
+	pc, sc := connect(t, p)
 	left := func(sub string) []string {
 		t.Helper()
 		var sets []string
@@ -117,6 +118,9 @@ func TestLeftSetsNamesATableNoSetHolds(t *testing.T) {
 		var names []string
 		for _, r := range got {
 			names = append(names, r.String())
+		}
+		if _, also, err := CheckSubscription(ctx, pc, sc, sub, sets); err != nil || !slices.Equal(also, got) {
+			t.Errorf("CheckSubscription: %v (%v), LeftSets: %v", also, err, got)
 		}
 		return names
 	}

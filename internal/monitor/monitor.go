@@ -235,11 +235,7 @@ func (m *Monitor) schema(ctx context.Context, cs *conns, snaps []probe.Snapshot,
 			if err != nil {
 				continue
 			}
-			found, err := drift.Check(ctx, pc, sc, sub.ReplicationSets)
-			if err != nil {
-				continue
-			}
-			rels, err := drift.LeftSets(ctx, pc, sc, sub.Name, sub.ReplicationSets)
+			found, rels, err := drift.CheckSubscription(ctx, pc, sc, sub.Name, sub.ReplicationSets)
 			if err != nil {
 				continue
 			}
