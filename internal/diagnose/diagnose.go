@@ -948,6 +948,8 @@ func (d *diagnosis) nodes() []Node {
 	used := map[string]bool{}
 	// Slots whose subscription's diagnosis reports them (its subscriber answers).
 	reported := map[string]bool{}
+	// Slots of subscriptions a table of which is being copied.
+	syncing := map[string]bool{}
 	complete := true
 	for _, s := range d.Snapshots {
 		subs := s.Subscriptions
@@ -960,6 +962,15 @@ func (d *diagnosis) nodes() []Node {
 		for _, sub := range subs {
 			used[sub.SlotName] = true
 			reported[sub.SlotName] = reported[sub.SlotName] || s.Up()
+		}
+		// A copy under way: its table-sync slot is inactive between the
+		// copy and the end of its catch-up (about a second, measured).
+		for _, ts := range s.TableSync {
+			for _, sub := range subs {
+				if sub.Name == ts.Subscription {
+					syncing[sub.SlotName] = true
+				}
+			}
 		}
 	}
 	var out []Node
@@ -976,6 +987,9 @@ func (d *diagnosis) nodes() []Node {
 		}
 		for _, slot := range s.Slots {
 			orphan := slot.Plugin == "pglogical_output" && !slot.Active && !used[slot.Name] && complete
+			if m := syncSlotRE.FindStringSubmatch(slot.Name); orphan && m != nil && syncing[m[1]] {
+				orphan = false // the copy's own slot, until the copy ends
+			}
 			if !reported[slot.Name] {
 				if f, ok := d.xminFinding(s.Node, slot, d.slotUser(slot, used[slot.Name])); ok {
 					n.Findings = append(n.Findings, f)

@@ -165,6 +165,10 @@ func TestDiagnose(t *testing.T) {
 		{name: "active sync slot is no orphan", bend: func(w *world) {
 			w.prov.Slots = append(w.prov.Slots, probe.Slot{Name: slotName + "_0a1b2c3d", Plugin: "pglogical_output", Active: true})
 		}, health: OK},
+		{name: "inactive sync slot of a copy under way is no orphan", bend: func(w *world) {
+			w.prov.Slots = append(w.prov.Slots, probe.Slot{Name: slotName + "_0a1b2c3d", Plugin: "pglogical_output"})
+			w.sub.TableSync = []probe.TableSync{{Subscription: "sub", Schema: "public", Table: "t", Status: "w"}}
+		}, health: OK},
 		{name: "catalog_xmin age under threshold", bend: func(w *world) { w.slot().CatalogXminAge = age(199_999_999) }, health: OK},
 		{name: "catalog_xmin age at threshold", bend: func(w *world) { w.slot().CatalogXminAge = age(200_000_000) },
 			health: Warning, code: CodeSlotXminAgeHigh, sev: Warning},
