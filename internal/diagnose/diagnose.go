@@ -1036,7 +1036,7 @@ func (d *diagnosis) nodes() []Node {
 		for _, t := range d.Unreplicated[s.Node] {
 			declared[t.Schema+"."+t.Relname] = true
 			n.Findings = append(n.Findings, Finding{Code: CodeTableNotReplicated, Severity: Warning, Human: true,
-				Message: fmt.Sprintf("table %s on %s is not in replication set %s, which the configuration says holds it (its tables or schemas, or a partition of one): its changes reach no subscriber of the set; pglmon setup apply adds it and copies its rows to the set's subscribers (or pglogical.replication_set_add_table(%s, %s, true))",
+				Message: fmt.Sprintf("table %s on %s is not in replication set %s, which the configuration says holds it (its tables or schemas, or a partition of one): its changes reach no subscriber of the set; pglmon setup apply adds it and copies its rows to the set's subscribers (or pglogical.replication_set_add_table(%s, %s, true), which copies nothing to a subscriber that copied it before it left the set: see that subscription's table_left_set)",
 					t.Table, s.Node, t.Set, pgident.Literal(t.Set), pgident.Literal(t.Table))})
 		}
 		for _, p := range s.UnreplicatedPartitions {
