@@ -591,6 +591,56 @@ func TestStatusTableLeftSet(t *testing.T) {
 	}
 }
 
+// TestStatusTableLeftSetKeptOnPurpose: a table taken out of its set on
+// purpose, whose copy is to stay on the subscriber as a table of its own:
+// the plan's way to say so (forget pglogical's sync status) ends the
+// finding and keeps the rows; emptied and put back in the set later, the
+// table is copied again.
+func TestStatusTableLeftSetKeptOnPurpose(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10})
+	cfg := writeConfig(t, p, "")
+	if err := p.Provider.Exec(ctx, "SELECT pglogical.replication_set_remove_table('set_0', 'items_0')"); err != nil {
+		t.Fatal(err)
+	}
+	if code, s := status(t, cfg); code != 1 || len(s.Subscriptions) != 1 || !slices.Equal(s.Subscriptions[0].TablesLeftSets, []string{"public.items_0"}) {
+		t.Fatalf("exit %d: %+v", code, s)
+	}
+	code, out, _ := pglmon(t, "repair", "--config", cfg, "--subscription", p.Sub())
+	i := strings.Index(out, "DELETE FROM pglogical.local_sync_status")
+	if code != 1 || i < 0 || !strings.Contains(out[i:], ";\n") {
+		t.Fatalf("repair: exit %d, no DELETE ... ;\n%s", code, out)
+	}
+	forget := out[i : i+strings.Index(out[i:], ";\n")]
+	if !strings.Contains(forget, "('public', 'items_0')") || !strings.Contains(forget, "sub.sub_name = '"+p.Sub()+"'") {
+		t.Fatalf("the plan forgets another table or subscription: %s", forget)
+	}
+	if err := p.Subscriber.Exec(ctx, forget); err != nil {
+		t.Fatalf("%s: %v", forget, err)
+	}
+	if code, s := status(t, cfg); code != 0 {
+		t.Errorf("after forgetting: exit %d, want 0: %+v", code, s)
+	}
+	var n int
+	if err := p.Subscriber.QueryRow(ctx, "SELECT count(*) FROM items_0", []any{&n}); err != nil || n != 10 {
+		t.Errorf("the kept copy: %d rows, %v", n, err)
+	}
+	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 VALUES (11, 'while out', 1)"); err != nil {
+		t.Fatal(err)
+	}
+	// Later back in the set, emptied first as the plan says: copied whole.
+	if err := p.Subscriber.Exec(ctx, "TRUNCATE items_0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Provider.Exec(ctx, "SELECT pglogical.replication_set_add_table('set_0', 'items_0', true)"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := p.WaitConverged(ctx, "items_0", 60*time.Second); err != nil || n != 11 {
+		t.Fatalf("put back: %d rows, %v", n, err)
+	}
+}
+
 // TestStatusSlotXminAge: a stopped subscription's slot and another tool's
 // forgotten slot hold back the provider's transaction horizon while
 // transactions go on; pglmon says so (warning, then critical) and names

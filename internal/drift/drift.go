@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pglmon/pglmon/internal/diagnose"
+	"github.com/pglmon/pglmon/internal/pgident"
 )
 
 // providerQuery lists the tables of the replication sets with the columns
@@ -213,6 +214,22 @@ func LeftSets(ctx context.Context, prov, sub *pgx.Conn, subscription string, set
 		schemas, names = append(schemas, r.Schema), append(names, r.Name)
 	}
 	return leftOf(ctx, sub, subscription, schemas, names)
+}
+
+// ForgetSQL deletes subscription sub's sync status of the tables rels on
+// the subscriber, where ready (a copy under way is left to its sync worker),
+// as pglogical does itself when a subscriber's table is dropped: LeftSets
+// no longer names them, and a set that holds one again copies it. One
+// statement without parameters, to run alone or in a multi-statement
+// transaction.
+func ForgetSQL(sub string, rels []Relation) string {
+	pairs := make([]string, len(rels))
+	for i, r := range rels {
+		pairs[i] = "(" + pgident.Literal(r.Schema) + ", " + pgident.Literal(r.Name) + ")"
+	}
+	return `DELETE FROM pglogical.local_sync_status s USING pglogical.subscription sub
+WHERE sub.sub_id = s.sync_subid AND sub.sub_name = ` + pgident.Literal(sub) + ` AND s.sync_status = 'r'
+  AND (s.sync_nspname::text, s.sync_relname::text) IN (` + strings.Join(pairs, ", ") + `)`
 }
 
 // leftOf is LeftSets given the tables of the sets (schemas and names).

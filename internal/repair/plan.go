@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/pglmon/pglmon/internal/diagnose"
+	"github.com/pglmon/pglmon/internal/drift"
 	"github.com/pglmon/pglmon/internal/pgident"
 	"github.com/pglmon/pglmon/internal/shellword"
 )
@@ -275,7 +276,10 @@ the DDL on the subscribers too, in order with the data.`, s.Provider, s.Subscrib
 			}
 		}
 		var put, copyAll, copyRows strings.Builder
+		var rels []drift.Relation
 		for _, t := range s.TablesLeftSets {
+			schema, name, _ := strings.Cut(t, ".")
+			rels = append(rels, drift.Relation{Schema: schema, Name: name})
 			rel := q(pgident.RegclassOf(t))
 			fmt.Fprintf(&put, "      SELECT pglogical.replication_set_add_table(%s, %s, synchronize_data := false);\n", set, rel)
 			fmt.Fprintf(&copyAll, "      SELECT pglogical.alter_subscription_resynchronize_table(%s, %s);\n", q(s.Name), rel)
@@ -297,7 +301,14 @@ out stay missing until copied. Choose per table:
     asks for the table to be emptied on the subscriber, then pglmon setup apply puts it back
     and copies it.
  b) it was taken out on purpose: its copy on subscriber %[2]s no longer changes; drop it there once
-    nothing needs it (the finding ends with it).`, s.Provider, s.Subscriber, f.Message, put.String(), q(s.Name), copyAll.String(), copyRows.String(), sh(s.Name))
+    nothing needs it (the finding ends with it).
+ c) it was taken out on purpose, and its copy stays as a table of the subscriber's own: make
+    pglogical forget that it copied it, on subscriber %[2]s (the finding ends; pglogical deletes
+    the same row itself when the table is dropped there):
+%[9]s;
+    Put back in a set later, the table is copied again, onto the rows it holds (pglogical 2.4
+    marks such a failed copy ready): empty it first, or put it back with
+    synchronize_data := false and copy the rows that differ, as in a).`, s.Provider, s.Subscriber, f.Message, put.String(), q(s.Name), copyAll.String(), copyRows.String(), sh(s.Name), indent(drift.ForgetSQL(s.Name, rels), "      "))
 	case diagnose.CodePartitionedTable:
 		fmt.Fprintf(&b, `%[4]s.
 On provider %[1]s, take the partitioned table out of the subscription's replication set
@@ -501,4 +512,9 @@ func resyncEach(s diagnose.Subscription, indent string) string {
 		indent + "  FROM pglogical.replication_set_table rt JOIN pglogical.replication_set rs ON rs.set_id = rt.set_id\n" +
 		indent + "  JOIN pg_class c ON c.oid = rt.set_reloid JOIN pg_namespace n ON n.oid = c.relnamespace\n" +
 		indent + "  WHERE rs.set_nodeid = (SELECT node_id FROM pglogical.local_node) AND rs.set_name IN (" + strings.Join(sets, ", ") + ") ORDER BY 1;"
+}
+
+// indent puts prefix before each line of text.
+func indent(text, prefix string) string {
+	return prefix + strings.ReplaceAll(text, "\n", "\n"+prefix)
 }

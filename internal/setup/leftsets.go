@@ -111,18 +111,6 @@ func (l *leftSets) of(ctx context.Context, sb config.Subscription) (map[drift.Re
 	return m, nil
 }
 
-// forgetManySQL deletes subscription sub's sync status of the tables rels,
-// as one statement of a multi-statement change (no parameters).
-func forgetManySQL(sub string, rels []drift.Relation) string {
-	pairs := make([]string, len(rels))
-	for i, r := range rels {
-		pairs[i] = "(" + pgident.Literal(r.Schema) + ", " + pgident.Literal(r.Name) + ")"
-	}
-	return `DELETE FROM pglogical.local_sync_status s USING pglogical.subscription sub
-WHERE sub.sub_id = s.sync_subid AND sub.sub_name = ` + pgident.Literal(sub) + ` AND s.sync_status = 'r'
-	AND (s.sync_nspname::text, s.sync_relname::text) IN (` + strings.Join(pairs, ", ") + `)`
-}
-
 // returning lists, sorted, the tables of left that come back to
 // subscription sb with the sets added: those the sets hold on the provider
 // now, and those the configuration gives them (apply adds them first).

@@ -694,7 +694,7 @@ func (r *Runner) addSets(ctx context.Context, conns map[string]*pgx.Conn, tables
 			var stmts []string
 			what := fmt.Sprintf("add replication set %s to subscription %s and copy the tables not yet synchronized (without TRUNCATE), in one transaction", strings.Join(added, ", "), sb.Name)
 			if len(back) > 0 {
-				stmts = append(stmts, forgetManySQL(sb.Name, back))
+				stmts = append(stmts, drift.ForgetSQL(sb.Name, back))
 				what += fmt.Sprintf("; first forgets pglogical's sync status of %s, copied before it left the subscription's sets, so that it is copied again", names(back))
 			}
 			for _, set := range added {
