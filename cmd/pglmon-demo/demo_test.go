@@ -21,8 +21,9 @@ import (
 
 // `make demo`, README's first command, as a user runs it: it installs what
 // it needs, builds, starts the two clusters replicating and the daemon in
-// the foreground, which then repairs a lost origin (break origin) and reads
-// what break data did through pglmon verify; Ctrl-C stops the daemon and
+// the foreground, which then repairs a lost origin (break origin), reads
+// what break data did through pglmon verify and names the table break
+// leftset took out of replication, with repair's plan for it; Ctrl-C stops the daemon and
 // `pglmon-demo down` removes everything. On ports and in a directory of
 // its own (PGLMON_DEMO_*), so a demo running here is left alone.
 func TestMakeDemo(t *testing.T) {
@@ -75,7 +76,10 @@ func TestMakeDemo(t *testing.T) {
 	// replicates (the status make demo printed before it said so too).
 	status := func() (s struct {
 		Health        string
-		Subscriptions []struct{ Name, Status, Health string }
+		Subscriptions []struct {
+			Name, Status, Health string
+			Findings             []struct{ Code string }
+		}
 	}) {
 		resp, err := http.Get("http://" + listen + "/api/v1/status")
 		if err != nil {
@@ -141,6 +145,29 @@ func TestMakeDemo(t *testing.T) {
 	got, err := command(pglmon, "verify", "--config", cfg).CombinedOutput()
 	if code := exitCode(err); code != 2 || !strings.Contains(string(got), "(missing)") || !strings.Contains(string(got), "(different)") || !strings.Contains(string(got), "(extra)") {
 		t.Errorf("verify after break data: exit %d (want 2, the three differing rows named)\n%s", code, got)
+	}
+
+	// break leftset: pglogical still says replicating; the daemon names
+	// the table (its schema check runs once a minute), and repair prints
+	// how to put it back and copy what it missed.
+	if got, err := command(demo, "break", "leftset").CombinedOutput(); err != nil {
+		t.Fatalf("break leftset: %v\n%s", err, got)
+	}
+	waitFor("table_left_set on sub_0", 3*time.Minute, func() bool {
+		s := status()
+		for _, x := range s.Subscriptions {
+			for _, f := range x.Findings {
+				if f.Code == "table_left_set" {
+					return x.Status == "replicating"
+				}
+			}
+		}
+		return false
+	})
+	got, err = command(pglmon, "repair", "--config", cfg, "--subscription", "sub_0").CombinedOutput()
+	if code := exitCode(err); code != 1 || !strings.Contains(string(got), "SELECT pglogical.replication_set_add_table('set_0', 'public.items_0', synchronize_data := false);") ||
+		!strings.Contains(string(got), "SELECT pglogical.alter_subscription_resynchronize_table('sub_0', 'public.items_0');") {
+		t.Errorf("repair after break leftset: exit %d (want 1 and the plan)\n%s", code, got)
 	}
 
 	// Ctrl-C stops the daemon (make with it); down removes the demo.
