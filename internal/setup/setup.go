@@ -443,7 +443,8 @@ func (r *Runner) compareTable(ctx context.Context, prov, sub *pgx.Conn, sb confi
 func (r *Runner) changes(ctx context.Context, conns map[string]*pgx.Conn, tables map[string][]string, p *Plan) error {
 	add := func(c Change) { p.Changes = append(p.Changes, c) }
 	left := &leftSets{conns: conns}
-	hasExt := map[string]bool{} // pglogical installed, per node: asked once
+	hasExt := map[string]bool{}  // pglogical installed, per node: asked once
+	hasNode := map[string]bool{} // and its pglogical node created
 	for _, n := range r.involved() {
 		c := conns[n]
 		node, _ := r.Config.Node(n)
@@ -461,6 +462,7 @@ func (r *Runner) changes(ctx context.Context, conns map[string]*pgx.Conn, tables
 				return err
 			}
 		}
+		hasNode[n] = has
 		if !has {
 			add(Change{Node: n, What: "create pglogical node " + node.PglogicalName, SQL: "SELECT pglogical.create_node(node_name := $1, dsn := $2)",
 				Args: []any{node.PglogicalName, node.DSN}, dsnNode: &node})
@@ -468,14 +470,28 @@ func (r *Runner) changes(ctx context.Context, conns map[string]*pgx.Conn, tables
 	}
 	for _, rs := range r.Config.ReplicationSets {
 		c := conns[rs.Node]
+		// exists: the set is there now; else apply creates it, or
+		// create_node does (a set of pglogical's own, with its flags).
+		var have setFlags
 		exists := false
-		if hasExt[rs.Node] {
+		if hasNode[rs.Node] {
 			var err error
-			if exists, err = one[bool](ctx, c, "SELECT EXISTS (SELECT 1 FROM pglogical.replication_set WHERE set_name = $1)", rs.Name); err != nil {
+			if have, exists, err = readSetFlags(ctx, c, rs.Name); err != nil {
 				return err
 			}
 		}
-		if !exists {
+		builtin, isBuiltin := builtinSets[rs.Name]
+		switch {
+		case !exists && isBuiltin && !hasNode[rs.Node]:
+			have = builtin
+			fallthrough
+		case exists:
+			change, warnings := flagChanges(rs, have)
+			if change != nil {
+				add(*change)
+			}
+			p.Warnings = append(p.Warnings, warnings...)
+		default:
 			add(Change{Node: rs.Node, What: "create replication set " + rs.Name, SQL: "SELECT pglogical.create_replication_set($1, $2, $3, $4, $5)",
 				Args: []any{rs.Name, config.Flag(rs.Insert), config.Flag(rs.Update), config.Flag(rs.Delete), config.Flag(rs.Truncate)}})
 		}

@@ -1009,3 +1009,70 @@ func TestWaitApplyWakesTheManager(t *testing.T) {
 		t.Fatalf("a disabled subscription was enabled: %v (%v)", enabled, err)
 	}
 }
+
+// A set of pglogical's own ("default", which create_node makes on every
+// node, as its documentation and the AWS guide use) declared in the
+// configuration is not created again (pglogical refuses: "already exists")
+// and replicates from the first apply; the flags the configuration
+// declares are set on it, on a live subscription too, and one it leaves
+// unset is said, not changed.
+func TestPglogicalsOwnSetAndItsFlags(t *testing.T) {
+	ctx := context.Background()
+	prov, sub := pgtest.Shared(t)
+	p, s := freshDBs(t, prov, sub, ddl+"INSERT INTO orders SELECT g, g FROM generate_series(1, 30) g;", ddl)
+	cfg := topologyConfig(t, p, s, "public.orders")
+	no := false
+	cfg.ReplicationSets[0].Name, cfg.ReplicationSets[0].Delete = "default", &no
+	cfg.Subscriptions[0].ReplicationSets = []string{"default"}
+	r, out := applied(t, cfg)
+	if strings.Contains(out.String(), "create replication set") ||
+		!strings.Contains(out.String(), "done: on provider: set replication set default's replicate_delete false (now true), and restart the pglogical senders there") {
+		t.Errorf("first apply:\n%s", out.String())
+	}
+	pair := &pgtest.Pair{Provider: p, Subscriber: s}
+	if n, err := pair.WaitConverged(ctx, "orders", 30*time.Second); err != nil || n != 30 {
+		t.Fatalf("orders: %d rows, %v", n, err)
+	}
+	out.Reset()
+	if err := r.Apply(ctx); err != nil || !strings.Contains(out.String(), "Nothing to change") {
+		t.Fatalf("apply again: %v\n%s", err, out.String())
+	}
+	// deleted: whether the provider's delete of row id reached the
+	// subscriber, told once a later insert (id+100) has.
+	deleted := func(id int) bool {
+		t.Helper()
+		if err := p.Exec(ctx, "DELETE FROM orders WHERE id = $1", id); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Exec(ctx, "INSERT INTO orders VALUES ($1, 0)", id+100); err != nil {
+			t.Fatal(err)
+		}
+		var arrived, kept bool
+		if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+			return s.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM orders WHERE id = $1), EXISTS (SELECT 1 FROM orders WHERE id = $2)", []any{&arrived, &kept}, id+100, id) == nil && arrived
+		}); err != nil {
+			t.Fatalf("insert %d did not arrive", id+100)
+		}
+		return !kept
+	}
+	if deleted(1) {
+		t.Error("replicate_delete false: a delete reached the subscriber")
+	}
+	// Left unset (true by default): said, and left false.
+	cfg.ReplicationSets[0].Delete = nil
+	plan, err := r.Plan(ctx)
+	if err != nil || len(plan.Changes) != 0 || len(plan.Warnings) == 0 ||
+		!strings.Contains(strings.Join(plan.Warnings, "\n"), "replication set default on provider has replicate_delete false, and the configuration leaves replicate_delete unset (true): apply leaves it false") {
+		t.Fatalf("plan with replicate_delete unset: %+v (%v)", plan, err)
+	}
+	// Declared true: set on the replicating subscription's set.
+	yes := true
+	cfg.ReplicationSets[0].Delete = &yes
+	out.Reset()
+	if err := r.Apply(ctx); err != nil || !strings.Contains(out.String(), "done: on provider: set replication set default's replicate_delete true (now false), and restart the pglogical senders there") {
+		t.Fatalf("apply replicate_delete true: %v\n%s", err, out.String())
+	}
+	if !deleted(2) {
+		t.Error("replicate_delete true again: a delete did not reach the subscriber")
+	}
+}

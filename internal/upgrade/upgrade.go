@@ -609,13 +609,24 @@ func (r *Runner) restoreSet(ctx context.Context, s SetDef) error {
 		return err
 	}
 	defer conn.Close(ctx)
-	found, err := exists(ctx, conn, "SELECT EXISTS (SELECT 1 FROM pglogical.replication_set WHERE set_name = $1)", s.Name)
-	if err != nil {
-		return err
+	// pglogical's own sets (default, default_insert_only, ddl_sql) are
+	// there already, made by create_node with their usual flags: the
+	// manifest's are put back, which the set may have had changed.
+	var differ *bool
+	err = conn.QueryRow(ctx, `SELECT (replicate_insert, replicate_update, replicate_delete, replicate_truncate) IS DISTINCT FROM ($2, $3, $4, $5)
+		FROM pglogical.replication_set WHERE set_name = $1 AND set_nodeid = (SELECT node_id FROM pglogical.local_node)`, s.Name, s.Insert, s.Update, s.Delete, s.Truncate).Scan(&differ)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("read replication set %s on %s: %w", s.Name, s.ConfigNode, err)
 	}
-	if !found {
+	switch {
+	case differ == nil:
 		if err := r.exec(ctx, conn, s.ConfigNode, "create replication set", "SELECT pglogical.create_replication_set($1, $2, $3, $4, $5)", s.Name, s.Insert, s.Update, s.Delete, s.Truncate); err != nil {
 			return fmt.Errorf("create replication set %s on %s: %w", s.Name, s.ConfigNode, err)
+		}
+	case *differ:
+		// Before any subscription is restored: no sender keeps the old flags.
+		if err := r.exec(ctx, conn, s.ConfigNode, "set the replication set's flags", "SELECT pglogical.alter_replication_set($1, $2, $3, $4, $5)", s.Name, s.Insert, s.Update, s.Delete, s.Truncate); err != nil {
+			return fmt.Errorf("set the flags of replication set %s on %s: %w", s.Name, s.ConfigNode, err)
 		}
 	}
 	for _, t := range s.Tables {

@@ -26,6 +26,11 @@ func TestPrepareAndRestoreAroundAnUpgrade(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// pglogical's own set "default", which create_node makes again, with
+	// a flag changed: restore puts the flag back.
+	if err := p.Provider.Exec(ctx, "SELECT pglogical.alter_replication_set('default', replicate_truncate := false)"); err != nil {
+		t.Fatal(err)
+	}
 	manifest := filepath.Join(t.TempDir(), "manifest.json")
 	var out bytes.Buffer
 	auditPath := filepath.Join(t.TempDir(), "audit.jsonl")
@@ -98,6 +103,10 @@ func TestPrepareAndRestoreAroundAnUpgrade(t *testing.T) {
 			t.Errorf("%s after restore: %s", sub, st)
 		}
 	}
+	var truncate bool
+	if err := p.Provider.QueryRow(ctx, "SELECT replicate_truncate FROM pglogical.replication_set WHERE set_name = 'default'", []any{&truncate}); err != nil || truncate {
+		t.Errorf("set default after restore: replicate_truncate %t (%v), want false as before", truncate, err)
+	}
 	if !strings.Contains(out.String(), "public.items_0: 500 rows on both sides") {
 		t.Errorf("restore did not compare rows:\n%s", out.String())
 	}
@@ -137,7 +146,7 @@ func TestPrepareAndRestoreAroundAnUpgrade(t *testing.T) {
 		t.Errorf("prepare's steps: %+v", prep.Steps)
 	}
 	if rest.Remedy != repair.RemedyUpgradeRestore || rest.Outcome != repair.ResultSuccess || !hasStep(rest.Steps, "create subscription", "sub_1") ||
-		!hasStep(rest.Steps, "create pglogical node", p.ProviderNode) || attempts[2].Remedy != repair.RemedyUpgradeRestore || len(attempts[2].Steps) != 0 {
+		!hasStep(rest.Steps, "create pglogical node", p.ProviderNode) || !hasStep(rest.Steps, "set the replication set's flags", "default") || attempts[2].Remedy != repair.RemedyUpgradeRestore || len(attempts[2].Steps) != 0 {
 		t.Errorf("restore attempts: %+v\n%+v", rest, attempts[2])
 	}
 	// The first run's steps (the dropped subscriptions) were in its own
