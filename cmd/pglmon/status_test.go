@@ -520,8 +520,18 @@ func TestStatusSchemaMismatch(t *testing.T) {
 		t.Errorf("stuck_down (remedy restart) diagnosed too: %+v", last)
 	}
 	code, out, _ := pglmon(t, "repair", "--config", cfg, "--subscription", p.Sub())
-	if code != 1 || !strings.Contains(out, "ALTER TABLE schema.table ADD COLUMN") || !strings.Contains(out, "replicate_ddl_command") {
+	if code != 1 || !strings.Contains(out, "ALTER TABLE schema.table ADD COLUMN") {
 		t.Errorf("repair: exit %d\n%s", code, out)
+	}
+	// The plan's way to change the table next time, as printed.
+	var ddl string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "SELECT pglogical.replicate_ddl_command(") {
+			ddl = strings.Replace(strings.TrimSpace(l), "ALTER TABLE schema.table ...", "ALTER TABLE public.items_0 ADD COLUMN more int", 1)
+		}
+	}
+	if !strings.Contains(ddl, "replication_sets := ARRAY['set_0']") {
+		t.Errorf("repair's replicate_ddl_command does not name the subscription's set: %q\n%s", ddl, out)
 	}
 	if err := p.Subscriber.Exec(ctx, "ALTER TABLE items_0 ADD COLUMN extra text"); err != nil {
 		t.Fatal(err)
@@ -534,6 +544,18 @@ func TestStatusSchemaMismatch(t *testing.T) {
 	}
 	if code, s := status(t, cfg); code != 0 {
 		t.Errorf("after the fix: exit %d, %+v", code, s)
+	}
+	if err := p.Provider.Exec(ctx, ddl); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 VALUES (12, 'y', 1, 'new', 7)"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := p.WaitConverged(ctx, "items_0", 30*time.Second); err != nil || n != 12 {
+		t.Fatalf("after %s: %d rows, %v", ddl, n, err)
+	}
+	if code, s := status(t, cfg); code != 0 {
+		t.Errorf("after %s: exit %d, %+v", ddl, code, s)
 	}
 }
 

@@ -264,7 +264,8 @@ NOT NULL columns the provider does not send a default or drop the constraint. Th
 subscription (pglogical retries by itself, but backs off for minutes after repeated failures):
   pglmon repair --config FILE --subscription %[5]s --remedy restart
 Next time, change replicated tables with pglogical.replicate_ddl_command on the provider, which runs
-the DDL on the subscribers too, in order with the data.`, s.Provider, s.Subscriber, q(s.Name), f.Message, sh(s.Name))
+the DDL on the subscribers too, in order with the data:
+%[6]s`, s.Provider, s.Subscriber, q(s.Name), f.Message, sh(s.Name), ddlCall(s))
 	case diagnose.CodeTableLeftSet:
 		// One of its sets that can hold a table of rows: not the heartbeat's
 		// (inserts only), pglogical's DDL queue or its insert-only default.
@@ -363,7 +364,8 @@ it would not help (the new worker waits for the same lock). On subscriber %[1]s:
  3) watch the subscription catch up: pglmon status --config FILE --subscription %[5]s
 To prevent it: set idle_in_transaction_session_timeout for the roles that write on the subscriber,
 lock_timeout for migrations, and change replicated tables with pglogical.replicate_ddl_command on
-the provider.`, s.Subscriber, s.Name, f.Message, pids, sh(s.Name))
+the provider:
+%[6]s`, s.Subscriber, s.Name, f.Message, pids, sh(s.Name), ddlCall(s))
 	case diagnose.CodeSlotInUse:
 		fmt.Fprintf(&b, `%[4]s.
 Only one process can stream from a slot; restarting %[5]s would not help (its new worker fails the
@@ -517,4 +519,28 @@ func resyncEach(s diagnose.Subscription, indent string) string {
 // indent puts prefix before each line of text.
 func indent(text, prefix string) string {
 	return prefix + strings.ReplaceAll(text, "\n", "\n"+prefix)
+}
+
+// ddlCall is the replicate_ddl_command call that reaches subscription s:
+// the DDL is queued for the sets named (by default ddl_sql, which
+// create_subscription gives a subscription unless told its sets) and
+// reaches the subscriptions that have one of them; to the others it
+// never comes, while it ran on the provider (measured on pglogical 2.4.2).
+func ddlCall(s diagnose.Subscription) string {
+	var sets []string
+	for _, rs := range s.ReplicationSets {
+		if rs == "ddl_sql" {
+			return "  SELECT pglogical.replicate_ddl_command('ALTER TABLE schema.table ...');"
+		}
+		if rs != "pglmon_heartbeat" {
+			sets = append(sets, pgident.Literal(rs))
+		}
+	}
+	if len(sets) == 0 {
+		sets = []string{"'<set>'"}
+	}
+	return fmt.Sprintf(`  SELECT pglogical.replicate_ddl_command('ALTER TABLE schema.table ...', replication_sets := ARRAY[%s]);
+naming a set of every subscription that replicates the table: the default, ddl_sql, is not one of
+%s's sets, and DDL queued for it alone runs on the provider and never reaches %s (measured
+with pglogical 2.4.2), whose next change to the table then stops it.`, strings.Join(sets, ", "), s.Name, s.Name)
 }
