@@ -144,6 +144,31 @@ type ReplicationSet struct {
 // Flag returns a replicate_* flag, true when unset.
 func Flag(b *bool) bool { return b == nil || *b }
 
+// BuiltinSets are the replication sets pglogical's create_node makes on
+// every node, with their replicate_insert, _update, _delete and _truncate
+// (read from pglogical 2.4.2).
+var BuiltinSets = map[string][4]bool{
+	"default":             {true, true, true, true},
+	"default_insert_only": {true, false, false, true},
+	"ddl_sql":             {true, false, false, false},
+}
+
+// Flags are the set's replicate_insert, _update, _delete and _truncate as
+// the configuration means them: those it leaves unset are pglogical's for
+// one of its own sets (BuiltinSets), else true.
+func (rs ReplicationSet) Flags() [4]bool {
+	f, ok := BuiltinSets[rs.Name]
+	if !ok {
+		f = [4]bool{true, true, true, true}
+	}
+	for i, b := range []*bool{rs.Insert, rs.Update, rs.Delete, rs.Truncate} {
+		if b != nil {
+			f[i] = *b
+		}
+	}
+	return f
+}
+
 // Subscription is a subscription pglmon setup creates on a subscriber.
 type Subscription struct {
 	Name            string   `yaml:"name"`

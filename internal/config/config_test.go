@@ -319,3 +319,24 @@ func TestTableNames(t *testing.T) {
 		}
 	}
 }
+
+// A replication set's flags left unset are true, or pglogical's own for
+// its sets; those written win.
+func TestReplicationSetFlags(t *testing.T) {
+	no, yes := false, true
+	for _, c := range []struct {
+		rs   ReplicationSet
+		want [4]bool
+	}{
+		{ReplicationSet{Name: "app"}, [4]bool{true, true, true, true}},
+		{ReplicationSet{Name: "app", Truncate: &no}, [4]bool{true, true, true, false}},
+		{ReplicationSet{Name: "default_insert_only"}, [4]bool{true, false, false, true}},
+		{ReplicationSet{Name: "default_insert_only", Delete: &yes}, [4]bool{true, false, true, true}},
+		{ReplicationSet{Name: "ddl_sql"}, [4]bool{true, false, false, false}},
+		{ReplicationSet{Name: "default", Update: &no}, [4]bool{true, false, true, true}},
+	} {
+		if got := c.rs.Flags(); got != c.want {
+			t.Errorf("%+v: %v, want %v", c.rs, got, c.want)
+		}
+	}
+}

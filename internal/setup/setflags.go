@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -17,16 +18,6 @@ import (
 type setFlags [4]bool
 
 var flagNames = [4]string{"insert", "update", "delete", "truncate"}
-
-// builtinSets are the replication sets pglogical's create_node makes on
-// every node, with their flags (read from pglogical 2.4.2): declared in the
-// configuration, they are not created again, which pglogical refuses
-// ("replication set default already exists").
-var builtinSets = map[string]setFlags{
-	"default":             {true, true, true, true},
-	"default_insert_only": {true, false, false, true},
-	"ddl_sql":             {true, false, false, false},
-}
 
 // setFlagsSQL reads the flags of replication set $1 of the node's own
 // pglogical node.
@@ -59,30 +50,69 @@ WHERE s.plugin = 'pglogical_output' AND s.database = current_database() AND s.ac
   AND NOT EXISTS (SELECT 1 FROM pg_replication_slots m WHERE m.database = s.database AND s.slot_name ~ ('^' || m.slot_name || '_[0-9a-f]{8}$'))`
 
 // flagChanges compares the flags the configuration gives set rs with have,
-// its flags on its node: the change that sets those it declares (nil when
-// they already are), and a warning for each flag it leaves unset (true)
-// that is false there, which apply leaves as it is. The change ends, in
-// the same transaction, the node's pglogical senders, so that a crash
-// cannot leave the flags set and a sender still using the old ones.
-func flagChanges(rs config.ReplicationSet, have setFlags) (*Change, []string) {
+// its flags on its node: the change that sets those it writes (nil when
+// they already are), and a warning for each flag it leaves unset that
+// differs there from what unset means (rs.Flags), which apply leaves as it
+// is. The change ends, in the same transaction, the node's pglogical
+// senders, so that a crash cannot leave the flags set and a sender still
+// using the old ones.
+func flagChanges(rs config.ReplicationSet, have setFlags, subs []config.Subscription) (*Change, []string) {
 	declared := [4]*bool{rs.Insert, rs.Update, rs.Delete, rs.Truncate}
+	meant := rs.Flags()
 	var set, said, warnings []string
 	for i, d := range declared {
 		switch {
 		case d != nil && *d != have[i]:
 			set = append(set, fmt.Sprintf("replicate_%s := %t", flagNames[i], *d))
 			said = append(said, fmt.Sprintf("replicate_%s %t (now %t)", flagNames[i], *d, have[i]))
-		case d == nil && !have[i]:
-			warnings = append(warnings, fmt.Sprintf("replication set %s on %s has replicate_%s false, and the configuration leaves replicate_%s unset (true): apply leaves it false; write replicate_%s: false to say so, or true to change it",
-				rs.Name, rs.Node, flagNames[i], flagNames[i], flagNames[i]))
+		case d == nil && meant[i] != have[i]:
+			warnings = append(warnings, fmt.Sprintf("replication set %s on %s has replicate_%s %t, and the configuration leaves replicate_%s unset (%t): apply leaves it %t; write replicate_%s: %t to say so, or %t to change it",
+				rs.Name, rs.Node, flagNames[i], have[i], flagNames[i], meant[i], have[i], flagNames[i], have[i], meant[i]))
 		}
 	}
 	if len(said) == 0 {
 		return nil, warnings
 	}
-	return &Change{Node: rs.Node,
+	var senders []config.Subscription
+	for _, sb := range subs {
+		if sb.Provider == rs.Node {
+			senders = append(senders, sb)
+		}
+	}
+	return &Change{Node: rs.Node, senders: senders,
 		What: fmt.Sprintf("set replication set %s's %s, and restart the pglogical senders there (pglogical keeps the old flags until then; each subscription of %s reconnects within seconds)", rs.Name, strings.Join(said, ", "), rs.Node),
 		// No parameters: one simple-protocol query, one transaction.
 		SQL: "SELECT pglogical.alter_replication_set(set_name := " + pgident.Literal(rs.Name) + ", " + strings.Join(set, ", ") + ");\n" + restartSendersSQL,
 	}, warnings
+}
+
+// waiting is a subscription whose next apply worker apply waits for, on a
+// connection to its subscriber, with the subscriber's time before the
+// change that ends the current one.
+type waiting struct {
+	conn  *pgx.Conn
+	sub   string
+	since time.Time
+}
+
+// sinceOnSubscribers connects to the subscriber of each of subs and reads
+// its clock, before a change ends their apply workers.
+func (r *Runner) sinceOnSubscribers(ctx context.Context, subs []config.Subscription) ([]waiting, error) {
+	var out []waiting
+	for _, sb := range subs {
+		c, err := r.connect(ctx, sb.Subscriber)
+		if err == nil {
+			var since time.Time
+			if err = c.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&since); err == nil {
+				out = append(out, waiting{c, sb.Name, since})
+				continue
+			}
+			c.Close(ctx)
+		}
+		for _, w := range out {
+			w.conn.Close(ctx)
+		}
+		return nil, fmt.Errorf("on %s: %w", sb.Subscriber, err)
+	}
+	return out, nil
 }

@@ -46,6 +46,10 @@ type Change struct {
 	// when the change commits (alter_subscription_add_replication_set):
 	// apply waits for the next one (see waitApply).
 	restarts string
+	// senders are the configured subscriptions whose provider's senders
+	// the change ends (their apply workers end with them): apply waits
+	// for the next apply worker of each, on its subscriber.
+	senders []config.Subscription
 }
 
 // Plan is what apply would do, or why it cannot.
@@ -156,7 +160,7 @@ func (r *Runner) Plan(ctx context.Context) (Plan, error) {
 		// replicates UPDATE or DELETE needs each table's replica identity
 		// index, its primary key or REPLICA IDENTITY USING INDEX; an
 		// insert-only set takes any table.
-		if !config.Flag(rs.Update) && !config.Flag(rs.Delete) {
+		if f := rs.Flags(); !f[1] && !f[2] {
 			continue
 		}
 		for _, t := range ts {
@@ -480,20 +484,20 @@ func (r *Runner) changes(ctx context.Context, conns map[string]*pgx.Conn, tables
 				return err
 			}
 		}
-		builtin, isBuiltin := builtinSets[rs.Name]
+		builtin, isBuiltin := config.BuiltinSets[rs.Name]
 		switch {
 		case !exists && isBuiltin && !hasNode[rs.Node]:
 			have = builtin
 			fallthrough
 		case exists:
-			change, warnings := flagChanges(rs, have)
+			change, warnings := flagChanges(rs, have, r.Config.Subscriptions)
 			if change != nil {
 				add(*change)
 			}
 			p.Warnings = append(p.Warnings, warnings...)
 		default:
 			add(Change{Node: rs.Node, What: "create replication set " + rs.Name, SQL: "SELECT pglogical.create_replication_set($1, $2, $3, $4, $5)",
-				Args: []any{rs.Name, config.Flag(rs.Insert), config.Flag(rs.Update), config.Flag(rs.Delete), config.Flag(rs.Truncate)}})
+				Args: []any{rs.Name, rs.Flags()[0], rs.Flags()[1], rs.Flags()[2], rs.Flags()[3]}})
 		}
 		// A table added to a set that subscriptions already use is copied
 		// to them (pglogical queues a table sync), unless they were set up
@@ -612,7 +616,8 @@ const applyStartedSQL = `SELECT EXISTS (SELECT 1 FROM pg_stat_activity a JOIN pg
 // signal once the old worker is gone starts the new one:
 // alter_subscription_enable on the enabled subscription, which changes
 // nothing else.
-func (r *Runner) waitApply(ctx context.Context, conn *pgx.Conn, sub string, since time.Time) error {
+// meanwhile says what waits for it.
+func (r *Runner) waitApply(ctx context.Context, conn *pgx.Conn, sub string, since time.Time, meanwhile string) error {
 	wait := r.Wait
 	if wait <= 0 {
 		wait = time.Minute
@@ -628,7 +633,7 @@ func (r *Runner) waitApply(ctx context.Context, conn *pgx.Conn, sub string, sinc
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the apply worker of subscription %s did not start again within %s: pglogical copies the added sets' tables once it runs (pglmon status --subscription %s)", sub, wait, shellword.Quote(sub))
+			return fmt.Errorf("the apply worker of subscription %s did not start again within %s: %s (pglmon status --subscription %s)", sub, wait, meanwhile, shellword.Quote(sub))
 		}
 		if time.Now().After(next) {
 			if _, err := conn.Exec(ctx, "SELECT pglogical.alter_subscription_enable(sub_name) FROM pglogical.subscription WHERE sub_name = $1 AND sub_enabled", sub); err != nil {
@@ -825,9 +830,18 @@ func (r *Runner) Apply(ctx context.Context) (err error) {
 				return fmt.Errorf("on %s: %w", c.Node, err)
 			}
 		}
-		_, err = conn.Exec(ctx, c.SQL, args...)
+		senders, err := r.sinceOnSubscribers(ctx, c.senders)
+		if err == nil {
+			_, err = conn.Exec(ctx, c.SQL, args...)
+		}
 		if err == nil && c.restarts != "" {
-			err = r.waitApply(ctx, conn, c.restarts, since)
+			err = r.waitApply(ctx, conn, c.restarts, since, "pglogical copies the added sets' tables once it runs")
+		}
+		for _, w := range senders {
+			if err == nil {
+				err = r.waitApply(ctx, w.conn, w.sub, w.since, "it receives nothing from its provider meanwhile")
+			}
+			w.conn.Close(ctx)
 		}
 		conn.Close(ctx)
 		if err != nil {

@@ -989,7 +989,7 @@ func TestWaitApplyWakesTheManager(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.Wait = 30 * time.Second
-	if err := r.waitApply(ctx, conn, "app_sub", since); err != nil {
+	if err := r.waitApply(ctx, conn, "app_sub", since, "test"); err != nil {
 		t.Fatal(err)
 	}
 	var up, enabled bool
@@ -1002,7 +1002,7 @@ func TestWaitApplyWakesTheManager(t *testing.T) {
 	if err := conn.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&since); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.waitApply(ctx, conn, "app_sub", since); err != nil {
+	if err := r.waitApply(ctx, conn, "app_sub", since, "test"); err != nil {
 		t.Fatal(err)
 	}
 	if err := conn.QueryRow(ctx, "SELECT sub_enabled FROM pglogical.subscription WHERE sub_name = 'app_sub'").Scan(&enabled); err != nil || enabled {
@@ -1051,6 +1051,8 @@ func TestPglogicalsOwnSetAndItsFlags(t *testing.T) {
 		if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
 			return s.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM orders WHERE id = $1), EXISTS (SELECT 1 FROM orders WHERE id = $2)", []any{&arrived, &kept}, id+100, id) == nil && arrived
 		}); err != nil {
+			logSyncState(t, s)
+			logSyncState(t, p)
 			t.Fatalf("insert %d did not arrive", id+100)
 		}
 		return !kept
