@@ -841,8 +841,11 @@ func (c *Config) validate() Errors {
 			add(c.errorAt(f+".name", "replication set %q is defined twice on %s", rs.Name, rs.Node))
 		}
 		sets[rs.Node+"/"+rs.Name] = true
-		if len(rs.Tables)+len(rs.Schemas) == 0 {
-			add(c.errorAt(f, "list tables or schemas"))
+		// pglogical's own sets are there on every node and often hold no
+		// table (ddl_sql, default_insert_only): named for a subscription's
+		// sets, as create_subscription gives them by default.
+		if _, own := BuiltinSets[rs.Name]; !own && len(rs.Tables)+len(rs.Schemas) == 0 {
+			add(c.errorAt(f, "list tables or schemas (only pglogical's own sets, default, default_insert_only and ddl_sql, may have none)"))
 		}
 		for j, tbl := range rs.Tables {
 			if err := checkTableName(tbl); err != nil {

@@ -78,6 +78,7 @@ func TestErrorsNamePlace(t *testing.T) {
 		{"flag not a bool", "nodes:\n  - name: a\n    dsn: host=x\n    pglogical_name: a\nsubscriptions:\n  - name: s\n    subscriber: a\n    provider: a\n    replication_sets: [r]\n    synchronize_data: maybe\n", "bad.yaml:10:23: subscriptions[0].synchronize_data: must be true or false, not \"maybe\""},
 		{"duration given a list", "nodes:\n  - name: a\n    dsn: host=x\nprobe:\n  interval: [1]\n", "bad.yaml:5:13: probe.interval: must be a duration (a number with a unit, such as 10s, 5m or 1h), not a list"},
 		{"size given a mapping", "nodes:\n  - name: a\n    dsn: host=x\nthresholds:\n  lag_bytes: {n: 1}\n", "bad.yaml:5:14: thresholds.lag_bytes: must be a size (a number with a unit, such as 256MiB or 10GiB), not a mapping"},
+		{"set without tables", "nodes:\n  - name: a\n    dsn: host=x\n    pglogical_name: a\nreplication_sets:\n  - name: app\n    node: a\n", "bad.yaml:6:5: replication_sets[0]: list tables or schemas (only pglogical's own sets, default, default_insert_only and ddl_sql, may have none)"},
 		{"no nodes", "probe:\n  interval: 1s\n", "bad.yaml: nodes: at least one node is needed"},
 		{"duplicate node", "nodes:\n  - name: a\n    dsn: host=x\n  - name: a\n    dsn: host=y\n", "bad.yaml:4:11: nodes[1].name: node \"a\" is defined twice"},
 		{"bad policy", "nodes:\n  - name: a\n    dsn: host=x\nrepair:\n  policy:\n    restart: always\n", "bad.yaml:6:14: repair.policy.restart: policy \"always\" must be auto, approve or off"},
@@ -338,5 +339,16 @@ func TestReplicationSetFlags(t *testing.T) {
 		if got := c.rs.Flags(); got != c.want {
 			t.Errorf("%+v: %v, want %v", c.rs, got, c.want)
 		}
+	}
+}
+
+// pglogical's own sets may be named without tables, as a subscription's
+// default sets are.
+func TestPglogicalsOwnSetsWithoutTables(t *testing.T) {
+	body := "nodes:\n  - name: a\n    dsn: host=x\n    pglogical_name: a\n  - name: b\n    dsn: host=y\n    pglogical_name: b\n" +
+		"replication_sets:\n  - name: default\n    node: a\n    schemas: [public]\n  - name: default_insert_only\n    node: a\n  - name: ddl_sql\n    node: a\n" +
+		"subscriptions:\n  - name: s\n    subscriber: b\n    provider: a\n    replication_sets: [default, default_insert_only, ddl_sql]\n"
+	if _, err := Parse("ok.yaml", []byte(body)); err != nil {
+		t.Fatal(err)
 	}
 }

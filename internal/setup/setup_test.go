@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strings"
@@ -1076,5 +1077,69 @@ func TestPglogicalsOwnSetAndItsFlags(t *testing.T) {
 	}
 	if !deleted(2) {
 		t.Error("replicate_delete true again: a delete did not reach the subscriber")
+	}
+}
+
+// A topology made by hand as pglogical's documentation and the AWS guide
+// do (every table of public in the set default, a subscription with
+// create_subscription's default sets: default, default_insert_only and
+// ddl_sql, the last two holding no table), described in the
+// configuration: plan has nothing to change and no warning about the sets.
+func TestHandMadeTopologyWithPglogicalsOwnSets(t *testing.T) {
+	ctx := context.Background()
+	prov, sub := pgtest.Shared(t)
+	p, s := freshDBs(t, prov, sub, ddl+"INSERT INTO orders SELECT g, g FROM generate_series(1, 20) g;", ddl)
+	for _, step := range []struct {
+		db  pgtest.DB
+		sql string
+	}{
+		{p, "CREATE EXTENSION pglogical"},
+		{p, "SELECT pglogical.create_node(node_name := 'prov_" + p.Name + "', dsn := '" + p.DSN() + "')"},
+		{p, "SELECT pglogical.replication_set_add_all_tables('default', ARRAY['public'])"},
+		{s, "CREATE EXTENSION pglogical"},
+		{s, "SELECT pglogical.create_node(node_name := 'sub_" + s.Name + "', dsn := '" + s.DSN() + "')"},
+		{s, "SELECT pglogical.create_subscription(subscription_name := 'app_sub', provider_dsn := '" + p.DSN() + "')"},
+	} {
+		if err := step.db.Exec(ctx, step.sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pair := &pgtest.Pair{Provider: p, Subscriber: s}
+	if n, err := pair.WaitConverged(ctx, "orders", 30*time.Second); err != nil || n != 20 {
+		t.Fatalf("orders: %d rows, %v", n, err)
+	}
+	body := fmt.Sprintf(`nodes:
+  - name: provider
+    dsn: %q
+    pglogical_name: prov_%s
+  - name: subscriber
+    dsn: %q
+    pglogical_name: sub_%s
+replication_sets:
+  - name: default
+    node: provider
+    schemas: [public]
+  - name: default_insert_only
+    node: provider
+  - name: ddl_sql
+    node: provider
+subscriptions:
+  - name: app_sub
+    subscriber: subscriber
+    provider: provider
+    replication_sets: [default, default_insert_only, ddl_sql]
+`, p.DSN(), p.Name, s.DSN(), s.Name)
+	cfg, err := config.Parse("setup.yaml", []byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := (&Runner{Config: cfg, Out: io.Discard}).Plan(ctx)
+	if err != nil || len(plan.Problems) != 0 || len(plan.Changes) != 0 {
+		t.Fatalf("plan: %+v (%v)", plan, err)
+	}
+	for _, w := range plan.Warnings {
+		if strings.Contains(w, "replication set") {
+			t.Errorf("warning: %s", w)
+		}
 	}
 }
