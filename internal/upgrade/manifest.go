@@ -62,6 +62,13 @@ type SetDef struct {
 	Delete     bool     `json:"replicate_delete"`
 	Truncate   bool     `json:"replicate_truncate"`
 	Tables     []string `json:"tables"`
+	// Columns and RowFilters are, for the tables added with one, the
+	// column list and the row filter (as pg_get_expr writes it) they were
+	// added with; Sequences are the set's sequences. Absent from the
+	// manifests of pglmon before 2026-12-05, which restore as before.
+	Columns    map[string][]string `json:"columns,omitempty"`
+	RowFilters map[string]string   `json:"row_filters,omitempty"`
+	Sequences  []string            `json:"sequences,omitempty"`
 }
 
 // SubDef is a subscription and its options.

@@ -2,6 +2,7 @@ package upgrade
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -77,7 +78,12 @@ const (
 		JOIN pglogical.node n ON n.node_id = l.node_id
 		JOIN pglogical.node_interface i ON i.if_id = l.node_local_interface`
 	setsQuery = `SELECT s.set_name::text, s.replicate_insert, s.replicate_update, s.replicate_delete, s.replicate_truncate,
-		coalesce((SELECT array_agg(t.set_reloid::regclass::text ORDER BY 1) FROM pglogical.replication_set_table t WHERE t.set_id = s.set_id), '{}')
+		coalesce((SELECT array_agg(t.set_reloid::regclass::text ORDER BY 1) FROM pglogical.replication_set_table t WHERE t.set_id = s.set_id), '{}'),
+		coalesce((SELECT json_object_agg(t.set_reloid::regclass::text, t.set_att_list) FROM pglogical.replication_set_table t
+			WHERE t.set_id = s.set_id AND t.set_att_list IS NOT NULL), '{}')::text,
+		coalesce((SELECT json_object_agg(t.set_reloid::regclass::text, pg_get_expr(t.set_row_filter, t.set_reloid)) FROM pglogical.replication_set_table t
+			WHERE t.set_id = s.set_id AND t.set_row_filter IS NOT NULL), '{}')::text,
+		coalesce((SELECT array_agg(q.set_seqoid::regclass::text ORDER BY 1) FROM pglogical.replication_set_seq q WHERE q.set_id = s.set_id), '{}')
 		FROM pglogical.replication_set s JOIN pglogical.local_node l ON l.node_id = s.set_nodeid ORDER BY 1`
 	subsQuery = `SELECT s.sub_name::text, n.node_name::text, i.if_dsn, s.sub_enabled, s.sub_slot_name::text,
 		coalesce(s.sub_replication_sets, '{}'), coalesce(s.sub_forward_origins, '{}'), s.sub_apply_delay::text,
@@ -291,8 +297,24 @@ func (r *Runner) record(ctx context.Context, node string) (*Manifest, error) {
 	}
 	for rows.Next() {
 		s := SetDef{ConfigNode: node}
-		if err := rows.Scan(&s.Name, &s.Insert, &s.Update, &s.Delete, &s.Truncate, &s.Tables); err != nil {
+		var columns, filters string
+		if err := rows.Scan(&s.Name, &s.Insert, &s.Update, &s.Delete, &s.Truncate, &s.Tables, &columns, &filters, &s.Sequences); err != nil {
 			return nil, err
+		}
+		if err := json.Unmarshal([]byte(columns), &s.Columns); err != nil {
+			return nil, fmt.Errorf("read the column lists of set %s: %w", s.Name, err)
+		}
+		if err := json.Unmarshal([]byte(filters), &s.RowFilters); err != nil {
+			return nil, fmt.Errorf("read the row filters of set %s: %w", s.Name, err)
+		}
+		if len(s.Columns) == 0 {
+			s.Columns = nil
+		}
+		if len(s.RowFilters) == 0 {
+			s.RowFilters = nil
+		}
+		if len(s.Sequences) == 0 {
+			s.Sequences = nil
 		}
 		m.Sets = append(m.Sets, s)
 	}
@@ -636,8 +658,30 @@ func (r *Runner) restoreSet(ctx context.Context, s SetDef) error {
 			return fmt.Errorf("table %s of set %s on %s: %w", t, s.Name, s.ConfigNode, err)
 		}
 		if !in {
-			if err := r.exec(ctx, conn, s.ConfigNode, "add table to replication set", "SELECT pglogical.replication_set_add_table($1, $2::regclass, false)", s.Name, t); err != nil {
+			// As it was added: its column list and row filter, or NULL.
+			var columns, filter any
+			if c, ok := s.Columns[t]; ok {
+				columns = c
+			}
+			if f, ok := s.RowFilters[t]; ok {
+				filter = f
+			}
+			if err := r.exec(ctx, conn, s.ConfigNode, "add table to replication set", "SELECT pglogical.replication_set_add_table($1, $2::regclass, synchronize_data := false, columns := $3::text[], row_filter := $4::text)",
+				s.Name, t, columns, filter); err != nil {
 				return fmt.Errorf("add %s to set %s on %s: %w", t, s.Name, s.ConfigNode, err)
+			}
+		}
+	}
+	for _, q := range s.Sequences {
+		in, err := exists(ctx, conn, `SELECT EXISTS (SELECT 1 FROM pglogical.replication_set_seq q JOIN pglogical.replication_set rs ON rs.set_id = q.set_id
+			WHERE rs.set_name = $1 AND q.set_seqoid = $2::regclass)`, s.Name, q)
+		if err != nil {
+			return fmt.Errorf("sequence %s of set %s on %s: %w", q, s.Name, s.ConfigNode, err)
+		}
+		if !in {
+			// pglogical copies its value to the subscribers now and then.
+			if err := r.exec(ctx, conn, s.ConfigNode, "add sequence to replication set", "SELECT pglogical.replication_set_add_sequence($1, $2::regclass, false)", s.Name, q); err != nil {
+				return fmt.Errorf("add sequence %s to set %s on %s: %w", q, s.Name, s.ConfigNode, err)
 			}
 		}
 	}

@@ -31,6 +31,20 @@ func TestPrepareAndRestoreAroundAnUpgrade(t *testing.T) {
 	if err := p.Provider.Exec(ctx, "SELECT pglogical.alter_replication_set('default', replicate_truncate := false)"); err != nil {
 		t.Fatal(err)
 	}
+	// A table added with a column list and a row filter, and a sequence:
+	// restore adds them back as they were.
+	if err := p.Provider.Exec(ctx, `CREATE TABLE filtered (id int PRIMARY KEY, a int, secret text); CREATE SEQUENCE counter;
+		SELECT pglogical.replication_set_add_table('default', 'filtered', false, columns := ARRAY['id', 'a'], row_filter := 'a > 0 AND id <> 7');
+		SELECT pglogical.replication_set_add_sequence('default', 'counter', false)`); err != nil {
+		t.Fatal(err)
+	}
+	const setTablesSQL = `SELECT coalesce(string_agg(format('%s %s %s', t.set_reloid::regclass, t.set_att_list, pg_get_expr(t.set_row_filter, t.set_reloid)), '; ' ORDER BY 1), '')
+		|| ' / ' || coalesce((SELECT string_agg(q.set_seqoid::regclass::text, ', ') FROM pglogical.replication_set_seq q JOIN pglogical.replication_set s ON s.set_id = q.set_id WHERE s.set_name = 'default'), '')
+		FROM pglogical.replication_set_table t JOIN pglogical.replication_set s ON s.set_id = t.set_id WHERE s.set_name = 'default'`
+	var before string
+	if err := p.Provider.QueryRow(ctx, setTablesSQL, []any{&before}); err != nil || !strings.Contains(before, "filtered {id,a} ((a > 0) AND (id <> 7))") || !strings.HasSuffix(before, " / counter") {
+		t.Fatalf("set default before prepare: %q (%v)", before, err)
+	}
 	manifest := filepath.Join(t.TempDir(), "manifest.json")
 	var out bytes.Buffer
 	auditPath := filepath.Join(t.TempDir(), "audit.jsonl")
@@ -102,6 +116,10 @@ func TestPrepareAndRestoreAroundAnUpgrade(t *testing.T) {
 		if st, _ := p.Status(ctx, sub); st != "replicating" {
 			t.Errorf("%s after restore: %s", sub, st)
 		}
+	}
+	var after string
+	if err := p.Provider.QueryRow(ctx, setTablesSQL, []any{&after}); err != nil || after != before {
+		t.Errorf("set default after restore: %q (%v), before: %q", after, err, before)
 	}
 	var truncate bool
 	if err := p.Provider.QueryRow(ctx, "SELECT replicate_truncate FROM pglogical.replication_set WHERE set_name = 'default'", []any{&truncate}); err != nil || truncate {
