@@ -139,6 +139,9 @@ type ReplicationSet struct {
 	Update   *bool    `yaml:"replicate_update"`
 	Delete   *bool    `yaml:"replicate_delete"`
 	Truncate *bool    `yaml:"replicate_truncate"`
+	// Sequences: also put in the set the sequences its tables' serial and
+	// identity columns use (true when unset).
+	Sequences *bool `yaml:"sequences"`
 }
 
 // Flag returns a replicate_* flag, true when unset.

@@ -185,10 +185,14 @@ func (r *Runner) Plan(ctx context.Context) (Plan, error) {
 	if err := r.checkCopies(ctx, conns, tables, &p); err != nil {
 		return p, err
 	}
+	seqs, err := r.sequences(ctx, conns, tables, &p)
+	if err != nil {
+		return p, err
+	}
 	if len(p.Problems) > 0 {
 		return p, nil
 	}
-	if err := r.changes(ctx, conns, tables, &p); err != nil {
+	if err := r.changes(ctx, conns, tables, seqs, &p); err != nil {
 		return p, err
 	}
 	warned := map[string]bool{}
@@ -444,7 +448,7 @@ func (r *Runner) compareTable(ctx context.Context, prov, sub *pgx.Conn, sb confi
 	}
 }
 
-func (r *Runner) changes(ctx context.Context, conns map[string]*pgx.Conn, tables map[string][]string, p *Plan) error {
+func (r *Runner) changes(ctx context.Context, conns map[string]*pgx.Conn, tables, seqs map[string][]string, p *Plan) error {
 	add := func(c Change) { p.Changes = append(p.Changes, c) }
 	left := &leftSets{conns: conns}
 	hasExt := map[string]bool{}  // pglogical installed, per node: asked once
@@ -527,6 +531,11 @@ func (r *Runner) changes(ctx context.Context, conns map[string]*pgx.Conn, tables
 				add(Change{Node: rs.Node, What: what, SQL: "SELECT pglogical.replication_set_add_table($1, $2::regclass, $3)", Args: []any{rs.Name, t, copyData}})
 			}
 		}
+		cs, err := sequenceChanges(ctx, c, rs, exists, seqs[setKey(rs.Node, rs.Name)])
+		if err != nil {
+			return err
+		}
+		p.Changes = append(p.Changes, cs...)
 	}
 	for _, sb := range r.Config.Subscriptions {
 		c := conns[sb.Subscriber]
