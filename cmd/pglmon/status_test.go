@@ -663,6 +663,68 @@ func TestStatusTableLeftSetKeptOnPurpose(t *testing.T) {
 	}
 }
 
+// TestStatusProviderElsewhere: pglmon's dsn for the provider reaches
+// another database whose pglogical node has the provider's name (as a
+// restored or failed-over instance, or a replica, would have), while the
+// subscription streams from the real one: status says provider_elsewhere
+// (critical) and nothing it would read from that database (no
+// table_left_set for its missing set); repair prints the plan; with the
+// dsn put right, status is ok.
+func TestStatusProviderElsewhere(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10})
+	other := pgtest.DB{Cluster: p.Provider.Cluster, Name: p.Provider.Name + "_other"}
+	if err := other.Cluster.Exec(ctx, "postgres", "CREATE DATABASE "+other.Name); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Exec(ctx, "CREATE EXTENSION pglogical; SELECT pglogical.create_node('"+p.ProviderNode+"', 'host=elsewhere')"); err != nil {
+		t.Fatal(err)
+	}
+	good := writeConfig(t, p, "")
+	body, err := os.ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(t.TempDir(), "pglmon.yaml")
+	if err := os.WriteFile(bad, []byte(strings.Replace(string(body), p.Provider.DSN(), other.DSN(), 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var code int
+	var s statusJSON
+	var f *struct{ Code, Severity, Message, Remedy string }
+	// Once the apply worker has run for down_grace (3 s).
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		code, s = status(t, bad)
+		f = nil
+		if len(s.Subscriptions) == 1 {
+			for i, x := range s.Subscriptions[0].Findings {
+				if x.Code == "provider_elsewhere" {
+					f = &s.Subscriptions[0].Findings[i]
+				}
+			}
+		}
+		return f != nil
+	}); err != nil {
+		t.Fatalf("no provider_elsewhere: exit %d, %+v", code, s)
+	}
+	slot, err := p.SlotName(ctx, p.Sub())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code != 2 || f.Severity != "critical" || len(s.Subscriptions[0].Findings) != 1 ||
+		!strings.Contains(f.Message, "but provider provider has no slot "+slot+" in its database: the worker streams from another server or database whose pglogical node is also named "+p.ProviderNode) {
+		t.Errorf("exit %d: %+v", code, s)
+	}
+	code, out, _ := pglmon(t, "repair", "--config", bad, "--subscription", p.Sub())
+	if code != 1 || !strings.Contains(out, "SELECT pglogical.drop_subscription('"+p.Sub()+"');") || !strings.Contains(out, "WHERE slot_name = '"+slot+"'") {
+		t.Errorf("repair: exit %d\n%s", code, out)
+	}
+	if code, s := status(t, good); code != 0 {
+		t.Errorf("with the provider's dsn: exit %d, %+v", code, s)
+	}
+}
+
 // TestStatusSlotXminAge: a stopped subscription's slot and another tool's
 // forgotten slot hold back the provider's transaction horizon while
 // transactions go on; pglmon says so (warning, then critical) and names

@@ -294,6 +294,7 @@ func (d *diagnosis) subscription(subscriber *probe.Snapshot, sub probe.Subscript
 		out.NotStreamingSince = &t
 	}
 
+	elsewhere := false
 	switch {
 	case !sub.Enabled || sub.Status == probe.StatusDisabled:
 		add(Finding{Code: CodeSubscriptionDisabled, Severity: Warning, Remedy: RemedyEnable,
@@ -309,13 +310,18 @@ func (d *diagnosis) subscription(subscriber *probe.Snapshot, sub probe.Subscript
 	case sub.Status == probe.StatusReplicating:
 		if f, ok := d.notStreaming(&out, sub, prov, slot); ok {
 			add(f)
+		} else if f, ok := d.elsewhere(sub, prov, slotFound); ok {
+			add(f)
+			// Its sets and tables, read on that node, are not the ones
+			// the subscription replicates.
+			elsewhere = true
 		}
 	}
-	if ms := d.Schema[key]; len(ms) > 0 && sub.Status != probe.StatusDown {
+	if ms := d.Schema[key]; len(ms) > 0 && sub.Status != probe.StatusDown && !elsewhere {
 		add(Finding{Code: CodeSchemaMismatch, Severity: Warning, Human: true,
 			Message: fmt.Sprintf("the tables of %s differ between provider and subscriber (pglogical does not replicate DDL): %s; the next change to such a table stops the subscription", sub.Name, describe(ms))})
 	}
-	if left := d.LeftSets[key]; len(left) > 0 {
+	if left := d.LeftSets[key]; len(left) > 0 && !elsewhere {
 		out.TablesLeftSets = left
 		provider := out.Provider
 		if provider == "" {
@@ -464,6 +470,34 @@ func (d *diagnosis) notStreaming(out *Subscription, sub probe.Subscription, prov
 			"The connection hangs on the way to the provider: packets dropped by a firewall, security group or network ACL, a route or a cached DNS answer leading to an old address of the provider (a replaced endpoint), or a server that accepts connections and never answers. "+
 			"pglmon itself reaches the provider; restarting the subscription hangs the same way. The slot keeps the provider's changes meanwhile (retaining %s)",
 			sub.Name, sub.Status, slot.Name, prov.Node, quiet.Round(time.Second), grace, q.Longest.Round(time.Second), via, config.FormatBytes(slot.RetainedBytes))}, true
+}
+
+// elsewhere explains a synchronised subscription whose apply worker has
+// run for down_grace or longer, saying replicating, while its configured
+// provider (the node whose pglogical node has the name of the
+// subscription's provider) has no slot of its name in its database: the
+// worker streams from another server or database whose pglogical node has
+// that name. pglmon's dsn for the node may point elsewhere (a replica, a
+// reader endpoint, another database), or the subscription follows an old
+// server (the instance the provider was restored or failed over from),
+// where no write arrives any more: its data grows stale while everything
+// says replicating. The worker's age needs pg_read_all_stats; without it
+// nothing is said (a worker in a crash loop says replicating for about a
+// second at each start).
+func (d *diagnosis) elsewhere(sub probe.Subscription, prov *probe.Snapshot, slotFound bool) (Finding, bool) {
+	grace := d.Thresholds.DownGrace.D()
+	if prov == nil || slotFound || sub.SyncStatus != "r" || sub.WorkerAgeSeconds == nil || *sub.WorkerAgeSeconds < grace.Seconds() {
+		return Finding{}, false
+	}
+	via := ""
+	if sub.ProviderConninfo != "" {
+		via = " (its provider connection string: " + sub.ProviderConninfo + ")"
+	}
+	age := time.Duration(*sub.WorkerAgeSeconds * float64(time.Second)).Round(time.Second)
+	return Finding{Code: CodeProviderElsewhere, Severity: Critical, Human: true,
+		Message: fmt.Sprintf("subscription %s says replicating and its apply worker has run for %s, but provider %s has no slot %s in its database: the worker streams from another server or database whose pglogical node is also named %s%s. "+
+			"Either pglmon's dsn for %s points elsewhere (a replica, a reader endpoint, another database), or the subscription follows an old server (one the provider was restored or failed over from) and no write made on %s reaches it; pglmon cannot see its lag or retained WAL meanwhile",
+			sub.Name, age, prov.Node, sub.SlotName, sub.ProviderNode, via, prov.Node, prov.Node)}, true
 }
 
 // staleReply is how long a walsender's consumer may stay silent before it

@@ -126,6 +126,13 @@ func TestDiagnose(t *testing.T) {
 		{name: "table left the sets", bend: func(w *world) {
 			w.left = map[string][]string{"s/sub": {"public.t"}}
 		}, health: Warning, code: CodeTableLeftSet, sev: Warning, human: true},
+		{name: "streams, no slot on the provider: elsewhere", bend: func(w *world) {
+			w.prov.Slots, w.s().WorkerAgeSeconds = nil, ptr(120.0)
+		}, health: Critical, code: CodeProviderElsewhere, sev: Critical, human: true},
+		{name: "no slot, worker younger than down_grace (a crash loop's start)", bend: func(w *world) {
+			w.prov.Slots, w.s().WorkerAgeSeconds = nil, ptr(2.0)
+		}, health: OK},
+		{name: "no slot, worker's age unknown", bend: func(w *world) { w.prov.Slots = nil }, health: OK},
 		{name: "lag at threshold", bend: func(w *world) { w.slot().LagBytes = 256 << 20 }, health: OK},
 		{name: "lag over threshold", bend: func(w *world) { w.slot().LagBytes = 256<<20 + 1 },
 			health: Warning, code: CodeLagHigh, sev: Warning},
@@ -899,5 +906,25 @@ func TestTableLeftSetMessage(t *testing.T) {
 	if len(s.Findings) != 1 || !strings.HasPrefix(s.Findings[0].Message, want) || !strings.Contains(s.Findings[0].Message, "pglogical still says they replicate") ||
 		!slices.Equal(s.TablesLeftSets, []string{"Sales.Order Lines", "public.t"}) {
 		t.Errorf("%+v", s)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// A subscription streaming from elsewhere: the tables read on the
+// configured provider are not its own, so neither table_left_set nor
+// schema_mismatch is said from them; the message names both connection
+// strings' sides.
+func TestProviderElsewhereHidesWhatItsProviderSays(t *testing.T) {
+	w := healthy()
+	w.prov.Slots, w.s().WorkerAgeSeconds, w.s().ProviderConninfo = nil, ptr(95.0), "host=old.example dbname=app"
+	w.left = map[string][]string{"s/sub": {"public.t"}}
+	w.schema = map[string][]SchemaMismatch{"s/sub": {{Table: "public.t", Missing: true}}}
+	r := w.run()
+	fs := r.Subscriptions[0].Findings
+	if len(fs) != 1 || fs[0].Code != CodeProviderElsewhere ||
+		!strings.Contains(fs[0].Message, "subscription sub says replicating and its apply worker has run for 1m35s, but provider p has no slot pgl_db_prov_sub in its database") ||
+		!strings.Contains(fs[0].Message, "whose pglogical node is also named prov (its provider connection string: host=old.example dbname=app)") {
+		t.Fatalf("%+v", fs)
 	}
 }

@@ -102,7 +102,11 @@ const (
 	// CodeTableLeftSet: a table pglogical copied for a subscription is in
 	// none of its sets on the provider any more; pglogical still says it
 	// replicates, but its changes no longer arrive.
-	CodeTableLeftSet          = "table_left_set"
+	CodeTableLeftSet = "table_left_set"
+	// CodeProviderElsewhere: a subscription streams, but its configured
+	// provider has no slot of its name: it streams from another server
+	// (or database) whose pglogical node has the provider's name.
+	CodeProviderElsewhere     = "provider_elsewhere"
 	CodeLagHigh               = "lag_high"
 	CodeReplicationDelayHigh  = "replication_delay_high"
 	CodeWALRetainedHigh       = "wal_retained_high"

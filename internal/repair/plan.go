@@ -429,6 +429,30 @@ of its interface:
 Nothing is lost meanwhile: provider %[1]s keeps the changes in the slot (watch its retained
 WAL). Once the path is open, pglogical connects at its next attempt, or at once with:
   pglmon repair --config FILE --subscription %[3]s --remedy restart`, s.Provider, s.Subscriber, sh(s.Name), f.Message, sh(conninfo+" connect_timeout=5"))
+	case diagnose.CodeProviderElsewhere:
+		conninfo := s.ProviderConninfo
+		if conninfo == "" {
+			conninfo = "host=... port=... dbname=... user=..."
+		}
+		fmt.Fprintf(&b, `%[4]s.
+Tell which server the subscription streams from: from the subscriber's host (%[2]s), ask the
+server of its interface's connection string, then the one of pglmon's dsn for %[1]s, who they
+are and whether they hold the slot:
+  psql %[5]s -c "SELECT inet_server_addr(), system_identifier, pg_is_in_recovery() FROM pg_control_system(); SELECT slot_name, active FROM pg_replication_slots WHERE slot_name = %[6]s"
+The first holds the slot, active. Then:
+ a) pglmon's dsn for %[1]s is not that server (a replica, a reader endpoint, another database):
+    point it at the server and database the subscription streams from, then
+      pglmon check-config --config FILE --connect
+    Nothing changes on the databases.
+ b) the subscription follows an old server, and the writes now go to %[1]s: nothing made on
+    %[1]s since reaches %[2]s. Its position (its origin's remote_lsn) is one in the old server's
+    WAL, meaningless on %[1]s, so moving the subscription (alter_subscription_interface) would
+    skip or repeat changes: create it again against %[1]s and copy its tables. On %[2]s:
+      SELECT pglogical.drop_subscription(%[3]s);  -- drops its slot on the old server too
+    then empty its tables there and create it with synchronize_data (with the subscription in
+    pglmon's configuration: pglmon setup plan, then pglmon setup apply), and compare:
+      pglmon verify --config FILE --subscription %[7]s
+    Until then the old server keeps WAL for the slot, if it still runs.`, s.Provider, s.Subscriber, q(s.Name), f.Message, sh(conninfo+" connect_timeout=5"), q(s.SlotName), sh(s.Name))
 	case diagnose.CodeWorkerSlotsExhausted:
 		fmt.Fprintf(&b, `%[2]s.
 max_worker_processes takes effect at a server start only. On subscriber %[1]s:
