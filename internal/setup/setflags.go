@@ -43,8 +43,10 @@ func readSetFlags(ctx context.Context, c *pgx.Conn, name string) (f setFlags, ok
 // keeps a set's flags per table until the table's relcache entry is
 // invalidated, which alter_replication_set does not do (pglogical 2.4.2,
 // measured: a running subscription still got no DELETE after
-// replicate_delete was set true). A subscription's apply worker reconnects
-// about 5 s later, to a sender that reads the new flags.
+// replicate_delete was set true). A subscription's apply worker ends with
+// its sender; the next one, which pglogical's manager can take minutes to
+// start (apply waits for it and wakes the manager: waitApply), connects to
+// a sender that reads the new flags.
 const restartSendersSQL = `SELECT count(pg_terminate_backend(s.active_pid)) FROM pg_replication_slots s
 WHERE s.plugin = 'pglogical_output' AND s.database = current_database() AND s.active_pid IS NOT NULL
   AND NOT EXISTS (SELECT 1 FROM pg_replication_slots m WHERE m.database = s.database AND s.slot_name ~ ('^' || m.slot_name || '_[0-9a-f]{8}$'))`
