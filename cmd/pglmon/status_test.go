@@ -725,6 +725,62 @@ func TestStatusProviderElsewhere(t *testing.T) {
 	}
 }
 
+// TestStatusNodeOnAStandby: pglmon's dsn for a node reaches a physical
+// standby of it (a read replica, a reader endpoint): pglogical runs no
+// worker and keeps no logical slot there. Status says node_in_recovery
+// (critical, on the node), and the subscription's state unknown, never a
+// stuck_down to restart (on the subscriber's standby) nor a
+// provider_elsewhere or slot_missing (on the provider's).
+func TestStatusNodeOnAStandby(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10, Own: true})
+	good := writeConfig(t, p, "")
+	body, err := os.ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		node string
+		db   pgtest.DB
+	}{{"subscriber", p.Subscriber}, {"provider", p.Provider}} {
+		standby := pgtest.NewStandby(t, c.db.Cluster)
+		cfg := filepath.Join(t.TempDir(), "pglmon.yaml")
+		if err := os.WriteFile(cfg, []byte(strings.Replace(string(body), c.db.DSN(), standby.DSN(c.db.Name), 1)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var code int
+		var s statusJSON
+		// With the provider's standby, once the apply worker has run past
+		// down_grace (3 s), where provider_elsewhere would be said.
+		if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+			code, s = status(t, cfg)
+			if c.node == "subscriber" {
+				return true
+			}
+			return len(s.Subscriptions) == 1 && s.Subscriptions[0].WorkerAgeSeconds != nil && *s.Subscriptions[0].WorkerAgeSeconds > 3
+		}); err != nil {
+			t.Fatalf("%s on a standby: %+v", c.node, s)
+		}
+		if code != 2 || len(s.Subscriptions) != 1 || s.Subscriptions[0].Health != "unknown" || len(s.Subscriptions[0].Findings) != 1 ||
+			s.Subscriptions[0].Findings[0].Code != "node_in_recovery" || !strings.Contains(s.Subscriptions[0].Findings[0].Message, c.node+" is a standby (in recovery) as pglmon reaches it") {
+			t.Errorf("%s on a standby: exit %d, %+v", c.node, code, s)
+		}
+		said := false
+		for _, n := range s.Nodes {
+			for _, f := range n.Findings {
+				said = said || (n.Name == c.node && f.Code == "node_in_recovery" && f.Severity == "critical")
+			}
+		}
+		if !said {
+			t.Errorf("%s on a standby: no node_in_recovery on the node: %+v", c.node, s.Nodes)
+		}
+	}
+	if code, s := status(t, good); code != 0 {
+		t.Errorf("with the primaries: exit %d, %+v", code, s)
+	}
+}
+
 // TestStatusSlotXminAge: a stopped subscription's slot and another tool's
 // forgotten slot hold back the provider's transaction horizon while
 // transactions go on; pglmon says so (warning, then critical) and names

@@ -263,7 +263,20 @@ func (d *diagnosis) subscription(subscriber *probe.Snapshot, sub probe.Subscript
 		out.Health = Unknown
 		return out
 	}
+	if subscriber.InRecovery {
+		out.Status = ""
+		add(Finding{Code: CodeNodeInRecovery, Severity: Unknown,
+			Message: fmt.Sprintf("subscriber %s is a standby (in recovery) as pglmon reaches it: pglogical runs no worker there, so the state of %s is unknown from it (it runs, if at all, on the primary); point %s's dsn at the primary", subscriber.Node, sub.Name, subscriber.Node)})
+		out.Health = Unknown
+		return out
+	}
 	prov, downNodes := d.provider(sub.ProviderNode)
+	if prov != nil && prov.InRecovery {
+		// Its slot lives on the primary: nothing about it can be read here.
+		add(Finding{Code: CodeNodeInRecovery, Severity: Unknown,
+			Message: fmt.Sprintf("provider %s is a standby (in recovery) as pglmon reaches it: the slot of %s lives on the primary, so its slot, lag and retained WAL cannot be checked; point %s's dsn at the primary", prov.Node, sub.Name, prov.Node)})
+		prov, downNodes = nil, []string{prov.Node}
+	}
 	var slot probe.Slot
 	var slotFound bool
 	if prov != nil {
@@ -368,8 +381,10 @@ func (d *diagnosis) down(out *Subscription, subscriber *probe.Snapshot, sub prob
 		return
 	}
 	if prov == nil && len(downNodes) > 0 {
-		add(Finding{Code: CodeNodeUnreachable, Severity: Unknown,
-			Message: fmt.Sprintf("subscription %s is down and its provider (%s) cannot be reached by pglmon; its slot cannot be checked", sub.Name, strings.Join(downNodes, ", "))})
+		if _, standby := out.Finding(CodeNodeInRecovery); !standby {
+			add(Finding{Code: CodeNodeUnreachable, Severity: Unknown,
+				Message: fmt.Sprintf("subscription %s is down and its provider (%s) cannot be reached by pglmon; its slot cannot be checked", sub.Name, strings.Join(downNodes, ", "))})
+		}
 		return
 	}
 	// A subscription that never started (sync status i) has no slot yet:
@@ -1018,6 +1033,10 @@ func (d *diagnosis) nodes() []Node {
 				Message: fmt.Sprintf("pglmon cannot reach node %s: %s", s.Node, n.Error)})
 			out = append(out, n)
 			continue
+		}
+		if s.InRecovery {
+			n.Findings = append(n.Findings, Finding{Code: CodeNodeInRecovery, Severity: Critical,
+				Message: fmt.Sprintf("node %s is a standby (in recovery) as pglmon reaches it: a physical replica, a reader endpoint, or a server being restored; pglogical runs no worker and keeps no logical slot there, so pglmon sees neither the subscriptions nor the slots of this node: point its dsn at the primary (on RDS, the instance's own endpoint)", s.Node)})
 		}
 		for _, slot := range s.Slots {
 			orphan := slot.Plugin == "pglogical_output" && !slot.Active && !used[slot.Name] && complete

@@ -161,6 +161,18 @@ func TestDiagnose(t *testing.T) {
 			w.hist.Observe([]probe.Snapshot{w.prov, w.sub}, w.now.Add(-time.Minute))
 			w.sub = probe.Snapshot{Node: "s", Err: errors.New("timeout")}
 		}, health: Unknown, code: CodeNodeUnreachable, sev: Unknown, nodeErr: CodeNodeUnreachable},
+		{name: "subscriber reached on a standby: unknown, nothing to repair", bend: func(w *world) {
+			w.sub.InRecovery = true
+			w.s().Status, w.s().WorkerRunning = probe.StatusDown, false
+			w.downFor(10 * time.Minute)
+		}, health: Unknown, code: CodeNodeInRecovery, sev: Unknown, nodeErr: CodeNodeInRecovery},
+		{name: "provider reached on a standby, sub down: unknown, no slot_missing", bend: func(w *world) {
+			w.prov.InRecovery, w.prov.Slots = true, nil
+			w.downFor(10 * time.Minute)
+		}, health: Unknown, code: CodeNodeInRecovery, sev: Unknown, nodeErr: CodeNodeInRecovery},
+		{name: "provider reached on a standby, replicating: not provider_elsewhere", bend: func(w *world) {
+			w.prov.InRecovery, w.prov.Slots, w.s().WorkerAgeSeconds = true, nil, ptr(600.0)
+		}, health: Unknown, code: CodeNodeInRecovery, sev: Unknown, nodeErr: CodeNodeInRecovery},
 		{name: "provider not configured", bend: func(w *world) { w.s().ProviderNode = "elsewhere" },
 			health: Warning, code: CodeProviderNotConfigured, sev: Warning},
 		{name: "orphan slot", bend: func(w *world) {
@@ -220,8 +232,8 @@ func TestDiagnose(t *testing.T) {
 				if f.Message == "" {
 					t.Error("finding has no message")
 				}
-				if tc.code == CodeSchemaMismatch && len(s.Findings) != 1 {
-					t.Errorf("findings beside the schema mismatch: %+v", s.Findings)
+				if (tc.code == CodeSchemaMismatch || tc.code == CodeNodeInRecovery) && len(s.Findings) != 1 {
+					t.Errorf("findings beside %s: %+v", tc.code, s.Findings)
 				}
 			}
 			var nodeCodes []string

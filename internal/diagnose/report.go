@@ -78,6 +78,9 @@ const (
 	CodeSlotMissing            = "slot_missing"
 	CodeSubscriptionDisabled   = "subscription_disabled"
 	CodeNodeUnreachable        = "node_unreachable"
+	// CodeNodeInRecovery: a node pglmon reaches is a standby, where
+	// pglogical runs no worker and keeps no logical slot.
+	CodeNodeInRecovery         = "node_in_recovery"
 	CodeInitFailed             = "init_failed"
 	CodeTableSyncStalled       = "table_sync_stalled"
 	CodePartitionedTable       = "partitioned_table"

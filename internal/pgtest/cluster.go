@@ -359,21 +359,45 @@ func Clone(ctx context.Context, src *Cluster, opt Options) (*Cluster, error) {
 		c.cleanup()
 		return nil, fmt.Errorf("copy the cluster on port %d: %w: %s", src.Port, err, out)
 	}
-	auto := filepath.Join(c.Dir, "postgresql.auto.conf")
-	conf, err := os.ReadFile(auto)
-	if err != nil {
-		c.cleanup()
-		return nil, fmt.Errorf("read the copy's postgresql.auto.conf: %w", err)
-	}
-	// The last setting of a name wins: the copy's own port and socket.
-	conf = append(conf, fmt.Sprintf("port = %d\nunix_socket_directories = '%s'\n", c.Port, c.root)...)
-	if err := os.WriteFile(auto, conf, 0o600); err != nil {
-		c.cleanup()
-		return nil, fmt.Errorf("write the copy's postgresql.auto.conf: %w", err)
-	}
-	if err := c.Start(ctx); err != nil {
+	if err := c.startOnOwnPort(ctx); err != nil {
 		c.cleanup()
 		return nil, err
 	}
 	return c, nil
+}
+
+// Standby starts a physical standby of the running cluster primary
+// (pg_basebackup, streaming its WAL), on a port of its own: the server
+// pglmon reaches through a read replica or a reader endpoint.
+func Standby(ctx context.Context, primary *Cluster, opt Options) (*Cluster, error) {
+	c, err := newCluster(opt)
+	if err != nil {
+		return nil, err
+	}
+	if out, err := c.run(ctx, filepath.Join(BinDir, "pg_basebackup"), "-D", c.Dir, "-h", primary.Host, "-p", strconv.Itoa(primary.Port),
+		"-U", "postgres", "-R", "-X", "stream", "-c", "fast", "--no-sync"); err != nil {
+		c.cleanup()
+		return nil, fmt.Errorf("pg_basebackup of the cluster on port %d: %w: %s", primary.Port, err, out)
+	}
+	if err := c.startOnOwnPort(ctx); err != nil {
+		c.cleanup()
+		return nil, err
+	}
+	return c, nil
+}
+
+// startOnOwnPort starts a cluster copied from another (its files, with the
+// other's settings) on its own port and socket.
+func (c *Cluster) startOnOwnPort(ctx context.Context) error {
+	auto := filepath.Join(c.Dir, "postgresql.auto.conf")
+	conf, err := os.ReadFile(auto)
+	if err != nil {
+		return fmt.Errorf("read the copy's postgresql.auto.conf: %w", err)
+	}
+	// The last setting of a name wins: the copy's own port and socket.
+	conf = append(conf, fmt.Sprintf("port = %d\nunix_socket_directories = '%s'\n", c.Port, c.root)...)
+	if err := os.WriteFile(auto, conf, 0o600); err != nil {
+		return fmt.Errorf("write the copy's postgresql.auto.conf: %w", err)
+	}
+	return c.Start(ctx)
 }

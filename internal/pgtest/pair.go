@@ -577,6 +577,14 @@ func (p *Pair) NodesYAML() string {
 	return fmt.Sprintf("nodes:\n  - name: provider\n    dsn: %q\n  - name: subscriber\n    dsn: %q\n", p.Provider.DSN(), p.Subscriber.DSN())
 }
 
+// NewStandby starts a physical standby of a running cluster (Standby) for
+// one test; it is destroyed when the test ends.
+func NewStandby(t testing.TB, primary *Cluster) *Cluster {
+	t.Helper()
+	c, err := Standby(context.Background(), primary, Options{})
+	return ownedBy(t, c, err)
+}
+
 // NewClone clones a stopped cluster (Clone) for one test; the copy is
 // destroyed when the test ends.
 func NewClone(t testing.TB, src *Cluster) *Cluster {
