@@ -781,6 +781,115 @@ func TestStatusNodeOnAStandby(t *testing.T) {
 	}
 }
 
+// TestStatusForwardLoop: two nodes subscribed to each other with
+// create_subscription's default forward_origins ({all}): an update goes
+// round endlessly. Status says forward_loop on both subscriptions; the
+// plan repair prints (create each again with forward_origins '{}'),
+// followed as written, ends it: status is ok and an update stays.
+func TestStatusForwardLoop(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ca, cb := pgtest.Shared(t)
+	name := fmt.Sprintf("loop_%d", os.Getpid())
+	p := &pgtest.Pair{Provider: pgtest.DB{Cluster: ca, Name: name}, Subscriber: pgtest.DB{Cluster: cb, Name: name}}
+	for i, d := range []pgtest.DB{p.Provider, p.Subscriber} {
+		if err := d.Cluster.Exec(ctx, "postgres", "CREATE DATABASE "+name); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Exec(ctx, fmt.Sprintf("CREATE EXTENSION pglogical; CREATE TABLE t (id int PRIMARY KEY, v int); SELECT pglogical.create_node('%s_n%d', '%s'); SELECT pglogical.replication_set_add_table('default', 't')", name, i, d.DSN())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	subs := []struct {
+		db        pgtest.DB
+		name, dsn string
+	}{{p.Subscriber, "b_from_a", p.Provider.DSN()}, {p.Provider, "a_from_b", p.Subscriber.DSN()}}
+	for _, sb := range subs {
+		if err := sb.db.Exec(ctx, fmt.Sprintf("SELECT pglogical.create_subscription('%s', '%s', ARRAY['default'], false)", sb.name, sb.dsn)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, sb := range subs {
+			(&pgtest.Pair{Provider: p.Provider, Subscriber: sb.db}).DropSubscription(context.Background(), sb.name)
+		}
+	})
+	for _, sb := range subs {
+		if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+			st, _ := (&pgtest.Pair{Subscriber: sb.db}).Status(ctx, sb.name)
+			return st == "replicating"
+		}); err != nil {
+			t.Fatalf("%s: %v", sb.name, err)
+		}
+	}
+	cfg := writeConfig(t, p, "")
+	loops := func(s statusJSON) []string {
+		var out []string
+		for _, x := range s.Subscriptions {
+			for _, f := range x.Findings {
+				if f.Code == "forward_loop" && f.Severity == "critical" && strings.Contains(f.Message, "endlessly") {
+					out = append(out, x.Name)
+				}
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	code, s := status(t, cfg)
+	if code != 2 || !slices.Equal(loops(s), []string{"a_from_b", "b_from_a"}) {
+		t.Fatalf("exit %d, loops %v: %+v", code, loops(s), s)
+	}
+	// The plan, as printed, for each.
+	for _, sb := range subs {
+		code, out, _ := pglmon(t, "repair", "--config", cfg, "--subscription", sb.name)
+		var stmts []string
+		for _, l := range strings.Split(out, "\n") {
+			if l = strings.TrimSpace(l); strings.HasPrefix(l, "SELECT pglogical.drop_subscription(") || strings.HasPrefix(l, "SELECT pglogical.create_subscription(") {
+				stmts = append(stmts, l)
+			}
+		}
+		if code != 1 || len(stmts) != 2 {
+			t.Fatalf("repair %s: exit %d\n%s", sb.name, code, out)
+		}
+		for _, stmt := range stmts {
+			if err := sb.db.Exec(ctx, stmt); err != nil {
+				t.Fatalf("%s: %v", stmt, err)
+			}
+		}
+	}
+	for _, sb := range subs {
+		if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+			st, _ := (&pgtest.Pair{Subscriber: sb.db}).Status(ctx, sb.name)
+			return st == "replicating"
+		}); err != nil {
+			t.Fatalf("%s after the plan: %v", sb.name, err)
+		}
+	}
+	if code, s := status(t, cfg); code != 0 {
+		t.Errorf("after the plan: exit %d, %+v", code, s)
+	}
+	// An update reaches the other side and stays on both.
+	if err := p.Provider.Exec(ctx, "INSERT INTO t VALUES (1, 1); UPDATE t SET v = 2 WHERE id = 1; INSERT INTO t VALUES (2, 0)"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := p.WaitConverged(ctx, "t", 30*time.Second); err != nil || n != 2 {
+		t.Fatalf("after the plan: %d rows, %v", n, err)
+	}
+	// And the other way.
+	if err := p.Subscriber.Exec(ctx, "INSERT INTO t VALUES (3, 3)"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := p.WaitConverged(ctx, "t", 30*time.Second); err != nil || n != 3 {
+		t.Fatalf("written on the other side: %d rows, %v", n, err)
+	}
+	for _, d := range []pgtest.DB{p.Provider, p.Subscriber} {
+		var v int
+		if err := d.QueryRow(ctx, "SELECT v FROM t WHERE id = 1", []any{&v}); err != nil || v != 2 {
+			t.Errorf("%s: v %d (%v), want 2", d.Cluster.DSN(d.Name), v, err)
+		}
+	}
+}
+
 // TestStatusSlotXminAge: a stopped subscription's slot and another tool's
 // forgotten slot hold back the provider's transaction horizon while
 // transactions go on; pglmon says so (warning, then critical) and names

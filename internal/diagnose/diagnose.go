@@ -120,6 +120,7 @@ func Diagnose(in Input) Report {
 	for i := range in.Snapshots {
 		d.byName[in.Snapshots[i].Node] = &in.Snapshots[i]
 	}
+	d.loops = d.echoes()
 	r := Report{Time: in.Now, Health: OK}
 	for i := range in.Snapshots {
 		s := &in.Snapshots[i]
@@ -148,6 +149,8 @@ type diagnosis struct {
 	Input
 	h      *History
 	byName map[string]*probe.Snapshot
+	// loops are the ways back to where changes were made (echoes).
+	loops map[string]echo
 }
 
 // declared compares the subscriptions the configuration describes with
@@ -329,6 +332,9 @@ func (d *diagnosis) subscription(subscriber *probe.Snapshot, sub probe.Subscript
 			// the subscription replicates.
 			elsewhere = true
 		}
+	}
+	if ec, ok := d.loops[key]; ok {
+		add(loopFinding(sub, ec))
 	}
 	if ms := d.Schema[key]; len(ms) > 0 && sub.Status != probe.StatusDown && !elsewhere {
 		add(Finding{Code: CodeSchemaMismatch, Severity: Warning, Human: true,

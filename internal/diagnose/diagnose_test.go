@@ -940,3 +940,47 @@ func TestProviderElsewhereHidesWhatItsProviderSays(t *testing.T) {
 		t.Fatalf("%+v", fs)
 	}
 }
+
+// Two nodes subscribed to each other: a subscription that forwards all
+// origins brings back to its subscriber what was made there (forward_loop
+// on it); with both forwarding, endlessly; with neither, nothing.
+func TestForwardLoop(t *testing.T) {
+	for _, c := range []struct {
+		name          string
+		there, back   []string // forward_origins of sub (p -> s) and back (s -> p)
+		flagged       []string // subscriptions with forward_loop
+		endless, none bool
+	}{
+		{name: "back forwards", there: []string{}, back: []string{"all"}, flagged: []string{"back"}},
+		{name: "both forward", there: []string{"all"}, back: []string{"all"}, flagged: []string{"back", "sub"}, endless: true},
+		{name: "neither", there: []string{}, back: []string{}, none: true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			w := healthy()
+			w.s().ForwardOrigins = c.there
+			w.prov.Subscriptions = []probe.Subscription{{Name: "back", Enabled: true, Status: probe.StatusReplicating, ProviderNode: "subn",
+				SlotName: "pgl_db_subn_back", OriginExists: true, SyncStatus: "r", WorkerRunning: true, ForwardOrigins: c.back}}
+			w.sub.Slots = []probe.Slot{{Name: "pgl_db_subn_back", Plugin: "pglogical_output", Type: "logical", Active: true, WALStatus: "reserved"}}
+			r := w.run()
+			var flagged []string
+			for _, s := range r.Subscriptions {
+				if f, ok := s.Finding(CodeForwardLoop); ok {
+					flagged = append(flagged, s.Name)
+					if f.Severity != Critical || !f.Human || strings.Contains(f.Message, "endlessly") != c.endless {
+						t.Errorf("%s: %+v", s.Name, f)
+					}
+					if s.Name == "back" && !strings.Contains(f.Message, "changes made on p come back to it (p -> s -> p, through subscriptions sub, back): subscription back has forward_origins {all}") {
+						t.Errorf("message: %s", f.Message)
+					}
+				}
+			}
+			slices.Sort(flagged)
+			if !slices.Equal(flagged, c.flagged) {
+				t.Errorf("flagged %v, want %v", flagged, c.flagged)
+			}
+			if c.none && r.Health != OK {
+				t.Errorf("health %s: %+v", r.Health, r.Subscriptions)
+			}
+		})
+	}
+}

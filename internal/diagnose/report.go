@@ -109,7 +109,10 @@ const (
 	// CodeProviderElsewhere: a subscription streams, but its configured
 	// provider has no slot of its name: it streams from another server
 	// (or database) whose pglogical node has the provider's name.
-	CodeProviderElsewhere     = "provider_elsewhere"
+	CodeProviderElsewhere = "provider_elsewhere"
+	// CodeForwardLoop: changes made on a subscription's subscriber come
+	// back to it through subscriptions that forward all origins.
+	CodeForwardLoop           = "forward_loop"
 	CodeLagHigh               = "lag_high"
 	CodeReplicationDelayHigh  = "replication_delay_high"
 	CodeWALRetainedHigh       = "wal_retained_high"

@@ -154,7 +154,8 @@ const subscriptionsQuery = `SELECT s.sub_name::text, s.sub_enabled, coalesce(st.
 	coalesce(extract(epoch FROM s.sub_apply_delay), 0)::float8,
 	(SELECT extract(epoch FROM now() - max(a.backend_start))::float8 FROM pg_stat_activity a
 		WHERE 'pglogical apply ' || (SELECT oid FROM pg_database WHERE datname = current_database()) || ':' || s.sub_id
-			IN (a.backend_type, a.application_name))
+			IN (a.backend_type, a.application_name)),
+	coalesce(s.sub_forward_origins, '{}')
 FROM pglogical.subscription s
 LEFT JOIN pglogical.node n ON n.node_id = s.sub_origin
 LEFT JOIN pglogical.node_interface ni ON ni.if_id = s.sub_origin_if

@@ -40,7 +40,7 @@ func scanSubscriptions(rows pgx.Rows) ([]Subscription, error) {
 		var s Subscription
 		var remote, dsn string
 		if err := rows.Scan(&s.Name, &s.Enabled, &s.Status, &s.ProviderNode, &s.SlotName, &s.ReplicationSets,
-			&s.OriginExists, &remote, &s.SyncStatus, &s.WorkerRunning, &s.ApplyWorker, &s.ProviderInterface, &dsn, &s.ApplyDelaySeconds, &s.WorkerAgeSeconds); err != nil {
+			&s.OriginExists, &remote, &s.SyncStatus, &s.WorkerRunning, &s.ApplyWorker, &s.ProviderInterface, &dsn, &s.ApplyDelaySeconds, &s.WorkerAgeSeconds, &s.ForwardOrigins); err != nil {
 			return nil, err
 		}
 		// The stored connection string may hold a password: only where it goes is kept.

@@ -325,6 +325,10 @@ type Subscription struct {
 	ProviderConninfo  string `json:"provider_conninfo,omitempty"`
 	// ApplyDelaySeconds is the subscription's apply_delay (0: none).
 	ApplyDelaySeconds float64 `json:"apply_delay_seconds,omitempty"`
+	// ForwardOrigins is the subscription's forward_origins: {all} (what
+	// create_subscription gives unless told) has the provider send what it
+	// received from elsewhere too; {} only what was written there.
+	ForwardOrigins []string `json:"forward_origins"`
 	// LockWait is set while the apply worker waits for a lock that a
 	// session on the subscriber holds.
 	LockWait *LockWait `json:"lock_wait,omitempty"`

@@ -453,6 +453,28 @@ The first holds the slot, active. Then:
     pglmon's configuration: pglmon setup plan, then pglmon setup apply), and compare:
       pglmon verify --config FILE --subscription %[7]s
     Until then the old server keeps WAL for the slot, if it still runs.`, s.Provider, s.Subscriber, q(s.Name), f.Message, sh(conninfo+" connect_timeout=5"), q(s.SlotName), sh(s.Name))
+	case diagnose.CodeForwardLoop:
+		conninfo := s.ProviderConninfo
+		if conninfo == "" {
+			conninfo = "host=... port=... dbname=... user=..."
+		}
+		sets := make([]string, len(s.ReplicationSets))
+		for i, rs := range s.ReplicationSets {
+			sets[i] = q(rs)
+		}
+		fmt.Fprintf(&b, `%[3]s.
+pglogical cannot change a subscription's forward_origins: create %[4]s again with
+forward_origins '{}'. On subscriber %[2]s (drop_subscription drops its slot on %[1]s too; the
+connection string is the interface's, without its password: add it if the server asks for one):
+  SELECT pglogical.drop_subscription(%[5]s);
+  SELECT pglogical.create_subscription(subscription_name := %[5]s, provider_dsn := %[6]s, replication_sets := ARRAY[%[7]s]::text[], synchronize_data := false, forward_origins := '{}');
+Do the same for every subscription the finding names on the way that forwards, if it is said
+there too. Changes made on %[1]s between the drop and the new subscription's start are not sent
+to %[2]s (the new slot starts at its creation): stop writes there meanwhile, or compare afterwards
+and copy what differs:
+  pglmon verify --config FILE --subscription %[8]s
+Rows the round trip set back to an older value look like any other row to pglmon: check the
+tables written while it ran.`, s.Provider, s.Subscriber, f.Message, s.Name, q(s.Name), q(conninfo), strings.Join(sets, ", "), sh(s.Name))
 	case diagnose.CodeWorkerSlotsExhausted:
 		fmt.Fprintf(&b, `%[2]s.
 max_worker_processes takes effect at a server start only. On subscriber %[1]s:
