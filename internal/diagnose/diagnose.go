@@ -150,7 +150,7 @@ type diagnosis struct {
 	h      *History
 	byName map[string]*probe.Snapshot
 	// loops are the ways back to where changes were made (echoes).
-	loops map[string]echo
+	loops map[string]Echo
 }
 
 // declared compares the subscriptions the configuration describes with

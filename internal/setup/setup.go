@@ -182,6 +182,7 @@ func (r *Runner) Plan(ctx context.Context) (Plan, error) {
 		}
 	}
 	p.Warnings = append(p.Warnings, r.unforwarded(tables)...)
+	p.Problems = append(p.Problems, r.loops()...)
 	if err := r.checkCopies(ctx, conns, tables, &p); err != nil {
 		return p, err
 	}

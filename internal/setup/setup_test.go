@@ -1212,3 +1212,35 @@ func TestSerialAndIdentitySequencesJoinTheSet(t *testing.T) {
 		}
 	}
 }
+
+// Subscriptions that would bring changes back where they were made
+// (forward_origins [all] on a way back) are a missing prerequisite; [] both
+// ways, or [all] down a cascade, are not.
+func TestForwardLoopRefused(t *testing.T) {
+	nodes := "nodes:\n  - {name: a, dsn: host=a, pglogical_name: a}\n  - {name: b, dsn: host=b, pglogical_name: b}\n  - {name: c, dsn: host=c, pglogical_name: c}\n"
+	sets := "replication_sets:\n  - {name: s, node: a, tables: [t]}\n  - {name: s, node: b, tables: [t]}\n"
+	for _, tc := range []struct {
+		name, subs string
+		want       []string
+	}{
+		{"both ways, one forwarding", "  - {name: b_a, subscriber: b, provider: a, replication_sets: [s]}\n  - {name: a_b, subscriber: a, provider: b, replication_sets: [s], forward_origins: [all]}\n",
+			[]string{"subscription a_b would bring back to a the changes made there (a -> b -> a, through subscriptions b_a, a_b)"}},
+		{"both ways, none forwarding", "  - {name: b_a, subscriber: b, provider: a, replication_sets: [s]}\n  - {name: a_b, subscriber: a, provider: b, replication_sets: [s]}\n", nil},
+		{"cascade forwarding", "  - {name: b_a, subscriber: b, provider: a, replication_sets: [s]}\n  - {name: c_b, subscriber: c, provider: b, replication_sets: [s], forward_origins: [all]}\n", nil},
+	} {
+		cfg, err := configParse(nodes + sets + "subscriptions:\n" + tc.subs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := (&Runner{Config: cfg}).loops()
+		if len(got) != len(tc.want) {
+			t.Errorf("%s: %+v", tc.name, got)
+			continue
+		}
+		for i, w := range tc.want {
+			if !strings.HasPrefix(got[i].What, w) || got[i].Node != "a" {
+				t.Errorf("%s: %+v, want %q", tc.name, got[i], w)
+			}
+		}
+	}
+}
