@@ -551,6 +551,11 @@ func (r *Runner) changes(ctx context.Context, conns map[string]*pgx.Conn, tables
 			if err := r.addSets(ctx, conns, tables, left, sb, p); err != nil {
 				return err
 			}
+			w, err := forwardDiffers(ctx, c, sb)
+			if err != nil {
+				return err
+			}
+			p.Warnings = append(p.Warnings, w...)
 			continue
 		}
 		prov, _ := r.Config.Node(sb.Provider)

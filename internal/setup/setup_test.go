@@ -1153,10 +1153,16 @@ subscriptions:
 	if err != nil || len(plan.Problems) != 0 || len(plan.Changes) != 0 {
 		t.Fatalf("plan: %+v (%v)", plan, err)
 	}
+	forward := false
 	for _, w := range plan.Warnings {
 		if strings.Contains(w, "replication set") {
 			t.Errorf("warning: %s", w)
 		}
+		// Made by hand with create_subscription's default.
+		forward = forward || strings.HasPrefix(w, "subscription app_sub on subscriber forwards origins [all]; the configuration says []: pglogical cannot change it in place")
+	}
+	if !forward {
+		t.Errorf("no warning of app_sub's forward_origins: %q", plan.Warnings)
 	}
 }
 
