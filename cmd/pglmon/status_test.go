@@ -42,6 +42,7 @@ type statusJSON struct {
 		WorkerAgeSeconds                           *float64 `json:"worker_age_seconds"`
 		NotStreamingSince                          *string  `json:"not_streaming_since"`
 		TablesLeftSets                             []string `json:"tables_left_sets"`
+		ForwardOrigins                             []string `json:"forward_origins"`
 		Findings                                   []struct {
 			Code, Severity, Message, Remedy string
 		}
@@ -836,7 +837,7 @@ func TestStatusForwardLoop(t *testing.T) {
 		return out
 	}
 	code, s := status(t, cfg)
-	if code != 2 || !slices.Equal(loops(s), []string{"a_from_b", "b_from_a"}) {
+	if code != 2 || !slices.Equal(loops(s), []string{"a_from_b", "b_from_a"}) || !slices.Equal(s.Subscriptions[0].ForwardOrigins, []string{"all"}) {
 		t.Fatalf("exit %d, loops %v: %+v", code, loops(s), s)
 	}
 	// The plan, as printed, for each.

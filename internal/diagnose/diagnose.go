@@ -253,7 +253,7 @@ func (d *diagnosis) subscription(subscriber *probe.Snapshot, sub probe.Subscript
 		Status: sub.Status, Enabled: sub.Enabled, SlotName: sub.SlotName, OriginExists: sub.OriginExists,
 		ApplyWorker: sub.ApplyWorker, LockWait: sub.LockWait, Findings: []Finding{},
 		ProviderInterface: sub.ProviderInterface, ProviderConninfo: sub.ProviderConninfo, ApplyDelaySeconds: sub.ApplyDelaySeconds,
-		WorkerAgeSeconds: sub.WorkerAgeSeconds, ReplicationSets: sub.ReplicationSets,
+		WorkerAgeSeconds: sub.WorkerAgeSeconds, ReplicationSets: sub.ReplicationSets, ForwardOrigins: sub.ForwardOrigins,
 	}
 	if sub.OriginExists && sub.OriginRemoteLSN > 0 {
 		out.OriginRemoteLSN = sub.OriginRemoteLSN.String()

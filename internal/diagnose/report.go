@@ -198,6 +198,9 @@ type Subscription struct {
 	ProviderConninfo  string `json:"provider_conninfo,omitempty"`
 	// ReplicationSets are the provider's sets it subscribes to.
 	ReplicationSets []string `json:"replication_sets,omitempty"`
+	// ForwardOrigins is the subscription's forward_origins ([all], or []
+	// for only what was written on its provider): see forward_loop.
+	ForwardOrigins []string `json:"forward_origins,omitempty"`
 	// TablesLeftSets are the tables pglogical copied to the subscriber for
 	// it that none of its sets holds on the provider any more
 	// (table_left_set): schema.table unquoted, as pglmon verify --table
