@@ -790,7 +790,11 @@ func TestStatusNodeOnAStandby(t *testing.T) {
 func TestStatusForwardLoop(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	ca, cb := pgtest.Shared(t)
+	// Clusters of its own: while the loop runs, and should a slot of it be
+	// left behind, pglogical.wait_slot_confirm_lsn(NULL, NULL), which other
+	// tests call and which waits for every slot of the server, would wait
+	// for it (two copy-script tests timed out so in one run).
+	ca, cb := pgtest.NewCluster(t, pgtest.Options{}), pgtest.NewCluster(t, pgtest.Options{})
 	name := fmt.Sprintf("loop_%d", os.Getpid())
 	p := &pgtest.Pair{Provider: pgtest.DB{Cluster: ca, Name: name}, Subscriber: pgtest.DB{Cluster: cb, Name: name}}
 	for i, d := range []pgtest.DB{p.Provider, p.Subscriber} {
@@ -868,6 +872,14 @@ func TestStatusForwardLoop(t *testing.T) {
 	}
 	if code, s := status(t, cfg); code != 0 {
 		t.Errorf("after the plan: exit %d, %+v", code, s)
+	}
+	// The dropped subscriptions' slots went with them: one slot on each
+	// server, the new subscription's.
+	for _, d := range []pgtest.DB{p.Provider, p.Subscriber} {
+		var slots string
+		if err := d.QueryRow(ctx, "SELECT string_agg(slot_name, ', ') FROM pg_replication_slots", []any{&slots}); err != nil || strings.Contains(slots, ",") {
+			t.Errorf("slots after the plan: %s (%v)", slots, err)
+		}
 	}
 	// An update reaches the other side and stays on both.
 	if err := p.Provider.Exec(ctx, "INSERT INTO t VALUES (1, 1); UPDATE t SET v = 2 WHERE id = 1; INSERT INTO t VALUES (2, 0)"); err != nil {
