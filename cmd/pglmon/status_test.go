@@ -72,6 +72,21 @@ func writeConfig(t *testing.T, p *pgtest.Pair, extra string) string {
 	return path
 }
 
+// configReplacing writes a copy of the config at path with the first old
+// (a node's dsn) replaced by new, and returns the copy's path.
+func configReplacing(t *testing.T, path, old, new string) string {
+	t.Helper()
+	body, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "pglmon.yaml")
+	if err := os.WriteFile(out, []byte(strings.Replace(string(body), old, new, 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 func pglmon(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errb bytes.Buffer
@@ -683,14 +698,7 @@ func TestStatusProviderElsewhere(t *testing.T) {
 		t.Fatal(err)
 	}
 	good := writeConfig(t, p, "")
-	body, err := os.ReadFile(good)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bad := filepath.Join(t.TempDir(), "pglmon.yaml")
-	if err := os.WriteFile(bad, []byte(strings.Replace(string(body), p.Provider.DSN(), other.DSN(), 1)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	bad := configReplacing(t, good, p.Provider.DSN(), other.DSN())
 	var code int
 	var s statusJSON
 	var f *struct{ Code, Severity, Message, Remedy string }
@@ -737,19 +745,12 @@ func TestStatusNodeOnAStandby(t *testing.T) {
 	ctx := context.Background()
 	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10, Own: true})
 	good := writeConfig(t, p, "")
-	body, err := os.ReadFile(good)
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, c := range []struct {
 		node string
 		db   pgtest.DB
 	}{{"subscriber", p.Subscriber}, {"provider", p.Provider}} {
 		standby := pgtest.NewStandby(t, c.db.Cluster)
-		cfg := filepath.Join(t.TempDir(), "pglmon.yaml")
-		if err := os.WriteFile(cfg, []byte(strings.Replace(string(body), c.db.DSN(), standby.DSN(c.db.Name), 1)), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		cfg := configReplacing(t, good, c.db.DSN(), standby.DSN(c.db.Name))
 		var code int
 		var s statusJSON
 		// With the provider's standby, once the apply worker has run past
@@ -820,10 +821,7 @@ func TestStatusForwardLoop(t *testing.T) {
 		}
 	})
 	for _, sb := range subs {
-		if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
-			st, _ := (&pgtest.Pair{Subscriber: sb.db}).Status(ctx, sb.name)
-			return st == "replicating"
-		}); err != nil {
+		if err := (&pgtest.Pair{Subscriber: sb.db}).WaitStatus(ctx, sb.name, "replicating", 30*time.Second); err != nil {
 			t.Fatalf("%s: %v", sb.name, err)
 		}
 	}
@@ -863,10 +861,7 @@ func TestStatusForwardLoop(t *testing.T) {
 		}
 	}
 	for _, sb := range subs {
-		if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
-			st, _ := (&pgtest.Pair{Subscriber: sb.db}).Status(ctx, sb.name)
-			return st == "replicating"
-		}); err != nil {
+		if err := (&pgtest.Pair{Subscriber: sb.db}).WaitStatus(ctx, sb.name, "replicating", 30*time.Second); err != nil {
 			t.Fatalf("%s after the plan: %v", sb.name, err)
 		}
 	}

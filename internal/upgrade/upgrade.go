@@ -307,15 +307,6 @@ func (r *Runner) record(ctx context.Context, node string) (*Manifest, error) {
 		if err := json.Unmarshal([]byte(filters), &s.RowFilters); err != nil {
 			return nil, fmt.Errorf("read the row filters of set %s: %w", s.Name, err)
 		}
-		if len(s.Columns) == 0 {
-			s.Columns = nil
-		}
-		if len(s.RowFilters) == 0 {
-			s.RowFilters = nil
-		}
-		if len(s.Sequences) == 0 {
-			s.Sequences = nil
-		}
 		m.Sets = append(m.Sets, s)
 	}
 	if err := rows.Err(); err != nil {
