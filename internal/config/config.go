@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -142,6 +143,14 @@ type ReplicationSet struct {
 	// Sequences: also put in the set the sequences its tables' serial and
 	// identity columns use (true when unset).
 	Sequences *bool `yaml:"sequences"`
+	// Columns limits, per table of the set (named as in Tables, or a
+	// table of one of Schemas), what the set replicates of it to these
+	// columns: pglogical's column list, which must hold the table's key.
+	Columns map[string][]string `yaml:"columns"`
+	// RowFilters limits, per table of the set, what the set replicates of
+	// it to the rows for which this SQL expression on its columns is true:
+	// pglogical's row filter.
+	RowFilters map[string]string `yaml:"row_filters"`
 }
 
 // Flag returns a replicate_* flag, true when unset.
@@ -853,6 +862,31 @@ func (c *Config) validate() Errors {
 		for j, tbl := range rs.Tables {
 			if err := checkTableName(tbl); err != nil {
 				add(c.errorAt(fmt.Sprintf("%s.tables[%d]", f, j), "%q %v", tbl, err))
+			}
+		}
+		for _, tbl := range slices.Sorted(maps.Keys(rs.Columns)) {
+			cols := rs.Columns[tbl]
+			if err := checkTableName(tbl); err != nil {
+				add(c.errorAt(f+".columns."+tbl, "%q %v", tbl, err))
+			}
+			for k, col := range cols {
+				switch {
+				case col == "":
+					add(c.errorAt(f+".columns."+tbl, "%s: an empty column name", tbl))
+				case slices.Contains(cols[:k], col):
+					add(c.errorAt(f+".columns."+tbl, "%s: column %q is listed twice", tbl, col))
+				}
+			}
+			if len(cols) == 0 {
+				add(c.errorAt(f+".columns."+tbl, "%s: list the columns to replicate (leave the table out of columns to replicate all of them)", tbl))
+			}
+		}
+		for _, tbl := range slices.Sorted(maps.Keys(rs.RowFilters)) {
+			if err := checkTableName(tbl); err != nil {
+				add(c.errorAt(f+".row_filters."+tbl, "%q %v", tbl, err))
+			}
+			if strings.TrimSpace(rs.RowFilters[tbl]) == "" {
+				add(c.errorAt(f+".row_filters."+tbl, "%s: the filter is empty (leave the table out of row_filters to replicate every row)", tbl))
 			}
 		}
 	}

@@ -149,13 +149,17 @@ func (r *Runner) Plan(ctx context.Context) (Plan, error) {
 	if vs := uniq(versions); len(vs) > 1 {
 		p.Problems = append(p.Problems, Problem{"", fmt.Sprintf("pglogical versions differ between nodes: %v", versions), "install the same pglogical version on every node"})
 	}
-	tables := map[string][]string{} // setKey(node, set) -> tables
+	tables := map[string][]string{}            // setKey(node, set) -> tables
+	states := map[string]map[string]*tableState{} // setKey(node, set) -> table -> state
 	for _, rs := range r.Config.ReplicationSets {
 		ts, err := r.expand(ctx, conns[rs.Node], rs, &p)
 		if err != nil {
 			return p, err
 		}
 		tables[setKey(rs.Node, rs.Name)] = ts
+		if states[setKey(rs.Node, rs.Name)], err = tableStates(ctx, conns[rs.Node], rs, ts, &p); err != nil {
+			return p, err
+		}
 		// pglogical's own rule (replication_set_add_table): a set that
 		// replicates UPDATE or DELETE needs each table's replica identity
 		// index, its primary key or REPLICA IDENTITY USING INDEX; an
@@ -175,10 +179,13 @@ func (r *Runner) Plan(ctx context.Context) (Plan, error) {
 		}
 	}
 	for _, sb := range r.Config.Subscriptions {
+		var ts []string
 		for _, set := range sb.ReplicationSets {
-			for _, t := range tables[setKey(sb.Provider, set)] {
-				r.compareTable(ctx, conns[sb.Provider], conns[sb.Subscriber], sb, t, &p)
-			}
+			ts = append(ts, tables[setKey(sb.Provider, set)]...)
+		}
+		slices.Sort(ts)
+		for _, t := range slices.Compact(ts) {
+			r.compareTable(ctx, conns[sb.Provider], conns[sb.Subscriber], sb, t, replicatedColumns(sb, t, states), &p)
 		}
 	}
 	p.Warnings = append(p.Warnings, r.unforwarded(tables)...)
@@ -193,7 +200,7 @@ func (r *Runner) Plan(ctx context.Context) (Plan, error) {
 	if len(p.Problems) > 0 {
 		return p, nil
 	}
-	if err := r.changes(ctx, conns, tables, seqs, &p); err != nil {
+	if err := r.changes(ctx, conns, tables, states, seqs, &p); err != nil {
 		return p, err
 	}
 	warned := map[string]bool{}
@@ -425,7 +432,7 @@ func (r *Runner) checkCopies(ctx context.Context, conns map[string]*pgx.Conn, ta
 }
 
 const shapeQuery = `SELECT coalesce((SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod), ', ' ORDER BY a.attname)
-		FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped), ''),
+		FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped AND ($2::text[] IS NULL OR a.attname = ANY ($2))), ''),
 	coalesce((SELECT string_agg(a.attname, ', ' ORDER BY k.ord) FROM pg_index i
 		CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
 		JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
@@ -433,11 +440,14 @@ const shapeQuery = `SELECT coalesce((SELECT string_agg(a.attname || ' ' || forma
 		WHERE i.indrelid = to_regclass($1) AND ((c.relreplident = 'd' AND i.indisprimary) OR (c.relreplident = 'i' AND i.indisreplident))), ''),
 	to_regclass($1) IS NOT NULL`
 
-func (r *Runner) compareTable(ctx context.Context, prov, sub *pgx.Conn, sb config.Subscription, t string, p *Plan) {
+// compareTable checks that the subscriber of sb has table t as the
+// provider does: the columns it replicates (cols; nil: every column), with
+// the same types, and the same key.
+func (r *Runner) compareTable(ctx context.Context, prov, sub *pgx.Conn, sb config.Subscription, t string, cols []string, p *Plan) {
 	var pc, pk, sc, sk string
 	var pe, se bool
-	prov.QueryRow(ctx, shapeQuery, t).Scan(&pc, &pk, &pe)
-	sub.QueryRow(ctx, shapeQuery, t).Scan(&sc, &sk, &se)
+	prov.QueryRow(ctx, shapeQuery, t, cols).Scan(&pc, &pk, &pe)
+	sub.QueryRow(ctx, shapeQuery, t, cols).Scan(&sc, &sk, &se)
 	switch {
 	case !se:
 		p.Problems = append(p.Problems, Problem{sb.Subscriber, "table " + t + " does not exist", fmt.Sprintf("create it on %s with the provider's definition (pg_dump --schema-only -t %s)", sb.Subscriber, t)})
@@ -449,7 +459,7 @@ func (r *Runner) compareTable(ctx context.Context, prov, sub *pgx.Conn, sb confi
 	}
 }
 
-func (r *Runner) changes(ctx context.Context, conns map[string]*pgx.Conn, tables, seqs map[string][]string, p *Plan) error {
+func (r *Runner) changes(ctx context.Context, conns map[string]*pgx.Conn, tables map[string][]string, states map[string]map[string]*tableState, seqs map[string][]string, p *Plan) error {
 	add := func(c Change) { p.Changes = append(p.Changes, c) }
 	left := &leftSets{conns: conns}
 	hasExt := map[string]bool{}  // pglogical installed, per node: asked once
@@ -513,23 +523,17 @@ func (r *Runner) changes(ctx context.Context, conns map[string]*pgx.Conn, tables
 			copyData = copyData || (exists && sb.Provider == rs.Node && slices.Contains(sb.ReplicationSets, rs.Name) && config.Flag(sb.SynchronizeData))
 		}
 		for _, t := range tables[setKey(rs.Node, rs.Name)] {
-			in := false
-			if exists {
-				var err error
-				if in, err = one[bool](ctx, c, `SELECT EXISTS (SELECT 1 FROM pglogical.replication_set_table rt JOIN pglogical.replication_set s ON s.set_id = rt.set_id
-					WHERE s.set_name = $1 AND rt.set_reloid = to_regclass($2))`, rs.Name, t); err != nil {
-					return err
-				}
-			}
-			if !in {
+			st := states[setKey(rs.Node, rs.Name)][t]
+			switch {
+			case !st.in:
 				if err := r.forgetBeforeAdd(ctx, left, rs, t, copyData, p); err != nil {
 					return err
 				}
-				what := "add table " + t + " to " + rs.Name
-				if copyData {
-					what += " (its subscribers copy its rows)"
-				}
-				add(Change{Node: rs.Node, What: what, SQL: "SELECT pglogical.replication_set_add_table($1, $2::regclass, $3)", Args: []any{rs.Name, t, copyData}})
+				add(addTableChange(rs, t, st.want, copyData))
+			case !st.want.same(st.have):
+				change, warnings := respecChange(rs, t, st, r.Config.Subscriptions)
+				add(change)
+				p.Warnings = append(p.Warnings, warnings...)
 			}
 		}
 		cs, err := sequenceChanges(ctx, c, rs, exists, seqs[setKey(rs.Node, rs.Name)])

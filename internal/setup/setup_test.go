@@ -1250,3 +1250,138 @@ func TestForwardLoopRefused(t *testing.T) {
 		}
 	}
 }
+
+const specDDL = "CREATE TABLE orders (id bigint PRIMARY KEY, region text, secret text, total numeric);"
+
+// A set with a column list and a row filter: the subscriber's table may
+// lack the columns left out; apply gives pglogical both, copies only the
+// rows the filter takes, plans nothing more on a second run (pglogical
+// gives the filter back as the server prints it), and changes the filter
+// of the table in place when the configuration does, with a warning for
+// the rows the subscription holds already.
+func TestColumnListAndRowFilter(t *testing.T) {
+	ctx := context.Background()
+	prov, sub := pgtest.Shared(t)
+	p, s := freshDBs(t, prov, sub,
+		specDDL+"INSERT INTO orders VALUES (1, 'eu', 'x', 10), (2, 'us', 'x', 20), (3, 'eu', 'x', 30), (4, 'ap', 'x', 40);",
+		"CREATE TABLE orders (id bigint PRIMARY KEY, region text, total numeric);")
+	cfg := topologyConfig(t, p, s, "public.orders")
+	cfg.ReplicationSets[0].Columns = map[string][]string{"public.orders": {"total", "id", "region"}}
+	cfg.ReplicationSets[0].RowFilters = map[string]string{"public.orders": "region = 'eu'"}
+	r, out := applied(t, cfg)
+	for _, want := range []string{"add table public.orders to app (columns (total, id, region), rows where (region = 'eu'::text))",
+		"public.orders: 2 rows on provider, 2 on subscriber"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("apply output lacks %q:\n%s", want, out.String())
+		}
+	}
+	ids := func() string {
+		t.Helper()
+		var got string
+		if err := s.QueryRow(ctx, "SELECT coalesce(string_agg(id || ':' || region, ' ' ORDER BY id), '') FROM orders", []any{&got}); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := ids(); got != "1:eu 3:eu" {
+		t.Errorf("subscriber after the copy: %q, want the eu rows 1 and 3", got)
+	}
+	out.Reset()
+	if err := r.Apply(ctx); err != nil || !strings.Contains(out.String(), "Nothing to change") {
+		t.Fatalf("second apply: %v\n%s", err, out.String())
+	}
+
+	// Left out of the configuration: kept, and said.
+	cfg.ReplicationSets[0].Columns, cfg.ReplicationSets[0].RowFilters = nil, nil
+	plan, err := r.Plan(ctx)
+	warnings := strings.Join(plan.Warnings, "\n")
+	if err != nil || len(plan.Changes) != 0 ||
+		!strings.Contains(warnings, "replicates only columns (total, id, region) of public.orders, and the configuration lists none for it: apply leaves the list") ||
+		!strings.Contains(warnings, "replicates only the rows of public.orders where (region = 'eu'::text), and the configuration gives it no row filter: apply leaves the filter") {
+		t.Fatalf("plan without columns and row_filters: %v\nchanges %+v\n%s", err, plan.Changes, warnings)
+	}
+
+	// A new filter: the table stays in the set, with it.
+	cfg.ReplicationSets[0].RowFilters = map[string]string{"public.orders": "region IN ('eu', 'us')"}
+	out.Reset()
+	if err := r.Apply(ctx); err != nil {
+		t.Fatalf("apply the new filter: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{
+		"done: on provider: replicate columns (total, id, region), rows where (region = ANY (ARRAY['eu'::text, 'us'::text])) of public.orders in app (now columns (total, id, region), rows where (region = 'eu'::text))",
+		"subscription app_sub: its copy of public.orders keeps what app's old column list and row filter gave it",
+		"pglmon verify --subscription app_sub --table public.orders"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("apply output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if err := p.Exec(ctx, "INSERT INTO orders VALUES (5, 'us', 'x', 50), (6, 'ap', 'x', 60), (7, 'eu', 'x', 70)"); err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool { got = ids(); return strings.Contains(got, "7:eu") }); err != nil {
+		t.Fatalf("row 7 did not arrive: %q", got)
+	}
+	// Row 2 (us) was there before the filter took it in: the warning's case.
+	if got != "1:eu 3:eu 5:us 7:eu" {
+		t.Errorf("subscriber with the new filter: %q, want 1:eu 3:eu 5:us 7:eu", got)
+	}
+	var secret bool
+	if err := s.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'orders'::regclass AND attname = 'secret')", []any{&secret}); err != nil || secret {
+		t.Errorf("subscriber's orders has secret: %t, %v", secret, err)
+	}
+	out.Reset()
+	if err := r.Apply(ctx); err != nil || !strings.Contains(out.String(), "Nothing to change") {
+		t.Fatalf("apply after the change: %v\n%s", err, out.String())
+	}
+}
+
+// Column lists and row filters pglogical would refuse are missing
+// prerequisites, each naming its set and table, and nothing is created; a
+// filter that tries to run a statement of its own runs nothing.
+func TestColumnListAndRowFilterMistakes(t *testing.T) {
+	ctx := context.Background()
+	prov, sub := pgtest.Shared(t)
+	p, s := freshDBs(t, prov, sub, specDDL+"CREATE TABLE items (id int PRIMARY KEY, name text);", "CREATE TABLE orders (id bigint PRIMARY KEY, region text);"+
+		"CREATE TABLE items (id int PRIMARY KEY, name text);")
+	cfg := topologyConfig(t, p, s, "public.orders, public.items")
+	cfg.ReplicationSets[0].Tables = []string{"public.orders", "public.items"}
+	cfg.ReplicationSets[0].Columns = map[string][]string{
+		"public.orders": {"id", "region", "total"}, // total: not on the subscriber
+		"public.items":  {"name", "colour"},        // no key, no colour
+	}
+	cfg.ReplicationSets[0].RowFilters = map[string]string{
+		"public.orders": "region = (SELECT 'eu')",
+		"public.items":  "true); DROP TABLE items; SELECT (1",
+		"public.nope":   "true",
+	}
+	var out bytes.Buffer
+	r := &Runner{Config: cfg, Out: &out}
+	if err := r.Apply(ctx); err == nil {
+		t.Fatalf("apply succeeded:\n%s", out.String())
+	}
+	for _, want := range []string{
+		`replication set app, columns of public.items: public.items has no column "colour" (it has id, name)`,
+		"replication set app, columns of public.items: the list leaves out id of public.items's key, which pglogical replicates always",
+		`replication set app, row_filters of public.orders: "region = (SELECT 'eu')" is not a row filter of public.orders: cannot use subquery in check constraint`,
+		`replication set app, row_filters of public.items: "true); DROP TABLE items; SELECT (1" is not a row filter of public.items`,
+		"replication set app, row_filters of public.nope: no such table",
+		"table public.orders differs: provider has (id bigint, region text, total numeric), subscriber has (id bigint, region text)",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("plan lacks %q:\n%s", want, out.String())
+		}
+	}
+	var items, ext bool
+	if err := p.QueryRow(ctx, "SELECT to_regclass('items') IS NOT NULL, EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pglogical')", []any{&items, &ext}); err != nil || !items || ext {
+		t.Errorf("provider: items there %t, pglogical created %t (%v)", items, ext, err)
+	}
+	// A table of the node that is not the set's.
+	cfg.ReplicationSets[0].Tables = []string{"public.orders"}
+	cfg.ReplicationSets[0].Columns = map[string][]string{"public.items": {"id"}}
+	cfg.ReplicationSets[0].RowFilters = nil
+	plan, err := r.Plan(ctx)
+	if err != nil || !strings.Contains(fmt.Sprint(plan.Problems), "replication set app, columns of public.items: public.items is not among the set's tables") {
+		t.Errorf("plan with a column list of another table: %v %+v", err, plan.Problems)
+	}
+}
