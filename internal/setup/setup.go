@@ -149,7 +149,7 @@ func (r *Runner) Plan(ctx context.Context) (Plan, error) {
 	if vs := uniq(versions); len(vs) > 1 {
 		p.Problems = append(p.Problems, Problem{"", fmt.Sprintf("pglogical versions differ between nodes: %v", versions), "install the same pglogical version on every node"})
 	}
-	tables := map[string][]string{}            // setKey(node, set) -> tables
+	tables := map[string][]string{}               // setKey(node, set) -> tables
 	states := map[string]map[string]*tableState{} // setKey(node, set) -> table -> state
 	for _, rs := range r.Config.ReplicationSets {
 		ts, err := r.expand(ctx, conns[rs.Node], rs, &p)
