@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -557,7 +558,74 @@ func (r *Runner) putBack(ctx context.Context, m *Manifest) error {
 			return err
 		}
 	}
+	if err := r.syncSequences(ctx, m); err != nil {
+		return err
+	}
 	return r.compare(ctx, m)
+}
+
+// syncSequences has pglogical send the value of each sequence of an
+// enabled subscription's sets that is further on its provider than on its
+// subscriber (pglogical.synchronize_sequence, once the subscription
+// replicates): restore adds the sequences to their sets before any
+// subscription exists to receive their values, and pglogical's own
+// periodic copy may come much later (not within 15 s, measured), while a
+// subscriber taking over the writes would hand out values the provider
+// used. Once the values arrived, a re-run sends none.
+func (r *Runner) syncSequences(ctx context.Context, m *Manifest) error {
+	for _, sub := range m.Subscriptions {
+		var seqs []string
+		for _, s := range m.Sets {
+			if s.ConfigNode == sub.Provider && slices.Contains(sub.Sets, s.Name) {
+				seqs = append(seqs, s.Sequences...)
+			}
+		}
+		if !sub.Enabled || len(seqs) == 0 {
+			continue
+		}
+		if err := r.syncSubscriptionSequences(ctx, sub, seqs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *Runner) syncSubscriptionSequences(ctx context.Context, sub SubDef, seqs []string) error {
+	prov, err := r.connect(ctx, sub.Provider)
+	if err != nil {
+		return err
+	}
+	defer prov.Close(ctx)
+	sc, err := r.connect(ctx, sub.Subscriber)
+	if err != nil {
+		return err
+	}
+	defer sc.Close(ctx)
+	const valueSQL = "SELECT to_regclass($1) IS NOT NULL, CASE WHEN to_regclass($1) IS NOT NULL THEN pg_sequence_last_value($1::regclass) END"
+	for _, q := range seqs {
+		var pv, sv *int64
+		var there bool
+		if err := prov.QueryRow(ctx, valueSQL, q).Scan(&there, &pv); err != nil {
+			return fmt.Errorf("read sequence %s on %s: %w", q, sub.Provider, err)
+		}
+		if err := sc.QueryRow(ctx, valueSQL, q).Scan(&there, &sv); err != nil {
+			return fmt.Errorf("read sequence %s on %s: %w", q, sub.Subscriber, err)
+		}
+		if !there {
+			// pglogical's copy of its value would stop the subscription
+			// ("could not open relation with OID 0", measured with 2.4.2).
+			r.say("warning: sequence %s of subscription %s's sets is not on %s: create it there before pglogical copies its value, which stops the subscription until it is", q, sub.Name, sub.Subscriber)
+			continue
+		}
+		if pv == nil || (sv != nil && *sv >= *pv) {
+			continue
+		}
+		if err := r.exec(ctx, prov, sub.Provider, "send the sequence's value to the subscribers", "SELECT pglogical.synchronize_sequence($1::regclass)", q); err != nil {
+			return fmt.Errorf("send sequence %s's value from %s: %w", q, sub.Provider, err)
+		}
+		r.say("Sent sequence %s's value (%d) to subscription %s on %s.", q, *pv, sub.Name, sub.Subscriber)
+	}
+	return nil
 }
 
 func (r *Runner) withPassword(dsn string, removed bool, node string) (string, error) {

@@ -35,7 +35,11 @@ func TestPrepareAndRestoreAroundAnUpgrade(t *testing.T) {
 	// restore adds them back as they were.
 	if err := p.Provider.Exec(ctx, `CREATE TABLE filtered (id int PRIMARY KEY, a int, secret text); CREATE SEQUENCE counter;
 		SELECT pglogical.replication_set_add_table('default', 'filtered', false, columns := ARRAY['id', 'a'], row_filter := 'a > 0 AND id <> 7');
-		SELECT pglogical.replication_set_add_sequence('default', 'counter', false)`); err != nil {
+		SELECT pglogical.replication_set_add_sequence('default', 'counter', false);
+		SELECT pglogical.replication_set_add_sequence('set_0', 'counter', false)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Subscriber.Exec(ctx, "CREATE SEQUENCE counter"); err != nil {
 		t.Fatal(err)
 	}
 	const setTablesSQL = `SELECT coalesce(string_agg(format('%s %s %s', t.set_reloid::regclass, t.set_att_list, pg_get_expr(t.set_row_filter, t.set_reloid)), '; ' ORDER BY 1), '')
@@ -76,6 +80,11 @@ func TestPrepareAndRestoreAroundAnUpgrade(t *testing.T) {
 	}
 	// Running prepare again changes nothing.
 	if err := r.Prepare(ctx, "provider", manifest); err != nil {
+		t.Fatal(err)
+	}
+	// The sequence moves on while replication is down: restore sends its
+	// value, which pglogical's own periodic copy would send much later.
+	if err := p.Provider.Exec(ctx, "SELECT setval('counter', 5000)"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -127,6 +136,15 @@ func TestPrepareAndRestoreAroundAnUpgrade(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "public.items_0: 500 rows on both sides") {
 		t.Errorf("restore did not compare rows:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "Sent sequence counter's value (5000) to subscription sub_0 on subscriber.") {
+		t.Errorf("restore did not send the sequence's value:\n%s", out.String())
+	}
+	var counter int64
+	if err := pgtest.Poll(ctx, 15*time.Second, func() bool {
+		return p.Subscriber.QueryRow(ctx, "SELECT last_value FROM counter", []any{&counter}) == nil && counter >= 5000
+	}); err != nil {
+		t.Errorf("the subscriber's counter is at %d after restore, the provider's at 5000", counter)
 	}
 	// Replication carries new rows again, without a second copy of the old ones.
 	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 VALUES (100001, 'after', 1)"); err != nil {
