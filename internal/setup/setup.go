@@ -560,6 +560,10 @@ func (r *Runner) changes(ctx context.Context, conns map[string]*pgx.Conn, tables
 				return err
 			}
 			p.Warnings = append(p.Warnings, w...)
+			if w, err = applyDelayDiffers(ctx, c, sb); err != nil {
+				return err
+			}
+			p.Warnings = append(p.Warnings, w...)
 			continue
 		}
 		prov, _ := r.Config.Node(sb.Provider)
@@ -992,4 +996,20 @@ func (r *Runner) unforwarded(tables map[string][]string) []string {
 		}
 	}
 	return out
+}
+
+// applyDelayDiffers warns when existing subscription sb delays its apply
+// by other than the configuration's apply_delay: pglogical 2.4.2 has no
+// call that changes it, so apply leaves it.
+func applyDelayDiffers(ctx context.Context, c *pgx.Conn, sb config.Subscription) ([]string, error) {
+	var ms int64
+	if err := c.QueryRow(ctx, "SELECT (extract(epoch FROM sub_apply_delay) * 1000)::bigint FROM pglogical.subscription WHERE sub_name = $1", sb.Name).Scan(&ms); err != nil {
+		return nil, fmt.Errorf("read the apply_delay of subscription %s on %s: %w", sb.Name, sb.Subscriber, err)
+	}
+	have := time.Duration(ms) * time.Millisecond
+	if have == sb.ApplyDelay.D().Truncate(time.Millisecond) {
+		return nil, nil
+	}
+	return []string{fmt.Sprintf("subscription %s on %s delays its apply by %s; the configuration says apply_delay: %s: pglogical cannot change it in place, so apply leaves it (to change it, drop the subscription and create it again with synchronize_data: false, while no writes reach its tables)",
+		sb.Name, sb.Subscriber, have, sb.ApplyDelay.D())}, nil
 }

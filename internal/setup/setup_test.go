@@ -1385,3 +1385,19 @@ func TestColumnListAndRowFilterMistakes(t *testing.T) {
 		t.Errorf("plan with a column list of another table: %v %+v", err, plan.Problems)
 	}
 }
+
+// An existing subscription whose apply_delay is not the configuration's:
+// said, and left (pglogical cannot change it in place).
+func TestApplyDelayDiffersIsSaid(t *testing.T) {
+	ctx := context.Background()
+	prov, sub := pgtest.Shared(t)
+	p, s := freshDBs(t, prov, sub, ddl, ddl)
+	cfg := topologyConfig(t, p, s, "public.orders")
+	r, _ := applied(t, cfg)
+	cfg.Subscriptions[0].ApplyDelay = config.Duration(90 * time.Second)
+	plan, err := r.Plan(ctx)
+	if err != nil || len(plan.Changes) != 0 || !strings.Contains(strings.Join(plan.Warnings, "\n"),
+		"subscription app_sub on subscriber delays its apply by 0s; the configuration says apply_delay: 1m30s: pglogical cannot change it in place, so apply leaves it") {
+		t.Fatalf("plan: %v\nchanges %+v\nwarnings %q", err, plan.Changes, plan.Warnings)
+	}
+}
