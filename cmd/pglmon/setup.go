@@ -39,7 +39,7 @@ func runSetup(ctx context.Context, e env, args []string) error {
 				return &exitErr{exitConfig, err}
 			}
 		}
-		if err := r.Apply(ctx); errors.Is(err, setup.ErrPrerequisitesMissing) {
+		if err := r.Apply(ctx); errors.Is(err, setup.ErrPrerequisitesMissing) || errors.Is(err, setup.ErrCopiesDiffer) {
 			return &exitErr{2, err}
 		} else if err != nil {
 			return err

@@ -46,6 +46,12 @@ type Change struct {
 	// when the change commits (alter_subscription_add_replication_set):
 	// apply waits for the next one (see waitApply).
 	restarts string
+	// copies names the subscription whose tables not yet synchronized
+	// pglogical copies once the change commits (alter_subscription_
+	// synchronize): apply first waits until it has applied what its
+	// provider committed (see caughtUp), and afterwards until the copies
+	// are done, then compares row counts.
+	copies string
 	// senders are the configured subscriptions whose provider's senders
 	// the change ends (their apply workers end with them): apply waits
 	// for the next apply worker of each, on its subscriber.
@@ -78,6 +84,8 @@ type Runner struct {
 	Actor string
 
 	run *repair.Run
+	// beforeChange, in tests, runs just before each change.
+	beforeChange func(Change)
 
 	aws *awsclient.Factory
 }
@@ -748,7 +756,7 @@ func (r *Runner) addSets(ctx context.Context, conns map[string]*pgx.Conn, tables
 			// synchronized (checkCopies refused tables holding rows).
 			stmts = append(stmts, "SELECT pglogical.alter_subscription_synchronize("+pgident.Literal(sb.Name)+", false)")
 			// No parameters: one simple-protocol query, one transaction.
-			p.Changes = append(p.Changes, Change{Node: sb.Subscriber, What: what, SQL: strings.Join(stmts, ";\n"), restarts: sb.Name})
+			p.Changes = append(p.Changes, Change{Node: sb.Subscriber, What: what, SQL: strings.Join(stmts, ";\n"), restarts: sb.Name, copies: sb.Name})
 		}
 	}
 	for _, set := range have {
@@ -823,7 +831,7 @@ func (r *Runner) Apply(ctx context.Context) (err error) {
 		}
 		return err
 	}
-	var newSubs []config.Subscription
+	var newSubs, copied []config.Subscription
 	for _, c := range p.Changes {
 		conn, err := r.connect(ctx, c.Node)
 		if err != nil {
@@ -852,6 +860,15 @@ func (r *Runner) Apply(ctx context.Context) (err error) {
 				conn.Close(ctx)
 				return fmt.Errorf("on %s: %w", c.Node, err)
 			}
+		}
+		if c.copies != "" {
+			if err := r.caughtUp(ctx, conn, r.subscription(c.copies)); err != nil {
+				conn.Close(ctx)
+				return fmt.Errorf("on %s: %s: %w (re-run apply to continue)", c.Node, c.What, err)
+			}
+		}
+		if r.beforeChange != nil {
+			r.beforeChange(c)
 		}
 		senders, err := r.sinceOnSubscribers(ctx, c.senders)
 		if err == nil {
@@ -885,18 +902,62 @@ func (r *Runner) Apply(ctx context.Context) (err error) {
 				}
 			}
 		}
+		if c.copies != "" {
+			copied = append(copied, r.subscription(c.copies))
+		}
 	}
+	var differ []string
 	for _, sb := range newSubs {
 		if err := r.waitReplicating(ctx, sb); err != nil {
 			return err
 		}
-		tg := verify.Target{Subscription: sb.Name, Subscriber: sb.Subscriber, Provider: sb.Provider, Sets: sb.ReplicationSets}
-		res := verify.Run(ctx, r.Config, tg, verify.Options{Mode: verify.ModeCount})
-		for _, t := range res.Tables {
-			fmt.Fprintf(r.Out, "  %s: %d rows on %s, %d on %s\n", t.Table, t.ProviderRows, sb.Provider, t.SubscriberRows, sb.Subscriber)
+		differ = append(differ, r.counts(ctx, sb, config.Flag(sb.SynchronizeData))...)
+	}
+	for _, sb := range copied {
+		if err := r.waitCopied(ctx, sb); err != nil {
+			return err
 		}
+		differ = append(differ, r.counts(ctx, sb, true)...)
+	}
+	if len(differ) > 0 {
+		return fmt.Errorf("%w: %s (pglmon verify --subscription names the rows; pglmon ran no resynchronisation)", ErrCopiesDiffer, strings.Join(differ, ", "))
 	}
 	return nil
+}
+
+// ErrCopiesDiffer is Apply's error, wrapped, when every change is made but
+// a table pglogical copied holds other than the provider's row count.
+var ErrCopiesDiffer = errors.New("applied, but row counts differ after pglogical's copy")
+
+// subscription is the configured subscription name.
+func (r *Runner) subscription(name string) config.Subscription {
+	for _, sb := range r.Config.Subscriptions {
+		if sb.Name == name {
+			return sb
+		}
+	}
+	return config.Subscription{Name: name}
+}
+
+// counts prints the row count of each table of subscription sb on both
+// sides, and returns, when pglogical copied them (copied), those that
+// differ, each with the call that copies it again.
+func (r *Runner) counts(ctx context.Context, sb config.Subscription, copied bool) []string {
+	tg := verify.Target{Subscription: sb.Name, Subscriber: sb.Subscriber, Provider: sb.Provider, Sets: sb.ReplicationSets}
+	res := verify.Run(ctx, r.Config, tg, verify.Options{Mode: verify.ModeCount})
+	if res.Error != "" {
+		fmt.Fprintf(r.Out, "  warning: cannot count the rows of subscription %s: %s\n", sb.Name, res.Error)
+	}
+	var differ []string
+	for _, t := range res.Tables {
+		fmt.Fprintf(r.Out, "  %s: %d rows on %s, %d on %s\n", t.Table, t.ProviderRows, sb.Provider, t.SubscriberRows, sb.Subscriber)
+		if copied && t.Error == "" && !t.Equal {
+			differ = append(differ, t.Table+" of subscription "+sb.Name)
+			fmt.Fprintf(r.Out, "  warning: %s differs after pglogical's copy, which marks a table ready even when its COPY failed (the subscriber's log says why, e.g. duplicate key). To copy it again (TRUNCATES it on %s first):\n    SELECT pglogical.alter_subscription_resynchronize_table(%s, %s);\n",
+				t.Table, sb.Subscriber, pgident.Literal(sb.Name), pgident.Literal(t.Spec.Regclass()))
+		}
+	}
+	return differ
 }
 
 // beginOnce starts the audited attempt at apply's first change: an apply
@@ -927,10 +988,7 @@ func (r *Runner) waitReplicating(ctx context.Context, sb config.Subscription) er
 		return err
 	}
 	defer conn.Close(ctx)
-	wait := r.Wait
-	if wait <= 0 {
-		wait = 10 * time.Minute
-	}
+	wait := r.wait()
 	deadline := time.Now().Add(wait)
 	for {
 		status, err := one[string](ctx, conn, "SELECT status FROM pglogical.show_subscription_status($1)", sb.Name)

@@ -3,6 +3,7 @@ package setup
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -1386,18 +1387,61 @@ func TestColumnListAndRowFilterMistakes(t *testing.T) {
 	}
 }
 
-// An existing subscription whose apply_delay is not the configuration's:
-// said, and left (pglogical cannot change it in place).
-func TestApplyDelayDiffersIsSaid(t *testing.T) {
+// What the nodes have beyond the configuration is said, and left: an
+// existing subscription's apply_delay (pglogical cannot change it in
+// place), a table in a set that the configuration does not give it.
+func TestPlanSaysWhatItLeaves(t *testing.T) {
 	ctx := context.Background()
 	prov, sub := pgtest.Shared(t)
 	p, s := freshDBs(t, prov, sub, ddl, ddl)
-	cfg := topologyConfig(t, p, s, "public.orders")
+	cfg := topologyConfig(t, p, s, "public.orders, public.items")
 	r, _ := applied(t, cfg)
 	cfg.Subscriptions[0].ApplyDelay = config.Duration(90 * time.Second)
+	cfg.ReplicationSets[0].Tables = []string{"public.orders"}
 	plan, err := r.Plan(ctx)
-	if err != nil || len(plan.Changes) != 0 || !strings.Contains(strings.Join(plan.Warnings, "\n"),
-		"subscription app_sub on subscriber delays its apply by 0s; the configuration says apply_delay: 1m30s: pglogical cannot change it in place, so apply leaves it") {
-		t.Fatalf("plan: %v\nchanges %+v\nwarnings %q", err, plan.Changes, plan.Warnings)
+	warnings := strings.Join(plan.Warnings, "\n")
+	if err != nil || len(plan.Changes) != 0 ||
+		!strings.Contains(warnings, "subscription app_sub on subscriber delays its apply by 0s; the configuration says apply_delay: 1m30s: pglogical cannot change it in place, so apply leaves it") ||
+		!strings.Contains(warnings, "replication set app on provider also holds public.items, which the configuration does not give it: apply leaves them") {
+		t.Fatalf("plan: %v\nchanges %+v\nwarnings %s", err, plan.Changes, warnings)
+	}
+}
+
+// A copy pglogical spoils (a row of the table reached the subscriber just
+// before its COPY, which then fails on it, and pglogical marks the table
+// ready anyway) is told by the row counts after the copy: apply fails with
+// ErrCopiesDiffer and prints the call that copies the table again.
+func TestSpoiledCopyIsSaid(t *testing.T) {
+	ctx := context.Background()
+	prov, sub := pgtest.Shared(t)
+	p, s := freshDBs(t, prov, sub, ddl+"INSERT INTO items SELECT g, 'i' FROM generate_series(1, 5) g;", ddl)
+	cfg := topologyConfig(t, p, s, "public.orders")
+	r, out := applied(t, cfg)
+	cfg.ReplicationSets = append(cfg.ReplicationSets, config.ReplicationSet{Name: "more", Node: "provider", Tables: []string{"public.items"}})
+	cfg.Subscriptions[0].ReplicationSets = []string{"app", "more"}
+	r.beforeChange = func(c Change) {
+		if c.copies != "" {
+			if err := s.Exec(ctx, "INSERT INTO items VALUES (1, 'here first')"); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	out.Reset()
+	err := r.Apply(ctx)
+	if !errors.Is(err, ErrCopiesDiffer) || !strings.Contains(err.Error(), "public.items of subscription app_sub") {
+		t.Fatalf("apply: want ErrCopiesDiffer naming public.items, got %v\n%s", err, out.String())
+	}
+	const resync = "SELECT pglogical.alter_subscription_resynchronize_table('app_sub', 'public.items');"
+	for _, want := range []string{"public.items: 5 rows on provider, 1 on subscriber", "warning: public.items differs after pglogical's copy", resync} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("apply output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if err := s.Exec(ctx, resync); err != nil {
+		t.Fatal(err)
+	}
+	pair := &pgtest.Pair{Provider: p, Subscriber: s}
+	if n, err := pair.WaitConverged(ctx, "items", time.Minute); err != nil || n != 5 {
+		t.Fatalf("items after the printed resynchronisation: %d rows, %v", n, err)
 	}
 }

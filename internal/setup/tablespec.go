@@ -101,15 +101,23 @@ func tableStates(ctx context.Context, c *pgx.Conn, rs config.ReplicationSet, ts 
 		}
 		var name string
 		var have tableSpec
+		var beyond []string
 		_, err = pgx.ForEachRow(rows, []any{&name, &have.columns, &have.filter}, func() error {
 			if st, ok := states[name]; ok {
 				have.filterSQL = have.filter
 				st.in, st.have = true, have
+			} else {
+				beyond = append(beyond, name)
 			}
 			return nil
 		})
 		if err != nil {
 			return nil, fmt.Errorf("read the tables of replication set %s: %w", rs.Name, err)
+		}
+		if len(beyond) > 0 {
+			slices.Sort(beyond)
+			p.Warnings = append(p.Warnings, fmt.Sprintf("replication set %s on %s also holds %s, which the configuration does not give it: apply leaves them (add them to its tables to say so, or take one out on %s: SELECT pglogical.replication_set_remove_table(%s, 'TABLE'))",
+				rs.Name, rs.Node, strings.Join(beyond, ", "), rs.Node, pgident.Literal(rs.Name)))
 		}
 	}
 	problem := func(field, key, what, fix string) {

@@ -1,0 +1,109 @@
+package setup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pglmon/pglmon/internal/config"
+	"github.com/pglmon/pglmon/internal/shellword"
+)
+
+// caughtUp waits until subscription sb has applied every transaction its
+// provider had committed (its slot confirms the provider's flushed WAL
+// position), before a change has pglogical copy tables to it. The change
+// restarts its apply worker, and pglogical 2.4.2's new worker applies what
+// it receives first before it reads which tables are being copied (its
+// SyncingTables are read after each batch of messages): a row of such a
+// table changed while the subscription lacked its set, not yet received,
+// lands in the empty table, the COPY then fails on it (duplicate key), and
+// pglogical marks the table ready with that row alone (seen here: a table
+// left with 1 of 21 rows). Waiting leaves only what is written during the
+// change itself to that race; the counts after the copy tell the rest.
+// sub is a connection to the subscriber.
+func (r *Runner) caughtUp(ctx context.Context, sub *pgx.Conn, sb config.Subscription) error {
+	slot, err := one[string](ctx, sub, "SELECT sub_slot_name FROM pglogical.subscription WHERE sub_name = $1", sb.Name)
+	if err != nil {
+		return fmt.Errorf("read the slot of subscription %s: %w", sb.Name, err)
+	}
+	prov, err := r.connect(ctx, sb.Provider)
+	if err != nil {
+		return err
+	}
+	defer prov.Close(ctx)
+	target, err := one[string](ctx, prov, "SELECT pg_current_wal_flush_lsn()::text")
+	if err != nil {
+		return err
+	}
+	wait := min(r.wait(), 2*time.Minute)
+	deadline := time.Now().Add(wait)
+	for {
+		var active, confirmed bool
+		err := prov.QueryRow(ctx, "SELECT active, coalesce(confirmed_flush_lsn >= $2::pg_lsn, false) FROM pg_replication_slots WHERE slot_name = $1", slot, target).Scan(&active, &confirmed)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			return fmt.Errorf("subscription %s has no slot %s on %s (pglmon status --subscription %s)", sb.Name, slot, sb.Provider, shellword.Quote(sb.Name))
+		case err != nil:
+			return err
+		case confirmed:
+			return nil
+		case time.Now().After(deadline):
+			why := "it streams but lags"
+			if !active {
+				why = "nothing streams from its slot"
+			}
+			return fmt.Errorf("subscription %s has not applied %s's changes up to %s within %s (%s): pglogical would copy tables to it that changes still on their way can spoil; re-run apply once it has caught up (pglmon status --subscription %s)",
+				sb.Name, sb.Provider, target, wait, why, shellword.Quote(sb.Name))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// notReadySQL counts the tables of subscription $1 that pglogical has not
+// finished copying.
+const notReadySQL = `SELECT count(*) FROM pglogical.local_sync_status l JOIN pglogical.subscription s ON s.sub_id = l.sync_subid
+WHERE s.sub_name = $1 AND l.sync_relname IS NOT NULL AND l.sync_status <> 'r'`
+
+// waitCopied waits until pglogical has copied every table of subscription
+// sb (each table's sync status ready).
+func (r *Runner) waitCopied(ctx context.Context, sb config.Subscription) error {
+	conn, err := r.connect(ctx, sb.Subscriber)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	deadline := time.Now().Add(r.wait())
+	for {
+		n, err := one[int64](ctx, conn, notReadySQL, sb.Name)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			fmt.Fprintf(r.Out, "subscription %s on %s has copied its tables\n", sb.Name, sb.Subscriber)
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("subscription %s on %s: pglogical still copies %d tables after %s (pglmon status --subscription %s shows each; apply has nothing left to do)", sb.Name, sb.Subscriber, n, r.wait(), shellword.Quote(sb.Name))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// wait bounds apply's waits for pglogical (Wait, 10 minutes when unset).
+func (r *Runner) wait() time.Duration {
+	if r.Wait <= 0 {
+		return 10 * time.Minute
+	}
+	return r.Wait
+}
