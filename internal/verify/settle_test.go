@@ -139,3 +139,40 @@ func TestSettlePositionBeforeTheReads(t *testing.T) {
 		t.Errorf("position %s is not before the WAL the reads wrote (%s before them, %s after)", lsn, before, after)
 	}
 }
+
+// WAL without a commit after the position a settle waits for (the
+// background writer's running-transactions record, pruning by the reads of
+// a verification) stays unflushed on a quiet provider while its WAL writer
+// hibernates, for seconds: the target is the position itself, flushed once
+// flush's empty transaction woke the WAL writer, not the older flush
+// position after the grace (the walk then read on from there).
+func TestUnflushedWALIsFlushed(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	// Own clusters: on the shared ones other tests' commits flush the WAL.
+	// Synchronous commits, as servers run (the test clusters' asynchronous
+	// ones keep the WAL writer busy).
+	sync := pgtest.Options{ExtraConf: []string{"synchronous_commit = on"}}
+	p := pgtest.NewPair(t, pgtest.PairOptions{Provider: pgtest.NewCluster(t, sync), Subscriber: pgtest.NewCluster(t, sync), Rows: 10})
+	p.MustConverge(t, 30*time.Second)
+	prov, err := p.Provider.Cluster.Connect(ctx, p.Provider.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prov.Close(ctx)
+	if _, err := prov.Exec(ctx, "SET default_transaction_read_only = on"); err != nil {
+		t.Fatal(err)
+	}
+	var lsn string
+	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
+		var tail bool
+		return prov.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn() > pg_current_wal_flush_lsn(), pg_current_wal_insert_lsn()::text").Scan(&tail, &lsn) == nil && tail
+	}); err != nil {
+		t.Fatalf("the provider never left unflushed WAL: %v", err)
+	}
+	c := &Comparer{Provider: prov}
+	target, err := c.flushedTarget(ctx, lsn)
+	if err != nil || target != lsn {
+		t.Errorf("flushedTarget(%s) = %s, %v: want the position itself, flushed", lsn, target, err)
+	}
+}
