@@ -519,8 +519,9 @@ func (r *Runner) changes(ctx context.Context, conns map[string]*pgx.Conn, tables
 			}
 			p.Warnings = append(p.Warnings, warnings...)
 		default:
+			f := rs.Flags()
 			add(Change{Node: rs.Node, What: "create replication set " + rs.Name, SQL: "SELECT pglogical.create_replication_set($1, $2, $3, $4, $5)",
-				Args: []any{rs.Name, rs.Flags()[0], rs.Flags()[1], rs.Flags()[2], rs.Flags()[3]}})
+				Args: []any{rs.Name, f[0], f[1], f[2], f[3]}})
 		}
 		// A table added to a set that subscriptions already use is copied
 		// to them (pglogical queues a table sync), unless they were set up
