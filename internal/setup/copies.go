@@ -25,9 +25,13 @@ import (
 // change itself to that race; the counts after the copy tell the rest.
 // sub is a connection to the subscriber.
 func (r *Runner) caughtUp(ctx context.Context, sub *pgx.Conn, sb config.Subscription) error {
-	slot, err := one[string](ctx, sub, "SELECT sub_slot_name FROM pglogical.subscription WHERE sub_name = $1", sb.Name)
-	if err != nil {
+	var slot string
+	var enabled bool
+	if err := sub.QueryRow(ctx, "SELECT sub_slot_name, sub_enabled FROM pglogical.subscription WHERE sub_name = $1", sb.Name).Scan(&slot, &enabled); err != nil {
 		return fmt.Errorf("read the slot of subscription %s: %w", sb.Name, err)
+	}
+	if !enabled {
+		return nil // nothing applies, nor copies, until it is enabled
 	}
 	prov, err := r.connect(ctx, sb.Provider)
 	if err != nil {
@@ -72,29 +76,37 @@ const notReadySQL = `SELECT count(*) FROM pglogical.local_sync_status l JOIN pgl
 WHERE s.sub_name = $1 AND l.sync_relname IS NOT NULL AND l.sync_status <> 'r'`
 
 // waitCopied waits until pglogical has copied every table of subscription
-// sb (each table's sync status ready).
-func (r *Runner) waitCopied(ctx context.Context, sb config.Subscription) error {
+// sb (each table's sync status ready); false when it is disabled, and
+// copies nothing until enabled.
+func (r *Runner) waitCopied(ctx context.Context, sb config.Subscription) (bool, error) {
 	conn, err := r.connect(ctx, sb.Subscriber)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer conn.Close(ctx)
+	enabled, err := one[bool](ctx, conn, "SELECT sub_enabled FROM pglogical.subscription WHERE sub_name = $1", sb.Name)
+	if err != nil || !enabled {
+		if err == nil {
+			fmt.Fprintf(r.Out, "subscription %s on %s is disabled: pglogical copies its tables once it is enabled (pglogical.alter_subscription_enable)\n", sb.Name, sb.Subscriber)
+		}
+		return false, err
+	}
 	deadline := time.Now().Add(r.wait())
 	for {
 		n, err := one[int64](ctx, conn, notReadySQL, sb.Name)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if n == 0 {
 			fmt.Fprintf(r.Out, "subscription %s on %s has copied its tables\n", sb.Name, sb.Subscriber)
-			return nil
+			return true, nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("subscription %s on %s: pglogical still copies %d tables after %s (pglmon status --subscription %s shows each; apply has nothing left to do)", sb.Name, sb.Subscriber, n, r.wait(), shellword.Quote(sb.Name))
+			return false, fmt.Errorf("subscription %s on %s: pglogical still copies %d tables after %s (pglmon status --subscription %s shows each; apply has nothing left to do)", sb.Name, sb.Subscriber, n, r.wait(), shellword.Quote(sb.Name))
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return false, ctx.Err()
 		case <-time.After(250 * time.Millisecond):
 		}
 	}

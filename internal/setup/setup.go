@@ -915,10 +915,13 @@ func (r *Runner) Apply(ctx context.Context) (err error) {
 		differ = append(differ, r.counts(ctx, sb, config.Flag(sb.SynchronizeData))...)
 	}
 	for _, sb := range copied {
-		if err := r.waitCopied(ctx, sb); err != nil {
+		done, err := r.waitCopied(ctx, sb)
+		if err != nil {
 			return err
 		}
-		differ = append(differ, r.counts(ctx, sb, true)...)
+		if done {
+			differ = append(differ, r.counts(ctx, sb, true)...)
+		}
 	}
 	if len(differ) > 0 {
 		return fmt.Errorf("%w: %s (pglmon verify --subscription names the rows; pglmon ran no resynchronisation)", ErrCopiesDiffer, strings.Join(differ, ", "))

@@ -1445,3 +1445,30 @@ func TestSpoiledCopyIsSaid(t *testing.T) {
 		t.Fatalf("items after the printed resynchronisation: %d rows, %v", n, err)
 	}
 }
+
+// A set added with its copy to a disabled subscription: nothing applies
+// nor copies until it is enabled, so apply neither waits for it to catch
+// up nor for the copy, and says so.
+func TestSetAddedToADisabledSubscription(t *testing.T) {
+	ctx := context.Background()
+	prov, sub := pgtest.Shared(t)
+	p, s := freshDBs(t, prov, sub, ddl+"INSERT INTO items SELECT g, 'i' FROM generate_series(1, 5) g;", ddl)
+	cfg := topologyConfig(t, p, s, "public.orders")
+	r, out := applied(t, cfg)
+	if err := s.Exec(ctx, "SELECT pglogical.alter_subscription_disable('app_sub', true)"); err != nil {
+		t.Fatal(err)
+	}
+	cfg.ReplicationSets = append(cfg.ReplicationSets, config.ReplicationSet{Name: "more", Node: "provider", Tables: []string{"public.items"}})
+	cfg.Subscriptions[0].ReplicationSets = []string{"app", "more"}
+	out.Reset()
+	if err := r.Apply(ctx); err != nil || !strings.Contains(out.String(), "subscription app_sub on subscriber is disabled: pglogical copies its tables once it is enabled") {
+		t.Fatalf("apply: %v\n%s", err, out.String())
+	}
+	if err := s.Exec(ctx, "SELECT pglogical.alter_subscription_enable('app_sub', true)"); err != nil {
+		t.Fatal(err)
+	}
+	pair := &pgtest.Pair{Provider: p, Subscriber: s}
+	if n, err := pair.WaitConverged(ctx, "items", time.Minute); err != nil || n != 5 {
+		t.Fatalf("items once enabled: %d rows, %v", n, err)
+	}
+}
