@@ -553,11 +553,11 @@ func slotInUse(subscriber string, sub probe.Subscription, prov *probe.Snapshot, 
 			fmt.Fprintf(&b, ". Its consumer last replied %s: probably a connection left behind by the worker of %s itself, after a network failure or a crash of %s's host; the walsender ends after %s's wal_sender_timeout (never, if that is 0). A person can end it now, on %s: SELECT pg_terminate_backend(%d) (nothing is at its other end)",
 				replyAge(snd), sub.Name, subscriber, prov.Node, prov.Node, snd.PID)
 		case snd.ApplicationName == sub.Name:
-			fmt.Fprintf(&b, ". Its consumer is alive and is a pglogical subscription named %s: most likely a copy of %s (a restored snapshot, a promoted replica, a cloned volume) running the same subscription. Every change the copy confirms leaves the slot and is lost to %s. On the copy%s run SELECT pglogical.alter_subscription_disable('%s', true) (never pglogical.drop_subscription there: it drops this slot on %s); %s takes its slot back within seconds. Ending the walsender alone does not help: the copy reconnects",
-				sub.Name, subscriber, sub.Name, fromAddr(snd), strings.ReplaceAll(sub.Name, "'", "''"), prov.Node, sub.Name)
+			fmt.Fprintf(&b, ". Its consumer is alive and is a pglogical subscription named %s: most likely a copy of %s (a restored snapshot, a promoted replica, a cloned volume) running the same subscription. Every change the copy confirms leaves the slot and is lost to %s. On the copy%s run SELECT pglogical.alter_subscription_disable('%s', true) (never pglogical.drop_subscription there: it drops this slot on %s); %s takes its slot back when its apply worker next starts (pglogical may wait up to 180 s; a restart of %s, which pglmon's daemon makes once it is down for down_grace, skips the wait). Ending the walsender alone does not help: the copy reconnects",
+				sub.Name, subscriber, sub.Name, fromAddr(snd), strings.ReplaceAll(sub.Name, "'", "''"), prov.Node, sub.Name, sub.Name)
 		default:
-			fmt.Fprintf(&b, ". Its consumer is alive and is not a pglogical subscription of this name: another tool streams from this slot (pg_recvlogical, a change-data-capture connector) and every change it confirms is lost to %s. Stop that consumer%s; %s takes its slot back within seconds",
-				sub.Name, fromAddr(snd), sub.Name)
+			fmt.Fprintf(&b, ". Its consumer is alive and is not a pglogical subscription of this name: another tool streams from this slot (pg_recvlogical, a change-data-capture connector) and every change it confirms is lost to %s. Stop that consumer%s; %s takes its slot back when its apply worker next starts (pglogical may wait up to 180 s; a restart of %s, which pglmon's daemon makes once it is down for down_grace, skips the wait)",
+				sub.Name, fromAddr(snd), sub.Name, sub.Name)
 		}
 	}
 	if sub.OriginRemoteLSN != 0 && slot.ConfirmedFlushLSN > sub.OriginRemoteLSN {

@@ -380,7 +380,11 @@ same way). On provider %[1]s, see who holds it:
  b) another tool (pg_recvlogical, a CDC connector): stop it, and give it a slot of its own.
  c) a walsender whose consumer is gone (no reply for a long time): end it on provider %[1]s:
       SELECT pg_terminate_backend(<active_pid>);
-%[5]s takes its slot back within seconds (watch: pglmon status --config FILE --subscription %[7]s).
+%[5]s takes its slot back when its apply worker next starts: pglogical may wait up to 180 s;
+once the slot is free (active_pid empty above), skip the wait with
+  pglmon repair --config FILE --subscription %[7]s --remedy restart
+The daemon makes that restart itself once %[5]s is down for down_grace.
+(watch: pglmon status --config FILE --subscription %[7]s).
 Whatever the other process confirmed while it held the slot was not applied on %[2]s:
   pglmon verify --config FILE --subscription %[7]s
 and resynchronise the tables that differ (pglmon repair prints how for data_divergence).`, s.Provider, s.Subscriber, q(s.Name), f.Message, s.Name, q(s.SlotName), sh(s.Name))
