@@ -13,8 +13,8 @@ import (
 )
 
 // caughtUp waits until subscription sb has applied every transaction its
-// provider had committed (its slot confirms the provider's flushed WAL
-// position), before a change has pglogical copy tables to it. The change
+// provider had committed (its slot confirms the provider's WAL position),
+// before a change has pglogical copy tables to it. The change
 // restarts its apply worker, and pglogical 2.4.2's new worker applies what
 // it receives first before it reads which tables are being copied (its
 // SyncingTables are read after each batch of messages): a row of such a
@@ -38,8 +38,19 @@ func (r *Runner) caughtUp(ctx context.Context, sub *pgx.Conn, sb config.Subscrip
 		return err
 	}
 	defer prov.Close(ctx)
-	target, err := one[string](ctx, prov, "SELECT pg_current_wal_flush_lsn()::text")
+	// The insert position covers every commit made so far, flushed or
+	// not (asynchronous commits reach the flush position up to three
+	// wal_writer_delay later: a target read from it let a commit made
+	// just before slip through, seen here). An empty transaction holding a
+	// transaction id then wakes the WAL writer, whose flush of its commit
+	// takes the WAL before with it: the walsender sends only flushed WAL,
+	// and a quiet provider's WAL writer may otherwise hibernate with the
+	// last of it unflushed for seconds.
+	target, err := one[string](ctx, prov, "SELECT pg_current_wal_insert_lsn()::text")
 	if err != nil {
+		return err
+	}
+	if _, err := prov.Exec(ctx, "SELECT txid_current()"); err != nil {
 		return err
 	}
 	wait := min(r.wait(), 2*time.Minute)

@@ -50,8 +50,10 @@ type Change struct {
 	// pglogical copies once the change commits (alter_subscription_
 	// synchronize): apply first waits until it has applied what its
 	// provider committed (see caughtUp), and afterwards until the copies
-	// are done, then compares row counts.
-	copies string
+	// are done, then compares the row counts of the tables of copySets,
+	// the sets the change adds.
+	copies   string
+	copySets []string
 	// senders are the configured subscriptions whose provider's senders
 	// the change ends (their apply workers end with them): apply waits
 	// for the next apply worker of each, on its subscriber.
@@ -757,7 +759,7 @@ func (r *Runner) addSets(ctx context.Context, conns map[string]*pgx.Conn, tables
 			// synchronized (checkCopies refused tables holding rows).
 			stmts = append(stmts, "SELECT pglogical.alter_subscription_synchronize("+pgident.Literal(sb.Name)+", false)")
 			// No parameters: one simple-protocol query, one transaction.
-			p.Changes = append(p.Changes, Change{Node: sb.Subscriber, What: what, SQL: strings.Join(stmts, ";\n"), restarts: sb.Name, copies: sb.Name})
+			p.Changes = append(p.Changes, Change{Node: sb.Subscriber, What: what, SQL: strings.Join(stmts, ";\n"), restarts: sb.Name, copies: sb.Name, copySets: added})
 		}
 	}
 	for _, set := range have {
@@ -904,7 +906,9 @@ func (r *Runner) Apply(ctx context.Context) (err error) {
 			}
 		}
 		if c.copies != "" {
-			copied = append(copied, r.subscription(c.copies))
+			sb := r.subscription(c.copies)
+			sb.ReplicationSets = c.copySets
+			copied = append(copied, sb)
 		}
 	}
 	var differ []string
@@ -943,9 +947,10 @@ func (r *Runner) subscription(name string) config.Subscription {
 	return config.Subscription{Name: name}
 }
 
-// counts prints the row count of each table of subscription sb on both
-// sides, and returns, when pglogical copied them (copied), those that
-// differ, each with the call that copies it again.
+// counts prints the row count of each table of subscription sb's sets
+// (sb.ReplicationSets) on both sides, and returns, when pglogical copied
+// them (copied), those that differ, each with the call that copies it
+// again.
 func (r *Runner) counts(ctx context.Context, sb config.Subscription, copied bool) []string {
 	tg := verify.Target{Subscription: sb.Name, Subscriber: sb.Subscriber, Provider: sb.Provider, Sets: sb.ReplicationSets}
 	res := verify.Run(ctx, r.Config, tg, verify.Options{Mode: verify.ModeCount})
