@@ -885,6 +885,13 @@ func TestSetTakenFromTheSubscriptionComesBackCopied(t *testing.T) {
 	}
 	out.Reset()
 	if err := r.Apply(ctx); err != nil {
+		logSyncState(t, s)
+		logSyncState(t, p)
+		for _, c := range []*pgtest.Cluster{p.Cluster, s.Cluster} {
+			if b, err := os.ReadFile(c.LogPath()); err == nil {
+				t.Logf("end of %s:\n%s", c.LogPath(), b[max(0, len(b)-3000):])
+			}
+		}
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	pair := &pgtest.Pair{Provider: p, Subscriber: s}
