@@ -1482,3 +1482,28 @@ func TestSetAddedToADisabledSubscription(t *testing.T) {
 		t.Fatalf("items once enabled: %d rows, %v", n, err)
 	}
 }
+
+// A row filter and column list keyed by a partitioned table apply to each
+// of its partitions, which are what pglogical replicates.
+func TestRowFilterOfAPartitionedTable(t *testing.T) {
+	ctx := context.Background()
+	prov, sub := pgtest.Shared(t)
+	p, s := freshDBs(t, prov, sub, partDDL+"INSERT INTO parted SELECT g, CASE WHEN g % 2 = 0 THEN 'eu' ELSE 'us' END, g FROM generate_series(1, 2000) g;", partDDL)
+	cfg := topologyConfig(t, p, s, "public.parted")
+	cfg.ReplicationSets[0].Columns = map[string][]string{"public.parted": {"id", "region"}}
+	cfg.ReplicationSets[0].RowFilters = map[string]string{"public.parted": "id <= 100"}
+	r, out := applied(t, cfg)
+	for _, part := range []string{"public.parted_eu", "public.parted_us_low", "public.parted_us_high"} {
+		if want := "add table " + part + " to app (columns (id, region), rows where (id <= 100))"; !strings.Contains(out.String(), want) {
+			t.Errorf("apply output lacks %q:\n%s", want, out.String())
+		}
+	}
+	var n, withV int
+	if err := s.QueryRow(ctx, "SELECT count(*), count(v) FROM parted", []any{&n, &withV}); err != nil || n != 100 || withV != 0 {
+		t.Errorf("subscriber's parted: %d rows, %d with v (want 100, 0), %v", n, withV, err)
+	}
+	out.Reset()
+	if err := r.Apply(ctx); err != nil || !strings.Contains(out.String(), "Nothing to change") {
+		t.Fatalf("second apply: %v\n%s", err, out.String())
+	}
+}
