@@ -1414,18 +1414,32 @@ func TestPlanSaysWhatItLeaves(t *testing.T) {
 	}
 }
 
+// withMoreSet applies a topology replicating orders, runs meanwhile on
+// the subscriber, then gives the configuration a second set, more, with
+// items (5 rows on the provider), for the subscription: the next apply adds
+// it with its copy.
+func withMoreSet(t *testing.T, meanwhile func(s pgtest.DB)) (pgtest.DB, pgtest.DB, *Runner, *bytes.Buffer) {
+	t.Helper()
+	prov, sub := pgtest.Shared(t)
+	p, s := freshDBs(t, prov, sub, ddl+"INSERT INTO items SELECT g, 'i' FROM generate_series(1, 5) g;", ddl)
+	cfg := topologyConfig(t, p, s, "public.orders")
+	r, out := applied(t, cfg)
+	if meanwhile != nil {
+		meanwhile(s)
+	}
+	cfg.ReplicationSets = append(cfg.ReplicationSets, config.ReplicationSet{Name: "more", Node: "provider", Tables: []string{"public.items"}})
+	cfg.Subscriptions[0].ReplicationSets = []string{"app", "more"}
+	out.Reset()
+	return p, s, r, out
+}
+
 // A copy pglogical spoils (a row of the table reached the subscriber just
 // before its COPY, which then fails on it, and pglogical marks the table
 // ready anyway) is told by the row counts after the copy: apply fails with
 // ErrCopiesDiffer and prints the call that copies the table again.
 func TestSpoiledCopyIsSaid(t *testing.T) {
 	ctx := context.Background()
-	prov, sub := pgtest.Shared(t)
-	p, s := freshDBs(t, prov, sub, ddl+"INSERT INTO items SELECT g, 'i' FROM generate_series(1, 5) g;", ddl)
-	cfg := topologyConfig(t, p, s, "public.orders")
-	r, out := applied(t, cfg)
-	cfg.ReplicationSets = append(cfg.ReplicationSets, config.ReplicationSet{Name: "more", Node: "provider", Tables: []string{"public.items"}})
-	cfg.Subscriptions[0].ReplicationSets = []string{"app", "more"}
+	p, s, r, out := withMoreSet(t, nil)
 	r.beforeChange = func(c Change) {
 		if c.copies != "" {
 			if err := s.Exec(ctx, "INSERT INTO items VALUES (1, 'here first')"); err != nil {
@@ -1461,15 +1475,11 @@ func TestSpoiledCopyIsSaid(t *testing.T) {
 // up nor for the copy, and says so.
 func TestSetAddedToADisabledSubscription(t *testing.T) {
 	ctx := context.Background()
-	prov, sub := pgtest.Shared(t)
-	p, s := freshDBs(t, prov, sub, ddl+"INSERT INTO items SELECT g, 'i' FROM generate_series(1, 5) g;", ddl)
-	cfg := topologyConfig(t, p, s, "public.orders")
-	r, out := applied(t, cfg)
-	if err := s.Exec(ctx, "SELECT pglogical.alter_subscription_disable('app_sub', true)"); err != nil {
-		t.Fatal(err)
-	}
-	cfg.ReplicationSets = append(cfg.ReplicationSets, config.ReplicationSet{Name: "more", Node: "provider", Tables: []string{"public.items"}})
-	cfg.Subscriptions[0].ReplicationSets = []string{"app", "more"}
+	p, s, r, out := withMoreSet(t, func(s pgtest.DB) {
+		if err := s.Exec(ctx, "SELECT pglogical.alter_subscription_disable('app_sub', true)"); err != nil {
+			t.Fatal(err)
+		}
+	})
 	out.Reset()
 	if err := r.Apply(ctx); err != nil || !strings.Contains(out.String(), "subscription app_sub on subscriber is disabled: pglogical copies its tables once it is enabled") {
 		t.Fatalf("apply: %v\n%s", err, out.String())
