@@ -21,7 +21,7 @@ func runHeartbeat(ctx context.Context, e env, args []string) error {
 	path := fs.String("config", "", "configuration file")
 	dry := fs.Bool("dry-run", false, "print the plan, change nothing")
 	wait := fs.Duration("wait", 4*time.Minute, "how long to wait for every subscription to apply a heartbeat (install) or stream again (remove): "+
-		"its apply worker restarts once, which under load has taken pglogical over 90 s")
+		"its apply worker restarts once (pglmon wakes pglogical's manager when it misses that), and under load pglogical has taken over 90 s")
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
@@ -43,7 +43,7 @@ func runHeartbeat(ctx context.Context, e env, args []string) error {
 	}
 	if len(p.Steps) > 0 {
 		fmt.Fprintln(e.stdout)
-		if err := heartbeat.Apply(ctx, cfg, p, e.stdout); err != nil {
+		if err := heartbeat.Apply(ctx, cfg, p, *wait, e.stdout); err != nil {
 			return &exitErr{2, err}
 		}
 	}

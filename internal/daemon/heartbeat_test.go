@@ -86,7 +86,7 @@ func installHeartbeat(t *testing.T, body string) (*config.Config, heartbeat.Plan
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := heartbeat.Apply(context.Background(), cfg, plan, io.Discard); err != nil {
+	if err := heartbeat.Apply(context.Background(), cfg, plan, time.Minute, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	return cfg, plan

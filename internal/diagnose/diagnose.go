@@ -455,7 +455,7 @@ func (d *diagnosis) down(out *Subscription, subscriber *probe.Snapshot, sub prob
 		remedy = RemedyRestart
 	}
 	add(Finding{Code: CodeStuckDown, Severity: Critical, Remedy: remedy,
-		Message: fmt.Sprintf("subscription %s has been down for %s (down_grace %s) with slot and origin present; pglogical backs off up to 180 s after a provider outage", sub.Name, dur.Round(time.Second), grace)})
+		Message: fmt.Sprintf("subscription %s has been down for %s (down_grace %s) with slot and origin present; pglogical backs off up to 180 s after a provider outage, and its manager can miss the end of an apply worker that a change to the subscription ended (a set added or removed) and start none until its next round, up to 180 s on; a restart starts one now", sub.Name, dur.Round(time.Second), grace)})
 }
 
 // notStreaming explains a subscription whose apply worker runs without
@@ -975,9 +975,26 @@ func (d *diagnosis) tableSync(out *Subscription, subscriber *probe.Snapshot) {
 		}
 		if dur >= grace {
 			out.Findings = append(out.Findings, Finding{Code: CodeTableSyncStalled, Severity: Warning, Human: true,
-				Message: fmt.Sprintf("table %s.%s of %s has not been ready for %s (sync status %q, table_sync_grace %s)%s", t.Schema, t.Table, out.Name, dur.Round(time.Second), t.Status, grace, copying)})
+				Message: fmt.Sprintf("table %s.%s of %s has not been ready for %s (sync status %q, table_sync_grace %s)%s%s", t.Schema, t.Table, out.Name, dur.Round(time.Second), t.Status, grace, copying, catchUpHint(t, out))})
 		}
 	}
+}
+
+// catchUpHint says, for a table in catchup (sync status u), what it waits
+// for: pglogical 2.4.2's sync worker stops only at a commit of its
+// database on the provider at or past where the apply worker had got to,
+// which it can reach without one (keepalives): a quiet provider leaves the
+// table there (measured; pglmon setup apply commits a logical message for
+// it, see setup.catchUpSQL).
+func catchUpHint(t probe.TableSync, sub *Subscription) string {
+	if t.Status != "u" {
+		return ""
+	}
+	on := "the provider"
+	if sub.Provider != "" {
+		on = sub.Provider
+	}
+	return fmt.Sprintf("; in catchup, pglogical's sync worker waits for a commit of the database on %s: a provider with no writes leaves it there, and any write completes it, e.g. SELECT pg_logical_emit_message(true, 'pglmon', 'table copy catch-up') on %s (nothing replicates it)", on, on)
 }
 
 // slotUser says, for a slot no answering subscriber reports, who holds it.

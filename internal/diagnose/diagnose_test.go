@@ -583,6 +583,12 @@ func TestTableSyncStalledOnlyWhenTheCopyStopsMoving(t *testing.T) {
 	if f, ok := w.run().Subscriptions[0].Finding(CodeTableSyncStalled); !ok || !strings.Contains(f.Message, `(sync status "y", table_sync_grace 30m0s); its copy (7,000,001 rows) last moved 40m0s ago`) {
 		t.Fatalf("after the copy: %+v", f)
 	}
+	// In catchup: what it waits for, and the write that gives it.
+	w.sub.TableSync[0].Status = "u"
+	if f, ok := w.run().Subscriptions[0].Finding(CodeTableSyncStalled); !ok || !strings.Contains(f.Message, `(sync status "u", table_sync_grace 30m0s); its copy (7,000,001 rows) last moved 40m0s ago; in catchup, pglogical's sync worker waits for a commit of the database on p: `) ||
+		!strings.Contains(f.Message, "SELECT pg_logical_emit_message(true, 'pglmon', 'table copy catch-up') on p") {
+		t.Fatalf("in catchup: %+v", f)
+	}
 	// Without copy progress (PostgreSQL 13, or a role that cannot see it): the time since not ready, as before.
 	w2 := healthy()
 	w2.s().Status = probe.StatusInitializing

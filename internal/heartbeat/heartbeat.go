@@ -21,8 +21,10 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/pglmon/pglmon/internal/applyworker"
 	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/probe"
+	"github.com/pglmon/pglmon/internal/shellword"
 )
 
 // The SQL of the steps. Each step has a query saying whether its effect is
@@ -72,6 +74,9 @@ type Step struct {
 	done string
 	// undone inverts done: the step removes something.
 	undone bool
+	// restarts names the subscription whose apply worker pglogical ends
+	// when the step commits: Apply waits for the next one.
+	restarts string
 }
 
 // Target is a subscription whose provider and subscriber are both
@@ -215,7 +220,7 @@ func PlanInstall(ctx context.Context, cfg *config.Config) (Plan, error) {
 		if !slices.Contains(w.sub(t).ReplicationSets, probe.HeartbeatSet) {
 			p.Steps = append(p.Steps, Step{Node: t.Subscriber,
 				What: fmt.Sprintf("subscribe %s to the set pglmon_heartbeat of %s (its apply worker restarts, within seconds)", t.Subscription, t.Provider),
-				SQL:  subAddSetSQL, Args: []any{t.Subscription}, done: subHasSetSQL})
+				SQL:  subAddSetSQL, Args: []any{t.Subscription}, done: subHasSetSQL, restarts: t.Subscription})
 		}
 	}
 	return p, nil
@@ -249,7 +254,7 @@ func PlanRemove(ctx context.Context, cfg *config.Config) (Plan, error) {
 			p.Targets = append(p.Targets, t)
 			p.Steps = append(p.Steps, Step{Node: t.Subscriber,
 				What: fmt.Sprintf("unsubscribe %s from the set pglmon_heartbeat (its apply worker restarts, within seconds)", t.Subscription),
-				SQL:  subDropSetSQL, Args: []any{t.Subscription}, done: subHasSetSQL, undone: true})
+				SQL:  subDropSetSQL, Args: []any{t.Subscription}, done: subHasSetSQL, undone: true, restarts: t.Subscription})
 		}
 	}
 	for _, n := range cfg.Nodes {
@@ -272,9 +277,12 @@ func PlanRemove(ctx context.Context, cfg *config.Config) (Plan, error) {
 }
 
 // Apply runs the steps in order, each only when its effect is not already
-// in place, saying what it does. It stops at the first failure: what was
-// done stays done, and running the same plan again completes it.
-func Apply(ctx context.Context, cfg *config.Config, p Plan, out io.Writer) error {
+// in place, saying what it does. After a step that ends a subscription's
+// apply worker it waits, up to wait, for the next one, waking pglogical's
+// manager when it missed the end (see applyworker): else the subscription
+// could receive nothing for minutes. It stops at the first failure: what
+// was done stays done, and running the same plan again completes it.
+func Apply(ctx context.Context, cfg *config.Config, p Plan, wait time.Duration, out io.Writer) error {
 	cs := conns{cfg: cfg}
 	defer cs.close(ctx)
 	for i, s := range p.Steps {
@@ -295,10 +303,26 @@ func Apply(ctx context.Context, cfg *config.Config, p Plan, out io.Writer) error
 			continue
 		}
 		start := time.Now()
+		var since time.Time
+		if s.restarts != "" {
+			if since, err = applyworker.Now(ctx, c); err != nil {
+				return fmt.Errorf("step %d, %s on %s: %w", i+1, s.What, s.Node, err)
+			}
+		}
 		if _, err := c.Exec(ctx, s.SQL, s.Args...); err != nil {
 			return fmt.Errorf("step %d, %s on %s: %w (what was done before stays; run the same command again to complete it)", i+1, s.What, s.Node, err)
 		}
 		fmt.Fprintf(out, "%d. on %s: %s: done (%s)\n", i+1, s.Node, s.What, time.Since(start).Round(time.Millisecond))
+		if s.restarts == "" {
+			continue
+		}
+		woken, err := applyworker.Wait(ctx, c, s.restarts, since, wait)
+		if err != nil {
+			return fmt.Errorf("step %d, %s on %s: done, but %w (pglmon status --subscription %s)", i+1, s.What, s.Node, err, shellword.Quote(s.restarts))
+		}
+		if woken > 0 {
+			fmt.Fprintf(out, "   its apply worker started once pglmon woke pglogical's manager, which had missed the end of the old one (alter_subscription_enable on the enabled subscription)\n")
+		}
 	}
 	return nil
 }

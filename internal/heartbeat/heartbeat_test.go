@@ -84,7 +84,7 @@ func TestInstallMeasureRemove(t *testing.T) {
 	partial := plan
 	partial.Steps = plan.Steps[:3]
 	var out bytes.Buffer
-	if err := Apply(ctx, cfg, partial, &out); err != nil {
+	if err := Apply(ctx, cfg, partial, time.Minute, &out); err != nil {
 		t.Fatal(err)
 	}
 	if err := p.WaitStatus(ctx, p.Sub(), "replicating", 10*time.Second); err != nil {
@@ -99,7 +99,7 @@ func TestInstallMeasureRemove(t *testing.T) {
 	}
 	// The whole first plan again: the done steps are skipped.
 	out.Reset()
-	if err := Apply(ctx, cfg, plan, &out); err != nil {
+	if err := Apply(ctx, cfg, plan, time.Minute, &out); err != nil {
 		t.Fatal(err)
 	}
 	if n := strings.Count(out.String(), ": already done"); n != 3 {
@@ -202,10 +202,10 @@ func TestInstallMeasureRemove(t *testing.T) {
 	if got := whats(rm); strings.Join(got, "\n") != strings.Join(wantRm, "\n") {
 		t.Fatalf("remove plan:\n%s", strings.Join(got, "\n"))
 	}
-	if err := Apply(ctx, cfg, rm, &out); err != nil {
+	if err := Apply(ctx, cfg, rm, time.Minute, &out); err != nil {
 		t.Fatal(err)
 	}
-	if err := Apply(ctx, cfg, rm, &out); err != nil {
+	if err := Apply(ctx, cfg, rm, time.Minute, &out); err != nil {
 		t.Fatalf("remove again: %v", err)
 	}
 	if again, err := PlanRemove(ctx, cfg); err != nil || len(again.Steps) != 0 {
@@ -272,7 +272,7 @@ func TestReinstallWhileDisabled(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := Apply(ctx, cfg, plan, &bytes.Buffer{}); err != nil {
+		if err := Apply(ctx, cfg, plan, time.Minute, &bytes.Buffer{}); err != nil {
 			t.Fatal(err)
 		}
 		return plan
@@ -285,7 +285,7 @@ func TestReinstallWhileDisabled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := Apply(ctx, cfg, rm, &bytes.Buffer{}); err != nil {
+	if err := Apply(ctx, cfg, rm, time.Minute, &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}
 	var set bool

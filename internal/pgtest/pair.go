@@ -166,21 +166,54 @@ func NewPair(t testing.TB, opt PairOptions) *Pair {
 	return p
 }
 
-// release drops the pair's subscriptions, and with them their slots on the
-// provider, when its test ends: on the shared clusters every finished
-// test's apply workers and walsenders would otherwise run until the package
-// ends, each walsender decoding all the provider's WAL, later tests' too.
-// The databases stay: on PostgreSQL 15 a DROP DATABASE waits until every
-// process accepts its ProcSignalBarrier, which pglogical 2.4.2's supervisor
-// and apply workers may never do (the finding signal_barrier_stuck).
+// ReleaseOnCleanup has the pair's subscriptions dropped when t ends (see
+// release): for tests that build the pair's databases themselves.
+func (p *Pair) ReleaseOnCleanup(t testing.TB) {
+	t.Helper()
+	t.Cleanup(func() {
+		if err := p.release(); err != nil {
+			t.Logf("pair %s not released (its workers stay until the package ends): %v", p.Provider.Name, err)
+		}
+	})
+}
+
+// release drops the pair's subscriptions (on either database, either way),
+// and with them their slots, when its test ends: on the shared clusters
+// every finished test's apply workers and walsenders would otherwise run
+// until the package ends, each walsender decoding all the provider's WAL,
+// later tests' too. The databases stay: on PostgreSQL 15 a DROP DATABASE
+// waits until every process accepts its ProcSignalBarrier, which
+// pglogical 2.4.2's supervisor and apply workers may never do (the finding
+// signal_barrier_stuck).
 func (p *Pair) release() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := p.Subscriber.Cluster.Connect(ctx, p.Subscriber.Name)
+	var errs []error
+	for _, d := range []DB{p.Subscriber, p.Provider} {
+		errs = append(errs, dropSubscriptions(ctx, d))
+	}
+	// Slots a test made itself, or whose drop could not reach the provider.
+	for _, d := range []DB{p.Provider, p.Subscriber} {
+		if err := d.Cluster.Exec(ctx, "postgres", `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+		WHERE database = $1 AND NOT active`, d.Name); err != nil {
+			errs = append(errs, fmt.Errorf("drop the slots of %s on port %d: %w", d.Name, d.Cluster.Port, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// dropSubscriptions drops every pglogical subscription of database d (none
+// when pglogical is not there).
+func dropSubscriptions(ctx context.Context, d DB) error {
+	conn, err := d.Cluster.Connect(ctx, d.Name)
 	if err != nil {
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
+	var there bool
+	if err := conn.QueryRow(ctx, "SELECT to_regclass('pglogical.subscription') IS NOT NULL").Scan(&there); err != nil || !there {
+		return err
+	}
 	rows, err := conn.Query(ctx, "SELECT sub_name::text FROM pglogical.subscription")
 	if err != nil {
 		return err
@@ -192,11 +225,6 @@ func (p *Pair) release() error {
 	var errs []error
 	for _, sub := range subs {
 		errs = append(errs, dropSubscription(ctx, conn, sub))
-	}
-	// Slots a test made itself, or whose drop could not reach the provider.
-	if err := p.Provider.Cluster.Exec(ctx, "postgres", `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
-		WHERE database = $1 AND NOT active`, p.Provider.Name); err != nil {
-		errs = append(errs, fmt.Errorf("drop the provider's slots: %w", err))
 	}
 	return errors.Join(errs...)
 }
@@ -591,4 +619,50 @@ func NewClone(t testing.TB, src *Cluster) *Cluster {
 	t.Helper()
 	c, err := Clone(context.Background(), src, Options{})
 	return ownedBy(t, c, err)
+}
+
+// StrandApply brings about what pglogical's manager does when it misses
+// the end of an apply worker: subscription sub enabled, no apply worker,
+// and nothing to start one until the manager's next round (measured: none
+// for over 20 s). It ends the database's manager (pglogical's supervisor
+// starts a new one at once when it takes that end for a crash, else none
+// until a subscription changes), then the apply worker: the postmaster
+// tells of its end only the manager that started it, now gone. It returns
+// once no apply worker has run for 2 s, or an error.
+func (p *Pair) StrandApply(ctx context.Context, sub string) error {
+	s := p.Subscriber
+	const workerSQL = `SELECT a.pid FROM pg_stat_activity a WHERE a.datname = current_database() AND a.backend_type = 'pglogical %s' || (SELECT oid FROM pg_database WHERE datname = current_database())%s`
+	var old int
+	if err := s.QueryRow(ctx, fmt.Sprintf(workerSQL, "manager ", ""), []any{&old}); err != nil {
+		return fmt.Errorf("find the manager of %s: %w", s.Name, err)
+	}
+	if err := s.Exec(ctx, "SELECT pg_terminate_backend($1)", old); err != nil {
+		return err
+	}
+	if err := Poll(ctx, 10*time.Second, func() bool {
+		var gone bool
+		return s.QueryRow(ctx, "SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)", []any{&gone}, old) == nil && gone
+	}); err != nil {
+		return fmt.Errorf("the manager of %s still runs after pg_terminate_backend", s.Name)
+	}
+	applySQL := fmt.Sprintf(workerSQL, "apply ", " || ':' || (SELECT sub_id FROM pglogical.subscription WHERE sub_name = $1)")
+	var apply int
+	if err := s.QueryRow(ctx, applySQL, []any{&apply}, sub); err != nil {
+		return fmt.Errorf("find the apply worker of %s: %w", sub, err)
+	}
+	if err := s.Exec(ctx, "SELECT pg_terminate_backend($1)", apply); err != nil {
+		return err
+	}
+	var none time.Time
+	return Poll(ctx, 20*time.Second, func() bool {
+		var pid int
+		err := s.QueryRow(ctx, applySQL, []any{&pid}, sub)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows) && none.IsZero():
+			none = time.Now()
+		case err == nil:
+			none = time.Time{}
+		}
+		return !none.IsZero() && time.Since(none) >= 2*time.Second
+	})
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pglmon/pglmon/internal/applyworker"
 	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/shellword"
 )
@@ -55,6 +56,7 @@ func (r *Runner) caughtUp(ctx context.Context, sub *pgx.Conn, sb config.Subscrip
 	}
 	wait := min(r.wait(), 2*time.Minute)
 	deadline := time.Now().Add(wait)
+	var quiet, nextWake time.Time // since when nothing streams; when to wake the manager next
 	for {
 		var active, confirmed bool
 		err := prov.QueryRow(ctx, "SELECT active, coalesce(confirmed_flush_lsn >= $2::pg_lsn, false) FROM pg_replication_slots WHERE slot_name = $1", slot, target).Scan(&active, &confirmed)
@@ -65,7 +67,32 @@ func (r *Runner) caughtUp(ctx context.Context, sub *pgx.Conn, sb config.Subscrip
 			return err
 		case confirmed:
 			return nil
-		case time.Now().After(deadline):
+		case active:
+			quiet = time.Time{}
+		case quiet.IsZero():
+			quiet = time.Now()
+		}
+		// A change made just before (pglmon heartbeat install adds a
+		// set too) may have ended the apply worker with pglogical's
+		// manager missing it: nothing streams until the manager's next
+		// round, up to 3 minutes on. With no apply worker 2 s on, it is
+		// woken (see applyworker).
+		if !quiet.IsZero() && time.Since(quiet) >= 2*time.Second && time.Now().After(nextWake) {
+			up, _, err := applyworker.Started(ctx, sub, sb.Name, time.Time{})
+			if err != nil {
+				return err
+			}
+			if !up {
+				if err := applyworker.Wake(ctx, sub, sb.Name); err != nil {
+					return err
+				}
+				if nextWake.IsZero() {
+					fmt.Fprintf(r.Out, "subscription %s has no apply worker: woke pglogical's manager to start one (alter_subscription_enable on the enabled subscription)\n", sb.Name)
+				}
+				nextWake = time.Now().Add(5 * time.Second)
+			}
+		}
+		if time.Now().After(deadline) {
 			why := "it streams but lags"
 			if !active {
 				why = "nothing streams from its slot"
@@ -82,13 +109,26 @@ func (r *Runner) caughtUp(ctx context.Context, sub *pgx.Conn, sb config.Subscrip
 }
 
 // notReadySQL counts the tables of subscription $1 that pglogical has not
-// finished copying.
-const notReadySQL = `SELECT count(*) FROM pglogical.local_sync_status l JOIN pglogical.subscription s ON s.sub_id = l.sync_subid
+// finished copying, and of them those catching up (sync status u).
+const notReadySQL = `SELECT count(*), count(*) FILTER (WHERE l.sync_status = 'u')
+FROM pglogical.local_sync_status l JOIN pglogical.subscription s ON s.sub_id = l.sync_subid
 WHERE s.sub_name = $1 AND l.sync_relname IS NOT NULL AND l.sync_status <> 'r'`
+
+// catchUpSQL commits, on a provider, a transaction holding only a logical
+// message, which pglogical's walsenders send on as an empty transaction.
+// pglogical 2.4.2's sync worker, catching up after its COPY, stops only at
+// a commit of its database at or past the position the apply worker had
+// reached when the COPY ended, and the apply worker reaches positions from
+// the walsender's keepalives too (WAL of other databases, or without a
+// commit): on a provider with no commit since, the table stays in catchup
+// (measured: over a minute, until the next write there). No other
+// consumer of the provider's slots acts on it: pglogical ignores messages.
+const catchUpSQL = `SELECT pg_logical_emit_message(true, 'pglmon', 'table copy catch-up')`
 
 // waitCopied waits until pglogical has copied every table of subscription
 // sb (each table's sync status ready); false when it is disabled, and
-// copies nothing until enabled.
+// copies nothing until enabled. While a table catches up it commits, every
+// 2 s, a logical message on the provider (see catchUpSQL).
 func (r *Runner) waitCopied(ctx context.Context, sb config.Subscription) (bool, error) {
 	conn, err := r.connect(ctx, sb.Subscriber)
 	if err != nil {
@@ -102,15 +142,38 @@ func (r *Runner) waitCopied(ctx context.Context, sb config.Subscription) (bool, 
 		}
 		return false, err
 	}
+	var prov *pgx.Conn
+	defer func() {
+		if prov != nil {
+			prov.Close(context.WithoutCancel(ctx))
+		}
+	}()
+	var catchingUp, lastNudge time.Time
 	deadline := time.Now().Add(r.wait())
 	for {
-		n, err := one[int64](ctx, conn, notReadySQL, sb.Name)
-		if err != nil {
+		var n, inCatchUp int64
+		if err := conn.QueryRow(ctx, notReadySQL, sb.Name).Scan(&n, &inCatchUp); err != nil {
 			return false, err
 		}
 		if n == 0 {
 			fmt.Fprintf(r.Out, "subscription %s on %s has copied its tables\n", sb.Name, sb.Subscriber)
 			return true, nil
+		}
+		switch {
+		case inCatchUp == 0:
+			catchingUp = time.Time{}
+		case catchingUp.IsZero():
+			catchingUp = time.Now()
+		case time.Since(catchingUp) >= time.Second && time.Since(lastNudge) >= 2*time.Second:
+			if prov == nil {
+				if prov, err = r.connect(ctx, sb.Provider); err != nil {
+					return false, err
+				}
+			}
+			if _, err := prov.Exec(ctx, catchUpSQL); err != nil {
+				return false, fmt.Errorf("on %s: commit a logical message for the copies of subscription %s to catch up to: %w", sb.Provider, sb.Name, err)
+			}
+			lastNudge = time.Now()
 		}
 		if time.Now().After(deadline) {
 			return false, fmt.Errorf("subscription %s on %s: pglogical still copies %d tables after %s (pglmon status --subscription %s shows each; apply has nothing left to do)", sb.Name, sb.Subscriber, n, r.wait(), shellword.Quote(sb.Name))

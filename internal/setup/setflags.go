@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pglmon/pglmon/internal/applyworker"
 	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/pgident"
 )
@@ -105,7 +106,7 @@ func (r *Runner) sinceOnSubscribers(ctx context.Context, subs []config.Subscript
 		c, err := r.connect(ctx, sb.Subscriber)
 		if err == nil {
 			var since time.Time
-			if err = c.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&since); err == nil {
+			if since, err = applyworker.Now(ctx, c); err == nil {
 				out = append(out, waiting{c, sb.Name, since})
 				continue
 			}

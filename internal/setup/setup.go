@@ -17,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pglmon/pglmon/internal/applyworker"
 	"github.com/pglmon/pglmon/internal/awsclient"
 	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/drift"
@@ -634,53 +635,24 @@ func (r *Runner) forgetBeforeAdd(ctx context.Context, left *leftSets, rs config.
 	return nil
 }
 
-// applyStartedSQL: subscription $1 has an apply worker started at $2 or
-// later; and whether it is enabled.
-const applyStartedSQL = `SELECT EXISTS (SELECT 1 FROM pg_stat_activity a JOIN pglogical.subscription s
-	ON a.backend_type = 'pglogical apply ' || (SELECT oid FROM pg_database WHERE datname = current_database()) || ':' || s.sub_id
-	WHERE s.sub_name = $1 AND a.backend_start >= $2),
-	coalesce((SELECT sub_enabled FROM pglogical.subscription WHERE sub_name = $1), false)`
-
 // waitApply waits until subscription sub, when enabled, has an apply
 // worker started since (the change that ended the last one committed after
-// it). pglogical ends the apply worker when a set is added and wakes its
-// manager at that commit; the manager can find the old worker still
-// exiting and start none until its next round, minutes later (measured: no
-// apply worker, the added set's tables not copied after 30 s). A second
-// signal once the old worker is gone starts the new one:
-// alter_subscription_enable on the enabled subscription, which changes
-// nothing else.
-// meanwhile says what waits for it.
+// it), waking pglogical's manager when it missed the end of the old one
+// (applyworker.Wait; measured before that wake: no apply worker, the added
+// set's tables not copied after 30 s). meanwhile says what waits for it.
 func (r *Runner) waitApply(ctx context.Context, conn *pgx.Conn, sub string, since time.Time, meanwhile string) error {
 	wait := r.Wait
 	if wait <= 0 {
 		wait = time.Minute
 	}
-	deadline := time.Now().Add(wait)
-	next := time.Now().Add(2 * time.Second)
-	for {
-		var up, enabled bool
-		if err := conn.QueryRow(ctx, applyStartedSQL, sub, since).Scan(&up, &enabled); err != nil {
-			return err
-		}
-		if up || !enabled {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the apply worker of subscription %s did not start again within %s: %s (pglmon status --subscription %s)", sub, wait, meanwhile, shellword.Quote(sub))
-		}
-		if time.Now().After(next) {
-			if _, err := conn.Exec(ctx, "SELECT pglogical.alter_subscription_enable(sub_name) FROM pglogical.subscription WHERE sub_name = $1 AND sub_enabled", sub); err != nil {
-				return err
-			}
-			next = time.Now().Add(5 * time.Second)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
+	woken, err := applyworker.Wait(ctx, conn, sub, since, wait)
+	if woken > 0 && err == nil {
+		fmt.Fprintf(r.Out, "the apply worker of subscription %s started once pglmon woke pglogical's manager (alter_subscription_enable on the enabled subscription, %d times): the manager had missed the end of the old one\n", sub, woken)
 	}
+	if errors.Is(err, applyworker.ErrNotStarted) {
+		return fmt.Errorf("the apply worker of subscription %s did not start again within %s: %s (pglmon status --subscription %s)", sub, wait, meanwhile, shellword.Quote(sub))
+	}
+	return err
 }
 
 // subscriptionSets are the replication sets of subscription name on the
@@ -859,7 +831,7 @@ func (r *Runner) Apply(ctx context.Context) (err error) {
 		start := time.Now()
 		var since time.Time
 		if c.restarts != "" {
-			if err := conn.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&since); err != nil {
+			if since, err = applyworker.Now(ctx, conn); err != nil {
 				conn.Close(ctx)
 				return fmt.Errorf("on %s: %w", c.Node, err)
 			}

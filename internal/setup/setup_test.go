@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pglmon/pglmon/internal/applyworker"
 	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/diagnose"
 	"github.com/pglmon/pglmon/internal/monitor"
@@ -41,6 +42,9 @@ func freshDBs(t *testing.T, prov, sub *pgtest.Cluster, provDDL, subDDL string) (
 			t.Fatal(err)
 		}
 	}
+	// The subscriptions the test makes go when it ends: live ones of
+	// every finished test would keep their workers and senders running.
+	(&pgtest.Pair{Provider: p, Subscriber: s}).ReleaseOnCleanup(t)
 	return p, s
 }
 
@@ -573,7 +577,19 @@ func TestSetAddedToASubscription(t *testing.T) {
 	if err := p.Exec(ctx, "SELECT pglogical.create_replication_set('pglmon_heartbeat')"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Exec(ctx, "SELECT pglogical.alter_subscription_add_replication_set('app_sub', 'pglmon_heartbeat')"); err != nil {
+	conn, err := s.Cluster.Connect(ctx, s.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	since, err := applyworker.Now(ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "SELECT pglogical.alter_subscription_add_replication_set('app_sub', 'pglmon_heartbeat')"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := applyworker.Wait(ctx, conn, "app_sub", since, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	if got := differ(); len(got) != 0 {
@@ -596,16 +612,29 @@ func TestSetAddedToASubscription(t *testing.T) {
 	if err := s.Exec(ctx, "DELETE FROM items"); err != nil {
 		t.Fatal(err)
 	}
+	// pglogical's manager can miss the end of the apply worker a change
+	// ends (the set added above; seen in CI: nothing streamed for over a
+	// minute), and start none until its next round: apply, which waits
+	// for the subscription to catch up before the copy, wakes it.
+	pair := &pgtest.Pair{Provider: p, Subscriber: s}
+	if err := pair.StrandApply(ctx, "app_sub"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Exec(ctx, "INSERT INTO orders VALUES (11, 11)"); err != nil { // to catch up with
+		t.Fatal(err)
+	}
 	out.Reset()
 	if err := r.Apply(ctx); err != nil {
+		logServers(t, p, s)
 		t.Fatalf("%v\n%s", err, out.String())
 	}
-	for _, want := range []string{"done: on subscriber: add replication set extra to subscription app_sub and copy the tables not yet synchronized (without TRUNCATE), in one transaction\n"} {
+	for _, want := range []string{
+		"subscription app_sub has no apply worker: woke pglogical's manager to start one (alter_subscription_enable on the enabled subscription)\n",
+		"done: on subscriber: add replication set extra to subscription app_sub and copy the tables not yet synchronized (without TRUNCATE), in one transaction\n"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("apply output lacks %q:\n%s", want, out.String())
 		}
 	}
-	pair := &pgtest.Pair{Provider: p, Subscriber: s}
 	if n, err := pair.WaitConverged(ctx, "items", 30*time.Second); err != nil || n != 15 {
 		logSyncState(t, s)
 		t.Fatalf("items after the set was added: %d rows, %v", n, err)
@@ -855,8 +884,8 @@ func TestSetTakenFromTheSubscriptionComesBackCopied(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	var since time.Time
-	if err := conn.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&since); err != nil {
+	since, err := applyworker.Now(ctx, conn)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := conn.Exec(ctx, "SELECT pglogical.alter_subscription_remove_replication_set('app_sub', 'app')"); err != nil {
@@ -866,7 +895,7 @@ func TestSetTakenFromTheSubscriptionComesBackCopied(t *testing.T) {
 	// still applies the set's changes, and one applied after the TRUNCATE
 	// below would sit under the copy (seen once in a full run of the
 	// package: items left with 1 of the provider's 6 rows, marked ready).
-	if err := r.waitApply(ctx, conn, "app_sub", since, "test"); err != nil {
+	if _, err := applyworker.Wait(ctx, conn, "app_sub", since, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	if err := p.Exec(ctx, "INSERT INTO orders VALUES (21, 21); INSERT INTO items VALUES (6, 'i')"); err != nil {
@@ -885,13 +914,7 @@ func TestSetTakenFromTheSubscriptionComesBackCopied(t *testing.T) {
 	}
 	out.Reset()
 	if err := r.Apply(ctx); err != nil {
-		logSyncState(t, s)
-		logSyncState(t, p)
-		for _, c := range []*pgtest.Cluster{p.Cluster, s.Cluster} {
-			if b, err := os.ReadFile(c.LogPath()); err == nil {
-				t.Logf("end of %s:\n%s", c.LogPath(), b[max(0, len(b)-3000):])
-			}
-		}
+		logServers(t, p, s)
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	pair := &pgtest.Pair{Provider: p, Subscriber: s}
@@ -973,6 +996,19 @@ func TestTableThatLeftItsSetMidCopyWaits(t *testing.T) {
 	}
 }
 
+// logServers logs what logSyncState does on both databases, and the end
+// of both servers' logs.
+func logServers(t *testing.T, p, s pgtest.DB) {
+	t.Helper()
+	logSyncState(t, s)
+	logSyncState(t, p)
+	for _, c := range []*pgtest.Cluster{p.Cluster, s.Cluster} {
+		if b, err := os.ReadFile(c.LogPath()); err == nil {
+			t.Logf("end of %s:\n%s", c.LogPath(), b[max(0, len(b)-3000):])
+		}
+	}
+}
+
 // logSyncState logs, for a copy that did not arrive, the subscriber's sync
 // statuses, its processes and its subscriptions' sets.
 func logSyncState(t *testing.T, s pgtest.DB) {
@@ -990,48 +1026,6 @@ func logSyncState(t *testing.T, s pgtest.DB) {
 		} else {
 			t.Logf("%s: %v", q, err)
 		}
-	}
-}
-
-// waitApply waits for an apply worker started after the given time; with
-// none coming (nothing ended the running one here), it has the manager
-// start one (alter_subscription_enable on the enabled subscription), as
-// when the manager missed the end of the old one. A disabled subscription
-// is not waited for, nor enabled.
-func TestWaitApplyWakesTheManager(t *testing.T) {
-	ctx := context.Background()
-	prov, sub := pgtest.Shared(t)
-	p, s := freshDBs(t, prov, sub, ddl, ddl)
-	cfg := topologyConfig(t, p, s, "public.orders")
-	r, _ := applied(t, cfg)
-	conn, err := s.Cluster.Connect(ctx, s.Name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	var since time.Time
-	if err := conn.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&since); err != nil {
-		t.Fatal(err)
-	}
-	r.Wait = 30 * time.Second
-	if err := r.waitApply(ctx, conn, "app_sub", since, "test"); err != nil {
-		t.Fatal(err)
-	}
-	var up, enabled bool
-	if err := conn.QueryRow(ctx, applyStartedSQL, "app_sub", since).Scan(&up, &enabled); err != nil || !up || !enabled {
-		t.Fatalf("after waitApply: worker started since %v, enabled %v (%v)", up, enabled, err)
-	}
-	if _, err := conn.Exec(ctx, "SELECT pglogical.alter_subscription_disable('app_sub', true)"); err != nil {
-		t.Fatal(err)
-	}
-	if err := conn.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&since); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.waitApply(ctx, conn, "app_sub", since, "test"); err != nil {
-		t.Fatal(err)
-	}
-	if err := conn.QueryRow(ctx, "SELECT sub_enabled FROM pglogical.subscription WHERE sub_name = 'app_sub'").Scan(&enabled); err != nil || enabled {
-		t.Fatalf("a disabled subscription was enabled: %v (%v)", enabled, err)
 	}
 }
 
@@ -1515,5 +1509,83 @@ func TestRowFilterOfAPartitionedTable(t *testing.T) {
 	out.Reset()
 	if err := r.Apply(ctx); err != nil || !strings.Contains(out.String(), "Nothing to change") {
 		t.Fatalf("second apply: %v\n%s", err, out.String())
+	}
+}
+
+// pglogical 2.4.2's sync worker, catching up after its COPY, stops only at
+// a commit of its own database at or past where the apply worker had got
+// to; the apply worker gets there from the walsender's keepalives too,
+// which other databases' WAL moves on. On a provider with no commit
+// since, the table stayed in catchup (seen here: sync status u for over
+// a minute, a copy of two tables), and apply's wait for the copy with it:
+// apply commits a logical message on the provider, which its sync worker
+// receives as a transaction. Brought about here by holding the COPY with
+// a lock while another database on the provider commits.
+func TestCopyCatchUpOnAQuietProvider(t *testing.T) {
+	ctx := context.Background()
+	p, s, r, out := withMoreSet(t, nil)
+	r.Wait = 30 * time.Second
+	lock, err := s.Cluster.Connect(ctx, s.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close(ctx)
+	tx, err := lock.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	// SHARE: the COPY waits, apply's own reads of the table do not.
+	if _, err := tx.Exec(ctx, "LOCK TABLE items IN SHARE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- r.Apply(ctx) }()
+	var waiting bool
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		return s.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE relation = 'items'::regclass AND NOT granted)", []any{&waiting}) == nil && waiting
+	}); err != nil {
+		tx.Rollback(ctx)
+		t.Fatalf("the copy of items never waited for the lock: %v", <-done)
+	}
+	// Another database's commit: the apply worker's next keepalive is past
+	// the sync worker's start, with no commit of this database between.
+	if err := p.Cluster.Exec(ctx, "postgres", "SELECT txid_current()"); err != nil {
+		t.Fatal(err)
+	}
+	var lsn string
+	pair := &pgtest.Pair{Provider: p, Subscriber: s}
+	slot, err := pair.SlotName(ctx, "app_sub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text", []any{&lsn}); err != nil {
+		t.Fatal(err)
+	}
+	var confirmed bool
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		return p.QueryRow(ctx, "SELECT confirmed_flush_lsn >= $2::pg_lsn FROM pg_replication_slots WHERE slot_name = $1", []any{&confirmed}, slot, lsn) == nil && confirmed
+	}); err != nil {
+		t.Fatalf("the apply worker did not confirm %s", lsn)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		logServers(t, p, s)
+		t.Fatalf("apply: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "subscription app_sub on subscriber has copied its tables") {
+		t.Fatalf("apply output:\n%s", out.String())
+	}
+	// The message is nothing to the subscription: it replicates on.
+	if err := p.Exec(ctx, "INSERT INTO items VALUES (6, 'after')"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := pair.WaitConverged(ctx, "items", 30*time.Second); err != nil || n != 6 {
+		t.Fatalf("items after the copy: %d rows, %v", n, err)
+	}
+	if err := pair.WaitStatus(ctx, "app_sub", "replicating", 10*time.Second); err != nil {
+		t.Fatal(err)
 	}
 }

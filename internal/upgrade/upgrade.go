@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pglmon/pglmon/internal/applyworker"
 	"github.com/pglmon/pglmon/internal/awsclient"
 	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/pgident"
@@ -382,16 +383,11 @@ func (r *Runner) subscriptions(ctx context.Context, node string) ([]subRow, erro
 	return out, rows.Err()
 }
 
-// applyRunningQuery: the apply worker of the subscription $1 runs.
-const applyRunningQuery = `SELECT EXISTS (SELECT 1 FROM pg_stat_activity a JOIN pglogical.subscription s
-	ON a.backend_type = 'pglogical apply ' || (SELECT oid FROM pg_database WHERE datname = current_database()) || ':' || s.sub_id
-	WHERE s.sub_name = $1)`
-
 // waitApplyStopped polls until the subscription's apply worker has exited.
 func waitApplyStopped(ctx context.Context, conn *pgx.Conn, sub string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		running, err := exists(ctx, conn, applyRunningQuery, sub)
+		running, _, err := applyworker.Started(ctx, conn, sub, time.Time{})
 		if err != nil || !running {
 			return err
 		}

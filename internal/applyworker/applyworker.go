@@ -1,0 +1,107 @@
+// Package applyworker follows pglogical's apply worker of a subscription
+// across a change that ends it, and wakes pglogical's manager when the
+// manager misses that end.
+//
+// pglogical ends a subscription's apply worker when a set is added to it or
+// taken from it, and wakes the database's manager at that commit. The
+// manager can find the old worker still exiting, start none, and sleep
+// until its next round: up to 180 s (pglogical 2.4.2's MAX_SLEEP; measured
+// here: no apply worker for over 60 s after alter_subscription_add_replication_set).
+// A second signal once the old worker is gone starts the new one:
+// alter_subscription_enable on the enabled subscription, which changes
+// nothing else. Every function here takes a connection to the subscriber's
+// database.
+package applyworker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// startedSQL: subscription $1 has an apply worker started at $2 or later
+// (any, with $2 NULL); and whether the subscription is enabled (false when
+// there is no such subscription).
+const startedSQL = `SELECT EXISTS (SELECT 1 FROM pg_stat_activity a JOIN pglogical.subscription s
+	ON a.backend_type = 'pglogical apply ' || (SELECT oid FROM pg_database WHERE datname = current_database()) || ':' || s.sub_id
+	WHERE s.sub_name = $1 AND ($2::timestamptz IS NULL OR a.backend_start >= $2)),
+	coalesce((SELECT sub_enabled FROM pglogical.subscription WHERE sub_name = $1), false)`
+
+// wakeSQL signals the manager: pglogical ends the subscription's apply
+// worker (none runs when it is called) and wakes the manager at commit. An
+// enabled subscription stays as it was; a disabled one is left alone.
+const wakeSQL = `SELECT pglogical.alter_subscription_enable(sub_name) FROM pglogical.subscription WHERE sub_name = $1 AND sub_enabled`
+
+// ErrNotStarted is returned by Wait when no apply worker started in time.
+var ErrNotStarted = errors.New("no apply worker started")
+
+// Now is the subscriber's clock, to pass to Wait as the time of a change
+// made afterwards.
+func Now(ctx context.Context, conn *pgx.Conn) (time.Time, error) {
+	var t time.Time
+	err := conn.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&t)
+	return t, err
+}
+
+// Started reports whether subscription sub has an apply worker started at
+// since or later (any running one, with since zero), and whether it is
+// enabled.
+func Started(ctx context.Context, conn *pgx.Conn, sub string, since time.Time) (up, enabled bool, err error) {
+	var at *time.Time
+	if !since.IsZero() {
+		at = &since
+	}
+	err = conn.QueryRow(ctx, startedSQL, sub, at).Scan(&up, &enabled)
+	if err != nil {
+		err = fmt.Errorf("look for the apply worker of subscription %s: %w", sub, err)
+	}
+	return up, enabled, err
+}
+
+// Wake has pglogical's manager start the apply worker of subscription sub
+// when it is enabled. A running one is ended and started again.
+func Wake(ctx context.Context, conn *pgx.Conn, sub string) error {
+	if _, err := conn.Exec(ctx, wakeSQL, sub); err != nil {
+		return fmt.Errorf("wake pglogical's manager for subscription %s: %w", sub, err)
+	}
+	return nil
+}
+
+// Wait waits, up to wait, until subscription sub has an apply worker
+// started at since or later, or is disabled (nothing is started then).
+// With none 2 s on, it wakes the manager, and again every 5 s: a worker
+// started before since and still running then (the change did not end
+// it, or it is slow to exit) is ended and started again. woken counts
+// the wakes. Time out: ErrNotStarted.
+func Wait(ctx context.Context, conn *pgx.Conn, sub string, since time.Time, wait time.Duration) (woken int, err error) {
+	deadline := time.Now().Add(wait)
+	next := time.Now().Add(2 * time.Second)
+	for {
+		up, enabled, err := Started(ctx, conn, sub, since)
+		if err != nil {
+			return woken, err
+		}
+		if up || !enabled {
+			return woken, nil
+		}
+		if time.Now().After(deadline) {
+			return woken, fmt.Errorf("subscription %s: %w within %s", sub, ErrNotStarted, wait)
+		}
+		if time.Now().After(next) {
+			// An old worker still there 2 s on is ended with it.
+			if err := Wake(ctx, conn, sub); err != nil {
+				return woken, err
+			}
+			woken++
+			next = time.Now().Add(5 * time.Second)
+		}
+		select {
+		case <-ctx.Done():
+			return woken, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}

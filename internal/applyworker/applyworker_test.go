@@ -1,0 +1,96 @@
+package applyworker
+
+import (
+	"context"
+	"errors"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/pglmon/pglmon/internal/pgtest"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+// A manager that missed the end of the apply worker starts none for
+// longer than the wait here (measured: over 20 s): Wait wakes it, and the
+// worker starts. On clusters of its own: another database's change on
+// shared ones wakes pglogical too.
+func TestWaitWakesAManagerThatMissedTheEnd(t *testing.T) {
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Own: true})
+	conn, err := p.Subscriber.Cluster.Connect(ctx, p.Subscriber.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if err := p.StrandApply(ctx, p.Sub()); err != nil {
+		t.Fatal(err)
+	}
+	since, err := Now(ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if up, enabled, err := Started(ctx, conn, p.Sub(), time.Time{}); err != nil || up || !enabled {
+		t.Fatalf("stranded: a worker %v, enabled %v (%v)", up, enabled, err)
+	}
+	woken, err := Wait(ctx, conn, p.Sub(), since, 15*time.Second)
+	if err != nil || woken == 0 {
+		t.Fatalf("Wait: woke the manager %d times, %v", woken, err)
+	}
+	if up, _, err := Started(ctx, conn, p.Sub(), since); err != nil || !up {
+		t.Fatalf("after Wait: a worker started since %v (%v)", up, err)
+	}
+	if err := p.WaitStatus(ctx, p.Sub(), "replicating", 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	// A worker that runs on, started before the time given: ended and
+	// started again.
+	if since, err = Now(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	if woken, err := Wait(ctx, conn, p.Sub(), since, 30*time.Second); err != nil || woken == 0 {
+		t.Fatalf("Wait on a running worker: woke %d times, %v", woken, err)
+	}
+	if up, _, err := Started(ctx, conn, p.Sub(), since); err != nil || !up {
+		t.Fatalf("after Wait on a running worker: a worker started since %v (%v)", up, err)
+	}
+
+	// Disabled: not waited for, nor enabled.
+	if _, err := conn.Exec(ctx, "SELECT pglogical.alter_subscription_disable($1, true)", p.Sub()); err != nil {
+		t.Fatal(err)
+	}
+	if since, err = Now(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	if woken, err := Wait(ctx, conn, p.Sub(), since, 30*time.Second); err != nil || woken != 0 {
+		t.Fatalf("Wait on a disabled subscription: woke %d times, %v", woken, err)
+	}
+	var enabled bool
+	if err := conn.QueryRow(ctx, "SELECT sub_enabled FROM pglogical.subscription WHERE sub_name = $1", p.Sub()).Scan(&enabled); err != nil || enabled {
+		t.Fatalf("a disabled subscription was enabled: %v (%v)", enabled, err)
+	}
+
+	// No such subscription: as disabled (Started says not enabled).
+	if woken, err := Wait(ctx, conn, "nosuch", since, time.Second); err != nil || woken != 0 {
+		t.Fatalf("Wait on no subscription: woke %d times, %v", woken, err)
+	}
+}
+
+// Wait gives up at its deadline with ErrNotStarted: here waiting for a
+// worker started at a time still to come.
+func TestWaitTimesOut(t *testing.T) {
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{})
+	conn, err := p.Subscriber.Cluster.Connect(ctx, p.Subscriber.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	since := time.Now().Add(time.Hour)
+	_, err = Wait(ctx, conn, p.Sub(), since, 3*time.Second)
+	if !errors.Is(err, ErrNotStarted) {
+		t.Fatalf("Wait: %v, want ErrNotStarted", err)
+	}
+}
