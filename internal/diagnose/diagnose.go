@@ -455,7 +455,7 @@ func (d *diagnosis) down(out *Subscription, subscriber *probe.Snapshot, sub prob
 		remedy = RemedyRestart
 	}
 	add(Finding{Code: CodeStuckDown, Severity: Critical, Remedy: remedy,
-		Message: fmt.Sprintf("subscription %s has been down for %s (down_grace %s) with slot and origin present; pglogical backs off up to 180 s after a provider outage, and its manager can miss the end of an apply worker that a change to the subscription ended (a set added or removed) and start none until its next round, up to 180 s on; a restart starts one now", sub.Name, dur.Round(time.Second), grace)})
+		Message: fmt.Sprintf("subscription %s has been down for %s (down_grace %s) with slot and origin present; pglogical backs off up to 180 s after a provider outage, and its manager can miss that a change to the subscription (a set added or removed) ended its worker and start none until its next round, up to 180 s on; a restart starts one now", sub.Name, dur.Round(time.Second), grace)})
 }
 
 // notStreaming explains a subscription whose apply worker runs without

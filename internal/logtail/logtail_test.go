@@ -570,7 +570,10 @@ func TestFollowsACSVOrJSONLog(t *testing.T) {
 			}
 			late := "pglmon-logtail-late-" + fmt.Sprint(time.Now().UnixNano())
 			burst(t, c, 60, late) // more than one tail between two reads
-			got, _ := followUntil(t, &f, n, late)
+			// Its message, not its text: these formats carry each burst
+			// line's statement, which holds it (seen: the wait ended at
+			// burst line 54).
+			got, _ := followUntil(t, &f, n, "LOG:  "+late)
 			if strings.Count(got, "] LOG:  "+odd+` "quoted", with commas,`+"\n\tnext line\n") != 1 || strings.Count(got, "LOG:  pglmon-burst") != 60 || strings.Contains(got, before) {
 				t.Errorf("gained: odd %d, burst lines %d, before %d", strings.Count(got, odd), strings.Count(got, "LOG:  pglmon-burst"), strings.Count(got, before))
 			}

@@ -1386,6 +1386,19 @@ func TestColumnListAndRowFilterMistakes(t *testing.T) {
 	if err != nil || !strings.Contains(fmt.Sprint(plan.Problems), "replication set app, columns of public.items: public.items is not among the set's tables") {
 		t.Errorf("plan with a column list of another table: %v %+v", err, plan.Problems)
 	}
+	// A role that may not create temporary tables: the filter cannot be
+	// read, which is said as such (not as a filter the server refuses).
+	role := "nofilter_" + p.Name
+	if err := p.Exec(ctx, "REVOKE TEMPORARY ON DATABASE "+p.Name+" FROM PUBLIC; CREATE ROLE "+role+" LOGIN; GRANT SELECT ON ALL TABLES IN SCHEMA public TO "+role); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Nodes[0].DSN = p.DSN() + " user=" + role
+	cfg.ReplicationSets[0].Columns = nil
+	cfg.ReplicationSets[0].RowFilters = map[string]string{"public.orders": "region = 'eu'"}
+	plan, err = r.Plan(ctx)
+	if err != nil || !strings.Contains(fmt.Sprint(plan.Problems), "replication set app, row_filters of public.orders: the row filter of public.orders cannot be checked: pglmon reads it on an empty temporary copy of the table (CREATE TEMPORARY TABLE ... (LIKE public.orders)), which provider refuses: permission denied") {
+		t.Errorf("plan as a role without TEMPORARY: %v %+v", err, plan.Problems)
+	}
 }
 
 // What the nodes have beyond the configuration is said, and left: an

@@ -188,7 +188,11 @@ func tableStates(ctx context.Context, c *pgx.Conn, rs config.ReplicationSet, ts 
 		for _, t := range names {
 			printed, err := deparseFilter(ctx, c, t, rs.RowFilters[key])
 			var pgErr *pgconn.PgError
+			var copyErr *filterCopyError
 			switch {
+			case errors.As(err, &copyErr) && errors.As(err, &pgErr):
+				problem("row_filters", key, fmt.Sprintf("the row filter of %s cannot be checked: pglmon reads it on an empty temporary copy of the table (CREATE TEMPORARY TABLE ... (LIKE %s)), which %s refuses: %s", t, t, rs.Node, pgErr.Message),
+					"let the role setup connects as create temporary tables in the database (GRANT TEMPORARY ON DATABASE) and read the table (GRANT SELECT)")
 			case errors.As(err, &pgErr):
 				problem("row_filters", key, fmt.Sprintf("%q is not a row filter of %s: %s", rs.RowFilters[key], t, pgErr.Message),
 					"write an SQL expression on the table's own columns, true for the rows to replicate (no subquery, no other table)")
@@ -233,9 +237,12 @@ func deparseFilter(ctx context.Context, c *pgx.Conn, t, filter string) (string, 
 	// The extended protocol runs one statement: a filter that closes the
 	// parenthesis and adds a statement of its own is refused (pgx's Exec
 	// without arguments would send the simple protocol's several).
-	for _, sql := range []string{"CREATE TEMPORARY TABLE pglmon_row_filter (LIKE " + t + ")",
+	for i, sql := range []string{"CREATE TEMPORARY TABLE pglmon_row_filter (LIKE " + t + ")",
 		"ALTER TABLE pg_temp.pglmon_row_filter ADD CONSTRAINT row_filter CHECK (" + filter + ")"} {
 		if _, err := c.PgConn().ExecParams(ctx, sql, nil, nil, nil, nil).Close(); err != nil {
+			if i == 0 {
+				return "", &filterCopyError{err}
+			}
 			return "", err
 		}
 	}
@@ -243,6 +250,17 @@ func deparseFilter(ctx context.Context, c *pgx.Conn, t, filter string) (string, 
 	err = tx.QueryRow(ctx, "SELECT pg_get_expr(conbin, conrelid) FROM pg_constraint WHERE conrelid = 'pg_temp.pglmon_row_filter'::regclass AND conname = 'row_filter'").Scan(&printed)
 	return printed, err
 }
+
+// filterCopyError: the empty temporary copy of a table that deparseFilter
+// reads a row filter on could not be made (no TEMPORARY privilege on the
+// database, no SELECT on the table): nothing is known of the filter.
+type filterCopyError struct{ err error }
+
+func (e *filterCopyError) Error() string {
+	return "make an empty temporary copy of the table: " + e.err.Error()
+}
+
+func (e *filterCopyError) Unwrap() error { return e.err }
 
 // addTableChange is the change that adds table t to set rs with spec,
 // copied to the set's subscriptions when copyData.
