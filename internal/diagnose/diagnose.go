@@ -994,7 +994,7 @@ func catchUpHint(t probe.TableSync, sub *Subscription) string {
 	if sub.Provider != "" {
 		on = sub.Provider
 	}
-	return fmt.Sprintf("; in catchup, pglogical's sync worker waits for a commit of the database on %s: a provider with no writes leaves it there, and any write completes it, e.g. SELECT pg_logical_emit_message(true, 'pglmon', 'table copy catch-up') on %s (nothing replicates it)", on, on)
+	return fmt.Sprintf("; in catchup, pglogical's sync worker waits for a commit of the database on %s: a provider with no writes leaves it there, and any write completes it, e.g. SELECT pg_logical_emit_message(true, 'pglmon', 'table copy catch-up') on %s (nothing replicates it); the daemon's heartbeats are such writes once pglmon heartbeat install has run", on, on)
 }
 
 // slotUser says, for a slot no answering subscriber reports, who holds it.
