@@ -432,7 +432,7 @@ func (d *diagnosis) down(out *Subscription, subscriber *probe.Snapshot, sub prob
 	grace := d.Thresholds.DownGrace.D()
 	if dur < grace {
 		add(Finding{Code: CodeSubscriptionDown, Severity: Warning,
-			Message: fmt.Sprintf("subscription %s is down (for %s, under down_grace %s); pglogical restarts a crashed worker within about 5 s", sub.Name, dur.Round(time.Second), grace)})
+			Message: fmt.Sprintf("subscription %s is down (for %s, under down_grace %s); pglogical restarts a crashed worker within about 5 s, but after a set was added to it or removed its manager may start none for up to 180 s (pglmon repair --subscription %s --remedy restart starts one now)", sub.Name, dur.Round(time.Second), grace, shellword.Quote(sub.Name))})
 		return
 	}
 	if w := subscriber.Workers; w != nil && w.Max > 0 && w.InUse+subscriber.WorkersNeeded() > w.Max {
