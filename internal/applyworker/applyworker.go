@@ -23,12 +23,15 @@ import (
 )
 
 // startedSQL: subscription $1 has an apply worker started at $2 or later
-// (any, with $2 NULL); and whether the subscription is enabled (false when
-// there is no such subscription).
+// (any, with $2 NULL); whether the subscription is enabled (false when
+// there is no such subscription); and whether this role sees other roles'
+// processes in pg_stat_activity (pglogical's workers run as the bootstrap
+// superuser: without pg_read_all_stats their type and start are NULL).
 const startedSQL = `SELECT EXISTS (SELECT 1 FROM pg_stat_activity a JOIN pglogical.subscription s
 	ON a.backend_type = 'pglogical apply ' || (SELECT oid FROM pg_database WHERE datname = current_database()) || ':' || s.sub_id
 	WHERE s.sub_name = $1 AND ($2::timestamptz IS NULL OR a.backend_start >= $2)),
-	coalesce((SELECT sub_enabled FROM pglogical.subscription WHERE sub_name = $1), false)`
+	coalesce((SELECT sub_enabled FROM pglogical.subscription WHERE sub_name = $1), false),
+	pg_has_role('pg_read_all_stats', 'USAGE')`
 
 // wakeSQL signals the manager: pglogical ends the subscription's apply
 // worker (none runs when it is called) and wakes the manager at commit. An
@@ -37,6 +40,11 @@ const wakeSQL = `SELECT pglogical.alter_subscription_enable(sub_name) FROM pglog
 
 // ErrNotStarted is returned by Wait when no apply worker started in time.
 var ErrNotStarted = errors.New("no apply worker started")
+
+// ErrCannotSee is returned when the role cannot see pglogical's workers:
+// nothing can be waited for, and waking the manager would end a worker
+// that runs unseen.
+var ErrCannotSee = errors.New("this role cannot see pglogical's workers in pg_stat_activity (they run as a superuser; it needs pg_read_all_stats, which pg_monitor has)")
 
 // Now is the subscriber's clock, to pass to Wait as the time of a change
 // made afterwards.
@@ -48,17 +56,20 @@ func Now(ctx context.Context, conn *pgx.Conn) (time.Time, error) {
 
 // Started reports whether subscription sub has an apply worker started at
 // since or later (any running one, with since zero), and whether it is
-// enabled.
+// enabled. ErrCannotSee when the role cannot tell.
 func Started(ctx context.Context, conn *pgx.Conn, sub string, since time.Time) (up, enabled bool, err error) {
 	var at *time.Time
 	if !since.IsZero() {
 		at = &since
 	}
-	err = conn.QueryRow(ctx, startedSQL, sub, at).Scan(&up, &enabled)
-	if err != nil {
-		err = fmt.Errorf("look for the apply worker of subscription %s: %w", sub, err)
+	var sees bool
+	if err = conn.QueryRow(ctx, startedSQL, sub, at).Scan(&up, &enabled, &sees); err != nil {
+		return false, false, fmt.Errorf("look for the apply worker of subscription %s: %w", sub, err)
 	}
-	return up, enabled, err
+	if !sees {
+		return false, enabled, ErrCannotSee
+	}
+	return up, enabled, nil
 }
 
 // Wake has pglogical's manager start the apply worker of subscription sub
@@ -75,7 +86,8 @@ func Wake(ctx context.Context, conn *pgx.Conn, sub string) error {
 // With none 2 s on, it wakes the manager, and again every 5 s: a worker
 // started before since and still running then (the change did not end
 // it, or it is slow to exit) is ended and started again. woken counts
-// the wakes. Time out: ErrNotStarted.
+// the wakes. Time out: ErrNotStarted; ErrCannotSee at once (nothing is
+// woken then) when the role cannot see the workers.
 func Wait(ctx context.Context, conn *pgx.Conn, sub string, since time.Time, wait time.Duration) (woken int, err error) {
 	deadline := time.Now().Add(wait)
 	next := time.Now().Add(2 * time.Second)

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/pglmon/pglmon/internal/pgtest"
 )
 
@@ -92,5 +94,48 @@ func TestWaitTimesOut(t *testing.T) {
 	_, err = Wait(ctx, conn, p.Sub(), since, 3*time.Second)
 	if !errors.Is(err, ErrNotStarted) {
 		t.Fatalf("Wait: %v, want ErrNotStarted", err)
+	}
+}
+
+// A role without pg_read_all_stats sees pglogical's workers (a
+// superuser's processes) with no type: Started and Wait say they cannot
+// tell, and nothing is woken (a wake would end the worker that runs
+// unseen). Granted pg_read_all_stats, the role sees it.
+func TestARoleThatCannotSeeTheWorkers(t *testing.T) {
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{})
+	role := "blind_" + p.Subscriber.Name
+	if err := p.Subscriber.Exec(ctx, "CREATE ROLE "+role+" LOGIN; GRANT USAGE ON SCHEMA pglogical TO "+role+"; GRANT SELECT ON ALL TABLES IN SCHEMA pglogical TO "+role); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, p.Subscriber.DSN()+" user="+role)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var types int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE backend_type LIKE 'pglogical apply%'").Scan(&types); err != nil || types != 0 {
+		t.Fatalf("the role sees %d apply workers (%v): the test needs one that sees none", types, err)
+	}
+	if _, _, err := Started(ctx, conn, p.Sub(), time.Time{}); !errors.Is(err, ErrCannotSee) {
+		t.Fatalf("Started: %v, want ErrCannotSee", err)
+	}
+	before, err := Now(ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if woken, err := Wait(ctx, conn, p.Sub(), before, 10*time.Second); !errors.Is(err, ErrCannotSee) || woken != 0 {
+		t.Fatalf("Wait: woke %d times, %v; want ErrCannotSee and no wake", woken, err)
+	}
+	if err := p.Subscriber.Exec(ctx, "GRANT pg_read_all_stats TO "+role); err != nil {
+		t.Fatal(err)
+	}
+	up, enabled, err := Started(ctx, conn, p.Sub(), time.Time{})
+	if err != nil || !up || !enabled {
+		t.Fatalf("with pg_read_all_stats: worker %v, enabled %v (%v)", up, enabled, err)
+	}
+	// Its worker was never ended: started before the blind Wait.
+	if up, _, err := Started(ctx, conn, p.Sub(), before); err != nil || up {
+		t.Fatalf("a worker started since the blind Wait: %v (%v)", up, err)
 	}
 }

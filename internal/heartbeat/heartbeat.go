@@ -317,6 +317,10 @@ func Apply(ctx context.Context, cfg *config.Config, p Plan, wait time.Duration, 
 			continue
 		}
 		woken, err := applyworker.Wait(ctx, c, s.restarts, since, wait)
+		if errors.Is(err, applyworker.ErrCannotSee) {
+			fmt.Fprintf(out, "   its new apply worker is not waited for: %v\n", err)
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("step %d, %s on %s: done, but %w (pglmon status --subscription %s)", i+1, s.What, s.Node, err, shellword.Quote(s.restarts))
 		}

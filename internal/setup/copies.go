@@ -56,7 +56,8 @@ func (r *Runner) caughtUp(ctx context.Context, sub *pgx.Conn, sb config.Subscrip
 	}
 	wait := min(r.wait(), 2*time.Minute)
 	deadline := time.Now().Add(wait)
-	var quiet, nextWake time.Time // since when nothing streams; when to wake the manager next
+	var quiet, nextLook time.Time // since when nothing streams; when to look for its apply worker next
+	var woke, blind bool          // the manager was woken; the role cannot see pglogical's workers
 	for {
 		var active, confirmed bool
 		err := prov.QueryRow(ctx, "SELECT active, coalesce(confirmed_flush_lsn >= $2::pg_lsn, false) FROM pg_replication_slots WHERE slot_name = $1", slot, target).Scan(&active, &confirmed)
@@ -77,19 +78,23 @@ func (r *Runner) caughtUp(ctx context.Context, sub *pgx.Conn, sb config.Subscrip
 		// manager missing it: nothing streams until the manager's next
 		// round, up to 3 minutes on. With no apply worker 2 s on, it is
 		// woken (see applyworker).
-		if !quiet.IsZero() && time.Since(quiet) >= 2*time.Second && time.Now().After(nextWake) {
+		if !blind && !quiet.IsZero() && time.Since(quiet) >= 2*time.Second && time.Now().After(nextLook) {
 			up, _, err := applyworker.Started(ctx, sub, sb.Name, time.Time{})
-			if err != nil {
+			switch {
+			case errors.Is(err, applyworker.ErrCannotSee):
+				blind = true
+			case err != nil:
 				return err
-			}
-			if !up {
+			case up:
+				nextLook = time.Now().Add(time.Second)
+			default:
 				if err := applyworker.Wake(ctx, sub, sb.Name); err != nil {
 					return err
 				}
-				if nextWake.IsZero() {
+				if !woke {
 					fmt.Fprintf(r.Out, "subscription %s has no apply worker: woke pglogical's manager to start one (alter_subscription_enable on the enabled subscription)\n", sb.Name)
 				}
-				nextWake = time.Now().Add(5 * time.Second)
+				woke, nextLook = true, time.Now().Add(5*time.Second)
 			}
 		}
 		if time.Now().After(deadline) {

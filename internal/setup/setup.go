@@ -646,6 +646,10 @@ func (r *Runner) waitApply(ctx context.Context, conn *pgx.Conn, sub string, sinc
 		wait = time.Minute
 	}
 	woken, err := applyworker.Wait(ctx, conn, sub, since, wait)
+	if errors.Is(err, applyworker.ErrCannotSee) {
+		fmt.Fprintf(r.Out, "warning: the new apply worker of subscription %s is not waited for: %v\n", sub, err)
+		return nil
+	}
 	if woken > 0 && err == nil {
 		fmt.Fprintf(r.Out, "the apply worker of subscription %s started once pglmon woke pglogical's manager (alter_subscription_enable on the enabled subscription, %d times): the manager had missed the end of the old one\n", sub, woken)
 	}

@@ -388,6 +388,9 @@ func waitApplyStopped(ctx context.Context, conn *pgx.Conn, sub string, timeout t
 	deadline := time.Now().Add(timeout)
 	for {
 		running, _, err := applyworker.Started(ctx, conn, sub, time.Time{})
+		if errors.Is(err, applyworker.ErrCannotSee) {
+			return nil // as before: nothing seen runs
+		}
 		if err != nil || !running {
 			return err
 		}
