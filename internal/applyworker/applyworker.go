@@ -4,8 +4,9 @@
 //
 // pglogical ends a subscription's apply worker when a set is added to it or
 // taken from it, and wakes the database's manager at that commit. The
-// manager can find the old worker still exiting, start none, and sleep
-// until its next round: up to 180 s (pglogical 2.4.2's MAX_SLEEP; measured
+// manager can find the old worker still exiting, or not be the manager
+// that started it (only that one is told of its end), start none, and
+// sleep until its next round: up to 180 s (pglogical 2.4.2's MAX_SLEEP; measured
 // here: no apply worker for over 60 s after alter_subscription_add_replication_set).
 // A second signal once the old worker is gone starts the new one:
 // alter_subscription_enable on the enabled subscription, which changes
@@ -34,8 +35,8 @@ const startedSQL = `SELECT EXISTS (SELECT 1 FROM pg_stat_activity a JOIN pglogic
 	pg_has_role('pg_read_all_stats', 'USAGE')`
 
 // wakeSQL signals the manager: pglogical ends the subscription's apply
-// worker (none runs when it is called) and wakes the manager at commit. An
-// enabled subscription stays as it was; a disabled one is left alone.
+// worker, if one runs, and wakes the manager at commit. An enabled
+// subscription stays as it was; a disabled one is left alone.
 const wakeSQL = `SELECT pglogical.alter_subscription_enable(sub_name) FROM pglogical.subscription WHERE sub_name = $1 AND sub_enabled`
 
 // ErrNotStarted is returned by Wait when no apply worker started in time.

@@ -126,8 +126,9 @@ WHERE s.sub_name = $1 AND l.sync_relname IS NOT NULL AND l.sync_status <> 'r'`
 // reached when the COPY ended, and the apply worker reaches positions from
 // the walsender's keepalives too (WAL of other databases, or without a
 // commit): on a provider with no commit since, the table stays in catchup
-// (measured: over a minute, until the next write there). No other
-// consumer of the provider's slots acts on it: pglogical ignores messages.
+// (measured: over a minute, until the next write there). pglogical
+// ignores messages; another logical decoding consumer of that database
+// (a CDC connector) sees one with the prefix pglmon.
 const catchUpSQL = `SELECT pg_logical_emit_message(true, 'pglmon', 'table copy catch-up')`
 
 // waitCopied waits until pglogical has copied every table of subscription

@@ -577,21 +577,7 @@ func TestSetAddedToASubscription(t *testing.T) {
 	if err := p.Exec(ctx, "SELECT pglogical.create_replication_set('pglmon_heartbeat')"); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := s.Cluster.Connect(ctx, s.Name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	since, err := applyworker.Now(ctx, conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.Exec(ctx, "SELECT pglogical.alter_subscription_add_replication_set('app_sub', 'pglmon_heartbeat')"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := applyworker.Wait(ctx, conn, "app_sub", since, time.Minute); err != nil {
-		t.Fatal(err)
-	}
+	changeSubscription(t, s, "SELECT pglogical.alter_subscription_add_replication_set('app_sub', 'pglmon_heartbeat')")
 	if got := differ(); len(got) != 0 {
 		t.Fatalf("as configured: %q", got)
 	}
@@ -879,25 +865,11 @@ func TestSetTakenFromTheSubscriptionComesBackCopied(t *testing.T) {
 	p, s := freshDBs(t, prov, sub, ddl+"INSERT INTO orders SELECT g, g FROM generate_series(1, 20) g; INSERT INTO items SELECT g, 'i' FROM generate_series(1, 5) g;", ddl)
 	cfg := topologyConfig(t, p, s, "public.orders, public.items")
 	r, out := applied(t, cfg)
-	conn, err := s.Cluster.Connect(ctx, s.Name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	since, err := applyworker.Now(ctx, conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.Exec(ctx, "SELECT pglogical.alter_subscription_remove_replication_set('app_sub', 'app')"); err != nil {
-		t.Fatal(err)
-	}
 	// The apply worker started before ends at that commit; until then it
 	// still applies the set's changes, and one applied after the TRUNCATE
 	// below would sit under the copy (seen once in a full run of the
 	// package: items left with 1 of the provider's 6 rows, marked ready).
-	if _, err := applyworker.Wait(ctx, conn, "app_sub", since, time.Minute); err != nil {
-		t.Fatal(err)
-	}
+	changeSubscription(t, s, "SELECT pglogical.alter_subscription_remove_replication_set('app_sub', 'app')")
 	if err := p.Exec(ctx, "INSERT INTO orders VALUES (21, 21); INSERT INTO items VALUES (6, 'i')"); err != nil {
 		t.Fatal(err)
 	}
@@ -993,6 +965,29 @@ func TestTableThatLeftItsSetMidCopyWaits(t *testing.T) {
 	pair := &pgtest.Pair{Provider: p, Subscriber: s}
 	if n, err := pair.WaitConverged(ctx, "items", 60*time.Second); err != nil || n != 6 {
 		t.Fatalf("items: %d rows, %v", n, err)
+	}
+}
+
+// changeSubscription runs sql, a change that ends the apply worker of
+// app_sub, on subscriber database s, and waits for the next worker (waking
+// pglogical's manager when it misses the end: applyworker.Wait).
+func changeSubscription(t *testing.T, s pgtest.DB, sql string) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := s.Cluster.Connect(ctx, s.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	since, err := applyworker.Now(ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, sql); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := applyworker.Wait(ctx, conn, "app_sub", since, time.Minute); err != nil {
+		t.Fatal(err)
 	}
 }
 
