@@ -833,13 +833,6 @@ func (r *Runner) Apply(ctx context.Context) (err error) {
 			return err
 		}
 		start := time.Now()
-		var since time.Time
-		if c.restarts != "" {
-			if since, err = applyworker.Now(ctx, conn); err != nil {
-				conn.Close(ctx)
-				return fmt.Errorf("on %s: %w", c.Node, err)
-			}
-		}
 		if c.copies != "" {
 			if err := r.caughtUp(ctx, conn, r.subscription(c.copies)); err != nil {
 				conn.Close(ctx)
@@ -848,6 +841,15 @@ func (r *Runner) Apply(ctx context.Context) (err error) {
 		}
 		if r.beforeChange != nil {
 			r.beforeChange(c)
+		}
+		// Read after caughtUp, which may have had a worker started: only
+		// one started after the change counts.
+		var since time.Time
+		if c.restarts != "" {
+			if since, err = applyworker.Now(ctx, conn); err != nil {
+				conn.Close(ctx)
+				return fmt.Errorf("on %s: %w", c.Node, err)
+			}
 		}
 		senders, err := r.sinceOnSubscribers(ctx, c.senders)
 		if err == nil {
