@@ -1070,26 +1070,26 @@ WHERE s.sub_slot_name = $1 AND a.state IS NOT NULL`, c.Opt.Slot).Scan(&idle)
 // before lsn is flushed within three wal_writer_delay (asynchronous commits
 // included), so after that long the flush position covers them all.
 func (c *Comparer) flushedTarget(ctx context.Context, lsn string) (string, error) {
-	if c.walWriterGrace == 0 {
-		var secs float64
-		if err := c.Provider.QueryRow(ctx, "SELECT extract(epoch FROM current_setting('wal_writer_delay')::interval)::float8").Scan(&secs); err != nil {
-			return "", err
-		}
-		c.walWriterGrace = 3*time.Duration(secs*float64(time.Second)) + 200*time.Millisecond
-	}
 	if lsn == c.graced[0] {
 		// Nothing written since the last wait: its target still holds.
 		return c.graced[1], nil
 	}
-	deadline := time.Now().Add(c.walWriterGrace)
+	var deadline time.Time
 	for flushed := false; ; {
 		var reached bool
 		var flush string
-		if err := c.Provider.QueryRow(ctx, "SELECT pg_current_wal_flush_lsn() >= $1::pg_lsn, pg_current_wal_flush_lsn()::text", lsn).Scan(&reached, &flush); err != nil {
+		var secs float64 // wal_writer_delay, read with the first look: no round trip of its own
+		if err := c.Provider.QueryRow(ctx, "SELECT pg_current_wal_flush_lsn() >= $1::pg_lsn, pg_current_wal_flush_lsn()::text, extract(epoch FROM current_setting('wal_writer_delay')::interval)::float8", lsn).Scan(&reached, &flush, &secs); err != nil {
 			return "", err
 		}
 		if reached {
 			return lsn, nil
+		}
+		if c.walWriterGrace == 0 {
+			c.walWriterGrace = 3*time.Duration(secs*float64(time.Second)) + 200*time.Millisecond
+		}
+		if deadline.IsZero() {
+			deadline = time.Now().Add(c.walWriterGrace)
 		}
 		if !flushed {
 			// Once: the flush position then reaches lsn within
