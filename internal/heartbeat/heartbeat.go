@@ -219,7 +219,7 @@ func PlanInstall(ctx context.Context, cfg *config.Config) (Plan, error) {
 	for _, t := range p.Targets {
 		if !slices.Contains(w.sub(t).ReplicationSets, probe.HeartbeatSet) {
 			p.Steps = append(p.Steps, Step{Node: t.Subscriber,
-				What: fmt.Sprintf("subscribe %s to the set pglmon_heartbeat of %s (its apply worker restarts, within seconds)", t.Subscription, t.Provider),
+				What: fmt.Sprintf("subscribe %s to the set pglmon_heartbeat of %s (its apply worker restarts: pglmon waits for the new one)", t.Subscription, t.Provider),
 				SQL:  subAddSetSQL, Args: []any{t.Subscription}, done: subHasSetSQL, restarts: t.Subscription})
 		}
 	}
@@ -253,7 +253,7 @@ func PlanRemove(ctx context.Context, cfg *config.Config) (Plan, error) {
 		if slices.Contains(w.sub(t).ReplicationSets, probe.HeartbeatSet) {
 			p.Targets = append(p.Targets, t)
 			p.Steps = append(p.Steps, Step{Node: t.Subscriber,
-				What: fmt.Sprintf("unsubscribe %s from the set pglmon_heartbeat (its apply worker restarts, within seconds)", t.Subscription),
+				What: fmt.Sprintf("unsubscribe %s from the set pglmon_heartbeat (its apply worker restarts: pglmon waits for the new one)", t.Subscription),
 				SQL:  subDropSetSQL, Args: []any{t.Subscription}, done: subHasSetSQL, undone: true, restarts: t.Subscription})
 		}
 	}

@@ -66,7 +66,7 @@ func TestInstallMeasureRemove(t *testing.T) {
 		"subscriber: create the table pglmon.heartbeat",
 		"provider: create the replication set pglmon_heartbeat (inserts only)",
 		"provider: add pglmon.heartbeat to the set pglmon_heartbeat (no data copied)",
-		"subscriber: subscribe sub_0 to the set pglmon_heartbeat of provider (its apply worker restarts, within seconds)",
+		"subscriber: subscribe sub_0 to the set pglmon_heartbeat of provider (its apply worker restarts: pglmon waits for the new one)",
 	}
 	if got := whats(plan); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("install plan:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -194,7 +194,7 @@ func TestInstallMeasureRemove(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantRm := []string{
-		"subscriber: unsubscribe sub_0 from the set pglmon_heartbeat (its apply worker restarts, within seconds)",
+		"subscriber: unsubscribe sub_0 from the set pglmon_heartbeat (its apply worker restarts: pglmon waits for the new one)",
 		"provider: take pglmon.heartbeat out of the set pglmon_heartbeat (the set stays, empty)",
 		"provider: drop the table pglmon.heartbeat (and the schema pglmon when empty)",
 		"subscriber: drop the table pglmon.heartbeat (and the schema pglmon when empty)",
@@ -306,5 +306,78 @@ func TestReinstallWhileDisabled(t *testing.T) {
 	bad.Nodes[1].DSN = "host=127.0.0.1 port=1 dbname=x user=postgres sslmode=disable connect_timeout=2"
 	if _, err := PlanInstall(ctx, bad); err == nil || !strings.Contains(err.Error(), "node subscriber cannot be reached") || !strings.Contains(err.Error(), "nothing was changed") {
 		t.Errorf("unreachable node: %v", err)
+	}
+}
+
+// Subscribing to the heartbeat's set ends the subscription's apply worker.
+// When the manager that started that worker is gone, the manager running
+// now is not told of its end and starts no new worker (pglogical 2.4.2;
+// seen in the demo): install waits for the new worker, wakes the manager,
+// and says so. The test brings that about for sure: the worker outlives
+// its manager (OrphanApply) and is held applying a row its table's lock
+// keeps out, so the new manager, woken by the change, still sees it
+// running; the lock goes once the change is made, and the worker ends.
+// Without the wake, Apply fails after its wait (no apply worker started).
+func TestInstallWakesAManagerThatMissedTheEnd(t *testing.T) {
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Own: true, Rows: 10})
+	cfg := pairConfig(t, p, "")
+	plan, err := PlanInstall(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	worker, err := p.OrphanApply(ctx, p.Sub())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lock, err := p.Subscriber.Cluster.Connect(ctx, p.Subscriber.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close(ctx)
+	if _, err := lock.Exec(ctx, "BEGIN; LOCK TABLE "+p.Tables[0]+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Provider.Exec(ctx, "INSERT INTO "+p.Tables[0]+" (id, val, n) VALUES (100001, 'held', 1)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		var waits bool
+		return p.Subscriber.QueryRow(ctx, "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1", []any{&waits}, worker) == nil && waits
+	}); err != nil {
+		t.Fatalf("the apply worker %d does not wait for the table's lock: %v", worker, err)
+	}
+
+	var out bytes.Buffer
+	done := make(chan error, 1)
+	go func() { done <- Apply(ctx, cfg, plan, time.Minute, &out) }()
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		var in bool
+		return p.Subscriber.QueryRow(ctx, "SELECT 'pglmon_heartbeat' = ANY (sub_replication_sets) FROM pglogical.subscription WHERE sub_name = $1", []any{&in}, p.Sub()) == nil && in
+	}); err != nil {
+		t.Fatalf("the subscription did not take the heartbeat's set: %v", err)
+	}
+	var still bool
+	if err := p.Subscriber.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)", []any{&still}, worker); err != nil || !still {
+		t.Fatalf("the held apply worker %d ended before its lock went (%v)", worker, err)
+	}
+	if _, err := lock.Exec(ctx, "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("install: %v\n%s\n%s", err, out.String(), logTails(t, p))
+	}
+	if !strings.Contains(out.String(), "its apply worker started once pglmon woke pglogical's manager") {
+		t.Fatalf("install did not say it woke the manager:\n%s", out.String())
+	}
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		var n int
+		return p.Subscriber.QueryRow(ctx, "SELECT count(*) FROM "+p.Tables[0]+" WHERE id = 100001", []any{&n}) == nil && n == 1
+	}); err != nil {
+		t.Fatalf("the held row did not arrive: %v", err)
+	}
+	arr, err := Check(ctx, cfg, plan.Targets, time.Minute, 100*time.Millisecond)
+	if err != nil || len(arr) != 1 || !arr[0].OK {
+		t.Fatalf("first heartbeat: %+v, %v", arr, err)
 	}
 }

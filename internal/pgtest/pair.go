@@ -621,6 +621,73 @@ func NewClone(t testing.TB, src *Cluster) *Cluster {
 	return ownedBy(t, c, err)
 }
 
+// workerSQL finds a pglogical worker of the subscriber's database by its
+// backend type: fill in the kind ("manager " or "apply ") and what follows
+// the database's oid (for an apply worker, ":" and the subscription's id).
+const workerSQL = `SELECT a.pid FROM pg_stat_activity a WHERE a.datname = current_database() AND a.backend_type = 'pglogical %s' || (SELECT oid FROM pg_database WHERE datname = current_database())%s`
+
+// applyWorkerSQL finds the apply worker of the subscription named $1.
+var applyWorkerSQL = fmt.Sprintf(workerSQL, "apply ", " || ':' || (SELECT sub_id FROM pglogical.subscription WHERE sub_name = $1)")
+
+// endManager ends the manager of the subscriber's database and returns its
+// pid once it is gone.
+func (p *Pair) endManager(ctx context.Context) (int, error) {
+	s := p.Subscriber
+	var old int
+	if err := s.QueryRow(ctx, fmt.Sprintf(workerSQL, "manager ", ""), []any{&old}); err != nil {
+		return 0, fmt.Errorf("find the manager of %s: %w", s.Name, err)
+	}
+	if err := s.Exec(ctx, "SELECT pg_terminate_backend($1)", old); err != nil {
+		return 0, err
+	}
+	if err := Poll(ctx, 10*time.Second, func() bool {
+		var gone bool
+		return s.QueryRow(ctx, "SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)", []any{&gone}, old) == nil && gone
+	}); err != nil {
+		return 0, fmt.Errorf("the manager of %s still runs after pg_terminate_backend", s.Name)
+	}
+	return old, nil
+}
+
+// OrphanApply leaves subscription sub's running apply worker without the
+// manager that started it, under a new manager: the state in which a
+// change that ends the worker (alter_subscription_add_replication_set)
+// can leave the subscription with no worker, as the new manager is not
+// told of the old worker's end. It ends the manager; when pglogical's
+// supervisor starts no new one within 3 s, alter_subscription_synchronize
+// (which leaves the apply worker running) has it start one. It returns
+// the apply worker's pid, or an error when the worker did not outlive its
+// manager.
+func (p *Pair) OrphanApply(ctx context.Context, sub string) (int, error) {
+	s := p.Subscriber
+	var worker int
+	if err := s.QueryRow(ctx, applyWorkerSQL, []any{&worker}, sub); err != nil {
+		return 0, fmt.Errorf("find the apply worker of %s: %w", sub, err)
+	}
+	old, err := p.endManager(ctx)
+	if err != nil {
+		return 0, err
+	}
+	managerSQL := fmt.Sprintf(workerSQL, "manager ", "") + " AND a.pid <> $1"
+	started := func() bool {
+		var pid int
+		return s.QueryRow(ctx, managerSQL, []any{&pid}, old) == nil
+	}
+	if Poll(ctx, 3*time.Second, started) != nil {
+		if err := s.Exec(ctx, "SELECT pglogical.alter_subscription_synchronize($1, false)", sub); err != nil {
+			return 0, err
+		}
+		if err := Poll(ctx, 10*time.Second, started); err != nil {
+			return 0, fmt.Errorf("no new manager of %s: %w", s.Name, err)
+		}
+	}
+	var now int
+	if err := s.QueryRow(ctx, applyWorkerSQL, []any{&now}, sub); err != nil || now != worker {
+		return 0, fmt.Errorf("the apply worker of %s did not outlive its manager: pid %d, then %d (%v)", sub, worker, now, err)
+	}
+	return worker, nil
+}
+
 // StrandApply brings about what pglogical's manager does when it misses
 // the end of an apply worker: subscription sub enabled, no apply worker,
 // and nothing to start one until the manager's next round (measured: none
@@ -631,23 +698,11 @@ func NewClone(t testing.TB, src *Cluster) *Cluster {
 // once no apply worker has run for 2 s, or an error.
 func (p *Pair) StrandApply(ctx context.Context, sub string) error {
 	s := p.Subscriber
-	const workerSQL = `SELECT a.pid FROM pg_stat_activity a WHERE a.datname = current_database() AND a.backend_type = 'pglogical %s' || (SELECT oid FROM pg_database WHERE datname = current_database())%s`
-	var old int
-	if err := s.QueryRow(ctx, fmt.Sprintf(workerSQL, "manager ", ""), []any{&old}); err != nil {
-		return fmt.Errorf("find the manager of %s: %w", s.Name, err)
-	}
-	if err := s.Exec(ctx, "SELECT pg_terminate_backend($1)", old); err != nil {
+	if _, err := p.endManager(ctx); err != nil {
 		return err
 	}
-	if err := Poll(ctx, 10*time.Second, func() bool {
-		var gone bool
-		return s.QueryRow(ctx, "SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)", []any{&gone}, old) == nil && gone
-	}); err != nil {
-		return fmt.Errorf("the manager of %s still runs after pg_terminate_backend", s.Name)
-	}
-	applySQL := fmt.Sprintf(workerSQL, "apply ", " || ':' || (SELECT sub_id FROM pglogical.subscription WHERE sub_name = $1)")
 	var apply int
-	if err := s.QueryRow(ctx, applySQL, []any{&apply}, sub); err != nil {
+	if err := s.QueryRow(ctx, applyWorkerSQL, []any{&apply}, sub); err != nil {
 		return fmt.Errorf("find the apply worker of %s: %w", sub, err)
 	}
 	if err := s.Exec(ctx, "SELECT pg_terminate_backend($1)", apply); err != nil {
@@ -656,7 +711,7 @@ func (p *Pair) StrandApply(ctx context.Context, sub string) error {
 	var none time.Time
 	return Poll(ctx, 20*time.Second, func() bool {
 		var pid int
-		err := s.QueryRow(ctx, applySQL, []any{&pid}, sub)
+		err := s.QueryRow(ctx, applyWorkerSQL, []any{&pid}, sub)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows) && none.IsZero():
 			none = time.Now()
