@@ -319,10 +319,8 @@ func dropSubscription(ctx context.Context, conn *pgx.Conn, sub string) error {
 		return fmt.Errorf("disable subscription %s: %w", sub, err)
 	}
 	if err := Poll(ctx, 20*time.Second, func() bool {
-		var running bool
-		return conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity a JOIN pglogical.subscription s
-			ON a.backend_type = 'pglogical apply ' || (SELECT oid FROM pg_database WHERE datname = current_database()) || ':' || s.sub_id
-			WHERE s.sub_name = $1)`, sub).Scan(&running) == nil && !running
+		var pid int
+		return errors.Is(conn.QueryRow(ctx, applyWorkerSQL, sub).Scan(&pid), pgx.ErrNoRows)
 	}); err != nil {
 		return fmt.Errorf("subscription %s: its apply worker still runs after it was disabled; not dropped", sub)
 	}
