@@ -1470,6 +1470,9 @@ func (c *Comparer) checksumByValue(ctx context.Context, t Table, r *TableResult)
 	// gapEnd is, after an empty range, the provider's next key, where the
 	// current range's rows begin (math.MinInt64: no gap).
 	gapEnd := int64(math.MinInt64)
+	// tail: the current range is the open one begun past the provider's
+	// last key (hi); openTail: one may still be begun there.
+	tail, openTail := false, true
 	for {
 		var hiKey []string
 		if next < math.MaxInt64-1 {
@@ -1478,7 +1481,14 @@ func (c *Comparer) checksumByValue(ctx context.Context, t Table, r *TableResult)
 		started := time.Now()
 		diffs, n, err := c.compareRange(ctx, t, loKey, hiKey, nil)
 		if err != nil {
-			if hiKey != nil && width > 1 && c.timedOut(ctx, err) {
+			// A bounded range, or the open one begun past hi: more rows
+			// there than one statement reads (a table appended to fast
+			// while the comparison ran) are walked in ranges from then on,
+			// ending as before hi was known. (Other open ranges hold no
+			// provider rows: narrowing them would find none, for ever.)
+			narrowable := hiKey != nil || tail
+			if narrowable && width > 1 && c.timedOut(ctx, err) {
+				tail, openTail = false, false
 				// Rows too wide for chunk_rows of them in one statement:
 				// the same start, a quarter of the width. After a gap the
 				// width counts from the gap's end: counted from its start
@@ -1525,9 +1535,17 @@ func (c *Comparer) checksumByValue(ctx context.Context, t Table, r *TableResult)
 		f := c.growth(n, time.Since(started))
 		width = int64(min(max(float64(width)*f, 1), float64(math.MaxInt64/4)))
 		loKey, c.next = hiKey, hiKey
-		if next > math.MaxInt64-width {
+		switch {
+		case openTail && next > hi:
+			tail = true
+			// Past the provider's last key when the comparison began: one
+			// open range holds what is left (rows inserted since, the
+			// subscriber's beyond it), with no empty range and no look
+			// for the next key first: two round trips less a table.
 			next = math.MaxInt64
-		} else {
+		case next > math.MaxInt64-width:
+			next = math.MaxInt64
+		default:
 			next += width
 		}
 	}

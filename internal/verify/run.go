@@ -222,7 +222,14 @@ func Run(ctx context.Context, cfg *config.Config, tg Target, opt Options, only .
 	if err != nil {
 		return fail(err)
 	}
-	tables, err := SetTables(ctx, pc, tg.Sets)
+	// The provider's tables and the subscriber's synchronization status at
+	// once: one round trip, not two, over a slow link.
+	var tables []Table
+	var notReady map[string]string
+	var notReadyErr error
+	err = bothSides(
+		func() (err error) { tables, err = SetTables(ctx, pc, tg.Sets); return err },
+		func() error { notReady, notReadyErr = syncNotReady(ctx, sc, tg.Subscription); return nil })
 	if err != nil {
 		return fail(err)
 	}
@@ -293,9 +300,8 @@ func Run(ctx context.Context, cfg *config.Config, tg Target, opt Options, only .
 		}
 		return fail(ErrNoTables)
 	}
-	notReady, err := syncNotReady(ctx, sc, tg.Subscription)
-	if err != nil {
-		return fail(fmt.Errorf("read the synchronization status of %s: %w", tg.Subscription, err))
+	if notReadyErr != nil {
+		return fail(fmt.Errorf("read the synchronization status of %s: %w", tg.Subscription, notReadyErr))
 	}
 	if st, ok := notReady[""]; ok {
 		return fail(fmt.Errorf("not compared: the initial synchronization of %s is not finished (sync status %s)", tg.Subscription, syncStatusName(st)))

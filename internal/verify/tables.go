@@ -185,20 +185,30 @@ func SetTables(ctx context.Context, conn *pgx.Conn, sets []string) ([]Table, err
 		return nil, err
 	}
 	rows.Close()
+	if len(out) == 0 {
+		return out, nil
+	}
+	// Every table's column types in one round trip: a subscription of
+	// hundreds of tables would otherwise pay a round trip each.
+	b := &pgx.Batch{}
 	for i := range out {
-		if err := columnHashes(ctx, conn, &out[i]); err != nil {
-			return nil, err
-		}
+		t := &out[i]
+		b.Queue(columnHashQuery, t.ident(), t.Columns).Query(func(rows pgx.Rows) error {
+			if err := columnHashes(rows, t); err != nil {
+				return fmt.Errorf("read the column types of %s: %w", t.QualifiedName(), err)
+			}
+			return nil
+		})
+	}
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
-func columnHashes(ctx context.Context, conn *pgx.Conn, t *Table) error {
-	rows, err := conn.Query(ctx, columnHashQuery, t.ident(), t.Columns)
-	if err != nil {
-		return fmt.Errorf("read the column types of %s: %w", t.QualifiedName(), err)
-	}
-	defer rows.Close()
+// columnHashes reads a table's column types and hash functions, in the
+// order of its columns, from the rows of columnHashQuery.
+func columnHashes(rows pgx.Rows, t *Table) error {
 	types, funcs := map[string]string{}, map[string]string{}
 	for rows.Next() {
 		var name, typ, fn string
@@ -207,9 +217,12 @@ func columnHashes(ctx context.Context, conn *pgx.Conn, t *Table) error {
 		}
 		types[name], funcs[name] = typ, fn
 	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
 	t.ColumnTypes, t.HashFuncs = make([]string, len(t.Columns)), make([]string, len(t.Columns))
 	for i, c := range t.Columns {
 		t.ColumnTypes[i], t.HashFuncs[i] = types[c], funcs[c]
 	}
-	return rows.Err()
+	return nil
 }

@@ -1072,6 +1072,55 @@ func TestSlowRowAfterGapEnds(t *testing.T) {
 	}
 }
 
+// Past the provider's last key pglmon reads what is left in one open
+// range. Where that holds more rows than one statement reads (here 300
+// rows only the subscriber has, each slowed by a row-level security
+// policy for pglmon's role; in the field, a table appended to fast while
+// the comparison ran), the range times out and the rest is walked in
+// ranges instead: every extra row is named, and the table has no error.
+func TestTooManyRowsPastTheLastKeyAreWalked(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10})
+	role := "tailreader_" + p.Subscriber.Name
+	steps := []step{
+		{p.Provider, `CREATE TABLE t_tail (id bigint PRIMARY KEY, v text)`},
+		{p.Provider, `INSERT INTO t_tail SELECT g, md5(g::text) FROM generate_series(1, 100) g`},
+		{p.Subscriber, `CREATE TABLE t_tail (id bigint PRIMARY KEY, v text)`},
+		{p.Subscriber, `INSERT INTO t_tail SELECT g, md5(g::text) FROM generate_series(1, 400) g`},
+		{p.Provider, `ANALYZE t_tail`},
+		{p.Provider, `SELECT pglogical.replication_set_add_table('set_0', 't_tail', false)`},
+		{p.Subscriber, `CREATE ROLE ` + role + ` LOGIN`},
+		{p.Subscriber, `GRANT pg_read_all_data, pg_monitor TO ` + role},
+		{p.Subscriber, `GRANT SELECT ON pg_replication_origin, pg_replication_origin_status TO ` + role},
+		{p.Subscriber, `GRANT EXECUTE ON FUNCTION pg_show_replication_origin_status() TO ` + role},
+		{p.Subscriber, `ALTER TABLE t_tail ENABLE ROW LEVEL SECURITY`},
+		// 300 rows of 10 ms: 3 s, past the 2 s statement timeout in one
+		// statement; a few dozen at a time fit.
+		{p.Subscriber, `CREATE POLICY slow ON t_tail FOR SELECT USING (CASE WHEN id > 100 THEN pg_sleep(0.01) IS NOT NULL ELSE true END)`},
+	}
+	t.Cleanup(func() {
+		p.Subscriber.Exec(context.Background(), "DROP OWNED BY "+role)
+		p.Subscriber.Exec(context.Background(), "DROP ROLE IF EXISTS "+role)
+	})
+	runSteps(ctx, t, steps)
+	nodes := fmt.Sprintf("nodes:\n  - name: provider\n    dsn: %q\n  - name: subscriber\n    dsn: %q\n", p.Provider.DSN(),
+		strings.Replace(p.Subscriber.DSN(), "user=postgres", "user="+role, 1))
+	cfg, err := config.Parse("t.yaml", []byte(nodes+"verify:\n  statement_timeout: 2s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg := targets(t, cfg, p.Sub())[0]
+	r := oneTable(t, Run(ctx, cfg, tg, Options{Mode: ModeChecksum, ChunkRows: 100, MaxKeys: 1000, Scan: ScanIndex}, "t_tail"))
+	tr := r.Tables[0]
+	if tr.DifferingRows != 300 || len(tr.Keys) != 300 || tr.Keys[0] != (KeyDiff{"101", Extra}) || tr.Keys[299] != (KeyDiff{"400", Extra}) {
+		t.Errorf("differing rows %d, keys %d: %v ... ", tr.DifferingRows, len(tr.Keys), tr.Keys[:min(3, len(tr.Keys))])
+	}
+	if tr.RowsCompared != 400 {
+		t.Errorf("compared %d rows, want 400", tr.RowsCompared)
+	}
+}
+
 // Tables whose rows lie in no order of their key (loaded in random order,
 // each server its own) are read in page order; a table in key order, or one
 // told to, through the index. Both name exactly the differing keys, a row
