@@ -287,7 +287,7 @@ func BenchmarkVerifyManyTables(b *testing.B) {
 			fmt.Sprintf("INSERT INTO many_%d SELECT g, md5(g::text), g %% 100 FROM generate_series(1, 1000) g", i))
 		add = append(add, fmt.Sprintf("SELECT pglogical.replication_set_add_table('set_0', 'many_%d', false)", i))
 	}
-	onBoth(ctx, b, p, ddl...)
+	onBoth(ctx, b, p, append(ddl, "ANALYZE")...) // as autovacuum has, on tables in use
 	for _, sql := range add {
 		if err := p.Provider.Exec(ctx, sql); err != nil {
 			b.Fatal(err)

@@ -610,13 +610,14 @@ func (c *Comparer) checksum(ctx context.Context, t Table, r *TableResult) error 
 		}
 		c.indexOnly = true
 	}
-	if ok, info := c.usePages(ctx, t, r); ok {
+	ok, info := c.usePages(ctx, t, r)
+	if ok {
 		r.Scan = ScanPages
 		return c.checksumByPages(ctx, t, r, info)
 	}
 	r.Scan = ScanIndex
 	if t.intKey() {
-		return c.checksumByValue(ctx, t, r)
+		return c.checksumByValue(ctx, t, r, info[0])
 	}
 	return c.walk(ctx, t, r.ResumedFrom, nil, r)
 }
@@ -1423,10 +1424,16 @@ func (c *Comparer) bucketAggregates(ctx context.Context, conn *pgx.Conn, t Table
 // chunk_rows; each later width is adapted to the rows the last range held,
 // keeping ranges near chunk_rows rows however dense the keys are. The first
 // and last ranges are open, catching rows written below or above the span.
-func (c *Comparer) checksumByValue(ctx context.Context, t Table, r *TableResult) error {
-	first, last, est, err := c.span(ctx, t)
-	if err != nil {
-		return fmt.Errorf("find the first and last keys of %s: %w", t.QualifiedName(), err)
+func (c *Comparer) checksumByValue(ctx context.Context, t Table, r *TableResult, prov relInfo) error {
+	first, last, est := prov.lowest, prov.highest, prov.rows()
+	if prov.version == 0 || t.RowFilter != "" || est <= 0 {
+		// Not read already (usePages was not asked), or not what span
+		// reads: the keys and rows a row filter passes, the planner's
+		// guess for a table never counted.
+		var err error
+		if first, last, est, err = c.span(ctx, t); err != nil {
+			return fmt.Errorf("find the first and last keys of %s: %w", t.QualifiedName(), err)
+		}
 	}
 	if first == nil || last == nil {
 		return c.oneRange(ctx, t, r)
@@ -1470,9 +1477,14 @@ func (c *Comparer) checksumByValue(ctx context.Context, t Table, r *TableResult)
 	// gapEnd is, after an empty range, the provider's next key, where the
 	// current range's rows begin (math.MinInt64: no gap).
 	gapEnd := int64(math.MinInt64)
-	// tail: the current range is the open one begun past the provider's
-	// last key (hi); openTail: one may still be begun there.
+	// tail: the current range is open above, begun past the provider's
+	// last key (hi) or holding the whole table; openTail: one may still be
+	// begun. A table the first range would hold whole is one open range:
+	// no second statement for what lies past hi.
 	tail, openTail := false, true
+	if next > hi {
+		next, tail = math.MaxInt64, true
+	}
 	for {
 		var hiKey []string
 		if next < math.MaxInt64-1 {
@@ -1481,9 +1493,10 @@ func (c *Comparer) checksumByValue(ctx context.Context, t Table, r *TableResult)
 		started := time.Now()
 		diffs, n, err := c.compareRange(ctx, t, loKey, hiKey, nil)
 		if err != nil {
-			// A bounded range, or the open one begun past hi: more rows
-			// there than one statement reads (a table appended to fast
-			// while the comparison ran) are walked in ranges from then on,
+			// A bounded range, or an open one begun past hi or holding
+			// the whole table: more rows there than one statement reads (a
+			// table appended to fast while the comparison ran, or larger
+			// than its statistics say) are walked in ranges from then on,
 			// ending as before hi was known. (Other open ranges hold no
 			// provider rows: narrowing them would find none, for ever.)
 			narrowable := hiKey != nil || tail

@@ -1073,7 +1073,8 @@ func TestSlowRowAfterGapEnds(t *testing.T) {
 }
 
 // Past the provider's last key pglmon reads what is left in one open
-// range. Where that holds more rows than one statement reads (here 300
+// range (a table the first range would hold whole: from the start). Where
+// that holds more rows than one statement reads (here 300
 // rows only the subscriber has, each slowed by a row-level security
 // policy for pglmon's role; in the field, a table appended to fast while
 // the comparison ran), the range times out and the rest is walked in
@@ -1111,13 +1112,17 @@ func TestTooManyRowsPastTheLastKeyAreWalked(t *testing.T) {
 		t.Fatal(err)
 	}
 	tg := targets(t, cfg, p.Sub())[0]
-	r := oneTable(t, Run(ctx, cfg, tg, Options{Mode: ModeChecksum, ChunkRows: 100, MaxKeys: 1000, Scan: ScanIndex}, "t_tail"))
-	tr := r.Tables[0]
-	if tr.DifferingRows != 300 || len(tr.Keys) != 300 || tr.Keys[0] != (KeyDiff{"101", Extra}) || tr.Keys[299] != (KeyDiff{"400", Extra}) {
-		t.Errorf("differing rows %d, keys %d: %v ... ", tr.DifferingRows, len(tr.Keys), tr.Keys[:min(3, len(tr.Keys))])
-	}
-	if tr.RowsCompared != 400 {
-		t.Errorf("compared %d rows, want 400", tr.RowsCompared)
+	// chunk_rows 100: two ranges of the provider's 100 rows, then the open
+	// one past them; 1,000: the table is one open range from the start.
+	for _, chunk := range []int{100, 1000} {
+		r := oneTable(t, Run(ctx, cfg, tg, Options{Mode: ModeChecksum, ChunkRows: chunk, MaxKeys: 1000, Scan: ScanIndex}, "t_tail"))
+		tr := r.Tables[0]
+		if tr.DifferingRows != 300 || len(tr.Keys) != 300 || tr.Keys[0] != (KeyDiff{"101", Extra}) || tr.Keys[299] != (KeyDiff{"400", Extra}) {
+			t.Errorf("chunk_rows %d: differing rows %d, keys %d: %v ... ", chunk, tr.DifferingRows, len(tr.Keys), tr.Keys[:min(3, len(tr.Keys))])
+		}
+		if tr.RowsCompared != 400 {
+			t.Errorf("chunk_rows %d: compared %d rows, want 400", chunk, tr.RowsCompared)
+		}
 	}
 }
 
