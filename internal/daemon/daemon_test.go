@@ -435,9 +435,12 @@ func TestVerificationStopsAtTheEndOfItsWindow(t *testing.T) {
 	ctx := context.Background()
 	p := pgtest.NewPair(t, pgtest.PairOptions{Subscriptions: 2, Rows: 10000})
 	p.MustConverge(t, 60*time.Second)
-	// 10,000 rows at 2,000 rows/s: 5 s per subscription; the window ends after 1 s.
+	// 10,000 rows at 2,000 rows/s, in ranges of about 500: 5 s per
+	// subscription; the window ends after 1 s. (Under half of the default
+	// chunk_rows, the table would be one statement, compared whole before
+	// the window ends: its finding would rightly go.)
 	d, cfg, snaps, logs := notRunning(t, pairConfig(p, filepath.Join(t.TempDir(), "a.jsonl"), policyOff()+
-		"verify:\n  every: 1h\n  window: \"00:00-23:59\"\n  max_rows_per_second: 2000\n"))
+		"verify:\n  every: 1h\n  window: \"00:00-23:59\"\n  max_rows_per_second: 2000\n  chunk_rows: 500\n"))
 	earlier := subResult{Subscriber: "subscriber", Subscription: "sub_0", Tables: []verify.TableResult{{Table: "public.items_0", DifferingRows: 3}}}
 	other := subResult{Subscriber: "subscriber", Subscription: "sub_1", Tables: []verify.TableResult{{Table: "public.items_1", DifferingRows: 5}}}
 	v := &verifier{
