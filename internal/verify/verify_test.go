@@ -1032,34 +1032,14 @@ func TestSlowRowAfterGapEnds(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10})
-	role := "verifier_" + p.Subscriber.Name
 	var steps []step
 	for _, d := range []pgtest.DB{p.Provider, p.Subscriber} {
 		steps = append(steps, step{d, `CREATE TABLE t_gap (id bigint PRIMARY KEY, v text)`},
 			step{d, `INSERT INTO t_gap SELECT g, md5(g::text) FROM generate_series(1, 50) g UNION ALL SELECT 1000000, 'far'`})
 	}
-	steps = append(steps, step{p.Provider, `ANALYZE t_gap`},
-		step{p.Provider, `SELECT pglogical.replication_set_add_table('set_0', 't_gap', false)`},
-		step{p.Subscriber, `CREATE ROLE ` + role + ` LOGIN`},
-		step{p.Subscriber, `GRANT pg_read_all_data, pg_monitor TO ` + role},
-		step{p.Subscriber, `GRANT SELECT ON pg_replication_origin, pg_replication_origin_status TO ` + role},
-		step{p.Subscriber, `GRANT EXECUTE ON FUNCTION pg_show_replication_origin_status() TO ` + role},
-		step{p.Subscriber, `ALTER TABLE t_gap ENABLE ROW LEVEL SECURITY`},
-		step{p.Subscriber, `CREATE POLICY slow ON t_gap FOR SELECT USING (CASE WHEN id = 1000000 THEN pg_sleep(5) IS NOT NULL ELSE true END)`})
-	t.Cleanup(func() {
-		p.Subscriber.Exec(context.Background(), "DROP OWNED BY "+role)
-		p.Subscriber.Exec(context.Background(), "DROP ROLE IF EXISTS "+role)
-	})
-	runSteps(ctx, t, steps)
-	nodes := fmt.Sprintf("nodes:\n  - name: provider\n    dsn: %q\n  - name: subscriber\n    dsn: %q\n", p.Provider.DSN(),
-		strings.Replace(p.Subscriber.DSN(), "user=postgres", "user="+role, 1))
-	if !strings.Contains(nodes, "user="+role) {
-		t.Fatalf("no role in %s", nodes)
-	}
-	cfg, err := config.Parse("t.yaml", []byte(nodes+"verify:\n  statement_timeout: 2s\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	runSteps(ctx, t, append(steps, step{p.Provider, `ANALYZE t_gap`},
+		step{p.Provider, `SELECT pglogical.replication_set_add_table('set_0', 't_gap', false)`}))
+	cfg := slowReaderConfig(ctx, t, p, "t_gap", "CASE WHEN id = 1000000 THEN pg_sleep(5) IS NOT NULL ELSE true END")
 	tg := targets(t, cfg, p.Sub())[0]
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
@@ -1083,34 +1063,17 @@ func TestTooManyRowsPastTheLastKeyAreWalked(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10})
-	role := "tailreader_" + p.Subscriber.Name
-	steps := []step{
+	runSteps(ctx, t, []step{
 		{p.Provider, `CREATE TABLE t_tail (id bigint PRIMARY KEY, v text)`},
 		{p.Provider, `INSERT INTO t_tail SELECT g, md5(g::text) FROM generate_series(1, 100) g`},
 		{p.Subscriber, `CREATE TABLE t_tail (id bigint PRIMARY KEY, v text)`},
 		{p.Subscriber, `INSERT INTO t_tail SELECT g, md5(g::text) FROM generate_series(1, 400) g`},
 		{p.Provider, `ANALYZE t_tail`},
 		{p.Provider, `SELECT pglogical.replication_set_add_table('set_0', 't_tail', false)`},
-		{p.Subscriber, `CREATE ROLE ` + role + ` LOGIN`},
-		{p.Subscriber, `GRANT pg_read_all_data, pg_monitor TO ` + role},
-		{p.Subscriber, `GRANT SELECT ON pg_replication_origin, pg_replication_origin_status TO ` + role},
-		{p.Subscriber, `GRANT EXECUTE ON FUNCTION pg_show_replication_origin_status() TO ` + role},
-		{p.Subscriber, `ALTER TABLE t_tail ENABLE ROW LEVEL SECURITY`},
-		// 300 rows of 10 ms: 3 s, past the 2 s statement timeout in one
-		// statement; a few dozen at a time fit.
-		{p.Subscriber, `CREATE POLICY slow ON t_tail FOR SELECT USING (CASE WHEN id > 100 THEN pg_sleep(0.01) IS NOT NULL ELSE true END)`},
-	}
-	t.Cleanup(func() {
-		p.Subscriber.Exec(context.Background(), "DROP OWNED BY "+role)
-		p.Subscriber.Exec(context.Background(), "DROP ROLE IF EXISTS "+role)
 	})
-	runSteps(ctx, t, steps)
-	nodes := fmt.Sprintf("nodes:\n  - name: provider\n    dsn: %q\n  - name: subscriber\n    dsn: %q\n", p.Provider.DSN(),
-		strings.Replace(p.Subscriber.DSN(), "user=postgres", "user="+role, 1))
-	cfg, err := config.Parse("t.yaml", []byte(nodes+"verify:\n  statement_timeout: 2s\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	// 300 rows of 10 ms: 3 s, past the 2 s statement timeout in one
+	// statement; a few dozen at a time fit.
+	cfg := slowReaderConfig(ctx, t, p, "t_tail", "CASE WHEN id > 100 THEN pg_sleep(0.01) IS NOT NULL ELSE true END")
 	tg := targets(t, cfg, p.Sub())[0]
 	// chunk_rows 100: two ranges of the provider's 100 rows, then the open
 	// one past them; 1,000: the table is one open range from the start.
@@ -1124,6 +1087,37 @@ func TestTooManyRowsPastTheLastKeyAreWalked(t *testing.T) {
 			t.Errorf("chunk_rows %d: compared %d rows, want 400", chunk, tr.RowsCompared)
 		}
 	}
+}
+
+// slowReaderConfig is a configuration (statement_timeout 2s) whose
+// subscriber role is one of its own, for whom a row-level security policy
+// on table, USING slow, makes rows slow to read (the apply worker, a
+// superuser, is not subject to it).
+func slowReaderConfig(ctx context.Context, t *testing.T, p *pgtest.Pair, table, slow string) *config.Config {
+	t.Helper()
+	role := "slowreader_" + p.Subscriber.Name
+	t.Cleanup(func() {
+		p.Subscriber.Exec(context.Background(), "DROP OWNED BY "+role)
+		p.Subscriber.Exec(context.Background(), "DROP ROLE IF EXISTS "+role)
+	})
+	runSteps(ctx, t, []step{
+		{p.Subscriber, `CREATE ROLE ` + role + ` LOGIN`},
+		{p.Subscriber, `GRANT pg_read_all_data, pg_monitor TO ` + role},
+		{p.Subscriber, `GRANT SELECT ON pg_replication_origin, pg_replication_origin_status TO ` + role},
+		{p.Subscriber, `GRANT EXECUTE ON FUNCTION pg_show_replication_origin_status() TO ` + role},
+		{p.Subscriber, `ALTER TABLE ` + table + ` ENABLE ROW LEVEL SECURITY`},
+		{p.Subscriber, `CREATE POLICY slow ON ` + table + ` FOR SELECT USING (` + slow + `)`},
+	})
+	nodes := fmt.Sprintf("nodes:\n  - name: provider\n    dsn: %q\n  - name: subscriber\n    dsn: %q\n", p.Provider.DSN(),
+		strings.Replace(p.Subscriber.DSN(), "user=postgres", "user="+role, 1))
+	if !strings.Contains(nodes, "user="+role) {
+		t.Fatalf("no role in %s", nodes)
+	}
+	cfg, err := config.Parse("t.yaml", []byte(nodes+"verify:\n  statement_timeout: 2s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }
 
 // Tables whose rows lie in no order of their key (loaded in random order,
