@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/pglmon/pglmon/internal/probe"
 	"github.com/pglmon/pglmon/internal/serverlog"
 )
 
@@ -171,6 +172,9 @@ type Comparer struct {
 	// noWorker: nor is its apply worker's transaction; noFlush: the
 	// provider refused the transaction that flushes its WAL (flush).
 	noOrigin, noWorker, noFlush bool
+	// noEarly: asking the subscriber whether it applied a position in the
+	// batch that reads its rows failed (appliedLeaves); not asked so again.
+	noEarly bool
 	// pending are the small ranges a bisection ended in, to settle
 	// together (nil: no bisection under way).
 	pending [][2][]string
@@ -601,6 +605,7 @@ func (c *Comparer) checksum(ctx context.Context, t Table, r *TableResult) error 
 	// Every statement reads one key range: through the primary key's index,
 	// whatever the planner's statistics say, so none turns into a scan of
 	// the whole table (stale statistics make open-ended ranges look large).
+	// Run's sessions have it so from their start (Connect).
 	if !c.indexOnly {
 		set := func(conn *pgx.Conn) func() error {
 			return func() error { _, err := conn.Exec(ctx, "SET enable_seqscan = off"); return err }
@@ -844,14 +849,11 @@ func (c *Comparer) settleRows(ctx context.Context, t Table, queries func(provide
 		return out
 	}
 	for range c.Opt.Retries {
-		p1, lsn, err := c.providerLeafAt(ctx, t, pick(pq))
+		p1, at, err := c.providerLeafAt(ctx, t, pick(pq))
 		if err != nil {
 			return nil, 0, err
 		}
-		if err := c.waitApplied(ctx, lsn); err != nil {
-			return nil, 0, err
-		}
-		s, err := c.leaves(ctx, c.Subscriber, t, pick(sq))
+		s, err := c.subscriberLeaves(ctx, t, pick(sq), at)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -906,12 +908,24 @@ func stableRows(p1, p2 []leafRow) func(key string) bool {
 	}
 }
 
+// positions are what the provider said of its WAL in providerLeafAt's
+// batch: the insert position when its snapshot was taken (lsn), and once
+// the rows were read its flush position and how far the subscription's
+// slot had confirmed ("" when it has no slot there).
+type positions struct {
+	lsn, flushed, confirmed string
+}
+
+// positionsSQL reads the provider's flush position and how far the slot
+// named $1 confirmed ("" without it).
+const positionsSQL = "SELECT pg_current_wal_flush_lsn()::text, coalesce((SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1), '')"
+
 // providerLeafAt reads the queries' rows in a repeatable-read snapshot and
 // the WAL position after it: every change the snapshot saw is at or before
 // it. The transaction is one batch: one round trip.
-func (c *Comparer) providerLeafAt(ctx context.Context, t Table, qs []query) ([][]leafRow, string, error) {
+func (c *Comparer) providerLeafAt(ctx context.Context, t Table, qs []query) ([][]leafRow, positions, error) {
 	rows := make([][]leafRow, len(qs))
-	var lsn string
+	var at positions
 	b := &pgx.Batch{}
 	b.Queue("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
 	// The insert position, not pg_current_wal_lsn (the write position): with
@@ -922,15 +936,101 @@ func (c *Comparer) providerLeafAt(ctx context.Context, t Table, qs []query) ([][
 	// at or before the position; read after the rows, it would also count
 	// the WAL those reads write (pruning the pages they visit), past the
 	// last commit, where a quiet provider's origin never goes.
-	b.Queue("SELECT pg_current_wal_insert_lsn()::text").QueryRow(func(r pgx.Row) error { return r.Scan(&lsn) })
+	b.Queue("SELECT pg_current_wal_insert_lsn()::text").QueryRow(func(r pgx.Row) error { return r.Scan(&at.lsn) })
 	queueLeaves(b, t, qs, rows)
+	// Read after the rows, so usually past lsn already: on a quiet
+	// provider the slot has then confirmed it (pglogical confirms the
+	// walsender's keepalives), and no wait is needed at all.
+	b.Queue(positionsSQL, c.Opt.Slot).QueryRow(func(r pgx.Row) error { return r.Scan(&at.flushed, &at.confirmed) })
+	if c.Opt.Slot != "" && !c.noFlush {
+		// A transaction id, so that COMMIT writes a commit record past
+		// lsn (as flush does): the WAL writer, woken by it, flushes lsn
+		// within milliseconds on a quiet provider, and the commit, an empty
+		// transaction, reaches the subscriber soon after, whose slot then
+		// confirms it.
+		b.Queue("SELECT txid_current()")
+	}
 	b.Queue("COMMIT")
 	if err := c.Provider.SendBatch(ctx, b).Close(); err != nil {
 		// A failed batch leaves the transaction aborted: end it.
 		c.Provider.Exec(context.WithoutCancel(ctx), "ROLLBACK")
-		return nil, "", err
+		return nil, positions{}, err
 	}
-	return rows, lsn, nil
+	return rows, at, nil
+}
+
+// subscriberLeaves reads the queries' rows on the subscriber once it
+// applied every commit the provider had at its insert position at.lsn,
+// with as few round trips as the positions allow: none to wait when the
+// slot had confirmed it already; otherwise the subscriber is asked whether
+// it applied it in the round trip that reads its rows (appliedLeaves),
+// which a subscriber keeping up with a provider's writes usually has by
+// then. Only when it had not does it look at the provider again (a quiet
+// one's slot has confirmed providerLeafAt's empty transaction by then),
+// wait if need be, and read the rows again.
+func (c *Comparer) subscriberLeaves(ctx context.Context, t Table, qs []query, at positions) ([][]leafRow, error) {
+	if c.Opt.Slot == "" || lsnCovers(at.confirmed, at.lsn) {
+		return c.leaves(ctx, c.Subscriber, t, qs)
+	}
+	if !c.noOrigin && !c.noWorker && !c.noEarly {
+		rows, applied, err := c.appliedLeaves(ctx, t, qs, at.lsn)
+		switch {
+		case err == nil && applied:
+			return rows, nil
+		case err != nil && ctx.Err() != nil:
+			return nil, err
+		case err != nil:
+			// A role that may not read the origin or the apply worker:
+			// the wait finds out which.
+			c.noEarly = true
+		}
+	}
+	// A second look at the provider: on a quiet one the slot confirms
+	// the empty transaction within milliseconds, origin or not (pglogical
+	// moves no origin for a transaction that changed nothing).
+	if err := c.Provider.QueryRow(ctx, positionsSQL, c.Opt.Slot).Scan(&at.flushed, &at.confirmed); err != nil {
+		return nil, fmt.Errorf("read the provider's WAL flush position: %w", err)
+	}
+	wait := c.waitApplied
+	switch {
+	case lsnCovers(at.confirmed, at.lsn):
+		wait = nil
+	case lsnCovers(at.flushed, at.lsn):
+		wait = c.waitFor // flushed: no need to look again
+	}
+	if wait != nil {
+		if err := wait(ctx, at.lsn); err != nil {
+			return nil, err
+		}
+	}
+	return c.leaves(ctx, c.Subscriber, t, qs)
+}
+
+// lsnCovers reports whether WAL position a is at or past b (false when
+// either is empty or not a position).
+func lsnCovers(a, b string) bool {
+	x, err1 := probe.ParseLSN(a)
+	y, err2 := probe.ParseLSN(b)
+	return a != "" && b != "" && err1 == nil && err2 == nil && x >= y
+}
+
+// appliedLeaves reads, in one round trip, whether the subscriber applied
+// every commit before target (as originApplied decides: its origin past
+// it, or at it with the apply worker holding no transaction id), then the
+// queries' rows. The rows count only when it had: each statement of the
+// batch sees what committed before it began.
+func (c *Comparer) appliedLeaves(ctx context.Context, t Table, qs []query, target string) ([][]leafRow, bool, error) {
+	var past, reached *bool
+	var idle bool
+	rows := make([][]leafRow, len(qs))
+	b := &pgx.Batch{}
+	b.Queue(originSQL, c.Opt.Slot, target).QueryRow(func(r pgx.Row) error { return r.Scan(&past, &reached) })
+	b.Queue(workerIdleSQL, c.Opt.Slot).QueryRow(func(r pgx.Row) error { return r.Scan(&idle) })
+	queueLeaves(b, t, qs, rows)
+	if err := c.Subscriber.SendBatch(ctx, b).Close(); err != nil {
+		return nil, false, err
+	}
+	return rows, (past != nil && *past) || (reached != nil && *reached && idle), nil
 }
 
 // waitApplied waits until the subscription's slot confirms every
@@ -943,6 +1043,12 @@ func (c *Comparer) waitApplied(ctx context.Context, lsn string) error {
 	if err != nil {
 		return fmt.Errorf("read the provider's WAL flush position: %w", err)
 	}
+	return c.waitFor(ctx, target)
+}
+
+// waitFor waits until the subscriber applied every commit before target, a
+// flushed position of the provider (waitApplied).
+func (c *Comparer) waitFor(ctx context.Context, target string) error {
 	if c.appliedSoon(ctx, target) {
 		return nil
 	}
@@ -1028,7 +1134,7 @@ func (c *Comparer) originApplied(ctx context.Context, target string) bool {
 		return false
 	}
 	var past, reached *bool
-	err := c.Subscriber.QueryRow(ctx, "SELECT max(remote_lsn) > $2::pg_lsn, max(remote_lsn) >= $2::pg_lsn FROM pg_replication_origin_status WHERE external_id = $1", c.Opt.Slot, target).Scan(&past, &reached)
+	err := c.Subscriber.QueryRow(ctx, originSQL, c.Opt.Slot, target).Scan(&past, &reached)
 	if err != nil {
 		if ctx.Err() == nil {
 			c.noOrigin = true // not readable by this role: the slot alone
@@ -1037,6 +1143,17 @@ func (c *Comparer) originApplied(ctx context.Context, target string) bool {
 	}
 	return (past != nil && *past) || (reached != nil && *reached && c.workerIdle(ctx))
 }
+
+// originSQL reads whether the origin named $1 (the subscription's slot)
+// applied a commit past position $2, and whether it reached $2.
+const originSQL = "SELECT max(remote_lsn) > $2::pg_lsn, max(remote_lsn) >= $2::pg_lsn FROM pg_replication_origin_status WHERE external_id = $1"
+
+// workerIdleSQL reads whether the apply worker of the subscription whose
+// slot is $1 runs holding no transaction id.
+const workerIdleSQL = `SELECT count(*) = 1 AND bool_and(a.backend_xid IS NULL)
+FROM pg_stat_activity a JOIN pglogical.subscription s
+  ON a.backend_type = 'pglogical apply ' || (SELECT oid FROM pg_database WHERE datname = current_database()) || ':' || s.sub_id
+WHERE s.sub_slot_name = $1 AND a.state IS NOT NULL`
 
 // workerIdle reports whether the subscription's apply worker holds no
 // transaction id now. Read after its origin reached a position, that says
@@ -1050,10 +1167,7 @@ func (c *Comparer) workerIdle(ctx context.Context) bool {
 		return false
 	}
 	var idle bool
-	err := c.Subscriber.QueryRow(ctx, `SELECT count(*) = 1 AND bool_and(a.backend_xid IS NULL)
-FROM pg_stat_activity a JOIN pglogical.subscription s
-  ON a.backend_type = 'pglogical apply ' || (SELECT oid FROM pg_database WHERE datname = current_database()) || ':' || s.sub_id
-WHERE s.sub_slot_name = $1 AND a.state IS NOT NULL`, c.Opt.Slot).Scan(&idle)
+	err := c.Subscriber.QueryRow(ctx, workerIdleSQL, c.Opt.Slot).Scan(&idle)
 	if err != nil {
 		if ctx.Err() == nil {
 			c.noWorker = true
@@ -1316,19 +1430,35 @@ func bothSides(provider, subscriber func() error) error {
 	return errors.Join(perr, serr)
 }
 
-// fanout is how many sub-ranges a differing range of a single-column key is
-// split into per step: two round trips per step (boundaries, then every
+// minFanout and maxFanout bound how many sub-ranges a differing range of a
+// single-column key is split into per step (fanout): one or two round
+// trips per step (the cut keys unless the key is an integer, then every
 // sub-range's aggregate on both servers at once) instead of three per
 // halving, so a far-away server costs few round trips.
-const fanout = 16
+const minFanout, maxFanout = 16, 64
 
-// splitRange splits [lo, hi) into up to fanout sub-ranges of about equal
-// size on conn's side, and compares those that differ.
+// fanout is how many sub-ranges a differing range of n rows is split into:
+// as few steps as can reach ranges of leaf_rows (one step up to 64 x
+// leaf_rows rows, two up to 4,096 x: the square root of the ratio), each
+// statement reading about as many rows as with fewer, wider steps: with
+// the default 256 leaf rows, a differing range of 100,000 rows takes two
+// steps of 20 where 16 took three.
+func (c *Comparer) fanout(n int64) int64 {
+	ratio := (n + int64(c.Opt.LeafRows) - 1) / int64(c.Opt.LeafRows)
+	if ratio > maxFanout {
+		ratio = int64(math.Ceil(math.Sqrt(float64(ratio))))
+	}
+	return min(max(ratio, minFanout), maxFanout)
+}
+
+// splitRange splits [lo, hi) into up to fanout(n) sub-ranges of about
+// equal size on conn's side, and compares those that differ.
 func (c *Comparer) splitRange(ctx context.Context, conn *pgx.Conn, provider bool, t Table, lo, hi []string, n int64) ([]rowDiff, int64, error) {
-	bounds := valueCuts(t, lo, hi)
+	parts := c.fanout(n)
+	bounds := valueCuts(t, lo, hi, parts)
 	if bounds == nil {
 		var err error
-		if bounds, err = c.boundaries(ctx, conn, t, lo, hi, (n+fanout-1)/fanout, provider); err != nil {
+		if bounds, err = c.boundaries(ctx, conn, t, lo, hi, (n+parts-1)/parts, provider); err != nil {
 			return nil, 0, err
 		}
 	}
@@ -1621,21 +1751,21 @@ func (c *Comparer) oneRange(ctx context.Context, t Table, r *TableResult) error 
 	return nil
 }
 
-// valueCuts cuts a closed range of an integer key into fanout ranges of equal
-// key width, with no statement; nil when the key is not an integer or the
-// range is open or narrow.
-func valueCuts(t Table, lo, hi []string) []string {
+// valueCuts cuts a closed range of an integer key into parts ranges of
+// equal key width, with no statement; nil when the key is not an integer or
+// the range is open or narrow.
+func valueCuts(t Table, lo, hi []string, parts int64) []string {
 	if lo == nil || hi == nil || !t.intKey() {
 		return nil
 	}
 	a, err1 := strconv.ParseInt(lo[0], 10, 64)
 	b, err2 := strconv.ParseInt(hi[0], 10, 64)
-	if err1 != nil || err2 != nil || b <= a || (b-a)/fanout < 1 || b-a < 0 {
+	if err1 != nil || err2 != nil || b <= a || (b-a)/parts < 1 || b-a < 0 {
 		return nil
 	}
-	step := (b - a) / fanout
-	out := make([]string, 0, fanout-1)
-	for i := int64(1); i < fanout; i++ {
+	step := (b - a) / parts
+	out := make([]string, 0, parts-1)
+	for i := int64(1); i < parts; i++ {
 		out = append(out, strconv.FormatInt(a+i*step, 10))
 	}
 	return out

@@ -152,8 +152,9 @@ func (t rowTracer) TraceBatchQuery(_ context.Context, _ *pgx.Conn, d pgx.TraceBa
 func (t rowTracer) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
 
 // Connect opens a read-only connection to a node whose statements are
-// bounded by timeout, counting the bytes and rows it reads.
-func Connect(ctx context.Context, node config.Node, timeout time.Duration, counter *Counter) (*pgx.Conn, error) {
+// bounded by timeout, counting the bytes and rows it reads. For checksum
+// mode its session has enable_seqscan off from the start (see checksum).
+func Connect(ctx context.Context, node config.Node, timeout time.Duration, counter *Counter, mode string) (*pgx.Conn, error) {
 	cfg, err := probe.ConnConfig(node, timeout)
 	if err != nil {
 		return nil, err
@@ -165,6 +166,10 @@ func Connect(ctx context.Context, node config.Node, timeout time.Duration, count
 	// slower), nor spend longer compiling (JIT) than reading.
 	cfg.RuntimeParams["max_parallel_workers_per_gather"] = "0"
 	cfg.RuntimeParams["jit"] = "off"
+	if mode == ModeChecksum {
+		// Set at the start: no round trip of its own.
+		cfg.RuntimeParams["enable_seqscan"] = "off"
+	}
 	// Values hashed by their text must read the same on both servers,
 	// whatever each one's defaults are.
 	for k, v := range map[string]string{"TimeZone": "UTC", "DateStyle": "ISO, YMD", "IntervalStyle": "postgres",
@@ -212,8 +217,8 @@ func Run(ctx context.Context, cfg *config.Config, tg Target, opt Options, only .
 	// Both servers at once: over a slow link, connecting is several round trips.
 	var pc, sc *pgx.Conn
 	err := bothSides(
-		func() (err error) { pc, err = Connect(ctx, pn, timeout, &counter); return err },
-		func() (err error) { sc, err = Connect(ctx, sn, timeout, &counter); return err })
+		func() (err error) { pc, err = Connect(ctx, pn, timeout, &counter, res.Mode); return err },
+		func() (err error) { sc, err = Connect(ctx, sn, timeout, &counter, res.Mode); return err })
 	for _, c := range []*pgx.Conn{pc, sc} {
 		if c != nil {
 			defer c.Close(context.WithoutCancel(ctx))
@@ -222,19 +227,34 @@ func Run(ctx context.Context, cfg *config.Config, tg Target, opt Options, only .
 	if err != nil {
 		return fail(err)
 	}
-	// The provider's tables and the subscriber's synchronization status at
-	// once: one round trip, not two, over a slow link.
+	// The provider's tables (and, when every table is compared, its
+	// sequences) and the subscriber's synchronization status at once: one
+	// round trip, not three, over a slow link.
+	only = slices.DeleteFunc(slices.Clone(only), func(name string) bool { return name == "" })
 	var tables []Table
+	var seqs *sequenceList
 	var notReady map[string]string
 	var notReadyErr error
 	err = bothSides(
-		func() (err error) { tables, err = SetTables(ctx, pc, tg.Sets); return err },
+		func() error {
+			b := &pgx.Batch{}
+			set := queueSetTables(b, tg.Sets)
+			if len(only) == 0 {
+				seqs = queueSequences(b, tg.Sets)
+			}
+			err := pc.SendBatch(ctx, b).Close()
+			if seqs != nil && seqs.err != nil && ctx.Err() == nil {
+				// The tables were read (the sequences come after them):
+				// a sequence error is reported with the sequences.
+				err = nil
+			}
+			tables = *set
+			return err
+		},
 		func() error { notReady, notReadyErr = syncNotReady(ctx, sc, tg.Subscription); return nil })
 	if err != nil {
 		return fail(err)
 	}
-	replicated := tables
-	only = slices.DeleteFunc(slices.Clone(only), func(name string) bool { return name == "" })
 	if len(only) > 0 {
 		// A partitioned table's name picks its partitions: pglogical
 		// replicates those, not the parent.
@@ -313,13 +333,14 @@ func Run(ctx context.Context, cfg *config.Config, tg Target, opt Options, only .
 	opt.Slot = tg.Slot
 	opt.ApplyDelay = tg.ApplyDelay
 	opt.StatementTimeout = timeout
-	cs := []*Comparer{{Provider: pc, Subscriber: sc, Opt: opt}}
+	indexOnly := res.Mode == ModeChecksum // Connect turned enable_seqscan off
+	cs := []*Comparer{{Provider: pc, Subscriber: sc, Opt: opt, indexOnly: indexOnly}}
 	// More pairs of connections for the tables compared at once.
 	for i := 1; i < min(opt.Parallel, len(tables)) && ctx.Err() == nil; i++ {
 		var p2, s2 *pgx.Conn
 		err := bothSides(
-			func() (err error) { p2, err = Connect(ctx, pn, timeout, &counter); return err },
-			func() (err error) { s2, err = Connect(ctx, sn, timeout, &counter); return err })
+			func() (err error) { p2, err = Connect(ctx, pn, timeout, &counter, res.Mode); return err },
+			func() (err error) { s2, err = Connect(ctx, sn, timeout, &counter, res.Mode); return err })
 		for _, c := range []*pgx.Conn{p2, s2} {
 			if c != nil {
 				defer c.Close(context.WithoutCancel(ctx))
@@ -328,7 +349,7 @@ func Run(ctx context.Context, cfg *config.Config, tg Target, opt Options, only .
 		if err != nil {
 			return fail(fmt.Errorf("open connection pair %d of %d (verify.parallel): %w", i+1, opt.Parallel, err))
 		}
-		cs = append(cs, &Comparer{Provider: p2, Subscriber: s2, Opt: opt})
+		cs = append(cs, &Comparer{Provider: p2, Subscriber: s2, Opt: opt, indexOnly: indexOnly})
 	}
 	res.Tables = CompareAll(ctx, cs, tables)
 	res.RowsChecked = cs[0].RowsChecked()
@@ -345,8 +366,8 @@ func Run(ctx context.Context, cfg *config.Config, tg Target, opt Options, only .
 		res.Error = "interrupted"
 		return res
 	}
-	if len(only) == 0 {
-		if res.Sequences, err = Sequences(ctx, pc, sc, tg.Sets, replicated); err != nil {
+	if seqs != nil {
+		if res.Sequences, err = compareSequences(ctx, pc, sc, seqs); err != nil {
 			res.SequenceError = err.Error()
 		}
 	}
@@ -444,7 +465,7 @@ func Sources(ctx context.Context, cfg *config.Config, targets []Target) map[stri
 			if !found {
 				continue
 			}
-			c, err := Connect(ctx, node, cfg.Verify.StatementTimeout.D(), &counter)
+			c, err := Connect(ctx, node, cfg.Verify.StatementTimeout.D(), &counter, "")
 			if err != nil {
 				continue
 			}

@@ -3,6 +3,7 @@ package verify
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -34,8 +35,8 @@ type SequenceResult struct {
 }
 
 // setSequencesSQL lists, on the provider, the sequences in the sets ($1)
-// and the sequences owned by a column of the replicated tables ($2, as
-// schema.name unquoted) that are in none of them, with the owning table.
+// and the sequences owned by a column of the sets' tables that are in none
+// of them, with the owning table.
 const setSequencesSQL = `WITH inset AS (
 	SELECT DISTINCT rss.set_seqoid AS oid FROM pglogical.replication_set_seq rss
 	JOIN pglogical.replication_set rs ON rs.set_id = rss.set_id WHERE rs.set_name = ANY($1))
@@ -49,7 +50,9 @@ JOIN pg_namespace sn ON sn.oid = s.relnamespace
 JOIN pg_class t ON t.oid = d.refobjid
 JOIN pg_namespace tn ON tn.oid = t.relnamespace
 WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
-	AND tn.nspname || '.' || t.relname = ANY($2) AND s.oid NOT IN (SELECT oid FROM inset)
+	AND t.oid IN (SELECT rst.set_reloid FROM pglogical.replication_set_table rst
+		JOIN pglogical.replication_set rs ON rs.set_id = rst.set_id WHERE rs.set_name = ANY($1))
+	AND s.oid NOT IN (SELECT oid FROM inset)
 ORDER BY 1`
 
 // sequenceValuesSQL reads last_value and the direction of the sequences
@@ -57,30 +60,45 @@ ORDER BY 1`
 const sequenceValuesSQL = `SELECT format('%I.%I', schemaname, sequencename), last_value, increment_by > 0
 FROM pg_sequences WHERE format('%I.%I', schemaname, sequencename) = ANY($1)`
 
-// Sequences compares the sequences of the subscription's replication sets
-// on both sides, and names the sequences its tables' columns take values
-// from that no set of it replicates.
-func Sequences(ctx context.Context, pc, sc *pgx.Conn, sets []string, tables []Table) ([]SequenceResult, error) {
-	names := make([]string, len(tables))
-	for i, t := range tables {
-		names[i] = t.QualifiedName()
+// sequenceList is the sequences to compare, as queueSequences listed them,
+// or why they could not be listed.
+type sequenceList struct {
+	seqs []SequenceResult
+	err  error
+}
+
+// queueSequences queues, in a batch to the provider, the listing of the
+// sequences of the replication sets and of those the sets' tables' columns
+// take values from (setSequencesSQL), for compareSequences once the tables
+// were compared.
+func queueSequences(b *pgx.Batch, sets []string) *sequenceList {
+	out := &sequenceList{}
+	b.Queue(setSequencesSQL, sets).Query(func(rows pgx.Rows) error {
+		var seq, table string
+		_, err := pgx.ForEachRow(rows, []any{&seq, &table}, func() error {
+			out.seqs = append(out.seqs, SequenceResult{Sequence: seq, Table: table})
+			return nil
+		})
+		if err != nil {
+			out.err = fmt.Errorf("list the sequences of the replication sets: %w", err)
+		}
+		return out.err
+	})
+	return out
+}
+
+// compareSequences reads the listed sequences' values on both sides at
+// once and says of each whether the subscriber's is behind; a sequence of
+// a set absent on the subscriber is missing, and one no set replicates is
+// named with the table whose column takes its values.
+func compareSequences(ctx context.Context, pc, sc *pgx.Conn, list *sequenceList) ([]SequenceResult, error) {
+	if list.err != nil || len(list.seqs) == 0 {
+		return nil, list.err
 	}
-	var out []SequenceResult
-	var seqs []string
-	var seq, table string
-	rows, err := pc.Query(ctx, setSequencesSQL, sets, names)
-	if err != nil {
-		return nil, fmt.Errorf("list the sequences of the replication sets: %w", err)
-	}
-	if _, err := pgx.ForEachRow(rows, []any{&seq, &table}, func() error {
-		out = append(out, SequenceResult{Sequence: seq, Table: table})
-		seqs = append(seqs, seq)
-		return nil
-	}); err != nil {
-		return nil, fmt.Errorf("list the sequences of the replication sets: %w", err)
-	}
-	if len(out) == 0 {
-		return nil, nil
+	out := slices.Clone(list.seqs)
+	seqs := make([]string, len(out))
+	for i, r := range out {
+		seqs[i] = r.Sequence
 	}
 	type value struct {
 		v      *int64

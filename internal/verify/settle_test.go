@@ -2,8 +2,11 @@ package verify
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/pglmon/pglmon/internal/pgtest"
 )
@@ -124,19 +127,19 @@ func TestSettlePositionBeforeTheReads(t *testing.T) {
 	}
 	c := &Comparer{Provider: prov}
 	tbl := Table{Key: []string{"id"}}
-	_, lsn, err := c.providerLeafAt(ctx, tbl, []query{{"SELECT id::text, 0::bigint FROM items_0", nil}})
+	_, at, err := c.providerLeafAt(ctx, tbl, []query{{"SELECT id::text, 0::bigint FROM items_0", nil}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var wrote, past bool
-	if err := prov.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text, pg_current_wal_insert_lsn() > $1::pg_lsn, $2::pg_lsn < pg_current_wal_insert_lsn()", before, lsn).Scan(&after, &wrote, &past); err != nil {
+	if err := prov.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text, pg_current_wal_insert_lsn() > $1::pg_lsn, $2::pg_lsn < pg_current_wal_insert_lsn()", before, at.lsn).Scan(&after, &wrote, &past); err != nil {
 		t.Fatal(err)
 	}
 	if !wrote {
 		t.Fatalf("reading the rows wrote no WAL (%s before, %s after): nothing tested", before, after)
 	}
 	if !past {
-		t.Errorf("position %s is not before the WAL the reads wrote (%s before them, %s after)", lsn, before, after)
+		t.Errorf("position %s is not before the WAL the reads wrote (%s before them, %s after)", at.lsn, before, after)
 	}
 }
 
@@ -174,5 +177,116 @@ func TestUnflushedWALIsFlushed(t *testing.T) {
 	target, err := c.flushedTarget(ctx, lsn)
 	if err != nil || target != lsn {
 		t.Errorf("flushedTarget(%s) = %s, %v: want the position itself, flushed", lsn, target, err)
+	}
+}
+
+// A settle waits for nothing when the provider's batch says its slot had
+// confirmed the position already (a quiet provider, once pglogical
+// answered a keepalive). Otherwise, a subscriber that applied the position
+// is asked so in the round trip that reads its rows (appliedLeaves): the
+// rows count; one that did not (a position the provider never reached) is
+// not taken as applied. A role that may not read the origin or the apply
+// worker gets its rows all the same, by the wait that polls the slot, and
+// is not asked so again.
+func TestSettleAsksAppliedWithTheRows(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Own: true, Rows: 100})
+	p.MustConverge(t, 30*time.Second)
+	slot, err := p.SlotName(ctx, p.Sub())
+	if err != nil {
+		t.Fatal(err)
+	}
+	prov, err := p.Provider.Cluster.Connect(ctx, p.Provider.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prov.Close(ctx)
+	sub, err := p.Subscriber.Cluster.Connect(ctx, p.Subscriber.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close(ctx)
+	tbl := Table{Schema: "public", Name: "items_0", Key: []string{"id"}, KeyTypes: []string{"bigint"}, Columns: []string{"id", "val", "n"}}
+	qs := func(provider bool) []query {
+		sql, args := tbl.leafSQL([]string{"10"}, []string{"20"}, provider)
+		return []query{{sql, args}}
+	}
+	c := &Comparer{Provider: prov, Subscriber: sub, Opt: Options{Slot: slot}}
+
+	// A row written, then the position after it: once the row arrived,
+	// the origin is at or past that position.
+	if _, err := prov.Exec(ctx, "UPDATE items_0 SET val = 'moved' WHERE id = 15"); err != nil {
+		t.Fatal(err)
+	}
+	_, at, err := c.providerLeafAt(ctx, tbl, qs(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		var v string
+		return sub.QueryRow(ctx, "SELECT val FROM items_0 WHERE id = 15").Scan(&v) == nil && v == "moved"
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// The worker may still be between the commit and its idle state for a
+	// moment: polled, with a deadline.
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		rows, ok, err := c.appliedLeaves(ctx, tbl, qs(false), at.lsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok && len(rows) == 1 && len(rows[0]) == 10
+	}); err != nil {
+		t.Errorf("position %s applied and 10 rows: not taken as applied with its rows: %v", at.lsn, err)
+	}
+	// Nothing written since: once pglogical confirmed that commit (it does
+	// after flushing its own), the batch says so (a record the server
+	// writes by itself, every 15 s, may put the position past it: then
+	// another try).
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		if _, at, err = c.providerLeafAt(ctx, tbl, qs(true)); err != nil {
+			t.Fatal(err)
+		}
+		return lsnCovers(at.confirmed, at.lsn)
+	}); err != nil {
+		t.Errorf("quiet provider: the slot's confirmation of the position never read in the batch (%+v): %v", at, err)
+	}
+	if _, ok, err := c.appliedLeaves(ctx, tbl, qs(false), "FFFFFFFF/0"); err != nil || ok {
+		t.Errorf("a position the provider never reached: applied %v, %v", ok, err)
+	}
+
+	// A role that may read the table but neither the origins nor pglogical's catalog.
+	role := "norigin_" + p.Subscriber.Name
+	t.Cleanup(func() {
+		p.Subscriber.Exec(context.Background(), "DROP OWNED BY "+role)
+		p.Subscriber.Exec(context.Background(), "DROP ROLE IF EXISTS "+role)
+	})
+	runSteps(ctx, t, []step{
+		{p.Subscriber, `CREATE ROLE ` + role + ` LOGIN`},
+		{p.Subscriber, `GRANT SELECT ON items_0 TO ` + role},
+	})
+	cfg, err := pgx.ParseConfig(strings.Replace(p.Subscriber.DSN(), "user=postgres", "user="+role, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	limited, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer limited.Close(ctx)
+	c = &Comparer{Provider: prov, Subscriber: limited, Opt: Options{Slot: slot}}
+	if _, at, err = c.providerLeafAt(ctx, tbl, qs(true)); err != nil {
+		t.Fatal(err)
+	}
+	// The early question is asked when the position was flushed and the
+	// slot had not confirmed it: make it so.
+	at.flushed, at.confirmed = at.lsn, ""
+	rows, err := c.subscriberLeaves(ctx, tbl, qs(false), at)
+	if err != nil || len(rows) != 1 || len(rows[0]) != 10 {
+		t.Fatalf("limited role: rows %v, %v", rows, err)
+	}
+	if !c.noEarly {
+		t.Error("limited role: asked with its rows again next time")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -116,7 +117,9 @@ func (t Table) Matches(name string) bool {
 func (t Table) ident() string { return pgx.Identifier{t.Schema, t.Name}.Sanitize() }
 
 // setTablesQuery lists the tables of the given replication sets with their
-// replicated columns, primary key and row filter.
+// replicated columns, primary key and row filter, and every column's name,
+// type and hash function (columnHashSQL), in one statement: a subscription
+// of hundreds of tables pays one round trip for them all.
 const setTablesQuery = `SELECT n.nspname::text, c.relname::text,
 	coalesce(rst.set_att_list, (SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a
 		WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '')),
@@ -130,7 +133,10 @@ const setTablesQuery = `SELECT n.nspname::text, c.relname::text,
 		WHERE i.indrelid = c.oid AND ((c.relreplident = 'd' AND i.indisprimary) OR (c.relreplident = 'i' AND i.indisreplident))), '{}'),
 	coalesce(pg_get_expr(rst.set_row_filter, c.oid), ''),
 	greatest(c.reltuples, 0)::bigint,
-	rs.replicate_insert, rs.replicate_update, rs.replicate_delete
+	rs.replicate_insert, rs.replicate_update, rs.replicate_delete,
+	ARRAY(SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum),
+	ARRAY(SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum),
+	ARRAY(SELECT ` + columnHashSQL + ` FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum)
 FROM pglogical.replication_set_table rst
 JOIN pglogical.replication_set rs ON rs.set_id = rst.set_id
 JOIN pg_class c ON c.oid = rst.set_reloid
@@ -140,36 +146,55 @@ WHERE rs.set_name = ANY($1)
 	AND NOT (n.nspname = 'pglmon' AND c.relname = 'heartbeat')
 ORDER BY 1, 2`
 
-// columnHashQuery returns, per column, its type and the extended hash
-// function (support function 2) of the type's default hash opclass, when
-// that function takes the type itself (timestamptz's takes timestamp, and a
-// cast would shift the value by the session's time zone: such types hash
-// their text, which verify sessions pin to UTC and ISO). Only opclasses of
-// the column's own type count: the polymorphic ones (enum, array, record)
-// would hash an enum label's OID, which each server assigns itself.
-const columnHashQuery = `SELECT a.attname::text, format_type(a.atttypid, a.atttypmod),
-	coalesce((SELECT p.oid::regproc::text FROM pg_opclass oc
+// columnHashSQL is, for the column a (a pg_attribute row), the extended
+// hash function (support function 2) of its type's default hash opclass,
+// when that function takes the type itself (timestamptz's takes timestamp,
+// and a cast would shift the value by the session's time zone: such types
+// hash their text, which verify sessions pin to UTC and ISO); empty when there
+// is none. Only opclasses of the column's own type count: the polymorphic
+// ones (enum, array, record) would hash an enum label's OID, which each
+// server assigns itself.
+const columnHashSQL = `coalesce((SELECT p.oid::regproc::text FROM pg_opclass oc
 		JOIN pg_am am ON am.oid = oc.opcmethod AND am.amname = 'hash'
 		JOIN pg_amproc ap ON ap.amprocfamily = oc.opcfamily AND ap.amprocnum = 2
 			AND ap.amproclefttype = oc.opcintype AND ap.amprocrighttype = oc.opcintype
 		JOIN pg_proc p ON p.oid = ap.amproc
-		WHERE oc.opcdefault AND oc.opcintype = a.atttypid AND p.proargtypes[0] = a.atttypid LIMIT 1), '')
-FROM pg_attribute a
-WHERE a.attrelid = $1::regclass AND a.attname = ANY($2)`
+		WHERE oc.opcdefault AND oc.opcintype = a.atttypid AND p.proargtypes[0] = a.atttypid LIMIT 1), '')`
 
 // SetTables reads the tables of replication sets from the provider.
 func SetTables(ctx context.Context, conn *pgx.Conn, sets []string) ([]Table, error) {
-	rows, err := conn.Query(ctx, setTablesQuery, sets)
-	if err != nil {
-		return nil, fmt.Errorf("read the tables of replication sets %s: %w", strings.Join(sets, ", "), err)
+	b := &pgx.Batch{}
+	tables := queueSetTables(b, sets)
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		return nil, err
 	}
+	return *tables, nil
+}
+
+// queueSetTables queues the reading of the tables of replication sets in a
+// batch to the provider: the tables the batch fills in.
+func queueSetTables(b *pgx.Batch, sets []string) *[]Table {
+	out := &[]Table{}
+	b.Queue(setTablesQuery, sets).Query(func(rows pgx.Rows) error {
+		var err error
+		if *out, err = collectSetTables(rows); err != nil {
+			return fmt.Errorf("read the tables of replication sets %s: %w", strings.Join(sets, ", "), err)
+		}
+		return nil
+	})
+	return out
+}
+
+// collectSetTables reads the rows of setTablesQuery.
+func collectSetTables(rows pgx.Rows) ([]Table, error) {
 	defer rows.Close()
 	seen := map[string]int{}
 	var out []Table
 	for rows.Next() {
 		var t Table
+		var names, types, funcs []string
 		ch := &t.Replicates
-		if err := rows.Scan(&t.Schema, &t.Name, &t.Columns, &t.Key, &t.KeyTypes, &t.RowFilter, &t.EstimatedRows, &ch.Insert, &ch.Update, &ch.Delete); err != nil {
+		if err := rows.Scan(&t.Schema, &t.Name, &t.Columns, &t.Key, &t.KeyTypes, &t.RowFilter, &t.EstimatedRows, &ch.Insert, &ch.Update, &ch.Delete, &names, &types, &funcs); err != nil {
 			return nil, err
 		}
 		if i, ok := seen[t.QualifiedName()]; ok {
@@ -178,51 +203,20 @@ func SetTables(ctx context.Context, conn *pgx.Conn, sets []string) ([]Table, err
 			o.Insert, o.Update, o.Delete = o.Insert || ch.Insert, o.Update || ch.Update, o.Delete || ch.Delete
 			continue
 		}
+		t.columnHashes(names, types, funcs)
 		seen[t.QualifiedName()] = len(out)
 		out = append(out, t)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	rows.Close()
-	if len(out) == 0 {
-		return out, nil
-	}
-	// Every table's column types in one round trip: a subscription of
-	// hundreds of tables would otherwise pay a round trip each.
-	b := &pgx.Batch{}
-	for i := range out {
-		t := &out[i]
-		b.Queue(columnHashQuery, t.ident(), t.Columns).Query(func(rows pgx.Rows) error {
-			if err := columnHashes(rows, t); err != nil {
-				return fmt.Errorf("read the column types of %s: %w", t.QualifiedName(), err)
-			}
-			return nil
-		})
-	}
-	if err := conn.SendBatch(ctx, b).Close(); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return out, rows.Err()
 }
 
-// columnHashes reads a table's column types and hash functions, in the
-// order of its columns, from the rows of columnHashQuery.
-func columnHashes(rows pgx.Rows, t *Table) error {
-	types, funcs := map[string]string{}, map[string]string{}
-	for rows.Next() {
-		var name, typ, fn string
-		if err := rows.Scan(&name, &typ, &fn); err != nil {
-			return err
-		}
-		types[name], funcs[name] = typ, fn
-	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
+// columnHashes sets the types and hash functions of the table's columns
+// from those of all its columns (names, types and funcs alike in order).
+func (t *Table) columnHashes(names, types, funcs []string) {
 	t.ColumnTypes, t.HashFuncs = make([]string, len(t.Columns)), make([]string, len(t.Columns))
 	for i, c := range t.Columns {
-		t.ColumnTypes[i], t.HashFuncs[i] = types[c], funcs[c]
+		if j := slices.Index(names, c); j >= 0 && j < len(types) && j < len(funcs) {
+			t.ColumnTypes[i], t.HashFuncs[i] = types[j], funcs[j]
+		}
 	}
-	return nil
 }
