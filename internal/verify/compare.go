@@ -173,7 +173,7 @@ type Comparer struct {
 	// provider refused the transaction that flushes its WAL (flush).
 	noOrigin, noWorker, noFlush bool
 	// noEarly: asking the subscriber whether it applied a position in the
-	// batch that reads its rows failed (appliedLeaves); not asked so again.
+	// batch that reads its rows failed (appliedFirst); not asked so again.
 	noEarly bool
 	// pending are the small ranges a bisection ended in, to settle
 	// together (nil: no bisection under way).
@@ -920,11 +920,22 @@ type positions struct {
 // named $1 confirmed ("" without it).
 const positionsSQL = "SELECT pg_current_wal_flush_lsn()::text, coalesce((SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1), '')"
 
-// providerLeafAt reads the queries' rows in a repeatable-read snapshot and
-// the WAL position after it: every change the snapshot saw is at or before
-// it. The transaction is one batch: one round trip.
+// providerLeafAt reads the queries' rows in a repeatable-read snapshot of
+// the provider, and the positions of its WAL (providerAt).
 func (c *Comparer) providerLeafAt(ctx context.Context, t Table, qs []query) ([][]leafRow, positions, error) {
 	rows := make([][]leafRow, len(qs))
+	at, err := c.providerAt(ctx, func(b *pgx.Batch) { queueLeaves(b, t, qs, rows) })
+	if err != nil {
+		return nil, positions{}, err
+	}
+	return rows, at, nil
+}
+
+// providerAt runs the statements queue queues in a repeatable-read snapshot
+// of the provider, with the WAL position after it: every change the
+// snapshot saw is at or before it. The transaction is one batch: one round
+// trip.
+func (c *Comparer) providerAt(ctx context.Context, queue func(*pgx.Batch)) (positions, error) {
 	var at positions
 	b := &pgx.Batch{}
 	b.Queue("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -937,7 +948,7 @@ func (c *Comparer) providerLeafAt(ctx context.Context, t Table, qs []query) ([][
 	// the WAL those reads write (pruning the pages they visit), past the
 	// last commit, where a quiet provider's origin never goes.
 	b.Queue("SELECT pg_current_wal_insert_lsn()::text").QueryRow(func(r pgx.Row) error { return r.Scan(&at.lsn) })
-	queueLeaves(b, t, qs, rows)
+	queue(b)
 	// Read after the rows, so usually past lsn already: on a quiet
 	// provider the slot has then confirmed it (pglogical confirms the
 	// walsender's keepalives), and no wait is needed at all.
@@ -954,31 +965,48 @@ func (c *Comparer) providerLeafAt(ctx context.Context, t Table, qs []query) ([][
 	if err := c.Provider.SendBatch(ctx, b).Close(); err != nil {
 		// A failed batch leaves the transaction aborted: end it.
 		c.Provider.Exec(context.WithoutCancel(ctx), "ROLLBACK")
-		return nil, positions{}, err
+		return positions{}, err
 	}
-	return rows, at, nil
+	return at, nil
 }
 
 // subscriberLeaves reads the queries' rows on the subscriber once it
-// applied every commit the provider had at its insert position at.lsn,
+// applied every commit the provider had at at.lsn (subscriberAfter).
+func (c *Comparer) subscriberLeaves(ctx context.Context, t Table, qs []query, at positions) ([][]leafRow, error) {
+	rows := make([][]leafRow, len(qs))
+	err := c.subscriberAfter(ctx, at, true, func(b *pgx.Batch) { queueLeaves(b, t, qs, rows) })
+	if err != nil {
+		return nil, err
+	}
+	return rows, nil
+}
+
+// subscriberAfter runs the statements queue queues on the subscriber once
+// it applied every commit the provider had at its insert position at.lsn,
 // with as few round trips as the positions allow: none to wait when the
-// slot had confirmed it already; otherwise the subscriber is asked whether
-// it applied it in the round trip that reads its rows (appliedLeaves),
+// slot had confirmed it already. Otherwise, when the statements are cheap
+// enough to run for nothing (cheap), the subscriber is asked whether it
+// applied the position in the round trip that runs them (appliedFirst),
 // which a subscriber keeping up with a provider's writes usually has by
 // then. Only when it had not does it look at the provider again (a quiet
-// one's slot has confirmed providerLeafAt's empty transaction by then),
-// wait if need be, and read the rows again.
-func (c *Comparer) subscriberLeaves(ctx context.Context, t Table, qs []query, at positions) ([][]leafRow, error) {
-	if c.Opt.Slot == "" || lsnCovers(at.confirmed, at.lsn) {
-		return c.leaves(ctx, c.Subscriber, t, qs)
+// one's slot has confirmed providerAt's empty transaction by then), wait if
+// need be, and run them again.
+func (c *Comparer) subscriberAfter(ctx context.Context, at positions, cheap bool, queue func(*pgx.Batch)) error {
+	run := func() error {
+		b := &pgx.Batch{}
+		queue(b)
+		return c.Subscriber.SendBatch(ctx, b).Close()
 	}
-	if !c.noOrigin && !c.noWorker && !c.noEarly {
-		rows, applied, err := c.appliedLeaves(ctx, t, qs, at.lsn)
+	if c.Opt.Slot == "" || lsnCovers(at.confirmed, at.lsn) {
+		return run()
+	}
+	if cheap && !c.noOrigin && !c.noWorker && !c.noEarly {
+		applied, err := c.appliedFirst(ctx, at.lsn, queue)
 		switch {
 		case err == nil && applied:
-			return rows, nil
+			return nil
 		case err != nil && ctx.Err() != nil:
-			return nil, err
+			return err
 		case err != nil:
 			// A role that may not read the origin or the apply worker:
 			// the wait finds out which.
@@ -989,7 +1017,7 @@ func (c *Comparer) subscriberLeaves(ctx context.Context, t Table, qs []query, at
 	// the empty transaction within milliseconds, origin or not (pglogical
 	// moves no origin for a transaction that changed nothing).
 	if err := c.Provider.QueryRow(ctx, positionsSQL, c.Opt.Slot).Scan(&at.flushed, &at.confirmed); err != nil {
-		return nil, fmt.Errorf("read the provider's WAL flush position: %w", err)
+		return fmt.Errorf("read the provider's WAL flush position: %w", err)
 	}
 	wait := c.waitApplied
 	switch {
@@ -1000,10 +1028,10 @@ func (c *Comparer) subscriberLeaves(ctx context.Context, t Table, qs []query, at
 	}
 	if wait != nil {
 		if err := wait(ctx, at.lsn); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return c.leaves(ctx, c.Subscriber, t, qs)
+	return run()
 }
 
 // lsnCovers reports whether WAL position a is at or past b (false when
@@ -1014,23 +1042,22 @@ func lsnCovers(a, b string) bool {
 	return a != "" && b != "" && err1 == nil && err2 == nil && x >= y
 }
 
-// appliedLeaves reads, in one round trip, whether the subscriber applied
+// appliedFirst reads, in one round trip, whether the subscriber applied
 // every commit before target (as originApplied decides: its origin past
-// it, or at it with the apply worker holding no transaction id), then the
-// queries' rows. The rows count only when it had: each statement of the
-// batch sees what committed before it began.
-func (c *Comparer) appliedLeaves(ctx context.Context, t Table, qs []query, target string) ([][]leafRow, bool, error) {
+// it, or at it with the apply worker holding no transaction id), then runs
+// the statements queue queues. What they read counts only when it had:
+// each statement of the batch sees what committed before it began.
+func (c *Comparer) appliedFirst(ctx context.Context, target string, queue func(*pgx.Batch)) (bool, error) {
 	var past, reached *bool
 	var idle bool
-	rows := make([][]leafRow, len(qs))
 	b := &pgx.Batch{}
 	b.Queue(originSQL, c.Opt.Slot, target).QueryRow(func(r pgx.Row) error { return r.Scan(&past, &reached) })
 	b.Queue(workerIdleSQL, c.Opt.Slot).QueryRow(func(r pgx.Row) error { return r.Scan(&idle) })
-	queueLeaves(b, t, qs, rows)
+	queue(b)
 	if err := c.Subscriber.SendBatch(ctx, b).Close(); err != nil {
-		return nil, false, err
+		return false, err
 	}
-	return rows, (past != nil && *past) || (reached != nil && *reached && idle), nil
+	return (past != nil && *past) || (reached != nil && *reached && idle), nil
 }
 
 // waitApplied waits until the subscription's slot confirms every
@@ -1253,36 +1280,30 @@ func (c *Comparer) flush(ctx context.Context) {
 
 func (c *Comparer) count(ctx context.Context, t Table, r *TableResult) error {
 	where, args := t.where(nil, nil, true)
-	countOn := func(conn *pgx.Conn, sql string, args ...any) (int64, error) {
-		var n int64
-		err := conn.QueryRow(ctx, sql, args...).Scan(&n)
-		return n, err
-	}
 	for range c.Opt.Retries {
-		tx, err := c.Provider.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
-		if err != nil {
-			return err
-		}
-		var p1 int64
-		var lsn string
-		// The position first, as providerLeafAt reads it.
-		err = tx.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&lsn)
-		if err == nil {
-			err = tx.QueryRow(ctx, "SELECT count(*) FROM "+t.ident()+where, args...).Scan(&p1)
-		}
-		tx.Rollback(context.WithoutCancel(ctx))
+		// The count and the position in one round trip (providerAt), the
+		// subscriber's count once it applied that position: never run
+		// before on the chance it had (a count reads the whole table).
+		var p1, sn int64
+		at, err := c.providerAt(ctx, func(b *pgx.Batch) {
+			b.Queue("SELECT count(*) FROM "+t.ident()+where, args...).QueryRow(func(r pgx.Row) error { return r.Scan(&p1) })
+		})
 		if err != nil {
 			return fmt.Errorf("count %s on the provider: %w", t.QualifiedName(), err)
 		}
-		if err := c.waitApplied(ctx, lsn); err != nil {
-			return err
-		}
-		sn, err := countOn(c.Subscriber, "SELECT count(*) FROM "+t.ident())
+		err = c.subscriberAfter(ctx, at, false, func(b *pgx.Batch) {
+			b.Queue("SELECT count(*) FROM " + t.ident()).QueryRow(func(r pgx.Row) error {
+				if err := r.Scan(&sn); err != nil {
+					return fmt.Errorf("count %s on the subscriber: %w", t.QualifiedName(), err)
+				}
+				return nil
+			})
+		})
 		if err != nil {
-			return fmt.Errorf("count %s on the subscriber: %w", t.QualifiedName(), err)
+			return err // the wait's own error, or the count's
 		}
-		p2, err := countOn(c.Provider, "SELECT count(*) FROM "+t.ident()+where, args...)
-		if err != nil {
+		var p2 int64
+		if err := c.Provider.QueryRow(ctx, "SELECT count(*) FROM "+t.ident()+where, args...).Scan(&p2); err != nil {
 			return fmt.Errorf("count %s on the provider: %w", t.QualifiedName(), err)
 		}
 		r.ProviderRows, r.SubscriberRows = p2, sn

@@ -183,7 +183,7 @@ func TestUnflushedWALIsFlushed(t *testing.T) {
 // A settle waits for nothing when the provider's batch says its slot had
 // confirmed the position already (a quiet provider, once pglogical
 // answered a keepalive). Otherwise, a subscriber that applied the position
-// is asked so in the round trip that reads its rows (appliedLeaves): the
+// is asked so in the round trip that reads its rows (appliedFirst): the
 // rows count; one that did not (a position the provider never reached) is
 // not taken as applied. A role that may not read the origin or the apply
 // worker gets its rows all the same, by the wait that polls the slot, and
@@ -213,6 +213,11 @@ func TestSettleAsksAppliedWithTheRows(t *testing.T) {
 		return []query{{sql, args}}
 	}
 	c := &Comparer{Provider: prov, Subscriber: sub, Opt: Options{Slot: slot}}
+	appliedLeaves := func(target string) ([][]leafRow, bool, error) {
+		rows := make([][]leafRow, 1)
+		ok, err := c.appliedFirst(ctx, target, func(b *pgx.Batch) { queueLeaves(b, tbl, qs(false), rows) })
+		return rows, ok, err
+	}
 
 	// A row written, then the position after it: once the row arrived,
 	// the origin is at or past that position.
@@ -232,7 +237,7 @@ func TestSettleAsksAppliedWithTheRows(t *testing.T) {
 	// The worker may still be between the commit and its idle state for a
 	// moment: polled, with a deadline.
 	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
-		rows, ok, err := c.appliedLeaves(ctx, tbl, qs(false), at.lsn)
+		rows, ok, err := appliedLeaves(at.lsn)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -252,7 +257,7 @@ func TestSettleAsksAppliedWithTheRows(t *testing.T) {
 	}); err != nil {
 		t.Errorf("quiet provider: the slot's confirmation of the position never read in the batch (%+v): %v", at, err)
 	}
-	if _, ok, err := c.appliedLeaves(ctx, tbl, qs(false), "FFFFFFFF/0"); err != nil || ok {
+	if _, ok, err := appliedLeaves("FFFFFFFF/0"); err != nil || ok {
 		t.Errorf("a position the provider never reached: applied %v, %v", ok, err)
 	}
 
