@@ -23,23 +23,8 @@ func TestOriginReachedOnAQuietProvider(t *testing.T) {
 	ctx := context.Background()
 	// Own clusters: on the shared ones other tests' WAL follows this
 	// test's commit, and the position after it is never reached.
-	p := pgtest.NewPair(t, pgtest.PairOptions{Own: true, Rows: 100})
-	p.MustConverge(t, 30*time.Second)
-	slot, err := p.SlotName(ctx, p.Sub())
-	if err != nil {
-		t.Fatal(err)
-	}
-	prov, err := p.Provider.Cluster.Connect(ctx, p.Provider.Name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prov.Close(ctx)
-	sub, err := p.Subscriber.Cluster.Connect(ctx, p.Subscriber.Name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close(ctx)
-	c := &Comparer{Provider: prov, Subscriber: sub, Opt: Options{Slot: slot}}
+	p, c := ownQuietPair(ctx, t)
+	prov, sub := c.Provider, c.Subscriber
 
 	// One commit, then the position after it. A record the server writes
 	// by itself in between (a running-transactions snapshot, every 15 s)
@@ -191,28 +176,13 @@ func TestUnflushedWALIsFlushed(t *testing.T) {
 func TestSettleAsksAppliedWithTheRows(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	p := pgtest.NewPair(t, pgtest.PairOptions{Own: true, Rows: 100})
-	p.MustConverge(t, 30*time.Second)
-	slot, err := p.SlotName(ctx, p.Sub())
-	if err != nil {
-		t.Fatal(err)
-	}
-	prov, err := p.Provider.Cluster.Connect(ctx, p.Provider.Name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prov.Close(ctx)
-	sub, err := p.Subscriber.Cluster.Connect(ctx, p.Subscriber.Name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close(ctx)
+	p, c := ownQuietPair(ctx, t)
+	prov, sub, slot := c.Provider, c.Subscriber, c.Opt.Slot
 	tbl := Table{Schema: "public", Name: "items_0", Key: []string{"id"}, KeyTypes: []string{"bigint"}, Columns: []string{"id", "val", "n"}}
 	qs := func(provider bool) []query {
 		sql, args := tbl.leafSQL([]string{"10"}, []string{"20"}, provider)
 		return []query{{sql, args}}
 	}
-	c := &Comparer{Provider: prov, Subscriber: sub, Opt: Options{Slot: slot}}
 	appliedLeaves := func(target string) ([][]leafRow, bool, error) {
 		rows := make([][]leafRow, 1)
 		ok, err := c.appliedFirst(ctx, target, func(b *pgx.Batch) { queueLeaves(b, tbl, qs(false), rows) })
@@ -262,15 +232,7 @@ func TestSettleAsksAppliedWithTheRows(t *testing.T) {
 	}
 
 	// A role that may read the table but neither the origins nor pglogical's catalog.
-	role := "norigin_" + p.Subscriber.Name
-	t.Cleanup(func() {
-		p.Subscriber.Exec(context.Background(), "DROP OWNED BY "+role)
-		p.Subscriber.Exec(context.Background(), "DROP ROLE IF EXISTS "+role)
-	})
-	runSteps(ctx, t, []step{
-		{p.Subscriber, `CREATE ROLE ` + role + ` LOGIN`},
-		{p.Subscriber, `GRANT SELECT ON items_0 TO ` + role},
-	})
+	role := newRole(ctx, t, p.Subscriber, "norigin", "GRANT SELECT ON items_0")
 	cfg, err := pgx.ParseConfig(strings.Replace(p.Subscriber.DSN(), "user=postgres", "user="+role, 1))
 	if err != nil {
 		t.Fatal(err)
@@ -294,4 +256,31 @@ func TestSettleAsksAppliedWithTheRows(t *testing.T) {
 	if !c.noEarly {
 		t.Error("limited role: asked with its rows again next time")
 	}
+}
+
+// ownQuietPair is a pair of clusters of the test's own (on the shared ones
+// other tests' WAL follows any commit of this one), converged, and a
+// comparer over a connection to each side (closed when the test ends) that
+// settles by the subscription's slot.
+func ownQuietPair(ctx context.Context, t *testing.T) (*pgtest.Pair, *Comparer) {
+	t.Helper()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Own: true, Rows: 100})
+	p.MustConverge(t, 30*time.Second)
+	slot, err := p.SlotName(ctx, p.Sub())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Comparer{Opt: Options{Slot: slot}}
+	for _, side := range []struct {
+		db   pgtest.DB
+		conn **pgx.Conn
+	}{{p.Provider, &c.Provider}, {p.Subscriber, &c.Subscriber}} {
+		conn, err := side.db.Cluster.Connect(ctx, side.db.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close(context.Background()) })
+		*side.conn = conn
+	}
+	return p, c
 }

@@ -656,6 +656,24 @@ func onBoth(ctx context.Context, t testing.TB, p *pgtest.Pair, sqls ...string) {
 	}
 }
 
+// newRole creates a login role on db's cluster for the test (named prefix_
+// and db's name; dropped when the test ends), gives it each grant (a GRANT
+// statement without its "TO role"), and returns its name.
+func newRole(ctx context.Context, t testing.TB, db pgtest.DB, prefix string, grants ...string) string {
+	t.Helper()
+	role := prefix + "_" + db.Name
+	t.Cleanup(func() {
+		db.Exec(context.Background(), "DROP OWNED BY "+role)
+		db.Exec(context.Background(), "DROP ROLE IF EXISTS "+role)
+	})
+	steps := []step{{db, "CREATE ROLE " + role + " LOGIN"}}
+	for _, g := range grants {
+		steps = append(steps, step{db, g + " TO " + role})
+	}
+	runSteps(ctx, t, steps)
+	return role
+}
+
 // step is a statement to run on one side.
 type step struct {
 	db  pgtest.DB
@@ -899,16 +917,8 @@ func TestSequences(t *testing.T) {
 	// sequence sets: the tables are compared all the same (their listing
 	// shares a round trip with the sequences'), the sequences' error is
 	// said apart.
-	role := "noseq_" + p.Provider.Name
-	t.Cleanup(func() {
-		p.Provider.Exec(context.Background(), "DROP OWNED BY "+role)
-		p.Provider.Exec(context.Background(), "DROP ROLE IF EXISTS "+role)
-	})
-	runSteps(ctx, t, []step{
-		{p.Provider, `CREATE ROLE ` + role + ` LOGIN`},
-		{p.Provider, `GRANT USAGE ON SCHEMA pglogical TO ` + role},
-		{p.Provider, `GRANT SELECT ON pglogical.replication_set, pglogical.replication_set_table, items_0, notes TO ` + role},
-	})
+	role := newRole(ctx, t, p.Provider, "noseq", "GRANT USAGE ON SCHEMA pglogical",
+		"GRANT SELECT ON pglogical.replication_set, pglogical.replication_set_table, items_0, notes")
 	limited, err := config.Parse("t.yaml", []byte(strings.Replace(p.NodesYAML(), "user=postgres", "user="+role, 1)+"verify:\n  statement_timeout: 90s\n"))
 	if err != nil {
 		t.Fatal(err)
@@ -1118,16 +1128,10 @@ func TestTooManyRowsPastTheLastKeyAreWalked(t *testing.T) {
 // superuser, is not subject to it).
 func slowReaderConfig(ctx context.Context, t *testing.T, p *pgtest.Pair, table, slow string) *config.Config {
 	t.Helper()
-	role := "slowreader_" + p.Subscriber.Name
-	t.Cleanup(func() {
-		p.Subscriber.Exec(context.Background(), "DROP OWNED BY "+role)
-		p.Subscriber.Exec(context.Background(), "DROP ROLE IF EXISTS "+role)
-	})
+	role := newRole(ctx, t, p.Subscriber, "slowreader", "GRANT pg_read_all_data, pg_monitor",
+		"GRANT SELECT ON pg_replication_origin, pg_replication_origin_status",
+		"GRANT EXECUTE ON FUNCTION pg_show_replication_origin_status()")
 	runSteps(ctx, t, []step{
-		{p.Subscriber, `CREATE ROLE ` + role + ` LOGIN`},
-		{p.Subscriber, `GRANT pg_read_all_data, pg_monitor TO ` + role},
-		{p.Subscriber, `GRANT SELECT ON pg_replication_origin, pg_replication_origin_status TO ` + role},
-		{p.Subscriber, `GRANT EXECUTE ON FUNCTION pg_show_replication_origin_status() TO ` + role},
 		{p.Subscriber, `ALTER TABLE ` + table + ` ENABLE ROW LEVEL SECURITY`},
 		{p.Subscriber, `CREATE POLICY slow ON ` + table + ` FOR SELECT USING (` + slow + `)`},
 	})
