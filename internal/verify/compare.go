@@ -172,6 +172,9 @@ type Comparer struct {
 	// noWorker: nor is its apply worker's transaction; noFlush: the
 	// provider refused the transaction that flushes its WAL (flush).
 	noOrigin, noWorker, noFlush bool
+	// rels is what both servers said of the run's tables at its start
+	// (nil: each table is asked about in its turn).
+	rels *relInfos
 	// noEarly: asking the subscriber whether it applied a position in the
 	// batch that reads its rows failed (appliedFirst); not asked so again.
 	noEarly bool

@@ -20,10 +20,7 @@ const maxRowText = 200
 // by its rows' contents: both servers run PostgreSQL 14+ (TID range scans)
 // and it is a plain table on both; and returns what each said of it.
 func (c *Comparer) rowsInPages(ctx context.Context, t Table) (bool, [2]relInfo) {
-	var info [2]relInfo
-	err := bothSides(
-		func() (err error) { info[0], err = readRelInfo(ctx, c.Provider, t); return err },
-		func() (err error) { info[1], err = readRelInfo(ctx, c.Subscriber, t); return err })
+	info, err := c.relInfo(ctx, t)
 	if err != nil {
 		return false, info // counted, which reports any error of its own
 	}

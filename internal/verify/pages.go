@@ -62,6 +62,14 @@ func (ri relInfo) rows() float64 {
 
 // readRelInfo asks one server about a table, in one statement.
 func readRelInfo(ctx context.Context, conn *pgx.Conn, t Table) (relInfo, error) {
+	var ri relInfo
+	sql, args := relInfoSQL(t)
+	err := ri.scan(conn.QueryRow(ctx, sql, args...))
+	return ri, err
+}
+
+// relInfoSQL is the statement that asks a server about t, and its arguments.
+func relInfoSQL(t Table) (string, []any) {
 	edge := func(dir string) string {
 		if len(t.Key) == 0 {
 			return "NULL::text"
@@ -77,9 +85,67 @@ func readRelInfo(ctx context.Context, conn *pgx.Conn, t Table) (relInfo, error) 
 	(SELECT s.correlation::float8 FROM pg_stats s WHERE s.schemaname = $1 AND s.tablename = $2 AND s.attname = $3 ORDER BY s.inherited LIMIT 1),
 	pg_relation_size(c.oid) / current_setting('block_size')::bigint, c.reltuples::float8, c.relpages::bigint, ` + edge("") + ", " + edge(" DESC") + `
 FROM pg_class c WHERE c.oid = $4::regclass`
-	var ri relInfo
-	err := conn.QueryRow(ctx, sql, t.Schema, t.Name, attname, t.ident()).Scan(&ri.version, &ri.kind, &ri.corr, &ri.pages, &ri.tuples, &ri.relpages, &ri.lowest, &ri.highest)
-	return ri, err
+	return sql, []any{t.Schema, t.Name, attname, t.ident()}
+}
+
+// scan reads the row of relInfoSQL.
+func (ri *relInfo) scan(row pgx.Row) error {
+	return row.Scan(&ri.version, &ri.kind, &ri.corr, &ri.pages, &ri.tuples, &ri.relpages, &ri.lowest, &ri.highest)
+}
+
+// relInfoFresh is how long what the servers said of the tables of a run,
+// all asked at its start, is used: a table compared later is asked again
+// (its first and last keys, its size may have moved since).
+const relInfoFresh = 30 * time.Second
+
+// relInfos is what both servers said of the tables of a run (schema.table
+// -> provider's, subscriber's), asked at once, and when.
+type relInfos struct {
+	at   time.Time
+	info map[string][2]relInfo
+}
+
+// readRelInfos asks both servers about every table, in one round trip (a
+// batch to each, at once), instead of one per table: a subscription of many
+// small tables, over a slow link, paid one round trip each. Nil when
+// either batch fails (a table dropped since, say): each table is then asked
+// about when its turn comes, and that error is its own.
+func readRelInfos(ctx context.Context, pc, sc *pgx.Conn, tables []Table) *relInfos {
+	got := [2][]relInfo{make([]relInfo, len(tables)), make([]relInfo, len(tables))}
+	ask := func(conn *pgx.Conn, out []relInfo) func() error {
+		return func() error {
+			b := &pgx.Batch{}
+			for i, t := range tables {
+				sql, args := relInfoSQL(t)
+				b.Queue(sql, args...).QueryRow(out[i].scan)
+			}
+			return conn.SendBatch(ctx, b).Close()
+		}
+	}
+	at := time.Now()
+	if bothSides(ask(pc, got[0]), ask(sc, got[1])) != nil {
+		return nil
+	}
+	rs := &relInfos{at: at, info: make(map[string][2]relInfo, len(tables))}
+	for i, t := range tables {
+		rs.info[t.QualifiedName()] = [2]relInfo{got[0][i], got[1][i]}
+	}
+	return rs
+}
+
+// relInfo is what both servers say of t: as the run asked at its start
+// while that is fresh, or asked now.
+func (c *Comparer) relInfo(ctx context.Context, t Table) ([2]relInfo, error) {
+	if rs := c.rels; rs != nil && time.Since(rs.at) < relInfoFresh {
+		if info, ok := rs.info[t.QualifiedName()]; ok {
+			return info, nil
+		}
+	}
+	var info [2]relInfo
+	err := bothSides(
+		func() (err error) { info[0], err = readRelInfo(ctx, c.Provider, t); return err },
+		func() (err error) { info[1], err = readRelInfo(ctx, c.Subscriber, t); return err })
+	return info, err
 }
 
 // pageKey reports whether the key can be summed by ranges in page order:
@@ -111,9 +177,7 @@ func (c *Comparer) usePages(ctx context.Context, t Table, r *TableResult) (bool,
 	if c.Opt.Scan == ScanIndex || r.ResumedFrom != nil || c.Opt.KeyOrder[t.QualifiedName()] || len(t.Key) == 0 {
 		return false, info
 	}
-	err := bothSides(
-		func() (err error) { info[0], err = readRelInfo(ctx, c.Provider, t); return err },
-		func() (err error) { info[1], err = readRelInfo(ctx, c.Subscriber, t); return err })
+	info, err := c.relInfo(ctx, t)
 	if err != nil {
 		return false, info // key order, which reports any error of its own
 	}

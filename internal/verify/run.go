@@ -334,7 +334,21 @@ func Run(ctx context.Context, cfg *config.Config, tg Target, opt Options, only .
 	opt.ApplyDelay = tg.ApplyDelay
 	opt.StatementTimeout = timeout
 	indexOnly := res.Mode == ModeChecksum // Connect turned enable_seqscan off
-	cs := []*Comparer{{Provider: pc, Subscriber: sc, Opt: opt, indexOnly: indexOnly}}
+	var rels *relInfos
+	if res.Mode == ModeChecksum && opt.Scan != ScanIndex && len(tables) > 1 {
+		// What each server says of every table (its layout, first and
+		// last keys), in one round trip rather than one per table.
+		var ask []Table
+		for _, t := range tables {
+			if t.SyncStatus == "" && !opt.Skip[t.QualifiedName()] {
+				ask = append(ask, t)
+			}
+		}
+		if len(ask) > 1 {
+			rels = readRelInfos(ctx, pc, sc, ask)
+		}
+	}
+	cs := []*Comparer{{Provider: pc, Subscriber: sc, Opt: opt, indexOnly: indexOnly, rels: rels}}
 	// More pairs of connections for the tables compared at once.
 	for i := 1; i < min(opt.Parallel, len(tables)) && ctx.Err() == nil; i++ {
 		var p2, s2 *pgx.Conn
@@ -349,7 +363,7 @@ func Run(ctx context.Context, cfg *config.Config, tg Target, opt Options, only .
 		if err != nil {
 			return fail(fmt.Errorf("open connection pair %d of %d (verify.parallel): %w", i+1, opt.Parallel, err))
 		}
-		cs = append(cs, &Comparer{Provider: p2, Subscriber: s2, Opt: opt, indexOnly: indexOnly})
+		cs = append(cs, &Comparer{Provider: p2, Subscriber: s2, Opt: opt, indexOnly: indexOnly, rels: rels})
 	}
 	res.Tables = CompareAll(ctx, cs, tables)
 	res.RowsChecked = cs[0].RowsChecked()
