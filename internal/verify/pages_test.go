@@ -1,6 +1,14 @@
 package verify
 
-import "testing"
+import (
+	"context"
+	"slices"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pglmon/pglmon/internal/pgtest"
+)
 
 // Key ranges too slow for one statement are cut by key value: integer and
 // uuid keys go to numbers and back unchanged, and cuts lie strictly between
@@ -38,5 +46,72 @@ func TestSpanCutsByKeyValue(t *testing.T) {
 		if len(cuts) > 0 && keyValue(tc.t, keyText(tc.t, cuts[0])).Cmp(cuts[0]) != 0 {
 			t.Errorf("cut %v does not survive its text", cuts[0])
 		}
+	}
+}
+
+// What both servers say of every table of a run is asked at once, and used
+// while fresh: a table whose turn comes later is asked again (its keys may
+// have moved). A table one server lacks fails the batch: each table is then
+// asked about in its turn, and that error is its own.
+func TestTablesAskedAboutAtOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 100})
+	onBoth(ctx, t, p, `CREATE TABLE t_b (id bigint PRIMARY KEY, v text)`, `INSERT INTO t_b SELECT g, 'b' FROM generate_series(1, 30) g`)
+	runSteps(ctx, t, []step{{p.Provider, `SELECT pglogical.replication_set_add_table('set_0', 't_b', false)`}})
+	var conns [2]*pgx.Conn
+	for i, db := range []pgtest.DB{p.Provider, p.Subscriber} {
+		conn, err := db.Cluster.Connect(ctx, db.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		conns[i] = conn
+	}
+	tables, err := SetTables(ctx, conns[0], []string{"set_0"})
+	if err != nil || len(tables) != 2 {
+		t.Fatalf("tables %v, %v", tables, err)
+	}
+	rs := readRelInfos(ctx, conns[0], conns[1], tables)
+	if rs == nil {
+		t.Fatal("not asked at once")
+	}
+	highest := func(info [2]relInfo) string {
+		if info[0].highest == nil {
+			return "none"
+		}
+		return *info[0].highest
+	}
+	for _, tbl := range tables {
+		one, err := readRelInfo(ctx, conns[1], tbl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := rs.info[tbl.QualifiedName()]
+		if got[1].version != one.version || got[1].kind != one.kind || *got[1].lowest != *one.lowest || *got[1].highest != *one.highest {
+			t.Errorf("%s asked at once: %+v, alone: %+v", tbl.QualifiedName(), got[1], one)
+		}
+	}
+	if got := highest(rs.info["public.t_b"]); got != "30" {
+		t.Fatalf("t_b's highest key %s, want 30", got)
+	}
+	if err := p.Provider.Exec(ctx, "INSERT INTO t_b VALUES (31, 'new')"); err != nil {
+		t.Fatal(err)
+	}
+	c := &Comparer{Provider: conns[0], Subscriber: conns[1], rels: rs}
+	b := tables[slices.IndexFunc(tables, func(x Table) bool { return x.Name == "t_b" })]
+	if info, err := c.relInfo(ctx, b); err != nil || highest(info) != "30" {
+		t.Errorf("fresh: highest key %s, %v: want what was asked at the start, 30", highest(info), err)
+	}
+	rs.at = rs.at.Add(-relInfoFresh)
+	if info, err := c.relInfo(ctx, b); err != nil || highest(info) != "31" {
+		t.Errorf("stale: highest key %s, %v: want it asked again, 31", highest(info), err)
+	}
+
+	if err := p.Subscriber.Exec(ctx, "DROP TABLE t_b"); err != nil {
+		t.Fatal(err)
+	}
+	if rs := readRelInfos(ctx, conns[0], conns[1], tables); rs != nil {
+		t.Errorf("a table the subscriber lacks: asked at once all the same: %+v", rs.info)
 	}
 }
