@@ -624,6 +624,10 @@ func (c *Comparer) checksum(ctx context.Context, t Table, r *TableResult) error 
 		return c.checksumByPages(ctx, t, r, info)
 	}
 	r.Scan = ScanIndex
+	if known, ok := c.wholeTable(t); ok {
+		// Small: summed whole with the run's other small tables.
+		return c.oneRange(ctx, t, r, known)
+	}
 	if t.intKey() {
 		return c.checksumByValue(ctx, t, r, info[0])
 	}
@@ -1590,7 +1594,7 @@ func (c *Comparer) checksumByValue(ctx context.Context, t Table, r *TableResult,
 		}
 	}
 	if first == nil || last == nil {
-		return c.oneRange(ctx, t, r)
+		return c.oneRange(ctx, t, r, nil)
 	}
 	lo, _ := strconv.ParseInt(*first, 10, 64)
 	hi, _ := strconv.ParseInt(*last, 10, 64)
@@ -1609,7 +1613,7 @@ func (c *Comparer) checksumByValue(ctx context.Context, t Table, r *TableResult,
 			return fmt.Errorf("find the first range of %s: %w", t.QualifiedName(), err)
 		}
 		if sample == nil {
-			return c.oneRange(ctx, t, r)
+			return c.oneRange(ctx, t, r, nil)
 		}
 		next, _ := strconv.ParseInt(sample[0], 10, 64)
 		width = next - lo
@@ -1763,9 +1767,10 @@ func (p plan) rows() float64 {
 	return p[0].Plan.Rows
 }
 
-// oneRange compares the whole table as one open range (at most chunk_rows rows).
-func (c *Comparer) oneRange(ctx context.Context, t Table, r *TableResult) error {
-	diffs, n, err := c.compareRange(ctx, t, nil, nil, nil)
+// oneRange compares the whole table as one open range (at most chunk_rows
+// rows); known holds both sides' aggregates when they were read already.
+func (c *Comparer) oneRange(ctx context.Context, t Table, r *TableResult, known *[2]agg) error {
+	diffs, n, err := c.compareRange(ctx, t, nil, nil, known)
 	if err != nil {
 		return fmt.Errorf("compare %s: %w", t.QualifiedName(), err)
 	}

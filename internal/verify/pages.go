@@ -60,6 +60,15 @@ func (ri relInfo) rows() float64 {
 	return -1
 }
 
+// atMostRows is rows, or for a table never counted the most its pages can
+// hold (a heap page holds at most 291 rows).
+func (ri relInfo) atMostRows() float64 {
+	if n := ri.rows(); n >= 0 {
+		return n
+	}
+	return float64(ri.pages) * 291
+}
+
 // readRelInfo asks one server about a table, in one statement.
 func readRelInfo(ctx context.Context, conn *pgx.Conn, t Table) (relInfo, error) {
 	var ri relInfo
@@ -99,10 +108,80 @@ func (ri *relInfo) scan(row pgx.Row) error {
 const relInfoFresh = 30 * time.Second
 
 // relInfos is what both servers said of the tables of a run (schema.table
-// -> provider's, subscriber's), asked at once, and when.
+// -> provider's, subscriber's), asked at once, and when; and the count and
+// hash sum of each small table's rows on both, read at once too (wholeAt).
 type relInfos struct {
 	at   time.Time
 	info map[string][2]relInfo
+	// whole: small tables' aggregates (provider's, subscriber's), read
+	// with the others' in a few round trips (readWholeTables).
+	whole   map[string][2]agg
+	wholeAt time.Time
+}
+
+// readWholeTables reads, on both servers at once, the count and hash sum of
+// every table small enough to be compared whole in one statement (what the
+// walk would do with it: under half of chunk_rows rows on both servers, by
+// what they said of it), several tables a batch, each batch about
+// chunk_rows rows in all: a subscription of many small tables pays a few
+// round trips for all of them instead of one or two each. A table whose
+// sums are equal is then equal with no statement of its own; one that
+// differs is bisected and settled as any range. A batch that fails (a
+// statement timeout) leaves its tables to be compared in their turn.
+func (rs *relInfos) readWholeTables(ctx context.Context, pc, sc *pgx.Conn, tables []Table, opt Options) {
+	chunk := float64(opt.ChunkRows)
+	var batch []Table
+	rows := 0.0
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		got := [2][]agg{make([]agg, len(batch)), make([]agg, len(batch))}
+		sum := func(conn *pgx.Conn, provider bool, out []agg) func() error {
+			return func() error {
+				b := &pgx.Batch{}
+				for i, t := range batch {
+					where, args := t.where(nil, nil, provider)
+					b.Queue(t.aggregateSQL()+where, args...).QueryRow(func(r pgx.Row) error { return r.Scan(&out[i].count, &out[i].sum) })
+				}
+				return conn.SendBatch(ctx, b).Close()
+			}
+		}
+		if bothSides(sum(pc, true, got[0]), sum(sc, false, got[1])) == nil {
+			for i, t := range batch {
+				rs.whole[t.QualifiedName()] = [2]agg{got[0][i], got[1][i]}
+			}
+		}
+		batch, rows = nil, 0
+	}
+	rs.whole, rs.wholeAt = map[string][2]agg{}, time.Now()
+	for _, t := range tables {
+		info, ok := rs.info[t.QualifiedName()]
+		if !ok || len(t.Key) == 0 || opt.Resume[t.QualifiedName()] != nil {
+			continue
+		}
+		p, s := info[0].atMostRows(), info[1].atMostRows()
+		if info[0].version == 0 || info[1].version == 0 || p >= chunk/2 || s >= chunk/2 {
+			continue // large, or maybe large: compared in its turn
+		}
+		if rows+max(p, s) > chunk {
+			flush()
+		}
+		batch = append(batch, t)
+		rows += max(p, s)
+	}
+	flush()
+}
+
+// wholeTable returns both servers' count and hash sum of t's rows when
+// readWholeTables read them and that is fresh.
+func (c *Comparer) wholeTable(t Table) (*[2]agg, bool) {
+	rs := c.rels
+	if rs == nil || time.Since(rs.wholeAt) >= relInfoFresh {
+		return nil, false
+	}
+	a, ok := rs.whole[t.QualifiedName()]
+	return &a, ok
 }
 
 // readRelInfos asks both servers about every table, in one round trip (a

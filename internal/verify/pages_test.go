@@ -49,16 +49,18 @@ func TestSpanCutsByKeyValue(t *testing.T) {
 	}
 }
 
-// What both servers say of every table of a run is asked at once, and used
-// while fresh: a table whose turn comes later is asked again (its keys may
-// have moved). A table one server lacks fails the batch: each table is then
-// asked about in its turn, and that error is its own.
+// What both servers say of every table of a run is asked at once, the
+// small tables summed whole at once too, and used while fresh: a table
+// whose turn comes later is asked again (its keys may have moved). A table
+// one server lacks fails the batch: each table is then asked about in its
+// turn, and that error is its own.
 func TestTablesAskedAboutAtOnce(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 100})
 	onBoth(ctx, t, p, `CREATE TABLE t_b (id bigint PRIMARY KEY, v text)`, `INSERT INTO t_b SELECT g, 'b' FROM generate_series(1, 30) g`)
 	runSteps(ctx, t, []step{{p.Provider, `SELECT pglogical.replication_set_add_table('set_0', 't_b', false)`}})
+	onBoth(ctx, t, p, `ANALYZE items_0`, `ANALYZE t_b`)
 	var conns [2]*pgx.Conn
 	for i, db := range []pgtest.DB{p.Provider, p.Subscriber} {
 		conn, err := db.Cluster.Connect(ctx, db.Name)
@@ -92,6 +94,26 @@ func TestTablesAskedAboutAtOnce(t *testing.T) {
 			t.Errorf("%s asked at once: %+v, alone: %+v", tbl.QualifiedName(), got[1], one)
 		}
 	}
+	// Small tables are summed whole, all at once: under half of
+	// chunk_rows rows on both servers.
+	for _, tc := range []struct {
+		chunk int
+		whole []string
+	}{{100000, []string{"public.items_0", "public.t_b"}}, {100, []string{"public.t_b"}}} {
+		rs.readWholeTables(ctx, conns[0], conns[1], tables, Options{ChunkRows: tc.chunk})
+		var whole []string
+		for _, tbl := range tables {
+			if a, ok := (&Comparer{rels: rs}).wholeTable(tbl); ok {
+				whole = append(whole, tbl.QualifiedName())
+				if a[0] != a[1] || a[0].count == 0 {
+					t.Errorf("chunk_rows %d: %s summed %+v", tc.chunk, tbl.QualifiedName(), *a)
+				}
+			}
+		}
+		if !slices.Equal(whole, tc.whole) {
+			t.Errorf("chunk_rows %d: summed whole %v, want %v", tc.chunk, whole, tc.whole)
+		}
+	}
 	if got := highest(rs.info["public.t_b"]); got != "30" {
 		t.Fatalf("t_b's highest key %s, want 30", got)
 	}
@@ -103,9 +125,12 @@ func TestTablesAskedAboutAtOnce(t *testing.T) {
 	if info, err := c.relInfo(ctx, b); err != nil || highest(info) != "30" {
 		t.Errorf("fresh: highest key %s, %v: want what was asked at the start, 30", highest(info), err)
 	}
-	rs.at = rs.at.Add(-relInfoFresh)
+	rs.at, rs.wholeAt = rs.at.Add(-relInfoFresh), rs.wholeAt.Add(-relInfoFresh)
 	if info, err := c.relInfo(ctx, b); err != nil || highest(info) != "31" {
 		t.Errorf("stale: highest key %s, %v: want it asked again, 31", highest(info), err)
+	}
+	if _, ok := c.wholeTable(b); ok {
+		t.Error("stale: its sums used")
 	}
 
 	if err := p.Subscriber.Exec(ctx, "DROP TABLE t_b"); err != nil {

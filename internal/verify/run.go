@@ -335,10 +335,10 @@ func Run(ctx context.Context, cfg *config.Config, tg Target, opt Options, only .
 	opt.StatementTimeout = timeout
 	indexOnly := res.Mode == ModeChecksum // Connect turned enable_seqscan off
 	var rels *relInfos
+	var ask []Table
 	if res.Mode == ModeChecksum && opt.Scan != ScanIndex && len(tables) > 1 {
 		// What each server says of every table (its layout, first and
 		// last keys), in one round trip rather than one per table.
-		var ask []Table
 		for _, t := range tables {
 			if t.SyncStatus == "" && !opt.Skip[t.QualifiedName()] {
 				ask = append(ask, t)
@@ -364,6 +364,11 @@ func Run(ctx context.Context, cfg *config.Config, tg Target, opt Options, only .
 			return fail(fmt.Errorf("open connection pair %d of %d (verify.parallel): %w", i+1, opt.Parallel, err))
 		}
 		cs = append(cs, &Comparer{Provider: p2, Subscriber: s2, Opt: opt, indexOnly: indexOnly, rels: rels})
+	}
+	if rels != nil && opt.Scan != ScanPages {
+		// The small tables summed whole, many at a time.
+		cs[0].defaults()
+		rels.readWholeTables(ctx, pc, sc, ask, cs[0].Opt)
 	}
 	res.Tables = CompareAll(ctx, cs, tables)
 	res.RowsChecked = cs[0].RowsChecked()
