@@ -87,14 +87,8 @@ func BenchmarkVerifyMillionRows(b *testing.B) {
 		{Name: "100 Mbit/s, 0.5 ms one way", Bandwidth: 12_500_000, Delay: 500 * time.Microsecond},
 		{Name: "25 Mbit/s, 10 ms one way", Bandwidth: 3_125_000, Delay: 10 * time.Millisecond},
 	} {
-		ph, pp := pgtest.NewLinkProxy(b, p.Provider.Cluster, l)
-		sh, sp := pgtest.NewLinkProxy(b, p.Subscriber.Cluster, l)
-		provDSN := fmt.Sprintf("host=%s port=%d dbname=%s user=postgres sslmode=disable", ph, pp, p.Provider.Name)
-		subDSN := fmt.Sprintf("host=%s port=%d dbname=%s user=postgres sslmode=disable", sh, sp, p.Subscriber.Name)
-		lcfg, err := config.Parse("link.yaml", []byte(fmt.Sprintf("nodes:\n  - name: provider\n    dsn: %q\n  - name: subscriber\n    dsn: %q\n", provDSN, subDSN)))
-		if err != nil {
-			b.Fatal(err)
-		}
+		lcfg := linkConfig(b, p, l)
+		provDSN, subDSN := lcfg.Nodes[0].DSN, lcfg.Nodes[1].DSN
 		r := Run(ctx, lcfg, tg, Options{Mode: ModeChecksum, ChunkRows: 100000}, "")
 		if r.Error != "" || len(r.Tables[0].Keys) != 1 {
 			b.Fatalf("over %s: %s %v", l.Name, r.Error, r.Tables[0].Keys)
@@ -305,15 +299,7 @@ func BenchmarkVerifyManyTables(b *testing.B) {
 	b.ResetTimer()
 	local := run(cfg)
 	l := pgtest.Link{Name: "10 ms one way", Delay: 10 * time.Millisecond}
-	ph, pp := pgtest.NewLinkProxy(b, p.Provider.Cluster, l)
-	sh, sp := pgtest.NewLinkProxy(b, p.Subscriber.Cluster, l)
-	lcfg, err := config.Parse("link.yaml", []byte(fmt.Sprintf("nodes:\n  - name: provider\n    dsn: %q\n  - name: subscriber\n    dsn: %q\n",
-		fmt.Sprintf("host=%s port=%d dbname=%s user=postgres sslmode=disable", ph, pp, p.Provider.Name),
-		fmt.Sprintf("host=%s port=%d dbname=%s user=postgres sslmode=disable", sh, sp, p.Subscriber.Name))))
-	if err != nil {
-		b.Fatal(err)
-	}
-	far := run(lcfg)
+	far := run(linkConfig(b, p, l))
 	b.StopTimer()
 	trips := (far.Duration - local.Duration).Seconds() / (2 * l.Delay).Seconds()
 	fmt.Printf("pglmon verify, %d tables of 1,000 rows, equal: loopback %s; link %s %s, about %.0f round trips (%.1f a table)\n",
@@ -321,4 +307,58 @@ func BenchmarkVerifyManyTables(b *testing.B) {
 	b.ReportMetric(local.Duration.Seconds(), "loopback_s")
 	b.ReportMetric(far.Duration.Seconds(), "link_s")
 	b.ReportMetric(trips, "round_trips")
+}
+
+// linkConfig is a configuration whose two nodes reach the pair's servers
+// through link l.
+func linkConfig(b *testing.B, p *pgtest.Pair, l pgtest.Link) *config.Config {
+	b.Helper()
+	ph, pp := pgtest.NewLinkProxy(b, p.Provider.Cluster, l)
+	sh, sp := pgtest.NewLinkProxy(b, p.Subscriber.Cluster, l)
+	cfg, err := config.Parse("link.yaml", []byte(fmt.Sprintf("nodes:\n  - name: provider\n    dsn: %q\n  - name: subscriber\n    dsn: %q\n",
+		fmt.Sprintf("host=%s port=%d dbname=%s user=postgres sslmode=disable", ph, pp, p.Provider.Name),
+		fmt.Sprintf("host=%s port=%d dbname=%s user=postgres sslmode=disable", sh, sp, p.Subscriber.Name))))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return cfg
+}
+
+// BenchmarkVerifyRoundTrips counts the round trips of verifying a
+// 200,000-row table through a link of 50 ms each way (a provider in
+// another region: each round trip 100 ms): the time through the link less
+// the time on loopback, in round trips. Checksum mode with the tables
+// equal, count mode, then checksum mode with one row differing.
+// Run: go test -run '^$' -bench RoundTrips -benchtime 1x ./internal/verify/
+func BenchmarkVerifyRoundTrips(b *testing.B) {
+	ctx := context.Background()
+	p := pgtest.NewPair(b, pgtest.PairOptions{Own: true, Rows: 200_000})
+	if _, err := p.WaitConverged(ctx, p.Tables[0], 5*time.Minute); err != nil {
+		b.Fatal(err)
+	}
+	cfg := testConfig(b, p)
+	tg := targets(b, cfg, p.Sub())[0]
+	l := pgtest.Link{Name: "50 ms one way", Delay: 50 * time.Millisecond}
+	far := linkConfig(b, p, l)
+	trips := func(label string, opt Options, keys int) {
+		local := Run(ctx, cfg, tg, opt, "")
+		r := Run(ctx, far, tg, opt, "")
+		for _, r := range []Result{local, r} {
+			if r.Error != "" || len(r.Tables) != 1 || len(r.Tables[0].Keys) != keys {
+				b.Fatalf("%s: %s %+v", label, r.Error, r.Tables)
+			}
+		}
+		n := (r.Duration - local.Duration).Seconds() / (2 * l.Delay).Seconds()
+		fmt.Printf("pglmon verify of 200,000 rows, %s: %.1f round trips (%s through a link of %s, %s on loopback)\n",
+			label, n, r.Duration.Round(time.Millisecond), l.Name, local.Duration.Round(time.Millisecond))
+		b.ReportMetric(n, strings.NewReplacer(" ", "_", ",", "").Replace(label)+"_round_trips")
+	}
+	b.ResetTimer()
+	trips("checksum, equal", Options{Mode: ModeChecksum, ChunkRows: 100000}, 0)
+	trips("count", Options{Mode: ModeCount}, 0)
+	if err := p.Subscriber.Exec(ctx, "UPDATE items_0 SET val = 'different' WHERE id = 76543"); err != nil {
+		b.Fatal(err)
+	}
+	trips("checksum, one differing row", Options{Mode: ModeChecksum, ChunkRows: 100000}, 1)
+	b.StopTimer()
 }
