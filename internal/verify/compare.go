@@ -37,7 +37,8 @@ type Options struct {
 	MaxRowsPerSecond int
 	// Parallel is how many tables Run compares at once (0 or 1: one).
 	Parallel int
-	// MaxKeys caps the keys reported per table (the total is always counted).
+	// MaxKeys caps the keys reported per table (the total is always
+	// counted), and the key values kept with them to maxKeptBytes.
 	MaxKeys int
 	// Scan is how checksum mode reads rows: ScanAuto (""), ScanIndex or ScanPages.
 	Scan string
@@ -162,6 +163,8 @@ type Comparer struct {
 	reported map[string]bool
 	// current is the table being compared.
 	current Table
+	// kept is the size of the keys and values the current table's result holds.
+	kept int
 	// depth is how deep compareRange recursed.
 	depth int
 	// walWriterGrace bounds how long a commit can stay unflushed on the provider.
@@ -180,7 +183,7 @@ type Comparer struct {
 	noEarly bool
 	// pending are the small ranges a bisection ended in, to settle
 	// together (nil: no bisection under way).
-	pending [][2][]string
+	pending []pendingRange
 	// again: walk compares rows a page-order read counted as checked.
 	again bool
 	// next is where the current table's walk continues: every key below it
@@ -297,6 +300,7 @@ func (p *pace) begin(table string) {
 
 func (c *Comparer) table(ctx context.Context, t Table) TableResult {
 	start := time.Now()
+	c.kept = 0
 	r := TableResult{Table: t.QualifiedName(), Mode: c.Opt.Mode, Spec: t}
 	if c.Opt.Mode == ModeChecksum && len(t.Key) > 0 && t.SyncStatus == "" {
 		r.ResumedFrom = c.Opt.Resume[r.Table]
@@ -639,7 +643,7 @@ func (c *Comparer) checksum(ctx context.Context, t Table, r *TableResult) error 
 // offset on the provider.
 func (c *Comparer) walk(ctx context.Context, t Table, lo, hi []string, r *TableResult) error {
 	if lo != nil {
-		c.next = lo
+		c.reached(lo)
 	}
 	rows := int64(c.Opt.ChunkRows)
 	for {
@@ -681,38 +685,89 @@ func (c *Comparer) walk(ctx context.Context, t Table, lo, hi []string, r *TableR
 			return nil
 		}
 		rows = max(int64(float64(rows)*c.growth(n, time.Since(started))), 1)
-		lo, c.next = end, end
+		lo = end
+		c.reached(end)
 	}
 }
 
 // compareRange compares [lo, hi); known holds the aggregates when the caller
 // already read them. It returns the differences after settling and the rows
-// compared. The small ranges the bisection ends in are settled together,
-// settleBatch at a time: one wait for the subscriber each, not one a range.
+// compared. The small ranges the bisection ends in are settled together, up
+// to about chunk_rows rows (and settleBatch ranges) at a time: one wait for
+// the subscriber each, not one a range. Differences all over a range end
+// in hundreds of small ranges, each wait up to the provider's
+// wal_writer_delay (200 ms) when the last re-check's own commit is still
+// unflushed: settled 32 ranges at a time, 505,000 rows missing took 26 s.
 func (c *Comparer) compareRange(ctx context.Context, t Table, lo, hi []string, known *[2]agg) ([]rowDiff, int64, error) {
 	if c.pending != nil {
 		return c.narrowRange(ctx, t, lo, hi, known) // within a bisection
 	}
-	c.pending = [][2][]string{}
+	c.pending = []pendingRange{}
+	defer func() { c.pending = nil }()
 	diffs, n, err := c.narrowRange(ctx, t, lo, hi, known)
-	pending := c.pending
-	c.pending = nil
 	if err != nil {
 		return nil, 0, err
 	}
-	for batch := range slices.Chunk(pending, settleBatch) {
+	d, err := c.settlePending(ctx, t)
+	if err != nil {
+		return nil, 0, err
+	}
+	return append(diffs, d...), n, nil
+}
+
+// settlePending settles the small ranges pending, up to about chunk_rows
+// rows (and settleBatch ranges) at a time, and returns their differences.
+func (c *Comparer) settlePending(ctx context.Context, t Table) ([]rowDiff, error) {
+	var diffs []rowDiff
+	for len(c.pending) > 0 {
+		var rows int64
+		k := 0
+		for k < len(c.pending) && k < settleBatch && (k == 0 || rows+c.pending[k].rows <= int64(c.Opt.ChunkRows)) {
+			rows += c.pending[k].rows
+			k++
+		}
+		batch := make([][2][]string, k)
+		for i, r := range c.pending[:k] {
+			batch[i] = [2][]string{r.lo, r.hi}
+		}
+		c.pending = c.pending[k:]
 		d, u, err := c.settleRanges(ctx, t, batch)
 		if err != nil {
-			return nil, 0, err
+			return diffs, err
 		}
 		c.unsettled += u
 		diffs = append(diffs, d...)
 	}
-	return diffs, n, nil
+	return diffs, nil
 }
 
-// settleBatch is how many small ranges are settled together at most.
-const settleBatch = 32
+// pendingRows is the rows of the ranges pending.
+func (c *Comparer) pendingRows() int64 {
+	var n int64
+	for _, r := range c.pending {
+		n += r.rows
+	}
+	return n
+}
+
+// reached notes that every key below key was compared, unless ranges a
+// bisection ended in still wait to be settled: their rows are not.
+func (c *Comparer) reached(key []string) {
+	if len(c.pending) == 0 {
+		c.next = key
+	}
+}
+
+// pendingRange is a small range a bisection ended in, and the most rows
+// either server holds in it.
+type pendingRange struct {
+	lo, hi []string
+	rows   int64
+}
+
+// settleBatch is how many small ranges are settled together at most (each
+// a statement of the batch that reads them).
+const settleBatch = 1024
 
 // narrowRange compares [lo, hi) as compareRange does, leaving the small
 // ranges it ends in to be settled.
@@ -739,7 +794,7 @@ func (c *Comparer) narrowRange(ctx context.Context, t Table, lo, hi []string, kn
 	c.depth++
 	defer func() { c.depth-- }()
 	if n <= int64(c.Opt.LeafRows) || c.depth > maxDepth {
-		d, u, err := c.settle(ctx, t, lo, hi)
+		d, u, err := c.settle(ctx, t, lo, hi, n)
 		c.unsettled += u
 		return d, n, err
 	}
@@ -756,7 +811,7 @@ func (c *Comparer) narrowRange(ctx context.Context, t Table, lo, hi []string, kn
 		return nil, 0, err
 	}
 	if mid == nil || slices.Equal(mid, lo) {
-		d, u, err := c.settle(ctx, t, lo, hi)
+		d, u, err := c.settle(ctx, t, lo, hi, n)
 		c.unsettled += u
 		return d, n, err
 	}
@@ -782,9 +837,9 @@ func (c *Comparer) narrowRange(ctx context.Context, t Table, lo, hi []string, kn
 //
 // Within a bisection the range is kept for compareRange to settle with the
 // others it ends in.
-func (c *Comparer) settle(ctx context.Context, t Table, lo, hi []string) ([]rowDiff, int64, error) {
+func (c *Comparer) settle(ctx context.Context, t Table, lo, hi []string, rows int64) ([]rowDiff, int64, error) {
 	if c.pending != nil {
-		c.pending = append(c.pending, [2][]string{lo, hi})
+		c.pending = append(c.pending, pendingRange{lo, hi, rows})
 		return nil, 0, nil
 	}
 	return c.settleRanges(ctx, t, [][2][]string{{lo, hi}})
@@ -1363,9 +1418,14 @@ func (c *Comparer) addDiffs(r *TableResult, diffs []rowDiff) {
 			continue
 		}
 		r.DifferingRows++
-		if len(r.Keys) < c.Opt.MaxKeys {
+		size := len(d.Key)
+		for _, v := range d.vals {
+			size += len(v)
+		}
+		if len(r.Keys) < c.Opt.MaxKeys && c.kept+size <= maxKeptBytes {
 			r.Keys = append(r.Keys, d.KeyDiff)
 			r.KeyValues = append(r.KeyValues, d.vals)
+			c.kept += size
 		}
 	}
 }
@@ -1373,6 +1433,10 @@ func (c *Comparer) addDiffs(r *TableResult, diffs []rowDiff) {
 // maxDepth bounds the recursion of compareRange: 16-way splits reach one
 // row of 2^64 in 16 steps, halving in 64.
 const maxDepth = 80
+
+// maxKeptBytes bounds the keys and values a table's result holds (a table
+// without key holds its rows' text), whatever MaxKeys says.
+const maxKeptBytes = 64 << 20
 
 // maxReported bounds the differing keys remembered per table to count each once.
 const maxReported = 1 << 20
@@ -1418,16 +1482,6 @@ func (c *Comparer) account(ctx context.Context, rows, reread int64) {
 		case <-time.After(wait): // pacing to the rate limit
 		}
 	}
-}
-
-// RowsChecked is the total rows compared so far (by every comparer of its run).
-func (c *Comparer) RowsChecked() int64 {
-	if c.run == nil {
-		return 0
-	}
-	c.run.mu.Lock()
-	defer c.run.mu.Unlock()
-	return c.run.rows
 }
 
 // ErrNoTables is returned when a subscription replicates no table.
@@ -1491,7 +1545,7 @@ func (c *Comparer) splitRange(ctx context.Context, conn *pgx.Conn, provider bool
 		}
 	}
 	if len(bounds) == 0 {
-		d, u, err := c.settle(ctx, t, lo, hi)
+		d, u, err := c.settle(ctx, t, lo, hi, n)
 		c.unsettled += u
 		return d, n, err
 	}
@@ -1523,7 +1577,7 @@ func (c *Comparer) splitRange(ctx context.Context, conn *pgx.Conn, provider bool
 			// Not narrower (the other server sorts these keys differently):
 			// compare its rows.
 			var u int64
-			d, u, err = c.settle(ctx, t, blo, bhi)
+			d, u, err = c.settle(ctx, t, blo, bhi, max(pa[i].count, sa[i].count))
 			c.unsettled += u
 		} else {
 			d, _, err = c.compareRange(ctx, t, blo, bhi, &[2]agg{pa[i], sa[i]})

@@ -320,6 +320,19 @@ func (c *Comparer) checksumByPages(ctx context.Context, t Table, r *TableResult,
 	if err != nil {
 		return err
 	}
+	// The small ranges the differing buckets end in are settled together,
+	// as a bisection's are (compareRange): differences all over the table
+	// make every bucket differ, and settling each apart took a wait each.
+	c.pending = []pendingRange{}
+	defer func() { c.pending = nil }()
+	settle := func() error {
+		d, err := c.settlePending(ctx, t)
+		c.addDiffs(r, d)
+		if err != nil {
+			return fmt.Errorf("compare %s: %w", t.QualifiedName(), err)
+		}
+		return nil
+	}
 	for _, id := range sums.ids() {
 		p := sums[0][id]
 		if sums.equal(id) {
@@ -330,7 +343,7 @@ func (c *Comparer) checksumByPages(ctx context.Context, t Table, r *TableResult,
 		var lo, hi []string
 		if id > 0 {
 			lo = []string{bounds[id-1]}
-			c.next = lo
+			c.reached(lo)
 		}
 		if id < len(bounds) {
 			hi = []string{bounds[id]}
@@ -338,8 +351,13 @@ func (c *Comparer) checksumByPages(ctx context.Context, t Table, r *TableResult,
 		if err := c.compareSpan(ctx, t, lo, hi, lowest, highest, sums.rows(id), r); err != nil {
 			return fmt.Errorf("compare %s: %w", t.QualifiedName(), err)
 		}
+		if c.pendingRows() >= int64(c.Opt.ChunkRows) {
+			if err := settle(); err != nil {
+				return err
+			}
+		}
 	}
-	return nil
+	return settle()
 }
 
 // checksumByKeyHash reads, in page order, a table whose key's first column
@@ -621,11 +639,15 @@ func (c *Comparer) compareSpan(ctx context.Context, t Table, lo, hi []string, lo
 	if len(t.Key) > 1 && rows > int64(c.Opt.ChunkRows) {
 		return c.rewalk(ctx, t, lo, hi, r)
 	}
+	mark := len(c.pending)
 	diffs, n, err := c.compareRange(ctx, t, lo, hi, nil)
 	if err == nil {
 		r.RowsCompared += n
 		c.addDiffs(r, diffs)
 		return nil
+	}
+	if c.pending != nil {
+		c.pending = c.pending[:mark] // compared again below, if at all
 	}
 	if !c.timedOut(ctx, err) || lowest == nil {
 		return err
@@ -648,7 +670,7 @@ func (c *Comparer) compareSpan(ctx context.Context, t Table, lo, hi []string, lo
 		slo, shi := lo, hi
 		if i > 0 {
 			slo = []string{keyText(t, cuts[i-1])}
-			c.next = slo
+			c.reached(slo)
 		}
 		if i < len(cuts) {
 			shi = []string{keyText(t, cuts[i])}

@@ -284,3 +284,43 @@ func ownQuietPair(ctx context.Context, t *testing.T) (*pgtest.Pair, *Comparer) {
 	}
 	return p, c
 }
+
+// Rows missing all over a table end a bisection in hundreds of small
+// ranges: they are settled together, about chunk_rows rows a re-check, not
+// a few dozen ranges each (every re-check commits an empty transaction on
+// the provider, and each waited up to its wal_writer_delay for the one
+// before). Counted by the transaction ids the run takes. The rows checked
+// are the table's rows, though the subscriber holds half of them.
+func TestDifferencesAllOverSettledTogether(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Own: true, Rows: 20000})
+	p.MustConverge(t, 30*time.Second)
+	if err := p.Subscriber.Exec(ctx, "DELETE FROM items_0 WHERE id % 2 = 0"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, p)
+	tg := targets(t, cfg, p.Sub())[0]
+	xid := func() int64 {
+		var n int64
+		if err := p.Provider.QueryRow(ctx, "SELECT txid_current()", []any{&n}); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for _, scan := range []string{ScanIndex, ScanPages} {
+		before := xid()
+		r := oneTable(t, Run(ctx, cfg, tg, Options{Mode: ModeChecksum, ChunkRows: 10000, LeafRows: 16, Scan: scan}, "public.items_0"))
+		taken := xid() - before - 1
+		tr := r.Tables[0]
+		if tr.Scan != scan || tr.DifferingRows != 10000 || tr.RowsCompared != 20000 || r.RowsChecked != 20000 || tr.Error != "" {
+			t.Errorf("scan %s: read by %s, %d differing, %d compared, %d checked, error %q; want 10000 differing of 20000", scan, tr.Scan, tr.DifferingRows, tr.RowsCompared, r.RowsChecked, tr.Error)
+		}
+		// Two or three re-checks of 10,000 rows, each a transaction id
+		// and at most one more to flush the provider's WAL.
+		if taken > 8 {
+			t.Errorf("scan %s: %d transaction ids taken on the provider: settled in %d re-checks or more, want 2-4", scan, taken, taken/2)
+		}
+		t.Logf("scan %s: %d differing rows in %s, %d transaction ids", scan, tr.DifferingRows, r.Duration.Round(time.Millisecond), taken)
+	}
+}
