@@ -160,6 +160,64 @@ func TestVerifyCopyScriptMakesTheTablesEqual(t *testing.T) {
 	}
 }
 
+// With more differing rows than verify.max_keys, --copy-script copies them
+// all in one script while the output lists max_keys of them: one run of the
+// script makes the table equal.
+func TestCopyScriptCopiesMoreRowsThanListed(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 300})
+	p.MustConverge(t, 30*time.Second)
+	for _, sql := range []string{
+		"DELETE FROM items_0 WHERE id BETWEEN 11 AND 50",
+		"UPDATE items_0 SET val = 'changed here' WHERE id BETWEEN 201 AND 205",
+	} {
+		if err := p.Subscriber.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := writeConfig(t, p, "verify:\n  max_keys: 3\n")
+	script := filepath.Join(t.TempDir(), "rows.psql")
+	code, out, errOut := pglmon(t, "verify", "--config", cfg, "--copy-script", script, "--output", "json")
+	var res struct {
+		Results []struct {
+			Tables []struct {
+				DifferingRows int64 `json:"differing_rows"`
+				Keys          []json.RawMessage
+			}
+		}
+		CopyScript struct {
+			Run     string
+			Rows    int
+			Partial []string
+		} `json:"copy_script"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("json: %v\n%s\n%s", err, out, errOut)
+	}
+	if code != 2 || len(res.Results) != 1 || len(res.Results[0].Tables) != 1 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	if tb := res.Results[0].Tables[0]; tb.DifferingRows != 45 || len(tb.Keys) != 3 {
+		t.Errorf("differing_rows %d, %d keys listed; want 45 and max_keys 3", tb.DifferingRows, len(tb.Keys))
+	}
+	if res.CopyScript.Rows != 45 || len(res.CopyScript.Partial) != 0 {
+		t.Errorf("copy_script: %d rows, partial %v; want all 45", res.CopyScript.Rows, res.CopyScript.Partial)
+	}
+	code, out, _ = pglmon(t, "verify", "--config", cfg, "--copy-script", script)
+	if code != 2 || !strings.Contains(out, "... and 42 more") || !strings.Contains(out, "it copies 45 rows that differ, of sub_0/public.items_0") {
+		t.Errorf("exit %d:\n%s", code, out)
+	}
+	cmd := exec.Command("sh", "-c", res.CopyScript.Run)
+	cmd.Env = append(os.Environ(), "PATH="+pgtest.BinDir+":"+os.Getenv("PATH"))
+	if got, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", res.CopyScript.Run, err, got)
+	}
+	if code, out, errOut := pglmon(t, "verify", "--config", cfg); code != 0 {
+		t.Errorf("after one run of the script: verify exit %d\n%s\n%s", code, out, errOut)
+	}
+}
+
 // BenchmarkCopyScriptVsResync puts right 100 rows differing in a
 // 1,000,000-row table two ways: verify --copy-script and the script it
 // writes, run with psql; and pglogical's resynchronisation (TRUNCATE, then
@@ -201,7 +259,7 @@ func BenchmarkCopyScriptVsResync(b *testing.B) {
 	breakRows()
 	script := filepath.Join(dir, "rows.psql")
 	start := time.Now()
-	if code, out := pglmon("verify", "--config", cfg, "--copy-script", script); code != 2 || !strings.Contains(out, "copies the 100 differing rows") {
+	if code, out := pglmon("verify", "--config", cfg, "--copy-script", script); code != 2 || !strings.Contains(out, "copies 100 rows that differ") {
 		b.Fatalf("verify: exit %d\n%s", code, out)
 	}
 	found := time.Since(start)
@@ -211,6 +269,27 @@ func BenchmarkCopyScriptVsResync(b *testing.B) {
 	}
 	copied := time.Since(start)
 	equal("after the script")
+
+	// 100,000 differing rows: as many as one script copies.
+	for _, sql := range []string{
+		"DELETE FROM items_0 WHERE id % 20 = 3",                // 50,000 missing
+		"UPDATE items_0 SET val = 'changed' WHERE id % 20 = 4", // 50,000 different
+	} {
+		if err := p.Subscriber.Exec(ctx, sql); err != nil {
+			b.Fatal(err)
+		}
+	}
+	start = time.Now()
+	if code, out := pglmon("verify", "--config", cfg, "--copy-script", script); code != 2 || !strings.Contains(out, "copies 100000 rows that differ") || strings.Contains(out, "only part") {
+		b.Fatalf("verify: exit %d\n%s", code, out)
+	}
+	foundMany := time.Since(start)
+	start = time.Now()
+	if out, err := psqlScript(p.Provider.DSN(), script, "-q"); err != nil {
+		b.Fatalf("psql: %v\n%s", err, out)
+	}
+	copiedMany := time.Since(start)
+	equal("after the script of 100,000 rows")
 
 	breakRows()
 	start = time.Now()
@@ -230,7 +309,10 @@ func BenchmarkCopyScriptVsResync(b *testing.B) {
 		found.Round(time.Millisecond), copied.Round(time.Millisecond), resynced.Round(time.Millisecond), resynced.Seconds()/copied.Seconds())
 	b.ReportMetric(found.Seconds(), "verify_s")
 	b.ReportMetric(copied.Seconds(), "script_s")
+	fmt.Printf("100,000 differing rows of 1,000,000: verify --copy-script %s, the script (psql) %s\n", foundMany.Round(time.Millisecond), copiedMany.Round(time.Millisecond))
 	b.ReportMetric(resynced.Seconds(), "resync_s")
+	b.ReportMetric(foundMany.Seconds(), "verify100k_s")
+	b.ReportMetric(copiedMany.Seconds(), "script100k_s")
 }
 
 // A row the provider changes while the script copies it can reach the
@@ -252,7 +334,7 @@ func TestCopyScriptSaysWhenTheProviderChangedARowWhileItCopied(t *testing.T) {
 	}
 	cfg := writeConfig(t, p, "")
 	script := filepath.Join(t.TempDir(), "rows.psql")
-	if code, out, errOut := pglmon(t, "verify", "--config", cfg, "--copy-script", script); code != 2 || !strings.Contains(out, "copies the 2 differing rows") {
+	if code, out, errOut := pglmon(t, "verify", "--config", cfg, "--copy-script", script); code != 2 || !strings.Contains(out, "copies 2 rows that differ") {
 		t.Fatalf("verify: exit %d\n%s\n%s", code, out, errOut)
 	}
 	reached, release := make(chan struct{}), make(chan struct{})
@@ -361,7 +443,7 @@ func TestCopyScriptPutsBackTheRowsOfATableWithoutKey(t *testing.T) {
 	cfg := writeConfig(t, p, "")
 	script := filepath.Join(t.TempDir(), "rows.psql")
 	code, out, errOut := pglmon(t, "verify", "--config", cfg, "--table", "public.events", "--copy-script", script)
-	if code != 2 || !strings.Contains(out, "it copies the 4 differing rows listed, of "+p.Sub()+"/public.events") {
+	if code != 2 || !strings.Contains(out, "it copies 4 rows that differ, of "+p.Sub()+"/public.events") {
 		t.Fatalf("verify: exit %d\n%s\n%s", code, out, errOut)
 	}
 	count := func(where string) (n int) {
@@ -428,7 +510,7 @@ func TestCopyScriptWritesAColumnTheSubscriberGeneratesAlways(t *testing.T) {
 	cfg := writeConfig(t, p, "")
 	script := filepath.Join(t.TempDir(), "rows.psql")
 	code, out, errOut := pglmon(t, "verify", "--config", cfg, "--copy-script", script)
-	if code != 2 || !strings.Contains(out, "it copies the 3 differing rows") {
+	if code != 2 || !strings.Contains(out, "it copies 3 rows that differ") {
 		t.Fatalf("verify: exit %d\n%s\n%s", code, out, errOut)
 	}
 	for run := 1; run <= 2; run++ {

@@ -110,6 +110,11 @@ func runVerify(ctx context.Context, e env, args []string) error {
 	if *scan != "" {
 		opt.Scan = *scan
 	}
+	listed := opt.MaxKeys
+	if *copyScript != "" {
+		// The script copies more rows than are listed.
+		opt.MaxKeys = max(opt.MaxKeys, copyScriptRows)
+	}
 	// Tables several subscriptions feed (data gathering) hold the other
 	// providers' rows too.
 	all, _ := verify.Targets(snaps, "")
@@ -180,6 +185,7 @@ func runVerify(ctx context.Context, e env, args []string) error {
 			script = &s
 		}
 	}
+	listOnly(results, listed)
 	// The daemon clears what stands until the rows are put right (a failed
 	// table copy, a data_divergence) with what was found equal; on a host
 	// without the daemon's state directory there is no daemon to tell.
@@ -203,6 +209,22 @@ func runVerify(ctx context.Context, e env, args []string) error {
 		printCopyScript(e.stdout, script, *copyScript, *path)
 	}
 	return &exitErr{code: code}
+}
+
+// copyScriptRows is how many differing rows of a table --copy-script copies
+// at most; verify.max_keys of them are listed.
+const copyScriptRows = 100000
+
+// listOnly cuts each table's differing keys to the n listed.
+func listOnly(results []verify.Result, n int) {
+	for i := range results {
+		for j := range results[i].Tables {
+			t := &results[i].Tables[j]
+			if len(t.Keys) > n {
+				t.Keys, t.KeyValues = t.Keys[:n], t.KeyValues[:min(n, len(t.KeyValues))]
+			}
+		}
+	}
 }
 
 // notReplicatedAnywhere are the --table names that pick no table in any
@@ -344,7 +366,11 @@ func printVerify(w io.Writer, results []verify.Result, path string, scripted boo
 			if t.Mode == verify.ModeCount {
 				rows = fmt.Sprintf("%d / %d", t.ProviderRows, t.SubscriberRows)
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%s\n", t.Table, rows, result, t.DifferingRows, t.Duration.Round(time.Millisecond))
+			took := t.Duration.Round(time.Millisecond).String()
+			if t.Duration < time.Millisecond/2 {
+				took = "<1ms" // a small table summed with others at the run's start
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%s\n", t.Table, rows, result, t.DifferingRows, took)
 		}
 		tw.Flush()
 		for _, t := range r.Tables {
@@ -368,7 +394,7 @@ func printVerify(w io.Writer, results []verify.Result, path string, scripted boo
 			if t.ConflictsLogged == 0 {
 				continue
 			}
-			fmt.Fprintf(w, "  %s: pglogical resolved %d conflicts on it by itself (the end of the subscriber's log, %s), which can leave the tables different; the last:\n", t.Table, t.ConflictsLogged, t.ConflictLog)
+			fmt.Fprintf(w, "  %s: pglogical resolved %s on it by itself (the end of the subscriber's log, %s), which can leave the tables different; the last:\n", t.Table, plural(t.ConflictsLogged, "conflict"), t.ConflictLog)
 			for _, c := range t.Conflicts[max(len(t.Conflicts)-3, 0):] {
 				fmt.Fprintf(w, "    %s\n", c)
 			}
@@ -545,10 +571,10 @@ func printCopyScript(w io.Writer, s *rowcopy.Script, path, config string) {
 		fmt.Fprintf(w, "No differing row to copy by key: %s not written.\n", path)
 		return
 	}
-	fmt.Fprintf(w, "Wrote %s: it copies the %d differing rows listed, of %s, from the provider to the subscriber. Read it, then run:\n", path, s.Rows, strings.Join(s.Tables, ", "))
+	fmt.Fprintf(w, "Wrote %s: it copies %s that differ, of %s, from the provider to the subscriber. Read it, then run:\n", path, plural(s.Rows, "row"), strings.Join(s.Tables, ", "))
 	fmt.Fprintf(w, "  %s\n", copyScriptCommand(*s, path))
 	for _, p := range s.Partial {
-		fmt.Fprintf(w, "  only part of a table (verify.max_keys): %s; run pglmon verify again afterwards for the rest\n", p)
+		fmt.Fprintf(w, "  only part of a table (a script copies at most %d rows of one): %s; run pglmon verify --copy-script again afterwards for the rest, or resynchronise the table\n", copyScriptRows, p)
 	}
 	fmt.Fprintf(w, "then check: pglmon verify --config %s\n", shellword.Quote(config))
 }

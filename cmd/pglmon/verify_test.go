@@ -344,7 +344,7 @@ func TestVerifyShowsTheConflictsBehindADifference(t *testing.T) {
 		t.Errorf("row values in the output:\n%s", out)
 	}
 	code, text, _ := pglmon(t, "verify", "--config", cfg)
-	if code != 2 || !strings.Contains(text, "public.items_0: pglogical resolved 1 conflicts on it by itself") || !strings.Contains(text, "remote UPDATE (tuple not found), resolution skip") {
+	if code != 2 || !strings.Contains(text, "public.items_0: pglogical resolved 1 conflict on it by itself") || !strings.Contains(text, "remote UPDATE (tuple not found), resolution skip") {
 		t.Errorf("exit %d:\n%s", code, text)
 	}
 }

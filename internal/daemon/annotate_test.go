@@ -239,7 +239,7 @@ func TestConflictsKeptAcrossRestarts(t *testing.T) {
 	if len(rep.Nodes[0].Findings) != 1 {
 		t.Fatalf("after a restart: %+v", rep.Nodes[0].Findings)
 	}
-	if f := rep.Nodes[0].Findings[0]; f.Code != diagnose.CodeApplyConflicts || !strings.Contains(f.Message, "pglogical resolved 1 conflicts by itself on subscriber") ||
+	if f := rep.Nodes[0].Findings[0]; f.Code != diagnose.CodeApplyConflicts || !strings.Contains(f.Message, "pglogical resolved 1 conflict by itself on subscriber") ||
 		!strings.Contains(f.Message, "1x public.items_0: remote UPDATE (tuple not found), resolution skip") {
 		t.Errorf("after a restart: %+v", rep.Nodes[0].Findings)
 	}

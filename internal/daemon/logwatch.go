@@ -374,9 +374,13 @@ func (w *logWatcher) annotate(r *diagnose.Report, equalSince func(subscriber, su
 			parts = append(parts, fmt.Sprintf("%dx %s", count, k))
 		}
 		sort.Strings(parts)
+		conflicts := "conflicts"
+		if len(keep) == 1 {
+			conflicts = "conflict"
+		}
 		n.Findings = append(n.Findings, diagnose.Finding{Code: diagnose.CodeApplyConflicts, Severity: diagnose.Warning, Human: true,
-			Message: fmt.Sprintf("pglogical resolved %d conflicts by itself on %s (read from its log in the last hour): %s; each can leave the tables different (writes made on the subscriber, or another origin): run pglmon verify",
-				len(keep), n.Name, strings.Join(parts, "; "))})
+			Message: fmt.Sprintf("pglogical resolved %d %s by itself on %s (read from its log in the last hour): %s; each can leave the tables different (writes made on the subscriber, or another origin): run pglmon verify",
+				len(keep), conflicts, n.Name, strings.Join(parts, "; "))})
 		r.Health = diagnose.Worst(r.Health, diagnose.Warning)
 	}
 }

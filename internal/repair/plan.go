@@ -223,7 +223,9 @@ Choose, on subscriber %[2]s:
  b) keep the subscriber's rows and copy only the missing and different ones: this writes the
     psql script that does it (read it, then run it as it says):
       pglmon verify --config FILE --subscription %[5]s --table schema.table --copy-script rows.psql
-The finding clears when pglogical next copies the table (a).`, s.Provider, s.Subscriber, f.Message, q(s.Name), sh(s.Name))
+The finding clears when pglogical next copies the table (a), or when a verification finds the table
+equal (b): the daemon's scheduled one (verify.every), or pglmon verify run on the daemon's host with
+its configuration.`, s.Provider, s.Subscriber, f.Message, q(s.Name), sh(s.Name))
 	case diagnose.CodeInitialCopyFailed:
 		fmt.Fprintf(&b, `%[3]s.
 Choose, on subscriber %[2]s:
@@ -234,8 +236,9 @@ Choose, on subscriber %[2]s:
     that does it (read it, then run it as it says):
       pglmon verify --config FILE --subscription %[5]s --copy-script rows.psql
 The finding clears when pglogical next copies the table whose COPY failed (a), when the subscription
-initialises again (set up anew), or when the daemon's scheduled verification (verify.every) finds
-every table of it equal (b).`, s.Provider, s.Subscriber, f.Message, ResynchronizeAllSQL(s.Name), sh(s.Name))
+initialises again (set up anew), or when a verification finds every table of it equal (b): the
+daemon's scheduled one (verify.every), or pglmon verify run on the daemon's host with its
+configuration.`, s.Provider, s.Subscriber, f.Message, ResynchronizeAllSQL(s.Name), sh(s.Name))
 	case diagnose.CodeSubscriptionMissing:
 		fmt.Fprintf(&b, `%[3]s.
 Choose:

@@ -6,7 +6,7 @@
 //
 // The script reads the rows from the provider when it runs, not when it
 // was written (it holds the rows' keys, not their other columns): on the
-// provider, a \copy of the rows with the listed keys into a CSV file; on
+// provider, a COPY of the rows with the listed keys into a CSV file; on
 // the subscriber, in one transaction, the listed keys the provider no longer
 // has deleted and the provider's rows upserted by key, replicated columns
 // only. A table without primary key has its rows named by their contents,
@@ -250,9 +250,6 @@ func eligible(t verify.TableResult) (table, string) {
 		tb.keys = append(tb.keys, vals)
 		tb.kinds[t.Keys[i].Kind]++
 	}
-	if strings.ContainsAny(tb.copyOut(), "\n\r") {
-		return table{}, "its row filter or a column name spans lines, which psql's \\copy cannot take"
-	}
 	return tb, ""
 }
 
@@ -282,9 +279,6 @@ func keyless(t verify.TableResult, tb table) (table, string) {
 			tb.keys = append(tb.keys, []string{vals[0]})
 			tb.kind = append(tb.kind, t.Keys[i].Kind)
 		}
-	}
-	if strings.ContainsAny(tb.copyOut(), "\n\r") {
-		return table{}, "its row filter or a column name spans lines, which psql's \\copy cannot take"
 	}
 	return tb, ""
 }
@@ -364,9 +358,13 @@ func (t table) rows() string {
 	return fmt.Sprintf("SELECT %s FROM %s WHERE %s", strings.Join(t.cols, ", "), t.ident, where)
 }
 
-// copyOut is the provider's \copy of its listed rows into the CSV file.
+// copyOut writes the provider's listed rows into the CSV file: a COPY TO
+// STDOUT, whose rows psql writes to its query output, sent to the file
+// (\o). Not \copy: psql reads a \copy's query in time growing with the
+// square of its length (100,000 keys: 44 s of psql's CPU, measured), an
+// SQL statement in linear time.
 func (t table) copyOut() string {
-	return fmt.Sprintf(`\copy (%s) TO '%s' WITH (FORMAT csv)`, t.rows(), t.csv)
+	return fmt.Sprintf("\\set QUIET on\n\\o %s\nCOPY (%s) TO STDOUT WITH (FORMAT csv);\n\\o\n\\set QUIET off", psqlArg(t.csv), t.rows())
 }
 
 // digest is an MD5 of the provider's listed rows (a scalar subquery), to

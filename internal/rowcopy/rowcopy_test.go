@@ -78,7 +78,7 @@ func TestBuild(t *testing.T) {
 		`ON CONFLICT ("id") DO UPDATE SET "val" = EXCLUDED."val";`,
 		"\\! rm -f -- /var/tmp/rows.psql.1.csv /var/tmp/rows.psql.2.csv /var/tmp/rows.psql.3.csv\n",
 		// The table without key: copies counted on the provider, each listed row once.
-		`\copy (SELECT row_text, count(*) FROM (SELECT ROW("at"::integer, "note"::text)::text AS row_text FROM "public"."events") AS r WHERE row_text IN (VALUES (E'(5,x)'), (E'(6,y)')) GROUP BY row_text) TO '/var/tmp/rows.psql.3.csv'`,
+		"\\o '/var/tmp/rows.psql.3.csv'\nCOPY (SELECT row_text, count(*) FROM (SELECT ROW(\"at\"::integer, \"note\"::text)::text AS row_text FROM \"public\".\"events\") AS r WHERE row_text IN (VALUES (E'(5,x)'), (E'(6,y)')) GROUP BY row_text) TO STDOUT WITH (FORMAT csv);\n\\o\n",
 		`CROSS JOIN LATERAL generate_series(1, p.copies - coalesce(h.n, 0));`,
 		`FROM "public"."events" WHERE ROW("at"::integer, "note"::text)::text IN (VALUES (E'(6,y)'))) AS s LEFT JOIN pglmon_rows_3 AS p USING (row_text) WHERE s.n > coalesce(p.copies, 0));`,
 		"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n",
