@@ -187,6 +187,63 @@ func TestMakeDemo(t *testing.T) {
 	}
 }
 
+// make demo run again from a second terminal while the first one's daemon
+// runs: down (which up runs first) stops that daemon, as Ctrl-C would,
+// instead of leaving it holding the listen address the new daemon needs.
+// A daemon with another configuration (another demo's) is left alone.
+func TestDownStopsTheDemosDaemon(t *testing.T) {
+	ctx := context.Background()
+	bin := t.TempDir()
+	pglmon, demo := filepath.Join(bin, "pglmon"), filepath.Join(bin, "pglmon-demo")
+	for _, b := range [][2]string{{pglmon, "../pglmon"}, {demo, "."}} {
+		if got, err := exec.CommandContext(ctx, "go", "build", "-o", b[0], b[1]).CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", b[1], err, got)
+		}
+	}
+	daemon := func(dir string) (*exec.Cmd, chan error) {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		// Nodes nothing listens on: the daemon runs and finds them down.
+		cfg := fmt.Sprintf("nodes:\n  - name: provider\n    dsn: \"host=127.0.0.1 port=%d dbname=labdb user=postgres connect_timeout=1\"\nhttp:\n  listen: %q\nrepair:\n  audit_log: %s\n",
+			freePorts(t, 1), freeAddr(t), filepath.Join(dir, "audit.jsonl"))
+		if err := os.WriteFile(filepath.Join(dir, "pglmon.yaml"), []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(pglmon, "run", "--config", "pglmon.yaml") // relative, as a user may
+		cmd.Dir = dir
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		t.Cleanup(func() { _ = cmd.Process.Kill() })
+		return cmd, exited
+	}
+	mine, other := filepath.Join(t.TempDir(), "demo"), filepath.Join(t.TempDir(), "other")
+	_, mineExited := daemon(mine)
+	_, otherExited := daemon(other)
+	down := exec.Command(demo, "down")
+	down.Env = append(os.Environ(), "PGLMON_DEMO_DIR="+mine, fmt.Sprintf("PGLMON_DEMO_PORT=%d", freePorts(t, 8)))
+	got, err := down.CombinedOutput()
+	if err != nil || !strings.Contains(string(got), "stopped the demo's daemon (pglmon run, pid ") {
+		t.Fatalf("pglmon-demo down: %v\n%s", err, got)
+	}
+	select {
+	case err := <-mineExited:
+		if err != nil {
+			t.Errorf("the demo's daemon ended with %v; want a clean stop, as after Ctrl-C", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the demo's daemon still runs after down")
+	}
+	select {
+	case err := <-otherExited:
+		t.Errorf("the other demo's daemon was stopped too: %v", err)
+	default:
+	}
+}
+
 // freePorts returns the first of n consecutive loopback ports nothing
 // listens on, between the test harness's ports (20000-32000) and the
 // kernel's ephemeral ones.

@@ -55,8 +55,10 @@ func basePort() int {
 
 const usage = `Usage: pglmon-demo COMMAND
 
-  up                start both clusters and replicate (re-creates them)
-  down              stop both clusters and remove their files
+  up                start both clusters and replicate (re-creates them: a demo
+                    running is taken down first)
+  down              stop the demo's daemon (make demo's pglmon run, if it
+                    runs), both clusters, and remove their files
   config            print the path of the demo's pglmon config
   break origin      lose the replication origin (as a major-version upgrade does)
   break slot        drop the provider's slot (changes are lost: needs a person)
@@ -265,6 +267,7 @@ repair:
 }
 
 func down(ctx context.Context) error {
+	stopDaemons(filepath.Join(dir, "pglmon.yaml"))
 	p, s, err := clusters()
 	if err != nil {
 		return err
@@ -277,6 +280,79 @@ func down(ctx context.Context) error {
 		_ = c.Stop(ctx)
 	}
 	return os.RemoveAll(dir)
+}
+
+// stopDaemons stops the pglmon daemons running with the configuration at
+// cfg (make demo's, in another terminal), as Ctrl-C does (SIGTERM; SIGKILL
+// after 10 s): one left running watches clusters that are gone, and holds
+// the listen address the next make demo's daemon needs.
+func stopDaemons(cfg string) {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		cwd, _ := os.Readlink(filepath.Join("/proc", e.Name(), "cwd"))
+		if !daemonOf(strings.Split(strings.TrimRight(string(b), "\x00"), "\x00"), cwd, cfg) {
+			continue
+		}
+		if syscall.Kill(pid, syscall.SIGTERM) != nil {
+			continue
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for alive(pid) && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if alive(pid) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		fmt.Printf("stopped the demo's daemon (pglmon run, pid %d)\n", pid)
+	}
+}
+
+// daemonOf reports whether args (a process's command line, run in
+// directory cwd) are pglmon run with the configuration at cfg.
+func daemonOf(args []string, cwd, cfg string) bool {
+	if len(args) < 2 || filepath.Base(args[0]) != "pglmon" || args[1] != "run" {
+		return false
+	}
+	for i, a := range args[2:] {
+		var path string
+		switch {
+		case a == "--config" || a == "-config":
+			if i+3 < len(args) {
+				path = args[i+3]
+			}
+		case strings.HasPrefix(a, "--config="), strings.HasPrefix(a, "-config="):
+			path = a[strings.Index(a, "=")+1:]
+		}
+		if path == "" {
+			continue
+		}
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(cwd, path)
+		}
+		if filepath.Clean(path) == filepath.Clean(cfg) {
+			return true
+		}
+	}
+	return false
+}
+
+// alive reports whether process pid still runs (a zombie does not).
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// pid (comm) state ...: the state follows the last ')'.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	return len(f) > 0 && f[0] != "Z"
 }
 
 func breakIt(ctx context.Context, what string) error {
