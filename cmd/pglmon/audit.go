@@ -147,13 +147,13 @@ func reason(a repair.Attempt) string {
 	r := a.Reason
 	switch {
 	case a.Outcome == repair.OutcomeInterrupted && a.Remedy == repair.RemedyUpgradePrepare:
-		r = "pglmon stopped in the middle of it; running the same pglmon upgrade prepare again (its --manifest) continues it"
+		r = "still running, or pglmon stopped in the middle of it; running the same pglmon upgrade prepare again (its --manifest) continues it"
 	case a.Outcome == repair.OutcomeInterrupted && a.Remedy == repair.RemedyUpgradeRestore:
-		r = "pglmon stopped in the middle of it; running pglmon upgrade restore again completes it"
+		r = "still running, or pglmon stopped in the middle of it; running pglmon upgrade restore again completes it"
 	case a.Outcome == repair.OutcomeInterrupted && a.Remedy == repair.RemedySetupApply:
-		r = "pglmon stopped in the middle of it; running pglmon setup apply again completes it"
+		r = "still running, or pglmon stopped in the middle of it; running pglmon setup apply again completes it"
 	case a.Outcome == repair.OutcomeInterrupted:
-		r = "pglmon stopped in the middle of it; the next pglmon run or pglmon repair of " + target(a) + " finishes it"
+		r = "still running, or pglmon stopped in the middle of it; the next pglmon run or pglmon repair of " + target(a) + " finishes it"
 	}
 	if len(a.ResumedBy) > 0 {
 		r = strings.TrimSpace(r + " (resumed by " + strings.Join(a.ResumedBy, ", ") + ")")

@@ -75,7 +75,7 @@ func runRepair(ctx context.Context, e env, args []string) error {
 	}
 	for _, p := range pending {
 		if p.Subscription == *subName || (p.Slot == *slot && *slot != "") {
-			fmt.Fprintf(e.stdout, "Finishing %s of %s, interrupted at %s (started by %s).\n", p.Remedy, p.Subscription, p.Time.Format(time.RFC3339), p.Actor)
+			fmt.Fprintf(e.stdout, "The audit log holds %s of %s (attempt %s), started at %s by %s and not finished: finishing it, unless it still runs.\n", p.Remedy, p.Subscription, p.ID, p.Time.Format(time.RFC3339), p.Actor)
 			out := ex.Execute(ctx, repair.Request{Remedy: p.Remedy, Subscription: p.Subscription, Subscriber: p.Subscriber,
 				Node: p.Provider, Slot: p.Slot, LSN: p.LSN, Actor: actor, Resume: p.ID})
 			return reportOutcome(e, out)

@@ -141,6 +141,14 @@ func (e *Executor) Execute(ctx context.Context, req Request) Outcome {
 		if plan.Subscription == "" {
 			what = "slot " + plan.Slot
 		}
+		if req.Resume != "" {
+			// Not interrupted: whoever holds the lock runs it still (the
+			// daemon, or a person's pglmon repair), and records how it
+			// ends; a "finished" here would end its attempt for it.
+			out.Result, out.Duration = ResultRefused, time.Since(start)
+			out.Reason = fmt.Sprintf("%s: attempt %s is still running, not interrupted (%s)", what, req.Resume, ErrLocked)
+			return out
+		}
 		return finish(ResultRefused, what+": "+ErrLocked.Error())
 	}
 	// What was true before the lock may have changed while another held it.

@@ -419,6 +419,64 @@ func TestSkipTransactionPreconditions(t *testing.T) {
 // subscription (by the slot for drop-orphan-slot): while another session
 // holds it (another pglmon repairing, a person's pglmon repair) the attempt
 // is refused, audited, and changes nothing; once it is let go, the repair runs.
+// An attempt started and not yet finished in the audit log is not always
+// interrupted: the daemon may be running it (waiting for the subscription
+// to replicate again) when a person runs pglmon repair, or the person's
+// repair when the daemon starts. Its lock tells: finishing it is refused
+// while another holds the lock, and nothing is written for it (a
+// "finished" would end the other's attempt for it); once the lock is let
+// go, it is finished.
+func TestAnAttemptStillRunningIsNotFinishedByAnother(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{})
+	cfg := testConfig(t, p, "30s")
+	e, m := newExecutor(t, cfg)
+	loseOrigin(t, p, m)
+	e.crashAfterStep = 1
+	first := e.Execute(ctx, Request{Remedy: diagnose.RemedyRecreateOrigin, Subscription: p.Sub(), Actor: "auto"})
+	if first.Result != "crashed" {
+		t.Fatalf("got %s %s", first.Result, first.Reason)
+	}
+	// Its owner still runs it: it holds the lock.
+	holder, err := p.Subscriber.Cluster.Connect(ctx, p.Subscriber.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close(ctx)
+	if _, err := holder.Exec(ctx, "SELECT pg_advisory_lock($1)", LockKey(p.Sub())); err != nil {
+		t.Fatal(err)
+	}
+	next, _ := newExecutor(t, cfg)
+	next.Audit = e.Audit
+	outs, err := next.Resume(ctx, "cli:someone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(outs) != 1 || outs[0].Result != ResultRefused || !strings.Contains(outs[0].Reason, "attempt "+first.ID+" is still running, not interrupted") {
+		t.Fatalf("resume while its owner holds the lock: %+v", outs)
+	}
+	entries, _ := e.Audit.Entries()
+	for _, en := range entries {
+		if en.ID == first.ID && en.Phase == "finished" {
+			t.Errorf("the running attempt was recorded as finished by another: %+v", en)
+		}
+	}
+	if left, _ := e.Audit.Unfinished(); len(left) != 1 || left[0].ID != first.ID {
+		t.Errorf("unfinished: %+v", left)
+	}
+	// Its owner gone (the lock let go): it was interrupted, and is finished.
+	if _, err := holder.Exec(ctx, "SELECT pg_advisory_unlock($1)", LockKey(p.Sub())); err != nil {
+		t.Fatal(err)
+	}
+	if outs, err = next.Resume(ctx, "cli:someone"); err != nil || len(outs) != 1 || outs[0].Result != ResultSuccess {
+		t.Fatalf("resume once the lock was let go: %+v %v", outs, err)
+	}
+	if left, _ := e.Audit.Unfinished(); len(left) != 0 {
+		t.Errorf("unfinished after resume: %+v", left)
+	}
+}
+
 func TestARepairHeldElsewhereIsRefused(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
