@@ -205,8 +205,9 @@ func TestDownStopsTheDemosDaemon(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Nodes nothing listens on: the daemon runs and finds them down.
+		addr := freeAddr(t)
 		cfg := fmt.Sprintf("nodes:\n  - name: provider\n    dsn: \"host=127.0.0.1 port=%d dbname=labdb user=postgres connect_timeout=1\"\nhttp:\n  listen: %q\nrepair:\n  audit_log: %s\n",
-			freePorts(t, 1), freeAddr(t), filepath.Join(dir, "audit.jsonl"))
+			freePorts(t, 1), addr, filepath.Join(dir, "audit.jsonl"))
 		if err := os.WriteFile(filepath.Join(dir, "pglmon.yaml"), []byte(cfg), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -218,6 +219,17 @@ func TestDownStopsTheDemosDaemon(t *testing.T) {
 		exited := make(chan error, 1)
 		go func() { exited <- cmd.Wait() }()
 		t.Cleanup(func() { _ = cmd.Process.Kill() })
+		// Up once it answers (its signal handling is set up by then).
+		if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+			resp, err := http.Get("http://" + addr + "/healthz")
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return true
+		}); err != nil {
+			t.Fatalf("the daemon in %s never answered on %s", dir, addr)
+		}
 		return cmd, exited
 	}
 	mine, other := filepath.Join(t.TempDir(), "demo"), filepath.Join(t.TempDir(), "other")
