@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pglmon/pglmon/internal/config"
+	"github.com/pglmon/pglmon/internal/daemon"
 	"github.com/pglmon/pglmon/internal/diagnose"
 	"github.com/pglmon/pglmon/internal/monitor"
 	"github.com/pglmon/pglmon/internal/repair"
@@ -99,6 +100,9 @@ func runRepair(ctx context.Context, e env, args []string) error {
 		if !ok && failedCopies(ctx, e, cfg, s) {
 			f, human, ok = diagnosedRemedy(s)
 		}
+		if !ok && standingDivergence(e, cfg, &r, s) {
+			f, human, ok = diagnosedRemedy(s)
+		}
 		if !ok {
 			fmt.Fprintf(e.stdout, "%s is %s (%s): nothing to repair.\n", s.Name, s.Health, orDash(s.Status))
 			return &exitErr{code: map[bool]int{true: repairOK, false: repairRefused}[s.Health == diagnose.OK]}
@@ -180,6 +184,18 @@ func failedCopies(ctx context.Context, e env, cfg *config.Config, s *diagnose.Su
 			"pglmon verify --subscription %s says so (and this command then prints no plan for it).\n", s.Name, file, shellword.Quote(s.Name))
 	}
 	return found
+}
+
+// standingDivergence adds to s the data_divergence the daemon holds for it
+// (its last scheduled verifications, less what verifications run by hand
+// found equal since), and reports whether it holds one. A state file that
+// cannot be read (not the daemon's host, or not its user) is said on stderr.
+func standingDivergence(e env, cfg *config.Config, r *diagnose.Report, s *diagnose.Subscription) bool {
+	if err := daemon.StandingDivergence(cfg, r); err != nil {
+		fmt.Fprintf(e.stderr, "pglmon repair: whether the daemon's verifications found %s's data different is not known: %v\n", s.Name, err)
+	}
+	_, ok := s.Finding(diagnose.CodeDataDivergence)
+	return ok
 }
 
 // putRight reports whether a verification run by hand that started after

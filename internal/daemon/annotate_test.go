@@ -8,9 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/diagnose"
 	"github.com/pglmon/pglmon/internal/probe"
 	"github.com/pglmon/pglmon/internal/serverlog"
+	"github.com/pglmon/pglmon/internal/verified"
 	"github.com/pglmon/pglmon/internal/verify"
 )
 
@@ -242,5 +244,48 @@ func TestConflictsKeptAcrossRestarts(t *testing.T) {
 	if f := rep.Nodes[0].Findings[0]; f.Code != diagnose.CodeApplyConflicts || !strings.Contains(f.Message, "pglogical resolved 1 conflict by itself on subscriber") ||
 		!strings.Contains(f.Message, "1x public.items_0: remote UPDATE (tuple not found), resolution skip") {
 		t.Errorf("after a restart: %+v", rep.Nodes[0].Findings)
+	}
+}
+
+// pglmon repair reads the data_divergence the daemon holds (its state
+// file): it observes the nodes afresh, and found nothing wrong with a
+// subscription whose data differs (the shipped alert's runbook sends people
+// to it). A verification run by hand that found the table equal after the
+// scheduled one clears it there too; a missing state file holds nothing.
+func TestStandingDivergenceReadFromTheDaemonsState(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := config.Parse("test.yaml", []byte("nodes:\n  - name: subscriber\n    dsn: \"host=127.0.0.1 dbname=app\"\nrepair:\n  audit_log: "+filepath.Join(dir, "audit.jsonl")+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	report := func() (*diagnose.Report, *diagnose.Subscription) {
+		r := &diagnose.Report{Subscriptions: []diagnose.Subscription{{Name: "sub_0", Subscriber: "subscriber", Health: diagnose.OK}}}
+		return r, &r.Subscriptions[0]
+	}
+	r, s := report()
+	if err := StandingDivergence(cfg, r); err != nil || len(s.Findings) != 0 {
+		t.Fatalf("no state file: %v, %+v", err, s.Findings)
+	}
+	at := time.Date(2026, 12, 6, 3, 0, 0, 0, time.UTC)
+	v := &verifier{last: at, results: map[string]subResult{"subscriber/sub_0": {Subscriber: "subscriber", Subscription: "sub_0", At: at,
+		Tables: []verify.TableResult{{Table: "public.items_0", DifferingRows: 3, Keys: []verify.KeyDiff{{Key: "18", Kind: verify.Missing}}}}}}}
+	if err := (&stateFile{cfg.VerifyStateFile()}).save(v.snapshot()); err != nil {
+		t.Fatal(err)
+	}
+	r, s = report()
+	if err := StandingDivergence(cfg, r); err != nil {
+		t.Fatal(err)
+	}
+	f, ok := s.Finding(diagnose.CodeDataDivergence)
+	if !ok || !strings.Contains(f.Message, "public.items_0: 3 rows differ (18 missing)") || s.Health != diagnose.Critical {
+		t.Fatalf("held divergence: %+v", s)
+	}
+	// Found equal by hand, by a verification that started after: gone.
+	if err := verified.Record(cfg.VerifiedFile(), []verified.Entry{{Subscriber: "subscriber", Subscription: "sub_0", Table: "public.items_0", Since: at.Add(time.Hour)}}); err != nil {
+		t.Fatal(err)
+	}
+	r, s = report()
+	if err := StandingDivergence(cfg, r); err != nil || len(s.Findings) != 0 {
+		t.Errorf("after a verification by hand found it equal: %v, %+v", err, s.Findings)
 	}
 }

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"sort"
@@ -74,7 +75,7 @@ func (v *verifier) absorb(d *Daemon) {
 		d.log.Warn("cannot read what verifications run by hand found: keeping what was read before", "file", path, keyError, err.Error())
 	}
 	v.byHand = since
-	changed := v.supersede(d, v.results)
+	changed := v.supersede(d.log, v.results)
 	var saved verifyState
 	if changed {
 		saved = v.snapshot()
@@ -95,15 +96,17 @@ func (v *verifier) absorb(d *Daemon) {
 // supersede removes from results the tables that a verification run by
 // hand found equal after the one that found them different started;
 // v.mu is held.
-func (v *verifier) supersede(d *Daemon, results map[string]subResult) (changed bool) {
+func (v *verifier) supersede(log *slog.Logger, results map[string]subResult) (changed bool) {
 	for key, sr := range results {
 		kept := slices.DeleteFunc(slices.Clone(sr.Tables), func(t verify.TableResult) bool {
 			at := v.byHand[key+"/"+t.Table]
 			if !at.After(sr.At) {
 				return false
 			}
-			d.log.Info("a verification run by hand found the table equal: its data_divergence is cleared", keySubscription, sr.Subscription,
-				"table", t.Table, "verified_at", at.UTC().Format(time.RFC3339))
+			if log != nil {
+				log.Info("a verification run by hand found the table equal: its data_divergence is cleared", keySubscription, sr.Subscription,
+					"table", t.Table, "verified_at", at.UTC().Format(time.RFC3339))
+			}
 			return true
 		})
 		if len(kept) == len(sr.Tables) {
@@ -309,7 +312,7 @@ func (v *verifier) run(ctx context.Context, d *Daemon, cfg *config.Config, snaps
 	}
 	now := time.Now()
 	v.mu.Lock()
-	v.supersede(d, results)
+	v.supersede(d.log, results)
 	divergent := divergentRows(results)
 	v.results, v.running = results, false
 	var finished time.Time // zero unless every subscription was verified
@@ -451,6 +454,25 @@ func divergentRows(results map[string]subResult) map[[2]string]int64 {
 		}
 	}
 	return out
+}
+
+// StandingDivergence adds to r the data_divergence findings a daemon with
+// configuration cfg holds: what its last scheduled verifications found
+// (its state file), less the tables a verification run by hand found equal
+// since. For pglmon repair, which observes the nodes afresh and would
+// otherwise find nothing wrong with a subscription whose data differs.
+func StandingDivergence(cfg *config.Config, r *diagnose.Report) error {
+	st, err := (&stateFile{cfg.VerifyStateFile()}).load()
+	if err != nil {
+		return err
+	}
+	v := &verifier{}
+	v.restore(st)
+	v.hand = verified.Watcher{Path: cfg.VerifiedFile()}
+	v.byHand, err = v.hand.Since()
+	v.supersede(nil, v.results)
+	v.annotate(r)
+	return err
 }
 
 // annotate adds a data_divergence finding to each subscription with tables
