@@ -819,6 +819,9 @@ func (c *Config) validate() Errors {
 	if c.Verify.ChunkRows < 1 {
 		add(c.errorAt("verify.chunk_rows", "must be at least 1"))
 	}
+	if c.Verify.MaxKeys < 1 {
+		add(c.errorAt("verify.max_keys", "must be at least 1"))
+	}
 	if c.Verify.MaxRowsPerSecond < 0 {
 		add(c.errorAt("verify.max_rows_per_second", "must not be negative"))
 	}

@@ -61,6 +61,7 @@ func TestErrorsNamePlace(t *testing.T) {
 		{"apply_blocked negative", "nodes:\n  - name: a\n    dsn: host=x\nthresholds:\n  apply_blocked: -1m\n", "bad.yaml:5:18: thresholds.apply_blocked: invalid duration"},
 		{"verify.scan unknown", "nodes:\n  - name: a\n    dsn: host=x\nverify:\n  scan: seq\n", "bad.yaml:5:9: verify.scan: \"seq\" must be auto, index or pages"},
 		{"verify.parallel zero", "nodes:\n  - name: a\n    dsn: host=x\nverify:\n  parallel: 0\n", "bad.yaml:5:13: verify.parallel: 0 must be between 1 and 16"},
+		{"verify.max_keys zero", "nodes:\n  - name: a\n    dsn: host=x\nverify:\n  max_keys: 0\n", "bad.yaml:5:13: verify.max_keys: must be at least 1"},
 		{"storage percent out of range", "nodes:\n  - name: a\n    dsn: host=x\nthresholds:\n  storage_free_percent: 150\n", "bad.yaml:5:25: thresholds.storage_free_percent: 150 must be between 0 (off) and 100"},
 		{"storage forecast negative", "nodes:\n  - name: a\n    dsn: host=x\nthresholds:\n  storage_full_within: -1h\n", "bad.yaml:5:24: thresholds.storage_full_within: invalid duration \"-1h\""},
 		{"cloudwatch endpoint not a URL", "nodes:\n  - name: a\n    dsn: host=x\naws:\n  endpoints:\n    cloudwatch: localhost\n", "bad.yaml:6:17: aws.endpoints.cloudwatch: \"localhost\" is not a URL (https://host[:port])"},

@@ -198,17 +198,27 @@ func TestTwoExecutorsOneRepair(t *testing.T) {
 	}
 }
 
-func TestCrashAfterDisableIsFinishedByNextRun(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
+// crashedRepair loses a pair's origin and starts its repair, which stops
+// ("crashes") after its first step, disable: its audit log holds the
+// attempt started and not finished, and the subscription is disabled.
+func crashedRepair(t *testing.T) (*pgtest.Pair, *config.Config, *Executor, Outcome) {
+	t.Helper()
 	p := pgtest.NewPair(t, pgtest.PairOptions{})
 	cfg := testConfig(t, p, "30s")
 	e, m := newExecutor(t, cfg)
 	loseOrigin(t, p, m)
 	e.crashAfterStep = 1
-	if out := e.Execute(ctx, Request{Remedy: diagnose.RemedyRecreateOrigin, Subscription: p.Sub(), Actor: "test"}); out.Result != "crashed" {
+	out := e.Execute(context.Background(), Request{Remedy: diagnose.RemedyRecreateOrigin, Subscription: p.Sub(), Actor: "auto"})
+	if out.Result != "crashed" {
 		t.Fatalf("got %s %s", out.Result, out.Reason)
 	}
+	return p, cfg, e, out
+}
+
+func TestCrashAfterDisableIsFinishedByNextRun(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p, cfg, e, _ := crashedRepair(t)
 	if err := p.WaitStatus(ctx, p.Sub(), "disabled", 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -429,15 +439,7 @@ func TestSkipTransactionPreconditions(t *testing.T) {
 func TestAnAttemptStillRunningIsNotFinishedByAnother(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	p := pgtest.NewPair(t, pgtest.PairOptions{})
-	cfg := testConfig(t, p, "30s")
-	e, m := newExecutor(t, cfg)
-	loseOrigin(t, p, m)
-	e.crashAfterStep = 1
-	first := e.Execute(ctx, Request{Remedy: diagnose.RemedyRecreateOrigin, Subscription: p.Sub(), Actor: "auto"})
-	if first.Result != "crashed" {
-		t.Fatalf("got %s %s", first.Result, first.Reason)
-	}
+	p, cfg, e, first := crashedRepair(t)
 	// Its owner still runs it: it holds the lock.
 	holder, err := p.Subscriber.Cluster.Connect(ctx, p.Subscriber.Name)
 	if err != nil {
