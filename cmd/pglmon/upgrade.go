@@ -9,9 +9,10 @@ import (
 
 	"github.com/pglmon/pglmon/internal/repair"
 	"github.com/pglmon/pglmon/internal/upgrade"
+	"github.com/pglmon/pglmon/internal/verify"
 )
 
-const upgradeUsage = "usage: pglmon upgrade check --config FILE --node NAME [--target-version V] [--target-parameter-group G] [--output table|json] | pglmon upgrade prepare --config FILE --node NAME --manifest FILE [--target-version V] [--target-parameter-group G] [--snapshot] [--skip-check] | pglmon upgrade restore --config FILE --manifest FILE"
+const upgradeUsage = "usage: pglmon upgrade check --config FILE --node NAME [--target-version V] [--target-parameter-group G] [--output table|json] | pglmon upgrade prepare --config FILE --node NAME --manifest FILE [--target-version V] [--target-parameter-group G] [--snapshot] [--skip-check] | pglmon upgrade restore --config FILE --manifest FILE [--compare checksum|count]"
 
 func runUpgrade(ctx context.Context, e env, args []string) error {
 	if len(args) == 0 || (args[0] != "prepare" && args[0] != "restore" && args[0] != "check") {
@@ -21,6 +22,7 @@ func runUpgrade(ctx context.Context, e env, args []string) error {
 	fs := newFlags("upgrade "+sub, e)
 	path := fs.String("config", "", "configuration file")
 	var manifest, node, output, targetVersion, targetGroup *string
+	var compare *string
 	var snapshot, skipCheck *bool
 	if sub != "check" {
 		manifest = fs.String("manifest", "", "the manifest file (written by prepare, read by restore)")
@@ -36,12 +38,17 @@ func runUpgrade(ctx context.Context, e env, args []string) error {
 		skipCheck = fs.Bool("skip-check", false, "go on even when the upgrade would be refused for something prepare cannot remove (invalid databases, prepared transactions, other logical slots, reg* columns)")
 	case "check":
 		output = fs.String("output", "table", "table or json")
+	case "restore":
+		compare = fs.String("compare", verify.ModeChecksum, "how restore compares the replicated tables once they replicate again: checksum (sees rows updated while replication was down; reads every row on both servers, as pglmon verify) or count (row counts only)")
 	}
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
 	if manifest != nil && *manifest == "" {
 		return usageError("--manifest FILE is required")
+	}
+	if compare != nil && *compare != verify.ModeChecksum && *compare != verify.ModeCount {
+		return usageError("--compare must be checksum or count, not %q", *compare)
 	}
 	if output != nil && *output != "table" && *output != "json" {
 		return usageError("--output must be table or json, not %q", *output)
@@ -58,6 +65,7 @@ func runUpgrade(ctx context.Context, e env, args []string) error {
 		}
 	}
 	if sub == "restore" {
+		r.Compare, r.ConfigPath = *compare, *path
 		err := r.Restore(ctx, *manifest)
 		var nr *upgrade.NotReadyError
 		if errors.As(err, &nr) || errors.Is(err, upgrade.ErrTablesDiffer) {

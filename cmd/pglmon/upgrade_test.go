@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -120,14 +121,51 @@ func TestUpgradeRestoreExitsTwoWhenATableDiffers(t *testing.T) {
 	if code, out, errOut := pglmon(t, "upgrade", "prepare", "--config", cfg, "--node", "subscriber", "--manifest", manifest); code != 0 {
 		t.Fatalf("prepare: exit %d\n%s\n%s", code, out, errOut)
 	}
-	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 VALUES (100001, 'while down', 1)"); err != nil {
+	// Written while replication is down: an update, which leaves the row
+	// counts equal, and an insert.
+	if err := p.Provider.Exec(ctx, "UPDATE items_0 SET val = 'updated while down' WHERE id = 7; INSERT INTO items_0 VALUES (100001, 'while down', 1)"); err != nil {
 		t.Fatal(err)
 	}
-	code, out, errOut := pglmon(t, "upgrade", "restore", "--config", cfg, "--manifest", manifest)
-	if code != 2 || !strings.Contains(out, "public.items_0: 21 rows on provider, 20 on subscriber") || !strings.Contains(errOut, "restored, but row counts differ: 1 table differs") {
-		t.Fatalf("restore: exit %d\n%s\n%s", code, out, errOut)
+	code, out, errOut := pglmon(t, "upgrade", "restore", "--config", cfg, "--manifest", manifest, "--compare", "count")
+	if code != 2 || !strings.Contains(out, "public.items_0: 21 rows on provider, 20 on subscriber") || !strings.Contains(errOut, "restored, but the data differs (row counts): 1 table differs") {
+		t.Fatalf("restore --compare count: exit %d\n%s\n%s", code, out, errOut)
 	}
 	if st, _ := p.Status(ctx, p.Sub()); st != "replicating" {
 		t.Errorf("after restore: %s", st)
+	}
+	// By checksum (the default), the update is seen too; the command it
+	// prints copies both rows, after which restore finds the table equal.
+	code, out, errOut = pglmon(t, "upgrade", "restore", "--config", cfg, "--manifest", manifest)
+	if code != 2 || !strings.Contains(out, "public.items_0: 2 of 21 rows differ (7 different, 100001 missing)") ||
+		!strings.Contains(errOut, "restored, but the data differs (by checksum): 1 table differs") {
+		t.Fatalf("restore: exit %d\n%s\n%s", code, out, errOut)
+	}
+	printed := "pglmon verify --config " + cfg + " --subscription sub_0 --table public.items_0 --copy-script rows.psql"
+	if !strings.Contains(out, printed) {
+		t.Fatalf("restore does not print %q:\n%s", printed, out)
+	}
+	script := filepath.Join(t.TempDir(), "rows.psql")
+	args := strings.Fields(strings.TrimPrefix(printed, "pglmon "))
+	args[len(args)-1] = script
+	if code, out, errOut := pglmon(t, append(args, "--output", "json")...); code != 2 {
+		t.Fatalf("%s: exit %d\n%s\n%s", printed, code, out, errOut)
+	} else {
+		var res struct {
+			CopyScript struct{ Run string } `json:"copy_script"`
+		}
+		if err := json.Unmarshal([]byte(out), &res); err != nil || res.CopyScript.Run == "" {
+			t.Fatalf("json: %v\n%s", err, out)
+		}
+		cmd := exec.Command("sh", "-c", res.CopyScript.Run)
+		cmd.Env = append(os.Environ(), "PATH="+pgtest.BinDir+":"+os.Getenv("PATH"))
+		if got, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", res.CopyScript.Run, err, got)
+		}
+	}
+	if code, out, errOut := pglmon(t, "upgrade", "restore", "--config", cfg, "--manifest", manifest); code != 0 || !strings.Contains(out, "public.items_0: equal (21 rows compared)") {
+		t.Errorf("restore after the rows were copied: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if code, _, errOut := pglmon(t, "upgrade", "restore", "--config", cfg, "--manifest", manifest, "--compare", "rows"); code != 64 || !strings.Contains(errOut, "--compare must be checksum or count") {
+		t.Errorf("--compare rows: exit %d, %s", code, errOut)
 	}
 }

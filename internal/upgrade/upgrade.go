@@ -43,6 +43,11 @@ type Runner struct {
 	Actor string
 	// current is the attempt being recorded.
 	current *repair.Run
+	// Compare is how restore compares the tables once replication runs
+	// again: verify.ModeChecksum (the default) or verify.ModeCount.
+	Compare string
+	// ConfigPath is the configuration file, for the commands restore prints.
+	ConfigPath string
 	// SkipCheck lets prepare go on when the upgrade would be refused for
 	// something it cannot remove (it says what instead).
 	SkipCheck bool
@@ -269,8 +274,8 @@ func (r *Runner) precheck(ctx context.Context, node string, m *Manifest, resumed
 type NotReadyError struct{ msg string }
 
 // ErrTablesDiffer is restore's error when replication runs again but a
-// table's row counts differ (changed while replication was down).
-var ErrTablesDiffer = errors.New("restored, but row counts differ")
+// table's data differs (changed while replication was down).
+var ErrTablesDiffer = errors.New("restored, but the data differs")
 
 func (e *NotReadyError) Error() string { return e.msg }
 
@@ -792,28 +797,54 @@ func (r *Runner) restoreSubscription(ctx context.Context, s SubDef) error {
 	}
 }
 
-// compare counts the rows of every replicated table on both sides and
-// offers (never runs) the resynchronisation of those that differ.
+// compare compares every replicated table on both sides (Compare: by
+// checksum, which sees an update made while replication was down, or by
+// row count) and offers (never runs) the copy of the differing rows or the
+// resynchronisation of each table that differs.
 func (r *Runner) compare(ctx context.Context, m *Manifest) error {
+	mode := r.Compare
+	if mode == "" {
+		mode = verify.ModeChecksum
+	}
+	opt := verify.ConfigOptions(r.Config.Verify, mode)
 	differ := 0
 	for _, s := range m.Subscriptions {
 		if !s.Enabled {
 			continue
 		}
-		tg := verify.Target{Subscription: s.Name, Subscriber: s.Subscriber, Provider: s.Provider, Sets: s.Sets, Slot: s.SlotName}
-		res := verify.Run(ctx, r.Config, tg, verify.Options{Mode: verify.ModeCount})
+		tg := verify.Target{Subscription: s.Name, Subscriber: s.Subscriber, Provider: s.Provider, Sets: s.Sets, Slot: s.SlotName,
+			ApplyDelay: r.applyDelay(ctx, s)}
+		res := verify.Run(ctx, r.Config, tg, opt)
 		if res.Error != "" {
 			r.say("warning: cannot compare %s: %s", s.Name, res.Error)
 			continue
 		}
 		for _, t := range res.Tables {
-			if t.Equal {
+			switch {
+			case t.Error != "":
+				r.say("  warning: %s: cannot compare: %s", t.Table, t.Error)
+				continue
+			case t.Equal && mode == verify.ModeCount:
 				r.say("  %s: %d rows on both sides", t.Table, t.ProviderRows)
+				continue
+			case t.Equal:
+				r.say("  %s: equal (%d rows compared)", t.Table, t.RowsCompared)
 				continue
 			}
 			differ++
-			r.say("  %s: %d rows on %s, %d on %s: it changed while replication was down. To repair it (TRUNCATES it on %s, then copies it):\n    SELECT pglogical.alter_subscription_resynchronize_table(%s, %s);",
-				t.Table, t.ProviderRows, s.Provider, t.SubscriberRows, s.Subscriber, s.Subscriber, pgident.Literal(s.Name), pgident.Literal(t.Spec.Regclass()))
+			resync := fmt.Sprintf("SELECT pglogical.alter_subscription_resynchronize_table(%s, %s);", pgident.Literal(s.Name), pgident.Literal(t.Spec.Regclass()))
+			if mode == verify.ModeCount {
+				r.say("  %s: %d rows on %s, %d on %s: it changed while replication was down. To repair it (TRUNCATES it on %s, then copies it):\n    %s",
+					t.Table, t.ProviderRows, s.Provider, t.SubscriberRows, s.Subscriber, s.Subscriber, resync)
+				continue
+			}
+			verb := "differ"
+			if t.DifferingRows == 1 {
+				verb = "differs"
+			}
+			r.say("  %s: %d of %d rows %s (%s): changed on %s while replication was down. To copy just those rows from %s (a psql script, for you to read and run):\n    pglmon verify --config %s --subscription %s --table %s --copy-script rows.psql\n  or to resynchronise the table (TRUNCATES it on %s, then copies it):\n    %s",
+				t.Table, t.DifferingRows, t.RowsCompared, verb, firstKeys(t), s.Provider, s.Provider,
+				shellword.Quote(r.configPath()), shellword.Quote(s.Name), shellword.Quote(t.Table), s.Subscriber, resync)
 		}
 	}
 	if differ > 0 {
@@ -821,9 +852,47 @@ func (r *Runner) compare(ctx context.Context, m *Manifest) error {
 		if differ == 1 {
 			what = "table differs"
 		}
-		return fmt.Errorf("%w: %d %s; pglmon ran no resynchronisation", ErrTablesDiffer, differ, what)
+		by := "by checksum"
+		if mode == verify.ModeCount {
+			by = "row counts"
+		}
+		return fmt.Errorf("%w (%s): %d %s; pglmon ran no resynchronisation", ErrTablesDiffer, by, differ, what)
 	}
 	return nil
+}
+
+// firstKeys names the first few differing rows of a table, by key and kind.
+func firstKeys(t verify.TableResult) string {
+	var keys []string
+	for _, k := range t.Keys[:min(len(t.Keys), 5)] {
+		keys = append(keys, k.Key+" "+k.Kind)
+	}
+	if more := t.DifferingRows - int64(len(keys)); more > 0 {
+		keys = append(keys, fmt.Sprintf("%d more", more))
+	}
+	return strings.Join(keys, ", ")
+}
+
+// applyDelay reads the restored subscription's apply_delay, which the
+// comparison waits out before it believes a difference (0 if unreadable).
+func (r *Runner) applyDelay(ctx context.Context, s SubDef) time.Duration {
+	conn, err := r.connect(ctx, s.Subscriber)
+	if err != nil {
+		return 0
+	}
+	defer conn.Close(ctx)
+	var secs float64
+	if err := conn.QueryRow(ctx, "SELECT extract(epoch FROM sub_apply_delay)::float8 FROM pglogical.subscription WHERE sub_name = $1", s.Name).Scan(&secs); err != nil {
+		return 0
+	}
+	return time.Duration(secs * float64(time.Second))
+}
+
+func (r *Runner) configPath() string {
+	if r.ConfigPath != "" {
+		return r.ConfigPath
+	}
+	return "FILE"
 }
 
 // SnapshotOptions configure prepare's RDS snapshot.

@@ -134,7 +134,7 @@ func TestPrepareAndRestoreAroundAnUpgrade(t *testing.T) {
 	if err := p.Provider.QueryRow(ctx, "SELECT replicate_truncate FROM pglogical.replication_set WHERE set_name = 'default'", []any{&truncate}); err != nil || truncate {
 		t.Errorf("set default after restore: replicate_truncate %t (%v), want false as before", truncate, err)
 	}
-	if !strings.Contains(out.String(), "public.items_0: 500 rows on both sides") {
+	if !strings.Contains(out.String(), "public.items_0: equal (500 rows compared)") {
 		t.Errorf("restore did not compare rows:\n%s", out.String())
 	}
 	if !strings.Contains(out.String(), "Sent sequence counter's value (5000) to subscription sub_0 on subscriber.") {

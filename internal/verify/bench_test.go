@@ -61,6 +61,12 @@ func BenchmarkVerifyMillionRows(b *testing.B) {
 	}
 	b.ResetTimer()
 	equal := run("equal tables")
+	// What a count costs beside it (upgrade restore --compare count).
+	if r := Run(ctx, cfg, tg, Options{Mode: ModeCount}, ""); r.Error != "" {
+		b.Fatal(r.Error)
+	} else {
+		fmt.Printf("pglmon verify --mode count, equal tables: %s (checksum: %.1fx that)\n", r.Duration.Round(time.Millisecond), equal.Duration.Seconds()/r.Duration.Seconds())
+	}
 	if err := p.Subscriber.Exec(ctx, "UPDATE items_0 SET val = 'different' WHERE id = 765432"); err != nil {
 		b.Fatal(err)
 	}
