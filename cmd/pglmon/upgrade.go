@@ -64,8 +64,9 @@ func runUpgrade(ctx context.Context, e env, args []string) error {
 			return &exitErr{exitConfig, err}
 		}
 	}
+	r.ConfigPath = *path
 	if sub == "restore" {
-		r.Compare, r.ConfigPath = *compare, *path
+		r.Compare = *compare
 		err := r.Restore(ctx, *manifest)
 		var nr *upgrade.NotReadyError
 		if errors.As(err, &nr) || errors.Is(err, upgrade.ErrTablesDiffer) {

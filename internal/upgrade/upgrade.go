@@ -150,7 +150,7 @@ func (r *Runner) Prepare(ctx context.Context, node, manifestPath string) error {
 		if err := m.Write(manifestPath); err != nil {
 			return err
 		}
-		r.say("Wrote manifest %s: %d subscriptions, %d replication sets, %d slots.", manifestPath, len(m.Subscriptions), len(m.Sets), len(m.Slots))
+		r.say("Wrote manifest %s: %s, %s, %s.", manifestPath, count(len(m.Subscriptions), "subscription"), count(len(m.Sets), "replication set"), count(len(m.Slots), "slot"))
 	}
 	// A re-run continues the attempt the manifest names.
 	if err := r.begin(repair.RemedyUpgradePrepare, node, m.AuditID); err != nil {
@@ -232,7 +232,7 @@ func (r *Runner) takeApart(ctx context.Context, n config.Node, m *Manifest, mani
 	if len(physical) > 0 {
 		r.say("Physical slots stay on %s: %v (the RDS pre-check, as AWS documents it, asks about logical slots only; pg_upgrade does not carry them across, so a standby that streams from one needs it re-created afterwards).", node, physical)
 	}
-	r.say("No logical replication slot remains on %s: ready for the major-version upgrade. Afterwards run: pglmon upgrade restore --manifest %s", node, shellword.Quote(manifestPath))
+	r.say("No logical replication slot remains on %s: ready for the major-version upgrade. Afterwards run: pglmon upgrade restore --config %s --manifest %s", node, shellword.Quote(r.configPath()), shellword.Quote(manifestPath))
 	return nil
 }
 
@@ -814,6 +814,7 @@ func (r *Runner) compare(ctx context.Context, m *Manifest) error {
 		}
 		tg := verify.Target{Subscription: s.Name, Subscriber: s.Subscriber, Provider: s.Provider, Sets: s.Sets, Slot: s.SlotName,
 			ApplyDelay: r.applyDelay(ctx, s)}
+		r.say("Comparing the tables subscription %s on %s replicates from %s (%s):", s.Name, s.Subscriber, s.Provider, map[string]string{verify.ModeChecksum: "by checksum", verify.ModeCount: "row counts"}[mode])
 		res := verify.Run(ctx, r.Config, tg, opt)
 		if res.Error != "" {
 			r.say("warning: cannot compare %s: %s", s.Name, res.Error)
@@ -859,6 +860,14 @@ func (r *Runner) compare(ctx context.Context, m *Manifest) error {
 		return fmt.Errorf("%w (%s): %d %s; pglmon ran no resynchronisation", ErrTablesDiffer, by, differ, what)
 	}
 	return nil
+}
+
+// count says n things, in the singular for one.
+func count(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }
 
 // firstKeys names the first few differing rows of a table, by key and kind.
