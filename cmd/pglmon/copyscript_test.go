@@ -22,7 +22,7 @@ import (
 // only the subscriber has (a column of its own, the other rows). Keys of
 // several columns holding quotes, a backslash, a comma and a line break;
 // a row the provider changes after the verification is copied as it is
-// when the script runs. Run twice, it changes nothing more.
+// when the script runs; a row filter spanning lines. Run twice, it changes nothing more.
 func TestVerifyCopyScriptMakesTheTablesEqual(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -45,7 +45,10 @@ func TestVerifyCopyScriptMakesTheTablesEqual(t *testing.T) {
 		db  pgtest.DB
 		sql string
 	}{
-		{p.Provider, "SELECT pglogical.replication_set_add_table('set_0', 'acct', false)"},
+		// A row filter whose text spans lines (a constant holding a line
+		// break): the script reads the provider's rows through it.
+		{p.Provider, `SELECT pglogical.replication_set_add_table('set_0', 'acct', false, row_filter := 'tenant <> E''skip\nme''')`},
+		{p.Provider, "INSERT INTO acct VALUES ('skip\nme', 1, 0, now())"},
 		{p.Subscriber, "UPDATE acct SET local_note = 'keep me' WHERE tenant = 'eu' AND id = 7"},
 		{p.Subscriber, "UPDATE acct SET balance = -1 WHERE tenant = 'eu' AND id = 7"},
 		{p.Subscriber, "DELETE FROM acct WHERE tenant = $$" + odd + "$$ AND id = 3"},
