@@ -58,6 +58,7 @@ func runAudit(ctx context.Context, e env, args []string) error {
 		return a.Started.Before(from) || (*sub != "" && a.Subscription != *sub && a.Slot != *sub) ||
 			(*node != "" && a.Node != *node && a.Subscriber != *node)
 	})
+	repair.MarkRunning(attempts)
 	if *id != "" {
 		a, err := findAttempt(attempts, *id)
 		if err != nil {
@@ -145,15 +146,20 @@ func took(a repair.Attempt) string {
 
 func reason(a repair.Attempt) string {
 	r := a.Reason
-	switch {
-	case a.Outcome == repair.OutcomeInterrupted && a.Remedy == repair.RemedyUpgradePrepare:
-		r = "still running, or pglmon stopped in the middle of it; running the same pglmon upgrade prepare again (its --manifest) continues it"
-	case a.Outcome == repair.OutcomeInterrupted && a.Remedy == repair.RemedyUpgradeRestore:
-		r = "still running, or pglmon stopped in the middle of it; running pglmon upgrade restore again completes it"
-	case a.Outcome == repair.OutcomeInterrupted && a.Remedy == repair.RemedySetupApply:
-		r = "still running, or pglmon stopped in the middle of it; running pglmon setup apply again completes it"
-	case a.Outcome == repair.OutcomeInterrupted:
-		r = "still running, or pglmon stopped in the middle of it; the next pglmon run or pglmon repair of " + target(a) + " finishes it"
+	if a.Outcome == repair.OutcomeInterrupted {
+		if r == "" {
+			r = "still running, or pglmon stopped in the middle of it"
+		}
+		switch a.Remedy {
+		case repair.RemedyUpgradePrepare:
+			r += "; running the same pglmon upgrade prepare again (its --manifest) continues it"
+		case repair.RemedyUpgradeRestore:
+			r += "; running pglmon upgrade restore again completes it"
+		case repair.RemedySetupApply:
+			r += "; running pglmon setup apply again completes it"
+		default:
+			r += "; the next pglmon run or pglmon repair of " + target(a) + " finishes it"
+		}
 	}
 	if len(a.ResumedBy) > 0 {
 		r = strings.TrimSpace(r + " (resumed by " + strings.Join(a.ResumedBy, ", ") + ")")
@@ -178,7 +184,7 @@ func printAttempts(w io.Writer, file string, attempts []repair.Attempt) error {
 		return err
 	}
 	var parts []string
-	for _, o := range []string{repair.ResultSuccess, repair.ResultFailed, repair.ResultRefused, repair.OutcomeInterrupted} {
+	for _, o := range []string{repair.ResultSuccess, repair.ResultFailed, repair.ResultRefused, repair.OutcomeInterrupted, repair.OutcomeRunning} {
 		if count[o] > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", count[o], o))
 		}

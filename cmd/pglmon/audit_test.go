@@ -2,7 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -125,5 +127,60 @@ func TestAuditReadsTheLog(t *testing.T) {
 	os.Remove(log)
 	if code, out, _ := pglmon(t, "audit", "--config", cfg); code != 0 || !strings.Contains(out, "no repair attempts") {
 		t.Errorf("no log: exit %d\n%s", code, out)
+	}
+}
+
+// An attempt without "finished" line is running when the process that
+// wrote its last line runs on this host still (and ran already then); it
+// was interrupted when that process is gone or is a later one under the
+// same PID; written on another host, it cannot be told.
+func TestAuditTellsARunningAttemptFromAnInterruptedOne(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	log := filepath.Join(dir, "audit.jsonl")
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	line := func(id string, at time.Time, host string, pid int) string {
+		return fmt.Sprintf(`{"time":%q,"id":%q,"phase":"started","actor":"auto","remedy":"restart","subscription":"sub_%s","subscriber":"sub1","duration_ms":0,"host":%q,"pid":%d}`,
+			at.Format(time.RFC3339Nano), id, id, host, pid)
+	}
+	lines := []string{
+		line("ff66", now, host, os.Getpid()),                        // this test's process: running
+		line("gg77", now, host, gone.Process.Pid),                   // a process that exited
+		line("hh88", now.Add(-24*365*time.Hour), host, os.Getpid()), // a PID used again since
+		line("ii99", now, "another-host", os.Getpid()),              // elsewhere: not known
+	}
+	if err := os.WriteFile(log, []byte(strings.Join(lines, "\n")+"\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "pglmon.yaml")
+	if err := os.WriteFile(cfg, []byte("nodes:\n  - name: sub1\n    dsn: host=127.0.0.1 port=1\nrepair:\n  audit_log: "+log+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, a, errOut := auditOutput(t, "--config", cfg)
+	var got []string
+	for _, x := range a.Attempts {
+		got = append(got, x.ID+" "+x.Outcome)
+	}
+	if want := "hh88 interrupted, ff66 running, gg77 interrupted, ii99 interrupted"; strings.Join(got, ", ") != want {
+		t.Fatalf("got %s, want %s (%s)", strings.Join(got, ", "), want, errOut)
+	}
+	code, out, _ := pglmon(t, "audit", "--config", cfg)
+	for _, want := range []string{
+		fmt.Sprintf("running now: process %d of this host wrote its last line and still runs", os.Getpid()),
+		fmt.Sprintf("pglmon stopped in the middle of it (process %d of this host, which wrote its last line, no longer runs); the next pglmon run or pglmon repair of sub_gg77 finishes it", gone.Process.Pid),
+		"still running, or pglmon stopped in the middle of it; the next pglmon run or pglmon repair of sub_ii99 finishes it",
+		"4 attempts: 3 interrupted, 1 running",
+	} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("exit %d; the table lacks %q:\n%s", code, want, out)
+		}
 	}
 }

@@ -16,6 +16,10 @@ import (
 // next `pglmon run` or `pglmon repair` of the subscription finishes it.
 const OutcomeInterrupted = "interrupted"
 
+// OutcomeRunning is, as MarkRunning finds, an attempt without "finished"
+// line whose last line a process still running on this host wrote.
+const OutcomeRunning = "running"
+
 // Attempt is one repair attempt as the audit log tells it: its lines
 // (started, started again on resume, finished) joined by their ID.
 type Attempt struct {
@@ -41,6 +45,16 @@ type Attempt struct {
 	DurationMS         int64        `json:"duration_ms"`
 	ReplicatingAfterMS int64        `json:"replicating_after_ms,omitempty"`
 	Host               string       `json:"host,omitempty"`
+	// PID is, for an attempt running now (MarkRunning), the process
+	// running it.
+	PID int `json:"pid,omitempty"`
+
+	// last is who wrote the attempt's last line, and when.
+	last struct {
+		host string
+		pid  int
+		at   time.Time
+	}
 }
 
 // BadLine is a line of the audit log that is not an entry (a write cut
@@ -119,6 +133,7 @@ func Attempts(entries []Entry) []Attempt {
 		if len(e.Steps) > 0 {
 			a.Steps = e.Steps
 		}
+		a.last.host, a.last.pid, a.last.at = e.Host, e.PID, e.Time
 	}
 	out := make([]Attempt, 0, len(order))
 	for _, id := range order {
