@@ -249,6 +249,8 @@ func reportOutcome(e env, out repair.Outcome) error {
 		return nil
 	case repair.ResultRefused:
 		return &exitErr{repairRefused, fmt.Errorf("refused: %s", out.Reason)}
+	case repair.ResultDeferred:
+		return &exitErr{repairRefused, fmt.Errorf("cannot finish it now: %s", out.Reason)}
 	}
 	return &exitErr{repairFailed, fmt.Errorf("%s: %s", out.Result, out.Reason)}
 }

@@ -20,6 +20,19 @@ type autoRepairer struct {
 	mu    sync.Mutex
 	state map[string]*repairState
 	wg    sync.WaitGroup
+	// resuming: finishing interrupted attempts now; resumeAt: when to try
+	// again those that could not be finished (a node unreachable), if any.
+	resuming bool
+	resumeAt time.Time
+}
+
+// resumeRetry is how long the daemon waits before trying again to finish
+// an interrupted attempt whose nodes could not be reached.
+func (a *autoRepairer) resumeRetry() time.Duration {
+	if a.d.opts.ResumeRetry > 0 {
+		return a.d.opts.ResumeRetry
+	}
+	return 30 * time.Second
 }
 
 type repairState struct {
@@ -57,11 +70,16 @@ func (d *Daemon) recordOutcome(req repair.Request, out repair.Outcome) {
 	if remedy == "" {
 		remedy = req.Remedy
 	}
-	d.metrics.Repair(remedy, out.Result, out.Duration)
 	level := d.log.Info
-	if out.Result == repair.ResultFailed {
+	switch out.Result {
+	case repair.ResultFailed:
 		level = d.log.Error
+	case repair.ResultDeferred:
+		// Not an attempt: tried again every ResumeRetry while it lasts.
+		d.log.Warn("interrupted repair not finished yet", keySubscription, req.Subscription, keySubscriber, req.Subscriber, keyRemedy, remedy, keyReason, out.Reason)
+		return
 	}
+	d.metrics.Repair(remedy, out.Result, out.Duration)
 	if d.slack != nil && req.Actor == "auto" && len(out.Steps) > 0 {
 		text := fmt.Sprintf(":robot_face: automatic %s: %s in %s", remedy, out.Result, out.Duration.Round(time.Millisecond))
 		if out.Reason != "" {
@@ -134,6 +152,10 @@ func (a *autoRepairer) consider(ctx context.Context, r *diagnose.Report) {
 			delete(a.state, key)
 		}
 	}
+	if !a.resumeAt.IsZero() && !a.resuming && !now.Before(a.resumeAt) && ctx.Err() == nil {
+		a.resuming = true
+		a.wg.Go(func() { a.resume(ctx) })
+	}
 }
 
 func (a *autoRepairer) run(ctx context.Context, key string, req repair.Request) {
@@ -177,13 +199,29 @@ func autoFinding(s *diagnose.Subscription, cfg *config.Config) (diagnose.Finding
 
 // resume finishes repairs a crash interrupted (a subscription must not stay
 // disabled because pglmon died between disable and enable).
+// Those whose nodes cannot be reached yet are tried again every
+// Options.ResumeRetry (consider starts it), so that what the crash left is put
+// right once the node is back.
 func (a *autoRepairer) resume(ctx context.Context) {
+	a.mu.Lock()
+	a.resuming, a.resumeAt = true, time.Time{}
+	a.mu.Unlock()
+	deferred := false
+	defer func() {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		a.resuming = false
+		if deferred {
+			a.resumeAt = time.Now().Add(a.resumeRetry())
+		}
+	}()
 	outs, err := a.d.Executor().Resume(ctx, "auto")
 	if err != nil {
 		a.d.log.Error("read the audit log to finish interrupted repairs", keyError, err.Error())
 		return
 	}
 	for _, o := range outs {
+		deferred = deferred || o.Result == repair.ResultDeferred
 		a.d.recordOutcome(repair.Request{Remedy: o.Plan.Remedy, Subscription: o.Plan.Subscription, Subscriber: o.Plan.Subscriber, Actor: "auto"}, o)
 	}
 }

@@ -195,12 +195,13 @@ func TestAutoRepairGivesUpPastHourlyLimit(t *testing.T) {
 	r.waitMetric(t, `code="repair_failed"`, true, 10*time.Second)
 }
 
-func TestDaemonFinishesInterruptedRepairAtStart(t *testing.T) {
-	t.Parallel()
+// interruptedRepair leaves what a pglmon that died in the middle of a
+// recreate-origin leaves: the origin gone, the subscription disabled, a
+// "started" line without "finished" in the audit log (returned).
+func interruptedRepair(t *testing.T, p *pgtest.Pair) (*repair.Audit, string) {
+	t.Helper()
 	ctx := context.Background()
-	p := pgtest.NewPair(t, pgtest.PairOptions{})
 	audit := filepath.Join(t.TempDir(), "a.jsonl")
-	// A previous pglmon disabled the subscription, wrote "started" and died.
 	slot, err := p.SlotName(ctx, p.Sub())
 	if err != nil {
 		t.Fatal(err)
@@ -219,6 +220,14 @@ func TestDaemonFinishesInterruptedRepairAtStart(t *testing.T) {
 		Subscription: p.Sub(), Subscriber: "subscriber", Provider: "provider", Slot: slot}); err != nil {
 		t.Fatal(err)
 	}
+	return a, audit
+}
+
+func TestDaemonFinishesInterruptedRepairAtStart(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{})
+	a, audit := interruptedRepair(t, p)
 	// Policy off: only the roll-forward of the interrupted repair may act.
 	r := start(t, pairConfig(p, audit, policyOff()), nil)
 	if err := p.WaitStatus(ctx, p.Sub(), "replicating", 20*time.Second); err != nil {
@@ -230,5 +239,43 @@ func TestDaemonFinishesInterruptedRepairAtStart(t *testing.T) {
 	}); err != nil {
 		left, _ := a.Unfinished()
 		t.Fatalf("interrupted repair not finished and logged: %+v", left)
+	}
+}
+
+// The subscriber does not answer when the daemon starts: the interrupted
+// repair is tried again until it does, then finished (it was closed as
+// refused, and the subscription stayed disabled for good).
+func TestDaemonFinishesInterruptedRepairOnceTheSubscriberAnswers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Own: true})
+	a, audit := interruptedRepair(t, p)
+	if err := p.Subscriber.Cluster.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := startWith(t, pairConfig(p, audit, policyOff()), func(o *Options) { o.ResumeRetry = 500 * time.Millisecond })
+	if err := pgtest.Poll(ctx, 20*time.Second, func() bool {
+		return strings.Count(r.logs.String(), "interrupted repair not finished yet") >= 2
+	}); err != nil {
+		t.Fatalf("the daemon did not try twice while the subscriber was down:\n%s", r.logs.String())
+	}
+	if left, _ := a.Unfinished(); len(left) != 1 {
+		t.Fatalf("the attempt was closed while the subscriber was down: unfinished %+v", left)
+	}
+	if err := p.Subscriber.Cluster.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitStatus(ctx, p.Sub(), "replicating", 30*time.Second); err != nil {
+		t.Fatalf("%v\n%s", err, r.logs.String())
+	}
+	if err := pgtest.Poll(ctx, 10*time.Second, func() bool {
+		left, _ := a.Unfinished()
+		return len(left) == 0
+	}); err != nil {
+		t.Fatalf("interrupted repair not finished once the subscriber answered:\n%s", r.logs.String())
+	}
+	entries, _ := repair.Entries(audit)
+	if got := entries[len(entries)-1]; got.ID != "crashed1" || got.Phase != "finished" || got.Outcome != repair.ResultSuccess {
+		t.Errorf("last audit entry: %+v, want crashed1 finished success", got)
 	}
 }

@@ -70,6 +70,9 @@ type Options struct {
 	// LogEvery is how often a subscriber's server log is read, for a down
 	// subscription's error and for conflicts (0: once a minute).
 	LogEvery time.Duration
+	// ResumeRetry is how long to wait before trying again to finish an
+	// interrupted repair whose nodes could not be reached (0: 30 s).
+	ResumeRetry time.Duration
 }
 
 // logEvery is Options.LogEvery or its default.

@@ -75,6 +75,12 @@ func start(t testing.TB, body string, notifier *sdnotify.Notifier) *running {
 // startEvery starts a daemon that reads server logs every logEvery (0: the default).
 func startEvery(t testing.TB, body string, notifier *sdnotify.Notifier, logEvery time.Duration) *running {
 	t.Helper()
+	return startWith(t, body, func(o *Options) { o.Notifier, o.LogEvery = notifier, logEvery })
+}
+
+// startWith starts a daemon with the options set sets.
+func startWith(t testing.TB, body string, set func(*Options)) *running {
+	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "pglmon.yaml")
 	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
@@ -86,8 +92,9 @@ func startEvery(t testing.TB, body string, notifier *sdnotify.Notifier, logEvery
 	}
 	r := &running{logs: &pgtest.SyncBuffer{}, done: make(chan struct{}), reload: make(chan struct{}, 1), path: path, audit: cfg.Repair.AuditLog}
 	logger := slog.New(slog.NewJSONHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	r.d, err = New(Options{ConfigPath: path, Config: cfg, Logger: logger, Version: "test", Notifier: notifier,
-		Reload: r.reload, WatchdogInterval: 200 * time.Millisecond, LogEvery: logEvery})
+	opts := Options{ConfigPath: path, Config: cfg, Logger: logger, Version: "test", Reload: r.reload, WatchdogInterval: 200 * time.Millisecond}
+	set(&opts)
+	r.d, err = New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -20,6 +21,10 @@ const (
 	ResultFailed  = "failed"  // a step failed, or not replicating in time
 	ResultRefused = "refused" // nothing executed: no longer needed, unsafe or locked
 	ResultDryRun  = "dry-run" // nothing executed on request
+	// ResultDeferred: an interrupted attempt (Request.Resume) that cannot be
+	// finished now, as a node it needs cannot be reached; nothing is
+	// written, so it stays unfinished and is finished later.
+	ResultDeferred = "deferred"
 )
 
 // Observer re-probes and re-diagnoses every node.
@@ -108,9 +113,19 @@ func (e *Executor) Execute(ctx context.Context, req Request) Outcome {
 		return out
 	}
 
+	// An interrupted attempt is finished once the nodes it needs answer:
+	// a "finished" line written while they do not would leave for good
+	// what the crash left (a subscription disabled between its steps).
+	later := func(reason string) Outcome {
+		out.Result, out.Reason, out.Duration = ResultDeferred, reason+"; attempt "+req.Resume+" stays unfinished, to be finished once it can be reached", time.Since(start)
+		return out
+	}
 	plan, _, err := e.plan(ctx, req)
 	out.Plan = plan
 	if err != nil {
+		if req.Resume != "" && errors.As(err, new(unreachable)) {
+			return later(err.Error())
+		}
 		return finish(ResultRefused, err.Error())
 	}
 	if req.DryRun {
@@ -123,6 +138,9 @@ func (e *Executor) Execute(ctx context.Context, req Request) Outcome {
 	}
 	conn, err := probe.Connect(ctx, node, e.stepTimeout())
 	if err != nil {
+		if req.Resume != "" {
+			return later(err.Error())
+		}
 		return finish(ResultRefused, err.Error())
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
@@ -134,6 +152,9 @@ func (e *Executor) Execute(ctx context.Context, req Request) Outcome {
 	}
 	var locked bool
 	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", LockKey(lockName)).Scan(&locked); err != nil {
+		if req.Resume != "" {
+			return later(fmt.Sprintf("take the advisory lock on %s: %v", nodeName, err))
+		}
 		return finish(ResultRefused, fmt.Sprintf("take the advisory lock on %s: %v", nodeName, err))
 	}
 	if !locked {
@@ -154,6 +175,9 @@ func (e *Executor) Execute(ctx context.Context, req Request) Outcome {
 	// What was true before the lock may have changed while another held it.
 	plan, sub, err := e.plan(ctx, req)
 	if err != nil {
+		if req.Resume != "" && errors.As(err, new(unreachable)) {
+			return later("after taking the lock: " + err.Error())
+		}
 		return finish(ResultRefused, "after taking the lock: "+err.Error())
 	}
 	out.Plan = plan
@@ -202,6 +226,12 @@ func (e *Executor) Execute(ctx context.Context, req Request) Outcome {
 	return finish(ResultSuccess, "")
 }
 
+// unreachable is a refusal because a node cannot be reached now: an
+// interrupted attempt is finished later instead (ResultDeferred).
+type unreachable struct{ error }
+
+func (u unreachable) Unwrap() error { return u.error }
+
 // reenable returns the plan's enable step when a step before failed (index
 // failed) came after its disable step.
 func reenable(p Plan, failed int) (Step, bool) {
@@ -235,7 +265,11 @@ func (e *Executor) plan(ctx context.Context, req Request) (Plan, diagnose.Subscr
 		}
 	}
 	if sub == nil {
-		return Plan{}, diagnose.Subscription{}, fmt.Errorf("subscription %s not found on any reachable subscriber", req.Subscription)
+		err := fmt.Errorf("subscription %s not found on any reachable subscriber", req.Subscription)
+		if i := slices.IndexFunc(r.Nodes, func(n diagnose.Node) bool { return n.Name == req.Subscriber }); i >= 0 && !r.Nodes[i].Up {
+			err = unreachable{fmt.Errorf("subscription %s: its subscriber %s cannot be reached", req.Subscription, req.Subscriber)}
+		}
+		return Plan{}, diagnose.Subscription{}, err
 	}
 	if sub.Status == diagnose.StatusMissing && req.Remedy != "" {
 		// Described by the configuration only: nothing to run a remedy on.
@@ -271,12 +305,12 @@ func (e *Executor) plan(ctx context.Context, req Request) (Plan, diagnose.Subscr
 // safe checks the conditions under which a remedy cannot make things worse.
 func safe(req Request, s diagnose.Subscription) error {
 	if _, ok := s.Finding(diagnose.CodeNodeUnreachable); ok {
-		return fmt.Errorf("a node of %s cannot be reached; nothing is safe to run", s.Name)
+		return unreachable{fmt.Errorf("a node of %s cannot be reached; nothing is safe to run", s.Name)}
 	}
 	needSlot := func() error {
 		switch {
 		case !s.ProviderUp:
-			return fmt.Errorf("the provider of %s is not configured or not reachable, so its slot cannot be checked", s.Name)
+			return unreachable{fmt.Errorf("the provider of %s is not configured or not reachable, so its slot cannot be checked", s.Name)}
 		case !s.SlotFound:
 			return fmt.Errorf("slot %s does not exist on provider %s: changes were lost and a person must decide (see the slot_missing plan)", s.SlotName, s.Provider)
 		case s.SlotWALStatus == "lost":
@@ -318,7 +352,7 @@ func safe(req Request, s diagnose.Subscription) error {
 // the subscriber's log told pglmon which transaction fails, it is that one.
 func safeSkip(req Request, s diagnose.Subscription) error {
 	if _, ok := s.Finding(diagnose.CodeNodeUnreachable); ok {
-		return fmt.Errorf("a node of %s cannot be reached; nothing is safe to run", s.Name)
+		return unreachable{fmt.Errorf("a node of %s cannot be reached; nothing is safe to run", s.Name)}
 	}
 	want, err := probe.ParseLSN(req.LSN)
 	if err != nil || req.LSN == "" {
@@ -354,7 +388,7 @@ func (e *Executor) planDropSlot(r diagnose.Report, req Request) (Plan, diagnose.
 			continue
 		}
 		if !n.Up {
-			return plan, diagnose.Subscription{}, fmt.Errorf("node %s cannot be reached", req.Node)
+			return plan, diagnose.Subscription{}, unreachable{fmt.Errorf("node %s cannot be reached", req.Node)}
 		}
 		for _, f := range n.Findings {
 			if f.Code == diagnose.CodeOrphanSlot && f.Slot == req.Slot {
@@ -496,10 +530,14 @@ func (e *Executor) Resume(ctx context.Context, actor string) ([]Outcome, error) 
 	}
 	var outs []Outcome
 	for _, p := range pending {
-		outs = append(outs, e.Execute(ctx, Request{
+		o := e.Execute(ctx, Request{
 			Remedy: p.Remedy, Subscription: p.Subscription, Subscriber: p.Subscriber,
 			Node: p.Provider, Slot: p.Slot, LSN: p.LSN, Actor: actor, Resume: p.ID,
-		}))
+		})
+		if o.Plan.Remedy == "" { // refused or deferred before a plan: say what it was
+			o.Plan.Remedy, o.Plan.Subscription, o.Plan.Subscriber = p.Remedy, p.Subscription, p.Subscriber
+		}
+		outs = append(outs, o)
 	}
 	return outs, nil
 }

@@ -201,9 +201,9 @@ func TestTwoExecutorsOneRepair(t *testing.T) {
 // crashedRepair loses a pair's origin and starts its repair, which stops
 // ("crashes") after its first step, disable: its audit log holds the
 // attempt started and not finished, and the subscription is disabled.
-func crashedRepair(t *testing.T) (*pgtest.Pair, *config.Config, *Executor, Outcome) {
+func crashedRepair(t *testing.T, opt ...pgtest.PairOptions) (*pgtest.Pair, *config.Config, *Executor, Outcome) {
 	t.Helper()
-	p := pgtest.NewPair(t, pgtest.PairOptions{})
+	p := pgtest.NewPair(t, append(opt, pgtest.PairOptions{})[0])
 	cfg := testConfig(t, p, "30s")
 	e, m := newExecutor(t, cfg)
 	loseOrigin(t, p, m)
@@ -213,6 +213,54 @@ func crashedRepair(t *testing.T) (*pgtest.Pair, *config.Config, *Executor, Outco
 		t.Fatalf("got %s %s", out.Result, out.Reason)
 	}
 	return p, cfg, e, out
+}
+
+// The next run cannot reach the subscriber the crash left disabled: it
+// writes nothing for the attempt (a "finished" line would leave the
+// subscription disabled for good) and finishes it once the subscriber
+// answers.
+func TestAnInterruptedAttemptWaitsForItsSubscriber(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p, cfg, e, first := crashedRepair(t, pgtest.PairOptions{Own: true})
+	subc := p.Subscriber.Cluster
+	if err := p.WaitStatus(ctx, p.Sub(), "disabled", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := subc.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	next, _ := newExecutor(t, cfg)
+	next.Audit = e.Audit
+	outs, err := next.Resume(ctx, "auto")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(outs) != 1 || outs[0].Result != ResultDeferred || !strings.Contains(outs[0].Reason, "its subscriber subscriber cannot be reached; attempt "+first.ID+" stays unfinished") ||
+		outs[0].Plan.Subscription != p.Sub() || outs[0].Plan.Remedy != diagnose.RemedyRecreateOrigin {
+		t.Fatalf("resume with the subscriber down: got %+v", outs)
+	}
+	if left, _ := e.Audit.Unfinished(); len(left) != 1 || left[0].ID != first.ID {
+		t.Fatalf("after the deferred resume, unfinished: %+v (want %s)", left, first.ID)
+	}
+	if err := subc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		outs, err = next.Resume(ctx, "auto")
+		return err == nil && len(outs) == 1 && outs[0].Result != ResultDeferred
+	}); err != nil {
+		t.Fatalf("resume once the subscriber is back: %+v %v", outs, err)
+	}
+	if outs[0].Result != ResultSuccess || outs[0].ID != first.ID {
+		t.Fatalf("resume once the subscriber is back: %+v", outs[0])
+	}
+	if st, _ := p.Status(ctx, p.Sub()); st != "replicating" {
+		t.Errorf("status after resume: %s", st)
+	}
+	if left, _ := e.Audit.Unfinished(); len(left) != 0 {
+		t.Errorf("unfinished after resume: %+v", left)
+	}
 }
 
 func TestCrashAfterDisableIsFinishedByNextRun(t *testing.T) {
