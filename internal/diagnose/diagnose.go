@@ -62,7 +62,17 @@ type SchemaMismatch struct {
 	Required []string `json:"required,omitempty"`
 	// Sequence: Table names a sequence of the sets (Missing on the subscriber).
 	Sequence bool `json:"sequence,omitempty"`
+	// Generated are the subscriber's generated columns that the provider
+	// does not send (not in its table, or left out of the set's column
+	// list). Measured with pglogical 2.4.2: the apply worker crashes
+	// (segmentation fault) at the first change to the table, which restarts
+	// the subscriber's whole server, again at each start.
+	Generated []string `json:"generated,omitempty"`
 }
+
+// Crashes reports whether the next change to the table crashes the
+// subscriber's server (Generated), not only stops the subscription.
+func (m SchemaMismatch) Crashes() bool { return len(m.Generated) > 0 }
 
 // String says what is wrong with the table.
 func (m SchemaMismatch) String() string {
@@ -78,6 +88,9 @@ func (m SchemaMismatch) String() string {
 	}
 	if len(m.Required) > 0 {
 		parts = append(parts, "has NOT NULL column(s) without default that the provider does not send: "+strings.Join(m.Required, ", "))
+	}
+	if len(m.Generated) > 0 {
+		parts = append(parts, "has generated column(s) that the provider does not send: "+strings.Join(m.Generated, ", ")+" (pglogical 2.4.2's apply worker crashes at the next change to it, and takes the subscriber's whole server down with it, at every start)")
 	}
 	return m.Table + " on the subscriber " + strings.Join(parts, "; ")
 }
@@ -337,8 +350,12 @@ func (d *diagnosis) subscription(subscriber *probe.Snapshot, sub probe.Subscript
 		add(loopFinding(sub, ec))
 	}
 	if ms := d.Schema[key]; len(ms) > 0 && sub.Status != probe.StatusDown && !elsewhere {
-		add(Finding{Code: CodeSchemaMismatch, Severity: Warning, Human: true,
-			Message: fmt.Sprintf("the tables of %s differ between provider and subscriber (pglogical does not replicate DDL): %s; the next change to such a table stops the subscription", sub.Name, describe(ms))})
+		sev, next := Warning, "the next change to such a table stops the subscription"
+		if slices.ContainsFunc(ms, SchemaMismatch.Crashes) {
+			sev, next = Critical, "the next change to such a table stops the subscription, or crashes the subscriber's server"
+		}
+		add(Finding{Code: CodeSchemaMismatch, Severity: sev, Human: true,
+			Message: fmt.Sprintf("the tables of %s differ between provider and subscriber (pglogical does not replicate DDL): %s; %s", sub.Name, describe(ms), next)})
 	}
 	if left := d.LeftSets[key]; len(left) > 0 && !elsewhere {
 		out.TablesLeftSets = left

@@ -18,10 +18,12 @@ import (
 )
 
 // providerQuery lists the tables of the replication sets with the columns
-// they replicate (pglogical's column list, or every stored column).
+// they replicate: pglogical's column list, or every column, generated ones
+// too (pglogical 2.4.2 sends a stored generated column's value with each
+// change, measured: it arrived in a plain column of the subscriber's).
 const providerQuery = `SELECT DISTINCT n.nspname::text, c.relname::text,
 	coalesce(rst.set_att_list, (SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a
-		WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''))
+		WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped))
 FROM pglogical.replication_set_table rst
 JOIN pglogical.replication_set rs ON rs.set_id = rst.set_id
 JOIN pg_class c ON c.oid = rst.set_reloid
@@ -30,14 +32,17 @@ WHERE rs.set_name = ANY($1)
 ORDER BY 1, 2`
 
 // subscriberQuery reads, for each table, whether it exists, its columns,
-// and its NOT NULL columns that nothing fills (no default, not identity or
-// generated): a replicated row that lacks one is refused.
+// its NOT NULL columns that nothing fills (no default, not identity or
+// generated): a replicated row that lacks one is refused; and its stored
+// generated columns (see SchemaMismatch.Generated).
 const subscriberQuery = `SELECT t.schema, t.name, c.oid IS NOT NULL,
 	coalesce((SELECT array_agg(a.attname::text) FROM pg_attribute a
 		WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '{}'),
 	coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a
 		WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attnotnull
-		AND NOT a.atthasdef AND a.attidentity = ''), '{}')
+		AND NOT a.atthasdef AND a.attidentity = ''), '{}'),
+	coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a
+		WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated <> ''), '{}')
 FROM unnest($1::text[], $2::text[]) AS t(schema, name)
 LEFT JOIN pg_namespace n ON n.nspname = t.schema
 LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.name AND c.relkind IN ('r', 'p')`
@@ -95,8 +100,8 @@ func check(ctx context.Context, prov, sub *pgx.Conn, sets []string) ([]diagnose.
 		return nil, nil, nil, fmt.Errorf("read the replicated tables on the subscriber: %w", err)
 	}
 	var exists bool
-	var have, required []string
-	_, err = pgx.ForEachRow(rows, []any{&schema, &name, &exists, &have, &required}, func() error {
+	var have, required, generated []string
+	_, err = pgx.ForEachRow(rows, []any{&schema, &name, &exists, &have, &required, &generated}, func() error {
 		table := schema + "." + name
 		m := diagnose.SchemaMismatch{Table: table, Missing: !exists}
 		if exists {
@@ -110,8 +115,13 @@ func check(ctx context.Context, prov, sub *pgx.Conn, sets []string) ([]diagnose.
 					m.Required = append(m.Required, c)
 				}
 			}
+			for _, c := range generated {
+				if !slices.Contains(replicated[table], c) {
+					m.Generated = append(m.Generated, c)
+				}
+			}
 		}
-		if m.Missing || len(m.Columns) > 0 || len(m.Required) > 0 {
+		if m.Missing || len(m.Columns) > 0 || len(m.Required) > 0 || len(m.Generated) > 0 {
 			out = append(out, m)
 		}
 		return nil

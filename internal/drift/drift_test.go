@@ -51,6 +51,23 @@ func TestCheckNamesWhatBreaksTheApply(t *testing.T) {
 		{p.Subscriber, "CREATE TABLE strict (id int PRIMARY KEY, v text, must int NOT NULL)"},
 		// The column list leaves secret out: the subscriber need not have it.
 		{p.Provider, "SELECT pglogical.replication_set_add_table('set_0', 'strict', false, ARRAY['id', 'v'])"},
+		// Generated columns (no row is written: a change to gen_sub or
+		// gen_list would crash the subscriber's server). pglogical sends a
+		// generated column's value: the subscriber needs the column.
+		{p.Provider, "CREATE TABLE gen_prov (id int PRIMARY KEY, v int, g int GENERATED ALWAYS AS (v * 2) STORED)"},
+		{p.Subscriber, "CREATE TABLE gen_prov (id int PRIMARY KEY, v int)"},
+		{p.Provider, "SELECT pglogical.replication_set_add_table('set_0', 'gen_prov', false)"},
+		// Generated on the subscriber only, or left out by the column list.
+		{p.Provider, "CREATE TABLE gen_sub (id int PRIMARY KEY, v int)"},
+		{p.Subscriber, "CREATE TABLE gen_sub (id int PRIMARY KEY, v int, g int GENERATED ALWAYS AS (v * 2) STORED)"},
+		{p.Provider, "SELECT pglogical.replication_set_add_table('set_0', 'gen_sub', false)"},
+		{p.Provider, "CREATE TABLE gen_list (id int PRIMARY KEY, v int, g int GENERATED ALWAYS AS (v * 2) STORED)"},
+		{p.Subscriber, "CREATE TABLE gen_list (id int PRIMARY KEY, v int, g int GENERATED ALWAYS AS (v * 2) STORED)"},
+		{p.Provider, "SELECT pglogical.replication_set_add_table('set_0', 'gen_list', false, ARRAY['id', 'v'])"},
+		// Generated on both, sent: fine.
+		{p.Provider, "CREATE TABLE gen_both (id int PRIMARY KEY, v int, g int GENERATED ALWAYS AS (v * 2) STORED)"},
+		{p.Subscriber, "CREATE TABLE gen_both (id int PRIMARY KEY, v int, g int GENERATED ALWAYS AS (v * 2) STORED)"},
+		{p.Provider, "SELECT pglogical.replication_set_add_table('set_0', 'gen_both', false)"},
 		// A sequence of the set the subscriber lacks (not copied now: the copy would stop the subscription).
 		{p.Provider, "CREATE SEQUENCE only_seq"},
 		{p.Provider, "SELECT pglogical.replication_set_add_sequence('set_0', 'only_seq', false)"},
@@ -66,13 +83,17 @@ func TestCheckNamesWhatBreaksTheApply(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []diagnose.SchemaMismatch{
+		{Table: "public.gen_list", Generated: []string{"g"}},
+		{Table: "public.gen_prov", Columns: []string{"g"}},
+		{Table: "public.gen_sub", Generated: []string{"g"}},
 		{Table: "public.items_0", Columns: []string{"added"}},
 		{Table: "public.only_here", Missing: true},
 		{Table: "public.only_seq", Missing: true, Sequence: true},
 		{Table: "public.strict", Required: []string{"must"}},
 	}
 	if !slices.EqualFunc(got, want, func(a, b diagnose.SchemaMismatch) bool {
-		return a.Table == b.Table && a.Missing == b.Missing && a.Sequence == b.Sequence && slices.Equal(a.Columns, b.Columns) && slices.Equal(a.Required, b.Required)
+		return a.Table == b.Table && a.Missing == b.Missing && a.Sequence == b.Sequence && slices.Equal(a.Columns, b.Columns) && slices.Equal(a.Required, b.Required) &&
+			slices.Equal(a.Generated, b.Generated)
 	}) {
 		t.Errorf("got %+v\nwant %+v", got, want)
 	}
@@ -85,6 +106,9 @@ func TestCheckNamesWhatBreaksTheApply(t *testing.T) {
 		{p.Subscriber, "CREATE TABLE only_here (id int PRIMARY KEY)"},
 		{p.Subscriber, "ALTER TABLE strict ALTER COLUMN must SET DEFAULT 0"},
 		{p.Subscriber, "CREATE SEQUENCE only_seq"},
+		{p.Subscriber, "ALTER TABLE gen_prov ADD COLUMN g int"},
+		{p.Subscriber, "ALTER TABLE gen_sub ALTER COLUMN g DROP EXPRESSION"},
+		{p.Subscriber, "ALTER TABLE gen_list ALTER COLUMN g DROP EXPRESSION"},
 	} {
 		if err := st.db.Exec(ctx, st.sql); err != nil {
 			t.Fatal(err)

@@ -263,7 +263,17 @@ Make the subscriber's tables match the provider's, on subscriber %[2]s: add each
 the provider's type (psql -c '\d+ schema.table' on provider %[1]s shows it), e.g.
   ALTER TABLE schema.table ADD COLUMN column type;
 create a missing table from the provider's definition (pg_dump --schema-only -t schema.table), and give
-NOT NULL columns the provider does not send a default or drop the constraint. Then restart the
+NOT NULL columns the provider does not send a default or drop the constraint. A generated column the
+provider does not send crashes pglogical 2.4.2's apply worker, and the subscriber's server with it, at
+the next change to the table: before any change arrives, have the provider send it (on provider %[1]s,
+replication_set_remove_table, then replication_set_add_table with the column in columns := ARRAY[...]
+and synchronize_data := false: pglogical then writes the provider's value), or make it a plain column
+on subscriber %[2]s (rows arriving from then on get NULL in it):
+  ALTER TABLE schema.table ALTER COLUMN column DROP EXPRESSION;
+If the server already restarts in a loop, stop it, start it with pglogical left out of
+shared_preload_libraries (RDS: a parameter group without it, and a reboot), disable the subscription
+(UPDATE pglogical.subscription SET sub_enabled = false WHERE sub_name = %[3]s), fix the table, put
+pglogical back, restart, and enable it. Then restart the
 subscription (pglogical retries by itself, but backs off for minutes after repeated failures):
   pglmon repair --config FILE --subscription %[5]s --remedy restart
 Next time, change replicated tables with pglogical.replicate_ddl_command on the provider, which runs
