@@ -119,6 +119,9 @@ func TestDiagnose(t *testing.T) {
 		{name: "schema mismatch while replicating", bend: func(w *world) {
 			w.schema = map[string][]SchemaMismatch{"s/sub": {{Table: "public.t", Columns: []string{"c"}}}}
 		}, health: Warning, code: CodeSchemaMismatch, sev: Warning, human: true},
+		{name: "schema mismatch that crashes the subscriber's server: critical while replicating", bend: func(w *world) {
+			w.schema = map[string][]SchemaMismatch{"s/sub": {{Table: "public.t", Columns: []string{"c"}}, {Table: "public.g", Generated: []string{"g"}}}}
+		}, health: Critical, code: CodeSchemaMismatch, sev: Critical, human: true},
 		{name: "schema mismatch, down long: the cause, not stuck_down", bend: func(w *world) {
 			w.downFor(10 * time.Minute)
 			w.schema = map[string][]SchemaMismatch{"s/sub": {{Table: "public.t", Missing: true}}}
