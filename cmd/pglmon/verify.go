@@ -411,18 +411,34 @@ func printVerify(w io.Writer, results []verify.Result, path string, scripted boo
 		}
 		printSequences(w, r)
 		if anyDiffers([]verify.Result{r}) {
-			fmt.Fprintf(w, "  To repair a table, resynchronise it (TRUNCATES it on the subscriber, then copies it again; run on %s):\n", r.Subscriber)
+			var resync, refused []verify.TableResult
 			for _, t := range r.Tables {
-				if differs(t) {
-					fmt.Fprintf(w, "    SELECT pglogical.alter_subscription_resynchronize_table(%s, %s);\n", pgident.Literal(r.Subscription), pgident.Literal(regclassName(t)))
+				switch {
+				case differs(t) && t.ResyncWarning != "":
+					refused = append(refused, t)
+				case differs(t):
+					resync = append(resync, t)
 				}
 			}
+			if len(resync) > 0 {
+				fmt.Fprintf(w, "  To repair a table, resynchronise it (TRUNCATES it on the subscriber, then copies it again; run on %s):\n", r.Subscriber)
+			}
+			for _, t := range resync {
+				fmt.Fprintf(w, "    SELECT pglogical.alter_subscription_resynchronize_table(%s, %s);\n", pgident.Literal(r.Subscription), pgident.Literal(regclassName(t)))
+			}
+			for _, t := range refused {
+				fmt.Fprintf(w, "  %s%s.\n", strings.ToUpper(t.ResyncWarning[:1]), t.ResyncWarning[1:])
+			}
+			or, never := "or copy", "pglmon never does either by itself."
+			if len(resync) == 0 {
+				or, never = "To repair it, copy", "pglmon never does it by itself."
+			}
 			if scripted {
-				fmt.Fprintln(w, "  or copy just the differing rows from the provider (the script below). pglmon never does either by itself.")
+				fmt.Fprintf(w, "  %s just the differing rows from the provider (the script below). %s\n", or, never)
 			} else {
-				fmt.Fprintf(w, "  or copy just the differing rows from the provider: --copy-script FILE writes the psql script that does it, e.g.\n")
+				fmt.Fprintf(w, "  %s just the differing rows from the provider: --copy-script FILE writes the psql script that does it, e.g.\n", or)
 				fmt.Fprintf(w, "    pglmon verify --config %s --subscription %s --copy-script rows.psql\n", shellword.Quote(path), shellword.Quote(r.Subscription))
-				fmt.Fprintln(w, "  pglmon never does either by itself.")
+				fmt.Fprintln(w, "  "+never)
 			}
 			for _, t := range r.Tables {
 				if t.Equal || t.Error != "" {

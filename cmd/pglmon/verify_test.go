@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -451,4 +452,128 @@ func openPTY(t *testing.T) (master, tty *os.File) {
 	}
 	t.Cleanup(func() { s.Close() })
 	return m, s
+}
+
+// A table with a generated column on the provider: pglogical 2.4.2 lists
+// the column in the COPY of a resynchronisation, which PostgreSQL refuses,
+// for ever, leaving the subscriber's table empty. verify does not offer to
+// resynchronise it (it names the copy script instead); a table whose column
+// list leaves the generated column out is offered as before. Then the
+// resynchronisation itself (were pglogical fixed, this test says so):
+// status reports table_copy_refused at once, and repair's plan, run as
+// printed, gets the table replicating and equal again.
+func TestVerifyDoesNotOfferToResynchroniseATablePglogicalCannotCopy(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Own: true})
+	for _, st := range []struct {
+		db  pgtest.DB
+		sql string
+	}{
+		{p.Provider, "CREATE TABLE gen (id int PRIMARY KEY, v int, g int GENERATED ALWAYS AS (v * 2) STORED)"},
+		{p.Subscriber, "CREATE TABLE gen (id int PRIMARY KEY, v int, g int GENERATED ALWAYS AS (v * 2) STORED)"},
+		{p.Provider, "INSERT INTO gen (id, v) VALUES (1, 1), (2, 2), (3, 3)"},
+		{p.Subscriber, "INSERT INTO gen (id, v) VALUES (1, 1), (2, 20)"},
+		{p.Provider, "SELECT pglogical.replication_set_add_table('set_0', 'gen', false)"},
+		{p.Provider, "CREATE TABLE gen_listed (id int PRIMARY KEY, v int, g int GENERATED ALWAYS AS (v * 2) STORED)"},
+		{p.Subscriber, "CREATE TABLE gen_listed (id int PRIMARY KEY, v int, g int)"},
+		{p.Provider, "INSERT INTO gen_listed (id, v) VALUES (1, 1)"},
+		{p.Provider, "SELECT pglogical.replication_set_add_table('set_0', 'gen_listed', false, ARRAY['id', 'v'])"},
+	} {
+		if err := st.db.Exec(ctx, st.sql); err != nil {
+			t.Fatalf("%s: %v", st.sql, err)
+		}
+	}
+	cfg := writeConfig(t, p, "")
+	code, out, errOut := pglmon(t, "verify", "--config", cfg, "--table", "gen,gen_listed", "--output", "json")
+	var res struct {
+		Results []struct {
+			Tables []struct {
+				Table         string
+				Equal         bool
+				ResyncWarning string `json:"resync_warning"`
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil || code != 2 || len(res.Results) != 1 || len(res.Results[0].Tables) != 2 {
+		t.Fatalf("exit %d, %v\n%s\n%s", code, err, out, errOut)
+	}
+	for _, tb := range res.Results[0].Tables {
+		switch {
+		case tb.Equal:
+			t.Errorf("%s: equal", tb.Table)
+		case tb.Table == "public.gen" && !strings.Contains(tb.ResyncWarning, "do not resynchronise public.gen: pglogical 2.4.2 lists its generated column(s) g"):
+			t.Errorf("public.gen: resync_warning %q", tb.ResyncWarning)
+		case tb.Table == "public.gen_listed" && tb.ResyncWarning != "":
+			t.Errorf("public.gen_listed (column list without g): resync_warning %q", tb.ResyncWarning)
+		}
+	}
+	_, out, _ = pglmon(t, "verify", "--config", cfg, "--table", "gen,gen_listed")
+	if !strings.Contains(out, "Do not resynchronise public.gen:") || strings.Contains(out, "resynchronize_table('sub_0', 'public.gen')") ||
+		!strings.Contains(out, "resynchronize_table('sub_0', 'public.gen_listed')") {
+		t.Errorf("verify's advice:\n%s", out)
+	}
+
+	// What the warning is about: the resynchronisation empties the table
+	// and its COPY is refused.
+	if err := p.Subscriber.Exec(ctx, "SELECT pglogical.alter_subscription_resynchronize_table('sub_0', 'gen')"); err != nil {
+		t.Fatal(err)
+	}
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		log, _ := os.ReadFile(p.Subscriber.Cluster.LogPath())
+		return strings.Count(string(log), `column "g" is a generated column`) >= 2
+	}); err != nil {
+		t.Fatal("pglogical's copy of a table with a generated column did not fail twice: if pglogical now copies such tables, the warning is out of date")
+	}
+	var rows int
+	var syncStatus string
+	if err := p.Subscriber.QueryRow(ctx, "SELECT (SELECT count(*) FROM gen), (SELECT sync_status FROM pglogical.local_sync_status WHERE sync_relname = 'gen')", []any{&rows, &syncStatus}); err != nil || rows != 0 || syncStatus == "r" {
+		t.Errorf("after the refused copy: %d rows on the subscriber, sync status %q (%v)", rows, syncStatus, err)
+	}
+
+	// status names it at once (table_copy_refused), and repair's plan gets
+	// the table out of the loop: forget its copy, then copy its rows.
+	if code, st := status(t, cfg); code != 2 || len(st.Subscriptions) != 1 || len(st.Subscriptions[0].Findings) != 1 || st.Subscriptions[0].Findings[0].Code != "table_copy_refused" {
+		t.Fatalf("status: exit %d, %+v", code, st)
+	}
+	code, out, _ = pglmon(t, "repair", "--config", cfg, "--subscription", "sub_0")
+	i := strings.Index(out, "DELETE FROM pglogical.local_sync_status")
+	j := strings.Index(out, "AND s.sync_relname = 'gen';")
+	if code != 1 || i < 0 || j < i {
+		t.Fatalf("repair: exit %d\n%s", code, out)
+	}
+	if err := p.Subscriber.Exec(ctx, out[i:j+len("AND s.sync_relname = 'gen';")]); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Provider.Exec(ctx, "INSERT INTO gen (id, v) VALUES (4, 4)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		var n int
+		return p.Subscriber.QueryRow(ctx, "SELECT count(*) FROM gen WHERE id = 4 AND g = 8", []any{&n}) == nil && n == 1
+	}); err != nil {
+		t.Fatal("a change made after the sync status was deleted did not arrive")
+	}
+	script := filepath.Join(t.TempDir(), "rows.psql")
+	code, out, errOut = pglmon(t, "verify", "--config", cfg, "--subscription", "sub_0", "--table", "public.gen", "--copy-script", script, "--output", "json")
+	var scripted struct {
+		CopyScript struct {
+			Run  string
+			Rows int
+		} `json:"copy_script"`
+	}
+	if err := json.Unmarshal([]byte(out), &scripted); err != nil || code != 2 || scripted.CopyScript.Rows != 3 {
+		t.Fatalf("verify --copy-script: exit %d, %+v, %v\n%s\n%s", code, scripted, err, out, errOut)
+	}
+	cmd := exec.Command("sh", "-c", scripted.CopyScript.Run)
+	cmd.Env = append(os.Environ(), "PATH="+pgtest.BinDir+":"+os.Getenv("PATH"))
+	if got, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", scripted.CopyScript.Run, err, got)
+	}
+	if code, out, errOut := pglmon(t, "verify", "--config", cfg, "--table", "public.gen"); code != 0 {
+		t.Errorf("after the plan: verify exit %d\n%s\n%s", code, out, errOut)
+	}
+	if code, st := status(t, cfg); code != 0 {
+		t.Errorf("after the plan: status exit %d, %+v", code, st)
+	}
 }

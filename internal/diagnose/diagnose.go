@@ -68,6 +68,30 @@ type SchemaMismatch struct {
 	// (segmentation fault) at the first change to the table, which restarts
 	// the subscriber's whole server, again at each start.
 	Generated []string `json:"generated,omitempty"`
+	// CopyRefused are the provider's generated columns that pglogical's
+	// COPY of the table lists (no column list, or one that holds them):
+	// measured with pglogical 2.4.2, PostgreSQL refuses that COPY ("column
+	// is a generated column"), so the table's copy (initial, or a
+	// resynchronisation) fails for ever. Not a mismatch by itself: changes
+	// replicate (see Breaks).
+	CopyRefused []string `json:"copy_refused,omitempty"`
+}
+
+// Breaks reports whether the table's shape stops (or crashes) pglogical's
+// apply: what schema_mismatch reports.
+func (m SchemaMismatch) Breaks() bool {
+	return m.Missing || len(m.Columns) > 0 || len(m.Required) > 0 || len(m.Generated) > 0
+}
+
+// breaking keeps the mismatches that break the apply.
+func breaking(ms []SchemaMismatch) []SchemaMismatch {
+	var out []SchemaMismatch
+	for _, m := range ms {
+		if m.Breaks() {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // Crashes reports whether the next change to the table crashes the
@@ -349,7 +373,7 @@ func (d *diagnosis) subscription(subscriber *probe.Snapshot, sub probe.Subscript
 	if ec, ok := d.loops[key]; ok {
 		add(loopFinding(sub, ec))
 	}
-	if ms := d.Schema[key]; len(ms) > 0 && sub.Status != probe.StatusDown && !elsewhere {
+	if ms := breaking(d.Schema[key]); len(ms) > 0 && sub.Status != probe.StatusDown && !elsewhere {
 		sev, next := Warning, "the next change to such a table stops the subscription"
 		if slices.ContainsFunc(ms, SchemaMismatch.Crashes) {
 			sev, next = Critical, "the next change to such a table stops the subscription, or crashes the subscriber's server"
@@ -432,7 +456,7 @@ func (d *diagnosis) down(out *Subscription, subscriber *probe.Snapshot, sub prob
 			Message: fmt.Sprintf("subscription %s is down: replication origin %s does not exist on %s (as after a major-version upgrade); %s", sub.Name, sub.SlotName, subscriber.Node, evidence)})
 		return
 	}
-	if ms := d.Schema[subKey(subscriber.Node, sub.Name)]; len(ms) > 0 {
+	if ms := breaking(d.Schema[subKey(subscriber.Node, sub.Name)]); len(ms) > 0 {
 		add(Finding{Code: CodeSchemaMismatch, Severity: Critical, Human: true,
 			Message: fmt.Sprintf("subscription %s is down because the tables differ (pglogical does not replicate DDL, and restarting does not help): %s", sub.Name, describe(ms))})
 		return
@@ -970,6 +994,13 @@ func (d *diagnosis) tableSync(out *Subscription, subscriber *probe.Snapshot) {
 					t.Schema, t.Table, out.Name, t.Status)})
 			continue
 		}
+		if cols := d.copyRefused(subscriber.Node, out.Name, t); len(cols) > 0 {
+			// Never finishes either.
+			out.Findings = append(out.Findings, Finding{Code: CodeTableCopyRefused, Severity: Critical, Human: true, Table: t.Schema + "." + t.Table,
+				Message: fmt.Sprintf("table %s.%s of %s cannot be copied (sync status %q): pglogical 2.4.2 lists its generated column(s) %s in the COPY it runs on the provider, which PostgreSQL refuses (\"column is a generated column\"); its sync worker retries at once, for ever, logging the error each time, and the table receives nothing (measured)",
+					t.Schema, t.Table, out.Name, t.Status, strings.Join(cols, ", "))})
+			continue
+		}
 		key := tableKey(subscriber.Node, t)
 		since, ok := d.h.NotReadySince[key]
 		if !ok {
@@ -995,6 +1026,17 @@ func (d *diagnosis) tableSync(out *Subscription, subscriber *probe.Snapshot) {
 				Message: fmt.Sprintf("table %s.%s of %s has not been ready for %s (sync status %q, table_sync_grace %s)%s%s", t.Schema, t.Table, out.Name, dur.Round(time.Second), t.Status, grace, copying, catchUpHint(t, out))})
 		}
 	}
+}
+
+// copyRefused is, for a table of subscription sub that is not ready, the
+// provider's generated columns that pglogical's COPY lists (drift).
+func (d *diagnosis) copyRefused(node, sub string, t probe.TableSync) []string {
+	for _, m := range d.Schema[subKey(node, sub)] {
+		if m.Table == t.Schema+"."+t.Table {
+			return m.CopyRefused
+		}
+	}
+	return nil
 }
 
 // catchUpHint says, for a table in catchup (sync status u), what it waits

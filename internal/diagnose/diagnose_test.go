@@ -116,6 +116,13 @@ func TestDiagnose(t *testing.T) {
 		{name: "partitioned table: no grace", bend: func(w *world) {
 			w.sub.TableSync = []probe.TableSync{{Subscription: "sub", Schema: "public", Table: "parted", Status: "d", Partitioned: true}}
 		}, health: Critical, code: CodePartitionedTable, sev: Critical, human: true},
+		{name: "table copy refused (generated column): no grace", bend: func(w *world) {
+			w.sub.TableSync = []probe.TableSync{{Subscription: "sub", Schema: "public", Table: "t", Status: "d"}}
+			w.schema = map[string][]SchemaMismatch{"s/sub": {{Table: "public.t", CopyRefused: []string{"g"}}}}
+		}, health: Critical, code: CodeTableCopyRefused, sev: Critical, human: true},
+		{name: "a generated column pglogical cannot copy, table ready: nothing", bend: func(w *world) {
+			w.schema = map[string][]SchemaMismatch{"s/sub": {{Table: "public.t", CopyRefused: []string{"g"}}}}
+		}, health: OK},
 		{name: "schema mismatch while replicating", bend: func(w *world) {
 			w.schema = map[string][]SchemaMismatch{"s/sub": {{Table: "public.t", Columns: []string{"c"}}}}
 		}, health: Warning, code: CodeSchemaMismatch, sev: Warning, human: true},

@@ -84,6 +84,7 @@ const (
 	CodeInitFailed             = "init_failed"
 	CodeTableSyncStalled       = "table_sync_stalled"
 	CodePartitionedTable       = "partitioned_table"
+	CodeTableCopyRefused       = "table_copy_refused"
 	CodeSchemaMismatch         = "schema_mismatch"
 	CodePartitionNotReplicated = "partition_not_replicated"
 	// CodeTableCopyFailed: pglogical's table sync COPY failed, yet the
@@ -168,6 +169,9 @@ type Finding struct {
 	Human bool `json:"human,omitempty"`
 	// Slot names the slot a node finding is about.
 	Slot string `json:"slot,omitempty"`
+	// Table names the table (schema.table, unquoted) a finding is about,
+	// where its plan needs it (table_copy_refused).
+	Table string `json:"table,omitempty"`
 }
 
 // Report is the diagnosis of every configured node and discovered subscription.

@@ -21,9 +21,14 @@ import (
 // they replicate: pglogical's column list, or every column, generated ones
 // too (pglogical 2.4.2 sends a stored generated column's value with each
 // change, measured: it arrived in a plain column of the subscriber's).
+//
+// The last column lists the generated columns among them, which
+// pglogical's COPY of the table lists too (SchemaMismatch.CopyRefused).
 const providerQuery = `SELECT DISTINCT n.nspname::text, c.relname::text,
 	coalesce(rst.set_att_list, (SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a
-		WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped))
+		WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)),
+	ARRAY(SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+		AND a.attgenerated <> '' AND (rst.set_att_list IS NULL OR a.attname::text = ANY(rst.set_att_list)) ORDER BY a.attnum)
 FROM pglogical.replication_set_table rst
 JOIN pglogical.replication_set rs ON rs.set_id = rst.set_id
 JOIN pg_class c ON c.oid = rst.set_reloid
@@ -71,11 +76,16 @@ func check(ctx context.Context, prov, sub *pgx.Conn, sets []string) ([]diagnose.
 		return nil, nil, nil, fmt.Errorf("read the tables of replication sets on the provider: %w", err)
 	}
 	var schemas, names []string
-	replicated := map[string][]string{}
+	replicated, refused := map[string][]string{}, map[string][]string{}
 	var schema, name string
-	var cols []string
-	if _, err := pgx.ForEachRow(rows, []any{&schema, &name, &cols}, func() error {
+	var cols, genCols []string
+	if _, err := pgx.ForEachRow(rows, []any{&schema, &name, &cols, &genCols}, func() error {
 		table := schema + "." + name
+		for _, c := range genCols {
+			if !slices.Contains(refused[table], c) {
+				refused[table] = append(refused[table], c)
+			}
+		}
 		prev, seen := replicated[table]
 		if !seen {
 			schemas, names = append(schemas, schema), append(names, name)
@@ -103,7 +113,7 @@ func check(ctx context.Context, prov, sub *pgx.Conn, sets []string) ([]diagnose.
 	var have, required, generated []string
 	_, err = pgx.ForEachRow(rows, []any{&schema, &name, &exists, &have, &required, &generated}, func() error {
 		table := schema + "." + name
-		m := diagnose.SchemaMismatch{Table: table, Missing: !exists}
+		m := diagnose.SchemaMismatch{Table: table, Missing: !exists, CopyRefused: refused[table]}
 		if exists {
 			for _, c := range replicated[table] {
 				if !slices.Contains(have, c) {
@@ -121,7 +131,7 @@ func check(ctx context.Context, prov, sub *pgx.Conn, sets []string) ([]diagnose.
 				}
 			}
 		}
-		if m.Missing || len(m.Columns) > 0 || len(m.Required) > 0 || len(m.Generated) > 0 {
+		if m.Breaks() || len(m.CopyRefused) > 0 {
 			out = append(out, m)
 		}
 		return nil

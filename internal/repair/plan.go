@@ -333,6 +333,20 @@ and put its partitions in (synchronize_data copies each one):
 table; the parent still has to be removed as above), then on subscriber %[2]s
 drop the parent's failing sync and copy what is not yet synchronized (no TRUNCATE):
   SELECT pglogical.alter_subscription_synchronize(%[3]s, false);`, s.Provider, s.Subscriber, q(s.Name), f.Message)
+	case diagnose.CodeTableCopyRefused:
+		schema, name, _ := strings.Cut(f.Table, ".")
+		fmt.Fprintf(&b, `%[3]s.
+Resynchronising it runs the same COPY again. Instead, on subscriber %[2]s, make pglogical forget the
+table's copy: its sync worker stops, and the changes made on provider %[1]s reach the table from then
+on (measured with pglogical 2.4.2):
+  DELETE FROM pglogical.local_sync_status s USING pglogical.subscription sub
+  WHERE sub.sub_id = s.sync_subid AND sub.sub_name = %[4]s
+    AND s.sync_nspname = %[5]s AND s.sync_relname = %[6]s;
+Then copy the rows it lacks from provider %[1]s (the columns pglogical replicates; a generated column
+is computed by subscriber %[2]s): read the script, then run it as printed:
+  pglmon verify --config FILE --subscription %[7]s --table %[8]s --copy-script rows.psql
+and compare again: pglmon verify --config FILE --subscription %[7]s --table %[8]s`,
+			s.Provider, s.Subscriber, f.Message, q(s.Name), q(schema), q(name), sh(s.Name), sh(f.Table))
 	case diagnose.CodeApplyError:
 		lsn := CommitLSN(f)
 		if lsn == "" {

@@ -833,19 +833,23 @@ func (r *Runner) compare(ctx context.Context, m *Manifest) error {
 				continue
 			}
 			differ++
-			resync := fmt.Sprintf("SELECT pglogical.alter_subscription_resynchronize_table(%s, %s);", pgident.Literal(s.Name), pgident.Literal(t.Spec.Regclass()))
+			copyRows := fmt.Sprintf("pglmon verify --config %s --subscription %s --table %s --copy-script rows.psql", shellword.Quote(r.configPath()), shellword.Quote(s.Name), shellword.Quote(t.Table))
+			resync := fmt.Sprintf("or to resynchronise the table (TRUNCATES it on %s, then copies it):\n    SELECT pglogical.alter_subscription_resynchronize_table(%s, %s);",
+				s.Subscriber, pgident.Literal(s.Name), pgident.Literal(t.Spec.Regclass()))
+			if t.ResyncWarning != "" {
+				resync = t.ResyncWarning
+			}
 			if mode == verify.ModeCount {
-				r.say("  %s: %d rows on %s, %d on %s: it changed while replication was down. To repair it (TRUNCATES it on %s, then copies it):\n    %s",
-					t.Table, t.ProviderRows, s.Provider, t.SubscriberRows, s.Subscriber, s.Subscriber, resync)
+				r.say("  %s: %d rows on %s, %d on %s: it changed while replication was down. To copy the rows that differ from %s (a psql script, for you to read and run):\n    %s\n  %s",
+					t.Table, t.ProviderRows, s.Provider, t.SubscriberRows, s.Subscriber, s.Provider, copyRows, resync)
 				continue
 			}
 			verb := "differ"
 			if t.DifferingRows == 1 {
 				verb = "differs"
 			}
-			r.say("  %s: %d of %d rows %s (%s): changed on %s while replication was down. To copy just those rows from %s (a psql script, for you to read and run):\n    pglmon verify --config %s --subscription %s --table %s --copy-script rows.psql\n  or to resynchronise the table (TRUNCATES it on %s, then copies it):\n    %s",
-				t.Table, t.DifferingRows, t.RowsCompared, verb, firstKeys(t), s.Provider, s.Provider,
-				shellword.Quote(r.configPath()), shellword.Quote(s.Name), shellword.Quote(t.Table), s.Subscriber, resync)
+			r.say("  %s: %d of %d rows %s (%s): changed on %s while replication was down. To copy just those rows from %s (a psql script, for you to read and run):\n    %s\n  %s",
+				t.Table, t.DifferingRows, t.RowsCompared, verb, firstKeys(t), s.Provider, s.Provider, copyRows, resync)
 		}
 	}
 	if differ > 0 {

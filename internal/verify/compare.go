@@ -132,9 +132,11 @@ type TableResult struct {
 	KeyValues [][]string `json:"-"`
 	// Spec is what was compared: the replicated columns, the key, the row
 	// filter (for the script that copies the differing rows, rowcopy).
-	Spec     Table         `json:"-"`
-	Duration time.Duration `json:"duration_ns"`
-	Error    string        `json:"error,omitempty"`
+	Spec Table `json:"-"`
+	// ResyncWarning is set for a table pglogical cannot copy (Table.ResyncWarning).
+	ResyncWarning string        `json:"resync_warning,omitempty"`
+	Duration      time.Duration `json:"duration_ns"`
+	Error         string        `json:"error,omitempty"`
 	// ResumeFrom is where an interrupted checksum comparison stopped: every
 	// key below it was compared. Options.Resume continues from there.
 	ResumeFrom []string `json:"resume_from,omitempty"`
@@ -301,7 +303,7 @@ func (p *pace) begin(table string) {
 func (c *Comparer) table(ctx context.Context, t Table) TableResult {
 	start := time.Now()
 	c.kept = 0
-	r := TableResult{Table: t.QualifiedName(), Mode: c.Opt.Mode, Spec: t}
+	r := TableResult{Table: t.QualifiedName(), Mode: c.Opt.Mode, Spec: t, ResyncWarning: t.ResyncWarning()}
 	if c.Opt.Mode == ModeChecksum && len(t.Key) > 0 && t.SyncStatus == "" {
 		r.ResumedFrom = c.Opt.Resume[r.Table]
 	}

@@ -41,6 +41,22 @@ type Table struct {
 	// replicate the table (pglogical's data gathering): the rows their
 	// providers sent are extra here.
 	OtherSources []string
+	// CopyRefused are the provider's generated columns that pglogical's copy
+	// of the table lists (no column list, or one that holds them): measured
+	// with pglogical 2.4.2, PostgreSQL refuses that COPY ("column is a
+	// generated column") and the sync worker retries it for ever, so a
+	// resynchronisation empties the subscriber's table for good.
+	CopyRefused []string
+}
+
+// ResyncWarning says, for a table pglogical cannot copy (CopyRefused), why
+// it must not be resynchronised and what to do instead; "" for others.
+func (t Table) ResyncWarning() string {
+	if len(t.CopyRefused) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("do not resynchronise %s: pglogical 2.4.2 lists its generated column(s) %s in the COPY of a resynchronisation, which PostgreSQL refuses, so the table would be emptied on the subscriber and never copied again (measured); copy the differing rows instead (pglmon verify --copy-script)",
+		t.Regclass(), strings.Join(t.CopyRefused, ", "))
 }
 
 // expects reports whether a row differing by kind is what replication
@@ -136,7 +152,9 @@ const setTablesQuery = `SELECT n.nspname::text, c.relname::text,
 	rs.replicate_insert, rs.replicate_update, rs.replicate_delete,
 	ARRAY(SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum),
 	ARRAY(SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum),
-	ARRAY(SELECT ` + columnHashSQL + ` FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum)
+	ARRAY(SELECT ` + columnHashSQL + ` FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum),
+	ARRAY(SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated <> ''
+		AND (rst.set_att_list IS NULL OR a.attname::text = ANY(rst.set_att_list)) ORDER BY a.attnum)
 FROM pglogical.replication_set_table rst
 JOIN pglogical.replication_set rs ON rs.set_id = rst.set_id
 JOIN pg_class c ON c.oid = rst.set_reloid
@@ -194,7 +212,7 @@ func collectSetTables(rows pgx.Rows) ([]Table, error) {
 		var t Table
 		var names, types, funcs []string
 		ch := &t.Replicates
-		if err := rows.Scan(&t.Schema, &t.Name, &t.Columns, &t.Key, &t.KeyTypes, &t.RowFilter, &t.EstimatedRows, &ch.Insert, &ch.Update, &ch.Delete, &names, &types, &funcs); err != nil {
+		if err := rows.Scan(&t.Schema, &t.Name, &t.Columns, &t.Key, &t.KeyTypes, &t.RowFilter, &t.EstimatedRows, &ch.Insert, &ch.Update, &ch.Delete, &names, &types, &funcs, &t.CopyRefused); err != nil {
 			return nil, err
 		}
 		if i, ok := seen[t.QualifiedName()]; ok {
