@@ -201,7 +201,7 @@ func (r *Runner) Plan(ctx context.Context) (Plan, error) {
 	}
 	p.Warnings = append(p.Warnings, r.unforwarded(tables)...)
 	p.Problems = append(p.Problems, r.loops()...)
-	if err := r.checkCopies(ctx, conns, tables, &p); err != nil {
+	if err := r.checkCopies(ctx, conns, tables, states, &p); err != nil {
 		return p, err
 	}
 	seqs, err := r.sequences(ctx, conns, tables, &p)
@@ -376,7 +376,12 @@ const hasPglogicalSQL = "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname
 // would get its rows twice instead: nothing stops that COPY). A new
 // subscription's first copy is one transaction for all its tables: one
 // such failure rolls back every table's copy.
-func (r *Runner) checkCopies(ctx context.Context, conns map[string]*pgx.Conn, tables map[string][]string, p *Plan) error {
+//
+// A table whose provider has a stored generated column the copy lists (no
+// column list, or one that holds it) is refused too: pglogical 2.4.2 lists
+// the column in its COPY, which PostgreSQL refuses, and its sync worker
+// retries for ever (table_copy_refused, measured).
+func (r *Runner) checkCopies(ctx context.Context, conns map[string]*pgx.Conn, tables map[string][]string, states map[string]map[string]*tableState, p *Plan) error {
 	for _, sb := range r.Config.Subscriptions {
 		if !config.Flag(sb.SynchronizeData) {
 			continue
@@ -420,6 +425,16 @@ func (r *Runner) checkCopies(ctx context.Context, conns map[string]*pgx.Conn, ta
 				if !copied {
 					continue
 				}
+				var generated []string
+				if err := prov.QueryRow(ctx, generatedColumnsSQL, t, replicatedColumns(sb, t, states)).Scan(&generated); err != nil {
+					return fmt.Errorf("read the columns of %s on %s: %w", t, sb.Provider, err)
+				}
+				if len(generated) > 0 {
+					p.Problems = append(p.Problems, Problem{sb.Provider,
+						fmt.Sprintf("apply would have pglogical copy table %s for subscription %s (synchronize_data), and its generated column(s) %s with it: pglogical 2.4.2 lists them in its COPY, which PostgreSQL refuses (\"column is a generated column\"), so its sync worker retries for ever and the table receives nothing (measured)", t, sb.Name, strings.Join(generated, ", ")),
+						fmt.Sprintf("set synchronize_data: false for %s and copy the table's rows once it replicates (pglmon verify --subscription %s --table %s --copy-script rows.psql); leaving the column out of the table's columns makes the copy work only where the subscriber's copy of it is not generated (pglogical's apply crashes on a generated column it is not sent)", sb.Name, sb.Name, t)})
+					continue
+				}
 				var rows bool
 				if err := sub.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", t).Scan(&rows); err != nil || !rows {
 					continue // compareTable says it is missing
@@ -451,9 +466,18 @@ const shapeQuery = `SELECT coalesce((SELECT string_agg(a.attname || ' ' || forma
 		WHERE i.indrelid = to_regclass($1) AND ((c.relreplident = 'd' AND i.indisprimary) OR (c.relreplident = 'i' AND i.indisreplident))), ''),
 	to_regclass($1) IS NOT NULL`
 
+// generatedColumnsSQL lists the stored generated columns of table $1 among
+// columns $2 (NULL: all).
+const generatedColumnsSQL = `SELECT coalesce(array_agg(a.attname::text ORDER BY a.attnum), '{}') FROM pg_attribute a
+	WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated <> ''
+		AND ($2::text[] IS NULL OR a.attname = ANY ($2))`
+
 // compareTable checks that the subscriber of sb has table t as the
 // provider does: the columns it replicates (cols; nil: every column), with
-// the same types, and the same key.
+// the same types, and the same key; and that it has no generated column
+// outside them, which the provider would not send: measured with
+// pglogical 2.4.2, the apply worker crashes at the first change to the
+// table, restarting the subscriber's whole server, again at every start.
 func (r *Runner) compareTable(ctx context.Context, prov, sub *pgx.Conn, sb config.Subscription, t string, cols []string, p *Plan) {
 	var pc, pk, sc, sk string
 	var pe, se bool
@@ -467,6 +491,25 @@ func (r *Runner) compareTable(ctx context.Context, prov, sub *pgx.Conn, sb confi
 	case pk != sk:
 		p.Problems = append(p.Problems, Problem{sb.Subscriber, fmt.Sprintf("table %s: the key pglogical finds rows by (primary key, or REPLICA IDENTITY USING INDEX) is (%s) on the provider, (%s) here", t, pk, sk),
 			"give it the same primary key (or replica identity index) on both sides: the subscriber finds the rows of updates and deletes by it"})
+	}
+	if !se || cols == nil {
+		return // without a column list, a column only the subscriber has differs above
+	}
+	var generated []string
+	if err := sub.QueryRow(ctx, generatedColumnsSQL, t, nil).Scan(&generated); err != nil {
+		p.Problems = append(p.Problems, Problem{sb.Subscriber, fmt.Sprintf("read the columns of %s: %v", t, err), ""})
+		return
+	}
+	var unsent []string
+	for _, g := range generated {
+		if !slices.Contains(cols, g) {
+			unsent = append(unsent, g)
+		}
+	}
+	if len(unsent) > 0 {
+		p.Problems = append(p.Problems, Problem{sb.Subscriber,
+			fmt.Sprintf("table %s has generated column(s) %s here that subscription %s would not be sent (the table's columns leave them out): pglogical 2.4.2's apply worker crashes at the first change to the table, restarting this server, again at every start (measured)", t, strings.Join(unsent, ", "), sb.Name),
+			fmt.Sprintf("make them plain columns here (ALTER TABLE %s ALTER COLUMN %s DROP EXPRESSION), or add them to the table's columns (pglogical then writes the provider's values; a generated column of the provider's cannot be copied, see synchronize_data)", t, unsent[0])})
 	}
 }
 

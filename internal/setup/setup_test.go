@@ -1597,3 +1597,48 @@ func TestCopyCatchUpOnAQuietProvider(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Generated columns (pglogical 2.4.2, measured): a copy listing a
+// provider's generated column is refused for ever, and a subscriber's
+// generated column the provider does not send crashes the subscriber's
+// server at the first change. plan refuses both; without the copy, and
+// with the subscriber's column replicated, apply sets the table up and its
+// changes arrive.
+func TestGeneratedColumnsRefusedWhereTheyBreakPglogical(t *testing.T) {
+	ctx := context.Background()
+	prov, sub := pgtest.Shared(t)
+	const gen = "CREATE TABLE gen (id int PRIMARY KEY, v int, g int GENERATED ALWAYS AS (v * 2) STORED);"
+	p, s := freshDBs(t, prov, sub, gen+"INSERT INTO gen (id, v) VALUES (1, 1);", gen)
+	cfg := topologyConfig(t, p, s, "public.gen")
+	r := &Runner{Config: cfg, Out: &bytes.Buffer{}, Wait: time.Minute}
+	plan, err := r.Plan(ctx)
+	if err != nil || len(plan.Problems) != 1 || plan.Problems[0].Node != "provider" ||
+		!strings.Contains(plan.Problems[0].What, "apply would have pglogical copy table public.gen for subscription app_sub (synchronize_data), and its generated column(s) g with it") ||
+		!strings.Contains(plan.Problems[0].Fix, "set synchronize_data: false for app_sub") {
+		t.Fatalf("copy of a table with a generated column: %v %+v", err, plan.Problems)
+	}
+	// Left out of the column list: the copy works, but the subscriber's
+	// generated column would not be sent.
+	cfg.ReplicationSets[0].Columns = map[string][]string{"public.gen": {"id", "v"}}
+	plan, err = r.Plan(ctx)
+	if err != nil || len(plan.Problems) != 1 || plan.Problems[0].Node != "subscriber" ||
+		!strings.Contains(plan.Problems[0].What, "table public.gen has generated column(s) g here that subscription app_sub would not be sent") ||
+		!strings.Contains(plan.Problems[0].Fix, "ALTER TABLE public.gen ALTER COLUMN g DROP EXPRESSION") {
+		t.Fatalf("a subscriber's generated column left out of the column list: %v %+v", err, plan.Problems)
+	}
+	// Replicated, without the copy: set up, and changes arrive with the
+	// provider's value of g.
+	cfg.ReplicationSets[0].Columns = nil
+	f := false
+	cfg.Subscriptions[0].SynchronizeData = &f
+	applied(t, cfg)
+	if err := p.Exec(ctx, "INSERT INTO gen (id, v) VALUES (2, 2)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		var g int
+		return s.QueryRow(ctx, "SELECT g FROM gen WHERE id = 2", []any{&g}) == nil && g == 4
+	}); err != nil {
+		t.Fatal("a change to the table did not arrive")
+	}
+}
