@@ -212,8 +212,8 @@ Choose per table:
     subscriber as many copies of each listed row as the provider has.
 A table whose replication set leaves out DELETE (an archive) or INSERT or UPDATE keeps rows
 that differ as expected: resynchronising it undoes them; copy the differing rows instead.
-Never resynchronise a table with a generated column pglogical replicates (pglmon verify says
-"Do not resynchronise"): pglogical 2.4.2's COPY of it is refused for ever, after the TRUNCATE.
+Never resynchronise a table with a generated column pglogical replicates, which pglmon verify
+marks "Do not resynchronise": pglogical 2.4.2's COPY of it is refused for ever, after the TRUNCATE.
 Find out why first: writes made directly on the subscriber, conflict resolution
 (pglogical.conflict_resolution), or an initial copy that did not complete.`, s.Provider, s.Subscriber, q(s.Name), f.Message, sh(s.Name))
 	case diagnose.CodeTableCopyFailed:
