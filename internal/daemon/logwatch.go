@@ -13,6 +13,7 @@ import (
 	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/diagnose"
 	"github.com/pglmon/pglmon/internal/logtail"
+	"github.com/pglmon/pglmon/internal/pgident"
 	"github.com/pglmon/pglmon/internal/probe"
 	"github.com/pglmon/pglmon/internal/serverlog"
 )
@@ -52,6 +53,7 @@ type logWatcher struct {
 	files    map[string]string                  // node -> the log file read
 	failed   map[string]string                  // node -> why it could not be read
 	recent   map[string][]countedConflict       // node -> counted within conflictWindow
+	crashes  map[string][]countedCrash          // node -> read within conflictWindow
 	// copies holds, by node and "subscription/table", the last table copy
 	// of pglogical's table sync read: a failed one is a finding until the
 	// table is copied again (see serverlog.Copy); under "subscription/" the
@@ -80,6 +82,22 @@ type logState struct {
 	// Conflicts are those read within conflictWindow: the node's
 	// apply_conflicts finding holds its hour across a restart.
 	Conflicts []keptConflict `json:"conflicts,omitempty"`
+	// Crashes are the server crashes read within conflictWindow
+	// (server_crashed holds its hour across a restart too).
+	Crashes []keptCrash `json:"crashes,omitempty"`
+}
+
+// countedCrash is a crash read from a node's log, and when.
+type countedCrash struct {
+	serverlog.Crash
+	at time.Time
+}
+
+// keptCrash is a countedCrash as the state file holds it.
+type keptCrash struct {
+	Node string `json:"node"`
+	serverlog.Crash
+	At time.Time `json:"at"`
 }
 
 // keptConflict is a countedConflict as the state file holds it.
@@ -116,6 +134,10 @@ func (w *logWatcher) restore(st logState) {
 	for _, k := range st.Conflicts {
 		w.recent[k.Node] = append(w.recent[k.Node], countedConflict{k.Conflict, k.At})
 	}
+	w.crashes = map[string][]countedCrash{}
+	for _, k := range st.Crashes {
+		w.crashes[k.Node] = append(w.crashes[k.Node], countedCrash{k.Crash, k.At})
+	}
 }
 
 // keep writes what the watcher keeps to the state file when it changed.
@@ -130,6 +152,13 @@ func (w *logWatcher) keep(d *Daemon) {
 		for _, c := range w.recent[node] {
 			if time.Since(c.at) < conflictWindow {
 				st.Conflicts = append(st.Conflicts, keptConflict{Node: node, Conflict: c.Conflict, At: c.at})
+			}
+		}
+	}
+	for _, node := range slices.Sorted(maps.Keys(w.crashes)) {
+		for _, c := range w.crashes[node] {
+			if time.Since(c.at) < conflictWindow {
+				st.Crashes = append(st.Crashes, keptCrash{Node: node, Crash: c.Crash, At: c.at})
 			}
 		}
 	}
@@ -213,6 +242,7 @@ func (w *logWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nod
 		chunk     logtail.Chunk
 		errs      serverlog.Errors
 		conflicts []serverlog.Conflict
+		crashes   []serverlog.Crash
 		copies    []serverlog.Copy
 		barrier   serverlog.BarrierHolder
 		waits     bool
@@ -224,7 +254,7 @@ func (w *logWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nod
 		var rd read
 		rd.chunk, rd.err = w.follower.Follow(cctx, cfg, n)
 		cancel()
-		rd.errs, rd.conflicts = serverlog.WorkerErrors(rd.chunk.Tail), serverlog.Conflicts(rd.chunk.New)
+		rd.errs, rd.conflicts, rd.crashes = serverlog.WorkerErrors(rd.chunk.Tail), serverlog.Conflicts(rd.chunk.New), serverlog.Crashes(rd.chunk.New)
 		rd.barrier, rd.waits = serverlog.LastBarrierHolder(rd.chunk.Tail)
 		// What the log gained, then its tail (a copy whose start line came
 		// before the last read; the baseline's past): each copy's last
@@ -244,6 +274,9 @@ func (w *logWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nod
 	}
 	if w.recent == nil {
 		w.recent = map[string][]countedConflict{}
+	}
+	if w.crashes == nil {
+		w.crashes = map[string][]countedCrash{}
 	}
 	if pos := w.follower.Positions(); !maps.Equal(pos, w.positions) {
 		w.positions, w.dirty = pos, true
@@ -278,6 +311,11 @@ func (w *logWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nod
 			}
 			d.metrics.Conflicts(node, c.Table, c.Op, c.Resolution, 1)
 			w.recent[node] = append(w.recent[node], countedConflict{c, now})
+			w.dirty = true
+		}
+		for _, c := range rd.crashes {
+			d.log.Error("the server crashed and restarted", keyNode, node, "process", c.Process, "signal", c.Signal, "subscription", c.Subscription, "at", c.Prefix)
+			w.crashes[node] = append(w.crashes[node], countedCrash{c, now})
 			w.dirty = true
 		}
 		for _, c := range rd.copies {
@@ -354,6 +392,9 @@ func (w *logWatcher) annotate(r *diagnose.Report, equalSince func(subscriber, su
 		r.Health = diagnose.Worst(r.Health, diagnose.Critical)
 	}
 	for i := range r.Nodes {
+		w.annotateCrashes(r, &r.Nodes[i])
+	}
+	for i := range r.Nodes {
 		n := &r.Nodes[i]
 		var keep []countedConflict
 		for _, c := range w.recent[n.Name] {
@@ -383,6 +424,51 @@ func (w *logWatcher) annotate(r *diagnose.Report, equalSince func(subscriber, su
 				len(keep), conflicts, n.Name, strings.Join(parts, "; "))})
 		r.Health = diagnose.Worst(r.Health, diagnose.Warning)
 	}
+}
+
+// annotateCrashes adds server_crashed to node n when its log recorded a
+// crash within conflictWindow.
+func (w *logWatcher) annotateCrashes(r *diagnose.Report, n *diagnose.Node) {
+	if len(w.crashes[n.Name]) == 0 {
+		return
+	}
+	var keep []countedCrash
+	for _, c := range w.crashes[n.Name] {
+		if time.Since(c.at) < conflictWindow {
+			keep = append(keep, c)
+		}
+	}
+	w.crashes[n.Name] = keep
+	if len(keep) == 0 {
+		return
+	}
+	kinds, subs := map[string]int{}, map[string]bool{}
+	for _, c := range keep {
+		what := c.Process
+		if c.Subscription != "" {
+			what += " (subscription " + c.Subscription + ")"
+			subs[c.Subscription] = true
+		}
+		kinds[what+" was terminated by "+c.Signal]++
+	}
+	var parts []string
+	for k, count := range kinds {
+		parts = append(parts, fmt.Sprintf("%dx %s", count, k))
+	}
+	sort.Strings(parts)
+	times := "once"
+	if len(keep) > 1 {
+		times = fmt.Sprintf("%d times", len(keep))
+	}
+	msg := fmt.Sprintf("the server of %s crashed %s in the last hour (read from its log; the last at %s): %s; each crash ends every session and the server replays WAL before it accepts connections again",
+		n.Name, times, keep[len(keep)-1].Prefix, strings.Join(parts, "; "))
+	if len(subs) > 0 {
+		names := slices.Sorted(maps.Keys(subs))
+		msg += fmt.Sprintf(". pglogical's apply worker crashes at a change it cannot apply, and again at every start (pglogical 2.4.2 does this at a change to a table whose generated column the provider does not send: schema_mismatch); stop it by disabling the subscription: SELECT pglogical.alter_subscription_disable(%s, true); if the server never stays up long enough, start it with pglogical left out of shared_preload_libraries (RDS: a parameter group without it), run UPDATE pglogical.subscription SET sub_enabled = false WHERE sub_name = %s, fix the cause, put pglogical back and restart",
+			pgident.Literal(names[0]), pgident.Literal(names[0]))
+	}
+	n.Findings = append(n.Findings, diagnose.Finding{Code: diagnose.CodeServerCrashed, Severity: diagnose.Critical, Human: true, Message: msg})
+	r.Health = diagnose.Worst(r.Health, diagnose.Critical)
 }
 
 // annotateInitial reports the failed first copy of subscription s, held

@@ -120,6 +120,7 @@ const (
 	CodeSlotWALLost           = "slot_wal_lost"
 	CodeSlotXminAgeHigh       = "slot_xmin_age_high"
 	CodeApplyConflicts        = "apply_conflicts"
+	CodeServerCrashed         = "server_crashed"
 	CodeOrphanSlot            = "orphan_slot"
 	CodeProviderNotConfigured = "provider_not_configured"
 	CodeRepairFailed          = "repair_failed"
