@@ -30,7 +30,7 @@ func TestDataDivergenceKeepsRowContentsOut(t *testing.T) {
 	if !ok || f.Severity != diagnose.Critical {
 		t.Fatalf("findings: %+v", rep.Subscriptions[0].Findings)
 	}
-	for _, want := range []string{"public.orders: 2 rows differ (17 missing, 42 different)", "public.events: 1 rows differ (rows named by their contents: pglmon verify --table public.events)"} {
+	for _, want := range []string{"public.orders: 2 rows differ (17 missing, 42 different)", "public.events: 1 row differs (rows named by their contents: pglmon verify --table public.events)"} {
 		if !strings.Contains(f.Message, want) {
 			t.Errorf("message lacks %q: %s", want, f.Message)
 		}

@@ -553,7 +553,7 @@ func TestVerificationGoesOnInTheNextWindow(t *testing.T) {
 	}
 	rep := diagnose.Report{Subscriptions: []diagnose.Subscription{{Name: "sub_0", Subscriber: "subscriber"}}}
 	v.annotate(&rep)
-	if f, ok := rep.Subscriptions[0].Finding(diagnose.CodeDataDivergence); !ok || !strings.Contains(f.Message, "at least 1 rows differ (compared up to key") {
+	if f, ok := rep.Subscriptions[0].Finding(diagnose.CodeDataDivergence); !ok || !strings.Contains(f.Message, "at least 1 row differs (compared up to key") {
 		t.Errorf("finding partway: %+v", rep.Subscriptions[0].Findings)
 	}
 	// Restarted between windows: a new daemon takes over the kept state.

@@ -488,9 +488,13 @@ func (v *verifier) annotate(r *diagnose.Report) {
 		}
 		var parts []string
 		for _, t := range tables {
-			p := fmt.Sprintf("%s: %d rows differ", t.Table, t.DifferingRows)
+			rows := fmt.Sprintf("%d rows differ", t.DifferingRows)
+			if t.DifferingRows == 1 {
+				rows = "1 row differs"
+			}
+			p := t.Table + ": " + rows
 			if t.Error == "interrupted" {
-				p = fmt.Sprintf("%s: at least %d rows differ (compared up to key %s so far)", t.Table, t.DifferingRows, strings.Join(t.ResumeFrom, ", "))
+				p = fmt.Sprintf("%s: at least %s (compared up to key %s so far)", t.Table, rows, strings.Join(t.ResumeFrom, ", "))
 			}
 			switch {
 			case t.Scan == verify.ScanRows:
