@@ -17,6 +17,7 @@ import (
 	"github.com/pglmon/pglmon/internal/diagnose"
 	"github.com/pglmon/pglmon/internal/logtail"
 	"github.com/pglmon/pglmon/internal/maintenance"
+	"github.com/pglmon/pglmon/internal/seen"
 	"github.com/pglmon/pglmon/internal/monitor"
 	"github.com/pglmon/pglmon/internal/probe"
 	"github.com/pglmon/pglmon/internal/rdsadmin"
@@ -50,6 +51,12 @@ func runStatus(ctx context.Context, e env, args []string) error {
 	explainBarrier(ctx, e, cfg, &r)
 	explainUnreachable(ctx, e, cfg, &r)
 	readStorage(ctx, e, cfg, &r)
+	// What the daemon has seen and its subscriber no longer has.
+	if subs, err := seen.Read(cfg.SeenFile()); err != nil {
+		fmt.Fprintf(e.stderr, "pglmon status: the subscriptions the daemon has seen: %v\n", err)
+	} else {
+		seen.AddMissing(&r, subs, nil)
+	}
 	if ws, err := maintenance.Load(cfg.MaintenanceFile()); err != nil {
 		fmt.Fprintf(e.stderr, "pglmon status: %v\n", err)
 	} else {

@@ -545,6 +545,15 @@ func TestVerifyDoesNotOfferToResynchroniseATablePglogicalCannotCopy(t *testing.T
 	if err := p.Subscriber.Exec(ctx, out[i:j+len("AND s.sync_relname = 'gen';")]); err != nil {
 		t.Fatal(err)
 	}
+	// The apply worker may still take the table for one being copied (when
+	// a sync worker was starting as the row went): the plan restarts it.
+	restart := "pglmon repair --config " + cfg + " --subscription sub_0 --remedy restart"
+	if !strings.Contains(out, restart) {
+		t.Fatalf("the plan does not restart the subscription:\n%s", out)
+	}
+	if code, out, errOut := pglmon(t, "repair", "--config", cfg, "--subscription", "sub_0", "--remedy", "restart", "--yes"); code != 0 {
+		t.Fatalf("%s: exit %d\n%s\n%s", restart, code, out, errOut)
+	}
 	if err := p.Provider.Exec(ctx, "INSERT INTO gen (id, v) VALUES (4, 4)"); err != nil {
 		t.Fatal(err)
 	}
@@ -552,7 +561,10 @@ func TestVerifyDoesNotOfferToResynchroniseATablePglogicalCannotCopy(t *testing.T
 		var n int
 		return p.Subscriber.QueryRow(ctx, "SELECT count(*) FROM gen WHERE id = 4 AND g = 8", []any{&n}) == nil && n == 1
 	}); err != nil {
-		t.Fatal("a change made after the sync status was deleted did not arrive")
+		var st string
+		_ = p.Subscriber.QueryRow(ctx, "SELECT coalesce(string_agg(sync_kind::text || ' ' || coalesce(sync_relname::text, '-') || ' ' || sync_status::text, '; '), 'none') FROM pglogical.local_sync_status", []any{&st})
+		log, _ := os.ReadFile(p.Subscriber.Cluster.LogPath())
+		t.Fatalf("a change made after the sync status was deleted did not arrive (sync status %s); the subscriber's log ends:\n%s", st, string(log[max(0, len(log)-3000):]))
 	}
 	script := filepath.Join(t.TempDir(), "rows.psql")
 	code, out, errOut = pglmon(t, "verify", "--config", cfg, "--subscription", "sub_0", "--table", "public.gen", "--copy-script", script, "--output", "json")

@@ -382,6 +382,12 @@ func (c *Config) LogStateFile() string {
 	return filepath.Join(filepath.Dir(c.Repair.AuditLog), "server-log-state.json")
 }
 
+// SeenFile is where the daemon remembers the subscriptions it has seen
+// (package seen), next to repair.audit_log.
+func (c *Config) SeenFile() string {
+	return filepath.Join(filepath.Dir(c.Repair.AuditLog), "subscriptions-seen.json")
+}
+
 // VerifiedFile is where `pglmon verify` records the tables it found equal,
 // for the daemon, next to repair.audit_log.
 func (c *Config) VerifiedFile() string {

@@ -95,6 +95,7 @@ type Daemon struct {
 	listener net.Listener
 	srv      *http.Server
 	repairer *autoRepairer
+	seen     seenWatch
 	verifier verifier
 	rds      rdsWatcher
 	rdsState rdsStatusWatcher
@@ -365,6 +366,7 @@ func (d *Daemon) cycle(ctx context.Context) {
 	d.logs.maybeRun(ctx, d, &r, &d.bg)
 	d.logs.annotate(&r, d.verifier.equalSince)
 	d.logs.keep(d)
+	d.seen.annotate(d, &r)
 	d.maint.annotate(d, &r)
 	d.beats.run(ctx, d, snaps, &r)
 	d.repairer.consider(ctx, &r)

@@ -344,6 +344,9 @@ on (measured with pglogical 2.4.2):
   DELETE FROM pglogical.local_sync_status s USING pglogical.subscription sub
   WHERE sub.sub_id = s.sync_subid AND sub.sub_name = %[4]s
     AND s.sync_nspname = %[5]s AND s.sync_relname = %[6]s;
+and restart the subscription, whose apply worker may still take the table for one being copied
+(and hold back its changes) when a sync worker was starting as the row went (measured):
+  pglmon repair --config FILE --subscription %[7]s --remedy restart
 Then copy the rows it lacks from provider %[1]s (the columns pglogical replicates; a generated column
 is computed by subscriber %[2]s): read the script, then run it as printed:
   pglmon verify --config FILE --subscription %[7]s --table %[8]s --copy-script rows.psql

@@ -1,0 +1,48 @@
+package daemon
+
+import (
+	"time"
+
+	"github.com/pglmon/pglmon/internal/diagnose"
+	"github.com/pglmon/pglmon/internal/seen"
+)
+
+// seenWatch remembers the subscriptions the daemon sees (package seen) and
+// reports as subscription_missing one its subscriber no longer has.
+type seenWatch struct {
+	lastSeen map[string]time.Time // by subscriber/subscription, this run
+	told     map[string]bool      // missing ones already logged
+	err      string               // the file's last error, logged once
+}
+
+func (w *seenWatch) annotate(d *Daemon, r *diagnose.Report) {
+	now := time.Now()
+	if w.lastSeen == nil {
+		w.lastSeen, w.told = map[string]time.Time{}, map[string]bool{}
+	}
+	for _, s := range r.Subscriptions {
+		if s.Status != diagnose.StatusMissing && s.Status != "" {
+			key := s.Subscriber + "/" + s.Name
+			w.lastSeen[key] = now
+			delete(w.told, key)
+		}
+	}
+	path := d.cfg.Load().SeenFile()
+	subs, err := seen.Note(path, *r, now)
+	if err != nil {
+		if w.err != err.Error() {
+			d.log.Error("cannot keep the subscriptions seen: one dropped would not be reported", "file", path, keyError, err.Error())
+		}
+		w.err = err.Error()
+		return
+	}
+	w.err = ""
+	before := len(r.Subscriptions)
+	seen.AddMissing(r, subs, w.lastSeen)
+	for _, s := range r.Subscriptions[before:] {
+		if key := s.Subscriber + "/" + s.Name; !w.told[key] {
+			d.log.Warn("a subscription pglmon saw no longer exists", keySubscriber, s.Subscriber, keySubscription, s.Name)
+			w.told[key] = true
+		}
+	}
+}
