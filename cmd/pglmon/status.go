@@ -17,11 +17,11 @@ import (
 	"github.com/pglmon/pglmon/internal/diagnose"
 	"github.com/pglmon/pglmon/internal/logtail"
 	"github.com/pglmon/pglmon/internal/maintenance"
-	"github.com/pglmon/pglmon/internal/seen"
 	"github.com/pglmon/pglmon/internal/monitor"
 	"github.com/pglmon/pglmon/internal/probe"
 	"github.com/pglmon/pglmon/internal/rdsadmin"
 	"github.com/pglmon/pglmon/internal/rdsstorage"
+	"github.com/pglmon/pglmon/internal/seen"
 	"github.com/pglmon/pglmon/internal/serverlog"
 )
 
