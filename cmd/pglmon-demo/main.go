@@ -114,6 +114,15 @@ const usage = `Usage: pglmon-demo COMMAND
   break dropdb      create and drop a scratch database on the subscriber: with
                     pglogical before 2.4.6 the DROP often waits for ever for
                     pglogical's workers (signal_barrier_stuck after 10 s)
+  break gencopy     add demo_gencopy, which has a generated column, to the set
+                    with its copy: pglogical 2.4.2 lists the column in its COPY,
+                    which PostgreSQL refuses, and retries for ever
+                    (table_copy_refused at once; repair prints the way out)
+  break gencol      add demo_gencol to the set, with a generated column on the
+                    subscriber only: the first change to it would crash the
+                    subscriber's server in a loop (do not write one);
+                    schema_mismatch, critical, at once
+  fix gencol        make that column a plain one on the subscriber
   insert N          insert N rows on the provider
   count             row counts on both sides
 
@@ -165,7 +174,7 @@ func run(ctx context.Context, args []string) error {
 		return nil
 	case "break":
 		if len(args) != 2 {
-			return errors.New("break what? origin, slot, disable, walsender, provider, data, refuse, conflict, lock, hang, copy, password or dropdb")
+			return errors.New("break what? origin, slot, disable, walsender, provider, data, refuse, conflict, sync, firstcopy, lock, hang, copy, password, dropdb, gencopy or gencol")
 		}
 		return breakIt(ctx, args[1])
 	case "fix":
@@ -185,9 +194,19 @@ func run(ctx context.Context, args []string) error {
 				return fixCopy(ctx)
 			case "password":
 				return fixPassword(ctx)
+			case "gencol":
+				p, err := pair()
+				if err != nil {
+					return err
+				}
+				if err := p.Subscriber.Exec(ctx, "ALTER TABLE demo_gencol ALTER COLUMN g DROP EXPRESSION"); err != nil {
+					return err
+				}
+				fmt.Println("demo_gencol.g is a plain column on the subscriber now (rows arriving get NULL in it); schema_mismatch goes at the daemon's next comparison (within a minute)")
+				return nil
 			}
 		}
-		return errors.New("fix what? refuse, copy or password")
+		return errors.New("fix what? refuse, copy, password or gencol")
 	case "insert":
 		n := 100
 		if len(args) > 1 {
@@ -439,8 +458,41 @@ func breakIt(ctx context.Context, what string) error {
 		return rotatePassword(ctx, p)
 	case "dropdb":
 		return dropDatabase(ctx, p)
+	case "gencopy":
+		// pglogical 2.4.2 lists a generated column in its COPY, which
+		// PostgreSQL refuses: the copy fails for ever.
+		const gen = "CREATE TABLE demo_gencopy (id int PRIMARY KEY, v int, g int GENERATED ALWAYS AS (v * 2) STORED)"
+		for _, st := range []struct {
+			db  pgtest.DB
+			sql string
+		}{
+			{p.Provider, gen},
+			{p.Subscriber, gen},
+			{p.Provider, "INSERT INTO demo_gencopy (id, v) SELECT g, g FROM generate_series(1, 20) g"},
+			{p.Provider, "SELECT pglogical.replication_set_add_table('set_0', 'demo_gencopy', true)"},
+		} {
+			if err := st.db.Exec(ctx, st.sql); err != nil {
+				return err
+			}
+		}
+		fmt.Println("demo_gencopy (a generated column) added to set_0 with its copy, which pglogical can never make; watch for table_copy_refused, then run: bin/pglmon repair --config " + filepath.Join(dir, "pglmon.yaml") + " --subscription sub_0")
+		return nil
+	case "gencol":
+		// A generated column only the subscriber has: the next change to
+		// the table would crash pglogical's apply worker, and the server.
+		if err := p.Provider.Exec(ctx, "CREATE TABLE demo_gencol (id int PRIMARY KEY, v int)"); err != nil {
+			return err
+		}
+		if err := p.Subscriber.Exec(ctx, "CREATE TABLE demo_gencol (id int PRIMARY KEY, v int, g int GENERATED ALWAYS AS (v * 2) STORED)"); err != nil {
+			return err
+		}
+		if err := p.Provider.Exec(ctx, "SELECT pglogical.replication_set_add_table('set_0', 'demo_gencol', false)"); err != nil {
+			return err
+		}
+		fmt.Println("demo_gencol on the subscriber has a generated column the provider does not send: the first row written to it on the provider would crash the subscriber's server, again at every start (do not write one); pglmon reports it now: schema_mismatch, critical; bin/pglmon repair --config " + filepath.Join(dir, "pglmon.yaml") + " --subscription sub_0 prints the fix; bin/pglmon-demo fix gencol applies it")
+		return nil
 	}
-	return fmt.Errorf("unknown breakage %q (origin, slot, disable, walsender, provider, data, refuse, conflict, sync, firstcopy, lock, hang, copy, password, dropdb)", strings.TrimSpace(what))
+	return fmt.Errorf("unknown breakage %q (origin, slot, disable, walsender, provider, data, refuse, conflict, sync, firstcopy, lock, hang, copy, password, dropdb, gencopy, gencol)", strings.TrimSpace(what))
 }
 
 // failFirstCopy sets the subscription up again as someone might by hand,

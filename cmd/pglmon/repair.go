@@ -13,6 +13,7 @@ import (
 	"github.com/pglmon/pglmon/internal/diagnose"
 	"github.com/pglmon/pglmon/internal/monitor"
 	"github.com/pglmon/pglmon/internal/repair"
+	"github.com/pglmon/pglmon/internal/seen"
 	"github.com/pglmon/pglmon/internal/serverlog"
 	"github.com/pglmon/pglmon/internal/shellword"
 	"github.com/pglmon/pglmon/internal/verified"
@@ -92,6 +93,10 @@ func runRepair(ctx context.Context, e env, args []string) error {
 		}
 		// The apply worker's error may show that restarting cannot help.
 		explainDown(ctx, e, cfg, &r)
+		// One the daemon saw and its subscriber no longer has.
+		if subs, err := seen.Read(cfg.SeenFile()); err == nil {
+			seen.AddMissing(&r, subs, nil)
+		}
 		s, ok := r.Subscription(*subName, *subscriber)
 		if !ok {
 			return &exitErr{repairRefused, fmt.Errorf("subscription %s not found on any reachable subscriber", *subName)}
@@ -108,8 +113,14 @@ func runRepair(ctx context.Context, e env, args []string) error {
 			return &exitErr{code: map[bool]int{true: repairOK, false: repairRefused}[s.Health == diagnose.OK]}
 		}
 		if human {
-			// The commands it names, with this configuration's path.
-			fmt.Fprint(e.stdout, strings.ReplaceAll(repair.HumanPlan(f, *s).Render(), "--config FILE", "--config "+shellword.Quote(*path)))
+			// The commands it names, with this configuration's path; and
+			// the plan of each other finding that needs a person.
+			for i, hf := range humanFindings(s, f) {
+				if i > 0 {
+					fmt.Fprintln(e.stdout)
+				}
+				fmt.Fprint(e.stdout, strings.ReplaceAll(repair.HumanPlan(hf, *s).Render(), "--config FILE", "--config "+shellword.Quote(*path)))
+			}
 			return &exitErr{code: repairRefused}
 		}
 		req.Remedy, req.Finding = f.Remedy, f.Code
@@ -228,6 +239,20 @@ func diagnosedRemedy(s *diagnose.Subscription) (diagnose.Finding, bool, bool) {
 		}
 	}
 	return diagnose.Finding{}, false, false
+}
+
+// humanFindings is first, then the other findings of s that need a
+// person, one per code and table.
+func humanFindings(s *diagnose.Subscription, first diagnose.Finding) []diagnose.Finding {
+	out := []diagnose.Finding{first}
+	seen := map[string]bool{first.Code + " " + first.Table: true}
+	for _, f := range s.Findings {
+		if k := f.Code + " " + f.Table; f.Human && !seen[k] {
+			seen[k] = true
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 func reportOutcome(e env, out repair.Outcome) error {

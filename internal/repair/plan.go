@@ -257,8 +257,12 @@ Choose:
     (each TRUNCATED on the subscriber and copied again):
       SELECT pglogical.alter_subscription_resynchronize_table(%[4]s, 'schema.table');
     and compare: pglmon verify --config FILE --subscription %[5]s
- c) it was dropped on purpose: remove it from the configuration's subscriptions.
-A slot it left on provider %[1]s retains WAL until dropped (orphan_slot).`, s.Provider, s.Subscriber, f.Message, q(s.Name), sh(s.Name))
+    (one the configuration does not describe: add it to its subscriptions first, as it was:
+    provider %[1]s, sets %[6]s; or create it by hand with pglogical.create_subscription)
+ c) it was dropped on purpose: remove it from the configuration's subscriptions; one the
+    configuration does not describe, which pglmon had seen:
+      pglmon forget --config FILE --subscription %[5]s --subscriber %[7]s
+A slot it left on provider %[1]s retains WAL until dropped (orphan_slot).`, s.Provider, s.Subscriber, f.Message, q(s.Name), sh(s.Name), strings.Join(s.ReplicationSets, ", "), sh(s.Subscriber))
 	case diagnose.CodeSchemaMismatch:
 		fmt.Fprintf(&b, `%[4]s.
 Make the subscriber's tables match the provider's, on subscriber %[2]s: add each missing column with
