@@ -536,7 +536,28 @@ func TestVerifyDoesNotOfferToResynchroniseATablePglogicalCannotCopy(t *testing.T
 	if code, st := status(t, cfg); code != 2 || len(st.Subscriptions) != 1 || len(st.Subscriptions[0].Findings) != 1 || st.Subscriptions[0].Findings[0].Code != "table_copy_refused" {
 		t.Fatalf("status: exit %d, %+v", code, st)
 	}
+	// With a second finding that needs a person (a generated column only
+	// the subscriber has: no row is written to that table), repair prints
+	// both plans.
+	for _, st := range []struct {
+		db  pgtest.DB
+		sql string
+	}{
+		{p.Provider, "CREATE TABLE gen_sub (id int PRIMARY KEY, v int)"},
+		{p.Subscriber, "CREATE TABLE gen_sub (id int PRIMARY KEY, v int, g int GENERATED ALWAYS AS (v * 2) STORED)"},
+		{p.Provider, "SELECT pglogical.replication_set_add_table('set_0', 'gen_sub', false)"},
+	} {
+		if err := st.db.Exec(ctx, st.sql); err != nil {
+			t.Fatalf("%s: %v", st.sql, err)
+		}
+	}
 	code, out, _ = pglmon(t, "repair", "--config", cfg, "--subscription", "sub_0")
+	if strings.Count(out, "This needs a person") != 2 || !strings.Contains(out, "ALTER TABLE schema.table ALTER COLUMN column DROP EXPRESSION") {
+		t.Fatalf("repair with two findings: exit %d\n%s", code, out)
+	}
+	if err := p.Subscriber.Exec(ctx, "ALTER TABLE gen_sub ALTER COLUMN g DROP EXPRESSION"); err != nil {
+		t.Fatal(err)
+	}
 	i := strings.Index(out, "DELETE FROM pglogical.local_sync_status")
 	j := strings.Index(out, "AND s.sync_relname = 'gen';")
 	if code != 1 || i < 0 || j < i {
