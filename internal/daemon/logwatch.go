@@ -464,7 +464,7 @@ func (w *logWatcher) annotateCrashes(r *diagnose.Report, n *diagnose.Node) {
 		n.Name, times, keep[len(keep)-1].Prefix, strings.Join(parts, "; "))
 	if len(subs) > 0 {
 		names := slices.Sorted(maps.Keys(subs))
-		msg += fmt.Sprintf(". pglogical's apply worker crashes at a change it cannot apply, and again at every start (pglogical 2.4.2 does this at a change to a table whose generated column the provider does not send: schema_mismatch); stop it by disabling the subscription: SELECT pglogical.alter_subscription_disable(%s, true); if the server never stays up long enough, start it with pglogical left out of shared_preload_libraries (RDS: a parameter group without it), run UPDATE pglogical.subscription SET sub_enabled = false WHERE sub_name = %s, fix the cause, put pglogical back and restart",
+		msg += fmt.Sprintf(". pglogical's apply worker crashes at a change it cannot apply, and again at every start (pglogical 2.4.2 does this at a change to a table whose generated column the provider does not send: schema_mismatch); stop it by disabling the subscription: SELECT pglogical.alter_subscription_disable(%s, true); if the server never stays up long enough, stop it (pg_ctl stop -m immediate: a fast shutdown may not end a crash loop), start it with pglogical left out of shared_preload_libraries (RDS: a parameter group without it), run UPDATE pglogical.subscription SET sub_enabled = false WHERE sub_name = %s, fix the cause, put pglogical back and restart",
 			pgident.Literal(names[0]), pgident.Literal(names[0]))
 	}
 	n.Findings = append(n.Findings, diagnose.Finding{Code: diagnose.CodeServerCrashed, Severity: diagnose.Critical, Human: true, Message: msg})

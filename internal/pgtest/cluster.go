@@ -181,6 +181,20 @@ func (c *Cluster) Stop(ctx context.Context) error {
 	return nil
 }
 
+// StopImmediate stops the cluster at once (immediate shutdown: the next
+// start replays WAL), for a server a fast shutdown does not end, such as
+// one restarting in a crash loop.
+func (c *Cluster) StopImmediate(ctx context.Context) error {
+	if _, err := os.Stat(filepath.Join(c.Dir, "postmaster.pid")); err != nil {
+		return nil
+	}
+	out, err := c.run(ctx, filepath.Join(BinDir, "pg_ctl"), "stop", "-w", "-t", "30", "-m", "immediate", "-D", c.Dir)
+	if err != nil {
+		return fmt.Errorf("stop cluster on port %d at once: %w: %s", c.Port, err, out)
+	}
+	return nil
+}
+
 // Destroy stops the cluster and removes its files and port reservation.
 func (c *Cluster) Destroy(ctx context.Context) error {
 	err := c.Stop(ctx)

@@ -276,7 +276,8 @@ replication_set_remove_table, then replication_set_add_table with the column in 
 and synchronize_data := false: pglogical then writes the provider's value), or make it a plain column
 on subscriber %[2]s (rows arriving from then on get NULL in it):
   ALTER TABLE schema.table ALTER COLUMN column DROP EXPRESSION;
-If the server already restarts in a loop, stop it, start it with pglogical left out of
+If the server already restarts in a loop, stop it (pg_ctl stop -m immediate: a fast shutdown may not
+end a server in a crash loop), start it with pglogical left out of
 shared_preload_libraries (RDS: a parameter group without it, and a reboot), disable the subscription
 (UPDATE pglogical.subscription SET sub_enabled = false WHERE sub_name = %[3]s), fix the table, put
 pglogical back, restart, and enable it. Then restart the
