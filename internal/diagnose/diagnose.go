@@ -423,8 +423,19 @@ var okSyncAtStart = map[string]bool{"i": true, "u": true, "r": true, "": true}
 func (d *diagnosis) down(out *Subscription, subscriber *probe.Snapshot, sub probe.Subscription, prov *probe.Snapshot, downNodes []string, slot probe.Slot, slotFound bool) {
 	add := func(f Finding) { out.Findings = append(out.Findings, f) }
 	if !okSyncAtStart[sub.SyncStatus] {
-		add(Finding{Code: CodeInitFailed, Severity: Critical, Human: true,
-			Message: fmt.Sprintf("subscription %s is down and its initial synchronisation stopped in a step that cannot resume (sync status %q); the subscription must be set up again", sub.Name, sub.SyncStatus)})
+		msg := fmt.Sprintf("subscription %s is down and its initial synchronisation stopped in a step that cannot resume (sync status %q); the subscription must be set up again", sub.Name, sub.SyncStatus)
+		var refused []string
+		for _, m := range d.Schema[subKey(subscriber.Node, sub.Name)] {
+			if len(m.CopyRefused) > 0 {
+				refused = append(refused, fmt.Sprintf("%s (%s)", pgident.RegclassOf(m.Table), strings.Join(m.CopyRefused, ", ")))
+			}
+		}
+		if len(refused) > 0 {
+			// Set up again with its copy, it fails the same way.
+			msg += fmt.Sprintf(", without its copy: its sets hold %s %s with generated columns, which pglogical 2.4.2 lists in the COPY of its first copy, and PostgreSQL refuses that (\"column is a generated column\"), at every attempt (measured); drop it, create it again with synchronize_data := false, then copy the tables' rows with pglmon verify --copy-script",
+				plural(refused, "table", "tables"), strings.Join(refused, ", "))
+		}
+		add(Finding{Code: CodeInitFailed, Severity: Critical, Human: true, Message: msg})
 		return
 	}
 	if prov == nil && len(downNodes) > 0 {

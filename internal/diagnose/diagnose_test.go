@@ -1000,3 +1000,21 @@ func TestForwardLoop(t *testing.T) {
 		})
 	}
 }
+
+// A first copy that failed on a table with a generated column pglogical
+// lists in its COPY: setting the subscription up again with its copy fails
+// the same way, and init_failed says so.
+func TestInitFailedNamesATableItsCopyCannotTake(t *testing.T) {
+	w := healthy()
+	w.s().Status, w.s().SyncStatus = probe.StatusDown, "d"
+	w.schema = map[string][]SchemaMismatch{"s/sub": {{Table: "public.gi", CopyRefused: []string{"g"}}}}
+	f, ok := w.run().Subscriptions[0].Finding(CodeInitFailed)
+	if !ok || !strings.Contains(f.Message, "set up again, without its copy: its sets hold table public.gi (g) with generated columns") ||
+		!strings.Contains(f.Message, "create it again with synchronize_data := false") {
+		t.Errorf("init_failed: %+v", f)
+	}
+	w.schema = nil
+	if f, _ := w.run().Subscriptions[0].Finding(CodeInitFailed); strings.Contains(f.Message, "without its copy") {
+		t.Errorf("init_failed without such a table: %s", f.Message)
+	}
+}

@@ -315,7 +315,8 @@ out stay missing until copied. Choose per table:
 %[4]s    (or, if its set was taken from the subscription, give it back on subscriber %[2]s:
       SELECT pglogical.alter_subscription_add_replication_set(%[5]s, '<set>');)
     then copy what it missed, on subscriber %[2]s: the whole table (pglogical TRUNCATEs it there
-    first; the table is empty meanwhile)
+    first; the table is empty meanwhile; never one with a generated column pglogical replicates,
+    whose COPY pglogical 2.4.2 makes and PostgreSQL refuses, for ever)
 %[6]s    or only the rows that differ (writes the psql script that does it; read it, then run it):
 %[7]s    Then: pglmon verify --config FILE --subscription %[8]s
     With the table in the configuration's replication_sets, setup does it: pglmon setup plan
