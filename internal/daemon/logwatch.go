@@ -230,6 +230,17 @@ func (w *logWatcher) maybeRun(ctx context.Context, d *Daemon, r *diagnose.Report
 		w.last[n.Name], added[n.Name] = time.Now(), true
 		due = append(due, n)
 	}
+	// An RDS node that does not answer: its log, read through the RDS API,
+	// tells whether it crashes again and again (server_crashed) while it
+	// does; a self-managed one's is read through SQL, once it answers.
+	for _, rn := range r.Nodes {
+		n, ok := cfg.Node(rn.Name)
+		if !ok || rn.Up || n.RDS == nil || added[n.Name] || n.LogSource() == config.ServerLogOff || time.Since(w.last[n.Name]) < d.logEvery() {
+			continue
+		}
+		w.last[n.Name], added[n.Name] = time.Now(), true
+		due = append(due, n)
+	}
 	if len(due) == 0 {
 		return
 	}

@@ -149,3 +149,50 @@ func TestDaemonSaysWhatRDSReportsOfAnUnreachableNode(t *testing.T) {
 		t.Errorf("DescribeDBInstances called %d more times within 3 cycles (once a minute is enough)", n-calls)
 	}
 }
+
+// An RDS subscriber that does not answer, restarting in a crash loop: its
+// log, read through the RDS API while it is down, gives server_crashed
+// with the subscription whose apply worker crashes.
+func TestDaemonReadsTheCrashesOfAnUnreachableRDSNode(t *testing.T) {
+	ctx := context.Background()
+	srv := awstest.New(t, "eu-west-1")
+	a := srv.Env(t) // sets the environment: not parallel
+	srv.AddInstance("sub-db", "15.7", "pg15-pglogical", map[string]string{rdsadmin.ParamPreload: "pglogical", rdsadmin.ParamLogical: "1"})
+	const file = "error/postgresql.log.2026-12-06-09"
+	log := "2026-12-06 09:00:00 UTC::@:[500]:LOG:  database system is ready to accept connections\n"
+	srv.SetLog("sub-db", file, time.Now().UnixMilli(), log)
+	p := pgtest.NewPair(t, pgtest.PairOptions{})
+	rest := pairConfig(p, filepath.Join(t.TempDir(), "a.jsonl"), policyOff())
+	nodes := fmt.Sprintf("nodes:\n  - name: provider\n    dsn: %q\n  - name: subscriber\n    dsn: \"host=127.0.0.1 port=1 dbname=%s user=postgres sslmode=disable\"\n    rds: {identifier: sub-db}\n",
+		p.Provider.DSN(), p.Subscriber.Name)
+	r := startEvery(t, a.YAML()+nodes+rest[strings.Index(rest, "probe:"):], nil, 500*time.Millisecond)
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		return strings.Contains(r.logs.String(), `"msg":"server log read","node":"subscriber"`)
+	}); err != nil {
+		t.Fatalf("the unreachable RDS node's log was not read:\n%s", r.logs.String())
+	}
+	for i := 0; i < 3; i++ {
+		log += fmt.Sprintf("2026-12-06 09:00:0%d UTC::@:[%d]:LOG:  starting apply for subscription sub_0\n", i+1, 600+i) +
+			fmt.Sprintf("2026-12-06 09:00:0%d UTC::@:[500]:LOG:  background worker \"pglogical apply 16400:3147399666\" (PID %d) was terminated by signal 11: Segmentation fault\n", i+1, 600+i) +
+			"2026-12-06 09:00:01 UTC::@:[500]:LOG:  terminating any other active server processes\n"
+	}
+	srv.SetLog("sub-db", file, time.Now().UnixMilli(), log)
+	var f diagnose.Finding
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		for _, n := range r.status(t).Nodes {
+			for _, x := range n.Findings {
+				if n.Name == "subscriber" && x.Code == diagnose.CodeServerCrashed {
+					f = x
+					return !n.Up
+				}
+			}
+		}
+		return false
+	}); err != nil {
+		t.Fatalf("no server_crashed on the unreachable node:\n%s", r.logs.String())
+	}
+	if !strings.Contains(f.Message, "the server of subscriber crashed 3 times in the last hour") ||
+		!strings.Contains(f.Message, `3x background worker "pglogical apply 16400:3147399666" (subscription sub_0) was terminated by signal 11: Segmentation fault`) {
+		t.Errorf("server_crashed: %s", f.Message)
+	}
+}
