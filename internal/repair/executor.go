@@ -116,17 +116,17 @@ func (e *Executor) Execute(ctx context.Context, req Request) Outcome {
 	// An interrupted attempt is finished once the nodes it needs answer:
 	// a "finished" line written while they do not would leave for good
 	// what the crash left (a subscription disabled between its steps).
-	later := func(reason string) Outcome {
+	refuse := func(reason string, unreachableNode bool) Outcome {
+		if !unreachableNode || req.Resume == "" {
+			return finish(ResultRefused, reason)
+		}
 		out.Result, out.Reason, out.Duration = ResultDeferred, reason+"; attempt "+req.Resume+" stays unfinished, to be finished once it can be reached", time.Since(start)
 		return out
 	}
 	plan, _, err := e.plan(ctx, req)
 	out.Plan = plan
 	if err != nil {
-		if req.Resume != "" && errors.As(err, new(unreachable)) {
-			return later(err.Error())
-		}
-		return finish(ResultRefused, err.Error())
+		return refuse(err.Error(), errors.As(err, new(unreachable)))
 	}
 	if req.DryRun {
 		return finish(ResultDryRun, "nothing executed (--dry-run)")
@@ -138,10 +138,7 @@ func (e *Executor) Execute(ctx context.Context, req Request) Outcome {
 	}
 	conn, err := probe.Connect(ctx, node, e.stepTimeout())
 	if err != nil {
-		if req.Resume != "" {
-			return later(err.Error())
-		}
-		return finish(ResultRefused, err.Error())
+		return refuse(err.Error(), true)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 
@@ -152,10 +149,7 @@ func (e *Executor) Execute(ctx context.Context, req Request) Outcome {
 	}
 	var locked bool
 	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", LockKey(lockName)).Scan(&locked); err != nil {
-		if req.Resume != "" {
-			return later(fmt.Sprintf("take the advisory lock on %s: %v", nodeName, err))
-		}
-		return finish(ResultRefused, fmt.Sprintf("take the advisory lock on %s: %v", nodeName, err))
+		return refuse(fmt.Sprintf("take the advisory lock on %s: %v", nodeName, err), true)
 	}
 	if !locked {
 		what := "subscription " + plan.Subscription
@@ -175,10 +169,7 @@ func (e *Executor) Execute(ctx context.Context, req Request) Outcome {
 	// What was true before the lock may have changed while another held it.
 	plan, sub, err := e.plan(ctx, req)
 	if err != nil {
-		if req.Resume != "" && errors.As(err, new(unreachable)) {
-			return later("after taking the lock: " + err.Error())
-		}
-		return finish(ResultRefused, "after taking the lock: "+err.Error())
+		return refuse("after taking the lock: "+err.Error(), errors.As(err, new(unreachable)))
 	}
 	out.Plan = plan
 	if e.Audit != nil {

@@ -77,20 +77,12 @@ func encode(subs map[string]Subscription) ([]byte, error) {
 	return append(b, '\n'), err
 }
 
-// Note adds the subscriptions of r that exist (not missing) and that the
-// file does not hold as they are (new, or with another provider or sets),
-// under the file's lock, and returns what the file holds then. A file that
-// holds them all is not written.
+// Note adds the subscriptions of r that exist (not missing), under the
+// file's lock, keeping when each was first seen, and returns what the file
+// holds then. Call it when Changes says r has one it does not hold as it is.
 func Note(path string, r diagnose.Report, now time.Time) (map[string]Subscription, error) {
 	var out map[string]Subscription
-	current, err := Read(path)
-	if err != nil {
-		return nil, err
-	}
-	if !changes(current, r) {
-		return current, nil
-	}
-	err = atomicfile.Update(path, func(old []byte) ([]byte, error) {
+	err := atomicfile.Update(path, func(old []byte) ([]byte, error) {
 		subs, err := parse(path, old)
 		if err != nil {
 			return nil, err
@@ -111,8 +103,9 @@ func Note(path string, r diagnose.Report, now time.Time) (map[string]Subscriptio
 	return out, err
 }
 
-// changes reports whether r has an existing subscription subs does not hold as it is.
-func changes(subs map[string]Subscription, r diagnose.Report) bool {
+// Changes reports whether r has an existing subscription subs does not
+// hold as it is (new, or with another provider or sets).
+func Changes(subs map[string]Subscription, r diagnose.Report) bool {
 	for _, s := range r.Subscriptions {
 		if s.Status == diagnose.StatusMissing || s.Status == "" {
 			continue
