@@ -95,20 +95,7 @@ func TestDaemonReportsTheServerCrashesOfAnApplyWorker(t *testing.T) {
 		t.Fatal("the change never arrived once the column was plain")
 	}
 
-	var f diagnose.Finding
-	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
-		for _, n := range r.status(t).Nodes {
-			for _, x := range n.Findings {
-				if n.Name == "subscriber" && x.Code == diagnose.CodeServerCrashed {
-					f = x
-					return true
-				}
-			}
-		}
-		return false
-	}); err != nil {
-		t.Fatalf("no server_crashed finding:\n%s", r.logs.String())
-	}
+	_, f := r.waitNodeFinding(t, "subscriber", diagnose.CodeServerCrashed, 60*time.Second)
 	if f.Severity != diagnose.Critical || !regexp.MustCompile(`the server of subscriber crashed \d+ times in the last hour`).MatchString(f.Message) ||
 		!strings.Contains(f.Message, `x background worker "pglogical apply `) || !strings.Contains(f.Message, `(subscription sub_0) was terminated by signal 11: Segmentation fault`) ||
 		!strings.Contains(f.Message, "SELECT pglogical.alter_subscription_disable('sub_0', true)") {

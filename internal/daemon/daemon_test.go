@@ -136,6 +136,27 @@ func (r *running) status(t testing.TB) diagnose.Report {
 
 // waitMetric polls /metrics until the line matches (or, with absent, until
 // no line matches).
+// waitNodeFinding polls the daemon's status until node has a finding of
+// code, and returns the node and the finding; the test fails at timeout.
+func (r *running) waitNodeFinding(t testing.TB, node, code string, timeout time.Duration) (diagnose.Node, diagnose.Finding) {
+	t.Helper()
+	var n diagnose.Node
+	var f diagnose.Finding
+	if err := pgtest.Poll(context.Background(), timeout, func() bool {
+		for _, n = range r.status(t).Nodes {
+			for _, f = range n.Findings {
+				if n.Name == node && f.Code == code {
+					return true
+				}
+			}
+		}
+		return false
+	}); err != nil {
+		t.Fatalf("no %s finding on %s:\n%s", code, node, r.logs.String())
+	}
+	return n, f
+}
+
 func (r *running) waitMetric(t testing.TB, re string, absent bool, timeout time.Duration) time.Duration {
 	t.Helper()
 	rx := regexp.MustCompile("(?m)" + re)

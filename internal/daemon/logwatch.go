@@ -149,17 +149,13 @@ func (w *logWatcher) keep(d *Daemon) {
 	}
 	st := logState{Version: 1, Positions: w.positions}
 	for _, node := range slices.Sorted(maps.Keys(w.recent)) {
-		for _, c := range w.recent[node] {
-			if time.Since(c.at) < conflictWindow {
-				st.Conflicts = append(st.Conflicts, keptConflict{Node: node, Conflict: c.Conflict, At: c.at})
-			}
+		for _, c := range withinWindow(w.recent[node], func(c countedConflict) time.Time { return c.at }) {
+			st.Conflicts = append(st.Conflicts, keptConflict{Node: node, Conflict: c.Conflict, At: c.at})
 		}
 	}
 	for _, node := range slices.Sorted(maps.Keys(w.crashes)) {
-		for _, c := range w.crashes[node] {
-			if time.Since(c.at) < conflictWindow {
-				st.Crashes = append(st.Crashes, keptCrash{Node: node, Crash: c.Crash, At: c.at})
-			}
+		for _, c := range withinWindow(w.crashes[node], func(c countedCrash) time.Time { return c.at }) {
+			st.Crashes = append(st.Crashes, keptCrash{Node: node, Crash: c.Crash, At: c.at})
 		}
 	}
 	for _, node := range slices.Sorted(maps.Keys(w.copies)) {
@@ -407,25 +403,16 @@ func (w *logWatcher) annotate(r *diagnose.Report, equalSince func(subscriber, su
 	}
 	for i := range r.Nodes {
 		n := &r.Nodes[i]
-		var keep []countedConflict
-		for _, c := range w.recent[n.Name] {
-			if time.Since(c.at) < conflictWindow {
-				keep = append(keep, c)
-			}
-		}
+		keep := withinWindow(w.recent[n.Name], func(c countedConflict) time.Time { return c.at })
 		w.recent[n.Name] = keep
 		if len(keep) == 0 {
 			continue
 		}
-		kinds := map[string]int{}
+		var kinds []string
 		for _, c := range keep {
-			kinds[fmt.Sprintf("%s: remote %s (%s), resolution %s", c.Table, c.Op, c.Found, c.Resolution)]++
+			kinds = append(kinds, fmt.Sprintf("%s: remote %s (%s), resolution %s", c.Table, c.Op, c.Found, c.Resolution))
 		}
-		var parts []string
-		for k, count := range kinds {
-			parts = append(parts, fmt.Sprintf("%dx %s", count, k))
-		}
-		sort.Strings(parts)
+		parts := tally(kinds)
 		conflicts := "conflicts"
 		if len(keep) == 1 {
 			conflicts = "conflict"
@@ -437,36 +424,53 @@ func (w *logWatcher) annotate(r *diagnose.Report, equalSince func(subscriber, su
 	}
 }
 
+// withinWindow keeps the items read (at) within conflictWindow.
+func withinWindow[T any](items []T, at func(T) time.Time) []T {
+	var keep []T
+	for _, x := range items {
+		if time.Since(at(x)) < conflictWindow {
+			keep = append(keep, x)
+		}
+	}
+	return keep
+}
+
+// tally says how many times each kind occurs: "2x kind", sorted.
+func tally(kinds []string) []string {
+	count := map[string]int{}
+	for _, k := range kinds {
+		count[k]++
+	}
+	var out []string
+	for k, n := range count {
+		out = append(out, fmt.Sprintf("%dx %s", n, k))
+	}
+	sort.Strings(out)
+	return out
+}
+
 // annotateCrashes adds server_crashed to node n when its log recorded a
 // crash within conflictWindow.
 func (w *logWatcher) annotateCrashes(r *diagnose.Report, n *diagnose.Node) {
 	if len(w.crashes[n.Name]) == 0 {
 		return
 	}
-	var keep []countedCrash
-	for _, c := range w.crashes[n.Name] {
-		if time.Since(c.at) < conflictWindow {
-			keep = append(keep, c)
-		}
-	}
+	keep := withinWindow(w.crashes[n.Name], func(c countedCrash) time.Time { return c.at })
 	w.crashes[n.Name] = keep
 	if len(keep) == 0 {
 		return
 	}
-	kinds, subs := map[string]int{}, map[string]bool{}
+	var kinds []string
+	subs := map[string]bool{}
 	for _, c := range keep {
 		what := c.Process
 		if c.Subscription != "" {
 			what += " (subscription " + c.Subscription + ")"
 			subs[c.Subscription] = true
 		}
-		kinds[what+" was terminated by "+c.Signal]++
+		kinds = append(kinds, what+" was terminated by "+c.Signal)
 	}
-	var parts []string
-	for k, count := range kinds {
-		parts = append(parts, fmt.Sprintf("%dx %s", count, k))
-	}
-	sort.Strings(parts)
+	parts := tally(kinds)
 	times := "once"
 	if len(keep) > 1 {
 		times = fmt.Sprintf("%d times", len(keep))

@@ -124,21 +124,7 @@ func TestDaemonCountsApplyConflicts(t *testing.T) {
 	conflict(4)
 	conflict(5)
 	r.waitMetric(t, metric+"2$", false, 30*time.Second)
-	var f diagnose.Finding
-	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
-		rep := r.status(t)
-		for _, n := range rep.Nodes {
-			for _, x := range n.Findings {
-				if n.Name == "subscriber" && x.Code == diagnose.CodeApplyConflicts {
-					f = x
-					return true
-				}
-			}
-		}
-		return false
-	}); err != nil {
-		t.Fatal("no apply_conflicts finding")
-	}
+	_, f := r.waitNodeFinding(t, "subscriber", diagnose.CodeApplyConflicts, 30*time.Second)
 	if f.Severity != diagnose.Warning || !strings.Contains(f.Message, "pglogical resolved 2 conflicts by itself on subscriber (read from its log in the last hour)") ||
 		!strings.Contains(f.Message, "2x public.items_0: remote UPDATE (tuple not found), resolution skip") || strings.Contains(f.Message, "changed") {
 		t.Errorf("finding: %+v", f)

@@ -177,19 +177,9 @@ func TestDaemonReadsTheCrashesOfAnUnreachableRDSNode(t *testing.T) {
 			"2026-12-06 09:00:01 UTC::@:[500]:LOG:  terminating any other active server processes\n"
 	}
 	srv.SetLog("sub-db", file, time.Now().UnixMilli(), log)
-	var f diagnose.Finding
-	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
-		for _, n := range r.status(t).Nodes {
-			for _, x := range n.Findings {
-				if n.Name == "subscriber" && x.Code == diagnose.CodeServerCrashed {
-					f = x
-					return !n.Up
-				}
-			}
-		}
-		return false
-	}); err != nil {
-		t.Fatalf("no server_crashed on the unreachable node:\n%s", r.logs.String())
+	n, f := r.waitNodeFinding(t, "subscriber", diagnose.CodeServerCrashed, 30*time.Second)
+	if n.Up {
+		t.Errorf("the subscriber answers: %+v", n)
 	}
 	if !strings.Contains(f.Message, "the server of subscriber crashed 3 times in the last hour") ||
 		!strings.Contains(f.Message, `3x background worker "pglogical apply 16400:3147399666" (subscription sub_0) was terminated by signal 11: Segmentation fault`) {
