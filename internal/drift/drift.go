@@ -27,14 +27,21 @@ import (
 const providerQuery = `SELECT DISTINCT n.nspname::text, c.relname::text,
 	coalesce(rst.set_att_list, (SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a
 		WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)),
-	ARRAY(SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-		AND a.attgenerated <> '' AND (rst.set_att_list IS NULL OR a.attname::text = ANY(rst.set_att_list)) ORDER BY a.attnum)
+	` + CopiedGeneratedSQL + `
 FROM pglogical.replication_set_table rst
 JOIN pglogical.replication_set rs ON rs.set_id = rst.set_id
 JOIN pg_class c ON c.oid = rst.set_reloid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE rs.set_name = ANY($1)
 ORDER BY 1, 2`
+
+// CopiedGeneratedSQL is the array of the stored generated columns that
+// pglogical's COPY of a set's table lists (no column list, or one that
+// holds them), in a query over pglogical.replication_set_table rst joined
+// to the table's pg_class c. Measured with pglogical 2.4.2: PostgreSQL
+// refuses that COPY ("column is a generated column"), for ever.
+const CopiedGeneratedSQL = `ARRAY(SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+		AND a.attgenerated <> '' AND (rst.set_att_list IS NULL OR a.attname::text = ANY(rst.set_att_list)) ORDER BY a.attnum)`
 
 // subscriberQuery reads, for each table, whether it exists, its columns,
 // its NOT NULL columns that nothing fills (no default, not identity or

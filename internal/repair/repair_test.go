@@ -255,7 +255,14 @@ func TestAnInterruptedAttemptWaitsForItsSubscriber(t *testing.T) {
 	if outs[0].Result != ResultSuccess || outs[0].ID != first.ID {
 		t.Fatalf("resume once the subscriber is back: %+v", outs[0])
 	}
-	if st, _ := p.Status(ctx, p.Sub()); st != "replicating" {
+	finishedAndReplicating(t, p, e)
+}
+
+// finishedAndReplicating checks that the resumed attempt left the
+// subscription replicating and nothing unfinished in the audit log.
+func finishedAndReplicating(t *testing.T, p *pgtest.Pair, e *Executor) {
+	t.Helper()
+	if st, _ := p.Status(context.Background(), p.Sub()); st != "replicating" {
 		t.Errorf("status after resume: %s", st)
 	}
 	if left, _ := e.Audit.Unfinished(); len(left) != 0 {
@@ -283,12 +290,7 @@ func TestCrashAfterDisableIsFinishedByNextRun(t *testing.T) {
 	if got := outs[0].Steps[0].Result; got != "skipped" {
 		t.Errorf("disable step on resume: got %s, want skipped", got)
 	}
-	if st, _ := p.Status(ctx, p.Sub()); st != "replicating" {
-		t.Errorf("status after resume: %s", st)
-	}
-	if left, _ := e.Audit.Unfinished(); len(left) != 0 {
-		t.Errorf("unfinished after resume: %+v", left)
-	}
+	finishedAndReplicating(t, p, e)
 }
 
 func TestDryRunChangesNothing(t *testing.T) {

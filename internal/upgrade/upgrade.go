@@ -802,9 +802,12 @@ func (r *Runner) restoreSubscription(ctx context.Context, s SubDef) error {
 // row count) and offers (never runs) the copy of the differing rows or the
 // resynchronisation of each table that differs.
 func (r *Runner) compare(ctx context.Context, m *Manifest) error {
-	mode := r.Compare
+	mode, by := r.Compare, "row counts"
 	if mode == "" {
 		mode = verify.ModeChecksum
+	}
+	if mode == verify.ModeChecksum {
+		by = "by checksum"
 	}
 	opt := verify.ConfigOptions(r.Config.Verify, mode)
 	differ := 0
@@ -814,7 +817,7 @@ func (r *Runner) compare(ctx context.Context, m *Manifest) error {
 		}
 		tg := verify.Target{Subscription: s.Name, Subscriber: s.Subscriber, Provider: s.Provider, Sets: s.Sets, Slot: s.SlotName,
 			ApplyDelay: r.applyDelay(ctx, s)}
-		r.say("Comparing the tables subscription %s on %s replicates from %s (%s):", s.Name, s.Subscriber, s.Provider, map[string]string{verify.ModeChecksum: "by checksum", verify.ModeCount: "row counts"}[mode])
+		r.say("Comparing the tables subscription %s on %s replicates from %s (%s):", s.Name, s.Subscriber, s.Provider, by)
 		res := verify.Run(ctx, r.Config, tg, opt)
 		if res.Error != "" {
 			r.say("warning: cannot compare %s: %s", s.Name, res.Error)
@@ -856,10 +859,6 @@ func (r *Runner) compare(ctx context.Context, m *Manifest) error {
 		what := "tables differ"
 		if differ == 1 {
 			what = "table differs"
-		}
-		by := "by checksum"
-		if mode == verify.ModeCount {
-			by = "row counts"
 		}
 		return fmt.Errorf("%w (%s): %d %s; pglmon ran no resynchronisation", ErrTablesDiffer, by, differ, what)
 	}

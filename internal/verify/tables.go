@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pglmon/pglmon/internal/drift"
 	"github.com/pglmon/pglmon/internal/pgident"
 )
 
@@ -153,8 +154,7 @@ const setTablesQuery = `SELECT n.nspname::text, c.relname::text,
 	ARRAY(SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum),
 	ARRAY(SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum),
 	ARRAY(SELECT ` + columnHashSQL + ` FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum),
-	ARRAY(SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated <> ''
-		AND (rst.set_att_list IS NULL OR a.attname::text = ANY(rst.set_att_list)) ORDER BY a.attnum)
+	` + drift.CopiedGeneratedSQL + `
 FROM pglogical.replication_set_table rst
 JOIN pglogical.replication_set rs ON rs.set_id = rst.set_id
 JOIN pg_class c ON c.oid = rst.set_reloid
