@@ -123,6 +123,11 @@ const usage = `Usage: pglmon-demo COMMAND
                     subscriber's server in a loop (do not write one);
                     schema_mismatch, critical, at once
   fix gencol        make that column a plain one on the subscriber
+  break coltype     widen items_0.n to bigint on the provider only (a migration
+                    run on one side): pglogical sends it in binary, which the
+                    subscriber's integer cannot read; schema_mismatch, critical,
+                    within a minute; the next insert stops the subscription
+  fix coltype       what the plan says: bigint on the subscriber too
   insert N          insert N rows on the provider
   count             row counts on both sides
 
@@ -174,7 +179,7 @@ func run(ctx context.Context, args []string) error {
 		return nil
 	case "break":
 		if len(args) != 2 {
-			return errors.New("break what? origin, slot, disable, walsender, provider, data, refuse, conflict, sync, firstcopy, lock, hang, copy, password, dropdb, gencopy or gencol")
+			return errors.New("break what? origin, slot, disable, walsender, provider, data, refuse, conflict, sync, firstcopy, lock, hang, copy, password, dropdb, gencopy, gencol or coltype")
 		}
 		return breakIt(ctx, args[1])
 	case "fix":
@@ -204,9 +209,19 @@ func run(ctx context.Context, args []string) error {
 				}
 				fmt.Println("demo_gencol.g is a plain column on the subscriber now (rows arriving get NULL in it); schema_mismatch goes at the daemon's next comparison (within a minute)")
 				return nil
+			case "coltype":
+				p, err := pair()
+				if err != nil {
+					return err
+				}
+				if err := p.Subscriber.Exec(ctx, "ALTER TABLE public.items_0 ALTER COLUMN n TYPE bigint USING n::bigint"); err != nil {
+					return err
+				}
+				fmt.Printf("items_0.n is bigint on the subscriber too. A subscription the type stopped waits for pglogical's backoff (up to 180 s); now, as the plan says:\n  bin/pglmon repair --config %s --subscription sub_0 --remedy restart\n", filepath.Join(dir, "pglmon.yaml"))
+				return nil
 			}
 		}
-		return errors.New("fix what? refuse, copy, password or gencol")
+		return errors.New("fix what? refuse, copy, password, gencol or coltype")
 	case "insert":
 		n := 100
 		if len(args) > 1 {
@@ -491,8 +506,15 @@ func breakIt(ctx context.Context, what string) error {
 		}
 		fmt.Println("demo_gencol on the subscriber has a generated column the provider does not send: the first row written to it on the provider would crash the subscriber's server, again at every start (do not write one); pglmon reports it now: schema_mismatch, critical; bin/pglmon repair --config " + filepath.Join(dir, "pglmon.yaml") + " --subscription sub_0 prints the fix; bin/pglmon-demo fix gencol applies it")
 		return nil
+	case "coltype":
+		// A migration run on the provider alone (pglogical replicates no DDL).
+		if err := p.Provider.Exec(ctx, "ALTER TABLE items_0 ALTER COLUMN n TYPE bigint"); err != nil {
+			return err
+		}
+		fmt.Println("items_0.n is bigint on the provider, integer on the subscriber: pglogical sends it in binary, which an integer cannot read; pglmon reports it within a minute (schema_mismatch, critical); bin/pglmon-demo insert 1 then stops the subscription, and bin/pglmon repair --config " + filepath.Join(dir, "pglmon.yaml") + " --subscription sub_0 prints the fix (bin/pglmon-demo fix coltype applies it)")
+		return nil
 	}
-	return fmt.Errorf("unknown breakage %q (origin, slot, disable, walsender, provider, data, refuse, conflict, sync, firstcopy, lock, hang, copy, password, dropdb, gencopy, gencol)", strings.TrimSpace(what))
+	return fmt.Errorf("unknown breakage %q (origin, slot, disable, walsender, provider, data, refuse, conflict, sync, firstcopy, lock, hang, copy, password, dropdb, gencopy, gencol, coltype)", strings.TrimSpace(what))
 }
 
 // failFirstCopy sets the subscription up again as someone might by hand,

@@ -250,3 +250,61 @@ func repairPlan(t *testing.T, cfg, sub string, timeout time.Duration) (int, stri
 	}
 	return code, out
 }
+
+// A migration run on the provider alone widens a replicated column
+// (integer to bigint, as before its values outgrow integer): status names
+// it at once, critical (pglogical sends the value in binary, which the
+// subscriber's integer cannot read); the first change stops the
+// subscription, which status then puts down to the type (no restart
+// offered); repair's plan, run as printed, gets it replicating with the
+// row that stopped it.
+func TestAColumnTypeChangedOnTheProviderAlone(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10})
+	cfg := writeConfig(t, p, "")
+	if err := p.Provider.Exec(ctx, "ALTER TABLE items_0 ALTER COLUMN n TYPE bigint"); err != nil {
+		t.Fatal(err)
+	}
+	code, st := status(t, cfg)
+	if code != 2 || len(st.Subscriptions) != 1 || len(st.Subscriptions[0].Findings) != 1 {
+		t.Fatalf("status: exit %d, %+v", code, st)
+	}
+	s := st.Subscriptions[0]
+	if f := s.Findings[0]; f.Code != "schema_mismatch" || f.Severity != "critical" || !strings.Contains(f.Message, "n (bigint on the provider, integer here)") ||
+		len(s.ColumnTypes) != 1 || s.ColumnTypes[0].Table != "public.items_0" || s.ColumnTypes[0].Column != "n" || s.ColumnTypes[0].Effect != "breaks" ||
+		s.ColumnTypes[0].Provider != "bigint" || s.ColumnTypes[0].Subscriber != "integer" {
+		t.Fatalf("status before any change: %+v", s)
+	}
+	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 VALUES (11, 'after the migration', 3000000000)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitStatus(ctx, p.Sub(), "down", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	code, st = status(t, cfg)
+	if s := st.Subscriptions[0]; code != 2 || len(s.Findings) != 1 || s.Findings[0].Code != "schema_mismatch" || s.Findings[0].Remedy != "" ||
+		!strings.Contains(s.Findings[0].Message, "is down because the tables differ") {
+		t.Fatalf("status once down: exit %d, %+v", code, s)
+	}
+	code, out, _ := pglmon(t, "repair", "--config", cfg, "--subscription", p.Sub())
+	const alter = "ALTER TABLE public.items_0 ALTER COLUMN n TYPE bigint USING n::bigint;"
+	if code != 1 || !strings.Contains(out, alter+"   -- integer there now") || !strings.Contains(out, "replicate_ddl_command") {
+		t.Fatalf("repair: exit %d\n%s", code, out)
+	}
+	if err := p.Subscriber.Exec(ctx, alter); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := pglmon(t, "repair", "--config", cfg, "--subscription", p.Sub(), "--remedy", "restart", "--yes"); code != 0 {
+		t.Fatalf("restart: exit %d\n%s\n%s", code, out, errOut)
+	}
+	var n int64
+	if err := pgtest.Poll(ctx, time.Minute, func() bool {
+		return p.Subscriber.QueryRow(ctx, "SELECT n FROM items_0 WHERE id = 11", []any{&n}) == nil
+	}); err != nil || n != 3000000000 {
+		t.Fatalf("the row that stopped the apply: %d, %v", n, err)
+	}
+	if code, st := status(t, cfg); code != 0 || len(st.Subscriptions[0].ColumnTypes) != 0 {
+		t.Errorf("status once the types match: exit %d, %+v", code, st)
+	}
+}

@@ -43,7 +43,12 @@ type statusJSON struct {
 		NotStreamingSince                          *string  `json:"not_streaming_since"`
 		TablesLeftSets                             []string `json:"tables_left_sets"`
 		ForwardOrigins                             []string `json:"forward_origins"`
-		Findings                                   []struct {
+		ColumnTypes                                []struct {
+			Table, Column, Effect string
+			Provider              string `json:"provider_type"`
+			Subscriber            string `json:"subscriber_type"`
+		} `json:"column_types"`
+		Findings []struct {
 			Code, Severity, Message, Remedy string
 		}
 	}

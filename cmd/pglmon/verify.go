@@ -342,8 +342,8 @@ func differs(t verify.TableResult) bool { return (t.Error == "" && !t.Equal) || 
 
 func printVerify(w io.Writer, results []verify.Result, path string, scripted bool) {
 	for _, r := range results {
-		fmt.Fprintf(w, "Subscription %s (%s -> %s), mode %s: %d rows compared in %s, %d rows and %s fetched\n",
-			r.Subscription, r.Subscriber, r.Provider, r.Mode, r.RowsChecked, r.Duration.Round(time.Millisecond), r.RowsFetched, config.FormatBytes(r.BytesFetched))
+		fmt.Fprintf(w, "Subscription %s (%s -> %s), mode %s: %s compared in %s, %s and %s fetched\n",
+			r.Subscription, r.Subscriber, r.Provider, r.Mode, plural(int(r.RowsChecked), "row"), r.Duration.Round(time.Millisecond), plural(int(r.RowsFetched), "row"), config.FormatBytes(r.BytesFetched))
 		if r.Error != "" {
 			fmt.Fprintf(w, "  error: %s\n", r.Error)
 		}

@@ -75,23 +75,130 @@ type SchemaMismatch struct {
 	// resynchronisation) fails for ever. Not a mismatch by itself: changes
 	// replicate (see Breaks).
 	CopyRefused []string `json:"copy_refused,omitempty"`
+	// Types are the replicated columns whose type differs on the
+	// subscriber in a way that changes what pglogical applies.
+	Types []TypeDiff `json:"types,omitempty"`
+}
+
+// What pglogical's apply does with a column whose type differs between
+// provider and subscriber (TypeDiff.Effect; measured with pglogical 2.4.2).
+const (
+	// TypeBreaks: servers of the same major version get a built-in or
+	// plain type's value in binary, which the subscriber's other type
+	// cannot read: the first change to the table stops the apply, or
+	// arrives as a wrong value (bigint into numeric: 5 as 0.00000).
+	TypeBreaks = "breaks"
+	// TypeLimits: a value longer, larger or more precise than the
+	// subscriber's type holds stops the apply ("value too long for type",
+	// "numeric field overflow", "out of range").
+	TypeLimits = "limits"
+	// TypeRounds: values are rounded to the subscriber's scale or precision.
+	TypeRounds = "rounds"
+	// TypeShifts: timestamp and timestamptz taken one for the other,
+	// without conversion to a time zone.
+	TypeShifts = "shifts"
+	// TypeConverts: servers of different major versions get the value's
+	// text, which the subscriber's type parses or refuses.
+	TypeConverts = "converts"
+)
+
+// TypeDiff is a replicated column whose type differs on the subscriber.
+type TypeDiff struct {
+	// Table is schema.table, unquoted.
+	Table      string `json:"table"`
+	Column     string `json:"column"`
+	Provider   string `json:"provider_type"`
+	Subscriber string `json:"subscriber_type"`
+	// Effect is one of the Type* constants.
+	Effect string `json:"effect"`
+	// Binary: the servers run the same major version, so pglogical sends
+	// built-in and plain types in binary.
+	Binary bool `json:"binary"`
+}
+
+// typeEffects are the Type* effects, most harmful first, with what each does.
+var typeEffects = []struct{ effect, does string }{
+	{TypeBreaks, "between servers of the same major version pglogical sends such values in binary, which the subscriber's type cannot read: the first change to the table stops the apply (\"incorrect binary data format\", \"insufficient data left in message\") or is applied as a wrong value (bigint into numeric: 5 arrived as 0.00000; measured with pglogical 2.4.2)"},
+	{TypeLimits, "a value that does not fit the subscriber's type stops the apply (\"value too long for type\", \"numeric field overflow\", \"out of range\")"},
+	{TypeRounds, "values are rounded to the subscriber's type as they are applied (numeric(10,4) into numeric(10,2): 1.2345 arrived as 1.23)"},
+	{TypeShifts, "pglogical applies one as the other without converting to a time zone (timestamptz 12:00+05 arrived in a timestamp as 07:00, its UTC time)"},
+	{TypeConverts, "the servers' major versions differ, so pglogical sends such values as text, which the subscriber's type parses: a value it does not accept stops the apply"},
+}
+
+// describeTypes says, by effect, which columns differ in type and what
+// that does: "a (bigint on the provider, integer here): ...".
+func describeTypes(ds []TypeDiff) string {
+	var parts []string
+	for _, e := range typeEffects {
+		var cols []string
+		for _, d := range ds {
+			if d.Effect == e.effect {
+				cols = append(cols, fmt.Sprintf("%s (%s on the provider, %s here)", d.Column, d.Provider, d.Subscriber))
+			}
+		}
+		if len(cols) > 0 {
+			parts = append(parts, strings.Join(cols, ", ")+": "+e.does)
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// breaksTypes keeps the differences that stop the apply at the first change.
+func breaksTypes(ds []TypeDiff) []TypeDiff {
+	var out []TypeDiff
+	for _, d := range ds {
+		if d.Effect == TypeBreaks {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 // Breaks reports whether the table's shape stops (or crashes) pglogical's
 // apply: what schema_mismatch reports.
 func (m SchemaMismatch) Breaks() bool {
-	return m.Missing || len(m.Columns) > 0 || len(m.Required) > 0 || len(m.Generated) > 0
+	return m.Missing || len(m.Columns) > 0 || len(m.Required) > 0 || len(m.Generated) > 0 || len(breaksTypes(m.Types)) > 0
 }
 
-// breaking keeps the mismatches that break the apply.
+// breaking keeps the mismatches that break the apply, with only the type
+// differences that do: what can be why a subscription is down.
 func breaking(ms []SchemaMismatch) []SchemaMismatch {
 	var out []SchemaMismatch
 	for _, m := range ms {
 		if m.Breaks() {
+			m.Types = breaksTypes(m.Types)
 			out = append(out, m)
 		}
 	}
 	return out
+}
+
+// reported keeps the mismatches schema_mismatch reports while the
+// subscription is not down: those that break the apply, and the type
+// differences that change or refuse some values.
+func reported(ms []SchemaMismatch) []SchemaMismatch {
+	var out []SchemaMismatch
+	for _, m := range ms {
+		if m.Breaks() || len(m.Types) > 0 {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// columnTypes lists the type differences of ms (Subscription.ColumnTypes).
+func columnTypes(ms []SchemaMismatch) []TypeDiff {
+	var out []TypeDiff
+	for _, m := range ms {
+		out = append(out, m.Types...)
+	}
+	return out
+}
+
+// breaksAtOnce: a binary type difference (the first change stops the apply
+// or writes a wrong value) or a generated column (it crashes the server).
+func (m SchemaMismatch) breaksAtOnce() bool {
+	return m.Crashes() || len(breaksTypes(m.Types)) > 0
 }
 
 // Crashes reports whether the next change to the table crashes the
@@ -115,6 +222,9 @@ func (m SchemaMismatch) String() string {
 	}
 	if len(m.Generated) > 0 {
 		parts = append(parts, "has generated column(s) that the provider does not send: "+strings.Join(m.Generated, ", ")+" (pglogical 2.4.2's apply worker crashes at the next change to it, and takes the subscriber's whole server down with it, at every start)")
+	}
+	if len(m.Types) > 0 {
+		parts = append(parts, "has columns of other types than the provider's: "+describeTypes(m.Types))
 	}
 	return m.Table + " on the subscriber " + strings.Join(parts, "; ")
 }
@@ -373,10 +483,16 @@ func (d *diagnosis) subscription(subscriber *probe.Snapshot, sub probe.Subscript
 	if ec, ok := d.loops[key]; ok {
 		add(loopFinding(sub, ec))
 	}
-	if ms := breaking(d.Schema[key]); len(ms) > 0 && sub.Status != probe.StatusDown && !elsewhere {
+	if ms := reported(d.Schema[key]); len(ms) > 0 && sub.Status != probe.StatusDown && !elsewhere {
+		out.ColumnTypes = columnTypes(ms)
 		sev, next := Warning, "the next change to such a table stops the subscription"
-		if slices.ContainsFunc(ms, SchemaMismatch.Crashes) {
+		switch {
+		case slices.ContainsFunc(ms, SchemaMismatch.Crashes):
 			sev, next = Critical, "the next change to such a table stops the subscription, or crashes the subscriber's server"
+		case slices.ContainsFunc(ms, SchemaMismatch.breaksAtOnce):
+			sev = Critical
+		case !slices.ContainsFunc(ms, SchemaMismatch.Breaks):
+			next = "make the subscriber's column types the provider's"
 		}
 		add(Finding{Code: CodeSchemaMismatch, Severity: sev, Human: true,
 			Message: fmt.Sprintf("the tables of %s differ between provider and subscriber (pglogical does not replicate DDL): %s; %s", sub.Name, describe(ms), next)})
@@ -468,6 +584,8 @@ func (d *diagnosis) down(out *Subscription, subscriber *probe.Snapshot, sub prob
 		return
 	}
 	if ms := breaking(d.Schema[subKey(subscriber.Node, sub.Name)]); len(ms) > 0 {
+		// Those that do not stop the apply too: its plan fixes them all.
+		out.ColumnTypes = columnTypes(reported(d.Schema[subKey(subscriber.Node, sub.Name)]))
 		add(Finding{Code: CodeSchemaMismatch, Severity: Critical, Human: true,
 			Message: fmt.Sprintf("subscription %s is down because the tables differ (pglogical does not replicate DDL, and restarting does not help): %s", sub.Name, describe(ms))})
 		return

@@ -129,6 +129,20 @@ func TestDiagnose(t *testing.T) {
 		{name: "schema mismatch that crashes the subscriber's server: critical while replicating", bend: func(w *world) {
 			w.schema = map[string][]SchemaMismatch{"s/sub": {{Table: "public.t", Columns: []string{"c"}}, {Table: "public.g", Generated: []string{"g"}}}}
 		}, health: Critical, code: CodeSchemaMismatch, sev: Critical, human: true},
+		{name: "a column of another type, same major version: critical while replicating", bend: func(w *world) {
+			w.schema = map[string][]SchemaMismatch{"s/sub": {{Table: "public.t", Types: []TypeDiff{{Table: "public.t", Column: "c", Provider: "bigint", Subscriber: "integer", Effect: TypeBreaks, Binary: true}}}}}
+		}, health: Critical, code: CodeSchemaMismatch, sev: Critical, human: true},
+		{name: "a shorter varchar: a warning while replicating", bend: func(w *world) {
+			w.schema = map[string][]SchemaMismatch{"s/sub": {{Table: "public.t", Types: []TypeDiff{{Table: "public.t", Column: "c", Provider: "text", Subscriber: "character varying(5)", Effect: TypeLimits, Binary: true}}}}}
+		}, health: Warning, code: CodeSchemaMismatch, sev: Warning, human: true},
+		{name: "a rounding type, down long: stuck_down (it does not stop the apply)", bend: func(w *world) {
+			w.downFor(10 * time.Minute)
+			w.schema = map[string][]SchemaMismatch{"s/sub": {{Table: "public.t", Types: []TypeDiff{{Table: "public.t", Column: "c", Provider: "numeric(10,4)", Subscriber: "numeric(10,2)", Effect: TypeRounds, Binary: true}}}}}
+		}, health: Critical, code: CodeStuckDown, sev: Critical, remedy: RemedyRestart},
+		{name: "a column of another type, down long: the cause", bend: func(w *world) {
+			w.downFor(10 * time.Minute)
+			w.schema = map[string][]SchemaMismatch{"s/sub": {{Table: "public.t", Types: []TypeDiff{{Table: "public.t", Column: "c", Provider: "integer", Subscriber: "bigint", Effect: TypeBreaks, Binary: true}}}}}
+		}, health: Critical, code: CodeSchemaMismatch, sev: Critical, human: true},
 		{name: "schema mismatch, down long: the cause, not stuck_down", bend: func(w *world) {
 			w.downFor(10 * time.Minute)
 			w.schema = map[string][]SchemaMismatch{"s/sub": {{Table: "public.t", Missing: true}}}

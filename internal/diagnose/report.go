@@ -211,6 +211,10 @@ type Subscription struct {
 	// (table_left_set): schema.table unquoted, as pglmon verify --table
 	// takes it.
 	TablesLeftSets []string `json:"tables_left_sets,omitempty"`
+	// ColumnTypes are the replicated columns whose type differs on the
+	// subscriber (schema_mismatch), with what pglogical's apply does with
+	// them.
+	ColumnTypes []TypeDiff `json:"column_types,omitempty"`
 	// ApplyDelaySeconds is its apply_delay (0: none).
 	ApplyDelaySeconds float64 `json:"apply_delay_seconds,omitempty"`
 	// Maintenance is the maintenance window of its subscriber or provider

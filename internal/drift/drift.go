@@ -22,16 +22,19 @@ import (
 // too (pglogical 2.4.2 sends a stored generated column's value with each
 // change, measured: it arrived in a plain column of the subscriber's).
 //
-// The last column lists the generated columns among them, which
-// pglogical's COPY of the table lists too (SchemaMismatch.CopyRefused).
+// Then the generated columns among them, which pglogical's COPY of the
+// table lists too (SchemaMismatch.CopyRefused), and the type of every
+// column (columnTypesSQL).
 const providerQuery = `SELECT DISTINCT n.nspname::text, c.relname::text,
 	coalesce(rst.set_att_list, (SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a
 		WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)),
-	` + CopiedGeneratedSQL + `
+	` + CopiedGeneratedSQL + `,
+	ty.names, ty.types, ty.bases, ty.typmods
 FROM pglogical.replication_set_table rst
 JOIN pglogical.replication_set rs ON rs.set_id = rst.set_id
 JOIN pg_class c ON c.oid = rst.set_reloid
 JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN LATERAL ` + columnTypesSQL + ` ty ON true
 WHERE rs.set_name = ANY($1)
 ORDER BY 1, 2`
 
@@ -46,7 +49,8 @@ const CopiedGeneratedSQL = `ARRAY(SELECT a.attname::text FROM pg_attribute a WHE
 // subscriberQuery reads, for each table, whether it exists, its columns,
 // its NOT NULL columns that nothing fills (no default, not identity or
 // generated): a replicated row that lacks one is refused; and its stored
-// generated columns (see SchemaMismatch.Generated).
+// generated columns (see SchemaMismatch.Generated); and the type of every
+// column (columnTypesSQL).
 const subscriberQuery = `SELECT t.schema, t.name, c.oid IS NOT NULL,
 	coalesce((SELECT array_agg(a.attname::text) FROM pg_attribute a
 		WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '{}'),
@@ -54,10 +58,12 @@ const subscriberQuery = `SELECT t.schema, t.name, c.oid IS NOT NULL,
 		WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attnotnull
 		AND NOT a.atthasdef AND a.attidentity = ''), '{}'),
 	coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a
-		WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated <> ''), '{}')
+		WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated <> ''), '{}'),
+	coalesce(ty.names, '{}'), coalesce(ty.types, '{}'), coalesce(ty.bases, '{}'), coalesce(ty.typmods, '{}')
 FROM unnest($1::text[], $2::text[]) AS t(schema, name)
 LEFT JOIN pg_namespace n ON n.nspname = t.schema
-LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.name AND c.relkind IN ('r', 'p')`
+LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.name AND c.relkind IN ('r', 'p')
+LEFT JOIN LATERAL ` + columnTypesSQL + ` ty ON true`
 
 // Check compares the tables of the replication sets sets.
 func Check(ctx context.Context, prov, sub *pgx.Conn, sets []string) ([]diagnose.SchemaMismatch, error) {
@@ -84,10 +90,13 @@ func check(ctx context.Context, prov, sub *pgx.Conn, sets []string) ([]diagnose.
 	}
 	var schemas, names []string
 	replicated, refused := map[string][]string{}, map[string][]string{}
+	provTypes := map[string]columnTypes{}
 	var schema, name string
-	var cols, genCols []string
-	if _, err := pgx.ForEachRow(rows, []any{&schema, &name, &cols, &genCols}, func() error {
+	var cols, genCols, tyNames, tyTypes, tyBases []string
+	var tyMods []int32
+	if _, err := pgx.ForEachRow(rows, []any{&schema, &name, &cols, &genCols, &tyNames, &tyTypes, &tyBases, &tyMods}, func() error {
 		table := schema + "." + name
+		provTypes[table] = newColumnTypes(tyNames, tyTypes, tyBases, tyMods)
 		for _, c := range genCols {
 			if !slices.Contains(refused[table], c) {
 				refused[table] = append(refused[table], c)
@@ -118,10 +127,14 @@ func check(ctx context.Context, prov, sub *pgx.Conn, sets []string) ([]diagnose.
 	}
 	var exists bool
 	var have, required, generated []string
-	_, err = pgx.ForEachRow(rows, []any{&schema, &name, &exists, &have, &required, &generated}, func() error {
+	// pglogical sends built-in types in binary between servers of the same
+	// major version (compareType).
+	binary := majorVersion(prov) == majorVersion(sub)
+	_, err = pgx.ForEachRow(rows, []any{&schema, &name, &exists, &have, &required, &generated, &tyNames, &tyTypes, &tyBases, &tyMods}, func() error {
 		table := schema + "." + name
 		m := diagnose.SchemaMismatch{Table: table, Missing: !exists, CopyRefused: refused[table]}
 		if exists {
+			m.Types = typeDiffs(table, replicated[table], provTypes[table], newColumnTypes(tyNames, tyTypes, tyBases, tyMods), binary)
 			for _, c := range replicated[table] {
 				if !slices.Contains(have, c) {
 					m.Columns = append(m.Columns, c)
@@ -138,7 +151,7 @@ func check(ctx context.Context, prov, sub *pgx.Conn, sets []string) ([]diagnose.
 				}
 			}
 		}
-		if m.Breaks() || len(m.CopyRefused) > 0 {
+		if m.Breaks() || len(m.CopyRefused) > 0 || len(m.Types) > 0 {
 			out = append(out, m)
 		}
 		return nil

@@ -269,7 +269,8 @@ Make the subscriber's tables match the provider's, on subscriber %[2]s: add each
 the provider's type (psql -c '\d+ schema.table' on provider %[1]s shows it), e.g.
   ALTER TABLE schema.table ADD COLUMN column type;
 create a missing table from the provider's definition (pg_dump --schema-only -t schema.table), and give
-NOT NULL columns the provider does not send a default or drop the constraint. A generated column the
+NOT NULL columns the provider does not send a default or drop the constraint.
+%[7]sA generated column the
 provider does not send crashes pglogical 2.4.2's apply worker, and the subscriber's server with it, at
 the next change to the table: before any change arrives, have the provider send it (on provider %[1]s,
 replication_set_remove_table, then replication_set_add_table with the column in columns := ARRAY[...]
@@ -285,7 +286,7 @@ subscription (pglogical retries by itself, but backs off for minutes after repea
   pglmon repair --config FILE --subscription %[5]s --remedy restart
 Next time, change replicated tables with pglogical.replicate_ddl_command on the provider, which runs
 the DDL on the subscribers too, in order with the data:
-%[6]s`, s.Provider, s.Subscriber, q(s.Name), f.Message, sh(s.Name), ddlCall(s))
+%[6]s`, s.Provider, s.Subscriber, q(s.Name), f.Message, sh(s.Name), ddlCall(s), typeFix(s))
 	case diagnose.CodeTableLeftSet:
 		// One of its sets that can hold a table of rows: not the heartbeat's
 		// (inserts only), pglogical's DDL queue or its insert-only default.
@@ -614,6 +615,34 @@ func indent(text, prefix string) string {
 // create_subscription gives a subscription unless told its sets) and
 // reaches the subscriptions that have one of them; to the others it
 // never comes, while it ran on the provider (measured on pglogical 2.4.2).
+// typeFix gives each column of schema_mismatch whose type differs the
+// provider's type on the subscriber.
+func typeFix(s diagnose.Subscription) string {
+	if len(s.ColumnTypes) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, `Give each column of another type the provider's type, on subscriber %s (a change that stopped the
+apply is applied once the subscription restarts; values already rounded or shifted stay so until
+copied again: pglmon verify --config FILE --subscription %s --copy-script rows.psql):
+`, s.Subscriber, shellword.Quote(s.Name))
+	shifted := false
+	for _, d := range s.ColumnTypes {
+		c := pgident.Ident(d.Column)
+		fmt.Fprintf(&b, "  ALTER TABLE %s ALTER COLUMN %s TYPE %s USING %s::%s;   -- %s there now\n", pgident.RegclassOf(d.Table), c, d.Provider, c, d.Provider, d.Subscriber)
+		shifted = shifted || d.Effect == diagnose.TypeShifts
+	}
+	if shifted {
+		b.WriteString("(with SET TimeZone = 'UTC' first in that session: pglogical wrote UTC times into a timestamp\nwithout time zone, and a timestamptz holds UTC)\n")
+	}
+	b.WriteString(`Between servers of the same major version pglogical sends values in binary, so a column of any
+other type, a wider one too (integer into bigint), stops the apply at the first change: change a
+replicated column's type on both sides at one point of the stream, with replicate_ddl_command
+(below), never on one side first.
+`)
+	return b.String()
+}
+
 func ddlCall(s diagnose.Subscription) string {
 	var sets []string
 	for _, rs := range s.ReplicationSets {

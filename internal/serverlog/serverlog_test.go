@@ -49,6 +49,10 @@ func TestPermanentErrorsBecomeApplyError(t *testing.T) {
 		`ERROR: null value in column "n" of relation "items_0" violates not-null constraint`:       true,
 		`ERROR: insert or update on table "t" violates foreign key constraint "t_fk"`:              true,
 		`ERROR: value too long for type character varying(3)`:                                      true,
+		`ERROR: incorrect binary data format`:                                                      true, // bigint sent, integer here
+		`ERROR: insufficient data left in message`:                                                 true, // integer sent, bigint here
+		`ERROR: numeric field overflow`:                                                            true,
+		`ERROR: binary data has array element type 23 (integer) instead of expected 20 (bigint)`:   true,
 		`ERROR: unknown column name extra`:                                                         false, // schema_mismatch says it
 		`ERROR: could not receive data from WAL stream: server closed the connection unexpectedly`: false,
 		`FATAL: terminating connection due to administrator command`:                               false,

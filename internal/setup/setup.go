@@ -487,7 +487,7 @@ func (r *Runner) compareTable(ctx context.Context, prov, sub *pgx.Conn, sb confi
 	case !se:
 		p.Problems = append(p.Problems, Problem{sb.Subscriber, "table " + t + " does not exist", fmt.Sprintf("create it on %s with the provider's definition (pg_dump --schema-only -t %s)", sb.Subscriber, t)})
 	case pc != sc:
-		p.Problems = append(p.Problems, Problem{sb.Subscriber, fmt.Sprintf("table %s differs: provider has (%s), subscriber has (%s)", t, pc, sc), "make the columns and types the same on both sides"})
+		p.Problems = append(p.Problems, Problem{sb.Subscriber, fmt.Sprintf("table %s differs: provider has (%s), subscriber has (%s)", t, pc, sc), "make the columns and types the same on both sides (between servers of the same major version pglogical sends values in binary, so a column of any other type, a wider one too, stops the apply at the first change or gets a wrong value, measured with pglogical 2.4.2)"})
 	case pk != sk:
 		p.Problems = append(p.Problems, Problem{sb.Subscriber, fmt.Sprintf("table %s: the key pglogical finds rows by (primary key, or REPLICA IDENTITY USING INDEX) is (%s) on the provider, (%s) here", t, pk, sk),
 			"give it the same primary key (or replica identity index) on both sides: the subscriber finds the rows of updates and deletes by it"})

@@ -1,0 +1,245 @@
+package drift
+
+import (
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pglmon/pglmon/internal/diagnose"
+)
+
+// columnTypesSQL reads the type of every column of the table c (a pg_class
+// row, possibly NULL) as the arrays names, types (format_type with the
+// modifier, as \d shows it), bases (the base type without modifier: a
+// domain's base) and typmods (the modifier: a domain's own), for a LEFT
+// JOIN LATERAL ... ON true.
+const columnTypesSQL = `(SELECT array_agg(a.attname::text ORDER BY a.attnum) AS names,
+		array_agg(format_type(a.atttypid, a.atttypmod) ORDER BY a.attnum) AS types,
+		array_agg(format_type(CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END, NULL) ORDER BY a.attnum) AS bases,
+		array_agg(CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END ORDER BY a.attnum) AS typmods
+	FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+	WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)`
+
+// column is a column's type as read on one server.
+type column struct {
+	typ    string // as \d shows it: character varying(20)
+	base   string // its base type without modifier: character varying
+	typmod int32  // the modifier, -1 for none
+}
+
+// columnTypes maps each column name to its type, from columnTypesSQL.
+type columnTypes map[string]column
+
+func newColumnTypes(names, types, bases []string, typmods []int32) columnTypes {
+	out := columnTypes{}
+	for i, n := range names {
+		if i < len(types) && i < len(bases) && i < len(typmods) {
+			out[n] = column{typ: types[i], base: bases[i], typmod: typmods[i]}
+		}
+	}
+	return out
+}
+
+// majorVersion is the major version of the server conn is connected to, as
+// its server_version parameter says ("15.10 (Debian ...)" is 15, "9.6.24"
+// is 9.6); "" when it does not say.
+func majorVersion(conn *pgx.Conn) string {
+	v := conn.PgConn().ParameterStatus("server_version")
+	v, _, _ = strings.Cut(v, " ")
+	parts := strings.Split(v, ".")
+	if parts[0] == "9" && len(parts) > 1 {
+		return "9." + parts[1]
+	}
+	return parts[0]
+}
+
+// compareType says what pglogical's apply does with a replicated column
+// whose type is p on the provider and s on the subscriber: "" when it
+// applies every value unchanged, else one of the diagnose.Type* effects.
+//
+// Measured with pglogical 2.4.2 (PostgreSQL 15 on both sides): between
+// servers of the same major version (binary) pglogical sends a built-in or
+// plain type's value in its binary send format, which the subscriber reads
+// with its own column type's receive function, so any other base type
+// fails at the first change (integer into bigint: "insufficient data left
+// in message"; bigint into integer: "incorrect binary data format"; json
+// into jsonb: "unsupported jsonb version number") or arrives wrong (bigint
+// into numeric: 5 arrived as 0.00000). Text types share a format, and so do
+// timestamp and timestamptz, which are then taken one for the other
+// unconverted. The subscriber's modifier applies: a longer varchar is
+// refused ("value too long"), a numeric with a smaller scale is rounded.
+// Between major versions pglogical sends every value as text, which the
+// subscriber's type parses: a wider type takes it.
+func compareType(p, s column, binary bool) string {
+	switch {
+	case p.typ == s.typ:
+		return ""
+	case p.base == s.base:
+		return compareModifier(p.base, p.typmod, s.typmod)
+	case textLike(p.base) && textLike(s.base):
+		return compareLength(p, s)
+	case timestamp(p.base) && timestamp(s.base):
+		return diagnose.TypeShifts
+	case binary:
+		return diagnose.TypeBreaks
+	}
+	return fromText(p, s)
+}
+
+// compareModifier compares two modifiers of the same base type.
+func compareModifier(base string, p, s int32) string {
+	if p == s {
+		return ""
+	}
+	elem := strings.TrimSuffix(base, "[]")
+	switch {
+	case elem == "character varying" || elem == "character":
+		return compareLength(column{base: elem, typmod: p}, column{base: elem, typmod: s})
+	case elem == "numeric":
+		return compareNumeric(p, s)
+	case timestamp(elem) || strings.HasPrefix(elem, "time "):
+		if precision(s) < precision(p) {
+			return diagnose.TypeRounds
+		}
+		return ""
+	case elem == "interval":
+		if s == -1 {
+			return ""
+		}
+		return diagnose.TypeRounds
+	}
+	// Another modifier the subscriber's type checks: bit(n), a PostGIS
+	// geometry's kind and SRID...
+	return diagnose.TypeLimits
+}
+
+// textLike: a type whose values pglogical sends as their text in both
+// transfers (textsend), which any other of them reads.
+func textLike(base string) bool {
+	switch base {
+	case "text", "character varying", "character", "citext":
+		return true
+	}
+	return strings.HasSuffix(base, ".citext")
+}
+
+func timestamp(base string) bool {
+	return base == "timestamp without time zone" || base == "timestamp with time zone"
+}
+
+// length is the number of characters a text type holds, -1 unlimited.
+func length(c column) int32 {
+	if (c.base == "character varying" || c.base == "character") && c.typmod >= 4 {
+		return c.typmod - 4
+	}
+	return -1
+}
+
+// compareLength: a subscriber's text type shorter than the provider's
+// refuses the longer values ("value too long for type").
+func compareLength(p, s column) string {
+	pl, sl := length(p), length(s)
+	if sl >= 0 && (pl < 0 || pl > sl) {
+		return diagnose.TypeLimits
+	}
+	return ""
+}
+
+// compareNumeric: fewer digits before the point refuse larger values
+// ("numeric field overflow"); a smaller scale rounds.
+func compareNumeric(p, s int32) string {
+	if s == -1 {
+		return ""
+	}
+	if p == -1 {
+		return diagnose.TypeLimits
+	}
+	pp, ps := numericModifier(p)
+	sp, ss := numericModifier(s)
+	switch {
+	case sp-ss < pp-ps:
+		return diagnose.TypeLimits
+	case ss < ps:
+		return diagnose.TypeRounds
+	}
+	return ""
+}
+
+// numericModifier decodes numeric(precision, scale) from its typmod (the
+// scale may be negative since PostgreSQL 15).
+func numericModifier(m int32) (precision, scale int32) {
+	m -= 4
+	return (m >> 16) & 0xffff, int32(int16(m & 0xffff))
+}
+
+// precision is a time type's fractional digits (-1: the default, 6).
+func precision(m int32) int32 {
+	if m < 0 {
+		return 6
+	}
+	return m
+}
+
+// integerRank and floatRank order the types one widens into the next.
+var integerRank = map[string]int{"smallint": 1, "integer": 2, "bigint": 3}
+var floatRank = map[string]int{"real": 1, "double precision": 2}
+
+// fromText is compareType between servers of different major versions:
+// pglogical sends the value's text, which the subscriber's type parses.
+func fromText(p, s column) string {
+	pi, pInt := integerRank[p.base]
+	si, sInt := integerRank[s.base]
+	pf, pFloat := floatRank[p.base]
+	sf, sFloat := floatRank[s.base]
+	switch {
+	case textLike(s.base):
+		// Every value has a text.
+		return compareLength(column{base: "text", typmod: -1}, s)
+	case pInt && sInt:
+		if si < pi {
+			return diagnose.TypeLimits
+		}
+		return ""
+	case (pInt || pFloat) && s.base == "numeric":
+		if s.typmod != -1 {
+			return diagnose.TypeLimits
+		}
+		return ""
+	case pInt && sFloat:
+		if pi == 3 || (pi == 2 && sf == 1) {
+			return diagnose.TypeRounds // more digits than the float keeps
+		}
+		return ""
+	case pFloat && sFloat:
+		if sf < pf {
+			return diagnose.TypeRounds
+		}
+		return ""
+	case (p.base == "numeric" || pFloat) && sInt:
+		return diagnose.TypeLimits // fractions and larger values refused
+	case p.base == "numeric" && sFloat:
+		return diagnose.TypeRounds
+	case p.base == "date" && timestamp(s.base):
+		return ""
+	case (p.base == "json" && s.base == "jsonb") || (p.base == "jsonb" && s.base == "json"):
+		return ""
+	}
+	return diagnose.TypeConverts
+}
+
+// typeDiffs compares the replicated columns cols of table that both sides
+// have.
+func typeDiffs(table string, cols []string, prov, sub columnTypes, binary bool) []diagnose.TypeDiff {
+	var out []diagnose.TypeDiff
+	for _, c := range cols {
+		p, ok := prov[c]
+		s, ok2 := sub[c]
+		if !ok || !ok2 {
+			continue
+		}
+		if e := compareType(p, s, binary); e != "" {
+			out = append(out, diagnose.TypeDiff{Table: table, Column: c, Provider: p.typ, Subscriber: s.typ, Effect: e, Binary: binary})
+		}
+	}
+	return out
+}
