@@ -114,12 +114,20 @@ type TypeDiff struct {
 	// Binary: the servers run the same major version, so pglogical sends
 	// built-in and plain types in binary.
 	Binary bool `json:"binary"`
+	// Enum is the subscriber's enum type (schema.name, quoted as SQL needs)
+	// when the column is of the same enum on both sides, MissingLabels the
+	// provider's labels it lacks ("invalid input value for enum"), and
+	// LabelPositions, for each, where ALTER TYPE ... ADD VALUE puts it to
+	// keep the provider's order ("AFTER 'x'", "BEFORE 'y'" or "").
+	Enum           string   `json:"enum,omitempty"`
+	MissingLabels  []string `json:"missing_labels,omitempty"`
+	LabelPositions []string `json:"-"`
 }
 
 // typeEffects are the Type* effects, most harmful first, with what each does.
 var typeEffects = []struct{ effect, does string }{
 	{TypeBreaks, "between servers of the same major version pglogical sends such values in binary, which the subscriber's type cannot read: the first change to the table stops the apply (\"incorrect binary data format\", \"insufficient data left in message\") or is applied as a wrong value (bigint into numeric: 5 arrived as 0.00000; measured with pglogical 2.4.2)"},
-	{TypeLimits, "a value that does not fit the subscriber's type stops the apply (\"value too long for type\", \"numeric field overflow\", \"out of range\")"},
+	{TypeLimits, "a value that does not fit the subscriber's type stops the apply (\"value too long for type\", \"numeric field overflow\", \"out of range\", \"invalid input value for enum\")"},
 	{TypeRounds, "values are rounded to the subscriber's type as they are applied (numeric(10,4) into numeric(10,2): 1.2345 arrived as 1.23)"},
 	{TypeShifts, "pglogical applies one as the other without converting to a time zone (timestamptz 12:00+05 arrived in a timestamp as 07:00, its UTC time)"},
 	{TypeConverts, "the servers' major versions differ, so pglogical sends such values as text, which the subscriber's type parses: a value it does not accept stops the apply"},
@@ -132,7 +140,11 @@ func describeTypes(ds []TypeDiff) string {
 	for _, e := range typeEffects {
 		var cols []string
 		for _, d := range ds {
-			if d.Effect == e.effect {
+			switch {
+			case d.Effect != e.effect:
+			case len(d.MissingLabels) > 0:
+				cols = append(cols, fmt.Sprintf("%s (%s lacks the provider's label(s) %s here)", d.Column, d.Subscriber, strings.Join(d.MissingLabels, ", ")))
+			default:
 				cols = append(cols, fmt.Sprintf("%s (%s on the provider, %s here)", d.Column, d.Provider, d.Subscriber))
 			}
 		}

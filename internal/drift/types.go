@@ -1,43 +1,81 @@
 package drift
 
 import (
+	"encoding/json"
+	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pglmon/pglmon/internal/diagnose"
+	"github.com/pglmon/pglmon/internal/pgident"
 )
 
 // columnTypesSQL reads the type of every column of the table c (a pg_class
 // row, possibly NULL) as the arrays names, types (format_type with the
 // modifier, as \d shows it), bases (the base type without modifier: a
-// domain's base) and typmods (the modifier: a domain's own), for a LEFT
-// JOIN LATERAL ... ON true.
+// domain's base), typmods (the modifier: a domain's own), enums (the
+// qualified name of the enum type of the column or of its array's
+// elements, else "") and labels (that enum's labels in order, a JSON
+// array), for a LEFT JOIN LATERAL ... ON true; see typeScan.
 const columnTypesSQL = `(SELECT array_agg(a.attname::text ORDER BY a.attnum) AS names,
 		array_agg(format_type(a.atttypid, a.atttypmod) ORDER BY a.attnum) AS types,
-		array_agg(format_type(CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END, NULL) ORDER BY a.attnum) AS bases,
-		array_agg(CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END ORDER BY a.attnum) AS typmods
-	FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+		array_agg(format_type(b.oid, NULL) ORDER BY a.attnum) AS bases,
+		array_agg(CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END ORDER BY a.attnum) AS typmods,
+		array_agg(CASE WHEN e.typtype = 'e' THEN quote_ident(en.nspname) || '.' || quote_ident(e.typname) ELSE '' END ORDER BY a.attnum) AS enums,
+		array_agg(CASE WHEN e.typtype = 'e' THEN coalesce((SELECT json_agg(l.enumlabel ORDER BY l.enumsortorder)
+			FROM pg_enum l WHERE l.enumtypid = e.oid)::text, '[]') ELSE '[]' END ORDER BY a.attnum) AS labels
+	FROM pg_attribute a
+	JOIN pg_type t ON t.oid = a.atttypid
+	JOIN pg_type b ON b.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
+	JOIN pg_type e ON e.oid = CASE WHEN b.typcategory = 'A' AND b.typelem <> 0 THEN b.typelem ELSE b.oid END
+	JOIN pg_namespace en ON en.oid = e.typnamespace
 	WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)`
+
+// typeColumnsSQL selects columnTypesSQL's arrays, joined as ty, in
+// typeScan's order.
+const typeColumnsSQL = `coalesce(ty.names, '{}'), coalesce(ty.types, '{}'), coalesce(ty.bases, '{}'), coalesce(ty.typmods, '{}'),
+	coalesce(ty.enums, '{}'), coalesce(ty.labels, '{}')`
 
 // column is a column's type as read on one server.
 type column struct {
 	typ    string // as \d shows it: character varying(20)
 	base   string // its base type without modifier: character varying
 	typmod int32  // the modifier, -1 for none
+	// enum is the qualified name of its enum type (or its elements'), and
+	// labels that type's labels in order.
+	enum   string
+	labels []string
 }
 
-// columnTypes maps each column name to its type, from columnTypesSQL.
+// columnTypes maps each column name to its type.
 type columnTypes map[string]column
 
-func newColumnTypes(names, types, bases []string, typmods []int32) columnTypes {
+// typeScan receives the arrays of typeColumnsSQL.
+type typeScan struct {
+	names, types, bases, enums, labels []string
+	typmods                            []int32
+}
+
+func (t *typeScan) dest() []any {
+	return []any{&t.names, &t.types, &t.bases, &t.typmods, &t.enums, &t.labels}
+}
+
+// columns is what was scanned, by column name.
+func (t *typeScan) columns() (columnTypes, error) {
 	out := columnTypes{}
-	for i, n := range names {
-		if i < len(types) && i < len(bases) && i < len(typmods) {
-			out[n] = column{typ: types[i], base: bases[i], typmod: typmods[i]}
+	for i, n := range t.names {
+		if i >= len(t.types) || i >= len(t.bases) || i >= len(t.typmods) || i >= len(t.enums) || i >= len(t.labels) {
+			break
 		}
+		c := column{typ: t.types[i], base: t.bases[i], typmod: t.typmods[i], enum: t.enums[i]}
+		if err := json.Unmarshal([]byte(t.labels[i]), &c.labels); err != nil {
+			return nil, fmt.Errorf("read the labels of enum %s: %w", c.enum, err)
+		}
+		out[n] = c
 	}
-	return out
+	return out, nil
 }
 
 // majorVersion is the major version of the server conn is connected to, as
@@ -72,8 +110,20 @@ func majorVersion(conn *pgx.Conn) string {
 // subscriber's type parses: a wider type takes it.
 func compareType(p, s column, binary bool) string {
 	switch {
+	case p.enum != "" && s.enum != "" && p.typ == s.typ:
+		// The same enum: a label the subscriber lacks is refused
+		// ("invalid input value for enum"), in either transfer.
+		if len(missingLabels(p, s)) > 0 {
+			return diagnose.TypeLimits
+		}
+		return ""
 	case p.typ == s.typ:
 		return ""
+	case p.enum != "" && !strings.HasSuffix(p.base, "[]") && textLike(s.base):
+		// An enum's value goes as its label's text (enum_send).
+		return compareLength(column{base: "text", typmod: -1}, s)
+	case textLike(p.base) && s.enum != "" && !strings.HasSuffix(s.base, "[]"):
+		return diagnose.TypeLimits // a text that is no label is refused
 	case p.base == s.base:
 		return compareModifier(p.base, p.typmod, s.typmod)
 	case textLike(p.base) && textLike(s.base):
@@ -227,6 +277,40 @@ func fromText(p, s column) string {
 	return diagnose.TypeConverts
 }
 
+// missingLabels are the labels of the provider's enum p that the
+// subscriber's s lacks.
+func missingLabels(p, s column) []string {
+	var out []string
+	for _, l := range p.labels {
+		if !slices.Contains(s.labels, l) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// labelPositions says where each missing label goes in the subscriber's
+// enum to keep the provider's order, as ALTER TYPE ... ADD VALUE takes it,
+// the labels added in the order given: after the provider's label before
+// it, or before the first one after it that the subscriber has.
+func labelPositions(p, s column, missing []string) []string {
+	out := make([]string, len(missing))
+	for i, l := range missing {
+		j := slices.Index(p.labels, l)
+		if j > 0 {
+			out[i] = "AFTER " + pgident.Literal(p.labels[j-1])
+			continue
+		}
+		for _, next := range p.labels[j+1:] {
+			if slices.Contains(s.labels, next) {
+				out[i] = "BEFORE " + pgident.Literal(next)
+				break
+			}
+		}
+	}
+	return out
+}
+
 // typeDiffs compares the replicated columns cols of table that both sides
 // have.
 func typeDiffs(table string, cols []string, prov, sub columnTypes, binary bool) []diagnose.TypeDiff {
@@ -238,7 +322,12 @@ func typeDiffs(table string, cols []string, prov, sub columnTypes, binary bool) 
 			continue
 		}
 		if e := compareType(p, s, binary); e != "" {
-			out = append(out, diagnose.TypeDiff{Table: table, Column: c, Provider: p.typ, Subscriber: s.typ, Effect: e, Binary: binary})
+			d := diagnose.TypeDiff{Table: table, Column: c, Provider: p.typ, Subscriber: s.typ, Effect: e, Binary: binary}
+			if p.enum != "" && s.enum != "" && p.typ == s.typ {
+				d.Enum, d.MissingLabels = s.enum, missingLabels(p, s)
+				d.LabelPositions = labelPositions(p, s, d.MissingLabels)
+			}
+			out = append(out, d)
 		}
 	}
 	return out

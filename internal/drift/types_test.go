@@ -35,6 +35,21 @@ func numeric(precision, scale int) column {
 
 func varchar(n int32) column { return typ("character varying", n+4) }
 
+func mood(labels ...string) column {
+	return column{typ: "mood", base: "mood", typmod: -1, enum: "public.mood", labels: labels}
+}
+
+// Labels the subscriber's enum lacks go where the provider has them.
+func TestLabelPositions(t *testing.T) {
+	p, s := mood("new0", "sad", "mid", "mid2", "happy", "new9"), mood("sad", "happy")
+	missing := missingLabels(p, s)
+	got := labelPositions(p, s, missing)
+	want := []string{"BEFORE 'sad'", "AFTER 'sad'", "AFTER 'mid'", "AFTER 'happy'"}
+	if !slices.Equal(missing, []string{"new0", "mid", "mid2", "new9"}) || !slices.Equal(got, want) {
+		t.Errorf("missing %v at %v, want %v", missing, got, want)
+	}
+}
+
 // The effects of a type difference between servers of the same major
 // version (binary, what TestTypeDifferencesAsPglogicalAppliesThem
 // measures) and of different ones (text).
@@ -83,6 +98,13 @@ func TestCompareType(t *testing.T) {
 		{typ("bit", 3), typ("bit", 5), diagnose.TypeLimits, diagnose.TypeLimits},
 		// A domain over integer reads as integer (its base), its name aside.
 		{column{typ: "public.positive", base: "integer", typmod: -1}, integer, "", ""},
+		// Enums: the same with the provider's labels, one short of one, and
+		// an enum's label read as text, or a text as a label.
+		{mood("sad", "happy"), mood("sad", "happy", "new"), "", ""},
+		{mood("sad", "happy", "new"), mood("sad", "happy"), diagnose.TypeLimits, diagnose.TypeLimits},
+		{mood("sad"), text, "", ""},
+		{mood("sad"), varchar(3), diagnose.TypeLimits, diagnose.TypeLimits},
+		{text, mood("sad"), diagnose.TypeLimits, diagnose.TypeLimits},
 	} {
 		if got := compareType(tc.p, tc.s, true); got != tc.binary {
 			t.Errorf("%s -> %s, same major version: %q, want %q", tc.p.typ, tc.s.typ, got, tc.binary)
@@ -106,20 +128,29 @@ func TestTypeDifferencesAsPglogicalAppliesThem(t *testing.T) {
 	ctx := context.Background()
 	p := pgtest.NewPair(t, pgtest.PairOptions{})
 	pc, sc := connect(t, p)
+	if err := p.Provider.Exec(ctx, "CREATE TYPE mood AS ENUM ('sad', 'happy', 'new')"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Subscriber.Exec(ctx, "CREATE TYPE mood AS ENUM ('sad', 'happy')"); err != nil {
+		t.Fatal(err)
+	}
 	for i, tc := range []struct {
 		prov, sub, value string
 		effect           string
 		stops            string // the apply worker's error
 		applied          string // else the subscriber's value as text
+		fix              string // what the plan runs on the subscriber (else the provider's type)
 	}{
-		{"bigint", "integer", "5", diagnose.TypeBreaks, "incorrect binary data format", ""},
-		{"integer", "bigint", "5", diagnose.TypeBreaks, "insufficient data left in message", ""},
-		{"bigint", "numeric", "5", diagnose.TypeBreaks, "", "0.00000"}, // a wrong value, silently
-		{"varchar(20)", "varchar(5)", "'abcdefgh'", diagnose.TypeLimits, "value too long for type character varying(5)", ""},
-		{"numeric(10,4)", "numeric(10,2)", "1.2345", diagnose.TypeRounds, "", "1.23"},
-		{"timestamptz", "timestamp", "'2026-01-01 12:00+05'", diagnose.TypeShifts, "", "2026-01-01 07:00:00"},
-		{"varchar(5)", "text", "'abc'", "", "", "abc"},
-		{"numeric(10,2)", "numeric(12,4)", "1.23", "", "", "1.2300"},
+		{"bigint", "integer", "5", diagnose.TypeBreaks, "incorrect binary data format", "", ""},
+		{"integer", "bigint", "5", diagnose.TypeBreaks, "insufficient data left in message", "", ""},
+		{"bigint", "numeric", "5", diagnose.TypeBreaks, "", "0.00000", ""}, // a wrong value, silently
+		{"varchar(20)", "varchar(5)", "'abcdefgh'", diagnose.TypeLimits, "value too long for type character varying(5)", "", ""},
+		{"numeric(10,4)", "numeric(10,2)", "1.2345", diagnose.TypeRounds, "", "1.23", ""},
+		{"timestamptz", "timestamp", "'2026-01-01 12:00+05'", diagnose.TypeShifts, "", "2026-01-01 07:00:00", ""},
+		{"varchar(5)", "text", "'abc'", "", "", "abc", ""},
+		{"numeric(10,2)", "numeric(12,4)", "1.23", "", "", "1.2300", ""},
+		{"mood", "mood", "'new'", diagnose.TypeLimits, `invalid input value for enum mood: "new"`, "", "ALTER TYPE public.mood ADD VALUE IF NOT EXISTS 'new' AFTER 'happy'"},
+		{"mood", "text", "'happy'", "", "", "happy", ""},
 	} {
 		table := fmt.Sprintf("ty_%d", i)
 		what := fmt.Sprintf("%s on the provider, %s on the subscriber", tc.prov, tc.sub)
@@ -176,8 +207,19 @@ func TestTypeDifferencesAsPglogicalAppliesThem(t *testing.T) {
 				t.Fatalf("%s: the row arrived as %q", what, value)
 			}
 			// The plan's way out: the provider's type, then a restart.
+			fix := tc.fix
+			if fix == "" {
+				fix = fmt.Sprintf("ALTER TABLE %s ALTER COLUMN c TYPE %s USING c::%s", table, tc.prov, tc.prov)
+			}
+			if len(got) != 1 || len(got[0].Types) != 1 {
+				t.Fatalf("%s: %+v", what, got)
+			}
+			if d := got[0].Types[0]; tc.fix != "" && (d.Enum != "public.mood" || !slices.Equal(d.MissingLabels, []string{"new"}) ||
+				!strings.HasSuffix(tc.fix, d.LabelPositions[0])) {
+				t.Errorf("%s: %+v", what, d)
+			}
 			for _, sql := range []string{
-				fmt.Sprintf("ALTER TABLE %s ALTER COLUMN c TYPE %s USING c::%s", table, tc.prov, tc.prov),
+				fix,
 				"SELECT pglogical.alter_subscription_disable('" + p.Sub() + "', true)",
 				"SELECT pglogical.alter_subscription_enable('" + p.Sub() + "', true)",
 			} {

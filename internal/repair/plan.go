@@ -622,12 +622,24 @@ func typeFix(s diagnose.Subscription) string {
 		return ""
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, `Give each column of another type the provider's type, on subscriber %s (a change that stopped the
-apply is applied once the subscription restarts; values already rounded or shifted stay so until
-copied again: pglmon verify --config FILE --subscription %s --copy-script rows.psql):
+	fmt.Fprintf(&b, `Give each column of another type the provider's type, and an enum the provider's labels, on
+subscriber %s (a change that stopped the apply is applied once the subscription restarts; values
+already rounded or shifted stay so until copied again: pglmon verify --config FILE --subscription
+%s --copy-script rows.psql):
 `, s.Subscriber, shellword.Quote(s.Name))
 	shifted := false
 	for _, d := range s.ColumnTypes {
+		if len(d.MissingLabels) > 0 {
+			// The same enum, short of labels: add them.
+			for i, l := range d.MissingLabels {
+				pos := ""
+				if i < len(d.LabelPositions) && d.LabelPositions[i] != "" {
+					pos = " " + d.LabelPositions[i]
+				}
+				fmt.Fprintf(&b, "  ALTER TYPE %s ADD VALUE IF NOT EXISTS %s%s;   -- column %s of %s\n", d.Enum, pgident.Literal(l), pos, d.Column, d.Table)
+			}
+			continue
+		}
 		c := pgident.Ident(d.Column)
 		fmt.Fprintf(&b, "  ALTER TABLE %s ALTER COLUMN %s TYPE %s USING %s::%s;   -- %s there now\n", pgident.RegclassOf(d.Table), c, d.Provider, c, d.Provider, d.Subscriber)
 		shifted = shifted || d.Effect == diagnose.TypeShifts

@@ -121,3 +121,28 @@ func TestPlanCommandLinesQuoteNames(t *testing.T) {
 		t.Errorf("%d command lines checked", checked)
 	}
 }
+
+// schema_mismatch's plan gives each column of another type the provider's
+// type on the subscriber, and an enum short of labels those labels where
+// the provider has them; names quoted as SQL needs.
+func TestSchemaMismatchPlanGivesTheProviderTypes(t *testing.T) {
+	s := diagnose.Subscription{Name: "sub", Subscriber: "sub", Provider: "prov", ReplicationSets: []string{"set_0"}, ColumnTypes: []diagnose.TypeDiff{
+		{Table: "Sales.Order Lines", Column: "Qty", Provider: "bigint", Subscriber: "integer", Effect: diagnose.TypeBreaks, Binary: true},
+		{Table: "public.t", Column: "at", Provider: "timestamp with time zone", Subscriber: "timestamp without time zone", Effect: diagnose.TypeShifts, Binary: true},
+		{Table: "public.t", Column: "m", Provider: "mood", Subscriber: "mood", Effect: diagnose.TypeLimits, Binary: true,
+			Enum: "public.mood", MissingLabels: []string{"new0", "it's"}, LabelPositions: []string{"BEFORE 'sad'", "AFTER 'happy'"}},
+	}}
+	p := HumanPlan(diagnose.Finding{Code: diagnose.CodeSchemaMismatch, Message: "m", Human: true}, s)
+	for _, want := range []string{
+		`ALTER TABLE "Sales"."Order Lines" ALTER COLUMN "Qty" TYPE bigint USING "Qty"::bigint;   -- integer there now`,
+		`ALTER TABLE public.t ALTER COLUMN at TYPE timestamp with time zone USING at::timestamp with time zone;`,
+		"SET TimeZone = 'UTC'",
+		`ALTER TYPE public.mood ADD VALUE IF NOT EXISTS 'new0' BEFORE 'sad';   -- column m of public.t`,
+		`ALTER TYPE public.mood ADD VALUE IF NOT EXISTS 'it''s' AFTER 'happy';`,
+		"replicate_ddl_command",
+	} {
+		if !strings.Contains(p.Text, want) {
+			t.Errorf("plan lacks %q:\n%s", want, p.Text)
+		}
+	}
+}
