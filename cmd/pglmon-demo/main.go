@@ -128,6 +128,10 @@ const usage = `Usage: pglmon-demo COMMAND
                     subscriber's integer cannot read; schema_mismatch, critical,
                     within a minute; the next insert stops the subscription
   fix coltype       what the plan says: bigint on the subscriber too
+  break locktimeout lock_timeout = 2s for the subscriber's database, then as
+                    break lock: the apply worker gives up on the row every 2 s
+                    and is started again (apply_blocked, no restart)
+  fix locktimeout   reset lock_timeout for the subscriber's database
   insert N          insert N rows on the provider
   count             row counts on both sides
 
@@ -179,7 +183,7 @@ func run(ctx context.Context, args []string) error {
 		return nil
 	case "break":
 		if len(args) != 2 {
-			return errors.New("break what? origin, slot, disable, walsender, provider, data, refuse, conflict, sync, firstcopy, lock, hang, copy, password, dropdb, gencopy, gencol or coltype")
+			return errors.New("break what? origin, slot, disable, walsender, provider, data, refuse, conflict, sync, firstcopy, lock, hang, copy, password, dropdb, gencopy, gencol, coltype or locktimeout")
 		}
 		return breakIt(ctx, args[1])
 	case "fix":
@@ -209,6 +213,16 @@ func run(ctx context.Context, args []string) error {
 				}
 				fmt.Println("demo_gencol.g is a plain column on the subscriber now (rows arriving get NULL in it); schema_mismatch goes at the daemon's next comparison (within a minute)")
 				return nil
+			case "locktimeout":
+				p, err := pair()
+				if err != nil {
+					return err
+				}
+				if err := p.Subscriber.Exec(ctx, "ALTER DATABASE "+p.Subscriber.Name+" RESET lock_timeout"); err != nil {
+					return err
+				}
+				fmt.Println("lock_timeout reset for the subscriber's database (pglogical's next apply worker waits for a lock again, and apply_blocked names who holds it)")
+				return nil
 			case "coltype":
 				p, err := pair()
 				if err != nil {
@@ -221,7 +235,7 @@ func run(ctx context.Context, args []string) error {
 				return nil
 			}
 		}
-		return errors.New("fix what? refuse, copy, password, gencol or coltype")
+		return errors.New("fix what? refuse, copy, password, gencol, coltype or locktimeout")
 	case "insert":
 		n := 100
 		if len(args) > 1 {
@@ -465,6 +479,20 @@ func breakIt(ctx context.Context, what string) error {
 		return failFirstCopy(ctx, p)
 	case "lock":
 		return holdLock(ctx, p)
+	case "locktimeout":
+		// lock_timeout for the database reaches pglogical's apply worker:
+		// it gives up on the held row, and is started again to give up again.
+		for _, sql := range []string{
+			"ALTER DATABASE " + p.Subscriber.Name + " SET lock_timeout = '2s'",
+			"SELECT pglogical.alter_subscription_disable('sub_0', true)", // a new worker, which reads it
+			"SELECT pglogical.alter_subscription_enable('sub_0', true)",
+		} {
+			if err := p.Subscriber.Exec(ctx, sql); err != nil {
+				return err
+			}
+		}
+		fmt.Println("lock_timeout = 2s for the subscriber's database (bin/pglmon-demo fix locktimeout resets it)")
+		return holdLock(ctx, p)
 	case "hang":
 		return hangConnection(ctx, p)
 	case "copy":
@@ -514,7 +542,7 @@ func breakIt(ctx context.Context, what string) error {
 		fmt.Println("items_0.n is bigint on the provider, integer on the subscriber: pglogical sends it in binary, which an integer cannot read; pglmon reports it within a minute (schema_mismatch, critical); bin/pglmon-demo insert 1 then stops the subscription, and bin/pglmon repair --config " + filepath.Join(dir, "pglmon.yaml") + " --subscription sub_0 prints the fix (bin/pglmon-demo fix coltype applies it)")
 		return nil
 	}
-	return fmt.Errorf("unknown breakage %q (origin, slot, disable, walsender, provider, data, refuse, conflict, sync, firstcopy, lock, hang, copy, password, dropdb, gencopy, gencol, coltype)", strings.TrimSpace(what))
+	return fmt.Errorf("unknown breakage %q (origin, slot, disable, walsender, provider, data, refuse, conflict, sync, firstcopy, lock, hang, copy, password, dropdb, gencopy, gencol, coltype, locktimeout)", strings.TrimSpace(what))
 }
 
 // failFirstCopy sets the subscription up again as someone might by hand,

@@ -2158,3 +2158,83 @@ func refuseARow(ctx context.Context, t *testing.T, p *pgtest.Pair) {
 		t.Fatal(err)
 	}
 }
+
+// lock_timeout set for the subscriber's database reaches pglogical's apply
+// worker: blocked by a session's open transaction, it gives up after the
+// timeout and pglogical starts it again to give up again. status says
+// apply_blocked (for a person, no restart: the lock's holder is the cause)
+// instead of stuck_down, repair's plan says where to look, and the change
+// applies by itself once the lock is released.
+func TestAnApplyWorkerGivingUpAfterLockTimeout(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	// status reads the subscriber's log through SQL: its own cluster, logging
+	// through the logging collector.
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10, Own: true, SubscriberConf: pgtest.LogCollector})
+	p.MustConverge(t, 30*time.Second)
+	for _, sql := range []string{
+		"ALTER DATABASE " + p.Subscriber.Name + " SET lock_timeout = '1s'",
+		// A new apply worker, which reads the setting.
+		"SELECT pglogical.alter_subscription_disable('" + p.Sub() + "', true)",
+		"SELECT pglogical.alter_subscription_enable('" + p.Sub() + "', true)",
+	} {
+		if err := p.Subscriber.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	p.MustStream(t, time.Minute)
+	holder, err := p.Subscriber.Cluster.Connect(ctx, p.Subscriber.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close(ctx)
+	tx, err := holder.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "UPDATE items_0 SET val = 'held here' WHERE id = 1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Provider.Exec(ctx, "UPDATE items_0 SET val = 'from the provider' WHERE id = 1"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, p, "")
+	var f struct{ Code, Severity, Message, Remedy string }
+	var seen []string
+	if err := pgtest.Poll(ctx, 90*time.Second, func() bool {
+		_, s := status(t, cfg, "--subscription", p.Sub())
+		if len(s.Subscriptions) != 1 || len(s.Subscriptions[0].Findings) == 0 {
+			return false
+		}
+		f = s.Subscriptions[0].Findings[0]
+		if !slices.Contains(seen, f.Code) {
+			seen = append(seen, f.Code)
+		}
+		return f.Code == "apply_blocked"
+	}); err != nil {
+		t.Fatalf("no apply_blocked (findings seen: %v; the last: %+v): %v", seen, f, err)
+	}
+	if f.Severity != "critical" || f.Remedy != "" ||
+		!strings.Contains(f.Message, "gives up waiting for a lock on public.items_0") || !strings.Contains(f.Message, "canceling statement due to lock timeout") {
+		t.Errorf("findings seen %v; %+v", seen, f)
+	}
+	// The worker runs for a second between two waits, when pglogical says
+	// replicating: a one-shot repair may see it so.
+	var out string
+	if err := pgtest.Poll(ctx, time.Minute, func() bool {
+		_, out, _ = pglmon(t, "repair", "--config", cfg, "--subscription", p.Sub())
+		return strings.Contains(out, "FROM pg_db_role_setting s")
+	}); err != nil {
+		t.Errorf("repair's plan:\n%s", out)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var val string
+	if err := pgtest.Poll(ctx, time.Minute, func() bool {
+		return p.Subscriber.QueryRow(ctx, "SELECT val FROM items_0 WHERE id = 1", []any{&val}) == nil && val == "from the provider"
+	}); err != nil {
+		t.Fatalf("the change did not apply once the lock was released: %q, %v", val, err)
+	}
+}

@@ -459,6 +459,9 @@ func (d *diagnosis) subscription(subscriber *probe.Snapshot, sub probe.Subscript
 	if t, ok := d.h.DownSince[key]; ok && sub.Status == probe.StatusDown {
 		out.DownSince = &t
 	}
+	if t, ok := d.h.UpSince[key]; ok && sub.Status == probe.StatusReplicating && d.Now.Sub(d.h.DownSince[key]) >= d.Thresholds.DownGrace.D() {
+		out.UpSince = &t
+	}
 	if q, ok := d.h.Quiet[key]; ok && sub.Enabled && slotFound && !slot.Active {
 		t := q.Since
 		if a := sub.WorkerAgeSeconds; a != nil && sub.Status == probe.StatusReplicating {

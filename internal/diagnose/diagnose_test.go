@@ -470,6 +470,11 @@ func TestHistoryClearsRecovery(t *testing.T) {
 	if got := finding(); got != "" {
 		t.Errorf("replicating: %s", got)
 	}
+	// It says when it came back, the outage open (serverlog reads the
+	// log for such a worker: a lock timeout's next wait).
+	if r := w.run(); r.Subscriptions[0].UpSince == nil || r.Subscriptions[0].DownSince != nil {
+		t.Errorf("replicating within the outage: %+v", r.Subscriptions[0])
+	}
 	w.now = w.now.Add(5 * time.Second)
 	w.s().Status = probe.StatusDown
 	if got := finding(); got != CodeStuckDown {
@@ -484,10 +489,21 @@ func TestHistoryClearsRecovery(t *testing.T) {
 	if _, ok := w.hist.DownSince["s/sub"]; ok {
 		t.Fatal("down still recorded after recovery")
 	}
+	if r := w.run(); r.Subscriptions[0].UpSince != nil {
+		t.Errorf("the outage over: up since %v", r.Subscriptions[0].UpSince)
+	}
 	w.now = w.now.Add(time.Second)
 	w.s().Status = probe.StatusDown
 	if got := finding(); got != CodeSubscriptionDown {
 		t.Errorf("down after a recovery: %s, want %s", got, CodeSubscriptionDown)
+	}
+	// Back within the window from an outage under down_grace: no crash
+	// loop to speak of yet.
+	w.run()
+	w.now = w.now.Add(2 * time.Second)
+	w.s().Status = probe.StatusReplicating
+	if r := w.run(); r.Subscriptions[0].UpSince != nil {
+		t.Errorf("back from 2 s down: up since %v", r.Subscriptions[0].UpSince)
 	}
 	w.hist.Forget(map[string]bool{"p": true})
 	if _, ok := w.hist.LocalNodes["s"]; ok {

@@ -241,6 +241,11 @@ type Subscription struct {
 	HeartbeatApplied *time.Time `json:"heartbeat_applied,omitempty"`
 	RetainedWALBytes *int64     `json:"retained_wal_bytes,omitempty"`
 	DownSince        *time.Time `json:"down_since,omitempty"`
+	// UpSince is when a subscription said replicating again within an
+	// outage that is not over (FlapWindow) and has lasted down_grace or
+	// longer: a worker pglogical started again that may fail the same way
+	// (a crash loop; when down it would be stuck_down).
+	UpSince *time.Time `json:"up_since,omitempty"`
 	// NotStreamingSince is when pglmon last saw its provider slot active,
 	// while the subscription is enabled and the slot inactive (see
 	// History.Quiet), whatever the status says.

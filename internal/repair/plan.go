@@ -401,6 +401,18 @@ it would not help (the new worker waits for the same lock). On subscriber %[1]s:
       SELECT pg_cancel_backend(pid);     -- cancels its current statement (enough for a long statement)
       SELECT pg_terminate_backend(pid);  -- ends the session, rolling back its transaction
  3) watch the subscription catch up: pglmon status --config FILE --subscription %[5]s
+If its apply worker gives up after lock_timeout (the subscriber's log says "canceling statement due
+to lock timeout"), it is started again every 5 s or so and seldom caught waiting: find the sessions
+holding locks on the table the finding names, on subscriber %[1]s:
+      SELECT l.pid, l.mode, a.usename, a.state, now() - a.xact_start AS in_transaction
+      FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+      WHERE l.granted AND l.relation = 'schema.table'::regclass;
+    and where lock_timeout is set for it (a database or every role; else postgresql.conf, or the
+    RDS parameter group):
+      SELECT coalesce(d.datname, '(every database)'), coalesce(r.rolname, '(every role)'), s.setconfig
+      FROM pg_db_role_setting s LEFT JOIN pg_database d ON d.oid = s.setdatabase
+      LEFT JOIN pg_roles r ON r.oid = s.setrole WHERE array_to_string(s.setconfig, ',') LIKE '%%lock_timeout%%';
+    A migration's own SET lock_timeout is fine; set for the database it reaches pglogical too.
 To prevent it: set idle_in_transaction_session_timeout for the roles that write on the subscriber,
 lock_timeout for migrations, and change replicated tables with pglogical.replicate_ddl_command on
 the provider:

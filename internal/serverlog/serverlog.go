@@ -255,6 +255,33 @@ var permanentRE = regexp.MustCompile(`violates (check|not-null|foreign key|uniqu
 // worker would apply the same change and fail the same way.
 func (w WorkerError) Permanent() bool { return permanentRE.MatchString(w.Error) }
 
+// LockTimeout reports whether the worker gave up waiting for a lock:
+// lock_timeout reaches pglogical's workers when set for the database, for
+// every role, or for the whole server (postgresql.conf, an RDS parameter
+// group). Measured with pglogical 2.4.2: the worker exits with "canceling
+// statement due to lock timeout", pglogical starts it again about 5 s
+// later, and it gives up again, for as long as the lock is held; once it
+// is released the change applies without a restart.
+func (w WorkerError) LockTimeout() bool {
+	return strings.Contains(w.Error, "canceling statement due to lock timeout")
+}
+
+// contextTableRE finds the table in an apply worker's CONTEXT line:
+// "apply UPDATE from remote relation public.items_0 in commit before ...".
+var contextTableRE = regexp.MustCompile(`from remote relation (\S+)`)
+
+// lockTimeoutFinding is apply_blocked for a subscription whose apply worker
+// keeps giving up on a lock (WorkerError.LockTimeout).
+func lockTimeoutFinding(s diagnose.Subscription, file string, we WorkerError) diagnose.Finding {
+	on := "a table of its"
+	if m := contextTableRE.FindStringSubmatch(we.Context); m != nil {
+		on = m[1]
+	}
+	return diagnose.Finding{Code: diagnose.CodeApplyBlocked, Severity: diagnose.Critical, Human: true,
+		Message: fmt.Sprintf("subscription %s keeps stopping: its apply worker gives up waiting for a lock on %s that a session on subscriber %s holds, after lock_timeout (set for the database, for every role, or for the whole server, e.g. in an RDS parameter group: it reaches pglogical's workers too), and pglogical starts it again about 5 s later to wait and give up again; nothing of %s is applied until the lock is released, and then it goes on by itself (restarting does not help); the last error in the subscriber's log (%s): %s",
+			s.Name, on, s.Subscriber, s.Name, file, we)}
+}
+
 // Annotate adds to the finding of each down subscription of subscriber the
 // last error of its apply worker found in the log file. A stuck_down whose
 // error is permanent becomes apply_error: restarting replays the change
@@ -263,6 +290,14 @@ func Annotate(r *diagnose.Report, subscriber, file string, errs Errors) {
 	for i := range r.Subscriptions {
 		s := &r.Subscriptions[i]
 		we, ok := errs.For(s.Name, s.ApplyWorker)
+		if _, blocked := s.Finding(diagnose.CodeApplyBlocked); ok && s.Subscriber == subscriber && s.UpSince != nil && !blocked && we.LockTimeout() {
+			// Between two timeouts: pglogical's new worker says replicating
+			// while it waits for the same lock (the outage is not over).
+			s.Findings = append(s.Findings, lockTimeoutFinding(*s, file, we))
+			s.Health = diagnose.Worst(s.Health, diagnose.Critical)
+			r.Health = diagnose.Worst(r.Health, diagnose.Critical)
+			continue
+		}
 		_, hangs := s.Finding(diagnose.CodeNotStreaming)
 		if !ok || s.Subscriber != subscriber || (s.Status != probe.StatusDown && !hangs) {
 			continue
@@ -278,6 +313,10 @@ func Annotate(r *diagnose.Report, subscriber, file string, errs Errors) {
 					break
 				}
 				f.Message = strings.TrimSuffix(f.Message, ".") + "; its apply worker cannot connect to the provider (" + cause + "); the last error in the subscriber's log (" + file + "): " + we.String()
+				break
+			}
+			if f.Code == diagnose.CodeStuckDown && we.LockTimeout() {
+				*f = lockTimeoutFinding(*s, file, we)
 				break
 			}
 			if f.Code == diagnose.CodeStuckDown && we.Permanent() {

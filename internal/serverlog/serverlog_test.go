@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pglmon/pglmon/internal/diagnose"
 	"github.com/pglmon/pglmon/internal/probe"
@@ -85,6 +86,30 @@ func TestPermanentErrorsBecomeApplyError(t *testing.T) {
 	Annotate(r, "other", "log/x.log", refused)
 	if f := r.Subscriptions[0].Findings[0]; f.Code != diagnose.CodeStuckDown || f.Message != "down." {
 		t.Errorf("other subscriber's log: %+v", f)
+	}
+	// A worker that gave up after lock_timeout: apply_blocked, for a
+	// person (the lock's holder), no restart.
+	r = report(diagnose.CodeStuckDown)
+	Annotate(r, "s", "log/x.log", Errors{{Subscription: "sub_0", Prefix: "t [2]", Error: "ERROR:  canceling statement due to lock timeout",
+		Context: "CONTEXT:  apply UPDATE from remote relation public.items_0 in commit before 0/8BC0A650, xid 743"}})
+	if f := r.Subscriptions[0].Findings[0]; f.Code != diagnose.CodeApplyBlocked || f.Remedy != "" || !f.Human || f.Severity != diagnose.Critical ||
+		!strings.Contains(f.Message, "waiting for a lock on public.items_0 that a session on subscriber s holds, after lock_timeout") {
+		t.Errorf("lock timeout: %+v", f)
+	}
+	// Between two timeouts pglogical's next worker says replicating while
+	// it waits for the lock: the outage is not over (UpSince), and the
+	// finding stays; once over, nothing is said.
+	lockTimeout := Errors{{Subscription: "sub_0", Error: "ERROR:  canceling statement due to lock timeout"}}
+	up := time.Now()
+	r = &diagnose.Report{Health: diagnose.OK, Subscriptions: []diagnose.Subscription{{Name: "sub_0", Subscriber: "s", Status: probe.StatusReplicating, Health: diagnose.OK, UpSince: &up}}}
+	Annotate(r, "s", "log/x.log", lockTimeout)
+	if s := r.Subscriptions[0]; len(s.Findings) != 1 || s.Findings[0].Code != diagnose.CodeApplyBlocked || s.Health != diagnose.Critical || r.Health != diagnose.Critical {
+		t.Errorf("replicating between two lock timeouts: %+v", r)
+	}
+	r = &diagnose.Report{Health: diagnose.OK, Subscriptions: []diagnose.Subscription{{Name: "sub_0", Subscriber: "s", Status: probe.StatusReplicating, Health: diagnose.OK}}}
+	Annotate(r, "s", "log/x.log", lockTimeout)
+	if s := r.Subscriptions[0]; len(s.Findings) != 0 || r.Health != diagnose.OK {
+		t.Errorf("replicating, its outage over: %+v", r)
 	}
 	// A transient error keeps the restart.
 	r = report(diagnose.CodeStuckDown)
