@@ -78,7 +78,45 @@ type SchemaMismatch struct {
 	// Types are the replicated columns whose type differs on the
 	// subscriber in a way that changes what pglogical applies.
 	Types []TypeDiff `json:"types,omitempty"`
+	// Key is set when the subscriber finds rows by another key than the
+	// provider's.
+	Key *KeyDiff `json:"key,omitempty"`
 }
+
+// KeyDiff is a replicated table whose subscriber finds rows by another key
+// (its replica identity index, else its primary key) than the provider's.
+type KeyDiff struct {
+	// Table is schema.table, unquoted.
+	Table string `json:"table"`
+	// Effect is KeyMissing, KeySkips or KeyMerges.
+	Effect     string   `json:"effect"`
+	Provider   []string `json:"provider_key"`
+	Subscriber []string `json:"subscriber_key"`
+}
+
+// keyEffect is the effect of m's key difference, "" for none.
+func (m SchemaMismatch) keyEffect() string {
+	if m.Key == nil {
+		return ""
+	}
+	return m.Key.Effect
+}
+
+// What pglogical's apply does when the subscriber's table has another key
+// (its replica identity index, else its primary key) than the provider's
+// (SchemaMismatch.Key; measured with pglogical 2.4.2).
+const (
+	// KeyMissing: the subscriber's table has none: the first update or
+	// delete stops the apply ("could not find REPLICA IDENTITY index").
+	KeyMissing = "missing"
+	// KeySkips: its key has a column the provider's lacks: every delete,
+	// and every update that changes such a column, finds no row and is
+	// skipped, silently (a conflict, "tuple not found").
+	KeySkips = "skips"
+	// KeyMerges: its key has fewer of the provider's columns: rows the
+	// provider tells apart by the others are one row on the subscriber.
+	KeyMerges = "merges"
+)
 
 // What pglogical's apply does with a column whose type differs between
 // provider and subscriber (TypeDiff.Effect; measured with pglogical 2.4.2).
@@ -169,7 +207,7 @@ func breaksTypes(ds []TypeDiff) []TypeDiff {
 // Breaks reports whether the table's shape stops (or crashes) pglogical's
 // apply: what schema_mismatch reports.
 func (m SchemaMismatch) Breaks() bool {
-	return m.Missing || len(m.Columns) > 0 || len(m.Required) > 0 || len(m.Generated) > 0 || len(breaksTypes(m.Types)) > 0
+	return m.Missing || len(m.Columns) > 0 || len(m.Required) > 0 || len(m.Generated) > 0 || len(breaksTypes(m.Types)) > 0 || m.keyEffect() == KeyMissing
 }
 
 // breaking keeps the mismatches that break the apply, with only the type
@@ -179,6 +217,9 @@ func breaking(ms []SchemaMismatch) []SchemaMismatch {
 	for _, m := range ms {
 		if m.Breaks() {
 			m.Types = breaksTypes(m.Types)
+			if m.keyEffect() != KeyMissing {
+				m.Key = nil
+			}
 			out = append(out, m)
 		}
 	}
@@ -191,7 +232,7 @@ func breaking(ms []SchemaMismatch) []SchemaMismatch {
 func reported(ms []SchemaMismatch) []SchemaMismatch {
 	var out []SchemaMismatch
 	for _, m := range ms {
-		if m.Breaks() || len(m.Types) > 0 {
+		if m.Breaks() || len(m.Types) > 0 || m.Key != nil {
 			out = append(out, m)
 		}
 	}
@@ -207,10 +248,22 @@ func columnTypes(ms []SchemaMismatch) []TypeDiff {
 	return out
 }
 
+// keys lists the key differences of ms (Subscription.Keys).
+func keys(ms []SchemaMismatch) []KeyDiff {
+	var out []KeyDiff
+	for _, m := range ms {
+		if m.Key != nil {
+			out = append(out, *m.Key)
+		}
+	}
+	return out
+}
+
 // breaksAtOnce: a binary type difference (the first change stops the apply
-// or writes a wrong value) or a generated column (it crashes the server).
+// or writes a wrong value), a generated column (it crashes the server), or
+// a key that makes the apply skip changes silently.
 func (m SchemaMismatch) breaksAtOnce() bool {
-	return m.Crashes() || len(breaksTypes(m.Types)) > 0
+	return m.Crashes() || len(breaksTypes(m.Types)) > 0 || m.keyEffect() == KeySkips
 }
 
 // Crashes reports whether the next change to the table crashes the
@@ -237,6 +290,18 @@ func (m SchemaMismatch) String() string {
 	}
 	if len(m.Types) > 0 {
 		parts = append(parts, "has columns of other types than the provider's: "+describeTypes(m.Types))
+	}
+	var pk, sk string
+	if m.Key != nil {
+		pk, sk = strings.Join(m.Key.Provider, ", "), strings.Join(m.Key.Subscriber, ", ")
+	}
+	switch m.keyEffect() {
+	case KeyMissing:
+		parts = append(parts, fmt.Sprintf("has no primary key or replica identity index to find rows by (the provider's key: %s): the first update or delete stops the apply (\"could not find REPLICA IDENTITY index\")", pk))
+	case KeySkips:
+		parts = append(parts, fmt.Sprintf("finds rows by (%s), the provider's key is (%s): every delete, and every update that changes a column of its key, finds no row and is skipped, silently, while pglogical says replicating (a conflict it logs, \"tuple not found. Resolution: skip\"; measured with pglogical 2.4.2)", sk, pk))
+	case KeyMerges:
+		parts = append(parts, fmt.Sprintf("finds rows by (%s), fewer columns than the provider's key (%s): two rows the provider tells apart by the others are one row here, the second written over the first", sk, pk))
 	}
 	return m.Table + " on the subscriber " + strings.Join(parts, "; ")
 }
@@ -499,15 +564,16 @@ func (d *diagnosis) subscription(subscriber *probe.Snapshot, sub probe.Subscript
 		add(loopFinding(sub, ec))
 	}
 	if ms := reported(d.Schema[key]); len(ms) > 0 && sub.Status != probe.StatusDown && !elsewhere {
-		out.ColumnTypes = columnTypes(ms)
+		out.ColumnTypes, out.Keys = columnTypes(ms), keys(ms)
 		sev, next := Warning, "the next change to such a table stops the subscription"
+		if !slices.ContainsFunc(ms, SchemaMismatch.Breaks) {
+			next = "make the subscriber's tables match the provider's"
+		}
 		switch {
 		case slices.ContainsFunc(ms, SchemaMismatch.Crashes):
 			sev, next = Critical, "the next change to such a table stops the subscription, or crashes the subscriber's server"
 		case slices.ContainsFunc(ms, SchemaMismatch.breaksAtOnce):
 			sev = Critical
-		case !slices.ContainsFunc(ms, SchemaMismatch.Breaks):
-			next = "make the subscriber's column types the provider's"
 		}
 		add(Finding{Code: CodeSchemaMismatch, Severity: sev, Human: true,
 			Message: fmt.Sprintf("the tables of %s differ between provider and subscriber (pglogical does not replicate DDL): %s; %s", sub.Name, describe(ms), next)})
@@ -600,7 +666,8 @@ func (d *diagnosis) down(out *Subscription, subscriber *probe.Snapshot, sub prob
 	}
 	if ms := breaking(d.Schema[subKey(subscriber.Node, sub.Name)]); len(ms) > 0 {
 		// Those that do not stop the apply too: its plan fixes them all.
-		out.ColumnTypes = columnTypes(reported(d.Schema[subKey(subscriber.Node, sub.Name)]))
+		all := reported(d.Schema[subKey(subscriber.Node, sub.Name)])
+		out.ColumnTypes, out.Keys = columnTypes(all), keys(all)
 		add(Finding{Code: CodeSchemaMismatch, Severity: Critical, Human: true,
 			Message: fmt.Sprintf("subscription %s is down because the tables differ (pglogical does not replicate DDL, and restarting does not help): %s", sub.Name, describe(ms))})
 		return

@@ -135,6 +135,20 @@ func TestDiagnose(t *testing.T) {
 		{name: "a shorter varchar: a warning while replicating", bend: func(w *world) {
 			w.schema = map[string][]SchemaMismatch{"s/sub": {{Table: "public.t", Types: []TypeDiff{{Table: "public.t", Column: "c", Provider: "text", Subscriber: "character varying(5)", Effect: TypeLimits, Binary: true}}}}}
 		}, health: Warning, code: CodeSchemaMismatch, sev: Warning, human: true},
+		{name: "a subscriber key with a column the provider's lacks: skips silently, critical while replicating", bend: func(w *world) {
+			w.schema = map[string][]SchemaMismatch{"s/sub": {{Table: "public.t", Key: &KeyDiff{Table: "public.t", Effect: KeySkips, Provider: []string{"id"}, Subscriber: []string{"id", "n"}}}}}
+		}, health: Critical, code: CodeSchemaMismatch, sev: Critical, human: true},
+		{name: "no key on the subscriber: a warning while replicating", bend: func(w *world) {
+			w.schema = map[string][]SchemaMismatch{"s/sub": {{Table: "public.t", Key: &KeyDiff{Table: "public.t", Effect: KeyMissing, Provider: []string{"id"}}}}}
+		}, health: Warning, code: CodeSchemaMismatch, sev: Warning, human: true},
+		{name: "no key on the subscriber, down long: the cause", bend: func(w *world) {
+			w.downFor(10 * time.Minute)
+			w.schema = map[string][]SchemaMismatch{"s/sub": {{Table: "public.t", Key: &KeyDiff{Table: "public.t", Effect: KeyMissing, Provider: []string{"id"}}}}}
+		}, health: Critical, code: CodeSchemaMismatch, sev: Critical, human: true},
+		{name: "a subscriber key of fewer columns, down long: stuck_down (it does not stop the apply)", bend: func(w *world) {
+			w.downFor(10 * time.Minute)
+			w.schema = map[string][]SchemaMismatch{"s/sub": {{Table: "public.t", Key: &KeyDiff{Table: "public.t", Effect: KeyMerges, Provider: []string{"id", "n"}, Subscriber: []string{"id"}}}}}
+		}, health: Critical, code: CodeStuckDown, sev: Critical, remedy: RemedyRestart},
 		{name: "a rounding type, down long: stuck_down (it does not stop the apply)", bend: func(w *world) {
 			w.downFor(10 * time.Minute)
 			w.schema = map[string][]SchemaMismatch{"s/sub": {{Table: "public.t", Types: []TypeDiff{{Table: "public.t", Column: "c", Provider: "numeric(10,4)", Subscriber: "numeric(10,2)", Effect: TypeRounds, Binary: true}}}}}

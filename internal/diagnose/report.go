@@ -215,6 +215,9 @@ type Subscription struct {
 	// subscriber (schema_mismatch), with what pglogical's apply does with
 	// them.
 	ColumnTypes []TypeDiff `json:"column_types,omitempty"`
+	// Keys are the replicated tables whose subscriber finds rows by another
+	// key than the provider's (schema_mismatch).
+	Keys []KeyDiff `json:"keys,omitempty"`
 	// ApplyDelaySeconds is its apply_delay (0: none).
 	ApplyDelaySeconds float64 `json:"apply_delay_seconds,omitempty"`
 	// Maintenance is the maintenance window of its subscriber or provider

@@ -29,7 +29,7 @@ const providerQuery = `SELECT DISTINCT n.nspname::text, c.relname::text,
 	coalesce(rst.set_att_list, (SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a
 		WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)),
 	` + CopiedGeneratedSQL + `,
-	` + typeColumnsSQL + `
+	` + typeColumnsSQL + `, ` + ReplicaKeySQL + `
 FROM pglogical.replication_set_table rst
 JOIN pglogical.replication_set rs ON rs.set_id = rst.set_id
 JOIN pg_class c ON c.oid = rst.set_reloid
@@ -59,7 +59,7 @@ const subscriberQuery = `SELECT t.schema, t.name, c.oid IS NOT NULL,
 		AND NOT a.atthasdef AND a.attidentity = ''), '{}'),
 	coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a
 		WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated <> ''), '{}'),
-	` + typeColumnsSQL + `
+	` + typeColumnsSQL + `, ` + ReplicaKeySQL + `
 FROM unnest($1::text[], $2::text[]) AS t(schema, name)
 LEFT JOIN pg_namespace n ON n.nspname = t.schema
 LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.name AND c.relkind IN ('r', 'p')
@@ -92,15 +92,16 @@ func check(ctx context.Context, prov, sub *pgx.Conn, sets []string) ([]diagnose.
 	replicated, refused := map[string][]string{}, map[string][]string{}
 	provTypes := map[string]columnTypes{}
 	var schema, name string
-	var cols, genCols []string
+	var cols, genCols, key []string
 	var ty typeScan
-	if _, err := pgx.ForEachRow(rows, append([]any{&schema, &name, &cols, &genCols}, ty.dest()...), func() error {
+	provKeys := map[string][]string{}
+	if _, err := pgx.ForEachRow(rows, append(append([]any{&schema, &name, &cols, &genCols}, ty.dest()...), &key), func() error {
 		table := schema + "." + name
 		types, err := ty.columns()
 		if err != nil {
 			return err
 		}
-		provTypes[table] = types
+		provTypes[table], provKeys[table] = types, slices.Clone(key)
 		for _, c := range genCols {
 			if !slices.Contains(refused[table], c) {
 				refused[table] = append(refused[table], c)
@@ -134,7 +135,7 @@ func check(ctx context.Context, prov, sub *pgx.Conn, sets []string) ([]diagnose.
 	// pglogical sends built-in types in binary between servers of the same
 	// major version (compareType).
 	binary := majorVersion(prov) == majorVersion(sub)
-	_, err = pgx.ForEachRow(rows, append([]any{&schema, &name, &exists, &have, &required, &generated}, ty.dest()...), func() error {
+	_, err = pgx.ForEachRow(rows, append(append([]any{&schema, &name, &exists, &have, &required, &generated}, ty.dest()...), &key), func() error {
 		table := schema + "." + name
 		m := diagnose.SchemaMismatch{Table: table, Missing: !exists, CopyRefused: refused[table]}
 		if exists {
@@ -143,6 +144,9 @@ func check(ctx context.Context, prov, sub *pgx.Conn, sets []string) ([]diagnose.
 				return err
 			}
 			m.Types = typeDiffs(table, replicated[table], provTypes[table], types, binary)
+			if e := compareKeys(provKeys[table], key); e != "" {
+				m.Key = &diagnose.KeyDiff{Table: table, Effect: e, Provider: provKeys[table], Subscriber: slices.Clone(key)}
+			}
 			for _, c := range replicated[table] {
 				if !slices.Contains(have, c) {
 					m.Columns = append(m.Columns, c)
@@ -159,7 +163,7 @@ func check(ctx context.Context, prov, sub *pgx.Conn, sets []string) ([]diagnose.
 				}
 			}
 		}
-		if m.Breaks() || len(m.CopyRefused) > 0 || len(m.Types) > 0 {
+		if m.Breaks() || len(m.CopyRefused) > 0 || len(m.Types) > 0 || m.Key != nil {
 			out = append(out, m)
 		}
 		return nil

@@ -630,10 +630,11 @@ func indent(text, prefix string) string {
 // typeFix gives each column of schema_mismatch whose type differs the
 // provider's type on the subscriber.
 func typeFix(s diagnose.Subscription) string {
-	if len(s.ColumnTypes) == 0 {
-		return ""
-	}
 	var b strings.Builder
+	keyFix(&b, s)
+	if len(s.ColumnTypes) == 0 {
+		return b.String()
+	}
 	fmt.Fprintf(&b, `Give each column of another type the provider's type, and an enum the provider's labels, on
 subscriber %s (a change that stopped the apply is applied once the subscription restarts; values
 already rounded or shifted stay so until copied again: pglmon verify --config FILE --subscription
@@ -665,6 +666,33 @@ replicated column's type on both sides at one point of the stream, with replicat
 (below), never on one side first.
 `)
 	return b.String()
+}
+
+// keyFix gives each table of schema_mismatch whose subscriber finds rows
+// by another key the provider's key.
+func keyFix(b *strings.Builder, s diagnose.Subscription) {
+	if len(s.Keys) == 0 {
+		return
+	}
+	fmt.Fprintf(b, "Give each table the provider's key on subscriber %s, the key pglogical finds rows by:\n", s.Subscriber)
+	for _, k := range s.Keys {
+		cols := make([]string, len(k.Provider))
+		for i, c := range k.Provider {
+			cols[i] = pgident.Ident(c)
+		}
+		t := pgident.RegclassOf(k.Table)
+		if k.Effect == diagnose.KeyMissing {
+			fmt.Fprintf(b, "  ALTER TABLE %s ADD PRIMARY KEY (%s);\n", t, strings.Join(cols, ", "))
+			continue
+		}
+		fmt.Fprintf(b, "  ALTER TABLE %s DROP CONSTRAINT <its primary key: \\d %s names it>, ADD PRIMARY KEY (%s);   -- (%s) there now\n",
+			t, t, strings.Join(cols, ", "), strings.Join(k.Subscriber, ", "))
+	}
+	fmt.Fprintf(b, `(a table given REPLICA IDENTITY USING INDEX: ALTER TABLE ... REPLICA IDENTITY DEFAULT once it
+has that primary key). The deletes and updates skipped meanwhile, and rows written over one
+another, stay as they are until copied again: pglmon verify --config FILE --subscription %s
+--copy-script rows.psql, then run the script it writes.
+`, shellword.Quote(s.Name))
 }
 
 func ddlCall(s diagnose.Subscription) string {

@@ -132,8 +132,15 @@ func TestSchemaMismatchPlanGivesTheProviderTypes(t *testing.T) {
 		{Table: "public.t", Column: "m", Provider: "mood", Subscriber: "mood", Effect: diagnose.TypeLimits, Binary: true,
 			Enum: "public.mood", MissingLabels: []string{"new0", "it's"}, LabelPositions: []string{"BEFORE 'sad'", "AFTER 'happy'"}},
 	}}
+	s.Keys = []diagnose.KeyDiff{
+		{Table: "public.nokey", Effect: diagnose.KeyMissing, Provider: []string{"id", "Part"}},
+		{Table: "public.wide", Effect: diagnose.KeySkips, Provider: []string{"id"}, Subscriber: []string{"id", "n"}},
+	}
 	p := HumanPlan(diagnose.Finding{Code: diagnose.CodeSchemaMismatch, Message: "m", Human: true}, s)
 	for _, want := range []string{
+		`ALTER TABLE public.nokey ADD PRIMARY KEY (id, "Part");`,
+		`ALTER TABLE public.wide DROP CONSTRAINT <its primary key: \d public.wide names it>, ADD PRIMARY KEY (id);   -- (id, n) there now`,
+		"pglmon verify --config FILE --subscription sub\n--copy-script rows.psql",
 		`ALTER TABLE "Sales"."Order Lines" ALTER COLUMN "Qty" TYPE bigint USING "Qty"::bigint;   -- integer there now`,
 		`ALTER TABLE public.t ALTER COLUMN at TYPE timestamp with time zone USING at::timestamp with time zone;`,
 		"SET TimeZone = 'UTC'",
