@@ -311,3 +311,29 @@ func TestCheckConfigConnectSlack(t *testing.T) {
 		}
 	}
 }
+
+// lock_timeout set for the subscriber's database reaches pglogical's apply
+// worker (see TestAnApplyWorkerGivingUpAfterLockTimeout): check-config
+// warns where it is set, on a node with subscriptions only.
+func TestCheckConfigConnectLockTimeout(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10})
+	cfg := writeConfig(t, p, "")
+	_, res, out := checkConnect(t, cfg)
+	if l, d := res.check("subscriber", "lock_timeout"); l != "" {
+		t.Errorf("no lock_timeout set: %s %q\n%s", l, d, out)
+	}
+	for _, db := range []pgtest.DB{p.Provider, p.Subscriber} {
+		if err := db.Exec(ctx, "ALTER DATABASE "+db.Name+" SET lock_timeout = '2s'"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, res, out = checkConnect(t, cfg)
+	if l, d := res.check("subscriber", "lock_timeout"); l != "warn" || !strings.Contains(d, "database "+p.Subscriber.Name+": lock_timeout=2s") {
+		t.Errorf("lock_timeout for the subscriber's database: %s %q\n%s", l, d, out)
+	}
+	if l, d := res.check("provider", "lock_timeout"); l != "" {
+		t.Errorf("provider (no subscriptions): %s %q", l, d)
+	}
+}

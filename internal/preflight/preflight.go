@@ -332,6 +332,22 @@ const factsQuery = `SELECT current_user, current_setting('server_version'), curr
 	AND has_table_privilege(c.oid, 'INSERT') AND has_table_privilege(c.oid, 'DELETE')
 	FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'pglmon' AND c.relname = 'heartbeat')`
 
+// lockTimeoutQuery says where a lock_timeout that reaches pglogical's
+// background workers is set: for this database or every database, for
+// every role or the bootstrap superuser they run as (pg_db_role_setting),
+// or in the server's configuration (postgresql.conf, an RDS parameter
+// group); "" for nowhere.
+const lockTimeoutQuery = `SELECT concat_ws('; ',
+	(SELECT string_agg(CASE WHEN s.setdatabase = 0 THEN 'every database' ELSE 'database ' || d.datname END
+			|| CASE WHEN s.setrole = 0 THEN '' ELSE ', role ' || r.rolname END || ': ' || c, '; ')
+		FROM pg_db_role_setting s CROSS JOIN LATERAL unnest(s.setconfig) AS c
+		LEFT JOIN pg_database d ON d.oid = s.setdatabase LEFT JOIN pg_roles r ON r.oid = s.setrole
+		WHERE c LIKE 'lock\_timeout=%' AND c NOT IN ('lock_timeout=0', 'lock_timeout=0ms')
+			AND s.setdatabase IN (0, (SELECT oid FROM pg_database WHERE datname = current_database()))
+			AND s.setrole IN (0, 10)),
+	(SELECT 'the server''s configuration: lock_timeout=' || boot.v FROM (SELECT reset_val AS v FROM pg_settings
+		WHERE name = 'lock_timeout' AND source = 'configuration file' AND reset_val <> '0') boot))`
+
 func node(ctx context.Context, cfg *config.Config, n config.Node, timeout time.Duration) ([]Check, probe.Snapshot) {
 	var out []Check
 	snap := probe.Snapshot{Node: n.Name, Err: errors.New("not probed")}
@@ -416,6 +432,14 @@ func node(ctx context.Context, cfg *config.Config, n config.Node, timeout time.D
 		add("replication origins", Warn, "%s may not execute pg_show_replication_origin_status(): GRANT EXECUTE ON FUNCTION pg_show_replication_origin_status() TO %s", fa.user, fa.user)
 	}
 
+	if snap.Err == nil && len(snap.Subscriptions) > 0 {
+		var set string
+		if err := conn.QueryRow(cctx, lockTimeoutQuery).Scan(&set); err != nil {
+			add("lock_timeout", Warn, "cannot read where lock_timeout is set: %v", err)
+		} else if set != "" {
+			add("lock_timeout", Warn, "lock_timeout is set for pglogical's workers here too (%s): an apply worker blocked by a session's lock gives up after it and is started again about every 5 s, for as long as the lock is held, instead of waiting (apply_blocked, measured with pglogical 2.4.2); set it for the roles of the applications and migrations instead (ALTER ROLE app SET lock_timeout = ...), not for the database or the server", set)
+		}
+	}
 	if g := fa.heartbeatGrant; g != nil {
 		what := "receives heartbeats (prunes them every 10 minutes)"
 		if snap.Heartbeat != nil && snap.Heartbeat.Provides {
