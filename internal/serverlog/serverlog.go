@@ -244,13 +244,16 @@ var explained = map[string]bool{diagnose.CodeStuckDown: true, diagnose.CodeSubsc
 // of another type than the provider's, whose binary value (pglogical sends
 // built-in types so between servers of the same major version) the
 // subscriber's type cannot read, or whose value it does not hold; then a
-// table without a key to find an update's or delete's row by (measured
-// with pglogical 2.4.2; see drift.compareType, drift.compareKeys).
+// table without a key to find an update's or delete's row by; then a
+// replicated TRUNCATE of a table the subscriber's own foreign key refers
+// to (measured with pglogical 2.4.2; see drift.compareType,
+// drift.compareKeys).
 var permanentRE = regexp.MustCompile(`violates (check|not-null|foreign key|unique|exclusion) constraint|` +
 	`duplicate key value violates|value too long for type|invalid input syntax for|out of range|` +
 	`incorrect binary data format|insufficient data left in message|unsupported jsonb version number|` +
 	`binary data has array element type|invalid byte sequence for encoding|numeric field overflow|` +
-	`invalid input value for enum|could not find REPLICA IDENTITY index|permission denied for|null value in column`)
+	`invalid input value for enum|could not find REPLICA IDENTITY index|` +
+	`cannot truncate a table referenced in a foreign key constraint|permission denied for|null value in column`)
 
 // Permanent reports whether restarting the subscription cannot help: the
 // worker would apply the same change and fail the same way.

@@ -54,6 +54,7 @@ func TestPermanentErrorsBecomeApplyError(t *testing.T) {
 		`ERROR: insufficient data left in message`:                                                 true, // integer sent, bigint here
 		`ERROR: numeric field overflow`:                                                            true,
 		`ERROR: could not find REPLICA IDENTITY index for table kb with oid 16568`:                 true,
+		`ERROR: cannot truncate a table referenced in a foreign key constraint`:                    true, // a subscriber-only foreign key
 		`ERROR: binary data has array element type 23 (integer) instead of expected 20 (bigint)`:   true,
 		`ERROR: unknown column name extra`:                                                         false, // schema_mismatch says it
 		`ERROR: could not receive data from WAL stream: server closed the connection unexpectedly`: false,
