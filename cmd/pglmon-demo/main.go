@@ -132,6 +132,10 @@ const usage = `Usage: pglmon-demo COMMAND
                     break lock: the apply worker gives up on the row every 2 s
                     and is started again (apply_blocked, no restart)
   fix locktimeout   reset lock_timeout for the subscriber's database
+  break key         demo_key with the key (id) on the provider, (id, n) on the
+                    subscriber: an update of n and a delete are skipped while
+                    sub_0 says replicating (schema_mismatch, critical)
+  fix key           give the subscriber's demo_key the provider's key
   insert N          insert N rows on the provider
   count             row counts on both sides
 
@@ -183,7 +187,7 @@ func run(ctx context.Context, args []string) error {
 		return nil
 	case "break":
 		if len(args) != 2 {
-			return errors.New("break what? origin, slot, disable, walsender, provider, data, refuse, conflict, sync, firstcopy, lock, hang, copy, password, dropdb, gencopy, gencol, coltype or locktimeout")
+			return errors.New("break what? origin, slot, disable, walsender, provider, data, refuse, conflict, sync, firstcopy, lock, hang, copy, password, dropdb, gencopy, gencol, coltype, locktimeout or key")
 		}
 		return breakIt(ctx, args[1])
 	case "fix":
@@ -223,6 +227,16 @@ func run(ctx context.Context, args []string) error {
 				}
 				fmt.Println("lock_timeout reset for the subscriber's database (pglogical's next apply worker waits for a lock again, and apply_blocked names who holds it)")
 				return nil
+			case "key":
+				p, err := pair()
+				if err != nil {
+					return err
+				}
+				if err := p.Subscriber.Exec(ctx, "ALTER TABLE public.demo_key DROP CONSTRAINT demo_key_pkey, ADD PRIMARY KEY (id)"); err != nil {
+					return err
+				}
+				fmt.Printf("demo_key has the provider's key on the subscriber; the rows skipped before stay as they were: copy them with\n  bin/pglmon verify --config %s --table public.demo_key --copy-script /tmp/rows.psql\n", filepath.Join(dir, "pglmon.yaml"))
+				return nil
 			case "coltype":
 				p, err := pair()
 				if err != nil {
@@ -235,7 +249,7 @@ func run(ctx context.Context, args []string) error {
 				return nil
 			}
 		}
-		return errors.New("fix what? refuse, copy, password, gencol, coltype or locktimeout")
+		return errors.New("fix what? refuse, copy, password, gencol, coltype, locktimeout or key")
 	case "insert":
 		n := 100
 		if len(args) > 1 {
@@ -534,6 +548,26 @@ func breakIt(ctx context.Context, what string) error {
 		}
 		fmt.Println("demo_gencol on the subscriber has a generated column the provider does not send: the first row written to it on the provider would crash the subscriber's server, again at every start (do not write one); pglmon reports it now: schema_mismatch, critical; bin/pglmon repair --config " + filepath.Join(dir, "pglmon.yaml") + " --subscription sub_0 prints the fix; bin/pglmon-demo fix gencol applies it")
 		return nil
+	case "key":
+		// The subscriber finds demo_key's rows by (id, n), the provider's
+		// key is (id): its deletes and updates of n are skipped, silently.
+		for _, st := range []struct {
+			db  pgtest.DB
+			sql string
+		}{
+			{p.Provider, "CREATE TABLE demo_key (id int PRIMARY KEY, n int, val text)"},
+			{p.Subscriber, "CREATE TABLE demo_key (id int, n int, val text, PRIMARY KEY (id, n))"},
+			{p.Provider, "SELECT pglogical.replication_set_add_table('set_0', 'demo_key', false)"},
+			{p.Provider, "INSERT INTO demo_key VALUES (1, 10, 'a'), (2, 20, 'b'), (3, 30, 'c')"},
+			{p.Provider, "UPDATE demo_key SET n = 21 WHERE id = 2"},
+			{p.Provider, "DELETE FROM demo_key WHERE id = 3"},
+		} {
+			if err := st.db.Exec(ctx, st.sql); err != nil {
+				return err
+			}
+		}
+		fmt.Println("demo_key: the provider's key is (id), the subscriber's (id, n); an update of n and a delete were skipped, while sub_0 says replicating; pglmon reports it within a minute (schema_mismatch, critical), bin/pglmon verify --config " + filepath.Join(dir, "pglmon.yaml") + " names the 2 rows, bin/pglmon-demo fix key gives the provider's key")
+		return nil
 	case "coltype":
 		// A migration run on the provider alone (pglogical replicates no DDL).
 		if err := p.Provider.Exec(ctx, "ALTER TABLE items_0 ALTER COLUMN n TYPE bigint"); err != nil {
@@ -542,7 +576,7 @@ func breakIt(ctx context.Context, what string) error {
 		fmt.Println("items_0.n is bigint on the provider, integer on the subscriber: pglogical sends it in binary, which an integer cannot read; pglmon reports it within a minute (schema_mismatch, critical); bin/pglmon-demo insert 1 then stops the subscription, and bin/pglmon repair --config " + filepath.Join(dir, "pglmon.yaml") + " --subscription sub_0 prints the fix (bin/pglmon-demo fix coltype applies it)")
 		return nil
 	}
-	return fmt.Errorf("unknown breakage %q (origin, slot, disable, walsender, provider, data, refuse, conflict, sync, firstcopy, lock, hang, copy, password, dropdb, gencopy, gencol, coltype, locktimeout)", strings.TrimSpace(what))
+	return fmt.Errorf("unknown breakage %q (origin, slot, disable, walsender, provider, data, refuse, conflict, sync, firstcopy, lock, hang, copy, password, dropdb, gencopy, gencol, coltype, locktimeout, key)", strings.TrimSpace(what))
 }
 
 // failFirstCopy sets the subscription up again as someone might by hand,
