@@ -336,4 +336,11 @@ func TestCheckConfigConnectLockTimeout(t *testing.T) {
 	if l, d := res.check("provider", "lock_timeout"); l != "" {
 		t.Errorf("provider (no subscriptions): %s %q", l, d)
 	}
+	// Set in the server's configuration (postgresql.conf, an RDS
+	// parameter group) it reaches them too.
+	own := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10, Own: true, SubscriberConf: []string{"lock_timeout = '3s'"}})
+	_, res, out = checkConnect(t, writeConfig(t, own, ""))
+	if l, d := res.check("subscriber", "lock_timeout"); l != "warn" || !strings.Contains(d, "the server's configuration (") || !strings.Contains(d, "): lock_timeout=3s") {
+		t.Errorf("lock_timeout in postgresql.conf: %s %q\n%s", l, d, out)
+	}
 }

@@ -333,20 +333,49 @@ const factsQuery = `SELECT current_user, current_setting('server_version'), curr
 	FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'pglmon' AND c.relname = 'heartbeat')`
 
 // lockTimeoutQuery says where a lock_timeout that reaches pglogical's
-// background workers is set: for this database or every database, for
-// every role or the bootstrap superuser they run as (pg_db_role_setting),
-// or in the server's configuration (postgresql.conf, an RDS parameter
-// group); "" for nowhere.
-const lockTimeoutQuery = `SELECT concat_ws('; ',
-	(SELECT string_agg(CASE WHEN s.setdatabase = 0 THEN 'every database' ELSE 'database ' || d.datname END
-			|| CASE WHEN s.setrole = 0 THEN '' ELSE ', role ' || r.rolname END || ': ' || c, '; ')
-		FROM pg_db_role_setting s CROSS JOIN LATERAL unnest(s.setconfig) AS c
-		LEFT JOIN pg_database d ON d.oid = s.setdatabase LEFT JOIN pg_roles r ON r.oid = s.setrole
-		WHERE c LIKE 'lock\_timeout=%' AND c NOT IN ('lock_timeout=0', 'lock_timeout=0ms')
-			AND s.setdatabase IN (0, (SELECT oid FROM pg_database WHERE datname = current_database()))
-			AND s.setrole IN (0, 10)),
-	(SELECT 'the server''s configuration: lock_timeout=' || boot.v FROM (SELECT reset_val AS v FROM pg_settings
-		WHERE name = 'lock_timeout' AND source = 'configuration file' AND reset_val <> '0') boot))`
+// background workers is set for them: for this database or every
+// database, for every role or the bootstrap superuser they run as
+// (pg_db_role_setting); "" for neither.
+const lockTimeoutQuery = `SELECT coalesce(string_agg(CASE WHEN s.setdatabase = 0 THEN 'every database' ELSE 'database ' || d.datname END
+		|| CASE WHEN s.setrole = 0 THEN '' ELSE ', role ' || r.rolname END || ': ' || c, '; '), '')
+	FROM pg_db_role_setting s CROSS JOIN LATERAL unnest(s.setconfig) AS c
+	LEFT JOIN pg_database d ON d.oid = s.setdatabase LEFT JOIN pg_roles r ON r.oid = s.setrole
+	WHERE c LIKE 'lock\_timeout=%' AND c NOT IN ('lock_timeout=0', 'lock_timeout=0ms')
+		AND s.setdatabase IN (0, (SELECT oid FROM pg_database WHERE datname = current_database()))
+		AND s.setrole IN (0, 10)`
+
+// fileLockTimeoutQuery reads lock_timeout from the server's configuration
+// files (postgresql.conf and what ALTER SYSTEM writes), where the role may
+// read pg_file_settings (a superuser): pglmon's own session sets
+// lock_timeout, so pg_settings shows its value, not the server's.
+const fileLockTimeoutQuery = `SELECT coalesce((SELECT 'the server''s configuration (' || sourcefile || '): lock_timeout=' || setting
+	FROM pg_file_settings WHERE name = 'lock_timeout' AND applied AND setting NOT IN ('0', '0ms') ORDER BY seqno DESC LIMIT 1), '')`
+
+// lockTimeoutSet says where a lock_timeout reaching pglogical's workers
+// is set ("" for nowhere pglmon's role can see).
+func lockTimeoutSet(ctx context.Context, conn *pgx.Conn) (string, error) {
+	var roles string
+	if err := conn.QueryRow(ctx, lockTimeoutQuery).Scan(&roles); err != nil {
+		return "", err
+	}
+	var readable bool
+	if err := conn.QueryRow(ctx, "SELECT has_function_privilege('pg_show_all_file_settings()', 'EXECUTE')").Scan(&readable); err != nil {
+		return "", err
+	}
+	file := ""
+	if readable {
+		if err := conn.QueryRow(ctx, fileLockTimeoutQuery).Scan(&file); err != nil {
+			return "", err
+		}
+	}
+	var set []string
+	for _, w := range []string{roles, file} {
+		if w != "" {
+			set = append(set, w)
+		}
+	}
+	return strings.Join(set, "; "), nil
+}
 
 func node(ctx context.Context, cfg *config.Config, n config.Node, timeout time.Duration) ([]Check, probe.Snapshot) {
 	var out []Check
@@ -433,8 +462,7 @@ func node(ctx context.Context, cfg *config.Config, n config.Node, timeout time.D
 	}
 
 	if snap.Err == nil && len(snap.Subscriptions) > 0 {
-		var set string
-		if err := conn.QueryRow(cctx, lockTimeoutQuery).Scan(&set); err != nil {
+		if set, err := lockTimeoutSet(cctx, conn); err != nil {
 			add("lock_timeout", Warn, "cannot read where lock_timeout is set: %v", err)
 		} else if set != "" {
 			add("lock_timeout", Warn, "lock_timeout is set for pglogical's workers here too (%s): an apply worker blocked by a session's lock gives up after it and is started again about every 5 s, for as long as the lock is held, instead of waiting (apply_blocked, measured with pglogical 2.4.2); set it for the roles of the applications and migrations instead (ALTER ROLE app SET lock_timeout = ...), not for the database or the server", set)
