@@ -136,6 +136,11 @@ const usage = `Usage: pglmon-demo COMMAND
                     subscriber: an update of n and a delete are skipped while
                     sub_0 says replicating (schema_mismatch, critical)
   fix key           give the subscriber's demo_key the provider's key
+  break rewind      put the provider back to a copy of its files taken before
+                    50 rows the subscriber applied (a restore from a snapshot):
+                    what the provider writes next is skipped silently
+                    (provider_rewound at once; bin/pglmon repair runs
+                    rewind-origin, after asking)
   insert N          insert N rows on the provider
   count             row counts on both sides
 
@@ -187,7 +192,7 @@ func run(ctx context.Context, args []string) error {
 		return nil
 	case "break":
 		if len(args) != 2 {
-			return errors.New("break what? origin, slot, disable, walsender, provider, data, refuse, conflict, sync, firstcopy, lock, hang, copy, password, dropdb, gencopy, gencol, coltype, locktimeout or key")
+			return errors.New("break what? origin, slot, disable, walsender, provider, data, refuse, conflict, sync, firstcopy, lock, hang, copy, password, dropdb, gencopy, gencol, coltype, locktimeout, key or rewind")
 		}
 		return breakIt(ctx, args[1])
 	case "fix":
@@ -568,6 +573,22 @@ func breakIt(ctx context.Context, what string) error {
 		}
 		fmt.Println("demo_key: the provider's key is (id), the subscriber's (id, n); an update of n and a delete were skipped, while sub_0 says replicating; pglmon reports it within a minute (schema_mismatch, critical), bin/pglmon verify --config " + filepath.Join(dir, "pglmon.yaml") + " names the 2 rows, bin/pglmon-demo fix key gives the provider's key")
 		return nil
+	case "rewind":
+		// A restore of the provider from a snapshot taken before its last
+		// writes, into the address the subscription connects to.
+		var last int
+		if err := p.Provider.QueryRow(ctx, "SELECT coalesce(max(id), 0) FROM items_0", []any{&last}); err != nil {
+			return err
+		}
+		fmt.Println("copying the provider's files (it stops for a moment), writing 50 rows the subscriber applies, then putting the copy back")
+		if err := p.RewindProvider(ctx, last+1, last+50); err != nil {
+			return err
+		}
+		fmt.Printf("the provider is back as it was before rows %d-%d, which the subscriber holds: its replication origin is past the provider's end of WAL; "+
+			"pglmon reports provider_rewound (critical) at its next probe, and rows written now are skipped silently (bin/pglmon-demo insert 3, then bin/pglmon-demo count); "+
+			"bin/pglmon repair --config %s --subscription sub_0 moves the origin back (rewind-origin), and bin/pglmon verify names the rows either side lacks\n",
+			last+1, last+50, filepath.Join(dir, "pglmon.yaml"))
+		return nil
 	case "coltype":
 		// A migration run on the provider alone (pglogical replicates no DDL).
 		if err := p.Provider.Exec(ctx, "ALTER TABLE items_0 ALTER COLUMN n TYPE bigint"); err != nil {
@@ -576,7 +597,7 @@ func breakIt(ctx context.Context, what string) error {
 		fmt.Println("items_0.n is bigint on the provider, integer on the subscriber: pglogical sends it in binary, which an integer cannot read; pglmon reports it within a minute (schema_mismatch, critical); bin/pglmon-demo insert 1 then stops the subscription, and bin/pglmon repair --config " + filepath.Join(dir, "pglmon.yaml") + " --subscription sub_0 prints the fix (bin/pglmon-demo fix coltype applies it)")
 		return nil
 	}
-	return fmt.Errorf("unknown breakage %q (origin, slot, disable, walsender, provider, data, refuse, conflict, sync, firstcopy, lock, hang, copy, password, dropdb, gencopy, gencol, coltype, locktimeout, key)", strings.TrimSpace(what))
+	return fmt.Errorf("unknown breakage %q (origin, slot, disable, walsender, provider, data, refuse, conflict, sync, firstcopy, lock, hang, copy, password, dropdb, gencopy, gencol, coltype, locktimeout, key, rewind)", strings.TrimSpace(what))
 }
 
 // failFirstCopy sets the subscription up again as someone might by hand,

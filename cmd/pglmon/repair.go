@@ -31,7 +31,7 @@ func runRepair(ctx context.Context, e env, args []string) error {
 	path := fs.String("config", "", "configuration file")
 	subName := fs.String("subscription", "", "the subscription to repair")
 	subscriber := fs.String("subscriber", "", "the subscriber node, when the subscription name is on several")
-	remedy := fs.String("remedy", "", "restart, recreate-origin, enable, drop-orphan-slot or skip-transaction (default: the diagnosed one)")
+	remedy := fs.String("remedy", "", "restart, recreate-origin, enable, drop-orphan-slot, skip-transaction or rewind-origin (default: the diagnosed one)")
 	lsn := fs.String("lsn", "", "skip-transaction: the commit LSN of the transaction to skip (the \"commit before\" of the apply worker's error)")
 	node := fs.String("node", "", "drop-orphan-slot: the provider node")
 	slot := fs.String("slot", "", "drop-orphan-slot: the slot")

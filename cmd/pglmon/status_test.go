@@ -42,8 +42,13 @@ type statusJSON struct {
 		WorkerAgeSeconds                           *float64 `json:"worker_age_seconds"`
 		NotStreamingSince                          *string  `json:"not_streaming_since"`
 		TablesLeftSets                             []string `json:"tables_left_sets"`
-		ForwardOrigins                             []string `json:"forward_origins"`
-		ColumnTypes                                []struct {
+		Rewound                                    *struct {
+			OriginLSN        string `json:"origin_lsn"`
+			ProviderLSN      string `json:"provider_lsn"`
+			SlotConfirmedLSN string `json:"slot_confirmed_lsn"`
+		} `json:"provider_rewound"`
+		ForwardOrigins []string `json:"forward_origins"`
+		ColumnTypes    []struct {
 			Table, Column, Effect string
 			Provider              string `json:"provider_type"`
 			Subscriber            string `json:"subscriber_type"`

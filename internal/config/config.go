@@ -382,6 +382,13 @@ func (c *Config) LogStateFile() string {
 	return filepath.Join(filepath.Dir(c.Repair.AuditLog), "server-log-state.json")
 }
 
+// RewindStateFile is where the daemon keeps the provider rewinds it saw
+// (provider_rewound) until a verification finds the tables equal, next to
+// repair.audit_log.
+func (c *Config) RewindStateFile() string {
+	return filepath.Join(filepath.Dir(c.Repair.AuditLog), "provider-rewinds.json")
+}
+
 // SeenFile is where the daemon remembers the subscriptions it has seen
 // (package seen), next to repair.audit_log.
 func (c *Config) SeenFile() string {
@@ -783,6 +790,10 @@ func (c *Config) validate() Errors {
 			if p != PolicyApprove && p != PolicyOff {
 				add(c.errorAt("repair.policy."+remedy, "policy %q: dropping a slot is never automatic; approve (a Slack button for approvers) or off", p))
 			}
+			continue
+		}
+		if remedy == "skip-transaction" || remedy == "rewind-origin" {
+			add(c.errorAt("repair.policy."+remedy, "%s has no policy: a person runs it (pglmon repair --remedy %s), never the daemon or Slack", remedy, remedy))
 			continue
 		}
 		if !contains(Remedies, remedy) {

@@ -101,6 +101,7 @@ type Daemon struct {
 	rdsState rdsStatusWatcher
 	storage  storageWatcher
 	logs     logWatcher
+	rewinds  rewindWatch
 	maint    maintenanceWatch
 	beats    heartbeats
 	slack    *pslack.Notifier
@@ -164,6 +165,12 @@ func New(opts Options) (*Daemon, error) {
 		d.setAside("server log", d.logs.state, err)
 	} else {
 		d.logs.restore(st)
+	}
+	if st, err := loadState[rewindState](opts.Config.RewindStateFile()); err != nil {
+		d.setAside("provider rewind", opts.Config.RewindStateFile(), err)
+		d.rewinds.restore(opts.Config.RewindStateFile(), rewindState{})
+	} else {
+		d.rewinds.restore(opts.Config.RewindStateFile(), st)
 	}
 	if sc := opts.Config.Slack; sc.Enabled() {
 		token, err := sc.BotToken.Resolve("slack.bot_token")
@@ -366,6 +373,7 @@ func (d *Daemon) cycle(ctx context.Context) {
 	d.logs.maybeRun(ctx, d, &r, &d.bg)
 	d.logs.annotate(&r, d.verifier.equalSince)
 	d.logs.keep(d)
+	d.rewinds.annotate(d, &r, d.verifier.equalSince)
 	d.seen.annotate(d, &r)
 	d.maint.annotate(d, &r)
 	d.beats.run(ctx, d, snaps, &r)

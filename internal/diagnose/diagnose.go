@@ -35,6 +35,11 @@ type Input struct {
 	// subscriptions:, which pglmon setup creates): one its reachable
 	// subscriber does not have is reported (subscription_missing).
 	Declared []config.Subscription
+	// ProviderWAL holds, by provider node, where its WAL ended when read
+	// again after every subscriber was probed; only providers some
+	// subscriber's origin had passed in the probe are read
+	// (provider_rewound).
+	ProviderWAL map[string]probe.LSN
 }
 
 // UnreplicatedTable is a table a replication set of the configuration
@@ -295,6 +300,9 @@ func (d *diagnosis) subscription(subscriber *probe.Snapshot, sub probe.Subscript
 			elsewhere = true
 		}
 	}
+	if f, ok := d.rewound(&out, sub, prov, slot, slotFound); ok {
+		add(f)
+	}
 	if ec, ok := d.loops[key]; ok {
 		add(loopFinding(sub, ec))
 	}
@@ -347,6 +355,37 @@ func (d *diagnosis) subscription(subscriber *probe.Snapshot, sub probe.Subscript
 		out.Health = Worst(out.Health, f.Severity)
 	}
 	return out
+}
+
+// rewound reports provider_rewound: the subscriber has applied the
+// provider's changes up to its origin's remote_lsn, past where the
+// provider's WAL ends when read after the subscriber was probed. Measured
+// with pglogical 2.4.2 (the provider's data directory put back from a copy
+// taken earlier, as a restore from a backup or snapshot does, or a failover
+// to a standby that had not received the last WAL): pglogical asks for the
+// changes after its origin, the provider's logical decoding passes over
+// every transaction committed before that point, and the subscriber says
+// replicating while the provider's new transactions are skipped, silently,
+// until its WAL passes it.
+func (d *diagnosis) rewound(out *Subscription, sub probe.Subscription, prov *probe.Snapshot, slot probe.Slot, slotFound bool) (Finding, bool) {
+	if prov == nil || !slotFound || !sub.OriginExists || sub.OriginRemoteLSN == 0 {
+		// Without the slot the subscription may stream from another
+		// server (provider_elsewhere), whose LSNs these are.
+		return Finding{}, false
+	}
+	wal, ok := d.ProviderWAL[prov.Node]
+	if !ok || sub.OriginRemoteLSN <= wal {
+		return Finding{}, false
+	}
+	out.Rewound = &Rewind{OriginLSN: sub.OriginRemoteLSN.String(), ProviderLSN: wal.String(), SlotConfirmedLSN: slot.ConfirmedFlushLSN.String()}
+	gap := config.FormatBytes(int64(sub.OriginRemoteLSN - wal))
+	msg := fmt.Sprintf("%s has applied changes of %s up to %s (its replication origin's remote_lsn), but %s's WAL now ends at %s, %s earlier: %s was restored from a backup or snapshot, or failed over to a standby that had not received that WAL. "+
+		"pglogical asks %s for the changes after %s, so every transaction %s commits until its WAL passes that point is skipped, silently, while the subscription says %s (measured with pglogical 2.4.2); and %s holds changes %s no longer has",
+		out.Subscriber, prov.Node, sub.OriginRemoteLSN, prov.Node, wal, gap, prov.Node, prov.Node, sub.OriginRemoteLSN, prov.Node, sub.Status, out.Subscriber, prov.Node)
+	f := Finding{Code: CodeProviderRewound, Severity: Critical, Human: true, Remedy: RemedyRewindOrigin}
+	f.Message = msg + fmt.Sprintf(". To stop the skipping: pglmon repair --subscription %s --remedy rewind-origin (disables it, moves its origin back to where slot %s confirmed, %s, and enables it: the provider's transactions from there on are applied); decide first whether the subscriber, which holds what %s lost, should become the provider instead. Then pglmon verify --subscription %s names the rows either side lacks",
+		shellword.Quote(sub.Name), sub.SlotName, slot.ConfirmedFlushLSN, prov.Node, shellword.Quote(sub.Name))
+	return f, true
 }
 
 var okSyncAtStart = map[string]bool{"i": true, "u": true, "r": true, "": true}

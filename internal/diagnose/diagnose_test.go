@@ -37,6 +37,7 @@ type world struct {
 	now       time.Time
 	schema    map[string][]SchemaMismatch
 	left      map[string][]string
+	wal       map[string]probe.LSN
 }
 
 func healthy() *world {
@@ -64,7 +65,7 @@ func (w *world) downFor(d time.Duration) {
 func (w *world) run() Report {
 	snaps := []probe.Snapshot{w.prov, w.sub}
 	w.hist.Observe(snaps, w.now)
-	return Diagnose(Input{Now: w.now, Thresholds: thresholds, Snapshots: snaps, History: w.hist, Schema: w.schema, LeftSets: w.left})
+	return Diagnose(Input{Now: w.now, Thresholds: thresholds, Snapshots: snaps, History: w.hist, Schema: w.schema, LeftSets: w.left, ProviderWAL: w.wal})
 }
 
 func TestDiagnose(t *testing.T) {
@@ -1060,5 +1061,54 @@ func TestInitFailedNamesATableItsCopyCannotTake(t *testing.T) {
 	w.schema = nil
 	if f, _ := w.run().Subscriptions[0].Finding(CodeInitFailed); strings.Contains(f.Message, "without its copy") {
 		t.Errorf("init_failed without such a table: %s", f.Message)
+	}
+}
+
+// provider_rewound needs the provider's end of WAL read after the
+// subscriber was probed (the monitor reads it again then): the probes run
+// at once, so a subscriber probed last can be past the provider's probe.
+func TestProviderRewound(t *testing.T) {
+	rewound := func(w *world) (Subscription, bool) {
+		t.Helper()
+		r := w.run()
+		s := r.Subscriptions[0]
+		_, ok := s.Finding(CodeProviderRewound)
+		return s, ok
+	}
+	bent := func(read probe.LSN, found bool) *world {
+		w := healthy()
+		w.s().OriginRemoteLSN, w.prov.CurrentLSN = 0x3000000, 0x1000000
+		w.slot().ConfirmedFlushLSN = 0x1000000 - 0x100
+		if found {
+			w.wal = map[string]probe.LSN{"p": read}
+		}
+		return w
+	}
+	if s, ok := rewound(bent(0, false)); ok {
+		t.Errorf("provider not read again: %+v", s.Findings)
+	}
+	if s, ok := rewound(bent(0x3000000, true)); ok || s.Rewound != nil {
+		t.Errorf("read again at the origin's position (the subscriber had applied a commit made after the provider's probe): %+v", s.Findings)
+	}
+	w := bent(0x1000100, true)
+	w.prov.Slots = nil
+	if s, ok := rewound(w); ok {
+		t.Errorf("without the slot (it may stream from elsewhere): %+v", s.Findings)
+	}
+	s, ok := rewound(bent(0x1000100, true))
+	f, _ := s.Finding(CodeProviderRewound)
+	if !ok || s.Health != Critical || f.Remedy != RemedyRewindOrigin || !f.Human || s.Rewound == nil ||
+		*s.Rewound != (Rewind{OriginLSN: "0/3000000", ProviderLSN: "0/1000100", SlotConfirmedLSN: "0/FFFF00"}) {
+		t.Fatalf("rewound: %+v %+v", s.Rewound, s.Findings)
+	}
+	for _, want := range []string{
+		"s has applied changes of p up to 0/3000000 (its replication origin's remote_lsn), but p's WAL now ends at 0/1000100, 32.0 MiB earlier",
+		"is skipped, silently, while the subscription says replicating",
+		"pglmon repair --subscription sub --remedy rewind-origin",
+		"where slot pgl_db_prov_sub confirmed, 0/FFFF00",
+	} {
+		if !strings.Contains(f.Message, want) {
+			t.Errorf("missing %q in\n%s", want, f.Message)
+		}
 	}
 }

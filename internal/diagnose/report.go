@@ -64,10 +64,15 @@ type Severity = Health
 
 // Finding codes. They are stable: alert rules, dashboards and scripts use them.
 const (
-	CodeOriginMissing          = "origin_missing"
-	CodeStuckDown              = "stuck_down"
-	CodeNotStreaming           = "not_streaming"
-	CodeSlotInUse              = "slot_in_use"
+	CodeOriginMissing = "origin_missing"
+	CodeStuckDown     = "stuck_down"
+	CodeNotStreaming  = "not_streaming"
+	CodeSlotInUse     = "slot_in_use"
+	// CodeProviderRewound: the subscriber applied the provider's changes
+	// past where the provider's WAL now ends (a restore, a failover to a
+	// standby short of that WAL): pglogical skips what the provider
+	// commits until its WAL passes that point.
+	CodeProviderRewound        = "provider_rewound"
 	CodeProviderConnectFailed  = "provider_connection_failed"
 	CodeWorkerSlotsExhausted   = "worker_slots_exhausted"
 	CodeReplicationCapacityLow = "replication_capacity_low"
@@ -157,7 +162,25 @@ const (
 	// worker fails on: its changes never reach the subscriber. Only a person
 	// runs it (pglmon repair --remedy skip-transaction --lsn), never a policy.
 	RemedySkipTransaction = "skip-transaction"
+	// RemedyRewindOrigin moves a provider_rewound subscription's origin
+	// back to where its provider's slot confirmed, so the provider's next
+	// transactions are applied instead of skipped. Run by a person (pglmon
+	// repair), never by a policy: the subscriber may hold the only copy of
+	// what the provider lost.
+	RemedyRewindOrigin = "rewind-origin"
 )
+
+// Rewind is what provider_rewound saw: the subscriber's origin past the
+// end of its provider's WAL.
+type Rewind struct {
+	// OriginLSN is how far the subscriber applied (its origin's
+	// remote_lsn), ProviderLSN where the provider's WAL ends, read after
+	// the subscriber was probed, SlotConfirmedLSN how far the provider's
+	// slot confirmed: the point rewind-origin moves the origin back to.
+	OriginLSN        string `json:"origin_lsn"`
+	ProviderLSN      string `json:"provider_lsn"`
+	SlotConfirmedLSN string `json:"slot_confirmed_lsn,omitempty"`
+}
 
 // Finding is one diagnosed problem.
 type Finding struct {
@@ -226,6 +249,9 @@ type Subscription struct {
 	// OriginRemoteLSN is how far the subscriber has applied the provider's
 	// WAL (its replication origin's remote_lsn; "" when it has none).
 	OriginRemoteLSN string `json:"origin_remote_lsn,omitempty"`
+	// Rewound is set when the subscriber has applied its provider's
+	// changes past where the provider's WAL now ends (provider_rewound).
+	Rewound *Rewind `json:"provider_rewound,omitempty"`
 	// ProviderUp, SlotFound, SlotActive and SlotWALStatus describe the
 	// provider's slot as last probed.
 	ProviderUp    bool   `json:"provider_up"`

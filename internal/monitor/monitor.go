@@ -118,8 +118,56 @@ func (m *Monitor) Cycle(ctx context.Context) (diagnose.Report, []probe.Snapshot)
 	schema, left := m.schema(cctx, cs, snaps, now)
 	unreplicated := m.unreplicated(cctx, cs, snaps, now)
 	r := diagnose.Diagnose(diagnose.Input{Now: now, Thresholds: m.cfg.Thresholds, Snapshots: snaps, History: m.history,
-		Schema: schema, LeftSets: left, Unreplicated: unreplicated, Declared: m.cfg.Subscriptions})
+		Schema: schema, LeftSets: left, Unreplicated: unreplicated, Declared: m.cfg.Subscriptions,
+		ProviderWAL: m.providerWAL(cctx, cs, snaps)})
 	return r, snaps
+}
+
+// providerWAL reads again, after every node was probed, the WAL position of
+// each provider that some subscriber's replication origin has passed in
+// this cycle's snapshots. The nodes are probed at once, so a subscriber
+// probed last can have applied a commit its provider wrote after its own
+// probe; read afterwards, a provider's WAL ends past every change any
+// subscriber applied from it, unless it was rewound (restored from a
+// backup, failed over to a standby short of that WAL): diagnose's
+// provider_rewound. Best effort: a provider that cannot be read is left out.
+func (m *Monitor) providerWAL(ctx context.Context, cs *conns, snaps []probe.Snapshot) map[string]probe.LSN {
+	byLocal := map[string]int{}
+	for i, s := range snaps {
+		if s.Up() && !s.InRecovery && s.LocalNode != "" && i < len(m.cfg.Nodes) {
+			byLocal[s.LocalNode] = i
+		}
+	}
+	var out map[string]probe.LSN
+	for _, s := range snaps {
+		if !s.Up() || s.InRecovery {
+			continue
+		}
+		for _, sub := range s.Subscriptions {
+			i, ok := byLocal[sub.ProviderNode]
+			if !ok || !sub.OriginExists || sub.OriginRemoteLSN <= snaps[i].CurrentLSN {
+				continue
+			}
+			if _, read := out[snaps[i].Node]; read {
+				continue
+			}
+			c, err := cs.get(ctx, m.cfg.Nodes[i])
+			if err != nil {
+				continue
+			}
+			var lsn string
+			if err := c.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&lsn); err != nil {
+				continue
+			}
+			if l, err := probe.ParseLSN(lsn); err == nil {
+				if out == nil {
+					out = map[string]probe.LSN{}
+				}
+				out[snaps[i].Node] = l
+			}
+		}
+	}
+	return out
 }
 
 // unreplicated lists, for every node the configuration's replication sets

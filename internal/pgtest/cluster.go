@@ -415,3 +415,33 @@ func (c *Cluster) startOnOwnPort(ctx context.Context) error {
 	}
 	return c.Start(ctx)
 }
+
+// SaveFiles stops the cluster, copies its files (as a storage snapshot or
+// a backup keeps them) and starts it again: PutBack puts that copy back.
+func (c *Cluster) SaveFiles(ctx context.Context) (string, error) {
+	if err := c.Stop(ctx); err != nil {
+		return "", err
+	}
+	dir := filepath.Join(c.root, fmt.Sprintf("saved-%d", time.Now().UnixNano()))
+	if out, err := c.run(ctx, "cp", "-a", c.Dir, dir); err != nil {
+		return "", fmt.Errorf("copy the cluster on port %d: %w: %s", c.Port, err, out)
+	}
+	return dir, c.Start(ctx)
+}
+
+// PutBack stops the cluster, replaces its files with the copy SaveFiles
+// made and starts it, on the same address: a server restored from a backup
+// or snapshot taken then, as the clients that knew it reach it again (its
+// WAL ends where it ended at the copy).
+func (c *Cluster) PutBack(ctx context.Context, saved string) error {
+	if err := c.Stop(ctx); err != nil {
+		return err
+	}
+	if out, err := c.run(ctx, "rm", "-rf", c.Dir); err != nil {
+		return fmt.Errorf("remove the files of the cluster on port %d: %w: %s", c.Port, err, out)
+	}
+	if out, err := c.run(ctx, "cp", "-a", saved, c.Dir); err != nil {
+		return fmt.Errorf("put back the files of the cluster on port %d: %w: %s", c.Port, err, out)
+	}
+	return c.Start(ctx)
+}

@@ -719,3 +719,38 @@ func (p *Pair) StrandApply(ctx context.Context, sub string) error {
 		return !none.IsZero() && time.Since(none) >= 2*time.Second
 	})
 }
+
+// RewindProvider restores the pair's own provider (PairOptions.Own) to a
+// copy of its files taken before it wrote rows ids first..last of items_0,
+// which the subscriber applied: a restore from a backup or snapshot, or a
+// failover to a standby short of that WAL. Then the subscriber's origin is
+// past the provider's end of WAL (diagnose's provider_rewound). The
+// subscription is restarted after each of the provider's restarts: pglogical
+// can wait up to 180 s before it tries a provider that went away.
+func (p *Pair) RewindProvider(ctx context.Context, first, last int) error {
+	saved, err := p.Provider.Cluster.SaveFiles(ctx)
+	if err != nil {
+		return err
+	}
+	if err := p.RestartSubscription(ctx); err != nil {
+		return err
+	}
+	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 SELECT g, 'lost by the restore', g FROM generate_series($1::int, $2::int) g", first, last); err != nil {
+		return err
+	}
+	if err := Poll(ctx, time.Minute, func() bool {
+		var n int
+		return p.Subscriber.QueryRow(ctx, "SELECT count(*) FROM items_0 WHERE id BETWEEN $1 AND $2", []any{&n}, first, last) == nil && n == last-first+1
+	}); err != nil {
+		return fmt.Errorf("rows %d-%d did not arrive before the restore: %w", first, last, err)
+	}
+	if err := p.Provider.Cluster.PutBack(ctx, saved); err != nil {
+		return err
+	}
+	return p.RestartSubscription(ctx)
+}
+
+// RestartSubscription disables and enables the pair's subscription.
+func (p *Pair) RestartSubscription(ctx context.Context) error {
+	return p.Subscriber.Exec(ctx, "SELECT pglogical.alter_subscription_disable($1, true), pglogical.alter_subscription_enable($1, true)", p.Sub())
+}

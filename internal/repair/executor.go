@@ -1,6 +1,7 @@
 package repair
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -273,6 +274,9 @@ func (e *Executor) plan(ctx context.Context, req Request) (Plan, diagnose.Subscr
 		plan := SkipTransactionPlan(*sub, req.LSN)
 		return plan, *sub, safeSkip(req, *sub)
 	}
+	if req.Remedy == diagnose.RemedyRewindOrigin {
+		return rewindPlan(req, *sub)
+	}
 	plan, err := PlanFor(req.Remedy, *sub)
 	if err != nil {
 		return Plan{}, *sub, err
@@ -336,6 +340,46 @@ func safe(req Request, s diagnose.Subscription) error {
 		}
 	}
 	return nil
+}
+
+// rewindPlan builds and checks rewind-origin: the provider's slot is there
+// and the subscriber's origin is past the provider's end of WAL
+// (provider_rewound), unless an interrupted attempt is finished; that one
+// moves the origin to the position its first run chose (the audit log's).
+func rewindPlan(req Request, s diagnose.Subscription) (Plan, diagnose.Subscription, error) {
+	if _, ok := s.Finding(diagnose.CodeNodeUnreachable); ok {
+		return Plan{}, s, unreachable{fmt.Errorf("a node of %s cannot be reached; nothing is safe to run", s.Name)}
+	}
+	lsn := req.LSN
+	if lsn == "" && s.Rewound != nil {
+		lsn = s.Rewound.SlotConfirmedLSN
+	}
+	// Interrupted once enabled again and no longer rewound: its steps ran
+	// (or the provider's WAL passed the origin before they could).
+	plan := RewindOriginPlan(s, lsn, req.Resume != "" && s.Enabled && s.Rewound == nil)
+	switch {
+	case !s.ProviderUp:
+		return plan, s, unreachable{fmt.Errorf("the provider of %s is not configured or not reachable, so its slot cannot be checked", s.Name)}
+	case !s.SlotFound:
+		return plan, s, fmt.Errorf("slot %s does not exist on provider %s: a person must decide (see the slot_missing plan)", s.SlotName, s.Provider)
+	case !s.OriginExists:
+		return plan, s, fmt.Errorf("replication origin %s is missing: use recreate-origin", s.SlotName)
+	case s.ApplyWorker == "":
+		return plan, s, fmt.Errorf("the apply worker of %s is unknown", s.Name)
+	case req.Resume == "" && s.Rewound == nil:
+		return plan, s, fmt.Errorf("the subscriber's replication origin of %s (%s) is not past its provider's end of WAL: nothing to rewind (provider_rewound)", s.Name, orNone(s.OriginRemoteLSN))
+	}
+	if _, err := probe.ParseLSN(lsn); err != nil || lsn == "" {
+		return plan, s, fmt.Errorf("where slot %s confirmed is not known (%q)", s.SlotName, lsn)
+	}
+	return plan, s, nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }
 
 // safeSkip checks skip-transaction: the subscription is stopped by that
@@ -491,7 +535,7 @@ func (e *Executor) entry(o Outcome, req Request, phase string) Entry {
 	en := Entry{
 		Time: time.Now().UTC(), ID: o.ID, Phase: phase, Actor: req.Actor, Remedy: o.Plan.Remedy,
 		Subscription: o.Plan.Subscription, Subscriber: o.Plan.Subscriber, Provider: o.Plan.Provider, Slot: o.Plan.Slot,
-		LSN: req.LSN, Steps: o.Steps, Outcome: o.Result, Reason: o.Reason, DurationMS: o.Duration.Milliseconds(),
+		LSN: cmp.Or(req.LSN, o.Plan.LSN), Steps: o.Steps, Outcome: o.Result, Reason: o.Reason, DurationMS: o.Duration.Milliseconds(),
 		ReplicatingAfterMS: o.ReplicatingAfter.Milliseconds(),
 	}
 	if en.Remedy == "" {

@@ -46,6 +46,10 @@ type Plan struct {
 	Text  string `json:"text,omitempty"`
 	// WaitReplicating is set when the plan ends by waiting for `replicating`.
 	WaitReplicating bool `json:"wait_replicating,omitempty"`
+	// LSN is the position the plan moves the replication origin to
+	// (rewind-origin), kept in the audit log so that a resumed attempt
+	// moves it to the same one.
+	LSN string `json:"lsn,omitempty"`
 }
 
 const (
@@ -81,7 +85,7 @@ func PlanFor(remedy string, s diagnose.Subscription) (Plan, error) {
 	case diagnose.RemedyEnable:
 		p.Steps = []Step{enable}
 	default:
-		return Plan{}, fmt.Errorf("unknown remedy %q (known: restart, recreate-origin, enable, drop-orphan-slot)", remedy)
+		return Plan{}, fmt.Errorf("unknown remedy %q (known: restart, recreate-origin, enable, drop-orphan-slot, skip-transaction, rewind-origin)", remedy)
 	}
 	return p, nil
 }
@@ -109,6 +113,43 @@ func SkipTransactionPlan(s diagnose.Subscription, lsn string) Plan {
 		{Node: s.Subscriber, Action: "move the replication origin just past the transaction's commit " + lsn, SQL: sqlAdvanceOrigin, Args: args,
 			Done: sqlOriginPast, Verify: sqlOriginPast, WaitFor: sqlWorkerStopped},
 		{Node: s.Subscriber, Action: "enable the subscription", SQL: sqlEnable, Args: []any{s.Name}, Done: sqlIsEnabled, Verify: sqlIsEnabled},
+	}
+	return p
+}
+
+// Queries of rewind-origin; each takes (origin, LSN, apply worker).
+const (
+	sqlRewindOrigin = `SELECT pg_replication_origin_advance($1, $2::pg_lsn) WHERE $3::text IS NOT NULL`
+	sqlOriginAtMost = `SELECT coalesce((SELECT s.remote_lsn <= $2::pg_lsn FROM pg_replication_origin o
+		JOIN pg_replication_origin_status s ON s.local_id = o.roident WHERE o.roname = $1), false) AND $3::text IS NOT NULL`
+)
+
+// RewindOriginPlan moves the replication origin of a provider_rewound
+// subscription back to lsn, where its provider's slot confirmed: with the
+// subscription disabled and its apply worker gone, the origin is set there
+// (pg_replication_origin_advance goes backwards too), so that the provider
+// streams every transaction committed after it, where it skipped those
+// before its old end of WAL (measured with pglogical 2.4.2: the rows
+// written while it was disabled, and after, arrived). The provider's
+// logical decoding starts at the slot's confirmed position whatever is
+// asked below it, so an lsn read before the disable is safe. done: an
+// interrupted attempt found the subscription enabled again and no longer
+// rewound: finished, nothing runs again (a second rewind would replay what
+// was applied since and not yet confirmed to the slot: the provider never
+// decodes again what its slot confirmed).
+func RewindOriginPlan(s diagnose.Subscription, lsn string, done bool) Plan {
+	p := Plan{Remedy: diagnose.RemedyRewindOrigin, Subscription: s.Name, Subscriber: s.Subscriber, Provider: s.Provider, Slot: s.SlotName, WaitReplicating: true, LSN: lsn}
+	enable := Step{Node: s.Subscriber, Action: "enable the subscription", SQL: sqlEnable, Args: []any{s.Name}, Done: sqlIsEnabled, Verify: sqlIsEnabled}
+	if done {
+		p.Steps = []Step{enable}
+		return p
+	}
+	args := []any{s.SlotName, lsn, s.ApplyWorker}
+	p.Steps = []Step{
+		{Node: s.Subscriber, Action: "disable the subscription", SQL: sqlDisable, Args: []any{s.Name}, Done: sqlIsDisabled, Verify: sqlIsDisabled},
+		{Node: s.Subscriber, Action: "move the replication origin back to " + lsn + ", where the provider's slot confirmed", SQL: sqlRewindOrigin, Args: args,
+			Done: sqlOriginAtMost, Verify: sqlOriginAtMost, WaitFor: sqlWorkerStopped},
+		enable,
 	}
 	return p
 }

@@ -2,6 +2,7 @@ package repair
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -606,5 +607,69 @@ func TestStepWithoutEffectFailsItsCheck(t *testing.T) {
 	}
 	if !enabled || origin {
 		t.Fatalf("subscription enabled %t, origin created %t: want enabled, not created", enabled, origin)
+	}
+}
+
+// rewind-origin, interrupted after each of its steps and finished by the
+// next run (the audit log's LSN): what the provider writes afterwards
+// arrives, and nothing applied after the rewind is applied again (a row
+// deleted on the subscriber meanwhile would come back): the resumed attempt
+// does not rewind again once the subscription was enabled, and the
+// provider never decodes again what its slot confirmed.
+func TestRewindOriginInterruptedAfterEachStep(t *testing.T) {
+	t.Parallel()
+	for step := 1; step <= 3; step++ {
+		t.Run(fmt.Sprint("after step ", step), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			p := pgtest.NewPair(t, pgtest.PairOptions{Own: true, Rows: 10})
+			cfg := testConfig(t, p, "30s")
+			e, m := newExecutor(t, cfg)
+			if err := p.RewindProvider(ctx, 101, 150); err != nil {
+				t.Fatal(err)
+			}
+			waitFinding(t, m, p.Sub(), diagnose.CodeProviderRewound)
+			e.crashAfterStep = step
+			out := e.Execute(ctx, Request{Remedy: diagnose.RemedyRewindOrigin, Subscription: p.Sub(), Actor: "cli:test"})
+			if out.Result != "crashed" || out.Plan.LSN == "" {
+				t.Fatalf("got %s %s, plan %+v", out.Result, out.Reason, out.Plan)
+			}
+			arrives := func(id int) {
+				t.Helper()
+				if err := p.Provider.Exec(ctx, "INSERT INTO items_0 VALUES ($1, 'after', 0)", id); err != nil {
+					t.Fatal(err)
+				}
+				if err := pgtest.Poll(ctx, time.Minute, func() bool {
+					var n int
+					return p.Subscriber.QueryRow(ctx, "SELECT count(*) FROM items_0 WHERE id = $1", []any{&n}, id) == nil && n == 1
+				}); err != nil {
+					t.Fatalf("row %d did not arrive: %v", id, err)
+				}
+			}
+			if step == 3 {
+				arrives(3001)
+				if err := p.Subscriber.Exec(ctx, "DELETE FROM items_0 WHERE id = 3001"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			next, _ := newExecutor(t, cfg)
+			next.Audit = e.Audit
+			outs, err := next.Resume(ctx, "auto")
+			if err != nil || len(outs) != 1 || outs[0].Result != ResultSuccess {
+				t.Fatalf("resume: %+v, %v", outs, err)
+			}
+			if outs[0].Plan.LSN != out.Plan.LSN {
+				t.Errorf("resumed to %s, first run chose %s", outs[0].Plan.LSN, out.Plan.LSN)
+			}
+			finishedAndReplicating(t, p, e)
+			arrives(4001)
+			var back int
+			if err := p.Subscriber.QueryRow(ctx, "SELECT count(*) FROM items_0 WHERE id = 3001", []any{&back}); err != nil || back != 0 {
+				t.Errorf("row 3001, deleted on the subscriber after the rewind, is back (%d, %v): the resumed attempt rewound again", back, err)
+			}
+			if r := m.Observe(ctx); len(r.Subscriptions) == 1 && r.Subscriptions[0].Rewound != nil {
+				t.Errorf("still rewound: %+v", r.Subscriptions[0])
+			}
+		})
 	}
 }
