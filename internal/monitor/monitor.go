@@ -119,7 +119,7 @@ func (m *Monitor) Cycle(ctx context.Context) (diagnose.Report, []probe.Snapshot)
 	unreplicated := m.unreplicated(cctx, cs, snaps, now)
 	r := diagnose.Diagnose(diagnose.Input{Now: now, Thresholds: m.cfg.Thresholds, Snapshots: snaps, History: m.history,
 		Schema: schema, LeftSets: left, Unreplicated: unreplicated, Declared: m.cfg.Subscriptions,
-		ProviderWAL: m.providerWAL(cctx, cs, snaps)})
+		ProviderWAL: m.providerWAL(cctx, snaps)})
 	return r, snaps
 }
 
@@ -130,8 +130,9 @@ func (m *Monitor) Cycle(ctx context.Context) (diagnose.Report, []probe.Snapshot)
 // probe; read afterwards, a provider's WAL ends past every change any
 // subscriber applied from it, unless it was rewound (restored from a
 // backup, failed over to a standby short of that WAL): diagnose's
-// provider_rewound. Best effort: a provider that cannot be read is left out.
-func (m *Monitor) providerWAL(ctx context.Context, cs *conns, snaps []probe.Snapshot) map[string]probe.LSN {
+// provider_rewound. Read through the provider's probe connection. Best
+// effort: a provider that cannot be read is left out.
+func (m *Monitor) providerWAL(ctx context.Context, snaps []probe.Snapshot) map[string]probe.LSN {
 	byLocal := map[string]int{}
 	for i, s := range snaps {
 		if s.Up() && !s.InRecovery && s.LocalNode != "" && i < len(m.cfg.Nodes) {
@@ -151,20 +152,14 @@ func (m *Monitor) providerWAL(ctx context.Context, cs *conns, snaps []probe.Snap
 			if _, read := out[snaps[i].Node]; read {
 				continue
 			}
-			c, err := cs.get(ctx, m.cfg.Nodes[i])
+			l, err := m.probers[i].WALEnd(ctx)
 			if err != nil {
 				continue
 			}
-			var lsn string
-			if err := c.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&lsn); err != nil {
-				continue
+			if out == nil {
+				out = map[string]probe.LSN{}
 			}
-			if l, err := probe.ParseLSN(lsn); err == nil {
-				if out == nil {
-					out = map[string]probe.LSN{}
-				}
-				out[snaps[i].Node] = l
-			}
+			out[snaps[i].Node] = l
 		}
 	}
 	return out

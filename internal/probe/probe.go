@@ -76,6 +76,24 @@ func (p *Prober) Close(ctx context.Context) {
 	}
 }
 
+// WALEnd reads where the server's WAL ends now, through the connection
+// the last probe used (none is opened): for a reading that must come after
+// other nodes' probes (package monitor, provider_rewound). A failure
+// closes the connection, which the next probe opens again.
+func (p *Prober) WALEnd(ctx context.Context) (LSN, error) {
+	if p.conn == nil {
+		return 0, errors.New("not connected")
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	var s string
+	if err := p.conn.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&s); err != nil {
+		p.Close(context.Background())
+		return 0, err
+	}
+	return ParseLSN(s)
+}
+
 // Probe gathers one snapshot. A node that cannot be reached gives a snapshot
 // with Err set; the error never holds a password.
 func (p *Prober) Probe(ctx context.Context) Snapshot {
