@@ -133,6 +133,9 @@ func TestDiagnose(t *testing.T) {
 		{name: "a column of another type, same major version: critical while replicating", bend: func(w *world) {
 			w.schema = map[string][]SchemaMismatch{"s/sub": {{Table: "public.t", Types: []TypeDiff{{Table: "public.t", Column: "c", Provider: "bigint", Subscriber: "integer", Effect: TypeBreaks, Binary: true}}}}}
 		}, health: Critical, code: CodeSchemaMismatch, sev: Critical, human: true},
+		{name: "a wider type between major versions: a warning (it breaks once they match)", bend: func(w *world) {
+			w.schema = map[string][]SchemaMismatch{"s/sub": {{Table: "public.t", Types: []TypeDiff{{Table: "public.t", Column: "c", Provider: "integer", Subscriber: "bigint", Effect: TypeBreaksLater}}}}}
+		}, health: Warning, code: CodeSchemaMismatch, sev: Warning, human: true},
 		{name: "a shorter varchar: a warning while replicating", bend: func(w *world) {
 			w.schema = map[string][]SchemaMismatch{"s/sub": {{Table: "public.t", Types: []TypeDiff{{Table: "public.t", Column: "c", Provider: "text", Subscriber: "character varying(5)", Effect: TypeLimits, Binary: true}}}}}
 		}, health: Warning, code: CodeSchemaMismatch, sev: Warning, human: true},

@@ -94,6 +94,11 @@ const (
 	// TypeConverts: servers of different major versions get the value's
 	// text, which the subscriber's type parses or refuses.
 	TypeConverts = "converts"
+	// TypeBreaksLater: servers of different major versions get the value's
+	// text, which the subscriber's type reads; once both run the same major
+	// version (the older one upgraded) they get it in binary, and it is
+	// TypeBreaks.
+	TypeBreaksLater = "breaks_when_versions_match"
 )
 
 // TypeDiff is a replicated column whose type differs on the subscriber.
@@ -125,6 +130,7 @@ var typeEffects = []struct{ effect, does string }{
 	{TypeRounds, "values are rounded to the subscriber's type as they are applied (numeric(10,4) into numeric(10,2): 1.2345 arrived as 1.23)"},
 	{TypeShifts, "pglogical applies one as the other without converting to a time zone (timestamptz 12:00+05 arrived in a timestamp as 07:00, its UTC time)"},
 	{TypeConverts, "the servers' major versions differ, so pglogical sends such values as text, which the subscriber's type parses: a value it does not accept stops the apply"},
+	{TypeBreaksLater, "the servers' major versions differ, so pglogical sends such values as text, which the subscriber's type reads; once both run the same major version (the older one upgraded) it sends them in binary, which the subscriber's type cannot read, and the first change to the table stops the apply or is applied wrong (measured with pglogical 2.4.2 between servers of one version): give the subscriber the provider's type before that upgrade"},
 }
 
 // describeTypes says, by effect, which columns differ in type and what

@@ -107,7 +107,8 @@ func majorVersion(conn *pgx.Conn) string {
 // unconverted. The subscriber's modifier applies: a longer varchar is
 // refused ("value too long"), a numeric with a smaller scale is rounded.
 // Between major versions pglogical sends every value as text, which the
-// subscriber's type parses: a wider type takes it.
+// subscriber's type parses: a wider type takes it, until both servers run
+// the same major version (TypeBreaksLater).
 func compareType(p, s column, binary bool) string {
 	switch {
 	case p.enum != "" && s.enum != "" && p.typ == s.typ:
@@ -133,7 +134,11 @@ func compareType(p, s column, binary bool) string {
 	case binary:
 		return diagnose.TypeBreaks
 	}
-	return fromText(p, s)
+	if e := fromText(p, s); e != "" {
+		return e
+	}
+	// Read as text now; in binary once the versions match.
+	return diagnose.TypeBreaksLater
 }
 
 // compareModifier compares two modifiers of the same base type.
