@@ -97,6 +97,10 @@ func runRepair(ctx context.Context, e env, args []string) error {
 		if subs, err := seen.Read(cfg.SeenFile()); err == nil {
 			seen.AddMissing(&r, subs, nil)
 		}
+		// A provider rewind the daemon holds, which a probe no longer shows.
+		if err := daemon.StandingRewinds(cfg, &r); err != nil {
+			fmt.Fprintf(e.stderr, "pglmon repair: the provider rewinds the daemon holds: %v\n", err)
+		}
 		s, ok := r.Subscription(*subName, *subscriber)
 		if !ok {
 			return &exitErr{repairRefused, fmt.Errorf("subscription %s not found on any reachable subscriber", *subName)}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pglmon/pglmon/internal/awsclient"
 	"github.com/pglmon/pglmon/internal/config"
+	"github.com/pglmon/pglmon/internal/daemon"
 	"github.com/pglmon/pglmon/internal/diagnose"
 	"github.com/pglmon/pglmon/internal/logtail"
 	"github.com/pglmon/pglmon/internal/maintenance"
@@ -56,6 +57,10 @@ func runStatus(ctx context.Context, e env, args []string) error {
 		fmt.Fprintf(e.stderr, "pglmon status: the subscriptions the daemon has seen: %v\n", err)
 	} else {
 		seen.AddMissing(&r, subs, nil)
+	}
+	// A provider rewind the daemon saw, which a probe no longer shows.
+	if err := daemon.StandingRewinds(cfg, &r); err != nil {
+		fmt.Fprintf(e.stderr, "pglmon status: the provider rewinds the daemon holds: %v\n", err)
 	}
 	if ws, err := maintenance.Load(cfg.MaintenanceFile()); err != nil {
 		fmt.Fprintf(e.stderr, "pglmon status: %v\n", err)

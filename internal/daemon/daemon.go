@@ -373,7 +373,7 @@ func (d *Daemon) cycle(ctx context.Context) {
 	d.logs.maybeRun(ctx, d, &r, &d.bg)
 	d.logs.annotate(&r, d.verifier.equalSince)
 	d.logs.keep(d)
-	d.rewinds.annotate(d, &r, d.verifier.equalSince)
+	d.rewinds.annotate(d.log, &r, d.verifier.equalSince)
 	d.seen.annotate(d, &r)
 	d.maint.annotate(d, &r)
 	d.beats.run(ctx, d, snaps, &r)

@@ -1,13 +1,18 @@
 package daemon
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"maps"
 	"slices"
 	"time"
 
+	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/diagnose"
 	"github.com/pglmon/pglmon/internal/shellword"
+	"github.com/pglmon/pglmon/internal/verified"
 )
 
 // rewindWatch holds a provider_rewound past the moment the provider's WAL
@@ -51,7 +56,7 @@ func (w *rewindWatch) restore(path string, st rewindState) {
 // annotate records the rewinds r shows and adds, to each subscription no
 // longer rewound whose rewind is held, the finding that says what it
 // skipped; equalSince (as the log watcher's) clears one.
-func (w *rewindWatch) annotate(d *Daemon, r *diagnose.Report, equalSince func(subscriber, subscription, table string) time.Time) {
+func (w *rewindWatch) annotate(log *slog.Logger, r *diagnose.Report, equalSince func(subscriber, subscription, table string) time.Time) {
 	if w.held == nil {
 		w.held = map[string]heldRewind{}
 	}
@@ -63,7 +68,7 @@ func (w *rewindWatch) annotate(d *Daemon, r *diagnose.Report, equalSince func(su
 		if s.Rewound != nil {
 			if !held {
 				h = heldRewind{Subscriber: s.Subscriber, Subscription: s.Name, First: r.Time}
-				d.log.Error("provider rewound: the subscriber has applied changes past the provider's end of WAL, and pglogical skips what the provider commits until it passes them",
+				log.Error("provider rewound: the subscriber has applied changes past the provider's end of WAL, and pglogical skips what the provider commits until it passes them",
 					keySubscription, s.Name, keySubscriber, s.Subscriber, keyNode, s.Provider, "origin_lsn", s.Rewound.OriginLSN, "provider_lsn", s.Rewound.ProviderLSN)
 			}
 			h.Provider, h.Rewind, h.Last = s.Provider, *s.Rewound, r.Time
@@ -74,7 +79,7 @@ func (w *rewindWatch) annotate(d *Daemon, r *diagnose.Report, equalSince func(su
 			continue
 		}
 		if equalSince != nil && equalSince(s.Subscriber, s.Name, "").After(h.Last) {
-			d.log.Info("provider rewind put behind: a verification that started since found every table equal", keySubscription, s.Name, keySubscriber, s.Subscriber)
+			log.Info("provider rewind put behind: a verification that started since found every table equal", keySubscription, s.Name, keySubscriber, s.Subscriber)
 			delete(w.held, key)
 			dirty = true
 			continue
@@ -86,12 +91,12 @@ func (w *rewindWatch) annotate(d *Daemon, r *diagnose.Report, equalSince func(su
 		r.Health = diagnose.Worst(r.Health, diagnose.Critical)
 	}
 	if dirty {
-		w.keep(d)
+		w.keep(log)
 	}
 }
 
 // keep writes the held rewinds to the state file.
-func (w *rewindWatch) keep(d *Daemon) {
+func (w *rewindWatch) keep(log *slog.Logger) {
 	if w.path == "" {
 		return
 	}
@@ -101,10 +106,34 @@ func (w *rewindWatch) keep(d *Daemon) {
 	}
 	if err := saveState(w.path, st); err != nil {
 		if w.err != err.Error() {
-			d.log.Warn("cannot keep the provider rewinds seen: a restart forgets them", "file", w.path, keyError, err.Error())
+			log.Warn("cannot keep the provider rewinds seen: a restart forgets them", "file", w.path, keyError, err.Error())
 		}
 		w.err = err.Error()
 		return
 	}
 	w.err = ""
+}
+
+// StandingRewinds adds to r the provider rewinds a daemon with configuration
+// cfg holds (its state file), less those a verification that started since
+// found put right (scheduled: its verification state; by hand:
+// verified.json): for pglmon status and repair, which see a rewind only
+// while it lasts. Nothing is written.
+func StandingRewinds(cfg *config.Config, r *diagnose.Report) error {
+	st, err := loadState[rewindState](cfg.RewindStateFile())
+	if err != nil || len(st.Held) == 0 {
+		return err
+	}
+	v := &verifier{}
+	vst, err := (&stateFile{cfg.VerifyStateFile()}).load()
+	if err == nil {
+		v.restore(vst)
+	}
+	v.hand = verified.Watcher{Path: cfg.VerifiedFile()}
+	var handErr error
+	v.byHand, handErr = v.hand.Since()
+	w := &rewindWatch{}
+	w.restore("", st)
+	w.annotate(slog.New(slog.NewTextHandler(io.Discard, nil)), r, v.equalSince)
+	return errors.Join(err, handErr)
 }

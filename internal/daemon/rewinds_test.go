@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pglmon/pglmon/internal/diagnose"
+	"github.com/pglmon/pglmon/internal/monitor"
 	"github.com/pglmon/pglmon/internal/pgtest"
 )
 
@@ -59,6 +60,23 @@ func TestDaemonHoldsAProviderRewindUntilVerified(t *testing.T) {
 	if err := pgtest.Poll(ctx, 30*time.Second, func() bool { return rewound(r, true) }); err != nil {
 		t.Fatalf("not held after a restart: %+v", r.status(t).Subscriptions)
 	}
+	// What pglmon status and repair read (StandingRewinds), afresh.
+	standing := func() bool {
+		t.Helper()
+		cfg := r.d.cfg.Load()
+		m := monitor.New(cfg)
+		defer m.Close(ctx)
+		rep := m.Observe(ctx)
+		if err := StandingRewinds(cfg, &rep); err != nil {
+			t.Fatal(err)
+		}
+		s, _ := rep.Subscription(p.Sub(), "")
+		_, ok := s.Finding(diagnose.CodeProviderRewound)
+		return ok && s.Health == diagnose.Critical && rep.Health == diagnose.Critical
+	}
+	if !standing() {
+		t.Fatal("status does not see the rewind the daemon holds")
+	}
 	// What the provider lost, taken off the subscriber too: equal.
 	if err := p.Subscriber.Exec(ctx, "DELETE FROM items_0 WHERE id BETWEEN 101 AND 150"); err != nil {
 		t.Fatal(err)
@@ -74,5 +92,8 @@ func TestDaemonHoldsAProviderRewindUntilVerified(t *testing.T) {
 		return !held && s.Health == diagnose.OK
 	}); err != nil {
 		t.Fatalf("still held after a verification found the tables equal: %+v", r.status(t).Subscriptions)
+	}
+	if standing() {
+		t.Fatal("status still sees the rewind after a verification found the tables equal")
 	}
 }

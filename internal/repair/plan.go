@@ -590,6 +590,32 @@ table-sync worker's error (often a missing column, a constraint, or a lock). Onc
 resynchronise it; this TRUNCATES the table on the subscriber and copies it again:
   -- on subscriber %[2]s
   SELECT pglogical.alter_subscription_resynchronize_table(%[3]s, 'schema.table');`, s.Name, s.Subscriber, q(s.Name))
+	case diagnose.CodeProviderRewound:
+		if s.Rewound == nil {
+			// Held by the daemon: over, what was skipped stays lost.
+			fmt.Fprintf(&b, `Provider %[1]s was behind what subscriber %[2]s had applied from it: it was restored from a backup or
+snapshot, or failed over to a standby that had not received the last WAL. %[2]s holds changes %[1]s
+lost, and pglogical skipped, silently, what %[1]s committed until its WAL passed what %[2]s had applied.
+`, s.Provider, s.Subscriber)
+		} else {
+			fmt.Fprintf(&b, `Provider %[1]s is behind what subscriber %[2]s applied from it: it was restored from a backup or
+snapshot, or failed over to a standby that had not received the last WAL. %[2]s holds changes %[1]s
+lost, and pglogical skips, silently, what %[1]s commits until its WAL passes what %[2]s applied.
+`, s.Provider, s.Subscriber)
+			fmt.Fprintf(&b, `Decide first which side is right:
+ a) follow the restored provider: stop the skipping now (its origin goes back to where the
+    provider's slot confirmed; what was skipped until then stays lost):
+      pglmon repair --config FILE --subscription %[1]s --remedy rewind-origin
+ b) keep the subscriber's data (it may hold the only copy of what the provider lost): disable
+    the subscription, so nothing more of the provider's is applied over it, and decide later:
+      -- on subscriber %[2]s
+      SELECT pglogical.alter_subscription_disable(%[3]s, true);
+`, sh(s.Name), s.Subscriber, q(s.Name))
+		}
+		fmt.Fprintf(&b, `Then compare the tables; the rows only the subscriber holds are what the provider lost, and
+the rows it lacks were skipped:
+  pglmon verify --config FILE --subscription %[1]s
+  pglmon verify --config FILE --subscription %[1]s --copy-script rows.psql   (copies the provider's rows over: read it first)`, sh(s.Name))
 	default:
 		fmt.Fprintf(&b, "%s: %s\nNo pglmon remedy applies; read the message and the server logs.", f.Code, f.Message)
 	}

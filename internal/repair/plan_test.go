@@ -153,3 +153,28 @@ func TestSchemaMismatchPlanGivesTheProviderTypes(t *testing.T) {
 		}
 	}
 }
+
+// provider_rewound's written plan (Slack's, the held finding's): while it
+// lasts, the choice between following the restored provider and keeping the
+// subscriber's data; always, the verification.
+func TestProviderRewoundPlan(t *testing.T) {
+	f := diagnose.Finding{Code: diagnose.CodeProviderRewound, Human: true}
+	s := diagnose.Subscription{Name: "sub_o'1", Subscriber: "sub", Provider: "prov",
+		Rewound: &diagnose.Rewind{OriginLSN: "0/3000000", ProviderLSN: "0/1000100", SlotConfirmedLSN: "0/1000000"}}
+	live := HumanPlan(f, s).Text
+	for _, want := range []string{
+		"Provider prov is behind what subscriber sub applied from it",
+		`pglmon repair --config FILE --subscription 'sub_o'\''1' --remedy rewind-origin`,
+		"SELECT pglogical.alter_subscription_disable('sub_o''1', true);",
+		`pglmon verify --config FILE --subscription 'sub_o'\''1' --copy-script rows.psql`,
+	} {
+		if !strings.Contains(live, want) {
+			t.Errorf("plan lacks %q:\n%s", want, live)
+		}
+	}
+	s.Rewound = nil
+	held := HumanPlan(f, s).Text
+	if strings.Contains(held, "rewind-origin") || !strings.Contains(held, "pglmon verify --config FILE --subscription") {
+		t.Errorf("the held finding's plan:\n%s", held)
+	}
+}
