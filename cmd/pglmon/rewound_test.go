@@ -108,3 +108,83 @@ func TestAProviderRestoredFromASnapshot(t *testing.T) {
 		t.Fatalf("verify: %d differing rows, %v\n%s", tb.DifferingRows, kinds, out)
 	}
 }
+
+// A provider restored (or failed over to a standby) without the
+// subscription's slot: slot_missing. Its plan (a) as printed, the slot
+// created again and the subscriber's origin moved to where the slot starts,
+// has rows written afterwards arrive; without that move pglogical skipped
+// them (measured on the demo), which provider_rewound says.
+func TestASlotLostWithTheProviderRestored(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Own: true, Rows: 10})
+	cfg := writeConfig(t, p, "")
+	if err := p.RewindProvider(ctx, 101, 150); err != nil {
+		t.Fatal(err)
+	}
+	slot, err := p.SlotName(ctx, p.Sub())
+	if err != nil {
+		t.Fatal(err)
+	}
+	disable := func() {
+		t.Helper()
+		if err := p.Subscriber.Exec(ctx, "SELECT pglogical.alter_subscription_disable($1, true)", p.Sub()); err != nil {
+			t.Fatal(err)
+		}
+		if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+			var gone bool
+			return p.Subscriber.QueryRow(ctx, "SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE backend_type LIKE 'pglogical apply%')", []any{&gone}) == nil && gone
+		}); err != nil {
+			t.Fatal("the apply worker did not exit: ", err)
+		}
+	}
+	enable := func() {
+		t.Helper()
+		if err := p.Subscriber.Exec(ctx, "SELECT pglogical.alter_subscription_enable($1, true)", p.Sub()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	disable()
+	if err := p.Provider.Exec(ctx, "SELECT pg_drop_replication_slot($1)", slot); err != nil {
+		t.Fatal(err)
+	}
+	enable()
+	code, out, errOut := pglmon(t, "repair", "--config", cfg, "--subscription", p.Sub())
+	if code != 1 || !strings.Contains(out, "The provider slot "+slot+" is gone") ||
+		!strings.Contains(out, "SELECT pg_replication_origin_advance('"+slot+"', '<the LSN it printed>');") {
+		t.Fatalf("repair: exit %d\n%s\n%s", code, out, errOut)
+	}
+	// Plan (a), as printed.
+	var lsn string
+	if err := p.Provider.QueryRow(ctx, "SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pglogical_output')", []any{&lsn}, slot); err != nil {
+		t.Fatal(err)
+	}
+	disable()
+	if err := p.Subscriber.Exec(ctx, "SELECT pg_replication_origin_advance($1, $2)", slot, lsn); err != nil {
+		t.Fatal(err)
+	}
+	enable()
+	if err := p.Subscriber.Exec(ctx, "SELECT pglogical.alter_subscription_resynchronize_table($1, 'public.items_0')", p.Sub()); err != nil {
+		t.Fatal(err)
+	}
+	// Once the table's copy is over (a row written during it arrives through
+	// the copy's own catch-up), the subscription's own stream.
+	if err := pgtest.Poll(ctx, time.Minute, func() bool {
+		var st string
+		return p.Subscriber.QueryRow(ctx, "SELECT sync_status FROM pglogical.local_sync_status WHERE sync_relname = 'items_0'", []any{&st}) == nil && st == "r"
+	}); err != nil {
+		t.Fatal("the resynchronisation did not finish: ", err)
+	}
+	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 VALUES (2001, 'after the plan', 1)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := pgtest.Poll(ctx, time.Minute, func() bool {
+		var n int
+		return p.Subscriber.QueryRow(ctx, "SELECT count(*) FROM items_0 WHERE id = 2001", []any{&n}) == nil && n == 1
+	}); err != nil {
+		t.Fatal("a row written after plan (a) did not arrive: ", err)
+	}
+	if code, out, errOut := pglmon(t, "verify", "--config", cfg, "--subscription", p.Sub()); code != 0 {
+		t.Fatalf("verify after the resynchronisation: exit %d\n%s\n%s", code, out, errOut)
+	}
+}

@@ -201,10 +201,13 @@ is lost to the subscriber; re-creating the slot resumes replication from now, no
 Choose one:
  a) keep the subscription, then resynchronise every table of its replication sets
     (each table is TRUNCATED on the subscriber and copied again):
-      -- on provider %[2]s
+      -- on provider %[2]s (it prints the slot's name and the LSN it starts at)
       SELECT pg_create_logical_replication_slot(%[3]s, 'pglogical_output');
-      -- on subscriber %[4]s
+      -- on subscriber %[4]s: disable it, and once its apply worker is gone move its origin to that
+      -- LSN: after a restore or a failover the subscriber may have applied past the provider's WAL,
+      -- and pglogical would skip what the provider commits until it gets there (provider_rewound)
       SELECT pglogical.alter_subscription_disable(%[5]s, true);
+      SELECT pg_replication_origin_advance(%[3]s, '<the LSN it printed>');
       SELECT pglogical.alter_subscription_enable(%[5]s, true);
 %[7]s
  b) re-create the subscription with a full copy:
