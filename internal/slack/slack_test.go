@@ -410,6 +410,14 @@ func TestRestartAfterFixButton(t *testing.T) {
 			t.Errorf("%s: buttons %q", code, got)
 		}
 	}
+	// provider_rewound's remedy is a person's: no button under any policy,
+	// the choice it needs written out.
+	rw := sub(diagnose.Finding{Code: diagnose.CodeProviderRewound, Severity: diagnose.Critical, Human: true, Remedy: diagnose.RemedyRewindOrigin, Message: "m"})
+	rw.Rewound = &diagnose.Rewind{OriginLSN: "0/3000000", ProviderLSN: "0/1000000", SlotConfirmedLSN: "0/1000000"}
+	got, text := render(rw, map[string]string{"restart": "auto", "recreate-origin": "auto", "enable": "approve"})
+	if len(got) != 0 || !strings.Contains(text, "Decide first which side is right") || !strings.Contains(text, "--remedy rewind-origin") {
+		t.Errorf("provider_rewound: buttons %q\n%s", got, text)
+	}
 }
 
 // "Snooze 1h", pressed by an approver: the thread is told until when and by
