@@ -78,7 +78,7 @@ func TestMakeDemo(t *testing.T) {
 		Health        string
 		Subscriptions []struct {
 			Name, Status, Health string
-			Findings             []struct{ Code string }
+			Findings             []struct{ Code, Message string }
 		}
 	}) {
 		resp, err := http.Get("http://" + listen + "/api/v1/status")
@@ -146,6 +146,34 @@ func TestMakeDemo(t *testing.T) {
 	if code := exitCode(err); code != 2 || !strings.Contains(string(got), "(missing)") || !strings.Contains(string(got), "(different)") || !strings.Contains(string(got), "(extra)") {
 		t.Errorf("verify after break data: exit %d (want 2, the three differing rows named)\n%s", code, got)
 	}
+
+	// break rewind: the provider put back to a copy of its files taken
+	// before rows the subscriber applied; the daemon says provider_rewound.
+	if got, err := command(demo, "break", "rewind").CombinedOutput(); err != nil {
+		t.Fatalf("break rewind: %v\n%s", err, got)
+	}
+	waitFor("provider_rewound on sub_0", time.Minute, func() bool {
+		for _, x := range status().Subscriptions {
+			for _, f := range x.Findings {
+				if f.Code == "provider_rewound" {
+					return true
+				}
+			}
+		}
+		return false
+	})
+	// The provider's heartbeats take its WAL past what the subscriber had
+	// applied: nothing more is skipped, and the daemon holds the finding.
+	waitFor("provider_rewound held on sub_0", 2*time.Minute, func() bool {
+		for _, x := range status().Subscriptions {
+			for _, f := range x.Findings {
+				if f.Code == "provider_rewound" && strings.Contains(f.Message, "Nothing more is skipped now") {
+					return true
+				}
+			}
+		}
+		return false
+	})
 
 	// break leftset: pglogical still says replicating; the daemon names
 	// the table (its schema check runs once a minute), and repair prints
