@@ -138,7 +138,10 @@ func TestPrepareAndRestoreAroundAnUpgrade(t *testing.T) {
 		t.Errorf("restore did not compare rows:\n%s", out.String())
 	}
 	if !strings.Contains(out.String(), "Sent sequence counter's value (5000) to subscription sub_0 on subscriber.") {
-		t.Errorf("restore did not send the sequence's value:\n%s", out.String())
+		// pglogical's own periodic copy of sequence values can come first
+		// (seen once in CI), and restore then sends none: the value below
+		// must be there all the same.
+		t.Logf("restore sent no sequence value (pglogical's own copy came first?):\n%s", out.String())
 	}
 	var counter int64
 	if err := pgtest.Poll(ctx, 15*time.Second, func() bool {
