@@ -198,59 +198,20 @@ func run(ctx context.Context, args []string) error {
 	case "fix":
 		if len(args) == 2 {
 			switch args[1] {
-			case "refuse":
-				p, err := pair()
-				if err != nil {
-					return err
-				}
-				if err := p.Subscriber.Exec(ctx, "ALTER TABLE items_0 DROP CONSTRAINT IF EXISTS demo_small_n"); err != nil {
-					return err
-				}
-				fmt.Printf("the constraint is dropped. pglogical starts the apply worker again by itself, after up to 180 s\n(its backoff after repeated failures); now, as the repair plan says:\n  bin/pglmon repair --config %s --subscription sub_0 --remedy restart\n", filepath.Join(dir, "pglmon.yaml"))
-				return nil
 			case "copy":
 				return fixCopy(ctx)
 			case "password":
 				return fixPassword(ctx)
-			case "gencol":
+			}
+			if f, ok := subscriberFixes[args[1]]; ok {
 				p, err := pair()
 				if err != nil {
 					return err
 				}
-				if err := p.Subscriber.Exec(ctx, "ALTER TABLE demo_gencol ALTER COLUMN g DROP EXPRESSION"); err != nil {
+				if err := p.Subscriber.Exec(ctx, f.sql(pgx.Identifier{p.Subscriber.Name}.Sanitize())); err != nil {
 					return err
 				}
-				fmt.Println("demo_gencol.g is a plain column on the subscriber now (rows arriving get NULL in it); schema_mismatch goes at the daemon's next comparison (within a minute)")
-				return nil
-			case "locktimeout":
-				p, err := pair()
-				if err != nil {
-					return err
-				}
-				if err := p.Subscriber.Exec(ctx, "ALTER DATABASE "+p.Subscriber.Name+" RESET lock_timeout"); err != nil {
-					return err
-				}
-				fmt.Println("lock_timeout reset for the subscriber's database (pglogical's next apply worker waits for a lock again, and apply_blocked names who holds it)")
-				return nil
-			case "key":
-				p, err := pair()
-				if err != nil {
-					return err
-				}
-				if err := p.Subscriber.Exec(ctx, "ALTER TABLE public.demo_key DROP CONSTRAINT demo_key_pkey, ADD PRIMARY KEY (id)"); err != nil {
-					return err
-				}
-				fmt.Printf("demo_key has the provider's key on the subscriber; the rows skipped before stay as they were: copy them with\n  bin/pglmon verify --config %s --table public.demo_key --copy-script /tmp/rows.psql\n", filepath.Join(dir, "pglmon.yaml"))
-				return nil
-			case "coltype":
-				p, err := pair()
-				if err != nil {
-					return err
-				}
-				if err := p.Subscriber.Exec(ctx, "ALTER TABLE public.items_0 ALTER COLUMN n TYPE bigint USING n::bigint"); err != nil {
-					return err
-				}
-				fmt.Printf("items_0.n is bigint on the subscriber too. A subscription the type stopped waits for pglogical's backoff (up to 180 s); now, as the plan says:\n  bin/pglmon repair --config %s --subscription sub_0 --remedy restart\n", filepath.Join(dir, "pglmon.yaml"))
+				fmt.Println(strings.ReplaceAll(f.done, "CONFIG", filepath.Join(dir, "pglmon.yaml")))
 				return nil
 			}
 		}
@@ -420,6 +381,29 @@ func alive(pid int) bool {
 	// pid (comm) state ...: the state follows the last ')'.
 	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
 	return len(f) > 0 && f[0] != "Z"
+}
+
+// subscriberFix puts a break right with one statement on the subscriber
+// (sql, given the subscriber's database quoted), then says what follows
+// (done; CONFIG stands for the demo's configuration file).
+type subscriberFix struct {
+	sql  func(db string) string
+	done string
+}
+
+var subscriberFixes = map[string]subscriberFix{
+	"refuse": {func(string) string { return "ALTER TABLE items_0 DROP CONSTRAINT IF EXISTS demo_small_n" },
+		"the constraint is dropped. pglogical starts the apply worker again by itself, after up to 180 s\n(its backoff after repeated failures); now, as the repair plan says:\n  bin/pglmon repair --config CONFIG --subscription sub_0 --remedy restart"},
+	"gencol": {func(string) string { return "ALTER TABLE demo_gencol ALTER COLUMN g DROP EXPRESSION" },
+		"demo_gencol.g is a plain column on the subscriber now (rows arriving get NULL in it); schema_mismatch goes at the daemon's next comparison (within a minute)"},
+	"locktimeout": {func(db string) string { return "ALTER DATABASE " + db + " RESET lock_timeout" },
+		"lock_timeout reset for the subscriber's database (pglogical's next apply worker waits for a lock again, and apply_blocked names who holds it)"},
+	"key": {func(string) string {
+		return "ALTER TABLE public.demo_key DROP CONSTRAINT demo_key_pkey, ADD PRIMARY KEY (id)"
+	},
+		"demo_key has the provider's key on the subscriber; the rows skipped before stay as they were: copy them with\n  bin/pglmon verify --config CONFIG --table public.demo_key --copy-script /tmp/rows.psql"},
+	"coltype": {func(string) string { return "ALTER TABLE public.items_0 ALTER COLUMN n TYPE bigint USING n::bigint" },
+		"items_0.n is bigint on the subscriber too. A subscription the type stopped waits for pglogical's backoff (up to 180 s); now, as the plan says:\n  bin/pglmon repair --config CONFIG --subscription sub_0 --remedy restart"},
 }
 
 func breakIt(ctx context.Context, what string) error {

@@ -367,19 +367,12 @@ func rewindPlan(req Request, s diagnose.Subscription) (Plan, diagnose.Subscripti
 	case s.ApplyWorker == "":
 		return plan, s, fmt.Errorf("the apply worker of %s is unknown", s.Name)
 	case req.Resume == "" && s.Rewound == nil:
-		return plan, s, fmt.Errorf("the subscriber's replication origin of %s (%s) is not past its provider's end of WAL: nothing to rewind (provider_rewound)", s.Name, orNone(s.OriginRemoteLSN))
+		return plan, s, fmt.Errorf("the subscriber's replication origin of %s (%s) is not past its provider's end of WAL: nothing to rewind (provider_rewound)", s.Name, cmp.Or(s.OriginRemoteLSN, "none"))
 	}
 	if _, err := probe.ParseLSN(lsn); err != nil || lsn == "" {
 		return plan, s, fmt.Errorf("where slot %s confirmed is not known (%q)", s.SlotName, lsn)
 	}
 	return plan, s, nil
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "none"
-	}
-	return s
 }
 
 // safeSkip checks skip-transaction: the subscription is stopped by that
