@@ -70,14 +70,25 @@ func TestSnapshotNeedsAnRDSNode(t *testing.T) {
 	}
 }
 
-func TestUpgradeTargetNeedsAnRDSNode(t *testing.T) {
+func TestUpgradeTargetParameterGroupNeedsAnRDSNode(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "pglmon.yaml")
 	if err := os.WriteFile(path, []byte("nodes:\n  - name: db\n    dsn: host=127.0.0.1 port=1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	code, _, errOut := pglmon(t, "upgrade", "check", "--config", path, "--node", "db", "--target-version", "16.4")
-	if code != exitUsage || !strings.Contains(errOut, "--target-version/--target-parameter-group: node db names no RDS instance") {
+	code, _, errOut := pglmon(t, "upgrade", "check", "--config", path, "--node", "db", "--target-parameter-group", "pg16")
+	if code != exitUsage || !strings.Contains(errOut, "--target-parameter-group: node db names no RDS instance") {
 		t.Errorf("exit %d: %s", code, errOut)
+	}
+	code, _, errOut = pglmon(t, "upgrade", "check", "--config", path, "--node", "db", "--target-version", "sixteen")
+	if code != exitUsage || !strings.Contains(errOut, `--target-version must be a PostgreSQL version (16 or 16.4), not "sixteen"`) {
+		t.Errorf("exit %d: %s", code, errOut)
+	}
+	// A self-managed node's target version is for the column types: taken
+	// (the node does not answer here: exit 3).
+	for _, v := range []string{"16", "16.4", "9.6.24", "11.22-rds.20240418"} {
+		if code, _, errOut = pglmon(t, "upgrade", "check", "--config", path, "--node", "db", "--target-version", v); code != 3 {
+			t.Errorf("--target-version %s: exit %d: %s", v, code, errOut)
+		}
 	}
 }
 

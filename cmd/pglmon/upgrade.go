@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 
 	"github.com/pglmon/pglmon/internal/repair"
 	"github.com/pglmon/pglmon/internal/upgrade"
@@ -29,7 +30,7 @@ func runUpgrade(ctx context.Context, e env, args []string) error {
 	}
 	if sub != "restore" {
 		node = fs.String("node", "", "the node to be upgraded")
-		targetVersion = fs.String("target-version", "", "RDS: the engine version the instance is upgraded to (16.4); the check asks RDS for the upgrade path and the instance class")
+		targetVersion = fs.String("target-version", "", "the version the node is upgraded to (16.4, or 16 for a self-managed server); the check compares the replicated columns' types as pglogical will send them then, and for an RDS instance asks RDS for the upgrade path and the instance class")
 		targetGroup = fs.String("target-parameter-group", "", "RDS: the DB parameter group the upgraded instance will use; the check asks RDS for its family and pglogical's parameters")
 	}
 	switch sub {
@@ -81,8 +82,11 @@ func runUpgrade(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	n, _ := cfg.Node(*node)
-	if (*targetVersion != "" || *targetGroup != "") && n.RDS == nil {
-		return usageError("--target-version/--target-parameter-group: node %s names no RDS instance (set rds.identifier in the configuration)", *node)
+	if *targetGroup != "" && n.RDS == nil {
+		return usageError("--target-parameter-group: node %s names no RDS instance (set rds.identifier in the configuration)", *node)
+	}
+	if v := *targetVersion; v != "" && !targetVersionRE.MatchString(v) {
+		return usageError("--target-version must be a PostgreSQL version (16 or 16.4), not %q", v)
 	}
 	r.Target = upgrade.TargetOptions{Version: *targetVersion, ParameterGroup: *targetGroup}
 	if sub == "check" {
@@ -102,6 +106,10 @@ func runUpgrade(ctx context.Context, e env, args []string) error {
 	}
 	return nil
 }
+
+// targetVersionRE is a PostgreSQL version: a major version, and maybe a
+// minor one, and maybe RDS's suffix (9.6.24, 16.4, 11.22-rds.20240418).
+var targetVersionRE = regexp.MustCompile(`^(9\.\d+|\d{2,})(\.\d+)?(-[0-9A-Za-z.]+)?$`)
 
 // upgradeCheck prints what would stop the node's upgrade. Exit codes as
 // status: 0 ready, 1 warnings only, 2 the upgrade would be refused, 3 the

@@ -67,14 +67,27 @@ LEFT JOIN LATERAL ` + columnTypesSQL + ` ty ON true`
 
 // Check compares the tables of the replication sets sets.
 func Check(ctx context.Context, prov, sub *pgx.Conn, sets []string) ([]diagnose.SchemaMismatch, error) {
-	out, _, _, err := check(ctx, prov, sub, sets)
+	out, _, _, err := check(ctx, prov, sub, sets, nil)
+	return out, err
+}
+
+// TypesIn compares the types of the replicated columns of the sets as
+// pglogical's apply would take their values sent in binary (binary: once
+// the servers run the same major version) or as text (theirs differ),
+// whatever the servers run now.
+func TypesIn(ctx context.Context, prov, sub *pgx.Conn, sets []string, binary bool) ([]diagnose.TypeDiff, error) {
+	ms, _, _, err := check(ctx, prov, sub, sets, &binary)
+	var out []diagnose.TypeDiff
+	for _, m := range ms {
+		out = append(out, m.Types...)
+	}
 	return out, err
 }
 
 // CheckSubscription is Check and LeftSets for subscription, reading the
 // tables of its sets on the provider once.
 func CheckSubscription(ctx context.Context, prov, sub *pgx.Conn, subscription string, sets []string) ([]diagnose.SchemaMismatch, []Relation, error) {
-	out, schemas, names, err := check(ctx, prov, sub, sets)
+	out, schemas, names, err := check(ctx, prov, sub, sets, nil)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -82,8 +95,10 @@ func CheckSubscription(ctx context.Context, prov, sub *pgx.Conn, subscription st
 	return out, left, err
 }
 
-// check is Check, with the tables of the sets (schemas and names).
-func check(ctx context.Context, prov, sub *pgx.Conn, sets []string) ([]diagnose.SchemaMismatch, []string, []string, error) {
+// check is Check, with the tables of the sets (schemas and names); binary,
+// when set, is how pglogical sends values (else: as the servers' versions
+// make it send them).
+func check(ctx context.Context, prov, sub *pgx.Conn, sets []string, binary *bool) ([]diagnose.SchemaMismatch, []string, []string, error) {
 	rows, err := prov.Query(ctx, providerQuery, sets)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("read the tables of replication sets on the provider: %w", err)
@@ -134,7 +149,10 @@ func check(ctx context.Context, prov, sub *pgx.Conn, sets []string) ([]diagnose.
 	var have, required, generated []string
 	// pglogical sends built-in types in binary between servers of the same
 	// major version (compareType).
-	binary := majorVersion(prov) == majorVersion(sub)
+	inBinary := MajorVersion(prov) == MajorVersion(sub)
+	if binary != nil {
+		inBinary = *binary
+	}
 	_, err = pgx.ForEachRow(rows, append(append([]any{&schema, &name, &exists, &have, &required, &generated}, ty.dest()...), &key), func() error {
 		table := schema + "." + name
 		m := diagnose.SchemaMismatch{Table: table, Missing: !exists, CopyRefused: refused[table]}
@@ -143,7 +161,7 @@ func check(ctx context.Context, prov, sub *pgx.Conn, sets []string) ([]diagnose.
 			if err != nil {
 				return err
 			}
-			m.Types = typeDiffs(table, replicated[table], provTypes[table], types, binary)
+			m.Types = typeDiffs(table, replicated[table], provTypes[table], types, inBinary)
 			if e := compareKeys(provKeys[table], key); e != "" {
 				m.Key = &diagnose.KeyDiff{Table: table, Effect: e, Provider: provKeys[table], Subscriber: slices.Clone(key)}
 			}

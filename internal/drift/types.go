@@ -78,12 +78,17 @@ func (t *typeScan) columns() (columnTypes, error) {
 	return out, nil
 }
 
-// majorVersion is the major version of the server conn is connected to, as
-// its server_version parameter says ("15.10 (Debian ...)" is 15, "9.6.24"
-// is 9.6); "" when it does not say.
-func majorVersion(conn *pgx.Conn) string {
-	v := conn.PgConn().ParameterStatus("server_version")
-	v, _, _ = strings.Cut(v, " ")
+// MajorVersion is the major version of the server conn is connected to, as
+// its server_version parameter says ("15.10 (Debian ...)" is 15); "" when
+// it does not say.
+func MajorVersion(conn *pgx.Conn) string {
+	return Major(conn.PgConn().ParameterStatus("server_version"))
+}
+
+// Major is the major version of a PostgreSQL version: "16.4" and "16" are
+// 16, "9.6.24" is 9.6, "15.10 (Debian 15.10-0+deb12u1)" is 15.
+func Major(version string) string {
+	v, _, _ := strings.Cut(strings.TrimSpace(version), " ")
 	parts := strings.Split(v, ".")
 	if parts[0] == "9" && len(parts) > 1 {
 		return "9." + parts[1]

@@ -17,7 +17,7 @@ type Problem struct {
 	// Kind: replication_slot, invalid_database, database_disallows_connections,
 	// template_database, prepared_transaction, reg_type_column,
 	// extension_outdated, database_not_checked, restore_password,
-	// target_version, target_parameter_group, instance_class.
+	// column_type, target_version, target_parameter_group, instance_class.
 	Kind     string `json:"kind"`
 	Object   string `json:"object"`
 	Database string `json:"database,omitempty"`
@@ -297,8 +297,9 @@ func (r *Runner) problems(ctx context.Context, node string, m *Manifest) (proble
 		return nil, nil, err
 	}
 	problems = append(problems, each...)
-	if r.Target.set() {
-		n, _ := r.Config.Node(node)
+	problems = append(problems, r.typeProblems(ctx, node, m)...)
+	// A self-managed node's target version is for typeProblems alone.
+	if n, _ := r.Config.Node(node); r.Target.set() && (n.RDS != nil || r.Target.ParameterGroup != "") {
 		target, err := r.targetProblems(ctx, n)
 		if err != nil {
 			return nil, nil, err

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pglmon/pglmon/internal/awsclient"
 	"github.com/pglmon/pglmon/internal/config"
+	"github.com/pglmon/pglmon/internal/drift"
 	"github.com/pglmon/pglmon/internal/rdsadmin"
 )
 
@@ -28,9 +29,6 @@ type TargetOptions struct {
 
 // set reports whether anything of the target was given.
 func (t TargetOptions) set() bool { return t.Version != "" || t.ParameterGroup != "" }
-
-// major is the major version of a PostgreSQL engine version (16.4 -> 16).
-func major(version string) string { return strings.SplitN(version, ".", 2)[0] }
 
 // targetProblems asks RDS whether it offers the upgrade of n's instance to
 // the target version on its instance class, and whether the target
@@ -57,7 +55,7 @@ func (r *Runner) targetProblems(ctx context.Context, n config.Node) ([]Problem, 
 	add := func(p Problem) { out = append(out, p) }
 	family := ""
 	if v := r.Target.Version; v != "" {
-		family = "postgres" + major(v)
+		family = "postgres" + drift.Major(v)
 		targets, known, err := c.UpgradeTargets(ctx, in.Engine, in.EngineVersion)
 		if err != nil {
 			return nil, err
@@ -84,7 +82,7 @@ func (r *Runner) targetProblems(ctx context.Context, n config.Node) ([]Problem, 
 			}
 			add(Problem{Kind: "target_version", Object: v, Blocking: true,
 				Message: fmt.Sprintf("RDS offers no upgrade of instance %s from %s to %s: it refuses the modify-db-instance (major versions it offers from %s: %s)", id, in.EngineVersion, v, in.EngineVersion, list),
-				Fix:     fmt.Sprintf("choose a version RDS offers from %s, or first upgrade to a minor version of %s that lists %s (aws rds describe-db-engine-versions --engine %s)", in.EngineVersion, major(in.EngineVersion), v, in.Engine)})
+				Fix:     fmt.Sprintf("choose a version RDS offers from %s, or first upgrade to a minor version of %s that lists %s (aws rds describe-db-engine-versions --engine %s)", in.EngineVersion, drift.Major(in.EngineVersion), v, in.Engine)})
 		case !target.Major:
 			add(Problem{Kind: "target_version", Object: v,
 				Message: fmt.Sprintf("%s to %s is a minor-version upgrade: replication slots and origins survive it, so prepare and restore are not needed", in.EngineVersion, v),
@@ -105,7 +103,7 @@ func (r *Runner) targetProblems(ctx context.Context, n config.Node) ([]Problem, 
 	}
 	g := r.Target.ParameterGroup
 	if g == "" {
-		if r.Target.Version != "" && major(r.Target.Version) != major(in.EngineVersion) && !in.Default() {
+		if r.Target.Version != "" && drift.Major(r.Target.Version) != drift.Major(in.EngineVersion) && !in.Default() {
 			add(Problem{Kind: "target_parameter_group", Object: in.ParameterGroup,
 				Message: fmt.Sprintf("instance %s uses the custom parameter group %s: RDS asks for a group of family %s with the upgrade, and unless it loads pglogical (shared_preload_libraries) with rds.logical_replication = 1, restore cannot run afterwards; it was not checked", id, in.ParameterGroup, family),
 				Fix:     "pass the group the upgrade will use: --target-parameter-group NAME"})
@@ -130,7 +128,7 @@ func (r *Runner) targetProblems(ctx context.Context, n config.Node) ([]Problem, 
 		add(Problem{Kind: "target_parameter_group", Object: g, Blocking: true,
 			Message: fmt.Sprintf("parameter group %s is of family %s; an upgrade to %s needs one of family %s: RDS refuses the modify-db-instance", g, fam, r.Target.Version, family),
 			Fix:     fmt.Sprintf("use (or create) a group of family %s: %s", family, create)})
-	case fam == "postgres"+major(in.EngineVersion):
+	case fam == "postgres"+drift.Major(in.EngineVersion):
 		add(Problem{Kind: "target_parameter_group", Object: g, Blocking: true,
 			Message: fmt.Sprintf("parameter group %s is of family %s, instance %s's current major version: a major-version upgrade needs a group of the new version's family", g, fam, id),
 			Fix:     fmt.Sprintf("use (or create) a group of the new version's family: %s", create)})

@@ -35,7 +35,8 @@ type Runner struct {
 	Snapshot SnapshotOptions
 	// Target, when set, has check (and prepare's check) ask RDS about the
 	// upgrade to it: the version's upgrade path, the instance class, the
-	// new parameter group.
+	// new parameter group; and its version tells how pglogical will send
+	// the values of the node's subscriptions (typeProblems).
 	Target TargetOptions
 	// Audit, when set, records each prepare and restore, with every
 	// statement that changed a database, beside the repairs; Actor is who ran it.
@@ -54,6 +55,9 @@ type Runner struct {
 	// stopAfterSubscriptions, in tests, stops prepare after dropping the
 	// subscriptions, as if it had been killed.
 	stopAfterSubscriptions bool
+	// majors, in tests, gives configured nodes another major version than
+	// the one their server runs (only PostgreSQL 15 is installed here).
+	majors map[string]string
 }
 
 func (r *Runner) connect(ctx context.Context, name string) (*pgx.Conn, error) {
