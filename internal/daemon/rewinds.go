@@ -7,10 +7,12 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/diagnose"
+	"github.com/pglmon/pglmon/internal/probe"
 	"github.com/pglmon/pglmon/internal/shellword"
 	"github.com/pglmon/pglmon/internal/verified"
 )
@@ -24,8 +26,27 @@ import (
 type rewindWatch struct {
 	path string
 	held map[string]heldRewind // by subscriber/subscription
+	// timelines are the providers' timelines as last seen (by node), with
+	// how far each subscription from them had applied then: a new
+	// timeline's history says where the provider's WAL went on from, and
+	// whatever a subscriber had applied past that point was lost with the
+	// old timeline and skipped on the new one.
+	timelines map[string]seenTimeline
+	// keptAt is when the state was last written: the timelines' origins
+	// are written at most once a minute while nothing else changes.
+	keptAt time.Time
 	// err is why the state could not be kept, last time (logged once).
 	err string
+}
+
+// seenTimeline is a provider's timeline as pglmon saw it last, at At, and
+// the origin remote_lsn of each subscription from it (by
+// subscriber/subscription) as last seen while it was on that timeline.
+type seenTimeline struct {
+	Node    string            `json:"node"`
+	TLI     uint32            `json:"timeline"`
+	Origins map[string]string `json:"origins,omitempty"`
+	At      time.Time         `json:"seen"`
 }
 
 // heldRewind is a rewind pglmon saw, from First to Last.
@@ -36,21 +57,107 @@ type heldRewind struct {
 	diagnose.Rewind
 	First time.Time `json:"first_seen"`
 	Last  time.Time `json:"last_seen"`
+	// FromTimeline and ToTimeline are set for a rewind found by the
+	// provider's switch of timeline (ProviderLSN is where the old one
+	// ended) rather than seen while it lasted; Unsure says why pglmon
+	// could not tell whether the switch lost what the subscriber had
+	// applied (provider_timeline_changed).
+	FromTimeline uint32 `json:"from_timeline,omitempty"`
+	ToTimeline   uint32 `json:"to_timeline,omitempty"`
+	Unsure       string `json:"unsure,omitempty"`
 }
 
 type rewindState struct {
-	Version int          `json:"version"`
-	Held    []heldRewind `json:"held,omitempty"`
+	Version   int            `json:"version"`
+	Held      []heldRewind   `json:"held,omitempty"`
+	Timelines []seenTimeline `json:"timelines,omitempty"`
 }
 
 func (s rewindState) version() int { return s.Version }
 
 // restore takes over the rewinds a kept state holds.
 func (w *rewindWatch) restore(path string, st rewindState) {
-	w.path, w.held = path, map[string]heldRewind{}
+	w.path, w.held, w.timelines = path, map[string]heldRewind{}, map[string]seenTimeline{}
 	for _, h := range st.Held {
 		w.held[h.Subscriber+"/"+h.Subscription] = h
 	}
+	for _, t := range st.Timelines {
+		w.timelines[t.Node] = t
+	}
+}
+
+// watchTimelines records each provider's timeline and, when it changed
+// since pglmon last saw it, judges each of its subscriptions from where
+// the old timeline ended (the new one's history) against how far the
+// subscriber had applied before: past it, what it applied was lost with
+// the old timeline and pglogical skipped the provider's transactions
+// until its WAL on the new one passed that point, which a probe after
+// that no longer sees (held as provider_rewound); not past it, nothing
+// was lost; not known, provider_timeline_changed. It reports whether the
+// state should be written.
+func (w *rewindWatch) watchTimelines(log *slog.Logger, r *diagnose.Report) bool {
+	dirty := false
+	for _, n := range r.Nodes {
+		if !n.Up || n.Timeline == 0 {
+			continue
+		}
+		prev, known := w.timelines[n.Name]
+		cur := seenTimeline{Node: n.Name, TLI: n.Timeline, Origins: map[string]string{}, At: r.Time}
+		switched := known && prev.TLI != n.Timeline
+		for _, s := range r.Subscriptions {
+			if s.Provider != n.Name {
+				continue
+			}
+			key := s.Subscriber + "/" + s.Name
+			switch {
+			case s.OriginRemoteLSN != "":
+				cur.Origins[key] = s.OriginRemoteLSN
+			case !switched && prev.Origins[key] != "":
+				cur.Origins[key] = prev.Origins[key] // its subscriber did not answer
+			}
+			if switched {
+				w.judgeSwitch(log, r.Time, n, prev, s)
+			}
+		}
+		dirty = dirty || !known || switched || (!maps.Equal(prev.Origins, cur.Origins) && r.Time.Sub(w.keptAt) >= time.Minute)
+		w.timelines[n.Name] = cur
+	}
+	return dirty
+}
+
+// judgeSwitch judges subscription s of provider n, which was on timeline
+// prev.TLI last time pglmon saw it.
+func (w *rewindWatch) judgeSwitch(log *slog.Logger, now time.Time, n diagnose.Node, prev seenTimeline, s diagnose.Subscription) {
+	key := s.Subscriber + "/" + s.Name
+	applied := prev.Origins[key]
+	if _, held := w.held[key]; held || applied == "" {
+		return // held already, or it had applied nothing pglmon saw
+	}
+	h := heldRewind{Subscriber: s.Subscriber, Subscription: s.Name, Provider: n.Name, First: prev.At, Last: now,
+		FromTimeline: prev.TLI, ToTimeline: n.Timeline, Rewind: diagnose.Rewind{OriginLSN: applied}}
+	end, found := probe.SwitchedAt(n.TimelineHistory, prev.TLI)
+	origin, err := probe.ParseLSN(applied)
+	switch {
+	case n.TimelineHistoryError != "":
+		h.Unsure = "the new timeline's history could not be read (" + n.TimelineHistoryError + "; a role that is not a superuser needs GRANT EXECUTE ON FUNCTION pg_read_binary_file(text, bigint, bigint))"
+	case !found:
+		h.Unsure = fmt.Sprintf("timeline %d is not in the history of timeline %d: the provider is another server, or was restored from a backup of another history", prev.TLI, n.Timeline)
+	case err != nil:
+		h.Unsure = fmt.Sprintf("the origin pglmon saw (%s) could not be read: %v", applied, err)
+	case origin <= end:
+		log.Info("provider switched timeline: the subscriber had applied nothing past where the old one ended",
+			keySubscription, s.Name, keySubscriber, s.Subscriber, keyNode, n.Name, "from_timeline", prev.TLI, "to_timeline", n.Timeline, "switch_lsn", end.String(), "origin_lsn", applied)
+		return
+	default:
+		h.ProviderLSN = end.String()
+		log.Error("provider rewound: it switched timeline where its WAL ended before what the subscriber had applied, and pglogical skipped what the provider committed until its WAL passed that point",
+			keySubscription, s.Name, keySubscriber, s.Subscriber, keyNode, n.Name, "from_timeline", prev.TLI, "to_timeline", n.Timeline, "switch_lsn", h.ProviderLSN, "origin_lsn", applied)
+		w.held[key] = h
+		return
+	}
+	log.Warn("provider switched timeline: pglmon cannot tell whether it lost what the subscriber had applied",
+		keySubscription, s.Name, keySubscriber, s.Subscriber, keyNode, n.Name, "from_timeline", prev.TLI, "to_timeline", n.Timeline, "why", h.Unsure)
+	w.held[key] = h
 }
 
 // annotate records the rewinds r shows and adds, to each subscription no
@@ -58,9 +165,9 @@ func (w *rewindWatch) restore(path string, st rewindState) {
 // skipped; equalSince (as the log watcher's) clears one.
 func (w *rewindWatch) annotate(log *slog.Logger, r *diagnose.Report, equalSince func(subscriber, subscription, table string) time.Time) {
 	if w.held == nil {
-		w.held = map[string]heldRewind{}
+		w.held, w.timelines = map[string]heldRewind{}, map[string]seenTimeline{}
 	}
-	dirty := false
+	dirty := w.watchTimelines(log, r)
 	for i := range r.Subscriptions {
 		s := &r.Subscriptions[i]
 		key := s.Subscriber + "/" + s.Name
@@ -71,7 +178,10 @@ func (w *rewindWatch) annotate(log *slog.Logger, r *diagnose.Report, equalSince 
 				log.Error("provider rewound: the subscriber has applied changes past the provider's end of WAL, and pglogical skips what the provider commits until it passes them",
 					keySubscription, s.Name, keySubscriber, s.Subscriber, keyNode, s.Provider, "origin_lsn", s.Rewound.OriginLSN, "provider_lsn", s.Rewound.ProviderLSN)
 			}
+			// Seen while it lasts: what a switch of timeline left unsure
+			// or inferred is now seen.
 			h.Provider, h.Rewind, h.Last = s.Provider, *s.Rewound, r.Time
+			h.FromTimeline, h.ToTimeline, h.Unsure = 0, 0, ""
 			w.held[key], dirty = h, true
 			continue
 		}
@@ -84,15 +194,33 @@ func (w *rewindWatch) annotate(log *slog.Logger, r *diagnose.Report, equalSince 
 			dirty = true
 			continue
 		}
-		s.Findings = append(s.Findings, diagnose.Finding{Code: diagnose.CodeProviderRewound, Severity: diagnose.Critical, Human: true,
-			Message: fmt.Sprintf("from %s to %s pglmon saw %s's replication origin past %s's end of WAL (origin at %s, %s's WAL at %s): %s had been restored from a backup or snapshot, or failed over to a standby short of that WAL, and pglogical skipped, silently, the transactions %s committed meanwhile; %s holds changes %s no longer has. Nothing more is skipped now (%s's WAL has passed that point, or the origin was moved back), but what was skipped stays lost: pglmon verify --subscription %s names the rows either side lacks (--copy-script writes what copies them); this finding stands until a verification that started since finds every table equal",
-				h.First.UTC().Format(time.RFC3339), h.Last.UTC().Format(time.RFC3339), s.Subscriber, h.Provider, h.OriginLSN, h.Provider, h.ProviderLSN, h.Provider, h.Provider, s.Subscriber, h.Provider, h.Provider, shellword.Quote(s.Name))})
-		s.Health = diagnose.Worst(s.Health, diagnose.Critical)
-		r.Health = diagnose.Worst(r.Health, diagnose.Critical)
+		f := h.finding(s.Subscriber, s.Name)
+		s.Findings = append(s.Findings, f)
+		s.Health = diagnose.Worst(s.Health, f.Severity)
+		r.Health = diagnose.Worst(r.Health, f.Severity)
 	}
 	if dirty {
 		w.keep(log)
 	}
+}
+
+// finding is what a held rewind says of subscription sub on subscriber.
+func (h heldRewind) finding(subscriber, sub string) diagnose.Finding {
+	span := fmt.Sprintf("between %s and %s", h.First.UTC().Format(time.RFC3339), h.Last.UTC().Format(time.RFC3339))
+	verify := fmt.Sprintf("pglmon verify --subscription %s names the rows either side lacks (--copy-script writes what copies them); this finding stands until a verification that started since finds every table equal", shellword.Quote(sub))
+	switch {
+	case h.Unsure != "":
+		return diagnose.Finding{Code: diagnose.CodeProviderTimelineChanged, Severity: diagnose.Warning, Human: true,
+			Message: fmt.Sprintf("%s switched from timeline %d to %d %s (a promotion: a failover or switchover; or a point-in-time restore), and pglmon cannot tell whether it lost changes %s had applied from it (up to %s when pglmon last saw it): %s. If it did, %s holds changes %s no longer has, and pglogical skipped, silently, what %s committed on its new timeline until its WAL passed them: %s",
+				h.Provider, h.FromTimeline, h.ToTimeline, span, subscriber, h.OriginLSN, h.Unsure, subscriber, h.Provider, h.Provider, verify)}
+	case h.ToTimeline != 0:
+		return diagnose.Finding{Code: diagnose.CodeProviderRewound, Severity: diagnose.Critical, Human: true,
+			Message: fmt.Sprintf("%s switched from timeline %d to %d %s, where its WAL went on from %s (its new timeline's history), while %s had applied its changes up to %s: a failover to a standby short of that WAL, or a point-in-time restore. %s holds changes %s no longer has, and pglogical skipped, silently, the transactions %s committed on its new timeline until its WAL passed %s. Nothing more is skipped now, but what was skipped stays lost: %s",
+				h.Provider, h.FromTimeline, h.ToTimeline, span, h.ProviderLSN, subscriber, h.OriginLSN, subscriber, h.Provider, h.Provider, h.OriginLSN, verify)}
+	}
+	return diagnose.Finding{Code: diagnose.CodeProviderRewound, Severity: diagnose.Critical, Human: true,
+		Message: fmt.Sprintf("%s pglmon saw %s's replication origin past %s's end of WAL (origin at %s, %s's WAL at %s): %s had been restored from a backup or snapshot, or failed over to a standby short of that WAL, and pglogical skipped, silently, the transactions %s committed meanwhile; %s holds changes %s no longer has. Nothing more is skipped now (%s's WAL has passed that point, or the origin was moved back), but what was skipped stays lost: %s",
+			strings.Replace(span, "between", "from", 1), subscriber, h.Provider, h.OriginLSN, h.Provider, h.ProviderLSN, h.Provider, h.Provider, subscriber, h.Provider, h.Provider, verify)}
 }
 
 // keep writes the held rewinds to the state file.
@@ -104,6 +232,10 @@ func (w *rewindWatch) keep(log *slog.Logger) {
 	for _, key := range slices.Sorted(maps.Keys(w.held)) {
 		st.Held = append(st.Held, w.held[key])
 	}
+	for _, node := range slices.Sorted(maps.Keys(w.timelines)) {
+		st.Timelines = append(st.Timelines, w.timelines[node])
+	}
+	w.keptAt = time.Now()
 	if err := saveState(w.path, st); err != nil {
 		if w.err != err.Error() {
 			log.Warn("cannot keep the provider rewinds seen: a restart forgets them", "file", w.path, keyError, err.Error())

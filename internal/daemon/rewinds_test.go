@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -10,6 +12,7 @@ import (
 	"github.com/pglmon/pglmon/internal/diagnose"
 	"github.com/pglmon/pglmon/internal/monitor"
 	"github.com/pglmon/pglmon/internal/pgtest"
+	"github.com/pglmon/pglmon/internal/probe"
 )
 
 // A provider put back from a copy of its files: the daemon says
@@ -95,5 +98,177 @@ func TestDaemonHoldsAProviderRewindUntilVerified(t *testing.T) {
 	}
 	if standing() {
 		t.Fatal("status still sees the rewind after a verification found the tables equal")
+	}
+}
+
+// A provider restored to a point in time (a new timeline, from a copy of
+// its files and their WAL) while the daemon is stopped, and written past
+// what the subscriber had applied before the daemon starts again: no probe
+// ever sees the subscriber's origin past the provider's WAL, but the new
+// timeline's history says where the old one ended, before that origin.
+// The daemon says provider_rewound (held) at its first cycle, and the
+// skip it stands for is real: a row committed on the new timeline before
+// its WAL passed the origin never arrived.
+func TestDaemonFindsARewindBehindANewTimeline(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Own: true, Rows: 10})
+	body := pairConfig(p, filepath.Join(t.TempDir(), "a.jsonl"), policyOff())
+	r := start(t, body, nil)
+	timeline := func(r *running) uint32 {
+		for _, n := range r.status(t).Nodes {
+			if n.Name == "provider" {
+				return n.Timeline
+			}
+		}
+		return 0
+	}
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool { return timeline(r) == 1 }); err != nil {
+		t.Fatalf("the provider's timeline: %d", timeline(r))
+	}
+	saved, err := p.Provider.Cluster.SaveFiles(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.RestartSubscription(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 SELECT g, 'lost with the old timeline', g FROM generate_series(101, 150) g"); err != nil {
+		t.Fatal(err)
+	}
+	var origin string
+	if err := pgtest.Poll(ctx, time.Minute, func() bool {
+		var n int
+		if p.Subscriber.QueryRow(ctx, "SELECT count(*), (SELECT remote_lsn::text FROM pg_replication_origin_status LIMIT 1) FROM items_0 WHERE id BETWEEN 101 AND 150", []any{&n, &origin}) != nil || n != 50 {
+			return false
+		}
+		rep := r.status(t)
+		s, ok := rep.Subscription(p.Sub(), "")
+		return ok && s.OriginRemoteLSN == origin
+	}); err != nil {
+		t.Fatalf("rows 101-150 applied and seen by the daemon: origin %s", origin)
+	}
+	r.stop(t)
+	if err := p.Provider.Cluster.PutBackRecovered(ctx, saved); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.RestartSubscription(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A row committed before the new timeline's WAL reaches the origin,
+	// then enough to pass it.
+	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 VALUES (2001, 'skipped', 2001)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 SELECT g, repeat('x', 200), g FROM generate_series(3001, 5000) g"); err != nil {
+		t.Fatal(err)
+	}
+	if err := pgtest.Poll(ctx, time.Minute, func() bool {
+		var n int
+		return p.Subscriber.QueryRow(ctx, "SELECT count(*) FROM items_0 WHERE id > 3000", []any{&n}) == nil && n == 2000
+	}); err != nil {
+		t.Fatal("the rows written past the origin did not arrive: ", err)
+	}
+	var skipped int
+	if err := p.Subscriber.QueryRow(ctx, "SELECT count(*) FROM items_0 WHERE id = 2001", []any{&skipped}); err != nil || skipped != 0 {
+		t.Fatalf("row 2001 arrived (%d, %v): pglogical no longer skips below the origin, and this test shows nothing", skipped, err)
+	}
+	r = start(t, body, nil)
+	var f diagnose.Finding
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		rep := r.status(t)
+		s, ok := rep.Subscription(p.Sub(), "")
+		if !ok {
+			return false
+		}
+		var found bool
+		f, found = s.Finding(diagnose.CodeProviderRewound)
+		return found && s.Rewound == nil
+	}); err != nil {
+		t.Fatalf("no provider_rewound after the new timeline: %+v\n%s", r.status(t).Subscriptions, r.logs.String())
+	}
+	if f.Severity != diagnose.Critical || !strings.Contains(f.Message, "provider switched from timeline 1 to 2") || !strings.Contains(f.Message, "had applied its changes up to "+origin) {
+		t.Errorf("finding: %+v", f)
+	}
+	if timeline(r) != 2 {
+		t.Errorf("the provider's timeline: %d", timeline(r))
+	}
+	// Made equal (what the provider lost taken off the subscriber, the
+	// skipped row copied), then verified: put behind.
+	if err := p.Subscriber.Exec(ctx, "DELETE FROM items_0 WHERE id BETWEEN 101 AND 150; INSERT INTO items_0 VALUES (2001, 'skipped', 2001)"); err != nil {
+		t.Fatal(err)
+	}
+	byHand(t, r, p)
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		rep := r.status(t)
+		s, ok := rep.Subscription(p.Sub(), "")
+		_, held := s.Finding(diagnose.CodeProviderRewound)
+		return ok && !held && s.Health == diagnose.OK
+	}); err != nil {
+		t.Fatalf("still held after a verification found the tables equal: %+v", r.status(t).Subscriptions)
+	}
+}
+
+// What a provider's switch of timeline makes of each subscription from it,
+// by what the new timeline's history says and what the subscriber had
+// applied (watchTimelines, without servers).
+func TestTimelineSwitchJudged(t *testing.T) {
+	at := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	report := func(tli uint32, hist []probe.TimelineSwitch, histErr string, origins map[string]string) *diagnose.Report {
+		r := &diagnose.Report{Time: at, Health: diagnose.OK, Nodes: []diagnose.Node{{Name: "prov", Up: true, Timeline: tli, TimelineHistory: hist, TimelineHistoryError: histErr}}}
+		for _, name := range []string{"a", "b"} {
+			r.Subscriptions = append(r.Subscriptions, diagnose.Subscription{Name: name, Subscriber: "sub", Provider: "prov", Status: "replicating", Health: diagnose.OK, OriginRemoteLSN: origins[name]})
+		}
+		at = at.Add(time.Minute)
+		return r
+	}
+	codes := func(r *diagnose.Report) string {
+		var out []string
+		for _, s := range r.Subscriptions {
+			for _, f := range s.Findings {
+				out = append(out, s.Name+":"+f.Code+":"+string(f.Severity))
+			}
+		}
+		return strings.Join(out, " ")
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	hist := []probe.TimelineSwitch{{TLI: 1, End: 0x3000100}}
+	for _, c := range []struct {
+		name    string
+		before  map[string]string // origins seen on timeline 1
+		hist    []probe.TimelineSwitch
+		histErr string
+		want    string
+	}{
+		{"a past where timeline 1 ended, b not", map[string]string{"a": "0/3000200", "b": "0/3000100"}, hist, "", "a:provider_rewound:critical"},
+		{"history unreadable", map[string]string{"a": "0/3000200", "b": "0/2000000"}, nil, "permission denied for function pg_read_binary_file", "a:provider_timeline_changed:warning b:provider_timeline_changed:warning"},
+		{"timeline 1 not in the history", map[string]string{"a": "0/1000000"}, []probe.TimelineSwitch{{TLI: 7, End: 0x9000000}}, "", "a:provider_timeline_changed:warning"},
+		{"b never seen with an origin", map[string]string{"a": "0/1000000"}, hist, "", ""},
+	} {
+		w := &rewindWatch{}
+		w.annotate(log, report(1, nil, "", c.before), nil)
+		// The subscriber does not answer for a cycle: what it had applied
+		// is kept.
+		w.annotate(log, report(1, nil, "", nil), nil)
+		after := report(2, c.hist, c.histErr, map[string]string{"a": "0/3000300", "b": "0/3000300"})
+		w.annotate(log, after, nil)
+		if got := codes(after); got != c.want {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
+		// Held: the next cycles say it too, until a verification.
+		next := report(2, c.hist, c.histErr, map[string]string{"a": "0/4000000", "b": "0/4000000"})
+		w.annotate(log, next, nil)
+		if got := codes(next); got != c.want {
+			t.Errorf("%s, a cycle later: %q, want %q", c.name, got, c.want)
+		}
+		if c.want != "" && next.Health == diagnose.OK {
+			t.Errorf("%s: health %s", c.name, next.Health)
+		}
+		verified := func(subscriber, subscription, table string) time.Time { return at }
+		done := report(2, c.hist, c.histErr, nil)
+		w.annotate(log, done, verified)
+		if got := codes(done); got != "" {
+			t.Errorf("%s, verified since: %q", c.name, got)
+		}
 	}
 }

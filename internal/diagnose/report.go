@@ -72,17 +72,21 @@ const (
 	// past where the provider's WAL now ends (a restore, a failover to a
 	// standby short of that WAL): pglogical skips what the provider
 	// commits until its WAL passes that point.
-	CodeProviderRewound        = "provider_rewound"
-	CodeProviderConnectFailed  = "provider_connection_failed"
-	CodeWorkerSlotsExhausted   = "worker_slots_exhausted"
-	CodeReplicationCapacityLow = "replication_capacity_low"
-	CodeApplyError             = "apply_error"
-	CodeApplyBlocked           = "apply_blocked"
-	CodeApplyDelayTimeout      = "apply_delay_timeout"
-	CodeSubscriptionDown       = "subscription_down"
-	CodeSlotMissing            = "slot_missing"
-	CodeSubscriptionDisabled   = "subscription_disabled"
-	CodeNodeUnreachable        = "node_unreachable"
+	CodeProviderRewound = "provider_rewound"
+	// CodeProviderTimelineChanged: the provider went on to a new timeline
+	// (a promotion, a point-in-time restore) and pglmon cannot tell
+	// whether it lost WAL the subscriber had applied (daemon).
+	CodeProviderTimelineChanged = "provider_timeline_changed"
+	CodeProviderConnectFailed   = "provider_connection_failed"
+	CodeWorkerSlotsExhausted    = "worker_slots_exhausted"
+	CodeReplicationCapacityLow  = "replication_capacity_low"
+	CodeApplyError              = "apply_error"
+	CodeApplyBlocked            = "apply_blocked"
+	CodeApplyDelayTimeout       = "apply_delay_timeout"
+	CodeSubscriptionDown        = "subscription_down"
+	CodeSlotMissing             = "slot_missing"
+	CodeSubscriptionDisabled    = "subscription_disabled"
+	CodeNodeUnreachable         = "node_unreachable"
 	// CodeNodeInRecovery: a node pglmon reaches is a standby, where
 	// pglogical runs no worker and keeps no logical slot.
 	CodeNodeInRecovery         = "node_in_recovery"
@@ -330,6 +334,14 @@ type Node struct {
 	PglogicalNode    string `json:"pglogical_node,omitempty"`
 	ServerVersion    int    `json:"server_version,omitempty"`
 	PglogicalVersion string `json:"pglogical_version,omitempty"`
+	// Timeline is the timeline the server writes WAL on (0: a standby, or
+	// not told), TimelineHistory its history file past the first timeline
+	// (or TimelineHistoryError why it could not be read): a provider's
+	// new timeline is a promotion or a point-in-time restore, which can
+	// lose WAL a subscriber had applied (provider_rewound).
+	Timeline             uint32                 `json:"timeline,omitempty"`
+	TimelineHistory      []probe.TimelineSwitch `json:"timeline_history,omitempty"`
+	TimelineHistoryError string                 `json:"timeline_history_error,omitempty"`
 	// RDSStatus is the RDS instance status of an unreachable node with rds:
 	// (storage-full, rebooting, stopped, ...), when read.
 	RDSStatus string `json:"rds_status,omitempty"`

@@ -434,6 +434,19 @@ func (c *Cluster) SaveFiles(ctx context.Context) (string, error) {
 // or snapshot taken then, as the clients that knew it reach it again (its
 // WAL ends where it ended at the copy).
 func (c *Cluster) PutBack(ctx context.Context, saved string) error {
+	return c.putBack(ctx, saved, false)
+}
+
+// PutBackRecovered is PutBack through an archive recovery, as a
+// point-in-time restore (or a standby's promotion) ends: the server replays
+// the copy's WAL and goes on to a new timeline from where it ended
+// (recovery.signal, with a restore_command that finds nothing: the WAL is
+// the copy's own).
+func (c *Cluster) PutBackRecovered(ctx context.Context, saved string) error {
+	return c.putBack(ctx, saved, true)
+}
+
+func (c *Cluster) putBack(ctx context.Context, saved string, recover bool) error {
 	if err := c.Stop(ctx); err != nil {
 		return err
 	}
@@ -442,6 +455,25 @@ func (c *Cluster) PutBack(ctx context.Context, saved string) error {
 	}
 	if out, err := c.run(ctx, "cp", "-a", saved, c.Dir); err != nil {
 		return fmt.Errorf("put back the files of the cluster on port %d: %w: %s", c.Port, err, out)
+	}
+	if recover {
+		if err := os.WriteFile(filepath.Join(c.Dir, "recovery.signal"), nil, 0o600); err != nil {
+			return err
+		}
+		if err := c.chown(filepath.Join(c.Dir, "recovery.signal")); err != nil {
+			return err
+		}
+		f, err := os.OpenFile(filepath.Join(c.Dir, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			return err
+		}
+		_, err = f.WriteString("\nrestore_command = 'false'\n")
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
 	}
 	return c.Start(ctx)
 }

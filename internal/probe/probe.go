@@ -42,6 +42,14 @@ type Prober struct {
 	lastFailed Snapshot
 	writes     atomic.Int64
 	lastWrites int64
+	// noTimeline: the server does not tell its timeline (learnTimeline).
+	noTimeline bool
+	// The timeline history last read (readTimeline): of timeline histTLI,
+	// at histAt, or why it could not be.
+	histTLI uint32
+	hist    []TimelineSwitch
+	histErr string
+	histAt  time.Time
 }
 
 // ConnectFunc opens a connection with the prepared configuration; tests and
@@ -186,6 +194,10 @@ func (p *Prober) probe(ctx context.Context, snap *Snapshot) error {
 			return err
 		})
 	}
+	var tli int64
+	if !p.noTimeline {
+		b.Queue(timelineQuery).QueryRow(func(row pgx.Row) error { return row.Scan(&tli) })
+	}
 	b.Queue(invalidDatabasesQuery).QueryRow(func(row pgx.Row) error { return row.Scan(&snap.InvalidDatabases) })
 	b.Queue(capacityQuery).QueryRow(func(row pgx.Row) error {
 		var c Capacity
@@ -274,6 +286,8 @@ func (p *Prober) probe(ctx context.Context, snap *Snapshot) error {
 	}
 	snap.CurrentLSN, _ = ParseLSN(curLSN)
 	snap.PglogicalVersion = version
+	snap.Timeline = uint32(tli)
+	p.readTimeline(ctx, snap)
 	if hb != nil {
 		hb.Clock, hb.ReadAt = clock, sent
 		snap.Heartbeat = hb
@@ -314,6 +328,7 @@ func (p *Prober) dial(ctx context.Context) error {
 		return fmt.Errorf("probe %s: %w", p.node.Name, err)
 	}
 	p.pg14 = serverMajor(conn.PgConn().ParameterStatus("server_version")) >= 14
+	p.learnTimeline(ctx)
 	return nil
 }
 

@@ -31,6 +31,12 @@ type Snapshot struct {
 	PglogicalVersion string `json:"pglogical_version,omitempty"` // "" when not installed
 	LocalNode        string `json:"local_node,omitempty"`        // pglogical node name
 	CurrentLSN       LSN    `json:"current_lsn"`
+	// Timeline is the timeline the server writes WAL on (0: a standby, or
+	// not told); TimelineHistory is its history file (past the first
+	// timeline), or TimelineHistoryErr why it could not be read.
+	Timeline           uint32           `json:"timeline,omitempty"`
+	TimelineHistory    []TimelineSwitch `json:"timeline_history,omitempty"`
+	TimelineHistoryErr string           `json:"timeline_history_error,omitempty"`
 
 	Slots         []Slot         `json:"slots"`
 	Subscriptions []Subscription `json:"subscriptions"`

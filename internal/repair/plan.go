@@ -619,6 +619,15 @@ lost, and pglogical skips, silently, what %[1]s commits until its WAL passes wha
 the rows it lacks were skipped:
   pglmon verify --config FILE --subscription %[1]s
   pglmon verify --config FILE --subscription %[1]s --copy-script rows.psql   (copies the provider's rows over: read it first)`, sh(s.Name))
+	case diagnose.CodeProviderTimelineChanged:
+		fmt.Fprintf(&b, `Provider %[1]s went on to a new timeline (a failover or switchover, or a point-in-time restore), and
+pglmon could not tell whether subscriber %[2]s had applied changes %[1]s lost with the old one (the
+message says why). If it had, pglogical skipped what %[1]s committed until its WAL passed them.
+Compare the tables; rows only the subscriber holds are what the provider lost, and rows it lacks
+were skipped:
+  pglmon verify --config FILE --subscription %[3]s
+  pglmon verify --config FILE --subscription %[3]s --copy-script rows.psql   (copies the provider's rows over: read it first)
+A verification that finds every table equal puts this finding behind.`, s.Provider, s.Subscriber, sh(s.Name))
 	default:
 		fmt.Fprintf(&b, "%s: %s\nNo pglmon remedy applies; read the message and the server logs.", f.Code, f.Message)
 	}

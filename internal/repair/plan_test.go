@@ -177,4 +177,9 @@ func TestProviderRewoundPlan(t *testing.T) {
 	if strings.Contains(held, "rewind-origin") || !strings.Contains(held, "pglmon verify --config FILE --subscription") {
 		t.Errorf("the held finding's plan:\n%s", held)
 	}
+	unsure := HumanPlan(diagnose.Finding{Code: diagnose.CodeProviderTimelineChanged, Human: true}, s).Text
+	if strings.Contains(unsure, "rewind-origin") || !strings.Contains(unsure, "Provider prov went on to a new timeline") ||
+		!strings.Contains(unsure, `pglmon verify --config FILE --subscription 'sub_o'\''1' --copy-script rows.psql`) {
+		t.Errorf("provider_timeline_changed's plan:\n%s", unsure)
+	}
 }
