@@ -65,6 +65,10 @@ type heldRewind struct {
 	FromTimeline uint32 `json:"from_timeline,omitempty"`
 	ToTimeline   uint32 `json:"to_timeline,omitempty"`
 	Unsure       string `json:"unsure,omitempty"`
+	// OriginBefore is set for the subscriber's rewind (subscriber_rewound):
+	// its origin was there before it went back to OriginLSN, while the
+	// provider's slot had confirmed SlotConfirmedLSN.
+	OriginBefore string `json:"origin_before,omitempty"`
 }
 
 type rewindState struct {
@@ -104,25 +108,60 @@ func (w *rewindWatch) watchTimelines(log *slog.Logger, r *diagnose.Report) bool 
 		prev, known := w.timelines[n.Name]
 		cur := seenTimeline{Node: n.Name, TLI: n.Timeline, Origins: map[string]string{}, At: r.Time}
 		switched := known && prev.TLI != n.Timeline
+		if !switched {
+			// What a subscriber that does not answer now had applied.
+			maps.Copy(cur.Origins, prev.Origins)
+		}
 		for _, s := range r.Subscriptions {
 			if s.Provider != n.Name {
 				continue
 			}
 			key := s.Subscriber + "/" + s.Name
-			switch {
-			case s.OriginRemoteLSN != "":
+			if s.OriginRemoteLSN != "" {
 				cur.Origins[key] = s.OriginRemoteLSN
-			case !switched && prev.Origins[key] != "":
-				cur.Origins[key] = prev.Origins[key] // its subscriber did not answer
 			}
 			if switched {
 				w.judgeSwitch(log, r.Time, n, prev, s)
+			} else {
+				w.judgeOrigin(log, r.Time, n, prev, s)
 			}
 		}
 		dirty = dirty || !known || switched || (!maps.Equal(prev.Origins, cur.Origins) && r.Time.Sub(w.keptAt) >= time.Minute)
 		w.timelines[n.Name] = cur
 	}
 	return dirty
+}
+
+// judgeOrigin finds a subscriber put back to an earlier state (restored
+// from a backup or snapshot, failed over to a standby short of its WAL):
+// the origin of subscription s has gone back since pglmon last saw it,
+// while provider n's slot confirmed past where it is now. The provider's
+// logical decoding never starts below what its slot confirmed, so what
+// the subscriber applied in between, and lost, is never sent again:
+// pglogical goes on from the slot, silently. Not an origin created anew
+// (0/0: pglogical starts from the slot, as the origin_missing repair
+// means it to), nor one pglmon holds a rewind for (rewind-origin moves it
+// back on purpose).
+func (w *rewindWatch) judgeOrigin(log *slog.Logger, now time.Time, n diagnose.Node, prev seenTimeline, s diagnose.Subscription) {
+	key := s.Subscriber + "/" + s.Name
+	if _, held := w.held[key]; held || s.OriginRemoteLSN == "" || prev.Origins[key] == "" {
+		return
+	}
+	before, err1 := probe.ParseLSN(prev.Origins[key])
+	origin, err2 := probe.ParseLSN(s.OriginRemoteLSN)
+	if err1 != nil || err2 != nil || origin == 0 || origin >= before {
+		return
+	}
+	i := slices.IndexFunc(n.Slots, func(sl probe.Slot) bool { return sl.Name == s.SlotName })
+	if i < 0 || n.Slots[i].ConfirmedFlushLSN <= origin {
+		// The provider sends again from the origin: nothing is lost.
+		return
+	}
+	confirmed := n.Slots[i].ConfirmedFlushLSN
+	log.Error("subscriber rewound: its origin went back, past what the provider's slot had confirmed, and the provider never sends those changes again",
+		keySubscription, s.Name, keySubscriber, s.Subscriber, keyNode, n.Name, "origin_before", prev.Origins[key], "origin_lsn", s.OriginRemoteLSN, "slot_confirmed_lsn", confirmed.String())
+	w.held[key] = heldRewind{Subscriber: s.Subscriber, Subscription: s.Name, Provider: n.Name, First: prev.At, Last: now,
+		Rewind: diagnose.Rewind{OriginLSN: s.OriginRemoteLSN, SlotConfirmedLSN: confirmed.String()}, OriginBefore: prev.Origins[key]}
 }
 
 // judgeSwitch judges subscription s of provider n, which was on timeline
@@ -181,7 +220,7 @@ func (w *rewindWatch) annotate(log *slog.Logger, r *diagnose.Report, equalSince 
 			// Seen while it lasts: what a switch of timeline left unsure
 			// or inferred is now seen.
 			h.Provider, h.Rewind, h.Last = s.Provider, *s.Rewound, r.Time
-			h.FromTimeline, h.ToTimeline, h.Unsure = 0, 0, ""
+			h.FromTimeline, h.ToTimeline, h.Unsure, h.OriginBefore = 0, 0, "", ""
 			w.held[key], dirty = h, true
 			continue
 		}
@@ -209,6 +248,10 @@ func (h heldRewind) finding(subscriber, sub string) diagnose.Finding {
 	span := fmt.Sprintf("between %s and %s", h.First.UTC().Format(time.RFC3339), h.Last.UTC().Format(time.RFC3339))
 	verify := fmt.Sprintf("pglmon verify --subscription %s names the rows either side lacks (--copy-script writes what copies them); this finding stands until a verification that started since finds every table equal", shellword.Quote(sub))
 	switch {
+	case h.OriginBefore != "":
+		return diagnose.Finding{Code: diagnose.CodeSubscriberRewound, Severity: diagnose.Critical, Human: true,
+			Message: fmt.Sprintf("%s's replication origin for %s went back from %s to %s %s, while %s's slot had confirmed up to %s: %s was restored from a backup or snapshot, or failed over to a standby short of its WAL (or the origin was moved back by hand), and lost what it had applied from %s in between. %s never sends those changes again (its logical decoding starts where the slot confirmed), so pglogical goes on from there, silently, and the rows %s changed between %s and %s are missing or out of date on %s: %s, or resynchronise the tables",
+				subscriber, h.Provider, h.OriginBefore, h.OriginLSN, span, h.Provider, h.SlotConfirmedLSN, subscriber, h.Provider, h.Provider, h.Provider, h.OriginLSN, minLSN(h.OriginBefore, h.SlotConfirmedLSN), subscriber, verify)}
 	case h.Unsure != "":
 		return diagnose.Finding{Code: diagnose.CodeProviderTimelineChanged, Severity: diagnose.Warning, Human: true,
 			Message: fmt.Sprintf("%s switched from timeline %d to %d %s (a promotion: a failover or switchover; or a point-in-time restore), and pglmon cannot tell whether it lost changes %s had applied from it (up to %s when pglmon last saw it): %s. If it did, %s holds changes %s no longer has, and pglogical skipped, silently, what %s committed on its new timeline until its WAL passed them: %s",
@@ -221,6 +264,17 @@ func (h heldRewind) finding(subscriber, sub string) diagnose.Finding {
 	return diagnose.Finding{Code: diagnose.CodeProviderRewound, Severity: diagnose.Critical, Human: true,
 		Message: fmt.Sprintf("%s pglmon saw %s's replication origin past %s's end of WAL (origin at %s, %s's WAL at %s): %s had been restored from a backup or snapshot, or failed over to a standby short of that WAL, and pglogical skipped, silently, the transactions %s committed meanwhile; %s holds changes %s no longer has. Nothing more is skipped now (%s's WAL has passed that point, or the origin was moved back), but what was skipped stays lost: %s",
 			strings.Replace(span, "between", "from", 1), subscriber, h.Provider, h.OriginLSN, h.Provider, h.ProviderLSN, h.Provider, h.Provider, subscriber, h.Provider, h.Provider, verify)}
+}
+
+// minLSN is the lower of two LSNs as PostgreSQL writes them (a when
+// either cannot be read).
+func minLSN(a, b string) string {
+	la, err1 := probe.ParseLSN(a)
+	lb, err2 := probe.ParseLSN(b)
+	if err1 == nil && err2 == nil && lb < la {
+		return b
+	}
+	return a
 }
 
 // keep writes the held rewinds to the state file.

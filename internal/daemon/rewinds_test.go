@@ -272,3 +272,174 @@ func TestTimelineSwitchJudged(t *testing.T) {
 		}
 	}
 }
+
+// A subscription's origin going back (watchTimelines, without servers):
+// subscriber_rewound when the provider's slot had confirmed past where it
+// is now, and not for an origin created anew, one the slot is not past, or
+// one pglmon holds a rewind of.
+func TestSubscriberRewindJudged(t *testing.T) {
+	at := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	report := func(origin string, confirmed probe.LSN) *diagnose.Report {
+		at = at.Add(time.Minute)
+		return &diagnose.Report{Time: at, Health: diagnose.OK,
+			Nodes:         []diagnose.Node{{Name: "prov", Up: true, Timeline: 1, Slots: []probe.Slot{{Name: "pgl_a", ConfirmedFlushLSN: confirmed}}}},
+			Subscriptions: []diagnose.Subscription{{Name: "a", Subscriber: "sub", Provider: "prov", SlotName: "pgl_a", Status: "replicating", Health: diagnose.OK, OriginRemoteLSN: origin}}}
+	}
+	codes := func(r *diagnose.Report) string {
+		var out []string
+		for _, f := range r.Subscriptions[0].Findings {
+			out = append(out, f.Code)
+		}
+		return strings.Join(out, " ")
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, c := range []struct {
+		name      string
+		origin    string
+		confirmed probe.LSN
+		want      string
+	}{
+		{"back, the slot past both", "0/2000000", 0x3000200, "subscriber_rewound"},
+		{"back, the slot between", "0/2000000", 0x2800000, "subscriber_rewound"},
+		{"back, the slot not past it: sent again", "0/2000000", 0x2000000, ""},
+		{"created anew", "0/0", 0x3000200, ""},
+		{"forward", "0/3000300", 0x3000300, ""},
+	} {
+		w := &rewindWatch{}
+		w.annotate(log, report("0/3000100", 0x3000100), nil)
+		// The subscriber does not answer for a cycle (being restored): its
+		// subscription is not in the report.
+		gone := report("", 0x3000100)
+		gone.Subscriptions = nil
+		w.annotate(log, gone, nil)
+		r := report(c.origin, c.confirmed)
+		w.annotate(log, r, nil)
+		if got := codes(r); got != c.want {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+			continue
+		}
+		if c.want == "" {
+			continue
+		}
+		f := r.Subscriptions[0].Findings[0]
+		if f.Severity != diagnose.Critical || !strings.Contains(f.Message, "went back from 0/3000100 to "+c.origin) {
+			t.Errorf("%s: %+v", c.name, f)
+		}
+		// Held once the origin has moved on.
+		next := report("0/5000000", 0x5000000)
+		w.annotate(log, next, nil)
+		if codes(next) != c.want || next.Health != diagnose.Critical {
+			t.Errorf("%s, a cycle later: %q %s", c.name, codes(next), next.Health)
+		}
+	}
+	// A rewind-origin repair after a provider_rewound moves the origin back
+	// on purpose.
+	w := &rewindWatch{}
+	w.annotate(log, report("0/3000100", 0x1000000), nil)
+	live := report("0/3000100", 0x1000000)
+	live.Subscriptions[0].Rewound = &diagnose.Rewind{OriginLSN: "0/3000100", ProviderLSN: "0/1000100", SlotConfirmedLSN: "0/1000000"}
+	w.annotate(log, live, nil)
+	after := report("0/1000000", 0x1000200)
+	w.annotate(log, after, nil)
+	if got := codes(after); got != "provider_rewound" {
+		t.Errorf("after rewind-origin: %q", got)
+	}
+}
+
+// A subscriber put back from a copy of its files taken before it applied
+// rows 101-150 (a restore from a snapshot, a failover to a standby short
+// of its WAL): its origin goes back, the provider's slot had confirmed
+// those rows, and they never arrive again, while later ones do. The daemon
+// says subscriber_rewound, and holds it until a verification finds the
+// tables equal.
+func TestDaemonFindsARestoredSubscriber(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Own: true, Rows: 10})
+	r := start(t, pairConfig(p, filepath.Join(t.TempDir(), "a.jsonl"), policyOff()), nil)
+	saved, err := p.Subscriber.Cluster.SaveFiles(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitStatus(ctx, p.Sub(), "replicating", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 SELECT g, 'lost by the subscriber', g FROM generate_series(101, 150) g"); err != nil {
+		t.Fatal(err)
+	}
+	slot, err := p.SlotName(ctx, p.Sub())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var origin string
+	if err := pgtest.Poll(ctx, time.Minute, func() bool {
+		var n int
+		var confirmed bool
+		if p.Subscriber.QueryRow(ctx, "SELECT count(*), (SELECT remote_lsn::text FROM pg_replication_origin_status LIMIT 1) FROM items_0 WHERE id BETWEEN 101 AND 150", []any{&n, &origin}) != nil || n != 50 ||
+			p.Provider.QueryRow(ctx, "SELECT confirmed_flush_lsn >= $1::pg_lsn FROM pg_replication_slots WHERE slot_name = $2", []any{&confirmed}, origin, slot) != nil || !confirmed {
+			return false
+		}
+		rep := r.status(t)
+		s, ok := rep.Subscription(p.Sub(), "")
+		return ok && s.OriginRemoteLSN == origin
+	}); err != nil {
+		t.Fatalf("rows 101-150 applied, confirmed and seen by the daemon: origin %s", origin)
+	}
+	if err := p.Subscriber.Cluster.PutBack(ctx, saved); err != nil {
+		t.Fatal(err)
+	}
+	var f diagnose.Finding
+	if err := pgtest.Poll(ctx, time.Minute, func() bool {
+		rep := r.status(t)
+		s, ok := rep.Subscription(p.Sub(), "")
+		var found bool
+		f, found = s.Finding(diagnose.CodeSubscriberRewound)
+		return ok && found
+	}); err != nil {
+		var now string
+		var count int
+		_ = p.Subscriber.QueryRow(ctx, "SELECT (SELECT remote_lsn::text FROM pg_replication_origin_status LIMIT 1), (SELECT count(*) FROM items_0 WHERE id BETWEEN 101 AND 150)", []any{&now, &count})
+		t.Fatalf("no subscriber_rewound (origin %s before, %s now, %d of rows 101-150 there): %+v", origin, now, count, r.status(t).Subscriptions)
+	}
+	if f.Severity != diagnose.Critical || !strings.Contains(f.Message, "went back from "+origin+" to ") {
+		t.Errorf("finding: %+v", f)
+	}
+	// The measure of it: a row written now arrives, the lost ones do not
+	// (pglogical applies in commit order: they would have come first).
+	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 VALUES (2001, 'after', 2001)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := pgtest.Poll(ctx, time.Minute, func() bool {
+		var n int
+		return p.Subscriber.QueryRow(ctx, "SELECT count(*) FROM items_0 WHERE id = 2001", []any{&n}) == nil && n == 1
+	}); err != nil {
+		t.Fatal("a row written after the restore did not arrive: ", err)
+	}
+	var lost int
+	if err := p.Subscriber.QueryRow(ctx, "SELECT count(*) FROM items_0 WHERE id BETWEEN 101 AND 150", []any{&lost}); err != nil || lost != 0 {
+		t.Fatalf("%d of rows 101-150 arrived again (%v): the provider sends again what the subscriber lost, and this finding is wrong", lost, err)
+	}
+	// Still said once the origin has moved past where it was.
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		rep := r.status(t)
+		s, ok := rep.Subscription(p.Sub(), "")
+		_, found := s.Finding(diagnose.CodeSubscriberRewound)
+		now, err1 := probe.ParseLSN(s.OriginRemoteLSN)
+		before, err2 := probe.ParseLSN(origin)
+		return ok && found && err1 == nil && err2 == nil && now > before
+	}); err != nil {
+		t.Fatalf("not held once the origin moved on: %+v", r.status(t).Subscriptions)
+	}
+	if err := p.Subscriber.Exec(ctx, "INSERT INTO items_0 SELECT g, 'lost by the subscriber', g FROM generate_series(101, 150) g"); err != nil {
+		t.Fatal(err)
+	}
+	byHand(t, r, p)
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		rep := r.status(t)
+		s, ok := rep.Subscription(p.Sub(), "")
+		_, held := s.Finding(diagnose.CodeSubscriberRewound)
+		return ok && !held && s.Health == diagnose.OK
+	}); err != nil {
+		t.Fatalf("still held after a verification found the tables equal: %+v", r.status(t).Subscriptions)
+	}
+}

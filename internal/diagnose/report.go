@@ -77,16 +77,20 @@ const (
 	// (a promotion, a point-in-time restore) and pglmon cannot tell
 	// whether it lost WAL the subscriber had applied (daemon).
 	CodeProviderTimelineChanged = "provider_timeline_changed"
-	CodeProviderConnectFailed   = "provider_connection_failed"
-	CodeWorkerSlotsExhausted    = "worker_slots_exhausted"
-	CodeReplicationCapacityLow  = "replication_capacity_low"
-	CodeApplyError              = "apply_error"
-	CodeApplyBlocked            = "apply_blocked"
-	CodeApplyDelayTimeout       = "apply_delay_timeout"
-	CodeSubscriptionDown        = "subscription_down"
-	CodeSlotMissing             = "slot_missing"
-	CodeSubscriptionDisabled    = "subscription_disabled"
-	CodeNodeUnreachable         = "node_unreachable"
+	// CodeSubscriberRewound: the subscriber's origin went back (a restore,
+	// a failover to a standby short of its WAL) past what the provider's
+	// slot confirmed: what it lost is never sent again (daemon).
+	CodeSubscriberRewound      = "subscriber_rewound"
+	CodeProviderConnectFailed  = "provider_connection_failed"
+	CodeWorkerSlotsExhausted   = "worker_slots_exhausted"
+	CodeReplicationCapacityLow = "replication_capacity_low"
+	CodeApplyError             = "apply_error"
+	CodeApplyBlocked           = "apply_blocked"
+	CodeApplyDelayTimeout      = "apply_delay_timeout"
+	CodeSubscriptionDown       = "subscription_down"
+	CodeSlotMissing            = "slot_missing"
+	CodeSubscriptionDisabled   = "subscription_disabled"
+	CodeNodeUnreachable        = "node_unreachable"
 	// CodeNodeInRecovery: a node pglmon reaches is a standby, where
 	// pglogical runs no worker and keeps no logical slot.
 	CodeNodeInRecovery         = "node_in_recovery"

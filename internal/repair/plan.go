@@ -619,6 +619,18 @@ lost, and pglogical skips, silently, what %[1]s commits until its WAL passes wha
 the rows it lacks were skipped:
   pglmon verify --config FILE --subscription %[1]s
   pglmon verify --config FILE --subscription %[1]s --copy-script rows.psql   (copies the provider's rows over: read it first)`, sh(s.Name))
+	case diagnose.CodeSubscriberRewound:
+		fmt.Fprintf(&b, `Subscriber %[2]s lost changes it had applied from provider %[1]s (restored from a backup or snapshot,
+or failed over to a standby short of its WAL), and %[1]s's slot had confirmed them, so %[1]s never
+sends them again: pglogical went on from the slot. Nothing pglogical does brings them back.
+Compare the tables and copy what differs from the provider (rows changed on %[1]s in that span are
+missing or out of date on %[2]s; rows written on %[2]s since its restore are yours to judge):
+  pglmon verify --config FILE --subscription %[3]s
+  pglmon verify --config FILE --subscription %[3]s --copy-script rows.psql   (copies the provider's rows over: read it first)
+or resynchronise a table (TRUNCATES it on %[2]s, then copies it):
+  -- on subscriber %[2]s
+  SELECT pglogical.alter_subscription_resynchronize_table(%[4]s, 'schema.table');
+A verification that finds every table equal puts this finding behind.`, s.Provider, s.Subscriber, sh(s.Name), q(s.Name))
 	case diagnose.CodeProviderTimelineChanged:
 		fmt.Fprintf(&b, `Provider %[1]s went on to a new timeline (a failover or switchover, or a point-in-time restore), and
 pglmon could not tell whether subscriber %[2]s had applied changes %[1]s lost with the old one (the

@@ -182,4 +182,10 @@ func TestProviderRewoundPlan(t *testing.T) {
 		!strings.Contains(unsure, `pglmon verify --config FILE --subscription 'sub_o'\''1' --copy-script rows.psql`) {
 		t.Errorf("provider_timeline_changed's plan:\n%s", unsure)
 	}
+	lost := HumanPlan(diagnose.Finding{Code: diagnose.CodeSubscriberRewound, Human: true}, s).Text
+	if !strings.Contains(lost, "Subscriber sub lost changes it had applied from provider prov") ||
+		!strings.Contains(lost, `pglmon verify --config FILE --subscription 'sub_o'\''1' --copy-script rows.psql`) ||
+		!strings.Contains(lost, "SELECT pglogical.alter_subscription_resynchronize_table('sub_o''1', 'schema.table');") {
+		t.Errorf("subscriber_rewound's plan:\n%s", lost)
+	}
 }
