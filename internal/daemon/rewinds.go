@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -46,7 +47,20 @@ type seenTimeline struct {
 	Node    string            `json:"node"`
 	TLI     uint32            `json:"timeline"`
 	Origins map[string]string `json:"origins,omitempty"`
-	At      time.Time         `json:"seen"`
+	// Idle are its slots, by name, that were inactive while their
+	// subscription could not consume them (watchIdleSlots).
+	Idle map[string]idleSlot `json:"idle_slots,omitempty"`
+	// Owners are the subscriptions (subscriber/subscription) of its slots,
+	// by slot name, as last seen.
+	Owners map[string]string `json:"slot_owners,omitempty"`
+	At     time.Time         `json:"seen"`
+}
+
+// idleSlot is where an idle slot had confirmed, and whose it is
+// (subscriber/subscription).
+type idleSlot struct {
+	Confirmed    string `json:"confirmed_flush_lsn"`
+	Subscription string `json:"subscription"`
 }
 
 // heldRewind is a rewind pglmon saw, from First to Last.
@@ -69,6 +83,11 @@ type heldRewind struct {
 	// its origin was there before it went back to OriginLSN, while the
 	// provider's slot had confirmed SlotConfirmedLSN.
 	OriginBefore string `json:"origin_before,omitempty"`
+	// SlotMovedFrom is set when the provider's slot (Slot) moved on from
+	// there to SlotConfirmedLSN while the subscription could not consume
+	// it (slot_advanced).
+	SlotMovedFrom string `json:"slot_moved_from,omitempty"`
+	Slot          string `json:"slot,omitempty"`
 }
 
 type rewindState struct {
@@ -102,21 +121,29 @@ func (w *rewindWatch) restore(path string, st rewindState) {
 func (w *rewindWatch) watchTimelines(log *slog.Logger, r *diagnose.Report) bool {
 	dirty := false
 	for _, n := range r.Nodes {
-		if !n.Up || n.Timeline == 0 {
+		if !n.Up {
 			continue
 		}
 		prev, known := w.timelines[n.Name]
-		cur := seenTimeline{Node: n.Name, TLI: n.Timeline, Origins: map[string]string{}, At: r.Time}
-		switched := known && prev.TLI != n.Timeline
+		// A server that does not tell its timeline (a standby, a fork that
+		// refuses pg_walfile_name) keeps the one last seen.
+		cur := seenTimeline{Node: n.Name, TLI: cmp.Or(n.Timeline, prev.TLI), Origins: map[string]string{}, At: r.Time}
+		switched := known && prev.TLI != 0 && n.Timeline != 0 && prev.TLI != n.Timeline
 		if !switched {
 			// What a subscriber that does not answer now had applied.
 			maps.Copy(cur.Origins, prev.Origins)
 		}
+		cur.Owners = maps.Clone(prev.Owners)
+		if cur.Owners == nil {
+			cur.Owners = map[string]string{}
+		}
+		bySlot := map[string]diagnose.Subscription{}
 		for _, s := range r.Subscriptions {
 			if s.Provider != n.Name {
 				continue
 			}
 			key := s.Subscriber + "/" + s.Name
+			bySlot[s.SlotName], cur.Owners[s.SlotName] = s, key
 			if s.OriginRemoteLSN != "" {
 				cur.Origins[key] = s.OriginRemoteLSN
 			}
@@ -126,10 +153,48 @@ func (w *rewindWatch) watchTimelines(log *slog.Logger, r *diagnose.Report) bool 
 				w.judgeOrigin(log, r.Time, n, prev, s)
 			}
 		}
-		dirty = dirty || !known || switched || (!maps.Equal(prev.Origins, cur.Origins) && r.Time.Sub(w.keptAt) >= time.Minute)
+		cur.Idle = w.watchIdleSlots(log, r.Time, n, prev, bySlot, cur.Owners)
+		dirty = dirty || !known || switched || !maps.Equal(prev.Idle, cur.Idle) || !maps.Equal(prev.Owners, cur.Owners) ||
+			(!maps.Equal(prev.Origins, cur.Origins) && r.Time.Sub(w.keptAt) >= time.Minute)
 		w.timelines[n.Name] = cur
 	}
 	return dirty
+}
+
+// watchIdleSlots finds a provider's slot moved on while its subscription
+// could not consume it (disabled, or its subscriber not answering, at two
+// probes in a row, the slot inactive at both): pg_replication_slot_advance
+// (a runbook's way to free the WAL a slot holds), or a session that read
+// it with pg_logical_slot_get_changes. pglogical starts from the slot, so
+// the changes in between are lost to the subscriber, silently. It returns
+// the idle slots' positions now (by slot name: the confirmed LSN, and the
+// subscriber/subscription using it).
+func (w *rewindWatch) watchIdleSlots(log *slog.Logger, now time.Time, n diagnose.Node, prev seenTimeline, bySlot map[string]diagnose.Subscription, owners map[string]string) map[string]idleSlot {
+	out := map[string]idleSlot{}
+	for _, sl := range n.Slots {
+		s, present := bySlot[sl.Name]
+		if sl.Active || (present && s.Enabled) || owners[sl.Name] == "" {
+			// Streaming, or its worker may have between two probes; or no
+			// subscription pglmon knows of uses it.
+			continue
+		}
+		was, seen := prev.Idle[sl.Name]
+		idle := idleSlot{Confirmed: sl.ConfirmedFlushLSN.String(), Subscription: owners[sl.Name]}
+		out[sl.Name] = idle
+		before, err := probe.ParseLSN(was.Confirmed)
+		if !seen || err != nil || sl.ConfirmedFlushLSN <= before {
+			continue
+		}
+		if _, held := w.held[idle.Subscription]; held {
+			continue
+		}
+		subscriber, name, _ := strings.Cut(idle.Subscription, "/")
+		log.Error("slot moved on while its subscription could not consume it: the changes in between are lost to the subscriber",
+			keySubscription, name, keySubscriber, subscriber, keyNode, n.Name, "slot", sl.Name, "from_lsn", was.Confirmed, "to_lsn", idle.Confirmed)
+		w.held[idle.Subscription] = heldRewind{Subscriber: subscriber, Subscription: name, Provider: n.Name, First: prev.At, Last: now,
+			Rewind: diagnose.Rewind{SlotConfirmedLSN: idle.Confirmed}, SlotMovedFrom: was.Confirmed, Slot: sl.Name}
+	}
+	return out
 }
 
 // judgeOrigin finds a subscriber put back to an earlier state (restored
@@ -220,7 +285,7 @@ func (w *rewindWatch) annotate(log *slog.Logger, r *diagnose.Report, equalSince 
 			// Seen while it lasts: what a switch of timeline left unsure
 			// or inferred is now seen.
 			h.Provider, h.Rewind, h.Last = s.Provider, *s.Rewound, r.Time
-			h.FromTimeline, h.ToTimeline, h.Unsure, h.OriginBefore = 0, 0, "", ""
+			h.FromTimeline, h.ToTimeline, h.Unsure, h.OriginBefore, h.SlotMovedFrom = 0, 0, "", "", ""
 			w.held[key], dirty = h, true
 			continue
 		}
@@ -248,6 +313,10 @@ func (h heldRewind) finding(subscriber, sub string) diagnose.Finding {
 	span := fmt.Sprintf("between %s and %s", h.First.UTC().Format(time.RFC3339), h.Last.UTC().Format(time.RFC3339))
 	verify := fmt.Sprintf("pglmon verify --subscription %s names the rows either side lacks (--copy-script writes what copies them); this finding stands until a verification that started since finds every table equal", shellword.Quote(sub))
 	switch {
+	case h.SlotMovedFrom != "":
+		return diagnose.Finding{Code: diagnose.CodeSlotAdvanced, Severity: diagnose.Critical, Human: true, Slot: h.Slot,
+			Message: fmt.Sprintf("slot %s on %s moved on from %s to %s %s, while nothing streamed from it and %s could not consume it (disabled, or %s not answering): someone ran pg_replication_slot_advance on it (to free the WAL it held), or read it with pg_logical_slot_get_changes. pglogical starts from the slot, so the changes %s committed in between are lost to %s, silently: %s, or resynchronise the tables",
+				h.Slot, h.Provider, h.SlotMovedFrom, h.SlotConfirmedLSN, span, sub, subscriber, h.Provider, subscriber, verify)}
 	case h.OriginBefore != "":
 		return diagnose.Finding{Code: diagnose.CodeSubscriberRewound, Severity: diagnose.Critical, Human: true,
 			Message: fmt.Sprintf("%s's replication origin for %s went back from %s to %s %s, while %s's slot had confirmed up to %s: %s was restored from a backup or snapshot, or failed over to a standby short of its WAL (or the origin was moved back by hand), and lost what it had applied from %s in between. %s never sends those changes again (its logical decoding starts where the slot confirmed), so pglogical goes on from there, silently, and the rows %s changed between %s and %s are missing or out of date on %s: %s, or resynchronise the tables",

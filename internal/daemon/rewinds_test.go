@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -282,8 +283,8 @@ func TestSubscriberRewindJudged(t *testing.T) {
 	report := func(origin string, confirmed probe.LSN) *diagnose.Report {
 		at = at.Add(time.Minute)
 		return &diagnose.Report{Time: at, Health: diagnose.OK,
-			Nodes:         []diagnose.Node{{Name: "prov", Up: true, Timeline: 1, Slots: []probe.Slot{{Name: "pgl_a", ConfirmedFlushLSN: confirmed}}}},
-			Subscriptions: []diagnose.Subscription{{Name: "a", Subscriber: "sub", Provider: "prov", SlotName: "pgl_a", Status: "replicating", Health: diagnose.OK, OriginRemoteLSN: origin}}}
+			Nodes:         []diagnose.Node{{Name: "prov", Up: true, Timeline: 1, Slots: []probe.Slot{{Name: "pgl_a", Active: true, ConfirmedFlushLSN: confirmed}}}},
+			Subscriptions: []diagnose.Subscription{{Name: "a", Subscriber: "sub", Provider: "prov", SlotName: "pgl_a", Enabled: true, Status: "replicating", Health: diagnose.OK, OriginRemoteLSN: origin}}}
 	}
 	codes := func(r *diagnose.Report) string {
 		var out []string
@@ -441,5 +442,169 @@ func TestDaemonFindsARestoredSubscriber(t *testing.T) {
 		return ok && !held && s.Health == diagnose.OK
 	}); err != nil {
 		t.Fatalf("still held after a verification found the tables equal: %+v", r.status(t).Subscriptions)
+	}
+}
+
+// A provider's slot moved on while its subscription was disabled, or its
+// subscriber did not answer (watchTimelines, without servers):
+// slot_advanced; not while the subscription is enabled (its worker may
+// have streamed between two probes), nor while the slot is active.
+func TestSlotAdvanceJudged(t *testing.T) {
+	at := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	report := func(enabled, present, active bool, confirmed probe.LSN) *diagnose.Report {
+		at = at.Add(time.Minute)
+		r := &diagnose.Report{Time: at, Health: diagnose.OK,
+			Nodes: []diagnose.Node{{Name: "prov", Up: true, Slots: []probe.Slot{{Name: "pgl_a", Active: active, ConfirmedFlushLSN: confirmed}}}}}
+		if present {
+			status := "replicating"
+			if !enabled {
+				status = "disabled"
+			}
+			r.Subscriptions = []diagnose.Subscription{{Name: "a", Subscriber: "sub", Provider: "prov", SlotName: "pgl_a", Enabled: enabled, Status: status, Health: diagnose.OK, OriginRemoteLSN: "0/1000000"}}
+		}
+		return r
+	}
+	codes := func(r *diagnose.Report) string {
+		var out []string
+		for _, s := range r.Subscriptions {
+			for _, f := range s.Findings {
+				out = append(out, f.Code)
+			}
+		}
+		return strings.Join(out, " ")
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	type probeAt struct {
+		enabled, present, active bool
+		confirmed                probe.LSN
+	}
+	for _, c := range []struct {
+		name  string
+		steps []probeAt
+		want  string
+	}{
+		{"disabled, moved on", []probeAt{{false, true, false, 0x1000000}, {false, true, false, 0x5000000}}, "slot_advanced"},
+		{"its subscriber gone quiet, moved on, back", []probeAt{{true, true, true, 0x1000000}, {false, false, false, 0x1000000}, {false, false, false, 0x5000000}, {true, true, true, 0x5000000}}, "slot_advanced"},
+		{"disabled, still", []probeAt{{false, true, false, 0x1000000}, {false, true, false, 0x1000000}}, ""},
+		{"enabled and down: its worker comes and goes", []probeAt{{true, true, false, 0x1000000}, {true, true, false, 0x5000000}}, ""},
+		{"enabled again, streamed", []probeAt{{false, true, false, 0x1000000}, {true, true, true, 0x5000000}, {false, true, false, 0x6000000}}, ""},
+	} {
+		w := &rewindWatch{}
+		var last *diagnose.Report
+		for _, st := range c.steps {
+			last = report(st.enabled, st.present, st.active, st.confirmed)
+			w.annotate(log, last, nil)
+		}
+		if got := codes(last); got != c.want {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+			continue
+		}
+		if c.want != "" && (last.Health != diagnose.Critical || !strings.Contains(last.Subscriptions[0].Findings[0].Message, "slot pgl_a on prov moved on from 0/1000000 to 0/5000000")) {
+			t.Errorf("%s: %s %+v", c.name, last.Health, last.Subscriptions[0].Findings)
+		}
+	}
+}
+
+// A disabled subscription's slot advanced on the provider (a runbook's way
+// to free the WAL it holds): the daemon says slot_advanced; the rows
+// written before the advance never arrive once the subscription is
+// enabled again, while later ones do.
+func TestDaemonFindsAnAdvancedSlot(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Own: true, Rows: 10})
+	r := start(t, pairConfig(p, filepath.Join(t.TempDir(), "a.jsonl"), policyOff()), nil)
+	slot, err := p.SlotName(ctx, p.Sub())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Disable(ctx, p.Sub()); err != nil {
+		t.Fatal(err)
+	}
+	// Two cycles of the daemon that saw it disabled and its slot idle.
+	idle := func() (time.Time, bool) {
+		rep := r.status(t)
+		s, ok := rep.Subscription(p.Sub(), "")
+		if !ok || s.Status != "disabled" {
+			return time.Time{}, false
+		}
+		for _, n := range rep.Nodes {
+			for _, sl := range n.Slots {
+				if sl.Name == slot {
+					return rep.Time, !sl.Active
+				}
+			}
+		}
+		return time.Time{}, false
+	}
+	var first time.Time
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		at, ok := idle()
+		if ok && first.IsZero() {
+			first = at
+		}
+		return ok && at.After(first)
+	}); err != nil {
+		t.Fatalf("the subscription disabled and its slot idle, seen twice: %+v", r.status(t).Subscriptions)
+	}
+	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 SELECT g, 'advanced over', g FROM generate_series(101, 150) g"); err != nil {
+		t.Fatal(err)
+	}
+	// Past the rows' commit: a slot advances only as far as the WAL is
+	// flushed (the test servers commit asynchronously).
+	var past string
+	if err := p.Provider.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text", []any{&past}); err != nil {
+		t.Fatal(err)
+	}
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		var done bool
+		return p.Provider.QueryRow(ctx, "SELECT end_lsn >= $2::pg_lsn FROM pg_replication_slot_advance($1, $2::pg_lsn)", []any{&done}, slot, past) == nil && done
+	}); err != nil {
+		t.Fatalf("the slot never advanced to %s", past)
+	}
+	var f diagnose.Finding
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		rep := r.status(t)
+		s, ok := rep.Subscription(p.Sub(), "")
+		var found bool
+		f, found = s.Finding(diagnose.CodeSlotAdvanced)
+		return ok && found
+	}); err != nil {
+		t.Fatalf("no slot_advanced: %+v", r.status(t).Subscriptions)
+	}
+	if f.Severity != diagnose.Critical || f.Slot != slot || !strings.Contains(f.Message, "slot "+slot+" on provider moved on from ") {
+		t.Errorf("finding: %+v", f)
+	}
+	// The measure of it.
+	if err := p.Subscriber.Exec(ctx, "SELECT pglogical.alter_subscription_enable($1, true)", p.Sub()); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 VALUES (2001, 'after', 2001)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := pgtest.Poll(ctx, time.Minute, func() bool {
+		var n int
+		return p.Subscriber.QueryRow(ctx, "SELECT count(*) FROM items_0 WHERE id = 2001", []any{&n}) == nil && n == 1
+	}); err != nil {
+		t.Fatal("a row written after the advance did not arrive: ", err)
+	}
+	var lost int
+	if err := p.Subscriber.QueryRow(ctx, "SELECT count(*) FROM items_0 WHERE id BETWEEN 101 AND 150", []any{&lost}); err != nil || lost != 0 {
+		b, _ := os.ReadFile(p.Provider.Cluster.LogPath())
+		var lines []string
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, "forwarding") || strings.Contains(l, "START_REPLICATION") || strings.Contains(l, "advance") || strings.Contains(l, "Streaming") {
+				lines = append(lines, l)
+			}
+		}
+		t.Fatalf("%d of rows 101-150 arrived (%v): pglogical no longer starts from the slot, and this finding is wrong\n%s\n%+v", lost, err, strings.Join(lines, "\n"), f)
+	}
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		rep := r.status(t)
+		s, ok := rep.Subscription(p.Sub(), "")
+		_, found := s.Finding(diagnose.CodeSlotAdvanced)
+		return ok && found && s.Status == "replicating" && rep.Health == diagnose.Critical
+	}); err != nil {
+		t.Fatalf("not held once replicating again: %+v", r.status(t).Subscriptions)
 	}
 }

@@ -80,7 +80,12 @@ const (
 	// CodeSubscriberRewound: the subscriber's origin went back (a restore,
 	// a failover to a standby short of its WAL) past what the provider's
 	// slot confirmed: what it lost is never sent again (daemon).
-	CodeSubscriberRewound      = "subscriber_rewound"
+	CodeSubscriberRewound = "subscriber_rewound"
+	// CodeSlotAdvanced: the provider's slot moved on while its
+	// subscription could not consume it (pg_replication_slot_advance,
+	// pg_logical_slot_get_changes): the changes in between are lost to the
+	// subscriber (daemon).
+	CodeSlotAdvanced           = "slot_advanced"
 	CodeProviderConnectFailed  = "provider_connection_failed"
 	CodeWorkerSlotsExhausted   = "worker_slots_exhausted"
 	CodeReplicationCapacityLow = "replication_capacity_low"

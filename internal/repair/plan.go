@@ -631,6 +631,18 @@ or resynchronise a table (TRUNCATES it on %[2]s, then copies it):
   -- on subscriber %[2]s
   SELECT pglogical.alter_subscription_resynchronize_table(%[4]s, 'schema.table');
 A verification that finds every table equal puts this finding behind.`, s.Provider, s.Subscriber, sh(s.Name), q(s.Name))
+	case diagnose.CodeSlotAdvanced:
+		fmt.Fprintf(&b, `Provider %[1]s's slot %[5]s moved on while subscription %[3]s could not consume it
+(pg_replication_slot_advance, or pg_logical_slot_get_changes): the changes %[1]s committed in between
+never reach subscriber %[2]s. Nothing pglogical does brings them back. To free the WAL a slot holds
+without losing changes, get the subscription streaming, or drop the subscription (and copy its
+tables again) instead. Compare the tables and copy what differs from the provider:
+  pglmon verify --config FILE --subscription %[3]s
+  pglmon verify --config FILE --subscription %[3]s --copy-script rows.psql   (copies the provider's rows over: read it first)
+or resynchronise a table (TRUNCATES it on %[2]s, then copies it):
+  -- on subscriber %[2]s
+  SELECT pglogical.alter_subscription_resynchronize_table(%[4]s, 'schema.table');
+A verification that finds every table equal puts this finding behind.`, s.Provider, s.Subscriber, sh(s.Name), q(s.Name), f.Slot)
 	case diagnose.CodeProviderTimelineChanged:
 		fmt.Fprintf(&b, `Provider %[1]s went on to a new timeline (a failover or switchover, or a point-in-time restore), and
 pglmon could not tell whether subscriber %[2]s had applied changes %[1]s lost with the old one (the

@@ -188,4 +188,9 @@ func TestProviderRewoundPlan(t *testing.T) {
 		!strings.Contains(lost, "SELECT pglogical.alter_subscription_resynchronize_table('sub_o''1', 'schema.table');") {
 		t.Errorf("subscriber_rewound's plan:\n%s", lost)
 	}
+	moved := HumanPlan(diagnose.Finding{Code: diagnose.CodeSlotAdvanced, Human: true, Slot: "pgl_x"}, s).Text
+	if !strings.Contains(moved, `Provider prov's slot pgl_x moved on while subscription 'sub_o'\''1' could not consume it`) ||
+		!strings.Contains(moved, `pglmon verify --config FILE --subscription 'sub_o'\''1' --copy-script rows.psql`) {
+		t.Errorf("slot_advanced's plan:\n%s", moved)
+	}
 }
