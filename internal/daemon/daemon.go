@@ -317,8 +317,9 @@ func (d *Daemon) shutdown(wg *sync.WaitGroup) error {
 	// A log read that ended after the last cycle: where it ended, and what
 	// it found, are kept too, or the next start reads (and counts) it again.
 	d.logs.keep(d)
-	// The providers' timelines with how far each subscriber had applied:
-	// what a switch of timeline while the daemon was stopped is judged by.
+	// The providers' timelines, origins and idle slots: what a switch of
+	// timeline, a subscriber's restore or a slot's advance while the
+	// daemon was stopped is judged by.
 	d.rewinds.keep(d.log)
 	d.mon.Close(ctx)
 	d.beats.close(ctx, nil)

@@ -27,23 +27,20 @@ import (
 type rewindWatch struct {
 	path string
 	held map[string]heldRewind // by subscriber/subscription
-	// timelines are the providers' timelines as last seen (by node), with
-	// how far each subscription from them had applied then: a new
-	// timeline's history says where the provider's WAL went on from, and
-	// whatever a subscriber had applied past that point was lost with the
-	// old timeline and skipped on the new one.
-	timelines map[string]seenTimeline
-	// keptAt is when the state was last written: the timelines' origins
+	// providers are what pglmon last saw of each provider (by node): see
+	// watchProviders.
+	providers map[string]seenProvider
+	// keptAt is when the state was last written: the providers' origins
 	// are written at most once a minute while nothing else changes.
 	keptAt time.Time
 	// err is why the state could not be kept, last time (logged once).
 	err string
 }
 
-// seenTimeline is a provider's timeline as pglmon saw it last, at At, and
-// the origin remote_lsn of each subscription from it (by
+// seenProvider is a provider as pglmon saw it last, at At: its timeline,
+// and the origin remote_lsn of each subscription from it (by
 // subscriber/subscription) as last seen while it was on that timeline.
-type seenTimeline struct {
+type seenProvider struct {
 	Node    string            `json:"node"`
 	TLI     uint32            `json:"timeline"`
 	Origins map[string]string `json:"origins,omitempty"`
@@ -93,41 +90,46 @@ type heldRewind struct {
 type rewindState struct {
 	Version   int            `json:"version"`
 	Held      []heldRewind   `json:"held,omitempty"`
-	Timelines []seenTimeline `json:"timelines,omitempty"`
+	Providers []seenProvider `json:"providers,omitempty"`
 }
 
 func (s rewindState) version() int { return s.Version }
 
 // restore takes over the rewinds a kept state holds.
 func (w *rewindWatch) restore(path string, st rewindState) {
-	w.path, w.held, w.timelines = path, map[string]heldRewind{}, map[string]seenTimeline{}
+	w.path, w.held, w.providers = path, map[string]heldRewind{}, map[string]seenProvider{}
 	for _, h := range st.Held {
 		w.held[h.Subscriber+"/"+h.Subscription] = h
 	}
-	for _, t := range st.Timelines {
-		w.timelines[t.Node] = t
+	for _, t := range st.Providers {
+		w.providers[t.Node] = t
 	}
 }
 
-// watchTimelines records each provider's timeline and, when it changed
-// since pglmon last saw it, judges each of its subscriptions from where
-// the old timeline ended (the new one's history) against how far the
-// subscriber had applied before: past it, what it applied was lost with
-// the old timeline and pglogical skipped the provider's transactions
-// until its WAL on the new one passed that point, which a probe after
-// that no longer sees (held as provider_rewound); not past it, nothing
-// was lost; not known, provider_timeline_changed. It reports whether the
-// state should be written.
-func (w *rewindWatch) watchTimelines(log *slog.Logger, r *diagnose.Report) bool {
+// watchProviders keeps, for each provider, its timeline, how far each
+// subscription from it had applied (its origin) and where its idle slots
+// stood, as last seen, and judges each cycle against them what a probe
+// alone cannot see once it is over:
+//   - a new timeline (judgeSwitch): a subscriber that had applied past
+//     where the old one ended lost nothing of its own, but pglogical
+//     skipped the provider's transactions until its WAL on the new one
+//     passed that point (provider_rewound, held); not known:
+//     provider_timeline_changed;
+//   - an origin gone back past what the slot confirmed (judgeOrigin):
+//     subscriber_rewound;
+//   - an idle slot moved on (watchIdleSlots): slot_advanced.
+//
+// It reports whether the state should be written.
+func (w *rewindWatch) watchProviders(log *slog.Logger, r *diagnose.Report) bool {
 	dirty := false
 	for _, n := range r.Nodes {
 		if !n.Up {
 			continue
 		}
-		prev, known := w.timelines[n.Name]
+		prev, known := w.providers[n.Name]
 		// A server that does not tell its timeline (a standby, a fork that
 		// refuses pg_walfile_name) keeps the one last seen.
-		cur := seenTimeline{Node: n.Name, TLI: cmp.Or(n.Timeline, prev.TLI), Origins: map[string]string{}, At: r.Time}
+		cur := seenProvider{Node: n.Name, TLI: cmp.Or(n.Timeline, prev.TLI), Origins: map[string]string{}, At: r.Time}
 		switched := known && prev.TLI != 0 && n.Timeline != 0 && prev.TLI != n.Timeline
 		if !switched {
 			// What a subscriber that does not answer now had applied.
@@ -156,7 +158,7 @@ func (w *rewindWatch) watchTimelines(log *slog.Logger, r *diagnose.Report) bool 
 		cur.Idle = w.watchIdleSlots(log, r.Time, n, prev, bySlot, cur.Owners)
 		dirty = dirty || !known || switched || !maps.Equal(prev.Idle, cur.Idle) || !maps.Equal(prev.Owners, cur.Owners) ||
 			(!maps.Equal(prev.Origins, cur.Origins) && r.Time.Sub(w.keptAt) >= time.Minute)
-		w.timelines[n.Name] = cur
+		w.providers[n.Name] = cur
 	}
 	return dirty
 }
@@ -169,7 +171,7 @@ func (w *rewindWatch) watchTimelines(log *slog.Logger, r *diagnose.Report) bool 
 // the changes in between are lost to the subscriber, silently. It returns
 // the idle slots' positions now (by slot name: the confirmed LSN, and the
 // subscriber/subscription using it).
-func (w *rewindWatch) watchIdleSlots(log *slog.Logger, now time.Time, n diagnose.Node, prev seenTimeline, bySlot map[string]diagnose.Subscription, owners map[string]string) map[string]idleSlot {
+func (w *rewindWatch) watchIdleSlots(log *slog.Logger, now time.Time, n diagnose.Node, prev seenProvider, bySlot map[string]diagnose.Subscription, owners map[string]string) map[string]idleSlot {
 	out := map[string]idleSlot{}
 	for _, sl := range n.Slots {
 		s, present := bySlot[sl.Name]
@@ -207,7 +209,7 @@ func (w *rewindWatch) watchIdleSlots(log *slog.Logger, now time.Time, n diagnose
 // (0/0: pglogical starts from the slot, as the origin_missing repair
 // means it to), nor one pglmon holds a rewind for (rewind-origin moves it
 // back on purpose).
-func (w *rewindWatch) judgeOrigin(log *slog.Logger, now time.Time, n diagnose.Node, prev seenTimeline, s diagnose.Subscription) {
+func (w *rewindWatch) judgeOrigin(log *slog.Logger, now time.Time, n diagnose.Node, prev seenProvider, s diagnose.Subscription) {
 	key := s.Subscriber + "/" + s.Name
 	if _, held := w.held[key]; held || s.OriginRemoteLSN == "" || prev.Origins[key] == "" {
 		return
@@ -231,7 +233,7 @@ func (w *rewindWatch) judgeOrigin(log *slog.Logger, now time.Time, n diagnose.No
 
 // judgeSwitch judges subscription s of provider n, which was on timeline
 // prev.TLI last time pglmon saw it.
-func (w *rewindWatch) judgeSwitch(log *slog.Logger, now time.Time, n diagnose.Node, prev seenTimeline, s diagnose.Subscription) {
+func (w *rewindWatch) judgeSwitch(log *slog.Logger, now time.Time, n diagnose.Node, prev seenProvider, s diagnose.Subscription) {
 	key := s.Subscriber + "/" + s.Name
 	applied := prev.Origins[key]
 	if _, held := w.held[key]; held || applied == "" {
@@ -269,9 +271,9 @@ func (w *rewindWatch) judgeSwitch(log *slog.Logger, now time.Time, n diagnose.No
 // skipped; equalSince (as the log watcher's) clears one.
 func (w *rewindWatch) annotate(log *slog.Logger, r *diagnose.Report, equalSince func(subscriber, subscription, table string) time.Time) {
 	if w.held == nil {
-		w.held, w.timelines = map[string]heldRewind{}, map[string]seenTimeline{}
+		w.held, w.providers = map[string]heldRewind{}, map[string]seenProvider{}
 	}
-	dirty := w.watchTimelines(log, r)
+	dirty := w.watchProviders(log, r)
 	for i := range r.Subscriptions {
 		s := &r.Subscriptions[i]
 		key := s.Subscriber + "/" + s.Name
@@ -355,8 +357,8 @@ func (w *rewindWatch) keep(log *slog.Logger) {
 	for _, key := range slices.Sorted(maps.Keys(w.held)) {
 		st.Held = append(st.Held, w.held[key])
 	}
-	for _, node := range slices.Sorted(maps.Keys(w.timelines)) {
-		st.Timelines = append(st.Timelines, w.timelines[node])
+	for _, node := range slices.Sorted(maps.Keys(w.providers)) {
+		st.Providers = append(st.Providers, w.providers[node])
 	}
 	w.keptAt = time.Now()
 	if err := saveState(w.path, st); err != nil {

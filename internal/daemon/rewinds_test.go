@@ -212,7 +212,7 @@ func TestDaemonFindsARewindBehindANewTimeline(t *testing.T) {
 
 // What a provider's switch of timeline makes of each subscription from it,
 // by what the new timeline's history says and what the subscriber had
-// applied (watchTimelines, without servers).
+// applied (watchProviders, without servers).
 func TestTimelineSwitchJudged(t *testing.T) {
 	at := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
 	report := func(tli uint32, hist []probe.TimelineSwitch, histErr string, origins map[string]string) *diagnose.Report {
@@ -274,7 +274,7 @@ func TestTimelineSwitchJudged(t *testing.T) {
 	}
 }
 
-// A subscription's origin going back (watchTimelines, without servers):
+// A subscription's origin going back (watchProviders, without servers):
 // subscriber_rewound when the provider's slot had confirmed past where it
 // is now, and not for an origin created anew, one the slot is not past, or
 // one pglmon holds a rewind of.
@@ -446,7 +446,7 @@ func TestDaemonFindsARestoredSubscriber(t *testing.T) {
 }
 
 // A provider's slot moved on while its subscription was disabled, or its
-// subscriber did not answer (watchTimelines, without servers):
+// subscriber did not answer (watchProviders, without servers):
 // slot_advanced; not while the subscription is enabled (its worker may
 // have streamed between two probes), nor while the slot is active.
 func TestSlotAdvanceJudged(t *testing.T) {

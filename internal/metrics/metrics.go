@@ -93,6 +93,9 @@ var (
 		[]string{"node"}, nil)
 	descNodeUp = prometheus.NewDesc("pglmon_node_up",
 		"1 when the last probe of the node succeeded.", []string{"node"}, nil)
+	descTimeline = prometheus.NewDesc("pglmon_node_timeline",
+		"The timeline the node's server writes WAL on: it goes up at a promotion (a failover or switchover) or a point-in-time restore (absent on a standby, or when the server does not tell).",
+		[]string{"node"}, nil)
 	descLastProbe = prometheus.NewDesc("pglmon_last_probe_timestamp_seconds",
 		"Unix time of the last probe of the node, successful or not.", []string{"node"}, nil)
 	descDivergent = prometheus.NewDesc("pglmon_table_divergent_rows",
@@ -326,6 +329,9 @@ func (s *Set) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, sn := range snaps {
 		gauge(descNodeUp, b2f(sn.Up()), sn.Node)
+		if sn.Timeline > 0 {
+			gauge(descTimeline, float64(sn.Timeline), sn.Node)
+		}
 		gauge(descLastProbe, float64(sn.Time.UnixNano())/1e9, sn.Node)
 		if x := sn.OldestXact; x != nil && x.XactSeconds != nil {
 			gauge(descOldestXact, *x.XactSeconds, sn.Node)

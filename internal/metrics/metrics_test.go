@@ -36,7 +36,7 @@ func report() (diagnose.Report, []probe.Snapshot) {
 	catalogAge, xminAge := int64(1234), int64(99)
 	copiedRows, copiedBytes := int64(250000), int64(20<<20)
 	snaps := []probe.Snapshot{
-		{Node: "provider", Time: t, Capacity: &probe.Capacity{Slots: 3, MaxSlots: 10, Senders: 2, MaxSenders: 10}, Slots: []probe.Slot{
+		{Node: "provider", Time: t, Timeline: 2, Capacity: &probe.Capacity{Slots: 3, MaxSlots: 10, Senders: 2, MaxSenders: 10}, Slots: []probe.Slot{
 			{Name: "pgl_s", Active: false, RetainedBytes: 4096, WALStatus: "reserved", SafeWALSize: &safe, CatalogXminAge: &catalogAge,
 				Decoding: &probe.Decoding{SpillTxns: 2, SpillCount: 7, SpillBytes: 300 << 20, TotalTxns: 1000, TotalBytes: 900 << 20}},
 			{Name: "standby", Type: "physical", Active: true, WALStatus: "reserved", XminAge: &xminAge},
@@ -141,6 +141,9 @@ pglmon_wal_senders{node="provider"} 2
 # HELP pglmon_max_wal_senders The node's max_wal_senders.
 # TYPE pglmon_max_wal_senders gauge
 pglmon_max_wal_senders{node="provider"} 10
+# HELP pglmon_node_timeline The timeline the node's server writes WAL on: it goes up at a promotion (a failover or switchover) or a point-in-time restore (absent on a standby, or when the server does not tell).
+# TYPE pglmon_node_timeline gauge
+pglmon_node_timeline{node="provider"} 2
 # HELP pglmon_node_up 1 when the last probe of the node succeeded.
 # TYPE pglmon_node_up gauge
 pglmon_node_up{node="provider"} 1
@@ -160,7 +163,7 @@ var names = []string{"pglmon_apply_lock_wait_seconds", "pglmon_oldest_xact_age_s
 	"pglmon_table_sync_copied_rows", "pglmon_table_sync_copied_bytes", "pglmon_background_workers", "pglmon_max_worker_processes",
 	"pglmon_replication_slots", "pglmon_max_replication_slots", "pglmon_wal_senders", "pglmon_max_wal_senders",
 	"pglmon_slot_spill_bytes_total", "pglmon_slot_spill_txns_total", "pglmon_slot_decoded_bytes_total", "pglmon_slot_decoded_txns_total",
-	"pglmon_subscription_health", "pglmon_subscription_status", "pglmon_node_up", "pglmon_probe_errors_total", "pglmon_up"}
+	"pglmon_subscription_health", "pglmon_subscription_status", "pglmon_node_timeline", "pglmon_node_up", "pglmon_probe_errors_total", "pglmon_up"}
 
 func TestExposition(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()

@@ -3,6 +3,8 @@ package pgtest
 import (
 	"context"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -23,5 +25,25 @@ func TestPairReplicatesAndFailures(t *testing.T) {
 	}
 	if err := p.WaitStatus(ctx, p.Sub(), "down", 20*time.Second); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A crash in a server's log, from where a release began, is found; what
+// came before is not.
+func TestCrashLines(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "server.log")
+	before := "2026-12-06 10:00:00.000 UTC [1] LOG:  server process (PID 7) was terminated by signal 11: Segmentation fault\n"
+	after := "2026-12-06 10:00:01.000 UTC [1] LOG:  server process (PID 9) was terminated by signal 11: Segmentation fault\n" +
+		"2026-12-06 10:00:01.000 UTC [1] LOG:  terminating any other active server processes\n" +
+		"2026-12-06 10:00:02.000 UTC [1] LOG:  database system is ready to accept connections\n"
+	if err := os.WriteFile(path, []byte(before+after), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got := crashLines(path, int64(len(before)))
+	if strings.Count(got, "\n") != 1 || !strings.Contains(got, "(PID 9) was terminated by signal 11") || strings.Contains(got, "PID 7") {
+		t.Errorf("%q", got)
+	}
+	if got := crashLines(path, int64(len(before+after))); got != "" {
+		t.Errorf("nothing after: %q", got)
 	}
 }
