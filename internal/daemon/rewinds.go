@@ -149,9 +149,16 @@ func (w *rewindWatch) watchProviders(log *slog.Logger, r *diagnose.Report) bool 
 			if s.OriginRemoteLSN != "" {
 				cur.Origins[key] = s.OriginRemoteLSN
 			}
-			if switched {
+			switch {
+			case switched:
 				w.judgeSwitch(log, r.Time, n, prev, s)
-			} else {
+			case !s.SlotFound:
+				// Its slot is gone (slot_missing): a new one starts
+				// afresh, and so does what its origin is compared with
+				// (slot_missing's plan moves the origin to where the new
+				// slot starts, which may be back).
+				delete(cur.Origins, key)
+			default:
 				w.judgeOrigin(log, r.Time, n, prev, s)
 			}
 		}

@@ -218,7 +218,7 @@ func TestTimelineSwitchJudged(t *testing.T) {
 	report := func(tli uint32, hist []probe.TimelineSwitch, histErr string, origins map[string]string) *diagnose.Report {
 		r := &diagnose.Report{Time: at, Health: diagnose.OK, Nodes: []diagnose.Node{{Name: "prov", Up: true, Timeline: tli, TimelineHistory: hist, TimelineHistoryError: histErr}}}
 		for _, name := range []string{"a", "b"} {
-			r.Subscriptions = append(r.Subscriptions, diagnose.Subscription{Name: name, Subscriber: "sub", Provider: "prov", Status: "replicating", Health: diagnose.OK, OriginRemoteLSN: origins[name]})
+			r.Subscriptions = append(r.Subscriptions, diagnose.Subscription{Name: name, Subscriber: "sub", Provider: "prov", SlotFound: true, Status: "replicating", Health: diagnose.OK, OriginRemoteLSN: origins[name]})
 		}
 		at = at.Add(time.Minute)
 		return r
@@ -284,7 +284,7 @@ func TestSubscriberRewindJudged(t *testing.T) {
 		at = at.Add(time.Minute)
 		return &diagnose.Report{Time: at, Health: diagnose.OK,
 			Nodes:         []diagnose.Node{{Name: "prov", Up: true, Timeline: 1, Slots: []probe.Slot{{Name: "pgl_a", Active: true, ConfirmedFlushLSN: confirmed}}}},
-			Subscriptions: []diagnose.Subscription{{Name: "a", Subscriber: "sub", Provider: "prov", SlotName: "pgl_a", Enabled: true, Status: "replicating", Health: diagnose.OK, OriginRemoteLSN: origin}}}
+			Subscriptions: []diagnose.Subscription{{Name: "a", Subscriber: "sub", Provider: "prov", SlotName: "pgl_a", SlotFound: true, Enabled: true, Status: "replicating", Health: diagnose.OK, OriginRemoteLSN: origin}}}
 	}
 	codes := func(r *diagnose.Report) string {
 		var out []string
@@ -333,9 +333,24 @@ func TestSubscriberRewindJudged(t *testing.T) {
 			t.Errorf("%s, a cycle later: %q %s", c.name, codes(next), next.Health)
 		}
 	}
+	// Its slot lost, then made again, and the origin moved to where the
+	// new slot starts (slot_missing's plan, after a restore of the
+	// provider): compared afresh.
+	w := &rewindWatch{}
+	w.annotate(log, report("0/3000100", 0x3000100), nil)
+	lost := report("0/3000100", 0)
+	lost.Nodes[0].Slots, lost.Subscriptions[0].SlotFound = nil, false
+	w.annotate(log, lost, nil)
+	// (pglogical's feedback on keepalives took the new slot past the
+	// origin before pglmon looked)
+	again := report("0/2000000", 0x2000400)
+	w.annotate(log, again, nil)
+	if got := codes(again); got != "" {
+		t.Errorf("after the slot was made again: %q", got)
+	}
 	// A rewind-origin repair after a provider_rewound moves the origin back
 	// on purpose.
-	w := &rewindWatch{}
+	w = &rewindWatch{}
 	w.annotate(log, report("0/3000100", 0x1000000), nil)
 	live := report("0/3000100", 0x1000000)
 	live.Subscriptions[0].Rewound = &diagnose.Rewind{OriginLSN: "0/3000100", ProviderLSN: "0/1000100", SlotConfirmedLSN: "0/1000000"}

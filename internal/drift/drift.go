@@ -71,17 +71,16 @@ func Check(ctx context.Context, prov, sub *pgx.Conn, sets []string) ([]diagnose.
 	return out, err
 }
 
-// TypesIn compares the types of the replicated columns of the sets as
-// pglogical's apply would take their values sent in binary (binary: once
-// the servers run the same major version) or as text (theirs differ),
-// whatever the servers run now.
-func TypesIn(ctx context.Context, prov, sub *pgx.Conn, sets []string, binary bool) ([]diagnose.TypeDiff, error) {
-	ms, _, _, err := check(ctx, prov, sub, sets, &binary)
-	var out []diagnose.TypeDiff
-	for _, m := range ms {
-		out = append(out, m.Types...)
-	}
-	return out, err
+// TypesBoth compares the types of the replicated columns of the sets as
+// pglogical's apply takes their values sent as text (between servers of
+// different major versions) and in binary (of the same one), whatever
+// the servers run now: from one read of each side.
+func TypesBoth(ctx context.Context, prov, sub *pgx.Conn, sets []string) (text, binary []diagnose.TypeDiff, err error) {
+	_, _, _, err = check(ctx, prov, sub, sets, func(table string, cols []string, p, s columnTypes) {
+		text = append(text, typeDiffs(table, cols, p, s, false)...)
+		binary = append(binary, typeDiffs(table, cols, p, s, true)...)
+	})
+	return text, binary, err
 }
 
 // CheckSubscription is Check and LeftSets for subscription, reading the
@@ -95,10 +94,10 @@ func CheckSubscription(ctx context.Context, prov, sub *pgx.Conn, subscription st
 	return out, left, err
 }
 
-// check is Check, with the tables of the sets (schemas and names); binary,
-// when set, is how pglogical sends values (else: as the servers' versions
-// make it send them).
-func check(ctx context.Context, prov, sub *pgx.Conn, sets []string, binary *bool) ([]diagnose.SchemaMismatch, []string, []string, error) {
+// check is Check, with the tables of the sets (schemas and names); onTable,
+// when set, is given the replicated columns of each table both sides have,
+// with their types on either side.
+func check(ctx context.Context, prov, sub *pgx.Conn, sets []string, onTable func(table string, cols []string, prov, sub columnTypes)) ([]diagnose.SchemaMismatch, []string, []string, error) {
 	rows, err := prov.Query(ctx, providerQuery, sets)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("read the tables of replication sets on the provider: %w", err)
@@ -149,10 +148,7 @@ func check(ctx context.Context, prov, sub *pgx.Conn, sets []string, binary *bool
 	var have, required, generated []string
 	// pglogical sends built-in types in binary between servers of the same
 	// major version (compareType).
-	inBinary := MajorVersion(prov) == MajorVersion(sub)
-	if binary != nil {
-		inBinary = *binary
-	}
+	binary := MajorVersion(prov) == MajorVersion(sub)
 	_, err = pgx.ForEachRow(rows, append(append([]any{&schema, &name, &exists, &have, &required, &generated}, ty.dest()...), &key), func() error {
 		table := schema + "." + name
 		m := diagnose.SchemaMismatch{Table: table, Missing: !exists, CopyRefused: refused[table]}
@@ -161,7 +157,10 @@ func check(ctx context.Context, prov, sub *pgx.Conn, sets []string, binary *bool
 			if err != nil {
 				return err
 			}
-			m.Types = typeDiffs(table, replicated[table], provTypes[table], types, inBinary)
+			m.Types = typeDiffs(table, replicated[table], provTypes[table], types, binary)
+			if onTable != nil {
+				onTable(table, replicated[table], provTypes[table], types)
+			}
 			if e := compareKeys(provKeys[table], key); e != "" {
 				m.Key = &diagnose.KeyDiff{Table: table, Effect: e, Provider: provKeys[table], Subscriber: slices.Clone(key)}
 			}

@@ -99,11 +99,7 @@ func (r *Runner) subscriptionTypes(ctx context.Context, node string, s SubDef, t
 	}
 	// What the apply would do with the values in binary (in text it never
 	// fails at once: drift's compareType).
-	now, err := drift.TypesIn(ctx, prov, sub, s.Sets, false)
-	if err != nil {
-		return notChecked(err)
-	}
-	later, err := drift.TypesIn(ctx, prov, sub, s.Sets, true)
+	now, later, err := drift.TypesBoth(ctx, prov, sub, s.Sets)
 	if err != nil {
 		return notChecked(err)
 	}
