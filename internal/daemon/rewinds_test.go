@@ -196,18 +196,7 @@ func TestDaemonFindsARewindBehindANewTimeline(t *testing.T) {
 	}
 	// Made equal (what the provider lost taken off the subscriber, the
 	// skipped row copied), then verified: put behind.
-	if err := p.Subscriber.Exec(ctx, "DELETE FROM items_0 WHERE id BETWEEN 101 AND 150; INSERT INTO items_0 VALUES (2001, 'skipped', 2001)"); err != nil {
-		t.Fatal(err)
-	}
-	byHand(t, r, p)
-	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
-		rep := r.status(t)
-		s, ok := rep.Subscription(p.Sub(), "")
-		_, held := s.Finding(diagnose.CodeProviderRewound)
-		return ok && !held && s.Health == diagnose.OK
-	}); err != nil {
-		t.Fatalf("still held after a verification found the tables equal: %+v", r.status(t).Subscriptions)
-	}
+	putBehind(t, r, p, diagnose.CodeProviderRewound, "DELETE FROM items_0 WHERE id BETWEEN 101 AND 150; INSERT INTO items_0 VALUES (2001, 'skipped', 2001)")
 }
 
 // What a provider's switch of timeline makes of each subscription from it,
@@ -404,19 +393,7 @@ func TestDaemonFindsARestoredSubscriber(t *testing.T) {
 	if err := p.Subscriber.Cluster.PutBack(ctx, saved); err != nil {
 		t.Fatal(err)
 	}
-	var f diagnose.Finding
-	if err := pgtest.Poll(ctx, time.Minute, func() bool {
-		rep := r.status(t)
-		s, ok := rep.Subscription(p.Sub(), "")
-		var found bool
-		f, found = s.Finding(diagnose.CodeSubscriberRewound)
-		return ok && found
-	}); err != nil {
-		var now string
-		var count int
-		_ = p.Subscriber.QueryRow(ctx, "SELECT (SELECT remote_lsn::text FROM pg_replication_origin_status LIMIT 1), (SELECT count(*) FROM items_0 WHERE id BETWEEN 101 AND 150)", []any{&now, &count})
-		t.Fatalf("no subscriber_rewound (origin %s before, %s now, %d of rows 101-150 there): %+v", origin, now, count, r.status(t).Subscriptions)
-	}
+	f, finding := r.waitFinding(t, p.Sub(), diagnose.CodeSubscriberRewound)
 	if f.Severity != diagnose.Critical || !strings.Contains(f.Message, "went back from "+origin+" to ") {
 		t.Errorf("finding: %+v", f)
 	}
@@ -438,25 +415,33 @@ func TestDaemonFindsARestoredSubscriber(t *testing.T) {
 	// Still said once the origin has moved past where it was.
 	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
 		rep := r.status(t)
-		s, ok := rep.Subscription(p.Sub(), "")
-		_, found := s.Finding(diagnose.CodeSubscriberRewound)
+		s, _ := rep.Subscription(p.Sub(), "")
+		_, found := finding()
 		now, err1 := probe.ParseLSN(s.OriginRemoteLSN)
 		before, err2 := probe.ParseLSN(origin)
-		return ok && found && err1 == nil && err2 == nil && now > before
+		return found && err1 == nil && err2 == nil && now > before
 	}); err != nil {
 		t.Fatalf("not held once the origin moved on: %+v", r.status(t).Subscriptions)
 	}
-	if err := p.Subscriber.Exec(ctx, "INSERT INTO items_0 SELECT g, 'lost by the subscriber', g FROM generate_series(101, 150) g"); err != nil {
+	putBehind(t, r, p, diagnose.CodeSubscriberRewound, "INSERT INTO items_0 SELECT g, 'lost by the subscriber', g FROM generate_series(101, 150) g")
+}
+
+// putBehind makes the pair's tables equal (fix, on the subscriber), runs
+// a verification by hand and waits until the daemon no longer holds code
+// for the pair's subscription.
+func putBehind(t *testing.T, r *running, p *pgtest.Pair, code, fix string) {
+	t.Helper()
+	if err := p.Subscriber.Exec(context.Background(), fix); err != nil {
 		t.Fatal(err)
 	}
 	byHand(t, r, p)
-	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+	if err := pgtest.Poll(context.Background(), 30*time.Second, func() bool {
 		rep := r.status(t)
 		s, ok := rep.Subscription(p.Sub(), "")
-		_, held := s.Finding(diagnose.CodeSubscriberRewound)
+		_, held := s.Finding(code)
 		return ok && !held && s.Health == diagnose.OK
 	}); err != nil {
-		t.Fatalf("still held after a verification found the tables equal: %+v", r.status(t).Subscriptions)
+		t.Fatalf("%s still held after a verification found the tables equal: %+v", code, r.status(t).Subscriptions)
 	}
 }
 
@@ -577,16 +562,7 @@ func TestDaemonFindsAnAdvancedSlot(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("the slot never advanced to %s", past)
 	}
-	var f diagnose.Finding
-	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
-		rep := r.status(t)
-		s, ok := rep.Subscription(p.Sub(), "")
-		var found bool
-		f, found = s.Finding(diagnose.CodeSlotAdvanced)
-		return ok && found
-	}); err != nil {
-		t.Fatalf("no slot_advanced: %+v", r.status(t).Subscriptions)
-	}
+	f, finding := r.waitFinding(t, p.Sub(), diagnose.CodeSlotAdvanced)
 	if f.Severity != diagnose.Critical || f.Slot != slot || !strings.Contains(f.Message, "slot "+slot+" on provider moved on from ") {
 		t.Errorf("finding: %+v", f)
 	}
@@ -616,9 +592,9 @@ func TestDaemonFindsAnAdvancedSlot(t *testing.T) {
 	}
 	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
 		rep := r.status(t)
-		s, ok := rep.Subscription(p.Sub(), "")
-		_, found := s.Finding(diagnose.CodeSlotAdvanced)
-		return ok && found && s.Status == "replicating" && rep.Health == diagnose.Critical
+		s, _ := rep.Subscription(p.Sub(), "")
+		_, found := finding()
+		return found && s.Status == "replicating" && rep.Health == diagnose.Critical
 	}); err != nil {
 		t.Fatalf("not held once replicating again: %+v", r.status(t).Subscriptions)
 	}
