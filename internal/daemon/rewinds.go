@@ -172,7 +172,8 @@ func (w *rewindWatch) watchProviders(log *slog.Logger, r *diagnose.Report) bool 
 
 // watchIdleSlots finds a provider's slot moved on while its subscription
 // could not consume it (disabled, or its subscriber not answering, at two
-// probes in a row, the slot inactive at both): pg_replication_slot_advance
+// probes in a row, the slot inactive at both, and the subscriber's origin,
+// where it answered, not moved between them): pg_replication_slot_advance
 // (a runbook's way to free the WAL a slot holds), or a session that read
 // it with pg_logical_slot_get_changes. pglogical starts from the slot, so
 // the changes in between are lost to the subscriber, silently. It returns
@@ -198,6 +199,14 @@ func (w *rewindWatch) watchIdleSlots(log *slog.Logger, now time.Time, n diagnose
 			continue
 		}
 		subscriber, name, _ := strings.Cut(idle.Subscription, "/")
+		if applied := prev.Origins[idle.Subscription]; present && applied != "" && s.OriginRemoteLSN != "" && s.OriginRemoteLSN != applied {
+			// Its subscriber applied changes since: the subscription was
+			// enabled, streamed and disabled again between two probes.
+			log.Info("slot moved on while idle, and its subscriber applied changes meanwhile: its subscription streamed between two probes",
+				keySubscription, name, keySubscriber, subscriber, keyNode, n.Name, "slot", sl.Name, "from_lsn", was.Confirmed, "to_lsn", idle.Confirmed,
+				"origin_before", applied, "origin_lsn", s.OriginRemoteLSN)
+			continue
+		}
 		log.Error("slot moved on while its subscription could not consume it: the changes in between are lost to the subscriber",
 			keySubscription, name, keySubscriber, subscriber, keyNode, n.Name, "slot", sl.Name, "from_lsn", was.Confirmed, "to_lsn", idle.Confirmed)
 		w.held[idle.Subscription] = heldRewind{Subscriber: subscriber, Subscription: name, Provider: n.Name, First: prev.At, Last: now,

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"io"
 	"log/slog"
@@ -454,7 +455,7 @@ func putBehind(t *testing.T, r *running, p *pgtest.Pair, code, fix string) {
 // have streamed between two probes), nor while the slot is active.
 func TestSlotAdvanceJudged(t *testing.T) {
 	at := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
-	report := func(enabled, present, active bool, confirmed probe.LSN) *diagnose.Report {
+	report := func(enabled, present, active bool, confirmed probe.LSN, origin string) *diagnose.Report {
 		at = at.Add(time.Minute)
 		r := &diagnose.Report{Time: at, Health: diagnose.OK,
 			Nodes: []diagnose.Node{{Name: "prov", Up: true, Slots: []probe.Slot{{Name: "pgl_a", Active: active, ConfirmedFlushLSN: confirmed}}}}}
@@ -463,7 +464,7 @@ func TestSlotAdvanceJudged(t *testing.T) {
 			if !enabled {
 				status = "disabled"
 			}
-			r.Subscriptions = []diagnose.Subscription{{Name: "a", Subscriber: "sub", Provider: "prov", SlotName: "pgl_a", Enabled: enabled, Status: status, Health: diagnose.OK, OriginRemoteLSN: "0/1000000"}}
+			r.Subscriptions = []diagnose.Subscription{{Name: "a", Subscriber: "sub", Provider: "prov", SlotName: "pgl_a", SlotFound: true, Enabled: enabled, Status: status, Health: diagnose.OK, OriginRemoteLSN: cmp.Or(origin, "0/1000000")}}
 		}
 		return r
 	}
@@ -480,22 +481,26 @@ func TestSlotAdvanceJudged(t *testing.T) {
 	type probeAt struct {
 		enabled, present, active bool
 		confirmed                probe.LSN
+		origin                   string // 0/1000000 when empty
 	}
 	for _, c := range []struct {
 		name  string
 		steps []probeAt
 		want  string
 	}{
-		{"disabled, moved on", []probeAt{{false, true, false, 0x1000000}, {false, true, false, 0x5000000}}, "slot_advanced"},
-		{"its subscriber gone quiet, moved on, back", []probeAt{{true, true, true, 0x1000000}, {false, false, false, 0x1000000}, {false, false, false, 0x5000000}, {true, true, true, 0x5000000}}, "slot_advanced"},
-		{"disabled, still", []probeAt{{false, true, false, 0x1000000}, {false, true, false, 0x1000000}}, ""},
-		{"enabled and down: its worker comes and goes", []probeAt{{true, true, false, 0x1000000}, {true, true, false, 0x5000000}}, ""},
-		{"enabled again, streamed", []probeAt{{false, true, false, 0x1000000}, {true, true, true, 0x5000000}, {false, true, false, 0x6000000}}, ""},
+		{"disabled, moved on", []probeAt{{false, true, false, 0x1000000, ""}, {false, true, false, 0x5000000, ""}}, "slot_advanced"},
+		{"its subscriber gone quiet, moved on, back", []probeAt{{true, true, true, 0x1000000, ""}, {false, false, false, 0x1000000, ""}, {false, false, false, 0x5000000, ""}, {true, true, true, 0x5000000, ""}}, "slot_advanced"},
+		{"disabled, still", []probeAt{{false, true, false, 0x1000000, ""}, {false, true, false, 0x1000000, ""}}, ""},
+		{"enabled and down: its worker comes and goes", []probeAt{{true, true, false, 0x1000000, ""}, {true, true, false, 0x5000000, ""}}, ""},
+		{"enabled again, streamed", []probeAt{{false, true, false, 0x1000000, ""}, {true, true, true, 0x5000000, ""}, {false, true, false, 0x6000000, ""}}, ""},
+		{"enabled, streamed, disabled again between two probes", []probeAt{{false, true, false, 0x1000000, ""}, {false, true, false, 0x5000000, "0/4F00000"}}, ""},
+		{"its subscriber gone quiet, applied, back disabled", []probeAt{{false, true, false, 0x1000000, ""}, {false, false, false, 0x1000000, ""}, {false, true, false, 0x5000000, "0/4F00000"}}, ""},
+		{"its subscriber gone quiet while the slot moved on", []probeAt{{false, true, false, 0x1000000, ""}, {false, false, false, 0x5000000, ""}, {false, true, false, 0x5000000, ""}}, "slot_advanced"},
 	} {
 		w := &rewindWatch{}
 		var last *diagnose.Report
 		for _, st := range c.steps {
-			last = report(st.enabled, st.present, st.active, st.confirmed)
+			last = report(st.enabled, st.present, st.active, st.confirmed, st.origin)
 			w.annotate(log, last, nil)
 		}
 		if got := codes(last); got != c.want {
