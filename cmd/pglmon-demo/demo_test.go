@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -327,4 +329,146 @@ func exitCode(err error) int {
 		return -1
 	}
 	return 0
+}
+
+// break restore and break advance, which only the daemon sees (it compares
+// a probe with those before), as a user runs them beside the demo's
+// daemon: each says what it did, the daemon reports it, and pglmon verify
+// names the 50 rows lost; the copy script it writes puts them back, after
+// which a verification clears the held finding, so the next break is seen.
+func TestDemoBreaksOnlyTheDaemonSees(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	if err := os.MkdirAll(pgtest.BaseDir, 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	base, err := os.MkdirTemp(pgtest.BaseDir, "demo-")
+	if err == nil {
+		err = os.Chmod(base, 0o755)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	bin := t.TempDir()
+	pglmon, demo := filepath.Join(bin, "pglmon"), filepath.Join(bin, "pglmon-demo")
+	for _, b := range [][2]string{{pglmon, "../pglmon"}, {demo, "."}} {
+		if got, err := exec.CommandContext(ctx, "go", "build", "-o", b[0], b[1]).CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", b[1], err, got)
+		}
+	}
+	demoDir, port, listen := filepath.Join(base, "demo"), freePorts(t, 8), freeAddr(t)
+	env := append(os.Environ(), "PGLMON_DEMO_DIR="+demoDir, fmt.Sprintf("PGLMON_DEMO_PORT=%d", port), "PGLMON_DEMO_LISTEN="+listen)
+	run := func(name string, args ...string) (int, string) {
+		cmd := exec.Command(name, args...)
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		return exitCode(err), string(out)
+	}
+	if code, out := run(demo, "up"); code != 0 {
+		t.Fatalf("pglmon-demo up: exit %d\n%s", code, out)
+	}
+	t.Cleanup(func() {
+		if code, out := run(demo, "down"); code != 0 {
+			t.Errorf("pglmon-demo down: exit %d\n%s", code, out)
+		}
+	})
+	cfg := filepath.Join(demoDir, "pglmon.yaml")
+	if code, out := run(demo, "break", "restore"); code == 0 || !strings.Contains(out, "does not answer on "+listen) {
+		t.Errorf("break restore without the daemon: exit %d\n%s", code, out)
+	}
+	var daemonOut pgtest.SyncBuffer
+	daemon := exec.Command(pglmon, "run", "--config", cfg)
+	daemon.Stdout, daemon.Stderr = &daemonOut, &daemonOut
+	if err := daemon.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = daemon.Process.Kill(); _ = daemon.Wait() })
+
+	findings := func() []string {
+		var codes []string
+		resp, err := http.Get("http://" + listen + "/api/v1/status")
+		if err != nil {
+			return nil
+		}
+		defer resp.Body.Close()
+		var s struct {
+			Subscriptions []struct {
+				Status   string
+				Findings []struct{ Code string }
+			}
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&s)
+		for _, x := range s.Subscriptions {
+			codes = append(codes, x.Status)
+			for _, f := range x.Findings {
+				codes = append(codes, f.Code)
+			}
+		}
+		return codes
+	}
+	waitFor := func(what string, timeout time.Duration, cond func() bool) {
+		t.Helper()
+		if err := pgtest.Poll(ctx, timeout, cond); err != nil {
+			t.Fatalf("%s: not within %s; findings %v; the daemon printed:\n%s", what, timeout, findings(), daemonOut.String())
+		}
+	}
+	has := func(code string) func() bool {
+		return func() bool { return slices.Contains(findings(), code) }
+	}
+	// lost checks that verify names the 50 rows missing, copies them and
+	// then finds the tables equal, and that the daemon lets go of code.
+	lost := func(finding string) {
+		t.Helper()
+		script := filepath.Join(t.TempDir(), "rows.psql")
+		if code, out := run(pglmon, "verify", "--config", cfg, "--copy-script", script); code != 2 || !strings.Contains(out, "copies 50 rows that differ") {
+			t.Fatalf("verify: exit %d (want 2 and the 50 rows lost)\n%s", code, out)
+		}
+		if code, out := run(pgtest.BinDir+"/psql", "-X", "-q", "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "postgres", "-d", "labdb", "-f", script); code != 0 {
+			t.Fatalf("psql -f %s: exit %d\n%s", script, code, out)
+		}
+		if code, out := run(pglmon, "verify", "--config", cfg); code != 0 {
+			t.Fatalf("verify after the copy script: exit %d\n%s", code, out)
+		}
+		waitFor(finding+" let go after the verification", 30*time.Second, func() bool { return !has(finding)() })
+	}
+
+	waitFor("the daemon reporting sub_0 replicating", 2*time.Minute, func() bool { return slices.Equal(findings(), []string{"replicating"}) })
+	code, out := run(demo, "break", "restore")
+	if code != 0 || !strings.Contains(out, "subscriber_rewound") {
+		t.Fatalf("break restore: exit %d\n%s", code, out)
+	}
+	waitFor("subscriber_rewound", time.Minute, has("subscriber_rewound"))
+	// Held: the next break of this kind is refused until it is verified.
+	if code, out := run(demo, "break", "advance"); code == 0 || !strings.Contains(out, "holds subscriber_rewound") {
+		t.Errorf("break advance while subscriber_rewound is held: exit %d\n%s", code, out)
+	}
+	lost("subscriber_rewound")
+
+	code, out = run(demo, "break", "advance")
+	if code != 0 || !strings.Contains(out, "slot_advanced") {
+		t.Fatalf("break advance: exit %d\n%s", code, out)
+	}
+	waitFor("slot_advanced", time.Minute, has("slot_advanced"))
+	if code, out := run(pglmon, "repair", "--config", cfg, "--subscription", "sub_0", "--remedy", "enable", "--yes"); code != 0 {
+		t.Fatalf("repair --remedy enable: exit %d\n%s", code, out)
+	}
+	counts := func() (provider, subscriber int) {
+		_, out := run(demo, "count")
+		var p1, p2 int
+		if n, _ := fmt.Sscanf(out, "port %d: %d rows\nport %d: %d rows", &p1, &provider, &p2, &subscriber); n != 4 {
+			t.Fatalf("pglmon-demo count: %q", out)
+		}
+		return provider, subscriber
+	}
+	_, before := counts()
+	if code, out := run(demo, "insert", "3"); code != 0 {
+		t.Fatalf("insert: exit %d\n%s", code, out)
+	}
+	// The 3 rows arrive (so nothing is pending), the 50 do not.
+	waitFor("the 3 rows inserted after the advance", time.Minute, func() bool {
+		provider, subscriber := counts()
+		return subscriber == before+3 && provider == subscriber+50
+	})
+	lost("slot_advanced")
 }

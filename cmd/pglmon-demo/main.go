@@ -141,6 +141,15 @@ const usage = `Usage: pglmon-demo COMMAND
                     what the provider writes next is skipped silently
                     (provider_rewound at once; bin/pglmon repair runs
                     rewind-origin, after asking)
+  break restore     put the subscriber back to a copy of its files taken before
+                    it applied 50 rows the provider's slot confirmed (a restore
+                    from a snapshot): they never arrive, and a probe alone
+                    finds nothing wrong (subscriber_rewound, from the daemon;
+                    needs make demo's daemon running)
+  break advance     disable sub_0, then advance its slot past 50 new rows
+                    (pg_replication_slot_advance, as runbooks free an idle
+                    slot's WAL): enabled again, it never receives them
+                    (slot_advanced, from the daemon; needs make demo's daemon)
   insert N          insert N rows on the provider
   count             row counts on both sides
 
@@ -192,7 +201,7 @@ func run(ctx context.Context, args []string) error {
 		return nil
 	case "break":
 		if len(args) != 2 {
-			return errors.New("break what? origin, slot, disable, walsender, provider, data, refuse, conflict, sync, firstcopy, lock, hang, copy, password, dropdb, gencopy, gencol, coltype, locktimeout, key or rewind")
+			return errors.New("break what? origin, slot, disable, walsender, provider, data, refuse, conflict, sync, firstcopy, lock, hang, copy, password, dropdb, gencopy, gencol, coltype, locktimeout, key, rewind, restore or advance")
 		}
 		return breakIt(ctx, args[1])
 	case "fix":
@@ -573,6 +582,10 @@ func breakIt(ctx context.Context, what string) error {
 			"bin/pglmon repair --config %s --subscription sub_0 moves the origin back (rewind-origin), and bin/pglmon verify names the rows either side lacks\n",
 			last+1, last+50, filepath.Join(dir, "pglmon.yaml"))
 		return nil
+	case "restore":
+		return restoreSubscriber(ctx, p)
+	case "advance":
+		return advanceSlot(ctx, p)
 	case "coltype":
 		// A migration run on the provider alone (pglogical replicates no DDL).
 		if err := p.Provider.Exec(ctx, "ALTER TABLE items_0 ALTER COLUMN n TYPE bigint"); err != nil {
@@ -581,7 +594,7 @@ func breakIt(ctx context.Context, what string) error {
 		fmt.Println("items_0.n is bigint on the provider, integer on the subscriber: pglogical sends it in binary, which an integer cannot read; pglmon reports it within a minute (schema_mismatch, critical); bin/pglmon-demo insert 1 then stops the subscription, and bin/pglmon repair --config " + filepath.Join(dir, "pglmon.yaml") + " --subscription sub_0 prints the fix (bin/pglmon-demo fix coltype applies it)")
 		return nil
 	}
-	return fmt.Errorf("unknown breakage %q (origin, slot, disable, walsender, provider, data, refuse, conflict, sync, firstcopy, lock, hang, copy, password, dropdb, gencopy, gencol, coltype, locktimeout, key, rewind)", strings.TrimSpace(what))
+	return fmt.Errorf("unknown breakage %q (origin, slot, disable, walsender, provider, data, refuse, conflict, sync, firstcopy, lock, hang, copy, password, dropdb, gencopy, gencol, coltype, locktimeout, key, rewind, restore, advance)", strings.TrimSpace(what))
 }
 
 // failFirstCopy sets the subscription up again as someone might by hand,

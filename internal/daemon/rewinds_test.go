@@ -188,6 +188,81 @@ func TestDaemonFindsARewindBehindANewTimeline(t *testing.T) {
 	putBehind(t, r, p, diagnose.CodeProviderRewound, "DELETE FROM items_0 WHERE id BETWEEN 101 AND 150; INSERT INTO items_0 VALUES (2001, 'skipped', 2001)")
 }
 
+// A subscriber put back to an earlier copy of its files through archive
+// recovery (a point-in-time restore; a failover to a standby short of its
+// WAL ends the same way) while the daemon is stopped, which applies on
+// from its provider's slot past where its origin was before the daemon
+// looks again: only its new timeline tells that what it had applied is
+// lost, and the provider never sends it again.
+func TestDaemonFindsASubscriberRewoundBehindANewTimeline(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Own: true, Rows: 10})
+	body := pairConfig(p, filepath.Join(t.TempDir(), "a.jsonl"), policyOff())
+	r := start(t, body, nil)
+	subscriber := func(r *running) diagnose.Node {
+		for _, n := range r.status(t).Nodes {
+			if n.Name == "subscriber" {
+				return n
+			}
+		}
+		return diagnose.Node{}
+	}
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool { return subscriber(r).Timeline == 1 }); err != nil {
+		t.Fatalf("the subscriber's timeline: %+v", subscriber(r))
+	}
+	saved, err := p.Subscriber.Cluster.SaveFiles(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 SELECT g, 'lost with the old timeline', g FROM generate_series(101, 150) g"); err != nil {
+		t.Fatal(err)
+	}
+	arrived(t, p, "id BETWEEN 101 AND 150", 50)
+	var origin, wal string
+	if err := p.Subscriber.QueryRow(ctx, "SELECT (SELECT remote_lsn::text FROM pg_replication_origin_status LIMIT 1), pg_current_wal_lsn()::text", []any{&origin, &wal}); err != nil {
+		t.Fatal(err)
+	}
+	past, _ := probe.ParseLSN(wal)
+	if err := pgtest.Poll(ctx, time.Minute, func() bool {
+		seen, err := probe.ParseLSN(subscriber(r).WALLSN)
+		return err == nil && seen >= past
+	}); err != nil {
+		t.Fatalf("the daemon never saw the subscriber's WAL at %s: %+v", wal, subscriber(r))
+	}
+	r.stop(t)
+	if err := p.Subscriber.Cluster.PutBackRecovered(ctx, saved); err != nil {
+		t.Fatal(err)
+	}
+	// It applies on from the slot: its origin passes where it was, and
+	// rows 101-150 never come back.
+	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 SELECT g, 'after', g FROM generate_series(3001, 3100) g"); err != nil {
+		t.Fatal(err)
+	}
+	arrived(t, p, "id > 3000", 100)
+	if lost := subscriberRows(t, p, "id BETWEEN 101 AND 150"); lost != 0 {
+		t.Fatalf("%d of rows 101-150 are on the subscriber: the copy was taken after them, or the provider sent them again, and this test shows nothing", lost)
+	}
+	var now string
+	if err := p.Subscriber.QueryRow(ctx, "SELECT remote_lsn::text FROM pg_replication_origin_status LIMIT 1", []any{&now}); err != nil {
+		t.Fatal(err)
+	}
+	a, err1 := probe.ParseLSN(now)
+	b, err2 := probe.ParseLSN(origin)
+	if err1 != nil || err2 != nil || a <= b {
+		t.Fatalf("the origin (%s) is not past where it was (%s): an origin gone back shows this without the timeline", now, origin)
+	}
+	r = start(t, body, nil)
+	f, _ := r.waitFinding(t, p.Sub(), diagnose.CodeSubscriberRewound)
+	if f.Severity != diagnose.Critical || !strings.Contains(f.Message, "subscriber switched from timeline 1 to 2") || !strings.Contains(f.Message, "write WAL up to ") {
+		t.Errorf("finding: %+v", f)
+	}
+	if n := subscriber(r); n.Timeline != 2 {
+		t.Errorf("the subscriber's timeline: %d", n.Timeline)
+	}
+	putBehind(t, r, p, diagnose.CodeSubscriberRewound, "INSERT INTO items_0 SELECT g, 'lost with the old timeline', g FROM generate_series(101, 150) g")
+}
+
 // What a provider's switch of timeline makes of each subscription from it,
 // by what the new timeline's history says and what the subscriber had
 // applied (watchProviders, without servers).
@@ -252,6 +327,83 @@ func TestTimelineSwitchJudged(t *testing.T) {
 	}
 }
 
+// What a subscriber's switch of timeline makes of each subscription on it,
+// by where its new timeline went on from against the WAL pglmon had seen
+// it write (watchProviders, without servers): its origin is past where it
+// was (it applied on from its provider's slot), so only the timeline
+// tells.
+func TestSubscriberTimelineSwitchJudged(t *testing.T) {
+	at := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	report := func(tli uint32, wal string, hist []probe.TimelineSwitch, histErr string, origin string) *diagnose.Report {
+		r := &diagnose.Report{Time: at, Health: diagnose.OK, Nodes: []diagnose.Node{
+			{Name: "prov", Up: true, Timeline: 1, WALLSN: "0/9000000", Slots: []probe.Slot{{Name: "pgl_a", Active: true, ConfirmedFlushLSN: 0x3000300}}},
+			{Name: "sub", Up: true, Timeline: tli, WALLSN: wal, TimelineHistory: hist, TimelineHistoryError: histErr}}}
+		r.Subscriptions = []diagnose.Subscription{{Name: "a", Subscriber: "sub", Provider: "prov", SlotName: "pgl_a", SlotFound: true, Enabled: true, Status: "replicating", Health: diagnose.OK, OriginRemoteLSN: origin}}
+		at = at.Add(time.Minute)
+		return r
+	}
+	codes := func(r *diagnose.Report) string {
+		var out []string
+		for _, s := range r.Subscriptions {
+			for _, f := range s.Findings {
+				out = append(out, f.Code+":"+string(f.Severity))
+			}
+		}
+		return strings.Join(out, " ")
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	hist := []probe.TimelineSwitch{{TLI: 1, End: 0x5000100}}
+	for _, c := range []struct {
+		name    string
+		wal     string // the subscriber's, last seen on timeline 1
+		hist    []probe.TimelineSwitch
+		histErr string
+		want    string
+	}{
+		{"its WAL seen past where timeline 1 ended", "0/5000200", hist, "", "subscriber_rewound:critical"},
+		{"nothing seen past it (a switchover)", "0/5000100", hist, "", ""},
+		{"history unreadable", "0/5000200", nil, "permission denied for function pg_read_binary_file", ""},
+		{"timeline 1 not in the history", "0/5000200", []probe.TimelineSwitch{{TLI: 7, End: 0x9000000}}, "", ""},
+	} {
+		w := &rewindWatch{path: filepath.Join(t.TempDir(), "provider-rewinds.json")}
+		w.annotate(log, report(1, "0/4000000", nil, "", "0/3000000"), nil)
+		w.annotate(log, report(1, c.wal, nil, "", "0/3000200"), nil)
+		// The subscriber does not answer for a cycle: what it had written
+		// is kept.
+		quiet := report(1, "", nil, "", "")
+		quiet.Nodes[1].Up, quiet.Subscriptions = false, nil
+		w.annotate(log, quiet, nil)
+		after := report(2, "0/5100000", c.hist, c.histErr, "0/3000400")
+		w.annotate(log, after, nil)
+		if got := codes(after); got != c.want {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+			continue
+		}
+		if c.want == "" {
+			continue
+		}
+		// Kept at once: a restart does not forget it.
+		if st, err := loadState[rewindState](w.path); err != nil || len(st.Held) != 1 || st.Held[0].SubscriberWAL != c.wal {
+			t.Errorf("%s: the state file holds %+v (%v)", c.name, st.Held, err)
+		}
+		if f := after.Subscriptions[0].Findings[0]; after.Health != diagnose.Critical || !strings.Contains(f.Message, "sub switched from timeline 1 to 2") ||
+			!strings.Contains(f.Message, "went on from 0/5000100") || !strings.Contains(f.Message, "write WAL up to "+c.wal) {
+			t.Errorf("%s: %s %+v", c.name, after.Health, f)
+		}
+		// Held until a verification.
+		next := report(2, "0/5200000", c.hist, c.histErr, "0/3000500")
+		w.annotate(log, next, nil)
+		if got := codes(next); got != c.want {
+			t.Errorf("%s, a cycle later: %q", c.name, got)
+		}
+		done := report(2, "0/5300000", c.hist, c.histErr, "0/3000600")
+		w.annotate(log, done, func(string, string, string) time.Time { return at })
+		if got := codes(done); got != "" {
+			t.Errorf("%s, verified since: %q", c.name, got)
+		}
+	}
+}
+
 // A subscription's origin going back (watchProviders, without servers):
 // subscriber_rewound when the provider's slot had confirmed past where it
 // is now, and not for an origin created anew, one the slot is not past, or
@@ -284,7 +436,7 @@ func TestSubscriberRewindJudged(t *testing.T) {
 		{"created anew", "0/0", 0x3000200, ""},
 		{"forward", "0/3000300", 0x3000300, ""},
 	} {
-		w := &rewindWatch{}
+		w := &rewindWatch{path: filepath.Join(t.TempDir(), "provider-rewinds.json")}
 		w.annotate(log, report("0/3000100", 0x3000100), nil)
 		// The subscriber does not answer for a cycle (being restored): its
 		// subscription is not in the report.
@@ -303,6 +455,11 @@ func TestSubscriberRewindJudged(t *testing.T) {
 		f := r.Subscriptions[0].Findings[0]
 		if f.Severity != diagnose.Critical || !strings.Contains(f.Message, "went back from 0/3000100 to "+c.origin) {
 			t.Errorf("%s: %+v", c.name, f)
+		}
+		// Kept at once (pglmon status reads it; a restart does not forget
+		// it), not with the origins a minute later.
+		if st, err := loadState[rewindState](w.path); err != nil || len(st.Held) != 1 || st.Held[0].OriginBefore != "0/3000100" {
+			t.Errorf("%s: the state file holds %+v (%v)", c.name, st.Held, err)
 		}
 		// Held once the origin has moved on.
 		next := report("0/5000000", 0x5000000)

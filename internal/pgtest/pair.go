@@ -737,32 +737,56 @@ func (p *Pair) OrphanApply(ctx context.Context, sub string) (int, error) {
 // for over 20 s). It ends the database's manager (pglogical's supervisor
 // starts a new one at once when it takes that end for a crash, else none
 // until a subscription changes), then the apply worker: the postmaster
-// tells of its end only the manager that started it, now gone. It returns
-// once no apply worker has run for 2 s, or an error.
+// tells of its end only the manager that started it, now gone. When a new
+// manager started a worker again, it tries again (up to 5 times). It
+// returns once no apply worker has run for 2 s, or an error.
 func (p *Pair) StrandApply(ctx context.Context, sub string) error {
 	s := p.Subscriber
-	if _, err := p.endManager(ctx); err != nil {
-		return err
-	}
-	var apply int
-	if err := s.QueryRow(ctx, applyWorkerSQL, []any{&apply}, sub); err != nil {
-		return fmt.Errorf("find the apply worker of %s: %w", sub, err)
-	}
-	if err := s.Exec(ctx, "SELECT pg_terminate_backend($1)", apply); err != nil {
-		return err
-	}
-	var none time.Time
-	return Poll(ctx, 20*time.Second, func() bool {
-		var pid int
-		err := s.QueryRow(ctx, applyWorkerSQL, []any{&pid}, sub)
-		switch {
-		case errors.Is(err, pgx.ErrNoRows) && none.IsZero():
-			none = time.Now()
-		case err == nil:
-			none = time.Time{}
+	for try := 1; ; try++ {
+		if _, err := p.endManager(ctx); err != nil {
+			return err
 		}
-		return !none.IsZero() && time.Since(none) >= 2*time.Second
-	})
+		var apply int
+		if err := s.QueryRow(ctx, applyWorkerSQL, []any{&apply}, sub); err != nil {
+			return fmt.Errorf("find the apply worker of %s: %w", sub, err)
+		}
+		if err := s.Exec(ctx, "SELECT pg_terminate_backend($1)", apply); err != nil {
+			return err
+		}
+		// Stranded: no apply worker for 2 s; or one started again (by a
+		// manager the supervisor started).
+		var none time.Time
+		var again bool
+		err := Poll(ctx, 20*time.Second, func() bool {
+			var pid int
+			err := s.QueryRow(ctx, applyWorkerSQL, []any{&pid}, sub)
+			switch {
+			case errors.Is(err, pgx.ErrNoRows) && none.IsZero():
+				none = time.Now()
+			case err == nil && pid != apply:
+				again = true
+				return true
+			case err == nil:
+				none = time.Time{}
+			}
+			return !none.IsZero() && time.Since(none) >= 2*time.Second
+		})
+		switch {
+		case err != nil:
+			return fmt.Errorf("the apply worker of %s still runs after pg_terminate_backend: %w", sub, err)
+		case !again:
+			return nil
+		case try == 5:
+			return fmt.Errorf("pglogical started an apply worker for %s again after each of %d ends of its manager", sub, try)
+		}
+		// Wait for the manager that started it (or endManager finds none).
+		if err := Poll(ctx, 10*time.Second, func() bool {
+			var pid int
+			return s.QueryRow(ctx, fmt.Sprintf(workerSQL, "manager ", ""), []any{&pid}) == nil
+		}); err != nil {
+			return fmt.Errorf("an apply worker of %s runs without a manager", sub)
+		}
+	}
 }
 
 // RewindProvider restores the pair's own provider (PairOptions.Own) to a
