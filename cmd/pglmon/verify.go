@@ -189,10 +189,8 @@ func runVerify(ctx context.Context, e env, args []string) error {
 	// The daemon clears what stands until the rows are put right (a failed
 	// table copy, a data_divergence) with what was found equal; on a host
 	// without the daemon's state directory there is no daemon to tell.
-	if _, err := os.Stat(filepath.Dir(cfg.VerifiedFile())); !errors.Is(err, os.ErrNotExist) {
-		if err := verified.Record(cfg.VerifiedFile(), equal); err != nil {
-			fmt.Fprintf(e.stderr, "pglmon verify: the daemon will not learn what this run found equal (it keeps its findings until a verification of its own): %v\n", err)
-		}
+	if err := verified.Tell(cfg.VerifiedFile(), equal); err != nil {
+		fmt.Fprintf(e.stderr, "pglmon verify: the daemon will not learn what this run found equal (it keeps its findings until a verification of its own): %v\n", err)
 	}
 	if *output == "json" {
 		enc := json.NewEncoder(e.stdout)

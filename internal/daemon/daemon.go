@@ -378,6 +378,7 @@ func (d *Daemon) cycle(ctx context.Context) {
 	d.logs.annotate(&r, d.verifier.equalSince)
 	d.logs.keep(d)
 	d.rewinds.annotate(d.log, &r, d.verifier.equalSince)
+	d.rewinds.judgeGaps(d.log, &r, d.beats.gaps(ctx, d, snaps, &r), d.verifier.equalSince)
 	d.seen.annotate(d, &r)
 	d.maint.annotate(d, &r)
 	d.beats.run(ctx, d, snaps, &r)

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/diagnose"
 	"github.com/pglmon/pglmon/internal/heartbeat"
 	"github.com/pglmon/pglmon/internal/probe"
@@ -82,3 +83,54 @@ func (h *heartbeats) logged(d *Daemon, node string, err error) {
 // close closes the connections of nodes not in keep (all with nil); the
 // next write opens them again.
 func (h *heartbeats) close(ctx context.Context, keep map[string]bool) { h.w.Close(ctx, keep) }
+
+// gaps compares, for every subscription whose provider and subscriber
+// both keep heartbeats of that provider, the heartbeats the provider
+// wrote with those the subscriber holds (heartbeat.Compare), by
+// subscriber/subscription. It runs before this cycle's writes and prunes;
+// a comparison that fails is left out (logged at debug).
+func (h *heartbeats) gaps(ctx context.Context, d *Daemon, snaps []probe.Snapshot, r *diagnose.Report) map[string]heartbeat.Gap {
+	cfg := d.cfg.Load()
+	byNode := map[string]*probe.Snapshot{}
+	for i := range snaps {
+		if s := &snaps[i]; s.Up() && s.Heartbeat != nil && !s.InRecovery {
+			byNode[s.Node] = s
+		}
+	}
+	type job struct {
+		key        string
+		prov, sub  config.Node
+		node       string
+		from, till time.Time
+	}
+	var jobs []job
+	for _, s := range r.Subscriptions {
+		ps, ss := byNode[s.Provider], byNode[s.Subscriber]
+		if ps == nil || ss == nil || ps.LocalNode == "" || !ps.Heartbeat.Provides {
+			continue
+		}
+		from, till, ok := heartbeat.Window(ps.Heartbeat, ss.Heartbeat, ps.LocalNode)
+		pn, ok1 := cfg.Node(s.Provider)
+		sn, ok2 := cfg.Node(s.Subscriber)
+		if ok && ok1 && ok2 {
+			jobs = append(jobs, job{s.Subscriber + "/" + s.Name, pn, sn, ps.LocalNode, from, till})
+		}
+	}
+	out := map[string]heartbeat.Gap{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, j := range jobs {
+		wg.Go(func() {
+			g, err := h.w.Compare(ctx, j.prov, j.sub, j.node, j.from, j.till, cfg.Probe.Timeout.D())
+			if err != nil {
+				d.log.Debug("heartbeat comparison failed", keySubscription, j.key, keyError, err.Error())
+				return
+			}
+			mu.Lock()
+			out[j.key] = g
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return out
+}

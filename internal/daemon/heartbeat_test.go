@@ -91,3 +91,76 @@ func installHeartbeat(t *testing.T, body string) (*config.Config, heartbeat.Plan
 	}
 	return cfg, plan
 }
+
+// A subscriber put back to a copy of its files (a restore from a storage
+// snapshot: same timeline) while the daemon is stopped, which applies on
+// from its provider's slot past where its origin was before the daemon
+// looks again: neither its origin nor its timeline tells, but the
+// heartbeats written between the copy and the restore are missing while
+// later ones arrived (heartbeats_lost). Verified equal, it is put behind
+// and not raised again by the same heartbeats.
+func TestDaemonFindsLostHeartbeats(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Own: true, Rows: 10})
+	body := pairConfig(p, filepath.Join(t.TempDir(), "a.jsonl"), policyOff())
+	installHeartbeat(t, body)
+	r := start(t, body, nil)
+	r.waitMetric(t, `^pglmon_replication_delay_seconds\{provider="provider",subscription="sub_0"\} 0$`, false, 4*time.Minute)
+	saved, err := p.Subscriber.Cluster.SaveFiles(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var copied time.Time
+	if err := p.Provider.QueryRow(ctx, "SELECT clock_timestamp()", []any{&copied}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 SELECT g, 'lost by the restore', g FROM generate_series(101, 150) g"); err != nil {
+		t.Fatal(err)
+	}
+	arrived(t, p, "id BETWEEN 101 AND 150", 50)
+	if err := pgtest.Poll(ctx, time.Minute, func() bool {
+		var n int
+		return p.Subscriber.QueryRow(ctx, "SELECT count(*) FROM pglmon.heartbeat WHERE ts > $1", []any{&n}, copied) == nil && n >= 3
+	}); err != nil {
+		t.Fatal("no heartbeats written after the copy reached the subscriber")
+	}
+	r.stop(t)
+	if err := p.Subscriber.Cluster.PutBack(ctx, saved); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 SELECT g, 'after', g FROM generate_series(3001, 3100) g"); err != nil {
+		t.Fatal(err)
+	}
+	arrived(t, p, "id > 3000", 100)
+	if lost := subscriberRows(t, p, "id BETWEEN 101 AND 150"); lost != 0 {
+		t.Fatalf("%d of rows 101-150 are on the subscriber: the provider sent them again, and this test shows nothing", lost)
+	}
+	r = start(t, body, nil)
+	f, _ := r.waitFinding(t, p.Sub(), diagnose.CodeHeartbeatsLost)
+	if f.Severity != diagnose.Critical || !strings.Contains(f.Message, "heartbeats provider wrote between") || !strings.Contains(f.Message, "never reached subscriber") {
+		t.Errorf("finding: %+v", f)
+	}
+	rep := r.status(t)
+	if s, ok := rep.Subscription(p.Sub(), ""); ok {
+		if _, found := s.Finding(diagnose.CodeSubscriberRewound); found {
+			t.Errorf("subscriber_rewound too: the origin had not passed where it was, and this test does not show what only the heartbeats tell: %+v", s.Findings)
+		}
+	}
+	putBehind(t, r, p, diagnose.CodeHeartbeatsLost, "INSERT INTO items_0 SELECT g, 'lost by the restore', g FROM generate_series(101, 150) g")
+	// The same missing heartbeats, verified since: not raised again.
+	until := r.status(t).Time.Add(5 * time.Second)
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		rep := r.status(t)
+		s, ok := rep.Subscription(p.Sub(), "")
+		if !ok {
+			return false
+		}
+		if _, found := s.Finding(diagnose.CodeHeartbeatsLost); found {
+			t.Fatalf("heartbeats_lost raised again after the verification: %+v", s.Findings)
+		}
+		return rep.Time.After(until)
+	}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/diagnose"
+	"github.com/pglmon/pglmon/internal/heartbeat"
 	"github.com/pglmon/pglmon/internal/probe"
 	"github.com/pglmon/pglmon/internal/shellword"
 	"github.com/pglmon/pglmon/internal/verified"
@@ -93,6 +94,25 @@ type heldRewind struct {
 	// (subscriber_rewound).
 	SubscriberWAL string `json:"subscriber_wal_lsn,omitempty"`
 	SwitchLSN     string `json:"switch_lsn,omitempty"`
+	// Heartbeats is set when the subscriber lacks heartbeats the provider
+	// wrote, or holds some it no longer has (heartbeats_lost).
+	Heartbeats *lostBeats `json:"heartbeats,omitempty"`
+}
+
+// lostBeats is what a comparison of the heartbeats found: how many of
+// the provider's Compared (written From..To) the subscriber lacks
+// (Missing, written MissingFrom..MissingTo), and how many it holds that
+// the provider no longer has (Extra, ExtraFrom..ExtraTo).
+type lostBeats struct {
+	From        time.Time `json:"from"`
+	To          time.Time `json:"to"`
+	Compared    int       `json:"compared"`
+	Missing     int       `json:"missing,omitempty"`
+	MissingFrom time.Time `json:"missing_from,omitzero"`
+	MissingTo   time.Time `json:"missing_to,omitzero"`
+	Extra       int       `json:"extra,omitempty"`
+	ExtraFrom   time.Time `json:"extra_from,omitzero"`
+	ExtraTo     time.Time `json:"extra_to,omitzero"`
 }
 
 type rewindState struct {
@@ -102,6 +122,16 @@ type rewindState struct {
 }
 
 func (s rewindState) version() int { return s.Version }
+
+// init makes the maps a watch starts with.
+func (w *rewindWatch) init() {
+	if w.held == nil {
+		w.held = map[string]heldRewind{}
+	}
+	if w.providers == nil {
+		w.providers = map[string]seenProvider{}
+	}
+}
 
 // restore takes over the rewinds a kept state holds.
 func (w *rewindWatch) restore(path string, st rewindState) {
@@ -266,6 +296,56 @@ func (w *rewindWatch) judgeOrigin(log *slog.Logger, now time.Time, n diagnose.No
 		Rewind: diagnose.Rewind{OriginLSN: s.OriginRemoteLSN, SlotConfirmedLSN: confirmed.String()}, OriginBefore: prev.Origins[key]}
 }
 
+// judgeGaps holds heartbeats_lost for each subscription whose subscriber
+// lacks heartbeats its provider wrote while holding later ones, or holds
+// heartbeats the provider no longer has (gaps, by subscriber/subscription:
+// heartbeat.Compare), and adds its finding to r. What a verification that
+// started since they were written found equal is put behind (equalSince),
+// as is a subscription pglmon holds another rewind for (the same loss,
+// told otherwise): it runs after annotate, whose judgements say more.
+func (w *rewindWatch) judgeGaps(log *slog.Logger, r *diagnose.Report, gaps map[string]heartbeat.Gap, equalSince func(subscriber, subscription, table string) time.Time) {
+	w.init()
+	added := false
+	for i := range r.Subscriptions {
+		s := &r.Subscriptions[i]
+		key := s.Subscriber + "/" + s.Name
+		g, ok := gaps[key]
+		if _, held := w.held[key]; !ok || held {
+			continue
+		}
+		var since time.Time
+		if equalSince != nil {
+			since = equalSince(s.Subscriber, s.Name, "")
+		}
+		after := func(ts []time.Time) []time.Time {
+			return slices.DeleteFunc(slices.Clone(ts), func(t time.Time) bool { return !t.After(since) })
+		}
+		missing, extra := after(g.Missing), after(g.Extra)
+		if len(missing) == 0 && len(extra) == 0 {
+			continue
+		}
+		lb := &lostBeats{From: g.From, To: g.To, Compared: g.Compared, Missing: len(missing), Extra: len(extra)}
+		if len(missing) > 0 {
+			lb.MissingFrom, lb.MissingTo = missing[0], missing[len(missing)-1]
+		}
+		if len(extra) > 0 {
+			lb.ExtraFrom, lb.ExtraTo = extra[0], extra[len(extra)-1]
+		}
+		log.Error("heartbeats lost: the subscriber lacks heartbeats its provider wrote while holding later ones, or holds some the provider no longer has",
+			keySubscription, s.Name, keySubscriber, s.Subscriber, keyNode, s.Provider, "missing", lb.Missing, "missing_from", lb.MissingFrom, "missing_to", lb.MissingTo,
+			"extra", lb.Extra, "extra_from", lb.ExtraFrom, "extra_to", lb.ExtraTo, "compared", lb.Compared)
+		h := heldRewind{Subscriber: s.Subscriber, Subscription: s.Name, Provider: s.Provider, First: r.Time, Last: r.Time, Heartbeats: lb}
+		w.held[key], added = h, true
+		f := h.finding(s.Subscriber, s.Name)
+		s.Findings = append(s.Findings, f)
+		s.Health = diagnose.Worst(s.Health, f.Severity)
+		r.Health = diagnose.Worst(r.Health, f.Severity)
+	}
+	if added {
+		w.keep(log)
+	}
+}
+
 // judgeSubscriberSwitch judges subscription s of subscriber n, which was
 // on timeline prev.TLI last time pglmon saw it: a promotion of a standby
 // (a failover) or a point-in-time restore whose new timeline went on from
@@ -335,9 +415,7 @@ func (w *rewindWatch) judgeSwitch(log *slog.Logger, now time.Time, n diagnose.No
 // longer rewound whose rewind is held, the finding that says what it
 // skipped; equalSince (as the log watcher's) clears one.
 func (w *rewindWatch) annotate(log *slog.Logger, r *diagnose.Report, equalSince func(subscriber, subscription, table string) time.Time) {
-	if w.held == nil {
-		w.held, w.providers = map[string]heldRewind{}, map[string]seenProvider{}
-	}
+	w.init()
 	dirty := w.watchProviders(log, r)
 	for i := range r.Subscriptions {
 		s := &r.Subscriptions[i]
@@ -352,7 +430,7 @@ func (w *rewindWatch) annotate(log *slog.Logger, r *diagnose.Report, equalSince 
 			// Seen while it lasts: what a switch of timeline left unsure
 			// or inferred is now seen.
 			h.Provider, h.Rewind, h.Last = s.Provider, *s.Rewound, r.Time
-			h.FromTimeline, h.ToTimeline, h.Unsure, h.OriginBefore, h.SlotMovedFrom, h.SubscriberWAL, h.SwitchLSN = 0, 0, "", "", "", "", ""
+			h.FromTimeline, h.ToTimeline, h.Unsure, h.OriginBefore, h.SlotMovedFrom, h.SubscriberWAL, h.SwitchLSN, h.Heartbeats = 0, 0, "", "", "", "", "", nil
 			w.held[key], dirty = h, true
 			continue
 		}
@@ -380,6 +458,8 @@ func (h heldRewind) finding(subscriber, sub string) diagnose.Finding {
 	span := fmt.Sprintf("between %s and %s", h.First.UTC().Format(time.RFC3339), h.Last.UTC().Format(time.RFC3339))
 	verify := fmt.Sprintf("pglmon verify --subscription %s names the rows either side lacks (--copy-script writes what copies them); this finding stands until a verification that started since finds every table equal", shellword.Quote(sub))
 	switch {
+	case h.Heartbeats != nil:
+		return h.Heartbeats.finding(subscriber, sub, h.Provider, verify)
 	case h.SlotMovedFrom != "":
 		return diagnose.Finding{Code: diagnose.CodeSlotAdvanced, Severity: diagnose.Critical, Human: true, Slot: h.Slot,
 			Message: fmt.Sprintf("slot %s on %s moved on from %s to %s %s, while nothing streamed from it and %s could not consume it (disabled, or %s not answering): someone ran pg_replication_slot_advance on it (to free the WAL it held), or read it with pg_logical_slot_get_changes. pglogical starts from the slot, so the changes %s committed in between are lost to %s, silently: %s, or resynchronise the tables",
@@ -404,6 +484,23 @@ func (h heldRewind) finding(subscriber, sub string) diagnose.Finding {
 	return diagnose.Finding{Code: diagnose.CodeProviderRewound, Severity: diagnose.Critical, Human: true,
 		Message: fmt.Sprintf("%s pglmon saw %s's replication origin past %s's end of WAL (origin at %s, %s's WAL at %s): %s had been restored from a backup or snapshot, or failed over to a standby short of that WAL, and pglogical skipped, silently, the transactions %s committed meanwhile; %s holds changes %s no longer has. Nothing more is skipped now (%s's WAL has passed that point, or the origin was moved back), but what was skipped stays lost: %s",
 			strings.Replace(span, "between", "from", 1), subscriber, h.Provider, h.OriginLSN, h.Provider, h.ProviderLSN, h.Provider, h.Provider, subscriber, h.Provider, h.Provider, verify)}
+}
+
+// finding is what lost heartbeats say of subscription sub on subscriber
+// from provider.
+func (lb *lostBeats) finding(subscriber, sub, provider, verify string) diagnose.Finding {
+	at := func(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
+	var said []string
+	if lb.Missing > 0 {
+		said = append(said, fmt.Sprintf("%d of the %d heartbeats %s wrote between %s and %s never reached %s (written %s to %s), while later ones did: %s skipped or lost the transactions %s committed then (a restore of %s from a backup or snapshot, a failover short of its WAL, a slot advanced, a provider restored while %s applied on), and the rows they changed are missing or out of date on %s",
+			lb.Missing, lb.Compared, provider, at(lb.From), at(lb.To), subscriber, at(lb.MissingFrom), at(lb.MissingTo), sub, provider, subscriber, subscriber, subscriber))
+	}
+	if lb.Extra > 0 {
+		said = append(said, fmt.Sprintf("%s holds %d heartbeats from %s (written %s to %s) that %s no longer has: %s lost transactions it had committed and %s had applied (restored from a backup or snapshot, or failed over to a standby short of its WAL), and %s holds changes %s no longer has",
+			subscriber, lb.Extra, provider, at(lb.ExtraFrom), at(lb.ExtraTo), provider, provider, subscriber, subscriber, provider))
+	}
+	return diagnose.Finding{Code: diagnose.CodeHeartbeatsLost, Severity: diagnose.Critical, Human: true,
+		Message: strings.Join(said, "; ") + ". pglogical says nothing of it: " + verify + ", or resynchronise the tables"}
 }
 
 // minLSN is the lower of two LSNs as PostgreSQL writes them (a when

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pglmon/pglmon/internal/diagnose"
+	"github.com/pglmon/pglmon/internal/heartbeat"
 	"github.com/pglmon/pglmon/internal/monitor"
 	"github.com/pglmon/pglmon/internal/pgtest"
 	"github.com/pglmon/pglmon/internal/probe"
@@ -756,5 +757,74 @@ func TestDaemonFindsAnAdvancedSlot(t *testing.T) {
 		return found && s.Status == "replicating" && rep.Health == diagnose.Critical
 	}); err != nil {
 		t.Fatalf("not held once replicating again: %+v", r.status(t).Subscriptions)
+	}
+}
+
+// What the heartbeats' comparison makes of a subscription (judgeGaps,
+// without servers): heartbeats_lost for heartbeats the subscriber lacks,
+// or holds that the provider no longer has, written after the last
+// verification that found every table equal; nothing for those written
+// before it, nor while another rewind is held.
+func TestHeartbeatGapsJudged(t *testing.T) {
+	at := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	report := func() *diagnose.Report {
+		at = at.Add(time.Minute)
+		return &diagnose.Report{Time: at, Health: diagnose.OK,
+			Nodes:         []diagnose.Node{{Name: "prov", Up: true, Timeline: 1}},
+			Subscriptions: []diagnose.Subscription{{Name: "a", Subscriber: "sub", Provider: "prov", SlotFound: true, Enabled: true, Status: "replicating", Health: diagnose.OK, OriginRemoteLSN: "0/3000000"}}}
+	}
+	beat := func(min int) time.Time { return time.Date(2026, 12, 6, 11, min, 0, 0, time.UTC) }
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, c := range []struct {
+		name     string
+		gap      heartbeat.Gap
+		verified time.Time
+		held     bool // a subscriber_rewound held already
+		want     string
+	}{
+		{"missing", heartbeat.Gap{From: beat(0), To: beat(50), Compared: 300, Missing: []time.Time{beat(10), beat(11), beat(12)}}, time.Time{}, false, "3 of the 300 heartbeats prov wrote between 2026-12-06T11:00:00.000Z and 2026-12-06T11:50:00.000Z never reached sub (written 2026-12-06T11:10:00.000Z to 2026-12-06T11:12:00.000Z)"},
+		{"extra", heartbeat.Gap{From: beat(0), To: beat(50), Compared: 300, Extra: []time.Time{beat(20)}}, time.Time{}, false, "sub holds 1 heartbeats from prov (written 2026-12-06T11:20:00.000Z to 2026-12-06T11:20:00.000Z) that prov no longer has"},
+		{"missing, partly verified since", heartbeat.Gap{From: beat(0), To: beat(50), Compared: 300, Missing: []time.Time{beat(10), beat(30)}}, beat(20), false, "1 of the 300 heartbeats"},
+		{"missing, verified since", heartbeat.Gap{From: beat(0), To: beat(50), Compared: 300, Missing: []time.Time{beat(10), beat(11)}}, beat(20), false, ""},
+		{"equal", heartbeat.Gap{From: beat(0), To: beat(50), Compared: 300}, time.Time{}, false, ""},
+		{"another rewind held", heartbeat.Gap{From: beat(0), To: beat(50), Compared: 300, Missing: []time.Time{beat(10)}}, time.Time{}, true, ""},
+	} {
+		w := &rewindWatch{path: filepath.Join(t.TempDir(), "provider-rewinds.json")}
+		if c.held {
+			w.held = map[string]heldRewind{"sub/a": {Subscriber: "sub", Subscription: "a", Provider: "prov", OriginBefore: "0/4000000", Rewind: diagnose.Rewind{OriginLSN: "0/3000000"}}}
+		}
+		equalSince := func(string, string, string) time.Time { return c.verified }
+		r := report()
+		w.annotate(log, r, equalSince)
+		w.judgeGaps(log, r, map[string]heartbeat.Gap{"sub/a": c.gap}, equalSince)
+		f, found := r.Subscriptions[0].Finding(diagnose.CodeHeartbeatsLost)
+		if c.want == "" {
+			if found {
+				t.Errorf("%s: %+v", c.name, f)
+			}
+			continue
+		}
+		if !found || f.Severity != diagnose.Critical || !f.Human || r.Health != diagnose.Critical || !strings.Contains(f.Message, c.want) {
+			t.Errorf("%s: %s %+v", c.name, r.Health, r.Subscriptions[0].Findings)
+			continue
+		}
+		// Kept at once, and held the next cycles (the comparison equal
+		// again once the heartbeats are pruned), until verified.
+		if st, err := loadState[rewindState](w.path); err != nil || len(st.Held) != 1 || st.Held[0].Heartbeats == nil {
+			t.Errorf("%s: the state file holds %+v (%v)", c.name, st.Held, err)
+		}
+		next := report()
+		w.annotate(log, next, equalSince)
+		w.judgeGaps(log, next, nil, equalSince)
+		if _, found := next.Subscriptions[0].Finding(diagnose.CodeHeartbeatsLost); !found || len(next.Subscriptions[0].Findings) != 1 {
+			t.Errorf("%s, a cycle later: %+v", c.name, next.Subscriptions[0].Findings)
+		}
+		done := report()
+		later := func(string, string, string) time.Time { return at }
+		w.annotate(log, done, later)
+		w.judgeGaps(log, done, map[string]heartbeat.Gap{"sub/a": c.gap}, later)
+		if len(done.Subscriptions[0].Findings) != 0 {
+			t.Errorf("%s, verified since: %+v", c.name, done.Subscriptions[0].Findings)
+		}
 	}
 }

@@ -85,7 +85,11 @@ const (
 	// subscription could not consume it (pg_replication_slot_advance,
 	// pg_logical_slot_get_changes): the changes in between are lost to the
 	// subscriber (daemon).
-	CodeSlotAdvanced           = "slot_advanced"
+	CodeSlotAdvanced = "slot_advanced"
+	// CodeHeartbeatsLost: the subscriber lacks heartbeats its provider
+	// wrote while holding later ones, or holds some the provider no longer
+	// has: transactions skipped or lost on one side (daemon).
+	CodeHeartbeatsLost         = "heartbeats_lost"
 	CodeProviderConnectFailed  = "provider_connection_failed"
 	CodeWorkerSlotsExhausted   = "worker_slots_exhausted"
 	CodeReplicationCapacityLow = "replication_capacity_low"

@@ -643,6 +643,20 @@ or resynchronise a table (TRUNCATES it on %[2]s, then copies it):
   -- on subscriber %[2]s
   SELECT pglogical.alter_subscription_resynchronize_table(%[4]s, 'schema.table');
 A verification that finds every table equal puts this finding behind.`, s.Provider, s.Subscriber, sh(s.Name), q(s.Name), f.Slot)
+	case diagnose.CodeHeartbeatsLost:
+		fmt.Fprintf(&b, `The heartbeats pglmon writes on provider %[1]s differ between %[1]s and subscriber %[2]s where
+both keep them (the message says which and when): heartbeats %[1]s wrote that %[2]s lacks, while it holds later
+ones, are transactions pglogical skipped or %[2]s lost (a restore, a failover short of WAL, a slot
+advanced); heartbeats %[2]s holds that %[1]s no longer has are transactions %[1]s lost after
+%[2]s applied them. Your tables lost changes of the same span. Nothing pglogical does brings them
+back. Compare the tables: rows %[2]s lacks were lost to it, rows only %[2]s holds may be what
+%[1]s lost (decide which side is right before copying):
+  pglmon verify --config FILE --subscription %[3]s
+  pglmon verify --config FILE --subscription %[3]s --copy-script rows.psql   (copies the provider's rows over: read it first)
+or resynchronise a table (TRUNCATES it on %[2]s, then copies it):
+  -- on subscriber %[2]s
+  SELECT pglogical.alter_subscription_resynchronize_table(%[4]s, 'schema.table');
+A verification that finds every table equal puts this finding behind.`, s.Provider, s.Subscriber, sh(s.Name), q(s.Name))
 	case diagnose.CodeProviderTimelineChanged:
 		fmt.Fprintf(&b, `Provider %[1]s went on to a new timeline (a failover or switchover, or a point-in-time restore), and
 pglmon could not tell whether subscriber %[2]s had applied changes %[1]s lost with the old one (the

@@ -21,6 +21,7 @@ import (
 	"github.com/pglmon/pglmon/internal/repair"
 	"github.com/pglmon/pglmon/internal/setup"
 	"github.com/pglmon/pglmon/internal/shellword"
+	"github.com/pglmon/pglmon/internal/verified"
 	"github.com/pglmon/pglmon/internal/verify"
 )
 
@@ -815,6 +816,14 @@ func (r *Runner) compare(ctx context.Context, m *Manifest) error {
 	}
 	opt := verify.ConfigOptions(r.Config.Verify, mode)
 	differ := 0
+	var equal []verified.Entry
+	defer func() {
+		// The daemon puts behind what stands until a verification finds
+		// the tables equal (the heartbeats the work left missing, too).
+		if err := verified.Tell(r.Config.VerifiedFile(), equal); err != nil {
+			r.say("warning: the daemon will not learn what this comparison found equal: %v", err)
+		}
+	}()
 	for _, s := range m.Subscriptions {
 		if !s.Enabled {
 			continue
@@ -822,7 +831,9 @@ func (r *Runner) compare(ctx context.Context, m *Manifest) error {
 		tg := verify.Target{Subscription: s.Name, Subscriber: s.Subscriber, Provider: s.Provider, Sets: s.Sets, Slot: s.SlotName,
 			ApplyDelay: r.applyDelay(ctx, s)}
 		r.say("Comparing the tables subscription %s on %s replicates from %s (%s):", s.Name, s.Subscriber, s.Provider, by)
+		started := time.Now()
 		res := verify.Run(ctx, r.Config, tg, opt)
+		equal = append(equal, verified.Entries(res, started, true)...)
 		if res.Error != "" {
 			r.say("warning: cannot compare %s: %s", s.Name, res.Error)
 			continue

@@ -13,6 +13,7 @@ import (
 	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/pgtest"
 	"github.com/pglmon/pglmon/internal/repair"
+	"github.com/pglmon/pglmon/internal/verified"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
@@ -22,7 +23,8 @@ func TestPrepareAndRestoreAroundAnUpgrade(t *testing.T) {
 	prov := pgtest.NewCluster(t, pgtest.Options{})
 	subc := pgtest.NewCluster(t, pgtest.Options{})
 	p := pgtest.NewPair(t, pgtest.PairOptions{Provider: prov, Subscriber: subc, Rows: 500, Subscriptions: 2})
-	cfg, err := config.Parse("t.yaml", []byte(p.NodesYAML()))
+	state := t.TempDir() // the daemon's state directory
+	cfg, err := config.Parse("t.yaml", []byte(p.NodesYAML()+"repair:\n  audit_log: "+filepath.Join(state, "audit.jsonl")+"\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,6 +123,16 @@ func TestPrepareAndRestoreAroundAnUpgrade(t *testing.T) {
 	if err := r.Restore(ctx, manifest); err != nil {
 		t.Fatalf("restore: %v\n%s", err, out.String())
 	}
+	// Its comparison found every table equal: the daemon learns it, as
+	// from pglmon verify (and puts behind what the work left, such as
+	// heartbeats written meanwhile).
+	w := verified.Watcher{Path: cfg.VerifiedFile()}
+	since, err := w.Since()
+	for _, sub := range p.Subscriptions {
+		if since["subscriber/"+sub+"/"].IsZero() {
+			t.Errorf("verified.json lacks %s found equal: %v %v", sub, since, err)
+		}
+	}
 	for _, sub := range p.Subscriptions {
 		if st, _ := p.Status(ctx, sub); st != "replicating" {
 			t.Errorf("%s after restore: %s", sub, st)
@@ -213,7 +225,7 @@ func TestRestoreReportsTablesChangedMeanwhile(t *testing.T) {
 	prov := pgtest.NewCluster(t, pgtest.Options{})
 	subc := pgtest.NewCluster(t, pgtest.Options{})
 	p := pgtest.NewPair(t, pgtest.PairOptions{Provider: prov, Subscriber: subc, Rows: 100})
-	cfg, _ := config.Parse("t.yaml", []byte(p.NodesYAML()))
+	cfg, _ := config.Parse("t.yaml", []byte(p.NodesYAML()+"repair:\n  audit_log: "+filepath.Join(t.TempDir(), "audit.jsonl")+"\n"))
 	manifest := filepath.Join(t.TempDir(), "m.json")
 	var out bytes.Buffer
 	r := &Runner{Config: cfg, Out: &out, Timeout: 30 * time.Second}
@@ -230,6 +242,10 @@ func TestRestoreReportsTablesChangedMeanwhile(t *testing.T) {
 	var n int
 	if err := p.Subscriber.QueryRow(ctx, "SELECT count(*) FROM items_0", []any{&n}); err != nil || n != 100 {
 		t.Fatalf("restore must not resynchronise by itself: %d rows (%v)", n, err)
+	}
+	w := verified.Watcher{Path: cfg.VerifiedFile()}
+	if since, err := w.Since(); len(since) != 0 || err != nil {
+		t.Errorf("verified.json holds what differs: %v (%v)", since, err)
 	}
 }
 

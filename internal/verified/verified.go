@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -56,6 +57,16 @@ func Entries(r verify.Result, started time.Time, whole bool) []Entry {
 		out = append(out, Entry{Subscriber: r.Subscriber, Subscription: r.Subscription, Since: started})
 	}
 	return out
+}
+
+// Tell records entries (Record) for the daemon whose state directory holds
+// path; on a host without that directory there is no daemon to tell, and
+// nothing is written.
+func Tell(path string, entries []Entry) error {
+	if _, err := os.Stat(filepath.Dir(path)); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return Record(path, entries)
 }
 
 // Record adds entries to the file at path, under a lock (two runs at once

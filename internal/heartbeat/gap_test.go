@@ -1,0 +1,64 @@
+package heartbeat
+
+import (
+	"testing"
+	"time"
+
+	"github.com/pglmon/pglmon/internal/probe"
+)
+
+// The window both tables hold whole: from the later oldest, past what a
+// prune may delete, to shortly before the subscriber's newest.
+func TestWindow(t *testing.T) {
+	at := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	span := func(oldest, newest time.Duration) probe.HeartbeatSpan {
+		return probe.HeartbeatSpan{Oldest: at.Add(oldest), Newest: at.Add(newest)}
+	}
+	table := func(s probe.HeartbeatSpan) *probe.Heartbeat {
+		return &probe.Heartbeat{Clock: at, Provides: true, Nodes: map[string]probe.HeartbeatSpan{"prov": s}}
+	}
+	for _, c := range []struct {
+		name     string
+		prov     *probe.Heartbeat
+		sub      *probe.Heartbeat
+		from, to time.Duration
+		ok       bool
+	}{
+		{"the subscriber's oldest later", table(span(-30*time.Minute, 0)), table(span(-20*time.Minute, -time.Minute)), -20 * time.Minute, -time.Minute - settle, true},
+		{"the provider's oldest later", table(span(-10*time.Minute, 0)), table(span(-20*time.Minute, -time.Minute)), -10 * time.Minute, -time.Minute - settle, true},
+		{"an hour kept: past what a prune may take", table(span(-Keep, 0)), table(span(-Keep, 0)), -Keep + pruneMargin, -settle, true},
+		{"nothing arrived since the oldest", table(span(-time.Minute, 0)), table(span(-time.Minute, -time.Minute)), 0, 0, false},
+		{"none from that provider", table(span(-time.Minute, 0)), &probe.Heartbeat{Clock: at}, 0, 0, false},
+		{"no table", nil, table(span(-time.Minute, 0)), 0, 0, false},
+	} {
+		from, to, ok := Window(c.prov, c.sub, "prov")
+		if ok != c.ok || (ok && (!from.Equal(at.Add(c.from)) || !to.Equal(at.Add(c.to)))) {
+			t.Errorf("%s: %v %v %v, want %v %v %v", c.name, from.Sub(at), to.Sub(at), ok, c.from, c.to, c.ok)
+		}
+	}
+}
+
+func TestDifference(t *testing.T) {
+	at := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	ts := func(secs ...int) []time.Time {
+		var out []time.Time
+		for _, s := range secs {
+			out = append(out, at.Add(time.Duration(s)*time.Second+time.Microsecond))
+		}
+		return out
+	}
+	// A time read back in another zone is the same heartbeat.
+	local := ts(1, 2, 3, 4, 5, 6)
+	for i := range local {
+		local[i] = local[i].In(time.FixedZone("CET", 3600))
+	}
+	if got := difference(ts(1, 2, 3, 4, 5, 6), local); len(got) != 0 {
+		t.Errorf("the same heartbeats: %v", got)
+	}
+	if got := difference(ts(1, 2, 3, 4, 5, 6), ts(1, 2, 5, 6)); len(got) != 2 || !got[0].Equal(ts(3)[0]) || !got[1].Equal(ts(4)[0]) {
+		t.Errorf("3 and 4 missing: %v", got)
+	}
+	if got := difference(ts(1, 2), ts(1, 2, 3)); len(got) != 0 {
+		t.Errorf("one extra on the other side: %v", got)
+	}
+}
