@@ -496,8 +496,12 @@ func (lb *lostBeats) finding(subscriber, sub, provider, verify string) diagnose.
 			lb.Missing, lb.Compared, provider, at(lb.From), at(lb.To), subscriber, at(lb.MissingFrom), at(lb.MissingTo), sub, provider, subscriber, subscriber, subscriber))
 	}
 	if lb.Extra > 0 {
-		said = append(said, fmt.Sprintf("%s holds %d heartbeats from %s (written %s to %s) that %s no longer has: %s lost transactions it had committed and %s had applied (restored from a backup or snapshot, or failed over to a standby short of its WAL), and %s holds changes %s no longer has",
-			subscriber, lb.Extra, provider, at(lb.ExtraFrom), at(lb.ExtraTo), provider, provider, subscriber, subscriber, provider))
+		beats := fmt.Sprintf("%d heartbeats", lb.Extra)
+		if lb.Extra == 1 {
+			beats = "1 heartbeat"
+		}
+		said = append(said, fmt.Sprintf("%s holds %s from %s (written %s to %s) that %s no longer has: %s lost transactions it had committed and %s had applied (restored from a backup or snapshot, or failed over to a standby short of its WAL), and %s holds changes %s no longer has",
+			subscriber, beats, provider, at(lb.ExtraFrom), at(lb.ExtraTo), provider, provider, subscriber, subscriber, provider))
 	}
 	return diagnose.Finding{Code: diagnose.CodeHeartbeatsLost, Severity: diagnose.Critical, Human: true,
 		Message: strings.Join(said, "; ") + ". pglogical says nothing of it: " + verify + ", or resynchronise the tables"}

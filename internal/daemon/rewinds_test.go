@@ -783,7 +783,7 @@ func TestHeartbeatGapsJudged(t *testing.T) {
 		want     string
 	}{
 		{"missing", heartbeat.Gap{From: beat(0), To: beat(50), Compared: 300, Missing: []time.Time{beat(10), beat(11), beat(12)}}, time.Time{}, false, "3 of the 300 heartbeats prov wrote between 2026-12-06T11:00:00.000Z and 2026-12-06T11:50:00.000Z never reached sub (written 2026-12-06T11:10:00.000Z to 2026-12-06T11:12:00.000Z)"},
-		{"extra", heartbeat.Gap{From: beat(0), To: beat(50), Compared: 300, Extra: []time.Time{beat(20)}}, time.Time{}, false, "sub holds 1 heartbeats from prov (written 2026-12-06T11:20:00.000Z to 2026-12-06T11:20:00.000Z) that prov no longer has"},
+		{"extra", heartbeat.Gap{From: beat(0), To: beat(50), Compared: 300, Extra: []time.Time{beat(20)}}, time.Time{}, false, "sub holds 1 heartbeat from prov (written 2026-12-06T11:20:00.000Z to 2026-12-06T11:20:00.000Z) that prov no longer has"},
 		{"missing, partly verified since", heartbeat.Gap{From: beat(0), To: beat(50), Compared: 300, Missing: []time.Time{beat(10), beat(30)}}, beat(20), false, "1 of the 300 heartbeats"},
 		{"missing, verified since", heartbeat.Gap{From: beat(0), To: beat(50), Compared: 300, Missing: []time.Time{beat(10), beat(11)}}, beat(20), false, ""},
 		{"equal", heartbeat.Gap{From: beat(0), To: beat(50), Compared: 300}, time.Time{}, false, ""},
