@@ -164,3 +164,72 @@ func TestDaemonFindsLostHeartbeats(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A provider put back to a copy of its files (a restore from a storage
+// snapshot) while the daemon is stopped, whose WAL then passes what the
+// subscriber had applied before the daemon looks again: provider_rewound
+// is over, the timeline is the same, but the subscriber holds heartbeats
+// the provider no longer has (heartbeats_lost).
+func TestDaemonFindsHeartbeatsARestoredProviderLost(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Own: true, Rows: 10})
+	body := pairConfig(p, filepath.Join(t.TempDir(), "a.jsonl"), policyOff())
+	installHeartbeat(t, body)
+	r := start(t, body, nil)
+	r.waitMetric(t, `^pglmon_replication_delay_seconds\{provider="provider",subscription="sub_0"\} 0$`, false, 4*time.Minute)
+	saved, err := p.Provider.Cluster.SaveFiles(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// pglogical may wait up to 180 s before it tries a provider that went
+	// away again.
+	if err := p.RestartSubscription(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var copied time.Time
+	if err := p.Provider.QueryRow(ctx, "SELECT clock_timestamp()", []any{&copied}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 SELECT g, 'lost by the restore', g FROM generate_series(101, 150) g"); err != nil {
+		t.Fatal(err)
+	}
+	arrived(t, p, "id BETWEEN 101 AND 150", 50)
+	if err := pgtest.Poll(ctx, time.Minute, func() bool {
+		var n int
+		return p.Subscriber.QueryRow(ctx, "SELECT count(*) FROM pglmon.heartbeat WHERE ts > $1", []any{&n}, copied) == nil && n >= 3
+	}); err != nil {
+		t.Fatal("no heartbeats written after the copy reached the subscriber")
+	}
+	r.stop(t)
+	if err := p.Provider.Cluster.PutBack(ctx, saved); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.RestartSubscription(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A row skipped (committed before the provider's WAL passes what the
+	// subscriber applied), then enough to pass it.
+	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 VALUES (2001, 'skipped', 2001)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 SELECT g, repeat('x', 200), g FROM generate_series(3001, 5000) g"); err != nil {
+		t.Fatal(err)
+	}
+	arrived(t, p, "id > 3000", 2000)
+	if n := subscriberRows(t, p, "id = 2001"); n != 0 {
+		t.Fatal("row 2001 arrived: pglogical no longer skips below the origin, and this test shows nothing")
+	}
+	r = start(t, body, nil)
+	f, _ := r.waitFinding(t, p.Sub(), diagnose.CodeHeartbeatsLost)
+	if f.Severity != diagnose.Critical || !strings.Contains(f.Message, "subscriber holds ") || !strings.Contains(f.Message, "that provider no longer has") {
+		t.Errorf("finding: %+v", f)
+	}
+	rep := r.status(t)
+	if s, ok := rep.Subscription(p.Sub(), ""); ok {
+		if _, found := s.Finding(diagnose.CodeProviderRewound); found {
+			t.Errorf("provider_rewound too: the provider's WAL had not passed the origin, and this test does not show what only the heartbeats tell: %+v", s.Findings)
+		}
+	}
+	putBehind(t, r, p, diagnose.CodeHeartbeatsLost, "DELETE FROM items_0 WHERE id BETWEEN 101 AND 150; INSERT INTO items_0 VALUES (2001, 'skipped', 2001)")
+}
