@@ -33,19 +33,7 @@ func TestMakeDemo(t *testing.T) {
 		t.Fatal("make is not installed: run scripts/install-deps.sh (as root)")
 	}
 	ctx := context.Background()
-	if err := os.MkdirAll(pgtest.BaseDir, 0o1777); err != nil {
-		t.Fatal(err)
-	}
-	// Under the harness's directory, which the postgres user may enter (a
-	// test's own temporary directory is its owner's only).
-	base, err := os.MkdirTemp(pgtest.BaseDir, "demo-")
-	if err == nil {
-		err = os.Chmod(base, 0o755)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	demoDir := filepath.Join(base, "demo")
+	demoDir := filepath.Join(demoBase(t), "demo")
 	bin := t.TempDir()
 	pglmon, demo := filepath.Join(bin, "pglmon"), filepath.Join(bin, "pglmon-demo")
 	listen := freeAddr(t)
@@ -70,7 +58,6 @@ func TestMakeDemo(t *testing.T) {
 		if got, err := command(demo, "down").CombinedOutput(); err != nil {
 			t.Errorf("pglmon-demo down: %v\n%s", err, got)
 		}
-		os.RemoveAll(base)
 	})
 	cfg := filepath.Join(demoDir, "pglmon.yaml")
 
@@ -223,13 +210,7 @@ func TestMakeDemo(t *testing.T) {
 // A daemon with another configuration (another demo's) is left alone.
 func TestDownStopsTheDemosDaemon(t *testing.T) {
 	ctx := context.Background()
-	bin := t.TempDir()
-	pglmon, demo := filepath.Join(bin, "pglmon"), filepath.Join(bin, "pglmon-demo")
-	for _, b := range [][2]string{{pglmon, "../pglmon"}, {demo, "."}} {
-		if got, err := exec.CommandContext(ctx, "go", "build", "-o", b[0], b[1]).CombinedOutput(); err != nil {
-			t.Fatalf("go build %s: %v\n%s", b[1], err, got)
-		}
-	}
+	pglmon, demo := build(t)
 	daemon := func(dir string) (*exec.Cmd, chan error) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
@@ -286,6 +267,38 @@ func TestDownStopsTheDemosDaemon(t *testing.T) {
 	}
 }
 
+// demoBase makes a directory for a demo under the harness's directory,
+// which the postgres user may enter (a test's own temporary directory is
+// its owner's only); it is removed when the test ends.
+func demoBase(t *testing.T) string {
+	t.Helper()
+	if err := os.MkdirAll(pgtest.BaseDir, 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	base, err := os.MkdirTemp(pgtest.BaseDir, "demo-")
+	if err == nil {
+		err = os.Chmod(base, 0o755)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	return base
+}
+
+// build builds pglmon and pglmon-demo for one test.
+func build(t *testing.T) (pglmon, demo string) {
+	t.Helper()
+	bin := t.TempDir()
+	pglmon, demo = filepath.Join(bin, "pglmon"), filepath.Join(bin, "pglmon-demo")
+	for _, b := range [][2]string{{pglmon, "../pglmon"}, {demo, "."}} {
+		if got, err := exec.Command("go", "build", "-o", b[0], b[1]).CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", b[1], err, got)
+		}
+	}
+	return pglmon, demo
+}
+
 // freePorts returns the first of n consecutive loopback ports nothing
 // listens on, between the test harness's ports (20000-32000) and the
 // kernel's ephemeral ones.
@@ -339,25 +352,8 @@ func exitCode(err error) int {
 func TestDemoBreaksOnlyTheDaemonSees(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	if err := os.MkdirAll(pgtest.BaseDir, 0o1777); err != nil {
-		t.Fatal(err)
-	}
-	base, err := os.MkdirTemp(pgtest.BaseDir, "demo-")
-	if err == nil {
-		err = os.Chmod(base, 0o755)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(base) })
-	bin := t.TempDir()
-	pglmon, demo := filepath.Join(bin, "pglmon"), filepath.Join(bin, "pglmon-demo")
-	for _, b := range [][2]string{{pglmon, "../pglmon"}, {demo, "."}} {
-		if got, err := exec.CommandContext(ctx, "go", "build", "-o", b[0], b[1]).CombinedOutput(); err != nil {
-			t.Fatalf("go build %s: %v\n%s", b[1], err, got)
-		}
-	}
-	demoDir, port, listen := filepath.Join(base, "demo"), freePorts(t, 8), freeAddr(t)
+	pglmon, demo := build(t)
+	demoDir, port, listen := filepath.Join(demoBase(t), "demo"), freePorts(t, 8), freeAddr(t)
 	env := append(os.Environ(), "PGLMON_DEMO_DIR="+demoDir, fmt.Sprintf("PGLMON_DEMO_PORT=%d", port), "PGLMON_DEMO_LISTEN="+listen)
 	run := func(name string, args ...string) (int, string) {
 		cmd := exec.Command(name, args...)

@@ -38,25 +38,27 @@ func daemonReport(ctx context.Context) (diagnose.Report, error) {
 	return rep, json.NewDecoder(resp.Body).Decode(&rep)
 }
 
-// readyToBreak checks that the daemon watches sub_0, and that it holds no
-// earlier rewind for it (a held one hides a new one until verified).
-func readyToBreak(ctx context.Context, sub string) error {
+// readyToBreak checks that the daemon watches the pair's subscription,
+// and that it holds no earlier rewind for it (a held one hides a new one
+// until verified); it returns the subscription's slot.
+func readyToBreak(ctx context.Context, p *pgtest.Pair) (string, error) {
+	sub := p.Sub()
 	rep, err := daemonReport(ctx)
 	if err != nil {
-		return err
+		return "", err
 	}
 	s, ok := rep.Subscription(sub, "")
 	if !ok {
-		return fmt.Errorf("the demo's daemon does not report %s yet", sub)
+		return "", fmt.Errorf("the demo's daemon does not report %s yet", sub)
 	}
 	for _, f := range s.Findings {
 		switch f.Code {
-		case diagnose.CodeProviderRewound, diagnose.CodeProviderTimelineChanged, diagnose.CodeSubscriberRewound, diagnose.CodeSlotAdvanced:
-			return fmt.Errorf("the daemon holds %s for %s from an earlier break, which hides a new one until a verification finds its tables equal: "+
+		case diagnose.CodeProviderRewound, diagnose.CodeProviderTimelineChanged, diagnose.CodeSubscriberRewound, diagnose.CodeSlotAdvanced, diagnose.CodeHeartbeatsLost:
+			return "", fmt.Errorf("the daemon holds %s for %s from an earlier break, which hides a new one until a verification finds its tables equal: "+
 				"bin/pglmon verify --config %s --copy-script /tmp/rows.psql, run the script as printed, then verify again", f.Code, sub, filepath.Join(dir, "pglmon.yaml"))
 		}
 	}
-	return nil
+	return p.SlotName(ctx, sub)
 }
 
 // restoreSubscriber puts the subscriber back to a copy of its files taken
@@ -66,10 +68,7 @@ func readyToBreak(ctx context.Context, sub string) error {
 // again.
 func restoreSubscriber(ctx context.Context, p *pgtest.Pair) error {
 	sub := p.Sub()
-	if err := readyToBreak(ctx, sub); err != nil {
-		return err
-	}
-	slot, err := p.SlotName(ctx, sub)
+	slot, err := readyToBreak(ctx, p)
 	if err != nil {
 		return err
 	}
@@ -121,10 +120,7 @@ func restoreSubscriber(ctx context.Context, p *pgtest.Pair) error {
 // the WAL an idle slot holds.
 func advanceSlot(ctx context.Context, p *pgtest.Pair) error {
 	sub := p.Sub()
-	if err := readyToBreak(ctx, sub); err != nil {
-		return err
-	}
-	slot, err := p.SlotName(ctx, sub)
+	slot, err := readyToBreak(ctx, p)
 	if err != nil {
 		return err
 	}

@@ -133,11 +133,9 @@ func (a *autoRepairer) consider(ctx context.Context, r *diagnose.Report) {
 		}
 		st.attempts = pruneHour(st.attempts, now)
 		if limit := cfg.Repair.MaxAttemptsPerHour; limit > 0 && len(st.attempts) >= limit && !st.running {
-			s.Findings = append(s.Findings, diagnose.Finding{Code: diagnose.CodeRepairFailed, Severity: diagnose.Critical,
+			r.AddFinding(s, diagnose.Finding{Code: diagnose.CodeRepairFailed, Severity: diagnose.Critical,
 				Message: fmt.Sprintf("pglmon ran %d automatic repairs of %s in the last hour and stopped trying (repair.max_attempts_per_hour %d); last result: %s. A person must look; `pglmon repair` or a Slack approval resets this",
 					len(st.attempts), s.Name, limit, orNone(st.lastErr))})
-			s.Health = diagnose.Worst(s.Health, diagnose.Critical)
-			r.Health = diagnose.Worst(r.Health, diagnose.Critical)
 			continue
 		}
 		if !ok || st.running || now.Before(st.next) || ctx.Err() != nil || s.Maintenance != nil {

@@ -103,29 +103,7 @@ func TestDaemonFindsLostHeartbeats(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	p := pgtest.NewPair(t, pgtest.PairOptions{Own: true, Rows: 10})
-	body := pairConfig(p, filepath.Join(t.TempDir(), "a.jsonl"), policyOff())
-	installHeartbeat(t, body)
-	r := start(t, body, nil)
-	r.waitMetric(t, `^pglmon_replication_delay_seconds\{provider="provider",subscription="sub_0"\} 0$`, false, 4*time.Minute)
-	saved, err := p.Subscriber.Cluster.SaveFiles(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var copied time.Time
-	if err := p.Provider.QueryRow(ctx, "SELECT clock_timestamp()", []any{&copied}); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 SELECT g, 'lost by the restore', g FROM generate_series(101, 150) g"); err != nil {
-		t.Fatal(err)
-	}
-	arrived(t, p, "id BETWEEN 101 AND 150", 50)
-	if err := pgtest.Poll(ctx, time.Minute, func() bool {
-		var n int
-		return p.Subscriber.QueryRow(ctx, "SELECT count(*) FROM pglmon.heartbeat WHERE ts > $1", []any{&n}, copied) == nil && n >= 3
-	}); err != nil {
-		t.Fatal("no heartbeats written after the copy reached the subscriber")
-	}
-	r.stop(t)
+	body, saved := copyThenBeat(t, p, p.Subscriber.Cluster)
 	if err := p.Subscriber.Cluster.PutBack(ctx, saved); err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +114,7 @@ func TestDaemonFindsLostHeartbeats(t *testing.T) {
 	if lost := subscriberRows(t, p, "id BETWEEN 101 AND 150"); lost != 0 {
 		t.Fatalf("%d of rows 101-150 are on the subscriber: the provider sent them again, and this test shows nothing", lost)
 	}
-	r = start(t, body, nil)
+	r := start(t, body, nil)
 	f, _ := r.waitFinding(t, p.Sub(), diagnose.CodeHeartbeatsLost)
 	if f.Severity != diagnose.Critical || !strings.Contains(f.Message, "heartbeats provider wrote between") || !strings.Contains(f.Message, "never reached subscriber") {
 		t.Errorf("finding: %+v", f)
@@ -174,16 +152,46 @@ func TestDaemonFindsHeartbeatsARestoredProviderLost(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	p := pgtest.NewPair(t, pgtest.PairOptions{Own: true, Rows: 10})
-	body := pairConfig(p, filepath.Join(t.TempDir(), "a.jsonl"), policyOff())
+	body, saved := copyThenBeat(t, p, p.Provider.Cluster)
+	if err := p.Provider.Cluster.PutBack(ctx, saved); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.RestartSubscription(ctx); err != nil {
+		t.Fatal(err)
+	}
+	skipThenPass(t, p)
+	r := start(t, body, nil)
+	f, _ := r.waitFinding(t, p.Sub(), diagnose.CodeHeartbeatsLost)
+	if f.Severity != diagnose.Critical || !strings.Contains(f.Message, "subscriber holds ") || !strings.Contains(f.Message, "that provider no longer has") {
+		t.Errorf("finding: %+v", f)
+	}
+	rep := r.status(t)
+	if s, ok := rep.Subscription(p.Sub(), ""); ok {
+		if _, found := s.Finding(diagnose.CodeProviderRewound); found {
+			t.Errorf("provider_rewound too: the provider's WAL had not passed the origin, and this test does not show what only the heartbeats tell: %+v", s.Findings)
+		}
+	}
+	putBehind(t, r, p, diagnose.CodeHeartbeatsLost, "DELETE FROM items_0 WHERE id BETWEEN 101 AND 150; INSERT INTO items_0 VALUES (2001, 'skipped', 2001)")
+}
+
+// copyThenBeat installs the heartbeats on p and starts a daemon; once
+// they arrive, it copies the files of c (SaveFiles), has rows 101-150 of
+// items_0 and 3 heartbeats written after the copy reach the subscriber,
+// then stops the daemon. It returns the daemon's configuration and the
+// copy.
+func copyThenBeat(t *testing.T, p *pgtest.Pair, c *pgtest.Cluster) (body, saved string) {
+	t.Helper()
+	ctx := context.Background()
+	body = pairConfig(p, filepath.Join(t.TempDir(), "a.jsonl"), policyOff())
 	installHeartbeat(t, body)
 	r := start(t, body, nil)
 	r.waitMetric(t, `^pglmon_replication_delay_seconds\{provider="provider",subscription="sub_0"\} 0$`, false, 4*time.Minute)
-	saved, err := p.Provider.Cluster.SaveFiles(ctx)
+	saved, err := c.SaveFiles(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// pglogical may wait up to 180 s before it tries a provider that went
-	// away again.
+	// pglogical may wait up to 180 s before it tries again a provider
+	// that went away.
 	if err := p.RestartSubscription(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -202,34 +210,5 @@ func TestDaemonFindsHeartbeatsARestoredProviderLost(t *testing.T) {
 		t.Fatal("no heartbeats written after the copy reached the subscriber")
 	}
 	r.stop(t)
-	if err := p.Provider.Cluster.PutBack(ctx, saved); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.RestartSubscription(ctx); err != nil {
-		t.Fatal(err)
-	}
-	// A row skipped (committed before the provider's WAL passes what the
-	// subscriber applied), then enough to pass it.
-	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 VALUES (2001, 'skipped', 2001)"); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 SELECT g, repeat('x', 200), g FROM generate_series(3001, 5000) g"); err != nil {
-		t.Fatal(err)
-	}
-	arrived(t, p, "id > 3000", 2000)
-	if n := subscriberRows(t, p, "id = 2001"); n != 0 {
-		t.Fatal("row 2001 arrived: pglogical no longer skips below the origin, and this test shows nothing")
-	}
-	r = start(t, body, nil)
-	f, _ := r.waitFinding(t, p.Sub(), diagnose.CodeHeartbeatsLost)
-	if f.Severity != diagnose.Critical || !strings.Contains(f.Message, "subscriber holds ") || !strings.Contains(f.Message, "that provider no longer has") {
-		t.Errorf("finding: %+v", f)
-	}
-	rep := r.status(t)
-	if s, ok := rep.Subscription(p.Sub(), ""); ok {
-		if _, found := s.Finding(diagnose.CodeProviderRewound); found {
-			t.Errorf("provider_rewound too: the provider's WAL had not passed the origin, and this test does not show what only the heartbeats tell: %+v", s.Findings)
-		}
-	}
-	putBehind(t, r, p, diagnose.CodeHeartbeatsLost, "DELETE FROM items_0 WHERE id BETWEEN 101 AND 150; INSERT INTO items_0 VALUES (2001, 'skipped', 2001)")
+	return body, saved
 }

@@ -393,10 +393,8 @@ func (w *logWatcher) annotate(r *diagnose.Report, equalSince func(subscriber, su
 		}
 		sort.Strings(tables)
 		for _, key := range tables {
-			s.Findings = append(s.Findings, w.copies[s.Subscriber][key].Finding(w.files[s.Subscriber]))
+			r.AddFinding(s, w.copies[s.Subscriber][key].Finding(w.files[s.Subscriber]))
 		}
-		s.Health = diagnose.Worst(s.Health, diagnose.Critical)
-		r.Health = diagnose.Worst(r.Health, diagnose.Critical)
 	}
 	for i := range r.Nodes {
 		w.annotateCrashes(r, &r.Nodes[i])
@@ -513,9 +511,7 @@ func (w *logWatcher) annotateInitial(r *diagnose.Report, s *diagnose.Subscriptio
 			return
 		}
 	}
-	s.Findings = append(s.Findings, c.Finding(w.files[s.Subscriber]))
-	s.Health = diagnose.Worst(s.Health, diagnose.Critical)
-	r.Health = diagnose.Worst(r.Health, diagnose.Critical)
+	r.AddFinding(s, c.Finding(w.files[s.Subscriber]))
 }
 
 func hasFinding(n diagnose.Node, code string) bool {

@@ -336,10 +336,7 @@ func (w *rewindWatch) judgeGaps(log *slog.Logger, r *diagnose.Report, gaps map[s
 			"extra", lb.Extra, "extra_from", lb.ExtraFrom, "extra_to", lb.ExtraTo, "compared", lb.Compared)
 		h := heldRewind{Subscriber: s.Subscriber, Subscription: s.Name, Provider: s.Provider, First: r.Time, Last: r.Time, Heartbeats: lb}
 		w.held[key], added = h, true
-		f := h.finding(s.Subscriber, s.Name)
-		s.Findings = append(s.Findings, f)
-		s.Health = diagnose.Worst(s.Health, f.Severity)
-		r.Health = diagnose.Worst(r.Health, f.Severity)
+		r.AddFinding(s, h.finding(s.Subscriber, s.Name))
 	}
 	if added {
 		w.keep(log)
@@ -443,10 +440,7 @@ func (w *rewindWatch) annotate(log *slog.Logger, r *diagnose.Report, equalSince 
 			dirty = true
 			continue
 		}
-		f := h.finding(s.Subscriber, s.Name)
-		s.Findings = append(s.Findings, f)
-		s.Health = diagnose.Worst(s.Health, f.Severity)
-		r.Health = diagnose.Worst(r.Health, f.Severity)
+		r.AddFinding(s, h.finding(s.Subscriber, s.Name))
 	}
 	if dirty {
 		w.keep(log)

@@ -133,18 +133,7 @@ func TestDaemonFindsARewindBehindANewTimeline(t *testing.T) {
 	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 SELECT g, 'lost with the old timeline', g FROM generate_series(101, 150) g"); err != nil {
 		t.Fatal(err)
 	}
-	var origin string
-	if err := pgtest.Poll(ctx, time.Minute, func() bool {
-		var n int
-		if p.Subscriber.QueryRow(ctx, "SELECT count(*), (SELECT remote_lsn::text FROM pg_replication_origin_status LIMIT 1) FROM items_0 WHERE id BETWEEN 101 AND 150", []any{&n, &origin}) != nil || n != 50 {
-			return false
-		}
-		rep := r.status(t)
-		s, ok := rep.Subscription(p.Sub(), "")
-		return ok && s.OriginRemoteLSN == origin
-	}); err != nil {
-		t.Fatalf("rows 101-150 applied and seen by the daemon: origin %s", origin)
-	}
+	origin := appliedAndSeen(t, r, p, "")
 	r.stop(t)
 	if err := p.Provider.Cluster.PutBackRecovered(ctx, saved); err != nil {
 		t.Fatal(err)
@@ -152,18 +141,7 @@ func TestDaemonFindsARewindBehindANewTimeline(t *testing.T) {
 	if err := p.RestartSubscription(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// A row committed before the new timeline's WAL reaches the origin,
-	// then enough to pass it.
-	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 VALUES (2001, 'skipped', 2001)"); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 SELECT g, repeat('x', 200), g FROM generate_series(3001, 5000) g"); err != nil {
-		t.Fatal(err)
-	}
-	arrived(t, p, "id > 3000", 2000)
-	if n := subscriberRows(t, p, "id = 2001"); n != 0 {
-		t.Fatal("row 2001 arrived: pglogical no longer skips below the origin, and this test shows nothing")
-	}
+	skipThenPass(t, p)
 	r = start(t, body, nil)
 	var f diagnose.Finding
 	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
@@ -523,20 +501,7 @@ func TestDaemonFindsARestoredSubscriber(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var origin string
-	if err := pgtest.Poll(ctx, time.Minute, func() bool {
-		var n int
-		var confirmed bool
-		if p.Subscriber.QueryRow(ctx, "SELECT count(*), (SELECT remote_lsn::text FROM pg_replication_origin_status LIMIT 1) FROM items_0 WHERE id BETWEEN 101 AND 150", []any{&n, &origin}) != nil || n != 50 ||
-			p.Provider.QueryRow(ctx, "SELECT confirmed_flush_lsn >= $1::pg_lsn FROM pg_replication_slots WHERE slot_name = $2", []any{&confirmed}, origin, slot) != nil || !confirmed {
-			return false
-		}
-		rep := r.status(t)
-		s, ok := rep.Subscription(p.Sub(), "")
-		return ok && s.OriginRemoteLSN == origin
-	}); err != nil {
-		t.Fatalf("rows 101-150 applied, confirmed and seen by the daemon: origin %s", origin)
-	}
+	origin := appliedAndSeen(t, r, p, slot)
 	if err := p.Subscriber.Cluster.PutBack(ctx, saved); err != nil {
 		t.Fatal(err)
 	}
@@ -565,6 +530,48 @@ func TestDaemonFindsARestoredSubscriber(t *testing.T) {
 		t.Fatalf("not held once the origin moved on: %+v", r.status(t).Subscriptions)
 	}
 	putBehind(t, r, p, diagnose.CodeSubscriberRewound, "INSERT INTO items_0 SELECT g, 'lost by the subscriber', g FROM generate_series(101, 150) g")
+}
+
+// appliedAndSeen waits (a minute) until rows 101-150 of items_0 are on
+// the subscriber, the provider's slot (when named) confirmed them, and the
+// daemon r saw the subscription's origin where they left it; it returns
+// that origin.
+func appliedAndSeen(t *testing.T, r *running, p *pgtest.Pair, slot string) string {
+	t.Helper()
+	ctx := context.Background()
+	var origin string
+	if err := pgtest.Poll(ctx, time.Minute, func() bool {
+		var n int
+		confirmed := slot == ""
+		if p.Subscriber.QueryRow(ctx, "SELECT count(*), (SELECT remote_lsn::text FROM pg_replication_origin_status LIMIT 1) FROM items_0 WHERE id BETWEEN 101 AND 150", []any{&n, &origin}) != nil || n != 50 ||
+			(!confirmed && (p.Provider.QueryRow(ctx, "SELECT confirmed_flush_lsn >= $1::pg_lsn FROM pg_replication_slots WHERE slot_name = $2", []any{&confirmed}, origin, slot) != nil || !confirmed)) {
+			return false
+		}
+		rep := r.status(t)
+		s, ok := rep.Subscription(p.Sub(), "")
+		return ok && s.OriginRemoteLSN == origin
+	}); err != nil {
+		t.Fatalf("rows 101-150 applied, confirmed (slot %q) and seen by the daemon: origin %s", slot, origin)
+	}
+	return origin
+}
+
+// skipThenPass commits row 2001 on a provider put back behind what its
+// subscriber applied, which pglogical skips (checked), then 2,000 rows
+// that take its WAL past that point and arrive.
+func skipThenPass(t *testing.T, p *pgtest.Pair) {
+	t.Helper()
+	ctx := context.Background()
+	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 VALUES (2001, 'skipped', 2001)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 SELECT g, repeat('x', 200), g FROM generate_series(3001, 5000) g"); err != nil {
+		t.Fatal(err)
+	}
+	arrived(t, p, "id > 3000", 2000)
+	if n := subscriberRows(t, p, "id = 2001"); n != 0 {
+		t.Fatal("row 2001 arrived: pglogical no longer skips below the origin, and this test shows nothing")
+	}
 }
 
 // arrived waits (a minute) until the subscriber's items_0 holds n rows

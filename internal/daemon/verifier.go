@@ -515,9 +515,7 @@ func (v *verifier) annotate(r *diagnose.Report) {
 		if !v.last.IsZero() {
 			at = " at " + v.last.UTC().Format(time.RFC3339)
 		}
-		s.Findings = append(s.Findings, diagnose.Finding{Code: diagnose.CodeDataDivergence, Severity: diagnose.Critical, Human: true,
+		r.AddFinding(s, diagnose.Finding{Code: diagnose.CodeDataDivergence, Severity: diagnose.Critical, Human: true,
 			Message: fmt.Sprintf("the last verification of %s%s found data that differs from the provider: %s", s.Name, at, strings.Join(parts, "; "))})
-		s.Health = diagnose.Worst(s.Health, diagnose.Critical)
-		r.Health = diagnose.Worst(r.Health, diagnose.Critical)
 	}
 }

@@ -329,6 +329,14 @@ func (f Finding) Accepts(remedy string) bool {
 	return remedy != "" && (f.Remedy == remedy || f.AfterFix() == remedy)
 }
 
+// AddFinding adds f to subscription s of r, whose health and r's it
+// raises to f's severity.
+func (r *Report) AddFinding(s *Subscription, f Finding) {
+	s.Findings = append(s.Findings, f)
+	s.Health = Worst(s.Health, f.Severity)
+	r.Health = Worst(r.Health, f.Severity)
+}
+
 // Finding returns the subscription's finding with that code.
 func (s *Subscription) Finding(code string) (Finding, bool) {
 	for _, f := range s.Findings {

@@ -625,24 +625,16 @@ or failed over to a standby short of its WAL), and %[1]s's slot had confirmed th
 sends them again: pglogical went on from the slot. Nothing pglogical does brings them back.
 Compare the tables and copy what differs from the provider (rows changed on %[1]s in that span are
 missing or out of date on %[2]s; rows written on %[2]s since its restore are yours to judge):
-  pglmon verify --config FILE --subscription %[3]s
-  pglmon verify --config FILE --subscription %[3]s --copy-script rows.psql   (copies the provider's rows over: read it first)
-or resynchronise a table (TRUNCATES it on %[2]s, then copies it):
-  -- on subscriber %[2]s
-  SELECT pglogical.alter_subscription_resynchronize_table(%[4]s, 'schema.table');
-A verification that finds every table equal puts this finding behind.`, s.Provider, s.Subscriber, sh(s.Name), q(s.Name))
+`, s.Provider, s.Subscriber)
+		verifyOrResync(&b, s)
 	case diagnose.CodeSlotAdvanced:
 		fmt.Fprintf(&b, `Provider %[1]s's slot %[5]s moved on while subscription %[3]s could not consume it
 (pg_replication_slot_advance, or pg_logical_slot_get_changes): the changes %[1]s committed in between
 never reach subscriber %[2]s. Nothing pglogical does brings them back. To free the WAL a slot holds
 without losing changes, get the subscription streaming, or drop the subscription (and copy its
 tables again) instead. Compare the tables and copy what differs from the provider:
-  pglmon verify --config FILE --subscription %[3]s
-  pglmon verify --config FILE --subscription %[3]s --copy-script rows.psql   (copies the provider's rows over: read it first)
-or resynchronise a table (TRUNCATES it on %[2]s, then copies it):
-  -- on subscriber %[2]s
-  SELECT pglogical.alter_subscription_resynchronize_table(%[4]s, 'schema.table');
-A verification that finds every table equal puts this finding behind.`, s.Provider, s.Subscriber, sh(s.Name), q(s.Name), f.Slot)
+`, s.Provider, s.Subscriber, sh(s.Name), q(s.Name), f.Slot)
+		verifyOrResync(&b, s)
 	case diagnose.CodeHeartbeatsLost:
 		fmt.Fprintf(&b, `The heartbeats pglmon writes on provider %[1]s differ between %[1]s and subscriber %[2]s where
 both keep them (the message says which and when): heartbeats %[1]s wrote that %[2]s lacks, while it holds later
@@ -651,12 +643,8 @@ advanced); heartbeats %[2]s holds that %[1]s no longer has are transactions %[1]
 %[2]s applied them. Your tables lost changes of the same span. Nothing pglogical does brings them
 back. Compare the tables: rows %[2]s lacks were lost to it, rows only %[2]s holds may be what
 %[1]s lost (decide which side is right before copying):
-  pglmon verify --config FILE --subscription %[3]s
-  pglmon verify --config FILE --subscription %[3]s --copy-script rows.psql   (copies the provider's rows over: read it first)
-or resynchronise a table (TRUNCATES it on %[2]s, then copies it):
-  -- on subscriber %[2]s
-  SELECT pglogical.alter_subscription_resynchronize_table(%[4]s, 'schema.table');
-A verification that finds every table equal puts this finding behind.`, s.Provider, s.Subscriber, sh(s.Name), q(s.Name))
+`, s.Provider, s.Subscriber)
+		verifyOrResync(&b, s)
 	case diagnose.CodeProviderTimelineChanged:
 		fmt.Fprintf(&b, `Provider %[1]s went on to a new timeline (a failover or switchover, or a point-in-time restore), and
 pglmon could not tell whether subscriber %[2]s had applied changes %[1]s lost with the old one (the
@@ -829,4 +817,16 @@ func ddlCall(s diagnose.Subscription) string {
 naming a set of every subscription that replicates the table: the default, ddl_sql, is not one of
 %s's sets, and DDL queued for it alone runs on the provider and never reaches %s (measured
 with pglogical 2.4.2), whose next change to the table then stops it.`, strings.Join(sets, ", "), s.Name, s.Name)
+}
+
+// verifyOrResync ends the plan of a finding whose lost changes a person
+// puts right: the verification that names (and copies) the rows that
+// differ, or a table's resynchronisation.
+func verifyOrResync(b *strings.Builder, s diagnose.Subscription) {
+	fmt.Fprintf(b, `  pglmon verify --config FILE --subscription %[2]s
+  pglmon verify --config FILE --subscription %[2]s --copy-script rows.psql   (copies the provider's rows over: read it first)
+or resynchronise a table (TRUNCATES it on %[1]s, then copies it):
+  -- on subscriber %[1]s
+  SELECT pglogical.alter_subscription_resynchronize_table(%[3]s, 'schema.table');
+A verification that finds every table equal puts this finding behind.`, s.Subscriber, shellword.Quote(s.Name), pgident.Literal(s.Name))
 }
