@@ -429,7 +429,22 @@ func SetupPair(ctx context.Context, opt PairOptions, db string) (*Pair, error) {
 		p.Tables = append(p.Tables, table)
 	}
 	for _, sub := range p.Subscriptions {
-		if err := p.WaitStatus(ctx, sub, "replicating", 60*time.Second); err != nil {
+		err := p.WaitStatus(ctx, sub, "replicating", 30*time.Second)
+		if st, _ := p.Status(ctx, sub); err != nil && st == "down" {
+			// A crash in another test restarts a shared server (pglogical
+			// 2.4.2's manager was seen to crash while a pair's
+			// subscriptions were dropped), and pglogical then waits up to
+			// 180 s before it starts the apply worker again: once, start
+			// it now (said on stdout, shown when the package fails).
+			fmt.Printf("pgtest: subscription %s of %s still down after 30 s; restarting it\n", sub, db)
+			if err := p.Subscriber.Exec(ctx, "SELECT pglogical.alter_subscription_disable($1, true), pglogical.alter_subscription_enable($1, true)", sub); err != nil {
+				return nil, err
+			}
+		}
+		if err != nil {
+			err = p.WaitStatus(ctx, sub, "replicating", 60*time.Second)
+		}
+		if err != nil {
 			return nil, err
 		}
 	}
