@@ -1,9 +1,12 @@
 package heartbeat
 
 import (
+	"context"
 	"testing"
 	"time"
 
+	"github.com/pglmon/pglmon/internal/config"
+	"github.com/pglmon/pglmon/internal/pgtest"
 	"github.com/pglmon/pglmon/internal/probe"
 )
 
@@ -61,4 +64,43 @@ func TestDifference(t *testing.T) {
 	if got := difference(ts(1, 2), ts(1, 2, 3)); len(got) != 0 {
 		t.Errorf("one extra on the other side: %v", got)
 	}
+}
+
+// What one cycle's comparison costs a subscription: an hour of heartbeats
+// at one a second (3,600 on each side, real servers), equal (one sum on
+// each side), then with one missing on the subscriber (both lists read
+// too). go test -run '^$' -bench HeartbeatCompare ./internal/heartbeat/
+func BenchmarkHeartbeatCompare(b *testing.B) {
+	ctx := context.Background()
+	p := pgtest.NewPair(b, pgtest.PairOptions{})
+	cfg, err := config.Parse("pglmon.yaml", []byte(p.NodesYAML()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now().Truncate(time.Second)
+	for _, d := range []pgtest.DB{p.Provider, p.Subscriber} {
+		if err := d.Exec(ctx, `CREATE SCHEMA pglmon; CREATE TABLE pglmon.heartbeat (node text, ts timestamptz, PRIMARY KEY (node, ts))`); err != nil {
+			b.Fatal(err)
+		}
+		if err := d.Exec(ctx, `INSERT INTO pglmon.heartbeat SELECT 'prov', $1::timestamptz - g * interval '1 second' FROM generate_series(0, 3599) g`, now); err != nil {
+			b.Fatal(err)
+		}
+	}
+	prov, _ := cfg.Node("provider")
+	sub, _ := cfg.Node("subscriber")
+	var w Writer
+	defer w.Close(ctx, nil)
+	compare := func(b *testing.B, missing int) {
+		for b.Loop() {
+			g, err := w.Compare(ctx, prov, sub, "prov", now.Add(-time.Hour), now, 5*time.Second)
+			if err != nil || g.Compared != 3600 || len(g.Missing) != missing {
+				b.Fatalf("%d compared, %d missing (want %d): %v", g.Compared, len(g.Missing), missing, err)
+			}
+		}
+	}
+	b.Run("equal", func(b *testing.B) { compare(b, 0) })
+	if err := p.Subscriber.Exec(ctx, `DELETE FROM pglmon.heartbeat WHERE ts = $1::timestamptz - interval '30 minutes'`, now); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("one missing", func(b *testing.B) { compare(b, 1) })
 }
