@@ -51,9 +51,7 @@ type seenProvider struct {
 	// Owners are the subscriptions (subscriber/subscription) of its slots,
 	// by slot name, as last seen.
 	Owners map[string]string `json:"slot_owners,omitempty"`
-	// WAL is where its WAL ended (a primary's), as last seen on TLI.
-	WAL string    `json:"wal_lsn,omitempty"`
-	At  time.Time `json:"seen"`
+	At     time.Time         `json:"seen"`
 }
 
 // idleSlot is where an idle slot had confirmed, and whose it is
@@ -88,12 +86,6 @@ type heldRewind struct {
 	// it (slot_advanced).
 	SlotMovedFrom string `json:"slot_moved_from,omitempty"`
 	Slot          string `json:"slot,omitempty"`
-	// SubscriberWAL is set when the subscriber went on from timeline
-	// FromTimeline to ToTimeline where its WAL went on from SwitchLSN,
-	// before SubscriberWAL, which pglmon had seen it write
-	// (subscriber_rewound).
-	SubscriberWAL string `json:"subscriber_wal_lsn,omitempty"`
-	SwitchLSN     string `json:"switch_lsn,omitempty"`
 	// Heartbeats is set when the subscriber lacks heartbeats the provider
 	// wrote, or holds some it no longer has (heartbeats_lost).
 	Heartbeats *lostBeats `json:"heartbeats,omitempty"`
@@ -153,9 +145,8 @@ func (w *rewindWatch) restore(path string, st rewindState) {
 //     skipped the provider's transactions until its WAL on the new one
 //     passed that point (provider_rewound, held); not known:
 //     provider_timeline_changed;
-//   - an origin gone back past what the slot confirmed (judgeOrigin), or
-//     a subscriber's new timeline that left out WAL pglmon saw it write
-//     (judgeSubscriberSwitch): subscriber_rewound;
+//   - an origin gone back past what the slot confirmed (judgeOrigin):
+//     subscriber_rewound;
 //   - an idle slot moved on (watchIdleSlots): slot_advanced.
 //
 // It reports whether the state should be written.
@@ -170,12 +161,11 @@ func (w *rewindWatch) watchProviders(log *slog.Logger, r *diagnose.Report) (dirt
 		prev, known := w.providers[n.Name]
 		// A server that does not tell its timeline (a standby, a fork that
 		// refuses pg_walfile_name) keeps the one last seen.
-		cur := seenProvider{Node: n.Name, TLI: cmp.Or(n.Timeline, prev.TLI), Origins: map[string]string{}, WAL: n.WALLSN, At: r.Time}
+		cur := seenProvider{Node: n.Name, TLI: cmp.Or(n.Timeline, prev.TLI), Origins: map[string]string{}, At: r.Time}
 		switched := known && prev.TLI != 0 && n.Timeline != 0 && prev.TLI != n.Timeline
 		if !switched {
 			// What a subscriber that does not answer now had applied.
 			maps.Copy(cur.Origins, prev.Origins)
-			cur.WAL = cmp.Or(cur.WAL, prev.WAL)
 		}
 		cur.Owners = maps.Clone(prev.Owners)
 		if cur.Owners == nil {
@@ -204,16 +194,9 @@ func (w *rewindWatch) watchProviders(log *slog.Logger, r *diagnose.Report) (dirt
 				w.judgeOrigin(log, r.Time, n, prev, s)
 			}
 		}
-		if switched {
-			for _, s := range r.Subscriptions {
-				if s.Subscriber == n.Name {
-					w.judgeSubscriberSwitch(log, r.Time, n, prev, s)
-				}
-			}
-		}
 		cur.Idle = w.watchIdleSlots(log, r.Time, n, prev, bySlot, cur.Owners)
 		dirty = dirty || !known || switched || !maps.Equal(prev.Idle, cur.Idle) || !maps.Equal(prev.Owners, cur.Owners) ||
-			((!maps.Equal(prev.Origins, cur.Origins) || prev.WAL != cur.WAL) && r.Time.Sub(w.keptAt) >= time.Minute)
+			(!maps.Equal(prev.Origins, cur.Origins) && r.Time.Sub(w.keptAt) >= time.Minute)
 		w.providers[n.Name] = cur
 	}
 	return dirty
@@ -343,36 +326,6 @@ func (w *rewindWatch) judgeGaps(log *slog.Logger, r *diagnose.Report, gaps map[s
 	}
 }
 
-// judgeSubscriberSwitch judges subscription s of subscriber n, which was
-// on timeline prev.TLI last time pglmon saw it: a promotion of a standby
-// (a failover) or a point-in-time restore whose new timeline went on from
-// before the WAL pglmon had seen n write lost what n applied there, which
-// its provider's slot had confirmed (a subscriber confirms what it has
-// flushed) and never sends again. Its origin went back with it, but by
-// now may have passed where it was: judgeOrigin cannot see that.
-func (w *rewindWatch) judgeSubscriberSwitch(log *slog.Logger, now time.Time, n diagnose.Node, prev seenProvider, s diagnose.Subscription) {
-	key := s.Subscriber + "/" + s.Name
-	if _, held := w.held[key]; held || prev.WAL == "" {
-		return
-	}
-	args := []any{keySubscription, s.Name, keySubscriber, n.Name, "from_timeline", prev.TLI, "to_timeline", n.Timeline, "wal_seen", prev.WAL}
-	end, found := probe.SwitchedAt(n.TimelineHistory, prev.TLI)
-	seen, err := probe.ParseLSN(prev.WAL)
-	switch {
-	case n.TimelineHistoryError != "" || !found || err != nil:
-		log.Warn("subscriber switched timeline: pglmon cannot tell whether it lost changes it had applied (pglmon verify can)",
-			append(args, "why", cmp.Or(n.TimelineHistoryError, fmt.Sprintf("timeline %d is not in the history of timeline %d", prev.TLI, n.Timeline)))...)
-		return
-	case seen <= end:
-		log.Info("subscriber switched timeline: nothing pglmon saw it write was left out", append(args, "switch_lsn", end.String())...)
-		return
-	}
-	log.Error("subscriber rewound: its new timeline left out WAL it had written, and what it applied there is never sent again",
-		append(args, "switch_lsn", end.String())...)
-	w.held[key] = heldRewind{Subscriber: s.Subscriber, Subscription: s.Name, Provider: s.Provider, First: prev.At, Last: now,
-		FromTimeline: prev.TLI, ToTimeline: n.Timeline, SubscriberWAL: prev.WAL, SwitchLSN: end.String()}
-}
-
 // judgeSwitch judges subscription s of provider n, which was on timeline
 // prev.TLI last time pglmon saw it.
 func (w *rewindWatch) judgeSwitch(log *slog.Logger, now time.Time, n diagnose.Node, prev seenProvider, s diagnose.Subscription) {
@@ -427,7 +380,7 @@ func (w *rewindWatch) annotate(log *slog.Logger, r *diagnose.Report, equalSince 
 			// Seen while it lasts: what a switch of timeline left unsure
 			// or inferred is now seen.
 			h.Provider, h.Rewind, h.Last = s.Provider, *s.Rewound, r.Time
-			h.FromTimeline, h.ToTimeline, h.Unsure, h.OriginBefore, h.SlotMovedFrom, h.SubscriberWAL, h.SwitchLSN, h.Heartbeats = 0, 0, "", "", "", "", "", nil
+			h.FromTimeline, h.ToTimeline, h.Unsure, h.OriginBefore, h.SlotMovedFrom, h.Heartbeats = 0, 0, "", "", "", nil
 			w.held[key], dirty = h, true
 			continue
 		}
@@ -458,10 +411,6 @@ func (h heldRewind) finding(subscriber, sub string) diagnose.Finding {
 		return diagnose.Finding{Code: diagnose.CodeSlotAdvanced, Severity: diagnose.Critical, Human: true, Slot: h.Slot,
 			Message: fmt.Sprintf("slot %s on %s moved on from %s to %s %s, while nothing streamed from it and %s could not consume it (disabled, or %s not answering): someone ran pg_replication_slot_advance on it (to free the WAL it held), or read it with pg_logical_slot_get_changes. pglogical starts from the slot, so the changes %s committed in between are lost to %s, silently: %s, or resynchronise the tables",
 				h.Slot, h.Provider, h.SlotMovedFrom, h.SlotConfirmedLSN, span, sub, subscriber, h.Provider, subscriber, verify)}
-	case h.SubscriberWAL != "":
-		return diagnose.Finding{Code: diagnose.CodeSubscriberRewound, Severity: diagnose.Critical, Human: true,
-			Message: fmt.Sprintf("%s switched from timeline %d to %d %s, where its WAL went on from %s (its new timeline's history), while pglmon had seen it write WAL up to %s: a failover to a standby short of that WAL, or a point-in-time restore. What it applied from %s in that WAL is lost, and %s never sends it again (its slot confirmed it, as a subscriber confirms what it has flushed: pglogical goes on from the slot), so the rows %s changed then are missing or out of date on %s, silently: %s, or resynchronise the tables",
-				subscriber, h.FromTimeline, h.ToTimeline, span, h.SwitchLSN, h.SubscriberWAL, h.Provider, h.Provider, h.Provider, subscriber, verify)}
 	case h.OriginBefore != "":
 		return diagnose.Finding{Code: diagnose.CodeSubscriberRewound, Severity: diagnose.Critical, Human: true,
 			Message: fmt.Sprintf("%s's replication origin for %s went back from %s to %s %s, while %s's slot had confirmed up to %s: %s was restored from a backup or snapshot, or failed over to a standby short of its WAL (or the origin was moved back by hand), and lost what it had applied from %s in between. %s never sends those changes again (its logical decoding starts where the slot confirmed), so pglogical goes on from there, silently, and the rows %s changed between %s and %s are missing or out of date on %s: %s, or resynchronise the tables",

@@ -1093,9 +1093,6 @@ func (d *diagnosis) nodes() []Node {
 	for _, s := range d.Snapshots {
 		n := Node{Name: s.Node, Up: s.Up(), PglogicalNode: s.LocalNode, ServerVersion: s.ServerVersion,
 			PglogicalVersion: s.PglogicalVersion, Timeline: s.Timeline, TimelineHistory: s.TimelineHistory, TimelineHistoryError: s.TimelineHistoryErr, Slots: s.Slots, Workers: s.Workers, Capacity: s.Capacity, BarrierWaits: s.BarrierWaits, Findings: []Finding{}}
-		if s.Up() && !s.InRecovery {
-			n.WALLSN = s.CurrentLSN.String()
-		}
 		if !s.Up() {
 			n.Error = s.Err.Error()
 			n.PglogicalNode = d.h.LocalNodes[s.Node]

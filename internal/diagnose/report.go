@@ -363,10 +363,6 @@ type Node struct {
 	Timeline             uint32                 `json:"timeline,omitempty"`
 	TimelineHistory      []probe.TimelineSwitch `json:"timeline_history,omitempty"`
 	TimelineHistoryError string                 `json:"timeline_history_error,omitempty"`
-	// WALLSN is where the server's WAL ends (pg_current_wal_lsn; 0 on a
-	// standby): a subscriber gone on to a new timeline from before what
-	// pglmon saw written lost what it had applied there (subscriber_rewound).
-	WALLSN string `json:"wal_lsn,omitempty"`
 	// RDSStatus is the RDS instance status of an unreachable node with rds:
 	// (storage-full, rebooting, stopped, ...), when read.
 	RDSStatus string `json:"rds_status,omitempty"`
