@@ -475,5 +475,29 @@ func (c *Cluster) putBack(ctx context.Context, saved string, recover bool) error
 			return err
 		}
 	}
-	return c.Start(ctx)
+	if err := c.Start(ctx); err != nil || !recover {
+		return err
+	}
+	// pg_ctl returns once the server accepts connections, which a hot
+	// standby does while it still replays: wait for the end of recovery
+	// (the new timeline), or a write may find the server read-only.
+	var last error
+	if err := Poll(ctx, time.Minute, func() bool {
+		var in bool
+		last = c.queryRow(ctx, "postgres", "SELECT pg_is_in_recovery()", &in)
+		return last == nil && !in
+	}); err != nil {
+		return fmt.Errorf("the cluster on port %d is still in recovery a minute after its start (last error: %v)", c.Port, last)
+	}
+	return nil
+}
+
+// queryRow runs one query in database db on a new connection and scans its row.
+func (c *Cluster) queryRow(ctx context.Context, db, sql string, dest ...any) error {
+	conn, err := c.Connect(ctx, db)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	return conn.QueryRow(ctx, sql).Scan(dest...)
 }
