@@ -153,6 +153,7 @@ func NewPair(t testing.TB, opt PairOptions) *Pair {
 		opt.Provider, opt.Subscriber = Shared(t)
 		shared = true
 	}
+	reportCrashes(t, opt.Own, opt.Provider, opt.Subscriber)
 	p, err := SetupPair(context.Background(), opt, fmt.Sprintf("t%d_%d", os.Getpid(), dbCounter.Add(1)))
 	if err != nil {
 		t.Fatal(err)
@@ -221,6 +222,35 @@ func (p *Pair) release() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// reportCrashes has a failed test say which server processes of the
+// given clusters ended abnormally while it ran (pglogical 2.4.2's workers
+// were seen to crash a server, whose restart ends every connection: an
+// error such as "connection reset by peer" then has that cause); with own
+// (clusters no other test uses), the end of their logs too.
+func reportCrashes(t testing.TB, own bool, clusters ...*Cluster) {
+	from := map[*Cluster]int64{}
+	for _, c := range clusters {
+		if fi, err := os.Stat(c.LogPath()); err == nil {
+			from[c] = fi.Size()
+		}
+	}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for _, c := range clusters {
+			if crashed := crashLines(c.LogPath(), from[c]); crashed != "" {
+				t.Logf("the server on port %d restarted after a crash while this test ran:\n%s", c.Port, crashed)
+			}
+			if own {
+				if b, err := os.ReadFile(c.LogPath()); err == nil {
+					t.Logf("the end of the log of the server on port %d:\n%s", c.Port, tail(string(b[min(from[c], int64(len(b))):]), 4000))
+				}
+			}
+		}
+	})
 }
 
 // crashLines are the lines of a server log, from offset on, that tell a
