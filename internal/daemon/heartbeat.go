@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -84,38 +85,14 @@ func (h *heartbeats) logged(d *Daemon, node string, err error) {
 // next write opens them again.
 func (h *heartbeats) close(ctx context.Context, keep map[string]bool) { h.w.Close(ctx, keep) }
 
-// gaps compares, for every subscription whose provider and subscriber
-// both keep heartbeats of that provider, the heartbeats the provider
-// wrote with those the subscriber holds (heartbeat.Compare), by
-// subscriber/subscription. It runs before this cycle's writes and prunes;
-// a comparison that fails is left out (logged at debug).
+// gaps compares, for every subscription that carries the heartbeats
+// (gapJobs), the heartbeats the provider wrote with those the subscriber
+// holds (heartbeat.Compare), by subscriber/subscription. It runs before
+// this cycle's writes and prunes; a comparison that fails is left out
+// (logged at debug).
 func (h *heartbeats) gaps(ctx context.Context, d *Daemon, snaps []probe.Snapshot, r *diagnose.Report) map[string]heartbeat.Gap {
 	cfg := d.cfg.Load()
-	byNode := map[string]*probe.Snapshot{}
-	for i := range snaps {
-		if s := &snaps[i]; s.Up() && s.Heartbeat != nil && !s.InRecovery {
-			byNode[s.Node] = s
-		}
-	}
-	type job struct {
-		key        string
-		prov, sub  config.Node
-		node       string
-		from, till time.Time
-	}
-	var jobs []job
-	for _, s := range r.Subscriptions {
-		ps, ss := byNode[s.Provider], byNode[s.Subscriber]
-		if ps == nil || ss == nil || ps.LocalNode == "" || !ps.Heartbeat.Provides {
-			continue
-		}
-		from, till, ok := heartbeat.Window(ps.Heartbeat, ss.Heartbeat, ps.LocalNode)
-		pn, ok1 := cfg.Node(s.Provider)
-		sn, ok2 := cfg.Node(s.Subscriber)
-		if ok && ok1 && ok2 {
-			jobs = append(jobs, job{s.Subscriber + "/" + s.Name, pn, sn, ps.LocalNode, from, till})
-		}
-	}
+	jobs := gapJobs(cfg, snaps, r)
 	out := map[string]heartbeat.Gap{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -133,4 +110,40 @@ func (h *heartbeats) gaps(ctx context.Context, d *Daemon, snaps []probe.Snapshot
 	}
 	wg.Wait()
 	return out
+}
+
+// gapJob is one subscription's comparison of heartbeats.
+type gapJob struct {
+	key        string // subscriber/subscription
+	prov, sub  config.Node
+	node       string // the provider's pglogical node name
+	from, till time.Time
+}
+
+// gapJobs are the comparisons to make: one per subscription of the set
+// pglmon_heartbeat whose provider writes heartbeats and whose provider and
+// subscriber both keep them over a common window. A subscription without
+// the set is left out: the heartbeats its subscriber holds came through
+// another, whose losses are not its own.
+func gapJobs(cfg *config.Config, snaps []probe.Snapshot, r *diagnose.Report) []gapJob {
+	byNode := map[string]*probe.Snapshot{}
+	for i := range snaps {
+		if s := &snaps[i]; s.Up() && s.Heartbeat != nil && !s.InRecovery {
+			byNode[s.Node] = s
+		}
+	}
+	var jobs []gapJob
+	for _, s := range r.Subscriptions {
+		ps, ss := byNode[s.Provider], byNode[s.Subscriber]
+		if ps == nil || ss == nil || ps.LocalNode == "" || !ps.Heartbeat.Provides || !slices.Contains(s.ReplicationSets, probe.HeartbeatSet) {
+			continue
+		}
+		from, till, ok := heartbeat.Window(ps.Heartbeat, ss.Heartbeat, ps.LocalNode)
+		pn, ok1 := cfg.Node(s.Provider)
+		sn, ok2 := cfg.Node(s.Subscriber)
+		if ok && ok1 && ok2 {
+			jobs = append(jobs, gapJob{s.Subscriber + "/" + s.Name, pn, sn, ps.LocalNode, from, till})
+		}
+	}
+	return jobs
 }

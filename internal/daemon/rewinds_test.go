@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/diagnose"
 	"github.com/pglmon/pglmon/internal/heartbeat"
 	"github.com/pglmon/pglmon/internal/monitor"
@@ -681,5 +682,36 @@ func TestHeartbeatGapsJudged(t *testing.T) {
 		if len(done.Subscriptions[0].Findings) != 0 {
 			t.Errorf("%s, verified since: %+v", c.name, done.Subscriptions[0].Findings)
 		}
+	}
+}
+
+// Which subscriptions get their heartbeats compared: those of the set
+// pglmon_heartbeat only. Two subscriptions from one provider to one
+// subscriber, one carrying the heartbeats: the other's subscriber holds the
+// same heartbeats, which came through the carrier, and a loss there is not
+// its own.
+func TestGapJobsAreTheCarriers(t *testing.T) {
+	cfg, err := config.Parse("t.yaml", []byte("nodes:\n  - name: prov\n    dsn: \"host=127.0.0.1 dbname=a\"\n  - name: sub\n    dsn: \"host=127.0.0.1 dbname=b\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	span := map[string]probe.HeartbeatSpan{"prov_node": {Oldest: at.Add(-30 * time.Minute), Newest: at}}
+	snaps := []probe.Snapshot{
+		{Node: "prov", LocalNode: "prov_node", Heartbeat: &probe.Heartbeat{Clock: at, ReadAt: at, Provides: true, Nodes: span}},
+		{Node: "sub", LocalNode: "sub_node", Heartbeat: &probe.Heartbeat{Clock: at, ReadAt: at, Nodes: span}},
+	}
+	r := &diagnose.Report{Time: at, Subscriptions: []diagnose.Subscription{
+		{Name: "carrier", Subscriber: "sub", Provider: "prov", ProviderNode: "prov_node", ReplicationSets: []string{"default", probe.HeartbeatSet}},
+		{Name: "other", Subscriber: "sub", Provider: "prov", ProviderNode: "prov_node", ReplicationSets: []string{"default"}},
+	}}
+	jobs := gapJobs(cfg, snaps, r)
+	if len(jobs) != 1 || jobs[0].key != "sub/carrier" || jobs[0].node != "prov_node" || jobs[0].prov.Name != "prov" || jobs[0].sub.Name != "sub" {
+		t.Fatalf("jobs: %+v", jobs)
+	}
+	// No heartbeats written on the provider: nothing to compare.
+	snaps[0].Heartbeat.Provides = false
+	if jobs := gapJobs(cfg, snaps, r); len(jobs) != 0 {
+		t.Fatalf("jobs without a writing provider: %+v", jobs)
 	}
 }

@@ -2,9 +2,9 @@
 // data is, in seconds, whether or not the application writes: pglmon writes
 // a row stamped with the provider's clock into pglmon.heartbeat on each
 // provider every cycle, in a replication set of its own (pglmon_heartbeat,
-// inserts only) that each subscription of the provider subscribes to; the
-// newest row a subscriber has applied says how far it has come (package
-// diagnose grades it). Install and Remove set that up and take it away, one
+// inserts only) that one subscription from the provider on each subscriber
+// subscribes to (its carrier); the newest row a subscriber has applied says
+// how far it has come (package diagnose grades it). Install and Remove set that up and take it away, one
 // idempotent step at a time; Writer writes and prunes for the daemon.
 package heartbeat
 
@@ -179,7 +179,9 @@ func (w world) sub(t Target) probe.Subscription {
 
 // PlanInstall plans the heartbeat for every subscription between configured
 // nodes: the table on each node involved, the set (with the table) on each
-// provider, then the set in each subscription. In that order any prefix of
+// provider, then the set in the carrier of each subscriber and provider
+// (carriers), and last the set taken from any other subscription there
+// that has it. In that order any prefix of
 // the steps is harmless: a subscription given a set its provider lacks
 // stops ("replication set pglmon_heartbeat not found") and pglogical's
 // back-off keeps it down for up to 3 minutes after the set appears.
@@ -189,10 +191,12 @@ func PlanInstall(ctx context.Context, cfg *config.Config) (Plan, error) {
 		return Plan{}, err
 	}
 	var p Plan
-	p.Targets = w.subscriptions(&p.Notes)
-	if len(p.Targets) == 0 {
+	all := w.subscriptions(&p.Notes)
+	if len(all) == 0 {
 		return p, errors.New("no subscription has both its provider and its subscriber among the configured nodes: nothing to measure")
 	}
+	var extra []Target
+	p.Targets, extra = w.carriers(all, &p.Notes)
 	var nodes, providers []string
 	for _, n := range cfg.Nodes {
 		for _, t := range p.Targets {
@@ -223,7 +227,60 @@ func PlanInstall(ctx context.Context, cfg *config.Config) (Plan, error) {
 				SQL:  subAddSetSQL, Args: []any{t.Subscription}, done: subHasSetSQL, restarts: t.Subscription})
 		}
 	}
+	// Only once the carrier has the set.
+	for _, t := range extra {
+		p.Steps = append(p.Steps, Step{Node: t.Subscriber,
+			What: fmt.Sprintf("unsubscribe %s from the set pglmon_heartbeat: another subscription carries the heartbeats of %s to %s (its apply worker restarts: pglmon waits for the new one)", t.Subscription, t.Provider, t.Subscriber),
+			SQL:  subDropSetSQL, Args: []any{t.Subscription}, done: subHasSetSQL, undone: true, restarts: t.Subscription})
+	}
 	return p, nil
+}
+
+// carriers picks, for each subscriber and provider, the one subscription
+// that carries the provider's heartbeats: one that already has the set
+// pglmon_heartbeat (an enabled one first), else the first enabled one,
+// else the first. Through two, each heartbeat would be applied twice (a
+// conflict each time) and the heartbeats of either would hide the delay
+// and the lost changes of the other. extra are the others that have the
+// set, to take it from; the rest are noted.
+func (w world) carriers(all []Target, notes *[]string) (carry, extra []Target) {
+	type pair struct{ subscriber, provider string }
+	groups := map[pair][]Target{}
+	var order []pair
+	for _, t := range all {
+		k := pair{t.Subscriber, t.ProviderNode}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], t)
+	}
+	for _, k := range order {
+		g := groups[k]
+		has := func(t Target) bool { return slices.Contains(w.sub(t).ReplicationSets, probe.HeartbeatSet) }
+		best := -1
+		for _, want := range []func(Target) bool{
+			func(t Target) bool { return has(t) && t.Enabled },
+			has,
+			func(t Target) bool { return t.Enabled },
+			func(Target) bool { return true },
+		} {
+			if best = slices.IndexFunc(g, want); best >= 0 {
+				break
+			}
+		}
+		c := g[best]
+		carry = append(carry, c)
+		for i, t := range g {
+			switch {
+			case i == best:
+			case has(t):
+				extra = append(extra, t)
+			default:
+				*notes = append(*notes, fmt.Sprintf("subscription %s on %s does not get the set pglmon_heartbeat: %s carries the heartbeats of %s there, and one is enough (through two, each would hide the delay and the lost changes of the other)", t.Subscription, t.Subscriber, c.Subscription, t.Provider))
+			}
+		}
+	}
+	return carry, extra
 }
 
 // PlanRemove plans taking the heartbeat away: the set out of each

@@ -381,3 +381,115 @@ func TestInstallWakesAManagerThatMissedTheEnd(t *testing.T) {
 		t.Fatalf("first heartbeat: %+v, %v", arr, err)
 	}
 }
+
+// Two subscriptions from one provider to one subscriber: one carries the
+// heartbeats. Through two, each heartbeat is applied twice (a conflict each
+// time) and either one's heartbeats hide the other's delay and losses.
+// Install gives the set to the first, notes the other, and takes the set
+// from a second carrier an earlier install (or a person) left; an enabled
+// carrier is kept before a disabled one.
+func TestOneSubscriptionCarriesTheHeartbeats(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Subscriptions: 2})
+	first, second := p.Subscriptions[0], p.Subscriptions[1]
+	cfg := pairConfig(t, p, "")
+	plan, err := PlanInstall(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subscribes := func(plan Plan) []string {
+		var out []string
+		for _, w := range whats(plan) {
+			if strings.Contains(w, ": subscribe ") {
+				out = append(out, w)
+			}
+		}
+		return out
+	}
+	if got := subscribes(plan); len(got) != 1 || !strings.HasPrefix(got[0], "subscriber: subscribe "+first+" to the set") {
+		t.Fatalf("install plan: %q", got)
+	}
+	if len(plan.Targets) != 1 || plan.Targets[0].Subscription != first {
+		t.Fatalf("targets: %+v", plan.Targets)
+	}
+	if len(plan.Notes) != 1 || !strings.Contains(plan.Notes[0], "subscription "+second+" on subscriber does not get the set pglmon_heartbeat: "+first+" carries the heartbeats of provider there") {
+		t.Fatalf("notes: %q", plan.Notes)
+	}
+	if err := Apply(ctx, cfg, plan, time.Minute, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if arr, err := Check(ctx, cfg, plan.Targets, 4*time.Minute, 100*time.Millisecond); err != nil || len(arr) != 1 || !arr[0].OK {
+		t.Fatalf("first heartbeat: %+v, %v", arr, err)
+	}
+	carries := func(sub string) bool {
+		t.Helper()
+		var has bool
+		if err := p.Subscriber.QueryRow(ctx, subHasSetSQL, []any{&has}, sub); err != nil {
+			t.Fatal(err)
+		}
+		return has
+	}
+	if !carries(first) || carries(second) {
+		t.Fatalf("after install: %s %v, %s %v", first, carries(first), second, carries(second))
+	}
+	// The delay is the carrier's; the other's is not measured.
+	m := monitor.New(cfg)
+	defer m.Close(ctx)
+	r, _ := m.Cycle(ctx)
+	a, _ := r.Subscription(first, "subscriber")
+	b, _ := r.Subscription(second, "subscriber")
+	if a == nil || b == nil || a.ReplicationDelaySeconds == nil || b.ReplicationDelaySeconds != nil {
+		t.Fatalf("delays: %+v\n%+v", a, b)
+	}
+
+	// A second carrier, as an earlier install left it: install takes the
+	// set from it, and both subscriptions replicate.
+	if err := p.Subscriber.Exec(ctx, subAddSetSQL, second); err != nil {
+		t.Fatal(err)
+	}
+	again, err := PlanInstall(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "subscriber: unsubscribe " + second + " from the set pglmon_heartbeat: another subscription carries the heartbeats of provider to subscriber (its apply worker restarts: pglmon waits for the new one)"
+	if got := whats(again); len(got) != 1 || got[0] != want {
+		t.Fatalf("install with two carriers: %q", got)
+	}
+	if err := Apply(ctx, cfg, again, 4*time.Minute, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if !carries(first) || carries(second) {
+		t.Fatalf("after the second install: %s %v, %s %v", first, carries(first), second, carries(second))
+	}
+	for _, sub := range p.Subscriptions {
+		if err := p.WaitStatus(ctx, sub, "replicating", time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if arr, err := Check(ctx, cfg, again.Targets, 4*time.Minute, 100*time.Millisecond); err != nil || len(arr) != 1 || !arr[0].OK || arr[0].Subscription != first {
+		t.Fatalf("heartbeat after the second install: %+v, %v", arr, err)
+	}
+	if plan, err := PlanInstall(ctx, cfg); err != nil || len(plan.Steps) != 0 {
+		t.Fatalf("install once more: %q, %v", whats(plan), err)
+	}
+
+	// The carrier disabled, the other given the set by hand: the enabled
+	// one is kept, and the set taken from the disabled one.
+	if err := p.Disable(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Subscriber.Exec(ctx, subAddSetSQL, second); err != nil {
+		t.Fatal(err)
+	}
+	plan, err = PlanInstall(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := whats(plan); len(got) != 1 || !strings.HasPrefix(got[0], "subscriber: unsubscribe "+first+" from the set") {
+		t.Fatalf("install with the carrier disabled: %q", got)
+	}
+	if len(plan.Targets) != 1 || plan.Targets[0].Subscription != second {
+		t.Fatalf("targets with the carrier disabled: %+v", plan.Targets)
+	}
+}

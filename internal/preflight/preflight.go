@@ -94,9 +94,39 @@ func Run(ctx context.Context, cfg *config.Config, timeout time.Duration) []Check
 		}
 	}
 	out = append(out, verifiable(ctx, cfg, snaps, timeout)...)
+	out = append(out, heartbeatCarriers(snaps)...)
 	out = append(out, httpChecks(cfg)...)
 	out = append(out, maintenanceChecks(cfg, time.Now())...)
 	return append(out, slackChecks(ctx, cfg, timeout)...)
+}
+
+// heartbeatCarriers warns of a subscriber whose subscriptions from one
+// provider carry that provider's heartbeats (the set pglmon_heartbeat)
+// through more than one: each heartbeat is applied twice, and either
+// subscription's heartbeats hide the other's delay and lost changes.
+// pglmon heartbeat install keeps one.
+func heartbeatCarriers(snaps []probe.Snapshot) []Check {
+	var out []Check
+	for _, s := range snaps {
+		by := map[string][]string{}
+		var order []string
+		for _, sub := range s.Subscriptions {
+			if !slices.Contains(sub.ReplicationSets, probe.HeartbeatSet) {
+				continue
+			}
+			if _, ok := by[sub.ProviderNode]; !ok {
+				order = append(order, sub.ProviderNode)
+			}
+			by[sub.ProviderNode] = append(by[sub.ProviderNode], sub.Name)
+		}
+		for _, prov := range order {
+			if subs := by[prov]; len(subs) > 1 {
+				adder(&out, s.Node)("heartbeat carriers", Warn, "subscriptions %s all carry the heartbeats of pglogical node %s (the set pglmon_heartbeat): each heartbeat is applied through each of them (a conflict each time after the first), and those arriving through one hide the delay and the lost changes of the others; run pglmon heartbeat install, which keeps the set in one",
+					strings.Join(subs, ", "), prov)
+			}
+		}
+	}
+	return out
 }
 
 // maintenanceChecks says which nodes are under a maintenance window (the

@@ -1,6 +1,11 @@
 package preflight
 
-import "testing"
+import (
+	"strings"
+	"testing"
+
+	"github.com/pglmon/pglmon/internal/probe"
+)
 
 func TestEnglishMessages(t *testing.T) {
 	for lc, want := range map[string]bool{"": true, "C": true, "POSIX": true, "C.UTF-8": true, "en_US.UTF-8": true, "en_GB.utf8": true,
@@ -8,5 +13,21 @@ func TestEnglishMessages(t *testing.T) {
 		if got := englishMessages(lc); got != want {
 			t.Errorf("%q: %v, want %v", lc, got, want)
 		}
+	}
+}
+
+// Two subscriptions from one provider carrying its heartbeats are warned
+// of; one carrier per provider, or heartbeats from two providers, are not.
+func TestHeartbeatCarriers(t *testing.T) {
+	sub := func(name, prov string, sets ...string) probe.Subscription {
+		return probe.Subscription{Name: name, ProviderNode: prov, ReplicationSets: sets}
+	}
+	snaps := []probe.Snapshot{
+		{Node: "one", Subscriptions: []probe.Subscription{sub("a", "p", "default", probe.HeartbeatSet), sub("b", "p", "other"), sub("c", "q", probe.HeartbeatSet)}},
+		{Node: "two", Subscriptions: []probe.Subscription{sub("a", "p", probe.HeartbeatSet), sub("b", "p", "x", probe.HeartbeatSet), sub("c", "q", probe.HeartbeatSet)}},
+	}
+	got := heartbeatCarriers(snaps)
+	if len(got) != 1 || got[0].Node != "two" || got[0].Level != Warn || !strings.HasPrefix(got[0].Detail, "subscriptions a, b all carry the heartbeats of pglogical node p") {
+		t.Fatalf("checks: %+v", got)
 	}
 }

@@ -573,7 +573,7 @@ func TestSetAddedToASubscription(t *testing.T) {
 		}
 		return got
 	}
-	// The set pglmon heartbeat install adds to every subscription is pglmon's own: not said.
+	// The set pglmon heartbeat install adds to a subscription is pglmon's own: not said.
 	if err := p.Exec(ctx, "SELECT pglogical.create_replication_set('pglmon_heartbeat')"); err != nil {
 		t.Fatal(err)
 	}
