@@ -4,8 +4,9 @@
 // provider every cycle, in a replication set of its own (pglmon_heartbeat,
 // inserts only) that one subscription from the provider on each subscriber
 // subscribes to (its carrier); the newest row a subscriber has applied says
-// how far it has come (package diagnose grades it). Install and Remove set that up and take it away, one
-// idempotent step at a time; Writer writes and prunes for the daemon.
+// how far it has come (package diagnose grades it). Install and Remove set
+// that up and take it away, one idempotent step at a time; Writer writes
+// and prunes for the daemon.
 package heartbeat
 
 import (
@@ -181,10 +182,10 @@ func (w world) sub(t Target) probe.Subscription {
 // nodes: the table on each node involved, the set (with the table) on each
 // provider, then the set in the carrier of each subscriber and provider
 // (carriers), and last the set taken from any other subscription there
-// that has it. In that order any prefix of
-// the steps is harmless: a subscription given a set its provider lacks
-// stops ("replication set pglmon_heartbeat not found") and pglogical's
-// back-off keeps it down for up to 3 minutes after the set appears.
+// that has it. In that order any prefix of the steps is harmless: a
+// subscription given a set its provider lacks stops ("replication set
+// pglmon_heartbeat not found") and pglogical's back-off keeps it down for
+// up to 3 minutes after the set appears.
 func PlanInstall(ctx context.Context, cfg *config.Config) (Plan, error) {
 	w, err := look(ctx, cfg)
 	if err != nil {
