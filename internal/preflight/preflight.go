@@ -103,26 +103,39 @@ func Run(ctx context.Context, cfg *config.Config, timeout time.Duration) []Check
 // heartbeatCarriers warns of a subscriber whose subscriptions from one
 // provider carry that provider's heartbeats (the set pglmon_heartbeat)
 // through more than one: each heartbeat is applied twice, and either
-// subscription's heartbeats hide the other's delay and lost changes.
+// subscription's heartbeats hide the other's delay and lost changes; or
+// through none while that provider writes them (the carrier was dropped
+// or set up again since the install): nothing is measured there.
 // pglmon heartbeat install keeps one.
 func heartbeatCarriers(snaps []probe.Snapshot) []Check {
+	writes := map[string]bool{} // pglogical node names of providers writing heartbeats
+	for _, s := range snaps {
+		if s.Heartbeat != nil && s.Heartbeat.Provides && s.LocalNode != "" {
+			writes[s.LocalNode] = true
+		}
+	}
 	var out []Check
 	for _, s := range snaps {
-		by := map[string][]string{}
+		all, carriers := map[string][]string{}, map[string][]string{}
 		var order []string
 		for _, sub := range s.Subscriptions {
-			if !slices.Contains(sub.ReplicationSets, probe.HeartbeatSet) {
-				continue
-			}
-			if _, ok := by[sub.ProviderNode]; !ok {
+			if _, ok := all[sub.ProviderNode]; !ok {
 				order = append(order, sub.ProviderNode)
 			}
-			by[sub.ProviderNode] = append(by[sub.ProviderNode], sub.Name)
+			all[sub.ProviderNode] = append(all[sub.ProviderNode], sub.Name)
+			if slices.Contains(sub.ReplicationSets, probe.HeartbeatSet) {
+				carriers[sub.ProviderNode] = append(carriers[sub.ProviderNode], sub.Name)
+			}
 		}
+		add := adder(&out, s.Node)
 		for _, prov := range order {
-			if subs := by[prov]; len(subs) > 1 {
-				adder(&out, s.Node)("heartbeat carriers", Warn, "subscriptions %s all carry the heartbeats of pglogical node %s (the set pglmon_heartbeat): each heartbeat is applied through each of them (a conflict each time after the first), and those arriving through one hide the delay and the lost changes of the others; run pglmon heartbeat install, which keeps the set in one",
+			switch subs := carriers[prov]; {
+			case len(subs) > 1:
+				add("heartbeat carriers", Warn, "subscriptions %s all carry the heartbeats of pglogical node %s (the set pglmon_heartbeat): each heartbeat is applied through each of them (a conflict each time after the first), and those arriving through one hide the delay and the lost changes of the others; run pglmon heartbeat install, which keeps the set in one",
 					strings.Join(subs, ", "), prov)
+			case len(subs) == 0 && writes[prov]:
+				add("heartbeat carriers", Warn, "no subscription from pglogical node %s carries the heartbeats it writes (the set pglmon_heartbeat; a carrier dropped or set up again since the install?): the delay and the lost changes of %s are not measured; run pglmon heartbeat install, which gives the set to one",
+					prov, strings.Join(all[prov], ", "))
 			}
 		}
 	}
