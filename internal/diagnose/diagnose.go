@@ -1152,6 +1152,9 @@ func (d *diagnosis) nodes() []Node {
 		if f, ok := invalidDatabaseFinding(&s); ok {
 			n.Findings = append(n.Findings, f)
 		}
+		if !s.InRecovery {
+			n.Findings = append(n.Findings, d.carrierFindings(&s)...)
+		}
 		declared := map[string]bool{}
 		for _, t := range d.Unreplicated[s.Node] {
 			declared[t.Schema+"."+t.Relname] = true

@@ -153,6 +153,10 @@ const (
 	// CodeSupervisorNotRunning: pglogical is preloaded but its supervisor
 	// does not run (node).
 	CodeSupervisorNotRunning = "supervisor_not_running"
+	// CodeHeartbeatCarriers: a subscriber receives a provider's
+	// heartbeats through no subscription while the provider writes them,
+	// or through several (node).
+	CodeHeartbeatCarriers = "heartbeat_carriers"
 	// CodeInvalidDatabase: a DROP DATABASE was interrupted and left its
 	// database invalid (node).
 	CodeInvalidDatabase = "invalid_database"

@@ -442,11 +442,34 @@ func TestOneSubscriptionCarriesTheHeartbeats(t *testing.T) {
 	if a == nil || b == nil || a.ReplicationDelaySeconds == nil || b.ReplicationDelaySeconds != nil {
 		t.Fatalf("delays: %+v\n%+v", a, b)
 	}
+	// carriers is the subscriber's heartbeat_carriers finding, as status
+	// and the daemon say it ("": none).
+	carriersFinding := func() string {
+		t.Helper()
+		r, _ := m.Cycle(ctx)
+		for _, n := range r.Nodes {
+			for _, f := range n.Findings {
+				if f.Code == diagnose.CodeHeartbeatCarriers {
+					if n.Name != "subscriber" {
+						t.Fatalf("heartbeat_carriers on %s: %s", n.Name, f.Message)
+					}
+					return f.Message
+				}
+			}
+		}
+		return ""
+	}
+	if f := carriersFinding(); f != "" {
+		t.Fatalf("heartbeat_carriers after install: %s", f)
+	}
 
 	// A second carrier, as an earlier install left it: install takes the
 	// set from it, and both subscriptions replicate.
 	if err := p.Subscriber.Exec(ctx, subAddSetSQL, second); err != nil {
 		t.Fatal(err)
+	}
+	if f := carriersFinding(); !strings.HasPrefix(f, "subscriptions "+first+", "+second+" on subscriber all carry the heartbeats of provider provider") {
+		t.Fatalf("heartbeat_carriers with two carriers: %q", f)
 	}
 	again, err := PlanInstall(ctx, cfg)
 	if err != nil {
@@ -491,5 +514,21 @@ func TestOneSubscriptionCarriesTheHeartbeats(t *testing.T) {
 	}
 	if len(plan.Targets) != 1 || plan.Targets[0].Subscription != second {
 		t.Fatalf("targets with the carrier disabled: %+v", plan.Targets)
+	}
+
+	// The set taken from both (as when the carrier is dropped and set up
+	// again without it) while the provider has written heartbeats for ten
+	// minutes: the subscriber is told that nothing is measured.
+	for _, sub := range p.Subscriptions {
+		if err := p.Subscriber.Exec(ctx, subDropSetSQL, sub); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Provider.Exec(ctx, "INSERT INTO pglmon.heartbeat (node, ts) SELECT node_name, now() - interval '10 minutes' FROM pglogical.local_node JOIN pglogical.node USING (node_id)"); err != nil {
+		t.Fatal(err)
+	}
+	if f := carriersFinding(); !strings.HasPrefix(f, "provider provider writes heartbeats, but no subscription from it on subscriber carries them") ||
+		!strings.Contains(f, "not measured for "+first+", "+second+",") {
+		t.Fatalf("heartbeat_carriers with none: %q", f)
 	}
 }

@@ -116,26 +116,15 @@ func heartbeatCarriers(snaps []probe.Snapshot) []Check {
 	}
 	var out []Check
 	for _, s := range snaps {
-		all, carriers := map[string][]string{}, map[string][]string{}
-		var order []string
-		for _, sub := range s.Subscriptions {
-			if _, ok := all[sub.ProviderNode]; !ok {
-				order = append(order, sub.ProviderNode)
-			}
-			all[sub.ProviderNode] = append(all[sub.ProviderNode], sub.Name)
-			if slices.Contains(sub.ReplicationSets, probe.HeartbeatSet) {
-				carriers[sub.ProviderNode] = append(carriers[sub.ProviderNode], sub.Name)
-			}
-		}
 		add := adder(&out, s.Node)
-		for _, prov := range order {
-			switch subs := carriers[prov]; {
-			case len(subs) > 1:
+		for _, r := range s.HeartbeatRoutes() {
+			switch {
+			case len(r.Carriers) > 1:
 				add("heartbeat carriers", Warn, "subscriptions %s all carry the heartbeats of pglogical node %s (the set pglmon_heartbeat): each heartbeat is applied through each of them (a conflict each time after the first), and those arriving through one hide the delay and the lost changes of the others; run pglmon heartbeat install, which keeps the set in one",
-					strings.Join(subs, ", "), prov)
-			case len(subs) == 0 && writes[prov]:
+					strings.Join(r.Carriers, ", "), r.ProviderNode)
+			case len(r.Carriers) == 0 && writes[r.ProviderNode]:
 				add("heartbeat carriers", Warn, "no subscription from pglogical node %s carries the heartbeats it writes (the set pglmon_heartbeat; a carrier dropped or set up again since the install?): the delay and the lost changes of %s are not measured; run pglmon heartbeat install, which gives the set to one",
-					prov, strings.Join(all[prov], ", "))
+					r.ProviderNode, strings.Join(r.Subscriptions, ", "))
 			}
 		}
 	}

@@ -5,6 +5,7 @@ package probe
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -212,6 +213,36 @@ type Process struct {
 
 // Up reports whether the node answered.
 func (s *Snapshot) Up() bool { return s.Err == nil }
+
+// HeartbeatRoute is what a subscriber receives from one pglogical node:
+// its subscriptions from there, in their order, and those of them that
+// carry that node's heartbeats (the set pglmon_heartbeat). pglmon
+// heartbeat install keeps exactly one carrier per route.
+type HeartbeatRoute struct {
+	ProviderNode  string
+	Subscriptions []string
+	Carriers      []string
+}
+
+// HeartbeatRoutes groups the node's subscriptions by the pglogical node
+// they replicate from, in the order of their first subscription.
+func (s *Snapshot) HeartbeatRoutes() []HeartbeatRoute {
+	var out []HeartbeatRoute
+	at := map[string]int{}
+	for _, sub := range s.Subscriptions {
+		i, ok := at[sub.ProviderNode]
+		if !ok {
+			i = len(out)
+			at[sub.ProviderNode] = i
+			out = append(out, HeartbeatRoute{ProviderNode: sub.ProviderNode})
+		}
+		out[i].Subscriptions = append(out[i].Subscriptions, sub.Name)
+		if slices.Contains(sub.ReplicationSets, HeartbeatSet) {
+			out[i].Carriers = append(out[i].Carriers, sub.Name)
+		}
+	}
+	return out
+}
 
 // Slot finds a replication slot by name.
 func (s *Snapshot) Slot(name string) (Slot, bool) {
