@@ -56,6 +56,9 @@ DO $$ BEGIN
 	END IF;
 END $$`
 
+	forgetSQL    = `DELETE FROM pglmon.heartbeat WHERE node = $1`
+	forgottenSQL = `SELECT NOT EXISTS (SELECT 1 FROM pglmon.heartbeat WHERE node = $1)`
+
 	writeSQL = `INSERT INTO pglmon.heartbeat (node, ts) VALUES ($1, clock_timestamp()) RETURNING ts`
 	// pruneSQL drops rows older than $1 seconds, keeping each node's newest:
 	// it is what the delay is measured from while nothing arrives.
@@ -223,6 +226,16 @@ func PlanInstall(ctx context.Context, cfg *config.Config) (Plan, error) {
 	}
 	for _, t := range p.Targets {
 		if !slices.Contains(w.sub(t).ReplicationSets, probe.HeartbeatSet) {
+			if hb := w.snaps[t.Subscriber].Heartbeat; hb != nil {
+				if _, ok := hb.Nodes[t.ProviderNode]; ok {
+					// Come through a former carrier: against the provider's,
+					// those written since it went would read as lost
+					// (heartbeats_lost) once the new carrier brings the next.
+					p.Steps = append(p.Steps, Step{Node: t.Subscriber,
+						What: fmt.Sprintf("forget the heartbeats of %s that %s holds from before (they came through a subscription that no longer carries them; compared with the provider's, those written since would read as lost)", t.Provider, t.Subscriber),
+						SQL:  forgetSQL, Args: []any{t.ProviderNode}, done: forgottenSQL})
+				}
+			}
 			p.Steps = append(p.Steps, Step{Node: t.Subscriber,
 				What: fmt.Sprintf("subscribe %s to the set pglmon_heartbeat of %s (its apply worker restarts: pglmon waits for the new one)", t.Subscription, t.Provider),
 				SQL:  subAddSetSQL, Args: []any{t.Subscription}, done: subHasSetSQL, restarts: t.Subscription})

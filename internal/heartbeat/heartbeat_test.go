@@ -519,10 +519,15 @@ func TestOneSubscriptionCarriesTheHeartbeats(t *testing.T) {
 	// The set taken from both (as when the carrier is dropped and set up
 	// again without it) while the provider has written heartbeats for ten
 	// minutes: the subscriber is told that nothing is measured.
-	for _, sub := range p.Subscriptions {
-		if err := p.Subscriber.Exec(ctx, subDropSetSQL, sub); err != nil {
-			t.Fatal(err)
-		}
+	// The disabled one loses it in the catalog; the other's apply worker
+	// restarts, and only a heartbeat written once the new one runs is
+	// sure never to arrive.
+	if err := p.Subscriber.Exec(ctx, subDropSetSQL, first); err != nil {
+		t.Fatal(err)
+	}
+	drop := Plan{Steps: []Step{{Node: "subscriber", What: "unsubscribe " + second, SQL: subDropSetSQL, Args: []any{second}, done: subHasSetSQL, undone: true, restarts: second}}}
+	if err := Apply(ctx, cfg, drop, 4*time.Minute, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
 	}
 	if err := p.Provider.Exec(ctx, "INSERT INTO pglmon.heartbeat (node, ts) SELECT node_name, now() - interval '10 minutes' FROM pglogical.local_node JOIN pglogical.node USING (node_id)"); err != nil {
 		t.Fatal(err)
@@ -530,5 +535,96 @@ func TestOneSubscriptionCarriesTheHeartbeats(t *testing.T) {
 	if f := carriersFinding(); !strings.HasPrefix(f, "provider provider writes heartbeats, but no subscription from it on subscriber carries them") ||
 		!strings.Contains(f, "not measured for "+first+", "+second+",") {
 		t.Fatalf("heartbeat_carriers with none: %q", f)
+	}
+
+	// Heartbeats written while nothing carries them never reach the
+	// subscriber. install forgets those the subscriber holds from before,
+	// so the new carrier's comparison starts with what it brings: the
+	// daemon's comparison then finds none lost.
+	prov, _ := cfg.Node("provider")
+	sub, _ := cfg.Node("subscriber")
+	var w Writer
+	defer w.Close(ctx, nil)
+	_, snaps := m.Cycle(ctx)
+	var provNode string
+	for _, s := range snaps {
+		if s.Node == "provider" {
+			provNode = s.LocalNode
+		}
+	}
+	unsent, err := w.Write(ctx, prov, provNode, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Until second's slot confirms past it (the test servers commit
+	// asynchronously: past the WAL inserted, not written): a set added
+	// back to a subscription whose slot has not would have it decoded
+	// again, and sent. Long after a carrier went, every slot has.
+	var slot string
+	if err := p.Subscriber.QueryRow(ctx, "SELECT slot_name FROM pglogical.show_subscription_status($1)", []any{&slot}, second); err != nil {
+		t.Fatal(err)
+	}
+	var written string
+	if err := p.Provider.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text", []any{&written}); err != nil {
+		t.Fatal(err)
+	}
+	if err := pgtest.Poll(ctx, time.Minute, func() bool {
+		var past bool
+		err := p.Provider.QueryRow(ctx, "SELECT confirmed_flush_lsn >= $2::pg_lsn FROM pg_replication_slots WHERE slot_name = $1", []any{&past}, slot, written)
+		return err == nil && past
+	}); err != nil {
+		t.Fatalf("slot %s confirming %s: %v", slot, written, err)
+	}
+	plan, err = PlanInstall(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := whats(plan); len(got) != 2 || !strings.HasPrefix(got[0], "subscriber: forget the heartbeats of provider that subscriber holds from before") ||
+		!strings.HasPrefix(got[1], "subscriber: subscribe "+second+" to the set") {
+		t.Fatalf("install with none carrying: %q", got)
+	}
+	if err := Apply(ctx, cfg, plan, 4*time.Minute, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if arr, err := Check(ctx, cfg, plan.Targets, 4*time.Minute, 100*time.Millisecond); err != nil || len(arr) != 1 || !arr[0].OK {
+		t.Fatalf("heartbeat through the new carrier: %+v, %v", arr, err)
+	}
+	// Heartbeats until the daemon's window reaches past the unsent one
+	// (it ends shortly before the newest the subscriber holds).
+	var from, till time.Time
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if _, err := w.Write(ctx, prov, provNode, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		_, snaps := m.Cycle(ctx)
+		var ph, sh *probe.Heartbeat
+		for _, s := range snaps {
+			switch s.Node {
+			case "provider":
+				ph = s.Heartbeat
+			case "subscriber":
+				sh = s.Heartbeat
+			}
+		}
+		var ok bool
+		if from, till, ok = Window(ph, sh, provNode); ok && till.After(unsent) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the comparison window never passed %s: %s to %s", unsent, from, till)
+		}
+		time.Sleep(200 * time.Millisecond) // one heartbeat a poll, as the daemon writes one a cycle
+	}
+	g, err := w.Compare(ctx, prov, sub, provNode, from, till, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held int
+	if err := p.Subscriber.QueryRow(ctx, "SELECT count(*) FROM pglmon.heartbeat WHERE ts = $1", []any{&held}, unsent); err != nil || held != 0 {
+		t.Fatalf("the subscriber holds the heartbeat written while none carried them: %d, %v", held, err)
+	}
+	if len(g.Missing) > 0 || len(g.Extra) > 0 || g.Compared == 0 {
+		t.Fatalf("heartbeats compared after the new carrier: %+v (the one written while none carried them: %s)", g, unsent)
 	}
 }
