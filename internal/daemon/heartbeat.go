@@ -38,7 +38,10 @@ func (h *heartbeats) run(ctx context.Context, d *Daemon, snaps []probe.Snapshot,
 		}
 		wg.Go(func() {
 			if s.Heartbeat.Provides && s.LocalNode != "" {
-				_, err := h.w.Write(ctx, n, s.LocalNode, timeout)
+				mk, err := h.w.Mark(ctx, n, s.LocalNode, timeout)
+				if err == nil {
+					d.mon.HeartbeatWritten(s.Node, mk)
+				}
 				d.metrics.Heartbeat(s.Node, err == nil)
 				h.logged(d, s.Node, err)
 			}

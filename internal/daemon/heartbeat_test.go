@@ -74,6 +74,69 @@ repair:
 	r.waitMetric(t, `^pglmon_finding\{code="replication_delay_high"`, true, 10*time.Second)
 }
 
+// Of two subscriptions from one provider, install gives the heartbeats to
+// the first; the daemon reads the second's delay from how far its slot
+// confirmed the provider's WAL against the heartbeats it wrote there:
+// 0 while it streams, growing into replication_delay_high while it is
+// disabled (the carrier's staying 0), 0 again once enabled.
+func TestDaemonReadsTheDelayOfAnotherSubscriptionFromItsSlot(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Subscriptions: 2})
+	carrier, other := p.Subscriptions[0], p.Subscriptions[1]
+	body := p.NodesYAML() + fmt.Sprintf(`probe:
+  interval: 1s
+  timeout: 1s
+thresholds:
+  replication_delay: 3s
+  replication_delay_critical: 1h
+http:
+  listen: "127.0.0.1:0"
+repair:
+  audit_log: %s
+  policy:
+    enable: off
+`, filepath.Join(t.TempDir(), "audit.jsonl"))
+	if _, plan := installHeartbeat(t, body); len(plan.Targets) != 1 || plan.Targets[0].Subscription != carrier {
+		t.Fatalf("carriers: %+v", plan.Targets)
+	}
+	r := start(t, body, nil)
+	delay := func(sub, re string) string {
+		return `^pglmon_replication_delay_seconds\{provider="provider",subscription="` + sub + `"\} ` + re
+	}
+	r.waitMetric(t, delay(carrier, "0$"), false, 4*time.Minute)
+	r.waitMetric(t, delay(other, "0$"), false, time.Minute)
+
+	if err := p.Disable(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	var f diagnose.Finding
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		rep := r.status(t)
+		s, ok := rep.Subscription(other, "subscriber")
+		var found bool
+		if ok {
+			f, found = s.Finding(diagnose.CodeReplicationDelayHigh)
+		}
+		return found
+	}); err != nil {
+		t.Fatalf("no replication_delay_high for %s while it is disabled", other)
+	}
+	if f.Severity != diagnose.Warning || !strings.Contains(f.Message, "(it does not carry the heartbeats: read from its slot); it is disabled") {
+		t.Errorf("finding %+v", f)
+	}
+	r.waitMetric(t, delay(other, "([3-9]|[1-9][0-9])"), false, 10*time.Second)
+	rep := r.status(t)
+	if s, ok := rep.Subscription(carrier, "subscriber"); !ok || s.ReplicationDelaySeconds == nil || *s.ReplicationDelaySeconds > 2 {
+		t.Errorf("the carrier's delay while the other is disabled: %+v", s)
+	}
+
+	if err := p.Subscriber.Exec(ctx, "SELECT pglogical.alter_subscription_enable($1, true)", other); err != nil {
+		t.Fatal(err)
+	}
+	r.waitMetric(t, delay(other, "0$"), false, 4*time.Minute)
+}
+
 // installHeartbeat runs pglmon heartbeat install's steps for the
 // configuration body and returns its configuration and plan.
 func installHeartbeat(t *testing.T, body string) (*config.Config, heartbeat.Plan) {

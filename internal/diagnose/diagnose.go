@@ -831,51 +831,61 @@ func (d *diagnosis) lockFinding(node string, sub probe.Subscription) (Finding, b
 }
 
 // delay measures how far behind its provider the subscriber's data is by
-// pglmon's heartbeats (package heartbeat), for a subscription of the
-// pglmon_heartbeat set whose provider writes them, and grades it against
-// thresholds.replication_delay. Every heartbeat written has arrived: 0.
-// Otherwise the provider's clock now less the newest one applied (the
-// oldest one the provider keeps, when none arrived): an upper bound, by at
-// most the time between two heartbeats. Both times are the provider's, so
-// the servers' clocks need not agree.
+// pglmon's heartbeats (package heartbeat), for a subscription whose
+// provider writes them, and grades it against thresholds.replication_delay.
+// The subscription carrying them (the set pglmon_heartbeat): every
+// heartbeat written has arrived, 0; otherwise the provider's clock now less
+// the newest one applied (the oldest one the provider keeps, when none
+// arrived). Another from that provider: by its slot (slotDelay). An upper
+// bound, by at most the time between two heartbeats. Both times are the
+// provider's, so the servers' clocks need not agree.
 func (d *diagnosis) delay(out *Subscription, subscriber *probe.Snapshot, sub probe.Subscription, prov *probe.Snapshot) (Finding, bool) {
-	if prov == nil || prov.Heartbeat == nil || !prov.Heartbeat.Provides || !slices.Contains(sub.ReplicationSets, probe.HeartbeatSet) {
+	if prov == nil || prov.Heartbeat == nil || !prov.Heartbeat.Provides {
 		return Finding{}, false
 	}
-	own, ok := prov.Heartbeat.Nodes[sub.ProviderNode]
-	if !ok {
-		return Finding{}, false // nothing written yet
-	}
-	var applied time.Time
-	if subscriber.Heartbeat != nil {
-		applied = subscriber.Heartbeat.Nodes[sub.ProviderNode].Newest
-	}
-	delay := 0.0
-	if applied.Before(own.Newest) {
-		from := applied
-		if from.IsZero() {
-			from = own.Oldest
+	var delay float64
+	var what string
+	if slices.Contains(sub.ReplicationSets, probe.HeartbeatSet) {
+		own, ok := prov.Heartbeat.Nodes[sub.ProviderNode]
+		if !ok {
+			return Finding{}, false // nothing written yet
 		}
-		// The provider's clock when the subscriber was read.
-		readAt := subscriber.Time
+		var applied time.Time
 		if subscriber.Heartbeat != nil {
-			readAt = subscriber.Heartbeat.ReadAt
+			applied = subscriber.Heartbeat.Nodes[sub.ProviderNode].Newest
 		}
-		now := prov.Heartbeat.Clock.Add(readAt.Sub(prov.Heartbeat.ReadAt))
-		delay = max(now.Sub(from).Seconds(), 0)
+		if applied.Before(own.Newest) {
+			from := applied
+			if from.IsZero() {
+				from = own.Oldest
+			}
+			// The provider's clock when the subscriber was read.
+			readAt := subscriber.Time
+			if subscriber.Heartbeat != nil {
+				readAt = subscriber.Heartbeat.ReadAt
+			}
+			now := prov.Heartbeat.Clock.Add(readAt.Sub(prov.Heartbeat.ReadAt))
+			delay = max(now.Sub(from).Seconds(), 0)
+		}
+		if !applied.IsZero() {
+			out.HeartbeatApplied = &applied
+		}
+		ago := time.Duration(delay * float64(time.Second)).Round(time.Second).String()
+		what = "the newest heartbeat it has applied was written on " + prov.Node + " " + ago + " ago"
+		if applied.IsZero() {
+			what = "none of the heartbeats written on " + prov.Node + " (the oldest " + ago + " ago) has arrived"
+		}
+	} else {
+		var ok bool
+		if delay, what, ok = d.slotDelay(sub, prov); !ok {
+			return Finding{}, false
+		}
 	}
 	out.ReplicationDelaySeconds = &delay
-	if !applied.IsZero() {
-		out.HeartbeatApplied = &applied
-	}
 	dur := time.Duration(delay * float64(time.Second))
 	sev, lim, ok := level(dur, d.Thresholds.ReplicationDelay.D(), d.Thresholds.ReplicationDelayCritical.D())
 	if !ok {
 		return Finding{}, false
-	}
-	what := "the newest heartbeat it has applied was written on " + prov.Node + " " + dur.Round(time.Second).String() + " ago"
-	if applied.IsZero() {
-		what = "none of the heartbeats written on " + prov.Node + " (the oldest " + dur.Round(time.Second).String() + " ago) has arrived"
 	}
 	why := ""
 	switch {
@@ -891,6 +901,32 @@ func (d *diagnosis) delay(out *Subscription, subscriber *probe.Snapshot, sub pro
 	return Finding{Code: CodeReplicationDelayHigh, Severity: sev,
 		Message: fmt.Sprintf("the data of %s on %s is %s behind provider %s (threshold %s): %s%s",
 			sub.Name, subscriber.Node, dur.Round(time.Second), prov.Node, lim, what, why)}, true
+}
+
+// slotDelay is the delay of a subscription that does not carry its
+// provider's heartbeats (another subscription from the same provider
+// does, or none), read from how far its slot has confirmed the provider's
+// WAL against the heartbeats the daemon wrote there (History.Marks): past
+// the newest, 0; else the provider's clock at the probe less the newest
+// heartbeat written before the position it confirmed. Not measured without
+// marks (pglmon status; the daemon before its first heartbeat) or with the
+// slot behind every mark (behind since before the daemon started).
+func (d *diagnosis) slotDelay(sub probe.Subscription, prov *probe.Snapshot) (float64, string, bool) {
+	marks := d.h.Marks[prov.Node]
+	slot, ok := prov.Slot(sub.SlotName)
+	if len(marks) == 0 || !ok || slot.ConfirmedFlushLSN == 0 {
+		return 0, "", false
+	}
+	if slot.ConfirmedFlushLSN >= marks[len(marks)-1].LSN {
+		return 0, "", true
+	}
+	i := sort.Search(len(marks), func(i int) bool { return marks[i].LSN > slot.ConfirmedFlushLSN }) - 1
+	if i < 0 {
+		return 0, "", false
+	}
+	delay := max(prov.Heartbeat.Clock.Sub(marks[i].TS).Seconds(), 0)
+	ago := time.Duration(delay * float64(time.Second)).Round(time.Second).String()
+	return delay, fmt.Sprintf("its slot %s has confirmed %s's WAL up to a heartbeat written %s ago (it does not carry the heartbeats: read from its slot)", slot.Name, prov.Node, ago), true
 }
 
 // describeSession says who a session is (first goes before the rest),

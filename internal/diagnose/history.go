@@ -1,6 +1,7 @@
 package diagnose
 
 import (
+	"slices"
 	"strings"
 	"time"
 
@@ -27,6 +28,10 @@ type History struct {
 	// Quiet is, per enabled subscription whose provider slot pglmon sees
 	// inactive, since when nothing streams from it (see Quiet).
 	Quiet map[string]Quiet
+	// Marks holds, by provider node, the heartbeats the daemon wrote there
+	// in the last hour, oldest first (Mark): the delay of a subscription
+	// that does not carry them is read from its slot against these.
+	Marks map[string][]probe.HeartbeatMark
 }
 
 // Quiet is a period in which nothing streams from a subscription's slot on
@@ -73,7 +78,26 @@ func NewHistory() *History {
 		Known:         map[string][]probe.Subscription{},
 		Copied:        map[string]CopyMark{},
 		Quiet:         map[string]Quiet{},
+		Marks:         map[string][]probe.HeartbeatMark{},
 	}
+}
+
+// marksKept is how long heartbeat marks are kept: as long as the
+// heartbeats themselves (package heartbeat's Keep).
+const marksKept = time.Hour
+
+// Mark records a heartbeat the daemon wrote on provider node (oldest
+// first); marks older than an hour before it go.
+func (h *History) Mark(node string, m probe.HeartbeatMark) {
+	ms := append(h.Marks[node], m)
+	i := 0
+	for i < len(ms)-1 && m.TS.Sub(ms[i].TS) > marksKept {
+		i++
+	}
+	if i > 0 {
+		ms = slices.Clone(ms[i:]) // lets the old backing array go
+	}
+	h.Marks[node] = ms
 }
 
 func subKey(subscriber, sub string) string { return subscriber + "/" + sub }
@@ -163,6 +187,11 @@ func (h *History) Forget(keep map[string]bool) {
 	for k := range h.Copied {
 		if node, _, _ := strings.Cut(k, "/"); !keep[node] {
 			delete(h.Copied, k)
+		}
+	}
+	for n := range h.Marks {
+		if !keep[n] {
+			delete(h.Marks, n)
 		}
 	}
 }

@@ -59,7 +59,9 @@ END $$`
 	forgetSQL    = `DELETE FROM pglmon.heartbeat WHERE node = $1`
 	forgottenSQL = `SELECT NOT EXISTS (SELECT 1 FROM pglmon.heartbeat WHERE node = $1)`
 
-	writeSQL = `INSERT INTO pglmon.heartbeat (node, ts) VALUES ($1, clock_timestamp()) RETURNING ts`
+	// writeSQL reads the WAL insert position after the stamp (RETURNING
+	// follows VALUES): see probe.HeartbeatMark.
+	writeSQL = `INSERT INTO pglmon.heartbeat (node, ts) VALUES ($1, clock_timestamp()) RETURNING ts, pg_current_wal_insert_lsn()::text`
 	// pruneSQL drops rows older than $1 seconds, keeping each node's newest:
 	// it is what the delay is measured from while nothing arrives.
 	pruneSQL = `DELETE FROM pglmon.heartbeat h WHERE h.ts < now() - make_interval(secs => $1)
@@ -474,7 +476,8 @@ func Check(ctx context.Context, cfg *config.Config, targets []Target, timeout, p
 				return err
 			}
 			var ts time.Time
-			if err := c.QueryRow(ctx, writeSQL, a.ProviderNode).Scan(&ts); err != nil {
+			var lsn string
+			if err := c.QueryRow(ctx, writeSQL, a.ProviderNode).Scan(&ts, &lsn); err != nil {
 				return fmt.Errorf("write a heartbeat on %s: %w", a.Provider, err)
 			}
 			if _, ok := first[a.Provider]; !ok {
@@ -597,14 +600,25 @@ func (w *Writer) node(name string) *nodeWriter {
 // Write inserts a heartbeat of the pglogical node local into n's table,
 // stamped with n's clock, and returns the stamp.
 func (w *Writer) Write(ctx context.Context, n config.Node, local string, timeout time.Duration) (time.Time, error) {
-	var ts time.Time
+	m, err := w.Mark(ctx, n, local, timeout)
+	return m.TS, err
+}
+
+// Mark writes a heartbeat as Write does and returns it with the WAL
+// position after it (probe.HeartbeatMark).
+func (w *Writer) Mark(ctx context.Context, n config.Node, local string, timeout time.Duration) (probe.HeartbeatMark, error) {
+	var m probe.HeartbeatMark
+	var lsn string
 	err := w.with(ctx, n, timeout, func(c *pgx.Conn) error {
-		return c.QueryRow(ctx, writeSQL, local).Scan(&ts)
+		return c.QueryRow(ctx, writeSQL, local).Scan(&m.TS, &lsn)
 	})
-	if err != nil {
-		return ts, fmt.Errorf("write a heartbeat on %s: %w", n.Name, err)
+	if err == nil {
+		m.LSN, err = probe.ParseLSN(lsn)
 	}
-	return ts, nil
+	if err != nil {
+		return m, fmt.Errorf("write a heartbeat on %s: %w", n.Name, err)
+	}
+	return m, nil
 }
 
 // Prune deletes n's heartbeats older than Keep (each node's newest stays),

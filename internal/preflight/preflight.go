@@ -123,7 +123,7 @@ func heartbeatCarriers(snaps []probe.Snapshot) []Check {
 				add("heartbeat carriers", Warn, "subscriptions %s all carry the heartbeats of pglogical node %s (the set pglmon_heartbeat): each heartbeat is applied through each of them (a conflict each time after the first), and those arriving through one hide the delay and the lost changes of the others; run pglmon heartbeat install, which keeps the set in one",
 					strings.Join(r.Carriers, ", "), r.ProviderNode)
 			case len(r.Carriers) == 0 && writes[r.ProviderNode]:
-				add("heartbeat carriers", Warn, "no subscription from pglogical node %s carries the heartbeats it writes (the set pglmon_heartbeat; a carrier dropped or set up again since the install?): the delay and the lost changes of %s are not measured; run pglmon heartbeat install, which gives the set to one",
+				add("heartbeat carriers", Warn, "no subscription from pglogical node %s carries the heartbeats it writes (the set pglmon_heartbeat; a carrier dropped or set up again since the install?): the lost changes of %s are not measured, and their delay only from their slots, by the daemon; run pglmon heartbeat install, which gives the set to one",
 					r.ProviderNode, strings.Join(r.Subscriptions, ", "))
 			}
 		}

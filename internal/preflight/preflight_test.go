@@ -39,7 +39,7 @@ func TestHeartbeatCarriers(t *testing.T) {
 		{Node: "sub", Subscriptions: []probe.Subscription{sub("a", "p", "default"), sub("b", "p", "other"), sub("c", "q", "default")}},
 	}
 	got = heartbeatCarriers(snaps)
-	if len(got) != 1 || got[0].Node != "sub" || !strings.HasPrefix(got[0].Detail, "no subscription from pglogical node p carries the heartbeats it writes") || !strings.Contains(got[0].Detail, "of a, b are not measured") {
+	if len(got) != 1 || got[0].Node != "sub" || !strings.HasPrefix(got[0].Detail, "no subscription from pglogical node p carries the heartbeats it writes") || !strings.Contains(got[0].Detail, "the lost changes of a, b are not measured") {
 		t.Fatalf("checks without a carrier: %+v", got)
 	}
 }

@@ -214,6 +214,16 @@ type Process struct {
 // Up reports whether the node answered.
 func (s *Snapshot) Up() bool { return s.Err == nil }
 
+// HeartbeatMark is a heartbeat the daemon wrote on a provider: its stamp
+// (the provider's clock) and the provider's WAL insert position read just
+// after the stamp was taken. Every transaction the provider committed
+// before the stamp ends before that position, so a subscription whose slot
+// has confirmed it has applied all of them that it replicates.
+type HeartbeatMark struct {
+	TS  time.Time `json:"ts"`
+	LSN LSN       `json:"lsn"`
+}
+
 // HeartbeatRoute is what a subscriber receives from one pglogical node:
 // its subscriptions from there, in their order, and those of them that
 // carry that node's heartbeats (the set pglmon_heartbeat). pglmon
