@@ -155,6 +155,12 @@ func TestDelayFromTheSlot(t *testing.T) {
 	if len(h.Marks["p"]) != 1 {
 		t.Errorf("marks kept: %+v", h.Marks["p"])
 	}
+	// A provider put back to an earlier position: the marks past it go.
+	h.Mark("p", probe.HeartbeatMark{TS: t0.Add(62 * time.Minute), LSN: 3})
+	h.Mark("p", probe.HeartbeatMark{TS: t0.Add(63 * time.Minute), LSN: 2})
+	if got := h.Marks["p"]; len(got) != 1 || got[0].LSN != 2 || !got[0].TS.Equal(t0.Add(63*time.Minute)) {
+		t.Errorf("marks after a rewind: %+v", got)
+	}
 	h.Forget(map[string]bool{})
 	if len(h.Marks) != 0 {
 		t.Errorf("marks of a node no longer configured: %+v", h.Marks)

@@ -87,9 +87,15 @@ func NewHistory() *History {
 const marksKept = time.Hour
 
 // Mark records a heartbeat the daemon wrote on provider node (oldest
-// first); marks older than an hour before it go.
+// first); marks older than an hour before it go, and so do marks at or
+// past its position (WAL the provider no longer has: it was restored or
+// failed over), so the marks stay in the order of their positions.
 func (h *History) Mark(node string, m probe.HeartbeatMark) {
-	ms := append(h.Marks[node], m)
+	ms := h.Marks[node]
+	for len(ms) > 0 && ms[len(ms)-1].LSN >= m.LSN {
+		ms = ms[:len(ms)-1]
+	}
+	ms = append(ms, m)
 	i := 0
 	for i < len(ms)-1 && m.TS.Sub(ms[i].TS) > marksKept {
 		i++
