@@ -23,19 +23,7 @@ func TestDaemonMeasuresReplicationDelay(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	p := pgtest.NewPair(t, pgtest.PairOptions{})
-	body := p.NodesYAML() + fmt.Sprintf(`probe:
-  interval: 1s
-  timeout: 1s
-thresholds:
-  replication_delay: 3s
-  replication_delay_critical: 1h
-http:
-  listen: "127.0.0.1:0"
-repair:
-  audit_log: %s
-  policy:
-    enable: off
-`, filepath.Join(t.TempDir(), "audit.jsonl"))
+	body := delayConfig(t, p)
 	installHeartbeat(t, body)
 	r := start(t, body, nil)
 	r.waitMetric(t, `^pglmon_heartbeat_writes_total\{node="provider",result="ok"\} [1-9]`, false, 20*time.Second)
@@ -84,19 +72,7 @@ func TestDaemonReadsTheDelayOfAnotherSubscriptionFromItsSlot(t *testing.T) {
 	ctx := context.Background()
 	p := pgtest.NewPair(t, pgtest.PairOptions{Subscriptions: 2})
 	carrier, other := p.Subscriptions[0], p.Subscriptions[1]
-	body := p.NodesYAML() + fmt.Sprintf(`probe:
-  interval: 1s
-  timeout: 1s
-thresholds:
-  replication_delay: 3s
-  replication_delay_critical: 1h
-http:
-  listen: "127.0.0.1:0"
-repair:
-  audit_log: %s
-  policy:
-    enable: off
-`, filepath.Join(t.TempDir(), "audit.jsonl"))
+	body := delayConfig(t, p)
 	if _, plan := installHeartbeat(t, body); len(plan.Targets) != 1 || plan.Targets[0].Subscription != carrier {
 		t.Fatalf("carriers: %+v", plan.Targets)
 	}
@@ -135,6 +111,24 @@ repair:
 		t.Fatal(err)
 	}
 	r.waitMetric(t, delay(other, "0$"), false, 4*time.Minute)
+}
+
+// delayConfig is the configuration of the delay tests: a cycle a second,
+// replication_delay at 3 s, no automatic repair.
+func delayConfig(t *testing.T, p *pgtest.Pair) string {
+	return p.NodesYAML() + fmt.Sprintf(`probe:
+  interval: 1s
+  timeout: 1s
+thresholds:
+  replication_delay: 3s
+  replication_delay_critical: 1h
+http:
+  listen: "127.0.0.1:0"
+repair:
+  audit_log: %s
+  policy:
+    enable: off
+`, filepath.Join(t.TempDir(), "audit.jsonl"))
 }
 
 // installHeartbeat runs pglmon heartbeat install's steps for the
