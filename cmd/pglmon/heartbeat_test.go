@@ -111,7 +111,7 @@ GRANT EXECUTE ON FUNCTION pg_show_replication_origin_status() TO %[1]s;`, role))
 	defer w.Close(context.Background(), nil)
 	for _, n := range rc.Nodes {
 		if n.Name == "provider" {
-			if _, err := w.Write(t.Context(), n, p.ProviderNode, 5*time.Second); err != nil {
+			if _, err := w.Mark(t.Context(), n, p.ProviderNode, 5*time.Second); err != nil {
 				t.Errorf("write as %s: %v", role, err)
 			}
 		}

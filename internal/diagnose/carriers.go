@@ -24,10 +24,12 @@ const carrierGrace = 5 * time.Minute
 // Through several, each heartbeat is applied once per carrier (a conflict
 // each time after the first), and heartbeats arriving through one hide
 // the delay and the lost changes of another.
-func (d *diagnosis) carrierFindings(s *probe.Snapshot) []Finding {
+// snaps are every configured node's snapshots, the providers among them.
+// pglmon check-config --connect says the same (HeartbeatCarriers).
+func carrierFindings(snaps []probe.Snapshot, s *probe.Snapshot) []Finding {
 	var out []Finding
 	for _, r := range s.HeartbeatRoutes() {
-		prov := d.heartbeatProvider(r.ProviderNode)
+		prov := heartbeatProvider(snaps, r.ProviderNode)
 		if prov == nil {
 			continue
 		}
@@ -49,11 +51,25 @@ func (d *diagnosis) carrierFindings(s *probe.Snapshot) []Finding {
 	return out
 }
 
-// heartbeatProvider is the configured node, up, whose pglogical node is
+// HeartbeatCarriers is the heartbeat_carriers finding of each subscriber
+// among snaps (every configured node's), by node: for pglmon check-config.
+func HeartbeatCarriers(snaps []probe.Snapshot) map[string][]Finding {
+	out := map[string][]Finding{}
+	for i := range snaps {
+		if s := &snaps[i]; s.Up() && !s.InRecovery {
+			if fs := carrierFindings(snaps, s); len(fs) > 0 {
+				out[s.Node] = fs
+			}
+		}
+	}
+	return out
+}
+
+// heartbeatProvider is the node among snaps, up, whose pglogical node is
 // name and which writes heartbeats; nil when there is none.
-func (d *diagnosis) heartbeatProvider(name string) *probe.Snapshot {
-	for i := range d.Snapshots {
-		p := &d.Snapshots[i]
+func heartbeatProvider(snaps []probe.Snapshot, name string) *probe.Snapshot {
+	for i := range snaps {
+		p := &snaps[i]
 		if p.Up() && !p.InRecovery && p.LocalNode == name && p.Heartbeat != nil && p.Heartbeat.Provides {
 			return p
 		}

@@ -1189,7 +1189,7 @@ func (d *diagnosis) nodes() []Node {
 			n.Findings = append(n.Findings, f)
 		}
 		if !s.InRecovery {
-			n.Findings = append(n.Findings, d.carrierFindings(&s)...)
+			n.Findings = append(n.Findings, carrierFindings(d.Snapshots, &s)...)
 		}
 		declared := map[string]bool{}
 		for _, t := range d.Unreplicated[s.Node] {

@@ -597,15 +597,9 @@ func (w *Writer) node(name string) *nodeWriter {
 	return nw
 }
 
-// Write inserts a heartbeat of the pglogical node local into n's table,
-// stamped with n's clock, and returns the stamp.
-func (w *Writer) Write(ctx context.Context, n config.Node, local string, timeout time.Duration) (time.Time, error) {
-	m, err := w.Mark(ctx, n, local, timeout)
-	return m.TS, err
-}
-
-// Mark writes a heartbeat as Write does and returns it with the WAL
-// position after it (probe.HeartbeatMark).
+// Mark inserts a heartbeat of the pglogical node local into n's table,
+// stamped with n's clock, and returns the stamp with the WAL position
+// after it (probe.HeartbeatMark).
 func (w *Writer) Mark(ctx context.Context, n config.Node, local string, timeout time.Duration) (probe.HeartbeatMark, error) {
 	var m probe.HeartbeatMark
 	var lsn string

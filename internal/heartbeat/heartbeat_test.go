@@ -121,7 +121,7 @@ func TestInstallMeasureRemove(t *testing.T) {
 	prov, _ := cfg.Node("provider")
 	write := func() {
 		t.Helper()
-		if _, err := w.Write(ctx, prov, p.ProviderNode, 5*time.Second); err != nil {
+		if _, err := w.Mark(ctx, prov, p.ProviderNode, 5*time.Second); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -552,10 +552,11 @@ func TestOneSubscriptionCarriesTheHeartbeats(t *testing.T) {
 			provNode = s.LocalNode
 		}
 	}
-	unsent, err := w.Write(ctx, prov, provNode, 5*time.Second)
+	mk, err := w.Mark(ctx, prov, provNode, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
+	unsent := mk.TS
 	// Until second's slot confirms past it (the test servers commit
 	// asynchronously: past the WAL inserted, not written): a set added
 	// back to a subscription whose slot has not would have it decoded
@@ -594,7 +595,7 @@ func TestOneSubscriptionCarriesTheHeartbeats(t *testing.T) {
 	var from, till time.Time
 	deadline := time.Now().Add(time.Minute)
 	for {
-		if _, err := w.Write(ctx, prov, provNode, 5*time.Second); err != nil {
+		if _, err := w.Mark(ctx, prov, provNode, 5*time.Second); err != nil {
 			t.Fatal(err)
 		}
 		_, snaps := m.Cycle(ctx)

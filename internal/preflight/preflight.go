@@ -100,32 +100,17 @@ func Run(ctx context.Context, cfg *config.Config, timeout time.Duration) []Check
 	return append(out, slackChecks(ctx, cfg, timeout)...)
 }
 
-// heartbeatCarriers warns of a subscriber whose subscriptions from one
-// provider carry that provider's heartbeats (the set pglmon_heartbeat)
-// through more than one: each heartbeat is applied twice, and either
-// subscription's heartbeats hide the other's delay and lost changes; or
-// through none while that provider writes them (the carrier was dropped
-// or set up again since the install): nothing is measured there.
-// pglmon heartbeat install keeps one.
+// heartbeatCarriers warns, as the daemon's heartbeat_carriers finding
+// does, of a subscriber that receives a provider's heartbeats through no
+// subscription (the carrier dropped or set up again since the install:
+// no lost changes are measured there) or through several (each hides the
+// others' delay and lost changes). pglmon heartbeat install keeps one.
 func heartbeatCarriers(snaps []probe.Snapshot) []Check {
-	writes := map[string]bool{} // pglogical node names of providers writing heartbeats
-	for _, s := range snaps {
-		if s.Heartbeat != nil && s.Heartbeat.Provides && s.LocalNode != "" {
-			writes[s.LocalNode] = true
-		}
-	}
+	by := diagnose.HeartbeatCarriers(snaps)
 	var out []Check
 	for _, s := range snaps {
-		add := adder(&out, s.Node)
-		for _, r := range s.HeartbeatRoutes() {
-			switch {
-			case len(r.Carriers) > 1:
-				add("heartbeat carriers", Warn, "subscriptions %s all carry the heartbeats of pglogical node %s (the set pglmon_heartbeat): each heartbeat is applied through each of them (a conflict each time after the first), and those arriving through one hide the delay and the lost changes of the others; run pglmon heartbeat install, which keeps the set in one",
-					strings.Join(r.Carriers, ", "), r.ProviderNode)
-			case len(r.Carriers) == 0 && writes[r.ProviderNode]:
-				add("heartbeat carriers", Warn, "no subscription from pglogical node %s carries the heartbeats it writes (the set pglmon_heartbeat; a carrier dropped or set up again since the install?): the lost changes of %s are not measured, and their delay only from their slots, by the daemon; run pglmon heartbeat install, which gives the set to one",
-					r.ProviderNode, strings.Join(r.Subscriptions, ", "))
-			}
+		for _, f := range by[s.Node] {
+			out = append(out, Check{Node: s.Node, Check: "heartbeat carriers", Level: Warn, Detail: f.Message})
 		}
 	}
 	return out

@@ -1,8 +1,10 @@
 package preflight
 
 import (
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pglmon/pglmon/internal/probe"
 )
@@ -17,29 +19,40 @@ func TestEnglishMessages(t *testing.T) {
 }
 
 // Two subscriptions from one provider carrying its heartbeats are warned
-// of, and none for a provider writing them; one carrier per provider, or
-// heartbeats from two providers, are not.
+// of, and none for a provider writing them (for 5 minutes); one carrier
+// per provider, a provider writing none, are not: the daemon's
+// heartbeat_carriers, said by check-config.
 func TestHeartbeatCarriers(t *testing.T) {
 	sub := func(name, prov string, sets ...string) probe.Subscription {
 		return probe.Subscription{Name: name, ProviderNode: prov, ReplicationSets: sets}
 	}
-	snaps := []probe.Snapshot{
-		{Node: "one", Subscriptions: []probe.Subscription{sub("a", "p", "default", probe.HeartbeatSet), sub("b", "p", "other"), sub("c", "q", probe.HeartbeatSet)}},
-		{Node: "two", Subscriptions: []probe.Subscription{sub("a", "p", probe.HeartbeatSet), sub("b", "p", "x", probe.HeartbeatSet), sub("c", "q", probe.HeartbeatSet)}},
+	now := time.Now()
+	writes := func(node string, since time.Duration) *probe.Heartbeat {
+		return &probe.Heartbeat{Clock: now, Provides: true, Nodes: map[string]probe.HeartbeatSpan{node: {Oldest: now.Add(-since), Newest: now}}}
 	}
+	providers := []probe.Snapshot{
+		{Node: "prov", LocalNode: "p", Heartbeat: writes("p", time.Hour)},
+		{Node: "other", LocalNode: "q", Heartbeat: &probe.Heartbeat{}},
+	}
+	snaps := append(slices.Clone(providers),
+		probe.Snapshot{Node: "one", Subscriptions: []probe.Subscription{sub("a", "p", "default", probe.HeartbeatSet), sub("b", "p", "other"), sub("c", "q", probe.HeartbeatSet)}},
+		probe.Snapshot{Node: "two", Subscriptions: []probe.Subscription{sub("a", "p", probe.HeartbeatSet), sub("b", "p", "x", probe.HeartbeatSet), sub("c", "q", probe.HeartbeatSet)}},
+	)
 	got := heartbeatCarriers(snaps)
-	if len(got) != 1 || got[0].Node != "two" || got[0].Level != Warn || !strings.HasPrefix(got[0].Detail, "subscriptions a, b all carry the heartbeats of pglogical node p") {
+	if len(got) != 1 || got[0].Node != "two" || got[0].Check != "heartbeat carriers" || got[0].Level != Warn || !strings.HasPrefix(got[0].Detail, "subscriptions a, b on two all carry the heartbeats of provider prov") {
 		t.Fatalf("checks: %+v", got)
 	}
 	// None carries the heartbeats of p, which writes them: warned of; of q,
 	// which writes none (not installed there), not.
-	snaps = []probe.Snapshot{
-		{Node: "prov", LocalNode: "p", Heartbeat: &probe.Heartbeat{Provides: true}},
-		{Node: "other", LocalNode: "q", Heartbeat: &probe.Heartbeat{}},
-		{Node: "sub", Subscriptions: []probe.Subscription{sub("a", "p", "default"), sub("b", "p", "other"), sub("c", "q", "default")}},
-	}
+	snaps = append(slices.Clone(providers),
+		probe.Snapshot{Node: "sub", Subscriptions: []probe.Subscription{sub("a", "p", "default"), sub("b", "p", "other"), sub("c", "q", "default")}})
 	got = heartbeatCarriers(snaps)
-	if len(got) != 1 || got[0].Node != "sub" || !strings.HasPrefix(got[0].Detail, "no subscription from pglogical node p carries the heartbeats it writes") || !strings.Contains(got[0].Detail, "the lost changes of a, b are not measured") {
+	if len(got) != 1 || got[0].Node != "sub" || !strings.HasPrefix(got[0].Detail, "provider prov writes heartbeats, but no subscription from it on sub carries them") || !strings.Contains(got[0].Detail, "heartbeats_lost is not measured for a, b,") {
 		t.Fatalf("checks without a carrier: %+v", got)
+	}
+	// An install under way: p has written heartbeats for a minute.
+	snaps[0].Heartbeat = writes("p", time.Minute)
+	if got := heartbeatCarriers(snaps); len(got) != 0 {
+		t.Fatalf("checks during an install: %+v", got)
 	}
 }
