@@ -58,10 +58,26 @@ func TestHeartbeatCommand(t *testing.T) {
 		t.Errorf("status JSON without the delay: %s", out)
 	}
 
+	// Installed by an earlier pglmon, without pglmon.heartbeat_position:
+	// check-config says to install again, which adds it.
+	for _, d := range []pgtest.DB{p.Provider, p.Subscriber} {
+		if err := d.Exec(t.Context(), "DROP TABLE pglmon.heartbeat_position"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, res, raw := checkConnect(t, cfg)
+	if l, d := res.check("provider", "heartbeat"); l != "warn" || !strings.Contains(d, "pglmon.heartbeat_position is missing (installed by an earlier pglmon)") || !strings.Contains(d, "run pglmon heartbeat install again") {
+		t.Errorf("provider heartbeat check without the positions: %s %q\n%s", l, d, raw)
+	}
+	code, out, errOut = pglmon(t, "heartbeat", "install", "--config", cfg)
+	if code != 0 || strings.Count(out, ": done (") != 2 || !strings.Contains(out, "create the table pglmon.heartbeat_position") {
+		t.Fatalf("install over an earlier one: exit %d\n%s%s", code, out, errOut)
+	}
+
 	// check-config --connect: who provides and who receives; a role with
 	// the README's watching grants but not its heartbeat grants is warned
 	// of, one with them is not.
-	_, res, raw := checkConnect(t, cfg)
+	_, res, raw = checkConnect(t, cfg)
 	if l, d := res.check("provider", "heartbeat"); l != "ok" || !strings.Contains(d, "provides heartbeats") {
 		t.Errorf("provider heartbeat check: %s %q\n%s", l, d, raw)
 	}
@@ -85,7 +101,7 @@ GRANT EXECUTE ON FUNCTION pg_show_replication_origin_status() TO %[1]s;`, role))
 		t.Fatal(err)
 	}
 	_, res, _ = checkConnect(t, asRole)
-	if l, d := res.check("provider", "heartbeat"); l != "warn" || !strings.Contains(d, "GRANT SELECT, INSERT, DELETE ON pglmon.heartbeat TO "+role) {
+	if l, d := res.check("provider", "heartbeat"); l != "warn" || !strings.Contains(d, "GRANT SELECT, INSERT, DELETE ON pglmon.heartbeat, pglmon.heartbeat_position TO "+role) {
 		t.Errorf("a role without the grants: %s %q", l, d)
 	}
 	// Without them the probe does not read the table, and still works.
@@ -94,7 +110,7 @@ GRANT EXECUTE ON FUNCTION pg_show_replication_origin_status() TO %[1]s;`, role))
 		t.Errorf("status as a role without the heartbeat grants:\n%s", out)
 	}
 	for _, d := range []pgtest.DB{p.Provider, p.Subscriber} {
-		if err := d.Exec(t.Context(), fmt.Sprintf("GRANT USAGE ON SCHEMA pglmon TO %[1]s; GRANT SELECT, INSERT, DELETE ON pglmon.heartbeat TO %[1]s", role)); err != nil {
+		if err := d.Exec(t.Context(), fmt.Sprintf("GRANT USAGE ON SCHEMA pglmon TO %[1]s; GRANT SELECT, INSERT, DELETE ON pglmon.heartbeat, pglmon.heartbeat_position TO %[1]s", role)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -111,11 +127,11 @@ GRANT EXECUTE ON FUNCTION pg_show_replication_origin_status() TO %[1]s;`, role))
 	defer w.Close(context.Background(), nil)
 	for _, n := range rc.Nodes {
 		if n.Name == "provider" {
-			if _, err := w.Mark(t.Context(), n, p.ProviderNode, 5*time.Second); err != nil {
+			if _, err := w.Mark(t.Context(), n, p.ProviderNode, true, 5*time.Second); err != nil {
 				t.Errorf("write as %s: %v", role, err)
 			}
 		}
-		if _, err := w.Prune(t.Context(), n, 5*time.Second); err != nil {
+		if _, err := w.Prune(t.Context(), n, true, 5*time.Second); err != nil {
 			t.Errorf("prune on %s as %s: %v", n.Name, role, err)
 		}
 	}

@@ -38,14 +38,11 @@ func (h *heartbeats) run(ctx context.Context, d *Daemon, snaps []probe.Snapshot,
 		}
 		wg.Go(func() {
 			if s.Heartbeat.Provides && s.LocalNode != "" {
-				mk, err := h.w.Mark(ctx, n, s.LocalNode, timeout)
-				if err == nil {
-					d.mon.HeartbeatWritten(s.Node, mk)
-				}
+				_, err := h.w.Mark(ctx, n, s.LocalNode, s.Heartbeat.Positions, timeout)
 				d.metrics.Heartbeat(s.Node, err == nil)
 				h.logged(d, s.Node, err)
 			}
-			if _, err := h.w.Prune(ctx, n, timeout); err != nil {
+			if _, err := h.w.Prune(ctx, n, s.Heartbeat.Positions, timeout); err != nil {
 				d.log.Warn("heartbeat prune failed", keyNode, s.Node, keyError, err.Error())
 			}
 		})
@@ -76,7 +73,7 @@ func (h *heartbeats) logged(d *Daemon, node string, err error) {
 	}
 	nl.failures++
 	if nl.failures == 1 || now.Sub(nl.lastLogged) >= time.Minute {
-		d.log.Warn("heartbeat write failed: replication_delay of this provider's subscriptions is not measured (if permission is denied: GRANT SELECT, INSERT, DELETE ON pglmon.heartbeat and USAGE ON SCHEMA pglmon)",
+		d.log.Warn("heartbeat write failed: replication_delay of this provider's subscriptions is not measured (if permission is denied: GRANT SELECT, INSERT, DELETE ON pglmon.heartbeat, pglmon.heartbeat_position and USAGE ON SCHEMA pglmon)",
 			keyNode, node, keyError, err.Error(), keyFailures, nl.failures, "suppressed", nl.suppressed)
 		nl.lastLogged, nl.suppressed = now, 0
 	} else {

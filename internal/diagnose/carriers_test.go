@@ -82,44 +82,36 @@ func TestHeartbeatCarriers(t *testing.T) {
 
 // TestDelayFromTheSlot: a subscription that does not carry its provider's
 // heartbeats has its delay read from how far its slot confirmed the
-// provider's WAL, against the heartbeats the daemon wrote there.
+// provider's WAL, against the positions of the heartbeats written there.
 func TestDelayFromTheSlot(t *testing.T) {
 	provClock := t0.Add(time.Hour) // the provider's clock, an hour ahead
+	tenAgo := provClock.Add(-10 * time.Minute)
 	for _, c := range []struct {
-		name      string
-		confirmed probe.LSN
-		marks     bool
-		delay     float64 // -1: not measured
-		contains  string  // the finding's; "": none
-		disabled  bool
+		name     string
+		slot     *probe.SlotHeartbeat // nil: no positions read
+		delay    float64              // -1: not measured
+		contains string               // the finding's; "": none
+		disabled bool
 	}{
-		{"past the newest heartbeat", 3000, true, 0, "", false},
-		{"at the newest", 2500, true, 0, "", false},
-		{"between two: from the older", 2400, true, 600, "its slot " + slotName + " has confirmed p's WAL up to a heartbeat written 10m0s ago (it does not carry the heartbeats: read from its slot); it says replicating", false},
-		{"at the oldest", 1000, true, 1200, "written 20m0s ago", false},
-		{"at the oldest, disabled", 1000, true, 1200, "; it is disabled", true},
-		{"behind every heartbeat written", 999, true, -1, "", false},
-		{"no heartbeat written (pglmon status)", 3000, false, -1, "", false},
-		{"the slot never confirmed", 0, true, -1, "", false},
+		{"at or past the newest heartbeat", &probe.SlotHeartbeat{Newest: true, Confirmed: &provClock, Oldest: provClock.Add(-time.Hour)}, 0, "", false},
+		{"between two: from the older", &probe.SlotHeartbeat{Confirmed: &tenAgo, Oldest: provClock.Add(-time.Hour)}, 600,
+			"its slot " + slotName + " has confirmed p's WAL up to a heartbeat written 10m0s ago (it does not carry the heartbeats: read from its slot); it says replicating", false},
+		{"disabled", &probe.SlotHeartbeat{Confirmed: &tenAgo, Oldest: provClock.Add(-time.Hour)}, 600, "; it is disabled", true},
+		{"behind every heartbeat kept: from the oldest", &probe.SlotHeartbeat{Oldest: provClock.Add(-20 * time.Minute)}, 1200,
+			"its slot " + slotName + " has not confirmed p's WAL up to any heartbeat kept there (the oldest written 20m0s ago) (it does not carry the heartbeats: read from its slot)", false},
+		{"no positions (installed by an older pglmon, or not readable)", nil, -1, "", false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			w := healthy()
-			w.slot().ConfirmedFlushLSN = c.confirmed
 			if c.disabled {
 				w.s().Enabled, w.s().Status = false, probe.StatusDisabled
 			}
 			w.prov.Heartbeat = &probe.Heartbeat{Clock: provClock, ReadAt: t0, Provides: true, Nodes: map[string]probe.HeartbeatSpan{
 				"prov": {Oldest: provClock.Add(-time.Hour), Newest: provClock},
 			}}
-			if c.marks {
-				for _, m := range []probe.HeartbeatMark{
-					{TS: provClock.Add(-2 * time.Hour), LSN: 10}, // older than an hour before the newest: dropped
-					{TS: provClock.Add(-20 * time.Minute), LSN: 1000},
-					{TS: provClock.Add(-10 * time.Minute), LSN: 2000},
-					{TS: provClock.Add(-time.Second), LSN: 2500},
-				} {
-					w.hist.Mark("p", m)
-				}
+			if c.slot != nil {
+				w.prov.Heartbeat.Positions = true
+				w.prov.Heartbeat.Slots = map[string]probe.SlotHeartbeat{slotName: *c.slot, "another": {Newest: true}}
 			}
 			th := thresholds
 			th.ReplicationDelay, th.ReplicationDelayCritical = config.Duration(5*time.Minute), config.Duration(30*time.Minute)
@@ -148,21 +140,5 @@ func TestDelayFromTheSlot(t *testing.T) {
 				t.Fatalf("finding %+v, want it to contain %q", f, c.contains)
 			}
 		})
-	}
-	h := NewHistory()
-	h.Mark("p", probe.HeartbeatMark{TS: t0, LSN: 1})
-	h.Mark("p", probe.HeartbeatMark{TS: t0.Add(61 * time.Minute), LSN: 2})
-	if len(h.Marks["p"]) != 1 {
-		t.Errorf("marks kept: %+v", h.Marks["p"])
-	}
-	// A provider put back to an earlier position: the marks past it go.
-	h.Mark("p", probe.HeartbeatMark{TS: t0.Add(62 * time.Minute), LSN: 3})
-	h.Mark("p", probe.HeartbeatMark{TS: t0.Add(63 * time.Minute), LSN: 2})
-	if got := h.Marks["p"]; len(got) != 1 || got[0].LSN != 2 || !got[0].TS.Equal(t0.Add(63*time.Minute)) {
-		t.Errorf("marks after a rewind: %+v", got)
-	}
-	h.Forget(map[string]bool{})
-	if len(h.Marks) != 0 {
-		t.Errorf("marks of a node no longer configured: %+v", h.Marks)
 	}
 }

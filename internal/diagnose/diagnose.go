@@ -906,27 +906,31 @@ func (d *diagnosis) delay(out *Subscription, subscriber *probe.Snapshot, sub pro
 // slotDelay is the delay of a subscription that does not carry its
 // provider's heartbeats (another subscription from the same provider
 // does, or none), read from how far its slot has confirmed the provider's
-// WAL against the heartbeats the daemon wrote there (History.Marks): past
-// the newest, 0; else the provider's clock at the probe less the newest
-// heartbeat written before the position it confirmed. Not measured without
-// marks (pglmon status; the daemon before its first heartbeat) or with the
-// slot behind every mark (behind since before the daemon started).
+// WAL against the positions of the heartbeats written there
+// (probe.SlotHeartbeat): past the newest, 0; else the provider's clock at
+// the probe less the newest heartbeat written before the position it
+// confirmed, or less the oldest kept when it is before all of them. Not
+// measured without the positions (pglmon.heartbeat_position, which pglmon
+// heartbeat install creates) or a position confirmed.
 func (d *diagnosis) slotDelay(sub probe.Subscription, prov *probe.Snapshot) (float64, string, bool) {
-	marks := d.h.Marks[prov.Node]
-	slot, ok := prov.Slot(sub.SlotName)
-	if len(marks) == 0 || !ok || slot.ConfirmedFlushLSN == 0 {
+	sh, ok := prov.Heartbeat.Slots[sub.SlotName]
+	if !ok {
 		return 0, "", false
 	}
-	if slot.ConfirmedFlushLSN >= marks[len(marks)-1].LSN {
+	if sh.Newest {
 		return 0, "", true
 	}
-	i := sort.Search(len(marks), func(i int) bool { return marks[i].LSN > slot.ConfirmedFlushLSN }) - 1
-	if i < 0 {
-		return 0, "", false
+	from := sh.Oldest
+	if sh.Confirmed != nil {
+		from = *sh.Confirmed
 	}
-	delay := max(prov.Heartbeat.Clock.Sub(marks[i].TS).Seconds(), 0)
+	delay := max(prov.Heartbeat.Clock.Sub(from).Seconds(), 0)
 	ago := time.Duration(delay * float64(time.Second)).Round(time.Second).String()
-	return delay, fmt.Sprintf("its slot %s has confirmed %s's WAL up to a heartbeat written %s ago (it does not carry the heartbeats: read from its slot)", slot.Name, prov.Node, ago), true
+	what := fmt.Sprintf("its slot %s has confirmed %s's WAL up to a heartbeat written %s ago", sub.SlotName, prov.Node, ago)
+	if sh.Confirmed == nil {
+		what = fmt.Sprintf("its slot %s has not confirmed %s's WAL up to any heartbeat kept there (the oldest written %s ago)", sub.SlotName, prov.Node, ago)
+	}
+	return delay, what + " (it does not carry the heartbeats: read from its slot)", true
 }
 
 // describeSession says who a session is (first goes before the rest),

@@ -1,7 +1,6 @@
 package diagnose
 
 import (
-	"slices"
 	"strings"
 	"time"
 
@@ -28,10 +27,6 @@ type History struct {
 	// Quiet is, per enabled subscription whose provider slot pglmon sees
 	// inactive, since when nothing streams from it (see Quiet).
 	Quiet map[string]Quiet
-	// Marks holds, by provider node, the heartbeats the daemon wrote there
-	// in the last hour, oldest first (Mark): the delay of a subscription
-	// that does not carry them is read from its slot against these.
-	Marks map[string][]probe.HeartbeatMark
 }
 
 // Quiet is a period in which nothing streams from a subscription's slot on
@@ -78,32 +73,7 @@ func NewHistory() *History {
 		Known:         map[string][]probe.Subscription{},
 		Copied:        map[string]CopyMark{},
 		Quiet:         map[string]Quiet{},
-		Marks:         map[string][]probe.HeartbeatMark{},
 	}
-}
-
-// marksKept is how long heartbeat marks are kept: as long as the
-// heartbeats themselves (package heartbeat's Keep).
-const marksKept = time.Hour
-
-// Mark records a heartbeat the daemon wrote on provider node (oldest
-// first); marks older than an hour before it go, and so do marks at or
-// past its position (WAL the provider no longer has: it was restored or
-// failed over), so the marks stay in the order of their positions.
-func (h *History) Mark(node string, m probe.HeartbeatMark) {
-	ms := h.Marks[node]
-	for len(ms) > 0 && ms[len(ms)-1].LSN >= m.LSN {
-		ms = ms[:len(ms)-1]
-	}
-	ms = append(ms, m)
-	i := 0
-	for i < len(ms)-1 && m.TS.Sub(ms[i].TS) > marksKept {
-		i++
-	}
-	if i > 0 {
-		ms = slices.Clone(ms[i:]) // lets the old backing array go
-	}
-	h.Marks[node] = ms
 }
 
 func subKey(subscriber, sub string) string { return subscriber + "/" + sub }
@@ -193,11 +163,6 @@ func (h *History) Forget(keep map[string]bool) {
 	for k := range h.Copied {
 		if node, _, _ := strings.Cut(k, "/"); !keep[node] {
 			delete(h.Copied, k)
-		}
-	}
-	for n := range h.Marks {
-		if !keep[n] {
-			delete(h.Marks, n)
 		}
 	}
 }

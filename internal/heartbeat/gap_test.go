@@ -2,6 +2,7 @@ package heartbeat
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -103,4 +104,61 @@ func BenchmarkHeartbeatCompare(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Run("one missing", func(b *testing.B) { compare(b, 1) })
+}
+
+// What keeping the heartbeats' positions costs: a heartbeat written with
+// and without its position, and a probe of the provider with and without
+// reading how far its slots confirmed them, with an hour of heartbeats and
+// of positions kept (3,600 each), on a real pair with one subscription.
+// go test -run '^$' -bench HeartbeatPositions ./internal/heartbeat/
+func BenchmarkHeartbeatPositions(b *testing.B) {
+	ctx := context.Background()
+	p := pgtest.NewPair(b, pgtest.PairOptions{})
+	cfg, err := config.Parse("pglmon.yaml", []byte(p.NodesYAML()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	prov, _ := cfg.Node("provider")
+	// An hour kept, as the prune leaves it; what a run wrote goes.
+	reset := func(b *testing.B) {
+		b.Helper()
+		if err := p.Provider.Exec(ctx, createTableSQL+`;
+			TRUNCATE pglmon.heartbeat, pglmon.heartbeat_position;
+			INSERT INTO pglmon.heartbeat SELECT 'prov', now() - g * interval '1 second' FROM generate_series(0, 3599) g;
+			INSERT INTO pglmon.heartbeat_position
+				SELECT ('0/' || to_hex(4096 + g * 256))::pg_lsn, now() - (3600 - g) * interval '1 second' FROM generate_series(0, 3599) g;
+			ANALYZE pglmon.heartbeat, pglmon.heartbeat_position`); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var w Writer
+	defer w.Close(ctx, nil)
+	for _, positions := range []bool{false, true} {
+		b.Run(fmt.Sprintf("write, positions %v", positions), func(b *testing.B) {
+			reset(b)
+			for b.Loop() {
+				if _, err := w.Mark(ctx, prov, "prov", positions, 5*time.Second); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	for _, positions := range []bool{false, true} {
+		b.Run(fmt.Sprintf("probe, positions %v", positions), func(b *testing.B) {
+			reset(b)
+			if !positions {
+				if err := p.Provider.Exec(ctx, "DROP TABLE pglmon.heartbeat_position"); err != nil {
+					b.Fatal(err)
+				}
+			}
+			pr := probe.NewProber(prov, 5*time.Second)
+			defer pr.Close(ctx)
+			for b.Loop() {
+				s := pr.Probe(ctx)
+				if !s.Up() || s.Heartbeat == nil || s.Heartbeat.Positions != positions || positions && len(s.Heartbeat.Slots) != 1 {
+					b.Fatalf("probe: %v, %+v", s.Err, s.Heartbeat)
+				}
+			}
+		})
+	}
 }

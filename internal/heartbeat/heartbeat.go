@@ -31,10 +31,17 @@ import (
 // The SQL of the steps. Each step has a query saying whether its effect is
 // already in place, so a run after a crash at any point completes the rest.
 const (
-	tableExistsSQL = `SELECT to_regclass('pglmon.heartbeat') IS NOT NULL`
+	// pglmon.heartbeat_position keeps the WAL position of each heartbeat
+	// written on the node (probe.HeartbeatMark), never in a set: how far a
+	// subscription that does not carry the heartbeats has come is read from
+	// its slot against it. Only providers write it; it is on every node so
+	// that one GRANT fits all.
 	createTableSQL = `CREATE SCHEMA IF NOT EXISTS pglmon;
-CREATE TABLE IF NOT EXISTS pglmon.heartbeat (node text NOT NULL, ts timestamptz NOT NULL, PRIMARY KEY (node, ts))`
-	setExistsSQL = `SELECT EXISTS (SELECT 1 FROM pglogical.replication_set WHERE set_name = 'pglmon_heartbeat')`
+CREATE TABLE IF NOT EXISTS pglmon.heartbeat (node text NOT NULL, ts timestamptz NOT NULL, PRIMARY KEY (node, ts));
+CREATE TABLE IF NOT EXISTS pglmon.heartbeat_position (lsn pg_lsn PRIMARY KEY, ts timestamptz NOT NULL)`
+	tablesExistSQL = `SELECT to_regclass('pglmon.heartbeat') IS NOT NULL AND to_regclass('pglmon.heartbeat_position') IS NOT NULL`
+	anyTableSQL    = `SELECT to_regclass('pglmon.heartbeat') IS NOT NULL OR to_regclass('pglmon.heartbeat_position') IS NOT NULL`
+	setExistsSQL   = `SELECT EXISTS (SELECT 1 FROM pglogical.replication_set WHERE set_name = 'pglmon_heartbeat')`
 	// Inserts only: pglmon prunes each node's table itself, and no update
 	// or delete can meet a row the other side lacks (a conflict).
 	createSetSQL = `SELECT pglogical.create_replication_set('pglmon_heartbeat',
@@ -48,7 +55,8 @@ CREATE TABLE IF NOT EXISTS pglmon.heartbeat (node text NOT NULL, ts timestamptz 
 	subDropSetSQL  = `SELECT pglogical.alter_subscription_remove_replication_set($1, 'pglmon_heartbeat')`
 	removeTableSQL = `SELECT pglogical.replication_set_remove_table('pglmon_heartbeat', 'pglmon.heartbeat')`
 	// The schema goes only when nothing else is in it.
-	dropTableSQL = `DROP TABLE IF EXISTS pglmon.heartbeat;
+	dropTableSQL = `DROP TABLE IF EXISTS pglmon.heartbeat_position;
+DROP TABLE IF EXISTS pglmon.heartbeat;
 DO $$ BEGIN
 	IF NOT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'pglmon')
 		AND EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'pglmon') THEN
@@ -62,10 +70,23 @@ END $$`
 	// writeSQL reads the WAL insert position after the stamp (RETURNING
 	// follows VALUES): see probe.HeartbeatMark.
 	writeSQL = `INSERT INTO pglmon.heartbeat (node, ts) VALUES ($1, clock_timestamp()) RETURNING ts, pg_current_wal_insert_lsn()::text`
+	// writePositionSQL writes a heartbeat and keeps its position, in one
+	// statement: positions at or past the new one go first (WAL the
+	// provider no longer has: it was restored or failed over), so the
+	// stamps stay in the order of the positions. It needs INSERT and
+	// DELETE, not UPDATE (which ON CONFLICT DO UPDATE would).
+	writePositionSQL = `WITH hb AS (INSERT INTO pglmon.heartbeat (node, ts) VALUES ($1, clock_timestamp()) RETURNING ts),
+	pos AS MATERIALIZED (SELECT ts, pg_current_wal_insert_lsn() AS lsn FROM hb),
+	gone AS (DELETE FROM pglmon.heartbeat_position p USING pos WHERE p.lsn >= pos.lsn),
+	kept AS (INSERT INTO pglmon.heartbeat_position (lsn, ts) SELECT lsn, ts FROM pos ON CONFLICT (lsn) DO NOTHING)
+SELECT ts, lsn::text FROM pos`
 	// pruneSQL drops rows older than $1 seconds, keeping each node's newest:
 	// it is what the delay is measured from while nothing arrives.
 	pruneSQL = `DELETE FROM pglmon.heartbeat h WHERE h.ts < now() - make_interval(secs => $1)
 	AND h.ts < (SELECT max(m.ts) FROM pglmon.heartbeat m WHERE m.node = h.node)`
+	// prunePositionsSQL does the same for the positions.
+	prunePositionsSQL = `DELETE FROM pglmon.heartbeat_position WHERE ts < now() - make_interval(secs => $1)
+	AND lsn < (SELECT max(lsn) FROM pglmon.heartbeat_position)`
 )
 
 // Keep is how long heartbeats are kept (each node's newest always is).
@@ -215,8 +236,11 @@ func PlanInstall(ctx context.Context, cfg *config.Config) (Plan, error) {
 		}
 	}
 	for _, n := range nodes {
-		if w.snaps[n].Heartbeat == nil {
-			p.Steps = append(p.Steps, Step{Node: n, What: "create the table pglmon.heartbeat", SQL: createTableSQL, done: tableExistsSQL})
+		switch hb := w.snaps[n].Heartbeat; {
+		case hb == nil:
+			p.Steps = append(p.Steps, Step{Node: n, What: "create the tables pglmon.heartbeat and pglmon.heartbeat_position", SQL: createTableSQL, done: tablesExistSQL})
+		case !hb.Positions:
+			p.Steps = append(p.Steps, Step{Node: n, What: "create the table pglmon.heartbeat_position (installed by an earlier pglmon: the delay of a subscription that does not carry the heartbeats is read from its slot against it)", SQL: createTableSQL, done: tablesExistSQL})
 		}
 	}
 	for _, n := range providers {
@@ -344,7 +368,7 @@ func PlanRemove(ctx context.Context, cfg *config.Config) (Plan, error) {
 			p.Notes = append(p.Notes, fmt.Sprintf("the table pglmon.heartbeat stays on %s: a subscription there from a node that is not configured still has the set pglmon_heartbeat", n.Name))
 			continue
 		}
-		p.Steps = append(p.Steps, Step{Node: n.Name, What: "drop the table pglmon.heartbeat (and the schema pglmon when empty)", SQL: dropTableSQL, done: tableExistsSQL, undone: true})
+		p.Steps = append(p.Steps, Step{Node: n.Name, What: "drop the tables pglmon.heartbeat and pglmon.heartbeat_position (and the schema pglmon when empty)", SQL: dropTableSQL, done: anyTableSQL, undone: true})
 	}
 	return p, nil
 }
@@ -477,7 +501,7 @@ func Check(ctx context.Context, cfg *config.Config, targets []Target, timeout, p
 			}
 			var ts time.Time
 			var lsn string
-			if err := c.QueryRow(ctx, writeSQL, a.ProviderNode).Scan(&ts, &lsn); err != nil {
+			if err := c.QueryRow(ctx, writePositionSQL, a.ProviderNode).Scan(&ts, &lsn); err != nil {
 				return fmt.Errorf("write a heartbeat on %s: %w", a.Provider, err)
 			}
 			if _, ok := first[a.Provider]; !ok {
@@ -599,12 +623,17 @@ func (w *Writer) node(name string) *nodeWriter {
 
 // Mark inserts a heartbeat of the pglogical node local into n's table,
 // stamped with n's clock, and returns the stamp with the WAL position
-// after it (probe.HeartbeatMark).
-func (w *Writer) Mark(ctx context.Context, n config.Node, local string, timeout time.Duration) (probe.HeartbeatMark, error) {
+// after it (probe.HeartbeatMark), which it keeps in
+// pglmon.heartbeat_position when positions says n has that table.
+func (w *Writer) Mark(ctx context.Context, n config.Node, local string, positions bool, timeout time.Duration) (probe.HeartbeatMark, error) {
 	var m probe.HeartbeatMark
 	var lsn string
+	q := writeSQL
+	if positions {
+		q = writePositionSQL
+	}
 	err := w.with(ctx, n, timeout, func(c *pgx.Conn) error {
-		return c.QueryRow(ctx, writeSQL, local).Scan(&m.TS, &lsn)
+		return c.QueryRow(ctx, q, local).Scan(&m.TS, &lsn)
 	})
 	if err == nil {
 		m.LSN, err = probe.ParseLSN(lsn)
@@ -616,8 +645,9 @@ func (w *Writer) Mark(ctx context.Context, n config.Node, local string, timeout 
 }
 
 // Prune deletes n's heartbeats older than Keep (each node's newest stays),
-// at most once every PruneEvery; it reports the rows deleted.
-func (w *Writer) Prune(ctx context.Context, n config.Node, timeout time.Duration) (int64, error) {
+// and their positions when positions says n keeps them, at most once every
+// PruneEvery; it reports the heartbeats deleted.
+func (w *Writer) Prune(ctx context.Context, n config.Node, positions bool, timeout time.Duration) (int64, error) {
 	every := w.PruneEvery
 	if every <= 0 {
 		every = 10 * time.Minute
@@ -633,6 +663,9 @@ func (w *Writer) Prune(ctx context.Context, n config.Node, timeout time.Duration
 	err := w.with(ctx, n, timeout, func(c *pgx.Conn) error {
 		tag, err := c.Exec(ctx, pruneSQL, Keep.Seconds())
 		deleted = tag.RowsAffected()
+		if err == nil && positions {
+			_, err = c.Exec(ctx, prunePositionsSQL, Keep.Seconds())
+		}
 		return err
 	})
 	if err != nil {

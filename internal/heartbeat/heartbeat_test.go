@@ -62,8 +62,8 @@ func TestInstallMeasureRemove(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{
-		"provider: create the table pglmon.heartbeat",
-		"subscriber: create the table pglmon.heartbeat",
+		"provider: create the tables pglmon.heartbeat and pglmon.heartbeat_position",
+		"subscriber: create the tables pglmon.heartbeat and pglmon.heartbeat_position",
 		"provider: create the replication set pglmon_heartbeat (inserts only)",
 		"provider: add pglmon.heartbeat to the set pglmon_heartbeat (no data copied)",
 		"subscriber: subscribe sub_0 to the set pglmon_heartbeat of provider (its apply worker restarts: pglmon waits for the new one)",
@@ -112,6 +112,24 @@ func TestInstallMeasureRemove(t *testing.T) {
 	if again, err := PlanInstall(ctx, cfg); err != nil || len(again.Steps) != 0 {
 		t.Fatalf("install again: %v, %v", whats(again), err)
 	}
+	// Installed by an earlier pglmon, without the positions: install adds
+	// them, on both nodes.
+	for _, db := range []pgtest.DB{p.Provider, p.Subscriber} {
+		if err := db.Exec(ctx, "DROP TABLE pglmon.heartbeat_position"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	older, err := PlanInstall(ctx, cfg)
+	wantOlder := []string{
+		"provider: create the table pglmon.heartbeat_position (installed by an earlier pglmon: the delay of a subscription that does not carry the heartbeats is read from its slot against it)",
+		"subscriber: create the table pglmon.heartbeat_position (installed by an earlier pglmon: the delay of a subscription that does not carry the heartbeats is read from its slot against it)",
+	}
+	if err != nil || strings.Join(whats(older), "\n") != strings.Join(wantOlder, "\n") {
+		t.Fatalf("install over an earlier one: %q, %v", whats(older), err)
+	}
+	if err := Apply(ctx, cfg, older, time.Minute, &out); err != nil {
+		t.Fatal(err)
+	}
 
 	// The daemon's writer: every heartbeat arrived, so the delay is 0.
 	m := monitor.New(cfg)
@@ -121,7 +139,7 @@ func TestInstallMeasureRemove(t *testing.T) {
 	prov, _ := cfg.Node("provider")
 	write := func() {
 		t.Helper()
-		if _, err := w.Mark(ctx, prov, p.ProviderNode, 5*time.Second); err != nil {
+		if _, err := w.Mark(ctx, prov, p.ProviderNode, true, 5*time.Second); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -176,14 +194,37 @@ func TestInstallMeasureRemove(t *testing.T) {
 		t.Fatalf("delay after the subscription started again: %+v", s)
 	}
 
-	// Pruning keeps each node's newest heartbeat.
-	if err := p.Provider.Exec(ctx, "INSERT INTO pglmon.heartbeat VALUES ('old', now() - interval '3 hours'), ('old', now() - interval '2 hours')"); err != nil {
+	// A position past the provider's WAL (kept before it was put back to
+	// an earlier one): the next heartbeat takes it away.
+	if err := p.Provider.Exec(ctx, "INSERT INTO pglmon.heartbeat_position VALUES ('FFFF/0', now() - interval '1 minute')"); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := w.Prune(ctx, prov, 5*time.Second); err != nil || n != 1 {
+	mk, err := w.Mark(ctx, prov, p.ProviderNode, true, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var newest string
+	var ts time.Time
+	if err := p.Provider.QueryRow(ctx, "SELECT lsn::text, ts FROM pglmon.heartbeat_position ORDER BY lsn DESC LIMIT 1", []any{&newest, &ts}); err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := probe.ParseLSN(newest); l != mk.LSN || !ts.Equal(mk.TS) {
+		t.Errorf("newest position %s at %v, want the heartbeat just written (%v at %v)", newest, ts, mk.LSN, mk.TS)
+	}
+
+	// Pruning keeps each node's newest heartbeat, and the newest position.
+	if err := p.Provider.Exec(ctx, `INSERT INTO pglmon.heartbeat VALUES ('old', now() - interval '3 hours'), ('old', now() - interval '2 hours');
+		INSERT INTO pglmon.heartbeat_position VALUES ('0/1', now() - interval '2 hours')`); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := w.Prune(ctx, prov, true, 5*time.Second); err != nil || n != 1 {
 		t.Errorf("pruned %d rows (%v), want the older of the two old ones", n, err)
 	}
-	if n, err := w.Prune(ctx, prov, 5*time.Second); err != nil || n != 0 {
+	var old, kept int
+	if err := p.Provider.QueryRow(ctx, "SELECT count(*) FILTER (WHERE ts < now() - interval '1 hour'), count(*) FROM pglmon.heartbeat_position", []any{&old, &kept}); err != nil || old != 0 || kept == 0 {
+		t.Errorf("positions after the prune: %d older than an hour, %d in all (%v)", old, kept, err)
+	}
+	if n, err := w.Prune(ctx, prov, true, 5*time.Second); err != nil || n != 0 {
 		t.Errorf("a second prune at once: %d, %v (want none: it runs every PruneEvery)", n, err)
 	}
 
@@ -196,8 +237,8 @@ func TestInstallMeasureRemove(t *testing.T) {
 	wantRm := []string{
 		"subscriber: unsubscribe sub_0 from the set pglmon_heartbeat (its apply worker restarts: pglmon waits for the new one)",
 		"provider: take pglmon.heartbeat out of the set pglmon_heartbeat (the set stays, empty)",
-		"provider: drop the table pglmon.heartbeat (and the schema pglmon when empty)",
-		"subscriber: drop the table pglmon.heartbeat (and the schema pglmon when empty)",
+		"provider: drop the tables pglmon.heartbeat and pglmon.heartbeat_position (and the schema pglmon when empty)",
+		"subscriber: drop the tables pglmon.heartbeat and pglmon.heartbeat_position (and the schema pglmon when empty)",
 	}
 	if got := whats(rm); strings.Join(got, "\n") != strings.Join(wantRm, "\n") {
 		t.Fatalf("remove plan:\n%s", strings.Join(got, "\n"))
@@ -433,13 +474,18 @@ func TestOneSubscriptionCarriesTheHeartbeats(t *testing.T) {
 	if !carries(first) || carries(second) {
 		t.Fatalf("after install: %s %v, %s %v", first, carries(first), second, carries(second))
 	}
-	// The delay is the carrier's; the other's is not measured.
+	// A monitor that wrote no heartbeat (pglmon status) measures both: the
+	// carrier by the heartbeats it applied, the other by how far its slot
+	// confirmed their positions on the provider.
 	m := monitor.New(cfg)
 	defer m.Close(ctx)
-	r, _ := m.Cycle(ctx)
-	a, _ := r.Subscription(first, "subscriber")
-	b, _ := r.Subscription(second, "subscriber")
-	if a == nil || b == nil || a.ReplicationDelaySeconds == nil || b.ReplicationDelaySeconds != nil {
+	var a, b *diagnose.Subscription
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		r, _ := m.Cycle(ctx)
+		a, _ = r.Subscription(first, "subscriber")
+		b, _ = r.Subscription(second, "subscriber")
+		return a != nil && b != nil && a.ReplicationDelaySeconds != nil && b.ReplicationDelaySeconds != nil && *b.ReplicationDelaySeconds == 0
+	}); err != nil {
 		t.Fatalf("delays: %+v\n%+v", a, b)
 	}
 	// carriers is the subscriber's heartbeat_carriers finding, as status
@@ -552,7 +598,7 @@ func TestOneSubscriptionCarriesTheHeartbeats(t *testing.T) {
 			provNode = s.LocalNode
 		}
 	}
-	mk, err := w.Mark(ctx, prov, provNode, 5*time.Second)
+	mk, err := w.Mark(ctx, prov, provNode, true, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -595,7 +641,7 @@ func TestOneSubscriptionCarriesTheHeartbeats(t *testing.T) {
 	var from, till time.Time
 	deadline := time.Now().Add(time.Minute)
 	for {
-		if _, err := w.Mark(ctx, prov, provNode, 5*time.Second); err != nil {
+		if _, err := w.Mark(ctx, prov, provNode, true, 5*time.Second); err != nil {
 			t.Fatal(err)
 		}
 		_, snaps := m.Cycle(ctx)

@@ -104,14 +104,6 @@ func (m *Monitor) Config() *config.Config {
 	return m.cfg
 }
 
-// HeartbeatWritten records a heartbeat the daemon wrote on node, for the
-// next cycles' diagnoses (History.Mark).
-func (m *Monitor) HeartbeatWritten(node string, mk probe.HeartbeatMark) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.history.Mark(node, mk)
-}
-
 // Cycle probes every node concurrently and diagnoses the result.
 func (m *Monitor) Cycle(ctx context.Context) (diagnose.Report, []probe.Snapshot) {
 	m.mu.Lock()

@@ -335,6 +335,9 @@ type facts struct {
 	// (nil: no such table). Read from the catalog: to_regclass does not
 	// see a table in a schema the role may not use.
 	heartbeatGrant *bool
+	// positionsGrant: the same for pglmon.heartbeat_position (nil: no such
+	// table; installed by an earlier pglmon).
+	positionsGrant *bool
 }
 
 const factsQuery = `SELECT current_user, current_setting('server_version'), current_database(),
@@ -347,7 +350,10 @@ const factsQuery = `SELECT current_user, current_setting('server_version'), curr
   current_setting('lc_messages'),
   (SELECT has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT')
 	AND has_table_privilege(c.oid, 'INSERT') AND has_table_privilege(c.oid, 'DELETE')
-	FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'pglmon' AND c.relname = 'heartbeat')`
+	FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'pglmon' AND c.relname = 'heartbeat'),
+  (SELECT has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT')
+	AND has_table_privilege(c.oid, 'INSERT') AND has_table_privilege(c.oid, 'DELETE')
+	FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'pglmon' AND c.relname = 'heartbeat_position')`
 
 // lockTimeoutQuery says where a lock_timeout that reaches pglogical's
 // background workers is set for them: for this database or every
@@ -408,7 +414,7 @@ func node(ctx context.Context, cfg *config.Config, n config.Node, timeout time.D
 	defer conn.Close(context.WithoutCancel(ctx))
 	var fa facts
 	if err := conn.QueryRow(cctx, factsQuery).Scan(&fa.user, &fa.version, &fa.database, &fa.superuser, &fa.rdsSuperuser,
-		&fa.readAllStats, &fa.pglogical, &fa.inRecovery, &fa.originStatusGrant, &fa.lcMessages, &fa.heartbeatGrant); err != nil {
+		&fa.readAllStats, &fa.pglogical, &fa.inRecovery, &fa.originStatusGrant, &fa.lcMessages, &fa.heartbeatGrant, &fa.positionsGrant); err != nil {
 		add("connect", Error, "connected, but cannot read the server's settings: %v", err)
 		return out, snap
 	}
@@ -490,11 +496,19 @@ func node(ctx context.Context, cfg *config.Config, n config.Node, timeout time.D
 		if snap.Heartbeat != nil && snap.Heartbeat.Provides {
 			what = "provides heartbeats (the daemon writes one each cycle)"
 		}
-		if *g {
+		switch pg := fa.positionsGrant; {
+		case !*g || pg != nil && !*pg:
+			tables := "pglmon.heartbeat"
+			if pg != nil {
+				tables += ", pglmon.heartbeat_position"
+			}
+			add("heartbeat", Warn, "%s may not read, write and prune %s, which %s: replication_delay is not measured; GRANT USAGE ON SCHEMA pglmon TO %s; GRANT SELECT, INSERT, DELETE ON %s TO %s",
+				fa.user, tables, what, fa.user, tables, fa.user)
+		case pg == nil:
+			add("heartbeat", Warn, "pglmon.heartbeat %s, but pglmon.heartbeat_position is missing (installed by an earlier pglmon): the delay of a subscription that does not carry the heartbeats is not read from its slot; run pglmon heartbeat install again, then GRANT SELECT, INSERT, DELETE ON pglmon.heartbeat_position TO %s",
+				what, fa.user)
+		default:
 			add("heartbeat", OK, "pglmon.heartbeat: %s", what)
-		} else {
-			add("heartbeat", Warn, "%s may not read, write and prune pglmon.heartbeat, which %s: replication_delay is not measured; GRANT USAGE ON SCHEMA pglmon TO %s; GRANT SELECT, INSERT, DELETE ON pglmon.heartbeat TO %s",
-				fa.user, what, fa.user, fa.user)
 		}
 	}
 	if n.LogSource() == config.ServerLogOff {

@@ -25,8 +25,9 @@ type Prober struct {
 
 	conn         *pgx.Conn
 	hasPglogical bool
-	// hasHeartbeat: pglmon.heartbeat exists (package heartbeat).
-	hasHeartbeat bool
+	// hasHeartbeat: pglmon.heartbeat exists (package heartbeat), and
+	// hasPositions: pglmon.heartbeat_position too.
+	hasHeartbeat, hasPositions bool
 	// pg14: the server has pg_stat_replication_slots and
 	// pg_stat_progress_copy (PostgreSQL 14+).
 	pg14 bool
@@ -117,10 +118,10 @@ func (p *Prober) Probe(ctx context.Context) Snapshot {
 	defer cancel()
 	before := p.writes.Load()
 	err := p.probe(ctx, &snap)
-	if err != nil && p.conn != nil && isMissingPglogical(err) && (p.hasPglogical || p.hasHeartbeat) {
+	if err != nil && p.conn != nil && isMissingPglogical(err) && (p.hasPglogical || p.hasHeartbeat || p.hasPositions) {
 		// The extension or the heartbeat table was dropped since the last
 		// cycle: ask again without them (the batch says what is there).
-		p.hasPglogical, p.hasHeartbeat = false, false
+		p.hasPglogical, p.hasHeartbeat, p.hasPositions = false, false, false
 		snap = Snapshot{Node: p.node.Name, Time: start}
 		err = p.probe(ctx, &snap)
 	}
@@ -149,11 +150,11 @@ func (p *Prober) probe(ctx context.Context, snap *Snapshot) error {
 	}
 	b := &pgx.Batch{}
 	var curLSN, version string
-	var hbTable bool
+	var hbTable, hbPositions bool
 	var clock time.Time
 	var waits map[string]*LockWait
 	b.Queue(metaQuery).QueryRow(func(row pgx.Row) error {
-		return row.Scan(&snap.ServerVersion, &snap.Database, &snap.InRecovery, &curLSN, &version, &hbTable, &clock)
+		return row.Scan(&snap.ServerVersion, &snap.Database, &snap.InRecovery, &curLSN, &version, &hbTable, &hbPositions, &clock)
 	})
 	var hb *Heartbeat
 	if p.hasHeartbeat {
@@ -169,6 +170,20 @@ func (p *Prober) probe(ctx context.Context, snap *Snapshot) error {
 		})
 		if p.hasPglogical {
 			b.Queue(heartbeatSetQuery).QueryRow(func(row pgx.Row) error { return row.Scan(&hb.Provides) })
+		}
+		if p.hasPositions {
+			hb.Positions = true
+			b.Queue(heartbeatSlotsQuery).Query(func(rows pgx.Rows) error {
+				hb.Slots = map[string]SlotHeartbeat{}
+				var slot string
+				var sh SlotHeartbeat
+				_, err := pgx.ForEachRow(rows, []any{&slot, &sh.Newest, &sh.Confirmed, &sh.Oldest}, func() error {
+					hb.Slots[slot] = sh
+					sh.Confirmed = nil
+					return nil
+				})
+				return err
+			})
 		}
 	}
 	b.Queue(slotsQuery).Query(func(rows pgx.Rows) error {
@@ -295,11 +310,11 @@ func (p *Prober) probe(ctx context.Context, snap *Snapshot) error {
 	for i, s := range snap.Subscriptions {
 		snap.Subscriptions[i].LockWait = waits[s.ApplyWorker]
 	}
-	if (version != "") != p.hasPglogical || hbTable != p.hasHeartbeat {
-		// pglogical or the heartbeat table was installed or removed since
+	if (version != "") != p.hasPglogical || hbTable != p.hasHeartbeat || hbPositions != p.hasPositions {
+		// pglogical or a heartbeat table was installed or removed since
 		// the connection was opened: ask again for what is now there.
-		added := hbTable && !p.hasHeartbeat
-		p.hasHeartbeat = hbTable
+		added := hbTable && !p.hasHeartbeat || hbPositions && !p.hasPositions
+		p.hasHeartbeat, p.hasPositions = hbTable, hbPositions
 		if (version != "") != p.hasPglogical {
 			if err := p.learnPglogical(ctx); err != nil {
 				return fmt.Errorf("probe %s: %w", p.node.Name, err)

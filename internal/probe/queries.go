@@ -10,6 +10,8 @@ const metaQuery = `SELECT current_setting('server_version_num')::int,
 	coalesce((SELECT extversion FROM pg_extension WHERE extname = 'pglogical'), ''),
 	coalesce((SELECT has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT') FROM pg_class c
 		JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'pglmon' AND c.relname = 'heartbeat'), false),
+	coalesce((SELECT has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT') FROM pg_class c
+		JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'pglmon' AND c.relname = 'heartbeat_position'), false),
 	clock_timestamp()`
 
 // HeartbeatTable and HeartbeatSet are where pglmon writes its heartbeats
@@ -34,6 +36,24 @@ const heartbeatQuery = `SELECT node, min(ts), max(ts) FROM pglmon.heartbeat GROU
 const heartbeatSetQuery = `SELECT EXISTS (SELECT 1 FROM pglogical.replication_set_table t
 	JOIN pglogical.replication_set s ON s.set_id = t.set_id
 	WHERE s.set_name = 'pglmon_heartbeat' AND t.set_reloid = to_regclass('pglmon.heartbeat'))`
+
+// HeartbeatPositions is the table where pglmon keeps, on each provider,
+// the WAL position of every heartbeat it wrote there (see HeartbeatMark):
+// never replicated.
+const HeartbeatPositions = "pglmon.heartbeat_position"
+
+// heartbeatSlotsQuery reads, for each logical slot of this database that
+// has confirmed a position, whether it confirmed the newest heartbeat's
+// position, and the stamp of the newest heartbeat at or before the position
+// it confirmed (NULL: before every one kept), with the oldest kept. Queued
+// only while pglmon.heartbeat_position exists and the role may read it.
+const heartbeatSlotsQuery = `WITH newest AS (SELECT lsn FROM pglmon.heartbeat_position ORDER BY lsn DESC LIMIT 1),
+	oldest AS (SELECT ts FROM pglmon.heartbeat_position ORDER BY lsn LIMIT 1)
+SELECT s.slot_name::text, s.confirmed_flush_lsn >= newest.lsn,
+	(SELECT p.ts FROM pglmon.heartbeat_position p WHERE p.lsn <= s.confirmed_flush_lsn ORDER BY p.lsn DESC LIMIT 1),
+	oldest.ts
+FROM pg_replication_slots s CROSS JOIN newest CROSS JOIN oldest
+WHERE s.database = current_database() AND s.confirmed_flush_lsn IS NOT NULL`
 
 // slotsQuery lists the slots of this database (and physical slots, which
 // retain WAL too) with the walsender streaming from each. Slots of other

@@ -83,6 +83,25 @@ type Heartbeat struct {
 	// Nodes holds, by pglogical node name, the oldest and newest heartbeat
 	// kept: a provider's own, a subscriber's as applied from each provider.
 	Nodes map[string]HeartbeatSpan `json:"nodes"`
+	// Positions: pglmon.heartbeat_position is here (a provider's, pglmon
+	// heartbeat install) and readable. Slots then says how far each
+	// logical slot of this database has confirmed the heartbeats written.
+	Positions bool                     `json:"positions"`
+	Slots     map[string]SlotHeartbeat `json:"slots,omitempty"`
+}
+
+// SlotHeartbeat is how far a slot has confirmed the provider's heartbeats,
+// by their WAL positions (HeartbeatMark): a subscription that does not
+// carry them has applied every change of its sets committed before the
+// newest heartbeat its slot confirmed.
+type SlotHeartbeat struct {
+	// Newest: the slot confirmed the newest heartbeat's position.
+	Newest bool `json:"newest"`
+	// Confirmed is the stamp of the newest heartbeat at or before the
+	// position the slot confirmed; nil when it is before every one kept.
+	Confirmed *time.Time `json:"confirmed,omitempty"`
+	// Oldest is the stamp of the oldest heartbeat whose position is kept.
+	Oldest time.Time `json:"oldest"`
 }
 
 // HeartbeatSpan is the oldest and newest heartbeat of one node in a table.
@@ -216,9 +235,10 @@ func (s *Snapshot) Up() bool { return s.Err == nil }
 
 // HeartbeatMark is a heartbeat the daemon wrote on a provider: its stamp
 // (the provider's clock) and the provider's WAL insert position read just
-// after the stamp was taken. Every transaction the provider committed
-// before the stamp ends before that position, so a subscription whose slot
-// has confirmed it has applied all of them that it replicates.
+// after the stamp was taken, which pglmon.heartbeat_position keeps. Every
+// transaction the provider committed before the stamp ends before that
+// position, so a subscription whose slot has confirmed it has applied all
+// of them that it replicates.
 type HeartbeatMark struct {
 	TS  time.Time `json:"ts"`
 	LSN LSN       `json:"lsn"`
