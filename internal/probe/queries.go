@@ -37,16 +37,13 @@ const heartbeatSetQuery = `SELECT EXISTS (SELECT 1 FROM pglogical.replication_se
 	JOIN pglogical.replication_set s ON s.set_id = t.set_id
 	WHERE s.set_name = 'pglmon_heartbeat' AND t.set_reloid = to_regclass('pglmon.heartbeat'))`
 
-// HeartbeatPositions is the table where pglmon keeps, on each provider,
-// the WAL position of every heartbeat it wrote there (see HeartbeatMark):
-// never replicated.
-const HeartbeatPositions = "pglmon.heartbeat_position"
-
-// heartbeatSlotsQuery reads, for each logical slot of this database that
-// has confirmed a position, whether it confirmed the newest heartbeat's
-// position, and the stamp of the newest heartbeat at or before the position
-// it confirmed (NULL: before every one kept), with the oldest kept. Queued
-// only while pglmon.heartbeat_position exists and the role may read it.
+// heartbeatSlotsQuery reads pglmon.heartbeat_position, where pglmon keeps
+// the WAL position of every heartbeat it writes on this node (HeartbeatMark;
+// never replicated). For each logical slot of this database that has
+// confirmed a position: whether it confirmed the newest heartbeat's, the
+// stamp of the newest heartbeat at or before the position it confirmed
+// (NULL: before every one kept), and the oldest kept. Queued only while the
+// table exists and the role may read it.
 const heartbeatSlotsQuery = `WITH newest AS (SELECT lsn FROM pglmon.heartbeat_position ORDER BY lsn DESC LIMIT 1),
 	oldest AS (SELECT ts FROM pglmon.heartbeat_position ORDER BY lsn LIMIT 1)
 SELECT s.slot_name::text, s.confirmed_flush_lsn >= newest.lsn,

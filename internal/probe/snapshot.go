@@ -83,9 +83,10 @@ type Heartbeat struct {
 	// Nodes holds, by pglogical node name, the oldest and newest heartbeat
 	// kept: a provider's own, a subscriber's as applied from each provider.
 	Nodes map[string]HeartbeatSpan `json:"nodes"`
-	// Positions: pglmon.heartbeat_position is here (a provider's, pglmon
-	// heartbeat install) and readable. Slots then says how far each
-	// logical slot of this database has confirmed the heartbeats written.
+	// Positions: pglmon.heartbeat_position (pglmon heartbeat install puts
+	// it beside the heartbeats; only a provider's has rows) is here and
+	// readable. Slots then says how far each logical slot of this
+	// database has confirmed the heartbeats written here.
 	Positions bool                     `json:"positions"`
 	Slots     map[string]SlotHeartbeat `json:"slots,omitempty"`
 }
