@@ -27,10 +27,12 @@ func benchDuration(def time.Duration) time.Duration {
 
 // BenchmarkDaemon50Subscriptions runs the pglmon binary over a pair carrying
 // 50 subscriptions at a 1 s interval (2 minutes; PGLMON_BENCH_DURATION
-// changes it) and reports its CPU use, peak RSS and /metrics scrape latency.
+// changes it) and reports its CPU use, peak RSS and /metrics scrape latency:
+// first without the heartbeats, then with them installed (one subscription
+// carries them, the delay of the other 49 is read from their slots), when
+// every subscription must have a delay in /metrics by the end.
 // Run: go test -run '^$' -bench Daemon50 -benchtime 1x ./internal/daemon/
 func BenchmarkDaemon50Subscriptions(b *testing.B) {
-	ctx := context.Background()
 	p := pgtest.NewPair(b, pgtest.PairOptions{Subscriptions: 50})
 	dir := b.TempDir()
 	bin := filepath.Join(dir, "pglmon")
@@ -42,6 +44,13 @@ func BenchmarkDaemon50Subscriptions(b *testing.B) {
 	if err := os.WriteFile(cfgPath, []byte(body), 0o600); err != nil {
 		b.Fatal(err)
 	}
+	b.Run("without heartbeats", func(b *testing.B) { daemon50(b, bin, cfgPath, false) })
+	installHeartbeat(b, body)
+	b.Run("with heartbeats", func(b *testing.B) { daemon50(b, bin, cfgPath, true) })
+}
+
+func daemon50(b *testing.B, bin, cfgPath string, heartbeats bool) {
+	ctx := context.Background()
 	cmd := exec.Command(bin, "run", "--config", cfgPath)
 	logs := &pgtest.SyncBuffer{}
 	cmd.Stderr = logs
@@ -61,6 +70,7 @@ func BenchmarkDaemon50Subscriptions(b *testing.B) {
 	cpu0 := cpuTicks(b, cmd.Process.Pid)
 	start := time.Now()
 	var scrapes []time.Duration
+	var last string
 	dur := benchDuration(2 * time.Minute)
 	b.ResetTimer()
 	for time.Since(start) < dur {
@@ -72,13 +82,17 @@ func BenchmarkDaemon50Subscriptions(b *testing.B) {
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		scrapes = append(scrapes, time.Since(t0))
-		if n := strings.Count(string(body), "pglmon_subscription_health{"); n != 50 {
-			b.Fatalf("subscriptions in /metrics: got %d, want 50", n)
+		if last = string(body); strings.Count(last, "pglmon_subscription_health{") != 50 {
+			b.Fatalf("subscriptions in /metrics: got %d, want 50", strings.Count(last, "pglmon_subscription_health{"))
 		}
 		time.Sleep(time.Second) // one scrape a second, as a fast Prometheus would
 	}
 	elapsed := time.Since(start)
 	b.StopTimer()
+	delays := strings.Count(last, "pglmon_replication_delay_seconds{")
+	if want := map[bool]int{false: 0, true: 50}[heartbeats]; delays != want {
+		b.Fatalf("subscriptions with a delay in /metrics: %d, want %d", delays, want)
+	}
 	cpu := float64(cpuTicks(b, cmd.Process.Pid)-cpu0) / 100 / elapsed.Seconds() * 100 // USER_HZ = 100
 	rss := peakRSS(b, cmd.Process.Pid)
 	slices.Sort(scrapes)
@@ -87,8 +101,8 @@ func BenchmarkDaemon50Subscriptions(b *testing.B) {
 	b.ReportMetric(float64(rss)/1024, "peak_rss_MB")
 	b.ReportMetric(float64(p50.Microseconds())/1000, "scrape_p50_ms")
 	b.ReportMetric(float64(max.Microseconds())/1000, "scrape_max_ms")
-	fmt.Printf("daemon over 50 subscriptions, 1 s interval, %s: CPU %.2f%% of one core, peak RSS %.1f MB, scrape p50 %.2f ms, max %.2f ms (%d scrapes)\n",
-		elapsed.Round(time.Second), cpu, float64(rss)/1024, float64(p50.Microseconds())/1000, float64(max.Microseconds())/1000, len(scrapes))
+	fmt.Printf("daemon over 50 subscriptions (heartbeats %v), 1 s interval, %s: CPU %.2f%% of one core, peak RSS %.1f MB, scrape p50 %.2f ms, max %.2f ms (%d scrapes)\n",
+		heartbeats, elapsed.Round(time.Second), cpu, float64(rss)/1024, float64(p50.Microseconds())/1000, float64(max.Microseconds())/1000, len(scrapes))
 }
 
 func cpuTicks(b *testing.B, pid int) int64 {

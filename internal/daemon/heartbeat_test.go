@@ -133,7 +133,7 @@ repair:
 
 // installHeartbeat runs pglmon heartbeat install's steps for the
 // configuration body and returns its configuration and plan.
-func installHeartbeat(t *testing.T, body string) (*config.Config, heartbeat.Plan) {
+func installHeartbeat(t testing.TB, body string) (*config.Config, heartbeat.Plan) {
 	t.Helper()
 	cfg, err := config.Parse("pglmon.yaml", []byte(body))
 	if err != nil {
