@@ -159,7 +159,9 @@ func installHeartbeat(t testing.TB, body string) (*config.Config, heartbeat.Plan
 func TestDaemonFindsLostHeartbeats(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	p := pgtest.NewPair(t, pgtest.PairOptions{Own: true, Rows: 10})
+	// Two subscriptions: the first carries the heartbeats, and its finding
+	// names the second, which the restore hit alike.
+	p := pgtest.NewPair(t, pgtest.PairOptions{Own: true, Rows: 10, Subscriptions: 2})
 	body, saved := copyThenBeat(t, p, p.Subscriber.Cluster)
 	if err := p.Subscriber.Cluster.PutBack(ctx, saved); err != nil {
 		t.Fatal(err)
@@ -172,7 +174,8 @@ func TestDaemonFindsLostHeartbeats(t *testing.T) {
 		t.Fatalf("%d of rows 101-150 are on the subscriber: the provider sent them again, and this test shows nothing", lost)
 	}
 	r := start(t, body, nil)
-	onlyHeartbeats(t, r, p, diagnose.CodeSubscriberRewound, "heartbeats provider wrote between", "never reached subscriber")
+	onlyHeartbeats(t, r, p, diagnose.CodeSubscriberRewound, "heartbeats provider wrote between", "never reached subscriber",
+		"Subscription "+p.Subscriptions[1]+" from provider on subscriber does not carry the heartbeats")
 	putBehind(t, r, p, diagnose.CodeHeartbeatsLost, "INSERT INTO items_0 SELECT g, 'lost by the restore', g FROM generate_series(101, 150) g")
 	// The same missing heartbeats, verified since: not raised again.
 	until := r.status(t).Time.Add(5 * time.Second)

@@ -319,7 +319,7 @@ func (w *rewindWatch) judgeGaps(log *slog.Logger, r *diagnose.Report, gaps map[s
 			"extra", lb.Extra, "extra_from", lb.ExtraFrom, "extra_to", lb.ExtraTo, "compared", lb.Compared)
 		h := heldRewind{Subscriber: s.Subscriber, Subscription: s.Name, Provider: s.Provider, First: r.Time, Last: r.Time, Heartbeats: lb}
 		w.held[key], added = h, true
-		r.AddFinding(s, h.finding(s.Subscriber, s.Name))
+		r.AddFinding(s, h.finding(r, s))
 	}
 	if added {
 		w.keep(log)
@@ -393,20 +393,21 @@ func (w *rewindWatch) annotate(log *slog.Logger, r *diagnose.Report, equalSince 
 			dirty = true
 			continue
 		}
-		r.AddFinding(s, h.finding(s.Subscriber, s.Name))
+		r.AddFinding(s, h.finding(r, s))
 	}
 	if dirty {
 		w.keep(log)
 	}
 }
 
-// finding is what a held rewind says of subscription sub on subscriber.
-func (h heldRewind) finding(subscriber, sub string) diagnose.Finding {
+// finding is what a held rewind says of subscription s of r.
+func (h heldRewind) finding(r *diagnose.Report, s *diagnose.Subscription) diagnose.Finding {
+	subscriber, sub := s.Subscriber, s.Name
 	span := fmt.Sprintf("between %s and %s", h.First.UTC().Format(time.RFC3339), h.Last.UTC().Format(time.RFC3339))
 	verify := fmt.Sprintf("pglmon verify --subscription %s names the rows either side lacks (--copy-script writes what copies them); this finding stands until a verification that started since finds every table equal", shellword.Quote(sub))
 	switch {
 	case h.Heartbeats != nil:
-		return h.Heartbeats.finding(subscriber, sub, h.Provider, verify)
+		return h.Heartbeats.finding(subscriber, sub, h.Provider, verify, siblings(r, s))
 	case h.SlotMovedFrom != "":
 		return diagnose.Finding{Code: diagnose.CodeSlotAdvanced, Severity: diagnose.Critical, Human: true, Slot: h.Slot,
 			Message: fmt.Sprintf("slot %s on %s moved on from %s to %s %s, while nothing streamed from it and %s could not consume it (disabled, or %s not answering): someone ran pg_replication_slot_advance on it (to free the WAL it held), or read it with pg_logical_slot_get_changes. pglogical starts from the slot, so the changes %s committed in between are lost to %s, silently: %s, or resynchronise the tables",
@@ -429,9 +430,23 @@ func (h heldRewind) finding(subscriber, sub string) diagnose.Finding {
 			strings.Replace(span, "between", "from", 1), subscriber, h.Provider, h.OriginLSN, h.Provider, h.ProviderLSN, h.Provider, h.Provider, subscriber, h.Provider, h.Provider, verify)}
 }
 
+// siblings are the other subscriptions of r from s's provider on s's
+// subscriber: they do not carry the heartbeats (one subscription does, the
+// set pglmon_heartbeat), so what heartbeats_lost finds is not measured for
+// them, though most of its causes hit them alike.
+func siblings(r *diagnose.Report, s *diagnose.Subscription) []string {
+	var out []string
+	for _, o := range r.Subscriptions {
+		if o.Subscriber == s.Subscriber && o.Provider == s.Provider && o.Name != s.Name && o.Provider != "" {
+			out = append(out, o.Name)
+		}
+	}
+	return out
+}
+
 // finding is what lost heartbeats say of subscription sub on subscriber
-// from provider.
-func (lb *lostBeats) finding(subscriber, sub, provider, verify string) diagnose.Finding {
+// from provider, whose other subscriptions there are siblings.
+func (lb *lostBeats) finding(subscriber, sub, provider, verify string, siblings []string) diagnose.Finding {
 	at := func(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
 	var said []string
 	if lb.Missing > 0 {
@@ -446,8 +461,17 @@ func (lb *lostBeats) finding(subscriber, sub, provider, verify string) diagnose.
 		said = append(said, fmt.Sprintf("%s holds %s from %s (written %s to %s) that %s no longer has: %s lost transactions it had committed and %s had applied (restored from a backup or snapshot, or failed over to a standby short of its WAL), and %s holds changes %s no longer has",
 			subscriber, beats, provider, at(lb.ExtraFrom), at(lb.ExtraTo), provider, provider, subscriber, subscriber, provider))
 	}
-	return diagnose.Finding{Code: diagnose.CodeHeartbeatsLost, Severity: diagnose.Critical, Human: true,
-		Message: strings.Join(said, "; ") + ". pglogical says nothing of it: " + verify + ", or resynchronise the tables"}
+	msg := strings.Join(said, "; ") + ". pglogical says nothing of it: " + verify + ", or resynchronise the tables"
+	switch len(siblings) {
+	case 0:
+	case 1:
+		msg += fmt.Sprintf(". Subscription %s from %s on %s does not carry the heartbeats, so pglmon cannot tell whether it lost the same span: unless only the slot of %s was advanced, it did (a restore or a failover hits every subscription there); verify it too",
+			siblings[0], provider, subscriber, sub)
+	default:
+		msg += fmt.Sprintf(". Subscriptions %s from %s on %s do not carry the heartbeats, so pglmon cannot tell whether they lost the same span: unless only the slot of %s was advanced, they did (a restore or a failover hits every subscription there); verify them too",
+			strings.Join(siblings, ", "), provider, subscriber, sub)
+	}
+	return diagnose.Finding{Code: diagnose.CodeHeartbeatsLost, Severity: diagnose.Critical, Human: true, Subscriptions: siblings, Message: msg}
 }
 
 // minLSN is the lower of two LSNs as PostgreSQL writes them (a when

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -626,8 +627,13 @@ func TestHeartbeatGapsJudged(t *testing.T) {
 	report := func() *diagnose.Report {
 		at = at.Add(time.Minute)
 		return &diagnose.Report{Time: at, Health: diagnose.OK,
-			Nodes:         []diagnose.Node{{Name: "prov", Up: true, Timeline: 1}},
-			Subscriptions: []diagnose.Subscription{{Name: "a", Subscriber: "sub", Provider: "prov", SlotFound: true, Enabled: true, Status: "replicating", Health: diagnose.OK, OriginRemoteLSN: "0/3000000"}}}
+			Nodes: []diagnose.Node{{Name: "prov", Up: true, Timeline: 1}},
+			Subscriptions: []diagnose.Subscription{{Name: "a", Subscriber: "sub", Provider: "prov", SlotFound: true, Enabled: true, Status: "replicating", Health: diagnose.OK, OriginRemoteLSN: "0/3000000"},
+				// a's siblings (b), and two that are not: from another
+				// provider (c), on another subscriber (d).
+				{Name: "b", Subscriber: "sub", Provider: "prov", SlotFound: true, Enabled: true, Status: "replicating", Health: diagnose.OK},
+				{Name: "c", Subscriber: "sub", Provider: "other", SlotFound: true, Enabled: true, Status: "replicating", Health: diagnose.OK},
+				{Name: "d", Subscriber: "sub2", Provider: "prov", SlotFound: true, Enabled: true, Status: "replicating", Health: diagnose.OK}}}
 	}
 	beat := func(min int) time.Time { return time.Date(2026, 12, 6, 11, min, 0, 0, time.UTC) }
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -663,6 +669,9 @@ func TestHeartbeatGapsJudged(t *testing.T) {
 		if !found || f.Severity != diagnose.Critical || !f.Human || r.Health != diagnose.Critical || !strings.Contains(f.Message, c.want) {
 			t.Errorf("%s: %s %+v", c.name, r.Health, r.Subscriptions[0].Findings)
 			continue
+		}
+		if !slices.Equal(f.Subscriptions, []string{"b"}) || !strings.Contains(f.Message, ". Subscription b from prov on sub does not carry the heartbeats, so pglmon cannot tell whether it lost the same span: unless only the slot of a was advanced, it did") {
+			t.Errorf("%s: the siblings named %q in %q", c.name, f.Subscriptions, f.Message)
 		}
 		// Kept at once, and held the next cycles (the comparison equal
 		// again once the heartbeats are pruned), until verified.

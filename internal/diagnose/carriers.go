@@ -20,7 +20,7 @@ const carrierGrace = 5 * time.Minute
 // up again or stripped of the set since the install: pglmon setup and
 // upgrade restore give a new subscription its configured sets only),
 // heartbeats_lost is measured for none of them, and its alert falls
-// silent (their delay is read from their slots, by the daemon only).
+// silent (their delay is read from their slots only).
 // Through several, each heartbeat is applied once per carrier (a conflict
 // each time after the first), and heartbeats arriving through one hide
 // the delay and the lost changes of another.
@@ -44,7 +44,7 @@ func carrierFindings(snaps []probe.Snapshot, s *probe.Snapshot) []Finding {
 				continue // nothing written yet, or an install under way
 			}
 			out = append(out, Finding{Code: CodeHeartbeatCarriers, Severity: Warning, Human: true,
-				Message: fmt.Sprintf("provider %s writes heartbeats, but no subscription from it on %s carries them (the set %s; its carrier dropped, set up again or stripped of the set since pglmon heartbeat install): heartbeats_lost is not measured for %s, and their replication_delay_seconds only from their slots, by the daemon; run pglmon heartbeat install, which gives the set to one (its apply worker restarts once)",
+				Message: fmt.Sprintf("provider %s writes heartbeats, but no subscription from it on %s carries them (the set %s; its carrier dropped, set up again or stripped of the set since pglmon heartbeat install): heartbeats_lost is not measured for %s, and their replication_delay_seconds only from their slots; run pglmon heartbeat install, which gives the set to one (its apply worker restarts once)",
 					prov.Node, s.Node, probe.HeartbeatSet, strings.Join(r.Subscriptions, ", "))})
 		}
 	}

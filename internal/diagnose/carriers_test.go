@@ -23,7 +23,7 @@ func TestHeartbeatCarriers(t *testing.T) {
 	}{
 		{"one carrier", func(*world) {}, ""},
 		{"none", func(w *world) { w.s().ReplicationSets = []string{"default"} },
-			"provider p writes heartbeats, but no subscription from it on s carries them (the set pglmon_heartbeat; its carrier dropped, set up again or stripped of the set since pglmon heartbeat install): heartbeats_lost is not measured for sub, sub2, and their replication_delay_seconds only from their slots, by the daemon; run pglmon heartbeat install"},
+			"provider p writes heartbeats, but no subscription from it on s carries them (the set pglmon_heartbeat; its carrier dropped, set up again or stripped of the set since pglmon heartbeat install): heartbeats_lost is not measured for sub, sub2, and their replication_delay_seconds only from their slots; run pglmon heartbeat install"},
 		{"none, the provider writing them for a minute (an install under way)", func(w *world) {
 			w.s().ReplicationSets = []string{"default"}
 			w.prov.Heartbeat.Nodes["prov"] = probe.HeartbeatSpan{Oldest: provClock.Add(-time.Minute), Newest: provClock}

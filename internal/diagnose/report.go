@@ -217,6 +217,10 @@ type Finding struct {
 	// Table names the table (schema.table, unquoted) a finding is about,
 	// where its plan needs it (table_copy_refused).
 	Table string `json:"table,omitempty"`
+	// Subscriptions names other subscriptions a finding concerns, where
+	// its plan needs them (heartbeats_lost: those from the same provider
+	// on the same subscriber, which do not carry the heartbeats).
+	Subscriptions []string `json:"subscriptions,omitempty"`
 }
 
 // Report is the diagnosis of every configured node and discovered subscription.

@@ -645,6 +645,15 @@ back. Compare the tables: rows %[2]s lacks were lost to it, rows only %[2]s hold
 %[1]s lost (decide which side is right before copying):
 `, s.Provider, s.Subscriber)
 		verifyOrResync(&b, s)
+		if len(f.Subscriptions) > 0 {
+			fmt.Fprintf(&b, `
+The other subscriptions from %s on %s do not carry the heartbeats, so pglmon cannot tell whether
+they lost the same span; unless only the slot of %s was advanced, they did. Verify them too:
+`, s.Provider, s.Subscriber, s.Name)
+			for _, o := range f.Subscriptions {
+				fmt.Fprintf(&b, "  pglmon verify --config FILE --subscription %s\n", shellword.Quote(o))
+			}
+		}
 	case diagnose.CodeProviderTimelineChanged:
 		fmt.Fprintf(&b, `Provider %[1]s went on to a new timeline (a failover or switchover, or a point-in-time restore), and
 pglmon could not tell whether subscriber %[2]s had applied changes %[1]s lost with the old one (the

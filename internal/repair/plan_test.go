@@ -193,4 +193,15 @@ func TestProviderRewoundPlan(t *testing.T) {
 		!strings.Contains(moved, `pglmon verify --config FILE --subscription 'sub_o'\''1' --copy-script rows.psql`) {
 		t.Errorf("slot_advanced's plan:\n%s", moved)
 	}
+	// heartbeats_lost names the carrier's siblings, which it could not
+	// measure: verify them too.
+	beats := HumanPlan(diagnose.Finding{Code: diagnose.CodeHeartbeatsLost, Human: true}, s).Text
+	if !strings.Contains(beats, `pglmon verify --config FILE --subscription 'sub_o'\''1' --copy-script rows.psql`) || strings.Contains(beats, "Verify them too") {
+		t.Errorf("heartbeats_lost's plan:\n%s", beats)
+	}
+	beats = HumanPlan(diagnose.Finding{Code: diagnose.CodeHeartbeatsLost, Human: true, Subscriptions: []string{"sub_2", "it's"}}, s).Text
+	if !strings.Contains(beats, "The other subscriptions from prov on sub do not carry the heartbeats") ||
+		!strings.Contains(beats, "Verify them too:\n  pglmon verify --config FILE --subscription sub_2\n  pglmon verify --config FILE --subscription 'it'\\''s'\n") {
+		t.Errorf("heartbeats_lost's plan with siblings:\n%s", beats)
+	}
 }
