@@ -365,7 +365,7 @@ func PlanRemove(ctx context.Context, cfg *config.Config) (Plan, error) {
 			continue
 		}
 		if stillSubscribed[n.Name] {
-			p.Notes = append(p.Notes, fmt.Sprintf("the table pglmon.heartbeat stays on %s: a subscription there from a node that is not configured still has the set pglmon_heartbeat", n.Name))
+			p.Notes = append(p.Notes, fmt.Sprintf("the tables pglmon.heartbeat and pglmon.heartbeat_position stay on %s: a subscription there from a node that is not configured still has the set pglmon_heartbeat", n.Name))
 			continue
 		}
 		p.Steps = append(p.Steps, Step{Node: n.Name, What: "drop the tables pglmon.heartbeat and pglmon.heartbeat_position (and the schema pglmon when empty)", SQL: dropTableSQL, done: anyTableSQL, undone: true})
