@@ -877,7 +877,7 @@ func (d *diagnosis) delay(out *Subscription, subscriber *probe.Snapshot, sub pro
 		}
 	} else {
 		var ok bool
-		if delay, what, ok = d.slotDelay(sub, prov); !ok {
+		if delay, what, ok = slotDelay(sub, prov); !ok {
 			return Finding{}, false
 		}
 	}
@@ -912,7 +912,7 @@ func (d *diagnosis) delay(out *Subscription, subscriber *probe.Snapshot, sub pro
 // confirmed, or less the oldest kept when it is before all of them. Not
 // measured without the positions (pglmon.heartbeat_position, which pglmon
 // heartbeat install creates) or a position confirmed.
-func (d *diagnosis) slotDelay(sub probe.Subscription, prov *probe.Snapshot) (float64, string, bool) {
+func slotDelay(sub probe.Subscription, prov *probe.Snapshot) (float64, string, bool) {
 	sh, ok := prov.Heartbeat.Slots[sub.SlotName]
 	if !ok {
 		return 0, "", false
