@@ -685,14 +685,28 @@ func (w *Writer) with(ctx context.Context, n config.Node, timeout time.Duration,
 	defer nw.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	if nw.conn == nil {
+	reused := nw.conn != nil
+	if !reused {
 		c, err := connect(ctx, n, timeout)
 		if err != nil {
 			return err
 		}
 		nw.conn = c
 	}
-	if err := f(nw.conn); err != nil {
+	err := f(nw.conn)
+	if err != nil && reused && nw.conn.IsClosed() && ctx.Err() == nil {
+		// The connection kept since the last write was closed meanwhile
+		// (the server restarted, idle_session_timeout): try once on a new
+		// one. A heartbeat written twice is harmless.
+		nw.conn = nil
+		c, cerr := connect(ctx, n, timeout)
+		if cerr != nil {
+			return cerr
+		}
+		nw.conn = c
+		err = f(nw.conn)
+	}
+	if err != nil {
 		nw.conn.Close(context.WithoutCancel(ctx))
 		nw.conn = nil
 		return err

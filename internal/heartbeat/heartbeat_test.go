@@ -675,3 +675,49 @@ func TestOneSubscriptionCarriesTheHeartbeats(t *testing.T) {
 		t.Fatalf("heartbeats compared after the new carrier: %+v (the one written while none carried them: %s)", g, unsent)
 	}
 }
+
+// A connection the server closed between two writes (idle_session_timeout
+// here, a restart alike) costs no failed heartbeat: the writer opens a new
+// one. Before, the first write after a provider's restart failed and the
+// daemon logged "heartbeat write failed".
+func TestWriterReconnectsAfterTheServerClosedItsConnection(t *testing.T) {
+	ctx := context.Background()
+	// A cluster of its own: the writer needs only the tables, and a
+	// scratch database on a shared cluster could not be dropped (pglogical
+	// 2.4.2's workers hold DROP DATABASE up; see signal_barrier_stuck).
+	prov := pgtest.NewCluster(t, pgtest.Options{NoPglogical: true})
+	if err := prov.Exec(ctx, "postgres", createTableSQL); err != nil {
+		t.Fatal(err)
+	}
+	n := config.Node{Name: "prov", DSN: prov.DSN("postgres") + " options='-c idle_session_timeout=100'"}
+	var w Writer
+	defer w.Close(ctx, nil)
+	if _, err := w.Mark(ctx, n, "node_a", true, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	pid := w.node("prov").conn.PgConn().PID()
+	conn, err := prov.Connect(ctx, "postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	deadline := time.Now().Add(10 * time.Second)
+	for alive := true; alive; time.Sleep(20 * time.Millisecond) {
+		if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)", int32(pid)).Scan(&alive); err != nil {
+			t.Fatal(err)
+		}
+		if alive && time.Now().After(deadline) {
+			t.Fatalf("server process %d still there after 10 s", pid)
+		}
+	}
+	if _, err := w.Mark(ctx, n, "node_a", true, 5*time.Second); err != nil {
+		t.Fatalf("heartbeat after the server closed the idle connection: %v", err)
+	}
+	var beats, positions int
+	if err := conn.QueryRow(ctx, "SELECT (SELECT count(*) FROM pglmon.heartbeat), (SELECT count(*) FROM pglmon.heartbeat_position)").Scan(&beats, &positions); err != nil {
+		t.Fatal(err)
+	}
+	if beats != 2 || positions != 2 {
+		t.Errorf("got %d heartbeats and %d positions, want 2 and 2", beats, positions)
+	}
+}

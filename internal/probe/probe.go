@@ -85,6 +85,10 @@ func (p *Prober) Close(ctx context.Context) {
 	}
 }
 
+// lostConn says whether the connection is gone (a FATAL error or a broken
+// socket closes it; an error of a statement leaves it open).
+func (p *Prober) lostConn() bool { return p.conn == nil || p.conn.IsClosed() }
+
 // WALEnd reads where the server's WAL ends now, through the connection
 // the last probe used (none is opened): for a reading that must come after
 // other nodes' probes (package monitor, provider_rewound). A failure
@@ -117,7 +121,16 @@ func (p *Prober) Probe(ctx context.Context) Snapshot {
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
 	before := p.writes.Load()
+	reused := p.conn != nil
 	err := p.probe(ctx, &snap)
+	if err != nil && reused && p.lostConn() && ctx.Err() == nil {
+		// The connection kept since the last cycle was closed meanwhile
+		// (the server restarted, idle_session_timeout, a proxy's idle
+		// limit): a node that answers a new one is not unreachable.
+		p.Close(context.Background())
+		snap = Snapshot{Node: p.node.Name, Time: start}
+		err = p.probe(ctx, &snap)
+	}
 	if err != nil && p.conn != nil && isMissingPglogical(err) && (p.hasPglogical || p.hasHeartbeat || p.hasPositions) {
 		// The extension or the heartbeat table was dropped since the last
 		// cycle: ask again without them (the batch says what is there).

@@ -279,3 +279,51 @@ func BenchmarkProbeCycle(b *testing.B) {
 	snap := probers[1].Probe(ctx)
 	b.ReportMetric(float64(len(snap.Subscriptions)), "subscriptions")
 }
+
+// A connection the server closed between two cycles (idle_session_timeout
+// here; a restart, an administrator's pg_terminate_backend or a proxy's idle
+// limit alike) does not make the node unreachable: the next probe opens a
+// new one. Before, that cycle reported node_unreachable.
+func TestProbeReconnectsAfterTheServerClosedItsConnection(t *testing.T) {
+	ctx := context.Background()
+	prov, _ := pgtest.Shared(t)
+	p := NewProber(config.Node{Name: "idle", DSN: prov.DSN("postgres") + " options='-c idle_session_timeout=100'"}, 5*time.Second)
+	defer p.Close(ctx)
+	if snap := p.Probe(ctx); snap.Err != nil {
+		t.Fatal(snap.Err)
+	}
+	pid := p.conn.PgConn().PID()
+	waitBackendGone(t, prov, pid)
+	snap := p.Probe(ctx)
+	if snap.Err != nil {
+		t.Fatalf("probe after the server closed the idle connection: %v", snap.Err)
+	}
+	if p.Failures() != 0 || p.conn == nil || p.conn.PgConn().PID() == pid {
+		t.Errorf("failures %d, connection %v: want a new connection and no failure", p.Failures(), p.conn)
+	}
+}
+
+// waitBackendGone polls until the server process pid has ended.
+func waitBackendGone(t *testing.T, c *pgtest.Cluster, pid uint32) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := c.Connect(ctx, "postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var alive bool
+		if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)", int32(pid)).Scan(&alive); err != nil {
+			t.Fatal(err)
+		}
+		if !alive {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server process %d still there after 10 s", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
