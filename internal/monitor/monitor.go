@@ -46,8 +46,25 @@ type schemaCheck struct {
 	at     time.Time
 	status string
 	sets   []string
-	found  []diagnose.SchemaMismatch
-	left   []string
+	// notReady: the tables of the subscription not ready then (notReady).
+	notReady []string
+	found    []diagnose.SchemaMismatch
+	left     []string
+}
+
+// notReady lists, sorted, the tables of subscription sub that s says are
+// not ready: a table added to a set appears there, and the comparison runs
+// again at once (a copy PostgreSQL refuses, table_copy_refused, is known
+// then and not up to schemaEvery later).
+func notReady(s probe.Snapshot, sub string) []string {
+	var out []string
+	for _, t := range s.TableSync {
+		if t.Subscription == sub {
+			out = append(out, t.Schema+"."+t.Table)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // New returns a monitor for the configured nodes.
@@ -242,7 +259,8 @@ func (cs *conns) close(ctx context.Context) {
 // schema compares the replicated tables of every subscription between its
 // provider and its subscriber (package drift), and names the tables
 // pglogical copied that left its sets (drift.LeftSets), at most every
-// schemaEvery while the subscription's status and sets stay the same. Best
+// schemaEvery while the subscription's status, sets and tables not ready
+// stay the same. Best
 // effort: a comparison that fails leaves the subscription out.
 func (m *Monitor) schema(ctx context.Context, cs *conns, snaps []probe.Snapshot, now time.Time) (map[string][]diagnose.SchemaMismatch, map[string][]string) {
 	byLocal := map[string]config.Node{} // pglogical node name -> configured node that answered
@@ -262,7 +280,8 @@ func (m *Monitor) schema(ctx context.Context, cs *conns, snaps []probe.Snapshot,
 		for _, sub := range s.Subscriptions {
 			key := s.Node + "/" + sub.Name
 			seen[key] = true
-			if c, ok := m.schemaChecks[key]; ok && now.Sub(c.at) < schemaEvery && c.status == sub.Status && slices.Equal(c.sets, sub.ReplicationSets) {
+			waiting := notReady(s, sub.Name)
+			if c, ok := m.schemaChecks[key]; ok && now.Sub(c.at) < schemaEvery && c.status == sub.Status && slices.Equal(c.sets, sub.ReplicationSets) && slices.Equal(c.notReady, waiting) {
 				out[key], left[key] = c.found, c.left
 				continue
 			}
@@ -286,7 +305,7 @@ func (m *Monitor) schema(ctx context.Context, cs *conns, snaps []probe.Snapshot,
 			for _, r := range rels {
 				gone = append(gone, r.String())
 			}
-			m.schemaChecks[key] = schemaCheck{at: now, status: sub.Status, sets: slices.Clone(sub.ReplicationSets), found: found, left: gone}
+			m.schemaChecks[key] = schemaCheck{at: now, status: sub.Status, sets: slices.Clone(sub.ReplicationSets), notReady: waiting, found: found, left: gone}
 			out[key], left[key] = found, gone
 		}
 	}
