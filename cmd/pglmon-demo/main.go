@@ -75,7 +75,7 @@ const usage = `Usage: pglmon-demo COMMAND
   break leftset     take items_0 out of the replication set on the provider (as a
                     runbook does before an ALTER, forgetting to put it back) and
                     insert 5 rows: pglogical still says "replicating" for it
-                    (table_left_set within a minute; bin/pglmon repair prints
+                    (table_left_set at once; bin/pglmon repair prints
                     how to put it back and copy what it missed)
   break conflict    delete a row on the subscriber, then update it on the
                     provider: pglogical skips the update by itself (a conflict
@@ -564,7 +564,7 @@ func breakIt(ctx context.Context, what string) error {
 				return err
 			}
 		}
-		fmt.Println("demo_key: the provider's key is (id), the subscriber's (id, n); an update of n and a delete were skipped, while sub_0 says replicating; pglmon reports it within a minute (schema_mismatch, critical), bin/pglmon verify --config " + filepath.Join(dir, "pglmon.yaml") + " names the 2 rows, bin/pglmon-demo fix key gives the provider's key")
+		fmt.Println("demo_key: the provider's key is (id), the subscriber's (id, n); an update of n and a delete were skipped, while sub_0 says replicating; pglmon reports it at once (schema_mismatch, critical), bin/pglmon verify --config " + filepath.Join(dir, "pglmon.yaml") + " names the 2 rows, bin/pglmon-demo fix key gives the provider's key")
 		return nil
 	case "rewind":
 		// A restore of the provider from a snapshot taken before its last

@@ -43,19 +43,33 @@ type setCheck struct {
 const schemaEvery = time.Minute
 
 type schemaCheck struct {
-	at     time.Time
+	at time.Time
+	schemaInputs
+	found []diagnose.SchemaMismatch
+	left  []string
+}
+
+// schemaInputs is what a subscription's comparison is made again at once
+// for when it changes.
+type schemaInputs struct {
 	status string
 	sets   []string
-	// notReady: the tables of the subscription not ready then (notReady).
+	// notReady: the tables of the subscription not ready (notReady).
 	notReady []string
-	found    []diagnose.SchemaMismatch
-	left     []string
+	// provSets: the provider's probe.Snapshot.SetTables ("" when the
+	// provider did not answer: then not compared).
+	provSets string
+}
+
+func (a schemaInputs) same(b schemaInputs) bool {
+	return a.status == b.status && slices.Equal(a.sets, b.sets) && slices.Equal(a.notReady, b.notReady) &&
+		(a.provSets == "" || b.provSets == "" || a.provSets == b.provSets)
 }
 
 // notReady lists, sorted, the tables of subscription sub that s says are
-// not ready: a table added to a set appears there, and the comparison runs
-// again at once (a copy PostgreSQL refuses, table_copy_refused, is known
-// then and not up to schemaEvery later).
+// not ready: a table being copied appears there (a copy PostgreSQL
+// refuses, table_copy_refused, is known at once, not up to schemaEvery
+// later).
 func notReady(s probe.Snapshot, sub string) []string {
 	var out []string
 	for _, t := range s.TableSync {
@@ -259,14 +273,16 @@ func (cs *conns) close(ctx context.Context) {
 // schema compares the replicated tables of every subscription between its
 // provider and its subscriber (package drift), and names the tables
 // pglogical copied that left its sets (drift.LeftSets), at most every
-// schemaEvery while the subscription's status, sets and tables not ready
-// stay the same. Best
-// effort: a comparison that fails leaves the subscription out.
+// schemaEvery while the subscription's status, sets and tables not ready,
+// and the tables of its provider's sets, stay the same (schemaInputs).
+// Best effort: a comparison that fails leaves the subscription out.
 func (m *Monitor) schema(ctx context.Context, cs *conns, snaps []probe.Snapshot, now time.Time) (map[string][]diagnose.SchemaMismatch, map[string][]string) {
 	byLocal := map[string]config.Node{} // pglogical node name -> configured node that answered
+	setTables := map[string]string{}    // pglogical node name -> its Snapshot.SetTables
 	for i, s := range snaps {
 		if s.Up() && s.LocalNode != "" && i < len(m.cfg.Nodes) {
 			byLocal[s.LocalNode] = m.cfg.Nodes[i]
+			setTables[s.LocalNode] = s.SetTables
 		}
 	}
 	conn := func(n config.Node) (*pgx.Conn, error) { return cs.get(ctx, n) }
@@ -280,8 +296,8 @@ func (m *Monitor) schema(ctx context.Context, cs *conns, snaps []probe.Snapshot,
 		for _, sub := range s.Subscriptions {
 			key := s.Node + "/" + sub.Name
 			seen[key] = true
-			waiting := notReady(s, sub.Name)
-			if c, ok := m.schemaChecks[key]; ok && now.Sub(c.at) < schemaEvery && c.status == sub.Status && slices.Equal(c.sets, sub.ReplicationSets) && slices.Equal(c.notReady, waiting) {
+			in := schemaInputs{status: sub.Status, sets: slices.Clone(sub.ReplicationSets), notReady: notReady(s, sub.Name), provSets: setTables[sub.ProviderNode]}
+			if c, ok := m.schemaChecks[key]; ok && now.Sub(c.at) < schemaEvery && c.same(in) {
 				out[key], left[key] = c.found, c.left
 				continue
 			}
@@ -305,7 +321,7 @@ func (m *Monitor) schema(ctx context.Context, cs *conns, snaps []probe.Snapshot,
 			for _, r := range rels {
 				gone = append(gone, r.String())
 			}
-			m.schemaChecks[key] = schemaCheck{at: now, status: sub.Status, sets: slices.Clone(sub.ReplicationSets), notReady: waiting, found: found, left: gone}
+			m.schemaChecks[key] = schemaCheck{at: now, schemaInputs: in, found: found, left: gone}
 			out[key], left[key] = found, gone
 		}
 	}

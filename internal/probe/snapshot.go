@@ -31,7 +31,12 @@ type Snapshot struct {
 	InRecovery       bool   `json:"in_recovery"`
 	PglogicalVersion string `json:"pglogical_version,omitempty"` // "" when not installed
 	LocalNode        string `json:"local_node,omitempty"`        // pglogical node name
-	CurrentLSN       LSN    `json:"current_lsn"`
+	// SetTables fingerprints the tables of the node's replication sets
+	// (which, in which set, column lists, row filters): it changes when
+	// one is added, removed or altered (package monitor compares the
+	// subscriptions' tables again then).
+	SetTables  string `json:"-"`
+	CurrentLSN LSN    `json:"current_lsn"`
 	// Timeline is the timeline the server writes WAL on (0: a standby, or
 	// not told); TimelineHistory is its history file (past the first
 	// timeline), or TimelineHistoryErr why it could not be read.
