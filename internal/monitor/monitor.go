@@ -54,31 +54,14 @@ type schemaCheck struct {
 type schemaInputs struct {
 	status string
 	sets   []string
-	// notReady: the tables of the subscription not ready (notReady).
-	notReady []string
 	// provSets: the provider's probe.Snapshot.SetTables ("" when the
 	// provider did not answer: then not compared).
 	provSets string
 }
 
 func (a schemaInputs) same(b schemaInputs) bool {
-	return a.status == b.status && slices.Equal(a.sets, b.sets) && slices.Equal(a.notReady, b.notReady) &&
+	return a.status == b.status && slices.Equal(a.sets, b.sets) &&
 		(a.provSets == "" || b.provSets == "" || a.provSets == b.provSets)
-}
-
-// notReady lists, sorted, the tables of subscription sub that s says are
-// not ready: a table being copied appears there (a copy PostgreSQL
-// refuses, table_copy_refused, is known at once, not up to schemaEvery
-// later).
-func notReady(s probe.Snapshot, sub string) []string {
-	var out []string
-	for _, t := range s.TableSync {
-		if t.Subscription == sub {
-			out = append(out, t.Schema+"."+t.Table)
-		}
-	}
-	slices.Sort(out)
-	return out
 }
 
 // New returns a monitor for the configured nodes.
@@ -273,8 +256,8 @@ func (cs *conns) close(ctx context.Context) {
 // schema compares the replicated tables of every subscription between its
 // provider and its subscriber (package drift), and names the tables
 // pglogical copied that left its sets (drift.LeftSets), at most every
-// schemaEvery while the subscription's status, sets and tables not ready,
-// and the tables of its provider's sets, stay the same (schemaInputs).
+// schemaEvery while the subscription's status and sets, and the tables of
+// its provider's sets, stay the same (schemaInputs).
 // Best effort: a comparison that fails leaves the subscription out.
 func (m *Monitor) schema(ctx context.Context, cs *conns, snaps []probe.Snapshot, now time.Time) (map[string][]diagnose.SchemaMismatch, map[string][]string) {
 	byLocal := map[string]config.Node{} // pglogical node name -> configured node that answered
@@ -296,7 +279,7 @@ func (m *Monitor) schema(ctx context.Context, cs *conns, snaps []probe.Snapshot,
 		for _, sub := range s.Subscriptions {
 			key := s.Node + "/" + sub.Name
 			seen[key] = true
-			in := schemaInputs{status: sub.Status, sets: slices.Clone(sub.ReplicationSets), notReady: notReady(s, sub.Name), provSets: setTables[sub.ProviderNode]}
+			in := schemaInputs{status: sub.Status, sets: slices.Clone(sub.ReplicationSets), provSets: setTables[sub.ProviderNode]}
 			if c, ok := m.schemaChecks[key]; ok && now.Sub(c.at) < schemaEvery && c.same(in) {
 				out[key], left[key] = c.found, c.left
 				continue

@@ -19,12 +19,11 @@ type stmt struct {
 }
 
 // A table added to a subscription's set is compared in the next cycle, not
-// up to schemaEvery later. Added without its copy, with a generated column
+// up to schemaEvery later: added without its copy, with a generated column
 // only the subscriber has (whose first change would crash the subscriber's
-// server: schema_mismatch, critical), the provider's sets change; added
-// with its copy, refused by PostgreSQL (table_copy_refused), its sync
-// status appears. Before, the daemon reused the comparison it had made
-// before, for up to a minute.
+// server: schema_mismatch, critical); added with its copy, which
+// PostgreSQL refuses (table_copy_refused). Before, the daemon reused the
+// comparison it had made before, for up to a minute.
 func TestATableAddedToASetIsComparedAtOnce(t *testing.T) {
 	ctx := context.Background()
 	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 1})
