@@ -84,12 +84,12 @@ const usage = `Usage: pglmon-demo COMMAND
                     row on the provider, and add it to the replication set with
                     its copy: pglogical's COPY fails on the rows already there
                     and marks the table ready all the same (table_copy_failed
-                    within a minute; the 21st row never arrives)
+                    within seconds; the 21st row never arrives)
   break firstcopy   set sub_0 up again by hand with its copy, its tables emptied
                     on the subscriber but for a new demo_first, which holds one
                     of the provider's 21 rows: that COPY fails, pglogical rolls
                     the whole copy back (items_0 is left empty) and marks it all
-                    ready (initial_copy_failed within a minute; its plan copies
+                    ready (initial_copy_failed within seconds; its plan copies
                     every table again)
   break hang        for 3 minutes, move the subscription to a connection string
                     whose server accepts and never answers (as when a security

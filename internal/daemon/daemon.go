@@ -374,7 +374,7 @@ func (d *Daemon) cycle(ctx context.Context) {
 	d.rdsState.annotate(&r)
 	d.storage.maybeRun(ctx, d, &d.bg)
 	d.storage.annotate(&r, d.cfg.Load().Thresholds)
-	d.logs.maybeRun(ctx, d, &r, &d.bg)
+	d.logs.maybeRun(ctx, d, snaps, &r, &d.bg)
 	d.logs.annotate(&r, d.verifier.equalSince)
 	d.logs.keep(d)
 	d.rewinds.annotate(d.log, &r, d.verifier.equalSince)

@@ -24,7 +24,8 @@ const conflictWindow = time.Hour
 // logWatcher reads the end of each subscriber's PostgreSQL log (package
 // logtail: the RDS API, or SQL on a self-managed server) once a minute
 // (Options.LogEvery), and at once when one of its subscriptions has gone
-// down since the last read. From it:
+// down since the last read or a table copy started or ended there
+// (probe.Snapshot.SyncStates). From it:
 //   - the apply worker's last error goes into a down subscription's
 //     finding: why it is down is written there and nowhere in the catalogs;
 //   - the conflicts pglogical resolved by itself are counted (each can leave
@@ -58,9 +59,12 @@ type logWatcher struct {
 	// of pglogical's table sync read: a failed one is a finding until the
 	// table is copied again (see serverlog.Copy); under "subscription/" the
 	// failed first copy of the subscription.
-	copies  map[string]map[string]heldCopy
-	last    map[string]time.Time // node -> when its log was last read
-	running bool
+	copies map[string]map[string]heldCopy
+	last   map[string]time.Time // node -> when its log was last read
+	// syncSeen is each node's probe.Snapshot.SyncStates when its log was
+	// last read: a change since means a copy started or ended.
+	syncSeen map[string]string
+	running  bool
 	// state is the file the copies are kept in ("": not kept); dirty when
 	// they changed since they were last kept.
 	state   string
@@ -189,7 +193,7 @@ type countedConflict struct {
 }
 
 // maybeRun reads the logs that are due, in the background.
-func (w *logWatcher) maybeRun(ctx context.Context, d *Daemon, r *diagnose.Report, wg *sync.WaitGroup) {
+func (w *logWatcher) maybeRun(ctx context.Context, d *Daemon, snaps []probe.Snapshot, r *diagnose.Report, wg *sync.WaitGroup) {
 	cfg := d.cfg.Load()
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -197,7 +201,13 @@ func (w *logWatcher) maybeRun(ctx context.Context, d *Daemon, r *diagnose.Report
 		return
 	}
 	if w.last == nil {
-		w.last = map[string]time.Time{}
+		w.last, w.syncSeen = map[string]time.Time{}, map[string]string{}
+	}
+	syncStates := map[string]string{}
+	for _, s := range snaps {
+		if s.Up() {
+			syncStates[s.Node] = s.SyncStates
+		}
 	}
 	var due []config.Node
 	added := map[string]bool{}
@@ -209,10 +219,18 @@ func (w *logWatcher) maybeRun(ctx context.Context, d *Daemon, r *diagnose.Report
 		}
 		last := w.last[n.Name]
 		wentDown := s.Status == probe.StatusDown && s.DownSince != nil && last.Before(*s.DownSince)
-		if time.Since(last) < d.logEvery() && !wentDown {
+		// A copy that started or ended since the last read: one that
+		// failed is in the log now, though pglogical may say ready.
+		states := syncStates[n.Name]
+		seen, known := w.syncSeen[n.Name]
+		copied := known && seen != states
+		if !known {
+			w.syncSeen[n.Name] = states
+		}
+		if time.Since(last) < d.logEvery() && !wentDown && !copied {
 			continue
 		}
-		w.last[n.Name], added[n.Name] = time.Now(), true
+		w.last[n.Name], w.syncSeen[n.Name], added[n.Name] = time.Now(), states, true
 		due = append(due, n)
 	}
 	// A node where a statement waits for a ProcSignalBarrier: its log names

@@ -245,6 +245,28 @@ func TestDaemonFindsAFailedTableCopy(t *testing.T) {
 	}
 }
 
+// A copy that ends is read from the log at once, not at the next
+// scheduled read: this daemon reads its log every 10 minutes, yet reports
+// the failed copy within waitFinding's minute, because the subscriber's
+// table copies' states changed (probe.Snapshot.SyncStates).
+func TestDaemonReadsTheLogWhenACopyEnds(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 5, Own: true})
+	p.MustConverge(t, 30*time.Second)
+	r := startEvery(t, logConfig(t, p, ""), nil, 10*time.Minute)
+	// The first read is the baseline: what the log holds then is not new.
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		return strings.Contains(r.logs.String(), `"msg":"server log read","node":"subscriber"`)
+	}); err != nil {
+		t.Fatalf("the daemon never read the subscriber's log:\n%s", r.logs.String())
+	}
+	if err := p.FailTableCopy(ctx, "t2"); err != nil {
+		t.Fatal(err)
+	}
+	r.waitFinding(t, p.Sub(), diagnose.CodeTableCopyFailed)
+}
+
 // The other way out: the missing row copied by hand. The finding holds
 // while scheduled verification finds t2 different, and goes once one that
 // started after the failed copy was read finds it equal.

@@ -274,7 +274,7 @@ func (p *Prober) probe(ctx context.Context, snap *Snapshot) error {
 		return err
 	})
 	if p.hasPglogical {
-		b.Queue(pglogicalNodeQuery).QueryRow(func(row pgx.Row) error { return row.Scan(&snap.LocalNode, &snap.SetTables) })
+		b.Queue(pglogicalNodeQuery).QueryRow(func(row pgx.Row) error { return row.Scan(&snap.LocalNode, &snap.SetTables, &snap.SyncStates) })
 		q := subscriptionsQuery
 		if !p.readDSN {
 			q = subscriptionsQueryNoDSN

@@ -139,13 +139,15 @@ ORDER BY a.query_start`
 const invalidDatabasesQuery = `SELECT coalesce(array_agg(datname::text ORDER BY datname), '{}') FROM pg_database WHERE datconnlimit = -2`
 
 // pglogicalNodeQuery reads the local pglogical node name (no row before
-// create_node), and a fingerprint of which tables are in which replication
-// set, with their column lists and row filters (Snapshot.SetTables): the
-// count of its rows and the sum of their xmin, which an insert, an update
-// or a delete changes.
+// create_node), a fingerprint of which tables are in which replication
+// set, with their column lists and row filters (Snapshot.SetTables), and
+// one of the table copies' states (Snapshot.SyncStates): the count of the
+// catalog's rows and the sum of their xmin, which an insert, an update or
+// a delete changes.
 const pglogicalNodeQuery = `SELECT coalesce((SELECT n.node_name FROM pglogical.local_node l
 	JOIN pglogical.node n ON n.node_id = l.node_id), ''),
-	(SELECT count(*)::text || ':' || coalesce(sum(xmin::text::bigint), 0)::text FROM pglogical.replication_set_table)`
+	(SELECT count(*)::text || ':' || coalesce(sum(xmin::text::bigint), 0)::text FROM pglogical.replication_set_table),
+	(SELECT count(*)::text || ':' || coalesce(sum(xmin::text::bigint), 0)::text FROM pglogical.local_sync_status)`
 
 // learnPglogicalQuery: pglogical's version ("" when not installed),
 // whether this role may read the interfaces' connection strings, and

@@ -35,7 +35,12 @@ type Snapshot struct {
 	// (which, in which set, column lists, row filters): it changes when
 	// one is added, removed or altered (package monitor compares the
 	// subscriptions' tables again then).
-	SetTables  string `json:"-"`
+	SetTables string `json:"-"`
+	// SyncStates fingerprints pglogical.local_sync_status: it changes
+	// when a copy of a table or of a subscription starts or ends (package
+	// daemon reads the server log then: a COPY that failed is logged
+	// there, while pglogical may mark the copy ready).
+	SyncStates string `json:"-"`
 	CurrentLSN LSN    `json:"current_lsn"`
 	// Timeline is the timeline the server writes WAL on (0: a standby, or
 	// not told); TimelineHistory is its history file (past the first
