@@ -695,24 +695,17 @@ func TestWriterReconnectsAfterTheServerClosedItsConnection(t *testing.T) {
 	if _, err := w.Mark(ctx, n, "node_a", true, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	pid := w.node("prov").conn.PgConn().PID()
+	if err := prov.WaitBackendGone(ctx, w.node("prov").conn.PgConn().PID(), 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Mark(ctx, n, "node_a", true, 5*time.Second); err != nil {
+		t.Fatalf("heartbeat after the server closed the idle connection: %v", err)
+	}
 	conn, err := prov.Connect(ctx, "postgres")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	deadline := time.Now().Add(10 * time.Second)
-	for alive := true; alive; time.Sleep(20 * time.Millisecond) {
-		if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)", int32(pid)).Scan(&alive); err != nil {
-			t.Fatal(err)
-		}
-		if alive && time.Now().After(deadline) {
-			t.Fatalf("server process %d still there after 10 s", pid)
-		}
-	}
-	if _, err := w.Mark(ctx, n, "node_a", true, 5*time.Second); err != nil {
-		t.Fatalf("heartbeat after the server closed the idle connection: %v", err)
-	}
 	var beats, positions int
 	if err := conn.QueryRow(ctx, "SELECT (SELECT count(*) FROM pglmon.heartbeat), (SELECT count(*) FROM pglmon.heartbeat_position)").Scan(&beats, &positions); err != nil {
 		t.Fatal(err)

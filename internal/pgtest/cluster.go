@@ -229,6 +229,25 @@ func (c *Cluster) Connect(ctx context.Context, db string) (*pgx.Conn, error) {
 	return pgx.Connect(ctx, c.DSN(db))
 }
 
+// WaitBackendGone polls until the server process pid has ended (a session
+// the server closed: idle_session_timeout, pg_terminate_backend).
+func (c *Cluster) WaitBackendGone(ctx context.Context, pid uint32, timeout time.Duration) error {
+	conn, err := c.Connect(ctx, "postgres")
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var qerr error
+	if err := Poll(ctx, timeout, func() bool {
+		var alive bool
+		qerr = conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)", int32(pid)).Scan(&alive)
+		return qerr != nil || !alive
+	}); err != nil {
+		return fmt.Errorf("server process %d: %w", pid, err)
+	}
+	return qerr
+}
+
 // Exec runs SQL statements in database db on a new connection.
 func (c *Cluster) Exec(ctx context.Context, db, sql string, args ...any) error {
 	conn, err := c.Connect(ctx, db)

@@ -293,37 +293,14 @@ func TestProbeReconnectsAfterTheServerClosedItsConnection(t *testing.T) {
 		t.Fatal(snap.Err)
 	}
 	pid := p.conn.PgConn().PID()
-	waitBackendGone(t, prov, pid)
+	if err := prov.WaitBackendGone(ctx, pid, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
 	snap := p.Probe(ctx)
 	if snap.Err != nil {
 		t.Fatalf("probe after the server closed the idle connection: %v", snap.Err)
 	}
 	if p.Failures() != 0 || p.conn == nil || p.conn.PgConn().PID() == pid {
 		t.Errorf("failures %d, connection %v: want a new connection and no failure", p.Failures(), p.conn)
-	}
-}
-
-// waitBackendGone polls until the server process pid has ended.
-func waitBackendGone(t *testing.T, c *pgtest.Cluster, pid uint32) {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := c.Connect(ctx, "postgres")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		var alive bool
-		if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)", int32(pid)).Scan(&alive); err != nil {
-			t.Fatal(err)
-		}
-		if !alive {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server process %d still there after 10 s", pid)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
