@@ -4,6 +4,7 @@
 package diagnose
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/pglmon/pglmon/internal/maintenance"
@@ -229,6 +230,21 @@ type Report struct {
 	Health        Health         `json:"health"`
 	Subscriptions []Subscription `json:"subscriptions"`
 	Nodes         []Node         `json:"nodes"`
+}
+
+// MarshalJSON writes a report without subscriptions (or nodes) with an
+// empty list, not null, so that scripts can iterate over it as it is
+// (jq '.subscriptions[]').
+func (r Report) MarshalJSON() ([]byte, error) {
+	type plain Report
+	p := plain(r)
+	if p.Subscriptions == nil {
+		p.Subscriptions = []Subscription{}
+	}
+	if p.Nodes == nil {
+		p.Nodes = []Node{}
+	}
+	return json.Marshal(p)
 }
 
 // Subscription is the diagnosis of one subscription.
