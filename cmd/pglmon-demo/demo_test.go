@@ -165,7 +165,7 @@ func TestMakeDemo(t *testing.T) {
 	})
 
 	// break leftset: pglogical still says replicating; the daemon names
-	// the table (its schema check runs once a minute), and repair prints
+	// the table (at its next cycle: the provider's sets changed), and repair prints
 	// how to put it back and copy what it missed.
 	if got, err := command(demo, "break", "leftset").CombinedOutput(); err != nil {
 		t.Fatalf("break leftset: %v\n%s", err, got)

@@ -126,7 +126,7 @@ const usage = `Usage: pglmon-demo COMMAND
   break coltype     widen items_0.n to bigint on the provider only (a migration
                     run on one side): pglogical sends it in binary, which the
                     subscriber's integer cannot read; schema_mismatch, critical,
-                    within a minute; the next insert stops the subscription
+                    at once; the next insert stops the subscription
   fix coltype       what the plan says: bigint on the subscriber too
   break locktimeout lock_timeout = 2s for the subscriber's database, then as
                     break lock: the apply worker gives up on the row every 2 s
@@ -404,7 +404,7 @@ var subscriberFixes = map[string]subscriberFix{
 	"refuse": {func(string) string { return "ALTER TABLE items_0 DROP CONSTRAINT IF EXISTS demo_small_n" },
 		"the constraint is dropped. pglogical starts the apply worker again by itself, after up to 180 s\n(its backoff after repeated failures); now, as the repair plan says:\n  bin/pglmon repair --config CONFIG --subscription sub_0 --remedy restart"},
 	"gencol": {func(string) string { return "ALTER TABLE demo_gencol ALTER COLUMN g DROP EXPRESSION" },
-		"demo_gencol.g is a plain column on the subscriber now (rows arriving get NULL in it); schema_mismatch goes at the daemon's next comparison (within a minute)"},
+		"demo_gencol.g is a plain column on the subscriber now (rows arriving get NULL in it); schema_mismatch goes at the daemon's next cycle"},
 	"locktimeout": {func(db string) string { return "ALTER DATABASE " + db + " RESET lock_timeout" },
 		"lock_timeout reset for the subscriber's database (pglogical's next apply worker waits for a lock again, and apply_blocked names who holds it)"},
 	"key": {func(string) string {
@@ -591,7 +591,7 @@ func breakIt(ctx context.Context, what string) error {
 		if err := p.Provider.Exec(ctx, "ALTER TABLE items_0 ALTER COLUMN n TYPE bigint"); err != nil {
 			return err
 		}
-		fmt.Println("items_0.n is bigint on the provider, integer on the subscriber: pglogical sends it in binary, which an integer cannot read; pglmon reports it within a minute (schema_mismatch, critical); bin/pglmon-demo insert 1 then stops the subscription, and bin/pglmon repair --config " + filepath.Join(dir, "pglmon.yaml") + " --subscription sub_0 prints the fix (bin/pglmon-demo fix coltype applies it)")
+		fmt.Println("items_0.n is bigint on the provider, integer on the subscriber: pglogical sends it in binary, which an integer cannot read; pglmon reports it at once (schema_mismatch, critical); bin/pglmon-demo insert 1 then stops the subscription, and bin/pglmon repair --config " + filepath.Join(dir, "pglmon.yaml") + " --subscription sub_0 prints the fix (bin/pglmon-demo fix coltype applies it)")
 		return nil
 	}
 	return fmt.Errorf("unknown breakage %q (origin, slot, disable, walsender, provider, data, refuse, conflict, sync, firstcopy, lock, hang, copy, password, dropdb, gencopy, gencol, coltype, locktimeout, key, rewind, restore, advance)", strings.TrimSpace(what))

@@ -83,15 +83,29 @@ func TypesBoth(ctx context.Context, prov, sub *pgx.Conn, sets []string) (text, b
 	return text, binary, err
 }
 
+// Subscription is what CheckSubscription found.
+type Subscription struct {
+	Mismatches []diagnose.SchemaMismatch // Check's
+	Left       []Relation                // LeftSets'
+	Tables     []Relation                // the tables of the sets on the provider
+}
+
 // CheckSubscription is Check and LeftSets for subscription, reading the
 // tables of its sets on the provider once.
-func CheckSubscription(ctx context.Context, prov, sub *pgx.Conn, subscription string, sets []string) ([]diagnose.SchemaMismatch, []Relation, error) {
+func CheckSubscription(ctx context.Context, prov, sub *pgx.Conn, subscription string, sets []string) (Subscription, error) {
 	out, schemas, names, err := check(ctx, prov, sub, sets, nil)
 	if err != nil {
-		return nil, nil, err
+		return Subscription{}, err
 	}
 	left, err := leftOf(ctx, sub, subscription, schemas, names)
-	return out, left, err
+	if err != nil {
+		return Subscription{}, err
+	}
+	r := Subscription{Mismatches: out, Left: left}
+	for i := range schemas {
+		r.Tables = append(r.Tables, Relation{schemas[i], names[i]})
+	}
+	return r, nil
 }
 
 // check is Check, with the tables of the sets (schemas and names); onTable,

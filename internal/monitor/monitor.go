@@ -5,6 +5,7 @@ package monitor
 import (
 	"context"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -39,7 +40,8 @@ type setCheck struct {
 }
 
 // schemaEvery is how long a subscription's table comparison is reused
-// while its status and sets stay the same (a change compares again).
+// while what it read stays the same (schemaInputs: a change compares
+// again).
 const schemaEvery = time.Minute
 
 type schemaCheck struct {
@@ -47,6 +49,9 @@ type schemaCheck struct {
 	schemaInputs
 	found []diagnose.SchemaMismatch
 	left  []string
+	// tables: the tables of the subscription's sets on its provider, as
+	// compared (probe.Prober.WatchTables).
+	tables []drift.Relation
 }
 
 // schemaInputs is what a subscription's comparison is made again at once
@@ -54,14 +59,16 @@ type schemaCheck struct {
 type schemaInputs struct {
 	status string
 	sets   []string
-	// provSets: the provider's probe.Snapshot.SetTables ("" when the
-	// provider did not answer: then not compared).
-	provSets string
+	// provSets and provDefs: the provider's probe.Snapshot.SetTables and
+	// TableDefs ("" when the provider did not answer: then not compared);
+	// subDefs: the subscriber's TableDefs.
+	provSets, provDefs, subDefs string
 }
 
 func (a schemaInputs) same(b schemaInputs) bool {
+	same := func(x, y string) bool { return x == "" || y == "" || x == y }
 	return a.status == b.status && slices.Equal(a.sets, b.sets) &&
-		(a.provSets == "" || b.provSets == "" || a.provSets == b.provSets)
+		same(a.provSets, b.provSets) && same(a.provDefs, b.provDefs) && same(a.subDefs, b.subDefs)
 }
 
 // New returns a monitor for the configured nodes.
@@ -256,16 +263,17 @@ func (cs *conns) close(ctx context.Context) {
 // schema compares the replicated tables of every subscription between its
 // provider and its subscriber (package drift), and names the tables
 // pglogical copied that left its sets (drift.LeftSets), at most every
-// schemaEvery while the subscription's status and sets, and the tables of
-// its provider's sets, stay the same (schemaInputs).
+// schemaEvery while the subscription's status and sets, the tables of its
+// provider's sets, and the definitions of those tables on either side stay
+// the same (schemaInputs).
 // Best effort: a comparison that fails leaves the subscription out.
 func (m *Monitor) schema(ctx context.Context, cs *conns, snaps []probe.Snapshot, now time.Time) (map[string][]diagnose.SchemaMismatch, map[string][]string) {
-	byLocal := map[string]config.Node{} // pglogical node name -> configured node that answered
-	setTables := map[string]string{}    // pglogical node name -> its Snapshot.SetTables
+	byLocal := map[string]config.Node{}    // pglogical node name -> configured node that answered
+	fingerprints := map[string][2]string{} // pglogical node name -> its Snapshot.SetTables and TableDefs
 	for i, s := range snaps {
 		if s.Up() && s.LocalNode != "" && i < len(m.cfg.Nodes) {
 			byLocal[s.LocalNode] = m.cfg.Nodes[i]
-			setTables[s.LocalNode] = s.SetTables
+			fingerprints[s.LocalNode] = [2]string{s.SetTables, s.TableDefs}
 		}
 	}
 	conn := func(n config.Node) (*pgx.Conn, error) { return cs.get(ctx, n) }
@@ -279,7 +287,9 @@ func (m *Monitor) schema(ctx context.Context, cs *conns, snaps []probe.Snapshot,
 		for _, sub := range s.Subscriptions {
 			key := s.Node + "/" + sub.Name
 			seen[key] = true
-			in := schemaInputs{status: sub.Status, sets: slices.Clone(sub.ReplicationSets), provSets: setTables[sub.ProviderNode]}
+			fp := fingerprints[sub.ProviderNode]
+			in := schemaInputs{status: sub.Status, sets: slices.Clone(sub.ReplicationSets),
+				provSets: fp[0], provDefs: fp[1], subDefs: s.TableDefs}
 			if c, ok := m.schemaChecks[key]; ok && now.Sub(c.at) < schemaEvery && c.same(in) {
 				out[key], left[key] = c.found, c.left
 				continue
@@ -296,17 +306,31 @@ func (m *Monitor) schema(ctx context.Context, cs *conns, snaps []probe.Snapshot,
 			if err != nil {
 				continue
 			}
-			found, rels, err := drift.CheckSubscription(ctx, pc, sc, sub.Name, sub.ReplicationSets)
+			got, err := drift.CheckSubscription(ctx, pc, sc, sub.Name, sub.ReplicationSets)
 			if err != nil {
 				continue
 			}
 			var gone []string
-			for _, r := range rels {
+			for _, r := range got.Left {
 				gone = append(gone, r.String())
 			}
-			m.schemaChecks[key] = schemaCheck{at: now, schemaInputs: in, found: found, left: gone}
-			out[key], left[key] = found, gone
+			m.schemaChecks[key] = schemaCheck{at: now, schemaInputs: in, found: got.Mismatches, left: gone, tables: got.Tables}
+			out[key], left[key] = got.Mismatches, gone
 		}
+		// The subscriber's next Snapshot.TableDefs covers its
+		// subscriptions' tables as last compared, whether or not it has
+		// their sync status.
+		var watch []drift.Relation
+		for _, sub := range s.Subscriptions {
+			watch = append(watch, m.schemaChecks[s.Node+"/"+sub.Name].tables...)
+		}
+		slices.SortFunc(watch, func(a, b drift.Relation) int { return strings.Compare(a.String(), b.String()) })
+		watch = slices.Compact(watch)
+		schemas, names := make([]string, len(watch)), make([]string, len(watch))
+		for j, r := range watch {
+			schemas[j], names[j] = r.Schema, r.Name
+		}
+		m.probers[i].WatchTables(schemas, names)
 	}
 	for k := range m.schemaChecks {
 		if !seen[k] {

@@ -25,33 +25,10 @@ type stmt struct {
 // PostgreSQL refuses (table_copy_refused). Before, the daemon reused the
 // comparison it had made before, for up to a minute.
 func TestATableAddedToASetIsComparedAtOnce(t *testing.T) {
-	ctx := context.Background()
-	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 1})
-	cfg, err := config.Parse("pglmon.yaml", []byte(p.NodesYAML()+"probe:\n  timeout: 5s\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := New(cfg)
-	defer m.Close(ctx)
-	finding := func(code string) (bool, diagnose.Report) {
-		r, _ := m.Cycle(ctx)
-		s, ok := r.Subscription(p.Sub(), "subscriber")
-		if !ok {
-			t.Fatalf("no subscription %s in %+v", p.Sub(), r)
-		}
-		for _, f := range s.Findings {
-			if f.Code == code {
-				return true, r
-			}
-		}
-		return false, r
-	}
-	if got, r := finding(diagnose.CodeSchemaMismatch); got {
+	p, m := pairMonitor(t)
+	if got, r := hasFinding(t, m, p, diagnose.CodeSchemaMismatch); got {
 		t.Fatalf("schema_mismatch before the tables were added: %+v", r)
 	}
-	// Well under schemaEvery, so that the comparison made before cannot
-	// have expired meanwhile.
-	wait := schemaEvery / 3
 	for _, step := range []struct {
 		code string
 		sql  []stmt
@@ -68,21 +45,106 @@ func TestATableAddedToASetIsComparedAtOnce(t *testing.T) {
 			{p.Provider, "SELECT pglogical.replication_set_add_table('set_0', 'gen', true)"},
 		}},
 	} {
-		if got, r := finding(step.code); got {
+		if got, r := hasFinding(t, m, p, step.code); got {
 			t.Fatalf("%s before its table was added: %+v", step.code, r)
 		}
-		for _, st := range step.sql {
-			if err := st.db.Exec(ctx, st.sql); err != nil {
-				t.Fatalf("%s: %v", st.sql, err)
+		run(t, step.sql...)
+		waitFinding(t, m, p, step.code, true)
+	}
+}
+
+// DDL run on one side only (pglogical does not replicate it: a migration
+// run on the provider alone, or a fix on the subscriber) is compared in the
+// next cycle, on either side, and so is its repair; before, the daemon
+// reused the comparison it had made before, for up to a minute.
+func TestDDLOnOneSideIsComparedAtOnce(t *testing.T) {
+	p, m := pairMonitor(t)
+	if got, r := hasFinding(t, m, p, diagnose.CodeSchemaMismatch); got {
+		t.Fatalf("schema_mismatch before any DDL: %+v", r)
+	}
+	for _, step := range []struct {
+		what string
+		sql  []stmt
+		want bool
+	}{
+		// integer read in binary as bigint: every change to the table fails
+		{"a column widened on the provider", []stmt{{p.Provider, "ALTER TABLE items_0 ALTER COLUMN n TYPE bigint"}}, true},
+		{"the same on the subscriber", []stmt{{p.Subscriber, "ALTER TABLE items_0 ALTER COLUMN n TYPE bigint"}}, false},
+		// pglogical 2.4.2 deletes the subscriber's sync status of the table
+		// then: the probe must watch the table without it.
+		{"a column dropped on the subscriber", []stmt{{p.Subscriber, "ALTER TABLE items_0 DROP COLUMN val"}}, true},
+		{"the column added back", []stmt{{p.Subscriber, "ALTER TABLE items_0 ADD COLUMN val text"}}, false},
+		{"an enum column added on both sides", []stmt{
+			{p.Provider, "CREATE TYPE mood AS ENUM ('sad', 'happy'); ALTER TABLE items_0 ADD COLUMN m mood"},
+			{p.Subscriber, "CREATE TYPE mood AS ENUM ('sad', 'happy'); ALTER TABLE items_0 ADD COLUMN m mood"}}, false},
+		{"a label added on the provider", []stmt{{p.Provider, "ALTER TYPE mood ADD VALUE 'ok'"}}, true},
+		{"the same on the subscriber", []stmt{{p.Subscriber, "ALTER TYPE mood ADD VALUE 'ok'"}}, false},
+		{"a column added on the provider", []stmt{{p.Provider, "ALTER TABLE items_0 ADD COLUMN extra int"}}, true},
+	} {
+		t.Logf("%s", step.what)
+		run(t, step.sql...)
+		waitFinding(t, m, p, diagnose.CodeSchemaMismatch, step.want)
+		if step.what == "a column dropped on the subscriber" {
+			var n int
+			if err := p.Subscriber.QueryRow(context.Background(), "SELECT count(*) FROM pglogical.local_sync_status WHERE sync_relname = 'items_0'", []any{&n}); err != nil || n != 0 {
+				t.Fatalf("the subscriber's sync status of items_0 after DROP COLUMN: %d rows (%v); pglogical 2.4.2 deletes it", n, err)
 			}
 		}
-		var last diagnose.Report
-		if err := pgtest.Poll(ctx, wait, func() bool {
-			got, r := finding(step.code)
-			last = r
-			return got
-		}); err != nil {
-			t.Fatalf("no %s within %s of adding its table: %+v", step.code, wait, last)
+	}
+}
+
+// pairMonitor is a monitor of a new pair with one replicated row.
+func pairMonitor(t *testing.T) (*pgtest.Pair, *Monitor) {
+	t.Helper()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 1})
+	cfg, err := config.Parse("pglmon.yaml", []byte(p.NodesYAML()+"probe:\n  timeout: 5s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := New(cfg)
+	t.Cleanup(func() { m.Close(context.Background()) })
+	return p, m
+}
+
+// hasFinding runs a cycle and says whether the pair's subscription has a
+// finding of code.
+func hasFinding(t *testing.T, m *Monitor, p *pgtest.Pair, code string) (bool, diagnose.Report) {
+	t.Helper()
+	r, _ := m.Cycle(context.Background())
+	s, ok := r.Subscription(p.Sub(), "subscriber")
+	if !ok {
+		t.Fatalf("no subscription %s in %+v", p.Sub(), r)
+	}
+	for _, f := range s.Findings {
+		if f.Code == code {
+			return true, r
+		}
+	}
+	return false, r
+}
+
+// waitFinding runs cycles until the subscription has (want) or lacks a
+// finding of code, for well under schemaEvery, so that a comparison made
+// before cannot have expired meanwhile.
+func waitFinding(t *testing.T, m *Monitor, p *pgtest.Pair, code string, want bool) {
+	t.Helper()
+	var last diagnose.Report
+	wait := schemaEvery / 3
+	if err := pgtest.Poll(context.Background(), wait, func() bool {
+		got, r := hasFinding(t, m, p, code)
+		last = r
+		return got == want
+	}); err != nil {
+		t.Fatalf("%s still %v after %s: %+v", code, !want, wait, last)
+	}
+}
+
+// run runs statements, each on its side.
+func run(t *testing.T, sql ...stmt) {
+	t.Helper()
+	for _, st := range sql {
+		if err := st.db.Exec(context.Background(), st.sql); err != nil {
+			t.Fatalf("%s: %v", st.sql, err)
 		}
 	}
 }

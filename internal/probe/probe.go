@@ -51,6 +51,20 @@ type Prober struct {
 	hist    []TimelineSwitch
 	histErr string
 	histAt  time.Time
+	// watchSchemas and watchNames: WatchTables'.
+	watchSchemas, watchNames []string
+}
+
+// WatchTables names the tables, beyond those of its replication sets and
+// those pglogical copied to it, whose definitions Snapshot.TableDefs
+// fingerprints: the tables of the node's subscriptions' sets on their
+// providers (package monitor, from its last comparison). pglogical 2.4.2
+// deletes a table's sync status on a subscriber when one of its columns is
+// dropped there (its object-access hook treats the column as the table),
+// so the sync status alone would lose the table. Not safe to call during
+// Probe.
+func (p *Prober) WatchTables(schemas, names []string) {
+	p.watchSchemas, p.watchNames = schemas, names
 }
 
 // ConnectFunc opens a connection with the prepared configuration; tests and
@@ -274,7 +288,13 @@ func (p *Prober) probe(ctx context.Context, snap *Snapshot) error {
 		return err
 	})
 	if p.hasPglogical {
-		b.Queue(pglogicalNodeQuery).QueryRow(func(row pgx.Row) error { return row.Scan(&snap.LocalNode, &snap.SetTables, &snap.SyncStates) })
+		schemas, names := p.watchSchemas, p.watchNames
+		if schemas == nil {
+			schemas, names = []string{}, []string{}
+		}
+		b.Queue(pglogicalNodeQuery, schemas, names).QueryRow(func(row pgx.Row) error {
+			return row.Scan(&snap.LocalNode, &snap.SetTables, &snap.SyncStates, &snap.TableDefs)
+		})
 		q := subscriptionsQuery
 		if !p.readDSN {
 			q = subscriptionsQueryNoDSN

@@ -41,6 +41,11 @@ type Snapshot struct {
 	// daemon reads the server log then: a COPY that failed is logged
 	// there, while pglogical may mark the copy ready).
 	SyncStates string `json:"-"`
+	// TableDefs fingerprints the definitions (columns, types, keys) of
+	// the tables in the node's replication sets and of those pglogical
+	// copied to it: it changes with DDL on one of them (package monitor
+	// compares the subscriptions' tables again then).
+	TableDefs  string `json:"-"`
 	CurrentLSN LSN    `json:"current_lsn"`
 	// Timeline is the timeline the server writes WAL on (0: a standby, or
 	// not told); TimelineHistory is its history file (past the first

@@ -771,6 +771,14 @@ func (r *Runner) addSets(ctx context.Context, conns map[string]*pgx.Conn, tables
 				stmts = append(stmts, drift.ForgetSQL(sb.Name, back))
 				what += fmt.Sprintf("; first forgets pglogical's sync status of %s, copied before it left the subscription's sets, so that it is copied again", names(back))
 			}
+			ready, err := unsynced(ctx, conns[sb.Provider], conns[sb.Subscriber], sb, have, back)
+			if err != nil {
+				return err
+			}
+			if len(ready) > 0 {
+				stmts = append(stmts, readySQL(sb.Name, ready))
+				what += fmt.Sprintf("; first marks ready %s, which it replicates already without a sync status (put in a set without its copy, or a column dropped from it: pglogical 2.4.2 then deletes its sync status), so that it is not copied again onto its rows", names(ready))
+			}
 			for _, set := range added {
 				stmts = append(stmts, "SELECT pglogical.alter_subscription_add_replication_set("+pgident.Literal(sb.Name)+", "+pgident.Literal(set)+")")
 			}

@@ -1642,3 +1642,82 @@ func TestGeneratedColumnsRefusedWhereTheyBreakPglogical(t *testing.T) {
 		t.Fatal("a change to the table did not arrive")
 	}
 }
+
+// pglogical 2.4.2 deletes a subscriber's sync status of a table when a
+// column of it is dropped there, and alter_subscription_synchronize, which
+// apply runs when it adds a set, copies every table of the subscription's
+// sets without one: onto its rows (duplicate key), a failed copy pglogical
+// marks ready, which the daemon reports as table_copy_failed. Apply marks
+// such a table ready first, so that only the new set's tables are copied.
+func TestSetAddedAfterAColumnWasDroppedCopiesOnlyItsTables(t *testing.T) {
+	ctx := context.Background()
+	prov, sub := pgtest.Shared(t)
+	p, s := freshDBs(t, prov, sub, ddl+"INSERT INTO orders SELECT g, g FROM generate_series(1, 10) g; INSERT INTO items SELECT g, 'i' FROM generate_series(1, 15) g;", ddl)
+	cfg := topologyConfig(t, p, s, "public.orders")
+	cfg.ReplicationSets = append(cfg.ReplicationSets, config.ReplicationSet{Name: "extra", Node: "provider", Tables: []string{"public.items"}})
+	r, out := applied(t, cfg)
+	pair := &pgtest.Pair{Provider: p, Subscriber: s}
+	if n, err := pair.WaitConverged(ctx, "orders", 30*time.Second); err != nil || n != 10 {
+		t.Fatalf("orders: %d rows, %v", n, err)
+	}
+	// A migration that drops a column, run on both sides.
+	for _, d := range []pgtest.DB{p, s} {
+		if err := d.Exec(ctx, "ALTER TABLE orders DROP COLUMN total"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	statusOf := func(table string) string {
+		t.Helper()
+		var st *string
+		if err := s.QueryRow(ctx, "SELECT max(sync_status::text) FROM pglogical.local_sync_status WHERE sync_relname = $1", []any{&st}, table); err != nil {
+			t.Fatal(err)
+		}
+		if st == nil {
+			return ""
+		}
+		return *st
+	}
+	if st := statusOf("orders"); st != "" {
+		t.Fatalf("orders' sync status after DROP COLUMN: %q; pglogical 2.4.2 deletes it (what this test is about)", st)
+	}
+	logFrom, err := os.Stat(s.Cluster.LogPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Subscriptions[0].ReplicationSets = []string{"app", "extra"}
+	out.Reset()
+	if err := r.Apply(ctx); err != nil {
+		logServers(t, p, s)
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if want := "first marks ready public.orders, which it replicates already without a sync status"; !strings.Contains(out.String(), want) {
+		t.Errorf("apply output lacks %q:\n%s", want, out.String())
+	}
+	if n, err := pair.WaitConverged(ctx, "items", 30*time.Second); err != nil || n != 15 {
+		logSyncState(t, s)
+		t.Fatalf("items after the set was added: %d rows, %v", n, err)
+	}
+	if st := statusOf("orders"); st != "r" {
+		t.Errorf("orders' sync status after apply: %q", st)
+	}
+	b, err := os.ReadFile(s.Cluster.LogPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// This test's database only: the shared cluster logs other tests' too.
+	var copies []string
+	for _, line := range strings.Split(string(b[logFrom.Size():]), "\n") {
+		if strings.Contains(line, "sync of table public.") && strings.Contains(line, "for subscriber app_sub") {
+			copies = append(copies, line)
+		}
+	}
+	if len(copies) == 0 || strings.Contains(strings.Join(copies, "\n"), "public.orders") {
+		t.Errorf("copies logged since apply (only items is to be copied):\n%s", strings.Join(copies, "\n"))
+	}
+	if err := p.Exec(ctx, "INSERT INTO orders VALUES (11)"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := pair.WaitConverged(ctx, "orders", 30*time.Second); err != nil || n != 11 {
+		t.Fatalf("orders after apply: %d rows, %v", n, err)
+	}
+}
