@@ -149,33 +149,38 @@ const invalidDatabasesQuery = `SELECT coalesce(array_agg(datname::text ORDER BY 
 // The definitions are the tables' rows in pg_class (with their oids: a
 // table dropped and created again, or created where one was missing),
 // pg_attribute (columns added, dropped, retyped, made NOT NULL or given a
-// default), pg_index (a primary key or replica identity added or
-// dropped) and pg_enum (a label added to the enum type of a column): the
-// catalogs the schema_mismatch check reads (a domain altered is not seen). The tables are
-// those of the node's replication sets (a provider's), those pglogical
-// copied to it (a subscriber's), and those named by $1 (schemas) and $2
-// (names): the tables of its subscriptions' sets on their providers
+// default), pg_index (a primary key or replica identity added or dropped)
+// and pg_enum (a label added to the enum type of a column): the catalogs
+// the schema_mismatch check reads (a domain altered is not seen). The
+// tables are those of the node's replication sets (a provider's), those
+// pglogical copied to it (a subscriber's), and those named by $1 (schemas)
+// and $2 (names): the tables of its subscriptions' sets on their providers
 // (Prober.WatchTables), which a subscriber may have without a sync status
 // (added with synchronize_data := false, or after a DROP COLUMN: see
-// Prober.WatchTables).
+// Prober.WatchTables). Their rows are found by the array of the tables'
+// oids, through the catalogs' indexes (pg_class's by a LATERAL lookup each:
+// the planner scanned the whole of it otherwise), never a whole
+// pg_attribute. Measured: ~0.2 ms more per node for 20 tables.
 const pglogicalNodeQuery = `SELECT coalesce((SELECT n.node_name FROM pglogical.local_node l
 	JOIN pglogical.node n ON n.node_id = l.node_id), ''),
 	(SELECT count(*)::text || ':' || coalesce(sum(xmin::text::bigint), 0)::text FROM pglogical.replication_set_table),
 	(SELECT count(*)::text || ':' || coalesce(sum(xmin::text::bigint), 0)::text FROM pglogical.local_sync_status),
-	(WITH r AS (SELECT set_reloid AS rel FROM pglogical.replication_set_table
+	(WITH r AS (SELECT array_agg(rel) AS rels FROM (SELECT set_reloid AS rel FROM pglogical.replication_set_table
 		UNION SELECT c.oid FROM (SELECT sync_nspname::text, sync_relname::text FROM pglogical.local_sync_status
 				WHERE sync_relname IS NOT NULL
 			UNION SELECT * FROM unnest($1::text[], $2::text[])) AS t(s, n)
 		JOIN pg_namespace ns ON ns.nspname = t.s
-		JOIN pg_class c ON c.relnamespace = ns.oid AND c.relname = t.n)
-	SELECT (SELECT count(*)::text || ':' || coalesce(sum(oid::bigint + xmin::text::bigint), 0)::text
-			FROM pg_class WHERE oid IN (SELECT rel FROM r)) || '/' ||
-		(SELECT count(*)::text || ':' || coalesce(sum(xmin::text::bigint), 0)::text
-			FROM pg_attribute WHERE attrelid IN (SELECT rel FROM r) AND attnum > 0) || '/' ||
-		(SELECT count(*)::text || ':' || coalesce(sum(xmin::text::bigint), 0)::text
-			FROM pg_index WHERE indrelid IN (SELECT rel FROM r)) || '/' ||
-		(SELECT count(*)::text || ':' || coalesce(sum(xmin::text::bigint), 0)::text
-			FROM pg_enum WHERE enumtypid IN (SELECT atttypid FROM pg_attribute WHERE attrelid IN (SELECT rel FROM r) AND attnum > 0)))`
+		JOIN pg_class c ON c.relnamespace = ns.oid AND c.relname = t.n) AS u)
+	SELECT (SELECT count(*)::text || ':' || coalesce(sum(c.oid::bigint + c.xmin::text::bigint), 0)::text
+			FROM unnest((SELECT rels FROM r)::oid[]) AS u(rel)
+			CROSS JOIN LATERAL (SELECT oid, xmin FROM pg_class WHERE oid = u.rel LIMIT 1) c)
+		|| '/' || (SELECT count(*)::text || ':' || coalesce(sum(xmin::text::bigint), 0)::text
+			FROM pg_attribute WHERE attrelid = ANY ((SELECT rels FROM r)::oid[]) AND attnum > 0)
+		|| '/' || (SELECT count(*)::text || ':' || coalesce(sum(xmin::text::bigint), 0)::text
+			FROM pg_index WHERE indrelid = ANY ((SELECT rels FROM r)::oid[]))
+		|| '/' || (SELECT count(*)::text || ':' || coalesce(sum(xmin::text::bigint), 0)::text
+			FROM pg_enum WHERE enumtypid IN (SELECT atttypid FROM pg_attribute
+				WHERE attrelid = ANY ((SELECT rels FROM r)::oid[]) AND attnum > 0)))`
 
 // learnPglogicalQuery: pglogical's version ("" when not installed),
 // whether this role may read the interfaces' connection strings, and
