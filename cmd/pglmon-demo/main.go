@@ -79,7 +79,8 @@ const usage = `Usage: pglmon-demo COMMAND
                     how to put it back and copy what it missed)
   break conflict    delete a row on the subscriber, then update it on the
                     provider: pglogical skips the update by itself (a conflict
-                    in the log; apply_conflicts within a minute)
+                    in the log; apply_conflicts within 5 s: the demo's
+                    probe.log_interval)
   break sync        create a table on both sides with the same 20 rows, one more
                     row on the provider, and add it to the replication set with
                     its copy: pglogical's COPY fails on the rows already there
@@ -283,6 +284,7 @@ func up(ctx context.Context) error {
 	cfg := "# pglmon demo: two local clusters, pglogical replicating items_0.\n" + nodes + fmt.Sprintf(`probe:
   interval: 1s
   timeout: 1s
+  log_interval: 5s
 thresholds:
   down_grace: 10s
   apply_blocked: 10s

@@ -240,6 +240,11 @@ type Probe struct {
 	Timeout  Duration `yaml:"timeout"`
 	// MaxBackoff caps how long a failing node waits between attempts.
 	MaxBackoff Duration `yaml:"max_backoff"`
+	// LogInterval is how often the daemon reads each subscriber's server
+	// log (conflicts pglogical resolved, failed table copies, crashes, a
+	// down subscription's error) when nothing else makes it read sooner;
+	// at most once a cycle (probe.interval) however short.
+	LogInterval Duration `yaml:"log_interval"`
 }
 
 // Thresholds decide when a fact becomes a finding.
@@ -444,7 +449,7 @@ const DefaultListen = "127.0.0.1:9198"
 // Default returns a configuration with every default set.
 func Default() *Config {
 	return &Config{
-		Probe: Probe{Interval: Duration(10 * time.Second), Timeout: Duration(5 * time.Second), MaxBackoff: Duration(30 * time.Second)},
+		Probe: Probe{Interval: Duration(10 * time.Second), Timeout: Duration(5 * time.Second), MaxBackoff: Duration(30 * time.Second), LogInterval: Duration(time.Minute)},
 		Thresholds: Thresholds{
 			DownGrace:        Duration(30 * time.Second),
 			LagBytes:         256 << 20,
@@ -784,6 +789,9 @@ func (c *Config) validate() Errors {
 		add(c.errorAt("probe.timeout", "must be greater than zero"))
 	} else if c.Probe.Timeout.D() > c.Probe.Interval.D() {
 		add(c.errorAt("probe.timeout", "must not be longer than probe.interval (%s)", c.Probe.Interval.D()))
+	}
+	if c.Probe.LogInterval.D() <= 0 {
+		add(c.errorAt("probe.log_interval", "must be greater than zero"))
 	}
 	for remedy, p := range c.Repair.Policy {
 		if remedy == RemedyDropOrphanSlot {

@@ -43,6 +43,9 @@ func TestDefaults(t *testing.T) {
 	if got, want := cfg.Probe.Interval.D(), 10*time.Second; got != want {
 		t.Errorf("interval: got %s, want %s", got, want)
 	}
+	if got, want := cfg.Probe.LogInterval.D(), time.Minute; got != want {
+		t.Errorf("log_interval: got %s, want %s", got, want)
+	}
 	if got, want := cfg.HTTP.Listen, DefaultListen; got != want {
 		t.Errorf("listen: got %s, want %s", got, want)
 	}
@@ -89,6 +92,7 @@ func TestErrorsNamePlace(t *testing.T) {
 		{"duplicate node", "nodes:\n  - name: a\n    dsn: host=x\n  - name: a\n    dsn: host=y\n", "bad.yaml:4:11: nodes[1].name: node \"a\" is defined twice"},
 		{"bad policy", "nodes:\n  - name: a\n    dsn: host=x\nrepair:\n  policy:\n    restart: always\n", "bad.yaml:6:14: repair.policy.restart: policy \"always\" must be auto, approve or off"},
 		{"timeout over interval", "nodes:\n  - name: a\n    dsn: host=x\nprobe:\n  interval: 1s\n  timeout: 2s\n", "bad.yaml:6:12: probe.timeout: must not be longer than probe.interval"},
+		{"log interval zero", "nodes:\n  - name: a\n    dsn: host=x\nprobe:\n  log_interval: 0s\n", "bad.yaml:5:17: probe.log_interval: must be greater than zero"},
 		{"wrong type", "nodes: 3\n", "bad.yaml:1:8: nodes: must be a list"},
 		{"both password sources", "nodes:\n  - name: a\n    dsn: host=x\n    password: {env: A, file: /b}\n", "bad.yaml:4:15: nodes[0].password: set exactly one of env, file, secrets_manager or rds_iam"},
 		{"syntax", "nodes: [\n", "bad.yaml: "},

@@ -67,18 +67,22 @@ type Options struct {
 	Reload <-chan struct{}
 	// WatchdogInterval is how often to send WATCHDOG=1 while healthy (0: never).
 	WatchdogInterval time.Duration
-	// LogEvery is how often a subscriber's server log is read, for a down
-	// subscription's error and for conflicts (0: once a minute).
+	// LogEvery, when set, is how often a subscriber's server log is read,
+	// instead of the configuration's probe.log_interval (tests).
 	LogEvery time.Duration
 	// ResumeRetry is how long to wait before trying again to finish an
 	// interrupted repair whose nodes could not be reached (0: 30 s).
 	ResumeRetry time.Duration
 }
 
-// logEvery is Options.LogEvery or its default.
+// logEvery is Options.LogEvery, else the configuration's
+// probe.log_interval.
 func (d *Daemon) logEvery() time.Duration {
 	if d.opts.LogEvery > 0 {
 		return d.opts.LogEvery
+	}
+	if cfg := d.cfg.Load(); cfg != nil && cfg.Probe.LogInterval > 0 {
+		return cfg.Probe.LogInterval.D()
 	}
 	return time.Minute
 }

@@ -112,8 +112,10 @@ func TestDaemonCountsApplyConflicts(t *testing.T) {
 	if err := pgtest.Poll(ctx, 30*time.Second, func() bool { return strings.Count(readLog(t, sub), "CONFLICT: remote UPDATE") == 1 }); err != nil {
 		t.Fatal("the first conflict was never logged")
 	}
-	body := logConfig(t, p, "")
-	r := startEvery(t, body, nil, time.Second)
+	// Read every second (probe.log_interval), not the default minute: the
+	// waits below are shorter than that.
+	body := strings.Replace(logConfig(t, p, ""), "  max_backoff: 1s\n", "  max_backoff: 1s\n  log_interval: 1s\n", 1)
+	r := start(t, body, nil)
 	metric := `pglmon_apply_conflicts_total\{op="UPDATE",resolution="skip",subscriber="subscriber",table="public.items_0"\} `
 	// The baseline read (it holds the first conflict), then two more conflicts.
 	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
@@ -176,7 +178,7 @@ func TestDaemonCountsApplyConflicts(t *testing.T) {
 	if err := pgtest.Poll(ctx, 30*time.Second, func() bool { return strings.Count(readLog(t, sub), "CONFLICT: remote UPDATE") == 6 }); err != nil {
 		t.Fatal("the conflict was never logged")
 	}
-	r = startEvery(t, body, nil, time.Second)
+	r = start(t, body, nil)
 	r.waitMetric(t, metric+"1$", false, 30*time.Second)
 	if !strings.Contains(r.logs.String(), `"msg":"server log read from where pglmon stopped reading it","node":"subscriber"`) {
 		t.Errorf("the restarted daemon does not say it read on:\n%s", r.logs.String())
