@@ -522,3 +522,55 @@ func TestDaemonNamesTheProcessADropDatabaseWaitsFor(t *testing.T) {
 		t.Fatalf("signal_barrier_stuck does not name the process the log names: %q", msg)
 	}
 }
+
+// pglogical 2.4.2 deletes the subscriber's sync status of a table when a
+// column of it is dropped there, and alter_subscription_synchronize (run
+// by hand, as after adding a table to a set without its copy) then copies
+// the table again, onto its rows: the COPY fails whole, and the daemon
+// reports table_copy_failed. Nothing was lost: as the plan says, a
+// verification finds the table equal, and the finding goes with nothing
+// copied.
+func TestDaemonClearsACopyAgainAfterADropColumnOnceVerified(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 5, Own: true})
+	p.MustConverge(t, 30*time.Second)
+	r := logDaemon(t, p, "")
+	for _, d := range []pgtest.DB{p.Provider, p.Subscriber} {
+		if err := d.Exec(ctx, "ALTER TABLE items_0 DROP COLUMN n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var n int
+	if err := p.Subscriber.QueryRow(ctx, "SELECT count(*) FROM pglogical.local_sync_status WHERE sync_relname = 'items_0'", []any{&n}); err != nil || n != 0 {
+		t.Fatalf("items_0's sync status after DROP COLUMN: %d rows (%v); pglogical 2.4.2 deletes it (what this test is about)", n, err)
+	}
+	if err := p.Subscriber.Exec(ctx, "SELECT pglogical.alter_subscription_synchronize($1, false)", p.Sub()); err != nil {
+		t.Fatal(err)
+	}
+	f, finding := r.waitFinding(t, p.Sub(), diagnose.CodeTableCopyFailed)
+	if !strings.Contains(f.Message, "pglogical's copy of table public.items_0") {
+		t.Errorf("finding: %+v", f)
+	}
+	if plan := repair.HumanPlan(f, diagnose.Subscription{Name: p.Sub(), Subscriber: "subscriber"}); !strings.Contains(plan.Text, "pglogical 2.4.2 deletes a table's sync status when a column of it is dropped on the subscriber.\nRun b) first then") {
+		t.Errorf("plan:\n%s", plan.Text)
+	}
+	// b) first: scheduled verification, turned on by a reload.
+	body, err := os.ReadFile(r.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(r.path, append(body, "verify:\n  every: 1s\n"...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.reload <- struct{}{}
+	if err := pgtest.Poll(ctx, 60*time.Second, func() bool { _, ok := finding(); return !ok }); err != nil {
+		t.Fatalf("table_copy_failed stayed while items_0 is equal:\n%s", r.logs.String())
+	}
+	if !strings.Contains(r.logs.String(), `"msg":"verified","subscription":"`+p.Sub()+`","equal":true,"rows":5`) {
+		t.Errorf("the finding went without a verification finding items_0 equal:\n%s", r.logs.String())
+	}
+	if got, err := p.WaitConverged(ctx, "items_0", 30*time.Second); err != nil || got != 5 {
+		t.Fatalf("items_0: %d rows, %v", got, err)
+	}
+}

@@ -271,7 +271,11 @@ Choose, on subscriber %[2]s:
       pglmon verify --config FILE --subscription %[5]s --table schema.table --copy-script rows.psql
 The finding clears when pglogical next copies the table (a), or when a verification finds the table
 equal (b): the daemon's scheduled one (verify.every), or pglmon verify run on the daemon's host with
-its configuration.`, s.Provider, s.Subscriber, f.Message, q(s.Name), sh(s.Name))
+its configuration.
+A table that was replicating already when this copy started lost nothing to it (the COPY failed
+whole): alter_subscription_synchronize copies again every table without a sync status, and
+pglogical 2.4.2 deletes a table's sync status when a column of it is dropped on the subscriber.
+Run b) first then: it finds such a table equal and writes nothing to copy.`, s.Provider, s.Subscriber, f.Message, q(s.Name), sh(s.Name))
 	case diagnose.CodeInitialCopyFailed:
 		fmt.Fprintf(&b, `%[3]s.
 Choose, on subscriber %[2]s:
