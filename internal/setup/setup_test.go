@@ -101,6 +101,18 @@ func applied(t *testing.T, cfg *config.Config) (*Runner, *bytes.Buffer) {
 
 const ddl = "CREATE TABLE orders (id bigint PRIMARY KEY, total numeric); CREATE TABLE items (id int PRIMARY KEY, name text);"
 
+// extraSetTopology is a configuration whose subscription app_sub replicates
+// orders (10 rows) through set app, with a second set, extra, holding items
+// (15 rows), which the subscription does not take yet.
+func extraSetTopology(t *testing.T) (p, s pgtest.DB, cfg *config.Config) {
+	t.Helper()
+	prov, sub := pgtest.Shared(t)
+	p, s = freshDBs(t, prov, sub, ddl+"INSERT INTO orders SELECT g, g FROM generate_series(1, 10) g; INSERT INTO items SELECT g, 'i' FROM generate_series(1, 15) g;", ddl)
+	cfg = topologyConfig(t, p, s, "public.orders")
+	cfg.ReplicationSets = append(cfg.ReplicationSets, config.ReplicationSet{Name: "extra", Node: "provider", Tables: []string{"public.items"}})
+	return p, s, cfg
+}
+
 func TestApplyFromEmptyToReplicatingAndAgain(t *testing.T) {
 	ctx := context.Background()
 	prov, sub := pgtest.Shared(t)
@@ -559,10 +571,7 @@ func TestDroppedSubscriptionReported(t *testing.T) {
 // the subscription has beyond the configuration's is said, not removed.
 func TestSetAddedToASubscription(t *testing.T) {
 	ctx := context.Background()
-	prov, sub := pgtest.Shared(t)
-	p, s := freshDBs(t, prov, sub, ddl+"INSERT INTO orders SELECT g, g FROM generate_series(1, 10) g; INSERT INTO items SELECT g, 'i' FROM generate_series(1, 15) g;", ddl)
-	cfg := topologyConfig(t, p, s, "public.orders")
-	cfg.ReplicationSets = append(cfg.ReplicationSets, config.ReplicationSet{Name: "extra", Node: "provider", Tables: []string{"public.items"}})
+	p, s, cfg := extraSetTopology(t)
 	r, out := applied(t, cfg)
 	differ := func() []string {
 		var got []string
@@ -1651,10 +1660,7 @@ func TestGeneratedColumnsRefusedWhereTheyBreakPglogical(t *testing.T) {
 // such a table ready first, so that only the new set's tables are copied.
 func TestSetAddedAfterAColumnWasDroppedCopiesOnlyItsTables(t *testing.T) {
 	ctx := context.Background()
-	prov, sub := pgtest.Shared(t)
-	p, s := freshDBs(t, prov, sub, ddl+"INSERT INTO orders SELECT g, g FROM generate_series(1, 10) g; INSERT INTO items SELECT g, 'i' FROM generate_series(1, 15) g;", ddl)
-	cfg := topologyConfig(t, p, s, "public.orders")
-	cfg.ReplicationSets = append(cfg.ReplicationSets, config.ReplicationSet{Name: "extra", Node: "provider", Tables: []string{"public.items"}})
+	p, s, cfg := extraSetTopology(t)
 	r, out := applied(t, cfg)
 	pair := &pgtest.Pair{Provider: p, Subscriber: s}
 	if n, err := pair.WaitConverged(ctx, "orders", 30*time.Second); err != nil || n != 10 {
