@@ -44,6 +44,11 @@ type setCheck struct {
 // again).
 const schemaEvery = time.Minute
 
+// schemaWaitMax is how long a comparison put off for DDL pglogical
+// queued on the provider (putOff) waits at most: a subscriber that lags
+// more is compared then.
+const schemaWaitMax = 30 * time.Second
+
 type schemaCheck struct {
 	at time.Time
 	schemaInputs
@@ -52,6 +57,9 @@ type schemaCheck struct {
 	// tables: the tables of the subscription's sets on its provider, as
 	// compared (probe.Prober.WatchTables).
 	tables []drift.Relation
+	// queue is the provider's probe.Snapshot.DDLQueue when compared.
+	queue string
+	wait  schemaWait
 }
 
 // schemaInputs is what a subscription's comparison is made again at once
@@ -69,6 +77,43 @@ func (a schemaInputs) same(b schemaInputs) bool {
 	same := func(x, y string) bool { return x == "" || y == "" || x == y }
 	return a.status == b.status && slices.Equal(a.sets, b.sets) &&
 		same(a.provSets, b.provSets) && same(a.provDefs, b.provDefs) && same(a.subDefs, b.subDefs)
+}
+
+// schemaWait is a comparison put off (putOff) after DDL on the provider
+// that pglogical queued for its subscribers (replicate_ddl_command): the
+// subscriber runs it when it applies the queue's row, and a comparison
+// before that would report a mismatch that goes by itself (measured: with
+// a 3 s apply_delay, schema_mismatch at the first cycle after the DDL).
+type schemaWait struct {
+	// lsn is the provider's WAL insert position when the DDL was first
+	// seen (past its commit), remote the subscription's origin then.
+	lsn, remote probe.LSN
+	since       time.Time
+	provDefs    string
+}
+
+// putOff says whether to put off the comparison of c, whose inputs
+// changed to in, and keeps what it waits for in c.wait. It does while the
+// provider's tables changed (provDefs) and its DDL queue did too (DDL that
+// reaches the subscriber later), the subscription replicates, and the
+// subscriber has not applied what the provider had written when the DDL
+// was seen: its origin has not reached that position, nor moved while the
+// slot confirmed it (an origin ends at the last commit applied, which on a
+// quiet provider is before the provider's position); at most schemaWaitMax.
+func putOff(c *schemaCheck, in schemaInputs, ps *probe.Snapshot, sub probe.Subscription, now time.Time) bool {
+	if ps == nil || ps.InsertLSN == 0 || sub.Status != "replicating" || in.provDefs == "" || c.provDefs == "" || in.provDefs == c.provDefs ||
+		ps.DDLQueue == "" || c.queue == "" || ps.DDLQueue == c.queue {
+		return false
+	}
+	if c.wait.since.IsZero() {
+		c.wait.since = now
+	}
+	if c.wait.provDefs != in.provDefs { // more DDL: wait for it too, not longer in all
+		c.wait.lsn, c.wait.remote, c.wait.provDefs = ps.InsertLSN, sub.OriginRemoteLSN, in.provDefs
+	}
+	w := c.wait
+	applied := sub.OriginRemoteLSN >= w.lsn || sub.OriginRemoteLSN > w.remote && confirmed(ps, sub.SlotName) >= w.lsn
+	return !applied && now.Sub(w.since) < schemaWaitMax
 }
 
 // New returns a monitor for the configured nodes.
@@ -268,12 +313,12 @@ func (cs *conns) close(ctx context.Context) {
 // the same (schemaInputs).
 // Best effort: a comparison that fails leaves the subscription out.
 func (m *Monitor) schema(ctx context.Context, cs *conns, snaps []probe.Snapshot, now time.Time) (map[string][]diagnose.SchemaMismatch, map[string][]string) {
-	byLocal := map[string]config.Node{}    // pglogical node name -> configured node that answered
-	fingerprints := map[string][2]string{} // pglogical node name -> its Snapshot.SetTables and TableDefs
+	byLocal := map[string]config.Node{}       // pglogical node name -> configured node that answered
+	provSnaps := map[string]*probe.Snapshot{} // pglogical node name -> its snapshot
 	for i, s := range snaps {
 		if s.Up() && s.LocalNode != "" && i < len(m.cfg.Nodes) {
 			byLocal[s.LocalNode] = m.cfg.Nodes[i]
-			fingerprints[s.LocalNode] = [2]string{s.SetTables, s.TableDefs}
+			provSnaps[s.LocalNode] = &snaps[i]
 		}
 	}
 	conn := func(n config.Node) (*pgx.Conn, error) { return cs.get(ctx, n) }
@@ -287,12 +332,21 @@ func (m *Monitor) schema(ctx context.Context, cs *conns, snaps []probe.Snapshot,
 		for _, sub := range s.Subscriptions {
 			key := s.Node + "/" + sub.Name
 			seen[key] = true
-			fp := fingerprints[sub.ProviderNode]
-			in := schemaInputs{status: sub.Status, sets: slices.Clone(sub.ReplicationSets),
-				provSets: fp[0], provDefs: fp[1], subDefs: s.TableDefs}
-			if c, ok := m.schemaChecks[key]; ok && now.Sub(c.at) < schemaEvery && c.same(in) {
-				out[key], left[key] = c.found, c.left
-				continue
+			in := schemaInputs{status: sub.Status, sets: slices.Clone(sub.ReplicationSets), subDefs: s.TableDefs}
+			ps := provSnaps[sub.ProviderNode]
+			if ps != nil {
+				in.provSets, in.provDefs = ps.SetTables, ps.TableDefs
+			}
+			if c, ok := m.schemaChecks[key]; ok && now.Sub(c.at) < schemaEvery {
+				if c.same(in) {
+					out[key], left[key] = c.found, c.left
+					continue
+				}
+				if putOff(&c, in, ps, sub, now) {
+					m.schemaChecks[key] = c
+					out[key], left[key] = c.found, c.left
+					continue
+				}
 			}
 			prov, ok := byLocal[sub.ProviderNode]
 			if !ok {
@@ -314,7 +368,7 @@ func (m *Monitor) schema(ctx context.Context, cs *conns, snaps []probe.Snapshot,
 			for _, r := range got.Left {
 				gone = append(gone, r.String())
 			}
-			m.schemaChecks[key] = schemaCheck{at: now, schemaInputs: in, found: got.Mismatches, left: gone, tables: got.Tables}
+			m.schemaChecks[key] = schemaCheck{at: now, schemaInputs: in, found: got.Mismatches, left: gone, tables: got.Tables, queue: ps.DDLQueue}
 			out[key], left[key] = got.Mismatches, gone
 		}
 		// The subscriber's next Snapshot.TableDefs covers its
@@ -338,6 +392,16 @@ func (m *Monitor) schema(ctx context.Context, cs *conns, snaps []probe.Snapshot,
 		}
 	}
 	return out, left
+}
+
+// confirmed is how far slot has confirmed on the provider ps (0: not there).
+func confirmed(ps *probe.Snapshot, slot string) probe.LSN {
+	for _, sl := range ps.Slots {
+		if sl.Name == slot {
+			return sl.ConfirmedFlushLSN
+		}
+	}
+	return 0
 }
 
 // Observe runs a cycle and returns its report.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/diagnose"
@@ -93,10 +94,56 @@ func TestDDLOnOneSideIsComparedAtOnce(t *testing.T) {
 	}
 }
 
+// DDL replicated through pglogical (replicate_ddl_command, the way
+// pglogical's documentation gives) reaches the subscriber after the
+// provider: here 3 s after, the subscription's apply_delay. The comparison
+// the provider's change starts waits until the subscriber has confirmed
+// the provider's position of that change: no schema_mismatch comes and
+// goes meanwhile (it would reach Slack and the alerts).
+func TestDDLReplicatedThroughPglogicalRaisesNothing(t *testing.T) {
+	ctx := context.Background()
+	p, m := pairMonitorWith(t, pgtest.PairOptions{Rows: 1, ApplyDelay: 3 * time.Second})
+	if got, r := hasFinding(t, m, p, diagnose.CodeSchemaMismatch); got {
+		t.Fatalf("schema_mismatch before any DDL: %+v", r)
+	}
+	run(t, stmt{p.Provider, "SELECT pglogical.replicate_ddl_command('ALTER TABLE public.items_0 ADD COLUMN extra bigint', ARRAY['set_0'])"})
+	applied := func() bool {
+		var n int
+		if err := p.Subscriber.QueryRow(ctx, "SELECT count(*) FROM pg_attribute WHERE attrelid = 'items_0'::regclass AND attname = 'extra'", []any{&n}); err != nil {
+			t.Fatal(err)
+		}
+		return n == 1
+	}
+	cycles, after := 0, 0
+	deadline := time.Now().Add(30 * time.Second)
+	for after < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the subscriber has not applied the DDL 30 s later (%d cycles)", cycles)
+		}
+		done := applied() // before the cycle: a cycle after it compares both sides as they are
+		if got, r := hasFinding(t, m, p, diagnose.CodeSchemaMismatch); got {
+			t.Fatalf("schema_mismatch %d cycles after the DDL, before the subscriber applied it (applied: %v): %+v", cycles, done, r)
+		}
+		cycles++
+		if done {
+			after++
+		}
+	}
+	if cycles < 3 {
+		t.Errorf("only %d cycles before the subscriber applied the DDL: the test did not look while it lagged", cycles)
+	}
+}
+
 // pairMonitor is a monitor of a new pair with one replicated row.
 func pairMonitor(t *testing.T) (*pgtest.Pair, *Monitor) {
 	t.Helper()
-	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 1})
+	return pairMonitorWith(t, pgtest.PairOptions{Rows: 1})
+}
+
+// pairMonitorWith is a monitor of a new pair made with opt.
+func pairMonitorWith(t *testing.T, opt pgtest.PairOptions) (*pgtest.Pair, *Monitor) {
+	t.Helper()
+	p := pgtest.NewPair(t, opt)
 	cfg, err := config.Parse("pglmon.yaml", []byte(p.NodesYAML()+"probe:\n  timeout: 5s\n"))
 	if err != nil {
 		t.Fatal(err)

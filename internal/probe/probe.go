@@ -292,10 +292,19 @@ func (p *Prober) probe(ctx context.Context, snap *Snapshot) error {
 		if schemas == nil {
 			schemas, names = []string{}, []string{}
 		}
-		b.Queue(pglogicalNodeQuery, schemas, names).QueryRow(func(row pgx.Row) error {
-			return row.Scan(&snap.LocalNode, &snap.SetTables, &snap.SyncStates, &snap.TableDefs)
+		q := pglogicalNodeQuery
+		if !p.pg14 {
+			q = pglogicalNodeQueryPG13
+		}
+		b.Queue(q, schemas, names).QueryRow(func(row pgx.Row) error {
+			var insert string
+			if err := row.Scan(&snap.LocalNode, &snap.SetTables, &snap.SyncStates, &snap.TableDefs, &snap.DDLQueue, &insert); err != nil {
+				return err
+			}
+			snap.InsertLSN, _ = ParseLSN(insert)
+			return nil
 		})
-		q := subscriptionsQuery
+		q = subscriptionsQuery
 		if !p.readDSN {
 			q = subscriptionsQueryNoDSN
 		}

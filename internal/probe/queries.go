@@ -180,7 +180,22 @@ const pglogicalNodeQuery = `SELECT coalesce((SELECT n.node_name FROM pglogical.l
 			FROM pg_index WHERE indrelid = ANY ((SELECT rels FROM r)::oid[]))
 		|| '/' || (SELECT count(*)::text || ':' || coalesce(sum(xmin::text::bigint), 0)::text
 			FROM pg_enum WHERE enumtypid IN (SELECT atttypid FROM pg_attribute
-				WHERE attrelid = ANY ((SELECT rels FROM r)::oid[]) AND attnum > 0)))`
+				WHERE attrelid = ANY ((SELECT rels FROM r)::oid[]) AND attnum > 0))),
+	` + ddlQueueSQL + `,
+	CASE WHEN pg_is_in_recovery() THEN '' ELSE pg_current_wal_insert_lsn()::text END`
+
+// ddlQueueSQL fingerprints the end of pglogical.queue (Snapshot.DDLQueue):
+// its size, and the count and sum of xmin of the rows on its last page,
+// read by a TID range scan (PostgreSQL 14+): pglogical only appends to
+// it, and never empties it (2ndQuadrant/pglogical#318), so a whole scan
+// would grow with every DDL and TRUNCATE it ever queued.
+const ddlQueueSQL = `(SELECT pg_relation_size('pglogical.queue')::text || ':' || count(*)::text || ':' || coalesce(sum(xmin::text::bigint), 0)::text
+		FROM pglogical.queue WHERE ctid >= (SELECT format('(%s,0)',
+			greatest(pg_relation_size('pglogical.queue') / current_setting('block_size')::bigint - 1, 0))::tid))`
+
+// pglogicalNodeQueryPG13 is pglogicalNodeQuery without the queue's
+// fingerprint, which needs a TID range scan.
+var pglogicalNodeQueryPG13 = strings.Replace(pglogicalNodeQuery, ddlQueueSQL, "''::text", 1)
 
 // learnPglogicalQuery: pglogical's version ("" when not installed),
 // whether this role may read the interfaces' connection strings, and

@@ -45,8 +45,18 @@ type Snapshot struct {
 	// the tables in the node's replication sets and of those pglogical
 	// copied to it: it changes with DDL on one of them (package monitor
 	// compares the subscriptions' tables again then).
-	TableDefs  string `json:"-"`
+	TableDefs string `json:"-"`
+	// DDLQueue fingerprints the end of pglogical.queue (PostgreSQL 14+;
+	// "" before): it changes when DDL (replicate_ddl_command), a TRUNCATE
+	// or a table's sync is queued for the subscribers (package monitor
+	// waits for them to apply DDL before it compares their tables).
+	DDLQueue   string `json:"-"`
 	CurrentLSN LSN    `json:"current_lsn"`
+	// InsertLSN is where the server inserts WAL (pg_current_wal_insert_lsn,
+	// read with the pglogical node query; 0 on a standby): past what it
+	// has committed, where CurrentLSN (written) may not be yet after an
+	// asynchronous commit.
+	InsertLSN LSN `json:"-"`
 	// Timeline is the timeline the server writes WAL on (0: a standby, or
 	// not told); TimelineHistory is its history file (past the first
 	// timeline), or TimelineHistoryErr why it could not be read.
