@@ -52,4 +52,7 @@ func TestQueryVariants(t *testing.T) {
 	if !strings.Contains(tableSyncQuery, "pg_stat_progress_copy") || strings.Contains(tableSyncQueryPG13, "pg_stat_progress_copy") {
 		t.Error("tableSyncQueryPG13 still reads pg_stat_progress_copy")
 	}
+	if !strings.Contains(pglogicalNodeQuery, "pglogical.queue") || strings.Contains(pglogicalNodeQueryPG13, "pglogical.queue") {
+		t.Error("pglogicalNodeQueryPG13 still reads pglogical.queue (a TID range scan needs PostgreSQL 14)")
+	}
 }
