@@ -466,6 +466,28 @@ func TestStatusPartitionedTableInASet(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "replication_set_remove_table") || !strings.Contains(out, "pglmon setup apply") {
 		t.Errorf("repair: exit %d\n%s", code, out)
 	}
+	forget := regexp.MustCompile(`(?s)DELETE FROM pglogical\.local_sync_status .*?;`).FindString(out)
+	if forget == "" || !strings.Contains(forget, "'parted'") {
+		t.Fatalf("repair: no DELETE of the parent's sync status\n%s", out)
+	}
+	// A column dropped on both sides: pglogical 2.4.2 deletes the table's
+	// sync status, and alter_subscription_synchronize would copy it again.
+	// The plan must not.
+	for _, d := range []pgtest.DB{p.Provider, p.Subscriber} {
+		if err := d.Exec(ctx, "ALTER TABLE items_0 DROP COLUMN n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	syncs := func() int {
+		var n int
+		if err := p.Subscriber.QueryRow(ctx, "SELECT count(*) FROM pglogical.local_sync_status WHERE sync_relname = 'items_0'", []any{&n}); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := syncs(); n != 0 {
+		t.Fatalf("sync status of items_0 after DROP COLUMN: %d rows", n)
+	}
 	// Fixed as the plan says; then a partition created later, in no set,
 	// is named on the provider.
 	for _, st := range []struct {
@@ -474,12 +496,21 @@ func TestStatusPartitionedTableInASet(t *testing.T) {
 	}{
 		{p.Provider, "SELECT pglogical.replication_set_remove_table('set_0', 'parted')"},
 		{p.Provider, "SELECT pglogical.replication_set_add_table('set_0', 'parted_eu', true)"},
-		{p.Subscriber, "SELECT pglogical.alter_subscription_synchronize('" + p.Sub() + "', false)"},
+		{p.Subscriber, forget},
 		{p.Provider, "CREATE TABLE parted_us PARTITION OF parted FOR VALUES IN ('us')"},
 	} {
 		if err := st.db.Exec(ctx, st.sql); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// The partition's row is copied (synchronize_data on the provider),
+	// and nothing else is.
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		var n int
+		err := p.Subscriber.QueryRow(ctx, "SELECT count(*) FROM parted_eu WHERE id = 1", []any{&n})
+		return err == nil && n == 1
+	}); err != nil {
+		t.Fatalf("the partition's row never reached the subscriber: %v", err)
 	}
 	err = pgtest.Poll(ctx, 30*time.Second, func() bool {
 		_, last = status(t, cfg)
@@ -499,6 +530,9 @@ func TestStatusPartitionedTableInASet(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatalf("after the fix and a new partition: %+v", last)
+	}
+	if n := syncs(); n != 0 {
+		t.Errorf("items_0 was given a sync status again (%d rows): copied again", n)
 	}
 }
 

@@ -1014,7 +1014,7 @@ func (d *diagnosis) tableSync(out *Subscription, subscriber *probe.Snapshot) {
 		out.TablesNotReady = append(out.TablesNotReady, t)
 		if t.Partitioned {
 			// Never finishes: no grace to wait out.
-			out.Findings = append(out.Findings, Finding{Code: CodePartitionedTable, Severity: Critical, Human: true,
+			out.Findings = append(out.Findings, Finding{Code: CodePartitionedTable, Severity: Critical, Human: true, Table: t.Schema + "." + t.Table,
 				Message: fmt.Sprintf("table %s.%s of %s is partitioned (sync status %q): pglogical cannot copy a partitioned table (its sync worker fails with \"cannot copy from partitioned table\" and retries for ever) and replicates changes per partition, so nothing of it replicates; put its partitions in the replication set instead of it",
 					t.Schema, t.Table, out.Name, t.Status)})
 			continue

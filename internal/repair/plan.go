@@ -381,15 +381,21 @@ out stay missing until copied. Choose per table:
     marks such a failed copy ready): empty it first, or put it back with
     synchronize_data := false and copy the rows that differ, as in a).`, s.Provider, s.Subscriber, f.Message, put.String(), q(s.Name), copyAll.String(), copyRows.String(), sh(s.Name), indent(drift.ForgetSQL(s.Name, rels), "      "))
 	case diagnose.CodePartitionedTable:
+		schema, name, _ := strings.Cut(f.Table, ".")
 		fmt.Fprintf(&b, `%[4]s.
 On provider %[1]s, take the partitioned table out of the subscription's replication set
-and put its partitions in (synchronize_data copies each one):
-  SELECT pglogical.replication_set_remove_table('<set>', 'schema.table');
+and put its partitions in (synchronize_data has subscriber %[2]s copy each one):
+  SELECT pglogical.replication_set_remove_table('<set>', %[5]s);
   SELECT pglogical.replication_set_add_table('<set>', 'schema.partition', true);  -- each partition
 (pglmon setup apply --config FILE adds the partitions when its replication_sets list the
-table; the parent still has to be removed as above), then on subscriber %[2]s
-drop the parent's failing sync and copy what is not yet synchronized (no TRUNCATE):
-  SELECT pglogical.alter_subscription_synchronize(%[3]s, false);`, s.Provider, s.Subscriber, q(s.Name), f.Message)
+table; the parent still has to be removed as above), then, on subscriber %[2]s, make pglogical
+forget the parent's copy, which never ends (its sync worker stops; nothing is copied or emptied):
+  DELETE FROM pglogical.local_sync_status s USING pglogical.subscription sub
+  WHERE sub.sub_id = s.sync_subid AND sub.sub_name = %[3]s
+    AND s.sync_nspname = %[6]s AND s.sync_relname = %[7]s;
+Not alter_subscription_synchronize(%[3]s, false): it also copies again each table of the
+subscription without a sync status, onto the rows it holds, and pglogical 2.4.2 deletes a table's
+sync status when a column of it is dropped on the subscriber.`, s.Provider, s.Subscriber, q(s.Name), f.Message, q(pgident.Regclass(schema, name)), q(schema), q(name))
 	case diagnose.CodeTableCopyRefused:
 		schema, name, _ := strings.Cut(f.Table, ".")
 		fmt.Fprintf(&b, `%[3]s.
