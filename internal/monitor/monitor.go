@@ -44,10 +44,15 @@ type setCheck struct {
 // again).
 const schemaEvery = time.Minute
 
-// schemaWaitMax is how long a comparison put off for DDL pglogical
-// queued on the provider (putOff) waits at most: a subscriber that lags
-// more is compared then.
-const schemaWaitMax = 30 * time.Second
+// A comparison put off for DDL pglogical queued on the provider (putOff)
+// waits while the subscriber applies: until its origin has not moved for
+// schemaWaitStill (a subscriber that stopped applying: an apply worker
+// blocked by a lock, say), and schemaWaitMax at most (one that lags more,
+// as behind a long apply_delay, is compared then).
+const (
+	schemaWaitStill = 30 * time.Second
+	schemaWaitMax   = 10 * time.Minute
+)
 
 type schemaCheck struct {
 	at time.Time
@@ -90,30 +95,38 @@ type schemaWait struct {
 	lsn, remote probe.LSN
 	since       time.Time
 	provDefs    string
+	// seen is the origin at the last look, moved when it last moved.
+	seen  probe.LSN
+	moved time.Time
 }
 
 // putOff says whether to put off the comparison of c, whose inputs
-// changed to in, and keeps what it waits for in c.wait. It does while the
-// provider's tables changed (provDefs) and its DDL queue did too (DDL that
-// reaches the subscriber later), the subscription replicates, and the
-// subscriber has not applied what the provider had written when the DDL
-// was seen: its origin has not reached that position, nor moved while the
-// slot confirmed it (an origin ends at the last commit applied, which on a
-// quiet provider is before the provider's position); at most schemaWaitMax.
+// changed to in (or which is due again), and keeps what it waits for in
+// c.wait. It does while the provider's tables changed (provDefs) and its
+// DDL queue did too (DDL that reaches the subscriber later), the
+// subscription replicates, and the subscriber has not applied what the
+// provider had written when the DDL was seen: its origin has not reached
+// that position, nor moved while the slot confirmed it (an origin ends at
+// the last commit applied, which on a quiet provider is before the
+// provider's position); while the origin moves (schemaWaitStill), and
+// schemaWaitMax at most.
 func putOff(c *schemaCheck, in schemaInputs, ps *probe.Snapshot, sub probe.Subscription, now time.Time) bool {
 	if ps == nil || ps.InsertLSN == 0 || sub.Status != "replicating" || in.provDefs == "" || c.provDefs == "" || in.provDefs == c.provDefs ||
 		ps.DDLQueue == "" || c.queue == "" || ps.DDLQueue == c.queue {
 		return false
 	}
 	if c.wait.since.IsZero() {
-		c.wait.since = now
+		c.wait.since, c.wait.moved, c.wait.seen = now, now, sub.OriginRemoteLSN
 	}
 	if c.wait.provDefs != in.provDefs { // more DDL: wait for it too, not longer in all
 		c.wait.lsn, c.wait.remote, c.wait.provDefs = ps.InsertLSN, sub.OriginRemoteLSN, in.provDefs
 	}
+	if sub.OriginRemoteLSN != c.wait.seen {
+		c.wait.seen, c.wait.moved = sub.OriginRemoteLSN, now
+	}
 	w := c.wait
 	applied := sub.OriginRemoteLSN >= w.lsn || sub.OriginRemoteLSN > w.remote && confirmed(ps, sub.SlotName) >= w.lsn
-	return !applied && now.Sub(w.since) < schemaWaitMax
+	return !applied && now.Sub(w.moved) < schemaWaitStill && now.Sub(w.since) < schemaWaitMax
 }
 
 // New returns a monitor for the configured nodes.
@@ -337,11 +350,13 @@ func (m *Monitor) schema(ctx context.Context, cs *conns, snaps []probe.Snapshot,
 			if ps != nil {
 				in.provSets, in.provDefs = ps.SetTables, ps.TableDefs
 			}
-			if c, ok := m.schemaChecks[key]; ok && now.Sub(c.at) < schemaEvery {
-				if c.same(in) {
+			if c, ok := m.schemaChecks[key]; ok {
+				if now.Sub(c.at) < schemaEvery && c.same(in) {
 					out[key], left[key] = c.found, c.left
 					continue
 				}
+				// Also when due again: a wait that began near the end of
+				// the minute is not cut short by it.
 				if putOff(&c, in, ps, sub, now) {
 					m.schemaChecks[key] = c
 					out[key], left[key] = c.found, c.left

@@ -2,6 +2,7 @@ package monitor
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -101,11 +102,122 @@ func TestDDLOnOneSideIsComparedAtOnce(t *testing.T) {
 // the provider's position of that change: no schema_mismatch comes and
 // goes meanwhile (it would reach Slack and the alerts).
 func TestDDLReplicatedThroughPglogicalRaisesNothing(t *testing.T) {
+	p, m := pairMonitorWith(t, pgtest.PairOptions{Rows: 1, ApplyDelay: 3 * time.Second})
+	if got, r := hasFinding(t, m, p, diagnose.CodeSchemaMismatch); got {
+		t.Fatalf("schema_mismatch before any DDL: %+v", r)
+	}
+	if cycles := replicateDDL(t, p, m, nil); cycles < 3 {
+		t.Errorf("only %d cycles before the subscriber applied the DDL: the test did not look while it lagged", cycles)
+	}
+}
+
+// The same DDL a second before the last comparison is a minute old: the
+// comparison due then waits too.
+func TestDDLReplicatedAsTheComparisonFallsDue(t *testing.T) {
+	p, m := pairMonitorWith(t, pgtest.PairOptions{Rows: 1, ApplyDelay: 3 * time.Second})
+	if got, r := hasFinding(t, m, p, diagnose.CodeSchemaMismatch); got {
+		t.Fatalf("schema_mismatch before any DDL: %+v", r)
+	}
+	skew := schemaEvery - time.Second
+	m.now = func() time.Time { return time.Now().Add(skew) }
+	if cycles := replicateDDL(t, p, m, nil); cycles < 3 {
+		t.Errorf("only %d cycles before the subscriber applied the DDL: the test did not look while it lagged", cycles)
+	}
+}
+
+// A subscriber that lags more than schemaWaitStill behind the DDL, while
+// it applies (its origin moves), is waited for: here its clock runs 5 s a
+// cycle, with a row written on the provider each cycle.
+func TestDDLReplicatedToASubscriberFarBehind(t *testing.T) {
 	ctx := context.Background()
 	p, m := pairMonitorWith(t, pgtest.PairOptions{Rows: 1, ApplyDelay: 3 * time.Second})
 	if got, r := hasFinding(t, m, p, diagnose.CodeSchemaMismatch); got {
 		t.Fatalf("schema_mismatch before any DDL: %+v", r)
 	}
+	id := 1000
+	write := func() {
+		id++
+		if err := p.Provider.Exec(ctx, fmt.Sprintf("INSERT INTO items_0 (id, val) VALUES (%d, 'w')", id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Rows flowing first: the subscriber applies one every cycle, 3 s late.
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		write()
+		var n int
+		err := p.Subscriber.QueryRow(ctx, "SELECT count(*) FROM items_0 WHERE id > 1000", []any{&n})
+		return err == nil && n > 0
+	}); err != nil {
+		t.Fatalf("no row reached the subscriber: %v", err)
+	}
+	var skew time.Duration
+	m.now = func() time.Time { return time.Now().Add(skew) }
+	tick := time.NewTicker(200 * time.Millisecond) // the pace of the writes and cycles, not a wait for anything
+	defer tick.Stop()
+	cycles := replicateDDL(t, p, m, func() {
+		<-tick.C
+		write()
+		skew += 5 * time.Second
+	})
+	if lag := time.Duration(cycles) * 5 * time.Second; lag <= schemaWaitStill {
+		t.Errorf("the subscriber lagged only %s on the monitor's clock (%d cycles): not more than schemaWaitStill", lag, cycles)
+	}
+}
+
+// A subscriber that does not apply the DDL (its apply worker waits for a
+// lock held on the subscriber) is compared once its origin has stood
+// still for schemaWaitStill: the mismatch is then real, and reported.
+func TestDDLReplicatedToAStuckSubscriber(t *testing.T) {
+	ctx := context.Background()
+	p, m := pairMonitor(t)
+	if got, r := hasFinding(t, m, p, diagnose.CodeSchemaMismatch); got {
+		t.Fatalf("schema_mismatch before any DDL: %+v", r)
+	}
+	conn, err := p.Subscriber.Cluster.Connect(ctx, p.Subscriber.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "LOCK TABLE items_0 IN ACCESS SHARE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	var skew time.Duration
+	m.now = func() time.Time { return time.Now().Add(skew) }
+	run(t, stmt{p.Provider, "SELECT pglogical.replicate_ddl_command('ALTER TABLE public.items_0 ADD COLUMN extra bigint', ARRAY['set_0'])"})
+	// The apply worker waits for the lock: the DDL has reached it.
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		var n int
+		err := p.Subscriber.QueryRow(ctx, "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'items_0'::regclass", []any{&n})
+		return err == nil && n > 0
+	}); err != nil {
+		t.Fatalf("the apply worker never waited for the lock: %v", err)
+	}
+	for {
+		got, r := hasFinding(t, m, p, diagnose.CodeSchemaMismatch)
+		switch {
+		case got && skew < schemaWaitStill:
+			t.Fatalf("schema_mismatch %s after the DDL on the monitor's clock, before it waited for the subscriber: %+v", skew, r)
+		case got:
+			return
+		case skew > schemaWaitStill+time.Minute:
+			t.Fatalf("no schema_mismatch %s after the DDL, the subscriber stuck behind it: %+v", skew, r)
+		}
+		skew += 5 * time.Second
+	}
+}
+
+// replicateDDL adds a column to items_0 through pglogical, then runs
+// cycles (each after every, when not nil) until the subscriber has the
+// column and two more; none may have schema_mismatch. It returns the
+// cycles run before the subscriber had the column.
+func replicateDDL(t *testing.T, p *pgtest.Pair, m *Monitor, every func()) int {
+	t.Helper()
+	ctx := context.Background()
 	run(t, stmt{p.Provider, "SELECT pglogical.replicate_ddl_command('ALTER TABLE public.items_0 ADD COLUMN extra bigint', ARRAY['set_0'])"})
 	applied := func() bool {
 		var n int
@@ -120,18 +232,20 @@ func TestDDLReplicatedThroughPglogicalRaisesNothing(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the subscriber has not applied the DDL 30 s later (%d cycles)", cycles)
 		}
+		if every != nil {
+			every()
+		}
 		done := applied() // before the cycle: a cycle after it compares both sides as they are
 		if got, r := hasFinding(t, m, p, diagnose.CodeSchemaMismatch); got {
 			t.Fatalf("schema_mismatch %d cycles after the DDL, before the subscriber applied it (applied: %v): %+v", cycles, done, r)
 		}
-		cycles++
 		if done {
 			after++
+		} else {
+			cycles++
 		}
 	}
-	if cycles < 3 {
-		t.Errorf("only %d cycles before the subscriber applied the DDL: the test did not look while it lagged", cycles)
-	}
+	return cycles
 }
 
 // pairMonitor is a monitor of a new pair with one replicated row.
