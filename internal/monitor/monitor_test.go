@@ -81,6 +81,14 @@ func TestDDLOnOneSideIsComparedAtOnce(t *testing.T) {
 			{p.Subscriber, "CREATE TYPE mood AS ENUM ('sad', 'happy'); ALTER TABLE items_0 ADD COLUMN m mood"}}, false},
 		{"a label added on the provider", []stmt{{p.Provider, "ALTER TYPE mood ADD VALUE 'ok'"}}, true},
 		{"the same on the subscriber", []stmt{{p.Subscriber, "ALTER TYPE mood ADD VALUE 'ok'"}}, false},
+		// The enum of an array column, and under a domain.
+		{"an enum array and a domain over an enum added on both sides", []stmt{
+			{p.Provider, "CREATE TYPE tag AS ENUM ('a'); CREATE TYPE hue AS ENUM ('red'); CREATE DOMAIN colour AS hue; ALTER TABLE items_0 ADD COLUMN tags tag[], ADD COLUMN c colour"},
+			{p.Subscriber, "CREATE TYPE tag AS ENUM ('a'); CREATE TYPE hue AS ENUM ('red'); CREATE DOMAIN colour AS hue; ALTER TABLE items_0 ADD COLUMN tags tag[], ADD COLUMN c colour"}}, false},
+		{"a label added to the array's enum on the provider", []stmt{{p.Provider, "ALTER TYPE tag ADD VALUE 'b'"}}, true},
+		{"the same on the subscriber", []stmt{{p.Subscriber, "ALTER TYPE tag ADD VALUE 'b'"}}, false},
+		{"a label added to the domain's enum on the provider", []stmt{{p.Provider, "ALTER TYPE hue ADD VALUE 'blue'"}}, true},
+		{"the same on the subscriber", []stmt{{p.Subscriber, "ALTER TYPE hue ADD VALUE 'blue'"}}, false},
 		{"a column added on the provider", []stmt{{p.Provider, "ALTER TABLE items_0 ADD COLUMN extra int"}}, true},
 	} {
 		t.Logf("%s", step.what)

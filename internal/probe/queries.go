@@ -150,8 +150,9 @@ const invalidDatabasesQuery = `SELECT coalesce(array_agg(datname::text ORDER BY 
 // table dropped and created again, or created where one was missing),
 // pg_attribute (columns added, dropped, retyped, made NOT NULL or given a
 // default), pg_index (a primary key or replica identity added or dropped)
-// and pg_enum (a label added to the enum type of a column): the catalogs
-// the schema_mismatch check reads (a domain altered is not seen). The
+// and pg_enum (a label added to the enum type of a column, of its array's
+// elements, or under its domain, or of the domain's array's elements):
+// the catalogs the schema_mismatch check reads. The
 // tables are those of the node's replication sets (a provider's), those
 // pglogical copied to it (a subscriber's), and those named by $1 (schemas)
 // and $2 (names): the tables of its subscriptions' sets on their providers
@@ -179,8 +180,9 @@ const pglogicalNodeQuery = `SELECT coalesce((SELECT n.node_name FROM pglogical.l
 		|| '/' || (SELECT count(*)::text || ':' || coalesce(sum(xmin::text::bigint), 0)::text
 			FROM pg_index WHERE indrelid = ANY ((SELECT rels FROM r)::oid[]))
 		|| '/' || (SELECT count(*)::text || ':' || coalesce(sum(xmin::text::bigint), 0)::text
-			FROM pg_enum WHERE enumtypid IN (SELECT atttypid FROM pg_attribute
-				WHERE attrelid = ANY ((SELECT rels FROM r)::oid[]) AND attnum > 0))),
+			FROM pg_enum WHERE enumtypid IN (SELECT x FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+				LEFT JOIN pg_type b ON b.oid = t.typbasetype, unnest(ARRAY[t.oid, t.typelem, b.oid, b.typelem]) AS x
+				WHERE a.attrelid = ANY ((SELECT rels FROM r)::oid[]) AND a.attnum > 0))),
 	` + ddlQueueSQL + `,
 	CASE WHEN pg_is_in_recovery() THEN '' ELSE pg_current_wal_insert_lsn()::text END`
 
