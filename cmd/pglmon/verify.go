@@ -37,7 +37,7 @@ func runVerify(ctx context.Context, e env, args []string) error {
 	path := fs.String("config", "", "configuration file")
 	sub := fs.String("subscription", "", "only this subscription (default: all)")
 	var tables nameList
-	fs.Var(&tables, "table", "only this table (schema.table, table, a pattern: public.orders_*, or a partitioned table: its partitions); repeat it, or separate names with commas, for several")
+	fs.Var(&tables, "table", "only this table (schema.table, table, as SQL writes it: \"Sales\".\"Orders\", a pattern: public.orders_*, or a partitioned table: its partitions); repeat it, or separate names with commas, for several")
 	mode := fs.String("mode", "", "count or checksum (default: verify.mode)")
 	scan := fs.String("scan", "", "checksum mode: auto, index or pages, how rows are read (default: verify.scan)")
 	output := fs.String("output", "table", "table or json")
@@ -128,11 +128,13 @@ func runVerify(ctx context.Context, e env, args []string) error {
 	var results []verify.Result
 	var equal []verified.Entry
 	var others []string // subscriptions that replicate none of --table
+	var ran []verify.Result
 	code := verifyEqual
 	for _, tg := range targets {
 		opt.OtherSources = sources[tg.Subscriber+"/"+tg.Subscription]
 		started := time.Now()
 		r := verify.Run(ctx, cfg, tg, opt, tables...)
+		ran = append(ran, r)
 		if opt.Progress != nil {
 			fmt.Fprint(e.stderr, "\r\033[K")
 		}
@@ -154,7 +156,7 @@ func runVerify(ctx context.Context, e env, args []string) error {
 		}
 	}
 	if len(results) == 0 && len(others) > 0 && ctx.Err() == nil {
-		return &exitErr{verifyUnknown, errors.New(verify.NotReplicatedBy(tables, others...))}
+		return &exitErr{verifyUnknown, errors.New(verify.NotReplicatedBy(tables, others...) + verify.DidYouMean(tables, ran...))}
 	}
 	// A --table that picks no table anywhere is an error (with
 	// --subscription: not in that subscription), the others compared.
@@ -164,7 +166,7 @@ func runVerify(ctx context.Context, e env, args []string) error {
 			compared = append(compared, r.Subscription)
 		}
 		slices.Sort(compared)
-		fmt.Fprintf(e.stderr, "pglmon verify: %s\n", verify.NotReplicatedBy(missing, compared...))
+		fmt.Fprintf(e.stderr, "pglmon verify: %s%s\n", verify.NotReplicatedBy(missing, compared...), verify.DidYouMean(missing, ran...))
 		code = max(code, verifyUnknown)
 	}
 	if terr != nil {

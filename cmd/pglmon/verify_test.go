@@ -85,6 +85,19 @@ func TestVerifyCommand(t *testing.T) {
 	if code, _, errOut := pglmon(t, "verify", "--config", cfg, "--table", "nope,nix"); code != 3 || !strings.Contains(errOut, "tables nope, nix are not replicated by any subscription") {
 		t.Errorf("--table nope,nix: exit %d\n%s", code, errOut)
 	}
+	// A name as SQL writes it; one that differs by case only is told the
+	// table it may mean.
+	if code, out, errOut := pglmon(t, "verify", "--config", cfg, "--table", `"public"."items_1"`); code != 0 || !strings.Contains(out, "public.items_1") || errOut != "" {
+		t.Errorf(`--table "public"."items_1": exit %d\n%s\n%s`, code, out, errOut)
+	}
+	if code, _, errOut := pglmon(t, "verify", "--config", cfg, "--table", "Public.Items_1"); code != 3 ||
+		!strings.Contains(errOut, "table Public.Items_1 is not replicated by any subscription (sub_0, sub_1) (did you mean public.items_1?)") {
+		t.Errorf("--table Public.Items_1: exit %d\n%s", code, errOut)
+	}
+	if code, out, _ := pglmon(t, "verify", "--config", cfg, "--subscription", "sub_1", "--table", `"ITEMS_1"`); code != 3 ||
+		!strings.Contains(out, `table "ITEMS_1" is not replicated by sub_1 (did you mean public.items_1?)`) {
+		t.Errorf(`--subscription sub_1 --table "ITEMS_1": exit %d\n%s`, code, out)
+	}
 	if code, _, errOut := pglmon(t, "verify", "--config", cfg, "--table", "items_*", "--from", "5"); code != 64 || !strings.Contains(errOut, "--from needs one --table, not a pattern") {
 		t.Errorf("--from with a pattern: exit %d\n%s", code, errOut)
 	}

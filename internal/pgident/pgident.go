@@ -1,9 +1,12 @@
 // Package pgident writes names and values as PostgreSQL's SQL reads them,
-// for the statements pglmon prints for a person to run.
+// for the statements pglmon prints for a person to run, and reads a table
+// name given as SQL writes it.
 package pgident
 
 import (
+	"errors"
 	"strings"
+	"unicode"
 )
 
 // Ident is a name as SQL reads it: as it is when SQL would read it so (lower
@@ -30,3 +33,75 @@ func RegclassOf(qualified string) string {
 
 // Literal is s as an SQL string literal.
 func Literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// ErrNotSQL says a name is not a table name as SQL writes it.
+var ErrNotSQL = errors.New("is not a table name as SQL writes it: quote a name that has spaces or other characters in double quotes (\"Sales\".\"Order Lines\")")
+
+// Split reads a dotted name as SQL does ([schema.]table): each part a plain
+// identifier, folded to lower case, or one in double quotes, kept as it is
+// ("" for a quote inside). It returns the parts, unquoted.
+func Split(name string) ([]string, error) {
+	rest := strings.TrimSpace(name)
+	if rest == "" {
+		return nil, errors.New("is empty")
+	}
+	var parts []string
+	for {
+		rest = strings.TrimLeftFunc(rest, unicode.IsSpace)
+		part, after, err := identifier(rest)
+		if err != nil {
+			return nil, err
+		}
+		parts = append(parts, part)
+		rest = strings.TrimLeftFunc(after, unicode.IsSpace)
+		if rest == "" {
+			return parts, nil
+		}
+		if rest[0] != '.' {
+			return nil, ErrNotSQL
+		}
+		rest = rest[1:]
+	}
+}
+
+// identifier reads one identifier at the start of s and returns it,
+// unquoted (or folded), and the rest.
+func identifier(s string) (string, string, error) {
+	if strings.HasPrefix(s, `"`) {
+		for i := 1; i < len(s); i++ {
+			if s[i] != '"' {
+				continue
+			}
+			if i+1 < len(s) && s[i+1] == '"' {
+				i++ // "" is a quote inside the name
+				continue
+			}
+			if i == 1 {
+				return "", "", errors.New(`has an empty quoted name ("")`)
+			}
+			return strings.ReplaceAll(s[1:i], `""`, `"`), s[i+1:], nil
+		}
+		return "", "", errors.New("has a double quote that is not closed")
+	}
+	end := strings.IndexFunc(s, func(r rune) bool {
+		return !(r == '_' || r == '$' || unicode.IsLetter(r) || unicode.IsDigit(r))
+	})
+	if end < 0 {
+		end = len(s)
+	}
+	if end == 0 || unicode.IsDigit(rune(s[0])) || s[0] == '$' {
+		return "", "", ErrNotSQL
+	}
+	return foldASCII(s[:end]), s[end:], nil
+}
+
+// foldASCII lowers A-Z only, as PostgreSQL folds a name in a multi-byte
+// encoding (UTF-8): "Ünï" stays as it is.
+func foldASCII(s string) string {
+	return strings.Map(func(r rune) rune {
+		if 'A' <= r && r <= 'Z' {
+			return r + 'a' - 'A'
+		}
+		return r
+	}, s)
+}

@@ -1,6 +1,10 @@
 package pgident
 
-import "testing"
+import (
+	"slices"
+	"strings"
+	"testing"
+)
 
 func TestNames(t *testing.T) {
 	for in, want := range map[[2]string]string{
@@ -22,5 +26,37 @@ func TestNames(t *testing.T) {
 	}
 	if got := Literal("it's"); got != "'it''s'" {
 		t.Errorf("Literal: %s", got)
+	}
+}
+
+func TestSplit(t *testing.T) {
+	for in, want := range map[string][]string{
+		`public.orders`:        {"public", "orders"},
+		` Sales . Orders `:     {"sales", "orders"},
+		`"Sales"."Orders"`:     {"Sales", "Orders"},
+		`public."Order Lines"`: {"public", "Order Lines"},
+		`"my""table"`:          {`my"table`},
+		`Ünï`:                  {"Ünï"},
+		`t_$1`:                 {"t_$1"},
+		`"a.b".c`:              {"a.b", "c"},
+		`db."Public".t`:        {"db", "Public", "t"},
+	} {
+		got, err := Split(in)
+		if err != nil || !slices.Equal(got, want) {
+			t.Errorf("Split(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for in, want := range map[string]string{
+		``:                  "is empty",
+		`public.`:           "is not a table name",
+		`"Orders`:           "not closed",
+		`"".t`:              "empty quoted name",
+		`Sales.Order Lines`: "is not a table name",
+		`2fast`:             "is not a table name",
+		`public.orders_*`:   "is not a table name",
+	} {
+		if _, err := Split(in); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Split(%q): %v, want %q", in, err, want)
+		}
 	}
 }

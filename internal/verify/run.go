@@ -58,6 +58,41 @@ type Result struct {
 	// NotReplicatedTables are the names Run was limited to that pick no
 	// table of the subscription's replication sets.
 	NotReplicatedTables []string `json:"not_replicated_tables,omitempty"`
+	// Alike are, for each of NotReplicatedTables, the tables of the sets
+	// it names but for case (sales.orders for Sales.Orders): see DidYouMean.
+	Alike map[string][]string `json:"-"`
+}
+
+// DidYouMean is " (did you mean ...?)" naming the tables of results' sets
+// that names pick but for case, or "".
+func DidYouMean(names []string, results ...Result) string {
+	var alike []string
+	for _, r := range results {
+		for _, n := range names {
+			alike = append(alike, r.Alike[n]...)
+		}
+	}
+	slices.Sort(alike)
+	alike = slices.Compact(alike)
+	if len(alike) == 0 {
+		return ""
+	}
+	return " (did you mean " + strings.Join(alike, ", ") + "?)"
+}
+
+// alike are the tables name picks but for case.
+func alike(name string, tables []Table) []string {
+	if strings.ContainsAny(name, "*?[") {
+		return nil
+	}
+	name = strings.ReplaceAll(name, `"`, "")
+	var out []string
+	for _, t := range tables {
+		if strings.EqualFold(name, t.QualifiedName()) || strings.EqualFold(name, t.Name) {
+			out = append(out, t.QualifiedName())
+		}
+	}
+	return out
 }
 
 // NotReplicatedBy says that the tables names pick are not replicated by
@@ -279,11 +314,17 @@ func Run(ctx context.Context, cfg *config.Config, tg Target, opt Options, only .
 		for _, name := range only {
 			if !slices.ContainsFunc(keep, func(t Table) bool { return picks(name, t) }) {
 				res.NotReplicatedTables = append(res.NotReplicatedTables, name)
+				if a := alike(name, tables); a != nil {
+					if res.Alike == nil {
+						res.Alike = map[string][]string{}
+					}
+					res.Alike[name] = a
+				}
 			}
 		}
 		if len(keep) == 0 {
 			res.NotReplicated = true
-			return fail(errors.New(NotReplicatedBy(only, tg.Subscription)))
+			return fail(errors.New(NotReplicatedBy(only, tg.Subscription) + DidYouMean(only, res)))
 		}
 		tables = keep
 		// A resume key given for the table as it was named.
@@ -405,7 +446,7 @@ func partitionsOf(ctx context.Context, conn *pgx.Conn, name string) (map[string]
 	rows, err := conn.Query(ctx, `SELECT n.nspname::text || '.' || c.relname::text
 FROM pg_partition_tree(to_regclass($1)) p
 JOIN pg_class c ON c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE p.isleaf AND p.level > 0`, pgident.RegclassOf(name))
+WHERE p.isleaf AND p.level > 0`, regclassOfName(name))
 	if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) && pe.Code == "42883" {
 		return nil, nil // PostgreSQL 11 and older: no pg_partition_tree
 	}
@@ -418,6 +459,15 @@ WHERE p.isleaf AND p.level > 0`, pgident.RegclassOf(name))
 		out[n] = true
 	}
 	return out, err
+}
+
+// regclassOfName is a table named as --table names one, as a regclass
+// reads it: a name with double quotes is SQL already (Table.Matches).
+func regclassOfName(name string) string {
+	if strings.Contains(name, `"`) {
+		return name
+	}
+	return pgident.RegclassOf(name)
 }
 
 // ConfigOptions are the comparison options verify's configuration sets.

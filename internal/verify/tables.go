@@ -118,8 +118,22 @@ func (t Table) QualifiedName() string { return t.Schema + "." + t.Name }
 func (t Table) Regclass() string { return pgident.Regclass(t.Schema, t.Name) }
 
 // Matches reports whether name picks the table: schema.table, table (in any
-// schema), or a shell pattern of either (public.orders_*, orders_202?).
+// schema), or a shell pattern of either (public.orders_*, orders_202?); a
+// name with double quotes is read as SQL writes it ("Sales"."Orders",
+// public."Orders": an unquoted part folded to lower case), never as a
+// pattern.
 func (t Table) Matches(name string) bool {
+	if strings.Contains(name, `"`) {
+		parts, err := pgident.Split(name)
+		switch {
+		case err != nil:
+			return false
+		case len(parts) == 2:
+			return parts[0] == t.Schema && parts[1] == t.Name
+		default:
+			return len(parts) == 1 && parts[0] == t.Name
+		}
+	}
 	q := t.QualifiedName()
 	if name == q || name == t.Name {
 		return true

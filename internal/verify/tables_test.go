@@ -33,6 +33,19 @@ func TestTableMatches(t *testing.T) {
 		{dotted, "app.v1.orders", true},
 		{dotted, "app.*", true},
 		{dotted, "v1.*", false},
+		// As SQL writes it.
+		{orders, `"public"."orders_2026"`, true},
+		{orders, `PUBLIC."orders_2026"`, true},
+		{orders, `"orders_2026"`, true},
+		{orders, `"Public"."orders_2026"`, false},
+		{orders, `"public".orders_*`, false},
+		{dotted, `app."v1.orders"`, true},
+		{dotted, `"v1.orders"`, true},
+		{dotted, `"app.v1".orders`, false},
+		{Table{Schema: "Sales", Name: "Orders"}, `"Sales"."Orders"`, true},
+		{Table{Schema: "Sales", Name: "Orders"}, `Sales."Orders"`, false},
+		{Table{Schema: "Sales", Name: "Orders"}, `"Sales".Orders`, false},
+		{Table{Schema: "Sales", Name: "Orders"}, `"Sales"."Orders`, false},
 	} {
 		if got := tc.t.Matches(tc.name); got != tc.want {
 			t.Errorf("%s matches %q: %t, want %t", tc.t.QualifiedName(), tc.name, got, tc.want)
@@ -62,7 +75,7 @@ func TestTableNamesAPartitionedParent(t *testing.T) {
 	})
 	p.MustStream(t, 3*time.Minute)
 	tg := targets(t, cfg, p.Sub())[0]
-	for _, name := range []string{"Parted", "public.Parted"} {
+	for _, name := range []string{"Parted", "public.Parted", `"Parted"`, `public."Parted"`, `"public"."Parted"`} {
 		r := Run(ctx, cfg, tg, Options{Mode: ModeChecksum}, name)
 		var got []string
 		for _, tr := range r.Tables {
@@ -72,8 +85,8 @@ func TestTableNamesAPartitionedParent(t *testing.T) {
 			t.Errorf("%s: %q %v %q", name, r.Error, r.NotReplicatedTables, got)
 		}
 	}
-	r := Run(ctx, cfg, tg, Options{Mode: ModeCount}, "parted_a", "parted", "public.nope")
-	if r.Error != "" || len(r.Tables) != 1 || !slices.Equal(r.NotReplicatedTables, []string{"parted", "public.nope"}) {
+	r := Run(ctx, cfg, tg, Options{Mode: ModeCount}, `"public".parted_a`, "parted", "public.nope", `"PARTED"`)
+	if r.Error != "" || len(r.Tables) != 1 || !slices.Equal(r.NotReplicatedTables, []string{"parted", "public.nope", `"PARTED"`}) {
 		t.Errorf("a partition and two names picking nothing: %q %v %d tables", r.Error, r.NotReplicatedTables, len(r.Tables))
 	}
 }
