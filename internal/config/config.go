@@ -22,6 +22,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"gopkg.in/yaml.v3"
+
+	"github.com/pglmon/pglmon/internal/pgident"
 )
 
 // Config is the whole configuration file.
@@ -862,6 +864,12 @@ func (c *Config) validate() Errors {
 		}
 	}
 	for i, pat := range c.Verify.Exclude {
+		if strings.Contains(pat, `"`) { // a name as SQL writes it
+			if parts, err := pgident.Split(pat); err != nil || len(parts) != 2 {
+				add(c.errorAt(fmt.Sprintf("verify.exclude[%d]", i), "%q is not a schema.table name as SQL writes it (e.g. \"Sales\".\"Audit Log\"), nor a pattern (e.g. audit.* or public.log_*)", pat))
+			}
+			continue
+		}
 		if _, err := path.Match(pat, ""); err != nil || !strings.Contains(pat, ".") {
 			add(c.errorAt(fmt.Sprintf("verify.exclude[%d]", i), "%q is not a schema.table pattern (e.g. audit.* or public.log_*)", pat))
 		}

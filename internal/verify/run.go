@@ -476,8 +476,16 @@ func ConfigOptions(v config.Verify, mode string) Options {
 }
 
 // Excluded reports whether table (schema.table) matches a verify.exclude pattern.
+// A pattern with double quotes is a table name as SQL writes it
+// ("Sales"."Audit Log"), matched exactly.
 func Excluded(patterns []string, table string) bool {
 	for _, p := range patterns {
+		if strings.Contains(p, `"`) {
+			if parts, err := pgident.Split(p); err == nil && len(parts) == 2 && parts[0]+"."+parts[1] == table {
+				return true
+			}
+			continue
+		}
 		if ok, _ := path.Match(p, table); ok {
 			return true
 		}

@@ -157,8 +157,13 @@ func TestTableFilterAndNoPrimaryKey(t *testing.T) {
 	}
 	// verify.exclude leaves tables out, unless one is asked for by name.
 	excl := Options{Exclude: []string{"public.items_*"}}
-	if r := Run(ctx, cfg, tg, excl, ""); r.Error != "" || len(r.Tables) != 0 || !slices.Equal(r.Excluded, []string{"public.items_0"}) || !r.Equal {
-		t.Errorf("excluded: %+v", r)
+	for _, ex := range []Options{excl, {Exclude: []string{`"public"."items_0"`}}} {
+		if r := Run(ctx, cfg, tg, ex, ""); r.Error != "" || len(r.Tables) != 0 || !slices.Equal(r.Excluded, []string{"public.items_0"}) || !r.Equal {
+			t.Errorf("excluded by %q: %+v", ex.Exclude, r)
+		}
+	}
+	if r := Run(ctx, cfg, tg, Options{Exclude: []string{`"public"."ITEMS_0"`, `public."items_*"`}}, ""); r.Error != "" || len(r.Tables) != 1 || r.Excluded != nil {
+		t.Errorf("excluded by names as SQL writes them that name other tables: %+v", r)
 	}
 	if r := Run(ctx, cfg, tg, excl, "items_0"); r.Error != "" || len(r.Tables) != 1 || r.Excluded != nil {
 		t.Errorf("excluded but named: %+v", r)
