@@ -336,14 +336,9 @@ Next time, change replicated tables with pglogical.replicate_ddl_command on the 
 the DDL on the subscribers too, in order with the data:
 %[6]s`, s.Provider, s.Subscriber, q(s.Name), f.Message, sh(s.Name), ddlCall(s), typeFix(s))
 	case diagnose.CodeTableLeftSet:
-		// One of its sets that can hold a table of rows: not the heartbeat's
-		// (inserts only), pglogical's DDL queue or its insert-only default.
 		set := "'<set>'"
-		for _, rs := range s.ReplicationSets {
-			if rs != "pglmon_heartbeat" && rs != "ddl_sql" && rs != "default_insert_only" {
-				set = q(rs)
-				break
-			}
+		if sets := tableSets(s); len(sets) > 0 {
+			set = q(sets[0])
 		}
 		var put, copyAll, copyRows strings.Builder
 		var rels []drift.Relation
@@ -382,11 +377,15 @@ out stay missing until copied. Choose per table:
     synchronize_data := false and copy the rows that differ, as in a).`, s.Provider, s.Subscriber, f.Message, put.String(), q(s.Name), copyAll.String(), copyRows.String(), sh(s.Name), indent(drift.ForgetSQL(s.Name, rels), "      "))
 	case diagnose.CodePartitionedTable:
 		schema, name, _ := strings.Cut(f.Table, ".")
+		set := "'<set>'" // the set that holds it
+		if sets := tableSets(s); len(sets) == 1 {
+			set = q(sets[0])
+		}
 		fmt.Fprintf(&b, `%[4]s.
 On provider %[1]s, take the partitioned table out of the subscription's replication set
 and put its partitions in (synchronize_data has subscriber %[2]s copy each one):
-  SELECT pglogical.replication_set_remove_table('<set>', %[5]s);
-  SELECT pglogical.replication_set_add_table('<set>', 'schema.partition', true);  -- each partition
+  SELECT pglogical.replication_set_remove_table(%[8]s, %[5]s);
+  SELECT pglogical.replication_set_add_table(%[8]s, 'schema.partition', true);  -- each partition
 (pglmon setup apply --config FILE adds the partitions when its replication_sets list the
 table; the parent still has to be removed as above), then, on subscriber %[2]s, make pglogical
 forget the parent's copy, which never ends (its sync worker stops; nothing is copied or emptied):
@@ -395,7 +394,7 @@ forget the parent's copy, which never ends (its sync worker stops; nothing is co
     AND s.sync_nspname = %[6]s AND s.sync_relname = %[7]s;
 Not alter_subscription_synchronize(%[3]s, false): it also copies again each table of the
 subscription without a sync status, onto the rows it holds, and pglogical 2.4.2 deletes a table's
-sync status when a column of it is dropped on the subscriber.`, s.Provider, s.Subscriber, q(s.Name), f.Message, q(pgident.Regclass(schema, name)), q(schema), q(name))
+sync status when a column of it is dropped on the subscriber.`, s.Provider, s.Subscriber, q(s.Name), f.Message, q(pgident.Regclass(schema, name)), q(schema), q(name), set)
 	case diagnose.CodeTableCopyRefused:
 		schema, name, _ := strings.Cut(f.Table, ".")
 		fmt.Fprintf(&b, `%[3]s.
@@ -721,6 +720,19 @@ func providerDSN(s diagnose.Subscription) string {
 		return "'<provider dsn>'"
 	}
 	return pgident.Literal(s.ProviderConninfo) + " /* add its password if it needs one */"
+}
+
+// tableSets are the subscription's sets that can hold a table of rows: not
+// the heartbeat's (inserts only), pglogical's DDL queue or its insert-only
+// default.
+func tableSets(s diagnose.Subscription) []string {
+	var out []string
+	for _, rs := range s.ReplicationSets {
+		if rs != "pglmon_heartbeat" && rs != "ddl_sql" && rs != "default_insert_only" {
+			out = append(out, rs)
+		}
+	}
+	return out
 }
 
 // resyncEach is the query, run on the provider, that prints the
