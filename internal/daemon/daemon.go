@@ -53,6 +53,9 @@ const (
 	keyConfig       = "config"
 	keyUnhealthyFor = "unhealthy_for"
 	keyBlips        = "brief_recoveries"
+	keyHealth       = "health"
+	keyAdded        = "added"
+	keyRemoved      = "removed"
 )
 
 // Options configure a daemon.
@@ -448,6 +451,12 @@ func (d *Daemon) logTransitions(r diagnose.Report) {
 		}
 		if c.Blips > 0 {
 			attrs = append(attrs, keyBlips, c.Blips)
+		}
+		if c.From == string(c.To) {
+			d.log.Log(context.Background(), level, "subscription findings changed",
+				keySubscriber, c.Subscriber, keySubscription, c.Subscription, keyHealth, string(c.To), keyFindings, c.Findings,
+				keyAdded, c.Added, keyRemoved, c.Removed)
+			continue
 		}
 		d.log.Log(context.Background(), level, "subscription health changed", attrs...)
 	}

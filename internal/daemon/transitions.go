@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"slices"
 	"time"
 
 	"github.com/pglmon/pglmon/internal/diagnose"
@@ -18,6 +19,9 @@ type transition struct {
 	// For is, on a recovery, how long the subscription was unhealthy:
 	// from the change that took it out of ok to the first ok sample.
 	For time.Duration
+	// Added and Removed are, when the health stayed the same (From is
+	// To), the finding codes that came and went since the last line.
+	Added, Removed []string
 }
 
 // transitions decides which health changes the daemon logs. A change for
@@ -25,7 +29,9 @@ type transition struct {
 // stayed ok for settle: in a crash loop pglogical says `replicating` for a
 // second at every start, and a sample in that second must not log a
 // recovery and a new failure each time (Slack and the alert rules smooth
-// the same second).
+// the same second). While an unhealthy subscription keeps its health, a
+// finding that comes is logged at once, and one that goes once it has
+// stayed gone for settle: a second cause behind the same warning is news.
 type transitions struct {
 	settle time.Duration
 	subs   map[string]*subHealth // by subscriber/subscription
@@ -36,6 +42,10 @@ type subHealth struct {
 	badSince time.Time // when it left ok (zero while ok)
 	okSince  time.Time // first ok sample of a recovery not yet logged
 	blips    int
+	// codes are the finding codes last logged, sorted; goneSince is the
+	// first sample that lacked one of them, not yet logged.
+	codes     []string
+	goneSince time.Time
 }
 
 func newTransitions(settle time.Duration) *transitions {
@@ -50,18 +60,19 @@ func (t *transitions) observe(now time.Time, r diagnose.Report) ([]transition, [
 	for _, s := range r.Subscriptions {
 		key := s.Subscriber + "/" + s.Name
 		seen[key] = true
+		codes := make([]string, 0, len(s.Findings))
+		for _, f := range s.Findings {
+			codes = append(codes, f.Code)
+		}
+		set := slices.Compact(slices.Sorted(slices.Values(codes)))
 		log := func(from string, h subHealth, unhealthy time.Duration) {
-			codes := make([]string, 0, len(s.Findings))
-			for _, f := range s.Findings {
-				codes = append(codes, f.Code)
-			}
 			out = append(out, transition{Subscriber: s.Subscriber, Subscription: s.Name, From: from, To: s.Health,
 				Findings: codes, Blips: h.blips, For: unhealthy})
 		}
 		h, known := t.subs[key]
 		switch {
 		case !known:
-			h = &subHealth{logged: s.Health}
+			h = &subHealth{logged: s.Health, codes: set}
 			t.subs[key] = h
 			if s.Health != diagnose.OK {
 				h.badSince = now
@@ -73,13 +84,20 @@ func (t *transitions) observe(now time.Time, r diagnose.Report) ([]transition, [
 				h.blips++
 				h.okSince = time.Time{}
 			}
+			if s.Health == diagnose.OK {
+				break
+			}
+			if added, removed, ok := h.findingsChanged(now, set, t.settle); ok {
+				out = append(out, transition{Subscriber: s.Subscriber, Subscription: s.Name, From: string(s.Health), To: s.Health,
+					Findings: codes, Added: added, Removed: removed})
+			}
 		case s.Health == diagnose.OK:
 			if h.okSince.IsZero() {
 				h.okSince = now
 			}
 			if now.Sub(h.okSince) >= t.settle {
 				log(string(h.logged), *h, h.okSince.Sub(h.badSince))
-				*h = subHealth{logged: s.Health}
+				*h = subHealth{logged: s.Health, codes: set}
 			}
 		default:
 			log(string(h.logged), *h, 0)
@@ -87,7 +105,7 @@ func (t *transitions) observe(now time.Time, r diagnose.Report) ([]transition, [
 			if h.logged == diagnose.OK {
 				bad = now
 			}
-			*h = subHealth{logged: s.Health, badSince: bad}
+			*h = subHealth{logged: s.Health, badSince: bad, codes: set}
 		}
 	}
 	var gone []string
@@ -98,4 +116,38 @@ func (t *transitions) observe(now time.Time, r diagnose.Report) ([]transition, [
 		}
 	}
 	return out, gone
+}
+
+// findingsChanged says whether the finding codes set (sorted), at an
+// unchanged health, are worth a line: one added, at once; one gone, once
+// it has stayed gone for settle. It returns the codes added and removed
+// since the last line, and takes set as logged when they are.
+func (h *subHealth) findingsChanged(now time.Time, set []string, settle time.Duration) (added, removed []string, ok bool) {
+	added, removed = minus(set, h.codes), minus(h.codes, set)
+	switch {
+	case len(added) > 0:
+	case len(removed) == 0:
+		h.goneSince = time.Time{}
+		return nil, nil, false
+	default:
+		if h.goneSince.IsZero() {
+			h.goneSince = now
+		}
+		if now.Sub(h.goneSince) < settle {
+			return nil, nil, false
+		}
+	}
+	h.codes, h.goneSince = set, time.Time{}
+	return added, removed, true
+}
+
+// minus is a without b, both sorted (empty, not nil: logged as []).
+func minus(a, b []string) []string {
+	out := []string{}
+	for _, x := range a {
+		if _, found := slices.BinarySearch(b, x); !found {
+			out = append(out, x)
+		}
+	}
+	return out
 }

@@ -96,3 +96,50 @@ func TestTransitionsOtherChanges(t *testing.T) {
 		t.Errorf("new ok subscription logged: %v", changes)
 	}
 }
+
+// While a subscription stays unhealthy at the same health, a finding that
+// joins is logged at once, and one that goes once it has stayed gone for
+// the settle time (a threshold crossed back and forth logs nothing).
+func TestTransitionsFindingsAtTheSameHealth(t *testing.T) {
+	tr := newTransitions(15 * time.Second)
+	t0 := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	step := func(sec int, h diagnose.Health, codes ...string) string {
+		s := diagnose.Subscription{Subscriber: "s", Name: "sub", Health: h}
+		for _, c := range codes {
+			s.Findings = append(s.Findings, diagnose.Finding{Code: c})
+		}
+		changes, _ := tr.observe(t0.Add(time.Duration(sec)*time.Second), diagnose.Report{Subscriptions: []diagnose.Subscription{s}})
+		var out []string
+		for _, c := range changes {
+			out = append(out, fmt.Sprintf("%s->%s %v +%v -%v", c.From, c.To, c.Findings, c.Added, c.Removed))
+		}
+		return strings.Join(out, ",")
+	}
+	for _, c := range []struct {
+		sec   int
+		h     diagnose.Health
+		codes []string
+		want  string
+	}{
+		{0, diagnose.OK, nil, ""},
+		{5, diagnose.Warning, []string{"apply_blocked"}, "ok->warning [apply_blocked] +[] -[]"},
+		{10, diagnose.Warning, []string{"apply_blocked"}, ""},
+		{15, diagnose.Warning, []string{"apply_blocked", "schema_mismatch"}, "warning->warning [apply_blocked schema_mismatch] +[schema_mismatch] -[]"},
+		{20, diagnose.Warning, []string{"schema_mismatch", "apply_blocked"}, ""}, // another order
+		{25, diagnose.Warning, []string{"apply_blocked"}, ""},                    // gone for less than 15 s
+		{30, diagnose.Warning, []string{"apply_blocked", "schema_mismatch"}, ""},
+		{35, diagnose.Warning, []string{"apply_blocked"}, ""},
+		{45, diagnose.Warning, []string{"apply_blocked"}, ""},
+		{50, diagnose.Warning, []string{"apply_blocked"}, "warning->warning [apply_blocked] +[] -[schema_mismatch]"},
+		{55, diagnose.Warning, []string{"replication_delay_high"}, "warning->warning [replication_delay_high] +[replication_delay_high] -[apply_blocked]"},
+		{60, diagnose.Critical, []string{"replication_delay_high", "apply_error"}, "warning->critical [replication_delay_high apply_error] +[] -[]"},
+		{65, diagnose.Critical, []string{"apply_error"}, ""},
+		{70, diagnose.OK, nil, ""},
+		{85, diagnose.OK, nil, "critical->ok [] +[] -[]"},
+		{90, diagnose.OK, []string{"info_thing"}, ""}, // ok: findings are not followed
+	} {
+		if got := step(c.sec, c.h, c.codes...); got != c.want {
+			t.Errorf("at %d s, %s %v: logged %q, want %q", c.sec, c.h, c.codes, got, c.want)
+		}
+	}
+}
