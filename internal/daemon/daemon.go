@@ -435,8 +435,9 @@ func (d *Daemon) logNodes(snaps []probe.Snapshot) {
 	}
 }
 
-// logTransitions logs each change of a subscription's health once; a
-// recovery once it has held for diagnose.FlapWindow (transitions).
+// logTransitions logs each change of a subscription's or a node's health,
+// or of its findings, once; a recovery once it has held for
+// diagnose.FlapWindow (transitions).
 func (d *Daemon) logTransitions(r diagnose.Report) {
 	changes, gone := d.health.observe(time.Now(), r)
 	for _, c := range changes {
@@ -444,21 +445,23 @@ func (d *Daemon) logTransitions(r diagnose.Report) {
 		if c.To == diagnose.Critical || c.To == diagnose.Warning {
 			level = slog.LevelWarn
 		}
-		attrs := []any{keySubscriber, c.Subscriber, keySubscription, c.Subscription,
-			keyFrom, c.From, keyTo, string(c.To), keyFindings, c.Findings}
+		what, attrs := "subscription", []any{keySubscriber, c.Subscriber, keySubscription, c.Subscription}
+		if c.Node != "" {
+			what, attrs = "node", []any{keyNode, c.Node}
+		}
+		if c.From == string(c.To) {
+			attrs = append(attrs, keyHealth, string(c.To), keyFindings, c.Findings, keyAdded, c.Added, keyRemoved, c.Removed)
+			d.log.Log(context.Background(), level, what+" findings changed", attrs...)
+			continue
+		}
+		attrs = append(attrs, keyFrom, c.From, keyTo, string(c.To), keyFindings, c.Findings)
 		if c.For > 0 {
 			attrs = append(attrs, keyUnhealthyFor, c.For.Round(time.Second).String())
 		}
 		if c.Blips > 0 {
 			attrs = append(attrs, keyBlips, c.Blips)
 		}
-		if c.From == string(c.To) {
-			d.log.Log(context.Background(), level, "subscription findings changed",
-				keySubscriber, c.Subscriber, keySubscription, c.Subscription, keyHealth, string(c.To), keyFindings, c.Findings,
-				keyAdded, c.Added, keyRemoved, c.Removed)
-			continue
-		}
-		d.log.Log(context.Background(), level, "subscription health changed", attrs...)
+		d.log.Log(context.Background(), level, what+" health changed", attrs...)
 	}
 	for _, key := range gone {
 		d.log.Info("subscription gone", keySubscription, key)

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/pglmon/pglmon/internal/diagnose"
@@ -10,6 +11,7 @@ import (
 // transition is one change of a subscription's health worth logging.
 type transition struct {
 	Subscriber, Subscription string
+	Node                     string // for a node's findings instead
 	From                     string // "new" for a subscription first seen unhealthy
 	To                       diagnose.Health
 	Findings                 []string
@@ -34,7 +36,7 @@ type transition struct {
 // stayed gone for settle: a second cause behind the same warning is news.
 type transitions struct {
 	settle time.Duration
-	subs   map[string]*subHealth // by subscriber/subscription
+	subs   map[string]*subHealth // by subscriber/subscription, and node:name
 }
 
 type subHealth struct {
@@ -53,7 +55,10 @@ func newTransitions(settle time.Duration) *transitions {
 }
 
 // observe takes one cycle's report and returns the changes to log, and the
-// subscriptions gone from the report (subscriber/subscription).
+// subscriptions gone from the report (subscriber/subscription). Nodes are
+// followed the same way, by their findings but node_unreachable (which
+// the daemon logs by itself), each with its slot if it names one, with
+// Node set in their transitions.
 func (t *transitions) observe(now time.Time, r diagnose.Report) ([]transition, []string) {
 	var out []transition
 	seen := map[string]bool{}
@@ -64,58 +69,92 @@ func (t *transitions) observe(now time.Time, r diagnose.Report) ([]transition, [
 		for _, f := range s.Findings {
 			codes = append(codes, f.Code)
 		}
-		set := slices.Compact(slices.Sorted(slices.Values(codes)))
-		log := func(from string, h subHealth, unhealthy time.Duration) {
-			out = append(out, transition{Subscriber: s.Subscriber, Subscription: s.Name, From: from, To: s.Health,
-				Findings: codes, Blips: h.blips, For: unhealthy})
+		if c, ok := t.step(now, key, s.Health, codes); ok {
+			c.Subscriber, c.Subscription = s.Subscriber, s.Name
+			out = append(out, c)
 		}
-		h, known := t.subs[key]
-		switch {
-		case !known:
-			h = &subHealth{logged: s.Health, codes: set}
-			t.subs[key] = h
-			if s.Health != diagnose.OK {
-				h.badSince = now
-				log("new", *h, 0)
+	}
+	for _, n := range r.Nodes {
+		key := "node:" + n.Name
+		seen[key] = true
+		codes := []string{}
+		health := diagnose.OK
+		for _, f := range n.Findings {
+			if f.Code == diagnose.CodeNodeUnreachable {
+				continue
 			}
-		case s.Health == h.logged:
-			if !h.okSince.IsZero() {
-				// Back to the logged health before the recovery settled.
-				h.blips++
-				h.okSince = time.Time{}
+			health = diagnose.Worst(health, f.Severity)
+			// Another slot is another finding (an orphan slot more).
+			if f.Slot != "" {
+				codes = append(codes, f.Code+" "+f.Slot)
+			} else {
+				codes = append(codes, f.Code)
 			}
-			if s.Health == diagnose.OK {
-				break
-			}
-			if added, removed, ok := h.findingsChanged(now, set, t.settle); ok {
-				out = append(out, transition{Subscriber: s.Subscriber, Subscription: s.Name, From: string(s.Health), To: s.Health,
-					Findings: codes, Added: added, Removed: removed})
-			}
-		case s.Health == diagnose.OK:
-			if h.okSince.IsZero() {
-				h.okSince = now
-			}
-			if now.Sub(h.okSince) >= t.settle {
-				log(string(h.logged), *h, h.okSince.Sub(h.badSince))
-				*h = subHealth{logged: s.Health, codes: set}
-			}
-		default:
-			log(string(h.logged), *h, 0)
-			bad := h.badSince
-			if h.logged == diagnose.OK {
-				bad = now
-			}
-			*h = subHealth{logged: s.Health, badSince: bad, codes: set}
+		}
+		if c, ok := t.step(now, key, health, codes); ok {
+			c.Node = n.Name
+			out = append(out, c)
 		}
 	}
 	var gone []string
 	for key := range t.subs {
 		if !seen[key] {
-			gone = append(gone, key)
+			if !strings.HasPrefix(key, "node:") {
+				gone = append(gone, key)
+			}
 			delete(t.subs, key)
 		}
 	}
 	return out, gone
+}
+
+// step follows one subscription or node (key) and returns its change to
+// log, if any.
+func (t *transitions) step(now time.Time, key string, health diagnose.Health, codes []string) (transition, bool) {
+	set := slices.Compact(slices.Sorted(slices.Values(codes)))
+	log := func(from string, h subHealth, unhealthy time.Duration) (transition, bool) {
+		return transition{From: from, To: health, Findings: codes, Blips: h.blips, For: unhealthy}, true
+	}
+	h, known := t.subs[key]
+	switch {
+	case !known:
+		h = &subHealth{logged: health, codes: set}
+		t.subs[key] = h
+		if health != diagnose.OK {
+			h.badSince = now
+			return log("new", *h, 0)
+		}
+	case health == h.logged:
+		if !h.okSince.IsZero() {
+			// Back to the logged health before the recovery settled.
+			h.blips++
+			h.okSince = time.Time{}
+		}
+		if health == diagnose.OK {
+			break
+		}
+		if added, removed, ok := h.findingsChanged(now, set, t.settle); ok {
+			return transition{From: string(health), To: health, Findings: codes, Added: added, Removed: removed}, true
+		}
+	case health == diagnose.OK:
+		if h.okSince.IsZero() {
+			h.okSince = now
+		}
+		if now.Sub(h.okSince) >= t.settle {
+			c, ok := log(string(h.logged), *h, h.okSince.Sub(h.badSince))
+			*h = subHealth{logged: health, codes: set}
+			return c, ok
+		}
+	default:
+		c, ok := log(string(h.logged), *h, 0)
+		bad := h.badSince
+		if h.logged == diagnose.OK {
+			bad = now
+		}
+		*h = subHealth{logged: health, badSince: bad, codes: set}
+		return c, ok
+	}
+	return transition{}, false
 }
 
 // findingsChanged says whether the finding codes set (sorted), at an

@@ -143,3 +143,48 @@ func TestTransitionsFindingsAtTheSameHealth(t *testing.T) {
 		}
 	}
 }
+
+// A node's findings are followed as a subscription's, but for
+// node_unreachable, which the daemon logs by itself; a node gone from the
+// report is not a subscription gone.
+func TestTransitionsOfANode(t *testing.T) {
+	tr := newTransitions(15 * time.Second)
+	t0 := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	step := func(sec int, fs ...diagnose.Finding) string {
+		var r diagnose.Report
+		if fs != nil {
+			r.Nodes = []diagnose.Node{{Name: "provider", Findings: fs}}
+		}
+		changes, gone := tr.observe(t0.Add(time.Duration(sec)*time.Second), r)
+		var out []string
+		for _, c := range changes {
+			out = append(out, fmt.Sprintf("%s %s %s->%s %v +%v -%v", c.Node, c.Subscriber+c.Subscription, c.From, c.To, c.Findings, c.Added, c.Removed))
+		}
+		for _, g := range gone {
+			out = append(out, "gone "+g)
+		}
+		return strings.Join(out, ",")
+	}
+	orphan := diagnose.Finding{Code: "orphan_slot", Severity: diagnose.Warning, Slot: "s1"}
+	orphan2 := diagnose.Finding{Code: "orphan_slot", Severity: diagnose.Warning, Slot: "s2"}
+	storage := diagnose.Finding{Code: "storage_low", Severity: diagnose.Critical}
+	unreachable := diagnose.Finding{Code: diagnose.CodeNodeUnreachable, Severity: diagnose.Critical}
+	for _, c := range []struct {
+		sec  int
+		fs   []diagnose.Finding
+		want string
+	}{
+		{0, []diagnose.Finding{}, ""},
+		{5, []diagnose.Finding{unreachable}, ""},
+		{10, []diagnose.Finding{orphan}, "provider  ok->warning [orphan_slot s1] +[] -[]"},
+		{15, []diagnose.Finding{orphan, orphan2}, "provider  warning->warning [orphan_slot s1 orphan_slot s2] +[orphan_slot s2] -[]"}, // another orphan slot
+		{20, []diagnose.Finding{orphan, orphan2, storage}, "provider  warning->critical [orphan_slot s1 orphan_slot s2 storage_low] +[] -[]"},
+		{25, []diagnose.Finding{storage}, ""},
+		{40, []diagnose.Finding{storage}, "provider  critical->critical [storage_low] +[] -[orphan_slot s1 orphan_slot s2]"},
+		{45, nil, ""},
+	} {
+		if got := step(c.sec, c.fs...); got != c.want {
+			t.Errorf("at %d s, %v: logged %q, want %q", c.sec, c.fs, got, c.want)
+		}
+	}
+}
