@@ -304,3 +304,44 @@ func TestProbeReconnectsAfterTheServerClosedItsConnection(t *testing.T) {
 		t.Errorf("failures %d, connection %v: want a new connection and no failure", p.Failures(), p.conn)
 	}
 }
+
+// Snapshot.TableDefs follows the tables' definitions, not their data: a
+// TRUNCATE or a VACUUM FULL (a new relfilenode, which rewrites the table's
+// pg_class row) leaves it as it is, so a workload that empties a table
+// often does not have the daemon compare the tables every cycle; a table
+// renamed, or given another replica identity, changes it.
+func TestTableDefsFollowDefinitionsNotData(t *testing.T) {
+	ctx := context.Background()
+	pair := pgtest.NewPair(t, pgtest.PairOptions{Rows: 10})
+	pn, _ := nodes(pair)
+	p := NewProber(pn, 5*time.Second)
+	t.Cleanup(func() { p.Close(ctx) })
+	defs := func() string {
+		s := p.Probe(ctx)
+		if s.Err != nil {
+			t.Fatal(s.Err)
+		}
+		return s.TableDefs
+	}
+	first := defs()
+	before := first
+	for _, st := range []struct {
+		sql  string
+		want string // same (as before it), changed, or first (as before them all)
+	}{
+		{"TRUNCATE items_0", "same"},
+		{"VACUUM FULL items_0", "same"},
+		{"ALTER TABLE items_0 RENAME TO items_x", "changed"},
+		{"ALTER TABLE items_x RENAME TO items_0", "first"},
+		{"ALTER TABLE items_0 REPLICA IDENTITY FULL", "changed"},
+	} {
+		if err := pair.Provider.Exec(ctx, st.sql); err != nil {
+			t.Fatal(err)
+		}
+		after := defs()
+		if ok := map[string]bool{"same": after == before, "changed": after != before, "first": after == first}[st.want]; !ok {
+			t.Errorf("%s: TableDefs %q -> %q, want %s", st.sql, before, after, st.want)
+		}
+		before = after
+	}
+}

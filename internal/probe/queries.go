@@ -146,8 +146,10 @@ const invalidDatabasesQuery = `SELECT coalesce(array_agg(datname::text ORDER BY 
 // the catalog's rows and the sum of their xmin, which an insert, an
 // update or a delete changes.
 //
-// The definitions are the tables' rows in pg_class (with their oids: a
-// table dropped and created again, or created where one was missing),
+// The definitions are the tables' rows in pg_class (their oid, schema,
+// name and replica identity, not their xmin: a TRUNCATE or VACUUM FULL
+// rewrites the row for a new relfilenode, and a workload that empties a
+// table every few seconds would have the tables compared every cycle),
 // pg_attribute (columns added, dropped, retyped, made NOT NULL or given a
 // default), pg_index (a primary key or replica identity added or dropped)
 // and pg_enum (a label added to the enum type of a column, of its array's
@@ -172,9 +174,9 @@ const pglogicalNodeQuery = `SELECT coalesce((SELECT n.node_name FROM pglogical.l
 			UNION SELECT * FROM unnest($1::text[], $2::text[])) AS t(s, n)
 		JOIN pg_namespace ns ON ns.nspname = t.s
 		JOIN pg_class c ON c.relnamespace = ns.oid AND c.relname = t.n) AS u)
-	SELECT (SELECT count(*)::text || ':' || coalesce(sum(c.oid::bigint + c.xmin::text::bigint), 0)::text
+	SELECT (SELECT count(*)::text || ':' || coalesce(sum(hashtext(concat_ws('/', c.oid, c.relnamespace, c.relname, c.relreplident))::bigint), 0)::text
 			FROM unnest((SELECT rels FROM r)::oid[]) AS u(rel)
-			CROSS JOIN LATERAL (SELECT oid, xmin FROM pg_class WHERE oid = u.rel LIMIT 1) c)
+			CROSS JOIN LATERAL (SELECT oid, relnamespace, relname, relreplident FROM pg_class WHERE oid = u.rel LIMIT 1) c)
 		|| '/' || (SELECT count(*)::text || ':' || coalesce(sum(xmin::text::bigint), 0)::text
 			FROM pg_attribute WHERE attrelid = ANY ((SELECT rels FROM r)::oid[]) AND attnum > 0)
 		|| '/' || (SELECT count(*)::text || ':' || coalesce(sum(xmin::text::bigint), 0)::text
