@@ -34,8 +34,8 @@ func RegclassOf(qualified string) string {
 // Literal is s as an SQL string literal.
 func Literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
-// ErrNotSQL says a name is not a table name as SQL writes it.
-var ErrNotSQL = errors.New("is not a table name as SQL writes it: quote a name that has spaces or other characters in double quotes (\"Sales\".\"Order Lines\")")
+// errNotSQL says a name is not a table name as SQL writes it.
+var errNotSQL = errors.New("is not a table name as SQL writes it: quote a name that has spaces or other characters in double quotes (\"Sales\".\"Order Lines\")")
 
 // Split reads a dotted name as SQL does ([schema.]table): each part a plain
 // identifier, folded to lower case, or one in double quotes, kept as it is
@@ -58,7 +58,7 @@ func Split(name string) ([]string, error) {
 			return parts, nil
 		}
 		if rest[0] != '.' {
-			return nil, ErrNotSQL
+			return nil, errNotSQL
 		}
 		rest = rest[1:]
 	}
@@ -90,7 +90,7 @@ func identifier(s string) (string, string, error) {
 		end = len(s)
 	}
 	if end == 0 || unicode.IsDigit(rune(s[0])) || s[0] == '$' {
-		return "", "", ErrNotSQL
+		return "", "", errNotSQL
 	}
 	return foldASCII(s[:end]), s[end:], nil
 }
