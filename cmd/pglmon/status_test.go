@@ -474,6 +474,13 @@ func TestStatusPartitionedTableInASet(t *testing.T) {
 	if remove != "SELECT pglogical.replication_set_remove_table('set_0', 'public.parted');" {
 		t.Fatalf("repair: the parent taken out of its set as %q\n%s", remove, out)
 	}
+	// The plan's query prints the statements that put the partitions in.
+	var add string
+	printer := regexp.MustCompile(`(?s)SELECT format\('SELECT pglogical\.replication_set_add_table.*?level > 0;`).FindString(out)
+	if err := p.Provider.QueryRow(ctx, "SELECT string_agg(s, ' ') FROM ("+strings.TrimSuffix(printer, ";")+") AS t(s)", []any{&add}); err != nil ||
+		add != "SELECT pglogical.replication_set_add_table('set_0', 'public.parted_eu', true);" {
+		t.Fatalf("repair: the partitions' statements printed by %q: %q, %v\n%s", printer, add, err, out)
+	}
 	// A column dropped on both sides: pglogical 2.4.2 deletes the table's
 	// sync status, and alter_subscription_synchronize would copy it again.
 	// The plan must not.
@@ -499,7 +506,7 @@ func TestStatusPartitionedTableInASet(t *testing.T) {
 		sql string
 	}{
 		{p.Provider, remove},
-		{p.Provider, "SELECT pglogical.replication_set_add_table('set_0', 'parted_eu', true)"},
+		{p.Provider, add},
 		{p.Subscriber, forget},
 		{p.Provider, "CREATE TABLE parted_us PARTITION OF parted FOR VALUES IN ('us')"},
 	} {

@@ -385,7 +385,10 @@ out stay missing until copied. Choose per table:
 On provider %[1]s, take the partitioned table out of the subscription's replication set
 and put its partitions in (synchronize_data has subscriber %[2]s copy each one):
   SELECT pglogical.replication_set_remove_table(%[8]s, %[5]s);
-  SELECT pglogical.replication_set_add_table(%[8]s, 'schema.partition', true);  -- each partition
+  -- then each of its partitions: on provider %[1]s, this prints the statements to run there:
+  SELECT format('SELECT pglogical.replication_set_add_table(%%L, %%L, true);', %[8]s, format('%%I.%%I', n.nspname, c.relname))
+    FROM pg_partition_tree(%[5]s) p JOIN pg_class c ON c.oid = p.relid
+    JOIN pg_namespace n ON n.oid = c.relnamespace WHERE p.isleaf AND p.level > 0;
 (pglmon setup apply --config FILE adds the partitions when its replication_sets list the
 table; the parent still has to be removed as above), then, on subscriber %[2]s, make pglogical
 forget the parent's copy, which never ends (its sync worker stops; nothing is copied or emptied):
