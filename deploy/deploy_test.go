@@ -4,6 +4,9 @@ package deploy_test
 
 import (
 	"encoding/json"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -67,6 +70,59 @@ func TestEveryAlertHasAnnotationsAndATest(t *testing.T) {
 	if got := strings.Count(string(rules), "runbook: \"pglmon ") + strings.Count(string(rules), "runbook: \"grep ") +
 		strings.Count(string(rules), "runbook: \"journalctl ") + strings.Count(string(rules), "runbook: \"systemctl "); got != len(alerts) {
 		t.Errorf("runbooks naming a command: %d of %d", got, len(alerts))
+	}
+}
+
+// Every finding code has an alert: on pglmon_finding{code=...}, or on the
+// metric named here that says the same (a new code without either fails).
+func TestEveryFindingCodeAlerts(t *testing.T) {
+	rules, err := os.ReadFile("prometheus/pglmon.rules.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	byMetric := map[string]string{
+		diagnose.CodeSubscriptionDown: "PglogicalSubscriptionStuckDown", // down past down_grace is stuck_down
+		diagnose.CodeNodeUnreachable:  "pglmon_node_up == 0",
+		diagnose.CodeSlotWALLost:      `pglmon_slot_wal_status{wal_status="lost"}`,
+		diagnose.CodeDataDivergence:   "pglmon_table_divergent_rows > 0",
+	}
+	f, err := parser.ParseFile(token.NewFileSet(), "../internal/diagnose/report.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	codes := 0
+	for _, d := range f.Decls {
+		g, ok := d.(*ast.GenDecl)
+		if !ok || g.Tok != token.CONST {
+			continue
+		}
+		for _, spec := range g.Specs {
+			v := spec.(*ast.ValueSpec)
+			for i, name := range v.Names {
+				if !strings.HasPrefix(name.Name, "Code") || i >= len(v.Values) {
+					continue
+				}
+				lit, ok := v.Values[i].(*ast.BasicLit)
+				if !ok || lit.Kind != token.STRING {
+					continue
+				}
+				code, _ := strconv.Unquote(lit.Value)
+				codes++
+				if other, ok := byMetric[code]; ok {
+					if !strings.Contains(string(rules), other) {
+						t.Errorf("%s: its alert (%s) is not in the rules", code, other)
+					}
+					continue
+				}
+				on := regexp.MustCompile(`pglmon_finding\{code(="|=~"[^"]*\b)` + code + `\b`)
+				if !on.Match(rules) {
+					t.Errorf("finding %s (%s) has no alert", code, name.Name)
+				}
+			}
+		}
+	}
+	if codes < 40 {
+		t.Fatalf("read %d finding codes from report.go, want at least 40", codes)
 	}
 }
 
