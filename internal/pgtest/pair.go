@@ -508,15 +508,38 @@ func (p *Pair) WaitStatus(ctx context.Context, sub, want string, timeout time.Du
 // MustStream waits until every pglogical slot on the provider has confirmed
 // the provider's current WAL position (pglogical.wait_slot_confirm_lsn):
 // after a change that restarts an apply worker (alter_subscription_add_replication_set),
-// the subscription streams again. Under load that restart has taken over 90 s.
+// the subscription streams again. Under load that restart has taken over 90 s,
+// and pglogical's manager can miss the old worker's end and start none until
+// its next round, up to 180 s (seen in CI: two tests timed out at 3 minutes):
+// it waits 5 s at a time, and between two waits wakes the manager for an
+// enabled subscription of the subscriber with no apply worker, as setup
+// apply does (package applyworker, which imports nothing of pgtest's).
 func (p *Pair) MustStream(t testing.TB, timeout time.Duration) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	if err := p.Provider.Exec(ctx, "SELECT pglogical.wait_slot_confirm_lsn(NULL, NULL)"); err != nil {
-		t.Fatalf("the subscriptions did not stream within %s: %v", timeout, err)
+	for {
+		try, stop := context.WithTimeout(ctx, 5*time.Second)
+		err := p.Provider.Exec(try, "SELECT pglogical.wait_slot_confirm_lsn(NULL, NULL)")
+		stop()
+		if err == nil {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the subscriptions did not stream within %s: %v", timeout, err)
+		}
+		if err := p.Subscriber.Exec(ctx, wakeStrandedSQL); err != nil && ctx.Err() == nil {
+			t.Fatalf("wake pglogical's manager on %s: %v", p.Subscriber.Name, err)
+		}
 	}
 }
+
+// wakeStrandedSQL has pglogical's manager start the apply worker of each
+// enabled subscription that has none (alter_subscription_enable on an
+// enabled subscription changes nothing else).
+const wakeStrandedSQL = `SELECT pglogical.alter_subscription_enable(s.sub_name) FROM pglogical.subscription s
+WHERE s.sub_enabled AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = current_database()
+	AND a.backend_type = 'pglogical apply ' || (SELECT oid FROM pg_database WHERE datname = current_database()) || ':' || s.sub_id)`
 
 // SlotName is the provider slot of a subscription, read from the catalog.
 func (p *Pair) SlotName(ctx context.Context, sub string) (string, error) {

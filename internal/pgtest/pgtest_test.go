@@ -47,3 +47,23 @@ func TestCrashLines(t *testing.T) {
 		t.Errorf("nothing after: %q", got)
 	}
 }
+
+// MustStream wakes pglogical's manager for a subscription left with no
+// apply worker (StrandApply: none for up to 180 s otherwise; 35 s here
+// without the wake), so a change it missed does not hold a test up for
+// minutes; rows written meanwhile arrive, within 20 s.
+func TestMustStreamWakesAStrandedSubscription(t *testing.T) {
+	ctx := context.Background()
+	p := NewPair(t, PairOptions{Rows: 1})
+	if err := p.StrandApply(ctx, p.Sub()); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 (id, val) VALUES (2, 'after')"); err != nil {
+		t.Fatal(err)
+	}
+	p.MustStream(t, 20*time.Second)
+	var n int
+	if err := p.Subscriber.QueryRow(ctx, "SELECT count(*) FROM items_0 WHERE id = 2", []any{&n}); err != nil || n != 1 {
+		t.Fatalf("the row written while stranded: %d, %v", n, err)
+	}
+}
