@@ -384,37 +384,32 @@ out stay missing until copied. Choose per table:
 		fmt.Fprintf(&b, `%[4]s.
 On provider %[1]s, take the partitioned table out of the subscription's replication set
 and put its partitions in (synchronize_data has subscriber %[2]s copy each one):
-  SELECT pglogical.replication_set_remove_table(%[8]s, %[5]s);
+  SELECT pglogical.replication_set_remove_table(%[7]s, %[5]s);
   -- then each of its partitions: on provider %[1]s, this prints the statements to run there:
-  SELECT format('SELECT pglogical.replication_set_add_table(%%L, %%L, true);', %[8]s, format('%%I.%%I', n.nspname, c.relname))
+  SELECT format('SELECT pglogical.replication_set_add_table(%%L, %%L, true);', %[7]s, format('%%I.%%I', n.nspname, c.relname))
     FROM pg_partition_tree(%[5]s) p JOIN pg_class c ON c.oid = p.relid
     JOIN pg_namespace n ON n.oid = c.relnamespace WHERE p.isleaf AND p.level > 0;
 (pglmon setup apply --config FILE adds the partitions when its replication_sets list the
 table; the parent still has to be removed as above), then, on subscriber %[2]s, make pglogical
 forget the parent's copy, which never ends (its sync worker stops; nothing is copied or emptied):
-  DELETE FROM pglogical.local_sync_status s USING pglogical.subscription sub
-  WHERE sub.sub_id = s.sync_subid AND sub.sub_name = %[3]s
-    AND s.sync_nspname = %[6]s AND s.sync_relname = %[7]s;
+%[6]s
 Not alter_subscription_synchronize(%[3]s, false): it also copies again each table of the
 subscription without a sync status, onto the rows it holds, and pglogical 2.4.2 deletes a table's
-sync status when a column of it is dropped on the subscriber.`, s.Provider, s.Subscriber, q(s.Name), f.Message, q(pgident.Regclass(schema, name)), q(schema), q(name), set)
+sync status when a column of it is dropped on the subscriber.`, s.Provider, s.Subscriber, q(s.Name), f.Message, q(pgident.Regclass(schema, name)), forgetCopySQL(s.Name, f.Table), set)
 	case diagnose.CodeTableCopyRefused:
-		schema, name, _ := strings.Cut(f.Table, ".")
 		fmt.Fprintf(&b, `%[3]s.
 Resynchronising it runs the same COPY again. Instead, on subscriber %[2]s, make pglogical forget the
 table's copy: its sync worker stops, and the changes made on provider %[1]s reach the table from then
 on (measured with pglogical 2.4.2):
-  DELETE FROM pglogical.local_sync_status s USING pglogical.subscription sub
-  WHERE sub.sub_id = s.sync_subid AND sub.sub_name = %[4]s
-    AND s.sync_nspname = %[5]s AND s.sync_relname = %[6]s;
+%[4]s
 and restart the subscription, whose apply worker may still take the table for one being copied
 (and hold back its changes) when a sync worker was starting as the row went (measured):
-  pglmon repair --config FILE --subscription %[7]s --remedy restart
+  pglmon repair --config FILE --subscription %[5]s --remedy restart
 Then copy the rows it lacks from provider %[1]s (the columns pglogical replicates; a generated column
 is computed by subscriber %[2]s): read the script, then run it as printed:
-  pglmon verify --config FILE --subscription %[7]s --table %[8]s --copy-script rows.psql
-and compare again: pglmon verify --config FILE --subscription %[7]s --table %[8]s`,
-			s.Provider, s.Subscriber, f.Message, q(s.Name), q(schema), q(name), sh(s.Name), sh(f.Table))
+  pglmon verify --config FILE --subscription %[5]s --table %[6]s --copy-script rows.psql
+and compare again: pglmon verify --config FILE --subscription %[5]s --table %[6]s`,
+			s.Provider, s.Subscriber, f.Message, forgetCopySQL(s.Name, f.Table), sh(s.Name), sh(f.Table))
 	case diagnose.CodeApplyError:
 		lsn := CommitLSN(f)
 		if lsn == "" {
@@ -723,6 +718,17 @@ func providerDSN(s diagnose.Subscription) string {
 		return "'<provider dsn>'"
 	}
 	return pgident.Literal(s.ProviderConninfo) + " /* add its password if it needs one */"
+}
+
+// forgetCopySQL is the DELETE, indented for a plan, that makes pglogical
+// forget subscription sub's copy of table (schema.table) on the subscriber,
+// whatever its sync status: its sync worker stops.
+func forgetCopySQL(sub, table string) string {
+	schema, name, _ := strings.Cut(table, ".")
+	q := pgident.Literal
+	return `  DELETE FROM pglogical.local_sync_status s USING pglogical.subscription sub
+  WHERE sub.sub_id = s.sync_subid AND sub.sub_name = ` + q(sub) + `
+    AND s.sync_nspname = ` + q(schema) + ` AND s.sync_relname = ` + q(name) + `;`
 }
 
 // tableSets are the subscription's sets that can hold a table of rows: not
