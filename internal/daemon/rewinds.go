@@ -388,7 +388,7 @@ func (w *rewindWatch) annotate(log *slog.Logger, r *diagnose.Report, equalSince 
 			continue
 		}
 		if equalSince != nil && equalSince(s.Subscriber, s.Name, "").After(h.Last) {
-			log.Info("provider rewind put behind: a verification that started since found every table equal", keySubscription, s.Name, keySubscriber, s.Subscriber)
+			log.Info("held finding put behind: a verification that started since found every table equal", keySubscription, s.Name, keySubscriber, s.Subscriber, "finding", h.finding(r, s).Code)
 			delete(w.held, key)
 			dirty = true
 			continue

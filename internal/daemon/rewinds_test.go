@@ -462,6 +462,10 @@ func putBehind(t *testing.T, r *running, p *pgtest.Pair, code, fix string) {
 	}); err != nil {
 		t.Fatalf("%s still held after a verification found the tables equal: %+v", code, r.status(t).Subscriptions)
 	}
+	// The journal says which finding was put behind.
+	if want := `"msg":"held finding put behind: a verification that started since found every table equal","subscription":"` + p.Sub() + `","subscriber":"subscriber","finding":"` + code + `"`; !strings.Contains(r.logs.String(), want) {
+		t.Errorf("the journal does not say %s was put behind (want %s):\n%s", code, want, r.logs.String())
+	}
 }
 
 // A provider's slot moved on while its subscription was disabled, or its
