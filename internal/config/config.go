@@ -445,6 +445,10 @@ var Remedies = []string{"restart", "recreate-origin", "enable"}
 // approver presses; it never runs automatically.
 const RemedyDropOrphanSlot = "drop-orphan-slot"
 
+// HeartbeatSet is the replication set pglmon heartbeat install creates on
+// each provider and gives to one subscription per provider and subscriber.
+const HeartbeatSet = "pglmon_heartbeat"
+
 // DefaultListen is the daemon's default HTTP address (postgres_exporter has 9187).
 const DefaultListen = "127.0.0.1:9198"
 
@@ -952,6 +956,8 @@ func (c *Config) validate() Errors {
 		}
 		for j, set := range sb.ReplicationSets {
 			switch {
+			case !sets[sb.Provider+"/"+set] && set == HeartbeatSet:
+				add(c.errorAt(f+".replication_sets", "replication set %q is pglmon heartbeat install's: leave it out here (setup apply keeps it on the subscription that has it; heartbeat install gives it to one subscription per provider and subscriber)", set))
 			case !sets[sb.Provider+"/"+set]:
 				add(c.errorAt(f+".replication_sets", "replication set %q is not defined on provider %s", set, sb.Provider))
 			case slices.Contains(sb.ReplicationSets[:j], set):

@@ -1,6 +1,10 @@
 package probe
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/pglmon/pglmon/internal/config"
+)
 
 // metaQuery identifies the server. pg_current_wal_lsn() fails on a standby.
 const metaQuery = `SELECT current_setting('server_version_num')::int,
@@ -16,11 +20,11 @@ const metaQuery = `SELECT current_setting('server_version_num')::int,
 
 // HeartbeatTable and HeartbeatSet are where pglmon writes its heartbeats
 // (package heartbeat): a table of pglmon's own on every node, in a
-// replication set of its own on each provider that every subscription of
-// the provider subscribes to.
+// replication set of its own on each provider, which one subscription per
+// provider and subscriber carries.
 const (
 	HeartbeatTable = "pglmon.heartbeat"
-	HeartbeatSet   = "pglmon_heartbeat"
+	HeartbeatSet   = config.HeartbeatSet
 )
 
 // heartbeatQuery reads, per pglogical node name, the oldest and newest
