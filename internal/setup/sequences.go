@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -80,9 +82,129 @@ func sequenceChanges(ctx context.Context, c *pgx.Conn, rs config.ReplicationSet,
 			}
 		}
 		if !in {
-			out = append(out, Change{Node: rs.Node, What: "add sequence " + q + " to " + rs.Name + " (pglogical copies its value to the subscribers, then now and then)",
+			out = append(out, Change{Node: rs.Node, What: "add sequence " + q + " to " + rs.Name,
 				SQL: "SELECT pglogical.replication_set_add_sequence($1, $2::regclass, synchronize_data := true)", Args: []any{rs.Name, q}})
 		}
 	}
 	return out, nil
+}
+
+// seqValueSQL: the last value of sequence $1 here; NULL when it was never
+// used, or does not exist.
+const seqValueSQL = `SELECT CASE WHEN to_regclass($1) IS NOT NULL THEN pg_sequence_last_value($1::regclass) END`
+
+// SequenceValue is the last value of sequence seq on c: nil when it was
+// never used, or does not exist.
+func SequenceValue(ctx context.Context, c *pgx.Conn, seq string) (*int64, error) {
+	var v *int64
+	if err := c.QueryRow(ctx, seqValueSQL, seq).Scan(&v); err != nil {
+		return nil, fmt.Errorf("read the value of sequence %s: %w", seq, err)
+	}
+	return v, nil
+}
+
+// Behind: a subscriber's value sv of a sequence lacks the provider's pv
+// (one used there and never here, or further there).
+func Behind(pv, sv *int64) bool {
+	return pv != nil && (sv == nil || *sv < *pv)
+}
+
+// sequenceSends plans to send the value of each sequence of the
+// subscriptions' sets (seqs, per set) that a subscriber lacks, once the
+// subscription replicates (pglogical.synchronize_sequence on the
+// provider). A subscription created, or given the set, after the
+// sequence joined it missed the value replication_set_add_sequence sent,
+// and pglogical's periodic copy comes late (measured with 2.4.2, a new
+// subscription copying a table of 300 rows: its sequence still unused on
+// the subscriber 6 minutes on; on another database it came after 50 s):
+// a subscriber taking over the writes meanwhile hands out used values. A
+// subscription there and disabled is left for pglogical.
+func (r *Runner) sequenceSends(ctx context.Context, conns map[string]*pgx.Conn, hasExt map[string]bool, seqs map[string][]string, p *Plan) error {
+	type key struct{ provider, seq string }
+	var order []key
+	sends := map[key][]config.Subscription{}
+	what := map[key][]string{}
+	values := map[key]int64{}
+	for _, sb := range r.Config.Subscriptions {
+		if hasExt[sb.Subscriber] {
+			disabled, err := one[bool](ctx, conns[sb.Subscriber], "SELECT EXISTS (SELECT 1 FROM pglogical.subscription WHERE sub_name = $1 AND NOT sub_enabled)", sb.Name)
+			if err != nil {
+				return err
+			}
+			if disabled {
+				continue
+			}
+		}
+		var done []string
+		for _, set := range sb.ReplicationSets {
+			for _, q := range seqs[setKey(sb.Provider, set)] {
+				if slices.Contains(done, q) {
+					continue
+				}
+				done = append(done, q)
+				pv, err := SequenceValue(ctx, conns[sb.Provider], q)
+				if err != nil {
+					return fmt.Errorf("on %s: %w", sb.Provider, err)
+				}
+				sv, err := SequenceValue(ctx, conns[sb.Subscriber], q)
+				if err != nil {
+					return fmt.Errorf("on %s: %w", sb.Subscriber, err)
+				}
+				if !Behind(pv, sv) {
+					continue
+				}
+				k := key{sb.Provider, q}
+				if _, ok := sends[k]; !ok {
+					order = append(order, k)
+				}
+				sends[k], values[k] = append(sends[k], sb), *pv
+				here := "none"
+				if sv != nil {
+					here = fmt.Sprint(*sv)
+				}
+				what[k] = append(what[k], fmt.Sprintf("subscription %s (%s on %s)", sb.Name, here, sb.Subscriber))
+			}
+		}
+	}
+	for _, k := range order {
+		p.Changes = append(p.Changes, Change{Node: k.provider,
+			What: fmt.Sprintf("send the value of sequence %s (%d here) to %s, once it replicates its sets (pglogical's own copy comes only now and then: not within 6 minutes here)", k.seq, values[k], strings.Join(what[k], ", ")),
+			SQL:  "SELECT pglogical.synchronize_sequence($1::regclass)", Args: []any{k.seq}, sends: sends[k]})
+	}
+	return nil
+}
+
+// waitSequence waits until sequence seq has reached value on the
+// subscriber of each subscription of subs (pglogical's apply sets it when
+// it applies the provider's queued value).
+func (r *Runner) waitSequence(ctx context.Context, subs []config.Subscription, seq string, value int64) error {
+	for _, sb := range subs {
+		conn, err := r.connect(ctx, sb.Subscriber)
+		if err != nil {
+			return err
+		}
+		deadline := time.Now().Add(r.wait())
+		for {
+			v, err := SequenceValue(ctx, conn, seq)
+			if err != nil {
+				conn.Close(ctx)
+				return err
+			}
+			if v != nil && *v >= value {
+				break
+			}
+			if time.Now().After(deadline) {
+				conn.Close(ctx)
+				return fmt.Errorf("the value of sequence %s did not reach subscription %s on %s within %s (is it replicating? pglmon status --subscription %s)", seq, sb.Name, sb.Subscriber, r.wait(), sb.Name)
+			}
+			select {
+			case <-ctx.Done():
+				conn.Close(ctx)
+				return ctx.Err()
+			case <-time.After(250 * time.Millisecond):
+			}
+		}
+		conn.Close(ctx)
+	}
+	return nil
 }

@@ -59,6 +59,11 @@ type Change struct {
 	// the change ends (their apply workers end with them): apply waits
 	// for the next apply worker of each, on its subscriber.
 	senders []config.Subscription
+	// sends are the subscriptions a sequence's value is sent to
+	// (pglogical.synchronize_sequence, Args[0] the sequence): apply makes
+	// the change once they replicate their sets, after every other
+	// change, and waits until the value has reached each.
+	sends []config.Subscription
 }
 
 // Plan is what apply would do, or why it cannot.
@@ -631,7 +636,7 @@ func (r *Runner) changes(ctx context.Context, conns map[string]*pgx.Conn, tables
 				synchronize_data := $4, forward_origins := $5, apply_delay := $6::interval)`,
 			Args: []any{sb.Name, prov.DSN, sb.ReplicationSets, config.Flag(sb.SynchronizeData), origins, strconv.FormatInt(sb.ApplyDelay.D().Milliseconds(), 10) + " ms"}, dsnNode: &prov})
 	}
-	return nil
+	return r.sequenceSends(ctx, conns, hasExt, seqs, p)
 }
 
 // forgetBeforeAdd plans, before table t is added to set rs with its copy
@@ -862,70 +867,15 @@ func (r *Runner) Apply(ctx context.Context) (err error) {
 		return err
 	}
 	var newSubs, copied []config.Subscription
+	var sends []Change
 	for _, c := range p.Changes {
-		conn, err := r.connect(ctx, c.Node)
-		if err != nil {
+		if c.sends != nil {
+			// Once the subscriptions replicate their sets (below).
+			sends = append(sends, c)
+			continue
+		}
+		if err := r.change(ctx, c); err != nil {
 			return err
-		}
-		args := append([]any(nil), c.Args...)
-		if c.dsnNode != nil {
-			// pglogical stores this DSN and connects with it: it needs the password.
-			pw, err := c.dsnNode.ResolvePassword()
-			if err != nil {
-				conn.Close(ctx)
-				return err
-			}
-			if pw != "" {
-				args[1] = c.dsnNode.DSN + " password='" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(pw.Reveal()) + "'"
-			}
-		}
-		if err := r.beginOnce(); err != nil {
-			conn.Close(ctx)
-			return err
-		}
-		start := time.Now()
-		if c.copies != "" {
-			if err := r.caughtUp(ctx, conn, r.subscription(c.copies)); err != nil {
-				conn.Close(ctx)
-				return fmt.Errorf("on %s: %s: %w (re-run apply to continue)", c.Node, c.What, err)
-			}
-		}
-		if r.beforeChange != nil {
-			r.beforeChange(c)
-		}
-		// Read after caughtUp, which may have had a worker started: only
-		// one started after the change counts.
-		var since time.Time
-		if c.restarts != "" {
-			if since, err = applyworker.Now(ctx, conn); err != nil {
-				conn.Close(ctx)
-				return fmt.Errorf("on %s: %w", c.Node, err)
-			}
-		}
-		senders, err := r.sinceOnSubscribers(ctx, c.senders)
-		if err == nil {
-			_, err = conn.Exec(ctx, c.SQL, args...)
-		}
-		if err == nil && c.restarts != "" {
-			err = r.waitApply(ctx, conn, c.restarts, since, "pglogical copies the added sets' tables once it runs")
-		}
-		for _, w := range senders {
-			if err == nil {
-				err = r.waitApply(ctx, w.conn, w.sub, w.since, "it receives nothing from its provider meanwhile")
-			}
-			w.conn.Close(ctx)
-		}
-		conn.Close(ctx)
-		if err != nil {
-			err = fmt.Errorf("on %s: %s: %w (re-run apply to continue)", c.Node, c.What, probe.RedactError(err, mustPassword(c.dsnNode)))
-			r.run.Step(c.Node, c.What, c.SQL, c.Args, time.Since(start), err.Error())
-			return err
-		}
-		// c.Args never hold the password (the configured DSNs cannot).
-		r.run.Step(c.Node, c.What, c.SQL, c.Args, time.Since(start), "")
-		fmt.Fprintf(r.Out, "done: on %s: %s\n", c.Node, c.What)
-		if c.restarts != "" && strings.Contains(c.What, " and copy the tables ") {
-			fmt.Fprintf(r.Out, "  pglogical copies them in the background: pglmon status --subscription %s shows each table until it is ready (tables_not_ready)\n", shellword.Quote(c.restarts))
 		}
 		if strings.HasPrefix(c.What, "create subscription ") {
 			for _, sb := range r.Config.Subscriptions {
@@ -956,8 +906,88 @@ func (r *Runner) Apply(ctx context.Context) (err error) {
 			differ = append(differ, r.counts(ctx, sb, true)...)
 		}
 	}
+	for _, c := range sends {
+		if err := r.change(ctx, c); err != nil {
+			return err
+		}
+	}
 	if len(differ) > 0 {
 		return fmt.Errorf("%w: %s (pglmon verify --subscription names the rows; pglmon ran no resynchronisation)", ErrCopiesDiffer, strings.Join(differ, ", "))
+	}
+	return nil
+}
+
+// change makes change c, waits for what it ends to start again (and, for
+// a sequence's value sent, for the value to arrive), and records it.
+func (r *Runner) change(ctx context.Context, c Change) error {
+	conn, err := r.connect(ctx, c.Node)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	args := append([]any(nil), c.Args...)
+	if c.dsnNode != nil {
+		// pglogical stores this DSN and connects with it: it needs the password.
+		pw, err := c.dsnNode.ResolvePassword()
+		if err != nil {
+			return err
+		}
+		if pw != "" {
+			args[1] = c.dsnNode.DSN + " password='" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(pw.Reveal()) + "'"
+		}
+	}
+	if err := r.beginOnce(); err != nil {
+		return err
+	}
+	start := time.Now()
+	if c.copies != "" {
+		if err := r.caughtUp(ctx, conn, r.subscription(c.copies)); err != nil {
+			return fmt.Errorf("on %s: %s: %w (re-run apply to continue)", c.Node, c.What, err)
+		}
+	}
+	if r.beforeChange != nil {
+		r.beforeChange(c)
+	}
+	// Read after caughtUp, which may have had a worker started: only
+	// one started after the change counts.
+	var since time.Time
+	if c.restarts != "" {
+		if since, err = applyworker.Now(ctx, conn); err != nil {
+			return fmt.Errorf("on %s: %w", c.Node, err)
+		}
+	}
+	var sent *int64
+	if c.sends != nil {
+		if sent, err = SequenceValue(ctx, conn, c.Args[0].(string)); err != nil {
+			return fmt.Errorf("on %s: %w", c.Node, err)
+		}
+	}
+	senders, err := r.sinceOnSubscribers(ctx, c.senders)
+	if err == nil {
+		_, err = conn.Exec(ctx, c.SQL, args...)
+	}
+	if err == nil && c.restarts != "" {
+		err = r.waitApply(ctx, conn, c.restarts, since, "pglogical copies the added sets' tables once it runs")
+	}
+	for _, w := range senders {
+		if err == nil {
+			err = r.waitApply(ctx, w.conn, w.sub, w.since, "it receives nothing from its provider meanwhile")
+		}
+		w.conn.Close(ctx)
+	}
+	if err == nil && c.sends != nil && sent != nil {
+		err = r.waitSequence(ctx, c.sends, c.Args[0].(string), *sent)
+	}
+	if err != nil {
+		err = fmt.Errorf("on %s: %s: %w (re-run apply to continue)", c.Node, c.What, probe.RedactError(err, mustPassword(c.dsnNode)))
+		r.run.Step(c.Node, c.What, c.SQL, c.Args, time.Since(start), err.Error())
+		return err
+	}
+	// c.Args never hold the password (the configured DSNs cannot).
+	r.run.Step(c.Node, c.What, c.SQL, c.Args, time.Since(start), "")
+	fmt.Fprintf(r.Out, "done: on %s: %s\n", c.Node, c.What)
+	if c.restarts != "" && strings.Contains(c.What, " and copy the tables ") {
+		fmt.Fprintf(r.Out, "  pglogical copies them in the background: pglmon status --subscription %s shows each table until it is ready (tables_not_ready)\n", shellword.Quote(c.restarts))
 	}
 	return nil
 }

@@ -1189,20 +1189,58 @@ func TestSerialAndIdentitySequencesJoinTheSet(t *testing.T) {
 			t.Errorf("apply output lacks %q:\n%s", want, out.String())
 		}
 	}
+	// pglogical sent the values at replication_set_add_sequence, before
+	// the subscription had the set: apply sends them once it replicates,
+	// and waits until they arrived.
+	for _, want := range []string{
+		"done: on provider: send the value of sequence public.events_id_seq (10 here) to subscription app_sub (none on subscriber)",
+		"done: on provider: send the value of sequence public.tickets_id_seq (30 here) to subscription app_sub (none on subscriber)",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("apply output lacks %q:\n%s", want, out.String())
+		}
+	}
+	seqAt := func(seq string, want int64) {
+		t.Helper()
+		var last int64
+		var called bool
+		if err := s.QueryRow(ctx, "SELECT last_value, is_called FROM "+seq, []any{&last, &called}); err != nil || !called || last < want {
+			t.Errorf("%s on the subscriber after apply: %d (is_called %t, %v), want %d or more", seq, last, called, err, want)
+		}
+	}
+	seqAt("tickets_id_seq", 30)
+	seqAt("events_id_seq", 10)
 	out.Reset()
 	if err := r.Apply(ctx); err != nil || !strings.Contains(out.String(), "Nothing to change") {
 		t.Fatalf("apply again: %v\n%s", err, out.String())
 	}
-	// In the subscription's set, the value reaches the subscriber.
-	if err := p.Exec(ctx, "SELECT pglogical.synchronize_sequence('public.tickets_id_seq')"); err != nil {
+	// A value that did not arrive (an apply cut short before the send) is
+	// sent by the next apply.
+	if err := s.Exec(ctx, "SELECT setval('tickets_id_seq', 1, false)"); err != nil {
 		t.Fatal(err)
 	}
-	var last int64
-	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
-		return s.QueryRow(ctx, "SELECT last_value FROM tickets_id_seq", []any{&last}) == nil && last >= 30
-	}); err != nil {
-		t.Errorf("tickets_id_seq on the subscriber: %d, want 30 or more", last)
+	out.Reset()
+	if err := r.Apply(ctx); err != nil || !strings.Contains(out.String(), "done: on provider: send the value of sequence public.tickets_id_seq (30 here) to subscription app_sub (none on subscriber)") ||
+		strings.Contains(out.String(), "events_id_seq") {
+		t.Fatalf("apply after the subscriber's value was lost: %v\n%s", err, out.String())
 	}
+	seqAt("tickets_id_seq", 30)
+
+	// A set added to the subscription: its sequence's value is sent too.
+	const moreDDL = "CREATE TABLE more (id bigserial PRIMARY KEY, v text);"
+	if err := p.Exec(ctx, moreDDL+"INSERT INTO more (v) SELECT 'z' FROM generate_series(1, 40)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Exec(ctx, moreDDL); err != nil {
+		t.Fatal(err)
+	}
+	cfg.ReplicationSets = append(cfg.ReplicationSets, config.ReplicationSet{Name: "more", Node: "provider", Tables: []string{"public.more"}})
+	cfg.Subscriptions[0].ReplicationSets = append(cfg.Subscriptions[0].ReplicationSets, "more")
+	out.Reset()
+	if err := r.Apply(ctx); err != nil || !strings.Contains(out.String(), "done: on provider: send the value of sequence public.more_id_seq (40 here) to subscription app_sub (none on subscriber)") {
+		t.Fatalf("apply with a set added: %v\n%s", err, out.String())
+	}
+	seqAt("more_id_seq", 40)
 
 	// A subscriber without the sequence (its table made without serial).
 	p2, s2 := freshDBs(t, prov, sub, seqDDL, "CREATE TABLE tickets (id integer PRIMARY KEY, v text); CREATE TABLE events (id bigint PRIMARY KEY, v text);")

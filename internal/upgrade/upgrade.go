@@ -610,15 +610,10 @@ func (r *Runner) syncSubscriptionSequences(ctx context.Context, sub SubDef, seqs
 		return err
 	}
 	defer sc.Close(ctx)
-	const valueSQL = "SELECT to_regclass($1) IS NOT NULL, CASE WHEN to_regclass($1) IS NOT NULL THEN pg_sequence_last_value($1::regclass) END"
 	for _, q := range seqs {
-		var pv, sv *int64
 		var there bool
-		if err := prov.QueryRow(ctx, valueSQL, q).Scan(&there, &pv); err != nil {
-			return fmt.Errorf("read sequence %s on %s: %w", q, sub.Provider, err)
-		}
-		if err := sc.QueryRow(ctx, valueSQL, q).Scan(&there, &sv); err != nil {
-			return fmt.Errorf("read sequence %s on %s: %w", q, sub.Subscriber, err)
+		if err := sc.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", q).Scan(&there); err != nil {
+			return fmt.Errorf("look for sequence %s on %s: %w", q, sub.Subscriber, err)
 		}
 		if !there {
 			// pglogical's copy of its value would stop the subscription
@@ -626,7 +621,15 @@ func (r *Runner) syncSubscriptionSequences(ctx context.Context, sub SubDef, seqs
 			r.say("warning: sequence %s of subscription %s's sets is not on %s: create it there before pglogical copies its value, which stops the subscription until it is", q, sub.Name, sub.Subscriber)
 			continue
 		}
-		if pv == nil || (sv != nil && *sv >= *pv) {
+		pv, err := setup.SequenceValue(ctx, prov, q)
+		if err != nil {
+			return fmt.Errorf("on %s: %w", sub.Provider, err)
+		}
+		sv, err := setup.SequenceValue(ctx, sc, q)
+		if err != nil {
+			return fmt.Errorf("on %s: %w", sub.Subscriber, err)
+		}
+		if !setup.Behind(pv, sv) {
 			continue
 		}
 		if err := r.exec(ctx, prov, sub.Provider, "send the sequence's value to the subscribers", "SELECT pglogical.synchronize_sequence($1::regclass)", q); err != nil {
