@@ -2281,8 +2281,11 @@ func TestAnApplyWorkerGivingUpAfterLockTimeout(t *testing.T) {
 	if err := tx.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// pglogical starts the worker again after a wait that grows with its
+	// failures, up to 180 s (pglogical 2.4.2; a clean-clone CI run waited
+	// over a minute).
 	var val string
-	if err := pgtest.Poll(ctx, time.Minute, func() bool {
+	if err := pgtest.Poll(ctx, 200*time.Second, func() bool {
 		return p.Subscriber.QueryRow(ctx, "SELECT val FROM items_0 WHERE id = 1", []any{&val}) == nil && val == "from the provider"
 	}); err != nil {
 		t.Fatalf("the change did not apply once the lock was released: %q, %v", val, err)
