@@ -175,36 +175,42 @@ func (r *Runner) sequenceSends(ctx context.Context, conns map[string]*pgx.Conn, 
 }
 
 // waitSequence waits until sequence seq has reached value on the
-// subscriber of each subscription of subs (pglogical's apply sets it when
-// it applies the provider's queued value).
+// subscriber of each subscription of subs (WaitSequence).
 func (r *Runner) waitSequence(ctx context.Context, subs []config.Subscription, seq string, value int64) error {
 	for _, sb := range subs {
 		conn, err := r.connect(ctx, sb.Subscriber)
 		if err != nil {
 			return err
 		}
-		deadline := time.Now().Add(r.wait())
-		for {
-			v, err := SequenceValue(ctx, conn, seq)
-			if err != nil {
-				conn.Close(ctx)
-				return err
-			}
-			if v != nil && *v >= value {
-				break
-			}
-			if time.Now().After(deadline) {
-				conn.Close(ctx)
-				return fmt.Errorf("the value of sequence %s did not reach subscription %s on %s within %s (is it replicating? pglmon status --subscription %s)", seq, sb.Name, sb.Subscriber, r.wait(), sb.Name)
-			}
-			select {
-			case <-ctx.Done():
-				conn.Close(ctx)
-				return ctx.Err()
-			case <-time.After(250 * time.Millisecond):
-			}
-		}
+		err = WaitSequence(ctx, conn, seq, value, r.wait())
 		conn.Close(ctx)
+		if err != nil {
+			return fmt.Errorf("subscription %s on %s: %w (is it replicating? pglmon status --subscription %s)", sb.Name, sb.Subscriber, err, sb.Name)
+		}
 	}
 	return nil
+}
+
+// WaitSequence waits, up to wait, until sequence seq has reached value on
+// the subscriber c: pglogical's apply sets it when it applies the value
+// the provider queued (pglogical.synchronize_sequence).
+func WaitSequence(ctx context.Context, c *pgx.Conn, seq string, value int64, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for {
+		v, err := SequenceValue(ctx, c, seq)
+		if err != nil {
+			return err
+		}
+		if v != nil && *v >= value {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the value of sequence %s did not arrive within %s", seq, wait)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }

@@ -635,6 +635,9 @@ func (r *Runner) syncSubscriptionSequences(ctx context.Context, sub SubDef, seqs
 		if err := r.exec(ctx, prov, sub.Provider, "send the sequence's value to the subscribers", "SELECT pglogical.synchronize_sequence($1::regclass)", q); err != nil {
 			return fmt.Errorf("send sequence %s's value from %s: %w", q, sub.Provider, err)
 		}
+		if err := setup.WaitSequence(ctx, sc, q, *pv, r.timeout()); err != nil {
+			return fmt.Errorf("subscription %s on %s: %w (run restore again to send it again)", sub.Name, sub.Subscriber, err)
+		}
 		r.say("Sent sequence %s's value (%d) to subscription %s on %s.", q, *pv, sub.Name, sub.Subscriber)
 	}
 	return nil

@@ -149,13 +149,20 @@ func TestPrepareAndRestoreAroundAnUpgrade(t *testing.T) {
 	if !strings.Contains(out.String(), "public.items_0: equal (500 rows compared)") {
 		t.Errorf("restore did not compare rows:\n%s", out.String())
 	}
-	if !strings.Contains(out.String(), "Sent sequence counter's value (5000) to subscription sub_0 on subscriber.") {
+	sent := strings.Contains(out.String(), "Sent sequence counter's value (5000) to subscription sub_0 on subscriber.")
+	if !sent {
 		// pglogical's own periodic copy of sequence values can come first
 		// (seen once in CI), and restore then sends none: the value below
 		// must be there all the same.
 		t.Logf("restore sent no sequence value (pglogical's own copy came first?):\n%s", out.String())
 	}
 	var counter int64
+	// Sent, restore waited until it arrived.
+	if sent {
+		if err := p.Subscriber.QueryRow(ctx, "SELECT last_value FROM counter", []any{&counter}); err != nil || counter < 5000 {
+			t.Errorf("restore sent the counter's value and returned, yet the subscriber's is %d (%v), the provider's 5000", counter, err)
+		}
+	}
 	if err := pgtest.Poll(ctx, 15*time.Second, func() bool {
 		return p.Subscriber.QueryRow(ctx, "SELECT last_value FROM counter", []any{&counter}) == nil && counter >= 5000
 	}); err != nil {
