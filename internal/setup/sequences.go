@@ -168,7 +168,7 @@ func (r *Runner) sequenceSends(ctx context.Context, conns map[string]*pgx.Conn, 
 	}
 	for _, k := range order {
 		p.Changes = append(p.Changes, Change{Node: k.provider,
-			What: fmt.Sprintf("send the value of sequence %s (%d here) to %s, once it replicates its sets (pglogical's own copy comes only now and then: not within 6 minutes here)", k.seq, values[k], strings.Join(what[k], ", ")),
+			What: fmt.Sprintf("send the value of sequence %s (%d on %s) to %s, once it replicates its sets (pglogical's own copy can come minutes later)", k.seq, values[k], k.provider, strings.Join(what[k], ", ")),
 			SQL:  "SELECT pglogical.synchronize_sequence($1::regclass)", Args: []any{k.seq}, sends: sends[k]})
 	}
 	return nil

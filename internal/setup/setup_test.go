@@ -1193,8 +1193,8 @@ func TestSerialAndIdentitySequencesJoinTheSet(t *testing.T) {
 	// the subscription had the set: apply sends them once it replicates,
 	// and waits until they arrived.
 	for _, want := range []string{
-		"done: on provider: send the value of sequence public.events_id_seq (10 here) to subscription app_sub (none on subscriber)",
-		"done: on provider: send the value of sequence public.tickets_id_seq (30 here) to subscription app_sub (none on subscriber)",
+		"done: on provider: send the value of sequence public.events_id_seq (10 on provider) to subscription app_sub (none on subscriber)",
+		"done: on provider: send the value of sequence public.tickets_id_seq (30 on provider) to subscription app_sub (none on subscriber)",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("apply output lacks %q:\n%s", want, out.String())
@@ -1220,7 +1220,7 @@ func TestSerialAndIdentitySequencesJoinTheSet(t *testing.T) {
 		t.Fatal(err)
 	}
 	out.Reset()
-	if err := r.Apply(ctx); err != nil || !strings.Contains(out.String(), "done: on provider: send the value of sequence public.tickets_id_seq (30 here) to subscription app_sub (none on subscriber)") ||
+	if err := r.Apply(ctx); err != nil || !strings.Contains(out.String(), "done: on provider: send the value of sequence public.tickets_id_seq (30 on provider) to subscription app_sub (none on subscriber)") ||
 		strings.Contains(out.String(), "events_id_seq") {
 		t.Fatalf("apply after the subscriber's value was lost: %v\n%s", err, out.String())
 	}
@@ -1237,7 +1237,7 @@ func TestSerialAndIdentitySequencesJoinTheSet(t *testing.T) {
 	cfg.ReplicationSets = append(cfg.ReplicationSets, config.ReplicationSet{Name: "more", Node: "provider", Tables: []string{"public.more"}})
 	cfg.Subscriptions[0].ReplicationSets = append(cfg.Subscriptions[0].ReplicationSets, "more")
 	out.Reset()
-	if err := r.Apply(ctx); err != nil || !strings.Contains(out.String(), "done: on provider: send the value of sequence public.more_id_seq (40 here) to subscription app_sub (none on subscriber)") {
+	if err := r.Apply(ctx); err != nil || !strings.Contains(out.String(), "done: on provider: send the value of sequence public.more_id_seq (40 on provider) to subscription app_sub (none on subscriber)") {
 		t.Fatalf("apply with a set added: %v\n%s", err, out.String())
 	}
 	seqAt("more_id_seq", 40)
