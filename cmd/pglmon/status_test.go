@@ -847,9 +847,9 @@ func TestStatusForwardLoop(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	// Clusters of its own: while the loop runs, and should a slot of it be
-	// left behind, pglogical.wait_slot_confirm_lsn(NULL, NULL), which other
-	// tests call and which waits for every slot of the server, would wait
-	// for it (two copy-script tests timed out so in one run).
+	// left behind, pglogical.wait_slot_confirm_lsn(NULL, NULL), which waits
+	// for every slot of the server, would wait for it (two copy-script
+	// tests timed out so in one run, when pgtest.MustStream called it so).
 	ca, cb := pgtest.NewCluster(t, pgtest.Options{}), pgtest.NewCluster(t, pgtest.Options{})
 	name := fmt.Sprintf("loop_%d", os.Getpid())
 	p := &pgtest.Pair{Provider: pgtest.DB{Cluster: ca, Name: name}, Subscriber: pgtest.DB{Cluster: cb, Name: name}}

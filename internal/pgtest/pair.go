@@ -505,8 +505,11 @@ func (p *Pair) WaitStatus(ctx context.Context, sub, want string, timeout time.Du
 	return nil
 }
 
-// MustStream waits until every pglogical slot on the provider has confirmed
-// the provider's current WAL position (pglogical.wait_slot_confirm_lsn):
+// MustStream waits until every logical slot of the provider's database has
+// confirmed the provider's current WAL position (pglogical.wait_slot_confirm_lsn
+// per slot: given no slot, it waits for every slot of the server, and
+// another test's stopped subscription on a shared cluster held it past 3
+// minutes in a clean-clone CI run):
 // after a change that restarts an apply worker (alter_subscription_add_replication_set),
 // the subscription streams again. Under load that restart has taken over 90 s,
 // and pglogical's manager can miss the old worker's end and start none until
@@ -520,7 +523,7 @@ func (p *Pair) MustStream(t testing.TB, timeout time.Duration) {
 	defer cancel()
 	for {
 		try, stop := context.WithTimeout(ctx, 5*time.Second)
-		err := p.Provider.Exec(try, "SELECT pglogical.wait_slot_confirm_lsn(NULL, NULL)")
+		err := p.Provider.Exec(try, "SELECT pglogical.wait_slot_confirm_lsn(slot_name, NULL) FROM pg_replication_slots WHERE database = current_database() AND slot_type = 'logical'")
 		stop()
 		if err == nil {
 			return

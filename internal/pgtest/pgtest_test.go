@@ -67,3 +67,27 @@ func TestMustStreamWakesAStrandedSubscription(t *testing.T) {
 		t.Fatalf("the row written while stranded: %d, %v", n, err)
 	}
 }
+
+// MustStream waits for its own pair's slots only: another pair on the same
+// servers with its subscription disabled (its slot confirms nothing more)
+// does not hold it up. pglogical.wait_slot_confirm_lsn given no slot waits
+// for every slot of the server.
+func TestMustStreamWaitsForItsOwnSlots(t *testing.T) {
+	ctx := context.Background()
+	stopped := NewPair(t, PairOptions{Rows: 1})
+	if err := stopped.Subscriber.Exec(ctx, "SELECT pglogical.alter_subscription_disable('"+stopped.Sub()+"', true)"); err != nil {
+		t.Fatal(err)
+	}
+	p := NewPair(t, PairOptions{Rows: 1})
+	if p.Provider.Cluster != stopped.Provider.Cluster {
+		t.Fatal("the two pairs are not on the same provider server: this test shows nothing")
+	}
+	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 (id, val) VALUES (2, 'after')"); err != nil {
+		t.Fatal(err)
+	}
+	p.MustStream(t, 20*time.Second)
+	var n int
+	if err := p.Subscriber.QueryRow(ctx, "SELECT count(*) FROM items_0 WHERE id = 2", []any{&n}); err != nil || n != 1 {
+		t.Fatalf("the row written before MustStream: %d, %v", n, err)
+	}
+}
