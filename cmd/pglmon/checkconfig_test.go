@@ -111,6 +111,20 @@ func TestCheckConfigConnect(t *testing.T) {
 		t.Errorf("verify: %s %q", l, d)
 	}
 
+	// A sequence in the set, whose value the README's watching grants
+	// leave unreadable (PostgreSQL shows NULL, as for one never used).
+	for _, d := range []pgtest.DB{p.Provider, p.Subscriber} {
+		if err := d.Exec(context.Background(), "CREATE TABLE seqt (id serial PRIMARY KEY)"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Provider.Exec(context.Background(), "SELECT pglogical.replication_set_add_table('set_0', 'seqt'); SELECT pglogical.replication_set_add_sequence('set_0', 'seqt_id_seq')"); err != nil {
+		t.Fatal(err)
+	}
+	if code, res, out := checkConnect(t, noLog(writeConfig(t, p, ""))); code != wantCode || res.Result != wantResult {
+		t.Errorf("superuser with a sequence in the set: exit %d, result %s\n%s", code, res.Result, out)
+	}
+
 	// A role with the README's grants but without pg_monitor, while the
 	// default repair policies are on.
 	role := p.Provider.Name + "_pre"
@@ -138,18 +152,21 @@ func TestCheckConfigConnect(t *testing.T) {
 		t.Errorf("watching role pg_read_all_stats: %s %q", l, d)
 	}
 	// verify needs SELECT on the replicated tables, which the README's grants leave out.
-	if l, d := res.check("subscriber", "verify "+p.Sub()); l != "warn" || !strings.Contains(d, `provider "public"."items_0", subscriber "public"."items_0"`) {
+	if l, d := res.check("subscriber", "verify "+p.Sub()); l != "warn" || !strings.Contains(d, `provider "public"."items_0", provider "public"."seqt", subscriber "public"."items_0", subscriber "public"."seqt"`) {
 		t.Errorf("watching role verify: %s %q", l, d)
 	}
+	if l, d := res.check("subscriber", "sequences "+p.Sub()); l != "warn" || !strings.Contains(d, "may not read the value of public.seqt_id_seq on the provider, subscriber") || !strings.Contains(d, "sequence_behind") {
+		t.Errorf("watching role sequences: %s %q", l, d)
+	}
 	// A table verify.exclude leaves out is not asked for.
-	_, res, _ = checkConnect(t, as("verify:\n  exclude: [public.items_*]\n"))
+	_, res, _ = checkConnect(t, as("verify:\n  exclude: [public.items_*, public.seqt]\n"))
 	if l, d := res.check("subscriber", "verify "+p.Sub()); l != "ok" || !strings.Contains(d, "the 0 tables") {
 		t.Errorf("excluded table: %s %q", l, d)
 	}
 	// The table form says the same, with the counts.
 	code, text, _ := pglmon(t, "check-config", "--config", path, "--connect")
 	t.Logf("check-config --connect as %s:\n%s", role, text)
-	if code != 1 || !strings.Contains(text, "NODE") || !strings.Contains(text, fmt.Sprintf("%d warnings, 0 errors", 5+libWarnings)) {
+	if code != 1 || !strings.Contains(text, "NODE") || !strings.Contains(text, fmt.Sprintf("%d warnings, 0 errors", 6+libWarnings)) {
 		t.Errorf("table: exit %d\n%s", code, text)
 	}
 

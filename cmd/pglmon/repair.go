@@ -12,6 +12,7 @@ import (
 	"github.com/pglmon/pglmon/internal/daemon"
 	"github.com/pglmon/pglmon/internal/diagnose"
 	"github.com/pglmon/pglmon/internal/monitor"
+	"github.com/pglmon/pglmon/internal/probe"
 	"github.com/pglmon/pglmon/internal/repair"
 	"github.com/pglmon/pglmon/internal/seen"
 	"github.com/pglmon/pglmon/internal/serverlog"
@@ -105,6 +106,7 @@ func runRepair(ctx context.Context, e env, args []string) error {
 		if !ok {
 			return &exitErr{repairRefused, fmt.Errorf("subscription %s not found on any reachable subscriber", *subName)}
 		}
+		sequencesBehind(ctx, e, cfg, s)
 		f, human, ok := diagnosedRemedy(s)
 		if !ok && failedCopies(ctx, e, cfg, s) {
 			f, human, ok = diagnosedRemedy(s)
@@ -199,6 +201,43 @@ func failedCopies(ctx context.Context, e env, cfg *config.Config, s *diagnose.Su
 			"pglmon verify --subscription %s says so (and this command then prints no plan for it).\n", s.Name, file, shellword.Quote(s.Name))
 	}
 	return found
+}
+
+// sequencesBehind adds to s, while it replicates, the sequences of its
+// sets whose value the subscriber lacks now (sequence_behind, with its
+// plan). The daemon reports one that stays behind for 5 minutes; a person
+// asking gets the plan for one behind now, since sending the provider's
+// value does no harm then. What cannot be read is said on stderr.
+func sequencesBehind(ctx context.Context, e env, cfg *config.Config, s *diagnose.Subscription) {
+	if _, ok := s.Finding(diagnose.CodeSequenceBehind); ok || s.Status != probe.StatusReplicating {
+		return
+	}
+	pn, okp := cfg.Node(s.Provider)
+	sn, oks := cfg.Node(s.Subscriber)
+	if !okp || !oks {
+		return
+	}
+	err := func() error {
+		pc, err := probe.Connect(ctx, pn, cfg.Probe.Timeout.D())
+		if err != nil {
+			return err
+		}
+		defer pc.Close(context.WithoutCancel(ctx))
+		sc, err := probe.Connect(ctx, sn, cfg.Probe.Timeout.D())
+		if err != nil {
+			return err
+		}
+		defer sc.Close(context.WithoutCancel(ctx))
+		ss, err := monitor.SequencesBehind(ctx, pc, sc, s.ReplicationSets)
+		if err == nil && len(ss) > 0 {
+			s.SequencesBehind = ss
+			s.Findings = append(s.Findings, diagnose.SequenceFinding(s.Name, ss, time.Now()))
+		}
+		return err
+	}()
+	if err != nil {
+		fmt.Fprintf(e.stderr, "pglmon repair: whether the sequences of %s are behind on the subscriber is not known: %v\n", s.Name, err)
+	}
 }
 
 // standingDivergence adds to s the data_divergence the daemon holds for it

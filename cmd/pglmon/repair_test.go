@@ -308,3 +308,59 @@ func TestAColumnTypeChangedOnTheProviderAlone(t *testing.T) {
 		t.Errorf("status once the types match: exit %d, %+v", code, st)
 	}
 }
+
+// pglmon repair --subscription, for a subscription that replicates with a
+// sequence the subscriber lacks the provider's value of, prints the
+// sequence_behind plan at once (a person asked: no 5 minutes' wait), and
+// the call it prints, run as printed, puts it right.
+func TestRepairCommandSequenceBehind(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 1})
+	cfg, _ := auditConfig(t, p)
+	for _, d := range []pgtest.DB{p.Provider, p.Subscriber} {
+		if err := d.Exec(ctx, `CREATE TABLE "Seq T" (id serial PRIMARY KEY)`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Provider.Exec(ctx, `SELECT pglogical.replication_set_add_table('set_0', '"Seq T"');
+SELECT pglogical.replication_set_add_sequence('set_0', '"Seq T_id_seq"');
+INSERT INTO "Seq T" SELECT FROM generate_series(1, 7);
+SELECT pglogical.synchronize_sequence('"Seq T_id_seq"')`); err != nil {
+		t.Fatal(err)
+	}
+	subValue := func() *int64 {
+		var v *int64
+		if err := p.Subscriber.QueryRow(ctx, "SELECT last_value FROM pg_sequences WHERE sequencename = 'Seq T_id_seq'", []any{&v}); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if err := pgtest.Poll(ctx, time.Minute, func() bool { return subValue() != nil }); err != nil {
+		t.Fatal("synchronize_sequence's value did not reach the subscriber")
+	}
+	if code, out, errOut := pglmonIn(t, "", "repair", "--config", cfg, "--subscription", p.Sub()); code != 0 || !strings.Contains(out, "nothing to repair") {
+		t.Fatalf("the subscriber ahead: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if err := p.Subscriber.Exec(ctx, `SELECT setval('"Seq T_id_seq"', 1, false)`); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := pglmonIn(t, "", "repair", "--config", cfg, "--subscription", p.Sub())
+	const call = `SELECT pglogical.synchronize_sequence('public."Seq T_id_seq"');`
+	if code != 1 || !strings.Contains(out, `sequence public."Seq T_id_seq" (7 on the provider, none on the subscriber; pglogical last sent `) ||
+		!strings.Contains(out, "  -- on provider provider\n  "+call+"\n") {
+		t.Fatalf("behind: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if err := p.Provider.Exec(ctx, call); err != nil {
+		t.Fatal(err)
+	}
+	if err := pgtest.Poll(ctx, time.Minute, func() bool {
+		code, out, _ = pglmonIn(t, "", "repair", "--config", cfg, "--subscription", p.Sub())
+		return code == 0 && strings.Contains(out, "nothing to repair")
+	}); err != nil {
+		t.Fatalf("after the plan's call: exit %d\n%s", code, out)
+	}
+	if v := subValue(); v == nil || *v < 7 {
+		t.Errorf("the subscriber's value after the plan's call: %v", v)
+	}
+}

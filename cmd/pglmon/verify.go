@@ -493,6 +493,8 @@ func printSequences(w io.Writer, r verify.Result) {
 			fmt.Fprintf(w, "  %s is behind on the subscriber (pglogical copies sequences only now and then): it would hand out values the provider used. Before the subscriber takes writes, on %s: SELECT pglogical.synchronize_sequence(%s);\n", s.Sequence, r.Provider, pgident.Literal(s.Sequence))
 		case verify.SeqMissing:
 			fmt.Fprintf(w, "  %s is in a replication set of %s but does not exist on %s: create it there (pglogical's next copy of it stops the subscription).\n", s.Sequence, r.Subscription, r.Subscriber)
+		case verify.SeqUnreadable:
+			fmt.Fprintf(w, "  %s: pglmon's role may not read its value on the %s (PostgreSQL shows it as never used then), so it was not compared: GRANT SELECT ON SEQUENCE %s TO <the role>;\n", s.Sequence, s.UnreadableOn, s.Sequence)
 		case verify.SeqNotReplicated:
 			fmt.Fprintf(w, "  %s gives %s its values but is in no replication set of %s: the subscriber's copy never moves. On %s: SELECT pglogical.replication_set_add_sequence('<set>', %s, true);\n", s.Sequence, s.Table, r.Subscription, r.Provider, pgident.Literal(s.Sequence))
 		}

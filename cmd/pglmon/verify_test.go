@@ -256,6 +256,7 @@ func TestPrintSequences(t *testing.T) {
 		{Sequence: "public.a", Provider: v(10), Subscriber: v(1010), Result: verify.SeqOK},
 		{Sequence: "public.b", Provider: v(2010), Subscriber: v(1010), Result: verify.SeqBehind},
 		{Sequence: "public.t_id_seq", Provider: v(2), Result: verify.SeqNotReplicated, Table: "public.t"},
+		{Sequence: "public.u", Provider: v(5), Result: verify.SeqUnreadable, UnreadableOn: "subscriber"},
 	}})
 	for _, want := range []string{
 		"public.b         2010      1010        behind",
@@ -263,6 +264,8 @@ func TestPrintSequences(t *testing.T) {
 		"(1 more sequences ok)",
 		"on p: SELECT pglogical.synchronize_sequence('public.b');",
 		"public.t_id_seq gives public.t its values but is in no replication set of sub",
+		"public.u         5         -           unreadable",
+		"public.u: pglmon's role may not read its value on the subscriber (PostgreSQL shows it as never used then), so it was not compared: GRANT SELECT ON SEQUENCE public.u TO <the role>;",
 	} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, b.String())

@@ -27,6 +27,10 @@ type Input struct {
 	// LeftSets holds, by subscriber/subscription, the tables pglogical
 	// copied for it that none of its sets holds any more (package drift).
 	LeftSets map[string][]string
+	// Sequences holds, by subscriber/subscription, the sequences of its
+	// sets the subscriber has lacked a value of its provider's for a while
+	// (package monitor, across cycles).
+	Sequences map[string][]SequenceBehind
 	// Unreplicated holds, by node, the tables the configuration's
 	// replication sets stand for that the node's sets do not hold (package
 	// topology).
@@ -320,6 +324,10 @@ func (d *diagnosis) subscription(subscriber *probe.Snapshot, sub probe.Subscript
 		}
 		add(Finding{Code: CodeSchemaMismatch, Severity: sev, Human: true,
 			Message: fmt.Sprintf("the tables of %s differ between provider and subscriber (pglogical does not replicate DDL): %s; %s", sub.Name, describe(ms), next)})
+	}
+	if ss := d.Sequences[key]; len(ss) > 0 && sub.Status == probe.StatusReplicating && !elsewhere {
+		out.SequencesBehind = ss
+		add(SequenceFinding(sub.Name, ss, d.Now))
 	}
 	if left := d.LeftSets[key]; len(left) > 0 && !elsewhere {
 		out.TablesLeftSets = left

@@ -37,6 +37,7 @@ type world struct {
 	now       time.Time
 	schema    map[string][]SchemaMismatch
 	left      map[string][]string
+	seqs      map[string][]SequenceBehind
 	wal       map[string]probe.LSN
 }
 
@@ -65,7 +66,7 @@ func (w *world) downFor(d time.Duration) {
 func (w *world) run() Report {
 	snaps := []probe.Snapshot{w.prov, w.sub}
 	w.hist.Observe(snaps, w.now)
-	return Diagnose(Input{Now: w.now, Thresholds: thresholds, Snapshots: snaps, History: w.hist, Schema: w.schema, LeftSets: w.left, ProviderWAL: w.wal})
+	return Diagnose(Input{Now: w.now, Thresholds: thresholds, Snapshots: snaps, History: w.hist, Schema: w.schema, LeftSets: w.left, Sequences: w.seqs, ProviderWAL: w.wal})
 }
 
 func TestDiagnose(t *testing.T) {
@@ -168,6 +169,9 @@ func TestDiagnose(t *testing.T) {
 		{name: "table left the sets", bend: func(w *world) {
 			w.left = map[string][]string{"s/sub": {"public.t"}}
 		}, health: Warning, code: CodeTableLeftSet, sev: Warning, human: true},
+		{name: "a sequence behind while replicating", bend: func(w *world) {
+			w.seqs = map[string][]SequenceBehind{"s/sub": {{Sequence: "public.t_id_seq", Provider: ptr(int64(10)), Since: w.now.Add(-6 * time.Minute)}}}
+		}, health: Warning, code: CodeSequenceBehind, sev: Warning, human: true},
 		{name: "streams, no slot on the provider: elsewhere", bend: func(w *world) {
 			w.prov.Slots, w.s().WorkerAgeSeconds = nil, ptr(120.0)
 		}, health: Critical, code: CodeProviderElsewhere, sev: Critical, human: true},
@@ -1113,5 +1117,25 @@ func TestProviderRewound(t *testing.T) {
 		if !strings.Contains(f.Message, want) {
 			t.Errorf("missing %q in\n%s", want, f.Message)
 		}
+	}
+}
+
+// A subscription that does not replicate is not said to leave its
+// sequences behind: its being down is the cause, and the finding.
+func TestSequenceBehindOnlyWhileReplicating(t *testing.T) {
+	for _, st := range []string{probe.StatusDown, probe.StatusDisabled, probe.StatusInitializing} {
+		w := healthy()
+		w.s().Status = st
+		w.seqs = map[string][]SequenceBehind{"s/sub": {{Sequence: "public.t_id_seq", Provider: ptr(int64(10)), Since: w.now.Add(-6 * time.Minute)}}}
+		s := w.run().Subscriptions[0]
+		if f, ok := s.Finding(CodeSequenceBehind); ok || len(s.SequencesBehind) != 0 {
+			t.Errorf("%s: %+v %+v", st, f, s.SequencesBehind)
+		}
+	}
+	w := healthy()
+	w.seqs = map[string][]SequenceBehind{"s/sub": {{Sequence: "public.t_id_seq", Provider: ptr(int64(10)), Sent: ptr(int64(1010)), Since: w.now.Add(-6 * time.Minute)}}}
+	f, ok := w.run().Subscriptions[0].Finding(CodeSequenceBehind)
+	if want := "public.t_id_seq (10 on the provider, none on the subscriber, for 6m0s; pglogical last sent 1010 and sends again only once the provider's value passes 510)"; !ok || !strings.Contains(f.Message, want) {
+		t.Errorf("message lacks %q: %+v", want, f)
 	}
 }

@@ -148,6 +148,10 @@ const (
 	CodeProviderNotConfigured = "provider_not_configured"
 	CodeRepairFailed          = "repair_failed"
 	CodeDataDivergence        = "data_divergence"
+	// CodeSequenceBehind: a sequence of a subscription's sets has stayed
+	// behind on the subscriber, longer than pglogical's own copy takes
+	// (daemon).
+	CodeSequenceBehind = "sequence_behind"
 	// CodeSignalBarrierStuck: a DROP DATABASE (...) waits for ever for
 	// pglogical's workers to accept its ProcSignalBarrier (node).
 	CodeSignalBarrierStuck = "signal_barrier_stuck"
@@ -282,6 +286,9 @@ type Subscription struct {
 	// Keys are the replicated tables whose subscriber finds rows by another
 	// key than the provider's (schema_mismatch).
 	Keys []KeyDiff `json:"keys,omitempty"`
+	// SequencesBehind are the sequences of its sets the subscriber has
+	// lacked the provider's value of for a while (sequence_behind).
+	SequencesBehind []SequenceBehind `json:"sequences_behind,omitempty"`
 	// ApplyDelaySeconds is its apply_delay (0: none).
 	ApplyDelaySeconds float64 `json:"apply_delay_seconds,omitempty"`
 	// Maintenance is the maintenance window of its subscriber or provider

@@ -31,6 +31,8 @@ type Monitor struct {
 	// setChecks is the last comparison of each node's declared and held
 	// replication sets.
 	setChecks map[string]setCheck
+	// seqChecks is the last comparison of each subscription's sequences.
+	seqChecks map[string]seqCheck
 }
 
 type setCheck struct {
@@ -131,7 +133,7 @@ func putOff(c *schemaCheck, in schemaInputs, ps *probe.Snapshot, sub probe.Subsc
 
 // New returns a monitor for the configured nodes.
 func New(cfg *config.Config) *Monitor {
-	m := &Monitor{history: diagnose.NewHistory(), now: time.Now, schemaChecks: map[string]schemaCheck{}, setChecks: map[string]setCheck{}}
+	m := &Monitor{history: diagnose.NewHistory(), now: time.Now, schemaChecks: map[string]schemaCheck{}, setChecks: map[string]setCheck{}, seqChecks: map[string]seqCheck{}}
 	m.SetConfig(cfg)
 	return m
 }
@@ -196,8 +198,9 @@ func (m *Monitor) Cycle(ctx context.Context) (diagnose.Report, []probe.Snapshot)
 	defer cs.close(cctx)
 	schema, left := m.schema(cctx, cs, snaps, now)
 	unreplicated := m.unreplicated(cctx, cs, snaps, now)
+	seqs := m.sequences(cctx, cs, snaps, now)
 	r := diagnose.Diagnose(diagnose.Input{Now: now, Thresholds: m.cfg.Thresholds, Snapshots: snaps, History: m.history,
-		Schema: schema, LeftSets: left, Unreplicated: unreplicated, Declared: m.cfg.Subscriptions,
+		Schema: schema, LeftSets: left, Unreplicated: unreplicated, Sequences: seqs, Declared: m.cfg.Subscriptions,
 		ProviderWAL: m.providerWAL(cctx, snaps)})
 	return r, snaps
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/pglmon/pglmon/internal/probe"
 	"github.com/pglmon/pglmon/internal/rdsadmin"
 	"github.com/pglmon/pglmon/internal/rdsstorage"
+	"github.com/pglmon/pglmon/internal/seqcompare"
 	"github.com/pglmon/pglmon/internal/shellword"
 	pslack "github.com/pglmon/pglmon/internal/slack"
 	"github.com/pglmon/pglmon/internal/verify"
@@ -255,7 +256,7 @@ func verifiable(ctx context.Context, cfg *config.Config, snaps []probe.Snapshot,
 	for _, tg := range targets {
 		add, check := adder(&out, tg.Subscriber), "verify "+tg.Subscription
 		cctx, cancel := context.WithTimeout(ctx, timeout)
-		missing, n, err := unreadable(cctx, cfg, tg)
+		missing, n, seqs, err := unreadable(cctx, cfg, tg)
 		cancel()
 		switch {
 		case err != nil:
@@ -269,24 +270,28 @@ func verifiable(ctx context.Context, cfg *config.Config, snaps []probe.Snapshot,
 			}
 			add(check, OK, "pglmon verify can read the %s of replication sets %s on both sides", tables, strings.Join(tg.Sets, ", "))
 		}
+		if err == nil && len(seqs) > 0 {
+			add("sequences "+tg.Subscription, Warn, "pglmon may not read the value of %s (PostgreSQL shows it as never used then): the daemon cannot say when the subscriber's is behind (sequence_behind), nor pglmon verify; GRANT SELECT ON SEQUENCE on them to the role", strings.Join(seqs, ", "))
+		}
 	}
 	return out
 }
 
 // unreadable lists the tables of tg's sets (verify.exclude left out) the
-// role may not SELECT from ("provider t", "subscriber t"), and how many
-// tables it looked at.
-func unreadable(ctx context.Context, cfg *config.Config, tg verify.Target) ([]string, int, error) {
+// role may not SELECT from ("provider t", "subscriber t"), how many tables
+// it looked at, and the sequences of the sets whose value the role may not
+// read ("s on the subscriber").
+func unreadable(ctx context.Context, cfg *config.Config, tg verify.Target) ([]string, int, []string, error) {
 	pn, _ := cfg.Node(tg.Provider)
 	sn, _ := cfg.Node(tg.Subscriber)
 	pc, err := probe.Connect(ctx, pn, time.Minute)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
 	defer pc.Close(context.WithoutCancel(ctx))
 	tables, err := verify.SetTables(ctx, pc, tg.Sets)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
 	var names []string
 	for _, t := range tables {
@@ -296,7 +301,7 @@ func unreadable(ctx context.Context, cfg *config.Config, tg verify.Target) ([]st
 	}
 	sc, err := probe.Connect(ctx, sn, time.Minute)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
 	defer sc.Close(context.WithoutCancel(ctx))
 	var missing []string
@@ -307,17 +312,27 @@ func unreadable(ctx context.Context, cfg *config.Config, tg verify.Target) ([]st
 		rows, err := side.conn.Query(ctx, `SELECT t FROM unnest($1::text[]) t
 WHERE to_regclass(t) IS NOT NULL AND NOT has_table_privilege(to_regclass(t), 'SELECT')`, names)
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, nil, err
 		}
 		got, err := pgx.CollectRows(rows, pgx.RowTo[string])
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, nil, err
 		}
 		for _, t := range got {
 			missing = append(missing, side.name+" "+t)
 		}
 	}
-	return missing, len(names), nil
+	res, err := seqcompare.Sets(ctx, pc, sc, tg.Sets)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	var seqs []string
+	for _, r := range res {
+		if r.UnreadableOn != "" {
+			seqs = append(seqs, r.Sequence+" on the "+r.UnreadableOn)
+		}
+	}
+	return missing, len(names), seqs, nil
 }
 
 // facts is what one query tells of the role and the server.

@@ -375,6 +375,22 @@ out stay missing until copied. Choose per table:
     Put back in a set later, the table is copied again, onto the rows it holds (pglogical 2.4
     marks such a failed copy ready): empty it first, or put it back with
     synchronize_data := false and copy the rows that differ, as in a).`, s.Provider, s.Subscriber, f.Message, put.String(), q(s.Name), copyAll.String(), copyRows.String(), sh(s.Name), indent(drift.ForgetSQL(s.Name, rels), "      "))
+	case diagnose.CodeSequenceBehind:
+		var send strings.Builder
+		for _, sb := range s.SequencesBehind {
+			fmt.Fprintf(&send, "  SELECT pglogical.synchronize_sequence(%s);\n", q(sb.Sequence))
+		}
+		fmt.Fprintf(&b, `%[3]s.
+Send the provider's values now. Each goes to every subscription of the sequence's replication sets,
+which sets it to the provider's value plus pglogical's margin (1000 or more); a subscriber that
+hands out values of such a sequence itself (both sides taking writes) is set back to that value:
+check that none does before you run it.
+  -- on provider %[1]s
+%[4]s
+It reaches subscriber %[2]s as the subscription applies it; then check:
+  pglmon verify --config FILE --subscription %[5]s
+The finding goes at the next comparison, within a minute. pglmon setup apply sends such values
+itself for the subscriptions it sets up, and pglmon upgrade restore after an upgrade.`, s.Provider, s.Subscriber, f.Message, strings.TrimSuffix(send.String(), "\n"), sh(s.Name))
 	case diagnose.CodePartitionedTable:
 		schema, name, _ := strings.Cut(f.Table, ".")
 		set := "'<set>'" // the set that holds it

@@ -57,6 +57,23 @@ func TestTableLeftSetPlan(t *testing.T) {
 	}
 }
 
+// sequence_behind's plan sends each sequence's value from the provider,
+// named as SQL reads it.
+func TestSequenceBehindPlan(t *testing.T) {
+	f := diagnose.Finding{Code: diagnose.CodeSequenceBehind, Message: "m", Human: true}
+	s := diagnose.Subscription{Name: "sub_1", Subscriber: "sub", Provider: "prov",
+		SequencesBehind: []diagnose.SequenceBehind{{Sequence: `"Sales"."Orders_id_seq"`}, {Sequence: "public.t_id_seq"}}}
+	p := HumanPlan(f, s)
+	for _, want := range []string{
+		"  -- on provider prov\n  SELECT pglogical.synchronize_sequence('\"Sales\".\"Orders_id_seq\"');\n  SELECT pglogical.synchronize_sequence('public.t_id_seq');\nIt reaches subscriber sub",
+		"pglmon verify --config FILE --subscription sub_1\n",
+	} {
+		if !strings.Contains(p.Text, want) {
+			t.Errorf("plan lacks %q:\n%s", want, p.Text)
+		}
+	}
+}
+
 // Every pglmon and psql command line a plan prints is one a person can paste
 // into a shell: a subscription named with a quote, a space and a $, and a
 // connection string with a quoted value, reach the command as one argument
@@ -69,7 +86,8 @@ func TestPlanCommandLinesQuoteNames(t *testing.T) {
 	checked := 0
 	for _, code := range []string{diagnose.CodeSlotMissing, diagnose.CodeDataDivergence, diagnose.CodeSchemaMismatch,
 		diagnose.CodeApplyError, diagnose.CodeApplyBlocked, diagnose.CodeSlotInUse, diagnose.CodeProviderConnectFailed,
-		diagnose.CodeNotStreaming, diagnose.CodeTableLeftSet, diagnose.CodeProviderElsewhere, diagnose.CodeForwardLoop, diagnose.CodeTableCopyRefused} {
+		diagnose.CodeNotStreaming, diagnose.CodeTableLeftSet, diagnose.CodeProviderElsewhere, diagnose.CodeForwardLoop, diagnose.CodeTableCopyRefused,
+		diagnose.CodeSequenceBehind} {
 		p := HumanPlan(diagnose.Finding{Code: code, Message: "m (CONTEXT: apply INSERT in commit before 0/1972DB0)", Human: true}, s)
 		var lines []string
 		for _, l := range strings.Split(p.Text, "\n") {

@@ -17,6 +17,7 @@ import (
 	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/pgident"
 	"github.com/pglmon/pglmon/internal/probe"
+	"github.com/pglmon/pglmon/internal/seqcompare"
 )
 
 // Target is a subscription to verify.
@@ -267,7 +268,7 @@ func Run(ctx context.Context, cfg *config.Config, tg Target, opt Options, only .
 	// round trip, not three, over a slow link.
 	only = slices.DeleteFunc(slices.Clone(only), func(name string) bool { return name == "" })
 	var tables []Table
-	var seqs *sequenceList
+	var seqs *seqcompare.List
 	var notReady map[string]string
 	var notReadyErr error
 	err = bothSides(
@@ -275,10 +276,10 @@ func Run(ctx context.Context, cfg *config.Config, tg Target, opt Options, only .
 			b := &pgx.Batch{}
 			set := queueSetTables(b, tg.Sets)
 			if len(only) == 0 {
-				seqs = queueSequences(b, tg.Sets)
+				seqs = seqcompare.Queue(b, tg.Sets)
 			}
 			err := pc.SendBatch(ctx, b).Close()
-			if seqs != nil && seqs.err != nil && ctx.Err() == nil {
+			if seqs != nil && seqs.Err() != nil && ctx.Err() == nil {
 				// The tables were read (the sequences come after them):
 				// a sequence error is reported with the sequences.
 				err = nil
@@ -432,7 +433,7 @@ func Run(ctx context.Context, cfg *config.Config, tg Target, opt Options, only .
 		return res
 	}
 	if seqs != nil {
-		if res.Sequences, err = compareSequences(ctx, pc, sc, seqs); err != nil {
+		if res.Sequences, err = seqcompare.Compare(ctx, pc, sc, seqs); err != nil {
 			res.SequenceError = err.Error()
 		}
 	}

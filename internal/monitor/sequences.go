@@ -1,0 +1,182 @@
+package monitor
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pglmon/pglmon/internal/config"
+	"github.com/pglmon/pglmon/internal/diagnose"
+	"github.com/pglmon/pglmon/internal/probe"
+	"github.com/pglmon/pglmon/internal/seqcompare"
+)
+
+// sequenceEvery is how often a subscription's sequences are compared
+// between its provider and its subscriber.
+const sequenceEvery = time.Minute
+
+// sequenceGrace is how long a subscriber's sequence may stay short of a
+// value its provider had before it is reported (sequence_behind).
+// pglogical's manager copies a sequence whose provider value nears the
+// last value it sent at its next round, a minute apart at most (5 s while
+// one runs out fast), setting it ahead of the provider by a margin: a
+// healthy subscriber has the provider's value of a minute ago, once it has
+// applied what came since. A subscription made or given the set after the
+// last copy gets nothing until the provider's value nears it again (with
+// pglogical 2.4.2, measured: none 6 minutes after a new subscription).
+const sequenceGrace = 5 * time.Minute
+
+// seqCheck is the last comparison of a subscription's sequences.
+type seqCheck struct {
+	at time.Time
+	// short holds, by sequence, since when the subscriber has lacked the
+	// provider's value then (value).
+	short map[string]shortSince
+	found []diagnose.SequenceBehind
+}
+
+type shortSince struct {
+	since time.Time
+	value int64
+}
+
+// sequences compares, every sequenceEvery, the sequences of each
+// replicating subscription's sets between its provider and its subscriber
+// (seqcompare.Sets), and reports those the subscriber has lacked a value
+// the provider had for sequenceGrace: reaching that value starts the
+// count again from the provider's value then, so a sequence pglogical
+// keeps copying, however fast it runs, is not reported. Best effort: a
+// comparison that fails keeps the last one.
+func (m *Monitor) sequences(ctx context.Context, cs *conns, snaps []probe.Snapshot, now time.Time) map[string][]diagnose.SequenceBehind {
+	byLocal := map[string]config.Node{}
+	for i, s := range snaps {
+		if s.Up() && s.LocalNode != "" && i < len(m.cfg.Nodes) {
+			byLocal[s.LocalNode] = m.cfg.Nodes[i]
+		}
+	}
+	out := map[string][]diagnose.SequenceBehind{}
+	seen := map[string]bool{}
+	for i, s := range snaps {
+		if !s.Up() || s.InRecovery || i >= len(m.cfg.Nodes) {
+			continue
+		}
+		for _, sub := range s.Subscriptions {
+			prov, ok := byLocal[sub.ProviderNode]
+			if sub.Status != probe.StatusReplicating || !ok {
+				continue
+			}
+			key := s.Node + "/" + sub.Name
+			seen[key] = true
+			c := m.seqChecks[key]
+			if now.Sub(c.at) < sequenceEvery {
+				out[key] = c.found
+				continue
+			}
+			got, err := m.compareSequences(ctx, cs, prov, m.cfg.Nodes[i], sub.ReplicationSets)
+			if err != nil {
+				out[key] = c.found
+				continue
+			}
+			c = next(c, got, now)
+			m.seqChecks[key] = c
+			out[key] = c.found
+		}
+	}
+	for k := range m.seqChecks {
+		if !seen[k] {
+			delete(m.seqChecks, k)
+		}
+	}
+	return out
+}
+
+// seqRead is one comparison of a subscription's sequences.
+type seqRead struct {
+	results []seqcompare.Result
+	sent    map[string]int64
+}
+
+func (m *Monitor) compareSequences(ctx context.Context, cs *conns, prov, subscriber config.Node, sets []string) (seqRead, error) {
+	pc, err := cs.get(ctx, prov)
+	if err != nil {
+		return seqRead{}, err
+	}
+	sc, err := cs.get(ctx, subscriber)
+	if err != nil {
+		return seqRead{}, err
+	}
+	return readSequences(ctx, pc, sc, sets)
+}
+
+// readSequences compares the sequences of sets between the provider pc
+// and the subscriber sc, and reads what pglogical last sent of those
+// behind.
+func readSequences(ctx context.Context, pc, sc *pgx.Conn, sets []string) (seqRead, error) {
+	res, err := seqcompare.Sets(ctx, pc, sc, sets)
+	if err != nil {
+		return seqRead{}, err
+	}
+	var names []string
+	for _, r := range res {
+		if r.Result == seqcompare.Behind {
+			names = append(names, r.Sequence)
+		}
+	}
+	read := seqRead{results: res}
+	if len(names) == 0 {
+		return read, nil
+	}
+	if read.sent, err = seqcompare.Sent(ctx, pc, names); err != nil {
+		return seqRead{}, err
+	}
+	return read, nil
+}
+
+// behindOf is r, a sequence behind, as diagnose reports it.
+func (read seqRead) behindOf(r seqcompare.Result, since time.Time) diagnose.SequenceBehind {
+	b := diagnose.SequenceBehind{Sequence: r.Sequence, Provider: r.Provider, Subscriber: r.Subscriber, Since: since}
+	if v, ok := read.sent[r.Sequence]; ok && r.Rising {
+		b.Sent = &v
+	}
+	return b
+}
+
+// SequencesBehind compares the sequences of sets between the provider pc
+// and the subscriber sc once, for pglmon repair: each behind now (Since
+// zero: one reading cannot tell pglogical's next copy from none).
+func SequencesBehind(ctx context.Context, pc, sc *pgx.Conn, sets []string) ([]diagnose.SequenceBehind, error) {
+	read, err := readSequences(ctx, pc, sc, sets)
+	if err != nil {
+		return nil, err
+	}
+	var out []diagnose.SequenceBehind
+	for _, r := range read.results {
+		if r.Result == seqcompare.Behind && r.Provider != nil {
+			out = append(out, read.behindOf(r, time.Time{}))
+		}
+	}
+	return out, nil
+}
+
+// next is c after a comparison read at now: a sequence behind is counted
+// from when it first lacked the provider's value then, and again from now
+// once it has that value; reported after sequenceGrace.
+func next(c seqCheck, read seqRead, now time.Time) seqCheck {
+	out := seqCheck{at: now, short: map[string]shortSince{}}
+	for _, r := range read.results {
+		if r.Result != seqcompare.Behind || r.Provider == nil {
+			continue
+		}
+		st, ok := c.short[r.Sequence]
+		if !ok || !r.Lacks(st.value) {
+			st = shortSince{since: now, value: *r.Provider}
+		}
+		out.short[r.Sequence] = st
+		if now.Sub(st.since) < sequenceGrace {
+			continue
+		}
+		out.found = append(out.found, read.behindOf(r, st.since))
+	}
+	return out
+}
