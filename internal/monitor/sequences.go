@@ -47,7 +47,7 @@ type shortSince struct {
 // the provider had for sequenceGrace: reaching that value starts the
 // count again from the provider's value then, so a sequence pglogical
 // keeps copying, however fast it runs, is not reported. Best effort: a
-// comparison that fails keeps the last one.
+// comparison that fails keeps the last one until the next.
 func (m *Monitor) sequences(ctx context.Context, cs *conns, snaps []probe.Snapshot, now time.Time) map[string][]diagnose.SequenceBehind {
 	byLocal := map[string]config.Node{}
 	for i, s := range snaps {
@@ -75,6 +75,9 @@ func (m *Monitor) sequences(ctx context.Context, cs *conns, snaps []probe.Snapsh
 			}
 			got, err := m.compareSequences(ctx, cs, prov, m.cfg.Nodes[i], sub.ReplicationSets)
 			if err != nil {
+				// Tried again in sequenceEvery, not at every cycle.
+				c.at = now
+				m.seqChecks[key] = c
 				out[key] = c.found
 				continue
 			}
