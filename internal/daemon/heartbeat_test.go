@@ -173,6 +173,15 @@ func TestDaemonFindsLostHeartbeats(t *testing.T) {
 	if lost := subscriberRows(t, p, "id BETWEEN 101 AND 150"); lost != 0 {
 		t.Fatalf("%d of rows 101-150 are on the subscriber: the provider sent them again, and this test shows nothing", lost)
 	}
+	// The second subscription, which does not carry the heartbeats, lost
+	// the same span: measured, as its finding's siblings say.
+	if err := p.Provider.Exec(ctx, "INSERT INTO items_1 SELECT g, 'after', g FROM generate_series(3001, 3100) g"); err != nil {
+		t.Fatal(err)
+	}
+	arrivedIn(t, p, "items_1", "id > 3000", 100)
+	if lost := rowsIn(t, p, "items_1", "id BETWEEN 101 AND 150"); lost != 0 {
+		t.Errorf("%d of rows 101-150 of items_1 are on the subscriber: the sibling %s did not lose them, which heartbeats_lost says it did", lost, p.Subscriptions[1])
+	}
 	r := start(t, body, nil)
 	onlyHeartbeats(t, r, p, diagnose.CodeSubscriberRewound, "heartbeats provider wrote between", "never reached subscriber",
 		"Subscription "+p.Subscriptions[1]+" from provider on subscriber does not carry the heartbeats")
@@ -199,20 +208,38 @@ func TestDaemonFindsLostHeartbeats(t *testing.T) {
 // subscriber had applied before the daemon looks again: provider_rewound
 // is over, the timeline is the same, but the subscriber holds heartbeats
 // the provider no longer has (heartbeats_lost).
+//
+// The second subscription, which does not carry the heartbeats, lost the
+// same: a row written to its table while the provider's WAL had not
+// passed its origin is skipped too (measured), as the finding's siblings
+// say.
 func TestDaemonFindsHeartbeatsARestoredProviderLost(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	p := pgtest.NewPair(t, pgtest.PairOptions{Own: true, Rows: 10})
+	p := pgtest.NewPair(t, pgtest.PairOptions{Own: true, Rows: 10, Subscriptions: 2})
 	body, saved := copyThenBeat(t, p, p.Provider.Cluster)
 	if err := p.Provider.Cluster.PutBack(ctx, saved); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.RestartSubscription(ctx); err != nil {
+	for _, sub := range p.Subscriptions {
+		if err := p.Subscriber.Exec(ctx, "SELECT pglogical.alter_subscription_disable($1, true), pglogical.alter_subscription_enable($1, true)", sub); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Provider.Exec(ctx, "INSERT INTO items_1 VALUES (2001, 'skipped', 2001)"); err != nil {
 		t.Fatal(err)
 	}
 	skipThenPass(t, p)
+	if err := p.Provider.Exec(ctx, "INSERT INTO items_1 VALUES (2002, 'after', 2002)"); err != nil {
+		t.Fatal(err)
+	}
+	arrivedIn(t, p, "items_1", "id = 2002", 1)
+	if n := rowsIn(t, p, "items_1", "id = 2001"); n != 0 {
+		t.Errorf("row 2001 of items_1 arrived: the sibling %s did not skip it, which heartbeats_lost says it may have", p.Subscriptions[1])
+	}
 	r := start(t, body, nil)
-	onlyHeartbeats(t, r, p, diagnose.CodeProviderRewound, "subscriber holds ", "that provider no longer has")
+	onlyHeartbeats(t, r, p, diagnose.CodeProviderRewound, "subscriber holds ", "that provider no longer has",
+		"Subscription "+p.Subscriptions[1]+" from provider on subscriber does not carry the heartbeats")
 	putBehind(t, r, p, diagnose.CodeHeartbeatsLost, "DELETE FROM items_0 WHERE id BETWEEN 101 AND 150; INSERT INTO items_0 VALUES (2001, 'skipped', 2001)")
 }
 
@@ -262,10 +289,12 @@ func copyThenBeat(t *testing.T, p *pgtest.Pair, c *pgtest.Cluster) (body, saved 
 	if err := p.Provider.QueryRow(ctx, "SELECT clock_timestamp()", []any{&copied}); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 SELECT g, 'lost by the restore', g FROM generate_series(101, 150) g"); err != nil {
-		t.Fatal(err)
+	for _, table := range p.Tables { // each subscription's table
+		if err := p.Provider.Exec(ctx, "INSERT INTO "+table+" SELECT g, 'lost by the restore', g FROM generate_series(101, 150) g"); err != nil {
+			t.Fatal(err)
+		}
+		arrivedIn(t, p, table, "id BETWEEN 101 AND 150", 50)
 	}
-	arrived(t, p, "id BETWEEN 101 AND 150", 50)
 	if err := pgtest.Poll(ctx, time.Minute, func() bool {
 		var n int
 		return p.Subscriber.QueryRow(ctx, "SELECT count(*) FROM pglmon.heartbeat WHERE ts > $1", []any{&n}, copied) == nil && n >= 3

@@ -428,8 +428,15 @@ func skipThenPass(t *testing.T, p *pgtest.Pair) {
 // matching where.
 func arrived(t *testing.T, p *pgtest.Pair, where string, n int) {
 	t.Helper()
-	if err := pgtest.Poll(context.Background(), time.Minute, func() bool { return subscriberRows(t, p, where) == n }); err != nil {
-		t.Fatalf("the subscriber's items_0 does not hold %d rows where %s: %d", n, where, subscriberRows(t, p, where))
+	arrivedIn(t, p, "items_0", where, n)
+}
+
+// arrivedIn waits (a minute) until the subscriber's table holds n rows
+// matching where.
+func arrivedIn(t *testing.T, p *pgtest.Pair, table, where string, n int) {
+	t.Helper()
+	if err := pgtest.Poll(context.Background(), time.Minute, func() bool { return rowsIn(t, p, table, where) == n }); err != nil {
+		t.Fatalf("the subscriber's %s does not hold %d rows where %s: %d", table, n, where, rowsIn(t, p, table, where))
 	}
 }
 
@@ -437,9 +444,16 @@ func arrived(t *testing.T, p *pgtest.Pair, where string, n int) {
 // where (-1 when it cannot).
 func subscriberRows(t *testing.T, p *pgtest.Pair, where string) int {
 	t.Helper()
+	return rowsIn(t, p, "items_0", where)
+}
+
+// rowsIn counts the rows of the subscriber's table matching where (-1
+// when it cannot).
+func rowsIn(t *testing.T, p *pgtest.Pair, table, where string) int {
+	t.Helper()
 	n := -1
-	if err := p.Subscriber.QueryRow(context.Background(), "SELECT count(*) FROM items_0 WHERE "+where, []any{&n}); err != nil {
-		t.Logf("count the subscriber's rows where %s: %v", where, err)
+	if err := p.Subscriber.QueryRow(context.Background(), "SELECT count(*) FROM "+table+" WHERE "+where, []any{&n}); err != nil {
+		t.Logf("count the subscriber's rows of %s where %s: %v", table, where, err)
 		return -1
 	}
 	return n
