@@ -2,9 +2,12 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/diagnose"
@@ -73,12 +76,23 @@ func (h *heartbeats) logged(d *Daemon, node string, err error) {
 	}
 	nl.failures++
 	if nl.failures == 1 || now.Sub(nl.lastLogged) >= time.Minute {
-		d.log.Warn("heartbeat write failed: replication_delay of this provider's subscriptions is not measured (if permission is denied: GRANT SELECT, INSERT, DELETE ON pglmon.heartbeat, pglmon.heartbeat_position and USAGE ON SCHEMA pglmon)",
+		d.log.Warn("heartbeat write failed: replication_delay of this provider's subscriptions is not measured "+writeHint(err),
 			keyNode, node, keyError, err.Error(), keyFailures, nl.failures, "suppressed", nl.suppressed)
 		nl.lastLogged, nl.suppressed = now, 0
 	} else {
 		nl.suppressed++
 	}
+}
+
+// writeHint says what a failed heartbeat write needs, from its error.
+func writeHint(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "25006" /* read_only_sql_transaction */ {
+		// A provider made read-only while the writes move to its
+		// subscriber (ALTER DATABASE ... SET default_transaction_read_only).
+		return "(the database is read-only, default_transaction_read_only: the heartbeats resume once it takes writes again)"
+	}
+	return "(if permission is denied: GRANT SELECT, INSERT, DELETE ON pglmon.heartbeat, pglmon.heartbeat_position and USAGE ON SCHEMA pglmon)"
 }
 
 // close closes the connections of nodes not in keep (all with nil); the

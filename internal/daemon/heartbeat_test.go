@@ -60,6 +60,34 @@ func TestDaemonMeasuresReplicationDelay(t *testing.T) {
 	}
 	r.waitMetric(t, `^pglmon_replication_delay_seconds\{provider="provider",subscription="sub_0"\} 0$`, false, 4*time.Minute)
 	r.waitMetric(t, `^pglmon_finding\{code="replication_delay_high"`, true, 10*time.Second)
+
+	// The provider made read-only, as while the writes move to the
+	// subscriber, its sessions ended: the log says why no heartbeat is
+	// written (not to GRANT), and that the writes recover once it takes
+	// writes again.
+	readOnly := func(on bool) {
+		t.Helper()
+		set := "SET default_transaction_read_only = on"
+		if !on {
+			set = "RESET default_transaction_read_only"
+		}
+		if err := p.Provider.Exec(ctx, "BEGIN READ WRITE; ALTER DATABASE "+p.Provider.Name+" "+set+"; COMMIT"); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Provider.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND application_name NOT LIKE 'pglogical%'"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	readOnly(true)
+	waitLog := func(want string) {
+		t.Helper()
+		if err := pgtest.Poll(ctx, 30*time.Second, func() bool { return strings.Contains(r.logs.String(), want) }); err != nil {
+			t.Fatalf("no log %q:\n%s", want, r.logs.String())
+		}
+	}
+	waitLog("the database is read-only, default_transaction_read_only: the heartbeats resume once it takes writes again")
+	readOnly(false)
+	waitLog("heartbeat writes recovered")
 }
 
 // Of two subscriptions from one provider, install gives the heartbeats to

@@ -646,7 +646,8 @@ func (w *Writer) Mark(ctx context.Context, n config.Node, local string, position
 
 // Prune deletes n's heartbeats older than Keep (each node's newest stays),
 // and their positions when positions says n keeps them, at most once every
-// PruneEvery; it reports the heartbeats deleted.
+// PruneEvery, whether the last try worked or not; it reports the
+// heartbeats deleted.
 func (w *Writer) Prune(ctx context.Context, n config.Node, positions bool, timeout time.Duration) (int64, error) {
 	every := w.PruneEvery
 	if every <= 0 {
@@ -668,12 +669,15 @@ func (w *Writer) Prune(ctx context.Context, n config.Node, positions bool, timeo
 		}
 		return err
 	})
-	if err != nil {
-		return 0, fmt.Errorf("prune the heartbeats on %s: %w", n.Name, err)
-	}
+	// Tried: again in PruneEvery, also after a failure (a database made
+	// read-only while the writes move would fail it, and be logged, at
+	// every cycle).
 	nw.mu.Lock()
 	nw.pruned = time.Now()
 	nw.mu.Unlock()
+	if err != nil {
+		return 0, fmt.Errorf("prune the heartbeats on %s: %w", n.Name, err)
+	}
 	return deleted, nil
 }
 

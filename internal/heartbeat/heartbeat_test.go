@@ -227,6 +227,22 @@ func TestInstallMeasureRemove(t *testing.T) {
 	if n, err := w.Prune(ctx, prov, true, 5*time.Second); err != nil || n != 0 {
 		t.Errorf("a second prune at once: %d, %v (want none: it runs every PruneEvery)", n, err)
 	}
+	// A prune that fails (the database made read-only while the writes
+	// move) is tried again after PruneEvery, not at every cycle.
+	if err := p.Provider.Exec(ctx, "ALTER DATABASE "+p.Provider.Name+" SET default_transaction_read_only = on"); err != nil {
+		t.Fatal(err)
+	}
+	ro := &Writer{PruneEvery: time.Hour}
+	if _, err := ro.Prune(ctx, prov, true, 5*time.Second); err == nil || !strings.Contains(err.Error(), "read-only") {
+		t.Errorf("a prune on a read-only database: %v", err)
+	}
+	if _, err := ro.Prune(ctx, prov, true, 5*time.Second); err != nil {
+		t.Errorf("a failed prune tried again at once: %v", err)
+	}
+	ro.Close(ctx, nil)
+	if err := p.Provider.Exec(ctx, "BEGIN READ WRITE; ALTER DATABASE "+p.Provider.Name+" RESET default_transaction_read_only; COMMIT"); err != nil {
+		t.Fatal(err)
+	}
 
 	// Remove: the set out of the subscription, the set, the tables. Its
 	// apply worker restarts (under load pglogical has taken over 90 s).
