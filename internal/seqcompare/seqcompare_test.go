@@ -96,3 +96,36 @@ SELECT pglogical.synchronize_sequence('seqt_id_seq')`)
 	run(p.Subscriber, "GRANT SELECT ON SEQUENCE seqt_id_seq TO "+role)
 	check(compare(role), "public.seqt_id_seq", Behind, "")
 }
+
+// BenchmarkSets: one comparison of a set's 50 sequences (the daemon makes
+// one per subscription per minute): the listing on the provider, then the
+// values on both sides at once.
+func BenchmarkSets(b *testing.B) {
+	ctx := context.Background()
+	p := pgtest.NewPair(b, pgtest.PairOptions{Rows: 1})
+	for _, d := range []pgtest.DB{p.Provider, p.Subscriber} {
+		if err := d.Exec(ctx, "DO $$ BEGIN FOR g IN 1..50 LOOP EXECUTE format('CREATE SEQUENCE s%s', g); END LOOP; END $$"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := p.Provider.Exec(ctx, "DO $$ BEGIN FOR g IN 1..50 LOOP PERFORM pglogical.replication_set_add_sequence('set_0', format('s%s', g)::regclass, false); PERFORM nextval(format('s%s', g)); END LOOP; END $$"); err != nil {
+		b.Fatal(err)
+	}
+	pc, err := p.Provider.Cluster.Connect(ctx, p.Provider.Name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pc.Close(ctx)
+	sc, err := p.Subscriber.Cluster.Connect(ctx, p.Subscriber.Name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sc.Close(ctx)
+	b.ResetTimer()
+	for b.Loop() {
+		res, err := Sets(ctx, pc, sc, []string{"set_0"})
+		if err != nil || len(res) != 50 {
+			b.Fatalf("%d results: %v", len(res), err)
+		}
+	}
+}
