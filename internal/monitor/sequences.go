@@ -17,7 +17,8 @@ import (
 const sequenceEvery = time.Minute
 
 // sequenceGrace is how long a subscriber's sequence may stay short of a
-// value its provider had before it is reported (sequence_behind).
+// value its provider had before it is reported (sequence_behind), plus
+// the subscription's apply_delay.
 // pglogical's manager copies a sequence whose provider value nears the
 // last value it sent at its next round, a minute apart at most (5 s while
 // one runs out fast), setting it ahead of the provider by a margin: a
@@ -81,7 +82,9 @@ func (m *Monitor) sequences(ctx context.Context, cs *conns, snaps []probe.Snapsh
 				out[key] = c.found
 				continue
 			}
-			c = next(c, got, now)
+			// A subscription with an apply_delay gets pglogical's copy
+			// that much later.
+			c = next(c, got, now, sequenceGrace+time.Duration(sub.ApplyDelaySeconds*float64(time.Second)))
 			m.seqChecks[key] = c
 			out[key] = c.found
 		}
@@ -164,8 +167,8 @@ func SequencesBehind(ctx context.Context, pc, sc *pgx.Conn, sets []string) ([]di
 
 // next is c after a comparison read at now: a sequence behind is counted
 // from when it first lacked the provider's value then, and again from now
-// once it has that value; reported after sequenceGrace.
-func next(c seqCheck, read seqRead, now time.Time) seqCheck {
+// once it has that value; reported after grace.
+func next(c seqCheck, read seqRead, now time.Time, grace time.Duration) seqCheck {
 	out := seqCheck{at: now, short: map[string]shortSince{}}
 	for _, r := range read.results {
 		if r.Result != seqcompare.Behind || r.Provider == nil {
@@ -176,7 +179,7 @@ func next(c seqCheck, read seqRead, now time.Time) seqCheck {
 			st = shortSince{since: now, value: *r.Provider}
 		}
 		out.short[r.Sequence] = st
-		if now.Sub(st.since) < sequenceGrace {
+		if now.Sub(st.since) < grace {
 			continue
 		}
 		out.found = append(out.found, read.behindOf(r, st.since))

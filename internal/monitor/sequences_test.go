@@ -8,6 +8,7 @@ import (
 
 	"github.com/pglmon/pglmon/internal/diagnose"
 	"github.com/pglmon/pglmon/internal/pgtest"
+	"github.com/pglmon/pglmon/internal/seqcompare"
 )
 
 // A sequence the subscriber lacks the provider's value of, which
@@ -112,5 +113,29 @@ func TestASequenceLeftBehindIsReported(t *testing.T) {
 		return f == nil
 	}); err != nil {
 		t.Fatalf("sequence_behind stayed after synchronize_sequence; the subscriber has %v", subValue())
+	}
+}
+
+// A subscription with an apply_delay gets pglogical's copy of a sequence
+// that much later: its grace is longer by as much (a delayed replica of a
+// busy sequence is not reported for being delayed), and a sequence never
+// used on the provider, or one the subscriber has, is never reported.
+func TestSequenceGraceAddsTheApplyDelay(t *testing.T) {
+	v := func(n int64) *int64 { return &n }
+	behind := seqRead{results: []seqcompare.Result{
+		{Sequence: "public.s", Provider: v(2000), Subscriber: v(1500), Result: seqcompare.Behind, Rising: true},
+		{Sequence: "public.unused", Result: seqcompare.OK, Rising: true},
+		{Sequence: "public.ahead", Provider: v(10), Subscriber: v(1010), Result: seqcompare.OK, Rising: true},
+	}}
+	t0 := time.Unix(1_800_000_000, 0)
+	grace := sequenceGrace + 10*time.Minute
+	var c seqCheck
+	for _, d := range []time.Duration{0, sequenceGrace + time.Second, grace - time.Second} {
+		if c = next(c, behind, t0.Add(d), grace); len(c.found) != 0 {
+			t.Fatalf("reported %s after it was first seen, grace %s: %+v", d, grace, c.found)
+		}
+	}
+	if c = next(c, behind, t0.Add(grace), grace); len(c.found) != 1 || c.found[0].Sequence != "public.s" || !c.found[0].Since.Equal(t0) {
+		t.Fatalf("after the grace: %+v", c.found)
 	}
 }
