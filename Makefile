@@ -46,7 +46,7 @@ test: deps vet
 
 # Benchmarks print their figures; they are not part of `make test`.
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchtime 3s ./internal/probe/ ./internal/metrics/ ./internal/serverlog/ ./internal/heartbeat/
+	$(GO) test -run '^$$' -bench . -benchtime 3s ./internal/probe/ ./internal/metrics/ ./internal/serverlog/ ./internal/heartbeat/ ./internal/seqcompare/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./internal/daemon/ ./internal/verify/ ./cmd/pglmon/
 
 clean:

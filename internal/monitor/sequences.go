@@ -18,14 +18,16 @@ const sequenceEvery = time.Minute
 
 // sequenceGrace is how long a subscriber's sequence may stay short of a
 // value its provider had before it is reported (sequence_behind), plus
-// the subscription's apply_delay.
-// pglogical's manager copies a sequence whose provider value nears the
-// last value it sent at its next round, a minute apart at most (5 s while
-// one runs out fast), setting it ahead of the provider by a margin: a
-// healthy subscriber has the provider's value of a minute ago, once it has
-// applied what came since. A subscription made or given the set after the
-// last copy gets nothing until the provider's value nears it again (with
-// pglogical 2.4.2, measured: none 6 minutes after a new subscription).
+// the subscription's apply_delay. pglogical's manager copies a sequence
+// whose provider value nears the last value it sent at its next round,
+// setting it ahead of the provider by a margin; its rounds are 10 s to
+// 3 minutes apart (the wait doubles while no sequence runs out fast, and
+// halves down to 5 s while one does: pglogical 2.4.2's manager). So a
+// healthy subscriber has the provider's value of 3 minutes ago, once it
+// has applied what came since. A subscription made or given the set after
+// the last copy gets nothing until the provider's value nears it again
+// (with pglogical 2.4.2, measured: none 6 minutes after a new
+// subscription).
 const sequenceGrace = 5 * time.Minute
 
 // seqCheck is the last comparison of a subscription's sequences.
