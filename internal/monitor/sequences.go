@@ -127,7 +127,7 @@ func readSequences(ctx context.Context, pc, sc *pgx.Conn, sets []string) (seqRea
 	}
 	var names []string
 	for _, r := range res {
-		if r.Result == seqcompare.Behind {
+		if reportable(r) {
 			names = append(names, r.Sequence)
 		}
 	}
@@ -144,10 +144,18 @@ func readSequences(ctx context.Context, pc, sc *pgx.Conn, sets []string) (seqRea
 // behindOf is r, a sequence behind, as diagnose reports it.
 func (read seqRead) behindOf(r seqcompare.Result, since time.Time) diagnose.SequenceBehind {
 	b := diagnose.SequenceBehind{Sequence: r.Sequence, Provider: r.Provider, Subscriber: r.Subscriber, Since: since}
-	if v, ok := read.sent[r.Sequence]; ok && r.Rising {
+	if v, ok := read.sent[r.Sequence]; ok {
 		b.Sent = &v
 	}
 	return b
+}
+
+// reportable: r is behind, and pglogical's copy can put it right. One
+// that counts down is left out: pglogical 2.4.2 sends it the provider's
+// value plus its margin, out of its bounds, which stops the subscription
+// (setup.DescendingNote); that apply_error is the finding then.
+func reportable(r seqcompare.Result) bool {
+	return r.Result == seqcompare.Behind && r.Provider != nil && r.Rising
 }
 
 // SequencesBehind compares the sequences of sets between the provider pc
@@ -160,7 +168,7 @@ func SequencesBehind(ctx context.Context, pc, sc *pgx.Conn, sets []string) ([]di
 	}
 	var out []diagnose.SequenceBehind
 	for _, r := range read.results {
-		if r.Result == seqcompare.Behind && r.Provider != nil {
+		if reportable(r) {
 			out = append(out, read.behindOf(r, time.Time{}))
 		}
 	}
@@ -173,7 +181,7 @@ func SequencesBehind(ctx context.Context, pc, sc *pgx.Conn, sets []string) ([]di
 func next(c seqCheck, read seqRead, now time.Time, grace time.Duration) seqCheck {
 	out := seqCheck{at: now, short: map[string]shortSince{}}
 	for _, r := range read.results {
-		if r.Result != seqcompare.Behind || r.Provider == nil {
+		if !reportable(r) {
 			continue
 		}
 		st, ok := c.short[r.Sequence]

@@ -118,14 +118,18 @@ func TestASequenceLeftBehindIsReported(t *testing.T) {
 
 // A subscription with an apply_delay gets pglogical's copy of a sequence
 // that much later: its grace is longer by as much (a delayed replica of a
-// busy sequence is not reported for being delayed), and a sequence never
-// used on the provider, or one the subscriber has, is never reported.
+// busy sequence is not reported for being delayed). A sequence never used
+// on the provider, one the subscriber has, and one that counts down (whose
+// plan, pglogical.synchronize_sequence, would stop the subscription) are
+// never reported.
 func TestSequenceGraceAddsTheApplyDelay(t *testing.T) {
 	v := func(n int64) *int64 { return &n }
 	behind := seqRead{results: []seqcompare.Result{
 		{Sequence: "public.s", Provider: v(2000), Subscriber: v(1500), Result: seqcompare.Behind, Rising: true},
 		{Sequence: "public.unused", Result: seqcompare.OK, Rising: true},
 		{Sequence: "public.ahead", Provider: v(10), Subscriber: v(1010), Result: seqcompare.OK, Rising: true},
+		// Counting down: pglogical's copy would stop the subscription.
+		{Sequence: "public.down", Provider: v(-50), Subscriber: v(-5), Result: seqcompare.Behind},
 	}}
 	t0 := time.Unix(1_800_000_000, 0)
 	grace := sequenceGrace + 10*time.Minute

@@ -13,13 +13,23 @@ import (
 )
 
 // ownedSequencesSQL lists the sequences that columns of the tables $1 use
-// as serial or identity columns (pg_depend: auto or internal).
-const ownedSequencesSQL = `SELECT DISTINCT format('%I.%I', n.nspname, s.relname) FROM pg_depend d
+// as serial or identity columns (pg_depend: auto or internal), and whether
+// each counts down.
+const ownedSequencesSQL = `SELECT DISTINCT format('%I.%I', n.nspname, s.relname), q.seqincrement < 0 FROM pg_depend d
 JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+JOIN pg_sequence q ON q.seqrelid = s.oid
 JOIN pg_namespace n ON n.oid = s.relnamespace
 WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
   AND d.refobjid IN (SELECT to_regclass(t) FROM unnest($1::text[]) t)
 ORDER BY 1`
+
+// DescendingNote says why a sequence that counts down is kept out of
+// pglogical's sets: pglogical 2.4.2 sends a sequence's value plus its
+// margin whatever the direction, so the subscriber's setval gets a value
+// above a descending sequence's maximum and the apply stops (measured:
+// -5 sent as 995, "setval: value 995 is out of bounds for sequence",
+// the subscription down).
+const DescendingNote = "pglogical 2.4.2 sends a sequence's value plus 1000 whatever its direction, which stops the subscription for a sequence that counts down (setval: value out of bounds)"
 
 // seqInSetSQL: sequence $2 is in replication set $1.
 const seqInSetSQL = `SELECT EXISTS (SELECT 1 FROM pglogical.replication_set_seq q JOIN pglogical.replication_set s ON s.set_id = q.set_id
@@ -44,7 +54,17 @@ func (r *Runner) sequences(ctx context.Context, conns map[string]*pgx.Conn, tabl
 		if err != nil {
 			return nil, fmt.Errorf("read the sequences of set %s's tables on %s: %w", rs.Name, rs.Node, err)
 		}
-		seqs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		var seqs []string
+		var name string
+		var down bool
+		_, err = pgx.ForEachRow(rows, []any{&name, &down}, func() error {
+			if down {
+				p.Warnings = append(p.Warnings, fmt.Sprintf("sequence %s counts down: left out of set %s (%s); the subscriber's copy never moves: set it by hand before it takes the writes", name, rs.Name, DescendingNote))
+				return nil
+			}
+			seqs = append(seqs, name)
+			return nil
+		})
 		if err != nil {
 			return nil, fmt.Errorf("read the sequences of set %s's tables on %s: %w", rs.Name, rs.Node, err)
 		}
@@ -101,6 +121,16 @@ func SequenceValue(ctx context.Context, c *pgx.Conn, seq string) (*int64, error)
 		return nil, fmt.Errorf("read the value of sequence %s: %w", seq, err)
 	}
 	return v, nil
+}
+
+// Descending says whether sequence seq on c counts down (false when it
+// does not exist).
+func Descending(ctx context.Context, c *pgx.Conn, seq string) (bool, error) {
+	down, err := one[bool](ctx, c, "SELECT coalesce((SELECT seqincrement < 0 FROM pg_sequence WHERE seqrelid = to_regclass($1)), false)", seq)
+	if err != nil {
+		return false, fmt.Errorf("read the direction of sequence %s: %w", seq, err)
+	}
+	return down, nil
 }
 
 // Behind: a subscriber's value sv of a sequence lacks the provider's pv

@@ -1180,14 +1180,21 @@ subscriptions:
 func TestSerialAndIdentitySequencesJoinTheSet(t *testing.T) {
 	ctx := context.Background()
 	prov, sub := pgtest.Shared(t)
-	const seqDDL = "CREATE TABLE tickets (id serial PRIMARY KEY, v text); CREATE TABLE events (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text);"
-	p, s := freshDBs(t, prov, sub, seqDDL+"INSERT INTO tickets (v) SELECT 'x' FROM generate_series(1, 30); INSERT INTO events (v) SELECT 'y' FROM generate_series(1, 10);", seqDDL)
-	cfg := topologyConfig(t, p, s, "public.tickets, public.events")
+	// credits counts down: pglogical 2.4.2 would send its value plus 1000,
+	// out of its bounds, and the subscription would stop.
+	const seqDDL = "CREATE TABLE tickets (id serial PRIMARY KEY, v text); CREATE TABLE events (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text); " +
+		"CREATE TABLE credits (id int GENERATED ALWAYS AS IDENTITY (INCREMENT BY -1) PRIMARY KEY, v text);"
+	p, s := freshDBs(t, prov, sub, seqDDL+"INSERT INTO tickets (v) SELECT 'x' FROM generate_series(1, 30); INSERT INTO events (v) SELECT 'y' FROM generate_series(1, 10); INSERT INTO credits (v) SELECT 'z' FROM generate_series(1, 5);", seqDDL)
+	cfg := topologyConfig(t, p, s, "public.tickets, public.events, public.credits")
 	r, out := applied(t, cfg)
-	for _, want := range []string{"done: on provider: add sequence public.events_id_seq to app", "done: on provider: add sequence public.tickets_id_seq to app"} {
+	for _, want := range []string{"done: on provider: add sequence public.events_id_seq to app", "done: on provider: add sequence public.tickets_id_seq to app",
+		"sequence public.credits_id_seq counts down: left out of set app (pglogical 2.4.2 sends a sequence's value plus 1000 whatever its direction"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("apply output lacks %q:\n%s", want, out.String())
 		}
+	}
+	if strings.Contains(out.String(), "add sequence public.credits_id_seq") {
+		t.Errorf("the descending sequence was put in the set:\n%s", out.String())
 	}
 	// pglogical sent the values at replication_set_add_sequence, before
 	// the subscription had the set: apply sends them once it replicates,

@@ -621,6 +621,14 @@ func (r *Runner) syncSubscriptionSequences(ctx context.Context, sub SubDef, seqs
 			r.say("warning: sequence %s of subscription %s's sets is not on %s: create it there before pglogical copies its value, which stops the subscription until it is", q, sub.Name, sub.Subscriber)
 			continue
 		}
+		down, err := setup.Descending(ctx, prov, q)
+		if err != nil {
+			return fmt.Errorf("on %s: %w", sub.Provider, err)
+		}
+		if down {
+			r.say("warning: sequence %s of subscription %s's sets counts down: not sent (%s); take it out of the set, and set it by hand on %s before it takes the writes", q, sub.Name, setup.DescendingNote, sub.Subscriber)
+			continue
+		}
 		pv, err := setup.SequenceValue(ctx, prov, q)
 		if err != nil {
 			return fmt.Errorf("on %s: %w", sub.Provider, err)
