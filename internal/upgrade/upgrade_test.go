@@ -41,6 +41,17 @@ func TestPrepareAndRestoreAroundAnUpgrade(t *testing.T) {
 		SELECT pglogical.replication_set_add_sequence('set_0', 'counter', false)`); err != nil {
 		t.Fatal(err)
 	}
+	// A sequence that counts down, in a set by hand: pglogical sends value
+	// + 1000 whatever the direction, so restore must not send it (here its
+	// maximum leaves room, so pglogical's own copy does not stop the
+	// subscription; set_0 is sub_0's).
+	const countdown = "CREATE SEQUENCE countdown INCREMENT -1 MINVALUE 1 MAXVALUE 1000000 START 500000"
+	if err := p.Provider.Exec(ctx, countdown+"; SELECT pglogical.replication_set_add_sequence('set_0', 'countdown', false)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Subscriber.Exec(ctx, countdown); err != nil {
+		t.Fatal(err)
+	}
 	if err := p.Subscriber.Exec(ctx, "CREATE SEQUENCE counter"); err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +97,7 @@ func TestPrepareAndRestoreAroundAnUpgrade(t *testing.T) {
 	}
 	// The sequence moves on while replication is down: restore sends its
 	// value, which pglogical's own periodic copy would send much later.
-	if err := p.Provider.Exec(ctx, "SELECT setval('counter', 5000)"); err != nil {
+	if err := p.Provider.Exec(ctx, "SELECT setval('counter', 5000), setval('countdown', 400000)"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -142,6 +153,10 @@ func TestPrepareAndRestoreAroundAnUpgrade(t *testing.T) {
 	if err := p.Provider.QueryRow(ctx, setTablesSQL, []any{&after}); err != nil || after != before {
 		t.Errorf("set default after restore: %q (%v), before: %q", after, err, before)
 	}
+	var inSet0 bool
+	if err := p.Provider.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pglogical.replication_set_seq q JOIN pglogical.replication_set s USING (set_id) WHERE s.set_name = 'set_0' AND q.set_seqoid = 'countdown'::regclass)", []any{&inSet0}); err != nil || !inSet0 {
+		t.Errorf("restore did not put countdown back in set_0 (%v)", err)
+	}
 	var truncate bool
 	if err := p.Provider.QueryRow(ctx, "SELECT replicate_truncate FROM pglogical.replication_set WHERE set_name = 'default'", []any{&truncate}); err != nil || truncate {
 		t.Errorf("set default after restore: replicate_truncate %t (%v), want false as before", truncate, err)
@@ -155,6 +170,9 @@ func TestPrepareAndRestoreAroundAnUpgrade(t *testing.T) {
 		// (seen once in CI), and restore then sends none: the value below
 		// must be there all the same.
 		t.Logf("restore sent no sequence value (pglogical's own copy came first?):\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "warning: sequence countdown of subscription sub_0's sets counts down: not sent") || strings.Contains(out.String(), "Sent sequence countdown") {
+		t.Errorf("restore and the descending sequence: want a warning and no send:\n%s", out.String())
 	}
 	var counter int64
 	// Sent, restore waited until it arrived.
