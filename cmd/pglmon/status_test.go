@@ -1872,6 +1872,115 @@ func TestStatusReplicationCapacityLow(t *testing.T) {
 	}
 }
 
+// TestStatusNoOriginStateLeft: a subscriber restarted with
+// max_replication_slots = 1 holds its one replication origin state for its
+// subscription. A resynchronisation of its table, and a second
+// subscription, each need another: pglogical's sync worker and the new
+// apply worker fail at every start ("could not find free replication state
+// slot"), for ever, the resynchronised table left empty. pglmon names the
+// cause of each (not stuck_down or origin_missing, whose repairs cannot
+// help, nor a table_sync_stalled 30 minutes on), warns on the node, and
+// clears once the setting is raised.
+func TestStatusNoOriginStateLeft(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Own: true, Rows: 10})
+	cfg := writeConfig(t, p, "")
+	nodeFinding := func(s statusJSON) string {
+		for _, n := range s.Nodes {
+			for _, f := range n.Findings {
+				if n.Name == "subscriber" && f.Code == "replication_capacity_low" {
+					return f.Severity + ": " + f.Message
+				}
+			}
+		}
+		return ""
+	}
+	findings := func(s statusJSON, sub string) []struct{ Code, Severity, Message, Remedy string } {
+		for _, x := range s.Subscriptions {
+			if x.Name == sub {
+				return x.Findings
+			}
+		}
+		return nil
+	}
+	if _, s := status(t, cfg, "--no-wait"); nodeFinding(s) != "" {
+		t.Fatalf("128 origin states: %s", nodeFinding(s))
+	}
+	restartWithSetting(t, p.Subscriber, "max_replication_slots", 1)
+	if err := p.WaitStatus(ctx, p.Sub(), "replicating", 60*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	slot, err := p.SlotName(ctx, p.Sub())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s statusJSON
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		_, s = status(t, cfg, "--no-wait")
+		return nodeFinding(s) != ""
+	}); err != nil {
+		t.Fatalf("no replication_capacity_low with every origin state held: %+v", s)
+	}
+	if f := nodeFinding(s); !strings.HasPrefix(f, "warning: subscriber subscriber has no replication origin state left (1 of max_replication_slots 1 replication origin states held, every database's: "+slot+" (subscription "+p.Sub()+")):") {
+		t.Errorf("node finding: %s", f)
+	}
+	if fs := findings(s, p.Sub()); len(fs) != 0 {
+		t.Errorf("%s replicates, its table ready: %+v", p.Sub(), fs)
+	}
+
+	// A resynchronisation: pglogical truncates the table and cannot copy it.
+	if err := p.Subscriber.Exec(ctx, "SELECT pglogical.alter_subscription_resynchronize_table($1, 'items_0')", p.Sub()); err != nil {
+		t.Fatal(err)
+	}
+	// A second subscription, from a set of its own.
+	if err := p.Provider.Exec(ctx, "SELECT pglogical.create_replication_set('second')"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Subscriber.Exec(ctx, "SELECT pglogical.create_subscription('second', $1, '{second}', false, false)", p.Provider.DSN()); err != nil {
+		t.Fatal(err)
+	}
+	var code int
+	var table, second []struct{ Code, Severity, Message, Remedy string }
+	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
+		code, s = status(t, cfg, "--no-wait")
+		table, second = findings(s, p.Sub()), findings(s, "second")
+		return len(table) > 0 && len(second) > 0 && second[0].Code == "origin_slots_exhausted"
+	}); err != nil {
+		t.Fatalf("not both reported: %+v", s)
+	}
+	if code != 2 || len(table) != 1 || table[0].Code != "origin_slots_exhausted" || table[0].Severity != "critical" || table[0].Remedy != "" ||
+		!strings.HasPrefix(table[0].Message, "table public.items_0 of "+p.Sub()+" cannot be copied: subscriber has no replication origin state left for the copy (1 of max_replication_slots 1 ") ||
+		!strings.Contains(table[0].Message, "raise max_replication_slots on subscriber above 1") {
+		t.Errorf("exit %d, the table: %+v", code, table)
+	}
+	if len(second) != 1 || second[0].Severity != "critical" || second[0].Remedy != "" ||
+		!strings.HasPrefix(second[0].Message, "subscription second is down: subscriber has no replication origin state left for its origin ") {
+		t.Errorf("the second subscription: %+v", second)
+	}
+	var rows int
+	if err := p.Subscriber.QueryRow(ctx, "SELECT count(*) FROM items_0", []any{&rows}); err != nil || rows != 0 {
+		t.Errorf("the resynchronised table holds %d rows (%v): want it emptied, never copied", rows, err)
+	}
+	if rc, plan, _ := pglmonIn(t, "", "repair", "--config", cfg, "--subscription", "second", "--yes"); rc != 1 ||
+		!strings.Contains(plan, "ALTER SYSTEM SET max_replication_slots = <more>") || !strings.Contains(plan, "ParameterName=max_replication_slots") ||
+		!strings.Contains(plan, "FROM pg_replication_origin_status o LEFT JOIN pglogical.subscription s") {
+		t.Errorf("repair: exit %d\n%s", rc, plan)
+	}
+
+	// What the findings say to do: pglogical takes the states by itself.
+	restartWithSetting(t, p.Subscriber, "max_replication_slots", 4)
+	if err := pgtest.Poll(ctx, 90*time.Second, func() bool {
+		code, s = status(t, cfg, "--no-wait")
+		return code == 0 && len(s.Subscriptions) == 2 && s.Subscriptions[0].Status == "replicating" && s.Subscriptions[1].Status == "replicating"
+	}); err != nil {
+		t.Fatalf("not healthy after raising max_replication_slots: %+v", s)
+	}
+	if n, err := p.WaitConverged(ctx, "items_0", 30*time.Second); err != nil || n != 10 {
+		t.Errorf("items_0 after the copy: %d rows (%v)", n, err)
+	}
+}
+
 // restartWithSetting sets a server setting that takes effect at a start
 // (ALTER SYSTEM) and restarts the database's cluster.
 func restartWithSetting(t *testing.T, d pgtest.DB, name string, value int) {

@@ -288,6 +288,10 @@ func (d *diagnosis) subscription(subscriber *probe.Snapshot, sub probe.Subscript
 			Message: fmt.Sprintf("subscription %s is disabled on %s; no changes are applied until it is enabled", sub.Name, subscriber.Node)})
 	case sub.Status == probe.StatusDown:
 		d.down(&out, subscriber, sub, prov, downNodes, slot, slotFound)
+	case sub.Status == probe.StatusReplicating && originStarved(subscriber, sub):
+		// Its worker, in the second after each start in which pglogical
+		// says replicating, has no origin state: it is about to fail.
+		d.down(&out, subscriber, sub, prov, downNodes, slot, slotFound)
 	case sub.Status == probe.StatusReplicating && !sub.OriginExists && sub.SyncStatus == "r":
 		// A synchronised subscription cannot apply without its origin:
 		// pglogical says replicating for about a second each time it
@@ -353,7 +357,7 @@ func (d *diagnosis) subscription(subscriber *probe.Snapshot, sub probe.Subscript
 		add(f)
 	}
 	if sub.Status == probe.StatusInitializing || sub.Status == probe.StatusReplicating {
-		d.tableSync(&out, subscriber)
+		d.tableSync(&out, subscriber, sub)
 		if f, ok := d.lockFinding(subscriber.Node, sub); ok {
 			add(f)
 		}
@@ -434,6 +438,10 @@ func (d *diagnosis) down(out *Subscription, subscriber *probe.Snapshot, sub prob
 	}
 	if slotFound && slot.WALStatus == "lost" {
 		return // slotFindings reports slot_wal_lost
+	}
+	if f, ok := originStatesFinding(subscriber, sub); ok {
+		add(f) // before origin_missing: a new origin would find no state either
+		return
 	}
 	if !sub.OriginExists && !notStarted {
 		evidence := "the provider's slot could not be checked"
@@ -625,23 +633,30 @@ func applyDelayFinding(sub probe.Subscription, prov *probe.Snapshot) (Finding, b
 // at most one replication slot or walsender left: pglogical needs one of
 // each per subscription, and one more of each per table it copies at once.
 func capacityFinding(s *probe.Snapshot) (Finding, bool) {
-	c := s.Capacity
-	if c == nil || !slices.ContainsFunc(s.Slots, func(sl probe.Slot) bool { return sl.Plugin == "pglogical_output" }) {
+	var msgs []string
+	if c := s.Capacity; c != nil && slices.ContainsFunc(s.Slots, func(sl probe.Slot) bool { return sl.Plugin == "pglogical_output" }) {
+		var low []string
+		if left := c.MaxSlots - c.Slots; left <= 1 {
+			low = append(low, fmt.Sprintf("%d of max_replication_slots %d left (%d in use, every database's)", max(left, 0), c.MaxSlots, c.Slots))
+		}
+		if left := c.MaxSenders - c.Senders; left <= 1 {
+			low = append(low, fmt.Sprintf("%d of max_wal_senders %d left (%d in use, standbys' too)", max(left, 0), c.MaxSenders, c.Senders))
+		}
+		if len(low) > 0 {
+			msgs = append(msgs, fmt.Sprintf("provider %s has %s: pglogical needs a slot and a walsender per subscription and one more of each per table it copies at once (an initial copy, a resynchronisation), which then fails with \"all replication slots are in use\" or \"number of requested standby connections exceeds max_wal_senders\"; raise the setting (a restart; RDS: the parameter group, then a reboot), or drop slots nothing uses (orphan_slot)",
+				s.Node, strings.Join(low, " and ")))
+		}
+	}
+	// A subscriber with every origin state held: the next copy or
+	// subscription fails (origin_slots_exhausted says which, when one does).
+	if len(s.Subscriptions) > 0 && s.Origins.Full() {
+		msgs = append(msgs, fmt.Sprintf("subscriber %s has no replication origin state left (%s): a new subscription, a table added with synchronize_data or a resynchronisation fails at its start (\"could not find free replication state slot for replication origin\") and is tried again for ever; %s",
+			s.Node, describeOrigins(s), raiseOrigins(s)))
+	}
+	if len(msgs) == 0 {
 		return Finding{}, false
 	}
-	var low []string
-	if left := c.MaxSlots - c.Slots; left <= 1 {
-		low = append(low, fmt.Sprintf("%d of max_replication_slots %d left (%d in use, every database's)", max(left, 0), c.MaxSlots, c.Slots))
-	}
-	if left := c.MaxSenders - c.Senders; left <= 1 {
-		low = append(low, fmt.Sprintf("%d of max_wal_senders %d left (%d in use, standbys' too)", max(left, 0), c.MaxSenders, c.Senders))
-	}
-	if len(low) == 0 {
-		return Finding{}, false
-	}
-	return Finding{Code: CodeReplicationCapacityLow, Severity: Warning, Human: true,
-		Message: fmt.Sprintf("provider %s has %s: pglogical needs a slot and a walsender per subscription and one more of each per table it copies at once (an initial copy, a resynchronisation), which then fails with \"all replication slots are in use\" or \"number of requested standby connections exceeds max_wal_senders\"; raise the setting (a restart; RDS: the parameter group, then a reboot), or drop slots nothing uses (orphan_slot)",
-			s.Node, strings.Join(low, " and "))}, true
+	return Finding{Code: CodeReplicationCapacityLow, Severity: Warning, Human: true, Message: strings.Join(msgs, "; and ")}, true
 }
 
 // describeWorkers says what holds a server's background worker slots.
@@ -1013,13 +1028,26 @@ func groupDigits(n int64) string {
 	return b.String()
 }
 
-func (d *diagnosis) tableSync(out *Subscription, subscriber *probe.Snapshot) {
+func (d *diagnosis) tableSync(out *Subscription, subscriber *probe.Snapshot, sub probe.Subscription) {
 	grace := d.Thresholds.TableSyncGrace.D()
+	var mine []probe.TableSync
+	for _, t := range subscriber.TableSync {
+		if t.Subscription == out.Name && !t.Partitioned && len(d.copyRefused(subscriber.Node, out.Name, t)) == 0 {
+			mine = append(mine, t)
+		}
+	}
+	f, starved, ok := tablesStarved(subscriber, sub, mine)
+	if ok {
+		out.Findings = append(out.Findings, f)
+	}
 	for _, t := range subscriber.TableSync {
 		if t.Subscription != out.Name {
 			continue
 		}
 		out.TablesNotReady = append(out.TablesNotReady, t)
+		if slices.Contains(starved, t.Schema+"."+t.Table) {
+			continue // explained, whatever the time
+		}
 		if t.Partitioned {
 			// Never finishes: no grace to wait out.
 			out.Findings = append(out.Findings, Finding{Code: CodePartitionedTable, Severity: Critical, Human: true, Table: t.Schema + "." + t.Table,
@@ -1140,7 +1168,7 @@ func (d *diagnosis) nodes() []Node {
 	var out []Node
 	for _, s := range d.Snapshots {
 		n := Node{Name: s.Node, Up: s.Up(), PglogicalNode: s.LocalNode, ServerVersion: s.ServerVersion,
-			PglogicalVersion: s.PglogicalVersion, Timeline: s.Timeline, TimelineHistory: s.TimelineHistory, TimelineHistoryError: s.TimelineHistoryErr, Slots: s.Slots, Workers: s.Workers, Capacity: s.Capacity, BarrierWaits: s.BarrierWaits, Findings: []Finding{}}
+			PglogicalVersion: s.PglogicalVersion, Timeline: s.Timeline, TimelineHistory: s.TimelineHistory, TimelineHistoryError: s.TimelineHistoryErr, Slots: s.Slots, Workers: s.Workers, Capacity: s.Capacity, OriginStates: s.Origins, BarrierWaits: s.BarrierWaits, Findings: []Finding{}}
 		if !s.Up() {
 			n.Error = s.Err.Error()
 			n.PglogicalNode = d.h.LocalNodes[s.Node]

@@ -94,6 +94,7 @@ const (
 	CodeProviderConnectFailed  = "provider_connection_failed"
 	CodeWorkerSlotsExhausted   = "worker_slots_exhausted"
 	CodeReplicationCapacityLow = "replication_capacity_low"
+	CodeOriginSlotsExhausted   = "origin_slots_exhausted"
 	CodeApplyError             = "apply_error"
 	CodeApplyBlocked           = "apply_blocked"
 	CodeApplyDelayTimeout      = "apply_delay_timeout"
@@ -404,6 +405,9 @@ type Node struct {
 	Workers *probe.Workers `json:"workers,omitempty"`
 	// Capacity is its replication slots and walsenders against their limits.
 	Capacity *probe.Capacity `json:"capacity,omitempty"`
+	// OriginStates are its replication origin states (where pglogical is
+	// installed): which origins hold them, against max_replication_slots.
+	OriginStates *probe.OriginStates `json:"origin_states,omitempty"`
 	// BarrierWaits are the sessions waiting for every process to accept a
 	// ProcSignalBarrier (signal_barrier_stuck).
 	BarrierWaits []probe.BarrierWait `json:"barrier_waits,omitempty"`

@@ -75,6 +75,8 @@ var (
 		"Replication slots on the node, every database's (max_replication_slots bounds them).", []string{"node"}, nil)
 	descMaxReplSlots = prometheus.NewDesc("pglmon_max_replication_slots",
 		"The node's max_replication_slots.", []string{"node"}, nil)
+	descOriginStates = prometheus.NewDesc("pglmon_replication_origin_states",
+		"Replication origin states held on the node, every database's (max_replication_slots bounds them too): one per subscription and one per table being copied; read where pglogical is installed.", []string{"node"}, nil)
 	descWALSenders = prometheus.NewDesc("pglmon_wal_senders",
 		"Walsenders running on the node, standbys' too (max_wal_senders bounds them).", []string{"node"}, nil)
 	descMaxWALSenders = prometheus.NewDesc("pglmon_max_wal_senders",
@@ -341,6 +343,12 @@ func (s *Set) Collect(ch chan<- prometheus.Metric) {
 			gauge(descMaxReplSlots, float64(c.MaxSlots), sn.Node)
 			gauge(descWALSenders, float64(c.Senders), sn.Node)
 			gauge(descMaxWALSenders, float64(c.MaxSenders), sn.Node)
+		}
+		if o := sn.Origins; o != nil {
+			gauge(descOriginStates, float64(len(o.Held)), sn.Node)
+			if sn.Capacity == nil {
+				gauge(descMaxReplSlots, float64(o.Max), sn.Node)
+			}
 		}
 		if w := sn.Workers; w != nil {
 			gauge(descWorkers, float64(w.InUse), sn.Node)

@@ -43,7 +43,7 @@ func report() (diagnose.Report, []probe.Snapshot) {
 		}},
 		{Node: "subscriber", Time: t, OldestXact: &probe.Xact{Session: probe.Session{PID: 42, XactSeconds: &xact}},
 			TableSync: []probe.TableSync{{Subscription: "sub_0", Schema: "public", Table: "big", Status: "d", CopiedRows: &copiedRows, CopiedBytes: &copiedBytes}},
-			Workers:   &probe.Workers{InUse: 7, Pglogical: 5, Max: 8}},
+			Workers:   &probe.Workers{InUse: 7, Pglogical: 5, Max: 8}, Origins: &probe.OriginStates{Held: []string{"pgl_s", "pgl_s_0badcafe"}, Max: 10}},
 	}
 	return r, snaps
 }
@@ -135,6 +135,10 @@ pglmon_replication_slots{node="provider"} 3
 # HELP pglmon_max_replication_slots The node's max_replication_slots.
 # TYPE pglmon_max_replication_slots gauge
 pglmon_max_replication_slots{node="provider"} 10
+pglmon_max_replication_slots{node="subscriber"} 10
+# HELP pglmon_replication_origin_states Replication origin states held on the node, every database's (max_replication_slots bounds them too): one per subscription and one per table being copied; read where pglogical is installed.
+# TYPE pglmon_replication_origin_states gauge
+pglmon_replication_origin_states{node="subscriber"} 2
 # HELP pglmon_wal_senders Walsenders running on the node, standbys' too (max_wal_senders bounds them).
 # TYPE pglmon_wal_senders gauge
 pglmon_wal_senders{node="provider"} 2
@@ -161,7 +165,7 @@ var names = []string{"pglmon_apply_lock_wait_seconds", "pglmon_oldest_xact_age_s
 	"pglmon_slot_active", "pglmon_slot_retained_wal_bytes", "pglmon_slot_safe_wal_size_bytes", "pglmon_slot_wal_status",
 	"pglmon_slot_xmin_age", "pglmon_slot_catalog_xmin_age",
 	"pglmon_table_sync_copied_rows", "pglmon_table_sync_copied_bytes", "pglmon_background_workers", "pglmon_max_worker_processes",
-	"pglmon_replication_slots", "pglmon_max_replication_slots", "pglmon_wal_senders", "pglmon_max_wal_senders",
+	"pglmon_replication_slots", "pglmon_max_replication_slots", "pglmon_replication_origin_states", "pglmon_wal_senders", "pglmon_max_wal_senders",
 	"pglmon_slot_spill_bytes_total", "pglmon_slot_spill_txns_total", "pglmon_slot_decoded_bytes_total", "pglmon_slot_decoded_txns_total",
 	"pglmon_subscription_health", "pglmon_subscription_status", "pglmon_node_timeline", "pglmon_node_up", "pglmon_probe_errors_total", "pglmon_up"}
 

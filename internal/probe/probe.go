@@ -313,6 +313,14 @@ func (p *Prober) probe(ctx context.Context, snap *Snapshot) error {
 			snap.Subscriptions, err = scanSubscriptions(rows)
 			return err
 		})
+		b.Queue(originStatesQuery).QueryRow(func(row pgx.Row) error {
+			var o OriginStates
+			if err := row.Scan(&o.Held, &o.Max); err != nil {
+				return err
+			}
+			snap.Origins = &o
+			return nil
+		})
 		b.Queue(lockWaitsQuery).Query(func(rows pgx.Rows) error {
 			var err error
 			waits, err = scanLockWaits(rows)

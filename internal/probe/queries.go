@@ -108,6 +108,12 @@ const capacityQuery = `SELECT (SELECT count(*) FROM pg_replication_slots)::int, 
 	(SELECT count(*) FROM pg_stat_replication)::int, current_setting('max_wal_senders')::int,
 	(SELECT setting::int FROM pg_settings WHERE name = 'wal_sender_timeout')`
 
+// originStatesQuery lists the replication origins holding one of the
+// server's states (every database's), and how many there are. The
+// pg_replication_origin_status grant that subscriptionsQuery needs.
+const originStatesQuery = `SELECT coalesce(array_agg(coalesce(external_id, '') ORDER BY local_id), '{}'), current_setting('max_replication_slots')::int
+FROM pg_replication_origin_status`
+
 // oldestXactQuery finds the oldest transaction holding a transaction ID on
 // the server, a session's or a prepared one, by the age of that ID. Its
 // query text is not read: it can hold data.

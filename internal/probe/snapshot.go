@@ -6,6 +6,7 @@ package probe
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -87,6 +88,9 @@ type Snapshot struct {
 	// Capacity counts the server's replication slots and walsenders
 	// against max_replication_slots and max_wal_senders.
 	Capacity *Capacity `json:"capacity,omitempty"`
+	// Origins are the server's replication origin states, read where
+	// pglogical is installed; nil elsewhere.
+	Origins *OriginStates `json:"origin_states,omitempty"`
 	// Heartbeat is what pglmon.heartbeat holds here (package heartbeat);
 	// nil without the table.
 	Heartbeat *Heartbeat `json:"heartbeat,omitempty"`
@@ -148,6 +152,49 @@ type Capacity struct {
 	// SenderTimeoutMS is the server's wal_sender_timeout (0: none): a
 	// walsender whose consumer has not answered for that long is ended.
 	SenderTimeoutMS int `json:"wal_sender_timeout_ms"`
+}
+
+// OriginStates are the server's replication origin states: the shared
+// memory in which PostgreSQL tracks how far each replication origin has
+// applied, max_replication_slots of them (a second array beside the
+// slots', of the same size), every database's together. A pglogical
+// subscriber takes one per subscription while it replicates, and one more
+// per table it copies (an origin named after the copy's slot,
+// <subscription slot>_<8 hex digits>), which the copy's end frees. One is
+// kept until its origin is dropped, a disabled subscription's too, and
+// across restarts: a server restarted with fewer than it holds does not
+// start ("could not find free replication state, increase
+// max_replication_slots", PANIC; measured with PostgreSQL 15). With none
+// free, an apply or sync worker that needs one fails at its start ("could
+// not find free replication state slot for replication origin") and is
+// started again for ever.
+type OriginStates struct {
+	// Held names the origins holding a state, in state order.
+	Held []string `json:"held"`
+	Max  int      `json:"max_replication_slots"`
+}
+
+// Full says whether no state is left.
+func (o *OriginStates) Full() bool { return o != nil && o.Max > 0 && len(o.Held) >= o.Max }
+
+// Holds says whether origin name holds a state.
+func (o *OriginStates) Holds(name string) bool { return o != nil && slices.Contains(o.Held, name) }
+
+// Copies are the held origins of table copies under way: <origin>_<8 hex
+// digits>, whose subscription's origin holds one too, by that origin.
+func (o *OriginStates) Copies() map[string][]string {
+	if o == nil {
+		return nil
+	}
+	out := map[string][]string{}
+	for _, h := range o.Held {
+		i := strings.LastIndexByte(h, '_')
+		if i < 0 || len(h)-i-1 != 8 || strings.Trim(h[i+1:], "0123456789abcdef") != "" || !o.Holds(h[:i]) {
+			continue
+		}
+		out[h[:i]] = append(out[h[:i]], h)
+	}
+	return out
 }
 
 // Workers are the background workers of a server. pglogical starts one

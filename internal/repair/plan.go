@@ -610,6 +610,28 @@ Size it: 1 for pglogical's supervisor, 1 manager per database with pglogical, 1 
 other extension's workers, plus max_parallel_workers for parallel queries.
 While the subscription is down its provider's slot keeps the changes (watch its retained WAL);
 it replicates again once the server is up with the new setting (pglmon status --config FILE).`, s.Subscriber, f.Message)
+	case diagnose.CodeOriginSlotsExhausted:
+		fmt.Fprintf(&b, `%[2]s.
+max_replication_slots sizes the server's replication origin states as well as its slots, and
+takes effect at a server start only. On subscriber %[1]s, which origins hold the states, and whose:
+  SELECT o.local_id, o.external_id, s.sub_name, s.sub_enabled
+    FROM pg_replication_origin_status o LEFT JOIN pglogical.subscription s ON s.sub_slot_name = o.external_id ORDER BY 1;
+(an origin of no subscription there may be another database's: run it in each; pg_<number> are
+PostgreSQL's own subscriptions'; <slot>_<8 hex digits> a pglogical table copy under way.) Then either
+  self-managed:  ALTER SYSTEM SET max_replication_slots = <more>;  then restart PostgreSQL
+                 (systemctl restart postgresql@15-main, or pg_ctl restart)
+  RDS:           aws rds modify-db-parameter-group --db-parameter-group-name <group> \
+                   --parameters ParameterName=max_replication_slots,ParameterValue=<more>,ApplyMethod=pending-reboot
+                 aws rds reboot-db-instance --db-instance-identifier <instance>
+Size it: one state per subscription on the server (disabled ones hold theirs) and one per table
+copied at once; the same number bounds, apart, the server's slots if it is a provider too. Never set
+it below the states held: PostgreSQL then does not start ("could not find free replication state,
+increase max_replication_slots", measured).
+Or, without a restart, drop an origin nothing uses (a subscription dropped without its origin, a
+tool no longer run; never a subscription's own, whose apply worker then stops: origin_missing):
+  SELECT pg_replication_origin_drop('<origin>');
+pglogical starts the failing worker again by itself: once a state is free, it takes it (watch
+pglmon status --config FILE).`, s.Subscriber, f.Message)
 	case diagnose.CodeTableSyncStalled:
 		fmt.Fprintf(&b, `A table of %[1]s has not finished its initial copy. Look in the subscriber's log for the
 table-sync worker's error (often a missing column, a constraint, or a lock). Once fixed,
