@@ -187,6 +187,35 @@ func TestMakeDemo(t *testing.T) {
 		t.Errorf("repair after break leftset: exit %d (want 1 and the plan)\n%s", code, got)
 	}
 
+	// break origins: the copy of a table added to the set finds no
+	// replication origin state on the subscriber, restarted with as many as
+	// its subscription holds; the daemon names it, and once fix origins
+	// raised the setting pglogical copies the table by itself.
+	if got, err := command(demo, "break", "origins").CombinedOutput(); err != nil {
+		t.Fatalf("break origins: %v\n%s", err, got)
+	}
+	exhausted := func() bool {
+		for _, x := range status().Subscriptions {
+			for _, f := range x.Findings {
+				if f.Code == "origin_slots_exhausted" {
+					return strings.HasPrefix(f.Message, "table public.demo_origins of sub_0 cannot be copied: ")
+				}
+			}
+		}
+		return false
+	}
+	waitFor("origin_slots_exhausted on sub_0", time.Minute, exhausted)
+	if got, err := command(demo, "fix", "origins").CombinedOutput(); err != nil {
+		t.Fatalf("fix origins: %v\n%s", err, got)
+	}
+	waitFor("origin_slots_exhausted gone", time.Minute, func() bool { return !exhausted() && len(status().Subscriptions) == 1 })
+	if err := pgtest.Poll(ctx, time.Minute, func() bool {
+		return command(pglmon, "verify", "--config", cfg, "--table", "public.demo_origins").Run() == nil
+	}); err != nil {
+		got, _ := command(pglmon, "verify", "--config", cfg, "--table", "public.demo_origins").CombinedOutput()
+		t.Errorf("demo_origins after fix origins:\n%s", got)
+	}
+
 	// Ctrl-C stops the daemon (make with it); down removes the demo.
 	if err := syscall.Kill(-mk.Process.Pid, syscall.SIGINT); err != nil {
 		t.Fatal(err)

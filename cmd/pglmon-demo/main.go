@@ -151,6 +151,13 @@ const usage = `Usage: pglmon-demo COMMAND
                     (pg_replication_slot_advance, as runbooks free an idle
                     slot's WAL): enabled again, it never receives them
                     (slot_advanced, from the daemon; needs make demo's daemon)
+  break origins     restart the subscriber with max_replication_slots at the
+                    replication origin states its subscriptions hold, then add
+                    demo_origins (3 rows) to the set with its copy: pglogical's
+                    sync worker finds no state for the copy and retries for
+                    ever, the table stays empty (origin_slots_exhausted at once)
+  fix origins       max_replication_slots back to the demo's (a restart):
+                    pglogical copies the table by itself
   insert N          insert N rows on the provider
   count             row counts on both sides
 
@@ -202,7 +209,7 @@ func run(ctx context.Context, args []string) error {
 		return nil
 	case "break":
 		if len(args) != 2 {
-			return errors.New("break what? origin, slot, disable, walsender, provider, data, refuse, conflict, sync, firstcopy, lock, hang, copy, password, dropdb, gencopy, gencol, coltype, locktimeout, key, rewind, restore or advance")
+			return errors.New("break what? origin, slot, disable, walsender, provider, data, refuse, conflict, sync, firstcopy, lock, hang, copy, password, dropdb, gencopy, gencol, coltype, locktimeout, key, rewind, restore, advance or origins")
 		}
 		return breakIt(ctx, args[1])
 	case "fix":
@@ -212,6 +219,8 @@ func run(ctx context.Context, args []string) error {
 				return fixCopy(ctx)
 			case "password":
 				return fixPassword(ctx)
+			case "origins":
+				return fixOrigins(ctx)
 			}
 			if f, ok := subscriberFixes[args[1]]; ok {
 				p, err := pair()
@@ -225,7 +234,7 @@ func run(ctx context.Context, args []string) error {
 				return nil
 			}
 		}
-		return errors.New("fix what? refuse, copy, password, gencol, coltype, locktimeout or key")
+		return errors.New("fix what? refuse, copy, password, gencol, coltype, locktimeout, key or origins")
 	case "insert":
 		n := 100
 		if len(args) > 1 {
@@ -586,6 +595,8 @@ func breakIt(ctx context.Context, what string) error {
 		return nil
 	case "restore":
 		return restoreSubscriber(ctx, p)
+	case "origins":
+		return exhaustOrigins(ctx, p)
 	case "advance":
 		return advanceSlot(ctx, p)
 	case "coltype":
@@ -596,7 +607,7 @@ func breakIt(ctx context.Context, what string) error {
 		fmt.Println("items_0.n is bigint on the provider, integer on the subscriber: pglogical sends it in binary, which an integer cannot read; pglmon reports it at once (schema_mismatch, critical); bin/pglmon-demo insert 1 then stops the subscription, and bin/pglmon repair --config " + filepath.Join(dir, "pglmon.yaml") + " --subscription sub_0 prints the fix (bin/pglmon-demo fix coltype applies it)")
 		return nil
 	}
-	return fmt.Errorf("unknown breakage %q (origin, slot, disable, walsender, provider, data, refuse, conflict, sync, firstcopy, lock, hang, copy, password, dropdb, gencopy, gencol, coltype, locktimeout, key, rewind, restore, advance)", strings.TrimSpace(what))
+	return fmt.Errorf("unknown breakage %q (origin, slot, disable, walsender, provider, data, refuse, conflict, sync, firstcopy, lock, hang, copy, password, dropdb, gencopy, gencol, coltype, locktimeout, key, rewind, restore, advance, origins)", strings.TrimSpace(what))
 }
 
 // failFirstCopy sets the subscription up again as someone might by hand,
