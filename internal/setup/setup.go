@@ -283,6 +283,10 @@ func Prerequisites(ctx context.Context, c *pgx.Conn, n string, subsFrom, subsTo 
 	}
 	if need := subsFrom + 1; slots < need {
 		add(fmt.Sprintf("max_replication_slots is %d", slots), fmt.Sprintf("set max_replication_slots to at least %d (one per subscription plus one for table sync) and restart", need))
+	} else if need := subsTo + 1; subsTo > 0 && slots < need {
+		// The same setting sizes a subscriber's replication origin states.
+		add(fmt.Sprintf("max_replication_slots is %d, which also bounds the replication origin states a subscriber holds", slots),
+			fmt.Sprintf("set max_replication_slots to at least %d (one origin state per subscription it receives, plus one per table pglogical copies at once; without a free one the apply or sync worker fails at each start, for ever: origin_slots_exhausted), plus those other subscriptions of the server hold, and restart", need))
 	}
 	if subsFrom > senders {
 		add(fmt.Sprintf("max_wal_senders is %d", senders), fmt.Sprintf("set max_wal_senders to at least %d and restart", subsFrom+1))

@@ -174,6 +174,31 @@ func TestPrerequisitesReportedAndNothingCreated(t *testing.T) {
 	}
 }
 
+// A subscriber whose max_replication_slots leaves no replication origin
+// state for a table copy beside its subscription's: the plan says so, as
+// for a provider's slots, before anything is created.
+func TestPrerequisitesOriginStatesOfASubscriber(t *testing.T) {
+	ctx := context.Background()
+	prov, _ := pgtest.Shared(t)
+	small := pgtest.NewCluster(t, pgtest.Options{ExtraConf: []string{"max_replication_slots = 1"}})
+	p, s := freshDBs(t, prov, small, ddl, "CREATE TABLE orders (id bigint PRIMARY KEY, total numeric);")
+	cfg := topologyConfig(t, p, s, "public.orders")
+	var out bytes.Buffer
+	plan, err := (&Runner{Config: cfg, Out: &out}).Plan(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Problems) != 1 || plan.Problems[0].Node != "subscriber" ||
+		plan.Problems[0].What != "max_replication_slots is 1, which also bounds the replication origin states a subscriber holds" ||
+		!strings.HasPrefix(plan.Problems[0].Fix, "set max_replication_slots to at least 2 (one origin state per subscription") {
+		t.Fatalf("problems: %+v", plan.Problems)
+	}
+	var ext bool
+	if err := s.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pglogical')", []any{&ext}); err != nil || ext {
+		t.Errorf("planning created something on the subscriber (extension %t, %v)", ext, err)
+	}
+}
+
 // partDDL: a table partitioned by region, one partition itself partitioned
 // by id (two levels), and a plain table.
 const partDDL = `CREATE TABLE parted (id bigint, region text, v int, PRIMARY KEY (region, id)) PARTITION BY LIST (region);
