@@ -176,8 +176,9 @@ func exportedNames(t *testing.T) map[string]bool {
 			Findings: []diagnose.Finding{{Code: "x", Severity: diagnose.Critical}}}},
 		Nodes: []diagnose.Node{{Name: "p", Storage: &rdsstorage.Reading{FreeBytes: 1, AllocatedBytes: 2}}},
 	}, []probe.Snapshot{{Node: "p", Time: time.Now(), Slots: []probe.Slot{{Name: "sl", SafeWALSize: &safe, XminAge: &lag, CatalogXminAge: &lag, Decoding: &probe.Decoding{}}},
-		OldestXact: &probe.Xact{Session: probe.Session{XactSeconds: &secs}},
-		TableSync:  []probe.TableSync{{Subscription: "a", Schema: "public", Table: "t", CopiedRows: &lag, CopiedBytes: &lag}}}})
+		OldestXact: &probe.Xact{Session: probe.Session{XactSeconds: &secs}}, Capacity: &probe.Capacity{MaxSlots: 1, MaxSenders: 1},
+		Origins: &probe.OriginStates{Max: 1}, Workers: &probe.Workers{Max: 1},
+		TableSync: []probe.TableSync{{Subscription: "a", Schema: "public", Table: "t", CopiedRows: &lag, CopiedBytes: &lag}}}})
 	s.Repair("restart", "success", time.Second)
 	s.Notifications.WithLabelValues("sent").Inc()
 	s.Conflicts("s", "public.t", "UPDATE", "skip", 1)
