@@ -1032,7 +1032,9 @@ func (d *diagnosis) tableSync(out *Subscription, subscriber *probe.Snapshot, sub
 	grace := d.Thresholds.TableSyncGrace.D()
 	var mine []probe.TableSync
 	for _, t := range subscriber.TableSync {
-		if t.Subscription == out.Name && !t.Partitioned && len(d.copyRefused(subscriber.Node, out.Name, t)) == 0 {
+		// A table in y has been copied (its copy's origin dropped): the
+		// apply worker marks it ready.
+		if t.Subscription == out.Name && t.Status != "y" && !t.Partitioned && len(d.copyRefused(subscriber.Node, out.Name, t)) == 0 {
 			mine = append(mine, t)
 		}
 	}

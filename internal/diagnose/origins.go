@@ -84,7 +84,9 @@ func originStatesFinding(s *probe.Snapshot, sub probe.Subscription) (Finding, bo
 // its state, for which the sync worker's next start may come first).
 func tablesStarved(s *probe.Snapshot, sub probe.Subscription, tables []probe.TableSync) (Finding, []string, bool) {
 	copies := s.Origins.Copies()
-	if len(tables) == 0 || !s.Origins.Full() || len(copies[sub.SlotName]) > 0 {
+	// Before its own first copy is over (sync status r) the subscription's
+	// apply worker copies its tables itself, under its own origin.
+	if len(tables) == 0 || sub.SyncStatus != "r" || !s.Origins.Full() || len(copies[sub.SlotName]) > 0 {
 		return Finding{}, nil, false
 	}
 	var names []string

@@ -68,6 +68,18 @@ func TestOriginSlotsExhausted(t *testing.T) {
 	if f, ok := w.run().Subscriptions[0].Finding(CodeOriginSlotsExhausted); !ok || f.Severity != Critical || strings.Contains(f.Message, "under way") {
 		t.Errorf("no copy under way: %+v", f)
 	}
+	// The subscription's own first copy, which its apply worker makes: nothing.
+	w.s().SyncStatus = "d"
+	if f, ok := w.run().Subscriptions[0].Finding(CodeOriginSlotsExhausted); ok {
+		t.Errorf("during the subscription's first copy: %+v", f)
+	}
+	w.s().SyncStatus = "r"
+	// Copied, waiting for the apply worker to mark it ready: nothing.
+	w.sub.TableSync[0].Status = "y"
+	if f, ok := w.run().Subscriptions[0].Finding(CodeOriginSlotsExhausted); ok {
+		t.Errorf("a table copied (y): %+v", f)
+	}
+	w.sub.TableSync[0].Status = "i"
 	// Its own copy holds one: it runs.
 	full(w, slotName, slotName+"_0badcafe")
 	if f, ok := w.run().Subscriptions[0].Finding(CodeOriginSlotsExhausted); ok {
