@@ -104,18 +104,40 @@ func (w *rdsWatcher) annotate(r *diagnose.Report) {
 			continue
 		}
 		in := ch.Instance
-		if len(ch.Changes) > 0 {
-			var what []string
-			if _, ok := ch.Changes[rdsadmin.ParamPreload]; ok {
-				what = append(what, fmt.Sprintf("shared_preload_libraries = %q lacks pglogical", ch.Preload))
+		var what, fixes []string
+		sev := diagnose.Warning
+		if _, ok := ch.Changes[rdsadmin.ParamPreload]; ok {
+			what = append(what, fmt.Sprintf("shared_preload_libraries = %q lacks pglogical", ch.Preload))
+		}
+		if _, ok := ch.Changes[rdsadmin.ParamLogical]; ok {
+			what = append(what, fmt.Sprintf("rds.logical_replication = %q", ch.Logical))
+		}
+		next := "replication stops at the next reboot (maintenance, failover)"
+		if len(what) > 0 {
+			fixes = append(fixes, ch.Fix())
+		}
+		slots, states := 0, 0
+		if n.Capacity != nil {
+			slots = n.Capacity.Slots
+		}
+		if n.OriginStates != nil {
+			states = len(n.OriginStates.Held)
+		}
+		if held := ch.SlotsShort(slots, states); held != "" {
+			sev = diagnose.Critical
+			what = append(what, fmt.Sprintf("max_replication_slots = %s, below the %s the instance holds now", ch.MaxSlots, held))
+			next = "PostgreSQL does not start with fewer slots or origin states than it holds (\"too many replication slots active before shutdown\", \"could not find free replication state\"), so the next reboot (maintenance, failover, a parameter change) leaves the instance down"
+			if len(fixes) == 1 {
+				next = "replication stops, and " + next
 			}
-			if _, ok := ch.Changes[rdsadmin.ParamLogical]; ok {
-				what = append(what, fmt.Sprintf("rds.logical_replication = %q", ch.Logical))
-			}
-			n.Findings = append(n.Findings, diagnose.Finding{Code: diagnose.CodeRDSParametersMissing, Severity: diagnose.Warning, Human: true,
-				Message: fmt.Sprintf("RDS instance %s, parameter group %s: %s; replication stops at the next reboot (maintenance, failover). Fix: %s",
-					in.Identifier, in.ParameterGroup, strings.Join(what, ", "), ch.Fix())})
-			r.Health = diagnose.Worst(r.Health, diagnose.Warning)
+			fixes = append(fixes, fmt.Sprintf("before any reboot, raise max_replication_slots in the group again (aws rds modify-db-parameter-group --db-parameter-group-name %s --parameters ParameterName=max_replication_slots,ParameterValue=<at least %s>,ApplyMethod=pending-reboot), or drop what holds them",
+				in.ParameterGroup, strings.Fields(held)[0]))
+		}
+		if len(what) > 0 {
+			n.Findings = append(n.Findings, diagnose.Finding{Code: diagnose.CodeRDSParametersMissing, Severity: sev, Human: true,
+				Message: fmt.Sprintf("RDS instance %s, parameter group %s: %s; %s. Fix: %s",
+					in.Identifier, in.ParameterGroup, strings.Join(what, ", "), next, strings.Join(fixes, "; and "))})
+			r.Health = diagnose.Worst(r.Health, sev)
 		}
 		if ch.PendingReboot() {
 			n.Findings = append(n.Findings, diagnose.Finding{Code: diagnose.CodeRDSPendingReboot, Severity: diagnose.Warning, Human: true,

@@ -20,8 +20,8 @@ import (
 func TestDaemonWatchesRDSParameterGroups(t *testing.T) {
 	srv := awstest.New(t, "eu-west-1")
 	a := srv.Env(t) // sets the environment: not parallel
-	srv.AddInstance("prov-db", "15.7", "pg15-pglogical", map[string]string{rdsadmin.ParamPreload: "pg_stat_statements", rdsadmin.ParamLogical: "1"})
-	p := pgtest.NewPair(t, pgtest.PairOptions{})
+	srv.AddInstance("prov-db", "15.7", "pg15-pglogical", map[string]string{rdsadmin.ParamPreload: "pg_stat_statements", rdsadmin.ParamLogical: "1", rdsadmin.ParamMaxSlots: "20"})
+	p := pgtest.NewPair(t, pgtest.PairOptions{Subscriptions: 2})
 	nodes := strings.Replace(pairConfig(p, filepath.Join(t.TempDir(), "a.jsonl"), policyOff()),
 		"  - name: subscriber\n", "    rds: {identifier: prov-db}\n  - name: subscriber\n", 1)
 	body := strings.Replace(a.YAML(), "  max_attempts: 3\n", "  max_attempts: 3\n  rds_check_every: 1s\n", 1) + nodes
@@ -54,6 +54,27 @@ func TestDaemonWatchesRDSParameterGroups(t *testing.T) {
 	if n := srv.Count("RebootDBInstance") + srv.Count("ModifyDBParameterGroup"); n != 1 {
 		t.Errorf("the daemon changed RDS: %v", srv.Calls())
 	}
+
+	// max_replication_slots lowered in the group below the two slots the
+	// provider holds: the next reboot would leave it down. Critical, with
+	// the change that puts it right.
+	srv.SetParam("pg15-pglogical", rdsadmin.ParamMaxSlots, "1")
+	r.waitMetric(t, `^pglmon_finding\{code="rds_parameters_missing",severity="critical",subscriber="provider",subscription=""\} 1$`, false, 20*time.Second)
+	msg = ""
+	for _, n := range r.status(t).Nodes {
+		for _, f := range n.Findings {
+			if f.Code == diagnose.CodeRDSParametersMissing {
+				msg = f.Message
+			}
+		}
+	}
+	if !strings.Contains(msg, "parameter group pg15-pglogical: max_replication_slots = 1, below the ") || !strings.Contains(msg, " replication slots the instance holds now") ||
+		!strings.Contains(msg, "the next reboot (maintenance, failover, a parameter change) leaves the instance down") ||
+		!strings.Contains(msg, "ParameterName=max_replication_slots,ParameterValue=<at least ") {
+		t.Errorf("finding message: %q", msg)
+	}
+	srv.SetParam("pg15-pglogical", rdsadmin.ParamMaxSlots, "100")
+	r.waitMetric(t, `code="rds_parameters_missing"`, true, 20*time.Second)
 }
 
 // A subscription on RDS that is down gets the reason its apply worker wrote

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -329,6 +330,9 @@ func (c *Client) Orderable(ctx context.Context, engine, version, class string) (
 const (
 	ParamPreload = "shared_preload_libraries"
 	ParamLogical = "rds.logical_replication"
+	// ParamMaxSlots sizes the slots and the replication origin states:
+	// PostgreSQL does not start with fewer than it holds.
+	ParamMaxSlots = "max_replication_slots"
 )
 
 // Check is the state of an instance's parameters for pglogical.
@@ -336,6 +340,8 @@ type Check struct {
 	Instance Instance
 	// Preload is the group's shared_preload_libraries; Logical its rds.logical_replication.
 	Preload, Logical string
+	// MaxSlots is the group's max_replication_slots ("" when not read).
+	MaxSlots string
 	// Changes are the parameter values the group needs (name -> new value).
 	Changes map[string]string
 }
@@ -357,6 +363,23 @@ func (ch Check) Problems() []string {
 		out = append(out, fmt.Sprintf("instance %s: parameter group %s is pending-reboot: its changes apply only after a reboot", in.Identifier, in.ParameterGroup))
 	}
 	return out
+}
+
+// SlotsShort says, when the group's max_replication_slots is a number below
+// what the instance holds now (slots, every database's, or replication
+// origin states), what it holds: PostgreSQL refuses to start with fewer
+// ("too many replication slots active before shutdown"; "could not find
+// free replication state, increase max_replication_slots", measured), so
+// the next reboot leaves the instance down. "" otherwise.
+func (ch Check) SlotsShort(slots, originStates int) string {
+	v, err := strconv.Atoi(strings.TrimSpace(ch.MaxSlots))
+	if err != nil || v >= max(slots, originStates) {
+		return ""
+	}
+	if originStates > slots {
+		return fmt.Sprintf("%d replication origin states", originStates)
+	}
+	return fmt.Sprintf("%d replication slots", slots)
 }
 
 // Fix says how to fix the problems of a check.
@@ -390,11 +413,11 @@ func (c *Client) CheckParameters(ctx context.Context, id string) (Check, error) 
 	if in.ParameterGroup == "" {
 		return Check{}, fmt.Errorf("RDS instance %s has no DB parameter group", id)
 	}
-	ps, err := c.Parameters(ctx, in.ParameterGroup, ParamPreload, ParamLogical)
+	ps, err := c.Parameters(ctx, in.ParameterGroup, ParamPreload, ParamLogical, ParamMaxSlots)
 	if err != nil {
 		return Check{}, err
 	}
-	ch := Check{Instance: in, Preload: ps[ParamPreload], Logical: ps[ParamLogical], Changes: map[string]string{}}
+	ch := Check{Instance: in, Preload: ps[ParamPreload], Logical: ps[ParamLogical], MaxSlots: ps[ParamMaxSlots], Changes: map[string]string{}}
 	if v, changed := AddLibrary(ch.Preload, "pglogical"); changed {
 		ch.Changes[ParamPreload] = v
 	}

@@ -292,3 +292,22 @@ func TestLogFilesPaged(t *testing.T) {
 		t.Errorf("DescribeDBLogFiles called %d times: the pages were not followed", got)
 	}
 }
+
+func TestSlotsShort(t *testing.T) {
+	for _, tc := range []struct {
+		group          string
+		slots, origins int
+		want           string
+	}{
+		{"20", 3, 2, ""},
+		{"3", 3, 3, ""},
+		{"2", 3, 1, "3 replication slots"},
+		{"2", 1, 4, "4 replication origin states"},
+		{"{DBInstanceClassMemory/1024}", 9, 9, ""}, // a formula: not judged
+		{"", 9, 9, ""},
+	} {
+		if got := (Check{MaxSlots: tc.group}).SlotsShort(tc.slots, tc.origins); got != tc.want {
+			t.Errorf("group %q, %d slots, %d origin states: %q, want %q", tc.group, tc.slots, tc.origins, got, tc.want)
+		}
+	}
+}
