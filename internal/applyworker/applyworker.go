@@ -23,13 +23,17 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
+// workerType is the backend_type (pg_stat_activity) of the apply worker of
+// subscription s, in the database connected to.
+const workerType = `'pglogical apply ' || (SELECT oid FROM pg_database WHERE datname = current_database()) || ':' || s.sub_id`
+
 // startedSQL: subscription $1 has an apply worker started at $2 or later
 // (any, with $2 NULL); whether the subscription is enabled (false when
 // there is no such subscription); and whether this role sees other roles'
 // processes in pg_stat_activity (pglogical's workers run as the bootstrap
 // superuser: without pg_read_all_stats their type and start are NULL).
 const startedSQL = `SELECT EXISTS (SELECT 1 FROM pg_stat_activity a JOIN pglogical.subscription s
-	ON a.backend_type = 'pglogical apply ' || (SELECT oid FROM pg_database WHERE datname = current_database()) || ':' || s.sub_id
+	ON a.backend_type = ` + workerType + `
 	WHERE s.sub_name = $1 AND ($2::timestamptz IS NULL OR a.backend_start >= $2)),
 	coalesce((SELECT sub_enabled FROM pglogical.subscription WHERE sub_name = $1), false),
 	pg_has_role('pg_read_all_stats', 'USAGE')`
@@ -38,6 +42,13 @@ const startedSQL = `SELECT EXISTS (SELECT 1 FROM pg_stat_activity a JOIN pglogic
 // worker, if one runs, and wakes the manager at commit. An enabled
 // subscription stays as it was; a disabled one is left alone.
 const wakeSQL = `SELECT pglogical.alter_subscription_enable(sub_name) FROM pglogical.subscription WHERE sub_name = $1 AND sub_enabled`
+
+// wakeStrandedSQL signals the manager for each enabled subscription of the
+// database without an apply worker, when the role can see the workers
+// (else a running one would be taken for none, and ended).
+const wakeStrandedSQL = `SELECT count(pglogical.alter_subscription_enable(s.sub_name)) FROM pglogical.subscription s
+WHERE s.sub_enabled AND pg_has_role('pg_read_all_stats', 'USAGE')
+	AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = current_database() AND a.backend_type = ` + workerType + `)`
 
 // ErrNotStarted is returned by Wait when no apply worker started in time.
 var ErrNotStarted = errors.New("no apply worker started")
@@ -80,6 +91,17 @@ func Wake(ctx context.Context, conn *pgx.Conn, sub string) error {
 		return fmt.Errorf("wake pglogical's manager for subscription %s: %w", sub, err)
 	}
 	return nil
+}
+
+// WakeStranded has pglogical's manager start the apply worker of every
+// enabled subscription of the database that has none, and says how many
+// it woke. A role that cannot see the workers wakes none.
+func WakeStranded(ctx context.Context, conn *pgx.Conn) (int, error) {
+	var n int
+	if err := conn.QueryRow(ctx, wakeStrandedSQL).Scan(&n); err != nil {
+		return 0, fmt.Errorf("wake pglogical's manager for subscriptions without an apply worker: %w", err)
+	}
+	return n, nil
 }
 
 // Wait waits, up to wait, until subscription sub has an apply worker

@@ -1,4 +1,4 @@
-package applyworker
+package applyworker_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pglmon/pglmon/internal/applyworker"
 	"github.com/pglmon/pglmon/internal/pgtest"
 )
 
@@ -29,18 +30,18 @@ func TestWaitWakesAManagerThatMissedTheEnd(t *testing.T) {
 	if err := p.StrandApply(ctx, p.Sub()); err != nil {
 		t.Fatal(err)
 	}
-	since, err := Now(ctx, conn)
+	since, err := applyworker.Now(ctx, conn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if up, enabled, err := Started(ctx, conn, p.Sub(), time.Time{}); err != nil || up || !enabled {
+	if up, enabled, err := applyworker.Started(ctx, conn, p.Sub(), time.Time{}); err != nil || up || !enabled {
 		t.Fatalf("stranded: a worker %v, enabled %v (%v)", up, enabled, err)
 	}
-	woken, err := Wait(ctx, conn, p.Sub(), since, 15*time.Second)
+	woken, err := applyworker.Wait(ctx, conn, p.Sub(), since, 15*time.Second)
 	if err != nil || woken == 0 {
 		t.Fatalf("Wait: woke the manager %d times, %v", woken, err)
 	}
-	if up, _, err := Started(ctx, conn, p.Sub(), since); err != nil || !up {
+	if up, _, err := applyworker.Started(ctx, conn, p.Sub(), since); err != nil || !up {
 		t.Fatalf("after Wait: a worker started since %v (%v)", up, err)
 	}
 	if err := p.WaitStatus(ctx, p.Sub(), "replicating", 30*time.Second); err != nil {
@@ -49,24 +50,45 @@ func TestWaitWakesAManagerThatMissedTheEnd(t *testing.T) {
 
 	// A worker that runs on, started before the time given: ended and
 	// started again.
-	if since, err = Now(ctx, conn); err != nil {
+	if since, err = applyworker.Now(ctx, conn); err != nil {
 		t.Fatal(err)
 	}
-	if woken, err := Wait(ctx, conn, p.Sub(), since, 30*time.Second); err != nil || woken == 0 {
+	if woken, err := applyworker.Wait(ctx, conn, p.Sub(), since, 30*time.Second); err != nil || woken == 0 {
 		t.Fatalf("Wait on a running worker: woke %d times, %v", woken, err)
 	}
-	if up, _, err := Started(ctx, conn, p.Sub(), since); err != nil || !up {
+	if up, _, err := applyworker.Started(ctx, conn, p.Sub(), since); err != nil || !up {
 		t.Fatalf("after Wait on a running worker: a worker started since %v (%v)", up, err)
+	}
+
+	// WakeStranded: none while the worker runs; stranded again, it wakes
+	// the subscription, and a worker starts.
+	if n, err := applyworker.WakeStranded(ctx, conn); err != nil || n != 0 {
+		t.Fatalf("WakeStranded with the worker running: %d (%v)", n, err)
+	}
+	if err := p.StrandApply(ctx, p.Sub()); err != nil {
+		t.Fatal(err)
+	}
+	if since, err = applyworker.Now(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := applyworker.WakeStranded(ctx, conn); err != nil || n != 1 {
+		t.Fatalf("WakeStranded with the subscription stranded: %d (%v)", n, err)
+	}
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		up, _, err := applyworker.Started(ctx, conn, p.Sub(), since)
+		return err == nil && up
+	}); err != nil {
+		t.Fatal("no apply worker started after WakeStranded")
 	}
 
 	// Disabled: not waited for, nor enabled.
 	if _, err := conn.Exec(ctx, "SELECT pglogical.alter_subscription_disable($1, true)", p.Sub()); err != nil {
 		t.Fatal(err)
 	}
-	if since, err = Now(ctx, conn); err != nil {
+	if since, err = applyworker.Now(ctx, conn); err != nil {
 		t.Fatal(err)
 	}
-	if woken, err := Wait(ctx, conn, p.Sub(), since, 30*time.Second); err != nil || woken != 0 {
+	if woken, err := applyworker.Wait(ctx, conn, p.Sub(), since, 30*time.Second); err != nil || woken != 0 {
 		t.Fatalf("Wait on a disabled subscription: woke %d times, %v", woken, err)
 	}
 	var enabled bool
@@ -75,7 +97,7 @@ func TestWaitWakesAManagerThatMissedTheEnd(t *testing.T) {
 	}
 
 	// No such subscription: as disabled (Started says not enabled).
-	if woken, err := Wait(ctx, conn, "nosuch", since, time.Second); err != nil || woken != 0 {
+	if woken, err := applyworker.Wait(ctx, conn, "nosuch", since, time.Second); err != nil || woken != 0 {
 		t.Fatalf("Wait on no subscription: woke %d times, %v", woken, err)
 	}
 }
@@ -91,8 +113,8 @@ func TestWaitTimesOut(t *testing.T) {
 	}
 	defer conn.Close(ctx)
 	since := time.Now().Add(time.Hour)
-	_, err = Wait(ctx, conn, p.Sub(), since, 3*time.Second)
-	if !errors.Is(err, ErrNotStarted) {
+	_, err = applyworker.Wait(ctx, conn, p.Sub(), since, 3*time.Second)
+	if !errors.Is(err, applyworker.ErrNotStarted) {
 		t.Fatalf("Wait: %v, want ErrNotStarted", err)
 	}
 }
@@ -117,25 +139,28 @@ func TestARoleThatCannotSeeTheWorkers(t *testing.T) {
 	if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE backend_type LIKE 'pglogical apply%'").Scan(&types); err != nil || types != 0 {
 		t.Fatalf("the role sees %d apply workers (%v): the test needs one that sees none", types, err)
 	}
-	if _, _, err := Started(ctx, conn, p.Sub(), time.Time{}); !errors.Is(err, ErrCannotSee) {
+	if _, _, err := applyworker.Started(ctx, conn, p.Sub(), time.Time{}); !errors.Is(err, applyworker.ErrCannotSee) {
 		t.Fatalf("Started: %v, want ErrCannotSee", err)
 	}
-	before, err := Now(ctx, conn)
+	before, err := applyworker.Now(ctx, conn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if woken, err := Wait(ctx, conn, p.Sub(), before, 10*time.Second); !errors.Is(err, ErrCannotSee) || woken != 0 {
+	if woken, err := applyworker.Wait(ctx, conn, p.Sub(), before, 10*time.Second); !errors.Is(err, applyworker.ErrCannotSee) || woken != 0 {
 		t.Fatalf("Wait: woke %d times, %v; want ErrCannotSee and no wake", woken, err)
+	}
+	if n, err := applyworker.WakeStranded(ctx, conn); err != nil || n != 0 {
+		t.Fatalf("WakeStranded by a role that cannot see the workers: woke %d (%v), want none", n, err)
 	}
 	if err := p.Subscriber.Exec(ctx, "GRANT pg_read_all_stats TO "+role); err != nil {
 		t.Fatal(err)
 	}
-	up, enabled, err := Started(ctx, conn, p.Sub(), time.Time{})
+	up, enabled, err := applyworker.Started(ctx, conn, p.Sub(), time.Time{})
 	if err != nil || !up || !enabled {
 		t.Fatalf("with pg_read_all_stats: worker %v, enabled %v (%v)", up, enabled, err)
 	}
 	// Its worker was never ended: started before the blind Wait.
-	if up, _, err := Started(ctx, conn, p.Sub(), before); err != nil || up {
+	if up, _, err := applyworker.Started(ctx, conn, p.Sub(), before); err != nil || up {
 		t.Fatalf("a worker started since the blind Wait: %v (%v)", up, err)
 	}
 }

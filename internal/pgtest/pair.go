@@ -14,6 +14,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pglmon/pglmon/internal/applyworker"
 )
 
 // Main runs a test package's tests and then destroys the clusters shared by
@@ -516,7 +518,8 @@ func (p *Pair) WaitStatus(ctx context.Context, sub, want string, timeout time.Du
 // its next round, up to 180 s (seen in CI: two tests timed out at 3 minutes):
 // it waits 5 s at a time, and between two waits wakes the manager for an
 // enabled subscription of the subscriber with no apply worker, as setup
-// apply does (package applyworker, which imports nothing of pgtest's).
+// apply does (applyworker.WakeStranded; that package's tests are outside it,
+// so it imports nothing of pgtest's).
 func (p *Pair) MustStream(t testing.TB, timeout time.Duration) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -531,18 +534,23 @@ func (p *Pair) MustStream(t testing.TB, timeout time.Duration) {
 		if ctx.Err() != nil {
 			t.Fatalf("the subscriptions did not stream within %s: %v", timeout, err)
 		}
-		if err := p.Subscriber.Exec(ctx, wakeStrandedSQL); err != nil && ctx.Err() == nil {
+		if err := p.wakeStranded(ctx); err != nil && ctx.Err() == nil {
 			t.Fatalf("wake pglogical's manager on %s: %v", p.Subscriber.Name, err)
 		}
 	}
 }
 
-// wakeStrandedSQL has pglogical's manager start the apply worker of each
-// enabled subscription that has none (alter_subscription_enable on an
-// enabled subscription changes nothing else).
-const wakeStrandedSQL = `SELECT pglogical.alter_subscription_enable(s.sub_name) FROM pglogical.subscription s
-WHERE s.sub_enabled AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = current_database()
-	AND a.backend_type = 'pglogical apply ' || (SELECT oid FROM pg_database WHERE datname = current_database()) || ':' || s.sub_id)`
+// wakeStranded has pglogical's manager start the apply worker of each
+// enabled subscription of the subscriber's database that has none.
+func (p *Pair) wakeStranded(ctx context.Context) error {
+	conn, err := p.Subscriber.Cluster.Connect(ctx, p.Subscriber.Name)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	_, err = applyworker.WakeStranded(ctx, conn)
+	return err
+}
 
 // SlotName is the provider slot of a subscription, read from the catalog.
 func (p *Pair) SlotName(ctx context.Context, sub string) (string, error) {
