@@ -624,8 +624,8 @@ PostgreSQL's own subscriptions'; <slot>_<8 hex digits> a pglogical table copy un
                    --parameters ParameterName=max_replication_slots,ParameterValue=<more>,ApplyMethod=pending-reboot
                  aws rds reboot-db-instance --db-instance-identifier <instance>
 Size it: one state per subscription on the server (disabled ones hold theirs) and one per table
-copied at once; the same number bounds, apart, the server's slots if it is a provider too. Never set
-it below the states held: PostgreSQL then does not start ("could not find free replication state,
+copied at once; the same setting also bounds, separately, the server's slots if it is a provider
+too. Never set it below the states held: PostgreSQL then does not start ("could not find free replication state,
 increase max_replication_slots", measured).
 Or, without a restart, drop an origin nothing uses (a subscription dropped without its origin, a
 tool no longer run; never a subscription's own, whose apply worker then stops: origin_missing):
