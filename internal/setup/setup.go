@@ -55,6 +55,10 @@ type Change struct {
 	// the sets the change adds.
 	copies   string
 	copySets []string
+	// copiedIn is, for a table added to a set with its copy (Args[1]),
+	// the set: pglogical copies it to the set's subscriptions, and apply
+	// waits for that as for copies (tableCopies).
+	copiedIn string
 	// senders are the configured subscriptions whose provider's senders
 	// the change ends (their apply workers end with them): apply waits
 	// for the next apply worker of each, on its subscriber.
@@ -217,6 +221,9 @@ func (r *Runner) Plan(ctx context.Context) (Plan, error) {
 		return p, nil
 	}
 	if err := r.changes(ctx, conns, tables, states, seqs, &p); err != nil {
+		return p, err
+	}
+	if err := r.checkOriginStates(ctx, conns, &p); err != nil {
 		return p, err
 	}
 	warned := map[string]bool{}
@@ -910,6 +917,19 @@ func (r *Runner) Apply(ctx context.Context) (err error) {
 			differ = append(differ, r.counts(ctx, sb, true)...)
 		}
 	}
+	for _, tc := range r.tableCopies(p.Changes, newSubs) {
+		// Its sync status appears once it applied the set's change.
+		if err := r.caughtUpOn(ctx, tc.sb); err != nil {
+			return err
+		}
+		done, err := r.waitCopied(ctx, tc.sb)
+		if err != nil {
+			return err
+		}
+		if done {
+			differ = append(differ, r.counts(ctx, tc.sb, true, tc.tables...)...)
+		}
+	}
 	for _, c := range sends {
 		if err := r.change(ctx, c); err != nil {
 			return err
@@ -1001,6 +1021,44 @@ func (r *Runner) change(ctx context.Context, c Change) error {
 var ErrCopiesDiffer = errors.New("applied, but row counts differ after pglogical's copy")
 
 // subscription is the configured subscription name.
+// tableCopy is a subscription that copies tables added to its sets.
+type tableCopy struct {
+	sb     config.Subscription
+	tables []string
+}
+
+// tableCopies are the configured subscriptions, other than those apply
+// creates (their first copy takes the tables), whose provider copies them
+// tables the changes add to their sets with the copy.
+func (r *Runner) tableCopies(changes []Change, created []config.Subscription) []tableCopy {
+	var out []tableCopy
+	for _, sb := range r.Config.Subscriptions {
+		if slices.ContainsFunc(created, func(c config.Subscription) bool { return c.Name == sb.Name }) {
+			continue
+		}
+		var ts []string
+		for _, c := range changes {
+			if c.copiedIn != "" && c.Node == sb.Provider && slices.Contains(sb.ReplicationSets, c.copiedIn) {
+				ts = append(ts, c.Args[1].(string))
+			}
+		}
+		if len(ts) > 0 {
+			out = append(out, tableCopy{sb, ts})
+		}
+	}
+	return out
+}
+
+// caughtUpOn is caughtUp on a connection of its own to sb's subscriber.
+func (r *Runner) caughtUpOn(ctx context.Context, sb config.Subscription) error {
+	conn, err := r.connect(ctx, sb.Subscriber)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	return r.caughtUp(ctx, conn, sb)
+}
+
 func (r *Runner) subscription(name string) config.Subscription {
 	for _, sb := range r.Config.Subscriptions {
 		if sb.Name == name {
@@ -1011,12 +1069,12 @@ func (r *Runner) subscription(name string) config.Subscription {
 }
 
 // counts prints the row count of each table of subscription sb's sets
-// (sb.ReplicationSets) on both sides, and returns, when pglogical copied
+// (sb.ReplicationSets; only those named in only, when given) on both sides, and returns, when pglogical copied
 // them (copied), those that differ, each with the call that copies it
 // again.
-func (r *Runner) counts(ctx context.Context, sb config.Subscription, copied bool) []string {
+func (r *Runner) counts(ctx context.Context, sb config.Subscription, copied bool, only ...string) []string {
 	tg := verify.Target{Subscription: sb.Name, Subscriber: sb.Subscriber, Provider: sb.Provider, Sets: sb.ReplicationSets}
-	res := verify.Run(ctx, r.Config, tg, verify.Options{Mode: verify.ModeCount})
+	res := verify.Run(ctx, r.Config, tg, verify.Options{Mode: verify.ModeCount}, only...)
 	if res.Error != "" {
 		fmt.Fprintf(r.Out, "  warning: cannot count the rows of subscription %s: %s\n", sb.Name, res.Error)
 	}

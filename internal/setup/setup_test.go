@@ -199,6 +199,41 @@ func TestPrerequisitesOriginStatesOfASubscriber(t *testing.T) {
 	}
 }
 
+// Every origin state of the subscriber held (its subscription's, and one
+// another tool's origin holds): a table added to the set, whose copy needs
+// one more, is a problem of the plan, and apply changes nothing. Once the
+// other origin is dropped, apply adds it and waits for its copy.
+func TestNoOriginStateForACopy(t *testing.T) {
+	ctx := context.Background()
+	prov, _ := pgtest.Shared(t)
+	small := pgtest.NewCluster(t, pgtest.Options{ExtraConf: []string{"max_replication_slots = 2"}})
+	p, s := freshDBs(t, prov, small, ddl+"INSERT INTO items SELECT g, 'i' FROM generate_series(1, 15) g;", ddl)
+	cfg := topologyConfig(t, p, s, "public.orders")
+	applied(t, cfg)
+	if err := s.Exec(ctx, "SELECT pg_replication_origin_create('other_tool'); SELECT pg_replication_origin_advance('other_tool', '0/1')"); err != nil {
+		t.Fatal(err)
+	}
+	cfg.ReplicationSets[0].Tables = []string{"public.orders", "public.items"}
+	var out bytes.Buffer
+	r := &Runner{Config: cfg, Out: &out, Wait: time.Minute}
+	err := r.Apply(ctx)
+	if !errors.Is(err, ErrPrerequisitesMissing) || !strings.Contains(out.String(), "subscriber: 2 of max_replication_slots 2 replication origin states are held (every database's), and apply needs 1 more: a table copy of subscription app_sub;") ||
+		!strings.Contains(out.String(), "fix: set max_replication_slots to at least 3 and restart") {
+		t.Fatalf("apply with no origin state for the copy: %v\n%s", err, out.String())
+	}
+	var inSet bool
+	if err := p.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pglogical.replication_set_table WHERE set_reloid = 'items'::regclass)", []any{&inSet}); err != nil || inSet {
+		t.Fatalf("the refused apply added items to the set (%v)", err)
+	}
+	if err := s.Exec(ctx, "SELECT pg_replication_origin_drop('other_tool')"); err != nil {
+		t.Fatal(err)
+	}
+	_, out2 := applied(t, cfg)
+	if !strings.Contains(out2.String(), "public.items: 15 rows on provider, 15 on subscriber") {
+		t.Errorf("apply once a state is free:\n%s", out2.String())
+	}
+}
+
 // partDDL: a table partitioned by region, one partition itself partitioned
 // by id (two levels), and a plain table.
 const partDDL = `CREATE TABLE parted (id bigint, region text, v int, PRIMARY KEY (region, id)) PARTITION BY LIST (region);
@@ -451,12 +486,15 @@ func TestUnloggedAndLateTables(t *testing.T) {
 		t.Errorf("listed and in the schema: %q", got)
 	}
 	out.Reset()
-	if err := r.Apply(ctx); err != nil || !strings.Contains(out.String(), `add table public."Late" to app (its subscribers copy its rows)`) {
+	// Apply waits for the subscription's copy of it, and counts its rows
+	// (that table's only).
+	if err := r.Apply(ctx); err != nil || !strings.Contains(out.String(), `add table public."Late" to app (its subscribers copy its rows)`) ||
+		!strings.Contains(out.String(), "public.Late: 40 rows on provider, 40 on subscriber") || strings.Contains(out.String(), "public.orders: ") {
 		t.Fatalf("apply after a new table: %v\n%s", err, out.String())
 	}
-	pair := &pgtest.Pair{Provider: p, Subscriber: s}
-	if n, err := pair.WaitConverged(ctx, "Late", 30*time.Second); err != nil || n != 40 {
-		t.Fatalf(`"Late": %d rows, %v`, n, err)
+	var rows int
+	if err := s.QueryRow(ctx, `SELECT count(*) FROM "Late"`, []any{&rows}); err != nil || rows != 40 {
+		t.Fatalf(`"Late" once apply returned: %d rows on the subscriber, %v`, rows, err)
 	}
 	if got := unreplicated(t, cfg); len(got) != 0 {
 		t.Errorf("after the second apply: %q", got)

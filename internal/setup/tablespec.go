@@ -272,15 +272,19 @@ func addTableChange(rs config.ReplicationSet, t string, spec tableSpec, copyData
 	if copyData {
 		what += " (its subscribers copy its rows)"
 	}
-	if spec.columns == nil && spec.filter == "" {
-		return Change{Node: rs.Node, What: what, SQL: "SELECT pglogical.replication_set_add_table($1, $2::regclass, $3)", Args: []any{rs.Name, t, copyData}}
+	c := Change{Node: rs.Node, What: what, SQL: "SELECT pglogical.replication_set_add_table($1, $2::regclass, $3)", Args: []any{rs.Name, t, copyData}}
+	if spec.columns != nil || spec.filter != "" {
+		var filter *string
+		if spec.filterSQL != "" {
+			filter = &spec.filterSQL
+		}
+		c.SQL = "SELECT pglogical.replication_set_add_table($1, $2::regclass, $3, columns := $4::text[], row_filter := $5::text)"
+		c.Args = []any{rs.Name, t, copyData, spec.columns, filter}
 	}
-	var filter *string
-	if spec.filterSQL != "" {
-		filter = &spec.filterSQL
+	if copyData {
+		c.copiedIn = rs.Name
 	}
-	return Change{Node: rs.Node, What: what, SQL: "SELECT pglogical.replication_set_add_table($1, $2::regclass, $3, columns := $4::text[], row_filter := $5::text)",
-		Args: []any{rs.Name, t, copyData, spec.columns, filter}}
+	return c
 }
 
 // respecChange is the change that gives table t, in set rs already, the
