@@ -403,10 +403,10 @@ func printVerify(w io.Writer, results []verify.Result, path string, scripted boo
 			switch {
 			case t.ResumeFrom != nil:
 				fmt.Fprintf(w, "  %s: stopped at key %s (every key below it was compared); to go on from there:\n", t.Table, strings.Join(t.ResumeFrom, ", "))
-				fmt.Fprintf(w, "    pglmon verify --config %s --subscription %s --table %s --mode checksum --from %s\n", shellword.Quote(path), shellword.Quote(r.Subscription), shellword.Quote(t.Table), fromFlag(t.ResumeFrom))
+				fmt.Fprintf(w, "    pglmon verify --config %s --subscription %s --table %s --mode checksum --from %s\n", shellword.Quote(path), shellword.Quote(r.Subscription), shellword.Quote(regclassName(t)), fromFlag(t.ResumeFrom))
 			case t.Error == "interrupted" && t.Scan == verify.ScanPages:
 				fmt.Fprintf(w, "  %s: stopped while reading it in page order, by a hash of its key: no key below which every row was compared; to compare it in key order, which a later stop can resume:\n", t.Table)
-				fmt.Fprintf(w, "    pglmon verify --config %s --subscription %s --table %s --mode checksum --scan index\n", shellword.Quote(path), shellword.Quote(r.Subscription), shellword.Quote(t.Table))
+				fmt.Fprintf(w, "    pglmon verify --config %s --subscription %s --table %s --mode checksum --scan index\n", shellword.Quote(path), shellword.Quote(r.Subscription), shellword.Quote(regclassName(t)))
 			}
 		}
 		printSequences(w, r)

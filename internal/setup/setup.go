@@ -1080,11 +1080,12 @@ func (r *Runner) counts(ctx context.Context, sb config.Subscription, copied bool
 	}
 	var differ []string
 	for _, t := range res.Tables {
-		fmt.Fprintf(r.Out, "  %s: %d rows on %s, %d on %s\n", t.Table, t.ProviderRows, sb.Provider, t.SubscriberRows, sb.Subscriber)
+		name := t.Spec.Regclass() // as SQL, and setup's configuration, write it
+		fmt.Fprintf(r.Out, "  %s: %d rows on %s, %d on %s\n", name, t.ProviderRows, sb.Provider, t.SubscriberRows, sb.Subscriber)
 		if copied && t.Error == "" && !t.Equal {
-			differ = append(differ, t.Table+" of subscription "+sb.Name)
+			differ = append(differ, name+" of subscription "+sb.Name)
 			fmt.Fprintf(r.Out, "  warning: %s differs after pglogical's copy, which marks a table ready even when its COPY failed (the subscriber's log says why, e.g. duplicate key). To copy it again (TRUNCATES it on %s first):\n    SELECT pglogical.alter_subscription_resynchronize_table(%s, %s);\n",
-				t.Table, sb.Subscriber, pgident.Literal(sb.Name), pgident.Literal(t.Spec.Regclass()))
+				name, sb.Subscriber, pgident.Literal(sb.Name), pgident.Literal(name))
 		}
 	}
 	return differ

@@ -489,7 +489,7 @@ func TestUnloggedAndLateTables(t *testing.T) {
 	// Apply waits for the subscription's copy of it, and counts its rows
 	// (that table's only).
 	if err := r.Apply(ctx); err != nil || !strings.Contains(out.String(), `add table public."Late" to app (its subscribers copy its rows)`) ||
-		!strings.Contains(out.String(), "public.Late: 40 rows on provider, 40 on subscriber") || strings.Contains(out.String(), "public.orders: ") {
+		!strings.Contains(out.String(), `public."Late": 40 rows on provider, 40 on subscriber`) || strings.Contains(out.String(), "public.orders: ") {
 		t.Fatalf("apply after a new table: %v\n%s", err, out.String())
 	}
 	var rows int
