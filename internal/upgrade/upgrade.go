@@ -853,27 +853,28 @@ func (r *Runner) compare(ctx context.Context, m *Manifest) error {
 			continue
 		}
 		for _, t := range res.Tables {
+			name := t.Spec.Regclass() // as SQL and --table write it
 			switch {
 			case t.Error != "":
-				r.say("  warning: %s: cannot compare: %s", t.Table, t.Error)
+				r.say("  warning: %s: cannot compare: %s", name, t.Error)
 				continue
 			case t.Equal && mode == verify.ModeCount:
-				r.say("  %s: %d rows on both sides", t.Table, t.ProviderRows)
+				r.say("  %s: %d rows on both sides", name, t.ProviderRows)
 				continue
 			case t.Equal:
-				r.say("  %s: equal (%d rows compared)", t.Table, t.RowsCompared)
+				r.say("  %s: equal (%d rows compared)", name, t.RowsCompared)
 				continue
 			}
 			differ++
-			copyRows := fmt.Sprintf("pglmon verify --config %s --subscription %s --table %s --copy-script rows.psql", shellword.Quote(r.configPath()), shellword.Quote(s.Name), shellword.Quote(t.Table))
+			copyRows := fmt.Sprintf("pglmon verify --config %s --subscription %s --table %s --copy-script rows.psql", shellword.Quote(r.configPath()), shellword.Quote(s.Name), shellword.Quote(name))
 			resync := fmt.Sprintf("or to resynchronise the table (TRUNCATES it on %s, then copies it):\n    SELECT pglogical.alter_subscription_resynchronize_table(%s, %s);",
-				s.Subscriber, pgident.Literal(s.Name), pgident.Literal(t.Spec.Regclass()))
+				s.Subscriber, pgident.Literal(s.Name), pgident.Literal(name))
 			if t.ResyncWarning != "" {
 				resync = t.ResyncWarning
 			}
 			if mode == verify.ModeCount {
 				r.say("  %s: %d rows on %s, %d on %s: it changed while replication was down. To copy the rows that differ from %s (a psql script, for you to read and run):\n    %s\n  %s",
-					t.Table, t.ProviderRows, s.Provider, t.SubscriberRows, s.Subscriber, s.Provider, copyRows, resync)
+					name, t.ProviderRows, s.Provider, t.SubscriberRows, s.Subscriber, s.Provider, copyRows, resync)
 				continue
 			}
 			verb := "differ"
@@ -881,7 +882,7 @@ func (r *Runner) compare(ctx context.Context, m *Manifest) error {
 				verb = "differs"
 			}
 			r.say("  %s: %d of %d rows %s (%s): changed on %s while replication was down. To copy just those rows from %s (a psql script, for you to read and run):\n    %s\n  %s",
-				t.Table, t.DifferingRows, t.RowsCompared, verb, firstKeys(t), s.Provider, s.Provider, copyRows, resync)
+				name, t.DifferingRows, t.RowsCompared, verb, firstKeys(t), s.Provider, s.Provider, copyRows, resync)
 		}
 	}
 	if differ > 0 {

@@ -251,18 +251,27 @@ func TestRestoreReportsTablesChangedMeanwhile(t *testing.T) {
 	subc := pgtest.NewCluster(t, pgtest.Options{})
 	p := pgtest.NewPair(t, pgtest.PairOptions{Provider: prov, Subscriber: subc, Rows: 100})
 	cfg, _ := config.Parse("t.yaml", []byte(p.NodesYAML()+"repair:\n  audit_log: "+filepath.Join(t.TempDir(), "audit.jsonl")+"\n"))
+	// A mixed-case table too: named as SQL and --table write it.
+	const mixed = `CREATE TABLE "Mixed" (id int PRIMARY KEY); INSERT INTO "Mixed" VALUES (1), (2);`
+	if err := p.Subscriber.Exec(ctx, mixed); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Provider.Exec(ctx, mixed+`SELECT pglogical.replication_set_add_table('set_0', '"Mixed"', false)`); err != nil {
+		t.Fatal(err)
+	}
 	manifest := filepath.Join(t.TempDir(), "m.json")
 	var out bytes.Buffer
 	r := &Runner{Config: cfg, Out: &out, Timeout: 30 * time.Second}
 	if err := r.Prepare(ctx, "provider", manifest); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 SELECT g, 'meanwhile', 1 FROM generate_series(1000, 1009) g"); err != nil {
+	if err := p.Provider.Exec(ctx, `INSERT INTO items_0 SELECT g, 'meanwhile', 1 FROM generate_series(1000, 1009) g; INSERT INTO "Mixed" VALUES (3)`); err != nil {
 		t.Fatal(err)
 	}
 	err := r.Restore(ctx, manifest)
-	if err == nil || !strings.Contains(out.String(), "alter_subscription_resynchronize_table('sub_0', 'public.items_0')") {
-		t.Fatalf("want the changed table reported with its resync plan; err %v\n%s", err, out.String())
+	if err == nil || !strings.Contains(out.String(), "alter_subscription_resynchronize_table('sub_0', 'public.items_0')") ||
+		!strings.Contains(out.String(), `--table 'public."Mixed"' --copy-script rows.psql`) || !strings.Contains(out.String(), `alter_subscription_resynchronize_table('sub_0', 'public."Mixed"')`) {
+		t.Fatalf("want the changed tables reported with their plans; err %v\n%s", err, out.String())
 	}
 	var n int
 	if err := p.Subscriber.QueryRow(ctx, "SELECT count(*) FROM items_0", []any{&n}); err != nil || n != 100 {
