@@ -13,6 +13,7 @@ import (
 
 	"github.com/pglmon/pglmon/internal/config"
 	"github.com/pglmon/pglmon/internal/diagnose"
+	"github.com/pglmon/pglmon/internal/pgident"
 	"github.com/pglmon/pglmon/internal/probe"
 	"github.com/pglmon/pglmon/internal/shellword"
 	"github.com/pglmon/pglmon/internal/verified"
@@ -500,7 +501,7 @@ func (v *verifier) annotate(r *diagnose.Report) {
 			case t.Scan == verify.ScanRows:
 				// A table without key names rows by their contents: not
 				// spread to Slack and logs (pglmon verify --table shows them).
-				p += fmt.Sprintf(" (rows named by their contents: pglmon verify --table %s)", shellword.Quote(t.Table))
+				p += fmt.Sprintf(" (rows named by their contents: pglmon verify --table %s)", shellword.Quote(pgident.RegclassOf(t.Table)))
 			case len(t.Keys) > 0:
 				var keys []string
 				for _, k := range t.Keys[:min(len(t.Keys), 5)] {

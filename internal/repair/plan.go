@@ -348,7 +348,7 @@ the DDL on the subscribers too, in order with the data:
 			rel := q(pgident.RegclassOf(t))
 			fmt.Fprintf(&put, "      SELECT pglogical.replication_set_add_table(%s, %s, synchronize_data := false);\n", set, rel)
 			fmt.Fprintf(&copyAll, "      SELECT pglogical.alter_subscription_resynchronize_table(%s, %s);\n", q(s.Name), rel)
-			fmt.Fprintf(&copyRows, "      pglmon verify --config FILE --subscription %s --table %s --copy-script rows.psql\n", sh(s.Name), sh(t))
+			fmt.Fprintf(&copyRows, "      pglmon verify --config FILE --subscription %s --table %s --copy-script rows.psql\n", sh(s.Name), sh(pgident.RegclassOf(t)))
 		}
 		fmt.Fprintf(&b, `%[3]s.
 pglogical keeps the sync status of a table it copied, so putting such a table back copies nothing

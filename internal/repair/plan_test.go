@@ -42,7 +42,7 @@ func TestTableLeftSetPlan(t *testing.T) {
 		`SELECT pglogical.replication_set_add_table('app', '"Sales"."Order Lines"', synchronize_data := false);`,
 		`SELECT pglogical.replication_set_add_table('app', 'public.t', synchronize_data := false);`,
 		`SELECT pglogical.alter_subscription_resynchronize_table('sub_1', '"Sales"."Order Lines"');`,
-		`pglmon verify --config FILE --subscription sub_1 --table 'Sales.Order Lines' --copy-script rows.psql`,
+		`pglmon verify --config FILE --subscription sub_1 --table '"Sales"."Order Lines"' --copy-script rows.psql`,
 		`pglmon verify --config FILE --subscription sub_1 --table public.t --copy-script rows.psql`,
 		`sub.sub_name = 'sub_1' AND s.sync_status = 'r'
         AND (s.sync_nspname::text, s.sync_relname::text) IN (('Sales', 'Order Lines'), ('public', 't'));`,
