@@ -131,10 +131,25 @@ WHERE s.sub_name = $1 AND l.sync_relname IS NOT NULL AND l.sync_status <> 'r'`
 // (a CDC connector) sees one with the prefix pglmon.
 const catchUpSQL = `SELECT pg_logical_emit_message(true, 'pglmon', 'table copy catch-up')`
 
+// originStatesSQL: every replication origin state of the server is held,
+// none by a table copy (its origin <slot>_<8 hex digits>), whose end would
+// free one; how many are held, of how many.
+const originStatesSQL = `SELECT count(*) >= current_setting('max_replication_slots')::int
+		AND count(*) FILTER (WHERE external_id ~ '_[0-9a-f]{8}$') = 0,
+	count(*)::int, current_setting('max_replication_slots')::int
+FROM pg_replication_origin_status`
+
+// starvedFor is how long waitCopied sees no origin state to copy in
+// before it gives up (a state freed meanwhile is taken at the sync
+// worker's next start, at once).
+const starvedFor = 10 * time.Second
+
 // waitCopied waits until pglogical has copied every table of subscription
 // sb (each table's sync status ready); false when it is disabled, and
 // copies nothing until enabled. While a table catches up it commits, every
-// 2 s, a logical message on the provider (see catchUpSQL).
+// 2 s, a logical message on the provider (see catchUpSQL). It gives up
+// early when no replication origin state is free for the copies
+// (originStatesSQL, for starvedFor).
 func (r *Runner) waitCopied(ctx context.Context, sb config.Subscription) (bool, error) {
 	conn, err := r.connect(ctx, sb.Subscriber)
 	if err != nil {
@@ -154,7 +169,7 @@ func (r *Runner) waitCopied(ctx context.Context, sb config.Subscription) (bool, 
 			prov.Close(context.WithoutCancel(ctx))
 		}
 	}()
-	var catchingUp, lastNudge time.Time
+	var catchingUp, lastNudge, starved time.Time
 	deadline := time.Now().Add(r.wait())
 	for {
 		var n, inCatchUp int64
@@ -164,6 +179,20 @@ func (r *Runner) waitCopied(ctx context.Context, sb config.Subscription) (bool, 
 		if n == 0 {
 			fmt.Fprintf(r.Out, "subscription %s on %s has copied its tables\n", sb.Name, sb.Subscriber)
 			return true, nil
+		}
+		var full bool
+		var held, most int
+		if err := conn.QueryRow(ctx, originStatesSQL).Scan(&full, &held, &most); err != nil {
+			return false, err
+		}
+		switch {
+		case !full:
+			starved = time.Time{}
+		case starved.IsZero():
+			starved = time.Now()
+		case time.Since(starved) >= starvedFor:
+			return false, fmt.Errorf("subscription %s on %s: pglogical cannot copy its %d tables: every replication origin state of %s is held (%d of max_replication_slots %d, every database's) and no copy under way will free one, so its sync worker fails at each start, for ever (origin_slots_exhausted); raise max_replication_slots on %s (a restart), and pglogical copies them by itself (pglmon status --subscription %s)",
+				sb.Name, sb.Subscriber, n, sb.Subscriber, held, most, sb.Subscriber, shellword.Quote(sb.Name))
 		}
 		switch {
 		case inCatchUp == 0:
