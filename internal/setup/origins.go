@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pglmon/pglmon/internal/config"
 )
 
 // checkOriginStates refuses a plan whose subscriptions or copies would
@@ -18,24 +20,29 @@ import (
 // origin_slots_exhausted), after apply has made its change.
 func (r *Runner) checkOriginStates(ctx context.Context, conns map[string]*pgx.Conn, p *Plan) error {
 	need := map[string][]string{} // subscriber -> what takes a state
-	var created []string
+	var created []config.Subscription
 	for _, c := range p.Changes {
 		if strings.HasPrefix(c.What, "create subscription ") {
-			name := c.Args[0].(string)
-			created = append(created, name)
-			need[c.Node] = append(need[c.Node], "subscription "+name)
+			sb := r.subscription(c.Args[0].(string))
+			created = append(created, sb)
+			need[c.Node] = append(need[c.Node], "subscription "+sb.Name)
 		}
 	}
-	for _, sb := range r.Config.Subscriptions {
-		if slices.Contains(created, sb.Name) {
-			continue
+	// The subscriptions apply waits for copies of (Apply): sets added
+	// with their copy, tables added to their sets.
+	var copying []string
+	for _, c := range p.Changes {
+		if c.copies != "" {
+			copying = append(copying, c.copies)
 		}
-		copies := slices.ContainsFunc(p.Changes, func(c Change) bool {
-			return c.copies == sb.Name || (c.copiedIn != "" && c.Node == sb.Provider && slices.Contains(sb.ReplicationSets, c.copiedIn))
-		})
-		if copies {
-			need[sb.Subscriber] = append(need[sb.Subscriber], "a table copy of subscription "+sb.Name)
-		}
+	}
+	for _, tc := range r.tableCopies(p.Changes, created) {
+		copying = append(copying, tc.sb.Name)
+	}
+	slices.Sort(copying)
+	for _, name := range slices.Compact(copying) {
+		sb := r.subscription(name)
+		need[sb.Subscriber] = append(need[sb.Subscriber], "a table copy of subscription "+name)
 	}
 	nodes := make([]string, 0, len(need))
 	for n := range need {
