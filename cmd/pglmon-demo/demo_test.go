@@ -216,6 +216,34 @@ func TestMakeDemo(t *testing.T) {
 		t.Errorf("demo_origins after fix origins:\n%s", got)
 	}
 
+	// break grant: sub_0 connects as a role that may not read a table
+	// added to its set; the daemon names the failing copy and the GRANT,
+	// and once fix grant ran it pglogical copies the table.
+	if got, err := command(demo, "break", "grant").CombinedOutput(); err != nil {
+		t.Fatalf("break grant: %v\n%s", err, got)
+	}
+	denied := func() bool {
+		for _, x := range status().Subscriptions {
+			for _, f := range x.Findings {
+				if f.Code == "table_sync_error" {
+					return strings.Contains(f.Message, "GRANT SELECT ON public.demo_grant TO demo_copier;")
+				}
+			}
+		}
+		return false
+	}
+	waitFor("table_sync_error on sub_0", time.Minute, denied)
+	if got, err := command(demo, "fix", "grant").CombinedOutput(); err != nil {
+		t.Fatalf("fix grant: %v\n%s", err, got)
+	}
+	waitFor("table_sync_error gone", time.Minute, func() bool { return !denied() && len(status().Subscriptions) == 1 })
+	if err := pgtest.Poll(ctx, time.Minute, func() bool {
+		return command(pglmon, "verify", "--config", cfg, "--table", "public.demo_grant").Run() == nil
+	}); err != nil {
+		got, _ := command(pglmon, "verify", "--config", cfg, "--table", "public.demo_grant").CombinedOutput()
+		t.Errorf("demo_grant after fix grant:\n%s", got)
+	}
+
 	// Ctrl-C stops the daemon (make with it); down removes the demo.
 	if err := syscall.Kill(-mk.Process.Pid, syscall.SIGINT); err != nil {
 		t.Fatal(err)

@@ -158,6 +158,12 @@ const usage = `Usage: pglmon-demo COMMAND
                     ever, the table stays empty (origin_slots_exhausted at once)
   fix origins       max_replication_slots back to the demo's (a restart):
                     pglogical copies the table by itself
+  break grant       have sub_0 connect to the provider as a role that may not
+                    read demo_grant (5 rows), then add it to the set with its
+                    copy: pglogical's sync worker fails at each try, for ever,
+                    the table stays empty (table_sync_error, with the GRANT)
+  fix grant         run that GRANT: pglogical copies the table; sub_0
+                    connects as before
   insert N          insert N rows on the provider
   count             row counts on both sides
 
@@ -209,7 +215,7 @@ func run(ctx context.Context, args []string) error {
 		return nil
 	case "break":
 		if len(args) != 2 {
-			return errors.New("break what? origin, slot, disable, walsender, provider, data, refuse, conflict, sync, firstcopy, lock, hang, copy, password, dropdb, gencopy, gencol, coltype, locktimeout, key, rewind, restore, advance or origins")
+			return errors.New("break what? origin, slot, disable, walsender, provider, data, refuse, conflict, sync, firstcopy, lock, hang, copy, password, dropdb, gencopy, gencol, coltype, locktimeout, key, rewind, restore, advance, origins or grant")
 		}
 		return breakIt(ctx, args[1])
 	case "fix":
@@ -221,6 +227,8 @@ func run(ctx context.Context, args []string) error {
 				return fixPassword(ctx)
 			case "origins":
 				return fixOrigins(ctx)
+			case "grant":
+				return fixGrant(ctx)
 			}
 			if f, ok := subscriberFixes[args[1]]; ok {
 				p, err := pair()
@@ -234,7 +242,7 @@ func run(ctx context.Context, args []string) error {
 				return nil
 			}
 		}
-		return errors.New("fix what? refuse, copy, password, gencol, coltype, locktimeout, key or origins")
+		return errors.New("fix what? refuse, copy, password, gencol, coltype, locktimeout, key, origins or grant")
 	case "insert":
 		n := 100
 		if len(args) > 1 {
@@ -597,6 +605,8 @@ func breakIt(ctx context.Context, what string) error {
 		return restoreSubscriber(ctx, p)
 	case "origins":
 		return exhaustOrigins(ctx, p)
+	case "grant":
+		return denyGrant(ctx, p)
 	case "advance":
 		return advanceSlot(ctx, p)
 	case "coltype":
@@ -607,7 +617,7 @@ func breakIt(ctx context.Context, what string) error {
 		fmt.Println("items_0.n is bigint on the provider, integer on the subscriber: pglogical sends it in binary, which an integer cannot read; pglmon reports it at once (schema_mismatch, critical); bin/pglmon-demo insert 1 then stops the subscription, and bin/pglmon repair --config " + filepath.Join(dir, "pglmon.yaml") + " --subscription sub_0 prints the fix (bin/pglmon-demo fix coltype applies it)")
 		return nil
 	}
-	return fmt.Errorf("unknown breakage %q (origin, slot, disable, walsender, provider, data, refuse, conflict, sync, firstcopy, lock, hang, copy, password, dropdb, gencopy, gencol, coltype, locktimeout, key, rewind, restore, advance, origins)", strings.TrimSpace(what))
+	return fmt.Errorf("unknown breakage %q (origin, slot, disable, walsender, provider, data, refuse, conflict, sync, firstcopy, lock, hang, copy, password, dropdb, gencopy, gencol, coltype, locktimeout, key, rewind, restore, advance, origins, grant)", strings.TrimSpace(what))
 }
 
 // failFirstCopy sets the subscription up again as someone might by hand,

@@ -112,19 +112,26 @@ func observe(ctx context.Context, m *monitor.Monitor, cfg *config.Config, wait b
 }
 
 // explainDown adds to the finding of each down subscription the last error
-// of its apply worker, read from the end of its subscriber's server log
-// (package logtail; nodes with server_log: off are not read). A log that
-// cannot be read is said on stderr.
+// of its apply worker, and a table_sync_error for each table not ready whose
+// sync worker fails at each try, read from the end of its subscriber's
+// server log (package logtail; nodes with server_log: off are not read). A
+// log that cannot be read is said on stderr.
 func explainDown(ctx context.Context, e env, cfg *config.Config, r *diagnose.Report) {
 	read := map[string]bool{}
 	for _, s := range r.Subscriptions {
 		_, hangs := s.Finding(diagnose.CodeNotStreaming)
-		if read[s.Subscriber] || (s.Status != probe.StatusDown && !hangs) {
+		down := s.Status == probe.StatusDown || hangs
+		if read[s.Subscriber] || (!down && len(s.TablesNotReady) == 0) {
 			continue
 		}
 		read[s.Subscriber] = true
-		if c, ok := readServerLog(ctx, e, cfg, s.Subscriber, "why "+s.Name+" is down"); ok {
+		what := "why " + s.Name + " is down"
+		if !down {
+			what = "why the tables of " + s.Name + " are not copied"
+		}
+		if c, ok := readServerLog(ctx, e, cfg, s.Subscriber, what); ok {
 			serverlog.Annotate(r, s.Subscriber, c.File, serverlog.WorkerErrors(c.Tail))
+			serverlog.AnnotateSync(r, s.Subscriber, c.File, serverlog.SyncFailures(c.Tail))
 		}
 	}
 }

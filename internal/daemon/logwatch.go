@@ -55,6 +55,9 @@ type logWatcher struct {
 	failed   map[string]string                  // node -> why it could not be read
 	recent   map[string][]countedConflict       // node -> counted within conflictWindow
 	crashes  map[string][]countedCrash          // node -> read within conflictWindow
+	// syncFails are, by node, the table copies whose sync worker fails
+	// at each try (serverlog.SyncFailures of the log's tail).
+	syncFails map[string]map[string]serverlog.SyncFailure
 	// copies holds, by node and "subscription/table", the last table copy
 	// of pglogical's table sync read: a failed one is a finding until the
 	// table is copied again (see serverlog.Copy); under "subscription/" the
@@ -266,6 +269,7 @@ func (w *logWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nod
 	type read struct {
 		chunk     logtail.Chunk
 		errs      serverlog.Errors
+		syncFails map[string]serverlog.SyncFailure
 		conflicts []serverlog.Conflict
 		crashes   []serverlog.Crash
 		copies    []serverlog.Copy
@@ -281,6 +285,7 @@ func (w *logWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nod
 		cancel()
 		rd.errs, rd.conflicts, rd.crashes = serverlog.WorkerErrors(rd.chunk.Tail), serverlog.Conflicts(rd.chunk.New), serverlog.Crashes(rd.chunk.New)
 		rd.barrier, rd.waits = serverlog.LastBarrierHolder(rd.chunk.Tail)
+		rd.syncFails = serverlog.SyncFailures(rd.chunk.Tail)
 		// What the log gained, then its tail (a copy whose start line came
 		// before the last read; the baseline's past): each copy's last
 		// state wins, so reading one twice changes nothing.
@@ -293,6 +298,7 @@ func (w *logWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nod
 	if w.errs == nil {
 		w.errs, w.files, w.failed = map[string]serverlog.Errors{}, map[string]string{}, map[string]string{}
 		w.barrier = map[string]serverlog.BarrierHolder{}
+		w.syncFails = map[string]map[string]serverlog.SyncFailure{}
 	}
 	if w.copies == nil { // unless restored
 		w.copies = map[string]map[string]heldCopy{}
@@ -315,7 +321,7 @@ func (w *logWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nod
 			continue
 		}
 		delete(w.failed, node)
-		w.errs[node], w.files[node] = rd.errs, rd.chunk.File
+		w.errs[node], w.files[node], w.syncFails[node] = rd.errs, rd.chunk.File, rd.syncFails
 		delete(w.barrier, node)
 		if rd.waits {
 			w.barrier[node] = rd.barrier
@@ -377,7 +383,8 @@ func (w *logWatcher) hold(node string, c serverlog.Copy, now time.Time) (prev he
 }
 
 // annotate adds the apply worker's last error to down subscriptions'
-// findings, a table_copy_failed to a subscription for each of its tables
+// findings, a table_sync_error for each table whose sync worker fails at
+// each try, a table_copy_failed to a subscription for each of its tables
 // whose last copy failed (unless a verification that started since found
 // the table equal: equalSince, which may be nil), and to each subscriber
 // that logged conflicts within conflictWindow a finding that says which.
@@ -389,6 +396,7 @@ func (w *logWatcher) annotate(r *diagnose.Report, equalSince func(subscriber, su
 	}
 	for node, errs := range w.errs {
 		serverlog.Annotate(r, node, w.files[node], errs)
+		serverlog.AnnotateSync(r, node, w.files[node], w.syncFails[node])
 	}
 	for node, h := range w.barrier {
 		serverlog.AnnotateBarrier(r, node, w.files[node], h)

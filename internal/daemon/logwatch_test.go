@@ -247,6 +247,37 @@ func TestDaemonFindsAFailedTableCopy(t *testing.T) {
 	}
 }
 
+// A table whose provider role may not read it: pglogical 2.4.2's sync
+// worker fails at each try, for ever, while the subscription replicates.
+// The daemon reads that in the subscriber's log within a minute, though
+// it reads the log every 10 minutes (each try changes the table's sync
+// status), and reports table_sync_error with the GRANT to run, until the
+// grant gets the table copied.
+func TestDaemonFindsATableCopyThatFailsAtEachTry(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 5, Own: true})
+	r := startEvery(t, logConfig(t, p, ""), nil, 10*time.Minute)
+	if err := p.DenyTableCopy(ctx, p.Sub(), "copier", "t_denied"); err != nil {
+		t.Fatal(err)
+	}
+	f, finding := r.waitFinding(t, p.Sub(), diagnose.CodeTableSyncError)
+	if f.Severity != diagnose.Critical || !f.Human || f.Table != "public.t_denied" || !strings.Contains(f.Message, "run on provider GRANT SELECT ON public.t_denied TO copier;") {
+		t.Errorf("finding: %+v", f)
+	}
+	metric := `pglmon_finding\{code="table_sync_error",severity="critical",subscriber="subscriber",subscription="` + p.Sub() + `"\} `
+	r.waitMetric(t, metric+"1$", false, 30*time.Second)
+	if err := p.Provider.Exec(ctx, "GRANT SELECT ON public.t_denied TO copier"); err != nil {
+		t.Fatal(err)
+	}
+	if err := untilGone(p, finding); err != nil {
+		t.Fatalf("table_sync_error stayed after the grant: %v", err)
+	}
+	if n, err := p.WaitConverged(ctx, "t_denied", 30*time.Second); err != nil || n != 5 {
+		t.Fatalf("t_denied after the grant: %d rows, %v", n, err)
+	}
+}
+
 // A copy that ends is read from the log at once, not at the next
 // scheduled read: this daemon reads its log every 10 minutes, yet reports
 // the failed copy within waitFinding's minute, because the subscriber's

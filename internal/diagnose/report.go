@@ -109,6 +109,7 @@ const (
 	CodeTableSyncStalled       = "table_sync_stalled"
 	CodePartitionedTable       = "partitioned_table"
 	CodeTableCopyRefused       = "table_copy_refused"
+	CodeTableSyncError         = "table_sync_error"
 	CodeSchemaMismatch         = "schema_mismatch"
 	CodePartitionNotReplicated = "partition_not_replicated"
 	// CodeTableCopyFailed: pglogical's table sync COPY failed, yet the

@@ -334,6 +334,46 @@ func (p *Pair) FailTableCopy(ctx context.Context, table string) error {
 	return p.Provider.Exec(ctx, "SELECT pglogical.replication_set_add_table('set_0', $1::regclass, true)", "public."+ident)
 }
 
+// DenyTableCopy has subscription sub connect to the provider as role
+// (created on the provider with LOGIN REPLICATION, allowed to read
+// pglogical's catalogs and the tables there now, given to sub as a new
+// interface of the provider's node), waits until sub replicates again,
+// then creates table on both servers with 5 rows on the provider, which
+// role may not read, and adds it to set_0 with its copy: pglogical 2.4.2's
+// sync worker fails at each try (permission denied for table), at once
+// again, until role gets SELECT on it.
+func (p *Pair) DenyTableCopy(ctx context.Context, sub, role, table string) error {
+	r := pgx.Identifier{role}.Sanitize()
+	for _, sql := range []string{
+		"CREATE ROLE " + r + " LOGIN REPLICATION",
+		"GRANT USAGE ON SCHEMA pglogical TO " + r,
+		"GRANT SELECT ON ALL TABLES IN SCHEMA pglogical, public TO " + r,
+	} {
+		if err := p.Provider.Exec(ctx, sql); err != nil {
+			return err
+		}
+	}
+	dsn := strings.Replace(p.Provider.DSN(), "user=postgres", "user="+role, 1)
+	if err := p.Subscriber.Exec(ctx, "SELECT pglogical.alter_node_add_interface($1, $2, $3)", p.ProviderNode, role+"_if", dsn); err != nil {
+		return err
+	}
+	if err := p.Subscriber.Exec(ctx, "SELECT pglogical.alter_subscription_interface($1, $2)", sub, role+"_if"); err != nil {
+		return err
+	}
+	if err := p.WaitStatus(ctx, sub, "replicating", 60*time.Second); err != nil {
+		return err
+	}
+	ident := pgx.Identifier{table}.Sanitize()
+	create := "CREATE TABLE " + ident + " (id int PRIMARY KEY, v text)"
+	if err := p.Subscriber.Exec(ctx, create); err != nil {
+		return err
+	}
+	if err := p.Provider.Exec(ctx, create+"; INSERT INTO "+ident+" SELECT g, 'row ' || g FROM generate_series(1, 5) g"); err != nil {
+		return err
+	}
+	return p.Provider.Exec(ctx, "SELECT pglogical.replication_set_add_table('set_0', $1::regclass, true)", "public."+ident)
+}
+
 // FailFirstCopy sets subscription sub up again by hand with its copy
 // (synchronize_data), which pglogical 2.4.2 rolls back whole: table
 // (created on both sides if missing, 21 rows on the provider; on the

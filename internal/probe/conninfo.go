@@ -110,3 +110,10 @@ func parseConninfo(dsn string) (map[string]string, bool) {
 		vals[key] = val.String()
 	}
 }
+
+// ConninfoUser is the role a libpq connection string connects as ("" when
+// it names none, or cannot be read).
+func ConninfoUser(dsn string) string {
+	vals, _ := parseConninfo(dsn)
+	return vals["user"]
+}

@@ -425,7 +425,7 @@ Then copy the rows it lacks from provider %[1]s (the columns pglogical replicate
 is computed by subscriber %[2]s): read the script, then run it as printed:
   pglmon verify --config FILE --subscription %[5]s --table %[6]s --copy-script rows.psql
 and compare again: pglmon verify --config FILE --subscription %[5]s --table %[6]s`,
-			s.Provider, s.Subscriber, f.Message, forgetCopySQL(s.Name, f.Table), sh(s.Name), sh(f.Table))
+			s.Provider, s.Subscriber, f.Message, forgetCopySQL(s.Name, f.Table), sh(s.Name), sh(pgident.RegclassOf(f.Table)))
 	case diagnose.CodeApplyError:
 		lsn := CommitLSN(f)
 		if lsn == "" {
@@ -632,6 +632,20 @@ tool no longer run; never a subscription's own, whose apply worker then stops: o
   SELECT pg_replication_origin_drop('<origin>');
 pglogical starts the failing worker again by itself: once a state is free, it takes it (watch
 pglmon status --config FILE).`, s.Subscriber, f.Message)
+	case diagnose.CodeTableSyncError:
+		fmt.Fprintf(&b, `%[3]s.
+Remove the cause the error names: pglogical's sync worker tries again by itself, within a
+second, and copies the table once it can (watch: pglmon status --config FILE --subscription %[4]s).
+Resynchronising the table runs the same copy, which fails the same way. Causes to look for:
+ - permission denied, on provider %[1]s: the role of the subscription's provider connection may
+   not read the table (GRANT SELECT ON <table> TO <role>) or use its schema (GRANT USAGE ON
+   SCHEMA <schema> TO <role>); a table created after the role's grants has none;
+ - the provider's limits: each copy takes a replication slot and a walsender of its own besides
+   the subscription's (all replication slots are in use, max_wal_senders: replication_capacity_low),
+   and a connection (too many connections);
+ - the table, or a column the provider sends, missing on subscriber %[2]s (schema_mismatch).
+Once the table is ready, compare it:
+  pglmon verify --config FILE --subscription %[4]s --table %[5]s`, s.Provider, s.Subscriber, f.Message, sh(s.Name), sh(pgident.RegclassOf(f.Table)))
 	case diagnose.CodeTableSyncStalled:
 		fmt.Fprintf(&b, `A table of %[1]s has not finished its initial copy. Look in the subscriber's log for the
 table-sync worker's error (often a missing column, a constraint, or a lock). Once fixed,

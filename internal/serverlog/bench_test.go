@@ -22,7 +22,8 @@ func tailText() string {
 }
 
 // Parsing what one read of the log returns: the tail for worker errors,
-// copies and a waiting barrier, the lines gained for conflicts and copies.
+// copies, failing table syncs and a waiting barrier, the lines gained for
+// conflicts and copies.
 // go test -run '^$' -bench ParseTail -benchmem ./internal/serverlog/
 func BenchmarkParseTail(b *testing.B) {
 	text := tailText()
@@ -31,7 +32,23 @@ func BenchmarkParseTail(b *testing.B) {
 		WorkerErrors(text)
 		LastBarrierHolder(text)
 		Copies(text)
+		SyncFailures(text)
 		Conflicts(text)
+	}
+}
+
+// SyncFailures of a 512 KiB tail of nothing but a table's failing sync
+// worker (pglogical's lines as it tries again several times a second).
+// go test -run '^$' -bench SyncFailuresTail -benchmem ./internal/serverlog/
+func BenchmarkSyncFailuresTail(b *testing.B) {
+	var t strings.Builder
+	for t.Len() < 512<<10 {
+		t.WriteString(syncLog)
+	}
+	text := t.String()
+	b.SetBytes(int64(len(text)))
+	for b.Loop() {
+		SyncFailures(text)
 	}
 }
 

@@ -1,0 +1,175 @@
+package serverlog
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/pglmon/pglmon/internal/diagnose"
+	"github.com/pglmon/pglmon/internal/pgident"
+	"github.com/pglmon/pglmon/internal/probe"
+)
+
+// SyncFailure is a table copy of pglogical's table sync whose sync worker
+// exited with an error, again and again, as the subscriber's log tells it.
+// pglogical starts another sync worker for the table at once, for as long
+// as the cause lasts, and the table receives nothing meanwhile. Measured
+// with pglogical 2.4.2, the role of the subscription's provider
+// connection lacking SELECT on a table added to a set (about 7 failures a
+// second, each logged on both servers: 1,863 in 4.5 minutes, 1.6 MB of
+// the provider's log):
+//
+//	[6643] LOG:  starting sync of table public.perm_t for subscriber sub_perm
+//	[6643] ERROR:  table copy failed
+//	[6643] DETAIL:  Query 'COPY "public"."perm_t" ("id","v") TO stdout': ERROR:  permission denied for table perm_t
+//	[6643] LOG:  sync worker [6643] at slot 4 generation 39 exiting with error
+//
+// A COPY that fails on the subscriber's side (rows already there) is not
+// one: pglogical marks that table ready (see Copy).
+type SyncFailure struct {
+	Subscription string `json:"subscription"`
+	// Table is schema.table, without quotes.
+	Table string `json:"table"`
+	// Prefix is the last failed attempt's error line prefix (its time, as
+	// the server wrote it).
+	Prefix string `json:"prefix"`
+	// Error is that attempt's error; for pglogical's "table copy failed",
+	// with the provider's error its DETAIL quotes (pglogical's own text:
+	// the COPY it ran and what the provider answered, no row values).
+	Error string `json:"error"`
+	// Failures counts the attempts that failed in a row, since the last
+	// copy of the table that finished (as far as the text goes back).
+	Failures int `json:"failures"`
+}
+
+var (
+	syncExitRE = regexp.MustCompile(`^sync worker \[(\d+)\] .*exiting with error`)
+	// pglogical's DETAIL of "table copy failed": the query it ran on the
+	// provider, and the provider's error.
+	copyDetailRE = regexp.MustCompile(`^Query '.*': (?:ERROR|FATAL):\s+(.+)$`)
+	// What the provider says when the connection's role may not read the
+	// table, or use its schema.
+	deniedRE = regexp.MustCompile(`permission denied for (table|schema) `)
+)
+
+// SyncFailures returns, by "subscription/table", the table copies of text
+// whose last attempts failed: the attempts since the table's last finished
+// copy, when the last of them failed or one runs after one that failed.
+func SyncFailures(text string) map[string]SyncFailure {
+	type attempt struct{ sub, table, prefix, err string }
+	running := map[string]*attempt{} // sync worker pid -> its attempt
+	out := map[string]SyncFailure{}  // subscription/table -> its failures
+	for line := range strings.SplitSeq(text, "\n") {
+		prefix, level, msg, ok := splitLine(line)
+		if !ok || level == "LOG" && !strings.HasPrefix(msg, "starting sync ") && !strings.HasPrefix(msg, "finished sync ") && !strings.HasPrefix(msg, "sync worker [") {
+			continue
+		}
+		if level != "LOG" && level != "ERROR" && level != "FATAL" && level != "DETAIL" {
+			continue
+		}
+		p := pidRE.FindStringSubmatch(prefix)
+		if p == nil {
+			continue
+		}
+		pid := p[1]
+		a := running[pid]
+		switch level {
+		case "LOG":
+			if s := syncStartRE.FindStringSubmatch(msg); s != nil {
+				running[pid] = &attempt{sub: s[2], table: unquote(s[1])}
+			} else if s := syncEndRE.FindStringSubmatch(msg); s != nil {
+				delete(out, s[2]+"/"+unquote(s[1]))
+				delete(running, pid)
+			} else if e := syncExitRE.FindStringSubmatch(msg); e != nil && e[1] == pid && a != nil {
+				delete(running, pid)
+				if a.err == "" {
+					continue
+				}
+				key := a.sub + "/" + a.table
+				f := out[key]
+				out[key] = SyncFailure{Subscription: a.sub, Table: a.table, Prefix: a.prefix, Error: a.err, Failures: f.Failures + 1}
+			}
+		case "ERROR", "FATAL":
+			if a != nil && a.err == "" {
+				a.err, a.prefix = level+": "+msg, strings.TrimSpace(prefix)
+			}
+		case "DETAIL":
+			if a != nil && a.err == "ERROR: table copy failed" {
+				if d := copyDetailRE.FindStringSubmatch(msg); d != nil {
+					a.err += " (the provider: " + strings.TrimSpace(d[1]) + ")"
+				}
+			}
+		}
+	}
+	return out
+}
+
+// syncFailuresShown is how many failures in a row make a SyncFailure a
+// finding: one may be passing (a connection dropped mid-copy), and the
+// next attempt's copy may be running fine.
+const syncFailuresShown = 2
+
+// AnnotateSync adds table_sync_error to each subscription of subscriber
+// for each table not ready whose copy failed syncFailuresShown times or
+// more in a row (fails, read from the log file), in place of its
+// table_sync_stalled: its sync worker fails at each try, and the error
+// says why. Not where a finding already says why the copy cannot be made
+// (table_copy_refused, partitioned_table, origin_slots_exhausted).
+func AnnotateSync(r *diagnose.Report, subscriber, file string, fails map[string]SyncFailure) {
+	for i := range r.Subscriptions {
+		s := &r.Subscriptions[i]
+		if s.Subscriber != subscriber || len(s.TablesNotReady) == 0 {
+			continue
+		}
+		if _, ok := s.Finding(diagnose.CodeOriginSlotsExhausted); ok {
+			continue // the copies fail for want of an origin state
+		}
+		for _, t := range s.TablesNotReady {
+			table := t.Schema + "." + t.Table
+			f, ok := fails[s.Name+"/"+table]
+			if !ok || f.Failures < syncFailuresShown || explainedCopy(s, table) {
+				continue
+			}
+			s.Findings = slices.DeleteFunc(s.Findings, func(x diagnose.Finding) bool {
+				return x.Code == diagnose.CodeTableSyncStalled && x.Table == table
+			})
+			r.AddFinding(s, syncFinding(*s, t, file, f))
+		}
+	}
+}
+
+// explainedCopy: subscription s has a finding that says why table cannot
+// be copied.
+func explainedCopy(s *diagnose.Subscription, table string) bool {
+	for _, x := range s.Findings {
+		switch x.Code {
+		case diagnose.CodeTableCopyRefused, diagnose.CodePartitionedTable, diagnose.CodeTableSyncError:
+			if x.Table == table {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// syncFinding is table_sync_error for table t of subscription s.
+func syncFinding(s diagnose.Subscription, t probe.TableSync, file string, f SyncFailure) diagnose.Finding {
+	table := pgident.Regclass(t.Schema, t.Table)
+	msg := fmt.Sprintf("table %s of %s is not copied (sync status %q): pglogical's sync worker failed %d times in a row (in the end of the subscriber's log pglmon read), and pglogical starts another at once, for as long as the cause lasts (each failure logged on both servers); the table receives nothing meanwhile; the last error in the subscriber's log (%s at %s): %s",
+		table, s.Name, t.Status, f.Failures, file, f.Prefix, f.Error)
+	if m := deniedRE.FindStringSubmatch(f.Error); m != nil {
+		role := probe.ConninfoUser(s.ProviderConninfo)
+		if role == "" {
+			role = "<role>" // libpq's default: the subscriber server's OS user
+		} else {
+			role = pgident.Ident(role)
+		}
+		grant := fmt.Sprintf("GRANT SELECT ON %s TO %s;", table, role)
+		if m[1] == "schema" {
+			grant = fmt.Sprintf("GRANT USAGE ON SCHEMA %s TO %s;", pgident.Ident(t.Schema), role)
+		}
+		msg += fmt.Sprintf("; the role of the subscription's provider connection, %s, may not read it (pglogical's copy needs its SELECT; the changes it streams need none): run on %s %s and pglogical copies the table at its next try, within a second", role, s.Provider, grant)
+	}
+	return diagnose.Finding{Code: diagnose.CodeTableSyncError, Severity: diagnose.Critical, Human: true, Table: t.Schema + "." + t.Table, Message: msg}
+}

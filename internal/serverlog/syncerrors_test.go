@@ -1,0 +1,140 @@
+package serverlog
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/pglmon/pglmon/internal/diagnose"
+	"github.com/pglmon/pglmon/internal/probe"
+)
+
+// Lines as pglogical 2.4.2 and PostgreSQL 15 wrote them on a subscriber
+// whose subscription's provider role lacked SELECT on perm_t, then was
+// granted it (the demo); the other tables' lines are made the same way.
+const syncLog = `2026-12-07 17:59:48.864 UTC [17918] ERROR:  table copy failed
+2026-12-07 17:59:48.864 UTC [17918] DETAIL:  Query 'COPY "public"."perm_t" ("id","v") TO stdout': ERROR:  permission denied for table perm_t
+	
+2026-12-07 17:59:48.864 UTC [17918] LOG:  sync worker [17918] at slot 4 generation 1863 exiting with error
+2026-12-07 17:59:48.910 UTC [17924] LOG:  starting sync of table public.perm_t for subscriber sub_perm
+2026-12-07 17:59:49.004 UTC [17924] ERROR:  table copy failed
+2026-12-07 17:59:49.004 UTC [17924] DETAIL:  Query 'COPY "public"."perm_t" ("id","v") TO stdout': ERROR:  permission denied for table perm_t
+	
+2026-12-07 17:59:49.004 UTC [17924] LOG:  sync worker [17924] at slot 4 generation 1864 exiting with error
+2026-12-07 17:59:49.019 UTC [17928] LOG:  unexpected EOF on client connection with an open transaction
+2026-12-07 17:59:49.029 UTC [6247] LOG:  background worker "pglogical sync                      perm_t 16565:1297712045" (PID 17924) exited with exit code 1
+2026-12-07 17:59:49.059 UTC [17932] LOG:  starting sync of table public.perm_t for subscriber sub_perm
+2026-12-07 17:59:49.198 UTC [17932] ERROR:  table copy failed
+2026-12-07 17:59:49.198 UTC [17932] DETAIL:  Query 'COPY "public"."perm_t" ("id","v") TO stdout': ERROR:  permission denied for table perm_t
+	
+2026-12-07 17:59:49.198 UTC [17932] LOG:  sync worker [17932] at slot 4 generation 1865 exiting with error
+2026-12-07 17:59:49.244 UTC [17947] LOG:  starting sync of table public.perm_t for subscriber sub_perm
+2026-12-07 17:59:49.300 UTC [17950] LOG:  starting sync of table public.perm_u for subscriber sub_perm
+2026-12-07 17:59:49.301 UTC [17950] ERROR:  table copy failed
+2026-12-07 17:59:49.301 UTC [17950] DETAIL:  Query 'COPY "public"."perm_u" ("id") TO stdout': ERROR:  permission denied for table perm_u
+	
+2026-12-07 17:59:49.302 UTC [17950] LOG:  sync worker [17950] at slot 5 generation 1 exiting with error
+2026-12-07 17:59:49.400 UTC [17960] LOG:  starting sync of table sales."Orders" for subscriber sub_perm
+2026-12-07 17:59:49.401 UTC [17960] ERROR:  table copy failed
+2026-12-07 17:59:49.401 UTC [17960] DETAIL:  Query 'COPY "sales"."Orders" ("id") TO stdout': ERROR:  permission denied for schema sales
+	
+2026-12-07 17:59:49.402 UTC [17960] LOG:  sync worker [17960] at slot 6 generation 1 exiting with error
+2026-12-07 17:59:49.500 UTC [17970] LOG:  starting sync of table public.once for subscriber sub_perm
+2026-12-07 17:59:49.501 UTC [17970] ERROR:  could not receive data from WAL stream: server closed the connection unexpectedly
+2026-12-07 17:59:49.502 UTC [17970] LOG:  sync worker [17970] at slot 7 generation 1 exiting with error
+2026-12-07 17:59:49.600 UTC [17980] LOG:  starting sync of table public.once for subscriber sub_perm
+2026-12-07 17:59:49.700 UTC [17990] LOG:  starting apply for subscription sub_perm
+2026-12-07 17:59:49.701 UTC [17990] ERROR:  unknown column name extra
+2026-12-07 17:59:49.702 UTC [17990] LOG:  apply worker [17990] at slot 1 generation 2 exiting with error
+2026-12-07 17:59:49.800 UTC [17951] LOG:  starting sync of table public.perm_u for subscriber sub_perm
+2026-12-07 17:59:49.801 UTC [17951] ERROR:  table copy failed
+2026-12-07 17:59:49.801 UTC [17951] DETAIL:  Query 'COPY "public"."perm_u" ("id") TO stdout': ERROR:  permission denied for table perm_u
+	
+2026-12-07 17:59:49.802 UTC [17951] LOG:  sync worker [17951] at slot 5 generation 2 exiting with error
+2026-12-07 17:59:49.900 UTC [17961] LOG:  starting sync of table sales."Orders" for subscriber sub_perm
+2026-12-07 17:59:49.901 UTC [17961] ERROR:  table copy failed
+2026-12-07 17:59:49.901 UTC [17961] DETAIL:  Query 'COPY "sales"."Orders" ("id") TO stdout': ERROR:  permission denied for schema sales
+	
+2026-12-07 17:59:49.902 UTC [17961] LOG:  sync worker [17961] at slot 6 generation 2 exiting with error
+2026-12-07 17:59:49.950 UTC [17962] LOG:  starting sync of table sales."Orders" for subscriber sub_perm
+2026-12-07 17:59:50.243 UTC [17947] LOG:  finished sync of table public.perm_t for subscriber sub_perm
+2026-12-07 17:59:50.243 UTC [17947] LOG:  sync worker [17947] at slot 4 generation 1866 detaching cleanly
+`
+
+func TestSyncFailures(t *testing.T) {
+	denied := func(table string) string {
+		return "ERROR: table copy failed (the provider: permission denied for " + table + ")"
+	}
+	want := map[string]SyncFailure{
+		// perm_t failed three times, then was copied: gone. once failed
+		// once and runs again. The apply worker's error is not a copy's.
+		"sub_perm/public.perm_u": {Subscription: "sub_perm", Table: "public.perm_u", Prefix: "2026-12-07 17:59:49.801 UTC [17951]", Error: denied("table perm_u"), Failures: 2},
+		"sub_perm/sales.Orders":  {Subscription: "sub_perm", Table: "sales.Orders", Prefix: "2026-12-07 17:59:49.901 UTC [17961]", Error: denied("schema sales"), Failures: 2},
+		"sub_perm/public.once": {Subscription: "sub_perm", Table: "public.once", Prefix: "2026-12-07 17:59:49.501 UTC [17970]",
+			Error: "ERROR: could not receive data from WAL stream: server closed the connection unexpectedly", Failures: 1},
+	}
+	if got := SyncFailures(syncLog); !reflect.DeepEqual(got, want) {
+		t.Errorf("SyncFailures:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+func TestAnnotateSync(t *testing.T) {
+	notReady := []probe.TableSync{
+		{Subscription: "sub_perm", Schema: "public", Table: "perm_u", Status: "d"},
+		{Subscription: "sub_perm", Schema: "sales", Table: "Orders", Status: "i"},
+		{Subscription: "sub_perm", Schema: "public", Table: "once", Status: "d"},
+	}
+	report := func(findings ...diagnose.Finding) diagnose.Report {
+		return diagnose.Report{Health: diagnose.Warning, Subscriptions: []diagnose.Subscription{{
+			Name: "sub_perm", Subscriber: "permsub", Provider: "prov", Health: diagnose.Warning,
+			ProviderConninfo: "host=10.0.0.1 port=5432 dbname=app user=Repl sslmode=require",
+			TablesNotReady:   notReady, Findings: findings}}}
+	}
+	fails := SyncFailures(syncLog)
+	stalled := diagnose.Finding{Code: diagnose.CodeTableSyncStalled, Severity: diagnose.Warning, Human: true, Table: "public.perm_u", Message: "stalled"}
+	r := report(stalled)
+	AnnotateSync(&r, "permsub", "/var/log/pg.log", fails)
+	s := r.Subscriptions[0]
+	if r.Health != diagnose.Critical || s.Health != diagnose.Critical || len(s.Findings) != 2 {
+		t.Fatalf("health %s/%s, findings %+v", r.Health, s.Health, s.Findings)
+	}
+	for i, want := range []struct{ table, grant string }{
+		{"public.perm_u", `run on prov GRANT SELECT ON public.perm_u TO "Repl";`},
+		{"sales.Orders", `run on prov GRANT USAGE ON SCHEMA sales TO "Repl";`},
+	} {
+		f := s.Findings[i]
+		if f.Code != diagnose.CodeTableSyncError || f.Severity != diagnose.Critical || !f.Human || f.Table != want.table ||
+			!strings.Contains(f.Message, want.grant) || !strings.Contains(f.Message, "failed 2 times in a row") ||
+			!strings.Contains(f.Message, "/var/log/pg.log at 2026-12-07 17:59:49.") {
+			t.Errorf("finding %d: %+v", i, f)
+		}
+	}
+	if !strings.Contains(s.Findings[1].Message, `table sales."Orders" of sub_perm is not copied (sync status "i")`) {
+		t.Errorf("the table as SQL writes it: %s", s.Findings[1].Message)
+	}
+
+	// Another subscriber's log, or a finding that already says why: nothing.
+	r = report(stalled)
+	AnnotateSync(&r, "othersub", "/var/log/pg.log", fails)
+	if len(r.Subscriptions[0].Findings) != 1 || r.Health != diagnose.Warning {
+		t.Errorf("another subscriber's log: %+v", r.Subscriptions[0].Findings)
+	}
+	r = report(diagnose.Finding{Code: diagnose.CodeOriginSlotsExhausted, Severity: diagnose.Critical})
+	AnnotateSync(&r, "permsub", "/var/log/pg.log", fails)
+	if len(r.Subscriptions[0].Findings) != 1 {
+		t.Errorf("with origin_slots_exhausted: %+v", r.Subscriptions[0].Findings)
+	}
+	r = report(diagnose.Finding{Code: diagnose.CodeTableCopyRefused, Severity: diagnose.Critical, Table: "public.perm_u"})
+	AnnotateSync(&r, "permsub", "/var/log/pg.log", fails)
+	if f := r.Subscriptions[0].Findings; len(f) != 2 || f[1].Table != "sales.Orders" {
+		t.Errorf("with table_copy_refused for perm_u: %+v", f)
+	}
+	// A provider connection without a user: the role is for the reader
+	// to fill in.
+	r = report()
+	r.Subscriptions[0].ProviderConninfo = "host=10.0.0.1 dbname=app"
+	AnnotateSync(&r, "permsub", "/var/log/pg.log", fails)
+	if f := r.Subscriptions[0].Findings; len(f) != 2 || !strings.Contains(f[0].Message, "GRANT SELECT ON public.perm_u TO <role>;") {
+		t.Errorf("without a user: %+v", f)
+	}
+}
