@@ -340,6 +340,8 @@ func anyDiffers(rs []verify.Result) bool {
 // before it was interrupted differ too.
 func differs(t verify.TableResult) bool { return (t.Error == "" && !t.Equal) || t.DifferingRows > 0 }
 
+// printVerify writes results as text; tables are named as SQL writes them
+// (a mixed-case name quoted), as --table takes them.
 func printVerify(w io.Writer, results []verify.Result, path string, scripted bool) {
 	for _, r := range results {
 		fmt.Fprintf(w, "Subscription %s (%s -> %s), mode %s: %s compared in %s, %s and %s fetched\n",
@@ -370,12 +372,12 @@ func printVerify(w io.Writer, results []verify.Result, path string, scripted boo
 			if t.Duration < time.Millisecond/2 {
 				took = "<1ms" // a small table summed with others at the run's start
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%s\n", t.Table, rows, result, t.DifferingRows, took)
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%s\n", regclassName(t), rows, result, t.DifferingRows, took)
 		}
 		tw.Flush()
 		for _, t := range r.Tables {
 			if t.Note != "" {
-				fmt.Fprintf(w, "  %s: %s\n", t.Table, t.Note)
+				fmt.Fprintf(w, "  %s: %s\n", regclassName(t), t.Note)
 			}
 			if len(t.Keys) == 0 {
 				continue
@@ -388,13 +390,13 @@ func printVerify(w io.Writer, results []verify.Result, path string, scripted boo
 			if int64(len(t.Keys)) < t.DifferingRows {
 				more = fmt.Sprintf(" ... and %d more", t.DifferingRows-int64(len(t.Keys)))
 			}
-			fmt.Fprintf(w, "  %s keys: %s%s\n", t.Table, strings.Join(keys, ", "), more)
+			fmt.Fprintf(w, "  %s keys: %s%s\n", regclassName(t), strings.Join(keys, ", "), more)
 		}
 		for _, t := range r.Tables {
 			if t.ConflictsLogged == 0 {
 				continue
 			}
-			fmt.Fprintf(w, "  %s: pglogical resolved %s on it by itself (the end of the subscriber's log, %s), which can leave the tables different; the last:\n", t.Table, plural(t.ConflictsLogged, "conflict"), t.ConflictLog)
+			fmt.Fprintf(w, "  %s: pglogical resolved %s on it by itself (the end of the subscriber's log, %s), which can leave the tables different; the last:\n", regclassName(t), plural(t.ConflictsLogged, "conflict"), t.ConflictLog)
 			for _, c := range t.Conflicts[max(len(t.Conflicts)-3, 0):] {
 				fmt.Fprintf(w, "    %s\n", c)
 			}
@@ -402,10 +404,10 @@ func printVerify(w io.Writer, results []verify.Result, path string, scripted boo
 		for _, t := range r.Tables {
 			switch {
 			case t.ResumeFrom != nil:
-				fmt.Fprintf(w, "  %s: stopped at key %s (every key below it was compared); to go on from there:\n", t.Table, strings.Join(t.ResumeFrom, ", "))
+				fmt.Fprintf(w, "  %s: stopped at key %s (every key below it was compared); to go on from there:\n", regclassName(t), strings.Join(t.ResumeFrom, ", "))
 				fmt.Fprintf(w, "    pglmon verify --config %s --subscription %s --table %s --mode checksum --from %s\n", shellword.Quote(path), shellword.Quote(r.Subscription), shellword.Quote(regclassName(t)), fromFlag(t.ResumeFrom))
 			case t.Error == "interrupted" && t.Scan == verify.ScanPages:
-				fmt.Fprintf(w, "  %s: stopped while reading it in page order, by a hash of its key: no key below which every row was compared; to compare it in key order, which a later stop can resume:\n", t.Table)
+				fmt.Fprintf(w, "  %s: stopped while reading it in page order, by a hash of its key: no key below which every row was compared; to compare it in key order, which a later stop can resume:\n", regclassName(t))
 				fmt.Fprintf(w, "    pglmon verify --config %s --subscription %s --table %s --mode checksum --scan index\n", shellword.Quote(path), shellword.Quote(r.Subscription), shellword.Quote(regclassName(t)))
 			}
 		}
@@ -445,10 +447,10 @@ func printVerify(w io.Writer, results []verify.Result, path string, scripted boo
 					continue
 				}
 				if t.ExpectedRows > 0 {
-					fmt.Fprintf(w, "  %s: resynchronising it also undoes the %d rows that differ as expected (what its replication sets leave out): copy the differing rows instead to keep them.\n", t.Table, t.ExpectedRows)
+					fmt.Fprintf(w, "  %s: resynchronising it also undoes the %d rows that differ as expected (what its replication sets leave out): copy the differing rows instead to keep them.\n", regclassName(t), t.ExpectedRows)
 				}
 				if t.Scan == verify.ScanRows {
-					fmt.Fprintf(w, "  %s has no primary key: its rows are named by their contents (\"#n\": the n-th copy of a row); the copy script gives %s as many copies of each listed row as the provider has.\n", t.Table, r.Subscriber)
+					fmt.Fprintf(w, "  %s has no primary key: its rows are named by their contents (\"#n\": the n-th copy of a row); the copy script gives %s as many copies of each listed row as the provider has.\n", regclassName(t), r.Subscriber)
 				}
 			}
 		}

@@ -629,14 +629,15 @@ func TestVerifyDoesNotOfferToResynchroniseATablePglogicalCannotCopy(t *testing.T
 
 // The commands that go on with a stopped comparison name the table as
 // --table reads it: a mixed-case name quoted (unquoted, it folds to
-// another table's).
+// another table's); so do the result lines.
 func TestGoOnCommandsQuoteMixedCase(t *testing.T) {
 	late := verify.Table{Schema: "public", Name: "Late"}
 	var out strings.Builder
 	printVerify(&out, []verify.Result{{Subscription: "s", Mode: verify.ModeChecksum, Tables: []verify.TableResult{
 		{Table: "public.Late", Spec: late, Error: "interrupted", ResumeFrom: []string{"7"}},
 		{Table: "public.Late", Spec: late, Error: "interrupted", Scan: verify.ScanPages}}}}, "c.yaml", false)
-	for _, want := range []string{`--table 'public."Late"' --mode checksum --from 7`, `--table 'public."Late"' --mode checksum --scan index`} {
+	for _, want := range []string{`--table 'public."Late"' --mode checksum --from 7`, `--table 'public."Late"' --mode checksum --scan index`,
+		`  public."Late": stopped at key 7`, "  public.\"Late\"  0     interrupted"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("lacks %q:\n%s", want, out.String())
 		}
