@@ -51,6 +51,10 @@ var (
 	// What the provider says when the connection's role may not read the
 	// table, or use its schema.
 	deniedRE = regexp.MustCompile(`permission denied for (table|schema) `)
+	// What the provider says when it has no slot, walsender or connection
+	// left for the copy's own.
+	noSlotRE   = regexp.MustCompile(`all replication slots are in use`)
+	noSenderRE = regexp.MustCompile(`exceeds max_wal_senders|remaining connection slots are reserved|too many connections`)
 )
 
 // SyncFailures returns, by "subscription/table", the table copies of text
@@ -128,7 +132,7 @@ func AnnotateSync(r *diagnose.Report, subscriber, file string, fails map[string]
 		for _, t := range s.TablesNotReady {
 			table := t.Schema + "." + t.Table
 			f, ok := fails[s.Name+"/"+table]
-			if !ok || f.Failures < syncFailuresShown || explainedCopy(s, table) {
+			if !ok || f.Failures < syncFailuresShown || copying(t) || explainedCopy(s, table) {
 				continue
 			}
 			s.Findings = slices.DeleteFunc(s.Findings, func(x diagnose.Finding) bool {
@@ -137,6 +141,19 @@ func AnnotateSync(r *diagnose.Report, subscriber, file string, fails map[string]
 			r.AddFinding(s, syncFinding(*s, t, file, f))
 		}
 	}
+}
+
+// copying: the table's copy is under way, or done: a try after the
+// failures got past the COPY (its rows arriving, pg_stat_progress_copy,
+// PostgreSQL 14+; or its sync status past the data phase: constraints,
+// waiting for the apply worker, catching up, synced). The log's failures
+// are then over, though no line says so until the copy finishes.
+func copying(t probe.TableSync) bool {
+	switch t.Status {
+	case "c", "w", "u", "y":
+		return true
+	}
+	return t.CopiedRows != nil && *t.CopiedRows > 0
 }
 
 // explainedCopy: subscription s has a finding that says why table cannot
@@ -156,7 +173,7 @@ func explainedCopy(s *diagnose.Subscription, table string) bool {
 // syncFinding is table_sync_error for table t of subscription s.
 func syncFinding(s diagnose.Subscription, t probe.TableSync, file string, f SyncFailure) diagnose.Finding {
 	table := pgident.Regclass(t.Schema, t.Table)
-	msg := fmt.Sprintf("table %s of %s is not copied (sync status %q): pglogical's sync worker failed %d times in a row (in the end of the subscriber's log pglmon read), and pglogical starts another at once, for as long as the cause lasts (each failure logged on both servers); the table receives nothing meanwhile; the last error in the subscriber's log (%s at %s): %s",
+	msg := fmt.Sprintf("table %s of %s is not copied (sync status %q): pglogical's sync worker failed %d times in a row (in the end of the subscriber's log pglmon read), and pglogical starts another within a second, for as long as the cause lasts (each failure logged on both servers); the table receives nothing meanwhile; the last error in the subscriber's log (%s at %s): %s",
 		table, s.Name, t.Status, f.Failures, file, f.Prefix, f.Error)
 	if m := deniedRE.FindStringSubmatch(f.Error); m != nil {
 		role := probe.ConninfoUser(s.ProviderConninfo)
@@ -170,6 +187,12 @@ func syncFinding(s diagnose.Subscription, t probe.TableSync, file string, f Sync
 			grant = fmt.Sprintf("GRANT USAGE ON SCHEMA %s TO %s;", pgident.Ident(t.Schema), role)
 		}
 		msg += fmt.Sprintf("; the role of the subscription's provider connection, %s, may not read it (pglogical's copy needs its SELECT; the changes it streams need none): run on %s %s and pglogical copies the table at its next try, within a second", role, s.Provider, grant)
+	}
+	switch {
+	case noSlotRE.MatchString(f.Error):
+		msg += fmt.Sprintf("; provider %s has no replication slot free for the copy, which takes one of its own besides the subscription's (measured: one try a second): raise max_replication_slots there (a restart; RDS: the parameter group, then a reboot), or drop a slot nothing uses (orphan_slot), and pglogical copies the table at its next try", s.Provider)
+	case noSenderRE.MatchString(f.Error):
+		msg += fmt.Sprintf("; provider %s has no walsender or connection free for the copy, which takes one of its own besides the subscription's: raise max_wal_senders or max_connections there (a restart), or end what holds them, and pglogical copies the table at its next try", s.Provider)
 	}
 	return diagnose.Finding{Code: diagnose.CodeTableSyncError, Severity: diagnose.Critical, Human: true, Table: t.Schema + "." + t.Table, Message: msg}
 }

@@ -59,6 +59,17 @@ const syncLog = `2026-12-07 17:59:48.864 UTC [17918] ERROR:  table copy failed
 2026-12-07 17:59:49.950 UTC [17962] LOG:  starting sync of table sales."Orders" for subscriber sub_perm
 2026-12-07 17:59:50.243 UTC [17947] LOG:  finished sync of table public.perm_t for subscriber sub_perm
 2026-12-07 17:59:50.243 UTC [17947] LOG:  sync worker [17947] at slot 4 generation 1866 detaching cleanly
+2026-12-07 18:51:12.421 UTC [18848] LOG:  starting sync of table public.slot_t for subscriber sub_perm
+2026-12-07 18:51:12.452 UTC [18848] ERROR:  could not create replication slot on provider: ERROR:  all replication slots are in use
+	HINT:  Free one or increase max_replication_slots.
+	
+	
+2026-12-07 18:51:12.452 UTC [18848] LOG:  sync worker [18848] at slot 2 generation 9 exiting with error
+2026-12-07 18:51:43.765 UTC [19154] LOG:  starting sync of table public.slot_t for subscriber sub_perm
+2026-12-07 18:51:43.777 UTC [19154] ERROR:  could not connect to the postgresql server in replication mode: connection to server at "127.0.0.1", port 15432 failed: FATAL:  number of requested standby connections exceeds max_wal_senders (currently 1)
+	
+2026-12-07 18:51:43.777 UTC [19154] DETAIL:  dsn was:  host=127.0.0.1 port=15432 dbname=labdb user=postgres password=s3cret sslmode=disable
+2026-12-07 18:51:43.777 UTC [19154] LOG:  sync worker [19154] at slot 2 generation 40 exiting with error
 `
 
 func TestSyncFailures(t *testing.T) {
@@ -70,6 +81,8 @@ func TestSyncFailures(t *testing.T) {
 		// once and runs again. The apply worker's error is not a copy's.
 		"sub_perm/public.perm_u": {Subscription: "sub_perm", Table: "public.perm_u", Prefix: "2026-12-07 17:59:49.801 UTC [17951]", Error: denied("table perm_u"), Failures: 2},
 		"sub_perm/sales.Orders":  {Subscription: "sub_perm", Table: "sales.Orders", Prefix: "2026-12-07 17:59:49.901 UTC [17961]", Error: denied("schema sales"), Failures: 2},
+		"sub_perm/public.slot_t": {Subscription: "sub_perm", Table: "public.slot_t", Prefix: "2026-12-07 18:51:43.777 UTC [19154]", Failures: 2,
+			Error: `ERROR: could not connect to the postgresql server in replication mode: connection to server at "127.0.0.1", port 15432 failed: FATAL:  number of requested standby connections exceeds max_wal_senders (currently 1)`},
 		"sub_perm/public.once": {Subscription: "sub_perm", Table: "public.once", Prefix: "2026-12-07 17:59:49.501 UTC [17970]",
 			Error: "ERROR: could not receive data from WAL stream: server closed the connection unexpectedly", Failures: 1},
 	}
@@ -111,6 +124,40 @@ func TestAnnotateSync(t *testing.T) {
 	}
 	if !strings.Contains(s.Findings[1].Message, `table sales."Orders" of sub_perm is not copied (sync status "i")`) {
 		t.Errorf("the table as SQL writes it: %s", s.Findings[1].Message)
+	}
+
+	// The provider out of walsenders, then of slots: the hint follows the
+	// last error; the DETAIL that quotes the connection string (and its
+	// password) never appears.
+	r = report()
+	r.Subscriptions[0].TablesNotReady = []probe.TableSync{{Subscription: "sub_perm", Schema: "public", Table: "slot_t", Status: "i"}}
+	AnnotateSync(&r, "permsub", "/var/log/pg.log", fails)
+	if f := r.Subscriptions[0].Findings; len(f) != 1 || !strings.Contains(f[0].Message, "provider prov has no walsender or connection free for the copy") ||
+		strings.Contains(f[0].Message, "s3cret") || strings.Contains(f[0].Message, "dsn was") {
+		t.Errorf("out of walsenders: %+v", f)
+	}
+	slot := fails["sub_perm/public.slot_t"]
+	slot.Error = "ERROR: could not create replication slot on provider: ERROR:  all replication slots are in use"
+	r = report()
+	r.Subscriptions[0].TablesNotReady = []probe.TableSync{{Subscription: "sub_perm", Schema: "public", Table: "slot_t", Status: "i"}}
+	AnnotateSync(&r, "permsub", "/var/log/pg.log", map[string]SyncFailure{"sub_perm/public.slot_t": slot})
+	if f := r.Subscriptions[0].Findings; len(f) != 1 || !strings.Contains(f[0].Message, "provider prov has no replication slot free for the copy") {
+		t.Errorf("out of slots: %+v", f)
+	}
+
+	// A try after the failures got past the COPY (rows arriving, or the
+	// sync status past the data phase): the failures are over.
+	rows := int64(1)
+	for _, t2 := range []probe.TableSync{
+		{Subscription: "sub_perm", Schema: "public", Table: "perm_u", Status: "d", CopiedRows: &rows},
+		{Subscription: "sub_perm", Schema: "public", Table: "perm_u", Status: "u"},
+	} {
+		r = report()
+		r.Subscriptions[0].TablesNotReady = []probe.TableSync{t2}
+		AnnotateSync(&r, "permsub", "/var/log/pg.log", fails)
+		if len(r.Subscriptions[0].Findings) != 0 {
+			t.Errorf("a copy under way (status %s): %+v", t2.Status, r.Subscriptions[0].Findings)
+		}
 	}
 
 	// Another subscriber's log, or a finding that already says why: nothing.
