@@ -132,7 +132,7 @@ func AnnotateSync(r *diagnose.Report, subscriber, file string, fails map[string]
 		for _, t := range s.TablesNotReady {
 			table := t.Schema + "." + t.Table
 			f, ok := fails[s.Name+"/"+table]
-			if !ok || f.Failures < syncFailuresShown || copying(t) || explainedCopy(s, table) {
+			if !ok || f.Failures < syncFailuresShown || Copying(t) || explainedCopy(s, table) {
 				continue
 			}
 			s.Findings = slices.DeleteFunc(s.Findings, func(x diagnose.Finding) bool {
@@ -143,12 +143,12 @@ func AnnotateSync(r *diagnose.Report, subscriber, file string, fails map[string]
 	}
 }
 
-// copying: the table's copy is under way, or done: a try after the
+// Copying: the table's copy is under way, or done: a try after the
 // failures got past the COPY (its rows arriving, pg_stat_progress_copy,
 // PostgreSQL 14+; or its sync status past the data phase: constraints,
 // waiting for the apply worker, catching up, synced). The log's failures
 // are then over, though no line says so until the copy finishes.
-func copying(t probe.TableSync) bool {
+func Copying(t probe.TableSync) bool {
 	switch t.Status {
 	case "c", "w", "u", "y":
 		return true
@@ -172,27 +172,34 @@ func explainedCopy(s *diagnose.Subscription, table string) bool {
 
 // syncFinding is table_sync_error for table t of subscription s.
 func syncFinding(s diagnose.Subscription, t probe.TableSync, file string, f SyncFailure) diagnose.Finding {
-	table := pgident.Regclass(t.Schema, t.Table)
-	msg := fmt.Sprintf("table %s of %s is not copied (sync status %q): pglogical's sync worker failed %d times in a row (in the end of the subscriber's log pglmon read), and pglogical starts another within a second, for as long as the cause lasts (each failure logged on both servers); the table receives nothing meanwhile; the last error in the subscriber's log (%s at %s): %s",
-		table, s.Name, t.Status, f.Failures, file, f.Prefix, f.Error)
+	msg := fmt.Sprintf("table %s of %s is not copied (sync status %q): pglogical's sync worker failed %d times in a row (in the end of the subscriber's log pglmon read), and pglogical starts another within a second, for as long as the cause lasts (each failure logged on both servers); the table receives nothing meanwhile; the last error in the subscriber's log (%s at %s): %s%s",
+		pgident.Regclass(t.Schema, t.Table), s.Name, t.Status, f.Failures, file, f.Prefix, f.Error, f.Hint(s.Provider, probe.ConninfoUser(s.ProviderConninfo), t.Schema, t.Table))
+	return diagnose.Finding{Code: diagnose.CodeTableSyncError, Severity: diagnose.Critical, Human: true, Table: t.Schema + "." + t.Table, Message: msg}
+}
+
+// Hint is what to do about the failure, where its error says ("" where
+// not), beginning with "; ": the GRANT to run on provider for role (the
+// user of the subscription's provider connection; "" when it names none)
+// for permission denied on table schema.table, or the setting to raise on
+// the provider when it has no slot, walsender or connection for the copy.
+func (f SyncFailure) Hint(provider, role, schema, table string) string {
 	if m := deniedRE.FindStringSubmatch(f.Error); m != nil {
-		role := probe.ConninfoUser(s.ProviderConninfo)
 		if role == "" {
 			role = "<role>" // libpq's default: the subscriber server's OS user
 		} else {
 			role = pgident.Ident(role)
 		}
-		grant := fmt.Sprintf("GRANT SELECT ON %s TO %s;", table, role)
+		grant := fmt.Sprintf("GRANT SELECT ON %s TO %s;", pgident.Regclass(schema, table), role)
 		if m[1] == "schema" {
-			grant = fmt.Sprintf("GRANT USAGE ON SCHEMA %s TO %s;", pgident.Ident(t.Schema), role)
+			grant = fmt.Sprintf("GRANT USAGE ON SCHEMA %s TO %s;", pgident.Ident(schema), role)
 		}
-		msg += fmt.Sprintf("; the role of the subscription's provider connection, %s, may not read it (pglogical's copy needs its SELECT; the changes it streams need none): run on %s %s and pglogical copies the table at its next try, within a second", role, s.Provider, grant)
+		return fmt.Sprintf("; the role of the subscription's provider connection, %s, may not read it (pglogical's copy needs its SELECT; the changes it streams need none): run on %s %s and pglogical copies the table at its next try, within a second", role, provider, grant)
 	}
 	switch {
 	case noSlotRE.MatchString(f.Error):
-		msg += fmt.Sprintf("; provider %s has no replication slot free for the copy, which takes one of its own besides the subscription's (measured: one try a second): raise max_replication_slots there (a restart; RDS: the parameter group, then a reboot), or drop a slot nothing uses (orphan_slot), and pglogical copies the table at its next try", s.Provider)
+		return fmt.Sprintf("; provider %s has no replication slot free for the copy, which takes one of its own besides the subscription's (measured: one try a second): raise max_replication_slots there (a restart; RDS: the parameter group, then a reboot), or drop a slot nothing uses (orphan_slot), and pglogical copies the table at its next try", provider)
 	case noSenderRE.MatchString(f.Error):
-		msg += fmt.Sprintf("; provider %s has no walsender or connection free for the copy, which takes one of its own besides the subscription's: raise max_wal_senders or max_connections there (a restart), or end what holds them, and pglogical copies the table at its next try", s.Provider)
+		return fmt.Sprintf("; provider %s has no walsender or connection free for the copy, which takes one of its own besides the subscription's: raise max_wal_senders or max_connections there (a restart), or end what holds them, and pglogical copies the table at its next try", provider)
 	}
-	return diagnose.Finding{Code: diagnose.CodeTableSyncError, Severity: diagnose.Critical, Human: true, Table: t.Schema + "." + t.Table, Message: msg}
+	return ""
 }

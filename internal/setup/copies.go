@@ -10,6 +10,10 @@ import (
 
 	"github.com/pglmon/pglmon/internal/applyworker"
 	"github.com/pglmon/pglmon/internal/config"
+	"github.com/pglmon/pglmon/internal/logtail"
+	"github.com/pglmon/pglmon/internal/pgident"
+	"github.com/pglmon/pglmon/internal/probe"
+	"github.com/pglmon/pglmon/internal/serverlog"
 	"github.com/pglmon/pglmon/internal/shellword"
 )
 
@@ -149,7 +153,8 @@ const starvedFor = 10 * time.Second
 // copies nothing until enabled. While a table catches up it commits, every
 // 2 s, a logical message on the provider (see catchUpSQL). It gives up
 // early when no replication origin state is free for the copies
-// (originStatesSQL, for starvedFor).
+// (originStatesSQL, for starvedFor), or when a table's copy fails at each
+// try (copyFailing, from 5 s on, every 5 s).
 func (r *Runner) waitCopied(ctx context.Context, sb config.Subscription) (bool, error) {
 	conn, err := r.connect(ctx, sb.Subscriber)
 	if err != nil {
@@ -169,8 +174,9 @@ func (r *Runner) waitCopied(ctx context.Context, sb config.Subscription) (bool, 
 			prov.Close(context.WithoutCancel(ctx))
 		}
 	}()
-	var catchingUp, lastNudge, starved time.Time
-	deadline := time.Now().Add(r.wait())
+	var catchingUp, lastNudge, starved, logRead time.Time
+	start, readLog := time.Now(), true
+	deadline := start.Add(r.wait())
 	for {
 		var n, inCatchUp int64
 		if err := conn.QueryRow(ctx, notReadySQL, sb.Name).Scan(&n, &inCatchUp); err != nil {
@@ -193,6 +199,14 @@ func (r *Runner) waitCopied(ctx context.Context, sb config.Subscription) (bool, 
 		case time.Since(starved) >= starvedFor:
 			return false, fmt.Errorf("subscription %s on %s: pglogical cannot copy its %d tables: every replication origin state of %s is held (%d of max_replication_slots %d, every database's) and no copy under way will free one, so its sync worker fails at each start, for ever (origin_slots_exhausted); raise max_replication_slots on %s (a restart), and pglogical copies them by itself (pglmon status --subscription %s)",
 				sb.Name, sb.Subscriber, n, sb.Subscriber, held, most, sb.Subscriber, shellword.Quote(sb.Name))
+		}
+		// A copy whose sync worker fails at each try (the subscriber's
+		// log): give up, naming the error, not at the timeout.
+		if readLog && time.Since(start) >= 5*time.Second && time.Since(logRead) >= 5*time.Second {
+			logRead = time.Now()
+			if err := r.copyFailing(ctx, conn, sb, &readLog); err != nil {
+				return false, err
+			}
 		}
 		switch {
 		case inCatchUp == 0:
@@ -219,6 +233,63 @@ func (r *Runner) waitCopied(ctx context.Context, sb config.Subscription) (bool, 
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
+}
+
+// copyFailed is how many tries in a row of a table's copy, failed, make
+// waitCopied give up (pglogical tries again within a second).
+const copyFailed = 3
+
+// copyFailing returns an error naming a table of subscription sb whose copy
+// failed copyFailed times or more in a row, as the end of the subscriber's
+// log says (serverlog.SyncFailures), with what to do where the error says.
+// A log that cannot be read is said once, and *readLog set false: the wait
+// then ends at its timeout.
+func (r *Runner) copyFailing(ctx context.Context, sub *pgx.Conn, sb config.Subscription, readLog *bool) error {
+	node, _ := r.Config.Node(sb.Subscriber)
+	if node.LogSource() == config.ServerLogOff {
+		*readLog = false
+		return nil
+	}
+	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	chunk, err := logtail.Read(lctx, r.Config, node)
+	cancel()
+	if err != nil {
+		*readLog = false
+		fmt.Fprintf(r.Out, "cannot read the server log of %s (%v): a table copy of subscription %s that fails at each try is seen only at the wait's end\n", sb.Subscriber, err, sb.Name)
+		return nil
+	}
+	fails := serverlog.SyncFailures(chunk.Tail)
+	if len(fails) == 0 {
+		return nil
+	}
+	rows, err := sub.Query(ctx, `SELECT l.sync_nspname::text, l.sync_relname::text, l.sync_status::text
+FROM pglogical.local_sync_status l JOIN pglogical.subscription s ON s.sub_id = l.sync_subid
+WHERE s.sub_name = $1 AND l.sync_relname IS NOT NULL AND l.sync_status <> 'r'`, sb.Name)
+	if err != nil {
+		return err
+	}
+	tables, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (probe.TableSync, error) {
+		var t probe.TableSync
+		err := row.Scan(&t.Schema, &t.Table, &t.Status)
+		return t, err
+	})
+	if err != nil {
+		return err
+	}
+	for _, t := range tables {
+		f, ok := fails[sb.Name+"/"+t.Schema+"."+t.Table]
+		if !ok || f.Failures < copyFailed || serverlog.Copying(t) {
+			continue
+		}
+		var dsn string
+		if err := sub.QueryRow(ctx, "SELECT i.if_dsn FROM pglogical.subscription s JOIN pglogical.node_interface i ON i.if_id = s.sub_origin_if WHERE s.sub_name = $1", sb.Name).Scan(&dsn); err != nil {
+			return err
+		}
+		return fmt.Errorf("subscription %s on %s: pglogical cannot copy table %s: its sync worker failed %d times in a row, and pglogical tries again within a second while the cause lasts; the last error in %s's log (%s at %s): %s%s (pglmon status --subscription %s: table_sync_error)",
+			sb.Name, sb.Subscriber, pgident.Regclass(t.Schema, t.Table), f.Failures, sb.Subscriber, chunk.File, f.Prefix, f.Error,
+			f.Hint(sb.Provider, probe.ConninfoUser(dsn), t.Schema, t.Table), shellword.Quote(sb.Name))
+	}
+	return nil
 }
 
 // wait bounds apply's waits for pglogical (Wait, 10 minutes when unset).

@@ -254,6 +254,71 @@ func TestNoOriginStateForACopy(t *testing.T) {
 	}
 }
 
+// A table whose copy the subscription's provider role may not read, added
+// to the set by hand: pglogical 2.4.2's sync worker fails at each try (the
+// subscriber's log), and apply's wait for its copy gives up within seconds,
+// naming the error and the GRANT, not at its timeout; after the grant run
+// as printed, pglogical copies it.
+func TestACopyItsRoleMayNotRead(t *testing.T) {
+	ctx := context.Background()
+	prov, _ := pgtest.Shared(t)
+	own := pgtest.NewCluster(t, pgtest.Options{})
+	p, s := freshDBs(t, prov, own, ddl+"INSERT INTO orders SELECT g, g FROM generate_series(1, 10) g;", ddl)
+	cfg := topologyConfig(t, p, s, "public.orders")
+	applied(t, cfg)
+	role := "copier_" + p.Name
+	for _, sql := range []string{"CREATE ROLE " + role + " LOGIN REPLICATION", "GRANT USAGE ON SCHEMA pglogical TO " + role,
+		"GRANT SELECT ON ALL TABLES IN SCHEMA pglogical, public TO " + role,
+		"CREATE TABLE denied_copy (id int PRIMARY KEY); INSERT INTO denied_copy SELECT generate_series(1, 5)"} {
+		if err := p.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { _ = prov.Exec(context.Background(), "postgres", "DROP ROLE IF EXISTS "+role) })
+	dsn := strings.Replace(p.DSN(), "user=postgres", "user="+role, 1)
+	for _, sql := range []string{"CREATE TABLE denied_copy (id int PRIMARY KEY)",
+		fmt.Sprintf("SELECT pglogical.alter_node_add_interface('prov_%s', 'copier_if', '%s')", p.Name, dsn),
+		"SELECT pglogical.alter_subscription_interface('app_sub', 'copier_if')"} {
+		if err := s.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	(&pgtest.Pair{Provider: p, Subscriber: s}).MustStream(t, 2*time.Minute)
+	if err := p.Exec(ctx, "SELECT pglogical.replication_set_add_table('app', 'denied_copy', true)"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range cfg.Nodes {
+		if cfg.Nodes[i].Name == "subscriber" {
+			cfg.Nodes[i].ServerLog = own.LogPath()
+		}
+	}
+	var out bytes.Buffer
+	r := &Runner{Config: cfg, Out: &out, Wait: time.Minute}
+	sb := cfg.Subscriptions[0]
+	if err := r.caughtUpOn(ctx, sb); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err := r.waitCopied(ctx, sb)
+	grant := "GRANT SELECT ON public.denied_copy TO " + role + ";"
+	if err == nil || !strings.Contains(err.Error(), "subscription app_sub on subscriber: pglogical cannot copy table public.denied_copy: its sync worker failed") ||
+		!strings.Contains(err.Error(), "permission denied for table denied_copy") || !strings.Contains(err.Error(), "run on provider "+grant) ||
+		time.Since(start) >= r.Wait {
+		t.Fatalf("the wait for a copy its role may not read: %v after %s\n%s", err, time.Since(start).Round(time.Second), out.String())
+	}
+	t.Logf("gave up after %s", time.Since(start).Round(100*time.Millisecond))
+	if err := p.Exec(ctx, grant); err != nil {
+		t.Fatal(err)
+	}
+	if done, err := r.waitCopied(ctx, sb); err != nil || !done {
+		t.Fatalf("after the grant: copied %t, %v", done, err)
+	}
+	var rows int
+	if err := s.QueryRow(ctx, "SELECT count(*) FROM denied_copy", []any{&rows}); err != nil || rows != 5 {
+		t.Errorf("denied_copy on the subscriber: %d rows (%v)", rows, err)
+	}
+}
+
 // partDDL: a table partitioned by region, one partition itself partitioned
 // by id (two levels), and a plain table.
 const partDDL = `CREATE TABLE parted (id bigint, region text, v int, PRIMARY KEY (region, id)) PARTITION BY LIST (region);
