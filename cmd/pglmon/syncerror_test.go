@@ -15,9 +15,12 @@ import (
 // added to its set: pglogical 2.4.2's sync worker fails at each try, for
 // ever, while the subscription says replicating and the table stays empty.
 // status reads the failures in the subscriber's log and says so at once
-// (table_sync_error, critical, exit 2) with the GRANT to run; repair prints
-// the plan; the GRANT, run as printed, gets the table copied, and status
-// says nothing any more.
+// (table_sync_error, critical, exit 2) with the GRANT to run, and the
+// provider's catalogs say the role may not read it (copy_not_permitted, a
+// warning); repair prints the plan; the GRANT, run as printed, gets the
+// table copied, and status says nothing any more. A grant revoked from a
+// table that replicates is said before any copy needs it (the warning
+// alone, exit 1).
 func TestATableItsRoleMayNotRead(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -26,19 +29,22 @@ func TestATableItsRoleMayNotRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := configReplacing(t, writeConfig(t, p, ""), "probe:", fmt.Sprintf("    server_log: %q\nprobe:", p.Subscriber.Cluster.LogPath()))
-	var msg, last string
+	var msg, warned, last string
 	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
 		code, st := status(t, cfg, "--no-wait")
 		last = ""
 		for _, s := range st.Subscriptions {
 			for _, f := range s.Findings {
 				last += f.Code + " "
-				if f.Code == "table_sync_error" && code == 2 && f.Severity == "critical" && f.Remedy == "" && len(s.Findings) == 1 {
+				switch {
+				case f.Code == "table_sync_error" && code == 2 && f.Severity == "critical" && f.Remedy == "" && len(s.Findings) == 2:
 					msg = f.Message
+				case f.Code == "copy_not_permitted" && f.Severity == "warning":
+					warned = f.Message
 				}
 			}
 		}
-		return msg != ""
+		return msg != "" && warned != ""
 	}); err != nil {
 		_, o, e := pglmon(t, "status", "--config", cfg, "--no-wait")
 		t.Fatalf("no table_sync_error (findings: %s)\n%s\n%s", last, o, e)
@@ -48,6 +54,11 @@ func TestATableItsRoleMayNotRead(t *testing.T) {
 		if !strings.Contains(msg, want) {
 			t.Errorf("message lacks %q: %s", want, msg)
 		}
+	}
+	// Read from the provider's catalogs too, whatever the log says.
+	if !strings.Contains(warned, `the role of `+p.Sub()+`'s provider connection, repl, may not read table public."Denied" of its replication sets on provider`) ||
+		!strings.Contains(warned, `run on provider: GRANT SELECT ON public."Denied" TO repl;`) {
+		t.Errorf("copy_not_permitted: %s", warned)
 	}
 	var rows int
 	if err := p.Subscriber.QueryRow(ctx, `SELECT count(*) FROM "Denied"`, []any{&rows}); err != nil || rows != 0 {
@@ -68,5 +79,14 @@ func TestATableItsRoleMayNotRead(t *testing.T) {
 	}); err != nil {
 		code, st := status(t, cfg, "--no-wait")
 		t.Fatalf("after %s: status exit %d (%+v), %d rows on the subscriber", grant, code, st, rows)
+	}
+
+	if err := p.Provider.Exec(ctx, "REVOKE SELECT ON items_0 FROM repl"); err != nil {
+		t.Fatal(err)
+	}
+	code, st := status(t, cfg, "--no-wait")
+	if code != 1 || len(st.Subscriptions) != 1 || len(st.Subscriptions[0].Findings) != 1 || st.Subscriptions[0].Findings[0].Code != "copy_not_permitted" ||
+		!strings.Contains(st.Subscriptions[0].Findings[0].Message, "may not read table public.items_0 of its replication sets") {
+		t.Errorf("after the revoke: exit %d, %+v", code, st)
 	}
 }

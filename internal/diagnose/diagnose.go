@@ -27,6 +27,9 @@ type Input struct {
 	// LeftSets holds, by subscriber/subscription, the tables pglogical
 	// copied for it that none of its sets holds any more (package drift).
 	LeftSets map[string][]string
+	// Unreadable holds, by subscriber/subscription, the tables of its sets
+	// the role of its provider connection may not copy (package drift).
+	Unreadable map[string][]string
 	// Sequences holds, by subscriber/subscription, the sequences of its
 	// sets the subscriber has lacked a value of its provider's for a while
 	// (package monitor, across cycles).
@@ -342,6 +345,9 @@ func (d *diagnosis) subscription(subscriber *probe.Snapshot, sub probe.Subscript
 		add(Finding{Code: CodeTableLeftSet, Severity: Warning, Human: true,
 			Message: fmt.Sprintf("%s copied by %s to %s %s in none of its replication sets (%s) on %s any more (taken out with replication_set_remove_table, dropped there, or a set taken from the subscription); pglogical still says %s, but no change made there since reaches %s, whose copy grows stale",
 				listTables(left), sub.Name, subscriber.Node, plural(left, "is", "are"), strings.Join(sub.ReplicationSets, ", "), provider, plural(left, "it replicates", "they replicate"), subscriber.Node)})
+	}
+	if denied := d.Unreadable[key]; len(denied) > 0 && !elsewhere {
+		add(copyDeniedFinding(sub, out.Provider, denied))
 	}
 	if prov == nil && len(downNodes) == 0 {
 		add(Finding{Code: CodeProviderNotConfigured, Severity: Warning,
@@ -1252,4 +1258,21 @@ func (d *diagnosis) nodes() []Node {
 		out = append(out, n)
 	}
 	return out
+}
+
+// copyDeniedFinding is copy_not_permitted for subscription sub, whose
+// provider connection's role may not read tables (schema.table) on
+// provider.
+func copyDeniedFinding(sub probe.Subscription, provider string, tables []string) Finding {
+	if provider == "" {
+		provider = sub.ProviderNode
+	}
+	role := probe.ConninfoUser(sub.ProviderConninfo)
+	var grants []string
+	for _, t := range tables {
+		grants = append(grants, "GRANT SELECT ON "+pgident.RegclassOf(t)+" TO "+pgident.Ident(role)+";")
+	}
+	return Finding{Code: CodeCopyNotPermitted, Severity: Warning, Human: true,
+		Message: fmt.Sprintf("the role of %s's provider connection, %s, may not read %s of its replication sets on %s (SELECT on the replicated columns, or USAGE on the schema): pglogical replicates the changes, which need neither, but its copy of %s (a resynchronisation, the table added to a set with its copy, a new subscription) runs as that role and fails at each try, for ever (table_sync_error); run on %s: %s (and GRANT USAGE ON SCHEMA <schema> TO %s where the schema is not usable)",
+			sub.Name, role, listTables(tables), provider, plural(tables, "it", "them"), provider, strings.Join(grants, " "), pgident.Ident(role))}
 }

@@ -110,6 +110,7 @@ const (
 	CodePartitionedTable       = "partitioned_table"
 	CodeTableCopyRefused       = "table_copy_refused"
 	CodeTableSyncError         = "table_sync_error"
+	CodeCopyNotPermitted       = "copy_not_permitted"
 	CodeSchemaMismatch         = "schema_mismatch"
 	CodePartitionNotReplicated = "partition_not_replicated"
 	// CodeTableCopyFailed: pglogical's table sync COPY failed, yet the

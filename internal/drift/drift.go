@@ -353,3 +353,36 @@ func relations(rows pgx.Rows) ([]Relation, error) {
 	})
 	return out, err
 }
+
+// unreadableQuery lists the tables of the replication sets ($1) whose
+// replicated columns role $2 may not read, on the provider: pglogical's
+// copy of such a table (a resynchronisation, a table added with its copy)
+// runs its COPY as the role of the subscription's provider connection and
+// fails at each try. Nothing when the role does not exist there.
+const unreadableQuery = `SELECT DISTINCT n.nspname::text, c.relname::text
+FROM pglogical.replication_set_table rst
+JOIN pglogical.replication_set rs ON rs.set_id = rst.set_id
+JOIN pg_class c ON c.oid = rst.set_reloid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE rs.set_name = ANY($1) AND CASE WHEN EXISTS (SELECT FROM pg_roles WHERE rolname = $2) THEN
+	NOT has_schema_privilege($2, n.oid, 'USAGE') OR (NOT has_table_privilege($2, c.oid, 'SELECT') AND EXISTS (
+		SELECT FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+		AND (rst.set_att_list IS NULL OR a.attname::text = ANY(rst.set_att_list))
+		AND NOT has_column_privilege($2, c.oid, a.attnum, 'SELECT')))
+	ELSE false END
+ORDER BY 1, 2`
+
+// Unreadable returns the tables of sets on the provider that role (the
+// user of a subscription's provider connection) may not copy: its schema
+// or a replicated column it may not read. None when role is "" or not a
+// role of the provider.
+func Unreadable(ctx context.Context, prov *pgx.Conn, role string, sets []string) ([]Relation, error) {
+	if role == "" {
+		return nil, nil
+	}
+	rows, err := prov.Query(ctx, unreadableQuery, sets, role)
+	if err != nil {
+		return nil, fmt.Errorf("read which tables of the replication sets %s may read on the provider: %w", role, err)
+	}
+	return relations(rows)
+}

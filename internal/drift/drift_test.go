@@ -186,3 +186,49 @@ func TestLeftSetsNamesATableNoSetHolds(t *testing.T) {
 		}
 	}
 }
+
+// Unreadable names the set tables a role may not copy: no SELECT on a
+// replicated column (a grant on the replicated columns alone is enough,
+// as for pglogical's COPY of them), or no USAGE on the schema; nothing for
+// a role the provider does not have, or for a superuser.
+func TestUnreadableNamesWhatARoleMayNotCopy(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{})
+	prov, _ := connect(t, p)
+	role := "copier_" + p.Provider.Name
+	t.Cleanup(func() {
+		_ = p.Provider.Cluster.Exec(context.Background(), p.Provider.Name, "DROP OWNED BY "+role+"; DROP ROLE IF EXISTS "+role)
+	})
+	for _, sql := range []string{
+		"CREATE ROLE " + role,
+		"CREATE TABLE cols (id int PRIMARY KEY, v text, secret text)",
+		"SELECT pglogical.replication_set_add_table('set_0', 'cols', false, ARRAY['id', 'v'])",
+		"GRANT SELECT (id, v) ON cols TO " + role,
+		"GRANT SELECT ON items_0 TO " + role,
+		"CREATE SCHEMA hidden; CREATE TABLE hidden.t (id int PRIMARY KEY)",
+		"SELECT pglogical.replication_set_add_table('set_0', 'hidden.t', false)",
+		"GRANT SELECT ON hidden.t TO " + role,
+	} {
+		if err := p.Provider.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sets := []string{"set_0"}
+	got, err := Unreadable(ctx, prov, role, sets)
+	if want := []Relation{{"hidden", "t"}}; err != nil || !slices.Equal(got, want) {
+		t.Errorf("SELECT on the replicated columns, none on the schema hidden: %v (%v), want %v", got, err, want)
+	}
+	if err := p.Provider.Exec(ctx, "GRANT USAGE ON SCHEMA hidden TO "+role+"; REVOKE SELECT (v) ON cols FROM "+role); err != nil {
+		t.Fatal(err)
+	}
+	got, err = Unreadable(ctx, prov, role, sets)
+	if want := []Relation{{"public", "cols"}}; err != nil || !slices.Equal(got, want) {
+		t.Errorf("a replicated column not granted: %v (%v), want %v", got, err, want)
+	}
+	for _, r := range []string{"", "no_such_role_" + p.Provider.Name, "postgres"} {
+		if got, err := Unreadable(ctx, prov, r, sets); err != nil || len(got) != 0 {
+			t.Errorf("role %q: %v (%v), want none", r, got, err)
+		}
+	}
+}

@@ -61,6 +61,9 @@ type schemaCheck struct {
 	schemaInputs
 	found []diagnose.SchemaMismatch
 	left  []string
+	// unreadable: the tables of its sets the role of its provider
+	// connection may not copy (drift.Unreadable).
+	unreadable []string
 	// tables: the tables of the subscription's sets on its provider, as
 	// compared (probe.Prober.WatchTables).
 	tables []drift.Relation
@@ -196,11 +199,11 @@ func (m *Monitor) Cycle(ctx context.Context) (diagnose.Report, []probe.Snapshot)
 	defer cancel()
 	cs := &conns{timeout: m.cfg.Probe.Timeout.D(), open: map[string]*pgx.Conn{}}
 	defer cs.close(cctx)
-	schema, left := m.schema(cctx, cs, snaps, now)
+	schema, left, unreadable := m.schema(cctx, cs, snaps, now)
 	unreplicated := m.unreplicated(cctx, cs, snaps, now)
 	seqs := m.sequences(cctx, cs, snaps, now)
 	r := diagnose.Diagnose(diagnose.Input{Now: now, Thresholds: m.cfg.Thresholds, Snapshots: snaps, History: m.history,
-		Schema: schema, LeftSets: left, Unreplicated: unreplicated, Sequences: seqs, Declared: m.cfg.Subscriptions,
+		Schema: schema, LeftSets: left, Unreadable: unreadable, Unreplicated: unreplicated, Sequences: seqs, Declared: m.cfg.Subscriptions,
 		ProviderWAL: m.providerWAL(cctx, snaps)})
 	return r, snaps
 }
@@ -326,9 +329,10 @@ func (cs *conns) close(ctx context.Context) {
 // pglogical copied that left its sets (drift.LeftSets), at most every
 // schemaEvery while the subscription's status and sets, the tables of its
 // provider's sets, and the definitions of those tables on either side stay
-// the same (schemaInputs).
+// the same (schemaInputs); with them, the tables the role of its provider
+// connection may not copy (drift.Unreadable).
 // Best effort: a comparison that fails leaves the subscription out.
-func (m *Monitor) schema(ctx context.Context, cs *conns, snaps []probe.Snapshot, now time.Time) (map[string][]diagnose.SchemaMismatch, map[string][]string) {
+func (m *Monitor) schema(ctx context.Context, cs *conns, snaps []probe.Snapshot, now time.Time) (map[string][]diagnose.SchemaMismatch, map[string][]string, map[string][]string) {
 	byLocal := map[string]config.Node{}       // pglogical node name -> configured node that answered
 	provSnaps := map[string]*probe.Snapshot{} // pglogical node name -> its snapshot
 	for i, s := range snaps {
@@ -339,7 +343,7 @@ func (m *Monitor) schema(ctx context.Context, cs *conns, snaps []probe.Snapshot,
 	}
 	conn := func(n config.Node) (*pgx.Conn, error) { return cs.get(ctx, n) }
 	out := map[string][]diagnose.SchemaMismatch{}
-	left := map[string][]string{}
+	left, unreadable := map[string][]string{}, map[string][]string{}
 	seen := map[string]bool{}
 	for i, s := range snaps {
 		if !s.Up() || i >= len(m.cfg.Nodes) {
@@ -355,14 +359,14 @@ func (m *Monitor) schema(ctx context.Context, cs *conns, snaps []probe.Snapshot,
 			}
 			if c, ok := m.schemaChecks[key]; ok {
 				if now.Sub(c.at) < schemaEvery && c.same(in) {
-					out[key], left[key] = c.found, c.left
+					out[key], left[key], unreadable[key] = c.found, c.left, c.unreadable
 					continue
 				}
 				// Also when due again: a wait that began near the end of
 				// the minute is not cut short by it.
 				if putOff(&c, in, ps, sub, now) {
 					m.schemaChecks[key] = c
-					out[key], left[key] = c.found, c.left
+					out[key], left[key], unreadable[key] = c.found, c.left, c.unreadable
 					continue
 				}
 			}
@@ -386,8 +390,16 @@ func (m *Monitor) schema(ctx context.Context, cs *conns, snaps []probe.Snapshot,
 			for _, r := range got.Left {
 				gone = append(gone, r.String())
 			}
-			m.schemaChecks[key] = schemaCheck{at: now, schemaInputs: in, found: got.Mismatches, left: gone, tables: got.Tables, queue: ps.DDLQueue}
-			out[key], left[key] = got.Mismatches, gone
+			// Best effort too: a role the provider cannot tell about
+			// leaves nothing to say.
+			var denied []string
+			if rels, err := drift.Unreadable(ctx, pc, probe.ConninfoUser(sub.ProviderConninfo), sub.ReplicationSets); err == nil {
+				for _, r := range rels {
+					denied = append(denied, r.String())
+				}
+			}
+			m.schemaChecks[key] = schemaCheck{at: now, schemaInputs: in, found: got.Mismatches, left: gone, unreadable: denied, tables: got.Tables, queue: ps.DDLQueue}
+			out[key], left[key], unreadable[key] = got.Mismatches, gone, denied
 		}
 		// The subscriber's next Snapshot.TableDefs covers its
 		// subscriptions' tables as last compared, whether or not it has
@@ -409,7 +421,7 @@ func (m *Monitor) schema(ctx context.Context, cs *conns, snaps []probe.Snapshot,
 			delete(m.schemaChecks, k)
 		}
 	}
-	return out, left
+	return out, left, unreadable
 }
 
 // confirmed is how far slot has confirmed on the provider ps (0: not there).

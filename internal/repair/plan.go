@@ -646,6 +646,13 @@ Resynchronising the table runs the same copy, which fails the same way. Causes t
  - the table, or a column the provider sends, missing on subscriber %[2]s (schema_mismatch).
 Once the table is ready, compare it:
   pglmon verify --config FILE --subscription %[4]s --table %[5]s`, s.Provider, s.Subscriber, f.Message, sh(s.Name), sh(pgident.RegclassOf(f.Table)))
+	case diagnose.CodeCopyNotPermitted:
+		fmt.Fprintf(&b, `%[2]s.
+Nothing is lost now: the changes of those tables replicate. Run the GRANTs on provider %[1]s
+before the next copy of one is needed (a resynchronisation after verify finds it differing, a
+table added again, an upgrade's restore); then check:
+  pglmon status --config FILE --subscription %[3]s
+The daemon compares again within a minute.`, s.Provider, f.Message, sh(s.Name))
 	case diagnose.CodeTableSyncStalled:
 		fmt.Fprintf(&b, `A table of %[1]s has not finished its initial copy. Look in the subscriber's log for the
 table-sync worker's error (often a missing column, a constraint, or a lock). Once fixed,

@@ -87,7 +87,7 @@ func TestPlanCommandLinesQuoteNames(t *testing.T) {
 	for _, code := range []string{diagnose.CodeSlotMissing, diagnose.CodeDataDivergence, diagnose.CodeSchemaMismatch,
 		diagnose.CodeApplyError, diagnose.CodeApplyBlocked, diagnose.CodeSlotInUse, diagnose.CodeProviderConnectFailed,
 		diagnose.CodeNotStreaming, diagnose.CodeTableLeftSet, diagnose.CodeProviderElsewhere, diagnose.CodeForwardLoop, diagnose.CodeTableCopyRefused,
-		diagnose.CodeSequenceBehind, diagnose.CodeTableSyncError} {
+		diagnose.CodeSequenceBehind, diagnose.CodeTableSyncError, diagnose.CodeCopyNotPermitted} {
 		p := HumanPlan(diagnose.Finding{Code: code, Message: "m (CONTEXT: apply INSERT in commit before 0/1972DB0)", Human: true}, s)
 		var lines []string
 		for _, l := range strings.Split(p.Text, "\n") {
