@@ -131,7 +131,7 @@ func explainDown(ctx context.Context, e env, cfg *config.Config, r *diagnose.Rep
 		}
 		if c, ok := readServerLog(ctx, e, cfg, s.Subscriber, what); ok {
 			serverlog.Annotate(r, s.Subscriber, c.File, serverlog.WorkerErrors(c.Tail))
-			serverlog.AnnotateSync(r, s.Subscriber, c.File, serverlog.SyncFailures(c.Tail))
+			serverlog.AnnotateSync(r, s.Subscriber, c.File, serverlog.ParseSyncFailures(c.Tail))
 		}
 	}
 }

@@ -56,8 +56,8 @@ type logWatcher struct {
 	recent   map[string][]countedConflict       // node -> counted within conflictWindow
 	crashes  map[string][]countedCrash          // node -> read within conflictWindow
 	// syncFails are, by node, the table copies whose sync worker fails
-	// at each try (serverlog.SyncFailures of the log's tail).
-	syncFails map[string]map[string]serverlog.SyncFailure
+	// at each try (serverlog.ParseSyncFailures of the log's tail).
+	syncFails map[string]serverlog.SyncFailures
 	// copies holds, by node and "subscription/table", the last table copy
 	// of pglogical's table sync read: a failed one is a finding until the
 	// table is copied again (see serverlog.Copy); under "subscription/" the
@@ -269,7 +269,7 @@ func (w *logWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nod
 	type read struct {
 		chunk     logtail.Chunk
 		errs      serverlog.Errors
-		syncFails map[string]serverlog.SyncFailure
+		syncFails serverlog.SyncFailures
 		conflicts []serverlog.Conflict
 		crashes   []serverlog.Crash
 		copies    []serverlog.Copy
@@ -285,7 +285,7 @@ func (w *logWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nod
 		cancel()
 		rd.errs, rd.conflicts, rd.crashes = serverlog.WorkerErrors(rd.chunk.Tail), serverlog.Conflicts(rd.chunk.New), serverlog.Crashes(rd.chunk.New)
 		rd.barrier, rd.waits = serverlog.LastBarrierHolder(rd.chunk.Tail)
-		rd.syncFails = serverlog.SyncFailures(rd.chunk.Tail)
+		rd.syncFails = serverlog.ParseSyncFailures(rd.chunk.Tail)
 		// What the log gained, then its tail (a copy whose start line came
 		// before the last read; the baseline's past): each copy's last
 		// state wins, so reading one twice changes nothing.
@@ -298,7 +298,7 @@ func (w *logWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nod
 	if w.errs == nil {
 		w.errs, w.files, w.failed = map[string]serverlog.Errors{}, map[string]string{}, map[string]string{}
 		w.barrier = map[string]serverlog.BarrierHolder{}
-		w.syncFails = map[string]map[string]serverlog.SyncFailure{}
+		w.syncFails = map[string]serverlog.SyncFailures{}
 	}
 	if w.copies == nil { // unless restored
 		w.copies = map[string]map[string]heldCopy{}

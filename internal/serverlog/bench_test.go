@@ -32,7 +32,7 @@ func BenchmarkParseTail(b *testing.B) {
 		WorkerErrors(text)
 		LastBarrierHolder(text)
 		Copies(text)
-		SyncFailures(text)
+		ParseSyncFailures(text)
 		Conflicts(text)
 	}
 }
@@ -48,7 +48,7 @@ func BenchmarkSyncFailuresTail(b *testing.B) {
 	text := t.String()
 	b.SetBytes(int64(len(text)))
 	for b.Loop() {
-		SyncFailures(text)
+		ParseSyncFailures(text)
 	}
 }
 

@@ -41,6 +41,9 @@ type SyncFailure struct {
 	// Failures counts the attempts that failed in a row, since the last
 	// copy of the table that finished (as far as the text goes back).
 	Failures int `json:"failures"`
+	// Worker is "<database oid>:<subscription id>" from the postmaster's
+	// line on the worker's exit, "" when that line is not in the text.
+	Worker string `json:"worker,omitempty"`
 }
 
 var (
@@ -57,19 +60,59 @@ var (
 	noSenderRE = regexp.MustCompile(`exceeds max_wal_senders|remaining connection slots are reserved|too many connections`)
 )
 
-// SyncFailures returns, by "subscription/table", the table copies of text
-// whose last attempts failed: the attempts since the table's last finished
-// copy, when the last of them failed or one runs after one that failed.
-func SyncFailures(text string) map[string]SyncFailure {
+// SyncFailures are the table copies whose last tries failed, by
+// "worker|subscription/table" (worker: see SyncFailure.Worker).
+type SyncFailures map[string]SyncFailure
+
+// For returns the failures of the copy of table (schema.table) of the
+// subscription named sub whose worker is "<database oid>:<subscription
+// id>" ("" when unknown): those of a same-named subscription of another
+// database of the server, whose sync workers write the same lines, are
+// told apart by the postmaster's line on each worker's exit.
+func (fs SyncFailures) For(sub, worker, table string) (SyncFailure, bool) {
+	if f, ok := fs[worker+"|"+sub+"/"+table]; ok && worker != "" {
+		return f, true
+	}
+	var best SyncFailure
+	found := false
+	for _, f := range fs {
+		if f.Subscription == sub && f.Table == table && (worker == "" || f.Worker == "") && (!found || f.Failures > best.Failures) {
+			best, found = f, true
+		}
+	}
+	return best, found
+}
+
+var syncBgExitRE = regexp.MustCompile(`^background worker "pglogical sync .*?(\d+:\d+)" \(PID (\d+)\) exited`)
+
+// ParseSyncFailures returns the table copies of text whose last tries
+// failed: the tries since the table's last finished copy, when the last of
+// them failed or one runs after one that failed.
+func ParseSyncFailures(text string) SyncFailures {
 	type attempt struct{ sub, table, prefix, err string }
-	running := map[string]*attempt{} // sync worker pid -> its attempt
-	out := map[string]SyncFailure{}  // subscription/table -> its failures
+	running := map[string]*attempt{} // sync worker pid -> its try
+	exited := map[string]*attempt{}  // pid -> its failed try, until the postmaster's line
+	var order []string               // the pids of exited, in the order they failed
+	out := SyncFailures{}
+	record := func(a *attempt, worker string) {
+		key := worker + "|" + a.sub + "/" + a.table
+		f := out[key]
+		out[key] = SyncFailure{Subscription: a.sub, Table: a.table, Worker: worker, Prefix: a.prefix, Error: a.err, Failures: f.Failures + 1}
+	}
 	for line := range strings.SplitSeq(text, "\n") {
 		prefix, level, msg, ok := splitLine(line)
-		if !ok || level == "LOG" && !strings.HasPrefix(msg, "starting sync ") && !strings.HasPrefix(msg, "finished sync ") && !strings.HasPrefix(msg, "sync worker [") {
+		if !ok || level == "LOG" && !strings.HasPrefix(msg, "starting sync ") && !strings.HasPrefix(msg, "finished sync ") &&
+			!strings.HasPrefix(msg, "sync worker [") && !strings.HasPrefix(msg, `background worker "pglogical sync `) {
 			continue
 		}
 		if level != "LOG" && level != "ERROR" && level != "FATAL" && level != "DETAIL" {
+			continue
+		}
+		if b := syncBgExitRE.FindStringSubmatch(msg); b != nil && level == "LOG" {
+			if a, ok := exited[b[2]]; ok {
+				record(a, b[1])
+				delete(exited, b[2])
+			}
 			continue
 		}
 		p := pidRE.FindStringSubmatch(prefix)
@@ -83,16 +126,25 @@ func SyncFailures(text string) map[string]SyncFailure {
 			if s := syncStartRE.FindStringSubmatch(msg); s != nil {
 				running[pid] = &attempt{sub: s[2], table: unquote(s[1])}
 			} else if s := syncEndRE.FindStringSubmatch(msg); s != nil {
-				delete(out, s[2]+"/"+unquote(s[1]))
+				// Whichever database's: a finished copy of these names
+				// errs towards saying nothing.
+				for key, f := range out {
+					if f.Subscription == s[2] && f.Table == unquote(s[1]) {
+						delete(out, key)
+					}
+				}
+				for p, x := range exited {
+					if x.sub == s[2] && x.table == unquote(s[1]) {
+						delete(exited, p)
+					}
+				}
 				delete(running, pid)
 			} else if e := syncExitRE.FindStringSubmatch(msg); e != nil && e[1] == pid && a != nil {
 				delete(running, pid)
-				if a.err == "" {
-					continue
+				if a.err != "" {
+					exited[pid] = a
+					order = append(order, pid)
 				}
-				key := a.sub + "/" + a.table
-				f := out[key]
-				out[key] = SyncFailure{Subscription: a.sub, Table: a.table, Prefix: a.prefix, Error: a.err, Failures: f.Failures + 1}
 			}
 		case "ERROR", "FATAL":
 			if a != nil && a.err == "" {
@@ -104,6 +156,13 @@ func SyncFailures(text string) map[string]SyncFailure {
 					a.err += " (the provider: " + strings.TrimSpace(d[1]) + ")"
 				}
 			}
+		}
+	}
+	// Tries whose postmaster line the text does not hold (yet), in order.
+	for _, pid := range order {
+		if a, ok := exited[pid]; ok {
+			record(a, "")
+			delete(exited, pid)
 		}
 	}
 	return out
@@ -120,7 +179,7 @@ const syncFailuresShown = 2
 // table_sync_stalled: its sync worker fails at each try, and the error
 // says why. Not where a finding already says why the copy cannot be made
 // (table_copy_refused, partitioned_table, origin_slots_exhausted).
-func AnnotateSync(r *diagnose.Report, subscriber, file string, fails map[string]SyncFailure) {
+func AnnotateSync(r *diagnose.Report, subscriber, file string, fails SyncFailures) {
 	for i := range r.Subscriptions {
 		s := &r.Subscriptions[i]
 		if s.Subscriber != subscriber || len(s.TablesNotReady) == 0 {
@@ -131,7 +190,7 @@ func AnnotateSync(r *diagnose.Report, subscriber, file string, fails map[string]
 		}
 		for _, t := range s.TablesNotReady {
 			table := t.Schema + "." + t.Table
-			f, ok := fails[s.Name+"/"+table]
+			f, ok := fails.For(s.Name, s.ApplyWorker, table)
 			if !ok || f.Failures < syncFailuresShown || Copying(t) || explainedCopy(s, table) {
 				continue
 			}

@@ -34,6 +34,12 @@ const syncLog = `2026-12-07 17:59:48.864 UTC [17918] ERROR:  table copy failed
 2026-12-07 17:59:49.301 UTC [17950] DETAIL:  Query 'COPY "public"."perm_u" ("id") TO stdout': ERROR:  permission denied for table perm_u
 	
 2026-12-07 17:59:49.302 UTC [17950] LOG:  sync worker [17950] at slot 5 generation 1 exiting with error
+2026-12-07 17:59:49.310 UTC [6247] LOG:  background worker "pglogical sync                      perm_u 16565:1297712045" (PID 17950) exited with exit code 1
+2026-12-07 17:59:49.320 UTC [18950] LOG:  starting sync of table public.perm_u for subscriber sub_perm
+2026-12-07 17:59:49.321 UTC [18950] ERROR:  table copy failed
+2026-12-07 17:59:49.321 UTC [18950] DETAIL:  Query 'COPY "public"."perm_u" ("id") TO stdout': ERROR:  permission denied for schema public
+2026-12-07 17:59:49.322 UTC [18950] LOG:  sync worker [18950] at slot 8 generation 1 exiting with error
+2026-12-07 17:59:49.330 UTC [6247] LOG:  background worker "pglogical sync                      perm_u 20000:42" (PID 18950) exited with exit code 1
 2026-12-07 17:59:49.400 UTC [17960] LOG:  starting sync of table sales."Orders" for subscriber sub_perm
 2026-12-07 17:59:49.401 UTC [17960] ERROR:  table copy failed
 2026-12-07 17:59:49.401 UTC [17960] DETAIL:  Query 'COPY "sales"."Orders" ("id") TO stdout': ERROR:  permission denied for schema sales
@@ -51,6 +57,7 @@ const syncLog = `2026-12-07 17:59:48.864 UTC [17918] ERROR:  table copy failed
 2026-12-07 17:59:49.801 UTC [17951] DETAIL:  Query 'COPY "public"."perm_u" ("id") TO stdout': ERROR:  permission denied for table perm_u
 	
 2026-12-07 17:59:49.802 UTC [17951] LOG:  sync worker [17951] at slot 5 generation 2 exiting with error
+2026-12-07 17:59:49.810 UTC [6247] LOG:  background worker "pglogical sync                      perm_u 16565:1297712045" (PID 17951) exited with exit code 1
 2026-12-07 17:59:49.900 UTC [17961] LOG:  starting sync of table sales."Orders" for subscriber sub_perm
 2026-12-07 17:59:49.901 UTC [17961] ERROR:  table copy failed
 2026-12-07 17:59:49.901 UTC [17961] DETAIL:  Query 'COPY "sales"."Orders" ("id") TO stdout': ERROR:  permission denied for schema sales
@@ -76,18 +83,41 @@ func TestSyncFailures(t *testing.T) {
 	denied := func(table string) string {
 		return "ERROR: table copy failed (the provider: permission denied for " + table + ")"
 	}
-	want := map[string]SyncFailure{
+	const w = "16565:1297712045"
+	want := SyncFailures{
 		// perm_t failed three times, then was copied: gone. once failed
 		// once and runs again. The apply worker's error is not a copy's.
-		"sub_perm/public.perm_u": {Subscription: "sub_perm", Table: "public.perm_u", Prefix: "2026-12-07 17:59:49.801 UTC [17951]", Error: denied("table perm_u"), Failures: 2},
-		"sub_perm/sales.Orders":  {Subscription: "sub_perm", Table: "sales.Orders", Prefix: "2026-12-07 17:59:49.901 UTC [17961]", Error: denied("schema sales"), Failures: 2},
-		"sub_perm/public.slot_t": {Subscription: "sub_perm", Table: "public.slot_t", Prefix: "2026-12-07 18:51:43.777 UTC [19154]", Failures: 2,
+		// perm_u of the same-named subscription of another database
+		// (20000:42) is told apart by the postmaster's lines.
+		w + "|sub_perm/public.perm_u":     {Subscription: "sub_perm", Table: "public.perm_u", Worker: w, Prefix: "2026-12-07 17:59:49.801 UTC [17951]", Error: denied("table perm_u"), Failures: 2},
+		"20000:42|sub_perm/public.perm_u": {Subscription: "sub_perm", Table: "public.perm_u", Worker: "20000:42", Prefix: "2026-12-07 17:59:49.321 UTC [18950]", Error: denied("schema public"), Failures: 1},
+		"|sub_perm/sales.Orders":          {Subscription: "sub_perm", Table: "sales.Orders", Prefix: "2026-12-07 17:59:49.901 UTC [17961]", Error: denied("schema sales"), Failures: 2},
+		"|sub_perm/public.slot_t": {Subscription: "sub_perm", Table: "public.slot_t", Prefix: "2026-12-07 18:51:43.777 UTC [19154]", Failures: 2,
 			Error: `ERROR: could not connect to the postgresql server in replication mode: connection to server at "127.0.0.1", port 15432 failed: FATAL:  number of requested standby connections exceeds max_wal_senders (currently 1)`},
-		"sub_perm/public.once": {Subscription: "sub_perm", Table: "public.once", Prefix: "2026-12-07 17:59:49.501 UTC [17970]",
+		"|sub_perm/public.once": {Subscription: "sub_perm", Table: "public.once", Prefix: "2026-12-07 17:59:49.501 UTC [17970]",
 			Error: "ERROR: could not receive data from WAL stream: server closed the connection unexpectedly", Failures: 1},
 	}
-	if got := SyncFailures(syncLog); !reflect.DeepEqual(got, want) {
-		t.Errorf("SyncFailures:\n got %+v\nwant %+v", got, want)
+	got := ParseSyncFailures(syncLog)
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("ParseSyncFailures:\n got %+v\nwant %+v", got, want)
+	}
+	for _, c := range []struct {
+		worker, table, key string
+	}{
+		{w, "public.perm_u", w + "|sub_perm/public.perm_u"},
+		{"20000:42", "public.perm_u", "20000:42|sub_perm/public.perm_u"},
+		{"", "public.perm_u", w + "|sub_perm/public.perm_u"}, // the most failures
+		{w, "sales.Orders", "|sub_perm/sales.Orders"},        // no postmaster line read
+	} {
+		if f, ok := got.For("sub_perm", c.worker, c.table); !ok || !reflect.DeepEqual(f, want[c.key]) {
+			t.Errorf("For(%q, %q): %+v, %v; want %s", c.worker, c.table, f, ok, c.key)
+		}
+	}
+	if f, ok := got.For("sub_perm", "20000:42", "sales.Orders"); !ok || f.Table != "sales.Orders" {
+		t.Errorf("For(another database, a table without postmaster lines): %+v %v", f, ok)
+	}
+	if _, ok := got.For("sub_perm", "30000:7", "public.perm_u"); ok {
+		t.Error("For(a third database): found the others' failures")
 	}
 }
 
@@ -99,11 +129,11 @@ func TestAnnotateSync(t *testing.T) {
 	}
 	report := func(findings ...diagnose.Finding) diagnose.Report {
 		return diagnose.Report{Health: diagnose.Warning, Subscriptions: []diagnose.Subscription{{
-			Name: "sub_perm", Subscriber: "permsub", Provider: "prov", Health: diagnose.Warning,
+			Name: "sub_perm", Subscriber: "permsub", Provider: "prov", Health: diagnose.Warning, ApplyWorker: "16565:1297712045",
 			ProviderConninfo: "host=10.0.0.1 port=5432 dbname=app user=Repl sslmode=require",
 			TablesNotReady:   notReady, Findings: findings}}}
 	}
-	fails := SyncFailures(syncLog)
+	fails := ParseSyncFailures(syncLog)
 	stalled := diagnose.Finding{Code: diagnose.CodeTableSyncStalled, Severity: diagnose.Warning, Human: true, Table: "public.perm_u", Message: "stalled"}
 	r := report(stalled)
 	AnnotateSync(&r, "permsub", "/var/log/pg.log", fails)
@@ -136,11 +166,11 @@ func TestAnnotateSync(t *testing.T) {
 		strings.Contains(f[0].Message, "s3cret") || strings.Contains(f[0].Message, "dsn was") {
 		t.Errorf("out of walsenders: %+v", f)
 	}
-	slot := fails["sub_perm/public.slot_t"]
+	slot := fails["|sub_perm/public.slot_t"]
 	slot.Error = "ERROR: could not create replication slot on provider: ERROR:  all replication slots are in use"
 	r = report()
 	r.Subscriptions[0].TablesNotReady = []probe.TableSync{{Subscription: "sub_perm", Schema: "public", Table: "slot_t", Status: "i"}}
-	AnnotateSync(&r, "permsub", "/var/log/pg.log", map[string]SyncFailure{"sub_perm/public.slot_t": slot})
+	AnnotateSync(&r, "permsub", "/var/log/pg.log", SyncFailures{"|sub_perm/public.slot_t": slot})
 	if f := r.Subscriptions[0].Findings; len(f) != 1 || !strings.Contains(f[0].Message, "provider prov has no replication slot free for the copy") {
 		t.Errorf("out of slots: %+v", f)
 	}

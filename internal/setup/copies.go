@@ -241,7 +241,7 @@ const copyFailed = 3
 
 // copyFailing returns an error naming a table of subscription sb whose copy
 // failed copyFailed times or more in a row, as the end of the subscriber's
-// log says (serverlog.SyncFailures), with what to do where the error says.
+// log says (serverlog.ParseSyncFailures), with what to do where the error says.
 // A log that cannot be read is said once, and *readLog set false: the wait
 // then ends at its timeout.
 func (r *Runner) copyFailing(ctx context.Context, sub *pgx.Conn, sb config.Subscription, readLog *bool) error {
@@ -258,9 +258,15 @@ func (r *Runner) copyFailing(ctx context.Context, sub *pgx.Conn, sb config.Subsc
 		fmt.Fprintf(r.Out, "cannot read the server log of %s (%v): a table copy of subscription %s that fails at each try is seen only at the wait's end\n", sb.Subscriber, err, sb.Name)
 		return nil
 	}
-	fails := serverlog.SyncFailures(chunk.Tail)
+	fails := serverlog.ParseSyncFailures(chunk.Tail)
 	if len(fails) == 0 {
 		return nil
+	}
+	// Its workers' "<database oid>:<subscription id>": a same-named
+	// subscription of another database logs the same lines.
+	var worker string
+	if err := sub.QueryRow(ctx, "SELECT d.oid::text || ':' || s.sub_id::text FROM pglogical.subscription s, pg_database d WHERE d.datname = current_database() AND s.sub_name = $1", sb.Name).Scan(&worker); err != nil {
+		return err
 	}
 	rows, err := sub.Query(ctx, `SELECT l.sync_nspname::text, l.sync_relname::text, l.sync_status::text
 FROM pglogical.local_sync_status l JOIN pglogical.subscription s ON s.sub_id = l.sync_subid
@@ -277,7 +283,7 @@ WHERE s.sub_name = $1 AND l.sync_relname IS NOT NULL AND l.sync_status <> 'r'`, 
 		return err
 	}
 	for _, t := range tables {
-		f, ok := fails[sb.Name+"/"+t.Schema+"."+t.Table]
+		f, ok := fails.For(sb.Name, worker, t.Schema+"."+t.Table)
 		if !ok || f.Failures < copyFailed || serverlog.Copying(t) {
 			continue
 		}
