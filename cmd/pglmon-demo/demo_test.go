@@ -187,62 +187,45 @@ func TestMakeDemo(t *testing.T) {
 		t.Errorf("repair after break leftset: exit %d (want 1 and the plan)\n%s", code, got)
 	}
 
+	// breakThenFix runs break what, waits for the daemon's finding code on
+	// sub_0 whose message holds says, runs fix what, waits for the finding
+	// to go, and for verify to find table equal.
+	breakThenFix := func(what, code, says, table string) {
+		t.Helper()
+		if got, err := command(demo, "break", what).CombinedOutput(); err != nil {
+			t.Fatalf("break %s: %v\n%s", what, err, got)
+		}
+		found := func() bool {
+			for _, x := range status().Subscriptions {
+				for _, f := range x.Findings {
+					if f.Code == code {
+						return strings.Contains(f.Message, says)
+					}
+				}
+			}
+			return false
+		}
+		waitFor(code+" on sub_0", time.Minute, found)
+		if got, err := command(demo, "fix", what).CombinedOutput(); err != nil {
+			t.Fatalf("fix %s: %v\n%s", what, err, got)
+		}
+		waitFor(code+" gone", time.Minute, func() bool { return !found() && len(status().Subscriptions) == 1 })
+		if err := pgtest.Poll(ctx, time.Minute, func() bool {
+			return command(pglmon, "verify", "--config", cfg, "--table", table).Run() == nil
+		}); err != nil {
+			got, _ := command(pglmon, "verify", "--config", cfg, "--table", table).CombinedOutput()
+			t.Errorf("%s after fix %s:\n%s", table, what, got)
+		}
+	}
 	// break origins: the copy of a table added to the set finds no
 	// replication origin state on the subscriber, restarted with as many as
 	// its subscription holds; the daemon names it, and once fix origins
 	// raised the setting pglogical copies the table by itself.
-	if got, err := command(demo, "break", "origins").CombinedOutput(); err != nil {
-		t.Fatalf("break origins: %v\n%s", err, got)
-	}
-	exhausted := func() bool {
-		for _, x := range status().Subscriptions {
-			for _, f := range x.Findings {
-				if f.Code == "origin_slots_exhausted" {
-					return strings.HasPrefix(f.Message, "table public.demo_origins of sub_0 cannot be copied: ")
-				}
-			}
-		}
-		return false
-	}
-	waitFor("origin_slots_exhausted on sub_0", time.Minute, exhausted)
-	if got, err := command(demo, "fix", "origins").CombinedOutput(); err != nil {
-		t.Fatalf("fix origins: %v\n%s", err, got)
-	}
-	waitFor("origin_slots_exhausted gone", time.Minute, func() bool { return !exhausted() && len(status().Subscriptions) == 1 })
-	if err := pgtest.Poll(ctx, time.Minute, func() bool {
-		return command(pglmon, "verify", "--config", cfg, "--table", "public.demo_origins").Run() == nil
-	}); err != nil {
-		got, _ := command(pglmon, "verify", "--config", cfg, "--table", "public.demo_origins").CombinedOutput()
-		t.Errorf("demo_origins after fix origins:\n%s", got)
-	}
-
+	breakThenFix("origins", "origin_slots_exhausted", "table public.demo_origins of sub_0 cannot be copied: ", "public.demo_origins")
 	// break grant: sub_0 connects as a role that may not read a table
 	// added to its set; the daemon names the failing copy and the GRANT,
 	// and once fix grant ran it pglogical copies the table.
-	if got, err := command(demo, "break", "grant").CombinedOutput(); err != nil {
-		t.Fatalf("break grant: %v\n%s", err, got)
-	}
-	denied := func() bool {
-		for _, x := range status().Subscriptions {
-			for _, f := range x.Findings {
-				if f.Code == "table_sync_error" {
-					return strings.Contains(f.Message, "GRANT SELECT ON public.demo_grant TO demo_copier;")
-				}
-			}
-		}
-		return false
-	}
-	waitFor("table_sync_error on sub_0", time.Minute, denied)
-	if got, err := command(demo, "fix", "grant").CombinedOutput(); err != nil {
-		t.Fatalf("fix grant: %v\n%s", err, got)
-	}
-	waitFor("table_sync_error gone", time.Minute, func() bool { return !denied() && len(status().Subscriptions) == 1 })
-	if err := pgtest.Poll(ctx, time.Minute, func() bool {
-		return command(pglmon, "verify", "--config", cfg, "--table", "public.demo_grant").Run() == nil
-	}); err != nil {
-		got, _ := command(pglmon, "verify", "--config", cfg, "--table", "public.demo_grant").CombinedOutput()
-		t.Errorf("demo_grant after fix grant:\n%s", got)
-	}
+	breakThenFix("grant", "table_sync_error", "GRANT SELECT ON public.demo_grant TO demo_copier;", "public.demo_grant")
 
 	// Ctrl-C stops the daemon (make with it); down removes the demo.
 	if err := syscall.Kill(-mk.Process.Pid, syscall.SIGINT); err != nil {

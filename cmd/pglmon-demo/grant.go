@@ -59,16 +59,7 @@ func denyGrant(ctx context.Context, p *pgtest.Pair) error {
 	if err := p.WaitStatus(ctx, p.Sub(), "replicating", time.Minute); err != nil {
 		return err
 	}
-	var inSet bool
-	if err := p.Provider.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pglogical.replication_set_table WHERE set_reloid = 'demo_grant'::regclass)", []any{&inSet}); err != nil {
-		return err
-	}
-	copyIt, on := "SELECT pglogical.replication_set_add_table('set_0', 'demo_grant', true)", p.Provider
-	if inSet {
-		// Run again: copy it again (pglogical empties it first).
-		copyIt, on = "SELECT pglogical.alter_subscription_resynchronize_table('sub_0', 'demo_grant')", p.Subscriber
-	}
-	if err := on.Exec(ctx, copyIt); err != nil {
+	if err := copyIntoSet(ctx, p, "demo_grant"); err != nil {
 		return err
 	}
 	fmt.Printf("sub_0 connects to the provider as %s now, which may not read demo_grant (5 rows on the provider), just added to its set with its copy: "+

@@ -32,17 +32,7 @@ func exhaustOrigins(ctx context.Context, p *pgtest.Pair) error {
 	if err := p.Provider.Exec(ctx, table+"; INSERT INTO demo_origins VALUES (1, 'a'), (2, 'b'), (3, 'c') ON CONFLICT DO NOTHING"); err != nil {
 		return err
 	}
-	var inSet bool
-	if err := p.Provider.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pglogical.replication_set_table WHERE set_reloid = 'demo_origins'::regclass)", []any{&inSet}); err != nil {
-		return err
-	}
-	copyIt := "SELECT pglogical.replication_set_add_table('set_0', 'demo_origins', true)"
-	on := p.Provider
-	if inSet {
-		// Run again: copy it again (pglogical empties it first).
-		copyIt, on = "SELECT pglogical.alter_subscription_resynchronize_table('sub_0', 'demo_origins')", p.Subscriber
-	}
-	if err := on.Exec(ctx, copyIt); err != nil {
+	if err := copyIntoSet(ctx, p, "demo_origins"); err != nil {
 		return err
 	}
 	fmt.Printf("the subscriber runs with max_replication_slots = %d now, every replication origin state held (its subscriptions'); demo_origins, 3 rows on the provider, joined sub_0's set with its copy: "+
@@ -50,6 +40,20 @@ func exhaustOrigins(ctx context.Context, p *pgtest.Pair) error {
 		"origin_slots_exhausted at once, and bin/pglmon repair --config %s --subscription sub_0 prints the way out; bin/pglmon-demo fix origins takes it (raises the setting: a restart), and pglogical copies the table by itself\n",
 		held, filepath.Join(dir, "pglmon.yaml"))
 	return nil
+}
+
+// copyIntoSet adds table (public, a lower-case name) to set_0 with its
+// copy, or, already there (a breakage run again), has sub_0 copy it again
+// (pglogical empties it first).
+func copyIntoSet(ctx context.Context, p *pgtest.Pair, table string) error {
+	var inSet bool
+	if err := p.Provider.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pglogical.replication_set_table WHERE set_reloid = $1::regclass)", []any{&inSet}, table); err != nil {
+		return err
+	}
+	if inSet {
+		return p.Subscriber.Exec(ctx, "SELECT pglogical.alter_subscription_resynchronize_table('sub_0', $1::regclass)", table)
+	}
+	return p.Provider.Exec(ctx, "SELECT pglogical.replication_set_add_table('set_0', $1::regclass, true)", table)
 }
 
 // fixOrigins puts max_replication_slots back to the demo's and restarts the
