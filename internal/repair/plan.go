@@ -154,6 +154,21 @@ func RewindOriginPlan(s diagnose.Subscription, lsn string, done bool) Plan {
 	return p
 }
 
+// skipSteps is how to skip the transaction whose commit record is at lsn,
+// by hand and through pglmon: an apply_error's way out when its change
+// cannot be made to apply.
+func skipSteps(s diagnose.Subscription, lsn string) string {
+	return fmt.Sprintf(`    The error's CONTEXT names its commit record ("in commit before %[1]s"); the provider
+    streams from the replication origin's position on, so move it just past that:
+      -- on subscriber %[2]s
+      SELECT pglogical.alter_subscription_disable(%[3]s, true);
+      SELECT pg_replication_origin_advance(%[4]s, %[5]s::pg_lsn + 1);
+      SELECT pglogical.alter_subscription_enable(%[3]s, true);
+    which pglmon runs (with its lock, checks and audit) when asked:
+      pglmon repair --config FILE --subscription %[6]s --remedy skip-transaction --lsn %[1]s`,
+		lsn, s.Subscriber, pgident.Literal(s.Name), pgident.Literal(s.SlotName), pgident.Literal(lsn), shellword.Quote(s.Name))
+}
+
 // CommitLSN is the LSN of the commit an apply_error's transaction fails
 // in, read from its message ("" when not there).
 func CommitLSN(f diagnose.Finding) string {
@@ -431,22 +446,37 @@ and compare again: pglmon verify --config FILE --subscription %[5]s --table %[6]
 		if lsn == "" {
 			lsn = "<LSN>"
 		}
-		fmt.Fprintf(&b, `%[4]s.
+		if strings.Contains(f.Message, "through pglogical.replicate_ddl_command") {
+			fmt.Fprintf(&b, `%[3]s.
+pglogical runs DDL queued on the provider (pglogical.replicate_ddl_command, replication set
+ddl_sql) on each subscriber, in the transaction that queued it, and runs it again at every start
+of the apply worker (5 s after a failure, then every 180 s while it fails at once): the
+subscription stays down until that statement succeeds on subscriber %[2]s. Choose:
+ a) make the statement succeed there: create what it needs that only provider %[1]s has (the
+    table or column it changes, as the provider had it), or take away what is in its way; then
+    start the apply worker now rather than within 180 s:
+      pglmon repair --config FILE --subscription %[4]s --remedy restart
+ b) the subscriber has the change already (the statement was run there by hand too), or must
+    not have it: skip the transaction that queued it. Whatever else that transaction wrote on
+    the provider (replicate_ddl_command called inside a larger transaction) is skipped with it.
+%[5]s
+    then compare the definitions (pglmon status --config FILE --subscription %[4]s says where
+    they differ) and the data: pglmon verify --config FILE --subscription %[4]s
+Queue DDL that every subscriber of ddl_sql can run as the provider did: names with their schema,
+on objects each of them has.`, s.Provider, s.Subscriber, f.Message, sh(s.Name), skipSteps(s, lsn))
+			break
+		}
+		fmt.Fprintf(&b, `%[3]s.
 pglogical applies the provider's transactions in commit order and retries the failing one at
 every start, so the subscription stays down until that change can be applied. Choose:
  a) make the change applicable on subscriber %[2]s: fix what the error names (a constraint only
-    the subscriber has, a row in the way of another unique index, a column too narrow), then:
-      pglmon repair --config FILE --subscription %[5]s --remedy restart
+    the subscriber has, a row in the way of another unique index, a column too narrow, a trigger
+    of the subscriber's that fires on replicated rows, set ENABLE ALWAYS or ENABLE REPLICA), then:
+      pglmon repair --config FILE --subscription %[4]s --remedy restart
  b) skip that transaction: its changes never reach the subscriber (compare and copy the rows
-    afterwards). The error's CONTEXT names its commit record ("in commit before %[6]s"); the
-    provider streams from the replication origin's position on, so move it just past that:
-      -- on subscriber %[2]s
-      SELECT pglogical.alter_subscription_disable(%[3]s, true);
-      SELECT pg_replication_origin_advance(%[7]s, %[8]s::pg_lsn + 1);
-      SELECT pglogical.alter_subscription_enable(%[3]s, true);
-    which pglmon runs (with its lock, checks and audit) when asked:
-      pglmon repair --config FILE --subscription %[5]s --remedy skip-transaction --lsn %[6]s
-    then: pglmon verify --config FILE --subscription %[5]s`, s.Provider, s.Subscriber, q(s.Name), f.Message, sh(s.Name), lsn, q(s.SlotName), q(lsn))
+    afterwards).
+%[5]s
+    then: pglmon verify --config FILE --subscription %[4]s`, s.Provider, s.Subscriber, f.Message, sh(s.Name), skipSteps(s, lsn))
 	case diagnose.CodeApplyBlocked:
 		pids := "<pid>"
 		if w := s.LockWait; w != nil {

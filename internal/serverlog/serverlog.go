@@ -109,7 +109,19 @@ func WorkerErrors(text string) Errors {
 	pending := map[string]WorkerError{} // pid -> its last error so far
 	exited := map[string]int{}          // pid -> its entry in out
 	var out Errors
+	contextOf := "" // the pid whose CONTEXT the line before ended
 	for line := range strings.SplitSeq(text, "\n") {
+		// A message's further lines start with a tab: a CONTEXT's next
+		// level (queued SQL: the transaction it runs in, with its commit),
+		// or the rest of a statement it quotes.
+		if strings.HasPrefix(line, "\t") {
+			if we, ok := pending[contextOf]; ok && contextOf != "" && len(we.Context) < maxContext {
+				we.Context = hidePasswords(we.Context + " " + strings.TrimSpace(line))
+				pending[contextOf] = we
+			}
+			continue
+		}
+		contextOf = ""
 		prefix, level, msg, ok := splitLine(line)
 		if !ok {
 			continue
@@ -146,12 +158,44 @@ func WorkerErrors(text string) Errors {
 			pending[pid] = WorkerError{PID: pid, Prefix: strings.TrimSpace(prefix), Error: level + ": " + msg}
 		case "CONTEXT": // not DETAIL: it may quote row values
 			if we, ok := pending[pid]; ok && we.Context == "" {
-				we.Context = level + ": " + msg
+				we.Context = hidePasswords(level + ": " + msg)
 				pending[pid] = we
+				contextOf = pid
 			}
 		}
 	}
 	return out
+}
+
+// maxContext bounds what further lines add to an error's CONTEXT (a long
+// queued statement).
+const maxContext = 2000
+
+// passwordRE finds a password given as a literal in a statement a CONTEXT
+// quotes (CREATE ROLE ... PASSWORD '...', a user mapping's password '...'):
+// DDL queued through pglogical.replicate_ddl_command may hold one.
+var passwordRE = regexp.MustCompile(`(?i)(\bpassword\s*(?:=\s*)?)'(?:[^']|'')*'`)
+
+// hidePasswords replaces the password literals in s.
+func hidePasswords(s string) string {
+	if !strings.Contains(strings.ToLower(s), "password") {
+		return s
+	}
+	return passwordRE.ReplaceAllString(s, "$1'(hidden)'")
+}
+
+// queuedSQLRE finds, in an apply worker's CONTEXT, the statement of DDL
+// queued on the provider through pglogical.replicate_ddl_command, up to
+// the next context level (the transaction it runs in).
+var queuedSQLRE = regexp.MustCompile(`during execution of queued SQL statement: (.*?)(?:\s+apply QUEUED_SQL |$)`)
+
+// QueuedSQL is the queued DDL statement the worker failed to run ("" when
+// its error came from anything else).
+func (w WorkerError) QueuedSQL() string {
+	if m := queuedSQLRE.FindStringSubmatch(w.Context); m != nil {
+		return m[1]
+	}
+	return ""
 }
 
 // String is the error as one line.
@@ -255,9 +299,33 @@ var permanentRE = regexp.MustCompile(`violates (check|not-null|foreign key|uniqu
 	`invalid input value for enum|could not find REPLICA IDENTITY index|` +
 	`cannot truncate a table referenced in a foreign key constraint|permission denied for|null value in column`)
 
+// transientRE matches errors that may pass by themselves: a lock, a
+// timeout, a conflict with another session, a resource running short.
+var transientRE = regexp.MustCompile(`lock timeout|statement timeout|deadlock detected|could not obtain lock|could not serialize|` +
+	`canceling statement|terminating connection|out of memory|out of shared memory|No space left|could not extend file|` +
+	`could not receive data|server closed the connection`)
+
 // Permanent reports whether restarting the subscription cannot help: the
-// worker would apply the same change and fail the same way.
-func (w WorkerError) Permanent() bool { return permanentRE.MatchString(w.Error) }
+// worker would apply the same change and fail the same way. A queued DDL
+// statement the subscriber refuses is run again as it is at each start
+// (measured with pglogical 2.4.2: "relation ... does not exist" for a
+// table only the provider has; the manager starts the worker again 5 s
+// after a failure, then every 180 s while it fails at once), whatever the
+// error, unless it may pass by itself.
+// A function of the subscriber's that raises the error (a trigger that
+// fires on replicated rows: ENABLE ALWAYS or ENABLE REPLICA) is run again
+// on the same row at each start the same way.
+func (w WorkerError) Permanent() bool {
+	if (w.QueuedSQL() != "" || functionRE.MatchString(w.Context)) && !transientRE.MatchString(w.Error) {
+		return true
+	}
+	return permanentRE.MatchString(w.Error)
+}
+
+// functionRE finds a function in an error's CONTEXT: PostgreSQL's
+// "PL/pgSQL function no_77() line 4 at RAISE", "SQL function ...", and
+// the other procedural languages' own.
+var functionRE = regexp.MustCompile(`^CONTEXT:\s+(PL/\w+|SQL) function `)
 
 // LockTimeout reports whether the worker gave up waiting for a lock:
 // lock_timeout reaches pglogical's workers when set for the database, for
@@ -324,8 +392,12 @@ func Annotate(r *diagnose.Report, subscriber, file string, errs Errors) {
 				break
 			}
 			if f.Code == diagnose.CodeStuckDown && we.Permanent() {
-				*f = diagnose.Finding{Code: diagnose.CodeApplyError, Severity: diagnose.Critical, Human: true,
-					Message: fmt.Sprintf("subscription %s is down: its apply worker fails on a change the subscriber refuses, and restarting replays the same change; the last error in the subscriber's log (%s): %s", s.Name, file, we)}
+				msg := fmt.Sprintf("subscription %s is down: its apply worker fails on a change the subscriber refuses, and restarting replays the same change; the last error in the subscriber's log (%s): %s", s.Name, file, we)
+				if stmt := we.QueuedSQL(); stmt != "" {
+					msg = fmt.Sprintf("subscription %s is down: its apply worker fails to run DDL queued on provider %s through pglogical.replicate_ddl_command (%s), which subscriber %s refuses, and restarting runs the same statement again; nothing committed on %s after it is applied until the statement succeeds there or its transaction is skipped; the last error in the subscriber's log (%s): %s",
+						s.Name, orUnknown(s.Provider), stmt, s.Subscriber, orUnknown(s.Provider), file, we)
+				}
+				*f = diagnose.Finding{Code: diagnose.CodeApplyError, Severity: diagnose.Critical, Human: true, Message: msg}
 				break
 			}
 			f.Message = strings.TrimSuffix(f.Message, ".") + "; the last error of its apply worker in the subscriber's log (" + file + "): " + we.String()

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pglmon/pglmon/internal/pgtest"
+)
+
+// DDL queued on the provider through pglogical.replicate_ddl_command that
+// the subscriber refuses (here a role made there by hand already): pglogical
+// 2.4.2 runs the statement again at each start of the apply worker, so the
+// subscription stays down for ever and a restart cannot help. status says
+// apply_error (for a person, exit 2) naming the statement, with its
+// password hidden; repair's plan is the DDL one, and its skip, run by
+// pglmon, gets the subscription replicating, with the row written after
+// the DDL arriving. The password is nowhere in what pglmon wrote.
+func TestQueuedDDLTheSubscriberRefuses(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 3, Own: true, SubscriberConf: pgtest.LogCollector})
+	p.MustConverge(t, 30*time.Second)
+	const password = "Sekrit-42"
+	for _, step := range []struct {
+		db  pgtest.DB
+		sql string
+	}{
+		{p.Subscriber, "SELECT pglogical.alter_subscription_add_replication_set('" + p.Sub() + "', 'ddl_sql')"},
+	} {
+		if err := step.db.Exec(ctx, step.sql); err != nil {
+			t.Fatalf("%s: %v", step.sql, err)
+		}
+	}
+	// Adding the set restarts the apply worker, which pglogical's manager
+	// may start only at its next round.
+	p.MustStream(t, 3*time.Minute)
+	for _, step := range []struct {
+		db  pgtest.DB
+		sql string
+	}{
+		{p.Subscriber, "CREATE ROLE app_ro"},
+		{p.Provider, "SELECT pglogical.replicate_ddl_command($$CREATE ROLE app_ro LOGIN\n  PASSWORD '" + password + "'$$, '{ddl_sql}')"},
+		{p.Provider, "INSERT INTO items_0 VALUES (21, 'after the DDL', 1)"},
+	} {
+		if err := step.db.Exec(ctx, step.sql); err != nil {
+			t.Fatalf("%s: %v", step.sql, err)
+		}
+	}
+	cfg := writeConfig(t, p, "")
+	var msg, last, said string
+	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
+		code, out, errOut := pglmon(t, "status", "--config", cfg, "--output", "json", "--subscription", p.Sub())
+		said += out + errOut
+		var s statusJSON
+		if json.Unmarshal([]byte(out), &s) != nil || len(s.Subscriptions) != 1 || len(s.Subscriptions[0].Findings) != 1 {
+			return false
+		}
+		f := s.Subscriptions[0].Findings[0]
+		last = f.Code + ": " + f.Message
+		if code == 2 && f.Code == "apply_error" && f.Severity == "critical" && f.Remedy == "" {
+			msg = f.Message
+		}
+		return msg != ""
+	}); err != nil {
+		t.Fatalf("no apply_error; last finding: %s", last)
+	}
+	for _, want := range []string{
+		"its apply worker fails to run DDL queued on provider provider through pglogical.replicate_ddl_command (CREATE ROLE app_ro LOGIN PASSWORD '(hidden)'), which subscriber subscriber refuses",
+		`ERROR: role "app_ro" already exists`, "apply QUEUED_SQL in commit before "} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("message lacks %q: %s", want, msg)
+		}
+	}
+	_, text, _ := pglmon(t, "status", "--config", cfg)
+	code, plan, errOut := pglmon(t, "repair", "--config", cfg, "--subscription", p.Sub())
+	said += text + plan + errOut
+	m := regexp.MustCompile(`--remedy skip-transaction --lsn ([0-9A-F]+/[0-9A-F]+)`).FindStringSubmatch(plan)
+	if code != 1 || m == nil || !strings.Contains(plan, "pglogical runs DDL queued on the provider") || !strings.Contains(plan, "the subscriber has the change already") {
+		t.Fatalf("repair's plan: exit %d\n%s\n%s", code, plan, errOut)
+	}
+	code, out, errOut := pglmon(t, "repair", "--config", cfg, "--subscription", p.Sub(), "--remedy", "skip-transaction", "--lsn", m[1], "--yes")
+	said += out + errOut
+	if code != 0 || !strings.Contains(out, "Repaired: "+p.Sub()+" is replicating") {
+		t.Fatalf("skip-transaction: exit %d\n%s\n%s", code, out, errOut)
+	}
+	var n int
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		return p.Subscriber.QueryRow(ctx, "SELECT count(*) FROM items_0 WHERE id = 21", []any{&n}) == nil && n == 1
+	}); err != nil {
+		t.Fatalf("the row written after the DDL never arrived: %v", err)
+	}
+	if code, s := status(t, cfg, "--subscription", p.Sub()); code != 0 {
+		t.Errorf("after the skip: exit %d: %+v", code, s)
+	}
+	audit, err := os.ReadFile(filepath.Join(filepath.Dir(cfg), "audit.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(said+string(audit), password) {
+		t.Errorf("the password is in pglmon's output or audit log")
+	}
+}
+
+// A trigger of the subscriber's own that fires on replicated rows (ENABLE
+// ALWAYS, as audit triggers are set) and refuses one: pglogical 2.4.2 runs
+// the same change, and the trigger, at each start, so the subscription
+// stays down. status says apply_error naming the function and the commit
+// the skip needs (the CONTEXT's second line).
+func TestATriggerOfTheSubscriberRefusesARow(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 3, Own: true, SubscriberConf: pgtest.LogCollector})
+	p.MustConverge(t, 30*time.Second)
+	for _, step := range []struct {
+		db  pgtest.DB
+		sql string
+	}{
+		{p.Subscriber, `CREATE FUNCTION no_77() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF NEW.n = 77 THEN
+		RAISE EXCEPTION 'n 77 is not taken here';
+	END IF;
+	RETURN NEW;
+END $$`},
+		{p.Subscriber, "CREATE TRIGGER no_77 BEFORE INSERT ON items_0 FOR EACH ROW EXECUTE FUNCTION no_77()"},
+		{p.Subscriber, "ALTER TABLE items_0 ENABLE ALWAYS TRIGGER no_77"},
+		{p.Provider, "INSERT INTO items_0 VALUES (31, 'refused', 77)"},
+	} {
+		if err := step.db.Exec(ctx, step.sql); err != nil {
+			t.Fatalf("%s: %v", step.sql, err)
+		}
+	}
+	cfg := writeConfig(t, p, "")
+	var msg, last string
+	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
+		code, out, _ := pglmon(t, "status", "--config", cfg, "--output", "json", "--subscription", p.Sub())
+		var s statusJSON
+		if json.Unmarshal([]byte(out), &s) != nil || len(s.Subscriptions) != 1 || len(s.Subscriptions[0].Findings) != 1 {
+			return false
+		}
+		f := s.Subscriptions[0].Findings[0]
+		last = f.Code + ": " + f.Message
+		if code == 2 && f.Code == "apply_error" {
+			msg = f.Message
+		}
+		return msg != ""
+	}); err != nil {
+		t.Fatalf("no apply_error; last finding: %s", last)
+	}
+	for _, want := range []string{"ERROR: n 77 is not taken here", "PL/pgSQL function no_77() line", "in commit before "} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("message lacks %q: %s", want, msg)
+		}
+	}
+	lsn := regexp.MustCompile(`in commit before ([0-9A-F]+/[0-9A-F]+)`).FindStringSubmatch(msg)
+	code, plan, errOut := pglmon(t, "repair", "--config", cfg, "--subscription", p.Sub())
+	if code != 1 || lsn == nil || !strings.Contains(plan, "--remedy skip-transaction --lsn "+lsn[1]) || !strings.Contains(plan, "a trigger\n    of the subscriber's") {
+		t.Errorf("repair's plan: exit %d\n%s\n%s", code, plan, errOut)
+	}
+}
