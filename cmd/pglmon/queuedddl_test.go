@@ -164,3 +164,85 @@ END $$`},
 		t.Errorf("repair's plan: exit %d\n%s\n%s", code, plan, errOut)
 	}
 }
+
+// pglogical.conflict_resolution = error on the subscriber, and a row
+// written there whose key the provider then inserts: pglogical 2.4.2 stops
+// the apply worker ("cannot apply conflicting row") and applies the same
+// change again at each start. status says apply_error; repair's plan gives
+// the provider's query for the rows the transaction wrote (by its xid),
+// which finds the provider's row; with the subscriber's row deleted, the
+// restart it names gets the provider's row applied.
+func TestAConflictStopsApplyUnderResolutionError(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 3, Own: true, SubscriberConf: pgtest.LogCollector})
+	p.MustConverge(t, 30*time.Second)
+	for _, step := range []struct {
+		db  pgtest.DB
+		sql string
+	}{
+		{p.Subscriber, "ALTER SYSTEM SET pglogical.conflict_resolution = 'error'"},
+		{p.Subscriber, "SELECT pg_reload_conf()"},
+		// The apply worker reads the setting when it starts.
+		{p.Subscriber, "SELECT pglogical.alter_subscription_disable('" + p.Sub() + "', true)"},
+		{p.Subscriber, "SELECT pglogical.alter_subscription_enable('" + p.Sub() + "', true)"},
+	} {
+		if err := step.db.Exec(ctx, step.sql); err != nil {
+			t.Fatalf("%s: %v", step.sql, err)
+		}
+	}
+	p.MustStream(t, 3*time.Minute)
+	if err := p.Subscriber.Exec(ctx, "INSERT INTO items_0 VALUES (41, 'written on the subscriber', 1)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Provider.Exec(ctx, "INSERT INTO items_0 VALUES (41, 'the provider''s', 2)"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, p, "")
+	var msg, last string
+	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
+		code, out, _ := pglmon(t, "status", "--config", cfg, "--output", "json", "--subscription", p.Sub())
+		var s statusJSON
+		if json.Unmarshal([]byte(out), &s) != nil || len(s.Subscriptions) != 1 || len(s.Subscriptions[0].Findings) != 1 {
+			return false
+		}
+		f := s.Subscriptions[0].Findings[0]
+		last = f.Code + ": " + f.Message
+		if code == 2 && f.Code == "apply_error" {
+			msg = f.Message
+		}
+		return msg != ""
+	}); err != nil {
+		t.Fatalf("no apply_error; last finding: %s", last)
+	}
+	if !strings.Contains(msg, "pglogical.conflict_resolution is error on subscriber subscriber") || !strings.Contains(msg, "ERROR: cannot apply conflicting row") {
+		t.Errorf("message: %s", msg)
+	}
+	code, plan, errOut := pglmon(t, "repair", "--config", cfg, "--subscription", p.Sub())
+	m := regexp.MustCompile(`SELECT \* FROM public\.items_0 WHERE xmin = '(\d+)'::xid;`).FindStringSubmatch(plan)
+	if code != 1 || m == nil || !strings.Contains(plan, "--remedy skip-transaction --lsn ") {
+		t.Fatalf("repair's plan: exit %d\n%s\n%s", code, plan, errOut)
+	}
+	// The query, run as printed, finds the provider's row.
+	var ids []int64
+	rows, err := p.Provider.Cluster.Connect(ctx, p.Provider.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close(ctx)
+	if err := rows.QueryRow(ctx, "SELECT array_agg(id) FROM public.items_0 WHERE xmin = '"+m[1]+"'::xid").Scan(&ids); err != nil || len(ids) != 1 || ids[0] != 41 {
+		t.Fatalf("the plan's query on the provider: %v, %v", ids, err)
+	}
+	if err := p.Subscriber.Exec(ctx, "DELETE FROM items_0 WHERE id = 41"); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := pglmon(t, "repair", "--config", cfg, "--subscription", p.Sub(), "--remedy", "restart", "--yes"); code != 0 {
+		t.Fatalf("restart: exit %d\n%s\n%s", code, out, errOut)
+	}
+	var val string
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		return p.Subscriber.QueryRow(ctx, "SELECT coalesce((SELECT val FROM items_0 WHERE id = 41), '')", []any{&val}) == nil && val == "the provider's"
+	}); err != nil {
+		t.Fatalf("row 41 on the subscriber: %q (%v)", val, err)
+	}
+}

@@ -169,6 +169,28 @@ func skipSteps(s diagnose.Subscription, lsn string) string {
 		lsn, s.Subscriber, pgident.Literal(s.Name), pgident.Literal(s.SlotName), pgident.Literal(lsn), shellword.Quote(s.Name))
 }
 
+// applyContextRE reads an apply error's CONTEXT: the operation, the table
+// and the provider's transaction id.
+var applyContextRE = regexp.MustCompile(`apply (INSERT|UPDATE) from remote relation (\S+) in commit before [0-9A-F]+/[0-9A-F]+, xid (\d+) `)
+
+// conflictRows says which rows of the subscriber to take out of the way
+// of an INSERT or UPDATE that stopped at a conflict: those with the keys of
+// the rows its transaction (the CONTEXT's xid, the provider's) wrote, which
+// the provider finds by their xmin while no later transaction changed them.
+func conflictRows(f diagnose.Finding, provider, subscriber string) string {
+	m := applyContextRE.FindStringSubmatch(f.Message)
+	if m == nil {
+		return fmt.Sprintf(`on subscriber %s, delete or correct the rows with the keys
+    the provider's change writes (keep what you need of them first)`, subscriber)
+	}
+	return fmt.Sprintf(`the provider's transaction (xid %[3]s) wrote these
+    rows of %[2]s, while no later transaction changed them:
+      -- on provider %[1]s
+      SELECT * FROM %[2]s WHERE xmin = '%[3]s'::xid;
+    on subscriber %[4]s, delete or correct the rows with the same keys (keep what you need of
+    them first)`, provider, pgident.RegclassOf(m[2]), m[3], subscriber)
+}
+
 // CommitLSN is the LSN of the commit an apply_error's transaction fails
 // in, read from its message ("" when not there).
 func CommitLSN(f diagnose.Finding) string {
@@ -445,6 +467,24 @@ and compare again: pglmon verify --config FILE --subscription %[5]s --table %[6]
 		lsn := CommitLSN(f)
 		if lsn == "" {
 			lsn = "<LSN>"
+		}
+		if strings.Contains(f.Message, "pglogical.conflict_resolution is error") {
+			fmt.Fprintf(&b, `%[3]s.
+With pglogical.conflict_resolution = error, pglogical stops at a conflict instead of resolving
+it, and applies the same change again at every start of the apply worker (5 s after a failure,
+then every 180 s). Choose:
+ a) take the subscriber's rows out of the way: %[5]s, then:
+      pglmon repair --config FILE --subscription %[4]s --remedy restart
+ b) skip that transaction: its changes never reach the subscriber.
+%[6]s
+    then: pglmon verify --config FILE --subscription %[4]s
+ c) let pglogical resolve conflicts by itself: set pglogical.conflict_resolution on subscriber
+    %[2]s to apply_remote (the provider's row wins; each resolution is logged, and the daemon
+    counts them: apply_conflicts) in postgresql.conf or its RDS parameter group, reload, and
+    restart as in a); then verify the tables.
+A conflict comes from rows written on the subscriber to a replicated table: find what writes
+there.`, s.Provider, s.Subscriber, f.Message, sh(s.Name), conflictRows(f, s.Provider, s.Subscriber), skipSteps(s, lsn))
+			break
 		}
 		if strings.Contains(f.Message, "through pglogical.replicate_ddl_command") {
 			fmt.Fprintf(&b, `%[3]s.

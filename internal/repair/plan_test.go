@@ -223,3 +223,33 @@ func TestProviderRewoundPlan(t *testing.T) {
 		t.Errorf("heartbeats_lost's plan with siblings:\n%s", beats)
 	}
 }
+
+// apply_error's plan for DDL queued through pglogical and for a conflict
+// under pglogical.conflict_resolution = error: their own way out first,
+// the skip of the transaction named in the CONTEXT after.
+func TestApplyErrorPlans(t *testing.T) {
+	s := diagnose.Subscription{Name: "sub_0", Subscriber: "sub", Provider: "prov", SlotName: "pgl_db_prov_sub_0"}
+	ctx := " (CONTEXT: apply INSERT from remote relation public.Items in commit before 0/1A429B0, xid 732 committed at 2026-12-07 20:45:34.99+00 (action #2) from node replorigin 1)"
+	for name, tc := range map[string]struct {
+		message string
+		want    []string
+	}{
+		"ddl": {"subscription sub_0 is down: its apply worker fails to run DDL queued on provider prov through pglogical.replicate_ddl_command (ALTER TABLE t ADD c int), which subscriber sub refuses" + ctx,
+			[]string{"pglogical runs DDL queued on the provider", "create what it needs that only provider prov has", "the subscriber has the change already",
+				"--remedy skip-transaction --lsn 0/1A429B0", "--remedy restart"}},
+		"conflict": {"subscription sub_0 is down: pglogical.conflict_resolution is error on subscriber sub, so ... ERROR: cannot apply conflicting row" + ctx,
+			[]string{"the provider's transaction (xid 732) wrote these\n    rows of public.\"Items\"", `SELECT * FROM public."Items" WHERE xmin = '732'::xid;`,
+				"on subscriber sub, delete or correct the rows with the same keys", "--remedy skip-transaction --lsn 0/1A429B0", "to apply_remote"}},
+		"conflict, no context": {"subscription sub_0 is down: pglogical.conflict_resolution is error on subscriber sub, so ... ERROR: cannot apply conflicting row",
+			[]string{"on subscriber sub, delete or correct the rows with the keys\n    the provider's change writes", "--remedy skip-transaction --lsn <LSN>"}},
+		"a row refused": {"subscription sub_0 is down: its apply worker fails on a change the subscriber refuses" + ctx,
+			[]string{"make the change applicable on subscriber sub", "a trigger\n    of the subscriber's", "--remedy skip-transaction --lsn 0/1A429B0"}},
+	} {
+		p := HumanPlan(diagnose.Finding{Code: diagnose.CodeApplyError, Message: tc.message, Human: true}, s)
+		for _, want := range tc.want {
+			if !strings.Contains(p.Text, want) {
+				t.Errorf("%s: plan lacks %q:\n%s", name, want, p.Text)
+			}
+		}
+	}
+}

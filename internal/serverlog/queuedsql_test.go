@@ -77,6 +77,23 @@ func TestATriggerRefusingARowIsPermanent(t *testing.T) {
 	}
 }
 
+// pglogical.conflict_resolution = error: a conflict stops the worker
+// with no CONFLICT line (pglogical 2.4.2's, measured on the demo).
+func TestAConflictStopUnderResolutionError(t *testing.T) {
+	text := strings.NewReplacer(`relation "public.only_prov" does not exist`, "cannot apply conflicting row",
+		"during execution of queued SQL statement: ALTER TABLE public.only_prov ADD COLUMN w text\n\tapply QUEUED_SQL in commit",
+		"apply INSERT from remote relation public.items_0 in commit").Replace(queuedSQLLog)
+	r := &diagnose.Report{Subscriptions: []diagnose.Subscription{{Name: "sub_0", Subscriber: "subscriber", Provider: "provider", Status: probe.StatusDown, Health: diagnose.Critical,
+		Findings: []diagnose.Finding{{Code: diagnose.CodeStuckDown, Severity: diagnose.Critical, Remedy: diagnose.RemedyRestart, Message: "down."}}}}}
+	Annotate(r, "subscriber", "server.log", WorkerErrors(text))
+	f := r.Subscriptions[0].Findings[0]
+	if f.Code != diagnose.CodeApplyError || f.Remedy != "" || !f.Human ||
+		!strings.Contains(f.Message, "pglogical.conflict_resolution is error on subscriber subscriber") ||
+		!strings.Contains(f.Message, "ERROR: cannot apply conflicting row (CONTEXT: apply INSERT from remote relation public.items_0 in commit before 0/1A475C0") {
+		t.Errorf("%+v", f)
+	}
+}
+
 func TestHidePasswords(t *testing.T) {
 	for in, want := range map[string]string{
 		"ALTER ROLE a PASSWORD 'x''y' VALID UNTIL 'infinity'":                 "ALTER ROLE a PASSWORD '(hidden)' VALID UNTIL 'infinity'",

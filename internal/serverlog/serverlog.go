@@ -297,7 +297,8 @@ var permanentRE = regexp.MustCompile(`violates (check|not-null|foreign key|uniqu
 	`incorrect binary data format|insufficient data left in message|unsupported jsonb version number|` +
 	`binary data has array element type|invalid byte sequence for encoding|numeric field overflow|` +
 	`invalid input value for enum|could not find REPLICA IDENTITY index|` +
-	`cannot truncate a table referenced in a foreign key constraint|permission denied for|null value in column`)
+	`cannot truncate a table referenced in a foreign key constraint|permission denied for|null value in column|` +
+	`cannot apply conflicting row`)
 
 // transientRE matches errors that may pass by themselves: a lock, a
 // timeout, a conflict with another session, a resource running short.
@@ -320,6 +321,15 @@ func (w WorkerError) Permanent() bool {
 		return true
 	}
 	return permanentRE.MatchString(w.Error)
+}
+
+// ConflictStop reports whether the worker stopped at a conflict because
+// pglogical.conflict_resolution is error on the subscriber (measured with
+// pglogical 2.4.2: "cannot apply conflicting row", for an INSERT of a key
+// a row written on the subscriber held, with no CONFLICT line logged;
+// retried 5 s later, then every 180 s).
+func (w WorkerError) ConflictStop() bool {
+	return strings.Contains(w.Error, "cannot apply conflicting row")
 }
 
 // functionRE finds a function in an error's CONTEXT: PostgreSQL's
@@ -393,6 +403,10 @@ func Annotate(r *diagnose.Report, subscriber, file string, errs Errors) {
 			}
 			if f.Code == diagnose.CodeStuckDown && we.Permanent() {
 				msg := fmt.Sprintf("subscription %s is down: its apply worker fails on a change the subscriber refuses, and restarting replays the same change; the last error in the subscriber's log (%s): %s", s.Name, file, we)
+				if we.ConflictStop() {
+					msg = fmt.Sprintf("subscription %s is down: pglogical.conflict_resolution is error on subscriber %s, so a change from provider %s that conflicts with a row the subscriber holds (an INSERT of a key it has already, a row written there) stops its apply worker instead of being resolved, and restarting replays the same change; the last error in the subscriber's log (%s): %s",
+						s.Name, s.Subscriber, orUnknown(s.Provider), file, we)
+				}
 				if stmt := we.QueuedSQL(); stmt != "" {
 					msg = fmt.Sprintf("subscription %s is down: its apply worker fails to run DDL queued on provider %s through pglogical.replicate_ddl_command (%s), which subscriber %s refuses, and restarting runs the same statement again; nothing committed on %s after it is applied until the statement succeeds there or its transaction is skipped; the last error in the subscriber's log (%s): %s",
 						s.Name, orUnknown(s.Provider), stmt, s.Subscriber, orUnknown(s.Provider), file, we)
