@@ -25,7 +25,8 @@ const conflictWindow = time.Hour
 // logtail: the RDS API, or SQL on a self-managed server) once a minute
 // (Options.LogEvery), and at once when one of its subscriptions has gone
 // down since the last read or a table copy started or ended there
-// (probe.Snapshot.SyncStates). From it:
+// (probe.Snapshot.SyncStates; at most twice in copyReadGap while copies
+// keep starting and ending: logDue). From it:
 //   - the apply worker's last error goes into a down subscription's
 //     finding: why it is down is written there and nowhere in the catalogs;
 //   - the conflicts pglogical resolved by itself are counted (each can leave
@@ -67,7 +68,10 @@ type logWatcher struct {
 	// syncSeen is each node's probe.Snapshot.SyncStates when its log was
 	// last read: a change since means a copy started or ended.
 	syncSeen map[string]string
-	running  bool
+	// copyReads are the last two times a change of a node's table
+	// copies' states had its log read, older first (logDue).
+	copyReads map[string][2]time.Time
+	running   bool
 	// state is the file the copies are kept in ("": not kept); dirty when
 	// they changed since they were last kept.
 	state   string
@@ -204,7 +208,7 @@ func (w *logWatcher) maybeRun(ctx context.Context, d *Daemon, snaps []probe.Snap
 		return
 	}
 	if w.last == nil {
-		w.last, w.syncSeen = map[string]time.Time{}, map[string]string{}
+		w.last, w.syncSeen, w.copyReads = map[string]time.Time{}, map[string]string{}, map[string][2]time.Time{}
 	}
 	syncStates := map[string]string{}
 	for _, s := range snaps {
@@ -230,10 +234,14 @@ func (w *logWatcher) maybeRun(ctx context.Context, d *Daemon, snaps []probe.Snap
 		if !known {
 			w.syncSeen[n.Name] = states
 		}
-		if time.Since(last) < d.logEvery() && !wentDown && !copied {
+		now := time.Now()
+		if !logDue(now, last, w.copyReads[n.Name], d.logEvery(), wentDown, copied) {
 			continue
 		}
-		w.last[n.Name], w.syncSeen[n.Name], added[n.Name] = time.Now(), states, true
+		if copied {
+			w.copyReads[n.Name] = [2]time.Time{w.copyReads[n.Name][1], now}
+		}
+		w.last[n.Name], w.syncSeen[n.Name], added[n.Name] = now, states, true
 		due = append(due, n)
 	}
 	// A node where a statement waits for a ProcSignalBarrier: its log names
@@ -263,6 +271,22 @@ func (w *logWatcher) maybeRun(ctx context.Context, d *Daemon, snaps []probe.Snap
 	}
 	w.running = true
 	wg.Go(func() { w.run(ctx, d, cfg, due) })
+}
+
+// copyReadGap bounds the reads of a node's log that changes of its table
+// copies' states ask for: two within copyReadGap at most, so that a copy's
+// start and its end are read at once. A copy that fails at each try
+// changes them at every probe, for as long as its cause lasts (hours), and
+// each read is a 512 KiB tail through SQL, or up to 2,000 lines through
+// the RDS API, whose calls are throttled.
+const copyReadGap = 30 * time.Second
+
+// logDue says whether a node's log is read at now, last read at last: its
+// interval (every) has passed, one of its subscriptions went down since,
+// or its table copies' states changed since and the older of the last two
+// reads for such a change (copyReads, older first) is copyReadGap old.
+func logDue(now, last time.Time, copyReads [2]time.Time, every time.Duration, wentDown, copied bool) bool {
+	return now.Sub(last) >= every || wentDown || (copied && now.Sub(copyReads[0]) >= copyReadGap)
 }
 
 func (w *logWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nodes []config.Node) {

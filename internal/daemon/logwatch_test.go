@@ -605,3 +605,38 @@ func TestDaemonClearsACopyAgainAfterADropColumnOnceVerified(t *testing.T) {
 		t.Fatalf("items_0: %d rows, %v", got, err)
 	}
 }
+
+// When a node's log is read: at its interval, at once when a subscription
+// went down, at once at a change of its table copies' states (a copy's
+// start and its end), but twice within copyReadGap at most while they keep
+// changing (a copy failing at each try changes them at every probe).
+func TestLogDue(t *testing.T) {
+	now := time.Date(2026, 12, 7, 21, 0, 0, 0, time.UTC)
+	every := time.Minute
+	for _, tc := range []struct {
+		name             string
+		last             time.Duration    // before now
+		copyReads        [2]time.Duration // before now, older first; 0: never
+		wentDown, copied bool
+		want             bool
+	}{
+		{name: "interval passed", last: time.Minute, want: true},
+		{name: "within the interval", last: 10 * time.Second, want: false},
+		{name: "went down", last: time.Second, wentDown: true, want: true},
+		{name: "a copy started", last: 10 * time.Second, copied: true, want: true},
+		{name: "the copy ended", last: 5 * time.Second, copyReads: [2]time.Duration{0, 5 * time.Second}, copied: true, want: true},
+		{name: "a third change within the gap", last: 5 * time.Second, copyReads: [2]time.Duration{10 * time.Second, 5 * time.Second}, copied: true, want: false},
+		{name: "a third change after the gap", last: 5 * time.Second, copyReads: [2]time.Duration{copyReadGap, 5 * time.Second}, copied: true, want: true},
+		{name: "went down within the gap", last: time.Second, copyReads: [2]time.Duration{2 * time.Second, time.Second}, wentDown: true, copied: true, want: true},
+	} {
+		at := func(d time.Duration) time.Time {
+			if d == 0 {
+				return time.Time{}
+			}
+			return now.Add(-d)
+		}
+		if got := logDue(now, at(tc.last), [2]time.Time{at(tc.copyReads[0]), at(tc.copyReads[1])}, every, tc.wentDown, tc.copied); got != tc.want {
+			t.Errorf("%s: due %t, want %t", tc.name, got, tc.want)
+		}
+	}
+}

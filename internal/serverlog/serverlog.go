@@ -312,10 +312,10 @@ var transientRE = regexp.MustCompile(`lock timeout|statement timeout|deadlock de
 // (measured with pglogical 2.4.2: "relation ... does not exist" for a
 // table only the provider has; the manager starts the worker again 5 s
 // after a failure, then every 180 s while it fails at once), whatever the
-// error, unless it may pass by itself.
-// A function of the subscriber's that raises the error (a trigger that
-// fires on replicated rows: ENABLE ALWAYS or ENABLE REPLICA) is run again
-// on the same row at each start the same way.
+// error, unless it may pass by itself. So is a function of the
+// subscriber's that raises the error (a trigger that fires on replicated
+// rows: ENABLE ALWAYS or ENABLE REPLICA), run again on the same row at
+// each start.
 func (w WorkerError) Permanent() bool {
 	if (w.QueuedSQL() != "" || functionRE.MatchString(w.Context)) && !transientRE.MatchString(w.Error) {
 		return true
