@@ -171,7 +171,8 @@ END $$`},
 // change again at each start. status says apply_error; repair's plan gives
 // the provider's query for the rows the transaction wrote (by its xid),
 // which finds the provider's row; with the subscriber's row deleted, the
-// restart it names gets the provider's row applied.
+// restart it names gets the provider's row applied. Then the same for an
+// UPDATE of a row changed on the subscriber, through apply_remote.
 func TestAConflictStopsApplyUnderResolutionError(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -244,5 +245,36 @@ func TestAConflictStopsApplyUnderResolutionError(t *testing.T) {
 		return p.Subscriber.QueryRow(ctx, "SELECT coalesce((SELECT val FROM items_0 WHERE id = 41), '')", []any{&val}) == nil && val == "the provider's"
 	}); err != nil {
 		t.Fatalf("row 41 on the subscriber: %q (%v)", val, err)
+	}
+	// An UPDATE of a row changed on the subscriber stops apply the same
+	// way; the plan has the provider's row win this once, through
+	// apply_remote and a restart, which gets it applied.
+	if err := p.Subscriber.Exec(ctx, "UPDATE items_0 SET val = 'changed on the subscriber' WHERE id = 2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Provider.Exec(ctx, "UPDATE items_0 SET val = 'the provider''s update' WHERE id = 2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
+		code, plan, _ = pglmon(t, "repair", "--config", cfg, "--subscription", p.Sub())
+		return code == 1 && strings.Contains(plan, "apply UPDATE from remote relation public.items_0")
+	}); err != nil {
+		t.Fatalf("no apply_error for the update:\n%s", plan)
+	}
+	if !strings.Contains(plan, "a) the provider's rows win, this once.") || !strings.Contains(plan, "set pglogical.conflict_resolution = apply_remote on subscriber") {
+		t.Errorf("repair's plan for the update:\n%s", plan)
+	}
+	for _, sql := range []string{"ALTER SYSTEM SET pglogical.conflict_resolution = 'apply_remote'", "SELECT pg_reload_conf()"} {
+		if err := p.Subscriber.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code, out, errOut := pglmon(t, "repair", "--config", cfg, "--subscription", p.Sub(), "--remedy", "restart", "--yes"); code != 0 {
+		t.Fatalf("restart: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		return p.Subscriber.QueryRow(ctx, "SELECT val FROM items_0 WHERE id = 2", []any{&val}) == nil && val == "the provider's update"
+	}); err != nil {
+		t.Fatalf("row 2 on the subscriber: %q (%v)", val, err)
 	}
 }

@@ -173,22 +173,38 @@ func skipSteps(s diagnose.Subscription, lsn string) string {
 // and the provider's transaction id.
 var applyContextRE = regexp.MustCompile(`apply (INSERT|UPDATE) from remote relation (\S+) in commit before [0-9A-F]+/[0-9A-F]+, xid (\d+) `)
 
-// conflictRows says which rows of the subscriber to take out of the way
-// of an INSERT or UPDATE that stopped at a conflict: those with the keys of
-// the rows its transaction (the CONTEXT's xid, the provider's) wrote, which
-// the provider finds by their xmin while no later transaction changed them.
-func conflictRows(f diagnose.Finding, provider, subscriber string) string {
+// conflictRows is option a) of the plan for an apply stopped at a conflict
+// under pglogical.conflict_resolution = error: the rows the provider's
+// transaction (the CONTEXT's xid) wrote, which the provider finds by their
+// xmin while no later transaction changed them, and what to do on the
+// subscriber. An INSERT's: take the subscriber's rows with those keys out
+// of the way. An UPDATE's: the subscriber changed the row, and pglogical
+// overwrites it only under another resolution (measured with pglogical
+// 2.4.2: deleting it instead has the UPDATE skipped, "tuple not found",
+// and the row missing).
+func conflictRows(f diagnose.Finding, provider, subscriber, sub string) string {
 	m := applyContextRE.FindStringSubmatch(f.Message)
-	if m == nil {
-		return fmt.Sprintf(`on subscriber %s, delete or correct the rows with the keys
-    the provider's change writes (keep what you need of them first)`, subscriber)
-	}
-	return fmt.Sprintf(`the provider's transaction (xid %[3]s) wrote these
-    rows of %[2]s, while no later transaction changed them:
+	rows := ""
+	if m != nil {
+		rows = fmt.Sprintf(`
+    The provider's transaction (xid %[3]s) wrote these rows of %[2]s, while no later
+    transaction changed them:
       -- on provider %[1]s
-      SELECT * FROM %[2]s WHERE xmin = '%[3]s'::xid;
-    on subscriber %[4]s, delete or correct the rows with the same keys (keep what you need of
-    them first)`, provider, pgident.RegclassOf(m[2]), m[3], subscriber)
+      SELECT * FROM %[2]s WHERE xmin = '%[3]s'::xid;`, provider, pgident.RegclassOf(m[2]), m[3])
+	}
+	if m != nil && m[1] == "UPDATE" {
+		return fmt.Sprintf(` a) the provider's rows win, this once.%[1]s
+    The subscriber changed them, and pglogical overwrites a row written on the subscriber only
+    under another resolution (deleting it instead would have the update skipped, "tuple not
+    found", and the row missing): set pglogical.conflict_resolution = apply_remote on subscriber
+    %[2]s (postgresql.conf or its RDS parameter group), reload, then:
+      pglmon repair --config FILE --subscription %[3]s --remedy restart
+    and once it replicates, set error again, reload, and restart the same way.`, rows, subscriber, sub)
+	}
+	return fmt.Sprintf(` a) take the subscriber's rows out of the way.%[1]s
+    On subscriber %[2]s, delete or correct the rows with the keys the provider's change writes
+    (keep what you need of them first), then:
+      pglmon repair --config FILE --subscription %[3]s --remedy restart`, rows, subscriber, sub)
 }
 
 // CommitLSN is the LSN of the commit an apply_error's transaction fails
@@ -473,8 +489,7 @@ and compare again: pglmon verify --config FILE --subscription %[5]s --table %[6]
 With pglogical.conflict_resolution = error, pglogical stops at a conflict instead of resolving
 it, and applies the same change again at every start of the apply worker (5 s after a failure,
 then every 180 s). Choose:
- a) take the subscriber's rows out of the way: %[5]s, then:
-      pglmon repair --config FILE --subscription %[4]s --remedy restart
+%[5]s
  b) skip that transaction: its changes never reach the subscriber.
 %[6]s
     then: pglmon verify --config FILE --subscription %[4]s
@@ -483,7 +498,7 @@ then every 180 s). Choose:
     counts them: apply_conflicts) in postgresql.conf or its RDS parameter group, reload, and
     restart as in a); then verify the tables.
 A conflict comes from rows written on the subscriber to a replicated table: find what writes
-there.`, s.Provider, s.Subscriber, f.Message, sh(s.Name), conflictRows(f, s.Provider, s.Subscriber), skipSteps(s, lsn))
+there.`, s.Provider, s.Subscriber, f.Message, sh(s.Name), conflictRows(f, s.Provider, s.Subscriber, sh(s.Name)), skipSteps(s, lsn))
 			break
 		}
 		if strings.Contains(f.Message, "through pglogical.replicate_ddl_command") {

@@ -326,8 +326,10 @@ func (w WorkerError) Permanent() bool {
 // ConflictStop reports whether the worker stopped at a conflict because
 // pglogical.conflict_resolution is error on the subscriber (measured with
 // pglogical 2.4.2: "cannot apply conflicting row", for an INSERT of a key
-// a row written on the subscriber held, with no CONFLICT line logged;
-// retried 5 s later, then every 180 s).
+// a row written on the subscriber held, and for an UPDATE of a row changed
+// there, with no CONFLICT line logged; retried 5 s later, then every 180
+// s. An UPDATE of a row the subscriber lacks is still skipped, as a
+// conflict resolved "skip").
 func (w WorkerError) ConflictStop() bool {
 	return strings.Contains(w.Error, "cannot apply conflicting row")
 }
@@ -404,7 +406,7 @@ func Annotate(r *diagnose.Report, subscriber, file string, errs Errors) {
 			if f.Code == diagnose.CodeStuckDown && we.Permanent() {
 				msg := fmt.Sprintf("subscription %s is down: its apply worker fails on a change the subscriber refuses, and restarting replays the same change; the last error in the subscriber's log (%s): %s", s.Name, file, we)
 				if we.ConflictStop() {
-					msg = fmt.Sprintf("subscription %s is down: pglogical.conflict_resolution is error on subscriber %s, so a change from provider %s that conflicts with a row the subscriber holds (an INSERT of a key it has already, a row written there) stops its apply worker instead of being resolved, and restarting replays the same change; the last error in the subscriber's log (%s): %s",
+					msg = fmt.Sprintf("subscription %s is down: pglogical.conflict_resolution is error on subscriber %s, so a change from provider %s that conflicts with a row written on the subscriber (an INSERT of a key it holds already, an UPDATE of a row changed there) stops its apply worker instead of being resolved, and restarting replays the same change; the last error in the subscriber's log (%s): %s",
 						s.Name, s.Subscriber, orUnknown(s.Provider), file, we)
 				}
 				if stmt := we.QueuedSQL(); stmt != "" {
