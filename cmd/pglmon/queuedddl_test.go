@@ -27,49 +27,20 @@ func TestQueuedDDLTheSubscriberRefuses(t *testing.T) {
 	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 3, Own: true, SubscriberConf: pgtest.LogCollector})
 	p.MustConverge(t, 30*time.Second)
 	const password = "Sekrit-42"
-	for _, step := range []struct {
-		db  pgtest.DB
-		sql string
-	}{
+	execAll(ctx, t, []sqlStep{
 		{p.Subscriber, "SELECT pglogical.alter_subscription_add_replication_set('" + p.Sub() + "', 'ddl_sql')"},
-	} {
-		if err := step.db.Exec(ctx, step.sql); err != nil {
-			t.Fatalf("%s: %v", step.sql, err)
-		}
-	}
+	})
 	// Adding the set restarts the apply worker, which pglogical's manager
 	// may start only at its next round.
 	p.MustStream(t, 3*time.Minute)
-	for _, step := range []struct {
-		db  pgtest.DB
-		sql string
-	}{
+	execAll(ctx, t, []sqlStep{
 		{p.Subscriber, "CREATE ROLE app_ro"},
 		{p.Provider, "SELECT pglogical.replicate_ddl_command($$CREATE ROLE app_ro LOGIN\n  PASSWORD '" + password + "'$$, '{ddl_sql}')"},
 		{p.Provider, "INSERT INTO items_0 VALUES (21, 'after the DDL', 1)"},
-	} {
-		if err := step.db.Exec(ctx, step.sql); err != nil {
-			t.Fatalf("%s: %v", step.sql, err)
-		}
-	}
+	})
 	cfg := writeConfig(t, p, "")
-	var msg, last, said string
-	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
-		code, out, errOut := pglmon(t, "status", "--config", cfg, "--output", "json", "--subscription", p.Sub())
-		said += out + errOut
-		var s statusJSON
-		if json.Unmarshal([]byte(out), &s) != nil || len(s.Subscriptions) != 1 || len(s.Subscriptions[0].Findings) != 1 {
-			return false
-		}
-		f := s.Subscriptions[0].Findings[0]
-		last = f.Code + ": " + f.Message
-		if code == 2 && f.Code == "apply_error" && f.Severity == "critical" && f.Remedy == "" {
-			msg = f.Message
-		}
-		return msg != ""
-	}); err != nil {
-		t.Fatalf("no apply_error; last finding: %s", last)
-	}
+	var said string
+	msg := waitApplyError(t, cfg, p.Sub(), &said)
 	for _, want := range []string{
 		"its apply worker fails to run DDL queued on provider provider through pglogical.replicate_ddl_command (CREATE ROLE app_ro LOGIN PASSWORD '(hidden)'), which subscriber subscriber refuses",
 		`ERROR: role "app_ro" already exists`, "apply QUEUED_SQL in commit before "} {
@@ -117,10 +88,7 @@ func TestATriggerOfTheSubscriberRefusesARow(t *testing.T) {
 	ctx := context.Background()
 	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 3, Own: true, SubscriberConf: pgtest.LogCollector})
 	p.MustConverge(t, 30*time.Second)
-	for _, step := range []struct {
-		db  pgtest.DB
-		sql string
-	}{
+	execAll(ctx, t, []sqlStep{
 		{p.Subscriber, `CREATE FUNCTION no_77() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
 	IF NEW.n = 77 THEN
@@ -131,28 +99,9 @@ END $$`},
 		{p.Subscriber, "CREATE TRIGGER no_77 BEFORE INSERT ON items_0 FOR EACH ROW EXECUTE FUNCTION no_77()"},
 		{p.Subscriber, "ALTER TABLE items_0 ENABLE ALWAYS TRIGGER no_77"},
 		{p.Provider, "INSERT INTO items_0 VALUES (31, 'refused', 77)"},
-	} {
-		if err := step.db.Exec(ctx, step.sql); err != nil {
-			t.Fatalf("%s: %v", step.sql, err)
-		}
-	}
+	})
 	cfg := writeConfig(t, p, "")
-	var msg, last string
-	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
-		code, out, _ := pglmon(t, "status", "--config", cfg, "--output", "json", "--subscription", p.Sub())
-		var s statusJSON
-		if json.Unmarshal([]byte(out), &s) != nil || len(s.Subscriptions) != 1 || len(s.Subscriptions[0].Findings) != 1 {
-			return false
-		}
-		f := s.Subscriptions[0].Findings[0]
-		last = f.Code + ": " + f.Message
-		if code == 2 && f.Code == "apply_error" {
-			msg = f.Message
-		}
-		return msg != ""
-	}); err != nil {
-		t.Fatalf("no apply_error; last finding: %s", last)
-	}
+	msg := waitApplyError(t, cfg, p.Sub(), nil)
 	for _, want := range []string{"ERROR: n 77 is not taken here", "PL/pgSQL function no_77() line", "in commit before "} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("message lacks %q: %s", want, msg)
@@ -178,20 +127,13 @@ func TestAConflictStopsApplyUnderResolutionError(t *testing.T) {
 	ctx := context.Background()
 	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 3, Own: true, SubscriberConf: pgtest.LogCollector})
 	p.MustConverge(t, 30*time.Second)
-	for _, step := range []struct {
-		db  pgtest.DB
-		sql string
-	}{
+	execAll(ctx, t, []sqlStep{
 		{p.Subscriber, "ALTER SYSTEM SET pglogical.conflict_resolution = 'error'"},
 		{p.Subscriber, "SELECT pg_reload_conf()"},
 		// The apply worker reads the setting when it starts.
 		{p.Subscriber, "SELECT pglogical.alter_subscription_disable('" + p.Sub() + "', true)"},
 		{p.Subscriber, "SELECT pglogical.alter_subscription_enable('" + p.Sub() + "', true)"},
-	} {
-		if err := step.db.Exec(ctx, step.sql); err != nil {
-			t.Fatalf("%s: %v", step.sql, err)
-		}
-	}
+	})
 	p.MustStream(t, 3*time.Minute)
 	if err := p.Subscriber.Exec(ctx, "INSERT INTO items_0 VALUES (41, 'written on the subscriber', 1)"); err != nil {
 		t.Fatal(err)
@@ -200,22 +142,7 @@ func TestAConflictStopsApplyUnderResolutionError(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := writeConfig(t, p, "")
-	var msg, last string
-	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
-		code, out, _ := pglmon(t, "status", "--config", cfg, "--output", "json", "--subscription", p.Sub())
-		var s statusJSON
-		if json.Unmarshal([]byte(out), &s) != nil || len(s.Subscriptions) != 1 || len(s.Subscriptions[0].Findings) != 1 {
-			return false
-		}
-		f := s.Subscriptions[0].Findings[0]
-		last = f.Code + ": " + f.Message
-		if code == 2 && f.Code == "apply_error" {
-			msg = f.Message
-		}
-		return msg != ""
-	}); err != nil {
-		t.Fatalf("no apply_error; last finding: %s", last)
-	}
+	msg := waitApplyError(t, cfg, p.Sub(), nil)
 	if !strings.Contains(msg, "pglogical.conflict_resolution is error on subscriber subscriber") || !strings.Contains(msg, "ERROR: cannot apply conflicting row") {
 		t.Errorf("message: %s", msg)
 	}
@@ -277,4 +204,48 @@ func TestAConflictStopsApplyUnderResolutionError(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("row 2 on the subscriber: %q (%v)", val, err)
 	}
+}
+
+// execAll runs each statement on its database, in order.
+func execAll(ctx context.Context, t *testing.T, steps []sqlStep) {
+	t.Helper()
+	for _, st := range steps {
+		if err := st.db.Exec(ctx, st.sql); err != nil {
+			t.Fatalf("%s: %v", st.sql, err)
+		}
+	}
+}
+
+// sqlStep is a statement and the database execAll runs it on.
+type sqlStep struct {
+	db  pgtest.DB
+	sql string
+}
+
+// waitApplyError polls pglmon status for subscription sub, for a minute,
+// until its one finding is apply_error (critical, for a person: exit 2, no
+// remedy), and returns its message. What status printed meanwhile is
+// added to said, when given.
+func waitApplyError(t *testing.T, cfg, sub string, said *string) string {
+	t.Helper()
+	var msg, last string
+	if err := pgtest.Poll(context.Background(), 60*time.Second, func() bool {
+		code, out, errOut := pglmon(t, "status", "--config", cfg, "--output", "json", "--subscription", sub)
+		if said != nil {
+			*said += out + errOut
+		}
+		var s statusJSON
+		if json.Unmarshal([]byte(out), &s) != nil || len(s.Subscriptions) != 1 || len(s.Subscriptions[0].Findings) != 1 {
+			return false
+		}
+		f := s.Subscriptions[0].Findings[0]
+		last = f.Code + ": " + f.Message
+		if code == 2 && f.Code == "apply_error" && f.Severity == "critical" && f.Remedy == "" {
+			msg = f.Message
+		}
+		return msg != ""
+	}); err != nil {
+		t.Fatalf("no apply_error; last finding: %s", last)
+	}
+	return msg
 }
