@@ -41,10 +41,7 @@ func TestVerifyCopyScriptMakesTheTablesEqual(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, st := range []struct {
-		db  pgtest.DB
-		sql string
-	}{
+	execAll(ctx, t, []sqlStep{
 		// A row filter whose text spans lines (a constant holding a line
 		// break): the script reads the provider's rows through it.
 		{p.Provider, `SELECT pglogical.replication_set_add_table('set_0', 'acct', false, row_filter := 'tenant <> E''skip\nme''')`},
@@ -60,11 +57,7 @@ func TestVerifyCopyScriptMakesTheTablesEqual(t *testing.T) {
 		{p.Subscriber, "CREATE TABLE acct_writes (n int)"},
 		{p.Subscriber, "CREATE FUNCTION count_write() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO acct_writes VALUES (1); RETURN NULL; END $$"},
 		{p.Subscriber, "CREATE TRIGGER count_writes AFTER INSERT OR UPDATE OR DELETE ON acct FOR EACH ROW EXECUTE FUNCTION count_write()"},
-	} {
-		if err := st.db.Exec(ctx, st.sql); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	cfg := writeConfig(t, p, "")
 	script := filepath.Join(t.TempDir(), "rows.psql")
 	code, out, errOut := pglmon(t, "verify", "--config", cfg, "--copy-script", script, "--output", "json")
@@ -420,18 +413,11 @@ func TestCopyScriptPutsBackTheRowsOfATableWithoutKey(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, st := range []struct {
-		db  pgtest.DB
-		sql string
-	}{
+	execAll(ctx, t, []sqlStep{
 		{p.Provider, "SELECT pglogical.create_replication_set('inserts', replicate_update := false, replicate_delete := false)"},
 		{p.Provider, "SELECT pglogical.replication_set_add_table('inserts', 'events', false)"},
 		{p.Subscriber, "SELECT pglogical.alter_subscription_add_replication_set('" + p.Sub() + "', 'inserts')"},
-	} {
-		if err := st.db.Exec(ctx, st.sql); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	p.MustStream(t, 3*time.Minute)
 	for _, sql := range []string{
 		"DELETE FROM events WHERE at = 17",
@@ -487,19 +473,12 @@ func TestCopyScriptWritesAColumnTheSubscriberGeneratesAlways(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, st := range []struct {
-		db  pgtest.DB
-		sql string
-	}{
+	execAll(ctx, t, []sqlStep{
 		{p.Provider, "SELECT pglogical.replication_set_add_table('set_0', 'tickets', false)"},
 		{p.Provider, "SELECT pglogical.create_replication_set('inserts', replicate_update := false, replicate_delete := false)"},
 		{p.Provider, "SELECT pglogical.replication_set_add_table('inserts', 'ticket_log', false)"},
 		{p.Subscriber, "SELECT pglogical.alter_subscription_add_replication_set('" + p.Sub() + "', 'inserts')"},
-	} {
-		if err := st.db.Exec(ctx, st.sql); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	p.MustStream(t, 3*time.Minute)
 	for _, sql := range []string{
 		"UPDATE tickets SET n = DEFAULT, val = 'local' WHERE id = 5", // different, in n too

@@ -206,22 +206,6 @@ func TestAConflictStopsApplyUnderResolutionError(t *testing.T) {
 	}
 }
 
-// execAll runs each statement on its database, in order.
-func execAll(ctx context.Context, t *testing.T, steps []sqlStep) {
-	t.Helper()
-	for _, st := range steps {
-		if err := st.db.Exec(ctx, st.sql); err != nil {
-			t.Fatalf("%s: %v", st.sql, err)
-		}
-	}
-}
-
-// sqlStep is a statement and the database execAll runs it on.
-type sqlStep struct {
-	db  pgtest.DB
-	sql string
-}
-
 // waitApplyError polls pglmon status for subscription sub, for a minute,
 // until its one finding is apply_error (critical, for a person: exit 2, no
 // remedy), and returns its message. What status printed meanwhile is

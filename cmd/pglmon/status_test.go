@@ -82,6 +82,22 @@ func writeConfig(t *testing.T, p *pgtest.Pair, extra string) string {
 	return path
 }
 
+// execAll runs each statement on its database, in order.
+func execAll(ctx context.Context, t *testing.T, steps []sqlStep) {
+	t.Helper()
+	for _, st := range steps {
+		if err := st.db.Exec(ctx, st.sql); err != nil {
+			t.Fatalf("%s: %v", st.sql, err)
+		}
+	}
+}
+
+// sqlStep is a statement and the database execAll runs it on.
+type sqlStep struct {
+	db  pgtest.DB
+	sql string
+}
+
 // configReplacing writes a copy of the config at path with the first old
 // (a node's dsn) replaced by new, and returns the copy's path.
 func configReplacing(t *testing.T, path, old, new string) string {
@@ -501,19 +517,12 @@ func TestStatusPartitionedTableInASet(t *testing.T) {
 	}
 	// Fixed as the plan says; then a partition created later, in no set,
 	// is named on the provider.
-	for _, st := range []struct {
-		db  pgtest.DB
-		sql string
-	}{
+	execAll(ctx, t, []sqlStep{
 		{p.Provider, remove},
 		{p.Provider, add},
 		{p.Subscriber, forget},
 		{p.Provider, "CREATE TABLE parted_us PARTITION OF parted FOR VALUES IN ('us')"},
-	} {
-		if err := st.db.Exec(ctx, st.sql); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	// The partition's row is copied (synchronize_data on the provider),
 	// and nothing else is.
 	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {

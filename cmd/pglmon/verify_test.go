@@ -482,10 +482,7 @@ func TestVerifyDoesNotOfferToResynchroniseATablePglogicalCannotCopy(t *testing.T
 	t.Parallel()
 	ctx := context.Background()
 	p := pgtest.NewPair(t, pgtest.PairOptions{Own: true})
-	for _, st := range []struct {
-		db  pgtest.DB
-		sql string
-	}{
+	execAll(ctx, t, []sqlStep{
 		{p.Provider, "CREATE TABLE gen (id int PRIMARY KEY, v int, g int GENERATED ALWAYS AS (v * 2) STORED)"},
 		{p.Subscriber, "CREATE TABLE gen (id int PRIMARY KEY, v int, g int GENERATED ALWAYS AS (v * 2) STORED)"},
 		{p.Provider, "INSERT INTO gen (id, v) VALUES (1, 1), (2, 2), (3, 3)"},
@@ -495,11 +492,7 @@ func TestVerifyDoesNotOfferToResynchroniseATablePglogicalCannotCopy(t *testing.T
 		{p.Subscriber, "CREATE TABLE gen_listed (id int PRIMARY KEY, v int, g int)"},
 		{p.Provider, "INSERT INTO gen_listed (id, v) VALUES (1, 1)"},
 		{p.Provider, "SELECT pglogical.replication_set_add_table('set_0', 'gen_listed', false, ARRAY['id', 'v'])"},
-	} {
-		if err := st.db.Exec(ctx, st.sql); err != nil {
-			t.Fatalf("%s: %v", st.sql, err)
-		}
-	}
+	})
 	cfg := writeConfig(t, p, "")
 	code, out, errOut := pglmon(t, "verify", "--config", cfg, "--table", "gen,gen_listed", "--output", "json")
 	var res struct {
@@ -555,18 +548,11 @@ func TestVerifyDoesNotOfferToResynchroniseATablePglogicalCannotCopy(t *testing.T
 	// With a second finding that needs a person (a generated column only
 	// the subscriber has: no row is written to that table), repair prints
 	// both plans.
-	for _, st := range []struct {
-		db  pgtest.DB
-		sql string
-	}{
+	execAll(ctx, t, []sqlStep{
 		{p.Provider, "CREATE TABLE gen_sub (id int PRIMARY KEY, v int)"},
 		{p.Subscriber, "CREATE TABLE gen_sub (id int PRIMARY KEY, v int, g int GENERATED ALWAYS AS (v * 2) STORED)"},
 		{p.Provider, "SELECT pglogical.replication_set_add_table('set_0', 'gen_sub', false)"},
-	} {
-		if err := st.db.Exec(ctx, st.sql); err != nil {
-			t.Fatalf("%s: %v", st.sql, err)
-		}
-	}
+	})
 	code, out, _ = pglmon(t, "repair", "--config", cfg, "--subscription", "sub_0")
 	if strings.Count(out, "This needs a person") != 2 || !strings.Contains(out, "ALTER TABLE schema.table ALTER COLUMN column DROP EXPRESSION") {
 		t.Fatalf("repair with two findings: exit %d\n%s", code, out)
