@@ -153,12 +153,7 @@ func TestAConflictStopsApplyUnderResolutionError(t *testing.T) {
 	}
 	// The query, run as printed, finds the provider's row.
 	var ids []int64
-	rows, err := p.Provider.Cluster.Connect(ctx, p.Provider.Name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close(ctx)
-	if err := rows.QueryRow(ctx, "SELECT array_agg(id) FROM public.items_0 WHERE xmin = '"+m[1]+"'::xid").Scan(&ids); err != nil || len(ids) != 1 || ids[0] != 41 {
+	if err := p.Provider.QueryRow(ctx, "SELECT array_agg(id) FROM public.items_0 WHERE xmin = '"+m[1]+"'::xid", []any{&ids}); err != nil || len(ids) != 1 || ids[0] != 41 {
 		t.Fatalf("the plan's query on the provider: %v, %v", ids, err)
 	}
 	if err := p.Subscriber.Exec(ctx, "DELETE FROM items_0 WHERE id = 41"); err != nil {
