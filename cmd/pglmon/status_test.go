@@ -48,6 +48,7 @@ type statusJSON struct {
 			SlotConfirmedLSN string `json:"slot_confirmed_lsn"`
 		} `json:"provider_rewound"`
 		ForwardOrigins []string `json:"forward_origins"`
+		ProviderRole   string   `json:"provider_role"`
 		ColumnTypes    []struct {
 			Table, Column, Effect string
 			Provider              string `json:"provider_type"`
@@ -1431,6 +1432,33 @@ func TestStatusRetainedWALHeldByAnOpenTransaction(t *testing.T) {
 	}
 }
 
+// watcherGrants are the grants README gives pglmon's watching-only role
+// (with pg_monitor, given apart): the pglogical catalogs but the
+// interfaces' connection strings, and the replication origins.
+func watcherGrants(role string) string {
+	return fmt.Sprintf(`GRANT USAGE ON SCHEMA pglogical TO %[1]s;
+GRANT SELECT ON ALL TABLES IN SCHEMA pglogical TO %[1]s;
+REVOKE SELECT ON pglogical.node_interface FROM %[1]s;
+GRANT SELECT (if_id, if_name, if_nodeid) ON pglogical.node_interface TO %[1]s;
+GRANT SELECT ON pg_replication_origin, pg_replication_origin_status TO %[1]s;
+GRANT EXECUTE ON FUNCTION pg_show_replication_origin_status() TO %[1]s;`, role)
+}
+
+// configAs is a copy of the configuration cfg (writeConfig's) that
+// connects to every node as role.
+func configAs(t *testing.T, cfg, role string) string {
+	t.Helper()
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "pglmon.yaml")
+	if err := os.WriteFile(out, []byte(strings.ReplaceAll(string(b), "user=postgres", "user="+role)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 // TestStatusLeastPrivilegeRole: the watching-only role README gives
 // (pg_monitor and a few grants) probes every node, and sees an apply worker
 // blocked by a session on the subscriber; one without pg_read_all_stats
@@ -1442,33 +1470,15 @@ func TestStatusLeastPrivilegeRole(t *testing.T) {
 	p.MustConverge(t, time.Minute)
 	// Roles are per cluster, and the clusters are shared: names of this test's own.
 	watcher, bare := p.Provider.Name+"_watch", p.Provider.Name+"_bare"
-	grants := func(role string) string {
-		return fmt.Sprintf(`GRANT USAGE ON SCHEMA pglogical TO %[1]s;
-GRANT SELECT ON ALL TABLES IN SCHEMA pglogical TO %[1]s;
-REVOKE SELECT ON pglogical.node_interface FROM %[1]s;
-GRANT SELECT (if_id, if_name, if_nodeid) ON pglogical.node_interface TO %[1]s;
-GRANT SELECT ON pg_replication_origin, pg_replication_origin_status TO %[1]s;
-GRANT EXECUTE ON FUNCTION pg_show_replication_origin_status() TO %[1]s;`, role)
-	}
 	for _, d := range []pgtest.DB{p.Provider, p.Subscriber} {
-		if err := d.Exec(ctx, fmt.Sprintf("CREATE ROLE %s LOGIN IN ROLE pg_monitor; CREATE ROLE %s LOGIN; %s %s", watcher, bare, grants(watcher), grants(bare))); err != nil {
+		if err := d.Exec(ctx, fmt.Sprintf("CREATE ROLE %s LOGIN IN ROLE pg_monitor; CREATE ROLE %s LOGIN; %s %s", watcher, bare, watcherGrants(watcher), watcherGrants(bare))); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() {
 			_ = d.Exec(context.Background(), fmt.Sprintf("DROP OWNED BY %[1]s; DROP ROLE %[1]s; DROP OWNED BY %[2]s; DROP ROLE %[2]s", watcher, bare))
 		})
 	}
-	as := func(role string) string {
-		cfg := writeConfig(t, p, "  apply_blocked: 1s\n")
-		b, err := os.ReadFile(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(cfg, []byte(strings.ReplaceAll(string(b), "user=postgres", "user="+role)), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return cfg
-	}
+	as := func(role string) string { return configAs(t, writeConfig(t, p, "  apply_blocked: 1s\n"), role) }
 	for _, role := range []string{watcher, bare} {
 		code, out, errOut := pglmon(t, "status", "--config", as(role), "--output", "json")
 		var s struct {

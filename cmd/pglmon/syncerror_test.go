@@ -90,3 +90,41 @@ func TestATableItsRoleMayNotRead(t *testing.T) {
 		t.Errorf("after the revoke: exit %d, %+v", code, st)
 	}
 }
+
+// A subscription whose provider connection string names no user: libpq
+// then connects as PGUSER of the subscriber's server (here) or its OS
+// user, which pglmon cannot see. Nor can pglmon's watching-only role read
+// any connection string. The walsender streaming from the subscription's
+// slot on the provider says the role, both for a superuser's pglmon and
+// for the watching-only role: copy_not_permitted names it, as
+// provider_role does, where it said nothing before.
+func TestCopyNotPermittedForARoleTheConnectionStringLeavesOut(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Own: true, Rows: 3, SubscriberEnv: []string{"PGUSER=repl"}})
+	if err := p.ConnectAs(ctx, p.Sub(), "repl", ""); err != nil {
+		t.Fatal(err)
+	}
+	execAll(ctx, t, []sqlStep{
+		{p.Provider, "REVOKE SELECT ON items_0 FROM repl"},
+		{p.Provider, "CREATE ROLE watch LOGIN IN ROLE pg_monitor; " + watcherGrants("watch")},
+		{p.Subscriber, "CREATE ROLE watch LOGIN IN ROLE pg_monitor; " + watcherGrants("watch")},
+	})
+	cfg := writeConfig(t, p, "")
+	for _, c := range []struct{ as, cfg string }{{"postgres", cfg}, {"watch", configAs(t, cfg, "watch")}} {
+		var code int
+		var st statusJSON
+		if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
+			code, st = status(t, c.cfg, "--no-wait")
+			return code == 1 && len(st.Subscriptions) == 1 && len(st.Subscriptions[0].Findings) == 1
+		}); err != nil {
+			t.Fatalf("as %s: exit %d, %+v", c.as, code, st)
+		}
+		sub := st.Subscriptions[0]
+		if f := sub.Findings[0]; f.Code != "copy_not_permitted" || sub.ProviderRole != "repl" ||
+			!strings.Contains(f.Message, `the role of `+p.Sub()+`'s provider connection, repl, may not read table public.items_0 of its replication sets`) ||
+			!strings.Contains(f.Message, "GRANT SELECT ON public.items_0 TO repl;") {
+			t.Errorf("as %s: provider_role %q, %+v", c.as, sub.ProviderRole, f)
+		}
+	}
+}

@@ -29,7 +29,7 @@ type Input struct {
 	LeftSets map[string][]string
 	// Unreadable holds, by subscriber/subscription, the tables of its sets
 	// the role of its provider connection may not copy (package drift).
-	Unreadable map[string][]string
+	Unreadable map[string]CopyDenied
 	// Sequences holds, by subscriber/subscription, the sequences of its
 	// sets the subscriber has lacked a value of its provider's for a while
 	// (package monitor, across cycles).
@@ -268,6 +268,10 @@ func (d *diagnosis) subscription(subscriber *probe.Snapshot, sub probe.Subscript
 		out.Provider = downNodes[0]
 	}
 	key := subKey(subscriber.Node, sub.Name)
+	// The daemon's last reading stands while no walsender says the role.
+	if out.ProviderRole = sub.ProviderRole(prov); out.ProviderRole == "" {
+		out.ProviderRole = d.Unreadable[key].Role
+	}
 	if t, ok := d.h.DownSince[key]; ok && sub.Status == probe.StatusDown {
 		out.DownSince = &t
 	}
@@ -346,8 +350,8 @@ func (d *diagnosis) subscription(subscriber *probe.Snapshot, sub probe.Subscript
 			Message: fmt.Sprintf("%s copied by %s to %s %s in none of its replication sets (%s) on %s any more (taken out with replication_set_remove_table, dropped there, or a set taken from the subscription); pglogical still says %s, but no change made there since reaches %s, whose copy grows stale",
 				listTables(left), sub.Name, subscriber.Node, plural(left, "is", "are"), strings.Join(sub.ReplicationSets, ", "), provider, plural(left, "it replicates", "they replicate"), subscriber.Node)})
 	}
-	if denied := d.Unreadable[key]; len(denied) > 0 && !elsewhere {
-		add(copyDeniedFinding(sub, out.Provider, denied))
+	if denied := d.Unreadable[key]; len(denied.Tables) > 0 && !elsewhere {
+		add(copyDeniedFinding(sub, out.Provider, denied.Role, denied.Tables))
 	}
 	if prov == nil && len(downNodes) == 0 {
 		add(Finding{Code: CodeProviderNotConfigured, Severity: Warning,
@@ -1260,14 +1264,20 @@ func (d *diagnosis) nodes() []Node {
 	return out
 }
 
+// CopyDenied is the tables (schema.table) of a subscription's sets that
+// Role, the role of its provider connection, may not copy.
+type CopyDenied struct {
+	Role   string
+	Tables []string
+}
+
 // copyDeniedFinding is copy_not_permitted for subscription sub, whose
 // provider connection's role may not read tables (schema.table) on
 // provider.
-func copyDeniedFinding(sub probe.Subscription, provider string, tables []string) Finding {
+func copyDeniedFinding(sub probe.Subscription, provider, role string, tables []string) Finding {
 	if provider == "" {
 		provider = sub.ProviderNode
 	}
-	role := probe.ConninfoUser(sub.ProviderConninfo)
 	var grants []string
 	for _, t := range tables {
 		grants = append(grants, "GRANT SELECT ON "+pgident.RegclassOf(t)+" TO "+pgident.Ident(role)+";")

@@ -272,6 +272,11 @@ type Subscription struct {
 	// connects to the provider (probe.Subscription; no password).
 	ProviderInterface string `json:"provider_interface,omitempty"`
 	ProviderConninfo  string `json:"provider_conninfo,omitempty"`
+	// ProviderRole is the role that connection connects as, which
+	// pglogical's copies run as too (probe.Subscription.ProviderRole: the
+	// connection string's user, or the walsender's role on the provider);
+	// "" when neither could be read.
+	ProviderRole string `json:"provider_role,omitempty"`
 	// ReplicationSets are the provider's sets it subscribes to.
 	ReplicationSets []string `json:"replication_sets,omitempty"`
 	// ForwardOrigins is the subscription's forward_origins ([all], or []

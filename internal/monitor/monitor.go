@@ -63,7 +63,7 @@ type schemaCheck struct {
 	left  []string
 	// unreadable: the tables of its sets the role of its provider
 	// connection may not copy (drift.Unreadable).
-	unreadable []string
+	unreadable diagnose.CopyDenied
 	// tables: the tables of the subscription's sets on its provider, as
 	// compared (probe.Prober.WatchTables).
 	tables []drift.Relation
@@ -81,12 +81,16 @@ type schemaInputs struct {
 	// TableDefs ("" when the provider did not answer: then not compared);
 	// subDefs: the subscriber's TableDefs.
 	provSets, provDefs, subDefs string
+	// role: the role of its provider connection
+	// (probe.Subscription.ProviderRole; the last one read while no
+	// walsender says it).
+	role string
 }
 
 func (a schemaInputs) same(b schemaInputs) bool {
 	same := func(x, y string) bool { return x == "" || y == "" || x == y }
 	return a.status == b.status && slices.Equal(a.sets, b.sets) &&
-		same(a.provSets, b.provSets) && same(a.provDefs, b.provDefs) && same(a.subDefs, b.subDefs)
+		same(a.provSets, b.provSets) && same(a.provDefs, b.provDefs) && same(a.subDefs, b.subDefs) && same(a.role, b.role)
 }
 
 // schemaWait is a comparison put off (putOff) after DDL on the provider
@@ -332,7 +336,7 @@ func (cs *conns) close(ctx context.Context) {
 // the same (schemaInputs); with them, the tables the role of its provider
 // connection may not copy (drift.Unreadable).
 // Best effort: a comparison that fails leaves the subscription out.
-func (m *Monitor) schema(ctx context.Context, cs *conns, snaps []probe.Snapshot, now time.Time) (map[string][]diagnose.SchemaMismatch, map[string][]string, map[string][]string) {
+func (m *Monitor) schema(ctx context.Context, cs *conns, snaps []probe.Snapshot, now time.Time) (map[string][]diagnose.SchemaMismatch, map[string][]string, map[string]diagnose.CopyDenied) {
 	byLocal := map[string]config.Node{}       // pglogical node name -> configured node that answered
 	provSnaps := map[string]*probe.Snapshot{} // pglogical node name -> its snapshot
 	for i, s := range snaps {
@@ -343,7 +347,7 @@ func (m *Monitor) schema(ctx context.Context, cs *conns, snaps []probe.Snapshot,
 	}
 	conn := func(n config.Node) (*pgx.Conn, error) { return cs.get(ctx, n) }
 	out := map[string][]diagnose.SchemaMismatch{}
-	left, unreadable := map[string][]string{}, map[string][]string{}
+	left, unreadable := map[string][]string{}, map[string]diagnose.CopyDenied{}
 	seen := map[string]bool{}
 	for i, s := range snaps {
 		if !s.Up() || i >= len(m.cfg.Nodes) {
@@ -356,6 +360,12 @@ func (m *Monitor) schema(ctx context.Context, cs *conns, snaps []probe.Snapshot,
 			ps := provSnaps[sub.ProviderNode]
 			if ps != nil {
 				in.provSets, in.provDefs = ps.SetTables, ps.TableDefs
+			}
+			// A connection string without a user leaves only the
+			// walsender to say the role, and none streams while the
+			// subscription reconnects: the role read last stands then.
+			if in.role = sub.ProviderRole(ps); in.role == "" {
+				in.role = m.schemaChecks[key].role
 			}
 			if c, ok := m.schemaChecks[key]; ok {
 				if now.Sub(c.at) < schemaEvery && c.same(in) {
@@ -392,10 +402,10 @@ func (m *Monitor) schema(ctx context.Context, cs *conns, snaps []probe.Snapshot,
 			}
 			// Best effort too: a role the provider cannot tell about
 			// leaves nothing to say.
-			var denied []string
-			if rels, err := drift.Unreadable(ctx, pc, probe.ConninfoUser(sub.ProviderConninfo), sub.ReplicationSets); err == nil {
+			denied := diagnose.CopyDenied{Role: in.role}
+			if rels, err := drift.Unreadable(ctx, pc, in.role, sub.ReplicationSets); err == nil {
 				for _, r := range rels {
-					denied = append(denied, r.String())
+					denied.Tables = append(denied.Tables, r.String())
 				}
 			}
 			m.schemaChecks[key] = schemaCheck{at: now, schemaInputs: in, found: got.Mismatches, left: gone, unreadable: denied, tables: got.Tables, queue: ps.DDLQueue}

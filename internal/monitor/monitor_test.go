@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -254,6 +255,43 @@ func replicateDDL(t *testing.T, p *pgtest.Pair, m *Monitor, every func()) int {
 		}
 	}
 	return cycles
+}
+
+// A provider connection string that names no user leaves only the
+// walsender streaming from the subscription's slot to say the role its
+// copies run as (copy_not_permitted). While the subscription does not
+// stream (disabled here; a restart, a network cut), the role read last
+// stands: the finding stays, naming it, and does not come and go with
+// every reconnection.
+func TestTheProviderRoleStandsWhileNoWalsenderSaysIt(t *testing.T) {
+	p, m := pairMonitorWith(t, pgtest.PairOptions{Own: true, Rows: 1, SubscriberEnv: []string{"PGUSER=repl"}})
+	ctx := context.Background()
+	if err := p.ConnectAs(ctx, p.Sub(), "repl", ""); err != nil {
+		t.Fatal(err)
+	}
+	run(t, stmt{p.Provider, "REVOKE SELECT ON items_0 FROM repl"})
+	waitFinding(t, m, p, diagnose.CodeCopyNotPermitted, true)
+	run(t, stmt{p.Subscriber, fmt.Sprintf("SELECT pglogical.alter_subscription_disable('%s', true)", p.Sub())})
+	slot, err := p.SlotName(ctx, p.Sub())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var active bool
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		return p.Provider.QueryRow(ctx, "SELECT active FROM pg_replication_slots WHERE slot_name = $1", []any{&active}, slot) == nil && !active
+	}); err != nil {
+		t.Fatal("the slot is still in use after the subscription was disabled")
+	}
+	got, r := hasFinding(t, m, p, diagnose.CodeCopyNotPermitted)
+	s, _ := r.Subscription(p.Sub(), "subscriber")
+	if !got || s.Status != "disabled" || s.ProviderRole != "repl" {
+		t.Errorf("disabled: copy_not_permitted %v, status %s, provider_role %q: %+v", got, s.Status, s.ProviderRole, s.Findings)
+	}
+	for _, f := range s.Findings {
+		if f.Code == diagnose.CodeCopyNotPermitted && !strings.Contains(f.Message, "GRANT SELECT ON public.items_0 TO repl;") {
+			t.Errorf("copy_not_permitted: %s", f.Message)
+		}
+	}
 }
 
 // pairMonitor is a monitor of a new pair with one replicated row.

@@ -40,6 +40,7 @@ type Cluster struct {
 	root     string // directory holding data, socket and log
 	portLock *os.File
 	cred     *syscall.Credential
+	env      []string // Options.Env
 }
 
 // LogCollector makes a cluster log through the logging collector, to
@@ -56,6 +57,10 @@ type Options struct {
 	Port int
 	// ExtraConf lines are appended to postgresql.conf.
 	ExtraConf []string
+	// Env ("NAME=value") is added to the server's environment: PGUSER, say,
+	// which pglogical's connections take when their connection string
+	// names no user.
+	Env []string
 	// NoPglogical leaves pglogical out of shared_preload_libraries and keeps
 	// wal_level at replica (for prerequisite tests).
 	NoPglogical bool
@@ -75,7 +80,7 @@ func CheckInstalled() error {
 // newCluster makes the directory of a new cluster (opt.Dir, or a fresh one
 // under BaseDir) and picks its port (opt.Port, or a free one).
 func newCluster(opt Options) (*Cluster, error) {
-	c := &Cluster{Host: "127.0.0.1"}
+	c := &Cluster{Host: "127.0.0.1", env: opt.Env}
 	var err error
 	if c.cred, err = serverCredential(); err != nil {
 		return nil, err
@@ -262,7 +267,7 @@ func (c *Cluster) Exec(ctx context.Context, db, sql string, args ...any) error {
 func (c *Cluster) run(ctx context.Context, name string, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = c.root
-	cmd.Env = append(os.Environ(), "LC_ALL=C.UTF-8")
+	cmd.Env = append(append(os.Environ(), "LC_ALL=C.UTF-8"), c.env...)
 	if c.cred != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred}
 	}

@@ -137,6 +137,9 @@ type PairOptions struct {
 	// transaction IDs, which other tests' databases would share.
 	Own            bool
 	SubscriberConf []string
+	// SubscriberEnv is added to the environment of the subscriber Own
+	// starts (Options.Env).
+	SubscriberEnv []string
 	// ProviderConf is extra configuration of the provider Own starts.
 	ProviderConf []string
 	// ApplyDelay is each subscription's apply_delay (0: none).
@@ -150,7 +153,7 @@ func NewPair(t testing.TB, opt PairOptions) *Pair {
 	shared := false
 	switch {
 	case opt.Own:
-		opt.Provider, opt.Subscriber = NewCluster(t, Options{ExtraConf: opt.ProviderConf}), NewCluster(t, Options{ExtraConf: opt.SubscriberConf})
+		opt.Provider, opt.Subscriber = NewCluster(t, Options{ExtraConf: opt.ProviderConf}), NewCluster(t, Options{ExtraConf: opt.SubscriberConf, Env: opt.SubscriberEnv})
 	case opt.Provider == nil:
 		opt.Provider, opt.Subscriber = Shared(t)
 		shared = true
@@ -343,24 +346,7 @@ func (p *Pair) FailTableCopy(ctx context.Context, table string) error {
 // sync worker fails at each try (permission denied for table), at once
 // again, until role gets SELECT on it.
 func (p *Pair) DenyTableCopy(ctx context.Context, sub, role, table string) error {
-	r := pgx.Identifier{role}.Sanitize()
-	for _, sql := range []string{
-		"CREATE ROLE " + r + " LOGIN REPLICATION",
-		"GRANT USAGE ON SCHEMA pglogical TO " + r,
-		"GRANT SELECT ON ALL TABLES IN SCHEMA pglogical, public TO " + r,
-	} {
-		if err := p.Provider.Exec(ctx, sql); err != nil {
-			return err
-		}
-	}
-	dsn := strings.Replace(p.Provider.DSN(), "user=postgres", "user="+role, 1)
-	if err := p.Subscriber.Exec(ctx, "SELECT pglogical.alter_node_add_interface($1, $2, $3)", p.ProviderNode, role+"_if", dsn); err != nil {
-		return err
-	}
-	if err := p.Subscriber.Exec(ctx, "SELECT pglogical.alter_subscription_interface($1, $2)", sub, role+"_if"); err != nil {
-		return err
-	}
-	if err := p.WaitStatus(ctx, sub, "replicating", 60*time.Second); err != nil {
+	if err := p.ConnectAs(ctx, sub, role, "user="+role); err != nil {
 		return err
 	}
 	ident := pgx.Identifier{table}.Sanitize()
@@ -372,6 +358,47 @@ func (p *Pair) DenyTableCopy(ctx context.Context, sub, role, table string) error
 		return err
 	}
 	return p.Provider.Exec(ctx, "SELECT pglogical.replication_set_add_table('set_0', $1::regclass, true)", "public."+ident)
+}
+
+// ConnectAs creates role on the provider (LOGIN REPLICATION, allowed to
+// read pglogical's catalogs and the tables of schema public), gives
+// subscription sub an interface of the provider's node whose connection
+// string says user (the provider's DSN with "user=postgres" replaced by
+// it: "" leaves libpq to take PGUSER of the subscriber's server, see
+// PairOptions.SubscriberEnv), and waits until sub streams from its slot
+// as role.
+func (p *Pair) ConnectAs(ctx context.Context, sub, role, user string) error {
+	r := pgx.Identifier{role}.Sanitize()
+	for _, sql := range []string{
+		"CREATE ROLE " + r + " LOGIN REPLICATION",
+		"GRANT USAGE ON SCHEMA pglogical TO " + r,
+		"GRANT SELECT ON ALL TABLES IN SCHEMA pglogical, public TO " + r,
+	} {
+		if err := p.Provider.Exec(ctx, sql); err != nil {
+			return err
+		}
+	}
+	dsn := strings.Replace(p.Provider.DSN(), "user=postgres", user, 1)
+	if err := p.Subscriber.Exec(ctx, "SELECT pglogical.alter_node_add_interface($1, $2, $3)", p.ProviderNode, role+"_if", dsn); err != nil {
+		return err
+	}
+	if err := p.Subscriber.Exec(ctx, "SELECT pglogical.alter_subscription_interface($1, $2)", sub, role+"_if"); err != nil {
+		return err
+	}
+	slot, err := p.SlotName(ctx, sub)
+	if err != nil {
+		return err
+	}
+	var got string
+	if err := Poll(ctx, 60*time.Second, func() bool {
+		got = ""
+		_ = p.Provider.QueryRow(ctx, `SELECT r.usename::text FROM pg_stat_replication r JOIN pg_replication_slots s ON s.active_pid = r.pid
+WHERE s.slot_name = $1`, []any{&got}, slot)
+		return got == role
+	}); err != nil {
+		return fmt.Errorf("subscription %s does not stream as %s after 60s (the walsender's role: %q)", sub, role, got)
+	}
+	return p.WaitStatus(ctx, sub, "replicating", 60*time.Second)
 }
 
 // FailFirstCopy sets subscription sub up again by hand with its copy

@@ -1,9 +1,13 @@
 package probe
 
 import (
+	"context"
+	"errors"
 	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // conninfoKept are the connection-string keywords SafeConninfo keeps: where
@@ -116,4 +120,18 @@ func parseConninfo(dsn string) (map[string]string, bool) {
 func ConninfoUser(dsn string) string {
 	vals, _ := parseConninfo(dsn)
 	return vals["user"]
+}
+
+// StreamingRole is the role of the walsender streaming from slot on
+// provider: for a pglogical subscription, the role its provider
+// connection connects as (Subscription.ProviderRole reads it from a
+// Snapshot). "" when none streams from it.
+func StreamingRole(ctx context.Context, provider *pgx.Conn, slot string) (string, error) {
+	var role string
+	err := provider.QueryRow(ctx, `SELECT coalesce(r.usename::text, '') FROM pg_replication_slots s
+JOIN pg_stat_replication r ON r.pid = s.active_pid WHERE s.slot_name = $1`, slot).Scan(&role)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	return role, err
 }

@@ -56,3 +56,31 @@ func TestQueryVariants(t *testing.T) {
 		t.Error("pglogicalNodeQueryPG13 still reads pglogical.queue (a TID range scan needs PostgreSQL 14)")
 	}
 }
+
+// ProviderRole: the connection string's user where it names one (whatever
+// the walsender says); else the role of the walsender streaming from the
+// subscription's slot; else nothing.
+func TestProviderRole(t *testing.T) {
+	prov := &Snapshot{Slots: []Slot{
+		{Name: "streaming", Sender: &Sender{User: "repl"}},
+		{Name: "idle"},
+	}}
+	for _, c := range []struct {
+		conninfo, slot string
+		prov           *Snapshot
+		want           string
+	}{
+		{"host=p dbname=d user=named", "streaming", prov, "named"},
+		{"postgresql://uri@p/d", "streaming", prov, "uri"},
+		{"host=p dbname=d", "streaming", prov, "repl"},
+		{"", "streaming", prov, "repl"}, // pglmon's role may not read if_dsn
+		{"", "idle", prov, ""},
+		{"", "gone", prov, ""},
+		{"", "streaming", nil, ""},
+	} {
+		sub := Subscription{ProviderConninfo: c.conninfo, SlotName: c.slot}
+		if got := sub.ProviderRole(c.prov); got != c.want {
+			t.Errorf("%q, slot %s: %q, want %q", c.conninfo, c.slot, got, c.want)
+		}
+	}
+}

@@ -71,7 +71,8 @@ SELECT s.slot_name::text, coalesce(s.plugin::text, ''), s.slot_type, s.active, c
 	extract(epoch FROM r.write_lag)::float8, extract(epoch FROM r.flush_lag)::float8, extract(epoch FROM r.replay_lag)::float8,
 	age(s.xmin)::bigint, age(s.catalog_xmin)::bigint,
 	coalesce(host(r.client_addr), ''), coalesce(r.client_port, 0),
-	extract(epoch FROM now() - r.backend_start)::float8, extract(epoch FROM now() - r.reply_time)::float8
+	extract(epoch FROM now() - r.backend_start)::float8, extract(epoch FROM now() - r.reply_time)::float8,
+	coalesce(r.usename::text, '')
 FROM pg_replication_slots s
 CROSS JOIN cur
 LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid

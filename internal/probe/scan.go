@@ -16,7 +16,7 @@ func scanSlots(rows pgx.Rows) ([]Slot, error) {
 			&s.WALStatus, &s.SafeWALSize, &s.RetainedBytes, &s.LagBytes,
 			&hasSender, &snd.ApplicationName, &snd.State, &sent, &write, &flush, &replay,
 			&snd.WriteLag, &snd.FlushLag, &snd.ReplayLag, &s.XminAge, &s.CatalogXminAge,
-			&snd.ClientAddr, &snd.ClientPort, &snd.ConnectedSeconds, &snd.ReplySeconds); err != nil {
+			&snd.ClientAddr, &snd.ClientPort, &snd.ConnectedSeconds, &snd.ReplySeconds, &snd.User); err != nil {
 			return nil, err
 		}
 		s.RestartLSN, _ = ParseLSN(restart)

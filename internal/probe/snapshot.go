@@ -347,6 +347,25 @@ func (s *Snapshot) HeartbeatRoutes() []HeartbeatRoute {
 	return out
 }
 
+// ProviderRole is the role subscription sub's provider connection
+// connects as: the user its connection string names, or, when it names
+// none (libpq then takes PGUSER or the OS user of the subscriber's server,
+// which pglmon cannot see) or pglmon's role may not read it, the role of the walsender streaming from sub's
+// slot on provider, its provider's snapshot (nil when not read). "" when
+// neither says.
+func (sub Subscription) ProviderRole(provider *Snapshot) string {
+	if u := ConninfoUser(sub.ProviderConninfo); u != "" {
+		return u
+	}
+	if provider == nil {
+		return ""
+	}
+	if sl, ok := provider.Slot(sub.SlotName); ok && sl.Sender != nil {
+		return sl.Sender.User
+	}
+	return ""
+}
+
 // Slot finds a replication slot by name.
 func (s *Snapshot) Slot(name string) (Slot, bool) {
 	for _, sl := range s.Slots {
@@ -417,6 +436,10 @@ func (s Slot) HorizonAge() (int64, string) {
 type Sender struct {
 	PID             int    `json:"pid"`
 	ApplicationName string `json:"application_name"`
+	// User is the role its consumer connected as: for a pglogical
+	// subscription, the role of its provider connection, which its copies
+	// run as too (whatever the connection string says or leaves out).
+	User string `json:"user,omitempty"`
 	// ClientAddr and ClientPort are where its consumer connects from ("" and
 	// 0 over a Unix socket, or when the role may not see them).
 	ClientAddr string `json:"client_addr,omitempty"`

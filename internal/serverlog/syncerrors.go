@@ -232,7 +232,7 @@ func explainedCopy(s *diagnose.Subscription, table string) bool {
 // syncFinding is table_sync_error for table t of subscription s.
 func syncFinding(s diagnose.Subscription, t probe.TableSync, file string, f SyncFailure) diagnose.Finding {
 	msg := fmt.Sprintf("table %s of %s is not copied (sync status %q): pglogical's sync worker failed %d times in a row (in the end of the subscriber's log pglmon read), and pglogical starts another within a second, for as long as the cause lasts (each failure logged on both servers); the table receives nothing meanwhile; the last error in the subscriber's log (%s at %s): %s%s",
-		pgident.Regclass(t.Schema, t.Table), s.Name, t.Status, f.Failures, file, f.Prefix, f.Error, f.Hint(s.Provider, probe.ConninfoUser(s.ProviderConninfo), t.Schema, t.Table))
+		pgident.Regclass(t.Schema, t.Table), s.Name, t.Status, f.Failures, file, f.Prefix, f.Error, f.Hint(s.Provider, s.ProviderRole, t.Schema, t.Table))
 	return diagnose.Finding{Code: diagnose.CodeTableSyncError, Severity: diagnose.Critical, Human: true, Table: t.Schema + "." + t.Table, Message: msg}
 }
 

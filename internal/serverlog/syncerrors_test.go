@@ -130,8 +130,8 @@ func TestAnnotateSync(t *testing.T) {
 	report := func(findings ...diagnose.Finding) diagnose.Report {
 		return diagnose.Report{Health: diagnose.Warning, Subscriptions: []diagnose.Subscription{{
 			Name: "sub_perm", Subscriber: "permsub", Provider: "prov", Health: diagnose.Warning, ApplyWorker: "16565:1297712045",
-			ProviderConninfo: "host=10.0.0.1 port=5432 dbname=app user=Repl sslmode=require",
-			TablesNotReady:   notReady, Findings: findings}}}
+			ProviderConninfo: "host=10.0.0.1 port=5432 dbname=app user=Repl sslmode=require", ProviderRole: "Repl",
+			TablesNotReady: notReady, Findings: findings}}}
 	}
 	fails := ParseSyncFailures(syncLog)
 	stalled := diagnose.Finding{Code: diagnose.CodeTableSyncStalled, Severity: diagnose.Warning, Human: true, Table: "public.perm_u", Message: "stalled"}
@@ -206,10 +206,10 @@ func TestAnnotateSync(t *testing.T) {
 	if f := r.Subscriptions[0].Findings; len(f) != 2 || f[1].Table != "sales.Orders" {
 		t.Errorf("with table_copy_refused for perm_u: %+v", f)
 	}
-	// A provider connection without a user: the role is for the reader
-	// to fill in.
+	// A provider connection whose role neither its connection string nor
+	// a walsender says: the role is for the reader to fill in.
 	r = report()
-	r.Subscriptions[0].ProviderConninfo = "host=10.0.0.1 dbname=app"
+	r.Subscriptions[0].ProviderConninfo, r.Subscriptions[0].ProviderRole = "host=10.0.0.1 dbname=app", ""
 	AnnotateSync(&r, "permsub", "/var/log/pg.log", fails)
 	if f := r.Subscriptions[0].Findings; len(f) != 2 || !strings.Contains(f[0].Message, "GRANT SELECT ON public.perm_u TO <role>;") {
 		t.Errorf("without a user: %+v", f)

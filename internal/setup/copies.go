@@ -287,15 +287,34 @@ WHERE s.sub_name = $1 AND l.sync_relname IS NOT NULL AND l.sync_status <> 'r'`, 
 		if !ok || f.Failures < copyFailed || serverlog.Copying(t) {
 			continue
 		}
-		var dsn string
-		if err := sub.QueryRow(ctx, "SELECT i.if_dsn FROM pglogical.subscription s JOIN pglogical.node_interface i ON i.if_id = s.sub_origin_if WHERE s.sub_name = $1", sb.Name).Scan(&dsn); err != nil {
+		var dsn, slot string
+		if err := sub.QueryRow(ctx, "SELECT i.if_dsn, s.sub_slot_name::text FROM pglogical.subscription s JOIN pglogical.node_interface i ON i.if_id = s.sub_origin_if WHERE s.sub_name = $1", sb.Name).Scan(&dsn, &slot); err != nil {
 			return err
+		}
+		role := probe.ConninfoUser(dsn)
+		if role == "" {
+			// libpq's default (PGUSER or the OS user of the subscriber's
+			// server): the walsender of the subscription says which.
+			role = r.streamingRole(ctx, sb.Provider, slot)
 		}
 		return fmt.Errorf("subscription %s on %s: pglogical cannot copy table %s: its sync worker failed %d times in a row, and pglogical tries again within a second while the cause lasts; the last error in %s's log (%s at %s): %s%s (pglmon status --subscription %s: table_sync_error)",
 			sb.Name, sb.Subscriber, pgident.Regclass(t.Schema, t.Table), f.Failures, sb.Subscriber, chunk.File, f.Prefix, f.Error,
-			f.Hint(sb.Provider, probe.ConninfoUser(dsn), t.Schema, t.Table), shellword.Quote(sb.Name))
+			f.Hint(sb.Provider, role, t.Schema, t.Table), shellword.Quote(sb.Name))
 	}
 	return nil
+}
+
+// streamingRole is the role of the walsender streaming from slot on
+// provider (probe.StreamingRole); "" when none does or it cannot be read:
+// the hint then leaves the role for the reader to fill in.
+func (r *Runner) streamingRole(ctx context.Context, provider, slot string) string {
+	conn, err := r.connect(ctx, provider)
+	if err != nil {
+		return ""
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	role, _ := probe.StreamingRole(ctx, conn, slot)
+	return role
 }
 
 // wait bounds apply's waits for pglogical (Wait, 10 minutes when unset).

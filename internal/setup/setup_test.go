@@ -258,15 +258,19 @@ func TestNoOriginStateForACopy(t *testing.T) {
 // to the set by hand: pglogical 2.4.2's sync worker fails at each try (the
 // subscriber's log), and apply's wait for its copy gives up within seconds,
 // naming the error and the GRANT, not at its timeout; after the grant run
-// as printed, pglogical copies it.
+// as printed, pglogical copies it. The provider connection string names no
+// user (libpq takes PGUSER of the subscriber's server): the GRANT names
+// the role the subscription's walsender connected as.
 func TestACopyItsRoleMayNotRead(t *testing.T) {
 	ctx := context.Background()
 	prov, _ := pgtest.Shared(t)
-	own := pgtest.NewCluster(t, pgtest.Options{})
+	// Roles are per cluster, and the provider's is shared by the package's
+	// tests: a name of this test's own.
+	role := "copier_no_user"
+	own := pgtest.NewCluster(t, pgtest.Options{Env: []string{"PGUSER=" + role}})
 	p, s := freshDBs(t, prov, own, ddl+"INSERT INTO orders SELECT g, g FROM generate_series(1, 10) g;", ddl)
 	cfg := topologyConfig(t, p, s, "public.orders")
 	applied(t, cfg)
-	role := "copier_" + p.Name
 	for _, sql := range []string{"CREATE ROLE " + role + " LOGIN REPLICATION", "GRANT USAGE ON SCHEMA pglogical TO " + role,
 		"GRANT SELECT ON ALL TABLES IN SCHEMA pglogical, public TO " + role,
 		"CREATE TABLE denied_copy (id int PRIMARY KEY); INSERT INTO denied_copy SELECT generate_series(1, 5)"} {
@@ -275,7 +279,7 @@ func TestACopyItsRoleMayNotRead(t *testing.T) {
 		}
 	}
 	t.Cleanup(func() { _ = prov.Exec(context.Background(), "postgres", "DROP ROLE IF EXISTS "+role) })
-	dsn := strings.Replace(p.DSN(), "user=postgres", "user="+role, 1)
+	dsn := strings.Replace(p.DSN(), "user=postgres", "", 1)
 	for _, sql := range []string{"CREATE TABLE denied_copy (id int PRIMARY KEY)",
 		fmt.Sprintf("SELECT pglogical.alter_node_add_interface('prov_%s', 'copier_if', '%s')", p.Name, dsn),
 		"SELECT pglogical.alter_subscription_interface('app_sub', 'copier_if')"} {
