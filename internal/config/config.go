@@ -396,6 +396,13 @@ func (c *Config) RewindStateFile() string {
 	return filepath.Join(filepath.Dir(c.Repair.AuditLog), "provider-rewinds.json")
 }
 
+// SequenceStateFile is where the daemon keeps since when each replicated
+// sequence has been behind (sequence_behind), so that a restart does not
+// put the finding off, next to repair.audit_log.
+func (c *Config) SequenceStateFile() string {
+	return filepath.Join(filepath.Dir(c.Repair.AuditLog), "sequences-behind.json")
+}
+
 // SeenFile is where the daemon remembers the subscriptions it has seen
 // (package seen), next to repair.audit_log.
 func (c *Config) SeenFile() string {

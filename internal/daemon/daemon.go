@@ -109,6 +109,7 @@ type Daemon struct {
 	storage  storageWatcher
 	logs     logWatcher
 	rewinds  rewindWatch
+	seqs     sequenceKeeper
 	maint    maintenanceWatch
 	beats    heartbeats
 	slack    *pslack.Notifier
@@ -179,6 +180,7 @@ func New(opts Options) (*Daemon, error) {
 	} else {
 		d.rewinds.restore(opts.Config.RewindStateFile(), st)
 	}
+	d.seqs.restore(d, opts.Config.SequenceStateFile())
 	if sc := opts.Config.Slack; sc.Enabled() {
 		token, err := sc.BotToken.Resolve("slack.bot_token")
 		if err != nil {
@@ -387,6 +389,7 @@ func (d *Daemon) cycle(ctx context.Context) {
 	d.rewinds.annotate(d.log, &r, d.verifier.equalSince)
 	d.rewinds.judgeGaps(d.log, &r, d.beats.gaps(ctx, d, snaps, &r), d.verifier.equalSince)
 	d.seen.annotate(d, &r)
+	d.seqs.keep(d)
 	d.maint.annotate(d, &r)
 	d.beats.run(ctx, d, snaps, &r)
 	d.repairer.consider(ctx, &r)

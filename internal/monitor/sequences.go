@@ -2,6 +2,7 @@ package monitor
 
 import (
 	"context"
+	"maps"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -35,13 +36,43 @@ type seqCheck struct {
 	at time.Time
 	// short holds, by sequence, since when the subscriber has lacked the
 	// provider's value then (value).
-	short map[string]shortSince
+	short map[string]SequenceShort
 	found []diagnose.SequenceBehind
 }
 
-type shortSince struct {
-	since time.Time
-	value int64
+// SequenceShort is since when a subscriber's sequence has lacked Value, the
+// value its provider had then: sequence_behind counts from Since.
+type SequenceShort struct {
+	Since time.Time `json:"since"`
+	Value int64     `json:"value"`
+}
+
+// SequencesShort returns, by subscriber/subscription and by sequence,
+// since when each sequence compared has lacked a value of its provider's:
+// what the daemon keeps across its restarts (RestoreSequencesShort).
+func (m *Monitor) SequencesShort() map[string]map[string]SequenceShort {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string]map[string]SequenceShort{}
+	for key, c := range m.seqChecks {
+		if len(c.short) > 0 {
+			out[key] = maps.Clone(c.short)
+		}
+	}
+	return out
+}
+
+// RestoreSequencesShort takes up what SequencesShort returned before a
+// restart: those subscriptions' sequences are compared at the next cycle,
+// and one still short of the value it lacked then is behind since then,
+// not since the restart. A subscription not replicating at that cycle
+// starts afresh.
+func (m *Monitor) RestoreSequencesShort(short map[string]map[string]SequenceShort) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for key, seqs := range short {
+		m.seqChecks[key] = seqCheck{short: maps.Clone(seqs)}
+	}
 }
 
 // sequences compares, every sequenceEvery, the sequences of each
@@ -179,20 +210,20 @@ func SequencesBehind(ctx context.Context, pc, sc *pgx.Conn, sets []string) ([]di
 // from when it first lacked the provider's value then, and again from now
 // once it has that value; reported after grace.
 func next(c seqCheck, read seqRead, now time.Time, grace time.Duration) seqCheck {
-	out := seqCheck{at: now, short: map[string]shortSince{}}
+	out := seqCheck{at: now, short: map[string]SequenceShort{}}
 	for _, r := range read.results {
 		if !reportable(r) {
 			continue
 		}
 		st, ok := c.short[r.Sequence]
-		if !ok || !r.Lacks(st.value) {
-			st = shortSince{since: now, value: *r.Provider}
+		if !ok || !r.Lacks(st.Value) {
+			st = SequenceShort{Since: now, Value: *r.Provider}
 		}
 		out.short[r.Sequence] = st
-		if now.Sub(st.since) < grace {
+		if now.Sub(st.Since) < grace {
 			continue
 		}
-		out.found = append(out.found, read.behindOf(r, st.since))
+		out.found = append(out.found, read.behindOf(r, st.Since))
 	}
 	return out
 }

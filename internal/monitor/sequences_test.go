@@ -2,6 +2,7 @@ package monitor
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -71,6 +72,30 @@ func TestASequenceLeftBehindIsReported(t *testing.T) {
 	for _, d := range []time.Duration{0, time.Minute + time.Second, 4 * time.Minute} {
 		if f, _ := at(start + d); f != nil {
 			t.Fatalf("sequence_behind %s after it was first seen, before sequenceGrace: %s", d, f.Message)
+		}
+	}
+	// A daemon restarted meanwhile (a new monitor) that took up what this
+	// one kept, through its state file, reports it as this one would; one
+	// that did not would start the count again.
+	kept, err := json.Marshal(m.SequencesShort())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, restored := range []bool{false, true} {
+		m2 := New(m.cfg)
+		m2.now = func() time.Time { return base.Add(start + sequenceGrace + time.Second) }
+		if restored {
+			var short map[string]map[string]SequenceShort
+			if err := json.Unmarshal(kept, &short); err != nil {
+				t.Fatal(err)
+			}
+			m2.RestoreSequencesShort(short)
+		}
+		r, _ := m2.Cycle(ctx)
+		m2.Close(ctx)
+		s, _ := r.Subscription(p.Sub(), "subscriber")
+		if got := len(s.SequencesBehind) == 1 && s.SequencesBehind[0].Since.Equal(base.Add(start)); got != restored {
+			t.Errorf("restarted, what was kept taken up %v: sequences_behind %+v (%s)", restored, s.SequencesBehind, kept)
 		}
 	}
 	f, s := at(start + sequenceGrace + time.Second)
