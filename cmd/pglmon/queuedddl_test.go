@@ -207,9 +207,15 @@ func TestAConflictStopsApplyUnderResolutionError(t *testing.T) {
 // added to said, when given.
 func waitApplyError(t *testing.T, cfg, sub string, said *string) string {
 	t.Helper()
+	return waitCritical(t, cfg, sub, "apply_error", said)
+}
+
+// waitCritical is waitApplyError for a finding of code.
+func waitCritical(t *testing.T, cfg, sub, code string, said *string) string {
+	t.Helper()
 	var msg, last string
 	if err := pgtest.Poll(context.Background(), 60*time.Second, func() bool {
-		code, out, errOut := pglmon(t, "status", "--config", cfg, "--output", "json", "--subscription", sub)
+		exit, out, errOut := pglmon(t, "status", "--config", cfg, "--output", "json", "--subscription", sub)
 		if said != nil {
 			*said += out + errOut
 		}
@@ -219,12 +225,12 @@ func waitApplyError(t *testing.T, cfg, sub string, said *string) string {
 		}
 		f := s.Subscriptions[0].Findings[0]
 		last = f.Code + ": " + f.Message
-		if code == 2 && f.Code == "apply_error" && f.Severity == "critical" && f.Remedy == "" {
+		if exit == 2 && f.Code == code && f.Severity == "critical" && f.Remedy == "" {
 			msg = f.Message
 		}
 		return msg != ""
 	}); err != nil {
-		t.Fatalf("no apply_error; last finding: %s", last)
+		t.Fatalf("no %s; last finding: %s", code, last)
 	}
 	return msg
 }

@@ -128,3 +128,50 @@ func TestCopyNotPermittedForARoleTheConnectionStringLeavesOut(t *testing.T) {
 		}
 	}
 }
+
+// A provider connection role without USAGE on the provider's schema
+// pglogical (a dedicated replication role given SELECT on the tables
+// only): the provider accepts the connection, then refuses to stream
+// (pglogical 2.4.2's output plugin, at its start), at each start.
+// status says provider_connection_failed with the GRANT to run, not
+// apply_error ("a change the subscriber refuses") as before; repair's
+// plan says to give the grant and restart; the GRANT run as printed and
+// repair --remedy restart get it replicating. (No row is written while the
+// role lacks the grant: pglogical could not send it then, see README.)
+func TestAProviderRoleThatMayNotUseSchemaPglogical(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Own: true, Rows: 3, SubscriberConf: pgtest.LogCollector})
+	if err := p.ConnectAs(ctx, p.Sub(), "repl", "user=repl"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Provider.Exec(ctx, "REVOKE USAGE ON SCHEMA pglogical FROM repl"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.RestartSubscription(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, p, "")
+	msg := waitCritical(t, cfg, p.Sub(), "provider_connection_failed", nil)
+	grant := "GRANT USAGE ON SCHEMA pglogical TO repl;"
+	for _, want := range []string{"subscription " + p.Sub() + " is down: provider provider refuses to stream to it: the role of its provider connection, repl, may not use schema pglogical",
+		"To fix, run on provider: " + grant, "ERROR:  permission denied for schema pglogical"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("message lacks %q: %s", want, msg)
+		}
+	}
+	code, plan, errOut := pglmon(t, "repair", "--config", cfg, "--subscription", p.Sub())
+	if code != 1 || !strings.Contains(plan, "the provider accepts the connection, then refuses to start") || !strings.Contains(plan, "--remedy restart") {
+		t.Fatalf("repair's plan: exit %d\n%s\n%s", code, plan, errOut)
+	}
+	execAll(ctx, t, []sqlStep{{p.Provider, grant}, {p.Provider, "INSERT INTO items_0 VALUES (21, 'after the grant', 1)"}})
+	if code, out, errOut := pglmon(t, "repair", "--config", cfg, "--subscription", p.Sub(), "--remedy", "restart", "--yes"); code != 0 {
+		t.Fatalf("restart after the grant: exit %d\n%s\n%s", code, out, errOut)
+	}
+	var val string
+	if err := pgtest.Poll(ctx, 30*time.Second, func() bool {
+		return p.Subscriber.QueryRow(ctx, "SELECT val FROM items_0 WHERE id = 21", []any{&val}) == nil && val == "after the grant"
+	}); err != nil {
+		t.Fatalf("row 21 on the subscriber: %q", val)
+	}
+}

@@ -592,6 +592,16 @@ Whatever the other process confirmed while it held the slot was not applied on %
   pglmon verify --config FILE --subscription %[7]s
 and resynchronise the tables that differ (pglmon repair prints how for data_divergence).`, s.Provider, s.Subscriber, q(s.Name), f.Message, s.Name, q(s.SlotName), sh(s.Name))
 	case diagnose.CodeProviderConnectFailed:
+		if strings.Contains(f.Message, " refuses to stream to it: ") {
+			fmt.Fprintf(&b, `%[2]s
+The connection string is right: the provider accepts the connection, then refuses to start
+streaming. Give the role what the error names, on the provider (above), then start the
+worker at once rather than at pglogical's next try (it backs off up to 180 s):
+  pglmon repair --config FILE --subscription %[1]s --remedy restart
+Nothing is lost meanwhile: the provider's slot keeps the changes (watch its retained WAL).`,
+				sh(s.Name), f.Message)
+			break
+		}
 		iface := s.ProviderInterface
 		if iface == "" {
 			iface = "<interface>"

@@ -256,3 +256,20 @@ func TestApplyErrorPlans(t *testing.T) {
 		}
 	}
 }
+
+// provider_connection_failed where the provider accepts the connection
+// and refuses to stream (serverlog.StreamDenied): the grant and a restart,
+// not a new connection string.
+func TestStreamDeniedPlan(t *testing.T) {
+	s := diagnose.Subscription{Name: "sub 0", Subscriber: "sub", Provider: "prov", ProviderInterface: "repl_if"}
+	msg := "subscription sub 0 is down: provider prov refuses to stream to it: the role of its provider connection, repl, may not use schema pglogical on the provider. To fix, run on prov: GRANT USAGE ON SCHEMA pglogical TO repl; then ..."
+	p := HumanPlan(diagnose.Finding{Code: diagnose.CodeProviderConnectFailed, Message: msg, Human: true}, s)
+	for _, want := range []string{msg, "The connection string is right", "pglmon repair --config FILE --subscription 'sub 0' --remedy restart"} {
+		if !strings.Contains(p.Text, want) {
+			t.Errorf("plan lacks %q:\n%s", want, p.Text)
+		}
+	}
+	if strings.Contains(p.Text, "alter_node_add_interface") {
+		t.Errorf("a new connection string offered:\n%s", p.Text)
+	}
+}

@@ -22,7 +22,9 @@ import (
 	"strings"
 
 	"github.com/pglmon/pglmon/internal/diagnose"
+	"github.com/pglmon/pglmon/internal/pgident"
 	"github.com/pglmon/pglmon/internal/probe"
+	"github.com/pglmon/pglmon/internal/shellword"
 )
 
 // WorkerError is the last error an apply worker of a subscription exited with.
@@ -254,6 +256,56 @@ func (w WorkerError) ConnectFailure() (cause string, permanent, ok bool) {
 	return "the connection failed; the quoted error says why", false, true
 }
 
+// streamDeniedRE matches the provider refusing pglogical's
+// START_REPLICATION for want of a privilege of the provider connection's
+// role. Measured with pglogical 2.4.2: a role without USAGE on the
+// provider's schema pglogical logs, in the subscriber's log, `could not
+// send replication command "START_REPLICATION SLOT ... (...)": ERROR:
+// permission denied for schema pglogical` (its output plugin's startup
+// callback); the manager starts the worker again 5 s later, then every
+// 180 s. USAGE on the schema alone is enough (no SELECT on pglogical's
+// tables), measured.
+var streamDeniedRE = regexp.MustCompile(`could not send replication command "START_REPLICATION .*": ERROR:\s+permission denied for (schema|table|function|sequence) (\S+)`)
+
+// StreamDenied says whether the error is the provider refusing to stream
+// for want of a privilege, and on what (a schema, table, function or
+// sequence, and its name).
+func (w WorkerError) StreamDenied() (kind, name string, ok bool) {
+	m := streamDeniedRE.FindStringSubmatch(w.Error)
+	if m == nil {
+		return "", "", false
+	}
+	return m[1], m[2], true
+}
+
+// streamDenied is why the provider refuses to stream to subscription s
+// (StreamDenied), and what to run there: the GRANT, to the role
+// s.ProviderRole says.
+func streamDenied(s diagnose.Subscription, kind, name string) (cause, fix string) {
+	role := s.ProviderRole
+	if role == "" {
+		role = "<role>" // libpq's default: the subscriber server's OS user
+	} else {
+		role = pgident.Ident(role)
+	}
+	cause = fmt.Sprintf("the role of its provider connection, %s, may not use %s %s on the provider, which pglogical's output plugin needs to start streaming (the changes themselves need no grant)", role, kind, name)
+	fix = fmt.Sprintf("give %s that privilege on %s", role, orUnknown(s.Provider))
+	if kind == "schema" {
+		fix = fmt.Sprintf("run on %s: GRANT USAGE ON SCHEMA %s TO %s;", orUnknown(s.Provider), pgident.Ident(name), role)
+	}
+	return cause, fix
+}
+
+// streamDeniedFinding replaces a stuck_down whose worker the provider
+// refuses to stream to (StreamDenied): a restart fails the same way until
+// the grant is given; pglogical's own next try may be 180 s away then.
+func streamDeniedFinding(s diagnose.Subscription, file string, we WorkerError, kind, name string) diagnose.Finding {
+	cause, fix := streamDenied(s, kind, name)
+	return diagnose.Finding{Code: diagnose.CodeProviderConnectFailed, Severity: diagnose.Critical, Human: true,
+		Message: fmt.Sprintf("subscription %s is down: provider %s refuses to stream to it: %s. To fix, %s then pglmon repair --subscription %s --remedy restart, as pglogical's own next try may be 180 s away; restarting does not help before. Nothing is lost meanwhile (the provider's slot keeps the changes). The error in the subscriber's log (%s): %s",
+			s.Name, orUnknown(s.Provider), cause, fix, shellword.Quote(s.Name), file, we)}
+}
+
 // connectFinding replaces a stuck_down whose worker cannot log in to its
 // provider: a restart would fail the same way.
 func connectFinding(s diagnose.Subscription, file string, we WorkerError, cause string) diagnose.Finding {
@@ -390,6 +442,15 @@ func Annotate(r *diagnose.Report, subscriber, file string, errs Errors) {
 			f := &s.Findings[j]
 			if !explained[f.Code] {
 				continue
+			}
+			if kind, name, ok := we.StreamDenied(); ok {
+				if f.Code == diagnose.CodeStuckDown {
+					*f = streamDeniedFinding(*s, file, we, kind, name)
+					break
+				}
+				cause, fix := streamDenied(*s, kind, name)
+				f.Message = strings.TrimSuffix(f.Message, ".") + "; the provider refuses to stream to it: " + cause + " (to fix, " + fix + "); the last error in the subscriber's log (" + file + "): " + we.String()
+				break
 			}
 			if cause, permanent, ok := we.ConnectFailure(); ok {
 				if f.Code == diagnose.CodeStuckDown && permanent {

@@ -253,6 +253,53 @@ func TestConnectFailures(t *testing.T) {
 	}
 }
 
+// The provider accepts the connection, then refuses to stream for want of
+// a privilege of the role (measured with pglogical 2.4.2: no USAGE on the
+// provider's schema pglogical). Not a change the subscriber refuses (it
+// was apply_error, "permission denied for"): provider_connection_failed,
+// with the GRANT to the role provider_role names; appended to a
+// subscription_down; a slot in use is not such a refusal.
+func TestStreamDenied(t *testing.T) {
+	text := `2026-12-07 23:16:10.807 UTC [5916] LOG:  starting apply for subscription sub_0
+2026-12-07 23:16:10.812 UTC [5916] FATAL:  could not send replication command "START_REPLICATION SLOT "pgl_labdb_provider_labdb_sub_0" LOGICAL 0/1A42A48 (expected_encoding 'UTF8', min_proto_version '1', "hooks.setup_function" 'pglogical.pglogical_hooks_setup', "pglogical.forward_origins" '', "pglogical.replication_set_names" 'set_0', pglogical_apply_pid '5916')": ERROR:  permission denied for schema pglogical
+	CONTEXT:  slot "pgl_labdb_provider_labdb_sub_0", output plugin "pglogical_output", in the startup callback
+	, sqlstate: 42501
+2026-12-07 23:16:10.812 UTC [5916] LOG:  apply worker [5916] at slot 2 generation 3 exiting with error
+`
+	we, ok := WorkerErrors(text).For("sub_0", "")
+	if !ok {
+		t.Fatal("no error found")
+	}
+	if kind, name, ok := we.StreamDenied(); !ok || kind != "schema" || name != "pglogical" {
+		t.Errorf("StreamDenied: %q %q %t", kind, name, ok)
+	}
+	if _, _, ok := (WorkerError{Error: `could not send replication command "START_REPLICATION SLOT "s" LOGICAL 0/1 (...)": ERROR:  replication slot "s" is active for PID 17280`}).StreamDenied(); ok {
+		t.Error("a slot in use is not a refusal for want of a privilege")
+	}
+	report := func(code string, role string) *diagnose.Report {
+		return &diagnose.Report{Subscriptions: []diagnose.Subscription{{Name: "Sub 0", Subscriber: "s", Provider: "p", Status: probe.StatusDown,
+			Health: diagnose.Critical, ProviderRole: role,
+			Findings: []diagnose.Finding{{Code: code, Severity: diagnose.Critical, Remedy: diagnose.RemedyRestart, Message: "down."}}}}}
+	}
+	we.Subscription = "Sub 0"
+	r := report(diagnose.CodeStuckDown, "Repl")
+	Annotate(r, "s", "log/x.log", Errors{we})
+	f := r.Subscriptions[0].Findings[0]
+	if f.Code != diagnose.CodeProviderConnectFailed || f.Remedy != "" || !f.Human || f.Severity != diagnose.Critical ||
+		!strings.Contains(f.Message, `subscription Sub 0 is down: provider p refuses to stream to it: the role of its provider connection, "Repl", may not use schema pglogical on the provider`) ||
+		!strings.Contains(f.Message, `To fix, run on p: GRANT USAGE ON SCHEMA pglogical TO "Repl"; then pglmon repair --subscription 'Sub 0' --remedy restart`) ||
+		!strings.HasSuffix(f.Message, `(log/x.log): 2026-12-07 23:16:10.812 UTC [5916] FATAL: could not send replication command "START_REPLICATION SLOT "pgl_labdb_provider_labdb_sub_0" LOGICAL 0/1A42A48 (...)": ERROR:  permission denied for schema pglogical`) {
+		t.Errorf("stuck_down: %+v", f)
+	}
+	r = report(diagnose.CodeSubscriptionDown, "")
+	Annotate(r, "s", "log/x.log", Errors{we})
+	if f := r.Subscriptions[0].Findings[0]; f.Code != diagnose.CodeSubscriptionDown ||
+		!strings.Contains(f.Message, "down; the provider refuses to stream to it: the role of its provider connection, <role>, may not use schema pglogical") ||
+		!strings.Contains(f.Message, "(to fix, run on p: GRANT USAGE ON SCHEMA pglogical TO <role>;)") {
+		t.Errorf("subscription_down: %+v", f)
+	}
+}
+
 // splitLine cuts a line where the regular expression it replaced did.
 func TestSplitLine(t *testing.T) {
 	re := regexp.MustCompile(`^(.*?)\b(LOG|ERROR|FATAL|CONTEXT|DETAIL|HINT|STATEMENT|WARNING):\s+(.*)$`)

@@ -271,23 +271,26 @@ func TestACopyItsRoleMayNotRead(t *testing.T) {
 	p, s := freshDBs(t, prov, own, ddl+"INSERT INTO orders SELECT g, g FROM generate_series(1, 10) g;", ddl)
 	cfg := topologyConfig(t, p, s, "public.orders")
 	applied(t, cfg)
-	for _, sql := range []string{"CREATE ROLE " + role + " LOGIN REPLICATION", "GRANT USAGE ON SCHEMA pglogical TO " + role,
-		"GRANT SELECT ON ALL TABLES IN SCHEMA pglogical, public TO " + role,
-		"CREATE TABLE denied_copy (id int PRIMARY KEY); INSERT INTO denied_copy SELECT generate_series(1, 5)"} {
-		if err := p.Exec(ctx, sql); err != nil {
+	t.Cleanup(func() {
+		_ = p.Exec(context.Background(), "DROP OWNED BY "+role)
+		_ = prov.Exec(context.Background(), "postgres", "DROP ROLE IF EXISTS "+role)
+	})
+	pair := &pgtest.Pair{Provider: p, Subscriber: s, ProviderNode: "prov_" + p.Name}
+	if err := pair.ConnectAs(ctx, "app_sub", role, ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range []struct {
+		db  pgtest.DB
+		sql string
+	}{
+		{p, "CREATE TABLE denied_copy (id int PRIMARY KEY); INSERT INTO denied_copy SELECT generate_series(1, 5)"},
+		{s, "CREATE TABLE denied_copy (id int PRIMARY KEY)"},
+	} {
+		if err := st.db.Exec(ctx, st.sql); err != nil {
 			t.Fatal(err)
 		}
 	}
-	t.Cleanup(func() { _ = prov.Exec(context.Background(), "postgres", "DROP ROLE IF EXISTS "+role) })
-	dsn := strings.Replace(p.DSN(), "user=postgres", "", 1)
-	for _, sql := range []string{"CREATE TABLE denied_copy (id int PRIMARY KEY)",
-		fmt.Sprintf("SELECT pglogical.alter_node_add_interface('prov_%s', 'copier_if', '%s')", p.Name, dsn),
-		"SELECT pglogical.alter_subscription_interface('app_sub', 'copier_if')"} {
-		if err := s.Exec(ctx, sql); err != nil {
-			t.Fatal(err)
-		}
-	}
-	(&pgtest.Pair{Provider: p, Subscriber: s}).MustStream(t, 2*time.Minute)
+	pair.MustStream(t, 2*time.Minute)
 	if err := p.Exec(ctx, "SELECT pglogical.replication_set_add_table('app', 'denied_copy', true)"); err != nil {
 		t.Fatal(err)
 	}
