@@ -114,8 +114,9 @@ func observe(ctx context.Context, m *monitor.Monitor, cfg *config.Config, wait b
 // explainDown adds to the finding of each down subscription the last error
 // of its apply worker, and a table_sync_error for each table not ready whose
 // sync worker fails at each try, read from the end of its subscriber's
-// server log (package logtail; nodes with server_log: off are not read). A
-// log that cannot be read is said on stderr.
+// server log, and its walsender's error decoding its slot, from the end of
+// its provider's (package logtail; nodes with server_log: off are not
+// read). A log that cannot be read is said on stderr.
 func explainDown(ctx context.Context, e env, cfg *config.Config, r *diagnose.Report) {
 	read := map[string]bool{}
 	for _, s := range r.Subscriptions {
@@ -132,6 +133,19 @@ func explainDown(ctx context.Context, e env, cfg *config.Config, r *diagnose.Rep
 		if c, ok := readServerLog(ctx, e, cfg, s.Subscriber, what); ok {
 			serverlog.Annotate(r, s.Subscriber, c.File, serverlog.WorkerErrors(c.Tail))
 			serverlog.AnnotateSync(r, s.Subscriber, c.File, serverlog.ParseSyncFailures(c.Tail))
+		}
+	}
+	// The provider's side of a down subscription: its walsender's error
+	// decoding the slot, of which the subscriber's log says only "data
+	// stream ended".
+	readProv := map[string]bool{}
+	for _, s := range r.Subscriptions {
+		if readProv[s.Provider] || s.Status != probe.StatusDown || !s.ProviderUp {
+			continue
+		}
+		readProv[s.Provider] = true
+		if c, ok := readServerLog(ctx, e, cfg, s.Provider, "why provider "+s.Provider+" stops streaming to "+s.Name); ok {
+			serverlog.AnnotateDecoding(r, s.Provider, c.File, serverlog.DecodingErrors(c.Tail))
 		}
 	}
 }

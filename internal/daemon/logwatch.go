@@ -59,6 +59,10 @@ type logWatcher struct {
 	// syncFails are, by node, the table copies whose sync worker fails
 	// at each try (serverlog.ParseSyncFailures of the log's tail).
 	syncFails map[string]serverlog.SyncFailures
+	// decoding are, by node, its walsenders' errors decoding a slot
+	// (serverlog.DecodingErrors of the log's tail): a provider's side of
+	// a down subscription.
+	decoding map[string]map[string]serverlog.DecodingError
 	// copies holds, by node and "subscription/table", the last table copy
 	// of pglogical's table sync read: a failed one is a finding until the
 	// table is copied again (see serverlog.Copy); under "subscription/" the
@@ -244,6 +248,21 @@ func (w *logWatcher) maybeRun(ctx context.Context, d *Daemon, snaps []probe.Snap
 		w.last[n.Name], w.syncSeen[n.Name], added[n.Name] = now, states, true
 		due = append(due, n)
 	}
+	// The provider of a down subscription: its log says why its walsender
+	// stops streaming (the subscriber's says only "data stream ended").
+	for _, s := range r.Subscriptions {
+		n, ok := cfg.Node(s.Provider)
+		if !ok || added[n.Name] || n.LogSource() == config.ServerLogOff || s.Status != probe.StatusDown || !s.ProviderUp {
+			continue
+		}
+		last := w.last[n.Name]
+		wentDown := s.DownSince != nil && last.Before(*s.DownSince)
+		if !logDue(time.Now(), last, [2]time.Time{}, d.logEvery(), wentDown, false) {
+			continue
+		}
+		w.last[n.Name], added[n.Name] = time.Now(), true
+		due = append(due, n)
+	}
 	// A node where a statement waits for a ProcSignalBarrier: its log names
 	// the process it waits for (provider or subscriber).
 	for _, rn := range r.Nodes {
@@ -294,6 +313,7 @@ func (w *logWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nod
 		chunk     logtail.Chunk
 		errs      serverlog.Errors
 		syncFails serverlog.SyncFailures
+		decoding  map[string]serverlog.DecodingError
 		conflicts []serverlog.Conflict
 		crashes   []serverlog.Crash
 		copies    []serverlog.Copy
@@ -310,6 +330,7 @@ func (w *logWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nod
 		rd.errs, rd.conflicts, rd.crashes = serverlog.WorkerErrors(rd.chunk.Tail), serverlog.Conflicts(rd.chunk.New), serverlog.Crashes(rd.chunk.New)
 		rd.barrier, rd.waits = serverlog.LastBarrierHolder(rd.chunk.Tail)
 		rd.syncFails = serverlog.ParseSyncFailures(rd.chunk.Tail)
+		rd.decoding = serverlog.DecodingErrors(rd.chunk.Tail)
 		// What the log gained, then its tail (a copy whose start line came
 		// before the last read; the baseline's past): each copy's last
 		// state wins, so reading one twice changes nothing.
@@ -323,6 +344,7 @@ func (w *logWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nod
 		w.errs, w.files, w.failed = map[string]serverlog.Errors{}, map[string]string{}, map[string]string{}
 		w.barrier = map[string]serverlog.BarrierHolder{}
 		w.syncFails = map[string]serverlog.SyncFailures{}
+		w.decoding = map[string]map[string]serverlog.DecodingError{}
 	}
 	if w.copies == nil { // unless restored
 		w.copies = map[string]map[string]heldCopy{}
@@ -345,7 +367,7 @@ func (w *logWatcher) run(ctx context.Context, d *Daemon, cfg *config.Config, nod
 			continue
 		}
 		delete(w.failed, node)
-		w.errs[node], w.files[node], w.syncFails[node] = rd.errs, rd.chunk.File, rd.syncFails
+		w.errs[node], w.files[node], w.syncFails[node], w.decoding[node] = rd.errs, rd.chunk.File, rd.syncFails, rd.decoding
 		delete(w.barrier, node)
 		if rd.waits {
 			w.barrier[node] = rd.barrier
@@ -421,6 +443,11 @@ func (w *logWatcher) annotate(r *diagnose.Report, equalSince func(subscriber, su
 	for node, errs := range w.errs {
 		serverlog.Annotate(r, node, w.files[node], errs)
 		serverlog.AnnotateSync(r, node, w.files[node], w.syncFails[node])
+	}
+	// After every subscriber's: what the provider says comes after the
+	// subscriber's "data stream ended".
+	for node, errs := range w.decoding {
+		serverlog.AnnotateDecoding(r, node, w.files[node], errs)
 	}
 	for node, h := range w.barrier {
 		serverlog.AnnotateBarrier(r, node, w.files[node], h)

@@ -278,6 +278,37 @@ func TestDaemonFindsATableCopyThatFailsAtEachTry(t *testing.T) {
 	}
 }
 
+// A subscription down because its walsender fails decoding a change its
+// role could not read when the change was made (USAGE on the provider's
+// schema pglogical revoked, a row written, USAGE granted again): the
+// daemon reads the provider's log when the subscription goes down (this
+// one reads logs every 10 minutes otherwise), and says
+// provider_connection_failed, not a stuck_down to restart.
+func TestDaemonReadsTheProvidersLogWhenItStopsStreaming(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Rows: 5, Own: true})
+	if err := p.ConnectAs(ctx, p.Sub(), "repl", "user=repl"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := strings.Replace(logConfig(t, p, ""), "    dsn: "+fmt.Sprintf("%q", p.Provider.DSN())+"\n",
+		"    dsn: "+fmt.Sprintf("%q", p.Provider.DSN())+"\n    server_log: "+fmt.Sprintf("%q", p.Provider.Cluster.LogPath())+"\n", 1)
+	r := startEvery(t, cfg, nil, 10*time.Minute)
+	for _, sql := range []string{"REVOKE USAGE ON SCHEMA pglogical FROM repl", "INSERT INTO items_0 VALUES (21, 'while revoked', 1)", "GRANT USAGE ON SCHEMA pglogical TO repl"} {
+		if err := p.Provider.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.RestartSubscription(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f, _ := r.waitFinding(t, p.Sub(), diagnose.CodeProviderConnectFailed)
+	if f.Severity != diagnose.Critical || !f.Human || f.Remedy != "" ||
+		!strings.Contains(f.Message, "fails decoding the change at ") || !strings.Contains(f.Message, "for the role of its provider connection, repl, which may not use schema pglogical") {
+		t.Errorf("finding: %+v", f)
+	}
+}
+
 // A copy that ends is read from the log at once, not at the next
 // scheduled read: this daemon reads its log every 10 minutes, yet reports
 // the failed copy within waitFinding's minute, because the subscriber's

@@ -240,6 +240,23 @@ func ResynchronizeAllSQL(sub string) string {
        WHERE sync_subid = (SELECT sub_id FROM pglogical.subscription WHERE sub_name = ` + q + `) AND sync_relname IS NOT NULL`
 }
 
+// decodingDeniedRE finds, in a provider_connection_failed message, a
+// walsender that fails decoding a change for want of a privilege
+// (serverlog.AnnotateDecoding), and the change's LSN.
+var decodingDeniedRE = regexp.MustCompile(`fails decoding the change(?: at ([0-9A-F]+/[0-9A-F]+))? for the role`)
+
+// withoutUser is a connection string (probe.SafeConninfo's keywords)
+// without its user.
+func withoutUser(conninfo string) string {
+	var kept []string
+	for _, kv := range strings.Fields(conninfo) {
+		if !strings.HasPrefix(kv, "user=") {
+			kept = append(kept, kv)
+		}
+	}
+	return strings.Join(kept, " ")
+}
+
 // HumanPlan writes what a person would do about a finding pglmon must not
 // fix alone, with what it costs.
 func HumanPlan(f diagnose.Finding, s diagnose.Subscription) Plan {
@@ -609,6 +626,32 @@ Nothing is lost meanwhile: the provider's slot keeps the changes (watch its reta
 		conninfo := s.ProviderConninfo
 		if conninfo == "" {
 			conninfo = "host=... port=... dbname=... user=..."
+		}
+		if m := decodingDeniedRE.FindStringSubmatch(f.Message); m != nil {
+			lsn := m[1]
+			if lsn == "" {
+				lsn = "<the LSN of the change>"
+			}
+			fmt.Fprintf(&b, `%[1]s.
+ a) the role lacks the privilege now: grant it on provider %[2]s (for schema pglogical,
+    GRANT USAGE ON SCHEMA pglogical TO <role>;), then start the worker at once:
+      pglmon repair --config FILE --subscription %[3]s --remedy restart
+ b) it has it again, but lacked it when the changes were made (revoked, then granted): its
+    walsender reads the catalogs as they were then, so those changes fail for it for ever.
+    Let a role that could use the schema then decode them, through an interface of its own:
+      -- on provider %[2]s: who owns the schema (or use a superuser; on RDS, the master user)
+      SELECT nspowner::regrole FROM pg_namespace WHERE nspname = 'pglogical';
+      -- on subscriber %[4]s; the password is stored in the catalog (superusers can read it)
+      SELECT pglogical.alter_node_add_interface(%[5]s, %[6]s, '%[7]s user=<owner> password=<its password>');
+      SELECT pglogical.alter_subscription_interface(%[8]s, %[6]s);  -- the worker restarts on it
+    Once it replicates and its origin_remote_lsn (pglmon status --output json) is past %[9]s,
+    move it back, and take that interface out:
+      SELECT pglogical.alter_subscription_interface(%[8]s, %[10]s);
+      SELECT pglogical.alter_node_drop_interface(%[5]s, %[6]s);
+Nothing is lost meanwhile: the provider's slot keeps the changes (watch its retained WAL).`,
+				f.Message, s.Provider, sh(s.Name), s.Subscriber, q(s.ProviderNode), q(iface+"_owner"),
+				strings.ReplaceAll(withoutUser(conninfo), "'", "''"), q(s.Name), lsn, q(iface))
+			break
 		}
 		fmt.Fprintf(&b, `%[4]s.
 Fix the cause on the provider or on the way to it (pg_hba.conf, the role, DNS, security group),

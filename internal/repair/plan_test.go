@@ -272,4 +272,19 @@ func TestStreamDeniedPlan(t *testing.T) {
 	if strings.Contains(p.Text, "alter_node_add_interface") {
 		t.Errorf("a new connection string offered:\n%s", p.Text)
 	}
+
+	// A change its role may not decode (serverlog.AnnotateDecoding): the
+	// grant, or a role that could use the schema then, through an
+	// interface of its own, then back.
+	s.ProviderNode, s.ProviderConninfo = "prov_node", "host=10.0.0.5 port=5432 dbname=app user=repl sslmode=require"
+	msg = "subscription sub 0 is down: its walsender on provider prov fails decoding the change at 0/1A6ABC0 for the role of its provider connection, repl, which may not use schema pglogical (...)"
+	p = HumanPlan(diagnose.Finding{Code: diagnose.CodeProviderConnectFailed, Message: msg, Human: true}, s)
+	for _, want := range []string{msg, "--subscription 'sub 0' --remedy restart", "SELECT nspowner::regrole FROM pg_namespace WHERE nspname = 'pglogical';",
+		"SELECT pglogical.alter_node_add_interface('prov_node', 'repl_if_owner', 'host=10.0.0.5 port=5432 dbname=app sslmode=require user=<owner> password=<its password>');",
+		"SELECT pglogical.alter_subscription_interface('sub 0', 'repl_if_owner');", "is past 0/1A6ABC0",
+		"SELECT pglogical.alter_subscription_interface('sub 0', 'repl_if');", "SELECT pglogical.alter_node_drop_interface('prov_node', 'repl_if_owner');"} {
+		if !strings.Contains(p.Text, want) {
+			t.Errorf("decoding: plan lacks %q:\n%s", want, p.Text)
+		}
+	}
 }
