@@ -45,24 +45,11 @@ func refuseDDL(ctx context.Context, p *pgtest.Pair) error {
 		}
 	}
 	// demo_ddl_rows, replicated (set_0), receives a row after the DDL.
-	const rows = "CREATE TABLE IF NOT EXISTS demo_ddl_rows (id int PRIMARY KEY)"
-	for _, sql := range []string{"DROP TABLE IF EXISTS demo_ddl", rows} {
-		if err := p.Subscriber.Exec(ctx, sql); err != nil {
-			return err
-		}
-	}
-	var in bool
-	if err := p.Provider.Exec(ctx, rows); err != nil {
+	if err := p.Subscriber.Exec(ctx, "DROP TABLE IF EXISTS demo_ddl"); err != nil {
 		return err
 	}
-	if err := p.Provider.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pglogical.replication_set_table t JOIN pglogical.replication_set s USING (set_id)
-		WHERE s.set_name = 'set_0' AND t.set_reloid = 'demo_ddl_rows'::regclass)`, []any{&in}); err != nil {
+	if err := replicatedTable(ctx, p, "demo_ddl_rows"); err != nil {
 		return err
-	}
-	if !in {
-		if err := p.Provider.Exec(ctx, "SELECT pglogical.replication_set_add_table('set_0', 'demo_ddl_rows', false)"); err != nil {
-			return err
-		}
 	}
 	for _, sql := range []string{
 		"CREATE TABLE IF NOT EXISTS demo_ddl (id int PRIMARY KEY)",
@@ -114,4 +101,25 @@ func fixDDL(ctx context.Context) error {
 	}
 	fmt.Printf("demo_ddl made on the subscriber and sub_0 restarted (as bin/pglmon repair --remedy restart does): its apply worker ran %q there, and sub_0 replicates again, the row written after it included\n", queuedDDL)
 	return nil
+}
+
+// replicatedTable makes table (id int PRIMARY KEY) on both sides, if
+// missing, and adds it to set_0 without a copy, if not in it. Safe to run
+// again.
+func replicatedTable(ctx context.Context, p *pgtest.Pair, table string) error {
+	create := "CREATE TABLE IF NOT EXISTS " + table + " (id int PRIMARY KEY)"
+	for _, d := range []pgtest.DB{p.Subscriber, p.Provider} {
+		if err := d.Exec(ctx, create); err != nil {
+			return err
+		}
+	}
+	var in bool
+	if err := p.Provider.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pglogical.replication_set_table t JOIN pglogical.replication_set s USING (set_id)
+		WHERE s.set_name = 'set_0' AND t.set_reloid = $1::regclass)`, []any{&in}, table); err != nil {
+		return err
+	}
+	if in {
+		return nil
+	}
+	return p.Provider.Exec(ctx, "SELECT pglogical.replication_set_add_table('set_0', $1::regclass, false)", table)
 }

@@ -226,6 +226,12 @@ func TestMakeDemo(t *testing.T) {
 	// added to its set; the daemon names the failing copy and the GRANT,
 	// and once fix grant ran it pglogical copies the table.
 	breakThenFix("grant", "table_sync_error", "GRANT SELECT ON public.demo_grant TO demo_copier;", "public.demo_grant")
+	// break usage: the role's USAGE on schema pglogical revoked, a row
+	// written, USAGE given back: the provider's walsender fails on that
+	// row for ever; the daemon reads the provider's log and says so, and
+	// once fix usage moved sub_0 to a connection as postgres the row
+	// arrives.
+	breakThenFix("usage", "provider_connection_failed", "for the role of its provider connection, demo_copier, which may not use schema pglogical", "public.demo_usage_rows")
 	// break ddl: DDL queued through pglogical for a table only the
 	// provider has stops sub_0 for ever; the daemon names the statement,
 	// and once fix ddl made the table the row written after it arrives.

@@ -25,19 +25,38 @@ const (
 // to run again.
 func denyGrant(ctx context.Context, p *pgtest.Pair) error {
 	const table = "CREATE TABLE IF NOT EXISTS demo_grant (id int PRIMARY KEY, note text)"
-	for _, sql := range []string{
-		"DO $$ BEGIN CREATE ROLE " + copierRole + " LOGIN REPLICATION; EXCEPTION WHEN duplicate_object THEN NULL; END $$",
-		table + "; INSERT INTO demo_grant SELECT g, 'row ' || g FROM generate_series(1, 5) g ON CONFLICT DO NOTHING",
-		"GRANT USAGE ON SCHEMA pglogical TO " + copierRole,
-		"GRANT SELECT ON ALL TABLES IN SCHEMA pglogical, public TO " + copierRole,
-		"REVOKE SELECT ON demo_grant FROM " + copierRole,
-	} {
-		if err := p.Provider.Exec(ctx, sql); err != nil {
-			return err
-		}
+	if err := p.Provider.Exec(ctx, table+"; INSERT INTO demo_grant SELECT g, 'row ' || g FROM generate_series(1, 5) g ON CONFLICT DO NOTHING"); err != nil {
+		return err
 	}
 	if err := p.Subscriber.Exec(ctx, table); err != nil {
 		return err
+	}
+	if err := connectAsCopier(ctx, p, "REVOKE SELECT ON demo_grant FROM "+copierRole); err != nil {
+		return err
+	}
+	if err := copyIntoSet(ctx, p, "demo_grant"); err != nil {
+		return err
+	}
+	fmt.Printf("sub_0 connects to the provider as %s now, which may not read demo_grant (5 rows on the provider), just added to its set with its copy: "+
+		"pglogical's sync worker fails at each try, several times a second, for ever (both servers' logs), the table stays empty and sub_0 says replicating; "+
+		"table_sync_error within seconds, with the GRANT to run (bin/pglmon status --config %[2]s); bin/pglmon-demo fix grant runs it, and pglogical copies the table at its next try\n",
+		copierRole, filepath.Join(dir, "pglmon.yaml"))
+	return nil
+}
+
+// connectAsCopier makes demo_copier on the provider (LOGIN REPLICATION,
+// allowed to use schema pglogical and to read its tables and the demo's),
+// runs then on the provider, and has sub_0 connect as demo_copier through
+// an interface of its own. Safe to run again.
+func connectAsCopier(ctx context.Context, p *pgtest.Pair, then ...string) error {
+	for _, sql := range append([]string{
+		"DO $$ BEGIN CREATE ROLE " + copierRole + " LOGIN REPLICATION; EXCEPTION WHEN duplicate_object THEN NULL; END $$",
+		"GRANT USAGE ON SCHEMA pglogical TO " + copierRole,
+		"GRANT SELECT ON ALL TABLES IN SCHEMA pglogical, public TO " + copierRole,
+	}, then...) {
+		if err := p.Provider.Exec(ctx, sql); err != nil {
+			return err
+		}
 	}
 	node, _, err := providerInterface(ctx, p)
 	if err != nil {
@@ -56,17 +75,7 @@ func denyGrant(ctx context.Context, p *pgtest.Pair) error {
 	if err := p.Subscriber.Exec(ctx, "SELECT pglogical.alter_subscription_interface('sub_0', $1)", copierIf); err != nil {
 		return err
 	}
-	if err := p.WaitStatus(ctx, p.Sub(), "replicating", time.Minute); err != nil {
-		return err
-	}
-	if err := copyIntoSet(ctx, p, "demo_grant"); err != nil {
-		return err
-	}
-	fmt.Printf("sub_0 connects to the provider as %s now, which may not read demo_grant (5 rows on the provider), just added to its set with its copy: "+
-		"pglogical's sync worker fails at each try, several times a second, for ever (both servers' logs), the table stays empty and sub_0 says replicating; "+
-		"table_sync_error within seconds, with the GRANT to run (bin/pglmon status --config %[2]s); bin/pglmon-demo fix grant runs it, and pglogical copies the table at its next try\n",
-		copierRole, filepath.Join(dir, "pglmon.yaml"))
-	return nil
+	return p.WaitStatus(ctx, p.Sub(), "replicating", time.Minute)
 }
 
 // fixGrant grants demo_copier SELECT on demo_grant, waits for pglogical

@@ -164,6 +164,11 @@ const usage = `Usage: pglmon-demo COMMAND
                     the table stays empty (table_sync_error, with the GRANT)
   fix grant         run that GRANT: pglogical copies the table; sub_0
                     connects as before
+  break usage       have sub_0 connect as that role, take its USAGE on schema
+                    pglogical away, write a row, give USAGE back: the
+                    provider's walsender fails on that row at every start, for
+                    ever (provider_connection_failed, from the provider's log)
+  fix usage         have sub_0 connect as postgres again: the row arrives
   break ddl         queue DDL on the provider through
                     pglogical.replicate_ddl_command for a table only the
                     provider has, then write a row: the subscriber refuses the
@@ -221,7 +226,7 @@ func run(ctx context.Context, args []string) error {
 		return nil
 	case "break":
 		if len(args) != 2 {
-			return errors.New("break what? origin, slot, disable, walsender, provider, data, refuse, conflict, sync, firstcopy, lock, hang, copy, password, dropdb, gencopy, gencol, coltype, locktimeout, key, rewind, restore, advance, origins, grant or ddl")
+			return errors.New("break what? origin, slot, disable, walsender, provider, data, refuse, conflict, sync, firstcopy, lock, hang, copy, password, dropdb, gencopy, gencol, coltype, locktimeout, key, rewind, restore, advance, origins, grant, usage or ddl")
 		}
 		return breakIt(ctx, args[1])
 	case "fix":
@@ -235,6 +240,8 @@ func run(ctx context.Context, args []string) error {
 				return fixOrigins(ctx)
 			case "grant":
 				return fixGrant(ctx)
+			case "usage":
+				return fixUsage(ctx)
 			case "ddl":
 				return fixDDL(ctx)
 			}
@@ -250,7 +257,7 @@ func run(ctx context.Context, args []string) error {
 				return nil
 			}
 		}
-		return errors.New("fix what? refuse, copy, password, gencol, coltype, locktimeout, key, origins, grant or ddl")
+		return errors.New("fix what? refuse, copy, password, gencol, coltype, locktimeout, key, origins, grant, usage or ddl")
 	case "insert":
 		n := 100
 		if len(args) > 1 {
@@ -615,6 +622,8 @@ func breakIt(ctx context.Context, what string) error {
 		return exhaustOrigins(ctx, p)
 	case "grant":
 		return denyGrant(ctx, p)
+	case "usage":
+		return revokeUsage(ctx, p)
 	case "ddl":
 		return refuseDDL(ctx, p)
 	case "advance":
@@ -627,7 +636,7 @@ func breakIt(ctx context.Context, what string) error {
 		fmt.Println("items_0.n is bigint on the provider, integer on the subscriber: pglogical sends it in binary, which an integer cannot read; pglmon reports it at once (schema_mismatch, critical); bin/pglmon-demo insert 1 then stops the subscription, and bin/pglmon repair --config " + filepath.Join(dir, "pglmon.yaml") + " --subscription sub_0 prints the fix (bin/pglmon-demo fix coltype applies it)")
 		return nil
 	}
-	return fmt.Errorf("unknown breakage %q (origin, slot, disable, walsender, provider, data, refuse, conflict, sync, firstcopy, lock, hang, copy, password, dropdb, gencopy, gencol, coltype, locktimeout, key, rewind, restore, advance, origins, grant, ddl)", strings.TrimSpace(what))
+	return fmt.Errorf("unknown breakage %q (origin, slot, disable, walsender, provider, data, refuse, conflict, sync, firstcopy, lock, hang, copy, password, dropdb, gencopy, gencol, coltype, locktimeout, key, rewind, restore, advance, origins, grant, usage, ddl)", strings.TrimSpace(what))
 }
 
 // failFirstCopy sets the subscription up again as someone might by hand,

@@ -114,11 +114,13 @@ func observe(ctx context.Context, m *monitor.Monitor, cfg *config.Config, wait b
 // explainDown adds to the finding of each down subscription the last error
 // of its apply worker, and a table_sync_error for each table not ready whose
 // sync worker fails at each try, read from the end of its subscriber's
-// server log, and its walsender's error decoding its slot, from the end of
-// its provider's (package logtail; nodes with server_log: off are not
-// read). A log that cannot be read is said on stderr.
+// server log, and, when that error is "data stream ended", its walsender's
+// error decoding its slot, from the end of its provider's (package
+// logtail; nodes with server_log: off are not read). A log that cannot be
+// read is said on stderr.
 func explainDown(ctx context.Context, e env, cfg *config.Config, r *diagnose.Report) {
 	read := map[string]bool{}
+	errs := map[string]serverlog.Errors{} // by subscriber
 	for _, s := range r.Subscriptions {
 		_, hangs := s.Finding(diagnose.CodeNotStreaming)
 		down := s.Status == probe.StatusDown || hangs
@@ -131,16 +133,20 @@ func explainDown(ctx context.Context, e env, cfg *config.Config, r *diagnose.Rep
 			what = "why the tables of " + s.Name + " are not copied"
 		}
 		if c, ok := readServerLog(ctx, e, cfg, s.Subscriber, what); ok {
-			serverlog.Annotate(r, s.Subscriber, c.File, serverlog.WorkerErrors(c.Tail))
+			errs[s.Subscriber] = serverlog.WorkerErrors(c.Tail)
+			serverlog.Annotate(r, s.Subscriber, c.File, errs[s.Subscriber])
 			serverlog.AnnotateSync(r, s.Subscriber, c.File, serverlog.ParseSyncFailures(c.Tail))
 		}
 	}
-	// The provider's side of a down subscription: its walsender's error
-	// decoding the slot, of which the subscriber's log says only "data
-	// stream ended".
+	// The provider's side of a down subscription whose apply worker's
+	// last error is "data stream ended": its walsender's error decoding
+	// the slot.
 	readProv := map[string]bool{}
 	for _, s := range r.Subscriptions {
 		if readProv[s.Provider] || s.Status != probe.StatusDown || !s.ProviderUp {
+			continue
+		}
+		if we, ok := errs[s.Subscriber].For(s.Name, s.ApplyWorker); !ok || !we.StreamEnded() {
 			continue
 		}
 		readProv[s.Provider] = true

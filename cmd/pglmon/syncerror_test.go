@@ -224,6 +224,12 @@ func TestChangesWrittenWhileTheRoleLackedUsage(t *testing.T) {
 		t.Fatalf("repair's plan: %q %q\n%s", move, drop, plan)
 	}
 	execAll(ctx, t, []sqlStep{{p.Subscriber, add}, {p.Subscriber, move[0]}})
+	if !strings.Contains(plan, "--subscription "+p.Sub()+" --remedy restart") {
+		t.Errorf("the plan's restart after the move:\n%s", plan)
+	}
+	if code, out, errOut := pglmon(t, "repair", "--config", cfg, "--subscription", p.Sub(), "--remedy", "restart", "--yes"); code != 0 {
+		t.Fatalf("restart on the owner's connection: exit %d\n%s\n%s", code, out, errOut)
+	}
 	var val string
 	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
 		return p.Subscriber.QueryRow(ctx, "SELECT val FROM items_0 WHERE id = 21", []any{&val}) == nil && val == "while revoked"

@@ -248,11 +248,15 @@ func (w *logWatcher) maybeRun(ctx context.Context, d *Daemon, snaps []probe.Snap
 		w.last[n.Name], w.syncSeen[n.Name], added[n.Name] = now, states, true
 		due = append(due, n)
 	}
-	// The provider of a down subscription: its log says why its walsender
-	// stops streaming (the subscriber's says only "data stream ended").
+	// The provider of a down subscription whose apply worker's last error
+	// (as last read) is "data stream ended": the provider's log says why
+	// its walsender ended the stream.
 	for _, s := range r.Subscriptions {
 		n, ok := cfg.Node(s.Provider)
 		if !ok || added[n.Name] || n.LogSource() == config.ServerLogOff || s.Status != probe.StatusDown || !s.ProviderUp {
+			continue
+		}
+		if we, ok := w.errs[s.Subscriber].For(s.Name, s.ApplyWorker); !ok || !we.StreamEnded() {
 			continue
 		}
 		last := w.last[n.Name]

@@ -643,7 +643,9 @@ Nothing is lost meanwhile: the provider's slot keeps the changes (watch its reta
       SELECT nspowner::regrole FROM pg_namespace WHERE nspname = 'pglogical';
       -- on subscriber %[4]s; the password is stored in the catalog (superusers can read it)
       SELECT pglogical.alter_node_add_interface(%[5]s, %[6]s, '%[7]s user=<owner> password=<its password>');
-      SELECT pglogical.alter_subscription_interface(%[8]s, %[6]s);  -- the worker restarts on it
+      SELECT pglogical.alter_subscription_interface(%[8]s, %[6]s);
+    then start its worker at once (after failures pglogical starts it only every 180 s):
+      pglmon repair --config FILE --subscription %[3]s --remedy restart
     Once it replicates and its origin_remote_lsn (pglmon status --output json) is past %[9]s,
     move it back, and take that interface out:
       SELECT pglogical.alter_subscription_interface(%[8]s, %[10]s);

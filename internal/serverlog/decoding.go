@@ -87,6 +87,12 @@ func DecodingErrors(text string) map[string]DecodingError {
 	return out
 }
 
+// StreamEnded says whether the apply worker's error is its provider's
+// walsender ending the stream ("ERROR: data stream ended", measured with
+// pglogical 2.4.2 when the walsender fails decoding a change): the
+// provider's log says why (DecodingErrors).
+func (w WorkerError) StreamEnded() bool { return strings.Contains(w.Error, "data stream ended") }
+
 // permissionRE matches a decoding error for want of a privilege of the
 // walsender's role.
 var permissionRE = regexp.MustCompile(`permission denied for (schema|table|function|sequence) (\S+)`)
