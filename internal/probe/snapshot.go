@@ -349,10 +349,10 @@ func (s *Snapshot) HeartbeatRoutes() []HeartbeatRoute {
 
 // ProviderRole is the role subscription sub's provider connection
 // connects as: the user its connection string names, or, when it names
-// none (libpq then takes PGUSER or the OS user of the subscriber's server,
-// which pglmon cannot see) or pglmon's role may not read it, the role of the walsender streaming from sub's
-// slot on provider, its provider's snapshot (nil when not read). "" when
-// neither says.
+// none (libpq then takes PGUSER or the OS user of the subscriber's
+// server, which pglmon cannot see) or pglmon's role may not read it, the
+// role of the walsender streaming from sub's slot on provider, its
+// provider's snapshot (nil when not read). "" when neither says.
 func (sub Subscription) ProviderRole(provider *Snapshot) string {
 	if u := ConninfoUser(sub.ProviderConninfo); u != "" {
 		return u

@@ -153,11 +153,10 @@ func Copies(text string) []Copy {
 		if !ok || level == "LOG" && !strings.HasPrefix(msg, "starting ") && !strings.HasPrefix(msg, "finished sync ") {
 			continue // none of the lines below
 		}
-		p := pidRE.FindStringSubmatch(prefix)
-		if p == nil {
+		pid, ok := pidOf(prefix)
+		if !ok {
 			continue
 		}
-		pid := p[1]
 		switch level {
 		case "LOG":
 			if s := startRE.FindStringSubmatch(msg); s != nil {

@@ -56,11 +56,10 @@ func DecodingErrors(text string) map[string]DecodingError {
 		if !ok {
 			continue
 		}
-		p := pidRE.FindStringSubmatch(prefix)
-		if p == nil {
+		pid, ok := pidOf(prefix)
+		if !ok {
 			continue
 		}
-		pid := p[1]
 		switch level {
 		case "LOG":
 			if m := decodingStartRE.FindStringSubmatch(msg); m != nil {

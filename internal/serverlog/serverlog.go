@@ -103,6 +103,15 @@ var (
 	bgExitRE = regexp.MustCompile(`^background worker "pglogical apply (\d+:\d+)" \(PID (\d+)\) exited`)
 )
 
+// pidOf is the process ID a log line's prefix holds in brackets.
+func pidOf(prefix string) (string, bool) {
+	p := pidRE.FindStringSubmatch(prefix)
+	if p == nil {
+		return "", false
+	}
+	return p[1], true
+}
+
 // WorkerErrors returns the last error of each apply worker that exited with
 // one. Workers whose start line is not in text are left out (their
 // subscription is unknown).
@@ -138,11 +147,10 @@ func WorkerErrors(text string) Errors {
 			}
 			continue
 		}
-		p := pidRE.FindStringSubmatch(prefix)
-		if p == nil {
+		pid, ok := pidOf(prefix)
+		if !ok {
 			continue
 		}
-		pid := p[1]
 		switch level {
 		case "LOG":
 			if s := startRE.FindStringSubmatch(msg); s != nil {

@@ -115,11 +115,10 @@ func ParseSyncFailures(text string) SyncFailures {
 			}
 			continue
 		}
-		p := pidRE.FindStringSubmatch(prefix)
-		if p == nil {
+		pid, ok := pidOf(prefix)
+		if !ok {
 			continue
 		}
-		pid := p[1]
 		a := running[pid]
 		switch level {
 		case "LOG":
