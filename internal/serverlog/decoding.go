@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/pglmon/pglmon/internal/diagnose"
-	"github.com/pglmon/pglmon/internal/pgident"
 	"github.com/pglmon/pglmon/internal/probe"
 	"github.com/pglmon/pglmon/internal/shellword"
 )
@@ -143,12 +142,7 @@ func (de DecodingError) String() string {
 // when the change was made. A role that could use the schema then (its
 // owner, a superuser) decodes them; past them, the role can again.
 func windowFinding(s diagnose.Subscription, file string, de DecodingError, kind, name string) diagnose.Finding {
-	role := s.ProviderRole
-	if role == "" {
-		role = "<role>"
-	} else {
-		role = pgident.Ident(role)
-	}
+	role := grantee(s.ProviderRole)
 	at := ""
 	if de.LSN != "" {
 		at = " at " + de.LSN

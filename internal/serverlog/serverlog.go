@@ -286,16 +286,21 @@ func (w WorkerError) StreamDenied() (kind, name string, ok bool) {
 	return m[1], m[2], true
 }
 
+// grantee is role as a GRANT names it, or "<role>" when unknown (libpq's
+// default then: PGUSER or the OS user of the subscriber's server, which
+// no walsender said).
+func grantee(role string) string {
+	if role == "" {
+		return "<role>"
+	}
+	return pgident.Ident(role)
+}
+
 // streamDenied is why the provider refuses to stream to subscription s
 // (StreamDenied), and what to run there: the GRANT, to the role
 // s.ProviderRole says.
 func streamDenied(s diagnose.Subscription, kind, name string) (cause, fix string) {
-	role := s.ProviderRole
-	if role == "" {
-		role = "<role>" // libpq's default: the subscriber server's OS user
-	} else {
-		role = pgident.Ident(role)
-	}
+	role := grantee(s.ProviderRole)
 	cause = fmt.Sprintf("the role of its provider connection, %s, may not use %s %s on the provider, which pglogical's output plugin needs to start streaming (the changes themselves need no grant)", role, kind, name)
 	fix = fmt.Sprintf("give %s that privilege on %s", role, orUnknown(s.Provider))
 	if kind == "schema" {

@@ -242,11 +242,7 @@ func syncFinding(s diagnose.Subscription, t probe.TableSync, file string, f Sync
 // the provider when it has no slot, walsender or connection for the copy.
 func (f SyncFailure) Hint(provider, role, schema, table string) string {
 	if m := deniedRE.FindStringSubmatch(f.Error); m != nil {
-		if role == "" {
-			role = "<role>" // libpq's default: the subscriber server's OS user
-		} else {
-			role = pgident.Ident(role)
-		}
+		role = grantee(role)
 		grant := fmt.Sprintf("GRANT SELECT ON %s TO %s;", pgident.Regclass(schema, table), role)
 		if m[1] == "schema" {
 			grant = fmt.Sprintf("GRANT USAGE ON SCHEMA %s TO %s;", pgident.Ident(schema), role)
