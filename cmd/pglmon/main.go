@@ -61,7 +61,7 @@ func commands() []command {
 		{"upgrade", "prepare (drop pglogical, keep a manifest) and restore around a major-version upgrade", runUpgrade},
 		{"heartbeat", "install or remove the heartbeats that measure how far behind each subscriber's data is, in seconds", runHeartbeat},
 		{"maintenance", "start, end or list maintenance windows: nodes whose subscriptions the daemon does not repair or post", runMaintenance},
-		{"forget", "stop reporting a subscription the daemon saw and that was dropped on purpose (subscription_missing)", runForget},
+		{"forget", "stop reporting a subscription the daemon saw and that was dropped on purpose (subscription_missing), or, with --table, a table taken out of its sets on purpose (table_left_set)", runForget},
 		{"check-config", "validate a configuration file (--connect: and what pglmon can do on each node)", runCheckConfig},
 		{"version", "print the version", runVersion},
 	}

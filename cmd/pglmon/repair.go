@@ -68,6 +68,7 @@ func runRepair(ctx context.Context, e env, args []string) error {
 	}
 	m := monitor.New(cfg)
 	defer m.Close(context.WithoutCancel(ctx))
+	m.KeepSetTables(seen.NewTables(cfg.SeenFile(), false)) // the daemon's, to read
 	ex := &repair.Executor{Config: cfg, Observer: m, Audit: audit, VerifyTimeout: cfg.Repair.VerifyTimeout.D()}
 	actor := "cli:" + osUser()
 

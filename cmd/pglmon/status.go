@@ -44,6 +44,7 @@ func runStatus(ctx context.Context, e env, args []string) error {
 	}
 	m := monitor.New(cfg)
 	defer m.Close(context.WithoutCancel(ctx))
+	m.KeepSetTables(seen.NewTables(cfg.SeenFile(), false)) // the daemon's, to read
 	r, err := observe(ctx, m, cfg, !*noWait)
 	if err != nil {
 		return err

@@ -658,7 +658,7 @@ func TestStatusTableLeftSet(t *testing.T) {
 	code, s := status(t, cfg)
 	if code != 1 || len(s.Subscriptions) != 1 || !slices.Equal(s.Subscriptions[0].TablesLeftSets, []string{"public.items_0"}) ||
 		len(s.Subscriptions[0].Findings) != 1 || s.Subscriptions[0].Findings[0].Code != "table_left_set" ||
-		!strings.Contains(s.Subscriptions[0].Findings[0].Message, "table public.items_0 copied by "+p.Sub()+" to subscriber is in none of its replication sets (set_0) on provider any more") {
+		!strings.Contains(s.Subscriptions[0].Findings[0].Message, "table public.items_0 replicated by "+p.Sub()+" to subscriber is in none of its replication sets (set_0) on provider any more") {
 		t.Fatalf("exit %d: %+v", code, s)
 	}
 	code, out, _ := pglmon(t, "repair", "--config", cfg, "--subscription", p.Sub())

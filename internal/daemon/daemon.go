@@ -31,6 +31,7 @@ import (
 	"github.com/pglmon/pglmon/internal/probe"
 	"github.com/pglmon/pglmon/internal/repair"
 	"github.com/pglmon/pglmon/internal/sdnotify"
+	"github.com/pglmon/pglmon/internal/seen"
 	pslack "github.com/pglmon/pglmon/internal/slack"
 )
 
@@ -148,6 +149,7 @@ func New(opts Options) (*Daemon, error) {
 		health: newTransitions(diagnose.FlapWindow), nodes: map[string]*nodeLog{}}
 	d.cfg.Store(opts.Config)
 	d.mon = monitor.New(opts.Config)
+	d.mon.KeepSetTables(seen.NewTables(opts.Config.SeenFile(), true))
 	d.metrics = metrics.New(d.reg, opts.Version, d.Healthy)
 	d.expo = metrics.NewCache(d.reg, d.healthLimit)
 	audit, err := repair.NewAudit(opts.Config.Repair.AuditLog)
@@ -507,6 +509,9 @@ func (d *Daemon) reload() {
 		}
 	}
 	d.mon.SetConfig(cfg)
+	if cfg.SeenFile() != old.SeenFile() {
+		d.mon.KeepSetTables(seen.NewTables(cfg.SeenFile(), true))
+	}
 	d.beats.close(context.Background(), nil) // reopened with the new settings
 	d.cfg.Store(cfg)
 	d.httpToken.Store(&token)

@@ -27,9 +27,12 @@ func TestDaemonReportsADroppedSubscriptionItSaw(t *testing.T) {
 	r := start(t, body, nil)
 	if err := pgtest.Poll(ctx, 20*time.Second, func() bool {
 		b, _ := os.ReadFile(state)
-		return strings.Contains(string(b), `"subscription": "`+p.Sub()+`"`)
+		// With the tables of its sets (a table taken out of them is
+		// table_left_set: package monitor's tests).
+		return strings.Contains(string(b), `"subscription": "`+p.Sub()+`"`) && strings.Contains(string(b), `"name": "items_0"`)
 	}); err != nil {
-		t.Fatalf("the daemon did not note %s in %s", p.Sub(), state)
+		b, _ := os.ReadFile(state)
+		t.Fatalf("the daemon did not note %s and the tables of its sets in %s:\n%s", p.Sub(), state, b)
 	}
 	if err := p.Subscriber.Exec(ctx, "SELECT pglogical.drop_subscription($1)", p.Sub()); err != nil {
 		t.Fatal(err)

@@ -25,7 +25,8 @@ type Input struct {
 	// shape on the subscriber makes pglogical's apply fail (package drift).
 	Schema map[string][]SchemaMismatch
 	// LeftSets holds, by subscriber/subscription, the tables pglogical
-	// copied for it that none of its sets holds any more (package drift).
+	// copied for it, or pglmon saw in its sets, that none of its sets
+	// holds any more (packages drift and monitor).
 	LeftSets map[string][]string
 	// Unreadable holds, by subscriber/subscription, the tables of its sets
 	// the role of its provider connection may not copy (package drift).
@@ -347,8 +348,8 @@ func (d *diagnosis) subscription(subscriber *probe.Snapshot, sub probe.Subscript
 			provider = sub.ProviderNode
 		}
 		add(Finding{Code: CodeTableLeftSet, Severity: Warning, Human: true,
-			Message: fmt.Sprintf("%s copied by %s to %s %s in none of its replication sets (%s) on %s any more (taken out with replication_set_remove_table, dropped there, or a set taken from the subscription); pglogical still says %s, but no change made there since reaches %s, whose copy grows stale",
-				listTables(left), sub.Name, subscriber.Node, plural(left, "is", "are"), strings.Join(sub.ReplicationSets, ", "), provider, plural(left, "it replicates", "they replicate"), subscriber.Node)})
+			Message: fmt.Sprintf("%s replicated by %s to %s %s in none of its replication sets (%s) on %s any more (taken out with replication_set_remove_table, dropped or renamed there, or a set taken from the subscription); pglogical reports nothing wrong, but no change made there since reaches %s, whose copy grows stale",
+				listTables(left), sub.Name, subscriber.Node, plural(left, "is", "are"), strings.Join(sub.ReplicationSets, ", "), provider, subscriber.Node)})
 	}
 	if denied := d.Unreadable[key]; len(denied.Tables) > 0 && !elsewhere {
 		add(copyDeniedFinding(sub, out.Provider, denied.Role, denied.Tables))

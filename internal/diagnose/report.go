@@ -283,7 +283,8 @@ type Subscription struct {
 	// for only what was written on its provider): see forward_loop.
 	ForwardOrigins []string `json:"forward_origins,omitempty"`
 	// TablesLeftSets are the tables pglogical copied to the subscriber for
-	// it that none of its sets holds on the provider any more
+	// it, or pglmon saw in its sets, that none of its sets holds on the
+	// provider any more
 	// (table_left_set): schema.table unquoted, as pglmon verify --table
 	// takes it.
 	TablesLeftSets []string `json:"tables_left_sets,omitempty"`

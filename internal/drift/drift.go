@@ -270,7 +270,10 @@ JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE rs.set_name = ANY($1)`
 
 // Relation is a table by its schema and name, unquoted.
-type Relation struct{ Schema, Name string }
+type Relation struct {
+	Schema string `json:"schema"`
+	Name   string `json:"name"`
+}
 
 // String is schema.name unquoted, as verify's --table takes it.
 func (r Relation) String() string { return r.Schema + "." + r.Name }
@@ -327,6 +330,31 @@ func leftOf(ctx context.Context, sub *pgx.Conn, subscription string, schemas, na
 	out, err := relations(rows)
 	if err != nil {
 		return nil, fmt.Errorf("read the tables pglogical copied to the subscriber: %w", err)
+	}
+	return out, nil
+}
+
+// existingQuery lists the tables ($1 schemas, $2 names) the server has.
+const existingQuery = `SELECT n.nspname::text, c.relname::text
+FROM unnest($1::text[], $2::text[]) AS t(schema, name)
+JOIN pg_namespace n ON n.nspname = t.schema
+JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.name AND c.relkind IN ('r', 'p')
+ORDER BY 1, 2`
+
+// Existing returns the tables of rels that the server of conn has (read
+// from the catalog: no privilege on them needed).
+func Existing(ctx context.Context, conn *pgx.Conn, rels []Relation) ([]Relation, error) {
+	schemas, names := make([]string, len(rels)), make([]string, len(rels))
+	for i, r := range rels {
+		schemas[i], names[i] = r.Schema, r.Name
+	}
+	rows, err := conn.Query(ctx, existingQuery, schemas, names)
+	if err != nil {
+		return nil, fmt.Errorf("read which tables the server has: %w", err)
+	}
+	out, err := relations(rows)
+	if err != nil {
+		return nil, fmt.Errorf("read which tables the server has: %w", err)
 	}
 	return out, nil
 }

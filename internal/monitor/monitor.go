@@ -4,6 +4,7 @@ package monitor
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -33,6 +34,51 @@ type Monitor struct {
 	setChecks map[string]setCheck
 	// seqChecks is the last comparison of each subscription's sequences.
 	seqChecks map[string]seqCheck
+	// setTables keeps the tables seen in each subscription's sets.
+	setTables SetTables
+}
+
+// SetTables keeps, by subscriber and subscription, the tables seen in the
+// subscription's replication sets on its provider, so that one taken out
+// of them is known (table_left_set) where pglogical keeps nothing of it on
+// the subscriber (a table put in a set with synchronize_data := false has
+// no sync status there). In memory by default; the daemon keeps them in a
+// file (package seen), across its restarts (KeepSetTables).
+type SetTables interface {
+	// Note adds now, the tables the sets hold now, and returns every
+	// table seen.
+	Note(subscriber, subscription string, now []drift.Relation, at time.Time) ([]drift.Relation, error)
+	// Drop takes off tables the subscriber no longer has.
+	Drop(subscriber, subscription string, gone []drift.Relation) error
+}
+
+// memTables is SetTables in memory.
+type memTables map[string]map[drift.Relation]bool
+
+func (m memTables) Note(subscriber, subscription string, now []drift.Relation, _ time.Time) ([]drift.Relation, error) {
+	key := subscriber + "/" + subscription
+	if m[key] == nil {
+		m[key] = map[drift.Relation]bool{}
+	}
+	for _, r := range now {
+		m[key][r] = true
+	}
+	return slices.Collect(maps.Keys(m[key])), nil
+}
+
+func (m memTables) Drop(subscriber, subscription string, gone []drift.Relation) error {
+	for _, r := range gone {
+		delete(m[subscriber+"/"+subscription], r)
+	}
+	return nil
+}
+
+// KeepSetTables keeps the tables seen in each subscription's sets in t
+// from now on.
+func (m *Monitor) KeepSetTables(t SetTables) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.setTables = t
 }
 
 type setCheck struct {
@@ -65,7 +111,8 @@ type schemaCheck struct {
 	// connection may not copy (drift.Unreadable).
 	unreadable diagnose.CopyDenied
 	// tables: the tables of the subscription's sets on its provider, as
-	// compared (probe.Prober.WatchTables).
+	// compared, and those seen in them before that the subscriber still
+	// has (probe.Prober.WatchTables).
 	tables []drift.Relation
 	// queue is the provider's probe.Snapshot.DDLQueue when compared.
 	queue string
@@ -140,7 +187,8 @@ func putOff(c *schemaCheck, in schemaInputs, ps *probe.Snapshot, sub probe.Subsc
 
 // New returns a monitor for the configured nodes.
 func New(cfg *config.Config) *Monitor {
-	m := &Monitor{history: diagnose.NewHistory(), now: time.Now, schemaChecks: map[string]schemaCheck{}, setChecks: map[string]setCheck{}, seqChecks: map[string]seqCheck{}}
+	m := &Monitor{history: diagnose.NewHistory(), now: time.Now, schemaChecks: map[string]schemaCheck{}, setChecks: map[string]setCheck{}, seqChecks: map[string]seqCheck{},
+		setTables: memTables{}}
 	m.SetConfig(cfg)
 	return m
 }
@@ -396,8 +444,16 @@ func (m *Monitor) schema(ctx context.Context, cs *conns, snaps []probe.Snapshot,
 			if err != nil {
 				continue
 			}
+			watch := got.Tables
+			leftRels := got.Left
+			if kept := m.keptOut(ctx, sc, s.Node, sub.Name, got.Tables, now); len(kept) > 0 {
+				watch = append(slices.Clone(got.Tables), kept...)
+				leftRels = append(leftRels, kept...)
+				slices.SortFunc(leftRels, func(a, b drift.Relation) int { return strings.Compare(a.String(), b.String()) })
+				leftRels = slices.Compact(leftRels)
+			}
 			var gone []string
-			for _, r := range got.Left {
+			for _, r := range leftRels {
 				gone = append(gone, r.String())
 			}
 			// Best effort too: a role the provider cannot tell about
@@ -408,7 +464,7 @@ func (m *Monitor) schema(ctx context.Context, cs *conns, snaps []probe.Snapshot,
 					denied.Tables = append(denied.Tables, r.String())
 				}
 			}
-			m.schemaChecks[key] = schemaCheck{at: now, schemaInputs: in, found: got.Mismatches, left: gone, unreadable: denied, tables: got.Tables, queue: ps.DDLQueue}
+			m.schemaChecks[key] = schemaCheck{at: now, schemaInputs: in, found: got.Mismatches, left: gone, unreadable: denied, tables: watch, queue: ps.DDLQueue}
 			out[key], left[key], unreadable[key] = got.Mismatches, gone, denied
 		}
 		// The subscriber's next Snapshot.TableDefs covers its
@@ -432,6 +488,35 @@ func (m *Monitor) schema(ctx context.Context, cs *conns, snaps []probe.Snapshot,
 		}
 	}
 	return out, left, unreadable
+}
+
+// keptOut returns the tables seen in the sets of subscription (on
+// subscriber, read through sc) before, that the sets no longer hold (now)
+// and the subscriber still has; those it no longer has are forgotten.
+// Best effort: none when they cannot be read.
+func (m *Monitor) keptOut(ctx context.Context, sc *pgx.Conn, subscriber, subscription string, now []drift.Relation, at time.Time) []drift.Relation {
+	all, err := m.setTables.Note(subscriber, subscription, now, at)
+	if err != nil {
+		return nil
+	}
+	in := make(map[drift.Relation]bool, len(now))
+	for _, r := range now {
+		in[r] = true
+	}
+	out := slices.DeleteFunc(slices.Clone(all), func(r drift.Relation) bool { return in[r] })
+	if len(out) == 0 {
+		return nil
+	}
+	have, err := drift.Existing(ctx, sc, out)
+	if err != nil {
+		return nil
+	}
+	exists := map[drift.Relation]bool{}
+	for _, r := range have {
+		exists[r] = true
+	}
+	_ = m.setTables.Drop(subscriber, subscription, slices.DeleteFunc(out, func(r drift.Relation) bool { return exists[r] }))
+	return have
 }
 
 // confirmed is how far slot has confirmed on the provider ps (0: not there).

@@ -410,7 +410,7 @@ the DDL on the subscribers too, in order with the data:
 		if sets := tableSets(s); len(sets) > 0 {
 			set = q(sets[0])
 		}
-		var put, copyAll, copyRows strings.Builder
+		var put, copyAll, copyRows, forget strings.Builder
 		var rels []drift.Relation
 		for _, t := range s.TablesLeftSets {
 			schema, name, _ := strings.Cut(t, ".")
@@ -419,6 +419,7 @@ the DDL on the subscribers too, in order with the data:
 			fmt.Fprintf(&put, "      SELECT pglogical.replication_set_add_table(%s, %s, synchronize_data := false);\n", set, rel)
 			fmt.Fprintf(&copyAll, "      SELECT pglogical.alter_subscription_resynchronize_table(%s, %s);\n", q(s.Name), rel)
 			fmt.Fprintf(&copyRows, "      pglmon verify --config FILE --subscription %s --table %s --copy-script rows.psql\n", sh(s.Name), sh(pgident.RegclassOf(t)))
+			fmt.Fprintf(&forget, "      pglmon forget --config FILE --subscription %s --subscriber %s --table %s\n", sh(s.Name), sh(s.Subscriber), sh(pgident.RegclassOf(t)))
 		}
 		fmt.Fprintf(&b, `%[3]s.
 pglogical keeps the sync status of a table it copied, so putting such a table back copies nothing
@@ -439,12 +440,13 @@ out stay missing until copied. Choose per table:
  b) it was taken out on purpose: its copy on subscriber %[2]s no longer changes; drop it there once
     nothing needs it (the finding ends with it).
  c) it was taken out on purpose, and its copy stays as a table of the subscriber's own: make
-    pglogical forget that it copied it, on subscriber %[2]s (the finding ends; pglogical deletes
-    the same row itself when the table is dropped there):
+    pglogical forget that it copied it, on subscriber %[2]s (pglogical deletes the same row
+    itself when the table is dropped there; a table put in a set without its copy has none):
 %[9]s;
-    Put back in a set later, the table is copied again, onto the rows it holds (pglogical 2.4
+    and pglmon forget that it saw it in the subscription's sets (the finding ends):
+%[10]s    Put back in a set later, the table is copied again, onto the rows it holds (pglogical 2.4
     marks such a failed copy ready): empty it first, or put it back with
-    synchronize_data := false and copy the rows that differ, as in a).`, s.Provider, s.Subscriber, f.Message, put.String(), q(s.Name), copyAll.String(), copyRows.String(), sh(s.Name), indent(drift.ForgetSQL(s.Name, rels), "      "))
+    synchronize_data := false and copy the rows that differ, as in a).`, s.Provider, s.Subscriber, f.Message, put.String(), q(s.Name), copyAll.String(), copyRows.String(), sh(s.Name), indent(drift.ForgetSQL(s.Name, rels), "      "), forget.String())
 	case diagnose.CodeSequenceBehind:
 		var send strings.Builder
 		for _, sb := range s.SequencesBehind {

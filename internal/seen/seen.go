@@ -4,7 +4,9 @@
 // reported as subscription_missing, not simply gone from the report with
 // its alerts resolved; `pglmon forget` takes one dropped on purpose off.
 // Subscriptions the configuration describes (subscriptions:) are reported
-// missing by the diagnosis itself.
+// missing by the diagnosis itself. With each, it keeps the tables seen in
+// its replication sets (Tables), so that one taken out of them is known
+// even where pglogical keeps nothing of it on the subscriber.
 package seen
 
 import (
@@ -19,6 +21,7 @@ import (
 
 	"github.com/pglmon/pglmon/internal/atomicfile"
 	"github.com/pglmon/pglmon/internal/diagnose"
+	"github.com/pglmon/pglmon/internal/drift"
 	"github.com/pglmon/pglmon/internal/shellword"
 )
 
@@ -29,6 +32,10 @@ type Subscription struct {
 	Provider     string    `json:"provider,omitempty"`
 	Sets         []string  `json:"replication_sets,omitempty"`
 	FirstSeen    time.Time `json:"first_seen"`
+	// Tables are the tables pglmon has seen in its replication sets on
+	// the provider, and the subscriber still has (Tables: one taken out
+	// of them is table_left_set, whether pglogical copied it or not).
+	Tables []drift.Relation `json:"set_tables,omitempty"`
 }
 
 // Key is subscriber/subscription.
@@ -93,7 +100,7 @@ func Note(path string, r diagnose.Report, now time.Time) (map[string]Subscriptio
 			}
 			n := Subscription{Subscriber: s.Subscriber, Subscription: s.Name, Provider: s.Provider, Sets: s.ReplicationSets, FirstSeen: now}
 			if prev, ok := subs[n.Key()]; ok {
-				n.FirstSeen = prev.FirstSeen
+				n.FirstSeen, n.Tables = prev.FirstSeen, prev.Tables
 			}
 			subs[n.Key()] = n
 		}

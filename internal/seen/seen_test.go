@@ -2,10 +2,12 @@ package seen
 
 import (
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/pglmon/pglmon/internal/diagnose"
+	"github.com/pglmon/pglmon/internal/drift"
 )
 
 // Note keeps what it saw first, writes only what changed; AddMissing
@@ -58,5 +60,50 @@ func TestNoteAddMissingForget(t *testing.T) {
 	}
 	if subs, err := Read(path); err != nil || len(subs) != 2 {
 		t.Errorf("after forget: %+v %v", subs, err)
+	}
+}
+
+// Tables: Note adds what the sets hold now and keeps the rest; a reader
+// does not write; Note of the subscriptions keeps the tables; Drop and
+// ForgetTables take them off (a table without its schema in any schema).
+func TestTables(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "subscriptions-seen.json")
+	t0 := time.Date(2026, 12, 8, 8, 0, 0, 0, time.UTC)
+	a, b := drift.Relation{Schema: "public", Name: "a"}, drift.Relation{Schema: "app", Name: "b"}
+	w, ro := NewTables(path, true), NewTables(path, false)
+	if all, err := ro.Note("s1", "sub", []drift.Relation{a}, t0); err != nil || len(all) != 1 {
+		t.Fatalf("reader: %v %v", all, err)
+	}
+	if subs, err := Read(path); err != nil || len(subs) != 0 {
+		t.Fatalf("the reader wrote: %+v %v", subs, err)
+	}
+	if _, err := w.Note("s1", "sub", []drift.Relation{a, b}, t0); err != nil {
+		t.Fatal(err)
+	}
+	if all, err := w.Note("s1", "sub", []drift.Relation{a}, t0.Add(time.Hour)); err != nil || !slices.Equal(all, []drift.Relation{b, a}) {
+		t.Fatalf("b taken out of the sets: %v %v", all, err)
+	}
+	// The subscription noted: its tables stay.
+	r := diagnose.Report{Subscriptions: []diagnose.Subscription{{Name: "sub", Subscriber: "s1", Provider: "p", Status: "replicating"}}}
+	if subs, err := Note(path, r, t0.Add(time.Hour)); err != nil || len(subs["s1/sub"].Tables) != 2 || !subs["s1/sub"].FirstSeen.Equal(t0) {
+		t.Fatalf("after Note: %+v %v", subs, err)
+	}
+	if all, err := ro.Note("s1", "sub", nil, t0); err != nil || len(all) != 2 {
+		t.Fatalf("the reader after the writer: %v %v", all, err)
+	}
+	if gone, err := ForgetTables(path, "s2", "sub", []drift.Relation{{Name: "b"}}); err != nil || len(gone) != 0 {
+		t.Errorf("forget on s2: %v %v", gone, err)
+	}
+	if gone, err := ForgetTables(path, "", "sub", []drift.Relation{{Name: "b"}}); err != nil || !slices.Equal(gone["s1/sub"], []drift.Relation{b}) {
+		t.Errorf("forget b: %v %v", gone, err)
+	}
+	if all, err := w.Note("s1", "sub", nil, t0); err != nil || !slices.Equal(all, []drift.Relation{a}) {
+		t.Errorf("the writer after forget: %v %v", all, err)
+	}
+	if err := w.Drop("s1", "sub", []drift.Relation{a}); err != nil {
+		t.Fatal(err)
+	}
+	if subs, err := Read(path); err != nil || len(subs["s1/sub"].Tables) != 0 || subs["s1/sub"].Provider != "p" {
+		t.Errorf("after Drop: %+v %v", subs, err)
 	}
 }
