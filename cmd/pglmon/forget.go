@@ -94,7 +94,7 @@ func forgetTables(e env, cfg *config.Config, subscriber, sub string, names []str
 	for _, k := range slices.Sorted(maps.Keys(gone)) {
 		subscriberName, _, _ := strings.Cut(k, "/")
 		for _, r := range gone[k] {
-			fmt.Fprintf(e.stdout, "Forgot table %s in the sets of subscription %s on %s: pglmon stops reporting it as table_left_set at its next comparison (within a minute), unless pglogical keeps its sync status there (then also run the DELETE pglmon repair --subscription %s prints); back in a set, it is seen again.\n",
+			fmt.Fprintf(e.stdout, "Forgot table %s in the sets of subscription %s on %s: pglmon stops reporting it as table_left_set at its next cycle, unless pglogical keeps its sync status there (then also run the DELETE pglmon repair --subscription %s prints); back in a set, it is seen again.\n",
 				pgident.Regclass(r.Schema, r.Name), sub, subscriberName, shellword.Quote(sub))
 		}
 	}

@@ -65,15 +65,23 @@ type Watcher struct {
 // Changed reports whether the file changed since the last call (the first
 // call: true); a file that does not exist is a state of its own.
 func (w *Watcher) Changed() bool {
-	stamp := "absent"
-	if fi, err := os.Stat(w.Path); err == nil {
-		stamp = fmt.Sprint(fi.Size(), fi.ModTime().UnixNano())
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		stamp = "error " + err.Error()
-	}
+	stamp := Stamp(w.Path)
 	if stamp == w.stamp {
 		return false
 	}
 	w.stamp = stamp
 	return true
+}
+
+// Stamp is the state of the file at path as Watcher tells it apart: its
+// size and modification time, "absent", or the error reading them.
+func Stamp(path string) string {
+	fi, err := os.Stat(path)
+	switch {
+	case err == nil:
+		return fmt.Sprint(fi.Size(), fi.ModTime().UnixNano())
+	case errors.Is(err, fs.ErrNotExist):
+		return "absent"
+	}
+	return "error " + err.Error()
 }

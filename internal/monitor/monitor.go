@@ -50,6 +50,10 @@ type SetTables interface {
 	Note(subscriber, subscription string, now []drift.Relation, at time.Time) ([]drift.Relation, error)
 	// Drop takes off tables the subscriber no longer has.
 	Drop(subscriber, subscription string, gone []drift.Relation) error
+	// Version changes when the tables kept may have changed other than
+	// through Note and Drop (pglmon forget --table): the comparisons are
+	// made again then.
+	Version() string
 }
 
 // memTables is SetTables in memory.
@@ -72,6 +76,8 @@ func (m memTables) Drop(subscriber, subscription string, gone []drift.Relation) 
 	}
 	return nil
 }
+
+func (m memTables) Version() string { return "" }
 
 // KeepSetTables keeps the tables seen in each subscription's sets in t
 // from now on.
@@ -132,12 +138,14 @@ type schemaInputs struct {
 	// (probe.Subscription.ProviderRole; the last one read while no
 	// walsender says it).
 	role string
+	// kept: SetTables.Version.
+	kept string
 }
 
 func (a schemaInputs) same(b schemaInputs) bool {
 	same := func(x, y string) bool { return x == "" || y == "" || x == y }
 	return a.status == b.status && slices.Equal(a.sets, b.sets) &&
-		same(a.provSets, b.provSets) && same(a.provDefs, b.provDefs) && same(a.subDefs, b.subDefs) && same(a.role, b.role)
+		same(a.provSets, b.provSets) && same(a.provDefs, b.provDefs) && same(a.subDefs, b.subDefs) && same(a.role, b.role) && a.kept == b.kept
 }
 
 // schemaWait is a comparison put off (putOff) after DDL on the provider
@@ -397,6 +405,7 @@ func (m *Monitor) schema(ctx context.Context, cs *conns, snaps []probe.Snapshot,
 	out := map[string][]diagnose.SchemaMismatch{}
 	left, unreadable := map[string][]string{}, map[string]diagnose.CopyDenied{}
 	seen := map[string]bool{}
+	kept := m.setTables.Version()
 	for i, s := range snaps {
 		if !s.Up() || i >= len(m.cfg.Nodes) {
 			continue
@@ -404,7 +413,7 @@ func (m *Monitor) schema(ctx context.Context, cs *conns, snaps []probe.Snapshot,
 		for _, sub := range s.Subscriptions {
 			key := s.Node + "/" + sub.Name
 			seen[key] = true
-			in := schemaInputs{status: sub.Status, sets: slices.Clone(sub.ReplicationSets), subDefs: s.TableDefs}
+			in := schemaInputs{status: sub.Status, sets: slices.Clone(sub.ReplicationSets), subDefs: s.TableDefs, kept: kept}
 			ps := provSnaps[sub.ProviderNode]
 			if ps != nil {
 				in.provSets, in.provDefs = ps.SetTables, ps.TableDefs

@@ -40,6 +40,9 @@ func (t *Tables) read() error {
 	return nil
 }
 
+// Version changes when the file does (a table forgotten, or one added).
+func (t *Tables) Version() string { return atomicfile.Stamp(t.path) }
+
 // Note adds now, the tables subscription's sets hold now, to those seen
 // for it on subscriber, and returns them all.
 func (t *Tables) Note(subscriber, subscription string, now []drift.Relation, at time.Time) ([]drift.Relation, error) {
