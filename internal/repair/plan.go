@@ -245,6 +245,10 @@ func ResynchronizeAllSQL(sub string) string {
 // (serverlog.AnnotateDecoding), and the change's LSN.
 var decodingDeniedRE = regexp.MustCompile(`fails decoding the change(?: at ([0-9A-F]+/[0-9A-F]+))? for the role`)
 
+// deniedObjectRE finds what the role may not use in that message: kind
+// and name, or the function's name.
+var deniedObjectRE = regexp.MustCompile(`which may not (?:use (schema|table|sequence) (\S+)|execute (function) (\S+))`)
+
 // withoutUser is a connection string (probe.SafeConninfo's keywords)
 // without its user.
 func withoutUser(conninfo string) string {
@@ -634,15 +638,47 @@ Nothing is lost meanwhile: the provider's slot keeps the changes (watch its reta
 			if lsn == "" {
 				lsn = "<the LSN of the change>"
 			}
-			fmt.Fprintf(&b, `%[1]s.
- a) the role lacks the privilege now: grant it on provider %[2]s (for schema pglogical,
-    GRANT USAGE ON SCHEMA pglogical TO <role>;), then start the worker at once:
-      pglmon repair --config FILE --subscription %[3]s --remedy restart
+			role := "<role>"
+			if s.ProviderRole != "" {
+				role = pgident.Ident(s.ProviderRole)
+			}
+			// What the role may not use (schema pglogical when the
+			// message does not say).
+			kind, name := "schema", "pglogical"
+			if d := deniedObjectRE.FindStringSubmatch(f.Message); d != nil {
+				kind, name = d[1]+d[3], d[2]+d[4]
+			}
+			var a, owner string
+			switch kind {
+			case "function":
+				a = fmt.Sprintf(` a) grant it on provider %s, for the changes made from now on (b is needed whatever it does):
+      GRANT EXECUTE ON FUNCTION %s TO %s;
+ b) the changes made while it could not execute the function fail for it for ever, also after the
+    grant (measured with pglogical 2.4.2, for a role that never could as well): its walsender reads
+    the function's privileges as they were then. Let a role that could execute it then decode them,
+    through an interface of its own:
+      -- on provider %s: who owns the function (or use a superuser; on RDS, the master user)
+`, s.Provider, name, role, s.Provider)
+				owner = "SELECT DISTINCT proowner::regrole FROM pg_proc WHERE proname = " + q(name) + ";"
+			default:
+				grant := "      -- the privilege the error names, on " + kind + " " + name + ", to " + role
+				owner = "SELECT relowner::regrole FROM pg_class WHERE relname = " + q(name) + ";"
+				if kind == "schema" {
+					grant = "      GRANT USAGE ON SCHEMA " + pgident.Ident(name) + " TO " + role + ";"
+					owner = "SELECT nspowner::regrole FROM pg_namespace WHERE nspname = " + q(name) + ";"
+				}
+				a = fmt.Sprintf(` a) the role lacks the privilege now: grant it on provider %s:
+%s
+    then start the worker at once:
+      pglmon repair --config FILE --subscription %s --remedy restart
  b) it has it again, but lacked it when the changes were made (revoked, then granted): its
     walsender reads the catalogs as they were then, so those changes fail for it for ever.
-    Let a role that could use the schema then decode them, through an interface of its own:
-      -- on provider %[2]s: who owns the schema (or use a superuser; on RDS, the master user)
-      SELECT nspowner::regrole FROM pg_namespace WHERE nspname = 'pglogical';
+    Let a role that could use the %s then decode them, through an interface of its own:
+      -- on provider %s: who owns the %s (or use a superuser; on RDS, the master user)
+`, s.Provider, grant, sh(s.Name), kind, s.Provider, kind)
+			}
+			fmt.Fprintf(&b, `%[1]s.
+%[11]s      %[12]s
       -- on subscriber %[4]s; the password is stored in the catalog (superusers can read it)
       SELECT pglogical.alter_node_add_interface(%[5]s, %[6]s, '%[7]s user=<owner> password=<its password>');
       SELECT pglogical.alter_subscription_interface(%[8]s, %[6]s);
@@ -654,7 +690,7 @@ Nothing is lost meanwhile: the provider's slot keeps the changes (watch its reta
       SELECT pglogical.alter_node_drop_interface(%[5]s, %[6]s);
 Nothing is lost meanwhile: the provider's slot keeps the changes (watch its retained WAL).`,
 				f.Message, s.Provider, sh(s.Name), s.Subscriber, q(s.ProviderNode), q(iface+"_owner"),
-				strings.ReplaceAll(withoutUser(conninfo), "'", "''"), q(s.Name), lsn, q(iface))
+				strings.ReplaceAll(withoutUser(conninfo), "'", "''"), q(s.Name), lsn, q(iface), a, owner)
 			break
 		}
 		fmt.Fprintf(&b, `%[4]s.

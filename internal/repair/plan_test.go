@@ -287,4 +287,22 @@ func TestStreamDeniedPlan(t *testing.T) {
 			t.Errorf("decoding: plan lacks %q:\n%s", want, p.Text)
 		}
 	}
+	if !strings.Contains(p.Text, "GRANT USAGE ON SCHEMA pglogical TO <role>;") {
+		t.Errorf("decoding, the role not known: plan:\n%s", p.Text)
+	}
+
+	// A row filter's function: its GRANT for the changes to come, and the
+	// function's owner for those made.
+	s.ProviderRole = "repl"
+	msg = "subscription sub 0 is down: its walsender on provider prov fails decoding the change at 0/1A7AA60 for the role of its provider connection, repl, which may not execute function rf_ok (a row filter's, evaluated by the walsender as that role) (...)"
+	p = HumanPlan(diagnose.Finding{Code: diagnose.CodeProviderConnectFailed, Message: msg, Human: true}, s)
+	for _, want := range []string{"GRANT EXECUTE ON FUNCTION rf_ok TO repl;", "(b is needed whatever it does)", "SELECT DISTINCT proowner::regrole FROM pg_proc WHERE proname = 'rf_ok';",
+		"SELECT pglogical.alter_subscription_interface('sub 0', 'repl_if_owner');", "is past 0/1A7AA60"} {
+		if !strings.Contains(p.Text, want) {
+			t.Errorf("function: plan lacks %q:\n%s", want, p.Text)
+		}
+	}
+	if strings.Contains(p.Text, "nspowner") || strings.Contains(p.Text, "GRANT USAGE") {
+		t.Errorf("function: the schema's plan:\n%s", p.Text)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/pglmon/pglmon/internal/diagnose"
+	"github.com/pglmon/pglmon/internal/pgident"
 	"github.com/pglmon/pglmon/internal/probe"
 	"github.com/pglmon/pglmon/internal/shellword"
 )
@@ -135,11 +136,13 @@ func (de DecodingError) String() string {
 
 // windowFinding is provider_connection_failed for a subscription whose
 // walsender fails on a change for want of a privilege of its role (kind
-// name). Measured with pglogical 2.4.2: a role that had USAGE on the
-// provider's schema pglogical, had it revoked, and got it back: each
-// change committed in between fails in the change callback, at every
-// start, for ever, since logical decoding reads the catalogs as they were
-// when the change was made. A role that could use the schema then (its
+// name). Measured with pglogical 2.4.2: logical decoding reads the
+// catalogs as they were when the change was made, so a change made while
+// the role lacked the privilege fails at every start, for ever, whatever
+// the role may do now. For schema pglogical's USAGE, only a change made
+// while the role had it revoked (a GRANT, a REVOKE, then the GRANT again);
+// for EXECUTE on a function a row filter calls, any change made while the
+// role lacked it, also one it never had. A role that could then (the
 // owner, a superuser) decodes them; past them, the role can again.
 func windowFinding(s diagnose.Subscription, file string, de DecodingError, kind, name string) diagnose.Finding {
 	role := grantee(s.ProviderRole)
@@ -147,7 +150,19 @@ func windowFinding(s diagnose.Subscription, file string, de DecodingError, kind,
 	if de.LSN != "" {
 		at = " at " + de.LSN
 	}
+	what := "use " + kind + " " + name
+	when := "if " + role + " lacked that privilege then (revoked, then granted again), each change committed meanwhile fails the same way at every start, for ever, whatever it may do now"
+	grant := "grant it"
+	if kind == "schema" {
+		grant = "grant it (GRANT USAGE ON SCHEMA " + pgident.Ident(name) + " TO " + role + ";)"
+	}
+	way := "If it still lacks it, " + grant + " and restart; else move the subscription, until it has applied past those changes, to a provider connection as a role that could " + what + " then"
+	if kind == "function" {
+		what = "execute function " + name + " (a row filter's, evaluated by the walsender as that role)"
+		when = "each change committed while " + role + " could not execute it fails the same way at every start, for ever, also after a GRANT (measured with pglogical 2.4.2, for a role that never could as well)"
+		way = "Grant it for the changes to come (GRANT EXECUTE ON FUNCTION " + name + " TO " + role + ";), and move the subscription, until it has applied past the changes already made, to a provider connection as a role that could execute it then"
+	}
 	return diagnose.Finding{Code: diagnose.CodeProviderConnectFailed, Severity: diagnose.Critical, Human: true,
-		Message: fmt.Sprintf("subscription %s is down: its walsender on provider %s fails decoding the change%s for the role of its provider connection, %s, which may not use %s %s (the provider's log, %s: %s). Logical decoding reads the catalogs as they were when the change was made: if %s lacked that privilege then (revoked, then granted again), each change committed meanwhile fails the same way at every start, for ever, whatever it may do now. If it still lacks it, grant it (GRANT USAGE ON SCHEMA for a schema) and restart; else move the subscription, until it has applied past those changes, to a provider connection as a role that could use %s %s then (its owner, or a superuser), then back (pglmon repair --subscription %s prints the calls). Restarting alone does not help; nothing is lost meanwhile (the provider's slot keeps the changes)",
-			s.Name, orUnknown(s.Provider), at, role, kind, name, file, de, role, kind, name, shellword.Quote(s.Name))}
+		Message: fmt.Sprintf("subscription %s is down: its walsender on provider %s fails decoding the change%s for the role of its provider connection, %s, which may not %s (the provider's log, %s: %s). Logical decoding reads the catalogs as they were when the change was made: %s. %s (its owner, or a superuser), then back (pglmon repair --subscription %s prints the calls). Restarting alone does not help; nothing is lost meanwhile (the provider's slot keeps the changes)",
+			s.Name, orUnknown(s.Provider), at, role, what, file, de, when, way, shellword.Quote(s.Name))}
 }

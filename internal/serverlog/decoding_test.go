@@ -96,3 +96,32 @@ func TestAnnotateDecoding(t *testing.T) {
 		}
 	}
 }
+
+// A row filter's function the role may not execute (the demo, measured
+// with pglogical 2.4.2): the finding names the function and its GRANT,
+// and says the changes already made need another role whatever the GRANT
+// does; the schema's finding keeps its own way.
+func TestAnnotateDecodingFunction(t *testing.T) {
+	log := `2026-12-08 02:11:02.908 UTC [7549] LOG:  starting logical decoding for slot "pgl_s"
+2026-12-08 02:11:02.914 UTC [7549] ERROR:  permission denied for function rf_ok
+2026-12-08 02:11:02.914 UTC [7549] CONTEXT:  slot "pgl_s", output plugin "pglogical_output", in the change callback, associated LSN 0/1A7AA60
+`
+	r := &diagnose.Report{Subscriptions: []diagnose.Subscription{{Name: "sub_0", Subscriber: "s", Provider: "p", SlotName: "pgl_s", Status: probe.StatusDown,
+		ProviderRole: "demo_copier", Findings: []diagnose.Finding{{Code: diagnose.CodeStuckDown, Severity: diagnose.Critical, Remedy: diagnose.RemedyRestart, Message: "down"}}}}}
+	AnnotateDecoding(r, "p", "p.log", DecodingErrors(log))
+	f := r.Subscriptions[0].Findings[0]
+	for _, want := range []string{"for the role of its provider connection, demo_copier, which may not execute function rf_ok (a row filter's, evaluated by the walsender as that role)",
+		"also after a GRANT", "Grant it for the changes to come (GRANT EXECUTE ON FUNCTION rf_ok TO demo_copier;), and move the subscription, until it has applied past the changes already made"} {
+		if !strings.Contains(f.Message, want) {
+			t.Errorf("message lacks %q: %s", want, f.Message)
+		}
+	}
+	if f.Code != diagnose.CodeProviderConnectFailed || strings.Contains(f.Message, "If it still lacks it") {
+		t.Errorf("finding: %+v", f)
+	}
+	r.Subscriptions[0].Findings[0] = diagnose.Finding{Code: diagnose.CodeStuckDown, Message: "down"}
+	AnnotateDecoding(r, "p", "p.log", DecodingErrors(strings.ReplaceAll(log, "function rf_ok", "schema pglogical")))
+	if f := r.Subscriptions[0].Findings[0]; !strings.Contains(f.Message, "If it still lacks it, grant it (GRANT USAGE ON SCHEMA pglogical TO demo_copier;) and restart; else move") {
+		t.Errorf("schema: %s", f.Message)
+	}
+}
