@@ -248,14 +248,14 @@ func TestChangesWrittenWhileTheRoleLackedUsage(t *testing.T) {
 }
 
 // A row filter calling a function the role of the provider connection may
-// not execute: the walsender fails on the first change to the table, at
-// every start, for ever, also after the GRANT (measured with pglogical
-// 2.4.2: it reads the function's privileges as they were when the change
-// was made). status says provider_connection_failed naming the function
-// and the GRANT; repair's plan (b), followed as printed (an interface as
-// the function's owner until past the change, then back), brings the row,
-// and rows written after the GRANT arrive through the role's own
-// connection.
+// not execute: status says row_filter_not_permitted before any change; the
+// walsender fails on the first change to the table, at every start, for
+// ever, also after the GRANT (measured with pglogical 2.4.2: it reads the
+// function's privileges as they were when the change was made). status
+// then says provider_connection_failed naming the function and the GRANT;
+// repair's plan (b), followed as printed (an interface as the function's
+// owner until past the change, then back), brings the row, and rows
+// written after the GRANT arrive through the role's own connection.
 func TestARowFilterFunctionTheRoleMayNotExecute(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -270,32 +270,43 @@ func TestARowFilterFunctionTheRoleMayNotExecute(t *testing.T) {
 		{p.Provider, "GRANT SELECT ON rf TO repl"},
 		{p.Subscriber, "CREATE TABLE rf (id int PRIMARY KEY, v text)"},
 		{p.Provider, "SELECT pglogical.replication_set_add_table('set_0', 'rf', false, row_filter := 'rf_ok(id)')"},
-		{p.Provider, "INSERT INTO rf VALUES (1, 'before the grant')"},
 	})
 	cfg := writeConfig(t, p, "")
+	// Before any change: row_filter_not_permitted, with the GRANT.
+	if msg := waitCritical(t, cfg, p.Sub(), "row_filter_not_permitted", nil); !strings.Contains(msg, "may not execute function rf_ok(integer), which the row filter of public.rf calls on provider") ||
+		!strings.Contains(msg, "GRANT EXECUTE ON FUNCTION rf_ok(integer) TO repl;") {
+		t.Fatalf("row_filter_not_permitted: %s", msg)
+	}
+
+	// A change: the walsender fails on it (the provider's log, its
+	// logging collector's file); then the GRANT and a restart: the same
+	// change fails again.
+	var logPath string
+	if err := p.Provider.QueryRow(ctx, "SELECT current_setting('data_directory') || '/' || pg_current_logfile()", []any{&logPath}); err != nil {
+		t.Fatal(err)
+	}
+	failsAfter := func(what string) {
+		t.Helper()
+		logBefore, _ := os.ReadFile(logPath)
+		if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
+			log, _ := os.ReadFile(logPath)
+			return len(log) > len(logBefore) && strings.Contains(string(log[len(logBefore):]), "permission denied for function rf_ok")
+		}); err != nil {
+			t.Fatalf("the change did not fail %s: if pglogical now decodes it, the findings' text is out of date", what)
+		}
+	}
+	execAll(ctx, t, []sqlStep{{p.Provider, "INSERT INTO rf VALUES (1, 'before the grant')"}})
+	failsAfter("before the GRANT")
+	execAll(ctx, t, []sqlStep{{p.Provider, "GRANT EXECUTE ON FUNCTION rf_ok(int) TO repl"}})
+	if err := p.RestartSubscription(ctx); err != nil {
+		t.Fatal(err)
+	}
+	failsAfter("after the GRANT")
 	msg := waitCritical(t, cfg, p.Sub(), "provider_connection_failed", nil)
 	lsn := regexp.MustCompile(`fails decoding the change at ([0-9A-F]+/[0-9A-F]+) for the role of its provider connection, repl, which may not execute function rf_ok`).FindStringSubmatch(msg)
 	if lsn == nil || !strings.Contains(msg, "ERROR: permission denied for function rf_ok (in the output plugin's change callback") ||
 		!strings.Contains(msg, "GRANT EXECUTE ON FUNCTION rf_ok TO repl;") {
 		t.Fatalf("message: %s", msg)
-	}
-
-	// The GRANT and a restart: the same change fails again (in the
-	// provider's log, its logging collector's file).
-	var logPath string
-	if err := p.Provider.QueryRow(ctx, "SELECT current_setting('data_directory') || '/' || pg_current_logfile()", []any{&logPath}); err != nil {
-		t.Fatal(err)
-	}
-	logBefore, _ := os.ReadFile(logPath)
-	execAll(ctx, t, []sqlStep{{p.Provider, "GRANT EXECUTE ON FUNCTION rf_ok(int) TO repl"}})
-	if err := p.RestartSubscription(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
-		log, _ := os.ReadFile(logPath)
-		return len(log) > len(logBefore) && strings.Contains(string(log[len(logBefore):]), "permission denied for function rf_ok")
-	}); err != nil {
-		t.Fatal("the change written before the GRANT did not fail again after it: if pglogical now decodes it, the finding's text is out of date")
 	}
 
 	code, plan, errOut := pglmon(t, "repair", "--config", cfg, "--subscription", p.Sub())

@@ -354,6 +354,9 @@ func (d *diagnosis) subscription(subscriber *probe.Snapshot, sub probe.Subscript
 	if denied := d.Unreadable[key]; len(denied.Tables) > 0 && !elsewhere {
 		add(copyDeniedFinding(sub, out.Provider, denied.Role, denied.Tables))
 	}
+	if denied := d.Unreadable[key]; len(denied.Filters) > 0 && !elsewhere {
+		add(filterDeniedFinding(sub, out.Provider, denied.Role, denied.Filters))
+	}
 	if prov == nil && len(downNodes) == 0 {
 		add(Finding{Code: CodeProviderNotConfigured, Severity: Warning,
 			Message: fmt.Sprintf("provider node %q of %s is not among the configured nodes; add it to check its slot, lag and retained WAL", sub.ProviderNode, sub.Name)})
@@ -1270,11 +1273,38 @@ func (d *diagnosis) nodes() []Node {
 type CopyDenied struct {
 	Role   string
 	Tables []string
+	// Filters: the tables whose row filter calls a function Role may not
+	// execute (row_filter_not_permitted).
+	Filters []FilterDenied
+}
+
+// FilterDenied is a table (schema.table unquoted) whose row filter calls
+// Function (as regprocedure writes it), which the role of a subscription's
+// provider connection may not execute.
+type FilterDenied struct {
+	Table    string `json:"table"`
+	Function string `json:"function"`
 }
 
 // copyDeniedFinding is copy_not_permitted for subscription sub, whose
 // provider connection's role may not read tables (schema.table) on
 // provider.
+func filterDeniedFinding(sub probe.Subscription, provider, role string, filters []FilterDenied) Finding {
+	if provider == "" {
+		provider = sub.ProviderNode
+	}
+	var calls, grants []string
+	for _, f := range filters {
+		calls = append(calls, "function "+f.Function+", which the row filter of "+pgident.RegclassOf(f.Table)+" calls")
+		if g := "GRANT EXECUTE ON FUNCTION " + f.Function + " TO " + pgident.Ident(role) + ";"; !slices.Contains(grants, g) {
+			grants = append(grants, g)
+		}
+	}
+	return Finding{Code: CodeRowFilterNotPermitted, Severity: Critical, Human: true,
+		Message: fmt.Sprintf("the role of %s's provider connection, %s, may not execute %s on %s: the provider's walsender evaluates a row filter as that role, so the next change to such a table stops %s at every start, for ever, also after a GRANT then (measured with pglogical 2.4.2: logical decoding reads the function's privileges as they were when the change was made), and the table's copy fails too; run on %s now, before any change to it: %s",
+			sub.Name, role, strings.Join(calls, "; "), provider, sub.Name, provider, strings.Join(grants, " "))}
+}
+
 func copyDeniedFinding(sub probe.Subscription, provider, role string, tables []string) Finding {
 	if provider == "" {
 		provider = sub.ProviderNode

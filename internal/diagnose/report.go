@@ -104,13 +104,16 @@ const (
 	CodeNodeUnreachable        = "node_unreachable"
 	// CodeNodeInRecovery: a node pglmon reaches is a standby, where
 	// pglogical runs no worker and keeps no logical slot.
-	CodeNodeInRecovery         = "node_in_recovery"
-	CodeInitFailed             = "init_failed"
-	CodeTableSyncStalled       = "table_sync_stalled"
-	CodePartitionedTable       = "partitioned_table"
-	CodeTableCopyRefused       = "table_copy_refused"
-	CodeTableSyncError         = "table_sync_error"
-	CodeCopyNotPermitted       = "copy_not_permitted"
+	CodeNodeInRecovery   = "node_in_recovery"
+	CodeInitFailed       = "init_failed"
+	CodeTableSyncStalled = "table_sync_stalled"
+	CodePartitionedTable = "partitioned_table"
+	CodeTableCopyRefused = "table_copy_refused"
+	CodeTableSyncError   = "table_sync_error"
+	CodeCopyNotPermitted = "copy_not_permitted"
+	// CodeRowFilterNotPermitted: the role of a subscription's provider
+	// connection may not execute a function a row filter of its sets calls.
+	CodeRowFilterNotPermitted  = "row_filter_not_permitted"
 	CodeSchemaMismatch         = "schema_mismatch"
 	CodePartitionNotReplicated = "partition_not_replicated"
 	// CodeTableCopyFailed: pglogical's table sync COPY failed, yet the

@@ -194,14 +194,8 @@ func TestLeftSetsNamesATableNoSetHolds(t *testing.T) {
 func TestUnreadableNamesWhatARoleMayNotCopy(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	p := pgtest.NewPair(t, pgtest.PairOptions{})
-	prov, _ := connect(t, p)
-	role := "copier_" + p.Provider.Name
-	t.Cleanup(func() {
-		_ = p.Provider.Cluster.Exec(context.Background(), p.Provider.Name, "DROP OWNED BY "+role+"; DROP ROLE IF EXISTS "+role)
-	})
+	p, prov, role := withRole(t, "copier_")
 	for _, sql := range []string{
-		"CREATE ROLE " + role,
 		"CREATE TABLE cols (id int PRIMARY KEY, v text, secret text)",
 		"SELECT pglogical.replication_set_add_table('set_0', 'cols', false, ARRAY['id', 'v'])",
 		"GRANT SELECT (id, v) ON cols TO " + role,
@@ -231,4 +225,57 @@ func TestUnreadableNamesWhatARoleMayNotCopy(t *testing.T) {
 			t.Errorf("role %q: %v (%v), want none", r, got, err)
 		}
 	}
+}
+
+// FilterDenied names the set tables whose row filter calls a function the
+// role may not execute, directly or as an operator's; nothing once it may,
+// for a role the provider does not have, or for a superuser.
+func TestFilterDeniedNamesARowFilterARoleMayNotRun(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p, prov, role := withRole(t, "filter_")
+	for _, sql := range []string{
+		"CREATE FUNCTION rf_ok(int) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT $1 > 0'",
+		"CREATE FUNCTION rf_gt(int, int) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT $1 > $2'",
+		"CREATE OPERATOR >>> (FUNCTION = rf_gt, LEFTARG = int, RIGHTARG = int)",
+		"REVOKE EXECUTE ON FUNCTION rf_ok(int), rf_gt(int, int) FROM PUBLIC",
+		"CREATE TABLE f1 (id int PRIMARY KEY); CREATE TABLE f2 (id int PRIMARY KEY); CREATE TABLE f3 (id int PRIMARY KEY)",
+		"SELECT pglogical.replication_set_add_table('set_0', 'f1', false, row_filter := 'rf_ok(id) AND id < 100')",
+		"SELECT pglogical.replication_set_add_table('set_0', 'f2', false, row_filter := 'id >>> 0')",
+		"SELECT pglogical.replication_set_add_table('set_0', 'f3', false, row_filter := 'id > 0')",
+	} {
+		if err := p.Provider.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	sets := []string{"set_0"}
+	got, err := FilterDenied(ctx, prov, role, sets)
+	want := []diagnose.FilterDenied{{Table: "public.f1", Function: "rf_ok(integer)"}, {Table: "public.f2", Function: "rf_gt(integer,integer)"}}
+	if err != nil || !slices.Equal(got, want) {
+		t.Errorf("got %v (%v), want %v", got, err, want)
+	}
+	if err := p.Provider.Exec(ctx, "GRANT EXECUTE ON FUNCTION rf_ok(int), rf_gt(int, int) TO "+role); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []string{role, "", "no_such_role_" + p.Provider.Name, "postgres"} {
+		if got, err := FilterDenied(ctx, prov, r, sets); err != nil || len(got) != 0 {
+			t.Errorf("role %q: %v (%v), want none", r, got, err)
+		}
+	}
+}
+
+// withRole is a new pair, a connection to its provider, and a role of the
+// provider named prefix + its database's name (dropped at the end).
+func withRole(t *testing.T, prefix string) (*pgtest.Pair, *pgx.Conn, string) {
+	t.Helper()
+	p := pgtest.NewPair(t, pgtest.PairOptions{})
+	prov, _ := connect(t, p)
+	role := prefix + p.Provider.Name
+	t.Cleanup(func() {
+		_ = p.Provider.Cluster.Exec(context.Background(), p.Provider.Name, "DROP OWNED BY "+role+"; DROP ROLE IF EXISTS "+role)
+	})
+	if err := p.Provider.Exec(context.Background(), "CREATE ROLE "+role); err != nil {
+		t.Fatal(err)
+	}
+	return p, prov, role
 }

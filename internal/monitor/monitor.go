@@ -473,6 +473,9 @@ func (m *Monitor) schema(ctx context.Context, cs *conns, snaps []probe.Snapshot,
 					denied.Tables = append(denied.Tables, r.String())
 				}
 			}
+			if fs, err := drift.FilterDenied(ctx, pc, in.role, sub.ReplicationSets); err == nil {
+				denied.Filters = fs
+			}
 			m.schemaChecks[key] = schemaCheck{at: now, schemaInputs: in, found: got.Mismatches, left: gone, unreadable: denied, tables: watch, queue: ps.DDLQueue}
 			out[key], left[key], unreadable[key] = got.Mismatches, gone, denied
 		}

@@ -662,7 +662,7 @@ Nothing is lost meanwhile: the provider's slot keeps the changes (watch its reta
 				owner = "SELECT DISTINCT proowner::regrole FROM pg_proc WHERE proname = " + q(name) + ";"
 			default:
 				grant := "      -- the privilege the error names, on " + kind + " " + name + ", to " + role
-				owner = "SELECT relowner::regrole FROM pg_class WHERE relname = " + q(name) + ";"
+				owner = "SELECT relowner::regrole FROM pg_class WHERE oid = " + q(name) + "::regclass;"
 				if kind == "schema" {
 					grant = "      GRANT USAGE ON SCHEMA " + pgident.Ident(name) + " TO " + role + ";"
 					owner = "SELECT nspowner::regrole FROM pg_namespace WHERE nspname = " + q(name) + ";"
@@ -831,6 +831,14 @@ before the next copy of one is needed (a resynchronisation after verify finds it
 table added again, an upgrade's restore); then check:
   pglmon status --config FILE --subscription %[3]s
 The daemon compares again within a minute.`, s.Provider, f.Message, sh(s.Name))
+	case diagnose.CodeRowFilterNotPermitted:
+		fmt.Fprintf(&b, `%[2]s.
+Run the GRANTs on provider %[1]s now, before the next change to one of those tables (or give the
+function to a role the subscription's provider connection is a member of). Then check:
+  pglmon status --config FILE --subscription %[3]s
+The daemon compares again within a minute. If a change was made already, %[4]s is down and
+its finding (provider_connection_failed) names the change; its plan (pglmon repair --subscription
+%[3]s) is the way out: the GRANT does not help that change.`, s.Provider, f.Message, sh(s.Name), s.Name)
 	case diagnose.CodeTableSyncStalled:
 		fmt.Fprintf(&b, `A table of %[1]s has not finished its initial copy. Look in the subscriber's log for the
 table-sync worker's error (often a missing column, a constraint, or a lock). Once fixed,
