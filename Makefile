@@ -41,7 +41,7 @@ vet:
 
 # Every test, the real-PostgreSQL ones included.
 test: deps vet
-	$(GO) test -race -count=1 -timeout 25m ./...
+	$(GO) test -race -count=1 -parallel 4 -timeout 25m ./...
 	@bash scripts/check-no-stray-postgres.sh
 
 # Benchmarks print their figures; they are not part of `make test`.
