@@ -1286,9 +1286,9 @@ type FilterDenied struct {
 	Function string `json:"function"`
 }
 
-// copyDeniedFinding is copy_not_permitted for subscription sub, whose
-// provider connection's role may not read tables (schema.table) on
-// provider.
+// filterDeniedFinding is row_filter_not_permitted for subscription sub,
+// whose provider connection's role may not execute functions that row
+// filters of its sets call on provider.
 func filterDeniedFinding(sub probe.Subscription, provider, role string, filters []FilterDenied) Finding {
 	if provider == "" {
 		provider = sub.ProviderNode
@@ -1301,10 +1301,13 @@ func filterDeniedFinding(sub probe.Subscription, provider, role string, filters 
 		}
 	}
 	return Finding{Code: CodeRowFilterNotPermitted, Severity: Critical, Human: true,
-		Message: fmt.Sprintf("the role of %s's provider connection, %s, may not execute %s on %s: the provider's walsender evaluates a row filter as that role, so the next change to such a table stops %s at every start, for ever, also after a GRANT then (measured with pglogical 2.4.2: logical decoding reads the function's privileges as they were when the change was made), and the table's copy fails too; run on %s now, before any change to it: %s",
+		Message: fmt.Sprintf("the role of %s's provider connection, %s, may not execute %s on %s: the provider's walsender evaluates a row filter as that role, so the next change to such a table stops %s at every start, for ever, and a GRANT made after that change does not help it (measured with pglogical 2.4.2: logical decoding reads the function's privileges as they were when the change was made); the table's copy fails too; run on %s now, before any change to it: %s",
 			sub.Name, role, strings.Join(calls, "; "), provider, sub.Name, provider, strings.Join(grants, " "))}
 }
 
+// copyDeniedFinding is copy_not_permitted for subscription sub, whose
+// provider connection's role may not read tables (schema.table) on
+// provider.
 func copyDeniedFinding(sub probe.Subscription, provider, role string, tables []string) Finding {
 	if provider == "" {
 		provider = sub.ProviderNode

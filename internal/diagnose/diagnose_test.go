@@ -39,6 +39,7 @@ type world struct {
 	left      map[string][]string
 	seqs      map[string][]SequenceBehind
 	wal       map[string]probe.LSN
+	denied    map[string]CopyDenied
 }
 
 func healthy() *world {
@@ -66,7 +67,7 @@ func (w *world) downFor(d time.Duration) {
 func (w *world) run() Report {
 	snaps := []probe.Snapshot{w.prov, w.sub}
 	w.hist.Observe(snaps, w.now)
-	return Diagnose(Input{Now: w.now, Thresholds: thresholds, Snapshots: snaps, History: w.hist, Schema: w.schema, LeftSets: w.left, Sequences: w.seqs, ProviderWAL: w.wal})
+	return Diagnose(Input{Now: w.now, Thresholds: thresholds, Snapshots: snaps, History: w.hist, Schema: w.schema, LeftSets: w.left, Sequences: w.seqs, ProviderWAL: w.wal, Unreadable: w.denied})
 }
 
 func TestDiagnose(t *testing.T) {
@@ -972,6 +973,28 @@ func TestNotStreaming(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// row_filter_not_permitted: critical, for a person, naming each table and
+// function, with one GRANT per function.
+func TestRowFilterNotPermittedMessage(t *testing.T) {
+	w := healthy()
+	w.denied = map[string]CopyDenied{"s/sub": {Role: "Repl", Filters: []FilterDenied{
+		{Table: "public.a", Function: "rf_ok(integer)"}, {Table: "Sales.B", Function: "rf_ok(integer)"}}}}
+	s := w.run().Subscriptions[0]
+	if len(s.Findings) != 1 {
+		t.Fatalf("%+v", s.Findings)
+	}
+	f := s.Findings[0]
+	for _, want := range []string{`the role of sub's provider connection, Repl, may not execute function rf_ok(integer), which the row filter of public.a calls; function rf_ok(integer), which the row filter of "Sales"."B" calls on p`,
+		"the next change to such a table stops sub at every start, for ever", `run on p now, before any change to it: GRANT EXECUTE ON FUNCTION rf_ok(integer) TO "Repl";`} {
+		if !strings.Contains(f.Message, want) {
+			t.Errorf("message lacks %q: %s", want, f.Message)
+		}
+	}
+	if f.Code != CodeRowFilterNotPermitted || f.Severity != Critical || !f.Human || f.Remedy != "" || strings.Count(f.Message, "GRANT EXECUTE") != 1 {
+		t.Errorf("finding: %+v", f)
 	}
 }
 

@@ -833,8 +833,8 @@ table added again, an upgrade's restore); then check:
 The daemon compares again within a minute.`, s.Provider, f.Message, sh(s.Name))
 	case diagnose.CodeRowFilterNotPermitted:
 		fmt.Fprintf(&b, `%[2]s.
-Run the GRANTs on provider %[1]s now, before the next change to one of those tables (or give the
-function to a role the subscription's provider connection is a member of). Then check:
+Run the GRANTs on provider %[1]s now, before the next change to one of those tables (or grant
+EXECUTE to a role that the provider connection's role is a member of). Then check:
   pglmon status --config FILE --subscription %[3]s
 The daemon compares again within a minute. If a change was made already, %[4]s is down and
 its finding (provider_connection_failed) names the change; its plan (pglmon repair --subscription
