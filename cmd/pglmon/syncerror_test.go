@@ -208,42 +208,52 @@ func TestChangesWrittenWhileTheRoleLackedUsage(t *testing.T) {
 		t.Fatalf("message: %s", msg)
 	}
 	code, plan, errOut := pglmon(t, "repair", "--config", cfg, "--subscription", p.Sub())
-	add := regexp.MustCompile(`SELECT pglogical\.alter_node_add_interface\(.*\);`).FindString(plan)
-	if code != 1 || add == "" || !strings.Contains(plan, "is past "+lsn[1]) {
+	if code != 1 || !strings.Contains(plan, "is past "+lsn[1]) {
 		t.Fatalf("repair's plan: exit %d\n%s\n%s", code, plan, errOut)
 	}
-	// Followed as printed: the owner (postgres, a superuser; no password
-	// with the test clusters' trust), then back.
+	followOwnerPlan(t, p, cfg, plan, "SELECT nspowner::regrole FROM pg_namespace WHERE nspname = 'pglogical';",
+		[2]string{"SELECT val FROM items_0 WHERE id = 21", "while revoked"},
+		"INSERT INTO items_0 VALUES (22, 'as repl again', 1)", [2]string{"SELECT val FROM items_0 WHERE id = 22", "as repl again"})
+}
+
+// followOwnerPlan follows, as printed, repair's way (b) for changes the
+// role of the provider connection could not decode: an interface as the
+// owner ownerQuery (which the plan prints) names (postgres, a superuser;
+// no password with the test clusters' trust), a restart, and the row
+// arrived (a query of its value, and the value) through it; then back,
+// insert run on the provider, and its row arrives through the role's own
+// connection, with status exit 0.
+func followOwnerPlan(t *testing.T, p *pgtest.Pair, cfg, plan, ownerQuery string, arrived [2]string, insert string, again [2]string) {
+	t.Helper()
+	ctx := context.Background()
+	add := regexp.MustCompile(`SELECT pglogical\.alter_node_add_interface\(.*\);`).FindString(plan)
+	move := regexp.MustCompile(`SELECT pglogical\.alter_subscription_interface\([^)]*\);`).FindAllString(plan, -1)
+	drop := regexp.MustCompile(`SELECT pglogical\.alter_node_drop_interface\([^)]*\);`).FindString(plan)
+	if add == "" || len(move) != 2 || drop == "" || !strings.Contains(plan, ownerQuery) || !strings.Contains(plan, "--subscription "+p.Sub()+" --remedy restart") {
+		t.Fatalf("repair's plan: %q %q %q, %q\n%s", add, move, drop, ownerQuery, plan)
+	}
 	var owner string
-	if err := p.Provider.QueryRow(ctx, "SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = 'pglogical'", []any{&owner}); err != nil {
+	if err := p.Provider.QueryRow(ctx, "SELECT ("+strings.TrimSuffix(ownerQuery, ";")+")::text", []any{&owner}); err != nil {
 		t.Fatal(err)
 	}
 	add = strings.NewReplacer("<owner>", owner, " password=<its password>", "").Replace(add)
-	move := regexp.MustCompile(`SELECT pglogical\.alter_subscription_interface\([^)]*\);`).FindAllString(plan, -1)
-	drop := regexp.MustCompile(`SELECT pglogical\.alter_node_drop_interface\([^)]*\);`).FindString(plan)
-	if len(move) != 2 || drop == "" {
-		t.Fatalf("repair's plan: %q %q\n%s", move, drop, plan)
-	}
 	execAll(ctx, t, []sqlStep{{p.Subscriber, add}, {p.Subscriber, move[0]}})
-	if !strings.Contains(plan, "--subscription "+p.Sub()+" --remedy restart") {
-		t.Errorf("the plan's restart after the move:\n%s", plan)
-	}
 	if code, out, errOut := pglmon(t, "repair", "--config", cfg, "--subscription", p.Sub(), "--remedy", "restart", "--yes"); code != 0 {
 		t.Fatalf("restart on the owner's connection: exit %d\n%s\n%s", code, out, errOut)
 	}
 	var val string
 	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
-		return p.Subscriber.QueryRow(ctx, "SELECT val FROM items_0 WHERE id = 21", []any{&val}) == nil && val == "while revoked"
+		return p.Subscriber.QueryRow(ctx, arrived[0], []any{&val}) == nil && val == arrived[1]
 	}); err != nil {
-		t.Fatalf("row 21 on the subscriber through the owner's connection: %q", val)
+		t.Fatalf("through the owner's connection, %s: %q", arrived[0], val)
 	}
-	execAll(ctx, t, []sqlStep{{p.Subscriber, move[1]}, {p.Subscriber, drop}, {p.Provider, "INSERT INTO items_0 VALUES (22, 'as repl again', 1)"}})
+	execAll(ctx, t, []sqlStep{{p.Subscriber, move[1]}, {p.Subscriber, drop}, {p.Provider, insert}})
 	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
 		code, _ := status(t, cfg, "--no-wait")
-		return code == 0 && p.Subscriber.QueryRow(ctx, "SELECT val FROM items_0 WHERE id = 22", []any{&val}) == nil && val == "as repl again"
+		return code == 0 && p.Subscriber.QueryRow(ctx, again[0], []any{&val}) == nil && val == again[1]
 	}); err != nil {
 		code, st := status(t, cfg, "--no-wait")
-		t.Fatalf("moved back: status exit %d (%+v), row 22 %q", code, st, val)
+		t.Fatalf("moved back: status exit %d (%+v), %s: %q", code, st, again[0], val)
 	}
 }
 
@@ -310,34 +320,10 @@ func TestARowFilterFunctionTheRoleMayNotExecute(t *testing.T) {
 	}
 
 	code, plan, errOut := pglmon(t, "repair", "--config", cfg, "--subscription", p.Sub())
-	add := regexp.MustCompile(`SELECT pglogical\.alter_node_add_interface\(.*\);`).FindString(plan)
-	move := regexp.MustCompile(`SELECT pglogical\.alter_subscription_interface\([^)]*\);`).FindAllString(plan, -1)
-	drop := regexp.MustCompile(`SELECT pglogical\.alter_node_drop_interface\([^)]*\);`).FindString(plan)
-	ownerQuery := regexp.MustCompile(`SELECT DISTINCT proowner::regrole FROM pg_proc WHERE proname = 'rf_ok';`).FindString(plan)
-	if code != 1 || add == "" || len(move) != 2 || drop == "" || ownerQuery == "" || !strings.Contains(plan, "GRANT EXECUTE ON FUNCTION rf_ok TO repl;") || !strings.Contains(plan, "is past "+lsn[1]) {
+	if code != 1 || !strings.Contains(plan, "GRANT EXECUTE ON FUNCTION rf_ok TO repl;") || !strings.Contains(plan, "is past "+lsn[1]) {
 		t.Fatalf("repair's plan: exit %d\n%s\n%s", code, plan, errOut)
 	}
-	var owner string
-	if err := p.Provider.QueryRow(ctx, strings.Replace(ownerQuery, "proowner::regrole", "proowner::regrole::text", 1), []any{&owner}); err != nil {
-		t.Fatal(err)
-	}
-	add = strings.NewReplacer("<owner>", owner, " password=<its password>", "").Replace(add)
-	execAll(ctx, t, []sqlStep{{p.Subscriber, add}, {p.Subscriber, move[0]}})
-	if code, out, errOut := pglmon(t, "repair", "--config", cfg, "--subscription", p.Sub(), "--remedy", "restart", "--yes"); code != 0 {
-		t.Fatalf("restart on the owner's connection: exit %d\n%s\n%s", code, out, errOut)
-	}
-	var v string
-	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
-		return p.Subscriber.QueryRow(ctx, "SELECT v FROM rf WHERE id = 1", []any{&v}) == nil && v == "before the grant"
-	}); err != nil {
-		t.Fatalf("row 1 on the subscriber through the owner's connection: %q", v)
-	}
-	execAll(ctx, t, []sqlStep{{p.Subscriber, move[1]}, {p.Subscriber, drop}, {p.Provider, "INSERT INTO rf VALUES (2, 'as repl again')"}})
-	if err := pgtest.Poll(ctx, 60*time.Second, func() bool {
-		code, _ := status(t, cfg, "--no-wait")
-		return code == 0 && p.Subscriber.QueryRow(ctx, "SELECT v FROM rf WHERE id = 2", []any{&v}) == nil && v == "as repl again"
-	}); err != nil {
-		code, st := status(t, cfg, "--no-wait")
-		t.Fatalf("moved back: status exit %d (%+v), row 2 %q", code, st, v)
-	}
+	followOwnerPlan(t, p, cfg, plan, "SELECT DISTINCT proowner::regrole FROM pg_proc WHERE proname = 'rf_ok';",
+		[2]string{"SELECT v FROM rf WHERE id = 1", "before the grant"},
+		"INSERT INTO rf VALUES (2, 'as repl again')", [2]string{"SELECT v FROM rf WHERE id = 2", "as repl again"})
 }
