@@ -189,10 +189,7 @@ func TestAProviderRoleThatMayNotUseSchemaPglogical(t *testing.T) {
 func TestChangesWrittenWhileTheRoleLackedUsage(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	p := pgtest.NewPair(t, pgtest.PairOptions{Own: true, Rows: 3, SubscriberConf: pgtest.LogCollector, ProviderConf: pgtest.LogCollector})
-	if err := p.ConnectAs(ctx, p.Sub(), "repl", "user=repl"); err != nil {
-		t.Fatal(err)
-	}
+	p := replPair(t)
 	execAll(ctx, t, []sqlStep{
 		{p.Provider, "REVOKE USAGE ON SCHEMA pglogical FROM repl"},
 		{p.Provider, "INSERT INTO items_0 VALUES (21, 'while revoked', 1)"},
@@ -269,10 +266,7 @@ func followOwnerPlan(t *testing.T, p *pgtest.Pair, cfg, plan, ownerQuery string,
 func TestARowFilterFunctionTheRoleMayNotExecute(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	p := pgtest.NewPair(t, pgtest.PairOptions{Own: true, Rows: 3, SubscriberConf: pgtest.LogCollector, ProviderConf: pgtest.LogCollector})
-	if err := p.ConnectAs(ctx, p.Sub(), "repl", "user=repl"); err != nil {
-		t.Fatal(err)
-	}
+	p := replPair(t)
 	execAll(ctx, t, []sqlStep{
 		{p.Provider, "CREATE FUNCTION rf_ok(int) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT $1 > 0'"},
 		{p.Provider, "REVOKE EXECUTE ON FUNCTION rf_ok(int) FROM PUBLIC"},
@@ -326,4 +320,16 @@ func TestARowFilterFunctionTheRoleMayNotExecute(t *testing.T) {
 	followOwnerPlan(t, p, cfg, plan, "SELECT DISTINCT proowner::regrole FROM pg_proc WHERE proname = 'rf_ok';",
 		[2]string{"SELECT v FROM rf WHERE id = 1", "before the grant"},
 		"INSERT INTO rf VALUES (2, 'as repl again')", [2]string{"SELECT v FROM rf WHERE id = 2", "as repl again"})
+}
+
+// replPair is a pair of its own with 3 rows, both servers logging through
+// the logging collector, whose subscription streams as the role repl
+// (pgtest.Pair.ConnectAs).
+func replPair(t *testing.T) *pgtest.Pair {
+	t.Helper()
+	p := pgtest.NewPair(t, pgtest.PairOptions{Own: true, Rows: 3, SubscriberConf: pgtest.LogCollector, ProviderConf: pgtest.LogCollector})
+	if err := p.ConnectAs(context.Background(), p.Sub(), "repl", "user=repl"); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
