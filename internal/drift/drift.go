@@ -323,15 +323,7 @@ func leftOf(ctx context.Context, sub *pgx.Conn, subscription string, schemas, na
 	if schemas == nil {
 		schemas, names = []string{}, []string{}
 	}
-	rows, err := sub.Query(ctx, leftQuery, subscription, schemas, names)
-	if err != nil {
-		return nil, fmt.Errorf("read the tables pglogical copied to the subscriber: %w", err)
-	}
-	out, err := relations(rows)
-	if err != nil {
-		return nil, fmt.Errorf("read the tables pglogical copied to the subscriber: %w", err)
-	}
-	return out, nil
+	return queryRelations(ctx, sub, "the tables pglogical copied to the subscriber", leftQuery, subscription, schemas, names)
 }
 
 // existingQuery lists the tables ($1 schemas, $2 names) the server has.
@@ -348,26 +340,24 @@ func Existing(ctx context.Context, conn *pgx.Conn, rels []Relation) ([]Relation,
 	for i, r := range rels {
 		schemas[i], names[i] = r.Schema, r.Name
 	}
-	rows, err := conn.Query(ctx, existingQuery, schemas, names)
-	if err != nil {
-		return nil, fmt.Errorf("read which tables the server has: %w", err)
-	}
-	out, err := relations(rows)
-	if err != nil {
-		return nil, fmt.Errorf("read which tables the server has: %w", err)
-	}
-	return out, nil
+	return queryRelations(ctx, conn, "which tables the server has", existingQuery, schemas, names)
 }
 
 // SetTables lists the tables the replication sets hold on the provider.
 func SetTables(ctx context.Context, prov *pgx.Conn, sets []string) ([]Relation, error) {
-	rows, err := prov.Query(ctx, setTablesQuery, sets)
+	return queryRelations(ctx, prov, "the tables of replication sets on the provider", setTablesQuery, sets)
+}
+
+// queryRelations runs query (which lists schemas and names) with args on
+// conn; an error says it could not read what.
+func queryRelations(ctx context.Context, conn *pgx.Conn, what, query string, args ...any) ([]Relation, error) {
+	rows, err := conn.Query(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("read the tables of replication sets on the provider: %w", err)
+		return nil, fmt.Errorf("read %s: %w", what, err)
 	}
 	out, err := relations(rows)
 	if err != nil {
-		return nil, fmt.Errorf("read the tables of replication sets on the provider: %w", err)
+		return nil, fmt.Errorf("read %s: %w", what, err)
 	}
 	return out, nil
 }
@@ -454,9 +444,5 @@ func Unreadable(ctx context.Context, prov *pgx.Conn, role string, sets []string)
 	if role == "" {
 		return nil, nil
 	}
-	rows, err := prov.Query(ctx, unreadableQuery, sets, role)
-	if err != nil {
-		return nil, fmt.Errorf("read which tables of the replication sets %s may read on the provider: %w", role, err)
-	}
-	return relations(rows)
+	return queryRelations(ctx, prov, "which tables of the replication sets "+role+" may read on the provider", unreadableQuery, sets, role)
 }
